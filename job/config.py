@@ -1,0 +1,181 @@
+"""Typed job configuration with defaults, validated at start.
+
+Sources, in order of precedence: a YAML file (`--config`), or an Amazon Managed Service for
+Apache Flink `application_properties.json` (a list of {"PropertyGroupId", "PropertyMap"}; group
+ids are the section names below, values may be strings). See flink-conf/.
+"""
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+import yaml
+
+from job.parse import FlowFormat, FormatError
+from schemas.flowlog import DEFAULT_FORMAT
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobSection:
+    parallelism: int = 1
+    window_seconds: int = 60
+    checkpoint_interval_seconds: int = 10
+    # Spreads flow groups over the attribution operator's instances (keyed state).
+    attribution_keys: int = 128
+    # Python bundles: one element is a whole batch of flows, so small bundles cost little and
+    # keep latency and watermark progress smooth.
+    bundle_size: int = 100
+    bundle_time_ms: int = 100
+    watermark_interval_ms: int = 200
+    # On a local mini-cluster PyFlink runs Python in the client process ("loopback": one
+    # interpreter lock for all operators) unless told to start worker processes ("process").
+    python_workers: str = "process"
+
+
+@dataclass(frozen=True)
+class FlowsSection:
+    format: str = " ".join(DEFAULT_FORMAT)
+    # Allowed lateness: a flow whose window closed more than this before its arrival is late.
+    out_of_orderness_seconds: int = 300
+    chunk_lines: int = 5000
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MetadataSection:
+    # Changes may arrive this much out of ts order; flows wait for it.
+    out_of_orderness_seconds: int = 30
+    # Longest (processing-time) wait for metadata before attributing with what is known.
+    max_wait_seconds: int = 600
+    # Ownership ranges that ended this long before the metadata watermark are forgotten.
+    retention_seconds: int = 7200
+
+
+@dataclass(frozen=True)
+class OutputsSection:
+    enriched: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    job: JobSection = field(default_factory=JobSection)
+    flows: FlowsSection = field(default_factory=FlowsSection)
+    metadata: MetadataSection = field(default_factory=MetadataSection)
+    outputs: OutputsSection = field(default_factory=OutputsSection)
+
+    @property
+    def flow_format(self) -> FlowFormat:
+        return FlowFormat.parse(self.flows.format)
+
+    def replace(self, **sections) -> "Config":
+        """Config with some fields changed: replace(job={"parallelism": 2})."""
+        merged = {name: {**dataclasses.asdict(getattr(self, name)), **values}
+                  for name, values in sections.items()}
+        return from_dict({**dataclasses.asdict(self), **merged})
+
+
+def _coerce(section: str, f, value):
+    where = f"{section}.{f.name}"
+    if f.type is bool or f.type == "bool":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if f.type is int or f.type == "int":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(doc: dict) -> Config:
+    if not isinstance(doc, dict):
+        raise ConfigError("config must be a mapping of sections")
+    sections = {f.name: f for f in fields(Config)}
+    unknown = set(doc) - set(sections)
+    if unknown:
+        raise ConfigError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(sections)}")
+    built = {}
+    for name, sec_field in sections.items():
+        cls = sec_field.default_factory
+        values = doc.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name}: expected a mapping, got {values!r}")
+        known = {f.name: f for f in fields(cls)}
+        bad = set(values) - set(known)
+        if bad:
+            raise ConfigError(f"unknown key(s) {sorted(bad)} in {name}; known: {sorted(known)}")
+        built[name] = cls(**{k: _coerce(name, known[k], v) for k, v in values.items()})
+    config = Config(**built)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    positive = [("job", "parallelism"), ("job", "window_seconds"),
+                ("job", "checkpoint_interval_seconds"), ("job", "attribution_keys"),
+                ("job", "bundle_size"), ("job", "bundle_time_ms"), ("job", "watermark_interval_ms"),
+                ("flows", "chunk_lines"), ("flows", "max_decompressed_bytes"),
+                ("metadata", "max_wait_seconds"), ("metadata", "retention_seconds")]
+    for section, key in positive:
+        if getattr(getattr(config, section), key) <= 0:
+            raise ConfigError(f"{section}.{key} must be positive")
+    for section, key in [("flows", "out_of_orderness_seconds"),
+                         ("metadata", "out_of_orderness_seconds")]:
+        if getattr(getattr(config, section), key) < 0:
+            raise ConfigError(f"{section}.{key} must not be negative")
+    if config.metadata.retention_seconds < (config.flows.out_of_orderness_seconds
+                                            + config.job.window_seconds):
+        raise ConfigError("metadata.retention_seconds must cover flows.out_of_orderness_seconds "
+                          "+ job.window_seconds, or flows still in time would lose their owner")
+    if config.job.python_workers not in ("process", "loopback"):
+        raise ConfigError("job.python_workers must be process or loopback")
+    try:
+        config.flow_format
+    except FormatError as err:
+        raise ConfigError(f"flows.format: {err}") from None
+
+
+def load(path: str = None) -> Config:
+    """Loads YAML or application_properties.json; no path means all defaults."""
+    if path is None:
+        return from_dict({})
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    try:
+        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {err}") from None
+    if isinstance(doc, list):
+        doc = from_application_properties(doc)
+    return from_dict(doc or {})
+
+
+def from_application_properties(groups: list) -> dict:
+    doc = {}
+    for group in groups:
+        try:
+            doc[group["PropertyGroupId"]] = dict(group["PropertyMap"])
+        except (KeyError, TypeError):
+            raise ConfigError("application properties: each group needs PropertyGroupId and "
+                              "PropertyMap") from None
+    return doc
+
+
+def to_application_properties(config: Config) -> list:
+    return [{"PropertyGroupId": name,
+             "PropertyMap": {k: str(v).lower() if isinstance(v, bool) else str(v)
+                             for k, v in dataclasses.asdict(getattr(config, name)).items()}}
+            for name in (f.name for f in fields(Config))]

@@ -1,0 +1,1 @@
+"""Thin PyFlink adapters around the pure-Python core (job.parse, job.attribute, ...)."""

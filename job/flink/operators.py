@@ -1,0 +1,239 @@
+"""Flink functions: each one call per batch, delegating the work to the pure-Python core."""
+import json
+import random
+
+from pyflink.common import Row, Types
+from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, ProcessFunction,
+                                RuntimeContext, TimeDomain)
+from pyflink.datastream.state import MapStateDescriptor
+
+from job.aggregate import LatenessHorizon, is_late
+from job.attribute import attribute_group
+from job.codec import decode_group, encode_group
+from job.config import Config
+from job.ownership import MetadataClock, MetaEvent, MetaEventError, OwnershipIndex, parse_event
+from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
+from schemas.flink import row_type
+from schemas.metadata import ABSENT, ASSIGN, HEARTBEAT, METADATA_EVENT, OWNER_FIELDS, UNASSIGN
+from schemas.outputs import DEAD_LETTER, FLOW_GROUP, PARTIAL_AGGREGATE
+
+DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
+COUNTS = OutputTag("counts", Types.STRING())
+ENRICHED = OutputTag("enriched", Types.STRING())
+LATE = OutputTag("late", Types.STRING())
+
+FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
+METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
+# Parse operators emit (record, event time in epoch ms); see job.flink.streams. Flow groups
+# travel with their key in front: Row(key, group).
+KEYED_FLOW_GROUP_TYPE = Types.ROW([Types.INT(), FLOW_GROUP_TYPE])
+TIMED_FLOW_GROUP_TYPE = Types.TUPLE([KEYED_FLOW_GROUP_TYPE, Types.LONG()])
+TIMED_METADATA_EVENT_TYPE = Types.TUPLE([METADATA_EVENT_TYPE, Types.LONG()])
+PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
+
+# Broadcast state: IP -> encoded ownership changes; CLOCK_KEY (not an IP) -> metadata clock.
+OWNERSHIP_STATE = MapStateDescriptor("ip-ownership", Types.STRING(), Types.STRING())
+CLOCK_KEY = "clock"
+MAX_WATERMARK = 2**63 - 1
+PENDING_STATE = MapStateDescriptor("pending-flow-groups", Types.LONG(),
+                                   Types.PRIMITIVE_ARRAY(Types.BYTE()))
+
+
+class Metrics:
+    """Flink counters created on first use, named as in schemas.outputs.COUNTERS."""
+
+    def __init__(self, runtime_context: RuntimeContext):
+        self._group = runtime_context.get_metrics_group().add_group("flowdredge")
+        self._counters = {}
+
+    def add(self, counts) -> None:
+        for name, n in counts.items():
+            counter = self._counters.get(name)
+            if counter is None:
+                counter = self._counters[name] = self._group.counter(name)
+            counter.inc(n)
+
+
+def counts_line(stage: str, counts) -> str:
+    return json.dumps({"stage": stage, **{k: v for k, v in counts.items() if v}})
+
+
+def dead_letter_lines(dead_letters) -> str:
+    return "\n".join(json.dumps(dict(zip(DEAD_LETTER.names, d))) for d in dead_letters)
+
+
+class ParseFlowRecords(ProcessFunction):
+    """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
+    with the group's latest flow start."""
+
+    def __init__(self, config: Config):
+        self.format_text = config.flows.format
+        self.window_seconds = config.job.window_seconds
+        self.max_bytes = config.flows.max_decompressed_bytes
+        self.keys = config.job.attribution_keys
+
+    def open(self, runtime_context: RuntimeContext):
+        self.fmt = FlowFormat.parse(self.format_text)
+        self.metrics = Metrics(runtime_context)
+        self.producer = runtime_context.get_index_of_this_subtask()
+        self.next_key = self.producer
+
+    def process_element(self, raw, ctx):
+        result = parse_record(raw, "record", self.fmt, self.window_seconds, self.max_bytes)
+        for group in result.groups:
+            self.next_key = (self.next_key + 1) % self.keys
+            row = Row(self.producer, group.window_start, group.max_start, encode_group(group))
+            yield Row(self.next_key, row), group.max_start * 1000
+        if result.dead_letters:
+            yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
+        yield COUNTS, counts_line("parse", result.counts)
+        self.metrics.add(result.counts)
+
+
+class ParseMetadataEvents(ProcessFunction):
+    """One changelog line -> a typed event row and its timestamp (the changelog is small next to
+    the flows, so one call per event is affordable).
+
+    A HEARTBEAT at ts promises completeness up to ts: shifting its timestamp by the
+    out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
+    ts - bound."""
+
+    def __init__(self, config: Config):
+        self.shift = config.metadata.out_of_orderness_seconds * 1000
+
+    def open(self, runtime_context: RuntimeContext):
+        self.metrics = Metrics(runtime_context)
+
+    def process_element(self, line, ctx):
+        try:
+            e = parse_event(line)
+        except MetaEventError as err:
+            self.metrics.add({"metadata_dead_letter": 1})
+            yield DEAD_LETTERS, dead_letter_lines([("metadata", err.reason, "metadata",
+                                                    line[:EXCERPT_CHARS])])
+            yield COUNTS, counts_line("metadata", {"metadata_dead_letter": 1})
+            return
+        row = Row(e.type, e.ts, e.ip, *(e.owner or (ABSENT,) * len(OWNER_FIELDS)))
+        yield row, e.ts + self.shift if e.type == HEARTBEAT else e.ts
+
+
+def _event(row) -> MetaEvent:
+    kind, ts, ip = row[0], row[1], row[2]
+    return MetaEvent(kind, ts, ip, tuple(row[3:]) if kind == ASSIGN else None)
+
+
+class AttributeFlows(KeyedBroadcastProcessFunction):
+    """Keeps ownership ranges in broadcast state (with an in-memory index as cache) and
+    attributes flow groups once the metadata is complete for them, or the max wait passed."""
+
+    def __init__(self, config: Config):
+        self.window_seconds = config.job.window_seconds
+        self.flow_ooo_ms = config.flows.out_of_orderness_seconds * 1000
+        self.parse_parallelism = config.job.parallelism
+        self.meta_ooo_ms = config.metadata.out_of_orderness_seconds * 1000
+        self.max_wait_ms = config.metadata.max_wait_seconds * 1000
+        self.retention_ms = config.metadata.retention_seconds * 1000
+        self.enriched = config.outputs.enriched
+
+    def open(self, runtime_context: RuntimeContext):
+        self.index = OwnershipIndex()
+        self.clock = MetadataClock(self.meta_ooo_ms)
+        self.loaded = False
+        self.pruned_to = None
+        self.horizon = LatenessHorizon(self.parse_parallelism, self.flow_ooo_ms)
+        self.pending = runtime_context.get_map_state(PENDING_STATE)
+        self.metrics = Metrics(runtime_context)
+
+    def _load(self, state) -> None:
+        """After a start or restore, fills the cache from broadcast state once."""
+        if self.loaded:
+            return
+        for ip, encoded in state.items():
+            if ip == CLOCK_KEY:
+                self.clock = MetadataClock.decode(encoded, self.meta_ooo_ms)
+            else:
+                self.index.load(ip, encoded)
+        self.loaded = True
+
+    def process_broadcast_element(self, row, ctx):
+        state = ctx.get_broadcast_state(OWNERSHIP_STATE)
+        self._load(state)
+        event = _event(row)
+        counts = {"metadata_events": 1}
+        if self.clock.observe(event):
+            counts["metadata_late"] = 1
+        if event.type == HEARTBEAT:
+            counts["heartbeats"] = 1
+        else:
+            self.index.apply(event)
+            state.put(event.ip, self.index.encode(event.ip))
+        state.put(CLOCK_KEY, self.clock.encode())
+        self._prune(state)
+        self.metrics.add(counts)
+        yield COUNTS, counts_line("metadata", counts)
+
+    def _prune(self, state) -> None:
+        wm = self.clock.watermark
+        if wm is None:
+            return
+        horizon = wm - self.retention_ms
+        if self.pruned_to is not None and horizon - self.pruned_to < self.retention_ms // 4:
+            return
+        changed, removed = self.index.prune(horizon)
+        for ip in changed:
+            state.put(ip, self.index.encode(ip))
+        for ip in removed:
+            state.remove(ip)
+        self.pruned_to = horizon
+
+    def process_element(self, row, ctx):
+        self._load(ctx.get_broadcast_state(OWNERSHIP_STATE))
+        producer, window_start, max_start, payload = row[0], row[1], row[2], row[3]
+        timers = ctx.timer_service()
+        horizon = self.horizon.observe(producer, max_start * 1000, timers.current_watermark())
+        if is_late(window_start, self.window_seconds, horizon):
+            yield from self._emit(decode_group(payload, window_start, max_start), late=True)
+        elif self.clock.complete_up_to(max_start * 1000):
+            yield from self._emit(decode_group(payload, window_start, max_start))
+        else:
+            deadline = timers.current_processing_time() + self.max_wait_ms
+            header = b"%d %d %d\n" % (window_start, max_start, deadline)
+            self.pending.put(random.getrandbits(63), header + payload)
+            timers.register_event_time_timer(max_start * 1000)
+            timers.register_processing_time_timer(deadline)
+            self.metrics.add({"groups_waited": 1})
+            yield COUNTS, counts_line("attribute", {"groups_waited": 1})
+
+    def on_timer(self, timestamp: int, ctx):
+        event_time = ctx.time_domain() == TimeDomain.EVENT_TIME
+        # The final watermark means every input, the changelog too, has ended: nothing more
+        # can arrive, so what is known is complete.
+        inputs_ended = ctx.timer_service().current_watermark() >= MAX_WATERMARK
+        ready = []
+        for seq, value in self.pending.items():
+            header, payload = bytes(value).split(b"\n", 1)
+            window_start, max_start, deadline = map(int, header.split())
+            if (max_start * 1000 if event_time else deadline) <= timestamp:
+                ready.append((seq, window_start, max_start, payload))
+        for seq, window_start, max_start, payload in ready:
+            self.pending.remove(seq)
+            group = decode_group(payload, window_start, max_start)
+            if not (inputs_ended or self.clock.complete_up_to(max_start * 1000)):
+                self.metrics.add({"groups_after_max_wait": 1})
+                yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
+            yield from self._emit(group)
+
+    def _emit(self, group, late=False):
+        extra = {"window_start": group.window_start} if late else None
+        out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra)
+        n = len(group.flows)
+        out.counts["flows_late" if late else "flows_aggregated"] += n
+        if late:
+            yield LATE, "\n".join(out.enriched)
+        else:
+            for partial in out.partials.rows():
+                yield Row(*partial)
+            if out.enriched:
+                yield ENRICHED, "\n".join(out.enriched)
+        self.metrics.add(out.counts)
+        yield COUNTS, counts_line("attribute", out.counts)

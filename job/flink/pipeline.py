@@ -1,0 +1,119 @@
+"""The flowdredge dataflow, independent of where records come from and go to.
+
+    flow records --parse--> flow groups --key--\
+                                                 attribute (keyed broadcast) --> partial rows --SQL TUMBLE--> aggregates
+    changelog ---parse---> events --broadcast--/         \--> enriched, late, dead-letter, counts
+
+`build_pipeline` takes the sources and sinks as arguments so tests can pass bounded sources and
+collecting sinks; `job.cli` wires files (replay, demo) and later Kinesis.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+from pyflink.common import Duration, Types
+from pyflink.common.watermark_strategy import WatermarkStrategy
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import Schema, StreamTableEnvironment
+
+from job.config import Config
+from job.flink.streams import keyed_by_first_field, with_event_time
+from job.flink.operators import (COUNTS, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
+                                 KEYED_FLOW_GROUP_TYPE, LATE,
+                                 METADATA_EVENT_TYPE, OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE,
+                                 TIMED_FLOW_GROUP_TYPE, TIMED_METADATA_EVENT_TYPE,
+                                 AttributeFlows, ParseFlowRecords, ParseMetadataEvents)
+from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
+
+
+@dataclass
+class Sources:
+    """Each returns a DataStream: flow records (str or bytes), changelog lines (str)."""
+    flows: Callable[[StreamExecutionEnvironment], DataStream]
+    metadata: Callable[[StreamExecutionEnvironment], DataStream]
+
+
+@dataclass
+class Sinks:
+    """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
+    `aggregates(t_env, table)` writes the aggregate table (returns a TableResult or None)."""
+    text: Callable
+    aggregates: Callable
+
+
+TEXT_OUTPUTS = ("enriched", "late", "dead_letter", "counts")
+
+
+def configure(env: StreamExecutionEnvironment, config: Config) -> None:
+    env.set_parallelism(config.job.parallelism)
+    env.enable_checkpointing(config.job.checkpoint_interval_seconds * 1000)
+
+
+def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks,
+                   config: Config):
+    """Adds the job to `env`; returns the statement set holding the SQL part (caller executes
+    `env.execute()` after `statement_set.attach_as_datastream()`)."""
+    t_env = StreamTableEnvironment.create(env)
+    # Stable uids for the SQL operators too (the window state), so savepoints map back.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+
+    parsed = (sources.flows(env)
+              .process(ParseFlowRecords(config), output_type=TIMED_FLOW_GROUP_TYPE)
+              .name("parse flow records").uid("parse-flow-records"))
+    flow_groups = with_event_time(
+        parsed, WatermarkStrategy.for_bounded_out_of_orderness(
+            Duration.of_seconds(config.flows.out_of_orderness_seconds)),
+        KEYED_FLOW_GROUP_TYPE, "flow groups", "flow-groups")
+
+    # The changelog stays at parallelism 1 up to the broadcast: its order matters.
+    events = (sources.metadata(env)
+              .process(ParseMetadataEvents(config), output_type=TIMED_METADATA_EVENT_TYPE)
+              .name("parse metadata events").uid("parse-metadata-events")
+              .set_parallelism(1))
+    timed_events = with_event_time(
+        events, WatermarkStrategy
+        .for_bounded_out_of_orderness(Duration.of_seconds(config.metadata.out_of_orderness_seconds))
+        .with_idleness(Duration.of_seconds(config.metadata.max_wait_seconds)),
+        METADATA_EVENT_TYPE, "metadata events", "metadata-events", parallelism=1)
+
+    attributed = (keyed_by_first_field(flow_groups, Types.INT(), FLOW_GROUP_TYPE)
+                  .connect(timed_events.broadcast(OWNERSHIP_STATE))
+                  .process(AttributeFlows(config), output_type=PARTIAL_AGGREGATE_TYPE)
+                  .name("attribute flows").uid("attribute-flows"))
+
+    def side(stream, tag, uid):
+        return stream.get_side_output(tag).name(f"{uid} {tag.tag_id}").uid(f"{uid}-{tag.tag_id}")
+
+    text = {
+        "enriched": side(attributed, ENRICHED, "attribute-flows"),
+        "late": side(attributed, LATE, "attribute-flows"),
+        "dead_letter": side(parsed, DEAD_LETTERS, "parse-flow-records").union(
+            side(events, DEAD_LETTERS, "parse-metadata-events")),
+        "counts": side(parsed, COUNTS, "parse-flow-records").union(
+            side(events, COUNTS, "parse-metadata-events"),
+            side(attributed, COUNTS, "attribute-flows")),
+    }
+    if not config.outputs.enriched:
+        del text["enriched"]
+    for name, stream in text.items():
+        sinks.text(name, stream)
+
+    return sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
+
+
+def window_aggregates(t_env: StreamTableEnvironment, partials: DataStream, config: Config):
+    """Sums partial rows per event-time tumbling window, in the JVM (Flink SQL)."""
+    table = t_env.from_data_stream(
+        partials,
+        Schema.new_builder()
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(`win_start` * 1000, 3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build())
+    t_env.create_temporary_view("partial_aggregates", table)
+    dims = ", ".join(f"`{f.name}`" for f in PARTIAL_AGGREGATE.fields[:len(AGGREGATE_DIMENSIONS)])
+    # Columns in AGGREGATE order; sinks insert by position.
+    return t_env.sql_query(f"""
+        SELECT {dims},
+               SUM(`flows`) AS `flows`, SUM(`packets`) AS `packets`, SUM(`bytes`) AS `bytes`
+        FROM TABLE(TUMBLE(TABLE partial_aggregates, DESCRIPTOR(`rowtime`),
+                          INTERVAL '{config.job.window_seconds}' SECOND))
+        GROUP BY `window_start`, `window_end`, {dims}""")

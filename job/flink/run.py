@@ -1,0 +1,50 @@
+"""Creating the Flink environment and running the job on bounded files."""
+import os
+import sys
+
+from pyflink.common import Configuration
+from pyflink.datastream import StreamExecutionEnvironment
+
+from connectors.files import file_sinks, file_sources
+from job.config import Config
+from job.flink.pipeline import build_pipeline, configure
+
+
+def flink_configuration(config: Config) -> Configuration:
+    conf = Configuration()
+    # Python workers must run the interpreter that has flowdredge and pyflink installed.
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("python.fn-execution.bundle.size", str(config.job.bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", str(config.job.bundle_time_ms))
+    conf.set_string("pipeline.auto-watermark-interval", f"{config.job.watermark_interval_ms}ms")
+    return conf
+
+
+def make_env(config: Config) -> StreamExecutionEnvironment:
+    conf = flink_configuration(config)
+    # Read by PyFlink when the environment starts (a private switch; see docs/operations.md).
+    os.environ["_python_worker_execution_mode"] = config.job.python_workers
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    configure(env, config)
+    return env
+
+
+def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
+              job_name: str = "flowdredge replay"):
+    """Runs the pipeline bounded over staged files (job.replay); blocks until done."""
+    env = make_env(config)
+    build_pipeline(env, file_sources(staged_flows, staged_metadata), file_sinks(output_dir),
+                   config)
+    return env.execute(job_name)
+
+
+def prepare_output(output_dir: str, overwrite: bool) -> None:
+    from job.outputs import OUTPUTS, clear_outputs
+    existing = [name for name in OUTPUTS
+                if os.path.isdir(os.path.join(output_dir, name))
+                and os.listdir(os.path.join(output_dir, name))]
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds outputs {existing}; choose another "
+                              f"--output or pass --overwrite")
+    clear_outputs(output_dir)

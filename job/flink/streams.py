@@ -1,0 +1,40 @@
+"""Stream plumbing that PyFlink's Python API does in extra Python operators, done in Java.
+
+Event time: PyFlink's assign_timestamps_and_watermarks with a Python TimestampAssigner adds its own Python
+operator at the default parallelism (which reorders a parallelism-1 stream such as the
+changelog) and gives it no uid. Our parse operators compute the timestamp anyway, so the Java
+steps that PyFlink uses internally are applied here directly, with names, uids and parallelism.
+Keys: likewise, the parse operator emits each group's key.
+"""
+from pyflink.common import Types
+from pyflink.common.watermark_strategy import WatermarkStrategy
+from pyflink.datastream import DataStream, KeyedStream
+from pyflink.java_gateway import get_gateway
+
+
+def with_event_time(pairs: DataStream, strategy: WatermarkStrategy, record_type, name: str,
+                    uid: str, parallelism: int = None) -> DataStream:
+    """`pairs` holds Tuple(record, epoch ms); returns the records with timestamps and
+    watermarks from `strategy` (which must not carry a Python timestamp assigner)."""
+    jvm = get_gateway().jvm
+    events = jvm.org.apache.flink.streaming.api.functions.python.eventtime
+    stamped = pairs._j_data_stream.assignTimestampsAndWatermarks(
+        strategy._j_watermark_strategy.withTimestampAssigner(events.CustomTimestampAssigner()))
+    stamped.name(f"{name}: watermarks").uid(f"{uid}-watermarks")
+    records = stamped.map(events.RemoveTimestampMapFunction(),
+                          record_type.get_java_type_info())
+    records.name(name).uid(uid)
+    if parallelism is not None:
+        stamped.setParallelism(parallelism)
+        records.setParallelism(parallelism)
+    return DataStream(records)
+
+
+def keyed_by_first_field(stream: DataStream, key_type, value_type) -> KeyedStream:
+    """`stream` holds Row(key, value); returns it keyed by `key`, as PyFlink's key_by does but
+    without the extra Python operator (and its missing uid) that key_by adds to compute keys:
+    our parse operator emits the key with the record."""
+    jvm = get_gateway().jvm
+    j_keyed = stream._j_data_stream.keyBy(jvm.KeyByKeySelector(),
+                                          Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, stream)

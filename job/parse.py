@@ -1,0 +1,250 @@
+"""Input records to parsed flow groups: decoding, line parsing, window grouping.
+
+Pure Python (no pyflink). One call handles one input record: a CloudWatch Logs subscription
+envelope (gzip JSON) or a chunk of an S3 flow-log file. Nothing in a record can raise out of
+`parse_record`: bad items become dead letters with a reason code, good lines still go through.
+"""
+import base64
+import binascii
+import gzip
+import ipaddress
+import json
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from schemas.fields import ADDR, INT, LONG
+from schemas.flowlog import BY_AWS_NAME, NO_TRAFFIC_STATUSES, PORT_FIELDS, REQUIRED
+
+EXCERPT_CHARS = 256
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class FormatError(ValueError):
+    """A flow-log format string or header names an unknown field or lacks a required one."""
+
+
+class FlowFormat:
+    """The field order of flow-log lines, from a format string or an S3 header line."""
+
+    def __init__(self, aws_names):
+        names = tuple(aws_names)
+        unknown = [n for n in names if n not in BY_AWS_NAME]
+        if unknown:
+            raise FormatError(f"unknown flow-log field(s) {unknown} (schemas/flowlog.py lists "
+                              f"the known ones)")
+        missing = [n for n in REQUIRED if n not in names]
+        if missing:
+            raise FormatError(f"flow-log format lacks required field(s) {missing}")
+        self.names = names
+        self.keys = tuple(BY_AWS_NAME[n].key for n in names)
+        self.width = len(names)
+        self.pos = {n: i for i, n in enumerate(names)}
+        self.int_positions = tuple(i for i, n in enumerate(names) if BY_AWS_NAME[n].kind in (INT, LONG))
+        self.addr_positions = tuple(i for i, n in enumerate(names) if BY_AWS_NAME[n].kind == ADDR)
+        self.port_positions = tuple(self.pos[n] for n in PORT_FIELDS if n in self.pos)
+        self.status_pos = self.pos.get("log-status")
+        self.start_pos = self.pos["start"]
+        self.end_pos = self.pos.get("end")
+
+    @classmethod
+    def parse(cls, text: str) -> "FlowFormat":
+        """Accepts `${version} ${account-id} ...` (AWS format string) or a header line."""
+        return cls(tok.strip("${}") for tok in text.split())
+
+    def __eq__(self, other):
+        return isinstance(other, FlowFormat) and other.names == self.names
+
+    def __hash__(self):
+        return hash(self.names)
+
+    def __str__(self):
+        return " ".join(self.names)
+
+
+@dataclass
+class FlowGroup:
+    """Parsed flows of one record that fall in one window."""
+    fmt: FlowFormat
+    window_start: int
+    max_start: int
+    flows: list
+    source: str
+
+
+@dataclass
+class ParseResult:
+    groups: list = field(default_factory=list)
+    dead_letters: list = field(default_factory=list)   # (stage, reason, source, excerpt)
+    counts: Counter = field(default_factory=Counter)
+
+    def dead(self, reason: str, source: str, raw) -> None:
+        if isinstance(raw, (bytes, bytearray)):
+            raw = bytes(raw[:EXCERPT_CHARS]).decode("utf-8", "backslashreplace")
+        self.dead_letters.append(("flows", reason, source, raw[:EXCERPT_CHARS]))
+        self.counts["dead_letter"] += 1
+
+
+class LineError(ValueError):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+_valid_addresses: dict = {}
+
+
+def _is_address(text: str) -> bool:
+    ok = _valid_addresses.get(text)
+    if ok is None:
+        try:
+            ipaddress.ip_address(text)
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_valid_addresses) > 1_000_000:
+            _valid_addresses.clear()
+        _valid_addresses[text] = ok
+    return ok
+
+
+def parse_line(fmt: FlowFormat, line: str):
+    """One flow-log line to a tuple in `fmt` order ('-' becomes None); raises LineError."""
+    parts = line.split()
+    if len(parts) != fmt.width:
+        raise LineError("field_count")
+    for i, value in enumerate(parts):
+        if value == "-":
+            parts[i] = None
+    try:
+        for i in fmt.int_positions:
+            if parts[i] is not None:
+                parts[i] = int(parts[i])
+    except ValueError:
+        raise LineError("not_a_number") from None
+    if fmt.status_pos is not None and parts[fmt.status_pos] in NO_TRAFFIC_STATUSES:
+        return tuple(parts)
+    for i in fmt.addr_positions:
+        if parts[i] is not None and not _is_address(parts[i]):
+            raise LineError("bad_address")
+    for i in fmt.port_positions:
+        if parts[i] is not None and not 0 <= parts[i] <= 65535:
+            raise LineError("port_out_of_range")
+    start = parts[fmt.start_pos]
+    if start is None or parts[fmt.pos["srcaddr"]] is None or parts[fmt.pos["dstaddr"]] is None:
+        raise LineError("missing_required_field")
+    if fmt.end_pos is not None and parts[fmt.end_pos] is not None and parts[fmt.end_pos] < start:
+        raise LineError("end_before_start")
+    return tuple(parts)
+
+
+def parse_lines(fmt: FlowFormat, lines, source: str, window_seconds: int,
+                result: ParseResult) -> None:
+    """Parses lines into per-window FlowGroups appended to `result`."""
+    groups = {}
+    counts = result.counts
+    status_pos = fmt.status_pos
+    start_pos = fmt.start_pos
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        counts["lines_in"] += 1
+        try:
+            flow = parse_line(fmt, line)
+        except LineError as err:
+            result.dead(err.reason, source, line)
+            continue
+        if status_pos is not None and flow[status_pos] in NO_TRAFFIC_STATUSES:
+            counts["no_data" if flow[status_pos] == "NODATA" else "skip_data"] += 1
+            continue
+        start = flow[start_pos]
+        window_start = start - start % window_seconds
+        group = groups.get(window_start)
+        if group is None:
+            group = groups[window_start] = FlowGroup(fmt, window_start, start, [], source)
+        elif start > group.max_start:
+            group.max_start = start
+        group.flows.append(flow)
+    counts["flows_parsed"] += sum(len(g.flows) for g in groups.values())
+    result.groups.extend(groups.values())
+
+
+def _gunzip_capped(data: bytes, cap: int) -> bytes:
+    """Decompresses gzip without ever holding more than `cap` bytes (gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(data, cap + 1)
+    if len(out) > cap or inflater.unconsumed_tail:
+        raise LineError("too_large")
+    if not inflater.eof:
+        raise LineError("bad_gzip")   # truncated
+    return out
+
+
+def _parse_cloudwatch(envelope, source, default_fmt, window_seconds, result):
+    if not isinstance(envelope, dict) or "messageType" not in envelope:
+        raise LineError("not_cloudwatch")
+    if envelope["messageType"] == "CONTROL_MESSAGE":
+        result.counts["records_skipped"] += 1
+        return
+    events = envelope.get("logEvents")
+    if envelope["messageType"] != "DATA_MESSAGE" or not isinstance(events, list):
+        raise LineError("not_cloudwatch")
+    source = f"{envelope.get('logGroup', '?')}/{envelope.get('logStream', '?')}"
+    lines = []
+    for event in events:
+        message = event.get("message") if isinstance(event, dict) else None
+        if isinstance(message, str):
+            lines.append(message)
+        else:
+            result.dead("not_cloudwatch", source, json.dumps(event)[:EXCERPT_CHARS])
+    parse_lines(default_fmt, lines, source, window_seconds, result)
+
+
+def _parse_chunk(chunk, source, window_seconds, result):
+    """A chunk of an S3 file, as written by `job.replay`: {"source","format","lines"}."""
+    try:
+        fmt = FlowFormat.parse(chunk["format"])
+        lines = chunk["lines"]
+        source = chunk.get("source", source)
+    except (KeyError, TypeError, FormatError):
+        raise LineError("bad_chunk") from None
+    if not isinstance(lines, list):
+        raise LineError("bad_chunk")
+    parse_lines(fmt, lines, source, window_seconds, result)
+
+
+def parse_record(raw, source: str, default_fmt: FlowFormat, window_seconds: int,
+                 max_decompressed_bytes: int) -> ParseResult:
+    """Any input record (gzip CloudWatch envelope as bytes or base64, or a file chunk as JSON
+    text) to flow groups, dead letters and counts."""
+    result = ParseResult()
+    result.counts["records_in"] += 1
+    try:
+        if isinstance(raw, str):
+            text = raw.strip()
+            if text.startswith("{"):
+                _parse_chunk(json.loads(text), source, window_seconds, result)
+                return result
+            try:
+                raw = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise LineError("bad_base64") from None
+        if not raw.startswith(GZIP_MAGIC):
+            raise LineError("not_gzip")
+        try:
+            payload = _gunzip_capped(raw, max_decompressed_bytes)
+        except (zlib.error, EOFError, gzip.BadGzipFile):
+            raise LineError("bad_gzip") from None
+        try:
+            envelope = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            raise LineError("not_json") from None
+        if isinstance(envelope, dict) and "lines" in envelope:
+            _parse_chunk(envelope, source, window_seconds, result)
+        else:
+            _parse_cloudwatch(envelope, source, default_fmt, window_seconds, result)
+    except LineError as err:
+        result.dead(err.reason, source, raw)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        result.dead("malformed", source, raw)
+    return result

@@ -1,0 +1,49 @@
+"""What a user wants to see first after a run, from its output folder. Pure Python."""
+from collections import Counter
+
+from job.outputs import read_records, total_counts
+
+OWNED_APPS_EXCLUDED = ("unattributed", "internet")
+
+
+def summarize(output_dir: str, top: int = 10) -> dict:
+    counts = total_counts(output_dir)
+    edges, rejects = Counter(), Counter()
+    for row in read_records(output_dir, "aggregates"):
+        edges[(row["src_app"], row["dst_app"])] += row["bytes"]
+        if row["action"] == "REJECT":
+            rejects[row["dst_app"]] += row["flows"]
+    return {"counts": counts, "top_edges": edges.most_common(top),
+            "rejects": rejects.most_common(top)}
+
+
+def _pct(part, whole):
+    return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
+
+
+def render(summary: dict, output_dir: str) -> str:
+    c = summary["counts"]
+    flows = c["flows_aggregated"] + c["flows_late"]
+    ends = 2 * flows
+    owned = c["src_owned"] + c["dst_owned"]
+    lines = [
+        f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
+        f"({c['dead_letter']:,} dead-lettered, {c['no_data'] + c['skip_data']:,} NODATA/SKIPDATA)",
+        f"flows aggregated: {c['flows_aggregated']:,}   late: {c['flows_late']:,}",
+        f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}); "
+        f"internet: {c['src_internet'] + c['dst_internet']:,}; "
+        f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}",
+        f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
+        f"{c['metadata_dead_letter']:,} dead-lettered); flow groups that waited for metadata: "
+        f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,}",
+        "",
+        "top app -> app edges by bytes:",
+    ]
+    for (src, dst), nbytes in summary["top_edges"]:
+        lines.append(f"  {src:>18} -> {dst:<18} {nbytes / 1e6:10.1f} MB")
+    lines += ["", "REJECTed flows by destination app:"]
+    for app, n in summary["rejects"] or [("(none)", 0)]:
+        lines.append(f"  {app:>18} {n:8,}")
+    lines += ["", f"outputs (JSON Lines) under {output_dir}/: aggregates/ enriched/ late/ "
+                  f"dead_letter/ counts/"]
+    return "\n".join(lines)

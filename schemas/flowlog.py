@@ -1,0 +1,63 @@
+"""VPC Flow Log fields as AWS documents them (versions 2 to 8 and later).
+
+`aws` is the name used in format strings and S3 header lines; `key` is the name used in our
+outputs (dashes become underscores). `-` in a log line means absent and is carried as None.
+"""
+from dataclasses import dataclass
+
+from schemas.fields import ADDR, INT, LONG, STRING
+
+
+@dataclass(frozen=True)
+class FlowLogField:
+    aws: str
+    kind: str
+    version: int
+
+    @property
+    def key(self) -> str:
+        return self.aws.replace("-", "_")
+
+
+def _fields(version, kind, names):
+    return tuple(FlowLogField(n, kind, version) for n in names.split())
+
+
+FLOW_LOG_FIELDS = (
+    _fields(2, INT, "version")
+    + _fields(2, STRING, "account-id interface-id")
+    + _fields(2, ADDR, "srcaddr dstaddr")
+    + _fields(2, INT, "srcport dstport protocol")
+    + _fields(2, LONG, "packets bytes start end")
+    + _fields(2, STRING, "action log-status")
+    + _fields(3, STRING, "vpc-id subnet-id instance-id")
+    + _fields(3, INT, "tcp-flags")
+    + _fields(3, STRING, "type")
+    + _fields(3, ADDR, "pkt-srcaddr pkt-dstaddr")
+    + _fields(4, STRING, "region az-id sublocation-type sublocation-id")
+    + _fields(5, STRING, "pkt-src-aws-service pkt-dst-aws-service flow-direction")
+    + _fields(5, INT, "traffic-path")
+    + _fields(6, STRING, "resource-type tgw-id tgw-attachment-id tgw-src-vpc-account-id "
+                         "tgw-dst-vpc-account-id tgw-src-vpc-id tgw-dst-vpc-id tgw-src-subnet-id "
+                         "tgw-dst-subnet-id tgw-src-eni tgw-dst-eni tgw-src-az-id tgw-dst-az-id "
+                         "tgw-pair-attachment-id")
+    + _fields(6, LONG, "packets-lost-no-route packets-lost-blackhole packets-lost-mtu-exceeded "
+                       "packets-lost-ttl-expired")
+    + _fields(7, STRING, "ecs-cluster-arn ecs-cluster-name ecs-container-instance-arn "
+                         "ecs-container-instance-id ecs-container-id ecs-second-container-id "
+                         "ecs-service-name ecs-task-definition-arn ecs-task-arn ecs-task-id")
+    + _fields(8, INT, "reject-reason")
+)
+
+BY_AWS_NAME = {f.aws: f for f in FLOW_LOG_FIELDS}
+
+DEFAULT_FORMAT = (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+    "start end action log-status"
+).split()
+
+# Without these a line cannot be attributed or placed in a window.
+REQUIRED = ("srcaddr", "dstaddr", "start")
+
+PORT_FIELDS = ("srcport", "dstport")
+NO_TRAFFIC_STATUSES = ("NODATA", "SKIPDATA")

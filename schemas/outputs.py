@@ -1,0 +1,67 @@
+"""Schemas of what the job emits, and of the typed rows that cross between its stages."""
+from schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
+from schemas.metadata import OWNER_FIELDS
+
+AGGREGATE_DIMENSIONS = (
+    Field("window_start", LONG, "window start, epoch seconds (windows are on flow start)"),
+    Field("src_app", STRING), Field("src_region", STRING),
+    Field("dst_app", STRING), Field("dst_region", STRING),
+    Field("dst_port", INT, "null when the log line has none"),
+    Field("protocol", INT, "IANA protocol number, null when absent"),
+    Field("action", STRING, "ACCEPT / REJECT, null when absent"),
+)
+AGGREGATE_MEASURES = (
+    Field("flows", LONG, "flow log lines"),
+    Field("packets", LONG),
+    Field("bytes", LONG),
+)
+# One row per window and dimension tuple.
+AGGREGATE = Schema("aggregate", AGGREGATE_DIMENSIONS + AGGREGATE_MEASURES)
+
+# The job's pre-aggregated partial rows, which Flink SQL sums per event-time window. Same shape,
+# but the window column is named apart from the window_start that TUMBLE adds.
+PARTIAL_AGGREGATE = Schema("partial_aggregate", (
+    Field("win_start", LONG, "window start, epoch seconds"),) + AGGREGATE.fields[1:])
+
+# A window's worth of parsed flows from one input record, on its way to attribution (keyed by
+# an INT that spreads groups over the attribution operator's parallel instances).
+FLOW_GROUP = Schema("flow_group", (
+    Field("producer", INT, "index of the parse instance that made the group"),
+    Field("window_start", LONG, "epoch seconds"),
+    Field("max_start", LONG, "latest flow start in the group, epoch seconds"),
+    Field("payload", BYTES, "job.codec-encoded flows"),
+))
+
+DEAD_LETTER = Schema("dead_letter", (
+    Field("stage", STRING, "flows or metadata"),
+    Field("reason", STRING, "machine-readable reason code"),
+    Field("source", STRING, "input file and chunk, or stream record"),
+    Field("excerpt", STRING, "at most the first 256 characters of the raw input"),
+))
+
+# Enriched flows: every field of the line's format (dashes as underscores), then these.
+ENRICHED_OWNER_KEYS = tuple(f"src_{f}" for f in OWNER_FIELDS) + tuple(f"dst_{f}" for f in OWNER_FIELDS)
+
+# Late flows: an enriched flow plus the window it missed.
+LATE_EXTRA_KEYS = ("window_start",)
+
+# Counters kept by every stage; a `counts` record holds the non-zero ones of one call.
+COUNTERS = (
+    "records_in",             # input records (envelopes / file chunks)
+    "records_skipped",        # CloudWatch CONTROL_MESSAGE envelopes
+    "lines_in",               # flow log lines seen
+    "flows_parsed",
+    "no_data",                # NODATA lines
+    "skip_data",              # SKIPDATA lines: AWS dropped flows there
+    "dead_letter",            # bad lines and records (see dead_letter output for reasons)
+    "flows_aggregated",
+    "flows_late",
+    "src_owned", "src_unattributed", "src_internet",
+    "dst_owned", "dst_unattributed", "dst_internet",
+    "groups_waited",          # flow groups that waited for metadata
+    "groups_after_max_wait",  # attributed before metadata was complete (max wait passed)
+    "metadata_events",
+    "metadata_late",          # changes older than the metadata watermark when they arrived
+    "metadata_dead_letter",
+    "heartbeats",
+)

@@ -1,0 +1,26 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def aws_examples():
+    """AWS's documented example flow-log lines, as {format line: [lines]} (shared/data)."""
+    path = os.path.join(SHARED, "data", "aws-flow-log-examples.txt")
+    blocks, current = {}, None
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            if line.startswith("## format:"):
+                current = line.split(":", 1)[1].strip()
+                if current.startswith("default"):
+                    current = "default"
+                blocks[current] = []
+            elif line and not line.startswith("#") and current:
+                blocks[current].append(line)
+    return blocks

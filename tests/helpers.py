@@ -1,0 +1,30 @@
+"""Running the job on files and reading its outputs back, for the mini-cluster tests."""
+import os
+
+from job.config import Config
+from job.outputs import read_records, total_counts
+from job.replay import stage_flows, stage_metadata
+
+
+def run_replay(flow_paths, metadata_paths, output_dir, config: Config):
+    from job.flink.run import run_files
+    staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
+    staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
+    stage_flows(flow_paths, staged_flows, config.flows.chunk_lines)
+    stage_metadata(metadata_paths, staged_metadata)
+    run_files(staged_flows, staged_metadata, output_dir, config, job_name="flowdredge test")
+    return output_dir
+
+
+def job_aggregates(output_dir):
+    """Aggregate rows keyed like tests.reference.aggregates; fails on duplicate keys."""
+    rows = {}
+    for r in read_records(output_dir, "aggregates"):
+        key = (r["window_start"], r["src_app"], r["src_region"], r["dst_app"], r["dst_region"],
+               r["dst_port"], r["protocol"], r["action"])
+        assert key not in rows, f"aggregate row emitted twice: {key}"
+        rows[key] = (r["flows"], r["packets"], r["bytes"])
+    return rows
+
+
+__all__ = ["job_aggregates", "read_records", "run_replay", "total_counts"]

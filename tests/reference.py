@@ -1,0 +1,109 @@
+"""An independent computation of the contract (issue #2), for tests.
+
+Deliberately shares no code with `job`: it reads the input files itself and finds owners by
+brute force over all changelog events, so a bug in the job's index or parser cannot hide here.
+"""
+import base64
+import gzip
+import ipaddress
+import json
+import os
+from collections import defaultdict
+
+PRIVATE = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10")]
+
+
+def _read_bytes(path):
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def flow_lines(paths):
+    """Yields dicts (field name -> raw string) for every flow line in the inputs."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += [os.path.join(r, f) for r, _d, fs in os.walk(p) for f in fs]
+        else:
+            files.append(p)
+    for path in sorted(files):
+        text = _read_bytes(path).decode()
+        if text.lstrip().startswith("{"):
+            yield from _envelope_lines(json.loads(text))
+            continue
+        rows = [l for l in text.split("\n") if l.strip()]
+        if rows and " " not in rows[0].strip():
+            for row in rows:
+                yield from _envelope_lines(json.loads(gzip.decompress(base64.b64decode(row))))
+        else:
+            header = rows[0].split()
+            for row in rows[1:]:
+                yield dict(zip(header, row.split()))
+
+
+DEFAULT = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+           "bytes start end action log-status").split()
+
+
+def _envelope_lines(envelope):
+    if envelope["messageType"] != "DATA_MESSAGE":
+        return
+    for event in envelope["logEvents"]:
+        yield dict(zip(DEFAULT, event["message"].split()))
+
+
+def metadata_events(paths):
+    events = defaultdict(list)   # ip -> [(ts, rank, arrival, owner|None)]
+    arrival = 0
+    for path in paths:
+        for line in _read_bytes(path).decode().splitlines():
+            if not line.strip():
+                continue
+            e = json.loads(line)
+            arrival += 1
+            if e["type"] == "ASSIGN":
+                owner = {k: e.get(k) or "-" for k in ("app", "cluster", "asg", "account",
+                                                      "region", "zone")}
+                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 1, arrival, owner))
+            elif e["type"] == "UNASSIGN":
+                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 0, arrival, None))
+    return events
+
+
+def owner_at(events, ip, t_ms):
+    candidates = [e for e in events.get(ip, ()) if e[0] <= t_ms]
+    if candidates:
+        latest = max(candidates, key=lambda e: (e[0], e[1], e[2]))
+        if latest[3] is not None:
+            return latest[3]
+    addr = ipaddress.ip_address(ip)
+    app = "unattributed" if any(addr in n for n in PRIVATE if n.version == addr.version) \
+        else "internet"
+    return {"app": app, "region": "-"}
+
+
+def aggregates(flow_paths, metadata_paths, window_seconds=60, exclude=lambda flow: False):
+    """{(window_start, src_app, src_region, dst_app, dst_region, dst_port, protocol, action):
+    (flows, packets, bytes)} over all lines with traffic."""
+    events = metadata_events(metadata_paths)
+    out = defaultdict(lambda: [0, 0, 0])
+    for f in flow_lines(flow_paths):
+        if f.get("log-status") in ("NODATA", "SKIPDATA") or exclude(f):
+            continue
+        start = int(f["start"])
+        src = owner_at(events, f.get("pkt-srcaddr", "-") if f.get("pkt-srcaddr", "-") != "-"
+                       else f["srcaddr"], start * 1000)
+        dst = owner_at(events, f.get("pkt-dstaddr", "-") if f.get("pkt-dstaddr", "-") != "-"
+                       else f["dstaddr"], start * 1000)
+        num = lambda k: None if f.get(k, "-") == "-" else int(f[k])  # noqa: E731
+        key = (start - start % window_seconds, src["app"], src["region"], dst["app"],
+               dst["region"], num("dstport"), num("protocol"),
+               None if f.get("action", "-") == "-" else f["action"])
+        sums = out[key]
+        sums[0] += 1
+        sums[1] += num("packets") or 0
+        sums[2] += num("bytes") or 0
+    return {k: tuple(v) for k, v in out.items()}

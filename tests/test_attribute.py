@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from job.aggregate import LatenessHorizon, is_late
+from job.attribute import attribute_group, unowned_owner
+from job.ownership import MetaEvent, OwnershipIndex
+from job.parse import FlowFormat, FlowGroup, parse_line
+from schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
+
+pytestmark = pytest.mark.unit
+
+
+def _owner(app, region):
+    values = dict.fromkeys(OWNER_FIELDS, "-")
+    values.update(app=app, region=region)
+    return tuple(values[f] for f in OWNER_FIELDS)
+
+
+@pytest.mark.parametrize("ip,app", [
+    ("10.1.2.3", "unattributed"), ("172.20.0.1", "unattributed"), ("192.168.1.1", "unattributed"),
+    ("100.64.0.1", "unattributed"), ("169.254.169.254", "unattributed"),
+    ("fd00::1", "unattributed"), ("fe80::1", "unattributed"),
+    ("8.8.8.8", "internet"), ("172.32.0.1", "internet"), ("2001:db8::1", "internet"),
+])
+def test_unowned_addresses(ip, app):
+    assert unowned_owner(ip)[0] == app
+    assert set(unowned_owner(ip)[1:]) == {"-"}
+
+
+def test_both_ends_attributed_at_flow_start_and_pre_aggregated():
+    index = OwnershipIndex()
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.1", _owner("api", "us-east-1")))
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.2", _owner("db", "us-east-1")))
+    index.apply(MetaEvent(UNASSIGN, 100_000, "10.0.0.2", None))
+    index.apply(MetaEvent(ASSIGN, 100_000, "10.0.0.2", _owner("cache", "eu-west-1")))
+    fmt = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
+    flows = [parse_line(fmt, l) for l in (
+        "10.0.0.1 10.0.0.2 5432 6 2 100 60 ACCEPT",
+        "10.0.0.1 10.0.0.2 5432 6 3 200 99 ACCEPT",     # 99 s < 100 s: still db
+        "10.0.0.1 10.0.0.2 5432 6 1 50 100 REJECT",     # at the change: cache
+        "10.0.0.1 8.8.8.8 443 6 1 10 70 ACCEPT")]
+    out = attribute_group(FlowGroup(fmt, 60, 100, flows, "t"), index, enriched=True)
+    rows = sorted(out.partials.rows(), key=str)
+    assert rows == sorted([
+        (60, "api", "us-east-1", "db", "us-east-1", 5432, 6, "ACCEPT", 2, 5, 300),
+        (60, "api", "us-east-1", "cache", "eu-west-1", 5432, 6, "REJECT", 1, 1, 50),
+        (60, "api", "us-east-1", "internet", "-", 443, 6, "ACCEPT", 1, 1, 10)], key=str)
+    assert out.counts == {"src_owned": 4, "dst_owned": 3, "dst_internet": 1}
+    first = json.loads(out.enriched[0])
+    assert first["src_app"] == "api" and first["dst_app"] == "db" and first["bytes"] == 100
+    assert first["dst_region"] == "us-east-1" and "dst_cluster" in first
+
+
+def test_pkt_addresses_win_over_interface_addresses():
+    index = OwnershipIndex()
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.9", _owner("real-client", "us-east-1")))
+    fmt = FlowFormat.parse("srcaddr dstaddr pkt-srcaddr pkt-dstaddr start")
+    flows = [parse_line(fmt, "10.0.0.5 10.0.0.6 10.0.0.9 - 60")]
+    out = attribute_group(FlowGroup(fmt, 60, 60, flows, "t"), index, enriched=False)
+    ((key_and_sums),) = list(out.partials.rows())
+    assert key_and_sums[1] == "real-client" and key_and_sums[3] == "unattributed"
+
+
+def test_lateness():
+    assert not is_late(60, 60, 119_998)
+    assert is_late(60, 60, 119_999)
+    horizon = LatenessHorizon(producers=2, out_of_orderness_ms=1000)
+    assert horizon.observe(0, 50_000, -1) == -1          # producer 1 not heard from yet
+    assert horizon.observe(1, 10_000, -1) == 8_999       # min over producers, minus the bound
+    assert horizon.observe(1, 90_000, 60_000) == 60_000  # never behind the watermark

@@ -1,0 +1,50 @@
+import json
+import os
+
+import pytest
+
+from job.config import Config, ConfigError, load, to_application_properties
+
+pytestmark = pytest.mark.unit
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_defaults_are_valid():
+    cfg = load(None)
+    assert cfg.job.window_seconds == 60 and cfg.flow_format.names[0] == "version"
+
+
+def test_yaml_and_application_properties_give_the_same_config(tmp_path):
+    (tmp_path / "c.yaml").write_text("job:\n  window_seconds: 300\noutputs:\n  enriched: false\n")
+    (tmp_path / "c.json").write_text(json.dumps([
+        {"PropertyGroupId": "job", "PropertyMap": {"window_seconds": "300"}},
+        {"PropertyGroupId": "outputs", "PropertyMap": {"enriched": "false"}}]))
+    assert load(str(tmp_path / "c.yaml")) == load(str(tmp_path / "c.json"))
+
+
+def test_shipped_application_properties_round_trip():
+    path = os.path.join(ROOT, "flink-conf", "application_properties.json")
+    with open(path) as fh:
+        assert json.load(fh) == to_application_properties(Config())
+    assert load(path) == Config()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("jobs: {}", "unknown config section"),
+    ("job: {windows: 5}", "unknown key"),
+    ("job: {window_seconds: soon}", "expected an integer"),
+    ("job: {window_seconds: 0}", "must be positive"),
+    ("outputs: {enriched: maybe}", "expected true or false"),
+    ("flows: {format: 'srcaddr dstaddr'}", "flows.format"),
+    ("metadata: {retention_seconds: 10}", "retention_seconds must cover"),
+    ("job: [1]", "expected a mapping"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load(str(tmp_path / "c.yaml"))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load(str(tmp_path / "nope.yaml"))

@@ -1,0 +1,58 @@
+import base64
+import gzip
+import json
+
+import pytest
+
+from job.replay import InputError, delivery_order, stage_flows, stage_metadata
+
+pytestmark = pytest.mark.unit
+HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+LINE = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 60 70 ACCEPT OK"
+
+
+def test_s3_files_become_chunks_in_delivery_order(tmp_path):
+    late = tmp_path / "a" / "x_vpcflowlogs_r_fl-1_20260101T0010Z_1.log.gz"
+    early = tmp_path / "b" / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    for p in (late, early):
+        p.parent.mkdir()
+        with gzip.open(p, "wt") as fh:
+            fh.write(HEADER + "\n" + "\n".join([LINE] * 5) + "\n")
+    staged = tmp_path / "staged.txt"
+    stats = stage_flows([str(tmp_path / "a"), str(tmp_path / "b")], str(staged), chunk_lines=2)
+    chunks = [json.loads(l) for l in staged.read_text().splitlines()]
+    assert stats.files == 2 and stats.records == 6 and stats.lines == 10
+    assert [c["source"].split("/")[-2] for c in chunks][:3] == ["b"] * 3
+    assert chunks[0]["format"] == HEADER and chunks[0]["lines"] == [LINE, LINE]
+
+
+def test_cloudwatch_inputs_pass_through(tmp_path):
+    record = gzip.compress(b'{"messageType":"CONTROL_MESSAGE"}')
+    (tmp_path / "one.gz").write_bytes(record)
+    (tmp_path / "many.b64").write_text(base64.b64encode(record).decode() + "\n" * 2)
+    staged = tmp_path / "out" / "staged.txt"
+    stage_flows([str(tmp_path / "one.gz"), str(tmp_path / "many.b64")], str(staged), 100)
+    assert staged.read_text().splitlines() == [base64.b64encode(record).decode()] * 2
+
+
+def test_unreadable_inputs_name_the_file(tmp_path):
+    (tmp_path / "bad.log").write_text("this is not a header\n")
+    with pytest.raises(InputError, match="bad.log"):
+        stage_flows([str(tmp_path / "bad.log")], str(tmp_path / "s.txt"), 10)
+    with pytest.raises(InputError, match="no such file"):
+        stage_flows([str(tmp_path / "missing")], str(tmp_path / "s.txt"), 10)
+    with pytest.raises(InputError, match="no such metadata file"):
+        stage_metadata([str(tmp_path / "missing.jsonl")], str(tmp_path / "m.jsonl"))
+
+
+def test_metadata_files_are_concatenated_in_order(tmp_path):
+    (tmp_path / "snap.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n{"a":2}'))
+    (tmp_path / "changes.jsonl").write_text('{"a":3}\n\n')
+    n = stage_metadata([str(tmp_path / "snap.jsonl.gz"), str(tmp_path / "changes.jsonl")],
+                       str(tmp_path / "m.jsonl"))
+    assert n == 3 and (tmp_path / "m.jsonl").read_text() == '{"a":1}\n{"a":2}\n{"a":3}\n'
+
+
+def test_delivery_order_uses_the_aws_stamp():
+    assert delivery_order("z/1_vpcflowlogs_r_fl_20260101T0000Z_a.log.gz") < \
+        delivery_order("a/1_vpcflowlogs_r_fl_20260101T0005Z_a.log.gz")
