@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from job.aggregate import PartialAggregates
-from job.parse import FlowGroup
+from job.parse import FlowGroup, decode_tcp_flags
 from job.ownership import OwnershipIndex
 from schemas.metadata import ABSENT, OWNER_FIELDS
 from schemas.outputs import ENRICHED_OWNER_KEYS
@@ -70,6 +70,7 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     packets = fmt.pos.get("packets")
     nbytes = fmt.pos.get("bytes")
     keys = fmt.keys + ENRICHED_OWNER_KEYS
+    tcp_flags = fmt.pos.get("tcp-flags")
     owner_at = index.owner_at
     out = Attributed()
     add = out.partials.add
@@ -100,6 +101,8 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
             (flow[nbytes] or 0) if nbytes is not None else 0)
         if enriched:
             record = dict(zip(keys, flow + s + d))
+            if tcp_flags is not None:
+                record["tcp_flags_names"] = decode_tcp_flags(flow[tcp_flags])
             if extra:
                 record.update(extra)
             out.enriched.append(dumps(record, separators=(",", ":")))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
-from job.parse import FlowFormat, FormatError
+from job.parse import FlowFormat, FormatError, Limits
 from schemas.flowlog import DEFAULT_FORMAT
 
 
@@ -33,6 +33,9 @@ class JobSection:
     # On a local mini-cluster PyFlink runs Python in the client process ("loopback": one
     # interpreter lock for all operators) unless told to start worker processes ("process").
     python_workers: str = "process"
+    # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
+    # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
+    max_restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,11 @@ class FlowsSection:
     # Allowed lateness: a flow whose window closed more than this before its arrival is late.
     out_of_orderness_seconds: int = 300
     chunk_lines: int = 5000
+    # A CloudWatch envelope or file chunk larger than this once decompressed is dead-lettered
+    # (a gzip bomb cannot exhaust memory).
     max_decompressed_bytes: int = 64 * 1024 * 1024
+    # A flow starting further than this from its delivery time is dead-lettered.
+    max_clock_skew_seconds: int = 86400
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,11 @@ class Config:
     @property
     def flow_format(self) -> FlowFormat:
         return FlowFormat.parse(self.flows.format)
+
+    @property
+    def parse_limits(self) -> Limits:
+        return Limits(self.job.window_seconds, self.flows.max_decompressed_bytes,
+                      self.flows.max_clock_skew_seconds)
 
     def replace(self, **sections) -> "Config":
         """Config with some fields changed: replace(job={"parallelism": 2})."""
@@ -125,11 +137,12 @@ def validate(config: Config) -> None:
                 ("job", "checkpoint_interval_seconds"), ("job", "attribution_keys"),
                 ("job", "bundle_size"), ("job", "bundle_time_ms"), ("job", "watermark_interval_ms"),
                 ("flows", "chunk_lines"), ("flows", "max_decompressed_bytes"),
+                ("flows", "max_clock_skew_seconds"),
                 ("metadata", "max_wait_seconds"), ("metadata", "retention_seconds")]
     for section, key in positive:
         if getattr(getattr(config, section), key) <= 0:
             raise ConfigError(f"{section}.{key} must be positive")
-    for section, key in [("flows", "out_of_orderness_seconds"),
+    for section, key in [("job", "max_restarts"), ("flows", "out_of_orderness_seconds"),
                          ("metadata", "out_of_orderness_seconds")]:
         if getattr(getattr(config, section), key) < 0:
             raise ConfigError(f"{section}.{key} must not be negative")

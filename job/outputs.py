@@ -5,7 +5,7 @@ import os
 import shutil
 from collections import Counter
 
-OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts")
+OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts", "data_quality")
 
 
 def clear_outputs(output_dir: str) -> None:

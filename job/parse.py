@@ -18,6 +18,23 @@ from schemas.flowlog import BY_AWS_NAME, NO_TRAFFIC_STATUSES, PORT_FIELDS, REQUI
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
+# VPC Flow Logs date from 2015 (AWS's own examples from late 2014): a start outside
+# [2010, 2100) is garbage whatever the stream.
+EARLIEST_START = 1262304000
+LATEST_START = 4102444800
+
+TCP_FLAG_NAMES = ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG"))
+
+
+def decode_tcp_flags(flags):
+    """AWS ORs the flags seen in the interval: 18 is SYN-ACK, 19 SYN-ACK and FIN, 3 SYN and FIN."""
+    if flags is None:
+        return None
+    names = [name for bit, name in TCP_FLAG_NAMES if flags & bit]
+    if "SYN" in names and "ACK" in names:
+        names[names.index("SYN")] = "SYN-ACK"
+        names.remove("ACK")
+    return ",".join(names)
 
 
 class FormatError(ValueError):
@@ -77,6 +94,8 @@ class ParseResult:
     groups: list = field(default_factory=list)
     dead_letters: list = field(default_factory=list)   # (stage, reason, source, excerpt)
     counts: Counter = field(default_factory=Counter)
+    # NODATA / SKIPDATA lines per (window_start, account_id, interface_id, log_status)
+    no_traffic: Counter = field(default_factory=Counter)
 
     def dead(self, reason: str, source: str, raw) -> None:
         if isinstance(raw, (bytes, bytearray)):
@@ -138,13 +157,28 @@ def parse_line(fmt: FlowFormat, line: str):
     return tuple(parts)
 
 
-def parse_lines(fmt: FlowFormat, lines, source: str, window_seconds: int,
-                result: ParseResult) -> None:
-    """Parses lines into per-window FlowGroups appended to `result`."""
+@dataclass(frozen=True)
+class Limits:
+    window_seconds: int
+    max_decompressed_bytes: int
+    # A start further than this from the stream's time (CloudWatch event timestamps, the S3
+    # delivery stamp) is garbage.
+    max_clock_skew_seconds: int
+
+
+def parse_lines(fmt: FlowFormat, lines, source: str, limits: Limits, result: ParseResult,
+                stream_time: int = None) -> None:
+    """Parses lines into per-window FlowGroups appended to `result`. `stream_time` (epoch
+    seconds) is when the lines were delivered, if known."""
     groups = {}
     counts = result.counts
     status_pos = fmt.status_pos
     start_pos = fmt.start_pos
+    window_seconds = limits.window_seconds
+    earliest, latest = EARLIEST_START, LATEST_START
+    if stream_time is not None:
+        earliest = max(earliest, stream_time - limits.max_clock_skew_seconds)
+        latest = min(latest, stream_time + limits.max_clock_skew_seconds)
     for line in lines:
         if not line or line.isspace():
             continue
@@ -155,9 +189,12 @@ def parse_lines(fmt: FlowFormat, lines, source: str, window_seconds: int,
             result.dead(err.reason, source, line)
             continue
         if status_pos is not None and flow[status_pos] in NO_TRAFFIC_STATUSES:
-            counts["no_data" if flow[status_pos] == "NODATA" else "skip_data"] += 1
+            _count_no_traffic(fmt, flow, window_seconds, result)
             continue
         start = flow[start_pos]
+        if not earliest <= start < latest:
+            result.dead("timestamp_out_of_range", source, line)
+            continue
         window_start = start - start % window_seconds
         group = groups.get(window_start)
         if group is None:
@@ -167,6 +204,16 @@ def parse_lines(fmt: FlowFormat, lines, source: str, window_seconds: int,
         group.flows.append(flow)
     counts["flows_parsed"] += sum(len(g.flows) for g in groups.values())
     result.groups.extend(groups.values())
+
+
+def _count_no_traffic(fmt, flow, window_seconds, result):
+    status = flow[fmt.status_pos]
+    result.counts["no_data" if status == "NODATA" else "skip_data"] += 1
+    start = flow[fmt.start_pos]
+    window_start = None if start is None else start - start % window_seconds
+    account = flow[fmt.pos["account-id"]] if "account-id" in fmt.pos else None
+    interface = flow[fmt.pos["interface-id"]] if "interface-id" in fmt.pos else None
+    result.no_traffic[(window_start, account, interface, status)] += 1
 
 
 def _gunzip_capped(data: bytes, cap: int) -> bytes:
@@ -180,7 +227,7 @@ def _gunzip_capped(data: bytes, cap: int) -> bytes:
     return out
 
 
-def _parse_cloudwatch(envelope, source, default_fmt, window_seconds, result):
+def _parse_cloudwatch(envelope, source, default_fmt, limits, result):
     if not isinstance(envelope, dict) or "messageType" not in envelope:
         raise LineError("not_cloudwatch")
     if envelope["messageType"] == "CONTROL_MESSAGE":
@@ -190,31 +237,36 @@ def _parse_cloudwatch(envelope, source, default_fmt, window_seconds, result):
     if envelope["messageType"] != "DATA_MESSAGE" or not isinstance(events, list):
         raise LineError("not_cloudwatch")
     source = f"{envelope.get('logGroup', '?')}/{envelope.get('logStream', '?')}"
-    lines = []
+    lines, stream_ms = [], None
     for event in events:
         message = event.get("message") if isinstance(event, dict) else None
         if isinstance(message, str):
             lines.append(message)
+            ts = event.get("timestamp")
+            if isinstance(ts, int) and (stream_ms is None or ts > stream_ms):
+                stream_ms = ts
         else:
             result.dead("not_cloudwatch", source, json.dumps(event)[:EXCERPT_CHARS])
-    parse_lines(default_fmt, lines, source, window_seconds, result)
+    parse_lines(default_fmt, lines, source, limits, result,
+                None if stream_ms is None else stream_ms // 1000)
 
 
-def _parse_chunk(chunk, source, window_seconds, result):
-    """A chunk of an S3 file, as written by `job.replay`: {"source","format","lines"}."""
+def _parse_chunk(chunk, source, limits, result):
+    """A chunk of an S3 file, as written by `job.replay`: {"source", "format", "lines"} and,
+    when the file name has AWS's delivery stamp, "delivered" (epoch seconds)."""
     try:
         fmt = FlowFormat.parse(chunk["format"])
         lines = chunk["lines"]
         source = chunk.get("source", source)
-    except (KeyError, TypeError, FormatError):
+        delivered = chunk.get("delivered")
+    except (KeyError, TypeError, AttributeError, FormatError):
         raise LineError("bad_chunk") from None
-    if not isinstance(lines, list):
+    if not isinstance(lines, list) or not isinstance(delivered, (int, type(None))):
         raise LineError("bad_chunk")
-    parse_lines(fmt, lines, source, window_seconds, result)
+    parse_lines(fmt, lines, source, limits, result, delivered)
 
 
-def parse_record(raw, source: str, default_fmt: FlowFormat, window_seconds: int,
-                 max_decompressed_bytes: int) -> ParseResult:
+def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits) -> ParseResult:
     """Any input record (gzip CloudWatch envelope as bytes or base64, or a file chunk as JSON
     text) to flow groups, dead letters and counts."""
     result = ParseResult()
@@ -223,7 +275,11 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, window_seconds: int,
         if isinstance(raw, str):
             text = raw.strip()
             if text.startswith("{"):
-                _parse_chunk(json.loads(text), source, window_seconds, result)
+                try:
+                    chunk = json.loads(text)
+                except ValueError:
+                    raise LineError("not_json") from None
+                _parse_chunk(chunk, source, limits, result)
                 return result
             try:
                 raw = base64.b64decode(text, validate=True)
@@ -232,7 +288,7 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, window_seconds: int,
         if not raw.startswith(GZIP_MAGIC):
             raise LineError("not_gzip")
         try:
-            payload = _gunzip_capped(raw, max_decompressed_bytes)
+            payload = _gunzip_capped(raw, limits.max_decompressed_bytes)
         except (zlib.error, EOFError, gzip.BadGzipFile):
             raise LineError("bad_gzip") from None
         try:
@@ -240,9 +296,9 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, window_seconds: int,
         except (ValueError, UnicodeDecodeError):
             raise LineError("not_json") from None
         if isinstance(envelope, dict) and "lines" in envelope:
-            _parse_chunk(envelope, source, window_seconds, result)
+            _parse_chunk(envelope, source, limits, result)
         else:
-            _parse_cloudwatch(envelope, source, default_fmt, window_seconds, result)
+            _parse_cloudwatch(envelope, source, default_fmt, limits, result)
     except LineError as err:
         result.dead(err.reason, source, raw)
     except (ValueError, TypeError, AttributeError, RecursionError):

@@ -13,10 +13,12 @@ Changelog files are staged, in the order given, into one file too: a reader must
 changelog in order, and Flink assigns the splits of several files in no fixed order.
 """
 import base64
+import calendar
 import gzip
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 
 from job.parse import FlowFormat, FormatError
@@ -39,6 +41,14 @@ _STAMP = re.compile(r"_(\d{8}T\d{4}Z)_")
 def delivery_order(path: str):
     match = _STAMP.search(os.path.basename(path))
     return (match.group(1) if match else "", path)
+
+
+def delivered_at(path: str):
+    """Epoch seconds of AWS's delivery stamp in the file name, or None."""
+    match = _STAMP.search(os.path.basename(path))
+    if not match:
+        return None
+    return calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%MZ"))
 
 
 def expand(paths):
@@ -91,24 +101,26 @@ def stage_file(path: str, out, chunk_lines: int, stats: StageStats) -> None:
             except FormatError as err:
                 raise InputError(f"{path}: first line is neither a flow-log header nor a base64 "
                                  f"CloudWatch record ({err})") from None
-            chunk, n = [], 0
+            chunk, n, delivered = [], 0, delivered_at(path)
             for line in lines:
                 line = line.rstrip("\n")
                 if not line:
                     continue
                 chunk.append(line)
                 if len(chunk) >= chunk_lines:
-                    _write_chunk(out, path, n, fmt, chunk, stats)
+                    _write_chunk(out, path, n, fmt, delivered, chunk, stats)
                     chunk, n = [], n + 1
             if chunk:
-                _write_chunk(out, path, n, fmt, chunk, stats)
+                _write_chunk(out, path, n, fmt, delivered, chunk, stats)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
 
 
-def _write_chunk(out, path, n, fmt, chunk, stats):
-    out.write(json.dumps({"source": f"{path}#{n}", "format": str(fmt), "lines": chunk},
-                         separators=(",", ":")) + "\n")
+def _write_chunk(out, path, n, fmt, delivered, chunk, stats):
+    record = {"source": f"{path}#{n}", "format": str(fmt), "lines": chunk}
+    if delivered is not None:
+        record["delivered"] = delivered
+    out.write(json.dumps(record, separators=(",", ":")) + "\n")
     stats.records += 1
     stats.lines += len(chunk)
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from job.parse import FlowFormat, FormatError, LineError, parse_line, parse_record
+from job.parse import (FlowFormat, FormatError, LineError, Limits, decode_tcp_flags, parse_line,
+                       parse_record)
 
 pytestmark = pytest.mark.unit
 
@@ -13,10 +14,16 @@ V2 = FlowFormat.parse(" ".join("${%s}" % f for f in (
     "start end action log-status").split()))
 
 
-def _envelope(lines, message_type="DATA_MESSAGE"):
+LIMITS = Limits(window_seconds=60, max_decompressed_bytes=10**6, max_clock_skew_seconds=86400)
+
+
+def _envelope(lines, message_type="DATA_MESSAGE", timestamp_ms=None):
+    events = [{"id": str(i), "message": l} for i, l in enumerate(lines)]
+    for event in events:
+        if timestamp_ms is not None:
+            event["timestamp"] = timestamp_ms
     doc = {"messageType": message_type, "owner": "123456789012", "logGroup": "g",
-           "logStream": "eni-1", "subscriptionFilters": ["f"],
-           "logEvents": [{"id": str(i), "timestamp": 0, "message": l} for i, l in enumerate(lines)]}
+           "logStream": "eni-1", "subscriptionFilters": ["f"], "logEvents": events}
     return gzip.compress(json.dumps(doc).encode())
 
 
@@ -45,7 +52,7 @@ def test_aws_custom_format_examples(aws_examples, block):
 
 
 def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
-    result = parse_record(_envelope(aws_examples["default"]), "r", V2, 60, 10**6)
+    result = parse_record(_envelope(aws_examples["default"]), "r", V2, LIMITS)
     assert result.counts["lines_in"] == 6
     assert result.counts["no_data"] == 1 and result.counts["skip_data"] == 1
     assert result.counts["flows_parsed"] == 4
@@ -69,8 +76,8 @@ def test_bad_lines_have_reasons(line, reason):
 
 
 def test_bad_line_is_dead_lettered_and_good_lines_in_the_batch_survive():
-    good = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 60 70 ACCEPT OK"
-    result = parse_record(_envelope([good, "garbage", good]), "r", V2, 60, 10**6)
+    good = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225660 ACCEPT OK"
+    result = parse_record(_envelope([good, "garbage", good]), "r", V2, LIMITS)
     assert result.counts["flows_parsed"] == 2
     assert [(d[0], d[1], d[3]) for d in result.dead_letters] == [("flows", "field_count", "garbage")]
 
@@ -83,28 +90,57 @@ def test_bad_line_is_dead_lettered_and_good_lines_in_the_batch_survive():
     (b"\x1f\x8b\x08\x00garbage", "bad_gzip"),
 ])
 def test_bad_records_have_reasons(raw, reason):
-    result = parse_record(raw, "r", V2, 60, 10**6)
+    result = parse_record(raw, "r", V2, LIMITS)
     assert [d[1] for d in result.dead_letters] == [reason]
     assert len(result.dead_letters[0][3]) <= 256
 
 
 def test_control_message_is_skipped_and_counted():
-    result = parse_record(_envelope([], "CONTROL_MESSAGE"), "r", V2, 60, 10**6)
+    result = parse_record(_envelope([], "CONTROL_MESSAGE"), "r", V2, LIMITS)
     assert result.counts["records_skipped"] == 1 and not result.dead_letters
 
 
 def test_decompression_is_capped():
     bomb = gzip.compress(b"{" + b" " * 5_000_000 + b"}")
-    result = parse_record(bomb, "r", V2, 60, 1_000_000)
+    result = parse_record(bomb, "r", V2, LIMITS)
     assert [d[1] for d in result.dead_letters] == ["too_large"]
 
 
 def test_file_chunk_with_custom_field_order():
     chunk = {"source": "f#0", "format": "start srcaddr dstaddr action bytes",
-             "lines": ["120 10.0.0.1 8.8.8.8 ACCEPT 99"]}
-    result = parse_record(json.dumps(chunk), "r", V2, 60, 10**6)
+             "lines": ["1767225720 10.0.0.1 8.8.8.8 ACCEPT 99"]}
+    result = parse_record(json.dumps(chunk), "r", V2, LIMITS)
     (group,) = result.groups
-    assert group.window_start == 120 and group.flows == [(120, "10.0.0.1", "8.8.8.8", "ACCEPT", 99)]
+    assert group.window_start == 1767225720
+    assert group.flows == [(1767225720, "10.0.0.1", "8.8.8.8", "ACCEPT", 99)]
+
+
+def test_starts_far_from_the_stream_time_are_dead_lettered():
+    line = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {s} ACCEPT OK"
+    delivered_ms = 1767225600 * 1000
+    lines = [line.format(s=1767225600 - 60), line.format(s=1767225600 - 3 * 86400),
+             line.format(s=1767225600 + 2 * 86400)]
+    result = parse_record(_envelope(lines, timestamp_ms=delivered_ms), "r", V2, LIMITS)
+    assert result.counts["flows_parsed"] == 1
+    assert [d[1] for d in result.dead_letters] == ["timestamp_out_of_range"] * 2
+    # Without a stream time, only starts outside the era of flow logs are garbage.
+    result = parse_record(_envelope([line.format(s=1000), line.format(s=1767225600)]), "r",
+                          V2, LIMITS)
+    assert [d[1] for d in result.dead_letters] == ["timestamp_out_of_range"]
+
+
+@pytest.mark.parametrize("flags,names", [
+    (None, None), (0, ""), (1, "FIN"), (2, "SYN"), (4, "RST"), (18, "SYN-ACK"),
+    (19, "FIN,SYN-ACK"), (3, "FIN,SYN")])
+def test_tcp_flags_are_decoded(flags, names):
+    assert decode_tcp_flags(flags) == names
+
+
+def test_no_data_lines_are_counted_per_interface_and_window(aws_examples):
+    result = parse_record(_envelope(aws_examples["default"][2:4] * 2), "r", V2, LIMITS)
+    assert dict(result.no_traffic) == {
+        (1431280860, "123456789010", "eni-1235b8ca123456789", "NODATA"): 2,
+        (1431280860, "123456789010", "eni-11111111aaaaaaaaa", "SKIPDATA"): 2}
 
 
 def test_format_errors_name_the_field():

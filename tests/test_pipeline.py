@@ -84,9 +84,9 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
             f"{late_start + i + 5} ACCEPT OK" for i in range(7)]
     header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
               "bytes start end action log-status")
-    with gzip.open(extra / "x_vpcflowlogs_us-east-1_fl-1_20990101T0000Z_0001.log.gz", "wt") as fh:
+    with gzip.open(extra / "x_vpcflowlogs_us-east-1_fl-1_20260101T2300Z_0001.log.gz", "wt") as fh:
         fh.write("\n".join([header] + bad_lines + nodata + late) + "\n")
-    (extra / "x_20990101T0001Z_bad.b64").write_text("not-base64-at-all!!\nSGVsbG8gd29ybGQhISEh\n")
+    (extra / "x_20260101T2301Z_bad.b64").write_text("not-base64-at-all!!\nSGVsbG8gd29ybGQhISEh\n")
     meta = tmp_path / "meta-extra.jsonl"
     meta.write_text('{"type":"ASSIGN","ip":"10.9.9.9"}\n{"type":"MOVE","ts":1,"ip":"10.9.9.9"}\n'
                     'not json\n{"type":"UNASSIGN","ts":5,"ip":"10.9.9.300"}\n')

@@ -21,6 +21,7 @@ DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())
 ENRICHED = OutputTag("enriched", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
+DATA_QUALITY = OutputTag("data-quality", Types.STRING())
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
 METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
@@ -62,14 +63,23 @@ def dead_letter_lines(dead_letters) -> str:
     return "\n".join(json.dumps(dict(zip(DEAD_LETTER.names, d))) for d in dead_letters)
 
 
+def data_quality_lines(no_traffic) -> str:
+    by_interface = {}
+    for (window_start, account, interface, status), n in no_traffic.items():
+        row = by_interface.setdefault((window_start, account, interface), {
+            "window_start": window_start, "account_id": account, "interface_id": interface,
+            "no_data": 0, "skip_data": 0})
+        row["no_data" if status == "NODATA" else "skip_data"] += n
+    return "\n".join(json.dumps(row) for row in by_interface.values())
+
+
 class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
     with the group's latest flow start."""
 
     def __init__(self, config: Config):
         self.format_text = config.flows.format
-        self.window_seconds = config.job.window_seconds
-        self.max_bytes = config.flows.max_decompressed_bytes
+        self.limits = config.parse_limits
         self.keys = config.job.attribution_keys
 
     def open(self, runtime_context: RuntimeContext):
@@ -79,13 +89,15 @@ class ParseFlowRecords(ProcessFunction):
         self.next_key = self.producer
 
     def process_element(self, raw, ctx):
-        result = parse_record(raw, "record", self.fmt, self.window_seconds, self.max_bytes)
+        result = parse_record(raw, "record", self.fmt, self.limits)
         for group in result.groups:
             self.next_key = (self.next_key + 1) % self.keys
             row = Row(self.producer, group.window_start, group.max_start, encode_group(group))
             yield Row(self.next_key, row), group.max_start * 1000
         if result.dead_letters:
             yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
+        if result.no_traffic:
+            yield DATA_QUALITY, data_quality_lines(result.no_traffic)
         yield COUNTS, counts_line("parse", result.counts)
         self.metrics.add(result.counts)
 

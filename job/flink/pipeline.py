@@ -17,7 +17,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
 from job.flink.streams import keyed_by_first_field, with_event_time
-from job.flink.operators import (COUNTS, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
+from job.flink.operators import (COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
                                  KEYED_FLOW_GROUP_TYPE, LATE,
                                  METADATA_EVENT_TYPE, OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE,
                                  TIMED_FLOW_GROUP_TYPE, TIMED_METADATA_EVENT_TYPE,
@@ -40,7 +40,7 @@ class Sinks:
     aggregates: Callable
 
 
-TEXT_OUTPUTS = ("enriched", "late", "dead_letter", "counts")
+TEXT_OUTPUTS = ("enriched", "late", "dead_letter", "counts", "data_quality")
 
 
 def configure(env: StreamExecutionEnvironment, config: Config) -> None:
@@ -86,6 +86,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     text = {
         "enriched": side(attributed, ENRICHED, "attribute-flows"),
         "late": side(attributed, LATE, "attribute-flows"),
+        "data_quality": side(parsed, DATA_QUALITY, "parse-flow-records"),
         "dead_letter": side(parsed, DEAD_LETTERS, "parse-flow-records").union(
             side(events, DEAD_LETTERS, "parse-metadata-events")),
         "counts": side(parsed, COUNTS, "parse-flow-records").union(

@@ -18,6 +18,11 @@ def flink_configuration(config: Config) -> Configuration:
     conf.set_string("python.fn-execution.bundle.size", str(config.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.job.bundle_time_ms))
     conf.set_string("pipeline.auto-watermark-interval", f"{config.job.watermark_interval_ms}ms")
+    if config.job.max_restarts:
+        conf.set_string("restart-strategy.type", "fixed-delay")
+        conf.set_string("restart-strategy.fixed-delay.attempts", str(config.job.max_restarts))
+    else:
+        conf.set_string("restart-strategy.type", "none")
     return conf
 
 
