@@ -9,8 +9,10 @@ N_DIMENSIONS = len(AGGREGATE_DIMENSIONS)
 
 
 class PartialAggregates:
+    """Dimension tuple -> [flows, packets, bytes]; rows() yields dimensions + sums."""
+
     def __init__(self):
-        self._sums = {}  # dimension tuple (AGGREGATE_DIMENSIONS order) -> [flows, packets, bytes]
+        self._sums = {}
 
     def add(self, key: tuple, packets: int, nbytes: int) -> None:
         sums = self._sums.get(key)
@@ -28,7 +30,8 @@ class PartialAggregates:
         return sum(s[0] for s in self._sums.values())
 
     def rows(self):
-        """Tuples in AGGREGATE field order."""
+        """Tuples: the dimensions, then flows, packets, bytes (AGGREGATE field order for the
+        aggregate dimensions)."""
         for key, sums in self._sums.items():
             yield key + tuple(sums)
 

@@ -47,6 +47,8 @@ def unowned_owner(ip: str) -> tuple:
 class Attributed:
     partials: PartialAggregates = field(default_factory=PartialAggregates)
     enriched: list = field(default_factory=list)   # JSON lines, one per flow
+    # schemas.outputs.CONVERSATION dimensions -> sums, when asked for
+    conversations: PartialAggregates = field(default_factory=PartialAggregates)
     counts: Counter = field(default_factory=Counter)
 
 
@@ -54,9 +56,13 @@ def _end_positions(fmt, pkt_name, name):
     return fmt.pos.get(pkt_name), fmt.pos[name]
 
 
+_RESOURCE = OWNER_FIELDS.index("resource_id")
+
+
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
-                    extra: dict = None) -> Attributed:
-    """Attributes every flow of the group; partial aggregates always, enriched JSON optionally.
+                    extra: dict = None, conversations: bool = False) -> Attributed:
+    """Attributes every flow of the group; partial aggregates always, enriched JSON and
+    conversations (schemas.outputs.CONVERSATION) optionally.
 
     `extra` fields are added to each enriched line (the late output adds `window_start`).
     """
@@ -69,11 +75,15 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     action = fmt.pos.get("action")
     packets = fmt.pos.get("packets")
     nbytes = fmt.pos.get("bytes")
+    sport = fmt.pos.get("srcport")
     keys = fmt.keys + ENRICHED_OWNER_KEYS
     tcp_flags = fmt.pos.get("tcp-flags")
+    add_conversation = None
     owner_at = index.owner_at
     out = Attributed()
     add = out.partials.add
+    if conversations:
+        add_conversation = out.conversations.add
     side_counts = {"src": Counter(), "dst": Counter()}
     window_start = group.window_start
     dumps = json.dumps
@@ -99,6 +109,16 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
              flow[action] if action is not None else None),
             (flow[packets] or 0) if packets is not None else 0,
             (flow[nbytes] or 0) if nbytes is not None else 0)
+        if add_conversation is not None:
+            add_conversation(
+                (window_start, s[_APP], src_ip, s[_RESOURCE], d[_APP], dst_ip, d[_RESOURCE],
+                 flow[sport] if sport is not None else None,
+                 flow[dport] if dport is not None else None,
+                 flow[proto] if proto is not None else None,
+                 flow[action] if action is not None else None,
+                 flow[tcp_flags] if tcp_flags is not None else None),
+                (flow[packets] or 0) if packets is not None else 0,
+                (flow[nbytes] or 0) if nbytes is not None else 0)
         if enriched:
             record = dict(zip(keys, flow + s + d))
             if tcp_flags is not None:

@@ -64,6 +64,8 @@ class MetadataSection:
 @dataclass(frozen=True)
 class OutputsSection:
     enriched: bool = True
+    # Conversations between addresses per window, the input of the security views.
+    security: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,17 @@ FLOW_GROUP = Schema("flow_group", (
     Field("payload", BYTES, "job.codec-encoded flows"),
 ))
 
+# Per window, the conversations between addresses, pre-aggregated per batch: the input of the
+# security and dependency views (job.security). Ports, flags and addresses kept, owners added.
+CONVERSATION = Schema("conversation", (
+    Field("window_start", LONG, "epoch seconds"),
+    Field("src_app", STRING), Field("src_addr", STRING), Field("src_resource", STRING),
+    Field("dst_app", STRING), Field("dst_addr", STRING), Field("dst_resource", STRING),
+    Field("src_port", INT), Field("dst_port", INT), Field("protocol", INT),
+    Field("action", STRING), Field("tcp_flags", INT, "OR of the flags seen, null when absent"),
+    Field("flows", LONG), Field("packets", LONG), Field("bytes", LONG),
+))
+
 DEAD_LETTER = Schema("dead_letter", (
     Field("stage", STRING, "flows or metadata"),
     Field("reason", STRING, "machine-readable reason code"),

@@ -15,13 +15,14 @@ from job.ownership import MetadataClock, MetaEvent, MetaEventError, OwnershipInd
 from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, HEARTBEAT, METADATA_EVENT, OWNER_FIELDS, UNASSIGN
-from schemas.outputs import DEAD_LETTER, FLOW_GROUP, PARTIAL_AGGREGATE
+from schemas.outputs import CONVERSATION, DEAD_LETTER, FLOW_GROUP, PARTIAL_AGGREGATE
 
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())
 ENRICHED = OutputTag("enriched", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
 DATA_QUALITY = OutputTag("data-quality", Types.STRING())
+CONVERSATIONS = OutputTag("conversations", row_type(CONVERSATION))
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
 METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
@@ -146,6 +147,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.max_wait_ms = config.metadata.max_wait_seconds * 1000
         self.retention_ms = config.metadata.retention_seconds * 1000
         self.enriched = config.outputs.enriched
+        self.conversations = config.outputs.security
 
     def open(self, runtime_context: RuntimeContext):
         self.index = OwnershipIndex()
@@ -237,7 +239,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
 
     def _emit(self, group, late=False):
         extra = {"window_start": group.window_start} if late else None
-        out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra)
+        out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
+                              conversations=self.conversations and not late)
         n = len(group.flows)
         out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:
@@ -245,6 +248,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         else:
             for partial in out.partials.rows():
                 yield Row(*partial)
+            for conversation in out.conversations.rows():
+                yield CONVERSATIONS, Row(*conversation)
             if out.enriched:
                 yield ENRICHED, "\n".join(out.enriched)
         self.metrics.add(out.counts)

@@ -17,7 +17,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
 from job.flink.streams import keyed_by_first_field, with_event_time
-from job.flink.operators import (COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
+from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
                                  KEYED_FLOW_GROUP_TYPE, LATE,
                                  METADATA_EVENT_TYPE, OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE,
                                  TIMED_FLOW_GROUP_TYPE, TIMED_METADATA_EVENT_TYPE,
@@ -97,6 +97,11 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
         del text["enriched"]
     for name, stream in text.items():
         sinks.text(name, stream)
+
+    if config.outputs.security:
+        from job.flink.security import add_security_views
+        add_security_views(t_env, side(attributed, CONVERSATIONS, "attribute-flows"), sinks,
+                           config)
 
     return sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
 
