@@ -125,6 +125,8 @@ def generate(scenario: Scenario, out_dir: str) -> Generated:
         for _ in range(scenario.instances_per_app):
             estate.launch(app, (t0 - 3600) * 1000)
     callers = [(a, c) for a, (_p, callees) in APPS.items() for c in callees]
+    # Skewed popularity: the k-th edge carries about 1/k of the first one's traffic.
+    edge_weights = [1.0 / (k + 1) for k in range(len(callers))]
     per_file = {}   # (account, region, delivery minute) -> lines
     total = 0
     for minute in range(scenario.minutes):
@@ -156,7 +158,7 @@ def generate(scenario: Scenario, out_dir: str) -> Generated:
                     src, dst, dport, owner = edge.ip, rng.choice(EGRESS_TARGETS) + str(
                         rng.randrange(1, 255)), 443, edge.owner
             else:
-                caller_app, callee_app = rng.choice(callers)
+                caller_app, callee_app = rng.choices(callers, edge_weights)[0]
                 caller = _alive_at(estate, caller_app, t_ms, rng)
                 callee = _alive_at(estate, callee_app, t_ms, rng)
                 if caller is None or callee is None:

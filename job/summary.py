@@ -1,7 +1,7 @@
 """What a user wants to see first after a run, from its output folder. Pure Python."""
 from collections import Counter
 
-from job.outputs import read_records, total_counts
+from job.outputs import OUTPUTS, read_records, total_counts
 
 OWNED_APPS_EXCLUDED = ("unattributed", "internet")
 
@@ -44,6 +44,6 @@ def render(summary: dict, output_dir: str) -> str:
     lines += ["", "REJECTed flows by destination app:"]
     for app, n in summary["rejects"] or [("(none)", 0)]:
         lines.append(f"  {app:>18} {n:8,}")
-    lines += ["", f"outputs (JSON Lines) under {output_dir}/: aggregates/ enriched/ late/ "
-                  f"dead_letter/ counts/"]
+    lines += ["", f"outputs (JSON Lines) under {output_dir}/: " + " ".join(
+        f"{name}/" for name in OUTPUTS)]
     return "\n".join(lines)

@@ -1,0 +1,711 @@
+"""SQL and named questions over an output folder, with DuckDB (embedded, no server). Pure Python.
+
+The views `aggregates`, `enriched`, `late`, `dead_letter` and `counts` read the committed JSON
+Lines part files of a local output folder, or of an s3:// prefix copied once into a local cache.
+Their columns are derived from schemas/, and so are the Athena / AWS Glue table definitions
+(`athena_ddl`), so neither can drift from what the job writes.
+"""
+import csv
+import io
+import ipaddress
+import json
+import os
+import re
+import textwrap
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import duckdb
+
+from job.outputs import OUTPUTS, committed_files
+from schemas.fields import ADDR, INT, LONG, STRING
+from schemas.flowlog import FLOW_LOG_FIELDS
+from schemas.metadata import METADATA_EVENT
+from schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LETTER,
+                             ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
+
+FORMATS = ("table", "csv", "json")
+DEFAULT_WINDOW_SECONDS = 60   # job.window_seconds when no config sets it
+UNOWNED_APPS = ("internet", "unattributed")
+
+
+class QueryError(ValueError):
+    """Bad SQL, a bad parameter or an unreadable output folder; the message says what to do."""
+
+
+# ---------------------------------------------------------------- columns, from schemas/
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+    doc: str = ""
+
+
+def _schema_columns(schema):
+    return tuple(Column(f.name, f.kind, f.doc) for f in schema.fields)
+
+
+def _owner_column(key):
+    """src_app, dst_zone, ...: typed like the owner field in the metadata changelog."""
+    side, owner_field = key.split("_", 1)
+    meta = METADATA_EVENT.fields[METADATA_EVENT.index(owner_field)]
+    return Column(key, meta.kind, f"{owner_field} of the {side} end's owner at flow start")
+
+
+def _aggregate_column(name):
+    return _schema_columns(AGGREGATE)[AGGREGATE.index(name)]
+
+
+ENRICHED_COLUMNS = (tuple(Column(f.key, f.kind, f"flow log field {f.aws} (v{f.version})")
+                          for f in FLOW_LOG_FIELDS)
+                    + tuple(_owner_column(k) for k in ENRICHED_OWNER_KEYS))
+
+VIEW_COLUMNS = {
+    "aggregates": _schema_columns(AGGREGATE),
+    "enriched": ENRICHED_COLUMNS,
+    "late": ENRICHED_COLUMNS + tuple(_aggregate_column(k) for k in LATE_EXTRA_KEYS),
+    "dead_letter": _schema_columns(DEAD_LETTER),
+    "counts": (Column("stage", STRING, "parse, metadata or attribute"),)
+              + tuple(Column(c, LONG, "0 when the record does not carry it") for c in COUNTERS),
+}
+assert tuple(VIEW_COLUMNS) == OUTPUTS, "every output needs a view"
+
+_DUCKDB_TYPES = {LONG: "BIGINT", INT: "INTEGER", STRING: "VARCHAR", ADDR: "VARCHAR"}
+
+# Aggregate dimensions as the enriched view names them (for drill-down).
+_ENRICHED_NAME = {"dst_port": "dstport"}
+DIMENSIONS = tuple(f.name for f in AGGREGATE_DIMENSIONS if f.name != "window_start")
+
+
+def describe_views() -> str:
+    """Every view and its columns, for help and error messages."""
+    lines = ["available views and columns:"]
+    for view, columns in VIEW_COLUMNS.items():
+        listed = ", ".join(f"{c.name} {_DUCKDB_TYPES[c.kind]}" for c in columns)
+        lines += textwrap.wrap(f"{view}: {listed}", width=100, initial_indent="  ",
+                               subsequent_indent="      ")
+    lines.append("  (macro utc(epoch_seconds) gives an ISO-8601 UTC string; quote the columns "
+                 'start, end and type as "start", "end", "type")')
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- reading an output folder
+
+def is_s3(output: str) -> bool:
+    return output.startswith("s3://")
+
+
+def local_folder(output: str, views=OUTPUTS, cache_dir: str = None) -> str:
+    """A local folder holding `views`: the folder itself, or a cache mirroring an s3:// prefix."""
+    if is_s3(output):
+        return mirror_s3(output, views, cache_dir)
+    if not os.path.isdir(output):
+        raise QueryError(f"{output}: no such output folder")
+    if not any(os.path.isdir(os.path.join(output, name)) for name in OUTPUTS):
+        raise QueryError(f"{output} is not an output folder: it has none of "
+                         f"{', '.join(n + '/' for n in OUTPUTS)}")
+    return output
+
+
+def _is_committed(name: str) -> bool:
+    """Same rule as job.outputs.committed_files: unfinished files start with '.' or '_'."""
+    return not name.startswith((".", "_"))
+
+
+def mirror_s3(url: str, views, cache_dir: str = None) -> str:
+    """Copies the committed part files of `views` under s3://bucket/prefix into a local cache
+    (again only when new or changed; files gone from S3 are removed) and returns the cache.
+    Credentials, region and endpoint come from the standard AWS chain (environment, profile,
+    role), so DuckDB needs no extension or network access of its own."""
+    import boto3
+    import botocore.exceptions
+
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    if not bucket:
+        raise QueryError(f"{url}: expected s3://bucket/prefix")
+    cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "flowdredge", "s3",
+                                      bucket, *filter(None, prefix.split("/")))
+    s3 = boto3.client("s3")
+    found_any = False
+    try:
+        for view in views:
+            base = f"{prefix}/{view}/" if prefix else f"{view}/"
+            folder = os.path.join(cache, view)
+            wanted = set()
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
+                for obj in page.get("Contents", ()):
+                    relative = obj["Key"][len(base):]
+                    if not relative or not _is_committed(relative.rsplit("/", 1)[-1]):
+                        continue
+                    target = os.path.join(folder, *relative.split("/"))
+                    wanted.add(target)
+                    if os.path.isfile(target) and os.path.getsize(target) == obj["Size"]:
+                        continue
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    # Hidden while incomplete, so an interrupted copy is never read.
+                    partial = os.path.join(os.path.dirname(target),
+                                           "." + os.path.basename(target) + ".partial")
+                    s3.download_file(bucket, obj["Key"], partial)
+                    os.replace(partial, target)
+            for path in committed_files(cache, view):
+                if path not in wanted:
+                    os.remove(path)
+            found_any = found_any or bool(wanted)
+        if not found_any and not s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix
+                                                    else "", MaxKeys=1).get("KeyCount"):
+            raise QueryError(f"{url}: no objects there; expected an output folder holding "
+                             f"{', '.join(n + '/' for n in OUTPUTS)}")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        raise QueryError(f"cannot read {url}: {err}") from None
+    return cache
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _view_sql(view: str, files) -> str:
+    columns = VIEW_COLUMNS[view]
+    if files:
+        spec = ", ".join(f"{_sql_string(c.name)}: {_sql_string(_DUCKDB_TYPES[c.kind])}"
+                         for c in columns)
+        source = (f"read_json([{', '.join(_sql_string(f) for f in files)}], "
+                  f"format = 'newline_delimited', hive_partitioning = false, "
+                  f"columns = {{{spec}}})")
+    else:
+        source = "(SELECT 1 WHERE false)"
+    if files and view == "counts":
+        # A counts record holds only its non-zero counters.
+        select = ", ".join(f'"{c.name}"' if c.kind == STRING
+                           else f'COALESCE("{c.name}", 0) AS "{c.name}"' for c in columns)
+    elif files:
+        select = ", ".join(f'"{c.name}"' for c in columns)
+    else:
+        select = ", ".join(f'CAST(NULL AS {_DUCKDB_TYPES[c.kind]}) AS "{c.name}"' for c in columns)
+    return f'CREATE VIEW "{view}" AS SELECT {select} FROM {source}'
+
+
+def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view per output over the local folder's committed files."""
+    con = duckdb.connect(":memory:")
+    con.execute("CREATE MACRO utc(s) AS "
+                "strftime(make_timestamp(CAST(s AS BIGINT) * 1000000), '%Y-%m-%dT%H:%M:%SZ')")
+    for view in views:
+        con.execute(_view_sql(view, [os.path.abspath(p) for p in committed_files(folder, view)]))
+    return con
+
+
+def referenced_views(sql: str) -> tuple:
+    """Outputs whose view names the SQL mentions (for S3, only those are copied)."""
+    return tuple(v for v in OUTPUTS if re.search(rf"\b{v}\b", sql, re.IGNORECASE))
+
+
+@dataclass
+class Result:
+    columns: list
+    rows: list
+
+
+def run_sql(con, sql: str, params: dict = None) -> Result:
+    try:
+        cursor = con.execute(sql, params) if params else con.execute(sql)
+        if cursor.description is None:
+            return Result([], [])
+        return Result([d[0] for d in cursor.description], cursor.fetchall())
+    except duckdb.Error as err:
+        raise QueryError(f"{str(err).strip()}\n\n{describe_views()}") from None
+
+
+# ---------------------------------------------------------------- parameters
+
+def parse_time(text: str) -> int:
+    """Epoch seconds, or ISO-8601 (UTC unless it says otherwise): 2026-01-01T00:10:00Z."""
+    text = str(text).strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"{text!r} is not a time: give epoch seconds or ISO-8601 "
+                         f"such as 2026-01-01T00:10:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from 90, 90s, 15m, 1h or 1d."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", str(text).strip())
+    if not match or int(match.group(1)) <= 0:
+        raise QueryError(f"{text!r} is not a duration: give a positive number of seconds or "
+                         f"a number with a unit s, m, h or d (15m, 1h, 1d)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def parse_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(text).strip()))
+    except ValueError:
+        raise QueryError(f"{text!r} is not an IPv4 or IPv6 address") from None
+
+
+def _count(text) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
+        raise QueryError(f"{text!r}: expected a whole number, 0 or more")
+    return value
+
+
+def parse_flag(text) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = str(text).strip().lower()
+    if lowered not in ("true", "false", "yes", "no", "1", "0"):
+        raise QueryError(f"{text!r}: expected true or false")
+    return lowered in ("true", "yes", "1")
+
+
+def parse_dimensions(text: str) -> tuple:
+    """Comma-separated aggregate dimensions, e.g. src_app,dst_app; empty for totals only."""
+    names = tuple(n.strip() for n in str(text).split(",") if n.strip())
+    unknown = [n for n in names if n not in DIMENSIONS]
+    if unknown:
+        raise QueryError(f"unknown dimension(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(DIMENSIONS)}")
+    return names
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str          # keyword in `values`; the CLI flag is --name-with-dashes
+    parse: object      # str -> value; raises QueryError
+    help: str
+    default: object = None
+    required: bool = False
+    choices: tuple = None
+
+
+def _int_param(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise QueryError(f"{text!r} is not a whole number") from None
+
+
+TIME_RANGE = (
+    Param("since", parse_time, "from this time (epoch seconds or ISO-8601), inclusive"),
+    Param("until", parse_time, "to this time, exclusive"),
+)
+DIMENSION_FILTERS = tuple(
+    Param(f.name, _int_param if f.kind in (INT, LONG) else str, f"only rows with this {f.name}")
+    for f in AGGREGATE_DIMENSIONS if f.name != "window_start")
+WINDOW_SECONDS = Param("window_seconds", parse_duration,
+                       "the job's job.window_seconds (the size of the stored windows)",
+                       default=DEFAULT_WINDOW_SECONDS)
+
+
+def _limit(default):
+    return Param("limit", _count, "at most this many rows (0: all)", default=default)
+
+
+class _Sql:
+    """WHERE clauses and their named parameters, built together so they always match."""
+
+    def __init__(self):
+        self.clauses, self.params = [], {}
+
+    def where(self, clause: str, **params) -> None:
+        self.clauses.append(clause)
+        self.params.update(params)
+
+    def time_range(self, column: str, values: dict) -> None:
+        if values.get("since") is not None:
+            self.where(f"{column} >= $since", since=values["since"])
+        if values.get("until") is not None:
+            self.where(f"{column} < $until", until=values["until"])
+
+    def dimensions(self, values: dict, rename=None) -> None:
+        for name in DIMENSIONS:
+            if values.get(name) is not None:
+                column = (rename or {}).get(name, name)
+                self.where(f"{column} = ${name}", **{name: values[name]})
+
+    @property
+    def where_sql(self) -> str:
+        return ("WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+    @staticmethod
+    def limit_sql(values: dict) -> str:
+        return f"LIMIT {int(values['limit'])}" if values.get("limit") else ""
+
+
+# ---------------------------------------------------------------- named questions
+
+_REJECTED = "COALESCE(sum(flows) FILTER (WHERE action = 'REJECT'), 0)"
+_REJECT_PCT = f"round(100.0 * {_REJECTED} / sum(flows), 2)"
+
+
+def _top_talkers(v):
+    q = _Sql()
+    q.time_range("window_start", v)
+    if v.get("action"):
+        q.where("action = $action", action=v["action"])
+    return f"""
+        SELECT src_app, dst_app, sum(flows) AS flows, sum(packets) AS packets,
+               sum(bytes) AS bytes, {_REJECTED} AS rejected_flows, {_REJECT_PCT} AS reject_pct
+        FROM aggregates {q.where_sql}
+        GROUP BY src_app, dst_app ORDER BY bytes DESC, src_app, dst_app {q.limit_sql(v)}""", q.params
+
+
+def _dependencies(v):
+    q = _Sql()
+    q.time_range("window_start", v)
+    q.params["app"] = v["app"]
+    time_sql = (" AND " + " AND ".join(q.clauses)) if q.clauses else ""
+    return f"""
+        SELECT direction, peer_app, dst_port, protocol, sum(flows) AS flows, sum(bytes) AS bytes,
+               {_REJECTED} AS rejected_flows
+        FROM (SELECT 'depends_on' AS direction, dst_app AS peer_app, * FROM aggregates
+              WHERE src_app = $app{time_sql}
+              UNION ALL BY NAME
+              SELECT 'depended_on_by' AS direction, src_app AS peer_app, * FROM aggregates
+              WHERE dst_app = $app{time_sql})
+        GROUP BY ALL ORDER BY direction DESC, bytes DESC, peer_app, dst_port""", q.params
+
+
+def _rejects(v):
+    q = _Sql()
+    if v["source"] == "address":
+        q.time_range("start", v)
+        q.where("action = 'REJECT'")
+        if v.get("app"):
+            q.where("dst_app = $app", app=v["app"])
+        return f"""
+            SELECT dst_app, dstport AS dst_port, protocol, src_app,
+                   COALESCE(pkt_srcaddr, srcaddr) AS src_addr, count(*) AS flows,
+                   sum(packets) AS packets, sum(bytes) AS bytes
+            FROM enriched {q.where_sql}
+            GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, src_addr {q.limit_sql(v)}""", \
+            q.params
+    q.time_range("window_start", v)
+    q.where("action = 'REJECT'")
+    if v.get("app"):
+        q.where("dst_app = $app", app=v["app"])
+    return f"""
+        SELECT dst_app, dst_port, protocol, src_app, src_region, sum(flows) AS flows,
+               sum(packets) AS packets, sum(bytes) AS bytes
+        FROM aggregates {q.where_sql}
+        GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, src_app {q.limit_sql(v)}""", q.params
+
+
+_FLOW_COLUMNS = ("start", "srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr", "dstport",
+                 "protocol", "action", "packets", "bytes") + ENRICHED_OWNER_KEYS
+OWNER_SUMMARY = ("app", "asg", "resource_id", "account", "region", "zone")
+
+
+def _who_owned(v):
+    at, within = v["at"], v["within"]
+    # As given, and in the canonical form AWS writes (lower case, IPv6 compressed).
+    ips = sorted({v["ip"].strip(), parse_ip(v["ip"])})
+    flow_columns = ", ".join(f'"{c}"' for c in _FLOW_COLUMNS)
+
+    def end(direction, mine, peer):
+        owner = ", ".join(f"{mine}_{f} AS owner_{f}" for f in OWNER_SUMMARY)
+        return (f"SELECT start, '{direction}' AS direction, {owner}, {peer}_app AS peer_app, "
+                f"COALESCE(pkt_{peer}addr, {peer}addr) AS peer_addr, dstport, bytes FROM flows "
+                f"WHERE list_contains($ips, COALESCE(pkt_{mine}addr, {mine}addr)))")
+
+    owner_columns = ", ".join(f"owner_{f}" for f in OWNER_SUMMARY)
+    return f"""
+        WITH flows AS (
+            SELECT {flow_columns} FROM enriched WHERE start BETWEEN $first AND $last
+            UNION ALL
+            SELECT {flow_columns} FROM late WHERE start BETWEEN $first AND $last),
+        ends AS ({end('out', 'src', 'dst')} UNION ALL {end('in', 'dst', 'src')})
+        SELECT {owner_columns}, direction, peer_app, dstport AS dst_port, count(*) AS flows,
+               count(DISTINCT peer_addr) AS peer_addrs, sum(bytes) AS bytes,
+               utc(min(start)) AS first_seen, utc(max(start)) AS last_seen
+        FROM ends GROUP BY ALL
+        ORDER BY min(start), {owner_columns}, direction DESC, bytes DESC""", \
+        {"ips": ips, "first": at - within, "last": at + within}
+
+
+def _egress(v):
+    q = _Sql()
+    q.time_range("window_start", v)
+    q.where("dst_app = 'internet'")
+    return f"""
+        SELECT src_app AS app, src_region AS region, sum(flows) AS flows,
+               sum(packets) AS packets, sum(bytes) AS bytes, {_REJECTED} AS rejected_flows
+        FROM aggregates {q.where_sql}
+        GROUP BY ALL ORDER BY bytes DESC, app, region {q.limit_sql(v)}""", q.params
+
+
+def _exposure(v):
+    q = _Sql()
+    q.time_range("window_start", v)
+    q.where("src_app = 'internet'")
+    return f"""
+        SELECT dst_app AS app, dst_region AS region, dst_port, protocol, sum(flows) AS flows,
+               sum(bytes) AS bytes, {_REJECTED} AS rejected_flows
+        FROM aggregates {q.where_sql}
+        GROUP BY ALL ORDER BY flows DESC, app, region, dst_port {q.limit_sql(v)}""", q.params
+
+
+def _region_pairs(v):
+    q = _Sql()
+    q.time_range("window_start", v)
+    if v.get("cross_only"):
+        q.where("src_region <> dst_region AND src_region <> '-' AND dst_region <> '-'")
+    return f"""
+        SELECT src_region, dst_region,
+               src_region <> dst_region AND src_region <> '-' AND dst_region <> '-'
+                   AS cross_region,
+               sum(flows) AS flows, sum(packets) AS packets, sum(bytes) AS bytes
+        FROM aggregates {q.where_sql}
+        GROUP BY ALL ORDER BY bytes DESC, src_region, dst_region {q.limit_sql(v)}""", q.params
+
+
+def _zone_pairs(v):
+    q = _Sql()
+    q.time_range("start", v)
+    if v.get("cross_only"):
+        q.where("src_zone <> dst_zone AND src_zone <> '-' AND dst_zone <> '-'")
+    return f"""
+        SELECT src_zone, dst_zone,
+               src_zone <> dst_zone AND src_zone <> '-' AND dst_zone <> '-' AS cross_zone,
+               count(*) AS flows, sum(packets) AS packets, sum(bytes) AS bytes
+        FROM enriched {q.where_sql}
+        GROUP BY ALL ORDER BY bytes DESC, src_zone, dst_zone {q.limit_sql(v)}""", q.params
+
+
+def _rollup(v):
+    every, window = v["every"], v["window_seconds"]
+    if every % window:
+        raise QueryError(f"--every {every}s is not a whole number of stored {window}s windows: "
+                         f"a roll-up can only merge whole windows")
+    q = _Sql()
+    q.time_range("window_start", v)
+    q.dimensions(v)
+    by = "".join(f", {d}" for d in v["by"])
+    return f"""
+        SELECT window_start - window_start % {every} AS bucket_start,
+               utc(window_start - window_start % {every}) AS bucket{by},
+               sum(flows) AS flows, sum(packets) AS packets, sum(bytes) AS bytes
+        FROM aggregates {q.where_sql}
+        GROUP BY ALL ORDER BY bucket_start, bytes DESC{by} {q.limit_sql(v)}""", q.params
+
+
+DRILL_DOWN_COLUMNS = ("start", "end", "interface_id", "srcaddr", "srcport", "dstaddr", "dstport",
+                      "protocol", "packets", "bytes", "action", "src_app", "src_asg",
+                      "src_resource_id", "src_region", "dst_app", "dst_asg", "dst_resource_id",
+                      "dst_region")
+
+
+def _drill_down(v):
+    window = v["window_seconds"]
+    q = _Sql()
+    # The flow's window, so the rows are exactly those summed by the aggregates in the range.
+    q.time_range(f"(start - start % {window})", v)
+    q.dimensions(v, rename=_ENRICHED_NAME)
+    columns = ", ".join(f'"{c}"' for c in DRILL_DOWN_COLUMNS)
+    return f"""
+        SELECT start - start % {window} AS window_start, {columns}
+        FROM enriched {q.where_sql}
+        ORDER BY start, srcaddr, dstaddr, srcport, dstport {q.limit_sql(v)}""", q.params
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    help: str
+    build: object       # values -> (sql, params)
+    params: tuple
+    views: tuple
+
+
+_APP_REQUIRED = Param("app", str, "the app", required=True)
+_CROSS_ONLY = Param("cross_only", parse_flag, "only pairs of two different known places", default=False)
+
+QUESTIONS = {q.name: q for q in (
+    Question("top-talkers", "app pairs by bytes, with REJECT share", _top_talkers,
+             TIME_RANGE + (Param("action", str, "only ACCEPT or only REJECT",
+                                 choices=("ACCEPT", "REJECT")), _limit(20)), ("aggregates",)),
+    Question("dependencies", "what an app depends on and what depends on it", _dependencies,
+             (_APP_REQUIRED,) + TIME_RANGE, ("aggregates",)),
+    Question("rejects", "REJECTed flows to an app (or all apps) by port and source", _rejects,
+             (Param("app", str, "destination app (default: all)"),
+              Param("source", str, "group sources by app (aggregates) or by address (enriched)",
+                    default="app", choices=("app", "address"))) + TIME_RANGE + (_limit(20),),
+             ("aggregates", "enriched")),
+    Question("who-owned", "who owned an IP around a time, and what it talked to", _who_owned,
+             (Param("ip", str, "the address (IPv4 or IPv6)", required=True),
+              Param("at", parse_time, "the time (epoch seconds or ISO-8601)", required=True),
+              Param("within", parse_duration, "look at flows starting this close to --at",
+                    default=300)), ("enriched", "late")),
+    Question("egress", "traffic to the internet by app", _egress, TIME_RANGE + (_limit(0),),
+             ("aggregates",)),
+    Question("exposure", "traffic from the internet by app and port", _exposure,
+             TIME_RANGE + (_limit(0),), ("aggregates",)),
+    Question("region-pairs", "traffic by source and destination region", _region_pairs,
+             TIME_RANGE + (_CROSS_ONLY, _limit(0)), ("aggregates",)),
+    Question("zone-pairs", "traffic by source and destination zone (enriched flows)", _zone_pairs,
+             TIME_RANGE + (_CROSS_ONLY, _limit(0)), ("enriched",)),
+    Question("rollup", "aggregates merged into larger windows (an hour, a day, ...)", _rollup,
+             (Param("every", parse_duration, "the roll-up window: 15m, 1h, 1d, ...",
+                    required=True),
+              Param("by", parse_dimensions, "comma-separated dimensions to keep "
+                    f"({', '.join(DIMENSIONS)}); empty for totals", default=("src_app", "dst_app")),
+              WINDOW_SECONDS) + TIME_RANGE + DIMENSION_FILTERS + (_limit(0),), ("aggregates",)),
+    Question("drill-down", "the enriched flows behind aggregate rows (same filters)", _drill_down,
+             (WINDOW_SECONDS,) + TIME_RANGE + DIMENSION_FILTERS + (_limit(1000),),
+             ("enriched",)),
+)}
+
+
+def question_sql(name: str, values: dict):
+    """(sql, params) of a named question; `values` holds parsed parameters (defaults filled)."""
+    question = QUESTIONS.get(name)
+    if question is None:
+        raise QueryError(f"unknown question {name!r}; known: {', '.join(QUESTIONS)}")
+    filled = {}
+    for p in question.params:
+        value = values.get(p.name)
+        if value is None:
+            if p.required:
+                raise QueryError(f"{name}: --{p.name.replace('_', '-')} is required")
+            value = p.default
+        elif isinstance(value, str) and p.parse is not str:
+            value = p.parse(value)
+        if p.choices and value is not None and value not in p.choices:
+            raise QueryError(f"{name}: --{p.name.replace('_', '-')} must be one of "
+                             f"{', '.join(p.choices)}")
+        filled[p.name] = value
+    return question.build(filled)
+
+
+class Outputs:
+    """An output folder (local, or s3:// copied to a cache) open for queries."""
+
+    def __init__(self, output: str, views=OUTPUTS, cache_dir: str = None):
+        self.folder = local_folder(output, views, cache_dir)
+        self.con = connect(self.folder, views)
+
+    def sql(self, sql: str, params: dict = None) -> Result:
+        return run_sql(self.con, sql, params)
+
+    def ask(self, name: str, **values) -> Result:
+        return self.sql(*question_sql(name, values))
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- output formats
+
+def _json_value(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_result(result: Result, fmt: str) -> str:
+    if fmt == "json":
+        return "\n".join(json.dumps(dict(zip(result.columns, row)), default=_json_value)
+                         for row in result.rows)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(result.columns)
+        writer.writerows([_cell(v) for v in row] for row in result.rows)
+        return out.getvalue().rstrip("\n")
+    if fmt != "table":
+        raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    cells = [[_cell(v) for v in row] for row in result.rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
+    numeric = [all(isinstance(row[i], (int, float, Decimal)) and not isinstance(row[i], bool)
+                   for row in result.rows if row[i] is not None) and bool(result.rows)
+               for i in range(len(result.columns))]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    lines = [line(result.columns), line(["-" * w for w in widths])]
+    lines += [line(r) for r in cells]
+    lines.append(f"({len(result.rows)} row{'' if len(result.rows) == 1 else 's'})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- Athena / AWS Glue
+
+_ATHENA_TYPES = {LONG: "bigint", INT: "int", STRING: "string", ADDR: "string"}
+
+
+def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2026-01-01",
+               table_prefix: str = "") -> str:
+    """CREATE statements for Athena (tables land in the AWS Glue Data Catalog), one table per
+    output under `location`, partitioned by `dt` (yyyy-MM-dd) and `hour` (HH) with partition
+    projection, so new partitions need no crawler or MSCK REPAIR."""
+    if not is_s3(location):
+        raise QueryError(f"{location}: Athena reads S3; expected s3://bucket/prefix")
+    if not re.fullmatch(r"[a-z0-9_]+", database + table_prefix):
+        raise QueryError("database and table prefix: lower-case letters, digits and _ only")
+    try:
+        datetime.strptime(first_date, "%Y-%m-%d")
+    except ValueError:
+        raise QueryError(f"{first_date!r}: expected the first date as YYYY-MM-DD") from None
+    location = location.rstrip("/")
+    statements = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
+    for view, columns in VIEW_COLUMNS.items():
+        column_sql = ",\n".join(
+            f"  `{c.name}` {_ATHENA_TYPES[c.kind]}"
+            + (f" COMMENT {_sql_string(c.doc)}" if c.doc else "") for c in columns)
+        where = f"{location}/{view}/"
+        statements.append(f"""CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table_prefix}{view}` (
+{column_sql}
+)
+PARTITIONED BY (`dt` string COMMENT 'UTC date the file was written, yyyy-MM-dd',
+                `hour` string COMMENT 'UTC hour the file was written, HH')
+ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'
+STORED AS INPUTFORMAT 'org.apache.hadoop.mapred.TextInputFormat'
+OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'
+LOCATION '{where}'
+TBLPROPERTIES (
+  'projection.enabled' = 'true',
+  'projection.dt.type' = 'date',
+  'projection.dt.format' = 'yyyy-MM-dd',
+  'projection.dt.range' = '{first_date},NOW',
+  'projection.dt.interval' = '1',
+  'projection.dt.interval.unit' = 'DAYS',
+  'projection.hour.type' = 'integer',
+  'projection.hour.range' = '0,23',
+  'projection.hour.digits' = '2',
+  'storage.location.template' = '{where}dt=${{dt}}/hour=${{hour}}/'
+);""")
+    return "\n\n".join(statements)
