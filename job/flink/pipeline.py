@@ -1,11 +1,12 @@
 """The flowdredge dataflow, independent of where records come from and go to.
 
     flow records --parse--> flow groups --key--\
-                                                 attribute (keyed broadcast) --> partial rows --SQL TUMBLE--> aggregates
-    changelog ---parse---> events --broadcast--/         \--> enriched, late, dead-letter, counts
+                                               attribute --> partial rows --SQL TUMBLE--> aggregates
+    changelog ---parse---> events --broadcast--/    \--> enriched, late, conversations
+    (parse steps also emit dead letters, counts, data quality)
 
 `build_pipeline` takes the sources and sinks as arguments so tests can pass bounded sources and
-collecting sinks; `job.cli` wires files (replay, demo) and later Kinesis.
+their own sinks; `job.cli` wires files (replay, demo). See docs/design.md.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -17,11 +18,11 @@ from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
 from job.flink.streams import keyed_by_first_field, with_event_time
-from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED, FLOW_GROUP_TYPE,
-                                 KEYED_FLOW_GROUP_TYPE, LATE,
-                                 METADATA_EVENT_TYPE, OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE,
-                                 TIMED_FLOW_GROUP_TYPE, TIMED_METADATA_EVENT_TYPE,
-                                 AttributeFlows, ParseFlowRecords, ParseMetadataEvents)
+from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED,
+                                 FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE, METADATA_EVENT_TYPE,
+                                 OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
+                                 TIMED_METADATA_EVENT_TYPE, AttributeFlows, ParseFlowRecords,
+                                 ParseMetadataEvents)
 from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
 
 
@@ -35,12 +36,9 @@ class Sources:
 @dataclass
 class Sinks:
     """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
-    `aggregates(t_env, table)` writes the aggregate table (returns a TableResult or None)."""
+    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job."""
     text: Callable
     aggregates: Callable
-
-
-TEXT_OUTPUTS = ("enriched", "late", "dead_letter", "counts", "data_quality")
 
 
 def configure(env: StreamExecutionEnvironment, config: Config) -> None:
@@ -50,8 +48,7 @@ def configure(env: StreamExecutionEnvironment, config: Config) -> None:
 
 def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks,
                    config: Config):
-    """Adds the job to `env`; returns the statement set holding the SQL part (caller executes
-    `env.execute()` after `statement_set.attach_as_datastream()`)."""
+    """Adds the whole job to `env`; the caller runs `env.execute()`."""
     t_env = StreamTableEnvironment.create(env)
     # Stable uids for the SQL operators too (the window state), so savepoints map back.
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
@@ -103,7 +100,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
         add_security_views(t_env, side(attributed, CONVERSATIONS, "attribute-flows"), sinks,
                            config)
 
-    return sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
+    sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
 
 
 def window_aggregates(t_env: StreamTableEnvironment, partials: DataStream, config: Config):

@@ -8,6 +8,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.files import file_sinks, file_sources
 from job.config import Config
 from job.flink.pipeline import build_pipeline, configure
+from job.outputs import OUTPUTS, clear_outputs
 
 
 def flink_configuration(config: Config) -> Configuration:
@@ -45,7 +46,6 @@ def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: 
 
 
 def prepare_output(output_dir: str, overwrite: bool) -> None:
-    from job.outputs import OUTPUTS, clear_outputs
     existing = [name for name in OUTPUTS
                 if os.path.isdir(os.path.join(output_dir, name))
                 and os.listdir(os.path.join(output_dir, name))]
