@@ -7,16 +7,15 @@ owner is `unattributed` when private (RFC 1918, 100.64/10, fc00::/7, link-local,
 `internet` otherwise; its other owner fields are `-`.
 """
 import ipaddress
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from job.aggregate import PartialAggregates
+from job.enriched import EnrichedWriter
 from job.parse import FlowGroup, decode_tcp_flags
 from job.ownership import OwnershipIndex
 from schemas.metadata import ABSENT, OWNER_FIELDS
-from schemas.outputs import ENRICHED_OWNER_KEYS
 
 UNATTRIBUTED = "unattributed"
 INTERNET = "internet"
@@ -76,8 +75,8 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     packets = fmt.pos.get("packets")
     nbytes = fmt.pos.get("bytes")
     sport = fmt.pos.get("srcport")
-    keys = fmt.keys + ENRICHED_OWNER_KEYS
     tcp_flags = fmt.pos.get("tcp-flags")
+    writer = EnrichedWriter(fmt.keys)
     add_conversation = None
     owner_at = index.owner_at
     out = Attributed()
@@ -86,7 +85,6 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
         add_conversation = out.conversations.add
     side_counts = {"src": Counter(), "dst": Counter()}
     window_start = group.window_start
-    dumps = json.dumps
     for flow in group.flows:
         t_ms = flow[start_pos] * 1000
         src_ip = (pkt_src is not None and flow[pkt_src]) or flow[src]
@@ -120,12 +118,11 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                 (flow[packets] or 0) if packets is not None else 0,
                 (flow[nbytes] or 0) if nbytes is not None else 0)
         if enriched:
-            record = dict(zip(keys, flow + s + d))
             if tcp_flags is not None:
-                record["tcp_flags_names"] = decode_tcp_flags(flow[tcp_flags])
-            if extra:
-                record.update(extra)
-            out.enriched.append(dumps(record, separators=(",", ":")))
+                more = {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
+            else:
+                more = extra
+            out.enriched.append(writer.line(flow, s, d, more))
     for side, counter in side_counts.items():
         for what, n in counter.items():
             out.counts[f"{side}_{what}"] += n
