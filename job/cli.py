@@ -1,4 +1,4 @@
-"""`flowdredge` command line: demo, replay, generate, summary.
+"""`flowdredge` command line: demo, replay, generate, summary, query, report, athena-ddl.
 
 main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
@@ -74,6 +74,61 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_query(args) -> int:
+    from job import query
+    if args.question == "views":
+        print(query.describe_views())
+        return 0
+    if args.question == "sql":
+        result = query.answer(args.output, sql=args.sql, cache_dir=args.cache)
+    else:
+        values = {p.name: getattr(args, p.name) for p in query.QUESTIONS[args.question].params}
+        result = query.answer(args.output, question=args.question, values=values,
+                              cache_dir=args.cache)
+    print(query.format_result(result, args.format))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from job.report import write_report
+    path = write_report(args.output, args.html, args.cache)
+    _progress(f"report written to {path}")
+    return 0
+
+
+def cmd_athena_ddl(args) -> int:
+    from job.query import athena_ddl
+    print(athena_ddl(args.location, args.database, args.first_date, args.table_prefix))
+    return 0
+
+
+def _query_parser(sub) -> None:
+    from job import query
+    q = sub.add_parser("query", help="SQL or a named question over an output folder (DuckDB)",
+                       description="Views: " + ", ".join(query.VIEW_COLUMNS)
+                       + ". See docs/query.md.")
+    q.add_argument("output", help="output folder, or s3://bucket/prefix")
+    questions = q.add_subparsers(dest="question", required=True, metavar="QUESTION")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--format", choices=query.FORMATS, default="table")
+    shared.add_argument("--cache", help="local copy of an s3:// output folder "
+                                        "(default ~/.cache/flowdredge/s3/BUCKET/PREFIX)")
+    sql = questions.add_parser("sql", parents=[shared], help="run the SQL given")
+    sql.add_argument("sql", help="e.g. \"SELECT * FROM aggregates LIMIT 10\"")
+    questions.add_parser("views", help="list the views and their columns")
+    for question in query.QUESTIONS.values():
+        qp = questions.add_parser(question.name, parents=[shared], help=question.help)
+        for p in question.params:
+            flag = "--" + p.name.replace("_", "-")
+            if p.parse is query.parse_flag:
+                qp.add_argument(flag, dest=p.name, action="store_true", default=None, help=p.help)
+                continue
+            shown = ",".join(p.default) if isinstance(p.default, tuple) else p.default
+            qp.add_argument(flag, dest=p.name, required=p.required, choices=p.choices,
+                            help=p.help + ("" if p.default is None else f" (default {shown})"))
+    q.set_defaults(func=cmd_query)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowdredge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +165,26 @@ def parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print the summary of an output folder")
     summary.add_argument("output")
     summary.set_defaults(func=cmd_summary)
+
+    _query_parser(sub)
+
+    report = sub.add_parser("report",
+                            help="write one self-contained HTML page about an output folder")
+    report.add_argument("output", help="output folder, or s3://bucket/prefix")
+    report.add_argument("--html", help="where to write it (default OUTPUT/report.html)")
+    report.add_argument("--cache", help="local copy of an s3:// output folder")
+    report.set_defaults(func=cmd_report)
+
+    ddl = sub.add_parser("athena-ddl",
+                         help="print Amazon Athena / AWS Glue tables for outputs in S3")
+    ddl.add_argument("--location", required=True,
+                     help="s3://bucket/prefix holding aggregates/, enriched/, ... "
+                          "in dt=YYYY-MM-DD/hour=HH/ folders")
+    ddl.add_argument("--database", default="flowdredge")
+    ddl.add_argument("--table-prefix", default="", help="prepended to each table name")
+    ddl.add_argument("--first-date", default=time.strftime("%Y-%m-%d", time.gmtime()),
+                     help="first dt partition, YYYY-MM-DD (default today, UTC)")
+    ddl.set_defaults(func=cmd_athena_ddl)
     return p
 
 

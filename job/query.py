@@ -1,7 +1,8 @@
 """SQL and named questions over an output folder, with DuckDB (embedded, no server). Pure Python.
 
-The views `aggregates`, `enriched`, `late`, `dead_letter` and `counts` read the committed JSON
-Lines part files of a local output folder, or of an s3:// prefix copied once into a local cache.
+One view per output (`aggregates`, `enriched`, `late`, `dead_letter`, `counts`, `data_quality`)
+reads the committed JSON Lines part files of a local output folder, or of an s3:// prefix copied
+once into a local cache.
 Their columns are derived from schemas/, and so are the Athena / AWS Glue table definitions
 (`athena_ddl`), so neither can drift from what the job writes.
 """
@@ -58,9 +59,18 @@ def _aggregate_column(name):
     return _schema_columns(AGGREGATE)[AGGREGATE.index(name)]
 
 
+# tcp_flags_names and the data_quality record are not declared in schemas/ yet: they are
+# written by job.attribute and job.flink.operators.data_quality_lines.
 ENRICHED_COLUMNS = (tuple(Column(f.key, f.kind, f"flow log field {f.aws} (v{f.version})")
                           for f in FLOW_LOG_FIELDS)
+                    + (Column("tcp_flags_names", STRING, "tcp_flags decoded, e.g. SYN-ACK,FIN"),)
                     + tuple(_owner_column(k) for k in ENRICHED_OWNER_KEYS))
+DATA_QUALITY_COLUMNS = (
+    _aggregate_column("window_start"),
+    Column("account_id", STRING), Column("interface_id", STRING),
+    Column("no_data", LONG, "NODATA lines: no traffic in the interval"),
+    Column("skip_data", LONG, "SKIPDATA lines: AWS dropped flows in the interval"),
+)
 
 VIEW_COLUMNS = {
     "aggregates": _schema_columns(AGGREGATE),
@@ -69,8 +79,8 @@ VIEW_COLUMNS = {
     "dead_letter": _schema_columns(DEAD_LETTER),
     "counts": (Column("stage", STRING, "parse, metadata or attribute"),)
               + tuple(Column(c, LONG, "0 when the record does not carry it") for c in COUNTERS),
+    "data_quality": DATA_QUALITY_COLUMNS,
 }
-assert tuple(VIEW_COLUMNS) == OUTPUTS, "every output needs a view"
 
 _DUCKDB_TYPES = {LONG: "BIGINT", INT: "INTEGER", STRING: "VARCHAR", ADDR: "VARCHAR"}
 
@@ -83,11 +93,15 @@ def describe_views() -> str:
     """Every view and its columns, for help and error messages."""
     lines = ["available views and columns:"]
     for view, columns in VIEW_COLUMNS.items():
-        listed = ", ".join(f"{c.name} {_DUCKDB_TYPES[c.kind]}" for c in columns)
+        if view == "late":
+            extra = columns[len(ENRICHED_COLUMNS):]
+            listed = "the enriched columns, then " + ", ".join(
+                f"{c.name} {_DUCKDB_TYPES[c.kind]}" for c in extra)
+        else:
+            listed = ", ".join(f"{c.name} {_DUCKDB_TYPES[c.kind]}" for c in columns)
         lines += textwrap.wrap(f"{view}: {listed}", width=100, initial_indent="  ",
                                subsequent_indent="      ")
-    lines.append("  (macro utc(epoch_seconds) gives an ISO-8601 UTC string; quote the columns "
-                 'start, end and type as "start", "end", "type")')
+    lines.append('  (utc(epoch_seconds) gives an ISO-8601 UTC string; end is a keyword: write "end")')
     return "\n".join(lines)
 
 
@@ -363,14 +377,14 @@ def _top_talkers(v):
         SELECT src_app, dst_app, sum(flows) AS flows, sum(packets) AS packets,
                sum(bytes) AS bytes, {_REJECTED} AS rejected_flows, {_REJECT_PCT} AS reject_pct
         FROM aggregates {q.where_sql}
-        GROUP BY src_app, dst_app ORDER BY bytes DESC, src_app, dst_app {q.limit_sql(v)}""", q.params
+        GROUP BY src_app, dst_app ORDER BY bytes DESC, src_app, dst_app {q.limit_sql(v)}""", \
+        q.params
 
 
 def _dependencies(v):
     q = _Sql()
     q.time_range("window_start", v)
-    q.params["app"] = v["app"]
-    time_sql = (" AND " + " AND ".join(q.clauses)) if q.clauses else ""
+    time_sql = "".join(f" AND {clause}" for clause in q.clauses)
     return f"""
         SELECT direction, peer_app, dst_port, protocol, sum(flows) AS flows, sum(bytes) AS bytes,
                {_REJECTED} AS rejected_flows
@@ -379,16 +393,18 @@ def _dependencies(v):
               UNION ALL BY NAME
               SELECT 'depended_on_by' AS direction, src_app AS peer_app, * FROM aggregates
               WHERE dst_app = $app{time_sql})
-        GROUP BY ALL ORDER BY direction DESC, bytes DESC, peer_app, dst_port""", q.params
+        GROUP BY ALL ORDER BY direction DESC, bytes DESC, peer_app, dst_port""", \
+        {**q.params, "app": v["app"]}
 
 
 def _rejects(v):
+    by_address = v["source"] == "address"
     q = _Sql()
-    if v["source"] == "address":
-        q.time_range("start", v)
-        q.where("action = 'REJECT'")
-        if v.get("app"):
-            q.where("dst_app = $app", app=v["app"])
+    q.time_range("start" if by_address else "window_start", v)
+    q.where("action = 'REJECT'")
+    if v.get("app"):
+        q.where("dst_app = $app", app=v["app"])
+    if by_address:
         return f"""
             SELECT dst_app, dstport AS dst_port, protocol, src_app,
                    COALESCE(pkt_srcaddr, srcaddr) AS src_addr, count(*) AS flows,
@@ -396,10 +412,6 @@ def _rejects(v):
             FROM enriched {q.where_sql}
             GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, src_addr {q.limit_sql(v)}""", \
             q.params
-    q.time_range("window_start", v)
-    q.where("action = 'REJECT'")
-    if v.get("app"):
-        q.where("dst_app = $app", app=v["app"])
     return f"""
         SELECT dst_app, dst_port, protocol, src_app, src_region, sum(flows) AS flows,
                sum(packets) AS packets, sum(bytes) AS bytes
@@ -422,7 +434,7 @@ def _who_owned(v):
         owner = ", ".join(f"{mine}_{f} AS owner_{f}" for f in OWNER_SUMMARY)
         return (f"SELECT start, '{direction}' AS direction, {owner}, {peer}_app AS peer_app, "
                 f"COALESCE(pkt_{peer}addr, {peer}addr) AS peer_addr, dstport, bytes FROM flows "
-                f"WHERE list_contains($ips, COALESCE(pkt_{mine}addr, {mine}addr)))")
+                f"WHERE list_contains($ips, COALESCE(pkt_{mine}addr, {mine}addr))")
 
     owner_columns = ", ".join(f"owner_{f}" for f in OWNER_SUMMARY)
     return f"""
@@ -534,7 +546,8 @@ class Question:
 
 
 _APP_REQUIRED = Param("app", str, "the app", required=True)
-_CROSS_ONLY = Param("cross_only", parse_flag, "only pairs of two different known places", default=False)
+_CROSS_ONLY = Param("cross_only", parse_flag, "only pairs of two different known places",
+                    default=False)
 
 QUESTIONS = {q.name: q for q in (
     Question("top-talkers", "app pairs by bytes, with REJECT share", _top_talkers,
@@ -616,6 +629,19 @@ class Outputs:
         self.close()
 
 
+def answer(output: str, question: str = None, values: dict = None, sql: str = None,
+           cache_dir: str = None) -> Result:
+    """Runs `sql`, or the named `question` with `values`, over an output folder; only the
+    outputs it reads are opened (and, for S3, copied)."""
+    if question:
+        sql, params = question_sql(question, values or {})
+        views = QUESTIONS[question].views
+    else:
+        params, views = None, referenced_views(sql)
+    with Outputs(output, views, cache_dir) as outputs:
+        return outputs.sql(sql, params)
+
+
 # ---------------------------------------------------------------- output formats
 
 def _json_value(value):
@@ -687,7 +713,8 @@ def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2
             f"  `{c.name}` {_ATHENA_TYPES[c.kind]}"
             + (f" COMMENT {_sql_string(c.doc)}" if c.doc else "") for c in columns)
         where = f"{location}/{view}/"
-        statements.append(f"""CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table_prefix}{view}` (
+        table = f"`{database}`.`{table_prefix}{view}`"
+        statements.append(f"""CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
 {column_sql}
 )
 PARTITIONED BY (`dt` string COMMENT 'UTC date the file was written, yyyy-MM-dd',

@@ -1,0 +1,1 @@
+"""flowdredge-publisher: AWS network state (EC2, ENI, Auto Scaling, load balancers) to the IP-metadata changelog."""

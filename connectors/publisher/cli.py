@@ -1,0 +1,133 @@
+"""flowdredge-publisher: AWS network state to the IP-metadata changelog. See docs/publisher.md.
+
+    flowdredge-publisher run --config FILE [--once] [--resume SNAPSHOT]
+    flowdredge-publisher snapshot --config FILE [--to PATH | s3://bucket/key]
+
+Exit status: 0 done; 1 bad configuration or an output that cannot be written; 2 bad usage;
+3 (`run --once`, `snapshot`) an account or region could not be read.
+"""
+import argparse
+import json
+import signal
+import sys
+import time
+
+from connectors.publisher import config as publisher_config
+from connectors.publisher.aws import AwsReader
+from connectors.publisher.diff import reconcile_poll, snapshot_events, state_from_snapshot
+from connectors.publisher.publisher import EventTail, Publisher, describe
+from connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+
+INCOMPLETE = 3
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _say(message: str) -> None:
+    print(f"flowdredge-publisher: {message}", file=sys.stderr, flush=True)
+
+
+def build_sink(config, reader: AwsReader):
+    out = config.output
+    if out.kind == "file":
+        return FileSink(out.path)
+    client = reader.base_session().client(
+        "kinesis", region_name=out.region, config=reader.boto_config,
+        endpoint_url=out.endpoint_url or config.aws.endpoint_url or None)
+    return KinesisSink(client, out.stream_arn or out.stream_name, out.partition_key,
+                       out.max_attempts)
+
+
+def snapshot_writer(config, reader: AwsReader, target: str):
+    def s3():
+        return reader.base_session().client("s3", config=reader.boto_config,
+                                            endpoint_url=config.aws.endpoint_url or None)
+    return lambda events: write_snapshot(events, target, s3)
+
+
+def _read_snapshot(path: str):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return state_from_snapshot([json.loads(line) for line in fh if line.strip()])
+    except OSError as err:
+        raise ValueError(f"cannot read snapshot {path}: {err.strerror}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"snapshot {path} is not a file of ASSIGN events: {err}") from None
+
+
+def cmd_run(args, config) -> int:
+    reader = AwsReader(config, wall_clock_ms)
+    state = _read_snapshot(args.resume) if args.resume else None
+    publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
+    if args.once:
+        result = publisher.poll()
+        _say(describe(result))
+        return 0 if result.complete else INCOMPLETE
+    stop, snapshot_wanted = [], []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    signal.signal(signal.SIGUSR1, lambda *_: snapshot_wanted.append(True))
+
+    def snapshot_requested():
+        if not snapshot_wanted:
+            return False
+        snapshot_wanted.clear()
+        if not config.snapshot.to:
+            _say("snapshot requested but snapshot.to is not configured")
+            return False
+        return True
+
+    writer = snapshot_writer(config, reader, config.snapshot.to) if config.snapshot.to else None
+    events = EventTail(config.events.path) if config.events.path else None
+    publisher.run(lambda: bool(stop), on_poll=lambda r: _say(describe(r)), events=events,
+                  snapshot_requested=snapshot_requested, write_snapshot=writer)
+    return 0
+
+
+def cmd_snapshot(args, config) -> int:
+    target = args.to or config.snapshot.to
+    if not target:
+        _say("no snapshot target: give --to or set snapshot.to")
+        return 2
+    reader = AwsReader(config, wall_clock_ms)
+    publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
+    observations, _inventories, failed = publisher.observe()
+    if failed:
+        _say(f"no snapshot written: {len(failed)} account/region(s) could not be read")
+        return INCOMPLETE
+    state = reconcile_poll(publisher.state, observations, config.scopes).state
+    events = snapshot_events(state)
+    snapshot_writer(config, reader, target)(events)
+    _say(f"snapshot: {len(events)} owners written to {target}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="flowdredge-publisher", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="poll and write changes until stopped (SIGTERM)")
+    run.add_argument("--config", required=True)
+    run.add_argument("--once", action="store_true", help="one poll, then exit")
+    run.add_argument("--resume", metavar="SNAPSHOT",
+                     help="start from a snapshot file (the owners a previous run published)")
+    snap = commands.add_parser("snapshot", help="write every current owner as ASSIGN events")
+    snap.add_argument("--config", required=True)
+    snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
+    args = parser.parse_args(argv)
+    try:
+        config = publisher_config.load(args.config)
+        if args.command == "run":
+            return cmd_run(args, config)
+        return cmd_snapshot(args, config)
+    except publisher_config.ConfigError as err:
+        _say(f"configuration error: {err}")
+        return 1
+    except (SinkError, ValueError) as err:
+        _say(str(err))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

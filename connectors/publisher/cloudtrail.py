@@ -1,0 +1,207 @@
+"""Near-real-time changes from CloudTrail / EventBridge events, between polls. Pure.
+
+Accepted lines (JSON Lines, one of these per line):
+- an EventBridge event "AWS API Call via CloudTrail" (the CloudTrail record in `detail`);
+- an EventBridge "EC2 Instance State-change Notification";
+- a CloudTrail record, or a CloudTrail log file object {"Records": [...]}.
+
+Handled calls: RunInstances, TerminateInstances, CreateNetworkInterface, DeleteNetworkInterface,
+AttachNetworkInterface, DetachNetworkInterface (failed calls, with an errorCode, are ignored),
+and instance states shutting-down / terminated. Each becomes an InventoryChange, applied to the
+scope's inventory from the last poll (`apply_change`); the reconciliation turns the new
+inventory into ASSIGN / UNASSIGN events at the event's time. A change that needs something the
+inventory does not know (attaching an interface or instance not seen yet) is left to the next
+poll. Everything else (secondary-address calls, load balancers, Lambda) is left to the polls.
+"""
+import copy
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from connectors.publisher.derive import ASG_TAG, tag_dict
+from connectors.publisher.model import Inventory, Scope
+
+CLOUDTRAIL_DETAIL = "AWS API Call via CloudTrail"
+STATE_CHANGE_DETAIL = "EC2 Instance State-change Notification"
+GONE_STATES = ("shutting-down", "terminated")
+
+
+class EventError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class InventoryChange:
+    scope: Scope
+    at_ms: int
+    name: str                                            # the API call or instance state
+    interfaces_added: tuple = ()                         # DescribeNetworkInterfaces-shaped
+    interfaces_removed: tuple = ()                       # interface ids
+    instances_added: dict = field(default_factory=dict)  # instance id -> tags
+    instances_gone: tuple = ()                           # instance ids
+    attach: tuple = None                                 # (interface id, instance id, attachment id)
+    detach: str = None                                   # attachment id
+
+
+def parse_line(line: str) -> list:
+    """The inventory changes one line describes ([] for events that change no address)."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        raise EventError("not JSON") from None
+    if not isinstance(doc, dict):
+        raise EventError("not a JSON object")
+    if "Records" in doc:
+        return [c for record in doc["Records"] for c in _from_record(record)]
+    detail_type = doc.get("detail-type")
+    if detail_type == CLOUDTRAIL_DETAIL:
+        record = dict(doc.get("detail") or {})
+        record.setdefault("recipientAccountId", doc.get("account"))
+        record.setdefault("awsRegion", doc.get("region"))
+        record.setdefault("eventTime", doc.get("time"))
+        return _from_record(record)
+    if detail_type == STATE_CHANGE_DETAIL:
+        detail = doc.get("detail") or {}
+        if detail.get("state") not in GONE_STATES:
+            return []
+        return [InventoryChange(_scope(doc.get("account"), doc.get("region")), _ms(doc.get("time")),
+                                detail["state"], instances_gone=(detail["instance-id"],))]
+    if "eventName" in doc:
+        return _from_record(doc)
+    if detail_type is not None:
+        return []
+    raise EventError("neither an EventBridge event nor a CloudTrail record")
+
+
+def _from_record(record: dict) -> list:
+    if record.get("errorCode"):
+        return []
+    name = record.get("eventName")
+    request = record.get("requestParameters") or {}
+    response = record.get("responseElements") or {}
+    account = record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId")
+    base = dict(scope=None, at_ms=0, name=name)
+    try:
+        if name == "RunInstances":
+            instances, interfaces = {}, []
+            for item in _items(response.get("instancesSet")):
+                zone = (item.get("placement") or {}).get("availabilityZone")
+                instances[item["instanceId"]] = tag_dict(
+                    {"Key": t["key"], "Value": t.get("value", "")} for t in _items(item.get("tagSet")))
+                interfaces += [_interface(n, zone, item["instanceId"])
+                               for n in _items(item.get("networkInterfaceSet"))]
+            change = InventoryChange(**base, instances_added=instances,
+                                     interfaces_added=tuple(interfaces))
+        elif name == "TerminateInstances":
+            change = InventoryChange(**base, instances_gone=tuple(
+                i["instanceId"] for i in _items(request.get("instancesSet"))))
+        elif name == "CreateNetworkInterface":
+            change = InventoryChange(**base, interfaces_added=(
+                _interface(response["networkInterface"]),))
+        elif name == "DeleteNetworkInterface":
+            change = InventoryChange(**base, interfaces_removed=(request["networkInterfaceId"],))
+        elif name == "AttachNetworkInterface":
+            change = InventoryChange(**base, attach=(request["networkInterfaceId"],
+                                                     request["instanceId"],
+                                                     response.get("attachmentId")))
+        elif name == "DetachNetworkInterface":
+            change = InventoryChange(**base, detach=request["attachmentId"])
+        else:
+            return []
+    except (KeyError, TypeError) as err:
+        raise EventError(f"{name}: missing {err}") from None
+    return [replace(change, scope=_scope(account, record.get("awsRegion")),
+                    at_ms=_ms(record.get("eventTime")))]
+
+
+def _items(value) -> list:
+    """CloudTrail writes lists as {"items": [...]}, {"item": [...]} or a plain list."""
+    if isinstance(value, dict):
+        value = value.get("items", value.get("item", []))
+    return value if isinstance(value, list) else []
+
+
+def _interface(item: dict, zone: str = None, instance_id: str = None) -> dict:
+    private = [{"PrivateIpAddress": p["privateIpAddress"], "Primary": bool(p.get("primary")),
+                **_association(p)}
+               for p in _items(item.get("privateIpAddressesSet")) if p.get("privateIpAddress")]
+    if not private and item.get("privateIpAddress"):
+        private = [{"PrivateIpAddress": item["privateIpAddress"], "Primary": True, **_association(item)}]
+    eni = {"NetworkInterfaceId": item["networkInterfaceId"],
+           "AvailabilityZone": item.get("availabilityZone") or zone,
+           "Description": item.get("description") or "",
+           "InterfaceType": item.get("interfaceType") or "interface",
+           "TagSet": [{"Key": t["key"], "Value": t.get("value", "")} for t in _items(item.get("tagSet"))],
+           "PrivateIpAddresses": private,
+           "Ipv6Addresses": [{"Ipv6Address": a["ipv6Address"]}
+                             for a in _items(item.get("ipv6AddressesSet")) if a.get("ipv6Address")]}
+    if instance_id:
+        attachment = item.get("attachment") or {}
+        eni["Attachment"] = {"InstanceId": instance_id,
+                             "AttachmentId": attachment.get("attachmentId"),
+                             "DeviceIndex": attachment.get("deviceIndex"),
+                             "DeleteOnTermination": attachment.get("deleteOnTermination")}
+    return eni
+
+
+def _association(item: dict) -> dict:
+    public = (item.get("association") or {}).get("publicIp")
+    return {"Association": {"PublicIp": public}} if public else {}
+
+
+def _scope(account, region) -> Scope:
+    if not account or not region:
+        raise EventError("the event names no account or region")
+    return Scope(str(account), str(region))
+
+
+def _ms(when) -> int:
+    if not isinstance(when, str):
+        raise EventError("the event has no time")
+    try:
+        return int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        raise EventError(f"bad event time {when!r}") from None
+
+
+def apply_change(inventory: Inventory, change: InventoryChange):
+    """The inventory after the change, or None when it refers to what the inventory does not
+    know (the next poll will see it)."""
+    interfaces = {e["NetworkInterfaceId"]: copy.deepcopy(e) for e in inventory.interfaces}
+    instance_tags = dict(inventory.instance_tags)
+    asg_of_instance = dict(inventory.asg_of_instance)
+    for instance_id in change.instances_gone:
+        instance_tags.pop(instance_id, None)
+        for eni_id, eni in list(interfaces.items()):
+            attachment = eni.get("Attachment") or {}
+            if attachment.get("InstanceId") != instance_id:
+                continue
+            delete = attachment.get("DeleteOnTermination")
+            if delete is None:   # AWS deletes the primary interface with its instance
+                delete = attachment.get("DeviceIndex") in (0, None)
+            if delete:
+                del interfaces[eni_id]
+            else:
+                eni.pop("Attachment")
+    for eni_id in change.interfaces_removed:
+        interfaces.pop(eni_id, None)
+    for instance_id, tags in change.instances_added.items():
+        instance_tags[instance_id] = tags
+        if tags.get(ASG_TAG):
+            asg_of_instance[instance_id] = tags[ASG_TAG]
+    for eni in change.interfaces_added:
+        interfaces[eni["NetworkInterfaceId"]] = copy.deepcopy(eni)
+    if change.attach:
+        eni_id, instance_id, attachment_id = change.attach
+        if eni_id not in interfaces or instance_id not in instance_tags:
+            return None
+        interfaces[eni_id]["Attachment"] = {"InstanceId": instance_id, "AttachmentId": attachment_id,
+                                            "DeleteOnTermination": False}
+    if change.detach:
+        attached = [e for e in interfaces.values()
+                    if (e.get("Attachment") or {}).get("AttachmentId") == change.detach]
+        if not attached:
+            return None
+        attached[0].pop("Attachment")
+    return replace(inventory, interfaces=list(interfaces.values()), instance_tags=instance_tags,
+                   asg_of_instance=asg_of_instance)

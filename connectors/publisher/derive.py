@@ -1,0 +1,143 @@
+"""Owners of addresses from an account's and region's inventory. Pure (no boto3, no clock).
+
+Every address on a network interface (primary and secondary private IPv4, IPv6 and, if asked
+for, the public IPv4 associated with a private one) belongs to the interface's owner:
+
+| kind | when | resource_id | name parsed for app / cluster |
+| --- | --- | --- | --- |
+| instance | the interface is attached to an instance | instance id | its Auto Scaling group, else its Name tag |
+| nat_gateway | a NAT gateway's interface | nat-... | the gateway's Name tag, else its id |
+| vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
+| lambda | a Lambda function's interface | function ARN | the function name |
+| elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name | the load balancer name |
+| interface | any other interface | eni-... | its Name tag |
+
+An explicit app tag (and cluster tag, if configured) on the resource, or on the instance's Auto
+Scaling group, wins over the parsed name. `asg` is set for instances in a group.
+"""
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from connectors.publisher.model import (ELB, INSTANCE, INTERFACE, LAMBDA, NAT_GATEWAY,
+                                        VPC_ENDPOINT, Claim, Inventory, Owner)
+from connectors.publisher.naming import NameRule
+from schemas.metadata import ABSENT
+
+ASG_TAG = "aws:autoscaling:groupName"
+NAT_DESCRIPTION = "Interface for NAT Gateway "
+ENDPOINT_DESCRIPTION = "VPC Endpoint Interface "
+LAMBDA_DESCRIPTION = "AWS Lambda VPC ENI-"
+ELB_DESCRIPTION = "ELB "
+# Lambda appends a UUID to the function name in its interfaces' descriptions.
+_UUID_TAIL = re.compile(r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Naming:
+    rule: NameRule
+    app_tag: str = "app"
+    cluster_tag: str = ""
+    public_ipv4: bool = True
+
+
+def tag_dict(tags) -> dict:
+    return {t["Key"]: t.get("Value", "") for t in tags or () if "Key" in t}
+
+
+def epoch_ms(when) -> int:
+    """A boto3 timestamp (aware datetime) as epoch milliseconds."""
+    return int(when.timestamp() * 1000)
+
+
+def interface_addresses(eni: dict, public_ipv4: bool) -> list:
+    """The interface's addresses, normalised, primary private IPv4 first, without repeats."""
+    found = []
+    private = eni.get("PrivateIpAddresses") or (
+        [{"PrivateIpAddress": eni["PrivateIpAddress"]}] if eni.get("PrivateIpAddress") else [])
+    for entry in sorted(private, key=lambda e: not e.get("Primary", False)):
+        found.append(entry.get("PrivateIpAddress"))
+        if public_ipv4:
+            found.append((entry.get("Association") or {}).get("PublicIp"))
+    if public_ipv4:
+        found.append((eni.get("Association") or {}).get("PublicIp"))
+    found.extend(e.get("Ipv6Address") for e in eni.get("Ipv6Addresses") or ())
+    out = []
+    for address in found:
+        if not address:
+            continue
+        normal = str(ipaddress.ip_address(address))
+        if normal not in out:
+            out.append(normal)
+    return out
+
+
+def derive_claims(inventory: Inventory, naming: Naming) -> list:
+    """Every address the inventory's interfaces hold, as Claims (possibly several per address
+    when VPCs overlap: the reconciliation decides)."""
+    claims = []
+    for eni in inventory.interfaces:
+        owner = interface_owner(eni, inventory, naming)
+        attachment = eni.get("Attachment") or {}
+        attached = attachment.get("AttachTime")
+        attached_ms = epoch_ms(attached) if attached is not None else None
+        for ip in interface_addresses(eni, naming.public_ipv4):
+            claims.append(Claim(ip, owner, attached_ms))
+    return claims
+
+
+def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
+    eni_id = eni["NetworkInterfaceId"]
+    description = eni.get("Description") or ""
+    interface_type = eni.get("InterfaceType") or ""
+    instance_id = (eni.get("Attachment") or {}).get("InstanceId")
+    tags = tag_dict(eni.get("TagSet"))
+    asg = ABSENT
+    if instance_id:
+        kind, resource_id = INSTANCE, instance_id
+        tags = inventory.instance_tags.get(instance_id, {})
+        asg = tags.get(ASG_TAG) or inventory.asg_of_instance.get(instance_id) or ABSENT
+        # Tags on the group count for its instances when the instance itself lacks them.
+        tags = {**inventory.asg_tags.get(asg, {}), **tags}
+        name = asg if asg != ABSENT else tags.get("Name")
+    elif (eni_id in inventory.nat_gateways or interface_type == "nat_gateway"
+          or description.startswith(NAT_DESCRIPTION)):
+        kind = NAT_GATEWAY
+        resource_id, name, tags = inventory.nat_gateways.get(
+            eni_id, (description[len(NAT_DESCRIPTION):] or eni_id, None, {}))
+        name = tags.get("Name") or name or resource_id
+    elif (eni_id in inventory.vpc_endpoints or interface_type in ("vpc_endpoint",
+                                                                  "gateway_load_balancer_endpoint")
+          or description.startswith(ENDPOINT_DESCRIPTION)):
+        kind = VPC_ENDPOINT
+        resource_id, name, tags = inventory.vpc_endpoints.get(
+            eni_id, (description[len(ENDPOINT_DESCRIPTION):] or eni_id, None, {}))
+        name = name or resource_id
+    elif interface_type == "lambda" or description.startswith(LAMBDA_DESCRIPTION):
+        kind = LAMBDA
+        name = _function_name(description[len(LAMBDA_DESCRIPTION):], inventory.functions)
+        resource_id = inventory.functions.get(name, name)
+    elif description.startswith(ELB_DESCRIPTION):
+        kind = ELB
+        key = description[len(ELB_DESCRIPTION):]
+        resource_id, name, tags = inventory.load_balancers.get(
+            key, (key, key.split("/")[1] if key.count("/") == 2 else key, {}))
+    else:
+        kind, resource_id = INTERFACE, eni_id
+        name = tags.get("Name")
+    parsed = naming.rule.parse(name) if name else None
+    app = tags.get(naming.app_tag) or (parsed.app if parsed else ABSENT)
+    cluster = (naming.cluster_tag and tags.get(naming.cluster_tag)) or (
+        parsed.cluster if parsed else ABSENT)
+    return Owner(app=app, cluster=cluster, asg=asg, account=inventory.scope.account,
+                 region=inventory.scope.region, zone=eni.get("AvailabilityZone") or ABSENT,
+                 interface_id=eni_id, resource_id=resource_id, kind=kind)
+
+
+def _function_name(tail: str, functions: dict) -> str:
+    """The function an interface serves: the longest known function name the description's tail
+    starts with, else the tail without Lambda's UUID."""
+    known = [f for f in functions if tail == f or tail.startswith(f + "-")]
+    if known:
+        return max(known, key=len)
+    return _UUID_TAIL.sub("", tail) or tail

@@ -1,0 +1,180 @@
+"""What changed since the last look, as changelog events. Pure: times are arguments.
+
+The state is who holds each address (and since when), when each account and region was last
+read completely, and the last HEARTBEAT. A poll reads every configured scope (account, region);
+`reconcile_poll` compares what the successful reads claim with the state:
+
+- an address no longer claimed by its holder's scope: UNASSIGN at the start of that scope's
+  read (the release happened after the previous read and before this one);
+- an address with a new owner: ASSIGN at the interface's attachment time when AWS gives one that
+  falls after the previous read of the scope (and not after this read finished), else at the
+  start of this read. Every change is later than the previous read of its scope, so later than
+  any HEARTBEAT already written, and later than the address's previous change;
+- an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
+- an address claimed by several interfaces (overlapping VPCs) stays with its holder while the
+  holder still claims it, else goes to the first claim by (account, region, interface id).
+
+HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
+to then has been observed and sent. A scope whose read failed holds the heartbeat back until it
+is read again (flows wait for metadata rather than being attributed on missing changes).
+
+`apply_event` applies a near-real-time change (an account's and region's inventory after a
+CloudTrail/EventBridge event) the same way, at the event's time. An event not newer than the
+last poll of its scope, or older than the last applied event, is stale: the state already
+reflects newer information.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+
+from connectors.publisher.model import Owner, Scope
+from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+
+_RANK = {UNASSIGN: 0, ASSIGN: 1}
+
+
+@dataclass(frozen=True)
+class Holding:
+    owner: Owner
+    since_ms: int
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One successful read of a scope: its claims, and the clock before and after reading."""
+    scope: Scope
+    claims: list
+    started_ms: int
+    finished_ms: int
+
+
+@dataclass
+class State:
+    holdings: dict = field(default_factory=dict)    # ip -> Holding
+    polled_ms: dict = field(default_factory=dict)   # Scope -> start of its last complete read
+    event_ms: dict = field(default_factory=dict)    # Scope -> time of its last applied event
+    heartbeat_ms: int = None
+
+    def copy(self) -> "State":
+        return State(dict(self.holdings), dict(self.polled_ms), dict(self.event_ms),
+                     self.heartbeat_ms)
+
+
+@dataclass
+class Reconciled:
+    events: list            # changelog events (dicts), in ts order, HEARTBEAT last
+    state: State            # the state once the events are written
+    conflicts: list = field(default_factory=list)   # addresses claimed by several interfaces
+
+
+def assign_event(ip: str, ts: int, owner: Owner) -> dict:
+    return {"type": ASSIGN, "ts": ts, "ip": ip, **owner.as_fields()}
+
+
+def unassign_event(ip: str, ts: int) -> dict:
+    return {"type": UNASSIGN, "ts": ts, "ip": ip}
+
+
+def heartbeat_event(ts: int) -> dict:
+    return {"type": HEARTBEAT, "ts": ts}
+
+
+def reconcile_poll(state: State, observations: list, configured: list) -> Reconciled:
+    """`observations`: the successful reads of this poll; configured scopes without one failed."""
+    reads = {o.scope: o for o in observations}
+    floors = {scope: state.polled_ms.get(scope) for scope in reads}
+
+    def assign_ts(claim, prev):
+        read, floor = reads[claim.owner.scope], floors[claim.owner.scope]
+        t = claim.attached_ms
+        if t is None or (floor is not None and t <= floor) or t > read.finished_ms:
+            t = read.started_ms
+        return t if floor is None else max(t, floor + 1)
+
+    def release_ts(scope):
+        floor = floors[scope]
+        return reads[scope].started_ms if floor is None else max(reads[scope].started_ms, floor + 1)
+
+    claims = [c for o in observations for c in o.claims]
+    result = _settle(state, claims, set(reads), assign_ts, release_ts)
+    for scope, read in reads.items():
+        result.state.polled_ms[scope] = read.started_ms
+    polled = result.state.polled_ms
+    if all(scope in polled for scope in configured) and configured:
+        heartbeat = min(polled[scope] for scope in configured)
+        if state.heartbeat_ms is None or heartbeat > state.heartbeat_ms:
+            result.events.append(heartbeat_event(heartbeat))
+            result.state.heartbeat_ms = heartbeat
+    return result
+
+
+def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
+    polled, applied = state.polled_ms.get(scope), state.event_ms.get(scope)
+    return (polled is not None and event_ms <= polled) or (applied is not None and event_ms < applied)
+
+
+def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reconciled:
+    """The scope's claims after an event at `event_ms` (check is_stale first)."""
+    result = _settle(state, claims, {scope}, lambda _claim, _prev: event_ms, lambda _scope: event_ms)
+    result.state.event_ms[scope] = event_ms
+    return result
+
+
+def _settle(state: State, claims: list, decided: set, assign_ts, release_ts) -> Reconciled:
+    """Compares the claims of the `decided` scopes with the holdings; addresses held by other
+    scopes are left alone."""
+    by_ip = {}
+    for claim in claims:
+        by_ip.setdefault(claim.ip, []).append(claim)
+    new = state.copy()
+    events, conflicts = [], []
+    held_here = {ip for ip, h in state.holdings.items() if h.owner.scope in decided}
+    for ip in set(by_ip) | held_here:
+        prev = state.holdings.get(ip)
+        if prev is not None and prev.owner.scope not in decided:
+            continue
+        candidates = by_ip.get(ip)
+        if not candidates:
+            ts = max(release_ts(prev.owner.scope), prev.since_ms + 1)
+            events.append(unassign_event(ip, ts))
+            del new.holdings[ip]
+            continue
+        if len({c.owner for c in candidates}) > 1:
+            conflicts.append(ip)
+        chosen = _choose(prev, candidates)
+        if prev is not None and prev.owner == chosen.owner:
+            continue
+        ts = assign_ts(chosen, prev)
+        if prev is not None:
+            ts = max(ts, prev.since_ms + 1)
+        events.append(assign_event(ip, ts, chosen.owner))
+        new.holdings[ip] = Holding(chosen.owner, ts)
+    events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))
+    return Reconciled(events, new, sorted(conflicts))
+
+
+def _choose(prev: Holding, candidates: list):
+    if prev is not None:
+        for claim in candidates:
+            if claim.owner == prev.owner:
+                return claim
+        for claim in candidates:
+            if claim.owner.interface_id == prev.owner.interface_id:
+                return claim
+    return min(candidates, key=lambda c: (c.owner.account, c.owner.region, c.owner.interface_id))
+
+
+def snapshot_events(state: State) -> list:
+    """Every current owner as an ASSIGN at the time it took the address, by address."""
+    return [assign_event(ip, h.since_ms, h.owner) for ip, h in sorted(state.holdings.items())]
+
+
+def state_from_snapshot(events: list) -> State:
+    """The holdings a snapshot describes (ASSIGN events); nothing is known to be polled yet."""
+    state = State()
+    owner_fields = {f.name for f in dataclasses.fields(Owner)}
+    for event in events:
+        if event.get("type") != ASSIGN:
+            raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
+        owner = Owner(**{k: str(v) for k, v in event.items() if k in owner_fields})
+        state.holdings[event["ip"]] = Holding(owner, int(event["ts"]))
+    return state

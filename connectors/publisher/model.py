@@ -1,0 +1,72 @@
+"""The publisher's values: who owns an address, and what one read of an account and region saw."""
+from dataclasses import dataclass, field
+
+from schemas.metadata import ABSENT, OWNER_FIELDS
+
+INSTANCE = "instance"
+ELB = "elb"
+LAMBDA = "lambda"
+NAT_GATEWAY = "nat_gateway"
+VPC_ENDPOINT = "vpc_endpoint"
+INTERFACE = "interface"
+KINDS = (INSTANCE, ELB, LAMBDA, NAT_GATEWAY, VPC_ENDPOINT, INTERFACE)
+
+
+@dataclass(frozen=True)
+class Scope:
+    account: str
+    region: str
+
+    def __str__(self):
+        return f"{self.account}/{self.region}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The contract's owner fields (schemas.metadata.OWNER_FIELDS); ABSENT when unknown."""
+    app: str = ABSENT
+    cluster: str = ABSENT
+    asg: str = ABSENT
+    account: str = ABSENT
+    region: str = ABSENT
+    zone: str = ABSENT
+    interface_id: str = ABSENT
+    resource_id: str = ABSENT
+    kind: str = ABSENT
+
+    def as_fields(self) -> dict:
+        return {f: getattr(self, f) for f in OWNER_FIELDS}
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.account, self.region)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An address seen on an interface: its owner, and when AWS says the interface was attached
+    (epoch ms) where it says so."""
+    ip: str
+    owner: Owner
+    attached_ms: int = None
+
+
+@dataclass
+class Inventory:
+    """What one account and region hold, as the AWS APIs describe it (boto3 shapes).
+
+    interfaces: DescribeNetworkInterfaces items. instance_tags: instance id -> {key: value}.
+    asg_of_instance: instance id -> group name; asg_tags: group name -> {key: value}.
+    load_balancers: "app/name/id" (v2, the ENI description's tail) or classic name ->
+    (resource id, name, tags). functions: Lambda function name -> ARN. nat_gateways,
+    vpc_endpoints: interface id -> (resource id, name to parse, tags).
+    """
+    scope: Scope
+    interfaces: list = field(default_factory=list)
+    instance_tags: dict = field(default_factory=dict)
+    asg_of_instance: dict = field(default_factory=dict)
+    asg_tags: dict = field(default_factory=dict)
+    load_balancers: dict = field(default_factory=dict)
+    functions: dict = field(default_factory=dict)
+    nat_gateways: dict = field(default_factory=dict)
+    vpc_endpoints: dict = field(default_factory=dict)

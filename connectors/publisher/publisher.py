@@ -1,0 +1,199 @@
+"""The publisher: polls every account and region, writes the changes, applies events in between.
+
+Time comes from `clock` (epoch ms) and waiting from `sleep` (seconds), both passed in.
+"""
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from connectors.publisher.aws import ScopeError
+from connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from connectors.publisher.config import PublisherConfig
+from connectors.publisher.derive import Naming, derive_claims
+from connectors.publisher.diff import (Observation, State, apply_event, is_stale,
+                                       reconcile_poll, snapshot_events)
+from connectors.publisher.sinks import SinkError
+from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+
+
+def _stderr(message: str) -> None:
+    print(f"flowdredge-publisher: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class PollResult:
+    started_ms: int
+    assigned: int = 0
+    unassigned: int = 0
+    heartbeat_ms: int = None          # the HEARTBEAT written by this poll, if any
+    failed: dict = field(default_factory=dict)      # Scope -> error message
+    conflicts: list = field(default_factory=list)   # addresses claimed by several interfaces
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class EventsResult:
+    applied: int = 0
+    assigned: int = 0
+    unassigned: int = 0
+    stale: int = 0        # older than the last poll of their scope: the poll knows better
+    deferred: int = 0     # need a poll first (unknown scope state, interface or instance)
+    ignored: int = 0      # for an account or region not configured
+    bad: int = 0          # unreadable lines
+
+
+class EventTail:
+    """The complete lines appended to a file since the last read (restarts if it shrinks)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list:
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset = 0
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(size - self.offset)
+        complete = data.rfind(b"\n") + 1
+        self.offset += complete
+        return [line for line in data[:complete].decode("utf-8", errors="replace").splitlines()
+                if line.strip()]
+
+
+class Publisher:
+    def __init__(self, config: PublisherConfig, reader, sink, clock, state: State = None,
+                 log=_stderr):
+        self.config = config
+        self.reader = reader
+        self.sink = sink
+        self.clock = clock
+        self.log = log
+        self.state = state or State()
+        self.naming = Naming(config.name_rule, config.naming.app_tag, config.naming.cluster_tag,
+                             config.public_ipv4)
+        self.inventories = {}   # Scope -> Inventory as of the last poll and events since
+
+    def observe(self):
+        """Reads every scope: (observations, inventories, failures)."""
+        observations, inventories, failed = [], {}, {}
+        for scope in self.config.scopes:
+            started = self.clock()
+            try:
+                inventory = self.reader.read(scope)
+            except ScopeError as err:
+                failed[scope] = str(err)
+                self.log(f"cannot read {scope}, keeping its owners until it can be read: {err}")
+                continue
+            claims = derive_claims(inventory, self.naming)
+            observations.append(Observation(scope, claims, started, self.clock()))
+            inventories[scope] = inventory
+        return observations, inventories, failed
+
+    def poll(self) -> PollResult:
+        started = self.clock()
+        observations, inventories, failed = self.observe()
+        reconciled = reconcile_poll(self.state, observations, self.config.scopes)
+        self.sink.write(reconciled.events)
+        self.state = reconciled.state
+        self.inventories.update(inventories)
+        result = PollResult(started, failed=failed, conflicts=reconciled.conflicts)
+        for event in reconciled.events:
+            if event["type"] == ASSIGN:
+                result.assigned += 1
+            elif event["type"] == UNASSIGN:
+                result.unassigned += 1
+            else:
+                result.heartbeat_ms = event["ts"]
+        if reconciled.conflicts:
+            self.log(f"{len(reconciled.conflicts)} address(es) claimed by more than one interface "
+                     f"(overlapping VPCs), e.g. {reconciled.conflicts[0]}: each stays with its "
+                     f"holder")
+        return result
+
+    def apply_events(self, lines: list) -> EventsResult:
+        """Near-real-time changes (CloudTrail / EventBridge lines), written as they apply."""
+        result = EventsResult()
+        configured = set(self.config.scopes)
+        for line in lines:
+            try:
+                changes = parse_line(line)
+            except EventError as err:
+                result.bad += 1
+                self.log(f"unreadable event line ({err}): {line[:200]}")
+                continue
+            for change in changes:
+                if change.scope not in configured:
+                    result.ignored += 1
+                    continue
+                if is_stale(self.state, change.scope, change.at_ms):
+                    result.stale += 1
+                    continue
+                inventory = self.inventories.get(change.scope)
+                changed = apply_change(inventory, change) if inventory is not None else None
+                if changed is None:
+                    result.deferred += 1
+                    continue
+                reconciled = apply_event(self.state, change.scope,
+                                         derive_claims(changed, self.naming), change.at_ms)
+                self.sink.write(reconciled.events)
+                self.state = reconciled.state
+                self.inventories[change.scope] = changed
+                result.applied += 1
+                result.assigned += sum(e["type"] == ASSIGN for e in reconciled.events)
+                result.unassigned += sum(e["type"] == UNASSIGN for e in reconciled.events)
+        return result
+
+    def snapshot(self) -> list:
+        return snapshot_events(self.state)
+
+    def run(self, should_stop, sleep=time.sleep, on_poll=None, events: EventTail = None,
+            snapshot_requested=None, write_snapshot=None) -> None:
+        """Polls every poll_interval_seconds until should_stop(); between polls reads `events`
+        every events.check_seconds; writes a snapshot when snapshot_requested() says so."""
+        interval_ms = self.config.poll_interval_seconds * 1000
+        check_s = self.config.events.check_seconds
+        while not should_stop():
+            next_poll = self.clock() + interval_ms
+            try:
+                result = self.poll()
+            except SinkError as err:
+                self.log(f"poll not written, the next poll sends its changes: {err}")
+            else:
+                if on_poll:
+                    on_poll(result)
+            while not should_stop():
+                if snapshot_requested and snapshot_requested():
+                    try:
+                        write_snapshot(self.snapshot())
+                    except SinkError as err:
+                        self.log(str(err))
+                if events is not None:
+                    lines = events.read()
+                    if lines:
+                        try:
+                            self.apply_events(lines)
+                        except SinkError as err:
+                            self.log(f"events not written, the next poll sends them: {err}")
+                left_ms = next_poll - self.clock()
+                if left_ms <= 0:
+                    break
+                sleep(min(left_ms / 1000, check_s))
+
+
+def describe(result: PollResult) -> str:
+    parts = [f"poll: {result.assigned} assigned, {result.unassigned} unassigned"]
+    if result.heartbeat_ms is not None:
+        parts.append(f"{HEARTBEAT.lower()} {result.heartbeat_ms}")
+    if result.failed:
+        parts.append(f"{len(result.failed)} scope(s) failed: "
+                     + "; ".join(str(s) for s in result.failed))
+    return ", ".join(parts)

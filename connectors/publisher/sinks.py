@@ -1,0 +1,137 @@
+"""Where changelog events go: a JSON Lines file, or the metadata Kinesis stream; and snapshots.
+
+Both sinks write a batch completely or raise SinkError; the publisher keeps its state only once
+a batch is written, so a failed batch is computed and sent again by the next poll (a change may
+then arrive twice, which the changelog tolerates, and is never lost).
+"""
+import json
+import os
+import time
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from connectors.publisher.aws import is_throttling
+from schemas.metadata import HEARTBEAT
+
+KINESIS_MAX_RECORDS = 500
+KINESIS_MAX_BYTES = 5 * 1024 * 1024
+TRANSIENT_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalServerError"})
+
+
+class SinkError(RuntimeError):
+    pass
+
+
+def encode(event: dict) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+class FileSink:
+    """Appends JSON Lines to a file, flushed to disk after each batch."""
+
+    def __init__(self, path: str):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+
+    def write(self, events: list) -> None:
+        if not events:
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("".join(encode(e) + "\n" for e in events))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            raise SinkError(f"cannot append to {self.path}: {err.strerror}") from None
+
+
+class KinesisSink:
+    """PutRecords in batches (500 records, 5 MB). Failed records are sent again, with
+    exponential backoff, up to `max_attempts` times. HEARTBEATs go in a call of their own once
+    every change before them is in the stream, so none can overtake a change it covers."""
+
+    def __init__(self, client, stream: str, partition_key: str, max_attempts: int = 8,
+                 base_delay_s: float = 0.2, sleep=time.sleep):
+        self.client = client
+        self.stream = ({"StreamARN": stream} if stream.startswith("arn:")
+                       else {"StreamName": stream})
+        self.partition_key = partition_key
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.sleep = sleep
+
+    def write(self, events: list) -> None:
+        pending = []
+        for event in events:
+            if event["type"] == HEARTBEAT:
+                self._put_all(pending)
+                self._put_all([event])
+                pending = []
+            else:
+                pending.append(event)
+        self._put_all(pending)
+
+    def _put_all(self, events: list) -> None:
+        batch, size = [], 0
+        for event in events:
+            record = {"Data": encode(event).encode("utf-8"),
+                      "PartitionKey": self.partition_key}
+            record_size = len(record["Data"]) + len(self.partition_key)
+            if batch and (len(batch) == KINESIS_MAX_RECORDS or size + record_size > KINESIS_MAX_BYTES):
+                self._put(batch)
+                batch, size = [], 0
+            batch.append(record)
+            size += record_size
+        if batch:
+            self._put(batch)
+
+    def _put(self, records: list) -> None:
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self.sleep(self.base_delay_s * 2 ** (attempt - 1))
+            try:
+                answer = self.client.put_records(Records=records, **self.stream)
+            except ClientError as err:
+                error = err.response.get("Error", {})
+                last = f"{error.get('Code')}: {error.get('Message', '')}"
+                if not (is_throttling(err) or error.get("Code") in TRANSIENT_CODES):
+                    break
+                continue
+            except BotoCoreError as err:
+                last = f"{type(err).__name__}: {err}"
+                continue
+            if not answer.get("FailedRecordCount"):
+                return
+            results = answer["Records"]
+            # Failed records keep their order; succeeded ones are not sent again.
+            failed = [(record, result) for record, result in zip(records, results)
+                      if result.get("ErrorCode")]
+            records = [record for record, _result in failed]
+            last = f"{len(records)} record(s) failed, e.g. {failed[0][1].get('ErrorCode')}"
+        raise SinkError(f"Kinesis PutRecords failed after {attempt + 1} attempt(s): {last}")
+
+
+def write_snapshot(events: list, target: str, s3_client_factory=None) -> None:
+    """All current owners (ASSIGN events) to a file (replaced atomically) or s3://bucket/key."""
+    body = "".join(encode(e) + "\n" for e in events)
+    if target.startswith("s3://"):
+        bucket, _, key = target[len("s3://"):].partition("/")
+        if not bucket or not key:
+            raise SinkError(f"snapshot target {target!r}: expected s3://bucket/key")
+        try:
+            s3_client_factory().put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"),
+                                           ContentType="application/x-ndjson")
+        except (ClientError, BotoCoreError) as err:
+            raise SinkError(f"cannot write snapshot {target}: {err}") from None
+        return
+    partial = target + ".partial"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(partial, target)
+    except OSError as err:
+        raise SinkError(f"cannot write snapshot {target}: {err.strerror}") from None

@@ -1,0 +1,92 @@
+"""Public addresses that belong to AWS, from AWS's published ip-ranges.json. Pure Python.
+
+`classify(ip)` answers `aws:<service>:<region>` (service and region lower-cased, e.g.
+`aws:s3:us-east-1`, `aws:cloudfront:global`) or None for an address outside every range.
+The most specific prefix that contains the address wins; between prefixes of the same length a
+specific service wins over "AMAZON" (AWS lists every range under AMAZON too), then the first
+by service and region name, so the answer does not depend on the file's order.
+
+The document is read from a file path or from an `s3://bucket/key` URL (boto3, imported only
+then).
+"""
+import ipaddress
+import json
+
+AMAZON = "AMAZON"
+
+
+class IpRangesError(ValueError):
+    pass
+
+
+class IpRanges:
+    def __init__(self, entries, sync_token: str = "", create_date: str = ""):
+        """entries: (prefix, service, region) triples."""
+        self.sync_token = sync_token
+        self.create_date = create_date
+        # (version, prefix length) -> {network address as int: best label}, longest first.
+        tables = {}
+        best = {}
+        for prefix, service, region in entries:
+            try:
+                net = ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                raise IpRangesError(f"bad prefix {prefix!r} in ip-ranges") from None
+            key = (net.version, net.prefixlen, int(net.network_address))
+            rank = (service == AMAZON, service, region)
+            if key not in best or rank < best[key]:
+                best[key] = rank
+        for (version, length, network), (_amazon, service, region) in best.items():
+            tables.setdefault((version, length), {})[network] = (
+                f"aws:{service.lower()}:{region.lower()}")
+        self._tables = {v: sorted(((length, table) for (ver, length), table in tables.items()
+                                   if ver == v), key=lambda t: -t[0])
+                        for v in (4, 6)}
+
+    def __len__(self):
+        return sum(len(table) for tables in self._tables.values() for _l, table in tables)
+
+    def classify(self, ip: str):
+        addr = ipaddress.ip_address(ip)
+        bits = addr.max_prefixlen
+        value = int(addr)
+        for length, table in self._tables[addr.version]:
+            label = table.get(value >> (bits - length) << (bits - length))
+            if label is not None:
+                return label
+        return None
+
+    @classmethod
+    def from_document(cls, doc: dict) -> "IpRanges":
+        if not isinstance(doc, dict) or "prefixes" not in doc:
+            raise IpRangesError("not an ip-ranges.json document (no 'prefixes')")
+        try:
+            entries = [(p["ip_prefix"], p["service"], p["region"]) for p in doc["prefixes"]]
+            entries += [(p["ipv6_prefix"], p["service"], p["region"])
+                        for p in doc.get("ipv6_prefixes", ())]
+        except (KeyError, TypeError) as err:
+            raise IpRangesError(f"ip-ranges entry without {err}") from None
+        return cls(entries, str(doc.get("syncToken", "")), str(doc.get("createDate", "")))
+
+
+def load(location: str, s3_client=None) -> IpRanges:
+    """ip-ranges.json from a path or s3://bucket/key (`s3_client` defaults to boto3's)."""
+    if location.startswith("s3://"):
+        bucket, _, key = location[len("s3://"):].partition("/")
+        if not bucket or not key:
+            raise IpRangesError(f"{location!r}: expected s3://bucket/key")
+        if s3_client is None:
+            import boto3
+            s3_client = boto3.client("s3")
+        text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    else:
+        try:
+            with open(location, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as err:
+            raise IpRangesError(f"cannot read {location}: {err.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except ValueError as err:
+        raise IpRangesError(f"{location}: not JSON: {err}") from None
+    return IpRanges.from_document(doc)

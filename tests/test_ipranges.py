@@ -1,0 +1,81 @@
+"""job.ipranges on a small ip-ranges.json fixture (tests/data/ip-ranges.json)."""
+import json
+import os
+
+import pytest
+
+from job.ipranges import IpRanges, IpRangesError, load
+
+pytestmark = pytest.mark.unit
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ip-ranges.json")
+
+
+@pytest.fixture(scope="module")
+def ranges():
+    return load(FIXTURE)
+
+
+@pytest.mark.parametrize("ip, label", [
+    ("52.217.1.1", "aws:s3:us-east-1"),          # same prefix as AMAZON: the service wins
+    ("52.216.10.7", "aws:ec2:us-east-2"),        # the /24 inside the /15 wins
+    ("52.216.11.7", "aws:s3:us-east-1"),
+    ("54.239.28.1", "aws:amazon:us-east-1"),     # only AMAZON knows it
+    ("13.33.255.255", "aws:cloudfront:global"),  # last address of the /15
+    ("13.34.0.0", None),                         # first one after it
+    ("3.5.141.9", "aws:ec2:ap-northeast-2"),     # two services, one prefix: by name
+    ("2600:1f18::1", "aws:ec2:us-east-1"),
+    ("2600:1f01::1", "aws:amazon:us-east-1"),
+    ("2600:1f18:0:0::a", "aws:ec2:us-east-1"),
+    ("8.8.8.8", None),
+    ("10.0.0.1", None),
+    ("2001:db8::1", None),
+])
+def test_classify(ranges, ip, label):
+    assert ranges.classify(ip) == label
+
+
+def test_document_facts(ranges):
+    assert ranges.sync_token == "1767225600"
+    assert ranges.create_date == "2026-01-01-00-00-00"
+    assert len(ranges) == 7   # distinct prefixes
+
+
+def test_answer_does_not_depend_on_file_order():
+    with open(FIXTURE) as fh:
+        doc = json.load(fh)
+    reordered = dict(doc, prefixes=list(reversed(doc["prefixes"])))
+    forward, backward = IpRanges.from_document(doc), IpRanges.from_document(reordered)
+    for ip in ("52.217.1.1", "3.5.141.9", "13.32.0.1", "52.216.10.7"):
+        assert forward.classify(ip) == backward.classify(ip)
+
+
+def test_s3_url_reads_through_the_given_client():
+    class FakeS3:
+        def get_object(self, Bucket, Key):
+            assert (Bucket, Key) == ("ranges-bucket", "aws/ip-ranges.json")
+            import io
+            with open(FIXTURE, "rb") as fh:
+                return {"Body": io.BytesIO(fh.read())}
+    assert load("s3://ranges-bucket/aws/ip-ranges.json", FakeS3()).classify(
+        "52.217.1.1") == "aws:s3:us-east-1"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"syncToken": "1"}, "no 'prefixes'"),
+    ({"prefixes": [{"ip_prefix": "1.2.3.0/24", "region": "x"}]}, "without 'service'"),
+    ({"prefixes": [{"ip_prefix": "1.2.3.999/24", "region": "x", "service": "S3"}]}, "bad prefix"),
+])
+def test_bad_documents_say_what_is_wrong(doc, message):
+    with pytest.raises(IpRangesError, match=message):
+        IpRanges.from_document(doc)
+
+
+def test_bad_locations(tmp_path):
+    with pytest.raises(IpRangesError, match="cannot read"):
+        load(str(tmp_path / "missing.json"))
+    (tmp_path / "x.json").write_text("not json")
+    with pytest.raises(IpRangesError, match="not JSON"):
+        load(str(tmp_path / "x.json"))
+    with pytest.raises(IpRangesError, match="s3://bucket/key"):
+        load("s3://only-bucket")

@@ -1,0 +1,402 @@
+"""The publisher against a local AWS API emulator (moto in server mode, real HTTP on 127.0.0.1).
+
+An estate in two accounts and two regions: instances in Auto Scaling groups, a secondary
+interface, a load balancer's interface. One poll; then instances go and their addresses are
+handed to other owners (interfaces created with explicit addresses: moto does not reuse them by
+itself); another poll while one region fails; a third once it is back. The emitted changelog is
+checked event by event, and the job attributes flows across the change with it.
+"""
+import gzip
+import json
+import logging
+import socket
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from connectors.publisher import cli
+from connectors.publisher import config as publisher_config
+from connectors.publisher.aws import AwsReader
+from connectors.publisher.model import Owner, Scope
+from connectors.publisher.publisher import Publisher
+from connectors.publisher.sinks import FileSink
+
+pytestmark = pytest.mark.aws
+
+A = "123456789012"          # moto's account for the plain test credentials
+B = "210987654321"          # reached through STS AssumeRole
+ROLE_B = f"arn:aws:iam::{B}:role/flowdredge-publisher"
+T1 = 1_767_225_600_000      # 2026-01-01T00:00:00Z; moto's attach times are its wall clock, later
+MINUTE = 60_000
+T2, T3, T4 = T1 + 2 * MINUTE, T1 + 4 * MINUTE, T1 + 6 * MINUTE
+IMAGE = "ami-12c6146b"      # one of moto's built-in images
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory):
+    from moto.server import ThreadedMotoServer
+    with pytest.MonkeyPatch.context() as env:
+        empty = tmp_path_factory.mktemp("aws-config") / "none"
+        empty.write_text("")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_CONFIG_FILE", str(empty))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        port = _free_port()
+        # One line per request is noise in a failing test's report.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def aws(moto_url):
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_url
+
+
+class Clock:
+    """The test's time: each poll happens at one instant the test chooses."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def config_for(url, path):
+    return publisher_config.from_dict({
+        "accounts": [{"id": A, "regions": ["us-east-1"]},
+                     {"id": B, "role_arn": ROLE_B, "regions": ["us-east-1", "eu-west-1"]}],
+        "output": {"kind": "file", "path": str(path)},
+        "aws": {"endpoint_url": url, "max_attempts": 2, "throttle_base_ms": 500}})
+
+
+def hooked_sessions(hooks):
+    """boto3 sessions with botocore event handlers registered, as the reader makes them."""
+    def make(**kwargs):
+        session = boto3.Session(region_name="us-east-1", **kwargs)
+        for event, handler in hooks:
+            session.events.register(event, handler)
+        return session
+    return make
+
+
+class Estate:
+    """The emulated AWS estate, built and changed through the AWS APIs."""
+
+    def __init__(self, url):
+        self.url = url
+        self.a = boto3.Session(region_name="us-east-1")
+        creds = self.client(self.a, "sts").assume_role(
+            RoleArn=ROLE_B, RoleSessionName="test-setup")["Credentials"]
+        self.b = boto3.Session(aws_access_key_id=creds["AccessKeyId"],
+                               aws_secret_access_key=creds["SecretAccessKey"],
+                               aws_session_token=creds["SessionToken"])
+
+    def client(self, session, service, region="us-east-1"):
+        return session.client(service, region_name=region, endpoint_url=self.url)
+
+    def subnet(self, ec2, cidr, zone):
+        vpc = ec2.create_vpc(CidrBlock=cidr.rsplit(".", 2)[0] + ".0.0/16")["Vpc"]["VpcId"]
+        return ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+
+    def build(self):
+        ec2, autoscaling = self.client(self.a, "ec2"), self.client(self.a, "autoscaling")
+        self.subnet_a = self.subnet(ec2, "10.0.1.0/24", "us-east-1a")
+        ec2.create_launch_template(LaunchTemplateName="estate-lt", LaunchTemplateData={
+            "ImageId": IMAGE, "InstanceType": "t3.micro"})
+        for name, size, tags in [("api-prod-v001", 3, []),
+                                 ("auth-prod-v003", 1, [{"Key": "app", "Value": "identity",
+                                                         "PropagateAtLaunch": False}])]:
+            autoscaling.create_auto_scaling_group(
+                AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": "estate-lt"},
+                MinSize=0, MaxSize=size, DesiredCapacity=size, VPCZoneIdentifier=self.subnet_a,
+                Tags=[dict(t, ResourceId=name, ResourceType="auto-scaling-group") for t in tags])
+        self.api = sorted(self.instances(ec2, "api-prod-v001"), key=lambda i: i["ip"])
+        self.auth, = self.instances(ec2, "auth-prod-v003")
+        self.secondary = ec2.create_network_interface(
+            SubnetId=self.subnet_a, PrivateIpAddress="10.0.1.200")["NetworkInterface"]["NetworkInterfaceId"]
+        ec2.attach_network_interface(NetworkInterfaceId=self.secondary,
+                                     InstanceId=self.api[0]["id"], DeviceIndex=1)
+        lb = self.client(self.a, "elbv2").create_load_balancer(
+            Name="edge-public", Subnets=[self.subnet_a],
+            Tags=[{"Key": "app", "Value": "edge"}])["LoadBalancers"][0]
+        self.lb_arn = lb["LoadBalancerArn"]
+        # AWS gives a load balancer interfaces of its own, described by the ARN's tail.
+        self.lb_eni = ec2.create_network_interface(
+            SubnetId=self.subnet_a, PrivateIpAddress="10.0.1.150",
+            Description="ELB " + self.lb_arn.split(":loadbalancer/")[1])["NetworkInterface"]["NetworkInterfaceId"]
+        self.payments = self.run_instance(self.b, "us-east-1", "10.8.1.0/24", "us-east-1b", "payments-prod")
+        self.billing = self.run_instance(self.b, "eu-west-1", "10.9.1.0/24", "eu-west-1a", "billing-prod")
+
+    def instances(self, ec2, asg):
+        found = []
+        for reservation in ec2.describe_instances()["Reservations"]:
+            for i in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+                if tags.get("aws:autoscaling:groupName") == asg and i["State"]["Name"] == "running":
+                    found.append({"id": i["InstanceId"], "ip": i["PrivateIpAddress"],
+                                  "eni": i["NetworkInterfaces"][0]["NetworkInterfaceId"]})
+        return found
+
+    def run_instance(self, session, region, cidr, zone, name):
+        ec2 = self.client(session, "ec2", region)
+        subnet = self.subnet(ec2, cidr, zone)
+        i = ec2.run_instances(ImageId=IMAGE, MinCount=1, MaxCount=1, SubnetId=subnet,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "Name", "Value": name}]}])["Instances"][0]
+        return {"id": i["InstanceId"], "ip": i["PrivateIpAddress"],
+                "eni": i["NetworkInterfaces"][0]["NetworkInterfaceId"], "region": region,
+                "zone": zone}
+
+    def terminate(self, session, region, instance):
+        """Terminates the instance and deletes its primary interface, as AWS does."""
+        ec2 = self.client(session, "ec2", region)
+        if instance in self.api:   # the group shrinks rather than replacing it
+            self.client(session, "autoscaling", region).terminate_instance_in_auto_scaling_group(
+                InstanceId=instance["id"], ShouldDecrementDesiredCapacity=True)
+        else:
+            ec2.terminate_instances(InstanceIds=[instance["id"]])
+        self.delete_interface(ec2, instance["eni"])
+
+    @staticmethod
+    def delete_interface(ec2, eni_id):
+        attachment = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])[
+            "NetworkInterfaces"][0].get("Attachment")
+        if attachment and attachment["DeviceIndex"] != 0:   # a primary one cannot be detached
+            ec2.detach_network_interface(AttachmentId=attachment["AttachmentId"])
+        ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+
+    def change(self):
+        """api[0] and api[1] go; api[0]'s address goes to an interface of the auth instance, its
+        secondary address to a free interface; billing (account B, eu-west-1) goes too."""
+        ec2 = self.client(self.a, "ec2")
+        self.delete_interface(ec2, self.secondary)
+        self.terminate(self.a, "us-east-1", self.api[0])
+        self.terminate(self.a, "us-east-1", self.api[1])
+        self.reused = ec2.create_network_interface(
+            SubnetId=self.subnet_a, PrivateIpAddress=self.api[0]["ip"])["NetworkInterface"]["NetworkInterfaceId"]
+        ec2.attach_network_interface(NetworkInterfaceId=self.reused, InstanceId=self.auth["id"],
+                                     DeviceIndex=1)
+        self.batch = ec2.create_network_interface(
+            SubnetId=self.subnet_a, PrivateIpAddress="10.0.1.200",
+            TagSpecifications=[{"ResourceType": "network-interface", "Tags": [
+                {"Key": "Name", "Value": "batch-worker"}]}])["NetworkInterface"]["NetworkInterfaceId"]
+        self.terminate(self.b, "eu-west-1", self.billing)
+
+
+def assign(ts, ip, app, cluster, asg, account, region, zone, eni, resource, kind):
+    return {"type": "ASSIGN", "ts": ts, "ip": ip, **Owner(app, cluster, asg, account, region, zone,
+                                                             eni, resource, kind).as_fields()}
+
+
+def in_order(events):
+    rank = {"UNASSIGN": 0, "ASSIGN": 1, "HEARTBEAT": 2}
+    return sorted(events, key=lambda e: (e["ts"], rank[e["type"]], e.get("ip", "")))
+
+
+def read_events(path):
+    with open(path) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def fail_region(region, operation_name="DescribeNetworkInterfaces"):
+    def handler(model, request_signer, **_kwargs):
+        if model.name == operation_name and request_signer.region_name == region:
+            raise ClientError({"Error": {"Code": "UnauthorizedOperation",
+                                         "Message": "You are not authorized"}}, model.name)
+    return handler
+
+
+def publisher_for(aws, path, clock, hooks=(), sleep=None):
+    config = config_for(aws, path)
+    reader = AwsReader(config, clock, sleep=sleep or (lambda s: None),
+                       session_factory=hooked_sessions(hooks))
+    return Publisher(config, reader, FileSink(str(path)), clock, log=lambda m: None)
+
+
+def run_scenario(aws, path):
+    """Polls at T1, T2 (eu-west-1 failing), T3 and T4; returns the estate and the poll results."""
+    estate = Estate(aws)
+    estate.build()
+    clock = Clock(T1)
+    failing = []
+    fail_eu = fail_region("eu-west-1")
+
+    def sometimes_fail_eu(**kwargs):
+        if failing:
+            fail_eu(**kwargs)
+
+    publisher = publisher_for(aws, path, clock, hooks=[("before-call.ec2", sometimes_fail_eu)])
+    results = [publisher.poll()]
+    estate.change()
+    clock.now, failing[:] = T2, [True]
+    results.append(publisher.poll())
+    clock.now, failing[:] = T3, []
+    results.append(publisher.poll())
+    clock.now = T4
+    results.append(publisher.poll())
+    return estate, results
+
+
+def test_polls_emit_exactly_the_changes(aws, tmp_path):
+    path = tmp_path / "changes.jsonl"
+    estate, results = run_scenario(aws, path)
+    events = read_events(path)
+    api = [("api", "api-prod", "api-prod-v001", A, "us-east-1", "us-east-1a")] * 3
+    first = [
+        *(assign(T1, i["ip"], *o, i["eni"], i["id"], "instance") for i, o in zip(estate.api, api)),
+        assign(T1, "10.0.1.200", *api[0], estate.secondary, estate.api[0]["id"], "instance"),
+        assign(T1, estate.auth["ip"], "identity", "auth-prod", "auth-prod-v003", A, "us-east-1",
+               "us-east-1a", estate.auth["eni"], estate.auth["id"], "instance"),
+        assign(T1, "10.0.1.150", "edge", "edge-public", "-", A, "us-east-1", "us-east-1a",
+               estate.lb_eni, estate.lb_arn, "elb"),
+        assign(T1, estate.payments["ip"], "payments", "payments-prod", "-", B, "us-east-1",
+               "us-east-1b", estate.payments["eni"], estate.payments["id"], "instance"),
+        assign(T1, estate.billing["ip"], "billing", "billing-prod", "-", B, "eu-west-1",
+               "eu-west-1a", estate.billing["eni"], estate.billing["id"], "instance"),
+        {"type": "HEARTBEAT", "ts": T1}]
+    second = [
+        # api[0]'s address now belongs to the auth instance: one ASSIGN replaces the old owner.
+        assign(T2, estate.api[0]["ip"], "identity", "auth-prod", "auth-prod-v003", A, "us-east-1",
+               "us-east-1a", estate.reused, estate.auth["id"], "instance"),
+        assign(T2, "10.0.1.200", "batch", "batch-worker", "-", A, "us-east-1", "us-east-1a",
+               estate.batch, estate.batch, "interface"),
+        {"type": "UNASSIGN", "ts": T2, "ip": estate.api[1]["ip"]}]
+    # eu-west-1 failed at T2: billing's address is released only once it is read again, and the
+    # heartbeat waits for it.
+    third = [{"type": "UNASSIGN", "ts": T3, "ip": estate.billing["ip"]}, {"type": "HEARTBEAT", "ts": T3}]
+    fourth = [{"type": "HEARTBEAT", "ts": T4}]
+    assert events == in_order(first) + in_order(second) + third + fourth
+    assert [r.complete for r in results] == [True, False, True, True]
+    assert list(results[1].failed) == [Scope(B, "eu-west-1")]
+    assert "UnauthorizedOperation" in results[1].failed[Scope(B, "eu-west-1")]
+    assert [(r.assigned, r.unassigned, r.heartbeat_ms) for r in results] == [
+        (8, 0, T1), (2, 1, None), (0, 1, T3), (0, 0, T4)]
+
+
+def test_throttling_backs_off_and_loses_no_change(aws, tmp_path):
+    estate = Estate(aws)
+    estate.build()
+    throttled = {"DescribeNetworkInterfaces": 3, "DescribeAutoScalingGroups": 2}
+    calls = []
+
+    def throttle(model, **_kwargs):
+        calls.append(model.name)
+        if throttled.get(model.name, 0) > 0:
+            throttled[model.name] -= 1
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
+                              model.name)
+
+    delays = []
+    slow = publisher_for(aws, tmp_path / "throttled.jsonl", Clock(T1),
+                         hooks=[("before-call", throttle)], sleep=delays.append)
+    result = slow.poll()
+    plain = publisher_for(aws, tmp_path / "plain.jsonl", Clock(T1))
+    plain.poll()
+    assert result.complete
+    assert read_events(tmp_path / "throttled.jsonl") == read_events(tmp_path / "plain.jsonl")
+    assert len(read_events(tmp_path / "plain.jsonl")) == 9
+    # 500 ms doubling per throttled page, then the call goes through.
+    assert delays == [0.5, 1.0, 2.0, 0.5, 1.0]
+    assert calls.count("DescribeNetworkInterfaces") == 3 + 3   # three scopes, three throttles
+    assert throttled == {"DescribeNetworkInterfaces": 0, "DescribeAutoScalingGroups": 0}
+
+
+def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):
+    estate = Estate(aws)
+    estate.build()
+    out, snapshot = tmp_path / "changes.jsonl", tmp_path / "snapshot.jsonl"
+    config_file = tmp_path / "publisher.yaml"
+    config_file.write_text(json.dumps({
+        "accounts": [{"id": A, "regions": ["us-east-1"]},
+                     {"id": B, "role_arn": ROLE_B, "regions": ["us-east-1", "eu-west-1"]}],
+        "output": {"kind": "file", "path": str(out)}, "aws": {"endpoint_url": aws}}))
+    assert cli.main(["run", "--config", str(config_file), "--once"]) == 0
+    events = read_events(out)
+    assert [e["type"] for e in events] == ["ASSIGN"] * 8 + ["HEARTBEAT"]
+    assert {e["ip"] for e in events[:-1]} == {i["ip"] for i in estate.api} | {
+        "10.0.1.200", "10.0.1.150", estate.auth["ip"], estate.payments["ip"], estate.billing["ip"]}
+    assert "poll: 8 assigned, 0 unassigned" in capsys.readouterr().err
+
+    assert cli.main(["snapshot", "--config", str(config_file), "--to", str(snapshot)]) == 0
+
+    def untimed(events):   # the snapshot's own poll observed the estate later
+        return sorted(({k: v for k, v in e.items() if k != "ts"} for e in events),
+                      key=lambda e: e["ip"])
+    assert untimed(read_events(snapshot)) == untimed(events[:-1])
+
+    s3 = estate.client(estate.a, "s3")
+    s3.create_bucket(Bucket="flowdredge-meta")
+    assert cli.main(["snapshot", "--config", str(config_file),
+                     "--to", "s3://flowdredge-meta/snapshots/now.jsonl"]) == 0
+    body = s3.get_object(Bucket="flowdredge-meta", Key="snapshots/now.jsonl")["Body"].read()
+    assert untimed(json.loads(line) for line in body.decode().splitlines()) == untimed(events[:-1])
+
+    # Restarted from the snapshot, a poll of the unchanged estate has nothing to say but the
+    # heartbeat.
+    assert cli.main(["run", "--config", str(config_file), "--once", "--resume", str(snapshot)]) == 0
+    assert [e["type"] for e in read_events(out)[len(events):]] == ["HEARTBEAT"]
+
+    config_file.write_text("accounts: [{id: '123'}]\n")
+    assert cli.main(["run", "--config", str(config_file), "--once"]) == 1
+    assert "12-digit" in capsys.readouterr().err
+
+
+HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+          "start end action log-status")
+
+
+@pytest.mark.minicluster
+def test_job_attributes_flows_across_the_change(aws, tmp_path):
+    from helpers import job_aggregates, run_replay, total_counts
+    from job.config import Config
+
+    changes = tmp_path / "changes.jsonl"
+    estate, _results = run_scenario(aws, changes)
+    reused, released = estate.api[0]["ip"], estate.api[1]["ip"]
+    billing, lb = estate.billing["ip"], "10.0.1.150"
+    s = T1 // 1000
+    flows = [  # (src, dst, start seconds), 443/TCP ACCEPT, 10 packets, 1000 bytes each
+        (reused, lb, s + 30), (reused, lb, s + 150),          # api before T2, identity after
+        (released, lb, s + 40), (released, lb, s + 160),      # api, then nobody's
+        (billing, reused, s + 170), (billing, reused, s + 250),   # kept while unreadable, then gone
+    ]
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    with gzip.open(folder / f"{A}_vpcflowlogs_us-east-1_fl-0test_20260101T0010Z_0001.log.gz", "wt") as fh:
+        fh.write(HEADER + "\n")
+        for src, dst, start in flows:
+            fh.write(f"2 {A} eni-test {src} {dst} 40000 443 6 10 1000 {start} {start + 5} ACCEPT OK\n")
+    output = tmp_path / "out"
+    run_replay([str(folder)], [str(changes)], str(output),
+               Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2}))
+
+    one = (1, 10, 1000)
+    assert job_aggregates(str(output)) == {
+        (s, "api", "us-east-1", "edge", "us-east-1", 443, 6, "ACCEPT"): (2, 20, 2000),
+        (s + 120, "identity", "us-east-1", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 120, "unattributed", "-", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 120, "billing", "eu-west-1", "identity", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 240, "unattributed", "-", "identity", "us-east-1", 443, 6, "ACCEPT"): one,
+    }
+    counts = total_counts(str(output))
+    assert counts["metadata_late"] == 0 and counts["groups_after_max_wait"] == 0

@@ -1,0 +1,121 @@
+"""The publisher's Kinesis sink against the local Kinesis API server (kinesis-local, plain HTTP
+on 127.0.0.1): batches over the 500-record limit, HEARTBEATs after the changes they cover,
+read back in order."""
+import json
+import os
+import socket
+import subprocess
+import time
+
+import boto3
+import pytest
+
+from connectors.publisher.model import Inventory, Scope
+from connectors.publisher.publisher import Publisher
+from connectors.publisher.sinks import KinesisSink
+from job.ownership import parse_event
+from test_publisher_unit import InventoryReader, config_for, eni
+
+pytestmark = pytest.mark.kinesis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER = os.path.join(ROOT, ".tools", "kinesis-local", "node_modules", "kinesis-local")
+STREAM = "flowdredge-metadata"
+T0 = 1_767_225_600_000
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port, process, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"kinesis-local exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"kinesis-local did not listen on {port} within {seconds}s")
+
+
+@pytest.fixture(scope="module")
+def kinesis(tmp_path_factory):
+    if not os.path.isfile(os.path.join(SERVER, "main.js")):
+        pytest.fail("kinesis-local is not installed: run scripts/setup")
+    plain, tls = _free_port(), _free_port()
+    log = open(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log", "wb")
+    process = subprocess.Popen(
+        ["node", os.path.join(SERVER, "main.js")], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "KINESIS_MOCK_PLAIN_PORT": str(plain),
+             "KINESIS_MOCK_TLS_PORT": str(tls),
+             "KINESIS_MOCK_CERT_PATH": os.path.join(SERVER, "server.json")})
+    try:
+        _wait_for_port(plain, process)
+        client = boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{plain}",
+                              region_name="us-east-1", aws_access_key_id="dummy",
+                              aws_secret_access_key="dummy")
+        client.create_stream(StreamName=STREAM, ShardCount=1)
+        deadline = time.monotonic() + 30
+        while client.describe_stream_summary(StreamName=STREAM)[
+                "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+            assert time.monotonic() < deadline, "stream did not become ACTIVE"
+            time.sleep(0.2)
+        yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+class StreamReader:
+    """Reads the one-shard stream from where the last read ended."""
+
+    def __init__(self, client):
+        self.client = client
+        shard = client.list_shards(StreamName=STREAM)["Shards"][0]["ShardId"]
+        self.iterator = client.get_shard_iterator(StreamName=STREAM, ShardId=shard,
+                                                  ShardIteratorType="LATEST")["ShardIterator"]
+
+    def read(self, expected):
+        records, deadline = [], time.monotonic() + 20
+        while len(records) < expected and time.monotonic() < deadline:
+            answer = self.client.get_records(ShardIterator=self.iterator, Limit=1000)
+            self.iterator = answer["NextShardIterator"]
+            records += [json.loads(r["Data"]) for r in answer["Records"]]
+            if not answer["Records"]:
+                time.sleep(0.1)
+        return records
+
+
+def test_batches_arrive_in_order_with_heartbeats_last(kinesis):
+    reader = StreamReader(kinesis)
+    changes = [{"type": "ASSIGN", "ts": T0 + i, "ip": f"10.0.{i // 250}.{i % 250 + 1}",
+                "app": f"app{i % 7}", "kind": "instance"} for i in range(620)]
+    changes.append({"type": "UNASSIGN", "ts": T0 + 700, "ip": "10.0.0.1"})
+    events = changes + [{"type": "HEARTBEAT", "ts": T0 + 700}]
+    KinesisSink(kinesis, STREAM, "ip-metadata").write(events)
+    assert reader.read(len(events)) == events
+
+
+def test_a_poll_reaches_the_stream_as_the_job_reads_it(kinesis):
+    reader = StreamReader(kinesis)
+    scope = Scope("123456789012", "us-east-1")
+    inventory = Inventory(scope, interfaces=[eni("eni-a", "10.0.0.5", "10.0.0.6", instance="i-a")],
+                          instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v012"}})
+    publisher = Publisher(config_for(kind="kinesis", stream_name=STREAM, region="us-east-1"),
+                          InventoryReader({scope: inventory}), KinesisSink(kinesis, STREAM, "ip-metadata"),
+                          clock=lambda: T0)
+    publisher.poll()
+    parsed = [parse_event(json.dumps(r)) for r in reader.read(3)]
+    assert [(e.type, e.ts, e.ip) for e in parsed] == [("ASSIGN", T0, "10.0.0.5"),
+                                                      ("ASSIGN", T0, "10.0.0.6"), ("HEARTBEAT", T0, "")]
+    assert parsed[0].owner[:3] == ("api", "api-prod", "api-prod-v012")

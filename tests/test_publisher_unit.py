@@ -1,0 +1,581 @@
+"""The publisher's pure parts: naming, owner derivation, reconciliation, events, config, sinks."""
+import json
+import os
+from datetime import datetime, timezone
+
+import pytest
+from botocore.exceptions import ClientError
+
+from connectors.publisher import config as publisher_config
+from connectors.publisher.aws import Backoff, is_throttling
+from connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from connectors.publisher.derive import Naming, derive_claims
+from connectors.publisher.diff import (Holding, Observation, State, apply_event, is_stale,
+                                       reconcile_poll, snapshot_events, state_from_snapshot)
+from connectors.publisher.model import Claim, Inventory, Owner, Scope
+from connectors.publisher.naming import NameRule
+from connectors.publisher.publisher import EventTail, Publisher
+from connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+from job.ownership import OwnershipIndex, parse_event
+
+pytestmark = pytest.mark.unit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACCOUNT = "123456789012"
+SCOPE = Scope(ACCOUNT, "us-east-1")
+OTHER = Scope("210987654321", "us-east-1")
+NAMING = Naming(NameRule())
+T0 = 1_767_225_600_000   # 2026-01-01T00:00:00Z
+
+
+def at(ms):
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def eni(eni_id, *ips, instance=None, attached_ms=None, description="", interface_type="interface",
+        tags=None, ipv6=(), public=None, zone="us-east-1a"):
+    doc = {"NetworkInterfaceId": eni_id, "AvailabilityZone": zone, "Description": description,
+           "InterfaceType": interface_type,
+           "TagSet": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+           "PrivateIpAddresses": [{"PrivateIpAddress": ip, "Primary": i == 0,
+                                   **({"Association": {"PublicIp": public}} if public and i == 0 else {})}
+                                  for i, ip in enumerate(ips)],
+           "Ipv6Addresses": [{"Ipv6Address": a} for a in ipv6]}
+    if instance:
+        doc["Attachment"] = {"InstanceId": instance, "AttachmentId": f"attach-{eni_id}",
+                             "DeviceIndex": 0, "DeleteOnTermination": True,
+                             **({"AttachTime": at(attached_ms)} if attached_ms else {})}
+    return doc
+
+
+def owner(app, cluster, asg, eni_id, resource_id, kind, scope=SCOPE, zone="us-east-1a"):
+    return Owner(app, cluster, asg, scope.account, scope.region, zone, eni_id, resource_id, kind)
+
+
+# ---- naming
+
+
+@pytest.mark.parametrize("name, app, cluster", [
+    ("api-prod-v012", "api", "api-prod"),
+    ("api-prod-canary-v003", "api", "api-prod-canary"),
+    ("api", "api", "api"),
+    ("api-v001", "api", "api"),
+    ("api--canary-v001", "api", "api--canary"),
+    ("cassandra-users-v1", "cassandra", "cassandra-users-v1"),   # v1 is no push version
+])
+def test_frigga_rule(name, app, cluster):
+    parsed = NameRule().parse(name)
+    assert (parsed.app, parsed.cluster) == (app, cluster)
+
+
+def test_pattern_rule():
+    rule = NameRule("pattern", r"(?P<app>[a-z]+)_(?P<cluster>[a-z_]+)")
+    assert (rule.parse("billing_prod_east").app, rule.parse("billing_prod_east").cluster) == (
+        "billing", "prod_east")
+    assert rule.parse("No-Match").app == "No-Match"
+    assert NameRule("pattern", r"(?P<app>[^.]+)\..*").parse("api.prod-v002").cluster == "api.prod"
+
+
+@pytest.mark.parametrize("rule, pattern, message", [
+    ("netflix", None, "must be one of"),
+    ("pattern", None, "required"),
+    ("pattern", "(", "not a valid regular expression"),
+    ("pattern", "(?P<name>.*)", "named group"),
+])
+def test_bad_name_rules(rule, pattern, message):
+    with pytest.raises(ValueError, match=message):
+        NameRule(rule, pattern)
+
+
+# ---- derivation
+
+
+def inventory():
+    inv = Inventory(SCOPE)
+    inv.interfaces = [
+        eni("eni-a", "10.0.0.5", "10.0.0.6", instance="i-a", attached_ms=T0 - 5000,
+            ipv6=("2600:1f18:0:0::0a",), public="54.1.2.3"),
+        eni("eni-b", "10.0.0.7", instance="i-b"),
+        eni("eni-c", "10.0.0.8", instance="i-c"),
+        eni("eni-lb", "10.0.1.1", description="ELB app/api-public/50dc6c495c0c9188"),
+        eni("eni-clb", "10.0.1.2", description="ELB legacy-edge"),
+        eni("eni-fn", "10.0.1.3", description="AWS Lambda VPC ENI-api-resize-"
+                                              "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            interface_type="lambda"),
+        eni("eni-nat", "10.0.1.4", description="Interface for NAT Gateway nat-0abc",
+            interface_type="nat_gateway"),
+        eni("eni-vpce", "10.0.1.5", description="VPC Endpoint Interface vpce-0123",
+            interface_type="vpc_endpoint"),
+        eni("eni-free", "10.0.1.6", tags={"Name": "batch-worker"}),
+        eni("eni-bare", "10.0.1.7"),
+    ]
+    inv.instance_tags = {"i-a": {"aws:autoscaling:groupName": "api-prod-v012", "Name": "x"},
+                         "i-b": {"Name": "kafka-broker", "app": "kafka-main"},
+                         "i-c": {}}
+    inv.asg_of_instance = {"i-c": "recs-prod-v002"}
+    inv.asg_tags = {"recs-prod-v002": {"app": "recommendations"}}
+    lb_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/api-public/50dc6c495c0c9188"
+    inv.load_balancers = {"app/api-public/50dc6c495c0c9188": (lb_arn, "api-public", {"app": "edge"}),
+                          "legacy-edge": ("legacy-edge", "legacy-edge", {})}
+    inv.functions = {"api-resize": "arn:aws:lambda:us-east-1:123456789012:function:api-resize",
+                     "api": "arn:aws:lambda:us-east-1:123456789012:function:api"}
+    inv.nat_gateways = {"eni-nat": ("nat-0abc", None, {"Name": "egress-main"})}
+    inv.vpc_endpoints = {"eni-vpce": ("vpce-0123", "vpce-s3", {})}
+    return inv, lb_arn
+
+
+def test_derive_owners_of_every_kind():
+    inv, lb_arn = inventory()
+    claims = {c.ip: c for c in derive_claims(inv, NAMING)}
+    api = owner("api", "api-prod", "api-prod-v012", "eni-a", "i-a", "instance")
+    assert {ip: claims[ip].owner for ip in ("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3")} \
+        == dict.fromkeys(("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3"), api)
+    assert claims["10.0.0.5"].attached_ms == T0 - 5000
+    assert claims["10.0.0.7"].owner == owner("kafka-main", "kafka-broker", "-", "eni-b", "i-b", "instance")
+    # The group's app tag counts for its instances.
+    assert claims["10.0.0.8"].owner == owner("recommendations", "recs-prod", "recs-prod-v002",
+                                             "eni-c", "i-c", "instance")
+    assert claims["10.0.1.1"].owner == owner("edge", "api-public", "-", "eni-lb", lb_arn, "elb")
+    assert claims["10.0.1.2"].owner == owner("legacy", "legacy-edge", "-", "eni-clb", "legacy-edge", "elb")
+    assert claims["10.0.1.3"].owner == owner(
+        "api", "api-resize", "-", "eni-fn", "arn:aws:lambda:us-east-1:123456789012:function:api-resize",
+        "lambda")
+    assert claims["10.0.1.4"].owner == owner("egress", "egress-main", "-", "eni-nat", "nat-0abc", "nat_gateway")
+    assert claims["10.0.1.5"].owner == owner("vpce", "vpce-s3", "-", "eni-vpce", "vpce-0123", "vpc_endpoint")
+    assert claims["10.0.1.6"].owner == owner("batch", "batch-worker", "-", "eni-free", "eni-free", "interface")
+    assert claims["10.0.1.7"].owner == owner("-", "-", "-", "eni-bare", "eni-bare", "interface")
+
+
+def test_public_addresses_can_be_left_out_and_cluster_tag_wins():
+    inv, _ = inventory()
+    inv.instance_tags["i-a"]["team-cluster"] = "api-blue"
+    naming = Naming(NameRule(), app_tag="app", cluster_tag="team-cluster", public_ipv4=False)
+    claims = {c.ip: c for c in derive_claims(inv, naming)}
+    assert "54.1.2.3" not in claims
+    assert claims["10.0.0.5"].owner.cluster == "api-blue"
+
+
+def test_unknown_infrastructure_falls_back_to_the_description():
+    inv = Inventory(SCOPE, interfaces=[
+        eni("eni-lb", "10.0.1.1", description="ELB net/edge-nlb/0123abcd"),
+        eni("eni-fn", "10.0.1.3", description="AWS Lambda VPC ENI-thumbs-prod-"
+                                              "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+        eni("eni-nat", "10.0.1.4", description="Interface for NAT Gateway nat-0def")])
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert (claims["10.0.1.1"].app, claims["10.0.1.1"].cluster, claims["10.0.1.1"].resource_id) == (
+        "edge", "edge-nlb", "net/edge-nlb/0123abcd")
+    assert (claims["10.0.1.3"].cluster, claims["10.0.1.3"].resource_id) == ("thumbs-prod", "thumbs-prod")
+    assert (claims["10.0.1.4"].app, claims["10.0.1.4"].resource_id) == ("nat", "nat-0def")
+
+
+# ---- reconciliation
+
+
+def claim(ip, app, eni_id, resource_id, attached_ms=None, scope=SCOPE):
+    return Claim(ip, owner(app, f"{app}-prod", f"{app}-prod-v001", eni_id, resource_id,
+                           "instance", scope), attached_ms)
+
+
+def types_ts_ips(events):
+    return [(e["type"], e["ts"], e.get("ip"), e.get("app")) for e in events]
+
+
+def test_first_poll_assigns_at_attach_time_and_heartbeats():
+    obs = Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000),
+                              claim("10.0.0.6", "api", "eni-b", "i-b")], T0, T0 + 200)
+    result = reconcile_poll(State(), [obs], [SCOPE])
+    assert types_ts_ips(result.events) == [("ASSIGN", T0 - 60_000, "10.0.0.5", "api"),
+                                           ("ASSIGN", T0, "10.0.0.6", "api"),
+                                           ("HEARTBEAT", T0, None, None)]
+    assert result.state.polled_ms == {SCOPE: T0} and result.state.heartbeat_ms == T0
+
+
+def test_second_poll_release_move_and_attach_times():
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a"), claim("10.0.0.6", "api", "eni-b", "i-b"),
+        claim("10.0.0.7", "api", "eni-c", "i-c"), claim("10.0.0.8", "api", "eni-d", "i-d")],
+        T0, T0 + 100)], [SCOPE]).state
+    t1 = T0 + 60_000
+    second = reconcile_poll(first, [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a"),                      # unchanged
+        claim("10.0.0.6", "auth", "eni-x", "i-x", T0 + 30_000),        # moved, attached in between
+        claim("10.0.0.7", "auth", "eni-y", "i-y", T0 - 1),             # attached before the last look
+        claim("10.0.0.9", "auth", "eni-z", "i-z", t1 + 999_999),       # attach time in the future
+    ], t1, t1 + 100)], [SCOPE])
+    assert types_ts_ips(second.events) == [
+        ("ASSIGN", T0 + 30_000, "10.0.0.6", "auth"),
+        ("UNASSIGN", t1, "10.0.0.8", None),
+        ("ASSIGN", t1, "10.0.0.7", "auth"),
+        ("ASSIGN", t1, "10.0.0.9", "auth"),
+        ("HEARTBEAT", t1, None, None)]
+    assert second.state.holdings["10.0.0.6"].since_ms == T0 + 30_000
+    assert "10.0.0.8" not in second.state.holdings
+
+
+def test_failed_scope_keeps_its_owners_and_holds_the_heartbeat():
+    scopes = [SCOPE, OTHER]
+    first = reconcile_poll(State(), [Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a")], T0, T0),
+                                     Observation(OTHER, [claim("10.9.0.5", "pay", "eni-p", "i-p", scope=OTHER)],
+                                                 T0 + 10, T0 + 20)], scopes)
+    assert first.events[-1] == {"type": "HEARTBEAT", "ts": T0}
+    t1 = T0 + 60_000
+    # OTHER fails: its address is kept (no UNASSIGN), even though SCOPE now claims it.
+    still = [claim("10.0.0.5", "api", "eni-a", "i-a"), claim("10.9.0.5", "api", "eni-q", "i-q")]
+    second = reconcile_poll(first.state, [Observation(SCOPE, still, t1, t1)], scopes)
+    # The heartbeat stops at the failed scope's last complete read.
+    assert second.events == [{"type": "HEARTBEAT", "ts": T0 + 10}]
+    assert second.state.holdings["10.9.0.5"].owner.app == "pay"
+    third = reconcile_poll(second.state, [Observation(SCOPE, still, t1 + 1, t1 + 1)], scopes)
+    assert third.events == [] and third.state.heartbeat_ms == T0 + 10
+    # OTHER is back and has released it: the claim of SCOPE wins, the heartbeat moves on.
+    t2 = t1 + 60_000
+    fourth = reconcile_poll(third.state, [Observation(SCOPE, still, t2, t2),
+                                          Observation(OTHER, [], t2 + 5, t2 + 6)], scopes)
+    assert types_ts_ips(fourth.events) == [("ASSIGN", t2, "10.9.0.5", "api"), ("HEARTBEAT", t2, None, None)]
+
+
+def test_overlapping_vpcs_keep_the_holder():
+    scopes = [SCOPE, OTHER]
+    first = reconcile_poll(State(), [
+        Observation(SCOPE, [claim("10.0.0.5", "api", "eni-b", "i-b")], T0, T0),
+        Observation(OTHER, [claim("10.0.0.5", "pay", "eni-a", "i-a", scope=OTHER)], T0, T0)], scopes)
+    assert first.conflicts == ["10.0.0.5"]
+    assert first.state.holdings["10.0.0.5"].owner.app == "api"     # by account id
+    again = reconcile_poll(first.state, [
+        Observation(SCOPE, [claim("10.0.0.5", "api", "eni-b", "i-b")], T0 + 1, T0 + 1),
+        Observation(OTHER, [claim("10.0.0.5", "pay", "eni-a", "i-a", scope=OTHER)], T0 + 1, T0 + 1)], scopes)
+    assert [e["type"] for e in again.events] == ["HEARTBEAT"]
+
+
+def test_changes_are_strictly_after_the_previous_change_of_the_address():
+    state = State(holdings={"10.0.0.5": Holding(claim("10.0.0.5", "api", "eni-a", "i-a").owner, T0 + 500)},
+                  polled_ms={SCOPE: T0})
+    result = reconcile_poll(state, [Observation(SCOPE, [], T0 + 100, T0 + 200)], [SCOPE])
+    assert types_ts_ips(result.events)[0] == ("UNASSIGN", T0 + 501, "10.0.0.5", None)
+
+
+def test_events_replayed_into_the_job_index_give_the_owners():
+    """The emitted changelog parses under the job's contract and answers as intended."""
+    first = reconcile_poll(State(), [Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a")], T0, T0)], [SCOPE])
+    second = reconcile_poll(first.state, [Observation(SCOPE, [claim("10.0.0.5", "auth", "eni-b", "i-b",
+                                                                    T0 + 30_000)], T0 + 60_000, T0 + 60_100)], [SCOPE])
+    index = OwnershipIndex()
+    for event in first.events + second.events:
+        parsed = parse_event(json.dumps(event))
+        if parsed.type != "HEARTBEAT":
+            index.apply(parsed)
+    assert index.owner_at("10.0.0.5", T0 + 29_999)[0] == "api"
+    assert index.owner_at("10.0.0.5", T0 + 30_000)[0] == "auth"
+
+
+def test_snapshot_round_trip():
+    result = reconcile_poll(State(), [Observation(SCOPE, [claim("10.0.0.6", "api", "eni-a", "i-a", T0 - 9),
+                                                          claim("10.0.0.5", "auth", "eni-b", "i-b")], T0, T0)], [SCOPE])
+    events = snapshot_events(result.state)
+    assert [(e["ip"], e["ts"], e["type"]) for e in events] == [("10.0.0.5", T0, "ASSIGN"),
+                                                               ("10.0.0.6", T0 - 9, "ASSIGN")]
+    assert state_from_snapshot(json.loads(json.dumps(events))).holdings == result.state.holdings
+    with pytest.raises(ValueError, match="only ASSIGN"):
+        state_from_snapshot([{"type": "HEARTBEAT", "ts": 1}])
+
+
+# ---- near-real-time events
+
+
+def bridge(name, at_iso, request=None, response=None, account=ACCOUNT, region="us-east-1", error=None):
+    detail = {"eventName": name, "eventTime": at_iso, "awsRegion": region,
+              "recipientAccountId": account, "requestParameters": request,
+              "responseElements": response}
+    if error:
+        detail["errorCode"] = error
+    return json.dumps({"version": "0", "detail-type": "AWS API Call via CloudTrail",
+                       "source": "aws.ec2", "account": account, "region": region,
+                       "time": at_iso, "detail": detail})
+
+
+RUN = {"instancesSet": {"items": [{
+    "instanceId": "i-new", "placement": {"availabilityZone": "us-east-1b"},
+    "tagSet": {"items": [{"key": "aws:autoscaling:groupName", "value": "auth-prod-v004"}]},
+    "networkInterfaceSet": {"items": [{
+        "networkInterfaceId": "eni-new", "privateIpAddress": "10.0.0.50",
+        "privateIpAddressesSet": {"item": [{"privateIpAddress": "10.0.0.50", "primary": True}]},
+        "attachment": {"attachmentId": "eni-attach-new", "deviceIndex": 0,
+                       "deleteOnTermination": True}}]}}]}}
+
+
+def test_parse_event_shapes():
+    run, = parse_line(bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN))
+    assert run.scope == SCOPE and run.at_ms == T0 + 60_000
+    assert run.instances_added == {"i-new": {"aws:autoscaling:groupName": "auth-prod-v004"}}
+    assert run.interfaces_added[0]["AvailabilityZone"] == "us-east-1b"
+    assert parse_line(bridge("RunInstances", "2026-01-01T00:01:00Z", error="Client.Unauthorized")) == []
+    assert parse_line(bridge("DescribeInstances", "2026-01-01T00:01:00Z")) == []
+    gone, = parse_line(json.dumps({"detail-type": "EC2 Instance State-change Notification",
+                                   "account": ACCOUNT, "region": "us-east-1",
+                                   "time": "2026-01-01T00:02:00Z",
+                                   "detail": {"instance-id": "i-a", "state": "shutting-down"}}))
+    assert gone.instances_gone == ("i-a",)
+    trail = json.dumps({"Records": [
+        {"eventName": "DeleteNetworkInterface", "eventTime": "2026-01-01T00:03:00Z",
+         "awsRegion": "us-east-1", "recipientAccountId": ACCOUNT,
+         "requestParameters": {"networkInterfaceId": "eni-x"}},
+        {"eventName": "DetachNetworkInterface", "eventTime": "2026-01-01T00:03:01Z",
+         "awsRegion": "us-east-1", "userIdentity": {"accountId": ACCOUNT},
+         "requestParameters": {"attachmentId": "eni-attach-x"}}]})
+    deleted, detached = parse_line(trail)
+    assert deleted.interfaces_removed == ("eni-x",) and detached.detach == "eni-attach-x"
+    for bad, message in [("[]", "not a JSON object"), ("{", "not JSON"), ("{}", "neither"),
+                         (bridge("DeleteNetworkInterface", "2026-01-01T00:00:00Z", request={}), "missing"),
+                         (bridge("DeleteNetworkInterface", "yesterday", request={"networkInterfaceId": "e"}),
+                          "bad event time")]:
+        with pytest.raises(EventError, match=message):
+            parse_line(bad)
+
+
+class ListSink:
+    def __init__(self):
+        self.events = []
+
+    def write(self, events):
+        self.events.extend(events)
+
+
+class InventoryReader:
+    def __init__(self, inventories):
+        self.inventories = inventories
+
+    def read(self, scope):
+        return self.inventories[scope]
+
+
+def config_for(**output):
+    return publisher_config.from_dict({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+                                       "output": output or {"kind": "file", "path": "x"}})
+
+
+def test_events_between_polls_assign_and_release():
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"),
+                                       eni("eni-b", "10.0.0.6", instance="i-b")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"},
+                                   "i-b": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    ticks = iter([T0, T0, T0 + 10, T0 + 20])
+    sink = ListSink()
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: next(ticks))
+    publisher.poll()
+    sink.events.clear()
+    lines = [
+        bridge("TerminateInstances", "2026-01-01T00:01:00Z",
+               request={"instancesSet": {"items": [{"instanceId": "i-a"}]}}),
+        bridge("RunInstances", "2026-01-01T00:01:05Z", response=RUN),
+        bridge("CreateNetworkInterface", "2026-01-01T00:01:06Z", response={"networkInterface": {
+            "networkInterfaceId": "eni-extra", "availabilityZone": "us-east-1b",
+            "privateIpAddress": "10.0.0.5", "description": "",
+            "privateIpAddressesSet": {"item": [{"privateIpAddress": "10.0.0.5", "primary": True}]}}}),
+        bridge("AttachNetworkInterface", "2026-01-01T00:01:07Z",
+               request={"networkInterfaceId": "eni-extra", "instanceId": "i-new", "deviceIndex": 1},
+               response={"attachmentId": "eni-attach-extra"}),
+        bridge("AttachNetworkInterface", "2026-01-01T00:01:08Z",
+               request={"networkInterfaceId": "eni-unknown", "instanceId": "i-new", "deviceIndex": 2}),
+        bridge("DeleteNetworkInterface", "2025-12-31T23:59:00Z", request={"networkInterfaceId": "eni-b"}),
+        bridge("DeleteNetworkInterface", "2026-01-01T00:01:09Z", request={"networkInterfaceId": "eni-b"},
+               account="999999999999"),
+        "garbage",
+    ]
+    result = publisher.apply_events(lines)
+    assert (result.applied, result.deferred, result.stale, result.ignored, result.bad) == (4, 1, 1, 1, 1)
+    assert [(e["type"], e["ts"], e["ip"], e.get("app"), e.get("resource_id"), e.get("kind"))
+            for e in sink.events] == [
+        ("UNASSIGN", T0 + 60_000, "10.0.0.5", None, None, None),
+        ("ASSIGN", T0 + 65_000, "10.0.0.50", "auth", "i-new", "instance"),
+        ("ASSIGN", T0 + 66_000, "10.0.0.5", "-", "eni-extra", "interface"),
+        ("ASSIGN", T0 + 67_000, "10.0.0.5", "auth", "i-new", "instance")]
+    assert is_stale(publisher.state, SCOPE, T0 + 66_000)
+    # The next poll sees the same estate: nothing to say but the heartbeat.
+    publisher.reader = InventoryReader({SCOPE: publisher.inventories[SCOPE]})
+    ticks2 = iter([T0 + 120_000] * 3)
+    publisher.clock = lambda: next(ticks2)
+    sink.events.clear()
+    publisher.poll()
+    assert sink.events == [{"type": "HEARTBEAT", "ts": T0 + 120_000}]
+
+
+def test_detach_and_state_change_keep_interfaces_that_survive():
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"),
+                                       eni("eni-s", "10.0.0.9", instance="i-a")],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    inv.interfaces[1]["Attachment"].update(DeviceIndex=1, DeleteOnTermination=False)
+    [gone] = parse_line(json.dumps({"detail-type": "EC2 Instance State-change Notification",
+                                    "account": ACCOUNT, "region": "us-east-1",
+                                    "time": "2026-01-01T00:02:00Z",
+                                    "detail": {"instance-id": "i-a", "state": "terminated"}}))
+    after = apply_change(inv, gone)
+    assert [e["NetworkInterfaceId"] for e in after.interfaces] == ["eni-s"]
+    assert "Attachment" not in after.interfaces[0] and "Attachment" in inv.interfaces[1]
+    [detach] = parse_line(bridge("DetachNetworkInterface", "2026-01-01T00:01:00Z",
+                                 request={"attachmentId": "attach-eni-a"}))
+    assert "Attachment" not in apply_change(inv, detach).interfaces[0]
+    assert apply_change(after, detach) is None
+    applied = apply_event(State(), SCOPE, derive_claims(after, NAMING), T0)
+    assert applied.state.event_ms == {SCOPE: T0}
+
+
+def test_event_tail_reads_complete_lines_once(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(str(path))
+    assert tail.read() == []
+    path.write_text('{"a":1}\n{"b":')
+    assert tail.read() == ['{"a":1}']
+    with open(path, "a") as fh:
+        fh.write('2}\n')
+    assert tail.read() == ['{"b":2}']
+    path.write_text('{"c":3}\n')   # rotated: smaller than what was read
+    assert tail.read() == ['{"c":3}']
+
+
+# ---- config
+
+
+def test_example_config_loads():
+    config = publisher_config.load(os.path.join(ROOT, "flink-conf", "publisher.example.yaml"))
+    assert config.scopes and config.output.kind == "kinesis"
+    assert config.name_rule.parse("api-prod-v012").cluster == "api-prod"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({}, "at least one account"),
+    ({"accounts": ["1234"], "regions": ["us-east-1"]}, "12-digit"),
+    ({"accounts": [ACCOUNT]}, "no regions"),
+    ({"accounts": [ACCOUNT], "regions": ["useast"]}, "not a region name"),
+    ({"accounts": [{"id": ACCOUNT, "role_arn": "admin"}], "regions": ["us-east-1"]}, "role_arn"),
+    ({"accounts": [ACCOUNT, ACCOUNT], "regions": ["us-east-1"]}, "listed twice"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"kind": "file"}}, "output.path"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"kind": "kinesis", "stream_name": "m"}},
+     "output.region"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"kind": "s3", "path": "p"}},
+     "file or kinesis"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "poll_interval_seconds": 0,
+      "output": {"path": "p"}}, "must be positive"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "polling": 5}, "unknown key"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "naming": {"rule": "pattern"},
+      "output": {"path": "p"}}, "naming.pattern is required"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"], "aws": {"max_attempts": "many"},
+      "output": {"path": "p"}}, "expected an integer"),
+])
+def test_bad_config_says_what_is_wrong(doc, message):
+    with pytest.raises(publisher_config.ConfigError, match=message):
+        publisher_config.from_dict(doc)
+
+
+def test_accounts_with_their_own_regions():
+    config = publisher_config.from_dict({
+        "accounts": [{"id": ACCOUNT, "role_arn": "arn:aws:iam::123456789012:role/reader"},
+                     {"id": "210987654321", "regions": ["eu-west-1"]}],
+        "regions": ["us-east-1", "us-west-2"], "output": {"path": "out.jsonl"}})
+    assert [str(s) for s in config.scopes] == ["123456789012/us-east-1", "123456789012/us-west-2",
+                                               "210987654321/eu-west-1"]
+
+
+# ---- retry and sinks
+
+
+def client_error(code):
+    return ClientError({"Error": {"Code": code, "Message": "slow down"}}, "DescribeThings")
+
+
+def test_backoff_retries_throttling_only_and_is_bounded():
+    delays, calls = [], []
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) <= 3:
+            raise client_error("RequestLimitExceeded")
+        return {"ok": True}
+
+    backoff = Backoff(attempts=5, base_ms=100, max_ms=250, sleep=delays.append)
+    assert backoff.call(flaky, Page=1) == {"ok": True}
+    assert delays == [0.1, 0.2, 0.25] and calls == [{"Page": 1}] * 4
+    assert is_throttling(client_error("ThrottlingException"))
+    with pytest.raises(ClientError, match="AccessDenied"):
+        Backoff(5, 1, 1, delays.append).call(lambda: (_ for _ in ()).throw(client_error("AccessDenied")))
+    always = Backoff(3, 1, 1, sleep=lambda s: None)
+    with pytest.raises(ClientError, match="Throttling"):
+        always.call(lambda: (_ for _ in ()).throw(client_error("Throttling")))
+
+
+class StubKinesis:
+    """Fails the records whose data is in `fail_once` on their first put; records every call."""
+
+    def __init__(self, fail_once=(), error=None):
+        self.fail_once, self.error, self.calls = set(fail_once), error, []
+
+    def put_records(self, Records, StreamName):
+        self.calls.append([json.loads(r["Data"]) for r in Records])
+        if self.error:
+            raise client_error(self.error)
+        results = []
+        for record in Records:
+            ip = json.loads(record["Data"]).get("ip")
+            if ip in self.fail_once:
+                self.fail_once.discard(ip)
+                results.append({"ErrorCode": "ProvisionedThroughputExceededException"})
+            else:
+                results.append({"SequenceNumber": "1", "ShardId": "shardId-0"})
+        return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
+
+
+def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
+    events = [{"type": "ASSIGN", "ts": 1, "ip": f"10.0.0.{i}", "app": "a"} for i in range(700)]
+    events.append({"type": "HEARTBEAT", "ts": 2})
+    stub, delays = StubKinesis(fail_once={"10.0.0.3", "10.0.0.600"}), []
+    KinesisSink(stub, "meta", "ip-metadata", sleep=delays.append).write(events)
+    assert [len(c) for c in stub.calls] == [500, 1, 200, 1, 1]
+    assert stub.calls[1] == [events[3]] and stub.calls[3] == [events[600]]
+    assert stub.calls[-1] == [{"type": "HEARTBEAT", "ts": 2}]
+    assert delays == [0.2, 0.2]
+    with pytest.raises(SinkError, match="ResourceNotFoundException"):
+        KinesisSink(StubKinesis(error="ResourceNotFoundException"), "meta", "k").write(events[:1])
+    throttled = StubKinesis(error="ProvisionedThroughputExceededException")
+    with pytest.raises(SinkError, match="3 attempt"):
+        KinesisSink(throttled, "meta", "k", max_attempts=3, sleep=lambda s: None).write(events[:1])
+
+
+def test_file_sink_and_snapshot_files(tmp_path):
+    sink = FileSink(str(tmp_path / "out" / "changes.jsonl"))
+    sink.write([{"type": "HEARTBEAT", "ts": 1}])
+    sink.write([])
+    sink.write([{"type": "UNASSIGN", "ts": 2, "ip": "10.0.0.1"}])
+    assert (tmp_path / "out" / "changes.jsonl").read_text() == (
+        '{"type":"HEARTBEAT","ts":1}\n{"type":"UNASSIGN","ts":2,"ip":"10.0.0.1"}\n')
+    target = tmp_path / "snap" / "snapshot.jsonl"
+    write_snapshot([{"type": "ASSIGN", "ts": 1, "ip": "10.0.0.1"}], str(target))
+    assert target.read_text() == '{"type":"ASSIGN","ts":1,"ip":"10.0.0.1"}\n'
+    assert not (tmp_path / "snap" / "snapshot.jsonl.partial").exists()
+    with pytest.raises(SinkError, match="s3://bucket/key"):
+        write_snapshot([], "s3://bucket-only")
+
+
+def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    now = [T0]
+    sink, snapshots, polls = ListSink(), [], []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    tail = EventTail(str(events))
+
+    def sleep(seconds):
+        now[0] += int(seconds * 1000)
+        if now[0] == T0 + 30_000:   # an event arrives half-way through the first interval
+            events.write_text(bridge("TerminateInstances", "2026-01-01T00:00:20Z", request={
+                "instancesSet": {"items": [{"instanceId": "i-a"}]}}) + "\n")
+    requested = iter([False, True] + [False] * 100)
+    publisher.run(lambda: len(polls) == 2 and now[0] >= T0 + 60_000, sleep=sleep,
+                  on_poll=polls.append, events=tail, snapshot_requested=lambda: next(requested),
+                  write_snapshot=snapshots.append)
+    assert [p.started_ms for p in polls] == [T0, T0 + 60_000]
+    assert [(e["type"], e["ts"]) for e in sink.events] == [
+        # The stub estate did not really change: the next poll has the last word.
+        ("ASSIGN", T0), ("HEARTBEAT", T0), ("UNASSIGN", T0 + 20_000), ("ASSIGN", T0 + 60_000),
+        ("HEARTBEAT", T0 + 60_000)]
+    assert [[e["ip"] for e in s] for s in snapshots] == [["10.0.0.5"]]

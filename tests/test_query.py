@@ -1,0 +1,488 @@
+"""`flowdredge query` and the Athena DDL (job.query).
+
+Expected answers are computed here from the generated input files (tests/reference.py, which
+shares no code with the job) or with plain Python, never with DuckDB.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+import reference
+from helpers import run_replay
+from job import cli
+from job.config import Config
+from job.generate import APPS, Scenario, generate
+from job.outputs import OUTPUTS
+from job.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
+                       format_result, parse_duration, parse_time)
+from schemas.flowlog import FLOW_LOG_FIELDS
+from schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
+                             LATE_EXTRA_KEYS)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENARIO = Scenario(minutes=6, flows_per_minute=300, instances_per_app=3, churn_per_minute=4.0,
+                    reject_share=0.05, seed=11)
+UNOWNED = ("internet", "unattributed")
+
+
+def _write_part(folder, name, records, file_name):
+    os.makedirs(folder / name, exist_ok=True)
+    (folder / name / file_name).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _aggregate(window_start, src, dst, port, action, flows, nbytes, region="us-east-1"):
+    return {"window_start": window_start, "src_app": src, "src_region": region, "dst_app": dst,
+            "dst_region": region, "dst_port": port, "protocol": 6, "action": action,
+            "flows": flows, "packets": flows, "bytes": nbytes}
+
+
+@pytest.fixture
+def small_outputs(tmp_path):
+    """A hand-written output folder: two committed aggregate files, an unfinished one, counts
+    records that carry only their non-zero counters, and no late/ folder at all."""
+    _write_part(tmp_path, "aggregates", [_aggregate(60, "api", "db", 5432, "ACCEPT", 3, 300)],
+                "part-a-0-0")
+    _write_part(tmp_path, "aggregates", [_aggregate(120, "api", "db", 5432, "REJECT", 1, 40)],
+                "part-b-0-0")
+    (tmp_path / "aggregates" / ".part-c-0-0.inprogress").write_text('{"window_start": 6')
+    _write_part(tmp_path, "counts", [{"stage": "parse", "lines_in": 4},
+                                     {"stage": "attribute", "src_owned": 4}], "counts-0.jsonl")
+    return tmp_path
+
+
+# ---------------------------------------------------------------- unit
+
+@pytest.mark.unit
+def test_every_output_is_a_view_with_every_schema_field():
+    assert set(VIEW_COLUMNS) == set(OUTPUTS)
+    names = {view: [c.name for c in columns] for view, columns in VIEW_COLUMNS.items()}
+    assert names["aggregates"] == list(AGGREGATE.names)
+    assert names["dead_letter"] == list(DEAD_LETTER.names)
+    enriched = [f.key for f in FLOW_LOG_FIELDS] + list(ENRICHED_OWNER_KEYS)
+    assert set(enriched) <= set(names["enriched"])
+    assert set(enriched) | set(LATE_EXTRA_KEYS) <= set(names["late"])
+    assert set(COUNTERS) <= set(names["counts"])
+
+
+@pytest.mark.unit
+def test_athena_ddl_declares_every_schema_field_partitioned_by_date_and_hour():
+    ddl = athena_ddl("s3://flows-bucket/prod/", database="netflows", first_date="2026-01-01")
+    tables = dict(re.findall(r"CREATE EXTERNAL TABLE IF NOT EXISTS `netflows`\.`(\w+)` \((.*?)\n\)"
+                             r"\nPARTITIONED BY", ddl, re.S))
+    assert set(tables) == set(OUTPUTS)
+    columns = {t: re.findall(r"^  `(\w+)` (\w+)", body, re.M) for t, body in tables.items()}
+    expected = {
+        "aggregates": list(AGGREGATE.names),
+        "enriched": [f.key for f in FLOW_LOG_FIELDS] + list(ENRICHED_OWNER_KEYS),
+        "late": [f.key for f in FLOW_LOG_FIELDS] + list(ENRICHED_OWNER_KEYS)
+                + list(LATE_EXTRA_KEYS),
+        "dead_letter": list(DEAD_LETTER.names),
+        "counts": ["stage"] + list(COUNTERS),
+    }
+    for table, wanted in expected.items():
+        declared = [name for name, _type in columns[table]]
+        missing = set(wanted) - set(declared)
+        assert not missing, f"{table} lacks {missing}"
+    assert dict(columns["aggregates"])["window_start"] == "bigint"
+    assert dict(columns["aggregates"])["dst_port"] == "int"
+    for table in OUTPUTS:
+        assert f"LOCATION 's3://flows-bucket/prod/{table}/'" in ddl
+        assert (f"'storage.location.template' = "
+                f"'s3://flows-bucket/prod/{table}/dt=${{dt}}/hour=${{hour}}/'") in ddl
+    assert ddl.count("PARTITIONED BY (`dt` string") == len(OUTPUTS)
+    assert "'projection.dt.range' = '2026-01-01,NOW'" in ddl
+    with pytest.raises(QueryError, match="s3://"):
+        athena_ddl("/local/folder")
+
+
+@pytest.mark.unit
+def test_athena_ddl_command_prints_it(capsys):
+    assert cli.main(["athena-ddl", "--location", "s3://b/x", "--first-date", "2026-02-01"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CREATE DATABASE IF NOT EXISTS `flowdredge`;")
+    assert out.count("CREATE EXTERNAL TABLE") == len(OUTPUTS)
+
+
+@pytest.mark.unit
+def test_wrong_sql_names_the_views_and_their_columns(small_outputs, capsys):
+    with pytest.raises(QueryError) as err:
+        answer(str(small_outputs), sql="SELECT nope FROM aggregates")
+    message = str(err.value)
+    assert '"nope" not found' in message
+    for view in OUTPUTS:
+        assert f"  {view}: " in message
+    for column in ("window_start BIGINT", "dst_port INTEGER", "src_zone VARCHAR",
+                   "dst_zone VARCHAR", "excerpt VARCHAR", "flows_late BIGINT"):
+        assert column in message
+
+    assert cli.main(["query", str(small_outputs), "sql", "SELECT * FROM aggregate"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("flowdredge: error: Catalog Error")
+    assert "available views and columns:" in stderr and "aggregates: window_start" in stderr
+
+
+@pytest.mark.unit
+def test_unfinished_files_are_skipped_and_missing_outputs_are_empty_typed_views(small_outputs):
+    assert answer(str(small_outputs), sql="SELECT count(*), sum(bytes) FROM aggregates").rows \
+        == [(2, 340)]
+    late = answer(str(small_outputs), sql="SELECT * FROM late")
+    assert late.rows == [] and late.columns == [c.name for c in VIEW_COLUMNS["late"]]
+    counts = answer(str(small_outputs),
+                    sql="SELECT sum(lines_in), sum(src_owned), sum(flows_late) FROM counts")
+    assert counts.rows == [(4, 4, 0)]     # absent counters read as 0, not null
+
+
+@pytest.mark.unit
+def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
+    with pytest.raises(QueryError, match="no such output folder"):
+        answer(str(tmp_path / "nowhere"), sql="SELECT 1")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QueryError, match="not an output folder"):
+        answer(str(tmp_path / "empty"), sql="SELECT 1")
+    with pytest.raises(QueryError, match="--app is required"):
+        answer(str(small_outputs), "dependencies", {})
+    with pytest.raises(QueryError, match="not a whole number of stored 60s windows"):
+        answer(str(small_outputs), "rollup", {"every": "90s"})
+    with pytest.raises(QueryError, match="unknown dimension"):
+        answer(str(small_outputs), "rollup", {"every": "1h", "by": "src_app,colour"})
+    with pytest.raises(QueryError, match="not an IPv4 or IPv6 address"):
+        answer(str(small_outputs), "who-owned", {"ip": "10.0.0.300", "at": "0"})
+    with pytest.raises(QueryError, match="not a time"):
+        parse_time("yesterday")
+
+
+@pytest.mark.unit
+def test_time_and_duration_parameters():
+    assert parse_time("1767225600") == 1767225600
+    assert parse_time("2026-01-01T00:10:00Z") == 1767225600 + 600
+    assert parse_time("2026-01-01 00:10") == 1767225600 + 600      # UTC unless told
+    assert parse_time("2026-01-01T01:10:00+01:00") == 1767225600 + 600
+    assert [parse_duration(d) for d in ("90", "90s", "15m", "1h", "1d")] == \
+        [90, 90, 900, 3600, 86400]
+    with pytest.raises(QueryError):
+        parse_duration("0")
+
+
+@pytest.mark.unit
+def test_formats():
+    result = Result(["app", "bytes", "share"], [("api", 1200, 0.5), ("db", 7, None)])
+    assert format_result(result, "table").splitlines() == [
+        "app  bytes  share",
+        "---  -----  -----",
+        "api   1200    0.5",
+        "db       7",
+        "(2 rows)"]
+    assert format_result(result, "csv") == "app,bytes,share\napi,1200,0.5\ndb,7,"
+    assert [json.loads(line) for line in format_result(result, "json").splitlines()] == [
+        {"app": "api", "bytes": 1200, "share": 0.5}, {"app": "db", "bytes": 7, "share": None}]
+
+
+@pytest.mark.unit
+def test_query_and_report_do_not_import_pyflink():
+    code = ("import sys, job.query, job.report\n"
+            "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.unit
+def test_s3_folder_is_copied_once_with_the_same_rules(small_outputs, tmp_path, monkeypatch):
+    moto = pytest.importorskip("moto", reason="moto (test extra) emulates S3 in-process")
+    import boto3
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "cache"
+    with moto.mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="flows")
+        for path in small_outputs.rglob("*"):
+            if path.is_file():
+                key = "runs/r1/" + path.relative_to(small_outputs).as_posix()
+                s3.put_object(Bucket="flows", Key=key, Body=path.read_bytes())
+        total = "SELECT count(*), sum(bytes) FROM aggregates"
+        assert answer("s3://flows/runs/r1", sql=total, cache_dir=str(cache)).rows == [(2, 340)]
+        assert sorted(p.name for p in (cache / "aggregates").iterdir()) == \
+            ["part-a-0-0", "part-b-0-0"]
+        assert not (cache / "counts").exists()     # the SQL did not read counts: not copied
+
+        s3.delete_object(Bucket="flows", Key="runs/r1/aggregates/part-a-0-0")
+        assert answer("s3://flows/runs/r1/", sql=total, cache_dir=str(cache)).rows == [(1, 40)]
+        with pytest.raises(QueryError, match="no objects there"):
+            answer("s3://flows/runs/none", sql=total, cache_dir=str(tmp_path / "c2"))
+
+
+# ---------------------------------------------------------------- on a real replay
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    inputs = tmp_path_factory.mktemp("query-inputs")
+    generated = generate(SCENARIO, str(inputs))
+    flows = str(inputs / "flows")
+    output = str(tmp_path_factory.mktemp("query-outputs"))
+    run_replay([flows], [generated.metadata_file], output,
+               Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2}))
+    events = reference.metadata_events([generated.metadata_file])
+    return {"output": output, "flows": flows,
+            "aggregates": reference.aggregates([flows], [generated.metadata_file]),
+            "events": events,
+            "lines": [_attributed(f, events) for f in reference.flow_lines([flows])]}
+
+
+def _attributed(line, events):
+    start = int(line["start"])
+    return {**line, "start": start, "dstport": int(line["dstport"]), "bytes": int(line["bytes"]),
+            "src": reference.owner_at(events, line["srcaddr"], start * 1000),
+            "dst": reference.owner_at(events, line["dstaddr"], start * 1000)}
+
+
+def _keyed(result, key_columns):
+    rows = [dict(zip(result.columns, row)) for row in result.rows]
+    keyed = {tuple(r[c] for c in key_columns): r for r in rows}
+    assert len(keyed) == len(rows), "duplicate keys in the answer"
+    return keyed
+
+
+def _sum_by(aggregates, key, where=lambda k: True):
+    """{key(k): [flows, packets, bytes, rejected flows]} over reference aggregate rows."""
+    out = defaultdict(lambda: [0, 0, 0, 0])
+    for k, (flows, packets, nbytes) in aggregates.items():
+        if where(k):
+            sums = out[key(k)]
+            sums[0] += flows
+            sums[1] += packets
+            sums[2] += nbytes
+            sums[3] += flows if k[7] == "REJECT" else 0
+    return dict(out)
+
+
+# reference aggregate keys: (window_start, src_app, src_region, dst_app, dst_region, dst_port,
+# protocol, action)
+
+@pytest.mark.minicluster
+def test_top_talkers(replayed):
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[1], k[3]))
+    got = _keyed(answer(replayed["output"], "top-talkers", {"limit": 0}), ("src_app", "dst_app"))
+    assert {k: [r["flows"], r["packets"], r["bytes"], r["rejected_flows"]]
+            for k, r in got.items()} == expected
+    for (src, dst), r in got.items():
+        assert r["reject_pct"] == round(100 * expected[src, dst][3] / expected[src, dst][0], 2)
+    top = answer(replayed["output"], "top-talkers", {"limit": 3})
+    by_bytes = sorted(expected.items(), key=lambda kv: (-kv[1][2], kv[0]))[:3]
+    assert [(r[0], r[1]) for r in top.rows] == [k for k, _v in by_bytes]
+
+
+@pytest.mark.minicluster
+def test_dependencies_of_an_app(replayed):
+    got = _keyed(answer(replayed["output"], "dependencies", {"app": "api"}),
+                 ("direction", "peer_app", "dst_port", "protocol"))
+    callees = _sum_by(replayed["aggregates"], lambda k: ("depends_on", k[3], k[5], k[6]),
+                      lambda k: k[1] == "api")
+    callers = _sum_by(replayed["aggregates"], lambda k: ("depended_on_by", k[1], k[5], k[6]),
+                      lambda k: k[3] == "api")
+    expected = {**callees, **callers}
+    assert {k: [r["flows"], r["bytes"], r["rejected_flows"]] for k, r in got.items()} == \
+        {k: [v[0], v[2], v[3]] for k, v in expected.items()}
+    assert {k[1] for k in got if k[0] == "depends_on"} >= set(APPS["api"][1])
+    assert {k[1] for k in got if k[0] == "depended_on_by"} >= {"edge-gateway"}
+
+
+@pytest.mark.minicluster
+def test_rejects_to_an_app_by_port_and_source(replayed):
+    app = "api"
+    got = _keyed(answer(replayed["output"], "rejects", {"app": app, "limit": 0}),
+                 ("dst_port", "protocol", "src_app", "src_region"))
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[5], k[6], k[1], k[2]),
+                       lambda k: k[7] == "REJECT" and k[3] == app)
+    assert expected, "the scenario has REJECTs to the app"
+    assert {k: [r["flows"], r["packets"], r["bytes"]] for k, r in got.items()} == \
+        {k: v[:3] for k, v in expected.items()}
+
+    by_address = _keyed(answer(replayed["output"], "rejects",
+                               {"app": app, "source": "address", "limit": 0}),
+                        ("dst_port", "src_app", "src_addr"))
+    flows = Counter()
+    for f in replayed["lines"]:
+        if f["action"] == "REJECT" and f["dst"]["app"] == app:
+            flows[f["dstport"], f["src"]["app"], f["srcaddr"]] += 1
+    assert {k: r["flows"] for k, r in by_address.items()} == dict(flows)
+
+
+def _utc(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+@pytest.mark.minicluster
+def test_who_owned_an_ip_at_a_time_and_what_it_talked_to(replayed):
+    """An IP that changed owners during the run, asked about at a time when its owner was not
+    its last one: the answer is the owner then, not now."""
+    events, lines = replayed["events"], replayed["lines"]
+    last_app = {ip: (max(evs)[3] or {}).get("app") for ip, evs in events.items()}
+    ip, at = next((ip, f["start"]) for f in sorted(lines, key=lambda f: f["start"])
+                  for ip, side in ((f["srcaddr"], "src"), (f["dstaddr"], "dst"))
+                  if len({e[3]["app"] for e in events.get(ip, ()) if e[3]}) > 1
+                  and f[side]["app"] not in UNOWNED and f[side]["app"] != last_app[ip])
+    within = 20
+    expected = defaultdict(lambda: {"flows": 0, "bytes": 0, "peers": set(), "starts": []})
+    for f in lines:
+        if abs(f["start"] - at) > within:
+            continue
+        for direction, mine, peer, peer_addr in (("out", "src", "dst", f["dstaddr"]),
+                                                 ("in", "dst", "src", f["srcaddr"])):
+            if (f["srcaddr"] if mine == "src" else f["dstaddr"]) != ip:
+                continue
+            owner = tuple(f[mine].get(k, "-") for k in ("app", "asg", "account", "region",
+                                                          "zone"))
+            row = expected[owner + (direction, f[peer]["app"], f["dstport"])]
+            row["flows"] += 1
+            row["bytes"] += f["bytes"]
+            row["peers"].add(peer_addr)
+            row["starts"].append(f["start"])
+
+    got = answer(replayed["output"], "who-owned", {"ip": ip, "at": _utc(at),
+                                                   "within": str(within)})
+    got = _keyed(got, ("owner_app", "owner_asg", "owner_account", "owner_region", "owner_zone",
+                       "direction", "peer_app", "dst_port"))
+    assert {k: (r["flows"], r["bytes"], r["peer_addrs"], r["first_seen"], r["last_seen"])
+            for k, r in got.items()} == \
+        {k: (v["flows"], v["bytes"], len(v["peers"]), _utc(min(v["starts"])),
+             _utc(max(v["starts"]))) for k, v in expected.items()}
+    owner_at_t = reference.owner_at(events, ip, at * 1000)["app"]
+    assert owner_at_t in {k[0] for k in got} and owner_at_t != last_app[ip]
+
+
+@pytest.mark.minicluster
+def test_internet_egress_and_exposure(replayed):
+    egress = _keyed(answer(replayed["output"], "egress", {}), ("app", "region"))
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[1], k[2]),
+                       lambda k: k[3] == "internet")
+    assert {k: [r["flows"], r["packets"], r["bytes"], r["rejected_flows"]]
+            for k, r in egress.items()} == expected
+    assert set(egress) == {("edge-gateway", "us-east-1")}   # the only internet-facing app
+
+    exposure = _keyed(answer(replayed["output"], "exposure", {}),
+                      ("app", "region", "dst_port", "protocol"))
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[3], k[4], k[5], k[6]),
+                       lambda k: k[1] == "internet")
+    assert {k: [r["flows"], r["bytes"], r["rejected_flows"]] for k, r in exposure.items()} == \
+        {k: [v[0], v[2], v[3]] for k, v in expected.items()}
+
+
+@pytest.mark.minicluster
+def test_traffic_by_region_pair_and_zone_pair(replayed):
+    regions = _keyed(answer(replayed["output"], "region-pairs", {}), ("src_region", "dst_region"))
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[2], k[4]))
+    assert {k: [r["flows"], r["packets"], r["bytes"]] for k, r in regions.items()} == \
+        {k: v[:3] for k, v in expected.items()}
+    assert regions["us-east-1", "eu-west-1"]["cross_region"] is True
+    assert regions["us-east-1", "us-east-1"]["cross_region"] is False
+    cross = answer(replayed["output"], "region-pairs", {"cross_only": True})
+    assert {(r[0], r[1]) for r in cross.rows} == {
+        k for k in expected if k[0] != k[1] and "-" not in k}
+
+    zones = _keyed(answer(replayed["output"], "zone-pairs", {}), ("src_zone", "dst_zone"))
+    expected = defaultdict(lambda: [0, 0])
+    for f in replayed["lines"]:
+        sums = expected[f["src"].get("zone", "-"), f["dst"].get("zone", "-")]
+        sums[0] += 1
+        sums[1] += f["bytes"]
+    assert {k: [r["flows"], r["bytes"]] for k, r in zones.items()} == dict(expected)
+
+
+@pytest.mark.minicluster
+@pytest.mark.parametrize("every", ["2m", "1h", "1d"])
+def test_rollup_over_larger_windows(replayed, every):
+    seconds = parse_duration(every)
+    got = _keyed(answer(replayed["output"], "rollup", {"every": every}),
+                 ("bucket_start", "src_app", "dst_app"))
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[0] - k[0] % seconds, k[1], k[3]))
+    assert {k: [r["flows"], r["packets"], r["bytes"]] for k, r in got.items()} == \
+        {k: v[:3] for k, v in expected.items()}
+    for (bucket, _src, _dst), r in got.items():
+        assert r["bucket"] == _utc(bucket)
+
+
+@pytest.mark.minicluster
+def test_rollup_totals_with_filters(replayed):
+    got = answer(replayed["output"], "rollup", {"every": "3m", "by": "", "dst_app": "auth",
+                                                "action": "ACCEPT"})
+    expected = _sum_by(replayed["aggregates"], lambda k: k[0] - k[0] % 180,
+                       lambda k: k[3] == "auth" and k[7] == "ACCEPT")
+    assert {r[0]: list(r[2:]) for r in got.rows} == {k: v[:3] for k, v in expected.items()}
+
+
+@pytest.mark.minicluster
+def test_drill_down_from_an_aggregate_row_and_a_rollup_bucket(replayed):
+    key, (flows, _packets, nbytes) = max(replayed["aggregates"].items(),
+                                         key=lambda kv: (kv[1][0], kv[0][0]))
+    window_start, src_app, src_region, dst_app, dst_region, dst_port, protocol, action = key
+    got = answer(replayed["output"], "drill-down", {
+        "since": str(window_start), "until": str(window_start + 60), "src_app": src_app,
+        "src_region": src_region, "dst_app": dst_app, "dst_region": dst_region,
+        "dst_port": str(dst_port), "protocol": str(protocol), "action": action})
+    rows = [dict(zip(got.columns, r)) for r in got.rows]
+    assert len(rows) == flows and sum(r["bytes"] for r in rows) == nbytes
+    expected = Counter((f["start"], f["srcaddr"], f["dstaddr"], f["dstport"], f["bytes"])
+                       for f in replayed["lines"]
+                       if f["start"] - f["start"] % 60 == window_start
+                       and f["src"]["app"] == src_app and f["dst"]["app"] == dst_app
+                       and f["dstport"] == dst_port and f["action"] == action)
+    assert Counter((r["start"], r["srcaddr"], r["dstaddr"], r["dstport"], r["bytes"])
+                   for r in rows) == expected
+
+    bucket = answer(replayed["output"], "rollup", {"every": "2m", "src_app": "api",
+                                                   "by": "dst_app", "limit": 1})
+    bucket_start, _iso, dst, bucket_flows, _p, bucket_bytes = bucket.rows[0]
+    flows_in_bucket = answer(replayed["output"], "drill-down", {
+        "since": str(bucket_start), "until": str(bucket_start + 120), "src_app": "api",
+        "dst_app": dst, "limit": 0})
+    assert len(flows_in_bucket.rows) == bucket_flows
+    assert sum(r[flows_in_bucket.columns.index("bytes")] for r in flows_in_bucket.rows) == \
+        bucket_bytes
+
+
+@pytest.mark.minicluster
+def test_time_range_and_ad_hoc_sql(replayed):
+    start = SCENARIO.start
+    got = answer(replayed["output"], "top-talkers",
+                 {"since": str(start + 60), "until": _utc(start + 180), "limit": 0})
+    expected = _sum_by(replayed["aggregates"], lambda k: (k[1], k[3]),
+                       lambda k: start + 60 <= k[0] < start + 180)
+    assert {(r[0], r[1]): r[2] for r in got.rows} == {k: v[0] for k, v in expected.items()}
+
+    with Outputs(replayed["output"]) as outputs:
+        late, enriched, counted = outputs.sql(
+            "SELECT (SELECT count(*) FROM late), (SELECT count(*) FROM enriched), "
+            "(SELECT sum(flows_aggregated) FROM counts)").rows[0]
+    assert late == 0 and enriched == counted == len(replayed["lines"])
+
+
+@pytest.mark.minicluster
+def test_command_line_formats(replayed, capsys):
+    assert cli.main(["query", replayed["output"], "egress", "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [dict(zip(("app", "region", "flows", "packets", "bytes", "rejected_flows"),
+                             ("edge-gateway", "us-east-1", *v)))
+                    for v in _sum_by(replayed["aggregates"], lambda k: 0,
+                                     lambda k: k[3] == "internet").values()]
+
+    assert cli.main(["query", replayed["output"], "sql",
+                     "SELECT src_app, count(*) AS n FROM enriched GROUP BY 1 ORDER BY 1",
+                     "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "src_app,n"
+    counted = Counter(f["src"]["app"] for f in replayed["lines"])
+    assert lines[1:] == [f"{app},{n}" for app, n in sorted(counted.items())]
+
+    assert cli.main(["query", replayed["output"], "top-talkers", "--limit", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["src_app", "dst_app", "flows", "packets", "bytes",
+                                "rejected_flows", "reject_pct"]
+    assert table[-1] == "(2 rows)"

@@ -1,0 +1,210 @@
+"""`flowdredge report`: one self-contained HTML page, checked in headless Chromium."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import defaultdict
+from html.parser import HTMLParser
+
+import pytest
+
+from helpers import read_records, run_replay
+from job import cli
+from job.config import Config
+from job.generate import APPS, INTERNET_FACING, Scenario, generate
+from job.query import Outputs
+from job.report import (MAX_EDGES, TOP_APPS, VIEWS, layout_graph, render_html, report_data,
+                        write_report)
+
+SCENARIO = Scenario(minutes=5, flows_per_minute=300, instances_per_app=3, churn_per_minute=3.0,
+                    reject_share=0.05, seed=23)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A name that would run script if the page ever wrote data as markup.
+HOSTILE_APP = '</script><img src=x onerror="document.title=1">'
+
+
+def _chromium(tmp_path, *args):
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("chromium is not installed: scripts/setup installs Debian's chromium package "
+                    "when run as root (apt-get install -y chromium)")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+         # No name resolves: the page cannot reach anything but the file it is.
+         "--host-resolver-rules=MAP * ~NOTFOUND", *args],
+        capture_output=True, text=True, timeout=120)
+
+
+class _Page(HTMLParser):
+    """What a test needs from the DOM Chromium dumps after running the page's scripts."""
+
+    def __init__(self, dom):
+        super().__init__()
+        self.root, self.body, self.nodes, self.edges, self.tags = {}, {}, [], [], []
+        self.series, self.table_rows = [], defaultdict(int)
+        self._panel = None
+        self.feed(dom)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        classes = (a.get("class") or "").split()
+        if tag == "html":
+            self.root = a
+        elif tag == "body":
+            self.body = a
+        elif tag == "g" and "node" in classes:
+            self.nodes.append(a["data-app"])
+        elif tag == "path" and "edge" in classes:
+            self.edges.append(a)
+        elif tag == "path" and "series" in classes:
+            self.series.append(a)
+        elif tag == "div" and "panel" in classes:
+            self._panel = a.get("id")
+        elif tag == "tr" and self._panel:
+            self.table_rows[self._panel] += 1
+
+    @property
+    def errors(self):
+        return json.loads(self.root.get("data-errors", '["no data-errors attribute"]'))
+
+
+def _load(tmp_path, html_path):
+    run = _chromium(tmp_path, "--dump-dom", "file://" + os.path.abspath(html_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    page = _Page(run.stdout)
+    return page, console
+
+
+def _write_outputs(folder, aggregates):
+    os.makedirs(folder / "aggregates")
+    with open(folder / "aggregates" / "part-0-0", "w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in aggregates)
+    return folder
+
+
+def _row(window_start, src, dst, nbytes, action="ACCEPT", src_region="us-east-1",
+         dst_region="us-east-1"):
+    return {"window_start": window_start, "src_app": src, "src_region": src_region,
+            "dst_app": dst, "dst_region": dst_region, "dst_port": 443, "protocol": 6,
+            "action": action, "flows": 1, "packets": 1, "bytes": nbytes}
+
+
+# ---------------------------------------------------------------- unit
+
+@pytest.mark.unit
+def test_layout_puts_callers_left_of_callees_and_survives_cycles():
+    edges = [("internet", "gw"), ("gw", "api"), ("api", "db"), ("api", "cache"),
+             ("db", "api"), ("gw", "internet"), ("api", "api")]
+    coords, width, height = layout_graph(["api", "cache", "db", "gw", "internet"], edges)
+    x = {n: xy[0] for n, xy in coords.items()}
+    assert x["internet"] < x["gw"] < x["api"] < x["db"] == x["cache"]
+    assert len(set(coords.values())) == len(coords), "two apps drawn at one place"
+    assert all(0 < cx < width and 0 < cy < height for cx, cy in coords.values())
+    assert layout_graph(["api", "cache", "db", "gw", "internet"], edges)[0] == coords
+
+
+@pytest.mark.unit
+def test_page_is_self_contained_and_embeds_data_safely(tmp_path):
+    folder = _write_outputs(tmp_path / "out", [_row(60, "internet", HOSTILE_APP, 5),
+                                               _row(60, HOSTILE_APP, "db", 7, "REJECT")])
+    with Outputs(str(folder), VIEWS) as outputs:
+        page = render_html(report_data(outputs, str(folder)))
+    assert "default-src 'none'" in page                 # the browser may load nothing
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page,
+                     re.S).group(1)
+    assert "<" not in data
+    assert HOSTILE_APP in {node["id"] for node in json.loads(data)["graph"]["nodes"]}
+    markup = page.replace(data, "")
+    # Nothing that fetches: no link/img/iframe, no src or href, no url() but to the page itself.
+    assert not re.search(r"<link|<img|<iframe|\bsrc\s*=(?!=)|\bhref\s*=(?!=)|url\((?!#)|@import",
+                         markup)
+    assert set(re.findall(r"https?://[^\s\"']*", markup)) == {"http://www.w3.org/2000/svg"}
+
+
+@pytest.mark.unit
+def test_report_command_writes_the_page(tmp_path, capsys):
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "db", 5)])
+    assert cli.main(["report", str(folder)]) == 0
+    assert "report written to" in capsys.readouterr().err
+    assert (folder / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.unit
+def test_report_of_a_folder_without_aggregates(tmp_path):
+    (tmp_path / "out" / "counts").mkdir(parents=True)
+    with Outputs(str(tmp_path / "out"), VIEWS) as outputs:
+        data = report_data(outputs, "empty")
+    assert data["graph"]["nodes"] == [] and data["times"] == [] and data["rejects"] == []
+    assert data["totals"] == {"flows": 0, "bytes": 0}
+
+
+# ---------------------------------------------------------------- in Chromium
+
+@pytest.mark.unit
+def test_hostile_names_are_shown_as_text_not_run(tmp_path):
+    folder = _write_outputs(tmp_path / "out", [_row(60, "internet", HOSTILE_APP, 5),
+                                               _row(120, HOSTILE_APP, "db", 7, "REJECT")])
+    page, console = _load(tmp_path, write_report(str(folder)))
+    assert page.errors == [] and console == []
+    assert page.body.get("data-rendered") == "ok"
+    assert sorted(page.nodes) == sorted(["internet", HOSTILE_APP, "db"])
+    assert "img" not in page.tags
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    inputs = tmp_path_factory.mktemp("report-inputs")
+    generated = generate(SCENARIO, str(inputs))
+    output = str(tmp_path_factory.mktemp("report-outputs"))
+    run_replay([str(inputs / "flows")], [generated.metadata_file], output,
+               Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2}))
+    return output
+
+
+@pytest.mark.minicluster
+def test_report_of_a_replay_in_chromium(replayed, tmp_path):
+    html_path = write_report(replayed, str(tmp_path / "report.html"))
+    page, console = _load(tmp_path, html_path)
+    assert page.errors == [], page.errors
+    assert console == [], console
+    assert page.body.get("data-rendered") == "ok"
+
+    # The graph against plain Python over the aggregates the job wrote.
+    edges = defaultdict(lambda: [0, 0, 0])
+    for r in read_records(replayed, "aggregates"):
+        sums = edges[r["src_app"], r["dst_app"]]
+        sums[0] += r["bytes"]
+        sums[1] += r["flows"]
+        sums[2] += r["flows"] if r["action"] == "REJECT" else 0
+    assert len(edges) <= MAX_EDGES
+    drawn = {(e["data-src"], e["data-dst"]): e for e in page.edges}
+    assert len(drawn) == len(page.edges) == len(edges)
+    assert set(drawn) == set(edges)
+    for key, (nbytes, flows, rejected) in edges.items():
+        assert int(drawn[key]["data-bytes"]) == nbytes
+        assert float(drawn[key]["data-reject-share"]) == pytest.approx(rejected / flows, abs=1e-4)
+    assert sorted(page.nodes) == sorted({a for edge in edges for a in edge})
+
+    # The scenario's known dependency graph is all there.
+    known = {(caller, callee) for caller, (_port, callees) in APPS.items() for callee in callees}
+    known |= {("internet", app) for app in INTERNET_FACING}
+    known |= {(app, "internet") for app in INTERNET_FACING}
+    assert known <= set(drawn)
+    assert {a for a in page.nodes} >= set(APPS) | {"internet", "unattributed"}
+
+    assert len([s for s in page.series if s["d"]]) == TOP_APPS + 1  # top apps + attribution
+    for panel in ("rejects", "exposure", "egress", "cross-region"):
+        assert page.table_rows[panel] >= 2, f"{panel} table is empty"
+
+    shot = tmp_path / "report.png"
+    run = _chromium(tmp_path, "--hide-scrollbars", "--window-size=1400,2700",
+                    f"--screenshot={shot}", "file://" + os.path.abspath(html_path))
+    assert run.returncode == 0 and shot.stat().st_size > 20_000, run.stderr[-2000:]
+    print(f"report screenshot: {shot}")
