@@ -3,7 +3,8 @@
 Rule: the address used for an end is `pkt-srcaddr` / `pkt-dstaddr` when the format has it and
 the line carries a value (the real endpoint behind NAT or a load balancer), else `srcaddr` /
 `dstaddr`. The owner is looked up at `start` (seconds, as milliseconds). An address with no
-owner is `unattributed` when private (RFC 1918, 100.64/10, fc00::/7, link-local, loopback) and
+owner is `unattributed` when private (RFC 1918, 100.64/10, fc00::/7, link-local, loopback),
+`aws:<service>:<region>` when AWS's published ip-ranges are given and contain it, and
 `internet` otherwise; its other owner fields are `-`.
 """
 import ipaddress
@@ -35,11 +36,31 @@ def _unowned(app):
 UNOWNED = {UNATTRIBUTED: _unowned(UNATTRIBUTED), INTERNET: _unowned(INTERNET)}
 
 
-@lru_cache(maxsize=500_000)
-def unowned_owner(ip: str) -> tuple:
+def _is_private(ip: str) -> bool:
     addr = ipaddress.ip_address(ip)
-    private = any(addr in net for net in _NOT_INTERNET if net.version == addr.version)
-    return UNOWNED[UNATTRIBUTED if private else INTERNET]
+    return any(addr in net for net in _NOT_INTERNET if net.version == addr.version)
+
+
+class UnownedClassifier:
+    """The owner tuple of an address that has none: unattributed, aws:<service>:<region> (with
+    AWS's ip-ranges, job.ipranges) or internet. Cached per address."""
+
+    def __init__(self, ip_ranges=None, cache_size: int = 500_000):
+        self._ranges = ip_ranges
+        self.owner = lru_cache(maxsize=cache_size)(self._owner)
+
+    def _owner(self, ip: str) -> tuple:
+        if _is_private(ip):
+            return UNOWNED[UNATTRIBUTED]
+        label = self._ranges.classify(ip) if self._ranges is not None else None
+        return _unowned(label) if label else UNOWNED[INTERNET]
+
+
+unowned_owner = UnownedClassifier().owner
+
+
+def _count_key(app: str) -> str:
+    return "aws" if app.startswith("aws:") else app
 
 
 @dataclass
@@ -59,7 +80,8 @@ _RESOURCE = OWNER_FIELDS.index("resource_id")
 
 
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
-                    extra: dict = None, conversations: bool = False) -> Attributed:
+                    extra: dict = None, conversations: bool = False,
+                    unowned=unowned_owner) -> Attributed:
     """Attributes every flow of the group; partial aggregates always, enriched JSON and
     conversations (schemas.outputs.CONVERSATION) optionally.
 
@@ -91,14 +113,14 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
         dst_ip = (pkt_dst is not None and flow[pkt_dst]) or flow[dst]
         s = owner_at(src_ip, t_ms)
         if s is None:
-            s = unowned_owner(src_ip)
-            side_counts["src"][s[_APP]] += 1
+            s = unowned(src_ip)
+            side_counts["src"][_count_key(s[_APP])] += 1
         else:
             side_counts["src"]["owned"] += 1
         d = owner_at(dst_ip, t_ms)
         if d is None:
-            d = unowned_owner(dst_ip)
-            side_counts["dst"][d[_APP]] += 1
+            d = unowned(dst_ip)
+            side_counts["dst"][_count_key(d[_APP])] += 1
         else:
             side_counts["dst"]["owned"] += 1
         add((window_start, s[_APP], s[_REGION], d[_APP], d[_REGION],

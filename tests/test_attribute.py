@@ -69,3 +69,20 @@ def test_lateness():
     assert horizon.observe(0, 50_000, -1) == -1          # producer 1 not heard from yet
     assert horizon.observe(1, 10_000, -1) == 8_999       # min over producers, minus the bound
     assert horizon.observe(1, 90_000, 60_000) == 60_000  # never behind the watermark
+
+
+def test_aws_ranges_name_public_addresses_without_owner():
+    import os
+    from job.attribute import UnownedClassifier
+    from job.ipranges import load
+    ranges = load(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"))
+    classify = UnownedClassifier(ranges).owner
+    aws_ip = next(ip for ip in ("52.216.10.1", "52.95.128.179", "54.239.28.85", "3.5.0.1")
+                  if ranges.classify(ip))
+    assert classify(aws_ip)[0] == ranges.classify(aws_ip) and classify(aws_ip)[0].startswith("aws:")
+    assert classify("10.0.0.1")[0] == "unattributed" and classify("198.51.100.7")[0] == "internet"
+    fmt = FlowFormat.parse("srcaddr dstaddr start")
+    group = FlowGroup(fmt, 60, 60, [parse_line(fmt, f"10.0.0.5 {aws_ip} 60")], "t")
+    out = attribute_group(group, OwnershipIndex(), enriched=False, unowned=classify)
+    assert list(out.partials.rows())[0][3] == ranges.classify(aws_ip)
+    assert out.counts == {"src_unattributed": 1, "dst_aws": 1}
