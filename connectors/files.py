@@ -1,6 +1,7 @@
 """File sources and sinks for bounded replay (Flink FileSource / FileSink, SQL filesystem)."""
 import os
 
+from pyflink.common import Duration
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnumeratorProvider,
                                                        FileSink, FileSource, OutputFileConfig,
@@ -13,23 +14,30 @@ from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
 
 
-def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str):
-    """One file read start to end by one reader: a split file can be read out of order."""
-    source = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
-                                                  os.path.abspath(path))
-              .set_file_enumerator(FileEnumeratorProvider.default_non_splittable_file_enumerator())
-              .build())
+def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
+                follow_seconds: int = None):
+    """One file read start to end by one reader: a split file can be read out of order.
+    With `follow_seconds` the source stays open, looking for new files that often."""
+    builder = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                   os.path.abspath(path))
+               .set_file_enumerator(
+                   FileEnumeratorProvider.default_non_splittable_file_enumerator()))
+    if follow_seconds:
+        builder = builder.monitor_continuously(Duration.of_seconds(follow_seconds))
+    source = builder.build()
     return env.from_source(source, WatermarkStrategy.no_watermarks(), name).uid(uid) \
         .set_parallelism(1)
 
 
-def file_sources(staged_flows: str, staged_metadata: str) -> Sources:
+def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
     """Staged files (job.replay): flow records, one per line; changelog events, one per line,
-    in input order. The flow records are spread over the parallel parse instances."""
+    in input order. The flow records are spread over the parallel parse instances. With
+    `follow_seconds` the job does not end with the files (unbounded)."""
     return Sources(
-        flows=lambda env: _text_lines(env, staged_flows, "flow record file", "flow-record-file")
-        .rebalance(),
-        metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file"))
+        flows=lambda env: _text_lines(env, staged_flows, "flow record file", "flow-record-file",
+                                      follow_seconds).rebalance(),
+        metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
+                                         follow_seconds))
 
 
 def file_sinks(output_dir: str) -> Sinks:
@@ -58,4 +66,14 @@ def file_sinks(output_dir: str) -> Sinks:
         statements.add_insert("aggregates_sink", table)
         statements.attach_as_datastream()
 
-    return Sinks(text=text, aggregates=aggregates)
+    def table(name, t_env, table, schema):
+        path = os.path.join(output_dir, name)
+        t_env.execute_sql(f"""
+            CREATE TEMPORARY TABLE `{name}_sink` ({sql_columns(schema)})
+            WITH ('connector' = 'filesystem', 'path' = 'file://{path}', 'format' = 'json',
+                  'sink.rolling-policy.file-size' = '128MB')""")
+        statements = t_env.create_statement_set()
+        statements.add_insert(f"{name}_sink", table)
+        statements.attach_as_datastream()
+
+    return Sinks(text=text, aggregates=aggregates, table=table)

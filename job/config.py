@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 import yaml
 
 from job.parse import FlowFormat, FormatError, Limits
+from job.security import parse_factors, parse_ports
 from schemas.flowlog import DEFAULT_FORMAT
 
 
@@ -57,15 +58,57 @@ class MetadataSection:
     out_of_orderness_seconds: int = 30
     # Longest (processing-time) wait for metadata before attributing with what is known.
     max_wait_seconds: int = 600
+    # How often waiting flow groups check whether the metadata caught up with them.
+    poll_interval_ms: int = 1000
     # Ownership ranges that ended this long before the metadata watermark are forgotten.
     retention_seconds: int = 7200
+    # AWS's published ip-ranges.json (a path or s3:// URL): names public addresses without an
+    # owner aws:<service>:<region> instead of internet. Empty: not used.
+    ip_ranges: str = ""
 
 
 @dataclass(frozen=True)
 class OutputsSection:
     enriched: bool = True
     # Conversations between addresses per window, the input of the security views.
-    security: bool = False
+    security: bool = True
+
+
+@dataclass(frozen=True)
+class SecuritySection:
+    """The security and dependency views (outputs.security); docs/security.md."""
+    # Client/server rule, after tcp-flags: an end on one of these ports is the server.
+    service_ports: str = ("22,25,53,80,88,110,123,143,389,443,445,465,587,636,993,995,1433,1521,"
+                          "2049,2181,2379,3306,3389,5432,5439,5672,6379,6443,7000,7001,8080,"
+                          "8443,9042,9092,9200,9300,11211,27017")
+    # new_dependency / exposure_new start this long (event time) after the job's first window.
+    warmup_seconds: int = 900
+    # dependency_gone after an edge had no traffic this long.
+    dependency_silence_seconds: int = 3600
+    # A resource's internet exposure on a port is forgotten after this long without traffic.
+    exposure_silence_seconds: int = 86400
+    # Rejected traffic: sources listed per row; spike if > factor x the mean of the previous
+    # baseline windows and at least min_flows REJECTed flows in the window.
+    reject_top_sources: int = 5
+    reject_baseline_windows: int = 10
+    reject_spike_factor: int = 3
+    reject_spike_min_flows: int = 50
+    # Scans: sources reaching at least this many hosts or ports are reported (output `scans`).
+    scan_report_min_targets: int = 10
+    port_scan_min_ports: int = 20
+    port_scan_max_hosts: int = 3
+    host_sweep_min_hosts: int = 20
+    host_sweep_max_ports: int = 2
+    # Alerts need at least this REJECT share (0: none), e.g. to spare busy NAT or proxy egress.
+    scan_min_reject_percent: int = 0
+    # Hosts and ports listed as evidence in scan rows and alerts.
+    evidence_samples: int = 20
+    # Risk score: factor=weight, and factor=value at which the factor counts in full (per
+    # window); factors are schemas.security.RISK_FACTORS.
+    risk_weights: str = ("exposed_ports=30,rejected_flows=15,scan_sources=20,egress_bytes=20,"
+                         "dependencies=5,dependents=10")
+    risk_scales: str = ("exposed_ports=3,rejected_flows=100,scan_sources=2,"
+                        "egress_bytes=100000000,dependencies=10,dependents=10")
 
 
 @dataclass(frozen=True)
@@ -74,6 +117,7 @@ class Config:
     flows: FlowsSection = field(default_factory=FlowsSection)
     metadata: MetadataSection = field(default_factory=MetadataSection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
+    security: SecuritySection = field(default_factory=SecuritySection)
 
     @property
     def flow_format(self) -> FlowFormat:
@@ -140,7 +184,8 @@ def validate(config: Config) -> None:
                 ("job", "bundle_size"), ("job", "bundle_time_ms"), ("job", "watermark_interval_ms"),
                 ("flows", "chunk_lines"), ("flows", "max_decompressed_bytes"),
                 ("flows", "max_clock_skew_seconds"),
-                ("metadata", "max_wait_seconds"), ("metadata", "retention_seconds")]
+                ("metadata", "max_wait_seconds"), ("metadata", "retention_seconds"),
+                ("metadata", "poll_interval_ms")]
     for section, key in positive:
         if getattr(getattr(config, section), key) <= 0:
             raise ConfigError(f"{section}.{key} must be positive")
@@ -158,6 +203,46 @@ def validate(config: Config) -> None:
         config.flow_format
     except FormatError as err:
         raise ConfigError(f"flows.format: {err}") from None
+    _validate_security(config)
+
+
+def _validate_security(config: Config) -> None:
+    sec = config.security
+    for f in fields(SecuritySection):
+        if f.type is not int:
+            continue
+        value = getattr(sec, f.name)
+        if f.name in ("warmup_seconds", "scan_min_reject_percent"):
+            if value < 0:
+                raise ConfigError(f"security.{f.name} must not be negative")
+        elif value <= 0:
+            raise ConfigError(f"security.{f.name} must be positive")
+    if sec.scan_min_reject_percent > 100:
+        raise ConfigError("security.scan_min_reject_percent must be at most 100")
+    if sec.port_scan_max_hosts >= sec.host_sweep_min_hosts or \
+            sec.host_sweep_max_ports >= sec.port_scan_min_ports:
+        raise ConfigError("security: a source cannot be both a port scan and a host sweep: "
+                          "need port_scan_max_hosts < host_sweep_min_hosts and "
+                          "host_sweep_max_ports < port_scan_min_ports")
+    if sec.scan_report_min_targets > min(sec.port_scan_min_ports, sec.host_sweep_min_hosts):
+        raise ConfigError("security.scan_report_min_targets must not exceed "
+                          "port_scan_min_ports and host_sweep_min_hosts (alerts come from "
+                          "reported sources)")
+    for key in ("dependency_silence_seconds", "exposure_silence_seconds"):
+        if getattr(sec, key) < config.job.window_seconds:
+            raise ConfigError(f"security.{key} must be at least job.window_seconds")
+    try:
+        parse_ports(sec.service_ports)
+        weights = parse_factors(sec.risk_weights)
+        scales = parse_factors(sec.risk_scales)
+    except ValueError as err:
+        raise ConfigError(f"security: {err}") from None
+    if not any(weights.values()):
+        raise ConfigError("security.risk_weights: at least one factor needs a weight")
+    unscaled = [f for f, w in weights.items() if w and not scales[f]]
+    if unscaled:
+        raise ConfigError(f"security.risk_scales: weighted factor(s) {unscaled} need a "
+                          f"positive scale")
 
 
 def load(path: str = None) -> Config:

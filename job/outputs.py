@@ -5,7 +5,10 @@ import os
 import shutil
 from collections import Counter
 
-OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts", "data_quality")
+from schemas.security import OUTPUTS as SECURITY_OUTPUTS
+
+OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
+           "data_quality") + tuple(SECURITY_OUTPUTS)
 
 
 def clear_outputs(output_dir: str) -> None:

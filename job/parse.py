@@ -124,6 +124,7 @@ class ParseResult:
             raw = bytes(raw[:EXCERPT_CHARS]).decode("utf-8", "backslashreplace")
         self.dead_letters.append(("flows", reason, source, raw[:EXCERPT_CHARS]))
         self.counts["dead_letter"] += 1
+        self.counts[f"dead_letter_{reason}"] += 1
 
 
 class LineError(ValueError):

@@ -20,6 +20,7 @@ from decimal import Decimal
 import duckdb
 
 from job.outputs import OUTPUTS, committed_files
+from schemas import security
 from schemas.fields import ADDR, INT, LONG, STRING
 from schemas.flowlog import FLOW_LOG_FIELDS
 from schemas.metadata import METADATA_EVENT
@@ -72,6 +73,14 @@ DATA_QUALITY_COLUMNS = (
     Column("skip_data", LONG, "SKIPDATA lines: AWS dropped flows in the interval"),
 )
 
+def _union_columns(schemas):
+    columns = {}
+    for schema in schemas:
+        for column in _schema_columns(schema):
+            columns.setdefault(column.name, column)
+    return tuple(columns.values())
+
+
 VIEW_COLUMNS = {
     "aggregates": _schema_columns(AGGREGATE),
     "enriched": ENRICHED_COLUMNS,
@@ -80,6 +89,14 @@ VIEW_COLUMNS = {
     "counts": (Column("stage", STRING, "parse, metadata or attribute"),)
               + tuple(Column(c, LONG, "0 when the record does not carry it") for c in COUNTERS),
     "data_quality": DATA_QUALITY_COLUMNS,
+    security.DEPENDENCIES: _schema_columns(security.DEPENDENCY),
+    security.REJECTED_OUTPUT: _schema_columns(security.REJECTED),
+    security.EXPOSURE_OUTPUT: _schema_columns(security.EXPOSURE),
+    security.EGRESS_OUTPUT: _schema_columns(security.INTERNET_EGRESS),
+    security.SCANS: _schema_columns(security.SCAN),
+    security.RISK_OUTPUT: _schema_columns(security.RISK),
+    # One folder for every event type: the union of their fields (absent ones are null).
+    security.EVENTS: _union_columns(security.EVENT_SCHEMAS),
 }
 
 _DUCKDB_TYPES = {LONG: "BIGINT", INT: "INTEGER", STRING: "VARCHAR", ADDR: "VARCHAR"}

@@ -64,15 +64,15 @@ COUNTERS = (
     "flows_parsed",
     "no_data",                # NODATA lines
     "skip_data",              # SKIPDATA lines: AWS dropped flows there
-    "dead_letter",            # bad lines and records (see dead_letter output for reasons)
+    "dead_letter",            # bad lines and records; also dead_letter_<reason> per reason
     "flows_aggregated",
     "flows_late",
-    "src_owned", "src_unattributed", "src_internet",
-    "dst_owned", "dst_unattributed", "dst_internet",
+    "src_owned", "src_unattributed", "src_internet", "src_aws",
+    "dst_owned", "dst_unattributed", "dst_internet", "dst_aws",   # aws: metadata.ip_ranges
     "groups_waited",          # flow groups that waited for metadata
     "groups_after_max_wait",  # attributed before metadata was complete (max wait passed)
     "metadata_events",
     "metadata_late",          # changes older than the metadata watermark when they arrived
-    "metadata_dead_letter",
+    "metadata_dead_letter",   # also metadata_dead_letter_<reason>
     "heartbeats",
 )

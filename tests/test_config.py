@@ -48,3 +48,14 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load(str(tmp_path / "nope.yaml"))
+
+
+def test_every_key_is_documented():
+    import dataclasses
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as fh:
+        doc = fh.read()
+    config = Config()
+    for section in dataclasses.fields(config):
+        assert f"\n{section.name}:" in doc, section.name
+        for key in dataclasses.fields(getattr(config, section.name)):
+            assert f"  {key.name}:" in doc, f"{section.name}.{key.name}"

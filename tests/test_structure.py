@@ -9,8 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = ["job.parse", "job.ownership", "job.attribute", "job.aggregate", "job.codec",
         "job.enriched", "job.config", "job.replay", "job.generate", "job.summary", "job.outputs",
-        "job.ipranges", "job.query", "job.report", "schemas.outputs", "schemas.metadata",
-        "schemas.flowlog"]
+        "job.ipranges", "job.query", "job.report", "job.security", "schemas.outputs",
+        "schemas.metadata", "schemas.flowlog", "schemas.security"]
 
 
 @pytest.mark.unit

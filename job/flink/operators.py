@@ -8,7 +8,8 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
 from pyflink.datastream.state import MapStateDescriptor
 
 from job.aggregate import LatenessHorizon, is_late
-from job.attribute import attribute_group
+from job.attribute import UnownedClassifier, attribute_group
+from job.ipranges import load as load_ip_ranges
 from job.codec import decode_group, encode_group
 from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, MetaEventError, OwnershipIndex, parse_event
@@ -42,11 +43,15 @@ PENDING_STATE = MapStateDescriptor("pending-flow-groups", Types.LONG(),
 
 
 class Metrics:
-    """Flink counters created on first use, named as in schemas.outputs.COUNTERS."""
+    """Flink counters created on first use, named as in schemas.outputs.COUNTERS, and gauges;
+    all in the metric group `flowdredge` of the operator."""
 
     def __init__(self, runtime_context: RuntimeContext):
         self._group = runtime_context.get_metrics_group().add_group("flowdredge")
         self._counters = {}
+
+    def gauge(self, name: str, read) -> None:
+        self._group.gauge(name, read)
 
     def add(self, counts) -> None:
         for name, n in counts.items():
@@ -121,10 +126,11 @@ class ParseMetadataEvents(ProcessFunction):
         try:
             e = parse_event(line)
         except MetaEventError as err:
-            self.metrics.add({"metadata_dead_letter": 1})
+            counts = {"metadata_dead_letter": 1, f"metadata_dead_letter_{err.reason}": 1}
+            self.metrics.add(counts)
             yield DEAD_LETTERS, dead_letter_lines([("metadata", err.reason, "metadata",
                                                     line[:EXCERPT_CHARS])])
-            yield COUNTS, counts_line("metadata", {"metadata_dead_letter": 1})
+            yield COUNTS, counts_line("metadata", counts)
             return
         row = Row(e.type, e.ts, e.ip, *(e.owner or (ABSENT,) * len(OWNER_FIELDS)))
         yield row, e.ts + self.shift if e.type == HEARTBEAT else e.ts
@@ -145,18 +151,28 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.parse_parallelism = config.job.parallelism
         self.meta_ooo_ms = config.metadata.out_of_orderness_seconds * 1000
         self.max_wait_ms = config.metadata.max_wait_seconds * 1000
+        self.poll_ms = config.metadata.poll_interval_ms
         self.retention_ms = config.metadata.retention_seconds * 1000
         self.enriched = config.outputs.enriched
+        self.ip_ranges = config.metadata.ip_ranges
         self.conversations = config.outputs.security
 
     def open(self, runtime_context: RuntimeContext):
         self.index = OwnershipIndex()
+        self.unowned = UnownedClassifier(load_ip_ranges(self.ip_ranges) if self.ip_ranges
+                                         else None).owner
         self.clock = MetadataClock(self.meta_ooo_ms)
         self.loaded = False
         self.pruned_to = None
         self.horizon = LatenessHorizon(self.parse_parallelism, self.flow_ooo_ms)
         self.pending = runtime_context.get_map_state(PENDING_STATE)
+        self.pending_groups = 0   # since this instance started
+        self.event_time_lag_ms = 0
         self.metrics = Metrics(runtime_context)
+        self.metrics.gauge("ownership_ips", lambda: len(self.index))
+        self.metrics.gauge("ownership_ranges", lambda: self.index.ranges())
+        self.metrics.gauge("pending_groups", lambda: self.pending_groups)
+        self.metrics.gauge("event_time_lag_ms", lambda: self.event_time_lag_ms)
 
     def _load(self, state) -> None:
         """After a start or restore, fills the cache from broadcast state once."""
@@ -204,43 +220,62 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self._load(ctx.get_broadcast_state(OWNERSHIP_STATE))
         producer, window_start, max_start, payload = row[0], row[1], row[2], row[3]
         timers = ctx.timer_service()
-        horizon = self.horizon.observe(producer, max_start * 1000, timers.current_watermark())
+        watermark = timers.current_watermark()
+        if watermark > -MAX_WATERMARK:
+            self.event_time_lag_ms = timers.current_processing_time() - watermark
+        horizon = self.horizon.observe(producer, max_start * 1000, watermark)
         if is_late(window_start, self.window_seconds, horizon):
             yield from self._emit(decode_group(payload, window_start, max_start), late=True)
         elif self.clock.complete_up_to(max_start * 1000):
             yield from self._emit(decode_group(payload, window_start, max_start))
         else:
-            deadline = timers.current_processing_time() + self.max_wait_ms
+            now = timers.current_processing_time()
+            deadline = now + self.max_wait_ms
             header = b"%d %d %d\n" % (window_start, max_start, deadline)
             self.pending.put(random.getrandbits(63), header + payload)
+            self.pending_groups += 1
+            # Released by whichever comes first: the watermark passing the group (the metadata
+            # is then complete for it, and its window still open), a check after the metadata
+            # clock moved (polled), or the max wait.
             timers.register_event_time_timer(max_start * 1000)
-            timers.register_processing_time_timer(deadline)
+            timers.register_processing_time_timer(self._next_poll(now))
             self.metrics.add({"groups_waited": 1})
             yield COUNTS, counts_line("attribute", {"groups_waited": 1})
 
+    def _next_poll(self, now_ms: int) -> int:
+        # Aligned, so the groups of one key share one timer per interval.
+        return now_ms - now_ms % self.poll_ms + self.poll_ms
+
     def on_timer(self, timestamp: int, ctx):
+        timers = ctx.timer_service()
         event_time = ctx.time_domain() == TimeDomain.EVENT_TIME
         # The final watermark means every input, the changelog too, has ended: nothing more
         # can arrive, so what is known is complete.
-        inputs_ended = ctx.timer_service().current_watermark() >= MAX_WATERMARK
-        ready = []
+        inputs_ended = timers.current_watermark() >= MAX_WATERMARK
+        ready, waiting = [], 0
         for seq, value in self.pending.items():
             header, payload = bytes(value).split(b"\n", 1)
             window_start, max_start, deadline = map(int, header.split())
-            if (max_start * 1000 if event_time else deadline) <= timestamp:
-                ready.append((seq, window_start, max_start, payload))
-        for seq, window_start, max_start, payload in ready:
+            complete = inputs_ended or self.clock.complete_up_to(max_start * 1000)
+            if complete or (max_start * 1000 if event_time else deadline) <= timestamp:
+                ready.append((seq, window_start, max_start, payload, complete))
+            else:
+                waiting += 1
+        for seq, window_start, max_start, payload, complete in ready:
             self.pending.remove(seq)
-            group = decode_group(payload, window_start, max_start)
-            if not (inputs_ended or self.clock.complete_up_to(max_start * 1000)):
+            self.pending_groups -= 1
+            if not complete:
                 self.metrics.add({"groups_after_max_wait": 1})
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
-            yield from self._emit(group)
+            yield from self._emit(decode_group(payload, window_start, max_start))
+        if waiting and not event_time:
+            timers.register_processing_time_timer(self._next_poll(timestamp + 1))
 
     def _emit(self, group, late=False):
         extra = {"window_start": group.window_start} if late else None
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
-                              conversations=self.conversations and not late)
+                              conversations=self.conversations and not late,
+                              unowned=self.unowned)
         n = len(group.flows)
         out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:

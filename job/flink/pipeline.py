@@ -36,9 +36,12 @@ class Sources:
 @dataclass
 class Sinks:
     """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
-    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job."""
+    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job;
+    `table(name, t_env, table, schema)` writes an append-only table with the columns of
+    `schema` (a schemas.fields.Schema, by position) as output `name`, attached likewise."""
     text: Callable
     aggregates: Callable
+    table: Callable = None
 
 
 def configure(env: StreamExecutionEnvironment, config: Config) -> None:

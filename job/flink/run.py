@@ -27,8 +27,11 @@ def flink_configuration(config: Config) -> Configuration:
     return conf
 
 
-def make_env(config: Config) -> StreamExecutionEnvironment:
+def make_env(config: Config, flink_options: dict = None) -> StreamExecutionEnvironment:
+    """`flink_options` are extra Flink settings (for example `rest.port`)."""
     conf = flink_configuration(config)
+    for key, value in (flink_options or {}).items():
+        conf.set_string(key, value)
     # Read by PyFlink when the environment starts (a private switch; see docs/operations.md).
     os.environ["_python_worker_execution_mode"] = config.job.python_workers
     env = StreamExecutionEnvironment.get_execution_environment(conf)

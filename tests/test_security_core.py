@@ -1,0 +1,211 @@
+"""The decisions of the security views (job.security), without a JVM."""
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from job import security as s
+from job.config import Config, ConfigError
+from schemas.security import DEPENDENCY_GONE, REJECTED, RISK_FACTORS
+
+pytestmark = pytest.mark.unit
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SERVICE = s.parse_ports("443,7001,9200")
+
+
+@pytest.mark.parametrize("src_port,dst_port,flags,expected,why", [
+    (50000, 443, 2, True, "SYN without ACK: the source opened"),
+    (443, 50000, 18, False, "SYN-ACK: the source answered"),
+    (443, 50000, 19, False, "SYN-ACK and FIN ORed in one record"),
+    (2000, 7443, 3, True, "SYN and FIN: flags beat a lower client port"),
+    (7443, 2000, 19, False, "the answer to it"),
+    (50000, 443, 0, True, "no supported flag (ACK/PSH only): ports decide"),
+    (443, 50000, 1, False, "FIN only: ports decide"),
+    (443, 50000, None, False, "no tcp-flags field: ports decide"),
+    (80, 9200, None, True, "a listed service port beats a well-known one"),
+    (9200, 80, None, False, "and the other way round"),
+    (443, 7001, None, False, "both listed: well-known port decides"),
+    (40000, 22, None, True, "well-known port is the server"),
+    (22, 40000, None, False, "well-known port is the server (reply)"),
+    (40000, 30000, None, True, "neither known: the lower port is the server"),
+    (30000, 40000, None, False, "lower port on the source side"),
+    (0, 0, None, True, "ICMP (ports 0): the record's direction"),
+    (None, 443, None, True, "missing port: the record's direction"),
+])
+def test_client_is_source(src_port, dst_port, flags, expected, why):
+    assert s.client_is_source(src_port, dst_port, flags, SERVICE) is expected, why
+
+
+def test_source_class():
+    assert [s.source_class(src, "api") for src in ("api", "auth", "internet", "unattributed")] \
+        == ["same_app", "other_app", "internet", "unattributed"]
+
+
+def test_warm_up_and_silence_in_event_time():
+    assert not s.warmed_up(1000, None, 0)
+    assert not s.warmed_up(1239, 1000, 240) and s.warmed_up(1240, 1000, 240)
+    assert s.silence_deadline(600, 60, 180) == 840
+    edge = s.Edge("a", "b", 80, 6, 0, 60, 5, 500).seen(0, 2, 10)
+    assert (edge.first_seen, edge.last_seen, edge.flows, edge.bytes) == (0, 60, 7, 510)
+
+
+def _source(port, src_app, addr, flows, protocol=6):
+    return s.RejectSource(port, protocol, src_app, addr, flows, flows * 2, flows * 100)
+
+
+def test_reject_rows_by_port_protocol_and_source_class():
+    sources = [_source(22, "internet", "198.18.0.1", 5), _source(22, "internet", "198.18.0.2", 9),
+               _source(22, "api", "10.0.0.1", 1), _source(22, "db", "10.0.0.7", 2),
+               _source(22, "auth", "10.0.0.2", 2), _source(None, "unattributed", "10.9.9.9", 1,
+                                                          protocol=1)]
+    rows = {(r[2], r[3], r[4]): dict(zip(REJECTED.names, r))
+            for r in s.reject_rows(600, "db", sources, top_n=2, spike=True)}
+    assert set(rows) == {(22, 6, "internet"), (22, 6, "other_app"), (22, 6, "same_app"),
+                         (None, 1, "unattributed")}
+    internet = rows[(22, 6, "internet")]
+    assert (internet["flows"], internet["packets"], internet["bytes"], internet["sources"]) == (
+        14, 28, 1400, 2)
+    assert internet["top_sources"] == "198.18.0.2=9,198.18.0.1=5"
+    other = rows[(22, 6, "other_app")]
+    assert (other["source_apps"], other["top_sources"]) == ("api,auth", "10.0.0.2=2,10.0.0.1=1")
+    assert {(r["app_rejected_flows"], r["spike"], r["window_start"]) for r in rows.values()} \
+        == {(20, 1, 600)}
+
+
+def test_spike_evidence():
+    sources = [_source(22, "internet", "a", 5), _source(23, "internet", "a", 1),
+               _source(22, "internet", "b", 3)]
+    assert s.spike_evidence(sources, 5) == ("22/6=8,23/6=1", "a=6,b=3")
+
+
+def test_reject_baseline_counts_missing_windows_as_zero():
+    history = {0: 10, 120: 20, 240: 99}
+    # Previous 3 windows of 240: 60 (none), 120, 180 (none).
+    assert s.reject_baseline(history, 240, 0, 60, 3) == (20, 3)
+    # Only windows since the job's first one count.
+    assert s.reject_baseline(history, 240, 180, 60, 3) == (0, 1)
+    assert s.reject_baseline(history, 0, 0, 60, 3) == (0, 0)
+
+
+@pytest.mark.parametrize("flows,base_flows,base_windows,spike", [
+    (50, 0, 5, True),      # from nothing to the minimum
+    (49, 0, 5, False),     # under the minimum
+    (50, 0, 0, False),     # no baseline yet (the job's first window)
+    (61, 100, 5, True),    # mean 20: 61 > 3 x 20
+    (60, 100, 5, False),   # 60 is not more than 3 x 20
+])
+def test_spike_rule(flows, base_flows, base_windows, spike):
+    assert s.is_spike(flows, base_flows, base_windows, factor=3, min_flows=50) is spike
+
+
+RULES = s.ScanRules(port_scan_min_ports=20, port_scan_max_hosts=3, host_sweep_min_hosts=20,
+                    host_sweep_max_ports=2, min_reject_percent=0, evidence_samples=3)
+
+
+@pytest.mark.parametrize("hosts,ports,pct,pattern", [
+    (1, 1000, 100, "port_scan"),
+    (3, 20, 0, "port_scan"),
+    (4, 20, 100, None),          # many ports on many hosts: neither pattern
+    (1, 19, 100, None),
+    (20, 1, 100, "host_sweep"),
+    (250, 2, 0, "host_sweep"),
+    (250, 3, 100, None),         # a client of three services on many hosts
+    (19, 1, 100, None),
+])
+def test_classify_scan(hosts, ports, pct, pattern):
+    assert s.classify_scan(hosts, ports, pct, RULES) == pattern
+
+
+def test_scan_alerts_can_require_a_reject_share():
+    rules = s.ScanRules(20, 3, 20, 2, min_reject_percent=50, evidence_samples=3)
+    assert s.classify_scan(200, 1, 49, rules) is None
+    assert s.classify_scan(200, 1, 50, rules) == "host_sweep"
+
+
+def test_scan_evidence_sorts_and_samples():
+    evidence = s.scan_evidence("198.18.0.1", "internet", 4, 5, 9, 3, "kafka,internet,api",
+                               "10.0.0.10,10.0.0.9,2001:db8::1,10.0.0.100", "443,22,8080,3,1000",
+                               samples=3)
+    assert evidence == ("198.18.0.1", "internet", 4, 5, 9, 3, 33, "api,internet,kafka", 3, 8080,
+                        "10.0.0.9,10.0.0.10,10.0.0.100", "3,22,443")
+    assert s.scan_evidence("a", "b", 0, 0, 0, 0, None, None, None, 3)[6:] == (
+        0, "", None, None, "", "")
+    assert s.scanned_apps("kafka,internet,unattributed,api,kafka") == ["api", "kafka"]
+
+
+def test_risk_score_shows_each_factor():
+    weights = s.parse_factors("exposed_ports=30,rejected_flows=20,scan_sources=50")
+    scales = s.parse_factors("exposed_ports=3,rejected_flows=100,scan_sources=1")
+    zero = dict.fromkeys(RISK_FACTORS, 0)
+    assert s.risk_score(zero, weights, scales) == (0, "")
+    full = {**zero, "exposed_ports": 9, "rejected_flows": 100, "scan_sources": 2,
+            "egress_bytes": 10**12}
+    assert s.risk_score(full, weights, scales) == (
+        100, "scan_sources=50,exposed_ports=30,rejected_flows=20")
+    assert s.risk_score({**zero, "exposed_ports": 1, "rejected_flows": 1}, weights, scales) == (
+        10, "exposed_ports=10")
+
+
+def test_config_values_parse_with_clear_errors():
+    assert s.parse_ports(" 22, 443,,") == {22, 443}
+    with pytest.raises(ValueError, match="not a port: '70000'"):
+        s.parse_ports("22,70000")
+    assert s.parse_factors("")["dependencies"] == 0
+    with pytest.raises(ValueError, match="unknown risk factor 'blast'"):
+        s.parse_factors("blast=3")
+    with pytest.raises(ValueError, match="expected a non-negative integer"):
+        s.parse_factors("dependencies=-1")
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"warmup_seconds": -1}, "warmup_seconds must not be negative"),
+    ({"port_scan_min_ports": 0}, "port_scan_min_ports must be positive"),
+    ({"port_scan_max_hosts": 20}, "cannot be both a port scan and a host sweep"),
+    ({"scan_report_min_targets": 25}, "scan_report_min_targets must not exceed"),
+    ({"dependency_silence_seconds": 30}, "must be at least job.window_seconds"),
+    ({"scan_min_reject_percent": 101}, "at most 100"),
+    ({"service_ports": "ssh"}, "not a port"),
+    ({"risk_weights": "dependencies=0"}, "at least one factor needs a weight"),
+    ({"risk_scales": "dependencies=0"}, "need a positive scale"),
+])
+def test_bad_security_config_is_a_clear_error(values, message):
+    with pytest.raises(ConfigError, match=message):
+        Config().replace(security=values)
+
+
+def test_defaults_enable_the_views():
+    config = Config()
+    assert config.outputs.security
+    assert Config().replace(security={"warmup_seconds": "60"}).security.warmup_seconds == 60
+
+
+def test_output_lines_carry_the_schema():
+    line = s.event_line(DEPENDENCY_GONE, 900, s.Edge("a", "b", 80, 6, 0, 60, 5, 500))
+    assert json.loads(line) == {"event": "dependency_gone", "time": 900, "client_app": "a",
+                                "server_app": "b", "port": 80, "protocol": 6, "first_seen": 0,
+                                "last_seen": 60, "flows": 5, "bytes": 500}
+    assert s.top(Counter({"b": 2, "a": 2, "c": 5}), 2) == "c=5,a=2"
+
+
+def test_core_does_not_import_pyflink():
+    code = ("import sys, job.security, schemas.security\n"
+            "assert not [m for m in sys.modules if m.startswith('pyflink')]\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_docs_name_every_field_and_key():
+    from dataclasses import fields
+    from job.config import SecuritySection
+    from schemas import security as schemas
+    with open(os.path.join(ROOT, "docs", "security.md"), encoding="utf-8") as fh:
+        doc = fh.read()
+    outputs = (schemas.DEPENDENCY, schemas.EXPOSURE, schemas.INTERNET_EGRESS, schemas.REJECTED,
+               schemas.SCAN, schemas.RISK) + schemas.EVENT_SCHEMAS
+    missing = {f"{o.name}.{f.name}" for o in outputs for f in o.fields if f"`{f.name}`" not in doc}
+    missing |= {f"`{name}`" for name in schemas.OUTPUTS + tuple(
+        f.name for f in fields(SecuritySection)) if f"`{name}`" not in doc}
+    assert not missing
