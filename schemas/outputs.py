@@ -50,6 +50,14 @@ DEAD_LETTER = Schema("dead_letter", (
     Field("excerpt", STRING, "at most the first 256 characters of the raw input"),
 ))
 
+# Reason codes of dead letters (docs/outputs.md explains each).
+FLOW_DEAD_LETTER_REASONS = (
+    "field_count", "not_a_number", "bad_address", "port_out_of_range", "end_before_start",
+    "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
+    "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large")
+METADATA_DEAD_LETTER_REASONS = (
+    "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address")
+
 # Enriched flows: every field of the line's format (dashes as underscores), then these.
 ENRICHED_OWNER_KEYS = tuple(f"src_{f}" for f in OWNER_FIELDS) + tuple(f"dst_{f}" for f in OWNER_FIELDS)
 

@@ -6,6 +6,13 @@ from job.outputs import read_records, total_counts  # noqa: F401 (re-exported fo
 from job.replay import stage_flows, stage_metadata
 
 
+def subprocess_env() -> dict:
+    """This process's environment without what an in-process PyFlink run left in it (a
+    loopback run sets PYFLINK_GATEWAY_DISABLED, which stops a child from starting Flink)."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode")}
+
+
 def run_replay(flow_paths, metadata_paths, output_dir, config: Config):
     from job.flink.run import run_files
     staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from helpers import job_aggregates
+from helpers import job_aggregates, subprocess_env
 from job.generate import Scenario, generate
 import reference
 
@@ -13,7 +13,8 @@ BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
 
 
 def flowdredge(*args, cwd=None):
-    return subprocess.run([BIN, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run([BIN, *args], capture_output=True, text=True, cwd=cwd, timeout=600,
+                          env=subprocess_env())
 
 
 @pytest.fixture(scope="module")

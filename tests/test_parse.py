@@ -148,3 +148,18 @@ def test_format_errors_name_the_field():
         FlowFormat.parse("srcaddr dstaddr start bogus")
     with pytest.raises(FormatError, match="start"):
         FlowFormat.parse("srcaddr dstaddr")
+
+
+def test_every_reason_in_the_code_is_declared():
+    import os
+    import re
+    from schemas.outputs import FLOW_DEAD_LETTER_REASONS, METADATA_DEAD_LETTER_REASONS
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for module, declared in (("parse.py", FLOW_DEAD_LETTER_REASONS),
+                             ("ownership.py", METADATA_DEAD_LETTER_REASONS)):
+        with open(os.path.join(root, "job", module)) as fh:
+            used = set(re.findall(r'(?:LineError|MetaEventError|dead)\("([a-z_]+)"', fh.read()))
+        assert used and used <= set(declared), used - set(declared)
+    with open(os.path.join(root, "docs", "outputs.md")) as fh:
+        doc = fh.read()
+    assert all(f"`{r}`" in doc for r in FLOW_DEAD_LETTER_REASONS + METADATA_DEAD_LETTER_REASONS)

@@ -16,7 +16,8 @@ from job.ownership import MetadataClock, MetaEvent, MetaEventError, OwnershipInd
 from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, HEARTBEAT, METADATA_EVENT, OWNER_FIELDS, UNASSIGN
-from schemas.outputs import CONVERSATION, DEAD_LETTER, FLOW_GROUP, PARTIAL_AGGREGATE
+from schemas.outputs import (CONVERSATION, COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS,
+                             FLOW_GROUP, METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
 
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())
@@ -38,6 +39,8 @@ PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 OWNERSHIP_STATE = MapStateDescriptor("ip-ownership", Types.STRING(), Types.STRING())
 CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
+ALL_COUNTERS = (COUNTERS + tuple(f"dead_letter_{r}" for r in FLOW_DEAD_LETTER_REASONS)
+                + tuple(f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS))
 PENDING_STATE = MapStateDescriptor("pending-flow-groups", Types.LONG(),
                                    Types.PRIMITIVE_ARRAY(Types.BYTE()))
 
@@ -48,7 +51,8 @@ class Metrics:
 
     def __init__(self, runtime_context: RuntimeContext):
         self._group = runtime_context.get_metrics_group().add_group("flowdredge")
-        self._counters = {}
+        # All created up front: a counter first created in a timer callback is never reported.
+        self._counters = {name: self._group.counter(name) for name in ALL_COUNTERS}
 
     def gauge(self, name: str, read) -> None:
         self._group.gauge(name, read)
