@@ -69,17 +69,19 @@ class OwnershipIndex:
     def __init__(self):
         self._changes = {}  # ip -> [(ts, rank, owner|None)], sorted by (ts, rank)
         self._owners = {}   # interning: many IPs share an owner tuple
+        self._ranges = 0    # kept up to date: a metrics gauge reads it often
 
     def __len__(self):
         return len(self._changes)
 
     def ranges(self) -> int:
-        return sum(len(c) for c in self._changes.values())
+        return self._ranges
 
     def apply(self, event: MetaEvent) -> None:
         owner = self._owners.setdefault(event.owner, event.owner) if event.owner else None
         changes = self._changes.setdefault(event.ip, [])
         insort_right(changes, (event.ts, _RANK[event.type], owner), key=_order)
+        self._ranges += 1
 
     def owner_at(self, ip: str, t_ms: int):
         changes = self._changes.get(ip)
@@ -102,10 +104,11 @@ class OwnershipIndex:
             if len(keep) == 1 and keep[0][2] is None:
                 removed.append(ip)
             elif len(keep) != len(changes):
+                self._ranges -= len(changes) - len(keep)
                 self._changes[ip] = keep
                 changed.append(ip)
         for ip in removed:
-            del self._changes[ip]
+            self._ranges -= len(self._changes.pop(ip))
         return changed, removed
 
     def encode(self, ip: str) -> str:
@@ -118,6 +121,7 @@ class OwnershipIndex:
         version, changes = json.loads(encoded)
         if version != STATE_VERSION:
             raise ValueError(f"ownership state version {version} is not readable by this release")
+        self._ranges += len(changes) - len(self._changes.get(ip, ()))
         self._changes[ip] = [(ts, rank, self._owners.setdefault(tuple(o), tuple(o)) if o else None)
                              for ts, rank, o in changes]
 

@@ -94,3 +94,14 @@ def test_event_contract_is_accepted_as_is_with_extra_fields():
                     '"resource_id":"i-1","kind":"instance","extra":"ignored"}')
     assert e.ip == "2001:db8::1" and e.owner[:3] == ("api", "api-prod", "api-prod-v012")
     assert parse_event('{"type":"HEARTBEAT","ts":5}') == MetaEvent(HEARTBEAT, 5)
+
+
+def test_range_count_follows_apply_prune_and_load():
+    index = index_of((ASSIGN, 0, "a", "x"), (ASSIGN, 100, "a", "y"), (ASSIGN, 200, "a", "z"),
+                     (ASSIGN, 0, "b", "x"), (UNASSIGN, 50, "b", None))
+    assert index.ranges() == 5
+    index.prune(150)
+    assert index.ranges() == sum(1 for ip in ("a", "b") for _ in
+                                 (index._changes.get(ip) or ())) == 2
+    index.load("c", index_of((ASSIGN, 0, "c", "x"), (ASSIGN, 9, "c", "w")).encode("c"))
+    assert index.ranges() == 4
