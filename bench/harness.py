@@ -1,0 +1,440 @@
+"""`bench/run`: the benchmark of issue #5, in one command.
+
+Generates the workload (bench.workload), stages it as `flowdredge replay` does (job.replay),
+runs the job and the pure Flink SQL baseline (bench.sql_baseline) side by side, each run in a
+fresh process (bench.measure), checks that both computed the same aggregates (bench.compare),
+optionally tries changes to the job (--what-ifs) and profiles it (--profile), and reports with
+the machine, the date and every command: printed, in WORK/results.{json,md}, and in
+docs/performance.md between the `bench:results` markers.
+
+Method (docs/performance.md): each pipeline runs on three inputs drawn from one estate, so with
+the same changelog: tiny (fixed cost: JVM, mini-cluster, Python workers, loading the
+changelog), small (a quarter of full) and full. A run's processing span is from job submission
+to the last write to an output (the final checkpoint's wait comes after). The steady rate is
+(flows_full - flows_small) / (span_full - span_small): start-up and changelog loading cancel
+out. Runs alternate between pipelines so that load from other users of the machine falls on
+both alike.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from bench.compare import aggregates_agree
+from bench.workload import Workload, generate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs", "performance.md")
+BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
+CHUNK_LINES = 5000   # job.config's default flows.chunk_lines
+
+AGGREGATES_ONLY = {"outputs": {"enriched": False, "security": False}}
+# Pipeline variants compared side by side, and the job configuration of each.
+VARIANTS = {
+    "ours-aggregates": ("flowdredge with outputs.enriched and outputs.security off: aggregates "
+                        "and counts, what the SQL baseline computes", AGGREGATES_ONLY),
+    "ours": ("flowdredge, default configuration: every output", None),
+    "sql": ("the pure Flink SQL baseline, bench/sql_baseline.py", None),
+}
+# Changes tried at parallelism 1 on the what-if input (--what-ifs), without editing the job:
+# (name, job configuration, bench.measure what-if patch, input). The first is the reference.
+WHAT_IFS = (
+    ("aggregates only (reference)", AGGREGATES_ONLY, None, "s3"),
+    ("+ enriched output", {"outputs": {"security": False}}, None, "s3"),
+    ("+ enriched output, side outputs without PyFlink's Python identity map",
+     {"outputs": {"security": False}}, "direct-side-outputs", "s3"),
+    ("default configuration (+ enriched, + security views)", None, None, "s3"),
+    ("aggregates only, flows.chunk_lines 20000",
+     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 20000}}, None, "s3"),
+    ("aggregates only, flows.chunk_lines 1000",
+     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 1000}}, None, "s3"),
+    ("aggregates only, job.bundle_size 1000, bundle_time_ms 1000",
+     {**AGGREGATES_ONLY, "job": {"bundle_size": 1000, "bundle_time_ms": 1000}}, None, "s3"),
+    ("aggregates only, job.python_workers loopback",
+     {**AGGREGATES_ONLY, "job": {"python_workers": "loopback"}}, None, "s3"),
+    ("aggregates only, a third of the input as CloudWatch envelopes", AGGREGATES_ONLY, None,
+     "cloudwatch"),
+)
+
+
+@dataclass
+class Run:
+    variant: str
+    parallelism: int
+    input: str                 # tiny, small, full, or a what-if input
+    flows: int
+    command: list
+    wall_s: float = 0.0
+    timings: dict = field(default_factory=dict)
+    output: str = ""
+    what_if: str = ""
+
+
+def machine() -> dict:
+    with open("/proc/meminfo") as fh:
+        mem_kb = int(next(l for l in fh if l.startswith("MemTotal")).split()[1])
+    with open("/proc/cpuinfo") as fh:
+        model = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), "?")
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+            "cpu": model, "python": platform.python_version(),
+            "java": java.splitlines()[0] if java else "?",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit()}
+
+
+def _commit() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no").strip()
+    return head + (" with uncommitted changes" if changed else "")
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def _short(arg: str) -> str:
+    return os.path.relpath(arg, ROOT) if os.path.isabs(arg) and arg.startswith(ROOT) else arg
+
+
+def _say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.work)
+        self.inputs, self.staged, self.runs = {}, {}, []
+
+    def generate(self, name: str, flows: int, cloudwatch_accounts: int = 0) -> None:
+        w = Workload(flows=flows, minutes=self.args.minutes, instances=self.args.ips,
+                     cloudwatch_accounts=cloudwatch_accounts, seed=self.args.seed)
+        folder = os.path.join(self.work, "inputs", name)
+        shutil.rmtree(folder, ignore_errors=True)
+        g = self.inputs[name] = generate(w, folder)
+        _say(f"input {name}: {g.flow_lines:,} flows, {g.ips:,} IPs, {g.changes:,} ownership "
+             f"changes ({g.reassigned_ips:,} IPs reassigned to another app), {g.s3_files} S3 "
+             f"files, {g.cloudwatch_records} CloudWatch records; {g.seconds:.1f} s")
+
+    def stage(self, name: str, chunk_lines: int = CHUNK_LINES) -> dict:
+        """job.replay's staging (part of `flowdredge replay`, timed apart from the job)."""
+        key = f"{name}-{chunk_lines}"
+        if key not in self.staged:
+            from job.replay import stage_flows, stage_metadata
+            folder = os.path.join(self.work, "staged", key)
+            began = time.monotonic()
+            stats = stage_flows([self.inputs[name].flows_dir],
+                                os.path.join(folder, "flow-records.txt"), chunk_lines)
+            stage_metadata([self.inputs[name].metadata_file],
+                           os.path.join(folder, "metadata.jsonl"))
+            self.staged[key] = {"flows": os.path.join(folder, "flow-records.txt"),
+                                "metadata": os.path.join(folder, "metadata.jsonl"),
+                                "records": stats.records,
+                                "seconds": round(time.monotonic() - began, 2)}
+        return self.staged[key]
+
+    def config_file(self, overrides: dict) -> str:
+        import yaml
+        folder = os.path.join(self.work, "configs")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"config-{len(os.listdir(folder))}.yaml")
+        with open(path, "w") as fh:
+            yaml.safe_dump(overrides, fh)
+        return path
+
+    def ours(self, name: str, overrides: dict = None, patch: str = None,
+             chunk_lines: int = CHUNK_LINES) -> list:
+        staged = self.stage(name, chunk_lines)
+        command = ["ours", "--staged-flows", staged["flows"],
+                   "--staged-metadata", staged["metadata"]]
+        if overrides:
+            command += ["--config", self.config_file(overrides)]
+        if patch:
+            command += ["--what-if", patch]
+        return command
+
+    def sql(self, name: str) -> list:
+        # The filesystem source reads the files in directory-listing order, not delivery
+        # order: a watermark bound over the whole span keeps every flow in time, as the job's
+        # ordered staging does (docs/performance.md).
+        return ["sql", "--s3-dir", self.inputs[name].s3_dir,
+                "--changelog", self.inputs[name].metadata_file,
+                "--out-of-orderness", str(self.args.minutes * 60 + 900)]
+
+    def command(self, variant: str, name: str) -> list:
+        return self.sql(name) if variant == "sql" else self.ours(name, VARIANTS[variant][1])
+
+    def measure(self, variant: str, parallelism: int, name: str, command: list,
+                what_if: str = "") -> Run:
+        run = Run(variant, parallelism, name, self.inputs[name].flow_lines, command,
+                  what_if=what_if)
+        label = f"{len(self.runs):02d}-{variant}-p{parallelism}-{name}"
+        run.output = os.path.join(self.work, "runs", label)
+        shutil.rmtree(run.output, ignore_errors=True)
+        os.makedirs(run.output)
+        run.command = [sys.executable, "-m", "bench.measure", *command,
+                       "--output", os.path.join(run.output, "out"),
+                       "--checkpoint-dir", os.path.join(run.output, "checkpoints"),
+                       "--parallelism", str(parallelism)]
+        env = {**os.environ, "FLINK_LOG_DIR": os.path.join(run.output, "logs")}
+        load = _load()
+        began = time.monotonic()
+        done = subprocess.run(run.command, cwd=ROOT, env=env, capture_output=True, text=True)
+        run.wall_s = round(time.monotonic() - began, 2)
+        with open(os.path.join(run.output, "stderr.txt"), "w") as fh:
+            fh.write(done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"run {label} failed (exit {done.returncode}): see "
+                               f"{run.output}/stderr.txt and {run.output}/logs/")
+        run.timings = {**json.loads(done.stdout.strip().splitlines()[-1]), "load_before": load}
+        # Only the aggregates and counts are read back; enriched flows take gigabytes.
+        for name in ("out/enriched", "checkpoints"):
+            shutil.rmtree(os.path.join(run.output, name), ignore_errors=True)
+        _say(f"{label}: {run.flows:,} flows, job {run.timings['net_runtime_s']:.1f} s, process "
+             f"{run.wall_s:.1f} s, CPU {run.timings['cpu_s']:.1f} s (load {load})")
+        self.runs.append(run)
+        return run
+
+
+def run_all(args) -> dict:
+    bench = Bench(args)
+    os.makedirs(bench.work, exist_ok=True)
+    info = {**machine(), "load_start": _load()}
+    _say(f"{info['cores']} cores, {info['memory_gib']} GiB, load {info['load_start']}; work "
+         f"folder {bench.work}")
+    sizes = {"tiny": args.fixed_cost_size} if args.fixed_cost_size else {}
+    sizes.update(small=args.size // 4, full=args.size)
+    for name, flows in sizes.items():
+        bench.generate(name, flows)
+    for p in args.parallelism:
+        for name in sizes:
+            for variant in args.variants:
+                bench.measure(variant, p, name, bench.command(variant, name))
+    what_ifs = []
+    if args.what_ifs:
+        bench.generate("what-if", args.what_if_size)
+        bench.generate("what-if-cloudwatch", args.what_if_size, cloudwatch_accounts=2)
+        for name, overrides, patch, source in WHAT_IFS:
+            lines = (overrides or {}).get("flows", {}).get("chunk_lines", CHUNK_LINES)
+            data = "what-if" if source == "s3" else "what-if-cloudwatch"
+            bench.measure("ours", 1, data, bench.ours(data, overrides, patch, lines), name)
+            what_ifs.append({"what_if": name, "run": len(bench.runs) - 1})
+    profiles = []
+    if args.profile:
+        profiles.append(profile_run(bench, "ours-aggregates", "full"))
+        if args.what_ifs:
+            profiles.append(profile_run(bench, "ours", "what-if"))
+    info["load_end"] = _load()
+    report = summarize(bench, info, args, what_ifs, profiles)
+    with open(os.path.join(bench.work, "results.json"), "w") as fh:
+        json.dump(report, fh, indent=1)
+    text = render(report)
+    with open(os.path.join(bench.work, "results.md"), "w") as fh:
+        fh.write(text)
+    print(text)
+    if args.docs:
+        write_docs(text)
+        _say(f"results written to {os.path.relpath(DOCS, ROOT)}")
+    return report
+
+
+def profile_run(bench: Bench, variant: str, name: str) -> dict:
+    from bench import profile
+    _say(f"profiling {variant} at parallelism 1 on the {name} input (py-spy, JFR)")
+    folder = os.path.join(bench.work, "profile", f"{variant}-{name}")
+    shutil.rmtree(folder, ignore_errors=True)
+    result = profile.profile(bench.command(variant, name) + [
+        "--parallelism", "1", "--output", os.path.join(folder, "out"),
+        "--checkpoint-dir", os.path.join(folder, "checkpoints")], folder)
+    for sub in ("out/enriched", "checkpoints"):
+        shutil.rmtree(os.path.join(folder, sub), ignore_errors=True)
+    return {"variant": variant, "input": name, "flows": bench.inputs[name].flow_lines, **result}
+
+
+def summarize(bench: Bench, info: dict, args, what_ifs: list, profiles: list) -> dict:
+    runs = bench.runs
+    rows = [_figures(variant, p, runs) for p in args.parallelism for variant in args.variants]
+    for row in rows:
+        sql = next((r for r in rows if r["variant"] == "sql"
+                    and r["parallelism"] == row["parallelism"]), None)
+        if sql and row["variant"] != "sql":
+            row["vs_sql"] = {k: row[k] / sql[k] for k in
+                             ("steady_flows_per_s", "steady_flows_per_cpu_s",
+                              "end_to_end_flows_per_s") if row.get(k) and sql.get(k)}
+    checks = []
+    for run in runs:
+        ours = next((r for r in runs if r.variant.startswith("ours") and r.input == run.input
+                     and r.parallelism == run.parallelism), None)
+        if run.variant == "sql" and ours:
+            checks.append({"parallelism": run.parallelism, "input": run.input,
+                           **aggregates_agree(os.path.join(ours.output, "out"),
+                                              os.path.join(run.output, "out"),
+                                              bench.inputs[run.input].flow_lines)})
+    for w in what_ifs:
+        run = runs[w["run"]]
+        w.update(flows=run.flows, runtime_s=run.timings["net_runtime_s"], span_s=span(run),
+                 cpu_s=run.timings["cpu_s"], process_s=run.wall_s,
+                 command=" ".join(_short(c) for c in run.command))
+    return {"machine": info, "args": vars(args), "rows": rows, "checks": checks,
+            "what_ifs": what_ifs, "profiles": profiles,
+            "inputs": {k: {f: x for f, x in asdict(v).items() if f != "files"}
+                       for k, v in bench.inputs.items()},
+            "staging": bench.staged, "runs": [asdict(r) for r in runs]}
+
+
+def span(run: Run) -> float:
+    """Seconds from job submission to the last write to an output."""
+    return run.timings["last_output_s"] - run.timings["submitted_s"]
+
+
+def _figures(variant: str, p: int, runs: list) -> dict:
+    by_input = {r.input: r for r in runs if r.variant == variant and r.parallelism == p}
+    full, small, tiny = by_input.get("full"), by_input.get("small"), by_input.get("tiny")
+    row = {"variant": variant, "parallelism": p, "flows": full.flows,
+           "runtime_s": full.timings["net_runtime_s"], "process_s": full.wall_s,
+           "span_s": span(full), "cpu_s": full.timings["cpu_s"],
+           "end_to_end_flows_per_s": full.flows / full.wall_s,
+           "command": " ".join(_short(c) for c in full.command)}
+    if small:
+        n = full.flows - small.flows
+        seconds = span(full) - span(small)
+        cpu = full.timings["cpu_s"] - small.timings["cpu_s"]
+        row["steady_flows_per_s"] = n / seconds if seconds > 0 else None
+        row["steady_flows_per_s_per_core"] = row["steady_flows_per_s"] and \
+            row["steady_flows_per_s"] / p
+        row["steady_flows_per_cpu_s"] = n / cpu if cpu > 0 else None
+    if tiny:
+        row.update(fixed_flows=tiny.flows, fixed_span_s=span(tiny),
+                   fixed_process_s=tiny.wall_s, fixed_client_s=tiny.timings["submitted_s"],
+                   fixed_cpu_s=tiny.timings["cpu_s"])
+    return row
+
+
+def _num(x, digits=0) -> str:
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def render(report: dict) -> str:
+    m, a, inputs = report["machine"], report["args"], report["inputs"]
+    full = inputs["full"]
+    options = (f"--size {a['size']} --parallelism {' '.join(map(str, a['parallelism']))} "
+               f"--variants {' '.join(a['variants'])}"
+               + (f" --fixed-cost-size {a['fixed_cost_size']}" if a["fixed_cost_size"] != 2000
+                  else "")
+               + (f" --what-ifs --what-if-size {a['what_if_size']}" if a["what_ifs"] else "")
+               + (" --profile" if a["profile"] else ""))
+    lines = [
+        f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"Python {m['python']}, {m['java']}, commit {m['commit']}, by `bench/run {options}`. "
+        f"Load average {m['load_start']} at the start and {m['load_end']} at the end: the "
+        "machine is shared, single figures are noisy, compare within one run.",
+        "",
+        f"Input: {full['flow_lines']:,} flows (+{full['nodata_lines']:,} NODATA lines) in "
+        f"{full['s3_files']} S3 files; {full['ips']:,} IPs, {full['changes']:,} ownership "
+        f"changes in {a['minutes']} minutes ({full['reassigned_ips']:,} IPs handed to another "
+        f"app). Small: {inputs['small']['flow_lines']:,} flows"
+        + (f"; tiny (fixed cost): {inputs['tiny']['flow_lines']:,} flows" if "tiny" in inputs
+           else "") + ", same estate and changelog size.",
+        "",
+        "| pipeline | p | full input: process s / job s / processing s | fixed cost (tiny "
+        "input): client start-up s / processing s / process s | steady flows/s | "
+        "steady flows/s per core (÷ p) | steady flows per CPU-second | "
+        "end to end flows/s (full input, process) | ours ÷ SQL, steady flows/s | "
+        "ours ÷ SQL, per CPU-second |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["rows"]:
+        vs = r.get("vs_sql", {})
+        lines.append(
+            f"| {r['variant']} | {r['parallelism']} | {_num(r['process_s'], 1)} / "
+            f"{_num(r['runtime_s'], 1)} / {_num(r['span_s'], 1)} | "
+            f"{_num(r.get('fixed_client_s'), 1)} / {_num(r.get('fixed_span_s'), 1)} / "
+            f"{_num(r.get('fixed_process_s'), 1)} | "
+            f"{_num(r.get('steady_flows_per_s'))} | {_num(r.get('steady_flows_per_s_per_core'))} "
+            f"| {_num(r.get('steady_flows_per_cpu_s'))} | {_num(r['end_to_end_flows_per_s'])} | "
+            f"{_num(vs.get('steady_flows_per_s'), 2)} | "
+            f"{_num(vs.get('steady_flows_per_cpu_s'), 2)} |")
+    lines += ["", "SQL baseline against the job, every aggregate row compared:", ""]
+    lines += [f"- p{c['parallelism']}, {c['input']} input: {c['summary']}"
+              for c in report["checks"]]
+    if report["what_ifs"]:
+        ref = report["what_ifs"][0]
+        w_in = inputs["what-if"]
+        lines += ["", f"What-ifs: the job at p1 on {w_in['flow_lines']:,} flows of the same "
+                      "estate, one run each (they include the fixed cost):", "",
+                  "| change | processing s | job runtime s | CPU s | processing ÷ reference "
+                  "| CPU ÷ reference |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for w in report["what_ifs"]:
+            lines.append(f"| {w['what_if']} | {w['span_s']:.1f} | {w['runtime_s']:.1f} | "
+                         f"{w['cpu_s']:.1f} | {w['span_s'] / ref['span_s']:.2f} | "
+                         f"{w['cpu_s'] / ref['cpu_s']:.2f} |")
+    for prof in report["profiles"]:
+        from bench import profile
+        lines += ["", f"Profile: {prof['variant']}, p1, {prof['flows']:,} flows: "
+                      f"`{' '.join(_short(c) for c in prof['command'])}`", "",
+                  profile.render(prof)]
+    lines += ["", "Staging (job.replay; part of `flowdredge replay`, outside the job runtime): "
+              + "; ".join(f"{k}: {v['records']:,} records, {v['seconds']:.1f} s"
+                          for k, v in report["staging"].items()),
+              "", "<details><summary>The command of every run</summary>", ""]
+    lines += [f"- {r['variant']} p{r['parallelism']} {r['input']}"
+              f"{' (' + r['what_if'] + ')' if r['what_if'] else ''}: "
+              f"`{' '.join(_short(c) for c in r['command'])}`" for r in report["runs"]]
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+def write_docs(text: str) -> None:
+    with open(DOCS, encoding="utf-8") as fh:
+        doc = fh.read()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{DOCS} lacks the {BEGIN} ... {END} markers")
+    head, rest = doc.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(DOCS, "w", encoding="utf-8") as fh:
+        fh.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=2_000_000,
+                   help="flows in the full input (the small one has a quarter)")
+    p.add_argument("--parallelism", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--variants", nargs="+", default=["ours-aggregates", "sql"],
+                   choices=list(VARIANTS))
+    p.add_argument("--fixed-cost-size", type=int, default=2000,
+                   help="flows in the tiny input that measures the fixed cost (0: skip)")
+    p.add_argument("--what-ifs", action="store_true",
+                   help="also run the job at p1 with each change of bench.harness.WHAT_IFS")
+    p.add_argument("--what-if-size", type=int, default=400_000)
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the job at p1 (needs py-spy: .venv/bin/pip install py-spy)")
+    p.add_argument("--ips", type=int, default=Workload.instances,
+                   help="instances in the estate (IPs: about 10%% more)")
+    p.add_argument("--minutes", type=int, default=Workload.minutes)
+    p.add_argument("--seed", type=int, default=Workload.seed)
+    p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                                  "flowdredge-bench"),
+                   help="folder for inputs, outputs and logs (replaced)")
+    p.add_argument("--no-docs", dest="docs", action="store_false",
+                   help="do not write the results into docs/performance.md")
+    return p
+
+
+def main(argv=None) -> int:
+    run_all(parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""One timed run of one pipeline, in a process of its own (a fresh JVM each time), as the
+harness starts it: `python -m bench.measure ours|sql ...`. Prints one JSON object.
+
+Timings, in seconds from this process's start:
+- `gateway_s`: the JVM gateway is up (PyFlink starts a JVM per client process);
+- `submitted_s`: the job graph is built and handed to the local mini-cluster;
+- `first_output_s`: the first output file (hidden in-progress files included) appeared;
+- `last_output_s`: the last write to any output file: the input is processed, what follows is
+  the final checkpoint (a bounded job waits for the next periodic one to commit its files,
+  0 to checkpoint_interval_seconds later) and the shutdown;
+- `finished_s`: the bounded job has ended and its outputs are committed.
+`net_runtime_s` is Flink's own job runtime (deployment to end). `cpu_s` is the CPU time of
+this process and all its descendants (JVM, Python workers), sampled from /proc.
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+PROCESS_START = time.monotonic()
+PROCESS_START_EPOCH = time.time()
+
+
+def _since_start() -> float:
+    return round(time.monotonic() - PROCESS_START, 3)
+
+
+class OutputWatcher(threading.Thread):
+    """Notes when the first file appears under `folder` and the latest modification time of
+    any file there (polled every 50 ms; renames at commit keep modification times)."""
+
+    def __init__(self, folder: str):
+        super().__init__(daemon=True)
+        self.folder, self.first, self.last_mtime = folder, None, None
+        self._halt = threading.Event()
+
+    def _poll(self):
+        for root, _dirs, files in os.walk(self.folder):
+            for name in files:
+                try:
+                    mtime = os.stat(os.path.join(root, name)).st_mtime
+                except OSError:   # renamed at commit between listing and stat
+                    continue
+                if self.first is None:
+                    self.first = _since_start()
+                if self.last_mtime is None or mtime > self.last_mtime:
+                    self.last_mtime = mtime
+
+    def run(self):
+        while not self._halt.wait(0.05):
+            self._poll()
+
+    def stop(self):
+        self._halt.set()
+        self._poll()
+
+    @property
+    def last(self):
+        return None if self.last_mtime is None else round(self.last_mtime - PROCESS_START_EPOCH, 3)
+
+
+class TreeCpuSampler(threading.Thread):
+    """CPU seconds (user + system) of this process and its descendants. Children are sampled
+    every 0.2 s, so a process that ends loses at most its last 0.2 s."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.last = {}   # pid -> (start time, cpu ticks)
+        self._halt = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _stat(pid):
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        # After the command: state ppid ... utime(12) stime(13) ... starttime(20)
+        return int(fields[1]), int(fields[11]) + int(fields[12]), fields[19]
+
+    def _sample(self):
+        parents = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    parents[int(name)] = self._stat(int(name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        tree, frontier = set(), [os.getpid()]
+        while frontier:
+            pid = frontier.pop()
+            tree.add(pid)
+            frontier += [child for child, (ppid, _c, _s) in parents.items()
+                         if ppid == pid and child not in tree]
+        for pid in tree:
+            _ppid, ticks, started = parents.get(pid, (0, 0, ""))
+            self.last[(pid, started)] = ticks
+
+    def run(self):
+        while not self._halt.wait(0.2):
+            self._sample()
+
+    def stop(self) -> float:
+        self._halt.set()
+        self._sample()
+        return round(sum(self.last.values()) / self._tick, 2)
+
+
+def _checkpoint_conf(checkpoint_dir: str):
+    from pyflink.common import Configuration
+    conf = Configuration()
+    # The default JobManager checkpoint storage refuses state above 5 MB, which the ownership
+    # state of a 50,000-IP estate exceeds: checkpoint to files, in both pipelines alike.
+    conf.set_string("execution.checkpointing.dir", f"file://{os.path.abspath(checkpoint_dir)}")
+    return conf
+
+
+def _direct_side_outputs() -> None:
+    """What-if, for this process only: PyFlink's DataStream.get_side_output appends an identity
+    map in Python (`ds.map(lambda i: i)`), so every side-output record crosses to a Python
+    worker and back once more. This reads the typed Java side output as it is instead. The
+    job's naming of side outputs becomes a no-op: they hold no state and need no uid."""
+    from pyflink.datastream import DataStream
+
+    class SideOutput(DataStream):
+        def name(self, name):
+            return self
+
+        def uid(self, uid):
+            return self
+
+    def get_side_output(self, output_tag):
+        return SideOutput(self._j_data_stream.getSideOutput(output_tag.get_java_output_tag()))
+
+    DataStream.get_side_output = get_side_output
+
+
+WHAT_IFS = {"direct-side-outputs": _direct_side_outputs}
+
+
+def run_ours(args) -> dict:
+    from pyflink.java_gateway import get_gateway
+    from connectors.files import file_sinks, file_sources
+    from job import config as config_mod
+    from job.flink.pipeline import build_pipeline
+    from job.flink.run import make_env
+    timings = {}
+    for name in args.what_if:
+        WHAT_IFS[name]()
+    config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
+    get_gateway()
+    timings["gateway_s"] = _since_start()
+    # job.flink.run.run_files, plus file checkpoint storage (see _checkpoint_conf), submitted
+    # asynchronously only to note when the job graph has been handed over.
+    env = make_env(config)
+    env.configure(_checkpoint_conf(args.checkpoint_dir))
+    build_pipeline(env, file_sources(args.staged_flows, args.staged_metadata),
+                   file_sinks(args.output), config)
+    client = env.execute_async("flowdredge bench")
+    timings["submitted_s"] = _since_start()
+    result = client.get_job_execution_result().result()
+    timings["net_runtime_s"] = result.get_net_runtime() / 1000
+    return timings
+
+
+def run_sql(args) -> dict:
+    from pyflink.java_gateway import get_gateway
+    from bench import sql_baseline
+    timings = {}
+    get_gateway()
+    timings["gateway_s"] = _since_start()
+
+    def submitted():
+        timings["submitted_s"] = _since_start()
+
+    result = sql_baseline.run(args.s3_dir, args.changelog, args.output, args.parallelism,
+                              checkpoint_dir=args.checkpoint_dir, on_submitted=submitted,
+                              flow_out_of_orderness_seconds=args.out_of_orderness)
+    timings["net_runtime_s"] = result.get_net_runtime() / 1000
+    return timings
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("pipeline", choices=("ours", "sql"))
+    p.add_argument("--output", required=True)
+    p.add_argument("--parallelism", type=int, required=True)
+    p.add_argument("--checkpoint-dir", required=True)
+    p.add_argument("--staged-flows", help="ours: job.replay's staged flow records")
+    p.add_argument("--staged-metadata", help="ours: job.replay's staged changelog")
+    p.add_argument("--config", help="ours: a job config file (YAML)")
+    p.add_argument("--what-if", action="append", default=[], choices=sorted(WHAT_IFS),
+                   help="ours: a change to try without editing the job (see WHAT_IFS)")
+    p.add_argument("--s3-dir", help="sql: the S3 flow-log files (a folder, or one file)")
+    p.add_argument("--changelog", help="sql: the changelog file")
+    p.add_argument("--out-of-orderness", type=int, default=300,
+                   help="sql: the flows' watermark bound, seconds")
+    args = p.parse_args(argv)
+    watcher = OutputWatcher(args.output)
+    sampler = TreeCpuSampler()
+    watcher.start()
+    sampler.start()
+    timings = run_ours(args) if args.pipeline == "ours" else run_sql(args)
+    timings["finished_s"] = _since_start()
+    watcher.stop()
+    timings["first_output_s"] = watcher.first
+    timings["last_output_s"] = watcher.last
+    timings["cpu_s"] = sampler.stop()
+    print(json.dumps({"pipeline": args.pipeline, "parallelism": args.parallelism, **timings}))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,463 @@
+"""Benchmark input at any size: an estate of 50,000+ IPs and its VPC flow logs, deterministic
+from a seed.
+
+What makes it realistic enough to measure with:
+- hundreds of apps whose traffic follows a dependency graph with Zipf-skewed popularity, in
+  several accounts and regions, dual-stack instances (IPv6 inside the estate too);
+- instances replaced during the run and their IPs handed to other apps, while stale traffic to
+  the old instance goes on (the case that makes "owner now" wrong);
+- REJECTs, internet ingress and egress (IPv4 and IPv6 clients), flows to unowned private
+  addresses, NODATA lines;
+- delivery as AWS does it: S3 files (gzip, header line, `AWSLogs/<account>/vpcflowlogs/<region>/
+  YYYY/MM/DD/`, one per account, region and 5-minute slot, split when large) and, for the
+  accounts that subscribe through CloudWatch Logs, gzip JSON envelopes of a few thousand events
+  (base64, one per line, as job.replay stages them);
+- the IP-metadata changelog (schemas/metadata.py): a snapshot of ASSIGNs, then changes delivered
+  out of order within the metadata bound, and HEARTBEATs every minute.
+
+Fast: the random draws are numpy vectors per minute of traffic, and a line is one f-string over
+precomputed per-instance text; millions of lines take seconds, most of it gzip.
+"""
+import base64
+import gzip
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from job.generate import REGIONS as DEMO_REGIONS
+from schemas.flowlog import DEFAULT_FORMAT
+from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+
+REGIONS = tuple(DEMO_REGIONS) + ("ap-southeast-2",)
+ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b",
+                                            "ap-southeast-2c")}
+SERVICE_PORTS = (443, 8080, 8443, 9092, 6379, 7001, 9042, 5432, 3306, 9200, 53)
+UDP_PORTS = (53,)
+EGRESS_PORTS = (443, 443, 443, 80, 123)
+HEADER = " ".join(DEFAULT_FORMAT)
+# Unowned private destinations come from 10.250/15.., never handed to an instance (regions use
+# 10.0-10.191).
+UNOWNED_PREFIX = "10.25"
+
+
+@dataclass(frozen=True)
+class Workload:
+    flows: int = 1_000_000
+    minutes: int = 30
+    start: int = 1767225600                  # 2026-01-01T00:00:00Z
+    apps: int = 300
+    instances: int = 50_000
+    accounts: int = 6
+    zipf_exponent: float = 1.1
+    ipv6_instance_share: float = 0.1        # dual-stack instances (one more ASSIGN each)
+    ipv6_flow_share: float = 0.5            # of flows between two dual-stack instances
+    churn_share_per_minute: float = 0.002   # instances replaced per minute
+    ip_reuse_share: float = 0.7             # new instances that get a released IPv4 address
+    reject_share: float = 0.03
+    internet_share: float = 0.08
+    internet_ipv6_share: float = 0.2
+    unowned_share: float = 0.02
+    nodata_share: float = 0.002
+    cloudwatch_accounts: int = 1            # the first N accounts deliver through CloudWatch Logs
+    lines_per_envelope: int = 3000
+    max_lines_per_file: int = 200_000
+    metadata_disorder_seconds: int = 15     # within metadata.out_of_orderness_seconds (30)
+    gzip_level: int = 1
+    seed: int = 7
+
+
+@dataclass
+class Generated:
+    flows_dir: str = ""
+    s3_dir: str = ""
+    metadata_file: str = ""
+    flow_lines: int = 0                     # lines with traffic (what the job aggregates)
+    nodata_lines: int = 0
+    s3_files: int = 0
+    s3_lines: int = 0
+    cloudwatch_records: int = 0
+    cloudwatch_lines: int = 0
+    ips: int = 0
+    changes: int = 0
+    reassigned_ips: int = 0
+    seconds: float = 0.0
+    files: list = field(default_factory=list)
+
+
+class _Estate:
+    """Apps, instances and their IPs over time; records every ownership change."""
+
+    def __init__(self, w: Workload, rng: np.random.Generator):
+        self.w, self.rng = w, rng
+        ranks = rng.permutation(w.apps)
+        pop = 1.0 / (ranks + 1.0) ** w.zipf_exponent
+        self.popularity = pop / pop.sum()
+        self.app_account_index = rng.integers(0, w.accounts, w.apps).tolist()
+        self.app_account = [account_id(a) for a in self.app_account_index]
+        self.app_region = [int(r) for r in rng.integers(0, len(REGIONS), w.apps)]
+        self.app_port = [SERVICE_PORTS[int(p)] for p in rng.integers(0, len(SERVICE_PORTS), w.apps)]
+        facing = rng.random(w.apps) < 0.05
+        facing[int(np.argmax(self.popularity))] = True
+        self.internet_facing = np.flatnonzero(facing)
+        self.next_host = [0] * len(REGIONS)
+        self.free_ipv4 = {r: [] for r in range(len(REGIONS))}
+        # Per instance: app, IPv4, IPv6 or None, "account eni" text, born ms, died ms or None.
+        self.app, self.ipv4, self.ipv6, self.head, self.born, self.died = [], [], [], [], [], []
+        self.events = []       # (ts ms, arrival order, JSON line)
+        self.ever_owned = {}   # ip -> set of apps, to count reassignments
+        self.alive = set()
+
+    def _new_ipv4(self, region: int) -> str:
+        free = self.free_ipv4[region]
+        if free and self.rng.random() < self.w.ip_reuse_share:
+            return free.pop(int(self.rng.integers(len(free))))
+        h = self.next_host[region]
+        self.next_host[region] += 1
+        return f"10.{region * 64 + h // 64000}.{(h // 250) % 256}.{h % 250 + 4}"
+
+    def _assign(self, i: int, ip: str, t_ms: int) -> None:
+        app = self.app[i]
+        region = REGIONS[self.app_region[app]]
+        owner = {"app": f"app-{app:03d}", "cluster": f"app-{app:03d}-prod",
+                 "asg": f"app-{app:03d}-prod-v{i % 7:03d}", "account": self.app_account[app],
+                 "region": region, "zone": ZONES[region][i % len(ZONES[region])],
+                 "interface_id": f"eni-{i:017x}", "resource_id": f"i-{i:017x}",
+                 "kind": "instance"}
+        self.events.append((t_ms, len(self.events),
+                            json.dumps({"type": ASSIGN, "ts": t_ms, "ip": ip, **owner},
+                                       separators=(",", ":"))))
+        self.ever_owned.setdefault(ip, set()).add(app)
+
+    def launch(self, app: int, t_ms: int) -> int:
+        i = len(self.app)
+        region = self.app_region[app]
+        ipv4 = self._new_ipv4(region)
+        ipv6 = None
+        if self.rng.random() < self.w.ipv6_instance_share:
+            ipv6 = f"2600:1f18:{region + 1:x}:{(i >> 16) + 1:x}::{(i & 0xffff) + 1:x}"
+        self.app.append(app)
+        self.ipv4.append(ipv4)
+        self.ipv6.append(ipv6)
+        self.head.append(f"2 {self.app_account[app]} eni-{i:017x}")
+        self.born.append(t_ms)
+        self.died.append(None)
+        self._assign(i, ipv4, t_ms)
+        if ipv6:
+            self._assign(i, ipv6, t_ms)
+        self.alive.add(i)
+        return i
+
+    def terminate(self, i: int, t_ms: int) -> None:
+        self.alive.discard(i)
+        self.died[i] = t_ms
+        self.free_ipv4[self.app_region[self.app[i]]].append(self.ipv4[i])
+        for ip in (self.ipv4[i], self.ipv6[i]):
+            if ip:
+                self.events.append((t_ms, len(self.events),
+                                    json.dumps({"type": UNASSIGN, "ts": t_ms, "ip": ip},
+                                               separators=(",", ":"))))
+
+    def populate(self, t_ms: int) -> None:
+        w = self.w
+        spare = max(w.instances - 2 * w.apps, 0)
+        counts = 2 + np.floor(self.popularity * spare).astype(int)
+        counts[np.argsort(-self.popularity)[:w.instances - int(counts.sum())]] += 1
+        for app, n in enumerate(counts):
+            for _ in range(int(n)):
+                self.launch(app, t_ms)
+
+    def churn(self, minute_start_ms: int) -> None:
+        """Replaces instances: a release and, at least a second later, a launch of the same app
+        (ASG replacement) or of another, which may get a released IP. Releases are handled in
+        time order, so an IP is only handed out after its release and never has two changes at
+        one instant. Every app keeps an instance alive through the minute."""
+        w, rng = self.w, self.rng
+        running = sorted(i for i in self.alive if self.born[i] <= minute_start_ms)
+        per_app = {}
+        for i in running:
+            per_app[self.app[i]] = per_app.get(self.app[i], 0) + 1
+        n = min(int(rng.poisson(w.churn_share_per_minute * len(running))), len(running))
+        victims = rng.choice(running, size=n, replace=False).tolist()
+        times = (minute_start_ms + rng.integers(0, 60_000, n)).tolist()
+        for t, i in sorted(zip(times, victims)):
+            app = self.app[i]
+            if per_app[app] < 2:
+                continue
+            per_app[app] -= 1
+            self.terminate(i, t)
+            new_app = app if rng.random() < 0.5 else int(rng.choice(w.apps, p=self.popularity))
+            self.launch(new_app, t + int(rng.choice((1000, 5000, 30_000))))
+
+    def alive_by_app(self, at_ms: int):
+        """Instances alive at `at_ms`, grouped by app: (flat ids, offset per app, count per app).
+        Instances that die later in the minute stay in: traffic to them after their death is
+        the stale traffic attribution must get right."""
+        ids = np.array(sorted(i for i in self.alive if self.born[i] <= at_ms), dtype=np.int64)
+        apps = np.array(self.app, dtype=np.int64)[ids]
+        order = np.argsort(apps, kind="stable")
+        ids, apps = ids[order], apps[order]
+        counts = np.bincount(apps, minlength=self.w.apps)
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        return ids, offsets, counts
+
+
+def account_id(index: int) -> str:
+    return f"{100000000000 + 111111111 * (index + 1):012d}"
+
+
+def _edges(w: Workload, estate: _Estate, rng: np.random.Generator):
+    """Each app calls 1-6 others, chosen by popularity; an edge carries traffic in proportion to
+    the popularity of both ends."""
+    src, dst = [], []
+    for app in range(w.apps):
+        k = int(rng.integers(1, 7))
+        callees = rng.choice(w.apps, size=k + 1, replace=False, p=estate.popularity)
+        for callee in callees[callees != app][:k]:
+            src.append(app)
+            dst.append(int(callee))
+    src, dst = np.array(src), np.array(dst)
+    weight = estate.popularity[src] * estate.popularity[dst]
+    return src, dst, weight / weight.sum()
+
+
+def _pick(rng, n, ids, offsets, counts, apps):
+    """One alive instance of each of `apps` (every app keeps at least one)."""
+    return ids[offsets[apps] + (rng.random(n) * counts[apps]).astype(np.int64)]
+
+
+def _public_ipv4(rng, n):
+    # 198.18.0.0/15 (benchmarking range: public, never in the metadata) gives many clients.
+    return [f"198.{18 + a}.{b}.{c}" for a, b, c in
+            zip(rng.integers(0, 2, n).tolist(), rng.integers(0, 256, n).tolist(),
+                rng.integers(1, 255, n).tolist())]
+
+
+def _public_ipv6(rng, n):
+    return [f"2001:db8:{a:x}:{b:x}::{c:x}" for a, b, c in
+            zip(rng.integers(1, 0xffff, n).tolist(), rng.integers(1, 0xffff, n).tolist(),
+                rng.integers(1, 0xffff, n).tolist())]
+
+
+def _minute_of_traffic(w, estate, edges, rng, minute_start, n):
+    """Columns of `n` flows in one minute, sorted by start (as AWS files roughly are)."""
+    ids, offsets, counts = estate.alive_by_app(minute_start * 1000)
+    head = np.array(estate.head, dtype=object)
+    ipv4 = np.array(estate.ipv4, dtype=object)
+    ipv6 = np.array(estate.ipv6, dtype=object)
+    app_of = np.array(estate.app)
+    port_of = np.array(estate.app_port)
+    edge_src, edge_dst, edge_p = edges
+
+    kind = rng.random(n)
+    internet = kind < w.internet_share
+    unowned = (kind >= w.internet_share) & (kind < w.internet_share + w.unowned_share)
+
+    edge = rng.choice(len(edge_src), size=n, p=edge_p)
+    src = _pick(rng, n, ids, offsets, counts, edge_src[edge])
+    dst = _pick(rng, n, ids, offsets, counts, edge_dst[edge])
+    dport = port_of[edge_dst[edge]]
+    src_ip = ipv4[src]
+    dst_ip = ipv4[dst]
+    dual_stack = np.array([a is not None for a in estate.ipv6])
+    v6 = (rng.random(n) < w.ipv6_flow_share) & dual_stack[src] & dual_stack[dst]
+    src_ip[v6] = ipv6[src[v6]]
+    dst_ip[v6] = ipv6[dst[v6]]
+    logged_by = src.copy()
+
+    k = int(unowned.sum())
+    dst_ip[unowned] = [f"{UNOWNED_PREFIX}{a}.{b}.{c}" for a, b, c in
+                       zip(rng.integers(0, 6, k).tolist(), rng.integers(0, 256, k).tolist(),
+                           rng.integers(1, 255, k).tolist())]
+
+    k = int(internet.sum())
+    facing = estate.internet_facing
+    facing_p = estate.popularity[facing] / estate.popularity[facing].sum()
+    edge_inst = _pick(rng, k, ids, offsets, counts, rng.choice(facing, size=k, p=facing_p))
+    public = np.array(_public_ipv4(rng, k), dtype=object)
+    use_v6 = rng.random(k) < w.internet_ipv6_share
+    public[use_v6] = _public_ipv6(rng, int(use_v6.sum()))
+    edge_ip = ipv4[edge_inst]
+    ingress = rng.random(k) < 0.7
+    src_ip[internet] = np.where(ingress, public, edge_ip)
+    dst_ip[internet] = np.where(ingress, edge_ip, public)
+    dport[internet] = np.where(ingress, 443,
+                               np.array(EGRESS_PORTS)[rng.integers(0, len(EGRESS_PORTS), k)])
+    logged_by[internet] = edge_inst
+
+    protocol = np.where(np.isin(dport, UDP_PORTS), 17, 6)
+    packets = 1 + rng.geometric(0.05, n)
+    nbytes = packets * rng.integers(40, 1500, n)
+    start = minute_start + rng.integers(0, 60, n)
+    end = start + rng.integers(0, 60, n)
+    action = np.where(rng.random(n) < w.reject_share, "REJECT", "ACCEPT").astype(object)
+    order = np.argsort(start, kind="stable")
+    return dict(logged_by=logged_by[order], head=head[logged_by[order]], src=src_ip[order],
+                dst=dst_ip[order], sport=rng.integers(32768, 61000, n), dport=dport[order],
+                protocol=protocol[order], packets=packets[order], bytes=nbytes[order],
+                start=start[order], end=end[order], action=action[order],
+                account=np.array(estate.app_account_index)[app_of[logged_by[order]]],
+                region=np.array(estate.app_region)[app_of[logged_by[order]]])
+
+
+def _lines(cols, rows):
+    """Flow-log lines (default format) of the selected rows: one f-string each."""
+    return [f"{h} {s} {d} {sp} {dp} {pr} {pk} {by} {st} {en} {ac} OK" for
+            h, s, d, sp, dp, pr, pk, by, st, en, ac in zip(
+                cols["head"][rows].tolist(), cols["src"][rows].tolist(),
+                cols["dst"][rows].tolist(), cols["sport"][rows].tolist(),
+                cols["dport"][rows].tolist(), cols["protocol"][rows].tolist(),
+                cols["packets"][rows].tolist(), cols["bytes"][rows].tolist(),
+                cols["start"][rows].tolist(), cols["end"][rows].tolist(),
+                cols["action"][rows].tolist())]
+
+
+def _stamp(epoch_s: int) -> str:
+    return time.strftime("%Y%m%dT%H%MZ", time.gmtime(epoch_s))
+
+
+class _Delivery:
+    """Buffers one 5-minute slot of lines per (account, region) and writes them as AWS would:
+    S3 files, or CloudWatch Logs envelopes for subscribed accounts."""
+
+    def __init__(self, w: Workload, out_dir: str, result: Generated):
+        self.w, self.out_dir, self.result = w, out_dir, result
+        self.pending = {}   # (account index, region index) -> lines
+
+    def add(self, key, lines):
+        self.pending.setdefault(key, []).extend(lines)
+
+    def flush(self, slot_start: int) -> None:
+        stamp = _stamp(slot_start + 300 + 60)   # delivered a few minutes after the slot
+        for (account_index, region_index), lines in sorted(self.pending.items()):
+            account = account_id(account_index)
+            region = REGIONS[region_index]
+            if account_index < self.w.cloudwatch_accounts:
+                self._cloudwatch(account, region, stamp, lines)
+            else:
+                self._s3(account, region, stamp, lines)
+        self.pending = {}
+
+    def _s3(self, account, region, stamp, lines):
+        day = f"{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}"
+        folder = os.path.join(self.out_dir, "flows", "AWSLogs", account, "vpcflowlogs", region,
+                              day)
+        os.makedirs(folder, exist_ok=True)
+        for part, i in enumerate(range(0, len(lines), self.w.max_lines_per_file)):
+            chunk = lines[i:i + self.w.max_lines_per_file]
+            path = os.path.join(folder, f"{account}_vpcflowlogs_{region}_fl-0bench_{stamp}_"
+                                        f"{part:04d}.log.gz")
+            text = HEADER + "\n" + "\n".join(chunk) + "\n"
+            with open(path, "wb") as fh:
+                fh.write(gzip.compress(text.encode(), compresslevel=self.w.gzip_level, mtime=0))
+            self.result.files.append(path)
+            self.result.s3_files += 1
+            self.result.s3_lines += len(chunk)
+
+    def _cloudwatch(self, account, region, stamp, lines):
+        folder = os.path.join(self.out_dir, "flows", "cloudwatch")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{account}_{region}_{stamp}_records.b64")
+        n = self.w.lines_per_envelope
+        with open(path, "w", encoding="ascii") as fh:
+            for i in range(0, len(lines), n):
+                seq = self.result.cloudwatch_lines
+                events = [{"id": f"{seq + j:056d}", "timestamp": int(line.rsplit(" ", 4)[1]) * 1000,
+                           "message": line} for j, line in enumerate(lines[i:i + n])]
+                envelope = {"messageType": "DATA_MESSAGE", "owner": account,
+                            "logGroup": f"/vpc/flowlogs/{region}",
+                            "logStream": f"{region}-all-enis",
+                            "subscriptionFilters": ["flowdredge"], "logEvents": events}
+                record = gzip.compress(json.dumps(envelope, separators=(",", ":")).encode(),
+                                       compresslevel=self.w.gzip_level, mtime=0)
+                fh.write(base64.b64encode(record).decode("ascii") + "\n")
+                self.result.cloudwatch_records += 1
+                self.result.cloudwatch_lines += len(events)
+        self.result.files.append(path)
+
+
+def _nodata_lines(w, estate, rng, minute_start, n):
+    ids = np.array(sorted(estate.alive))
+    picked = rng.choice(ids, size=n)
+    start = minute_start + rng.integers(0, 60, n)
+    return [(int(i), f"{estate.head[i]} - - - - - - - {s} {s + 60} - NODATA")
+            for i, s in zip(picked.tolist(), start.tolist())]
+
+
+def _write_changelog(w, estate, rng, out_dir, snapshot_ms):
+    disorder_ms = w.metadata_disorder_seconds * 1000
+    emitted = []   # (emit ms, order, line)
+    for ts, n, line in estate.events:
+        delay = 0 if ts == snapshot_ms else int(rng.integers(0, disorder_ms + 1))
+        emitted.append((ts + delay, n, line))
+    end_ms = (w.start + w.minutes * 60) * 1000
+    for n, hb in enumerate(range(w.start * 1000, end_ms + disorder_ms + 60_001, 60_000)):
+        # Sent at hb: every change with ts <= hb - disorder has been sent by then.
+        emitted.append((hb, 10**9 + n, json.dumps({"type": HEARTBEAT, "ts": hb - disorder_ms})))
+    emitted.sort(key=lambda e: (e[0], e[1]))
+    path = os.path.join(out_dir, "metadata", "changelog.jsonl")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for _t, _n, line in emitted)
+    return path
+
+
+def generate(w: Workload, out_dir: str) -> Generated:
+    began = time.monotonic()
+    rng = np.random.default_rng(w.seed)
+    result = Generated(flows_dir=os.path.join(out_dir, "flows"),
+                       s3_dir=os.path.join(out_dir, "flows", "AWSLogs"))
+    estate = _Estate(w, rng)
+    snapshot_ms = (w.start - 3600) * 1000
+    estate.populate(snapshot_ms)
+    edges = _edges(w, estate, rng)
+    delivery = _Delivery(w, out_dir, result)
+    per_minute = np.full(w.minutes, w.flows // w.minutes)
+    per_minute[:w.flows % w.minutes] += 1
+    for minute in range(w.minutes):
+        minute_start = w.start + minute * 60
+        estate.churn(minute_start * 1000)
+        n = int(per_minute[minute])
+        cols = _minute_of_traffic(w, estate, edges, rng, minute_start, n)
+        key = cols["account"] * len(REGIONS) + cols["region"]
+        for k in np.unique(key).tolist():
+            rows = np.flatnonzero(key == k)
+            delivery.add(divmod(k, len(REGIONS)), _lines(cols, rows))
+        nodata = _nodata_lines(w, estate, rng, minute_start, int(rng.binomial(n, w.nodata_share)))
+        for i, line in nodata:
+            app = estate.app[i]
+            delivery.add((estate.app_account_index[app], estate.app_region[app]), [line])
+        result.flow_lines += n
+        result.nodata_lines += len(nodata)
+        if minute % 5 == 4 or minute == w.minutes - 1:
+            delivery.flush(w.start + (minute - minute % 5) * 60)
+    result.metadata_file = _write_changelog(w, estate, rng, out_dir, snapshot_ms)
+    result.ips = len(estate.ever_owned)
+    result.changes = len(estate.events) - sum(1 for ts, _n, _l in estate.events
+                                              if ts == snapshot_ms)
+    result.reassigned_ips = sum(1 for apps in estate.ever_owned.values() if len(apps) > 1)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def main(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--output", required=True)
+    p.add_argument("--flows", type=int, default=Workload.flows)
+    p.add_argument("--minutes", type=int, default=Workload.minutes)
+    p.add_argument("--cloudwatch-accounts", type=int, default=Workload.cloudwatch_accounts)
+    p.add_argument("--seed", type=int, default=Workload.seed)
+    args = p.parse_args(argv)
+    g = generate(Workload(flows=args.flows, minutes=args.minutes, seed=args.seed,
+                          cloudwatch_accounts=args.cloudwatch_accounts), args.output)
+    print(f"{g.flow_lines:,} flows (+{g.nodata_lines:,} NODATA) in {g.s3_files} S3 files and "
+          f"{g.cloudwatch_records} CloudWatch records; {g.ips:,} IPs, {g.changes:,} changes, "
+          f"{g.reassigned_ips:,} IPs reassigned to another app; {g.seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The benchmark harness keeps working: a tiny workload through the job and the SQL baseline,
+which must agree. No timing is asserted (the figures are for docs/performance.md)."""
+import json
+import os
+
+import pytest
+
+from bench import harness
+from bench.compare import read_aggregates
+from bench.workload import Workload, generate
+from job.replay import stage_flows
+
+
+@pytest.mark.unit
+def test_workload_is_deterministic_and_deliverable(tmp_path):
+    w = Workload(flows=3000, minutes=6, instances=600, apps=40, cloudwatch_accounts=2, seed=3)
+    first, second = generate(w, str(tmp_path / "a")), generate(w, str(tmp_path / "b"))
+    assert first.flow_lines == 3000 and first.s3_lines + first.cloudwatch_lines == 3000 + \
+        first.nodata_lines
+    assert first.cloudwatch_records and first.s3_files and first.reassigned_ips
+    for a, b in zip(sorted(first.files), sorted(second.files)):
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read()
+    with open(first.metadata_file) as fh:
+        types = [json.loads(line)["type"] for line in fh]
+    assert types[0] == "ASSIGN" and {"UNASSIGN", "HEARTBEAT"} <= set(types)
+    stats = stage_flows([first.flows_dir], str(tmp_path / "staged.txt"), 5000)
+    assert stats.records >= first.cloudwatch_records + first.s3_files
+
+
+@pytest.mark.minicluster
+def test_harness_runs_both_pipelines_and_they_agree(tmp_path):
+    report = harness.run_all(harness.parser().parse_args([
+        "--size", "3000", "--ips", "800", "--minutes", "5", "--parallelism", "1",
+        "--variants", "ours-aggregates", "sql", "--fixed-cost-size", "0", "--no-docs",
+        "--work", str(tmp_path)]))
+    assert [c["agree"] for c in report["checks"]] == [True, True], report["checks"]
+    assert {r["variant"] for r in report["rows"]} == {"ours-aggregates", "sql"}
+    for run in report["runs"]:
+        assert run["timings"]["net_runtime_s"] > 0 and run["command"]
+        assert read_aggregates(os.path.join(run["output"], "out"))
+    assert os.path.exists(tmp_path / "results.md")
