@@ -33,7 +33,8 @@ def cmd_generate(args) -> int:
 
 
 def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
-    from job.flink.run import prepare_output, run_files
+    from job.flink.run import run_files
+    from job.outputs import prepare_output
     from job.replay import stage_flows, stage_metadata
     from job.summary import render, summarize
     prepare_output(output_dir, overwrite)

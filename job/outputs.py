@@ -16,6 +16,16 @@ def clear_outputs(output_dir: str) -> None:
         shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
 
 
+def prepare_output(output_dir: str, overwrite: bool) -> None:
+    existing = [name for name in OUTPUTS
+                if os.path.isdir(os.path.join(output_dir, name))
+                and os.listdir(os.path.join(output_dir, name))]
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds outputs {existing}; choose another "
+                              f"--output or pass --overwrite")
+    clear_outputs(output_dir)
+
+
 def committed_files(output_dir: str, name: str):
     """Finished part files (Flink keeps unfinished ones hidden, with a leading dot)."""
     folder = os.path.join(output_dir, name)

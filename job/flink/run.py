@@ -8,7 +8,6 @@ from pyflink.datastream import StreamExecutionEnvironment
 from connectors.files import file_sinks, file_sources
 from job.config import Config
 from job.flink.pipeline import build_pipeline, configure
-from job.outputs import OUTPUTS, clear_outputs
 
 
 def flink_configuration(config: Config) -> Configuration:
@@ -46,13 +45,3 @@ def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: 
     build_pipeline(env, file_sources(staged_flows, staged_metadata), file_sinks(output_dir),
                    config)
     return env.execute(job_name)
-
-
-def prepare_output(output_dir: str, overwrite: bool) -> None:
-    existing = [name for name in OUTPUTS
-                if os.path.isdir(os.path.join(output_dir, name))
-                and os.listdir(os.path.join(output_dir, name))]
-    if existing and not overwrite:
-        raise FileExistsError(f"{output_dir} already holds outputs {existing}; choose another "
-                              f"--output or pass --overwrite")
-    clear_outputs(output_dir)
