@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -185,7 +184,9 @@ class Bench:
                        "--output", os.path.join(run.output, "out"),
                        "--checkpoint-dir", os.path.join(run.output, "checkpoints"),
                        "--parallelism", str(parallelism)]
-        env = {**os.environ, "FLINK_LOG_DIR": os.path.join(run.output, "logs")}
+        # Without PyFlink's in-process marker: a child must be free to start its own Flink.
+        env = {**{k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"},
+               "FLINK_LOG_DIR": os.path.join(run.output, "logs")}
         load = _load()
         began = time.monotonic()
         done = subprocess.run(run.command, cwd=ROOT, env=env, capture_output=True, text=True)
