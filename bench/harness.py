@@ -39,7 +39,10 @@ VARIANTS = {
     "ours-aggregates": ("flowdredge with outputs.enriched and outputs.security off: aggregates "
                         "and counts, what the SQL baseline computes", AGGREGATES_ONLY),
     "ours": ("flowdredge, default configuration: every output", None),
-    "sql": ("the pure Flink SQL baseline, bench/sql_baseline.py", None),
+    "sql": ("the pure Flink SQL baseline, bench/sql_baseline.py, on the S3 folder as "
+            "delivered", None),
+    "sql-ordered": ("the SQL baseline on one file of the S3 files in delivery order "
+                    "(sql_baseline.stage_in_delivery_order), the 300 s watermark bound", None),
 }
 # Changes tried at parallelism 1 on the what-if input (--what-ifs), without editing the job:
 # (name, job configuration, bench.measure what-if patch, input). The first is the reference.
@@ -169,8 +172,20 @@ class Bench:
                 "--changelog", self.inputs[name].metadata_file,
                 "--out-of-orderness", str(self.args.minutes * 60 + 900)]
 
+    def sql_ordered(self, name: str) -> list:
+        from bench.sql_baseline import stage_in_delivery_order
+        path = os.path.join(self.work, "staged", f"{name}-sql", "flows.log.gz")
+        if not os.path.exists(path):
+            stage_in_delivery_order(self.inputs[name].s3_dir, path)
+        return ["sql", "--s3-dir", path, "--changelog", self.inputs[name].metadata_file,
+                "--out-of-orderness", "300"]
+
     def command(self, variant: str, name: str) -> list:
-        return self.sql(name) if variant == "sql" else self.ours(name, VARIANTS[variant][1])
+        if variant == "sql":
+            return self.sql(name)
+        if variant == "sql-ordered":
+            return self.sql_ordered(name)
+        return self.ours(name, VARIANTS[variant][1])
 
     def measure(self, variant: str, parallelism: int, name: str, command: list,
                 what_if: str = "") -> Run:
@@ -267,7 +282,7 @@ def summarize(bench: Bench, info: dict, args, what_ifs: list, profiles: list) ->
     for row in rows:
         sql = next((r for r in rows if r["variant"] == "sql"
                     and r["parallelism"] == row["parallelism"]), None)
-        if sql and row["variant"] != "sql":
+        if sql and row["variant"].startswith("ours"):
             row["vs_sql"] = {k: row[k] / sql[k] for k in
                              ("steady_flows_per_s", "steady_flows_per_cpu_s",
                               "end_to_end_flows_per_s") if row.get(k) and sql.get(k)}
@@ -275,8 +290,9 @@ def summarize(bench: Bench, info: dict, args, what_ifs: list, profiles: list) ->
     for run in runs:
         ours = next((r for r in runs if r.variant.startswith("ours") and r.input == run.input
                      and r.parallelism == run.parallelism), None)
-        if run.variant == "sql" and ours:
-            checks.append({"parallelism": run.parallelism, "input": run.input,
+        if run.variant.startswith("sql") and ours:
+            checks.append({"variant": run.variant, "parallelism": run.parallelism,
+                           "input": run.input,
                            **aggregates_agree(os.path.join(ours.output, "out"),
                                               os.path.join(run.output, "out"),
                                               bench.inputs[run.input].flow_lines)})
@@ -365,7 +381,7 @@ def render(report: dict) -> str:
             f"{_num(vs.get('steady_flows_per_s'), 2)} | "
             f"{_num(vs.get('steady_flows_per_cpu_s'), 2)} |")
     lines += ["", "SQL baseline against the job, every aggregate row compared:", ""]
-    lines += [f"- p{c['parallelism']}, {c['input']} input: {c['summary']}"
+    lines += [f"- {c['variant']}, p{c['parallelism']}, {c['input']} input: {c['summary']}"
               for c in report["checks"]]
     if report["what_ifs"]:
         ref = report["what_ifs"][0]

@@ -104,8 +104,8 @@ class _Estate:
         self.internet_facing = np.flatnonzero(facing)
         self.next_host = [0] * len(REGIONS)
         self.free_ipv4 = {r: [] for r in range(len(REGIONS))}
-        # Per instance: app, IPv4, IPv6 or None, "account eni" text, born ms, died ms or None.
-        self.app, self.ipv4, self.ipv6, self.head, self.born, self.died = [], [], [], [], [], []
+        # Per instance: app, IPv4, IPv6 or None, "2 account eni" (a line's head), born ms.
+        self.app, self.ipv4, self.ipv6, self.head, self.born = [], [], [], [], []
         self.events = []       # (ts ms, arrival order, JSON line)
         self.ever_owned = {}   # ip -> set of apps, to count reassignments
         self.alive = set()
@@ -131,28 +131,25 @@ class _Estate:
                                        separators=(",", ":"))))
         self.ever_owned.setdefault(ip, set()).add(app)
 
-    def launch(self, app: int, t_ms: int) -> int:
+    def launch(self, app: int, t_ms: int) -> None:
         i = len(self.app)
         region = self.app_region[app]
         ipv4 = self._new_ipv4(region)
         ipv6 = None
         if self.rng.random() < self.w.ipv6_instance_share:
-            ipv6 = f"2600:1f18:{region + 1:x}:{(i >> 16) + 1:x}::{(i & 0xffff) + 1:x}"
+            ipv6 = f"2600:1f18:{region + 1:x}:{i // 0xfffe + 1:x}::{i % 0xfffe + 1:x}"
         self.app.append(app)
         self.ipv4.append(ipv4)
         self.ipv6.append(ipv6)
         self.head.append(f"2 {self.app_account[app]} eni-{i:017x}")
         self.born.append(t_ms)
-        self.died.append(None)
         self._assign(i, ipv4, t_ms)
         if ipv6:
             self._assign(i, ipv6, t_ms)
         self.alive.add(i)
-        return i
 
     def terminate(self, i: int, t_ms: int) -> None:
         self.alive.discard(i)
-        self.died[i] = t_ms
         self.free_ipv4[self.app_region[self.app[i]]].append(self.ipv4[i])
         for ip in (self.ipv4[i], self.ipv6[i]):
             if ip:
