@@ -8,6 +8,7 @@ from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnume
                                                        RollingPolicy, StreamFormat)
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.common.serialization import Encoder
+from pyflink.table.expressions import call_sql
 
 from job.flink.pipeline import Sinks, Sources
 from schemas.flink import sql_columns
@@ -40,9 +41,17 @@ def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = 
                                          follow_seconds))
 
 
+# Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.
+PARTITION_FORMAT = "'dt='yyyy-MM-dd'/hour='HH"
+# Now in UTC as a TIMESTAMP: FROM_UNIXTIME and CURRENT_TIMESTAMP would format in the session's
+# time zone. Minutes, because TIMESTAMPADD takes an INT.
+_WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
+                "TIMESTAMP '1970-01-01 00:00:00')")
+
+
 def file_sinks(output_dir: str) -> Sinks:
-    """JSON Lines under output_dir/<output>/ (files are committed at checkpoints and at the end
-    of bounded input)."""
+    """JSON Lines under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/ (UTC time of writing; files
+    are committed at checkpoints and at the end of bounded input)."""
     output_dir = os.path.abspath(output_dir)
 
     def text(name, stream):
@@ -51,29 +60,27 @@ def file_sinks(output_dir: str) -> Sinks:
                 .with_output_file_config(OutputFileConfig.builder()
                                          .with_part_prefix(name).with_part_suffix(".jsonl")
                                          .build())
-                .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+                .with_bucket_assigner(
+                    BucketAssigner.date_time_bucket_assigner(PARTITION_FORMAT, "UTC"))
                 .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
                 .build())
         stream.sink_to(sink).name(f"{name} files").uid(f"{name}-files")
 
-    def aggregates(t_env, table):
-        path = os.path.join(output_dir, "aggregates")
-        t_env.execute_sql(f"""
-            CREATE TEMPORARY TABLE aggregates_sink ({sql_columns(AGGREGATE)})
-            WITH ('connector' = 'filesystem', 'path' = 'file://{path}', 'format' = 'json',
-                  'sink.rolling-policy.file-size' = '128MB')""")
-        statements = t_env.create_statement_set()
-        statements.add_insert("aggregates_sink", table)
-        statements.attach_as_datastream()
-
-    def table(name, t_env, table, schema):
+    def table(name, t_env, rows, schema):
         path = os.path.join(output_dir, name)
         t_env.execute_sql(f"""
-            CREATE TEMPORARY TABLE `{name}_sink` ({sql_columns(schema)})
+            CREATE TEMPORARY TABLE `{name}_sink` ({sql_columns(schema)},
+                                                  `dt` STRING, `hour` STRING)
+            PARTITIONED BY (`dt`, `hour`)
             WITH ('connector' = 'filesystem', 'path' = 'file://{path}', 'format' = 'json',
                   'sink.rolling-policy.file-size' = '128MB')""")
         statements = t_env.create_statement_set()
-        statements.add_insert(f"{name}_sink", table)
+        statements.add_insert(f"{name}_sink", rows.add_columns(
+            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
+            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")))
         statements.attach_as_datastream()
+
+    def aggregates(t_env, rows):
+        table("aggregates", t_env, rows, AGGREGATE)
 
     return Sinks(text=text, aggregates=aggregates, table=table)

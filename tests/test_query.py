@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 
 import pytest
 
@@ -18,7 +19,7 @@ from helpers import run_replay
 from job import cli
 from job.config import Config
 from job.generate import APPS, Scenario, generate
-from job.outputs import OUTPUTS
+from job.outputs import OUTPUTS, committed_files
 from job.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
                        format_result, parse_duration, parse_time)
 from schemas.flowlog import FLOW_LOG_FIELDS
@@ -227,10 +228,11 @@ def replayed(tmp_path_factory):
     generated = generate(SCENARIO, str(inputs))
     flows = str(inputs / "flows")
     output = str(tmp_path_factory.mktemp("query-outputs"))
+    started = time.time()
     run_replay([flows], [generated.metadata_file], output,
                Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2}))
     events = reference.metadata_events([generated.metadata_file])
-    return {"output": output, "flows": flows,
+    return {"output": output, "flows": flows, "written": (started, time.time()),
             "aggregates": reference.aggregates([flows], [generated.metadata_file]),
             "events": events,
             "lines": [_attributed(f, events) for f in reference.flow_lines([flows])]}
@@ -261,6 +263,22 @@ def _sum_by(aggregates, key, where=lambda k: True):
             sums[2] += nbytes
             sums[3] += flows if k[7] == "REJECT" else 0
     return dict(out)
+
+
+@pytest.mark.minicluster
+def test_outputs_are_in_the_folders_athena_projects(replayed):
+    """Every committed file lies in <output>/dt=YYYY-MM-DD/hour=HH/ of its UTC writing hour."""
+    first, last = (int(t) // 3600 * 3600 for t in replayed["written"])
+    seen = set()
+    for name in OUTPUTS:
+        for path in committed_files(replayed["output"], name):
+            relative = os.path.relpath(path, os.path.join(replayed["output"], name))
+            match = re.fullmatch(r"dt=(\d{4}-\d\d-\d\d)/hour=(\d\d)/[^/]+", relative)
+            assert match, relative
+            hour = datetime.strptime(" ".join(match.groups()), "%Y-%m-%d %H")
+            assert first <= hour.replace(tzinfo=timezone.utc).timestamp() <= last, relative
+            seen.add(name)
+    assert {"aggregates", "enriched", "counts", "dependencies"} <= seen
 
 
 # reference aggregate keys: (window_start, src_app, src_region, dst_app, dst_region, dst_port,
