@@ -1,0 +1,44 @@
+"""The job's entry point in the application zip (Amazon Managed Service for Apache Flink, or the
+unpacked zip anywhere): loads the runtime properties and wires the connectors; the dataflow is
+job.flink.pipeline.build_pipeline. The zip's main.py calls main(); docs/managed-flink.md.
+"""
+import argparse
+import os
+import sys
+
+from job import managed
+from job.config import ConfigError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    p.add_argument("--properties",
+                   help=f"application_properties.json to use when {managed.SERVICE_PROPERTIES} "
+                        f"does not exist (outside the service)")
+    p.add_argument("--job-name", default="flowdredge")
+    return p
+
+
+def main(code_dirs, jar: str = None, argv=None) -> int:
+    """`code_dirs`: the zip's folders of Python code, shipped to the Python workers. `jar`: the
+    zip's connector jar, if it has one."""
+    args = parser().parse_args(argv)
+    try:
+        props = managed.load(managed.properties_path(args.properties))
+    except ConfigError as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
+    from connectors.files import file_sinks, file_sources
+    from job.flink.pipeline import build_pipeline
+    from job.flink.run import make_env
+    env = make_env(props.config)
+    for folder in code_dirs:
+        env.add_python_file(folder)
+    # The service puts the jar named in the run options on the classpath itself.
+    if jar and props.path != managed.SERVICE_PROPERTIES:
+        env.add_jars("file://" + os.path.abspath(jar))
+    io = props.io
+    build_pipeline(env, file_sources(io.flows, io.metadata, io.follow_seconds or None),
+                   file_sinks(io.output), props.config)
+    env.execute(args.job_name)
+    return 0

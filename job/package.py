@@ -1,0 +1,277 @@
+"""The application zip for Amazon Managed Service for Apache Flink (pure Python, no pyflink).
+
+    scripts/managed-flink package [--output dist/flowdredge-managed-flink.zip]
+
+Layout of the zip (the service unpacks it and runs main.py; docs/managed-flink.md):
+
+    main.py                         the `python` run option (job/flink/zip_main.py)
+    python/job, python/schemas, ...  the job's modules: those the entry point imports, followed
+                                    through every import, not the whole repository
+    vendor/                         third-party packages the job imports that the service's
+                                    Python does not have (it has apache-flink and everything
+                                    apache-flink requires)
+    lib/flowdredge-connectors.jar   the `jarfile` run option: every jar in .jars/ merged into one
+    BUILD-INFO.json                 what went in, and what is missing
+
+The service runs Python 3.12 (Flink 2.2), so requirement markers are evaluated for 3.12 and
+vendored packages are copied without compiled extensions (built for this Python only); the
+packages vendored today (boto3 and its own requirements) are pure Python.
+"""
+import argparse
+import ast
+import importlib.metadata as md
+import json
+import os
+import re
+import sys
+import zipfile
+from dataclasses import dataclass, field
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_PACKAGES = ("job", "schemas", "connectors")
+ENTRY_MODULE = "job.flink.managed"
+ZIP_MAIN = os.path.join("job", "flink", "zip_main.py")
+JAR_NAME = "lib/flowdredge-connectors.jar"
+# What the service's Python has installed: PyFlink and its requirements.
+SERVICE_DISTRIBUTION = "apache-flink"
+SERVICE_PYTHON = "3.12"
+KINESIS_CONNECTOR = "flink-connector-aws-kinesis-streams"
+DEFAULT_OUTPUT = os.path.join(ROOT, "dist", "flowdredge-managed-flink.zip")
+# Fixed entry times: the same inputs give the same zip, byte for byte.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_SIGNATURE = re.compile(r"META-INF/[^/]+\.(SF|DSA|RSA|EC)$", re.IGNORECASE)
+
+
+class PackageError(RuntimeError):
+    pass
+
+
+@dataclass
+class BuildResult:
+    path: str
+    modules: list
+    vendored: list
+    skipped_extensions: list
+    jars: list
+    warnings: list = field(default_factory=list)
+
+    def info(self) -> dict:
+        return {"modules": self.modules, "vendored": self.vendored,
+                "skipped_extensions": self.skipped_extensions, "jars_merged": self.jars,
+                "jarfile": JAR_NAME if self.jars else None, "warnings": self.warnings}
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _module_file(root: str, module: str):
+    base = os.path.join(root, *module.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def code_closure(root: str = ROOT, entry: str = ENTRY_MODULE):
+    """(project modules, third-party top-level names) reachable from `entry` through every
+    import statement, including those inside functions (imported only when needed)."""
+    modules, third_party, todo = set(), set(), [entry]
+    while todo:
+        module = todo.pop()
+        if module in modules:
+            continue
+        path = _module_file(root, module)
+        if path is None:
+            raise PackageError(f"{module} is imported but not found under {root}")
+        modules.add(module)
+        parts = module.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))   # parent packages
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                # `from job import config` names a module; `from job.x import f` a function.
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names
+                                         if _module_file(root, f"{node.module}.{alias.name}")]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in PROJECT_PACKAGES:
+                    todo.append(name)
+                elif top not in sys.stdlib_module_names:
+                    third_party.add(top)
+    return sorted(modules), sorted(third_party)
+
+
+def _requirements(dist: str, env: dict):
+    for line in md.requires(dist) or ():
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+            yield normalize(req.name)
+
+
+def requirement_closure(dists, env: dict, stop=frozenset()) -> set:
+    """The distributions `dists` need, themselves included, not descending into `stop`."""
+    seen, todo = set(), [normalize(d) for d in dists]
+    while todo:
+        dist = todo.pop()
+        if dist in seen or dist in stop:
+            continue
+        seen.add(dist)
+        try:
+            todo.extend(_requirements(dist, env))
+        except md.PackageNotFoundError:
+            raise PackageError(f"{dist} is required but not installed in {sys.prefix}; "
+                               f"run scripts/setup") from None
+    return seen
+
+
+def service_environment() -> dict:
+    env = default_environment()
+    env.update(python_version=SERVICE_PYTHON, python_full_version=SERVICE_PYTHON + ".0",
+               sys_platform="linux", platform_system="Linux", os_name="posix")
+    return env
+
+
+def vendored_distributions(third_party) -> list:
+    """The installed distributions to copy into vendor/: those providing `third_party` modules
+    and their requirements, minus what the service's Python already has."""
+    env = service_environment()
+    provided = requirement_closure([SERVICE_DISTRIBUTION], env)
+    owners = md.packages_distributions()
+    needed = set()
+    for top in third_party:
+        if top not in owners:
+            raise PackageError(f"the job imports {top!r}, which no installed distribution "
+                               f"provides; run scripts/setup")
+        needed.update(normalize(d) for d in owners[top])
+    return sorted(requirement_closure(needed - provided, env, stop=frozenset(provided)))
+
+
+def _add(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(arcname, _ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _add_file(zf: zipfile.ZipFile, arcname: str, path: str) -> None:
+    with open(path, "rb") as fh:
+        _add(zf, arcname, fh.read())
+
+
+def _vendor(zf: zipfile.ZipFile, dist_name: str, skipped: list) -> None:
+    dist = md.distribution(dist_name)
+    base = dist.locate_file("")
+    for rel in sorted(str(f) for f in dist.files or ()):
+        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue     # console scripts outside site-packages, bytecode of this Python
+        if rel.endswith((".so", ".pyd")):
+            skipped.append(rel)
+            continue
+        path = os.path.join(str(base), rel)
+        if os.path.isfile(path):
+            _add_file(zf, "vendor/" + rel, path)
+
+
+def merge_jars(jars) -> bytes:
+    """One jar from several, as a shading plugin would: the first copy of a class wins,
+    service registrations (META-INF/services) are concatenated, signatures are dropped (they
+    would no longer match)."""
+    import io
+    entries, services = {}, {}
+    for jar in jars:
+        with zipfile.ZipFile(jar) as src:
+            for name in src.namelist():
+                if name.endswith("/") or name == "META-INF/MANIFEST.MF" or _SIGNATURE.match(name):
+                    continue
+                data = src.read(name)
+                if name.startswith("META-INF/services/"):
+                    lines = services.setdefault(name, [])
+                    lines.extend(line for line in data.decode("utf-8").splitlines()
+                                 if line.strip() and line not in lines)
+                else:
+                    entries.setdefault(name, data)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        _add(out, "META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\r\nCreated-By: flowdredge\r\n\r\n")
+        for name in sorted(entries):
+            _add(out, name, entries[name])
+        for name in sorted(services):
+            _add(out, name, ("\n".join(services[name]) + "\n").encode("utf-8"))
+    return buf.getvalue()
+
+
+def connector_jars(jars_dir: str):
+    """(jars to merge, warning or None)."""
+    jars = sorted(os.path.join(jars_dir, n) for n in os.listdir(jars_dir)
+                  if n.endswith(".jar")) if os.path.isdir(jars_dir) else []
+    if any(os.path.basename(j).startswith(KINESIS_CONNECTOR + "-") for j in jars):
+        return jars, None
+    why = ("scripts/setup recorded that Maven Central did not serve it (.jars/.unavailable)"
+           if os.path.exists(os.path.join(jars_dir, ".unavailable"))
+           else f"no {KINESIS_CONNECTOR}-*.jar in {jars_dir}")
+    return jars, (f"the Kinesis connector jar is missing: {why}. The zip runs the file "
+                  f"sources and sinks only; see connectors/kinesis/pom.xml")
+
+
+def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
+          jars_dir: str = None) -> BuildResult:
+    jars_dir = jars_dir or os.path.join(root, ".jars")
+    modules, third_party = code_closure(root)
+    vendored = vendored_distributions(third_party)
+    jars, warning = connector_jars(jars_dir)
+    result = BuildResult(output, modules, vendored, [], [os.path.basename(j) for j in jars],
+                         [warning] if warning else [])
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    tmp = output + ".partial"
+    with zipfile.ZipFile(tmp, "w") as zf:
+        _add_file(zf, "main.py", os.path.join(root, ZIP_MAIN))
+        for module in modules:
+            path = _module_file(root, module)
+            _add_file(zf, "python/" + os.path.relpath(path, root).replace(os.sep, "/"), path)
+        for dist in vendored:
+            _vendor(zf, dist, result.skipped_extensions)
+        if jars:
+            _add(zf, JAR_NAME, merge_jars(jars))
+        _add(zf, "BUILD-INFO.json", json.dumps(result.info(), indent=2).encode("utf-8"))
+    os.replace(tmp, output)
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/managed-flink package",
+                                description="Builds the application zip for Amazon Managed "
+                                            "Service for Apache Flink.")
+    p.add_argument("--output", default=DEFAULT_OUTPUT)
+    p.add_argument("--jars", help="folder of connector jars (default .jars/)")
+    p.add_argument("--require-connector", action="store_true",
+                   help="fail when the Kinesis connector jar is missing")
+    args = p.parse_args(argv)
+    try:
+        result = build(args.output, jars_dir=args.jars)
+    except PackageError as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
+    size = os.path.getsize(result.path)
+    print(f"{result.path} ({size / 1e6:.1f} MB): {len(result.modules)} job modules, "
+          f"vendored {', '.join(result.vendored) or 'nothing'}, "
+          f"{len(result.jars)} jar(s) merged into {JAR_NAME if result.jars else 'no jar'}")
+    for warning in result.warnings:
+        print(f"flowdredge: warning: {warning}", file=sys.stderr)
+    if result.skipped_extensions:
+        print(f"flowdredge: note: compiled extensions left out (built for this Python, the "
+              f"pure-Python code is used): {', '.join(result.skipped_extensions)}",
+              file=sys.stderr)
+    return 1 if args.require_connector and result.warnings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
