@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from job.aggregate import PartialAggregates
+from job.config import SecuritySection
 from job.enriched import EnrichedWriter
 from job.parse import FlowGroup, decode_tcp_flags
 from job.ownership import OwnershipIndex
+from job.security import client_is_source, parse_ports
 from schemas.metadata import ABSENT, OWNER_FIELDS
 
 UNATTRIBUTED = "unattributed"
 INTERNET = "internet"
+REJECT = "REJECT"
 
 _NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
@@ -63,12 +66,43 @@ def _count_key(app: str) -> str:
     return "aws" if app.startswith("aws:") else app
 
 
+DEFAULT_SERVICE_PORTS = parse_ports(SecuritySection.service_ports)
+
+
+class Conversations:
+    """schemas.outputs.CONVERSATION dimensions -> [flows, packets, bytes] of both directions,
+    then of the records from the client; rows() yields dimensions + sums."""
+
+    def __init__(self):
+        self._sums = {}
+
+    def add(self, key: tuple, from_client: bool, packets: int, nbytes: int) -> None:
+        sums = self._sums.get(key)
+        if sums is None:
+            self._sums[key] = ([1, packets, nbytes, 1, packets, nbytes] if from_client
+                               else [1, packets, nbytes, 0, 0, 0])
+            return
+        sums[0] += 1
+        sums[1] += packets
+        sums[2] += nbytes
+        if from_client:
+            sums[3] += 1
+            sums[4] += packets
+            sums[5] += nbytes
+
+    def __len__(self):
+        return len(self._sums)
+
+    def rows(self):
+        for key, sums in self._sums.items():
+            yield key + tuple(sums)
+
+
 @dataclass
 class Attributed:
     partials: PartialAggregates = field(default_factory=PartialAggregates)
     enriched: list = field(default_factory=list)   # JSON lines, one per flow
-    # schemas.outputs.CONVERSATION dimensions -> sums, when asked for
-    conversations: PartialAggregates = field(default_factory=PartialAggregates)
+    conversations: Conversations = field(default_factory=Conversations)   # when asked for
     counts: Counter = field(default_factory=Counter)
 
 
@@ -81,9 +115,16 @@ _RESOURCE = OWNER_FIELDS.index("resource_id")
 
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                     extra: dict = None, conversations: bool = False,
-                    unowned=unowned_owner) -> Attributed:
+                    unowned=unowned_owner,
+                    service_ports: frozenset = DEFAULT_SERVICE_PORTS) -> Attributed:
     """Attributes every flow of the group; partial aggregates always, enriched JSON and
     conversations (schemas.outputs.CONVERSATION) optionally.
+
+    Conversations are oriented here (job.security.client_is_source with `service_ports`) and
+    keyed on the service side, without the client's ephemeral port, so that the flows of a
+    group between the same client and service make one row. A REJECTed record from the server
+    keeps the client's port (`client_port`): it was refused there, and the rejected and scans
+    views report it in its logged direction.
 
     `extra` fields are added to each enriched line (the late output adds `window_start`).
     """
@@ -123,22 +164,24 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
             side_counts["dst"][_count_key(d[_APP])] += 1
         else:
             side_counts["dst"]["owned"] += 1
-        add((window_start, s[_APP], s[_REGION], d[_APP], d[_REGION],
-             flow[dport] if dport is not None else None,
-             flow[proto] if proto is not None else None,
-             flow[action] if action is not None else None),
-            (flow[packets] or 0) if packets is not None else 0,
-            (flow[nbytes] or 0) if nbytes is not None else 0)
+        dst_port = flow[dport] if dport is not None else None
+        protocol = flow[proto] if proto is not None else None
+        verdict = flow[action] if action is not None else None
+        n_packets = (flow[packets] or 0) if packets is not None else 0
+        n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
+        add((window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol, verdict),
+            n_packets, n_bytes)
         if add_conversation is not None:
-            add_conversation(
-                (window_start, s[_APP], src_ip, s[_RESOURCE], d[_APP], dst_ip, d[_RESOURCE],
-                 flow[sport] if sport is not None else None,
-                 flow[dport] if dport is not None else None,
-                 flow[proto] if proto is not None else None,
-                 flow[action] if action is not None else None,
-                 flow[tcp_flags] if tcp_flags is not None else None),
-                (flow[packets] or 0) if packets is not None else 0,
-                (flow[nbytes] or 0) if nbytes is not None else 0)
+            src_port = flow[sport] if sport is not None else None
+            if client_is_source(src_port, dst_port,
+                                flow[tcp_flags] if tcp_flags is not None else None,
+                                service_ports):
+                add_conversation((window_start, s[_APP], src_ip, d[_APP], dst_ip, d[_RESOURCE],
+                                  dst_port, None, protocol, verdict), True, n_packets, n_bytes)
+            else:
+                add_conversation((window_start, d[_APP], dst_ip, s[_APP], src_ip, s[_RESOURCE],
+                                  src_port, dst_port if verdict == REJECT else None, protocol,
+                                  verdict), False, n_packets, n_bytes)
         if enriched:
             if tcp_flags is not None:
                 more = {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}

@@ -32,15 +32,22 @@ FLOW_GROUP = Schema("flow_group", (
     Field("payload", BYTES, "job.codec-encoded flows"),
 ))
 
-# Per window, the conversations between addresses, pre-aggregated per batch: the input of the
-# security and dependency views (job.security). Ports, flags and addresses kept, owners added.
+# Per window, the conversations between a client and a service, pre-aggregated per batch and
+# oriented by job.security.client_is_source: the input of the security and dependency views.
+# Keyed on the service side (no ephemeral client port), so a batch makes few rows; the window
+# column is named apart from the window_start that TUMBLE adds.
 CONVERSATION = Schema("conversation", (
-    Field("window_start", LONG, "epoch seconds"),
-    Field("src_app", STRING), Field("src_addr", STRING), Field("src_resource", STRING),
-    Field("dst_app", STRING), Field("dst_addr", STRING), Field("dst_resource", STRING),
-    Field("src_port", INT), Field("dst_port", INT), Field("protocol", INT),
-    Field("action", STRING), Field("tcp_flags", INT, "OR of the flags seen, null when absent"),
-    Field("flows", LONG), Field("packets", LONG), Field("bytes", LONG),
+    Field("win_start", LONG, "window start, epoch seconds"),
+    Field("client_app", STRING), Field("client_addr", STRING),
+    Field("server_app", STRING), Field("server_addr", STRING), Field("server_resource", STRING),
+    Field("service_port", INT, "the server's port, null when absent"),
+    Field("client_port", INT, "the client's port, kept only for REJECTed records from the "
+                              "server (refused there); null otherwise"),
+    Field("protocol", INT), Field("action", STRING),
+    Field("flows", LONG, "records of both directions"), Field("packets", LONG),
+    Field("bytes", LONG),
+    Field("client_flows", LONG, "records from the client"), Field("client_packets", LONG),
+    Field("client_bytes", LONG),
 ))
 
 DEAD_LETTER = Schema("dead_letter", (

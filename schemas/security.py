@@ -5,7 +5,6 @@ start with `event` (the schema name) and `time` (epoch seconds, event time). Lis
 as comma-separated strings. docs/security.md describes every field and rule.
 """
 from schemas.fields import INT, LONG, STRING, Field, Schema
-from schemas.outputs import CONVERSATION
 
 # Owner apps that are not apps: an end without an owner (job.attribute).
 INTERNET = "internet"
@@ -30,11 +29,6 @@ def _event(name, fields):
     return Schema(name, (Field("event", STRING, f"always {name}"),
                          Field("time", LONG, "epoch seconds, event time")) + fields)
 
-
-# A conversation with its direction decided: the input of every view.
-CONNECTION = Schema("connection", (Field("win_start", LONG, "window start, epoch seconds"),)
-                    + CONVERSATION.fields[1:]
-                    + (Field("client_is_src", INT, "1 when the source end is the client"),))
 
 DEPENDENCY = Schema("dependency", (
     _WINDOW,

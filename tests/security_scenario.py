@@ -11,7 +11,9 @@ background files of the same five minutes) and changelog ASSIGNs:
 - minute 9: an internal (unattributed) port scan of a kafka host, ports 1000-1039, no flags;
 - minute 10: a redis-cache instance sweeping port 3389 over 25 hosts (REJECT);
 - minutes 7-9: a new search instance accepting internet traffic on 9200 (a port search never
-  exposed); minutes 9-10: a new edge-gateway instance accepting it on 443 (a known port).
+  exposed); minutes 9-10: a new edge-gateway instance accepting it on 443 (a known port);
+- minute 11: an internet server's answers (SYN-ACK) refused at a billing host on 12 of its
+  ephemeral ports: REJECTed records from the server, counted in the direction logged.
 """
 import gzip
 import json
@@ -28,7 +30,7 @@ BACKGROUND = Scenario(minutes=14, flows_per_minute=200, instances_per_app=3,
 START = BACKGROUND.start
 HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
           "bytes start end action log-status tcp-flags")
-SYN_FIN, SYN_ACK_FIN, SYN = 3, 19, 2
+SYN_FIN, SYN_ACK_FIN, SYN, SYN_ACK = 3, 19, 2, 18
 
 # The test's `security` config section: short warm-up and silence for a 14-minute run.
 SECURITY = {"warmup_seconds": 240, "dependency_silence_seconds": 180,
@@ -42,6 +44,8 @@ NEW_EDGE_MINUTES = (5, 6, 7)
 PORT_SCANNER = "198.18.6.6"
 SWEEPER = "198.18.7.7"
 INTERNAL_SCANNER = "10.0.250.9"
+REFUSED_SERVER = "198.51.100.77"
+REFUSED_PORTS = range(50100, 50112)
 EXPOSED_SEARCH = ("10.0.9.50", "i-0000000exposedsearch")
 EXPOSED_EDGE = ("10.0.9.51", "i-0000000exposededge0")
 
@@ -132,6 +136,9 @@ def build(folder: str) -> Built:
         add(10, n, sweeper, host, 46000, 3389, "REJECT", SYN)
     built.scan_alerts.append(Alert("host_sweep", 10, sweeper, "redis-cache", 25, 1, 25,
                                    ",".join(sorted({owners[h][0] for h in targets}))))
+
+    for n, port in enumerate(REFUSED_PORTS):
+        add(11, n, REFUSED_SERVER, billing[0][0], 443, port, "REJECT", SYN_ACK)
 
     new_owners = []
     for (ip, resource), app, assigned_at, minutes, port, client_net in (

@@ -7,6 +7,7 @@ from job.attribute import attribute_group, unowned_owner
 from job.ownership import MetaEvent, OwnershipIndex
 from job.parse import FlowFormat, FlowGroup, parse_line
 from schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
+from schemas.outputs import CONVERSATION
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +87,95 @@ def test_aws_ranges_name_public_addresses_without_owner():
     out = attribute_group(group, OwnershipIndex(), enriched=False, unowned=classify)
     assert list(out.partials.rows())[0][3] == ranges.classify(aws_ip)
     assert out.counts == {"src_unattributed": 1, "dst_aws": 1}
+
+
+CONVERSATION_FORMAT = FlowFormat.parse(
+    "srcaddr dstaddr srcport dstport protocol packets bytes start action tcp-flags")
+
+
+def _conversations(lines, fmt=CONVERSATION_FORMAT, **options):
+    """attribute_group's conversation rows as dicts of schemas.outputs.CONVERSATION, keyed by
+    (client_addr, server_addr, service_port, client_port, action)."""
+    index = OwnershipIndex()
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.1", _owner("api", "us-east-1")))
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.2", _owner("db", "us-east-1")))
+    flows = [parse_line(fmt, line) for line in lines]
+    out = attribute_group(FlowGroup(fmt, 60, 119, flows, "t"), index, enriched=False,
+                          conversations=True, **options)
+    rows = [dict(zip(CONVERSATION.names, row)) for row in out.conversations.rows()]
+    by_key = {(r["client_addr"], r["server_addr"], r["service_port"], r["client_port"],
+               r["action"]): r for r in rows}
+    assert len(by_key) == len(rows)
+    return by_key
+
+
+def _volume(row):
+    return tuple(row[f] for f in ("flows", "packets", "bytes", "client_flows", "client_packets",
+                                  "client_bytes"))
+
+
+def test_conversations_are_oriented_and_keyed_on_the_service_side():
+    # Three connections from ephemeral ports, both directions logged, no tcp-flags.
+    lines = []
+    for n, port in enumerate((50001, 50002, 61000)):
+        lines.append(f"10.0.0.1 10.0.0.2 {port} 5432 6 {n + 1} {100 * (n + 1)} 60 ACCEPT -")
+        lines.append(f"10.0.0.2 10.0.0.1 5432 {port} 6 10 1000 61 ACCEPT -")
+    rows = _conversations(lines)
+    assert list(rows) == [("10.0.0.1", "10.0.0.2", 5432, None, "ACCEPT")]
+    row = rows[("10.0.0.1", "10.0.0.2", 5432, None, "ACCEPT")]
+    assert (row["win_start"], row["client_app"], row["server_app"], row["protocol"]) == (
+        60, "api", "db", 6)
+    assert _volume(row) == (6, 6 + 30, 600 + 3000, 3, 6, 600)
+
+
+def test_tcp_flags_orient_before_ports():
+    # The client binds port 2000, lower than the service's 7443: only the flags tell.
+    rows = _conversations(["10.0.0.1 10.0.0.2 2000 7443 6 2 100 60 ACCEPT 3",     # SYN-FIN
+                           "10.0.0.2 10.0.0.1 7443 2000 6 1 400 60 ACCEPT 19"])   # SYN-ACK-FIN
+    assert _volume(rows[("10.0.0.1", "10.0.0.2", 7443, None, "ACCEPT")]) == (2, 3, 500, 1, 2, 100)
+    assert len(rows) == 1
+    # Without flags the lower port would be the server's.
+    rows = _conversations(["10.0.0.1 10.0.0.2 2000 7443 6 2 100 60 ACCEPT -"])
+    assert list(rows) == [("10.0.0.2", "10.0.0.1", 2000, None, "ACCEPT")]
+
+
+def test_configured_service_ports_decide():
+    line = "10.0.0.1 10.0.0.2 80 9200 6 1 10 60 ACCEPT -"
+    assert list(_conversations([line], service_ports=frozenset({9200}))) == [
+        ("10.0.0.1", "10.0.0.2", 9200, None, "ACCEPT")]
+    # Not listed: the well-known port is the server's.
+    assert list(_conversations([line], service_ports=frozenset())) == [
+        ("10.0.0.2", "10.0.0.1", 80, None, "ACCEPT")]
+
+
+def test_rejected_records_from_the_server_keep_the_clients_port():
+    rows = _conversations([
+        "10.0.0.1 10.0.0.2 50001 5432 6 1 60 60 REJECT -",    # refused at the server
+        "10.0.0.1 10.0.0.2 50002 5432 6 1 60 60 REJECT -",
+        "10.0.0.2 10.0.0.1 5432 50001 6 2 80 60 REJECT -",    # an answer refused at the client
+        "10.0.0.2 10.0.0.1 5432 50003 6 4 90 60 ACCEPT -"])   # accepted answers need no port
+    assert {k: _volume(v) for k, v in rows.items()} == {
+        ("10.0.0.1", "10.0.0.2", 5432, None, "REJECT"): (2, 2, 120, 2, 2, 120),
+        ("10.0.0.1", "10.0.0.2", 5432, 50001, "REJECT"): (1, 2, 80, 0, 0, 0),
+        ("10.0.0.1", "10.0.0.2", 5432, None, "ACCEPT"): (1, 4, 90, 0, 0, 0)}
+    # The server end's owner and resource are the source's for records from the server.
+    answer = rows[("10.0.0.1", "10.0.0.2", 5432, 50001, "REJECT")]
+    assert (answer["client_app"], answer["server_app"]) == ("api", "db")
+
+
+def test_records_without_ports_keep_their_direction():
+    fmt = FlowFormat.parse("srcaddr dstaddr protocol packets bytes start action")
+    rows = _conversations(["10.0.0.2 8.8.8.8 1 1 84 60 ACCEPT",
+                           "8.8.8.8 10.0.0.2 1 1 84 61 ACCEPT"], fmt=fmt)
+    assert {(k, r["client_app"], r["server_app"]) for k, r in rows.items()} == {
+        (("10.0.0.2", "8.8.8.8", None, None, "ACCEPT"), "db", "internet"),
+        (("8.8.8.8", "10.0.0.2", None, None, "ACCEPT"), "internet", "db")}
+
+
+def test_a_batch_of_ephemeral_client_ports_makes_one_row_per_service():
+    lines = [f"10.0.0.1 10.0.0.2 {32768 + n} {(5432, 6379)[n % 2]} 6 1 100 60 ACCEPT -"
+             for n in range(2000)]
+    rows = _conversations(lines)
+    assert {k: r["flows"] for k, r in rows.items()} == {
+        ("10.0.0.1", "10.0.0.2", 5432, None, "ACCEPT"): 1000,
+        ("10.0.0.1", "10.0.0.2", 6379, None, "ACCEPT"): 1000}

@@ -113,6 +113,16 @@ def test_scan_alerts_exactly_where_expected(scenario, output):
     assert any(not s["pattern"] for s in scans), "busy normal sources are reported unflagged"
 
 
+def test_refused_answers_count_in_the_direction_logged(output):
+    """REJECTed records from a server go to its client's ephemeral ports: the scans row of the
+    server shows those ports (rejected and internet_egress: test_windowed_views_equal_the_input)."""
+    rows = [(r["window_start"], r["src_app"], r["hosts"], r["ports"], r["flows"],
+             r["rejected_flows"], r["min_port"], r["max_port"], r["pattern"])
+            for r in read_records(output, "scans") if r["src_addr"] == sc.REFUSED_SERVER]
+    assert rows == [(sc.minute(11), "internet", 1, len(sc.REFUSED_PORTS), len(sc.REFUSED_PORTS),
+                     len(sc.REFUSED_PORTS), sc.REFUSED_PORTS[0], sc.REFUSED_PORTS[-1], "")]
+
+
 def test_dependency_events(output):
     client, server, port, protocol = sc.NEW_EDGE
     first, last = sc.minute(sc.NEW_EDGE_MINUTES[0]), sc.minute(sc.NEW_EDGE_MINUTES[-1])

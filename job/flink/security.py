@@ -1,13 +1,15 @@
 """The security and dependency views in Flink: SQL for the windowed aggregates, thin Python
 functions over job.security for the decisions and the events.
 
-    conversations --OrientConversations--> table security_connections (event time: window)
-    SQL TUMBLE over it:
-      dependencies, exposure, internet_egress ------------------------> table outputs
+    conversations (oriented by job.attribute) --> table security_connections (event time:
+    window); security_records: their records in the logged direction (from the client, and
+    REJECTed ones from the server)
+    SQL TUMBLE over them:
+      connections: dependencies, exposure, internet_egress -----------> table outputs
       dependencies    --keyed by edge-------> TrackDependencies -------> security_events
       exposure        --keyed by app--------> TrackExposure -----------> security_events
-      REJECTs/source  --keyed by dst app----> SummarizeRejects --------> rejected, events
-      per source addr ----------------------> ClassifyScans -----------> scans, events,
+      records: REJECTs/source --keyed by dst app--> SummarizeRejects --> rejected, events
+      records per source addr --------------> ClassifyScans -----------> scans, events,
       one row per window (the clock, broadcast to the keyed functions)    scan targets
     SQL TUMBLE over connections + scan targets --> ScoreRisk ----------> risk
 
@@ -32,7 +34,6 @@ from job.flink.streams import keyed_by_first_field
 from schemas import security as out
 from schemas.fields import Schema as RecordSchema
 from schemas.flink import row_type
-from schemas.outputs import CONVERSATION
 
 EVENTS = OutputTag("security-events", Types.STRING())
 SCAN_TARGETS = OutputTag("scan-targets", row_type(out.SCAN_TARGET))
@@ -56,8 +57,6 @@ DEPENDENCY_ROWS = f"`action` = 'ACCEPT' AND {OWNED_CLIENT_AND_SERVER}"
 EXPOSURE_ROWS = (f"`action` = 'ACCEPT' AND `client_app` = '{out.INTERNET}' "
                  f"AND `server_app` NOT IN ({UNOWNED})")
 EGRESS_ROWS = f"`server_app` = '{out.INTERNET}' AND `client_app` <> '{out.INTERNET}'"
-# Answers are not probes: a server's records to its clients' ports would look like port scans.
-SCAN_ROWS = "`client_is_src` = 1 OR `action` = 'REJECT'"
 _VOLUME = "SUM(`flows`) AS `flows`, SUM(`packets`) AS `packets`, SUM(`bytes`) AS `bytes`"
 # The risk inputs: one column per factor (schemas.security.RISK_INPUT) before aggregation.
 _RISK_COLUMNS = {"exposed": "STRING", "rejected_flows": "BIGINT", "scan_source": "STRING",
@@ -78,19 +77,6 @@ def _port_label(port: str) -> str:
 
 def _fields(schema: RecordSchema, row) -> dict:
     return dict(zip(schema.names, row))
-
-
-class OrientConversations(MapFunction):
-    """Adds which end is the client (job.security.client_is_source) to each conversation."""
-    PORTS_AND_FLAGS = tuple(CONVERSATION.index(f) for f in ("src_port", "dst_port", "tcp_flags"))
-
-    def __init__(self, config: Config):
-        self.service_ports = security.parse_ports(config.security.service_ports)
-
-    def map(self, row):
-        src_port, dst_port, tcp_flags = (row[i] for i in self.PORTS_AND_FLAGS)
-        return Row(*row, int(security.client_is_source(src_port, dst_port, tcp_flags,
-                                                       self.service_ports)))
 
 
 class Clock:
@@ -322,20 +308,23 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
                        config: Config) -> None:
     """Adds the views of docs/security.md over the conversations (schemas.outputs.CONVERSATION,
     with the job's watermarks) and their outputs to `sinks`."""
-    connections = (conversations
-                   .map(OrientConversations(config), output_type=row_type(out.CONNECTION))
-                   .name("security: orient conversations").uid("security-orient"))
-    _event_time_view(t_env, "security_conversations", connections)
-    t_env.create_temporary_view("security_connections", t_env.sql_query(f"""
-        SELECT *, {_oriented("client_app", "src_app", "dst_app")},
-               {_oriented("client_addr", "src_addr", "dst_addr")},
-               {_oriented("server_app", "dst_app", "src_app")},
-               {_oriented("server_addr", "dst_addr", "src_addr")},
-               {_oriented("server_resource", "dst_resource", "src_resource")},
-               {_oriented("service_port", "dst_port", "src_port")},
-               CASE WHEN `client_is_src` = 1 THEN `bytes` ELSE 0 END AS `client_bytes`
-        FROM security_conversations"""))
+    _event_time_view(t_env, "security_connections", conversations)
+    # The records in their logged direction, as the rejected and scans views count them: those
+    # from the client, and REJECTed ones from the server (answers are not probes: a server's
+    # records to its clients' ephemeral ports would look like port scans).
+    t_env.create_temporary_view("security_records", t_env.sql_query(f"""
+        SELECT `win_start`, `rowtime`, `client_app` AS `src_app`, `client_addr` AS `src_addr`,
+               `server_app` AS `dst_app`, `server_addr` AS `dst_addr`,
+               `service_port` AS `dst_port`, `protocol`, `action`, `client_flows` AS `flows`,
+               `client_packets` AS `packets`, `client_bytes` AS `bytes`
+        FROM security_connections WHERE `client_flows` > 0
+        UNION ALL
+        SELECT `win_start`, `rowtime`, `server_app`, `server_addr`, `client_app`, `client_addr`,
+               `client_port`, `protocol`, `action`, `flows` - `client_flows`,
+               `packets` - `client_packets`, `bytes` - `client_bytes`
+        FROM security_connections WHERE `action` = 'REJECT' AND `flows` > `client_flows`"""))
     windows = _tumble("security_connections", config.job.window_seconds)
+    records = _tumble("security_records", config.job.window_seconds)
 
     dependencies = _view(t_env, "security_dependencies", f"""
         SELECT `win_start` AS `window_start`, `client_app`, `server_app`,
@@ -366,7 +355,7 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
     rejects = _view(t_env, "security_rejects", f"""
         SELECT `win_start` AS `window_start`, `dst_app` AS `app`, `dst_port` AS `port`,
                `protocol`, `src_app`, `src_addr`, {_VOLUME}
-        FROM {windows} WHERE `action` = 'REJECT'
+        FROM {records} WHERE `action` = 'REJECT'
         GROUP BY `window_start`, `window_end`, `win_start`, `dst_app`, `dst_port`, `protocol`,
                  `src_app`, `src_addr`""")
     # One row per window: the job's event-time clock for the keyed functions.
@@ -397,7 +386,7 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
                LISTAGG(DISTINCT `dst_app`) AS `target_apps`,
                LISTAGG(DISTINCT `dst_addr`) AS `host_list`,
                LISTAGG(DISTINCT CAST(`dst_port` AS STRING)) AS `port_list`
-        FROM {windows} WHERE {SCAN_ROWS}
+        FROM {records}
         GROUP BY `window_start`, `window_end`, `win_start`, `src_addr`, `src_app`
         HAVING COUNT(DISTINCT `dst_addr`) >= {sec.scan_report_min_targets}
             OR COUNT(DISTINCT `dst_port`) >= {sec.scan_report_min_targets}""")
@@ -417,7 +406,8 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
     _event_time_view(t_env, "security_scan_targets", side(scans, SCAN_TARGETS, "scans"))
     t_env.create_temporary_view("security_risk_inputs", t_env.sql_query(f"""
         {_risk_branch("server_app", EXPOSURE_ROWS, exposed=_port_label("service_port"))}
-        UNION ALL {_risk_branch("dst_app", "`action` = 'REJECT'", rejected_flows="`flows`")}
+        UNION ALL {_risk_branch("dst_app", "`action` = 'REJECT'", rejected_flows="`flows`",
+                                source="security_records")}
         UNION ALL {_risk_branch("client_app", EGRESS_ROWS, egress_bytes="`client_bytes`")}
         UNION ALL {_risk_branch("client_app", DEPENDENCY_ROWS,
                                 dependency=_label("server_app", "service_port", "protocol"))}
@@ -440,7 +430,6 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
                .name("security: risk").uid("security-risk"))
 
 
-
 def _risk_branch(app_column: str, where: str, source: str = "security_connections",
                  **values) -> str:
     """One SELECT of the risk inputs: the app, one factor's value, the others empty."""
@@ -449,11 +438,6 @@ def _risk_branch(app_column: str, where: str, source: str = "security_connection
         for name, kind in _RISK_COLUMNS.items())
     return (f"SELECT `win_start`, `rowtime`, `{app_column}` AS `app`, {columns} FROM {source} "
             f"WHERE ({where}) AND `{app_column}` NOT IN ({UNOWNED})")
-
-
-def _oriented(name: str, if_client_is_src: str, otherwise: str) -> str:
-    return (f"CASE WHEN `client_is_src` = 1 THEN `{if_client_is_src}` ELSE `{otherwise}` END "
-            f"AS `{name}`")
 
 
 def _tumble(view: str, window_seconds: int) -> str:
