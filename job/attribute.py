@@ -66,6 +66,7 @@ def _count_key(app: str) -> str:
     return "aws" if app.startswith("aws:") else app
 
 
+# The default of security.service_ports (client/server rule 2).
 DEFAULT_SERVICE_PORTS = parse_ports(SecuritySection.service_ports)
 
 
@@ -89,9 +90,6 @@ class Conversations:
             sums[3] += 1
             sums[4] += packets
             sums[5] += nbytes
-
-    def __len__(self):
-        return len(self._sums)
 
     def rows(self):
         for key, sums in self._sums.items():
