@@ -40,7 +40,7 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     prepare_output(output_dir, overwrite)
     staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
     staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
-    n_meta = stage_metadata(metadata_paths, staged_metadata)
+    n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines)
     stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, _progress)
     _progress(f"staged {stats.files} flow files into {stats.records:,} records and {n_meta:,} "
               f"metadata events; starting Flink (parallelism {cfg.job.parallelism})")

@@ -6,6 +6,8 @@ ids are the section names below, values may be strings). See flink-conf/.
 """
 import dataclasses
 import json
+import os
+import re
 from dataclasses import dataclass, field, fields
 
 import yaml
@@ -24,6 +26,10 @@ class JobSection:
     parallelism: int = 1
     window_seconds: int = 60
     checkpoint_interval_seconds: int = 10
+    # Where checkpoints go (execution.checkpointing.dir: a path, file:// or s3:// URL). Empty: a
+    # replay checkpoints under its output folder, a cluster keeps its own setting. Never the
+    # JobManager's memory: it refuses state above 5 MB, less than a real estate's ownership.
+    checkpoint_dir: str = ""
     # Spreads flow groups over the attribution operator's instances (keyed state).
     attribution_keys: int = 128
     # Python bundles: one element is a whole batch of flows, so small bundles cost little and
@@ -56,6 +62,8 @@ class FlowsSection:
 class MetadataSection:
     # Changes may arrive this much out of ts order; flows wait for it.
     out_of_orderness_seconds: int = 30
+    # Changelog lines per record when staging changelog files (one Python call each).
+    chunk_lines: int = 5000
     # Longest (processing-time) wait for metadata before attributing with what is known.
     max_wait_seconds: int = 600
     # How often waiting flow groups check whether the metadata caught up with them.
@@ -178,13 +186,31 @@ def from_dict(doc: dict) -> Config:
     return config
 
 
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*")
+
+
+def _is_path_or_url(value: str) -> bool:
+    if not value or any(c.isspace() for c in value):
+        return False
+    scheme, sep, rest = value.partition("://")
+    return not sep or bool(_SCHEME.fullmatch(scheme) and rest)
+
+
+def checkpoint_uri(path_or_url: str) -> str:
+    """job.checkpoint_dir as Flink wants it: URLs as they are, paths as absolute file:// URLs."""
+    if "://" in path_or_url:
+        return path_or_url
+    return "file://" + os.path.abspath(path_or_url)
+
+
 def validate(config: Config) -> None:
     positive = [("job", "parallelism"), ("job", "window_seconds"),
                 ("job", "checkpoint_interval_seconds"), ("job", "attribution_keys"),
                 ("job", "bundle_size"), ("job", "bundle_time_ms"), ("job", "watermark_interval_ms"),
                 ("flows", "chunk_lines"), ("flows", "max_decompressed_bytes"),
                 ("flows", "max_clock_skew_seconds"),
-                ("metadata", "max_wait_seconds"), ("metadata", "retention_seconds"),
+                ("metadata", "chunk_lines"), ("metadata", "max_wait_seconds"),
+                ("metadata", "retention_seconds"),
                 ("metadata", "poll_interval_ms")]
     for section, key in positive:
         if getattr(getattr(config, section), key) <= 0:
@@ -199,6 +225,9 @@ def validate(config: Config) -> None:
                           "+ job.window_seconds, or flows still in time would lose their owner")
     if config.job.python_workers not in ("process", "loopback"):
         raise ConfigError("job.python_workers must be process or loopback")
+    if config.job.checkpoint_dir and not _is_path_or_url(config.job.checkpoint_dir):
+        raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
+                          f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")
     try:
         config.flow_format
     except FormatError as err:

@@ -34,6 +34,44 @@ class MetaEventError(ValueError):
         self.reason = reason
 
 
+def changelog_lines(record: str) -> list:
+    """The changelog lines one record holds: a chunk staged by job.replay (a JSON array of
+    lines; an array is never an event) or text of one or many lines (a line of a changelog
+    file, a stream record). Blank lines hold nothing."""
+    if record.startswith("["):
+        try:
+            lines = json.loads(record)
+        except ValueError:
+            lines = None
+        if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
+            return [line for line in lines if line.strip()]
+    return [line for line in record.split("\n") if line.strip()]
+
+
+@dataclass
+class ParsedChunk:
+    events: list     # MetaEvent, in arrival order
+    rejected: list   # (reason, line), in arrival order
+
+    def event_time_ms(self, heartbeat_shift_ms: int):
+        """The chunk's timestamp: its latest event's, a HEARTBEAT's shifted by
+        `heartbeat_shift_ms`. A bounded-out-of-orderness watermark after the chunk is then what
+        it would be after its events one by one. None without events."""
+        return max((e.ts + heartbeat_shift_ms if e.type == HEARTBEAT else e.ts
+                    for e in self.events), default=None)
+
+
+def parse_chunk(record: str) -> ParsedChunk:
+    """Every changelog line of a record (changelog_lines), each as parse_event would."""
+    chunk = ParsedChunk([], [])
+    for line in changelog_lines(record):
+        try:
+            chunk.events.append(parse_event(line))
+        except MetaEventError as err:
+            chunk.rejected.append((err.reason, line))
+    return chunk
+
+
 def parse_event(line: str) -> MetaEvent:
     """One changelog line to a MetaEvent; raises MetaEventError with a reason code."""
     try:
@@ -124,6 +162,24 @@ class OwnershipIndex:
         self._ranges += len(changes) - len(self._changes.get(ip, ()))
         self._changes[ip] = [(ts, rank, self._owners.setdefault(tuple(o), tuple(o)) if o else None)
                              for ts, rank, o in changes]
+
+
+def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock") -> tuple:
+    """Applies `events` in order, exactly as one by one. Returns the counts (metadata_events,
+    metadata_late, heartbeats) and the IPs whose changes moved, in first-change order, so
+    that a caller writes each of them (and the clock) once."""
+    late = heartbeats = 0
+    changed = {}
+    for event in events:
+        if clock.observe(event):
+            late += 1
+        if event.type == HEARTBEAT:
+            heartbeats += 1
+        else:
+            index.apply(event)
+            changed[event.ip] = None
+    counts = {"metadata_events": len(events), "metadata_late": late, "heartbeats": heartbeats}
+    return {k: n for k, n in counts.items() if n}, list(changed)
 
 
 class MetadataClock:

@@ -10,7 +10,9 @@ then path) into one file of records, one per line: base64 envelopes as they are,
 chunks of `chunk_lines` lines. One staged line is one Python call in the job.
 
 Changelog files are staged, in the order given, into one file too: a reader must see the
-changelog in order, and Flink assigns the splits of several files in no fixed order.
+changelog in order, and Flink assigns the splits of several files in no fixed order. Each staged
+line is a JSON array of `chunk_lines` changelog lines, one Python call in the job
+(job.ownership.changelog_lines).
 """
 import base64
 import calendar
@@ -21,6 +23,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from job.config import MetadataSection
 from job.parse import FlowFormat, FormatError
 
 
@@ -140,9 +143,12 @@ def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None) -> Sta
     return stats
 
 
-def stage_metadata(paths, staged_path: str) -> int:
-    """Concatenates changelog files (plain or gzip) in the order given; returns the line count."""
+def stage_metadata(paths, staged_path: str,
+                   chunk_lines: int = MetadataSection.chunk_lines) -> int:
+    """Concatenates changelog files (plain or gzip) in the order given, in chunks of
+    `chunk_lines` lines; returns the line count."""
     n = 0
+    chunk = []
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
     with open(staged_path, "w", encoding="utf-8") as out:
         for path in paths:
@@ -152,8 +158,13 @@ def stage_metadata(paths, staged_path: str) -> int:
                 with _open_text(path) as lines:
                     for line in lines:
                         if line.strip():
-                            out.write(line if line.endswith("\n") else line + "\n")
+                            chunk.append(line.rstrip("\n"))
                             n += 1
+                            if len(chunk) >= chunk_lines:
+                                out.write(json.dumps(chunk) + "\n")
+                                chunk = []
             except (OSError, EOFError, gzip.BadGzipFile) as err:
                 raise InputError(f"{path}: cannot read: {err}") from None
+        if chunk:
+            out.write(json.dumps(chunk) + "\n")
     return n

@@ -18,7 +18,7 @@ def run_replay(flow_paths, metadata_paths, output_dir, config: Config):
     staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
     staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
     stage_flows(flow_paths, staged_flows, config.flows.chunk_lines)
-    stage_metadata(metadata_paths, staged_metadata)
+    stage_metadata(metadata_paths, staged_metadata, config.metadata.chunk_lines)
     run_files(staged_flows, staged_metadata, output_dir, config, job_name="flowdredge test")
     return output_dir
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from job.config import Config, ConfigError, load, to_application_properties
+from job.config import Config, ConfigError, checkpoint_uri, load, to_application_properties
 
 pytestmark = pytest.mark.unit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,3 +59,30 @@ def test_every_key_is_documented():
         assert f"\n{section.name}:" in doc, section.name
         for key in dataclasses.fields(getattr(config, section.name)):
             assert f"  {key.name}:" in doc, f"{section.name}.{key.name}"
+
+
+@pytest.mark.parametrize("value", ["s3://", "://x", "a b", "s3 ://b/p"])
+def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
+    (tmp_path / "c.yaml").write_text(f"job: {{checkpoint_dir: '{value}'}}")
+    with pytest.raises(ConfigError, match="job.checkpoint_dir"):
+        load(str(tmp_path / "c.yaml"))
+
+
+def test_checkpoint_dir_becomes_a_url():
+    assert checkpoint_uri("s3://bucket/prefix") == "s3://bucket/prefix"
+    assert checkpoint_uri("rel/ck") == "file://" + os.path.abspath("rel/ck")
+    assert checkpoint_uri("/tmp/ck") == "file:///tmp/ck"
+
+
+@pytest.mark.minicluster
+@pytest.mark.parametrize("key,fallback,expected", [
+    ("", None, None),                              # a cluster keeps its own setting
+    ("", "/tmp/out/checkpoints", "file:///tmp/out/checkpoints"),   # a replay: its output
+    ("s3://b/p", "/tmp/out/checkpoints", "s3://b/p"),              # the key wins
+])
+def test_checkpoint_storage_in_the_flink_configuration(key, fallback, expected):
+    from job.flink.run import flink_configuration
+    conf = flink_configuration(Config().replace(job={"checkpoint_dir": key}), fallback)
+    assert conf.get_string("execution.checkpointing.dir", None) == expected
+    assert conf.get_string("execution.checkpointing.storage", None) == (
+        expected and "filesystem")

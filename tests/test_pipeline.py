@@ -10,6 +10,8 @@ from helpers import job_aggregates, read_records, run_replay, total_counts
 from job.config import Config
 from job.generate import Scenario, generate
 import reference
+from job.ownership import OwnershipIndex, parse_event
+from schemas.metadata import HEARTBEAT
 
 pytestmark = pytest.mark.minicluster
 
@@ -115,3 +117,34 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
     assert Counter(d["reason"] for d in dead if d["stage"] == "metadata") == Counter(
         ["missing_ts", "unknown_type", "not_json", "bad_address"])
     assert counts["metadata_dead_letter"] == 4
+
+
+def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path):
+    """The ownership of 55,000 IPs is more broadcast state than the JobManager's memory takes
+    (5 MB): a replay checkpoints to files (job.checkpoint_dir, by default under its output),
+    so its checkpoints, one every second here, do not fail the run."""
+    from bench.workload import Workload, generate as generate_workload
+    inputs = generate_workload(Workload(flows=3000, minutes=3, instances=50_000,
+                                        cloudwatch_accounts=0, seed=3), str(tmp_path / "in"))
+    output = tmp_path / "out"
+    config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 1},
+                              outputs={"enriched": False, "security": False})
+    expected = reference.aggregates([inputs.flows_dir], [inputs.metadata_file])
+    run_replay([inputs.flows_dir], [inputs.metadata_file], str(output), config)
+
+    assert job_aggregates(str(output)) == expected
+    counts = total_counts(str(output))
+    assert counts["flows_aggregated"] == inputs.flow_lines
+    with open(inputs.metadata_file, encoding="utf-8") as fh:
+        events = [parse_event(line) for line in fh]
+    assert counts["metadata_events"] == len(events) and counts["metadata_dead_letter"] == 0
+    assert os.path.isdir(output / "checkpoints")
+    # What makes the test: the state the job checkpointed is above the limit.
+    index = OwnershipIndex()
+    for event in events:
+        if event.type != HEARTBEAT:
+            index.apply(event)
+    ips = {event.ip for event in events if event.type != HEARTBEAT}
+    assert len(index) == len(ips) > 55_000
+    assert sum(len(ip) + len(index.encode(ip)) for ip in ips) > 5 << 20
+

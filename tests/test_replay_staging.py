@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from job.ownership import changelog_lines
 from job.replay import InputError, delivery_order, stage_flows, stage_metadata
 
 pytestmark = pytest.mark.unit
@@ -45,12 +46,18 @@ def test_unreadable_inputs_name_the_file(tmp_path):
         stage_metadata([str(tmp_path / "missing.jsonl")], str(tmp_path / "m.jsonl"))
 
 
-def test_metadata_files_are_concatenated_in_order(tmp_path):
+def test_metadata_files_are_concatenated_in_order_in_chunks(tmp_path):
     (tmp_path / "snap.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n{"a":2}'))
-    (tmp_path / "changes.jsonl").write_text('{"a":3}\n\n')
-    n = stage_metadata([str(tmp_path / "snap.jsonl.gz"), str(tmp_path / "changes.jsonl")],
-                       str(tmp_path / "m.jsonl"))
-    assert n == 3 and (tmp_path / "m.jsonl").read_text() == '{"a":1}\n{"a":2}\n{"a":3}\n'
+    (tmp_path / "changes.jsonl").write_text('{"a":3}\r\n\n  \n{"a":"\u2028"}\nnot json\n')
+    lines = ['{"a":1}', '{"a":2}', '{"a":3}', '{"a":"\u2028"}', "not json"]
+    for size, chunks in [(2, [lines[:2], lines[2:4], lines[4:]]), (5, [lines]), (9, [lines])]:
+        staged = tmp_path / f"m{size}.jsonl"
+        n = stage_metadata([str(tmp_path / "snap.jsonl.gz"), str(tmp_path / "changes.jsonl")],
+                           str(staged), size)
+        # One staged line per chunk, across file boundaries; the job reads them back as lines.
+        records = staged.read_text(encoding="utf-8").split("\n")
+        assert n == 5 and records[-1] == ""
+        assert [changelog_lines(r) for r in records[:-1]] == chunks
 
 
 def test_delivery_order_uses_the_aws_stamp():

@@ -1,6 +1,7 @@
 """Flink functions: each one call per batch, delegating the work to the pure-Python core."""
 import json
 import random
+from collections import Counter
 
 from pyflink.common import Row, Types
 from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, ProcessFunction,
@@ -12,10 +13,10 @@ from job.attribute import UnownedClassifier, attribute_group
 from job.ipranges import load as load_ip_ranges
 from job.codec import decode_group, encode_group
 from job.config import Config
-from job.ownership import MetadataClock, MetaEvent, MetaEventError, OwnershipIndex, parse_event
+from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
 from schemas.flink import row_type
-from schemas.metadata import ABSENT, ASSIGN, HEARTBEAT, METADATA_EVENT, OWNER_FIELDS, UNASSIGN
+from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
 from schemas.outputs import (CONVERSATION, COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS,
                              FLOW_GROUP, METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
 
@@ -32,7 +33,9 @@ METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
 # travel with their key in front: Row(key, group).
 KEYED_FLOW_GROUP_TYPE = Types.ROW([Types.INT(), FLOW_GROUP_TYPE])
 TIMED_FLOW_GROUP_TYPE = Types.TUPLE([KEYED_FLOW_GROUP_TYPE, Types.LONG()])
-TIMED_METADATA_EVENT_TYPE = Types.TUPLE([METADATA_EVENT_TYPE, Types.LONG()])
+# The changelog travels in chunks: a list of event rows per input record.
+METADATA_CHUNK_TYPE = Types.LIST(METADATA_EVENT_TYPE)
+TIMED_METADATA_CHUNK_TYPE = Types.TUPLE([METADATA_CHUNK_TYPE, Types.LONG()])
 PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 
 # Broadcast state: IP -> encoded ownership changes; CLOCK_KEY (not an IP) -> metadata clock.
@@ -113,8 +116,8 @@ class ParseFlowRecords(ProcessFunction):
 
 
 class ParseMetadataEvents(ProcessFunction):
-    """One changelog line -> a typed event row and its timestamp (the changelog is small next to
-    the flows, so one call per event is affordable).
+    """One input record (a staged chunk of changelog lines, or a record of one or many lines)
+    -> one row of its events, timestamped with the latest of them (ParsedChunk.event_time_ms).
 
     A HEARTBEAT at ts promises completeness up to ts: shifting its timestamp by the
     out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
@@ -126,18 +129,22 @@ class ParseMetadataEvents(ProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context)
 
-    def process_element(self, line, ctx):
-        try:
-            e = parse_event(line)
-        except MetaEventError as err:
-            counts = {"metadata_dead_letter": 1, f"metadata_dead_letter_{err.reason}": 1}
+    def process_element(self, record, ctx):
+        chunk = parse_chunk(record)
+        if chunk.events:
+            yield ([Row(e.type, e.ts, e.ip, *(e.owner or _NO_OWNER)) for e in chunk.events],
+                   chunk.event_time_ms(self.shift))
+        if chunk.rejected:
+            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _ in chunk.rejected)
+            counts["metadata_dead_letter"] = len(chunk.rejected)
             self.metrics.add(counts)
-            yield DEAD_LETTERS, dead_letter_lines([("metadata", err.reason, "metadata",
-                                                    line[:EXCERPT_CHARS])])
+            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, "metadata",
+                                                    line[:EXCERPT_CHARS])
+                                                   for reason, line in chunk.rejected])
             yield COUNTS, counts_line("metadata", counts)
-            return
-        row = Row(e.type, e.ts, e.ip, *(e.owner or (ABSENT,) * len(OWNER_FIELDS)))
-        yield row, e.ts + self.shift if e.type == HEARTBEAT else e.ts
+
+
+_NO_OWNER = (ABSENT,) * len(OWNER_FIELDS)
 
 
 def _event(row) -> MetaEvent:
@@ -189,18 +196,14 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 self.index.load(ip, encoded)
         self.loaded = True
 
-    def process_broadcast_element(self, row, ctx):
+    def process_broadcast_element(self, rows, ctx):
+        """One chunk of events: applied in order, then each changed IP and the clock written
+        to broadcast state once."""
         state = ctx.get_broadcast_state(OWNERSHIP_STATE)
         self._load(state)
-        event = _event(row)
-        counts = {"metadata_events": 1}
-        if self.clock.observe(event):
-            counts["metadata_late"] = 1
-        if event.type == HEARTBEAT:
-            counts["heartbeats"] = 1
-        else:
-            self.index.apply(event)
-            state.put(event.ip, self.index.encode(event.ip))
+        counts, changed = apply_events([_event(row) for row in rows], self.index, self.clock)
+        for ip in changed:
+            state.put(ip, self.index.encode(ip))
         state.put(CLOCK_KEY, self.clock.encode())
         self._prune(state)
         self.metrics.add(counts)

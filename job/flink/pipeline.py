@@ -1,4 +1,4 @@
-"""The flowdredge dataflow, independent of where records come from and go to.
+r"""The flowdredge dataflow, independent of where records come from and go to.
 
     flow records --parse--> flow groups --key--\
                                                attribute --> partial rows --SQL TUMBLE--> aggregates
@@ -17,11 +17,11 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
-from job.flink.streams import keyed_by_first_field, with_event_time
+from job.flink.streams import keyed_by_first_field, side_output, with_event_time
 from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED,
-                                 FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE, METADATA_EVENT_TYPE,
+                                 FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE, METADATA_CHUNK_TYPE,
                                  OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
-                                 TIMED_METADATA_EVENT_TYPE, AttributeFlows, ParseFlowRecords,
+                                 TIMED_METADATA_CHUNK_TYPE, AttributeFlows, ParseFlowRecords,
                                  ParseMetadataEvents)
 from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
 
@@ -66,32 +66,27 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
 
     # The changelog stays at parallelism 1 up to the broadcast: its order matters.
     events = (sources.metadata(env)
-              .process(ParseMetadataEvents(config), output_type=TIMED_METADATA_EVENT_TYPE)
+              .process(ParseMetadataEvents(config), output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))
     timed_events = with_event_time(
         events, WatermarkStrategy
         .for_bounded_out_of_orderness(Duration.of_seconds(config.metadata.out_of_orderness_seconds))
         .with_idleness(Duration.of_seconds(config.metadata.max_wait_seconds)),
-        METADATA_EVENT_TYPE, "metadata events", "metadata-events", parallelism=1)
+        METADATA_CHUNK_TYPE, "metadata events", "metadata-events", parallelism=1)
 
     attributed = (keyed_by_first_field(flow_groups, Types.INT(), FLOW_GROUP_TYPE)
                   .connect(timed_events.broadcast(OWNERSHIP_STATE))
                   .process(AttributeFlows(config), output_type=PARTIAL_AGGREGATE_TYPE)
                   .name("attribute flows").uid("attribute-flows"))
 
-    def side(stream, tag, uid):
-        return stream.get_side_output(tag).name(f"{uid} {tag.tag_id}").uid(f"{uid}-{tag.tag_id}")
-
     text = {
-        "enriched": side(attributed, ENRICHED, "attribute-flows"),
-        "late": side(attributed, LATE, "attribute-flows"),
-        "data_quality": side(parsed, DATA_QUALITY, "parse-flow-records"),
-        "dead_letter": side(parsed, DEAD_LETTERS, "parse-flow-records").union(
-            side(events, DEAD_LETTERS, "parse-metadata-events")),
-        "counts": side(parsed, COUNTS, "parse-flow-records").union(
-            side(events, COUNTS, "parse-metadata-events"),
-            side(attributed, COUNTS, "attribute-flows")),
+        "enriched": side_output(attributed, ENRICHED),
+        "late": side_output(attributed, LATE),
+        "data_quality": side_output(parsed, DATA_QUALITY),
+        "dead_letter": side_output(parsed, DEAD_LETTERS).union(side_output(events, DEAD_LETTERS)),
+        "counts": side_output(parsed, COUNTS).union(side_output(events, COUNTS),
+                                                    side_output(attributed, COUNTS)),
     }
     if not config.outputs.enriched:
         del text["enriched"]
@@ -100,8 +95,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
 
     if config.outputs.security:
         from job.flink.security import add_security_views
-        add_security_views(t_env, side(attributed, CONVERSATIONS, "attribute-flows"), sinks,
-                           config)
+        add_security_views(t_env, side_output(attributed, CONVERSATIONS), sinks, config)
 
     sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
 

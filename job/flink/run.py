@@ -6,11 +6,13 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.files import file_sinks, file_sources
-from job.config import Config
+from job.config import Config, checkpoint_uri
 from job.flink.pipeline import build_pipeline, configure
 
 
-def flink_configuration(config: Config) -> Configuration:
+def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configuration:
+    """`checkpoint_dir` is where checkpoints go unless job.checkpoint_dir says; with neither,
+    the cluster's own setting stands."""
     conf = Configuration()
     # Python workers must run the interpreter that has flowdredge and pyflink installed.
     conf.set_string("python.executable", sys.executable)
@@ -23,12 +25,19 @@ def flink_configuration(config: Config) -> Configuration:
         conf.set_string("restart-strategy.fixed-delay.attempts", str(config.job.max_restarts))
     else:
         conf.set_string("restart-strategy.type", "none")
+    checkpoint_dir = config.job.checkpoint_dir or checkpoint_dir
+    if checkpoint_dir:
+        # Files, not the JobManager's memory, which refuses state above 5 MB.
+        conf.set_string("execution.checkpointing.storage", "filesystem")
+        conf.set_string("execution.checkpointing.dir", checkpoint_uri(checkpoint_dir))
     return conf
 
 
-def make_env(config: Config, flink_options: dict = None) -> StreamExecutionEnvironment:
-    """`flink_options` are extra Flink settings (for example `rest.port`)."""
-    conf = flink_configuration(config)
+def make_env(config: Config, flink_options: dict = None,
+             checkpoint_dir: str = None) -> StreamExecutionEnvironment:
+    """`flink_options` are extra Flink settings (for example `rest.port`); `checkpoint_dir` as
+    in flink_configuration."""
+    conf = flink_configuration(config, checkpoint_dir)
     for key, value in (flink_options or {}).items():
         conf.set_string(key, value)
     # Read by PyFlink when the environment starts (a private switch; see docs/operations.md).
@@ -40,8 +49,9 @@ def make_env(config: Config, flink_options: dict = None) -> StreamExecutionEnvir
 
 def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
               job_name: str = "flowdredge replay"):
-    """Runs the pipeline bounded over staged files (job.replay); blocks until done."""
-    env = make_env(config)
+    """Runs the pipeline bounded over staged files (job.replay); blocks until done. Checkpoints
+    go to output_dir/checkpoints unless job.checkpoint_dir says otherwise."""
+    env = make_env(config, checkpoint_dir=os.path.join(output_dir, "checkpoints"))
     build_pipeline(env, file_sources(staged_flows, staged_metadata), file_sinks(output_dir),
                    config)
     return env.execute(job_name)

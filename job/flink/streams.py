@@ -4,11 +4,13 @@ Event time: PyFlink's assign_timestamps_and_watermarks with a Python TimestampAs
 operator at the default parallelism (which reorders a parallelism-1 stream such as the
 changelog) and gives it no uid. Our parse operators compute the timestamp anyway, so the Java
 steps that PyFlink uses internally are applied here directly, with names, uids and parallelism.
-Keys: likewise, the parse operator emits each group's key.
+Keys: likewise, the parse operator emits each group's key. Side outputs: PyFlink's
+get_side_output appends an identity map in Python, so every record would be decoded in a Python
+worker and encoded back; the typed Java side output is read as it is.
 """
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
-from pyflink.datastream import DataStream, KeyedStream
+from pyflink.datastream import DataStream, KeyedStream, OutputTag
 from pyflink.java_gateway import get_gateway
 
 
@@ -38,3 +40,9 @@ def keyed_by_first_field(stream: DataStream, key_type, value_type) -> KeyedStrea
     j_keyed = stream._j_data_stream.keyBy(jvm.KeyByKeySelector(),
                                           Types.ROW([key_type]).get_java_type_info())
     return KeyedStream(j_keyed, value_type, stream)
+
+
+def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
+    """The records `stream`'s operator emits under `tag`, typed as the tag declares, without
+    the Python identity map of DataStream.get_side_output. It holds no state: no uid."""
+    return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
