@@ -45,3 +45,50 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
         stateful_uids.append(uid)
     assert len(stateful_uids) == len(set(stateful_uids))
     assert {"attribute-flows", "parse-flow-records", "parse-metadata-events"} <= set(stateful_uids)
+
+
+@pytest.mark.minicluster
+def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
+    """PyFlink's get_side_output would put an identity map in Python behind every side output
+    (job.flink.streams.side_output)."""
+    from connectors.files import file_sinks, file_sources
+    from job.config import Config
+    from job.flink.pipeline import build_pipeline
+    from job.flink.run import make_env
+    (tmp_path / "f.txt").write_text("")
+    (tmp_path / "m.jsonl").write_text("")
+    # The security views (job.flink.security) are another module's: the core pipeline here.
+    config = Config().replace(outputs={"security": False})
+    env = make_env(config)
+    build_pipeline(env, file_sources(str(tmp_path / "f.txt"), str(tmp_path / "m.jsonl")),
+                   file_sinks(str(tmp_path / "out")), config)
+    python_steps, side_outputs_read = [], []
+    for t in env._j_stream_execution_environment.getTransformations():
+        python = _is_python(t)
+        if python:
+            python_steps.append(t.getName())
+        inputs = list(t.getInputs())
+        while inputs:
+            i = inputs.pop()
+            kind = i.getClass().getSimpleName()
+            if kind == "UnionTransformation":
+                inputs.extend(i.getInputs())
+            elif kind == "SideOutputTransformation":
+                side_outputs_read.append((t.getName(), python))
+    assert set(python_steps) == {"parse flow records", "parse metadata events",
+                                 "attribute flows"}
+    # Dead letters (2), counts (3), data quality, late, enriched: straight to their sinks.
+    assert sorted(side_outputs_read) == sorted(
+        [("counts files", False)] * 3 + [("dead_letter files", False)] * 2
+        + [("data_quality files", False), ("late files", False), ("enriched files", False)])
+
+
+def _is_python(transformation) -> bool:
+    kind = transformation.getClass().getSimpleName()
+    if "Python" in kind:
+        return True
+    if kind != "OneInputTransformation":
+        return False
+    operator = transformation.getOperatorFactory().getStreamOperatorClass(
+        transformation.getClass().getClassLoader())
+    return "python" in operator.getName().lower()
