@@ -13,6 +13,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+from job import parse_columns
 from schemas.fields import ADDR, INT, LONG
 from schemas.flowlog import BY_AWS_NAME, NO_TRAFFIC_STATUSES, PORT_FIELDS, REQUIRED
 
@@ -184,20 +185,63 @@ class Limits:
     max_clock_skew_seconds: int
 
 
-def parse_lines(fmt: FlowFormat, lines, source: str, limits: Limits, result: ParseResult,
+def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, result: ParseResult,
                 stream_time: int = None) -> None:
     """Parses lines into per-window FlowGroups appended to `result`. `stream_time` (epoch
-    seconds) is when the lines were delivered, if known."""
-    groups = {}
-    counts = result.counts
-    status_pos = fmt.status_pos
-    start_pos = fmt.start_pos
-    window_seconds = limits.window_seconds
+    seconds) is when the lines were delivered, if known.
+
+    Chunks of `parse_columns.MIN_LINES` lines or more go through the vectorised parser; the
+    lines it does not accept go through `parse_line`, which alone decides dead-letter reasons
+    and NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s."""
+    chunk = None
+    if len(lines) >= parse_columns.MIN_LINES:
+        earliest, latest = _start_bounds(limits, stream_time)
+        chunk = parse_columns.parse_chunk(fmt, lines, earliest, latest, limits.window_seconds,
+                                          _is_address)
+    if chunk is None:
+        parse_lines_per_line(fmt, lines, source, limits, result, stream_time)
+        return
+    result.counts["lines_in"] += len(chunk.positions)
+    slow = list(_parse_each(fmt, ((i, lines[i]) for i in chunk.rest), source, earliest, latest,
+                            limits, result))
+    if not slow:
+        result.counts["flows_parsed"] += len(chunk.positions)
+        result.groups.extend(FlowGroup(fmt, w, m, flows, source) for w, m, flows in chunk.groups)
+        return
+    # Lines the per-line parser accepted take their place among the others.
+    fast = zip(chunk.positions, (flow for _, _, flows in chunk.groups for flow in flows))
+    _group(fmt, source, limits.window_seconds, sorted([*fast, *slow], key=_position), result)
+
+
+def parse_lines_per_line(fmt: FlowFormat, lines: list, source: str, limits: Limits,
+                         result: ParseResult, stream_time: int = None) -> None:
+    """`parse_lines` one line at a time: for small chunks, and the reference of the vectorised
+    parser."""
+    earliest, latest = _start_bounds(limits, stream_time)
+    _group(fmt, source, limits.window_seconds,
+           _parse_each(fmt, enumerate(lines), source, earliest, latest, limits, result), result)
+
+
+def _start_bounds(limits: Limits, stream_time):
+    """[earliest, latest) for a plausible flow start."""
     earliest, latest = EARLIEST_START, LATEST_START
     if stream_time is not None:
         earliest = max(earliest, stream_time - limits.max_clock_skew_seconds)
         latest = min(latest, stream_time + limits.max_clock_skew_seconds)
-    for line in lines:
+    return earliest, latest
+
+
+def _position(numbered):
+    return numbered[0]
+
+
+def _parse_each(fmt, numbered_lines, source, earliest, latest, limits, result):
+    """(position, flow) of each good line; dead letters and NODATA/SKIPDATA counts go to
+    `result`."""
+    counts = result.counts
+    status_pos = fmt.status_pos
+    start_pos = fmt.start_pos
+    for position, line in numbered_lines:
         if not line or line.isspace():
             continue
         counts["lines_in"] += 1
@@ -207,12 +251,19 @@ def parse_lines(fmt: FlowFormat, lines, source: str, limits: Limits, result: Par
             result.dead(err.reason, source, line)
             continue
         if status_pos is not None and flow[status_pos] in NO_TRAFFIC_STATUSES:
-            _count_no_traffic(fmt, flow, window_seconds, result)
+            _count_no_traffic(fmt, flow, limits.window_seconds, result)
             continue
-        start = flow[start_pos]
-        if not earliest <= start < latest:
+        if not earliest <= flow[start_pos] < latest:
             result.dead("timestamp_out_of_range", source, line)
             continue
+        yield position, flow
+
+
+def _group(fmt, source, window_seconds, numbered_flows, result):
+    groups = {}
+    start_pos = fmt.start_pos
+    for _, flow in numbered_flows:
+        start = flow[start_pos]
         window_start = start - start % window_seconds
         group = groups.get(window_start)
         if group is None:
@@ -220,7 +271,7 @@ def parse_lines(fmt: FlowFormat, lines, source: str, limits: Limits, result: Par
         elif start > group.max_start:
             group.max_start = start
         group.flows.append(flow)
-    counts["flows_parsed"] += sum(len(g.flows) for g in groups.values())
+    result.counts["flows_parsed"] += sum(len(g.flows) for g in groups.values())
     result.groups.extend(groups.values())
 
 
