@@ -43,6 +43,10 @@ def property_groups(properties_path: str, io_values: dict, jarfile: str = None) 
                   if g.get("PropertyGroupId") not in (managed.IO_GROUP, managed.RUN_OPTIONS_GROUP)]
     groups.append({"PropertyGroupId": managed.IO_GROUP,
                    "PropertyMap": {k: str(v) for k, v in io_values.items()}})
+    # The API refuses empty values; an absent key takes its default, which is the empty one.
+    groups = [{"PropertyGroupId": g["PropertyGroupId"],
+               "PropertyMap": {k: v for k, v in g["PropertyMap"].items() if v != ""}}
+              for g in groups]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
         json.dump(groups, tmp)
         tmp.flush()

@@ -1,0 +1,490 @@
+"""Amazon Managed Service for Apache Flink: the application zip, its entry point's runtime
+properties, and the kinesisanalyticsv2 deployment.
+
+The end-to-end test runs the unpacked zip with a Python that sees only what the service's
+Python has (PyFlink and its requirements): the repository is not importable, and every other
+installed package is hidden unless the zip carries it.
+"""
+import importlib.metadata as md
+import io
+import json
+import logging
+import os
+import site
+import socket
+import subprocess
+import sys
+import zipfile
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+import reference
+from helpers import job_aggregates, subprocess_env
+from job import deploy, managed, package
+from job.config import Config, ConfigError, to_application_properties
+from job.generate import Scenario, generate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
+KINESIS_JAR = "flink-connector-aws-kinesis-streams-6.0.0-2.0.jar"
+
+
+def properties_file(path, config: Config, io: dict, extra_groups=()):
+    groups = to_application_properties(config) + [
+        {"PropertyGroupId": "io", "PropertyMap": io}, *extra_groups]
+    path.write_text(json.dumps(groups))
+    return str(path)
+
+
+def write_jar(path, entries: dict):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return str(path)
+
+
+# --- runtime properties ---------------------------------------------------------------------
+
+@pytest.mark.unit
+def test_runtime_properties_give_the_config_and_io_and_ignore_the_run_options(tmp_path):
+    run_options = {"PropertyGroupId": managed.RUN_OPTIONS_GROUP,
+                   "PropertyMap": {"python": "main.py", "jarfile": package.JAR_NAME}}
+    path = properties_file(tmp_path / "p.json", Config().replace(job={"parallelism": 3}),
+                           {"flows": "s3://b/flows/", "metadata": "s3://b/meta/",
+                            "output": "s3://b/out/", "follow_seconds": "30"}, [run_options])
+    props = managed.load(path)
+    assert props.config.job.parallelism == 3
+    assert props.io == managed.IoSection("s3://b/flows/", "s3://b/meta/", "s3://b/out/", 30)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("io,message", [
+    (None, "property group 'io' is missing"),
+    ({"flows": "f", "metadata": "m"}, "io.output is required"),
+    ({"flows": "f", "metadata": "m", "output": "o", "folow_seconds": "5"}, "unknown key(s)"),
+    ({"flows": "f", "metadata": "m", "output": "o", "follow_seconds": "soon"}, "expected an integer"),
+    ({"flows": "f", "metadata": "m", "output": "o", "follow_seconds": "-1"}, "must not be negative"),
+])
+def test_bad_io_properties_are_clear_errors(tmp_path, io, message):
+    groups = to_application_properties(Config())
+    if io is not None:
+        groups.append({"PropertyGroupId": "io", "PropertyMap": io})
+    (tmp_path / "p.json").write_text(json.dumps(groups))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        managed.load(str(tmp_path / "p.json"))
+
+
+@pytest.mark.unit
+def test_job_config_errors_come_through(tmp_path):
+    groups = [{"PropertyGroupId": "job", "PropertyMap": {"window_seconds": "0"}},
+              {"PropertyGroupId": "io", "PropertyMap": {"flows": "f", "metadata": "m",
+                                                        "output": "o"}}]
+    (tmp_path / "p.json").write_text(json.dumps(groups))
+    with pytest.raises(ConfigError, match="job.window_seconds must be positive"):
+        managed.load(str(tmp_path / "p.json"))
+
+
+@pytest.mark.unit
+def test_the_service_file_wins_over_a_local_one(tmp_path, monkeypatch):
+    service = tmp_path / "etc-flink-application_properties.json"
+    monkeypatch.setattr(managed, "SERVICE_PROPERTIES", str(service))
+    assert managed.properties_path("local.json") == "local.json"
+    with pytest.raises(ConfigError, match="no runtime properties"):
+        managed.properties_path(None)
+    service.write_text("[]")
+    assert managed.properties_path("local.json") == str(service)
+
+
+# --- the zip ----------------------------------------------------------------------------------
+
+@pytest.mark.unit
+def test_packaging_and_deployment_code_does_not_import_pyflink():
+    code = ("import sys, job.managed, job.package, job.deploy\n"
+            "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.mark.unit
+def test_the_zip_carries_what_the_entry_point_imports_and_nothing_for_the_cli():
+    modules, third_party = package.code_closure()
+    assert {"job.flink.managed", "job.managed", "job.flink.pipeline", "job.flink.operators",
+            "connectors.files", "job.config", "schemas.outputs", "job"} <= set(modules)
+    # Query, report and publisher are tools around the job, not the job.
+    assert not {"job.query", "job.report", "job.cli", "connectors.publisher"} & set(modules)
+    assert {"pyflink", "yaml", "boto3"} <= set(third_party)
+    assert "duckdb" not in third_party
+
+
+@pytest.mark.unit
+def test_vendored_packages_are_those_the_service_python_lacks():
+    # PyYAML comes with apache-flink (through apache-beam); boto3 (ip_ranges from s3://) does not.
+    assert package.vendored_distributions(["yaml", "pyflink"]) == []
+    vendored = package.vendored_distributions(["boto3"])
+    assert {"boto3", "botocore", "s3transfer", "jmespath"} <= set(vendored)
+    provided = package.requirement_closure(["apache-flink"], package.service_environment())
+    assert {"pyyaml", "apache-beam", "urllib3", "python-dateutil"} <= provided
+    assert not provided & set(vendored)
+    with pytest.raises(package.PackageError, match="no installed distribution provides"):
+        package.vendored_distributions(["no_such_module_anywhere"])
+
+
+@pytest.mark.unit
+def test_jars_merge_into_one_with_services_concatenated_and_signatures_dropped(tmp_path):
+    a = write_jar(tmp_path / "a.jar", {
+        "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: A\r\n",
+        "META-INF/A.SF": "signature", "META-INF/A.RSA": "key",
+        "META-INF/services/org.apache.flink.table.factories.Factory": "x.KinesisFactory\n",
+        "x/Same.class": "from a", "x/OnlyA.class": "a"})
+    b = write_jar(tmp_path / "b.jar", {
+        "META-INF/services/org.apache.flink.table.factories.Factory":
+            "y.OtherFactory\nx.KinesisFactory\n",
+        "x/Same.class": "from b", "y/OnlyB.class": "b"})
+    with zipfile.ZipFile(io.BytesIO(package.merge_jars([a, b]))) as merged:
+        names = set(merged.namelist())
+        assert {"x/OnlyA.class", "y/OnlyB.class", "META-INF/MANIFEST.MF"} <= names
+        assert not {"META-INF/A.SF", "META-INF/A.RSA"} & names
+        assert merged.read("x/Same.class") == b"from a"
+        assert merged.read("META-INF/services/org.apache.flink.table.factories.Factory") \
+            == b"x.KinesisFactory\ny.OtherFactory\n"
+        assert b"Main-Class" not in merged.read("META-INF/MANIFEST.MF")
+
+
+@pytest.mark.unit
+def test_a_missing_connector_jar_is_said_and_a_present_one_goes_in(tmp_path):
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / ".unavailable").write_text("unavailable\n")
+    jars, warning = package.connector_jars(str(missing))
+    assert jars == [] and "Kinesis connector jar is missing" in warning \
+        and "Maven Central" in warning
+
+    present = tmp_path / "jars"
+    present.mkdir()
+    write_jar(present / KINESIS_JAR, {"org/apache/flink/connector/kinesis/source/"
+                                      "KinesisStreamsSource.class": "k"})
+    write_jar(present / "kinesis-2.29.0.jar", {"software/amazon/awssdk/Kinesis.class": "s"})
+    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(present))
+    assert result.warnings == [] and len(result.jars) == 2
+    with zipfile.ZipFile(result.path) as zf:
+        assert json.loads(zf.read("BUILD-INFO.json"))["jarfile"] == package.JAR_NAME
+        with zipfile.ZipFile(io.BytesIO(zf.read(package.JAR_NAME))) as jar:
+            assert {"org/apache/flink/connector/kinesis/source/KinesisStreamsSource.class",
+                    "software/amazon/awssdk/Kinesis.class"} <= set(jar.namelist())
+    assert deploy.jarfile_in(result.path) == package.JAR_NAME
+
+    # The command says so, and fails when asked to insist.
+    assert package.main(["--output", str(tmp_path / "b.zip"), "--jars", str(missing),
+                         "--require-connector"]) == 1
+
+
+@pytest.mark.unit
+def test_the_zip_layout_is_what_the_service_runs(tmp_path):
+    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(tmp_path / "no-jars"))
+    with zipfile.ZipFile(result.path) as zf:
+        names = set(zf.namelist())
+        info = json.loads(zf.read("BUILD-INFO.json"))
+    assert {"main.py", "python/job/flink/managed.py", "python/job/__init__.py",
+            "python/schemas/__init__.py", "vendor/boto3/__init__.py"} <= names
+    assert not [n for n in names if n.endswith((".so", ".pyc"))]
+    assert info["jarfile"] is None and "Kinesis connector jar is missing" in info["warnings"][0]
+    again = package.build(str(tmp_path / "again.zip"), jars_dir=str(tmp_path / "no-jars"))
+    assert (tmp_path / "app.zip").read_bytes() == (tmp_path / "again.zip").read_bytes()
+    assert again.modules == result.modules
+
+
+# --- the unpacked zip on the mini-cluster -----------------------------------------------------
+
+SITE_CUSTOMIZE = '''\
+"""Makes this interpreter look like the service's Python: only the application zip provides
+modules that neither the standard library nor apache-flink's requirements provide."""
+import importlib.machinery
+import sys
+
+BLOCKED = {blocked!r}
+APP = {app!r}
+
+
+class ServiceImage:
+    def find_spec(self, name, path=None, target=None):
+        if "." in name or name not in BLOCKED:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, APP)
+        if spec is None:
+            raise ModuleNotFoundError(f"{{name}} is not in the service's Python nor in the zip",
+                                      name=name)
+        return spec
+
+
+sys.meta_path.insert(0, ServiceImage())
+'''
+
+
+def service_like_python(folder, app_dirs) -> str:
+    """A venv that sees this venv's site-packages through a path entry (so its .pth files, the
+    editable install of the repository among them, do not run) and hides every installed
+    package outside apache-flink's requirements."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = os.path.join(str(folder), "bin", "python")
+    target = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    ours = site.getsitepackages()[0]
+    with open(os.path.join(target, "flowdredge-test-site.pth"), "w") as fh:
+        fh.write(ours + "\n")
+    provided = package.requirement_closure([package.SERVICE_DISTRIBUTION],
+                                           package.service_environment())
+    blocked = set(package.PROJECT_PACKAGES)
+    for top, dists in md.packages_distributions().items():
+        if not {package.normalize(d) for d in dists} & provided:
+            blocked.add(top)
+    with open(os.path.join(target, "sitecustomize.py"), "w") as fh:
+        fh.write(SITE_CUSTOMIZE.format(blocked=sorted(blocked), app=list(app_dirs)))
+    return python
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """A `flowdredge replay` at parallelism 2; its staged inputs feed the zip's runs."""
+    folder = tmp_path_factory.mktemp("managed")
+    out = generate(Scenario(minutes=3, flows_per_minute=200, seed=11), str(folder / "inputs"))
+    flows = str(folder / "inputs" / "flows")
+    result = subprocess.run([BIN, "replay", "--flows", flows, "--metadata", out.metadata_file,
+                             "--output", str(folder / "replay"), "--parallelism", "2"],
+                            capture_output=True, text=True, timeout=600, env=subprocess_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    aggregates = job_aggregates(str(folder / "replay"))
+    assert aggregates == reference.aggregates([flows], [out.metadata_file])
+    return folder, aggregates
+
+
+@pytest.fixture(scope="module")
+def unpacked(replayed):
+    folder, _ = replayed
+    zip_path = package.build(str(folder / "flowdredge.zip"),
+                             jars_dir=str(folder / "no-jars")).path
+    app = folder / "app"
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(app)
+    python = service_like_python(folder / "venv", [str(app / "python"), str(app / "vendor")])
+    return app, python
+
+
+def run_unpacked(app, python, properties, tmp_path):
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(app)
+    return subprocess.run([python, "main.py", "--properties", properties], cwd=str(app),
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.minicluster
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_the_unpacked_zip_runs_the_job_with_the_replay_results(replayed, unpacked, tmp_path,
+                                                               parallelism):
+    folder, replay_aggregates = replayed
+    app, python = unpacked
+    staging = folder / "replay" / "staging"
+    props = properties_file(tmp_path / "application_properties.json",
+                            Config().replace(job={"parallelism": parallelism}),
+                            {"flows": str(staging / "flow-records.txt"),
+                             "metadata": str(staging / "metadata.jsonl"),
+                             "output": str(tmp_path / "out")})
+    result = run_unpacked(app, python, props, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert replay_aggregates and job_aggregates(str(tmp_path / "out")) == replay_aggregates
+
+
+@pytest.mark.minicluster
+def test_the_unpacked_zip_has_nothing_from_the_repository(unpacked, tmp_path):
+    app, python = unpacked
+    probe = ("import job.flink.managed, job.config, boto3, yaml\n"
+             "print(job.flink.managed.__file__, boto3.__file__, yaml.__file__)\n"
+             "import duckdb\n")
+    env = {**subprocess_env(), "PYTHONPATH": str(app / "python") + os.pathsep + str(app / "vendor")}
+    result = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env,
+                            cwd=str(tmp_path))
+    managed_file, boto3_file, yaml_file = result.stdout.split()
+    assert managed_file.startswith(str(app)) and boto3_file.startswith(str(app))
+    assert not yaml_file.startswith(str(app))         # the service's own PyYAML
+    assert "duckdb is not in the service's Python" in result.stderr
+
+
+@pytest.mark.minicluster
+def test_the_entry_point_says_what_is_wrong_with_the_properties(unpacked, tmp_path):
+    app, python = unpacked
+    (tmp_path / "p.json").write_text(json.dumps(to_application_properties(Config())))
+    result = run_unpacked(app, python, str(tmp_path / "p.json"), tmp_path)
+    assert result.returncode == 2 and "property group 'io' is missing" in result.stderr
+
+
+# --- deployment -------------------------------------------------------------------------------
+
+IO = {"flows": "s3://flows-bucket/staged/", "metadata": "s3://flows-bucket/metadata/",
+      "output": "s3://out-bucket/flowdredge/", "follow_seconds": "60"}
+ROLE = "arn:aws:iam::123456789012:role/flowdredge-managed-flink"
+
+
+@pytest.fixture(scope="module")
+def app_zip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("deploy")
+    return package.build(str(folder / "app.zip"), jars_dir=str(folder / "no-jars")).path
+
+
+@pytest.mark.unit
+def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
+    props = properties_file(tmp_path / "p.json", Config(), {"flows": "x"})
+    with pytest.raises(ConfigError, match="io.metadata is required"):
+        deploy.property_groups(props, {"flows": "x"}, None)
+    groups = deploy.property_groups(deploy.DEFAULT_PROPERTIES, IO, package.JAR_NAME)
+    by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in groups}
+    assert by_id[managed.RUN_OPTIONS_GROUP] == {"python": "main.py", "jarfile": package.JAR_NAME}
+    assert by_id["io"] == IO and by_id["job"]["window_seconds"] == "60"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_url(tmp_path):
+    from moto.server import ThreadedMotoServer
+    with pytest.MonkeyPatch.context() as env:
+        empty = tmp_path / "none"
+        empty.write_text("")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.delenv(name, raising=False)
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_CONFIG_FILE", str(empty)),
+                            ("AWS_SHARED_CREDENTIALS_FILE", str(empty)),
+                            ("AWS_EC2_METADATA_DISABLED", "true")):
+            env.setenv(name, value)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.mark.aws
+def test_create_uploads_the_zip_and_creates_the_application_over_http(moto_url, app_zip,
+                                                                      capsys):
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    s3.create_bucket(Bucket="code-bucket")
+    s3.put_bucket_versioning(Bucket="code-bucket",
+                             VersioningConfiguration={"Status": "Enabled"})
+    assert deploy.main(["--endpoint-url", moto_url, "create", "--name", "flowdredge",
+                        "--role", ROLE, "--bucket", "code-bucket", "--zip", app_zip,
+                        "--io", ",".join(f"{k}={v}" for k, v in IO.items())]) == 0
+    capsys.readouterr()
+
+    uploaded = s3.get_object(Bucket="code-bucket", Key=deploy.DEFAULT_KEY)
+    with open(app_zip, "rb") as fh:
+        assert uploaded["Body"].read() == fh.read()
+    kda = boto3.client("kinesisanalyticsv2", endpoint_url=moto_url)
+    detail = kda.describe_application(ApplicationName="flowdredge")["ApplicationDetail"]
+    assert detail["RuntimeEnvironment"] == "FLINK-2_2"
+    assert detail["ServiceExecutionRole"] == ROLE
+    config = detail["ApplicationConfigurationDescription"]
+    code = config["ApplicationCodeConfigurationDescription"]
+    assert code["CodeContentType"] == "ZIPFILE"
+    location = code["CodeContentDescription"]["S3ApplicationCodeLocationDescription"]
+    assert location["BucketARN"] == "arn:aws:s3:::code-bucket"
+    assert location["FileKey"] == deploy.DEFAULT_KEY
+    assert location["ObjectVersion"] == uploaded["VersionId"]
+    groups = {g["PropertyGroupId"]: g["PropertyMap"] for g in
+              config["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]}
+    assert groups["io"] == IO
+    # No connector jar in this zip: the run options name none.
+    assert groups[managed.RUN_OPTIONS_GROUP] == {"python": "main.py"}
+    assert config["ApplicationSnapshotConfigurationDescription"] == {"SnapshotsEnabled": True}
+
+    # Properties the job would refuse are refused before anything is uploaded.
+    assert deploy.main(["--endpoint-url", moto_url, "create", "--name", "other", "--role", ROLE,
+                        "--bucket", "code-bucket", "--key", "other.zip", "--zip", app_zip,
+                        "--io", "flows=s3://b/f"]) == 2
+    assert "io.metadata is required" in capsys.readouterr().err
+    assert s3.list_objects_v2(Bucket="code-bucket", Prefix="other")["KeyCount"] == 0
+
+
+def stubbed_clients():
+    kda = boto3.client("kinesisanalyticsv2", region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x",
+                      aws_secret_access_key="x")
+    return kda, s3, Stubber(kda), Stubber(s3)
+
+
+def described(version_id, groups=({"PropertyGroupId": "io", "PropertyMap": IO},)):
+    return {"ApplicationDetail": {
+        "ApplicationARN": "arn:aws:kinesisanalytics:us-east-1:123456789012:application/flowdredge",
+        "ApplicationName": "flowdredge", "RuntimeEnvironment": "FLINK-2_2",
+        "ApplicationStatus": "RUNNING", "ApplicationVersionId": version_id,
+        "ApplicationConfigurationDescription": {"EnvironmentPropertyDescriptions": {
+            "PropertyGroupDescriptions": list(groups)}}}}
+
+
+class Args:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+@pytest.mark.unit
+def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip):
+    # moto 5.2 implements only create/describe/list for kinesisanalyticsv2: the other calls are
+    # checked at the client edge with botocore's Stubber (the request shapes are validated
+    # against the service model).
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    kda_stub.add_response("describe_application", described(7), {"ApplicationName": "flowdredge"})
+    with open(app_zip, "rb") as fh:
+        body = fh.read()
+    s3_stub.add_response("put_object", {"VersionId": "v2"},
+                         {"Bucket": "code-bucket", "Key": "k.zip", "Body": body})
+    groups = deploy.property_groups(deploy.DEFAULT_PROPERTIES, IO, None)
+    expected = deploy.update_request("flowdredge", 7, "code-bucket", "k.zip", "v2", groups)
+    assert expected["RunConfigurationUpdate"] == {"ApplicationRestoreConfiguration": {
+        "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}
+    assert expected["ApplicationConfigurationUpdate"]["ApplicationCodeConfigurationUpdate"][
+        "CodeContentUpdate"]["S3ContentLocationUpdate"]["ObjectVersionUpdate"] == "v2"
+    kda_stub.add_response("update_application", {"ApplicationDetail": described(8)[
+        "ApplicationDetail"]}, expected)
+    with kda_stub, s3_stub:
+        deploy.update(kda, s3, Args(name="flowdredge", io=None, zip=app_zip,
+                                    properties=deploy.DEFAULT_PROPERTIES, bucket="code-bucket",
+                                    key="k.zip", restore="latest"))
+        kda_stub.assert_no_pending_responses()
+        s3_stub.assert_no_pending_responses()
+
+
+@pytest.mark.unit
+def test_rollback_start_stop_and_snapshot_requests():
+    kda, _, stub, _ = stubbed_clients()
+    stub.add_response("describe_application", described(8), {"ApplicationName": "flowdredge"})
+    stub.add_response("rollback_application", {"ApplicationDetail": described(9)[
+        "ApplicationDetail"]}, {"ApplicationName": "flowdredge", "CurrentApplicationVersionId": 8})
+    stub.add_response("start_application", {}, {
+        "ApplicationName": "flowdredge", "RunConfiguration": {"ApplicationRestoreConfiguration": {
+            "ApplicationRestoreType": "RESTORE_FROM_CUSTOM_SNAPSHOT",
+            "SnapshotName": "before-2.0"}}})
+    stub.add_response("stop_application", {}, {"ApplicationName": "flowdredge", "Force": False})
+    stub.add_response("create_application_snapshot", {},
+                      {"ApplicationName": "flowdredge", "SnapshotName": "before-2.0"})
+    with stub:
+        deploy.rollback(kda, Args(name="flowdredge"))
+        deploy.start(kda, Args(name="flowdredge", restore="before-2.0"))
+        deploy.stop(kda, Args(name="flowdredge", force=False))
+        deploy.snapshot(kda, Args(name="flowdredge", snapshot="before-2.0"))
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.unit
+def test_update_without_io_needs_an_application_that_has_it(app_zip):
+    kda, s3, stub, _ = stubbed_clients()
+    stub.add_response("describe_application", described(3, groups=()), {"ApplicationName": "x"})
+    with stub, pytest.raises(deploy.DeployError, match="pass --io"):
+        deploy.update(kda, s3, Args(name="x", io=None, zip=app_zip, bucket="b", key="k",
+                                    properties=deploy.DEFAULT_PROPERTIES, restore="latest"))
