@@ -26,21 +26,27 @@ def generated(tmp_path_factory):
     return folder, out
 
 
-def _config(parallelism):
-    return Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 2})
+def _config(parallelism, metadata_chunk_lines=5000):
+    return Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 2},
+                            metadata={"chunk_lines": metadata_chunk_lines})
 
 
-
-@pytest.mark.parametrize("parallelism", [1, 2])
-def test_aggregates_equal_the_contract(generated, tmp_path, parallelism):
+# Changelog chunks of 7 lines (the scenario's 131 lines in 19 chunks): out-of-order changes and
+# heartbeats fall on both sides of chunk boundaries.
+@pytest.mark.parametrize("parallelism,metadata_chunk_lines", [(1, 5000), (2, 5000), (2, 7)])
+def test_aggregates_equal_the_contract(generated, tmp_path, parallelism, metadata_chunk_lines):
     folder, out = generated
     flows_dir = os.path.join(folder, "flows")
     expected = reference.aggregates([flows_dir], [out.metadata_file])
-    run_replay([flows_dir], [out.metadata_file], str(tmp_path), _config(parallelism))
+    run_replay([flows_dir], [out.metadata_file], str(tmp_path),
+               _config(parallelism, metadata_chunk_lines))
 
     assert job_aggregates(str(tmp_path)) == expected
     counts = total_counts(str(tmp_path))
     assert counts["flows_aggregated"] == out.flows
+    with open(out.metadata_file) as fh:
+        # Counted once, not once per attribution instance that the changelog is broadcast to.
+        assert counts["metadata_events"] == sum(1 for _ in fh)
     assert counts["flows_late"] == 0
     assert counts["metadata_late"] == 0
     assert counts["groups_after_max_wait"] == 0
@@ -119,7 +125,8 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
     assert counts["metadata_dead_letter"] == 4
 
 
-def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, parallelism):
     """The ownership of 55,000 IPs is more broadcast state than the JobManager's memory takes
     (5 MB): a replay checkpoints to files (job.checkpoint_dir, by default under its output),
     so its checkpoints, one every second here, do not fail the run."""
@@ -127,7 +134,7 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path):
     inputs = generate_workload(Workload(flows=3000, minutes=3, instances=50_000,
                                         cloudwatch_accounts=0, seed=3), str(tmp_path / "in"))
     output = tmp_path / "out"
-    config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 1},
+    config = Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 1},
                               outputs={"enriched": False, "security": False})
     expected = reference.aggregates([inputs.flows_dir], [inputs.metadata_file])
     run_replay([inputs.flows_dir], [inputs.metadata_file], str(output), config)

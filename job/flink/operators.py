@@ -180,6 +180,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.pending_groups = 0   # since this instance started
         self.event_time_lag_ms = 0
         self.metrics = Metrics(runtime_context)
+        # Every instance sees every changelog event (broadcast); one of them writes the counts
+        # output, so its sums are the changelog's, whatever the parallelism.
+        self.counts_metadata = runtime_context.get_index_of_this_subtask() == 0
         self.metrics.gauge("ownership_ips", lambda: len(self.index))
         self.metrics.gauge("ownership_ranges", lambda: self.index.ranges())
         self.metrics.gauge("pending_groups", lambda: self.pending_groups)
@@ -207,7 +210,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         state.put(CLOCK_KEY, self.clock.encode())
         self._prune(state)
         self.metrics.add(counts)
-        yield COUNTS, counts_line("metadata", counts)
+        if self.counts_metadata:
+            yield COUNTS, counts_line("metadata", counts)
 
     def _prune(self, state) -> None:
         wm = self.clock.watermark
