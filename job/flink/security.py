@@ -30,7 +30,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 from job import security
 from job.config import Config
 from job.flink.operators import MAX_WATERMARK
-from job.flink.streams import keyed_by_first_field
+from job.flink.streams import keyed_by_first_field, side_output
 from schemas import security as out
 from schemas.fields import Schema as RecordSchema
 from schemas.flink import row_type
@@ -394,16 +394,12 @@ def add_security_views(t_env: StreamTableEnvironment, conversations: DataStream,
              .process(ClassifyScans(config), output_type=Types.STRING())
              .name("security: scans").uid("security-scans"))
 
-    def side(stream, tag, uid):
-        return stream.get_side_output(tag).name(f"security: {uid} {tag.tag_id}") \
-            .uid(f"security-{uid}-{tag.tag_id}")
-
     sinks.text(out.REJECTED_OUTPUT, rejected)
     sinks.text(out.SCANS, scans)
-    sinks.text(out.EVENTS, new_and_gone.union(exposure_new, side(rejected, EVENTS, "rejects"),
-                                              side(scans, EVENTS, "scans")))
+    sinks.text(out.EVENTS, new_and_gone.union(exposure_new, side_output(rejected, EVENTS),
+                                              side_output(scans, EVENTS)))
 
-    _event_time_view(t_env, "security_scan_targets", side(scans, SCAN_TARGETS, "scans"))
+    _event_time_view(t_env, "security_scan_targets", side_output(scans, SCAN_TARGETS))
     t_env.create_temporary_view("security_risk_inputs", t_env.sql_query(f"""
         {_risk_branch("server_app", EXPOSURE_ROWS, exposed=_port_label("service_port"))}
         UNION ALL {_risk_branch("dst_app", "`action` = 'REJECT'", rejected_flows="`flows`",
