@@ -203,14 +203,16 @@ import importlib.machinery
 import sys
 
 BLOCKED = {blocked!r}
-APP = {app!r}
+INSTALLED = {installed!r}
 
 
 class ServiceImage:
     def find_spec(self, name, path=None, target=None):
         if "." in name or name not in BLOCKED:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(name, APP)
+        # The zip's folders: where main.py put them, or PyFlink's copies on a worker's path.
+        shipped = [p for p in sys.path if p not in INSTALLED]
+        spec = importlib.machinery.PathFinder.find_spec(name, shipped)
         if spec is None:
             raise ModuleNotFoundError(f"{{name}} is not in the service's Python nor in the zip",
                                       name=name)
@@ -221,7 +223,7 @@ sys.meta_path.insert(0, ServiceImage())
 '''
 
 
-def service_like_python(folder, app_dirs) -> str:
+def service_like_python(folder) -> str:
     """A venv that sees this venv's site-packages through a path entry (so its .pth files, the
     editable install of the repository among them, do not run) and hides every installed
     package outside apache-flink's requirements."""
@@ -239,7 +241,7 @@ def service_like_python(folder, app_dirs) -> str:
         if not {package.normalize(d) for d in dists} & provided:
             blocked.add(top)
     with open(os.path.join(target, "sitecustomize.py"), "w") as fh:
-        fh.write(SITE_CUSTOMIZE.format(blocked=sorted(blocked), app=list(app_dirs)))
+        fh.write(SITE_CUSTOMIZE.format(blocked=sorted(blocked), installed=[target, ours]))
     return python
 
 
@@ -259,14 +261,14 @@ def replayed(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def unpacked(replayed):
-    folder, _ = replayed
+def unpacked(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("unpacked")
     zip_path = package.build(str(folder / "flowdredge.zip"),
                              jars_dir=str(folder / "no-jars")).path
     app = folder / "app"
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(app)
-    python = service_like_python(folder / "venv", [str(app / "python"), str(app / "vendor")])
+    python = service_like_python(folder / "venv")
     return app, python
 
 
@@ -294,8 +296,8 @@ def test_the_unpacked_zip_runs_the_job_with_the_replay_results(replayed, unpacke
     assert replay_aggregates and job_aggregates(str(tmp_path / "out")) == replay_aggregates
 
 
-@pytest.mark.minicluster
-def test_the_unpacked_zip_has_nothing_from_the_repository(unpacked, tmp_path):
+@pytest.mark.unit
+def test_the_service_like_python_takes_the_job_and_boto3_from_the_zip_only(unpacked, tmp_path):
     app, python = unpacked
     probe = ("import job.flink.managed, job.config, boto3, yaml\n"
              "print(job.flink.managed.__file__, boto3.__file__, yaml.__file__)\n"
@@ -309,7 +311,7 @@ def test_the_unpacked_zip_has_nothing_from_the_repository(unpacked, tmp_path):
     assert "duckdb is not in the service's Python" in result.stderr
 
 
-@pytest.mark.minicluster
+@pytest.mark.unit
 def test_the_entry_point_says_what_is_wrong_with_the_properties(unpacked, tmp_path):
     app, python = unpacked
     (tmp_path / "p.json").write_text(json.dumps(to_application_properties(Config())))
