@@ -181,19 +181,28 @@ def _vendor(zf: zipfile.ZipFile, dist_name: str, skipped: list) -> None:
             _add_file(zf, "vendor/" + rel, path)
 
 
+def _appended(name: str) -> bool:
+    """Registrations read from every jar on the classpath: Java services, and the AWS SDK's
+    interceptor lists."""
+    return name.startswith("META-INF/services/") or name.endswith("/execution.interceptors")
+
+
 def merge_jars(jars) -> bytes:
     """One jar from several, as a shading plugin would: the first copy of a class wins,
-    service registrations (META-INF/services) are concatenated, signatures are dropped (they
-    would no longer match)."""
+    registrations are concatenated, signatures are dropped (they would no longer match), and
+    the jar is multi-release if one of its sources was."""
     import io
-    entries, services = {}, {}
+    entries, services, multi_release = {}, {}, False
     for jar in jars:
         with zipfile.ZipFile(jar) as src:
             for name in src.namelist():
-                if name.endswith("/") or name == "META-INF/MANIFEST.MF" or _SIGNATURE.match(name):
+                if name == "META-INF/MANIFEST.MF":
+                    multi_release |= b"multi-release: true" in src.read(name).lower()
+                    continue
+                if name.endswith("/") or _SIGNATURE.match(name):
                     continue
                 data = src.read(name)
-                if name.startswith("META-INF/services/"):
+                if _appended(name):
                     lines = services.setdefault(name, [])
                     lines.extend(line for line in data.decode("utf-8").splitlines()
                                  if line.strip() and line not in lines)
@@ -201,7 +210,10 @@ def merge_jars(jars) -> bytes:
                     entries.setdefault(name, data)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as out:
-        _add(out, "META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\r\nCreated-By: flowdredge\r\n\r\n")
+        manifest = "Manifest-Version: 1.0\r\nCreated-By: flowdredge\r\n"
+        if multi_release:
+            manifest += "Multi-Release: true\r\n"
+        _add(out, "META-INF/MANIFEST.MF", (manifest + "\r\n").encode("ascii"))
         for name in sorted(entries):
             _add(out, name, entries[name])
         for name in sorted(services):

@@ -136,10 +136,13 @@ def test_jars_merge_into_one_with_services_concatenated_and_signatures_dropped(t
         "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: A\r\n",
         "META-INF/A.SF": "signature", "META-INF/A.RSA": "key",
         "META-INF/services/org.apache.flink.table.factories.Factory": "x.KinesisFactory\n",
+        "software/amazon/awssdk/global/handlers/execution.interceptors": "a.Interceptor\n",
         "x/Same.class": "from a", "x/OnlyA.class": "a"})
     b = write_jar(tmp_path / "b.jar", {
         "META-INF/services/org.apache.flink.table.factories.Factory":
             "y.OtherFactory\nx.KinesisFactory\n",
+        "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMulti-Release: true\r\n",
+        "software/amazon/awssdk/global/handlers/execution.interceptors": "b.Interceptor\n",
         "x/Same.class": "from b", "y/OnlyB.class": "b"})
     with zipfile.ZipFile(io.BytesIO(package.merge_jars([a, b]))) as merged:
         names = set(merged.namelist())
@@ -148,7 +151,10 @@ def test_jars_merge_into_one_with_services_concatenated_and_signatures_dropped(t
         assert merged.read("x/Same.class") == b"from a"
         assert merged.read("META-INF/services/org.apache.flink.table.factories.Factory") \
             == b"x.KinesisFactory\ny.OtherFactory\n"
-        assert b"Main-Class" not in merged.read("META-INF/MANIFEST.MF")
+        assert merged.read("software/amazon/awssdk/global/handlers/execution.interceptors") \
+            == b"a.Interceptor\nb.Interceptor\n"
+        manifest = merged.read("META-INF/MANIFEST.MF")
+        assert b"Multi-Release: true" in manifest and b"Main-Class" not in manifest
 
 
 @pytest.mark.unit
