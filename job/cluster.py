@@ -1,0 +1,355 @@
+"""A local standalone Flink cluster from the distribution inside PyFlink, and the job on it:
+start, stop, submit (optionally from a savepoint), stop a job with a savepoint, feed inputs.
+
+Pure Python (no pyflink import): it drives Flink's own scripts (`bin/jobmanager.sh`,
+`bin/taskmanager.sh`, `bin/flink`) and REST API. Everything the cluster writes (conf, logs, pid
+files, savepoints, the shipped code) stays under one folder, `.cluster/` by default, so several
+clusters (or users) on one machine do not meet. See docs/operations.md, "Standalone cluster and
+savepoints". `scripts/cluster` is the command line.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DIR = os.path.join(ROOT, ".cluster")
+# The packages the Python workers import; shipped with every submission (--pyFiles).
+PACKAGES = ("job", "connectors", "schemas")
+TERMINAL = ("FINISHED", "FAILED", "CANCELED")
+
+
+class ClusterError(RuntimeError):
+    """A cluster or CLI step that failed; the message says which and where its log is."""
+
+
+def flink_home() -> str:
+    """The Flink distribution that ships inside the installed apache-flink package."""
+    spec = importlib.util.find_spec("pyflink")   # finds the package without importing it
+    if spec is None:
+        raise ClusterError("apache-flink is not installed in this Python (run scripts/setup)")
+    return spec.submodule_search_locations[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra) -> dict:
+    """A loopback PyFlink run leaves PYFLINK_GATEWAY_DISABLED in its process's environment,
+    which would stop the `flink run` client from starting its gateway."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Cluster:
+    """One local standalone cluster: a JobManager and a TaskManager with `slots` slots, all
+    state under `folder`. The conf written there also serves the `flink` CLI."""
+    folder: str = DEFAULT_DIR
+    rest_port: int = 8081
+    rpc_port: int = 6123
+    slots: int = 2
+    python: str = sys.executable
+
+    @property
+    def conf_dir(self) -> str:
+        return os.path.join(self.folder, "conf")
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.folder, "log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    def _env(self) -> dict:
+        return child_env(FLINK_CONF_DIR=self.conf_dir, FLINK_LOG_DIR=self.log_dir,
+                         FLINK_PID_DIR=os.path.join(self.folder, "pid"))
+
+    def write_conf(self) -> None:
+        home = flink_home()
+        for sub in ("conf", "log", "pid", "savepoints"):
+            os.makedirs(os.path.join(self.folder, sub), exist_ok=True)
+        with open(os.path.join(self.folder, ".gitignore"), "w") as fh:
+            fh.write("*\n")
+        for name in os.listdir(os.path.join(home, "conf")):
+            if name.startswith("log4j") or name.startswith("logback"):
+                shutil.copy(os.path.join(home, "conf", name), self.conf_dir)
+        with open(os.path.join(home, "conf", "config.yaml")) as fh:
+            # The distribution's JVM options (module opens Flink needs on Java 17) are kept.
+            java_opts = re.search(r"^\s+all: (.*)$", fh.read(), re.M).group(1)
+        settings = {
+            "env.java.opts.all": java_opts,
+            "env.log.dir": self.log_dir,
+            "env.pid.dir": os.path.join(self.folder, "pid"),
+            "jobmanager.bind-host": "localhost",
+            "jobmanager.rpc.address": "localhost",
+            "jobmanager.rpc.port": self.rpc_port,
+            "jobmanager.memory.process.size": "1200m",
+            "taskmanager.bind-host": "localhost",
+            "taskmanager.host": "localhost",
+            "taskmanager.numberOfTaskSlots": self.slots,
+            "taskmanager.memory.process.size": "2048m",
+            "rest.address": "localhost",
+            "rest.bind-address": "localhost",
+            "rest.port": self.rest_port,
+            "parallelism.default": 1,
+            # Python workers run this interpreter unless a submission ships its own (-pyexec).
+            "python.executable": self.python,
+            "python.client.executable": self.python,
+            "execution.checkpointing.savepoint-dir": "file://" + os.path.join(
+                self.folder, "savepoints"),
+        }
+        with open(os.path.join(self.conf_dir, "config.yaml"), "w") as fh:
+            for key, value in settings.items():
+                fh.write(f"{key}: {json.dumps(value)}\n")
+        for name, content in (("masters", f"localhost:{self.rest_port}\n"),
+                              ("workers", "localhost\n")):
+            with open(os.path.join(self.conf_dir, name), "w") as fh:
+                fh.write(content)
+
+    def _script(self, *args, check=True) -> subprocess.CompletedProcess:
+        cmd = [os.path.join(flink_home(), "bin", args[0]), *args[1:]]
+        # Run from the cluster folder: a Python worker puts its working directory first on
+        # sys.path, and must import the shipped code, not whatever checkout it was started in.
+        done = subprocess.run(cmd, env=self._env(), capture_output=True, text=True,
+                              cwd=self.folder)
+        if check and done.returncode != 0:
+            raise ClusterError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}"
+                               f"{done.stderr}\nlogs: {self.log_dir}")
+        return done
+
+    def start(self, timeout_s: float = 120) -> None:
+        self.write_conf()
+        self._script("jobmanager.sh", "start")
+        self._script("taskmanager.sh", "start")
+        self.wait(lambda: self.rest("/overview").get("slots-available", 0) >= self.slots,
+                  timeout_s, "the TaskManager to register its slots")
+
+    def stop(self) -> None:
+        """Stops the daemons this folder's pid files name (and only those)."""
+        self._script("taskmanager.sh", "stop", check=False)
+        self._script("jobmanager.sh", "stop", check=False)
+
+    def rest(self, path: str, timeout_s: float = 5) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=timeout_s) as response:
+            return json.load(response)
+
+    def wait(self, ready, timeout_s: float, what: str, poll_s: float = 0.5):
+        """Polls `ready()` until truthy (REST errors count as not yet)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                value = ready()
+            except (urllib.error.URLError, ConnectionError, socket.timeout):
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out after {timeout_s:.0f} s waiting for {what}; "
+                                   f"logs: {self.log_dir}")
+            time.sleep(poll_s)
+
+    def job_state(self, job_id: str) -> str:
+        return self.rest(f"/jobs/{job_id}")["state"]
+
+    def jobs(self) -> list:
+        return self.rest("/jobs/overview")["jobs"]
+
+    def wait_for_state(self, job_id: str, states, timeout_s: float = 180) -> str:
+        """Waits until the job is in one of `states`; a job that ends otherwise is an error."""
+        def reached():
+            state = self.job_state(job_id)
+            if state in TERMINAL and state not in states:
+                raise ClusterError(f"job {job_id} is {state}, not {'/'.join(states)}; "
+                                   f"{self.exception(job_id)}; logs: {self.log_dir}")
+            return state if state in states else None
+        return self.wait(reached, timeout_s, f"job {job_id} to be {'/'.join(states)}")
+
+    def exception(self, job_id: str) -> str:
+        try:
+            root = self.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {})
+            entries = root.get("entries") or [{}]
+            return (entries[0].get("stacktrace") or "no exception recorded")[:4000]
+        except (urllib.error.URLError, ConnectionError, socket.timeout) as err:
+            return f"exceptions unavailable ({err})"
+
+    def flink(self, *args, timeout_s: float = 300) -> str:
+        """Runs the `flink` CLI against this cluster (its conf dir names the REST port)."""
+        cmd = [os.path.join(flink_home(), "bin", "flink"), *args]
+        try:
+            done = subprocess.run(cmd, env=self._env(), capture_output=True, text=True,
+                                  timeout=timeout_s, cwd=self.folder)
+        except subprocess.TimeoutExpired as err:
+            raise ClusterError(f"flink {args[0]} timed out after {timeout_s} s: {err.stdout}"
+                               f"{err.stderr}") from None
+        if done.returncode != 0:
+            raise ClusterError(f"flink {' '.join(args)} failed ({done.returncode}):\n"
+                               f"{done.stdout}\n{done.stderr}\nlogs: {self.log_dir}")
+        return done.stdout + done.stderr
+
+    def submit(self, config_file: str, flows: str, metadata: str, output: str,
+               savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
+               job_name: str = "flowdredge") -> str:
+        """Submits the job detached (`flink run -d -pym job.submit`) with the code shipped as
+        a zip; returns the job id. `savepoint` resumes from it: a state that no operator of
+        the new job claims fails the submission (no --allowNonRestoredState)."""
+        code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
+        # The file source fails on a missing folder; an empty one it watches.
+        for folder in (flows, metadata):
+            os.makedirs(folder, exist_ok=True)
+        args = ["run", "--detached", "--pyClientExecutable", self.python,
+                "--pyExecutable", self.python, "--pyFiles", code, "--pyModule", "job.submit"]
+        if savepoint:
+            args[1:1] = ["--fromSavepoint", savepoint]
+        if parallelism:
+            args[1:1] = ["--parallelism", str(parallelism)]
+        args += ["--config", os.path.abspath(config_file), "--flows", os.path.abspath(flows),
+                 "--metadata", os.path.abspath(metadata), "--output", os.path.abspath(output),
+                 "--follow-seconds", str(follow_seconds), "--job-name", job_name]
+        if parallelism:
+            args += ["--parallelism", str(parallelism)]
+        out = self.flink(*args)
+        match = re.search(r"JobID ([0-9a-f]{32})", out)
+        if not match:
+            raise ClusterError(f"flink run printed no job id:\n{out}")
+        return match.group(1)
+
+    def stop_with_savepoint(self, job_id: str, drain: bool = False,
+                            timeout_s: float = 180) -> str:
+        """`flink stop`: a final savepoint (its files committed by the sinks), then the job
+        ends. `drain` first sends the end-of-time watermark, closing every window: for a job
+        that will not resume. Returns the savepoint path."""
+        target = os.path.join(self.folder, "savepoints")
+        args = ["stop", "--savepointPath", "file://" + target]
+        if drain:
+            args.append("--drain")
+        out = self.flink(*args, job_id, timeout_s=timeout_s)
+        match = re.search(r"Savepoint completed\. Path: (\S+)", out)
+        if not match:
+            raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
+        self.wait_for_state(job_id, ("FINISHED",), timeout_s)
+        return match.group(1)
+
+
+def ship_code(zip_path: str) -> str:
+    """The job's packages as one zip for --pyFiles: the workers import this copy, not the
+    checkout (the zip comes first on their PYTHONPATH)."""
+    os.makedirs(os.path.dirname(zip_path), exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in PACKAGES:
+            for folder, dirs, files in os.walk(os.path.join(ROOT, package)):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        path = os.path.join(folder, name)
+                        zf.write(path, os.path.relpath(path, ROOT))
+    return zip_path
+
+
+def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: str,
+         chunk_lines: int = 5000):
+    """Stages inputs (job.replay) as one new file in each watched folder. Written under a
+    hidden name, then renamed: Flink's file source skips hidden files, so it never reads a
+    half-written one. Returns (records, metadata events) written."""
+    from job.replay import stage_flows, stage_metadata
+    written = [0, 0]
+    for i, (paths, folder) in enumerate(((flow_paths, flows_dir), (metadata_paths, metadata_dir))):
+        if not paths:
+            continue
+        os.makedirs(folder, exist_ok=True)
+        hidden = os.path.join(folder, f".{name}.tmp")
+        if i == 0:
+            written[0] = stage_flows(paths, hidden, chunk_lines).records
+        else:
+            written[1] = stage_metadata(paths, hidden)
+        os.rename(hidden, os.path.join(folder, name))
+    return tuple(written)
+
+
+def _cluster(args) -> Cluster:
+    return Cluster(folder=os.path.abspath(args.dir), rest_port=args.rest_port,
+                   rpc_port=args.rpc_port, slots=args.slots)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__.splitlines()[0])
+    p.add_argument("--dir", default=DEFAULT_DIR, help="conf, logs, pids, savepoints "
+                                                      "(default .cluster/ in the checkout)")
+    p.add_argument("--rest-port", type=int, default=8081)
+    p.add_argument("--rpc-port", type=int, default=6123)
+    p.add_argument("--slots", type=int, default=2, help="TaskManager slots (>= parallelism)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("start", help="start a JobManager and a TaskManager")
+    sub.add_parser("stop", help="stop them")
+    sub.add_parser("jobs", help="list the cluster's jobs and their states")
+    run = sub.add_parser("submit", help="submit the job (follows folders of inputs)")
+    run.add_argument("--config", required=True, help="YAML or application_properties.json")
+    run.add_argument("--flows", required=True, help="folder of staged flow records (see feed)")
+    run.add_argument("--metadata", required=True, help="folder of changelog files (see feed)")
+    run.add_argument("--output", required=True)
+    run.add_argument("--from-savepoint", help="resume from this savepoint")
+    run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
+    run.add_argument("--follow-seconds", type=int, default=5,
+                     help="how often the sources look for new files")
+    stop = sub.add_parser("stop-job", help="stop a job with a savepoint; prints its path")
+    stop.add_argument("job_id")
+    stop.add_argument("--drain", action="store_true",
+                      help="close every window first (the job will not be resumed)")
+    fd = sub.add_parser("feed", help="stage flow-log and changelog files into the watched "
+                                     "folders, one new file each")
+    fd.add_argument("--flows", nargs="*", default=[], help="flow-log files or folders")
+    fd.add_argument("--metadata", nargs="*", default=[], help="changelog files, in order")
+    fd.add_argument("--flows-dir", required=True)
+    fd.add_argument("--metadata-dir", required=True)
+    fd.add_argument("--name", help="file name (default: feed-<epoch ms>)")
+    fd.add_argument("--chunk-lines", type=int, default=5000)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    cluster = _cluster(args)
+    try:
+        if args.command == "start":
+            cluster.start()
+            print(f"cluster up: {cluster.url} (logs {cluster.log_dir})")
+        elif args.command == "stop":
+            cluster.stop()
+        elif args.command == "jobs":
+            for job in cluster.jobs():
+                print(job["jid"], job["state"], job["name"])
+        elif args.command == "submit":
+            print(cluster.submit(args.config, args.flows, args.metadata, args.output,
+                                 args.from_savepoint, args.parallelism, args.follow_seconds))
+        elif args.command == "stop-job":
+            print(cluster.stop_with_savepoint(args.job_id, args.drain))
+        elif args.command == "feed":
+            name = args.name or f"feed-{time.time_ns() // 1_000_000}"
+            records, events = feed(args.flows, args.metadata, args.flows_dir,
+                                   args.metadata_dir, name, args.chunk_lines)
+            print(f"{records} flow records, {events} metadata events")
+    except (ClusterError, ValueError, OSError) as err:
+        print(f"cluster: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The job's entry point on a Flink cluster: `flink run --pyModule job.submit ...`.
+
+Loads the config and wires the connectors: folders of staged flow records and changelog files
+read in follow mode (the file source keeps looking for new files, so the job is unbounded), file
+outputs. job.cluster submits it; docs/operations.md, "Standalone cluster and savepoints".
+"""
+import argparse
+import sys
+
+from job import config as config_mod
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="job.submit", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="YAML file or application_properties.json")
+    p.add_argument("--flows", required=True, help="folder of staged flow records")
+    p.add_argument("--metadata", required=True, help="folder of changelog files")
+    p.add_argument("--output", required=True)
+    p.add_argument("--follow-seconds", type=int, default=5,
+                   help="how often the sources look for new files")
+    p.add_argument("--parallelism", type=int, help="overrides job.parallelism")
+    p.add_argument("--job-name", default="flowdredge")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
+    if args.parallelism:
+        cfg = cfg.replace(job={"parallelism": args.parallelism})
+    from connectors.files import file_sinks, file_sources
+    from job.flink.pipeline import build_pipeline
+    from job.flink.run import make_env
+    env = make_env(cfg)
+    build_pipeline(env, file_sources(args.flows, args.metadata, args.follow_seconds),
+                   file_sinks(args.output), cfg)
+    env.execute(args.job_name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
