@@ -1,0 +1,47 @@
+"""job.cluster without a cluster: its conf, the shipped code, feeding watched folders."""
+import json
+import os
+import zipfile
+
+import pytest
+
+from job.cluster import Cluster, feed, flink_home, ship_code
+from job.generate import Scenario, generate
+
+pytestmark = pytest.mark.unit
+
+
+def test_conf_keeps_the_cluster_in_its_folder(tmp_path):
+    cluster = Cluster(folder=str(tmp_path / "c"), rest_port=18123, rpc_port=16999, slots=3)
+    cluster.write_conf()
+    conf = {}
+    for line in (tmp_path / "c" / "conf" / "config.yaml").read_text().splitlines():
+        key, value = line.split(": ", 1)
+        conf[key] = json.loads(value)
+    assert conf["rest.port"] == 18123 and conf["jobmanager.rpc.port"] == 16999
+    assert conf["taskmanager.numberOfTaskSlots"] == 3
+    assert conf["env.pid.dir"] == str(tmp_path / "c" / "pid")
+    assert conf["env.log.dir"] == str(tmp_path / "c" / "log")
+    assert "--add-opens=java.base/java.util=ALL-UNNAMED" in conf["env.java.opts.all"]
+    assert (tmp_path / "c" / "conf" / "log4j.properties").is_file()
+    assert os.path.isfile(os.path.join(flink_home(), "bin", "flink"))
+
+
+def test_shipped_code_holds_the_packages_and_no_caches(tmp_path):
+    names = zipfile.ZipFile(ship_code(str(tmp_path / "code.zip"))).namelist()
+    for module in ("job/submit.py", "job/flink/pipeline.py", "connectors/files.py",
+                   "schemas/outputs.py"):
+        assert module in names
+    assert all(n.endswith(".py") and "__pycache__" not in n for n in names)
+
+
+def test_feed_writes_one_visible_file_per_folder(tmp_path):
+    out = generate(Scenario(minutes=2, flows_per_minute=50, seed=3), str(tmp_path / "in"))
+    records, events = feed([str(tmp_path / "in" / "flows")], [out.metadata_file],
+                           str(tmp_path / "w" / "f"), str(tmp_path / "w" / "m"), "part-1",
+                           chunk_lines=10)
+    assert os.listdir(tmp_path / "w" / "f") == ["part-1"]
+    assert os.listdir(tmp_path / "w" / "m") == ["part-1"]
+    assert records == len((tmp_path / "w" / "f" / "part-1").read_text().splitlines())
+    with open(out.metadata_file) as fh:
+        assert events == sum(1 for line in fh if line.strip())
