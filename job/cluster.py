@@ -237,12 +237,10 @@ class Cluster:
                 "--pyExecutable", self.python, "--pyFiles", code, "--pyModule", "job.submit"]
         if savepoint:
             args[1:1] = ["--fromSavepoint", savepoint]
-        if parallelism:
-            args[1:1] = ["--parallelism", str(parallelism)]
         args += ["--config", os.path.abspath(config_file), "--flows", os.path.abspath(flows),
                  "--metadata", os.path.abspath(metadata), "--output", os.path.abspath(output),
                  "--follow-seconds", str(follow_seconds), "--job-name", job_name]
-        if parallelism:
+        if parallelism:   # job.submit applies it as job.parallelism: the config stays the source
             args += ["--parallelism", str(parallelism)]
         out = self.flink(*args)
         match = re.search(r"JobID ([0-9a-f]{32})", out)
