@@ -3,18 +3,17 @@ if the framework cost nothing. `python -m bench.core --staged-flows F --staged-m
 
 Per stage, in the order the job runs them: parse a record (job.parse.parse_record), encode and
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
-(job.attribute.attribute_group) with each optional output on its own. For comparison, the same
-S3 chunks parsed into typed columns by pyarrow's CSV reader (a sketch of vectorised parsing: no
-validation, no grouping by window).
+(job.attribute.attribute_group) with each optional output on its own. For comparison, every
+record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
+path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
+shared machine falls on both; their results are checked equal. Times are the CPU time of this
+process (the reader runs on this thread: use_threads off).
 """
 import argparse
-import io
 import json
 import time
 
-import pyarrow as pa
-from pyarrow import csv
-
+from job import parse_columns
 from job.attribute import attribute_group
 from job.codec import decode_group, encode_group
 from job.config import Config
@@ -23,25 +22,20 @@ from job.parse import parse_record
 from schemas.metadata import HEARTBEAT
 
 
-INT_COLUMNS = ("srcport", "dstport", "protocol", "packets", "bytes", "start", "end")
+def _parse_per_line(raw, config):
+    """parse_record with the vectorised path off: no chunk reaches its threshold."""
+    threshold = parse_columns.MIN_LINES
+    parse_columns.MIN_LINES = float("inf")
+    try:
+        return parse_record(raw, "bench", config.flow_format, config.parse_limits)
+    finally:
+        parse_columns.MIN_LINES = threshold
 
 
-def _arrow_parse_seconds(records) -> float:
-    """S3 chunks (job.replay's JSON records) to typed columns, '-' as null."""
-    total = 0.0
-    for raw in records:
-        began = time.perf_counter()
-        chunk = json.loads(raw)
-        names = chunk["format"].split()
-        text = "\n".join(chunk["lines"]).encode()
-        csv.read_csv(io.BytesIO(text),
-                     read_options=csv.ReadOptions(column_names=names),
-                     parse_options=csv.ParseOptions(delimiter=" "),
-                     convert_options=csv.ConvertOptions(
-                         null_values=["-"], strings_can_be_null=True,
-                         column_types={n: pa.int64() for n in INT_COLUMNS}))
-        total += time.perf_counter() - began
-    return total
+def _same(a, b) -> bool:
+    return ([(g.window_start, g.max_start, g.flows) for g in a.groups], a.dead_letters, a.counts,
+            a.no_traffic) == ([(g.window_start, g.max_start, g.flows) for g in b.groups],
+                              b.dead_letters, b.counts, b.no_traffic)
 
 
 def measure(staged_flows: str, staged_metadata: str) -> dict:
@@ -54,16 +48,27 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
     for event in events:
         if event.type != HEARTBEAT:
             index.apply(event)
-    seconds = dict.fromkeys(("parse", "encode", "decode", "attribute", "attribute + enriched",
-                             "attribute + conversations"), 0.0)
-    # Staged S3 chunks are JSON text; CloudWatch records (base64) are left to the job's parser.
-    records_s3 = [r for r in records if r.startswith("{")]
+    seconds = dict.fromkeys(("parse", "parse, per line", "encode", "decode", "attribute",
+                             "attribute + enriched", "attribute + conversations"), 0.0)
+    by_kind = {}
     flows = 0
-    clock = time.perf_counter
-    for raw in records:
-        began = clock()
-        result = parse_record(raw, "bench", config.flow_format, config.parse_limits)
-        seconds["parse"] += clock() - began
+    clock = time.process_time
+    for n, raw in enumerate(records):
+        # Alternate which parser meets a record first (caches: addresses, formats).
+        for stage in (("parse", "parse, per line") if n % 2 else ("parse, per line", "parse")):
+            began = clock()
+            if stage == "parse":
+                result = parse_record(raw, "bench", config.flow_format, config.parse_limits)
+            else:
+                reference = _parse_per_line(raw, config)
+            spent = clock() - began
+            seconds[stage] += spent
+            kind = by_kind.setdefault("S3 chunks" if raw.startswith("{") else "CloudWatch records",
+                                      {"parse": 0.0, "parse, per line": 0.0, "flows": 0})
+            kind[stage] += spent
+        if not _same(result, reference):
+            raise AssertionError(f"record {n}: the vectorised parse differs from the per-line one")
+        kind["flows"] += result.counts["flows_parsed"]
         for group in result.groups:
             flows += len(group.flows)
             began = clock()
@@ -78,12 +83,17 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
                 began = clock()
                 attribute_group(group, index, **{"enriched": False, **options})
                 seconds[stage] += clock() - began
-    seconds["parse, vectorised sketch (pyarrow.csv)"] = _arrow_parse_seconds(records_s3)
     stages = {k: {"seconds": round(v, 2), "us_per_flow": round(1e6 * v / flows, 2),
                   "flows_per_s": round(flows / v)} for k, v in seconds.items()}
+    parse_by_kind = {k: {"flows": v["flows"], **{
+        stage: {"us_per_flow": round(1e6 * v[stage] / v["flows"], 2)}
+        for stage in ("parse", "parse, per line")}} for k, v in by_kind.items() if v["flows"]}
     path = seconds["parse"] + seconds["encode"] + seconds["decode"] + seconds["attribute"]
+    per_line_path = path - seconds["parse"] + seconds["parse, per line"]
     return {"flows": flows, "records": len(records), "changelog_events": len(events),
-            "stages": stages, "aggregates_path_flows_per_s": round(flows / path)}
+            "stages": stages, "parse_by_record_kind": parse_by_kind,
+            "aggregates_path_flows_per_s": round(flows / path),
+            "aggregates_path_flows_per_s_parsing_per_line": round(flows / per_line_path)}
 
 
 def main(argv=None) -> int:

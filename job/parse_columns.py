@@ -47,6 +47,7 @@ class _Layout:
         self.screen = re.compile(" ".join(_INT_TOKEN if i in ints else _TEXT_TOKEN
                                           for i in range(fmt.width))).fullmatch
         self.ints = ints
+        self.texts = [i for i in range(fmt.width) if i not in ints]
         self.width = fmt.width
         self.addr_positions = fmt.addr_positions
         self.port_positions = fmt.port_positions
@@ -81,21 +82,26 @@ class Chunk:
 
 
 def _vouched_text(text: str, n_lines: int):
-    """The chunk's bytes if every line is tokens of printable ASCII separated by single spaces
-    (then str.split() and the CSV reader cut it alike), else None."""
+    """The chunk's bytes if no line holds whitespace other than spaces (so that str.split() and
+    the CSV reader cut it alike, once `_has_empty_field` rules out doubled spaces), else None."""
     if not text or not text.isascii():
         return None
     data = text.encode("ascii")
+    # One temporary at a time: a second one of this size costs more than the comparisons.
     codes = np.frombuffer(data, np.uint8)
-    separator = codes <= 32
     # The only control characters allowed are the n - 1 newlines that joined the lines.
-    if (np.count_nonzero(codes < 32) != n_lines - 1 or separator[0] or separator[-1]
-            or np.any(separator[1:] & separator[:-1])):
+    if np.count_nonzero(codes < 32) != n_lines - 1:
         return None
-    x = np.flatnonzero((codes | 0x20) == ord("x"))
-    if len(x) and np.any(codes[x[x > 0] - 1] == ord("0")):   # "0x": arrow would read hex
-        return None
+    if np.count_nonzero(codes == ord("x")) or np.count_nonzero(codes == ord("X")):
+        if b"0x" in data or b"0X" in data:   # arrow reads hex, int() does not
+            return None
     return data
+
+
+def _has_empty_field(layout, table) -> bool:
+    """An empty field is a space doubled, leading or trailing, which str.split() skips (an empty
+    line or an empty number fails the reader instead)."""
+    return any(pc.any(pc.equal(table.column(i), "")).as_py() for i in layout.texts)
 
 
 def parse_chunk(fmt, lines: list, earliest: int, latest: int, window_seconds: int,
@@ -113,6 +119,8 @@ def parse_chunk(fmt, lines: list, earliest: int, latest: int, window_seconds: in
         try:
             table = layout.table(data)
         except pa.ArrowInvalid:   # a line with another field count, or a field not a number
+            table = None
+        if table is not None and _has_empty_field(layout, table):
             table = None
     if table is None:
         # Line by line, only the lines the pattern vouches for.

@@ -1,0 +1,234 @@
+"""The vectorised parser gives exactly what the per-line parser gives: the same flows in the same
+groups and order, the same dead letters with the same reasons and excerpts, the same counts."""
+import base64
+import contextlib
+import gzip
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from job import parse_columns
+from job.parse import (FlowFormat, Limits, ParseResult, _is_address, _start_bounds, parse_lines,
+                       parse_lines_per_line, parse_record)
+from schemas.flowlog import DEFAULT_FORMAT
+
+pytestmark = pytest.mark.unit
+
+V2 = FlowFormat(DEFAULT_FORMAT)
+FORMATS = [
+    V2,
+    FlowFormat("start srcaddr dstaddr action bytes".split()),
+    FlowFormat("version vpc-id subnet-id instance-id interface-id account-id type srcaddr dstaddr "
+               "srcport dstport pkt-srcaddr pkt-dstaddr protocol bytes packets start end action "
+               "tcp-flags log-status".split()),
+    # A field named twice: the second occurrence is the one `pos` knows.
+    FlowFormat("srcaddr dstaddr start end start srcport dstport".split()),
+]
+LIMITS = Limits(60, 10**7, 86400)
+DELIVERED = 1767225600
+SETTINGS = settings(max_examples=200, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@contextlib.contextmanager
+def vectorised_from(n):
+    """Chunks of n lines or more take the vectorised path (the threshold is a cost guess only)."""
+    saved = parse_columns.MIN_LINES
+    parse_columns.MIN_LINES = n
+    try:
+        yield
+    finally:
+        parse_columns.MIN_LINES = saved
+
+
+def outcome(result: ParseResult):
+    return ([(g.fmt.names, g.window_start, g.max_start, g.source, g.flows) for g in result.groups],
+            result.dead_letters, result.counts, list(result.no_traffic.items()))
+
+
+def both(fmt, lines, stream_time):
+    fast, slow = ParseResult(), ParseResult()
+    with vectorised_from(1):
+        parse_lines(fmt, lines, "src", LIMITS, fast, stream_time)
+    parse_lines_per_line(fmt, lines, "src", LIMITS, slow, stream_time)
+    return fast, slow
+
+
+# Values a field may take, good and bad, by kind.
+ADDRESSES = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str),
+    st.sampled_from(["10.0.0.1", "172.31.16.139", "0.0.0.0", "255.255.255.255", "::1",
+                     "2001:db8:1234:a102:3304:8879:34cf:4071", "::ffff:10.0.0.1", "fe80::1%eth0",
+                     "999.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.0.0.1", "1.2.3.4/32",
+                     "10.0.0.1:80", "x", "-", "0x0a.0.0.1", "1.2.3.04"]))
+NUMBERS = st.one_of(
+    st.integers(-5, 70_000).map(str), st.integers(0, 2**64).map(str),
+    st.sampled_from(["-", "0", "-0", "007", "65535", "65536", "-1", "+5", "0x10", "0X1f", "1_0",
+                     "1e3", "٣", "9223372036854775807", "9223372036854775808",
+                     "999999999999999999", "1000000000000000000", "--5", "5-", ""]))
+STARTS = st.one_of(st.integers(DELIVERED - 2 * 86400, DELIVERED + 2 * 86400).map(str),
+                   st.sampled_from(["-", "0", "1262303999", "1262304000", "4102444799",
+                                    "4102444800", str(DELIVERED - 86400),
+                                    str(DELIVERED + 86400), str(DELIVERED + 86399), "0x10"]))
+TEXTS = st.one_of(st.sampled_from(["ACCEPT", "REJECT", "OK", "NODATA", "SKIPDATA", "-", "eni-1",
+                                   "123456789010", '"quoted"', "a,b", "x\ty", "é", "0x5"]),
+                  st.text(alphabet=st.characters(codec="ascii", exclude_characters=" \n"),
+                          min_size=1, max_size=6))
+BY_NAME = {"srcaddr": ADDRESSES, "dstaddr": ADDRESSES, "pkt-srcaddr": ADDRESSES,
+           "pkt-dstaddr": ADDRESSES, "start": STARTS, "end": STARTS, "log-status": st.one_of(
+               st.just("OK"), st.sampled_from(["NODATA", "SKIPDATA", "-", "nodata"]))}
+
+
+def _field(fmt, i):
+    name = fmt.names[i]
+    if name in BY_NAME:
+        return BY_NAME[name]
+    return NUMBERS if i in fmt.int_positions else TEXTS
+
+
+def _good_value(fmt, i, draw):
+    name = fmt.names[i]
+    if name in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr"):
+        return draw(st.ip_addresses().map(str))
+    if name in ("start", "end"):
+        return str(DELIVERED + 120)
+    if name in ("srcport", "dstport"):
+        return str(draw(st.integers(0, 65535)))
+    if name == "log-status":
+        return "OK"
+    if i in fmt.int_positions:
+        return str(draw(st.integers(0, 10**12)))
+    return draw(st.sampled_from(["ACCEPT", "REJECT", "eni-1", "123456789010", "-"]))
+
+
+def _join(fields, draw):
+    """Fields joined as AWS does, or with whitespace str.split() also accepts."""
+    seps = draw(st.lists(st.sampled_from([" "] * 12 + ["  ", "\t", "\xa0", "\u2003", "\x1f",
+                                                       "\r", "\n", "\x0b"]),
+                         min_size=len(fields), max_size=len(fields)))
+    line = "".join(f + s for f, s in zip(fields, [*seps[:-1], ""]))
+    return draw(st.sampled_from(["", " ", "\t"])) + line + draw(st.sampled_from(["", " ", "\r"]))
+
+
+@st.composite
+def lines_of(draw, fmt):
+    """Lines, mostly well-formed: any field value (good or bad), any separator, a field more or
+    less, blank lines, garbage; and which of them are clean, valid flows."""
+    lines, good = [], []
+    for _ in range(draw(st.integers(0, 40))):
+        kind = draw(st.sampled_from(["good"] * 6 + ["fields", "mangled", "count", "shifted",
+                                                    "blank", "garbage"]))
+        if kind == "good":
+            line = " ".join(_good_value(fmt, i, draw) for i in range(fmt.width))
+            good.append(len(lines))
+        elif kind == "fields":
+            line = " ".join(draw(_field(fmt, i)) for i in range(fmt.width))
+        elif kind == "mangled":
+            line = _join([draw(_field(fmt, i)) for i in range(fmt.width)], draw)
+        elif kind == "count":
+            fields = [draw(_field(fmt, i)) for i in range(fmt.width)]
+            line = " ".join(fields[:-1] if draw(st.booleans()) else fields + ["1"])
+        elif kind == "shifted":
+            # A field short, and an empty one where a separator doubles: the field count a
+            # CSV reader sees is right, str.split()'s is not.
+            fields = [_good_value(fmt, i, draw) for i in range(fmt.width - 1)]
+            at = draw(st.integers(0, len(fields)))
+            line = " ".join(fields[:at] + [""] + fields[at:])
+        elif kind == "blank":
+            line = draw(st.sampled_from(["", " ", "\t", "  \n"]))
+        else:
+            line = draw(st.text(max_size=60))
+        lines.append(line)
+    return lines, good
+
+
+@SETTINGS
+@given(st.data())
+def test_vectorised_equals_per_line_on_any_lines(data):
+    fmt = data.draw(st.sampled_from(FORMATS))
+    lines, good = data.draw(lines_of(fmt))
+    stream_time = data.draw(st.sampled_from([None, DELIVERED, DELIVERED + 86400, -10**20, 10**20]))
+    fast, slow = both(fmt, lines, stream_time)
+    assert outcome(fast) == outcome(slow)
+    if lines and stream_time in (None, DELIVERED):
+        # The vectorised path itself accepts every clean, valid line: the equality above is not
+        # the per-line parser compared with itself.
+        chunk = parse_columns.parse_chunk(fmt, lines, *_start_bounds(LIMITS, stream_time), 60,
+                                          _is_address)
+        assert not set(good) & set(chunk.rest)
+
+
+@SETTINGS
+@given(st.data())
+def test_vectorised_equals_per_line_on_clean_chunks(data):
+    """Chunks as AWS writes them, with at most a few bad values: the whole-chunk path."""
+    fmt = data.draw(st.sampled_from(FORMATS))
+    lines = [" ".join(_good_value(fmt, i, data.draw) for i in range(fmt.width))
+             for _ in range(data.draw(st.integers(1, 30)))]
+    for _ in range(data.draw(st.integers(0, 3))):
+        row, col = data.draw(st.integers(0, len(lines) - 1)), data.draw(st.integers(0, fmt.width - 1))
+        fields = lines[row].split(" ")
+        if data.draw(st.booleans()):
+            fields[col] = data.draw(_field(fmt, col).filter(lambda v: v and " " not in v))
+        else:   # a field short and an empty one in its place: only str.split() sees it
+            fields[col:col + 1] = [""] if data.draw(st.booleans()) else []
+        lines[row] = " ".join(fields)
+    fast, slow = both(fmt, lines, DELIVERED)
+    assert outcome(fast) == outcome(slow)
+
+
+def test_every_window_keeps_its_flows_in_line_order():
+    starts = [DELIVERED + s for s in (130, 5, 61, 0, 179, 62, 1, 125)]
+    lines = [f"2 1 eni-{i} 10.0.0.1 10.0.0.{i} 1 2 6 1 100 {s} {s + 5} ACCEPT OK"
+             for i, s in enumerate(starts)]
+    fast, slow = both(V2, lines, DELIVERED)
+    assert outcome(fast) == outcome(slow)
+    assert [(g.window_start - DELIVERED, g.max_start - DELIVERED, len(g.flows))
+            for g in fast.groups] == [(120, 179, 3), (0, 5, 3), (60, 62, 2)]
+    assert [f[2] for f in fast.groups[0].flows] == ["eni-0", "eni-4", "eni-7"]
+
+
+def test_one_dirty_line_leaves_the_rest_of_the_chunk_vectorised():
+    good = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225660 1767225670 ACCEPT OK"
+    lines = [good] * 50 + [good.replace(" ", "\t", 1), good.replace("6", "0x6", 1), "", good]
+    chunk = parse_columns.parse_chunk(V2, lines, 0, 2**40, 60, _is_address)
+    assert chunk.rest == [50, 51, 52]
+    fast, slow = both(V2, lines, None)
+    assert outcome(fast) == outcome(slow)
+    # The tab-separated line is a good flow: it takes its place among the others.
+    assert fast.counts["flows_parsed"] == 52 and fast.dead_letters[0][1] == "not_a_number"
+
+
+def test_aws_examples_through_both_paths(aws_examples):
+    for fmt_text, lines in aws_examples.items():
+        fmt = V2 if fmt_text == "default" else FlowFormat.parse(fmt_text)
+        for stream_time in (None, 1418530010, DELIVERED):
+            fast, slow = both(fmt, lines * 30, stream_time)
+            assert outcome(fast) == outcome(slow)
+        assert fast.counts["lines_in"] == len(lines) * 30
+
+
+def _cloudwatch(lines):
+    doc = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "eni-1",
+           "logEvents": [{"id": str(i), "timestamp": DELIVERED * 1000, "message": line}
+                         for i, line in enumerate(lines)]}
+    return base64.b64encode(gzip.compress(json.dumps(doc).encode())).decode()
+
+
+@SETTINGS
+@given(st.data())
+def test_records_parse_alike_above_and_below_the_threshold(data):
+    fmt = data.draw(st.sampled_from(FORMATS))
+    lines, _ = data.draw(lines_of(fmt))
+    items = data.draw(st.sampled_from([lines, lines + [7], [None] + lines, lines + [0]]))
+    records = [_cloudwatch(lines) if fmt == V2 else None,
+               json.dumps({"source": "f", "format": " ".join(fmt.names), "lines": items,
+                           "delivered": DELIVERED})]
+    for raw in filter(None, records):
+        with vectorised_from(1):
+            fast = parse_record(raw, "r", V2, LIMITS)
+        with vectorised_from(10**9):
+            slow = parse_record(raw, "r", V2, LIMITS)
+        assert outcome(fast) == outcome(slow)
