@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import site
 import socket
 import subprocess
@@ -59,20 +60,23 @@ def test_runtime_properties_give_the_config_and_io_and_ignore_the_run_options(tm
     assert props.io == managed.IoSection("s3://b/flows/", "s3://b/meta/", "s3://b/out/", 30)
 
 
+FLOWS_METADATA = {"flows": "f", "metadata": "m"}
+
+
 @pytest.mark.unit
-@pytest.mark.parametrize("io,message", [
+@pytest.mark.parametrize("io_values,message", [
     (None, "property group 'io' is missing"),
-    ({"flows": "f", "metadata": "m"}, "io.output is required"),
-    ({"flows": "f", "metadata": "m", "output": "o", "folow_seconds": "5"}, "unknown key(s)"),
-    ({"flows": "f", "metadata": "m", "output": "o", "follow_seconds": "soon"}, "expected an integer"),
-    ({"flows": "f", "metadata": "m", "output": "o", "follow_seconds": "-1"}, "must not be negative"),
+    (FLOWS_METADATA, "io.output is required"),
+    ({**FLOWS_METADATA, "output": "o", "folow_seconds": "5"}, "unknown key(s)"),
+    ({**FLOWS_METADATA, "output": "o", "follow_seconds": "soon"}, "expected an integer"),
+    ({**FLOWS_METADATA, "output": "o", "follow_seconds": "-1"}, "must not be negative"),
 ])
-def test_bad_io_properties_are_clear_errors(tmp_path, io, message):
+def test_bad_io_properties_are_clear_errors(tmp_path, io_values, message):
     groups = to_application_properties(Config())
-    if io is not None:
-        groups.append({"PropertyGroupId": "io", "PropertyMap": io})
+    if io_values is not None:
+        groups.append({"PropertyGroupId": "io", "PropertyMap": io_values})
     (tmp_path / "p.json").write_text(json.dumps(groups))
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         managed.load(str(tmp_path / "p.json"))
 
 
