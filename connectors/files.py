@@ -1,6 +1,4 @@
 """File sources and sinks for bounded replay (Flink FileSource / FileSink, SQL filesystem)."""
-import os
-
 from pyflink.common import Duration
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnumeratorProvider,
@@ -10,6 +8,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
+from job.config import checkpoint_uri
 from job.flink.pipeline import Sinks, Sources
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
@@ -20,7 +19,7 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
     """One file read start to end by one reader: a split file can be read out of order.
     With `follow_seconds` the source stays open, looking for new files that often."""
     builder = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
-                                                   os.path.abspath(path))
+                                                   checkpoint_uri(path))
                .set_file_enumerator(
                    FileEnumeratorProvider.default_non_splittable_file_enumerator()))
     if follow_seconds:
@@ -51,11 +50,12 @@ _WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
 
 def file_sinks(output_dir: str) -> Sinks:
     """JSON Lines under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/ (UTC time of writing; files
-    are committed at checkpoints and at the end of bounded input)."""
-    output_dir = os.path.abspath(output_dir)
+    are committed at checkpoints and at the end of bounded input). output_dir is a path or a
+    URL of a Flink file system (s3://... on a cluster with the S3 plugin)."""
+    output_dir = checkpoint_uri(output_dir).rstrip("/")
 
     def text(name, stream):
-        sink = (FileSink.for_row_format(os.path.join(output_dir, name),
+        sink = (FileSink.for_row_format(f"{output_dir}/{name}",
                                         Encoder.simple_string_encoder())
                 .with_output_file_config(OutputFileConfig.builder()
                                          .with_part_prefix(name).with_part_suffix(".jsonl")
@@ -67,12 +67,11 @@ def file_sinks(output_dir: str) -> Sinks:
         stream.sink_to(sink).name(f"{name} files").uid(f"{name}-files")
 
     def table(name, t_env, rows, schema):
-        path = os.path.join(output_dir, name)
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE `{name}_sink` ({sql_columns(schema)},
                                                   `dt` STRING, `hour` STRING)
             PARTITIONED BY (`dt`, `hour`)
-            WITH ('connector' = 'filesystem', 'path' = 'file://{path}', 'format' = 'json',
+            WITH ('connector' = 'filesystem', 'path' = '{output_dir}/{name}', 'format' = 'json',
                   'sink.rolling-policy.file-size' = '128MB')""")
         statements = t_env.create_statement_set()
         statements.add_insert(f"{name}_sink", rows.add_columns(
