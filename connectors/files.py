@@ -48,6 +48,11 @@ _WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
                 "TIMESTAMP '1970-01-01 00:00:00')")
 
 
+# A row-format SQL file sink rolls only by size or age (default 30 minutes), and only rolled files
+# are committed at a checkpoint: without this, a running job's aggregates stay invisible.
+ROLLOVER, ROLLOVER_CHECK = "1 min", "10 s"
+
+
 def file_sinks(output_dir: str) -> Sinks:
     """JSON Lines under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/ (UTC time of writing; files
     are committed at checkpoints and at the end of bounded input). output_dir is a path or a
@@ -72,7 +77,9 @@ def file_sinks(output_dir: str) -> Sinks:
                                                   `dt` STRING, `hour` STRING)
             PARTITIONED BY (`dt`, `hour`)
             WITH ('connector' = 'filesystem', 'path' = '{output_dir}/{name}', 'format' = 'json',
-                  'sink.rolling-policy.file-size' = '128MB')""")
+                  'sink.rolling-policy.file-size' = '128MB',
+                  'sink.rolling-policy.rollover-interval' = '{ROLLOVER}',
+                  'sink.rolling-policy.check-interval' = '{ROLLOVER_CHECK}')""")
         statements = t_env.create_statement_set()
         statements.add_insert(f"{name}_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
