@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from job import parse_columns
 from job.ownership import MetaEventError, parse_event
 from job.parse import FlowFormat, Limits, parse_record
 from schemas.flowlog import DEFAULT_FORMAT
@@ -31,6 +32,23 @@ def _accounted(result, lines_given):
     assert c["lines_in"] <= lines_given
 
 
+def _both_paths(raw):
+    """The record parsed with every chunk vectorised and with none: the same result."""
+    threshold = parse_columns.MIN_LINES
+    try:
+        parse_columns.MIN_LINES = 1
+        fast = parse_record(raw, "r", V2, LIMITS)
+        parse_columns.MIN_LINES = float("inf")
+        slow = parse_record(raw, "r", V2, LIMITS)
+    finally:
+        parse_columns.MIN_LINES = threshold
+    assert ([(g.window_start, g.max_start, g.flows) for g in fast.groups], fast.dead_letters,
+            fast.counts, fast.no_traffic) == ([(g.window_start, g.max_start, g.flows)
+                                               for g in slow.groups], slow.dead_letters,
+                                              slow.counts, slow.no_traffic)
+    return fast
+
+
 RECORD_REASONS = {"bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch",
                   "too_large", "bad_chunk", "malformed"}
 SETTINGS = settings(max_examples=300, deadline=None,
@@ -42,7 +60,7 @@ SETTINGS = settings(max_examples=300, deadline=None,
 def test_cloudwatch_envelopes_of_any_lines(lines):
     envelope = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
                 "logEvents": [{"id": "1", "timestamp": 1767225600000, "message": l} for l in lines]}
-    result = parse_record(gzip.compress(json.dumps(envelope).encode()), "r", V2, LIMITS)
+    result = _both_paths(gzip.compress(json.dumps(envelope).encode()))
     _accounted(result, len(lines))
 
 
@@ -50,7 +68,7 @@ def test_cloudwatch_envelopes_of_any_lines(lines):
 @given(st.lists(LINE, max_size=20), st.text(max_size=60))
 def test_file_chunks_of_any_lines_and_formats(lines, fmt):
     chunk = json.dumps({"source": "f", "format": fmt or "srcaddr dstaddr start", "lines": lines})
-    _accounted(parse_record(chunk, "r", V2, LIMITS), len(lines))
+    _accounted(_both_paths(chunk), len(lines))
 
 
 @SETTINGS
@@ -64,7 +82,7 @@ def test_file_chunks_of_any_lines_and_formats(lines, fmt):
                                    "timestamp", "delivered", "x"]), inner, max_size=4),
                               max_leaves=12).map(lambda d: gzip.compress(json.dumps(d).encode()))))
 def test_any_record_is_parsed_or_dead_lettered(raw):
-    result = parse_record(raw, "r", V2, LIMITS)
+    result = _both_paths(raw)
     assert result.counts["records_in"] == 1
     _accounted(result, 10**6)
     # A record that yielded no line is either a CONTROL_MESSAGE, an empty envelope or chunk,
