@@ -77,7 +77,7 @@ def _layout(fmt) -> _Layout:
 @dataclass
 class Chunk:
     """What the vectorised path accepted, and the positions it leaves to the per-line parser."""
-    groups: list      # (window_start, max_start, flows in line order), windows in order of first line
+    groups: list      # (window_start, max_start, flows in line order), by first line
     positions: list   # line position of each accepted flow, in the order of `groups`' flows
     rest: list        # line positions for the per-line parser, ascending
 

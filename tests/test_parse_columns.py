@@ -168,7 +168,8 @@ def test_vectorised_equals_per_line_on_clean_chunks(data):
     lines = [" ".join(_good_value(fmt, i, data.draw) for i in range(fmt.width))
              for _ in range(data.draw(st.integers(1, 30)))]
     for _ in range(data.draw(st.integers(0, 3))):
-        row, col = data.draw(st.integers(0, len(lines) - 1)), data.draw(st.integers(0, fmt.width - 1))
+        row = data.draw(st.integers(0, len(lines) - 1))
+        col = data.draw(st.integers(0, fmt.width - 1))
         fields = lines[row].split(" ")
         if data.draw(st.booleans()):
             fields[col] = data.draw(_field(fmt, col).filter(lambda v: v and " " not in v))
