@@ -168,6 +168,9 @@ class TrackDependencies(WindowedKeyedEvents):
                                      r["protocol"], window_start, window_start, 0, 0)
             edge = edge.seen(window_start, r["flows"], r["bytes"])
         self.edge.update(Row(*edge))
+        # One silence timer per edge: a timer per window would fire only to find it moved.
+        if stored is not None:
+            timers.delete_event_time_timer(self.deadline(security.Edge(*stored)) * 1000 - 1)
         timers.register_event_time_timer(self.deadline(edge) * 1000 - 1)
 
     def on_time(self, timestamp, clock, ended, pending):
@@ -201,10 +204,13 @@ class TrackExposure(WindowedKeyedEvents):
         return security.silence_deadline(last_seen, self.window_seconds,
                                          self.rules.exposure_silence_seconds) * 1000
 
+    def known_ports(self, window_start: int) -> set:
+        """Ports of the app seen before this window (resource key: "resource port/protocol")."""
+        return {key.split(" ", 1)[1] for key, seen in self.seen.items()
+                if security.Seen(*seen).first_seen < window_start}
+
     def on_window(self, window_start, rows, clock, timers):
-        # Ports of the app seen before this window (resource key: "resource port/protocol").
-        known_ports = {key.split(" ", 1)[1] for key, seen in self.seen.items()
-                       if security.Seen(*seen).first_seen < window_start}
+        known_ports = None   # read from state only for an exposure_new: the app's every port
         warm = security.warmed_up(window_start, clock.first, self.rules.warmup_seconds)
         for r in sorted(rows, key=lambda r: (r["resource"], str(r["port"]), str(r["protocol"]))):
             port = security.port_label(r["port"], r["protocol"])
@@ -212,6 +218,8 @@ class TrackExposure(WindowedKeyedEvents):
             stored = self.seen.get(key)
             if stored is None:
                 if warm:
+                    if known_ports is None:
+                        known_ports = self.known_ports(window_start)
                     yield security.event_line(out.EXPOSURE_NEW, window_start, (
                         r["app"], r["resource"], r["port"], r["protocol"], r["flows"],
                         r["internet_clients"], int(port in known_ports)))
