@@ -44,23 +44,21 @@ VARIANTS = {
     "sql-ordered": ("the SQL baseline on one file of the S3 files in delivery order "
                     "(sql_baseline.stage_in_delivery_order), the 300 s watermark bound", None),
 }
-# Changes tried at parallelism 1 on the what-if input (--what-ifs), without editing the job:
-# (name, job configuration, bench.measure what-if patch, input). The first is the reference.
+# Configurations tried at parallelism 1 on the what-if input (--what-ifs):
+# (name, job configuration, input). The first is the reference.
 WHAT_IFS = (
-    ("aggregates only (reference)", AGGREGATES_ONLY, None, "s3"),
-    ("+ enriched output", {"outputs": {"security": False}}, None, "s3"),
-    ("+ enriched output, side outputs without PyFlink's Python identity map",
-     {"outputs": {"security": False}}, "direct-side-outputs", "s3"),
-    ("default configuration (+ enriched, + security views)", None, None, "s3"),
+    ("aggregates only (reference)", AGGREGATES_ONLY, "s3"),
+    ("+ enriched output", {"outputs": {"security": False}}, "s3"),
+    ("default configuration (+ enriched, + security views)", None, "s3"),
     ("aggregates only, flows.chunk_lines 20000",
-     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 20000}}, None, "s3"),
+     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 20000}}, "s3"),
     ("aggregates only, flows.chunk_lines 1000",
-     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 1000}}, None, "s3"),
+     {**AGGREGATES_ONLY, "flows": {"chunk_lines": 1000}}, "s3"),
     ("aggregates only, job.bundle_size 1000, bundle_time_ms 1000",
-     {**AGGREGATES_ONLY, "job": {"bundle_size": 1000, "bundle_time_ms": 1000}}, None, "s3"),
+     {**AGGREGATES_ONLY, "job": {"bundle_size": 1000, "bundle_time_ms": 1000}}, "s3"),
     ("aggregates only, job.python_workers loopback",
-     {**AGGREGATES_ONLY, "job": {"python_workers": "loopback"}}, None, "s3"),
-    ("aggregates only, a third of the input as CloudWatch envelopes", AGGREGATES_ONLY, None,
+     {**AGGREGATES_ONLY, "job": {"python_workers": "loopback"}}, "s3"),
+    ("aggregates only, a third of the input as CloudWatch envelopes", AGGREGATES_ONLY,
      "cloudwatch"),
 )
 
@@ -153,15 +151,12 @@ class Bench:
             yaml.safe_dump(overrides, fh)
         return path
 
-    def ours(self, name: str, overrides: dict = None, patch: str = None,
-             chunk_lines: int = CHUNK_LINES) -> list:
+    def ours(self, name: str, overrides: dict = None, chunk_lines: int = CHUNK_LINES) -> list:
         staged = self.stage(name, chunk_lines)
         command = ["ours", "--staged-flows", staged["flows"],
                    "--staged-metadata", staged["metadata"]]
         if overrides:
             command += ["--config", self.config_file(overrides)]
-        if patch:
-            command += ["--what-if", patch]
         return command
 
     def sql(self, name: str) -> list:
@@ -239,10 +234,10 @@ def run_all(args) -> dict:
     if args.what_ifs:
         bench.generate("what-if", args.what_if_size)
         bench.generate("what-if-cloudwatch", args.what_if_size, cloudwatch_accounts=2)
-        for name, overrides, patch, source in WHAT_IFS:
+        for name, overrides, source in WHAT_IFS:
             lines = (overrides or {}).get("flows", {}).get("chunk_lines", CHUNK_LINES)
             data = "what-if" if source == "s3" else "what-if-cloudwatch"
-            bench.measure("ours", 1, data, bench.ours(data, overrides, patch, lines), name)
+            bench.measure("ours", 1, data, bench.ours(data, overrides, lines), name)
             what_ifs.append({"what_if": name, "run": len(bench.runs) - 1})
     profiles = []
     if args.profile:

@@ -106,38 +106,6 @@ class TreeCpuSampler(threading.Thread):
         return round(sum(self.last.values()) / self._tick, 2)
 
 
-def _checkpoint_conf(checkpoint_dir: str):
-    from pyflink.common import Configuration
-    conf = Configuration()
-    # The default JobManager checkpoint storage refuses state above 5 MB, which the ownership
-    # state of a 50,000-IP estate exceeds: checkpoint to files, in both pipelines alike.
-    conf.set_string("execution.checkpointing.dir", f"file://{os.path.abspath(checkpoint_dir)}")
-    return conf
-
-
-def _direct_side_outputs() -> None:
-    """What-if, for this process only: PyFlink's DataStream.get_side_output appends an identity
-    map in Python (`ds.map(lambda i: i)`), so every side-output record crosses to a Python
-    worker and back once more. This reads the typed Java side output as it is instead. The
-    job's naming of side outputs becomes a no-op: they hold no state and need no uid."""
-    from pyflink.datastream import DataStream
-
-    class SideOutput(DataStream):
-        def name(self, name):
-            return self
-
-        def uid(self, uid):
-            return self
-
-    def get_side_output(self, output_tag):
-        return SideOutput(self._j_data_stream.getSideOutput(output_tag.get_java_output_tag()))
-
-    DataStream.get_side_output = get_side_output
-
-
-WHAT_IFS = {"direct-side-outputs": _direct_side_outputs}
-
-
 def run_ours(args) -> dict:
     from pyflink.java_gateway import get_gateway
     from connectors.files import file_sinks, file_sources
@@ -145,15 +113,12 @@ def run_ours(args) -> dict:
     from job.flink.pipeline import build_pipeline
     from job.flink.run import make_env
     timings = {}
-    for name in args.what_if:
-        WHAT_IFS[name]()
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
     get_gateway()
     timings["gateway_s"] = _since_start()
-    # job.flink.run.run_files, plus file checkpoint storage (see _checkpoint_conf), submitted
-    # asynchronously only to note when the job graph has been handed over.
-    env = make_env(config)
-    env.configure(_checkpoint_conf(args.checkpoint_dir))
+    # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
+    # been handed over.
+    env = make_env(config, checkpoint_dir=args.checkpoint_dir)
     build_pipeline(env, file_sources(args.staged_flows, args.staged_metadata),
                    file_sinks(args.output), config)
     client = env.execute_async("flowdredge bench")
@@ -189,8 +154,6 @@ def main(argv=None) -> int:
     p.add_argument("--staged-flows", help="ours: job.replay's staged flow records")
     p.add_argument("--staged-metadata", help="ours: job.replay's staged changelog")
     p.add_argument("--config", help="ours: a job config file (YAML)")
-    p.add_argument("--what-if", action="append", default=[], choices=sorted(WHAT_IFS),
-                   help="ours: a change to try without editing the job (see WHAT_IFS)")
     p.add_argument("--s3-dir", help="sql: the S3 flow-log files (a folder, or one file)")
     p.add_argument("--changelog", help="sql: the changelog file")
     p.add_argument("--out-of-orderness", type=int, default=300,

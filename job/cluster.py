@@ -115,6 +115,9 @@ class Cluster:
             "python.client.executable": self.python,
             "execution.checkpointing.savepoint-dir": "file://" + os.path.join(
                 self.folder, "savepoints"),
+            # The JobManager's memory refuses state above 5 MB: a real estate's ownership state.
+            "execution.checkpointing.storage": "filesystem",
+            "execution.checkpointing.dir": "file://" + os.path.join(self.folder, "checkpoints"),
         }
         with open(os.path.join(self.conf_dir, "config.yaml"), "w") as fh:
             for key, value in settings.items():

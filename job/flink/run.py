@@ -14,9 +14,12 @@ def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configura
     """`checkpoint_dir` is where checkpoints go unless job.checkpoint_dir says; with neither,
     the cluster's own setting stands."""
     conf = Configuration()
-    # Python workers must run the interpreter that has flowdredge and pyflink installed.
-    conf.set_string("python.executable", sys.executable)
-    conf.set_string("python.client.executable", sys.executable)
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        # Started by us, not by `flink run` or the managed service (whose -pyexec or cluster
+        # settings name the workers' interpreter): the workers must run this interpreter,
+        # which has flowdredge and pyflink installed.
+        conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.fn-execution.bundle.size", str(config.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.job.bundle_time_ms))
     conf.set_string("pipeline.auto-watermark-interval", f"{config.job.watermark_interval_ms}ms")
