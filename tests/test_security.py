@@ -1,6 +1,7 @@
 """The security and dependency views on the mini-cluster (tests/security_scenario.py): every
 alert where the scenario put it and nowhere else, and the windowed views equal to what the input
 lines say."""
+import gzip
 from collections import Counter, defaultdict
 
 import pytest
@@ -236,3 +237,33 @@ def test_risk_factors_per_app_and_window(scenario, output, expected, config):
             len(f["dependencies"]), len(f["dependents"])), key
         assert set((r["exposed_port_list"] or "").split(",")) - {""} == f["exposed"]
     assert rows[(sc.minute(6), "edge-gateway")]["scan_sources"] == 1
+
+
+def test_configured_service_ports_orient_the_job_s_conversations(tmp_path):
+    """security.service_ports reaches the attribution step: a flow from port 60000 to 50000
+    (no tcp-flags) has its server at 60000 when 60000 is a service port, and at the lower
+    port, 50000, by the default rule."""
+    start = 1767225600
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(
+        f'{{"type":"ASSIGN","ts":{(start - 3600) * 1000},"ip":"{ip}","app":"{app}",'
+        f'"region":"us-east-1"}}\n' for ip, app in (("10.0.0.1", "cache"), ("10.0.0.2", "web"))))
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    lines = [f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 60000 50000 6 2 200 {start + i} "
+             f"{start + i + 5} ACCEPT OK" for i in range(5)]
+    with gzip.open(flows / "x_vpcflowlogs_us-east-1_fl-1_20260101T0005Z_0001.log.gz", "wt") as fh:
+        fh.write("\n".join(["version account-id interface-id srcaddr dstaddr srcport dstport "
+                            "protocol packets bytes start end action log-status"] + lines) + "\n")
+
+    def edges(service_ports):
+        output = tmp_path / f"out-{service_ports}"
+        run_replay([str(flows)], [str(meta)], str(output), Config().replace(
+            job={"parallelism": 1, "checkpoint_interval_seconds": 2},
+            outputs={"security": True, "enriched": False},
+            security={"service_ports": service_ports}))
+        return {(r["client_app"], r["server_app"], r["port"], r["flows"])
+                for r in read_records(str(output), "dependencies")}
+
+    assert edges("22,60000") == {("web", "cache", 60000, 5)}
+    assert edges("22") == {("cache", "web", 50000, 5)}

@@ -15,6 +15,7 @@ from job.codec import decode_group, encode_group
 from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
+from job.security import parse_ports
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
 from schemas.outputs import (CONVERSATION, COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS,
@@ -167,6 +168,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.enriched = config.outputs.enriched
         self.ip_ranges = config.metadata.ip_ranges
         self.conversations = config.outputs.security
+        self.service_ports = parse_ports(config.security.service_ports)
 
     def open(self, runtime_context: RuntimeContext):
         self.index = OwnershipIndex()
@@ -286,7 +288,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         extra = {"window_start": group.window_start} if late else None
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
                               conversations=self.conversations and not late,
-                              unowned=self.unowned)
+                              unowned=self.unowned, service_ports=self.service_ports)
         n = len(group.flows)
         out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:
