@@ -1,7 +1,4 @@
 """File sources and sinks for bounded replay (Flink FileSource / FileSink, SQL filesystem)."""
-import itertools
-import re
-
 from pyflink.common import Duration
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnumeratorProvider,
@@ -13,6 +10,7 @@ from pyflink.table.expressions import call_sql
 
 from job.config import checkpoint_uri
 from job.flink.pipeline import Sinks, Sources
+from job.flink.streams import stable_sql_uids
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
 
@@ -41,35 +39,6 @@ def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = 
                                       follow_seconds).rebalance(),
         metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
                                          follow_seconds))
-
-
-_PLANNER_UID = re.compile(r"\d+_(.+)")
-
-
-def attach_with_stable_uids(t_env, statements, name: str) -> None:
-    """Attaches a statement set to the job, its operators' uids renamed `<name>-<k>_<operator>`.
-
-    With table.exec.uid.generation ALWAYS the planner names them `<id>_<operator>`, numbered
-    across every statement set the process translates: translating one more output first
-    would renumber this one and orphan its window state in a savepoint. The new numbers depend
-    only on this statement set's own plan (k counts its operators from the sink upstream)."""
-    transformations = t_env._j_tenv.execEnv().getTransformations()
-    first = transformations.size()
-    statements.attach_as_datastream()
-    numbers = itertools.count(1)
-    seen = set()
-
-    def rename(transformation):
-        match = _PLANNER_UID.fullmatch(transformation.getUid() or "")
-        if not match or transformation.getId() in seen:
-            return   # an operator of the DataStream part, which names its own uids
-        seen.add(transformation.getId())
-        transformation.setUid(f"{name}-{next(numbers)}_{match.group(1)}")
-        for upstream in transformation.getInputs():
-            rename(upstream)
-
-    for index in range(first, transformations.size()):
-        rename(transformations.get(index))
 
 
 # Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.
@@ -116,7 +85,11 @@ def file_sinks(output_dir: str) -> Sinks:
         statements.add_insert(f"{name}_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")))
-        attach_with_stable_uids(t_env, statements, name)
+        transformations = t_env._j_tenv.execEnv().getTransformations()
+        first = transformations.size()
+        statements.attach_as_datastream()
+        for index in range(first, transformations.size()):
+            stable_sql_uids(transformations.get(index), name)
 
     def aggregates(t_env, rows):
         table("aggregates", t_env, rows, AGGREGATE)

@@ -30,7 +30,7 @@ from pyflink.table import Schema, StreamTableEnvironment
 from job import security
 from job.config import Config
 from job.flink.operators import MAX_WATERMARK
-from job.flink.streams import keyed_by_first_field, side_output
+from job.flink.streams import keyed_by_first_field, side_output, stable_sql_uids
 from schemas import security as out
 from schemas.fields import Schema as RecordSchema
 from schemas.flink import row_type
@@ -470,6 +470,8 @@ def _rows(t_env: StreamTableEnvironment, table, type_info, uid: str) -> DataStre
     and uid like every other."""
     stream = t_env.to_append_stream(table, type_info)
     conversion = stream._j_data_stream.getTransformation()
+    for query in conversion.getInputs():   # one: the query's last operator
+        stable_sql_uids(query, f"security-{uid}")
     conversion.setName(f"security: {uid}")
     conversion.setUid(f"security-{uid}")
     return stream

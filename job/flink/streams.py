@@ -6,8 +6,12 @@ changelog) and gives it no uid. Our parse operators compute the timestamp anyway
 steps that PyFlink uses internally are applied here directly, with names, uids and parallelism.
 Keys: likewise, the parse operator emits each group's key. Side outputs: PyFlink's
 get_side_output appends an identity map in Python, so every record would be decoded in a Python
-worker and encoded back; the typed Java side output is read as it is.
+worker and encoded back; the typed Java side output is read as it is. SQL uids: see
+stable_sql_uids.
 """
+import itertools
+import re
+
 from pyflink.common import Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream, KeyedStream, OutputTag
@@ -46,3 +50,30 @@ def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
     """The records `stream`'s operator emits under `tag`, typed as the tag declares, without
     the Python identity map of DataStream.get_side_output. It holds no state: no uid."""
     return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
+
+
+_PLANNER_UID = re.compile(r"\d+_(.+)")
+
+
+def stable_sql_uids(transformation, prefix: str) -> None:
+    """Renames the planner's uids of `transformation` (a Java Transformation) and the SQL
+    operators upstream of it `<prefix>-<k>_<operator>`, k counting from here upstream.
+
+    With table.exec.uid.generation ALWAYS the planner names them `<id>_<operator>`, numbered
+    across everything the process translates: translating one more output first would
+    renumber the rest and orphan their window state in a savepoint. The new names depend only
+    on the SQL behind `transformation`. Operators of the DataStream part, which name their own
+    uids, end the walk."""
+    numbers = itertools.count(1)
+    seen = set()
+
+    def rename(node):
+        match = _PLANNER_UID.fullmatch(node.getUid() or "")
+        if not match or node.getId() in seen:
+            return
+        seen.add(node.getId())
+        node.setUid(f"{prefix}-{next(numbers)}_{match.group(1)}")
+        for upstream in node.getInputs():
+            rename(upstream)
+
+    rename(transformation)
