@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
+from job.cluster import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "performance.md")
@@ -194,9 +195,7 @@ class Bench:
                        "--output", os.path.join(run.output, "out"),
                        "--checkpoint-dir", os.path.join(run.output, "checkpoints"),
                        "--parallelism", str(parallelism)]
-        # Without PyFlink's in-process marker: a child must be free to start its own Flink.
-        env = {**{k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"},
-               "FLINK_LOG_DIR": os.path.join(run.output, "logs")}
+        env = child_env(FLINK_LOG_DIR=os.path.join(run.output, "logs"))
         load = _load()
         began = time.monotonic()
         done = subprocess.run(run.command, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from job.cluster import child_env
+
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (
     ("enriched JSON lines (job/enriched.py)", "EnrichedWriter.line"),
@@ -74,11 +76,9 @@ def profile(measure_args: list, out_dir: str) -> dict:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
     os.makedirs(out_dir, exist_ok=True)
     raw, jfr = os.path.join(out_dir, "python.txt"), os.path.join(out_dir, "jvm.jfr")
-    # Without PyFlink's in-process marker, as bench.harness runs its children.
-    env = {**{k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"},
-           "FLINK_LOG_DIR": os.path.join(out_dir, "logs"),
-           "JAVA_TOOL_OPTIONS": f"-XX:StartFlightRecording=filename={jfr},settings=profile,"
-                                "dumponexit=true"}
+    env = child_env(FLINK_LOG_DIR=os.path.join(out_dir, "logs"),
+                    JAVA_TOOL_OPTIONS=f"-XX:StartFlightRecording=filename={jfr},settings=profile,"
+                                      "dumponexit=true")
     command = [py_spy, "record", "--subprocesses", "--gil", "--rate", "100", "--format", "raw",
                "-o", raw, "--", sys.executable, "-m", "bench.measure", *measure_args]
     done = subprocess.run(command, env=env, capture_output=True, text=True)

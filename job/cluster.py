@@ -47,11 +47,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# What an in-process PyFlink run (loopback mode) leaves in its process's environment: with it, a
+# child Python refuses to start its own gateway or talks to a worker server that is gone.
+_IN_PROCESS_PYFLINK = ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode",
+                       "_PYFLINK_CONN_INFO_PATH", "PYTHON_LOOPBACK_SERVER_ADDRESS",
+                       "BOOT_LOG_DIR", "SEMI_PERSISTENT_DIRECTORY", "_PYTHON_WORKER_MEMORY_LIMIT")
+
+
 def child_env(**extra) -> dict:
-    """A loopback PyFlink run leaves PYFLINK_GATEWAY_DISABLED in its process's environment,
-    which would stop the `flink run` client from starting its gateway."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode")}
+    """This process's environment for a child that starts Flink (a `flink run` client, a
+    PyFlink program): without in-process PyFlink leftovers, and without an empty JAVA_HOME,
+    which PyFlink would turn into the command `bin/java`."""
+    env = {k: v for k, v in os.environ.items() if k not in _IN_PROCESS_PYFLINK}
+    if not env.get("JAVA_HOME", "x"):
+        del env["JAVA_HOME"]
     env.update(extra)
     return env
 

@@ -1,16 +1,15 @@
 """Running the job on files and reading its outputs back, for the mini-cluster tests."""
 import os
 
+from job.cluster import child_env
 from job.config import Config
 from job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from job.replay import stage_flows, stage_metadata
 
 
 def subprocess_env() -> dict:
-    """This process's environment without what an in-process PyFlink run left in it (a
-    loopback run sets PYFLINK_GATEWAY_DISABLED, which stops a child from starting Flink)."""
-    return {k: v for k, v in os.environ.items()
-            if k not in ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode")}
+    """This process's environment for a child that starts Flink (job.cluster.child_env)."""
+    return child_env()
 
 
 def run_replay(flow_paths, metadata_paths, output_dir, config: Config):

@@ -198,7 +198,8 @@ def _plan(tmp_path, sections) -> dict:
                            str(tmp_path / "f"), str(tmp_path / "m"), str(tmp_path / "out")],
                           capture_output=True, text=True, env=subprocess_env(),
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stderr[-3000:], {
+        k: v for k, v in subprocess_env().items() if k.startswith(("JAVA", "FLINK", "PYFLINK"))})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
