@@ -438,6 +438,8 @@ def _du(path: str) -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As a server binds: connections of a previous run in TIME_WAIT do not hold the port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
