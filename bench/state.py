@@ -407,9 +407,8 @@ class Job:
                     raise RuntimeError(f"savepoint failed: "
                                        f"{operation['failure-cause'].get('stack-trace', '')[:2000]}")
                 location = operation["location"]
-                path = location[len("file:"):] if location.startswith("file:") else location
                 return {"location": location, "seconds": round(time.time() - began, 1),
-                        "size_mb": round(_du(path) / 1024 / 1024, 1)}
+                        "size_mb": round(_du(location) / 1024 / 1024, 1)}
             time.sleep(0.5)
         raise TimeoutError(f"savepoint not complete within {timeout_s:.0f} s")
 
@@ -428,8 +427,8 @@ class Job:
         self.stderr.close()
 
 
-def _du(path: str) -> int:
-    path = path.replace("file://", "").replace("file:", "")
+def _du(location: str) -> int:
+    path = re.sub(r"^file:(//)?", "", location)
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(root, f)) for root, _d, files in os.walk(path)
