@@ -1,7 +1,12 @@
-"""Running the job on files and reading its outputs back, for the mini-cluster tests."""
+"""Running the job on files and reading its outputs back, for the mini-cluster tests; the moto
+server the AWS tests talk to."""
+import contextlib
+import logging
 import os
 
-from job.cluster import child_env
+import pytest
+
+from job.cluster import child_env, free_port
 from job.config import Config
 from job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from job.replay import stage_flows, stage_metadata
@@ -32,3 +37,29 @@ def job_aggregates(output_dir):
         rows[key] = (r["flows"], r["packets"], r["bytes"])
     return rows
 
+
+
+@contextlib.contextmanager
+def moto_server(scratch_dir):
+    """moto's server over HTTP on 127.0.0.1 (yields its URL), with fake credentials and no AWS
+    config or profile in this process's environment meanwhile."""
+    from moto.server import ThreadedMotoServer
+    with pytest.MonkeyPatch.context() as env:
+        empty = os.path.join(str(scratch_dir), "no-aws-config")
+        open(empty, "w").close()
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.delenv(name, raising=False)
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_CONFIG_FILE", empty),
+                            ("AWS_SHARED_CREDENTIALS_FILE", empty),
+                            ("AWS_EC2_METADATA_DISABLED", "true")):
+            env.setenv(name, value)
+        # One line per request is noise in a failing test's report.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()

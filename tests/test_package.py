@@ -8,11 +8,9 @@ installed package is hidden unless the zip carries it.
 import importlib.metadata as md
 import io
 import json
-import logging
 import os
 import re
 import site
-import socket
 import subprocess
 import sys
 import zipfile
@@ -22,7 +20,7 @@ import pytest
 from botocore.stub import Stubber
 
 import reference
-from helpers import job_aggregates, subprocess_env
+from helpers import job_aggregates, moto_server, subprocess_env
 from job import deploy, managed, package
 from job.config import Config, ConfigError, to_application_properties
 from job.generate import Scenario, generate
@@ -353,33 +351,10 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
     assert by_id["io"] == IO and by_id["job"]["window_seconds"] == "60"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def moto_url(tmp_path):
-    from moto.server import ThreadedMotoServer
-    with pytest.MonkeyPatch.context() as env:
-        empty = tmp_path / "none"
-        empty.write_text("")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            env.delenv(name, raising=False)
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_CONFIG_FILE", str(empty)),
-                            ("AWS_SHARED_CREDENTIALS_FILE", str(empty)),
-                            ("AWS_EC2_METADATA_DISABLED", "true")):
-            env.setenv(name, value)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        port = _free_port()
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.stop()
+    with moto_server(tmp_path) as url:
+        yield url
 
 
 @pytest.mark.aws

@@ -8,8 +8,6 @@ checked event by event, and the job attributes flows across the change with it.
 """
 import gzip
 import json
-import logging
-import socket
 
 import boto3
 import pytest
@@ -22,6 +20,7 @@ from connectors.publisher.aws import AwsReader
 from connectors.publisher.model import Owner, Scope
 from connectors.publisher.publisher import Publisher
 from connectors.publisher.sinks import FileSink
+from helpers import moto_server
 
 pytestmark = pytest.mark.aws
 
@@ -34,35 +33,10 @@ T2, T3, T4 = T1 + 2 * MINUTE, T1 + 4 * MINUTE, T1 + 6 * MINUTE
 IMAGE = "ami-12c6146b"      # one of moto's built-in images
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
-    with pytest.MonkeyPatch.context() as env:
-        empty = tmp_path_factory.mktemp("aws-config") / "none"
-        empty.write_text("")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_CONFIG_FILE", str(empty))
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        port = _free_port()
-        # One line per request is noise in a failing test's report.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.stop()
+    with moto_server(tmp_path_factory.mktemp("aws-config")) as url:
+        yield url
 
 
 @pytest.fixture
