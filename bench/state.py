@@ -174,6 +174,7 @@ def run_job(args) -> int:
                "rest.port": str(args.rest_port),
                # The REST API's metrics are refreshed this often (default 10 s).
                "metrics.fetcher.update-interval": "1000"}
+    options.update(dict(o.split("=", 1) for o in args.flink_option))
     if args.restore:
         options["execution.state-recovery.path"] = args.restore
     env = make_env(config, options)
@@ -273,8 +274,9 @@ class Job:
         self.command = [sys.executable, "-m", "bench.state", "job", "--work", args.work,
                         "--parallelism", str(args.parallelism), "--rest-port",
                         str(args.rest_port), "--checkpoint-interval",
-                        str(args.checkpoint_interval)] + (["--restore", restore] if restore
-                                                          else [])
+                        str(args.checkpoint_interval)]
+        self.command += [f"--flink-option={o}" for o in args.flink_option]
+        self.command += ["--restore", restore] if restore else []
         env = {**{k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"},
                "FLINK_LOG_DIR": os.path.join(self.folder, "logs")}
         self.stderr = open(os.path.join(self.folder, "stderr.txt"), "w")
@@ -601,6 +603,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=int, default=18093)
     p.add_argument("--timeout", type=float, default=900, help="seconds, per step")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--flink-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Flink setting for both runs (a what-if), e.g. "
+                        "execution.checkpointing.snapshot-compression=true")
     return p
 
 
@@ -611,6 +616,7 @@ def job_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=int, required=True)
     p.add_argument("--checkpoint-interval", type=int, required=True)
     p.add_argument("--restore")
+    p.add_argument("--flink-option", action="append", default=[])
     return p
 
 
@@ -620,6 +626,9 @@ def main(argv=None) -> int:
         return run_job(job_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
     args.argv = argv
+    bad = [o for o in args.flink_option if "=" not in o]
+    if bad:
+        raise SystemExit(f"--flink-option: expected KEY=VALUE, got {bad}")
     report = run_bench(args)
     text = render(report)
     with open(os.path.join(args.work, "results.json"), "w") as fh:
