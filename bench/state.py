@@ -38,6 +38,7 @@ import urllib.error
 import urllib.request
 
 from bench.harness import machine
+from job.cluster import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts
@@ -277,8 +278,7 @@ class Job:
                         str(args.checkpoint_interval)]
         self.command += [f"--flink-option={o}" for o in args.flink_option]
         self.command += ["--restore", restore] if restore else []
-        env = {**{k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"},
-               "FLINK_LOG_DIR": os.path.join(self.folder, "logs")}
+        env = child_env(FLINK_LOG_DIR=os.path.join(self.folder, "logs"))
         self.stderr = open(os.path.join(self.folder, "stderr.txt"), "w")
         self.started = time.time()
         self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
