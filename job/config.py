@@ -5,6 +5,7 @@ Apache Flink `application_properties.json` (a list of {"PropertyGroupId", "Prope
 ids are the section names below, values may be strings). See flink-conf/.
 """
 import dataclasses
+import datetime
 import json
 import os
 import re
@@ -82,6 +83,43 @@ class OutputsSection:
     security: bool = True
 
 
+START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+READERS = ("polling", "efo")
+
+
+@dataclass(frozen=True)
+class KinesisSection:
+    """The streaming job's Kinesis Data Streams (`flowdredge run`, a cluster, Managed Flink);
+    docs/streaming.md. Streams are names (resolved to ARNs at start) or ARNs."""
+    region: str = "us-east-1"
+    # Empty: AWS's endpoint for the region. A URL such as http://127.0.0.1:4568 for a local
+    # Kinesis API server (then credentials are the AWS_* variables, or dummy ones).
+    endpoint: str = ""
+    # CloudWatch Logs subscription records of VPC Flow Logs, comma-separated.
+    flow_streams: str = ""
+    # The IP-metadata changelog (what flowdredge-publisher writes).
+    metadata_stream: str = ""
+    # Changelog snapshot read to its end before the metadata stream (a file, folder or s3://
+    # URL): Kinesis keeps 24 h to 365 days and does not compact, so a start from nothing needs it.
+    metadata_snapshot: str = ""
+    # Where the flow streams start without a checkpoint: TRIM_HORIZON, LATEST, AT_TIMESTAMP.
+    start_position: str = "TRIM_HORIZON"
+    # For AT_TIMESTAMP: ISO 8601 with zone, e.g. 2026-12-01T10:00:00.000Z.
+    start_timestamp: str = ""
+    # Where the metadata stream starts without a checkpoint (after the snapshot).
+    metadata_start_position: str = "TRIM_HORIZON"
+    metadata_start_timestamp: str = ""
+    # polling (GetRecords, shared throughput) or efo (enhanced fan-out: a consumer of its own).
+    reader: str = "polling"
+    efo_consumer_name: str = "flowdredge"
+    # A shard with no record for this long stops holding back event time (per-shard
+    # watermarks): what a quiet shard can cost in delay.
+    shard_idle_seconds: int = 60
+    # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
+    aggregates_stream: str = ""
+    security_events_stream: str = ""
+
+
 @dataclass(frozen=True)
 class SecuritySection:
     """The security and dependency views (outputs.security); docs/security.md."""
@@ -126,6 +164,7 @@ class Config:
     metadata: MetadataSection = field(default_factory=MetadataSection)
     outputs: OutputsSection = field(default_factory=OutputsSection)
     security: SecuritySection = field(default_factory=SecuritySection)
+    kinesis: KinesisSection = field(default_factory=KinesisSection)
 
     @property
     def flow_format(self) -> FlowFormat:
@@ -233,6 +272,46 @@ def validate(config: Config) -> None:
     except FormatError as err:
         raise ConfigError(f"flows.format: {err}") from None
     _validate_security(config)
+    _validate_kinesis(config.kinesis)
+
+
+def _validate_kinesis(kin: KinesisSection) -> None:
+    for key in ("start_position", "metadata_start_position"):
+        if getattr(kin, key) not in START_POSITIONS:
+            raise ConfigError(f"kinesis.{key} must be one of {', '.join(START_POSITIONS)}, "
+                              f"got {getattr(kin, key)!r}")
+    for position, stamp in (("start_position", "start_timestamp"),
+                            ("metadata_start_position", "metadata_start_timestamp")):
+        if getattr(kin, position) == "AT_TIMESTAMP":
+            text = getattr(kin, stamp)
+            try:
+                parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.tzinfo is None:
+                raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
+                                  f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
+    if kin.reader not in READERS:
+        raise ConfigError(f"kinesis.reader must be polling or efo, got {kin.reader!r}")
+    if kin.shard_idle_seconds <= 0:
+        raise ConfigError("kinesis.shard_idle_seconds must be positive")
+    if kin.endpoint and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", kin.endpoint):
+        raise ConfigError(f"kinesis.endpoint: expected an http(s) URL, got {kin.endpoint!r}")
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", kin.region):
+        raise ConfigError(f"kinesis.region: expected an AWS region such as eu-west-1, "
+                          f"got {kin.region!r}")
+    for key in ("metadata_stream", "aggregates_stream", "security_events_stream"):
+        if "," in getattr(kin, key):
+            raise ConfigError(f"kinesis.{key}: one stream, got {getattr(kin, key)!r}")
+    for name in [*kin.flow_streams.split(","), kin.metadata_stream, kin.aggregates_stream,
+                 kin.security_events_stream]:
+        name = name.strip()
+        if name and not STREAM.fullmatch(name):
+            raise ConfigError(f"kinesis: {name!r} is neither a stream name nor a stream ARN")
+
+
+# A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
+STREAM = re.compile(r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}")
 
 
 def _validate_security(config: Config) -> None:
