@@ -24,6 +24,8 @@ UNATTRIBUTED = "unattributed"
 INTERNET = "internet"
 REJECT = "REJECT"
 
+# Loopback traffic never leaves a host, so a flow record with a loopback address is a spoofed or
+# broken packet seen at the interface: not an internet peer, and not one to count as exposure.
 _NOT_INTERNET = tuple(ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
     "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128"))

@@ -10,9 +10,11 @@ import json
 import os
 from collections import defaultdict
 
+# Unowned addresses that are not internet peers; loopback reaches an interface only in spoofed
+# or broken packets, which name no internet host either.
 PRIVATE = [ipaddress.ip_network(n) for n in (
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-    "fc00::/7", "fe80::/10")]
+    "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")]
 
 
 def _read_bytes(path):

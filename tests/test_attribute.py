@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import reference
 from job.aggregate import LatenessHorizon, is_late
 from job.attribute import attribute_group, unowned_owner
 from job.ownership import MetaEvent, OwnershipIndex
@@ -20,13 +21,17 @@ def _owner(app, region):
 
 @pytest.mark.parametrize("ip,app", [
     ("10.1.2.3", "unattributed"), ("172.20.0.1", "unattributed"), ("192.168.1.1", "unattributed"),
-    ("100.64.0.1", "unattributed"), ("169.254.169.254", "unattributed"),
-    ("fd00::1", "unattributed"), ("fe80::1", "unattributed"),
+    ("100.64.0.1", "unattributed"), ("100.127.255.255", "unattributed"),
+    ("169.254.169.254", "unattributed"), ("fd00::1", "unattributed"), ("fe80::1", "unattributed"),
+    ("127.0.0.1", "unattributed"), ("127.255.255.254", "unattributed"), ("::1", "unattributed"),
     ("8.8.8.8", "internet"), ("172.32.0.1", "internet"), ("2001:db8::1", "internet"),
+    ("100.128.0.1", "internet"), ("100.63.255.255", "internet"), ("128.0.0.1", "internet"),
 ])
 def test_unowned_addresses(ip, app):
     assert unowned_owner(ip)[0] == app
     assert set(unowned_owner(ip)[1:]) == {"-"}
+    # The independent computation the mini-cluster tests compare the job with says the same.
+    assert reference.owner_at({}, ip, 0) == {"app": app, "region": "-"}
 
 
 def test_both_ends_attributed_at_flow_start_and_pre_aggregated():
@@ -54,13 +59,24 @@ def test_both_ends_attributed_at_flow_start_and_pre_aggregated():
 
 
 def test_pkt_addresses_win_over_interface_addresses():
+    # Behind a NAT gateway or load balancer the interface addresses are the middlebox's; the
+    # pkt-* addresses are the real ends. Every address here has its own owner.
     index = OwnershipIndex()
-    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.9", _owner("real-client", "us-east-1")))
-    fmt = FlowFormat.parse("srcaddr dstaddr pkt-srcaddr pkt-dstaddr start")
-    flows = [parse_line(fmt, "10.0.0.5 10.0.0.6 10.0.0.9 - 60")]
-    out = attribute_group(FlowGroup(fmt, 60, 60, flows, "t"), index, enriched=False)
-    ((key_and_sums),) = list(out.partials.rows())
-    assert key_and_sums[1] == "real-client" and key_and_sums[3] == "unattributed"
+    for ip, app in (("10.0.0.5", "nat-src"), ("10.0.0.6", "nat-dst"),
+                    ("10.0.0.9", "real-client"), ("10.0.0.10", "real-server")):
+        index.apply(MetaEvent(ASSIGN, 0, ip, _owner(app, "us-east-1")))
+    fmt = FlowFormat.parse("srcaddr dstaddr pkt-srcaddr pkt-dstaddr start bytes")
+    flows = [parse_line(fmt, line) for line in (
+        "10.0.0.5 10.0.0.6 10.0.0.9 10.0.0.10 60 1",
+        "10.0.0.5 10.0.0.6 10.0.0.9 - 60 10",         # no pkt-dstaddr: the interface's
+        "10.0.0.5 10.0.0.6 - 10.0.0.10 60 100",
+        "10.0.0.5 10.0.0.6 - - 60 1000")]
+    out = attribute_group(FlowGroup(fmt, 60, 60, flows, "t"), index, enriched=True)
+    assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
+        ("real-client", "real-server"): 1, ("real-client", "nat-dst"): 10,
+        ("nat-src", "real-server"): 100, ("nat-src", "nat-dst"): 1000}
+    first = json.loads(out.enriched[0])
+    assert (first["src_app"], first["dst_app"]) == ("real-client", "real-server")
 
 
 def test_lateness():
