@@ -26,9 +26,10 @@ HOSTILE_APP = '</script><img src=x onerror="document.title=1">'
 
 
 def _chromium(tmp_path, *args):
+    # scripts/setup installs it (or stops): a missing browser is a broken set-up, not a skip.
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("chromium is not installed: scripts/setup installs Debian's chromium package "
-                    "when run as root (apt-get install -y chromium)")
+        pytest.fail("chromium is not installed: run scripts/setup (as root it installs Debian's "
+                    "chromium package with apt-get)")
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
