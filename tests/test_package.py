@@ -421,27 +421,47 @@ class Args:
 
 
 @pytest.mark.unit
-def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip):
+def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip, tmp_path):
     # moto 5.2 implements only create/describe/list for kinesisanalyticsv2: the other calls are
     # checked at the client edge with botocore's Stubber (the request shapes are validated
-    # against the service model).
+    # against the service model, and the request must equal the one written out here).
     kda, s3, kda_stub, s3_stub = stubbed_clients()
     kda_stub.add_response("describe_application", described(7), {"ApplicationName": "flowdredge"})
     with open(app_zip, "rb") as fh:
         body = fh.read()
     s3_stub.add_response("put_object", {"VersionId": "v2"},
                          {"Bucket": "code-bucket", "Key": "k.zip", "Body": body})
-    groups = deploy.property_groups(deploy.DEFAULT_PROPERTIES, IO, None)
-    expected = deploy.update_request("flowdredge", 7, "code-bucket", "k.zip", "v2", groups)
-    assert expected["RunConfigurationUpdate"] == {"ApplicationRestoreConfiguration": {
-        "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}
-    assert expected["ApplicationConfigurationUpdate"]["ApplicationCodeConfigurationUpdate"][
-        "CodeContentUpdate"]["S3ContentLocationUpdate"]["ObjectVersionUpdate"] == "v2"
+    properties = tmp_path / "p.json"
+    properties.write_text(json.dumps([
+        {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "3", "checkpoint_dir": ""}},
+        {"PropertyGroupId": "outputs", "PropertyMap": {"security": "false"}}]))
+    expected = {
+        "ApplicationName": "flowdredge",
+        "CurrentApplicationVersionId": 7,
+        "ApplicationConfigurationUpdate": {
+            "ApplicationCodeConfigurationUpdate": {
+                "CodeContentTypeUpdate": "ZIPFILE",
+                "CodeContentUpdate": {"S3ContentLocationUpdate": {
+                    "BucketARNUpdate": "arn:aws:s3:::code-bucket", "FileKeyUpdate": "k.zip",
+                    "ObjectVersionUpdate": "v2"}}},
+            # The empty checkpoint_dir is left out (the API refuses empty values); the io group
+            # is the application's own, as describe_application returned it.
+            "EnvironmentPropertyUpdates": {"PropertyGroups": [
+                {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "3"}},
+                {"PropertyGroupId": "outputs", "PropertyMap": {"security": "false"}},
+                {"PropertyGroupId": "io", "PropertyMap": IO},
+                {"PropertyGroupId": "kinesis.analytics.flink.run.options",
+                 "PropertyMap": {"python": "main.py"}}]},
+            "FlinkApplicationConfigurationUpdate": {"ParallelismConfigurationUpdate": {
+                "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 3,
+                "AutoScalingEnabledUpdate": False}}},
+        "RunConfigurationUpdate": {"ApplicationRestoreConfiguration": {
+            "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}}
     kda_stub.add_response("update_application", {"ApplicationDetail": described(8)[
         "ApplicationDetail"]}, expected)
     with kda_stub, s3_stub:
         deploy.update(kda, s3, Args(name="flowdredge", io=None, zip=app_zip,
-                                    properties=deploy.DEFAULT_PROPERTIES, bucket="code-bucket",
+                                    properties=str(properties), bucket="code-bucket",
                                     key="k.zip", restore="latest"))
         kda_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
