@@ -18,9 +18,12 @@ def test_workload_is_deterministic_and_deliverable(tmp_path):
     assert first.flow_lines == 3000 and first.s3_lines + first.cloudwatch_lines == 3000 + \
         first.nodata_lines
     assert first.cloudwatch_records and first.s3_files and first.reassigned_ips
-    for a, b in zip(sorted(first.files), sorted(second.files)):
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            assert fa.read() == fb.read()
+    # The same files (names relative to each output folder) with the same bytes.
+    names = sorted(os.path.relpath(f, tmp_path / "a") for f in first.files)
+    assert names == sorted(os.path.relpath(f, tmp_path / "b") for f in second.files)
+    assert len(names) > first.s3_files
+    for name in names + [os.path.relpath(first.metadata_file, tmp_path / "a")]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     with open(first.metadata_file) as fh:
         types = [json.loads(line)["type"] for line in fh]
     assert types[0] == "ASSIGN" and {"UNASSIGN", "HEARTBEAT"} <= set(types)
