@@ -5,15 +5,16 @@ import pytest
 
 from job.config import Config, ConfigError, checkpoint_uri, load, to_application_properties
 
-pytestmark = pytest.mark.unit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.unit
 def test_defaults_are_valid():
     cfg = load(None)
     assert cfg.job.window_seconds == 60 and cfg.flow_format.names[0] == "version"
 
 
+@pytest.mark.unit
 def test_yaml_and_application_properties_give_the_same_config(tmp_path):
     (tmp_path / "c.yaml").write_text("job:\n  window_seconds: 300\noutputs:\n  enriched: false\n")
     (tmp_path / "c.json").write_text(json.dumps([
@@ -22,6 +23,7 @@ def test_yaml_and_application_properties_give_the_same_config(tmp_path):
     assert load(str(tmp_path / "c.yaml")) == load(str(tmp_path / "c.json"))
 
 
+@pytest.mark.unit
 def test_shipped_application_properties_round_trip():
     path = os.path.join(ROOT, "flink-conf", "application_properties.json")
     with open(path) as fh:
@@ -29,6 +31,7 @@ def test_shipped_application_properties_round_trip():
     assert load(path) == Config()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text,message", [
     ("jobs: {}", "unknown config section"),
     ("job: {windows: 5}", "unknown key"),
@@ -45,11 +48,13 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
         load(str(tmp_path / "c.yaml"))
 
 
+@pytest.mark.unit
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load(str(tmp_path / "nope.yaml"))
 
 
+@pytest.mark.unit
 def test_every_key_is_documented():
     import dataclasses
     with open(os.path.join(ROOT, "docs", "configuration.md")) as fh:
@@ -61,6 +66,7 @@ def test_every_key_is_documented():
             assert f"  {key.name}:" in doc, f"{section.name}.{key.name}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("value", ["s3://", "://x", "a b", "s3 ://b/p"])
 def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
     (tmp_path / "c.yaml").write_text(f"job: {{checkpoint_dir: '{value}'}}")
@@ -68,12 +74,14 @@ def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
         load(str(tmp_path / "c.yaml"))
 
 
+@pytest.mark.unit
 def test_checkpoint_dir_becomes_a_url():
     assert checkpoint_uri("s3://bucket/prefix") == "s3://bucket/prefix"
     assert checkpoint_uri("rel/ck") == "file://" + os.path.abspath("rel/ck")
     assert checkpoint_uri("/tmp/ck") == "file:///tmp/ck"
 
 
+# Not unit: flink_configuration builds a PyFlink Configuration, which starts a JVM.
 @pytest.mark.minicluster
 @pytest.mark.parametrize("key,fallback,expected", [
     ("", None, None),                              # a cluster keeps its own setting
