@@ -1,0 +1,264 @@
+"""Flows wait for the metadata to be complete up to their start, and no longer than
+`metadata.max_wait_seconds` (docs/design.md, "Waiting for metadata"): the decision of
+AttributeFlows, then the release after the max wait in a running job."""
+import gzip
+import json
+import time
+from collections import Counter
+
+import pytest
+from pyflink.common import Row
+from pyflink.datastream import TimeDomain
+
+from helpers import read_records, total_counts
+from job.codec import encode_group
+from job.config import Config
+from job.parse import FlowFormat, FlowGroup, parse_line
+from schemas.metadata import OWNER_FIELDS
+from schemas.outputs import FLOW_GROUP
+
+T0 = 1767225600   # 2026-01-01T00:00:00Z
+TIMEOUT_S = 300    # a loaded 2-core machine; every wait polls and returns as soon as it can
+
+
+# --- the decision, without a JVM ------------------------------------------------------------
+# PyFlink has no harness for Python functions outside a job: these stand-ins hold what the
+# function reads from the runtime (state, clocks) and nothing else.
+
+class _Group:
+    def counter(self, name):
+        return type("Counter", (), {"inc": lambda self, n=1: None})()
+
+    def gauge(self, name, read):
+        pass
+
+    def meter(self, name, time_span_in_seconds=60):
+        return type("Meter", (), {"mark_event": lambda self, n=1: None})()
+
+    def add_group(self, name):
+        return self
+
+
+class _State(dict):
+    def put(self, key, value):
+        self[key] = value
+
+    def remove(self, key):
+        del self[key]
+
+
+class _Runtime:
+    def __init__(self):
+        self.state = _State()
+        self.broadcast = _State()
+        self.watermark = -2**63
+        self.now = 0
+        self.domain = None
+        self.event_timers, self.processing_timers = set(), set()
+
+    # RuntimeContext
+    def get_map_state(self, descriptor):
+        return self.state
+
+    def get_metrics_group(self):
+        return _Group()
+
+    def get_index_of_this_subtask(self):
+        return 0
+
+    # Context and TimerService
+    def get_broadcast_state(self, descriptor):
+        return self.broadcast
+
+    def timer_service(self):
+        return self
+
+    def time_domain(self):
+        return self.domain
+
+    def current_watermark(self):
+        return self.watermark
+
+    def current_processing_time(self):
+        return self.now
+
+    def register_event_time_timer(self, t):
+        self.event_timers.add(t)
+
+    def register_processing_time_timer(self, t):
+        self.processing_timers.add(t)
+
+
+FORMAT = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
+
+
+def _owner_row(kind, ts, ip, app=None):
+    owner = dict.fromkeys(OWNER_FIELDS, "-")
+    if app:
+        owner.update(app=app, region="us-east-1")
+    return Row(kind, ts, ip, *(owner[f] for f in OWNER_FIELDS))
+
+
+def _group_row(start):
+    window_start = start - start % 60
+    flows = [parse_line(FORMAT, f"10.0.0.1 10.0.0.2 5432 6 1 100 {start} ACCEPT")]
+    payload = encode_group(FlowGroup(FORMAT, window_start, start, flows, "t"))
+    values = {"producer": 0, "window_start": window_start, "max_start": start,
+              "payload": payload, "progress": start}
+    return Row(*(values[name] for name in FLOW_GROUP.names))
+
+
+def _outputs(emitted):
+    """(partial aggregate rows as (src_app, dst_app, flows), summed counts)."""
+    from job.flink.operators import COUNTS
+    rows, counts = [], Counter()
+    for item in emitted:
+        if isinstance(item, Row):
+            rows.append((item[1], item[3], item[8]))
+        elif item[0] is COUNTS:
+            counts.update({k: v for k, v in json.loads(item[1]).items() if k != "stage"})
+    return rows, counts
+
+
+def _operator():
+    from job.flink.operators import AttributeFlows
+    config = Config().replace(metadata={"max_wait_seconds": 60, "poll_interval_ms": 1000,
+                                        "out_of_orderness_seconds": 30},
+                              outputs={"enriched": False, "security": False})
+    op, rt = AttributeFlows(config), _Runtime()
+    op.open(rt)
+    # Owners known since an hour before T0: the metadata clock stands at T0 - 3600 s - 30 s.
+    list(op.process_broadcast_element([_owner_row("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
+                                       _owner_row("ASSIGN", (T0 - 3600) * 1000, "10.0.0.2", "db")],
+                                      rt))
+    return op, rt
+
+
+def _timer(op, rt, domain, at):
+    rt.domain = domain
+    if domain == TimeDomain.PROCESSING_TIME:
+        rt.now = at
+    return _outputs(op.on_timer(at, rt))
+
+
+@pytest.mark.unit
+def test_a_group_waits_for_the_metadata_and_is_released_at_the_max_wait():
+    op, rt = _operator()
+    rt.now = 1_000_000
+    rows, counts = _outputs(op.process_element(_group_row(T0 + 10), rt))
+    assert rows == [] and counts == {"groups_waited": 1}
+    assert rt.event_timers == {(T0 + 10) * 1000}
+    assert rt.processing_timers == {1_001_000}
+    # Polled a second before the deadline (1,000,000 + 60 s), the metadata still incomplete:
+    # it waits for the next poll.
+    assert _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_059_000) == ([], Counter())
+    assert 1_060_000 in rt.processing_timers
+    rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_060_000)
+    assert rows == [("api", "db", 1)]
+    assert counts == {"groups_after_max_wait": 1, "src_owned": 1, "dst_owned": 1,
+                      "flows_aggregated": 1}
+    assert rt.state == {}
+
+
+@pytest.mark.unit
+def test_a_group_is_released_when_the_metadata_is_complete_for_it():
+    op, rt = _operator()
+    rt.now = 1_000_000
+    assert _outputs(op.process_element(_group_row(T0 + 10), rt))[0] == []
+    # A heartbeat one second short of the group's start: still waiting.
+    list(op.process_broadcast_element([_owner_row("HEARTBEAT", (T0 + 9) * 1000, "")], rt))
+    assert _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_001_000) == ([], Counter())
+    list(op.process_broadcast_element([_owner_row("HEARTBEAT", (T0 + 10) * 1000, "")], rt))
+    rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_002_000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
+    # Once complete, a group is attributed as it arrives.
+    rows, counts = _outputs(op.process_element(_group_row(T0 + 5), rt))
+    assert rows == [("api", "db", 1)] and counts["groups_waited"] == 0
+
+
+@pytest.mark.unit
+def test_the_watermark_passing_a_group_releases_it():
+    # The operator's watermark is the minimum of the flows' and the changelog's: it reaching
+    # the group's start means the metadata is complete for it.
+    op, rt = _operator()
+    rt.now = 1_000_000
+    assert _outputs(op.process_element(_group_row(T0 + 10), rt))[0] == []
+    rt.watermark = (T0 + 10) * 1000 - 1
+    assert _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000 - 1) == ([], Counter())
+    rt.watermark = (T0 + 10) * 1000
+    rows, counts = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 1
+
+
+# --- the release in a running job -----------------------------------------------------------
+
+@pytest.mark.minicluster
+def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tmp_path):
+    """The changelog stops an hour before the flows and the inputs never end (followed files):
+    only the max wait can release the flows, attributed with what is known."""
+    from connectors.files import file_sinks, file_sources
+    from job.flink.pipeline import build_pipeline
+    from job.flink.run import make_env
+    from job.replay import stage_flows, stage_metadata
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    starts = [T0 + 10, T0 + 20, T0 + 70]   # two windows: two groups
+    lines = [f"2 123456789012 eni-a 10.0.0.1 10.0.0.2 40000 5432 6 1 100 {s} {s + 5} ACCEPT OK"
+             for s in starts]
+    with gzip.open(flows / "x_vpcflowlogs_us-east-1_fl-1_20260101T0005Z_0001.log.gz",
+                   "wt") as fh:
+        fh.write("version account-id interface-id srcaddr dstaddr srcport dstport protocol "
+                 "packets bytes start end action log-status\n" + "\n".join(lines) + "\n")
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(
+        f'{{"type":"ASSIGN","ts":{(T0 - 3600) * 1000},"ip":"{ip}","app":"{app}"}}\n'
+        for ip, app in (("10.0.0.1", "api"), ("10.0.0.2", "db"))))
+    stage_flows([str(flows)], str(tmp_path / "flows.txt"), 5000)
+    stage_metadata([str(meta)], str(tmp_path / "meta-staged.jsonl"))
+
+    config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 1},
+                              metadata={"max_wait_seconds": 2, "poll_interval_ms": 200},
+                              outputs={"enriched": True, "security": False})
+    output = str(tmp_path / "out")
+    env = make_env(config)
+    build_pipeline(env, file_sources(str(tmp_path / "flows.txt"),
+                                     str(tmp_path / "meta-staged.jsonl"), follow_seconds=1),
+                   file_sinks(output), config)
+    client = env.execute_async("flowdredge max wait test")
+    try:
+        counts = _wait_for_counts(client, output, lambda c: c["flows_aggregated"] == 3)
+        enriched = [(r["start"], r["src_app"], r["dst_app"])
+                    for r in _wait_for_records(client, output, "enriched", 3)]
+    finally:
+        client.cancel().result()
+    assert (counts["groups_waited"], counts["groups_after_max_wait"]) == (2, 2)
+    assert sorted(enriched) == [(s, "api", "db") for s in starts]
+
+
+def _wait_for_counts(client, output, done, timeout_s=TIMEOUT_S):
+    """The committed counts once `done` holds for them; fails if the job stops first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = total_counts(output)
+        if done(counts):
+            return counts
+        _ensure_running(client)
+        time.sleep(0.5)
+    raise AssertionError(f"counts never got there: {dict(total_counts(output))}")
+
+
+def _wait_for_records(client, output, name, n, timeout_s=TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        records = list(read_records(output, name))
+        if len(records) >= n:
+            return records
+        _ensure_running(client)
+        time.sleep(0.5)
+    raise AssertionError(f"{name}: {len(list(read_records(output, name)))} records, not {n}")
+
+
+def _ensure_running(client):
+    status = client.get_job_status().result().name
+    assert status in ("CREATED", "INITIALIZING", "RUNNING"), f"job is {status}"
