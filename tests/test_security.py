@@ -10,7 +10,6 @@ import reference
 import security_scenario as sc
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from job.config import Config
-from job.security import risk_score, parse_factors
 
 pytestmark = pytest.mark.minicluster
 
@@ -200,7 +199,22 @@ def test_rejected_rows_show_top_sources_and_spikes(output):
                                                      ("kafka", sc.minute(9)))} == {0}
 
 
-def test_risk_factors_per_app_and_window(scenario, output, expected, config):
+# security.risk_weights and risk_scales by default (docs/security.md): factor -> (weight,
+# scale). The weights add up to 100, so a factor's points are weight * min(1, value / scale).
+RISK = {"exposed_ports": (30, 3), "rejected_flows": (15, 100), "scan_sources": (20, 2),
+        "egress_bytes": (20, 100_000_000), "dependencies": (5, 10), "dependents": (10, 10)}
+
+
+def _risk(values):
+    """(score, score_parts) as docs/security.md defines them."""
+    points = {name: weight * min(1, values[name] / scale)
+              for name, (weight, scale) in RISK.items() if values[name]}
+    ranked = sorted(points.items(), key=lambda kv: (-kv[1], kv[0]))
+    return round(sum(points.values())), ",".join(
+        f"{name}={round(p)}" for name, p in ranked if round(p))
+
+
+def test_risk_factors_per_app_and_window(scenario, output, expected):
     factors = defaultdict(lambda: {"exposed": set(), "rejected_flows": 0, "scan_sources": 0,
                                    "egress_bytes": 0, "dependencies": set(),
                                    "dependents": set()})
@@ -220,14 +234,11 @@ def test_risk_factors_per_app_and_window(scenario, output, expected, config):
             if _owned(app):
                 factors[(sc.minute(alert.minute), app)]["scan_sources"] += 1
 
-    weights, scales = parse_factors(config.security.risk_weights), \
-        parse_factors(config.security.risk_scales)
     rows = {}
     for r in read_records(output, "risk"):
         key = (r["window_start"], r["app"])
         assert key not in rows
         rows[key] = r
-        assert (r["score"], r["score_parts"]) == risk_score(r, weights, scales)
     assert set(rows) == set(factors)
     for key, f in factors.items():
         r = rows[key]
@@ -236,6 +247,10 @@ def test_risk_factors_per_app_and_window(scenario, output, expected, config):
             len(f["exposed"]), f["rejected_flows"], f["scan_sources"], f["egress_bytes"],
             len(f["dependencies"]), len(f["dependents"])), key
         assert set((r["exposed_port_list"] or "").split(",")) - {""} == f["exposed"]
+        assert (r["score"], r["score_parts"]) == _risk({
+            "exposed_ports": len(f["exposed"]), "rejected_flows": f["rejected_flows"],
+            "scan_sources": f["scan_sources"], "egress_bytes": f["egress_bytes"],
+            "dependencies": len(f["dependencies"]), "dependents": len(f["dependents"])}), key
     assert rows[(sc.minute(6), "edge-gateway")]["scan_sources"] == 1
 
 
