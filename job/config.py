@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from job.ownership import MetaLimits
 from job.parse import FlowFormat, FormatError, Limits
 from job.security import parse_factors, parse_ports
 from schemas.flowlog import DEFAULT_FORMAT
@@ -52,11 +53,26 @@ class FlowsSection:
     # Allowed lateness: a flow whose window closed more than this before its arrival is late.
     out_of_orderness_seconds: int = 300
     chunk_lines: int = 5000
-    # A CloudWatch envelope or file chunk larger than this once decompressed is dead-lettered
-    # (a gzip bomb cannot exhaust memory).
+    # A CloudWatch envelope larger than this once decompressed is dead-lettered (a gzip bomb
+    # cannot exhaust memory); S3 files are staged in chunks no larger.
     max_decompressed_bytes: int = 64 * 1024 * 1024
-    # A flow starting further than this from its delivery time is dead-lettered.
+    # A flow starting more than this before its delivery time is dead-lettered.
     max_clock_skew_seconds: int = 86400
+    # A flow starting more than this after its delivery time (AWS's stamp in an S3 file name,
+    # the CloudWatch event timestamps, the Kinesis arrival time; a file's modification time)
+    # is dead-lettered: one such line would move event time past every other flow.
+    max_ahead_seconds: int = 120
+    # Longer lines are dead-lettered with an excerpt; staging never holds more of one.
+    max_line_bytes: int = 8192
+    # Fields a header or format may name (AWS's own formats have fewer than 80).
+    max_fields_per_line: int = 128
+    # Largest packets or bytes value of one line (2 TiB, above any one flow in 10 minutes):
+    # what a record sums must fit a 64-bit integer (checked against max_decompressed_bytes).
+    max_flow_bytes: int = 2**41
+    # false: an input file that cannot be read (empty, truncated, not gzip, no header) is
+    # dead-lettered and the replay goes on, and header fields this release does not know are
+    # dropped (counted); true: either refuses the replay.
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,11 @@ class MetadataSection:
     # AWS's published ip-ranges.json (a path or s3:// URL): names public addresses without an
     # owner aws:<service>:<region> instead of internet. Empty: not used.
     ip_ranges: str = ""
+    # Longer changelog lines are dead-lettered with an excerpt.
+    max_line_bytes: int = 8192
+    # An event (change or HEARTBEAT) with a ts more than this after its delivery time (Kinesis
+    # arrival, a file's modification time) is dead-lettered: it would move the metadata clock.
+    max_ahead_seconds: int = 120
 
 
 @dataclass(frozen=True)
@@ -172,8 +193,14 @@ class Config:
 
     @property
     def parse_limits(self) -> Limits:
-        return Limits(self.job.window_seconds, self.flows.max_decompressed_bytes,
-                      self.flows.max_clock_skew_seconds)
+        flows = self.flows
+        return Limits(self.job.window_seconds, flows.max_decompressed_bytes,
+                      flows.max_clock_skew_seconds, flows.max_ahead_seconds,
+                      flows.max_line_bytes, flows.max_flow_bytes)
+
+    @property
+    def metadata_limits(self) -> MetaLimits:
+        return MetaLimits(self.metadata.max_line_bytes, self.metadata.max_ahead_seconds)
 
     def replace(self, **sections) -> "Config":
         """Config with some fields changed: replace(job={"parallelism": 2})."""
@@ -191,15 +218,31 @@ def _coerce(section: str, f, value):
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if f.type is int or f.type == "int":
-        if isinstance(value, bool):
+        # A float is refused, not truncated (90.7 is not 90).
+        if isinstance(value, (bool, float)):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        # Numbers reach Java (durations, sizes, parallelism) as 32-bit ints unless wider.
+        highest = MAX_LONG if (section, f.name) in _WIDE else MAX_INT
+        if not -highest - 1 <= number <= highest:
+            raise ConfigError(f"{where}: {value!r} is out of range (at most {highest} either way)")
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value
+
+
+MAX_INT = 2**31 - 1
+MAX_LONG = 2**63 - 1
+_WIDE = {("flows", "max_flow_bytes")}
+# The shortest flow line with traffic ("::1 ::1 1262304000"): a record of
+# flows.max_decompressed_bytes holds at most that many bytes / this many lines.
+SHORTEST_LINE = 18
+# Flink's own upper bound of a job's parallelism.
+MAX_PARALLELISM = 32768
 
 
 def from_dict(doc: dict) -> Config:
@@ -247,17 +290,27 @@ def validate(config: Config) -> None:
                 ("job", "checkpoint_interval_seconds"), ("job", "attribution_keys"),
                 ("job", "bundle_size"), ("job", "bundle_time_ms"), ("job", "watermark_interval_ms"),
                 ("flows", "chunk_lines"), ("flows", "max_decompressed_bytes"),
-                ("flows", "max_clock_skew_seconds"),
+                ("flows", "max_clock_skew_seconds"), ("flows", "max_line_bytes"),
+                ("flows", "max_fields_per_line"), ("flows", "max_flow_bytes"),
                 ("metadata", "chunk_lines"), ("metadata", "max_wait_seconds"),
+                ("metadata", "max_line_bytes"),
                 ("metadata", "retention_seconds"),
                 ("metadata", "poll_interval_ms")]
     for section, key in positive:
         if getattr(getattr(config, section), key) <= 0:
             raise ConfigError(f"{section}.{key} must be positive")
     for section, key in [("job", "max_restarts"), ("flows", "out_of_orderness_seconds"),
-                         ("metadata", "out_of_orderness_seconds")]:
+                         ("metadata", "out_of_orderness_seconds"), ("flows", "max_ahead_seconds"),
+                         ("metadata", "max_ahead_seconds")]:
         if getattr(getattr(config, section), key) < 0:
             raise ConfigError(f"{section}.{key} must not be negative")
+    if config.job.parallelism > MAX_PARALLELISM:
+        raise ConfigError(f"job.parallelism must be at most {MAX_PARALLELISM} (Flink's limit)")
+    flows = config.flows
+    if flows.max_flow_bytes * (flows.max_decompressed_bytes // SHORTEST_LINE) > MAX_LONG:
+        raise ConfigError("flows.max_flow_bytes is too large for flows.max_decompressed_bytes: "
+                          f"the sums of a record ({flows.max_decompressed_bytes // SHORTEST_LINE} "
+                          "lines at most) must fit a 64-bit integer")
     if config.metadata.retention_seconds < (config.flows.out_of_orderness_seconds
                                             + config.job.window_seconds):
         raise ConfigError("metadata.retention_seconds must cover flows.out_of_orderness_seconds "
@@ -268,9 +321,15 @@ def validate(config: Config) -> None:
         raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
                           f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")
     try:
-        config.flow_format
+        fmt = config.flow_format
     except FormatError as err:
         raise ConfigError(f"flows.format: {err}") from None
+    if fmt.unknown:
+        raise ConfigError(f"flows.format: unknown flow-log field(s) {list(fmt.unknown)} "
+                          f"(schemas/flowlog.py lists the known ones)")
+    if fmt.width > flows.max_fields_per_line:
+        raise ConfigError(f"flows.format names {fmt.width} fields, more than "
+                          f"flows.max_fields_per_line ({flows.max_fields_per_line})")
     _validate_security(config)
     _validate_kinesis(config.kinesis)
 

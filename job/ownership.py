@@ -8,8 +8,9 @@ leave the new owner), then by arrival. Consecutive changes form the ranges (owne
 import ipaddress
 import json
 from bisect import bisect_right, insort_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from job.parse import EARLIEST_START, LATEST_START
 from schemas.metadata import ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
@@ -34,24 +35,67 @@ class MetaEventError(ValueError):
         self.reason = reason
 
 
-def changelog_lines(record: str) -> list:
-    """The changelog lines one record holds: a chunk staged by job.replay (a JSON array of
-    lines; an array is never an event) or text of one or many lines (a line of a changelog
-    file, a stream record). Blank lines hold nothing."""
-    if record.startswith("["):
+# Changes and HEARTBEATs are bounded as flow starts are (job.parse): [2010, 2100) always, and
+# at most metadata.max_ahead_seconds after the record's delivery time when it is known. A single
+# event far ahead would move the metadata clock for good.
+EARLIEST_TS_MS = EARLIEST_START * 1000
+LATEST_TS_MS = LATEST_START * 1000
+# What job.replay stages a changelog file into: {"staged": STAGED, "source": path, "first_line":
+# n, "not_after": the file's modification time, "lines": [...] (blank lines kept, for numbering),
+# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines"}.
+STAGED = "changelog"
+
+
+@dataclass(frozen=True)
+class MetaLimits:
+    max_line_bytes: int = 8192
+    max_ahead_seconds: int = 120
+
+
+@dataclass
+class RecordLines:
+    """The changelog lines of one record and where they came from."""
+    lines: list          # text, blank lines included (they hold nothing)
+    source: str          # file path or stream record
+    first_line: int = 1  # line number of lines[0]
+    not_after: int = None   # epoch seconds no event can be after (a file's modification time)
+    long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
+
+
+def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
+    """The changelog lines a record holds: a file chunk staged by job.replay (STAGED) or text of
+    one or many lines (a stream record)."""
+    if record.startswith("{") and STAGED in record[:40]:
         try:
-            lines = json.loads(record)
+            doc = json.loads(record)
         except ValueError:
-            lines = None
-        if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
-            return [line for line in lines if line.strip()]
-    return [line for line in record.split("\n") if line.strip()]
+            doc = None
+        if (isinstance(doc, dict) and doc.get("staged") == STAGED
+                and isinstance(doc.get("lines"), list)
+                and all(isinstance(line, str) for line in doc["lines"])):
+            return RecordLines(doc["lines"], str(doc.get("source", source)),
+                               _int_or(doc.get("first_line"), 1), _int_or(doc.get("not_after")),
+                               _long_lines(doc.get("long")))
+    return RecordLines(record.split("\n"), source)
+
+
+def _long_lines(items) -> list:
+    return [(item[0], str(item[1])) for item in items or ()
+            if isinstance(item, list) and len(item) == 2 and _is_int(item[0])]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_or(value, default=None):
+    return value if _is_int(value) else default
 
 
 @dataclass
 class ParsedChunk:
     events: list     # MetaEvent, in arrival order
-    rejected: list   # (reason, line), in arrival order
+    rejected: list   # (reason, location, line), in arrival order
 
     def event_time_ms(self, heartbeat_shift_ms: int):
         """The chunk's timestamp: its latest event's, a HEARTBEAT's shifted by
@@ -61,19 +105,37 @@ class ParsedChunk:
                     for e in self.events), default=None)
 
 
-def parse_chunk(record: str) -> ParsedChunk:
-    """Every changelog line of a record (changelog_lines), each as parse_event would."""
+def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
+                limits: MetaLimits = MetaLimits()) -> ParsedChunk:
+    """Every changelog line of a record (changelog_lines), each as parse_event would; bad lines
+    are rejected with a reason and their location (`<source>:<line>`). `delivered` (epoch
+    seconds) is when the record was delivered, e.g. its Kinesis arrival time."""
+    record_lines = changelog_lines(record, source)
+    bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
+    latest_ms = LATEST_TS_MS
+    if bounds:
+        latest_ms = min(latest_ms, (min(bounds) + limits.max_ahead_seconds) * 1000 + 1)
     chunk = ParsedChunk([], [])
-    for line in changelog_lines(record):
+    where = record_lines.source
+    first = record_lines.first_line
+    for position, text in record_lines.long:
+        chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
+    for position, line in enumerate(record_lines.lines):
+        if not line.strip():
+            continue
+        if len(line) > limits.max_line_bytes:
+            chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
+            continue
         try:
-            chunk.events.append(parse_event(line))
+            chunk.events.append(parse_event(line, latest_ms))
         except MetaEventError as err:
-            chunk.rejected.append((err.reason, line))
+            chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
     return chunk
 
 
-def parse_event(line: str) -> MetaEvent:
-    """One changelog line to a MetaEvent; raises MetaEventError with a reason code."""
+def parse_event(line: str, latest_ms: int = LATEST_TS_MS) -> MetaEvent:
+    """One changelog line to a MetaEvent; raises MetaEventError with a reason code. `ts` must be
+    in [2010, `latest_ms`) (epoch ms)."""
     try:
         doc = json.loads(line)
     except ValueError:
@@ -89,7 +151,7 @@ def parse_event(line: str) -> MetaEvent:
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise MetaEventError("missing_ts")
     if kind == HEARTBEAT:
-        return MetaEvent(HEARTBEAT, ts)
+        return MetaEvent(HEARTBEAT, _bounded(ts, latest_ms))
     ip = doc.get("ip")
     if not isinstance(ip, str):
         raise MetaEventError("missing_ip")
@@ -97,10 +159,17 @@ def parse_event(line: str) -> MetaEvent:
         ip = str(ipaddress.ip_address(ip))
     except ValueError:
         raise MetaEventError("bad_address") from None
+    ts = _bounded(ts, latest_ms)
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
     owner = tuple(str(doc[f]) if doc.get(f) not in (None, "") else ABSENT for f in OWNER_FIELDS)
     return MetaEvent(ASSIGN, ts, ip, owner)
+
+
+def _bounded(ts: int, latest_ms: int) -> int:
+    if not EARLIEST_TS_MS <= ts < latest_ms:
+        raise MetaEventError("ts_out_of_range")
+    return ts
 
 
 class OwnershipIndex:

@@ -2,7 +2,8 @@
 
 Pure Python (no pyflink). One call handles one input record: a CloudWatch Logs subscription
 envelope (gzip JSON) or a chunk of an S3 flow-log file. Nothing in a record can raise out of
-`parse_record`: bad items become dead letters with a reason code, good lines still go through.
+`parse_record`: bad items become dead letters with a reason code and a location (file and line,
+or record, log stream and event index), good lines still go through.
 """
 import base64
 import binascii
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 from job import parse_columns
 from schemas.fields import ADDR, INT, LONG
-from schemas.flowlog import BY_AWS_NAME, NO_TRAFFIC_STATUSES, PORT_FIELDS, REQUIRED
+from schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
+                             PORT_FIELDS, REQUIRED, value_range)
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
@@ -23,6 +25,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 # [2010, 2100) is garbage whatever the stream.
 EARLIEST_START = 1262304000
 LATEST_START = 4102444800
+# Reasons job.replay gives a whole input file it could not stage (the record it writes instead).
+FILE_REASONS = ("empty_file", "bad_header", "bad_gzip", "unreadable", "too_large")
 
 TCP_FLAG_NAMES = ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG"))
 
@@ -39,31 +43,39 @@ def decode_tcp_flags(flags):
 
 
 class FormatError(ValueError):
-    """A flow-log format string or header names an unknown field or lacks a required one."""
+    """A flow-log format string or header lacks a required field."""
 
 
 _formats: dict = {}
 
 
 class FlowFormat:
-    """The field order of flow-log lines, from a format string or an S3 header line."""
+    """The field order of flow-log lines, from a format string or an S3 header line.
+
+    A line splits into `width` values, one per name. Names this release does not know (AWS adds
+    fields over time) are split off and dropped: a flow is the tuple of the known fields
+    (`fields`, `keys`), and every position below is a position in that tuple. Whether an unknown
+    name is acceptable is the caller's decision (`unknown`)."""
 
     def __init__(self, aws_names):
         names = tuple(aws_names)
-        unknown = [n for n in names if n not in BY_AWS_NAME]
-        if unknown:
-            raise FormatError(f"unknown flow-log field(s) {unknown} (schemas/flowlog.py lists "
-                              f"the known ones)")
-        missing = [n for n in REQUIRED if n not in names]
+        self.names = names
+        self.unknown = tuple(dict.fromkeys(n for n in names if n not in BY_AWS_NAME))
+        self.columns = tuple(i for i, n in enumerate(names) if n in BY_AWS_NAME)
+        self.fields = tuple(names[i] for i in self.columns)
+        missing = [n for n in REQUIRED if n not in self.fields]
         if missing:
             raise FormatError(f"flow-log format lacks required field(s) {missing}")
-        self.names = names
-        self.keys = tuple(BY_AWS_NAME[n].key for n in names)
+        kinds = [BY_AWS_NAME[n].kind for n in self.fields]
+        self.keys = tuple(BY_AWS_NAME[n].key for n in self.fields)
         self.width = len(names)
-        self.pos = {n: i for i, n in enumerate(names)}
-        self.int_positions = tuple(i for i, n in enumerate(names) if BY_AWS_NAME[n].kind in (INT, LONG))
-        self.addr_positions = tuple(i for i, n in enumerate(names) if BY_AWS_NAME[n].kind == ADDR)
+        self.pos = {n: i for i, n in enumerate(self.fields)}
+        self.int_positions = tuple(i for i, k in enumerate(kinds) if k in (INT, LONG))
+        self.addr_positions = tuple(i for i, k in enumerate(kinds) if k == ADDR)
         self.port_positions = tuple(self.pos[n] for n in PORT_FIELDS if n in self.pos)
+        self.count_positions = tuple(i for i, n in enumerate(self.fields) if n in COUNT_FIELDS)
+        self.ranges = tuple((i, *value_range(BY_AWS_NAME[self.fields[i]]))
+                            for i in self.int_positions)
         self.status_pos = self.pos.get("log-status")
         self.start_pos = self.pos["start"]
         self.end_pos = self.pos.get("end")
@@ -74,12 +86,13 @@ class FlowFormat:
         one expression instead of a loop per field (most of the parse time). Raises ValueError
         for a number that is not one."""
         ints = set(self.int_positions)
-        items = [f"None if p[{i}] == '-' else {'int(p[%d])' % i if i in ints else 'p[%d]' % i}"
-                 for i in range(self.width)]
+        items = [f"None if p[{j}] == '-' else {'int(p[%d])' % j if i in ints else 'p[%d]' % j}"
+                 for i, j in enumerate(self.columns)]
         source = f"def convert(p):\n    return ({', '.join(items)},)\n"
         namespace = {}
         exec(source, namespace)  # noqa: S102 - generated from known field names only
         return namespace["convert"]
+
     @classmethod
     def parse(cls, text: str) -> "FlowFormat":
         """Accepts `${version} ${account-id} ...` (AWS format string) or a header line.
@@ -112,6 +125,21 @@ class FlowGroup:
     source: str
 
 
+def excerpt(raw) -> str:
+    """At most EXCERPT_CHARS printable characters of raw input: bytes that are not UTF-8 (a
+    gzip record) as `base64:...`, other unprintable characters escaped as Python does."""
+    if isinstance(raw, (bytes, bytearray)):
+        head = bytes(raw[:EXCERPT_CHARS])
+        try:
+            raw = head.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(head[:(EXCERPT_CHARS - 7) // 4 * 3]).decode()
+    text = str(raw)[:EXCERPT_CHARS]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:EXCERPT_CHARS]
+    return text
+
+
 @dataclass
 class ParseResult:
     groups: list = field(default_factory=list)
@@ -121,9 +149,7 @@ class ParseResult:
     no_traffic: Counter = field(default_factory=Counter)
 
     def dead(self, reason: str, source: str, raw) -> None:
-        if isinstance(raw, (bytes, bytearray)):
-            raw = bytes(raw[:EXCERPT_CHARS]).decode("utf-8", "backslashreplace")
-        self.dead_letters.append(("flows", reason, source, raw[:EXCERPT_CHARS]))
+        self.dead_letters.append(("flows", reason, source, excerpt(raw)))
         self.counts["dead_letter"] += 1
         self.counts[f"dead_letter_{reason}"] += 1
 
@@ -151,8 +177,9 @@ def _is_address(text: str) -> bool:
     return ok
 
 
-def parse_line(fmt: FlowFormat, line: str):
-    """One flow-log line to a tuple in `fmt` order ('-' becomes None); raises LineError."""
+def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
+    """One flow-log line to a tuple of `fmt.fields` ('-' becomes None); raises LineError.
+    `max_flow_bytes` bounds packets and bytes (flows.max_flow_bytes)."""
     parts = line.split()
     if len(parts) != fmt.width:
         raise LineError("field_count")
@@ -160,14 +187,19 @@ def parse_line(fmt: FlowFormat, line: str):
         flow = fmt.convert(parts)
     except ValueError:
         raise LineError("not_a_number") from None
+    for i, lowest, highest in fmt.ranges:
+        value = flow[i]
+        if value is not None and not lowest <= value <= highest:
+            raise LineError("port_out_of_range" if i in fmt.port_positions
+                            else "number_out_of_range")
+    for i in fmt.count_positions:
+        if flow[i] is not None and flow[i] > max_flow_bytes:
+            raise LineError("number_out_of_range")
     if fmt.status_pos is not None and flow[fmt.status_pos] in NO_TRAFFIC_STATUSES:
         return flow
     for i in fmt.addr_positions:
         if flow[i] is not None and not _is_address(flow[i]):
             raise LineError("bad_address")
-    for i in fmt.port_positions:
-        if flow[i] is not None and not 0 <= flow[i] <= 65535:
-            raise LineError("port_out_of_range")
     start = flow[fmt.start_pos]
     if start is None or flow[fmt.pos["srcaddr"]] is None or flow[fmt.pos["dstaddr"]] is None:
         raise LineError("missing_required_field")
@@ -180,29 +212,50 @@ def parse_line(fmt: FlowFormat, line: str):
 class Limits:
     window_seconds: int
     max_decompressed_bytes: int
-    # A start further than this from the stream's time (CloudWatch event timestamps, the S3
-    # delivery stamp) is garbage.
+    # A start more than this before the record's delivery time is garbage.
     max_clock_skew_seconds: int
+    # A start more than this after the delivery time is garbage: one such line would move event
+    # time ahead and make every other flow late.
+    max_ahead_seconds: int = 120
+    max_line_bytes: int = 8192
+    # Packets and bytes of one line: a record's sums then fit a Java long (job.config checks).
+    max_flow_bytes: int = 2**41
+
+
+class _Location:
+    """Where line `position` of a record came from: `<file>:<line>` for a chunk of a file,
+    `<record> <log group>/<log stream> event <index>` for a CloudWatch envelope."""
+
+    def __init__(self, prefix: str, offset: int = 0, separator: str = ":", index=None):
+        self.prefix, self.offset, self.separator, self.index = prefix, offset, separator, index
+
+    def __call__(self, position: int) -> str:
+        n = self.index[position] if self.index is not None else position
+        return f"{self.prefix}{self.separator}{n + self.offset}"
 
 
 def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, result: ParseResult,
-                stream_time: int = None) -> None:
-    """Parses lines into per-window FlowGroups appended to `result`. `stream_time` (epoch
-    seconds) is when the lines were delivered, if known.
+                delivered: int = None, not_after: int = None, locate=None) -> None:
+    """Parses lines into per-window FlowGroups appended to `result`. `delivered` (epoch
+    seconds) is when the lines were delivered, if known; `not_after` a time they cannot start
+    after (a file's modification time). `locate(position)` names a line in dead letters
+    (default: `source`, then `:` and the position).
 
     Chunks of `parse_columns.MIN_LINES` lines or more go through the vectorised parser; the
     lines it does not accept go through `parse_line`, which alone decides dead-letter reasons
     and NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s."""
+    locate = locate or _Location(source)
     chunk = None
     if len(lines) >= parse_columns.MIN_LINES:
-        earliest, latest = _start_bounds(limits, stream_time)
+        earliest, latest = _start_bounds(limits, delivered, not_after)
         chunk = parse_columns.parse_chunk(fmt, lines, earliest, latest, limits.window_seconds,
-                                          _is_address)
+                                          _is_address, limits.max_line_bytes,
+                                          limits.max_flow_bytes)
     if chunk is None:
-        parse_lines_per_line(fmt, lines, source, limits, result, stream_time)
+        parse_lines_per_line(fmt, lines, source, limits, result, delivered, not_after, locate)
         return
     result.counts["lines_in"] += len(chunk.positions)
-    slow = list(_parse_each(fmt, ((i, lines[i]) for i in chunk.rest), source, earliest, latest,
+    slow = list(_parse_each(fmt, ((i, lines[i]) for i in chunk.rest), locate, earliest, latest,
                             limits, result))
     if not slow:
         result.counts["flows_parsed"] += len(chunk.positions)
@@ -214,20 +267,24 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
 
 
 def parse_lines_per_line(fmt: FlowFormat, lines: list, source: str, limits: Limits,
-                         result: ParseResult, stream_time: int = None) -> None:
+                         result: ParseResult, delivered: int = None, not_after: int = None,
+                         locate=None) -> None:
     """`parse_lines` one line at a time: for small chunks, and the reference of the vectorised
     parser."""
-    earliest, latest = _start_bounds(limits, stream_time)
+    earliest, latest = _start_bounds(limits, delivered, not_after)
     _group(fmt, source, limits.window_seconds,
-           _parse_each(fmt, enumerate(lines), source, earliest, latest, limits, result), result)
+           _parse_each(fmt, enumerate(lines), locate or _Location(source), earliest, latest,
+                       limits, result), result)
 
 
-def _start_bounds(limits: Limits, stream_time):
+def _start_bounds(limits: Limits, delivered=None, not_after=None):
     """[earliest, latest) for a plausible flow start."""
     earliest, latest = EARLIEST_START, LATEST_START
-    if stream_time is not None:
-        earliest = max(earliest, stream_time - limits.max_clock_skew_seconds)
-        latest = min(latest, stream_time + limits.max_clock_skew_seconds)
+    if delivered is not None:
+        earliest = max(earliest, delivered - limits.max_clock_skew_seconds)
+        latest = min(latest, delivered + limits.max_ahead_seconds + 1)
+    if not_after is not None:
+        latest = min(latest, not_after + limits.max_ahead_seconds + 1)
     return earliest, latest
 
 
@@ -235,26 +292,31 @@ def _position(numbered):
     return numbered[0]
 
 
-def _parse_each(fmt, numbered_lines, source, earliest, latest, limits, result):
+def _parse_each(fmt, numbered_lines, locate, earliest, latest, limits, result):
     """(position, flow) of each good line; dead letters and NODATA/SKIPDATA counts go to
     `result`."""
     counts = result.counts
     status_pos = fmt.status_pos
     start_pos = fmt.start_pos
+    max_line = limits.max_line_bytes
+    max_flow_bytes = limits.max_flow_bytes
     for position, line in numbered_lines:
         if not line or line.isspace():
             continue
         counts["lines_in"] += 1
+        if len(line) > max_line:
+            result.dead("line_too_long", locate(position), line)
+            continue
         try:
-            flow = parse_line(fmt, line)
+            flow = parse_line(fmt, line, max_flow_bytes)
         except LineError as err:
-            result.dead(err.reason, source, line)
+            result.dead(err.reason, locate(position), line)
             continue
         if status_pos is not None and flow[status_pos] in NO_TRAFFIC_STATUSES:
             _count_no_traffic(fmt, flow, limits.window_seconds, result)
             continue
         if not earliest <= flow[start_pos] < latest:
-            result.dead("timestamp_out_of_range", source, line)
+            result.dead("timestamp_out_of_range", locate(position), line)
             continue
         yield position, flow
 
@@ -296,7 +358,12 @@ def _gunzip_capped(data: bytes, cap: int) -> bytes:
     return out
 
 
-def _parse_cloudwatch(envelope, source, default_fmt, limits, result):
+def _earliest(*times):
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
+def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, not_after):
     if not isinstance(envelope, dict) or "messageType" not in envelope:
         raise LineError("not_cloudwatch")
     if envelope["messageType"] == "CONTROL_MESSAGE":
@@ -305,53 +372,97 @@ def _parse_cloudwatch(envelope, source, default_fmt, limits, result):
     events = envelope.get("logEvents")
     if envelope["messageType"] != "DATA_MESSAGE" or not isinstance(events, list):
         raise LineError("not_cloudwatch")
-    source = f"{envelope.get('logGroup', '?')}/{envelope.get('logStream', '?')}"
+    stream = f"{envelope.get('logGroup', '?')}/{envelope.get('logStream', '?')}"
+    locate = _Location(f"{source} {stream}", separator=" event ", index=[])
     lines, stream_ms = [], None
-    for event in events:
+    for i, event in enumerate(events):
         message = event.get("message") if isinstance(event, dict) else None
         if isinstance(message, str):
             lines.append(message)
+            locate.index.append(i)
             ts = event.get("timestamp")
-            if isinstance(ts, int) and (stream_ms is None or ts > stream_ms):
+            if isinstance(ts, int) and not isinstance(ts, bool) and (stream_ms is None
+                                                                     or ts > stream_ms):
                 stream_ms = ts
         else:
-            result.dead("not_cloudwatch", source, json.dumps(event)[:EXCERPT_CHARS])
-    parse_lines(default_fmt, lines, source, limits, result,
-                None if stream_ms is None else stream_ms // 1000)
+            result.dead("not_cloudwatch", f"{locate.prefix} event {i}", json.dumps(event))
+    # The events' timestamps are the flows' starts (AWS): the latest of them bounds the lines as
+    # a delivery time would; an arrival time given by the source bounds them too.
+    parse_lines(default_fmt, lines, stream, limits, result,
+                _earliest(delivered, None if stream_ms is None else stream_ms // 1000),
+                not_after, locate)
 
 
-def _parse_chunk(chunk, source, limits, result):
-    """A chunk of an S3 file, as written by `job.replay`: {"source", "format", "lines"} and,
-    when the file name has AWS's delivery stamp, "delivered" (epoch seconds)."""
+def _parse_chunk(chunk, source, limits, result, delivered):
+    """A chunk of an S3 file, as written by `job.replay`: {"source": file path, "first_line":
+    line number of lines[0], "format", "lines"} and optionally "delivered" (AWS's delivery
+    stamp, epoch seconds), "not_after" (the file's modification time), "long" ([position,
+    excerpt] of lines longer than flows.max_line_bytes, blank in "lines") and "ignore" (the
+    header's fields this release does not know, which staging chose to drop)."""
     try:
         fmt = FlowFormat.parse(chunk["format"])
         lines = chunk["lines"]
         source = chunk.get("source", source)
-        delivered = chunk.get("delivered")
+        first_line = chunk.get("first_line", 1)
+        stamp = chunk.get("delivered")
+        not_after = chunk.get("not_after")
+        long_lines = chunk.get("long", [])
+        ignored = chunk.get("ignore", [])
     except (KeyError, TypeError, AttributeError, FormatError):
         raise LineError("bad_chunk") from None
-    if not isinstance(lines, list) or not isinstance(delivered, (int, type(None))):
+    if not (isinstance(lines, list) and isinstance(source, str) and _is_int(first_line)
+            and isinstance(ignored, list) and set(fmt.unknown) <= set(map(str, ignored))
+            and all(_is_int(t) or t is None for t in (stamp, not_after))
+            and isinstance(long_lines, list)
+            and all(isinstance(x, list) and len(x) == 2 and _is_int(x[0])
+                    and isinstance(x[1], str) for x in long_lines)):
         raise LineError("bad_chunk")
-    parse_lines(fmt, lines, source, limits, result, delivered)
+    locate = _Location(source, first_line)
+    for position, text in long_lines:
+        result.counts["lines_in"] += 1
+        result.dead("line_too_long", locate(position), text)
+    if fmt.unknown:
+        result.counts["unknown_fields_ignored"] += len(fmt.unknown) * sum(
+            1 for line in lines if isinstance(line, str) and line and not line.isspace())
+    parse_lines(fmt, lines, source, limits, result, _earliest(delivered, stamp), not_after,
+                locate)
 
 
-def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits) -> ParseResult:
-    """Any input record (gzip CloudWatch envelope as bytes or base64, or a file chunk as JSON
-    text) to flow groups, dead letters and counts."""
-    result = ParseResult()
-    result.counts["records_in"] += 1
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _staged(doc, source, default_fmt, limits, result, delivered):
+    """A JSON record staged by job.replay: a file chunk, a CloudWatch record read from a file
+    ({"source", "record": base64, "delivered"?, "not_after"?}), or a file that could not be
+    staged ({"source", "error": one of FILE_REASONS, "excerpt"})."""
+    if not isinstance(doc, dict):
+        raise LineError("bad_chunk")
+    if "lines" in doc:
+        _parse_chunk(doc, source, limits, result, delivered)
+        return
+    where = doc.get("source")
+    if not isinstance(where, str):
+        raise LineError("bad_chunk")
+    if "error" in doc:
+        reason = doc["error"]
+        if reason not in FILE_REASONS:
+            raise LineError("bad_chunk")
+        result.dead(reason, where, doc.get("excerpt") or "")
+        return
+    record, stamp, not_after = doc.get("record"), doc.get("delivered"), doc.get("not_after")
+    if not (isinstance(record, str) and all(_is_int(t) or t is None for t in (stamp, not_after))):
+        raise LineError("bad_chunk")
+    _parse_encoded(record, where, default_fmt, limits, result, _earliest(delivered, stamp),
+                   not_after)
+
+
+def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after):
+    """A CloudWatch record: gzip bytes, or the same as base64 text."""
     try:
         if isinstance(raw, str):
-            text = raw.strip()
-            if text.startswith("{"):
-                try:
-                    chunk = json.loads(text)
-                except ValueError:
-                    raise LineError("not_json") from None
-                _parse_chunk(chunk, source, limits, result)
-                return result
             try:
-                raw = base64.b64decode(text, validate=True)
+                raw = base64.b64decode(raw.strip(), validate=True)
             except (binascii.Error, ValueError):
                 raise LineError("bad_base64") from None
         if not raw.startswith(GZIP_MAGIC):
@@ -365,11 +476,34 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits) -> P
         except (ValueError, UnicodeDecodeError):
             raise LineError("not_json") from None
         if isinstance(envelope, dict) and "lines" in envelope:
-            _parse_chunk(envelope, source, limits, result)
+            _parse_chunk(envelope, source, limits, result, delivered)
         else:
-            _parse_cloudwatch(envelope, source, default_fmt, limits, result)
+            _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
+                              not_after)
     except LineError as err:
         result.dead(err.reason, source, raw)
     except (ValueError, TypeError, AttributeError, RecursionError):
         result.dead("malformed", source, raw)
+
+
+def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
+                 delivered: int = None) -> ParseResult:
+    """Any input record (gzip CloudWatch envelope as bytes or base64, or a record staged by
+    job.replay as JSON text) to flow groups, dead letters and counts. `source` names the record
+    in dead letters (e.g. `kinesis:<stream>/<shard>/<sequence number>`); `delivered` (epoch
+    seconds) is when it was delivered (e.g. its Kinesis arrival time), which bounds the flows'
+    starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds)."""
+    result = ParseResult()
+    result.counts["records_in"] += 1
+    if isinstance(raw, str) and raw.lstrip().startswith("{"):
+        try:
+            _staged(json.loads(raw), source, default_fmt, limits, result, delivered)
+        except LineError as err:
+            result.dead(err.reason, source, raw)
+        except ValueError:
+            result.dead("not_json", source, raw)
+        except (TypeError, AttributeError, RecursionError):
+            result.dead("malformed", source, raw)
+        return result
+    _parse_encoded(raw, source, default_fmt, limits, result, delivered, None)
     return result

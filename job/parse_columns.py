@@ -26,6 +26,7 @@ MIN_LINES = 512
 _TEXT_TOKEN = "[!-~]+"
 _INT_TOKEN = "(?:-|-?[0-9]{1,18})"
 _NO_TRAFFIC = pa.array(NO_TRAFFIC_STATUSES)
+_INT64_MAX = 2**63 - 1
 # Exactly the IPv4 addresses ipaddress.ip_address() accepts (no leading zeros); other values,
 # IPv6 among them, are checked one distinct value at a time.
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -33,25 +34,30 @@ _IPV4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
 
 
 class _Layout:
-    """Reader options and the line pattern of one flow-log format."""
+    """Reader options and the line pattern of one flow-log format. The reader cuts every split
+    column (`c<j>`); the positions below are those of the flow tuple (fmt.fields), whose field i
+    is column `columns[i]`."""
 
     def __init__(self, fmt):
-        ints = set(fmt.int_positions)
+        int_columns = {fmt.columns[i] for i in fmt.int_positions}
         # Positional names: a format may name a field twice.
-        names = [f"c{i}" for i in range(fmt.width)]
+        names = [f"c{j}" for j in range(fmt.width)]
         self.read = csv.ReadOptions(column_names=names, use_threads=False)
         self.parse = csv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False,
                                       ignore_empty_lines=False)
         self.convert = csv.ConvertOptions(
-            column_types={n: pa.int64() if i in ints else pa.string() for i, n in enumerate(names)},
+            column_types={n: pa.int64() if j in int_columns else pa.string()
+                          for j, n in enumerate(names)},
             null_values=["-"], strings_can_be_null=True, quoted_strings_can_be_null=False)
-        self.screen = re.compile(" ".join(_INT_TOKEN if i in ints else _TEXT_TOKEN
-                                          for i in range(fmt.width))).fullmatch
-        self.ints = ints
-        self.texts = [i for i in range(fmt.width) if i not in ints]
-        self.width = fmt.width
+        self.screen = re.compile(" ".join(_INT_TOKEN if j in int_columns else _TEXT_TOKEN
+                                          for j in range(fmt.width))).fullmatch
+        self.texts = [j for j in range(fmt.width) if j not in int_columns]
+        self.columns = fmt.columns
+        self.ints = set(fmt.int_positions)
+        self.width = len(fmt.columns)
         self.addr_positions = fmt.addr_positions
-        self.port_positions = fmt.port_positions
+        self.ranges = fmt.ranges
+        self.count_positions = fmt.count_positions
         self.status_pos = fmt.status_pos
         self.start_pos = fmt.start_pos
         self.end_pos = fmt.end_pos
@@ -82,9 +88,10 @@ class Chunk:
     rest: list        # line positions for the per-line parser, ascending
 
 
-def _vouched_text(text: str, n_lines: int):
+def _vouched_text(text: str, n_lines: int, max_line: int):
     """The chunk's bytes if no line holds whitespace other than spaces (so that str.split() and
-    the CSV reader cut it alike, once `_has_empty_field` rules out doubled spaces), else None."""
+    the CSV reader cut it alike, once `_has_empty_field` rules out doubled spaces) and none is
+    longer than `max_line`, else None."""
     if not text or not text.isascii():
         return None
     data = text.encode("ascii")
@@ -93,6 +100,10 @@ def _vouched_text(text: str, n_lines: int):
     # The only control characters allowed are the n - 1 newlines that joined the lines.
     if np.count_nonzero(codes < 32) != n_lines - 1:
         return None
+    if len(data) > max_line:
+        ends = np.concatenate(([-1], np.flatnonzero(codes == 10), [len(data)]))
+        if (np.diff(ends) - 1 > max_line).any():
+            return None
     if np.count_nonzero(codes == ord("x")) or np.count_nonzero(codes == ord("X")):
         if b"0x" in data or b"0X" in data:   # arrow reads hex, int() does not
             return None
@@ -102,20 +113,21 @@ def _vouched_text(text: str, n_lines: int):
 def _has_empty_field(layout, table) -> bool:
     """An empty field is a space doubled, leading or trailing, which str.split() skips (an empty
     line or an empty number fails the reader instead)."""
-    return any(pc.any(pc.equal(table.column(i), "")).as_py() for i in layout.texts)
+    return any(pc.any(pc.equal(table.column(j), "")).as_py() for j in layout.texts)
 
 
 def parse_chunk(fmt, lines: list, earliest: int, latest: int, window_seconds: int,
-                is_address) -> "Chunk | None":
-    """Flows of `lines` whose start is in [earliest, latest), grouped by window; None when an
-    item is not a string (the per-line parser fails on it as it always did)."""
+                is_address, max_line: int, max_flow_bytes: int) -> "Chunk | None":
+    """Flows of `lines` whose start is in [earliest, latest), grouped by window, no line longer
+    than `max_line`, packets and bytes at most `max_flow_bytes`; None when an item is not a
+    string (the per-line parser fails on it as it always did)."""
     layout = _layout(fmt)
     try:
         text = "\n".join(lines)
     except TypeError:
         return None
     table, positions = None, None
-    data = _vouched_text(text, len(lines))
+    data = _vouched_text(text, len(lines), max_line)
     if data is not None:
         try:
             table = layout.table(data)
@@ -125,17 +137,19 @@ def parse_chunk(fmt, lines: list, earliest: int, latest: int, window_seconds: in
             table = None
     if table is None:
         # Line by line, only the lines the pattern vouches for.
-        positions = [i for i, line in enumerate(lines) if layout.screen(line)]
+        positions = [i for i, line in enumerate(lines)
+                     if len(line) <= max_line and layout.screen(line)]
         if not positions:
             return Chunk([], [], list(range(len(lines))))
         table = layout.table("\n".join([lines[i] for i in positions]).encode("ascii"))
         positions = np.array(positions)
     return _accept(layout, table, positions, len(lines), earliest, latest, window_seconds,
-                   is_address)
+                   is_address, max_flow_bytes)
 
 
-def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds, is_address):
-    columns = [table.column(i).chunk(0) for i in range(layout.width)]
+def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds, is_address,
+            max_flow_bytes):
+    columns = [table.column(j).chunk(0) for j in layout.columns]
     values, nulls = [], []
     for i, col in enumerate(columns):
         if i in layout.ints:
@@ -154,9 +168,14 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     for i in (layout.start_pos,) + layout.required_addr:
         if nulls[i] is not None:
             bad |= nulls[i]
-    for i in layout.port_positions:
-        out_of_range = (values[i] < 0) | (values[i] > 65535)
-        bad |= out_of_range if nulls[i] is None else out_of_range & ~nulls[i]
+    # Null numbers read as 0, which every range holds.
+    for i, lowest, highest in layout.ranges:
+        if lowest > 0 or highest < _INT64_MAX:
+            bad |= (values[i] < lowest) | (values[i] > highest)
+        else:
+            bad |= values[i] < 0
+    for i in layout.count_positions:
+        bad |= values[i] > max_flow_bytes
     if layout.end_pos is not None:
         before = values[layout.end_pos] < start
         bad |= before if nulls[layout.end_pos] is None else before & ~nulls[layout.end_pos]

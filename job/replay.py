@@ -1,18 +1,23 @@
-"""Staging of flow-log files for a bounded replay. Pure Python, streaming (no whole file held).
+"""Staging of flow-log files for a bounded replay. Pure Python, streaming: memory is bounded by
+the limits (flows.max_line_bytes, flows.max_decompressed_bytes), not by the input.
 
-Accepted inputs (files or folders of them):
+Accepted inputs (files or folders of them; a file reached twice is staged once):
 - S3 delivery files: text, usually gzip, first line a header naming the fields in any order;
 - a CloudWatch Logs subscription record: one gzip JSON envelope per file;
 - CloudWatch Logs subscription records, one base64 record per line (text or gzip).
 
 Flow files are staged in delivery order (the `_YYYYMMDDTHHMMZ_` stamp AWS puts in file names,
-then path) into one file of records, one per line: base64 envelopes as they are, S3 files as JSON
-chunks of `chunk_lines` lines. One staged line is one Python call in the job.
+then path) into one file of records, one per line: JSON chunks of an S3 file (`chunk_lines`
+lines at most, flows.max_decompressed_bytes at most), CloudWatch records with where they came
+from, and for a file that cannot be read a record naming it and why (the job dead-letters it;
+flows.strict refuses the replay instead). One staged line is one Python call in the job
+(job.parse.parse_record reads them all).
 
 Changelog files are staged, in the order given, into one file too: a reader must see the
 changelog in order, and Flink assigns the splits of several files in no fixed order. Each staged
-line is a JSON array of `chunk_lines` changelog lines, one Python call in the job
-(job.ownership.changelog_lines).
+line holds up to `chunk_lines` changelog lines of one file (job.ownership.STAGED), one Python
+call in the job. A changelog file that cannot be read refuses the replay: its order and
+completeness decide every owner after it.
 """
 import base64
 import calendar
@@ -21,14 +26,26 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
-from job.config import MetadataSection
-from job.parse import FlowFormat, FormatError
+from job.config import FlowsSection, MetadataSection
+from job.ownership import STAGED
+from job.parse import EXCERPT_CHARS, FlowFormat, FormatError, excerpt
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class InputError(ValueError):
-    """An input file that cannot be staged; names the file and what is wrong."""
+    """An input that cannot be staged; names the file and what is wrong."""
+
+
+class _BadFile(Exception):
+    """A flow file that cannot be staged: dead-lettered with `reason`, or refused (strict)."""
+
+    def __init__(self, reason: str, detail: str, head=b""):
+        super().__init__(detail)
+        self.reason, self.detail, self.head = reason, detail, head
 
 
 @dataclass
@@ -36,6 +53,9 @@ class StageStats:
     files: int = 0
     records: int = 0
     lines: int = 0
+    duplicates: int = 0                                 # files reached more than once
+    dead_files: list = field(default_factory=list)      # (path, reason, detail)
+    unknown_fields: dict = field(default_factory=dict)  # field name -> files naming it
 
 
 _STAMP = re.compile(r"_(\d{8}T\d{4}Z)_")
@@ -51,7 +71,10 @@ def delivered_at(path: str):
     match = _STAMP.search(os.path.basename(path))
     if not match:
         return None
-    return calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%MZ"))
+    try:
+        return calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%MZ"))
+    except ValueError:   # 20261399T9999Z: not a time
+        return None
 
 
 def expand(paths):
@@ -67,76 +90,210 @@ def expand(paths):
             raise InputError(f"{path}: no such file or folder")
 
 
-def _open_text(path):
+def unique_files(paths) -> tuple:
+    """(files, duplicates): each file once, by its real path, however many of `paths` (a
+    folder and its subfolder, a link) reach it."""
+    seen, files, duplicates = set(), [], 0
+    for path in expand(paths):
+        real = os.path.realpath(path)
+        if real in seen:
+            duplicates += 1
+        else:
+            seen.add(real)
+            files.append(path)
+    return files, duplicates
+
+
+def _lines(fh, max_line: int):
+    """(line number, text, None) per line of a binary file, without its line end, or
+    (line number, None, first bytes) for a line longer than `max_line`: such a line is read
+    through, never held."""
+    number = 0
+    while True:
+        raw = fh.readline(max_line + 2)
+        if not raw:
+            return
+        number += 1
+        ended = raw.endswith(b"\n")
+        body = raw[:-1] if ended else raw
+        if body.endswith(b"\r"):
+            body = body[:-1]
+        if len(body) > max_line:
+            while not ended:
+                more = fh.readline(1 << 20)
+                if not more:
+                    break
+                ended = more.endswith(b"\n")
+            yield number, None, body[:EXCERPT_CHARS]
+        else:
+            yield number, body.decode("utf-8", "replace"), None
+
+
+def _open(path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
 
 
 def _looks_like_base64(line: str) -> bool:
     return len(line) >= 16 and " " not in line and not line.startswith("{")
 
 
-def stage_file(path: str, out, chunk_lines: int, stats: StageStats) -> None:
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head == b"\x1f\x8b":
-        with gzip.open(path, "rb") as gz:
-            first = gz.read(64).lstrip()
-        if first.startswith(b"{"):  # a single CloudWatch envelope
-            with open(path, "rb") as fh:
-                out.write(base64.b64encode(fh.read()).decode("ascii") + "\n")
-            stats.records += 1
-            return
+def _write(out, record: dict) -> None:
+    out.write(json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n")
+
+
+def stage_file(path: str, out, chunk_lines: int, stats: StageStats,
+               flows: FlowsSection = FlowsSection()) -> None:
+    """Stages one flow file into `out` (binary). A file that cannot be read leaves nothing of
+    itself but a record naming it and why, or with flows.strict raises InputError."""
+    start, counted = out.tell(), (stats.records, stats.lines)
     try:
-        with _open_text(path) as lines:
-            header = next(lines, "").strip()
-            if _looks_like_base64(header):
-                for line in [header] + [l.strip() for l in lines]:
-                    if line:
-                        out.write(line + "\n")
-                        stats.records += 1
+        _stage_file(path, out, chunk_lines, stats, flows)
+    except _BadFile as bad:
+        if flows.strict:
+            raise InputError(f"{path}: {bad.detail}") from None
+        out.seek(start)
+        out.truncate()
+        stats.records, stats.lines = counted
+        _write(out, {"source": path, "error": bad.reason,
+                     "excerpt": excerpt(bad.head) if bad.head else bad.detail})
+        stats.records += 1
+        stats.dead_files.append((path, bad.reason, bad.detail))
+
+
+def _stage_file(path, out, chunk_lines, stats, flows):
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        if head == GZIP_MAGIC:
+            with gzip.open(path, "rb") as gz:
+                first = gz.read(64).lstrip()
+            if first.startswith(b"{"):   # a single CloudWatch envelope
+                size = os.path.getsize(path)
+                if size > flows.max_decompressed_bytes:
+                    raise _BadFile("too_large", f"{size} bytes, more than "
+                                   f"flows.max_decompressed_bytes once decompressed")
+                with open(path, "rb") as fh:
+                    _write(out, _record(path, path, base64.b64encode(fh.read()).decode("ascii")))
+                stats.records += 1
                 return
-            try:
-                fmt = FlowFormat.parse(header)
-            except FormatError as err:
-                raise InputError(f"{path}: first line is neither a flow-log header nor a base64 "
-                                 f"CloudWatch record ({err})") from None
-            chunk, n, delivered = [], 0, delivered_at(path)
-            for line in lines:
-                line = line.rstrip("\n")
-                if not line:
-                    continue
-                chunk.append(line)
-                if len(chunk) >= chunk_lines:
-                    _write_chunk(out, path, n, fmt, delivered, chunk, stats)
-                    chunk, n = [], n + 1
-            if chunk:
-                _write_chunk(out, path, n, fmt, delivered, chunk, stats)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise InputError(f"{path}: cannot read: {err}") from None
+        with _open(path) as fh:
+            _stage_lines(path, fh, out, chunk_lines, stats, flows)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise _BadFile("bad_gzip", f"not a complete gzip file ({err})") from None
+    except OSError as err:
+        raise _BadFile("unreadable", f"cannot read: {err.strerror or err}") from None
 
 
-def _write_chunk(out, path, n, fmt, delivered, chunk, stats):
-    record = {"source": f"{path}#{n}", "format": str(fmt), "lines": chunk}
+def _record(path, where, record):
+    """A CloudWatch record read from a file, with what bounds its flows' starts."""
+    doc = {"source": where, "record": record, "not_after": int(os.path.getmtime(path))}
+    delivered = delivered_at(path)
     if delivered is not None:
-        record["delivered"] = delivered
-    out.write(json.dumps(record, separators=(",", ":")) + "\n")
-    stats.records += 1
-    stats.lines += len(chunk)
+        doc["delivered"] = delivered
+    return doc
 
 
-def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None) -> StageStats:
+def _stage_lines(path, fh, out, chunk_lines, stats, flows):
+    # A base64 record is as long as a whole envelope compressed.
+    record_max = 4 * (flows.max_decompressed_bytes // 3 + 1)
+    lines = _lines(fh, max(flows.max_line_bytes, record_max))
+    first = next(lines, None)
+    if first is None or (first[1] is not None and not first[1].strip()):
+        raise _BadFile("empty_file", "empty: no header line")
+    _, header, head = first
+    header = header.strip() if header is not None else None
+    if header is not None and _looks_like_base64(header):
+        for number, line, head in [first, *lines]:
+            if line is None:
+                _write(out, {"source": f"{path}:{number}", "error": "too_large",
+                             "excerpt": excerpt(head)})
+            elif line.strip():
+                _write(out, _record(path, f"{path}:{number}", line.strip()))
+            else:
+                continue
+            stats.records += 1
+        return
+    fmt = _header_format(header, head, flows)
+    if fmt.unknown:
+        if flows.strict:
+            raise InputError(f"{path}: header names field(s) this release does not know "
+                             f"{list(fmt.unknown)} (flows.strict)")
+        for name in fmt.unknown:
+            stats.unknown_fields[name] = stats.unknown_fields.get(name, 0) + 1
+    base = {"source": path, "format": str(fmt)}
+    if fmt.unknown:
+        base["ignore"] = list(fmt.unknown)
+    delivered = delivered_at(path)
+    if delivered is not None:
+        base["delivered"] = delivered
+    base["not_after"] = int(os.path.getmtime(path))
+    chunk = _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
+    for number, line, head in lines:
+        if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
+            line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
+        chunk.add(out, number, line, head, stats)
+    chunk.flush(out, stats)
+
+
+def _header_format(header, head, flows) -> FlowFormat:
+    if header is None or len(header) > flows.max_line_bytes:
+        raise _BadFile("bad_header", "first line is too long for a header",
+                       head or header.encode("utf-8"))
+    if len(header.split()) > flows.max_fields_per_line:
+        raise _BadFile("bad_header", f"header names more than flows.max_fields_per_line "
+                       f"({flows.max_fields_per_line}) fields", header.encode("utf-8"))
+    try:
+        return FlowFormat.parse(header)
+    except FormatError as err:
+        raise _BadFile("bad_header", f"first line is neither a flow-log header nor a base64 "
+                       f"CloudWatch record ({err})", header.encode("utf-8")) from None
+
+
+class _Chunk:
+    """Lines of one S3 file on their way to a staged chunk; blank lines are kept (as "") so
+    that a line's position gives its line number."""
+
+    def __init__(self, base, max_lines, max_bytes):
+        self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
+        self.first, self.lines, self.long, self.size = None, [], [], 0
+
+    def add(self, out, number, line, head, stats):
+        size = len(line) + 1 if line is not None else 1
+        if self.lines and (len(self.lines) >= self.max_lines or self.size + size > self.max_bytes):
+            self.flush(out, stats)
+        if self.first is None:
+            self.first = number
+        if line is None:
+            self.long.append([len(self.lines), excerpt(head)])
+            line = ""
+        self.lines.append(line)
+        self.size += size
+
+    def flush(self, out, stats):
+        if not self.lines:
+            return
+        record = {**self.base, "first_line": self.first, "lines": self.lines}
+        if self.long:
+            record["long"] = self.long
+        _write(out, record)
+        stats.records += 1
+        stats.lines += sum(1 for line in self.lines if line.strip()) + len(self.long)
+        self.first, self.lines, self.long, self.size = None, [], [], 0
+
+
+def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None,
+                flows: FlowsSection = FlowsSection()) -> StageStats:
     stats = StageStats()
-    files = sorted(expand(paths), key=delivery_order)
+    files, stats.duplicates = unique_files(paths)
+    files.sort(key=delivery_order)
     if not files:
         raise InputError(f"no flow-log files found in {list(paths)}")
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
-    with open(staged_path, "w", encoding="utf-8") as out:
+    with open(staged_path, "wb") as out:
         for i, path in enumerate(files, 1):
-            stage_file(path, out, chunk_lines, stats)
+            stage_file(path, out, chunk_lines, stats, flows)
             stats.files += 1
             if progress and (i % 50 == 0 or i == len(files)):
                 progress(f"staged {i}/{len(files)} files, {stats.records} records")
@@ -144,27 +301,54 @@ def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None) -> Sta
 
 
 def stage_metadata(paths, staged_path: str,
-                   chunk_lines: int = MetadataSection.chunk_lines) -> int:
-    """Concatenates changelog files (plain or gzip) in the order given, in chunks of
-    `chunk_lines` lines; returns the line count."""
+                   chunk_lines: int = MetadataSection.chunk_lines,
+                   max_line_bytes: int = MetadataSection.max_line_bytes) -> int:
+    """Stages changelog files (plain or gzip) in the order given, each file once, in chunks of
+    `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside)."""
     n = 0
-    chunk = []
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
-    with open(staged_path, "w", encoding="utf-8") as out:
+    seen = set()
+    with open(staged_path, "wb") as out:
         for path in paths:
             if not os.path.isfile(path):
                 raise InputError(f"{path}: no such metadata file")
+            if os.path.realpath(path) in seen:
+                continue
+            seen.add(os.path.realpath(path))
             try:
-                with _open_text(path) as lines:
-                    for line in lines:
-                        if line.strip():
-                            chunk.append(line.rstrip("\n"))
-                            n += 1
-                            if len(chunk) >= chunk_lines:
-                                out.write(json.dumps(chunk) + "\n")
-                                chunk = []
-            except (OSError, EOFError, gzip.BadGzipFile) as err:
-                raise InputError(f"{path}: cannot read: {err}") from None
-        if chunk:
-            out.write(json.dumps(chunk) + "\n")
+                n += _stage_changelog(path, out, chunk_lines, max_line_bytes)
+            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+                raise InputError(f"{path}: cannot read: "
+                                 f"{getattr(err, 'strerror', None) or err}") from None
+    return n
+
+
+def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
+    n = 0
+    base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
+    first, lines, long = None, [], []
+
+    def flush():
+        if lines:
+            record = {**base, "first_line": first, "lines": lines}
+            if long:
+                record["long"] = long
+            _write(out, record)
+
+    with _open(path) as fh:
+        for number, line, head in _lines(fh, max_line_bytes):
+            if line is not None and not line.strip():
+                line = ""
+            else:
+                n += 1
+            if len(lines) >= chunk_lines:
+                flush()
+                first, lines, long = None, [], []
+            if first is None:
+                first = number
+            if line is None:
+                long.append([len(lines), excerpt(head)])
+                line = ""
+            lines.append(line)
+        flush()
     return n

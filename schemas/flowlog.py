@@ -61,3 +61,16 @@ REQUIRED = ("srcaddr", "dstaddr", "start")
 
 PORT_FIELDS = ("srcport", "dstport")
 NO_TRAFFIC_STATUSES = ("NODATA", "SKIPDATA")
+# Counters that are summed into aggregates (bounded further by flows.max_flow_bytes).
+COUNT_FIELDS = ("packets", "bytes")
+
+MAX_INT = 2**31 - 1
+MAX_LONG = 2**63 - 1
+# AWS's documented ranges; every other number is never negative and fits the Java type it
+# crosses the JVM boundary as (INT: int32, LONG: int64).
+_RANGES = {"protocol": (0, 255), "srcport": (0, 65535), "dstport": (0, 65535)}
+
+
+def value_range(f: FlowLogField) -> tuple:
+    """(lowest, highest) value of a numeric field."""
+    return _RANGES.get(f.aws, (0, MAX_INT if f.kind == INT else MAX_LONG))

@@ -53,17 +53,20 @@ CONVERSATION = Schema("conversation", (
 DEAD_LETTER = Schema("dead_letter", (
     Field("stage", STRING, "flows or metadata"),
     Field("reason", STRING, "machine-readable reason code"),
-    Field("source", STRING, "input file and chunk, or stream record"),
-    Field("excerpt", STRING, "at most the first 256 characters of the raw input"),
+    Field("source", STRING, "where: file:line, file, or record (e.g. kinesis:stream/shard/"
+                            "sequence) then log group/stream and event index"),
+    Field("excerpt", STRING, "at most the first 256 characters of the raw input, printable"),
 ))
 
 # Reason codes of dead letters (docs/outputs.md explains each).
 FLOW_DEAD_LETTER_REASONS = (
     "field_count", "not_a_number", "bad_address", "port_out_of_range", "end_before_start",
     "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
-    "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large")
+    "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large", "line_too_long",
+    "number_out_of_range", "empty_file", "bad_header", "unreadable")
 METADATA_DEAD_LETTER_REASONS = (
-    "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address")
+    "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
+    "ts_out_of_range", "line_too_long")
 
 # Enriched flows: every field of the line's format (dashes as underscores), then these.
 ENRICHED_OWNER_KEYS = tuple(f"src_{f}" for f in OWNER_FIELDS) + tuple(f"dst_{f}" for f in OWNER_FIELDS)
@@ -79,7 +82,8 @@ COUNTERS = (
     "flows_parsed",
     "no_data",                # NODATA lines
     "skip_data",              # SKIPDATA lines: AWS dropped flows there
-    "dead_letter",            # bad lines and records; also dead_letter_<reason> per reason
+    "dead_letter",            # bad lines, records and files; also dead_letter_<reason>
+    "unknown_fields_ignored", # values of header fields this release does not know, dropped
     "flows_aggregated",
     "flows_late",
     "src_owned", "src_unattributed", "src_internet", "src_aws",

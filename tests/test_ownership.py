@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from job.ownership import (MetadataClock, MetaEvent, MetaEventError, OwnershipIndex,
-                           apply_events, changelog_lines, parse_chunk, parse_event)
+from job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
+                           OwnershipIndex, apply_events, changelog_lines, parse_chunk,
+                           parse_event)
 from schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
@@ -95,7 +96,8 @@ def test_event_contract_is_accepted_as_is_with_extra_fields():
                     '"region":"us-east-1","zone":"us-east-1a","interface_id":"eni-1",'
                     '"resource_id":"i-1","kind":"instance","extra":"ignored"}')
     assert e.ip == "2001:db8::1" and e.owner[:3] == ("api", "api-prod", "api-prod-v012")
-    assert parse_event('{"type":"HEARTBEAT","ts":5}') == MetaEvent(HEARTBEAT, 5)
+    assert parse_event('{"type":"HEARTBEAT","ts":1700000000000}') == \
+        MetaEvent(HEARTBEAT, 1700000000000)
 
 
 def test_range_count_follows_apply_prune_and_load():
@@ -111,20 +113,21 @@ def test_range_count_follows_apply_prune_and_load():
 
 # Chunks: a record of many changelog lines must leave exactly what its lines one by one leave.
 
+T = 1_767_225_600_000   # 2026-01-01, epoch ms: changes before 2010 are garbage
 CHANGELOG = [
-    '{"type":"ASSIGN","ts":1000,"ip":"10.0.0.1","app":"api"}',
-    '{"type":"HEARTBEAT","ts":900}',
+    f'{{"type":"ASSIGN","ts":{T + 1000},"ip":"10.0.0.1","app":"api"}}',
+    f'{{"type":"HEARTBEAT","ts":{T + 900}}}',
     'not json',
-    '{"type":"ASSIGN","ts":5000,"ip":"10.0.0.2","app":"db"}',
-    '{"type":"UNASSIGN","ts":5000,"ip":"10.0.0.1"}',
-    '{"type":"ASSIGN","ts":5000,"ip":"10.0.0.1","app":"web"}',      # tie: after the UNASSIGN
-    '{"type":"UNASSIGN","ts":3000,"ip":"10.0.0.2"}',                  # out of order, on time
-    '{"type":"MOVE","ts":6000,"ip":"10.0.0.3"}',
-    '{"type":"HEARTBEAT","ts":40000}',
-    '{"type":"ASSIGN","ts":2000,"ip":"10.0.0.3","app":"late"}',      # behind the heartbeat
-    '{"type":"ASSIGN","ts":41000,"ip":"10.0.0.300","app":"x"}',
+    f'{{"type":"ASSIGN","ts":{T + 5000},"ip":"10.0.0.2","app":"db"}}',
+    f'{{"type":"UNASSIGN","ts":{T + 5000},"ip":"10.0.0.1"}}',
+    f'{{"type":"ASSIGN","ts":{T + 5000},"ip":"10.0.0.1","app":"web"}}',   # tie: after UNASSIGN
+    f'{{"type":"UNASSIGN","ts":{T + 3000},"ip":"10.0.0.2"}}',             # out of order, on time
+    f'{{"type":"MOVE","ts":{T + 6000},"ip":"10.0.0.3"}}',
+    f'{{"type":"HEARTBEAT","ts":{T + 40000}}}',
+    f'{{"type":"ASSIGN","ts":{T + 2000},"ip":"10.0.0.3","app":"late"}}',  # behind the heartbeat
+    f'{{"type":"ASSIGN","ts":{T + 41000},"ip":"10.0.0.300","app":"x"}}',
     '[1, 2]',
-    '{"type":"ASSIGN","ts":42000,"ip":"10.0.0.2","app":"db"}',
+    f'{{"type":"ASSIGN","ts":{T + 42000},"ip":"10.0.0.2","app":"db"}}',
 ]
 SHIFT = 30_000
 
@@ -153,8 +156,8 @@ def in_chunks(lines, size):
     index, clock = OwnershipIndex(), MetadataClock(SHIFT)
     counts, rejected, stamps, written = {}, [], [], {}
     for i in range(0, len(lines), size):
-        chunk = parse_chunk(json.dumps(lines[i:i + size]))
-        rejected += chunk.rejected
+        chunk = parse_chunk(_staged(lines[i:i + size], first_line=i + 1))
+        rejected += [(reason, line) for reason, _, line in chunk.rejected]
         if chunk.events:
             stamps.append(chunk.event_time_ms(SHIFT))
         chunk_counts, changed = apply_events(chunk.events, index, clock)
@@ -207,25 +210,82 @@ def _events_before_chunk_ends(lines, size):
 def test_tie_within_a_chunk_and_across_chunks_leaves_the_new_owner():
     for size in (1, 2, 3):
         index, *_ = in_chunks(CHANGELOG, size)
-        assert app_at(index, "10.0.0.1", 5000) == "web"
-        assert app_at(index, "10.0.0.2", 4000) is None and app_at(index, "10.0.0.2", 3000) is None
+        assert app_at(index, "10.0.0.1", T + 5000) == "web"
+        assert app_at(index, "10.0.0.2", T + 4000) is None
+        assert app_at(index, "10.0.0.2", T + 3000) is None
+
+
+def _staged(lines, first_line=1, source="changes.jsonl", not_after=None, long=()):
+    doc = {"staged": STAGED, "source": source, "first_line": first_line, "lines": lines}
+    if not_after is not None:
+        doc["not_after"] = not_after
+    if long:
+        doc["long"] = [list(x) for x in long]
+    return json.dumps(doc)
 
 
 @pytest.mark.parametrize("record,lines", [
     ('{"type":"HEARTBEAT","ts":1}', ['{"type":"HEARTBEAT","ts":1}']),
     ('{"type":"HEARTBEAT","ts":1}\n\n{"type":"HEARTBEAT","ts":2}\r\n',
-     ['{"type":"HEARTBEAT","ts":1}', '{"type":"HEARTBEAT","ts":2}\r']),
-    ('["{\\"type\\":\\"HEARTBEAT\\",\\"ts\\":1}", "x"]', ['{"type":"HEARTBEAT","ts":1}', "x"]),
-    ('[1, "x"]', ['[1, "x"]']),        # not a staged chunk: a line, dead-lettered as such
+     ['{"type":"HEARTBEAT","ts":1}', "", '{"type":"HEARTBEAT","ts":2}\r', ""]),
+    (_staged(['{"type":"HEARTBEAT","ts":1}', "x"]), ['{"type":"HEARTBEAT","ts":1}', "x"]),
+    ('["x"]', ['["x"]']),                  # not a staged chunk: a line, dead-lettered as such
+    ('{"staged": "changelog", "lines": [1]}', ['{"staged": "changelog", "lines": [1]}']),
     ('[not json', ['[not json']),
-    ('  \n', []),
+    ('  \n', ["  ", ""]),
 ])
 def test_a_record_holds_one_or_many_lines(record, lines):
-    assert changelog_lines(record) == lines
+    assert changelog_lines(record).lines == lines
 
 
 def test_a_stream_record_of_many_lines_parses_like_a_staged_chunk():
     text = parse_chunk("\n".join(CHANGELOG))
-    staged = parse_chunk(json.dumps(CHANGELOG))
-    assert text == staged and len(text.events) == 9 and len(text.rejected) == 4
+    staged = parse_chunk(_staged(CHANGELOG))
+    assert text.events == staged.events and len(text.events) == 9
+    assert [r[0] for r in text.rejected] == [r[0] for r in staged.rejected]
+    assert len(text.rejected) == 4
     assert parse_chunk("").event_time_ms(SHIFT) is None
+
+
+def test_rejected_lines_carry_their_location():
+    staged = parse_chunk(_staged(["", "not json", '{"type":"MOVE"}'], first_line=41,
+                                 long=[(0, "x" * 20)]), limits=MetaLimits(100, 120))
+    assert staged.rejected == [("line_too_long", "changes.jsonl:41", "x" * 20),
+                               ("not_json", "changes.jsonl:42", "not json"),
+                               ("unknown_type", "changes.jsonl:43", '{"type":"MOVE"}')]
+    record = parse_chunk('{"type":"HEARTBEAT"}\n' + "y" * 101, "kinesis:meta/shard-1/42",
+                         limits=MetaLimits(100, 120))
+    assert [r[:2] for r in record.rejected] == [("missing_ts", "kinesis:meta/shard-1/42:1"),
+                                                ("line_too_long", "kinesis:meta/shard-1/42:2")]
+
+
+@pytest.mark.parametrize("ts", [-1, 0, 5, 1262303999999, 4102444800000, 99999999999999999999,
+                                "1e20"])
+def test_a_ts_outside_2010_to_2100_is_rejected(ts):
+    """Issue #14, items 2 and 6: a ts too large for a Java long crashed the job; one in 2100
+    moved the metadata clock; a negative one was accepted."""
+    for kind, ip in (("ASSIGN", ',"ip":"10.0.0.1"'), ("UNASSIGN", ',"ip":"10.0.0.1"'),
+                     ("HEARTBEAT", "")):
+        with pytest.raises(MetaEventError) as err:
+            parse_event(f'{{"type":"{kind}","ts":{ts}{ip}}}'.replace('"1e20"', "1e20"))
+        assert err.value.reason == "ts_out_of_range"
+    assert parse_event('{"type":"HEARTBEAT","ts":1262304000000}').ts == 1262304000000
+
+
+def test_a_ts_ahead_of_the_delivery_time_is_rejected():
+    """Issue #14, item 6: an event may be at most metadata.max_ahead_seconds after its record's
+    delivery time (Kinesis arrival, a staged file's modification time)."""
+    delivered = T // 1000
+    lines = [f'{{"type":"HEARTBEAT","ts":{T + 120_000}}}',
+             f'{{"type":"ASSIGN","ts":{T + 120_001},"ip":"10.0.0.1","app":"x"}}',
+             f'{{"type":"HEARTBEAT","ts":{T + 22 * 3600_000}}}']
+    limits = MetaLimits(8192, 120)
+    for chunk in (parse_chunk("\n".join(lines), "r", delivered, limits),
+                  parse_chunk(_staged(lines, not_after=delivered), limits=limits),
+                  # Both known: the earlier bounds.
+                  parse_chunk(_staged(lines, not_after=delivered + 9999), "r", delivered,
+                              limits)):
+        assert [e.ts for e in chunk.events] == [T + 120_000]
+        assert [r[0] for r in chunk.rejected] == ["ts_out_of_range"] * 2
+    # Without a delivery time only 2010..2100 bound them.
+    assert len(parse_chunk("\n".join(lines), limits=limits).events) == 3

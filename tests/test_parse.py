@@ -144,10 +144,18 @@ def test_no_data_lines_are_counted_per_interface_and_window(aws_examples):
 
 
 def test_format_errors_name_the_field():
-    with pytest.raises(FormatError, match="bogus"):
-        FlowFormat.parse("srcaddr dstaddr start bogus")
     with pytest.raises(FormatError, match="start"):
         FlowFormat.parse("srcaddr dstaddr")
+
+
+def test_unknown_fields_are_split_off_and_dropped():
+    fmt = FlowFormat.parse("srcaddr foo-bar dstaddr start bytes foo-bar")
+    assert fmt.unknown == ("foo-bar",) and fmt.width == 6
+    assert fmt.fields == ("srcaddr", "dstaddr", "start", "bytes")
+    assert parse_line(fmt, "10.0.0.1 x 10.0.0.2 1767225600 5 y") == (
+        "10.0.0.1", "10.0.0.2", 1767225600, 5)
+    with pytest.raises(LineError, match="field_count"):
+        parse_line(fmt, "10.0.0.1 10.0.0.2 1767225600 5")
 
 
 def test_every_reason_in_the_code_is_declared():

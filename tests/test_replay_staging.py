@@ -1,9 +1,11 @@
 import base64
 import gzip
 import json
+import os
 
 import pytest
 
+from job.config import FlowsSection
 from job.ownership import changelog_lines
 from job.replay import InputError, delivery_order, stage_flows, stage_metadata
 
@@ -25,6 +27,10 @@ def test_s3_files_become_chunks_in_delivery_order(tmp_path):
     assert stats.files == 2 and stats.records == 6 and stats.lines == 10
     assert [c["source"].split("/")[-2] for c in chunks][:3] == ["b"] * 3
     assert chunks[0]["format"] == HEADER and chunks[0]["lines"] == [LINE, LINE]
+    # Line numbers of the file (the header is line 1), the AWS stamp and the file's time.
+    assert [c["first_line"] for c in chunks[:3]] == [2, 4, 6]
+    assert chunks[0]["delivered"] == 1767225900
+    assert chunks[0]["not_after"] == int(early.stat().st_mtime)
 
 
 def test_cloudwatch_inputs_pass_through(tmp_path):
@@ -33,31 +39,42 @@ def test_cloudwatch_inputs_pass_through(tmp_path):
     (tmp_path / "many.b64").write_text(base64.b64encode(record).decode() + "\n" * 2)
     staged = tmp_path / "out" / "staged.txt"
     stage_flows([str(tmp_path / "one.gz"), str(tmp_path / "many.b64")], str(staged), 100)
-    assert staged.read_text().splitlines() == [base64.b64encode(record).decode()] * 2
+    # In delivery order (no stamps: by path), each with where it came from.
+    encoded = base64.b64encode(record).decode()
+    assert [(r["source"], r["record"]) for r in map(json.loads, staged.read_text().splitlines())] \
+        == [(str(tmp_path / "many.b64") + ":1", encoded), (str(tmp_path / "one.gz"), encoded)]
 
 
 def test_unreadable_inputs_name_the_file(tmp_path):
     (tmp_path / "bad.log").write_text("this is not a header\n")
     with pytest.raises(InputError, match="bad.log"):
-        stage_flows([str(tmp_path / "bad.log")], str(tmp_path / "s.txt"), 10)
+        stage_flows([str(tmp_path / "bad.log")], str(tmp_path / "s.txt"), 10,
+                    flows=FlowsSection(strict=True))
     with pytest.raises(InputError, match="no such file"):
         stage_flows([str(tmp_path / "missing")], str(tmp_path / "s.txt"), 10)
     with pytest.raises(InputError, match="no such metadata file"):
         stage_metadata([str(tmp_path / "missing.jsonl")], str(tmp_path / "m.jsonl"))
 
 
-def test_metadata_files_are_concatenated_in_order_in_chunks(tmp_path):
+def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path):
+    snap, changes = str(tmp_path / "snap.jsonl.gz"), str(tmp_path / "changes.jsonl")
     (tmp_path / "snap.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n{"a":2}'))
     (tmp_path / "changes.jsonl").write_text('{"a":3}\r\n\n  \n{"a":"\u2028"}\nnot json\n')
-    lines = ['{"a":1}', '{"a":2}', '{"a":3}', '{"a":"\u2028"}', "not json"]
-    for size, chunks in [(2, [lines[:2], lines[2:4], lines[4:]]), (5, [lines]), (9, [lines])]:
+    mtime = int(os.path.getmtime(changes))
+    # (source, first line number, lines): blank lines kept, so positions give line numbers.
+    for size, chunks in [
+            (2, [(snap, 1, ['{"a":1}', '{"a":2}']), (changes, 1, ['{"a":3}', ""]),
+                 (changes, 3, ["", '{"a":"\u2028"}']), (changes, 5, ["not json"])]),
+            (9, [(snap, 1, ['{"a":1}', '{"a":2}']),
+                 (changes, 1, ['{"a":3}', "", "", '{"a":"\u2028"}', "not json"])])]:
         staged = tmp_path / f"m{size}.jsonl"
-        n = stage_metadata([str(tmp_path / "snap.jsonl.gz"), str(tmp_path / "changes.jsonl")],
-                           str(staged), size)
-        # One staged line per chunk, across file boundaries; the job reads them back as lines.
+        # A file given twice is staged once.
+        n = stage_metadata([snap, changes, changes], str(staged), size)
         records = staged.read_text(encoding="utf-8").split("\n")
         assert n == 5 and records[-1] == ""
-        assert [changelog_lines(r) for r in records[:-1]] == chunks
+        read = [changelog_lines(r) for r in records[:-1]]
+        assert [(r.source, r.first_line, r.lines) for r in read] == chunks
+        assert {r.not_after for r in read if r.source == changes} == {mtime}
 
 
 def test_delivery_order_uses_the_aws_stamp():

@@ -1,0 +1,305 @@
+"""Issue #14 without a JVM: every numbered case of bad input, at the unit where it is decided
+(parse, staging, config). tests/test_bad_input.py runs them through the job on the
+mini-cluster; tests/test_cli.py through the command."""
+import base64
+import gzip
+import json
+import os
+import zlib
+
+import pytest
+
+from job.config import Config, ConfigError, FlowsSection, from_dict
+from job.parse import FlowFormat, Limits, parse_record
+from job.replay import InputError, stage_flows, stage_metadata
+from schemas.flowlog import DEFAULT_FORMAT
+
+pytestmark = pytest.mark.unit
+
+V2 = FlowFormat(DEFAULT_FORMAT)
+HEADER = " ".join(DEFAULT_FORMAT)
+LIMITS = Config().parse_limits
+T = 1767225600                 # 2026-01-01T00:00:00Z
+STAMP = "20260101T0010Z"       # T + 600
+
+
+def line(start=T, packets="2", nbytes="200", protocol="6", dport="443"):
+    return (f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 40000 {dport} {protocol} {packets} "
+            f"{nbytes} {start} {start if isinstance(start, str) else start + 5} ACCEPT OK")
+
+
+def chunk(lines, **more):
+    return json.dumps({"source": "f.log.gz", "first_line": 2, "format": HEADER,
+                       "lines": lines, **more})
+
+
+def parsed(raw, **kw):
+    return parse_record(raw, "record", V2, LIMITS, **kw)
+
+
+def outcome(result):
+    return (result.counts["flows_parsed"], [(d[1], d[2]) for d in result.dead_letters])
+
+
+def balanced(result):
+    """Every line is a flow, NODATA/SKIPDATA, or a dead letter."""
+    c = result.counts
+    return c["lines_in"] == c["flows_parsed"] + c["no_data"] + c["skip_data"] + c["dead_letter"]
+
+
+# 1. Numbers beyond AWS's ranges crashed the job in Flink (a Java long or int overflowed).
+
+@pytest.mark.parametrize("bad", [
+    {"nbytes": "99999999999999999999"}, {"packets": "99999999999999999999"},
+    {"nbytes": str(2**41 + 1)}, {"protocol": "4294967296"}, {"protocol": "256"},
+    {"nbytes": "9223372036854775808"}])
+def test_1_numbers_out_of_range_are_dead_lettered(bad):
+    good = [line(T + i) for i in range(3)]
+    for lines in ([*good, line(T + 9, **bad)], [*good, line(T + 9, **bad)] * 300):  # both paths
+        result = parsed(chunk(lines))
+        n = len(lines) // 4
+        assert outcome(result) == (3 * n, [("number_out_of_range", f"f.log.gz:{2 + 4 * i + 3}")
+                                           for i in range(n)])
+        assert balanced(result)
+
+
+def test_1_the_largest_values_allowed_are_accepted():
+    result = parsed(chunk([line(T, packets=str(2**41), nbytes=str(2**41), protocol="255",
+                                dport="65535"), line(T, packets="0", nbytes="0", protocol="0")]))
+    assert outcome(result) == (2, [])
+
+
+# 5. One flow far ahead of its delivery time moved event time past every other flow.
+
+def test_5_a_start_ahead_of_the_delivery_time_is_dead_lettered():
+    stamp = T + 600
+    lines = [line(stamp - 300), line(stamp + LIMITS.max_ahead_seconds),
+             line(stamp + LIMITS.max_ahead_seconds + 1), line(stamp + 22 * 3600)]
+    # The S3 stamp, a file's modification time, the Kinesis arrival time: each bounds it.
+    for raw, kw in ((chunk(lines, delivered=stamp), {}), (chunk(lines, not_after=stamp), {}),
+                    (chunk(lines), {"delivered": stamp})):
+        result = parsed(raw, **kw)
+        assert outcome(result) == (2, [("timestamp_out_of_range", "f.log.gz:4"),
+                                       ("timestamp_out_of_range", "f.log.gz:5")])
+
+
+def test_5_cloudwatch_lines_are_bounded_by_their_events_and_the_arrival_time():
+    events = [{"id": "1", "timestamp": (T + i) * 1000, "message": line(T + i)} for i in range(3)]
+    events.append({"id": "2", "timestamp": T * 1000, "message": line(4102444799)})   # 2099
+    record = gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g",
+                                       "logStream": "eni-1", "logEvents": events}).encode())
+    where = "kinesis:flows/shardId-0/4959 /vpc/g/eni-1 event 3"
+    result = parse_record(record, "kinesis:flows/shardId-0/4959", V2, LIMITS)
+    assert outcome(result) == (3, [("timestamp_out_of_range", where)])
+    # The arrival time bounds them too, even when an event's timestamp is far ahead.
+    events[3]["timestamp"] = 4102444799000
+    record = gzip.compress(json.dumps({"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g",
+                                       "logStream": "eni-1", "logEvents": events}).encode())
+    result = parse_record(record, "kinesis:flows/shardId-0/4959", V2, LIMITS, delivered=T + 60)
+    assert outcome(result) == (3, [("timestamp_out_of_range", where)])
+
+
+# 7. Negative packets and bytes gave negative aggregates.
+
+@pytest.mark.parametrize("bad", [{"packets": "-1"}, {"nbytes": "-100"}])
+def test_7_negative_counters_are_dead_lettered(bad):
+    for lines in ([line(T), line(T, **bad)], [line(T), line(T, **bad)] * 300):
+        result = parsed(chunk(lines))
+        assert outcome(result)[0] == len(lines) // 2
+        assert {d[1] for d in result.dead_letters} == {"number_out_of_range"}
+
+
+# 3. A huge line: dead-lettered, and staging never holds it.
+
+def test_3_a_line_longer_than_the_limit_is_dead_lettered_with_an_excerpt():
+    huge = line(T).replace("eni-1", "eni-" + "x" * LIMITS.max_line_bytes)
+    for lines in ([line(T), huge], [line(T), huge] * 300):
+        result = parsed(chunk(lines))
+        assert outcome(result)[0] == len(lines) // 2
+        assert {d[1] for d in result.dead_letters} == {"line_too_long"}
+        assert all(len(d[3]) == 256 for d in result.dead_letters)
+
+
+def _write_gzip_lines(path, header, body_parts):
+    with open(path, "wb") as raw:
+        deflate = zlib.compressobj(1, zlib.DEFLATED, 31)
+        raw.write(deflate.compress(header.encode() + b"\n"))
+        for part in body_parts:
+            raw.write(deflate.compress(part))
+        raw.write(deflate.flush())
+
+
+def test_3_staging_reads_a_huge_line_through_and_keeps_an_excerpt(tmp_path):
+    path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_big.log.gz"
+    # 64 MiB of one field between two good lines, written without ever holding it.
+    _write_gzip_lines(path, HEADER, [line(T).encode() + b"\n", b"2 1 eni-",
+                                     *[b"a" * (1 << 20)] * 64, b" rest\n",
+                                     line(T + 1).encode() + b"\n"])
+    staged = tmp_path / "s.txt"
+    stats = stage_flows([str(path)], str(staged), 5000)
+    (record,) = staged.read_text().splitlines()
+    assert len(record) < 2000 and stats.lines == 3
+    result = parsed(record)
+    assert outcome(result) == (2, [("line_too_long", f"{path}:3")])
+    assert result.dead_letters[0][3].startswith("2 1 eni-aaaa")
+
+
+def test_3_staged_chunks_are_no_larger_than_the_record_limit(tmp_path):
+    path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(HEADER + "\n" + "\n".join(line(T + i % 60) for i in range(100)) + "\n")
+    staged = tmp_path / "s.txt"
+    flows = FlowsSection(max_decompressed_bytes=2000)
+    stage_flows([str(path)], str(staged), 5000, flows=flows)
+    chunks = [json.loads(r) for r in staged.read_text().splitlines()]
+    assert len(chunks) > 1 and all(sum(len(x) + 1 for x in c["lines"]) <= 2000 for c in chunks)
+    assert sum(len(c["lines"]) for c in chunks) == 100
+    assert [c["first_line"] for c in chunks][:2] == [2, 2 + len(chunks[0]["lines"])]
+
+
+def test_3_a_cloudwatch_envelope_file_above_the_limit_is_not_read(tmp_path):
+    path = tmp_path / "big.gz"
+    path.write_bytes(gzip.compress(b'{"messageType":"DATA_MESSAGE","x":"' + os.urandom(3000)
+                                   .hex().encode() + b'"}'))
+    staged = tmp_path / "s.txt"
+    stats = stage_flows([str(path)], str(staged), 5000,
+                        flows=FlowsSection(max_decompressed_bytes=1000))
+    assert stats.dead_files == [(str(path), "too_large", stats.dead_files[0][2])]
+    assert outcome(parsed(staged.read_text())) == (0, [("too_large", str(path))])
+
+
+# 4 and 10. Configuration: numbers too large for Java, floats, parallelism.
+
+@pytest.mark.parametrize("doc,message", [
+    ({"metadata": {"out_of_orderness_seconds": 99999999999999999999}}, "out of range"),
+    ({"metadata": {"out_of_orderness_seconds": "99999999999999999999"}}, "out of range"),
+    ({"job": {"checkpoint_interval_seconds": 2**31}}, "out of range"),
+    ({"job": {"parallelism": 40000}}, "at most 32768"),
+    ({"job": {"window_seconds": 90.7}}, "expected an integer, got 90.7"),
+    ({"job": {"window_seconds": 90.0}}, "expected an integer, got 90.0"),
+    ({"flows": {"max_flow_bytes": 2**62}}, "max_flow_bytes is too large"),
+    ({"flows": {"max_flow_bytes": 2**63}}, "out of range"),
+    ({"flows": {"max_line_bytes": 0}}, "must be positive"),
+    ({"flows": {"max_ahead_seconds": -1}}, "must not be negative"),
+    ({"flows": {"format": "srcaddr dstaddr start foo-bar"}}, "unknown flow-log field"),
+    ({"flows": {"format": "srcaddr dstaddr start", "max_fields_per_line": 2}},
+     "max_fields_per_line"),
+    ({"flows": {"strict": "sometimes"}}, "expected true or false"),
+])
+def test_4_and_10_bad_numbers_in_config_are_clear_errors(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(doc)
+
+
+def test_4_the_widest_numbers_allowed_are_accepted():
+    config = from_dict({"flows": {"max_flow_bytes": 2**41, "max_decompressed_bytes": 2**26},
+                        "metadata": {"max_wait_seconds": 2**31 - 1}})
+    assert config.parse_limits.max_flow_bytes == 2**41
+
+
+# 9. Overlapping paths counted the same files twice.
+
+def test_9_a_file_reached_twice_is_staged_once(tmp_path):
+    folder = tmp_path / "flows" / "sub"
+    folder.mkdir(parents=True)
+    with gzip.open(folder / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz", "wt") as fh:
+        fh.write(HEADER + "\n" + line(T) + "\n")
+    os.symlink(folder / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz", tmp_path / "link.log.gz")
+    stats = stage_flows([str(tmp_path / "flows"), str(folder), str(tmp_path / "link.log.gz")],
+                        str(tmp_path / "s.txt"), 5000)
+    assert (stats.files, stats.lines, stats.duplicates) == (1, 1, 2)
+
+
+# 11. One bad file refused the whole replay.
+
+def _bad_files(folder):
+    good = gzip.compress((HEADER + "\n" + line(T) + "\n").encode())
+    files = {
+        "empty_file": b"",
+        "bad_gzip": good[:len(good) // 2],                       # truncated
+        "bad_header": b"\x00\x01 PK binary \xff\xfe garbage \x07\n" * 3,   # not gzip either
+    }
+    paths = {}
+    for reason, data in files.items():
+        paths[reason] = folder / f"x_vpcflowlogs_r_fl-1_{STAMP}_{reason}.log.gz"
+        paths[reason].write_bytes(data)
+    paths["good"] = folder / f"x_vpcflowlogs_r_fl-1_{STAMP}_good.log.gz"
+    paths["good"].write_bytes(good)
+    return paths
+
+
+def test_11_a_bad_file_is_dead_lettered_and_the_rest_staged(tmp_path):
+    paths = _bad_files(tmp_path)
+    staged = tmp_path / "staging" / "s.txt"
+    stats = stage_flows([str(tmp_path)], str(staged), 5000)
+    assert sorted((os.path.basename(p), r) for p, r, _ in stats.dead_files) == sorted(
+        (os.path.basename(str(paths[r])), r) for r in ("empty_file", "bad_gzip", "bad_header"))
+    results = [parsed(record) for record in staged.read_text().splitlines()]
+    assert sum(r.counts["flows_parsed"] for r in results) == 1
+    assert sorted((d[1], d[2]) for r in results for d in r.dead_letters) == sorted(
+        (r, str(paths[r])) for r in ("empty_file", "bad_gzip", "bad_header"))
+    assert all(d[3].isprintable() for r in results for d in r.dead_letters)
+
+
+def test_11_strict_refuses_a_bad_file(tmp_path):
+    _bad_files(tmp_path)
+    with pytest.raises(InputError, match="bad_gzip|empty|gzip|header"):
+        stage_flows([str(tmp_path)], str(tmp_path / "s.txt"), 5000,
+                    flows=FlowsSection(strict=True))
+
+
+def test_11_unknown_header_fields_are_dropped_and_counted(tmp_path):
+    path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_new.log.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(HEADER + " foo-bar\n" + "\n".join(line(T + i) + " v" for i in range(3)) + "\n")
+    staged = tmp_path / "s.txt"
+    stats = stage_flows([str(path)], str(staged), 5000)
+    assert stats.unknown_fields == {"foo-bar": 1} and not stats.dead_files
+    result = parsed(staged.read_text())
+    assert outcome(result) == (3, []) and result.counts["unknown_fields_ignored"] == 3
+    assert result.groups[0].flows[0] == parsed(chunk([line(T)])).groups[0].flows[0]
+    with pytest.raises(InputError, match="foo-bar"):
+        stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(strict=True))
+    # A chunk naming an unknown field it was not told to drop is not one staging wrote.
+    assert outcome(parsed(json.dumps({"format": HEADER + " foo-bar", "lines": []}))) == (
+        0, [("bad_chunk", "record")])
+
+
+# 12. Dead letters carry where the input came from and a printable excerpt.
+
+def test_12_dead_letters_name_file_and_line_record_and_event(tmp_path):
+    s3 = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz"
+    with gzip.open(s3, "wt") as fh:
+        fh.write(HEADER + "\n" + line(T) + "\n\n" + "garbage\x00\x07line" + "\n")
+    envelope = {"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g", "logStream": "eni-9",
+                "logEvents": [{"id": "1", "timestamp": T * 1000, "message": line(T)},
+                              {"id": "2", "timestamp": T * 1000, "message": "x y"}]}
+    record = base64.b64encode(gzip.compress(json.dumps(envelope).encode())).decode()
+    records = tmp_path / "records.b64"
+    records.write_text(record + "\n" + base64.b64encode(b"\x1f\x8bnot really").decode() + "\n")
+    staged = tmp_path / "s.txt"
+    stage_flows([str(s3), str(records)], str(staged), 5000)
+    dead = [d for r in staged.read_text().splitlines() for d in parsed(r).dead_letters]
+    # In delivery order: files without an AWS stamp first.
+    assert [(d[1], d[2]) for d in dead] == [
+        ("field_count", f"{records}:1 /vpc/g/eni-9 event 1"),
+        ("bad_gzip", f"{records}:2"),
+        ("field_count", f"{s3}:4")]
+    assert dead[2][3] == "garbage\\x00\\x07line"
+    assert dead[1][3] == "base64:" + base64.b64encode(b"\x1f\x8bnot really").decode()
+    # A Kinesis record's location is what the source passes.
+    kinesis = parse_record(gzip.compress(b"[]"), "kinesis:flows/shardId-1/49", V2, LIMITS)
+    assert [(d[1], d[2]) for d in kinesis.dead_letters] == [
+        ("not_cloudwatch", "kinesis:flows/shardId-1/49")]
+
+
+def test_12_metadata_files_are_staged_with_their_line_numbers(tmp_path):
+    from job.ownership import parse_chunk
+    path = tmp_path / "changes.jsonl"
+    path.write_text('{"type":"HEARTBEAT","ts":1767225600000}\n\nnot json\n' + "z" * 9000 + "\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(path)], str(staged)) == 3
+    chunk_ = parse_chunk(staged.read_text().strip())
+    assert [(r[0], r[1]) for r in chunk_.rejected] == [("line_too_long", f"{path}:4"),
+                                                       ("not_json", f"{path}:3")]
+    assert len(chunk_.events) == 1
