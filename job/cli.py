@@ -17,9 +17,26 @@ def _progress(message: str) -> None:
 
 def _load_config(args):
     cfg = config_mod.load(args.config)
-    if getattr(args, "parallelism", None):
-        cfg = cfg.replace(job={"parallelism": args.parallelism})
+    parallelism = getattr(args, "parallelism", None)
+    if parallelism is not None:
+        if parallelism < 1:
+            raise config_mod.ConfigError(f"--parallelism must be at least 1, got {parallelism}")
+        cfg = cfg.replace(job={"parallelism": parallelism})
     return cfg
+
+
+# A local run (replay, demo) starts Python workers per parallel instance in this machine's
+# memory: beyond a few per CPU they only cost memory (1000 took the JVM to 6.5 GB and failed).
+LOCAL_PARALLELISM_PER_CPU = 4
+
+
+def _check_local_parallelism(cfg) -> None:
+    cpus = os.cpu_count() or 1
+    most = LOCAL_PARALLELISM_PER_CPU * cpus
+    if cfg.job.parallelism > most:
+        raise config_mod.ConfigError(
+            f"parallelism {cfg.job.parallelism} is more than this machine runs well: at most "
+            f"{most} ({LOCAL_PARALLELISM_PER_CPU} per CPU, {cpus} CPUs)")
 
 
 def cmd_generate(args) -> int:
@@ -33,22 +50,51 @@ def cmd_generate(args) -> int:
 
 
 def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
+    """Checks and stages everything first, runs the job into a folder of its own, and replaces
+    the previous outputs only once it has succeeded."""
+    import shutil
+    import tempfile
     from job.flink.run import run_files
-    from job.outputs import prepare_output
-    from job.replay import stage_flows, stage_metadata
+    from job.outputs import check_output, replace_outputs
+    from job.replay import InputError, stage_flows, stage_metadata
     from job.summary import render, summarize
-    prepare_output(output_dir, overwrite)
-    staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
-    staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
-    n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines)
-    stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, _progress)
-    _progress(f"staged {stats.files} flow files into {stats.records:,} records and {n_meta:,} "
-              f"metadata events; starting Flink (parallelism {cfg.job.parallelism})")
-    began = time.monotonic()
-    run_files(staged_flows, staged_metadata, output_dir, cfg)
-    _progress(f"job finished in {time.monotonic() - began:.1f} s")
+    _check_local_parallelism(cfg)
+    check_output(output_dir, overwrite)
+    if not cfg.job.checkpoint_dir:
+        cfg = cfg.replace(job={"checkpoint_dir": os.path.join(output_dir, "checkpoints")})
+    run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
+    try:
+        staged_flows = os.path.join(run_dir, "staging", "flow-records.txt")
+        staged_metadata = os.path.join(run_dir, "staging", "metadata.jsonl")
+        n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines,
+                                cfg.metadata.max_line_bytes)
+        if not n_meta:
+            raise InputError(f"the metadata changelog {list(metadata_paths)} holds no line: "
+                             f"every flow would be unattributed")
+        stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, _progress,
+                            cfg.flows)
+        _report_staging(stats)
+        _progress(f"staged {stats.files} flow files into {stats.records:,} records and "
+                  f"{n_meta:,} metadata lines; starting Flink (parallelism "
+                  f"{cfg.job.parallelism})")
+        began = time.monotonic()
+        run_files(staged_flows, staged_metadata, run_dir, cfg)
+        _progress(f"job finished in {time.monotonic() - began:.1f} s")
+        replace_outputs(run_dir, output_dir)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     print(render(summarize(output_dir), output_dir))
     return 0
+
+
+def _report_staging(stats) -> None:
+    if stats.duplicates:
+        _progress(f"{stats.duplicates} file(s) reached more than once through --flows: read once")
+    for path, reason, detail in stats.dead_files:
+        _progress(f"{path}: {detail}; dead-lettered ({reason}), the replay goes on")
+    for name, files in stats.unknown_fields.items():
+        _progress(f"header field {name!r} is not known to this release: dropped "
+                  f"({files} file(s); counted as unknown_fields_ignored)")
 
 
 def cmd_replay(args) -> int:
@@ -195,6 +241,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except (config_mod.ConfigError, FileExistsError, ValueError) as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:   # a file or folder the command needs: one line, not a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"flowdredge: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
 
 

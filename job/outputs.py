@@ -1,8 +1,10 @@
-"""Reading a run's output folder back (summary, tests). Pure Python."""
+"""Reading a run's output folder back (summary, tests), and checking and replacing one. Pure
+Python."""
 import gzip
 import json
 import os
 import shutil
+import tempfile
 from collections import Counter
 
 from schemas.security import OUTPUTS as SECURITY_OUTPUTS
@@ -11,19 +13,40 @@ OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
            "data_quality") + tuple(SECURITY_OUTPUTS)
 
 
-def clear_outputs(output_dir: str) -> None:
-    for name in OUTPUTS + ("staging",):
-        shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+class OutputError(ValueError):
+    """An output folder that cannot take a run's outputs; one line for the user."""
 
 
-def prepare_output(output_dir: str, overwrite: bool) -> None:
+def check_output(output_dir: str, overwrite: bool) -> None:
+    """Fails unless `output_dir` is (or can be made) a writable folder that holds no outputs,
+    or `overwrite`. Touches no output."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputError(f"--output {output_dir}: not a folder")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe, name = tempfile.mkstemp(prefix=".write-check-", dir=output_dir)
+        os.close(probe)
+        os.remove(name)
+    except OSError as err:
+        raise OutputError(f"--output {output_dir}: cannot write there "
+                          f"({err.strerror or err})") from None
     existing = [name for name in OUTPUTS
                 if os.path.isdir(os.path.join(output_dir, name))
                 and os.listdir(os.path.join(output_dir, name))]
     if existing and not overwrite:
         raise FileExistsError(f"{output_dir} already holds outputs {existing}; choose another "
                               f"--output or pass --overwrite")
-    clear_outputs(output_dir)
+
+
+def replace_outputs(new_dir: str, output_dir: str) -> None:
+    """Moves the outputs (and staging) of a finished run from `new_dir` into `output_dir`,
+    replacing what was there: the last step of a replay, so that a failed one leaves the
+    previous outputs as they were."""
+    for name in OUTPUTS + ("staging",):
+        target = os.path.join(output_dir, name)
+        shutil.rmtree(target, ignore_errors=True)
+        if os.path.isdir(os.path.join(new_dir, name)):
+            os.replace(os.path.join(new_dir, name), target)
 
 
 def committed_files(output_dir: str, name: str):

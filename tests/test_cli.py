@@ -39,6 +39,18 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
                        "--output", str(tmp_path / "out"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
 
+    # Issue #14, item 8: --overwrite checks and stages everything first; a mistake leaves the
+    # previous outputs as they were.
+    before = job_aggregates(str(tmp_path / "out"))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    for metadata in (str(tmp_path / "typo.jsonl"), str(empty)):
+        failed = flowdredge("replay", "--flows", flows, "--metadata", metadata,
+                            "--output", str(tmp_path / "out"), "--overwrite")
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+        assert job_aggregates(str(tmp_path / "out")) == before
+    assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".replay-")]
+
     summary = flowdredge("summary", str(tmp_path / "out"))
     assert summary.returncode == 0 and f"flows aggregated: {out.flows:,}" in summary.stdout
 
@@ -48,12 +60,30 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     (["--metadata", "/nonexistent/changes.jsonl"], "no such metadata file"),
     (["--flows", "/nonexistent/flows"], "no such file or folder"),
     (["--config", "/nonexistent/c.yaml"], "cannot read config"),
+    # Issue #14, items 4 and 10: parallelism 0 ran at 1, 1000 ran the machine out of memory.
+    (["--parallelism", "0"], "--parallelism must be at least 1"),
+    (["--parallelism", "1000"], "more than this machine runs well"),
+    (["--config", "{huge}"], "metadata.out_of_orderness_seconds: 99999999999999999999 is out of"),
+    (["--config", "{float}"], "job.window_seconds: expected an integer, got 90.7"),
+    # Item 10: an empty changelog gave 0 % attribution without a word.
+    (["--metadata", "{empty}"], "holds no line"),
+    # Item 13: an output folder that cannot be one.
+    (["--output", "{file}"], "not a folder"),
+    (["--output", "{file}/out"], "cannot write there"),
+    (["--output", "/proc/flowdredge-out"], "cannot write there"),
 ])
 def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
     folder, out = inputs
+    files = {"huge": tmp_path / "huge.yaml", "float": tmp_path / "float.yaml",
+             "empty": tmp_path / "empty.jsonl", "file": tmp_path / "a-file"}
+    files["huge"].write_text("metadata:\n  out_of_orderness_seconds: 99999999999999999999\n")
+    files["float"].write_text("job:\n  window_seconds: 90.7\n")
+    files["empty"].write_text("\n\n")
+    files["file"].write_text("not a folder\n")
     base = {"--flows": str(folder / "flows"), "--metadata": out.metadata_file,
             "--output": str(tmp_path / "out")}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update({k: v.format(**files) for k, v in zip(args[::2], args[1::2])})
     result = flowdredge("replay", *[x for kv in base.items() for x in kv])
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
