@@ -1,57 +1,106 @@
-"""A mixed stream of good input and every kind of bad input, including a gzip bomb of 1 GiB,
-through the job on the mini-cluster: good flows aggregate exactly, each bad item is
-dead-lettered once with its reason, the job does not fail (restarts are off, so any failure
-would fail the run), and memory stays bounded."""
+"""Issue #14 on the mini-cluster: one replay of a generated estate mixed with every kind of bad
+input the issue lists (and the earlier ones: bad lines, records, events, a CloudWatch gzip bomb),
+then one test per numbered case. Each asserts on the same run: the good flows aggregate exactly
+(tests/reference.py), the bad items are dead-lettered with their reason and location, the totals
+balance (lines read = aggregated + late + dead-lettered + NODATA/SKIPDATA), and the job did not
+fail (restarts are off: any failure fails the run). Memory of the whole process tree is sampled
+while the 1 GiB gzip bomb and the 200 MiB field go through staging and the job."""
 import base64
 import gzip
 import json
 import os
 import resource
+import threading
+import time
 import zlib
 from collections import Counter
 
 import pytest
 
-from helpers import job_aggregates, read_records, run_replay, total_counts
+from helpers import job_aggregates, read_records, total_counts
 from job.config import Config
 from job.generate import Scenario, generate
+from job.ownership import MetadataClock, parse_event
+from job.replay import stage_flows, stage_metadata
 import reference
 
 pytestmark = pytest.mark.minicluster
 
 HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
           "bytes start end action log-status")
-T = 1767225600
-BAD_LINES = {
-    "field_count": f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {T}",
-    "not_a_number": f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 x 6 1 100 {T} {T} ACCEPT OK",
-    "bad_address": f"2 123456789012 eni-1 10.0.0.1 10.0.0.300 1 2 6 1 100 {T} {T} ACCEPT OK",
-    "port_out_of_range": f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 99999 6 1 100 {T} {T} ACCEPT OK",
-    "end_before_start": f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {T} {T - 9} ACCEPT OK",
-    "timestamp_out_of_range": "2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 5 6 ACCEPT OK",
-}
-BAD_EVENTS = {
-    "unknown_type": '{"type":"MOVE","ts":1,"ip":"10.0.0.1"}',
-    "missing_ip": '{"type":"UNASSIGN","ts":1}',
-    "missing_ts": '{"type":"ASSIGN","ip":"10.0.0.1","app":"x"}',
-    "bad_address": '{"type":"ASSIGN","ts":1,"ip":"10.0.0.256","app":"x"}',
-    "not_json": "{not json",
-}
+T = 1767225600                          # the generated estate's start, 2026-01-01T00:00:00Z
+STAMP = T + 360                         # 20260101T0006Z
+
+
+def flow(start, packets="1", nbytes="100", protocol="6", dport="2"):
+    return (f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 {dport} {protocol} {packets} {nbytes} "
+            f"{start} {start if isinstance(start, str) else start + 1} ACCEPT OK")
+
+
+# Lines of one stamped S3 file, in order, with the reason each is dead-lettered for.
+BAD_LINES = [
+    ("field_count", f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {T}"),
+    ("not_a_number", flow(T, dport="x")),
+    ("bad_address", flow(T).replace("10.0.0.2", "10.0.0.300")),
+    ("port_out_of_range", flow(T, dport="99999")),
+    ("end_before_start", flow(T).replace(f"{T} {T + 1}", f"{T} {T - 9}")),
+    ("timestamp_out_of_range", flow(5)),
+    # 1. Numbers a Java long or int cannot hold crashed the job.
+    ("number_out_of_range", flow(T, nbytes="99999999999999999999")),
+    ("number_out_of_range", flow(T, packets="99999999999999999999")),
+    ("number_out_of_range", flow(T, protocol="4294967296")),
+    # 7. Negative counters gave negative aggregates.
+    ("number_out_of_range", flow(T, packets="-1")),
+    ("number_out_of_range", flow(T, nbytes="-100")),
+    # 5. 22 h after the file's stamp: it moved event time past every other flow.
+    ("timestamp_out_of_range", flow(STAMP + 22 * 3600)),
+]
+BAD_EVENTS = [
+    ("unknown_type", '{"type":"MOVE","ts":1,"ip":"10.0.0.1"}'),
+    ("missing_ip", '{"type":"UNASSIGN","ts":1}'),
+    ("missing_ts", '{"type":"ASSIGN","ip":"10.0.0.1","app":"x"}'),
+    ("bad_address", '{"type":"ASSIGN","ts":1,"ip":"10.0.0.256","app":"x"}'),
+    ("not_json", "{not json"),
+    # 2. A ts a Java long cannot hold crashed the job.
+    ("ts_out_of_range", '{"type":"HEARTBEAT","ts":99999999999999999999}'),
+    ("ts_out_of_range", '{"type":"ASSIGN","ts":1e20,"ip":"10.0.0.1","app":"x"}'),
+    # 6. One change in 2100 moved the metadata clock; a negative ts was accepted.
+    ("ts_out_of_range", '{"type":"ASSIGN","ts":4102444801000,"ip":"10.0.0.1","app":"x"}'),
+    ("ts_out_of_range", '{"type":"HEARTBEAT","ts":4102444801000}'),
+    ("ts_out_of_range", '{"type":"UNASSIGN","ts":-5,"ip":"10.0.0.1"}'),
+]
+RECORD_REASONS = {"bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch",
+                  "too_large", "bad_chunk", "malformed", "empty_file", "bad_header",
+                  "unreadable"}
 BOMB_BYTES = 1 << 30
+FIELD_BYTES = 200 << 20
 
 
-def gzip_bomb() -> bytes:
-    """1 GiB of zeros, gzip-compressed block by block (about 1 MB)."""
+def _deflate_to(path, parts):
+    """Writes gzip of the concatenated parts without holding them (generators welcome)."""
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 31)
+    with open(path, "wb") as fh:
+        for part in parts:
+            fh.write(deflate.compress(part))
+        fh.write(deflate.flush())
+
+
+def _blocks(byte, total, size=16 << 20):
+    block = byte * size
+    for _ in range(total // size):
+        yield block
+
+
+def cloudwatch_bomb() -> bytes:
+    """A CloudWatch record of 1 GiB of zeros, gzip-compressed (about 1 MB)."""
     deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = b"\0" * (16 << 20)
-    parts = [deflate.compress(block) for _ in range(BOMB_BYTES // len(block))]
-    return b"".join(parts) + deflate.flush()
+    return b"".join(deflate.compress(b) for b in _blocks(b"\0", BOMB_BYTES)) + deflate.flush()
 
 
 def bad_records():
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return {
-        "too_large": b64(gzip_bomb()),
+        "too_large": b64(cloudwatch_bomb()),
         "not_gzip": b64(b"just some text that is not compressed"),
         "not_json": b64(gzip.compress(b"not json at all")),
         "not_cloudwatch": b64(gzip.compress(b'{"some": "json"}')),
@@ -60,41 +109,230 @@ def bad_records():
     }
 
 
-def test_bad_input_is_dead_lettered_and_good_flows_aggregate_exactly(tmp_path):
-    inputs = tmp_path / "in"
-    out = generate(Scenario(minutes=4, flows_per_minute=300, seed=3), str(inputs))
-    flows_dir = str(inputs / "flows")
-    bad = tmp_path / "bad"
+class TreeMemory:
+    """Peak resident memory of this process and all its descendants (the Flink JVM and its
+    Python workers), sampled from /proc."""
+
+    def __init__(self, interval=0.1):
+        self.peak, self.interval, self.done = 0, interval, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+    def _run(self):
+        while not self.done.wait(self.interval):
+            self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(os.getpid())))
+
+
+def _tree(pid):
+    """pid and its descendants, from every process's parent in /proc/<pid>/stat."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(children.get(p, ()))
+    return pids
+
+
+def _rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad-input")
+    out = generate(Scenario(minutes=4, flows_per_minute=300, seed=3), str(tmp / "in"))
+    flows_dir = str(tmp / "in" / "flows")
+
+    # Good flows in a file whose header names a field this release does not know (item 11):
+    # the reference reads them too; one carries the largest bytes value allowed (item 1).
+    extra = tmp / "extra"
+    extra.mkdir()
+    new_field = extra / "x_vpcflowlogs_us-east-1_fl-1_20260101T0005Z_newfield.log.gz"
+    extra_lines = [flow(T + 10) + " v1", flow(T + 20, nbytes=str(2**41)) + " v2",
+                   flow(T + 30, packets="0", nbytes="0") + " v3"]
+    with gzip.open(new_field, "wt") as fh:
+        fh.write(HEADER + " foo-bar\n" + "\n".join(extra_lines) + "\n")
+
+    bad = tmp / "bad"
     bad.mkdir()
-    with gzip.open(bad / "x_vpcflowlogs_r_fl-1_20260101T0006Z_bad.log.gz", "wt") as fh:
-        fh.write(HEADER + "\n" + "\n".join(BAD_LINES.values()) + "\n")
+    paths = {"lines": bad / "x_vpcflowlogs_r_fl-1_20260101T0006Z_bad.log.gz",
+             "records": bad / "x_20260101T0007Z_records.b64",
+             "nostamp": bad / "nostamp.log.gz",
+             "bomb": bad / "x_vpcflowlogs_r_fl-1_20260101T0008Z_bomb.log.gz",
+             "field": bad / "x_vpcflowlogs_r_fl-1_20260101T0008Z_field.log.gz",
+             "empty_file": bad / "x_vpcflowlogs_r_fl-1_20260101T0009Z_empty.log.gz",
+             "bad_gzip": bad / "x_vpcflowlogs_r_fl-1_20260101T0009Z_truncated.log.gz",
+             "bad_header": bad / "x_vpcflowlogs_r_fl-1_20260101T0009Z_notgzip.log.gz"}
+    with gzip.open(paths["lines"], "wt") as fh:
+        fh.write(HEADER + "\n" + "\n".join(text for _, text in BAD_LINES) + "\n")
     records = bad_records()
     # A base64 file must start with a base64-looking line to be taken as one.
-    (bad / "x_20260101T0007Z_records.b64").write_text("\n".join(
+    paths["records"].write_text("\n".join(
         [records["not_gzip"]] + [r for k, r in records.items() if k != "not_gzip"]) + "\n")
-    meta_bad = tmp_path / "bad-events.jsonl"
-    meta_bad.write_text("\n".join(BAD_EVENTS.values()) + "\n")
+    # 5. A flow in 2099 in a file without a stamp: its modification time bounds it.
+    with gzip.open(paths["nostamp"], "wt") as fh:
+        fh.write(HEADER + "\n" + flow(4070908800) + "\n")
+    # 3. An S3 file of 1 MB that inflates to one line of 1 GiB; a field of 200 MiB.
+    _deflate_to(paths["bomb"], [HEADER.encode() + b"\n", *_blocks(b"\0", BOMB_BYTES)])
+    _deflate_to(paths["field"], [HEADER.encode() + b"\n2 123456789012 eni-",
+                                 *_blocks(b"a", FIELD_BYTES), b" " + flow(T).encode()[20:]
+                                 + b"\n"])
+    # 11. Files that cannot be read.
+    paths["empty_file"].write_bytes(b"")
+    paths["bad_gzip"].write_bytes(gzip.compress((HEADER + "\n" + flow(T) + "\n").encode())[:-20])
+    paths["bad_header"].write_bytes(b"PK\x03\x04 not a \xff\xfe flow log \x00\n" * 4)
 
-    # Loopback runs the Python workers inside this process, so its peak RSS covers them.
+    # The bad changelog first: an event far ahead would move the clock for everything after.
+    meta_bad = tmp / "bad-events.jsonl"
+    meta_bad.write_text("\n".join(text for _, text in BAD_EVENTS) + "\n"
+                        + '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"x"}\n'
+                        % ((os.path.getmtime(out.metadata_file) + 22 * 3600) * 1000))
+
+    # Loopback runs the Python workers inside this process.
     config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2,
                                    "python_workers": "loopback"})
+    output = str(tmp / "out")
+    staged_flows = os.path.join(output, "staging", "flow-records.txt")
+    staged_metadata = os.path.join(output, "staging", "metadata.jsonl")
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    output = str(tmp_path / "out")
-    run_replay([flows_dir, str(bad)], [out.metadata_file, str(meta_bad)], output, config)
-    peak_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
-    print(f"peak RSS growth of the process running the Python workers: {peak_growth_mb:.0f} MB")
+    began = time.monotonic()
+    with TreeMemory() as memory:
+        # 9. A folder and its subfolder: the same files twice.
+        stats = stage_flows([flows_dir, os.path.join(flows_dir, "AWSLogs"), str(extra),
+                             str(bad)], staged_flows, config.flows.chunk_lines,
+                            flows=config.flows)
+        stage_metadata([str(meta_bad), out.metadata_file], staged_metadata,
+                       config.metadata.chunk_lines, config.metadata.max_line_bytes)
+        from job.flink.run import run_files
+        run_files(staged_flows, staged_metadata, output, config, job_name="flowdredge test")
+    print(f"bad-input replay: {time.monotonic() - began:.0f} s, process tree peak "
+          f"{memory.peak / 2**20:.0f} MiB")
+    return {
+        "out": out, "flows_dir": flows_dir, "extra": str(extra), "extra_lines": extra_lines,
+        "paths": {k: str(v) for k, v in paths.items()}, "records": records,
+        "meta_bad": str(meta_bad), "output": output, "stats": stats, "config": config,
+        "tree_peak": memory.peak,
+        "python_growth": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before)
+        * 1024,
+        "dead": list(read_records(output, "dead_letter")),
+        "counts": total_counts(output),
+    }
 
-    assert job_aggregates(output) == reference.aggregates([flows_dir], [out.metadata_file])
-    dead = list(read_records(output, "dead_letter"))
-    assert Counter((d["stage"], d["reason"]) for d in dead) == Counter(
-        [("flows", r) for r in BAD_LINES] + [("flows", r) for r in records]
-        + [("metadata", r) for r in BAD_EVENTS])
-    line_dead = {d["reason"]: d["excerpt"] for d in dead if d["reason"] in BAD_LINES}
-    assert line_dead == BAD_LINES
-    assert all(len(d["excerpt"]) <= 256 for d in dead)
-    counts = total_counts(output)
-    assert counts["flows_aggregated"] == out.flows
-    assert counts["dead_letter"] == len(BAD_LINES) + len(records)
-    assert counts["metadata_dead_letter"] == len(BAD_EVENTS)
-    # Inflating the bomb would have taken 1 GiB in this process; the cap is 64 MiB.
-    assert peak_growth_mb < 512
+
+def _dead(run, **match):
+    return [d for d in run["dead"] if all(d[k] == v for k, v in match.items())]
+
+
+def test_good_flows_aggregate_exactly_and_every_line_is_accounted_for(run):
+    out = run["out"]
+    assert job_aggregates(run["output"]) == reference.aggregates(
+        [run["flows_dir"], run["extra"]], [out.metadata_file])
+    counts = run["counts"]
+    good = out.flows + len(run["extra_lines"])
+    assert counts["flows_aggregated"] == good and counts["flows_late"] == 0
+    line_dead = [d for d in run["dead"] if d["stage"] == "flows"
+                 and d["reason"] not in RECORD_REASONS]
+    assert len(line_dead) == len(BAD_LINES) + 3   # the 2099 line, the bomb, the 200 MiB field
+    # Conservation: lines read = aggregated + late + dead-lettered + NODATA/SKIPDATA.
+    assert counts["lines_in"] == good + len(line_dead) == (
+        counts["flows_aggregated"] + counts["flows_late"] + len(line_dead)
+        + counts["no_data"] + counts["skip_data"])
+    assert counts["dead_letter"] == len(_dead(run, stage="flows"))
+    assert counts["metadata_dead_letter"] == len(_dead(run, stage="metadata"))
+
+
+def test_1_and_7_numbers_out_of_range_are_dead_lettered_with_their_line(run):
+    path = run["paths"]["lines"]
+    assert [(d["reason"], d["source"], d["excerpt"]) for d in _dead(run, stage="flows")
+            if d["source"].startswith(path + ":")] == [
+        (reason, f"{path}:{n}", text) for n, (reason, text) in enumerate(BAD_LINES, 2)]
+
+
+def test_2_and_6_metadata_ts_out_of_range_is_dead_lettered_and_moves_no_clock(run):
+    meta = run["meta_bad"]
+    assert [(d["reason"], d["source"]) for d in _dead(run, stage="metadata")] == [
+        (reason, f"{meta}:{n}") for n, (reason, _) in enumerate(BAD_EVENTS, 1)] + [
+        ("ts_out_of_range", f"{meta}:{len(BAD_EVENTS) + 1}")]   # 22 h after the file's time
+    # The changelog's own late changes only: the clock was never moved ahead.
+    clock = MetadataClock(run["config"].metadata.out_of_orderness_seconds * 1000)
+    with open(run["out"].metadata_file) as fh:
+        late = sum(clock.observe(parse_event(line)) for line in fh if line.strip())
+    assert run["counts"]["metadata_late"] == late
+    assert run["counts"]["metadata_events"] == run["out"].changes + sum(
+        1 for line in open(run["out"].metadata_file) if "HEARTBEAT" in line)
+
+
+def test_3_gzip_bombs_and_huge_fields_are_dead_lettered_in_bounded_memory(run):
+    paths = run["paths"]
+    assert {(d["reason"], d["source"]) for d in _dead(run, stage="flows")} >= {
+        ("line_too_long", paths["bomb"] + ":2"), ("line_too_long", paths["field"] + ":2"),
+        ("too_large", paths["records"] + ":2")}
+    field = _dead(run, source=paths["field"] + ":2")[0]
+    assert field["excerpt"].startswith("2 123456789012 eni-aaaa") and len(field["excerpt"]) == 256
+    # Nothing of the huge lines was kept: the staged records are small.
+    assert os.path.getsize(os.path.join(run["output"], "staging", "flow-records.txt")) < 50 << 20
+    assert run["tree_peak"] < 2 << 30, run["tree_peak"]
+    assert run["python_growth"] < 512 << 20
+
+
+def test_5_a_start_far_ahead_of_its_delivery_is_dead_lettered(run):
+    paths = run["paths"]
+    assert [(d["reason"], d["excerpt"]) for d in _dead(run, source=paths["nostamp"] + ":2")] == [
+        ("timestamp_out_of_range", flow(4070908800))]
+    assert _dead(run, source=f"{paths['lines']}:{len(BAD_LINES) + 1}")[0]["reason"] == \
+        "timestamp_out_of_range"
+    # No good flow was late: event time was never pushed ahead.
+    assert run["counts"]["flows_late"] == 0 and not list(read_records(run["output"], "late"))
+
+
+def test_9_files_reached_twice_are_read_once(run):
+    assert run["stats"].duplicates == sum(
+        len(files) for _, _, files in os.walk(os.path.join(run["flows_dir"], "AWSLogs")))
+    assert run["counts"]["flows_aggregated"] == run["out"].flows + len(run["extra_lines"])
+
+
+def test_11_bad_files_are_dead_lettered_and_unknown_fields_dropped(run):
+    paths = run["paths"]
+    for reason in ("empty_file", "bad_gzip", "bad_header"):
+        assert [(d["stage"], d["reason"]) for d in _dead(run, source=paths[reason])] == [
+            ("flows", reason)]
+    assert sorted(r for _, r, _ in run["stats"].dead_files) == [
+        "bad_gzip", "bad_header", "empty_file"]
+    assert run["stats"].unknown_fields == {"foo-bar": 1}
+    assert run["counts"]["unknown_fields_ignored"] == len(run["extra_lines"])
+
+
+def test_12_every_dead_letter_says_where_it_came_from_and_is_printable(run):
+    records = run["paths"]["records"]
+    assert Counter((d["reason"], d["source"]) for d in _dead(run, stage="flows")
+                   if d["source"].startswith(records)) == Counter(
+        (reason, f"{records}:{n}") for n, reason in enumerate(
+            ["not_gzip"] + [k for k in run["records"] if k != "not_gzip"], 1))
+    assert all(d["source"] not in ("record", "metadata") for d in run["dead"])
+    assert all(len(d["excerpt"]) <= 256 and d["excerpt"].isprintable() for d in run["dead"])
+    # A decoded record shows its bytes: as text when they are, else as base64.
+    assert _dead(run, reason="not_gzip")[0]["excerpt"] == "just some text that is not compressed"
+    assert _dead(run, reason="too_large")[0]["excerpt"].startswith("base64:H4sI")
