@@ -1,4 +1,5 @@
-"""Encoding of flow groups between the parse and attribution operators and in keyed state.
+"""Encoding of flow groups between the parse and attribution operators and in keyed state, and
+of the security views' batches (below).
 
 Version byte + pickle (protocol 4) of plain tuples of str/int/None: no classes are pickled, so
 any later release can read what an earlier one wrote.
@@ -6,6 +7,7 @@ any later release can read what an earlier one wrote.
 import pickle
 
 from job.parse import FlowFormat, FlowGroup
+from job.security import WindowViews
 
 GROUP_CODEC_VERSION = 1
 _formats: dict = {}
@@ -24,3 +26,45 @@ def decode_group(payload: bytes, window_start: int, max_start: int) -> FlowGroup
     if fmt is None:
         fmt = _formats[names] = FlowFormat(names)
     return FlowGroup(fmt, window_start, max_start, flows, source)
+
+
+# The security views (job.security, job.flink.security), in keyed state and between their
+# operators: pickles of dicts, lists, tuples, sets, str, int and None, each with its version.
+VIEWS_CODEC_VERSION = 1          # a batch's WindowViews
+WINDOW_ROWS_CODEC_VERSION = 1    # a closed window's rows for the events
+EVENTS_CODEC_VERSION = 1         # SecurityEvents.state()
+
+
+def _encode(version: int, value) -> bytes:
+    return bytes([version]) + pickle.dumps(value, protocol=5)
+
+
+def _decode(version: int, what: str, payload: bytes):
+    if payload[0] != version:
+        raise ValueError(f"{what} codec version {payload[0]} is not readable by this release")
+    return pickle.loads(payload[1:])
+
+
+def encode_views(views: WindowViews) -> bytes:
+    return _encode(VIEWS_CODEC_VERSION, views.parts())
+
+
+def decode_views(payload: bytes) -> WindowViews:
+    return WindowViews(*_decode(VIEWS_CODEC_VERSION, "security views", payload))
+
+
+def encode_window_rows(window_start: int, dependencies, exposure, reject_sources) -> bytes:
+    return _encode(WINDOW_ROWS_CODEC_VERSION,
+                   (window_start, dependencies, exposure, reject_sources))
+
+
+def decode_window_rows(payload: bytes) -> tuple:
+    return _decode(WINDOW_ROWS_CODEC_VERSION, "security window rows", payload)
+
+
+def encode_events_state(state: tuple) -> bytes:
+    return _encode(EVENTS_CODEC_VERSION, state)
+
+
+def decode_events_state(payload: bytes) -> tuple:
+    return _decode(EVENTS_CODEC_VERSION, "security events state", payload)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from schemas.fields import Schema
-from schemas.security import HOST_SWEEP, INTERNET, PORT_SCAN, RISK_FACTORS, UNATTRIBUTED
+from schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
+                              NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
+                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNATTRIBUTED)
 
 UNOWNED_APPS = (INTERNET, UNATTRIBUTED)
 
@@ -222,7 +224,8 @@ def _address_order(text):
 
 def scan_evidence(src_addr, src_app, hosts, ports, flows, rejected, target_apps, host_list,
                   port_list, samples: int) -> tuple:
-    """The fields of schemas.security._SCAN_EVIDENCE from one SQL candidate row."""
+    """The fields of schemas.security._SCAN_EVIDENCE from a source's counts and comma-separated
+    lists (any order)."""
     host_items = sorted((h for h in (host_list or "").split(",") if h), key=_address_order)
     port_items = sorted(int(p) for p in (port_list or "").split(",") if p)
     return (src_addr, src_app, hosts, ports, flows, rejected, reject_percent(rejected, flows),
@@ -257,3 +260,411 @@ def json_line(schema: Schema, values) -> str:
 
 def event_line(schema: Schema, time: int, values) -> str:
     return json_line(schema, (schema.name, time) + tuple(values))
+
+
+# --- one window's conversations, reduced ---------------------------------------------------
+#
+# The views need of a window's conversations only sums and sets of addresses per view key, so
+# each batch's conversations are reduced to these in the attribution step and the batches of a
+# window merged where it closes: no conversation row leaves the Python worker that made it.
+
+ACCEPT = "ACCEPT"
+REJECT = "REJECT"
+
+
+class WindowViews:
+    """One window's conversations, reduced per view (or a batch's share of them):
+
+    - dependencies: (client app, server app, port, protocol) -> [flows, packets, bytes,
+      client addresses, server addresses], ACCEPTed and both ends owned;
+    - exposure: (app, resource, port, protocol) -> [flows, packets, bytes, internet clients],
+      ACCEPTed from the internet to an owned server;
+    - egress: (app, port, protocol, action) -> [flows, packets, bytes, bytes sent,
+      destinations], to internet servers;
+    - rejects: (destination app, port, protocol, source app, source address) -> [flows,
+      packets, bytes], the REJECTed records in the direction logged;
+    - records: every record in the direction logged, as columns (RECORD_COLUMNS) for the scans
+      view: most sources reach a few targets, so their distinct targets are counted only for
+      the sources with enough records once the window is complete.
+
+    Which conversations and records each view reads is docs/security.md's; sets hold what
+    is counted distinct."""
+    __slots__ = ("dependencies", "exposure", "egress", "rejects", "records")
+    RECORD_COLUMNS = ("src_addr", "src_app", "dst_addr", "dst_port", "dst_app", "flows",
+                      "rejected")
+
+    def __init__(self, dependencies=None, exposure=None, egress=None, rejects=None,
+                 records=None):
+        self.dependencies = {} if dependencies is None else dependencies
+        self.exposure = {} if exposure is None else exposure
+        self.egress = {} if egress is None else egress
+        self.rejects = {} if rejects is None else rejects
+        self.records = tuple([] for _ in self.RECORD_COLUMNS) if records is None else records
+
+    def parts(self) -> tuple:
+        return (self.dependencies, self.exposure, self.egress, self.rejects, self.records)
+
+    @classmethod
+    def of_conversations(cls, rows) -> "WindowViews":
+        """Reduces conversation rows (schemas.outputs.CONVERSATION) of one window."""
+        views = cls()
+        dependencies, exposure, egress = views.dependencies, views.exposure, views.egress
+        rejects = views.rejects
+        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, record_flows, record_rejected = (
+            column.append for column in views.records)
+        for (_window, client_app, client_addr, server_app, server_addr, resource, port,
+             client_port, protocol, action, flows, packets, nbytes, client_flows,
+             client_packets, client_bytes) in rows:
+            if server_app not in UNOWNED_APPS:
+                if action == ACCEPT:
+                    if client_app not in UNOWNED_APPS:
+                        key = (client_app, server_app, port, protocol)
+                        sums = dependencies.get(key)
+                        if sums is None:
+                            dependencies[key] = [flows, packets, nbytes, {client_addr},
+                                                 {server_addr}]
+                        else:
+                            sums[0] += flows
+                            sums[1] += packets
+                            sums[2] += nbytes
+                            sums[3].add(client_addr)
+                            sums[4].add(server_addr)
+                    elif client_app == INTERNET:
+                        key = (server_app, resource, port, protocol)
+                        sums = exposure.get(key)
+                        if sums is None:
+                            exposure[key] = [flows, packets, nbytes, {client_addr}]
+                        else:
+                            sums[0] += flows
+                            sums[1] += packets
+                            sums[2] += nbytes
+                            sums[3].add(client_addr)
+            elif server_app == INTERNET and client_app != INTERNET:
+                key = (client_app, port, protocol, action)
+                sums = egress.get(key)
+                if sums is None:
+                    egress[key] = [flows, packets, nbytes, client_bytes, {server_addr}]
+                else:
+                    sums[0] += flows
+                    sums[1] += packets
+                    sums[2] += nbytes
+                    sums[3] += client_bytes
+                    sums[4].add(server_addr)
+            # The records in the direction logged: from the client, and REJECTed ones from
+            # the server (to the client's port, kept for them).
+            rejected = action == REJECT
+            if client_flows:
+                src_addrs(client_addr)
+                src_apps(client_app)
+                dst_addrs(server_addr)
+                dst_ports(port)
+                dst_apps(server_app)
+                record_flows(client_flows)
+                record_rejected(rejected)
+                if rejected:
+                    _add_reject(rejects, (server_app, port, protocol, client_app, client_addr),
+                                client_flows, client_packets, client_bytes)
+            if rejected and flows > client_flows:
+                src_addrs(server_addr)
+                src_apps(server_app)
+                dst_addrs(client_addr)
+                dst_ports(client_port)
+                dst_apps(client_app)
+                record_flows(flows - client_flows)
+                record_rejected(True)
+                _add_reject(rejects, (client_app, client_port, protocol, server_app,
+                                      server_addr),
+                            flows - client_flows, packets - client_packets,
+                            nbytes - client_bytes)
+        return views
+
+    def merge(self, other: "WindowViews") -> None:
+        """Adds another batch of the same window (whose containers this one may take over)."""
+        for mine, theirs in zip(self.parts()[:-1], other.parts()[:-1]):
+            if not mine:
+                mine.update(theirs)
+                continue
+            for key, sums in theirs.items():
+                kept = mine.get(key)
+                if kept is None:
+                    mine[key] = sums
+                else:
+                    for i, value in enumerate(sums):
+                        if isinstance(value, set):
+                            kept[i] |= value
+                        else:
+                            kept[i] += value
+        for mine, theirs in zip(self.records, other.records):
+            mine.extend(theirs)
+
+    def sources(self, min_targets: int) -> dict:
+        """(source address, source app) -> [flows, rejected flows, destination addresses,
+        destination ports, destination apps], for the sources that reach min_targets distinct
+        addresses or ports (a missing port is not a port)."""
+        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = self.records
+        keys = list(zip(src_addrs, src_apps))
+        # A source reaches no more targets than it has records.
+        enough = {key for key, n in Counter(keys).items() if n >= min_targets}
+        found = {}
+        for i in [i for i, key in enumerate(keys) if key in enough]:
+            seen = found.get(keys[i])
+            if seen is None:
+                seen = found[keys[i]] = [0, 0, set(), set(), set()]
+            seen[0] += flows[i]
+            if rejected[i]:
+                seen[1] += flows[i]
+            seen[2].add(dst_addrs[i])
+            if dst_ports[i] is not None:
+                seen[3].add(dst_ports[i])
+            seen[4].add(dst_apps[i])
+        return {key: seen for key, seen in found.items()
+                if len(seen[2]) >= min_targets or len(seen[3]) >= min_targets}
+
+
+def _add_reject(rejects: dict, key: tuple, flows: int, packets: int, nbytes: int) -> None:
+    sums = rejects.get(key)
+    if sums is None:
+        rejects[key] = [flows, packets, nbytes]
+    else:
+        sums[0] += flows
+        sums[1] += packets
+        sums[2] += nbytes
+
+
+@dataclass(frozen=True)
+class ViewRules:
+    """What the views computed at a window's close need of the `security` configuration."""
+    scan_report_min_targets: int
+    scans: ScanRules
+    risk_weights: dict
+    risk_scales: dict
+
+
+@dataclass
+class WindowResults:
+    """A window's view rows (schemas.security: DEPENDENCY, EXPOSURE, INTERNET_EGRESS,
+    REJECT_SOURCE as tuples), and the scans, alert events and risk as JSON lines."""
+    dependencies: list
+    exposure: list
+    egress: list
+    reject_sources: list
+    scans: list
+    events: list
+    risk: list
+
+
+def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> WindowResults:
+    """The windowed views of docs/security.md from one window's reduced conversations."""
+    w = window_start
+    dependencies = [(w,) + key + (s[0], s[1], s[2], len(s[3]), len(s[4]))
+                    for key, s in views.dependencies.items()]
+    exposure = [(w,) + key + (s[0], s[1], s[2], len(s[3])) for key, s in views.exposure.items()]
+    egress = [(w,) + key + (s[0], s[1], s[2], s[3], len(s[4]))
+              for key, s in views.egress.items()]
+    reject_sources = [(w,) + key + tuple(s) for key, s in views.rejects.items()]
+
+    scans, events, scan_sources = [], [], {}
+    for (src_addr, src_app), (flows, rejected, hosts, ports, apps) in views.sources(
+            rules.scan_report_min_targets).items():
+        target_apps = ",".join(apps)
+        evidence = scan_evidence(src_addr, src_app, len(hosts), len(ports), flows, rejected,
+                                 target_apps, ",".join(hosts), ",".join(map(str, ports)),
+                                 rules.scans.evidence_samples)
+        pattern = classify_scan(len(hosts), len(ports), reject_percent(rejected, flows),
+                                rules.scans)
+        scans.append(json_line(SCAN, (w,) + evidence + (pattern or "",)))
+        if pattern:
+            events.append(event_line(SCAN_ALERTS[pattern], w, evidence))
+            for app in scanned_apps(target_apps):
+                scan_sources.setdefault(app, set()).add(src_addr)
+
+    risk = [json_line(RISK, row + risk_score(dict(zip(RISK_INPUT.names, row)),
+                                             rules.risk_weights, rules.risk_scales))
+            for row in _risk_inputs(w, views, scan_sources)]
+    return WindowResults(dependencies, exposure, egress, reject_sources, scans, events, risk)
+
+
+def _risk_inputs(window_start: int, views: WindowViews, scan_sources: dict):
+    """schemas.security.RISK_INPUT rows: one per owned app with any factor's input in the
+    window (a factor may still be 0, e.g. egress with nothing sent)."""
+    apps = {}
+
+    def app(name):
+        factors = apps.get(name)
+        if factors is None:
+            factors = apps[name] = {"exposed": {}, "rejected_flows": 0, "egress_bytes": 0,
+                                    "dependencies": set(), "dependents": set()}
+        return factors
+
+    for (server_app, _resource, port, protocol) in views.exposure:
+        app(server_app)["exposed"][port_label(port, protocol)] = None   # ordered set
+    for (dst_app, _port, _protocol, _src_app, _src_addr), sums in views.rejects.items():
+        if dst_app not in UNOWNED_APPS:
+            app(dst_app)["rejected_flows"] += sums[0]
+    for (client_app, _port, _protocol, _action), sums in views.egress.items():
+        if client_app not in UNOWNED_APPS:
+            app(client_app)["egress_bytes"] += sums[3]
+    for client_app, server_app, port, protocol in views.dependencies:
+        app(client_app)["dependencies"].add((server_app, port, protocol))
+        app(server_app)["dependents"].add(client_app)
+    for name in scan_sources:
+        app(name)
+    for name, f in apps.items():
+        exposed = f["exposed"]
+        yield (window_start, name, len(exposed), ",".join(exposed) if exposed else None,
+               f["rejected_flows"], len(scan_sources.get(name, ())), f["egress_bytes"],
+               len(f["dependencies"]), len(f["dependents"]))
+
+
+# --- events across windows -----------------------------------------------------------------
+
+class SecurityEvents:
+    """The views' state across windows, for every key at once: dependency edges
+    (new_dependency, dependency_gone), each app's exposed resource ports (exposure_new) and
+    REJECT history (the `rejected` rows, reject_spike), the job's first and latest windows, and
+    the closed windows waiting for event time to pass them.
+
+    add_window holds a closed window's rows; advance(timestamp, ended) is called at every
+    event-time timer: it takes the windows that event time has passed, in order, then checks
+    what went silent, exactly as a per-key function would at that key's timers (a key's state
+    changes only when one of its windows is taken, and is checked right after). `ended`: the
+    input ended and the final watermark fires the remaining timers (timers asked for meanwhile
+    may not fire): an edge is then gone if the input went on past its silence and no window of
+    it before that is still held. The state is plain tuples, dicts, str and int (state())."""
+
+    def __init__(self, window_seconds: int, rules, state: tuple = None):
+        self.window_seconds = window_seconds
+        self.rules = rules
+        (self.first, self.latest, self.pending, self.edges, self.exposed,
+         self.history) = state or (None, None, {}, {}, {}, {})
+
+    def state(self) -> tuple:
+        return (self.first, self.latest, self.pending, self.edges, self.exposed, self.history)
+
+    def window_end_ms(self, window_start: int) -> int:
+        return (window_start + self.window_seconds) * 1000
+
+    def add_window(self, window_start: int, dependencies, exposure, reject_sources) -> int:
+        """Holds a closed window's rows (schemas.security DEPENDENCY, EXPOSURE, REJECT_SOURCE
+        tuples); returns the event time (epoch ms) at which to call advance for it."""
+        self.pending[window_start] = (dependencies, exposure, reject_sources)
+        self.first = window_start if self.first is None else min(self.first, window_start)
+        self.latest = window_start if self.latest is None else max(self.latest, window_start)
+        return self.window_end_ms(window_start) - 1
+
+    def advance(self, timestamp: int, ended: bool):
+        """(event lines, `rejected` lines, event times (epoch ms) to be called at again)."""
+        events, rejected, timers = [], [], set()
+        for window_start in sorted(w for w in self.pending
+                                   if self.window_end_ms(w) - 1 <= timestamp):
+            dependencies, exposure, reject_sources = self.pending.pop(window_start)
+            self._dependencies(window_start, dependencies, events, timers)
+            self._exposure(window_start, exposure, events, timers)
+            self._rejects(window_start, reject_sources, events, rejected)
+        self._silent_edges(timestamp, ended, events)
+        if not ended:
+            self._forget_exposure(timestamp)
+        return events, rejected, timers
+
+    def _edge_deadline(self, edge: Edge) -> int:
+        return silence_deadline(edge.last_seen, self.window_seconds,
+                                self.rules.dependency_silence_seconds)
+
+    def _dependencies(self, window_start, rows, events, timers):
+        warm = warmed_up(window_start, self.first, self.rules.warmup_seconds)
+        for row in rows:
+            key = row[1:5]
+            stored = self.edges.get(key)
+            if stored is None:
+                if warm:
+                    # new_dependency: the row's fields, first_seen after protocol.
+                    events.append(event_line(NEW_DEPENDENCY, window_start,
+                                             key + (window_start,) + row[5:]))
+                edge = Edge(*key, window_start, window_start, 0, 0)
+            else:
+                edge = Edge(*stored)
+            edge = edge.seen(window_start, row[5], row[7])
+            self.edges[key] = tuple(edge)
+            timers.add(self._edge_deadline(edge) * 1000 - 1)
+
+    def _silent_edges(self, timestamp, ended, events):
+        held = {}
+        if ended:
+            for window_start, (dependencies, _, _) in self.pending.items():
+                for row in dependencies:
+                    held[row[1:5]] = min(held.get(row[1:5], window_start), window_start)
+        for key, stored in list(self.edges.items()):
+            edge = Edge(*stored)
+            deadline = self._edge_deadline(edge)
+            if ended:
+                silent = (deadline <= self.latest
+                          and held.get(key, deadline) >= deadline)
+            else:
+                silent = deadline * 1000 - 1 <= timestamp
+            if silent:
+                events.append(event_line(DEPENDENCY_GONE, deadline, edge))
+                del self.edges[key]
+
+    def _exposure_deadline_ms(self, last_seen: int) -> int:
+        return silence_deadline(last_seen, self.window_seconds,
+                                self.rules.exposure_silence_seconds) * 1000
+
+    def _exposure(self, window_start, rows, events, timers):
+        by_app = {}
+        for row in rows:
+            by_app.setdefault(row[1], []).append(row)
+        warm = warmed_up(window_start, self.first, self.rules.warmup_seconds)
+        for app, app_rows in by_app.items():
+            seen = self.exposed.setdefault(app, {})
+            known_ports = None   # the app's ports before this window, for an exposure_new
+            for row in sorted(app_rows, key=lambda r: (r[2], str(r[3]), str(r[4]))):
+                _, _, resource, port, protocol, flows = row[:6]
+                label = port_label(port, protocol)
+                key = f"{resource} {label}"
+                stored = seen.get(key)
+                if stored is None:
+                    if warm:
+                        if known_ports is None:
+                            known_ports = {k.split(" ", 1)[1] for k, s in seen.items()
+                                           if s[0] < window_start}
+                        events.append(event_line(EXPOSURE_NEW, window_start, (
+                            app, resource, port, protocol, flows, row[8],
+                            int(label in known_ports))))
+                    stored = (window_start, window_start)
+                seen[key] = (stored[0], max(stored[1], window_start))
+        if by_app:
+            timers.add(self._exposure_deadline_ms(window_start) - 1)
+
+    def _forget_exposure(self, timestamp):
+        for app, seen in list(self.exposed.items()):
+            for key in [k for k, s in seen.items()
+                        if self._exposure_deadline_ms(s[1]) - 1 <= timestamp]:
+                del seen[key]
+            if not seen:
+                del self.exposed[app]
+
+    def _rejects(self, window_start, rows, events, rejected):
+        by_app = {}
+        for row in rows:
+            by_app.setdefault(row[1], []).append(RejectSource(*row[2:]))
+        rules = self.rules
+        for app, sources in by_app.items():
+            history = self.history.setdefault(app, {})
+            flows = sum(s.flows for s in sources)
+            spike = False
+            if app not in UNOWNED_APPS:
+                baseline_flows, baseline_windows = reject_baseline(
+                    history, window_start, self.first, self.window_seconds,
+                    rules.reject_baseline_windows)
+                spike = is_spike(flows, baseline_flows, baseline_windows,
+                                 rules.reject_spike_factor, rules.reject_spike_min_flows)
+            rejected.extend(json_line(REJECTED, row) for row in reject_rows(
+                window_start, app, sources, rules.reject_top_sources, spike))
+            if spike:
+                events.append(event_line(REJECT_SPIKE, window_start, (
+                    app, flows, baseline_flows, baseline_windows)
+                    + spike_evidence(sources, rules.reject_top_sources)))
+            history[window_start] = flows
+            horizon = window_start - rules.reject_baseline_windows * self.window_seconds
+            for old in [w for w in history if w < horizon]:
+                del history[old]

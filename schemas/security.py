@@ -4,7 +4,7 @@ Windowed outputs are one row per window and key; events share the folder `securi
 start with `event` (the schema name) and `time` (epoch seconds, event time). Lists are carried
 as comma-separated strings. docs/security.md describes every field and rule.
 """
-from schemas.fields import INT, LONG, STRING, Field, Schema
+from schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
 
 # Owner apps that are not apps: an end without an owner (job.attribute).
 INTERNET = "internet"
@@ -22,6 +22,12 @@ OUTPUTS = (DEPENDENCIES, REJECTED_OUTPUT, EXPOSURE_OUTPUT, EGRESS_OUTPUT, SCANS,
            EVENTS)
 
 _WINDOW = Field("window_start", LONG, "window start, epoch seconds")
+
+# One batch's conversations reduced for the views (attribution -> the window's close).
+SECURITY_BATCH = Schema("security_batch", (
+    Field("win_start", LONG, "window start, epoch seconds"),
+    Field("payload", BYTES, "job.codec-encoded job.security.WindowViews"),
+))
 _VOLUME = (Field("flows", LONG, "flow log lines"), Field("packets", LONG), Field("bytes", LONG))
 
 
@@ -68,7 +74,8 @@ INTERNET_EGRESS = Schema("internet_egress", (
     Field("destinations", LONG, "distinct internet addresses"),
 ))
 
-# REJECTed flows per window, destination and source address (Flink SQL -> job.security).
+# REJECTed flows per window, destination and source address (job.security.window_results ->
+# SecurityEvents).
 REJECT_SOURCE = Schema("reject_source", (
     _WINDOW, Field("app", STRING, "destination app"), Field("port", INT), Field("protocol", INT),
     Field("src_app", STRING), Field("src_addr", STRING)) + _VOLUME)
@@ -94,14 +101,6 @@ REJECT_SPIKE = _event("reject_spike", (
     Field("top_sources", STRING, "addr=flows, most flows first"),
 ))
 
-# Per window and source address: what it reached (Flink SQL -> job.security).
-SCAN_CANDIDATE = Schema("scan_candidate", (
-    _WINDOW, Field("src_addr", STRING), Field("src_app", STRING),
-    Field("hosts", LONG), Field("ports", LONG), Field("flows", LONG),
-    Field("rejected_flows", LONG), Field("target_apps", STRING), Field("host_list", STRING),
-    Field("port_list", STRING),
-))
-
 PORT_SCAN = "port_scan"
 HOST_SWEEP = "host_sweep"
 
@@ -120,11 +119,6 @@ _SCAN_EVIDENCE = (
 SCAN = Schema("scan", (_WINDOW,) + _SCAN_EVIDENCE + (
     Field("pattern", STRING, f"{PORT_SCAN}, {HOST_SWEEP} or empty"),))
 SCAN_ALERTS = {name: _event(name, _SCAN_EVIDENCE) for name in (PORT_SCAN, HOST_SWEEP)}
-
-# An alerting scan source and an app it reached (job.security -> Flink SQL, for the risk view).
-SCAN_TARGET = Schema("scan_target", (
-    Field("win_start", LONG, "window start, epoch seconds"), Field("app", STRING),
-    Field("src_addr", STRING)))
 
 RISK_FACTORS = ("exposed_ports", "rejected_flows", "scan_sources", "egress_bytes",
                 "dependencies", "dependents")

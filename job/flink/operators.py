@@ -11,22 +11,24 @@ from pyflink.datastream.state import MapStateDescriptor
 from job.aggregate import LatenessHorizon, is_late
 from job.attribute import UnownedClassifier, attribute_group
 from job.ipranges import load as load_ip_ranges
-from job.codec import decode_group, encode_group
+from job.codec import decode_group, encode_group, encode_views
 from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
-from job.parse import FlowFormat, excerpt, parse_record
-from job.security import parse_ports
+from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
+from job.security import WindowViews, parse_ports
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
-from schemas.outputs import (CONVERSATION, COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS,
-                             FLOW_GROUP, METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
+from schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
+                             METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
+from schemas.security import SECURITY_BATCH
 
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())
 ENRICHED = OutputTag("enriched", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
 DATA_QUALITY = OutputTag("data-quality", Types.STRING())
-CONVERSATIONS = OutputTag("conversations", row_type(CONVERSATION))
+# The security views' share of a batch: its conversations reduced, one row (job.flink.security).
+CONVERSATIONS = OutputTag("conversations", row_type(SECURITY_BATCH))
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
 METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
@@ -126,22 +128,22 @@ class ParseMetadataEvents(ProcessFunction):
 
     def __init__(self, config: Config):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
-        self.limits = config.metadata_limits
 
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context)
 
     def process_element(self, record, ctx):
-        chunk = parse_chunk(record, limits=self.limits)
+        chunk = parse_chunk(record)
         if chunk.events:
             yield ([Row(e.type, e.ts, e.ip, *(e.owner or _NO_OWNER)) for e in chunk.events],
                    chunk.event_time_ms(self.shift))
         if chunk.rejected:
-            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
+            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _ in chunk.rejected)
             counts["metadata_dead_letter"] = len(chunk.rejected)
             self.metrics.add(counts)
-            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
-                                                   for reason, where, line in chunk.rejected])
+            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, "metadata",
+                                                    line[:EXCERPT_CHARS])
+                                                   for reason, line in chunk.rejected])
             yield COUNTS, counts_line("metadata", counts)
 
 
@@ -296,8 +298,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         else:
             for partial in out.partials.rows():
                 yield Row(*partial)
-            for conversation in out.conversations.rows():
-                yield CONVERSATIONS, Row(*conversation)
+            if self.conversations:
+                yield CONVERSATIONS, Row(group.window_start, encode_views(
+                    WindowViews.of_conversations(out.conversations.rows())))
             if out.enriched:
                 yield ENRICHED, "\n".join(out.enriched)
         self.metrics.add(out.counts)
