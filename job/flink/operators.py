@@ -14,7 +14,7 @@ from job.ipranges import load as load_ip_ranges
 from job.codec import decode_group, encode_group, encode_views
 from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
-from job.parse import EXCERPT_CHARS, FlowFormat, parse_record
+from job.parse import FlowFormat, excerpt, parse_record
 from job.security import WindowViews, parse_ports
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
@@ -128,22 +128,22 @@ class ParseMetadataEvents(ProcessFunction):
 
     def __init__(self, config: Config):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
+        self.limits = config.metadata_limits
 
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context)
 
     def process_element(self, record, ctx):
-        chunk = parse_chunk(record)
+        chunk = parse_chunk(record, limits=self.limits)
         if chunk.events:
             yield ([Row(e.type, e.ts, e.ip, *(e.owner or _NO_OWNER)) for e in chunk.events],
                    chunk.event_time_ms(self.shift))
         if chunk.rejected:
-            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _ in chunk.rejected)
+            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
             counts["metadata_dead_letter"] = len(chunk.rejected)
             self.metrics.add(counts)
-            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, "metadata",
-                                                    line[:EXCERPT_CHARS])
-                                                   for reason, line in chunk.rejected])
+            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
+                                                   for reason, where, line in chunk.rejected])
             yield COUNTS, counts_line("metadata", counts)
 
 
