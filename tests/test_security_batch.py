@@ -1,0 +1,208 @@
+"""The security views from batches (job.security.WindowViews, window_results): the same rows as
+the Flink SQL of earlier releases computed from the conversation rows, here restated as plain
+filters and group-bys over them; whatever the batches, after encoding and merging."""
+import json
+import random
+from collections import defaultdict
+
+import pytest
+
+from job import security as s
+from job.codec import decode_views, encode_views
+from schemas import security as out
+from schemas.outputs import CONVERSATION
+
+pytestmark = pytest.mark.unit
+
+W = 600
+RULES = s.ViewRules(3, s.ScanRules(5, 9, 20, 1, 0, 3), s.parse_factors(
+    "exposed_ports=30,rejected_flows=15,scan_sources=20,egress_bytes=20,dependencies=5,"
+    "dependents=10"), s.parse_factors(
+    "exposed_ports=3,rejected_flows=100,scan_sources=2,egress_bytes=100000000,"
+    "dependencies=10,dependents=10"))
+UNOWNED = ("internet", "unattributed")
+
+
+def _conversations(n, seed):
+    """Random conversation rows of window W over a small estate, so that keys repeat."""
+    rnd = random.Random(seed)
+    ends = [("api", "10.0.0.1", "i-1"), ("api", "10.0.0.2", "i-2"), ("db", "10.0.1.1", "i-3"),
+            ("aws:S3:us-east-1", "52.216.0.1", "-"), ("unattributed", "10.9.9.9", "-")] + [
+        ("internet", f"198.51.100.{i}", "-") for i in range(1, 6)]
+    rows = []
+    for _ in range(n):
+        (capp, caddr, _), (sapp, saddr, sres) = rnd.sample(ends, 2)
+        action = rnd.choice(("ACCEPT", "ACCEPT", "REJECT", None))
+        flows = rnd.randint(1, 3)
+        client_flows = rnd.randint(0, flows)
+        client_port = (rnd.choice((50001, 50002, None))
+                       if action == "REJECT" and client_flows < flows else None)
+        packets, nbytes = flows * rnd.randint(1, 5), flows * rnd.randint(40, 900)
+        rows.append((W, capp, caddr, sapp, saddr, sres, rnd.choice((22, 443, 5432, 7001, None)),
+                     client_port, rnd.choice((6, 17, None)), action, flows, packets, nbytes,
+                     client_flows, min(packets, client_flows * 2), min(nbytes, client_flows * 40)))
+    return rows
+
+
+def _group(rows, key, **aggregates):
+    """{key(row): {name: aggregate(rows of the group)}}, as SQL's GROUP BY."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[key(r)].append(r)
+    return {k: {name: f(members) for name, f in aggregates.items()} for k, members in groups.items()}
+
+
+def _sum(field):
+    return lambda rows: sum(r[field] for r in rows)
+
+
+def _distinct(field):
+    return lambda rows: {r[field] for r in rows if r[field] is not None}
+
+
+def _expected(conversations):
+    """The views as the SQL of docs/security.md states them, over dicts of the rows."""
+    conn = [dict(zip(CONVERSATION.names, r)) for r in conversations]
+    records = [dict(src_app=c["client_app"], src_addr=c["client_addr"],
+                    dst_app=c["server_app"], dst_addr=c["server_addr"],
+                    dst_port=c["service_port"], protocol=c["protocol"], action=c["action"],
+                    flows=c["client_flows"], packets=c["client_packets"],
+                    bytes=c["client_bytes"]) for c in conn if c["client_flows"] > 0] + [
+        dict(src_app=c["server_app"], src_addr=c["server_addr"], dst_app=c["client_app"],
+             dst_addr=c["client_addr"], dst_port=c["client_port"], protocol=c["protocol"],
+             action=c["action"], flows=c["flows"] - c["client_flows"],
+             packets=c["packets"] - c["client_packets"], bytes=c["bytes"] - c["client_bytes"])
+        for c in conn if c["action"] == "REJECT" and c["flows"] > c["client_flows"]]
+    volume = dict(flows=_sum("flows"), packets=_sum("packets"), bytes=_sum("bytes"))
+
+    deps = _group([c for c in conn if c["action"] == "ACCEPT" and c["client_app"] not in UNOWNED
+                   and c["server_app"] not in UNOWNED],
+                  lambda c: (c["client_app"], c["server_app"], c["service_port"], c["protocol"]),
+                  **volume, clients=_distinct("client_addr"), servers=_distinct("server_addr"))
+    exposure = _group([c for c in conn if c["action"] == "ACCEPT"
+                       and c["client_app"] == "internet" and c["server_app"] not in UNOWNED],
+                      lambda c: (c["server_app"], c["server_resource"], c["service_port"],
+                                 c["protocol"]), **volume, clients=_distinct("client_addr"))
+    egress = _group([c for c in conn if c["server_app"] == "internet"
+                     and c["client_app"] != "internet"],
+                    lambda c: (c["client_app"], c["service_port"], c["protocol"], c["action"]),
+                    **volume, sent=_sum("client_bytes"), dests=_distinct("server_addr"))
+    rejects = _group([r for r in records if r["action"] == "REJECT"],
+                     lambda r: (r["dst_app"], r["dst_port"], r["protocol"], r["src_app"],
+                                r["src_addr"]), **volume)
+    sources = _group(records, lambda r: (r["src_addr"], r["src_app"]),
+                     hosts=_distinct("dst_addr"), ports=_distinct("dst_port"),
+                     apps=_distinct("dst_app"), flows=_sum("flows"),
+                     rejected=lambda rs: sum(r["flows"] for r in rs if r["action"] == "REJECT"))
+
+    scans, events, scan_sources = [], [], defaultdict(set)
+    for (addr, app), g in sources.items():
+        if max(len(g["hosts"]), len(g["ports"])) < RULES.scan_report_min_targets:
+            continue
+        evidence = s.scan_evidence(addr, app, len(g["hosts"]), len(g["ports"]), g["flows"],
+                                   g["rejected"], ",".join(g["apps"]), ",".join(g["hosts"]),
+                                   ",".join(map(str, g["ports"])), RULES.scans.evidence_samples)
+        pattern = s.classify_scan(len(g["hosts"]), len(g["ports"]),
+                                  s.reject_percent(g["rejected"], g["flows"]), RULES.scans)
+        scans.append(s.json_line(out.SCAN, (W,) + evidence + (pattern or "",)))
+        if pattern:
+            events.append(s.event_line(out.SCAN_ALERTS[pattern], W, evidence))
+            for target in s.scanned_apps(",".join(g["apps"])):
+                scan_sources[target].add(addr)
+
+    risk = defaultdict(lambda: dict(exposed=set(), rejected_flows=0, egress_bytes=0,
+                                    dependencies=set(), dependents=set()))
+    for (app, _res, port, proto) in exposure:
+        risk[app]["exposed"].add(s.port_label(port, proto))
+    for (app, *_rest), g in rejects.items():
+        if app not in UNOWNED:
+            risk[app]["rejected_flows"] += g["flows"]
+    for (app, *_rest), g in egress.items():
+        if app not in UNOWNED:
+            risk[app]["egress_bytes"] += g["sent"]
+    for client, server, port, proto in deps:
+        risk[client]["dependencies"].add((server, port, proto))
+        risk[server]["dependents"].add(client)
+    for app in scan_sources:
+        risk[app]   # noqa: B018 (a row for the app)
+    risk_rows = {}
+    for app, f in risk.items():
+        row = (W, app, len(f["exposed"]), f["exposed"], f["rejected_flows"],
+               len(scan_sources[app]), f["egress_bytes"], len(f["dependencies"]),
+               len(f["dependents"]))
+        risk_rows[app] = row
+
+    return dict(
+        dependencies={(W,) + k + (g["flows"], g["packets"], g["bytes"], len(g["clients"]),
+                                  len(g["servers"])) for k, g in deps.items()},
+        exposure={(W,) + k + (g["flows"], g["packets"], g["bytes"], len(g["clients"]))
+                  for k, g in exposure.items()},
+        egress={(W,) + k + (g["flows"], g["packets"], g["bytes"], g["sent"], len(g["dests"]))
+                for k, g in egress.items()},
+        reject_sources={(W,) + k + (g["flows"], g["packets"], g["bytes"])
+                        for k, g in rejects.items()},
+        scans=sorted(scans), events=sorted(events), risk=risk_rows)
+
+
+def _actual(results: s.WindowResults):
+    risk = {}
+    for line in results.risk:
+        r = json.loads(line)
+        assert (r["score"], r["score_parts"]) == s.risk_score(r, RULES.risk_weights,
+                                                             RULES.risk_scales)
+        exposed = set((r["exposed_port_list"] or "").split(",")) - {""}
+        assert len(exposed) == r["exposed_ports"]
+        risk[r["app"]] = (r["window_start"], r["app"], r["exposed_ports"], exposed,
+                          r["rejected_flows"], r["scan_sources"], r["egress_bytes"],
+                          r["dependencies"], r["dependents"])
+    return dict(dependencies=set(results.dependencies), exposure=set(results.exposure),
+                egress=set(results.egress), reject_sources=set(results.reject_sources),
+                scans=sorted(results.scans), events=sorted(results.events), risk=risk)
+
+
+def _in_batches(conversations, sizes):
+    """Encoded batches of the rows, merged as the window's close does."""
+    views, at = s.WindowViews(), 0
+    for size in sizes:
+        views.merge(decode_views(encode_views(
+            s.WindowViews.of_conversations(conversations[at:at + size]))))
+        at += size
+    return views
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_one_batch_equals_the_sql_views(seed):
+    rows = _conversations(300, seed)
+    expected = _expected(rows)
+    assert _actual(s.window_results(W, s.WindowViews.of_conversations(rows), RULES)) == expected
+    assert expected["scans"] and expected["events"] and expected["exposure"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_split_into_batches_gives_the_same_views(seed):
+    rows = _conversations(300, seed)
+    rnd = random.Random(seed)
+    sizes = []
+    while sum(sizes) < len(rows):
+        sizes.append(rnd.randint(1, 60))
+    assert _actual(s.window_results(W, _in_batches(rows, sizes), RULES)) == _expected(rows)
+
+
+def test_a_source_is_a_scan_only_over_the_whole_window():
+    """Ten REJECTed probes to ten ports, one per batch: no batch sees a scan, the window does."""
+    rows = [(W, "internet", "198.51.100.9", "db", "10.0.1.1", "i-3", port, None, 6, "REJECT",
+             1, 1, 40, 1, 1, 40) for port in range(1000, 1010)]
+    rules = s.ViewRules(10, s.ScanRules(10, 1, 20, 1, 0, 3), RULES.risk_weights,
+                        RULES.risk_scales)
+    assert all(not s.window_results(W, s.WindowViews.of_conversations([r]), rules).scans
+               for r in rows)
+    results = s.window_results(W, _in_batches(rows, [1] * 10), rules)
+    assert [json.loads(e)["ports_sample"] for e in results.events] == ["1000,1001,1002"]
+    risk = [json.loads(line) for line in results.risk]
+    assert [(r["app"], r["rejected_flows"], r["scan_sources"]) for r in risk] == [("db", 10, 1)]
+
+
+def test_the_batch_codec_is_versioned():
+    payload = encode_views(s.WindowViews.of_conversations(_conversations(5, 0)))
+    with pytest.raises(ValueError, match="codec version"):
+        decode_views(bytes([payload[0] + 1]) + payload[1:])

@@ -1,0 +1,105 @@
+"""The views' events across windows (job.security.SecurityEvents), without a JVM: closed windows
+held until event time passes them, edges new and gone, exposure new and forgotten, REJECT
+spikes, and the state surviving its codec between any two calls."""
+import json
+
+import pytest
+
+from job.codec import decode_events_state, encode_events_state
+from job.config import Config
+from job.security import SecurityEvents
+
+pytestmark = pytest.mark.unit
+
+WS = 60
+RULES = Config().replace(security={
+    "warmup_seconds": 120, "dependency_silence_seconds": 180, "exposure_silence_seconds": 300,
+    "reject_baseline_windows": 3, "reject_spike_factor": 2, "reject_spike_min_flows": 5}).security
+
+
+def _dep(w, client="api", server="db", port=5432, flows=2, nbytes=300):
+    return (w, client, server, port, 6, flows, flows, nbytes, 1, 1)
+
+
+def _exp(w, resource, port=443, app="web"):
+    return (w, app, resource, port, 6, 3, 3, 900, 2)
+
+
+def _rej(w, app="db", src="198.51.100.1", flows=1):
+    return (w, app, 22, 6, "internet", src, flows, flows, 40 * flows)
+
+
+def _run(windows, end, roundtrip=False, ended_at=None):
+    """Feeds closed windows {start: (deps, exposure, rejects)} as the watermark passes each,
+    fires the timers asked for in order up to `end` (ms), then, if ended_at, every remaining
+    timer as the final watermark does. Returns (events, rejected lines)."""
+    events = SecurityEvents(WS, RULES)
+    timers, lines, rejected = set(), [], []
+
+    def fire(t, ended=False):
+        nonlocal events
+        got, rej, later = events.advance(t, ended)
+        lines.extend(got)
+        rejected.extend(rej)
+        timers.update(later)
+        if roundtrip:
+            events = SecurityEvents(WS, RULES, decode_events_state(
+                encode_events_state(events.state())))
+
+    for w in sorted(windows):
+        while timers and min(timers) < (w + WS) * 1000 - 1:
+            t = min(timers)
+            timers.discard(t)
+            fire(t)
+        timers.add(events.add_window(w, *windows[w]))
+    while timers and min(timers) <= end:
+        t = min(timers)
+        timers.discard(t)
+        fire(t)
+    if ended_at:
+        for t in sorted(timers):
+            fire(t, ended=True)
+    return [json.loads(x) for x in lines], [json.loads(x) for x in rejected]
+
+
+@pytest.mark.parametrize("roundtrip", [False, True])
+def test_edges_are_new_after_the_warm_up_and_gone_after_their_silence(roundtrip):
+    windows = {w: ([_dep(w)], [], []) for w in (0, 60)}
+    windows.update({w: ([_dep(w, server="cache", port=6379)], [], []) for w in (180, 240)})
+    windows[600] = ([], [], [])
+    events, _ = _run(windows, 10**9, roundtrip)
+    assert [(e["event"], e["time"], e["server_app"]) for e in events] == [
+        ("new_dependency", 180, "cache"),     # api->db was learnt during the warm-up
+        ("dependency_gone", 60 + WS + 180, "db"),
+        ("dependency_gone", 240 + WS + 180, "cache")]
+    assert events[1]["flows"] == 4 and events[1]["first_seen"] == 0
+
+
+def test_at_the_end_an_edge_is_gone_only_if_the_input_went_on_past_its_silence():
+    windows = {0: ([_dep(0), _dep(0, server="cache")], [], []),
+               60: ([_dep(60, server="cache")], [], []),
+               240: ([], [], [])}
+    # Nothing fires before the end: every timer comes with the final watermark.
+    events, _ = _run(windows, -1, ended_at=True)
+    assert [(e["event"], e["server_app"], e["time"]) for e in events] == [
+        ("dependency_gone", "db", 240)]
+
+
+def test_exposure_new_says_whether_the_app_knew_the_port_and_forgets_after_silence():
+    windows = {0: ([], [_exp(0, "i-1")], []),
+               180: ([], [_exp(180, "i-2"), _exp(180, "i-1", port=8443)], []),
+               600: ([], [_exp(600, "i-1")], [])}
+    events, _ = _run(windows, 10**9)
+    assert [(e["time"], e["resource"], e["port"], e["app_port_known"]) for e in events] == [
+        (180, "i-1", 8443, 0), (180, "i-2", 443, 1),
+        (600, "i-1", 443, 0)]   # forgotten 300 s after its last window: new again
+
+
+def test_reject_spikes_against_the_app_s_own_baseline():
+    windows = {w: ([], [], [_rej(w)]) for w in (0, 60, 120)}
+    windows[180] = ([], [], [_rej(180, src=f"198.51.100.{i}") for i in range(8)])
+    events, rejected = _run(windows, 10**9)
+    assert [(e["event"], e["time"], e["rejected_flows"], e["baseline_flows"],
+             e["baseline_windows"]) for e in events] == [("reject_spike", 180, 8, 3, 3)]
+    assert [(r["window_start"], r["flows"], r["sources"], r["spike"]) for r in rejected] == [
+        (0, 1, 1, 0), (60, 1, 1, 0), (120, 1, 1, 0), (180, 8, 8, 1)]
