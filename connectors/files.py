@@ -10,7 +10,7 @@ from pyflink.table.expressions import call_sql
 
 from job.config import checkpoint_uri
 from job.flink.pipeline import Sinks, Sources
-from job.flink.streams import stable_sql_uids
+from job.flink.streams import attach_insert
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
 
@@ -81,15 +81,9 @@ def file_sinks(output_dir: str) -> Sinks:
                   'sink.rolling-policy.file-size' = '128MB',
                   'sink.rolling-policy.rollover-interval' = '{ROLLOVER}',
                   'sink.rolling-policy.check-interval' = '{ROLLOVER_CHECK}')""")
-        statements = t_env.create_statement_set()
-        statements.add_insert(f"{name}_sink", rows.add_columns(
+        attach_insert(t_env, f"{name}_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
-            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")))
-        transformations = t_env._j_tenv.execEnv().getTransformations()
-        first = transformations.size()
-        statements.attach_as_datastream()
-        for index in range(first, transformations.size()):
-            stable_sql_uids(transformations.get(index), name)
+            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")), name)
 
     def aggregates(t_env, rows):
         table("aggregates", t_env, rows, AGGREGATE)

@@ -73,11 +73,15 @@ class KinesisSink:
         self._put_all(pending)
 
     def _put_all(self, events: list) -> None:
+        self.put([{"Data": encode(event).encode("utf-8"), "PartitionKey": self.partition_key}
+                  for event in events])
+
+    def put(self, records: list) -> None:
+        """Any records ({"Data": bytes, "PartitionKey": str}), in order, in as few calls as the
+        limits allow."""
         batch, size = [], 0
-        for event in events:
-            record = {"Data": encode(event).encode("utf-8"),
-                      "PartitionKey": self.partition_key}
-            record_size = len(record["Data"]) + len(self.partition_key)
+        for record in records:
+            record_size = len(record["Data"]) + len(record["PartitionKey"])
             if batch and (len(batch) == KINESIS_MAX_RECORDS or size + record_size > KINESIS_MAX_BYTES):
                 self._put(batch)
                 batch, size = [], 0

@@ -16,6 +16,7 @@ from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import FlowFormat, excerpt, parse_record
 from job.security import WindowViews, parse_ports
+from job.shards import ShardClock, stream_name
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
 from schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
@@ -63,6 +64,10 @@ class Metrics:
     def gauge(self, name: str, read) -> None:
         self._group.gauge(name, read)
 
+    def meter(self, name: str):
+        """Events per second over the last minute; mark_event(n) counts n."""
+        return self._group.meter(name, time_span_in_seconds=60)
+
     def add(self, counts) -> None:
         for name, n in counts.items():
             counter = self._counters.get(name)
@@ -91,31 +96,56 @@ def data_quality_lines(no_traffic) -> str:
 
 class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
-    with the group's latest flow start."""
+    with the event time they move the job to: a file record's latest flow start, or for a
+    Kinesis record (a Row of data, stream, shard, sequence; its timestamp the arrival time) the
+    slowest active shard's (job.shards: per-shard watermarks)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, expected_shards=()):
         self.format_text = config.flows.format
         self.limits = config.parse_limits
         self.keys = config.job.attribution_keys
+        self.shard_idle_ms = config.kinesis.shard_idle_seconds * 1000
+        self.expected_shards = tuple(tuple(s) for s in expected_shards)
 
     def open(self, runtime_context: RuntimeContext):
         self.fmt = FlowFormat.parse(self.format_text)
         self.metrics = Metrics(runtime_context)
+        self.records_rate = self.metrics.meter("records_in_per_second")
+        self.flows_rate = self.metrics.meter("flows_in_per_second")
         self.producer = runtime_context.get_index_of_this_subtask()
         self.next_key = self.producer
+        self.shards = ShardClock(self.shard_idle_ms, self.expected_shards)
+        self.metrics.gauge("active_shards", lambda: len(self.shards))
 
     def process_element(self, raw, ctx):
-        result = parse_record(raw, "record", self.fmt, self.limits)
+        if isinstance(raw, Row):
+            data, stream, shard, sequence = raw[0], raw[1], raw[2], raw[3]
+            result = parse_record(data, f"kinesis:{stream_name(stream)}/{shard}/{sequence}",
+                                  self.fmt, self.limits, delivered=ctx.timestamp() // 1000)
+        else:
+            result = parse_record(raw, "record", self.fmt, self.limits)
+        if result.groups and isinstance(raw, Row):
+            latest = max(group.max_start for group in result.groups)
+            now = ctx.timer_service().current_processing_time()
+            reached = self.shards.observe((stream, shard), latest * 1000, now)
+            # Not every shard heard from yet: these groups do not move event time.
+            progress = 0 if reached is None else reached // 1000
+        else:
+            progress = None
         for group in result.groups:
             self.next_key = (self.next_key + 1) % self.keys
-            row = Row(self.producer, group.window_start, group.max_start, encode_group(group))
-            yield Row(self.next_key, row), group.max_start * 1000
+            reached = group.max_start if progress is None else progress
+            row = Row(self.producer, group.window_start, group.max_start, encode_group(group),
+                      reached)
+            yield Row(self.next_key, row), reached * 1000
         if result.dead_letters:
             yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
         if result.no_traffic:
             yield DATA_QUALITY, data_quality_lines(result.no_traffic)
         yield COUNTS, counts_line("parse", result.counts)
         self.metrics.add(result.counts)
+        self.records_rate.mark_event(1)
+        self.flows_rate.mark_event(result.counts["flows_parsed"])
 
 
 class ParseMetadataEvents(ProcessFunction):
@@ -233,12 +263,13 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
 
     def process_element(self, row, ctx):
         self._load(ctx.get_broadcast_state(OWNERSHIP_STATE))
-        producer, window_start, max_start, payload = row[0], row[1], row[2], row[3]
+        producer, window_start, max_start, payload, progress = row[0], row[1], row[2], row[3], \
+            row[4]
         timers = ctx.timer_service()
         watermark = timers.current_watermark()
         if watermark > -MAX_WATERMARK:
             self.event_time_lag_ms = timers.current_processing_time() - watermark
-        horizon = self.horizon.observe(producer, max_start * 1000, watermark)
+        horizon = self.horizon.observe(producer, progress * 1000, watermark)
         if is_late(window_start, self.window_seconds, horizon):
             yield from self._emit(decode_group(payload, window_start, max_start), late=True)
         elif self.clock.complete_up_to(max_start * 1000):

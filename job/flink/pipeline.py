@@ -28,9 +28,12 @@ from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
 
 @dataclass
 class Sources:
-    """Each returns a DataStream: flow records (str or bytes), changelog lines (str)."""
+    """Each returns a DataStream: flow records (str, or a Kinesis Row of data, stream, shard,
+    sequence), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
+    start, which hold event time back until heard from (job.shards)."""
     flows: Callable[[StreamExecutionEnvironment], DataStream]
     metadata: Callable[[StreamExecutionEnvironment], DataStream]
+    flow_shards: tuple = ()
 
 
 @dataclass
@@ -57,8 +60,11 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
 
     parsed = (sources.flows(env)
-              .process(ParseFlowRecords(config), output_type=TIMED_FLOW_GROUP_TYPE)
+              .process(ParseFlowRecords(config, sources.flow_shards),
+                       output_type=TIMED_FLOW_GROUP_TYPE)
               .name("parse flow records").uid("parse-flow-records"))
+    # No idleness here: with the flows idle, the changelog's watermark alone would move the
+    # attribution's event time past flows still to come. Quiet shards idle in job.shards.
     flow_groups = with_event_time(
         parsed, WatermarkStrategy.for_bounded_out_of_orderness(
             Duration.of_seconds(config.flows.out_of_orderness_seconds)),

@@ -61,3 +61,24 @@ def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: 
     build_pipeline(env, file_sources(staged_flows, staged_metadata), file_sinks(output_dir),
                    config)
     return env.execute(job_name)
+
+
+def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
+                add_connector_jars: bool = True) -> StreamExecutionEnvironment:
+    """The streaming job (Kinesis sources; file outputs under output_dir, and the Kinesis
+    outputs config.kinesis names) on a new environment; the caller executes it. The one code
+    path of `flowdredge run`, a cluster (job.submit) and Managed Flink (job.flink.managed).
+    `add_connector_jars`: ship .jars/ with the job (not where the service puts the jar on the
+    classpath itself). Raises ConfigError for streams that are missing or unknown."""
+    from connectors.kinesis.client import client, resolve, shards
+    from connectors.kinesis.flink import (connector_jars, kinesis_sources,
+                                          local_endpoint_workarounds, with_kinesis_outputs)
+    kinesis = client(config.kinesis)
+    streams = resolve(config.kinesis, kinesis)
+    env = make_env(config, flink_options, checkpoint_dir=os.path.join(output_dir, "checkpoints"))
+    local_endpoint_workarounds(config.kinesis)
+    if add_connector_jars:
+        env.add_jars(*connector_jars())
+    build_pipeline(env, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
+                   with_kinesis_outputs(file_sinks(output_dir), config, streams), config)
+    return env

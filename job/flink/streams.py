@@ -52,6 +52,18 @@ def side_output(stream: DataStream, tag: OutputTag) -> DataStream:
     return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
 
 
+def attach_insert(t_env, sink_table: str, rows, uid_prefix: str) -> None:
+    """Inserts `rows` (a Table) into `sink_table` as part of the DataStream job (not a job of
+    its own), with stable uids (stable_sql_uids) named after `uid_prefix`."""
+    statements = t_env.create_statement_set()
+    statements.add_insert(sink_table, rows)
+    transformations = t_env._j_tenv.execEnv().getTransformations()
+    first = transformations.size()
+    statements.attach_as_datastream()
+    for index in range(first, transformations.size()):
+        stable_sql_uids(transformations.get(index), uid_prefix)
+
+
 _PLANNER_UID = re.compile(r"\d+_(.+)")
 
 

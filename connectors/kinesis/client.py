@@ -1,0 +1,141 @@
+"""Kinesis through boto3 (no pyflink): stream ARNs, the connector's client properties, streams
+for the demo and tests, and CloudWatch Logs subscription records as AWS writes them."""
+import gzip
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from job.config import ConfigError, KinesisSection
+
+# Keys of a local server that checks none (kinesis-local).
+DUMMY_KEY = "dummy"
+
+
+def _credentials(kin: KinesisSection) -> dict:
+    """With a local endpoint: the AWS_* variables or dummy keys; else boto3's usual chain."""
+    if not kin.endpoint:
+        return {}
+    return {"aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", DUMMY_KEY),
+            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", DUMMY_KEY)}
+
+
+def client(kin: KinesisSection):
+    return boto3.client("kinesis", region_name=kin.region, endpoint_url=kin.endpoint or None,
+                        **_credentials(kin))
+
+
+def client_properties(kin: KinesisSection) -> dict:
+    """The Flink connector's AWS settings (AWSConfigConstants) for these streams."""
+    props = {"aws.region": kin.region}
+    if kin.endpoint:
+        keys = _credentials(kin)
+        props.update({"aws.endpoint": kin.endpoint,
+                      "aws.credentials.provider": "BASIC",
+                      "aws.credentials.provider.basic.accesskeyid": keys["aws_access_key_id"],
+                      "aws.credentials.provider.basic.secretkey": keys["aws_secret_access_key"],
+                      # A local server speaks HTTP/1.1 (and TLS with its own certificate).
+                      "aws.http.protocol.version": "HTTP1_1",
+                      "aws.trust.all.certificates": "true"})
+    else:
+        props["aws.credentials.provider"] = "AUTO"
+    return props
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The configured streams as ARNs ("" where not configured)."""
+    flows: tuple
+    metadata: str
+    aggregates: str = ""
+    security_events: str = ""
+
+
+def stream_arn(kinesis, name_or_arn: str) -> str:
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    try:
+        return kinesis.describe_stream_summary(StreamName=name_or_arn)[
+            "StreamDescriptionSummary"]["StreamARN"]
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        raise ConfigError(f"kinesis: stream {name_or_arn!r}: {error.get('Code')}: "
+                          f"{error.get('Message', '')}") from None
+    except BotoCoreError as err:
+        raise ConfigError(f"kinesis: stream {name_or_arn!r}: {err}") from None
+
+
+def resolve(kin: KinesisSection, kinesis=None) -> Streams:
+    """Every configured stream as an ARN (names are looked up: the connector reads ARNs).
+    Raises ConfigError when the flow or metadata streams are missing or unknown."""
+    flows = [s.strip() for s in kin.flow_streams.split(",") if s.strip()]
+    if not flows:
+        raise ConfigError("kinesis.flow_streams: at least one flow-log stream is needed")
+    if not kin.metadata_stream.strip():
+        raise ConfigError("kinesis.metadata_stream: the IP-metadata changelog stream is needed")
+    if len(set(flows)) != len(flows):
+        raise ConfigError(f"kinesis.flow_streams names a stream twice: {kin.flow_streams!r}")
+    kinesis = kinesis or client(kin)
+
+    def arn(name):
+        return stream_arn(kinesis, name.strip()) if name.strip() else ""
+    return Streams(tuple(arn(s) for s in flows), arn(kin.metadata_stream),
+                   arn(kin.aggregates_stream), arn(kin.security_events_stream))
+
+
+def shards(kinesis, arns) -> list:
+    """(stream ARN, shard id) of every shard the streams list now, closed ones included (with
+    TRIM_HORIZON their records are read first)."""
+    found = []
+    for arn in arns:
+        for page in kinesis.get_paginator("list_shards").paginate(StreamARN=arn):
+            found += [(arn, shard["ShardId"]) for shard in page["Shards"]]
+    return found
+
+
+def create_stream(kinesis, name: str, shards: int, timeout_s: float = 60) -> str:
+    """Creates the stream (if new) and waits until it is ACTIVE; returns its ARN."""
+    try:
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    return wait_active(kinesis, name, timeout_s)
+
+
+def wait_active(kinesis, name: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return summary["StreamARN"]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stream {name} not ACTIVE after {timeout_s} s "
+                               f"({summary['StreamStatus']})")
+        time.sleep(0.2)
+
+
+def cloudwatch_record(lines, *, owner: str, log_group: str, log_stream: str,
+                      timestamp_ms: int, first_id: int = 0) -> bytes:
+    """One CloudWatch Logs subscription record (gzip JSON DATA_MESSAGE) holding `lines`, as a
+    subscription filter on a flow-log group delivers it to Kinesis."""
+    envelope = {
+        "messageType": "DATA_MESSAGE", "owner": owner, "logGroup": log_group,
+        "logStream": log_stream, "subscriptionFilters": ["flowdredge"],
+        "logEvents": [{"id": str(first_id + i), "timestamp": timestamp_ms, "message": line}
+                      for i, line in enumerate(lines)]}
+    return gzip.compress(json.dumps(envelope, separators=(",", ":")).encode("utf-8"),
+                         compresslevel=6)
+
+
+def control_record(owner: str = "CloudwatchLogs") -> bytes:
+    """The CONTROL_MESSAGE CloudWatch Logs sends to check that a destination is reachable."""
+    return gzip.compress(json.dumps({
+        "messageType": "CONTROL_MESSAGE", "owner": owner, "logGroup": "", "logStream": "",
+        "subscriptionFilters": [], "logEvents": [{
+            "id": "", "timestamp": 0,
+            "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]
+    }).encode("utf-8"))

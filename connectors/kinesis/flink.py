@@ -1,0 +1,196 @@
+"""Kinesis sources and sinks of the streaming job (PyFlink adapters over the Flink connector).
+
+Flow logs: one KinesisStreamsSource (FLIP-27) per stream, read by the project's RawRecords
+(connectors/kinesis/src): each element is a Row(data, stream, shard, sequence) with the record's
+bytes untouched (CloudWatch records are gzip) and the record's arrival time as its timestamp.
+The changelog: an optional snapshot file read to its end, then the metadata stream (a
+HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
+security events) are written in the JVM, at least once, each row with a `dedup_key`.
+"""
+import datetime
+import glob
+import os
+
+from pyflink.common import Configuration, Types
+from pyflink.common.serialization import SimpleStringSchema
+from pyflink.common.watermark_strategy import WatermarkStrategy
+from pyflink.datastream.connectors import Source
+from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
+                                                       StreamFormat)
+from pyflink.datastream.connectors.hybrid_source import HybridSource
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+from pyflink.table.expressions import call_sql, col
+
+from connectors.kinesis.client import Streams, client_properties
+from job.shards import stream_name
+from job.config import Config, KinesisSection, checkpoint_uri
+from job.flink.pipeline import Sinks, Sources
+from job.flink.streams import attach_insert
+from schemas.flink import sql_columns
+from schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
+from schemas.security import EVENTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where scripts/setup puts the connector and the adapter; FLOWDREDGE_JARS overrides it.
+JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
+RAW_RECORD_TYPE = Types.ROW_NAMED(
+    ["data", "stream", "shard", "sequence"],
+    [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING(), Types.STRING()])
+
+
+def connector_jars() -> list:
+    """file:// URLs of the connector jars, for pipeline.jars; a clear error without them."""
+    jars = sorted(glob.glob(os.path.join(JARS_DIR, "*.jar")))
+    if not any(os.path.basename(j).startswith("flowdredge-kinesis-adapter") for j in jars):
+        raise FileNotFoundError(f"the Kinesis connector jars are missing in {JARS_DIR}: run "
+                                f"scripts/setup (or set FLOWDREDGE_JARS)")
+    return ["file://" + os.path.abspath(j) for j in jars]
+
+
+def _flink_timestamp(iso: str) -> str:
+    """ISO 8601 as the connector's default source.init.timestamp.format reads it."""
+    moment = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    utc = moment.astimezone(datetime.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _source_config(kin: KinesisSection, position: str, timestamp: str) -> Configuration:
+    conf = Configuration()
+    for key, value in client_properties(kin).items():
+        conf.set_string(key, value)
+    conf.set_string("source.init.position", position)
+    if position == "AT_TIMESTAMP":
+        conf.set_string("source.init.timestamp", _flink_timestamp(timestamp))
+    if kin.reader == "efo":
+        conf.set_string("source.reader.type", "EFO")
+        conf.set_string("source.efo.consumer.name", kin.efo_consumer_name)
+    return conf
+
+
+def _kinesis_source(arn: str, conf: Configuration, deserializer) -> Source:
+    builder = get_gateway().jvm.org.apache.flink.connector.kinesis.source \
+        .KinesisStreamsSource.builder()
+    builder.setStreamArn(arn).setSourceConfig(conf._j_configuration) \
+        .setDeserializationSchema(deserializer)
+    return Source(builder.build())
+
+
+def _flow_records(env, config: Config, arns):
+    kin = config.kinesis
+    conf = _source_config(kin, kin.start_position, kin.start_timestamp)
+    streams = []
+    for arn in arns:
+        name = stream_name(arn)
+        raw = get_gateway().jvm.io.flowdredge.kinesis.RawRecords()
+        streams.append(env.from_source(_kinesis_source(arn, conf, raw),
+                                       WatermarkStrategy.no_watermarks(), f"flow stream {name}",
+                                       RAW_RECORD_TYPE)
+                       .uid(f"flow-stream-{name}"))
+    records = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
+    # Shards are few and uneven; the parse instances share all records.
+    return records.rebalance()
+
+
+def _metadata_records(env, config: Config, arn: str):
+    kin = config.kinesis
+    jvm = get_gateway().jvm
+    text = jvm.org.apache.flink.connector.kinesis.source.serialization \
+        .KinesisDeserializationSchema.of(SimpleStringSchema()._j_deserialization_schema)
+    stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
+                                                 kin.metadata_start_timestamp), text)
+    if kin.metadata_snapshot:
+        snapshot = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+                                                        checkpoint_uri(kin.metadata_snapshot))
+                    .set_file_enumerator(
+                        FileEnumeratorProvider.default_non_splittable_file_enumerator())
+                    .build())
+        source, name = HybridSource.builder(snapshot).add_source(stream).build(), \
+            "metadata snapshot, then stream"
+    else:
+        source, name = stream, "metadata stream"
+    return (env.from_source(source, WatermarkStrategy.no_watermarks(), name, Types.STRING())
+            .uid("metadata-stream").set_parallelism(1))
+
+
+def local_endpoint_workarounds(kin: KinesisSection) -> None:
+    """For a local Kinesis API server, in this JVM (the mini-cluster's): the AWS SDK's CBOR
+    parser fails on kinesis-local's GetRecords answers with records of a few KB
+    (ArrayIndexOutOfBoundsException in CBORParser._finishLongTextAscii); JSON works. A
+    cluster's TaskManagers need -Daws.cborEnabled=false in env.java.opts.all (job.cluster)."""
+    if kin.endpoint:
+        get_gateway().jvm.java.lang.System.setProperty("aws.cborEnabled", "false")
+
+
+def kinesis_sources(config: Config, streams: Streams, flow_shards=()) -> Sources:
+    """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards)."""
+    return Sources(flows=lambda env: _flow_records(env, config, streams.flows),
+                   metadata=lambda env: _metadata_records(env, config, streams.metadata),
+                   flow_shards=tuple(flow_shards))
+
+
+def _connector_options(kin: KinesisSection, arn: str) -> str:
+    # The table factory names credentials aws.credentials.* and adds the ".provider" itself.
+    aws = {key.replace("credentials.provider.", "credentials."): value
+           for key, value in client_properties(kin).items()}
+    options = {"connector": "kinesis", "stream.arn": arn, **aws}
+    return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+
+
+def _dedup_key(columns) -> str:
+    """MD5 of the columns, NULL written as a value of its own: equal rows, equal keys."""
+    parts = ", ".join(f"COALESCE(CAST(`{c}` AS STRING), '\\u0000')" for c in columns)
+    return f"MD5(CONCAT_WS('|', {parts}))"
+
+
+def _aggregates_to_kinesis(t_env: StreamTableEnvironment, rows, kin: KinesisSection,
+                           arn: str) -> None:
+    """One JSON record per aggregate row; the key is the window and the dimensions, so a row
+    written again after a restart has the key of the first."""
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE `aggregates_kinesis` (`dedup_key` STRING, {sql_columns(AGGREGATE)})
+        PARTITIONED BY (`dedup_key`)
+        WITH ({_connector_options(kin, arn)}, 'format' = 'json')""")
+    # Columns in AGGREGATE order (their names may differ: sinks insert by position).
+    names = rows.get_schema().get_field_names()
+    keyed = rows.select(call_sql(_dedup_key(names[:len(AGGREGATE_DIMENSIONS)])),
+                        *[col(name) for name in names])
+    attach_insert(t_env, "aggregates_kinesis", keyed, "aggregates-kinesis")
+
+
+def _events_to_kinesis(t_env: StreamTableEnvironment, blocks, kin: KinesisSection,
+                       arn: str) -> None:
+    """One record per security event (a JSON line), with `dedup_key` (MD5 of the line) put
+    first: events are computed from event time only, so a repeat is the same line."""
+    t_env.create_temporary_view("security_event_blocks",
+                                t_env.from_data_stream(blocks).alias("block"))
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE `security_events_kinesis` (`record` STRING)
+        WITH ({_connector_options(kin, arn)}, 'format' = 'raw')""")
+    lines = t_env.sql_query("""
+        SELECT CONCAT('{"dedup_key":"', MD5(`line`), '",', SUBSTRING(`line` FROM 2))
+        FROM security_event_blocks CROSS JOIN UNNEST(SPLIT(`block`, U&'\\000A')) AS t(`line`)
+        WHERE `line` LIKE '{%'""")
+    attach_insert(t_env, "security_events_kinesis", lines, "security-events-kinesis")
+
+
+def with_kinesis_outputs(sinks: Sinks, config: Config, streams: Streams) -> Sinks:
+    """`sinks` (files), and also aggregates and security events to the configured streams."""
+    kin = config.kinesis
+    if not (streams.aggregates or streams.security_events):
+        return sinks
+
+    def text(name, stream):
+        sinks.text(name, stream)
+        if name == EVENTS and streams.security_events:
+            # A table environment of its own: the pipeline's is not handed to text sinks.
+            t_env = StreamTableEnvironment.create(stream.get_execution_environment())
+            t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+            _events_to_kinesis(t_env, stream, kin, streams.security_events)
+
+    def aggregates(t_env, rows):
+        sinks.aggregates(t_env, rows)
+        if streams.aggregates:
+            _aggregates_to_kinesis(t_env, rows, kin, streams.aggregates)
+
+    return Sinks(text=text, aggregates=aggregates, table=sinks.table)

@@ -1,0 +1,77 @@
+"""The local Kinesis API server (npm kinesis-local, installed by scripts/setup into .tools/): a
+real Kinesis API over HTTP on 127.0.0.1, for the streaming demo and the tests."""
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVER = os.path.join(ROOT, ".tools", "kinesis-local", "node_modules", "kinesis-local")
+
+
+class LocalKinesisError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalKinesis:
+    """Started by start(); `endpoint` is its plain-HTTP URL on 127.0.0.1."""
+    log_path: str
+    process: subprocess.Popen = None
+    endpoint: str = ""
+
+    def start(self, timeout_s: float = 30) -> "LocalKinesis":
+        main = os.path.join(SERVER, "main.js")
+        if not os.path.isfile(main):
+            raise LocalKinesisError("kinesis-local is not installed: run scripts/setup")
+        plain, tls = free_port(), free_port()
+        os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["node", main], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "KINESIS_MOCK_PLAIN_PORT": str(plain),
+                     "KINESIS_MOCK_TLS_PORT": str(tls),
+                     "KINESIS_MOCK_CERT_PATH": os.path.join(SERVER, "server.json"),
+                     # Streams are created at once and shards merged or split at once (a
+                     # reshard in a test must not wait for AWS's minutes).
+                     "CREATE_STREAM_DURATION": "50ms", "DELETE_STREAM_DURATION": "50ms",
+                     "UPDATE_SHARD_COUNT_DURATION": "50ms", "MERGE_SHARDS_DURATION": "50ms",
+                     "SPLIT_SHARD_DURATION": "50ms", "LOG_LEVEL": "WARN"})
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise LocalKinesisError(f"kinesis-local exited with {self.process.returncode}; "
+                                        f"see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", plain), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LocalKinesisError(f"kinesis-local did not listen within {timeout_s} s")
+                time.sleep(0.2)
+        self.endpoint = f"http://127.0.0.1:{plain}"
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

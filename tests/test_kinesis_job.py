@@ -1,0 +1,118 @@
+"""The streaming job end to end through the local Kinesis API server (kinesis-local over HTTP on
+127.0.0.1) on a local Flink mini-cluster, at parallelism 1 and 2: flow logs as CloudWatch Logs
+subscription records on two streams (2 and 4 shards), the changelog bootstrapped from a snapshot
+and then read from its stream, deliveries whose metadata arrives after their flows, bad records
+on the stream, outputs to files and to Kinesis."""
+import gzip
+import json
+import os
+
+import pytest
+
+from connectors.kinesis import client as kinesis_client
+from connectors.kinesis.client import cloudwatch_record, control_record
+from connectors.kinesis.local import LocalKinesis
+from helpers import read_records, total_counts
+from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates, parsed_records,
+                       read_stream, running_job, scenario, streaming_config, wait_for)
+
+pytestmark = pytest.mark.kinesis
+
+
+@pytest.fixture(scope="module")
+def kinesis_local(tmp_path_factory):
+    with LocalKinesis(str(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory):
+    return Estate(str(tmp_path_factory.mktemp("estate")), scenario())
+
+
+def _streams(kinesis, prefix, **shards):
+    return {name: kinesis_client.create_stream(kinesis, f"{prefix}-{name}", n)
+            for name, n in shards.items()}
+
+
+def _bad_records(writer, stream):
+    """Not gzip, gzip but not JSON, one log event of 1 MB, and a CONTROL_MESSAGE."""
+    writer.put_raw(stream, b"this is not gzip")
+    writer.put_raw(stream, gzip.compress(b"{not json"))
+    writer.put_raw(stream, cloudwatch_record(["x" * 1_000_000], owner=ACCOUNT_A,
+                                             log_group="/big", log_stream="eni-big",
+                                             timestamp_ms=0))
+    writer.put_raw(stream, control_record())
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path, parallelism):
+    kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
+    prefix = f"e2e-p{parallelism}"
+    arns = _streams(kinesis, prefix, a=2, b=4, meta=1, aggs=2, events=1)
+    config = streaming_config(
+        kinesis_local.endpoint, parallelism,
+        outputs={"security": True}, security={"warmup_seconds": 0},
+        kinesis={"flow_streams": f"{prefix}-a,{arns['b']}", "metadata_stream": f"{prefix}-meta",
+                 "metadata_snapshot": estate.snapshot, "aggregates_stream": f"{prefix}-aggs",
+                 "security_events_stream": f"{prefix}-events"})
+    writer = Writer(kinesis, estate, {ACCOUNT_A: f"{prefix}-a", ACCOUNT_B: f"{prefix}-b"},
+                    f"{prefix}-meta")
+    output = str(tmp_path / "out")
+    half = len(estate.deliveries) // 2
+    writer.deliver(estate.deliveries[:half])
+    with running_job(config, output) as job:
+        _bad_records(writer, f"{prefix}-a")
+        writer.deliver(estate.deliveries[half:])
+        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
+                 job)
+        first_open = writer.finish(f"{prefix}-a", config.kinesis.shard_idle_seconds)
+        expected = estate.expected()
+        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
+                 job)
+        kinesis_rows = wait_for("the aggregates on Kinesis", lambda: _kinesis_aggregates(
+            kinesis, f"{prefix}-aggs", first_open) == expected and _kinesis_aggregates(
+            kinesis, f"{prefix}-aggs", first_open), job)
+        file_events = sorted(json.dumps(e, sort_keys=True)
+                             for e in read_records(output, "security_events"))
+        assert file_events, "the scenario makes security events (warmup 0)"
+        stream_events = wait_for("the security events on Kinesis", lambda: (
+            _kinesis_events(kinesis, f"{prefix}-events") >= set(file_events)
+            and _kinesis_events(kinesis, f"{prefix}-events")), job)
+        # Every flow parsed was attributed on time (the estate's, and the flush's).
+        counts = wait_for("every flow attributed", lambda: (
+            lambda c: c["flows_aggregated"] == c["flows_parsed"] and c)(total_counts(output)),
+            job)
+    assert kinesis_rows == expected
+    assert set(file_events) <= stream_events
+    assert counts["flows_late"] == 0
+    # The metadata of each delivery was written after its flows: flows waited for it.
+    assert counts["groups_waited"] > 0 and counts["groups_after_max_wait"] == 0
+    assert counts["records_skipped"] == 1   # the CONTROL_MESSAGE
+    dead = [d for d in read_records(output, "dead_letter") if d["stage"] == "flows"]
+    assert sorted(d["reason"] for d in dead) == ["line_too_long", "not_gzip", "not_json"]
+    assert all(d["source"].startswith(f"kinesis:{prefix}-a/shardId-") for d in dead), dead
+
+
+def _kinesis_aggregates(kinesis, stream, before_window):
+    """Aggregate rows read back from the stream, deduplicated on dedup_key; a repeat must
+    equal the row it repeats."""
+    rows, by_key = {}, {}
+    for data in read_stream(kinesis, stream):
+        r = json.loads(data)
+        value = (r["flows"], r["packets"], r["bytes"])
+        assert by_key.setdefault(r["dedup_key"], value) == value
+        key = (r["window_start"], r["src_app"], r["src_region"], r["dst_app"], r["dst_region"],
+               r["dst_port"], r["protocol"], r["action"])
+        if key[0] < before_window:
+            rows[key] = value
+    return rows
+
+
+def _kinesis_events(kinesis, stream):
+    events = set()
+    for data in read_stream(kinesis, stream):
+        event = json.loads(data)
+        assert len(event.pop("dedup_key")) == 32
+        events.add(json.dumps(event, sort_keys=True))
+    return events
