@@ -1,4 +1,5 @@
-"""`flowdredge` command line: demo, replay, generate, summary, query, report, athena-ddl.
+"""`flowdredge` command line: demo, stream-demo, run, replay, generate, summary, query, report,
+athena-ddl.
 
 main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
@@ -115,6 +116,36 @@ def cmd_demo(args) -> int:
                    overwrite=True)
 
 
+def _streaming_config(args):
+    cfg = _load_config(args)
+    overrides = {key: value for key, value in (
+        ("endpoint", args.endpoint), ("flow_streams", args.flow_streams),
+        ("metadata_stream", args.metadata_stream),
+        ("metadata_snapshot", args.metadata_snapshot)) if value is not None}
+    return cfg.replace(kinesis=overrides) if overrides else cfg
+
+
+def cmd_run(args) -> int:
+    from job.flink.run import kinesis_job
+    cfg = _streaming_config(args)
+    _check_local_parallelism(cfg)
+    env = kinesis_job(cfg, args.output)
+    _progress(f"reading flow logs from {cfg.kinesis.flow_streams} and the changelog from "
+              f"{cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
+              f"under {args.output}; Ctrl-C stops")
+    env.execute(args.job_name)
+    return 0
+
+
+def cmd_stream_demo(args) -> int:
+    from job.stream_demo import DemoOptions, run_demo
+    cfg = _load_config(args)
+    _check_local_parallelism(cfg)
+    return run_demo(cfg, DemoOptions(output=args.output, rate=args.rate,
+                                     minutes=args.minutes, seed=args.seed,
+                                     report_seconds=args.report_seconds), _progress)
+
+
 def cmd_summary(args) -> int:
     from job.summary import render, summarize
     print(render(summarize(args.output), args.output))
@@ -191,6 +222,30 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     common(demo)
     demo.set_defaults(func=cmd_demo)
+
+    stream_demo = sub.add_parser(
+        "stream-demo", help="the streaming job on a local Kinesis with a synthetic producer")
+    stream_demo.add_argument("--output", default="stream-demo-output")
+    stream_demo.add_argument("--rate", type=int, default=2000,
+                             help="flows per second the producer writes (default 2000)")
+    stream_demo.add_argument("--minutes", type=int, default=30,
+                             help="minutes of the estate's traffic (event time) to write")
+    stream_demo.add_argument("--seed", type=int, default=7)
+    stream_demo.add_argument("--report-seconds", type=int, default=60,
+                             help="one progress line this often (default 60)")
+    common(stream_demo)
+    stream_demo.set_defaults(func=cmd_stream_demo)
+
+    run = sub.add_parser("run", help="the streaming job: flow logs and the changelog from "
+                                     "Kinesis (config section kinesis), until stopped")
+    run.add_argument("--output", required=True, help="folder (or s3:// URL) of the outputs")
+    run.add_argument("--endpoint", help="overrides kinesis.endpoint")
+    run.add_argument("--flow-streams", help="overrides kinesis.flow_streams (comma-separated)")
+    run.add_argument("--metadata-stream", help="overrides kinesis.metadata_stream")
+    run.add_argument("--metadata-snapshot", help="overrides kinesis.metadata_snapshot")
+    run.add_argument("--job-name", default="flowdredge")
+    common(run)
+    run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="run the job bounded over flow-log and metadata files")
     replay.add_argument("--flows", nargs="+", required=True,

@@ -24,7 +24,8 @@ IO_GROUP = "io"
 
 @dataclass(frozen=True)
 class IoSection:
-    # Staged flow records (job.replay's layout: one record per line), a file or folder.
+    # Staged flow records (job.replay's layout: one record per line), a file or folder; not
+    # used when kinesis.flow_streams names the flow streams (the streaming job).
     flows: str = ""
     # Changelog events (JSON Lines, in order), a file or folder.
     metadata: str = ""
@@ -65,11 +66,13 @@ def load(path: str) -> ManagedProperties:
                           f"(PropertyGroupId, PropertyMap)")
     doc = config_mod.from_application_properties(groups)
     doc.pop(RUN_OPTIONS_GROUP, None)
-    io = _io_section(doc.pop(IO_GROUP, None), path)
+    streaming = bool(str((doc.get("kinesis") or {}).get("flow_streams", "")).strip())
+    io = _io_section(doc.pop(IO_GROUP, None), path, streaming)
     return ManagedProperties(config_mod.from_dict(doc), io, path)
 
 
-def _io_section(values, path: str) -> IoSection:
+def _io_section(values, path: str, streaming: bool) -> IoSection:
+    """`streaming`: the flows come from the kinesis group's streams; only io.output is needed."""
     if values is None:
         raise ConfigError(f"{path}: property group {IO_GROUP!r} is missing "
                           f"(keys: {', '.join(f.name for f in fields(IoSection))})")
@@ -77,9 +80,10 @@ def _io_section(values, path: str) -> IoSection:
     unknown = set(values) - known
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)} in {IO_GROUP}; known: {sorted(known)}")
-    for key in ("flows", "metadata", "output"):
+    for key in ("output",) if streaming else ("flows", "metadata", "output"):
         if not str(values.get(key, "")).strip():
-            raise ConfigError(f"{IO_GROUP}.{key} is required")
+            raise ConfigError(f"{IO_GROUP}.{key} is required"
+                              + ("" if streaming else " (or kinesis.flow_streams)"))
     try:
         follow = int(values.get("follow_seconds", 0))
     except (TypeError, ValueError):
@@ -87,5 +91,5 @@ def _io_section(values, path: str) -> IoSection:
                           f"{values['follow_seconds']!r}") from None
     if follow < 0:
         raise ConfigError(f"{IO_GROUP}.follow_seconds must not be negative")
-    return IoSection(flows=values["flows"], metadata=values["metadata"],
+    return IoSection(flows=values.get("flows", ""), metadata=values.get("metadata", ""),
                      output=values["output"], follow_seconds=follow)

@@ -38,7 +38,7 @@ JAR_NAME = "lib/flowdredge-connectors.jar"
 # What the service's Python has installed: PyFlink and its requirements.
 SERVICE_DISTRIBUTION = "apache-flink"
 SERVICE_PYTHON = "3.12"
-KINESIS_CONNECTOR = "flink-connector-aws-kinesis-streams"
+KINESIS_CONNECTOR = "flink-sql-connector-aws-kinesis-streams"
 DEFAULT_OUTPUT = os.path.join(ROOT, "dist", "flowdredge-managed-flink.zip")
 # Fixed entry times: the same inputs give the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

@@ -1,8 +1,10 @@
 """The job's entry point on a Flink cluster: `flink run --pyModule job.submit ...`.
 
-Loads the config and wires the connectors: folders of staged flow records and changelog files
-read in follow mode (the file source keeps looking for new files, so the job is unbounded), file
-outputs. job.cluster submits it; docs/operations.md, "Standalone cluster and savepoints".
+Loads the config and wires the connectors: the Kinesis streams of the config's `kinesis`
+section (job.flink.run.kinesis_job, as `flowdredge run` and Managed Flink), or, with --flows
+and --metadata, folders of staged flow records and changelog files read in follow mode (the
+file source keeps looking for new files, so the job is unbounded); file outputs. job.cluster
+submits it; docs/operations.md, "Standalone cluster and savepoints".
 """
 import argparse
 import sys
@@ -13,8 +15,9 @@ from job import config as config_mod
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="job.submit", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML file or application_properties.json")
-    p.add_argument("--flows", required=True, help="folder of staged flow records")
-    p.add_argument("--metadata", required=True, help="folder of changelog files")
+    p.add_argument("--flows", help="folder of staged flow records (default: the config's "
+                                   "kinesis streams)")
+    p.add_argument("--metadata", help="folder of changelog files (with --flows)")
     p.add_argument("--output", required=True)
     p.add_argument("--follow-seconds", type=int, default=5,
                    help="how often the sources look for new files")
@@ -32,12 +35,22 @@ def main(argv=None) -> int:
         return 2
     if args.parallelism:
         cfg = cfg.replace(job={"parallelism": args.parallelism})
+    if bool(args.flows) != bool(args.metadata):
+        print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
+        return 2
     from connectors.files import file_sinks, file_sources
     from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
-    env = make_env(cfg)
-    build_pipeline(env, file_sources(args.flows, args.metadata, args.follow_seconds),
-                   file_sinks(args.output), cfg)
+    from job.flink.run import kinesis_job, make_env
+    if args.flows:
+        env = make_env(cfg)
+        build_pipeline(env, file_sources(args.flows, args.metadata, args.follow_seconds),
+                       file_sinks(args.output), cfg)
+    else:
+        try:
+            env = kinesis_job(cfg, args.output, checkpoint_dir=None)
+        except config_mod.ConfigError as err:
+            print(f"flowdredge: error: {err}", file=sys.stderr)
+            return 2
     env.execute(args.job_name)
     return 0
 

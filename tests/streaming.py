@@ -3,16 +3,14 @@
 publisher would, the job run in this process until its outputs show what the test waits for."""
 import contextlib
 import json
-import os
 import time
 
 import reference
 from connectors.kinesis.client import cloudwatch_record
-from connectors.kinesis.producer import flow_records, put_changelog_lines
-from connectors.publisher.sinks import KinesisSink
-from helpers import job_aggregates, read_records, total_counts
+from connectors.kinesis.producer import Estate, EstateWriter, put_changelog_lines
+from helpers import job_aggregates, total_counts
 from job import config as config_mod
-from job.generate import Scenario, generate
+from job.generate import Scenario
 
 ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
 TIMEOUT_S = 400   # a loaded 2-core machine; every wait polls and returns as soon as it can
@@ -25,70 +23,13 @@ def scenario(minutes=10, flows_per_minute=200, seed=11) -> Scenario:
                     instances_per_app=3, churn_per_minute=3.0, seed=seed)
 
 
-class Estate:
-    """Generated inputs, cut into AWS deliveries, with the changelog's snapshot apart."""
-
-    def __init__(self, folder: str, sc: Scenario):
-        self.scenario = sc
-        self.generated = generate(sc, folder)
-        self.flow_dir = os.path.join(folder, "flows")
-        self.records = flow_records([self.flow_dir])
-        with open(self.generated.metadata_file) as fh:
-            lines = [line for line in fh if line.strip()]
-        snapshot_ts = (sc.start - 3600) * 1000
-        cut = next(i for i, line in enumerate(lines) if json.loads(line)["ts"] != snapshot_ts)
-        self.snapshot = os.path.join(folder, "snapshot.jsonl")
-        with open(self.snapshot, "w") as fh:
-            fh.writelines(lines[:cut])
-        self.changes = lines[cut:]
-        self.deliveries = sorted({r.delivered for r in self.records})
-
-    def expected(self):
-        return reference.aggregates([self.flow_dir], [self.generated.metadata_file])
-
-    def changes_until(self, delivered_s: int):
-        """Changelog lines the publisher wrote before `delivered_s`: up to the first HEARTBEAT
-        at or after it. Flows of a delivery then reach the job before the metadata they need."""
-        for i, line in enumerate(self.changes):
-            event = json.loads(line)
-            if event["type"] == "HEARTBEAT" and event["ts"] >= delivered_s * 1000:
-                return i + 1
-        return len(self.changes)
-
-
-class Writer:
-    """Writes deliveries to the flow streams (by account) and the changelog to its stream."""
-
-    def __init__(self, kinesis, estate: Estate, streams: dict, metadata_stream: str):
-        self.kinesis, self.estate = kinesis, estate
-        self.streams = streams                  # account -> stream name
-        self.metadata = KinesisSink(kinesis, metadata_stream, "ip-metadata")
-        self.changes_written = 0
-        self.records_written = 0
-
-    def deliver(self, deliveries) -> None:
-        for delivered in deliveries:
-            for account, stream in self.streams.items():
-                batch = [{"Data": r.data, "PartitionKey": r.partition_key}
-                         for r in self.estate.records
-                         if r.delivered == delivered and r.account == account]
-                KinesisSink(self.kinesis, stream, "unused").put(batch)
-                self.records_written += len(batch)
-            until = self.estate.changes_until(delivered)
-            put_changelog_lines(self.metadata, self.estate.changes[self.changes_written:until])
-            self.changes_written = max(self.changes_written, until)
-
-    def put_raw(self, stream: str, data: bytes, key: str = "bad") -> None:
-        KinesisSink(self.kinesis, stream, key).put([{"Data": data, "PartitionKey": key}])
-        self.records_written += 1
-
+class Writer(EstateWriter):
     def finish(self, stream: str, idle_seconds: int) -> int:
         """The rest of the changelog, then a flow an hour after the estate on `stream` and a
         HEARTBEAT past it: with the other shards idle, event time moves past every window of
         the estate. Returns the first window start that is not the estate's."""
-        put_changelog_lines(self.metadata, self.estate.changes[self.changes_written:])
-        self.changes_written = len(self.estate.changes)
-        # Every other shard, and every parse instance without the flush, idle by then.
+        super().finish()
+        # Every other shard idle by then.
         time.sleep(idle_seconds + 1)
         sc = self.estate.scenario
         late = sc.start + sc.minutes * 60 + 3600
@@ -104,6 +45,10 @@ class Writer:
         return sc.start + sc.minutes * 60
 
 
+def expected_aggregates(estate: Estate) -> dict:
+    return reference.aggregates([estate.flow_dir], [estate.generated.metadata_file])
+
+
 def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.Config:
     base = {"job": {"parallelism": parallelism, "checkpoint_interval_seconds": 2},
             "flows": {"out_of_orderness_seconds": 120},
@@ -115,10 +60,11 @@ def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.
 
 
 @contextlib.contextmanager
-def running_job(config, output_dir: str):
+def running_job(config, output_dir: str, flink_options: dict = None):
     """The streaming job, started in this process; cancelled on leaving."""
     from job.flink.run import kinesis_job
-    client = kinesis_job(config, output_dir).execute_async("flowdredge kinesis test")
+    client = kinesis_job(config, output_dir, flink_options).execute_async(
+        "flowdredge kinesis test")
     try:
         yield client
     finally:

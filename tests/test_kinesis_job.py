@@ -6,15 +6,18 @@ on the stream, outputs to files and to Kinesis."""
 import gzip
 import json
 import os
+import signal
+import urllib.request
 
 import pytest
 
 from connectors.kinesis import client as kinesis_client
 from connectors.kinesis.client import cloudwatch_record, control_record
-from connectors.kinesis.local import LocalKinesis
+from connectors.kinesis.local import LocalKinesis, free_port
 from helpers import read_records, total_counts
-from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates, parsed_records,
-                       read_stream, running_job, scenario, streaming_config, wait_for)
+from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
+                       expected_aggregates, parsed_records, read_stream, running_job, scenario,
+                       streaming_config, wait_for)
 
 pytestmark = pytest.mark.kinesis
 
@@ -67,7 +70,7 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
                  job)
         first_open = writer.finish(f"{prefix}-a", config.kinesis.shard_idle_seconds)
-        expected = estate.expected()
+        expected = expected_aggregates(estate)
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job)
         kinesis_rows = wait_for("the aggregates on Kinesis", lambda: _kinesis_aggregates(
@@ -116,3 +119,93 @@ def _kinesis_events(kinesis, stream):
         assert len(event.pop("dedup_key")) == 32
         events.add(json.dumps(event, sort_keys=True))
     return events
+
+
+def _python_workers():
+    """Pids of this test's Python worker processes (job.python_workers: process): descendants
+    of this process (through its Flink JVM) running PyFlink's worker."""
+    parents, commands = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                parents[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                commands[int(pid)] = fh.read()
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def mine(pid):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+    return [pid for pid, command in commands.items()
+            if b"pyflink.fn_execution.beam.beam_boot" in command and mine(pid)]
+
+
+def _rest_metric(rest_url, job_id, name):
+    with urllib.request.urlopen(f"{rest_url}/jobs/{job_id}/metrics?get={name}",
+                                timeout=5) as response:
+        values = json.load(response)
+    return int(values[0]["value"]) if values else None
+
+
+def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during):
+    """Both accounts on one 2-shard stream; `during(writer, job, rest_url)` runs after the
+    first half of the deliveries is parsed, before the second half is written. Returns the
+    output folder once the estate's windows equal the reference."""
+    kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
+    _streams(kinesis, prefix, flows=2, meta=1)
+    config = streaming_config(
+        kinesis_local.endpoint, parallelism, job={"max_restarts": 3},
+        kinesis={"flow_streams": f"{prefix}-flows", "metadata_stream": f"{prefix}-meta",
+                 "metadata_snapshot": estate.snapshot})
+    writer = Writer(kinesis, estate, {ACCOUNT_A: f"{prefix}-flows", ACCOUNT_B: f"{prefix}-flows"},
+                    f"{prefix}-meta")
+    output, rest_port = str(tmp_path / "out"), free_port()
+    half = len(estate.deliveries) // 2
+    with running_job(config, output, {"rest.port": str(rest_port)}) as job:
+        writer.deliver(estate.deliveries[:half])
+        wait_for("the first half parsed",
+                 lambda: parsed_records(output) == writer.records_written, job)
+        during(writer, job, f"http://127.0.0.1:{rest_port}")
+        writer.deliver(estate.deliveries[half:])
+        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
+                 job)
+        first_open = writer.finish(f"{prefix}-flows", config.kinesis.shard_idle_seconds)
+        expected = expected_aggregates(estate)
+        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
+                 job)
+    return output
+
+
+def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
+        kinesis_local, estate, tmp_path):
+    def kill_python_workers(writer, job, rest_url):
+        workers = _python_workers()
+        assert workers, "no Python worker process found"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        wait_for("the job to restart", lambda: _rest_metric(
+            rest_url, str(job.get_job_id()), "numRestarts"))
+
+    output = _one_stream_run(kinesis_local, estate, tmp_path, "failure", 2, kill_python_workers)
+    counts = total_counts(output)
+    # Committed outputs count every record once, though records after the last checkpoint
+    # before the failure were read twice.
+    assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
+
+
+def test_a_reshard_mid_stream_loses_nothing(kinesis_local, estate, tmp_path):
+    def reshard(writer, job, rest_url):
+        kinesis = writer.kinesis
+        kinesis.update_shard_count(StreamName="reshard-flows", TargetShardCount=4,
+                                   ScalingType="UNIFORM_SCALING")
+        kinesis_client.wait_active(kinesis, "reshard-flows")
+        shards = kinesis.list_shards(StreamName="reshard-flows")["Shards"]
+        assert len([s for s in shards if "EndingSequenceNumber" not in
+                    s["SequenceNumberRange"]]) == 4
+
+    output = _one_stream_run(kinesis_local, estate, tmp_path, "reshard", 1, reshard)
+    assert total_counts(output)["flows_late"] == 0

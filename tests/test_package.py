@@ -27,7 +27,7 @@ from job.generate import Scenario, generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
-KINESIS_JAR = "flink-connector-aws-kinesis-streams-6.0.0-2.0.jar"
+KINESIS_JAR = "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"
 
 
 def properties_file(path, config: Config, io: dict, extra_groups=()):

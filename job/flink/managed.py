@@ -30,15 +30,25 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
         return 2
     from connectors.files import file_sinks, file_sources
     from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
-    env = make_env(props.config)
+    from job.flink.run import kinesis_job, make_env
+    io = props.io
+    # The service puts the jar named in the run options on the classpath itself.
+    jars = ["file://" + os.path.abspath(jar)] if jar and \
+        props.path != managed.SERVICE_PROPERTIES else []
+    if props.config.kinesis.flow_streams:
+        try:
+            # The service's own checkpoint storage stands (checkpoint_dir None).
+            env = kinesis_job(props.config, io.output, jars=jars, checkpoint_dir=None)
+        except ConfigError as err:
+            print(f"flowdredge: error: {err}", file=sys.stderr)
+            return 2
+    else:
+        env = make_env(props.config)
+        if jars:
+            env.add_jars(*jars)
+        build_pipeline(env, file_sources(io.flows, io.metadata, io.follow_seconds or None),
+                       file_sinks(io.output), props.config)
     for folder in code_dirs:
         env.add_python_file(folder)
-    # The service puts the jar named in the run options on the classpath itself.
-    if jar and props.path != managed.SERVICE_PROPERTIES:
-        env.add_jars("file://" + os.path.abspath(jar))
-    io = props.io
-    build_pipeline(env, file_sources(io.flows, io.metadata, io.follow_seconds or None),
-                   file_sinks(io.output), props.config)
     env.execute(args.job_name)
     return 0

@@ -64,21 +64,26 @@ def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: 
 
 
 def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
-                add_connector_jars: bool = True) -> StreamExecutionEnvironment:
+                jars: list = None, checkpoint_dir: str = "") -> StreamExecutionEnvironment:
     """The streaming job (Kinesis sources; file outputs under output_dir, and the Kinesis
     outputs config.kinesis names) on a new environment; the caller executes it. The one code
     path of `flowdredge run`, a cluster (job.submit) and Managed Flink (job.flink.managed).
-    `add_connector_jars`: ship .jars/ with the job (not where the service puts the jar on the
-    classpath itself). Raises ConfigError for streams that are missing or unknown."""
+    `jars`: URLs of the connector jars to ship with the job; None: those scripts/setup put in
+    .jars/; []: none (the service puts the application's jar on the classpath itself). Checkpoints go to `checkpoint_dir` unless job.checkpoint_dir says
+    otherwise ("": output_dir/checkpoints; None: the cluster's own setting). Raises ConfigError
+    for streams that are missing or unknown."""
     from connectors.kinesis.client import client, resolve, shards
     from connectors.kinesis.flink import (connector_jars, kinesis_sources,
                                           local_endpoint_workarounds, with_kinesis_outputs)
     kinesis = client(config.kinesis)
     streams = resolve(config.kinesis, kinesis)
-    env = make_env(config, flink_options, checkpoint_dir=os.path.join(output_dir, "checkpoints"))
+    if checkpoint_dir == "":
+        checkpoint_dir = os.path.join(output_dir, "checkpoints")
+    env = make_env(config, flink_options, checkpoint_dir=checkpoint_dir)
     local_endpoint_workarounds(config.kinesis)
-    if add_connector_jars:
-        env.add_jars(*connector_jars())
+    jars = connector_jars() if jars is None else jars
+    if jars:
+        env.add_jars(*jars)
     build_pipeline(env, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
                    with_kinesis_outputs(file_sinks(output_dir), config, streams), config)
     return env

@@ -1,0 +1,189 @@
+"""The streaming demo (`flowdredge stream-demo`, `scripts/demo --streaming`): the local Kinesis
+API server, the streams, a producer writing a synthetic estate's traffic as CloudWatch Logs
+subscription records at a chosen rate (IPs change owner while it runs, their metadata reaching
+the changelog stream after the flows), and the streaming job on a local mini-cluster. One line
+per interval (flows in, attributed share, windows closed, consumer lag), the top edges at the
+end. It ends once every record written is parsed; Ctrl-C stops it earlier, cleanly.
+"""
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from connectors.kinesis import client as kinesis_client
+from connectors.kinesis.local import LocalKinesis, free_port
+from connectors.kinesis.producer import Estate, EstateWriter
+from job.config import Config
+from job.generate import ACCOUNTS, Scenario
+from job.outputs import read_records, total_counts
+from job.summary import render, summarize
+
+# account -> (stream, shards): two flow streams, as two regional log destinations would be.
+FLOW_STREAMS = {ACCOUNTS[0]: ("flowdredge-demo-flows-a", 2),
+                ACCOUNTS[1]: ("flowdredge-demo-flows-b", 4)}
+METADATA_STREAM = "flowdredge-demo-metadata"
+AGGREGATES_STREAM = "flowdredge-demo-aggregates"
+
+
+@dataclass
+class DemoOptions:
+    output: str
+    rate: int = 2000            # flows per second written by the producer
+    minutes: int = 30           # minutes of traffic (event time)
+    seed: int = 7
+    report_seconds: int = 60
+
+
+def consumer_lag_ms(rest_url: str, job_id: str):
+    """The highest millisBehindLatest over the flow streams' shards (the connector's gauge),
+    from Flink's REST API; None before the source reports one."""
+    def get(path):
+        with urllib.request.urlopen(rest_url + path, timeout=5) as response:
+            return json.load(response)
+    lags = []
+    for vertex in get(f"/jobs/{job_id}")["vertices"]:
+        if "flow stream" not in vertex["name"]:
+            continue
+        base = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
+        names = [m["id"] for m in get(base) if m["id"].endswith("millisBehindLatest")]
+        if names:
+            lags += [int(float(m["value"])) for m in get(f"{base}?get={','.join(names)}")
+                     if m.get("value") not in (None, "")]
+    lags = [lag for lag in lags if lag >= 0]
+    return max(lags) if lags else None
+
+
+def window_watermark_ms(rest_url: str, job_id: str):
+    """The window operator's input watermark (lowest over its subtasks): every window that
+    ends at or before it has been emitted. None before it has one."""
+    def get(path):
+        with urllib.request.urlopen(rest_url + path, timeout=5) as response:
+            return json.load(response)
+    for vertex in get(f"/jobs/{job_id}")["vertices"]:
+        if "WindowAggregate" in vertex["name"]:
+            marks = [int(m["value"]) for m in get(f"/jobs/{job_id}/vertices/{vertex['id']}"
+                                                   f"/watermarks")
+                     if m["id"].endswith("currentInputWatermark")]
+            low = min(marks, default=None)
+            return low if low is not None and low > -2**63 else None
+    return None
+
+
+def _committed_windows(output: str) -> int:
+    return len({row["window_start"] for row in read_records(output, "aggregates")})
+
+
+def _windows_closed(rest_url, job_id, first_window_s, window_s) -> int:
+    try:
+        watermark = window_watermark_ms(rest_url, job_id)
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        return 0
+    if watermark is None:
+        return 0
+    return max(0, (watermark // 1000 - first_window_s) // window_s)
+
+
+def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed) -> str:
+    counts = total_counts(output)
+    ends = 2 * counts["flows_aggregated"]
+    unattributed = counts["src_unattributed"] + counts["dst_unattributed"]
+    attributed = f"{100.0 * (ends - unattributed) / ends:.1f} %" if ends else "n/a"
+    try:
+        lag = consumer_lag_ms(rest_url, job_id)
+    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        lag = None
+    return (f"{time.strftime('%H:%M:%S')} | written {writer.flows_written:,}/{total_flows:,} "
+            f"flows | flows in {counts['flows_parsed']:,} "
+            f"({counts['flows_parsed'] / max(elapsed, 1e-9):,.0f}/s) | attributed {attributed}"
+            f" | windows closed {closed} | consumer lag "
+            f"{'n/a' if lag is None else f'{lag / 1000:.1f} s'}")
+
+
+def run_demo(config: Config, options: DemoOptions, progress) -> int:
+    from job.flink.run import kinesis_job
+    output = options.output
+    shutil.rmtree(output, ignore_errors=True)
+    os.makedirs(output)
+    now = int(time.time())
+    # Traffic of the last `minutes` minutes, as if AWS were delivering it now.
+    scenario = Scenario(start=now - now % 60 - options.minutes * 60 - 300,
+                        minutes=options.minutes, flows_per_minute=max(600, options.rate * 2),
+                        seed=options.seed)
+    progress(f"generating {scenario.minutes} minutes of a synthetic estate's traffic "
+             f"({scenario.flows_per_minute:,} flows/minute, IPs changing owner)")
+    estate = Estate(os.path.join(output, "inputs"), scenario)
+    total_flows = estate.generated.flows
+    window_s = config.job.window_seconds
+    stop = threading.Event()
+    with LocalKinesis(os.path.join(output, "kinesis-local.log")) as server:
+        progress(f"local Kinesis on {server.endpoint}; creating streams")
+        cfg = config.replace(
+            job={"checkpoint_interval_seconds": 5},
+            kinesis={"endpoint": server.endpoint,
+                     "flow_streams": ",".join(name for name, _ in FLOW_STREAMS.values()),
+                     "metadata_stream": METADATA_STREAM, "metadata_snapshot": estate.snapshot,
+                     "aggregates_stream": AGGREGATES_STREAM})
+        kinesis = kinesis_client.client(cfg.kinesis)
+        for name, shards in [*FLOW_STREAMS.values(), (METADATA_STREAM, 1),
+                             (AGGREGATES_STREAM, 1)]:
+            kinesis_client.create_stream(kinesis, name, shards)
+        writer = EstateWriter(kinesis, estate, {a: s for a, (s, _) in FLOW_STREAMS.items()},
+                              METADATA_STREAM, rate=options.rate)
+
+        def produce():
+            writer.deliver(estate.deliveries, stop=stop.is_set)
+            if not stop.is_set():
+                writer.finish()
+
+        rest_port = free_port()
+        rest_url = f"http://127.0.0.1:{rest_port}"
+        job = kinesis_job(cfg, output, flink_options={"rest.port": str(rest_port)}) \
+            .execute_async("flowdredge stream demo")
+        job_id = str(job.get_job_id())
+        progress(f"job {job_id} running (Flink UI and REST API: {rest_url}); producing "
+                 f"{total_flows:,} flows at {options.rate:,} flows/s; Ctrl-C stops")
+        producer = threading.Thread(target=produce, name="producer", daemon=True)
+        began = time.monotonic()
+        producer.start()
+        finished, closed = False, 0
+        try:
+            next_report = began + options.report_seconds
+            while True:
+                time.sleep(1)
+                status = job.get_job_status().result().name
+                if status in ("FAILED", "CANCELED", "FINISHED"):
+                    progress(f"the job is {status}; see the Flink log")
+                    return 1
+                done = not producer.is_alive() and \
+                    total_counts(output)["records_in"] >= writer.records_written
+                if time.monotonic() >= next_report or done:
+                    next_report += options.report_seconds
+                    closed = _windows_closed(rest_url, job_id, scenario.start, window_s)
+                    progress(_report_line(output, rest_url, job_id, writer, total_flows,
+                                          time.monotonic() - began, closed))
+                if done:
+                    finished = True
+                    break
+            progress(f"every record written was read; {closed} windows closed. Waiting for "
+                     f"their aggregates to be committed (files roll every minute)")
+            deadline = time.monotonic() + 150
+            while _committed_windows(output) < closed and time.monotonic() < deadline:
+                time.sleep(2)
+        except KeyboardInterrupt:
+            progress("stopping (Ctrl-C)")
+        finally:
+            stop.set()
+            try:
+                job.cancel().result()
+            except Exception as err:   # already gone: nothing left to stop
+                progress(f"the job had already stopped ({type(err).__name__})")
+            producer.join(timeout=30)
+        print(render(summarize(output), output))
+        if finished:
+            progress("the windows of the last minutes stay open until newer traffic moves "
+                     "event time past them (docs/streaming.md)")
+    return 0
