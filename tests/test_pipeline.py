@@ -155,3 +155,19 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
     assert len(index) == len(ips) > 55_000
     assert sum(len(ip) + len(index.encode(ip)) for ip in ips) > 5 << 20
 
+
+
+@pytest.mark.minicluster
+@pytest.mark.parametrize("window_seconds", [60, 300, 3600])
+def test_windows_of_any_length_build(tmp_path, window_seconds):
+    """Flink SQL refuses `INTERVAL '300' SECOND` (precision 2): every window length builds."""
+    from pyflink.datastream import StreamExecutionEnvironment
+    from connectors.files import file_sinks, file_sources
+    from job.flink.pipeline import build_pipeline
+    config = Config().replace(job={"window_seconds": window_seconds},
+                              metadata={"retention_seconds": 2 * 3600 + 7200})
+    env = StreamExecutionEnvironment.get_execution_environment()
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "metadata").mkdir()
+    build_pipeline(env, file_sources(str(tmp_path / "flows"), str(tmp_path / "metadata")),
+                   file_sinks(str(tmp_path / "out")), config)

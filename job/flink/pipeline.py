@@ -17,7 +17,8 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
-from job.flink.streams import keyed_by_first_field, side_output, with_event_time
+from job.flink.streams import (keyed_by_first_field, side_output, sql_interval,
+                               with_event_time)
 from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED,
                                  FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE, METADATA_CHUNK_TYPE,
                                  OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
@@ -121,5 +122,5 @@ def window_aggregates(t_env: StreamTableEnvironment, partials: DataStream, confi
         SELECT {dims},
                SUM(`flows`) AS `flows`, SUM(`packets`) AS `packets`, SUM(`bytes`) AS `bytes`
         FROM TABLE(TUMBLE(TABLE partial_aggregates, DESCRIPTOR(`rowtime`),
-                          INTERVAL '{config.job.window_seconds}' SECOND))
+                          {sql_interval(config.job.window_seconds)}))
         GROUP BY `window_start`, `window_end`, {dims}""")

@@ -64,6 +64,14 @@ def attach_insert(t_env, sink_table: str, rows, uid_prefix: str) -> None:
         stable_sql_uids(transformations.get(index), uid_prefix)
 
 
+def sql_interval(seconds: int) -> str:
+    """A Flink SQL interval of `seconds`: `INTERVAL '300' SECOND` exceeds SECOND's default
+    precision (2 digits), and a wider one is refused; DAY TO SECOND takes up to 99 days."""
+    days, rest = divmod(seconds, 86400)
+    return (f"INTERVAL '{days} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}' "
+            f"DAY TO SECOND")
+
+
 _PLANNER_UID = re.compile(r"\d+_(.+)")
 
 
