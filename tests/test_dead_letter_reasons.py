@@ -103,8 +103,12 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path):
                                 outputs={"security": False}))
 
     dead = list(read_records(output, "dead_letter"))
+    # Each dead letter names the file and line of the record that held it.
+    records_file = str(flows / "x_20260101T0006Z_records.b64")
     assert Counter((d["stage"], d["reason"], d["source"]) for d in dead) == {
-        ("flows", "bad_chunk", "record"): 2, ("flows", "malformed", "record"): 1}
+        ("flows", "bad_chunk", f"{records_file}:1"): 1,
+        ("flows", "bad_chunk", f"{records_file}:2"): 1,
+        ("flows", "malformed", f"{records_file}:3"): 1}
     quality = Counter()
     for row in read_records(output, "data_quality"):
         key = (row["window_start"], row["account_id"], row["interface_id"])

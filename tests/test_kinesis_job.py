@@ -14,6 +14,7 @@ import pytest
 from connectors.kinesis import client as kinesis_client
 from connectors.kinesis.client import cloudwatch_record, control_record
 from connectors.kinesis.local import LocalKinesis, free_port
+from connectors.kinesis.producer import put_changelog_lines
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        expected_aggregates, parsed_records, read_stream, running_job, scenario,
@@ -39,13 +40,15 @@ def _streams(kinesis, prefix, **shards):
 
 
 def _bad_records(writer, stream):
-    """Not gzip, gzip but not JSON, one log event of 1 MB, and a CONTROL_MESSAGE."""
+    """Not gzip, gzip but not JSON, one log event of 1 MB, and a CONTROL_MESSAGE; a changelog
+    record that is not JSON."""
     writer.put_raw(stream, b"this is not gzip")
     writer.put_raw(stream, gzip.compress(b"{not json"))
     writer.put_raw(stream, cloudwatch_record(["x" * 1_000_000], owner=ACCOUNT_A,
                                              log_group="/big", log_stream="eni-big",
                                              timestamp_ms=0))
     writer.put_raw(stream, control_record())
+    put_changelog_lines(writer.metadata, ["{not json"])
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -95,6 +98,9 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
     dead = [d for d in read_records(output, "dead_letter") if d["stage"] == "flows"]
     assert sorted(d["reason"] for d in dead) == ["line_too_long", "not_gzip", "not_json"]
     assert all(d["source"].startswith(f"kinesis:{prefix}-a/shardId-") for d in dead), dead
+    bad_changes = [d for d in read_records(output, "dead_letter") if d["stage"] == "metadata"]
+    assert [d["reason"] for d in bad_changes] == ["not_json"]
+    assert f"kinesis:{prefix}-meta" in bad_changes[0]["source"]
 
 
 def _kinesis_aggregates(kinesis, stream, before_window):

@@ -126,7 +126,9 @@ def kinesis_sources(config: Config, streams: Streams, flow_shards=()) -> Sources
     """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards)."""
     return Sources(flows=lambda env: _flow_records(env, config, streams.flows),
                    metadata=lambda env: _metadata_records(env, config, streams.metadata),
-                   flow_shards=tuple(flow_shards))
+                   flow_shards=tuple(flow_shards),
+                   metadata_source=("metadata snapshot or " if config.kinesis.metadata_snapshot
+                                    else "") + f"kinesis:{stream_name(streams.metadata)}")
 
 
 def _connector_options(kin: KinesisSection, arn: str) -> str:

@@ -156,15 +156,19 @@ class ParseMetadataEvents(ProcessFunction):
     out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
     ts - bound."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, source: str = "metadata"):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
         self.limits = config.metadata_limits
+        self.source = source
 
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context)
 
     def process_element(self, record, ctx):
-        chunk = parse_chunk(record, limits=self.limits)
+        # A stream record's timestamp is its arrival time; file lines have none.
+        arrival = ctx.timestamp()
+        delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
+        chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
         if chunk.events:
             yield ([Row(e.type, e.ts, e.ip, *(e.owner or _NO_OWNER)) for e in chunk.events],
                    chunk.event_time_ms(self.shift))

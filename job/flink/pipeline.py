@@ -35,6 +35,8 @@ class Sources:
     flows: Callable[[StreamExecutionEnvironment], DataStream]
     metadata: Callable[[StreamExecutionEnvironment], DataStream]
     flow_shards: tuple = ()
+    # Where changelog dead letters say they came from (with the line or event index).
+    metadata_source: str = "metadata"
 
 
 @dataclass
@@ -73,7 +75,8 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
 
     # The changelog stays at parallelism 1 up to the broadcast: its order matters.
     events = (sources.metadata(env)
-              .process(ParseMetadataEvents(config), output_type=TIMED_METADATA_CHUNK_TYPE)
+              .process(ParseMetadataEvents(config, sources.metadata_source),
+                       output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))
     timed_events = with_event_time(
