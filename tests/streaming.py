@@ -24,6 +24,9 @@ def scenario(minutes=10, flows_per_minute=200, seed=11) -> Scenario:
 
 
 class Writer(EstateWriter):
+    def finish_changelog(self) -> None:
+        super().finish()
+
     def finish(self, stream: str, idle_seconds: int) -> int:
         """The rest of the changelog, then a flow an hour after the estate on `stream` and a
         HEARTBEAT past it: with the other shards idle, event time moves past every window of

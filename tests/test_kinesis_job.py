@@ -4,6 +4,7 @@ subscription records on two streams (2 and 4 shards), the changelog bootstrapped
 and then read from its stream, deliveries whose metadata arrives after their flows, bad records
 on the stream, outputs to files and to Kinesis."""
 import gzip
+import hashlib
 import json
 import os
 import signal
@@ -215,3 +216,36 @@ def test_a_reshard_mid_stream_loses_nothing(kinesis_local, estate, tmp_path):
 
     output = _one_stream_run(kinesis_local, estate, tmp_path, "reshard", 1, reshard)
     assert total_counts(output)["flows_late"] == 0
+
+
+def _key_of_first_half() -> str:
+    """A partition key that Kinesis hashes (MD5) into the lower half of the key space: the
+    first of two shards."""
+    return next(key for key in (f"k{i}" for i in range(100))
+                if int(hashlib.md5(key.encode()).hexdigest(), 16) < 2 ** 127)
+
+
+def test_a_shard_without_records_does_not_hold_windows_open(kinesis_local, estate, tmp_path):
+    kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
+    _streams(kinesis, "idle", flows=2, meta=1)
+    config = streaming_config(
+        kinesis_local.endpoint, 2,
+        kinesis={"flow_streams": "idle-flows", "metadata_stream": "idle-meta",
+                 "metadata_snapshot": estate.snapshot})
+    # Paced over more than the idle time, so the empty shard goes idle while records flow.
+    writer = Writer(kinesis, estate, {ACCOUNT_A: "idle-flows", ACCOUNT_B: "idle-flows"},
+                    "idle-meta", rate=estate.generated.flows / (
+                        3 * config.kinesis.shard_idle_seconds),
+                    partition_key=_key_of_first_half())
+    output = str(tmp_path / "out")
+    sc = estate.scenario
+    # Windows that every flow of the estate has passed by more than the out-of-orderness.
+    closed_before = sc.start + sc.minutes * 60 - config.flows.out_of_orderness_seconds - 120
+    expected = {k: v for k, v in expected_aggregates(estate).items() if k[0] < closed_before}
+    with running_job(config, output) as job:
+        writer.deliver(estate.deliveries)
+        writer.finish_changelog()
+        shards = kinesis.list_shards(StreamName="idle-flows")["Shards"]
+        assert len(shards) == 2
+        wait_for("the closed windows, with one shard never written to",
+                 lambda: closed_aggregates(output, closed_before) == expected, job)

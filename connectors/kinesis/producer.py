@@ -76,9 +76,10 @@ def flow_records(paths, events_per_record: int = 500) -> list:
     return records
 
 
-def put_flow_records(sink, records) -> None:
+def put_flow_records(sink, records, partition_key: str = None) -> None:
     """`sink`: a connectors.publisher.sinks.KinesisSink (batches, retries)."""
-    sink.put([{"Data": r.data, "PartitionKey": r.partition_key} for r in records])
+    sink.put([{"Data": r.data, "PartitionKey": partition_key or r.partition_key}
+              for r in records])
 
 
 def put_changelog_lines(sink, lines) -> None:
@@ -123,8 +124,12 @@ class EstateWriter:
     time.monotonic unless given."""
 
     def __init__(self, kinesis, estate: Estate, streams: dict, metadata_stream: str,
-                 rate: float = None, sleep=time.sleep, clock=time.monotonic):
+                 rate: float = None, sleep=time.sleep, clock=time.monotonic,
+                 partition_key: str = None):
+        """`partition_key`: one key for every flow record (one shard), instead of each
+        record's log stream."""
         self.kinesis, self.estate = kinesis, estate
+        self.partition_key = partition_key
         self.streams = streams                  # account -> stream name
         self.metadata = KinesisSink(kinesis, metadata_stream, METADATA_PARTITION_KEY)
         self.rate, self.sleep, self.clock = rate, sleep, clock
@@ -142,7 +147,8 @@ class EstateWriter:
                     if stop():
                         return
                     batch = records[i:i + 50]
-                    put_flow_records(KinesisSink(self.kinesis, stream, "unused"), batch)
+                    put_flow_records(KinesisSink(self.kinesis, stream, "unused"), batch,
+                                     self.partition_key)
                     self.records_written += len(batch)
                     self.flows_written += sum(r.lines for r in batch)
                     if self.rate:
