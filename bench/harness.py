@@ -39,6 +39,8 @@ AGGREGATES_ONLY = {"outputs": {"enriched": False, "security": False}}
 VARIANTS = {
     "ours-aggregates": ("flowdredge with outputs.enriched and outputs.security off: aggregates "
                         "and counts, what the SQL baseline computes", AGGREGATES_ONLY),
+    "ours-security": ("flowdredge with outputs.enriched off: aggregates and the security "
+                      "views", {"outputs": {"enriched": False}}),
     "ours": ("flowdredge, default configuration: every output", None),
     "sql": ("the pure Flink SQL baseline, bench/sql_baseline.py, on the S3 folder as "
             "delivered", None),

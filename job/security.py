@@ -5,6 +5,7 @@ job.flink.security runs these inside Flink; docs/security.md states the rules fo
 import ipaddress
 import json
 from collections import Counter
+from itertools import compress, count
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -402,14 +403,16 @@ class WindowViews:
         destination ports, destination apps], for the sources that reach min_targets distinct
         addresses or ports (a missing port is not a port)."""
         src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = self.records
-        keys = list(zip(src_addrs, src_apps))
-        # A source reaches no more targets than it has records.
-        enough = {key for key, n in Counter(keys).items() if n >= min_targets}
+        # A source reaches no more targets than it has records: only those with enough
+        # records are looked at (the filtering runs in C: zip, map, compress).
+        enough = {key for key, n in Counter(zip(src_addrs, src_apps)).items()
+                  if n >= min_targets}
         found = {}
-        for i in [i for i, key in enumerate(keys) if key in enough]:
-            seen = found.get(keys[i])
+        for i in compress(count(), map(enough.__contains__, zip(src_addrs, src_apps))):
+            key = (src_addrs[i], src_apps[i])
+            seen = found.get(key)
             if seen is None:
-                seen = found[keys[i]] = [0, 0, set(), set(), set()]
+                seen = found[key] = [0, 0, set(), set(), set()]
             seen[0] += flows[i]
             if rejected[i]:
                 seen[1] += flows[i]
@@ -530,16 +533,18 @@ class SecurityEvents:
     changes only when one of its windows is taken, and is checked right after). `ended`: the
     input ended and the final watermark fires the remaining timers (timers asked for meanwhile
     may not fire): an edge is then gone if the input went on past its silence and no window of
-    it before that is still held. The state is plain tuples, dicts, str and int (state())."""
+    it before that is still held. state() is plain tuples, dicts, str and int, without the
+    windows held (kept apart by the caller, who adds them again after a restore)."""
 
     def __init__(self, window_seconds: int, rules, state: tuple = None):
         self.window_seconds = window_seconds
         self.rules = rules
-        (self.first, self.latest, self.pending, self.edges, self.exposed,
-         self.history) = state or (None, None, {}, {}, {}, {})
+        self.pending = {}
+        (self.first, self.latest, self.edges, self.exposed,
+         self.history) = state or (None, None, {}, {}, {})
 
     def state(self) -> tuple:
-        return (self.first, self.latest, self.pending, self.edges, self.exposed, self.history)
+        return (self.first, self.latest, self.edges, self.exposed, self.history)
 
     def window_end_ms(self, window_start: int) -> int:
         return (window_start + self.window_seconds) * 1000

@@ -45,6 +45,7 @@ ROWS = {schema.name: OutputTag(f"security-{schema.name}-rows", row_type(schema))
 
 BATCHES = ListStateDescriptor("security-batches", PAYLOAD)
 EVENTS_STATE = ValueStateDescriptor("security-events-state", PAYLOAD)
+HELD_WINDOWS = ListStateDescriptor("security-events-windows", PAYLOAD)
 
 
 class CloseWindows(KeyedProcessFunction):
@@ -89,8 +90,8 @@ class CloseWindows(KeyedProcessFunction):
 
 class TrackEvents(KeyedProcessFunction):
     """One key: job.security.SecurityEvents over the closed windows, advanced at event-time
-    timers; the state is kept in memory and written after every call (read once after a
-    start or restore)."""
+    timers. Kept in memory (read once after a start or restore); in keyed state, the windows
+    held, as they came, and the rest as one value written after every timer."""
 
     def __init__(self, config: Config):
         self.window_seconds = config.job.window_seconds
@@ -98,7 +99,9 @@ class TrackEvents(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.stored = runtime_context.get_state(EVENTS_STATE)
+        self.held = runtime_context.get_list_state(HELD_WINDOWS)
         self.events = None
+        self.payloads = {}   # window start -> its payload, while held
 
     def _events(self) -> security.SecurityEvents:
         if self.events is None:
@@ -106,13 +109,19 @@ class TrackEvents(KeyedProcessFunction):
             self.events = security.SecurityEvents(
                 self.window_seconds, self.rules,
                 None if stored is None else decode_events_state(stored))
+            for payload in self.held.get() or ():
+                self._hold(payload)
         return self.events
 
+    def _hold(self, payload) -> int:
+        window_start, *rows = decode_window_rows(payload)
+        self.payloads[window_start] = payload
+        return self.events.add_window(window_start, *rows)
+
     def process_element(self, payload, ctx):
-        events = self._events()
-        ctx.timer_service().register_event_time_timer(
-            events.add_window(*decode_window_rows(payload)))
-        self.stored.update(encode_events_state(events.state()))
+        self._events()
+        ctx.timer_service().register_event_time_timer(self._hold(payload))
+        self.held.add(payload)
 
     def on_timer(self, timestamp: int, ctx):
         timers = ctx.timer_service()
@@ -121,6 +130,9 @@ class TrackEvents(KeyedProcessFunction):
             timestamp, timers.current_watermark() >= MAX_WATERMARK)
         for t in later:
             timers.register_event_time_timer(t)
+        if len(self.payloads) != len(events.pending):
+            self.payloads = {w: self.payloads[w] for w in events.pending}
+            self.held.update(list(self.payloads.values()))
         self.stored.update(encode_events_state(events.state()))
         if lines:
             yield "\n".join(lines)
