@@ -27,6 +27,8 @@ DEFAULT_DIR = os.path.join(ROOT, ".cluster")
 # The packages the Python workers import; shipped with every submission (--pyFiles).
 PACKAGES = ("job", "connectors", "schemas")
 TERMINAL = ("FINISHED", "FAILED", "CANCELED")
+# The Kinesis connector jars (connectors.kinesis.flink.JARS_DIR, which imports pyflink).
+JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
 
 
 class ClusterError(RuntimeError):
@@ -88,8 +90,12 @@ class Cluster:
         return f"http://127.0.0.1:{self.rest_port}"
 
     def _env(self) -> dict:
+        # FLOWDREDGE_JARS: `flink run` unpacks the shipped code elsewhere, where no .jars/ is
+        # beside it; the job's client (kinesis_job) adds the jars from here to pipeline.jars,
+        # and Flink uploads them with the job to the TaskManagers.
         return child_env(FLINK_CONF_DIR=self.conf_dir, FLINK_LOG_DIR=self.log_dir,
-                         FLINK_PID_DIR=os.path.join(self.folder, "pid"))
+                         FLINK_PID_DIR=os.path.join(self.folder, "pid"),
+                         FLOWDREDGE_JARS=JARS_DIR)
 
     def write_conf(self) -> None:
         home = flink_home()
@@ -237,23 +243,28 @@ class Cluster:
                                f"{done.stdout}\n{done.stderr}\nlogs: {self.log_dir}")
         return done.stdout + done.stderr
 
-    def submit(self, config_file: str, flows: str, metadata: str, output: str,
+    def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
                job_name: str = "flowdredge") -> str:
         """Submits the job detached (`flink run -d -pym job.submit`) with the code shipped as
-        a zip; returns the job id. `savepoint` resumes from it: a state that no operator of
-        the new job claims fails the submission (no --allowNonRestoredState)."""
+        a zip; returns the job id. `flows` and `metadata` are folders the job follows, or both
+        None: the config's `kinesis` streams. `savepoint` resumes from it: a state that no
+        operator of the new job claims fails the submission (no --allowNonRestoredState)."""
+        if (flows is None) != (metadata is None):
+            raise ValueError("flows and metadata go together (both None: Kinesis)")
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
-        # The file source fails on a missing folder; an empty one it watches.
-        for folder in (flows, metadata):
-            os.makedirs(folder, exist_ok=True)
         args = ["run", "--detached", "--pyClientExecutable", self.python,
                 "--pyExecutable", self.python, "--pyFiles", code, "--pyModule", "job.submit"]
         if savepoint:
             args[1:1] = ["--fromSavepoint", savepoint]
-        args += ["--config", os.path.abspath(config_file), "--flows", os.path.abspath(flows),
-                 "--metadata", os.path.abspath(metadata), "--output", os.path.abspath(output),
-                 "--follow-seconds", str(follow_seconds), "--job-name", job_name]
+        args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
+                 "--job-name", job_name]
+        if flows is not None:
+            # The file source fails on a missing folder; an empty one it watches.
+            for folder in (flows, metadata):
+                os.makedirs(folder, exist_ok=True)
+            args += ["--flows", os.path.abspath(flows), "--metadata", os.path.abspath(metadata),
+                     "--follow-seconds", str(follow_seconds)]
         if parallelism:   # job.submit applies it as job.parallelism: the config stays the source
             args += ["--parallelism", str(parallelism)]
         out = self.flink(*args)
