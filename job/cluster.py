@@ -341,10 +341,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("start", help="start a JobManager and a TaskManager")
     sub.add_parser("stop", help="stop them")
     sub.add_parser("jobs", help="list the cluster's jobs and their states")
-    run = sub.add_parser("submit", help="submit the job (follows folders of inputs)")
+    run = sub.add_parser("submit", help="submit the job: the config's Kinesis streams, or "
+                                        "folders of inputs followed (--flows, --metadata)")
     run.add_argument("--config", required=True, help="YAML or application_properties.json")
-    run.add_argument("--flows", required=True, help="folder of staged flow records (see feed)")
-    run.add_argument("--metadata", required=True, help="folder of changelog files (see feed)")
+    run.add_argument("--flows", help="folder of staged flow records (see feed); without it, "
+                                     "the config's kinesis streams")
+    run.add_argument("--metadata", help="folder of changelog files (see feed), with --flows")
     run.add_argument("--output", required=True)
     run.add_argument("--from-savepoint", help="resume from this savepoint")
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
