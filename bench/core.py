@@ -3,7 +3,9 @@ if the framework cost nothing. `python -m bench.core --staged-flows F --staged-m
 
 Per stage, in the order the job runs them: parse a record (job.parse.parse_record), encode and
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
-(job.attribute.attribute_group) with each optional output on its own. For comparison, every
+(job.attribute.attribute_group) with each optional output on its own, the security views'
+share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
+window's close (decode, merge, every view: job.security.window_results). For comparison, every
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
 path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
 shared machine falls on both; their results are checked equal. Times are the CPU time of this
@@ -15,10 +17,11 @@ import time
 
 from job import parse_columns
 from job.attribute import attribute_group
-from job.codec import decode_group, encode_group
+from job.codec import decode_group, decode_views, encode_group, encode_views
 from job.config import Config
-from job.ownership import OwnershipIndex, parse_event
+from job.ownership import OwnershipIndex, parse_chunk
 from job.parse import parse_record
+from job.security import ScanRules, ViewRules, WindowViews, parse_factors, window_results
 from schemas.metadata import HEARTBEAT
 
 
@@ -44,12 +47,20 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
         records = fh.read().splitlines()
     index = OwnershipIndex()
     with open(staged_metadata, encoding="utf-8") as fh:
-        events = [parse_event(line) for line in fh]
+        # Staged in chunks, as the job reads it (job.replay.stage_metadata).
+        events = [event for line in fh for event in parse_chunk(line).events]
     for event in events:
         if event.type != HEARTBEAT:
             index.apply(event)
     seconds = dict.fromkeys(("parse", "parse, per line", "encode", "decode", "attribute",
-                             "attribute + enriched", "attribute + conversations"), 0.0)
+                             "attribute + enriched", "attribute + security batch",
+                             "security window close"), 0.0)
+    sec = config.security
+    rules = ViewRules(sec.scan_report_min_targets, ScanRules(
+        sec.port_scan_min_ports, sec.port_scan_max_hosts, sec.host_sweep_min_hosts,
+        sec.host_sweep_max_ports, sec.scan_min_reject_percent, sec.evidence_samples),
+        parse_factors(sec.risk_weights), parse_factors(sec.risk_scales))
+    batches = {}   # window start -> encoded WindowViews
     # A long-running worker knows most addresses: warm job.parse's address cache first, or the
     # per-line parser, its only user for IPv4, would pay every first sight alone.
     for raw in records:
@@ -83,10 +94,20 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             seconds["encode"] += encoded - began
             seconds["decode"] += decoded - encoded
             for stage, options in (("attribute", {}), ("attribute + enriched", {"enriched": True}),
-                                   ("attribute + conversations", {"conversations": True})):
+                                   ("attribute + security batch", {"conversations": True})):
                 began = clock()
-                attribute_group(group, index, **{"enriched": False, **options})
+                out = attribute_group(group, index, **{"enriched": False, **options})
+                if options.get("conversations"):
+                    batches.setdefault(group.window_start, []).append(
+                        encode_views(WindowViews.of_conversations(out.conversations.rows())))
                 seconds[stage] += clock() - began
+    for window_start, payloads in batches.items():
+        began = clock()
+        views = WindowViews()
+        for payload in payloads:
+            views.merge(decode_views(payload))
+        window_results(window_start, views, rules)
+        seconds["security window close"] += clock() - began
     stages = {k: {"seconds": round(v, 2), "us_per_flow": round(1e6 * v / flows, 2),
                   "flows_per_s": round(flows / v)} for k, v in seconds.items()}
     parse_by_kind = {k: {"flows": v["flows"], **{

@@ -16,6 +16,8 @@ from job.cluster import child_env
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (
     ("enriched JSON lines (job/enriched.py)", "EnrichedWriter.line"),
+    # A batch's conversations reduced and encoded for the security views (AttributeFlows).
+    ("security views (job/flink/security.py, job/security.py)", "encode_views"),
     ("attribution: owner lookup, partial aggregation (job/attribute.py)", "attribute_group"),
     ("flow group decode (job/codec.py)", "decode_group"),
     ("flow group encode (job/codec.py)", "encode_group"),
