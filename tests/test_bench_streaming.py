@@ -1,0 +1,37 @@
+"""bench.streaming at a tiny rate for a few seconds: the streaming benchmark keeps producing
+well-formed figures (no speed asserted)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import subprocess_env
+
+pytestmark = pytest.mark.kinesis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_streaming_bench_measures_windows_and_lag(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.streaming", "--rate", "1000", "--minutes", "0.25",
+         "--warmup-seconds", "15", "--drain-seconds", "30",
+         "--estate-minutes", "1", "--speedup", "60",
+         "--events-per-record", "100", "--sample-seconds", "2", "--work", str(tmp_path)],
+        cwd=ROOT, env={**subprocess_env(), "FLINK_LOG_DIR": str(tmp_path / "logs")},
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
+    produced, latency, lag = report["produced"], report["latency"], report["lag"]
+    assert produced["records"] > 0
+    assert produced["flow_records_read_back"] == produced["records"]
+    # 15 s at 60 event seconds per second: a window a second, each closed and written.
+    assert latency["windows"] >= 5
+    assert latency["windows_without_rows"] == 0
+    assert 0 < latency["added_latency_p50_s"] <= latency["added_latency_p99_s"]
+    assert latency["rows_per_window_median"] > 0
+    assert lag["samples"] >= 2 and lag["produced_records_per_s"] > 0
+    assert set(lag["cores_used"]) >= {"kinesis_local", "producer", "jvm", "python_workers"}
+    assert "| added latency, last row: p50 / p99 / max, s |" in done.stdout
