@@ -116,12 +116,6 @@ class Edge(NamedTuple):
                              flows=self.flows + flows, bytes=self.bytes + nbytes)
 
 
-class Seen(NamedTuple):
-    """First and last windows a resource accepted internet traffic on a port."""
-    first_seen: int
-    last_seen: int
-
-
 # --- rejected traffic ------------------------------------------------------------------------
 
 def top(counts: Counter, n: int) -> str:
@@ -539,7 +533,9 @@ class SecurityEvents:
     def __init__(self, window_seconds: int, rules, state: tuple = None):
         self.window_seconds = window_seconds
         self.rules = rules
-        self.pending = {}
+        self.pending = {}   # window start -> its rows, until event time passes it
+        # edges: key -> Edge as a tuple; exposed: app -> {"resource port/protocol": (first
+        # window, last window)}; history: app -> {window start: REJECTed flows}.
         (self.first, self.latest, self.edges, self.exposed,
          self.history) = state or (None, None, {}, {}, {})
 
