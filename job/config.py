@@ -139,6 +139,9 @@ class KinesisSection:
     # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
     aggregates_stream: str = ""
     security_events_stream: str = ""
+    # The output streams' sink sends what it holds at least this often: a window's rows rarely
+    # fill a 500-record batch, and the connector's own default (5 s) is added to every window.
+    output_flush_ms: int = 200
 
 
 @dataclass(frozen=True)
@@ -354,6 +357,8 @@ def _validate_kinesis(kin: KinesisSection) -> None:
         raise ConfigError(f"kinesis.reader must be polling or efo, got {kin.reader!r}")
     if kin.shard_idle_seconds <= 0:
         raise ConfigError("kinesis.shard_idle_seconds must be positive")
+    if kin.output_flush_ms <= 0:
+        raise ConfigError("kinesis.output_flush_ms must be positive")
     if kin.endpoint and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", kin.endpoint):
         raise ConfigError(f"kinesis.endpoint: expected an http(s) URL, got {kin.endpoint!r}")
     if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", kin.region):

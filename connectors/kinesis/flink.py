@@ -135,7 +135,8 @@ def _connector_options(kin: KinesisSection, arn: str) -> str:
     # The table factory names credentials aws.credentials.* and adds the ".provider" itself.
     aws = {key.replace("credentials.provider.", "credentials."): value
            for key, value in client_properties(kin).items()}
-    options = {"connector": "kinesis", "stream.arn": arn, **aws}
+    options = {"connector": "kinesis", "stream.arn": arn, **aws,
+               "sink.flush-buffer.timeout": str(kin.output_flush_ms)}
     return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
 
 
