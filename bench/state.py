@@ -151,7 +151,7 @@ def feed_heartbeat(metadata_dir: str, ts_ms: int) -> None:
     skips those) and renamed, so it is never read half-written."""
     hidden = os.path.join(metadata_dir, ".probe.tmp")
     with open(hidden, "w") as fh:
-        fh.write(json.dumps([json.dumps({"type": "HEARTBEAT", "ts": ts_ms})]) + "\n")
+        fh.write(json.dumps({"type": "HEARTBEAT", "ts": ts_ms}) + "\n")
     os.rename(hidden, os.path.join(metadata_dir, f"probe-{ts_ms}.jsonl"))
 
 
