@@ -15,7 +15,7 @@ import pytest
 
 from connectors.kinesis import client as kinesis_client
 from connectors.kinesis.client import cloudwatch_record, control_record
-from connectors.kinesis.local import LocalKinesis, free_port
+from connectors.kinesis.local import free_port
 from connectors.kinesis.producer import put_changelog_lines
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
@@ -23,12 +23,6 @@ from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        streaming_config, wait_for)
 
 pytestmark = pytest.mark.kinesis
-
-
-@pytest.fixture(scope="module")
-def kinesis_local(tmp_path_factory):
-    with LocalKinesis(str(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import json
 import pytest
 
 from connectors.kinesis import client as kinesis_client
-from connectors.kinesis.local import LocalKinesis
 from helpers import read_records, total_counts
 from job.cluster import Cluster, free_port
 from job.config import KinesisSection
@@ -30,12 +29,6 @@ BASE = {"job": {"parallelism": 1, "checkpoint_interval_seconds": 2},
 UPGRADED = {"job": {"parallelism": 2, "checkpoint_interval_seconds": 2, "bundle_size": 20},
             "metadata": {"max_wait_seconds": MAX_WAIT_S, "poll_interval_ms": 500},
             "outputs": {"enriched": True, "security": False}}
-
-
-@pytest.fixture(scope="module")
-def kinesis_local(tmp_path_factory):
-    with LocalKinesis(str(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
