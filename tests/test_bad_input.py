@@ -7,7 +7,6 @@ fail (restarts are off: any failure fails the run). Memory of the whole process 
 while the 1 GiB gzip bomb and the 200 MiB field go through staging and the job."""
 import base64
 import gzip
-import json
 import os
 import resource
 import threading

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from job.config import Config, ConfigError, FlowsSection, from_dict
-from job.parse import FlowFormat, Limits, parse_record
+from job.parse import FlowFormat, parse_record
 from job.replay import InputError, stage_flows, stage_metadata
 from schemas.flowlog import DEFAULT_FORMAT
 

@@ -28,7 +28,6 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
     from job.config import Config
     from job.flink.pipeline import build_pipeline
     from job.flink.run import make_env
-    import json
     (tmp_path / "f.txt").write_text("")
     (tmp_path / "m.jsonl").write_text("")
     config = Config().replace(job={"parallelism": 2})
