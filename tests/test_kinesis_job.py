@@ -6,10 +6,7 @@ on the stream, outputs to files and to Kinesis."""
 import gzip
 import hashlib
 import json
-import os
-import signal
 import time
-import urllib.request
 
 import pytest
 
@@ -123,36 +120,6 @@ def _kinesis_events(kinesis, stream):
     return events
 
 
-def _python_workers():
-    """Pids of this test's Python worker processes (job.python_workers: process): descendants
-    of this process (through its Flink JVM) running PyFlink's worker."""
-    parents, commands = {}, {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                parents[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                commands[int(pid)] = fh.read()
-        except (OSError, IndexError, ValueError):
-            continue
-
-    def mine(pid):
-        while pid > 1:
-            pid = parents.get(pid, 0)
-            if pid == os.getpid():
-                return True
-        return False
-    return [pid for pid, command in commands.items()
-            if b"pyflink.fn_execution.beam.beam_boot" in command and mine(pid)]
-
-
-def _rest_metric(rest_url, job_id, name):
-    with urllib.request.urlopen(f"{rest_url}/jobs/{job_id}/metrics?get={name}",
-                                timeout=5) as response:
-        values = json.load(response)
-    return int(values[0]["value"]) if values else None
-
-
 def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during):
     """Both accounts on one 2-shard stream; `during(writer, job, rest_url)` runs after the
     first half of the deliveries is parsed, before the second half is written. Returns the
@@ -180,23 +147,6 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job)
     return output
-
-
-def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
-        kinesis_local, estate, tmp_path):
-    def kill_python_workers(writer, job, rest_url):
-        workers = _python_workers()
-        assert workers, "no Python worker process found"
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        wait_for("the job to restart", lambda: _rest_metric(
-            rest_url, str(job.get_job_id()), "numRestarts"))
-
-    output = _one_stream_run(kinesis_local, estate, tmp_path, "failure", 2, kill_python_workers)
-    counts = total_counts(output)
-    # Committed outputs count every record once, though records after the last checkpoint
-    # before the failure were read twice.
-    assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
 
 
 def test_a_reshard_mid_stream_loses_nothing(kinesis_local, estate, tmp_path):
