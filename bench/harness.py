@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass, field
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
 from job.cluster import child_env
+from job.config import FlowsSection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "performance.md")
 BEGIN, END = "<!-- bench:results:begin -->", "<!-- bench:results:end -->"
-CHUNK_LINES = 5000   # job.config's default flows.chunk_lines
+CHUNK_LINES = FlowsSection().chunk_lines
 
 AGGREGATES_ONLY = {"outputs": {"enriched": False, "security": False}}
 # Pipeline variants compared side by side, and the job configuration of each.
@@ -176,7 +177,7 @@ class Bench:
         if not os.path.exists(path):
             stage_in_delivery_order(self.inputs[name].s3_dir, path)
         return ["sql", "--s3-dir", path, "--changelog", self.inputs[name].metadata_file,
-                "--out-of-orderness", "300"]
+                "--out-of-orderness", str(FlowsSection().out_of_orderness_seconds)]
 
     def command(self, variant: str, name: str) -> list:
         if variant == "sql":

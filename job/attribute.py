@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from job.aggregate import PartialAggregates
-from job.config import SecuritySection
 from job.enriched import EnrichedWriter
 from job.parse import FlowGroup, decode_tcp_flags
 from job.ownership import OwnershipIndex
-from job.security import client_is_source, parse_ports
+from job.security import DEFAULT_SERVICE_PORTS, client_is_source
 from schemas.metadata import ABSENT, OWNER_FIELDS
 
 UNATTRIBUTED = "unattributed"
@@ -66,10 +65,6 @@ unowned_owner = UnownedClassifier().owner
 
 def _count_key(app: str) -> str:
     return "aws" if app.startswith("aws:") else app
-
-
-# The default of security.service_ports (client/server rule 2).
-DEFAULT_SERVICE_PORTS = parse_ports(SecuritySection.service_ports)
 
 
 class Conversations:

@@ -130,8 +130,8 @@ def cmd_run(args) -> int:
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     env = kinesis_job(cfg, args.output)
-    _progress(f"reading flow logs from {cfg.kinesis.flow_streams} and the changelog from "
-              f"{cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
+    _progress(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
+              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
               f"under {args.output}; Ctrl-C stops")
     env.execute(args.job_name)
     return 0

@@ -22,6 +22,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
+from job.config import FlowsSection
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, ".cluster")
 # The packages the Python workers import; shipped with every submission (--pyFiles).
@@ -306,7 +308,7 @@ def ship_code(zip_path: str) -> str:
 
 
 def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: str,
-         chunk_lines: int = 5000):
+         chunk_lines: int = FlowsSection().chunk_lines):
     """Stages inputs (job.replay) as one new file in each watched folder. Written under a
     hidden name, then renamed: Flink's file source skips hidden files, so it never reads a
     half-written one. Returns (records, metadata events) written."""
@@ -363,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
     fd.add_argument("--flows-dir", required=True)
     fd.add_argument("--metadata-dir", required=True)
     fd.add_argument("--name", help="file name (default: feed-<epoch ms>)")
-    fd.add_argument("--chunk-lines", type=int, default=5000)
+    fd.add_argument("--chunk-lines", type=int, default=FlowsSection().chunk_lines)
     return p
 
 

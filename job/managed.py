@@ -10,12 +10,13 @@ elsewhere (a laptop, a test) the same file shape is read from a path given. Grou
 
 See docs/managed-flink.md.
 """
-import json
 import os
 from dataclasses import dataclass, fields
 
 from job import config as config_mod
 from job.config import Config, ConfigError
+from schemas import settings
+from schemas.settings import setting
 
 SERVICE_PROPERTIES = "/etc/flink/application_properties.json"
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
@@ -33,7 +34,7 @@ class IoSection:
     output: str = ""
     # 0: read the inputs once and finish (bounded). N > 0: keep looking for new files every N
     # seconds and never finish (unbounded, the service's normal mode).
-    follow_seconds: int = 0
+    follow_seconds: int = setting(0, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -54,42 +55,22 @@ def properties_path(local_path: str = None) -> str:
 
 
 def load(path: str) -> ManagedProperties:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            groups = json.load(fh)
-    except OSError as err:
-        raise ConfigError(f"cannot read runtime properties {path}: {err.strerror}") from None
-    except ValueError as err:
-        raise ConfigError(f"{path}: not valid JSON: {err}") from None
+    groups = settings.read(path, "runtime properties", is_json=True)
     if not isinstance(groups, list):
         raise ConfigError(f"{path}: expected a list of property groups "
                           f"(PropertyGroupId, PropertyMap)")
     doc = config_mod.from_application_properties(groups)
     doc.pop(RUN_OPTIONS_GROUP, None)
-    streaming = bool(str((doc.get("kinesis") or {}).get("flow_streams", "")).strip())
-    io = _io_section(doc.pop(IO_GROUP, None), path, streaming)
-    return ManagedProperties(config_mod.from_dict(doc), io, path)
-
-
-def _io_section(values, path: str, streaming: bool) -> IoSection:
-    """`streaming`: the flows come from the kinesis group's streams; only io.output is needed."""
-    if values is None:
+    io_values = doc.pop(IO_GROUP, None)
+    if io_values is None:
         raise ConfigError(f"{path}: property group {IO_GROUP!r} is missing "
                           f"(keys: {', '.join(f.name for f in fields(IoSection))})")
-    known = {f.name for f in fields(IoSection)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {IO_GROUP}; known: {sorted(known)}")
+    config = config_mod.from_dict(doc)
+    io = settings.section(IoSection, io_values, IO_GROUP)
+    # The streaming job reads its flows (and metadata) from the kinesis group's streams.
+    streaming = bool(config.kinesis.flow_streams)
     for key in ("output",) if streaming else ("flows", "metadata", "output"):
-        if not str(values.get(key, "")).strip():
+        if not getattr(io, key).strip():
             raise ConfigError(f"{IO_GROUP}.{key} is required"
                               + ("" if streaming else " (or kinesis.flow_streams)"))
-    try:
-        follow = int(values.get("follow_seconds", 0))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{IO_GROUP}.follow_seconds: expected an integer, got "
-                          f"{values['follow_seconds']!r}") from None
-    if follow < 0:
-        raise ConfigError(f"{IO_GROUP}.follow_seconds must not be negative")
-    return IoSection(flows=values.get("flows", ""), metadata=values.get("metadata", ""),
-                     output=values["output"], follow_seconds=follow)
+    return ManagedProperties(config, io, path)

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 import duckdb
 
+from job.config import JobSection
 from job.outputs import OUTPUTS, committed_files
 from schemas import security
 from schemas.fields import ADDR, INT, LONG, STRING
@@ -28,7 +29,7 @@ from schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LET
                              ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
 
 FORMATS = ("table", "csv", "json")
-DEFAULT_WINDOW_SECONDS = 60   # job.window_seconds when no config sets it
+DEFAULT_WINDOW_SECONDS = JobSection().window_seconds   # when no config sets it
 UNOWNED_APPS = ("internet", "unattributed")
 
 

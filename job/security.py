@@ -23,34 +23,45 @@ ACK = 16
 WELL_KNOWN_PORTS = 1024
 
 
-# --- configuration values (validated in job.config) ------------------------------------------
+# --- configuration values (read once by job.config) -----------------------------------------
 
-def parse_ports(text: str) -> frozenset:
-    """"22,443,8080" -> {22, 443, 8080}; ValueError names the bad item."""
+def parse_ports(value) -> frozenset:
+    """"22,443,8080", or a list of ports -> {22, 443, 8080}; ValueError names the bad item."""
+    items = value.split(",") if isinstance(value, str) else (
+        [value] if isinstance(value, int) else value)
     ports = set()
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
+    for item in items:
+        text = str(item).strip()
+        if not text:
             continue
-        if not item.isdigit() or not 0 <= int(item) <= 65535:
-            raise ValueError(f"not a port: {item!r}")
-        ports.add(int(item))
+        if isinstance(item, bool) or not text.isdigit() or not 0 <= int(text) <= 65535:
+            raise ValueError(f"not a port: {text!r}")
+        ports.add(int(text))
     return frozenset(ports)
 
 
-def parse_factors(text: str) -> dict:
-    """"exposed_ports=30,dependencies=5" -> {factor: int} over RISK_FACTORS (absent ones 0)."""
+def parse_factors(value) -> dict:
+    """"exposed_ports=30,dependencies=5", or a mapping -> {factor: int} over RISK_FACTORS
+    (absent ones 0); ValueError names the bad item."""
+    if isinstance(value, dict):
+        pairs = [(str(name), str(n)) for name, n in value.items()]
+    else:
+        pairs = [item.partition("=")[::2] for item in value.split(",") if item.strip()]
     values = dict.fromkeys(RISK_FACTORS, 0)
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        name = name.strip()
+    for name, number in pairs:
+        name, number = name.strip(), number.strip()
         if name not in values:
             raise ValueError(f"unknown risk factor {name!r}; known: {', '.join(RISK_FACTORS)}")
-        if not value.strip().isdigit():
-            raise ValueError(f"{name}: expected a non-negative integer, got {value.strip()!r}")
-        values[name] = int(value)
+        if not number.isdigit():
+            raise ValueError(f"{name}: expected a non-negative integer, got {number!r}")
+        values[name] = int(number)
     return values
+
+
+# The default of security.service_ports: the client/server rule's well-known servers.
+DEFAULT_SERVICE_PORTS = parse_ports(
+    "22,25,53,80,88,110,123,143,389,443,445,465,587,636,993,995,1433,1521,2049,2181,2379,3306,"
+    "3389,5432,5439,5672,6379,6443,7000,7001,8080,8443,9042,9092,9200,9300,11211,27017")
 
 
 # --- who is the client -----------------------------------------------------------------------

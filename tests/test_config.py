@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 
@@ -46,6 +47,63 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text,message", [
+    ("kinesis: {flow_streams: 'a,a'}", "kinesis.flow_streams: 'a' is listed twice"),
+    ("kinesis: {flow_streams: 'a b'}", "kinesis.flow_streams: 'a b' is not a stream name or ARN"),
+    ("kinesis: {flow_streams: {a: 1}}", "kinesis.flow_streams: expected a list or a comma-"),
+    ("kinesis: {metadata_stream: 'a,b'}", "kinesis.metadata_stream: 'a,b' is not a stream name"),
+    ("kinesis: {region: eu}", "kinesis.region: 'eu' is not an AWS region"),
+    ("kinesis: {reader: fast}", "kinesis.reader must be polling or efo, got 'fast'"),
+    ("kinesis: {start_position: NOW}",
+     "kinesis.start_position must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'NOW'"),
+    ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),
+    ("security: {risk_weights: {blast: 3}}", "security.risk_weights: unknown risk factor 'blast'"),
+    ("security: {risk_scales: 'dependencies=-1'}",
+     "security.risk_scales: dependencies: expected a non-negative integer, got '-1'"),
+    ("job: {python_workers: threads}", "job.python_workers must be process or loopback"),
+    ("job: {parallelism: 40000}", "job.parallelism must be at most 32768"),
+    ("job: {max_restarts: -1}", "job.max_restarts must not be negative"),
+    ("job: {window_seconds: true}", "job.window_seconds: expected an integer, got True"),
+    ("metadata: {ip_ranges: [a]}", "metadata.ip_ranges: expected a string, got ['a']"),
+])
+def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="^" + re.escape(message)) as err:
+        load(str(tmp_path / "c.yaml"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.unit
+def test_list_and_map_fields_are_typed_once_from_lists_or_strings(tmp_path):
+    (tmp_path / "lists.yaml").write_text(
+        "kinesis: {flow_streams: [flows-a, flows-b]}\n"
+        "security: {service_ports: [443, 22], risk_weights: {dependencies: 5}}\n")
+    (tmp_path / "strings.yaml").write_text(
+        "kinesis: {flow_streams: ' flows-a, flows-b,'}\n"
+        "security: {service_ports: '22,443', risk_weights: 'dependencies=5'}\n")
+    config = load(str(tmp_path / "lists.yaml"))
+    assert config == load(str(tmp_path / "strings.yaml"))
+    assert config.kinesis.flow_streams == ("flows-a", "flows-b")
+    assert config.security.service_ports == frozenset({22, 443})
+    assert config.security.risk_weights == {"exposed_ports": 0, "rejected_flows": 0,
+                                            "scan_sources": 0, "egress_bytes": 0,
+                                            "dependencies": 5, "dependents": 0}
+
+
+@pytest.mark.unit
+def test_typed_fields_survive_application_properties(tmp_path):
+    config = Config().replace(kinesis={"flow_streams": "a,b"},
+                              security={"service_ports": [8443, 22],
+                                        "risk_weights": {"dependents": 7}})
+    groups = to_application_properties(config)
+    assert all(isinstance(v, str) for g in groups for v in g["PropertyMap"].values())
+    kinesis = next(g for g in groups if g["PropertyGroupId"] == "kinesis")["PropertyMap"]
+    assert kinesis["flow_streams"] == "a,b"
+    (tmp_path / "p.json").write_text(json.dumps(groups))
+    assert load(str(tmp_path / "p.json")) == config
 
 
 @pytest.mark.unit

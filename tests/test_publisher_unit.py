@@ -475,6 +475,35 @@ def test_accounts_with_their_own_regions():
                                                "210987654321/eu-west-1"]
 
 
+def test_regions_are_a_list_or_a_comma_string_and_ids_keep_their_zeros():
+    as_list = publisher_config.from_dict({"accounts": [12345678901], "regions": ["us-east-1",
+                                          "eu-west-1"], "output": {"path": "o"}})
+    as_text = publisher_config.from_dict({"accounts": ["012345678901"],
+                                          "regions": "us-east-1, eu-west-1",
+                                          "output": {"path": "o"}})
+    assert as_list == as_text
+    assert as_list.regions == ("us-east-1", "eu-west-1")
+    assert as_list.accounts[0].id == "012345678901"
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"regions": ["us-east-1", "us-east-1"]}, "regions: 'us-east-1' is listed twice"),
+    ({"accounts": [{"id": ACCOUNT, "regions": "eu-west-1,mars"}]},
+     "accounts[0].regions: 'mars' is not a region name like us-east-1"),
+    ({"accounts": [{"id": ACCOUNT, "role": "r"}]}, "unknown key(s) ['role'] in accounts[0]"),
+    ({"accounts": [[ACCOUNT]]}, "accounts[0]: expected an account id or a mapping"),
+    ({"output": {"path": "o", "max_attempts": "0"}}, "output.max_attempts must be positive"),
+    ({"output": {"path": "o", "kind": "s3"}}, "output.kind must be file or kinesis, got 's3'"),
+    ({"public_ipv4": "yes"}, "public_ipv4: expected true or false, got 'yes'"),
+    ({"aws": {"retry_mode": "legacy"}}, "aws.retry_mode must be standard or adaptive"),
+])
+def test_each_bad_field_is_one_line_naming_it(doc, message):
+    base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
+    with pytest.raises(publisher_config.ConfigError) as err:
+        publisher_config.from_dict({**base, **doc})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
 # ---- retry and sinks
 
 

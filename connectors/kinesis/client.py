@@ -71,7 +71,7 @@ def stream_arn(kinesis, name_or_arn: str) -> str:
 def resolve(kin: KinesisSection, kinesis=None) -> Streams:
     """Every configured stream as an ARN (names are looked up: the connector reads ARNs).
     Raises ConfigError when the flow or metadata streams are missing or unknown."""
-    flows = [s.strip() for s in kin.flow_streams.split(",") if s.strip()]
+    flows = list(kin.flow_streams)
     if not flows:
         raise ConfigError("kinesis.flow_streams: at least one flow-log stream is needed")
     if not kin.metadata_stream.strip():

@@ -60,7 +60,7 @@ class CloseWindows(KeyedProcessFunction):
             security.ScanRules(sec.port_scan_min_ports, sec.port_scan_max_hosts,
                                sec.host_sweep_min_hosts, sec.host_sweep_max_ports,
                                sec.scan_min_reject_percent, sec.evidence_samples),
-            security.parse_factors(sec.risk_weights), security.parse_factors(sec.risk_scales))
+            sec.risk_weights, sec.risk_scales)
 
     def open(self, runtime_context: RuntimeContext):
         self.batches = runtime_context.get_list_state(BATCHES)

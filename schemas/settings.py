@@ -1,0 +1,181 @@
+"""Typed settings: the one loader behind every configuration (the job's YAML, Managed Flink's
+application_properties.json, the publisher's YAML). Pure Python, standard library only.
+
+A section is a frozen dataclass whose fields are declared with `setting(...)`. A value becomes
+typed the same way whether it comes from YAML (native values) or from application properties
+(strings only), by the field's type:
+
+- int: an integer or its digits (a float is refused, not truncated: 90.7 is not 90), within
+  [minimum, maximum]; the maximum is a Java int's unless wider (numbers reach Java);
+- bool: true or false, in any case;
+- str: a string (a YAML number is taken as its text), optionally one of `choices` or matching
+  `pattern`;
+- tuple[str, ...]: a YAML list or one comma-separated string, blanks dropped, no item twice;
+- anything else: `parse` turns the value into it (the domain's own parser, e.g. ports).
+
+Each error is one line naming the field: "job.window_seconds: expected an integer, got 'soon'".
+"""
+import dataclasses
+import json
+import re
+from dataclasses import MISSING, fields
+
+import yaml
+
+MAX_INT = 2**31 - 1
+MAX_LONG = 2**63 - 1
+STRINGS = tuple[str, ...]
+
+
+class ConfigError(ValueError):
+    """A setting or a settings file that cannot be used; the message names the field."""
+
+
+def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: int = MAX_INT,
+            choices: tuple = None, pattern: str = None, expected: str = None, parse=None,
+            text=None):
+    """A field of a settings section. `pattern` (a regular expression every non-empty string,
+    or list item, must match fully) goes with `expected`, which says in words what it wants;
+    `parse` (value -> typed, ValueError naming the problem) and `text` (typed -> the string of
+    an application property) go together for types this module does not know."""
+    metadata = {"minimum": minimum, "maximum": maximum, "choices": choices,
+                "pattern": re.compile(pattern) if pattern else None, "expected": expected,
+                "parse": parse, "text": text}
+    if factory is not MISSING:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _int(where: str, meta, value) -> int:
+    # bool is an int in Python, and int(90.7) truncates: both are refused.
+    if isinstance(value, (bool, float)) or (isinstance(value, str)
+                                            and not re.fullmatch(r"\s*-?\d+\s*", value)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    minimum, maximum = meta.get("minimum"), meta.get("maximum", MAX_INT)
+    if minimum is not None and number < minimum:
+        wanted = {0: "must not be negative", 1: "must be positive"}.get(
+            minimum, f"must be at least {minimum}")
+        raise ConfigError(f"{where} {wanted}")
+    if number > maximum or number < -maximum - 1:
+        if maximum in (MAX_INT, MAX_LONG):
+            raise ConfigError(f"{where}: {value!r} is out of range (at most {maximum} either way)")
+        raise ConfigError(f"{where} must be at most {maximum}")
+    return number
+
+
+def _bool(where: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _str(where: str, meta, value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    text = str(value)
+    choices = meta.get("choices")
+    if choices and text not in choices:
+        wanted = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+        raise ConfigError(f"{where} must be {wanted}, got {text!r}")
+    _match(where, meta, text)
+    return text
+
+
+def _match(where: str, meta, text: str) -> None:
+    pattern = meta.get("pattern")
+    if pattern and text and not pattern.fullmatch(text):
+        raise ConfigError(f"{where}: {text!r} is not {meta['expected']}")
+
+
+def _strings(where: str, meta, value) -> tuple:
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise ConfigError(f"{where}: expected a list or a comma-separated string, got {value!r}")
+    result = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfigError(f"{where}: expected strings, got {item!r}")
+        text = str(item).strip()
+        if not text:
+            continue
+        _match(where, meta, text)
+        if text in result:
+            raise ConfigError(f"{where}: {text!r} is listed twice")
+        result.append(text)
+    return tuple(result)
+
+
+def coerce(where: str, f: dataclasses.Field, value):
+    """`value` (from YAML or an application property) as field `f` wants it."""
+    meta = f.metadata
+    if meta.get("parse"):
+        try:
+            return meta["parse"](value)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: {err}") from None
+    if f.type is bool:
+        return _bool(where, value)
+    if f.type is int:
+        return _int(where, meta, value)
+    if f.type == STRINGS:
+        return _strings(where, meta, value)
+    return _str(where, meta, value)
+
+
+def section(cls, values, where: str):
+    """A section dataclass from a mapping; sections nest (a field whose type is a dataclass).
+    Absent keys keep their defaults."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)}" + (f" in {where}" if where else "")
+                          + f"; known: {sorted(known)}")
+    built = {}
+    for key, value in values.items():
+        f = known[key]
+        name = f"{where}.{key}" if where else key
+        built[key] = (section(f.type, value, name) if dataclasses.is_dataclass(f.type)
+                      else coerce(name, f, value))
+    return cls(**built)
+
+
+def as_text(f: dataclasses.Field, value) -> str:
+    """A typed value as an application property (a string) that `coerce` reads back."""
+    if f.metadata.get("text"):
+        return f.metadata["text"](value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if f.type == STRINGS:
+        return ",".join(value)
+    return str(value)
+
+
+def read(path: str, what: str = "config", is_json: bool = None):
+    """The document in a YAML or JSON file (by its extension unless `is_json` says); None when
+    it is empty."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+    if is_json is None:
+        is_json = path.endswith(".json")
+    try:
+        return json.loads(text) if is_json else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: {err}") from None
