@@ -1,7 +1,5 @@
 """Do two runs hold the same aggregates? Every row of `aggregates/` is compared."""
-import json
-import os
-
+from job.outputs import read_records
 from schemas.outputs import AGGREGATE_DIMENSIONS, AGGREGATE_MEASURES
 
 DIMENSIONS = tuple(f.name for f in AGGREGATE_DIMENSIONS)
@@ -12,18 +10,11 @@ def read_aggregates(output_dir: str) -> dict:
     """{dimension tuple: measure tuple} from the committed files of `aggregates/` (any
     layout: the job's FileSink and the SQL filesystem sink name their files differently)."""
     rows = {}
-    for root, _dirs, files in os.walk(os.path.join(output_dir, "aggregates")):
-        for name in sorted(files):
-            if name.startswith((".", "_")):
-                continue
-            with open(os.path.join(root, name), encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        row = json.loads(line)
-                        key = tuple(row[d] for d in DIMENSIONS)
-                        if key in rows:
-                            raise ValueError(f"{output_dir}: aggregate row twice: {key}")
-                        rows[key] = tuple(row[m] for m in MEASURES)
+    for row in read_records(output_dir, "aggregates"):
+        key = tuple(row[d] for d in DIMENSIONS)
+        if key in rows:
+            raise ValueError(f"{output_dir}: aggregate row twice: {key}")
+        rows[key] = tuple(row[m] for m in MEASURES)
     return rows
 
 

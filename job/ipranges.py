@@ -12,6 +12,8 @@ then).
 import ipaddress
 import json
 
+from connectors import s3
+
 AMAZON = "AMAZON"
 
 
@@ -71,10 +73,11 @@ class IpRanges:
 
 def load(location: str, s3_client=None) -> IpRanges:
     """ip-ranges.json from a path or s3://bucket/key (`s3_client` defaults to boto3's)."""
-    if location.startswith("s3://"):
-        bucket, _, key = location[len("s3://"):].partition("/")
-        if not bucket or not key:
-            raise IpRangesError(f"{location!r}: expected s3://bucket/key")
+    if s3.is_s3(location):
+        try:
+            bucket, key = s3.split(location)
+        except ValueError as err:
+            raise IpRangesError(str(err)) from None
         if s3_client is None:
             import boto3
             s3_client = boto3.client("s3")

@@ -49,12 +49,19 @@ def replace_outputs(new_dir: str, output_dir: str) -> None:
             os.replace(os.path.join(new_dir, name), target)
 
 
+def is_committed(file_name: str) -> bool:
+    """Whether a part file is finished: Flink's sinks keep unfinished ones hidden ('.'), and
+    writers of other layouts mark theirs with '_' (_SUCCESS, _temporary)."""
+    return not file_name.startswith((".", "_"))
+
+
 def committed_files(output_dir: str, name: str):
-    """Finished part files (Flink keeps unfinished ones hidden, with a leading dot)."""
+    """Finished part files of output `name`, in a stable order (any folder layout)."""
     folder = os.path.join(output_dir, name)
-    for root, _dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
         for f in sorted(files):
-            if not f.startswith(".") and not f.startswith("_"):
+            if is_committed(f):
                 yield os.path.join(root, f)
 
 

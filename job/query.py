@@ -19,8 +19,11 @@ from decimal import Decimal
 
 import duckdb
 
+from connectors import s3 as s3_url
+
 from job.config import JobSection
-from job.outputs import OUTPUTS, committed_files
+from connectors.s3 import is_s3
+from job.outputs import OUTPUTS, committed_files, is_committed
 from schemas import security
 from schemas.fields import ADDR, INT, LONG, STRING
 from schemas.flowlog import FLOW_LOG_FIELDS
@@ -125,10 +128,6 @@ def describe_views() -> str:
 
 # ---------------------------------------------------------------- reading an output folder
 
-def is_s3(output: str) -> bool:
-    return output.startswith("s3://")
-
-
 def local_folder(output: str, views=OUTPUTS, cache_dir: str = None) -> str:
     """A local folder holding `views`: the folder itself, or a cache mirroring an s3:// prefix."""
     if is_s3(output):
@@ -141,11 +140,6 @@ def local_folder(output: str, views=OUTPUTS, cache_dir: str = None) -> str:
     return output
 
 
-def _is_committed(name: str) -> bool:
-    """Same rule as job.outputs.committed_files: unfinished files start with '.' or '_'."""
-    return not name.startswith((".", "_"))
-
-
 def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     """Copies the committed part files of `views` under s3://bucket/prefix into a local cache
     (again only when new or changed; files gone from S3 are removed) and returns the cache.
@@ -154,10 +148,11 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     import boto3
     import botocore.exceptions
 
-    bucket, _, prefix = url[len("s3://"):].partition("/")
+    try:
+        bucket, prefix = s3_url.split(url, key_required=False)
+    except ValueError as err:
+        raise QueryError(str(err)) from None
     prefix = prefix.strip("/")
-    if not bucket:
-        raise QueryError(f"{url}: expected s3://bucket/prefix")
     cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "flowdredge", "s3",
                                       bucket, *filter(None, prefix.split("/")))
     s3 = boto3.client("s3")
@@ -170,7 +165,7 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
                 for obj in page.get("Contents", ()):
                     relative = obj["Key"][len(base):]
-                    if not relative or not _is_committed(relative.rsplit("/", 1)[-1]):
+                    if not relative or not is_committed(relative.rsplit("/", 1)[-1]):
                         continue
                     target = os.path.join(folder, *relative.split("/"))
                     wanted.add(target)

@@ -10,6 +10,7 @@ import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from connectors import s3
 from connectors.publisher.aws import is_throttling
 from schemas.metadata import HEARTBEAT
 
@@ -119,10 +120,11 @@ class KinesisSink:
 def write_snapshot(events: list, target: str, s3_client_factory=None) -> None:
     """All current owners (ASSIGN events) to a file (replaced atomically) or s3://bucket/key."""
     body = "".join(encode(e) + "\n" for e in events)
-    if target.startswith("s3://"):
-        bucket, _, key = target[len("s3://"):].partition("/")
-        if not bucket or not key:
-            raise SinkError(f"snapshot target {target!r}: expected s3://bucket/key")
+    if s3.is_s3(target):
+        try:
+            bucket, key = s3.split(target)
+        except ValueError as err:
+            raise SinkError(f"snapshot target {err}") from None
         try:
             s3_client_factory().put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"),
                                            ContentType="application/x-ndjson")
