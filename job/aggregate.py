@@ -3,7 +3,7 @@
 The job sums these partial rows per event-time window in Flink (SQL TUMBLE), so Flink holds the
 window state and Python touches each flow once.
 """
-from schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
+from schemas.outputs import AGGREGATE_DIMENSIONS
 
 N_DIMENSIONS = len(AGGREGATE_DIMENSIONS)
 
@@ -26,18 +26,11 @@ class PartialAggregates:
     def __len__(self):
         return len(self._sums)
 
-    def flows(self) -> int:
-        return sum(s[0] for s in self._sums.values())
-
     def rows(self):
         """Tuples: the dimensions, then flows, packets, bytes (AGGREGATE field order for the
         aggregate dimensions)."""
         for key, sums in self._sums.items():
             yield key + tuple(sums)
-
-
-def as_dict(row: tuple) -> dict:
-    return dict(zip(AGGREGATE.names, row))
 
 
 def is_late(window_start: int, window_seconds: int, horizon_ms: int) -> bool:

@@ -11,7 +11,9 @@ import math
 import os
 from functools import reduce
 
-from job.query import UNOWNED_APPS, Outputs, is_s3
+from connectors.s3 import is_s3
+from job.query import Outputs
+from schemas.security import UNOWNED_APPS
 
 MAX_EDGES = 80          # more is unreadable; the rest are counted on the page
 TOP_APPS = 6            # lines in "bytes over time"

@@ -3,8 +3,6 @@ from collections import Counter
 
 from job.outputs import OUTPUTS, read_records, total_counts
 
-OWNED_APPS_EXCLUDED = ("unattributed", "internet")
-
 
 def summarize(output_dir: str, top: int = 10) -> dict:
     counts = total_counts(output_dir)

@@ -9,6 +9,7 @@ from schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
 # Owner apps that are not apps: an end without an owner (job.attribute).
 INTERNET = "internet"
 UNATTRIBUTED = "unattributed"
+UNOWNED_APPS = (INTERNET, UNATTRIBUTED)
 
 # Output folder names.
 DEPENDENCIES = "dependencies"

@@ -25,11 +25,11 @@ from job.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena
 from schemas.flowlog import FLOW_LOG_FIELDS
 from schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
                              LATE_EXTRA_KEYS)
+from schemas.security import UNOWNED_APPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO = Scenario(minutes=6, flows_per_minute=300, instances_per_app=3, churn_per_minute=4.0,
                     reject_share=0.05, seed=11)
-UNOWNED = ("internet", "unattributed")
 
 
 def _write_part(folder, name, records, file_name):
@@ -364,7 +364,7 @@ def test_who_owned_an_ip_at_a_time_and_what_it_talked_to(replayed):
     ip, at = next((ip, f["start"]) for f in sorted(lines, key=lambda f: f["start"])
                   for ip, side in ((f["srcaddr"], "src"), (f["dstaddr"], "dst"))
                   if len({e[3]["app"] for e in events.get(ip, ()) if e[3]}) > 1
-                  and f[side]["app"] not in UNOWNED and f[side]["app"] != last_app[ip])
+                  and f[side]["app"] not in UNOWNED_APPS and f[side]["app"] != last_app[ip])
     within = 20
     expected = defaultdict(lambda: {"flows": 0, "bytes": 0, "peers": set(), "starts": []})
     for f in lines:

@@ -10,6 +10,7 @@ import reference
 import security_scenario as sc
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from job.config import Config
+from schemas.security import UNOWNED_APPS
 
 pytestmark = pytest.mark.minicluster
 
@@ -72,11 +73,11 @@ def _owner(scenario, ip):
 
 
 def _owned(app):
-    return app not in ("internet", "unattributed")
+    return app not in UNOWNED_APPS
 
 
 def _class(src_app, dst_app):
-    if src_app in ("internet", "unattributed"):
+    if src_app in UNOWNED_APPS:
         return src_app
     return "same_app" if src_app == dst_app else "other_app"
 

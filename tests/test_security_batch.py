@@ -11,6 +11,7 @@ from job import security as s
 from job.codec import decode_views, encode_views
 from schemas import security as out
 from schemas.outputs import CONVERSATION
+from schemas.security import UNOWNED_APPS
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,6 @@ RULES = s.ViewRules(3, s.ScanRules(5, 9, 20, 1, 0, 3), s.parse_factors(
     "dependents=10"), s.parse_factors(
     "exposed_ports=3,rejected_flows=100,scan_sources=2,egress_bytes=100000000,"
     "dependencies=10,dependents=10"))
-UNOWNED = ("internet", "unattributed")
 
 
 def _conversations(n, seed):
@@ -75,12 +75,12 @@ def _expected(conversations):
         for c in conn if c["action"] == "REJECT" and c["flows"] > c["client_flows"]]
     volume = dict(flows=_sum("flows"), packets=_sum("packets"), bytes=_sum("bytes"))
 
-    deps = _group([c for c in conn if c["action"] == "ACCEPT" and c["client_app"] not in UNOWNED
-                   and c["server_app"] not in UNOWNED],
+    deps = _group([c for c in conn if c["action"] == "ACCEPT" and c["client_app"] not in UNOWNED_APPS
+                   and c["server_app"] not in UNOWNED_APPS],
                   lambda c: (c["client_app"], c["server_app"], c["service_port"], c["protocol"]),
                   **volume, clients=_distinct("client_addr"), servers=_distinct("server_addr"))
     exposure = _group([c for c in conn if c["action"] == "ACCEPT"
-                       and c["client_app"] == "internet" and c["server_app"] not in UNOWNED],
+                       and c["client_app"] == "internet" and c["server_app"] not in UNOWNED_APPS],
                       lambda c: (c["server_app"], c["server_resource"], c["service_port"],
                                  c["protocol"]), **volume, clients=_distinct("client_addr"))
     egress = _group([c for c in conn if c["server_app"] == "internet"
@@ -115,10 +115,10 @@ def _expected(conversations):
     for (app, _res, port, proto) in exposure:
         risk[app]["exposed"].add(s.port_label(port, proto))
     for (app, *_rest), g in rejects.items():
-        if app not in UNOWNED:
+        if app not in UNOWNED_APPS:
             risk[app]["rejected_flows"] += g["flows"]
     for (app, *_rest), g in egress.items():
-        if app not in UNOWNED:
+        if app not in UNOWNED_APPS:
             risk[app]["egress_bytes"] += g["sent"]
     for client, server, port, proto in deps:
         risk[client]["dependencies"].add((server, port, proto))
