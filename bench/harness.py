@@ -82,9 +82,10 @@ class Run:
 
 def machine() -> dict:
     with open("/proc/meminfo") as fh:
-        mem_kb = int(next(l for l in fh if l.startswith("MemTotal")).split()[1])
+        mem_kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
     with open("/proc/cpuinfo") as fh:
-        model = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), "?")
+        model = next((line.split(":", 1)[1].strip() for line in fh
+                      if line.startswith("model name")), "?")
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
     return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
             "cpu": model, "python": platform.python_version(),

@@ -30,7 +30,6 @@ from schemas.flowlog import FLOW_LOG_FIELDS
 from schemas.metadata import METADATA_EVENT
 from schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LETTER,
                              ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
-from schemas.security import UNOWNED_APPS
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_WINDOW_SECONDS = JobSection().window_seconds   # when no config sets it

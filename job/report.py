@@ -119,7 +119,7 @@ def _graph(outputs):
 
 def _series(outputs, bucket, times):
     unowned = ", ".join(f"'{a}'" for a in UNOWNED_APPS)
-    per_app = f"""
+    per_app = """
         SELECT window_start, src_app AS app, bytes FROM aggregates
         UNION ALL
         SELECT window_start, dst_app AS app, bytes FROM aggregates WHERE dst_app <> src_app"""

@@ -12,8 +12,7 @@ from typing import NamedTuple
 from schemas.fields import Schema
 from schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
-                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNATTRIBUTED,
-                              UNOWNED_APPS)
+                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNOWNED_APPS)
 
 # AWS's tcp-flags field: FIN 1, SYN 2, RST 4, SYN-ACK 18 (ACK only ever appears with SYN),
 # ORed over the aggregation interval.
