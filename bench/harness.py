@@ -25,6 +25,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+import psutil
+
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
 from job.cluster import child_env
@@ -81,13 +83,11 @@ class Run:
 
 
 def machine() -> dict:
-    with open("/proc/meminfo") as fh:
-        mem_kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
     with open("/proc/cpuinfo") as fh:
         model = next((line.split(":", 1)[1].strip() for line in fh
                       if line.startswith("model name")), "?")
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
-    return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+    return {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "cpu": model, "python": platform.python_version(),
             "java": java.splitlines()[0] if java else "?",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _commit()}
@@ -102,8 +102,7 @@ def _commit() -> str:
 
 
 def _load() -> str:
-    with open("/proc/loadavg") as fh:
-        return " ".join(fh.read().split()[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _short(arg: str) -> str:

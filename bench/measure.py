@@ -10,7 +10,7 @@ Timings, in seconds from this process's start:
   0 to checkpoint_interval_seconds later) and the shutdown;
 - `finished_s`: the bounded job has ended and its outputs are committed.
 `net_runtime_s` is Flink's own job runtime (deployment to end). `cpu_s` is the CPU time of
-this process and all its descendants (JVM, Python workers), sampled from /proc.
+this process and all its descendants (JVM, Python workers), sampled with psutil.
 """
 import argparse
 import json
@@ -18,6 +18,8 @@ import os
 import sys
 import threading
 import time
+
+import psutil
 
 PROCESS_START = time.monotonic()
 PROCESS_START_EPOCH = time.time()
@@ -67,34 +69,18 @@ class TreeCpuSampler(threading.Thread):
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.last = {}   # pid -> (start time, cpu ticks)
+        self.last = {}   # (pid, create time) -> cpu seconds
         self._halt = threading.Event()
-        self._tick = os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _stat(pid):
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        # After the command: state ppid ... utime(12) stime(13) ... starttime(20)
-        return int(fields[1]), int(fields[11]) + int(fields[12]), fields[19]
+        self._root = psutil.Process()
 
     def _sample(self):
-        parents = {}
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                try:
-                    parents[int(name)] = self._stat(int(name))
-                except (OSError, IndexError, ValueError):
-                    pass
-        tree, frontier = set(), [os.getpid()]
-        while frontier:
-            pid = frontier.pop()
-            tree.add(pid)
-            frontier += [child for child, (ppid, _c, _s) in parents.items()
-                         if ppid == pid and child not in tree]
-        for pid in tree:
-            _ppid, ticks, started = parents.get(pid, (0, 0, ""))
-            self.last[(pid, started)] = ticks
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            try:
+                with proc.oneshot():
+                    cpu = proc.cpu_times()
+                    self.last[(proc.pid, proc.create_time())] = cpu.user + cpu.system
+            except psutil.Error:   # ended between the listing and the reading
+                pass
 
     def run(self):
         while not self._halt.wait(0.2):
@@ -103,7 +89,7 @@ class TreeCpuSampler(threading.Thread):
     def stop(self) -> float:
         self._halt.set()
         self._sample()
-        return round(sum(self.last.values()) / self._tick, 2)
+        return round(sum(self.last.values()), 2)
 
 
 def run_ours(args) -> dict:

@@ -8,7 +8,7 @@ and the time to restore it. `python -m bench.state --ips 1000000 --work DIR`.
 2. Run: the job (`make_env`, `build_pipeline`, file sources in follow mode, file sinks;
    outputs.enriched and outputs.security off) in a process of its own (`python -m bench.state
    job ...`) on the local mini-cluster, REST API on a fixed port, checkpoints to files. This
-   process polls the REST API and /proc until the `ownership_ips` gauge of every attribution
+   process polls the REST API and psutil until the `ownership_ips` gauge of every attribution
    instance reports N, then records the next checkpoints that complete (duration, size), the
    JVM's heap (REST, and the live heap after a full GC through jcmd) and the resident memory
    of the job's processes (client, JVM, Python workers).
@@ -36,6 +36,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+
+import psutil
 
 from bench.harness import machine
 from job.cluster import child_env
@@ -212,25 +214,19 @@ class Rest:
 
 
 def process_tree(root: int) -> dict:
-    """pid -> (command name, RSS bytes) of `root` and its descendants, from /proc."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as fh:
-                    parents[int(name)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    tree, frontier = {}, [root]
-    while frontier:
-        pid = frontier.pop()
+    """pid -> (command name, RSS bytes) of `root` and its descendants."""
+    tree = {}
+    try:
+        top = psutil.Process(root)
+        procs = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return tree
+    for proc in procs:
         try:
-            with open(f"/proc/{pid}/status") as fh:
-                status = dict(line.split(":", 1) for line in fh if ":" in line)
-            tree[pid] = (status["Name"].strip(), int(status.get("VmRSS", "0 kB").split()[0]) * 1024)
-        except (OSError, KeyError, ValueError):
+            with proc.oneshot():
+                tree[proc.pid] = (proc.name(), proc.memory_info().rss)
+        except psutil.Error:   # ended between the listing and the reading
             continue
-        frontier += [child for child, ppid in parents.items() if ppid == pid and child not in tree]
     return tree
 
 
@@ -266,7 +262,7 @@ def live_heap_mb(pid: int):
 
 
 class Job:
-    """One run of the job in a child process, observed through REST and /proc."""
+    """One run of the job in a child process, observed through REST and psutil."""
 
     def __init__(self, args, label: str, restore: str = None):
         self.args, self.rest = args, Rest(args.rest_port)
@@ -523,8 +519,7 @@ def run_bench(args) -> dict:
 
 
 def _load() -> str:
-    with open("/proc/loadavg") as fh:
-        return " ".join(fh.read().split()[:3])
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _f(value, unit="") -> str:
