@@ -6,7 +6,10 @@ on the stream, outputs to files and to Kinesis."""
 import gzip
 import hashlib
 import json
+import os
+import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -120,10 +123,39 @@ def _kinesis_events(kinesis, stream):
     return events
 
 
+def _python_workers():
+    """Pids of this test's Python worker processes (job.python_workers: process): descendants
+    of this process (through its Flink JVM) running PyFlink's worker."""
+    parents, commands = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                parents[int(pid)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                commands[int(pid)] = fh.read()
+        except (OSError, IndexError, ValueError):
+            continue
+
+    def mine(pid):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+    return [pid for pid, command in commands.items()
+            if b"pyflink.fn_execution.beam.beam_boot" in command and mine(pid)]
+
+
+def _failures(rest_url, job_id) -> list:
+    """The job's failures so far, each restarted from (REST exception history)."""
+    with urllib.request.urlopen(f"{rest_url}/jobs/{job_id}/exceptions", timeout=5) as response:
+        return json.load(response)["exceptionHistory"]["entries"]
+
+
 def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during):
-    """Both accounts on one 2-shard stream; `during(writer, job, rest_url)` runs after the
-    first half of the deliveries is parsed, before the second half is written. Returns the
-    output folder once the estate's windows equal the reference."""
+    """Both accounts on one 2-shard stream; `during(writer)` runs after the first half of the
+    deliveries is parsed, before the second half is written. Returns the output folder once
+    the estate's windows equal the reference, and the job's failures by then."""
     kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
     _streams(kinesis, prefix, flows=2, meta=1)
     config = streaming_config(
@@ -138,7 +170,7 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
         writer.deliver(estate.deliveries[:half])
         wait_for("the first half parsed",
                  lambda: parsed_records(output) == writer.records_written, job)
-        during(writer, job, f"http://127.0.0.1:{rest_port}")
+        during(writer)
         writer.deliver(estate.deliveries[half:])
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
                  job)
@@ -146,11 +178,30 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
         expected = expected_aggregates(estate)
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job)
-    return output
+        failures = _failures(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
+    return output, failures
+
+
+def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
+        kinesis_local, estate, tmp_path):
+    def kill_python_workers(writer):
+        workers = _python_workers()
+        assert workers, "no Python worker process found"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        # The job fails when its next records reach the dead workers: the second half.
+
+    output, failures = _one_stream_run(kinesis_local, estate, tmp_path, "failure", 2,
+                                       kill_python_workers)
+    assert failures, "the job did not fail: nothing was tested"
+    counts = total_counts(output)
+    # Committed outputs count every record once, though records after the last checkpoint
+    # before the failure were read twice.
+    assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
 
 
 def test_a_reshard_mid_stream_loses_nothing(kinesis_local, estate, tmp_path):
-    def reshard(writer, job, rest_url):
+    def reshard(writer):
         kinesis = writer.kinesis
         kinesis.update_shard_count(StreamName="reshard-flows", TargetShardCount=4,
                                    ScalingType="UNIFORM_SCALING")
@@ -159,7 +210,7 @@ def test_a_reshard_mid_stream_loses_nothing(kinesis_local, estate, tmp_path):
         assert len([s for s in shards if "EndingSequenceNumber" not in
                     s["SequenceNumberRange"]]) == 4
 
-    output = _one_stream_run(kinesis_local, estate, tmp_path, "reshard", 1, reshard)
+    output, _ = _one_stream_run(kinesis_local, estate, tmp_path, "reshard", 1, reshard)
     assert total_counts(output)["flows_late"] == 0
 
 
