@@ -1,4 +1,7 @@
-"""Attribution of both ends of each flow to the owner at the flow's start. Pure Python.
+"""Attribution of both ends of each flow to the owner at the flow's start. Pure Python, on the
+group's columns (numpy, pyarrow): owners are looked up once per distinct address of a group,
+flow by flow only for an address whose owner changed within the group's span, and the outputs
+are group-bys over code columns.
 
 Rule: the address used for an end is `pkt-srcaddr` / `pkt-dstaddr` when the format has it and
 the line carries a value (the real endpoint behind NAT or a load balancer), else `srcaddr` /
@@ -12,11 +15,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from job.aggregate import PartialAggregates
-from job.enriched import EnrichedWriter
-from job.parse import FlowGroup, decode_tcp_flags
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from job.aggregate import PartialAggregates, group_by, sums
+from job.enriched import render_lines
+from job.parse import FlowGroup
 from job.ownership import OwnershipIndex
-from job.security import DEFAULT_SERVICE_PORTS, client_is_source
+from job.security import ACK, DEFAULT_SERVICE_PORTS, SYN, WELL_KNOWN_PORTS
 from schemas.metadata import ABSENT, OWNER_FIELDS
 
 UNATTRIBUTED = "unattributed"
@@ -74,19 +81,13 @@ class Conversations:
     def __init__(self):
         self._sums = {}
 
-    def add(self, key: tuple, from_client: bool, packets: int, nbytes: int) -> None:
-        sums = self._sums.get(key)
-        if sums is None:
-            self._sums[key] = ([1, packets, nbytes, 1, packets, nbytes] if from_client
-                               else [1, packets, nbytes, 0, 0, 0])
-            return
-        sums[0] += 1
-        sums[1] += packets
-        sums[2] += nbytes
-        if from_client:
-            sums[3] += 1
-            sums[4] += packets
-            sums[5] += nbytes
+    def add_sums(self, key: tuple, sums: list) -> None:
+        known = self._sums.get(key)
+        if known is None:
+            self._sums[key] = list(sums)
+        else:
+            for i, n in enumerate(sums):
+                known[i] += n
 
     def rows(self):
         for key, sums in self._sums.items():
@@ -96,16 +97,110 @@ class Conversations:
 @dataclass
 class Attributed:
     partials: PartialAggregates = field(default_factory=PartialAggregates)
-    enriched: list = field(default_factory=list)   # JSON lines, one per flow
+    enriched: list = field(default_factory=list)   # blocks of JSON lines, a line per flow
     conversations: Conversations = field(default_factory=Conversations)   # when asked for
     counts: Counter = field(default_factory=Counter)
 
 
-def _end_positions(fmt, pkt_name, name):
-    return fmt.pos.get(pkt_name), fmt.pos[name]
-
-
 _RESOURCE = OWNER_FIELDS.index("resource_id")
+
+
+class _Ints:
+    """An integer column as int64 values (nulls read 0) and a null mask (None: no nulls)."""
+
+    def __init__(self, values, nulls=None):
+        self.values, self.nulls = values, nulls
+
+    @classmethod
+    def of(cls, col):
+        if not col.null_count:
+            return cls(col.to_numpy())
+        return cls(col.fill_null(0).to_numpy(), col.is_null().to_numpy(zero_copy_only=False))
+
+    def where(self, mask, other: "_Ints") -> "_Ints":
+        nulls = None
+        if self.nulls is not None or other.nulls is not None:
+            nulls = np.where(mask, self._mask(), other._mask())
+        return _Ints(np.where(mask, self.values, other.values), nulls)
+
+    def _mask(self):
+        return np.zeros(len(self.values), bool) if self.nulls is None else self.nulls
+
+    def codes(self):
+        """(codes, how many there can be): dense codes of the values, 0 for null."""
+        values = self.values
+        lowest = int(values.min())
+        if int(values.max()) - lowest < 1 << 24:
+            codes = values - (lowest - 1)
+            card = int(values.max()) - lowest + 2
+        else:
+            _, codes = np.unique(values, return_inverse=True)
+            codes = codes.astype(np.int64) + 1
+            card = int(codes.max()) + 1
+        if self.nulls is not None:
+            codes[self.nulls] = 0
+        return codes, card
+
+    def pick(self, rows) -> list:
+        values = self.values[rows].tolist()
+        if self.nulls is not None:
+            for j in np.flatnonzero(self.nulls[rows]).tolist():
+                values[j] = None
+        return values
+
+
+def _nulls(n: int) -> _Ints:
+    """A field the format lacks: null on every flow."""
+    return _Ints(np.zeros(n, np.int64), np.ones(n, bool))
+
+
+def _string_codes(col):
+    """(codes, how many there can be, values): dictionary codes, 0 for null."""
+    encoded = pc.dictionary_encode(col)
+    codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64) + 1
+    return codes, len(encoded.dictionary) + 1, [None] + encoded.dictionary.to_pylist()
+
+
+def _address(columns, fmt, pkt_name: str, name: str):
+    col = columns.column(fmt.pos[name])
+    pkt = fmt.pos.get(pkt_name)
+    return col if pkt is None else pc.coalesce(columns.column(pkt), col)
+
+
+def _owner_ids(addresses: list, address_codes, t_ms, index: OwnershipIndex, unowned):
+    """Each flow end's owner id in `index` at `t_ms`, and whether the index owns it; an end
+    without an owner gets its classification's (unowned), once per distinct address."""
+    ids = index.owners_at(addresses, address_codes, t_ms)
+    owned = ids >= 0
+    if not owned.all():
+        by_address = np.zeros(len(addresses), np.int64)
+        for k in np.unique(address_codes[~owned]).tolist():
+            by_address[k] = index.owner_id(unowned(addresses[k]))
+        ids[~owned] = by_address[address_codes[~owned]]
+    return ids, owned
+
+
+def clients_are_sources(src_port: _Ints, dst_port: _Ints, tcp_flags: _Ints,
+                        service_ports: frozenset):
+    """job.security.client_is_source of every flow, as a boolean array: the first rule that
+    decides, in its order."""
+    flags = tcp_flags.values
+    result = np.ones(len(flags), bool)
+    decided = (flags & ACK) != 0
+    result[decided] = False
+    decided |= (flags & SYN) != 0
+    missing = src_port._mask() | dst_port._mask()
+    decided |= missing
+    sp, dp = src_port.values, dst_port.values
+    listed = np.array(sorted(service_ports), np.int64)
+    for src_side, dst_side in ((np.isin(sp, listed), np.isin(dp, listed)),
+                               (sp < WELL_KNOWN_PORTS, dp < WELL_KNOWN_PORTS)):
+        rule = ~decided & (src_side != dst_side)
+        result[rule] = dst_side[rule]
+        decided |= rule
+    rest = ~decided
+    result[rest] = dp[rest] <= sp[rest]
+    return result
 
 
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
@@ -113,7 +208,8 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                     unowned=unowned_owner,
                     service_ports: frozenset = DEFAULT_SERVICE_PORTS) -> Attributed:
     """Attributes every flow of the group; partial aggregates always, enriched JSON and
-    conversations (schemas.outputs.CONVERSATION) optionally.
+    conversations (schemas.outputs.CONVERSATION) optionally. Rows come in the order of their
+    first flow.
 
     Conversations are oriented here (job.security.client_is_source with `service_ports`) and
     keyed on the service side, without the client's ephemeral port, so that the flows of a
@@ -123,67 +219,101 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
 
     `extra` fields are added to each enriched line (the late output adds `window_start`).
     """
-    fmt = group.fmt
-    pkt_src, src = _end_positions(fmt, "pkt-srcaddr", "srcaddr")
-    pkt_dst, dst = _end_positions(fmt, "pkt-dstaddr", "dstaddr")
-    start_pos = fmt.start_pos
-    dport = fmt.pos.get("dstport")
-    proto = fmt.pos.get("protocol")
-    action = fmt.pos.get("action")
-    packets = fmt.pos.get("packets")
-    nbytes = fmt.pos.get("bytes")
-    sport = fmt.pos.get("srcport")
-    tcp_flags = fmt.pos.get("tcp-flags")
-    writer = EnrichedWriter(fmt.keys)
-    add_conversation = None
-    owner_at = index.owner_at
     out = Attributed()
-    add = out.partials.add
-    if conversations:
-        add_conversation = out.conversations.add
-    side_counts = {"src": Counter(), "dst": Counter()}
+    n = len(group)
+    if not n:
+        return out
+    fmt, columns = group.fmt, group.columns
     window_start = group.window_start
-    for flow in group.flows:
-        t_ms = flow[start_pos] * 1000
-        src_ip = (pkt_src is not None and flow[pkt_src]) or flow[src]
-        dst_ip = (pkt_dst is not None and flow[pkt_dst]) or flow[dst]
-        s = owner_at(src_ip, t_ms)
-        if s is None:
-            s = unowned(src_ip)
-            side_counts["src"][_count_key(s[_APP])] += 1
-        else:
-            side_counts["src"]["owned"] += 1
-        d = owner_at(dst_ip, t_ms)
-        if d is None:
-            d = unowned(dst_ip)
-            side_counts["dst"][_count_key(d[_APP])] += 1
-        else:
-            side_counts["dst"]["owned"] += 1
-        dst_port = flow[dport] if dport is not None else None
-        protocol = flow[proto] if proto is not None else None
-        verdict = flow[action] if action is not None else None
-        n_packets = (flow[packets] or 0) if packets is not None else 0
-        n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
-        add((window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol, verdict),
-            n_packets, n_bytes)
-        if add_conversation is not None:
-            src_port = flow[sport] if sport is not None else None
-            if client_is_source(src_port, dst_port,
-                                flow[tcp_flags] if tcp_flags is not None else None,
-                                service_ports):
-                add_conversation((window_start, s[_APP], src_ip, d[_APP], dst_ip, d[_RESOURCE],
-                                  dst_port, None, protocol, verdict), True, n_packets, n_bytes)
-            else:
-                add_conversation((window_start, d[_APP], dst_ip, s[_APP], src_ip, s[_RESOURCE],
-                                  src_port, dst_port if verdict == REJECT else None, protocol,
-                                  verdict), False, n_packets, n_bytes)
-        if enriched:
-            if tcp_flags is not None:
-                more = {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
-            else:
-                more = extra
-            out.enriched.append(writer.line(flow, s, d, more))
-    for side, counter in side_counts.items():
-        for what, n in counter.items():
-            out.counts[f"{side}_{what}"] += n
+    both = pc.dictionary_encode(pa.concat_arrays([
+        _address(columns, fmt, "pkt-srcaddr", "srcaddr"),
+        _address(columns, fmt, "pkt-dstaddr", "dstaddr")]))
+    address_codes = both.indices.to_numpy()
+    addresses = both.dictionary.to_pylist()
+    t_ms = columns.column(fmt.start_pos).to_numpy() * 1000
+    ids, owned = _owner_ids(addresses, address_codes, np.concatenate([t_ms, t_ms]), index,
+                            unowned)
+    src, dst = ids[:n], ids[n:]
+    app_codes, apps = index.owner_field(_APP)
+
+    def ints(name):
+        pos = fmt.pos.get(name)
+        return _Ints.of(columns.column(pos)) if pos is not None else _nulls(n)
+
+    for side, codes, is_owned in (("src", src, owned[:n]), ("dst", dst, owned[n:])):
+        if is_owned.any():
+            out.counts[f"{side}_owned"] += int(np.count_nonzero(is_owned))
+        for code, k in enumerate(np.bincount(app_codes[codes[~is_owned]]).tolist()):
+            if k:
+                out.counts[f"{side}_{_count_key(apps[code])}"] += k
+
+    dst_port, protocol = ints("dstport"), ints("protocol")
+    action_pos = fmt.pos.get("action")
+    if action_pos is not None:
+        action_codes, action_card, actions = _string_codes(columns.column(action_pos))
+    else:
+        action_codes, action_card, actions = np.zeros(n, np.int64), 1, [None]
+    packets, nbytes = ints("packets").values, ints("bytes").values
+
+    region_codes, regions = index.owner_field(_REGION)
+    firsts, rows = group_by([(app_codes[src], len(apps)), (region_codes[src], len(regions)),
+                             (app_codes[dst], len(apps)), (region_codes[dst], len(regions)),
+                             dst_port.codes(), protocol.codes(),
+                             (action_codes, action_card)], n)
+    s, d = src[firsts], dst[firsts]
+    for sa, sr, da, dr, port, proto, verdict, f, p, b in zip(
+            app_codes[s].tolist(), region_codes[s].tolist(), app_codes[d].tolist(),
+            region_codes[d].tolist(), dst_port.pick(firsts), protocol.pick(firsts),
+            action_codes[firsts].tolist(), np.bincount(rows).tolist(),
+            sums(rows, packets, len(firsts)), sums(rows, nbytes, len(firsts))):
+        out.partials.add_sums((window_start, apps[sa], regions[sr], apps[da], regions[dr], port,
+                               proto, actions[verdict]), f, p, b)
+
+    if conversations:
+        _conversations(out.conversations, window_start, n, src, dst, address_codes, addresses,
+                       index, ints("srcport"), dst_port, ints("tcp-flags"), protocol,
+                       (action_codes, action_card, actions), packets, nbytes, service_ports)
+    if enriched:
+        distinct, local = np.unique(ids, return_inverse=True)
+        tcp_flags = fmt.pos.get("tcp-flags")
+        out.enriched.append(render_lines(
+            fmt.keys, columns, [index.owner_list[i] for i in distinct.tolist()], local[:n],
+            local[n:], None if tcp_flags is None else columns.column(tcp_flags), extra))
     return out
+
+
+def _conversations(conversations: Conversations, window_start, n, src, dst, address_codes,
+                   addresses, index, src_port, dst_port, tcp_flags, protocol, action,
+                   packets, nbytes, service_ports):
+    action_codes, action_card, actions = action
+    from_client = clients_are_sources(src_port, dst_port, tcp_flags, service_ports)
+    client = np.where(from_client, src, dst)
+    server = np.where(from_client, dst, src)
+    client_addr = np.where(from_client, address_codes[:n], address_codes[n:])
+    server_addr = np.where(from_client, address_codes[n:], address_codes[:n])
+    service_port = dst_port.where(from_client, src_port)
+    rejected = ~from_client & (action_codes == actions.index(REJECT) if REJECT in actions
+                               else np.zeros(n, bool))
+    client_port = dst_port.where(rejected, _nulls(n))
+    app_codes, apps = index.owner_field(_APP)
+    resource_codes, resources = index.owner_field(_RESOURCE)
+    n_addresses = len(addresses)
+    firsts, rows = group_by([
+        (app_codes[client], len(apps)), (client_addr.astype(np.int64), n_addresses),
+        (app_codes[server], len(apps)), (server_addr.astype(np.int64), n_addresses),
+        (resource_codes[server], len(resources)), service_port.codes(), client_port.codes(),
+        protocol.codes(), (action_codes, action_card)], n)
+    k = len(firsts)
+    totals = (np.bincount(rows, minlength=k).tolist(), sums(rows, packets, k),
+              sums(rows, nbytes, k), sums(rows, from_client.astype(np.int64), k),
+              sums(rows, np.where(from_client, packets, 0), k),
+              sums(rows, np.where(from_client, nbytes, 0), k))
+    keys = zip([window_start] * k, [apps[c] for c in app_codes[client[firsts]].tolist()],
+               [addresses[a] for a in client_addr[firsts].tolist()],
+               [apps[c] for c in app_codes[server[firsts]].tolist()],
+               [addresses[a] for a in server_addr[firsts].tolist()],
+               [resources[r] for r in resource_codes[server[firsts]].tolist()],
+               service_port.pick(firsts), client_port.pick(firsts), protocol.pick(firsts),
+               [actions[a] for a in action_codes[firsts].tolist()])
+    for key, row in zip(keys, zip(*totals)):
+        conversations.add_sums(key, row)

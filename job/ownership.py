@@ -10,6 +10,8 @@ import json
 from bisect import bisect_right, insort_right
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from job.parse import EARLIEST_START, LATEST_START
 from schemas.metadata import ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
@@ -173,10 +175,22 @@ def _bounded(ts: int, latest_ms: int) -> int:
 
 
 class OwnershipIndex:
+    """Per IP its changes (a dict of lists), and, for looking up many flow ends at once, numpy
+    arrays by IP slot: the first change's ts, the last change's ts and owner id. Owners are
+    interned: one tuple and one id per distinct owner (owner_list, owner_field)."""
+
     def __init__(self):
         self._changes = {}  # ip -> [(ts, rank, owner|None)], sorted by (ts, rank)
-        self._owners = {}   # interning: many IPs share an owner tuple
+        self._owners = {}   # owner tuple -> id; owner_list[id] is the tuple
+        self.owner_list = []
+        self._fields = {}   # owner field position -> (codes by owner id, {value: code}, values)
         self._ranges = 0    # kept up to date: a metrics gauge reads it often
+        self._slots = {}    # ip -> slot of the arrays
+        self._free = []     # slots of pruned IPs, reused
+        # One slot more than ever used: ends of unknown IPs read slot 0 before being masked.
+        self._first = np.zeros(1, np.int64)
+        self._last = np.zeros(1, np.int64)
+        self._last_owner = np.zeros(1, np.int64)
 
     def __len__(self):
         return len(self._changes)
@@ -184,11 +198,73 @@ class OwnershipIndex:
     def ranges(self) -> int:
         return self._ranges
 
+    def owner_id(self, owner: tuple) -> int:
+        """The id of an owner tuple, interned on first sight."""
+        i = self._owners.get(owner)
+        if i is None:
+            i = self._owners[owner] = len(self.owner_list)
+            self.owner_list.append(owner)
+        return i
+
+    def _interned(self, owner):
+        return None if owner is None else self.owner_list[self.owner_id(owner)]
+
+    def owner_field(self, position: int) -> tuple:
+        """(codes, values): owner field `position` of every owner id as a code into values."""
+        codes, index, values = self._fields.setdefault(position, (np.zeros(0, np.int64), {}, []))
+        if len(codes) < len(self.owner_list):
+            more = [index.setdefault(o[position], len(index))
+                    for o in self.owner_list[len(codes):]]
+            values.extend(list(index)[len(values):])
+            codes = np.concatenate([codes, np.array(more, np.int64)])
+            self._fields[position] = codes, index, values
+        return codes, values
+
+    def _refresh(self, ip: str) -> None:
+        """Brings the arrays of `ip` up to date with its changes."""
+        changes = self._changes.get(ip)
+        slot = self._slots.get(ip)
+        if not changes:
+            if slot is not None:
+                del self._slots[ip]
+                self._free.append(slot)
+            return
+        if slot is None:
+            if self._free:
+                slot = self._free.pop()
+            else:
+                slot = len(self._slots)
+                if slot >= len(self._first) - 1:
+                    grown = max(1024, 2 * slot)
+                    self._first, self._last, self._last_owner = (
+                        np.resize(a, grown) for a in (self._first, self._last, self._last_owner))
+            self._slots[ip] = slot
+        last = changes[-1]
+        self._first[slot] = changes[0][0]
+        self._last[slot] = last[0]
+        self._last_owner[slot] = -1 if last[2] is None else self._owners[last[2]]
+
     def apply(self, event: MetaEvent) -> None:
-        owner = self._owners.setdefault(event.owner, event.owner) if event.owner else None
+        owner = self._interned(event.owner) if event.owner else None
         changes = self._changes.setdefault(event.ip, [])
         insort_right(changes, (event.ts, _RANK[event.type], owner), key=_order)
         self._ranges += 1
+        self._refresh(event.ip)
+
+    def owners_at(self, ips: list, ends, t_ms):
+        """The owner id (-1: none) of every flow end: `ips` the distinct addresses, `ends` an
+        index into them per end, `t_ms` its time. owner_at's answer, looked up in the arrays;
+        owner_at itself only for an end whose IP changed owner after its time."""
+        slot_of = self._slots.get
+        slots = np.array([slot_of(ip, -1) for ip in ips], np.int64)[ends]
+        known = slots >= 0
+        slots[~known] = 0
+        last = self._last[slots]
+        owners = np.where(known & (last <= t_ms), self._last_owner[slots], -1)
+        for j in np.flatnonzero(known & (last > t_ms) & (self._first[slots] <= t_ms)).tolist():
+            owner = self.owner_at(ips[ends[j]], int(t_ms[j]))
+            owners[j] = -1 if owner is None else self._owners[owner]
+        return owners
 
     def owner_at(self, ip: str, t_ms: int):
         changes = self._changes.get(ip)
@@ -216,6 +292,8 @@ class OwnershipIndex:
                 changed.append(ip)
         for ip in removed:
             self._ranges -= len(self._changes.pop(ip))
+        for ip in changed + removed:
+            self._refresh(ip)
         return changed, removed
 
     def encode(self, ip: str) -> str:
@@ -229,8 +307,9 @@ class OwnershipIndex:
         if version != STATE_VERSION:
             raise ValueError(f"ownership state version {version} is not readable by this release")
         self._ranges += len(changes) - len(self._changes.get(ip, ()))
-        self._changes[ip] = [(ts, rank, self._owners.setdefault(tuple(o), tuple(o)) if o else None)
+        self._changes[ip] = [(ts, rank, self._interned(tuple(o)) if o else None)
                              for ts, rank, o in changes]
+        self._refresh(ip)
 
 
 def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock") -> tuple:

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
@@ -289,3 +290,29 @@ def test_a_ts_ahead_of_the_delivery_time_is_rejected():
         assert [r[0] for r in chunk.rejected] == ["ts_out_of_range"] * 2
     # Without a delivery time only 2010..2100 bound them.
     assert len(parse_chunk("\n".join(lines), limits=limits).events) == 3
+
+
+def test_owners_at_answers_as_owner_at_after_apply_prune_and_load():
+    owner_a, owner_b = ("a",) * len(OWNER_FIELDS), ("b",) * len(OWNER_FIELDS)
+    index = OwnershipIndex()
+    for event in (MetaEvent(ASSIGN, 1000, "10.0.0.1", owner_a),
+                  MetaEvent(UNASSIGN, 5000, "10.0.0.1"),
+                  MetaEvent(ASSIGN, 5000, "10.0.0.1", owner_b),
+                  MetaEvent(ASSIGN, 2000, "10.0.0.2", owner_b),
+                  MetaEvent(UNASSIGN, 3000, "10.0.0.2")):
+        index.apply(event)
+    copy = OwnershipIndex()
+    copy.load("10.0.0.1", index.encode("10.0.0.1"))
+    ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    ends = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    times = np.array([0, 1000, 4999, 5000, 1999, 2000, 3000, 9000])
+
+    def answers(ix):
+        return [None if i < 0 else ix.owner_list[i] for i in ix.owners_at(ips, ends, times)]
+
+    expected = [index.owner_at(ips[e], t) for e, t in zip(ends, times)]
+    assert answers(index) == expected
+    assert answers(copy)[:4] == expected[:4]
+    index.prune(4000)   # 10.0.0.2 is gone; 10.0.0.1 keeps a from 1000 on
+    assert answers(index) == [index.owner_at(ips[e], t) for e, t in zip(ends, times)]
+    assert answers(index)[4:7] == [None] * 3

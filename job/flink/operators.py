@@ -326,8 +326,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
                               conversations=self.conversations and not late,
                               unowned=self.unowned, service_ports=self.service_ports)
-        n = len(group.flows)
-        out.counts["flows_late" if late else "flows_aggregated"] += n
+        out.counts["flows_late" if late else "flows_aggregated"] += len(group)
         if late:
             yield LATE, "\n".join(out.enriched)
         else:
