@@ -97,6 +97,26 @@ def prepare(work: str, event_start: int, seed: int, minutes: int) -> dict:
             "snapshot_lines": sum(1 for _ in open(generated.metadata_file))}
 
 
+def with_extra_ips(snapshot: str, n: int, seed: int) -> str:
+    """The snapshot and ASSIGNs of `n` more IPs (bench.state's: owned, dated before the traffic,
+    never in a flow): the ownership state of a large estate, for the state figures."""
+    import numpy as np
+    from bench.state import _ips, write_snapshot
+    with open(snapshot, encoding="utf-8") as fh:
+        lines = [line for line in fh if '"HEARTBEAT"' not in line]
+    taken = {json.loads(line)["ip"] for line in lines}
+    rng = np.random.default_rng(seed)
+    extra = [ip for ip in _ips(n + len(taken), rng) if ip not in taken][:n]
+    path = snapshot + f".plus{n}"
+    write_snapshot(path + ".extra", extra, rng)
+    with open(path, "w", encoding="utf-8") as out, \
+            open(path + ".extra", encoding="utf-8") as fh:
+        out.writelines(lines)
+        out.writelines(line for line in fh if '"HEARTBEAT"' not in line)
+    os.remove(path + ".extra")
+    return path
+
+
 # -- the producer (a process of its own) -----------------------------------------------------
 
 class Producer:
@@ -226,7 +246,7 @@ class Rest:
 
 
 def _stat(pid: int):
-    """(command name, ppid, CPU ticks) of a process, or None once it is gone."""
+    """(command name, ppid, CPU ticks, resident pages) of a process, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             text = fh.read()
@@ -234,14 +254,15 @@ def _stat(pid: int):
         return None
     name = text[text.index("(") + 1:text.rindex(")")]
     fields = text.rsplit(")", 1)[1].split()
-    return name, int(fields[1]), int(fields[11]) + int(fields[12])
+    return name, int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[21])
 
 
-def cpu_by_role(producer_pid: int, server_pid: int) -> dict:
-    """CPU seconds so far of the processes of a run, by role, and of the whole machine."""
+def cpu_by_role(producer_pid: int, server_pid: int) -> tuple:
+    """CPU seconds so far of the processes of a run, by role, and of the whole machine; and
+    their resident memory now (MB), by role."""
     procs = {int(p): s for p in os.listdir("/proc") if p.isdigit() for s in [_stat(int(p))] if s}
     children = {}
-    for pid, (_name, ppid, _ticks) in procs.items():
+    for pid, (_name, ppid, _ticks, _rss) in procs.items():
         children.setdefault(ppid, []).append(pid)
 
     def tree(root):
@@ -256,8 +277,10 @@ def cpu_by_role(producer_pid: int, server_pid: int) -> dict:
     roles = {"kinesis_local": 0, "producer": 0, "jvm": 0, "python_workers": 0, "client": 0,
              "other_children": 0}
     producer, server = set(tree(producer_pid)), set(tree(server_pid))
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    resident = dict.fromkeys(roles, 0.0)
     for pid in tree(os.getpid()):
-        name, _ppid, ticks = procs[pid]
+        name, _ppid, ticks, pages = procs[pid]
         if pid in producer:
             role = "producer"
         elif pid in server:
@@ -271,10 +294,11 @@ def cpu_by_role(producer_pid: int, server_pid: int) -> dict:
         else:
             role = "other_children"
         roles[role] += ticks / tick
+        resident[role] += pages * page_mb
     with open("/proc/stat") as fh:
         cpu = [int(x) for x in fh.readline().split()[1:]]
     roles["machine_busy"] = (sum(cpu) - cpu[3] - cpu[4]) / tick
-    return roles
+    return roles, {role: round(mb) for role, mb in resident.items() if mb}
 
 
 class Sampler(threading.Thread):
@@ -285,7 +309,8 @@ class Sampler(threading.Thread):
 
     def sample(self) -> dict:
         from job.stream_demo import consumer_lag_ms, window_watermark_ms
-        row = {"time": time.time(), "cpu": cpu_by_role(*self.pids)}
+        cpu, resident = cpu_by_role(*self.pids)
+        row = {"time": time.time(), "cpu": cpu, "resident_mb": resident}
         try:
             with open(self.status_path) as fh:
                 row["produced_records"] = json.load(fh)["records"]
@@ -453,6 +478,21 @@ def lag_figures(samples: list, measure_from: float, measure_to: float) -> dict:
         "cores_used": cpu}
 
 
+def state_figures(samples: list, checkpoints: dict) -> dict:
+    """Peak resident memory by role over the run, and the job's checkpoints (REST)."""
+    peak = {}
+    for s in samples:
+        for role, mb in s.get("resident_mb", {}).items():
+            peak[role] = max(peak.get(role, 0), mb)
+    latest = (checkpoints.get("latest") or {}).get("completed") or {}
+    summary = checkpoints.get("summary", {})
+    return {"resident_mb_peak": peak,
+            "checkpoints_completed": checkpoints.get("counts", {}).get("completed"),
+            "checkpoint_last_size_mb": round(latest.get("checkpointed_size", 0) / 2 ** 20, 1),
+            "checkpoint_last_duration_ms": latest.get("end_to_end_duration"),
+            "checkpoint_max_duration_ms": summary.get("end_to_end_duration", {}).get("max")}
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 def job_config(args, endpoint: str, snapshot: str):
@@ -485,6 +525,10 @@ def run_bench(args) -> dict:
     report = {"machine": machine(), "load_start": _load(), "args": vars(args)}
     _say(f"generating the estate (load {report['load_start']})")
     inputs = prepare(work, event_start, args.seed, args.estate_minutes)
+    if args.extra_ips:
+        _say(f"adding {args.extra_ips:,} IPs to the snapshot")
+        inputs["snapshot"] = with_extra_ips(inputs["snapshot"], args.extra_ips, args.seed)
+        inputs["snapshot_lines"] += args.extra_ips
     report["inputs"] = {k: v for k, v in inputs.items() if k.endswith(("flows", "lines"))}
     output = os.path.join(work, "out")
     shutil.rmtree(output, ignore_errors=True)
@@ -556,6 +600,7 @@ def run_bench(args) -> dict:
         measure_to = time.time()
         time.sleep(args.drain_seconds)
         sampler.stop()
+        checkpoints = rest.get(f"/jobs/{rest.job_id}/checkpoints")
         report["load_end"] = _load()
         job.cancel().result()
         _say("reading the streams back")
@@ -580,6 +625,7 @@ def run_bench(args) -> dict:
         flows, meta, aggs, config.job.window_seconds, config.flows.out_of_orderness_seconds,
         meta_ooo_ms, measure_from, measure_to)
     report["lag"] = lag_figures(sampler.samples, measure_from, measure_to)
+    report["state"] = state_figures(sampler.samples, checkpoints)
     report["produced"] = {"records": len(produced),
                           "flows": len(produced) * args.events_per_record,
                           "flow_records_read_back": len(flows)}
@@ -588,7 +634,7 @@ def run_bench(args) -> dict:
 
 
 def render(r: dict) -> str:
-    lat, lag, a = r["latency"], r["lag"], r["args"]
+    lat, lag, a, st = r["latency"], r["lag"], r["args"], r["state"]
     cores = lag.get("cores_used", {})
     rows = [
         ("variant, parallelism", f"{a['variant']}, p{a['parallelism']}"
@@ -616,6 +662,12 @@ def render(r: dict) -> str:
         ("cores used: kinesis-local / producer / JVM / Python workers / client / machine",
          " / ".join(str(cores.get(k)) for k in ("kinesis_local", "producer", "jvm",
                                                  "python_workers", "client", "machine_busy"))),
+        ("ownership snapshot, lines", f"{r['inputs']['snapshot_lines']:,}"),
+        ("resident memory, peak MB: JVM / Python workers",
+         f"{st['resident_mb_peak'].get('jvm')} / {st['resident_mb_peak'].get('python_workers')}"),
+        ("checkpoints: completed / last size MB / last and max duration, ms",
+         f"{st['checkpoints_completed']} / {st['checkpoint_last_size_mb']} / "
+         f"{st['checkpoint_last_duration_ms']} and {st['checkpoint_max_duration_ms']}"),
         ("load average start / end", f"{r['load_start']} / {r.get('load_end')}"),
     ]
     return "\n".join(["| figure | value |", "| --- | --- |"]
@@ -651,6 +703,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--estate-minutes", type=int, default=10,
                    help="minutes of the synthetic estate's traffic (20,000 flows a minute) "
                         "whose flow lines the producer cycles through")
+    p.add_argument("--extra-ips", type=int, default=0,
+                   help="IPs added to the ownership snapshot (owned, never in a flow), for "
+                        "the state figures: e.g. 1000000")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--work", default="/tmp/bench-streaming")
     p.add_argument("--json", help="also write the report (with every sample) here")

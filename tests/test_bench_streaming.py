@@ -19,7 +19,8 @@ def test_streaming_bench_measures_windows_and_lag(tmp_path):
         [sys.executable, "-m", "bench.streaming", "--rate", "1000", "--minutes", "0.25",
          "--warmup-seconds", "15", "--drain-seconds", "30",
          "--estate-minutes", "1", "--speedup", "60",
-         "--events-per-record", "100", "--sample-seconds", "2", "--work", str(tmp_path)],
+         "--events-per-record", "100", "--sample-seconds", "2", "--extra-ips", "1000",
+         "--work", str(tmp_path)],
         cwd=ROOT, env={**subprocess_env(), "FLINK_LOG_DIR": str(tmp_path / "logs")},
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -34,4 +35,7 @@ def test_streaming_bench_measures_windows_and_lag(tmp_path):
     assert latency["rows_per_window_median"] > 0
     assert lag["samples"] >= 2 and lag["produced_records_per_s"] > 0
     assert set(lag["cores_used"]) >= {"kinesis_local", "producer", "jvm", "python_workers"}
+    assert report["inputs"]["snapshot_lines"] > 1000
+    assert report["state"]["resident_mb_peak"]["jvm"] > 0
+    assert report["state"]["resident_mb_peak"]["python_workers"] > 0
     assert "| added latency, last row: p50 / p99 / max, s |" in done.stdout
