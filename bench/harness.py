@@ -29,7 +29,7 @@ import psutil
 
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
-from job.cluster import child_env
+from operate.cluster import child_env
 from job.config import FlowsSection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -40,7 +40,7 @@ import urllib.request
 import psutil
 
 from bench.harness import machine
-from job.cluster import child_env
+from operate.cluster import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts

@@ -77,7 +77,7 @@ def prepare(work: str, event_start: int, seed: int, minutes: int) -> dict:
     """The estate's changelog as the snapshot (every line dated before event_start) and its
     flow lines as the producer's pool: "prefix<TAB>duration<TAB>suffix" per line."""
     from connectors.kinesis.producer import flow_records
-    from job.generate import Scenario, generate
+    from synthetic.estate import Scenario, generate
     scenario = Scenario(start=event_start - minutes * 60 - 600, minutes=minutes,
                         flows_per_minute=20000, seed=seed)
     estate = os.path.join(work, "estate")
@@ -308,7 +308,7 @@ class Sampler(threading.Thread):
         self.samples, self._halt = [], threading.Event()
 
     def sample(self) -> dict:
-        from job.stream_demo import consumer_lag_ms, window_watermark_ms
+        from synthetic.demo import consumer_lag_ms, window_watermark_ms
         cpu, resident = cpu_by_role(*self.pids)
         row = {"time": time.time(), "cpu": cpu, "resident_mb": resident}
         try:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from job.generate import REGIONS as DEMO_REGIONS
+from synthetic.estate import REGIONS as DEMO_REGIONS
 from schemas.flowlog import DEFAULT_FORMAT
 from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 

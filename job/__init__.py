@@ -1,1 +1,3 @@
-"""flowdredge: VPC Flow Logs attributed to their owners at the time of the flow."""
+"""The stream job: the pure-Python core (parse, ownership, attribute, aggregate, security, ...),
+its Flink adapters (job.flink) and its entry points on a cluster (submit) and Managed Flink
+(job.flink.managed)."""

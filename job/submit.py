@@ -3,7 +3,7 @@
 Loads the config and wires the connectors: the Kinesis streams of the config's `kinesis`
 section (job.flink.run.kinesis_job, as `flowdredge run` and Managed Flink), or, with --flows
 and --metadata, folders of staged flow records and changelog files read in follow mode (the
-file source keeps looking for new files, so the job is unbounded); file outputs. job.cluster
+file source keeps looking for new files, so the job is unbounded); file outputs. operate.cluster
 submits it; docs/operations.md, "Standalone cluster and savepoints".
 """
 import argparse

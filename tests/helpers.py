@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from job.cluster import child_env, free_port
+from operate.cluster import child_env, free_port
 from job.config import Config
 from job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from job.replay import stage_flows, stage_metadata
 
 
 def subprocess_env() -> dict:
-    """This process's environment for a child that starts Flink (job.cluster.child_env)."""
+    """This process's environment for a child that starts Flink (operate.cluster.child_env)."""
     return child_env()
 
 

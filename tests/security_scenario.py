@@ -1,6 +1,6 @@
 """Inputs with known security facts, for tests/test_security.py.
 
-Background: job.generate's estate and traffic without instance churn (ownership is static, so
+Background: synthetic.estate's estate and traffic without instance churn (ownership is static, so
 expectations need no time-aware lookup): known dependencies, internet ingress to edge-gateway,
 egress, a few REJECTs. Crafted on top, in S3 flow-log files with tcp-flags (delivered with the
 background files of the same five minutes) and changelog ASSIGNs:
@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 from schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS
 
 WINDOW = 60
@@ -161,7 +161,7 @@ def build(folder: str) -> Built:
 
 
 def _write_flow_files(flows_dir, lines):
-    """One S3 file per five minutes, stamped like job.generate's files of those minutes so the
+    """One S3 file per five minutes, stamped like synthetic.estate's files of those minutes so the
     replay delivers them together (later files would be late)."""
     slots = {}
     for start, line in lines:

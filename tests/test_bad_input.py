@@ -18,7 +18,7 @@ import pytest
 
 from helpers import job_aggregates, read_records, total_counts
 from job.config import Config
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 from job.ownership import MetadataClock, parse_event
 from job.replay import stage_flows, stage_metadata
 import reference

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from helpers import job_aggregates, subprocess_env
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 import reference
 
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")

@@ -1,12 +1,12 @@
-"""job.cluster without a cluster: its conf, the shipped code, feeding watched folders."""
+"""operate.cluster without a cluster: its conf, the shipped code, feeding watched folders."""
 import json
 import os
 import zipfile
 
 import pytest
 
-from job.cluster import Cluster, feed, flink_home, ship_code
-from job.generate import Scenario, generate
+from operate.cluster import Cluster, feed, flink_home, ship_code
+from synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import pytest
 
 from connectors.kinesis import client as kinesis_client
 from helpers import read_records, total_counts
-from job.cluster import Cluster, free_port
+from operate.cluster import Cluster, free_port
 from job.config import KinesisSection
 from streaming import (ACCOUNT_A, ACCOUNT_B, TIMEOUT_S, Estate, Writer, closed_aggregates,
                        deliver_flows, expected_aggregates, scenario)

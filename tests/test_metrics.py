@@ -10,7 +10,7 @@ from connectors.files import file_sinks, file_sources
 from job.config import Config
 from job.flink.pipeline import build_pipeline
 from job.flink.run import make_env
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 from job.replay import stage_flows, stage_metadata
 
 pytestmark = pytest.mark.minicluster

@@ -21,9 +21,10 @@ from botocore.stub import Stubber
 
 import reference
 from helpers import job_aggregates, moto_server, subprocess_env
-from job import deploy, managed, package
+from job import managed
 from job.config import Config, ConfigError, to_application_properties
-from job.generate import Scenario, generate
+from operate import deploy, package
+from synthetic.estate import Scenario, generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
@@ -103,7 +104,7 @@ def test_the_service_file_wins_over_a_local_one(tmp_path, monkeypatch):
 
 @pytest.mark.unit
 def test_packaging_and_deployment_code_does_not_import_pyflink():
-    code = ("import sys, job.managed, job.package, job.deploy\n"
+    code = ("import sys, job.managed, operate.package, operate.deploy\n"
             "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -114,7 +115,8 @@ def test_the_zip_carries_what_the_entry_point_imports_and_nothing_for_the_cli():
     assert {"job.flink.managed", "job.managed", "job.flink.pipeline", "job.flink.operators",
             "connectors.files", "job.config", "schemas.outputs", "job"} <= set(modules)
     # Query, report and publisher are tools around the job, not the job.
-    assert not {"job.query", "job.report", "job.cli", "connectors.publisher"} & set(modules)
+    assert not {"explore.query", "explore.report", "flowdredge.cli", "connectors.publisher",
+                "synthetic.estate", "operate.package"} & set(modules)
     assert {"pyflink", "yaml", "boto3"} <= set(third_party)
     assert "duckdb" not in third_party
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from job.config import Config
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 import reference
 from job.ownership import OwnershipIndex, parse_event
 from schemas.metadata import HEARTBEAT

@@ -1,4 +1,4 @@
-"""`flowdredge query` and the Athena DDL (job.query).
+"""`flowdredge query` and the Athena DDL (explore.query).
 
 Expected answers are computed here from the generated input files (tests/reference.py, which
 shares no code with the job) or with plain Python, never with DuckDB.
@@ -16,11 +16,11 @@ import pytest
 
 import reference
 from helpers import run_replay
-from job import cli
+from flowdredge import cli
 from job.config import Config
-from job.generate import APPS, Scenario, generate
+from synthetic.estate import APPS, Scenario, generate
 from job.outputs import OUTPUTS, committed_files, is_committed
-from job.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
+from explore.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
                        format_result, parse_duration, parse_time)
 from schemas.flowlog import FLOW_LOG_FIELDS
 from schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
@@ -204,7 +204,7 @@ def test_one_committed_file_rule_and_one_s3_url_parser(small_outputs):
 
 @pytest.mark.unit
 def test_query_and_report_do_not_import_pyflink():
-    code = ("import sys, job.query, job.report\n"
+    code = ("import sys, explore.query, explore.report\n"
             "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -11,11 +11,11 @@ from html.parser import HTMLParser
 import pytest
 
 from helpers import read_records, run_replay
-from job import cli
+from flowdredge import cli
 from job.config import Config
-from job.generate import APPS, INTERNET_FACING, Scenario, generate
-from job.query import Outputs
-from job.report import (MAX_EDGES, TOP_APPS, VIEWS, layout_graph, render_html, report_data,
+from synthetic.estate import APPS, INTERNET_FACING, Scenario, generate
+from explore.query import Outputs
+from explore.report import (MAX_EDGES, TOP_APPS, VIEWS, layout_graph, render_html, report_data,
                         write_report)
 
 SCENARIO = Scenario(minutes=5, flows_per_minute=300, instances_per_app=3, churn_per_minute=3.0,

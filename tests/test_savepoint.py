@@ -1,4 +1,4 @@
-"""Upgrades through savepoints on a local standalone cluster (job.cluster, the Flink that ships
+"""Upgrades through savepoints on a local standalone cluster (operate.cluster, the Flink that ships
 with PyFlink): the job follows folders of input, is stopped with a savepoint midway, resumed
 from it as a changed job, and its aggregates over the whole input equal the independent
 computation (tests/reference.py): nothing lost, nothing counted twice.
@@ -16,8 +16,8 @@ import pytest
 
 import reference
 from helpers import job_aggregates, read_records, subprocess_env
-from job.cluster import Cluster, feed, free_port
-from job.generate import Scenario, generate
+from operate.cluster import Cluster, feed, free_port
+from synthetic.estate import Scenario, generate
 from job.replay import delivery_order, expand
 
 # 20 minutes in four 5-minute deliveries: the first two are fed before the savepoint.
@@ -56,7 +56,7 @@ def inputs(tmp_path_factory):
     stamps = sorted({delivery_order(f)[0] for f in files})
     first = [f for f in files if delivery_order(f)[0] in stamps[:2]]
     rest = [f for f in files if f not in first]
-    # Flows of the first two deliveries start before this (job.generate: 5-minute slots).
+    # Flows of the first two deliveries start before this (synthetic.estate: 5-minute slots).
     first_end_ms = (SCENARIO.start + 600) * 1000
     with open(out.metadata_file) as fh:
         lines = [l for l in fh if l.strip()]

@@ -8,9 +8,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job.aggregate", "job.codec",
-        "job.enriched", "job.config", "job.replay", "job.generate", "job.summary", "job.outputs",
-        "job.ipranges", "job.query", "job.report", "job.security", "job.managed", "job.package",
-        "job.deploy", "job.cluster", "job.submit", "schemas.outputs",
+        "job.enriched", "job.config", "job.replay", "synthetic.estate", "explore.summary", "job.outputs",
+        "job.ipranges", "explore.query", "explore.report", "job.security", "job.managed", "operate.package",
+        "operate.deploy", "operate.cluster", "job.submit", "schemas.outputs",
         "schemas.metadata", "schemas.flowlog", "schemas.security"]
 
 

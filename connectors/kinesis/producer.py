@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from connectors.kinesis.client import cloudwatch_record
 from connectors.publisher.sinks import KinesisSink
-from job.generate import Scenario, generate
+from synthetic.estate import Scenario, generate
 from job.replay import delivered_at, delivery_order, expand
 from schemas.metadata import HEARTBEAT
 

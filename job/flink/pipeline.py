@@ -6,7 +6,7 @@ r"""The flowdredge dataflow, independent of where records come from and go to.
     (parse steps also emit dead letters, counts, data quality)
 
 `build_pipeline` takes the sources and sinks as arguments so tests can pass bounded sources and
-their own sinks; `job.cli` wires files (replay, demo). See docs/design.md.
+their own sinks; `flowdredge.cli` wires files (replay, demo). See docs/design.md.
 """
 from dataclasses import dataclass
 from typing import Callable

@@ -1,4 +1,4 @@
-"""main.py at the root of the application zip (job.package copies this file there): the
+"""main.py at the root of the application zip (operate.package copies this file there): the
 `python` run option of Amazon Managed Service for Apache Flink. Puts the zip's code folders
 ahead of anything installed, then runs job.flink.managed."""
 import glob

@@ -1,7 +1,7 @@
 """One self-contained HTML page about an output folder. Pure Python.
 
-The numbers come from the query views (job.query); the page embeds them as JSON and draws them
-with inline JavaScript and SVG (job/report.html and job/report.js, package data): no network
+The numbers come from the query views (explore.query); the page embeds them as JSON and draws them
+with inline JavaScript and SVG (explore/report.html and explore/report.js, package data): no network
 resource, and a Content-Security-Policy that forbids loading any. Node positions of the dependency graph are computed here, so the layout is
 deterministic and testable without a browser.
 """
@@ -13,7 +13,7 @@ from functools import reduce
 from importlib import resources
 
 from connectors.s3 import is_s3
-from job.query import Outputs
+from explore.query import Outputs
 from schemas.security import UNOWNED_APPS
 
 MAX_EDGES = 80          # more is unreadable; the rest are counted on the page
@@ -188,7 +188,7 @@ def report_data(outputs: Outputs, source: str) -> dict:
 def render_html(data: dict) -> str:
     # JSON inside <script>: "<" escaped so no value can close the element.
     embedded = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    page, script = (resources.files("job").joinpath(name).read_text(encoding="utf-8")
+    page, script = (resources.files("explore").joinpath(name).read_text(encoding="utf-8")
                     for name in ("report.html", "report.js"))
     return (page.replace("__TITLE__", html.escape(f"flowdredge report: {data['source']}"))
             .replace("__DATA__", embedded).replace("__SCRIPT__", script))

@@ -41,7 +41,7 @@ def _check_local_parallelism(cfg) -> None:
 
 
 def cmd_generate(args) -> int:
-    from job.generate import Scenario, generate
+    from synthetic.estate import Scenario, generate
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
     out = generate(scenario, args.output)
@@ -58,7 +58,7 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     from job.flink.run import run_files
     from job.outputs import check_output, replace_outputs
     from job.replay import InputError, stage_flows, stage_metadata
-    from job.summary import render, summarize
+    from explore.summary import render, summarize
     _check_local_parallelism(cfg)
     check_output(output_dir, overwrite)
     if not cfg.job.checkpoint_dir:
@@ -103,7 +103,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from job.generate import Scenario, generate
+    from synthetic.estate import Scenario, generate
     cfg = _load_config(args)
     inputs = os.path.join(args.output, "inputs")
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
@@ -138,7 +138,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_stream_demo(args) -> int:
-    from job.stream_demo import DemoOptions, run_demo
+    from synthetic.demo import DemoOptions, run_demo
     cfg = _load_config(args)
     _check_local_parallelism(cfg)
     return run_demo(cfg, DemoOptions(output=args.output, rate=args.rate,
@@ -147,13 +147,13 @@ def cmd_stream_demo(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from job.summary import render, summarize
+    from explore.summary import render, summarize
     print(render(summarize(args.output), args.output))
     return 0
 
 
 def cmd_query(args) -> int:
-    from job import query
+    from explore import query
     if args.question == "views":
         print(query.describe_views())
         return 0
@@ -168,20 +168,20 @@ def cmd_query(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from job.report import write_report
+    from explore.report import write_report
     path = write_report(args.output, args.html, args.cache)
     _progress(f"report written to {path}")
     return 0
 
 
 def cmd_athena_ddl(args) -> int:
-    from job.query import athena_ddl
+    from explore.query import athena_ddl
     print(athena_ddl(args.location, args.database, args.first_date, args.table_prefix))
     return 0
 
 
 def _query_parser(sub) -> None:
-    from job import query
+    from explore import query
     q = sub.add_parser("query", help="SQL or a named question over an output folder (DuckDB)",
                        description="Views: " + ", ".join(query.VIEW_COLUMNS)
                        + ". See docs/query.md.")

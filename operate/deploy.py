@@ -1,4 +1,4 @@
-"""Deploying the application zip (job.package) to Amazon Managed Service for Apache Flink with
+"""Deploying the application zip (operate.package) to Amazon Managed Service for Apache Flink with
 boto3 `kinesisanalyticsv2`: create, update (restoring from the snapshot the service takes),
 rollback, start, stop, snapshot, status. Pure Python, no pyflink.
 
@@ -15,8 +15,9 @@ import sys
 import tempfile
 import zipfile
 
-from job import managed, package
+from job import managed
 from job.config import ConfigError
+from operate import package
 
 RUNTIME = "FLINK-2_2"
 DEFAULT_PROPERTIES = os.path.join(package.ROOT, "flink-conf", "application_properties.json")
@@ -218,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     p.add_argument("--endpoint-url", help="another endpoint for both APIs (a local emulator)")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("package", help="build the application zip (job.package; --help there)",
+    sub.add_parser("package", help="build the application zip (operate.package; --help there)",
                    add_help=False)
 
     def named(name, help_text):

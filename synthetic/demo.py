@@ -18,9 +18,9 @@ from connectors.kinesis import client as kinesis_client
 from connectors.kinesis.local import LocalKinesis, free_port
 from connectors.kinesis.producer import Estate, EstateWriter
 from job.config import Config
-from job.generate import ACCOUNTS, Scenario
+from synthetic.estate import ACCOUNTS, Scenario
 from job.outputs import read_records, total_counts
-from job.summary import render, summarize
+from explore.summary import render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
 FLOW_STREAMS = {ACCOUNTS[0]: ("flowdredge-demo-flows-a", 2),

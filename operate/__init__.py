@@ -1,0 +1,2 @@
+"""Running the job somewhere: a standalone Flink cluster (cluster), the Managed Flink
+application zip (package) and its deployment (deploy)."""
