@@ -93,20 +93,17 @@ class TreeCpuSampler(threading.Thread):
 
 
 def run_ours(args) -> dict:
-    from pyflink.java_gateway import get_gateway
-    from connectors.files import file_sinks, file_sources
+    from job.flink.streams import jvm
     from job import config as config_mod
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
+    from job.flink.run import files_job
     timings = {}
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
-    get_gateway()
+    jvm()   # starts the JVM
     timings["gateway_s"] = _since_start()
     # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
     # been handed over.
-    env = make_env(config, checkpoint_dir=args.checkpoint_dir)
-    build_pipeline(env, file_sources(args.staged_flows, args.staged_metadata),
-                   file_sinks(args.output), config)
+    env = files_job(config, args.staged_flows, args.staged_metadata, args.output,
+                    checkpoint_dir=args.checkpoint_dir)
     client = env.execute_async("flowdredge bench")
     timings["submitted_s"] = _since_start()
     result = client.get_job_execution_result().result()
@@ -115,10 +112,10 @@ def run_ours(args) -> dict:
 
 
 def run_sql(args) -> dict:
-    from pyflink.java_gateway import get_gateway
+    from job.flink.streams import jvm
     from bench import sql_baseline
     timings = {}
-    get_gateway()
+    jvm()   # starts the JVM
     timings["gateway_s"] = _since_start()
 
     def submitted():

@@ -169,9 +169,7 @@ def job_config(work: str, parallelism: int, checkpoint_s: int):
 
 def run_job(args) -> int:
     """`python -m bench.state job ...`: submits the job, prints its id, waits for its end."""
-    from connectors.files import file_sinks, file_sources
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
+    from job.flink.run import files_job
     config = job_config(args.work, args.parallelism, args.checkpoint_interval)
     options = {"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
                "rest.port": str(args.rest_port),
@@ -180,11 +178,9 @@ def run_job(args) -> int:
     options.update(dict(o.split("=", 1) for o in args.flink_option))
     if args.restore:
         options["execution.state-recovery.path"] = args.restore
-    env = make_env(config, options)
     staged = os.path.join(args.work, "staged")
-    build_pipeline(env, file_sources(os.path.join(staged, "flows"),
-                                     os.path.join(staged, "metadata"), follow_seconds=2),
-                   file_sinks(os.path.join(args.work, "out")), config)
+    env = files_job(config, os.path.join(staged, "flows"), os.path.join(staged, "metadata"),
+                    os.path.join(args.work, "out"), follow_seconds=2, flink_options=options)
     submit = time.time()
     client = env.execute_async("flowdredge state bench")
     print(json.dumps({"job_id": str(client.get_job_id()), "submit_epoch": submit,

@@ -9,7 +9,7 @@ from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
 from job.config import checkpoint_uri
-from job.flink.pipeline import Sinks, Sources
+from job.flink.io import Sinks, Sources
 from job.flink.streams import attach_insert
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE

@@ -38,13 +38,9 @@ def main(argv=None) -> int:
     if bool(args.flows) != bool(args.metadata):
         print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
         return 2
-    from connectors.files import file_sinks, file_sources
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import kinesis_job, make_env
+    from job.flink.run import files_job, kinesis_job
     if args.flows:
-        env = make_env(cfg)
-        build_pipeline(env, file_sources(args.flows, args.metadata, args.follow_seconds),
-                       file_sinks(args.output), cfg)
+        env = files_job(cfg, args.flows, args.metadata, args.output, args.follow_seconds)
     else:
         try:
             env = kinesis_job(cfg, args.output, checkpoint_dir=None)

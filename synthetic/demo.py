@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from connectors.kinesis import client as kinesis_client
 from connectors.kinesis.local import LocalKinesis, free_port
-from connectors.kinesis.producer import Estate, EstateWriter
+from synthetic.kinesis import Estate, EstateWriter
 from job.config import Config
 from synthetic.estate import ACCOUNTS, Scenario
 from job.outputs import read_records, total_counts

@@ -7,12 +7,12 @@ import time
 
 import reference
 from connectors.kinesis.client import cloudwatch_record
-from connectors.kinesis.producer import (Estate, EstateWriter, put_changelog_lines,
-                                         put_flow_records)
+from connectors.kinesis.producer import put_changelog_lines, put_flow_records
 from connectors.publisher.sinks import KinesisSink
 from helpers import job_aggregates, total_counts
 from job import config as config_mod
 from synthetic.estate import Scenario
+from synthetic.kinesis import Estate, EstateWriter
 
 ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
 TIMEOUT_S = 400   # a loaded 2-core machine; every wait polls and returns as soon as it can

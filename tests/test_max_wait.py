@@ -196,9 +196,7 @@ def test_the_watermark_passing_a_group_releases_it():
 def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tmp_path):
     """The changelog stops an hour before the flows and the inputs never end (followed files):
     only the max wait can release the flows, attributed with what is known."""
-    from connectors.files import file_sinks, file_sources
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
+    from job.flink.run import files_job
     from job.replay import stage_flows, stage_metadata
 
     flows = tmp_path / "flows"
@@ -221,10 +219,8 @@ def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tm
                               metadata={"max_wait_seconds": 2, "poll_interval_ms": 200},
                               outputs={"enriched": True, "security": False})
     output = str(tmp_path / "out")
-    env = make_env(config)
-    build_pipeline(env, file_sources(str(tmp_path / "flows.txt"),
-                                     str(tmp_path / "meta-staged.jsonl"), follow_seconds=1),
-                   file_sinks(output), config)
+    env = files_job(config, str(tmp_path / "flows.txt"), str(tmp_path / "meta-staged.jsonl"),
+                    output, follow_seconds=1)
     client = env.execute_async("flowdredge max wait test")
     try:
         counts = _wait_for_counts(client, output, lambda c: c["flows_aggregated"] == 3)

@@ -6,12 +6,10 @@ import urllib.request
 
 import pytest
 
-from connectors.files import file_sinks, file_sources
 from job.config import Config
-from job.flink.pipeline import build_pipeline
-from job.flink.run import make_env
-from synthetic.estate import Scenario, generate
+from job.flink.run import files_job
 from job.replay import stage_flows, stage_metadata
+from synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.minicluster
 
@@ -29,12 +27,11 @@ def test_counters_and_gauges_are_published(tmp_path):
     config = Config().replace(job={"parallelism": 2, "checkpoint_interval_seconds": 2},
                               metadata={"poll_interval_ms": 200})
     port = _free_port()
-    env = make_env(config, {"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
-                            "rest.port": str(port)})
     # Following the files keeps the job running, so its metrics stay readable.
-    build_pipeline(env, file_sources(str(tmp_path / "flows.txt"), str(tmp_path / "meta.jsonl"),
-                                     follow_seconds=1),
-                   file_sinks(str(tmp_path / "out")), config)
+    env = files_job(config, str(tmp_path / "flows.txt"), str(tmp_path / "meta.jsonl"),
+                    str(tmp_path / "out"), follow_seconds=1,
+                    flink_options={"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
+                                   "rest.port": str(port)})
     client = env.execute_async("flowdredge metrics test")
     events = out.changes + _heartbeats(out.metadata_file)
     try:

@@ -155,15 +155,13 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
 
 PLAN = """
 import json, sys
-from connectors.files import file_sinks, file_sources
 from job.config import from_dict
-from job.flink.pipeline import build_pipeline
-from job.flink.run import make_env
+from job.flink.run import files_job
+from job.flink.streams import transformations
 config = from_dict(json.loads(sys.argv[1]))
-env = make_env(config)
-build_pipeline(env, file_sources(sys.argv[2], sys.argv[3]), file_sinks(sys.argv[4]), config)
+env = files_job(config, sys.argv[2], sys.argv[3], sys.argv[4])
 plan = {}
-for t in env._j_stream_execution_environment.getTransformations():
+for t in transformations(env):
     for p in t.getTransitivePredecessors():
         if p.getUid():
             plan[p.getUid()] = [p.getClass().getSimpleName(), p.getDescription()]

@@ -1,5 +1,7 @@
-"""The pure-Python core must not import pyflink (tested without a JVM); every Flink operator
-has a name and a stable uid."""
+"""The layers import only downwards and PyFlink's private API is reached from one module; the
+pure-Python core must not import pyflink (tested without a JVM); every Flink operator has a name
+and a stable uid."""
+import ast
 import os
 import subprocess
 import sys
@@ -7,11 +9,112 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job.aggregate", "job.codec",
-        "job.enriched", "job.config", "job.replay", "synthetic.estate", "explore.summary", "job.outputs",
-        "job.ipranges", "explore.query", "explore.report", "job.security", "job.managed", "operate.package",
-        "operate.deploy", "operate.cluster", "job.submit", "schemas.outputs",
-        "schemas.metadata", "schemas.flowlog", "schemas.security"]
+CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job.aggregate",
+        "job.codec", "job.enriched", "job.config", "job.replay", "job.outputs", "job.ipranges",
+        "job.security", "job.managed", "job.shards", "job.submit", "explore.summary",
+        "explore.query", "explore.report", "operate.package", "operate.deploy",
+        "operate.cluster", "synthetic.estate", "schemas.outputs", "schemas.metadata",
+        "schemas.flowlog", "schemas.security", "schemas.settings", "connectors.s3"]
+
+# The layers, bottom to top: a module may import modules of its own layer and of those below.
+# A module belongs to the layer of its longest prefix listed here.
+LAYERS = [
+    ("schemas", "connectors.s3"),              # record schemas, settings, the s3:// helper
+    ("job",),                                  # the stream job's pure-Python core
+    ("job.flink.streams", "job.flink.io"),     # the PyFlink plumbing connectors build on
+    ("connectors",),                           # sources and sinks
+    ("job.flink", "job.submit"),               # Flink adapters, pipeline, build_job, entries
+    ("explore",),                              # query, report, summary: outputs only
+    ("synthetic",),                            # the synthetic estate and the demos
+    ("operate",),                              # cluster, application zip, deploy
+    ("flowdredge",),                           # the command
+    ("bench", "tests"),
+]
+PACKAGES = ("schemas", "job", "connectors", "explore", "synthetic", "operate", "flowdredge",
+            "bench")
+# The one module that may use PyFlink's private API (the gateway, `_j_` Java objects).
+PRIVATE_API_MODULE = "job.flink.streams"
+
+
+def _layer(module: str):
+    best = None
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and \
+                    (best is None or len(prefix) > len(best[1])):
+                best = (index, prefix)
+    return None if best is None else best[0]
+
+
+def _sources(folders):
+    for folder in folders:
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, folder)):
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(dirpath, name)
+                    module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+                    with open(path, encoding="utf-8") as fh:
+                        yield module.removesuffix(".__init__"), ast.parse(fh.read(), path)
+
+
+def _is_module(name: str) -> bool:
+    base = os.path.join(ROOT, *name.split("."))
+    return os.path.isfile(base + ".py") or os.path.isfile(os.path.join(base, "__init__.py"))
+
+
+def _imports(tree):
+    """Every module named by an import statement, those inside functions too (`from a import
+    b` names a.b when b is a module)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                yield name if _is_module(name) else node.module
+
+
+@pytest.mark.unit
+def test_imports_only_go_down_and_make_no_cycle():
+    graph, upward = {}, []
+    for module, tree in _sources(PACKAGES):
+        here = _layer(module)
+        assert here is not None, f"{module} is in no layer (tests/test_structure.py, LAYERS)"
+        for name in _imports(tree):
+            there = _layer(name)
+            if there is None:
+                continue   # standard library or third party
+            graph.setdefault(module, set()).add(name)
+            if there > here:
+                upward.append(f"{module} imports {name}")
+    assert not upward, upward
+    # Between the project's modules, including imports inside functions.
+    state = {}
+
+    def visit(module, path):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", " -> ".join(path + [module])
+        state[module] = "open"
+        for name in graph.get(module, ()):
+            visit(name, path + [module])
+        state[module] = "done"
+
+    for module in list(graph):
+        visit(module, [])
+
+
+@pytest.mark.unit
+def test_private_flink_api_is_reached_from_one_module():
+    """PyFlink's `_j_` attributes and its gateway change between releases unannounced."""
+    users = set()
+    for module, tree in _sources(PACKAGES + ("tests",)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_j_"):
+                users.add(module)
+        if any(name and name.startswith("pyflink.java_gateway") for name in _imports(tree)):
+            users.add(module)
+    assert users == {PRIVATE_API_MODULE}
 
 
 @pytest.mark.unit
@@ -24,19 +127,12 @@ def test_core_does_not_import_pyflink():
 
 @pytest.mark.minicluster
 def test_every_operator_has_a_name_and_uid(tmp_path):
-    from connectors.files import file_sinks, file_sources
     from job.config import Config
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
-    (tmp_path / "f.txt").write_text("")
-    (tmp_path / "m.jsonl").write_text("")
+    from job.flink.streams import transformations
     config = Config().replace(job={"parallelism": 2})
-    env = make_env(config)
-    build_pipeline(env, file_sources(str(tmp_path / "f.txt"), str(tmp_path / "m.jsonl")),
-                   file_sinks(str(tmp_path / "out")), config)
-    transformations = env._j_stream_execution_environment.getTransformations()
+    env = _empty_files_job(tmp_path, config)
     stateful_uids = []
-    for t in transformations:
+    for t in transformations(env):
         name, uid = t.getName(), t.getUid()
         # Partitioning steps (rebalance, key_by, union) hold no state and take no uid.
         if "Partition" in t.getClass().getSimpleName() or "Union" in t.getClass().getSimpleName():
@@ -51,18 +147,11 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
 def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
     """PyFlink's get_side_output would put an identity map in Python behind every side output
     (job.flink.streams.side_output), the security views' too."""
-    from connectors.files import file_sinks, file_sources
     from job.config import Config
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import make_env
-    (tmp_path / "f.txt").write_text("")
-    (tmp_path / "m.jsonl").write_text("")
-    config = Config()
-    env = make_env(config)
-    build_pipeline(env, file_sources(str(tmp_path / "f.txt"), str(tmp_path / "m.jsonl")),
-                   file_sinks(str(tmp_path / "out")), config)
+    from job.flink.streams import transformations
+    env = _empty_files_job(tmp_path, Config())
     python_steps, side_outputs_read = [], []
-    for t in env._j_stream_execution_environment.getTransformations():
+    for t in transformations(env):
         python = _is_python(t)
         if python:
             python_steps.append(t.getName())
@@ -81,6 +170,14 @@ def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
             and name.split()[0] in ("counts", "dead_letter", "data_quality", "late", "enriched")]
     assert sorted(core) == sorted(["counts files"] * 3 + ["dead_letter files"] * 2
                                   + ["data_quality files", "late files", "enriched files"])
+
+
+def _empty_files_job(tmp_path, config):
+    from job.flink.run import files_job
+    (tmp_path / "f.txt").write_text("")
+    (tmp_path / "m.jsonl").write_text("")
+    return files_job(config, str(tmp_path / "f.txt"), str(tmp_path / "m.jsonl"),
+                     str(tmp_path / "out"))
 
 
 def _is_python(transformation) -> bool:

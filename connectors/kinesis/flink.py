@@ -18,15 +18,15 @@ from pyflink.datastream.connectors import Source
 from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
                                                        StreamFormat)
 from pyflink.datastream.connectors.hybrid_source import HybridSource
-from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import call_sql, col
 
 from connectors.kinesis.client import Streams, client_properties
 from job.shards import stream_name
 from job.config import Config, KinesisSection, checkpoint_uri
-from job.flink.pipeline import Sinks, Sources
-from job.flink.streams import attach_insert
+from job.flink.io import Sinks, Sources
+from job.flink.streams import (attach_insert, java_configuration,
+                               java_deserialization_schema, jvm)
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from schemas.security import EVENTS
@@ -69,9 +69,8 @@ def _source_config(kin: KinesisSection, position: str, timestamp: str) -> Config
 
 
 def _kinesis_source(arn: str, conf: Configuration, deserializer) -> Source:
-    builder = get_gateway().jvm.org.apache.flink.connector.kinesis.source \
-        .KinesisStreamsSource.builder()
-    builder.setStreamArn(arn).setSourceConfig(conf._j_configuration) \
+    builder = jvm().org.apache.flink.connector.kinesis.source.KinesisStreamsSource.builder()
+    builder.setStreamArn(arn).setSourceConfig(java_configuration(conf)) \
         .setDeserializationSchema(deserializer)
     return Source(builder.build())
 
@@ -82,7 +81,7 @@ def _flow_records(env, config: Config, arns):
     streams = []
     for arn in arns:
         name = stream_name(arn)
-        raw = get_gateway().jvm.io.flowdredge.kinesis.RawRecords()
+        raw = jvm().io.flowdredge.kinesis.RawRecords()
         streams.append(env.from_source(_kinesis_source(arn, conf, raw),
                                        WatermarkStrategy.no_watermarks(), f"flow stream {name}",
                                        RAW_RECORD_TYPE)
@@ -94,9 +93,8 @@ def _flow_records(env, config: Config, arns):
 
 def _metadata_records(env, config: Config, arn: str):
     kin = config.kinesis
-    jvm = get_gateway().jvm
-    text = jvm.org.apache.flink.connector.kinesis.source.serialization \
-        .KinesisDeserializationSchema.of(SimpleStringSchema()._j_deserialization_schema)
+    text = jvm().org.apache.flink.connector.kinesis.source.serialization \
+        .KinesisDeserializationSchema.of(java_deserialization_schema(SimpleStringSchema()))
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
                                                  kin.metadata_start_timestamp), text)
     if kin.metadata_snapshot:
@@ -119,7 +117,7 @@ def local_endpoint_workarounds(kin: KinesisSection) -> None:
     (ArrayIndexOutOfBoundsException in CBORParser._finishLongTextAscii); JSON works. A
     cluster's TaskManagers need -Daws.cborEnabled=false in env.java.opts.all (job.cluster)."""
     if kin.endpoint:
-        get_gateway().jvm.java.lang.System.setProperty("aws.cborEnabled", "false")
+        jvm().java.lang.System.setProperty("aws.cborEnabled", "false")
 
 
 def kinesis_sources(config: Config, streams: Streams, flow_shards=()) -> Sources:

@@ -28,9 +28,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
-    from connectors.files import file_sinks, file_sources
-    from job.flink.pipeline import build_pipeline
-    from job.flink.run import kinesis_job, make_env
+    from job.flink.run import files_job, kinesis_job
     io = props.io
     # The service puts the jar named in the run options on the classpath itself.
     jars = ["file://" + os.path.abspath(jar)] if jar and \
@@ -38,17 +36,13 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     if props.config.kinesis.flow_streams:
         try:
             # The service's own checkpoint storage stands (checkpoint_dir None).
-            env = kinesis_job(props.config, io.output, jars=jars, checkpoint_dir=None)
+            env = kinesis_job(props.config, io.output, jars=jars, checkpoint_dir=None,
+                              python_files=code_dirs)
         except ConfigError as err:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2
     else:
-        env = make_env(props.config)
-        if jars:
-            env.add_jars(*jars)
-        build_pipeline(env, file_sources(io.flows, io.metadata, io.follow_seconds or None),
-                       file_sinks(io.output), props.config)
-    for folder in code_dirs:
-        env.add_python_file(folder)
+        env = files_job(props.config, io.flows, io.metadata, io.output,
+                        io.follow_seconds or None, jars=jars, python_files=code_dirs)
     env.execute(args.job_name)
     return 0

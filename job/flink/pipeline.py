@@ -5,18 +5,16 @@ r"""The flowdredge dataflow, independent of where records come from and go to.
     changelog ---parse---> events --broadcast--/    \--> enriched, late, conversations
     (parse steps also emit dead letters, counts, data quality)
 
-`build_pipeline` takes the sources and sinks as arguments so tests can pass bounded sources and
-their own sinks; `flowdredge.cli` wires files (replay, demo). See docs/design.md.
+`build_pipeline` takes the sources and sinks (job.flink.io) as arguments so tests can pass bounded
+sources and their own sinks; job.flink.run.build_job wires them. See docs/design.md.
 """
-from dataclasses import dataclass
-from typing import Callable
-
 from pyflink.common import Duration, Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from job.config import Config
+from job.flink.io import Sinks, Sources
 from job.flink.streams import (keyed_by_first_field, side_output, sql_interval,
                                with_event_time)
 from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED,
@@ -25,29 +23,6 @@ from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTE
                                  TIMED_METADATA_CHUNK_TYPE, AttributeFlows, ParseFlowRecords,
                                  ParseMetadataEvents)
 from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
-
-
-@dataclass
-class Sources:
-    """Each returns a DataStream: flow records (str, or a Kinesis Row of data, stream, shard,
-    sequence), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
-    start, which hold event time back until heard from (job.shards)."""
-    flows: Callable[[StreamExecutionEnvironment], DataStream]
-    metadata: Callable[[StreamExecutionEnvironment], DataStream]
-    flow_shards: tuple = ()
-    # Where changelog dead letters say they came from (with the line or event index).
-    metadata_source: str = "metadata"
-
-
-@dataclass
-class Sinks:
-    """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
-    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job;
-    `table(name, t_env, table, schema)` writes an append-only table with the columns of
-    `schema` (a schemas.fields.Schema, by position) as output `name`, attached likewise."""
-    text: Callable
-    aggregates: Callable
-    table: Callable = None
 
 
 def configure(env: StreamExecutionEnvironment, config: Config) -> None:

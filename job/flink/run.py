@@ -1,4 +1,7 @@
-"""Creating the Flink environment and running the job on bounded files."""
+"""Building the job: the Flink environment, the connectors and the pipeline. build_job is the one
+place they are put together; every entry point (flowdredge run and replay, job.submit on a
+cluster, job.flink.managed on Managed Flink, the benchmarks, the tests) goes through it or
+through files_job / kinesis_job, which describe the sources and sinks it gets."""
 import os
 import sys
 
@@ -7,6 +10,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.files import file_sinks, file_sources
 from job.config import Config, checkpoint_uri
+from job.flink.io import Sinks, Sources
 from job.flink.pipeline import build_pipeline, configure
 
 
@@ -53,25 +57,47 @@ def make_env(config: Config, flink_options: dict = None,
     return env
 
 
+def build_job(config: Config, sources: Sources, sinks: Sinks, flink_options: dict = None,
+              checkpoint_dir: str = None, jars=(), python_files=()) -> StreamExecutionEnvironment:
+    """The whole job on a new environment; the caller runs it (execute, or execute_async for a
+    job client). `flink_options` and `checkpoint_dir` as in make_env; `jars`: URLs of jars to
+    ship with the job; `python_files`: code folders or files to ship to the Python workers."""
+    env = make_env(config, flink_options, checkpoint_dir)
+    if jars:
+        env.add_jars(*jars)
+    for path in python_files:
+        env.add_python_file(path)
+    build_pipeline(env, sources, sinks, config)
+    return env
+
+
+def files_job(config: Config, flows: str, metadata: str, output_dir: str,
+              follow_seconds: int = None, **options) -> StreamExecutionEnvironment:
+    """build_job over staged files (job.replay: flow records, changelog lines) with file
+    outputs under output_dir; with `follow_seconds` the sources keep looking for new files
+    (unbounded). `options` go to build_job."""
+    return build_job(config, file_sources(flows, metadata, follow_seconds),
+                     file_sinks(output_dir), **options)
+
+
 def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
               job_name: str = "flowdredge replay"):
     """Runs the pipeline bounded over staged files (job.replay); blocks until done. Checkpoints
     go to output_dir/checkpoints unless job.checkpoint_dir says otherwise."""
-    env = make_env(config, checkpoint_dir=os.path.join(output_dir, "checkpoints"))
-    build_pipeline(env, file_sources(staged_flows, staged_metadata), file_sinks(output_dir),
-                   config)
-    return env.execute(job_name)
+    return files_job(config, staged_flows, staged_metadata, output_dir,
+                     checkpoint_dir=os.path.join(output_dir, "checkpoints")).execute(job_name)
 
 
 def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
-                jars: list = None, checkpoint_dir: str = "") -> StreamExecutionEnvironment:
-    """The streaming job (Kinesis sources; file outputs under output_dir, and the Kinesis
-    outputs config.kinesis names) on a new environment; the caller executes it. The one code
-    path of `flowdredge run`, a cluster (job.submit) and Managed Flink (job.flink.managed).
-    `jars`: URLs of the connector jars to ship with the job; None: those scripts/setup put in
-    .jars/; []: none (the service puts the application's jar on the classpath itself). Checkpoints go to `checkpoint_dir` unless job.checkpoint_dir says
-    otherwise ("": output_dir/checkpoints; None: the cluster's own setting). Raises ConfigError
-    for streams that are missing or unknown."""
+                jars: list = None, checkpoint_dir: str = "",
+                python_files=()) -> StreamExecutionEnvironment:
+    """build_job with the Kinesis sources and file outputs under output_dir, plus the Kinesis
+    outputs config.kinesis names. The one code path of `flowdredge run`, a cluster
+    (job.submit) and Managed Flink (job.flink.managed). `jars`: URLs of the connector jars to
+    ship with the job; None: those scripts/setup put in .jars/; []: none (the service puts
+    the application's jar on the classpath itself). Checkpoints go to `checkpoint_dir` unless
+    job.checkpoint_dir says otherwise ("": output_dir/checkpoints; None: the cluster's own
+    setting). Raises ConfigError for streams that are missing or unknown."""
     from connectors.kinesis.client import client, resolve, shards
     from connectors.kinesis.flink import (connector_jars, kinesis_sources,
                                           local_endpoint_workarounds, with_kinesis_outputs)
@@ -79,11 +105,8 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     streams = resolve(config.kinesis, kinesis)
     if checkpoint_dir == "":
         checkpoint_dir = os.path.join(output_dir, "checkpoints")
-    env = make_env(config, flink_options, checkpoint_dir=checkpoint_dir)
     local_endpoint_workarounds(config.kinesis)
-    jars = connector_jars() if jars is None else jars
-    if jars:
-        env.add_jars(*jars)
-    build_pipeline(env, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
-                   with_kinesis_outputs(file_sinks(output_dir), config, streams), config)
-    return env
+    return build_job(config, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
+                     with_kinesis_outputs(file_sinks(output_dir), config, streams),
+                     flink_options, checkpoint_dir,
+                     connector_jars() if jars is None else jars, python_files)

@@ -1,4 +1,9 @@
-"""Stream plumbing that PyFlink's Python API does in extra Python operators, done in Java.
+"""Stream plumbing that PyFlink's Python API does in extra Python operators, done in Java; and
+the one module that reaches past PyFlink's public API (the gateway, the `_j_` Java objects
+behind its wrappers): those are private and change between PyFlink releases, so an upgrade
+breaks one file (tests/test_structure.py keeps it so). Connectors call jvm() and the
+java_* functions below for the Java classes PyFlink does not wrap.
+
 
 Event time: PyFlink's assign_timestamps_and_watermarks with a Python TimestampAssigner adds its own Python
 operator at the default parallelism (which reorders a parallelism-1 stream such as the
@@ -18,12 +23,31 @@ from pyflink.datastream import DataStream, KeyedStream, OutputTag
 from pyflink.java_gateway import get_gateway
 
 
+def jvm():
+    """The JVM's package tree (the client's gateway, started on first use)."""
+    return get_gateway().jvm
+
+
+def java_configuration(conf):
+    """The Java Configuration behind a pyflink.common.Configuration."""
+    return conf._j_configuration
+
+
+def java_deserialization_schema(schema):
+    """The Java DeserializationSchema behind a PyFlink one (SimpleStringSchema, ...)."""
+    return schema._j_deserialization_schema
+
+
+def transformations(env):
+    """The Java transformations added to `env` (a StreamExecutionEnvironment) so far."""
+    return env._j_stream_execution_environment.getTransformations()
+
+
 def with_event_time(pairs: DataStream, strategy: WatermarkStrategy, record_type, name: str,
                     uid: str, parallelism: int = None) -> DataStream:
     """`pairs` holds Tuple(record, epoch ms); returns the records with timestamps and
     watermarks from `strategy` (which must not carry a Python timestamp assigner)."""
-    jvm = get_gateway().jvm
-    events = jvm.org.apache.flink.streaming.api.functions.python.eventtime
+    events = jvm().org.apache.flink.streaming.api.functions.python.eventtime
     stamped = pairs._j_data_stream.assignTimestampsAndWatermarks(
         strategy._j_watermark_strategy.withTimestampAssigner(events.CustomTimestampAssigner()))
     stamped.name(f"{name}: watermarks").uid(f"{uid}-watermarks")
@@ -40,8 +64,7 @@ def keyed_by_first_field(stream: DataStream, key_type, value_type) -> KeyedStrea
     """`stream` holds Row(key, value); returns it keyed by `key`, as PyFlink's key_by does but
     without the extra Python operator (and its missing uid) that key_by adds to compute keys:
     our parse operator emits the key with the record."""
-    jvm = get_gateway().jvm
-    j_keyed = stream._j_data_stream.keyBy(jvm.KeyByKeySelector(),
+    j_keyed = stream._j_data_stream.keyBy(jvm().KeyByKeySelector(),
                                           Types.ROW([key_type]).get_java_type_info())
     return KeyedStream(j_keyed, value_type, stream)
 
@@ -57,11 +80,11 @@ def attach_insert(t_env, sink_table: str, rows, uid_prefix: str) -> None:
     its own), with stable uids (stable_sql_uids) named after `uid_prefix`."""
     statements = t_env.create_statement_set()
     statements.add_insert(sink_table, rows)
-    transformations = t_env._j_tenv.execEnv().getTransformations()
-    first = transformations.size()
+    added = t_env._j_tenv.execEnv().getTransformations()
+    first = added.size()
     statements.attach_as_datastream()
-    for index in range(first, transformations.size()):
-        stable_sql_uids(transformations.get(index), uid_prefix)
+    for index in range(first, added.size()):
+        stable_sql_uids(added.get(index), uid_prefix)
 
 
 def sql_interval(seconds: int) -> str:

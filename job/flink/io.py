@@ -1,0 +1,31 @@
+"""What the pipeline takes from the connectors: Sources and Sinks, callables that add the
+connector's steps to the job. Connectors (connectors.files, connectors.kinesis.flink) build them;
+job.flink.pipeline consumes them. Kept apart from the pipeline so that connectors import only
+this and job.flink.streams, never the pipeline that imports them back."""
+from dataclasses import dataclass
+from typing import Callable
+
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+
+
+@dataclass
+class Sources:
+    """Each returns a DataStream: flow records (str, or a Kinesis Row of data, stream, shard,
+    sequence), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
+    start, which hold event time back until heard from (job.shards)."""
+    flows: Callable[[StreamExecutionEnvironment], DataStream]
+    metadata: Callable[[StreamExecutionEnvironment], DataStream]
+    flow_shards: tuple = ()
+    # Where changelog dead letters say they came from (with the line or event index).
+    metadata_source: str = "metadata"
+
+
+@dataclass
+class Sinks:
+    """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
+    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job;
+    `table(name, t_env, table, schema)` writes an append-only table with the columns of
+    `schema` (a schemas.fields.Schema, by position) as output `name`, attached likewise."""
+    text: Callable
+    aggregates: Callable
+    table: Callable = None
