@@ -1,3 +1,3 @@
 """Synthetic inputs in AWS's formats, for the demos, the tests and the benchmarks: an estate and
-its traffic (estate), the files and records AWS writes (formats), the estate cut into Kinesis
-deliveries (kinesis), and the streaming demo (demo)."""
+its traffic written as S3 flow-log files, CloudWatch Logs subscription records and the
+changelog (estate), the estate written to Kinesis (kinesis), and the streaming demo (demo)."""
