@@ -59,7 +59,11 @@ def group_by(dimensions, n: int):
 def sums(rows, values, n_groups: int) -> list:
     """Exact sums of int64 `values` per group (`rows` from group_by), as Python ints; in
     Python's integers when int64 could overflow."""
-    if len(values) and int(np.abs(values).max()) * len(values) >= 1 << 63:
+    bound = int(np.abs(values).max()) * len(values) if len(values) else 0
+    if bound < 1 << 53:
+        # float64 holds every such sum exactly, and bincount is several times faster than add.at.
+        return np.bincount(rows, values, n_groups).astype(np.int64).tolist()
+    if bound >= 1 << 63:
         values = values.astype(object)
         total = np.zeros(n_groups, object)
     else:

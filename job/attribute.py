@@ -1,7 +1,7 @@
 """Attribution of both ends of each flow to the owner at the flow's start. Pure Python, on the
-group's columns (numpy, pyarrow): owners are looked up once per distinct address of a group,
-flow by flow only for an address whose owner changed within the group's span, and the outputs
-are group-bys over code columns.
+group's columns (numpy, pyarrow): every flow end's owner is looked up at once in the ownership
+index's arrays (address keys, np.searchsorted), the partial aggregates are a group-by over code
+columns, the conversations a dict over the rows (about one conversation per flow).
 
 Rule: the address used for an end is `pkt-srcaddr` / `pkt-dstaddr` when the format has it and
 the line carries a value (the real endpoint behind NAT or a load balancer), else `srcaddr` /
@@ -81,17 +81,25 @@ class Conversations:
     def __init__(self):
         self._sums = {}
 
-    def add_sums(self, key: tuple, sums: list) -> None:
-        known = self._sums.get(key)
-        if known is None:
-            self._sums[key] = list(sums)
-        else:
-            for i, n in enumerate(sums):
-                known[i] += n
+    def add_flows(self, keys, from_client, packets, nbytes) -> None:
+        """One flow per item: its key, whether it is from the client, packets, bytes."""
+        table = self._sums
+        for key, client, p, b in zip(keys, from_client, packets, nbytes):
+            totals = table.get(key)
+            if totals is None:
+                table[key] = [1, p, b, 1, p, b] if client else [1, p, b, 0, 0, 0]
+            else:
+                totals[0] += 1
+                totals[1] += p
+                totals[2] += b
+                if client:
+                    totals[3] += 1
+                    totals[4] += p
+                    totals[5] += b
 
     def rows(self):
-        for key, sums in self._sums.items():
-            yield key + tuple(sums)
+        for key, totals in self._sums.items():
+            yield key + tuple(totals)
 
 
 @dataclass
@@ -141,6 +149,9 @@ class _Ints:
             codes[self.nulls] = 0
         return codes, card
 
+    def list(self) -> list:
+        return self.pick(slice(None))
+
     def pick(self, rows) -> list:
         values = self.values[rows].tolist()
         if self.nulls is not None:
@@ -167,16 +178,19 @@ def _address(columns, fmt, pkt_name: str, name: str):
     return col if pkt is None else pc.coalesce(columns.column(pkt), col)
 
 
-def _owner_ids(addresses: list, address_codes, t_ms, index: OwnershipIndex, unowned):
-    """Each flow end's owner id in `index` at `t_ms`, and whether the index owns it; an end
-    without an owner gets its classification's (unowned), once per distinct address."""
-    ids = index.owners_at(addresses, address_codes, t_ms)
+def _owner_ids(ends, t_ms, index: OwnershipIndex, unowned):
+    """Each flow end's owner id in `index` at `t_ms` (ends: an arrow string column of both
+    sides), and whether the index owns it; an end without an owner gets its classification's
+    (unowned), once per distinct address."""
+    keys = index.address_keys(ends)
+    ids = index.owners_of(keys, t_ms)
     owned = ids >= 0
     if not owned.all():
-        by_address = np.zeros(len(addresses), np.int64)
-        for k in np.unique(address_codes[~owned]).tolist():
-            by_address[k] = index.owner_id(unowned(addresses[k]))
-        ids[~owned] = by_address[address_codes[~owned]]
+        rows = np.flatnonzero(~owned)
+        distinct, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
+        addresses = ends.take(pa.array(rows[first])).to_pylist()
+        owner_id = index.owner_id
+        ids[rows] = np.array([owner_id(unowned(a)) for a in addresses], np.int64)[inverse]
     return ids, owned
 
 
@@ -225,14 +239,10 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
         return out
     fmt, columns = group.fmt, group.columns
     window_start = group.window_start
-    both = pc.dictionary_encode(pa.concat_arrays([
-        _address(columns, fmt, "pkt-srcaddr", "srcaddr"),
-        _address(columns, fmt, "pkt-dstaddr", "dstaddr")]))
-    address_codes = both.indices.to_numpy()
-    addresses = both.dictionary.to_pylist()
+    ends = pa.concat_arrays([_address(columns, fmt, "pkt-srcaddr", "srcaddr"),
+                             _address(columns, fmt, "pkt-dstaddr", "dstaddr")])
     t_ms = columns.column(fmt.start_pos).to_numpy() * 1000
-    ids, owned = _owner_ids(addresses, address_codes, np.concatenate([t_ms, t_ms]), index,
-                            unowned)
+    ids, owned = _owner_ids(ends, np.concatenate([t_ms, t_ms]), index, unowned)
     src, dst = ids[:n], ids[n:]
     app_codes, apps = index.owner_field(_APP)
 
@@ -270,7 +280,7 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                                proto, actions[verdict]), f, p, b)
 
     if conversations:
-        _conversations(out.conversations, window_start, n, src, dst, address_codes, addresses,
+        _conversations(out.conversations, window_start, n, src, dst, ends,
                        index, ints("srcport"), dst_port, ints("tcp-flags"), protocol,
                        (action_codes, action_card, actions), packets, nbytes, service_ports)
     if enriched:
@@ -282,38 +292,26 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     return out
 
 
-def _conversations(conversations: Conversations, window_start, n, src, dst, address_codes,
-                   addresses, index, src_port, dst_port, tcp_flags, protocol, action,
-                   packets, nbytes, service_ports):
-    action_codes, action_card, actions = action
+def _conversations(conversations: Conversations, window_start, n, src, dst, ends, index,
+                   src_port, dst_port, tcp_flags, protocol, action, packets, nbytes,
+                   service_ports):
+    # About one conversation per flow on real traffic (ephemeral client addresses and ports):
+    # a dict over the rows costs less than a group-by over nine columns, then the dict anyway.
+    action_codes, _, actions = action
     from_client = clients_are_sources(src_port, dst_port, tcp_flags, service_ports)
     client = np.where(from_client, src, dst)
     server = np.where(from_client, dst, src)
-    client_addr = np.where(from_client, address_codes[:n], address_codes[n:])
-    server_addr = np.where(from_client, address_codes[n:], address_codes[:n])
+    addresses = ends.to_numpy(zero_copy_only=False)
+    client_addr = np.where(from_client, addresses[:n], addresses[n:]).tolist()
+    server_addr = np.where(from_client, addresses[n:], addresses[:n]).tolist()
     service_port = dst_port.where(from_client, src_port)
     rejected = ~from_client & (action_codes == actions.index(REJECT) if REJECT in actions
                                else np.zeros(n, bool))
     client_port = dst_port.where(rejected, _nulls(n))
     app_codes, apps = index.owner_field(_APP)
     resource_codes, resources = index.owner_field(_RESOURCE)
-    n_addresses = len(addresses)
-    firsts, rows = group_by([
-        (app_codes[client], len(apps)), (client_addr.astype(np.int64), n_addresses),
-        (app_codes[server], len(apps)), (server_addr.astype(np.int64), n_addresses),
-        (resource_codes[server], len(resources)), service_port.codes(), client_port.codes(),
-        protocol.codes(), (action_codes, action_card)], n)
-    k = len(firsts)
-    totals = (np.bincount(rows, minlength=k).tolist(), sums(rows, packets, k),
-              sums(rows, nbytes, k), sums(rows, from_client.astype(np.int64), k),
-              sums(rows, np.where(from_client, packets, 0), k),
-              sums(rows, np.where(from_client, nbytes, 0), k))
-    keys = zip([window_start] * k, [apps[c] for c in app_codes[client[firsts]].tolist()],
-               [addresses[a] for a in client_addr[firsts].tolist()],
-               [apps[c] for c in app_codes[server[firsts]].tolist()],
-               [addresses[a] for a in server_addr[firsts].tolist()],
-               [resources[r] for r in resource_codes[server[firsts]].tolist()],
-               service_port.pick(firsts), client_port.pick(firsts), protocol.pick(firsts),
-               [actions[a] for a in action_codes[firsts].tolist()])
-    for key, row in zip(keys, zip(*totals)):
-        conversations.add_sums(key, row)
+    keys = zip([window_start] * n, [apps[c] for c in app_codes[client].tolist()], client_addr,
+               [apps[c] for c in app_codes[server].tolist()], server_addr,
+               [resources[r] for r in resource_codes[server].tolist()], service_port.list(),
+               client_port.list(), protocol.list(), [actions[a] for a in action_codes.tolist()])
+    conversations.add_flows(keys, from_client.tolist(), packets.tolist(), nbytes.tolist())
