@@ -193,19 +193,14 @@ _KNOWN_ADDRESSES = 1 << 18
 
 def ipv4_key(ip: str):
     """The integer of a canonical dotted IPv4 address (what ipaddress prints), else None."""
-    parts = ip.split(".")
-    if len(parts) != 4:
+    try:
+        a, b, c, d = map(int, ip.split("."))
+    except ValueError:
         return None
-    key = 0
-    for part in parts:
-        if not (part.isascii() and part.isdigit()) or len(part) > 3 or (
-                part[0] == "0" and len(part) > 1):
-            return None
-        octet = int(part)
-        if octet > 255:
-            return None
-        key = key * 256 + octet
-    return key
+    # int() also reads "+1", "01", " 1", "1_0": only the canonical text prints back the same.
+    if f"{a}.{b}.{c}.{d}" != ip or max(a, b, c, d) > 255 or min(a, b, c, d) < 0:
+        return None
+    return a << 24 | b << 16 | c << 8 | d
 
 
 class _ChangeLists:
