@@ -91,6 +91,9 @@ def _flow_records(env, config: Config, arns):
     return records.rebalance()
 
 
+SNAPSHOT_CHUNK_LINES, SNAPSHOT_CHUNK_CHARS = 5000, 1 << 20
+
+
 def _metadata_records(env, config: Config, arn: str):
     kin = config.kinesis
     text = jvm().org.apache.flink.connector.kinesis.source.serialization \
@@ -98,7 +101,10 @@ def _metadata_records(env, config: Config, arn: str):
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
                                                  kin.metadata_start_timestamp), text)
     if kin.metadata_snapshot:
-        snapshot = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
+        # In chunks of lines: one Python call per chunk, as for the replay's changelog.
+        chunks = StreamFormat(jvm().io.flowdredge.kinesis.LineChunks(SNAPSHOT_CHUNK_LINES,
+                                                                      SNAPSHOT_CHUNK_CHARS))
+        snapshot = (FileSource.for_record_stream_format(chunks,
                                                         checkpoint_uri(kin.metadata_snapshot))
                     .set_file_enumerator(
                         FileEnumeratorProvider.default_non_splittable_file_enumerator())
