@@ -38,6 +38,7 @@ Added latency of window w (end e, flows.out_of_orderness_seconds b):
 """
 import argparse
 import bisect
+import contextlib
 import gzip
 import itertools
 import json
@@ -54,9 +55,17 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLOW_STREAM = "bench-flows"
-METADATA_STREAM = "bench-metadata"
-AGGREGATES_STREAM = "bench-aggregates"
+
+
+def stream_names(prefix: str) -> tuple:
+    """The flow, changelog and aggregates streams."""
+    return f"{prefix}-flows", f"{prefix}-metadata", f"{prefix}-aggregates"
+
+
+def kinesis_section(endpoint: str, region: str):
+    """`endpoint`: a Kinesis API URL, or "aws" for the region's own (boto3's credentials)."""
+    from job.config import KinesisSection
+    return KinesisSection(region=region, endpoint="" if endpoint == "aws" else endpoint)
 # Event time starts this far behind the wall clock: inside flows.max_clock_skew_seconds (24 h),
 # and it may gain on the wall clock for (EVENT_BEHIND_S / (speedup - 1)) seconds of a run.
 EVENT_BEHIND_S = 20 * 3600
@@ -104,7 +113,7 @@ def with_extra_ips(snapshot: str, n: int, seed: int) -> str:
     """The snapshot and ASSIGNs of `n` more IPs (bench.state's: owned, dated before the traffic,
     never in a flow): the ownership state of a large estate, for the state figures."""
     import numpy as np
-    from bench.state import _ips, write_snapshot
+    from synthetic.snapshot import private_ips as _ips, write_snapshot
     with open(snapshot, encoding="utf-8") as fh:
         lines = [line for line in fh if '"HEARTBEAT"' not in line]
     taken = {json.loads(line)["ip"] for line in lines}
@@ -128,10 +137,9 @@ class Producer:
     """CloudWatch records of pool lines retimed to the moving event time, and the changelog."""
 
     def __init__(self, args):
-        import boto3
-        self.kinesis = boto3.client("kinesis", region_name="us-east-1",
-                                    endpoint_url=args.endpoint, aws_access_key_id="dummy",
-                                    aws_secret_access_key="dummy")
+        from connectors.kinesis.client import client
+        self.kinesis = client(kinesis_section(args.endpoint, args.region))
+        self.flow_stream, self.metadata_stream, _ = stream_names(args.stream_prefix)
         self.args = args
         with open(args.pool, encoding="utf-8") as fh:
             self.pool = [(p, int(d), s) for p, d, s in (line.rstrip("\n").split("\t")
@@ -168,7 +176,8 @@ class Producer:
     def put_flows(self, batch) -> None:
         began = time.time()
         answer = self.kinesis.put_records(
-            StreamName=FLOW_STREAM, Records=[{"Data": d, "PartitionKey": k} for d, k, _ in batch])
+            StreamName=self.flow_stream,
+            Records=[{"Data": d, "PartitionKey": k} for d, k, _ in batch])
         ended = time.time()
         retry = []
         for (data, key, latest), result in zip(batch, answer["Records"]):
@@ -189,7 +198,7 @@ class Producer:
             event.update(ip=self.rng.choice(self.ips), ts=heartbeat_ms)
             lines.append(json.dumps(event))
         lines.append(json.dumps({"type": "HEARTBEAT", "ts": heartbeat_ms}))
-        self.kinesis.put_records(StreamName=METADATA_STREAM, Records=[
+        self.kinesis.put_records(StreamName=self.metadata_stream, Records=[
             {"Data": "\n".join(lines).encode("utf-8"), "PartitionKey": "ip-metadata"}])
 
     def run(self) -> None:
@@ -502,10 +511,12 @@ def state_figures(samples: list, checkpoints: dict) -> dict:
 
 def job_config(args, endpoint: str, snapshot: str):
     from job import config as config_mod
+    flows, metadata, aggregates = stream_names(args.stream_prefix)
+    kin = kinesis_section(endpoint, args.region)
     doc = {"job": {"parallelism": args.parallelism},
-           "kinesis": {"endpoint": endpoint, "flow_streams": FLOW_STREAM,
-                       "metadata_stream": METADATA_STREAM, "metadata_snapshot": snapshot,
-                       "aggregates_stream": AGGREGATES_STREAM}}
+           "kinesis": {"endpoint": kin.endpoint, "region": kin.region, "flow_streams": flows,
+                       "metadata_stream": metadata, "metadata_snapshot": snapshot,
+                       "aggregates_stream": aggregates}}
     if args.variant == "aggregates":
         doc["outputs"] = {"enriched": False, "security": False}
     if args.sink_flush_ms is not None:
@@ -537,11 +548,15 @@ def run_bench(args) -> dict:
     report["inputs"] = {k: v for k, v in inputs.items() if k.endswith(("flows", "lines"))}
     output = os.path.join(work, "out")
     shutil.rmtree(output, ignore_errors=True)
-    with LocalKinesis(os.path.join(work, "kinesis-local.log")) as server:
-        config = job_config(args, server.endpoint, inputs["snapshot"])
+    flow_stream, metadata_stream, aggregates_stream = stream_names(args.stream_prefix)
+    server = (contextlib.nullcontext(None) if args.endpoint
+              else LocalKinesis(os.path.join(work, "kinesis-local.log")))
+    with server as local:
+        endpoint = args.endpoint or local.endpoint
+        config = job_config(args, endpoint, inputs["snapshot"])
         kinesis = kinesis_client.client(config.kinesis)
-        for name, shards in ((FLOW_STREAM, args.shards), (METADATA_STREAM, 1),
-                             (AGGREGATES_STREAM, 1)):
+        for name, shards in ((flow_stream, args.shards), (metadata_stream, 1),
+                             (aggregates_stream, 1)):
             kinesis_client.create_stream(kinesis, name, shards)
         status = os.path.join(work, "producer-status.json")
         log = os.path.join(work, "producer-records.jsonl")
@@ -550,7 +565,8 @@ def run_bench(args) -> dict:
         def start_producer():
             return subprocess.Popen(
                 [sys.executable, "-m", "bench.streaming", "produce",
-                 "--endpoint", server.endpoint, "--pool", inputs["pool"],
+                 "--endpoint", endpoint, "--region", args.region,
+                 "--stream-prefix", args.stream_prefix, "--pool", inputs["pool"],
                  "--snapshot", inputs["snapshot"], "--rate", str(args.rate),
                  "--seconds", str(produce_s), "--events-per-record", str(args.events_per_record),
                  "--speedup", str(args.speedup), "--event-start", str(event_start),
@@ -582,7 +598,7 @@ def run_bench(args) -> dict:
         if not args.backlog_seconds:
             wall_start = time.time() + 1
             producer = start_producer()
-        sampler = Sampler(rest, status, args.sample_seconds, (producer.pid, server.process.pid))
+        sampler = Sampler(rest, status, args.sample_seconds, (producer.pid, local.process.pid if local else None))
         sampler.start()
         measure_from = max(wall_start, sources_ready) + args.warmup_seconds
         _say(f"producing {args.rate:,} flows/s for {produce_s:.0f} s (measured after "
@@ -617,19 +633,19 @@ def run_bench(args) -> dict:
         # A record's arrival time is stamped as the server takes the PutRecords call; a
         # slow server (kinesis-local under load) lets it be read only once the call is done.
         flows, flows_acked = [], []
-        for shard, sequence, arrival, _ in read_back(kinesis, FLOW_STREAM, lambda data: None):
+        for shard, sequence, arrival, _ in read_back(kinesis, flow_stream, lambda data: None):
             latest, ended = produced[(shard, sequence)]
             flows.append((shard, arrival, latest))
             flows_acked.append((shard, max(arrival, ended), latest))
         meta_ooo_ms = config.metadata.out_of_orderness_seconds * 1000
         meta = [(arrival, reach) for _s, _q, arrival, reach in read_back(
-            kinesis, METADATA_STREAM, lambda data: metadata_reach_ms(data, meta_ooo_ms))]
+            kinesis, metadata_stream, lambda data: metadata_reach_ms(data, meta_ooo_ms))]
 
         def aggregate(data):
             row = json.loads(data)
             return row["window_start"], row["dedup_key"]
         aggs = [(arrival, start, key) for _s, _q, arrival, (start, key) in read_back(
-            kinesis, AGGREGATES_STREAM, aggregate)]
+            kinesis, aggregates_stream, aggregate)]
     report["latency"] = window_latencies(
         flows, meta, aggs, config.job.window_seconds, config.flows.out_of_orderness_seconds,
         meta_ooo_ms, measure_from, measure_to)
@@ -722,6 +738,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-ips", type=int, default=0,
                    help="IPs added to the ownership snapshot (owned, never in a flow), for "
                         "the state figures: e.g. 1000000")
+    p.add_argument("--endpoint",
+                   help="a Kinesis to use instead of starting kinesis-local: its API URL, or "
+                        "'aws' for the region's (credentials from boto3's usual chain); the "
+                        "streams are created if missing and left in place")
+    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--stream-prefix", default="bench",
+                   help="the streams are PREFIX-flows, PREFIX-metadata, PREFIX-aggregates")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--work", default="/tmp/bench-streaming")
     p.add_argument("--json", help="also write the report (with every sample) here")
@@ -730,7 +753,8 @@ def parser() -> argparse.ArgumentParser:
 
 def produce_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.streaming produce")
-    for name in ("--endpoint", "--pool", "--snapshot", "--log", "--status"):
+    for name in ("--endpoint", "--region", "--stream-prefix", "--pool", "--snapshot", "--log",
+                 "--status"):
         p.add_argument(name, required=True)
     for name in ("--rate", "--events-per-record", "--churn", "--seed", "--event-start"):
         p.add_argument(name, type=int, required=True)

@@ -14,9 +14,11 @@ pytestmark = pytest.mark.kinesis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_streaming_bench_measures_windows_and_lag(tmp_path):
+def test_streaming_bench_measures_windows_and_lag(kinesis_local, tmp_path):
+    # A given server (--endpoint), as for real Kinesis: the bench starts none of its own.
     done = subprocess.run(
-        [sys.executable, "-m", "bench.streaming", "--rate", "1000", "--minutes", "0.25",
+        [sys.executable, "-m", "bench.streaming", "--endpoint", kinesis_local.endpoint,
+         "--stream-prefix", "smoke", "--rate", "1000", "--minutes", "0.25",
          "--warmup-seconds", "15", "--drain-seconds", "30",
          "--estate-minutes", "1", "--speedup", "60",
          "--events-per-record", "100", "--sample-seconds", "2", "--extra-ips", "1000",
