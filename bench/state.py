@@ -25,7 +25,6 @@ and the time to restore it. `python -m bench.state --ips 1000000 --work DIR`.
 Prints the results as one JSON line and a markdown table (also WORK/results.{json,md}).
 """
 import argparse
-import gzip
 import json
 import os
 import re
@@ -41,17 +40,9 @@ import psutil
 
 from bench.harness import machine
 from operate.cluster import child_env
+from synthetic.snapshot import HEARTBEAT_TS, private_ips, write_flows, write_snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts
-FLOW_START_S = T0_MS // 1000 + 60    # flows start a minute after the snapshot
-HEARTBEAT_TS = T0_MS + 15 * 60_000   # past every flow: they need not wait for metadata
-FLOW_FIELDS = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol "
-               "packets bytes start end action log-status")
-ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555",
-            "666666666666")
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
-KINDS = ("instance", "instance", "instance", "instance", "load_balancer", "lambda")
 ATTRIBUTE_VERTEX = "attribute flows"
 SAMPLE_S = 1.0
 
@@ -62,66 +53,6 @@ def _say(message: str) -> None:
 
 # -- inputs --------------------------------------------------------------------------------
 
-def _ips(n: int, rng) -> list:
-    """n distinct private IPv4 addresses in 10.0.0.0/8 (hosts .1 to .254)."""
-    hosts = rng.choice(1 << 24, size=min(2 * n, 1 << 24), replace=False)
-    hosts = hosts[(hosts & 0xFF != 0) & (hosts & 0xFF != 255)][:n]
-    if len(hosts) < n:
-        raise SystemExit(f"--ips {n}: more than 10.0.0.0/8 holds")
-    return [f"10.{h >> 16}.{(h >> 8) & 255}.{h & 255}" for h in hosts.tolist()]
-
-
-def write_snapshot(path: str, ips: list, rng, apps: int = 2000) -> None:
-    """One ASSIGN per IP, owners drawn from `apps` apps with Zipf-skewed sizes."""
-    import numpy as np
-    n = len(ips)
-    app = np.minimum(rng.zipf(1.3, n), apps) - 1
-    account = rng.integers(0, len(ACCOUNTS), n)
-    region = app % len(REGIONS)
-    zone = rng.integers(0, 3, n)
-    asg = app * 7 % 40
-    kind = rng.integers(0, len(KINDS), n)
-    eni = rng.integers(0, 1 << 60, n)
-    res = rng.integers(0, 1 << 60, n)
-    with open(path, "w", encoding="utf-8") as out:
-        for i, ip in enumerate(ips):
-            a, r = int(app[i]), REGIONS[int(region[i])]
-            out.write(
-                f'{{"type":"ASSIGN","ts":{T0_MS},"ip":"{ip}","app":"app-{a:04d}",'
-                f'"cluster":"app-{a:04d}-prod","asg":"app-{a:04d}-prod-v{int(asg[i]):03d}",'
-                f'"account":"{ACCOUNTS[int(account[i])]}","region":"{r}",'
-                f'"zone":"{r}{"abc"[int(zone[i])]}","interface_id":"eni-{int(eni[i]):017x}",'
-                f'"resource_id":"i-{int(res[i]):017x}","kind":"{KINDS[int(kind[i])]}"}}\n')
-        out.write(f'{{"type":"HEARTBEAT","ts":{HEARTBEAT_TS}}}\n')
-
-
-def write_flows(folder: str, ips: list, flows: int, rng, files: int = 4) -> None:
-    """S3 delivery files (gzip, header line, AWS names) of flows between owned addresses, one
-    file per minute."""
-    per_file = flows // files
-    for f in range(files):
-        start = FLOW_START_S + 60 * f
-        stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(start + 300))
-        day = time.strftime("%Y/%m/%d", time.gmtime(start))
-        path = os.path.join(folder, "AWSLogs", ACCOUNTS[0], "vpcflowlogs", REGIONS[0], day,
-                            f"{ACCOUNTS[0]}_vpcflowlogs_{REGIONS[0]}_fl-0bench_{stamp}_{f:04d}"
-                            ".log.gz")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        src = rng.integers(0, len(ips), per_file)
-        dst = rng.integers(0, len(ips), per_file)
-        sport = rng.integers(32768, 61000, per_file)
-        dport = rng.choice([443, 80, 5432, 6379, 9042], per_file)
-        packets = rng.integers(1, 200, per_file)
-        offset = rng.integers(0, 55, per_file)
-        with gzip.open(path, "wt", encoding="utf-8") as out:
-            out.write(FLOW_FIELDS + "\n")
-            for i in range(per_file):
-                s = start + int(offset[i])
-                out.write(f"2 {ACCOUNTS[0]} eni-0bench{i % 97:07d} {ips[int(src[i])]} "
-                          f"{ips[int(dst[i])]} {int(sport[i])} {int(dport[i])} 6 "
-                          f"{int(packets[i])} {int(packets[i]) * 900} {s} {s + 5} ACCEPT OK\n")
-
-
 def prepare(work: str, n_ips: int, flows: int, seed: int) -> dict:
     import numpy as np
     from job.replay import stage_flows, stage_metadata
@@ -130,7 +61,7 @@ def prepare(work: str, n_ips: int, flows: int, seed: int) -> dict:
     shutil.rmtree(inputs, ignore_errors=True)
     os.makedirs(inputs)
     began = time.monotonic()
-    ips = _ips(n_ips, rng)
+    ips = private_ips(n_ips, rng)
     snapshot = os.path.join(inputs, "snapshot.jsonl")
     write_snapshot(snapshot, ips, rng)
     write_flows(os.path.join(inputs, "flows"), ips, flows, rng)

@@ -18,8 +18,6 @@ What makes it realistic enough to measure with:
 Fast: the random draws are numpy vectors per minute of traffic, and a line is one f-string over
 precomputed per-instance text; millions of lines take seconds, most of it gzip.
 """
-import base64
-import gzip
 import json
 import os
 import time
@@ -27,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas.metadata import ASSIGN, UNASSIGN
 from synthetic.estate import REGIONS as DEMO_REGIONS
-from schemas.flowlog import DEFAULT_FORMAT
-from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+from synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
 REGIONS = tuple(DEMO_REGIONS) + ("ap-southeast-2",)
 ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b",
@@ -37,7 +35,6 @@ ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b"
 SERVICE_PORTS = (443, 8080, 8443, 9092, 6379, 7001, 9042, 5432, 3306, 9200, 53)
 UDP_PORTS = (53,)
 EGRESS_PORTS = (443, 443, 443, 80, 123)
-HEADER = " ".join(DEFAULT_FORMAT)
 # Unowned private destinations come from 10.250/15.., never handed to an instance (regions use
 # 10.0-10.191).
 UNOWNED_PREFIX = "10.25"
@@ -106,7 +103,7 @@ class _Estate:
         self.free_ipv4 = {r: [] for r in range(len(REGIONS))}
         # Per instance: app, IPv4, IPv6 or None, "2 account eni" (a line's head), born ms.
         self.app, self.ipv4, self.ipv6, self.head, self.born = [], [], [], [], []
-        self.events = []       # (ts ms, arrival order, JSON line)
+        self.events = []       # (ts ms, JSON line) in the order they happen
         self.ever_owned = {}   # ip -> set of apps, to count reassignments
         self.alive = set()
 
@@ -126,9 +123,8 @@ class _Estate:
                  "region": region, "zone": ZONES[region][i % len(ZONES[region])],
                  "interface_id": f"eni-{i:017x}", "resource_id": f"i-{i:017x}",
                  "kind": "instance"}
-        self.events.append((t_ms, len(self.events),
-                            json.dumps({"type": ASSIGN, "ts": t_ms, "ip": ip, **owner},
-                                       separators=(",", ":"))))
+        self.events.append((t_ms, json.dumps({"type": ASSIGN, "ts": t_ms, "ip": ip, **owner},
+                                             separators=(",", ":"))))
         self.ever_owned.setdefault(ip, set()).add(app)
 
     def launch(self, app: int, t_ms: int) -> None:
@@ -153,9 +149,8 @@ class _Estate:
         self.free_ipv4[self.app_region[self.app[i]]].append(self.ipv4[i])
         for ip in (self.ipv4[i], self.ipv6[i]):
             if ip:
-                self.events.append((t_ms, len(self.events),
-                                    json.dumps({"type": UNASSIGN, "ts": t_ms, "ip": ip},
-                                               separators=(",", ":"))))
+                self.events.append((t_ms, json.dumps({"type": UNASSIGN, "ts": t_ms, "ip": ip},
+                                                     separators=(",", ":"))))
 
     def populate(self, t_ms: int) -> None:
         w = self.w
@@ -311,10 +306,6 @@ def _lines(cols, rows):
                 cols["action"][rows].tolist())]
 
 
-def _stamp(epoch_s: int) -> str:
-    return time.strftime("%Y%m%dT%H%MZ", time.gmtime(epoch_s))
-
-
 class _Delivery:
     """Buffers one 5-minute slot of lines per (account, region) and writes them as AWS would:
     S3 files, or CloudWatch Logs envelopes for subscribed accounts."""
@@ -327,52 +318,39 @@ class _Delivery:
         self.pending.setdefault(key, []).extend(lines)
 
     def flush(self, slot_start: int) -> None:
-        stamp = _stamp(slot_start + 300 + 60)   # delivered a few minutes after the slot
+        delivered = stamp(slot_start + 300 + 60)   # a few minutes after the slot
         for (account_index, region_index), lines in sorted(self.pending.items()):
             account = account_id(account_index)
             region = REGIONS[region_index]
             if account_index < self.w.cloudwatch_accounts:
-                self._cloudwatch(account, region, stamp, lines)
+                self._cloudwatch(account, region, delivered, lines)
             else:
-                self._s3(account, region, stamp, lines)
+                self._s3(account, region, delivered, lines)
         self.pending = {}
 
-    def _s3(self, account, region, stamp, lines):
-        day = f"{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}"
-        folder = os.path.join(self.out_dir, "flows", "AWSLogs", account, "vpcflowlogs", region,
-                              day)
-        os.makedirs(folder, exist_ok=True)
+    def _s3(self, account, region, delivered, lines):
+        flows_dir = os.path.join(self.out_dir, "flows")
         for part, i in enumerate(range(0, len(lines), self.w.max_lines_per_file)):
             chunk = lines[i:i + self.w.max_lines_per_file]
-            path = os.path.join(folder, f"{account}_vpcflowlogs_{region}_fl-0bench_{stamp}_"
-                                        f"{part:04d}.log.gz")
-            text = HEADER + "\n" + "\n".join(chunk) + "\n"
-            with open(path, "wb") as fh:
-                fh.write(gzip.compress(text.encode(), compresslevel=self.w.gzip_level, mtime=0))
-            self.result.files.append(path)
+            self.result.files.append(write_s3(flows_dir, account, region, delivered, chunk,
+                                              flow_log="fl-0bench", part=part,
+                                              compresslevel=self.w.gzip_level))
             self.result.s3_files += 1
             self.result.s3_lines += len(chunk)
 
-    def _cloudwatch(self, account, region, stamp, lines):
-        folder = os.path.join(self.out_dir, "flows", "cloudwatch")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{account}_{region}_{stamp}_records.b64")
-        n = self.w.lines_per_envelope
-        with open(path, "w", encoding="ascii") as fh:
-            for i in range(0, len(lines), n):
-                seq = self.result.cloudwatch_lines
-                events = [{"id": f"{seq + j:056d}", "timestamp": int(line.rsplit(" ", 4)[1]) * 1000,
-                           "message": line} for j, line in enumerate(lines[i:i + n])]
-                envelope = {"messageType": "DATA_MESSAGE", "owner": account,
-                            "logGroup": f"/vpc/flowlogs/{region}",
-                            "logStream": f"{region}-all-enis",
-                            "subscriptionFilters": ["flowdredge"], "logEvents": events}
-                record = gzip.compress(json.dumps(envelope, separators=(",", ":")).encode(),
-                                       compresslevel=self.w.gzip_level, mtime=0)
-                fh.write(base64.b64encode(record).decode("ascii") + "\n")
-                self.result.cloudwatch_records += 1
-                self.result.cloudwatch_lines += len(events)
+    def _cloudwatch(self, account, region, delivered, lines):
+        # Event ids number the CloudWatch lines of the whole workload; the timestamp is the
+        # flow's start (a NODATA line's too: the fourth field from the end).
+        seq = self.result.cloudwatch_lines
+        events = [(f"{seq + j:056d}", int(line.rsplit(" ", 4)[1]) * 1000, line)
+                  for j, line in enumerate(lines)]
+        path, records = write_cloudwatch(os.path.join(self.out_dir, "flows"), account, region,
+                                         delivered, events, log_stream=f"{region}-all-enis",
+                                         events_per_record=self.w.lines_per_envelope,
+                                         compresslevel=self.w.gzip_level, compact=True)
         self.result.files.append(path)
+        self.result.cloudwatch_records += records
+        self.result.cloudwatch_lines += len(events)
 
 
 def _nodata_lines(w, estate, rng, minute_start, n):
@@ -381,24 +359,6 @@ def _nodata_lines(w, estate, rng, minute_start, n):
     start = minute_start + rng.integers(0, 60, n)
     return [(int(i), f"{estate.head[i]} - - - - - - - {s} {s + 60} - NODATA")
             for i, s in zip(picked.tolist(), start.tolist())]
-
-
-def _write_changelog(w, estate, rng, out_dir, snapshot_ms):
-    disorder_ms = w.metadata_disorder_seconds * 1000
-    emitted = []   # (emit ms, order, line)
-    for ts, n, line in estate.events:
-        delay = 0 if ts == snapshot_ms else int(rng.integers(0, disorder_ms + 1))
-        emitted.append((ts + delay, n, line))
-    end_ms = (w.start + w.minutes * 60) * 1000
-    for n, hb in enumerate(range(w.start * 1000, end_ms + disorder_ms + 60_001, 60_000)):
-        # Sent at hb: every change with ts <= hb - disorder has been sent by then.
-        emitted.append((hb, 10**9 + n, json.dumps({"type": HEARTBEAT, "ts": hb - disorder_ms})))
-    emitted.sort(key=lambda e: (e[0], e[1]))
-    path = os.path.join(out_dir, "metadata", "changelog.jsonl")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for _t, _n, line in emitted)
-    return path
 
 
 def generate(w: Workload, out_dir: str) -> Generated:
@@ -430,9 +390,14 @@ def generate(w: Workload, out_dir: str) -> Generated:
         result.nodata_lines += len(nodata)
         if minute % 5 == 4 or minute == w.minutes - 1:
             delivery.flush(w.start + (minute - minute % 5) * 60)
-    result.metadata_file = _write_changelog(w, estate, rng, out_dir, snapshot_ms)
+    result.metadata_file = os.path.join(out_dir, "metadata", "changelog.jsonl")
+    write_changelog(result.metadata_file, estate.events,
+                    snapshot_ts=snapshot_ms, start_ms=w.start * 1000,
+                    end_ms=(w.start + w.minutes * 60) * 1000,
+                    disorder_ms=w.metadata_disorder_seconds * 1000,
+                    randbelow=lambda n: int(rng.integers(0, n)))
     result.ips = len(estate.ever_owned)
-    result.changes = len(estate.events) - sum(1 for ts, _n, _l in estate.events
+    result.changes = len(estate.events) - sum(1 for ts, _line in estate.events
                                               if ts == snapshot_ms)
     result.reassigned_ips = sum(1 for apps in estate.ever_owned.values() if len(apps) > 1)
     result.seconds = time.monotonic() - began

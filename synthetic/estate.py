@@ -9,15 +9,13 @@ addresses. Outputs, as AWS and a metadata publisher would write them:
 - the metadata changelog (JSON Lines): a snapshot of ASSIGNs, then changes, some delivered out
   of order within the metadata out-of-orderness bound, and HEARTBEATs.
 """
-import base64
-import gzip
 import json
 import os
 import random
 from dataclasses import dataclass, field
 
-from schemas.flowlog import DEFAULT_FORMAT
-from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+from schemas.metadata import ASSIGN, UNASSIGN
+from synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
 # app -> (service port, callees); the dependency graph the traffic follows.
 APPS = {
@@ -177,14 +175,26 @@ def generate(scenario: Scenario, out_dir: str) -> Generated:
             per_file.setdefault(key, []).append((start, line))
             total += 1
     out = Generated(flows=total)
+    flows_dir = os.path.join(out_dir, "flows")
     for (account, region, slot), lines in sorted(per_file.items()):
         lines.sort(key=lambda x: x[0])
-        stamp = _stamp(t0 + slot * 300 + 300)
+        delivered = stamp(t0 + slot * 300 + 300)
         if account == scenario.cloudwatch_account:
-            out.flow_files.append(_write_cloudwatch(out_dir, account, region, stamp, lines, rng))
+            events = [(str(rng.getrandbits(56)), start * 1000, line) for start, line in lines]
+            path, _records = write_cloudwatch(flows_dir, account, region, delivered, events,
+                                              log_stream="eni-demo-all", events_per_record=500,
+                                              compresslevel=1)
         else:
-            out.flow_files.append(_write_s3(out_dir, account, region, stamp, lines))
-    out.metadata_file, out.changes = _write_metadata(out_dir, estate, scenario, rng)
+            path = write_s3(flows_dir, account, region, delivered,
+                            [line for _start, line in lines], flow_log="fl-0demo")
+        out.flow_files.append(path)
+    out.metadata_file = os.path.join(out_dir, "metadata", "changelog.jsonl")
+    write_changelog(out.metadata_file, [(ts, json.dumps(event)) for ts, event in estate.events],
+                    snapshot_ts=(t0 - 3600) * 1000, start_ms=t0 * 1000,
+                    end_ms=(t0 + scenario.minutes * 60) * 1000,
+                    disorder_ms=scenario.metadata_disorder_seconds * 1000,
+                    randbelow=lambda n: rng.randrange(0, n))
+    out.changes = len(estate.events)
     return out
 
 
@@ -193,55 +203,3 @@ def _alive_at(estate, app, t_ms, rng):
     return rng.choice(candidates) if candidates else None
 
 
-def _stamp(epoch_s):
-    import time
-    return time.strftime("%Y%m%dT%H%MZ", time.gmtime(epoch_s))
-
-
-def _write_s3(out_dir, account, region, stamp, lines):
-    day = f"{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}"
-    folder = os.path.join(out_dir, "flows", "AWSLogs", account, "vpcflowlogs", region, day)
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{account}_vpcflowlogs_{region}_fl-0demo_{stamp}_0001.log.gz")
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        fh.write(" ".join(DEFAULT_FORMAT) + "\n")
-        for _start, line in lines:
-            fh.write(line + "\n")
-    return path
-
-
-def _write_cloudwatch(out_dir, account, region, stamp, lines, rng, events_per_record=500):
-    folder = os.path.join(out_dir, "flows", "cloudwatch")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{account}_{region}_{stamp}_records.b64")
-    with open(path, "w", encoding="ascii") as fh:
-        for i in range(0, len(lines), events_per_record):
-            part = lines[i:i + events_per_record]
-            envelope = {"messageType": "DATA_MESSAGE", "owner": account,
-                        "logGroup": f"/vpc/flowlogs/{region}", "logStream": "eni-demo-all",
-                        "subscriptionFilters": ["flowdredge"],
-                        "logEvents": [{"id": str(rng.getrandbits(56)), "timestamp": start * 1000,
-                                       "message": line} for start, line in part]}
-            record = gzip.compress(json.dumps(envelope).encode(), compresslevel=1)
-            fh.write(base64.b64encode(record).decode("ascii") + "\n")
-    return path
-
-
-def _write_metadata(out_dir, estate, scenario, rng):
-    disorder_ms = scenario.metadata_disorder_seconds * 1000
-    snapshot_ts = (scenario.start - 3600) * 1000
-    emitted = []  # (emit time, order, event)
-    for n, (ts, event) in enumerate(estate.events):
-        delay = 0 if ts == snapshot_ts else rng.randrange(0, disorder_ms + 1)
-        emitted.append((ts + delay, n, event))
-    end_ms = (scenario.start + scenario.minutes * 60) * 1000
-    for n, hb in enumerate(range(scenario.start * 1000, end_ms + disorder_ms + 60_001, 60_000)):
-        # Emitted at hb: every change with ts <= hb - disorder has been emitted by then.
-        emitted.append((hb, 10**9 + n, {"type": HEARTBEAT, "ts": hb - disorder_ms}))
-    emitted.sort(key=lambda e: (e[0], e[1]))
-    path = os.path.join(out_dir, "metadata", "changelog.jsonl")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for _t, _n, event in emitted:
-            fh.write(json.dumps(event) + "\n")
-    return path, len(estate.events)

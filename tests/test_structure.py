@@ -13,8 +13,9 @@ CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job
         "job.codec", "job.enriched", "job.config", "job.replay", "job.outputs", "job.ipranges",
         "job.security", "job.managed", "job.shards", "job.submit", "explore.summary",
         "explore.query", "explore.report", "operate.package", "operate.deploy",
-        "operate.cluster", "synthetic.estate", "schemas.outputs", "schemas.metadata",
-        "schemas.flowlog", "schemas.security", "schemas.settings", "connectors.s3"]
+        "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
+        "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
+        "schemas.settings", "connectors.s3"]
 
 # The layers, bottom to top: a module may import modules of its own layer and of those below.
 # A module belongs to the layer of its longest prefix listed here.
