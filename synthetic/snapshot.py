@@ -2,7 +2,6 @@
 --extra-ips): N private IPs, a changelog snapshot of one ASSIGN each, and S3 flow-log files of
 flows between them. Deterministic from the numpy random generator passed in.
 """
-import os
 
 from synthetic.formats import stamp, write_s3
 

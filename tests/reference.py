@@ -36,7 +36,7 @@ def flow_lines(paths):
         if text.lstrip().startswith("{"):
             yield from _envelope_lines(json.loads(text))
             continue
-        rows = [l for l in text.split("\n") if l.strip()]
+        rows = [line for line in text.split("\n") if line.strip()]
         if rows and " " not in rows[0].strip():
             for row in rows:
                 yield from _envelope_lines(json.loads(gzip.decompress(base64.b64decode(row))))

@@ -41,7 +41,7 @@ def test_both_ends_attributed_at_flow_start_and_pre_aggregated():
     index.apply(MetaEvent(UNASSIGN, 100_000, "10.0.0.2", None))
     index.apply(MetaEvent(ASSIGN, 100_000, "10.0.0.2", _owner("cache", "eu-west-1")))
     fmt = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
-    flows = [parse_line(fmt, l) for l in (
+    flows = [parse_line(fmt, line) for line in (
         "10.0.0.1 10.0.0.2 5432 6 2 100 60 ACCEPT",
         "10.0.0.1 10.0.0.2 5432 6 3 200 99 ACCEPT",     # 99 s < 100 s: still db
         "10.0.0.1 10.0.0.2 5432 6 1 50 100 REJECT",     # at the change: cache

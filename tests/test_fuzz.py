@@ -60,7 +60,8 @@ SETTINGS = settings(max_examples=300, deadline=None,
 @given(st.lists(LINE, max_size=20))
 def test_cloudwatch_envelopes_of_any_lines(lines):
     envelope = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
-                "logEvents": [{"id": "1", "timestamp": 1767225600000, "message": l} for l in lines]}
+                "logEvents": [{"id": "1", "timestamp": 1767225600000, "message": line}
+                              for line in lines]}
     result = _both_paths(gzip.compress(json.dumps(envelope).encode()))
     _accounted(result, len(lines))
 

@@ -18,7 +18,7 @@ LIMITS = Limits(window_seconds=60, max_decompressed_bytes=10**6, max_clock_skew_
 
 
 def _envelope(lines, message_type="DATA_MESSAGE", timestamp_ms=None):
-    events = [{"id": str(i), "message": l} for i, l in enumerate(lines)]
+    events = [{"id": str(i), "message": line} for i, line in enumerate(lines)]
     for event in events:
         if timestamp_ms is not None:
             event["timestamp"] = timestamp_ms

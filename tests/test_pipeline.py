@@ -67,7 +67,7 @@ def test_scenario_is_discriminating(generated):
     assert len(used) >= 5, "too few reassigned IPs carry traffic"
 
     with open(out.metadata_file) as fh:
-        ts = [json.loads(l)["ts"] for l in fh if '"HEARTBEAT"' not in l]
+        ts = [json.loads(line)["ts"] for line in fh if '"HEARTBEAT"' not in line]
     assert any(b < a for a, b in zip(ts, ts[1:])), "changelog is in ts order: no late metadata"
 
 

@@ -23,7 +23,7 @@ def test_s3_files_become_chunks_in_delivery_order(tmp_path):
             fh.write(HEADER + "\n" + "\n".join([LINE] * 5) + "\n")
     staged = tmp_path / "staged.txt"
     stats = stage_flows([str(tmp_path / "a"), str(tmp_path / "b")], str(staged), chunk_lines=2)
-    chunks = [json.loads(l) for l in staged.read_text().splitlines()]
+    chunks = [json.loads(line) for line in staged.read_text().splitlines()]
     assert stats.files == 2 and stats.records == 6 and stats.lines == 10
     assert [c["source"].split("/")[-2] for c in chunks][:3] == ["b"] * 3
     assert chunks[0]["format"] == HEADER and chunks[0]["lines"] == [LINE, LINE]

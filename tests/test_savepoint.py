@@ -59,10 +59,11 @@ def inputs(tmp_path_factory):
     # Flows of the first two deliveries start before this (synthetic.estate: 5-minute slots).
     first_end_ms = (SCENARIO.start + 600) * 1000
     with open(out.metadata_file) as fh:
-        lines = [l for l in fh if l.strip()]
+        lines = [line for line in fh if line.strip()]
     cut_ms = first_end_ms - METADATA_SHORTFALL_S * 1000
-    split = next(i for i, l in enumerate(lines)
-                 if json.loads(l)["type"] == "HEARTBEAT" and json.loads(l)["ts"] >= cut_ms) + 1
+    split = next(i for i, line in enumerate(lines)
+                 if json.loads(line)["type"] == "HEARTBEAT"
+                 and json.loads(line)["ts"] >= cut_ms) + 1
     meta = []
     for name, part in (("changelog-1.jsonl", lines[:split]), ("changelog-2.jsonl", lines[split:])):
         path = os.path.join(folder, name)
