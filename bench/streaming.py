@@ -2,7 +2,7 @@
 the local Kinesis API server (kinesis-local). `python -m bench.streaming --rate 50000 --minutes 5
 --parallelism 1 --work DIR`.
 
-1. Inputs: a synthetic estate (job.generate) whose whole changelog, dated before the traffic,
+1. Inputs: a synthetic estate (synthetic.estate) whose whole changelog, dated before the traffic,
    is the metadata snapshot; its flow lines (every field but start and end) are the pool the
    producer cycles through.
 2. Run: kinesis-local, a flow stream of `--shards` shards, the changelog stream, the aggregates

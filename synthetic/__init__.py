@@ -1,3 +1,4 @@
-"""Synthetic inputs in AWS's formats, for the demos, the tests and the benchmarks: an estate and
-its traffic written as S3 flow-log files, CloudWatch Logs subscription records and the
-changelog (estate), the estate written to Kinesis (kinesis), and the streaming demo (demo)."""
+"""Synthetic inputs in AWS's formats, for the demos, the tests and the benchmarks: the writers of
+S3 flow-log files, CloudWatch Logs subscription records and the changelog (formats), an estate
+and its traffic (estate), a large estate's ownership for the state benchmarks (snapshot), the
+estate written to Kinesis (kinesis), and the streaming demo (demo)."""

@@ -1,9 +1,9 @@
-"""An upgrade through a savepoint with Kinesis sources, on a local standalone cluster (job.cluster)
-and the local Kinesis (kinesis-local over HTTP on 127.0.0.1): the streaming job (job.submit
-without --flows) runs at parallelism 1, is stopped with a savepoint, deliveries are written
-while it is stopped, and it resumes from the savepoint at parallelism 2 as a changed job. Its
-aggregates over the estate equal the independent computation (tests/reference.py): nothing
-lost, nothing counted twice."""
+"""An upgrade through a savepoint with Kinesis sources, on a local standalone cluster
+(operate.cluster) and the local Kinesis (kinesis-local over HTTP on 127.0.0.1): the streaming
+job (job.submit without --flows) runs at parallelism 1, is stopped with a savepoint, deliveries
+are written while it is stopped, and it resumes from the savepoint at parallelism 2 as a changed
+job. Its aggregates over the estate equal the independent computation (tests/reference.py):
+nothing lost, nothing counted twice."""
 import json
 
 import pytest

@@ -121,7 +121,7 @@ def local_endpoint_workarounds(kin: KinesisSection) -> None:
     """For a local Kinesis API server, in this JVM (the mini-cluster's): the AWS SDK's CBOR
     parser fails on kinesis-local's GetRecords answers with records of a few KB
     (ArrayIndexOutOfBoundsException in CBORParser._finishLongTextAscii); JSON works. A
-    cluster's TaskManagers need -Daws.cborEnabled=false in env.java.opts.all (job.cluster)."""
+    cluster's TaskManagers need -Daws.cborEnabled=false in env.java.opts.all (operate.cluster)."""
     if kin.endpoint:
         jvm().java.lang.System.setProperty("aws.cborEnabled", "false")
 

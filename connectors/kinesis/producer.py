@@ -1,5 +1,5 @@
 """Writes flow logs and the IP-metadata changelog to Kinesis as AWS and flowdredge-publisher do,
-from files (the synthetic estate of job.generate, or your own): for the streaming demo, the
+from files (a synthetic estate of synthetic.estate, or your own): for the streaming demo, the
 tests and the benchmarks. boto3 only (no pyflink).
 
 Flow logs travel as CloudWatch Logs subscription records: one gzip JSON envelope per batch of
@@ -61,8 +61,8 @@ def _cloudwatch_records(path):
 
 
 def flow_records(paths, events_per_record: int = 500) -> list:
-    """Every flow-log file under `paths` (S3 .log.gz with a header, or job.generate's base64
-    CloudWatch records) as Kinesis records, in delivery order."""
+    """Every flow-log file under `paths` (S3 .log.gz with a header, or the base64 CloudWatch
+    records synthetic.formats writes) as Kinesis records, in delivery order."""
     records = []
     for path in sorted(expand(paths), key=delivery_order):
         if path.endswith(".log.gz"):
