@@ -17,8 +17,9 @@ the local Kinesis API server (kinesis-local). `python -m bench.streaming --rate 
    flows never wait for metadata (the figures say whether one did).
 3. Samples every `--sample-seconds` from Flink's REST API: consumer lag (the connector's
    millisBehindLatest), records read by the flow source against records written (backlog), the
-   window operator's input watermark; CPU seconds per process (kinesis-local, producer, JVM,
-   Python workers, this client) and of the whole machine, from /proc.
+   window operator's input watermark; CPU seconds and resident memory per process
+   (kinesis-local, producer, JVM, Python workers, this client) and the whole machine's CPU
+   (psutil).
 4. At the end every stream is read back (GetRecords) for the records' ApproximateArrivalTimestamp.
 
 Added latency of window w (end e, flows.out_of_orderness_seconds b):
@@ -53,6 +54,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -259,47 +262,32 @@ class Rest:
         return None
 
 
-def _stat(pid: int):
-    """(command name, ppid, CPU ticks, resident pages) of a process, or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    name = text[text.index("(") + 1:text.rindex(")")]
-    fields = text.rsplit(")", 1)[1].split()
-    return name, int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[21])
-
-
-def cpu_by_role(producer_pid: int, server_pid: int) -> tuple:
+def cpu_by_role(producer_pid: int, server_pid) -> tuple:
     """CPU seconds so far of the processes of a run, by role, and of the whole machine; and
     their resident memory now (MB), by role."""
-    procs = {int(p): s for p in os.listdir("/proc") if p.isdigit() for s in [_stat(int(p))] if s}
-    children = {}
-    for pid, (_name, ppid, _ticks, _rss) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-
-    def tree(root):
-        found, frontier = [], [root]
-        while frontier:
-            pid = frontier.pop()
-            if pid in procs:
-                found.append(pid)
-                frontier += children.get(pid, [])
-        return found
-    tick = os.sysconf("SC_CLK_TCK")
+    def tree(pid) -> set:
+        if pid is None:     # psutil.Process(None) would be this process
+            return set()
+        try:
+            root = psutil.Process(pid)
+            return {root, *root.children(recursive=True)}
+        except psutil.NoSuchProcess:
+            return set()
     roles = {"kinesis_local": 0, "producer": 0, "jvm": 0, "python_workers": 0, "client": 0,
              "other_children": 0}
-    producer, server = set(tree(producer_pid)), set(tree(server_pid))
-    page_mb = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
     resident = dict.fromkeys(roles, 0.0)
-    for pid in tree(os.getpid()):
-        name, _ppid, ticks, pages = procs[pid]
-        if pid in producer:
+    producer, server, client = tree(producer_pid), tree(server_pid), psutil.Process()
+    for proc in tree(client.pid):
+        try:
+            with proc.oneshot():
+                name, cpu, rss = proc.name(), proc.cpu_times(), proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+        if proc in producer:
             role = "producer"
-        elif pid in server:
+        elif proc in server:
             role = "kinesis_local"
-        elif pid == os.getpid():
+        elif proc == client:
             role = "client"
         elif name == "java":
             role = "jvm"
@@ -307,11 +295,10 @@ def cpu_by_role(producer_pid: int, server_pid: int) -> tuple:
             role = "python_workers"
         else:
             role = "other_children"
-        roles[role] += ticks / tick
-        resident[role] += pages * page_mb
-    with open("/proc/stat") as fh:
-        cpu = [int(x) for x in fh.readline().split()[1:]]
-    roles["machine_busy"] = (sum(cpu) - cpu[3] - cpu[4]) / tick
+        roles[role] += cpu.user + cpu.system
+        resident[role] += rss / 2 ** 20
+    machine = psutil.cpu_times()
+    roles["machine_busy"] = sum(machine) - machine.idle - machine.iowait
     return roles, {role: round(mb) for role, mb in resident.items() if mb}
 
 
