@@ -23,8 +23,9 @@ from job.aggregate import PartialAggregates, group_by, sums
 from job.enriched import render_lines
 from job.parse import FlowGroup
 from job.ownership import OwnershipIndex
-from job.security import ACK, DEFAULT_SERVICE_PORTS, SYN, WELL_KNOWN_PORTS
+from job.security import ACCEPT, ACK, DEFAULT_SERVICE_PORTS, SYN, WELL_KNOWN_PORTS, WindowViews
 from schemas.metadata import ABSENT, OWNER_FIELDS
+from schemas.security import UNOWNED_APPS
 
 UNATTRIBUTED = "unattributed"
 INTERNET = "internet"
@@ -108,9 +109,14 @@ class Attributed:
     enriched: list = field(default_factory=list)   # blocks of JSON lines, a line per flow
     conversations: Conversations = field(default_factory=Conversations)   # when asked for
     counts: Counter = field(default_factory=Counter)
+    views: WindowViews = None   # when asked for
 
 
 _RESOURCE = OWNER_FIELDS.index("resource_id")
+# The security views of a group from its columns cost a few hundred microseconds per group more
+# than from its conversations' rows, and less per flow: they are cheaper from about 300 flows
+# on (docs/performance.md, the columnar path).
+VIEWS_BY_COLUMNS_MIN = 300
 
 
 class _Ints:
@@ -180,18 +186,17 @@ def _address(columns, fmt, pkt_name: str, name: str):
 
 def _owner_ids(ends, t_ms, index: OwnershipIndex, unowned):
     """Each flow end's owner id in `index` at `t_ms` (ends: an arrow string column of both
-    sides), and whether the index owns it; an end without an owner gets its classification's
-    (unowned), once per distinct address."""
-    keys = index.address_keys(ends)
+    sides), whether the index owns it, its address key and its address (ends as a numpy array);
+    an end without an owner gets its classification's (unowned, once per address:
+    OwnershipIndex.classified)."""
+    addresses = ends.to_numpy(zero_copy_only=False)
+    keys = index.address_keys(addresses)
     ids = index.owners_of(keys, t_ms)
     owned = ids >= 0
     if not owned.all():
         rows = np.flatnonzero(~owned)
-        distinct, first, inverse = np.unique(keys[rows], return_index=True, return_inverse=True)
-        addresses = ends.take(pa.array(rows[first])).to_pylist()
-        owner_id = index.owner_id
-        ids[rows] = np.array([owner_id(unowned(a)) for a in addresses], np.int64)[inverse]
-    return ids, owned
+        ids[rows] = index.classified(keys[rows], lambda: addresses[rows].tolist(), unowned)
+    return ids, owned, keys, addresses
 
 
 def clients_are_sources(src_port: _Ints, dst_port: _Ints, tcp_flags: _Ints,
@@ -207,7 +212,12 @@ def clients_are_sources(src_port: _Ints, dst_port: _Ints, tcp_flags: _Ints,
     decided |= missing
     sp, dp = src_port.values, dst_port.values
     listed = np.array(sorted(service_ports), np.int64)
-    for src_side, dst_side in ((np.isin(sp, listed), np.isin(dp, listed)),
+
+    def is_listed(ports):
+        # A lookup table over the listed ports' range: several times faster than sorting.
+        return np.isin(ports, listed, kind="table")
+
+    for src_side, dst_side in ((is_listed(sp), is_listed(dp)),
                                (sp < WELL_KNOWN_PORTS, dp < WELL_KNOWN_PORTS)):
         rule = ~decided & (src_side != dst_side)
         result[rule] = dst_side[rule]
@@ -220,10 +230,12 @@ def clients_are_sources(src_port: _Ints, dst_port: _Ints, tcp_flags: _Ints,
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                     extra: dict = None, conversations: bool = False,
                     unowned=unowned_owner,
-                    service_ports: frozenset = DEFAULT_SERVICE_PORTS) -> Attributed:
-    """Attributes every flow of the group; partial aggregates always, enriched JSON and
-    conversations (schemas.outputs.CONVERSATION) optionally. Rows come in the order of their
-    first flow.
+                    service_ports: frozenset = DEFAULT_SERVICE_PORTS,
+                    views: bool = False) -> Attributed:
+    """Attributes every flow of the group; partial aggregates always, enriched JSON,
+    conversations (schemas.outputs.CONVERSATION) and the security views' share of the group
+    (job.security.WindowViews, the same views as of its conversations) optionally. Rows come
+    in the order of their first flow.
 
     Conversations are oriented here (job.security.client_is_source with `service_ports`) and
     keyed on the service side, without the client's ephemeral port, so that the flows of a
@@ -242,7 +254,7 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     ends = pa.concat_arrays([_address(columns, fmt, "pkt-srcaddr", "srcaddr"),
                              _address(columns, fmt, "pkt-dstaddr", "dstaddr")])
     t_ms = columns.column(fmt.start_pos).to_numpy() * 1000
-    ids, owned = _owner_ids(ends, np.concatenate([t_ms, t_ms]), index, unowned)
+    ids, owned, keys, addresses = _owner_ids(ends, np.concatenate([t_ms, t_ms]), index, unowned)
     src, dst = ids[:n], ids[n:]
     app_codes, apps = index.owner_field(_APP)
 
@@ -280,9 +292,19 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                                proto, actions[verdict]), f, p, b)
 
     if conversations:
-        _conversations(out.conversations, window_start, n, src, dst, ends,
+        _conversations(out.conversations, window_start, n, src, dst, addresses,
                        index, ints("srcport"), dst_port, ints("tcp-flags"), protocol,
                        (action_codes, action_card, actions), packets, nbytes, service_ports)
+    if views and n < VIEWS_BY_COLUMNS_MIN:
+        rows = Conversations()
+        _conversations(rows, window_start, n, src, dst, addresses,
+                       index, ints("srcport"), dst_port, ints("tcp-flags"), protocol,
+                       (action_codes, action_card, actions), packets, nbytes, service_ports)
+        out.views = WindowViews.of_conversations(rows.rows())
+    elif views:
+        out.views = _views(n, src, dst, addresses, keys, index, ints("srcport"), dst_port,
+                           ints("tcp-flags"), protocol, (action_codes, action_card, actions),
+                           packets, nbytes, service_ports)
     if enriched:
         distinct, local = np.unique(ids, return_inverse=True)
         tcp_flags = fmt.pos.get("tcp-flags")
@@ -292,7 +314,7 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     return out
 
 
-def _conversations(conversations: Conversations, window_start, n, src, dst, ends, index,
+def _conversations(conversations: Conversations, window_start, n, src, dst, addresses, index,
                    src_port, dst_port, tcp_flags, protocol, action, packets, nbytes,
                    service_ports):
     # About one conversation per flow on real traffic (ephemeral client addresses and ports):
@@ -301,7 +323,6 @@ def _conversations(conversations: Conversations, window_start, n, src, dst, ends
     from_client = clients_are_sources(src_port, dst_port, tcp_flags, service_ports)
     client = np.where(from_client, src, dst)
     server = np.where(from_client, dst, src)
-    addresses = ends.to_numpy(zero_copy_only=False)
     client_addr = np.where(from_client, addresses[:n], addresses[n:]).tolist()
     server_addr = np.where(from_client, addresses[n:], addresses[:n]).tolist()
     service_port = dst_port.where(from_client, src_port)
@@ -315,3 +336,108 @@ def _conversations(conversations: Conversations, window_start, n, src, dst, ends
                [resources[r] for r in resource_codes[server].tolist()], service_port.list(),
                client_port.list(), protocol.list(), [actions[a] for a in action_codes.tolist()])
     conversations.add_flows(keys, from_client.tolist(), packets.tolist(), nbytes.tolist())
+
+
+def _code_of(values: list, value) -> int:
+    """value's code in an interned field's values, -1 when absent."""
+    return values.index(value) if value in values else -1
+
+
+def _reduce(rows, dimensions, key_columns, sum_columns, set_columns) -> dict:
+    """{key: [flows, sums..., sets...]} over the flows `rows`, grouped by the code columns
+    `dimensions` ((codes, cardinality) by flow); each key from `key_columns` (functions from
+    flows to their values) at its group's first flow, in the order of the first flows."""
+    if not len(rows):
+        return {}
+    firsts, group = group_by([(codes[rows], card) for codes, card in dimensions], len(rows))
+    n_groups = len(firsts)
+    first_rows = rows[firsts]
+    sizes = np.bincount(group, minlength=n_groups)
+    totals = [sizes.tolist()] + [sums(group, values[rows], n_groups) for values in sum_columns]
+    if set_columns:
+        # Each group's values together, then one set per group from a slice.
+        order = np.argsort(group, kind="stable")
+        ends = np.cumsum(sizes).tolist()
+        starts = [0] + ends[:-1]
+        for values in set_columns:
+            together = values[rows][order].tolist()
+            totals.append([set(together[a:b]) for a, b in zip(starts, ends)])
+    keys = zip(*[column(first_rows) for column in key_columns])
+    return dict(zip(keys, map(list, zip(*totals))))
+
+
+def _views(n, src, dst, addresses, keys, index, src_port, dst_port, tcp_flags, protocol,
+           action, packets, nbytes, service_ports) -> WindowViews:
+    # WindowViews.of_conversations over this group's conversations, from the flows' columns:
+    # each view sums and counts distinct values per key, the same over the flows as over their
+    # conversations, without a Python row per conversation. The scans view's records (the
+    # direction logged: from the client, and REJECTed ones) are one per flow instead of one per
+    # conversation and direction; WindowViews.sources sums their flows and counts distinct
+    # targets, which is the same either way.
+    action_codes, action_card, actions = action
+    from_client = clients_are_sources(src_port, dst_port, tcp_flags, service_ports)
+    client = np.where(from_client, src, dst)
+    server = np.where(from_client, dst, src)
+    src_addr, dst_addr = addresses[:n], addresses[n:]
+    client_addr = np.where(from_client, src_addr, dst_addr)
+    server_addr = np.where(from_client, dst_addr, src_addr)
+    service_port = dst_port.where(from_client, src_port)
+    app_codes, apps = index.owner_field(_APP)
+    resource_codes, resources = index.owner_field(_RESOURCE)
+    n_apps = len(apps)
+    unowned = [_code_of(apps, app) for app in UNOWNED_APPS]
+    internet = _code_of(apps, INTERNET)
+    client_app, server_app = app_codes[client], app_codes[server]
+    src_app, dst_app = app_codes[src], app_codes[dst]
+
+    def owned(codes):
+        result = codes != unowned[0]
+        for code in unowned[1:]:
+            result &= codes != code
+        return result
+
+    accepted = owned(server_app) & (action_codes == _code_of(actions, ACCEPT))
+    rejected = action_codes == _code_of(actions, REJECT)
+    from_internet = client_app == internet
+    port_codes, protocol_codes = service_port.codes(), protocol.codes()
+
+    def names(codes, values):
+        return lambda rows: list(map(values.__getitem__, codes[rows].tolist()))
+
+    views = WindowViews()
+    views.dependencies = _reduce(
+        np.flatnonzero(accepted & owned(client_app)),
+        [(client_app, n_apps), (server_app, n_apps), port_codes, protocol_codes],
+        [names(client_app, apps), names(server_app, apps), service_port.pick, protocol.pick],
+        [packets, nbytes], [client_addr, server_addr])
+    views.exposure = _reduce(
+        np.flatnonzero(accepted & from_internet),
+        [(server_app, n_apps), (resource_codes[server], len(resources)), port_codes,
+         protocol_codes],
+        [names(server_app, apps), names(resource_codes[server], resources), service_port.pick,
+         protocol.pick],
+        [packets, nbytes], [client_addr])
+    views.egress = _reduce(
+        np.flatnonzero((server_app == internet) & ~from_internet),
+        [(client_app, n_apps), port_codes, protocol_codes, (action_codes, action_card)],
+        [names(client_app, apps), service_port.pick, protocol.pick, names(action_codes, actions)],
+        [packets, nbytes, np.where(from_client, nbytes, 0)], [server_addr])
+    # REJECTed records in the direction logged: from the client to the service port, or from
+    # the server to the client's port, which is each flow's own direction and port.
+    rejects = np.flatnonzero(rejected)
+    _, src_addr_codes = np.unique(keys[:n][rejects], return_inverse=True)
+    src_addr_key = np.zeros(n, np.int64)
+    src_addr_key[rejects] = src_addr_codes.reshape(-1)
+    views.rejects = _reduce(
+        rejects,
+        [(dst_app, n_apps), dst_port.codes(), protocol_codes, (src_app, n_apps),
+         (src_addr_key, len(rejects) + 1)],
+        [names(dst_app, apps), dst_port.pick, protocol.pick, names(src_app, apps),
+         lambda rows: src_addr[rows].tolist()],
+        [packets, nbytes], [])
+    logged = np.flatnonzero(from_client | rejected)
+    views.records = (src_addr[logged].tolist(), names(src_app, apps)(logged),
+                     dst_addr[logged].tolist(), dst_port.pick(logged),
+                     names(dst_app, apps)(logged), [1] * len(logged),
+                     rejected[logged].tolist())
+    return views

@@ -239,6 +239,8 @@ class OwnershipIndex:
         self._other_keys = {}   # address that is not IPv4 -> key
         self._other_ips = []
         self._known = {}   # address -> key (address_keys)
+        self._unseen = 0   # the last negative key given to an address the index does not know
+        self._classified = {}   # classifier -> {address key: owner id} (classified)
         self._key_of = np.zeros(0, np.int64)
         self._ts = np.zeros(0, np.int64)
         self._code = np.zeros(0, np.int32)
@@ -278,6 +280,8 @@ class OwnershipIndex:
             key = self._other_keys.get(ip)
             if key is None and create:
                 key = self._other_keys[ip] = _OTHER + len(self._other_ips)
+                # address_keys may have numbered it as unseen.
+                self._known.pop(ip, None)
                 self._other_ips.append(ip)
         return key
 
@@ -335,9 +339,10 @@ class OwnershipIndex:
         self._recent = {}
 
     def address_keys(self, col):
-        """The key of every address of an arrow string column; an address the index has never
-        seen (not IPv4, no change) gets a negative number of its own."""
-        values = col.to_numpy(zero_copy_only=False)
+        """The key of every address of an arrow string column (or of its values, a numpy
+        object array); an address the index has never seen (not IPv4, no change) gets a
+        negative number of its own."""
+        values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
         known = self._known
         try:
             return np.fromiter(map(known.__getitem__, values), np.int64, len(values))
@@ -345,19 +350,32 @@ class OwnershipIndex:
             pass
         if len(known) > _KNOWN_ADDRESSES:
             known.clear()
-        unseen = []
         for ip in set(values.tolist()).difference(known):
             key = None if ip is None else self._key(ip)
             if key is None:
-                unseen.append(ip)
-            else:
-                known[ip] = key
-        # Numbered while they are looked up, not kept: the index may learn them later.
-        known.update((ip, -1 - i) for i, ip in enumerate(unseen))
-        keys = np.fromiter(map(known.__getitem__, values), np.int64, len(values))
-        for ip in unseen:
-            del known[ip]
-        return keys
+                # Kept like the others (an address seen once is seen again: every group would
+                # otherwise look it up twice); forgotten when the index learns it (_key).
+                self._unseen -= 1
+                key = self._unseen
+            known[ip] = key
+        return np.fromiter(map(known.__getitem__, values), np.int64, len(values))
+
+    def classified(self, keys, addresses, classify):
+        """The owner ids of `classify(address)` (an owner tuple) for the address keys of ends
+        the index does not own, classified once per address; `addresses()` lists their
+        addresses, asked for only when one is new."""
+        cache = self._classified.setdefault(classify, {})
+        listed = keys.tolist()
+        try:
+            return np.fromiter(map(cache.__getitem__, listed), np.int64, len(listed))
+        except KeyError:
+            pass
+        if len(cache) > _KNOWN_ADDRESSES:
+            cache.clear()
+        for key, address in zip(listed, addresses()):
+            if key not in cache:
+                cache[key] = self.owner_id(classify(address))
+        return np.fromiter(map(cache.__getitem__, listed), np.int64, len(listed))
 
     def owners_of(self, keys, t_ms):
         """The owner id (-1: none) of every flow end: its address key (address_keys) and time;
