@@ -4,7 +4,7 @@ if the framework cost nothing. `python -m bench.core --staged-flows F --staged-m
 Per stage, in the order the job runs them: parse a record (job.parse.parse_record), encode and
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
 (job.attribute.attribute_group) with each optional output on its own, the security views'
-share of each batch (reduced from its columns and encoded, job.security.WindowViews) and each
+share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
 window's close (decode, merge, every view: job.security.window_results). For comparison, every
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
 path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
@@ -94,11 +94,12 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             seconds["encode"] += encoded - began
             seconds["decode"] += decoded - encoded
             for stage, options in (("attribute", {}), ("attribute + enriched", {"enriched": True}),
-                                   ("attribute + security batch", {"views": True})):
+                                   ("attribute + security batch", {"conversations": True})):
                 began = clock()
                 out = attribute_group(group, index, **{"enriched": False, **options})
-                if options.get("views"):
-                    batches.setdefault(group.window_start, []).append(encode_views(out.views))
+                if options.get("conversations"):
+                    batches.setdefault(group.window_start, []).append(
+                        encode_views(WindowViews.of_conversations(out.conversations.rows())))
                 seconds[stage] += clock() - began
     for window_start, payloads in batches.items():
         began = clock()

@@ -1,10 +1,8 @@
-"""Pre-aggregation of attributed flows inside one batch. Pure Python (numpy).
+"""Pre-aggregation of attributed flows inside one batch. Pure Python.
 
 The job sums these partial rows per event-time window in Flink (SQL TUMBLE), so Flink holds the
 window state and Python touches each flow once.
 """
-import numpy as np
-
 from schemas.outputs import AGGREGATE_DIMENSIONS
 
 N_DIMENSIONS = len(AGGREGATE_DIMENSIONS)
@@ -16,12 +14,12 @@ class PartialAggregates:
     def __init__(self):
         self._sums = {}
 
-    def add_sums(self, key: tuple, flows: int, packets: int, nbytes: int) -> None:
+    def add(self, key: tuple, packets: int, nbytes: int) -> None:
         sums = self._sums.get(key)
         if sums is None:
-            self._sums[key] = [flows, packets, nbytes]
+            self._sums[key] = [1, packets, nbytes]
         else:
-            sums[0] += flows
+            sums[0] += 1
             sums[1] += packets
             sums[2] += nbytes
 
@@ -33,43 +31,6 @@ class PartialAggregates:
         aggregate dimensions)."""
         for key, sums in self._sums.items():
             yield key + tuple(sums)
-
-
-def group_by(dimensions, n: int):
-    """Groups n rows by several code columns at once: `dimensions` are (codes, cardinality),
-    codes non-negative and below it. Returns (firsts, rows): the first row of each group, the
-    groups in the order of their first row, and each row's group number in that order."""
-    key = np.zeros(n, np.int64)
-    card = 1
-    for codes, size in dimensions:
-        if card * size >= 1 << 62:
-            # Renumber the combinations seen so far: at most n of them.
-            _, key = np.unique(key, return_inverse=True)
-            key = key.astype(np.int64)
-            card = int(key.max()) + 1
-        key = key * size + codes
-        card *= size
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order], rank[inverse]
-
-
-def sums(rows, values, n_groups: int) -> list:
-    """Exact sums of int64 `values` per group (`rows` from group_by), as Python ints; in
-    Python's integers when int64 could overflow."""
-    bound = int(np.abs(values).max()) * len(values) if len(values) else 0
-    if bound < 1 << 53:
-        # float64 holds every such sum exactly, and bincount is several times faster than add.at.
-        return np.bincount(rows, values, n_groups).astype(np.int64).tolist()
-    if bound >= 1 << 63:
-        values = values.astype(object)
-        total = np.zeros(n_groups, object)
-    else:
-        total = np.zeros(n_groups, np.int64)
-    np.add.at(total, rows, values)
-    return total.tolist()
 
 
 def is_late(window_start: int, window_seconds: int, horizon_ms: int) -> bool:

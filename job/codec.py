@@ -1,54 +1,31 @@
 """Encoding of flow groups between the parse and attribution operators and in keyed state, and
 of the security views' batches (below).
 
-Flow groups: a version byte, then
-- version 2 (written): an Arrow IPC stream of the group's columns (job.parse.FlowGroup), the
-  format's names and the source in the schema's metadata;
-- version 1 (read only, from the keyed state of earlier releases): pickle (protocol 4) of plain
-  tuples of str/int/None.
-Neither pickles a class, so any later release can read what an earlier one wrote.
+Version byte + pickle (protocol 4) of plain tuples of str/int/None: no classes are pickled, so
+any later release can read what an earlier one wrote.
 """
 import pickle
-
-import pyarrow as pa
 
 from job.parse import FlowFormat, FlowGroup
 from job.security import WindowViews
 
-GROUP_CODEC_VERSION = 2
-_TUPLES_VERSION = 1
+GROUP_CODEC_VERSION = 1
 _formats: dict = {}
 
 
 def encode_group(group: FlowGroup) -> bytes:
-    columns = group.columns.replace_schema_metadata(
-        {b"names": " ".join(group.fmt.names).encode(),
-         b"source": group.source.encode("utf-8", "surrogateescape")})
-    sink = pa.BufferOutputStream()
-    sink.write(bytes([GROUP_CODEC_VERSION]))
-    with pa.ipc.new_stream(sink, columns.schema) as writer:
-        writer.write_batch(columns)
-    return sink.getvalue().to_pybytes()
-
-
-def _format(names: tuple) -> FlowFormat:
-    fmt = _formats.get(names)
-    if fmt is None:
-        fmt = _formats[names] = FlowFormat(names)
-    return fmt
+    return bytes([GROUP_CODEC_VERSION]) + pickle.dumps(
+        (group.fmt.names, group.source, group.flows), protocol=4)
 
 
 def decode_group(payload: bytes, window_start: int, max_start: int) -> FlowGroup:
-    version = payload[0]
-    if version == GROUP_CODEC_VERSION:
-        columns = pa.ipc.open_stream(memoryview(payload)[1:]).read_next_batch()
-        meta = columns.schema.metadata
-        return FlowGroup(_format(tuple(meta[b"names"].decode().split(" "))), window_start,
-                         max_start, None, meta[b"source"].decode("utf-8", "surrogateescape"), columns)
-    if version == _TUPLES_VERSION:
-        names, source, flows = pickle.loads(payload[1:])
-        return FlowGroup(_format(names), window_start, max_start, flows, source)
-    raise ValueError(f"flow group codec version {version} is not readable by this release")
+    if payload[0] != GROUP_CODEC_VERSION:
+        raise ValueError(f"flow group codec version {payload[0]} is not readable by this release")
+    names, source, flows = pickle.loads(payload[1:])
+    fmt = _formats.get(names)
+    if fmt is None:
+        fmt = _formats[names] = FlowFormat(names)
+    return FlowGroup(fmt, window_start, max_start, flows, source)
 
 
 # The security views (job.security, job.flink.security), in keyed state and between their

@@ -115,32 +115,14 @@ class FlowFormat:
         return " ".join(self.names)
 
 
+@dataclass
 class FlowGroup:
-    """Parsed flows of one record that fall in one window, as tuples (`flows`) or as columns
-    (`columns`: a pyarrow RecordBatch whose column i is field i of the tuples). Either is built
-    from the other when first asked for: the vectorised parser and the codec make columns, and
-    attribution reads columns, so the tuples are built only where a caller wants them."""
-
-    def __init__(self, fmt: FlowFormat, window_start: int, max_start: int, flows: list = None,
-                 source: str = "", columns=None):
-        self.fmt, self.window_start, self.max_start, self.source = (fmt, window_start,
-                                                                    max_start, source)
-        self._flows, self._columns = flows, columns
-
-    def __len__(self):
-        return len(self._flows) if self._flows is not None else self._columns.num_rows
-
-    @property
-    def flows(self) -> list:
-        if self._flows is None:
-            self._flows = parse_columns.rows(self._columns)
-        return self._flows
-
-    @property
-    def columns(self):
-        if self._columns is None:
-            self._columns = parse_columns.batch(self.fmt, self._flows)
-        return self._columns
+    """Parsed flows of one record that fall in one window."""
+    fmt: FlowFormat
+    window_start: int
+    max_start: int
+    flows: list
+    source: str
 
 
 def excerpt(raw) -> str:
@@ -277,12 +259,10 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
                             limits, result))
     if not slow:
         result.counts["flows_parsed"] += len(chunk.positions)
-        result.groups.extend(FlowGroup(fmt, w, m, None, source, columns)
-                             for w, m, columns in chunk.groups)
+        result.groups.extend(FlowGroup(fmt, w, m, flows, source) for w, m, flows in chunk.groups)
         return
     # Lines the per-line parser accepted take their place among the others.
-    fast = zip(chunk.positions, (flow for _, _, columns in chunk.groups
-                                 for flow in parse_columns.rows(columns)))
+    fast = zip(chunk.positions, (flow for _, _, flows in chunk.groups for flow in flows))
     _group(fmt, source, limits.window_seconds, sorted([*fast, *slow], key=_position), result)
 
 

@@ -83,7 +83,7 @@ def _layout(fmt) -> _Layout:
 @dataclass
 class Chunk:
     """What the vectorised path accepted, and the positions it leaves to the per-line parser."""
-    groups: list      # (window_start, max_start, RecordBatch of flows in line order), by first line
+    groups: list      # (window_start, max_start, flows in line order), by first line
     positions: list   # line position of each accepted flow, in the order of `groups`' flows
     rest: list        # line positions for the per-line parser, ascending
 
@@ -208,10 +208,15 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     bounds = np.concatenate(([0], np.cumsum(sizes)))
     max_starts = np.maximum.reduceat(starts[order], bounds[:-1])
 
-    taken = pa.array(rows)
-    columns = pa.RecordBatch.from_arrays([col.take(taken) for col in columns],
-                                         names=_names(layout.width))
-    groups = [(w, m, columns.slice(b, e - b)) for w, m, b, e in zip(
+    fields = []
+    for i in range(layout.width):
+        column = values[i][rows].tolist()
+        if nulls[i] is not None:
+            for j in np.flatnonzero(nulls[i][rows]).tolist():
+                column[j] = None
+        fields.append(column)
+    flows = list(zip(*fields))
+    groups = [(w, m, flows[b:e]) for w, m, b, e in zip(
         unique[by_first].tolist(), max_starts.tolist(), bounds[:-1].tolist(), bounds[1:].tolist())]
     line_positions = (rows if positions is None else positions[rows]).tolist()
     return Chunk(groups, line_positions, rest)
@@ -224,32 +229,3 @@ def _rest(positions, bad_rows, n_lines) -> list:
     screened_out[positions] = False
     screened_out[positions[bad_rows]] = True
     return np.flatnonzero(screened_out).tolist()
-
-
-def _names(width: int) -> list:
-    # Positional: a format may name a field twice.
-    return [str(i) for i in range(width)]
-
-
-def rows(columns: pa.RecordBatch) -> list:
-    """The flow tuples of a batch: Python ints and strs, None where null (as job.parse's)."""
-    fields = []
-    for col in columns.columns:
-        if pa.types.is_integer(col.type):
-            values = (col.fill_null(0) if col.null_count else col).to_numpy().tolist()
-            if col.null_count:
-                for j in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False)).tolist():
-                    values[j] = None
-            fields.append(values)
-        else:
-            fields.append(col.to_pylist())
-    return list(zip(*fields))
-
-
-def batch(fmt, flows: list) -> pa.RecordBatch:
-    """`rows` reversed: the columns of flow tuples of format `fmt`."""
-    ints = set(fmt.int_positions)
-    fields = list(zip(*flows)) if flows else [()] * len(fmt.fields)
-    return pa.RecordBatch.from_arrays(
-        [pa.array(values, pa.int64() if i in ints else pa.string())
-         for i, values in enumerate(fields)], names=_names(len(fmt.fields)))

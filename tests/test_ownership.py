@@ -1,12 +1,7 @@
 import json
 
-import numpy as np
-import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from job import ownership
 from job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
                            OwnershipIndex, apply_events, changelog_lines, parse_chunk,
                            parse_event)
@@ -294,78 +289,3 @@ def test_a_ts_ahead_of_the_delivery_time_is_rejected():
         assert [r[0] for r in chunk.rejected] == ["ts_out_of_range"] * 2
     # Without a delivery time only 2010..2100 bound them.
     assert len(parse_chunk("\n".join(lines), limits=limits).events) == 3
-
-
-def test_owners_at_answers_as_owner_at_after_apply_prune_and_load():
-    owner_a, owner_b = ("a",) * len(OWNER_FIELDS), ("b",) * len(OWNER_FIELDS)
-    index = OwnershipIndex()
-    for event in (MetaEvent(ASSIGN, 1000, "10.0.0.1", owner_a),
-                  MetaEvent(UNASSIGN, 5000, "10.0.0.1"),
-                  MetaEvent(ASSIGN, 5000, "10.0.0.1", owner_b),
-                  MetaEvent(ASSIGN, 2000, "10.0.0.2", owner_b),
-                  MetaEvent(UNASSIGN, 3000, "10.0.0.2")):
-        index.apply(event)
-    copy = OwnershipIndex()
-    copy.load("10.0.0.1", index.encode("10.0.0.1"))
-    ips = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
-    ends = np.array([0, 0, 0, 0, 1, 1, 1, 2])
-    times = np.array([0, 1000, 4999, 5000, 1999, 2000, 3000, 9000])
-
-    def answers(ix):
-        return [None if i < 0 else ix.owner_list[i] for i in ix.owners_at(ips, ends, times)]
-
-    expected = [index.owner_at(ips[e], t) for e, t in zip(ends, times)]
-    assert answers(index) == expected
-    assert answers(copy)[:4] == expected[:4]
-    index.prune(4000)   # 10.0.0.2 is gone; 10.0.0.1 keeps a from 1000 on
-    assert answers(index) == [index.owner_at(ips[e], t) for e, t in zip(ends, times)]
-    assert answers(index)[4:7] == [None] * 3
-
-
-def test_address_keys_only_canonical_ipv4_is_an_integer():
-    index = index_of((ASSIGN, 0, "2001:db8::1", "api"))
-    col = pa.array(["10.0.0.1", "010.0.0.1", "10.0.0.1", "2001:db8::1", "fd00::7", "1.2.3",
-                    "fd00::7", "255.255.255.255", "256.0.0.1"])
-    keys = index.address_keys(col).tolist()
-    assert keys[0] == keys[2] == 10 << 24 | 1 and keys[7] == 2**32 - 1
-    assert keys[3] >= 2**32   # known, not IPv4
-    unknown = [keys[i] for i in (1, 4, 5, 8)]
-    assert all(k < 0 for k in unknown) and len(set(unknown)) == 4 and keys[6] == keys[4]
-    again = index.address_keys(col).tolist()   # the known ones from the cache
-    assert [k if k >= 0 else None for k in again] == [k if k >= 0 else None for k in keys]
-
-
-@pytest.mark.parametrize("merge_at", [0, 1, 1000])
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=st.lists(st.tuples(st.sampled_from([UNASSIGN, ASSIGN]), st.integers(0, 20),
-                                 st.sampled_from(["10.0.0.1", "10.0.0.2", "1.2.3.4", "::1"]),
-                                 st.sampled_from(["x", "y", None])), max_size=30),
-       horizon=st.integers(-1, 21))
-def test_arrays_and_recent_lists_answer_as_the_changes_say(monkeypatch, merge_at, events,
-                                                            horizon):
-    monkeypatch.setattr(ownership, "_MERGE_ON_LOOKUP", merge_at)
-    monkeypatch.setattr(ownership, "_MERGE_ON_APPLY", merge_at)
-    changes = {}
-    index = OwnershipIndex()
-    for kind, ts, ip, app in events:
-        owned = owner(app) if kind == ASSIGN and app else None
-        index.apply(MetaEvent(kind, ts, ip, owned))
-        changes.setdefault(ip, []).append((ts, 0 if kind == UNASSIGN else 1, owned))
-        changes[ip].sort(key=lambda c: c[:2])
-
-    def expected(ip, t):
-        before = [c for c in changes.get(ip, ()) if c[0] <= t]
-        return before[-1][2] if before else None
-
-    ips = sorted(changes) + ["10.9.9.9"]
-    ends = np.array([i for i in range(len(ips)) for _ in range(22)])
-    times = np.array([t for _ in ips for t in range(-1, 21)])
-    ids = index.owners_at(ips, ends, times)
-    assert [None if i < 0 else index.owner_list[i] for i in ids] == [
-        expected(ips[e], t) for e, t in zip(ends, times)]
-    assert index.ranges() == sum(map(len, changes.values())) and len(index) == len(changes)
-    index.prune(horizon)
-    for ip in changes:
-        assert [index.owner_at(ip, t) for t in range(horizon, 21)] == [
-            expected(ip, t) for t in range(horizon, 21)]

@@ -15,7 +15,7 @@ from job.codec import decode_group, encode_group, encode_views
 from job.config import Config
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import FlowFormat, excerpt, parse_record
-from job.security import parse_ports
+from job.security import WindowViews, parse_ports
 from job.shards import ShardClock, stream_name
 from schemas.flink import row_type
 from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
@@ -28,7 +28,7 @@ COUNTS = OutputTag("counts", Types.STRING())
 ENRICHED = OutputTag("enriched", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
 DATA_QUALITY = OutputTag("data-quality", Types.STRING())
-# The security views' share of a batch, reduced from its columns: one row (job.flink.security).
+# The security views' share of a batch: its conversations reduced, one row (job.flink.security).
 CONVERSATIONS = OutputTag("conversations", row_type(SECURITY_BATCH))
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
@@ -203,7 +203,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.retention_ms = config.metadata.retention_seconds * 1000
         self.enriched = config.outputs.enriched
         self.ip_ranges = config.metadata.ip_ranges
-        self.views = config.outputs.security
+        self.conversations = config.outputs.security
         self.service_ports = parse_ports(config.security.service_ports)
 
     def open(self, runtime_context: RuntimeContext):
@@ -324,16 +324,18 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
     def _emit(self, group, late=False):
         extra = {"window_start": group.window_start} if late else None
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
-                              views=self.views and not late,
+                              conversations=self.conversations and not late,
                               unowned=self.unowned, service_ports=self.service_ports)
-        out.counts["flows_late" if late else "flows_aggregated"] += len(group)
+        n = len(group.flows)
+        out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:
             yield LATE, "\n".join(out.enriched)
         else:
             for partial in out.partials.rows():
                 yield Row(*partial)
-            if self.views:
-                yield CONVERSATIONS, Row(group.window_start, encode_views(out.views))
+            if self.conversations:
+                yield CONVERSATIONS, Row(group.window_start, encode_views(
+                    WindowViews.of_conversations(out.conversations.rows())))
             if out.enriched:
                 yield ENRICHED, "\n".join(out.enriched)
         self.metrics.add(out.counts)
