@@ -13,9 +13,9 @@ process (the reader runs on this thread: use_threads off).
 """
 import argparse
 import json
+import math
 import time
 
-from job import parse_columns
 from job.attribute import attribute_group
 from job.codec import decode_group, decode_views, encode_group, encode_views
 from job.config import Config
@@ -26,13 +26,9 @@ from schemas.metadata import HEARTBEAT
 
 
 def _parse_per_line(raw, config):
-    """parse_record with the vectorised path off: no chunk reaches its threshold."""
-    threshold = parse_columns.MIN_LINES
-    parse_columns.MIN_LINES = float("inf")
-    try:
-        return parse_record(raw, "bench", config.flow_format, config.parse_limits)
-    finally:
-        parse_columns.MIN_LINES = threshold
+    """parse_record with the vectorised path off."""
+    return parse_record(raw, "bench", config.flow_format, config.parse_limits,
+                        vectorise_from=math.inf)
 
 
 def _same(a, b) -> bool:

@@ -235,18 +235,21 @@ class _Location:
 
 
 def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, result: ParseResult,
-                delivered: int = None, not_after: int = None, locate=None) -> None:
+                delivered: int = None, not_after: int = None, locate=None, *,
+                vectorise_from: float = parse_columns.MIN_LINES) -> None:
     """Parses lines into per-window FlowGroups appended to `result`. `delivered` (epoch
     seconds) is when the lines were delivered, if known; `not_after` a time they cannot start
     after (a file's modification time). `locate(position)` names a line in dead letters
     (default: `source`, then `:` and the position).
 
-    Chunks of `parse_columns.MIN_LINES` lines or more go through the vectorised parser; the
-    lines it does not accept go through `parse_line`, which alone decides dead-letter reasons
-    and NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s."""
+    Chunks of `vectorise_from` lines or more go through the vectorised parser; the lines it does
+    not accept go through `parse_line`, which alone decides dead-letter reasons and
+    NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s whatever the
+    threshold, which is a cost choice only: tests and benchmarks pass 1 (always vectorised) or
+    math.inf (never)."""
     locate = locate or _Location(source)
     chunk = None
-    if len(lines) >= parse_columns.MIN_LINES:
+    if len(lines) >= vectorise_from:
         earliest, latest = _start_bounds(limits, delivered, not_after)
         chunk = parse_columns.parse_chunk(fmt, lines, earliest, latest, limits.window_seconds,
                                           _is_address, limits.max_line_bytes,
@@ -363,7 +366,8 @@ def _earliest(*times):
     return min(known) if known else None
 
 
-def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, not_after):
+def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, not_after,
+                      vectorise_from):
     if not isinstance(envelope, dict) or "messageType" not in envelope:
         raise LineError("not_cloudwatch")
     if envelope["messageType"] == "CONTROL_MESSAGE":
@@ -390,10 +394,10 @@ def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, 
     # a delivery time would; an arrival time given by the source bounds them too.
     parse_lines(default_fmt, lines, stream, limits, result,
                 _earliest(delivered, None if stream_ms is None else stream_ms // 1000),
-                not_after, locate)
+                not_after, locate, vectorise_from=vectorise_from)
 
 
-def _parse_chunk(chunk, source, limits, result, delivered):
+def _parse_chunk(chunk, source, limits, result, delivered, vectorise_from):
     """A chunk of an S3 file, as written by `job.replay`: {"source": file path, "first_line":
     line number of lines[0], "format", "lines"} and optionally "delivered" (AWS's delivery
     stamp, epoch seconds), "not_after" (the file's modification time), "long" ([position,
@@ -425,21 +429,21 @@ def _parse_chunk(chunk, source, limits, result, delivered):
         result.counts["unknown_fields_ignored"] += len(fmt.unknown) * sum(
             1 for line in lines if isinstance(line, str) and line and not line.isspace())
     parse_lines(fmt, lines, source, limits, result, _earliest(delivered, stamp), not_after,
-                locate)
+                locate, vectorise_from=vectorise_from)
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _staged(doc, source, default_fmt, limits, result, delivered):
+def _staged(doc, source, default_fmt, limits, result, delivered, vectorise_from):
     """A JSON record staged by job.replay: a file chunk, a CloudWatch record read from a file
     ({"source", "record": base64, "delivered"?, "not_after"?}), or a file that could not be
     staged ({"source", "error": one of FILE_REASONS, "excerpt"})."""
     if not isinstance(doc, dict):
         raise LineError("bad_chunk")
     if "lines" in doc:
-        _parse_chunk(doc, source, limits, result, delivered)
+        _parse_chunk(doc, source, limits, result, delivered, vectorise_from)
         return
     where = doc.get("source")
     if not isinstance(where, str):
@@ -454,10 +458,11 @@ def _staged(doc, source, default_fmt, limits, result, delivered):
     if not (isinstance(record, str) and all(_is_int(t) or t is None for t in (stamp, not_after))):
         raise LineError("bad_chunk")
     _parse_encoded(record, where, default_fmt, limits, result, _earliest(delivered, stamp),
-                   not_after)
+                   not_after, vectorise_from)
 
 
-def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after):
+def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after,
+                   vectorise_from):
     """A CloudWatch record: gzip bytes, or the same as base64 text."""
     try:
         if isinstance(raw, str):
@@ -476,10 +481,10 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
         except (ValueError, UnicodeDecodeError):
             raise LineError("not_json") from None
         if isinstance(envelope, dict) and "lines" in envelope:
-            _parse_chunk(envelope, source, limits, result, delivered)
+            _parse_chunk(envelope, source, limits, result, delivered, vectorise_from)
         else:
             _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
-                              not_after)
+                              not_after, vectorise_from)
     except LineError as err:
         result.dead(err.reason, source, raw)
     except (ValueError, TypeError, AttributeError, RecursionError):
@@ -487,17 +492,20 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
 
 
 def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
-                 delivered: int = None) -> ParseResult:
+                 delivered: int = None, *,
+                 vectorise_from: float = parse_columns.MIN_LINES) -> ParseResult:
     """Any input record (gzip CloudWatch envelope as bytes or base64, or a record staged by
     job.replay as JSON text) to flow groups, dead letters and counts. `source` names the record
     in dead letters (e.g. `kinesis:<stream>/<shard>/<sequence number>`); `delivered` (epoch
     seconds) is when it was delivered (e.g. its Kinesis arrival time), which bounds the flows'
-    starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds)."""
+    starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds). `vectorise_from`: the
+    fewest lines a chunk takes the vectorised parser with (see `parse_lines`)."""
     result = ParseResult()
     result.counts["records_in"] += 1
     if isinstance(raw, str) and raw.lstrip().startswith("{"):
         try:
-            _staged(json.loads(raw), source, default_fmt, limits, result, delivered)
+            _staged(json.loads(raw), source, default_fmt, limits, result, delivered,
+                    vectorise_from)
         except LineError as err:
             result.dead(err.reason, source, raw)
         except ValueError:
@@ -505,5 +513,5 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
         except (TypeError, AttributeError, RecursionError):
             result.dead("malformed", source, raw)
         return result
-    _parse_encoded(raw, source, default_fmt, limits, result, delivered, None)
+    _parse_encoded(raw, source, default_fmt, limits, result, delivered, None, vectorise_from)
     return result

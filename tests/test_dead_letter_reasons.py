@@ -4,12 +4,12 @@ reason, and NODATA / SKIPDATA lines in the `data_quality` output per window and 
 import base64
 import gzip
 import json
+import math
 from collections import Counter
 
 import pytest
 
 from helpers import job_aggregates, read_records, run_replay, total_counts
-from job import parse_columns
 from job.config import Config
 from job.parse import FlowFormat, parse_record
 
@@ -20,12 +20,8 @@ V2 = FlowFormat.parse(CONFIG.flows.format)
 
 def _parsed(raw, vectorised):
     """parse_record with every chunk through the vectorised parser, or through none."""
-    threshold = parse_columns.MIN_LINES
-    parse_columns.MIN_LINES = 1 if vectorised else float("inf")
-    try:
-        return parse_record(raw, "record", V2, CONFIG.parse_limits)
-    finally:
-        parse_columns.MIN_LINES = threshold
+    return parse_record(raw, "record", V2, CONFIG.parse_limits,
+                        vectorise_from=1 if vectorised else math.inf)
 
 
 BAD_CHUNKS = [

@@ -3,12 +3,12 @@ no-data, or dead-lettered with a reason."""
 import base64
 import gzip
 import json
+import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job import parse_columns
 from job.ownership import MetaEventError, parse_event
 from job.parse import FlowFormat, Limits, parse_record
 from schemas.flowlog import DEFAULT_FORMAT
@@ -34,14 +34,8 @@ def _accounted(result, lines_given):
 
 def _both_paths(raw):
     """The record parsed with every chunk vectorised and with none: the same result."""
-    threshold = parse_columns.MIN_LINES
-    try:
-        parse_columns.MIN_LINES = 1
-        fast = parse_record(raw, "r", V2, LIMITS)
-        parse_columns.MIN_LINES = float("inf")
-        slow = parse_record(raw, "r", V2, LIMITS)
-    finally:
-        parse_columns.MIN_LINES = threshold
+    fast = parse_record(raw, "r", V2, LIMITS, vectorise_from=1)
+    slow = parse_record(raw, "r", V2, LIMITS, vectorise_from=math.inf)
     assert ([(g.window_start, g.max_start, g.flows) for g in fast.groups], fast.dead_letters,
             fast.counts, fast.no_traffic) == ([(g.window_start, g.max_start, g.flows)
                                                for g in slow.groups], slow.dead_letters,

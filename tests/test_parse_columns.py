@@ -1,9 +1,9 @@
 """The vectorised parser gives exactly what the per-line parser gives: the same flows in the same
 groups and order, the same dead letters with the same reasons and excerpts, the same counts."""
 import base64
-import contextlib
 import gzip
 import json
+import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -37,17 +37,6 @@ SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@contextlib.contextmanager
-def vectorised_from(n):
-    """Chunks of n lines or more take the vectorised path (the threshold is a cost guess only)."""
-    saved = parse_columns.MIN_LINES
-    parse_columns.MIN_LINES = n
-    try:
-        yield
-    finally:
-        parse_columns.MIN_LINES = saved
-
-
 def outcome(result: ParseResult):
     return ([(g.fmt.names, g.window_start, g.max_start, g.source, g.flows) for g in result.groups],
             result.dead_letters, result.counts, list(result.no_traffic.items()))
@@ -55,8 +44,7 @@ def outcome(result: ParseResult):
 
 def both(fmt, lines, stream_time):
     fast, slow = ParseResult(), ParseResult()
-    with vectorised_from(1):
-        parse_lines(fmt, lines, "src", LIMITS, fast, stream_time)
+    parse_lines(fmt, lines, "src", LIMITS, fast, stream_time, vectorise_from=1)
     parse_lines_per_line(fmt, lines, "src", LIMITS, slow, stream_time)
     return fast, slow
 
@@ -243,8 +231,6 @@ def test_records_parse_alike_above_and_below_the_threshold(data):
                json.dumps({"source": "f", "format": " ".join(fmt.names), "lines": items,
                            "delivered": DELIVERED})]
     for raw in filter(None, records):
-        with vectorised_from(1):
-            fast = parse_record(raw, "r", V2, LIMITS)
-        with vectorised_from(10**9):
-            slow = parse_record(raw, "r", V2, LIMITS)
+        fast = parse_record(raw, "r", V2, LIMITS, vectorise_from=1)
+        slow = parse_record(raw, "r", V2, LIMITS, vectorise_from=math.inf)
         assert outcome(fast) == outcome(slow)
