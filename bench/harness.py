@@ -17,6 +17,7 @@ both alike.
 """
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -29,6 +30,7 @@ import psutil
 
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
+from connectors import logs
 from operate.cluster import child_env
 from job.config import FlowsSection
 
@@ -109,8 +111,7 @@ def _short(arg: str) -> str:
     return os.path.relpath(arg, ROOT) if os.path.isabs(arg) and arg.startswith(ROOT) else arg
 
 
-def _say(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+log = logging.getLogger("bench.harness")   # not __name__: "__main__" under python -m
 
 
 class Bench:
@@ -125,9 +126,9 @@ class Bench:
         folder = os.path.join(self.work, "inputs", name)
         shutil.rmtree(folder, ignore_errors=True)
         g = self.inputs[name] = generate(w, folder)
-        _say(f"input {name}: {g.flow_lines:,} flows, {g.ips:,} IPs, {g.changes:,} ownership "
-             f"changes ({g.reassigned_ips:,} IPs reassigned to another app), {g.s3_files} S3 "
-             f"files, {g.cloudwatch_records} CloudWatch records; {g.seconds:.1f} s")
+        log.info(f"input {name}: {g.flow_lines:,} flows, {g.ips:,} IPs, {g.changes:,} ownership "
+                 f"changes ({g.reassigned_ips:,} IPs reassigned to another app), {g.s3_files} S3 "
+                 f"files, {g.cloudwatch_records} CloudWatch records; {g.seconds:.1f} s")
 
     def stage(self, name: str, chunk_lines: int = CHUNK_LINES) -> dict:
         """job.replay's staging (part of `flowdredge replay`, timed apart from the job)."""
@@ -212,8 +213,8 @@ class Bench:
         # Only the aggregates and counts are read back; enriched flows take gigabytes.
         for name in ("out/enriched", "checkpoints"):
             shutil.rmtree(os.path.join(run.output, name), ignore_errors=True)
-        _say(f"{label}: {run.flows:,} flows, job {run.timings['net_runtime_s']:.1f} s, process "
-             f"{run.wall_s:.1f} s, CPU {run.timings['cpu_s']:.1f} s (load {load})")
+        log.info(f"{label}: {run.flows:,} flows, job {run.timings['net_runtime_s']:.1f} s, process "
+                 f"{run.wall_s:.1f} s, CPU {run.timings['cpu_s']:.1f} s (load {load})")
         self.runs.append(run)
         return run
 
@@ -222,8 +223,8 @@ def run_all(args) -> dict:
     bench = Bench(args)
     os.makedirs(bench.work, exist_ok=True)
     info = {**machine(), "load_start": _load()}
-    _say(f"{info['cores']} cores, {info['memory_gib']} GiB, load {info['load_start']}; work "
-         f"folder {bench.work}")
+    log.info(f"{info['cores']} cores, {info['memory_gib']} GiB, load {info['load_start']}; work "
+             f"folder {bench.work}")
     sizes = {"tiny": args.fixed_cost_size} if args.fixed_cost_size else {}
     sizes.update(small=args.size // 4, full=args.size)
     for name, flows in sizes.items():
@@ -256,13 +257,13 @@ def run_all(args) -> dict:
     print(text)
     if args.docs:
         write_docs(text)
-        _say(f"results written to {os.path.relpath(DOCS, ROOT)}")
+        log.info(f"results written to {os.path.relpath(DOCS, ROOT)}")
     return report
 
 
 def profile_run(bench: Bench, variant: str, name: str) -> dict:
     from bench import profile
-    _say(f"profiling {variant} at parallelism 1 on the {name} input (py-spy, JFR)")
+    log.info(f"profiling {variant} at parallelism 1 on the {name} input (py-spy, JFR)")
     folder = os.path.join(bench.work, "profile", f"{variant}-{name}")
     shutil.rmtree(folder, ignore_errors=True)
     result = profile.profile(bench.command(variant, name) + [
@@ -446,6 +447,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    logs.setup("bench", "[bench]")
     run_all(parser().parse_args(argv))
     return 0
 

@@ -26,6 +26,7 @@ Prints the results as one JSON line and a markdown table (also WORK/results.{jso
 """
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ import urllib.request
 import psutil
 
 from bench.harness import machine
+from connectors import logs
 from operate.cluster import child_env
 from synthetic.snapshot import HEARTBEAT_TS, private_ips, write_flows, write_snapshot
 
@@ -47,8 +49,7 @@ ATTRIBUTE_VERTEX = "attribute flows"
 SAMPLE_S = 1.0
 
 
-def _say(message: str) -> None:
-    print(f"[bench.state] {message}", file=sys.stderr, flush=True)
+log = logging.getLogger("bench.state")   # not __name__: "__main__" under python -m
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def run_job(args) -> int:
     try:
         client.get_job_execution_result().result()
     except Exception as err:   # cancelled by the benchmark: the expected end
-        _say(f"job ended: {str(err).splitlines()[0][:200]}")
+        log.info(f"job ended: {str(err).splitlines()[0][:200]}")
     return 0
 
 
@@ -262,7 +263,7 @@ class Job:
                                    f"{self.folder}/stderr.txt")
             s = self.sample()
             if done(s):
-                _say(f"{what}: {s['t']} s after submission")
+                log.info(f"{what}: {s['t']} s after submission")
                 return s
             time.sleep(SAMPLE_S)
         raise TimeoutError(f"no {what} within {timeout_s:.0f} s; last sample: {s}")
@@ -298,7 +299,7 @@ class Job:
                     continue
                 if c["status"] == "FAILED" and c["id"] not in self.failed:
                     self.failed[c["id"]] = c.get("failure_message")
-                    _say(f"checkpoint {c['id']} failed: {self.failed[c['id']]}")
+                    log.warning(f"checkpoint {c['id']} failed: {self.failed[c['id']]}")
                 if c["status"] == "COMPLETED":
                     return self._checkpoint_figures(c)
             time.sleep(SAMPLE_S)
@@ -386,9 +387,9 @@ def run_bench(args) -> dict:
     n = args.ips
     inputs = prepare(args.work, n, args.flows, args.seed)
     report["inputs"] = {k: v for k, v in inputs.items() if not k.endswith("_dir")}
-    _say(f"inputs: {n:,} IPs ({inputs['snapshot_bytes'] / 1e6:.0f} MB of changelog), "
-         f"{inputs['flows']:,} flows; generated in {inputs['generate_s']} s, staged in "
-         f"{inputs['stage_s']} s")
+    log.info(f"inputs: {n:,} IPs ({inputs['snapshot_bytes'] / 1e6:.0f} MB of changelog), "
+             f"{inputs['flows']:,} flows; generated in {inputs['generate_s']} s, staged in "
+             f"{inputs['stage_s']} s")
     full = lambda s: s.get("ownership_ips_min") == n   # noqa: E731
 
     run = {}
@@ -407,7 +408,7 @@ def run_bench(args) -> dict:
         run["memory"]["live_heap_after_gc_mb"] = live_heap_mb(pid) if pid else None
         run["memory"]["peak"] = dict(job.peak)
         run["savepoint"] = job.savepoint(os.path.join(args.work, "savepoints"), args.timeout)
-        _say(f"savepoint {run['savepoint']['location']} in {run['savepoint']['seconds']} s")
+        log.info(f"savepoint {run['savepoint']['location']} in {run['savepoint']['seconds']} s")
     except (RuntimeError, TimeoutError, OSError, ValueError, KeyError) as err:
         report["errors"].append(f"run: {err}")
     finally:
@@ -543,6 +544,7 @@ def job_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    logs.setup("bench", "[bench.state]")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["job"]:
         return run_job(job_parser().parse_args(argv[1:]))

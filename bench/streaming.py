@@ -43,6 +43,7 @@ import contextlib
 import gzip
 import itertools
 import json
+import logging
 import math
 import os
 import random
@@ -56,6 +57,8 @@ import urllib.error
 import urllib.request
 
 import psutil
+
+from connectors import logs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,9 +79,7 @@ JITTER_S = 60          # flows of a record start up to a minute (event time) bef
 DEFAULT_FIELDS = 14    # version ... log-status (schemas.flowlog.DEFAULT_FORMAT)
 
 
-def _say(message: str) -> None:
-    print(f"[bench.streaming] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr,
-          flush=True)
+log = logging.getLogger("bench.streaming")   # not __name__: "__main__" under python -m
 
 
 def _load() -> str:
@@ -526,10 +527,10 @@ def run_bench(args) -> dict:
     now = int(time.time())
     event_start = (now - EVENT_BEHIND_S) // 60 * 60
     report = {"machine": machine(), "load_start": _load(), "args": vars(args)}
-    _say(f"generating the estate (load {report['load_start']})")
+    log.info(f"generating the estate (load {report['load_start']})")
     inputs = prepare(work, event_start, args.seed, args.estate_minutes)
     if args.extra_ips:
-        _say(f"adding {args.extra_ips:,} IPs to the snapshot")
+        log.info(f"adding {args.extra_ips:,} IPs to the snapshot")
         inputs["snapshot"] = with_extra_ips(inputs["snapshot"], args.extra_ips, args.seed)
         inputs["snapshot_lines"] += args.extra_ips
     report["inputs"] = {k: v for k, v in inputs.items() if k.endswith(("flows", "lines"))}
@@ -546,7 +547,7 @@ def run_bench(args) -> dict:
                              (aggregates_stream, 1)):
             kinesis_client.create_stream(kinesis, name, shards)
         status = os.path.join(work, "producer-status.json")
-        log = os.path.join(work, "producer-records.jsonl")
+        producer_log = os.path.join(work, "producer-records.jsonl")
         wall_start = time.time() + 1
 
         def start_producer():
@@ -558,11 +559,11 @@ def run_bench(args) -> dict:
                  "--seconds", str(produce_s), "--events-per-record", str(args.events_per_record),
                  "--speedup", str(args.speedup), "--event-start", str(event_start),
                  "--wall-start", str(wall_start), "--heartbeat-lead", str(args.heartbeat_lead),
-                 "--churn", str(args.churn), "--seed", str(args.seed), "--log", log,
+                 "--churn", str(args.churn), "--seed", str(args.seed), "--log", producer_log,
                  "--status", status], cwd=ROOT)
         if args.backlog_seconds:
             producer = start_producer()
-            _say(f"producing for {args.backlog_seconds} s before the job starts (a backlog)")
+            log.info(f"producing for {args.backlog_seconds} s before the job starts (a backlog)")
             time.sleep(args.backlog_seconds)
         rest_port = free_port()
         job = kinesis_job(config, output, flink_options={
@@ -570,7 +571,7 @@ def run_bench(args) -> dict:
             # REST metrics (lag, watermark) at most a second old, not Flink's default 10 s.
             "metrics.fetcher.update-interval": "1000"}).execute_async("flowdredge bench")
         rest = Rest(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
-        _say(f"job {rest.job_id} submitted (REST {rest.url}); waiting for its sources")
+        log.info(f"job {rest.job_id} submitted (REST {rest.url}); waiting for its sources")
         deadline = time.monotonic() + 180
         while True:
             try:
@@ -588,8 +589,8 @@ def run_bench(args) -> dict:
         sampler = Sampler(rest, status, args.sample_seconds, (producer.pid, local.process.pid if local else None))
         sampler.start()
         measure_from = max(wall_start, sources_ready) + args.warmup_seconds
-        _say(f"producing {args.rate:,} flows/s for {produce_s:.0f} s (measured after "
-             f"{args.warmup_seconds} s of warm-up), then {args.drain_seconds} s of drain")
+        log.info(f"producing {args.rate:,} flows/s for {produce_s:.0f} s (measured after "
+                 f"{args.warmup_seconds} s of warm-up), then {args.drain_seconds} s of drain")
         next_line = time.time() + 30
         while producer.poll() is None:
             time.sleep(1)
@@ -599,9 +600,9 @@ def run_bench(args) -> dict:
                 raise SystemExit(f"the job is {state}; see {os.environ['FLINK_LOG_DIR']}")
             if time.time() >= next_line and sampler.samples:
                 s = sampler.samples[-1]
-                _say(f"produced {s['produced_records']:,} records, read "
-                     f"{s.get('consumed_records')}, lag {s.get('lag_ms')} ms, "
-                     f"load {_load()}")
+                log.info(f"produced {s['produced_records']:,} records, read "
+                         f"{s.get('consumed_records')}, lag {s.get('lag_ms')} ms, "
+                         f"load {_load()}")
                 next_line += 30
         if producer.returncode:
             raise SystemExit(f"the producer failed ({producer.returncode})")
@@ -611,9 +612,9 @@ def run_bench(args) -> dict:
         checkpoints = rest.get(f"/jobs/{rest.job_id}/checkpoints")
         report["load_end"] = _load()
         job.cancel().result()
-        _say("reading the streams back")
+        log.info("reading the streams back")
         produced = {}
-        with open(log) as fh:
+        with open(producer_log) as fh:
             for line in fh:
                 shard, sequence, latest, _began, ended = json.loads(line)
                 produced[(shard, sequence)] = latest, ended
@@ -757,6 +758,7 @@ def produce_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    logs.setup("bench", "[bench.streaming]", timestamps=True)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["produce"]:
         return produce(produce_parser().parse_args(argv[1:]))

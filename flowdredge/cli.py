@@ -5,15 +5,17 @@ main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
 """
 import argparse
+import logging
 import os
 import sys
 import time
 
+from connectors import logs
 from job import config as config_mod
 
-
-def _progress(message: str) -> None:
-    print(f"[flowdredge] {message}", file=sys.stderr, flush=True)
+# Progress lines on stderr, "[flowdredge] message" (main sets it up). Named, not __name__:
+# that is "__main__" under python -m.
+log = logging.getLogger("flowdredge.cli")
 
 
 def _load_config(args):
@@ -45,8 +47,8 @@ def cmd_generate(args) -> int:
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
     out = generate(scenario, args.output)
-    _progress(f"generated {out.flows:,} flows in {len(out.flow_files)} files and "
-              f"{out.changes:,} ownership changes under {args.output}")
+    log.info(f"generated {out.flows:,} flows in {len(out.flow_files)} files and "
+             f"{out.changes:,} ownership changes under {args.output}")
     return 0
 
 
@@ -72,15 +74,15 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
         if not n_meta:
             raise InputError(f"the metadata changelog {list(metadata_paths)} holds no line: "
                              f"every flow would be unattributed")
-        stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, _progress,
+        stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, log.info,
                             cfg.flows)
         _report_staging(stats)
-        _progress(f"staged {stats.files} flow files into {stats.records:,} records and "
-                  f"{n_meta:,} metadata lines; starting Flink (parallelism "
-                  f"{cfg.job.parallelism})")
+        log.info(f"staged {stats.files} flow files into {stats.records:,} records and "
+                 f"{n_meta:,} metadata lines; starting Flink (parallelism "
+                 f"{cfg.job.parallelism})")
         began = time.monotonic()
         run_files(staged_flows, staged_metadata, run_dir, cfg)
-        _progress(f"job finished in {time.monotonic() - began:.1f} s")
+        log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -90,12 +92,12 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
 
 def _report_staging(stats) -> None:
     if stats.duplicates:
-        _progress(f"{stats.duplicates} file(s) reached more than once through --flows: read once")
+        log.warning(f"{stats.duplicates} file(s) reached more than once through --flows: read once")
     for path, reason, detail in stats.dead_files:
-        _progress(f"{path}: {detail}; dead-lettered ({reason}), the replay goes on")
+        log.warning(f"{path}: {detail}; dead-lettered ({reason}), the replay goes on")
     for name, files in stats.unknown_fields.items():
-        _progress(f"header field {name!r} is not known to this release: dropped "
-                  f"({files} file(s); counted as unknown_fields_ignored)")
+        log.warning(f"header field {name!r} is not known to this release: dropped "
+                    f"({files} file(s); counted as unknown_fields_ignored)")
 
 
 def cmd_replay(args) -> int:
@@ -108,10 +110,10 @@ def cmd_demo(args) -> int:
     inputs = os.path.join(args.output, "inputs")
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
-    _progress(f"generating a synthetic estate: {scenario.minutes} minutes of traffic, "
-              f"about {scenario.flows_per_minute:,} flows/minute, IPs reassigned as it runs")
+    log.info(f"generating a synthetic estate: {scenario.minutes} minutes of traffic, "
+             f"about {scenario.flows_per_minute:,} flows/minute, IPs reassigned as it runs")
     generated = generate(scenario, inputs)
-    _progress(f"generated {generated.flows:,} flows, {generated.changes:,} ownership changes")
+    log.info(f"generated {generated.flows:,} flows, {generated.changes:,} ownership changes")
     return _replay([os.path.join(inputs, "flows")], [generated.metadata_file], args.output, cfg,
                    overwrite=True)
 
@@ -130,9 +132,9 @@ def cmd_run(args) -> int:
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     env = kinesis_job(cfg, args.output)
-    _progress(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
-              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
-              f"under {args.output}; Ctrl-C stops")
+    log.info(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
+             f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
+             f"under {args.output}; Ctrl-C stops")
     env.execute(args.job_name)
     return 0
 
@@ -143,7 +145,7 @@ def cmd_stream_demo(args) -> int:
     _check_local_parallelism(cfg)
     return run_demo(cfg, DemoOptions(output=args.output, rate=args.rate,
                                      minutes=args.minutes, seed=args.seed,
-                                     report_seconds=args.report_seconds), _progress)
+                                     report_seconds=args.report_seconds), log.info)
 
 
 def cmd_summary(args) -> int:
@@ -170,7 +172,7 @@ def cmd_query(args) -> int:
 def cmd_report(args) -> int:
     from explore.report import write_report
     path = write_report(args.output, args.html, args.cache)
-    _progress(f"report written to {path}")
+    log.info(f"report written to {path}")
     return 0
 
 
@@ -292,6 +294,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    logs.setup("flowdredge", "[flowdredge]")
     try:
         return args.func(args)
     except (config_mod.ConfigError, FileExistsError, ValueError) as err:

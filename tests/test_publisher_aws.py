@@ -8,10 +8,13 @@ checked event by event, and the job attributes flows across the change with it.
 """
 import gzip
 import json
+import types
 
 import boto3
+import botocore.endpoint
 import pytest
 import requests
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from connectors.publisher import cli
@@ -60,7 +63,8 @@ def config_for(url, path):
         "accounts": [{"id": A, "regions": ["us-east-1"]},
                      {"id": B, "role_arn": ROLE_B, "regions": ["us-east-1", "eu-west-1"]}],
         "output": {"kind": "file", "path": str(path)},
-        "aws": {"endpoint_url": url, "max_attempts": 2, "throttle_base_ms": 500}})
+        # standard: adaptive mode's client-side rate limiter would wait in real time.
+        "aws": {"endpoint_url": url, "retry_mode": "standard", "max_attempts": 4}})
 
 
 def hooked_sessions(hooks):
@@ -200,10 +204,9 @@ def fail_region(region, operation_name="DescribeNetworkInterfaces"):
     return handler
 
 
-def publisher_for(aws, path, clock, hooks=(), sleep=None):
+def publisher_for(aws, path, clock, hooks=()):
     config = config_for(aws, path)
-    reader = AwsReader(config, clock, sleep=sleep or (lambda s: None),
-                       session_factory=hooked_sessions(hooks))
+    reader = AwsReader(config, clock, session_factory=hooked_sessions(hooks))
     return Publisher(config, reader, FileSink(str(path)), clock, log=lambda m: None)
 
 
@@ -267,32 +270,74 @@ def test_polls_emit_exactly_the_changes(aws, tmp_path):
         (8, 0, T1), (2, 1, None), (0, 1, T3), (0, 0, T4)]
 
 
-def test_throttling_backs_off_and_loses_no_change(aws, tmp_path):
+class _Body:
+    def __init__(self, data):
+        self.data = data
+
+    def stream(self, **_kwargs):
+        yield self.data
+
+
+def throttler(throttles: dict, calls: list):
+    """A before-send hook: the first `throttles[operation]` requests of each operation get
+    HTTP 400 Throttling instead of going out (botocore parses it as EC2's and the Query APIs'
+    own), as the real services answer; `calls` records every request sent."""
+    def handler(request, event_name, **_kwargs):
+        operation = event_name.rsplit(".", 1)[-1]
+        calls.append(operation)
+        if throttles.get(operation, 0) > 0:
+            throttles[operation] -= 1
+            body = (b"<Response><Errors><Error><Code>Throttling</Code><Message>Rate exceeded"
+                    b"</Message></Error></Errors><RequestID>r</RequestID></Response>")
+            return AWSResponse(request.url, 400, {}, _Body(body))
+    return handler
+
+
+@pytest.fixture
+def retry_delays(monkeypatch):
+    """botocore's retry delays, recorded instead of slept."""
+    delays = []
+    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=delays.append))
+    return delays
+
+
+def test_throttling_backs_off_and_loses_no_change(aws, tmp_path, retry_delays):
     estate = Estate(aws)
     estate.build()
-    throttled = {"DescribeNetworkInterfaces": 3, "DescribeAutoScalingGroups": 2}
+    throttles = {"DescribeNetworkInterfaces": 3, "DescribeAutoScalingGroups": 2}
     calls = []
-
-    def throttle(model, **_kwargs):
-        calls.append(model.name)
-        if throttled.get(model.name, 0) > 0:
-            throttled[model.name] -= 1
-            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}},
-                              model.name)
-
-    delays = []
     slow = publisher_for(aws, tmp_path / "throttled.jsonl", Clock(T1),
-                         hooks=[("before-call", throttle)], sleep=delays.append)
+                         hooks=[("before-send", throttler(throttles, calls))])
     result = slow.poll()
     plain = publisher_for(aws, tmp_path / "plain.jsonl", Clock(T1))
     plain.poll()
     assert result.complete
     assert read_events(tmp_path / "throttled.jsonl") == read_events(tmp_path / "plain.jsonl")
     assert len(read_events(tmp_path / "plain.jsonl")) == 9
-    # 500 ms doubling per throttled page, then the call goes through.
-    assert delays == [0.5, 1.0, 2.0, 0.5, 1.0]
-    assert calls.count("DescribeNetworkInterfaces") == 3 + 3   # three scopes, three throttles
-    assert throttled == {"DescribeNetworkInterfaces": 0, "DescribeAutoScalingGroups": 0}
+    # botocore's backoff (jittered, up to 1, 2, 4 s) per throttled page, which is then sent
+    # again on its own: three scopes, one page each, plus one call per throttle.
+    assert len(retry_delays) == 3 + 2
+    assert all(0 <= d <= 2 ** i for d, i in zip(retry_delays, [0, 1, 2, 0, 1]))
+    assert calls.count("DescribeNetworkInterfaces") == 3 + 3
+    assert calls.count("DescribeAutoScalingGroups") == 3 + 2
+    assert throttles == {"DescribeNetworkInterfaces": 0, "DescribeAutoScalingGroups": 0}
+
+
+def test_a_throttle_that_outlasts_the_attempts_fails_its_scope_after_max_attempts(
+        aws, tmp_path, retry_delays):
+    """aws.max_attempts calls per page in all, not retries on top of retries."""
+    Estate(aws).build()
+    calls = []
+    publisher = publisher_for(aws, tmp_path / "changes.jsonl", Clock(T1), hooks=[
+        ("before-send", throttler({"DescribeAutoScalingGroups": 10**6}, calls))])
+    result = publisher.poll()
+    assert calls.count("DescribeAutoScalingGroups") == 3 * 4   # three scopes, max_attempts 4
+    assert len(retry_delays) == 3 * 3
+    assert sorted(map(str, result.failed)) == [f"{A}/us-east-1", f"{B}/eu-west-1",
+                                               f"{B}/us-east-1"]
+    assert all("DescribeAutoScalingGroups: Throttling: Rate exceeded" in message
+               for message in result.failed.values())
+    assert not (tmp_path / "changes.jsonl").exists()   # nothing was read completely
 
 
 def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):

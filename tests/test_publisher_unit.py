@@ -3,11 +3,14 @@ import json
 import os
 from datetime import datetime, timezone
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
+from connectors.publisher import cli
 from connectors.publisher import config as publisher_config
-from connectors.publisher.aws import Backoff, is_throttling
+from connectors.publisher.aws import AwsReader, items
 from connectors.publisher.cloudtrail import EventError, apply_change, parse_line
 from connectors.publisher.derive import Naming, derive_claims
 from connectors.publisher.diff import (Holding, Observation, State, apply_event, is_stale,
@@ -511,31 +514,67 @@ def client_error(code):
     return ClientError({"Error": {"Code": code, "Message": "slow down"}}, "DescribeThings")
 
 
-def test_backoff_retries_throttling_only_and_is_bounded():
-    delays, calls = [], []
+def test_lists_are_read_with_botocores_paginators_page_by_page():
+    ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="x",
+                       aws_secret_access_key="x")
+    with Stubber(ec2) as stub:
+        stub.add_response("describe_network_interfaces",
+                          {"NetworkInterfaces": [eni("eni-a", "10.0.0.1")], "NextToken": "t2"},
+                          {"MaxResults": 1000})
+        stub.add_response("describe_network_interfaces",
+                          {"NetworkInterfaces": [eni("eni-b", "10.0.0.2")]},
+                          {"MaxResults": 1000, "NextToken": "t2"})
+        assert [i["NetworkInterfaceId"] for i in items(ec2, "describe_network_interfaces")] == [
+            "eni-a", "eni-b"]
 
-    def flaky(**kwargs):
-        calls.append(kwargs)
-        if len(calls) <= 3:
-            raise client_error("RequestLimitExceeded")
-        return {"ok": True}
 
-    backoff = Backoff(attempts=5, base_ms=100, max_ms=250, sleep=delays.append)
-    assert backoff.call(flaky, Page=1) == {"ok": True}
-    assert delays == [0.1, 0.2, 0.25] and calls == [{"Page": 1}] * 4
-    assert is_throttling(client_error("ThrottlingException"))
-    with pytest.raises(ClientError, match="AccessDenied"):
-        Backoff(5, 1, 1, delays.append).call(lambda: (_ for _ in ()).throw(client_error("AccessDenied")))
-    always = Backoff(3, 1, 1, sleep=lambda s: None)
-    with pytest.raises(ClientError, match="Throttling"):
-        always.call(lambda: (_ for _ in ()).throw(client_error("Throttling")))
+def test_botocore_does_the_retrying_with_the_configured_attempts():
+    base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
+    reader = AwsReader(publisher_config.from_dict(base), clock=lambda: T0)
+    assert reader.boto_config.retries == {"mode": "adaptive", "total_max_attempts": 8}
+    tuned = publisher_config.from_dict({**base, "aws": {"retry_mode": "standard",
+                                                        "max_attempts": 3}})
+    assert AwsReader(tuned, clock=lambda: T0).boto_config.retries == {
+        "mode": "standard", "total_max_attempts": 3}
+
+
+def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
+    config = tmp_path / "publisher.yaml"
+    config.write_text(json.dumps({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+                                  "output": {"path": str(tmp_path / "out.jsonl")},
+                                  "aws": {"throttle_base_ms": 500}}))
+    assert cli.main(["snapshot", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "flowdredge-publisher: ignored, no longer used: aws.throttle_base_ms (botocore's "
+        "retries, aws.retry_mode and aws.max_attempts, handle throttling; remove them)",
+        "flowdredge-publisher: no snapshot target: give --to or set snapshot.to"]
+    config.write_text("accounts: [{id: '123'}]\n")
+    assert cli.main(["run", "--config", str(config), "--once"]) == 1
+    assert capsys.readouterr().err == (
+        "flowdredge-publisher: configuration error: accounts[0].id: '123' is not a 12-digit "
+        "account id (quoted in YAML)\n")
+
+
+def test_removed_throttle_settings_are_ignored_with_a_warning(caplog):
+    base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
+    with caplog.at_level("WARNING", logger="connectors.publisher.config"):
+        config = publisher_config.from_dict(
+            {**base, "aws": {"throttle_attempts": 6, "throttle_max_ms": 20000, "max_attempts": 4}})
+    assert config.aws.max_attempts == 4
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignored, no longer used: aws.throttle_attempts, aws.throttle_max_ms (botocore's "
+        "retries, aws.retry_mode and aws.max_attempts, handle throttling; remove them)"]
+    with pytest.raises(publisher_config.ConfigError, match="unknown key"):
+        publisher_config.from_dict({**base, "aws": {"throttle_everything": 1}})
 
 
 class StubKinesis:
-    """Fails the records whose data is in `fail_once` on their first put; records every call."""
+    """Fails the records whose data is in `fail_once` on their first put, those in
+    `fail_always` on every put, every call with `error`; records every call."""
 
-    def __init__(self, fail_once=(), error=None):
+    def __init__(self, fail_once=(), error=None, fail_always=()):
         self.fail_once, self.error, self.calls = set(fail_once), error, []
+        self.fail_always = set(fail_always)
 
     def put_records(self, Records, StreamName):
         self.calls.append([json.loads(r["Data"]) for r in Records])
@@ -544,7 +583,7 @@ class StubKinesis:
         results = []
         for record in Records:
             ip = json.loads(record["Data"]).get("ip")
-            if ip in self.fail_once:
+            if ip in self.fail_once or ip in self.fail_always:
                 self.fail_once.discard(ip)
                 results.append({"ErrorCode": "ProvisionedThroughputExceededException"})
             else:
@@ -563,9 +602,16 @@ def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
     assert delays == [0.2, 0.2]
     with pytest.raises(SinkError, match="ResourceNotFoundException"):
         KinesisSink(StubKinesis(error="ResourceNotFoundException"), "meta", "k").write(events[:1])
+    # A call that failed as a whole was retried by the client's botocore: not again here.
     throttled = StubKinesis(error="ProvisionedThroughputExceededException")
-    with pytest.raises(SinkError, match="3 attempt"):
-        KinesisSink(throttled, "meta", "k", max_attempts=3, sleep=lambda s: None).write(events[:1])
+    with pytest.raises(SinkError, match="ProvisionedThroughputExceededException"):
+        KinesisSink(throttled, "meta", "k", sleep=lambda s: None).write(events[:1])
+    assert len(throttled.calls) == 1
+    # A record reported as failed every time: `max_attempts` calls, then the batch fails.
+    failing = StubKinesis(fail_always={"10.0.0.1"})
+    with pytest.raises(SinkError, match="after 3 attempt.*1 record.*ProvisionedThroughput"):
+        KinesisSink(failing, "meta", "k", max_attempts=3, sleep=lambda s: None).write(events[:2])
+    assert [len(c) for c in failing.calls] == [2, 1, 1]
 
 
 def test_file_sink_and_snapshot_files(tmp_path):

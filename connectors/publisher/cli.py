@@ -8,10 +8,12 @@ Exit status: 0 done; 1 bad configuration or an output that cannot be written; 2 
 """
 import argparse
 import json
+import logging
 import signal
 import sys
 import time
 
+from connectors import logs
 from connectors.publisher import config as publisher_config
 from connectors.publisher.aws import AwsReader
 from connectors.publisher.diff import reconcile_poll, snapshot_events, state_from_snapshot
@@ -25,8 +27,7 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _say(message: str) -> None:
-    print(f"flowdredge-publisher: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger("connectors.publisher.cli")   # not __name__: "__main__" under python -m
 
 
 def build_sink(config, reader: AwsReader):
@@ -63,7 +64,7 @@ def cmd_run(args, config) -> int:
     publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
     if args.once:
         result = publisher.poll()
-        _say(describe(result))
+        log.info(describe(result))
         return 0 if result.complete else INCOMPLETE
     stop, snapshot_wanted = [], []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
@@ -75,13 +76,13 @@ def cmd_run(args, config) -> int:
             return False
         snapshot_wanted.clear()
         if not config.snapshot.to:
-            _say("snapshot requested but snapshot.to is not configured")
+            log.warning("snapshot requested but snapshot.to is not configured")
             return False
         return True
 
     writer = snapshot_writer(config, reader, config.snapshot.to) if config.snapshot.to else None
     events = EventTail(config.events.path) if config.events.path else None
-    publisher.run(lambda: bool(stop), on_poll=lambda r: _say(describe(r)), events=events,
+    publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
                   snapshot_requested=snapshot_requested, write_snapshot=writer)
     return 0
 
@@ -89,18 +90,18 @@ def cmd_run(args, config) -> int:
 def cmd_snapshot(args, config) -> int:
     target = args.to or config.snapshot.to
     if not target:
-        _say("no snapshot target: give --to or set snapshot.to")
+        log.error("no snapshot target: give --to or set snapshot.to")
         return 2
     reader = AwsReader(config, wall_clock_ms)
     publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
     observations, _inventories, failed = publisher.observe()
     if failed:
-        _say(f"no snapshot written: {len(failed)} account/region(s) could not be read")
+        log.error(f"no snapshot written: {len(failed)} account/region(s) could not be read")
         return INCOMPLETE
     state = reconcile_poll(publisher.state, observations, config.scopes).state
     events = snapshot_events(state)
     snapshot_writer(config, reader, target)(events)
-    _say(f"snapshot: {len(events)} owners written to {target}")
+    log.info(f"snapshot: {len(events)} owners written to {target}")
     return 0
 
 
@@ -116,16 +117,17 @@ def main(argv=None) -> int:
     snap.add_argument("--config", required=True)
     snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
     args = parser.parse_args(argv)
+    logs.setup("connectors.publisher", "flowdredge-publisher:")
     try:
         config = publisher_config.load(args.config)
         if args.command == "run":
             return cmd_run(args, config)
         return cmd_snapshot(args, config)
     except publisher_config.ConfigError as err:
-        _say(f"configuration error: {err}")
+        log.error(f"configuration error: {err}")
         return 1
     except (SinkError, ValueError) as err:
-        _say(str(err))
+        log.error(str(err))
         return 1
 
 

@@ -3,12 +3,15 @@
 Credentials are never part of it: the publisher uses the default AWS credential chain, and
 assumes each account's role through STS.
 """
+import logging
 from dataclasses import dataclass, field
 
 from connectors.publisher.model import Scope
 from connectors.publisher.naming import RULES, NameRule
 from schemas import settings
 from schemas.settings import STRINGS, ConfigError, setting
+
+log = logging.getLogger(__name__)
 
 REGION = r"[a-z]{2}(-[a-z]+)+-\d+"
 REGION_NAME = "a region name like us-east-1"
@@ -69,15 +72,16 @@ class SnapshotSection:
 class AwsSection:
     # An AWS API emulator's URL for every service (tests); empty for AWS itself.
     endpoint_url: str = ""
-    retry_mode: str = setting("adaptive", choices=("standard", "adaptive"))    # botocore's
-    max_attempts: int = setting(8, minimum=1)         # botocore attempts per call
-    # Our own bounded retry of a throttled call, after botocore's: attempts, exponential backoff.
-    throttle_attempts: int = setting(6, minimum=1)
-    throttle_base_ms: int = setting(500, minimum=1)
-    throttle_max_ms: int = setting(20000, minimum=1)
+    # botocore's retries of a throttled or failed call: attempts per call, the first included.
+    retry_mode: str = setting("adaptive", choices=("standard", "adaptive"))
+    max_attempts: int = setting(8, minimum=1)
     connect_timeout_seconds: int = setting(10, minimum=1)
     read_timeout_seconds: int = setting(60, minimum=1)
     session_name: str = "flowdredge-publisher"
+
+
+# A second backoff over botocore's retries multiplied the attempts (8 x 6 per page).
+REMOVED_AWS = frozenset({"throttle_attempts", "throttle_base_ms", "throttle_max_ms"})
 
 
 def _account(where: str, doc) -> Account:
@@ -123,10 +127,23 @@ class PublisherConfig:
         return NameRule(self.naming.rule, self.naming.pattern or None)
 
 
+def _without_removed(doc: dict) -> dict:
+    """The document without the settings this release dropped, named in a warning: a config
+    that ran keeps running."""
+    aws = doc.get("aws")
+    removed = sorted(set(aws) & REMOVED_AWS) if isinstance(aws, dict) else []
+    if not removed:
+        return doc
+    log.warning("ignored, no longer used: %s (botocore's retries, aws.retry_mode and "
+                "aws.max_attempts, handle throttling; remove them)",
+                ", ".join(f"aws.{key}" for key in removed))
+    return {**doc, "aws": {k: v for k, v in aws.items() if k not in REMOVED_AWS}}
+
+
 def from_dict(doc) -> PublisherConfig:
     if not isinstance(doc, dict):
         raise ConfigError("publisher config must be a mapping")
-    config = settings.section(PublisherConfig, doc, "")
+    config = settings.section(PublisherConfig, _without_removed(doc), "")
     validate(config)
     return config
 

@@ -2,8 +2,8 @@
 
 Time comes from `clock` (epoch ms) and waiting from `sleep` (seconds), both passed in.
 """
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -17,8 +17,7 @@ from connectors.publisher.sinks import SinkError
 from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
 
-def _stderr(message: str) -> None:
-    print(f"flowdredge-publisher: {message}", file=sys.stderr, flush=True)
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,7 +70,7 @@ class EventTail:
 
 class Publisher:
     def __init__(self, config: PublisherConfig, reader, sink, clock, state: State = None,
-                 log=_stderr):
+                 log=_log.warning):
         self.config = config
         self.reader = reader
         self.sink = sink

@@ -11,12 +11,10 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connectors import s3
-from connectors.publisher.aws import is_throttling
 from schemas.metadata import HEARTBEAT
 
 KINESIS_MAX_RECORDS = 500
 KINESIS_MAX_BYTES = 5 * 1024 * 1024
-TRANSIENT_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalServerError"})
 
 
 class SinkError(RuntimeError):
@@ -48,9 +46,11 @@ class FileSink:
 
 
 class KinesisSink:
-    """PutRecords in batches (500 records, 5 MB). Failed records are sent again, with
-    exponential backoff, up to `max_attempts` times. HEARTBEATs go in a call of their own once
-    every change before them is in the stream, so none can overtake a change it covers."""
+    """PutRecords in batches (500 records, 5 MB). The client's botocore retries a call that
+    fails (throttled, 5xx, connection); records a call took but reported as failed (partial
+    success, which botocore does not retry) are sent again here, with exponential backoff, up to
+    `max_attempts` times. HEARTBEATs go in a call of their own once every change before them is
+    in the stream, so none can overtake a change it covers."""
 
     def __init__(self, client, stream: str, partition_key: str, max_attempts: int = 8,
                  base_delay_s: float = 0.2, sleep=time.sleep):
@@ -97,15 +97,12 @@ class KinesisSink:
                 self.sleep(self.base_delay_s * 2 ** (attempt - 1))
             try:
                 answer = self.client.put_records(Records=records, **self.stream)
-            except ClientError as err:
+            except ClientError as err:   # after botocore's own retries
                 error = err.response.get("Error", {})
-                last = f"{error.get('Code')}: {error.get('Message', '')}"
-                if not (is_throttling(err) or error.get("Code") in TRANSIENT_CODES):
-                    break
-                continue
+                raise SinkError(f"Kinesis PutRecords failed: {error.get('Code')}: "
+                                f"{error.get('Message', '')}") from None
             except BotoCoreError as err:
-                last = f"{type(err).__name__}: {err}"
-                continue
+                raise SinkError(f"Kinesis PutRecords failed: {type(err).__name__}: {err}") from None
             if not answer.get("FailedRecordCount"):
                 return
             results = answer["Records"]
@@ -113,8 +110,8 @@ class KinesisSink:
             failed = [(record, result) for record, result in zip(records, results)
                       if result.get("ErrorCode")]
             records = [record for record, _result in failed]
-            last = f"{len(records)} record(s) failed, e.g. {failed[0][1].get('ErrorCode')}"
-        raise SinkError(f"Kinesis PutRecords failed after {attempt + 1} attempt(s): {last}")
+        raise SinkError(f"Kinesis PutRecords failed after {self.max_attempts} attempt(s): "
+                        f"{len(records)} record(s) failed, e.g. {failed[0][1].get('ErrorCode')}")
 
 
 def write_snapshot(events: list, target: str, s3_client_factory=None) -> None:

@@ -1,0 +1,31 @@
+"""The commands' progress lines (flowdredge, flowdredge-publisher, bench) through `logging`:
+one line per message on stderr, prefixed with the command's name. Libraries' loggers are left
+as they are."""
+import logging
+import sys
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each line: pytest's capture swaps it."""
+
+    def __init__(self):
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
+def setup(logger: str, prefix: str, timestamps: bool = False) -> None:
+    """INFO and above from `logger` and the loggers below it, as `prefix [HH:MM:SS] message`.
+    Each command's main() calls it; a second call (tests run several commands in one process)
+    replaces the first."""
+    log = logging.getLogger(logger)
+    for handler in [h for h in log.handlers if isinstance(h, _Stderr)]:
+        log.removeHandler(handler)
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter(
+        f"{prefix} %(asctime)s %(message)s" if timestamps else f"{prefix} %(message)s",
+        datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
