@@ -10,7 +10,7 @@ from pyflink.table.expressions import call_sql
 
 from job.config import checkpoint_uri
 from job.flink.io import Sinks, Sources
-from job.flink.streams import attach_insert
+from job.flink.streams import attach_insert, jvm
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
 
@@ -55,22 +55,28 @@ ROLLOVER, ROLLOVER_CHECK = "1 min", "10 s"
 
 
 def file_sinks(output_dir: str) -> Sinks:
-    """JSON Lines under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/ (UTC time of writing; files
-    are committed at checkpoints and at the end of bounded input). output_dir is a path or a
+    """JSON Lines (gzip for the enriched flows) under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/
+    (UTC time of writing; files are committed at checkpoints and at the end of bounded input). output_dir is a path or a
     URL of a Flink file system (s3://... on a cluster with the S3 plugin)."""
     output_dir = checkpoint_uri(output_dir).rstrip("/")
 
-    def text(name, stream):
-        sink = (FileSink.for_row_format(f"{output_dir}/{name}",
-                                        Encoder.simple_string_encoder())
+    def files(name, stream, encoder, suffix):
+        sink = (FileSink.for_row_format(f"{output_dir}/{name}", encoder)
                 .with_output_file_config(OutputFileConfig.builder()
-                                         .with_part_prefix(name).with_part_suffix(".jsonl")
+                                         .with_part_prefix(name).with_part_suffix(suffix)
                                          .build())
                 .with_bucket_assigner(
                     BucketAssigner.date_time_bucket_assigner(PARTITION_FORMAT, "UTC"))
                 .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
                 .build())
         stream.sink_to(sink).name(f"{name} files").uid(f"{name}-files")
+
+    def text(name, stream):
+        files(name, stream, Encoder.simple_string_encoder(), ".jsonl")
+
+    def gzip_lines(name, stream):
+        # The members' bytes as they are (connectors/jvm/src/.../RawBytes.java).
+        files(name, stream, Encoder(jvm().io.flowdredge.files.RawBytes()), ".jsonl.gz")
 
     def table(name, t_env, rows, schema):
         t_env.execute_sql(f"""
@@ -88,4 +94,4 @@ def file_sinks(output_dir: str) -> Sinks:
     def aggregates(t_env, rows):
         table("aggregates", t_env, rows, AGGREGATE)
 
-    return Sinks(text=text, aggregates=aggregates, table=table)
+    return Sinks(text=text, gzip_lines=gzip_lines, aggregates=aggregates, table=table)

@@ -22,6 +22,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
+from connectors.jars import JARS_DIR
 from job.config import FlowsSection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,8 +30,6 @@ DEFAULT_DIR = os.path.join(ROOT, ".cluster")
 # The packages the Python workers import; shipped with every submission (--pyFiles).
 PACKAGES = ("job", "connectors", "schemas")
 TERMINAL = ("FINISHED", "FAILED", "CANCELED")
-# The Kinesis connector jars (connectors.kinesis.flink.JARS_DIR, which imports pyflink).
-JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
 
 
 class ClusterError(RuntimeError):

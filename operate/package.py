@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
+from connectors.jars import ADAPTERS, KINESIS_CONNECTOR
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ("job", "schemas", "connectors")
 ENTRY_MODULE = "job.flink.managed"
@@ -38,7 +40,6 @@ JAR_NAME = "lib/flowdredge-connectors.jar"
 # What the service's Python has installed: PyFlink and its requirements.
 SERVICE_DISTRIBUTION = "apache-flink"
 SERVICE_PYTHON = "3.12"
-KINESIS_CONNECTOR = "flink-sql-connector-aws-kinesis-streams"
 DEFAULT_OUTPUT = os.path.join(ROOT, "dist", "flowdredge-managed-flink.zip")
 # Fixed entry times: the same inputs give the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -222,16 +223,22 @@ def merge_jars(jars) -> bytes:
 
 
 def connector_jars(jars_dir: str):
-    """(jars to merge, warning or None)."""
+    """(jars to merge, warnings)."""
     jars = sorted(os.path.join(jars_dir, n) for n in os.listdir(jars_dir)
                   if n.endswith(".jar")) if os.path.isdir(jars_dir) else []
-    if any(os.path.basename(j).startswith(KINESIS_CONNECTOR + "-") for j in jars):
-        return jars, None
-    why = ("scripts/setup recorded that Maven Central did not serve it (.jars/.unavailable)"
-           if os.path.exists(os.path.join(jars_dir, ".unavailable"))
-           else f"no {KINESIS_CONNECTOR}-*.jar in {jars_dir}")
-    return jars, (f"the Kinesis connector jar is missing: {why}. The zip runs the file "
-                  f"sources and sinks only; see connectors/kinesis/pom.xml")
+    names = [os.path.basename(j) for j in jars]
+    warnings = []
+    if ADAPTERS not in names:
+        warnings.append(f"the project's adapters ({ADAPTERS}) are missing in {jars_dir}: run "
+                        f"scripts/setup. Without them the job writes no enriched output and "
+                        f"reads no Kinesis")
+    if not any(n.startswith(KINESIS_CONNECTOR + "-") for n in names):
+        why = ("scripts/setup recorded that Maven Central did not serve it (.jars/.unavailable)"
+               if os.path.exists(os.path.join(jars_dir, ".unavailable"))
+               else f"no {KINESIS_CONNECTOR}-*.jar in {jars_dir}")
+        warnings.append(f"the Kinesis connector jar is missing: {why}. The zip runs the file "
+                        f"sources and sinks only; see connectors/jvm/pom.xml")
+    return jars, warnings
 
 
 def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
@@ -239,9 +246,9 @@ def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
     jars_dir = jars_dir or os.path.join(root, ".jars")
     modules, third_party = code_closure(root)
     vendored = vendored_distributions(third_party)
-    jars, warning = connector_jars(jars_dir)
+    jars, warnings = connector_jars(jars_dir)
     result = BuildResult(output, modules, vendored, [], [os.path.basename(j) for j in jars],
-                         [warning] if warning else [])
+                         warnings)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tmp = output + ".partial"
     with zipfile.ZipFile(tmp, "w") as zf:

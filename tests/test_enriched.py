@@ -1,10 +1,11 @@
+import gzip
 import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from job.enriched import EnrichedWriter
+from job.enriched import EnrichedWriter, gzip_block
 from schemas.metadata import OWNER_FIELDS
 from schemas.outputs import ENRICHED_OWNER_KEYS
 
@@ -22,3 +23,11 @@ def test_lines_equal_json_dumps_of_the_record(flow, src, dst, extra):
     line = EnrichedWriter(keys).line(tuple(flow), src, dst, extra)
     expected = dict(zip(keys + ENRICHED_OWNER_KEYS, tuple(flow) + src + dst), **(extra or {}))
     assert json.loads(line) == expected
+
+
+def test_gzip_blocks_written_back_to_back_are_one_gzip_file_of_the_lines(tmp_path):
+    first, second = ['{"a":1}', '{"b":"\u00e9"}'], ['{"c":3}']
+    path = tmp_path / "part.jsonl.gz"
+    path.write_bytes(gzip_block(first) + gzip_block(second))
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        assert fh.read().splitlines() == first + second

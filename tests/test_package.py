@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import site
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from botocore.stub import Stubber
 
 import reference
 from helpers import job_aggregates, moto_server, subprocess_env
+from connectors.jars import ADAPTERS, JARS_DIR
 from job import managed
 from job.config import Config, ConfigError, to_application_properties
 from operate import deploy, package
@@ -166,17 +168,18 @@ def test_a_missing_connector_jar_is_said_and_a_present_one_goes_in(tmp_path):
     missing = tmp_path / "missing"
     missing.mkdir()
     (missing / ".unavailable").write_text("unavailable\n")
-    jars, warning = package.connector_jars(str(missing))
-    assert jars == [] and "Kinesis connector jar is missing" in warning \
-        and "Maven Central" in warning
+    jars, (adapters, connector) = package.connector_jars(str(missing))
+    assert jars == [] and "flowdredge-adapters.jar" in adapters \
+        and "Kinesis connector jar is missing" in connector and "Maven Central" in connector
 
     present = tmp_path / "jars"
     present.mkdir()
     write_jar(present / KINESIS_JAR, {"org/apache/flink/connector/kinesis/source/"
                                       "KinesisStreamsSource.class": "k"})
     write_jar(present / "kinesis-2.29.0.jar", {"software/amazon/awssdk/Kinesis.class": "s"})
+    write_jar(present / "flowdredge-adapters.jar", {"io/flowdredge/files/RawBytes.class": "r"})
     result = package.build(str(tmp_path / "app.zip"), jars_dir=str(present))
-    assert result.warnings == [] and len(result.jars) == 2
+    assert result.warnings == [] and len(result.jars) == 3
     with zipfile.ZipFile(result.path) as zf:
         assert json.loads(zf.read("BUILD-INFO.json"))["jarfile"] == package.JAR_NAME
         with zipfile.ZipFile(io.BytesIO(zf.read(package.JAR_NAME))) as jar:
@@ -198,7 +201,8 @@ def test_the_zip_layout_is_what_the_service_runs(tmp_path):
     assert {"main.py", "python/job/flink/managed.py", "python/job/__init__.py",
             "python/schemas/__init__.py", "vendor/boto3/__init__.py"} <= names
     assert not [n for n in names if n.endswith((".so", ".pyc"))]
-    assert info["jarfile"] is None and "Kinesis connector jar is missing" in info["warnings"][0]
+    assert info["jarfile"] is None and "adapters" in info["warnings"][0] \
+        and "Kinesis connector jar is missing" in info["warnings"][1]
     again = package.build(str(tmp_path / "again.zip"), jars_dir=str(tmp_path / "no-jars"))
     assert (tmp_path / "app.zip").read_bytes() == (tmp_path / "again.zip").read_bytes()
     assert again.modules == result.modules
@@ -273,8 +277,10 @@ def replayed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unpacked")
-    zip_path = package.build(str(folder / "flowdredge.zip"),
-                             jars_dir=str(folder / "no-jars")).path
+    # The adapters only: merging the 60 MB Kinesis connector is not what these tests are about.
+    (folder / "jars").mkdir()
+    shutil.copy(os.path.join(JARS_DIR, ADAPTERS), folder / "jars")
+    zip_path = package.build(str(folder / "flowdredge.zip"), jars_dir=str(folder / "jars")).path
     app = folder / "app"
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(app)

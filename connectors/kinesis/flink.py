@@ -1,15 +1,14 @@
 """Kinesis sources and sinks of the streaming job (PyFlink adapters over the Flink connector).
 
 Flow logs: one KinesisStreamsSource (FLIP-27) per stream, read by the project's RawRecords
-(connectors/kinesis/src): each element is a Row(data, stream, shard, sequence) with the record's
+(connectors/jvm/src): each element is a Row(data, stream, shard, sequence) with the record's
 bytes untouched (CloudWatch records are gzip) and the record's arrival time as its timestamp.
 The changelog: an optional snapshot file read to its end, then the metadata stream (a
 HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
 security events) are written in the JVM, at least once, each row with a `dedup_key`.
 """
+import dataclasses
 import datetime
-import glob
-import os
 
 from pyflink.common import Configuration, Types
 from pyflink.common.serialization import SimpleStringSchema
@@ -31,21 +30,9 @@ from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from schemas.security import EVENTS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Where scripts/setup puts the connector and the adapter; FLOWDREDGE_JARS overrides it.
-JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
 RAW_RECORD_TYPE = Types.ROW_NAMED(
     ["data", "stream", "shard", "sequence"],
     [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING(), Types.STRING()])
-
-
-def connector_jars() -> list:
-    """file:// URLs of the connector jars, for pipeline.jars; a clear error without them."""
-    jars = sorted(glob.glob(os.path.join(JARS_DIR, "*.jar")))
-    if not any(os.path.basename(j).startswith("flowdredge-kinesis-adapter") for j in jars):
-        raise FileNotFoundError(f"the Kinesis connector jars are missing in {JARS_DIR}: run "
-                                f"scripts/setup (or set FLOWDREDGE_JARS)")
-    return ["file://" + os.path.abspath(j) for j in jars]
 
 
 def _flink_timestamp(iso: str) -> str:
@@ -102,8 +89,8 @@ def _metadata_records(env, config: Config, arn: str):
                                                  kin.metadata_start_timestamp), text)
     if kin.metadata_snapshot:
         # In chunks of lines: one Python call per chunk, as for the replay's changelog.
-        chunks = StreamFormat(jvm().io.flowdredge.kinesis.LineChunks(SNAPSHOT_CHUNK_LINES,
-                                                                      SNAPSHOT_CHUNK_CHARS))
+        chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(SNAPSHOT_CHUNK_LINES,
+                                                                   SNAPSHOT_CHUNK_CHARS))
         snapshot = (FileSource.for_record_stream_format(chunks,
                                                         checkpoint_uri(kin.metadata_snapshot))
                     .set_file_enumerator(
@@ -200,4 +187,4 @@ def with_kinesis_outputs(sinks: Sinks, config: Config, streams: Streams) -> Sink
         if streams.aggregates:
             _aggregates_to_kinesis(t_env, rows, kin, streams.aggregates)
 
-    return Sinks(text=text, aggregates=aggregates, table=sinks.table)
+    return dataclasses.replace(sinks, text=text, aggregates=aggregates)

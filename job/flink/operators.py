@@ -13,6 +13,7 @@ from job.attribute import UnownedClassifier, attribute_group
 from job.ipranges import load as load_ip_ranges
 from job.codec import decode_group, encode_group, encode_views
 from job.config import Config
+from job.enriched import gzip_block
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import FlowFormat, excerpt, parse_record
 from job.security import WindowViews, parse_ports
@@ -25,7 +26,8 @@ from schemas.security import SECURITY_BATCH
 
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())
-ENRICHED = OutputTag("enriched", Types.STRING())
+# Blocks of enriched lines as gzip members (job.enriched.gzip_block).
+ENRICHED = OutputTag("enriched", Types.PRIMITIVE_ARRAY(Types.BYTE()))
 LATE = OutputTag("late", Types.STRING())
 DATA_QUALITY = OutputTag("data-quality", Types.STRING())
 # The security views' share of a batch: its conversations reduced, one row (job.flink.security).
@@ -337,6 +339,6 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 yield CONVERSATIONS, Row(group.window_start, encode_views(
                     WindowViews.of_conversations(out.conversations.rows())))
             if out.enriched:
-                yield ENRICHED, "\n".join(out.enriched)
+                yield ENRICHED, gzip_block(out.enriched)
         self.metrics.add(out.counts)
         yield COUNTS, counts_line("attribute", out.counts)

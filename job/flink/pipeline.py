@@ -65,16 +65,15 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
                   .process(AttributeFlows(config), output_type=PARTIAL_AGGREGATE_TYPE)
                   .name("attribute flows").uid("attribute-flows"))
 
+    if config.outputs.enriched:
+        sinks.gzip_lines("enriched", side_output(attributed, ENRICHED))
     text = {
-        "enriched": side_output(attributed, ENRICHED),
         "late": side_output(attributed, LATE),
         "data_quality": side_output(parsed, DATA_QUALITY),
         "dead_letter": side_output(parsed, DEAD_LETTERS).union(side_output(events, DEAD_LETTERS)),
         "counts": side_output(parsed, COUNTS).union(side_output(events, COUNTS),
                                                     side_output(attributed, COUNTS)),
     }
-    if not config.outputs.enriched:
-        del text["enriched"]
     for name, stream in text.items():
         sinks.text(name, stream)
 

@@ -9,6 +9,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from connectors.files import file_sinks, file_sources
+from connectors.jars import adapter_jars
 from job.config import Config, checkpoint_uri
 from job.flink.io import Sinks, Sources
 from job.flink.pipeline import build_pipeline, configure
@@ -75,7 +76,10 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
               follow_seconds: int = None, **options) -> StreamExecutionEnvironment:
     """build_job over staged files (job.replay: flow records, changelog lines) with file
     outputs under output_dir; with `follow_seconds` the sources keep looking for new files
-    (unbounded). `options` go to build_job."""
+    (unbounded). `options` go to build_job; `jars` defaults to the project's adapters (the
+    enriched output's encoder)."""
+    if "jars" not in options:
+        options["jars"] = adapter_jars()
     return build_job(config, file_sources(flows, metadata, follow_seconds),
                      file_sinks(output_dir), **options)
 
@@ -99,8 +103,9 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     job.checkpoint_dir says otherwise ("": output_dir/checkpoints; None: the cluster's own
     setting). Raises ConfigError for streams that are missing or unknown."""
     from connectors.kinesis.client import client, resolve, shards
-    from connectors.kinesis.flink import (connector_jars, kinesis_sources,
-                                          local_endpoint_workarounds, with_kinesis_outputs)
+    from connectors.jars import connector_jars
+    from connectors.kinesis.flink import (kinesis_sources, local_endpoint_workarounds,
+                                          with_kinesis_outputs)
     kinesis = client(config.kinesis)
     streams = resolve(config.kinesis, kinesis)
     if checkpoint_dir == "":

@@ -1,4 +1,4 @@
-package io.flowdredge.kinesis;
+package io.flowdredge.files;
 
 import java.io.BufferedReader;
 import java.io.IOException;
