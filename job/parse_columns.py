@@ -6,6 +6,7 @@ only when job.parse's per-line parser would turn it into the same flow; every ot
 (NODATA/SKIPDATA, anything malformed, out-of-range starts) is handed back by position, and the
 per-line parser gives it its count or dead-letter reason.
 """
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -68,16 +69,9 @@ class _Layout:
                             convert_options=self.convert).combine_chunks()
 
 
-_layouts: dict = {}
-
-
+@functools.lru_cache(maxsize=1000)
 def _layout(fmt) -> _Layout:
-    layout = _layouts.get(fmt.names)
-    if layout is None:
-        if len(_layouts) > 1000:
-            _layouts.clear()
-        layout = _layouts[fmt.names] = _Layout(fmt)
-    return layout
+    return _Layout(fmt)
 
 
 @dataclass
