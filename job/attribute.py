@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from job.aggregate import PartialAggregates
 from job.enriched import EnrichedWriter
-from job.parse import FlowGroup, decode_tcp_flags
+from job.parse import FlowGroup
 from job.ownership import OwnershipIndex
 from job.security import DEFAULT_SERVICE_PORTS, client_is_source
 from schemas.metadata import ABSENT, OWNER_FIELDS
@@ -101,6 +101,11 @@ class Attributed:
     counts: Counter = field(default_factory=Counter)
 
 
+@lru_cache(maxsize=1000)
+def enriched_writer(fmt) -> EnrichedWriter:
+    return EnrichedWriter(fmt.keys, fmt.int_positions)
+
+
 def _end_positions(fmt, pkt_name, name):
     return fmt.pos.get(pkt_name), fmt.pos[name]
 
@@ -134,7 +139,7 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     nbytes = fmt.pos.get("bytes")
     sport = fmt.pos.get("srcport")
     tcp_flags = fmt.pos.get("tcp-flags")
-    writer = EnrichedWriter(fmt.keys)
+    srcs, dsts = [], []   # each flow's owners, for the enriched lines
     add_conversation = None
     owner_at = index.owner_at
     out = Attributed()
@@ -178,11 +183,10 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                                   src_port, dst_port if verdict == REJECT else None, protocol,
                                   verdict), False, n_packets, n_bytes)
         if enriched:
-            if tcp_flags is not None:
-                more = {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
-            else:
-                more = extra
-            out.enriched.append(writer.line(flow, s, d, more))
+            srcs.append(s)
+            dsts.append(d)
+    if enriched:
+        out.enriched = enriched_writer(fmt).lines(group.flows, srcs, dsts, tcp_flags, extra)
     for side, counter in side_counts.items():
         for what, n in counter.items():
             out.counts[f"{side}_{what}"] += n

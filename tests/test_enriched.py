@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from job.enriched import EnrichedWriter, gzip_block
+from job.parse import decode_tcp_flags
 from schemas.metadata import OWNER_FIELDS
 from schemas.outputs import ENRICHED_OWNER_KEYS
 
@@ -31,3 +32,30 @@ def test_gzip_blocks_written_back_to_back_are_one_gzip_file_of_the_lines(tmp_pat
     path.write_bytes(gzip_block(first) + gzip_block(second))
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         assert fh.read().splitlines() == first + second
+
+
+KINDED = st.lists(st.tuples(st.booleans(), st.one_of(st.none(), st.integers(0, 2**40))),
+                  min_size=1, max_size=8)
+PLAIN_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), KINDED, st.one_of(st.none(), st.just({"window_start": 60})))
+def test_batches_render_as_line_by_line(data, kinds, extra):
+    """lines() (templates, fragments) equals line() for any batch: nulls, values to escape,
+    tcp flags, extra fields."""
+    ints = tuple(i for i, (is_int, _) in enumerate(kinds) if is_int)
+    keys = tuple(f"f{i}" for i in range(len(kinds)))
+    value = {True: st.one_of(st.none(), st.integers(0, 2**40)),
+             False: st.one_of(st.none(), PLAIN_TEXT, st.text(max_size=4))}
+    flows = data.draw(st.lists(st.tuples(*[value[is_int] for is_int, _ in kinds]),
+                               min_size=1, max_size=20))
+    owners = data.draw(st.lists(OWNER, min_size=len(flows), max_size=len(flows)))
+    flags = data.draw(st.one_of(st.none(), st.sampled_from(ints))) if ints else None
+    writer = EnrichedWriter(keys, ints)
+    lines = writer.lines(flows, owners, owners[::-1], flags, extra)
+    for line, flow, src, dst in zip(lines, flows, owners, owners[::-1]):
+        more = dict(extra or {})
+        if flags is not None:
+            more = {"tcp_flags_names": decode_tcp_flags(flow[flags]), **more}
+        assert json.loads(line) == json.loads(writer.line(flow, src, dst, more or None))
