@@ -1,16 +1,18 @@
 """File sources and sinks for bounded replay (Flink FileSource / FileSink, SQL filesystem)."""
-from pyflink.common import Duration
+from pyflink.common import Duration, Row, Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnumeratorProvider,
                                                        FileSink, FileSource, OutputFileConfig,
                                                        RollingPolicy, StreamFormat)
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import MapFunction, StreamExecutionEnvironment
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
 from job.config import checkpoint_uri
 from job.flink.io import Sinks, Sources
 from job.flink.streams import attach_insert, jvm
+from job.replay import flow_files
 from schemas.flink import sql_columns
 from schemas.outputs import AGGREGATE
 
@@ -39,6 +41,44 @@ def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = 
                                       follow_seconds).rebalance(),
         metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
                                          follow_seconds))
+
+
+# A flow file as AWS wrote it: Row(path or s3:// URL); job.flink.operators.ParseFlowRecords.
+FLOW_FILE_TYPE = Types.ROW([Types.STRING()])
+
+
+class _FileAt(MapFunction):
+    """The n-th flow file, as a Row of its path or URL."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def map(self, index):
+        return Row(self.files[index])
+
+
+def aws_file_sources(flows, metadata: str, s3_client=None) -> Sources:
+    """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records;
+    job.replay's inputs) at `flows` (a location or a list of them: files, folders, s3://
+    prefixes), listed once now, in delivery order (job.replay.flow_files), read to the end
+    (bounded): one element per file, which the parse step reads itself
+    (job.replay.read_flow_file), spread over the parse instances. The file list goes with the
+    job; the source counts through it (a checkpointed number sequence at parallelism 1, so a
+    restore goes on from the next file). `metadata`: changelog files, as in file_sources.
+    InputError (job.replay) when `flows` holds no file."""
+    files, _ = flow_files([flows] if isinstance(flows, str) else list(flows), s3_client)
+
+    def flow_stream(env):
+        return (env.from_source(NumberSequenceSource(0, len(files) - 1),
+                                WatermarkStrategy.no_watermarks(), "flow file numbers")
+                .uid("flow-file-numbers").set_parallelism(1)
+                .map(_FileAt(files), output_type=FLOW_FILE_TYPE)
+                .name("flow files").uid("flow-files").set_parallelism(1)
+                .rebalance())
+
+    return Sources(
+        flows=flow_stream,
+        metadata=lambda env: _text_lines(env, metadata, "metadata file", "metadata-file"))
 
 
 # Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.

@@ -21,12 +21,13 @@ from schemas.settings import setting
 SERVICE_PROPERTIES = "/etc/flink/application_properties.json"
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 IO_GROUP = "io"
+FLOWS_LAYOUTS = ("staged", "aws")
 
 
 @dataclass(frozen=True)
 class IoSection:
-    # Staged flow records (job.replay's layout: one record per line), a file or folder; not
-    # used when kinesis.flow_streams names the flow streams (the streaming job).
+    # Flow input, as flows_layout says; not used when kinesis.flow_streams names the flow
+    # streams (the streaming job).
     flows: str = ""
     # Changelog events (JSON Lines, in order), a file or folder.
     metadata: str = ""
@@ -35,6 +36,11 @@ class IoSection:
     # 0: read the inputs once and finish (bounded). N > 0: keep looking for new files every N
     # seconds and never finish (unbounded, the service's normal mode).
     follow_seconds: int = setting(0, minimum=0)
+    # What `flows` holds. staged: job.replay's flow records (one per line), a file or folder.
+    # aws: flow files as AWS writes them (S3 delivery .log.gz with a header line, CloudWatch
+    # Logs subscription records), a file, folder or s3:// prefix, listed once at start and read
+    # to the end (bounded: follow_seconds must be 0).
+    flows_layout: str = setting("staged", choices=FLOWS_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -73,4 +79,7 @@ def load(path: str) -> ManagedProperties:
         if not getattr(io, key).strip():
             raise ConfigError(f"{IO_GROUP}.{key} is required"
                               + ("" if streaming else " (or kinesis.flow_streams)"))
+    if not streaming and io.flows_layout == "aws" and io.follow_seconds:
+        raise ConfigError(f"{IO_GROUP}.follow_seconds must be 0 with {IO_GROUP}.flows_layout aws "
+                          f"(the flow files listed at start are read to the end)")
     return ManagedProperties(config, io, path)

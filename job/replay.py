@@ -25,15 +25,20 @@ import gzip
 import json
 import os
 import re
+import shutil
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
 
+from connectors import s3
 from job.config import FlowsSection, MetadataSection
 from job.ownership import STAGED
 from job.parse import EXCERPT_CHARS, FlowFormat, FormatError, excerpt
 
 GZIP_MAGIC = b"\x1f\x8b"
+# S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
+UNREADABLE_S3_ERRORS = ("NoSuchKey", "404", "AccessDenied", "403", "InvalidObjectState")
 
 
 class InputError(ValueError):
@@ -145,57 +150,94 @@ def _write(out, record: dict) -> None:
 
 def stage_file(path: str, out, chunk_lines: int, stats: StageStats,
                flows: FlowsSection = FlowsSection()) -> None:
-    """Stages one flow file into `out` (binary). A file that cannot be read leaves nothing of
-    itself but a record naming it and why, or with flows.strict raises InputError."""
-    start, counted = out.tell(), (stats.records, stats.lines)
+    """Stages one flow file into `out` (binary): the records of file_records, one per line. A
+    file that cannot be read leaves nothing of itself but a record naming it and why, or with
+    flows.strict raises InputError."""
+    start = out.tell()
+    for record in file_records(path, chunk_lines, stats, flows):
+        if "error" in record and record["source"] == path:
+            out.seek(start)   # the whole file failed (an I/O error midway): only this stays
+            out.truncate()
+        _write(out, record)
+
+
+def file_records(path: str, chunk_lines: int, stats: StageStats = None,
+                 flows: FlowsSection = FlowsSection(), *, local: str = None,
+                 modified: int = None):
+    """Yields, as dicts, the records of one flow file that staging writes (stage_file writes
+    exactly these, one per line; job.parse.parse_record reads each): chunks of an S3 file,
+    CloudWatch records, or for a file that cannot be read one record naming it and why, and
+    nothing else of it (a gzip file is read through before its first chunk, so a truncated or
+    corrupt one yields no chunk; only an I/O error midway comes after chunks, which staging
+    then discards), or with flows.strict InputError. `path` names the file in the records; it
+    is read from `local` (default `path`: an S3 object downloaded elsewhere), modified at
+    `modified` (epoch seconds; default the local file's time). `stats` (default: a scratch
+    one) counts records, lines, dead files and unknown header fields."""
+    stats = StageStats() if stats is None else stats
+    counted = (stats.records, stats.lines)
     try:
-        _stage_file(path, out, chunk_lines, stats, flows)
+        yield from _file_records(path, local or path, modified, chunk_lines, stats, flows)
     except _BadFile as bad:
-        if flows.strict:
-            raise InputError(f"{path}: {bad.detail}") from None
-        out.seek(start)
-        out.truncate()
         stats.records, stats.lines = counted
-        _write(out, {"source": path, "error": bad.reason,
-                     "excerpt": excerpt(bad.head) if bad.head else bad.detail})
-        stats.records += 1
-        stats.dead_files.append((path, bad.reason, bad.detail))
+        yield _dead_file(path, bad, stats, flows)
 
 
-def _stage_file(path, out, chunk_lines, stats, flows):
+def _dead_file(path, bad: _BadFile, stats: StageStats, flows: FlowsSection) -> dict:
+    if flows.strict:
+        raise InputError(f"{path}: {bad.detail}") from None
+    stats.records += 1
+    stats.dead_files.append((path, bad.reason, bad.detail))
+    return {"source": path, "error": bad.reason,
+            "excerpt": excerpt(bad.head) if bad.head else bad.detail}
+
+
+def _file_records(path, local, modified, chunk_lines, stats, flows):
     try:
-        with open(path, "rb") as fh:
+        with open(local, "rb") as fh:
             head = fh.read(2)
+        if modified is None:
+            modified = int(os.path.getmtime(local))
         if head == GZIP_MAGIC:
-            with gzip.open(path, "rb") as gz:
+            with gzip.open(local, "rb") as gz:
                 first = gz.read(64).lstrip()
             if first.startswith(b"{"):   # a single CloudWatch envelope
-                size = os.path.getsize(path)
+                size = os.path.getsize(local)
                 if size > flows.max_decompressed_bytes:
                     raise _BadFile("too_large", f"{size} bytes, more than "
                                    f"flows.max_decompressed_bytes once decompressed")
-                with open(path, "rb") as fh:
-                    _write(out, _record(path, path, base64.b64encode(fh.read()).decode("ascii")))
+                with open(local, "rb") as fh:
+                    record = _record(path, path, base64.b64encode(fh.read()).decode("ascii"),
+                                     modified)
                 stats.records += 1
+                yield record
                 return
-        with _open(path) as fh:
-            _stage_lines(path, fh, out, chunk_lines, stats, flows)
+            _read_through(local)
+        with _open(local) as fh:
+            yield from _line_records(path, modified, fh, chunk_lines, stats, flows)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise _BadFile("bad_gzip", f"not a complete gzip file ({err})") from None
     except OSError as err:
         raise _BadFile("unreadable", f"cannot read: {err.strerror or err}") from None
 
 
-def _record(path, where, record):
+def _read_through(path) -> None:
+    """Decompresses a gzip file to its end, keeping nothing: raises as reading it would (a
+    truncated or corrupt file) before any of its records is given out."""
+    with gzip.open(path, "rb") as gz:
+        while gz.read(1 << 20):
+            pass
+
+
+def _record(path, where, record, modified):
     """A CloudWatch record read from a file, with what bounds its flows' starts."""
-    doc = {"source": where, "record": record, "not_after": int(os.path.getmtime(path))}
+    doc = {"source": where, "record": record, "not_after": modified}
     delivered = delivered_at(path)
     if delivered is not None:
         doc["delivered"] = delivered
     return doc
 
 
-def _stage_lines(path, fh, out, chunk_lines, stats, flows):
+def _line_records(path, modified, fh, chunk_lines, stats, flows):
     # A base64 record is as long as a whole envelope compressed.
     record_max = 4 * (flows.max_decompressed_bytes // 3 + 1)
     lines = _lines(fh, max(flows.max_line_bytes, record_max))
@@ -207,13 +249,14 @@ def _stage_lines(path, fh, out, chunk_lines, stats, flows):
     if header is not None and _looks_like_base64(header):
         for number, line, head in [first, *lines]:
             if line is None:
-                _write(out, {"source": f"{path}:{number}", "error": "too_large",
-                             "excerpt": excerpt(head)})
+                record = {"source": f"{path}:{number}", "error": "too_large",
+                          "excerpt": excerpt(head)}
             elif line.strip():
-                _write(out, _record(path, f"{path}:{number}", line.strip()))
+                record = _record(path, f"{path}:{number}", line.strip(), modified)
             else:
                 continue
             stats.records += 1
+            yield record
         return
     fmt = _header_format(header, head, flows)
     if fmt.unknown:
@@ -228,13 +271,17 @@ def _stage_lines(path, fh, out, chunk_lines, stats, flows):
     delivered = delivered_at(path)
     if delivered is not None:
         base["delivered"] = delivered
-    base["not_after"] = int(os.path.getmtime(path))
+    base["not_after"] = modified
     chunk = _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
     for number, line, head in lines:
         if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
             line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
-        chunk.add(out, number, line, head, stats)
-    chunk.flush(out, stats)
+        full = chunk.add(number, line, head, stats)
+        if full is not None:
+            yield full
+    last = chunk.flush(stats)
+    if last is not None:
+        yield last
 
 
 def _header_format(header, head, flows) -> FlowFormat:
@@ -259,10 +306,12 @@ class _Chunk:
         self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
         self.first, self.lines, self.long, self.size = None, [], [], 0
 
-    def add(self, out, number, line, head, stats):
+    def add(self, number, line, head, stats):
+        """Adds a line; returns the chunk it completed (a record), if any."""
         size = len(line) + 1 if line is not None else 1
+        full = None
         if self.lines and (len(self.lines) >= self.max_lines or self.size + size > self.max_bytes):
-            self.flush(out, stats)
+            full = self.flush(stats)
         if self.first is None:
             self.first = number
         if line is None:
@@ -270,17 +319,19 @@ class _Chunk:
             line = ""
         self.lines.append(line)
         self.size += size
+        return full
 
-    def flush(self, out, stats):
+    def flush(self, stats):
+        """The chunk's record (None when it holds no line); starts the next chunk."""
         if not self.lines:
-            return
+            return None
         record = {**self.base, "first_line": self.first, "lines": self.lines}
         if self.long:
             record["long"] = self.long
-        _write(out, record)
         stats.records += 1
         stats.lines += sum(1 for line in self.lines if line.strip()) + len(self.long)
         self.first, self.lines, self.long, self.size = None, [], [], 0
+        return record
 
 
 def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None,
@@ -298,6 +349,83 @@ def stage_flows(paths, staged_path: str, chunk_lines: int, progress=None,
             if progress and (i % 50 == 0 or i == len(files)):
                 progress(f"staged {i}/{len(files)} files, {stats.records} records")
     return stats
+
+
+def flow_files(locations, s3_client=None) -> tuple:
+    """(files, duplicates): the flow files at `locations` (files, folders, s3:// URLs of an
+    object or a prefix, read as a folder) in delivery order, each once. InputError when a
+    location holds none."""
+    local = [location for location in locations if not s3.is_s3(location)]
+    files, duplicates = unique_files(local)
+    seen = set()
+    for url in (location for location in locations if s3.is_s3(location)):
+        found = 0
+        for name in _s3_objects(url, s3_client):
+            found += 1
+            if name in seen:
+                duplicates += 1
+            else:
+                seen.add(name)
+                files.append(name)
+        if not found:
+            raise InputError(f"{url}: no objects")
+    if not files:
+        raise InputError(f"no flow-log files found in {list(locations)}")
+    files.sort(key=delivery_order)
+    return files, duplicates
+
+
+def _s3(client):
+    if client is None:
+        import boto3
+        client = boto3.client("s3")
+    return client
+
+
+def _s3_objects(url, client):
+    """The objects under an s3:// URL, as URLs: the object it names, or those below it as a
+    folder (names starting with a dot and folder markers left out, as in `expand`)."""
+    try:
+        bucket, key = s3.split(url, key_required=False)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    folder = key.rstrip("/") + "/" if key.rstrip("/") else ""
+    pages = _s3(client).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    for page in pages:
+        for item in page.get("Contents", ()):
+            name = item["Key"]
+            if name == key or (name.startswith(folder) and not name.endswith("/")
+                               and not os.path.basename(name).startswith(".")):
+                yield f"{s3.SCHEME}{bucket}/{name}"
+
+
+def read_flow_file(location: str, chunk_lines: int, flows: FlowsSection = FlowsSection(),
+                   stats: StageStats = None, s3_client=None):
+    """file_records of a path or an s3:// object (downloaded to a scratch file, which is
+    removed after; the records name the URL, `not_after` is the object's LastModified). An
+    object that cannot be fetched (gone, access denied) is a dead file, "unreadable"; other
+    S3 errors raise (the job restarts)."""
+    if not s3.is_s3(location):
+        yield from file_records(location, chunk_lines, stats, flows)
+        return
+    from botocore.exceptions import ClientError
+    stats = StageStats() if stats is None else stats
+    with tempfile.TemporaryDirectory(prefix="flowdredge-flows-") as scratch:
+        local = os.path.join(scratch, "object")
+        try:
+            bucket, key = s3.split(location)
+            reply = _s3(s3_client).get_object(Bucket=bucket, Key=key)
+            with open(local, "wb") as out:
+                shutil.copyfileobj(reply["Body"], out, 1 << 20)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code not in UNREADABLE_S3_ERRORS:
+                raise
+            yield _dead_file(location, _BadFile("unreadable", f"cannot read: {code}"), stats,
+                             flows)
+            return
+        yield from file_records(location, chunk_lines, stats, flows, local=local,
+                                modified=int(reply["LastModified"].timestamp()))
 
 
 def stage_metadata(paths, staged_path: str,

@@ -2,25 +2,36 @@
 
 Loads the config and wires the connectors: the Kinesis streams of the config's `kinesis`
 section (job.flink.run.kinesis_job, as `flowdredge run` and Managed Flink), or, with --flows
-and --metadata, folders of staged flow records and changelog files read in follow mode (the
-file source keeps looking for new files, so the job is unbounded); file outputs. operate.cluster
-submits it; docs/operations.md, "Standalone cluster and savepoints".
+and --metadata, files; file outputs. --flows-layout says what --flows holds: `staged`, folders of
+staged flow records (job.replay) read with the changelog files in follow mode (the file source
+keeps looking for new files, so the job is unbounded); `aws`, flow files as AWS writes them (a
+folder, file or s3:// prefix of S3 delivery files or CloudWatch Logs records), listed once and
+read to the end with the changelog files (bounded: a backfill). operate.cluster submits it;
+docs/operations.md, "Standalone cluster and savepoints".
 """
 import argparse
 import sys
 
-from job import config as config_mod
+from job import config as config_mod, managed
+
+# What --flows holds (as io.flows_layout in job.managed).
+FLOWS_LAYOUTS = managed.FLOWS_LAYOUTS
+FOLLOW_SECONDS = 5
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="job.submit", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML file or application_properties.json")
-    p.add_argument("--flows", help="folder of staged flow records (default: the config's "
-                                   "kinesis streams)")
+    p.add_argument("--flows", help="folder of flow files as --flows-layout says (default: the "
+                                   "config's kinesis streams)")
+    p.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default="staged",
+                   help="staged: job.replay's flow records, followed; aws: flow files as AWS "
+                        "writes them (folder, file or s3:// prefix), read once (bounded)")
     p.add_argument("--metadata", help="folder of changelog files (with --flows)")
     p.add_argument("--output", required=True)
-    p.add_argument("--follow-seconds", type=int, default=5,
-                   help="how often the sources look for new files")
+    p.add_argument("--follow-seconds", type=int,
+                   help=f"how often the sources look for new files (staged layout; default "
+                        f"{FOLLOW_SECONDS})")
     p.add_argument("--parallelism", type=int, help="overrides job.parallelism")
     p.add_argument("--job-name", default="flowdredge")
     return p
@@ -38,9 +49,21 @@ def main(argv=None) -> int:
     if bool(args.flows) != bool(args.metadata):
         print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
         return 2
+    if args.flows_layout == "aws" and args.follow_seconds:
+        print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
+              "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
+        return 2
     from job.flink.run import files_job, kinesis_job
-    if args.flows:
-        env = files_job(cfg, args.flows, args.metadata, args.output, args.follow_seconds)
+    if args.flows and args.flows_layout == "aws":
+        from job.replay import InputError
+        try:
+            env = aws_files_job(cfg, args.flows, args.metadata, args.output)
+        except InputError as err:
+            print(f"flowdredge: error: {err}", file=sys.stderr)
+            return 2
+    elif args.flows:
+        env = files_job(cfg, args.flows, args.metadata, args.output,
+                        FOLLOW_SECONDS if args.follow_seconds is None else args.follow_seconds)
     else:
         try:
             env = kinesis_job(cfg, args.output, checkpoint_dir=None)
@@ -49,6 +72,19 @@ def main(argv=None) -> int:
             return 2
     env.execute(args.job_name)
     return 0
+
+
+def aws_files_job(config, flows, metadata: str, output_dir: str, **options):
+    """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `flows`
+    a location or a list of them, files, folders or s3:// prefixes) and changelog files, with
+    file outputs under output_dir; bounded. `options` go to build_job; `jars` defaults to the
+    project's adapters. InputError (job.replay) when `flows` holds no file."""
+    from connectors.files import aws_file_sources, file_sinks
+    from connectors.jars import adapter_jars
+    from job.flink.run import build_job
+    if "jars" not in options:
+        options["jars"] = adapter_jars()
+    return build_job(config, aws_file_sources(flows, metadata), file_sinks(output_dir), **options)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,15 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
         except ConfigError as err:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2
+    elif io.flows_layout == "aws":
+        from job.replay import InputError
+        from job.submit import aws_files_job
+        try:
+            env = aws_files_job(props.config, io.flows, io.metadata, io.output, jars=jars,
+                                python_files=code_dirs)
+        except InputError as err:
+            print(f"flowdredge: error: {err}", file=sys.stderr)
+            return 2
     else:
         env = files_job(props.config, io.flows, io.metadata, io.output,
                         io.follow_seconds or None, jars=jars, python_files=code_dirs)

@@ -16,6 +16,7 @@ from job.config import Config
 from job.enriched import gzip_block
 from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
 from job.parse import FlowFormat, excerpt, parse_record
+from job.replay import read_flow_file
 from job.security import WindowViews, parse_ports
 from job.shards import ShardClock, stream_name
 from schemas.flink import row_type
@@ -100,11 +101,15 @@ class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
     with the event time they move the job to: a file record's latest flow start, or for a
     Kinesis record (a Row of data, stream, shard, sequence; its timestamp the arrival time) the
-    slowest active shard's (job.shards: per-shard watermarks)."""
+    slowest active shard's (job.shards: per-shard watermarks). A Row of one field names a flow
+    file as AWS wrote it (path or s3:// URL; connectors.files.aws_file_sources): it is read
+    here, record by record as staging writes them (job.replay.read_flow_file), one call per
+    file, each record parsed as its staged line would be."""
 
     def __init__(self, config: Config, expected_shards=()):
         self.format_text = config.flows.format
         self.limits = config.parse_limits
+        self.flows = config.flows
         self.keys = config.job.attribution_keys
         self.shard_idle_ms = config.kinesis.shard_idle_seconds * 1000
         self.expected_shards = tuple(tuple(s) for s in expected_shards)
@@ -120,6 +125,9 @@ class ParseFlowRecords(ProcessFunction):
         self.metrics.gauge("active_shards", lambda: len(self.shards))
 
     def process_element(self, raw, ctx):
+        if isinstance(raw, Row) and len(raw) == 1:
+            yield from self._flow_file(raw[0])
+            return
         if isinstance(raw, Row):
             data, stream, shard, sequence = raw[0], raw[1], raw[2], raw[3]
             result = parse_record(data, f"kinesis:{stream_name(stream)}/{shard}/{sequence}",
@@ -134,6 +142,21 @@ class ParseFlowRecords(ProcessFunction):
             progress = 0 if reached is None else reached // 1000
         else:
             progress = None
+        yield from self._emit(result, progress)
+        yield COUNTS, counts_line("parse", result.counts)
+
+    def _flow_file(self, location):
+        counts = Counter()
+        for record in read_flow_file(location, self.flows.chunk_lines, self.flows):
+            # The record's staged line, as parse_record reads it in a replay.
+            result = parse_record(json.dumps(record, separators=(",", ":")), "record", self.fmt,
+                                  self.limits)
+            yield from self._emit(result, None)
+            counts.update(result.counts)
+        yield COUNTS, counts_line("parse", counts)
+
+    def _emit(self, result, progress):
+        """The groups, dead letters and data quality of one record; its metrics."""
         for group in result.groups:
             self.next_key = (self.next_key + 1) % self.keys
             reached = group.max_start if progress is None else progress
@@ -144,7 +167,6 @@ class ParseFlowRecords(ProcessFunction):
             yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
         if result.no_traffic:
             yield DATA_QUALITY, data_quality_lines(result.no_traffic)
-        yield COUNTS, counts_line("parse", result.counts)
         self.metrics.add(result.counts)
         self.records_rate.mark_event(1)
         self.flows_rate.mark_event(result.counts["flows_parsed"])

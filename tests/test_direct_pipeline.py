@@ -1,0 +1,84 @@
+"""The job reading AWS-format flow files itself (connectors.files.aws_file_sources: one element per
+file, read in the parse step) gives the rows of the independent computation and of the staged
+replay, and dead-letters a bad file as staging does."""
+import gzip
+import os
+
+import pytest
+
+import reference
+from helpers import job_aggregates, read_records, run_replay, total_counts
+from job.config import Config
+from job.replay import stage_metadata
+from job.submit import aws_files_job
+from synthetic.estate import Scenario, generate
+
+pytestmark = pytest.mark.minicluster
+
+SCENARIO = Scenario(minutes=8, flows_per_minute=400, instances_per_app=3,
+                    churn_per_minute=4.0, seed=13)
+HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+          "bytes start end action log-status")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    out = generate(SCENARIO, str(folder / "estate"))
+    # A delivery file cut short: its good first lines must not count, the file is one dead
+    # letter (as staging leaves it).
+    bad = folder / "bad"
+    bad.mkdir()
+    line = (f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {SCENARIO.start} "
+            f"{SCENARIO.start + 5} ACCEPT OK")
+    body = gzip.compress(("\n".join([HEADER] + [line] * 2000) + "\n").encode())
+    truncated = bad / "123456789012_vpcflowlogs_us-east-1_fl-1_20260101T0003Z_cut.log.gz"
+    truncated.write_bytes(body[:len(body) // 2])
+    metadata = str(folder / "staged-metadata.jsonl")
+    stage_metadata([out.metadata_file], metadata)
+    return [str(folder / "estate" / "flows"), str(bad)], out, metadata, str(truncated)
+
+
+def _config(parallelism):
+    return Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 2})
+
+
+def _direct(flows, metadata, output, config):
+    aws_files_job(config, flows, metadata, output,
+                  checkpoint_dir=os.path.join(output, "checkpoints")).execute("direct test")
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_direct_files_give_the_contract_and_dead_letter_a_bad_file(inputs, tmp_path,
+                                                                   parallelism):
+    flows, out, metadata, truncated = inputs
+    expected = reference.aggregates(flows[:1], [out.metadata_file])
+    _direct(flows, metadata, str(tmp_path), _config(parallelism))
+
+    assert job_aggregates(str(tmp_path)) == expected
+    counts = total_counts(str(tmp_path))
+    assert counts["flows_aggregated"] == out.flows
+    assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
+    dead = [d for d in read_records(str(tmp_path), "dead_letter") if d["stage"] == "flows"]
+    assert [(d["reason"], d["source"]) for d in dead] == [("bad_gzip", truncated)]
+    assert counts["dead_letter_bad_gzip"] == 1
+
+
+def test_direct_files_give_what_the_staged_replay_gives(inputs, tmp_path):
+    flows, out, metadata, _ = inputs
+    config = _config(2)
+    _direct(flows, metadata, str(tmp_path / "direct"), config)
+    run_replay(flows, [out.metadata_file], str(tmp_path / "staged"), config)
+
+    assert job_aggregates(str(tmp_path / "direct")) == job_aggregates(str(tmp_path / "staged"))
+    # Every count too (the same records, parsed the same way), but how many flow groups found
+    # the metadata behind them, which is timing.
+
+    def counts(folder):
+        return {k: v for k, v in total_counts(str(folder)).items() if k != "groups_waited"}
+    assert counts(tmp_path / "direct") == counts(tmp_path / "staged")
+
+    def dead(folder):
+        return sorted((d["stage"], d["reason"], d["source"], d["excerpt"])
+                      for d in read_records(str(folder), "dead_letter"))
+    assert dead(tmp_path / "direct") == dead(tmp_path / "staged")
