@@ -21,6 +21,7 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
+import functools
 import gzip
 import json
 import os
@@ -376,10 +377,15 @@ def flow_files(locations, s3_client=None) -> tuple:
 
 
 def _s3(client):
-    if client is None:
-        import boto3
-        client = boto3.client("s3")
-    return client
+    """`client`, or boto3's default S3 client, made once per process (a parse instance reads
+    many objects; a client costs tens of milliseconds to make)."""
+    return _default_s3() if client is None else client
+
+
+@functools.lru_cache(maxsize=1)
+def _default_s3():
+    import boto3
+    return boto3.client("s3")
 
 
 def _s3_objects(url, client):
