@@ -15,7 +15,8 @@ from operate.cluster import child_env
 
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (
-    ("enriched JSON lines (job/enriched.py)", "EnrichedWriter.line"),
+    ("enriched JSON lines and their gzip (job/enriched.py)", "EnrichedWriter.line"),
+    ("enriched JSON lines and their gzip (job/enriched.py)", "gzip_block"),
     # A batch's conversations reduced and encoded for the security views (AttributeFlows).
     ("security views (job/flink/security.py, job/security.py)", "encode_views"),
     ("attribution: owner lookup, partial aggregation (job/attribute.py)", "attribute_group"),

@@ -22,8 +22,8 @@ def stamp(epoch_s: int) -> str:
 
 
 def write_s3(flows_dir: str, account: str, region: str, stamp: str, lines: list, *,
-             flow_log: str, part: int = 1, compresslevel: int = 9) -> str:
-    """One S3 delivery file of flow-log lines (default format), header line first, at AWS's key
+             flow_log: str, part: int = 1, compresslevel: int = 9, header: str = HEADER) -> str:
+    """One S3 delivery file of flow-log lines (`header`'s format), header line first, at AWS's key
     under `flows_dir`: AWSLogs/<account>/vpcflowlogs/<region>/YYYY/MM/DD/
     <account>_vpcflowlogs_<region>_<flow_log>_<stamp>_<part>.log.gz. Returns its path."""
     day = f"{stamp[:4]}/{stamp[4:6]}/{stamp[6:8]}"
@@ -31,7 +31,7 @@ def write_s3(flows_dir: str, account: str, region: str, stamp: str, lines: list,
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{account}_vpcflowlogs_{region}_{flow_log}_{stamp}_{part:04d}"
                                 ".log.gz")
-    text = HEADER + "\n" + "".join(line + "\n" for line in lines)
+    text = header + "\n" + "".join(line + "\n" for line in lines)
     with open(path, "wb") as fh:
         fh.write(gzip.compress(text.encode(), compresslevel=compresslevel, mtime=0))
     return path

@@ -15,13 +15,12 @@ background files of the same five minutes) and changelog ASSIGNs:
 - minute 11: an internet server's answers (SYN-ACK) refused at a billing host on 12 of its
   ephemeral ports: REJECTed records from the server, counted in the direction logged.
 """
-import gzip
 import json
 import os
-import time
 from dataclasses import dataclass, field
 
 from synthetic.estate import Scenario, generate
+from synthetic.formats import stamp, write_s3
 from schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS
 
 WINDOW = 60
@@ -166,16 +165,10 @@ def _write_flow_files(flows_dir, lines):
     slots = {}
     for start, line in lines:
         slots.setdefault((start - START) // 300, []).append((start, line))
-    folder = os.path.join(flows_dir, "crafted")
-    os.makedirs(folder, exist_ok=True)
     for slot, slot_lines in slots.items():
-        stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(START + slot * 300 + 300))
-        path = os.path.join(folder, f"123456789012_vpcflowlogs_us-east-1_fl-0crafted_{stamp}"
-                                    f"_0001.log.gz")
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(HEADER + "\n")
-            for _start, line in sorted(slot_lines):
-                fh.write(line + "\n")
+        write_s3(flows_dir, "123456789012", "us-east-1", stamp(START + slot * 300 + 300),
+                 [line for _start, line in sorted(slot_lines)], flow_log="fl-0crafted",
+                 header=HEADER)
 
 
 def _write_changelog(path, changelog, new_owners):
