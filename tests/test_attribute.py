@@ -1,10 +1,13 @@
+import ipaddress
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import reference
 from job.aggregate import LatenessHorizon, is_late
-from job.attribute import attribute_group, unowned_owner
+from job.attribute import _NOT_INTERNET, _is_private, attribute_group, unowned_owner
 from job.ownership import MetaEvent, OwnershipIndex
 from job.parse import FlowFormat, FlowGroup, parse_line
 from schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
@@ -195,3 +198,14 @@ def test_a_batch_of_ephemeral_client_ports_makes_one_row_per_service():
     assert {k: r["flows"] for k, r in rows.items()} == {
         ("10.0.0.1", "10.0.0.2", 5432, None, "ACCEPT"): 1000,
         ("10.0.0.1", "10.0.0.2", 6379, None, "ACCEPT"): 1000}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.ip_addresses(v=4).map(str)
+       | st.sampled_from(["10.0.0.0", "172.15.255.255", "172.16.0.0", "172.31.255.255",
+                          "172.32.0.0", "192.167.255.255", "192.168.0.1", "100.63.255.255",
+                          "100.64.0.0", "100.127.255.255", "100.128.0.0", "169.254.1.1",
+                          "127.0.0.1", "9.255.255.255", "11.0.0.0"]))
+def test_the_ipv4_fast_path_agrees_with_the_networks(ip):
+    addr = ipaddress.ip_address(ip)
+    assert _is_private(ip) == any(addr in net for net in _NOT_INTERNET if net.version == 4)
