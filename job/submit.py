@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
               "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
         return 2
-    from job.flink.run import files_job, kinesis_job
+    from job.flink.run import aws_files_job, files_job, kinesis_job
     if args.flows and args.flows_layout == "aws":
         from job.replay import InputError
         try:
@@ -72,19 +72,6 @@ def main(argv=None) -> int:
             return 2
     env.execute(args.job_name)
     return 0
-
-
-def aws_files_job(config, flows, metadata: str, output_dir: str, **options):
-    """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `flows`
-    a location or a list of them, files, folders or s3:// prefixes) and changelog files, with
-    file outputs under output_dir; bounded. `options` go to build_job; `jars` defaults to the
-    project's adapters. InputError (job.replay) when `flows` holds no file."""
-    from connectors.files import aws_file_sources, file_sinks
-    from connectors.jars import adapter_jars
-    from job.flink.run import build_job
-    if "jars" not in options:
-        options["jars"] = adapter_jars()
-    return build_job(config, aws_file_sources(flows, metadata), file_sinks(output_dir), **options)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import reference
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from job.config import Config
 from job.replay import stage_metadata
-from job.submit import aws_files_job
+from job.flink.run import aws_files_job
 from synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.minicluster

@@ -43,7 +43,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
             return 2
     elif io.flows_layout == "aws":
         from job.replay import InputError
-        from job.submit import aws_files_job
+        from job.flink.run import aws_files_job
         try:
             env = aws_files_job(props.config, io.flows, io.metadata, io.output, jars=jars,
                                 python_files=code_dirs)

@@ -8,7 +8,7 @@ import sys
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from connectors.files import file_sinks, file_sources
+from connectors.files import aws_file_sources, file_sinks, file_sources
 from connectors.jars import adapter_jars
 from job.config import Config, checkpoint_uri
 from job.flink.io import Sinks, Sources
@@ -82,6 +82,18 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
         options["jars"] = adapter_jars()
     return build_job(config, file_sources(flows, metadata, follow_seconds),
                      file_sinks(output_dir), **options)
+
+
+def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
+                  **options) -> StreamExecutionEnvironment:
+    """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `flows`
+    a location or a list of them, files, folders or s3:// prefixes) and changelog files, with
+    file outputs under output_dir; bounded. `options` as in files_job. InputError (job.replay)
+    when `flows` holds no file."""
+    if "jars" not in options:
+        options["jars"] = adapter_jars()
+    return build_job(config, aws_file_sources(flows, metadata), file_sinks(output_dir),
+                     **options)
 
 
 def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
