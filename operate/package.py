@@ -13,9 +13,11 @@ Layout of the zip (the service unpacks it and runs main.py; docs/managed-flink.m
     lib/flowdredge-connectors.jar   the `jarfile` run option: every jar in .jars/ merged into one
     BUILD-INFO.json                 what went in, and what is missing
 
-The service runs Python 3.12 (Flink 2.2), so requirement markers are evaluated for 3.12 and
-vendored packages are copied without compiled extensions (built for this Python only); the
-packages vendored today (boto3 and its own requirements) are pure Python.
+The service runs Python 3.12 (Flink 2.2) on x86_64 Linux, so requirement markers are evaluated
+for 3.12 and vendor/ is what pip installs from the wheels for that platform and Python
+(`pip install --target --platform manylinux2014_x86_64 --python-version 3.12 --implementation cp
+--only-binary=:all: --no-deps`), at the versions installed here: a package with compiled
+extensions carries the service's build of them, not this machine's.
 """
 import argparse
 import ast
@@ -23,7 +25,9 @@ import importlib.metadata as md
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -40,6 +44,8 @@ JAR_NAME = "lib/flowdredge-connectors.jar"
 # What the service's Python has installed: PyFlink and its requirements.
 SERVICE_DISTRIBUTION = "apache-flink"
 SERVICE_PYTHON = "3.12"
+SERVICE_PLATFORM = "manylinux2014_x86_64"
+SERVICE_IMPLEMENTATION = "cp"
 DEFAULT_OUTPUT = os.path.join(ROOT, "dist", "flowdredge-managed-flink.zip")
 # Fixed entry times: the same inputs give the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -55,13 +61,16 @@ class BuildResult:
     path: str
     modules: list
     vendored: list
-    skipped_extensions: list
+    wheels: list        # the wheel files pip installed into vendor/
+    extensions: list    # compiled extension files in vendor/ (built for the service's Python)
     jars: list
     warnings: list = field(default_factory=list)
 
     def info(self) -> dict:
         return {"modules": self.modules, "vendored": self.vendored,
-                "skipped_extensions": self.skipped_extensions, "jars_merged": self.jars,
+                "vendor_target": {"python": SERVICE_PYTHON, "platform": SERVICE_PLATFORM,
+                                  "implementation": SERVICE_IMPLEMENTATION},
+                "wheels": self.wheels, "extensions": self.extensions, "jars_merged": self.jars,
                 "jarfile": JAR_NAME if self.jars else None, "warnings": self.warnings}
 
 
@@ -142,8 +151,9 @@ def service_environment() -> dict:
 
 
 def vendored_distributions(third_party) -> list:
-    """The installed distributions to copy into vendor/: those providing `third_party` modules
-    and their requirements, minus what the service's Python already has."""
+    """The installed distributions to vendor (pip installs their wheels for the service into
+    vendor/): those providing `third_party` modules and their requirements, minus what the
+    service's Python already has."""
     env = service_environment()
     provided = requirement_closure([SERVICE_DISTRIBUTION], env)
     owners = md.packages_distributions()
@@ -168,18 +178,71 @@ def _add_file(zf: zipfile.ZipFile, arcname: str, path: str) -> None:
         _add(zf, arcname, fh.read())
 
 
-def _vendor(zf: zipfile.ZipFile, dist_name: str, skipped: list) -> None:
-    dist = md.distribution(dist_name)
-    base = dist.locate_file("")
-    for rel in sorted(str(f) for f in dist.files or ()):
-        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
-            continue     # console scripts outside site-packages, bytecode of this Python
+def pins(dists) -> list:
+    """`name==version` for each distribution, at the version installed here (the one the tests
+    ran with)."""
+    try:
+        return [f"{d}=={md.version(d)}" for d in dists]
+    except md.PackageNotFoundError as err:
+        raise PackageError(f"{err.name} is required but not installed in {sys.prefix}; "
+                           f"run scripts/setup") from None
+
+
+def pip_command(target: str, requirements, report: str = None) -> list:
+    """pip installing exactly `requirements` from wheels built for the service's platform and
+    Python into `target` (no dependencies: the list is already the closure; no bytecode)."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-compile", "--no-deps", "--only-binary=:all:",
+               "--platform", SERVICE_PLATFORM, "--python-version", SERVICE_PYTHON,
+               "--implementation", SERVICE_IMPLEMENTATION, "--target", target]
+    if report:
+        command += ["--report", report]
+    return command + list(requirements)
+
+
+_NO_WHEEL = re.compile(r"No matching distribution found for (\S+)")
+
+
+def install_wheels(requirements, target: str) -> list:
+    """Installs `requirements` (pins) into `target` with pip; the wheel file names used."""
+    with tempfile.TemporaryDirectory(prefix="flowdredge-pip-") as work:
+        report = os.path.join(work, "report.json")
+        command = pip_command(target, requirements, report)
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise PackageError(f"pip could not vendor the job's packages: "
+                               f"{_pip_failure(result)}; command: {' '.join(command)}")
+        with open(report, encoding="utf-8") as fh:
+            installed = json.load(fh).get("install", [])
+    return sorted(item["download_info"]["url"].rsplit("/", 1)[-1] for item in installed)
+
+
+def _pip_failure(result) -> str:
+    """One line saying why pip failed."""
+    err = result.stderr
+    if "Retrying" in err or "NewConnectionError" in err or "ProxyError" in err:
+        return "the package index could not be reached"
+    missing = _NO_WHEEL.search(err)
+    if missing:
+        return (f"no wheel of {missing.group(1)} for Python {SERVICE_PYTHON} "
+                f"({SERVICE_IMPLEMENTATION}) on {SERVICE_PLATFORM}")
+    errors = [line.strip() for line in err.splitlines() if line.startswith("ERROR")]
+    return errors[-1] if errors else f"exit status {result.returncode}"
+
+
+def _vendor_tree(zf: zipfile.ZipFile, target: str, extensions: list) -> None:
+    """Adds pip's --target tree under vendor/, sorted; not the console scripts pip puts in
+    bin/."""
+    files = []
+    for folder, dirs, names in os.walk(target):
+        dirs[:] = [d for d in dirs if d != "__pycache__"
+                   and not (folder == target and d == "bin")]
+        files.extend(os.path.relpath(os.path.join(folder, n), target).replace(os.sep, "/")
+                     for n in names if not n.endswith(".pyc"))
+    for rel in sorted(files):
         if rel.endswith((".so", ".pyd")):
-            skipped.append(rel)
-            continue
-        path = os.path.join(str(base), rel)
-        if os.path.isfile(path):
-            _add_file(zf, "vendor/" + rel, path)
+            extensions.append("vendor/" + rel)
+        _add_file(zf, "vendor/" + rel, os.path.join(target, rel))
 
 
 def _appended(name: str) -> bool:
@@ -247,20 +310,25 @@ def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
     modules, third_party = code_closure(root)
     vendored = vendored_distributions(third_party)
     jars, warnings = connector_jars(jars_dir)
-    result = BuildResult(output, modules, vendored, [], [os.path.basename(j) for j in jars],
-                         warnings)
+    result = BuildResult(output, modules, vendored, [], [],
+                         [os.path.basename(j) for j in jars], warnings)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tmp = output + ".partial"
-    with zipfile.ZipFile(tmp, "w") as zf:
-        _add_file(zf, "main.py", os.path.join(root, ZIP_MAIN))
-        for module in modules:
-            path = _module_file(root, module)
-            _add_file(zf, "python/" + os.path.relpath(path, root).replace(os.sep, "/"), path)
-        for dist in vendored:
-            _vendor(zf, dist, result.skipped_extensions)
-        if jars:
-            _add(zf, JAR_NAME, merge_jars(jars))
-        _add(zf, "BUILD-INFO.json", json.dumps(result.info(), indent=2).encode("utf-8"))
+    with tempfile.TemporaryDirectory(prefix="flowdredge-vendor-") as work:
+        target = os.path.join(work, "vendor")
+        if vendored:
+            result.wheels = install_wheels(pins(vendored), target)
+        with zipfile.ZipFile(tmp, "w") as zf:
+            _add_file(zf, "main.py", os.path.join(root, ZIP_MAIN))
+            for module in modules:
+                path = _module_file(root, module)
+                _add_file(zf, "python/" + os.path.relpath(path, root).replace(os.sep, "/"),
+                          path)
+            if vendored:
+                _vendor_tree(zf, target, result.extensions)
+            if jars:
+                _add(zf, JAR_NAME, merge_jars(jars))
+            _add(zf, "BUILD-INFO.json", json.dumps(result.info(), indent=2).encode("utf-8"))
     os.replace(tmp, output)
     return result
 
@@ -281,14 +349,11 @@ def main(argv=None) -> int:
         return 2
     size = os.path.getsize(result.path)
     print(f"{result.path} ({size / 1e6:.1f} MB): {len(result.modules)} job modules, "
-          f"vendored {', '.join(result.vendored) or 'nothing'}, "
+          f"vendored {', '.join(result.vendored) or 'nothing'} (wheels for Python "
+          f"{SERVICE_PYTHON} on {SERVICE_PLATFORM}), "
           f"{len(result.jars)} jar(s) merged into {JAR_NAME if result.jars else 'no jar'}")
     for warning in result.warnings:
         print(f"flowdredge: warning: {warning}", file=sys.stderr)
-    if result.skipped_extensions:
-        print(f"flowdredge: note: compiled extensions left out (built for this Python, the "
-              f"pure-Python code is used): {', '.join(result.skipped_extensions)}",
-              file=sys.stderr)
     return 1 if args.require_connector and result.warnings else 0
 
 

@@ -200,12 +200,66 @@ def test_the_zip_layout_is_what_the_service_runs(tmp_path):
         info = json.loads(zf.read("BUILD-INFO.json"))
     assert {"main.py", "python/job/flink/managed.py", "python/job/__init__.py",
             "python/schemas/__init__.py", "vendor/boto3/__init__.py"} <= names
-    assert not [n for n in names if n.endswith((".so", ".pyc"))]
+    assert not [n for n in names if n.endswith(".pyc") or n.startswith("vendor/bin/")]
+    # vendor/ is pip's install of the service's wheels, at the versions installed here.
+    assert info["vendor_target"] == {"python": "3.12", "platform": "manylinux2014_x86_64",
+                                     "implementation": "cp"}
+    assert [w.split("-")[:2] for w in info["wheels"]] == sorted(
+        [d, md.version(d)] for d in result.vendored)
+    assert all(service_wheel(w) for w in info["wheels"])
+    assert info["extensions"] == sorted(n for n in names if n.endswith(".so"))
     assert info["jarfile"] is None and "adapters" in info["warnings"][0] \
         and "Kinesis connector jar is missing" in info["warnings"][1]
     again = package.build(str(tmp_path / "again.zip"), jars_dir=str(tmp_path / "no-jars"))
     assert (tmp_path / "app.zip").read_bytes() == (tmp_path / "again.zip").read_bytes()
     assert again.modules == result.modules
+
+
+SERVICE_TAGS = re.compile(r"-(py3-none-any|cp312-(cp312|abi3)-\S*manylinux\S*x86_64)\.whl$")
+
+
+def service_wheel(name: str) -> bool:
+    return bool(SERVICE_TAGS.search(name))
+
+
+@pytest.mark.unit
+def test_pip_installs_the_installed_versions_from_wheels_for_the_service():
+    pins = package.pins(["botocore", "pyyaml"])
+    assert pins == [f"botocore=={md.version('botocore')}", f"pyyaml=={md.version('pyyaml')}"]
+    command = package.pip_command("/t/vendor", pins)
+    assert command[:4] == [sys.executable, "-m", "pip", "install"] and command[-2:] == pins
+    flags = " ".join(command[4:-2])
+    for flag in ("--no-deps", "--only-binary=:all:", "--no-compile",
+                 "--platform manylinux2014_x86_64", "--python-version 3.12",
+                 "--implementation cp", "--target /t/vendor"):
+        assert flag in flags
+
+
+@pytest.mark.unit
+def test_a_vendored_package_with_a_compiled_extension_carries_the_services_build(
+        tmp_path, monkeypatch):
+    # Nothing the job vendors today has one: PyYAML (a C extension; the service has its own)
+    # stands in for such a dependency.
+    monkeypatch.setattr(package, "vendored_distributions", lambda third_party: ["pyyaml"])
+    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(tmp_path / "no-jars"))
+    with zipfile.ZipFile(result.path) as zf:
+        names = set(zf.namelist())
+        info = json.loads(zf.read("BUILD-INFO.json"))
+    built_here = [n for n in names if n.endswith(".so") and "cpython-311" in n]
+    assert "vendor/yaml/_yaml.cpython-312-x86_64-linux-gnu.so" in names and not built_here
+    assert info["extensions"] == ["vendor/yaml/_yaml.cpython-312-x86_64-linux-gnu.so"]
+    assert [w.split("-")[:2] for w in info["wheels"]] == [["pyyaml", md.version("pyyaml")]]
+    assert service_wheel(info["wheels"][0]) and "-cp312-" in info["wheels"][0]
+
+
+@pytest.mark.unit
+def test_a_package_without_a_wheel_for_the_service_is_a_clear_error(tmp_path):
+    with pytest.raises(package.PackageError) as err:
+        package.install_wheels(["jmespath==999.0"], str(tmp_path / "vendor"))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "no wheel of jmespath==999.0 for Python 3.12 (cp) on manylinux2014_x86_64" in message
+    assert "pip install" in message and "--platform manylinux2014_x86_64" in message
 
 
 # --- the unpacked zip on the mini-cluster -----------------------------------------------------
