@@ -246,11 +246,13 @@ class Cluster:
 
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
-               job_name: str = "flowdredge") -> str:
+               job_name: str = "flowdredge", flows_layout: str = "staged") -> str:
         """Submits the job detached (`flink run -d -pym job.submit`) with the code shipped as
         a zip; returns the job id. `flows` and `metadata` are folders the job follows, or both
         None: the config's `kinesis` streams. `savepoint` resumes from it: a state that no
-        operator of the new job claims fails the submission (no --allowNonRestoredState)."""
+        operator of the new job claims fails the submission (no --allowNonRestoredState).
+        `flows_layout` "aws": `flows` holds flow files as AWS writes them (or is an s3://
+        prefix), read to their end once, not followed."""
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
@@ -260,7 +262,11 @@ class Cluster:
             args[1:1] = ["--fromSavepoint", savepoint]
         args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
                  "--job-name", job_name]
-        if flows is not None:
+        if flows is not None and flows_layout == "aws":
+            location = flows if flows.startswith("s3://") else os.path.abspath(flows)
+            args += ["--flows", location, "--flows-layout", "aws", "--metadata",
+                     os.path.abspath(metadata), "--follow-seconds", "0"]
+        elif flows is not None:
             # The file source fails on a missing folder; an empty one it watches.
             for folder in (flows, metadata):
                 os.makedirs(folder, exist_ok=True)
@@ -353,6 +359,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
     run.add_argument("--follow-seconds", type=int, default=5,
                      help="how often the sources look for new files")
+    run.add_argument("--flows-layout", choices=("staged", "aws"), default="staged",
+                     help="staged: --flows is a folder of staged records (see feed), followed; "
+                          "aws: flow files as AWS writes them (a folder or s3:// prefix), "
+                          "read once to their end")
     stop = sub.add_parser("stop-job", help="stop a job with a savepoint; prints its path")
     stop.add_argument("job_id")
     stop.add_argument("--drain", action="store_true",
@@ -382,7 +392,8 @@ def main(argv=None) -> int:
                 print(job["jid"], job["state"], job["name"])
         elif args.command == "submit":
             print(cluster.submit(args.config, args.flows, args.metadata, args.output,
-                                 args.from_savepoint, args.parallelism, args.follow_seconds))
+                                 args.from_savepoint, args.parallelism, args.follow_seconds,
+                                 flows_layout=args.flows_layout))
         elif args.command == "stop-job":
             print(cluster.stop_with_savepoint(args.job_id, args.drain))
         elif args.command == "feed":

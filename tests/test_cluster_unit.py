@@ -45,3 +45,27 @@ def test_feed_writes_one_visible_file_per_folder(tmp_path):
     assert records == len((tmp_path / "w" / "f" / "part-1").read_text().splitlines())
     with open(out.metadata_file) as fh:
         assert events == sum(1 for line in fh if line.strip())
+
+
+class _RecordingCluster(Cluster):
+    """Records the `flink` CLI arguments instead of running them."""
+
+    def flink(self, *args):
+        self.args = args
+        return "Job has been submitted with JobID " + "0" * 32
+
+
+@pytest.mark.parametrize("layout", ["staged", "aws"])
+def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
+    monkeypatch.setattr("operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    flows = "s3://bucket/AWSLogs/" if layout == "aws" else str(tmp_path / "flows")
+    cluster.submit("c.yaml", flows, str(tmp_path / "meta"), str(tmp_path / "out"),
+                   flows_layout=layout)
+    args = list(cluster.args)
+    assert args[args.index("--flows") + 1] == flows
+    if layout == "aws":
+        assert args[args.index("--flows-layout") + 1] == "aws"
+        assert args[args.index("--follow-seconds") + 1] == "0"
+    else:
+        assert "--flows-layout" not in args and os.path.isdir(flows)
