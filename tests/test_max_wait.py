@@ -46,10 +46,13 @@ class _State(dict):
     def remove(self, key):
         del self[key]
 
+    def is_empty(self):
+        return not self
+
 
 class _Runtime:
     def __init__(self):
-        self.state = _State()
+        self.states = {}   # one key's keyed state, by name
         self.broadcast = _State()
         self.watermark = -2**63
         self.now = 0
@@ -58,7 +61,7 @@ class _Runtime:
 
     # RuntimeContext
     def get_map_state(self, descriptor):
-        return self.state
+        return self.states.setdefault(descriptor.name, _State())
 
     def get_metrics_group(self):
         return _Group()
@@ -67,6 +70,9 @@ class _Runtime:
         return 0
 
     # Context and TimerService
+    def get_current_key(self):
+        return 0   # the key field, as PyFlink gives it
+
     def get_broadcast_state(self, descriptor):
         return self.broadcast
 
@@ -157,7 +163,40 @@ def test_a_group_waits_for_the_metadata_and_is_released_at_the_max_wait():
     assert rows == [("api", "db", 1)]
     assert counts == {"groups_after_max_wait": 1, "src_owned": 1, "dst_owned": 1,
                       "flows_aggregated": 1}
-    assert rt.state == {}
+    assert all(state == {} for state in rt.states.values())
+
+
+@pytest.mark.unit
+def test_a_waiting_group_keeps_its_times_apart_so_timers_read_only_them():
+    from job.flink.operators import PENDING_GROUPS, PENDING_TIMES
+    op, rt = _operator()
+    rt.now = 1_000_000
+    row = _group_row(T0 + 10)
+    list(op.process_element(row, rt))
+    (seq, payload), = rt.states[PENDING_GROUPS.name].items()
+    assert payload == row[3]
+    assert rt.states[PENDING_TIMES.name] == {seq: f"{T0} {T0 + 10} 1060000"}
+
+
+@pytest.mark.unit
+def test_groups_waiting_in_an_earlier_releases_savepoint_are_moved_and_released():
+    # Before, a waiting group was one value: "window_start max_start deadline\n" + group. A
+    # savepoint brings such groups back with their timers; they are released as always.
+    from job.flink.operators import PENDING_BOTH, PENDING_GROUPS, PENDING_TIMES
+    op, rt = _operator()
+    rt.now = 1_000_000
+    early, later = _group_row(T0 + 10), _group_row(T0 + 70)
+    rt.states[PENDING_BOTH.name].update({
+        7: f"{T0} {T0 + 10} 1060000\n".encode() + early[3],
+        8: f"{T0 + 60} {T0 + 70} 1060000\n".encode() + later[3]})
+    rt.watermark = (T0 + 10) * 1000
+    rows, _ = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
+    assert rows == [("api", "db", 1)]
+    assert rt.states[PENDING_BOTH.name] == {}
+    assert rt.states[PENDING_TIMES.name] == {8: f"{T0 + 60} {T0 + 70} 1060000"}
+    rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_060_000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 1
+    assert rt.states[PENDING_GROUPS.name] == {} == rt.states[PENDING_TIMES.name]
 
 
 @pytest.mark.unit

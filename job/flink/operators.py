@@ -51,8 +51,16 @@ CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
 ALL_COUNTERS = (COUNTERS + tuple(f"dead_letter_{r}" for r in FLOW_DEAD_LETTER_REASONS)
                 + tuple(f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS))
-PENDING_STATE = MapStateDescriptor("pending-flow-groups", Types.LONG(),
-                                   Types.PRIMITIVE_ARRAY(Types.BYTE()))
+# Flow groups waiting for metadata, per attribution key: each group (job.codec) and, apart,
+# its "window_start max_start deadline", so that a timer reads the small part of every waiting
+# group and the group itself only when it is released.
+PENDING_GROUPS = MapStateDescriptor("pending-flow-group-payloads", Types.LONG(),
+                                    Types.PRIMITIVE_ARRAY(Types.BYTE()))
+PENDING_TIMES = MapStateDescriptor("pending-flow-group-times", Types.LONG(), Types.STRING())
+# Savepoints of earlier releases: both parts in one value ("times\n" + group), moved to the two
+# above at each key's first timer after a restore.
+PENDING_BOTH = MapStateDescriptor("pending-flow-groups", Types.LONG(),
+                                  Types.PRIMITIVE_ARRAY(Types.BYTE()))
 
 
 class Metrics:
@@ -238,7 +246,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.loaded = False
         self.pruned_to = None
         self.horizon = LatenessHorizon(self.parse_parallelism, self.flow_ooo_ms)
-        self.pending = runtime_context.get_map_state(PENDING_STATE)
+        self.pending = runtime_context.get_map_state(PENDING_GROUPS)
+        self.pending_times = runtime_context.get_map_state(PENDING_TIMES)
+        self.pending_both = runtime_context.get_map_state(PENDING_BOTH)
+        self.keys_moved = set()   # keys whose PENDING_BOTH groups were moved since the start
         self.pending_groups = 0   # since this instance started
         self.event_time_lag_ms = 0
         self.metrics = Metrics(runtime_context)
@@ -305,8 +316,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         else:
             now = timers.current_processing_time()
             deadline = now + self.max_wait_ms
-            header = b"%d %d %d\n" % (window_start, max_start, deadline)
-            self.pending.put(random.getrandbits(63), header + payload)
+            seq = random.getrandbits(63)
+            self.pending.put(seq, payload)
+            self.pending_times.put(seq, "%d %d %d" % (window_start, max_start, deadline))
             self.pending_groups += 1
             # Released by whichever comes first: the watermark passing the group (the metadata
             # is then complete for it, and its window still open), a check after the metadata
@@ -326,17 +338,19 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         # The final watermark means every input, the changelog too, has ended: nothing more
         # can arrive, so what is known is complete.
         inputs_ended = timers.current_watermark() >= MAX_WATERMARK
+        self._move_restored_groups(ctx.get_current_key())
         ready, waiting = [], 0
-        for seq, value in self.pending.items():
-            header, payload = bytes(value).split(b"\n", 1)
-            window_start, max_start, deadline = map(int, header.split())
+        for seq, times in self.pending_times.items():
+            window_start, max_start, deadline = map(int, times.split())
             complete = inputs_ended or self.clock.complete_up_to(max_start * 1000)
             if complete or (max_start * 1000 if event_time else deadline) <= timestamp:
-                ready.append((seq, window_start, max_start, payload, complete))
+                ready.append((seq, window_start, max_start, complete))
             else:
                 waiting += 1
-        for seq, window_start, max_start, payload, complete in ready:
+        for seq, window_start, max_start, complete in ready:
+            payload = self.pending.get(seq)
             self.pending.remove(seq)
+            self.pending_times.remove(seq)
             self.pending_groups -= 1
             if not complete:
                 self.metrics.add({"groups_after_max_wait": 1})
@@ -344,6 +358,20 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             yield from self._emit(decode_group(payload, window_start, max_start))
         if waiting and not event_time:
             timers.register_processing_time_timer(self._next_poll(timestamp + 1))
+
+    def _move_restored_groups(self, key) -> None:
+        """Moves the key's groups of an earlier release's savepoint (PENDING_BOTH) into the two
+        states of this one; their timers came back with them."""
+        if key in self.keys_moved:
+            return
+        self.keys_moved.add(key)
+        if self.pending_both.is_empty():
+            return
+        for seq, value in list(self.pending_both.items()):
+            times, payload = bytes(value).split(b"\n", 1)
+            self.pending.put(seq, payload)
+            self.pending_times.put(seq, times.decode("ascii"))
+        self.pending_both.clear()
 
     def _emit(self, group, late=False):
         extra = {"window_start": group.window_start} if late else None
