@@ -53,51 +53,41 @@ def cmd_generate(args) -> int:
 
 
 def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
-    """Checks and stages everything first, runs the job into a folder of its own, and replaces
-    the previous outputs only once it has succeeded."""
+    """Checks the inputs and stages the changelog first, runs the job over the flow files as
+    AWS wrote them into a folder of its own, and replaces the previous outputs only once it has
+    succeeded."""
     import shutil
     import tempfile
-    from job.flink.run import run_files
+    from job.flink.run import aws_files_job
     from job.outputs import check_output, replace_outputs
-    from job.replay import InputError, stage_flows, stage_metadata
+    from job.replay import InputError, flow_files, stage_metadata
     from explore.summary import render, summarize
     _check_local_parallelism(cfg)
     check_output(output_dir, overwrite)
     if not cfg.job.checkpoint_dir:
         cfg = cfg.replace(job={"checkpoint_dir": os.path.join(output_dir, "checkpoints")})
+    files, duplicates = flow_files(list(flow_paths))
     run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
     try:
-        staged_flows = os.path.join(run_dir, "staging", "flow-records.txt")
         staged_metadata = os.path.join(run_dir, "staging", "metadata.jsonl")
         n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines,
                                 cfg.metadata.max_line_bytes)
         if not n_meta:
             raise InputError(f"the metadata changelog {list(metadata_paths)} holds no line: "
                              f"every flow would be unattributed")
-        stats = stage_flows(flow_paths, staged_flows, cfg.flows.chunk_lines, log.info,
-                            cfg.flows)
-        _report_staging(stats)
-        log.info(f"staged {stats.files} flow files into {stats.records:,} records and "
-                 f"{n_meta:,} metadata lines; starting Flink (parallelism "
-                 f"{cfg.job.parallelism})")
+        if duplicates:
+            log.warning(f"{duplicates} file(s) reached more than once through --flows: "
+                        f"read once")
+        log.info(f"{len(files)} flow files and {n_meta:,} metadata lines; starting Flink "
+                 f"(parallelism {cfg.job.parallelism}); the job reads the files")
         began = time.monotonic()
-        run_files(staged_flows, staged_metadata, run_dir, cfg)
+        aws_files_job(cfg, files, staged_metadata, run_dir).execute("flowdredge replay")
         log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     print(render(summarize(output_dir), output_dir))
     return 0
-
-
-def _report_staging(stats) -> None:
-    if stats.duplicates:
-        log.warning(f"{stats.duplicates} file(s) reached more than once through --flows: read once")
-    for path, reason, detail in stats.dead_files:
-        log.warning(f"{path}: {detail}; dead-lettered ({reason}), the replay goes on")
-    for name, files in stats.unknown_fields.items():
-        log.warning(f"header field {name!r} is not known to this release: dropped "
-                    f"({files} file(s); counted as unknown_fields_ignored)")
 
 
 def cmd_replay(args) -> int:

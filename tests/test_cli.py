@@ -32,7 +32,8 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"flows aggregated: {out.flows:,}" in result.stdout
     assert "top app -> app edges by bytes" in result.stdout
-    assert "[flowdredge] staged" in result.stderr          # progress lines on stderr
+    assert "flow files and" in result.stderr               # progress lines on stderr
+    assert not os.path.exists(tmp_path / "out" / "staging" / "flow-records.txt")   # not staged
     assert job_aggregates(str(tmp_path / "out")) == reference.aggregates([flows], [out.metadata_file])
 
     again = flowdredge("replay", "--flows", flows, "--metadata", out.metadata_file,

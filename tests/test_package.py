@@ -25,6 +25,7 @@ from helpers import job_aggregates, moto_server, subprocess_env
 from connectors.jars import ADAPTERS, JARS_DIR
 from job import managed
 from job.config import Config, ConfigError, to_application_properties
+from job.replay import stage_flows
 from operate import deploy, package
 from synthetic.estate import Scenario, generate
 
@@ -315,7 +316,8 @@ def service_like_python(folder) -> str:
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
-    """A `flowdredge replay` at parallelism 2; its staged inputs feed the zip's runs."""
+    """A `flowdredge replay` at parallelism 2; the same inputs, staged, feed the zip's runs
+    (the default layout)."""
     folder = tmp_path_factory.mktemp("managed")
     out = generate(Scenario(minutes=3, flows_per_minute=200, seed=11), str(folder / "inputs"))
     flows = str(folder / "inputs" / "flows")
@@ -325,6 +327,8 @@ def replayed(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     aggregates = job_aggregates(str(folder / "replay"))
     assert aggregates == reference.aggregates([flows], [out.metadata_file])
+    staging = folder / "replay" / "staging"
+    stage_flows([flows], str(staging / "flow-records.txt"), Config().flows.chunk_lines)
     return folder, aggregates
 
 
