@@ -1,32 +1,28 @@
-"""Where the jars the job ships are: the Kinesis connector and the project's adapters
-(connectors/jvm), both put in .jars/ by scripts/setup; FLOWDREDGE_JARS overrides the folder.
-Pure Python: the operations tools read it without PyFlink."""
-import glob
+"""Where the jars the job ships are: the project's adapters (connectors/jvm) and the same merged
+with the Kinesis connector (the maven-shade-plugin), both built into .jars/ by scripts/setup;
+FLOWDREDGE_JARS overrides the folder. Pure Python: the operations tools read it without PyFlink."""
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
 ADAPTERS = "flowdredge-adapters.jar"
-KINESIS_CONNECTOR = "flink-sql-connector-aws-kinesis-streams"
+CONNECTORS = "flowdredge-connectors.jar"
 
 
-def _missing(what: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{what} missing in {JARS_DIR}: run scripts/setup (or set "
-                             f"FLOWDREDGE_JARS)")
+def _url(name: str, what: str) -> list:
+    path = os.path.join(JARS_DIR, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} ({name}) is missing in {JARS_DIR}: run scripts/setup "
+                                f"(or set FLOWDREDGE_JARS)")
+    return ["file://" + os.path.abspath(path)]
 
 
 def adapter_jars() -> list:
     """file:// URL of the adapters jar (file formats, Kinesis records), for pipeline.jars."""
-    path = os.path.join(JARS_DIR, ADAPTERS)
-    if not os.path.exists(path):
-        raise _missing(f"the project's adapters ({ADAPTERS}) are")
-    return ["file://" + os.path.abspath(path)]
+    return _url(ADAPTERS, "the project's adapters jar")
 
 
 def connector_jars() -> list:
-    """file:// URLs of every jar there (the Kinesis connector and the adapters)."""
-    adapter_jars()
-    jars = sorted(glob.glob(os.path.join(JARS_DIR, "*.jar")))
-    if not any(os.path.basename(j).startswith(KINESIS_CONNECTOR + "-") for j in jars):
-        raise _missing(f"the Kinesis connector ({KINESIS_CONNECTOR}) is")
-    return ["file://" + os.path.abspath(j) for j in jars]
+    """file:// URL of the merged jar (the Kinesis connector and the adapters), for
+    pipeline.jars; the Managed Flink zip's jarfile is the same jar."""
+    return _url(CONNECTORS, "the jar of the Kinesis connector and the adapters")

@@ -10,7 +10,9 @@ Layout of the zip (the service unpacks it and runs main.py; docs/managed-flink.m
     vendor/                         third-party packages the job imports that the service's
                                     Python does not have (it has apache-flink and everything
                                     apache-flink requires)
-    lib/flowdredge-connectors.jar   the `jarfile` run option: every jar in .jars/ merged into one
+    lib/flowdredge-connectors.jar   the `jarfile` run option: the Kinesis connector and the
+                                    project's adapters in one jar, as scripts/setup builds it
+                                    (the maven-shade-plugin in connectors/jvm/pom.xml)
     BUILD-INFO.json                 what went in, and what is missing
 
 The service runs Python 3.12 (Flink 2.2) on x86_64 Linux, so requirement markers are evaluated
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from connectors.jars import ADAPTERS, KINESIS_CONNECTOR
+from connectors.jars import CONNECTORS, JARS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT_PACKAGES = ("job", "schemas", "connectors")
@@ -49,7 +51,10 @@ SERVICE_IMPLEMENTATION = "cp"
 DEFAULT_OUTPUT = os.path.join(ROOT, "dist", "flowdredge-managed-flink.zip")
 # Fixed entry times: the same inputs give the same zip, byte for byte.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_SIGNATURE = re.compile(r"META-INF/[^/]+\.(SF|DSA|RSA|EC)$", re.IGNORECASE)
+DEFAULT_JAR = os.path.join(JARS_DIR, CONNECTORS)
+# What the merged jar must hold: the project's adapters, and the Kinesis connector.
+ADAPTER_CLASSES = "io/flowdredge/"
+KINESIS_CLASSES = "org/apache/flink/connector/kinesis/"
 
 
 class PackageError(RuntimeError):
@@ -63,15 +68,15 @@ class BuildResult:
     vendored: list
     wheels: list        # the wheel files pip installed into vendor/
     extensions: list    # compiled extension files in vendor/ (built for the service's Python)
-    jars: list
+    jar: str            # the jar shipped as the jarfile (its file name), or None
     warnings: list = field(default_factory=list)
 
     def info(self) -> dict:
         return {"modules": self.modules, "vendored": self.vendored,
                 "vendor_target": {"python": SERVICE_PYTHON, "platform": SERVICE_PLATFORM,
                                   "implementation": SERVICE_IMPLEMENTATION},
-                "wheels": self.wheels, "extensions": self.extensions, "jars_merged": self.jars,
-                "jarfile": JAR_NAME if self.jars else None, "warnings": self.warnings}
+                "wheels": self.wheels, "extensions": self.extensions, "jar_source": self.jar,
+                "jarfile": JAR_NAME if self.jar else None, "warnings": self.warnings}
 
 
 def normalize(name: str) -> str:
@@ -245,73 +250,32 @@ def _vendor_tree(zf: zipfile.ZipFile, target: str, extensions: list) -> None:
         _add_file(zf, "vendor/" + rel, os.path.join(target, rel))
 
 
-def _appended(name: str) -> bool:
-    """Registrations read from every jar on the classpath: Java services, and the AWS SDK's
-    interceptor lists."""
-    return name.startswith("META-INF/services/") or name.endswith("/execution.interceptors")
-
-
-def merge_jars(jars) -> bytes:
-    """One jar from several, as a shading plugin would: the first copy of a class wins,
-    registrations are concatenated, signatures are dropped (they would no longer match), and
-    the jar is multi-release if one of its sources was."""
-    import io
-    entries, services, multi_release = {}, {}, False
-    for jar in jars:
-        with zipfile.ZipFile(jar) as src:
-            for name in src.namelist():
-                if name == "META-INF/MANIFEST.MF":
-                    multi_release |= b"multi-release: true" in src.read(name).lower()
-                    continue
-                if name.endswith("/") or _SIGNATURE.match(name):
-                    continue
-                data = src.read(name)
-                if _appended(name):
-                    lines = services.setdefault(name, [])
-                    lines.extend(line for line in data.decode("utf-8").splitlines()
-                                 if line.strip() and line not in lines)
-                else:
-                    entries.setdefault(name, data)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as out:
-        manifest = "Manifest-Version: 1.0\r\nCreated-By: flowdredge\r\n"
-        if multi_release:
-            manifest += "Multi-Release: true\r\n"
-        _add(out, "META-INF/MANIFEST.MF", (manifest + "\r\n").encode("ascii"))
-        for name in sorted(entries):
-            _add(out, name, entries[name])
-        for name in sorted(services):
-            _add(out, name, ("\n".join(services[name]) + "\n").encode("utf-8"))
-    return buf.getvalue()
-
-
-def connector_jars(jars_dir: str):
-    """(jars to merge, warnings)."""
-    jars = sorted(os.path.join(jars_dir, n) for n in os.listdir(jars_dir)
-                  if n.endswith(".jar")) if os.path.isdir(jars_dir) else []
-    names = [os.path.basename(j) for j in jars]
+def connector_jar(path: str):
+    """(`path` if it is there, else None; warnings): the jar scripts/setup merged from the
+    Kinesis connector and the project's adapters, said when it or either part is missing."""
+    if not os.path.isfile(path):
+        return None, [f"{path} is missing: run scripts/setup (it builds the jar of the Kinesis "
+                      f"connector and the project's adapters). Without it the job reads no "
+                      f"Kinesis and writes no enriched output"]
+    with zipfile.ZipFile(path) as jar:
+        names = jar.namelist()
     warnings = []
-    if ADAPTERS not in names:
-        warnings.append(f"the project's adapters ({ADAPTERS}) are missing in {jars_dir}: run "
-                        f"scripts/setup. Without them the job writes no enriched output and "
-                        f"reads no Kinesis")
-    if not any(n.startswith(KINESIS_CONNECTOR + "-") for n in names):
-        why = ("scripts/setup recorded that Maven Central did not serve it (.jars/.unavailable)"
-               if os.path.exists(os.path.join(jars_dir, ".unavailable"))
-               else f"no {KINESIS_CONNECTOR}-*.jar in {jars_dir}")
-        warnings.append(f"the Kinesis connector jar is missing: {why}. The zip runs the file "
-                        f"sources and sinks only; see connectors/jvm/pom.xml")
-    return jars, warnings
+    if not any(n.startswith(ADAPTER_CLASSES) for n in names):
+        warnings.append(f"{path} has no adapters ({ADAPTER_CLASSES}): without them the job writes "
+                        f"no enriched output and reads no Kinesis")
+    if not any(n.startswith(KINESIS_CLASSES) for n in names):
+        warnings.append(f"{path} has no Kinesis connector ({KINESIS_CLASSES}): the zip runs the "
+                        f"file sources and sinks only; see connectors/jvm/pom.xml")
+    return path, warnings
 
 
-def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
-          jars_dir: str = None) -> BuildResult:
-    jars_dir = jars_dir or os.path.join(root, ".jars")
+def build(output: str = DEFAULT_OUTPUT, root: str = ROOT, jar: str = DEFAULT_JAR) -> BuildResult:
+    """The zip at `output`: the job's code from `root`, `jar` as the jarfile."""
     modules, third_party = code_closure(root)
     vendored = vendored_distributions(third_party)
-    jars, warnings = connector_jars(jars_dir)
+    jar, warnings = connector_jar(jar)
     result = BuildResult(output, modules, vendored, [], [],
-                         [os.path.basename(j) for j in jars], warnings)
+                         os.path.basename(jar) if jar else None, warnings)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tmp = output + ".partial"
     with tempfile.TemporaryDirectory(prefix="flowdredge-vendor-") as work:
@@ -326,8 +290,8 @@ def build(output: str = DEFAULT_OUTPUT, root: str = ROOT,
                           path)
             if vendored:
                 _vendor_tree(zf, target, result.extensions)
-            if jars:
-                _add(zf, JAR_NAME, merge_jars(jars))
+            if jar:
+                _add_file(zf, JAR_NAME, jar)
             _add(zf, "BUILD-INFO.json", json.dumps(result.info(), indent=2).encode("utf-8"))
     os.replace(tmp, output)
     return result
@@ -338,12 +302,14 @@ def main(argv=None) -> int:
                                 description="Builds the application zip for Amazon Managed "
                                             "Service for Apache Flink.")
     p.add_argument("--output", default=DEFAULT_OUTPUT)
-    p.add_argument("--jars", help="folder of connector jars (default .jars/)")
+    p.add_argument("--jar", default=DEFAULT_JAR,
+                   help="the jar of the Kinesis connector and the adapters (default: the one "
+                        "scripts/setup builds, %(default)s)")
     p.add_argument("--require-connector", action="store_true",
-                   help="fail when the Kinesis connector jar is missing")
+                   help="fail when that jar, the Kinesis connector or the adapters are missing")
     args = p.parse_args(argv)
     try:
-        result = build(args.output, jars_dir=args.jars)
+        result = build(args.output, jar=args.jar)
     except PackageError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
@@ -351,7 +317,7 @@ def main(argv=None) -> int:
     print(f"{result.path} ({size / 1e6:.1f} MB): {len(result.modules)} job modules, "
           f"vendored {', '.join(result.vendored) or 'nothing'} (wheels for Python "
           f"{SERVICE_PYTHON} on {SERVICE_PLATFORM}), "
-          f"{len(result.jars)} jar(s) merged into {JAR_NAME if result.jars else 'no jar'}")
+          f"{JAR_NAME + ' from ' + result.jar if result.jar else 'no jar'}")
     for warning in result.warnings:
         print(f"flowdredge: warning: {warning}", file=sys.stderr)
     return 1 if args.require_connector and result.warnings else 0

@@ -6,11 +6,9 @@ Python has (PyFlink and its requirements): the repository is not importable, and
 installed package is hidden unless the zip carries it.
 """
 import importlib.metadata as md
-import io
 import json
 import os
 import re
-import shutil
 import site
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from botocore.stub import Stubber
 
 import reference
 from helpers import job_aggregates, moto_server, subprocess_env
-from connectors.jars import ADAPTERS, JARS_DIR
+from connectors.jars import ADAPTERS, CONNECTORS, JARS_DIR
 from job import managed
 from job.config import Config, ConfigError, to_application_properties
 from job.replay import stage_flows
@@ -31,7 +29,6 @@ from synthetic.estate import Scenario, generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
-KINESIS_JAR = "flink-sql-connector-aws-kinesis-streams-6.0.0-2.0.jar"
 
 
 def properties_file(path, config: Config, io: dict, extra_groups=()):
@@ -137,65 +134,59 @@ def test_vendored_packages_are_those_the_service_python_lacks():
         package.vendored_distributions(["no_such_module_anywhere"])
 
 
+def providers(jar: zipfile.ZipFile, name: str) -> list:
+    """The classes a META-INF/services file registers, as java.util.ServiceLoader reads it."""
+    lines = (line.split("#")[0].strip() for line in jar.read(name).decode("utf-8").splitlines())
+    return [line for line in lines if line]
+
+
 @pytest.mark.unit
-def test_jars_merge_into_one_with_services_concatenated_and_signatures_dropped(tmp_path):
-    a = write_jar(tmp_path / "a.jar", {
-        "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMain-Class: A\r\n",
-        "META-INF/A.SF": "signature", "META-INF/A.RSA": "key",
-        "META-INF/services/org.apache.flink.table.factories.Factory": "x.KinesisFactory\n",
-        "software/amazon/awssdk/global/handlers/execution.interceptors": "a.Interceptor\n",
-        "x/Same.class": "from a", "x/OnlyA.class": "a"})
-    b = write_jar(tmp_path / "b.jar", {
-        "META-INF/services/org.apache.flink.table.factories.Factory":
-            "y.OtherFactory\nx.KinesisFactory\n",
-        "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\r\nMulti-Release: true\r\n",
-        "software/amazon/awssdk/global/handlers/execution.interceptors": "b.Interceptor\n",
-        "x/Same.class": "from b", "y/OnlyB.class": "b"})
-    with zipfile.ZipFile(io.BytesIO(package.merge_jars([a, b]))) as merged:
+def test_the_merged_jar_has_the_adapters_the_connector_and_its_registrations():
+    # scripts/setup's jar (the maven-shade-plugin, connectors/jvm/pom.xml).
+    with zipfile.ZipFile(os.path.join(JARS_DIR, CONNECTORS)) as merged, \
+            zipfile.ZipFile(os.path.join(JARS_DIR, ADAPTERS)) as adapters:
         names = set(merged.namelist())
-        assert {"x/OnlyA.class", "y/OnlyB.class", "META-INF/MANIFEST.MF"} <= names
-        assert not {"META-INF/A.SF", "META-INF/A.RSA"} & names
-        assert merged.read("x/Same.class") == b"from a"
-        assert merged.read("META-INF/services/org.apache.flink.table.factories.Factory") \
-            == b"x.KinesisFactory\ny.OtherFactory\n"
-        assert merged.read("software/amazon/awssdk/global/handlers/execution.interceptors") \
-            == b"a.Interceptor\nb.Interceptor\n"
-        manifest = merged.read("META-INF/MANIFEST.MF")
-        assert b"Multi-Release: true" in manifest and b"Main-Class" not in manifest
+        classes = [n for n in adapters.namelist() if n.endswith(".class")]
+        assert classes and all(merged.read(n) == adapters.read(n) for n in classes)
+        services = [n for n in names if n.startswith("META-INF/services/") and n[-1] != "/"]
+        assert providers(merged, "META-INF/services/org.apache.flink.table.factories.Factory") \
+            == ["org.apache.flink.connector.kinesis.table.KinesisDynamicTableFactory"]
+        # Every registration names a class the jar has (the AWS SDK finds its HTTP clients so).
+        registered = [p for n in services for p in providers(merged, n)]
+        assert len(registered) >= 5
+        assert all(p.replace(".", "/") + ".class" in names for p in registered)
+        assert not [n for n in names if re.match(r"META-INF/[^/]+\.(SF|DSA|RSA|EC)$", n)]
+    assert package.connector_jar(os.path.join(JARS_DIR, CONNECTORS))[1] == []
 
 
 @pytest.mark.unit
-def test_a_missing_connector_jar_is_said_and_a_present_one_goes_in(tmp_path):
-    missing = tmp_path / "missing"
-    missing.mkdir()
-    (missing / ".unavailable").write_text("unavailable\n")
-    jars, (adapters, connector) = package.connector_jars(str(missing))
-    assert jars == [] and "flowdredge-adapters.jar" in adapters \
-        and "Kinesis connector jar is missing" in connector and "Maven Central" in connector
+def test_a_missing_jar_or_part_is_said_and_the_jar_goes_in_as_built(tmp_path):
+    jar, (missing,) = package.connector_jar(str(tmp_path / "none.jar"))
+    assert jar is None and "none.jar is missing: run scripts/setup" in missing
+    adapters_only = write_jar(tmp_path / "adapters.jar",
+                              {"io/flowdredge/files/RawBytes.class": "r"})
+    assert [w.split(": ")[0] for w in package.connector_jar(adapters_only)[1]] \
+        == [f"{adapters_only} has no Kinesis connector (org/apache/flink/connector/kinesis/)"]
 
-    present = tmp_path / "jars"
-    present.mkdir()
-    write_jar(present / KINESIS_JAR, {"org/apache/flink/connector/kinesis/source/"
-                                      "KinesisStreamsSource.class": "k"})
-    write_jar(present / "kinesis-2.29.0.jar", {"software/amazon/awssdk/Kinesis.class": "s"})
-    write_jar(present / "flowdredge-adapters.jar", {"io/flowdredge/files/RawBytes.class": "r"})
-    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(present))
-    assert result.warnings == [] and len(result.jars) == 3
-    with zipfile.ZipFile(result.path) as zf:
+    both = write_jar(tmp_path / "both.jar", {
+        "org/apache/flink/connector/kinesis/source/KinesisStreamsSource.class": "k",
+        "io/flowdredge/files/RawBytes.class": "r"})
+    result = package.build(str(tmp_path / "app.zip"), jar=both)
+    assert result.warnings == [] and result.jar == "both.jar"
+    with zipfile.ZipFile(result.path) as zf, open(both, "rb") as fh:
         assert json.loads(zf.read("BUILD-INFO.json"))["jarfile"] == package.JAR_NAME
-        with zipfile.ZipFile(io.BytesIO(zf.read(package.JAR_NAME))) as jar:
-            assert {"org/apache/flink/connector/kinesis/source/KinesisStreamsSource.class",
-                    "software/amazon/awssdk/Kinesis.class"} <= set(jar.namelist())
+        assert zf.read(package.JAR_NAME) == fh.read()
     assert deploy.jarfile_in(result.path) == package.JAR_NAME
 
     # The command says so, and fails when asked to insist.
-    assert package.main(["--output", str(tmp_path / "b.zip"), "--jars", str(missing),
+    assert package.main(["--output", str(tmp_path / "b.zip"), "--jar", adapters_only,
                          "--require-connector"]) == 1
 
 
 @pytest.mark.unit
 def test_the_zip_layout_is_what_the_service_runs(tmp_path):
-    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(tmp_path / "no-jars"))
+    no_jar = str(tmp_path / "no.jar")
+    result = package.build(str(tmp_path / "app.zip"), jar=no_jar)
     with zipfile.ZipFile(result.path) as zf:
         names = set(zf.namelist())
         info = json.loads(zf.read("BUILD-INFO.json"))
@@ -209,9 +200,9 @@ def test_the_zip_layout_is_what_the_service_runs(tmp_path):
         [d, md.version(d)] for d in result.vendored)
     assert all(service_wheel(w) for w in info["wheels"])
     assert info["extensions"] == sorted(n for n in names if n.endswith(".so"))
-    assert info["jarfile"] is None and "adapters" in info["warnings"][0] \
-        and "Kinesis connector jar is missing" in info["warnings"][1]
-    again = package.build(str(tmp_path / "again.zip"), jars_dir=str(tmp_path / "no-jars"))
+    assert info["jarfile"] is None and info["jar_source"] is None
+    assert len(info["warnings"]) == 1 and "no.jar is missing" in info["warnings"][0]
+    again = package.build(str(tmp_path / "again.zip"), jar=no_jar)
     assert (tmp_path / "app.zip").read_bytes() == (tmp_path / "again.zip").read_bytes()
     assert again.modules == result.modules
 
@@ -242,7 +233,7 @@ def test_a_vendored_package_with_a_compiled_extension_carries_the_services_build
     # Nothing the job vendors today has one: PyYAML (a C extension; the service has its own)
     # stands in for such a dependency.
     monkeypatch.setattr(package, "vendored_distributions", lambda third_party: ["pyyaml"])
-    result = package.build(str(tmp_path / "app.zip"), jars_dir=str(tmp_path / "no-jars"))
+    result = package.build(str(tmp_path / "app.zip"), jar=str(tmp_path / "no.jar"))
     with zipfile.ZipFile(result.path) as zf:
         names = set(zf.namelist())
         info = json.loads(zf.read("BUILD-INFO.json"))
@@ -335,10 +326,10 @@ def replayed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory):
     folder = tmp_path_factory.mktemp("unpacked")
-    # The adapters only: merging the 60 MB Kinesis connector is not what these tests are about.
-    (folder / "jars").mkdir()
-    shutil.copy(os.path.join(JARS_DIR, ADAPTERS), folder / "jars")
-    zip_path = package.build(str(folder / "flowdredge.zip"), jars_dir=str(folder / "jars")).path
+    # The adapters only: the Kinesis connector (12 MB) is not what these tests are about
+    # (tests/test_kinesis_managed.py ships the merged jar).
+    zip_path = package.build(str(folder / "flowdredge.zip"),
+                             jar=os.path.join(JARS_DIR, ADAPTERS)).path
     app = folder / "app"
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(app)
@@ -403,7 +394,7 @@ ROLE = "arn:aws:iam::123456789012:role/flowdredge-managed-flink"
 @pytest.fixture(scope="module")
 def app_zip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deploy")
-    return package.build(str(folder / "app.zip"), jars_dir=str(folder / "no-jars")).path
+    return package.build(str(folder / "app.zip"), jar=str(folder / "no.jar")).path
 
 
 @pytest.mark.unit
