@@ -89,8 +89,9 @@ _WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
                 "TIMESTAMP '1970-01-01 00:00:00')")
 
 
-# A row-format SQL file sink rolls only by size or age (default 30 minutes), and only rolled files
-# are committed at a checkpoint: without this, a running job's aggregates stay invisible.
+# A row-format SQL file sink (the aggregates) rolls only by size or age (default 30 minutes), and
+# only rolled files are committed at a checkpoint: without this, a running job's aggregates stay
+# invisible.
 ROLLOVER, ROLLOVER_CHECK = "1 min", "10 s"
 
 
@@ -118,20 +119,17 @@ def file_sinks(output_dir: str) -> Sinks:
         # The members' bytes as they are (connectors/jvm/src/.../RawBytes.java).
         files(name, stream, Encoder(jvm().io.flowdredge.files.RawBytes()), ".jsonl.gz")
 
-    def table(name, t_env, rows, schema):
+    def aggregates(t_env, rows):
         t_env.execute_sql(f"""
-            CREATE TEMPORARY TABLE `{name}_sink` ({sql_columns(schema)},
-                                                  `dt` STRING, `hour` STRING)
+            CREATE TEMPORARY TABLE `aggregates_sink` ({sql_columns(AGGREGATE)},
+                                                      `dt` STRING, `hour` STRING)
             PARTITIONED BY (`dt`, `hour`)
-            WITH ('connector' = 'filesystem', 'path' = '{output_dir}/{name}', 'format' = 'json',
-                  'sink.rolling-policy.file-size' = '128MB',
+            WITH ('connector' = 'filesystem', 'path' = '{output_dir}/aggregates',
+                  'format' = 'json', 'sink.rolling-policy.file-size' = '128MB',
                   'sink.rolling-policy.rollover-interval' = '{ROLLOVER}',
                   'sink.rolling-policy.check-interval' = '{ROLLOVER_CHECK}')""")
-        attach_insert(t_env, f"{name}_sink", rows.add_columns(
+        attach_insert(t_env, "aggregates_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
-            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")), name)
+            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")), "aggregates")
 
-    def aggregates(t_env, rows):
-        table("aggregates", t_env, rows, AGGREGATE)
-
-    return Sinks(text=text, gzip_lines=gzip_lines, aggregates=aggregates, table=table)
+    return Sinks(text=text, gzip_lines=gzip_lines, aggregates=aggregates)

@@ -4,6 +4,7 @@ job.flink.security runs these inside Flink; docs/security.md states the rules fo
 """
 import ipaddress
 import json
+from json.encoder import encode_basestring
 from collections import Counter
 from itertools import compress, count
 from dataclasses import dataclass
@@ -258,12 +259,53 @@ def risk_score(values: dict, weights: dict, scales: dict):
 
 # --- output ----------------------------------------------------------------------------------
 
+# json.dumps with separators would build an encoder per line.
+_JSON = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def json_line(schema: Schema, values) -> str:
-    return json.dumps(dict(zip(schema.names, values)), separators=(",", ":"))
+    return _JSON(dict(zip(schema.names, values)))
 
 
 def event_line(schema: Schema, time: int, values) -> str:
     return json_line(schema, (schema.name, time) + tuple(values))
+
+
+# The window tables (dependencies, exposure, internet_egress) were written by Flink's SQL json
+# format (Jackson) before the job rendered them; their lines stay as Jackson wrote them: other
+# characters than ASCII as they are (UTF-8), except those beyond U+FFFF (an escaped surrogate
+# pair), and control characters escaped in upper-case hex.
+_JACKSON_SHORT = {"\"": '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                  "\f": "\\f", "\r": "\\r"}
+
+
+def _jackson_string(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return encode_basestring(text)   # in C; escapes only '"' and backslash here
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _JACKSON_SHORT:
+            out.append(_JACKSON_SHORT[ch])
+        elif code < 0x20:
+            out.append(f"\\u{code:04X}")
+        elif code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def table_lines(schema: Schema, rows) -> list:
+    """Rows (tuples of str, int and None in `schema`'s order) as JSON lines, byte for byte as
+    Flink's json format writes them: every field, null for None."""
+    heads = [f'"{name}":' for name in schema.names]
+    heads[0] = "{" + heads[0]
+    return [",".join([head + (_jackson_string(value) if value.__class__ is str
+                              else "null" if value is None else str(value))
+                      for head, value in zip(heads, row)]) + "}"
+            for row in rows]
 
 
 # --- one window's conversations, reduced ---------------------------------------------------
@@ -406,12 +448,12 @@ class WindowViews:
         destination ports, destination apps], for the sources that reach min_targets distinct
         addresses or ports (a missing port is not a port)."""
         src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = self.records
-        # A source reaches no more targets than it has records: only those with enough
-        # records are looked at (the filtering runs in C: zip, map, compress).
-        enough = {key for key, n in Counter(zip(src_addrs, src_apps)).items()
-                  if n >= min_targets}
+        # A source reaches no more targets than it has records: only the addresses with enough
+        # records are looked at (the filtering runs in C: Counter, map, compress; by address
+        # alone, without a tuple per record, as a source has no more records than its address).
+        enough = {addr for addr, n in Counter(src_addrs).items() if n >= min_targets}
         found = {}
-        for i in compress(count(), map(enough.__contains__, zip(src_addrs, src_apps))):
+        for i in compress(count(), map(enough.__contains__, src_addrs)):
             key = (src_addrs[i], src_apps[i])
             seen = found.get(key)
             if seen is None:

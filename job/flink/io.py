@@ -26,10 +26,7 @@ class Sinks:
     """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
     `gzip_lines(name, stream)` a stream of gzip members, each a block of JSON Lines (bytes),
     as output `name` in gzip files;
-    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job;
-    `table(name, t_env, table, schema)` writes an append-only table with the columns of
-    `schema` (a schemas.fields.Schema, by position) as output `name`, attached likewise."""
+    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job."""
     text: Callable
     gzip_lines: Callable
     aggregates: Callable
-    table: Callable = None

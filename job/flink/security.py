@@ -3,22 +3,22 @@
     attribution: each batch's conversations reduced (job.security.WindowViews), one encoded
     row per batch --keyed by window--> CloseWindows, when event time passes the window: merges
     its batches and computes every view
-      dependencies, exposure, internet_egress rows -------------------> table outputs
-      scans, port_scan / host_sweep events, risk ---------------------> outputs (a block each)
+      dependencies, exposure, internet_egress, scans, port_scan / host_sweep events,
+      risk ------------------------------------------------------------> outputs (a block each)
       the window's dependency, exposure and REJECT-source rows, one row --> TrackEvents
     TrackEvents (one key), when event time passes the window: new_dependency,
     dependency_gone, exposure_new, reject_spike --> security_events; rejected rows --> rejected
 
 No conversation crosses between Python and the JVM, and no per-key row: a batch travels as one
-row, a closed window as one row and a block of lines per output; only the table outputs' rows
-(per window and edge or exposed port) are rows. The events' state (edges, exposed ports,
-REJECT history, the job's first and latest windows) is one key's, held in memory and written
-to keyed state after each call: its work is per window and key, not per flow.
+row, a closed window as one row and a block of lines per output (the window tables' rows
+rendered in Python as Flink's json format wrote them, job.security.table_lines). The events'
+state (edges, exposed ports, REJECT history, the job's first and latest windows) is one key's,
+held in memory and written to keyed state after each call: its work is per window and key, not
+per flow.
 """
 from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
-from pyflink.table import StreamTableEnvironment
 
 from job import security
 from job.codec import (decode_events_state, decode_views, decode_window_rows,
@@ -27,7 +27,6 @@ from job.config import Config
 from job.flink.operators import MAX_WATERMARK
 from job.flink.streams import keyed_by_first_field, side_output
 from schemas import security as out
-from schemas.flink import row_type
 
 PAYLOAD = Types.PRIMITIVE_ARRAY(Types.BYTE())
 # CloseWindows -> TrackEvents: Row(key 0, encoded window rows).
@@ -36,12 +35,11 @@ EVENTS = OutputTag("security-events", Types.STRING())
 SCANS = OutputTag("security-scans", Types.STRING())
 RISK = OutputTag("security-risk", Types.STRING())
 REJECTED = OutputTag("security-rejected", Types.STRING())
-# Table outputs: (schema, output, WindowResults field).
-TABLES = ((out.DEPENDENCY, out.DEPENDENCIES, "dependencies"),
-          (out.EXPOSURE, out.EXPOSURE_OUTPUT, "exposure"),
-          (out.INTERNET_EGRESS, out.EGRESS_OUTPUT, "egress"))
-ROWS = {schema.name: OutputTag(f"security-{schema.name}-rows", row_type(schema))
-        for schema, _, _ in TABLES}
+# Window tables: (schema, output, WindowResults field, tag of their blocks of lines).
+TABLES = tuple((schema, name, field, OutputTag(f"security-{name}", Types.STRING()))
+               for schema, name, field in ((out.DEPENDENCY, out.DEPENDENCIES, "dependencies"),
+                                           (out.EXPOSURE, out.EXPOSURE_OUTPUT, "exposure"),
+                                           (out.INTERNET_EGRESS, out.EGRESS_OUTPUT, "egress")))
 
 BATCHES = ListStateDescriptor("security-batches", PAYLOAD)
 EVENTS_STATE = ValueStateDescriptor("security-events-state", PAYLOAD)
@@ -79,9 +77,10 @@ class CloseWindows(KeyedProcessFunction):
         results = security.window_results(window_start, views, self.rules)
         yield Row(0, encode_window_rows(window_start, results.dependencies, results.exposure,
                                         results.reject_sources))
-        for schema, _, field in TABLES:
-            for row in getattr(results, field):
-                yield ROWS[schema.name], Row(*row)
+        for schema, _, field, tag in TABLES:
+            rows = getattr(results, field)
+            if rows:
+                yield tag, "\n".join(security.table_lines(schema, rows))
         for tag, lines in ((SCANS, results.scans), (RISK, results.risk),
                            (EVENTS, results.events)):
             if lines:
@@ -140,20 +139,18 @@ class TrackEvents(KeyedProcessFunction):
             yield REJECTED, "\n".join(rejected)
 
 
-def add_security_views(t_env: StreamTableEnvironment, batches: DataStream, sinks,
-                       config: Config) -> None:
+def add_security_views(_t_env, batches: DataStream, sinks, config: Config) -> None:
     """Adds the views of docs/security.md over the attribution's batches (Row(window start,
     encoded job.security.WindowViews), with the job's watermarks) and their outputs to
-    `sinks`."""
+    `sinks` (text outputs only: the table environment the pipeline passes is not used)."""
     windows = (keyed_by_first_field(batches, Types.LONG(), PAYLOAD)
                .process(CloseWindows(config), output_type=WINDOW_ROWS)
                .name("security: windows").uid("security-windows"))
     events = (keyed_by_first_field(windows, Types.INT(), PAYLOAD)
               .process(TrackEvents(config), output_type=Types.STRING())
               .name("security: events").uid("security-events"))
-    for schema, name, _ in TABLES:
-        sinks.table(name, t_env, t_env.from_data_stream(side_output(windows, ROWS[schema.name])),
-                    schema)
+    for _, name, _, tag in TABLES:
+        sinks.text(name, side_output(windows, tag))
     sinks.text(out.SCANS, side_output(windows, SCANS))
     sinks.text(out.RISK_OUTPUT, side_output(windows, RISK))
     sinks.text(out.REJECTED_OUTPUT, side_output(events, REJECTED))
