@@ -91,18 +91,20 @@ def feed_heartbeat(metadata_dir: str, ts_ms: int) -> None:
 
 # -- the job, in a process of its own --------------------------------------------------------
 
-def job_config(work: str, parallelism: int, checkpoint_s: int):
+def job_config(work: str, parallelism: int, checkpoint_s: int, local_heap_mb: int = None):
     from job.config import Config
+    heap = {} if local_heap_mb is None else {"local_heap_mb": local_heap_mb}
     return Config().replace(
         job={"parallelism": parallelism, "checkpoint_interval_seconds": checkpoint_s,
-             "checkpoint_dir": os.path.join(work, "checkpoints")},
+             "checkpoint_dir": os.path.join(work, "checkpoints"), **heap},
         outputs={"enriched": False, "security": False})
 
 
 def run_job(args) -> int:
     """`python -m bench.state job ...`: submits the job, prints its id, waits for its end."""
     from job.flink.run import files_job
-    config = job_config(args.work, args.parallelism, args.checkpoint_interval)
+    config = job_config(args.work, args.parallelism, args.checkpoint_interval,
+                        args.local_heap_mb)
     options = {"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
                "rest.port": str(args.rest_port),
                # The REST API's metrics are refreshed this often (default 10 s).
@@ -201,6 +203,8 @@ class Job:
                         str(args.rest_port), "--checkpoint-interval",
                         str(args.checkpoint_interval)]
         self.command += [f"--flink-option={o}" for o in args.flink_option]
+        if args.local_heap_mb is not None:
+            self.command += ["--local-heap-mb", str(args.local_heap_mb)]
         self.command += ["--restore", restore] if restore else []
         env = child_env(FLINK_LOG_DIR=os.path.join(self.folder, "logs"))
         self.stderr = open(os.path.join(self.folder, "stderr.txt"), "w")
@@ -529,6 +533,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--flink-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a Flink setting for both runs (a what-if), e.g. "
                         "execution.checkpointing.snapshot-compression=true")
+    p.add_argument("--local-heap-mb", type=int,
+                   help="job.local_heap_mb (the JVM's heap cap); default: the job's default")
     return p
 
 
@@ -540,6 +546,7 @@ def job_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-interval", type=int, required=True)
     p.add_argument("--restore")
     p.add_argument("--flink-option", action="append", default=[])
+    p.add_argument("--local-heap-mb", type=int)
     return p
 
 

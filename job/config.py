@@ -25,6 +25,13 @@ MAX_PARALLELISM = 32768
 # The shortest flow line with traffic ("::1 ::1 1262304000"): a record of
 # flows.max_decompressed_bytes holds at most that many bytes / this many lines.
 SHORTEST_LINE = 18
+# The least job.local_heap_mb: a floor against slips such as 4 meant as GB.
+MIN_HEAP_MB = 256
+# job.local_heap_mb 0: this much, plus HEAP_PER_INSTANCE_MB per attribution instance, each of
+# which holds the ownership broadcast state whole: 1M IPs ran in 1 GB at parallelism 1, and
+# ran out of heap in 1 GB at 2 (bench.state, docs/performance.md).
+BASE_HEAP_MB = 512
+HEAP_PER_INSTANCE_MB = 512
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
 STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
@@ -68,6 +75,11 @@ class JobSection:
     # On a local mini-cluster PyFlink runs Python in the client process ("loopback": one
     # interpreter lock for all operators) unless told to start worker processes ("process").
     python_workers: str = setting("process", choices=("process", "loopback"))
+    # Heap cap (-Xmx, MB) of the JVM this process starts for a local mini-cluster (replay, run
+    # without a cluster, the demo, benchmarks, tests); a cluster's and Managed Flink's own
+    # settings are not touched. Without a cap Java takes up to a quarter of the machine and
+    # keeps it. 0: local_heap_mb() sizes it from the parallelism. A -Xmx in JVM_ARGS wins.
+    local_heap_mb: int = setting(0, minimum=0)
     # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
     # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
     max_restarts: int = setting(0, minimum=0)
@@ -235,6 +247,12 @@ class Config:
         return from_dict({**dataclasses.asdict(self), **merged})
 
 
+def local_heap_mb(config: Config) -> int:
+    """The heap cap of a local mini-cluster's JVM: job.local_heap_mb, or sized from
+    job.parallelism when it is 0."""
+    return config.job.local_heap_mb or BASE_HEAP_MB + HEAP_PER_INSTANCE_MB * config.job.parallelism
+
+
 def from_dict(doc: dict) -> Config:
     if not isinstance(doc, dict):
         raise ConfigError("config must be a mapping of sections")
@@ -275,6 +293,9 @@ def validate(config: Config) -> None:
                                             + config.job.window_seconds):
         raise ConfigError("metadata.retention_seconds must cover flows.out_of_orderness_seconds "
                           "+ job.window_seconds, or flows still in time would lose their owner")
+    if 0 < config.job.local_heap_mb < MIN_HEAP_MB:
+        raise ConfigError(f"job.local_heap_mb must be 0 (sized from job.parallelism) or at "
+                          f"least {MIN_HEAP_MB} (MB)")
     if config.job.checkpoint_dir and not _is_path_or_url(config.job.checkpoint_dir):
         raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
                           f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")

@@ -152,3 +152,66 @@ def test_checkpoint_storage_in_the_flink_configuration(key, fallback, expected):
     assert conf.get_string("execution.checkpointing.dir", None) == expected
     assert conf.get_string("execution.checkpointing.storage", None) == (
         expected and "filesystem")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("heap,error", [(0, None), (256, None), (4096, None),
+                                        (255, "at least 256"), (-1, "must not be negative")])
+def test_local_heap_is_zero_or_enough_to_start(heap, error):
+    if error:
+        with pytest.raises(ConfigError, match=f"job.local_heap_mb.*{error}"):
+            Config().replace(job={"local_heap_mb": heap})
+    else:
+        assert Config().replace(job={"local_heap_mb": heap}).job.local_heap_mb == heap
+
+
+@pytest.mark.unit
+def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
+    from job.config import local_heap_mb
+    assert [local_heap_mb(Config().replace(job={"parallelism": p})) for p in (1, 2, 4)] == \
+        [1024, 1536, 2560]
+    assert local_heap_mb(Config().replace(job={"parallelism": 4, "local_heap_mb": 700})) == 700
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("before,heap,connected,launched_with", [
+    (None, 0, False, "-Xmx1024m"),                   # parallelism 1
+    ("-Dx=1", 512, False, "-Dx=1 -Xmx512m"),
+    ("-Xmx3g -Dx=1", 512, False, "-Xmx3g -Dx=1"),   # the user's cap wins
+    (None, 1024, True, None),                        # `flink run`: its JVM, not ours
+])
+def test_the_heap_cap_is_set_for_the_jvm_launch_only(monkeypatch, before, heap, connected,
+                                                     launched_with):
+    import job.flink.run as run
+    seen = []
+    monkeypatch.setattr(run, "get_gateway", lambda: seen.append(os.environ.get("JVM_ARGS")))
+    for name, value in (("JVM_ARGS", before), ("PYFLINK_GATEWAY_PORT", "1" if connected else None)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    run.start_jvm(Config().replace(job={"local_heap_mb": heap}))
+    assert seen == [launched_with or before]
+    assert os.environ.get("JVM_ARGS") == before
+
+
+_MAX_HEAP = ("import sys; from job.config import Config; from job.flink.run import start_jvm; "
+             "from pyflink.java_gateway import get_gateway; "
+             "start_jvm(Config().replace(job={'local_heap_mb': int(sys.argv[1])})); "
+             "print(get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20)")
+
+
+# A JVM each, in a process of its own: a test session's JVM may have been started already.
+@pytest.mark.minicluster
+@pytest.mark.parametrize("heap,jvm_args,expected", [(512, None, range(400, 513)),
+                                                    (512, "-Xmx300m", range(200, 301))])
+def test_the_local_jvm_gets_the_heap_cap(tmp_path, heap, jvm_args, expected):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JVM_ARGS", "PYFLINK_GATEWAY_PORT")}
+    env.update(FLINK_LOG_DIR=str(tmp_path), **({"JVM_ARGS": jvm_args} if jvm_args else {}))
+    out = subprocess.run([sys.executable, "-c", _MAX_HEAP, str(heap)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) in expected

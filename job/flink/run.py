@@ -7,17 +7,37 @@ import sys
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
 
 from connectors.files import aws_file_sources, file_sinks, file_sources
 from connectors.jars import adapter_jars
-from job.config import Config, checkpoint_uri
+from job.config import Config, checkpoint_uri, local_heap_mb
 from job.flink.io import Sinks, Sources
 from job.flink.pipeline import build_pipeline, configure
+
+
+def start_jvm(config: Config) -> None:
+    """Starts PyFlink's JVM unless it runs already. One this process launches (a local
+    mini-cluster, not `flink run` nor Managed Flink, which hand PyFlink theirs) gets
+    job.config.local_heap_mb as its heap cap, through the JVM_ARGS variable PyFlink's
+    launcher reads; a -Xmx the user put there wins. The variable is set for the launch only,
+    so processes started later do not inherit the cap."""
+    before = os.environ.get("JVM_ARGS")
+    if "PYFLINK_GATEWAY_PORT" not in os.environ and "-Xmx" not in (before or ""):
+        os.environ["JVM_ARGS"] = f"{before or ''} -Xmx{local_heap_mb(config)}m".strip()
+    try:
+        get_gateway()
+    finally:
+        if before is None:
+            os.environ.pop("JVM_ARGS", None)
+        else:
+            os.environ["JVM_ARGS"] = before
 
 
 def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configuration:
     """`checkpoint_dir` is where checkpoints go unless job.checkpoint_dir says; with neither,
     the cluster's own setting stands."""
+    start_jvm(config)   # a Configuration is made in the JVM
     conf = Configuration()
     if "PYFLINK_GATEWAY_PORT" not in os.environ:
         # Started by us, not by `flink run` or the managed service (whose -pyexec or cluster
@@ -122,6 +142,7 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     streams = resolve(config.kinesis, kinesis)
     if checkpoint_dir == "":
         checkpoint_dir = os.path.join(output_dir, "checkpoints")
+    start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
     return build_job(config, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
                      with_kinesis_outputs(file_sinks(output_dir), config, streams),
