@@ -7,13 +7,15 @@ leave the new owner), then by arrival. Consecutive changes form the ranges (owne
 """
 import ipaddress
 import json
-from bisect import bisect_right, insort_right
+from bisect import insort_right
 from dataclasses import dataclass, field
 
 from job.parse import EARLIEST_START, LATEST_START
 from schemas.metadata import ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
+# json.dumps(..., separators=...) builds an encoder per call: a third of encode's time.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 STATE_VERSION = 1
 
 
@@ -173,10 +175,16 @@ def _bounded(ts: int, latest_ms: int) -> int:
 
 
 class OwnershipIndex:
+    """Per IP its changes as one flat tuple (ts, rank, owner, ts, rank, owner, ...) sorted by
+    (ts, rank): most IPs have one change, and a tuple of three is the least Python holds it
+    in (a list of tuples cost twice that). Owner values that many IPs share (app, account,
+    zone...) are kept once: json.loads makes a new string per occurrence. bench.state and
+    docs/performance.md measure it."""
+
     def __init__(self):
-        self._changes = {}  # ip -> [(ts, rank, owner|None)], sorted by (ts, rank)
-        self._owners = {}   # interning: many IPs share an owner tuple
-        self._ranges = 0    # kept up to date: a metrics gauge reads it often
+        self._changes = {}   # ip -> (ts, rank, owner|None, ...), sorted by (ts, rank)
+        self._strings = {}   # shared owner values, each kept once; emptied by prune
+        self._ranges = 0     # kept up to date: a metrics gauge reads it often
 
     def __len__(self):
         return len(self._changes)
@@ -184,53 +192,81 @@ class OwnershipIndex:
     def ranges(self) -> int:
         return self._ranges
 
+    def changes(self, ip: str) -> list:
+        """The IP's changes [(ts, rank, owner|None)], sorted by (ts, rank)."""
+        flat = self._changes.get(ip, ())
+        return list(zip(flat[::3], flat[1::3], flat[2::3]))
+
+    def _shared(self, o: tuple) -> tuple:
+        # Written out, as OWNER_FIELDS orders them: interface_id and resource_id (o[6], o[7])
+        # have a value (nearly) per IP, and a table of them would cost more than it saves. A
+        # loop over the fields took three times as long as this.
+        s = self._strings.setdefault
+        return (s(o[0], o[0]), s(o[1], o[1]), s(o[2], o[2]), s(o[3], o[3]), s(o[4], o[4]),
+                s(o[5], o[5]), o[6], o[7], s(o[8], o[8]))
+
     def apply(self, event: MetaEvent) -> None:
-        owner = self._owners.setdefault(event.owner, event.owner) if event.owner else None
-        changes = self._changes.setdefault(event.ip, [])
-        insort_right(changes, (event.ts, _RANK[event.type], owner), key=_order)
+        change = (event.ts, _RANK[event.type], self._shared(event.owner) if event.owner else None)
+        flat = self._changes.get(event.ip)
+        if flat is None:
+            self._changes[event.ip] = change
+        elif flat[-3:-1] <= change[:2]:
+            self._changes[event.ip] = flat + change   # in order, as changelogs mostly are
+        else:
+            changes = self.changes(event.ip)
+            insort_right(changes, change, key=_order)
+            self._changes[event.ip] = _flat(changes)
         self._ranges += 1
 
     def owner_at(self, ip: str, t_ms: int):
-        changes = self._changes.get(ip)
-        if changes is None:
+        flat = self._changes.get(ip)
+        if flat is None:
             return None
-        last = changes[-1]
-        if last[0] <= t_ms:
-            return last[2]
-        i = bisect_right(changes, t_ms, key=lambda c: c[0])
-        return changes[i - 1][2] if i else None
+        if flat[-3] <= t_ms:
+            return flat[-1]
+        for i in range(len(flat) - 6, -1, -3):
+            if flat[i] <= t_ms:
+                return flat[i + 2]
+        return None
 
     def prune(self, horizon_ms: int) -> tuple:
         """Forgets what no flow at or after `horizon_ms` can need. Returns (changed, removed) IPs."""
         changed, removed = [], []
-        for ip, changes in self._changes.items():
-            if changes[0][0] > horizon_ms:
+        for ip, flat in self._changes.items():
+            if flat[0] > horizon_ms or (len(flat) == 3 and flat[2] is not None):
                 continue
-            i = bisect_right(changes, horizon_ms, key=lambda c: c[0])
-            keep = changes[i - 1:]
-            if len(keep) == 1 and keep[0][2] is None:
+            i = len(flat) - 3
+            while i and flat[i] > horizon_ms:
+                i -= 3
+            if i == len(flat) - 3 and flat[-1] is None:
                 removed.append(ip)
-            elif len(keep) != len(changes):
-                self._ranges -= len(changes) - len(keep)
-                self._changes[ip] = keep
+            elif i:
+                self._ranges -= i // 3
+                self._changes[ip] = flat[i:]
                 changed.append(ip)
         for ip in removed:
-            self._ranges -= len(self._changes.pop(ip))
+            self._ranges -= len(self._changes.pop(ip)) // 3
+        # Values of owners long gone do not stay; live owners keep theirs.
+        self._strings = {}
         return changed, removed
 
     def encode(self, ip: str) -> str:
         """The IP's changes as versioned JSON, the value kept in Flink broadcast state."""
-        return json.dumps([STATE_VERSION, [[ts, rank, list(o) if o else None]
-                                           for ts, rank, o in self._changes[ip]]],
-                          separators=(",", ":"))
+        flat = self._changes[ip]
+        return _compact_json([STATE_VERSION, [flat] if len(flat) == 3 else
+                              [flat[i:i + 3] for i in range(0, len(flat), 3)]])
 
     def load(self, ip: str, encoded: str) -> None:
         version, changes = json.loads(encoded)
         if version != STATE_VERSION:
             raise ValueError(f"ownership state version {version} is not readable by this release")
-        self._ranges += len(changes) - len(self._changes.get(ip, ()))
-        self._changes[ip] = [(ts, rank, self._owners.setdefault(tuple(o), tuple(o)) if o else None)
-                             for ts, rank, o in changes]
+        self._ranges += len(changes) - len(self._changes.get(ip, ())) // 3
+        self._changes[ip] = _flat([(ts, rank, self._shared(o) if o else None)
+                                   for ts, rank, o in changes])
+
+
+def _flat(changes) -> tuple:
+    return tuple([value for change in changes for value in change])
 
 
 def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock") -> tuple:

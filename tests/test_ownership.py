@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
                            OwnershipIndex, apply_events, changelog_lines, parse_chunk,
@@ -106,7 +108,7 @@ def test_range_count_follows_apply_prune_and_load():
     assert index.ranges() == 5
     index.prune(150)
     assert index.ranges() == sum(1 for ip in ("a", "b") for _ in
-                                 (index._changes.get(ip) or ())) == 2
+                                 index.changes(ip)) == 2
     index.load("c", index_of((ASSIGN, 0, "c", "x"), (ASSIGN, 9, "c", "w")).encode("c"))
     assert index.ranges() == 4
 
@@ -289,3 +291,63 @@ def test_a_ts_ahead_of_the_delivery_time_is_rejected():
         assert [r[0] for r in chunk.rejected] == ["ts_out_of_range"] * 2
     # Without a delivery time only 2010..2100 bound them.
     assert len(parse_chunk("\n".join(lines), limits=limits).events) == 3
+
+
+# The compact index: flat tuples, shared owner values, the state encoding of earlier releases.
+
+def test_owner_values_many_ips_share_are_kept_once_and_unique_ones_as_they_are():
+    line = ('{{"type":"ASSIGN","ts":{ts},"ip":"{ip}","app":"api","account":"123456789012",'
+            '"interface_id":"eni-{n}","resource_id":"i-{n}"}}')
+    index = OwnershipIndex()
+    events = [parse_event(line.format(ts=T, ip=f"10.0.0.{n}", n=n)) for n in (1, 2)]
+    for event in events:
+        index.apply(event)
+    a, b = index.owner_at("10.0.0.1", T), index.owner_at("10.0.0.2", T)
+    assert (a, b) == (events[0].owner, events[1].owner)
+    fields = dict(zip(OWNER_FIELDS, zip(a, b)))
+    assert fields["app"][0] is fields["app"][1] and fields["account"][0] is fields["account"][1]
+    assert fields["interface_id"] == ("eni-1", "eni-2") and fields["resource_id"] == ("i-1", "i-2")
+    other = OwnershipIndex()
+    for ip in ("10.0.0.1", "10.0.0.2"):
+        other.load(ip, index.encode(ip))
+    assert other.owner_at("10.0.0.1", T)[0] is other.owner_at("10.0.0.2", T)[0] == "api"
+
+
+def test_state_written_by_earlier_releases_is_read_and_written_the_same():
+    # Version 1 as the list-of-changes index wrote it (broadcast state of savepoints).
+    encoded = '[1,[[0,1,["api","-","-","-","-","-","-","-","-"]],[10,0,null]]]'
+    index = OwnershipIndex()
+    index.load("10.0.0.1", encoded)
+    assert [app_at(index, "10.0.0.1", t) for t in (0, 9, 10)] == ["api", "api", None]
+    assert index.encode("10.0.0.1") == encoded and index.ranges() == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(0, 20),
+                          st.sampled_from(["a", "b"]), st.sampled_from(["x", "y", "z"])),
+                max_size=12),
+       st.integers(0, 22))
+def test_answers_are_the_latest_change_at_or_before_t_in_any_arrival_order(events, horizon):
+    index = index_of(*[(kind, ts, ip, app if kind == ASSIGN else None)
+                       for kind, ts, ip, app in events])
+
+    def expected(ip, t):
+        changes = sorted(((ts, kind == ASSIGN, app) for kind, ts, i, app in events
+                          if i == ip and ts <= t), key=lambda c: c[:2])   # stable: arrival
+        return changes[-1][2] if changes and changes[-1][1] else None
+
+    times = range(-1, 23)
+    for ip in ("a", "b"):
+        assert [app_at(index, ip, t) for t in times] == [expected(ip, t) for t in times]
+        assert index.changes(ip) == sorted(index.changes(ip), key=lambda c: c[:2])
+    assert index.ranges() == len(events)
+    index.prune(horizon)
+    restored = OwnershipIndex()
+    for ip in ("a", "b"):
+        if index.changes(ip):
+            restored.load(ip, index.encode(ip))
+    for ip in ("a", "b"):
+        later = range(horizon, 23)
+        assert [app_at(index, ip, t) for t in later] == [expected(ip, t) for t in later]
+        assert [app_at(restored, ip, t) for t in later] == [expected(ip, t) for t in later]
+    assert index.ranges() == restored.ranges() == sum(len(index.changes(ip)) for ip in "ab")
