@@ -1,5 +1,6 @@
 """A tiny field/type vocabulary shared by all schemas (no pyflink import here)."""
 from dataclasses import dataclass
+from functools import cached_property
 
 LONG = "long"
 INT = "int"
@@ -26,7 +27,7 @@ class Schema:
     name: str
     fields: tuple
 
-    @property
+    @cached_property   # read per output line
     def names(self) -> tuple:
         return tuple(f.name for f in self.fields)
 

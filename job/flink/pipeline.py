@@ -79,7 +79,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
 
     if config.outputs.security:
         from job.flink.security import add_security_views
-        add_security_views(t_env, side_output(attributed, CONVERSATIONS), sinks, config)
+        add_security_views(side_output(attributed, CONVERSATIONS), sinks, config)
 
     sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
 

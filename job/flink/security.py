@@ -139,10 +139,10 @@ class TrackEvents(KeyedProcessFunction):
             yield REJECTED, "\n".join(rejected)
 
 
-def add_security_views(_t_env, batches: DataStream, sinks, config: Config) -> None:
+def add_security_views(batches: DataStream, sinks, config: Config) -> None:
     """Adds the views of docs/security.md over the attribution's batches (Row(window start,
     encoded job.security.WindowViews), with the job's watermarks) and their outputs to
-    `sinks` (text outputs only: the table environment the pipeline passes is not used)."""
+    `sinks` (text outputs only)."""
     windows = (keyed_by_first_field(batches, Types.LONG(), PAYLOAD)
                .process(CloseWindows(config), output_type=WINDOW_ROWS)
                .name("security: windows").uid("security-windows"))
