@@ -27,11 +27,11 @@ MAX_PARALLELISM = 32768
 SHORTEST_LINE = 18
 # The least job.local_heap_mb: a floor against slips such as 4 meant as GB.
 MIN_HEAP_MB = 256
-# job.local_heap_mb 0: this much, plus HEAP_PER_INSTANCE_MB per attribution instance, each of
-# which holds the ownership broadcast state whole: 1M IPs ran in 1 GB at parallelism 1, and
-# ran out of heap in 1 GB at 2 (bench.state, docs/performance.md).
-BASE_HEAP_MB = 512
-HEAP_PER_INSTANCE_MB = 512
+# job.local_heap_mb 0: this much per attribution instance (job.parallelism), each of which
+# holds the ownership broadcast state whole. 1M IPs at parallelism 1 ran in 1 GB and failed
+# its savepoint in 768 MB; at parallelism 2 they ran out of heap in 1 GB and failed the
+# savepoint in 1.5 GB (bench.state, docs/performance.md).
+HEAP_PER_INSTANCE_MB = 1024
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
 STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
@@ -250,7 +250,7 @@ class Config:
 def local_heap_mb(config: Config) -> int:
     """The heap cap of a local mini-cluster's JVM: job.local_heap_mb, or sized from
     job.parallelism when it is 0."""
-    return config.job.local_heap_mb or BASE_HEAP_MB + HEAP_PER_INSTANCE_MB * config.job.parallelism
+    return config.job.local_heap_mb or HEAP_PER_INSTANCE_MB * config.job.parallelism
 
 
 def from_dict(doc: dict) -> Config:

@@ -169,7 +169,7 @@ def test_local_heap_is_zero_or_enough_to_start(heap, error):
 def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
     from job.config import local_heap_mb
     assert [local_heap_mb(Config().replace(job={"parallelism": p})) for p in (1, 2, 4)] == \
-        [1024, 1536, 2560]
+        [1024, 2048, 4096]
     assert local_heap_mb(Config().replace(job={"parallelism": 4, "local_heap_mb": 700})) == 700
 
 
