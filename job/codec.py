@@ -5,6 +5,7 @@ Version byte + pickle (protocol 4) of plain tuples of str/int/None: no classes a
 any later release can read what an earlier one wrote.
 """
 import pickle
+from itertools import chain
 
 from job.parse import FlowFormat, FlowGroup
 from job.security import WindowViews
@@ -30,7 +31,7 @@ def decode_group(payload: bytes, window_start: int, max_start: int) -> FlowGroup
 
 # The security views (job.security, job.flink.security), in keyed state and between their
 # operators: pickles of dicts, lists, tuples, sets, str, int and None, each with its version.
-VIEWS_CODEC_VERSION = 1          # a batch's WindowViews
+VIEWS_CODEC_VERSION = 2          # a batch's WindowViews (1: sets, record columns)
 WINDOW_ROWS_CODEC_VERSION = 1    # a closed window's rows for the events
 EVENTS_CODEC_VERSION = 1         # SecurityEvents.state()
 
@@ -50,7 +51,20 @@ def encode_views(views: WindowViews) -> bytes:
 
 
 def decode_views(payload: bytes) -> WindowViews:
+    if payload[0] == 1:
+        return _views_v1(pickle.loads(payload[1:]))
     return WindowViews(*_decode(VIEWS_CODEC_VERSION, "security views", payload))
+
+
+def _views_v1(parts: tuple) -> WindowViews:
+    """Version 1 (open windows in a savepoint of an earlier release) held the distinct
+    addresses as sets, now dict keys, and the records as columns, now one flat list."""
+    for part in parts[:3]:
+        for sums in part.values():
+            for i, value in enumerate(sums):
+                if isinstance(value, set):
+                    sums[i] = dict.fromkeys(value)
+    return WindowViews(*parts[:4], list(chain.from_iterable(zip(*parts[4]))))
 
 
 def encode_window_rows(window_start: int, dependencies, exposure, reject_sources) -> bytes:

@@ -329,12 +329,15 @@ class WindowViews:
       destinations], to internet servers;
     - rejects: (destination app, port, protocol, source app, source address) -> [flows,
       packets, bytes], the REJECTed records in the direction logged;
-    - records: every record in the direction logged, as columns (RECORD_COLUMNS) for the scans
-      view: most sources reach a few targets, so their distinct targets are counted only for
-      the sources with enough records once the window is complete.
+    - records: every record in the direction logged, for the scans view: one flat list,
+      RECORD_COLUMNS after RECORD_COLUMNS (one extend per record, not an append per column);
+      most sources reach a few targets, so their distinct targets are counted only for the
+      sources with enough records once the window is complete.
 
-    Which conversations and records each view reads is docs/security.md's; sets hold what
-    is counted distinct."""
+    Which conversations and records each view reads is docs/security.md's. What is counted
+    distinct is held as the keys of a dict (values None) rather than a set: a dict of str
+    only is not tracked by the cyclic garbage collector, which walks a set's every address
+    at each collection while a window's batches are decoded and merged."""
     __slots__ = ("dependencies", "exposure", "egress", "rejects", "records")
     RECORD_COLUMNS = ("src_addr", "src_app", "dst_addr", "dst_port", "dst_app", "flows",
                       "rejected")
@@ -345,7 +348,7 @@ class WindowViews:
         self.exposure = {} if exposure is None else exposure
         self.egress = {} if egress is None else egress
         self.rejects = {} if rejects is None else rejects
-        self.records = tuple([] for _ in self.RECORD_COLUMNS) if records is None else records
+        self.records = [] if records is None else records
 
     def parts(self) -> tuple:
         return (self.dependencies, self.exposure, self.egress, self.rejects, self.records)
@@ -356,8 +359,7 @@ class WindowViews:
         views = cls()
         dependencies, exposure, egress = views.dependencies, views.exposure, views.egress
         rejects = views.rejects
-        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, record_flows, record_rejected = (
-            column.append for column in views.records)
+        record = views.records.extend
         for (_window, client_app, client_addr, server_app, server_addr, resource, port,
              client_port, protocol, action, flows, packets, nbytes, client_flows,
              client_packets, client_bytes) in rows:
@@ -367,57 +369,47 @@ class WindowViews:
                         key = (client_app, server_app, port, protocol)
                         sums = dependencies.get(key)
                         if sums is None:
-                            dependencies[key] = [flows, packets, nbytes, {client_addr},
-                                                 {server_addr}]
+                            dependencies[key] = [flows, packets, nbytes, {client_addr: None},
+                                                 {server_addr: None}]
                         else:
                             sums[0] += flows
                             sums[1] += packets
                             sums[2] += nbytes
-                            sums[3].add(client_addr)
-                            sums[4].add(server_addr)
+                            sums[3][client_addr] = None
+                            sums[4][server_addr] = None
                     elif client_app == INTERNET:
                         key = (server_app, resource, port, protocol)
                         sums = exposure.get(key)
                         if sums is None:
-                            exposure[key] = [flows, packets, nbytes, {client_addr}]
+                            exposure[key] = [flows, packets, nbytes, {client_addr: None}]
                         else:
                             sums[0] += flows
                             sums[1] += packets
                             sums[2] += nbytes
-                            sums[3].add(client_addr)
+                            sums[3][client_addr] = None
             elif server_app == INTERNET and client_app != INTERNET:
                 key = (client_app, port, protocol, action)
                 sums = egress.get(key)
                 if sums is None:
-                    egress[key] = [flows, packets, nbytes, client_bytes, {server_addr}]
+                    egress[key] = [flows, packets, nbytes, client_bytes, {server_addr: None}]
                 else:
                     sums[0] += flows
                     sums[1] += packets
                     sums[2] += nbytes
                     sums[3] += client_bytes
-                    sums[4].add(server_addr)
+                    sums[4][server_addr] = None
             # The records in the direction logged: from the client, and REJECTed ones from
             # the server (to the client's port, kept for them).
             rejected = action == REJECT
             if client_flows:
-                src_addrs(client_addr)
-                src_apps(client_app)
-                dst_addrs(server_addr)
-                dst_ports(port)
-                dst_apps(server_app)
-                record_flows(client_flows)
-                record_rejected(rejected)
+                record((client_addr, client_app, server_addr, port, server_app, client_flows,
+                        rejected))
                 if rejected:
                     _add_reject(rejects, (server_app, port, protocol, client_app, client_addr),
                                 client_flows, client_packets, client_bytes)
             if rejected and flows > client_flows:
-                src_addrs(server_addr)
-                src_apps(server_app)
-                dst_addrs(client_addr)
-                dst_ports(client_port)
-                dst_apps(client_app)
-                record_flows(flows - client_flows)
-                record_rejected(True)
+                record((server_addr, server_app, client_addr, client_port, client_app,
+                        flows - client_flows, True))
                 _add_reject(rejects, (client_app, client_port, protocol, server_app,
                                       server_addr),
                             flows - client_flows, packets - client_packets,
@@ -436,18 +428,19 @@ class WindowViews:
                     mine[key] = sums
                 else:
                     for i, value in enumerate(sums):
-                        if isinstance(value, set):
+                        if isinstance(value, dict):
                             kept[i] |= value
                         else:
                             kept[i] += value
-        for mine, theirs in zip(self.records, other.records):
-            mine.extend(theirs)
+        self.records.extend(other.records)
 
     def sources(self, min_targets: int) -> dict:
         """(source address, source app) -> [flows, rejected flows, destination addresses,
         destination ports, destination apps], for the sources that reach min_targets distinct
         addresses or ports (a missing port is not a port)."""
-        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = self.records
+        width = len(self.RECORD_COLUMNS)
+        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = (
+            self.records[i::width] for i in range(width))
         # A source reaches no more targets than it has records: only the addresses with enough
         # records are looked at (the filtering runs in C: Counter, map, compress; by address
         # alone, without a tuple per record, as a source has no more records than its address).

@@ -206,3 +206,29 @@ def test_the_batch_codec_is_versioned():
     payload = encode_views(s.WindowViews.of_conversations(_conversations(5, 0)))
     with pytest.raises(ValueError, match="codec version"):
         decode_views(bytes([payload[0] + 1]) + payload[1:])
+
+
+# encode_views(WindowViews.of_conversations(_conversations(4, 32))) by the release before
+# VIEWS_CODEC_VERSION 2 (address sets pickled as sets): an open window's batch in its savepoints.
+_VERSION_1_BATCH = bytes.fromhex(
+    "018005953c01000000000000287d94288c03617069948c106177733a53333a75732d656173742d31944b164e"
+    "74945d94284b024b044d48048f94288c0831302e302e302e3294908f94288c0a35322e3231362e302e319490"
+    "65737d942868018c03692d31944dbb014b1174945d94284b034b0c4d3c098f94288c0c3139382e35312e3130"
+    "302e35949065737d942868024b164e8c064143434550549474945d94284b024b024d84044b008f94288c0c31"
+    "39382e35312e3130302e33949065737d94282868014d591b4b1168018c0831302e302e302e319474945d9428"
+    "4b024b044b50652868014d51c34b116801680674945d94284b014b0b4d71086575285d942868066816680665"
+    "5d9428680168016801655d9428680868066816655d94284b164d591b4d51c3655d9428680268016801655d94"
+    "284b024b024b01655d942889888865749474942e")
+
+
+def test_a_version_1_batch_decodes_to_the_same_views():
+    rows = _conversations(4, 32)
+    assert _VERSION_1_BATCH[0] == 1 and b"\x8f" in _VERSION_1_BATCH   # EMPTY_SET: sets in it
+    old = decode_views(_VERSION_1_BATCH)
+    assert all(old.parts()[:4])
+    assert old.parts() == s.WindowViews.of_conversations(rows).parts()
+    # Restored next to batches of this release, in one window.
+    more = _conversations(300, 1)
+    merged = decode_views(_VERSION_1_BATCH)
+    merged.merge(decode_views(encode_views(s.WindowViews.of_conversations(more))))
+    assert _actual(s.window_results(W, merged, RULES)) == _expected(rows + more)
