@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from helpers import subprocess_env
 from job.config import Config, ConfigError, checkpoint_uri, load, to_application_properties
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,7 +185,7 @@ def test_the_heap_cap_is_set_for_the_jvm_launch_only(monkeypatch, before, heap, 
                                                      launched_with):
     import job.flink.run as run
     seen = []
-    monkeypatch.setattr(run, "get_gateway", lambda: seen.append(os.environ.get("JVM_ARGS")))
+    monkeypatch.setattr(run, "jvm", lambda: seen.append(os.environ.get("JVM_ARGS")))
     for name, value in (("JVM_ARGS", before), ("PYFLINK_GATEWAY_PORT", "1" if connected else None)):
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -208,7 +209,7 @@ _MAX_HEAP = ("import sys; from job.config import Config; from job.flink.run impo
 def test_the_local_jvm_gets_the_heap_cap(tmp_path, heap, jvm_args, expected):
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in subprocess_env().items()
            if k not in ("JVM_ARGS", "PYFLINK_GATEWAY_PORT")}
     env.update(FLINK_LOG_DIR=str(tmp_path), **({"JVM_ARGS": jvm_args} if jvm_args else {}))
     out = subprocess.run([sys.executable, "-c", _MAX_HEAP, str(heap)], cwd=ROOT, env=env,

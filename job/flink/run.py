@@ -7,13 +7,13 @@ import sys
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
-from pyflink.java_gateway import get_gateway
 
 from connectors.files import aws_file_sources, file_sinks, file_sources
 from connectors.jars import adapter_jars
 from job.config import Config, checkpoint_uri, local_heap_mb
 from job.flink.io import Sinks, Sources
 from job.flink.pipeline import build_pipeline, configure
+from job.flink.streams import jvm
 
 
 def start_jvm(config: Config) -> None:
@@ -26,7 +26,7 @@ def start_jvm(config: Config) -> None:
     if "PYFLINK_GATEWAY_PORT" not in os.environ and "-Xmx" not in (before or ""):
         os.environ["JVM_ARGS"] = f"{before or ''} -Xmx{local_heap_mb(config)}m".strip()
     try:
-        get_gateway()
+        jvm()
     finally:
         if before is None:
             os.environ.pop("JVM_ARGS", None)
