@@ -1,6 +1,6 @@
 """Do two runs hold the same aggregates? Every row of `aggregates/` is compared."""
-from job.outputs import read_records
-from schemas.outputs import AGGREGATE_DIMENSIONS, AGGREGATE_MEASURES
+from flowdredge.job.outputs import read_records
+from flowdredge.schemas.outputs import AGGREGATE_DIMENSIONS, AGGREGATE_MEASURES
 
 DIMENSIONS = tuple(f.name for f in AGGREGATE_DIMENSIONS)
 MEASURES = tuple(f.name for f in AGGREGATE_MEASURES)

@@ -16,13 +16,13 @@ import json
 import math
 import time
 
-from job.attribute import attribute_group
-from job.codec import decode_group, decode_views, encode_group, encode_views
-from job.config import Config
-from job.ownership import OwnershipIndex, parse_chunk
-from job.parse import parse_record
-from job.security import ScanRules, ViewRules, WindowViews, parse_factors, window_results
-from schemas.metadata import HEARTBEAT
+from flowdredge.job.attribute import attribute_group
+from flowdredge.job.codec import decode_group, decode_views, encode_group, encode_views
+from flowdredge.job.config import Config
+from flowdredge.job.ownership import OwnershipIndex, parse_chunk
+from flowdredge.job.parse import parse_record
+from flowdredge.job.security import ScanRules, ViewRules, WindowViews, parse_factors, window_results
+from flowdredge.schemas.metadata import HEARTBEAT
 
 
 def _parse_per_line(raw, config):

@@ -30,9 +30,9 @@ import psutil
 
 from bench.compare import aggregates_agree
 from bench.workload import Workload, generate
-from connectors import logs
-from operate.cluster import child_env
-from job.config import FlowsSection
+from flowdredge.connectors import logs
+from flowdredge.operate.cluster import child_env
+from flowdredge.job.config import FlowsSection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "performance.md")
@@ -134,7 +134,7 @@ class Bench:
         """job.replay's staging (part of `flowdredge replay`, timed apart from the job)."""
         key = f"{name}-{chunk_lines}"
         if key not in self.staged:
-            from job.replay import stage_flows, stage_metadata
+            from flowdredge.job.replay import stage_flows, stage_metadata
             folder = os.path.join(self.work, "staged", key)
             began = time.monotonic()
             stats = stage_flows([self.inputs[name].flows_dir],

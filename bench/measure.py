@@ -93,9 +93,9 @@ class TreeCpuSampler(threading.Thread):
 
 
 def run_ours(args) -> dict:
-    from job.flink.streams import jvm
-    from job import config as config_mod
-    from job.flink.run import files_job
+    from flowdredge.job.flink.streams import jvm
+    from flowdredge.job import config as config_mod
+    from flowdredge.job.flink.run import files_job
     timings = {}
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
     jvm()   # starts the JVM
@@ -112,7 +112,7 @@ def run_ours(args) -> dict:
 
 
 def run_sql(args) -> dict:
-    from job.flink.streams import jvm
+    from flowdredge.job.flink.streams import jvm
     from bench import sql_baseline
     timings = {}
     jvm()   # starts the JVM

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from operate.cluster import child_env
+from flowdredge.operate.cluster import child_env
 
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (

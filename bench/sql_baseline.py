@@ -19,9 +19,9 @@ import json
 import os
 import time
 
-from schemas.flink import sql_columns
-from schemas.flowlog import DEFAULT_FORMAT
-from schemas.outputs import AGGREGATE
+from flowdredge.schemas.flink import sql_columns
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.schemas.outputs import AGGREGATE
 
 NUMERIC_FIELDS = {"dstport", "protocol", "packets", "bytes", "start"}
 FIELD_INDEX = {name: i for i, name in enumerate(DEFAULT_FORMAT)}
@@ -117,7 +117,7 @@ def statements(s3_dir: str, changelog: str, output_dir: str, window_seconds: int
 def stage_in_delivery_order(s3_dir: str, staged_path: str) -> int:
     """Concatenates the S3 files in delivery order (job.replay's order) into one gzip file of
     several members, which one reader reads start to end; returns the number of files."""
-    from job.replay import delivery_order, expand
+    from flowdredge.job.replay import delivery_order, expand
     files = sorted((f for f in expand([s3_dir]) if f.endswith(".gz")), key=delivery_order)
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
     with open(staged_path, "wb") as out:

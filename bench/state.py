@@ -40,9 +40,9 @@ import urllib.request
 import psutil
 
 from bench.harness import machine
-from connectors import logs
-from operate.cluster import child_env
-from synthetic.snapshot import HEARTBEAT_TS, private_ips, write_flows, write_snapshot
+from flowdredge.connectors import logs
+from flowdredge.operate.cluster import child_env
+from flowdredge.synthetic.snapshot import HEARTBEAT_TS, private_ips, write_flows, write_snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTRIBUTE_VERTEX = "attribute flows"
@@ -56,7 +56,7 @@ log = logging.getLogger("bench.state")   # not __name__: "__main__" under python
 
 def prepare(work: str, n_ips: int, flows: int, seed: int) -> dict:
     import numpy as np
-    from job.replay import stage_flows, stage_metadata
+    from flowdredge.job.replay import stage_flows, stage_metadata
     rng = np.random.default_rng(seed)
     inputs = os.path.join(work, "inputs")
     shutil.rmtree(inputs, ignore_errors=True)
@@ -92,7 +92,7 @@ def feed_heartbeat(metadata_dir: str, ts_ms: int) -> None:
 # -- the job, in a process of its own --------------------------------------------------------
 
 def job_config(work: str, parallelism: int, checkpoint_s: int, local_heap_mb: int = None):
-    from job.config import Config
+    from flowdredge.job.config import Config
     heap = {} if local_heap_mb is None else {"local_heap_mb": local_heap_mb}
     return Config().replace(
         job={"parallelism": parallelism, "checkpoint_interval_seconds": checkpoint_s,
@@ -102,7 +102,7 @@ def job_config(work: str, parallelism: int, checkpoint_s: int, local_heap_mb: in
 
 def run_job(args) -> int:
     """`python -m bench.state job ...`: submits the job, prints its id, waits for its end."""
-    from job.flink.run import files_job
+    from flowdredge.job.flink.run import files_job
     config = job_config(args.work, args.parallelism, args.checkpoint_interval,
                         args.local_heap_mb)
     options = {"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",

@@ -58,7 +58,7 @@ import urllib.request
 
 import psutil
 
-from connectors import logs
+from flowdredge.connectors import logs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,7 +70,7 @@ def stream_names(prefix: str) -> tuple:
 
 def kinesis_section(endpoint: str, region: str):
     """`endpoint`: a Kinesis API URL, or "aws" for the region's own (boto3's credentials)."""
-    from job.config import KinesisSection
+    from flowdredge.job.config import KinesisSection
     return KinesisSection(region=region, endpoint="" if endpoint == "aws" else endpoint)
 # Event time starts this far behind the wall clock: inside flows.max_clock_skew_seconds (24 h),
 # and it may gain on the wall clock for (EVENT_BEHIND_S / (speedup - 1)) seconds of a run.
@@ -92,8 +92,8 @@ def _load() -> str:
 def prepare(work: str, event_start: int, seed: int, minutes: int) -> dict:
     """The estate's changelog as the snapshot (every line dated before event_start) and its
     flow lines as the producer's pool: "prefix<TAB>duration<TAB>suffix" per line."""
-    from connectors.kinesis.producer import flow_records
-    from synthetic.estate import Scenario, generate
+    from flowdredge.connectors.kinesis.producer import flow_records
+    from flowdredge.synthetic.estate import Scenario, generate
     scenario = Scenario(start=event_start - minutes * 60 - 600, minutes=minutes,
                         flows_per_minute=20000, seed=seed)
     estate = os.path.join(work, "estate")
@@ -117,7 +117,7 @@ def with_extra_ips(snapshot: str, n: int, seed: int) -> str:
     """The snapshot and ASSIGNs of `n` more IPs (bench.state's: owned, dated before the traffic,
     never in a flow): the ownership state of a large estate, for the state figures."""
     import numpy as np
-    from synthetic.snapshot import private_ips as _ips, write_snapshot
+    from flowdredge.synthetic.snapshot import private_ips as _ips, write_snapshot
     with open(snapshot, encoding="utf-8") as fh:
         lines = [line for line in fh if '"HEARTBEAT"' not in line]
     taken = {json.loads(line)["ip"] for line in lines}
@@ -141,7 +141,7 @@ class Producer:
     """CloudWatch records of pool lines retimed to the moving event time, and the changelog."""
 
     def __init__(self, args):
-        from connectors.kinesis.client import client
+        from flowdredge.connectors.kinesis.client import client
         self.kinesis = client(kinesis_section(args.endpoint, args.region))
         self.flow_stream, self.metadata_stream, _ = stream_names(args.stream_prefix)
         self.args = args
@@ -310,7 +310,7 @@ class Sampler(threading.Thread):
         self.samples, self._halt = [], threading.Event()
 
     def sample(self) -> dict:
-        from synthetic.demo import consumer_lag_ms, window_watermark_ms
+        from flowdredge.synthetic.demo import consumer_lag_ms, window_watermark_ms
         cpu, resident = cpu_by_role(*self.pids)
         row = {"time": time.time(), "cpu": cpu, "resident_mb": resident}
         try:
@@ -498,7 +498,7 @@ def state_figures(samples: list, checkpoints: dict) -> dict:
 # -- the run ---------------------------------------------------------------------------------
 
 def job_config(args, endpoint: str, snapshot: str):
-    from job import config as config_mod
+    from flowdredge.job import config as config_mod
     flows, metadata, aggregates = stream_names(args.stream_prefix)
     kin = kinesis_section(endpoint, args.region)
     doc = {"job": {"parallelism": args.parallelism},
@@ -514,9 +514,9 @@ def job_config(args, endpoint: str, snapshot: str):
 
 def run_bench(args) -> dict:
     from bench.harness import machine
-    from connectors.kinesis import client as kinesis_client
-    from connectors.kinesis.local import LocalKinesis, free_port
-    from job.flink.run import kinesis_job
+    from flowdredge.connectors.kinesis import client as kinesis_client
+    from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
+    from flowdredge.job.flink.run import kinesis_job
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
     os.environ.setdefault("FLINK_LOG_DIR", os.path.join(work, "flink-logs"))

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas.metadata import ASSIGN, UNASSIGN
-from synthetic.estate import REGIONS as DEMO_REGIONS
-from synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
+from flowdredge.schemas.metadata import ASSIGN, UNASSIGN
+from flowdredge.synthetic.estate import REGIONS as DEMO_REGIONS
+from flowdredge.synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
 REGIONS = tuple(DEMO_REGIONS) + ("ap-southeast-2",)
 ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b",

@@ -9,12 +9,12 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
-from job.config import checkpoint_uri
-from job.flink.io import Sinks, Sources
-from job.flink.streams import attach_insert, jvm
-from job.replay import flow_files
-from schemas.flink import sql_columns
-from schemas.outputs import AGGREGATE
+from flowdredge.job.config import checkpoint_uri
+from flowdredge.job.flink.io import Sinks, Sources
+from flowdredge.job.flink.streams import attach_insert, jvm
+from flowdredge.job.replay import flow_files
+from flowdredge.schemas.flink import sql_columns
+from flowdredge.schemas.outputs import AGGREGATE
 
 
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,

@@ -19,16 +19,16 @@ from decimal import Decimal
 
 import duckdb
 
-from connectors import s3 as s3_url
+from flowdredge.connectors import s3 as s3_url
 
-from job.config import JobSection
-from connectors.s3 import is_s3
-from job.outputs import OUTPUTS, committed_files, is_committed
-from schemas import security
-from schemas.fields import ADDR, INT, LONG, STRING
-from schemas.flowlog import FLOW_LOG_FIELDS
-from schemas.metadata import METADATA_EVENT
-from schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LETTER,
+from flowdredge.job.config import JobSection
+from flowdredge.connectors.s3 import is_s3
+from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
+from flowdredge.schemas import security
+from flowdredge.schemas.fields import ADDR, INT, LONG, STRING
+from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
+from flowdredge.schemas.metadata import METADATA_EVENT
+from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LETTER,
                              ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
 
 FORMATS = ("table", "csv", "json")

@@ -12,9 +12,9 @@ import os
 from functools import reduce
 from importlib import resources
 
-from connectors.s3 import is_s3
-from explore.query import Outputs
-from schemas.security import UNOWNED_APPS
+from flowdredge.connectors.s3 import is_s3
+from flowdredge.explore.query import Outputs
+from flowdredge.schemas.security import UNOWNED_APPS
 
 MAX_EDGES = 80          # more is unreadable; the rest are counted on the page
 TOP_APPS = 6            # lines in "bytes over time"
@@ -188,7 +188,7 @@ def report_data(outputs: Outputs, source: str) -> dict:
 def render_html(data: dict) -> str:
     # JSON inside <script>: "<" escaped so no value can close the element.
     embedded = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    page, script = (resources.files("explore").joinpath(name).read_text(encoding="utf-8")
+    page, script = (resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
                     for name in ("report.html", "report.js"))
     return (page.replace("__TITLE__", html.escape(f"flowdredge report: {data['source']}"))
             .replace("__DATA__", embedded).replace("__SCRIPT__", script))

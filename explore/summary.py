@@ -1,7 +1,7 @@
 """What a user wants to see first after a run, from its output folder. Pure Python."""
 from collections import Counter
 
-from job.outputs import OUTPUTS, read_records, total_counts
+from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
 
 
 def summarize(output_dir: str, top: int = 10) -> dict:

@@ -10,8 +10,8 @@ import os
 import sys
 import time
 
-from connectors import logs
-from job import config as config_mod
+from flowdredge.connectors import logs
+from flowdredge.job import config as config_mod
 
 # Progress lines on stderr, "[flowdredge] message" (main sets it up). Named, not __name__:
 # that is "__main__" under python -m.
@@ -43,7 +43,7 @@ def _check_local_parallelism(cfg) -> None:
 
 
 def cmd_generate(args) -> int:
-    from synthetic.estate import Scenario, generate
+    from flowdredge.synthetic.estate import Scenario, generate
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
     out = generate(scenario, args.output)
@@ -58,10 +58,10 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     succeeded."""
     import shutil
     import tempfile
-    from job.flink.run import aws_files_job
-    from job.outputs import check_output, replace_outputs
-    from job.replay import InputError, flow_files, stage_metadata
-    from explore.summary import render, summarize
+    from flowdredge.job.flink.run import aws_files_job
+    from flowdredge.job.outputs import check_output, replace_outputs
+    from flowdredge.job.replay import InputError, flow_files, stage_metadata
+    from flowdredge.explore.summary import render, summarize
     _check_local_parallelism(cfg)
     check_output(output_dir, overwrite)
     if not cfg.job.checkpoint_dir:
@@ -95,7 +95,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from synthetic.estate import Scenario, generate
+    from flowdredge.synthetic.estate import Scenario, generate
     cfg = _load_config(args)
     inputs = os.path.join(args.output, "inputs")
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
@@ -118,7 +118,7 @@ def _streaming_config(args):
 
 
 def cmd_run(args) -> int:
-    from job.flink.run import kinesis_job
+    from flowdredge.job.flink.run import kinesis_job
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     env = kinesis_job(cfg, args.output)
@@ -130,7 +130,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_stream_demo(args) -> int:
-    from synthetic.demo import DemoOptions, run_demo
+    from flowdredge.synthetic.demo import DemoOptions, run_demo
     cfg = _load_config(args)
     _check_local_parallelism(cfg)
     return run_demo(cfg, DemoOptions(output=args.output, rate=args.rate,
@@ -139,13 +139,13 @@ def cmd_stream_demo(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from explore.summary import render, summarize
+    from flowdredge.explore.summary import render, summarize
     print(render(summarize(args.output), args.output))
     return 0
 
 
 def cmd_query(args) -> int:
-    from explore import query
+    from flowdredge.explore import query
     if args.question == "views":
         print(query.describe_views())
         return 0
@@ -160,20 +160,20 @@ def cmd_query(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from explore.report import write_report
+    from flowdredge.explore.report import write_report
     path = write_report(args.output, args.html, args.cache)
     log.info(f"report written to {path}")
     return 0
 
 
 def cmd_athena_ddl(args) -> int:
-    from explore.query import athena_ddl
+    from flowdredge.explore.query import athena_ddl
     print(athena_ddl(args.location, args.database, args.first_date, args.table_prefix))
     return 0
 
 
 def _query_parser(sub) -> None:
-    from explore import query
+    from flowdredge.explore import query
     q = sub.add_parser("query", help="SQL or a named question over an output folder (DuckDB)",
                        description="Views: " + ", ".join(query.VIEW_COLUMNS)
                        + ". See docs/query.md.")

@@ -3,7 +3,7 @@
 The job sums these partial rows per event-time window in Flink (SQL TUMBLE), so Flink holds the
 window state and Python touches each flow once.
 """
-from schemas.outputs import AGGREGATE_DIMENSIONS
+from flowdredge.schemas.outputs import AGGREGATE_DIMENSIONS
 
 N_DIMENSIONS = len(AGGREGATE_DIMENSIONS)
 

@@ -12,12 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from job.aggregate import PartialAggregates
-from job.enriched import EnrichedWriter
-from job.parse import FlowGroup
-from job.ownership import OwnershipIndex
-from job.security import DEFAULT_SERVICE_PORTS, client_is_source
-from schemas.metadata import ABSENT, OWNER_FIELDS
+from flowdredge.job.aggregate import PartialAggregates
+from flowdredge.job.enriched import EnrichedWriter
+from flowdredge.job.parse import FlowGroup
+from flowdredge.job.ownership import OwnershipIndex
+from flowdredge.job.security import DEFAULT_SERVICE_PORTS, client_is_source
+from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 
 UNATTRIBUTED = "unattributed"
 INTERNET = "internet"

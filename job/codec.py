@@ -7,8 +7,8 @@ any later release can read what an earlier one wrote.
 import pickle
 from itertools import chain
 
-from job.parse import FlowFormat, FlowGroup
-from job.security import WindowViews
+from flowdredge.job.parse import FlowFormat, FlowGroup
+from flowdredge.job.security import WindowViews
 
 GROUP_CODEC_VERSION = 1
 _formats: dict = {}

@@ -13,12 +13,12 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 
-from job.ownership import MetaLimits
-from job.parse import FlowFormat, FormatError, Limits
-from job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
-from schemas import settings
-from schemas.flowlog import DEFAULT_FORMAT
-from schemas.settings import MAX_LONG, STRINGS, ConfigError, setting
+from flowdredge.job.ownership import MetaLimits
+from flowdredge.job.parse import FlowFormat, FormatError, Limits
+from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
+from flowdredge.schemas import settings
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.schemas.settings import MAX_LONG, STRINGS, ConfigError, setting
 
 # Flink's own upper bound of a job's parallelism.
 MAX_PARALLELISM = 32768

@@ -16,8 +16,8 @@ import zlib
 from itertools import chain
 from operator import itemgetter
 
-from job.parse import decode_tcp_flags
-from schemas.outputs import ENRICHED_OWNER_KEYS
+from flowdredge.job.parse import decode_tcp_flags
+from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
 
 _SIDE = len(ENRICHED_OWNER_KEYS) // 2
 SRC_KEYS, DST_KEYS = ENRICHED_OWNER_KEYS[:_SIDE], ENRICHED_OWNER_KEYS[_SIDE:]

@@ -12,7 +12,7 @@ then).
 import ipaddress
 import json
 
-from connectors import s3
+from flowdredge.connectors import s3
 
 AMAZON = "AMAZON"
 

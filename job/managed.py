@@ -13,10 +13,10 @@ See docs/managed-flink.md.
 import os
 from dataclasses import dataclass, fields
 
-from job import config as config_mod
-from job.config import Config, ConfigError
-from schemas import settings
-from schemas.settings import setting
+from flowdredge.job import config as config_mod
+from flowdredge.job.config import Config, ConfigError
+from flowdredge.schemas import settings
+from flowdredge.schemas.settings import setting
 
 SERVICE_PROPERTIES = "/etc/flink/application_properties.json"
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"

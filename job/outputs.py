@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections import Counter
 
-from schemas.security import OUTPUTS as SECURITY_OUTPUTS
+from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
 
 OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
            "data_quality") + tuple(SECURITY_OUTPUTS)

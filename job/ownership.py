@@ -10,8 +10,9 @@ import json
 from bisect import insort_right
 from dataclasses import dataclass, field
 
-from job.parse import EARLIEST_START, LATEST_START
-from schemas.metadata import ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS, UNASSIGN
+from flowdredge.job.parse import EARLIEST_START, LATEST_START
+from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
+                                         UNASSIGN)
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
 # json.dumps(..., separators=...) builds an encoder per call: a third of encode's time.

@@ -15,9 +15,9 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from job import parse_columns
-from schemas.fields import ADDR, INT, LONG
-from schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
+from flowdredge.job import parse_columns
+from flowdredge.schemas.fields import ADDR, INT, LONG
+from flowdredge.schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
                              PORT_FIELDS, REQUIRED, value_range)
 
 EXCERPT_CHARS = 256

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
-from schemas.flowlog import NO_TRAFFIC_STATUSES
+from flowdredge.schemas.flowlog import NO_TRAFFIC_STATUSES
 
 # Below this many lines the fixed cost of a call (about 0.7 ms: the reader, a few dozen arrow
 # and numpy calls) outweighs what it saves per line (measured crossover: 300 to 500 lines).

@@ -32,10 +32,10 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from connectors import s3
-from job.config import FlowsSection, MetadataSection
-from job.ownership import STAGED
-from job.parse import EXCERPT_CHARS, FlowFormat, FormatError, excerpt
+from flowdredge.connectors import s3
+from flowdredge.job.config import FlowsSection, MetadataSection
+from flowdredge.job.ownership import STAGED
+from flowdredge.job.parse import EXCERPT_CHARS, FlowFormat, FormatError, excerpt
 
 GZIP_MAGIC = b"\x1f\x8b"
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.

@@ -10,8 +10,8 @@ from itertools import compress, count
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from schemas.fields import Schema
-from schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
+from flowdredge.schemas.fields import Schema
+from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
                               RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNOWNED_APPS)
 

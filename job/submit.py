@@ -12,7 +12,7 @@ docs/operations.md, "Standalone cluster and savepoints".
 import argparse
 import sys
 
-from job import config as config_mod, managed
+from flowdredge.job import config as config_mod, managed
 
 # What --flows holds (as io.flows_layout in job.managed).
 FLOWS_LAYOUTS = managed.FLOWS_LAYOUTS
@@ -20,7 +20,7 @@ FOLLOW_SECONDS = 5
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="job.submit", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="flowdredge.job.submit", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML file or application_properties.json")
     p.add_argument("--flows", help="folder of flow files as --flows-layout says (default: the "
                                    "config's kinesis streams)")
@@ -53,9 +53,9 @@ def main(argv=None) -> int:
         print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
               "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
         return 2
-    from job.flink.run import aws_files_job, files_job, kinesis_job
+    from flowdredge.job.flink.run import aws_files_job, files_job, kinesis_job
     if args.flows and args.flows_layout == "aws":
-        from job.replay import InputError
+        from flowdredge.job.replay import InputError
         try:
             env = aws_files_job(cfg, args.flows, args.metadata, args.output)
         except InputError as err:

@@ -22,8 +22,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from connectors.jars import JARS_DIR
-from job.config import FlowsSection
+from flowdredge.connectors.jars import JARS_DIR
+from flowdredge.job.config import FlowsSection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, ".cluster")
@@ -257,7 +257,8 @@ class Cluster:
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
         args = ["run", "--detached", "--pyClientExecutable", self.python,
-                "--pyExecutable", self.python, "--pyFiles", code, "--pyModule", "job.submit"]
+                "--pyExecutable", self.python, "--pyFiles", code,
+                "--pyModule", "flowdredge.job.submit"]
         if savepoint:
             args[1:1] = ["--fromSavepoint", savepoint]
         args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
@@ -302,13 +303,15 @@ def ship_code(zip_path: str) -> str:
     checkout (the zip comes first on their PYTHONPATH)."""
     os.makedirs(os.path.dirname(zip_path), exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        # The installed layout (flowdredge/__init__.py): the layers inside the package.
+        zf.write(os.path.join(ROOT, "flowdredge", "__init__.py"), "flowdredge/__init__.py")
         for package in PACKAGES:
             for folder, dirs, files in os.walk(os.path.join(ROOT, package)):
                 dirs[:] = sorted(d for d in dirs if d != "__pycache__")
                 for name in sorted(files):
                     if name.endswith(".py"):
                         path = os.path.join(folder, name)
-                        zf.write(path, os.path.relpath(path, ROOT))
+                        zf.write(path, "flowdredge/" + os.path.relpath(path, ROOT))
     return zip_path
 
 
@@ -317,7 +320,7 @@ def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: st
     """Stages inputs (job.replay) as one new file in each watched folder. Written under a
     hidden name, then renamed: Flink's file source skips hidden files, so it never reads a
     half-written one. Returns (records, metadata events) written."""
-    from job.replay import stage_flows, stage_metadata
+    from flowdredge.job.replay import stage_flows, stage_metadata
     written = [0, 0]
     for i, (paths, folder) in enumerate(((flow_paths, flows_dir), (metadata_paths, metadata_dir))):
         if not paths:

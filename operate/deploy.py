@@ -15,9 +15,9 @@ import sys
 import tempfile
 import zipfile
 
-from job import managed
-from job.config import ConfigError
-from operate import package
+from flowdredge.job import managed
+from flowdredge.job.config import ConfigError
+from flowdredge.operate import package
 
 RUNTIME = "FLINK-2_2"
 DEFAULT_PROPERTIES = os.path.join(package.ROOT, "flink-conf", "application_properties.json")

@@ -5,8 +5,9 @@
 Layout of the zip (the service unpacks it and runs main.py; docs/managed-flink.md):
 
     main.py                         the `python` run option (job/flink/zip_main.py)
-    python/job, python/schemas, ...  the job's modules: those the entry point imports, followed
-                                    through every import, not the whole repository
+    python/flowdredge/job, ...      the job's modules: those the entry point imports, followed
+                                    through every import, not the whole repository (in the
+                                    package's installed layout: flowdredge/__init__.py)
     vendor/                         third-party packages the job imports that the service's
                                     Python does not have (it has apache-flink and everything
                                     apache-flink requires)
@@ -36,11 +37,11 @@ from dataclasses import dataclass, field
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 
-from connectors.jars import CONNECTORS, JARS_DIR
+from flowdredge.connectors.jars import CONNECTORS, JARS_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROJECT_PACKAGES = ("job", "schemas", "connectors")
-ENTRY_MODULE = "job.flink.managed"
+PROJECT_PACKAGE = "flowdredge"
+ENTRY_MODULE = "flowdredge.job.flink.managed"
 ZIP_MAIN = os.path.join("job", "flink", "zip_main.py")
 JAR_NAME = "lib/flowdredge-connectors.jar"
 # What the service's Python has installed: PyFlink and its requirements.
@@ -84,11 +85,22 @@ def normalize(name: str) -> str:
 
 
 def _module_file(root: str, module: str):
-    base = os.path.join(root, *module.split("."))
-    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-        if os.path.isfile(candidate):
-            return candidate
+    """The file of a flowdredge module in the checkout at `root`: in flowdredge/, or for its
+    layers in the folders beside it (flowdredge/__init__.py)."""
+    parts = module.split(".")
+    bases = [os.path.join(root, *parts)] + ([os.path.join(root, *parts[1:])] if parts[1:] else [])
+    for base in bases:
+        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
     return None
+
+
+def _zip_path(module: str, path: str) -> str:
+    """Where `module` (at `path`) goes in the zip: the package's installed layout."""
+    if path.endswith("__init__.py"):
+        return "/".join(["python", *module.split("."), "__init__.py"])
+    return "/".join(["python", *module.split(".")]) + ".py"
 
 
 def code_closure(root: str = ROOT, entry: str = ENTRY_MODULE):
@@ -111,14 +123,15 @@ def code_closure(root: str = ROOT, entry: str = ENTRY_MODULE):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                # `from job import config` names a module; `from job.x import f` a function.
+                # `from flowdredge.job import config` names a module; `from flowdredge.job.x
+                # import f` a function.
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names
                                          if _module_file(root, f"{node.module}.{alias.name}")]
             else:
                 continue
             for name in names:
                 top = name.split(".")[0]
-                if top in PROJECT_PACKAGES:
+                if top == PROJECT_PACKAGE:
                     todo.append(name)
                 elif top not in sys.stdlib_module_names:
                     third_party.add(top)
@@ -286,8 +299,7 @@ def build(output: str = DEFAULT_OUTPUT, root: str = ROOT, jar: str = DEFAULT_JAR
             _add_file(zf, "main.py", os.path.join(root, ZIP_MAIN))
             for module in modules:
                 path = _module_file(root, module)
-                _add_file(zf, "python/" + os.path.relpath(path, root).replace(os.sep, "/"),
-                          path)
+                _add_file(zf, _zip_path(module, path), path)
             if vendored:
                 _vendor_tree(zf, target, result.extensions)
             if jar:

@@ -1,7 +1,7 @@
 """Flink types and SQL column lists derived from the schemas. Imports pyflink: adapters only."""
 from pyflink.common import Types
 
-from schemas.fields import ADDR, BYTES, INT, LONG, STRING, Schema
+from flowdredge.schemas.fields import ADDR, BYTES, INT, LONG, STRING, Schema
 
 _TYPE_INFO = {LONG: Types.LONG, INT: Types.INT, STRING: Types.STRING, ADDR: Types.STRING,
               BYTES: lambda: Types.PRIMITIVE_ARRAY(Types.BYTE())}

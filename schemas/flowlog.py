@@ -5,7 +5,7 @@ outputs (dashes become underscores). `-` in a log line means absent and is carri
 """
 from dataclasses import dataclass
 
-from schemas.fields import ADDR, INT, LONG, STRING
+from flowdredge.schemas.fields import ADDR, INT, LONG, STRING
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ ASSIGN: {"type","ts","ip", owner fields...}; UNASSIGN: {"type","ts","ip"};
 HEARTBEAT: {"type","ts"}: every change with ts at or before it has been sent.
 `ts` is epoch milliseconds. Unknown extra fields are accepted and ignored.
 """
-from schemas.fields import LONG, STRING, Field, Schema
+from flowdredge.schemas.fields import LONG, STRING, Field, Schema
 
 ASSIGN = "ASSIGN"
 UNASSIGN = "UNASSIGN"

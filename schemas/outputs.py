@@ -1,6 +1,6 @@
 """Schemas of what the job emits, and of the typed rows that cross between its stages."""
-from schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
-from schemas.metadata import OWNER_FIELDS
+from flowdredge.schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
+from flowdredge.schemas.metadata import OWNER_FIELDS
 
 AGGREGATE_DIMENSIONS = (
     Field("window_start", LONG, "window start, epoch seconds (windows are on flow start)"),

@@ -4,7 +4,7 @@ Windowed outputs are one row per window and key; events share the folder `securi
 start with `event` (the schema name) and `time` (epoch seconds, event time). Lists are carried
 as comma-separated strings. docs/security.md describes every field and rule.
 """
-from schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
+from flowdredge.schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
 
 # Owner apps that are not apps: an end without an owner (job.attribute).
 INTERNET = "internet"

@@ -14,13 +14,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from connectors.kinesis import client as kinesis_client
-from connectors.kinesis.local import LocalKinesis, free_port
-from synthetic.kinesis import Estate, EstateWriter
-from job.config import Config
-from synthetic.estate import ACCOUNTS, Scenario
-from job.outputs import read_records, total_counts
-from explore.summary import render, summarize
+from flowdredge.connectors.kinesis import client as kinesis_client
+from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
+from flowdredge.synthetic.kinesis import Estate, EstateWriter
+from flowdredge.job.config import Config
+from flowdredge.synthetic.estate import ACCOUNTS, Scenario
+from flowdredge.job.outputs import read_records, total_counts
+from flowdredge.explore.summary import render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
 FLOW_STREAMS = {ACCOUNTS[0]: ("flowdredge-demo-flows-a", 2),
@@ -104,7 +104,7 @@ def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed)
 
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
-    from job.flink.run import kinesis_job
+    from flowdredge.job.flink.run import kinesis_job
     output = options.output
     shutil.rmtree(output, ignore_errors=True)
     os.makedirs(output)

@@ -14,8 +14,8 @@ import os
 import random
 from dataclasses import dataclass, field
 
-from schemas.metadata import ASSIGN, UNASSIGN
-from synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
+from flowdredge.schemas.metadata import ASSIGN, UNASSIGN
+from flowdredge.synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
 # app -> (service port, callees); the dependency graph the traffic follows.
 APPS = {

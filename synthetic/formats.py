@@ -10,8 +10,8 @@ import json
 import os
 import time
 
-from schemas.flowlog import DEFAULT_FORMAT
-from schemas.metadata import HEARTBEAT
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.schemas.metadata import HEARTBEAT
 
 HEADER = " ".join(DEFAULT_FORMAT)
 

@@ -7,11 +7,11 @@ import json
 import os
 import time
 
-from connectors.kinesis.producer import (METADATA_PARTITION_KEY, flow_records,
+from flowdredge.connectors.kinesis.producer import (METADATA_PARTITION_KEY, flow_records,
                                          put_changelog_lines, put_flow_records)
-from connectors.publisher.sinks import KinesisSink
-from schemas.metadata import HEARTBEAT
-from synthetic.estate import Scenario, generate
+from flowdredge.connectors.publisher.sinks import KinesisSink
+from flowdredge.schemas.metadata import HEARTBEAT
+from flowdredge.synthetic.estate import Scenario, generate
 
 
 class Estate:

@@ -3,7 +3,7 @@
 flows between them. Deterministic from the numpy random generator passed in.
 """
 
-from synthetic.formats import stamp, write_s3
+from flowdredge.synthetic.formats import stamp, write_s3
 
 T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts
 FLOW_START_S = T0_MS // 1000 + 60    # flows start a minute after the snapshot

@@ -29,6 +29,6 @@ def aws_examples():
 @pytest.fixture(scope="module")
 def kinesis_local(tmp_path_factory):
     """The local Kinesis API server (kinesis-local over HTTP on 127.0.0.1), for a module."""
-    from connectors.kinesis.local import LocalKinesis
+    from flowdredge.connectors.kinesis.local import LocalKinesis
     with LocalKinesis(str(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log")) as server:
         yield server

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from operate.cluster import child_env, free_port
-from job.config import Config
-from job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
-from job.replay import stage_flows, stage_metadata
+from flowdredge.operate.cluster import child_env, free_port
+from flowdredge.job.config import Config
+from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
+from flowdredge.job.replay import stage_flows, stage_metadata
 
 
 def subprocess_env() -> dict:
@@ -18,7 +18,7 @@ def subprocess_env() -> dict:
 
 
 def run_replay(flow_paths, metadata_paths, output_dir, config: Config):
-    from job.flink.run import run_files
+    from flowdredge.job.flink.run import run_files
     staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
     staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
     stage_flows(flow_paths, staged_flows, config.flows.chunk_lines)

@@ -19,9 +19,9 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from synthetic.estate import Scenario, generate
-from synthetic.formats import stamp, write_s3
-from schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS
+from flowdredge.synthetic.estate import Scenario, generate
+from flowdredge.synthetic.formats import stamp, write_s3
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS
 
 WINDOW = 60
 BACKGROUND = Scenario(minutes=14, flows_per_minute=200, instances_per_app=3,

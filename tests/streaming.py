@@ -6,13 +6,13 @@ import json
 import time
 
 import reference
-from connectors.kinesis.client import cloudwatch_record
-from connectors.kinesis.producer import put_changelog_lines, put_flow_records
-from connectors.publisher.sinks import KinesisSink
+from flowdredge.connectors.kinesis.client import cloudwatch_record
+from flowdredge.connectors.kinesis.producer import put_changelog_lines, put_flow_records
+from flowdredge.connectors.publisher.sinks import KinesisSink
 from helpers import job_aggregates, total_counts
-from job import config as config_mod
-from synthetic.estate import Scenario
-from synthetic.kinesis import Estate, EstateWriter
+from flowdredge.job import config as config_mod
+from flowdredge.synthetic.estate import Scenario
+from flowdredge.synthetic.kinesis import Estate, EstateWriter
 
 ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
 TIMEOUT_S = 400   # a loaded 2-core machine; every wait polls and returns as soon as it can
@@ -68,7 +68,7 @@ def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.
 @contextlib.contextmanager
 def running_job(config, output_dir: str, flink_options: dict = None):
     """The streaming job, started in this process; cancelled on leaving."""
-    from job.flink.run import kinesis_job
+    from flowdredge.job.flink.run import kinesis_job
     client = kinesis_job(config, output_dir, flink_options).execute_async(
         "flowdredge kinesis test")
     try:

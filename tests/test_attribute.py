@@ -6,12 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
-from job.aggregate import LatenessHorizon, is_late
-from job.attribute import _NOT_INTERNET, _is_private, attribute_group, unowned_owner
-from job.ownership import MetaEvent, OwnershipIndex
-from job.parse import FlowFormat, FlowGroup, parse_line
-from schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
-from schemas.outputs import CONVERSATION
+from flowdredge.job.aggregate import LatenessHorizon, is_late
+from flowdredge.job.attribute import _NOT_INTERNET, _is_private, attribute_group, unowned_owner
+from flowdredge.job.ownership import MetaEvent, OwnershipIndex
+from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
+from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
+from flowdredge.schemas.outputs import CONVERSATION
 
 pytestmark = pytest.mark.unit
 
@@ -93,8 +93,8 @@ def test_lateness():
 
 def test_aws_ranges_name_public_addresses_without_owner():
     import os
-    from job.attribute import UnownedClassifier
-    from job.ipranges import load
+    from flowdredge.job.attribute import UnownedClassifier
+    from flowdredge.job.ipranges import load
     ranges = load(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"))
     classify = UnownedClassifier(ranges).owner
     aws_ip = next(ip for ip in ("52.216.10.1", "52.95.128.179", "54.239.28.85", "3.5.0.1")

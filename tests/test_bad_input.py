@@ -17,10 +17,10 @@ from collections import Counter
 import pytest
 
 from helpers import job_aggregates, read_records, total_counts
-from job.config import Config
-from synthetic.estate import Scenario, generate
-from job.ownership import MetadataClock, parse_event
-from job.replay import stage_flows, stage_metadata
+from flowdredge.job.config import Config
+from flowdredge.synthetic.estate import Scenario, generate
+from flowdredge.job.ownership import MetadataClock, parse_event
+from flowdredge.job.replay import stage_flows, stage_metadata
 import reference
 
 pytestmark = pytest.mark.minicluster
@@ -225,7 +225,7 @@ def run(tmp_path_factory):
                             flows=config.flows)
         stage_metadata([str(meta_bad), out.metadata_file], staged_metadata,
                        config.metadata.chunk_lines, config.metadata.max_line_bytes)
-        from job.flink.run import run_files
+        from flowdredge.job.flink.run import run_files
         run_files(staged_flows, staged_metadata, output, config, job_name="flowdredge test")
     print(f"bad-input replay: {time.monotonic() - began:.0f} s, process tree peak "
           f"{memory.peak / 2**20:.0f} MiB")

@@ -8,7 +8,7 @@ import pytest
 from bench import harness
 from bench.compare import read_aggregates
 from bench.workload import Workload, generate
-from job.replay import stage_flows
+from flowdredge.job.replay import stage_flows
 
 
 @pytest.mark.unit

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from helpers import job_aggregates, subprocess_env
-from synthetic.estate import Scenario, generate
+from flowdredge.synthetic.estate import Scenario, generate
 import reference
 
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")

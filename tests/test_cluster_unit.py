@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from operate.cluster import Cluster, feed, flink_home, ship_code
-from synthetic.estate import Scenario, generate
+from flowdredge.operate.cluster import Cluster, feed, flink_home, ship_code
+from flowdredge.synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.unit
 
@@ -29,9 +29,9 @@ def test_conf_keeps_the_cluster_in_its_folder(tmp_path):
 
 def test_shipped_code_holds_the_packages_and_no_caches(tmp_path):
     names = zipfile.ZipFile(ship_code(str(tmp_path / "code.zip"))).namelist()
-    for module in ("job/submit.py", "job/flink/pipeline.py", "connectors/files.py",
+    for module in ("__init__.py", "job/submit.py", "job/flink/pipeline.py", "connectors/files.py",
                    "schemas/outputs.py"):
-        assert module in names
+        assert f"flowdredge/{module}" in names
     assert all(n.endswith(".py") and "__pycache__" not in n for n in names)
 
 
@@ -57,7 +57,7 @@ class _RecordingCluster(Cluster):
 
 @pytest.mark.parametrize("layout", ["staged", "aws"])
 def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
-    monkeypatch.setattr("operate.cluster.ship_code", lambda path: path)
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
     cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
     flows = "s3://bucket/AWSLogs/" if layout == "aws" else str(tmp_path / "flows")
     cluster.submit("c.yaml", flows, str(tmp_path / "meta"), str(tmp_path / "out"),

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from helpers import subprocess_env
-from job.config import Config, ConfigError, checkpoint_uri, load, to_application_properties
+from flowdredge.job.config import (Config, ConfigError, checkpoint_uri, load,
+                                   to_application_properties)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,7 +149,7 @@ def test_checkpoint_dir_becomes_a_url():
     ("s3://b/p", "/tmp/out/checkpoints", "s3://b/p"),              # the key wins
 ])
 def test_checkpoint_storage_in_the_flink_configuration(key, fallback, expected):
-    from job.flink.run import flink_configuration
+    from flowdredge.job.flink.run import flink_configuration
     conf = flink_configuration(Config().replace(job={"checkpoint_dir": key}), fallback)
     assert conf.get_string("execution.checkpointing.dir", None) == expected
     assert conf.get_string("execution.checkpointing.storage", None) == (
@@ -168,7 +169,7 @@ def test_local_heap_is_zero_or_enough_to_start(heap, error):
 
 @pytest.mark.unit
 def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
-    from job.config import local_heap_mb
+    from flowdredge.job.config import local_heap_mb
     assert [local_heap_mb(Config().replace(job={"parallelism": p})) for p in (1, 2, 4)] == \
         [1024, 2048, 4096]
     assert local_heap_mb(Config().replace(job={"parallelism": 4, "local_heap_mb": 700})) == 700
@@ -183,7 +184,7 @@ def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
 ])
 def test_the_heap_cap_is_set_for_the_jvm_launch_only(monkeypatch, before, heap, connected,
                                                      launched_with):
-    import job.flink.run as run
+    import flowdredge.job.flink.run as run
     seen = []
     monkeypatch.setattr(run, "jvm", lambda: seen.append(os.environ.get("JVM_ARGS")))
     for name, value in (("JVM_ARGS", before), ("PYFLINK_GATEWAY_PORT", "1" if connected else None)):
@@ -196,7 +197,8 @@ def test_the_heap_cap_is_set_for_the_jvm_launch_only(monkeypatch, before, heap, 
     assert os.environ.get("JVM_ARGS") == before
 
 
-_MAX_HEAP = ("import sys; from job.config import Config; from job.flink.run import start_jvm; "
+_MAX_HEAP = ("import sys; from flowdredge.job.config import Config; "
+             "from flowdredge.job.flink.run import start_jvm; "
              "from pyflink.java_gateway import get_gateway; "
              "start_jvm(Config().replace(job={'local_heap_mb': int(sys.argv[1])})); "
              "print(get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20)")

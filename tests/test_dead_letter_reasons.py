@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from helpers import job_aggregates, read_records, run_replay, total_counts
-from job.config import Config
-from job.parse import FlowFormat, parse_record
+from flowdredge.job.config import Config
+from flowdredge.job.parse import FlowFormat, parse_record
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 CONFIG = Config()

@@ -9,9 +9,9 @@ import pytest
 
 import reference
 from helpers import job_aggregates, moto_server, read_records
-from job.config import Config
-from job.replay import stage_metadata
-from synthetic.estate import Scenario, generate
+from flowdredge.job.config import Config
+from flowdredge.job.replay import stage_metadata
+from flowdredge.synthetic.estate import Scenario, generate
 from test_package import properties_file, run_unpacked, unpacked  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.aws]

@@ -8,10 +8,10 @@ import pytest
 
 import reference
 from helpers import job_aggregates, read_records, run_replay, total_counts
-from job.config import Config
-from job.replay import stage_metadata
-from job.flink.run import aws_files_job
-from synthetic.estate import Scenario, generate
+from flowdredge.job.config import Config
+from flowdredge.job.replay import stage_metadata
+from flowdredge.job.flink.run import aws_files_job
+from flowdredge.synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.minicluster
 

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from helpers import moto_server
-from job.config import FlowsSection
-from job.replay import InputError, file_records, flow_files, read_flow_file, stage_flows
-from synthetic.estate import Scenario, generate
+from flowdredge.job.config import FlowsSection
+from flowdredge.job.replay import InputError, file_records, flow_files, read_flow_file, stage_flows
+from flowdredge.synthetic.estate import Scenario, generate
 
 HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
           "bytes start end action log-status")
@@ -167,9 +167,9 @@ def _properties(path, io_values):
 
 @pytest.mark.unit
 def test_the_flows_layout_is_a_checked_setting(tmp_path):
-    from job import managed
-    from job.config import ConfigError
-    from job.submit import main as submit
+    from flowdredge.job import managed
+    from flowdredge.job.config import ConfigError
+    from flowdredge.job.submit import main as submit
     io = {"flows": "s3://b/AWSLogs/", "metadata": "m", "output": "o", "flows_layout": "aws"}
     props = managed.load(_properties(tmp_path / "a.json", io))
     assert props.io.flows_layout == "aws" and props.io.follow_seconds == 0

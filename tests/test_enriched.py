@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from job.enriched import EnrichedWriter, gzip_block
-from job.parse import decode_tcp_flags
-from schemas.metadata import OWNER_FIELDS
-from schemas.outputs import ENRICHED_OWNER_KEYS
+from flowdredge.job.enriched import EnrichedWriter, gzip_block
+from flowdredge.job.parse import decode_tcp_flags
+from flowdredge.schemas.metadata import OWNER_FIELDS
+from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
 
 pytestmark = pytest.mark.unit
 VALUE = st.one_of(st.none(), st.integers(-2**63, 2**63), st.text(max_size=20),

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job.ownership import MetaEventError, parse_event
-from job.parse import FlowFormat, Limits, parse_record
-from schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.job.ownership import MetaEventError, parse_event
+from flowdredge.job.parse import FlowFormat, Limits, parse_record
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
 
 pytestmark = pytest.mark.unit
 V2 = FlowFormat(DEFAULT_FORMAT)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from job.ipranges import IpRanges, IpRangesError, load
+from flowdredge.job.ipranges import IpRanges, IpRangesError, load
 
 pytestmark = pytest.mark.unit
 

@@ -9,10 +9,10 @@ import zipfile
 
 import pytest
 
-from connectors.kinesis import client as kinesis_client
-from connectors.kinesis.local import LocalKinesis
+from flowdredge.connectors.kinesis import client as kinesis_client
+from flowdredge.connectors.kinesis.local import LocalKinesis
 from helpers import subprocess_env
-from operate import package
+from flowdredge.operate import package
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        expected_aggregates, parsed_records, scenario, streaming_config, wait_for)
 from test_package import properties_file, service_like_python

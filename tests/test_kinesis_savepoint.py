@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from connectors.kinesis import client as kinesis_client
+from flowdredge.connectors.kinesis import client as kinesis_client
 from helpers import read_records, total_counts
-from operate.cluster import Cluster, free_port
-from job.config import KinesisSection
+from flowdredge.operate.cluster import Cluster, free_port
+from flowdredge.job.config import KinesisSection
 from streaming import (ACCOUNT_A, ACCOUNT_B, TIMEOUT_S, Estate, Writer, closed_aggregates,
                        deliver_flows, expected_aggregates, scenario)
 

@@ -9,10 +9,10 @@ import zlib
 
 import pytest
 
-from job.config import Config, ConfigError, FlowsSection, from_dict
-from job.parse import FlowFormat, parse_record
-from job.replay import InputError, stage_flows, stage_metadata
-from schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.job.config import Config, ConfigError, FlowsSection, from_dict
+from flowdredge.job.parse import FlowFormat, parse_record
+from flowdredge.job.replay import InputError, stage_flows, stage_metadata
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
 
 pytestmark = pytest.mark.unit
 
@@ -294,7 +294,7 @@ def test_12_dead_letters_name_file_and_line_record_and_event(tmp_path):
 
 
 def test_12_metadata_files_are_staged_with_their_line_numbers(tmp_path):
-    from job.ownership import parse_chunk
+    from flowdredge.job.ownership import parse_chunk
     path = tmp_path / "changes.jsonl"
     path.write_text('{"type":"HEARTBEAT","ts":1767225600000}\n\nnot json\n' + "z" * 9000 + "\n")
     staged = tmp_path / "m.jsonl"

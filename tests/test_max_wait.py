@@ -11,11 +11,11 @@ from pyflink.common import Row
 from pyflink.datastream import TimeDomain
 
 from helpers import read_records, total_counts
-from job.codec import encode_group
-from job.config import Config
-from job.parse import FlowFormat, FlowGroup, parse_line
-from schemas.metadata import OWNER_FIELDS
-from schemas.outputs import FLOW_GROUP
+from flowdredge.job.codec import encode_group
+from flowdredge.job.config import Config
+from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
+from flowdredge.schemas.metadata import OWNER_FIELDS
+from flowdredge.schemas.outputs import FLOW_GROUP
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 TIMEOUT_S = 300    # a loaded 2-core machine; every wait polls and returns as soon as it can
@@ -116,7 +116,7 @@ def _group_row(start):
 
 def _outputs(emitted):
     """(partial aggregate rows as (src_app, dst_app, flows), summed counts)."""
-    from job.flink.operators import COUNTS
+    from flowdredge.job.flink.operators import COUNTS
     rows, counts = [], Counter()
     for item in emitted:
         if isinstance(item, Row):
@@ -127,7 +127,7 @@ def _outputs(emitted):
 
 
 def _operator():
-    from job.flink.operators import AttributeFlows
+    from flowdredge.job.flink.operators import AttributeFlows
     config = Config().replace(metadata={"max_wait_seconds": 60, "poll_interval_ms": 1000,
                                         "out_of_orderness_seconds": 30},
                               outputs={"enriched": False, "security": False})
@@ -168,7 +168,7 @@ def test_a_group_waits_for_the_metadata_and_is_released_at_the_max_wait():
 
 @pytest.mark.unit
 def test_a_waiting_group_keeps_its_times_apart_so_timers_read_only_them():
-    from job.flink.operators import PENDING_GROUPS, PENDING_TIMES
+    from flowdredge.job.flink.operators import PENDING_GROUPS, PENDING_TIMES
     op, rt = _operator()
     rt.now = 1_000_000
     row = _group_row(T0 + 10)
@@ -182,7 +182,7 @@ def test_a_waiting_group_keeps_its_times_apart_so_timers_read_only_them():
 def test_groups_waiting_in_an_earlier_releases_savepoint_are_moved_and_released():
     # Before, a waiting group was one value: "window_start max_start deadline\n" + group. A
     # savepoint brings such groups back with their timers; they are released as always.
-    from job.flink.operators import PENDING_BOTH, PENDING_GROUPS, PENDING_TIMES
+    from flowdredge.job.flink.operators import PENDING_BOTH, PENDING_GROUPS, PENDING_TIMES
     op, rt = _operator()
     rt.now = 1_000_000
     early, later = _group_row(T0 + 10), _group_row(T0 + 70)
@@ -235,8 +235,8 @@ def test_the_watermark_passing_a_group_releases_it():
 def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tmp_path):
     """The changelog stops an hour before the flows and the inputs never end (followed files):
     only the max wait can release the flows, attributed with what is known."""
-    from job.flink.run import files_job
-    from job.replay import stage_flows, stage_metadata
+    from flowdredge.job.flink.run import files_job
+    from flowdredge.job.replay import stage_flows, stage_metadata
 
     flows = tmp_path / "flows"
     flows.mkdir()

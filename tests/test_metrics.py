@@ -6,10 +6,10 @@ import urllib.request
 
 import pytest
 
-from job.config import Config
-from job.flink.run import files_job
-from job.replay import stage_flows, stage_metadata
-from synthetic.estate import Scenario, generate
+from flowdredge.job.config import Config
+from flowdredge.job.flink.run import files_job
+from flowdredge.job.replay import stage_flows, stage_metadata
+from flowdredge.synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.minicluster
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
+from flowdredge.job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
                            OwnershipIndex, apply_events, changelog_lines, parse_chunk,
                            parse_event)
-from schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
 

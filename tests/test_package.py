@@ -20,12 +20,12 @@ from botocore.stub import Stubber
 
 import reference
 from helpers import job_aggregates, moto_server, subprocess_env
-from connectors.jars import ADAPTERS, CONNECTORS, JARS_DIR
-from job import managed
-from job.config import Config, ConfigError, to_application_properties
-from job.replay import stage_flows
-from operate import deploy, package
-from synthetic.estate import Scenario, generate
+from flowdredge.connectors.jars import ADAPTERS, CONNECTORS, JARS_DIR
+from flowdredge.job import managed
+from flowdredge.job.config import Config, ConfigError, to_application_properties
+from flowdredge.job.replay import stage_flows
+from flowdredge.operate import deploy, package
+from flowdredge.synthetic.estate import Scenario, generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
@@ -104,7 +104,8 @@ def test_the_service_file_wins_over_a_local_one(tmp_path, monkeypatch):
 
 @pytest.mark.unit
 def test_packaging_and_deployment_code_does_not_import_pyflink():
-    code = ("import sys, job.managed, operate.package, operate.deploy\n"
+    code = ("import sys, flowdredge.job.managed, flowdredge.operate.package, "
+            "flowdredge.operate.deploy\n"
             "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -112,11 +113,14 @@ def test_packaging_and_deployment_code_does_not_import_pyflink():
 @pytest.mark.unit
 def test_the_zip_carries_what_the_entry_point_imports_and_nothing_for_the_cli():
     modules, third_party = package.code_closure()
-    assert {"job.flink.managed", "job.managed", "job.flink.pipeline", "job.flink.operators",
-            "connectors.files", "job.config", "schemas.outputs", "job"} <= set(modules)
+    assert {f"flowdredge.{m}" for m in (
+        "job.flink.managed", "job.managed", "job.flink.pipeline", "job.flink.operators",
+        "connectors.files", "job.config", "schemas.outputs", "job")} | {"flowdredge"} \
+        <= set(modules)
     # Query, report and publisher are tools around the job, not the job.
-    assert not {"explore.query", "explore.report", "flowdredge.cli", "connectors.publisher",
-                "synthetic.estate", "operate.package"} & set(modules)
+    assert not {f"flowdredge.{m}" for m in (
+        "explore.query", "explore.report", "cli", "connectors.publisher", "synthetic.estate",
+        "operate.package")} & set(modules)
     assert {"pyflink", "yaml", "boto3"} <= set(third_party)
     assert "duckdb" not in third_party
 
@@ -190,8 +194,9 @@ def test_the_zip_layout_is_what_the_service_runs(tmp_path):
     with zipfile.ZipFile(result.path) as zf:
         names = set(zf.namelist())
         info = json.loads(zf.read("BUILD-INFO.json"))
-    assert {"main.py", "python/job/flink/managed.py", "python/job/__init__.py",
-            "python/schemas/__init__.py", "vendor/boto3/__init__.py"} <= names
+    assert {"main.py", "python/flowdredge/__init__.py", "python/flowdredge/job/flink/managed.py",
+            "python/flowdredge/job/__init__.py", "python/flowdredge/schemas/__init__.py",
+            "vendor/boto3/__init__.py"} <= names
     assert not [n for n in names if n.endswith(".pyc") or n.startswith("vendor/bin/")]
     # vendor/ is pip's install of the service's wheels, at the versions installed here.
     assert info["vendor_target"] == {"python": "3.12", "platform": "manylinux2014_x86_64",
@@ -296,7 +301,7 @@ def service_like_python(folder) -> str:
         fh.write(ours + "\n")
     provided = package.requirement_closure([package.SERVICE_DISTRIBUTION],
                                            package.service_environment())
-    blocked = set(package.PROJECT_PACKAGES)
+    blocked = {package.PROJECT_PACKAGE}
     for top, dists in md.packages_distributions().items():
         if not {package.normalize(d) for d in dists} & provided:
             blocked.add(top)
@@ -364,8 +369,8 @@ def test_the_unpacked_zip_runs_the_job_with_the_replay_results(replayed, unpacke
 @pytest.mark.unit
 def test_the_service_like_python_takes_the_job_and_boto3_from_the_zip_only(unpacked, tmp_path):
     app, python = unpacked
-    probe = ("import job.flink.managed, job.config, boto3, yaml\n"
-             "print(job.flink.managed.__file__, boto3.__file__, yaml.__file__)\n"
+    probe = ("import flowdredge.job.flink.managed, flowdredge.job.config, boto3, yaml\n"
+             "print(flowdredge.job.flink.managed.__file__, boto3.__file__, yaml.__file__)\n"
              "import duckdb\n")
     env = {**subprocess_env(), "PYTHONPATH": str(app / "python") + os.pathsep + str(app / "vendor")}
     result = subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from job.parse import (FlowFormat, FormatError, LineError, Limits, decode_tcp_flags, parse_line,
-                       parse_record)
+from flowdredge.job.parse import (FlowFormat, FormatError, LineError, Limits, decode_tcp_flags,
+                                  parse_line, parse_record)
 
 pytestmark = pytest.mark.unit
 
@@ -161,7 +161,7 @@ def test_unknown_fields_are_split_off_and_dropped():
 def test_every_reason_in_the_code_is_declared():
     import os
     import re
-    from schemas.outputs import FLOW_DEAD_LETTER_REASONS, METADATA_DEAD_LETTER_REASONS
+    from flowdredge.schemas.outputs import FLOW_DEAD_LETTER_REASONS, METADATA_DEAD_LETTER_REASONS
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for module, declared in (("parse.py", FLOW_DEAD_LETTER_REASONS),
                              ("ownership.py", METADATA_DEAD_LETTER_REASONS)):

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from job import parse_columns
-from job.parse import (FlowFormat, Limits, ParseResult, _is_address, _start_bounds, parse_lines,
-                       parse_lines_per_line, parse_record)
-from schemas.fields import INT, LONG
-from schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, value_range
+from flowdredge.job import parse_columns
+from flowdredge.job.parse import (FlowFormat, Limits, ParseResult, _is_address, _start_bounds,
+                                  parse_lines, parse_lines_per_line, parse_record)
+from flowdredge.schemas.fields import INT, LONG
+from flowdredge.schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, value_range
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from job import parse_columns
-from job.parse import FlowFormat, Limits, parse_record
-from schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.job import parse_columns
+from flowdredge.job.parse import FlowFormat, Limits, parse_record
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT
 
 pytestmark = pytest.mark.unit
 

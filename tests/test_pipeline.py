@@ -7,11 +7,11 @@ from collections import Counter
 import pytest
 
 from helpers import job_aggregates, read_records, run_replay, total_counts
-from job.config import Config
-from synthetic.estate import Scenario, generate
+from flowdredge.job.config import Config
+from flowdredge.synthetic.estate import Scenario, generate
 import reference
-from job.ownership import OwnershipIndex, parse_event
-from schemas.metadata import HEARTBEAT
+from flowdredge.job.ownership import OwnershipIndex, parse_event
+from flowdredge.schemas.metadata import HEARTBEAT
 
 pytestmark = pytest.mark.minicluster
 
@@ -162,8 +162,8 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
 def test_windows_of_any_length_build(tmp_path, window_seconds):
     """Flink SQL refuses `INTERVAL '300' SECOND` (precision 2): every window length builds."""
     from pyflink.datastream import StreamExecutionEnvironment
-    from connectors.files import file_sinks, file_sources
-    from job.flink.pipeline import build_pipeline
+    from flowdredge.connectors.files import file_sinks, file_sources
+    from flowdredge.job.flink.pipeline import build_pipeline
     config = Config().replace(job={"window_seconds": window_seconds},
                               metadata={"retention_seconds": 2 * 3600 + 7200})
     env = StreamExecutionEnvironment.get_execution_environment()

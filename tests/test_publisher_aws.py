@@ -17,12 +17,12 @@ import requests
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
-from connectors.publisher import cli
-from connectors.publisher import config as publisher_config
-from connectors.publisher.aws import AwsReader
-from connectors.publisher.model import Owner, Scope
-from connectors.publisher.publisher import Publisher
-from connectors.publisher.sinks import FileSink
+from flowdredge.connectors.publisher import cli
+from flowdredge.connectors.publisher import config as publisher_config
+from flowdredge.connectors.publisher.aws import AwsReader
+from flowdredge.connectors.publisher.model import Owner, Scope
+from flowdredge.connectors.publisher.publisher import Publisher
+from flowdredge.connectors.publisher.sinks import FileSink
 from helpers import moto_server
 
 pytestmark = pytest.mark.aws
@@ -387,7 +387,7 @@ HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport proto
 @pytest.mark.minicluster
 def test_job_attributes_flows_across_the_change(aws, tmp_path):
     from helpers import job_aggregates, run_replay, total_counts
-    from job.config import Config
+    from flowdredge.job.config import Config
 
     changes = tmp_path / "changes.jsonl"
     estate, _results = run_scenario(aws, changes)

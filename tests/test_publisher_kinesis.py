@@ -10,10 +10,10 @@ import time
 import boto3
 import pytest
 
-from connectors.publisher.model import Inventory, Scope
-from connectors.publisher.publisher import Publisher
-from connectors.publisher.sinks import KinesisSink
-from job.ownership import parse_event
+from flowdredge.connectors.publisher.model import Inventory, Scope
+from flowdredge.connectors.publisher.publisher import Publisher
+from flowdredge.connectors.publisher.sinks import KinesisSink
+from flowdredge.job.ownership import parse_event
 from test_publisher_unit import InventoryReader, config_for, eni
 
 pytestmark = pytest.mark.kinesis

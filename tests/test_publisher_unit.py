@@ -8,18 +8,19 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from connectors.publisher import cli
-from connectors.publisher import config as publisher_config
-from connectors.publisher.aws import AwsReader, items
-from connectors.publisher.cloudtrail import EventError, apply_change, parse_line
-from connectors.publisher.derive import Naming, derive_claims
-from connectors.publisher.diff import (Holding, Observation, State, apply_event, is_stale,
-                                       reconcile_poll, snapshot_events, state_from_snapshot)
-from connectors.publisher.model import Claim, Inventory, Owner, Scope
-from connectors.publisher.naming import NameRule
-from connectors.publisher.publisher import EventTail, Publisher
-from connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
-from job.ownership import OwnershipIndex, parse_event
+from flowdredge.connectors.publisher import cli
+from flowdredge.connectors.publisher import config as publisher_config
+from flowdredge.connectors.publisher.aws import AwsReader, items
+from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from flowdredge.connectors.publisher.derive import Naming, derive_claims
+from flowdredge.connectors.publisher.diff import (Holding, Observation, State, apply_event,
+                                                  is_stale, reconcile_poll, snapshot_events,
+                                                  state_from_snapshot)
+from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
+from flowdredge.connectors.publisher.naming import NameRule
+from flowdredge.connectors.publisher.publisher import EventTail, Publisher
+from flowdredge.connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+from flowdredge.job.ownership import OwnershipIndex, parse_event
 
 pytestmark = pytest.mark.unit
 
@@ -557,7 +558,7 @@ def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
 
 def test_removed_throttle_settings_are_ignored_with_a_warning(caplog):
     base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
-    with caplog.at_level("WARNING", logger="connectors.publisher.config"):
+    with caplog.at_level("WARNING", logger="flowdredge.connectors.publisher.config"):
         config = publisher_config.from_dict(
             {**base, "aws": {"throttle_attempts": 6, "throttle_max_ms": 20000, "max_attempts": 4}})
     assert config.aws.max_attempts == 4

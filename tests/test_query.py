@@ -17,15 +17,15 @@ import pytest
 import reference
 from helpers import run_replay
 from flowdredge import cli
-from job.config import Config
-from synthetic.estate import APPS, Scenario, generate
-from job.outputs import OUTPUTS, committed_files, is_committed
-from explore.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
+from flowdredge.job.config import Config
+from flowdredge.synthetic.estate import APPS, Scenario, generate
+from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
+from flowdredge.explore.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
                        format_result, parse_duration, parse_time)
-from schemas.flowlog import FLOW_LOG_FIELDS
-from schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
+from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
+from flowdredge.schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
                              LATE_EXTRA_KEYS)
-from schemas.security import UNOWNED_APPS
+from flowdredge.schemas.security import UNOWNED_APPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO = Scenario(minutes=6, flows_per_minute=300, instances_per_app=3, churn_per_minute=4.0,
@@ -187,7 +187,7 @@ def test_formats():
 @pytest.mark.unit
 def test_one_committed_file_rule_and_one_s3_url_parser(small_outputs):
     from bench.compare import read_aggregates
-    from connectors import s3
+    from flowdredge.connectors import s3
     assert [is_committed(n) for n in ("part-0-1.json", ".part-0-2.inprogress", "_SUCCESS")] \
         == [True, False, False]
     # bench.compare reads the same files as the query views (small_outputs has hidden ones).
@@ -204,7 +204,7 @@ def test_one_committed_file_rule_and_one_s3_url_parser(small_outputs):
 
 @pytest.mark.unit
 def test_query_and_report_do_not_import_pyflink():
-    code = ("import sys, explore.query, explore.report\n"
+    code = ("import sys, flowdredge.explore.query, flowdredge.explore.report\n"
             "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from job.config import FlowsSection
-from job.ownership import changelog_lines
-from job.replay import InputError, delivery_order, stage_flows, stage_metadata
+from flowdredge.job.config import FlowsSection
+from flowdredge.job.ownership import changelog_lines
+from flowdredge.job.replay import InputError, delivery_order, stage_flows, stage_metadata
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"

@@ -12,11 +12,11 @@ import pytest
 
 from helpers import read_records, run_replay
 from flowdredge import cli
-from job.config import Config
-from synthetic.estate import APPS, INTERNET_FACING, Scenario, generate
-from explore.query import Outputs
-from explore.report import (MAX_EDGES, TOP_APPS, VIEWS, layout_graph, render_html, report_data,
-                        write_report)
+from flowdredge.job.config import Config
+from flowdredge.synthetic.estate import APPS, INTERNET_FACING, Scenario, generate
+from flowdredge.explore.query import Outputs
+from flowdredge.explore.report import (MAX_EDGES, TOP_APPS, VIEWS, layout_graph, render_html,
+                                       report_data, write_report)
 
 SCENARIO = Scenario(minutes=5, flows_per_minute=300, instances_per_app=3, churn_per_minute=3.0,
                     reject_share=0.05, seed=23)

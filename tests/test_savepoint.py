@@ -16,9 +16,9 @@ import pytest
 
 import reference
 from helpers import job_aggregates, read_records, subprocess_env
-from operate.cluster import Cluster, feed, free_port
-from synthetic.estate import Scenario, generate
-from job.replay import delivery_order, expand
+from flowdredge.operate.cluster import Cluster, feed, free_port
+from flowdredge.synthetic.estate import Scenario, generate
+from flowdredge.job.replay import delivery_order, expand
 
 # 20 minutes in four 5-minute deliveries: the first two are fed before the savepoint.
 SCENARIO = Scenario(minutes=20, flows_per_minute=150, instances_per_app=3,
@@ -156,9 +156,9 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
 
 PLAN = """
 import json, sys
-from job.config import from_dict
-from job.flink.run import files_job
-from job.flink.streams import transformations
+from flowdredge.job.config import from_dict
+from flowdredge.job.flink.run import files_job
+from flowdredge.job.flink.streams import transformations
 config = from_dict(json.loads(sys.argv[1]))
 env = files_job(config, sys.argv[2], sys.argv[3], sys.argv[4])
 plan = {}

@@ -9,8 +9,8 @@ import pytest
 import reference
 import security_scenario as sc
 from helpers import job_aggregates, read_records, run_replay, total_counts
-from job.config import Config
-from schemas.security import UNOWNED_APPS
+from flowdredge.job.config import Config
+from flowdredge.schemas.security import UNOWNED_APPS
 
 pytestmark = pytest.mark.minicluster
 

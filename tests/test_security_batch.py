@@ -7,11 +7,11 @@ from collections import defaultdict
 
 import pytest
 
-from job import security as s
-from job.codec import decode_views, encode_views
-from schemas import security as out
-from schemas.outputs import CONVERSATION
-from schemas.security import UNOWNED_APPS
+from flowdredge.job import security as s
+from flowdredge.job.codec import decode_views, encode_views
+from flowdredge.schemas import security as out
+from flowdredge.schemas.outputs import CONVERSATION
+from flowdredge.schemas.security import UNOWNED_APPS
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from job import security as s
-from job.config import Config, ConfigError
-from schemas.security import DEPENDENCY_GONE, REJECTED, RISK_FACTORS
+from flowdredge.job import security as s
+from flowdredge.job.config import Config, ConfigError
+from flowdredge.schemas.security import DEPENDENCY_GONE, REJECTED, RISK_FACTORS
 
 pytestmark = pytest.mark.unit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,15 +192,15 @@ def test_output_lines_carry_the_schema():
 
 
 def test_core_does_not_import_pyflink():
-    code = ("import sys, job.security, schemas.security\n"
+    code = ("import sys, flowdredge.job.security, flowdredge.schemas.security\n"
             "assert not [m for m in sys.modules if m.startswith('pyflink')]\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
 def test_docs_name_every_field_and_key():
     from dataclasses import fields
-    from job.config import SecuritySection
-    from schemas import security as schemas
+    from flowdredge.job.config import SecuritySection
+    from flowdredge.schemas import security as schemas
     with open(os.path.join(ROOT, "docs", "security.md"), encoding="utf-8") as fh:
         doc = fh.read()
     outputs = (schemas.DEPENDENCY, schemas.EXPOSURE, schemas.INTERNET_EGRESS, schemas.REJECTED,

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from job.codec import decode_events_state, encode_events_state
-from job.config import Config
-from job.security import SecurityEvents
+from flowdredge.job.codec import decode_events_state, encode_events_state
+from flowdredge.job.config import Config
+from flowdredge.job.security import SecurityEvents
 
 pytestmark = pytest.mark.unit
 

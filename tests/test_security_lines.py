@@ -7,8 +7,8 @@ U+FFFF (escaped by Jackson as a surrogate pair), U+2028, control characters (upp
 DEL, the largest long."""
 import pytest
 
-from job.security import table_lines
-from schemas import security as out
+from flowdredge.job.security import table_lines
+from flowdredge.schemas import security as out
 
 pytestmark = pytest.mark.unit
 
@@ -70,5 +70,5 @@ def test_lines_are_what_flink_wrote(schema, cases):
 
 
 def test_every_table_schema_is_covered():
-    from job.flink.security import TABLES
+    from flowdredge.job.flink.security import TABLES
     assert {schema for schema, _ in FLINK_WROTE} == {schema for schema, *_ in TABLES}

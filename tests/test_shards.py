@@ -1,7 +1,7 @@
 """Per-shard event time (job.shards), pure Python."""
 import pytest
 
-from job.shards import ShardClock
+from flowdredge.job.shards import ShardClock
 
 pytestmark = pytest.mark.unit
 

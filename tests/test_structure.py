@@ -17,6 +17,10 @@ CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job
         "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
         "schemas.settings", "connectors.s3"]
 
+# Modules by their folder in the checkout: flowdredge.job.parse is job.parse here (the layers
+# install inside the flowdredge package: flowdredge/__init__.py).
+LAYER_FOLDERS = ("schemas", "job", "connectors", "explore", "synthetic", "operate")
+
 # The layers, bottom to top: a module may import modules of its own layer and of those below.
 # A module belongs to the layer of its longest prefix listed here.
 LAYERS = [
@@ -58,6 +62,13 @@ def _sources(folders):
                         yield module.removesuffix(".__init__"), ast.parse(fh.read(), path)
 
 
+def _folder_name(name: str) -> str:
+    """`name` as _sources names modules: flowdredge.job.parse -> job.parse."""
+    parts = name.split(".")
+    return ".".join(parts[1:]) if parts[0] == "flowdredge" and parts[1:2] and \
+        parts[1] in LAYER_FOLDERS else name
+
+
 def _is_module(name: str) -> bool:
     base = os.path.join(ROOT, *name.split("."))
     return os.path.isfile(base + ".py") or os.path.isfile(os.path.join(base, "__init__.py"))
@@ -68,11 +79,11 @@ def _imports(tree):
     b` names a.b when b is a module)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
+            yield from (_folder_name(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             for alias in node.names:
-                name = f"{node.module}.{alias.name}"
-                yield name if _is_module(name) else node.module
+                name = _folder_name(f"{node.module}.{alias.name}")
+                yield name if _is_module(name) else _folder_name(node.module)
 
 
 @pytest.mark.unit
@@ -120,7 +131,7 @@ def test_private_flink_api_is_reached_from_one_module():
 
 @pytest.mark.unit
 def test_core_does_not_import_pyflink():
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in CORE)
+    code = ("import sys\n" + "".join(f"import flowdredge.{m}\n" for m in CORE)
             + "bad = [m for m in sys.modules if m.startswith('pyflink')]\n"
             + "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -128,8 +139,8 @@ def test_core_does_not_import_pyflink():
 
 @pytest.mark.minicluster
 def test_every_operator_has_a_name_and_uid(tmp_path):
-    from job.config import Config
-    from job.flink.streams import transformations
+    from flowdredge.job.config import Config
+    from flowdredge.job.flink.streams import transformations
     config = Config().replace(job={"parallelism": 2})
     env = _empty_files_job(tmp_path, config)
     stateful_uids = []
@@ -148,8 +159,8 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
 def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
     """PyFlink's get_side_output would put an identity map in Python behind every side output
     (job.flink.streams.side_output), the security views' too."""
-    from job.config import Config
-    from job.flink.streams import transformations
+    from flowdredge.job.config import Config
+    from flowdredge.job.flink.streams import transformations
     env = _empty_files_job(tmp_path, Config())
     python_steps, side_outputs_read = [], []
     for t in transformations(env):
@@ -174,7 +185,7 @@ def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
 
 
 def _empty_files_job(tmp_path, config):
-    from job.flink.run import files_job
+    from flowdredge.job.flink.run import files_job
     (tmp_path / "f.txt").write_text("")
     (tmp_path / "m.jsonl").write_text("")
     return files_job(config, str(tmp_path / "f.txt"), str(tmp_path / "m.jsonl"),
@@ -190,3 +201,22 @@ def _is_python(transformation) -> bool:
     operator = transformation.getOperatorFactory().getStreamOperatorClass(
         transformation.getClass().getClassLoader())
     return "python" in operator.getName().lower()
+
+
+@pytest.mark.unit
+def test_the_distribution_installs_one_top_level_name_and_every_package():
+    """pyproject.toml lists the packages by hand (the layers map to folders beside
+    flowdredge/): a new subpackage left out would be missing from a wheel but not from a
+    checkout."""
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        setuptools = tomllib.load(fh)["tool"]["setuptools"]
+    listed, folders = set(setuptools["packages"]), setuptools["package-dir"]
+    assert {name.split(".")[0] for name in listed} == {"flowdredge"}
+    assert folders == {f"flowdredge.{layer}": layer for layer in LAYER_FOLDERS}
+    found = {"flowdredge"}
+    for layer in LAYER_FOLDERS:
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, layer)):
+            if "__init__.py" in files:
+                found.add("flowdredge." + os.path.relpath(dirpath, ROOT).replace(os.sep, "."))
+    assert listed == found

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from job.config import ConfigError, KinesisSection
+from flowdredge.job.config import ConfigError, KinesisSection
 
 # Keys of a local server that checks none (kinesis-local).
 DUMMY_KEY = "dummy"

@@ -20,15 +20,15 @@ from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import call_sql, col
 
-from connectors.kinesis.client import Streams, client_properties
-from job.shards import stream_name
-from job.config import Config, KinesisSection, checkpoint_uri
-from job.flink.io import Sinks, Sources
-from job.flink.streams import (attach_insert, java_configuration,
+from flowdredge.connectors.kinesis.client import Streams, client_properties
+from flowdredge.job.shards import stream_name
+from flowdredge.job.config import Config, KinesisSection, checkpoint_uri
+from flowdredge.job.flink.io import Sinks, Sources
+from flowdredge.job.flink.streams import (attach_insert, java_configuration,
                                java_deserialization_schema, jvm)
-from schemas.flink import sql_columns
-from schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
-from schemas.security import EVENTS
+from flowdredge.schemas.flink import sql_columns
+from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
+from flowdredge.schemas.security import EVENTS
 
 RAW_RECORD_TYPE = Types.ROW_NAMED(
     ["data", "stream", "shard", "sequence"],

@@ -13,8 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from connectors.kinesis.client import cloudwatch_record
-from job.replay import delivered_at, delivery_order, expand
+from flowdredge.connectors.kinesis.client import cloudwatch_record
+from flowdredge.job.replay import delivered_at, delivery_order, expand
 
 METADATA_PARTITION_KEY = "ip-metadata"
 

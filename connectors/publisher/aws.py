@@ -10,9 +10,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors.publisher.config import PublisherConfig
-from connectors.publisher.derive import tag_dict
-from connectors.publisher.model import Inventory, Scope
+from flowdredge.connectors.publisher.config import PublisherConfig
+from flowdredge.connectors.publisher.derive import tag_dict
+from flowdredge.connectors.publisher.model import Inventory, Scope
 
 # Renew assumed-role credentials this long before they expire.
 CREDENTIAL_MARGIN_MS = 5 * 60 * 1000

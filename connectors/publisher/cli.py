@@ -13,12 +13,13 @@ import signal
 import sys
 import time
 
-from connectors import logs
-from connectors.publisher import config as publisher_config
-from connectors.publisher.aws import AwsReader
-from connectors.publisher.diff import reconcile_poll, snapshot_events, state_from_snapshot
-from connectors.publisher.publisher import EventTail, Publisher, describe
-from connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+from flowdredge.connectors import logs
+from flowdredge.connectors.publisher import config as publisher_config
+from flowdredge.connectors.publisher.aws import AwsReader
+from flowdredge.connectors.publisher.diff import (reconcile_poll, snapshot_events,
+                                                  state_from_snapshot)
+from flowdredge.connectors.publisher.publisher import EventTail, Publisher, describe
+from flowdredge.connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
 
 INCOMPLETE = 3
 
@@ -27,7 +28,8 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-log = logging.getLogger("connectors.publisher.cli")   # not __name__: "__main__" under python -m
+# Not __name__: "__main__" under python -m.
+log = logging.getLogger("flowdredge.connectors.publisher.cli")
 
 
 def build_sink(config, reader: AwsReader):
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
     snap.add_argument("--config", required=True)
     snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
     args = parser.parse_args(argv)
-    logs.setup("connectors.publisher", "flowdredge-publisher:")
+    logs.setup("flowdredge.connectors.publisher", "flowdredge-publisher:")
     try:
         config = publisher_config.load(args.config)
         if args.command == "run":

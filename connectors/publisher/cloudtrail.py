@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from connectors.publisher.derive import ASG_TAG, tag_dict
-from connectors.publisher.model import Inventory, Scope
+from flowdredge.connectors.publisher.derive import ASG_TAG, tag_dict
+from flowdredge.connectors.publisher.model import Inventory, Scope
 
 CLOUDTRAIL_DETAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE_DETAIL = "EC2 Instance State-change Notification"

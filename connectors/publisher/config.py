@@ -6,10 +6,10 @@ assumes each account's role through STS.
 import logging
 from dataclasses import dataclass, field
 
-from connectors.publisher.model import Scope
-from connectors.publisher.naming import RULES, NameRule
-from schemas import settings
-from schemas.settings import STRINGS, ConfigError, setting
+from flowdredge.connectors.publisher.model import Scope
+from flowdredge.connectors.publisher.naming import RULES, NameRule
+from flowdredge.schemas import settings
+from flowdredge.schemas.settings import STRINGS, ConfigError, setting
 
 log = logging.getLogger(__name__)
 

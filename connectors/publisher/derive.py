@@ -19,10 +19,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from connectors.publisher.model import (ELB, INSTANCE, INTERFACE, LAMBDA, NAT_GATEWAY,
+from flowdredge.connectors.publisher.model import (ELB, INSTANCE, INTERFACE, LAMBDA, NAT_GATEWAY,
                                         VPC_ENDPOINT, Claim, Inventory, Owner)
-from connectors.publisher.naming import NameRule
-from schemas.metadata import ABSENT
+from flowdredge.connectors.publisher.naming import NameRule
+from flowdredge.schemas.metadata import ABSENT
 
 ASG_TAG = "aws:autoscaling:groupName"
 NAT_DESCRIPTION = "Interface for NAT Gateway "

@@ -26,8 +26,8 @@ reflects newer information.
 import dataclasses
 from dataclasses import dataclass, field
 
-from connectors.publisher.model import Owner, Scope
-from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+from flowdredge.connectors.publisher.model import Owner, Scope
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
 

@@ -1,7 +1,7 @@
 """The publisher's values: who owns an address, and what one read of an account and region saw."""
 from dataclasses import dataclass, field
 
-from schemas.metadata import ABSENT, OWNER_FIELDS
+from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 
 INSTANCE = "instance"
 ELB = "elb"

@@ -7,14 +7,14 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from connectors.publisher.aws import ScopeError
-from connectors.publisher.cloudtrail import EventError, apply_change, parse_line
-from connectors.publisher.config import PublisherConfig
-from connectors.publisher.derive import Naming, derive_claims
-from connectors.publisher.diff import (Observation, State, apply_event, is_stale,
+from flowdredge.connectors.publisher.aws import ScopeError
+from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from flowdredge.connectors.publisher.config import PublisherConfig
+from flowdredge.connectors.publisher.derive import Naming, derive_claims
+from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
                                        reconcile_poll, snapshot_events)
-from connectors.publisher.sinks import SinkError
-from schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+from flowdredge.connectors.publisher.sinks import SinkError
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
 
 _log = logging.getLogger(__name__)

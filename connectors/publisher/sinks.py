@@ -10,8 +10,8 @@ import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connectors import s3
-from schemas.metadata import HEARTBEAT
+from flowdredge.connectors import s3
+from flowdredge.schemas.metadata import HEARTBEAT
 
 KINESIS_MAX_RECORDS = 500
 KINESIS_MAX_BYTES = 5 * 1024 * 1024

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from job import managed
-from job.config import ConfigError
+from flowdredge.job import managed
+from flowdredge.job.config import ConfigError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
-    from job.flink.run import files_job, kinesis_job
+    from flowdredge.job.flink.run import files_job, kinesis_job
     io = props.io
     # The service puts the jar named in the run options on the classpath itself.
     jars = ["file://" + os.path.abspath(jar)] if jar and \
@@ -42,8 +42,8 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2
     elif io.flows_layout == "aws":
-        from job.replay import InputError
-        from job.flink.run import aws_files_job
+        from flowdredge.job.replay import InputError
+        from flowdredge.job.flink.run import aws_files_job
         try:
             env = aws_files_job(props.config, io.flows, io.metadata, io.output, jars=jars,
                                 python_files=code_dirs)

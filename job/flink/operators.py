@@ -8,22 +8,23 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
                                 RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor
 
-from job.aggregate import LatenessHorizon, is_late
-from job.attribute import UnownedClassifier, attribute_group
-from job.ipranges import load as load_ip_ranges
-from job.codec import decode_group, encode_group, encode_views
-from job.config import Config
-from job.enriched import gzip_block
-from job.ownership import MetadataClock, MetaEvent, OwnershipIndex, apply_events, parse_chunk
-from job.parse import FlowFormat, excerpt, parse_record
-from job.replay import read_flow_file
-from job.security import WindowViews, parse_ports
-from job.shards import ShardClock, stream_name
-from schemas.flink import row_type
-from schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
-from schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
+from flowdredge.job.aggregate import LatenessHorizon, is_late
+from flowdredge.job.attribute import UnownedClassifier, attribute_group
+from flowdredge.job.ipranges import load as load_ip_ranges
+from flowdredge.job.codec import decode_group, encode_group, encode_views
+from flowdredge.job.config import Config
+from flowdredge.job.enriched import gzip_block
+from flowdredge.job.ownership import (MetadataClock, MetaEvent, OwnershipIndex, apply_events,
+                                      parse_chunk)
+from flowdredge.job.parse import FlowFormat, excerpt, parse_record
+from flowdredge.job.replay import read_flow_file
+from flowdredge.job.security import WindowViews, parse_ports
+from flowdredge.job.shards import ShardClock, stream_name
+from flowdredge.schemas.flink import row_type
+from flowdredge.schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
+from flowdredge.schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
                              METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
-from schemas.security import SECURITY_BATCH
+from flowdredge.schemas.security import SECURITY_BATCH
 
 DEAD_LETTERS = OutputTag("dead-letter", Types.STRING())
 COUNTS = OutputTag("counts", Types.STRING())

@@ -13,16 +13,17 @@ from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
-from job.config import Config
-from job.flink.io import Sinks, Sources
-from job.flink.streams import (keyed_by_first_field, side_output, sql_interval,
+from flowdredge.job.config import Config
+from flowdredge.job.flink.io import Sinks, Sources
+from flowdredge.job.flink.streams import (keyed_by_first_field, side_output, sql_interval,
                                with_event_time)
-from job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS, ENRICHED,
-                                 FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE, METADATA_CHUNK_TYPE,
-                                 OWNERSHIP_STATE, PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
-                                 TIMED_METADATA_CHUNK_TYPE, AttributeFlows, ParseFlowRecords,
-                                 ParseMetadataEvents)
-from schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
+from flowdredge.job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS,
+                                            ENRICHED, FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE,
+                                            METADATA_CHUNK_TYPE, OWNERSHIP_STATE,
+                                            PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
+                                            TIMED_METADATA_CHUNK_TYPE, AttributeFlows,
+                                            ParseFlowRecords, ParseMetadataEvents)
+from flowdredge.schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
 
 
 def configure(env: StreamExecutionEnvironment, config: Config) -> None:
@@ -78,7 +79,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
         sinks.text(name, stream)
 
     if config.outputs.security:
-        from job.flink.security import add_security_views
+        from flowdredge.job.flink.security import add_security_views
         add_security_views(side_output(attributed, CONVERSATIONS), sinks, config)
 
     sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))

@@ -8,12 +8,12 @@ import sys
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from connectors.files import aws_file_sources, file_sinks, file_sources
-from connectors.jars import adapter_jars
-from job.config import Config, checkpoint_uri, local_heap_mb
-from job.flink.io import Sinks, Sources
-from job.flink.pipeline import build_pipeline, configure
-from job.flink.streams import jvm
+from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
+from flowdredge.connectors.jars import adapter_jars
+from flowdredge.job.config import Config, checkpoint_uri, local_heap_mb
+from flowdredge.job.flink.io import Sinks, Sources
+from flowdredge.job.flink.pipeline import build_pipeline, configure
+from flowdredge.job.flink.streams import jvm
 
 
 def start_jvm(config: Config) -> None:
@@ -134,9 +134,9 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     the application's jar on the classpath itself). Checkpoints go to `checkpoint_dir` unless
     job.checkpoint_dir says otherwise ("": output_dir/checkpoints; None: the cluster's own
     setting). Raises ConfigError for streams that are missing or unknown."""
-    from connectors.kinesis.client import client, resolve, shards
-    from connectors.jars import connector_jars
-    from connectors.kinesis.flink import (kinesis_sources, local_endpoint_workarounds,
+    from flowdredge.connectors.kinesis.client import client, resolve, shards
+    from flowdredge.connectors.jars import connector_jars
+    from flowdredge.connectors.kinesis.flink import (kinesis_sources, local_endpoint_workarounds,
                                           with_kinesis_outputs)
     kinesis = client(config.kinesis)
     streams = resolve(config.kinesis, kinesis)

@@ -9,7 +9,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 CODE_DIRS = [os.path.join(ROOT, "python"), os.path.join(ROOT, "vendor")]
 sys.path[:0] = CODE_DIRS
 
-from job.flink.managed import main  # noqa: E402 (needs the path above)
+from flowdredge.job.flink.managed import main  # noqa: E402 (needs the path above)
 
 if __name__ == "__main__":
     jars = glob.glob(os.path.join(ROOT, "lib", "*.jar"))
