@@ -21,7 +21,7 @@ from flowdredge.job.codec import decode_group, decode_views, encode_group, encod
 from flowdredge.job.config import Config
 from flowdredge.job.ownership import OwnershipIndex, parse_chunk
 from flowdredge.job.parse import parse_record
-from flowdredge.job.security import ScanRules, ViewRules, WindowViews, parse_factors, window_results
+from flowdredge.job.security import ScanRules, ViewRules, WindowViews, window_results
 from flowdredge.schemas.metadata import HEARTBEAT
 
 
@@ -55,7 +55,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
     rules = ViewRules(sec.scan_report_min_targets, ScanRules(
         sec.port_scan_min_ports, sec.port_scan_max_hosts, sec.host_sweep_min_hosts,
         sec.host_sweep_max_ports, sec.scan_min_reject_percent, sec.evidence_samples),
-        parse_factors(sec.risk_weights), parse_factors(sec.risk_scales))
+        sec.risk_weights, sec.risk_scales)
     batches = {}   # window start -> encoded WindowViews
     # A long-running worker knows most addresses: warm job.parse's address cache first, or the
     # per-line parser, its only user for IPv4, would pay every first sight alone.

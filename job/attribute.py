@@ -18,9 +18,7 @@ from flowdredge.job.parse import FlowGroup
 from flowdredge.job.ownership import OwnershipIndex
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, client_is_source
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
-
-UNATTRIBUTED = "unattributed"
-INTERNET = "internet"
+from flowdredge.schemas.security import INTERNET, UNATTRIBUTED
 REJECT = "REJECT"
 
 # Loopback traffic never leaves a host, so a flow record with a loopback address is a spoofed or

@@ -88,7 +88,7 @@ class FlowFormat:
                  for i, j in enumerate(self.columns)]
         source = f"def convert(p):\n    return ({', '.join(items)},)\n"
         namespace = {}
-        exec(source, namespace)  # noqa: S102 - generated from known field names only
+        exec(source, namespace)   # generated from known field names only
         return namespace["convert"]
 
     @classmethod

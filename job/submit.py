@@ -1,4 +1,4 @@
-"""The job's entry point on a Flink cluster: `flink run --pyModule job.submit ...`.
+"""The job's entry point on a Flink cluster: `flink run --pyModule flowdredge.job.submit ...`.
 
 Loads the config and wires the connectors: the Kinesis streams of the config's `kinesis`
 section (job.flink.run.kinesis_job, as `flowdredge run` and Managed Flink), or, with --flows

@@ -22,6 +22,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 
+from flowdredge.connectors import s3
 from flowdredge.connectors.jars import JARS_DIR
 from flowdredge.job.config import FlowsSection
 
@@ -247,7 +248,7 @@ class Cluster:
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
                job_name: str = "flowdredge", flows_layout: str = "staged") -> str:
-        """Submits the job detached (`flink run -d -pym job.submit`) with the code shipped as
+        """Submits the job detached (`flink run -d -pym flowdredge.job.submit`) with the code shipped as
         a zip; returns the job id. `flows` and `metadata` are folders the job follows, or both
         None: the config's `kinesis` streams. `savepoint` resumes from it: a state that no
         operator of the new job claims fails the submission (no --allowNonRestoredState).
@@ -264,7 +265,7 @@ class Cluster:
         args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
                  "--job-name", job_name]
         if flows is not None and flows_layout == "aws":
-            location = flows if flows.startswith("s3://") else os.path.abspath(flows)
+            location = flows if s3.is_s3(flows) else os.path.abspath(flows)
             args += ["--flows", location, "--flows-layout", "aws", "--metadata",
                      os.path.abspath(metadata), "--follow-seconds", "0"]
         elif flows is not None:

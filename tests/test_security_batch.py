@@ -124,7 +124,7 @@ def _expected(conversations):
         risk[client]["dependencies"].add((server, port, proto))
         risk[server]["dependents"].add(client)
     for app in scan_sources:
-        risk[app]   # noqa: B018 (a row for the app)
+        risk[app]   # a row for the app
     risk_rows = {}
     for app, f in risk.items():
         row = (W, app, len(f["exposed"]), f["exposed"], f["rejected_flows"],
