@@ -95,15 +95,19 @@ class TreeCpuSampler(threading.Thread):
 def run_ours(args) -> dict:
     from flowdredge.job.flink.streams import jvm
     from flowdredge.job import config as config_mod
-    from flowdredge.job.flink.run import files_job
+    from flowdredge.job.flink.run import aws_files_job, files_job
     timings = {}
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
     jvm()   # starts the JVM
     timings["gateway_s"] = _since_start()
     # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
     # been handed over.
-    env = files_job(config, args.staged_flows, args.staged_metadata, args.output,
-                    checkpoint_dir=args.checkpoint_dir)
+    if args.aws_flows:
+        env = aws_files_job(config, args.aws_flows, args.staged_metadata, args.output,
+                            checkpoint_dir=args.checkpoint_dir)
+    else:
+        env = files_job(config, args.staged_flows, args.staged_metadata, args.output,
+                        checkpoint_dir=args.checkpoint_dir)
     client = env.execute_async("flowdredge bench")
     timings["submitted_s"] = _since_start()
     result = client.get_job_execution_result().result()
@@ -121,9 +125,12 @@ def run_sql(args) -> dict:
     def submitted():
         timings["submitted_s"] = _since_start()
 
+    # Without --out-of-orderness, the job's default bound (sql_baseline.run's).
+    bound = {} if args.out_of_orderness is None else \
+        {"flow_out_of_orderness_seconds": args.out_of_orderness}
     result = sql_baseline.run(args.s3_dir, args.changelog, args.output, args.parallelism,
                               checkpoint_dir=args.checkpoint_dir, on_submitted=submitted,
-                              flow_out_of_orderness_seconds=args.out_of_orderness)
+                              **bound)
     timings["net_runtime_s"] = result.get_net_runtime() / 1000
     return timings
 
@@ -135,12 +142,15 @@ def main(argv=None) -> int:
     p.add_argument("--parallelism", type=int, required=True)
     p.add_argument("--checkpoint-dir", required=True)
     p.add_argument("--staged-flows", help="ours: job.replay's staged flow records")
+    p.add_argument("--aws-flows", help="ours: flow files as AWS wrote them, read by the job "
+                   "(instead of --staged-flows)")
     p.add_argument("--staged-metadata", help="ours: job.replay's staged changelog")
     p.add_argument("--config", help="ours: a job config file (YAML)")
     p.add_argument("--s3-dir", help="sql: the S3 flow-log files (a folder, or one file)")
     p.add_argument("--changelog", help="sql: the changelog file")
-    p.add_argument("--out-of-orderness", type=int, default=300,
-                   help="sql: the flows' watermark bound, seconds")
+    p.add_argument("--out-of-orderness", type=int,
+                   help="sql: the flows' watermark bound, seconds (default: the job's, "
+                   "flows.out_of_orderness_seconds)")
     args = p.parse_args(argv)
     watcher = OutputWatcher(args.output)
     sampler = TreeCpuSampler()

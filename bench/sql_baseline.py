@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+from flowdredge.job.config import FlowsSection, JobSection, MetadataSection
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT
 from flowdredge.schemas.outputs import AGGREGATE
@@ -57,9 +58,11 @@ def _owner(side: str, ip: str):
     return app, region
 
 
-def statements(s3_dir: str, changelog: str, output_dir: str, window_seconds: int = 60,
-               flow_out_of_orderness_seconds: int = 300,
-               metadata_out_of_orderness_seconds: int = 30):
+def statements(s3_dir: str, changelog: str, output_dir: str,
+               window_seconds: int = JobSection.window_seconds,
+               flow_out_of_orderness_seconds: int = FlowsSection.out_of_orderness_seconds,
+               metadata_out_of_orderness_seconds: int =
+               MetadataSection.out_of_orderness_seconds):
     """The SQL script: CREATE statements, then the INSERT (last)."""
     start = ("COALESCE(TRY_CAST(SPLIT_INDEX(line, ' ', "
              f"{FIELD_INDEX['start']}) AS BIGINT), 0)")
@@ -128,7 +131,8 @@ def stage_in_delivery_order(s3_dir: str, staged_path: str) -> int:
 
 
 def run(s3_dir: str, changelog: str, output_dir: str, parallelism: int, checkpoint_dir: str,
-        flow_out_of_orderness_seconds: int = 300, checkpoint_interval_seconds: int = 10,
+        flow_out_of_orderness_seconds: int = FlowsSection.out_of_orderness_seconds,
+        checkpoint_interval_seconds: int = JobSection.checkpoint_interval_seconds,
         on_submitted=None):
     """Runs the pipeline bounded and blocks until it is done; returns Flink's
     JobExecutionResult. Checkpoints as the job does (its default interval), to files."""

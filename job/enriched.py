@@ -13,10 +13,11 @@ files are gzip JSON Lines as AWS's own logs are.
 import json
 import re
 import zlib
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 
-from flowdredge.job.parse import decode_tcp_flags
+from flowdredge.job.parse import ClearingMemo, decode_tcp_flags
 from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
 
 _SIDE = len(ENRICHED_OWNER_KEYS) // 2
@@ -33,34 +34,20 @@ def _value(v) -> str:
     return str(v)
 
 
-class _Fragments(dict):
-    """Owner tuple -> its `,"src_app":"api",...` fragment, built on first sight (owners repeat;
-    a dict subscript is the cheapest hit). Emptied past a bound."""
-
-    def __init__(self, keys: tuple, bound: int = 100_000):
-        super().__init__()
-        self.keys, self.bound = keys, bound
-
-    def __missing__(self, owner: tuple) -> str:
-        if len(self) >= self.bound:
-            self.clear()
-        fragment = self[owner] = "," + ",".join(
-            f'"{k}":{_value(v)}' for k, v in zip(self.keys, owner))
-        return fragment
+def _owner_fragment(keys: tuple, owner: tuple) -> str:
+    """Owner tuple -> its `,"src_app":"api",...` fragment."""
+    return "," + ",".join(f'"{k}":{_value(v)}' for k, v in zip(keys, owner))
 
 
-class _FlagFragments(dict):
-    """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"`. Emptied past a bound."""
-
-    def __missing__(self, flags: int) -> str:
-        if len(self) >= 4096:
-            self.clear()
-        fragment = self[flags] = f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}'
-        return fragment
+def _flags_fragment(flags: int) -> str:
+    """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"`."""
+    return f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}'
 
 
-SRC_FRAGMENTS, DST_FRAGMENTS = _Fragments(SRC_KEYS), _Fragments(DST_KEYS)
-FLAG_FRAGMENTS = _FlagFragments()
+# Built on first sight: owners and flag values repeat, and a dict subscript is the cheapest hit.
+SRC_FRAGMENTS = ClearingMemo(partial(_owner_fragment, SRC_KEYS), 100_000)
+DST_FRAGMENTS = ClearingMemo(partial(_owner_fragment, DST_KEYS), 100_000)
+FLAG_FRAGMENTS = ClearingMemo(_flags_fragment, 4096)
 
 
 class EnrichedWriter:

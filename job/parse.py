@@ -153,7 +153,7 @@ class LineError(ValueError):
         self.reason = reason
 
 
-class _ClearingMemo(dict):
+class ClearingMemo(dict):
     """`function`'s result per argument, emptied whole once it holds more than `limit`, which
     bounds its memory whatever the input. Not functools.lru_cache: its hit costs about 100 ns
     more (it reorders its list), which made the per-line parser 4-7 % slower (bench.core: two
@@ -179,7 +179,7 @@ def _valid_address(text: str) -> bool:
 
 
 # A hit is dict's own __getitem__, in C.
-_is_address = _ClearingMemo(_valid_address, 1_000_000).__getitem__
+_is_address = ClearingMemo(_valid_address, 1_000_000).__getitem__
 
 
 def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):

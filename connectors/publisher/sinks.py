@@ -11,6 +11,7 @@ import time
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdredge.connectors import s3
+from flowdredge.connectors.publisher.config import OutputSection
 from flowdredge.schemas.metadata import HEARTBEAT
 
 KINESIS_MAX_RECORDS = 500
@@ -52,7 +53,8 @@ class KinesisSink:
     `max_attempts` times. HEARTBEATs go in a call of their own once every change before them is
     in the stream, so none can overtake a change it covers."""
 
-    def __init__(self, client, stream: str, partition_key: str, max_attempts: int = 8,
+    def __init__(self, client, stream: str, partition_key: str,
+                 max_attempts: int = OutputSection.max_attempts,
                  base_delay_s: float = 0.2, sleep=time.sleep):
         self.client = client
         self.stream = ({"StreamARN": stream} if stream.startswith("arn:")
