@@ -5,6 +5,8 @@ import contextlib
 import json
 import time
 
+import pytest
+
 import reference
 from connectors.kinesis.client import cloudwatch_record
 from connectors.kinesis.producer import put_changelog_lines, put_flow_records
@@ -77,10 +79,16 @@ def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.
 
 @contextlib.contextmanager
 def running_job(config, output_dir: str, flink_options: dict = None):
-    """The streaming job, started in this process; cancelled on leaving."""
+    """The streaming job, started in this process; cancelled on leaving. Its aggregates' files
+    roll every second, not every minute (connectors.files.ROLLOVER): a closed window's rows
+    are committed at the next checkpoint, not a minute later."""
+    from connectors import files
     from job.flink.run import kinesis_job
-    client = kinesis_job(config, output_dir, flink_options).execute_async(
-        "flowdredge kinesis test")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "ROLLOVER", "1 s")
+        patch.setattr(files, "ROLLOVER_CHECK", "1 s")
+        client = kinesis_job(config, output_dir, flink_options).execute_async(
+            "flowdredge kinesis test")
     try:
         yield client
     finally:
