@@ -9,7 +9,7 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
-from flowdredge.job.config import checkpoint_uri
+from flowdredge.job.config import OutputsSection, checkpoint_uri
 from flowdredge.job.flink.io import Sinks, Sources
 from flowdredge.job.flink.streams import attach_insert, jvm
 from flowdredge.job.replay import flow_files
@@ -89,17 +89,20 @@ _WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
                 "TIMESTAMP '1970-01-01 00:00:00')")
 
 
-# A row-format SQL file sink (the aggregates) rolls only by size or age (default 30 minutes), and
-# only rolled files are committed at a checkpoint: without this, a running job's aggregates stay
-# invisible.
-ROLLOVER, ROLLOVER_CHECK = "1 min", "10 s"
+# How often a row-format SQL file sink (the aggregates) checks whether its part file is due to
+# roll (outputs.aggregates_rollover_seconds): it rolls only by size or age (default 30 minutes),
+# and only rolled files are committed at a checkpoint.
+ROLLOVER_CHECK_SECONDS = 10
 
 
-def file_sinks(output_dir: str) -> Sinks:
+def file_sinks(output_dir: str,
+               rollover_seconds: int = OutputsSection.aggregates_rollover_seconds) -> Sinks:
     """JSON Lines (gzip for the enriched flows) under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/
-    (UTC time of writing; files are committed at checkpoints and at the end of bounded input). output_dir is a path or a
-    URL of a Flink file system (s3://... on a cluster with the S3 plugin)."""
+    (UTC time of writing; files are committed at checkpoints and at the end of bounded input).
+    output_dir is a path or a URL of a Flink file system (s3://... on a cluster with the S3
+    plugin). The aggregates' files roll every `rollover_seconds`."""
     output_dir = checkpoint_uri(output_dir).rstrip("/")
+    check_seconds = min(rollover_seconds, ROLLOVER_CHECK_SECONDS)
 
     def files(name, stream, encoder, suffix):
         sink = (FileSink.for_row_format(f"{output_dir}/{name}", encoder)
@@ -126,8 +129,8 @@ def file_sinks(output_dir: str) -> Sinks:
             PARTITIONED BY (`dt`, `hour`)
             WITH ('connector' = 'filesystem', 'path' = '{output_dir}/aggregates',
                   'format' = 'json', 'sink.rolling-policy.file-size' = '128MB',
-                  'sink.rolling-policy.rollover-interval' = '{ROLLOVER}',
-                  'sink.rolling-policy.check-interval' = '{ROLLOVER_CHECK}')""")
+                  'sink.rolling-policy.rollover-interval' = '{rollover_seconds} s',
+                  'sink.rolling-policy.check-interval' = '{check_seconds} s')""")
         attach_insert(t_env, "aggregates_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")), "aggregates")

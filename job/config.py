@@ -140,6 +140,9 @@ class OutputsSection:
     enriched: bool = True
     # Conversations between addresses per window, the input of the security views.
     security: bool = True
+    # A running job's aggregates files are committed at the checkpoint after they roll, at
+    # most this long after a window closes (a bounded replay commits everything at its end).
+    aggregates_rollover_seconds: int = setting(60, minimum=1)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from flowdredge.synthetic.kinesis import Estate, EstateWriter
 
 ACCOUNT_A, ACCOUNT_B = "123456789012", "210987654321"
 TIMEOUT_S = 400   # a loaded 2-core machine; every wait polls and returns as soon as it can
+KEEP_ALIVE_S = 2
 
 
 def scenario(minutes=10, flows_per_minute=200, seed=11) -> Scenario:
@@ -30,24 +31,33 @@ class Writer(EstateWriter):
         super().finish()
 
     def finish(self, stream: str, idle_seconds: int) -> int:
-        """The rest of the changelog, then a flow an hour after the estate on `stream` and a
-        HEARTBEAT past it: with the other shards idle, event time moves past every window of
-        the estate. Returns the first window start that is not the estate's."""
+        """The rest of the changelog, then the flush (flush()) on `stream` once every other
+        shard is idle. Returns the first window start that is not the estate's."""
         super().finish()
-        # Every other shard idle by then.
+        self.flush_stream = stream
         time.sleep(idle_seconds + 1)
+        self.flush()
+        sc = self.estate.scenario
+        return sc.start + sc.minutes * 60
+
+    def flush(self) -> None:
+        """A flow an hour after the estate on the flush stream and a HEARTBEAT past it: with
+        the other shards idle, event time moves past every window of the estate. Called again
+        while the windows are awaited (wait_for's keep_alive), as a live stream keeps sending:
+        a job restarted from a checkpoint has forgotten which shards it heard from and judges
+        a shard idle only when a later record comes (job.shards), and its changelog's
+        watermark waits for a HEARTBEAT."""
         sc = self.estate.scenario
         late = sc.start + sc.minutes * 60 + 3600
         line = (f"2 {ACCOUNT_A} eni-flush 10.99.0.1 10.99.0.2 40000 443 6 1 60 {late} "
                 f"{late + 1} ACCEPT OK")
         # Several: the records are spread over the parse instances, and each must see one.
         for _ in range(4):
-            self.put_raw(stream, cloudwatch_record([line], owner=ACCOUNT_A, log_group="/flush",
-                                                   log_stream="eni-flush",
-                                                   timestamp_ms=late * 1000), "flush")
+            self.put_raw(self.flush_stream, cloudwatch_record(
+                [line], owner=ACCOUNT_A, log_group="/flush", log_stream="eni-flush",
+                timestamp_ms=late * 1000), "flush")
         put_changelog_lines(self.metadata, [json.dumps({"type": "HEARTBEAT",
                                                         "ts": (late + 600) * 1000})])
-        return sc.start + sc.minutes * 60
 
 
 def expected_aggregates(estate: Estate) -> dict:
@@ -57,8 +67,12 @@ def expected_aggregates(estate: Estate) -> dict:
 def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.Config:
     # flows.out_of_orderness_seconds keeps its default (300 s): one delivery's records of
     # different interfaces each span its 5 minutes, interleaved in a shard, as CloudWatch's are.
-    base = {"job": {"parallelism": parallelism, "checkpoint_interval_seconds": 2},
-            "outputs": {"enriched": False, "security": False},
+    # Aggregates files roll every second: a closed window's rows are committed at the next
+    # checkpoint, not a minute later. One restart for the Kinesis connector's start-up race (a
+    # slow first ListShards on a loaded machine: docs/streaming.md).
+    base = {"job": {"parallelism": parallelism, "checkpoint_interval_seconds": 2,
+                    "max_restarts": 1},
+            "outputs": {"enriched": False, "security": False, "aggregates_rollover_seconds": 1},
             "kinesis": {"endpoint": endpoint, "shard_idle_seconds": 5}}
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
@@ -78,9 +92,12 @@ def running_job(config, output_dir: str, flink_options: dict = None):
             client.cancel().result()
 
 
-def wait_for(what: str, check, client=None, timeout_s: float = TIMEOUT_S, poll_s: float = 1):
-    """Polls `check` until it returns something true; fails with `what` and the last value."""
+def wait_for(what: str, check, client=None, timeout_s: float = TIMEOUT_S, poll_s: float = 1,
+             keep_alive=None):
+    """Polls `check` until it returns something true; fails with `what` and the last value.
+    `keep_alive` is called every KEEP_ALIVE_S meanwhile."""
     deadline = time.monotonic() + timeout_s
+    kept_alive = time.monotonic()
     while True:
         value = check()
         if value:
@@ -90,6 +107,9 @@ def wait_for(what: str, check, client=None, timeout_s: float = TIMEOUT_S, poll_s
             assert status.name in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"), \
                 f"the job is {status.name} while waiting for {what}"
         assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        if keep_alive is not None and time.monotonic() - kept_alive >= KEEP_ALIVE_S:
+            keep_alive()
+            kept_alive = time.monotonic()
         time.sleep(poll_s)
 
 

@@ -61,7 +61,8 @@ def test_the_unpacked_zip_runs_the_streaming_job(tmp_path):
             first_open = writer.finish("managed-flows", config.kinesis.shard_idle_seconds)
             expected = expected_aggregates(estate)
             wait_for("the estate's windows",
-                     alive(lambda: closed_aggregates(output, first_open) == expected))
+                     alive(lambda: closed_aggregates(output, first_open) == expected),
+                     keep_alive=writer.flush)
         finally:
             os.killpg(job.pid, signal.SIGTERM)
             try:

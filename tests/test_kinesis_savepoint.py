@@ -23,12 +23,14 @@ SHARD_IDLE_S = 5
 # start on a loaded machine, or they would be attributed without it.
 MAX_WAIT_S = 3600
 # The upgrade: another parallelism, bundle size and metadata poll interval, and one output more.
-BASE = {"job": {"parallelism": 1, "checkpoint_interval_seconds": 2},
+# Aggregates files roll every second and one restart is allowed, as in streaming_config.
+BASE = {"job": {"parallelism": 1, "checkpoint_interval_seconds": 2, "max_restarts": 1},
         "metadata": {"max_wait_seconds": MAX_WAIT_S},
-        "outputs": {"enriched": False, "security": False}}
-UPGRADED = {"job": {"parallelism": 2, "checkpoint_interval_seconds": 2, "bundle_size": 20},
+        "outputs": {"enriched": False, "security": False, "aggregates_rollover_seconds": 1}}
+UPGRADED = {"job": {"parallelism": 2, "checkpoint_interval_seconds": 2, "bundle_size": 20,
+                    "max_restarts": 1},
             "metadata": {"max_wait_seconds": MAX_WAIT_S, "poll_interval_ms": 500},
-            "outputs": {"enriched": True, "security": False}}
+            "outputs": {"enriched": True, "security": False, "aggregates_rollover_seconds": 1}}
 
 
 @pytest.fixture(scope="module")

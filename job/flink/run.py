@@ -92,6 +92,10 @@ def build_job(config: Config, sources: Sources, sinks: Sinks, flink_options: dic
     return env
 
 
+def _file_sinks(config: Config, output_dir: str):
+    return file_sinks(output_dir, config.outputs.aggregates_rollover_seconds)
+
+
 def files_job(config: Config, flows: str, metadata: str, output_dir: str,
               follow_seconds: int = None, **options) -> StreamExecutionEnvironment:
     """build_job over staged files (job.replay: flow records, changelog lines) with file
@@ -101,7 +105,7 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
     if "jars" not in options:
         options["jars"] = adapter_jars()
     return build_job(config, file_sources(flows, metadata, follow_seconds),
-                     file_sinks(output_dir), **options)
+                     _file_sinks(config, output_dir), **options)
 
 
 def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
@@ -112,7 +116,7 @@ def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
     when `flows` holds no file."""
     if "jars" not in options:
         options["jars"] = adapter_jars()
-    return build_job(config, aws_file_sources(flows, metadata), file_sinks(output_dir),
+    return build_job(config, aws_file_sources(flows, metadata), _file_sinks(config, output_dir),
                      **options)
 
 
@@ -145,6 +149,6 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
     return build_job(config, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
-                     with_kinesis_outputs(file_sinks(output_dir), config, streams),
+                     with_kinesis_outputs(_file_sinks(config, output_dir), config, streams),
                      flink_options, checkpoint_dir,
                      connector_jars() if jars is None else jars, python_files)
