@@ -191,6 +191,19 @@ def live_heap_mb(pid: int):
     return round(int(match.group(2)) / 1024) if match else None
 
 
+def live_heap_classes(pid: int, top: int = 6) -> list:
+    """The classes that hold most of the live heap (jcmd's histogram, itself after a full GC):
+    [[class, MB, instances]], largest first; [] if jcmd fails."""
+    try:
+        text = subprocess.run(["jcmd", str(pid), "GC.class_histogram"], capture_output=True,
+                              text=True, timeout=180, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = re.findall(r"^\s*\d+:\s+(\d+)\s+(\d+)\s+(\S+)", text, re.MULTILINE)
+    return [[name, round(int(size) / 1024 / 1024, 1), int(count)]
+            for count, size, name in rows[:top]]
+
+
 class Job:
     """One run of the job in a child process, observed through REST and psutil."""
 
@@ -410,6 +423,7 @@ def run_bench(args) -> dict:
         run["memory"] = job.sample()
         pid = jvm_pid(job.proc.pid)
         run["memory"]["live_heap_after_gc_mb"] = live_heap_mb(pid) if pid else None
+        run["memory"]["live_heap_classes"] = live_heap_classes(pid) if pid else []
         run["memory"]["peak"] = dict(job.peak)
         run["savepoint"] = job.savepoint(os.path.join(args.work, "savepoints"), args.timeout)
         log.info(f"savepoint {run['savepoint']['location']} in {run['savepoint']['seconds']} s")
@@ -483,6 +497,8 @@ def render(r: dict) -> str:
         f"{_f(mem.get('heap_used_mb'))} / {_f(mem.get('heap_committed_mb'))} / "
         f"{_f(mem.get('heap_max_mb'))}")
     row("JVM live heap after a full GC, MB (jcmd)", _f(mem.get("live_heap_after_gc_mb")))
+    row("its largest classes, MB (instances)", ", ".join(
+        f"`{name}` {size} ({count:,})" for name, size, count in mem.get("live_heap_classes", [])))
     row("resident memory: all processes / JVM / Python workers, MB (after the checkpoints)",
         f"{_f(mem.get('rss_total_mb'))} / {_f(mem.get('rss_jvm_mb'))} / "
         f"{_f(mem.get('rss_python_workers_mb'))}", "< 2 GB")

@@ -28,10 +28,10 @@ SHORTEST_LINE = 18
 # The least job.local_heap_mb: a floor against slips such as 4 meant as GB.
 MIN_HEAP_MB = 256
 # job.local_heap_mb 0: this much per attribution instance (job.parallelism), each of which
-# holds the ownership broadcast state whole. 1M IPs at parallelism 1 ran in 1 GB and failed
-# its savepoint in 768 MB; at parallelism 2 they ran out of heap in 1 GB and failed the
-# savepoint in 1.5 GB (bench.state, docs/performance.md).
-HEAP_PER_INSTANCE_MB = 1024
+# holds the ownership broadcast state whole, and a copy of it while a checkpoint is taken.
+# 1M IPs (state version 2) took their savepoint with 640 MB per instance at parallelism 1 and
+# 2, and ran out of heap in it with 512 (bench.state, docs/performance.md).
+HEAP_PER_INSTANCE_MB = 640
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
 STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"

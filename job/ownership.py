@@ -17,7 +17,12 @@ from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT,
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
 # json.dumps(..., separators=...) builds an encoder per call: a third of encode's time.
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
-STATE_VERSION = 1
+# The ownership values in broadcast state. 2: per IP its changes flat, each (ts, rank, part id,
+# interface_id, resource_id), the owner fields IPs share kept once per part under a key of
+# their own (PART_KEY + id); 1 (read only): per IP its changes with whole owners.
+STATE_VERSION = 2
+CLOCK_VERSION = 1
+PART_KEY = "owner "   # not an IP, nor the clock's key
 
 
 def _order(change):
@@ -180,12 +185,20 @@ class OwnershipIndex:
     (ts, rank): most IPs have one change, and a tuple of three is the least Python holds it
     in (a list of tuples cost twice that). Owner values that many IPs share (app, account,
     zone...) are kept once: json.loads makes a new string per occurrence. bench.state and
-    docs/performance.md measure it."""
+    docs/performance.md measure it.
+
+    In broadcast state (state_entries, load) the shared fields of an owner, its part, are kept
+    once under a key of their own, and an IP's value names the part by a number: the JVM holds
+    the state as one byte array per value, and the part was most of each."""
 
     def __init__(self):
         self._changes = {}   # ip -> (ts, rank, owner|None, ...), sorted by (ts, rank)
         self._strings = {}   # shared owner values, each kept once; emptied by prune
         self._ranges = 0     # kept up to date: a metrics gauge reads it often
+        self._part_ids = {}  # owner part -> its number in broadcast state
+        self._new_parts = []   # (number, part) numbered since state_entries last ran
+        self._next_part = 0
+        self._ts = None      # the latest change's ts: a snapshot's changes share one object
 
     def __len__(self):
         return len(self._changes)
@@ -206,8 +219,16 @@ class OwnershipIndex:
         return (s(o[0], o[0]), s(o[1], o[1]), s(o[2], o[2]), s(o[3], o[3]), s(o[4], o[4]),
                 s(o[5], o[5]), o[6], o[7], s(o[8], o[8]))
 
+    def _same_ts(self, ts: int) -> int:
+        # An int object per change (32 B) unless consecutive changes share it, as the changes
+        # of a snapshot, all at its ts, do; a table of every ts would cost more in a stream.
+        if ts != self._ts:
+            self._ts = ts
+        return self._ts
+
     def apply(self, event: MetaEvent) -> None:
-        change = (event.ts, _RANK[event.type], self._shared(event.owner) if event.owner else None)
+        change = (self._same_ts(event.ts), _RANK[event.type],
+                  self._shared(event.owner) if event.owner else None)
         flat = self._changes.get(event.ip)
         if flat is None:
             self._changes[event.ip] = change
@@ -231,7 +252,8 @@ class OwnershipIndex:
         return None
 
     def prune(self, horizon_ms: int) -> tuple:
-        """Forgets what no flow at or after `horizon_ms` can need. Returns (changed, removed) IPs."""
+        """Forgets what no flow at or after `horizon_ms` can need. Returns the IPs whose
+        changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left."""
         changed, removed = [], []
         for ip, flat in self._changes.items():
             if flat[0] > horizon_ms or (len(flat) == 3 and flat[2] is not None):
@@ -249,21 +271,92 @@ class OwnershipIndex:
             self._ranges -= len(self._changes.pop(ip)) // 3
         # Values of owners long gone do not stay; live owners keep theirs.
         self._strings = {}
+        if changed or removed:
+            removed += self._forget_parts()
         return changed, removed
 
-    def encode(self, ip: str) -> str:
-        """The IP's changes as versioned JSON, the value kept in Flink broadcast state."""
-        flat = self._changes[ip]
-        return _compact_json([STATE_VERSION, [flat] if len(flat) == 3 else
-                              [flat[i:i + 3] for i in range(0, len(flat), 3)]])
+    def _forget_parts(self) -> list:
+        live = {_part(o) for flat in self._changes.values() for o in flat[2::3] if o}
+        gone = [part for part in self._part_ids if part not in live]
+        return [PART_KEY + str(self._part_ids.pop(part)) for part in gone]
 
-    def load(self, ip: str, encoded: str) -> None:
-        version, changes = json.loads(encoded)
-        if version != STATE_VERSION:
-            raise ValueError(f"ownership state version {version} is not readable by this release")
-        self._ranges += len(changes) - len(self._changes.get(ip, ())) // 3
-        self._changes[ip] = _flat([(ts, rank, self._shared(o) if o else None)
-                                   for ts, rank, o in changes])
+    def encode(self, ip: str) -> str:
+        """The IP's value in broadcast state; the parts it names are among the next
+        state_entries."""
+        flat = self._changes[ip]
+        values = [STATE_VERSION]
+        for i in range(0, len(flat), 3):
+            o = flat[i + 2]
+            if o is None:
+                values += (flat[i], flat[i + 1], None, None, None)
+            else:
+                values += (flat[i], flat[i + 1], self._part_id(_part(o)), o[6], o[7])
+        return _compact_json(values)
+
+    def _part_id(self, part: tuple) -> int:
+        number = self._part_ids.get(part)
+        if number is None:
+            number = self._part_ids[part] = self._next_part
+            self._next_part += 1
+            self._new_parts.append((number, part))
+        return number
+
+    def state_entries(self, ips) -> list:
+        """(key, value) to put into broadcast state for `ips`: each IP's value, and before
+        them the parts first named since the last call."""
+        values = [(ip, self.encode(ip)) for ip in ips]
+        parts = [(PART_KEY + str(number), _compact_json((STATE_VERSION,) + part))
+                 for number, part in self._new_parts]
+        self._new_parts = []
+        return parts + values
+
+    def load(self, read_entries) -> None:
+        """Fills the index from broadcast state: `read_entries()` yields its (key, value) pairs
+        (the clock's left out), in any order, and is read twice: parts, then IPs."""
+        parts = {}
+        for key, encoded in read_entries():
+            if key.startswith(PART_KEY):
+                version, *fields = json.loads(encoded)
+                if version != STATE_VERSION:
+                    _unreadable(version)
+                part = tuple([self._strings.setdefault(f, f) for f in fields])
+                parts[int(key[len(PART_KEY):])] = part
+                self._part_ids[part] = int(key[len(PART_KEY):])
+        self._next_part = max(self._next_part, max(parts, default=-1) + 1)
+        for key, encoded in read_entries():
+            if not key.startswith(PART_KEY):
+                self._load_ip(key, encoded, parts)
+
+    def _load_ip(self, ip: str, encoded: str, parts: dict) -> None:
+        values = json.loads(encoded)
+        if values[0] == 1:
+            flat = _flat([(ts, rank, self._shared(o) if o else None)
+                          for ts, rank, o in values[1]])
+        else:
+            if values[0] != STATE_VERSION:
+                _unreadable(values[0])
+            flat = []
+            for i in range(1, len(values), 5):
+                ts, rank, number, interface_id, resource_id = values[i:i + 5]
+                ts = self._same_ts(ts)
+                if number is None:
+                    flat += (ts, rank, None)
+                else:
+                    p = parts[number]
+                    flat += (ts, rank, (p[0], p[1], p[2], p[3], p[4], p[5], interface_id,
+                                        resource_id, p[6]))
+            flat = tuple(flat)
+        self._ranges += len(flat) // 3 - len(self._changes.get(ip, ())) // 3
+        self._changes[ip] = flat
+
+
+def _part(o: tuple) -> tuple:
+    """The owner fields many IPs share: all but interface_id and resource_id (o[6], o[7])."""
+    return o[0], o[1], o[2], o[3], o[4], o[5], o[8]
+
+
+def _unreadable(version) -> None:
+    raise ValueError(f"ownership state version {version} is not readable by this release")
 
 
 def _flat(changes) -> tuple:
@@ -323,11 +416,11 @@ class MetadataClock:
         return wm is not None and wm >= t_ms
 
     def encode(self) -> str:
-        return json.dumps([STATE_VERSION, self.max_ts, self.heartbeat])
+        return json.dumps([CLOCK_VERSION, self.max_ts, self.heartbeat])
 
     @classmethod
     def decode(cls, encoded: str, out_of_orderness_ms: int) -> "MetadataClock":
         version, max_ts, heartbeat = json.loads(encoded)
-        if version != STATE_VERSION:
+        if version != CLOCK_VERSION:
             raise ValueError(f"metadata clock version {version} is not readable by this release")
         return cls(out_of_orderness_ms, max_ts, heartbeat)

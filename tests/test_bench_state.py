@@ -34,6 +34,7 @@ def test_state_bench_loads_checkpoints_and_restores(tmp_path):
     run, restore = report["run"], report["restore"]
     assert run["memory"]["ownership_ips_min"] == ips
     assert run["checkpoints"][0]["attribution_state_mb"] > 0
+    assert run["memory"]["live_heap_classes"][0][1] > 0
     assert os.path.isdir(run["savepoint"]["location"].replace("file:", "", 1))
     assert restore["first_checkpoint"]["attribution_state_mb"] > 0
     assert restore["running_after_submit_s"] is not None

@@ -171,13 +171,13 @@ def test_local_heap_is_zero_or_enough_to_start(heap, error):
 def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
     from flowdredge.job.config import local_heap_mb
     assert [local_heap_mb(Config().replace(job={"parallelism": p})) for p in (1, 2, 4)] == \
-        [1024, 2048, 4096]
+        [640, 1280, 2560]
     assert local_heap_mb(Config().replace(job={"parallelism": 4, "local_heap_mb": 700})) == 700
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("before,heap,connected,launched_with", [
-    (None, 0, False, "-Xmx1024m"),                   # parallelism 1
+    (None, 0, False, "-Xmx640m"),                    # parallelism 1
     ("-Dx=1", 512, False, "-Dx=1 -Xmx512m"),
     ("-Xmx3g -Dx=1", 512, False, "-Xmx3g -Dx=1"),   # the user's cap wins
     (None, 1024, True, None),                        # `flink run`: its JVM, not ours

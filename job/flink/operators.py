@@ -46,7 +46,8 @@ METADATA_CHUNK_TYPE = Types.LIST(METADATA_EVENT_TYPE)
 TIMED_METADATA_CHUNK_TYPE = Types.TUPLE([METADATA_CHUNK_TYPE, Types.LONG()])
 PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 
-# Broadcast state: IP -> encoded ownership changes; CLOCK_KEY (not an IP) -> metadata clock.
+# Broadcast state: IP -> encoded ownership changes, job.ownership.PART_KEY + n -> an owner part
+# they name; CLOCK_KEY (neither) -> metadata clock.
 OWNERSHIP_STATE = MapStateDescriptor("ip-ownership", Types.STRING(), Types.STRING())
 CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
@@ -266,11 +267,11 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         """After a start or restore, fills the cache from broadcast state once."""
         if self.loaded:
             return
-        for ip, encoded in state.items():
-            if ip == CLOCK_KEY:
-                self.clock = MetadataClock.decode(encoded, self.meta_ooo_ms)
-            else:
-                self.index.load(ip, encoded)
+        clock = state.get(CLOCK_KEY)
+        if clock is not None:
+            self.clock = MetadataClock.decode(clock, self.meta_ooo_ms)
+        self.index.load(lambda: ((key, encoded) for key, encoded in state.items()
+                                 if key != CLOCK_KEY))
         self.loaded = True
 
     def process_broadcast_element(self, rows, ctx):
@@ -279,8 +280,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         state = ctx.get_broadcast_state(OWNERSHIP_STATE)
         self._load(state)
         counts, changed = apply_events([_event(row) for row in rows], self.index, self.clock)
-        for ip in changed:
-            state.put(ip, self.index.encode(ip))
+        for key, encoded in self.index.state_entries(changed):
+            state.put(key, encoded)
         state.put(CLOCK_KEY, self.clock.encode())
         self._prune(state)
         self.metrics.add(counts)
@@ -295,10 +296,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         if self.pruned_to is not None and horizon - self.pruned_to < self.retention_ms // 4:
             return
         changed, removed = self.index.prune(horizon)
-        for ip in changed:
-            state.put(ip, self.index.encode(ip))
-        for ip in removed:
-            state.remove(ip)
+        for key, encoded in self.index.state_entries(changed):
+            state.put(key, encoded)
+        for key in removed:
+            state.remove(key)
         self.pruned_to = horizon
 
     def process_element(self, row, ctx):
