@@ -93,12 +93,11 @@ class TreeCpuSampler(threading.Thread):
 
 
 def run_ours(args) -> dict:
-    from flowdredge.job.flink.streams import jvm
     from flowdredge.job import config as config_mod
-    from flowdredge.job.flink.run import aws_files_job, files_job
+    from flowdredge.job.flink.run import aws_files_job, files_job, start_jvm
     timings = {}
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
-    jvm()   # starts the JVM
+    start_jvm(config)   # as `flowdredge replay` starts it: job.local_heap_mb's heap cap
     timings["gateway_s"] = _since_start()
     # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
     # been handed over.
