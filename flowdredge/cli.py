@@ -12,6 +12,9 @@ import time
 
 from flowdredge.connectors import logs
 from flowdredge.job import config as config_mod
+from flowdredge.synthetic.estate import Scenario
+
+SCENARIO = Scenario()
 
 # Progress lines on stderr, "[flowdredge] message" (main sets it up). Named, not __name__:
 # that is "__main__" under python -m.
@@ -43,7 +46,7 @@ def _check_local_parallelism(cfg) -> None:
 
 
 def cmd_generate(args) -> int:
-    from flowdredge.synthetic.estate import Scenario, generate
+    from flowdredge.synthetic.estate import generate
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
     out = generate(scenario, args.output)
@@ -95,7 +98,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from flowdredge.synthetic.estate import Scenario, generate
+    from flowdredge.synthetic.estate import generate
     cfg = _load_config(args)
     inputs = os.path.join(args.output, "inputs")
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
@@ -133,9 +136,9 @@ def cmd_stream_demo(args) -> int:
     from flowdredge.synthetic.demo import DemoOptions, run_demo
     cfg = _load_config(args)
     _check_local_parallelism(cfg)
-    return run_demo(cfg, DemoOptions(output=args.output, rate=args.rate,
-                                     minutes=args.minutes, seed=args.seed,
-                                     report_seconds=args.report_seconds), log.info)
+    given = {name: getattr(args, name) for name in ("rate", "minutes", "seed", "report_seconds")
+             if getattr(args, name) is not None}
+    return run_demo(cfg, DemoOptions(output=args.output, **given), log.info)
 
 
 def cmd_summary(args) -> int:
@@ -203,28 +206,32 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowdredge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
+    def estate_options(sp):
+        sp.add_argument("--minutes", type=int, default=SCENARIO.minutes)
+        sp.add_argument("--flows-per-minute", type=int, default=SCENARIO.flows_per_minute)
+        sp.add_argument("--seed", type=int, default=SCENARIO.seed)
+
     def common(sp):
         sp.add_argument("--config", help="YAML file or application_properties.json")
         sp.add_argument("--parallelism", type=int, help="overrides job.parallelism")
 
     demo = sub.add_parser("demo", help="generate a synthetic estate and replay it (no AWS needed)")
     demo.add_argument("--output", default="demo-output")
-    demo.add_argument("--minutes", type=int, default=30)
-    demo.add_argument("--flows-per-minute", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=7)
+    estate_options(demo)
     common(demo)
     demo.set_defaults(func=cmd_demo)
 
     stream_demo = sub.add_parser(
         "stream-demo", help="the streaming job on a local Kinesis with a synthetic producer")
     stream_demo.add_argument("--output", default="stream-demo-output")
-    stream_demo.add_argument("--rate", type=int, default=2000,
-                             help="flows per second the producer writes (default 2000)")
-    stream_demo.add_argument("--minutes", type=int, default=30,
+    # Defaults: synthetic.demo.DemoOptions' (imported only when the command runs).
+    stream_demo.add_argument("--rate", type=int,
+                             help="flows per second the producer writes")
+    stream_demo.add_argument("--minutes", type=int,
                              help="minutes of the estate's traffic (event time) to write")
-    stream_demo.add_argument("--seed", type=int, default=7)
-    stream_demo.add_argument("--report-seconds", type=int, default=60,
-                             help="one progress line this often (default 60)")
+    stream_demo.add_argument("--seed", type=int)
+    stream_demo.add_argument("--report-seconds", type=int,
+                             help="seconds between progress lines")
     common(stream_demo)
     stream_demo.set_defaults(func=cmd_stream_demo)
 
@@ -251,9 +258,7 @@ def parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write synthetic flow-log and metadata files only")
     gen.add_argument("--output", required=True)
-    gen.add_argument("--minutes", type=int, default=30)
-    gen.add_argument("--flows-per-minute", type=int, default=2000)
-    gen.add_argument("--seed", type=int, default=7)
+    estate_options(gen)
     gen.set_defaults(func=cmd_generate)
 
     summary = sub.add_parser("summary", help="print the summary of an output folder")

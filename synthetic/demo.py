@@ -33,8 +33,8 @@ AGGREGATES_STREAM = "flowdredge-demo-aggregates"
 class DemoOptions:
     output: str
     rate: int = 2000            # flows per second written by the producer
-    minutes: int = 30           # minutes of traffic (event time)
-    seed: int = 7
+    minutes: int = Scenario.minutes     # minutes of traffic (event time)
+    seed: int = Scenario.seed
     report_seconds: int = 60
 
 
