@@ -115,7 +115,7 @@ def run_ours(args) -> dict:
 
 
 def run_sql(args) -> dict:
-    from flowdredge.job.flink.streams import jvm
+    from flowdredge.connectors.streams import jvm
     from bench import sql_baseline
     timings = {}
     jvm()   # starts the JVM

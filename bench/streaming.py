@@ -70,7 +70,7 @@ def stream_names(prefix: str) -> tuple:
 
 def kinesis_section(endpoint: str, region: str):
     """`endpoint`: a Kinesis API URL, or "aws" for the region's own (boto3's credentials)."""
-    from flowdredge.job.config import KinesisSection
+    from flowdredge.connectors.kinesis.settings import KinesisSection
     return KinesisSection(region=region, endpoint="" if endpoint == "aws" else endpoint)
 # Event time starts this far behind the wall clock: inside flows.max_clock_skew_seconds (24 h),
 # and it may gain on the wall clock for (EVENT_BEHIND_S / (speedup - 1)) seconds of a run.
@@ -92,7 +92,7 @@ def _load() -> str:
 def prepare(work: str, event_start: int, seed: int, minutes: int) -> dict:
     """The estate's changelog as the snapshot (every line dated before event_start) and its
     flow lines as the producer's pool: "prefix<TAB>duration<TAB>suffix" per line."""
-    from flowdredge.connectors.kinesis.producer import flow_records
+    from flowdredge.synthetic.producer import flow_records
     from flowdredge.synthetic.estate import Scenario, generate
     scenario = Scenario(start=event_start - minutes * 60 - 600, minutes=minutes,
                         flows_per_minute=20000, seed=seed)

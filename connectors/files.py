@@ -9,10 +9,9 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
-from flowdredge.job.config import OutputsSection, checkpoint_uri
-from flowdredge.job.flink.io import Sinks, Sources
-from flowdredge.job.flink.streams import attach_insert, jvm
-from flowdredge.job.replay import flow_files
+from flowdredge.connectors.io import Sinks, Sources
+from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.streams import attach_insert, jvm
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
 
@@ -57,16 +56,14 @@ class _FileAt(MapFunction):
         return Row(self.files[index])
 
 
-def aws_file_sources(flows, metadata: str, s3_client=None) -> Sources:
-    """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records;
-    job.replay's inputs) at `flows` (a location or a list of them: files, folders, s3://
-    prefixes), listed once now, in delivery order (job.replay.flow_files), read to the end
-    (bounded): one element per file, which the parse step reads itself
-    (job.replay.read_flow_file), spread over the parse instances. The file list goes with the
-    job; the source counts through it (a checkpointed number sequence at parallelism 1, so a
-    restore goes on from the next file). `metadata`: changelog files, as in file_sources.
-    InputError (job.replay) when `flows` holds no file."""
-    files, _ = flow_files([flows] if isinstance(flows, str) else list(flows), s3_client)
+def aws_file_sources(files, metadata: str) -> Sources:
+    """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records),
+    `files` a list of paths or s3:// URLs in the order to read them (the job lists them:
+    job.replay.flow_files), read to the end (bounded): one element per file, which the parse
+    step reads itself (job.replay.read_flow_file), spread over the parse instances. The file
+    list goes with the job; the source counts through it (a checkpointed number sequence at
+    parallelism 1, so a restore goes on from the next file). `metadata`: changelog files, as in
+    file_sources."""
 
     def flow_stream(env):
         return (env.from_source(NumberSequenceSource(0, len(files) - 1),
@@ -95,12 +92,12 @@ _WRITTEN_UTC = ("TIMESTAMPADD(MINUTE, CAST(UNIX_TIMESTAMP() / 60 AS INT), "
 ROLLOVER_CHECK_SECONDS = 10
 
 
-def file_sinks(output_dir: str,
-               rollover_seconds: int = OutputsSection.aggregates_rollover_seconds) -> Sinks:
+def file_sinks(output_dir: str, rollover_seconds: int) -> Sinks:
     """JSON Lines (gzip for the enriched flows) under output_dir/<output>/dt=YYYY-MM-DD/hour=HH/
     (UTC time of writing; files are committed at checkpoints and at the end of bounded input).
     output_dir is a path or a URL of a Flink file system (s3://... on a cluster with the S3
-    plugin). The aggregates' files roll every `rollover_seconds`."""
+    plugin). The aggregates' files roll every `rollover_seconds`
+    (outputs.aggregates_rollover_seconds)."""
     output_dir = checkpoint_uri(output_dir).rstrip("/")
     check_seconds = min(rollover_seconds, ROLLOVER_CHECK_SECONDS)
 

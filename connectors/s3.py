@@ -1,4 +1,7 @@
-"""s3:// URLs: the one place that splits them into bucket and key (or prefix). Pure Python."""
+"""Locations: s3:// URLs (the one place that splits them into bucket and key or prefix), and
+paths or URLs as Flink's file systems take them. Pure Python."""
+import os
+
 SCHEME = "s3://"
 
 
@@ -13,3 +16,11 @@ def split(url: str, key_required: bool = True) -> tuple:
     if not bucket or (key_required and not key):
         raise ValueError(f"{url!r}: expected s3://bucket/{'key' if key_required else 'prefix'}")
     return bucket, key
+
+
+def checkpoint_uri(path_or_url: str) -> str:
+    """A location as Flink's file systems want it (checkpoints, file sources and sinks): URLs
+    as they are, paths as absolute file:// URLs."""
+    if "://" in path_or_url:
+        return path_or_url
+    return "file://" + os.path.abspath(path_or_url)

@@ -5,20 +5,22 @@ Sources: a YAML file (`--config`), or an Amazon Managed Service for Apache Flink
 section names below, values strings). See flink-conf/ and docs/configuration.md.
 
 Validation data the domain owns (flow-log fields, ports, risk factors) comes from the domain
-modules; they never import this one.
+modules; they never import this one. A section that configures only a connector is declared
+with it (`kinesis`: connectors.kinesis.settings); Config composes the sections and validate()
+checks the whole.
 """
 import dataclasses
-import datetime
-import os
 import re
 from dataclasses import dataclass, field, fields
 
+from flowdredge.connectors.kinesis.settings import KinesisSection
+from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
 from flowdredge.job.ownership import MetaLimits
 from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
 from flowdredge.schemas import settings
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT
-from flowdredge.schemas.settings import MAX_LONG, STRINGS, ConfigError, setting
+from flowdredge.schemas.settings import MAX_LONG, ConfigError, setting
 
 # Flink's own upper bound of a job's parallelism.
 MAX_PARALLELISM = 32768
@@ -32,14 +34,6 @@ MIN_HEAP_MB = 256
 # 1M IPs (state version 2) took their savepoint with 640 MB per instance at parallelism 1 and
 # 2, and ran out of heap in it with 512 (bench.state, docs/performance.md).
 HEAP_PER_INSTANCE_MB = 640
-START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
-# A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
-STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
-STREAM_NAME = "a stream name or ARN"
-
-
-def stream(default: str = ""):
-    return setting(default, pattern=STREAM, expected=STREAM_NAME)
 
 
 def _ports_text(ports: frozenset) -> str:
@@ -146,43 +140,6 @@ class OutputsSection:
 
 
 @dataclass(frozen=True)
-class KinesisSection:
-    """The streaming job's Kinesis Data Streams (`flowdredge run`, a cluster, Managed Flink);
-    docs/streaming.md. Streams are names (resolved to ARNs at start) or ARNs."""
-    region: str = setting("us-east-1", pattern=r"[a-z]{2}(-[a-z]+)+-\d",
-                          expected="an AWS region such as eu-west-1")
-    # Empty: AWS's endpoint for the region. A URL such as http://127.0.0.1:4568 for a local
-    # Kinesis API server (then credentials are the AWS_* variables, or dummy ones).
-    endpoint: str = setting("", pattern=r"https?://[^\s/]+(/\S*)?", expected="an http(s) URL")
-    # CloudWatch Logs subscription records of VPC Flow Logs (a list, or comma-separated).
-    flow_streams: STRINGS = setting((), pattern=STREAM, expected=STREAM_NAME)
-    # The IP-metadata changelog (what flowdredge-publisher writes).
-    metadata_stream: str = stream()
-    # Changelog snapshot read to its end before the metadata stream (a file, folder or s3://
-    # URL): Kinesis keeps 24 h to 365 days and does not compact, so a start from nothing needs it.
-    metadata_snapshot: str = ""
-    # Where the flow streams start without a checkpoint: TRIM_HORIZON, LATEST, AT_TIMESTAMP.
-    start_position: str = setting("TRIM_HORIZON", choices=START_POSITIONS)
-    # For AT_TIMESTAMP: ISO 8601 with zone, e.g. 2026-12-01T10:00:00.000Z.
-    start_timestamp: str = ""
-    # Where the metadata stream starts without a checkpoint (after the snapshot).
-    metadata_start_position: str = setting("TRIM_HORIZON", choices=START_POSITIONS)
-    metadata_start_timestamp: str = ""
-    # polling (GetRecords, shared throughput) or efo (enhanced fan-out: a consumer of its own).
-    reader: str = setting("polling", choices=("polling", "efo"))
-    efo_consumer_name: str = "flowdredge"
-    # A shard with no record for this long stops holding back event time (per-shard
-    # watermarks): what a quiet shard can cost in delay.
-    shard_idle_seconds: int = setting(60, minimum=1)
-    # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
-    aggregates_stream: str = stream()
-    security_events_stream: str = stream()
-    # The output streams' sink sends what it holds at least this often: a window's rows rarely
-    # fill a 500-record batch, and the connector's own default (5 s) is added to every window.
-    output_flush_ms: int = setting(200, minimum=1)
-
-
-@dataclass(frozen=True)
 class SecuritySection:
     """The security and dependency views (outputs.security); docs/security.md."""
     # Client/server rule, after tcp-flags: an end on one of these ports is the server.
@@ -278,13 +235,6 @@ def _is_path_or_url(value: str) -> bool:
     return not sep or bool(_SCHEME.fullmatch(scheme) and rest)
 
 
-def checkpoint_uri(path_or_url: str) -> str:
-    """job.checkpoint_dir as Flink wants it: URLs as they are, paths as absolute file:// URLs."""
-    if "://" in path_or_url:
-        return path_or_url
-    return "file://" + os.path.abspath(path_or_url)
-
-
 def validate(config: Config) -> None:
     """Rules across fields (each field's own type and range were checked as it was read)."""
     flows = config.flows
@@ -313,21 +263,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"flows.format names {fmt.width} fields, more than "
                           f"flows.max_fields_per_line ({flows.max_fields_per_line})")
     _validate_security(config)
-    _validate_kinesis(config.kinesis)
-
-
-def _validate_kinesis(kin: KinesisSection) -> None:
-    for position, stamp in (("start_position", "start_timestamp"),
-                            ("metadata_start_position", "metadata_start_timestamp")):
-        if getattr(kin, position) == "AT_TIMESTAMP":
-            text = getattr(kin, stamp)
-            try:
-                parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is None or parsed.tzinfo is None:
-                raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
-                                  f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
+    validate_kinesis(config.kinesis)
 
 
 def _validate_security(config: Config) -> None:

@@ -45,8 +45,3 @@ class ShardClock:
 
     def __len__(self):
         return len(self._shards)
-
-
-def stream_name(arn: str) -> str:
-    """The name in a stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)."""
-    return arn.rsplit("/", 1)[-1]

@@ -1,17 +1,17 @@
 """A synthetic estate (synthetic.estate) written to Kinesis as AWS and flowdredge-publisher
 would: its deliveries as CloudWatch Logs subscription records on flow streams, its changelog on
-the metadata stream (connectors.kinesis.producer does the writing). For the streaming demo, the
+the metadata stream (synthetic.producer does the writing). For the streaming demo, the
 tests and the benchmarks.
 """
 import json
 import os
 import time
 
-from flowdredge.connectors.kinesis.producer import (METADATA_PARTITION_KEY, flow_records,
-                                         put_changelog_lines, put_flow_records)
 from flowdredge.connectors.publisher.sinks import KinesisSink
 from flowdredge.schemas.metadata import HEARTBEAT
 from flowdredge.synthetic.estate import Scenario, generate
+from flowdredge.synthetic.producer import (METADATA_PARTITION_KEY, flow_records,
+                                           put_changelog_lines, put_flow_records)
 
 
 class Estate:

@@ -7,7 +7,7 @@ import time
 
 import reference
 from flowdredge.connectors.kinesis.client import cloudwatch_record
-from flowdredge.connectors.kinesis.producer import put_changelog_lines, put_flow_records
+from flowdredge.synthetic.producer import put_changelog_lines, put_flow_records
 from flowdredge.connectors.publisher.sinks import KinesisSink
 from helpers import job_aggregates, total_counts
 from flowdredge.job import config as config_mod

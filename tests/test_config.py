@@ -5,8 +5,8 @@ import re
 import pytest
 
 from helpers import subprocess_env
-from flowdredge.job.config import (Config, ConfigError, checkpoint_uri, load,
-                                   to_application_properties)
+from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.job.config import Config, ConfigError, load, to_application_properties
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,7 @@ import pytest
 from flowdredge.connectors.kinesis import client as kinesis_client
 from flowdredge.connectors.kinesis.client import cloudwatch_record, control_record
 from flowdredge.connectors.kinesis.local import free_port
-from flowdredge.connectors.kinesis.producer import put_changelog_lines
+from flowdredge.synthetic.producer import put_changelog_lines
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        expected_aggregates, parsed_records, read_stream, running_job, scenario,

@@ -170,4 +170,5 @@ def test_windows_of_any_length_build(tmp_path, window_seconds):
     (tmp_path / "flows").mkdir()
     (tmp_path / "metadata").mkdir()
     build_pipeline(env, file_sources(str(tmp_path / "flows"), str(tmp_path / "metadata")),
-                   file_sinks(str(tmp_path / "out")), config)
+                   file_sinks(str(tmp_path / "out"), config.outputs.aggregates_rollover_seconds),
+                   config)

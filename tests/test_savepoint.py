@@ -158,7 +158,7 @@ PLAN = """
 import json, sys
 from flowdredge.job.config import from_dict
 from flowdredge.job.flink.run import files_job
-from flowdredge.job.flink.streams import transformations
+from flowdredge.connectors.streams import transformations
 config = from_dict(json.loads(sys.argv[1]))
 env = files_job(config, sys.argv[2], sys.argv[3], sys.argv[4])
 plan = {}

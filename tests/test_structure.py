@@ -1,6 +1,7 @@
-"""The layers import only downwards and PyFlink's private API is reached from one module; the
-pure-Python core must not import pyflink (tested without a JVM); every Flink operator has a name
-and a stable uid."""
+"""Each top-level folder is one layer, and a module imports only from its own layer and the
+layers below it (LAYERS, bottom to top), with no cycle between modules; PyFlink's private API is
+reached from one module; the pure-Python core must not import pyflink (tested without a JVM);
+every Flink operator has a name and a stable uid."""
 import ast
 import os
 import subprocess
@@ -15,40 +16,35 @@ CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job
         "explore.query", "explore.report", "operate.package", "operate.deploy",
         "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
         "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
-        "schemas.settings", "connectors.s3"]
+        "schemas.settings", "connectors.s3", "connectors.kinesis.settings"]
 
 # Modules by their folder in the checkout: flowdredge.job.parse is job.parse here (the layers
 # install inside the flowdredge package: flowdredge/__init__.py).
 LAYER_FOLDERS = ("schemas", "job", "connectors", "explore", "synthetic", "operate")
 
-# The layers, bottom to top: a module may import modules of its own layer and of those below.
-# A module belongs to the layer of its longest prefix listed here.
+# The layers, bottom to top, one per top-level folder: a module may import modules of its own
+# layer and of those below, never above (an import inside a function counts too). Only bench/
+# and tests/ share a layer: they use everything and nothing uses them.
 LAYERS = [
-    ("schemas", "connectors.s3"),              # record schemas, settings, the s3:// helper
-    ("job",),                                  # the stream job's pure-Python core
-    ("job.flink.streams", "job.flink.io"),     # the PyFlink plumbing connectors build on
-    ("connectors",),                           # sources and sinks
-    ("job.flink", "job.submit"),               # Flink adapters, pipeline, build_job, entries
-    ("explore",),                              # query, report, summary: outputs only
-    ("synthetic",),                            # the synthetic estate and the demos
-    ("operate",),                              # cluster, application zip, deploy
-    ("flowdredge",),                           # the command
+    ("schemas",),       # record schemas and the settings loader
+    ("connectors",),    # sources and sinks, their settings, the PyFlink plumbing, s3:// URLs
+    ("job",),           # the stream job: pure-Python core, job/flink/ adapters, entry points
+    ("explore",),       # query, report, summary: outputs only
+    ("synthetic",),     # the synthetic estate, its writers and the demos
+    ("operate",),       # cluster, application zip, deploy
+    ("flowdredge",),    # the command
     ("bench", "tests"),
 ]
 PACKAGES = ("schemas", "job", "connectors", "explore", "synthetic", "operate", "flowdredge",
             "bench")
 # The one module that may use PyFlink's private API (the gateway, `_j_` Java objects).
-PRIVATE_API_MODULE = "job.flink.streams"
+PRIVATE_API_MODULE = "connectors.streams"
 
 
 def _layer(module: str):
-    best = None
-    for index, prefixes in enumerate(LAYERS):
-        for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and \
-                    (best is None or len(prefix) > len(best[1])):
-                best = (index, prefix)
-    return None if best is None else best[0]
+    """The index in LAYERS of the module's folder; None outside the project."""
+    folder = module.split(".")[0]
+    return next((index for index, folders in enumerate(LAYERS) if folder in folders), None)
 
 
 def _sources(folders):
@@ -140,7 +136,7 @@ def test_core_does_not_import_pyflink():
 @pytest.mark.minicluster
 def test_every_operator_has_a_name_and_uid(tmp_path):
     from flowdredge.job.config import Config
-    from flowdredge.job.flink.streams import transformations
+    from flowdredge.connectors.streams import transformations
     config = Config().replace(job={"parallelism": 2})
     env = _empty_files_job(tmp_path, config)
     stateful_uids = []
@@ -158,9 +154,9 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
 @pytest.mark.minicluster
 def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
     """PyFlink's get_side_output would put an identity map in Python behind every side output
-    (job.flink.streams.side_output), the security views' too."""
+    (connectors.streams.side_output), the security views' too."""
     from flowdredge.job.config import Config
-    from flowdredge.job.flink.streams import transformations
+    from flowdredge.connectors.streams import transformations
     env = _empty_files_job(tmp_path, Config())
     python_steps, side_outputs_read = [], []
     for t in transformations(env):

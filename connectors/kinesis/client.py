@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flowdredge.job.config import ConfigError, KinesisSection
+from flowdredge.connectors.kinesis.settings import KinesisSection
+from flowdredge.schemas.settings import ConfigError
 
 # Keys of a local server that checks none (kinesis-local).
 DUMMY_KEY = "dummy"

@@ -20,12 +20,12 @@ from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import call_sql, col
 
+from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.kinesis.client import Streams, client_properties
-from flowdredge.job.shards import stream_name
-from flowdredge.job.config import Config, KinesisSection, checkpoint_uri
-from flowdredge.job.flink.io import Sinks, Sources
-from flowdredge.job.flink.streams import (attach_insert, java_configuration,
-                               java_deserialization_schema, jvm)
+from flowdredge.connectors.kinesis.settings import KinesisSection, stream_name
+from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.streams import (attach_insert, java_configuration,
+                                           java_deserialization_schema, jvm)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from flowdredge.schemas.security import EVENTS
@@ -62,8 +62,7 @@ def _kinesis_source(arn: str, conf: Configuration, deserializer) -> Source:
     return Source(builder.build())
 
 
-def _flow_records(env, config: Config, arns):
-    kin = config.kinesis
+def _flow_records(env, kin: KinesisSection, arns):
     conf = _source_config(kin, kin.start_position, kin.start_timestamp)
     streams = []
     for arn in arns:
@@ -81,8 +80,7 @@ def _flow_records(env, config: Config, arns):
 SNAPSHOT_CHUNK_LINES, SNAPSHOT_CHUNK_CHARS = 5000, 1 << 20
 
 
-def _metadata_records(env, config: Config, arn: str):
-    kin = config.kinesis
+def _metadata_records(env, kin: KinesisSection, arn: str):
     text = jvm().org.apache.flink.connector.kinesis.source.serialization \
         .KinesisDeserializationSchema.of(java_deserialization_schema(SimpleStringSchema()))
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
@@ -113,12 +111,12 @@ def local_endpoint_workarounds(kin: KinesisSection) -> None:
         jvm().java.lang.System.setProperty("aws.cborEnabled", "false")
 
 
-def kinesis_sources(config: Config, streams: Streams, flow_shards=()) -> Sources:
+def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=()) -> Sources:
     """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards)."""
-    return Sources(flows=lambda env: _flow_records(env, config, streams.flows),
-                   metadata=lambda env: _metadata_records(env, config, streams.metadata),
+    return Sources(flows=lambda env: _flow_records(env, kin, streams.flows),
+                   metadata=lambda env: _metadata_records(env, kin, streams.metadata),
                    flow_shards=tuple(flow_shards),
-                   metadata_source=("metadata snapshot or " if config.kinesis.metadata_snapshot
+                   metadata_source=("metadata snapshot or " if kin.metadata_snapshot
                                     else "") + f"kinesis:{stream_name(streams.metadata)}")
 
 
@@ -168,9 +166,8 @@ def _events_to_kinesis(t_env: StreamTableEnvironment, blocks, kin: KinesisSectio
     attach_insert(t_env, "security_events_kinesis", lines, "security-events-kinesis")
 
 
-def with_kinesis_outputs(sinks: Sinks, config: Config, streams: Streams) -> Sinks:
+def with_kinesis_outputs(sinks: Sinks, kin: KinesisSection, streams: Streams) -> Sinks:
     """`sinks` (files), and also aggregates and security events to the configured streams."""
-    kin = config.kinesis
     if not (streams.aggregates or streams.security_events):
         return sinks
 

@@ -8,6 +8,7 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
                                 RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor
 
+from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.attribute import UnownedClassifier, attribute_group
 from flowdredge.job.ipranges import load as load_ip_ranges
@@ -19,7 +20,7 @@ from flowdredge.job.ownership import (MetadataClock, MetaEvent, OwnershipIndex, 
 from flowdredge.job.parse import FlowFormat, excerpt, parse_record
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import WindowViews, parse_ports
-from flowdredge.job.shards import ShardClock, stream_name
+from flowdredge.job.shards import ShardClock
 from flowdredge.schemas.flink import row_type
 from flowdredge.schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
 from flowdredge.schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
@@ -37,7 +38,7 @@ CONVERSATIONS = OutputTag("conversations", row_type(SECURITY_BATCH))
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
 METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
-# Parse operators emit (record, event time in epoch ms); see job.flink.streams. Flow groups
+# Parse operators emit (record, event time in epoch ms); see connectors.streams. Flow groups
 # travel with their key in front: Row(key, group).
 KEYED_FLOW_GROUP_TYPE = Types.ROW([Types.INT(), FLOW_GROUP_TYPE])
 TIMED_FLOW_GROUP_TYPE = Types.TUPLE([KEYED_FLOW_GROUP_TYPE, Types.LONG()])

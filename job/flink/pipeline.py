@@ -5,7 +5,7 @@ r"""The flowdredge dataflow, independent of where records come from and go to.
     changelog ---parse---> events --broadcast--/    \--> enriched, late, conversations
     (parse steps also emit dead letters, counts, data quality)
 
-`build_pipeline` takes the sources and sinks (job.flink.io) as arguments so tests can pass bounded
+`build_pipeline` takes the sources and sinks (connectors.io) as arguments so tests can pass bounded
 sources and their own sinks; job.flink.run.build_job wires them. See docs/design.md.
 """
 from pyflink.common import Duration, Types
@@ -13,10 +13,10 @@ from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
+from flowdredge.connectors.io import Sinks, Sources
+from flowdredge.connectors.streams import (keyed_by_first_field, side_output, sql_interval,
+                                           with_event_time)
 from flowdredge.job.config import Config
-from flowdredge.job.flink.io import Sinks, Sources
-from flowdredge.job.flink.streams import (keyed_by_first_field, side_output, sql_interval,
-                               with_event_time)
 from flowdredge.job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS,
                                             ENRICHED, FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE,
                                             METADATA_CHUNK_TYPE, OWNERSHIP_STATE,

@@ -9,11 +9,13 @@ from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
 from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
+from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars
-from flowdredge.job.config import Config, checkpoint_uri, local_heap_mb
-from flowdredge.job.flink.io import Sinks, Sources
+from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.streams import jvm
+from flowdredge.job.config import Config, local_heap_mb
 from flowdredge.job.flink.pipeline import build_pipeline, configure
-from flowdredge.job.flink.streams import jvm
+from flowdredge.job.replay import flow_files
 
 
 def start_jvm(config: Config) -> None:
@@ -111,12 +113,13 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
 def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
                   **options) -> StreamExecutionEnvironment:
     """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `flows`
-    a location or a list of them, files, folders or s3:// prefixes) and changelog files, with
-    file outputs under output_dir; bounded. `options` as in files_job. InputError (job.replay)
-    when `flows` holds no file."""
+    a location or a list of them, files, folders or s3:// prefixes, listed once now in delivery
+    order, job.replay.flow_files) and changelog files, with file outputs under output_dir;
+    bounded. `options` as in files_job. InputError (job.replay) when `flows` holds no file."""
+    files, _ = flow_files([flows] if isinstance(flows, str) else list(flows))
     if "jars" not in options:
         options["jars"] = adapter_jars()
-    return build_job(config, aws_file_sources(flows, metadata), _file_sinks(config, output_dir),
+    return build_job(config, aws_file_sources(files, metadata), _file_sinks(config, output_dir),
                      **options)
 
 
@@ -148,7 +151,9 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
         checkpoint_dir = os.path.join(output_dir, "checkpoints")
     start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
-    return build_job(config, kinesis_sources(config, streams, shards(kinesis, streams.flows)),
-                     with_kinesis_outputs(_file_sinks(config, output_dir), config, streams),
+    return build_job(config,
+                     kinesis_sources(config.kinesis, streams, shards(kinesis, streams.flows)),
+                     with_kinesis_outputs(_file_sinks(config, output_dir), config.kinesis,
+                                          streams),
                      flink_options, checkpoint_dir,
                      connector_jars() if jars is None else jars, python_files)

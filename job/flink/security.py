@@ -20,12 +20,12 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from flowdredge.connectors.streams import keyed_by_first_field, side_output
 from flowdredge.job import security
 from flowdredge.job.codec import (decode_events_state, decode_views, decode_window_rows,
                        encode_events_state, encode_window_rows)
 from flowdredge.job.config import Config
 from flowdredge.job.flink.operators import MAX_WATERMARK
-from flowdredge.job.flink.streams import keyed_by_first_field, side_output
 from flowdredge.schemas import security as out
 
 PAYLOAD = Types.PRIMITIVE_ARRAY(Types.BYTE())

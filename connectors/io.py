@@ -1,7 +1,6 @@
 """What the pipeline takes from the connectors: Sources and Sinks, callables that add the
 connector's steps to the job. Connectors (connectors.files, connectors.kinesis.flink) build them;
-job.flink.pipeline consumes them. Kept apart from the pipeline so that connectors import only
-this and job.flink.streams, never the pipeline that imports them back."""
+job.flink.pipeline, a layer above, consumes them: the connectors never import the job."""
 from dataclasses import dataclass
 from typing import Callable
 

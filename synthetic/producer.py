@@ -1,6 +1,6 @@
 """Writes flow logs and the IP-metadata changelog to Kinesis as AWS and flowdredge-publisher do,
-from files (a synthetic estate of synthetic.estate, or your own): for the streaming demo, the
-tests and the benchmarks. boto3 only (no pyflink).
+from files (a synthetic estate of synthetic.estate, or your own; read with job.replay): for the
+streaming demo, the tests and the benchmarks. boto3 only (no pyflink).
 
 Flow logs travel as CloudWatch Logs subscription records: one gzip JSON envelope per batch of
 log events of one log stream (one network interface), partition key the log stream, as a

@@ -2,7 +2,8 @@
 the one module that reaches past PyFlink's public API (the gateway, the `_j_` Java objects
 behind its wrappers): those are private and change between PyFlink releases, so an upgrade
 breaks one file (tests/test_structure.py keeps it so). Connectors call jvm() and the
-java_* functions below for the Java classes PyFlink does not wrap.
+java_* functions below for the Java classes PyFlink does not wrap; the job's Flink adapters
+(job.flink, a layer above) use the rest.
 
 
 Event time: PyFlink's assign_timestamps_and_watermarks with a Python TimestampAssigner adds its own Python

@@ -1,0 +1,72 @@
+"""The Kinesis connector's settings section (the config's `kinesis`; job.config composes it into
+Config) and stream names. Pure Python (no pyflink, no boto3)."""
+import datetime
+from dataclasses import dataclass
+
+from flowdredge.schemas.settings import STRINGS, ConfigError, setting
+
+START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+# A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
+STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
+STREAM_NAME = "a stream name or ARN"
+
+
+def stream(default: str = ""):
+    return setting(default, pattern=STREAM, expected=STREAM_NAME)
+
+
+def stream_name(arn: str) -> str:
+    """The name in a stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class KinesisSection:
+    """The streaming job's Kinesis Data Streams (`flowdredge run`, a cluster, Managed Flink);
+    docs/streaming.md. Streams are names (resolved to ARNs at start) or ARNs."""
+    region: str = setting("us-east-1", pattern=r"[a-z]{2}(-[a-z]+)+-\d",
+                          expected="an AWS region such as eu-west-1")
+    # Empty: AWS's endpoint for the region. A URL such as http://127.0.0.1:4568 for a local
+    # Kinesis API server (then credentials are the AWS_* variables, or dummy ones).
+    endpoint: str = setting("", pattern=r"https?://[^\s/]+(/\S*)?", expected="an http(s) URL")
+    # CloudWatch Logs subscription records of VPC Flow Logs (a list, or comma-separated).
+    flow_streams: STRINGS = setting((), pattern=STREAM, expected=STREAM_NAME)
+    # The IP-metadata changelog (what flowdredge-publisher writes).
+    metadata_stream: str = stream()
+    # Changelog snapshot read to its end before the metadata stream (a file, folder or s3://
+    # URL): Kinesis keeps 24 h to 365 days and does not compact, so a start from nothing needs it.
+    metadata_snapshot: str = ""
+    # Where the flow streams start without a checkpoint: TRIM_HORIZON, LATEST, AT_TIMESTAMP.
+    start_position: str = setting("TRIM_HORIZON", choices=START_POSITIONS)
+    # For AT_TIMESTAMP: ISO 8601 with zone, e.g. 2026-12-01T10:00:00.000Z.
+    start_timestamp: str = ""
+    # Where the metadata stream starts without a checkpoint (after the snapshot).
+    metadata_start_position: str = setting("TRIM_HORIZON", choices=START_POSITIONS)
+    metadata_start_timestamp: str = ""
+    # polling (GetRecords, shared throughput) or efo (enhanced fan-out: a consumer of its own).
+    reader: str = setting("polling", choices=("polling", "efo"))
+    efo_consumer_name: str = "flowdredge"
+    # A shard with no record for this long stops holding back event time (per-shard
+    # watermarks): what a quiet shard can cost in delay.
+    shard_idle_seconds: int = setting(60, minimum=1)
+    # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
+    aggregates_stream: str = stream()
+    security_events_stream: str = stream()
+    # The output streams' sink sends what it holds at least this often: a window's rows rarely
+    # fill a 500-record batch, and the connector's own default (5 s) is added to every window.
+    output_flush_ms: int = setting(200, minimum=1)
+
+
+def validate(kin: KinesisSection) -> None:
+    """Rules across the section's fields (job.config.validate calls it)."""
+    for position, stamp in (("start_position", "start_timestamp"),
+                            ("metadata_start_position", "metadata_start_timestamp")):
+        if getattr(kin, position) == "AT_TIMESTAMP":
+            text = getattr(kin, stamp)
+            try:
+                parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.tzinfo is None:
+                raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
+                                  f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
