@@ -7,6 +7,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
 ADAPTERS = "flowdredge-adapters.jar"
 CONNECTORS = "flowdredge-connectors.jar"
+# Java's class-data archive of the classes a local job loads (scripts/setup records it).
+CLASS_ARCHIVE = "flink-classes.jsa"
 
 
 def _url(name: str, what: str) -> list:
@@ -15,6 +17,13 @@ def _url(name: str, what: str) -> list:
         raise FileNotFoundError(f"{what} ({name}) is missing in {JARS_DIR}: run scripts/setup "
                                 f"(or set FLOWDREDGE_JARS)")
     return ["file://" + os.path.abspath(path)]
+
+
+def class_archive():
+    """Path of the class-data archive for a local JVM, or None when scripts/setup has not
+    recorded one."""
+    path = os.path.join(JARS_DIR, CLASS_ARCHIVE)
+    return path if os.path.exists(path) else None
 
 
 def adapter_jars() -> list:

@@ -74,6 +74,10 @@ class JobSection:
     # settings are not touched. Without a cap Java takes up to a quarter of the machine and
     # keeps it. 0: local_heap_mb() sizes it from the parallelism. A -Xmx in JVM_ARGS wins.
     local_heap_mb: int = setting(0, minimum=0)
+    # More options for that JVM. C1 only: a local job's JVM mostly plumbs batches between
+    # Python workers, and the optimising compiler cost it about a fifth more CPU for no speed
+    # (docs/performance.md, "The local JVM's start").
+    local_jvm_options: str = "-XX:TieredStopAtLevel=1"
     # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
     # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
     max_restarts: int = setting(0, minimum=0)
@@ -211,6 +215,19 @@ def local_heap_mb(config: Config) -> int:
     """The heap cap of a local mini-cluster's JVM: job.local_heap_mb, or sized from
     job.parallelism when it is 0."""
     return config.job.local_heap_mb or HEAP_PER_INSTANCE_MB * config.job.parallelism
+
+
+def local_jvm_args(config: Config, user_args: str = "", class_archive: str = None) -> str:
+    """The JVM_ARGS of a local mini-cluster's JVM: the heap cap unless `user_args` (the
+    user's JVM_ARGS) has one, job.local_jvm_options, the class-data archive of a local job's
+    classes if there is one (scripts/setup writes it; an archive that no longer matches Java
+    or the jars is ignored, silently), then `user_args`, last so that they win."""
+    args = [] if "-Xmx" in user_args else [f"-Xmx{local_heap_mb(config)}m"]
+    args += config.job.local_jvm_options.split()
+    if class_archive:
+        args += [f"-XX:SharedArchiveFile={class_archive}", "-Xlog:cds=off",
+                 "-Xlog:cds+dynamic=off"]
+    return " ".join(args + user_args.split())
 
 
 def from_dict(doc: dict) -> Config:

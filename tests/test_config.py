@@ -176,17 +176,20 @@ def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("before,heap,connected,launched_with", [
-    (None, 0, False, "-Xmx640m"),                    # parallelism 1
-    ("-Dx=1", 512, False, "-Dx=1 -Xmx512m"),
-    ("-Xmx3g -Dx=1", 512, False, "-Xmx3g -Dx=1"),   # the user's cap wins
-    (None, 1024, True, None),                        # `flink run`: its JVM, not ours
+@pytest.mark.parametrize("before,heap,archive,connected,launched_with", [
+    (None, 0, None, False, "-Xmx640m -XX:TieredStopAtLevel=1"),       # parallelism 1
+    ("-Dx=1", 512, None, False, "-Xmx512m -XX:TieredStopAtLevel=1 -Dx=1"),
+    ("-Xmx3g -Dx=1", 512, None, False, "-XX:TieredStopAtLevel=1 -Xmx3g -Dx=1"),  # user's cap
+    (None, 0, "/j/a.jsa", False, "-Xmx640m -XX:TieredStopAtLevel=1 "
+     "-XX:SharedArchiveFile=/j/a.jsa -Xlog:cds=off -Xlog:cds+dynamic=off"),
+    (None, 1024, "/j/a.jsa", True, None),            # `flink run`: its JVM, not ours
 ])
-def test_the_heap_cap_is_set_for_the_jvm_launch_only(monkeypatch, before, heap, connected,
-                                                     launched_with):
+def test_the_local_jvm_args_are_set_for_the_launch_only(monkeypatch, before, heap, archive,
+                                                        connected, launched_with):
     import flowdredge.job.flink.run as run
     seen = []
     monkeypatch.setattr(run, "jvm", lambda: seen.append(os.environ.get("JVM_ARGS")))
+    monkeypatch.setattr(run, "class_archive", lambda: archive)
     for name, value in (("JVM_ARGS", before), ("PYFLINK_GATEWAY_PORT", "1" if connected else None)):
         if value is None:
             monkeypatch.delenv(name, raising=False)

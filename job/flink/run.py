@@ -10,10 +10,10 @@ from pyflink.datastream import StreamExecutionEnvironment
 
 from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
 from flowdredge.connectors.io import Sinks, Sources
-from flowdredge.connectors.jars import adapter_jars
+from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.s3 import checkpoint_uri
 from flowdredge.connectors.streams import jvm
-from flowdredge.job.config import Config, local_heap_mb
+from flowdredge.job.config import Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
 from flowdredge.job.replay import flow_files
 
@@ -21,12 +21,12 @@ from flowdredge.job.replay import flow_files
 def start_jvm(config: Config) -> None:
     """Starts PyFlink's JVM unless it runs already. One this process launches (a local
     mini-cluster, not `flink run` nor Managed Flink, which hand PyFlink theirs) gets
-    job.config.local_heap_mb as its heap cap, through the JVM_ARGS variable PyFlink's
-    launcher reads; a -Xmx the user put there wins. The variable is set for the launch only,
-    so processes started later do not inherit the cap."""
+    job.config.local_jvm_args (the heap cap, job.local_jvm_options, the class-data archive)
+    through the JVM_ARGS variable PyFlink's launcher reads; what the user put there wins. The
+    variable is set for the launch only, so processes started later do not inherit it."""
     before = os.environ.get("JVM_ARGS")
-    if "PYFLINK_GATEWAY_PORT" not in os.environ and "-Xmx" not in (before or ""):
-        os.environ["JVM_ARGS"] = f"{before or ''} -Xmx{local_heap_mb(config)}m".strip()
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
+        os.environ["JVM_ARGS"] = local_jvm_args(config, before or "", class_archive())
     try:
         jvm()
     finally:
