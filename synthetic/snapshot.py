@@ -1,6 +1,11 @@
 """The ownership of a large estate, for the state benchmarks (bench.state, bench.streaming
 --extra-ips): N private IPs, a changelog snapshot of one ASSIGN each, and S3 flow-log files of
 flows between them. Deterministic from the numpy random generator passed in.
+
+The estate's shape without its history: owners as synthetic.estate.owner() names them (the
+changelog contract's fields, in order), but nobody is launched or replaced, so there is no
+address pool; drawn as numpy vectors and written by hand (a million ASSIGNs in seconds), with
+its own accounts, random ENI ids and a single HEARTBEAT, as the state benchmarks have always read.
 """
 
 from flowdredge.synthetic.formats import stamp, write_s3

@@ -14,7 +14,7 @@ CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job
         "job.security", "job.managed", "job.shards", "job.submit", "explore.summary",
         "explore.query", "explore.report", "operate.package", "operate.deploy",
         "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
-        "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
+        "synthetic.workload", "schemas.cloudwatch", "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
         "schemas.settings", "connectors.s3"]
 
 # Modules by their folder in the checkout: flowdredge.job.parse is job.parse here (the layers
