@@ -41,8 +41,11 @@ APPS = {
 }
 INTERNET_FACING = ("edge-gateway",)
 ACCOUNTS = ("123456789012", "210987654321")
-REGIONS = {"us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
-           "eu-west-1": ("eu-west-1a", "eu-west-1b")}
+# The estate's regions and their zones; the demo's estate lives in the first two.
+ZONES = {"us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
+         "eu-west-1": ("eu-west-1a", "eu-west-1b"),
+         "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c")}
+REGIONS = {region: ZONES[region] for region in ("us-east-1", "eu-west-1")}
 PUBLIC_CLIENTS = ("203.0.113.", "198.51.100.", "192.0.2.")
 EGRESS_TARGETS = ("52.216.10.", "54.239.28.")
 

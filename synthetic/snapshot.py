@@ -8,6 +8,7 @@ address pool; drawn as numpy vectors and written by hand (a million ASSIGNs in s
 its own accounts, random ENI ids and a single HEARTBEAT, as the state benchmarks have always read.
 """
 
+from flowdredge.synthetic.estate import ZONES
 from flowdredge.synthetic.formats import stamp, write_s3
 
 T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts
@@ -15,7 +16,7 @@ FLOW_START_S = T0_MS // 1000 + 60    # flows start a minute after the snapshot
 HEARTBEAT_TS = T0_MS + 15 * 60_000   # past every flow: they need not wait for metadata
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555",
             "666666666666")
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+REGIONS = tuple(ZONES)
 KINDS = ("instance", "instance", "instance", "instance", "load_balancer", "lambda")
 
 

@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowdredge.synthetic.estate import REGIONS as DEMO_REGIONS
-from flowdredge.synthetic.estate import AddressPool, Ownership, account_id, owner
+from flowdredge.synthetic.estate import ZONES, AddressPool, Ownership, account_id, owner
 from flowdredge.synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
-REGIONS = tuple(DEMO_REGIONS) + ("ap-southeast-2",)
-ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b",
-                                            "ap-southeast-2c")}
+REGIONS = tuple(ZONES)
 SERVICE_PORTS = (443, 8080, 8443, 9092, 6379, 7001, 9042, 5432, 3306, 9200, 53)
 UDP_PORTS = (53,)
 EGRESS_PORTS = (443, 443, 443, 80, 123)
