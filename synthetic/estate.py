@@ -145,7 +145,8 @@ class _Estate:
 
     def __init__(self, scenario: Scenario, rng: random.Random):
         self.s, self.rng = scenario, rng
-        # One pool for both regions; hosts from .11, 250 per /24.
+        # One pool for both regions (an address released in one may be taken in the other;
+        # kept so the files stay as they were); new hosts numbered from 11, 250 to a /24.
         self.addresses = AddressPool(
             lambda region, n: f"10.{list(REGIONS).index(region)}.{(n + 11) // 250}."
                               f"{(n + 11) % 250 + 1}", 0.7, rng.random, rng.randrange)
