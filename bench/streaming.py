@@ -165,10 +165,10 @@ class Producer:
         n, start = self.args.events_per_record, self.next_line
         lines = [self.pool[(start + i) % len(self.pool)] for i in range(n)]
         self.next_line = (start + n) % len(self.pool)
-        rand, events = self.rng.random, []
-        for i, (prefix, dur, suffix) in enumerate(lines):
-            s = latest if i == 0 else latest - int(rand() * JITTER_S)
-            events.append((i, latest * 1000, "%s %d %d %s" % (prefix, s, s + dur, suffix)))
+        rand, ts = self.rng.random, latest * 1000
+        starts = [latest] + [latest - int(rand() * JITTER_S) for _ in range(n - 1)]
+        events = [(i, ts, "%s %d %d %s" % (prefix, s, s + dur, suffix))
+                  for i, ((prefix, dur, suffix), s) in enumerate(zip(lines, starts))]
         head = lines[0][0].split(" ", 3)
         # Level 1: CloudWatch's own level does not matter to the job, the producer's CPU does.
         # Plain: the pool is the synthetic estate's flow-log fields.
