@@ -1,6 +1,6 @@
 """`bench/run`: the benchmark of issue #5, in one command.
 
-Generates the workload (bench.workload), stages it as `flowdredge replay` does (job.replay),
+Generates the workload (synthetic.workload), stages it as `flowdredge replay` does (job.replay),
 runs the job and the pure Flink SQL baseline (bench.sql_baseline) side by side, each run in a
 fresh process (bench.measure), checks that both computed the same aggregates (bench.compare),
 optionally tries changes to the job (--what-ifs) and profiles it (--profile), and reports with
@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import psutil
 
 from bench.compare import aggregates_agree
-from bench.workload import Workload, generate
+from flowdredge.synthetic.workload import Workload, generate
 from flowdredge.connectors import logs
 from flowdredge.operate.cluster import child_env
 from flowdredge.job.config import FlowsSection

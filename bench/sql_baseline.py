@@ -2,7 +2,7 @@
 
 - flows: the S3 flow-log files through the filesystem connector (`raw` format: one row per line,
   gzip decompressed by file extension), header and NODATA/SKIPDATA lines dropped, fields cut
-  out with SPLIT_INDEX (the default v2 format, which bench.workload writes);
+  out with SPLIT_INDEX (the default v2 format, which synthetic.workload writes);
 - owners: the IP-metadata changelog (JSON Lines) as a versioned table (primary key `ip`, event
   time `ts`): every ASSIGN is a new version of its IP, every UNASSIGN a version without owner;
 - both ends of every flow joined FOR SYSTEM_TIME AS OF the flow start (event-time temporal
@@ -11,7 +11,7 @@
 - TUMBLE windows on flow start, summed per aggregate dimension, written as JSON Lines with the
   columns of the job's `aggregates/` output (schemas.outputs.AGGREGATE).
 
-One difference in semantics, which bench.workload avoids: the job orders an UNASSIGN and an
+One difference in semantics, which synthetic.workload avoids: the job orders an UNASSIGN and an
 ASSIGN of one IP at the same millisecond by type, the temporal join by arrival.
 """
 import argparse

@@ -59,6 +59,7 @@ import urllib.request
 import psutil
 
 from flowdredge.connectors import logs
+from flowdredge.schemas.cloudwatch import record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -164,18 +165,16 @@ class Producer:
         n, start = self.args.events_per_record, self.next_line
         lines = [self.pool[(start + i) % len(self.pool)] for i in range(n)]
         self.next_line = (start + n) % len(self.pool)
-        rand, parts = self.rng.random, []
-        for i, (prefix, dur, suffix) in enumerate(lines):
-            s = latest if i == 0 else latest - int(rand() * JITTER_S)
-            parts.append('{"id":"%d","timestamp":%d,"message":"%s %d %d %s"}'
-                         % (i, latest * 1000, prefix, s, s + dur, suffix))
-        events = ",".join(parts)
-        interface = lines[0][0].split(" ", 3)[2]
-        body = ('{"messageType":"DATA_MESSAGE","owner":"%s","logGroup":"/vpc/flowlogs",'
-                '"logStream":"%s-all","subscriptionFilters":["flowdredge"],"logEvents":[%s]}'
-                % (lines[0][0].split(" ", 2)[1], interface, events))
+        rand, ts = self.rng.random, latest * 1000
+        starts = [latest] + [latest - int(rand() * JITTER_S) for _ in range(n - 1)]
+        events = [(i, ts, "%s %d %d %s" % (prefix, s, s + dur, suffix))
+                  for i, ((prefix, dur, suffix), s) in enumerate(zip(lines, starts))]
+        head = lines[0][0].split(" ", 3)
         # Level 1: CloudWatch's own level does not matter to the job, the producer's CPU does.
-        return gzip.compress(body.encode("utf-8"), compresslevel=1), f"{interface}-{start}"
+        # Plain: the pool is the synthetic estate's flow-log fields.
+        data = record(events, compresslevel=1, owner=head[1], log_group="/vpc/flowlogs",
+                      log_stream=f"{head[2]}-all", plain=True)
+        return data, f"{head[2]}-{start}"
 
     def put_flows(self, batch) -> None:
         began = time.time()

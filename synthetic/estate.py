@@ -1,9 +1,17 @@
-"""A synthetic AWS estate and its traffic, deterministic from a seed. Pure Python.
+"""The synthetic AWS estate every synthetic input is made from, and its traffic. Pure Python.
 
-Apps run as ASGs of instances across regions and zones; instances are replaced during the run
-and their IPs handed to other apps (the case that makes "owner now" wrong). Traffic follows a
-dependency graph, with REJECTs, internet ingress and egress, IPv6, and flows to unowned private
-addresses. Outputs, as AWS and a metadata publisher would write them:
+The estate model: accounts, regions and zones, apps running as ASGs of instances (one ENI each),
+IPs assigned, released and handed to other instances, reused first as AWS does within a subnet
+(AddressPool), and the changelog of every ownership change (Ownership, owner()). Three shapes
+are built on it, each with its own random draws (kept in their order, so a seed gives the same
+files as ever):
+- the demo's and the tests' estate (Scenario, generate below; tests/reference.py computes what
+  the job must make of it): a dozen named apps, a dependency graph, instances replaced during the
+  run (the case that makes "owner now" wrong), REJECTs, internet ingress and egress, IPv6, flows
+  to unowned private addresses;
+- the benchmark workload at any size (synthetic.workload: numpy, hundreds of apps, 50,000+ IPs);
+- a large estate's ownership alone, for the state benchmarks (synthetic.snapshot).
+All write through synthetic.formats, as AWS and a metadata publisher would:
 - S3-style gzip flow-log files with a header line (AWSLogs/<account>/vpcflowlogs/<region>/...),
 - CloudWatch Logs subscription records (gzip JSON, base64, one per line) for one account,
 - the metadata changelog (JSON Lines): a snapshot of ASSIGNs, then changes, some delivered out
@@ -33,8 +41,11 @@ APPS = {
 }
 INTERNET_FACING = ("edge-gateway",)
 ACCOUNTS = ("123456789012", "210987654321")
-REGIONS = {"us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
-           "eu-west-1": ("eu-west-1a", "eu-west-1b")}
+# The estate's regions and their zones; the demo's estate lives in the first two.
+ZONES = {"us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
+         "eu-west-1": ("eu-west-1a", "eu-west-1b"),
+         "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b", "ap-southeast-2c")}
+REGIONS = {region: ZONES[region] for region in ("us-east-1", "eu-west-1")}
 PUBLIC_CLIENTS = ("203.0.113.", "198.51.100.", "192.0.2.")
 EGRESS_TARGETS = ("52.216.10.", "54.239.28.")
 
@@ -52,6 +63,64 @@ class Scenario:
     metadata_disorder_seconds: int = 15   # must stay within metadata.out_of_orderness_seconds
     cloudwatch_account: str = ACCOUNTS[1]
     seed: int = 7
+
+
+def account_id(index: int) -> str:
+    """The synthetic account ids of a generated estate, by index."""
+    return f"{100000000000 + 111111111 * (index + 1):012d}"
+
+
+def owner(app: str, number: int, version: int, account: str, region: str, zone: str) -> dict:
+    """The owner an ASSIGN names for instance `number` of `app` (its ENI and instance ids are
+    the number), in ASG version `version`."""
+    return {"app": app, "cluster": f"{app}-prod", "asg": f"{app}-prod-v{version:03d}",
+            "account": account, "region": region, "zone": zone,
+            "interface_id": f"eni-{number:017x}", "resource_id": f"i-{number:017x}",
+            "kind": "instance"}
+
+
+class Ownership:
+    """Every ownership change of an estate in the order it happens, as the changelog's JSON lines
+    (`compact`: without spaces)."""
+
+    def __init__(self, compact: bool = False):
+        self.separators = (",", ":") if compact else None
+        self.changes = []      # (ts ms, JSON line), for formats.write_changelog
+        self.apps_of = {}      # ip -> the apps that ever owned it
+
+    def assign(self, ts_ms: int, ip: str, owner: dict) -> None:
+        self.changes.append((ts_ms, json.dumps({"type": ASSIGN, "ts": ts_ms, "ip": ip, **owner},
+                                               separators=self.separators)))
+        self.apps_of.setdefault(ip, set()).add(owner["app"])
+
+    def unassign(self, ts_ms: int, ip: str) -> None:
+        self.changes.append((ts_ms, json.dumps({"type": UNASSIGN, "ts": ts_ms, "ip": ip},
+                                               separators=self.separators)))
+
+    def reassigned(self) -> int:
+        """IPs owned by more than one app over the run."""
+        return sum(1 for apps in self.apps_of.values() if len(apps) > 1)
+
+
+class AddressPool:
+    """Private addresses for new instances: a released one (with chance `reuse_share`, drawn by
+    `random()`; which one by `randbelow(n)`), else the next new one, `address(region, n)` for
+    the n-th taken."""
+
+    def __init__(self, address, reuse_share: float, random, randbelow):
+        self.address, self.reuse_share = address, reuse_share
+        self.random, self.randbelow = random, randbelow
+        self.free = []
+        self.taken = 0
+
+    def take(self, region) -> str:
+        if self.free and self.random() < self.reuse_share:
+            return self.free.pop(self.randbelow(len(self.free)))
+        self.taken += 1
+        return self.address(region, self.taken - 1)
+
+    def release(self, ip: str) -> None:
+        self.free.append(ip)
 
 
 @dataclass
@@ -72,42 +141,37 @@ class Generated:
 
 
 class _Estate:
+    """The named apps' instances: alive per app, in launch order (the traffic draws from it)."""
+
     def __init__(self, scenario: Scenario, rng: random.Random):
         self.s, self.rng = scenario, rng
-        self.next_host = 10
-        self.free_ips = []     # released IPs, reused first (as AWS does within a subnet)
+        # One pool for both regions (an address released in one may be taken in the other;
+        # kept so the files stay as they were); new hosts numbered from 11, 250 to a /24.
+        self.addresses = AddressPool(
+            lambda region, n: f"10.{list(REGIONS).index(region)}.{(n + 11) // 250}."
+                              f"{(n + 11) % 250 + 1}", 0.7, rng.random, rng.randrange)
         self.alive = {app: [] for app in APPS}
-        self.events = []       # (ts_ms, event dict)
+        self.ownership = Ownership()
         self.counter = 0
         self.home = {app: (ACCOUNTS[i % len(ACCOUNTS)], list(REGIONS)[(i // 2) % len(REGIONS)])
                      for i, app in enumerate(sorted(APPS))}
-
-    def _new_ip(self, region):
-        if self.free_ips and self.rng.random() < 0.7:
-            return self.free_ips.pop(self.rng.randrange(len(self.free_ips)))
-        self.next_host += 1
-        r = list(REGIONS).index(region)
-        return f"10.{r}.{self.next_host // 250}.{self.next_host % 250 + 1}"
 
     def launch(self, app, t_ms):
         account, region = self.home[app]
         self.counter += 1
         zone = self.rng.choice(REGIONS[region])
-        ip = self._new_ip(region)
-        owner = {"app": app, "cluster": f"{app}-prod", "asg": f"{app}-prod-v{self.counter % 3:03d}",
-                 "account": account, "region": region, "zone": zone,
-                 "interface_id": f"eni-{self.counter:017x}", "resource_id": f"i-{self.counter:017x}",
-                 "kind": "instance"}
-        inst = Instance(ip, app, owner, t_ms)
+        ip = self.addresses.take(region)
+        inst = Instance(ip, app, owner(app, self.counter, self.counter % 3, account, region,
+                                       zone), t_ms)
         self.alive[app].append(inst)
-        self.events.append((t_ms, {"type": ASSIGN, "ts": t_ms, "ip": ip, **owner}))
+        self.ownership.assign(t_ms, ip, inst.owner)
         return inst
 
     def terminate(self, inst, t_ms):
         self.alive[inst.app].remove(inst)
         inst.died = t_ms
-        self.free_ips.append(inst.ip)
-        self.events.append((t_ms, {"type": UNASSIGN, "ts": t_ms, "ip": inst.ip}))
+        self.addresses.release(inst.ip)
+        self.ownership.unassign(t_ms, inst.ip)
 
 
 def _flow_line(account, eni, src, dst, sport, dport, proto, packets, nbytes, start, end, action):
@@ -189,12 +253,12 @@ def generate(scenario: Scenario, out_dir: str) -> Generated:
                             [line for _start, line in lines], flow_log="fl-0demo")
         out.flow_files.append(path)
     out.metadata_file = os.path.join(out_dir, "metadata", "changelog.jsonl")
-    write_changelog(out.metadata_file, [(ts, json.dumps(event)) for ts, event in estate.events],
+    write_changelog(out.metadata_file, estate.ownership.changes,
                     snapshot_ts=(t0 - 3600) * 1000, start_ms=t0 * 1000,
                     end_ms=(t0 + scenario.minutes * 60) * 1000,
                     disorder_ms=scenario.metadata_disorder_seconds * 1000,
                     randbelow=lambda n: rng.randrange(0, n))
-    out.changes = len(estate.events)
+    out.changes = len(estate.ownership.changes)
     return out
 
 

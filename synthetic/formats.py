@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+from flowdredge.schemas.cloudwatch import record
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT
 from flowdredge.schemas.metadata import HEARTBEAT
 
@@ -47,19 +48,13 @@ def write_cloudwatch(flows_dir: str, account: str, region: str, stamp: str, even
     folder = os.path.join(flows_dir, "cloudwatch")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{account}_{region}_{stamp}_records.b64")
-    separators = (",", ":") if compact else None
     records = 0
     with open(path, "w", encoding="ascii") as fh:
         for i in range(0, len(events), events_per_record):
-            envelope = {"messageType": "DATA_MESSAGE", "owner": account,
-                        "logGroup": f"/vpc/flowlogs/{region}", "logStream": log_stream,
-                        "subscriptionFilters": ["flowdredge"],
-                        "logEvents": [{"id": event_id, "timestamp": ts, "message": message}
-                                      for event_id, ts, message in
-                                      events[i:i + events_per_record]]}
-            record = gzip.compress(json.dumps(envelope, separators=separators).encode(),
-                                   compresslevel=compresslevel, mtime=0)
-            fh.write(base64.b64encode(record).decode("ascii") + "\n")
+            data = record(events[i:i + events_per_record], compresslevel=compresslevel,
+                          owner=account, log_group=f"/vpc/flowlogs/{region}",
+                          log_stream=log_stream, compact=compact)
+            fh.write(base64.b64encode(data).decode("ascii") + "\n")
             records += 1
     return path, records
 

@@ -13,8 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from flowdredge.connectors.kinesis.client import cloudwatch_record
 from flowdredge.job.replay import delivered_at, delivery_order, expand
+from flowdredge.schemas.cloudwatch import record
 
 METADATA_PARTITION_KEY = "ip-metadata"
 
@@ -43,9 +43,9 @@ def _s3_records(path, events_per_record):
     for (account, interface), lines in sorted(by_interface.items()):
         for i in range(0, len(lines), events_per_record):
             part = lines[i:i + events_per_record]
-            data = cloudwatch_record(part, owner=account, log_group=f"/vpc/flowlogs/{region}",
-                                     log_stream=f"{interface}-all", timestamp_ms=stamp * 1000,
-                                     first_id=i)
+            data = record([(str(i + j), stamp * 1000, line) for j, line in enumerate(part)],
+                          compresslevel=6, owner=account, log_group=f"/vpc/flowlogs/{region}",
+                          log_stream=f"{interface}-all")
             yield FlowRecord(stamp, account, data, f"{interface}-all", len(part))
 
 

@@ -1,8 +1,14 @@
 """The ownership of a large estate, for the state benchmarks (bench.state, bench.streaming
 --extra-ips): N private IPs, a changelog snapshot of one ASSIGN each, and S3 flow-log files of
 flows between them. Deterministic from the numpy random generator passed in.
+
+The estate's shape without its history: owners as synthetic.estate.owner() names them (the
+changelog contract's fields, in order), but nobody is launched or replaced, so there is no
+address pool; drawn as numpy vectors and written by hand (a million ASSIGNs in seconds), with
+its own accounts, random ENI ids and a single HEARTBEAT, as the state benchmarks have always read.
 """
 
+from flowdredge.synthetic.estate import ZONES
 from flowdredge.synthetic.formats import stamp, write_s3
 
 T0_MS = 1_767_225_600_000            # 2026-01-01 00:00 UTC: the snapshot's ts
@@ -10,7 +16,7 @@ FLOW_START_S = T0_MS // 1000 + 60    # flows start a minute after the snapshot
 HEARTBEAT_TS = T0_MS + 15 * 60_000   # past every flow: they need not wait for metadata
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444", "555555555555",
             "666666666666")
-REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+REGIONS = tuple(ZONES)
 KINDS = ("instance", "instance", "instance", "instance", "load_balancer", "lambda")
 
 

@@ -6,11 +6,11 @@ import json
 import time
 
 import reference
-from flowdredge.connectors.kinesis.client import cloudwatch_record
 from flowdredge.synthetic.producer import put_changelog_lines, put_flow_records
 from flowdredge.connectors.publisher.sinks import KinesisSink
 from helpers import job_aggregates, total_counts
 from flowdredge.job import config as config_mod
+from flowdredge.schemas.cloudwatch import record
 from flowdredge.synthetic.estate import Scenario
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 
@@ -53,9 +53,9 @@ class Writer(EstateWriter):
                 f"{late + 1} ACCEPT OK")
         # Several: the records are spread over the parse instances, and each must see one.
         for _ in range(4):
-            self.put_raw(self.flush_stream, cloudwatch_record(
-                [line], owner=ACCOUNT_A, log_group="/flush", log_stream="eni-flush",
-                timestamp_ms=late * 1000), "flush")
+            self.put_raw(self.flush_stream, record(
+                [("0", late * 1000, line)], compresslevel=6, owner=ACCOUNT_A,
+                log_group="/flush", log_stream="eni-flush"), "flush")
         put_changelog_lines(self.metadata, [json.dumps({"type": "HEARTBEAT",
                                                         "ts": (late + 600) * 1000})])
 

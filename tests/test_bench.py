@@ -7,7 +7,7 @@ import pytest
 
 from bench import harness
 from bench.compare import read_aggregates
-from bench.workload import Workload, generate
+from flowdredge.synthetic.workload import Workload, generate
 from flowdredge.job.replay import stage_flows
 
 

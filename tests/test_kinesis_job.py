@@ -13,9 +13,9 @@ import urllib.request
 import pytest
 
 from flowdredge.connectors.kinesis import client as kinesis_client
-from flowdredge.connectors.kinesis.client import cloudwatch_record, control_record
 from flowdredge.connectors.kinesis.local import free_port
 from flowdredge.synthetic.producer import put_changelog_lines
+from flowdredge.schemas.cloudwatch import control_record, record
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        expected_aggregates, parsed_records, read_stream, running_job, scenario,
@@ -39,9 +39,8 @@ def _bad_records(writer, stream):
     record that is not JSON."""
     writer.put_raw(stream, b"this is not gzip")
     writer.put_raw(stream, gzip.compress(b"{not json"))
-    writer.put_raw(stream, cloudwatch_record(["x" * 1_000_000], owner=ACCOUNT_A,
-                                             log_group="/big", log_stream="eni-big",
-                                             timestamp_ms=0))
+    writer.put_raw(stream, record([("0", 0, "x" * 1_000_000)], compresslevel=6, owner=ACCOUNT_A,
+                                  log_group="/big", log_stream="eni-big"))
     writer.put_raw(stream, control_record())
     put_changelog_lines(writer.metadata, ["{not json"])
 

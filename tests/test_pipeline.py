@@ -130,7 +130,7 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
     """The ownership of 62,000 IPs is more broadcast state than the JobManager's memory takes
     (5 MB): a replay checkpoints to files (job.checkpoint_dir, by default under its output),
     so its checkpoints, one every second here, do not fail the run."""
-    from bench.workload import Workload, generate as generate_workload
+    from flowdredge.synthetic.workload import Workload, generate as generate_workload
     inputs = generate_workload(Workload(flows=3000, minutes=3, instances=56_000,
                                         cloudwatch_accounts=0, seed=3), str(tmp_path / "in"))
     output = tmp_path / "out"

@@ -15,8 +15,9 @@ CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job
         "job.security", "job.managed", "job.shards", "job.submit", "explore.summary",
         "explore.query", "explore.report", "operate.package", "operate.deploy",
         "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
-        "schemas.outputs", "schemas.metadata", "schemas.flowlog", "schemas.security",
-        "schemas.settings", "connectors.s3", "connectors.kinesis.settings"]
+        "synthetic.workload", "schemas.cloudwatch", "schemas.outputs", "schemas.metadata",
+        "schemas.flowlog", "schemas.security", "schemas.settings", "connectors.s3",
+        "connectors.kinesis.settings"]
 
 # Modules by their folder in the checkout: flowdredge.job.parse is job.parse here (the layers
 # install inside the flowdredge package: flowdredge/__init__.py).

@@ -1,7 +1,5 @@
 """Kinesis through boto3 (no pyflink): stream ARNs, the connector's client properties, streams
-for the demo and tests, and CloudWatch Logs subscription records as AWS writes them."""
-import gzip
-import json
+for the demo and tests."""
 import os
 import time
 from dataclasses import dataclass
@@ -118,25 +116,3 @@ def wait_active(kinesis, name: str, timeout_s: float = 60) -> str:
                                f"({summary['StreamStatus']})")
         time.sleep(0.2)
 
-
-def cloudwatch_record(lines, *, owner: str, log_group: str, log_stream: str,
-                      timestamp_ms: int, first_id: int = 0) -> bytes:
-    """One CloudWatch Logs subscription record (gzip JSON DATA_MESSAGE) holding `lines`, as a
-    subscription filter on a flow-log group delivers it to Kinesis."""
-    envelope = {
-        "messageType": "DATA_MESSAGE", "owner": owner, "logGroup": log_group,
-        "logStream": log_stream, "subscriptionFilters": ["flowdredge"],
-        "logEvents": [{"id": str(first_id + i), "timestamp": timestamp_ms, "message": line}
-                      for i, line in enumerate(lines)]}
-    return gzip.compress(json.dumps(envelope, separators=(",", ":")).encode("utf-8"),
-                         compresslevel=6)
-
-
-def control_record(owner: str = "CloudwatchLogs") -> bytes:
-    """The CONTROL_MESSAGE CloudWatch Logs sends to check that a destination is reachable."""
-    return gzip.compress(json.dumps({
-        "messageType": "CONTROL_MESSAGE", "owner": owner, "logGroup": "", "logStream": "",
-        "subscriptionFilters": [], "logEvents": [{
-            "id": "", "timestamp": 0,
-            "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]
-    }).encode("utf-8"))

@@ -1,5 +1,6 @@
-"""Benchmark input at any size: an estate of 50,000+ IPs and its VPC flow logs, deterministic
-from a seed.
+"""Benchmark input at any size: the synthetic estate (synthetic.estate's model) at 50,000+ IPs
+and its VPC flow logs, deterministic from a seed. `python -m flowdredge.synthetic.workload
+--output DIR --flows N` writes one.
 
 What makes it realistic enough to measure with:
 - hundreds of apps whose traffic follows a dependency graph with Zipf-skewed popularity, in
@@ -18,20 +19,16 @@ What makes it realistic enough to measure with:
 Fast: the random draws are numpy vectors per minute of traffic, and a line is one f-string over
 precomputed per-instance text; millions of lines take seconds, most of it gzip.
 """
-import json
 import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowdredge.schemas.metadata import ASSIGN, UNASSIGN
-from flowdredge.synthetic.estate import REGIONS as DEMO_REGIONS
+from flowdredge.synthetic.estate import ZONES, AddressPool, Ownership, account_id, owner
 from flowdredge.synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
 
-REGIONS = tuple(DEMO_REGIONS) + ("ap-southeast-2",)
-ZONES = {**DEMO_REGIONS, "ap-southeast-2": ("ap-southeast-2a", "ap-southeast-2b",
-                                            "ap-southeast-2c")}
+REGIONS = tuple(ZONES)
 SERVICE_PORTS = (443, 8080, 8443, 9092, 6379, 7001, 9042, 5432, 3306, 9200, 53)
 UDP_PORTS = (53,)
 EGRESS_PORTS = (443, 443, 443, 80, 123)
@@ -85,7 +82,7 @@ class Generated:
 
 
 class _Estate:
-    """Apps, instances and their IPs over time; records every ownership change."""
+    """Apps and their instances as arrays (numpy draws per minute of traffic pick from them)."""
 
     def __init__(self, w: Workload, rng: np.random.Generator):
         self.w, self.rng = w, rng
@@ -99,38 +96,27 @@ class _Estate:
         facing = rng.random(w.apps) < 0.05
         facing[int(np.argmax(self.popularity))] = True
         self.internet_facing = np.flatnonzero(facing)
-        self.next_host = [0] * len(REGIONS)
-        self.free_ipv4 = {r: [] for r in range(len(REGIONS))}
+        # A pool per region: 64 /16s each from 10.<64 * region>, hosts .4 to .253.
+        self.addresses = [AddressPool(
+            lambda region, h: f"10.{region * 64 + h // 64000}.{(h // 250) % 256}.{h % 250 + 4}",
+            w.ip_reuse_share, rng.random, lambda n: int(rng.integers(n)))
+            for _ in REGIONS]
         # Per instance: app, IPv4, IPv6 or None, "2 account eni" (a line's head), born ms.
         self.app, self.ipv4, self.ipv6, self.head, self.born = [], [], [], [], []
-        self.events = []       # (ts ms, JSON line) in the order they happen
-        self.ever_owned = {}   # ip -> set of apps, to count reassignments
+        self.ownership = Ownership(compact=True)
         self.alive = set()
-
-    def _new_ipv4(self, region: int) -> str:
-        free = self.free_ipv4[region]
-        if free and self.rng.random() < self.w.ip_reuse_share:
-            return free.pop(int(self.rng.integers(len(free))))
-        h = self.next_host[region]
-        self.next_host[region] += 1
-        return f"10.{region * 64 + h // 64000}.{(h // 250) % 256}.{h % 250 + 4}"
 
     def _assign(self, i: int, ip: str, t_ms: int) -> None:
         app = self.app[i]
         region = REGIONS[self.app_region[app]]
-        owner = {"app": f"app-{app:03d}", "cluster": f"app-{app:03d}-prod",
-                 "asg": f"app-{app:03d}-prod-v{i % 7:03d}", "account": self.app_account[app],
-                 "region": region, "zone": ZONES[region][i % len(ZONES[region])],
-                 "interface_id": f"eni-{i:017x}", "resource_id": f"i-{i:017x}",
-                 "kind": "instance"}
-        self.events.append((t_ms, json.dumps({"type": ASSIGN, "ts": t_ms, "ip": ip, **owner},
-                                             separators=(",", ":"))))
-        self.ever_owned.setdefault(ip, set()).add(app)
+        self.ownership.assign(t_ms, ip, owner(
+            f"app-{app:03d}", i, i % 7, self.app_account[app], region,
+            ZONES[region][i % len(ZONES[region])]))
 
     def launch(self, app: int, t_ms: int) -> None:
         i = len(self.app)
         region = self.app_region[app]
-        ipv4 = self._new_ipv4(region)
+        ipv4 = self.addresses[region].take(region)
         ipv6 = None
         if self.rng.random() < self.w.ipv6_instance_share:
             ipv6 = f"2600:1f18:{region + 1:x}:{i // 0xfffe + 1:x}::{i % 0xfffe + 1:x}"
@@ -146,11 +132,10 @@ class _Estate:
 
     def terminate(self, i: int, t_ms: int) -> None:
         self.alive.discard(i)
-        self.free_ipv4[self.app_region[self.app[i]]].append(self.ipv4[i])
+        self.addresses[self.app_region[self.app[i]]].release(self.ipv4[i])
         for ip in (self.ipv4[i], self.ipv6[i]):
             if ip:
-                self.events.append((t_ms, json.dumps({"type": UNASSIGN, "ts": t_ms, "ip": ip},
-                                                     separators=(",", ":"))))
+                self.ownership.unassign(t_ms, ip)
 
     def populate(self, t_ms: int) -> None:
         w = self.w
@@ -194,10 +179,6 @@ class _Estate:
         counts = np.bincount(apps, minlength=self.w.apps)
         offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
         return ids, offsets, counts
-
-
-def account_id(index: int) -> str:
-    return f"{100000000000 + 111111111 * (index + 1):012d}"
 
 
 def _edges(w: Workload, estate: _Estate, rng: np.random.Generator):
@@ -391,15 +372,15 @@ def generate(w: Workload, out_dir: str) -> Generated:
         if minute % 5 == 4 or minute == w.minutes - 1:
             delivery.flush(w.start + (minute - minute % 5) * 60)
     result.metadata_file = os.path.join(out_dir, "metadata", "changelog.jsonl")
-    write_changelog(result.metadata_file, estate.events,
+    write_changelog(result.metadata_file, estate.ownership.changes,
                     snapshot_ts=snapshot_ms, start_ms=w.start * 1000,
                     end_ms=(w.start + w.minutes * 60) * 1000,
                     disorder_ms=w.metadata_disorder_seconds * 1000,
                     randbelow=lambda n: int(rng.integers(0, n)))
-    result.ips = len(estate.ever_owned)
-    result.changes = len(estate.events) - sum(1 for ts, _line in estate.events
-                                              if ts == snapshot_ms)
-    result.reassigned_ips = sum(1 for apps in estate.ever_owned.values() if len(apps) > 1)
+    changes = estate.ownership.changes
+    result.ips = len(estate.ownership.apps_of)
+    result.changes = len(changes) - sum(1 for ts, _line in changes if ts == snapshot_ms)
+    result.reassigned_ips = estate.ownership.reassigned()
     result.seconds = time.monotonic() - began
     return result
 
