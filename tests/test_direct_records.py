@@ -173,9 +173,9 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
     from flowdredge.job import managed
     from flowdredge.job.config import ConfigError
     from flowdredge.job.submit import main as submit
-    io = {"flows": "s3://b/AWSLogs/", "metadata": "m", "output": "o", "flows_layout": "aws"}
+    io = {"flows": "s3://b/AWSLogs/", "metadata": "m", "output": "o"}
     props = managed.load(_properties(tmp_path / "a.json", io))
-    assert props.io.flows_layout == "aws" and props.io.follow_seconds == 0
+    assert props.io.flows_layout == "aws" and props.io.follow_seconds == 0   # the default
     assert managed.load(_properties(tmp_path / "b.json", {**io, "flows_layout": "staged",
                                                          "follow_seconds": "30"})).io \
         .flows_layout == "staged"
@@ -184,7 +184,7 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
     with pytest.raises(ConfigError, match="aws"):
         managed.load(_properties(tmp_path / "d.json", {**io, "flows_layout": "raw"}))
     # job.submit refuses follow mode for AWS-format files before it starts anything.
-    assert submit(["--flows", "f", "--metadata", "m", "--output", "o", "--flows-layout", "aws",
+    assert submit(["--flows", "f", "--metadata", "m", "--output", "o",
                    "--follow-seconds", "5"]) == 2
 
 
