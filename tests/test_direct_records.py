@@ -272,3 +272,23 @@ def test_a_firehose_object_that_cannot_be_read_is_dead_lettered_in_full(tmp_path
     staged, stats = _staged([str(path)], tmp_path, 5000, flows)
     assert [json.loads(line)["error"] for line in staged] == ["bad_gzip"]
     assert stats.dead_files == [(str(path), "bad_gzip", stats.dead_files[0][2])]
+
+
+@pytest.mark.unit
+def test_a_record_parses_as_a_dict_exactly_as_its_staged_line(tmp_path, aws_examples):
+    """The job parses file_records' dicts without writing their lines (job.flink.operators):
+    groups, dead letters and counts are those of the lines, bad records' too."""
+    from flowdredge.job.parse import FlowFormat, parse_record
+    _aws_example_files(str(tmp_path / "examples"), aws_examples)
+    _bad_files(str(tmp_path / "bad"))
+    staged, _ = _staged([str(tmp_path / "examples"), str(tmp_path / "bad")], tmp_path, 3)
+    fmt, limits = FlowFormat.parse(HEADER), Config().parse_limits
+    records = [json.loads(line) for line in staged]
+    records += [{"source": "x", "lines": "not a list", "format": HEADER},
+                {"source": "x", "error": "no such reason"}, {"source": 7, "record": "x"}]
+    lines = [json.dumps(record, separators=(",", ":")) for record in records]
+    results = [(parse_record(record, "record", fmt, limits),
+                parse_record(line, "record", fmt, limits)) for record, line in zip(records, lines)]
+    assert all(from_dict == from_line for from_dict, from_line in results)
+    assert sum(r.counts["flows_parsed"] for r, _ in results) > 0
+    assert [r.dead_letters[0][1] for r, _ in results[-3:]] == ["bad_chunk"] * 3
