@@ -4,6 +4,8 @@ the limits (flows.max_line_bytes, flows.max_decompressed_bytes), not by the inpu
 Accepted inputs (files or folders of them; a file reached twice is staged once):
 - S3 delivery files: text, usually gzip, first line a header naming the fields in any order;
 - a CloudWatch Logs subscription record: one gzip JSON envelope per file;
+- CloudWatch Logs subscription records as Firehose writes them to S3: gzip envelopes one after
+  another (gzip members), one record each;
 - CloudWatch Logs subscription records, one base64 record per line (text or gzip).
 
 Flow files are staged in delivery order (the `_YYYYMMDDTHHMMZ_` stamp AWS puts in file names,
