@@ -36,11 +36,11 @@ class IoSection:
     # 0: read the inputs once and finish (bounded). N > 0: keep looking for new files every N
     # seconds and never finish (unbounded, the service's normal mode).
     follow_seconds: int = setting(0, minimum=0)
-    # What `flows` holds. staged: job.replay's flow records (one per line), a file or folder.
-    # aws: flow files as AWS writes them (S3 delivery .log.gz with a header line, CloudWatch
-    # Logs subscription records), a file, folder or s3:// prefix, listed once at start and read
-    # to the end (bounded: follow_seconds must be 0).
-    flows_layout: str = setting("staged", choices=FLOWS_LAYOUTS)
+    # What `flows` holds. aws: flow files as AWS writes them (S3 delivery .log.gz with a header
+    # line, CloudWatch Logs subscription records, Firehose objects of them), a file, folder or
+    # s3:// prefix, listed once at start and read to the end (bounded: follow_seconds must be
+    # 0). staged: job.replay's flow records (one per line), a file or folder.
+    flows_layout: str = setting("aws", choices=FLOWS_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -81,5 +81,6 @@ def load(path: str) -> ManagedProperties:
                               + ("" if streaming else " (or kinesis.flow_streams)"))
     if not streaming and io.flows_layout == "aws" and io.follow_seconds:
         raise ConfigError(f"{IO_GROUP}.follow_seconds must be 0 with {IO_GROUP}.flows_layout aws "
-                          f"(the flow files listed at start are read to the end)")
+                          f"(the flow files listed at start are read to the end; following "
+                          f"new files is {IO_GROUP}.flows_layout staged)")
     return ManagedProperties(config, io, path)

@@ -500,23 +500,29 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
                  delivered: int = None, *,
                  vectorise_from: float = parse_columns.MIN_LINES) -> ParseResult:
     """Any input record (gzip CloudWatch envelope as bytes or base64, or a record staged by
-    job.replay as JSON text) to flow groups, dead letters and counts. `source` names the record
+    job.replay as JSON text, or that record as the dict job.replay.file_records gives, read
+    as its JSON text would be) to flow groups, dead letters and counts. `source` names the record
     in dead letters (e.g. `kinesis:<stream>/<shard>/<sequence number>`); `delivered` (epoch
     seconds) is when it was delivered (e.g. its Kinesis arrival time), which bounds the flows'
     starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds). `vectorise_from`: the
     fewest lines a chunk takes the vectorised parser with (see `parse_lines`)."""
     result = ParseResult()
     result.counts["records_in"] += 1
-    if isinstance(raw, str) and raw.lstrip().startswith("{"):
+    if isinstance(raw, dict) or isinstance(raw, str) and raw.lstrip().startswith("{"):
         try:
-            _staged(json.loads(raw), source, default_fmt, limits, result, delivered,
-                    vectorise_from)
+            _staged(raw if isinstance(raw, dict) else json.loads(raw), source, default_fmt,
+                    limits, result, delivered, vectorise_from)
         except LineError as err:
-            result.dead(err.reason, source, raw)
+            result.dead(err.reason, source, _staged_line(raw))
         except ValueError:
-            result.dead("not_json", source, raw)
+            result.dead("not_json", source, _staged_line(raw))
         except (TypeError, AttributeError, RecursionError):
-            result.dead("malformed", source, raw)
+            result.dead("malformed", source, _staged_line(raw))
         return result
     _parse_encoded(raw, source, default_fmt, limits, result, delivered, None, vectorise_from)
     return result
+
+
+def _staged_line(record) -> str:
+    """A staged record as its line (what a dead letter quotes)."""
+    return json.dumps(record, separators=(",", ":")) if isinstance(record, dict) else record

@@ -4,6 +4,8 @@ the limits (flows.max_line_bytes, flows.max_decompressed_bytes), not by the inpu
 Accepted inputs (files or folders of them; a file reached twice is staged once):
 - S3 delivery files: text, usually gzip, first line a header naming the fields in any order;
 - a CloudWatch Logs subscription record: one gzip JSON envelope per file;
+- CloudWatch Logs subscription records as Firehose writes them to S3: gzip envelopes one after
+  another (gzip members), one record each;
 - CloudWatch Logs subscription records, one base64 record per line (text or gzip).
 
 Flow files are staged in delivery order (the `_YYYYMMDDTHHMMZ_` stamp AWS puts in file names,
@@ -201,24 +203,79 @@ def _file_records(path, local, modified, chunk_lines, stats, flows):
         if head == GZIP_MAGIC:
             with gzip.open(local, "rb") as gz:
                 first = gz.read(64).lstrip()
-            if first.startswith(b"{"):   # a single CloudWatch envelope
-                size = os.path.getsize(local)
-                if size > flows.max_decompressed_bytes:
-                    raise _BadFile("too_large", f"{size} bytes, more than "
-                                   f"flows.max_decompressed_bytes once decompressed")
-                with open(local, "rb") as fh:
-                    record = _record(path, path, base64.b64encode(fh.read()).decode("ascii"),
-                                     modified)
-                stats.records += 1
-                yield record
-                return
             _read_through(local)
+            if first.startswith(b"{"):   # CloudWatch envelopes, one per gzip member
+                yield from _envelope_records(path, local, modified, stats, flows)
+                return
         with _open(local) as fh:
             yield from _line_records(path, modified, fh, chunk_lines, stats, flows)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise _BadFile("bad_gzip", f"not a complete gzip file ({err})") from None
     except OSError as err:
         raise _BadFile("unreadable", f"cannot read: {err.strerror or err}") from None
+
+
+def _envelope_records(path, local, modified, stats, flows):
+    """The CloudWatch records of a gzip file of envelopes: one gzip envelope (a subscription
+    record saved as it is), or several, one per gzip member, as Firehose writes a CloudWatch
+    Logs subscription's records to S3. A lone member's record is named by the file, each of
+    several by the file and its member number. A member larger than
+    flows.max_decompressed_bytes compressed is a record "too_large" (a lone one: the file is
+    a dead file); one decompressing to more is caught when it is parsed."""
+    with open(local, "rb") as fh:
+        members = _gzip_members(fh, flows.max_decompressed_bytes)
+        current = next(members, None)
+        number = 0
+        while current is not None:
+            following = next(members, None)
+            number += 1
+            where = path if number == 1 and following is None else f"{path}:{number}"
+            member, head = current
+            if member is None and where == path:
+                size = os.path.getsize(local)
+                raise _BadFile("too_large", f"{size} bytes, more than "
+                               f"flows.max_decompressed_bytes once decompressed")
+            if member is None:
+                record = {"source": where, "error": "too_large", "excerpt": excerpt(head)}
+            else:
+                record = _record(path, where, base64.b64encode(member).decode("ascii"),
+                                 modified)
+            stats.records += 1
+            yield record
+            current = following
+
+
+def _gzip_members(fh, cap: int):
+    """(compressed bytes, None) per gzip member of a binary file, or (None, first bytes) for a
+    member of more than `cap` bytes, read through, never held. Decompresses only to find where
+    members end, a block at a time (a gzip bomb costs time, not memory); the zero padding gzip
+    allows after the last member is skipped. The file must have been read through already
+    (_read_through): a corrupt one fails there, before any record."""
+    data = b""
+    while True:
+        data = data.lstrip(b"\0")
+        while not data:
+            data = fh.read(1 << 20)
+            if not data:
+                return
+            data = data.lstrip(b"\0")
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        parts, size, head = [], 0, data[:EXCERPT_CHARS]
+        while not inflater.eof:
+            if not data:
+                data = fh.read(1 << 20)
+                if not data:
+                    raise EOFError("a gzip member ends early")
+            inflater.decompress(data, 1 << 20)
+            rest = inflater.unconsumed_tail + inflater.unused_data
+            used = len(data) - len(rest)
+            size += used
+            if size <= cap:
+                parts.append(data[:used])
+            else:
+                parts = None
+            data = rest
+        yield (b"".join(parts), None) if parts is not None else (None, head)
 
 
 def _read_through(path) -> None:

@@ -2,11 +2,12 @@
 
 Loads the config and wires the connectors: the Kinesis streams of the config's `kinesis`
 section (job.flink.run.kinesis_job, as `flowdredge run` and Managed Flink), or, with --flows
-and --metadata, files; file outputs. --flows-layout says what --flows holds: `staged`, folders of
-staged flow records (job.replay) read with the changelog files in follow mode (the file source
-keeps looking for new files, so the job is unbounded); `aws`, flow files as AWS writes them (a
-folder, file or s3:// prefix of S3 delivery files or CloudWatch Logs records), listed once and
-read to the end with the changelog files (bounded: a backfill). operate.cluster submits it;
+and --metadata, files; file outputs. --flows-layout says what --flows holds: `aws` (default),
+flow files as AWS writes them (a folder, file or s3:// prefix of S3 delivery files, CloudWatch
+Logs records or Firehose objects of them), listed once and read to the end with the changelog
+files (bounded: a backfill); `staged`, folders of staged flow records (job.replay) read with the
+changelog files in follow mode (the file source keeps looking for new files, so the job is
+unbounded). operate.cluster submits it;
 docs/operations.md, "Standalone cluster and savepoints".
 """
 import argparse
@@ -24,9 +25,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file or application_properties.json")
     p.add_argument("--flows", help="folder of flow files as --flows-layout says (default: the "
                                    "config's kinesis streams)")
-    p.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default="staged",
-                   help="staged: job.replay's flow records, followed; aws: flow files as AWS "
-                        "writes them (folder, file or s3:// prefix), read once (bounded)")
+    p.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default="aws",
+                   help="aws (default): flow files as AWS writes them (folder, file or s3:// "
+                        "prefix), read once (bounded); staged: job.replay's flow records, "
+                        "followed")
     p.add_argument("--metadata", help="folder of changelog files (with --flows)")
     p.add_argument("--output", required=True)
     p.add_argument("--follow-seconds", type=int,

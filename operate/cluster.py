@@ -247,13 +247,13 @@ class Cluster:
 
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
-               job_name: str = "flowdredge", flows_layout: str = "staged") -> str:
+               job_name: str = "flowdredge", flows_layout: str = "aws") -> str:
         """Submits the job detached (`flink run -d -pym flowdredge.job.submit`) with the code shipped as
-        a zip; returns the job id. `flows` and `metadata` are folders the job follows, or both
-        None: the config's `kinesis` streams. `savepoint` resumes from it: a state that no
-        operator of the new job claims fails the submission (no --allowNonRestoredState).
-        `flows_layout` "aws": `flows` holds flow files as AWS writes them (or is an s3://
-        prefix), read to their end once, not followed."""
+        a zip; returns the job id. `flows` and `metadata` as `flows_layout` says, or both None:
+        the config's `kinesis` streams. `flows_layout` "aws": `flows` holds flow files as AWS
+        writes them (or is an s3:// prefix), read to their end once, not followed; "staged":
+        folders of staged records the job follows. `savepoint` resumes from it: a state that
+        no operator of the new job claims fails the submission (no --allowNonRestoredState)."""
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
@@ -272,7 +272,8 @@ class Cluster:
             # The file source fails on a missing folder; an empty one it watches.
             for folder in (flows, metadata):
                 os.makedirs(folder, exist_ok=True)
-            args += ["--flows", os.path.abspath(flows), "--metadata", os.path.abspath(metadata),
+            args += ["--flows", os.path.abspath(flows), "--flows-layout", "staged",
+                     "--metadata", os.path.abspath(metadata),
                      "--follow-seconds", str(follow_seconds)]
         if parallelism:   # job.submit applies it as job.parallelism: the config stays the source
             args += ["--parallelism", str(parallelism)]
@@ -353,20 +354,20 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("stop", help="stop them")
     sub.add_parser("jobs", help="list the cluster's jobs and their states")
     run = sub.add_parser("submit", help="submit the job: the config's Kinesis streams, or "
-                                        "folders of inputs followed (--flows, --metadata)")
+                                        "files (--flows, --metadata)")
     run.add_argument("--config", required=True, help="YAML or application_properties.json")
-    run.add_argument("--flows", help="folder of staged flow records (see feed); without it, "
-                                     "the config's kinesis streams")
+    run.add_argument("--flows", help="flow files as --flows-layout says; without it, the "
+                                     "config's kinesis streams")
     run.add_argument("--metadata", help="folder of changelog files (see feed), with --flows")
     run.add_argument("--output", required=True)
     run.add_argument("--from-savepoint", help="resume from this savepoint")
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
     run.add_argument("--follow-seconds", type=int, default=5,
-                     help="how often the sources look for new files")
-    run.add_argument("--flows-layout", choices=("staged", "aws"), default="staged",
-                     help="staged: --flows is a folder of staged records (see feed), followed; "
-                          "aws: flow files as AWS writes them (a folder or s3:// prefix), "
-                          "read once to their end")
+                     help="how often the sources look for new files (staged layout)")
+    run.add_argument("--flows-layout", choices=("aws", "staged"), default="aws",
+                     help="aws (default): flow files as AWS writes them (a folder or s3:// "
+                          "prefix), read once to their end; staged: --flows is a folder of "
+                          "staged records (see feed), followed")
     stop = sub.add_parser("stop-job", help="stop a job with a savepoint; prints its path")
     stop.add_argument("job_id")
     stop.add_argument("--drain", action="store_true",

@@ -234,7 +234,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--properties", default=DEFAULT_PROPERTIES,
                         help="the job's property groups (application_properties.json shape)")
 
-    io_help = "the io group: flows=URL,metadata=URL,output=URL[,follow_seconds=N]"
+    io_help = ("the io group: flows=URL,metadata=URL,output=URL"
+               "[,flows_layout=aws|staged][,follow_seconds=N]")
     c = named("create", "upload the zip and create the application (not started)")
     code(c)
     c.add_argument("--role", required=True, help="service execution role ARN")

@@ -68,4 +68,7 @@ def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
         assert args[args.index("--flows-layout") + 1] == "aws"
         assert args[args.index("--follow-seconds") + 1] == "0"
     else:
-        assert "--flows-layout" not in args and os.path.isdir(flows)
+        assert args[args.index("--flows-layout") + 1] == "staged" and os.path.isdir(flows)
+    # Without a layout: AWS's own files, the production default.
+    cluster.submit("c.yaml", flows, str(tmp_path / "meta"), str(tmp_path / "out"))
+    assert cluster.args[cluster.args.index("--flows-layout") + 1] == "aws"

@@ -1,7 +1,9 @@
 """The job reading AWS-format flow files itself (connectors.files.aws_file_sources: one element per
 file, read in the parse step) gives the rows of the independent computation and of the staged
 replay, and dead-letters a bad file as staging does."""
+import base64
 import gzip
+import json
 import os
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 import reference
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from flowdredge.job.config import Config
-from flowdredge.job.replay import stage_metadata
+from flowdredge.job.replay import delivery_order, stage_metadata
 from flowdredge.job.flink.run import aws_files_job
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -82,3 +84,48 @@ def test_direct_files_give_what_the_staged_replay_gives(inputs, tmp_path):
         return sorted((d["stage"], d["reason"], d["source"], d["excerpt"])
                       for d in read_records(str(folder), "dead_letter"))
     assert dead(tmp_path / "direct") == dead(tmp_path / "staged")
+
+
+def _as_firehose_objects(estate_flows, folder):
+    """The estate's flows as Firehose writes a CloudWatch Logs subscription's records to S3:
+    objects of gzip envelopes one after another. Its CloudWatch records as they are; its S3
+    delivery files' lines as envelopes of one interface's lines each (CloudWatch Logs sends one
+    log stream per record), timestamped with the flows' starts (as AWS does)."""
+    os.makedirs(folder)
+    files = [os.path.join(root, name) for root, _dirs, names in os.walk(estate_flows)
+             for name in names]
+    for n, path in enumerate(sorted(files, key=delivery_order)):
+        if path.endswith(".b64"):
+            with open(path) as fh:
+                members = [base64.b64decode(line) for line in fh if line.strip()]
+        else:
+            with gzip.open(path, "rt") as fh:
+                header, *lines = fh.read().splitlines()
+            assert header == HEADER
+            streams = {}
+            for line in lines:
+                streams.setdefault(line.split()[2], []).append(line)
+            members = [gzip.compress(json.dumps({
+                "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "flows",
+                "logStream": f"{interface}-all", "subscriptionFilters": ["all"],
+                "logEvents": [{"id": str(i), "timestamp": int(line.split()[10]) * 1000,
+                               "message": line} for i, line in enumerate(of_interface)]})
+                .encode()) for interface, of_interface in streams.items()]
+        # Firehose's own naming: no delivery stamp, the order of the names is the delivery's.
+        with open(os.path.join(folder, f"flows-1-2026-01-01-00-00-{n:02d}-fh"), "wb") as fh:
+            fh.write(b"".join(members))
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_firehose_objects_give_the_rows_of_the_same_flows_in_s3_files(inputs, tmp_path,
+                                                                      parallelism):
+    flows, out, metadata, _ = inputs
+    _as_firehose_objects(flows[0], str(tmp_path / "firehose"))
+    _direct([str(tmp_path / "firehose")], metadata, str(tmp_path / "out"),
+            _config(parallelism))
+
+    assert job_aggregates(str(tmp_path / "out")) == \
+        reference.aggregates(flows[:1], [out.metadata_file])
+    counts = total_counts(str(tmp_path / "out"))
+    assert counts["flows_aggregated"] == out.flows and counts["dead_letter"] == 0
+    assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0

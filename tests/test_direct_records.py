@@ -1,6 +1,7 @@
 """The job's own reading of AWS-format flow files (job.replay.read_flow_file, file by file) gives
 exactly the records staging writes (job.replay.stage_flows, one line each): one code path."""
 import base64
+import dataclasses
 import gzip
 import json
 import os
@@ -8,7 +9,7 @@ import os
 import pytest
 
 from helpers import moto_server
-from flowdredge.job.config import FlowsSection
+from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.replay import InputError, file_records, flow_files, read_flow_file, stage_flows
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -49,6 +50,8 @@ def _aws_example_files(folder, aws_examples):
         fh.write(record)
     with open(os.path.join(folder, "cw_20260101T0002Z_records.b64"), "w") as fh:
         fh.write(base64.b64encode(record).decode() + "\n\n" + base64.b64encode(record).decode())
+    with open(os.path.join(folder, "flows-1-2026-01-01-00-03-00-firehose"), "wb") as fh:
+        fh.write(record + record)   # a Firehose object: one gzip member per record
 
 
 def _bad_files(folder):
@@ -170,9 +173,9 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
     from flowdredge.job import managed
     from flowdredge.job.config import ConfigError
     from flowdredge.job.submit import main as submit
-    io = {"flows": "s3://b/AWSLogs/", "metadata": "m", "output": "o", "flows_layout": "aws"}
+    io = {"flows": "s3://b/AWSLogs/", "metadata": "m", "output": "o"}
     props = managed.load(_properties(tmp_path / "a.json", io))
-    assert props.io.flows_layout == "aws" and props.io.follow_seconds == 0
+    assert props.io.flows_layout == "aws" and props.io.follow_seconds == 0   # the default
     assert managed.load(_properties(tmp_path / "b.json", {**io, "flows_layout": "staged",
                                                          "follow_seconds": "30"})).io \
         .flows_layout == "staged"
@@ -181,5 +184,111 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
     with pytest.raises(ConfigError, match="aws"):
         managed.load(_properties(tmp_path / "d.json", {**io, "flows_layout": "raw"}))
     # job.submit refuses follow mode for AWS-format files before it starts anything.
-    assert submit(["--flows", "f", "--metadata", "m", "--output", "o", "--flows-layout", "aws",
+    assert submit(["--flows", "f", "--metadata", "m", "--output", "o",
                    "--follow-seconds", "5"]) == 2
+
+
+def _envelope(stream, lines, start):
+    return {"messageType": "DATA_MESSAGE", "owner": "123456789010", "logGroup": "flows",
+            "logStream": stream, "subscriptionFilters": ["all"],
+            "logEvents": [{"id": str(i), "timestamp": start * 1000, "message": line}
+                          for i, line in enumerate(lines)]}
+
+
+def _firehose_object(path, envelopes, padding=b""):
+    """What Firehose writes to S3 from a CloudWatch Logs subscription: the records as they came,
+    gzip envelopes one after another (gzip members), no delimiter."""
+    with open(path, "wb") as fh:
+        for envelope in envelopes:
+            fh.write(gzip.compress(json.dumps(envelope).encode()))
+        fh.write(padding)
+
+
+def _flows(lines, source="record"):
+    """The flows parsed from staged lines, sorted, and the dead letters' (reason, source)."""
+    from flowdredge.job.parse import FlowFormat, parse_record
+    fmt = FlowFormat.parse(HEADER)
+    limits = Config().parse_limits
+    flows, dead = [], []
+    for line in lines:
+        result = parse_record(line, source, fmt, limits)
+        flows += [tuple(flow) for group in result.groups for flow in group.flows]
+        dead += [(reason, where) for _stage, reason, where, _excerpt in result.dead_letters]
+    return sorted(flows), dead
+
+
+@pytest.mark.unit
+def test_a_firehose_object_gives_the_flows_of_the_same_lines_in_an_s3_file(tmp_path):
+    start = 1767225600
+    lines = [f"2 123456789010 eni-{i % 3} 10.0.0.{i % 250} 10.0.1.1 {1000 + i} 443 6 {i + 1} "
+             f"{100 * (i + 1)} {start + i % 50} {start + 60} ACCEPT OK" for i in range(30)]
+    s3_file = tmp_path / "s3" / "123456789010_vpcflowlogs_eu-west-1_fl-1_20260101T0005Z_a.log.gz"
+    s3_file.parent.mkdir()
+    with gzip.open(s3_file, "wt") as fh:
+        fh.write("\n".join([HEADER, *lines]) + "\n")
+    firehose = tmp_path / "fh" / "flows-1-2026-01-01-00-05-00-0a1b"
+    firehose.parent.mkdir()
+    envelopes = [_envelope(f"eni-{n}-all", lines[n * 10:n * 10 + 10], start + 60)
+                 for n in range(3)]
+    _firehose_object(firehose, envelopes, padding=b"\0" * 10)   # gzip's allowed zero padding
+    records = list(file_records(str(firehose), 5000))
+    assert [r["source"] for r in records] == [f"{firehose}:{n}" for n in (1, 2, 3)]
+    staged, stats = _staged([str(firehose)], tmp_path, 5000)
+    assert _records_of([str(firehose)], 5000) == staged and stats.records == 3
+    got, dead = _flows(staged)
+    assert len(got) == 30 and not dead
+    assert got == _flows(_staged([str(s3_file)], tmp_path, 5000)[0])[0]
+    # One envelope alone is one record, named by the file, as before Firehose.
+    _firehose_object(firehose, envelopes[:1])
+    assert [r["source"] for r in file_records(str(firehose), 5000)] == [str(firehose)]
+
+
+@pytest.mark.unit
+def test_a_firehose_object_that_cannot_be_read_is_dead_lettered_in_full(tmp_path):
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.1.1 1000 443 6 1 100 1767225600 1767225660 ACCEPT OK"
+    good = _envelope("eni-1-all", [line] * 20, 1767225660)
+    # The second member decompresses to more than the cap (a gzip bomb, small compressed);
+    # the third is larger than the cap compressed: neither is held, each is one dead letter.
+    bomb = {**good, "logEvents": [{"id": "0", "timestamp": 1767225660000,
+                                   "message": " " * 20000}]}
+    noise = {**good, "logEvents": [{"id": "0", "timestamp": 1767225660000,
+                                    "message": base64.b64encode(os.urandom(9000)).decode()}]}
+    path = tmp_path / "flows-1-2026-01-01-00-05-00-bad"
+    _firehose_object(path, [good, bomb, noise, good])
+    flows = FlowsSection(max_decompressed_bytes=8192)
+    staged, stats = _staged([str(path)], tmp_path, 5000, flows)
+    assert _records_of([str(path)], 5000, flows) == staged
+    assert stats.records == 4 and not stats.dead_files
+    assert json.loads(staged[2]) == {"source": f"{path}:3", "error": "too_large",
+                                     "excerpt": json.loads(staged[2])["excerpt"]}
+    from flowdredge.job.parse import FlowFormat, parse_record
+    limits = dataclasses.replace(Config().parse_limits, max_decompressed_bytes=8192)
+    results = [parse_record(line, "record", FlowFormat.parse(HEADER), limits) for line in staged]
+    assert [sum(len(g.flows) for g in r.groups) for r in results] == [20, 0, 0, 20]
+    assert [[(reason, where) for _s, reason, where, _e in r.dead_letters] for r in results] == \
+        [[], [("too_large", f"{path}:2")], [("too_large", f"{path}:3")], []]
+    # Cut short (a partial upload): the whole object is one dead file, nothing of it parsed.
+    path.write_bytes(path.read_bytes()[:-30])
+    staged, stats = _staged([str(path)], tmp_path, 5000, flows)
+    assert [json.loads(line)["error"] for line in staged] == ["bad_gzip"]
+    assert stats.dead_files == [(str(path), "bad_gzip", stats.dead_files[0][2])]
+
+
+@pytest.mark.unit
+def test_a_record_parses_as_a_dict_exactly_as_its_staged_line(tmp_path, aws_examples):
+    """The job parses file_records' dicts without writing their lines (job.flink.operators):
+    groups, dead letters and counts are those of the lines, bad records' too."""
+    from flowdredge.job.parse import FlowFormat, parse_record
+    _aws_example_files(str(tmp_path / "examples"), aws_examples)
+    _bad_files(str(tmp_path / "bad"))
+    staged, _ = _staged([str(tmp_path / "examples"), str(tmp_path / "bad")], tmp_path, 3)
+    fmt, limits = FlowFormat.parse(HEADER), Config().parse_limits
+    records = [json.loads(line) for line in staged]
+    records += [{"source": "x", "lines": "not a list", "format": HEADER},
+                {"source": "x", "error": "no such reason"}, {"source": 7, "record": "x"}]
+    lines = [json.dumps(record, separators=(",", ":")) for record in records]
+    results = [(parse_record(record, "record", fmt, limits),
+                parse_record(line, "record", fmt, limits)) for record, line in zip(records, lines)]
+    assert all(from_dict == from_line for from_dict, from_line in results)
+    assert sum(r.counts["flows_parsed"] for r, _ in results) > 0
+    assert [r.dead_letters[0][1] for r, _ in results[-3:]] == ["bad_chunk"] * 3

@@ -53,10 +53,12 @@ def test_runtime_properties_give_the_config_and_io_and_ignore_the_run_options(tm
                    "PropertyMap": {"python": "main.py", "jarfile": package.JAR_NAME}}
     path = properties_file(tmp_path / "p.json", Config().replace(job={"parallelism": 3}),
                            {"flows": "s3://b/flows/", "metadata": "s3://b/meta/",
-                            "output": "s3://b/out/", "follow_seconds": "30"}, [run_options])
+                            "output": "s3://b/out/", "follow_seconds": "30",
+                            "flows_layout": "staged"}, [run_options])
     props = managed.load(path)
     assert props.config.job.parallelism == 3
-    assert props.io == managed.IoSection("s3://b/flows/", "s3://b/meta/", "s3://b/out/", 30)
+    assert props.io == managed.IoSection("s3://b/flows/", "s3://b/meta/", "s3://b/out/", 30,
+                                         "staged")
 
 
 FLOWS_METADATA = {"flows": "f", "metadata": "m"}
@@ -359,6 +361,7 @@ def test_the_unpacked_zip_runs_the_job_with_the_replay_results(replayed, unpacke
     props = properties_file(tmp_path / "application_properties.json",
                             Config().replace(job={"parallelism": parallelism}),
                             {"flows": str(staging / "flow-records.txt"),
+                             "flows_layout": "staged",
                              "metadata": str(staging / "metadata.jsonl"),
                              "output": str(tmp_path / "out")})
     result = run_unpacked(app, python, props, tmp_path)
@@ -392,7 +395,7 @@ def test_the_entry_point_says_what_is_wrong_with_the_properties(unpacked, tmp_pa
 # --- deployment -------------------------------------------------------------------------------
 
 IO = {"flows": "s3://flows-bucket/staged/", "metadata": "s3://flows-bucket/metadata/",
-      "output": "s3://out-bucket/flowdredge/", "follow_seconds": "60"}
+      "output": "s3://out-bucket/flowdredge/", "follow_seconds": "60", "flows_layout": "staged"}
 ROLE = "arn:aws:iam::123456789012:role/flowdredge-managed-flink"
 
 

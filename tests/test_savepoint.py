@@ -113,7 +113,8 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
     flows_dir, meta_dir = str(tmp_path / "watch" / "flows"), str(tmp_path / "watch" / "meta")
 
     job = cluster.submit(_config(tmp_path, "base", BASE), flows_dir, meta_dir, output,
-                         follow_seconds=1, job_name="flowdredge savepoint test")
+                         follow_seconds=1, job_name="flowdredge savepoint test",
+                         flows_layout="staged")
     cluster.wait_for_state(job, ("RUNNING",), TIMEOUT_S)
     records_1, events_1 = feed(first, inputs["metadata"][:1], flows_dir, meta_dir, "part-1",
                                CHUNK_LINES)
@@ -133,7 +134,7 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
 
     job = cluster.submit(_config(tmp_path, "upgraded", UPGRADED), flows_dir, meta_dir, output,
                          savepoint=savepoint, follow_seconds=1,
-                         job_name="flowdredge savepoint test, upgraded")
+                         job_name="flowdredge savepoint test, upgraded", flows_layout="staged")
     cluster.wait_for_state(job, ("RUNNING",), TIMEOUT_S)
     records_2, events_2 = feed(rest, inputs["metadata"][1:], flows_dir, meta_dir, "part-2",
                                CHUNK_LINES)

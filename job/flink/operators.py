@@ -159,9 +159,8 @@ class ParseFlowRecords(ProcessFunction):
     def _flow_file(self, location):
         counts = Counter()
         for record in read_flow_file(location, self.flows.chunk_lines, self.flows):
-            # The record's staged line, as parse_record reads it in a replay.
-            result = parse_record(json.dumps(record, separators=(",", ":")), "record", self.fmt,
-                                  self.limits)
+            # Parsed as its staged line would be, without writing and reading that line.
+            result = parse_record(record, "record", self.fmt, self.limits)
             yield from self._emit(result, None)
             counts.update(result.counts)
         yield COUNTS, counts_line("parse", counts)
