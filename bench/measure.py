@@ -102,8 +102,9 @@ def run_ours(args) -> dict:
     # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
     # been handed over.
     if args.aws_flows:
-        env = aws_files_job(config, args.aws_flows, args.staged_metadata, args.output,
-                            checkpoint_dir=args.checkpoint_dir)
+        from flowdredge.job.replay import flow_files
+        env = aws_files_job(config, flow_files([args.aws_flows])[0], args.staged_metadata,
+                            args.output, checkpoint_dir=args.checkpoint_dir)
     else:
         env = files_job(config, args.staged_flows, args.staged_metadata, args.output,
                         checkpoint_dir=args.checkpoint_dir)

@@ -84,7 +84,7 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
         log.info(f"{len(files)} flow files and {n_meta:,} metadata lines; starting Flink "
                  f"(parallelism {cfg.job.parallelism}); the job reads the files")
         began = time.monotonic()
-        aws_files_job(cfg, files, staged_metadata, run_dir).execute("flowdredge replay")
+        aws_files_job(cfg, files, staged_metadata, run_dir).execute(config_mod.REPLAY_JOB_NAME)
         log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
     finally:
@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--flow-streams", help="overrides kinesis.flow_streams (comma-separated)")
     run.add_argument("--metadata-stream", help="overrides kinesis.metadata_stream")
     run.add_argument("--metadata-snapshot", help="overrides kinesis.metadata_snapshot")
-    run.add_argument("--job-name", default="flowdredge")
+    run.add_argument("--job-name", default=config_mod.JOB_NAME)
     common(run)
     run.set_defaults(func=cmd_run)
 

@@ -217,6 +217,11 @@ def local_heap_mb(config: Config) -> int:
     return config.job.local_heap_mb or HEAP_PER_INSTANCE_MB * config.job.parallelism
 
 
+# The Flink job's name unless an entry point is told another; a replay's.
+JOB_NAME = "flowdredge"
+REPLAY_JOB_NAME = "flowdredge replay"
+
+
 def local_jvm_args(config: Config, user_args: str = "", class_archive: str = None) -> str:
     """The JVM_ARGS of a local mini-cluster's JVM: the heap cap unless `user_args` (the
     user's JVM_ARGS) has one, job.local_jvm_options, the class-data archive of a local job's

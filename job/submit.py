@@ -15,8 +15,9 @@ import sys
 
 from flowdredge.job import config as config_mod, managed
 
-# What --flows holds (as io.flows_layout in job.managed).
+# What --flows holds (as io.flows_layout in job.managed, with its default).
 FLOWS_LAYOUTS = managed.FLOWS_LAYOUTS
+FLOWS_LAYOUT = managed.IoSection.flows_layout
 FOLLOW_SECONDS = 5
 
 
@@ -25,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file or application_properties.json")
     p.add_argument("--flows", help="folder of flow files as --flows-layout says (default: the "
                                    "config's kinesis streams)")
-    p.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default="aws",
+    p.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default=FLOWS_LAYOUT,
                    help="aws (default): flow files as AWS writes them (folder, file or s3:// "
                         "prefix), read once (bounded); staged: job.replay's flow records, "
                         "followed")
@@ -35,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"how often the sources look for new files (staged layout; default "
                         f"{FOLLOW_SECONDS})")
     p.add_argument("--parallelism", type=int, help="overrides job.parallelism")
-    p.add_argument("--job-name", default="flowdredge")
+    p.add_argument("--job-name", default=config_mod.JOB_NAME)
     return p
 
 
@@ -57,9 +58,9 @@ def main(argv=None) -> int:
         return 2
     from flowdredge.job.flink.run import aws_files_job, files_job, kinesis_job
     if args.flows and args.flows_layout == "aws":
-        from flowdredge.job.replay import InputError
+        from flowdredge.job.replay import InputError, flow_files
         try:
-            env = aws_files_job(cfg, args.flows, args.metadata, args.output)
+            env = aws_files_job(cfg, flow_files([args.flows])[0], args.metadata, args.output)
         except InputError as err:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from flowdredge.connectors import s3
 from flowdredge.connectors.jars import JARS_DIR
-from flowdredge.job.config import FlowsSection
+from flowdredge.job.config import JOB_NAME, FlowsSection
+from flowdredge.job.submit import FLOWS_LAYOUT, FLOWS_LAYOUTS, FOLLOW_SECONDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, ".cluster")
@@ -246,8 +247,9 @@ class Cluster:
         return done.stdout + done.stderr
 
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
-               savepoint: str = None, parallelism: int = None, follow_seconds: int = 5,
-               job_name: str = "flowdredge", flows_layout: str = "aws") -> str:
+               savepoint: str = None, parallelism: int = None,
+               follow_seconds: int = FOLLOW_SECONDS, job_name: str = JOB_NAME,
+               flows_layout: str = FLOWS_LAYOUT) -> str:
         """Submits the job detached (`flink run -d -pym flowdredge.job.submit`) with the code shipped as
         a zip; returns the job id. `flows` and `metadata` as `flows_layout` says, or both None:
         the config's `kinesis` streams. `flows_layout` "aws": `flows` holds flow files as AWS
@@ -362,9 +364,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True)
     run.add_argument("--from-savepoint", help="resume from this savepoint")
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
-    run.add_argument("--follow-seconds", type=int, default=5,
+    run.add_argument("--follow-seconds", type=int, default=FOLLOW_SECONDS,
                      help="how often the sources look for new files (staged layout)")
-    run.add_argument("--flows-layout", choices=("aws", "staged"), default="aws",
+    run.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default=FLOWS_LAYOUT,
                      help="aws (default): flow files as AWS writes them (a folder or s3:// "
                           "prefix), read once to their end; staged: --flows is a folder of "
                           "staged records (see feed), followed")

@@ -11,7 +11,7 @@ import pytest
 import reference
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from flowdredge.job.config import Config
-from flowdredge.job.replay import delivery_order, stage_metadata
+from flowdredge.job.replay import delivery_order, flow_files, stage_metadata
 from flowdredge.job.flink.run import aws_files_job
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -46,7 +46,7 @@ def _config(parallelism):
 
 
 def _direct(flows, metadata, output, config):
-    aws_files_job(config, flows, metadata, output,
+    aws_files_job(config, flow_files(flows)[0], metadata, output,
                   checkpoint_dir=os.path.join(output, "checkpoints")).execute("direct test")
 
 

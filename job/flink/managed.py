@@ -7,7 +7,7 @@ import os
 import sys
 
 from flowdredge.job import managed
-from flowdredge.job.config import ConfigError
+from flowdredge.job.config import JOB_NAME, ConfigError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--properties",
                    help=f"application_properties.json to use when {managed.SERVICE_PROPERTIES} "
                         f"does not exist (outside the service)")
-    p.add_argument("--job-name", default="flowdredge")
+    p.add_argument("--job-name", default=JOB_NAME)
     return p
 
 
@@ -42,11 +42,11 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2
     elif io.flows_layout == "aws":
-        from flowdredge.job.replay import InputError
+        from flowdredge.job.replay import InputError, flow_files
         from flowdredge.job.flink.run import aws_files_job
         try:
-            env = aws_files_job(props.config, io.flows, io.metadata, io.output, jars=jars,
-                                python_files=code_dirs)
+            env = aws_files_job(props.config, flow_files([io.flows])[0], io.metadata, io.output,
+                                jars=jars, python_files=code_dirs)
         except InputError as err:
             print(f"flowdredge: error: {err}", file=sys.stderr)
             return 2

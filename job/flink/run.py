@@ -13,9 +13,8 @@ from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.s3 import checkpoint_uri
 from flowdredge.connectors.streams import jvm
-from flowdredge.job.config import Config, local_jvm_args
+from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
-from flowdredge.job.replay import flow_files
 
 
 def start_jvm(config: Config) -> None:
@@ -110,13 +109,11 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
                      _file_sinks(config, output_dir), **options)
 
 
-def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
+def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
                   **options) -> StreamExecutionEnvironment:
-    """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `flows`
-    a location or a list of them, files, folders or s3:// prefixes, listed once now in delivery
-    order, job.replay.flow_files) and changelog files, with file outputs under output_dir;
-    bounded. `options` as in files_job. InputError (job.replay) when `flows` holds no file."""
-    files, _ = flow_files([flows] if isinstance(flows, str) else list(flows))
+    """build_job over flow files as AWS writes them (connectors.files.aws_file_sources: `files`
+    as job.replay.flow_files lists them, in delivery order) and changelog files, with file
+    outputs under output_dir; bounded. `options` as in files_job."""
     if "jars" not in options:
         options["jars"] = adapter_jars()
     return build_job(config, aws_file_sources(files, metadata), _file_sinks(config, output_dir),
@@ -124,7 +121,7 @@ def aws_files_job(config: Config, flows, metadata: str, output_dir: str,
 
 
 def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
-              job_name: str = "flowdredge replay"):
+              job_name: str = REPLAY_JOB_NAME):
     """Runs the pipeline bounded over staged files (job.replay); blocks until done. Checkpoints
     go to output_dir/checkpoints unless job.checkpoint_dir says otherwise."""
     return files_job(config, staged_flows, staged_metadata, output_dir,
