@@ -11,15 +11,16 @@ from pyflink.table.expressions import call_sql
 
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.s3 import checkpoint_uri
-from flowdredge.connectors.streams import attach_insert, jvm
+from flowdredge.connectors.streams import attach_insert, java_stream, jvm, with_java_timestamps
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
 
 
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
-                follow_seconds: int = None):
+                follow_seconds: int = None, watermarks: WatermarkStrategy = None):
     """One file read start to end by one reader: a split file can be read out of order.
-    With `follow_seconds` the source stays open, looking for new files that often."""
+    With `follow_seconds` the source stays open, looking for new files that often.
+    `watermarks`: the source's own (by default none: the parse step assigns event time)."""
     builder = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
                                                    checkpoint_uri(path))
                .set_file_enumerator(
@@ -27,8 +28,8 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
     if follow_seconds:
         builder = builder.monitor_continuously(Duration.of_seconds(follow_seconds))
     source = builder.build()
-    return env.from_source(source, WatermarkStrategy.no_watermarks(), name).uid(uid) \
-        .set_parallelism(1)
+    return env.from_source(source, watermarks or WatermarkStrategy.no_watermarks(), name) \
+        .uid(uid).set_parallelism(1)
 
 
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
@@ -56,26 +57,46 @@ class _FileAt(MapFunction):
         return Row(self.files[index])
 
 
-def aws_file_sources(files, metadata: str) -> Sources:
+def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_ms: int,
+                     ) -> Sources:
     """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records),
     `files` a list of paths or s3:// URLs in the order to read them (the job lists them:
     job.replay.flow_files), read to the end (bounded): one element per file, which the parse
     step reads itself (job.replay.read_flow_file), spread over the parse instances. The file
     list goes with the job; the source counts through it (a checkpointed number sequence at
     parallelism 1, so a restore goes on from the next file). `metadata`: changelog files, as in
-    file_sources."""
+    file_sources.
+
+    The parse step gets file n only once the changelog's event time (its events' latest, less
+    `metadata_out_of_orderness_ms`) has reached the delivery stamp of file n-1 (`stamps_ms`,
+    epoch ms per file; connectors/jvm FileGate). Without that the first files' flows reach the
+    attribution while a large changelog is still loading and wait in its keyed state
+    (docs/performance.md, "The job's own AWS-format source: throughput")."""
+    changelogs = {}
+
+    def metadata_stream(env):
+        # One source for both users: the parse step reads it, the gate takes its time.
+        if id(env) not in changelogs:
+            timed = with_java_timestamps(
+                WatermarkStrategy.for_bounded_out_of_orderness(
+                    Duration.of_millis(metadata_out_of_orderness_ms)),
+                jvm().io.flowdredge.files.ChangelogTimestamps())
+            changelogs[id(env)] = _text_lines(env, metadata, "metadata file", "metadata-file",
+                                              watermarks=timed)
+        return changelogs[id(env)]
 
     def flow_stream(env):
-        return (env.from_source(NumberSequenceSource(0, len(files) - 1),
-                                WatermarkStrategy.no_watermarks(), "flow file numbers")
-                .uid("flow-file-numbers").set_parallelism(1)
-                .map(_FileAt(files), output_type=FLOW_FILE_TYPE)
+        numbers = (env.from_source(NumberSequenceSource(0, len(files) - 1),
+                                   WatermarkStrategy.no_watermarks(), "flow file numbers")
+                   .uid("flow-file-numbers").set_parallelism(1))
+        gated = java_stream(jvm().io.flowdredge.files.FileGate.apply,
+                            numbers, metadata_stream(env),
+                            ",".join(str(stamp) for stamp in stamps_ms))
+        return (gated.map(_FileAt(files), output_type=FLOW_FILE_TYPE)
                 .name("flow files").uid("flow-files").set_parallelism(1)
                 .rebalance())
 
-    return Sources(
-        flows=flow_stream,
-        metadata=lambda env: _text_lines(env, metadata, "metadata file", "metadata-file"))
+    return Sources(flows=flow_stream, metadata=metadata_stream)
 
 
 # Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.

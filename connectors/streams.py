@@ -61,6 +61,19 @@ def with_event_time(pairs: DataStream, strategy: WatermarkStrategy, record_type,
     return DataStream(records)
 
 
+def with_java_timestamps(strategy: WatermarkStrategy, assigner) -> WatermarkStrategy:
+    """`strategy` taking record timestamps from `assigner`, a Java TimestampAssigner (PyFlink
+    takes only Python ones, which run in a Python operator)."""
+    return WatermarkStrategy(strategy._j_watermark_strategy.withTimestampAssigner(assigner))
+
+
+def java_stream(build, *streams_and_args) -> DataStream:
+    """The DataStream `build`, a Java static method, makes of the Java streams behind the
+    DataStreams among `streams_and_args` (other arguments pass as they are)."""
+    return DataStream(build(*(item._j_data_stream if isinstance(item, DataStream) else item
+                              for item in streams_and_args)))
+
+
 def keyed_by_first_field(stream: DataStream, key_type, value_type) -> KeyedStream:
     """`stream` holds Row(key, value); returns it keyed by `key`, as PyFlink's key_by does but
     without the extra Python operator (and its missing uid) that key_by adds to compute keys:

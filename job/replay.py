@@ -85,6 +85,21 @@ def delivered_at(path: str):
         return None
 
 
+# Java's Long.MIN_VALUE: earlier than any event time.
+MIN_EPOCH_MS = -2 ** 63
+
+
+def delivery_stamps_ms(files) -> list:
+    """Each file's AWS delivery stamp in epoch ms; a file without one (a Firehose object)
+    takes the stamp before it, the first ones the earliest time."""
+    stamps, last = [], MIN_EPOCH_MS
+    for path in files:
+        seconds = delivered_at(path)
+        last = last if seconds is None else seconds * 1000
+        stamps.append(last)
+    return stamps
+
+
 def expand(paths):
     for path in paths:
         if os.path.isdir(path):

@@ -129,3 +129,25 @@ def test_firehose_objects_give_the_rows_of_the_same_flows_in_s3_files(inputs, tm
     counts = total_counts(str(tmp_path / "out"))
     assert counts["flows_aggregated"] == out.flows and counts["dead_letter"] == 0
     assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_flow_files_past_the_changelog_wait_for_its_end_and_lose_nothing(inputs, tmp_path,
+                                                                         parallelism):
+    """The parse step gets a flow file once the changelog's time has reached the file before
+    it (connectors/jvm FileGate): a changelog that stops early holds the later files back until
+    it ends, and they are then read and attributed with what it said."""
+    flows, out, _, _ = inputs
+    with open(out.metadata_file, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    early = tmp_path / "early-changelog.jsonl"
+    early.write_text("".join(lines[:len(lines) // 2]), encoding="utf-8")
+    staged = str(tmp_path / "early-changelog-staged.jsonl")
+    stage_metadata([str(early)], staged)
+    _direct(flows[:1], staged, str(tmp_path / "out"), _config(parallelism))
+
+    assert job_aggregates(str(tmp_path / "out")) == \
+        reference.aggregates(flows[:1], [str(early)])
+    counts = total_counts(str(tmp_path / "out"))
+    assert counts["flows_aggregated"] == out.flows
+    assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0

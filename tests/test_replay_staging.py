@@ -7,7 +7,8 @@ import pytest
 
 from flowdredge.job.config import FlowsSection
 from flowdredge.job.ownership import changelog_lines
-from flowdredge.job.replay import InputError, delivery_order, stage_flows, stage_metadata
+from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
+                                   stage_flows, stage_metadata)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -80,3 +81,10 @@ def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path
 def test_delivery_order_uses_the_aws_stamp():
     assert delivery_order("z/1_vpcflowlogs_r_fl_20260101T0000Z_a.log.gz") < \
         delivery_order("a/1_vpcflowlogs_r_fl_20260101T0005Z_a.log.gz")
+
+
+def test_delivery_stamps_pace_the_files_and_a_file_without_one_takes_the_stamp_before():
+    files = ["firehose-object-1", "a/1_vpcflowlogs_r_fl_20260101T0000Z_a.log.gz",
+             "firehose-object-2", "b/1_vpcflowlogs_r_fl_20260101T0005Z_b.log.gz"]
+    t0 = 1767225600000   # 2026-01-01T00:00Z
+    assert delivery_stamps_ms(files) == [MIN_EPOCH_MS, t0, t0, t0 + 300_000]

@@ -15,6 +15,7 @@ from flowdredge.connectors.s3 import checkpoint_uri
 from flowdredge.connectors.streams import jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
+from flowdredge.job.replay import delivery_stamps_ms
 
 
 def start_jvm(config: Config) -> None:
@@ -116,7 +117,9 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
     outputs under output_dir; bounded. `options` as in files_job."""
     if "jars" not in options:
         options["jars"] = adapter_jars()
-    return build_job(config, aws_file_sources(files, metadata), _file_sinks(config, output_dir),
+    sources = aws_file_sources(files, metadata, delivery_stamps_ms(files),
+                               config.metadata.out_of_orderness_seconds * 1000)
+    return build_job(config, sources, _file_sinks(config, output_dir),
                      **options)
 
 
