@@ -41,7 +41,7 @@ public class FileGate extends KeyedCoProcessFunction<Byte, Long, String, Long> {
     public static SingleOutputStreamOperator<Long> apply(
             DataStream<Long> numbers, DataStream<String> changelog, String stampsMs) {
         DataStream<String> time = changelog.filter(new NoLines())
-                .name("changelog time").setParallelism(1);
+                .name("changelog time").uid("changelog-time").setParallelism(1);
         return numbers.connect(time).keyBy(new One<Long>(), new One<String>())
                 .process(new FileGate(stampsMs), Types.LONG)
                 .name("flow files: after the changelog").uid("flow-file-gate").setParallelism(1);
