@@ -6,10 +6,10 @@ import java.util.regex.Pattern;
 import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
 
 /**
- * Event time of a changelog line for watermark alignment with the flow files (FileStamps): the
- * largest "ts" it holds, whether the line is one event or a staged chunk of them (JSON inside a
- * JSON string, so the quotes are escaped). A line without one moves no time forward. Only
- * the sources are paced by it; the job's own event time comes from the parse step.
+ * Event time of a changelog line at its source, for the flow-file gate (FileGate): the largest
+ * "ts" it holds, whether the line is one event or a staged chunk of them (JSON inside a JSON
+ * string, so the quotes are escaped). A line without one moves no time forward. Only the gate
+ * reads this time; the job's own event time comes from the parse step.
  */
 public class ChangelogTimestamps implements SerializableTimestampAssigner<String> {
     private static final long serialVersionUID = 1L;
