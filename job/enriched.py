@@ -1,9 +1,9 @@
 """Enriched flows as JSON Lines, fast. Pure Python.
 
 json.dumps of a dict per flow cost about 10 us, most of the job's Python time. Here a batch of
-flows of one format renders through that format's %-template (one C call per flow) when no
-value needs escaping, and each owner's JSON fragment is built once: the output is the same JSON
-(tests compare it with json.dumps).
+flows of one format renders through that format's %-template, all in C calls (map over the
+batch), when no value needs escaping, and each owner's JSON fragment is built once: the output
+is the same JSON (tests compare it with json.dumps).
 
 A batch's lines leave the Python worker as one gzip member (gzip_block): at about 750 bytes a
 flow, moving the text itself from Python to the JVM cost more than all the rest of the default
@@ -11,11 +11,10 @@ configuration (docs/performance.md, issue #15); compressed it is a ninth of the 
 files are gzip JSON Lines as AWS's own logs are.
 """
 import json
-import re
 import zlib
 from functools import partial
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import add, itemgetter
 
 from flowdredge.job.parse import ClearingMemo, decode_tcp_flags
 from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
@@ -51,15 +50,18 @@ FLAG_FRAGMENTS = ClearingMemo(_flags_fragment, 4096)
 
 
 class EnrichedWriter:
-    """Renders flows of one format. `int_positions`: the fields that are ints (or None); the
-    others are strings (or None)."""
+    """Renders flows of one format. `int_positions`: the fields that are ints (or None), never
+    another type (the template renders them with %d); the others are strings (or None)."""
 
     def __init__(self, keys: tuple, int_positions: tuple = ()):
         self.heads = tuple(('{' if i == 0 else ',') + f'"{k}":' for i, k in enumerate(keys))
         ints = set(int_positions)
-        self._strings = tuple(i for i in range(len(keys)) if i not in ints)
+        strings = tuple(i for i in range(len(keys)) if i not in ints)
+        self._strings = itemgetter(*strings) if strings else None
+        self._chain = len(strings) > 1   # itemgetter of one position gives the value, not a tuple
         # One %-template per format: a flow renders in one C call instead of one per field.
-        self._template = "".join(h + ("%s" if i in ints else '"%s"')
+        # %d, not %s, for the ints: a null there raises TypeError instead of rendering None.
+        self._template = "".join(h + ("%d" if i in ints else '"%s"')
                                  for i, h in enumerate(self.heads)) + "%s%s%s}"
 
     def line(self, flow: tuple, src: tuple, dst: tuple, extra: dict = None) -> str:
@@ -77,9 +79,28 @@ class EnrichedWriter:
         line also names the flags (`tcp_flags_names`), then `extra`. Through the template when
         every string value of the batch is plain (nothing to escape) and the flow has no null;
         otherwise line() for that batch or flow."""
-        if extra or not self._plain(flows):
-            return [self.line(f, s, d, _more(f, tcp_flags, extra))
-                    for f, s, d in zip(flows, srcs, dsts)]
+        if extra:
+            return self._by_line(flows, srcs, dsts, tcp_flags, extra)
+        try:
+            if self._plain(flows):
+                # Without a null, one pass of C calls: the flow tuple plus its fragments (a
+                # tuple, by operator.add) into the template, no Python code per flow.
+                flags = repeat("") if tcp_flags is None else \
+                    map(FLAG_FRAGMENTS.__getitem__, map(itemgetter(tcp_flags), flows))
+                return list(map(self._template.__mod__, map(add, flows, zip(
+                    map(SRC_FRAGMENTS.__getitem__, srcs), map(DST_FRAGMENTS.__getitem__, dsts),
+                    flags))))
+        except TypeError:   # a null: "".join refuses it among the strings, %d among the ints
+            if self._plain(flows, nulls=True):
+                return self._by_flow(flows, srcs, dsts, tcp_flags)
+        return self._by_line(flows, srcs, dsts, tcp_flags, extra)
+
+    def _by_line(self, flows, srcs, dsts, tcp_flags, extra) -> list:
+        return [self.line(f, s, d, _more(f, tcp_flags, extra)) for f, s, d in zip(flows, srcs, dsts)]
+
+    def _by_flow(self, flows, srcs, dsts, tcp_flags) -> list:
+        """A plain batch with nulls: the template for each flow without one, line() for the
+        others."""
         template, src, dst, line = self._template, SRC_FRAGMENTS, DST_FRAGMENTS, self.line
         if tcp_flags is None:
             return [template % (*f, src[s], dst[d], "") if None not in f else line(f, s, d)
@@ -89,17 +110,20 @@ class EnrichedWriter:
                 else line(f, s, d, _more(f, tcp_flags, None))
                 for f, s, d in zip(flows, srcs, dsts)]
 
-    def _plain(self, flows) -> bool:
-        if not self._strings:
+    def _plain(self, flows, nulls: bool = False) -> bool:
+        """Whether no string value of the batch needs escaping (what _value would escape: outside
+        printable ASCII, or a quote or backslash). A null among them raises TypeError, unless
+        `nulls`: then it counts as plain, and the template refuses it flow by flow."""
+        if self._strings is None:
             return True
-        pick = itemgetter(*self._strings)
-        values = map(pick, flows) if len(self._strings) == 1 else \
-            chain.from_iterable(map(pick, flows))
-        # str(None) is plain: nulls are the template's to refuse, flow by flow.
-        return _UNPLAIN.search("".join(map(str, values))) is None
-
-
-_UNPLAIN = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')   # what _value would escape
+        values = map(self._strings, flows)
+        if self._chain:
+            values = chain.from_iterable(values)
+        if nulls:
+            values = map(str, values)
+        # isascii is a flag test; isprintable, on ASCII, refuses exactly the control characters.
+        text = "".join(values)
+        return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def _more(flow, tcp_flags, extra):
