@@ -16,7 +16,6 @@ worker and encoded back; the typed Java side output is read as it is. SQL uids: 
 stable_sql_uids.
 """
 import itertools
-import os
 import re
 
 from pyflink.common import Types
@@ -28,12 +27,6 @@ from pyflink.java_gateway import get_gateway
 def jvm():
     """The JVM's package tree (the client's gateway, started on first use)."""
     return get_gateway().jvm
-
-
-def local_mini_cluster() -> bool:
-    """Whether this process starts PyFlink's JVM itself, a local mini-cluster (replay, the demo,
-    tests, benchmarks), rather than being handed one by `flink run` or Managed Flink."""
-    return "PYFLINK_GATEWAY_PORT" not in os.environ
 
 
 def java_configuration(conf):

@@ -78,12 +78,6 @@ class JobSection:
     # Python workers, and the optimising compiler cost it about a fifth more CPU for no speed
     # (docs/performance.md, "The local JVM's start").
     local_jvm_options: str = "-XX:TieredStopAtLevel=1"
-    # On a local mini-cluster, whether the parse steps run in Python workers of their own (a
-    # slot sharing group, and the slots for it), so that parsing and attribution use two cores
-    # even at parallelism 1; "auto": when the machine has a core for every Python worker
-    # (docs/configuration.md). A cluster's and Managed Flink's slots are the user's to
-    # provision: there the job keeps one group.
-    local_parse_worker: str = setting("auto", choices=("auto", "own", "shared"))
     # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
     # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
     max_restarts: int = setting(0, minimum=0)

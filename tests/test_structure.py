@@ -181,43 +181,6 @@ def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
                                   + ["data_quality files", "late files", "enriched files"])
 
 
-@pytest.mark.minicluster
-def test_a_local_job_parses_in_a_python_worker_of_its_own(tmp_path, monkeypatch):
-    """job.local_parse_worker own: on a local mini-cluster the parse steps form a slot sharing group
-    (a slot, so a Python worker, of their own) and the mini-cluster has the slots for both
-    groups; under `flink run` or Managed Flink (a gateway handed over) one group stays."""
-    from flowdredge.job.config import Config
-    from flowdredge.job.flink.pipeline import PARSE_SLOTS
-    from flowdredge.job.flink.run import flink_configuration
-    from flowdredge.connectors.streams import transformations
-
-    def groups(config):
-        folder = tmp_path / str(len(seen))
-        folder.mkdir()
-        env = _empty_files_job(folder, config)
-        seen.append(env)
-        found = {}
-        for t in transformations(env):
-            group = t.getSlotSharingGroup()
-            found[t.getName()] = group.get().getName() if group.isPresent() else "default"
-        return found
-
-    seen = []
-    config = Config().replace(job={"parallelism": 2, "local_parse_worker": "own"})
-    local = groups(config)
-    assert local["parse flow records"] == local["parse metadata events"] == PARSE_SLOTS
-    assert {name for name, group in local.items() if group == PARSE_SLOTS} <= {
-        "parse flow records", "parse metadata events", "flow groups: watermarks",
-        "metadata events: watermarks", "data_quality files", "dead_letter files",
-        "counts files"}
-    assert local["attribute flows"] == "default"
-    assert flink_configuration(config).get_string("taskmanager.numberOfTaskSlots", "") == "4"
-    shared = config.replace(job={"local_parse_worker": "shared"})
-    assert flink_configuration(shared).get_string("taskmanager.numberOfTaskSlots", "") == ""
-    monkeypatch.setenv("PYFLINK_GATEWAY_PORT", "1")
-    assert set(groups(config).values()) == {"default"}
-
-
 def _empty_files_job(tmp_path, config):
     from flowdredge.job.flink.run import files_job
     (tmp_path / "f.txt").write_text("")

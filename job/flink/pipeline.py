@@ -8,16 +8,14 @@ r"""The flowdredge dataflow, independent of where records come from and go to.
 `build_pipeline` takes the sources and sinks (connectors.io) as arguments so tests can pass bounded
 sources and their own sinks; job.flink.run.build_job wires them. See docs/design.md.
 """
-import os
-
 from pyflink.common import Duration, Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import Schema, StreamTableEnvironment
 
 from flowdredge.connectors.io import Sinks, Sources
-from flowdredge.connectors.streams import (keyed_by_first_field, local_mini_cluster,
-                                           side_output, sql_interval, with_event_time)
+from flowdredge.connectors.streams import (keyed_by_first_field, side_output, sql_interval,
+                                           with_event_time)
 from flowdredge.job.config import Config
 from flowdredge.job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY, DEAD_LETTERS,
                                             ENRICHED, FLOW_GROUP_TYPE, KEYED_FLOW_GROUP_TYPE, LATE,
@@ -33,26 +31,10 @@ def configure(env: StreamExecutionEnvironment, config: Config) -> None:
     env.enable_checkpointing(config.job.checkpoint_interval_seconds * 1000)
 
 
-# The slot sharing group of the parse steps when they get a Python worker of their own
-# (job.local_parse_worker); the attribution, which has inputs from both groups, and everything
-# after it stay in Flink's default group.
-PARSE_SLOTS = "parse"
-
-
-def parse_worker_of_its_own(config: Config) -> bool:
-    """job.local_parse_worker on a local mini-cluster; never on a cluster or Managed Flink.
-    "auto": when each Python worker can have a core (a slot of each group per instance)."""
-    choice = config.job.local_parse_worker
-    if choice == "shared" or not local_mini_cluster():
-        return False
-    return choice == "own" or 2 * config.job.parallelism <= (os.cpu_count() or 1)
-
-
 def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sinks,
                    config: Config):
     """Adds the whole job to `env`; the caller runs `env.execute()`."""
     t_env = StreamTableEnvironment.create(env)
-    own_worker = parse_worker_of_its_own(config)
     # Stable uids for the SQL operators too (the window state), so savepoints map back.
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
 
@@ -60,8 +42,6 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
               .process(ParseFlowRecords(config, sources.flow_shards),
                        output_type=TIMED_FLOW_GROUP_TYPE)
               .name("parse flow records").uid("parse-flow-records"))
-    if own_worker:
-        parsed = parsed.slot_sharing_group(PARSE_SLOTS)
     # No idleness here: with the flows idle, the changelog's watermark alone would move the
     # attribution's event time past flows still to come. Quiet shards idle in job.shards.
     flow_groups = with_event_time(
@@ -75,8 +55,6 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
                        output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))
-    if own_worker:
-        events = events.slot_sharing_group(PARSE_SLOTS)
     timed_events = with_event_time(
         events, WatermarkStrategy
         .for_bounded_out_of_orderness(Duration.of_seconds(config.metadata.out_of_orderness_seconds))

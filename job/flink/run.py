@@ -12,9 +12,9 @@ from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sourc
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.s3 import checkpoint_uri
-from flowdredge.connectors.streams import jvm, local_mini_cluster
+from flowdredge.connectors.streams import jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
-from flowdredge.job.flink.pipeline import build_pipeline, configure, parse_worker_of_its_own
+from flowdredge.job.flink.pipeline import build_pipeline, configure
 from flowdredge.job.replay import delivery_stamps_ms
 
 
@@ -25,7 +25,7 @@ def start_jvm(config: Config) -> None:
     through the JVM_ARGS variable PyFlink's launcher reads; what the user put there wins. The
     variable is set for the launch only, so processes started later do not inherit it."""
     before = os.environ.get("JVM_ARGS")
-    if local_mini_cluster():
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
         os.environ["JVM_ARGS"] = local_jvm_args(config, before or "", class_archive())
     try:
         jvm()
@@ -41,15 +41,12 @@ def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configura
     the cluster's own setting stands."""
     start_jvm(config)   # a Configuration is made in the JVM
     conf = Configuration()
-    if local_mini_cluster():
+    if "PYFLINK_GATEWAY_PORT" not in os.environ:
         # Started by us, not by `flink run` or the managed service (whose -pyexec or cluster
         # settings name the workers' interpreter): the workers must run this interpreter,
         # which has flowdredge and pyflink installed.
         conf.set_string("python.executable", sys.executable)
         conf.set_string("python.client.executable", sys.executable)
-        if parse_worker_of_its_own(config):
-            # A slot for each parallel instance of both slot sharing groups (job.flink.pipeline).
-            conf.set_string("taskmanager.numberOfTaskSlots", str(2 * config.job.parallelism))
     conf.set_string("python.fn-execution.bundle.size", str(config.job.bundle_size))
     conf.set_string("python.fn-execution.bundle.time", str(config.job.bundle_time_ms))
     conf.set_string("pipeline.auto-watermark-interval", f"{config.job.watermark_interval_ms}ms")
