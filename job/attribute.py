@@ -149,13 +149,13 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     sport = fmt.pos.get("srcport")
     tcp_flags = fmt.pos.get("tcp-flags")
     srcs, dsts = [], []   # each flow's owners, for the enriched lines
-    add_conversation = None
     owner_at = index.owner_at
     out = Attributed()
-    add = out.partials.add
-    if conversations:
-        add_conversation = out.conversations.add
-    side_counts = {"src": Counter(), "dst": Counter()}
+    partial_sums = out.partials.sums
+    add_conversation = out.conversations.add if conversations else None
+    # Ends without an owner by app; owned ends as plain ints, the common case.
+    src_unowned, dst_unowned = Counter(), Counter()
+    src_owned = dst_owned = 0
     window_start = group.window_start
     for flow in group.flows:
         t_ms = flow[start_pos] * 1000
@@ -164,22 +164,29 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
         s = owner_at(src_ip, t_ms)
         if s is None:
             s = unowned(src_ip)
-            side_counts["src"][_count_key(s[_APP])] += 1
+            src_unowned[s[_APP]] += 1
         else:
-            side_counts["src"]["owned"] += 1
+            src_owned += 1
         d = owner_at(dst_ip, t_ms)
         if d is None:
             d = unowned(dst_ip)
-            side_counts["dst"][_count_key(d[_APP])] += 1
+            dst_unowned[d[_APP]] += 1
         else:
-            side_counts["dst"]["owned"] += 1
+            dst_owned += 1
         dst_port = flow[dport] if dport is not None else None
         protocol = flow[proto] if proto is not None else None
         verdict = flow[action] if action is not None else None
         n_packets = (flow[packets] or 0) if packets is not None else 0
         n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
-        add((window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol, verdict),
-            n_packets, n_bytes)
+        key = (window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol,
+               verdict)
+        sums = partial_sums.get(key)
+        if sums is None:
+            partial_sums[key] = [1, n_packets, n_bytes]
+        else:
+            sums[0] += 1
+            sums[1] += n_packets
+            sums[2] += n_bytes
         if add_conversation is not None:
             src_port = flow[sport] if sport is not None else None
             if client_is_source(src_port, dst_port,
@@ -196,7 +203,10 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
             dsts.append(d)
     if enriched:
         out.enriched = enriched_writer(fmt).lines(group.flows, srcs, dsts, tcp_flags, extra)
-    for side, counter in side_counts.items():
-        for what, n in counter.items():
-            out.counts[f"{side}_{what}"] += n
+    counts = out.counts
+    for side, owned, by_app in (("src", src_owned, src_unowned), ("dst", dst_owned, dst_unowned)):
+        if owned:
+            counts[f"{side}_owned"] += owned
+        for app, n in by_app.items():
+            counts[f"{side}_{_count_key(app)}"] += n
     return out
