@@ -38,8 +38,14 @@ PYTHON_CATEGORIES = (
 )
 
 
+# A sample holding the interpreter lock with no Python frame: the cyclic garbage collector,
+# mostly (`py-spy record --native` names it, gc_collect_main), which runs outside any frame.
+NO_PYTHON_FRAME = "no Python frame (the garbage collector, mostly)"
+
+
 def python_summary(raw_path: str) -> dict:
-    """Shares of the Python workers' lock-holding samples, by category and by leaf function."""
+    """Shares of the Python workers' lock-holding samples, by category and by leaf function.
+    Categories match the frames only: the process entries name pyflink.fn_execution too."""
     categories, leaves, total = collections.Counter(), collections.Counter(), 0
     with open(raw_path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -48,10 +54,15 @@ def python_summary(raw_path: str) -> dict:
                 continue
             n = int(n)
             total += n
-            category = next((name for name, key in PYTHON_CATEGORIES if key in stack), "other")
+            frames = [f for f in stack.split(";") if not f.startswith("process ")]
+            if not frames:
+                categories[NO_PYTHON_FRAME] += n
+                leaves[NO_PYTHON_FRAME] += n
+                continue
+            text = ";".join(frames)
+            category = next((name for name, key in PYTHON_CATEGORIES if key in text), "other")
             categories[category] += n
-            leaf = stack.rsplit(";", 1)[-1]
-            leaves[re.sub(r":\d+\)$", ")", leaf)] += n
+            leaves[re.sub(r":\d+\)$", ")", frames[-1])] += n
     share = lambda c: [(k, round(100 * v / total, 1)) for k, v in c.most_common(12)]  # noqa: E731
     return {"samples": total, "categories": share(categories), "functions": share(leaves)}
 

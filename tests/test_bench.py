@@ -31,6 +31,30 @@ def test_workload_is_deterministic_and_deliverable(tmp_path):
     assert stats.records >= first.cloudwatch_records + first.s3_files
 
 
+@pytest.mark.unit
+def test_profile_counts_samples_without_a_python_frame_apart(tmp_path):
+    """py-spy's raw stacks begin with process entries whose command lines name
+    pyflink.fn_execution: a category must match the frames, or every sample without a Python
+    frame (the garbage collector, mostly) counts as PyFlink's framework."""
+    from bench import profile
+    worker = 'process 7:"python -m pyflink.fn_execution.beam.beam_boot --id=1-1"'
+    client = 'process 1:"python -m bench.measure ours";process 2:"java -cp flink-python.jar"'
+    raw = tmp_path / "python.txt"
+    raw.write_text("\n".join([
+        f"{client};{worker} 30",
+        f"{client};{worker};_Worker.run (threading.py:1);EnrichedWriter.lines (job/enriched.py:90) 50",
+        f"{client};{worker};_Worker.run (threading.py:1);"
+        "DataInputOperation.process_encoded (apache_beam/runners/worker/bundle_processor.py:9) 20",
+        f"{client};_run_module_as_main (<frozen runpy>:198) 99"]) + "\n")
+    summary = profile.python_summary(str(raw))
+    assert summary["samples"] == 100
+    assert dict(summary["categories"]) == {
+        profile.NO_PYTHON_FRAME: 30.0,
+        "enriched JSON lines and their gzip (job/enriched.py)": 50.0,
+        "PyFlink/Beam element handling and coders (framework)": 20.0}
+    assert dict(summary["functions"])["EnrichedWriter.lines (job/enriched.py)"] == 50.0
+
+
 @pytest.mark.minicluster
 def test_harness_runs_both_pipelines_and_they_agree(tmp_path, monkeypatch):
     # The harness starts Flink in child processes; an earlier loopback run in this process left
