@@ -95,7 +95,8 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
                 out = attribute_group(group, index, **{"enriched": False, **options})
                 if options.get("conversations"):
                     batches.setdefault(group.window_start, []).append(
-                        encode_views(WindowViews.of_conversations(out.conversations.rows())))
+                        encode_views(WindowViews.of_conversation_sums(
+                            out.conversations.sums.items())))
                 seconds[stage] += clock() - began
     for window_start, payloads in batches.items():
         began = clock()

@@ -77,16 +77,16 @@ def _count_key(app: str) -> str:
 
 
 class Conversations:
-    """schemas.outputs.CONVERSATION dimensions -> [flows, packets, bytes] of both directions,
-    then of the records from the client; rows() yields dimensions + sums."""
+    """`sums`: schemas.outputs.CONVERSATION dimensions -> [flows, packets, bytes] of both
+    directions, then of the records from the client; rows() yields dimensions + sums."""
 
     def __init__(self):
-        self._sums = {}
+        self.sums = {}
 
     def add(self, key: tuple, from_client: bool, packets: int, nbytes: int) -> None:
-        sums = self._sums.get(key)
+        sums = self.sums.get(key)
         if sums is None:
-            self._sums[key] = ([1, packets, nbytes, 1, packets, nbytes] if from_client
+            self.sums[key] = ([1, packets, nbytes, 1, packets, nbytes] if from_client
                                else [1, packets, nbytes, 0, 0, 0])
             return
         sums[0] += 1
@@ -98,7 +98,7 @@ class Conversations:
             sums[5] += nbytes
 
     def rows(self):
-        for key, sums in self._sums.items():
+        for key, sums in self.sums.items():
             yield key + tuple(sums)
 
 

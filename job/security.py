@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from flowdredge.schemas.fields import Schema
+from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
                               RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNOWNED_APPS)
@@ -316,6 +317,8 @@ def table_lines(schema: Schema, rows) -> list:
 
 ACCEPT = "ACCEPT"
 REJECT = "REJECT"
+# schemas.outputs.CONVERSATION: its dimensions, then the sums from `flows` on.
+CONVERSATION_DIMENSIONS = CONVERSATION.names.index("flows")
 
 
 class WindowViews:
@@ -356,13 +359,20 @@ class WindowViews:
     @classmethod
     def of_conversations(cls, rows) -> "WindowViews":
         """Reduces conversation rows (schemas.outputs.CONVERSATION) of one window."""
+        return cls.of_conversation_sums((row[:CONVERSATION_DIMENSIONS],
+                                         row[CONVERSATION_DIMENSIONS:]) for row in rows)
+
+    @classmethod
+    def of_conversation_sums(cls, items) -> "WindowViews":
+        """of_conversations from (dimensions, sums) pairs, as job.attribute.Conversations
+        holds them: no row tuple is built per conversation."""
         views = cls()
         dependencies, exposure, egress = views.dependencies, views.exposure, views.egress
         rejects = views.rejects
         record = views.records.extend
-        for (_window, client_app, client_addr, server_app, server_addr, resource, port,
-             client_port, protocol, action, flows, packets, nbytes, client_flows,
-             client_packets, client_bytes) in rows:
+        for ((_window, client_app, client_addr, server_app, server_addr, resource, port,
+              client_port, protocol, action),
+             (flows, packets, nbytes, client_flows, client_packets, client_bytes)) in items:
             if server_app not in UNOWNED_APPS:
                 if action == ACCEPT:
                     if client_app not in UNOWNED_APPS:

@@ -408,7 +408,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 yield Row(*partial)
             if self.conversations:
                 yield CONVERSATIONS, Row(group.window_start, encode_views(
-                    WindowViews.of_conversations(out.conversations.rows())))
+                    WindowViews.of_conversation_sums(out.conversations.sums.items())))
             if out.enriched:
                 yield ENRICHED, gzip_block(out.enriched)
         self.metrics.add(out.counts)
