@@ -5,16 +5,17 @@ flows of one format renders through that format's %-template, all in C calls (ma
 batch), when no value needs escaping, and each owner's JSON fragment is built once: the output
 is the same JSON (tests compare it with json.dumps).
 
-A batch's lines leave the Python worker as one gzip member (gzip_block): at about 750 bytes a
+A batch's lines leave the Python worker as one gzip member (gzip_block): at about 800 bytes a
 flow, moving the text itself from Python to the JVM cost more than all the rest of the default
-configuration (docs/performance.md, issue #15); compressed it is a ninth of the size, and the
+configuration (docs/performance.md, issue #15); compressed it is an eighth of the size, and the
 files are gzip JSON Lines as AWS's own logs are.
 """
 import json
-import zlib
 from functools import partial
 from itertools import chain, repeat
-from operator import add, itemgetter
+from operator import itemgetter
+
+from isal import isal_zlib
 
 from flowdredge.job.parse import ClearingMemo, decode_tcp_flags
 from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
@@ -38,15 +39,15 @@ def _owner_fragment(keys: tuple, owner: tuple) -> str:
     return "," + ",".join(f'"{k}":{_value(v)}' for k, v in zip(keys, owner))
 
 
-def _flags_fragment(flags: int) -> str:
-    """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"`."""
-    return f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}'
+def _flags_end(flags: int) -> str:
+    """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"}`, the end of its line."""
+    return f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}}}'
 
 
 # Built on first sight: owners and flag values repeat, and a dict subscript is the cheapest hit.
 SRC_FRAGMENTS = ClearingMemo(partial(_owner_fragment, SRC_KEYS), 100_000)
 DST_FRAGMENTS = ClearingMemo(partial(_owner_fragment, DST_KEYS), 100_000)
-FLAG_FRAGMENTS = ClearingMemo(_flags_fragment, 4096)
+FLAG_ENDS = ClearingMemo(_flags_end, 4096)
 
 
 class EnrichedWriter:
@@ -59,10 +60,12 @@ class EnrichedWriter:
         strings = tuple(i for i in range(len(keys)) if i not in ints)
         self._strings = itemgetter(*strings) if strings else None
         self._chain = len(strings) > 1   # itemgetter of one position gives the value, not a tuple
-        # One %-template per format: a flow renders in one C call instead of one per field.
-        # %d, not %s, for the ints: a null there raises TypeError instead of rendering None.
+        # One %-template per format: a flow's fields render in one C call instead of one per
+        # field. %d, not %s, for the ints: a null there raises TypeError instead of rendering
+        # None. The owner fragments are joined to it after, not put in the template: a new
+        # tuple of flow and fragments per flow cost as much as the template itself.
         self._template = "".join(h + ("%d" if i in ints else '"%s"')
-                                 for i, h in enumerate(self.heads)) + "%s%s%s}"
+                                 for i, h in enumerate(self.heads))
 
     def line(self, flow: tuple, src: tuple, dst: tuple, extra: dict = None) -> str:
         parts = [h + _value(v) for h, v in zip(self.heads, flow)]
@@ -83,13 +86,13 @@ class EnrichedWriter:
             return self._by_line(flows, srcs, dsts, tcp_flags, extra)
         try:
             if self._plain(flows):
-                # Without a null, one pass of C calls: the flow tuple plus its fragments (a
-                # tuple, by operator.add) into the template, no Python code per flow.
-                flags = repeat("") if tcp_flags is None else \
-                    map(FLAG_FRAGMENTS.__getitem__, map(itemgetter(tcp_flags), flows))
-                return list(map(self._template.__mod__, map(add, flows, zip(
-                    map(SRC_FRAGMENTS.__getitem__, srcs), map(DST_FRAGMENTS.__getitem__, dsts),
-                    flags))))
+                # Without a null, one pass of C calls: each flow through the template, joined to
+                # its fragments and the line's end, no Python code per flow.
+                ends = repeat("}") if tcp_flags is None else \
+                    map(FLAG_ENDS.__getitem__, map(itemgetter(tcp_flags), flows))
+                return list(map("".join, zip(
+                    map(self._template.__mod__, flows), map(SRC_FRAGMENTS.__getitem__, srcs),
+                    map(DST_FRAGMENTS.__getitem__, dsts), ends)))
         except TypeError:   # a null: "".join refuses it among the strings, %d among the ints
             if self._plain(flows, nulls=True):
                 return self._by_flow(flows, srcs, dsts, tcp_flags)
@@ -103,10 +106,10 @@ class EnrichedWriter:
         others."""
         template, src, dst, line = self._template, SRC_FRAGMENTS, DST_FRAGMENTS, self.line
         if tcp_flags is None:
-            return [template % (*f, src[s], dst[d], "") if None not in f else line(f, s, d)
+            return [template % f + src[s] + dst[d] + "}" if None not in f else line(f, s, d)
                     for f, s, d in zip(flows, srcs, dsts)]
-        flags = FLAG_FRAGMENTS
-        return [template % (*f, src[s], dst[d], flags[f[tcp_flags]]) if None not in f
+        ends = FLAG_ENDS
+        return [template % f + src[s] + dst[d] + ends[f[tcp_flags]] if None not in f
                 else line(f, s, d, _more(f, tcp_flags, None))
                 for f, s, d in zip(flows, srcs, dsts)]
 
@@ -132,12 +135,14 @@ def _more(flow, tcp_flags, extra):
     return {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
 
 
-# zlib's fastest level: 9x smaller on these lines at about 200 MB/s; higher levels gain little
-# size and cost several times the CPU.
+# ISA-L's (python-isal) fast level: 8x smaller on these lines at about 750 MB/s; zlib's fastest
+# made them 9x smaller at 200 MB/s, about 4 us of Python time a flow (docs/performance.md,
+# issue #15). The same gzip format.
 GZIP_LEVEL = 1
 
 
 def gzip_block(lines) -> bytes:
     """The lines, each ended by a newline, as one gzip member; members concatenated are a gzip
     file (RFC 1952), so the sink writes them back to back."""
-    return zlib.compress(("\n".join(lines) + "\n").encode("utf-8"), GZIP_LEVEL, wbits=31)
+    return isal_zlib.compress(("\n".join(lines) + "\n").encode("utf-8"), GZIP_LEVEL,
+                              wbits=31)
