@@ -15,7 +15,10 @@ from functools import partial
 from itertools import chain, repeat
 from operator import itemgetter
 
-from isal import isal_zlib
+try:
+    from isal.isal_zlib import compress as _compress
+except ImportError:   # no isal build for this Python (a zip made for another): zlib, same format
+    from zlib import compress as _compress
 
 from flowdredge.job.parse import ClearingMemo, decode_tcp_flags
 from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
@@ -137,12 +140,11 @@ def _more(flow, tcp_flags, extra):
 
 # ISA-L's (python-isal) fast level: 8x smaller on these lines at about 750 MB/s; zlib's fastest
 # made them 9x smaller at 200 MB/s, about 4 us of Python time a flow (docs/performance.md,
-# issue #15). The same gzip format.
+# issue #15). Level 1 is at the fast end of both.
 GZIP_LEVEL = 1
 
 
 def gzip_block(lines) -> bytes:
     """The lines, each ended by a newline, as one gzip member; members concatenated are a gzip
     file (RFC 1952), so the sink writes them back to back."""
-    return isal_zlib.compress(("\n".join(lines) + "\n").encode("utf-8"), GZIP_LEVEL,
-                              wbits=31)
+    return _compress(("\n".join(lines) + "\n").encode("utf-8"), GZIP_LEVEL, wbits=31)

@@ -1,10 +1,13 @@
 import gzip
+import importlib
 import json
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowdredge.job import enriched
 from flowdredge.job.enriched import EnrichedWriter, gzip_block
 from flowdredge.job.parse import decode_tcp_flags
 from flowdredge.schemas.metadata import OWNER_FIELDS
@@ -32,6 +35,21 @@ def test_gzip_blocks_written_back_to_back_are_one_gzip_file_of_the_lines(tmp_pat
     path.write_bytes(gzip_block(first) + gzip_block(second))
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         assert fh.read().splitlines() == first + second
+
+
+def test_without_isal_the_blocks_are_zlib_gzip_of_the_same_lines(monkeypatch):
+    """A zip built for the service's Python carries isal compiled for it; on another Python
+    the import fails and zlib writes the blocks."""
+    lines = ['{"a":1}', '{"b":"\u00e9"}']
+    monkeypatch.setitem(sys.modules, "isal.isal_zlib", None)   # import raises ImportError
+    try:
+        without = importlib.reload(enriched)
+        assert without._compress.__module__ == "zlib"
+        assert gzip.decompress(without.gzip_block(lines)).decode().splitlines() == lines
+    finally:
+        monkeypatch.undo()
+        importlib.reload(enriched)
+    assert enriched._compress.__module__.startswith("isal")
 
 
 KINDED = st.lists(st.tuples(st.booleans(), st.one_of(st.none(), st.integers(0, 2**40))),
