@@ -55,22 +55,10 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _start_flink(cfg):
-    """Launches the local JVM in the background (job.flink.run.start_jvm) and returns its
-    future: the launch takes seconds, which the inputs' generation and checks can use. Called
-    after the config is checked; result() raises what the launch raised."""
-    from concurrent.futures import ThreadPoolExecutor
-    from flowdredge.job.flink.run import start_jvm
-    pool = ThreadPoolExecutor(1, thread_name_prefix="flink-start")
-    launch = pool.submit(start_jvm, cfg)
-    pool.shutdown(wait=False)   # the launch goes on; the pool takes nothing more
-    return launch
-
-
-def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite, flink=None) -> int:
+def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     """Checks the inputs and stages the changelog first, runs the job over the flow files as
     AWS wrote them into a folder of its own, and replaces the previous outputs only once it has
-    succeeded. `flink`: the JVM's launch (_start_flink) if the caller began it."""
+    succeeded."""
     import shutil
     import tempfile
     from flowdredge.job.flink.run import aws_files_job
@@ -79,7 +67,6 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite, flink=None) 
     from flowdredge.explore.summary import render, summarize
     _check_local_parallelism(cfg)
     check_output(output_dir, overwrite)
-    flink = flink or _start_flink(cfg)
     if not cfg.job.checkpoint_dir:
         cfg = cfg.replace(job={"checkpoint_dir": os.path.join(output_dir, "checkpoints")})
     files, duplicates = flow_files(list(flow_paths))
@@ -97,7 +84,6 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite, flink=None) 
         log.info(f"{len(files)} flow files and {n_meta:,} metadata lines; starting Flink "
                  f"(parallelism {cfg.job.parallelism}); the job reads the files")
         began = time.monotonic()
-        flink.result()
         aws_files_job(cfg, files, staged_metadata, run_dir).execute(config_mod.REPLAY_JOB_NAME)
         log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
@@ -114,8 +100,6 @@ def cmd_replay(args) -> int:
 def cmd_demo(args) -> int:
     from flowdredge.synthetic.estate import generate
     cfg = _load_config(args)
-    _check_local_parallelism(cfg)
-    flink = _start_flink(cfg)
     inputs = os.path.join(args.output, "inputs")
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
@@ -124,7 +108,7 @@ def cmd_demo(args) -> int:
     generated = generate(scenario, inputs)
     log.info(f"generated {generated.flows:,} flows, {generated.changes:,} ownership changes")
     return _replay([os.path.join(inputs, "flows")], [generated.metadata_file], args.output, cfg,
-                   overwrite=True, flink=flink)
+                   overwrite=True)
 
 
 def _streaming_config(args):
