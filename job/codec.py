@@ -1,5 +1,6 @@
-"""Encoding of flow groups between the parse and attribution operators and in keyed state, and
-of the security views' batches (below).
+"""Encoding of flow groups between the parse and attribution operators and in keyed state, of
+the changelog's chunks of events on their way to the broadcast state, and of the security
+views' batches (below).
 
 Version byte + pickle (protocol 4) of plain tuples of str/int/None: no classes are pickled, so
 any later release can read what an earlier one wrote.
@@ -7,6 +8,7 @@ any later release can read what an earlier one wrote.
 import pickle
 from itertools import chain
 
+from flowdredge.job.ownership import MetaEvent
 from flowdredge.job.parse import FlowFormat, FlowGroup
 from flowdredge.job.security import WindowViews
 
@@ -82,3 +84,22 @@ def encode_events_state(state: tuple) -> bytes:
 
 def decode_events_state(payload: bytes) -> tuple:
     return _decode(EVENTS_CODEC_VERSION, "security events state", payload)
+
+
+# A chunk of changelog events (job.ownership.MetaEvent) as one value, never kept in state: as
+# a list of rows, each event cost a row object made, encoded and decoded in Python, about as
+# much as its parse. Owner values repeat (app, account, zone...): kept once per chunk, pickle
+# writes them once.
+CHANGELOG_CODEC_VERSION = 1
+
+
+def encode_events(events) -> bytes:
+    shared = {}.setdefault
+    return _encode(CHANGELOG_CODEC_VERSION, [
+        (e.type, e.ts, e.ip, e.owner and tuple([shared(v, v) for v in e.owner]))
+        for e in events])
+
+
+def decode_events(payload: bytes) -> list:
+    return list(map(MetaEvent._make, _decode(CHANGELOG_CODEC_VERSION, "changelog events",
+                                             payload)))

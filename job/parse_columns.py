@@ -31,7 +31,7 @@ _INT64_MAX = 2**63 - 1
 # Exactly the IPv4 addresses ipaddress.ip_address() accepts (no leading zeros); other values,
 # IPv6 among them, are checked one distinct value at a time.
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
+IPV4_PATTERN = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
 
 
 class _Layout:
@@ -175,7 +175,7 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
         bad |= before if nulls[layout.end_pos] is None else before & ~nulls[layout.end_pos]
     for i in layout.addr_positions:
         distinct = pc.unique(columns[i]).drop_null()
-        unusual = distinct.filter(pc.invert(pc.match_substring_regex(distinct, _IPV4)))
+        unusual = distinct.filter(pc.invert(pc.match_substring_regex(distinct, IPV4_PATTERN)))
         invalid = [a for a in unusual.to_numpy(zero_copy_only=False).tolist() if not is_address(a)]
         if invalid:
             bad |= pc.is_in(columns[i], value_set=pa.array(invalid, pa.string())).to_numpy(

@@ -16,8 +16,7 @@ OWNER_FIELDS = ("app", "cluster", "asg", "account", "region", "zone", "interface
 
 ABSENT = "-"
 
-# The typed row a parsed changelog event travels in between Flink operators.
-
+# A changelog event's fields (job.ownership.MetaEvent holds the owner fields as one tuple).
 METADATA_EVENT = Schema("metadata_event", (
     Field("type", STRING), Field("ts", LONG, "epoch milliseconds"), Field("ip", STRING),
 ) + tuple(Field(f, STRING) for f in OWNER_FIELDS))

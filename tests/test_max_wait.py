@@ -11,8 +11,9 @@ from pyflink.common import Row
 from pyflink.datastream import TimeDomain
 
 from helpers import read_records, total_counts
-from flowdredge.job.codec import encode_group
+from flowdredge.job.codec import encode_events, encode_group
 from flowdredge.job.config import Config
+from flowdredge.job.ownership import MetaEvent
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
 from flowdredge.schemas.metadata import OWNER_FIELDS
 from flowdredge.schemas.outputs import FLOW_GROUP
@@ -98,11 +99,15 @@ class _Runtime:
 FORMAT = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
 
 
-def _owner_row(kind, ts, ip, app=None):
-    owner = dict.fromkeys(OWNER_FIELDS, "-")
-    if app:
+def _changelog(*events):
+    """A chunk of (kind, ts, ip, app) as ParseMetadataEvents sends it."""
+    chunk = []
+    for kind, ts, ip, app in events:
+        owner = dict.fromkeys(OWNER_FIELDS, "-")
         owner.update(app=app, region="us-east-1")
-    return Row(kind, ts, ip, *(owner[f] for f in OWNER_FIELDS))
+        chunk.append(MetaEvent(kind, ts, ip, tuple(owner[f] for f in OWNER_FIELDS)
+                               if kind == "ASSIGN" else None))
+    return encode_events(chunk)
 
 
 def _group_row(start):
@@ -134,9 +139,9 @@ def _operator():
     op, rt = AttributeFlows(config), _Runtime()
     op.open(rt)
     # Owners known since an hour before T0: the metadata clock stands at T0 - 3600 s - 30 s.
-    list(op.process_broadcast_element([_owner_row("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
-                                       _owner_row("ASSIGN", (T0 - 3600) * 1000, "10.0.0.2", "db")],
-                                      rt))
+    known = (T0 - 3600) * 1000
+    list(op.process_broadcast_element(_changelog(("ASSIGN", known, "10.0.0.1", "api"),
+                                                 ("ASSIGN", known, "10.0.0.2", "db")), rt))
     return op, rt
 
 
@@ -205,9 +210,9 @@ def test_a_group_is_released_when_the_metadata_is_complete_for_it():
     rt.now = 1_000_000
     assert _outputs(op.process_element(_group_row(T0 + 10), rt))[0] == []
     # A heartbeat one second short of the group's start: still waiting.
-    list(op.process_broadcast_element([_owner_row("HEARTBEAT", (T0 + 9) * 1000, "")], rt))
+    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 9) * 1000, "", None)), rt))
     assert _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_001_000) == ([], Counter())
-    list(op.process_broadcast_element([_owner_row("HEARTBEAT", (T0 + 10) * 1000, "")], rt))
+    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
     rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_002_000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
     # Once complete, a group is attributed as it arrives.

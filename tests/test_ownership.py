@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowdredge.job.codec import decode_events, encode_events
 from flowdredge.job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
                            OwnershipIndex, apply_events, changelog_lines, parse_chunk,
                            parse_event)
@@ -100,6 +101,40 @@ def test_bad_events_have_reasons(line, reason):
     assert err.value.reason == reason
 
 
+@pytest.mark.parametrize("ip,canonical", [
+    ("10.0.0.1", "10.0.0.1"), ("255.255.255.255", "255.255.255.255"), ("0.0.0.0", "0.0.0.0"),
+    ("2001:DB8:0:0::1", "2001:db8::1"),
+    ("010.0.0.1", None), ("10.0.0.1\n", None), ("10.0.0.1 ", None), ("1.2.3", None),
+    ("\u0661.0.0.1", None), ("256.0.0.1", None), ("10.0.0.-1", None), ("", None),
+])
+def test_addresses_are_kept_as_ipaddress_writes_them_or_rejected(ip, canonical):
+    line = json.dumps({"type": "UNASSIGN", "ts": 1700000000000, "ip": ip})
+    if canonical is None:
+        with pytest.raises(MetaEventError) as err:
+            parse_event(line)
+        assert err.value.reason == "bad_address"
+    else:
+        assert parse_event(line).ip == canonical
+
+
+def test_owner_values_are_strings_and_empty_or_null_ones_absent():
+    e = parse_event('{"type":"ASSIGN","ts":1700000000000,"ip":"10.0.0.1","app":"api",'
+                    '"cluster":"","asg":null,"account":123456789012,"region":true}')
+    assert e.owner[:5] == ("api", "-", "-", "123456789012", "True") and e.owner[5:] == ("-",) * 4
+
+
+def test_a_chunk_of_events_crosses_between_operators_unchanged_its_repeated_values_once():
+    events = [MetaEvent(ASSIGN, 1700000000000 + n, f"10.0.0.{n}",
+                        ("api", "api-prod") + (f"eni-{n}",) * (len(OWNER_FIELDS) - 2))
+              for n in range(3)] + [MetaEvent(UNASSIGN, 1700000000009, "10.0.0.1"),
+                                    MetaEvent(HEARTBEAT, 1700000000010)]
+    decoded = decode_events(encode_events(events))
+    assert decoded == events and all(type(e) is MetaEvent for e in decoded)
+    assert decoded[0].owner[0] is decoded[2].owner[0]
+    with pytest.raises(ValueError, match="codec version 9"):
+        decode_events(b"\x09" + encode_events(events)[1:])
+
+
 def test_event_contract_is_accepted_as_is_with_extra_fields():
     e = parse_event('{"type":"ASSIGN","ts":1700000000000,"ip":"2001:DB8::1","app":"api",'
                     '"cluster":"api-prod","asg":"api-prod-v012","account":"123456789012",'
@@ -171,7 +206,9 @@ def in_chunks(lines, size):
         rejected += [(reason, line) for reason, _, line in chunk.rejected]
         if chunk.events:
             stamps.append(chunk.event_time_ms(SHIFT))
-        chunk_counts, changed = apply_events(chunk.events, index, clock)
+        # As the job moves them from the parse to the attribution (job.codec).
+        chunk_counts, changed = apply_events(decode_events(encode_events(chunk.events)), index,
+                                             clock)
         for k, n in chunk_counts.items():
             counts[k] = counts.get(k, 0) + n
         for ip in changed:

@@ -13,17 +13,16 @@ from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.attribute import UnownedClassifier, attribute_group
 from flowdredge.job.ipranges import load as load_ip_ranges
-from flowdredge.job.codec import decode_group, encode_group, encode_views
+from flowdredge.job.codec import (decode_events, decode_group, encode_events, encode_group,
+                                  encode_views)
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
-from flowdredge.job.ownership import (MetadataClock, MetaEvent, OwnershipIndex, apply_events,
-                                      parse_chunk)
+from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import FlowFormat, excerpt, parse_record
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import WindowViews, parse_ports
 from flowdredge.job.shards import ShardClock
 from flowdredge.schemas.flink import row_type
-from flowdredge.schemas.metadata import ABSENT, ASSIGN, METADATA_EVENT, OWNER_FIELDS
 from flowdredge.schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
                              METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
 from flowdredge.schemas.security import SECURITY_BATCH
@@ -38,13 +37,12 @@ DATA_QUALITY = OutputTag("data-quality", Types.STRING())
 CONVERSATIONS = OutputTag("conversations", row_type(SECURITY_BATCH))
 
 FLOW_GROUP_TYPE = row_type(FLOW_GROUP)
-METADATA_EVENT_TYPE = row_type(METADATA_EVENT)
 # Parse operators emit (record, event time in epoch ms); see connectors.streams. Flow groups
 # travel with their key in front: Row(key, group).
 KEYED_FLOW_GROUP_TYPE = Types.ROW([Types.INT(), FLOW_GROUP_TYPE])
 TIMED_FLOW_GROUP_TYPE = Types.TUPLE([KEYED_FLOW_GROUP_TYPE, Types.LONG()])
-# The changelog travels in chunks: a list of event rows per input record.
-METADATA_CHUNK_TYPE = Types.LIST(METADATA_EVENT_TYPE)
+# The changelog travels in chunks: an input record's events as one value (job.codec).
+METADATA_CHUNK_TYPE = Types.PRIMITIVE_ARRAY(Types.BYTE())
 TIMED_METADATA_CHUNK_TYPE = Types.TUPLE([METADATA_CHUNK_TYPE, Types.LONG()])
 PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 
@@ -185,7 +183,8 @@ class ParseFlowRecords(ProcessFunction):
 
 class ParseMetadataEvents(ProcessFunction):
     """One input record (a staged chunk of changelog lines, or a record of one or many lines)
-    -> one row of its events, timestamped with the latest of them (ParsedChunk.event_time_ms).
+    -> its events in one value (job.codec.encode_events), timestamped with the latest of them
+    (ParsedChunk.event_time_ms).
 
     A HEARTBEAT at ts promises completeness up to ts: shifting its timestamp by the
     out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
@@ -205,8 +204,7 @@ class ParseMetadataEvents(ProcessFunction):
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
         chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
         if chunk.events:
-            yield ([Row(e.type, e.ts, e.ip, *(e.owner or _NO_OWNER)) for e in chunk.events],
-                   chunk.event_time_ms(self.shift))
+            yield encode_events(chunk.events), chunk.event_time_ms(self.shift)
         if chunk.rejected:
             counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
             counts["metadata_dead_letter"] = len(chunk.rejected)
@@ -214,14 +212,6 @@ class ParseMetadataEvents(ProcessFunction):
             yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
                                                    for reason, where, line in chunk.rejected])
             yield COUNTS, counts_line("metadata", counts)
-
-
-_NO_OWNER = (ABSENT,) * len(OWNER_FIELDS)
-
-
-def _event(row) -> MetaEvent:
-    kind, ts, ip = row[0], row[1], row[2]
-    return MetaEvent(kind, ts, ip, tuple(row[3:]) if kind == ASSIGN else None)
 
 
 # Changelog events applied between two freezes of the worker's heap (AttributeFlows._freeze).
@@ -290,17 +280,18 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         gc.freeze()
         self.events_unfrozen = 0
 
-    def process_broadcast_element(self, rows, ctx):
+    def process_broadcast_element(self, payload, ctx):
         """One chunk of events: applied in order, then each changed IP and the clock written
         to broadcast state once."""
         state = ctx.get_broadcast_state(OWNERSHIP_STATE)
         self._load(state)
-        counts, changed = apply_events([_event(row) for row in rows], self.index, self.clock)
+        events = decode_events(payload)
+        counts, changed = apply_events(events, self.index, self.clock)
         for key, encoded in self.index.state_entries(changed):
             state.put(key, encoded)
         state.put(CLOCK_KEY, self.clock.encode())
         self._prune(state)
-        self.events_unfrozen += len(rows)
+        self.events_unfrozen += len(events)
         if self.events_unfrozen >= FREEZE_EVERY_EVENTS:
             self._freeze()
         self.metrics.add(counts)
