@@ -431,3 +431,23 @@ def test_answers_are_the_latest_change_at_or_before_t_in_any_arrival_order(event
         assert [app_at(index, ip, t) for t in later] == [expected(ip, t) for t in later]
         assert [app_at(again, ip, t) for t in later] == [expected(ip, t) for t in later]
     assert index.ranges() == again.ranges() == sum(len(index.changes(ip)) for ip in "ab")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN, HEARTBEAT]), st.integers(0, 40)),
+                max_size=15),
+       st.integers(0, 10))
+def test_a_change_is_late_exactly_when_at_or_behind_the_watermark_before_it(events, bound):
+    clock = MetadataClock(out_of_orderness_ms=bound)
+    changes, heartbeats = [], []
+    for kind, ts in events:
+        # The watermark as MetadataClock defines it, from what came before this event.
+        candidates = [max(changes) - bound] if changes else []
+        candidates += [max(heartbeats)] if heartbeats else []
+        watermark = max(candidates, default=None)
+        late = clock.observe(MetaEvent(kind, ts, "10.0.0.1"))
+        assert late == (kind != HEARTBEAT and watermark is not None and ts <= watermark)
+        (heartbeats if kind == HEARTBEAT else changes).append(ts)
+        candidates = [max(changes) - bound] if changes else []
+        candidates += [max(heartbeats)] if heartbeats else []
+        assert clock.watermark == max(candidates, default=None)
