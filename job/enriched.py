@@ -11,7 +11,6 @@ configuration (docs/performance.md, issue #15); compressed it is an eighth of th
 files are gzip JSON Lines as AWS's own logs are.
 """
 import json
-from functools import partial
 from itertools import chain, repeat
 from operator import itemgetter
 
@@ -42,14 +41,35 @@ def _owner_fragment(keys: tuple, owner: tuple) -> str:
     return "," + ",".join(f'"{k}":{_value(v)}' for k, v in zip(keys, owner))
 
 
+class _OwnerFragments:
+    """_owner_fragment for one side's keys, through a %-template when every value is a plain
+    string (nothing to escape), as owners nearly always are: a tenth of its time. Each owner's
+    fragment is built on first sight in a worker, and again whenever the memo below is emptied:
+    in an estate of more owners than it holds, that is most flows."""
+
+    def __init__(self, keys: tuple):
+        self.keys = keys
+        self.template = "".join(f',"{k}":"%s"' for k in keys)
+
+    def __call__(self, owner: tuple) -> str:
+        try:
+            text = "".join(owner)
+        except TypeError:   # a value not a string
+            return _owner_fragment(self.keys, owner)
+        if (len(owner) == len(self.keys) and text.isascii() and text.isprintable()
+                and '"' not in text and "\\" not in text):
+            return self.template % owner
+        return _owner_fragment(self.keys, owner)
+
+
 def _flags_end(flags: int) -> str:
     """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"}`, the end of its line."""
     return f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}}}'
 
 
 # Built on first sight: owners and flag values repeat, and a dict subscript is the cheapest hit.
-SRC_FRAGMENTS = ClearingMemo(partial(_owner_fragment, SRC_KEYS), 100_000)
-DST_FRAGMENTS = ClearingMemo(partial(_owner_fragment, DST_KEYS), 100_000)
+SRC_FRAGMENTS = ClearingMemo(_OwnerFragments(SRC_KEYS), 100_000)
+DST_FRAGMENTS = ClearingMemo(_OwnerFragments(DST_KEYS), 100_000)
 FLAG_ENDS = ClearingMemo(_flags_end, 4096)
 
 

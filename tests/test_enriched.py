@@ -93,3 +93,14 @@ def test_every_path_of_lines_renders_as_line(flows):
         assert lines == [writer.line(f, s, d, tcp_flags and {
             "tcp_flags_names": decode_tcp_flags(f[2])}) for f, s, d in zip(
             flows, owners, owners[::-1])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(PLAIN_TEXT, st.text(max_size=6), st.none()),
+                min_size=len(OWNER_FIELDS), max_size=len(OWNER_FIELDS)))
+def test_owner_fragments_by_template_equal_the_general_fragment(values):
+    """The %-template that builds an owner's fragment when its values are plain strings gives
+    the general builder's bytes, and any other owner goes to that builder."""
+    owner = tuple(values)
+    for keys in (enriched.SRC_KEYS, enriched.DST_KEYS):
+        assert enriched._OwnerFragments(keys)(owner) == enriched._owner_fragment(keys, owner)
