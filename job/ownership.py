@@ -12,6 +12,7 @@ from bisect import insort_right
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from flowdredge.job import changelog_columns
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
@@ -118,10 +119,12 @@ class ParsedChunk:
 
 
 def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
-                limits: MetaLimits = MetaLimits()) -> ParsedChunk:
+                limits: MetaLimits = MetaLimits(),
+                vectorise_from: float = changelog_columns.MIN_LINES) -> ParsedChunk:
     """Every changelog line of a record (changelog_lines), each as parse_event would; bad lines
     are rejected with a reason and their location (`<source>:<line>`). `delivered` (epoch
-    seconds) is when the record was delivered, e.g. its Kinesis arrival time."""
+    seconds) is when the record was delivered, e.g. its Kinesis arrival time. Records of
+    `vectorise_from` lines or more go through job.changelog_columns first."""
     record_lines = changelog_lines(record, source)
     bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
     latest_ms = LATEST_TS_MS
@@ -132,16 +135,33 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     first = record_lines.first_line
     for position, text in record_lines.long:
         chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
-    for position, line in enumerate(record_lines.lines):
-        if not line.strip():
-            continue
-        if len(line) > limits.max_line_bytes:
+    lines = record_lines.lines
+    candidates, too_long = [], []
+    for position, line in enumerate(lines):
+        if line.strip():
+            (too_long if len(line) > limits.max_line_bytes else candidates).append(position)
+    parsed = None
+    if len(candidates) >= vectorise_from:
+        parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
+                                                _normalised)
+    events, rest = ({}, candidates) if parsed is None else parsed
+    if too_long:
+        rest = sorted(rest + too_long)
+        too_long = set(too_long)
+    if not rest:
+        chunk.events = list(map(MetaEvent._make, events.values()))
+        return chunk
+    events = {position: MetaEvent._make(event) for position, event in events.items()}
+    for position in rest:
+        line = lines[position]
+        if position in too_long:
             chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
             continue
         try:
-            chunk.events.append(parse_event(line, latest_ms))
+            events[position] = parse_event(line, latest_ms)
         except MetaEventError as err:
             chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
+    chunk.events = [events[position] for position in sorted(events)]
     return chunk
 
 
@@ -168,10 +188,9 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS) -> MetaEvent:
     if not isinstance(ip, str):
         raise MetaEventError("missing_ip")
     if not _is_canonical_ipv4(ip):
-        try:
-            ip = str(ipaddress.ip_address(ip))
-        except ValueError:
-            raise MetaEventError("bad_address") from None
+        ip = _normalised(ip)
+        if ip is None:
+            raise MetaEventError("bad_address")
     ts = _bounded(ts, latest_ms)
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
@@ -184,6 +203,14 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS) -> MetaEvent:
 # An IPv4 address as ipaddress writes it: most changelog addresses are, and ipaddress took
 # about a third of a line's parse (docs/performance.md, run 15).
 _is_canonical_ipv4 = re.compile(IPV4_PATTERN).fullmatch
+
+
+def _normalised(ip: str):
+    """The address as ipaddress writes it, or None if it is not one."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
 
 
 def _bounded(ts: int, latest_ms: int) -> int:

@@ -1,0 +1,83 @@
+"""The vectorised changelog parse (job.changelog_columns) against parse_event line by line: the
+same events in the same order, the same rejections, for any lines."""
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flowdredge.job.ownership import MetaLimits, parse_chunk
+from flowdredge.schemas.metadata import OWNER_FIELDS
+
+pytestmark = pytest.mark.unit
+
+T = 1767225600000
+# What the reader takes: int ts, string or null values (in range or not, canonical or not),
+# mostly events the reader itself accepts.
+TS = st.one_of(st.integers(T - 10, T + 10), st.integers(T - 10, T + 10),
+               st.sampled_from([0, -1, 1262304000000, 4102444800000, 2**63 - 1]))
+ADDRESS = st.one_of(st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integers(0, 255)),
+                    st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integers(0, 255)),
+                    st.sampled_from(["2001:db8::1", "2001:DB8::0:1", "010.0.0.1", "10.0.0.256",
+                                     "x", "", None]))
+VALUE = st.one_of(st.text(max_size=5), st.sampled_from(["", "api", 'q"x', "b\\s", "é"]),
+                  st.none())
+EVENT = st.fixed_dictionaries(
+    {"type": st.sampled_from(["ASSIGN", "ASSIGN", "UNASSIGN", "HEARTBEAT", "MOVE", None]),
+     "ts": TS, "ip": ADDRESS},
+    optional={"extra": st.integers(-2**63, 2**63 - 1),
+              **{f: VALUE for f in OWNER_FIELDS}})
+LINE = st.one_of(
+    EVENT.map(lambda doc: json.dumps(doc, separators=(",", ":"), ensure_ascii=False)),
+    EVENT.map(json.dumps),                      # spaces after separators, \u escapes
+    EVENT.map(lambda doc: " " + json.dumps(doc)),
+    st.sampled_from(["", "  ", "x" * 300, '{"type":"ASSIGN","ip":"10.0.0.1"}',
+                     f'{{"type":"ASSIGN","ts":{T}}}', f'{{"type":"HEARTBEAT","ts":{T}}}']))
+# Lines that make the reader refuse the whole chunk, or that it would misread.
+ODD = st.one_of(
+    st.tuples(EVENT, EVENT).map(lambda docs: "".join(map(json.dumps, docs))),   # two objects
+    EVENT.map(lambda doc: json.dumps(doc)[:-1] + ', "type": "ASSIGN"}'),   # a key twice
+    st.sampled_from(['{"type":"ASSIGN","ts":1767225600000.0,"ip":"10.0.0.1"}',
+                     '{"type":"ASSIGN","ts":"1","ip":"10.0.0.1"}',
+                     '{"type":"ASSIGN","ts":1767225600000,"ip":7}',
+                     '{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":5}',
+                     '{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":true}',
+                     '{"type":"ASSIGN","ts":99999999999999999999,"ip":"10.0.0.1"}',
+                     '{"type":"HEARTBEAT","ts":true}', "not json", "[1]", "{}",
+                     '{"type":"HEARTBEAT"', '{"type":"HEARTBEAT","ts":1767225600000,}']))
+
+
+def _same_both_ways(lines, delivered):
+    record = "\n".join(lines)
+    limits = MetaLimits(max_line_bytes=256)
+    vectorised = parse_chunk(record, "m", delivered, limits, vectorise_from=0)
+    one_by_one = parse_chunk(record, "m", delivered, limits, vectorise_from=math.inf)
+    assert vectorised.events == one_by_one.events
+    assert [type(e.owner) for e in vectorised.events] == [type(e.owner) for e in one_by_one.events]
+    assert vectorised.rejected == one_by_one.rejected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=30), st.sampled_from([None, T // 1000]))
+def test_vectorised_chunks_give_what_the_lines_give_one_by_one(lines, delivered):
+    _same_both_ways(lines, delivered)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, min_size=1, max_size=20), ODD, st.integers(0, 20))
+def test_a_line_the_reader_refuses_or_misreads_changes_nothing(lines, odd, at):
+    _same_both_ways(lines[:at] + [odd] + lines[at:], None)
+
+
+def test_a_snapshot_chunk_is_read_in_columns_and_equals_the_lines():
+    """The common case takes the reader (no line left to parse_event) and agrees."""
+    from flowdredge.job import changelog_columns
+    lines = [json.dumps({"type": "ASSIGN", "ts": T, "ip": f"10.0.{i // 250}.{i % 250}",
+                         "app": f"app-{i % 7}", "zone": "", "kind": None})
+             for i in range(500)] + [json.dumps({"type": "HEARTBEAT", "ts": T})]
+    events, rest = changelog_columns.parse_lines(lines, list(range(len(lines))), 0, 2 * T,
+                                                 lambda ip: None)
+    assert rest == [] and len(events) == 501
+    assert parse_chunk("\n".join(lines)).events == parse_chunk(
+        "\n".join(lines), vectorise_from=math.inf).events
