@@ -323,6 +323,13 @@ class OwnershipIndex:
         """The IP's value in broadcast state; the parts it names are among the next
         state_entries."""
         flat = self._changes[ip]
+        if len(flat) == 3 and flat[2] is not None:
+            # Most IPs: one owner since their first change, ids with nothing to escape. The
+            # JSON encoder took 3 us a value, a large estate's snapshot 6 % of its job.
+            o = flat[2]
+            ids = o[6] + o[7]
+            if ids.isascii() and ids.isprintable() and '"' not in ids and "\\" not in ids:
+                return _ONE_OWNER % (flat[0], flat[1], self._part_id(_part(o)), o[6], o[7])
         values = [STATE_VERSION]
         for i in range(0, len(flat), 3):
             o = flat[i + 2]
@@ -387,6 +394,9 @@ class OwnershipIndex:
             flat = tuple(flat)
         self._ranges += len(flat) // 3 - len(self._changes.get(ip, ())) // 3
         self._changes[ip] = flat
+
+
+_ONE_OWNER = f'[{STATE_VERSION},%d,%d,%d,"%s","%s"]'
 
 
 def _part(o: tuple) -> tuple:

@@ -451,3 +451,21 @@ def test_a_change_is_late_exactly_when_at_or_behind_the_watermark_before_it(even
         candidates = [max(changes) - bound] if changes else []
         candidates += [max(heartbeats)] if heartbeats else []
         assert clock.watermark == max(candidates, default=None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(0, 3),
+                          st.tuples(*[st.one_of(st.sampled_from(["-", "eni-1", 'q"', "b\\s"]),
+                                                st.text(max_size=4))
+                                      for _ in OWNER_FIELDS])),
+                min_size=1, max_size=3))
+def test_state_values_are_compact_json_and_restore_every_change(changes):
+    """Every IP's value is the compact JSON of its changes (the common one-owner case is
+    written without the JSON encoder), and a restored index answers as the original."""
+    index = OwnershipIndex()
+    for kind, ts, o in changes:
+        index.apply(MetaEvent(kind, T + ts, "10.0.0.1", o if kind == ASSIGN else None))
+    encoded = index.encode("10.0.0.1")
+    assert encoded == json.dumps(json.loads(encoded), separators=(",", ":"))
+    other = restored(index, ["10.0.0.1"])
+    assert other.changes("10.0.0.1") == index.changes("10.0.0.1")
