@@ -97,9 +97,9 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
         kinds += 1
         stamps = _values(taken.column("ts"))
         if kind_name == ASSIGN:
-            owners = zip(*[_values(pc.fill_null(pc.if_else(pc.equal(taken.column(f), ""),
-                                                           ABSENT, taken.column(f)), ABSENT))
-                           for f in OWNER_FIELDS])
+            owners = zip(*[_shared_values(pc.fill_null(pc.if_else(
+                pc.equal(taken.column(f), ""), ABSENT, taken.column(f)), ABSENT))
+                for f in OWNER_FIELDS])
             made = zip(repeat(ASSIGN), stamps, _addresses(taken, written), owners)
         elif kind_name == UNASSIGN:
             made = zip(repeat(UNASSIGN), stamps, _addresses(taken, written), repeat(None))
@@ -122,3 +122,10 @@ def _addresses(rows, written: dict) -> list:
         get = written.get
         return [get(a, a) for a in addresses]
     return addresses
+
+
+def _shared_values(column) -> list:
+    """The values, each distinct one a single object (the owner values repeat)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    distinct = np.array(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    return distinct[encoded.indices.to_numpy()].tolist()

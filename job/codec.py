@@ -88,16 +88,13 @@ def decode_events_state(payload: bytes) -> tuple:
 
 # A chunk of changelog events (job.ownership.MetaEvent) as one value, never kept in state: as
 # a list of rows, each event cost a row object made, encoded and decoded in Python, about as
-# much as its parse. Owner values repeat (app, account, zone...): kept once per chunk, pickle
-# writes them once.
+# much as its parse. Equal owner values are one object in a parsed chunk
+# (job.ownership.parse_chunk): pickle writes each once.
 CHANGELOG_CODEC_VERSION = 1
 
 
 def encode_events(events) -> bytes:
-    shared = {}.setdefault
-    return _encode(CHANGELOG_CODEC_VERSION, [
-        (e.type, e.ts, e.ip, e.owner and tuple([shared(v, v) for v in e.owner]))
-        for e in events])
+    return _encode(CHANGELOG_CODEC_VERSION, list(map(tuple, events)))
 
 
 def decode_events(payload: bytes) -> list:

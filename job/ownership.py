@@ -124,7 +124,9 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     """Every changelog line of a record (changelog_lines), each as parse_event would; bad lines
     are rejected with a reason and their location (`<source>:<line>`). `delivered` (epoch
     seconds) is when the record was delivered, e.g. its Kinesis arrival time. Records of
-    `vectorise_from` lines or more go through job.changelog_columns first."""
+    `vectorise_from` lines or more go through job.changelog_columns first. Equal owner values
+    are one object in a chunk's events (most repeat: app, account, zone...), so that job.codec
+    writes each once."""
     record_lines = changelog_lines(record, source)
     bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
     latest_ms = LATEST_TS_MS
@@ -152,22 +154,24 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
         chunk.events = list(map(MetaEvent._make, events.values()))
         return chunk
     events = {position: MetaEvent._make(event) for position, event in events.items()}
+    share = {}.setdefault
     for position in rest:
         line = lines[position]
         if position in too_long:
             chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
             continue
         try:
-            events[position] = parse_event(line, latest_ms)
+            events[position] = parse_event(line, latest_ms, share)
         except MetaEventError as err:
             chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
     chunk.events = [events[position] for position in sorted(events)]
     return chunk
 
 
-def parse_event(line: str, latest_ms: int = LATEST_TS_MS) -> MetaEvent:
+def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:
     """One changelog line to a MetaEvent; raises MetaEventError with a reason code. `ts` must be
-    in [2010, `latest_ms`) (epoch ms)."""
+    in [2010, `latest_ms`) (epoch ms). `share` (a dict's setdefault) makes equal owner values
+    one object, as parse_chunk gives them."""
     try:
         doc = json.loads(line)
     except ValueError:
@@ -195,9 +199,10 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS) -> MetaEvent:
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
     get = doc.get
-    owner = tuple([ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str else str(v)
-                   for f in OWNER_FIELDS])
-    return MetaEvent(ASSIGN, ts, ip, owner)
+    owner = [ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str else str(v)
+             for f in OWNER_FIELDS]
+    return MetaEvent(ASSIGN, ts, ip, tuple(owner if share is None else
+                                           [share(v, v) for v in owner]))
 
 
 # An IPv4 address as ipaddress writes it: most changelog addresses are, and ipaddress took

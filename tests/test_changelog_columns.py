@@ -81,3 +81,20 @@ def test_a_snapshot_chunk_is_read_in_columns_and_equals_the_lines():
     assert rest == [] and len(events) == 501
     assert parse_chunk("\n".join(lines)).events == parse_chunk(
         "\n".join(lines), vectorise_from=math.inf).events
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_equal_owner_values_of_a_chunk_are_one_object_and_cross_once(vectorise_from):
+    """What job.codec relies on to write each repeated owner value once."""
+    from flowdredge.job.codec import decode_events, encode_events
+    lines = [json.dumps({"type": "ASSIGN", "ts": T, "ip": f"10.0.0.{i}", "app": "api",
+                         "account": "123456789012", "interface_id": f"eni-{i}"})
+             for i in range(4)]
+    events = parse_chunk("\n".join(lines), vectorise_from=vectorise_from).events
+    for field in (0, 3, 5):   # app, account, an absent zone
+        assert len({id(e.owner[field]) for e in events}) == 1
+    decoded = decode_events(encode_events(events))
+    assert decoded == events and decoded[0].owner[0] is decoded[3].owner[0]
+    copies = [e._replace(owner=tuple(v.encode().decode() for v in e.owner)) for e in events]
+    assert copies[0].owner[0] is not copies[3].owner[0]
+    assert len(encode_events(events)) < len(encode_events(copies))
