@@ -1,7 +1,9 @@
 """The job's pure-Python core without Flink, on staged records: what one Python worker could do
 if the framework cost nothing. `python -m bench.core --staged-flows F --staged-metadata M`.
 
-Per stage, in the order the job runs them: parse a record (job.parse.parse_record), encode and
+Per changelog event: its chunk's parse, encode and decode (job.codec, the trip to the
+attribution), the ownership index (job.ownership.apply_events) and the broadcast-state values
+of the IPs it changed. Per flow, in the order the job runs them: parse a record (job.parse.parse_record), encode and
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
 (job.attribute.attribute_group) with each optional output on its own, the security views'
 share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
@@ -17,12 +19,12 @@ import math
 import time
 
 from flowdredge.job.attribute import attribute_group
-from flowdredge.job.codec import decode_group, decode_views, encode_group, encode_views
+from flowdredge.job.codec import (decode_events, decode_group, decode_views, encode_events,
+                                  encode_group, encode_views)
 from flowdredge.job.config import Config
-from flowdredge.job.ownership import OwnershipIndex, parse_chunk
+from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import parse_record
 from flowdredge.job.security import ScanRules, ViewRules, WindowViews, window_results
-from flowdredge.schemas.metadata import HEARTBEAT
 
 
 def _parse_per_line(raw, config):
@@ -41,13 +43,31 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
     config = Config()
     with open(staged_flows, encoding="utf-8") as fh:
         records = fh.read().splitlines()
+    clock = time.process_time
     index = OwnershipIndex()
+    meta_clock = MetadataClock(config.metadata.out_of_orderness_seconds * 1000)
+    changelog = dict.fromkeys(("parse", "encode", "decode", "apply", "state entries"), 0.0)
+    events = 0
     with open(staged_metadata, encoding="utf-8") as fh:
-        # Staged in chunks, as the job reads it (job.replay.stage_metadata).
-        events = [event for line in fh for event in parse_chunk(line).events]
-    for event in events:
-        if event.type != HEARTBEAT:
-            index.apply(event)
+        # Staged in chunks, as the job reads it (job.replay.stage_metadata); each chunk as
+        # ParseMetadataEvents and AttributeFlows.process_broadcast_element take it.
+        for line in fh:
+            began = clock()
+            chunk = parse_chunk(line)
+            parsed = clock()
+            payload = encode_events(chunk.events)
+            encoded = clock()
+            decoded_events = decode_events(payload)
+            decoded = clock()
+            _counts, changed = apply_events(decoded_events, index, meta_clock)
+            applied = clock()
+            index.state_entries(changed)
+            written = clock()
+            for stage, spent in zip(changelog, (parsed - began, encoded - parsed,
+                                                decoded - encoded, applied - decoded,
+                                                written - applied)):
+                changelog[stage] += spent
+            events += len(chunk.events)
     seconds = dict.fromkeys(("parse", "parse, per line", "encode", "decode", "attribute",
                              "attribute + enriched", "attribute + security batch",
                              "security window close"), 0.0)
@@ -63,7 +83,6 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
         _parse_per_line(raw, config)
     by_kind = {}
     flows = 0
-    clock = time.process_time
     for n, raw in enumerate(records):
         # Alternate which parser meets a record first (caches: addresses, formats).
         for stage in (("parse", "parse, per line") if n % 2 else ("parse, per line", "parse")):
@@ -112,7 +131,9 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
         for stage in ("parse", "parse, per line")}} for k, v in by_kind.items() if v["flows"]}
     path = seconds["parse"] + seconds["encode"] + seconds["decode"] + seconds["attribute"]
     per_line_path = path - seconds["parse"] + seconds["parse, per line"]
-    return {"flows": flows, "records": len(records), "changelog_events": len(events),
+    return {"flows": flows, "records": len(records), "changelog_events": events,
+            "changelog_us_per_event": {k: round(1e6 * v / max(events, 1), 2)
+                                       for k, v in changelog.items()},
             "stages": stages, "parse_by_record_kind": parse_by_kind,
             "aggregates_path_flows_per_s": round(flows / path),
             "aggregates_path_flows_per_s_parsing_per_line": round(flows / per_line_path)}

@@ -71,3 +71,22 @@ def test_harness_runs_both_pipelines_and_they_agree(tmp_path, monkeypatch):
         assert run["timings"]["net_runtime_s"] > 0 and run["command"]
         assert read_aggregates(os.path.join(run["output"], "out"))
     assert os.path.exists(tmp_path / "results.md")
+
+
+@pytest.mark.unit
+def test_core_measures_every_stage_on_what_it_staged(tmp_path):
+    """bench.core runs the job's pure-Python stages on staged records: every flow and every
+    changelog event counted once, a figure per stage (none asserted: docs/performance.md)."""
+    from bench import core
+    from flowdredge.job.replay import stage_metadata
+    w = Workload(flows=3000, minutes=6, instances=600, apps=40, seed=3)
+    g = generate(w, str(tmp_path / "in"))
+    stage_flows([g.flows_dir], str(tmp_path / "flows.txt"), 5000)
+    stage_metadata([g.metadata_file], str(tmp_path / "metadata.jsonl"))
+    result = core.measure(str(tmp_path / "flows.txt"), str(tmp_path / "metadata.jsonl"))
+    with open(g.metadata_file) as fh:
+        assert result["changelog_events"] == sum(1 for line in fh if line.strip())
+    assert result["flows"] == g.flow_lines
+    assert set(result["changelog_us_per_event"]) == {"parse", "encode", "decode", "apply",
+                                                     "state entries"}
+    assert all(stage["seconds"] >= 0 for stage in result["stages"].values())
