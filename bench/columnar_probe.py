@@ -112,7 +112,7 @@ def rows(record: str, index: OwnershipIndex, config: Config) -> tuple:
     partials = flows = 0
     for group in result.groups:
         partials += len(attribute_group(group, index, enriched=False).partials.sums)
-        flows += len(group.flows)
+        flows += len(group)
     return partials, flows
 
 

@@ -100,7 +100,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             raise AssertionError(f"record {n}: the vectorised parse differs from the per-line one")
         kind["flows"] += result.counts["flows_parsed"]
         for group in result.groups:
-            flows += len(group.flows)
+            flows += len(group)
             began = clock()
             payload = encode_group(group)
             encoded = clock()

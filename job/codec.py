@@ -2,33 +2,54 @@
 the changelog's chunks of events on their way to the broadcast state, and of the security
 views' batches (below).
 
-Version byte + pickle (protocol 4) of plain tuples of str/int/None: no classes are pickled, so
-any later release can read what an earlier one wrote.
+Version byte + pickle (protocol 4) of plain tuples of str/int/None, or for a flow group's
+columns Arrow's IPC format: no classes are pickled, so any later release can read what an
+earlier one wrote.
 """
 import pickle
 from itertools import chain
+
+import pyarrow as pa
 
 from flowdredge.job.ownership import MetaEvent
 from flowdredge.job.parse import FlowFormat, FlowGroup
 from flowdredge.job.security import WindowViews
 
-GROUP_CODEC_VERSION = 1
+# 1: a group's flows as tuples; 2: its columns (FlowGroup.columns) as an Arrow IPC stream
+# after the pickled names and source. Either is written, as the group holds its flows.
+GROUP_ROWS_VERSION = 1
+GROUP_COLUMNS_VERSION = 2
 _formats: dict = {}
 
 
 def encode_group(group: FlowGroup) -> bytes:
-    return bytes([GROUP_CODEC_VERSION]) + pickle.dumps(
-        (group.fmt.names, group.source, group.flows), protocol=4)
+    if group.columns is None:
+        return bytes([GROUP_ROWS_VERSION]) + pickle.dumps(
+            (group.fmt.names, group.source, group.flows), protocol=4)
+    head = pickle.dumps((group.fmt.names, group.source), protocol=4)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, group.columns.schema) as writer:
+        writer.write_batch(group.columns)
+    return b"".join((bytes([GROUP_COLUMNS_VERSION]), len(head).to_bytes(4, "big"), head,
+                     sink.getvalue().to_pybytes()))
 
 
 def decode_group(payload: bytes, window_start: int, max_start: int) -> FlowGroup:
-    if payload[0] != GROUP_CODEC_VERSION:
-        raise ValueError(f"flow group codec version {payload[0]} is not readable by this release")
-    names, source, flows = pickle.loads(payload[1:])
+    version = payload[0]
+    if version == GROUP_ROWS_VERSION:
+        names, source, flows = pickle.loads(payload[1:])
+        columns = None
+    elif version == GROUP_COLUMNS_VERSION:
+        end = 5 + int.from_bytes(payload[1:5], "big")
+        names, source = pickle.loads(payload[5:end])
+        flows = None
+        columns = pa.ipc.open_stream(pa.py_buffer(payload[end:])).read_next_batch()
+    else:
+        raise ValueError(f"flow group codec version {version} is not readable by this release")
     fmt = _formats.get(names)
     if fmt is None:
         fmt = _formats[names] = FlowFormat(names)
-    return FlowGroup(fmt, window_start, max_start, flows, source)
+    return FlowGroup(fmt, window_start, max_start, flows, source, columns)
 
 
 # The security views (job.security, job.flink.security), in keyed state and between their

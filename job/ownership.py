@@ -8,9 +8,13 @@ leave the new owner), then by arrival. Consecutive changes form the ranges (owne
 import ipaddress
 import json
 import re
+from array import array
 from bisect import insort_right
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import numpy as np
 
 from flowdredge.job import changelog_columns
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
@@ -27,6 +31,9 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 STATE_VERSION = 2
 CLOCK_VERSION = 1
 PART_KEY = "owner "   # not an IP, nor the clock's key
+MULTI, FREE = -2, -3   # OwnershipIndex slot codes: changes other than one ASSIGN; no IP
+_APP = OWNER_FIELDS.index("app")
+_REGION = OWNER_FIELDS.index("region")
 
 
 def _order(change):
@@ -225,35 +232,84 @@ def _bounded(ts: int, latest_ms: int) -> int:
 
 
 class OwnershipIndex:
-    """Per IP its changes as one flat tuple (ts, rank, owner, ts, rank, owner, ...) sorted by
-    (ts, rank): most IPs have one change, and a tuple of three is the least Python holds it
-    in (a list of tuples cost twice that). Owner values that many IPs share (app, account,
-    zone...) are kept once: json.loads makes a new string per occurrence. bench.state and
-    docs/performance.md measure it.
+    """Per IP a slot; per slot its changes. Most IPs have one change, an ASSIGN: the slot holds
+    its ts and owner apart, so that a whole batch of addresses is looked up in arrays
+    (`owner_codes`), and an IP costs an int, not a tuple. Any other IP's slot holds its changes
+    as one flat tuple (ts, rank, owner, ts, rank, owner, ...) sorted by (ts, rank). Owner values
+    that many IPs share (app, account, zone...) are kept once: json.loads makes a new string per
+    occurrence. bench.state and docs/performance.md measure it.
 
     In broadcast state (state_entries, load) the shared fields of an owner, its part, are kept
     once under a key of their own, and an IP's value names the part by a number: the JVM holds
     the state as one byte array per value, and the part was most of each."""
 
     def __init__(self):
-        self._changes = {}   # ip -> (ts, rank, owner|None, ...), sorted by (ts, rank)
+        self._slots = {}        # ip -> slot
+        # Per slot: one owner: its first ts, its owner, the code of its (app, region) (>= 0);
+        # else any ts, the flat changes, MULTI; a free slot FREE.
+        self._ts = array("q")
+        self._held = []
+        self._code = array("q")
+        self._free = []
+        self._pairs = {}        # (app, region) -> code
+        self.pairs = []         # code -> (app, region)
         self._strings = {}   # shared owner values, each kept once; emptied by prune
         self._ranges = 0     # kept up to date: a metrics gauge reads it often
         self._part_ids = {}  # owner part -> its number in broadcast state
         self._new_parts = []   # (number, part) numbered since state_entries last ran
         self._next_part = 0
-        self._ts = None      # the latest change's ts: a snapshot's changes share one object
+        self._ts_last = None   # the latest change's ts: a snapshot's changes share one object
 
     def __len__(self):
-        return len(self._changes)
+        return len(self._slots)
 
     def ranges(self) -> int:
         return self._ranges
 
     def changes(self, ip: str) -> list:
         """The IP's changes [(ts, rank, owner|None)], sorted by (ts, rank)."""
-        flat = self._changes.get(ip, ())
+        slot = self._slots.get(ip)
+        flat = () if slot is None else self._flat(slot)
         return list(zip(flat[::3], flat[1::3], flat[2::3]))
+
+    def _flat(self, slot: int) -> tuple:
+        if self._code[slot] >= 0:
+            return self._ts[slot], _RANK[ASSIGN], self._held[slot]
+        return self._held[slot]
+
+    def pair_code(self, app: str, region: str) -> int:
+        """The code of an (app, region) pair, the aggregates' owner dimensions."""
+        code = self._pairs.get((app, region))
+        if code is None:
+            code = self._pairs[(app, region)] = len(self.pairs)
+            self.pairs.append((app, region))
+        return code
+
+    def _store(self, ip: str, slot, flat: tuple) -> None:
+        """Puts an IP's changes in its slot (a new one when `slot` is None)."""
+        if slot is None:
+            if self._free:
+                slot = self._free.pop()
+            else:
+                slot = len(self._held)
+                self._held.append(None)
+                self._ts.append(0)
+                self._code.append(FREE)
+            self._slots[ip] = slot
+        if len(flat) == 3 and flat[2] is not None:
+            owner = flat[2]
+            self._ts[slot] = flat[0]
+            self._held[slot] = owner
+            self._code[slot] = self.pair_code(owner[_APP], owner[_REGION])
+        else:
+            self._held[slot] = flat
+            self._code[slot] = MULTI
+
+    def _remove(self, ip: str) -> None:
+        slot = self._slots.pop(ip)
+        self._held[slot] = None
+        self._code[slot] = FREE
+        self._free.append(slot)
 
     def _shared(self, o: tuple) -> tuple:
         # Written out, as OWNER_FIELDS orders them: interface_id and resource_id (o[6], o[7])
@@ -266,28 +322,34 @@ class OwnershipIndex:
     def _same_ts(self, ts: int) -> int:
         # An int object per change (32 B) unless consecutive changes share it, as the changes
         # of a snapshot, all at its ts, do; a table of every ts would cost more in a stream.
-        if ts != self._ts:
-            self._ts = ts
-        return self._ts
+        if ts != self._ts_last:
+            self._ts_last = ts
+        return self._ts_last
 
     def apply(self, event: MetaEvent) -> None:
         change = (self._same_ts(event.ts), _RANK[event.type],
                   self._shared(event.owner) if event.owner else None)
-        flat = self._changes.get(event.ip)
-        if flat is None:
-            self._changes[event.ip] = change
-        elif flat[-3:-1] <= change[:2]:
-            self._changes[event.ip] = flat + change   # in order, as changelogs mostly are
+        slot = self._slots.get(event.ip)
+        if slot is None:
+            self._store(event.ip, None, change)
         else:
-            changes = self.changes(event.ip)
-            insort_right(changes, change, key=_order)
-            self._changes[event.ip] = _flat(changes)
+            flat = self._flat(slot)
+            if flat[-3:-1] <= change[:2]:
+                flat += change   # in order, as changelogs mostly are
+            else:
+                changes = list(zip(flat[::3], flat[1::3], flat[2::3]))
+                insort_right(changes, change, key=_order)
+                flat = _flat(changes)
+            self._store(event.ip, slot, flat)
         self._ranges += 1
 
     def owner_at(self, ip: str, t_ms: int):
-        flat = self._changes.get(ip)
-        if flat is None:
+        slot = self._slots.get(ip)
+        if slot is None:
             return None
+        if self._code[slot] >= 0:
+            return self._held[slot] if self._ts[slot] <= t_ms else None
+        flat = self._held[slot]
         if flat[-3] <= t_ms:
             return flat[-1]
         for i in range(len(flat) - 6, -1, -3):
@@ -295,12 +357,45 @@ class OwnershipIndex:
                 return flat[i + 2]
         return None
 
+    def slots(self, ips) -> np.ndarray:
+        """The slot of each IP (-1: not in the index), for codes_at and owners."""
+        return np.array(list(map(self._slots.get, ips, repeat(-1))), np.int64)
+
+    def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:
+        """A batch's lookup in arrays: (codes, others) for the IPs in `slots` at the times
+        `t_ms`. codes[i] is the pair code of the owner of an IP with one owner since its first
+        change, -1 where there is none of those; `others` marks the IPs with other changes,
+        for owner_at."""
+        codes = np.full(len(slots), -1, np.int64)
+        known = np.flatnonzero(slots >= 0)
+        if not len(known):
+            return codes, np.zeros(len(slots), bool)
+        at = slots[known]
+        # Views of the arrays while they cannot grow (no event is applied during the call).
+        code = np.frombuffer(self._code, np.int64)[at]
+        first_ms = np.frombuffer(self._ts, np.int64)[at]
+        owned = (code >= 0) & (first_ms <= t_ms[known])
+        codes[known[owned]] = code[owned]
+        others = np.zeros(len(slots), bool)
+        others[known[code < 0]] = True
+        return codes, others
+
+    def owners(self, slots: list) -> list:
+        """What each slot holds, by position: for the slots of IPs with one owner since their
+        first change (codes_at found them), their owner; None for -1."""
+        held = self._held
+        return [held[slot] if slot >= 0 else None for slot in slots]
+
     def prune(self, horizon_ms: int) -> tuple:
         """Forgets what no flow at or after `horizon_ms` can need. Returns the IPs whose
         changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left."""
         changed, removed = [], []
-        for ip, flat in self._changes.items():
-            if flat[0] > horizon_ms or (len(flat) == 3 and flat[2] is not None):
+        code, held = self._code, self._held
+        for ip, slot in self._slots.items():
+            if code[slot] >= 0:
+                continue
+            flat = held[slot]
+            if flat[0] > horizon_ms:
                 continue
             i = len(flat) - 3
             while i and flat[i] > horizon_ms:
@@ -309,10 +404,11 @@ class OwnershipIndex:
                 removed.append(ip)
             elif i:
                 self._ranges -= i // 3
-                self._changes[ip] = flat[i:]
+                self._store(ip, slot, flat[i:])
                 changed.append(ip)
         for ip in removed:
-            self._ranges -= len(self._changes.pop(ip)) // 3
+            self._ranges -= len(self._flat(self._slots[ip])) // 3
+            self._remove(ip)
         # Values of owners long gone do not stay; live owners keep theirs.
         self._strings = {}
         if changed or removed:
@@ -320,21 +416,25 @@ class OwnershipIndex:
         return changed, removed
 
     def _forget_parts(self) -> list:
-        live = {_part(o) for flat in self._changes.values() for o in flat[2::3] if o}
+        live = set()
+        for slot in self._slots.values():
+            live.update(_part(o) for o in self._flat(slot)[2::3] if o)
         gone = [part for part in self._part_ids if part not in live]
         return [PART_KEY + str(self._part_ids.pop(part)) for part in gone]
 
     def encode(self, ip: str) -> str:
         """The IP's value in broadcast state; the parts it names are among the next
         state_entries."""
-        flat = self._changes[ip]
-        if len(flat) == 3 and flat[2] is not None:
+        slot = self._slots[ip]
+        if self._code[slot] >= 0:
             # Most IPs: one owner since their first change, ids with nothing to escape. The
             # JSON encoder took 3 us a value, a large estate's snapshot 6 % of its job.
-            o = flat[2]
+            o = self._held[slot]
             ids = o[6] + o[7]
             if ids.isascii() and ids.isprintable() and '"' not in ids and "\\" not in ids:
-                return _ONE_OWNER % (flat[0], flat[1], self._part_id(_part(o)), o[6], o[7])
+                return _ONE_OWNER % (self._ts[slot], _RANK[ASSIGN], self._part_id(_part(o)),
+                                     o[6], o[7])
+        flat = self._flat(slot)
         values = [STATE_VERSION]
         for i in range(0, len(flat), 3):
             o = flat[i + 2]
@@ -397,8 +497,9 @@ class OwnershipIndex:
                     flat += (ts, rank, (p[0], p[1], p[2], p[3], p[4], p[5], interface_id,
                                         resource_id, p[6]))
             flat = tuple(flat)
-        self._ranges += len(flat) // 3 - len(self._changes.get(ip, ())) // 3
-        self._changes[ip] = flat
+        slot = self._slots.get(ip)
+        self._ranges += len(flat) // 3 - (0 if slot is None else len(self._flat(slot)) // 3)
+        self._store(ip, slot, flat)
 
 
 _ONE_OWNER = f'[{STATE_VERSION},%d,%d,%d,"%s","%s"]'

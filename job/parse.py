@@ -108,14 +108,37 @@ class FlowFormat:
         return " ".join(self.names)
 
 
-@dataclass
 class FlowGroup:
-    """Parsed flows of one record that fall in one window."""
-    fmt: FlowFormat
-    window_start: int
-    max_start: int
-    flows: list
-    source: str
+    """Parsed flows of one record that fall in one window: `flows`, tuples of the format's
+    fields, or `columns`, a pyarrow RecordBatch of them (the vectorised parser's, which
+    job.attribute reads as columns); `flows` are made from the columns when first asked for."""
+
+    def __init__(self, fmt: FlowFormat, window_start: int, max_start: int, flows: list = None,
+                 source: str = "", columns=None):
+        self.fmt = fmt
+        self.window_start = window_start
+        self.max_start = max_start
+        self._flows = flows
+        self.source = source
+        self.columns = columns
+
+    @property
+    def flows(self) -> list:
+        if self._flows is None:
+            self._flows = parse_columns.rows(self.columns)
+        return self._flows
+
+    def __len__(self):
+        return len(self._flows) if self._flows is not None else self.columns.num_rows
+
+    def __eq__(self, other):
+        return isinstance(other, FlowGroup) and (
+            (self.fmt, self.window_start, self.max_start, self.source, self.flows)
+            == (other.fmt, other.window_start, other.max_start, other.source, other.flows))
+
+    def __repr__(self):
+        return (f"FlowGroup({self.fmt}, {self.window_start}, {self.max_start}, "
+                f"{len(self)} flows, {self.source!r})")
 
 
 def excerpt(raw) -> str:
@@ -267,10 +290,12 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
                             limits, result))
     if not slow:
         result.counts["flows_parsed"] += len(chunk.positions)
-        result.groups.extend(FlowGroup(fmt, w, m, flows, source) for w, m, flows in chunk.groups)
+        result.groups.extend(FlowGroup(fmt, w, m, None, source, columns)
+                             for w, m, columns in chunk.groups)
         return
     # Lines the per-line parser accepted take their place among the others.
-    fast = zip(chunk.positions, (flow for _, _, flows in chunk.groups for flow in flows))
+    fast = zip(chunk.positions, (flow for _, _, columns in chunk.groups
+                                 for flow in parse_columns.rows(columns)))
     _group(fmt, source, limits.window_seconds, sorted([*fast, *slow], key=_position), result)
 
 
@@ -341,7 +366,7 @@ def _group(fmt, source, window_seconds, numbered_flows, result):
         elif start > group.max_start:
             group.max_start = start
         group.flows.append(flow)
-    result.counts["flows_parsed"] += sum(len(g.flows) for g in groups.values())
+    result.counts["flows_parsed"] += sum(len(g) for g in groups.values())
     result.groups.extend(groups.values())
 
 

@@ -4,10 +4,12 @@ import contextlib
 import logging
 import os
 
+import pyarrow as pa
 import pytest
 
 from flowdredge.operate.cluster import child_env, free_port
 from flowdredge.job.config import Config
+from flowdredge.job.parse import FlowGroup
 from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from flowdredge.job.replay import stage_flows, stage_metadata
 
@@ -63,3 +65,13 @@ def moto_server(scratch_dir):
             yield f"http://127.0.0.1:{port}"
         finally:
             server.stop()
+
+
+def column_group(group: FlowGroup) -> FlowGroup:
+    """The group as the vectorised parser makes it: its flows as a RecordBatch of the format's
+    fields, typed as job.parse_columns reads them."""
+    fmt = group.fmt
+    arrays = [pa.array(list(values), pa.int64() if i in fmt.int_positions else pa.string())
+              for i, values in enumerate(zip(*group.flows))]
+    batch = pa.RecordBatch.from_arrays(arrays, names=[f"f{i}" for i in range(len(arrays))])
+    return FlowGroup(fmt, group.window_start, group.max_start, None, group.source, batch)

@@ -1,13 +1,18 @@
 import ipaddress
 import json
+from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
+from helpers import column_group
+from flowdredge.job import attribute
 from flowdredge.job.aggregate import LatenessHorizon, is_late
-from flowdredge.job.attribute import _NOT_INTERNET, _is_private, attribute_group, unowned_owner
+from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group, packed_key,
+                                      unowned_owner)
 from flowdredge.job.ownership import MetaEvent, OwnershipIndex
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
@@ -209,3 +214,64 @@ def test_a_batch_of_ephemeral_client_ports_makes_one_row_per_service():
 def test_the_ipv4_fast_path_agrees_with_the_networks(ip):
     addr = ipaddress.ip_address(ip)
     assert _is_private(ip) == any(addr in net for net in _NOT_INTERNET if net.version == 4)
+
+
+_IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "8.8.8.8", "192.168.1.1", "2001:db8::1", "fd00::2"]
+_FORMATS = [FlowFormat.parse("srcaddr dstaddr srcport dstport protocol packets bytes start action"
+                             " tcp-flags"),
+            FlowFormat.parse("version pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets "
+                             "start bytes")]
+_flow_values = st.fixed_dictionaries({
+    "srcaddr": st.sampled_from(_IPS), "dstaddr": st.sampled_from(_IPS),
+    "pkt-srcaddr": st.none() | st.sampled_from(_IPS), "pkt-dstaddr": st.none() | st.sampled_from(_IPS),
+    "srcport": st.none() | st.sampled_from([22, 443, 5432, 40000, 65535]),
+    # Neighbouring values: a key packed with a radix one too small makes two of them one.
+    "dstport": st.none() | st.sampled_from([0, 1, 442, 443, 65534, 65535]),
+    "protocol": st.none() | st.sampled_from([0, 1, 6, 17]),
+    "packets": st.none() | st.integers(0, 10), "bytes": st.none() | st.integers(0, 2**62),
+    "start": st.integers(60, 64), "action": st.none() | st.sampled_from(["ACCEPT", "REJECT"]),
+    "tcp-flags": st.none() | st.sampled_from([2, 18, 19]), "version": st.just(5)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(58, 66),
+                          st.sampled_from(_IPS), st.sampled_from(["api", "db", "cache"])),
+                max_size=12),
+       st.sampled_from(_FORMATS), st.lists(_flow_values, min_size=1, max_size=40),
+       st.booleans())
+def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
+    """The column path (a group of columns, as the vectorised parser makes them) and the row
+    path (a group of flows) give the same partial rows in the same order, counts, enriched lines, conversations, for any index: IPs with
+    one owner, several, an UNASSIGN, none, an owner from after the flow."""
+    index = OwnershipIndex()
+    for kind, ts, ip, app in events:
+        index.apply(MetaEvent(kind, ts * 1000, ip, _owner(app, "r") if kind == ASSIGN else None))
+    flows = [tuple(v[name] for name in fmt.fields) for v in values]
+    group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
+    extra = {"window_start": 60} if late else None
+    def attributed(g):
+        return attribute_group(g, index, enriched=True, extra=extra, conversations=not late)
+
+    rows, columns = attributed(group), attributed(column_group(group))
+    # Sums past int64 added in Python.
+    with mock.patch.object(attribute, "_INT64_MAX", 40):
+        small_ints = attributed(column_group(group))
+    for out in (columns, small_ints):
+        assert list(out.partials.rows()) == list(rows.partials.rows())
+        assert out.counts == rows.counts
+        assert out.enriched == rows.enriched
+        assert list(out.conversations.rows()) == list(rows.conversations.rows())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=5).flatmap(
+           lambda radixes: st.tuples(st.just(radixes), st.lists(
+               st.tuples(*[st.integers(0, r - 1) for r in radixes]), min_size=1, max_size=30))),
+       st.integers(1, 200))
+def test_a_packed_key_tells_rows_apart_exactly_and_stays_below_its_limit(columns, limit):
+    radixes, rows = columns
+    codes = [np.array(column, np.int64) for column in zip(*rows)]
+    key = packed_key(list(zip(codes, radixes)), limit).tolist()
+    assert all((key[i] == key[j]) == (rows[i] == rows[j])
+               for i in range(len(rows)) for j in range(len(rows)))
+    assert max(key) < max(limit, len(rows) * max(radixes))

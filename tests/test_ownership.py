@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -469,3 +471,40 @@ def test_state_values_are_compact_json_and_restore_every_change(changes):
     assert encoded == json.dumps(json.loads(encoded), separators=(",", ":"))
     other = restored(index, ["10.0.0.1"])
     assert other.changes("10.0.0.1") == index.changes("10.0.0.1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(0, 20),
+                          st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y"])),
+                max_size=12),
+       st.integers(0, 22),
+       st.lists(st.tuples(st.integers(0, 20), st.sampled_from(["c", "d"]),
+                          st.sampled_from(["x", "z"])), max_size=4))
+def test_a_batch_lookup_in_arrays_answers_as_owner_at(events, horizon, after):
+    """codes_at's arrays, for IPs with one owner, and its `others` for the rest, give what
+    owner_at gives: after any arrival order, a prune that frees slots, new IPs in them, a
+    restore."""
+    index = index_of(*[(kind, ts, ip, app if kind == ASSIGN else None)
+                       for kind, ts, ip, app in events])
+    index.prune(horizon)
+    for ts, ip, app in after:
+        index.apply(MetaEvent(ASSIGN, ts, ip, owner(app)))
+    ips = ["a", "b", "c", "d", "e"] * 23
+    times = [t for t in range(-1, 22) for _ in range(5)]
+    for which in (index, restored(index, [ip for ip in "abcd" if index.changes(ip)])):
+        slots = which.slots(ips)
+        codes, others = which.codes_at(slots, np.array(times, np.int64))
+        held = which.owners(slots.tolist())
+        others = set(np.flatnonzero(others).tolist())
+        for i, (ip, t) in enumerate(zip(ips, times)):
+            changes = which.changes(ip)
+            one_owner = len(changes) == 1 and changes[0][2] is not None
+            assert (i in others) == (bool(changes) and not one_owner)
+            expected = which.owner_at(ip, t)
+            if i in others:
+                continue
+            if expected is None:
+                assert codes[i] == -1
+            else:
+                assert which.pairs[codes[i]] == (expected[0], expected[4])
+                assert held[i] is expected

@@ -390,7 +390,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
                               conversations=self.conversations and not late,
                               unowned=self.unowned, service_ports=self.service_ports)
-        n = len(group.flows)
+        n = len(group)
         out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:
             yield LATE, "\n".join(out.enriched)
