@@ -79,5 +79,5 @@ def put_flow_records(sink, records, partition_key: str = None) -> None:
 
 
 def put_changelog_lines(sink, lines) -> None:
-    sink.put([{"Data": line.encode("utf-8"), "PartitionKey": METADATA_PARTITION_KEY}
-              for line in lines if line.strip()])
+    """Many lines to a record, as the publisher writes them (KinesisSink.put_lines)."""
+    sink.put_lines([line.encode("utf-8") for line in lines if line.strip()])

@@ -84,16 +84,21 @@ class StreamReader:
         shard = client.list_shards(StreamName=STREAM)["Shards"][0]["ShardId"]
         self.iterator = client.get_shard_iterator(StreamName=STREAM, ShardId=shard,
                                                   ShardIteratorType="LATEST")["ShardIterator"]
+        self.records = 0
 
     def read(self, expected):
-        records, deadline = [], time.monotonic() + 20
-        while len(records) < expected and time.monotonic() < deadline:
+        """The events of the records read until `expected` events came; `self.records` counts
+        the records."""
+        events, deadline = [], time.monotonic() + 20
+        while len(events) < expected and time.monotonic() < deadline:
             answer = self.client.get_records(ShardIterator=self.iterator, Limit=1000)
             self.iterator = answer["NextShardIterator"]
-            records += [json.loads(r["Data"]) for r in answer["Records"]]
+            events += [json.loads(line) for r in answer["Records"]
+                       for line in r["Data"].split(b"\n")]
+            self.records += len(answer["Records"])
             if not answer["Records"]:
                 time.sleep(0.1)
-        return records
+        return events
 
 
 def test_batches_arrive_in_order_with_heartbeats_last(kinesis):
@@ -104,6 +109,7 @@ def test_batches_arrive_in_order_with_heartbeats_last(kinesis):
     events = changes + [{"type": "HEARTBEAT", "ts": T0 + 700}]
     KinesisSink(kinesis, STREAM, "ip-metadata").write(events)
     assert reader.read(len(events)) == events
+    assert reader.records == 2   # the changes in one record, the HEARTBEAT in one of its own
 
 
 def test_a_poll_reaches_the_stream_as_the_job_reads_it(kinesis):

@@ -19,7 +19,8 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import EventTail, Publisher
-from flowdredge.connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, encode,
+                                                  write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
 
 pytestmark = pytest.mark.unit
@@ -578,29 +579,57 @@ class StubKinesis:
         self.fail_always = set(fail_always)
 
     def put_records(self, Records, StreamName):
-        self.calls.append([json.loads(r["Data"]) for r in Records])
+        """A call is recorded as its records, each the list of its events."""
+        records = [[json.loads(line) for line in r["Data"].split(b"\n")] for r in Records]
+        self.calls.append(records)
         if self.error:
             raise client_error(self.error)
         results = []
-        for record in Records:
-            ip = json.loads(record["Data"]).get("ip")
-            if ip in self.fail_once or ip in self.fail_always:
-                self.fail_once.discard(ip)
+        for events in records:
+            ips = {e.get("ip") for e in events}
+            if ips & (self.fail_once | self.fail_always):
+                self.fail_once -= ips
                 results.append({"ErrorCode": "ProvisionedThroughputExceededException"})
             else:
                 results.append({"SequenceNumber": "1", "ShardId": "shardId-0"})
         return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
 
 
+def test_kinesis_sink_packs_events_into_records_in_order():
+    events = [{"type": "ASSIGN", "ts": 1, "ip": f"10.0.{i // 250}.{i % 250}", "app": "a" * (i % 9)}
+              for i in range(5000)]
+    for record_bytes in (60, 200, 4096, 2**20):
+        stub = StubKinesis()
+        KinesisSink(stub, "meta", "ip-metadata", record_bytes=record_bytes).write(
+            events + [{"type": "HEARTBEAT", "ts": 2}])
+        records = [record for call in stub.calls for record in call]
+        assert [e for record in records for e in record] == events + [{"type": "HEARTBEAT",
+                                                                       "ts": 2}]
+        assert records[-1] == [{"type": "HEARTBEAT", "ts": 2}] and len(stub.calls[-1]) == 1
+        sizes = [len("\n".join(map(encode, record))) + len("ip-metadata") for record in records]
+        # Full records: the next event would not have fitted (an event alone may be larger).
+        assert all(size <= record_bytes or len(record) == 1
+                   for size, record in zip(sizes, records))
+        assert all(size + 1 + len(encode(following[0])) > record_bytes
+                   for size, following in zip(sizes, records[1:-1]))
+    assert len(records) == 2   # 5,000 events in one record of at most 1 MiB, the HEARTBEAT
+
+
 def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
     events = [{"type": "ASSIGN", "ts": 1, "ip": f"10.0.0.{i}", "app": "a"} for i in range(700)]
     events.append({"type": "HEARTBEAT", "ts": 2})
     stub, delays = StubKinesis(fail_once={"10.0.0.3", "10.0.0.600"}), []
-    KinesisSink(stub, "meta", "ip-metadata", sleep=delays.append).write(events)
+    # One event a record: a record of 47 bytes at most.
+    KinesisSink(stub, "meta", "ip-metadata", sleep=delays.append, record_bytes=60).write(events)
     assert [len(c) for c in stub.calls] == [500, 1, 200, 1, 1]
-    assert stub.calls[1] == [events[3]] and stub.calls[3] == [events[600]]
-    assert stub.calls[-1] == [{"type": "HEARTBEAT", "ts": 2}]
+    assert stub.calls[1] == [[events[3]]] and stub.calls[3] == [[events[600]]]
+    assert stub.calls[-1] == [[{"type": "HEARTBEAT", "ts": 2}]]
     assert delays == [0.2, 0.2]
+    # Many events a record: the failed record is sent again whole.
+    stub = StubKinesis(fail_once={"10.0.0.3"})
+    KinesisSink(stub, "meta", "ip-metadata", sleep=lambda s: None, record_bytes=4096).write(events)
+    assert [e for record in stub.calls[0] for e in record] == events[:-1]
+    assert len(stub.calls[0]) > 1 and stub.calls[1] == [stub.calls[0][0]]
     with pytest.raises(SinkError, match="ResourceNotFoundException"):
         KinesisSink(StubKinesis(error="ResourceNotFoundException"), "meta", "k").write(events[:1])
     # A call that failed as a whole was retried by the client's botocore: not again here.
@@ -611,7 +640,8 @@ def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
     # A record reported as failed every time: `max_attempts` calls, then the batch fails.
     failing = StubKinesis(fail_always={"10.0.0.1"})
     with pytest.raises(SinkError, match="after 3 attempt.*1 record.*ProvisionedThroughput"):
-        KinesisSink(failing, "meta", "k", max_attempts=3, sleep=lambda s: None).write(events[:2])
+        KinesisSink(failing, "meta", "k", max_attempts=3, sleep=lambda s: None,
+                    record_bytes=60).write(events[:2])
     assert [len(c) for c in failing.calls] == [2, 1, 1]
 
 

@@ -16,6 +16,11 @@ from flowdredge.schemas.metadata import HEARTBEAT
 
 KINESIS_MAX_RECORDS = 500
 KINESIS_MAX_BYTES = 5 * 1024 * 1024
+# A changelog record holds many events, one per line, up to this size (Kinesis's largest record,
+# partition key included). A shard takes 1,000 records or 1 MiB a second, and the job parses a
+# record in one call (in columns from 1,024 lines, job.changelog_columns): a snapshot of 1M IPs
+# is then about 200 records, not a million.
+KINESIS_RECORD_BYTES = 1024 * 1024
 
 
 class SinkError(RuntimeError):
@@ -47,19 +52,22 @@ class FileSink:
 
 
 class KinesisSink:
-    """PutRecords in batches (500 records, 5 MB). The client's botocore retries a call that
-    fails (throttled, 5xx, connection); records a call took but reported as failed (partial
-    success, which botocore does not retry) are sent again here, with exponential backoff, up to
-    `max_attempts` times. HEARTBEATs go in a call of their own once every change before them is
-    in the stream, so none can overtake a change it covers."""
+    """Events as JSON lines, as many to a record as `record_bytes` holds, in order; PutRecords in
+    batches (500 records, 5 MB). The client's botocore retries a call that fails (throttled,
+    5xx, connection); records a call took but reported as failed (partial success, which
+    botocore does not retry) are sent again here, with exponential backoff, up to
+    `max_attempts` times. HEARTBEATs go in a record and a call of their own once every change
+    before them is in the stream, so none can overtake a change it covers."""
 
     def __init__(self, client, stream: str, partition_key: str,
                  max_attempts: int = OutputSection.max_attempts,
-                 base_delay_s: float = 0.2, sleep=time.sleep):
+                 base_delay_s: float = 0.2, sleep=time.sleep,
+                 record_bytes: int = KINESIS_RECORD_BYTES):
         self.client = client
         self.stream = ({"StreamARN": stream} if stream.startswith("arn:")
                        else {"StreamName": stream})
         self.partition_key = partition_key
+        self.record_bytes = record_bytes
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.sleep = sleep
@@ -76,8 +84,21 @@ class KinesisSink:
         self._put_all(pending)
 
     def _put_all(self, events: list) -> None:
-        self.put([{"Data": encode(event).encode("utf-8"), "PartitionKey": self.partition_key}
-                  for event in events])
+        self.put_lines([encode(event).encode("utf-8") for event in events])
+
+    def put_lines(self, lines: list) -> None:
+        """Lines (bytes), in order, as many to a record as `record_bytes` holds."""
+        room = self.record_bytes - len(self.partition_key.encode("utf-8"))
+        records, record, size = [], [], -1
+        for line in lines:
+            if record and size + 1 + len(line) > room:
+                records.append(b"\n".join(record))
+                record, size = [], -1
+            record.append(line)
+            size += 1 + len(line)
+        if record:
+            records.append(b"\n".join(record))
+        self.put([{"Data": data, "PartitionKey": self.partition_key} for data in records])
 
     def put(self, records: list) -> None:
         """Any records ({"Data": bytes, "PartitionKey": str}), in order, in as few calls as the
