@@ -143,31 +143,22 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     views report it in its logged direction.
 
     `extra` fields are added to each enriched line (the late output adds `window_start`).
-    A group of columns (the vectorised parser's) is attributed on its columns, a group of
-    flows flow by flow: the same result (tests/test_attribute.py holds the two to it).
+    A group of columns (the vectorised parser's) is attributed on its columns when only the
+    partial aggregates are asked for; otherwise, and for a group of flows, flow by flow, in
+    one loop with the enriched lines' and conversations' work (on columns, the conversations,
+    about one a flow in the bench, cost more: docs/performance.md, run 17). Either way the
+    same result (tests/test_attribute.py holds the two to it).
     """
-    fmt = group.fmt
-    out = Attributed()
-    attribute = _attribute_rows if group.columns is None else _attribute_columns
-    ends = attribute(group, index, unowned, out, enriched or conversations)
-    if conversations:
-        _add_conversations(out.conversations, group, *ends, service_ports)
-    if enriched:
-        out.enriched = enriched_writer(fmt).lines(group.flows, ends[0], ends[1],
-                                                  fmt.pos.get("tcp-flags"), extra)
-    return out
+    if group.columns is not None and not enriched and not conversations:
+        out = Attributed()
+        _attribute_columns(group, index, unowned, out)
+        return out
+    return _attribute_rows(group, index, enriched, extra, conversations, unowned, service_ports)
 
 
-def _count_ends(counts: Counter, side: str, owned: int, by_app: Counter) -> None:
-    if owned:
-        counts[f"{side}_owned"] += owned
-    for app, n in by_app.items():
-        counts[f"{side}_{_count_key(app)}"] += n
-
-
-def _attribute_rows(group, index, unowned, out, keep_owners):
-    """Flow by flow: the partial aggregates and counts into `out`; (src owners, dst owners,
-    src addresses, dst addresses) when `keep_owners`, else Nones."""
+def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, extra: dict,
+                    conversations: bool, unowned, service_ports: frozenset) -> Attributed:
+    """attribute_group flow by flow."""
     fmt = group.fmt
     pkt_src, src = _end_positions(fmt, "pkt-srcaddr", "srcaddr")
     pkt_dst, dst = _end_positions(fmt, "pkt-dstaddr", "dstaddr")
@@ -177,9 +168,13 @@ def _attribute_rows(group, index, unowned, out, keep_owners):
     action = fmt.pos.get("action")
     packets = fmt.pos.get("packets")
     nbytes = fmt.pos.get("bytes")
-    srcs, dsts, src_ips, dst_ips = [], [], [], []
+    sport = fmt.pos.get("srcport")
+    tcp_flags = fmt.pos.get("tcp-flags")
+    srcs, dsts = [], []   # each flow's owners, for the enriched lines
     owner_at = index.owner_at
+    out = Attributed()
     partial_sums = out.partials.sums
+    add_conversation = out.conversations.add if conversations else None
     # Ends without an owner by app; owned ends as plain ints, the common case.
     src_unowned, dst_unowned = Counter(), Counter()
     src_owned = dst_owned = 0
@@ -200,12 +195,13 @@ def _attribute_rows(group, index, unowned, out, keep_owners):
             dst_unowned[d[_APP]] += 1
         else:
             dst_owned += 1
+        dst_port = flow[dport] if dport is not None else None
+        protocol = flow[proto] if proto is not None else None
+        verdict = flow[action] if action is not None else None
         n_packets = (flow[packets] or 0) if packets is not None else 0
         n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
-        key = (window_start, s[_APP], s[_REGION], d[_APP], d[_REGION],
-               flow[dport] if dport is not None else None,
-               flow[proto] if proto is not None else None,
-               flow[action] if action is not None else None)
+        key = (window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol,
+               verdict)
         sums = partial_sums.get(key)
         if sums is None:
             partial_sums[key] = [1, n_packets, n_bytes]
@@ -213,20 +209,35 @@ def _attribute_rows(group, index, unowned, out, keep_owners):
             sums[0] += 1
             sums[1] += n_packets
             sums[2] += n_bytes
-        if keep_owners:
+        if add_conversation is not None:
+            src_port = flow[sport] if sport is not None else None
+            if client_is_source(src_port, dst_port,
+                                flow[tcp_flags] if tcp_flags is not None else None,
+                                service_ports):
+                add_conversation((window_start, s[_APP], src_ip, d[_APP], dst_ip, d[_RESOURCE],
+                                  dst_port, None, protocol, verdict), True, n_packets, n_bytes)
+            else:
+                add_conversation((window_start, d[_APP], dst_ip, s[_APP], src_ip, s[_RESOURCE],
+                                  src_port, dst_port if verdict == REJECT else None, protocol,
+                                  verdict), False, n_packets, n_bytes)
+        if enriched:
             srcs.append(s)
             dsts.append(d)
-            src_ips.append(src_ip)
-            dst_ips.append(dst_ip)
-    _count_ends(out.counts, "src", src_owned, src_unowned)
-    _count_ends(out.counts, "dst", dst_owned, dst_unowned)
-    return (srcs, dsts, src_ips, dst_ips) if keep_owners else (None,) * 4
+    if enriched:
+        out.enriched = enriched_writer(fmt).lines(group.flows, srcs, dsts, tcp_flags, extra)
+    counts = out.counts
+    for side, owned, by_app in (("src", src_owned, src_unowned), ("dst", dst_owned, dst_unowned)):
+        if owned:
+            counts[f"{side}_owned"] += owned
+        for app, n in by_app.items():
+            counts[f"{side}_{_count_key(app)}"] += n
+    return out
 
 
-def _attribute_columns(group, index, unowned, out, keep_owners):
-    """_attribute_rows on the group's arrow columns: the owners of the IPs with one owner
-    since their first change by OwnershipIndex.codes_at, the others one by one, the partial
-    aggregates by np.unique on one integer key per flow."""
+def _attribute_columns(group, index, unowned, out) -> None:
+    """The partial aggregates and counts of _attribute_rows on the group's arrow columns: the
+    owners of the IPs with one owner since their first change by OwnershipIndex.codes_at, the
+    others one by one, the sums by np.unique on one integer key per flow."""
     fmt = group.fmt
     batch = group.columns
     n = batch.num_rows
@@ -238,8 +249,8 @@ def _attribute_columns(group, index, unowned, out, keep_owners):
     t_ms = column("start").to_numpy() * 1000
     src = _addresses(column("pkt-srcaddr"), column("srcaddr"))
     dst = _addresses(column("pkt-dstaddr"), column("dstaddr"))
-    src_codes, src_owners = _owners(index, src, t_ms, unowned, out.counts, "src", keep_owners)
-    dst_codes, dst_owners = _owners(index, dst, t_ms, unowned, out.counts, "dst", keep_owners)
+    src_codes = _owner_codes(index, src, t_ms, unowned, out.counts, "src")
+    dst_codes = _owner_codes(index, dst, t_ms, unowned, out.counts, "dst")
     dims = [_codes(column(name), n) for name in ("dstport", "protocol", "action")]
     key = packed_key([(src_codes, len(index.pairs))]
                      + [(codes, len(values)) for codes, values in dims]
@@ -263,10 +274,6 @@ def _attribute_columns(group, index, unowned, out, keep_owners):
             *sides, *values, counts, packets, nbytes):
         partial_sums[(window_start, s[0], s[1], d[0], d[1], port, protocol, action)] = [
             flows, n_packets, n_bytes]
-    if keep_owners:
-        return (src_owners, dst_owners, src.to_numpy(zero_copy_only=False).tolist(),
-                dst.to_numpy(zero_copy_only=False).tolist())
-    return (None,) * 4
 
 
 def packed_key(columns, limit: int = _INT64_MAX) -> np.ndarray:
@@ -290,30 +297,24 @@ def _addresses(pkt, plain):
     return plain if pkt is None else pc.coalesce(pkt, plain)
 
 
-def _owners(index, addresses, t_ms, unowned, counts, side, keep_owners) -> tuple:
-    """(pair codes, owner tuples when `keep_owners`) of the ends `addresses` at `t_ms`; their
-    counts. Each distinct address is looked up once; only IPs with changes other than one
+def _owner_codes(index, addresses, t_ms, unowned, counts, side) -> np.ndarray:
+    """The pair codes of the ends `addresses`' owners at `t_ms`; their counts. Each distinct address is looked up once; only IPs with changes other than one
     owner are looked up flow by flow."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary.to_numpy(zero_copy_only=False).tolist()
     at = encoded.indices.to_numpy().astype(np.int64)
     slots = index.slots(distinct)[at]
     codes, others = index.codes_at(slots, t_ms)
-    owners = index.owners(slots.tolist()) if keep_owners else None
     pair_code = index.pair_code
     # Ends with no owner at their time from the arrays: an address's unowned owner (and
     # code) does not depend on the time.
     plain = np.flatnonzero((codes < 0) & ~others)
     unowned_codes = np.empty(len(distinct), np.int64)
-    unowned_owners = {}
     for d in np.unique(at[plain]).tolist():
-        o = unowned_owners[d] = unowned(distinct[d])
+        o = unowned(distinct[d])
         unowned_codes[d] = pair_code(o[_APP], o[_REGION])
     codes[plain] = unowned_codes[at[plain]]
     unowned_ends = [codes[plain]]
-    if keep_owners:
-        for i, d in zip(plain.tolist(), at[plain].tolist()):
-            owners[i] = unowned_owners[d]
     owner_at = index.owner_at
     positions = np.flatnonzero(others)
     found, unowned_here = [], []
@@ -327,15 +328,16 @@ def _owners(index, addresses, t_ms, unowned, counts, side, keep_owners) -> tuple
     if len(positions):
         codes[positions] = [pair_code(o[_APP], o[_REGION]) for o in found]
         unowned_ends.append(np.array(unowned_here, np.int64))
-        if keep_owners:
-            for i, o in zip(positions.tolist(), found):
-                owners[i] = o
     by_code = np.unique(np.concatenate(unowned_ends), return_counts=True)
     by_app = Counter()
     for code, n_ends in zip(*(values.tolist() for values in by_code)):
         by_app[index.pairs[code][0]] += n_ends
-    _count_ends(counts, side, len(codes) - sum(by_app.values()), by_app)
-    return codes, owners
+    owned = len(codes) - sum(by_app.values())
+    if owned:
+        counts[f"{side}_owned"] += owned
+    for app, n_ends in by_app.items():
+        counts[f"{side}_{_count_key(app)}"] += n_ends
+    return codes
 
 
 def _codes(column, n) -> tuple:
@@ -358,30 +360,3 @@ def _sums(column, n, inverse, by_key, bounds) -> list:
     for k, v in zip(inverse.tolist(), values.tolist()):
         totals[k] += v
     return totals
-
-
-def _add_conversations(conversations, group, srcs, dsts, src_ips, dst_ips,
-                       service_ports) -> None:
-    fmt = group.fmt
-    get = fmt.pos.get
-    dport, proto, action = get("dstport"), get("protocol"), get("action")
-    packets, nbytes = get("packets"), get("bytes")
-    sport, tcp_flags = get("srcport"), get("tcp-flags")
-    add = conversations.add
-    window_start = group.window_start
-    for flow, s, d, src_ip, dst_ip in zip(group.flows, srcs, dsts, src_ips, dst_ips):
-        dst_port = flow[dport] if dport is not None else None
-        protocol = flow[proto] if proto is not None else None
-        verdict = flow[action] if action is not None else None
-        n_packets = (flow[packets] or 0) if packets is not None else 0
-        n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
-        src_port = flow[sport] if sport is not None else None
-        if client_is_source(src_port, dst_port,
-                            flow[tcp_flags] if tcp_flags is not None else None,
-                            service_ports):
-            add((window_start, s[_APP], src_ip, d[_APP], dst_ip, d[_RESOURCE],
-                 dst_port, None, protocol, verdict), True, n_packets, n_bytes)
-        else:
-            add((window_start, d[_APP], dst_ip, s[_APP], src_ip, s[_RESOURCE],
-                 src_port, dst_port if verdict == REJECT else None, protocol,
-                 verdict), False, n_packets, n_bytes)

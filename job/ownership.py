@@ -380,12 +380,6 @@ class OwnershipIndex:
         others[known[code < 0]] = True
         return codes, others
 
-    def owners(self, slots: list) -> list:
-        """What each slot holds, by position: for the slots of IPs with one owner since their
-        first change (codes_at found them), their owner; None for -1."""
-        held = self._held
-        return [held[slot] if slot >= 0 else None for slot in slots]
-
     def prune(self, horizon_ms: int) -> tuple:
         """Forgets what no flow at or after `horizon_ms` can need. Returns the IPs whose
         changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left."""

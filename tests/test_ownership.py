@@ -494,7 +494,6 @@ def test_a_batch_lookup_in_arrays_answers_as_owner_at(events, horizon, after):
     for which in (index, restored(index, [ip for ip in "abcd" if index.changes(ip)])):
         slots = which.slots(ips)
         codes, others = which.codes_at(slots, np.array(times, np.int64))
-        held = which.owners(slots.tolist())
         others = set(np.flatnonzero(others).tolist())
         for i, (ip, t) in enumerate(zip(ips, times)):
             changes = which.changes(ip)
@@ -507,4 +506,3 @@ def test_a_batch_lookup_in_arrays_answers_as_owner_at(events, horizon, after):
                 assert codes[i] == -1
             else:
                 assert which.pairs[codes[i]] == (expected[0], expected[4])
-                assert held[i] is expected
