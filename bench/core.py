@@ -11,7 +11,8 @@ window's close (decode, merge, every view: job.security.window_results). For com
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
 path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
 shared machine falls on both; their results are checked equal. Times are the CPU time of this
-process (the reader runs on this thread: use_threads off).
+process (the reader runs on this thread: use_threads off). The groups' count and mean size are
+reported too: the column path's fixed cost is per group (docs/performance.md, run 18).
 """
 import argparse
 import json
@@ -82,7 +83,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
     for raw in records:
         _parse_per_line(raw, config)
     by_kind = {}
-    flows = 0
+    flows = groups = column_groups = 0
     for n, raw in enumerate(records):
         # Alternate which parser meets a record first (caches: addresses, formats).
         for stage in (("parse", "parse, per line") if n % 2 else ("parse, per line", "parse")):
@@ -101,11 +102,13 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
         kind["flows"] += result.counts["flows_parsed"]
         for group in result.groups:
             flows += len(group)
+            groups += 1
             began = clock()
             payload = encode_group(group)
             encoded = clock()
             group = decode_group(payload, group.window_start, group.max_start)
             decoded = clock()
+            column_groups += group.columns is not None
             seconds["encode"] += encoded - began
             seconds["decode"] += decoded - encoded
             for stage, options in (("attribute", {}), ("attribute + enriched", {"enriched": True}),
@@ -132,6 +135,9 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
     path = seconds["parse"] + seconds["encode"] + seconds["decode"] + seconds["attribute"]
     per_line_path = path - seconds["parse"] + seconds["parse, per line"]
     return {"flows": flows, "records": len(records), "changelog_events": events,
+            # The column path's fixed cost is per group: its share of a flow follows their size.
+            "groups": groups, "groups_as_columns": column_groups,
+            "flows_per_group": round(flows / max(groups, 1), 1),
             "changelog_us_per_event": {k: round(1e6 * v / max(events, 1), 2)
                                        for k, v in changelog.items()},
             "stages": stages, "parse_by_record_kind": parse_by_kind,

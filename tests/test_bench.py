@@ -87,6 +87,9 @@ def test_core_measures_every_stage_on_what_it_staged(tmp_path):
     with open(g.metadata_file) as fh:
         assert result["changelog_events"] == sum(1 for line in fh if line.strip())
     assert result["flows"] == g.flow_lines
+    assert 0 < result["groups"] <= result["flows"]
+    assert 0 <= result["groups_as_columns"] <= result["groups"]
+    assert result["flows_per_group"] == round(result["flows"] / result["groups"], 1)
     assert set(result["changelog_us_per_event"]) == {"parse", "encode", "decode", "apply",
                                                      "state entries"}
     assert all(stage["seconds"] >= 0 for stage in result["stages"].values())
