@@ -162,7 +162,6 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     fmt = group.fmt
     pkt_src, src = _end_positions(fmt, "pkt-srcaddr", "srcaddr")
     pkt_dst, dst = _end_positions(fmt, "pkt-dstaddr", "dstaddr")
-    start_pos = fmt.start_pos
     dport = fmt.pos.get("dstport")
     proto = fmt.pos.get("protocol")
     action = fmt.pos.get("action")
@@ -171,7 +170,6 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     sport = fmt.pos.get("srcport")
     tcp_flags = fmt.pos.get("tcp-flags")
     srcs, dsts = [], []   # each flow's owners, for the enriched lines
-    owner_at = index.owner_at
     out = Attributed()
     partial_sums = out.partials.sums
     add_conversation = out.conversations.add if conversations else None
@@ -179,17 +177,15 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     src_unowned, dst_unowned = Counter(), Counter()
     src_owned = dst_owned = 0
     window_start = group.window_start
-    for flow in group.flows:
-        t_ms = flow[start_pos] * 1000
+    src_owners, dst_owners = _owners(group, index)
+    for flow, s, d in zip(group.flows, src_owners, dst_owners):
         src_ip = (pkt_src is not None and flow[pkt_src]) or flow[src]
         dst_ip = (pkt_dst is not None and flow[pkt_dst]) or flow[dst]
-        s = owner_at(src_ip, t_ms)
         if s is None:
             s = unowned(src_ip)
             src_unowned[s[_APP]] += 1
         else:
             src_owned += 1
-        d = owner_at(dst_ip, t_ms)
         if d is None:
             d = unowned(dst_ip)
             dst_unowned[d[_APP]] += 1
@@ -232,6 +228,30 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
         for app, n in by_app.items():
             counts[f"{side}_{_count_key(app)}"] += n
     return out
+
+
+def _owners(group: FlowGroup, index: OwnershipIndex) -> tuple:
+    """Each flow's source and destination owners at its start (None: no owner): from the
+    columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
+    fmt = group.fmt
+    if group.columns is not None:
+        batch = group.columns
+
+        def column(name):
+            position = fmt.pos.get(name)
+            return None if position is None else batch.column(position)
+
+        t_ms = column("start").to_numpy() * 1000
+        return tuple(index.owners_at(_addresses(column(f"pkt-{side}"), column(side)), t_ms)
+                     for side in ("srcaddr", "dstaddr"))
+    owner_at = index.owner_at
+    start = fmt.start_pos
+    ends = []
+    for pkt, plain in (_end_positions(fmt, "pkt-srcaddr", "srcaddr"),
+                       _end_positions(fmt, "pkt-dstaddr", "dstaddr")):
+        ends.append([owner_at((pkt is not None and flow[pkt]) or flow[plain],
+                              flow[start] * 1000) for flow in group.flows])
+    return tuple(ends)
 
 
 def _attribute_columns(group, index, unowned, out) -> None:
@@ -301,7 +321,7 @@ def _owner_codes(index, addresses, t_ms, unowned, counts, side) -> np.ndarray:
     """The pair codes of the ends `addresses`' owners at `t_ms`; their counts. Each distinct address is looked up once; only IPs with changes other than one
     owner are looked up flow by flow."""
     encoded = pc.dictionary_encode(addresses)
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).tolist()
+    distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)
     slots = index.slots(distinct)[at]
     codes, others = index.codes_at(slots, t_ms)
@@ -310,16 +330,16 @@ def _owner_codes(index, addresses, t_ms, unowned, counts, side) -> np.ndarray:
     # code) does not depend on the time.
     plain = np.flatnonzero((codes < 0) & ~others)
     unowned_codes = np.empty(len(distinct), np.int64)
-    for d in np.unique(at[plain]).tolist():
-        o = unowned(distinct[d])
+    needed = np.unique(at[plain])
+    for d, ip in zip(needed.tolist(), distinct.take(needed).to_pylist()):
+        o = unowned(ip)
         unowned_codes[d] = pair_code(o[_APP], o[_REGION])
     codes[plain] = unowned_codes[at[plain]]
     unowned_ends = [codes[plain]]
     owner_at = index.owner_at
     positions = np.flatnonzero(others)
     found, unowned_here = [], []
-    for ip, t in zip(map(distinct.__getitem__, at[positions].tolist()),
-                     t_ms[positions].tolist()):
+    for ip, t in zip(distinct.take(at[positions]).to_pylist(), t_ms[positions].tolist()):
         o = owner_at(ip, t)
         if o is None:
             o = unowned(ip)

@@ -10,11 +10,12 @@ import json
 import re
 from array import array
 from bisect import insort_right
-from itertools import repeat
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowdredge.job import changelog_columns
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
@@ -259,6 +260,11 @@ class OwnershipIndex:
         self._new_parts = []   # (number, part) numbered since state_entries last ran
         self._next_part = 0
         self._ts_last = None   # the latest change's ts: a snapshot's changes share one object
+        # The IPv4 addresses' slots as (sorted address ints, their slots), for slots(); a
+        # removed IP's slot there is -1 at once (its slot may go to another IP). IPs added since
+        # it was built are looked up in the dict; it is built again once they are many.
+        self._ipv4 = None
+        self._added = 0
 
     def __len__(self):
         return len(self._slots)
@@ -296,6 +302,7 @@ class OwnershipIndex:
                 self._ts.append(0)
                 self._code.append(FREE)
             self._slots[ip] = slot
+            self._added += 1
         if len(flat) == 3 and flat[2] is not None:
             owner = flat[2]
             self._ts[slot] = flat[0]
@@ -310,6 +317,12 @@ class OwnershipIndex:
         self._held[slot] = None
         self._code[slot] = FREE
         self._free.append(slot)
+        if self._ipv4 is not None and _is_canonical_ipv4(ip):
+            keys, slots = self._ipv4
+            key = _ipv4_int(ip)
+            at = int(np.searchsorted(keys, key))
+            if at < len(keys) and keys[at] == key:
+                slots[at] = -1
 
     def _shared(self, o: tuple) -> tuple:
         # Written out, as OWNER_FIELDS orders them: interface_id and resource_id (o[6], o[7])
@@ -357,9 +370,71 @@ class OwnershipIndex:
                 return flat[i + 2]
         return None
 
-    def slots(self, ips) -> np.ndarray:
-        """The slot of each IP (-1: not in the index), for codes_at and owners."""
-        return np.array(list(map(self._slots.get, ips, repeat(-1))), np.int64)
+    def slots(self, addresses) -> np.ndarray:
+        """The slot of each address (-1: not in the index), for codes_at: `addresses` valid
+        IP addresses (ipaddress accepts them, as the parsers made sure), a pyarrow string
+        array without nulls or a list of str. IPv4 addresses (those without a colon: ipaddress
+        accepts no other form of them than the one it writes) are looked up as integers, by
+        np.searchsorted in a sorted array, 4.5 MB at 560,000 IPs; the dict's keys, strings
+        scattered in the heap, cost a few cache misses each there: 0.6-0.7 us an address
+        against 0.35-0.4 (docs/performance.md, run 19). IPv6 addresses, and the IPv4 ones
+        added since that array was built, in the dict."""
+        if not isinstance(addresses, pa.Array):
+            addresses = pa.array(addresses, pa.string())
+        found = np.full(len(addresses), -1, np.int64)
+        keys, slots = self._ipv4_table()
+        ipv6 = pc.match_substring(addresses, ":").to_numpy(zero_copy_only=False)
+        at_ipv4 = np.flatnonzero(~ipv6)
+        if len(at_ipv4) and len(keys):
+            wanted = _ipv4_ints(addresses if len(at_ipv4) == len(addresses)
+                                else addresses.take(at_ipv4))
+            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            found[at_ipv4] = np.where(keys[at] == wanted, slots[at], -1)
+        # With no IP added since the array was built, an IPv4 address not in it is in no slot.
+        rest = np.flatnonzero(ipv6 if self._added == 0 else found < 0)
+        if len(rest):
+            get = self._slots.get
+            found[rest] = [get(ip, -1) for ip in addresses.take(rest).to_pylist()]
+        return found
+
+    def _ipv4_table(self) -> tuple:
+        """self._ipv4, built again when the IPs added since are more than half of it (a snapshot
+        of n IPs applied between lookups costs about three builds of n)."""
+        if self._ipv4 is None or self._added > len(self._ipv4[0]) // 2 + 1024:
+            ips = pa.array(list(self._slots), pa.string())
+            slots = np.fromiter(self._slots.values(), np.int64, len(ips))
+            at_ipv4 = np.flatnonzero(
+                pc.match_substring_regex(ips, IPV4_PATTERN).to_numpy(zero_copy_only=False))
+            keys = _ipv4_ints(ips.take(at_ipv4))
+            order = np.argsort(keys, kind="stable")
+            self._ipv4 = (keys[order], slots[at_ipv4][order])
+            self._added = 0
+        return self._ipv4
+
+    def owners_at(self, addresses, t_ms: np.ndarray) -> list:
+        """owner_at of each address (as for `slots`) at its time in `t_ms`, None where none:
+        the IPs with one owner since their first change from the arrays, the others one by
+        one."""
+        if not isinstance(addresses, pa.Array):
+            addresses = pa.array(addresses, pa.string())
+        encoded = pc.dictionary_encode(addresses)
+        at = encoded.indices.to_numpy().astype(np.int64)
+        slots = self.slots(encoded.dictionary)[at]
+        codes, others = self.codes_at(slots, t_ms)
+        held = self._held
+        if not held:
+            return [None] * len(addresses)
+        # Slot 0 stands in where the arrays found no owner, and is then replaced.
+        owners = list(map(held.__getitem__, np.where(codes >= 0, slots, 0).tolist()))
+        for i in np.flatnonzero(codes < 0).tolist():
+            owners[i] = None
+        positions = np.flatnonzero(others)
+        owner_at = self.owner_at
+        for i, ip, t in zip(positions.tolist(),
+                            encoded.dictionary.take(at[positions]).to_pylist(),
+                            t_ms[positions].tolist()):
+            owners[i] = owner_at(ip, t)
+        return owners
 
     def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:
         """A batch's lookup in arrays: (codes, others) for the IPs in `slots` at the times
@@ -494,6 +569,18 @@ class OwnershipIndex:
         slot = self._slots.get(ip)
         self._ranges += len(flat) // 3 - (0 if slot is None else len(self._flat(slot)) // 3)
         self._store(ip, slot, flat)
+
+
+def _ipv4_int(ip: str) -> int:
+    a, b, c, d = ip.split(".")
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def _ipv4_ints(addresses: pa.Array) -> np.ndarray:
+    """_ipv4_int of each address (dotted quads), as int64."""
+    octets = pc.cast(pc.split_pattern(addresses, ".").flatten(), pa.int64()).to_numpy()
+    octets = octets.reshape(-1, 4)
+    return (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
 
 
 _ONE_OWNER = f'[{STATE_VERSION},%d,%d,%d,"%s","%s"]'

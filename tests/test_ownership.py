@@ -473,6 +473,10 @@ def test_state_values_are_compact_json_and_restore_every_change(changes):
     assert other.changes("10.0.0.1") == index.changes("10.0.0.1")
 
 
+# IPv4 addresses are looked up in a sorted array, IPv6 ones in the dict (OwnershipIndex.slots).
+IP = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "fd00::3", "d": "10.0.0.4", "e": "10.0.0.5"}
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(0, 20),
                           st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y"])),
@@ -482,19 +486,23 @@ def test_state_values_are_compact_json_and_restore_every_change(changes):
                           st.sampled_from(["x", "z"])), max_size=4))
 def test_a_batch_lookup_in_arrays_answers_as_owner_at(events, horizon, after):
     """codes_at's arrays, for IPs with one owner, and its `others` for the rest, give what
-    owner_at gives: after any arrival order, a prune that frees slots, new IPs in them, a
+    owner_at gives, and so does owners_at: after any arrival order, a prune that frees slots
+    (after a lookup, so that the IPv4 array holds the pruned IPs), new IPs in them, a
     restore."""
-    index = index_of(*[(kind, ts, ip, app if kind == ASSIGN else None)
+    index = index_of(*[(kind, ts, IP[ip], app if kind == ASSIGN else None)
                        for kind, ts, ip, app in events])
+    ips = [IP[ip] for ip in "abcde"] * 23
+    times = [t for t in range(-1, 22) for _ in range(5)]
+    index.slots(ips)
     index.prune(horizon)
     for ts, ip, app in after:
-        index.apply(MetaEvent(ASSIGN, ts, ip, owner(app)))
-    ips = ["a", "b", "c", "d", "e"] * 23
-    times = [t for t in range(-1, 22) for _ in range(5)]
-    for which in (index, restored(index, [ip for ip in "abcd" if index.changes(ip)])):
+        index.apply(MetaEvent(ASSIGN, ts, IP[ip], owner(app)))
+    for which in (index, restored(index, [IP[ip] for ip in "abcd" if index.changes(IP[ip])])):
         slots = which.slots(ips)
         codes, others = which.codes_at(slots, np.array(times, np.int64))
         others = set(np.flatnonzero(others).tolist())
+        assert which.owners_at(ips, np.array(times, np.int64)) == [
+            which.owner_at(ip, t) for ip, t in zip(ips, times)]
         for i, (ip, t) in enumerate(zip(ips, times)):
             changes = which.changes(ip)
             one_owner = len(changes) == 1 and changes[0][2] is not None
@@ -506,3 +514,21 @@ def test_a_batch_lookup_in_arrays_answers_as_owner_at(events, horizon, after):
                 assert codes[i] == -1
             else:
                 assert which.pairs[codes[i]] == (expected[0], expected[4])
+
+
+def test_slots_follow_an_index_that_grows_and_shrinks_between_lookups():
+    """The IPv4 array is a snapshot, built again as IPs are added: a lookup between any two
+    changes finds every IP in the slot the index gives it, and none that it does not hold."""
+    index = OwnershipIndex()
+    ips = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(6000)]
+    ips += [f"fd00::{i:x}" for i in range(300)]
+    wanted = ips + ["10.200.0.1", "8.8.8.8", "fd00::ffff"]
+    for step in range(0, len(ips), 250):
+        for ip in ips[step:step + 250]:
+            index.apply(MetaEvent(ASSIGN, 1000 + step, ip, owner(f"app-{step}")))
+        if step % 1000 == 750:   # releases, then a prune that frees their slots
+            for ip in ips[step - 500:step - 250]:
+                index.apply(MetaEvent(UNASSIGN, 2000 + step, ip, None))
+            index.prune(3000 + step)
+        slots = index.slots(wanted).tolist()
+        assert slots == [index._slots.get(ip, -1) for ip in wanted]
