@@ -17,12 +17,15 @@ from flowdredge.schemas.outputs import AGGREGATE
 
 
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
-                follow_seconds: int = None, watermarks: WatermarkStrategy = None):
+                follow_seconds: int = None, watermarks: WatermarkStrategy = None,
+                as_bytes: bool = False):
     """One file read start to end by one reader: a split file can be read out of order.
     With `follow_seconds` the source stays open, looking for new files that often.
-    `watermarks`: the source's own (by default none: the parse step assigns event time)."""
-    builder = (FileSource.for_record_stream_format(StreamFormat.text_line_format(),
-                                                   checkpoint_uri(path))
+    `watermarks`: the source's own (by default none: the parse step assigns event time).
+    `as_bytes`: each line as its bytes (connectors/jvm LineBytes), not as a str."""
+    lines = StreamFormat(jvm().io.flowdredge.files.LineBytes()) if as_bytes else \
+        StreamFormat.text_line_format()
+    builder = (FileSource.for_record_stream_format(lines, checkpoint_uri(path))
                .set_file_enumerator(
                    FileEnumeratorProvider.default_non_splittable_file_enumerator()))
     if follow_seconds:
@@ -34,13 +37,14 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
 
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
     """Staged files (job.replay): flow records, one per line; changelog events, one per line,
-    in input order. The flow records are spread over the parallel parse instances. With
-    `follow_seconds` the job does not end with the files (unbounded)."""
+    in input order. Both as bytes: a staged record is up to megabytes, which the JVM handles
+    as a str character by character. The flow records are spread over the parallel parse
+    instances. With `follow_seconds` the job does not end with the files (unbounded)."""
     return Sources(
         flows=lambda env: _text_lines(env, staged_flows, "flow record file", "flow-record-file",
-                                      follow_seconds).rebalance(),
+                                      follow_seconds, as_bytes=True).rebalance(),
         metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
-                                         follow_seconds))
+                                         follow_seconds, as_bytes=True))
 
 
 # A flow file as AWS wrote it: Row(path or s3:// URL); job.flink.operators.ParseFlowRecords.

@@ -143,7 +143,9 @@ class ParseFlowRecords(ProcessFunction):
             result = parse_record(data, f"kinesis:{stream_name(stream)}/{shard}/{sequence}",
                                   self.fmt, self.limits, delivered=ctx.timestamp() // 1000)
         else:
-            result = parse_record(raw, "record", self.fmt, self.limits)
+            # A staged line (connectors.files: file_sources).
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            result = parse_record(text, "record", self.fmt, self.limits)
         if result.groups and isinstance(raw, Row):
             latest = max(group.max_start for group in result.groups)
             now = ctx.timer_service().current_processing_time()
@@ -202,6 +204,8 @@ class ParseMetadataEvents(ProcessFunction):
         # A stream record's timestamp is its arrival time; file lines have none.
         arrival = ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
+        if isinstance(record, bytes):   # a staged line (connectors.files: file_sources)
+            record = record.decode("utf-8", "replace")
         chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
         if chunk.events:
             yield encode_events(chunk.events), chunk.event_time_ms(self.shift)

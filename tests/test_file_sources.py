@@ -1,0 +1,66 @@
+"""Staged flow records reach the parse step as bytes (connectors/jvm LineBytes): the same lines,
+cut where Flink's text line format cuts them, whatever the line endings, lengths and buffer
+boundaries."""
+import pytest
+from pyflink.common import Types
+
+from flowdredge.connectors.files import _text_lines
+from flowdredge.connectors.jars import adapter_jars
+from flowdredge.job.config import Config
+from flowdredge.job.flink.run import make_env
+
+pytestmark = pytest.mark.minicluster
+
+BUFFER = 1 << 16   # LineBytes reads the file in pieces of this size
+
+
+def _read(path, as_bytes: bool) -> list:
+    """The lines as the parse step gets them, in order."""
+    env = make_env(Config())
+    env.add_jars(*adapter_jars())
+    # What a Python step gets, as text: the hex of bytes, or the str marked. (A function of
+    # this module would be pickled by name, which the Python workers cannot import.)
+    lines = _text_lines(env, str(path), "lines", "lines", as_bytes=as_bytes) \
+        .map(lambda line: line.hex() if isinstance(line, bytes) else f"str:{line}",
+             output_type=Types.STRING()).set_parallelism(1)
+    with lines.execute_and_collect() as seen:
+        return [line[4:] if line.startswith("str:") else bytes.fromhex(line) for line in seen]
+
+
+def _content() -> bytes:
+    long_line = b"x" * (3 * BUFFER + 17)                # spans four reads
+    # A "\r\n" split across two reads: the "\r" is the buffer's last byte.
+    before_split = b"y" * (4 * BUFFER - len(long_line) - 2)
+    return b"".join([
+        long_line, b"\n",
+        before_split, b"\r\n",
+        b"after a split \\r\\n\r",                        # a lone "\r" ends a line
+        b"\n",                                           # with "\r": one ending, not an empty line
+        b"\n",                                           # an empty line
+        "non-ASCII: caf\u00e9 \u65e5\u672c\r\n".encode("utf-8"),
+        b'{"staged": "record", "lines": ["2 a b"]}\n',
+        b"\r",                                           # an empty line ended by "\r"
+        b"the last line, no ending",
+    ])
+
+
+def test_line_bytes_cut_lines_as_the_text_format_does(tmp_path):
+    path = tmp_path / "records.txt"
+    content = _content()
+    assert content.index(b"\r\n", 3 * BUFFER) == 4 * BUFFER - 1
+    path.write_bytes(content)
+    as_bytes = _read(path, True)
+    as_text = _read(path, False)
+    assert all(isinstance(line, bytes) for line in as_bytes)
+    assert [line.decode("utf-8") for line in as_bytes] == as_text
+    assert len(as_bytes) == 8
+    assert as_bytes[0] == b"x" * (3 * BUFFER + 17) and as_bytes[3] == b""
+    assert as_bytes[-2:] == [b"", b"the last line, no ending"]
+
+
+def test_line_bytes_read_an_empty_file_and_a_file_of_one_ending(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "one.txt").write_bytes(b"\n")
+    assert _read(tmp_path / "empty.txt", True) == _read(tmp_path / "empty.txt", False) == []
+    assert _read(tmp_path / "one.txt", True) == [b""]
+    assert _read(tmp_path / "one.txt", False) == [""]
