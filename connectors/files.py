@@ -86,7 +86,7 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
                     Duration.of_millis(metadata_out_of_orderness_ms)),
                 jvm().io.flowdredge.files.ChangelogTimestamps())
             changelogs[id(env)] = _text_lines(env, metadata, "metadata file", "metadata-file",
-                                              watermarks=timed)
+                                              watermarks=timed, as_bytes=True)
         return changelogs[id(env)]
 
     def flow_stream(env):

@@ -64,3 +64,40 @@ def test_line_bytes_read_an_empty_file_and_a_file_of_one_ending(tmp_path):
     assert _read(tmp_path / "empty.txt", True) == _read(tmp_path / "empty.txt", False) == []
     assert _read(tmp_path / "one.txt", True) == [b""]
     assert _read(tmp_path / "one.txt", False) == [""]
+
+
+def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
+    """The flow-file gate's time (connectors/jvm ChangelogTimestamps) read from a line's bytes:
+    an event's ts, a staged chunk's latest (its quotes escaped), past non-ASCII values; a line
+    without one keeps the record's own timestamp (none, from a file)."""
+    from pyflink.common import Duration
+    from pyflink.common.watermark_strategy import WatermarkStrategy
+    from pyflink.datastream import ProcessFunction
+    from flowdredge.connectors.streams import jvm, with_java_timestamps
+
+    lines = [
+        '{"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "caf\u00e9"}',
+        '{"staged": "changelog", "lines": ["{\\"type\\": \\"ASSIGN\\", \\"ts\\": 1767225601000}",'
+        ' "{\\"ts\\":1767225605000, \\"type\\": \\"HEARTBEAT\\"}"]}',
+        '{"type": "HEARTBEAT", "app": "\u65e5\u672c", "ts" : 1767225609000}',
+        '{"note": "no time here"}',
+    ]
+    path = tmp_path / "changelog.jsonl"
+    path.write_bytes("\n".join(lines).encode("utf-8") + b"\n")
+
+    class Timestamps(ProcessFunction):
+        def process_element(self, value, ctx):
+            yield str(ctx.timestamp())
+
+    env = make_env(Config())
+    env.add_jars(*adapter_jars())
+    timed = with_java_timestamps(
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0)),
+        jvm().io.flowdredge.files.ChangelogTimestamps())
+    stream = _text_lines(env, str(path), "changelog", "changelog", watermarks=timed,
+                         as_bytes=True) \
+        .process(Timestamps(), output_type=Types.STRING()).set_parallelism(1)
+    with stream.execute_and_collect() as seen:
+        stamps = list(seen)
+    assert stamps[:3] == ["1767225600000", "1767225605000", "1767225609000"]
+    assert stamps[3] == str(-2**63)   # Long.MIN_VALUE: no timestamp

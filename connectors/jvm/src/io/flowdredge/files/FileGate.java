@@ -22,7 +22,7 @@ import org.apache.flink.util.Collector;
  * keyed state. The changelog's lines only bring time here (they are filtered out before the
  * gate); the held numbers are keyed state, so a restore keeps them.
  */
-public class FileGate extends KeyedCoProcessFunction<Byte, Long, String, Long> {
+public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, Long> {
     private static final long serialVersionUID = 1L;
 
     private final long[] stamps;
@@ -37,13 +37,16 @@ public class FileGate extends KeyedCoProcessFunction<Byte, Long, String, Long> {
         }
     }
 
-    /** The file numbers `numbers`, each released once `changelog`'s watermark allows. */
-    public static SingleOutputStreamOperator<Long> apply(
-            DataStream<Long> numbers, DataStream<String> changelog, String stampsMs) {
-        DataStream<String> time = changelog.filter(new NoLines())
+    /**
+     * The file numbers `numbers`, each released once `changelog`'s watermark allows (its lines,
+     * of any type, are not read).
+     */
+    public static <T> SingleOutputStreamOperator<Long> apply(
+            DataStream<Long> numbers, DataStream<T> changelog, String stampsMs) {
+        DataStream<T> time = changelog.filter(new NoLines<T>())
                 .name("changelog time").uid("changelog-time").setParallelism(1);
-        return numbers.connect(time).keyBy(new One<Long>(), new One<String>())
-                .process(new FileGate(stampsMs), Types.LONG)
+        return numbers.connect(time).keyBy(new One<Long>(), new One<T>())
+                .process(new FileGate<T>(stampsMs), Types.LONG)
                 .name("flow files: after the changelog").uid("flow-file-gate").setParallelism(1);
     }
 
@@ -68,7 +71,7 @@ public class FileGate extends KeyedCoProcessFunction<Byte, Long, String, Long> {
     }
 
     @Override
-    public void processElement2(String line, Context ctx, Collector<Long> out) {
+    public void processElement2(T line, Context ctx, Collector<Long> out) {
     }
 
     @Override
@@ -85,11 +88,11 @@ public class FileGate extends KeyedCoProcessFunction<Byte, Long, String, Long> {
     }
 
     /** Keeps no line: the gate's second input carries only the changelog's watermarks. */
-    public static final class NoLines implements FilterFunction<String> {
+    public static final class NoLines<T> implements FilterFunction<T> {
         private static final long serialVersionUID = 1L;
 
         @Override
-        public boolean filter(String line) {
+        public boolean filter(T line) {
             return false;
         }
     }
