@@ -69,7 +69,7 @@ def test_line_bytes_read_an_empty_file_and_a_file_of_one_ending(tmp_path):
 def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
     """The flow-file gate's time (connectors/jvm ChangelogTimestamps) read from a line's bytes:
     an event's ts, a staged chunk's latest (its quotes escaped), past non-ASCII values; a line
-    without one keeps the record's own timestamp (none, from a file)."""
+    without one (a string is not one) keeps the record's own timestamp (none, from a file)."""
     from pyflink.common import Duration
     from pyflink.common.watermark_strategy import WatermarkStrategy
     from pyflink.datastream import ProcessFunction
@@ -81,6 +81,7 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         ' "{\\"ts\\":1767225605000, \\"type\\": \\"HEARTBEAT\\"}"]}',
         '{"type": "HEARTBEAT", "app": "\u65e5\u672c", "ts" : 1767225609000}',
         '{"note": "no time here"}',
+        '{"tsx": 1999999999999, "ts": "1767225700000"}',   # neither is a ts
     ]
     path = tmp_path / "changelog.jsonl"
     path.write_bytes("\n".join(lines).encode("utf-8") + b"\n")
@@ -100,4 +101,4 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
     with stream.execute_and_collect() as seen:
         stamps = list(seen)
     assert stamps[:3] == ["1767225600000", "1767225605000", "1767225609000"]
-    assert stamps[3] == str(-2**63)   # Long.MIN_VALUE: no timestamp
+    assert stamps[3:] == [str(-2**63)] * 2   # Long.MIN_VALUE: no timestamp

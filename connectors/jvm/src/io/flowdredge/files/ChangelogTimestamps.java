@@ -1,30 +1,63 @@
 package io.flowdredge.files;
 
-import java.nio.charset.StandardCharsets;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-
 import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
 
 /**
  * Event time of a changelog line at its source, for the flow-file gate (FileGate): the largest
  * "ts" it holds, whether the line is one event or a staged chunk of them (JSON inside a JSON
  * string, so the quotes are escaped). A line without one moves no time forward. Only the gate
- * reads this time; the job's own event time comes from the parse step. The line comes as its
- * bytes (LineBytes), read as Latin-1: every byte one character, and the pattern's ASCII never
- * matches inside a multi-byte UTF-8 character (whose bytes are all above 127).
+ * reads this time; the job's own event time comes from the parse step.
+ *
+ * <p>The line comes as its bytes (LineBytes) and is scanned for what the pattern
+ * {@code "ts\\?"\s*:\s*(\d{1,18})} finds, byte by byte: a regular expression over a large
+ * estate's snapshot (200 MB) was most of the changelog source's time. ASCII never matches inside
+ * a multi-byte UTF-8 character, whose bytes are all above 127.
  */
 public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]> {
     private static final long serialVersionUID = 1L;
-    private static final Pattern TS = Pattern.compile("\"ts\\\\?\"\\s*:\\s*(\\d{1,18})");
+    private static final int MAX_DIGITS = 18;   // never past a long
 
     @Override
     public long extractTimestamp(byte[] line, long recordTimestamp) {
         long latest = Long.MIN_VALUE;
-        Matcher m = TS.matcher(new String(line, StandardCharsets.ISO_8859_1));
-        while (m.find()) {
-            latest = Math.max(latest, Long.parseLong(m.group(1)));
+        int n = line.length;
+        for (int i = 0; i + 2 < n; i++) {
+            if (line[i] != '"' || line[i + 1] != 't' || line[i + 2] != 's') {
+                continue;
+            }
+            int j = i + 3;
+            if (j < n && line[j] == '\\') {
+                j++;
+            }
+            if (j >= n || line[j] != '"') {
+                continue;
+            }
+            j = skipSpaces(line, j + 1);
+            if (j >= n || line[j] != ':') {
+                continue;
+            }
+            j = skipSpaces(line, j + 1);
+            int first = j;
+            long value = 0;
+            while (j < n && j - first < MAX_DIGITS && line[j] >= '0' && line[j] <= '9') {
+                value = 10 * value + (line[j] - '0');
+                j++;
+            }
+            if (j > first) {
+                latest = Math.max(latest, value);
+                i = j - 1;   // the next match starts after this one, as Matcher.find's
+            }
         }
         return latest == Long.MIN_VALUE ? recordTimestamp : latest;
+    }
+
+    /** The position of the first byte from `from` on that is not white space (regex \s). */
+    private static int skipSpaces(byte[] line, int from) {
+        int j = from;
+        while (j < line.length && (line[j] == ' ' || line[j] == '\t' || line[j] == '\n'
+                || line[j] == 0x0B || line[j] == '\f' || line[j] == '\r')) {
+            j++;
+        }
+        return j;
     }
 }
