@@ -11,6 +11,7 @@ import re
 from array import array
 from bisect import insort_right
 from dataclasses import dataclass, field
+from socket import AF_INET6, inet_ntop, inet_pton
 from typing import NamedTuple
 
 import numpy as np
@@ -219,7 +220,17 @@ _is_canonical_ipv4 = re.compile(IPV4_PATTERN).fullmatch
 
 
 def _normalised(ip: str):
-    """The address as ipaddress writes it, or None if it is not one."""
+    """The address as ipaddress writes it, or None if it is not one. An IPv6 address already
+    in that form (RFC 5952: lowercase, no leading zeros, the first longest run of two or more
+    zero groups as "::"), as inet_ntop writes it too, is known by C calls: ipaddress took
+    about 10 us for each, a tenth of a large estate's changelog. inet_ntop writes some
+    addresses with an IPv4 tail, which ipaddress does not: those, and zone ids, go to it."""
+    if ":" in ip and "." not in ip and "%" not in ip:
+        try:
+            if inet_ntop(AF_INET6, inet_pton(AF_INET6, ip)) == ip:
+                return ip
+        except (OSError, ValueError):   # not one (a null inside): ipaddress gives the verdict
+            pass
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:

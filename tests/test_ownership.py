@@ -1,3 +1,4 @@
+import ipaddress
 import json
 
 import numpy as np
@@ -8,8 +9,8 @@ from hypothesis import strategies as st
 
 from flowdredge.job.codec import decode_events, encode_events
 from flowdredge.job.ownership import (STAGED, MetadataClock, MetaEvent, MetaEventError, MetaLimits,
-                           OwnershipIndex, apply_events, changelog_lines, parse_chunk,
-                           parse_event)
+                           OwnershipIndex, _normalised, apply_events, changelog_lines,
+                           parse_chunk, parse_event)
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
@@ -117,6 +118,38 @@ def test_addresses_are_kept_as_ipaddress_writes_them_or_rejected(ip, canonical):
         assert err.value.reason == "bad_address"
     else:
         assert parse_event(line).ip == canonical
+
+
+def _ipaddress_verdict(text):
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+# IPv6 addresses as groups that are often zero (runs of zeros to compress, ties between runs),
+# written canonically, in full, in upper case, or with an IPv4 tail.
+_GROUPS = st.lists(st.one_of(st.just(0), st.integers(0, 0xFFFF)), min_size=8, max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_GROUPS, st.sampled_from(["canonical", "exploded", "upper", "ipv4-tail", "zone"]))
+def test_ipv6_addresses_are_written_as_ipaddress_writes_them(groups, form):
+    address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+    text = {"canonical": address.compressed, "exploded": address.exploded,
+            "upper": address.compressed.upper(),
+            "ipv4-tail": f"{address.exploded[:30]}{address.ipv4_mapped or '1.2.3.4'}",
+            "zone": f"{address.compressed}%eth0"}[form]
+    assert _normalised(text) == _ipaddress_verdict(text)
+
+
+@pytest.mark.parametrize("text", [
+    "::", "::1", "1::", "::ffff:1.2.3.4", "::1.2.3.4", "::ffff:102:304", "0:0:1::", "1:0:0:1::",
+    "1::1:0:0:1", "1:0::1", "2001:db8::", "2001:db8:0:0:1:0:0:1", "fe80::1%eth0", "::1\x00",
+    "1:2:3:4:5:6:7:8:9", ":::1", "1::2::3", "::g", "\u0661::1", "12345::1",
+])
+def test_ipv6_edge_cases_are_written_as_ipaddress_writes_them(text):
+    assert _normalised(text) == _ipaddress_verdict(text)
 
 
 def test_owner_values_are_strings_and_empty_or_null_ones_absent():
