@@ -1,6 +1,7 @@
-"""Staged flow records reach the parse step as bytes (connectors/jvm LineBytes): the same lines,
-cut where Flink's text line format cuts them, whatever the line endings, lengths and buffer
-boundaries."""
+"""Lines of staged records and changelog files reach the parse steps as bytes (connectors/jvm
+LineBytes): the same lines, cut where Flink's text line format cuts them, whatever the line
+endings, lengths and buffer boundaries; the flow-file gate reads a changelog line's time from
+its bytes (ChangelogTimestamps)."""
 import pytest
 from pyflink.common import Types
 

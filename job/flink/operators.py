@@ -204,7 +204,7 @@ class ParseMetadataEvents(ProcessFunction):
         # A stream record's timestamp is its arrival time; file lines have none.
         arrival = ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
-        if isinstance(record, bytes):   # a staged line (connectors.files: file_sources)
+        if isinstance(record, bytes):   # a changelog file's line (connectors.files)
             record = record.decode("utf-8", "replace")
         chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
         if chunk.events:
