@@ -76,8 +76,10 @@ class JobSection:
     local_heap_mb: int = setting(0, minimum=0)
     # More options for that JVM. C1 only: a local job's JVM mostly plumbs batches between
     # Python workers, and the optimising compiler cost it about a fifth more CPU for no speed
-    # (docs/performance.md, "The local JVM's start").
-    local_jvm_options: str = "-XX:TieredStopAtLevel=1"
+    # (docs/performance.md, "The local JVM's start"). The parallel collector: G1's concurrent
+    # work and barriers cost the JVM 10-30 % more CPU on two cores, for pauses under 50 ms
+    # where this one's full collections take up to 0.3 s (docs/performance.md, run 21).
+    local_jvm_options: str = "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC"
     # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
     # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
     max_restarts: int = setting(0, minimum=0)
@@ -222,17 +224,24 @@ JOB_NAME = "flowdredge"
 REPLAY_JOB_NAME = "flowdredge replay"
 
 
+_COLLECTOR = re.compile(r"-XX:\+Use\w+GC")
+
+
 def local_jvm_args(config: Config, user_args: str = "", class_archive: str = None) -> str:
     """The JVM_ARGS of a local mini-cluster's JVM: the heap cap unless `user_args` (the
-    user's JVM_ARGS) has one, job.local_jvm_options, the class-data archive of a local job's
+    user's JVM_ARGS) has one, job.local_jvm_options (less its collector if `user_args` names
+    one), the class-data archive of a local job's
     classes if there is one (scripts/setup writes it; an archive that no longer matches Java
     or the jars is ignored, silently), then `user_args`, last so that they win."""
     args = [] if "-Xmx" in user_args else [f"-Xmx{local_heap_mb(config)}m"]
-    args += config.job.local_jvm_options.split()
+    user = user_args.split()
+    # Java refuses two collectors: the user's choice replaces the default's.
+    args += [a for a in config.job.local_jvm_options.split()
+             if not (_COLLECTOR.fullmatch(a) and any(map(_COLLECTOR.fullmatch, user)))]
     if class_archive:
         args += [f"-XX:SharedArchiveFile={class_archive}", "-Xlog:cds=off",
                  "-Xlog:cds+dynamic=off"]
-    return " ".join(args + user_args.split())
+    return " ".join(args + user)
 
 
 def from_dict(doc: dict) -> Config:

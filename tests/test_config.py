@@ -175,12 +175,16 @@ def test_the_local_heap_grows_with_the_instances_holding_the_ownership_state():
     assert local_heap_mb(Config().replace(job={"parallelism": 4, "local_heap_mb": 700})) == 700
 
 
+LOCAL = "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC"
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("before,heap,archive,connected,launched_with", [
-    (None, 0, None, False, "-Xmx640m -XX:TieredStopAtLevel=1"),       # parallelism 1
-    ("-Dx=1", 512, None, False, "-Xmx512m -XX:TieredStopAtLevel=1 -Dx=1"),
-    ("-Xmx3g -Dx=1", 512, None, False, "-XX:TieredStopAtLevel=1 -Xmx3g -Dx=1"),  # user's cap
-    (None, 0, "/j/a.jsa", False, "-Xmx640m -XX:TieredStopAtLevel=1 "
+    (None, 0, None, False, f"-Xmx640m {LOCAL}"),       # parallelism 1
+    ("-Dx=1", 512, None, False, f"-Xmx512m {LOCAL} -Dx=1"),
+    ("-Xmx3g -Dx=1", 512, None, False, f"{LOCAL} -Xmx3g -Dx=1"),  # user's cap
+    ("-XX:+UseG1GC", 0, None, False, "-Xmx640m -XX:TieredStopAtLevel=1 -XX:+UseG1GC"),
+    (None, 0, "/j/a.jsa", False, f"-Xmx640m {LOCAL} "
      "-XX:SharedArchiveFile=/j/a.jsa -Xlog:cds=off -Xlog:cds+dynamic=off"),
     (None, 1024, "/j/a.jsa", True, None),            # `flink run`: its JVM, not ours
 ])
