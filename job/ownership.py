@@ -11,6 +11,7 @@ import re
 from array import array
 from bisect import insort_right
 from dataclasses import dataclass, field
+from itertools import islice
 from socket import AF_INET6, inet_ntop, inet_pton
 from typing import NamedTuple
 
@@ -217,6 +218,7 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
 # An IPv4 address as ipaddress writes it: most changelog addresses are, and ipaddress took
 # about a third of a line's parse (docs/performance.md, run 15).
 _is_canonical_ipv4 = re.compile(IPV4_PATTERN).fullmatch
+_IPV4_BUILD_SLICE = 50_000
 
 
 def _normalised(ip: str):
@@ -276,6 +278,7 @@ class OwnershipIndex:
         # it was built are looked up in the dict; it is built again once they are many.
         self._ipv4 = None
         self._added = 0
+        self.ipv4_builds = 0   # how often it was built: its temporaries are tens of MB
 
     def __len__(self):
         return len(self._slots)
@@ -412,14 +415,25 @@ class OwnershipIndex:
         """self._ipv4, built again when the IPs added since are more than half of it (a snapshot
         of n IPs applied between lookups costs about three builds of n)."""
         if self._ipv4 is None or self._added > len(self._ipv4[0]) // 2 + 1024:
-            ips = pa.array(list(self._slots), pa.string())
-            slots = np.fromiter(self._slots.values(), np.int64, len(ips))
-            at_ipv4 = np.flatnonzero(
-                pc.match_substring_regex(ips, IPV4_PATTERN).to_numpy(zero_copy_only=False))
-            keys = _ipv4_ints(ips.take(at_ipv4))
+            self._ipv4 = None   # the old arrays go before the new ones are made
+            # In slices: whole, a million IPs' temporaries (a list of them, their Arrow strings
+            # and octets) took the worker 93 MB above its resident size, at its peak
+            # (docs/performance.md, run 21).
+            keys, slots = [], []
+            items = iter(self._slots.items())
+            while chunk := list(islice(items, _IPV4_BUILD_SLICE)):
+                ips = pa.array([ip for ip, _slot in chunk], pa.string())
+                at_ipv4 = np.flatnonzero(
+                    pc.match_substring_regex(ips, IPV4_PATTERN).to_numpy(zero_copy_only=False))
+                keys.append(_ipv4_ints(ips.take(at_ipv4)))
+                slots.append(np.fromiter((slot for _ip, slot in chunk), np.int64,
+                                         len(chunk))[at_ipv4])
+            keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+            slots = np.concatenate(slots) if slots else np.zeros(0, np.int64)
             order = np.argsort(keys, kind="stable")
-            self._ipv4 = (keys[order], slots[at_ipv4][order])
+            self._ipv4 = (keys[order], slots[order])
             self._added = 0
+            self.ipv4_builds += 1
         return self._ipv4
 
     def owners_at(self, addresses, t_ms: np.ndarray) -> list:

@@ -565,3 +565,23 @@ def test_slots_follow_an_index_that_grows_and_shrinks_between_lookups():
             index.prune(3000 + step)
         slots = index.slots(wanted).tolist()
         assert slots == [index._slots.get(ip, -1) for ip in wanted]
+
+
+def test_the_ipv4_array_is_built_once_until_many_ips_are_added_and_each_build_counted():
+    """The worker gives a build's temporaries back to the system when ipv4_builds moves
+    (job.flink.operators.trim_heap): it counts every build, and no lookup without one."""
+    index = OwnershipIndex()
+    for i in range(3000):
+        index.apply(MetaEvent(ASSIGN, 1000, f"10.0.{i // 256}.{i % 256}", owner("a")))
+    assert index.ipv4_builds == 0
+    index.slots(["10.0.0.1"])
+    index.slots(["10.0.0.2"])
+    assert index.ipv4_builds == 1
+    for i in range(100):   # fewer than half the array: looked up in the dict meanwhile
+        index.apply(MetaEvent(ASSIGN, 1000, f"10.1.0.{i}", owner("b")))
+    assert index.slots(["10.1.0.5"]).tolist() == [index._slots["10.1.0.5"]]
+    assert index.ipv4_builds == 1
+    for i in range(3000):
+        index.apply(MetaEvent(ASSIGN, 1000, f"10.2.{i // 256}.{i % 256}", owner("c")))
+    index.slots(["10.2.0.1"])
+    assert index.ipv4_builds == 2
