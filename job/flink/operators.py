@@ -237,7 +237,6 @@ def trim_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-
 class AttributeFlows(KeyedBroadcastProcessFunction):
     """Keeps ownership ranges in broadcast state (with an in-memory index as cache) and
     attributes flow groups once the metadata is complete for them, or the max wait passed."""
