@@ -15,6 +15,7 @@ from flowdredge.operate.cluster import child_env
 
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (
+    ("enriched JSON lines and their gzip (job/enriched.py)", "_enriched_text"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "EnrichedWriter.line"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "gzip_block"),
     # A batch's conversations reduced and encoded for the security views (AttributeFlows).

@@ -11,6 +11,8 @@ import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 import pyarrow.compute as pc
@@ -18,6 +20,7 @@ import pyarrow.compute as pc
 from flowdredge.job.aggregate import PartialAggregates
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.parse import FlowGroup
+from flowdredge.job.parse_columns import column_values
 from flowdredge.job.ownership import OwnershipIndex
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, client_is_source
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
@@ -108,7 +111,7 @@ class Conversations:
 @dataclass
 class Attributed:
     partials: PartialAggregates = field(default_factory=PartialAggregates)
-    enriched: list = field(default_factory=list)   # JSON lines, one per flow
+    enriched: bytes = b""   # JSON lines, one per flow, each ended by a newline (UTF-8)
     conversations: Conversations = field(default_factory=Conversations)   # when asked for
     counts: Counter = field(default_factory=Counter)
 
@@ -158,18 +161,10 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
 
 def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, extra: dict,
                     conversations: bool, unowned, service_ports: frozenset) -> Attributed:
-    """attribute_group flow by flow."""
-    fmt = group.fmt
-    pkt_src, src = _end_positions(fmt, "pkt-srcaddr", "srcaddr")
-    pkt_dst, dst = _end_positions(fmt, "pkt-dstaddr", "dstaddr")
-    dport = fmt.pos.get("dstport")
-    proto = fmt.pos.get("protocol")
-    action = fmt.pos.get("action")
-    packets = fmt.pos.get("packets")
-    nbytes = fmt.pos.get("bytes")
-    sport = fmt.pos.get("srcport")
-    tcp_flags = fmt.pos.get("tcp-flags")
-    srcs, dsts = [], []   # each flow's owners, for the enriched lines
+    """attribute_group flow by flow, over the fields it needs as lists (a group of columns
+    never becomes tuples unless its enriched lines need the per-line path)."""
+    values = _field_values(group)
+    src_ips, dst_ips = _end_lists(group)
     out = Attributed()
     partial_sums = out.partials.sums
     add_conversation = out.conversations.add if conversations else None
@@ -178,9 +173,11 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     src_owned = dst_owned = 0
     window_start = group.window_start
     src_owners, dst_owners = _owners(group, index)
-    for flow, s, d in zip(group.flows, src_owners, dst_owners):
-        src_ip = (pkt_src is not None and flow[pkt_src]) or flow[src]
-        dst_ip = (pkt_dst is not None and flow[pkt_dst]) or flow[dst]
+    srcs, dsts = [], []   # each flow's owners, for the enriched lines
+    for src_ip, dst_ip, s, d, dst_port, protocol, verdict, n_packets, n_bytes, src_port, flags \
+            in zip(src_ips, dst_ips, src_owners, dst_owners, values("dstport"), values("protocol"),
+                   values("action"), values("packets"), values("bytes"), values("srcport"),
+                   values("tcp-flags")):
         if s is None:
             s = unowned(src_ip)
             src_unowned[s[_APP]] += 1
@@ -191,11 +188,8 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
             dst_unowned[d[_APP]] += 1
         else:
             dst_owned += 1
-        dst_port = flow[dport] if dport is not None else None
-        protocol = flow[proto] if proto is not None else None
-        verdict = flow[action] if action is not None else None
-        n_packets = (flow[packets] or 0) if packets is not None else 0
-        n_bytes = (flow[nbytes] or 0) if nbytes is not None else 0
+        n_packets = n_packets or 0
+        n_bytes = n_bytes or 0
         key = (window_start, s[_APP], s[_REGION], d[_APP], d[_REGION], dst_port, protocol,
                verdict)
         sums = partial_sums.get(key)
@@ -206,10 +200,7 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
             sums[1] += n_packets
             sums[2] += n_bytes
         if add_conversation is not None:
-            src_port = flow[sport] if sport is not None else None
-            if client_is_source(src_port, dst_port,
-                                flow[tcp_flags] if tcp_flags is not None else None,
-                                service_ports):
+            if client_is_source(src_port, dst_port, flags, service_ports):
                 add_conversation((window_start, s[_APP], src_ip, d[_APP], dst_ip, d[_RESOURCE],
                                   dst_port, None, protocol, verdict), True, n_packets, n_bytes)
             else:
@@ -220,14 +211,61 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
             srcs.append(s)
             dsts.append(d)
     if enriched:
-        out.enriched = enriched_writer(fmt).lines(group.flows, srcs, dsts, tcp_flags, extra)
+        out.enriched = _enriched_text(group, srcs, dsts, extra)
     counts = out.counts
     for side, owned, by_app in (("src", src_owned, src_unowned), ("dst", dst_owned, dst_unowned)):
         if owned:
             counts[f"{side}_owned"] += owned
-        for app, n in by_app.items():
-            counts[f"{side}_{_count_key(app)}"] += n
+        for app, n_ends in by_app.items():
+            counts[f"{side}_{_count_key(app)}"] += n_ends
     return out
+
+
+def _enriched_text(group: FlowGroup, srcs: list, dsts: list, extra: dict) -> bytes:
+    """The group's enriched lines, each ended by a newline, as UTF-8: rendered over its
+    columns when it has them (EnrichedWriter.block), else, or where that declines, line by
+    line."""
+    writer = enriched_writer(group.fmt)
+    tcp_flags = group.fmt.pos.get("tcp-flags")
+    if group.columns is not None and not extra:
+        text = writer.block(group.columns, srcs, dsts, tcp_flags)
+        if text is not None:
+            return text
+    lines = writer.lines(group.flows, srcs, dsts, tcp_flags, extra)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _field_values(group: FlowGroup):
+    """A function from a field's name to its values, one a flow (None when absent from the
+    line), or an endless None when the format lacks the field."""
+    pos = group.fmt.pos
+    if group.columns is not None:
+        def values(name):
+            position = pos.get(name)
+            return (repeat(None) if position is None
+                    else column_values(group.columns.column(position)))
+    else:
+        def values(name):
+            position = pos.get(name)
+            return repeat(None) if position is None else map(itemgetter(position), group.flows)
+    return values
+
+
+def _end_lists(group: FlowGroup) -> tuple:
+    """Each flow's source and destination address (the pkt- one when the line has it)."""
+    fmt = group.fmt
+    if group.columns is not None:
+        batch = group.columns
+
+        def column(name):
+            position = fmt.pos.get(name)
+            return None if position is None else batch.column(position)
+
+        return tuple(column_values(_addresses(column(f"pkt-{side}"), column(side)))
+                     for side in ("srcaddr", "dstaddr"))
+    return tuple([(pkt is not None and flow[pkt]) or flow[plain] for flow in group.flows]
+                 for pkt, plain in (_end_positions(fmt, "pkt-srcaddr", "srcaddr"),
+                                    _end_positions(fmt, "pkt-dstaddr", "dstaddr")))
 
 
 def _owners(group: FlowGroup, index: OwnershipIndex) -> tuple:

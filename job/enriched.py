@@ -14,6 +14,10 @@ import json
 from itertools import chain, repeat
 from operator import itemgetter
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 try:
     from isal.isal_zlib import compress as _compress
 except ImportError:   # no isal build for this Python (a zip made for another): zlib, same format
@@ -26,6 +30,8 @@ _SIDE = len(ENRICHED_OWNER_KEYS) // 2
 SRC_KEYS, DST_KEYS = ENRICHED_OWNER_KEYS[:_SIDE], ENRICHED_OWNER_KEYS[_SIDE:]
 
 _SAFE = frozenset(chr(c) for c in range(0x20, 0x7f)) - {'"', "\\"}
+# _SAFE as bytes, for bytes.translate(None, delete): what it leaves of a text needs escaping.
+_SAFE_BYTES = bytes(sorted(ord(c) for c in _SAFE))
 
 
 def _value(v) -> str:
@@ -79,7 +85,7 @@ class EnrichedWriter:
 
     def __init__(self, keys: tuple, int_positions: tuple = ()):
         self.heads = tuple(('{' if i == 0 else ',') + f'"{k}":' for i, k in enumerate(keys))
-        ints = set(int_positions)
+        ints = self._ints = frozenset(int_positions)
         strings = tuple(i for i in range(len(keys)) if i not in ints)
         self._strings = itemgetter(*strings) if strings else None
         self._chain = len(strings) > 1   # itemgetter of one position gives the value, not a tuple
@@ -89,6 +95,36 @@ class EnrichedWriter:
         # tuple of flow and fragments per flow cost as much as the template itself.
         self._template = "".join(h + ("%d" if i in ints else '"%s"')
                                  for i, h in enumerate(self.heads))
+
+    def block(self, columns: pa.RecordBatch, srcs: list, dsts: list, tcp_flags: int = None):
+        """The lines of a group of columns (the vectorised parser's: int64 and string), each
+        ended by a newline, as UTF-8 bytes: lines() of its flows, rendered by Arrow in one call
+        over the columns (a tenth of lines()' Python time a flow: no tuple, no template per
+        flow). None when the group has a null or a string to escape: lines() then."""
+        ints = self._ints
+        args = []
+        for i, (head, column) in enumerate(zip(self.heads, columns.columns)):
+            if i in ints:
+                if column.type != pa.int64():
+                    return None
+                args += (head, pc.cast(column, pa.string()))
+            else:
+                if column.type != pa.string() or not _plain_array(column):
+                    return None
+                args += (head + '"', column, '"')
+        args.append(pa.array(list(map(SRC_FRAGMENTS.__getitem__, srcs)), pa.string()))
+        args.append(pa.array(list(map(DST_FRAGMENTS.__getitem__, dsts)), pa.string()))
+        if tcp_flags is None:
+            args.append("}\n")
+        else:
+            flags = pc.dictionary_encode(columns.column(tcp_flags))
+            ends = [FLAG_ENDS[v] + "\n" for v in flags.dictionary.to_pylist()]
+            args.append(pa.array(ends, pa.string()).take(flags.indices))
+        # A null anywhere makes its line null (the join's default null handling).
+        lines = pc.binary_join_element_wise(*args, "")
+        if lines.null_count:
+            return None
+        return _text(lines)
 
     def line(self, flow: tuple, src: tuple, dst: tuple, extra: dict = None) -> str:
         parts = [h + _value(v) for h, v in zip(self.heads, flow)]
@@ -152,6 +188,21 @@ class EnrichedWriter:
         return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
+def _text(strings: pa.StringArray) -> bytes:
+    """A string array's values back to back (its data buffer between its first and last
+    offsets)."""
+    offsets = np.frombuffer(strings.buffers()[1], np.int32)
+    begin, end = offsets[strings.offset], offsets[strings.offset + len(strings)]
+    return strings.buffers()[2][int(begin):int(end)].to_pybytes()
+
+
+def _plain_array(strings: pa.StringArray) -> bool:
+    """Whether no value of a string array needs escaping (as EnrichedWriter._plain)."""
+    if not len(strings) or strings.null_count == len(strings):
+        return True
+    return not _text(strings).translate(None, _SAFE_BYTES)
+
+
 def _more(flow, tcp_flags, extra):
     if tcp_flags is None:
         return extra
@@ -164,7 +215,7 @@ def _more(flow, tcp_flags, extra):
 GZIP_LEVEL = 1
 
 
-def gzip_block(lines) -> bytes:
-    """The lines, each ended by a newline, as one gzip member; members concatenated are a gzip
-    file (RFC 1952), so the sink writes them back to back."""
-    return _compress(("\n".join(lines) + "\n").encode("utf-8"), GZIP_LEVEL, wbits=31)
+def gzip_block(text: bytes) -> bytes:
+    """Lines (UTF-8, each ended by a newline) as one gzip member; members concatenated are a
+    gzip file (RFC 1952), so the sink writes them back to back."""
+    return _compress(text, GZIP_LEVEL, wbits=31)

@@ -217,10 +217,11 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
 def rows(columns: pa.RecordBatch) -> list:
     """A group's columns as the per-line parser's flows: tuples of int, str and None (through
     numpy: Arrow's to_pylist took 8 us a flow)."""
-    return list(zip(*map(_values, columns.columns)))
+    return list(zip(*map(column_values, columns.columns)))
 
 
-def _values(column: pa.Array) -> list:
+def column_values(column: pa.Array) -> list:
+    """An Arrow column as a list of int, str and None."""
     if not pa.types.is_integer(column.type):
         return column.to_numpy(zero_copy_only=False).tolist()
     if not column.null_count:

@@ -61,7 +61,7 @@ def test_both_ends_attributed_at_flow_start_and_pre_aggregated():
         (60, "api", "us-east-1", "cache", "eu-west-1", 5432, 6, "REJECT", 1, 1, 50),
         (60, "api", "us-east-1", "internet", "-", 443, 6, "ACCEPT", 1, 1, 10)], key=str)
     assert out.counts == {"src_owned": 4, "dst_owned": 3, "dst_internet": 1}
-    first = json.loads(out.enriched[0])
+    first = json.loads(out.enriched.splitlines()[0])
     assert first["src_app"] == "api" and first["dst_app"] == "db" and first["bytes"] == 100
     assert first["dst_region"] == "us-east-1" and "dst_cluster" in first
 
@@ -83,7 +83,7 @@ def test_pkt_addresses_win_over_interface_addresses():
     assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
         ("real-client", "real-server"): 1, ("real-client", "nat-dst"): 10,
         ("nat-src", "real-server"): 100, ("nat-src", "nat-dst"): 1000}
-    first = json.loads(out.enriched[0])
+    first = json.loads(out.enriched.splitlines()[0])
     assert (first["src_app"], first["dst_app"]) == ("real-client", "real-server")
 
 

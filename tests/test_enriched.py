@@ -3,6 +3,7 @@ import importlib
 import json
 import sys
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,10 +30,14 @@ def test_lines_equal_json_dumps_of_the_record(flow, src, dst, extra):
     assert json.loads(line) == expected
 
 
+def _text(lines) -> bytes:
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
 def test_gzip_blocks_written_back_to_back_are_one_gzip_file_of_the_lines(tmp_path):
     first, second = ['{"a":1}', '{"b":"\u00e9"}'], ['{"c":3}']
     path = tmp_path / "part.jsonl.gz"
-    path.write_bytes(gzip_block(first) + gzip_block(second))
+    path.write_bytes(gzip_block(_text(first)) + gzip_block(_text(second)))
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         assert fh.read().splitlines() == first + second
 
@@ -45,7 +50,7 @@ def test_without_isal_the_blocks_are_zlib_gzip_of_the_same_lines(monkeypatch):
     try:
         without = importlib.reload(enriched)
         assert without._compress.__module__ == "zlib"
-        assert gzip.decompress(without.gzip_block(lines)).decode().splitlines() == lines
+        assert gzip.decompress(without.gzip_block(_text(lines))).decode().splitlines() == lines
     finally:
         monkeypatch.undo()
         importlib.reload(enriched)
@@ -104,3 +109,39 @@ def test_owner_fragments_by_template_equal_the_general_fragment(values):
     owner = tuple(values)
     for keys in (enriched.SRC_KEYS, enriched.DST_KEYS):
         assert enriched._OwnerFragments(keys)(owner) == enriched._owner_fragment(keys, owner)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), KINDED)
+def test_a_group_of_columns_renders_its_lines_or_declines(data, kinds):
+    """block() over Arrow columns gives lines()' bytes, each line ended by a newline, and
+    declines (None) exactly when a flow has a null or a string to escape."""
+    ints = tuple(i for i, (is_int, _) in enumerate(kinds) if is_int)
+    keys = tuple(f"f{i}" for i in range(len(kinds)))
+    value = {True: st.one_of(st.none(), st.integers(-2**62, 2**62)),
+             False: st.one_of(st.none(), PLAIN_TEXT, st.text(max_size=4))}
+    flows = data.draw(st.lists(st.tuples(*[value[is_int] for is_int, _ in kinds]),
+                               min_size=1, max_size=20))
+    owners = data.draw(st.lists(OWNER, min_size=len(flows), max_size=len(flows)))
+    flags = data.draw(st.one_of(st.none(), st.sampled_from(ints))) if ints else None
+    columns = pa.RecordBatch.from_arrays(
+        [pa.array(list(values), pa.int64() if i in ints else pa.string())
+         for i, values in enumerate(zip(*flows))], names=list(keys))
+    writer = EnrichedWriter(keys, ints)
+    text = writer.block(columns, owners, owners[::-1], flags)
+    has_null = any(v is None for flow in flows for v in flow)
+    if has_null or not writer._plain(flows):
+        assert text is None
+    else:
+        lines = writer.lines(flows, owners, owners[::-1], flags)
+        assert text == "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def test_a_slice_of_columns_renders_only_its_rows():
+    flows = [(6, "10.0.0.1"), (17, "10.0.0.2"), (1, "10.0.0.3")]
+    owners = [tuple(f"{f}{i}" for f in OWNER_FIELDS) for i in range(3)]
+    columns = pa.RecordBatch.from_arrays([pa.array([6, 17, 1]), pa.array(
+        ["10.0.0.1", "10.0.0.2", "10.0.0.3"])], names=["protocol", "srcaddr"])
+    writer = EnrichedWriter(("protocol", "srcaddr"), (0,))
+    text = writer.block(columns.slice(1), owners[1:], owners[:0:-1])
+    assert text.decode().splitlines() == writer.lines(flows[1:], owners[1:], owners[:0:-1])

@@ -416,7 +416,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         n = len(group)
         out.counts["flows_late" if late else "flows_aggregated"] += n
         if late:
-            yield LATE, "\n".join(out.enriched)
+            yield LATE, out.enriched.decode("utf-8").rstrip("\n")
         else:
             for partial in out.partials.rows():
                 yield Row(*partial)
