@@ -148,9 +148,10 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
     `extra` fields are added to each enriched line (the late output adds `window_start`).
     A group of columns (the vectorised parser's) is attributed on its columns when only the
     partial aggregates are asked for; otherwise, and for a group of flows, flow by flow, in
-    one loop with the enriched lines' and conversations' work (on columns, the conversations,
-    about one a flow in the bench, cost more: docs/performance.md, run 17). Either way the
-    same result (tests/test_attribute.py holds the two to it).
+    one loop with the conversations' work (on columns, the conversations, about one a flow in
+    the bench, cost more: docs/performance.md, run 17), the enriched lines after it (over the
+    columns when the group has them: job.enriched.EnrichedWriter.block). Either way the same
+    result (tests/test_attribute.py holds the two to it).
     """
     if group.columns is not None and not enriched and not conversations:
         out = Attributed()
@@ -221,13 +222,18 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     return out
 
 
+# EnrichedWriter.block costs about 140 us a group whatever its size, lines() about 1.6 us a flow
+# and 3 us a group (with the tuples it needs): block pays from about this many flows on.
+BLOCK_MIN_FLOWS = 128
+
+
 def _enriched_text(group: FlowGroup, srcs: list, dsts: list, extra: dict) -> bytes:
     """The group's enriched lines, each ended by a newline, as UTF-8: rendered over its
-    columns when it has them (EnrichedWriter.block), else, or where that declines, line by
-    line."""
+    columns when it has them and enough flows (EnrichedWriter.block), else, or where that
+    declines, line by line."""
     writer = enriched_writer(group.fmt)
     tcp_flags = group.fmt.pos.get("tcp-flags")
-    if group.columns is not None and not extra:
+    if group.columns is not None and not extra and len(srcs) >= BLOCK_MIN_FLOWS:
         text = writer.block(group.columns, srcs, dsts, tcp_flags)
         if text is not None:
             return text

@@ -1,9 +1,11 @@
 """Enriched flows as JSON Lines, fast. Pure Python.
 
-json.dumps of a dict per flow cost about 10 us, most of the job's Python time. Here a batch of
-flows of one format renders through that format's %-template, all in C calls (map over the
-batch), when no value needs escaping, and each owner's JSON fragment is built once: the output
-is the same JSON (tests compare it with json.dumps).
+json.dumps of a dict per flow cost about 10 us, most of the job's Python time. Here a group of
+Arrow columns (the vectorised parser's) renders in one Arrow call over its columns and its
+owners' JSON fragments (EnrichedWriter.block); a batch of flows as tuples, or a group with a
+null or a value to escape, through its format's %-template, all in C calls (map over the
+batch), or line by line where that cannot. Each owner's fragment is built once. The output is
+the same JSON either way (tests compare it with json.dumps and the paths with each other).
 
 A batch's lines leave the Python worker as one gzip member (gzip_block): at about 800 bytes a
 flow, moving the text itself from Python to the JVM cost more than all the rest of the default

@@ -11,6 +11,7 @@ import reference
 from helpers import column_group
 from flowdredge.job import attribute
 from flowdredge.job.aggregate import LatenessHorizon, is_late
+from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group, packed_key,
                                       unowned_owner)
 from flowdredge.job.ownership import MetaEvent, OwnershipIndex
@@ -260,10 +261,47 @@ def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
         assert out.counts == rows.counts
     options = {"enriched": True, "extra": {"window_start": 60} if late else None,
                "conversations": not late}
-    rows, columns = (attribute_group(g, index, **options) for g in (group, column_group(group)))
-    assert list(columns.partials.rows()) == list(rows.partials.rows())
-    assert columns.counts == rows.counts
+    for block_from in (attribute.BLOCK_MIN_FLOWS, 1):   # lines() and EnrichedWriter.block
+        with mock.patch.object(attribute, "BLOCK_MIN_FLOWS", block_from):
+            rows, columns = (attribute_group(g, index, **options)
+                             for g in (group, column_group(group)))
+        assert list(columns.partials.rows()) == list(rows.partials.rows())
+        assert columns.counts == rows.counts
+        assert columns.enriched == rows.enriched
+        assert list(columns.conversations.rows()) == list(rows.conversations.rows())
+
+
+# Values without a null: a group of them renders its enriched lines over its columns.
+_plain_flow_values = st.fixed_dictionaries({
+    "srcaddr": st.sampled_from(_IPS), "dstaddr": st.sampled_from(_IPS),
+    "pkt-srcaddr": st.sampled_from(_IPS), "pkt-dstaddr": st.sampled_from(_IPS),
+    "srcport": st.sampled_from([22, 443, 5432, 40000, 65535]),
+    "dstport": st.sampled_from([0, 1, 442, 443, 65534, 65535]),
+    "protocol": st.sampled_from([0, 1, 6, 17]), "packets": st.integers(0, 10),
+    "bytes": st.integers(0, 2**62), "start": st.integers(60, 64),
+    "action": st.sampled_from(["ACCEPT", "REJECT"]), "tcp-flags": st.sampled_from([2, 18, 19]),
+    "version": st.just(5)})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(58, 66),
+                          st.sampled_from(_IPS), st.sampled_from(["api", "db", "cache"])),
+                max_size=12),
+       st.sampled_from(_FORMATS), st.lists(_plain_flow_values, min_size=1, max_size=40))
+def test_a_group_of_columns_renders_its_enriched_lines_over_its_columns(events, fmt, values):
+    """Without a null or a value to escape, a group of columns of enough flows never goes
+    through lines(), and its lines are the row path's."""
+    index = OwnershipIndex()
+    for kind, ts, ip, app in events:
+        index.apply(MetaEvent(kind, ts * 1000, ip, _owner(app, "r") if kind == ASSIGN else None))
+    flows = [tuple(v[name] for name in fmt.fields) for v in values]
+    group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
+    rows = attribute_group(group, index, enriched=True, conversations=True)
+    with mock.patch.object(attribute, "BLOCK_MIN_FLOWS", 1), mock.patch.object(
+            EnrichedWriter, "lines", side_effect=AssertionError("rendered line by line")):
+        columns = attribute_group(column_group(group), index, enriched=True, conversations=True)
     assert columns.enriched == rows.enriched
+    assert list(columns.partials.rows()) == list(rows.partials.rows())
     assert list(columns.conversations.rows()) == list(rows.conversations.rows())
 
 
