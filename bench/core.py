@@ -5,8 +5,9 @@ Per changelog event: its chunk's parse, encode and decode (job.codec, the trip t
 attribution), the ownership index (job.ownership.apply_events) and the broadcast-state values
 of the IPs it changed. Per flow, in the order the job runs them: parse a record (job.parse.parse_record), encode and
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
-(job.attribute.attribute_group) with each optional output on its own, the security views'
-share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
+(job.attribute.attribute_group) with each optional output on its own and with both (`attribute,
+default outputs`: the default configuration's step, the views encoded and the lines gzipped), the
+security views' share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
 window's close (decode, merge, every view: job.security.window_results). For comparison, every
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
 path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
@@ -23,6 +24,7 @@ from flowdredge.job.attribute import attribute_group
 from flowdredge.job.codec import (decode_events, decode_group, decode_views, encode_events,
                                   encode_group, encode_views)
 from flowdredge.job.config import Config
+from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import parse_record
 from flowdredge.job.security import ScanRules, ViewRules, WindowViews, window_results
@@ -71,7 +73,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             events += len(chunk.events)
     seconds = dict.fromkeys(("parse", "parse, per line", "encode", "decode", "attribute",
                              "attribute + enriched", "attribute + security batch",
-                             "security window close"), 0.0)
+                             "attribute, default outputs", "security window close"), 0.0)
     sec = config.security
     rules = ViewRules(sec.scan_report_min_targets, ScanRules(
         sec.port_scan_min_ports, sec.port_scan_max_hosts, sec.host_sweep_min_hosts,
@@ -112,13 +114,18 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             seconds["encode"] += encoded - began
             seconds["decode"] += decoded - encoded
             for stage, options in (("attribute", {}), ("attribute + enriched", {"enriched": True}),
-                                   ("attribute + security batch", {"conversations": True})):
+                                   ("attribute + security batch", {"conversations": True}),
+                                   ("attribute, default outputs",
+                                    {"enriched": True, "conversations": True})):
                 began = clock()
                 out = attribute_group(group, index, **{"enriched": False, **options})
                 if options.get("conversations"):
-                    batches.setdefault(group.window_start, []).append(
-                        encode_views(WindowViews.of_conversation_sums(
-                            out.conversations.sums.items())))
+                    payload = encode_views(WindowViews.of_conversation_sums(
+                        out.conversations.sums.items()))
+                    if not options.get("enriched"):
+                        batches.setdefault(group.window_start, []).append(payload)
+                if options.get("enriched") and options.get("conversations"):
+                    gzip_block(out.enriched)
                 seconds[stage] += clock() - began
     for window_start, payloads in batches.items():
         began = clock()
