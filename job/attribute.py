@@ -222,8 +222,8 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     return out
 
 
-# EnrichedWriter.block costs about 140 us a group whatever its size, lines() about 1.6 us a flow
-# and 3 us a group (with the tuples it needs): block pays from about this many flows on.
+# EnrichedWriter.block costs about 140 us a group and 1.2 us a flow, lines() with the tuples it
+# needs about 2.7 us a flow: block pays from about a hundred flows on (docs/performance.md, run 22).
 BLOCK_MIN_FLOWS = 128
 
 
