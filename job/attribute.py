@@ -10,7 +10,7 @@ owner is `unattributed` when private (RFC 1918, 100.64/10, fc00::/7, link-local,
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import repeat
 from operator import itemgetter
 
@@ -165,7 +165,8 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     """attribute_group flow by flow, over the fields it needs as lists (a group of columns
     never becomes tuples unless its enriched lines need the per-line path)."""
     values = _field_values(group)
-    src_ips, dst_ips = _end_lists(group)
+    ends = _end_addresses(group)
+    src_ips, dst_ips = (tuple(map(column_values, ends)) if group.columns is not None else ends)
     out = Attributed()
     partial_sums = out.partials.sums
     add_conversation = out.conversations.add if conversations else None
@@ -173,7 +174,7 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     src_unowned, dst_unowned = Counter(), Counter()
     src_owned = dst_owned = 0
     window_start = group.window_start
-    src_owners, dst_owners = _owners(group, index)
+    src_owners, dst_owners = _owners(group, index, ends)
     srcs, dsts = [], []   # each flow's owners, for the enriched lines
     for src_ip, dst_ip, s, d, dst_port, protocol, verdict, n_packets, n_bytes, src_port, flags \
             in zip(src_ips, dst_ips, src_owners, dst_owners, values("dstport"), values("protocol"),
@@ -257,62 +258,45 @@ def _field_values(group: FlowGroup):
     return values
 
 
-def _end_lists(group: FlowGroup) -> tuple:
-    """Each flow's source and destination address (the pkt- one when the line has it)."""
+def _end_addresses(group: FlowGroup) -> tuple:
+    """Each flow's source and destination address (the pkt- one when the line has it): two
+    Arrow arrays for a group of columns, two lists for a group of flows."""
     fmt = group.fmt
     if group.columns is not None:
-        batch = group.columns
-
-        def column(name):
-            position = fmt.pos.get(name)
-            return None if position is None else batch.column(position)
-
-        return tuple(column_values(_addresses(column(f"pkt-{side}"), column(side)))
+        return tuple(_addresses(_column(group, f"pkt-{side}"), _column(group, side))
                      for side in ("srcaddr", "dstaddr"))
     return tuple([(pkt is not None and flow[pkt]) or flow[plain] for flow in group.flows]
                  for pkt, plain in (_end_positions(fmt, "pkt-srcaddr", "srcaddr"),
                                     _end_positions(fmt, "pkt-dstaddr", "dstaddr")))
 
 
-def _owners(group: FlowGroup, index: OwnershipIndex) -> tuple:
-    """Each flow's source and destination owners at its start (None: no owner): from the
-    columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
-    fmt = group.fmt
+def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple) -> tuple:
+    """The owners of both `ends` (_end_addresses) of each flow at its start (None: no owner):
+    from the columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of
+    flows."""
     if group.columns is not None:
-        batch = group.columns
-
-        def column(name):
-            position = fmt.pos.get(name)
-            return None if position is None else batch.column(position)
-
-        t_ms = column("start").to_numpy() * 1000
-        return tuple(index.owners_at(_addresses(column(f"pkt-{side}"), column(side)), t_ms)
-                     for side in ("srcaddr", "dstaddr"))
+        t_ms = _column(group, "start").to_numpy() * 1000
+        return tuple(index.owners_at(addresses, t_ms) for addresses in ends)
     owner_at = index.owner_at
-    start = fmt.start_pos
-    ends = []
-    for pkt, plain in (_end_positions(fmt, "pkt-srcaddr", "srcaddr"),
-                       _end_positions(fmt, "pkt-dstaddr", "dstaddr")):
-        ends.append([owner_at((pkt is not None and flow[pkt]) or flow[plain],
-                              flow[start] * 1000) for flow in group.flows])
-    return tuple(ends)
+    start = group.fmt.start_pos
+    return tuple([owner_at(ip, flow[start] * 1000) for ip, flow in zip(addresses, group.flows)]
+                 for addresses in ends)
+
+
+def _column(group: FlowGroup, name: str):
+    """The group's column of a field, None when its format lacks the field."""
+    position = group.fmt.pos.get(name)
+    return None if position is None else group.columns.column(position)
 
 
 def _attribute_columns(group, index, unowned, out) -> None:
     """The partial aggregates and counts of _attribute_rows on the group's arrow columns: the
     owners of the IPs with one owner since their first change by OwnershipIndex.codes_at, the
     others one by one, the sums by np.unique on one integer key per flow."""
-    fmt = group.fmt
-    batch = group.columns
-    n = batch.num_rows
-
-    def column(name):
-        position = fmt.pos.get(name)
-        return None if position is None else batch.column(position)
-
+    n = group.columns.num_rows
+    column = partial(_column, group)
     t_ms = column("start").to_numpy() * 1000
-    src = _addresses(column("pkt-srcaddr"), column("srcaddr"))
-    dst = _addresses(column("pkt-dstaddr"), column("dstaddr"))
+    src, dst = _end_addresses(group)
     src_codes = _owner_codes(index, src, t_ms, unowned, out.counts, "src")
     dst_codes = _owner_codes(index, dst, t_ms, unowned, out.counts, "dst")
     dims = [_codes(column(name), n) for name in ("dstport", "protocol", "action")]
