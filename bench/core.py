@@ -120,8 +120,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
                 began = clock()
                 out = attribute_group(group, index, **{"enriched": False, **options})
                 if options.get("conversations"):
-                    payload = encode_views(WindowViews.of_conversation_sums(
-                        out.conversations.sums.items()))
+                    payload = encode_views(out.views)
                     if not options.get("enriched"):
                         batches.setdefault(group.window_start, []).append(payload)
                 if options.get("enriched") and options.get("conversations"):

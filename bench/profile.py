@@ -15,11 +15,14 @@ from flowdredge.operate.cluster import child_env
 
 # First match wins, so the more specific come first.
 PYTHON_CATEGORIES = (
-    ("enriched JSON lines and their gzip (job/enriched.py)", "_enriched_text"),
+    ("enriched JSON lines and their gzip (job/enriched.py)", "_block_text"),
+    ("enriched JSON lines and their gzip (job/enriched.py)", "_lines_text"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "EnrichedWriter.line"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "gzip_block"),
     # A batch's conversations reduced and encoded for the security views (AttributeFlows).
     ("security views (job/flink/security.py, job/security.py)", "encode_views"),
+    ("security views (job/flink/security.py, job/security.py)", "window_views"),
+    ("security views (job/flink/security.py, job/security.py)", "of_conversation_sums"),
     ("attribution: owner lookup, partial aggregation (job/attribute.py)", "attribute_group"),
     ("flow group decode (job/codec.py)", "decode_group"),
     ("flow group encode (job/codec.py)", "encode_group"),

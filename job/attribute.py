@@ -22,7 +22,8 @@ from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.parse_columns import column_values
 from flowdredge.job.ownership import OwnershipIndex
-from flowdredge.job.security import DEFAULT_SERVICE_PORTS, client_is_source
+from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_is_source
+from flowdredge.job.security_columns import End, codes_of, packed_key, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 from flowdredge.schemas.security import INTERNET, UNATTRIBUTED
 REJECT = "REJECT"
@@ -112,7 +113,10 @@ class Conversations:
 class Attributed:
     partials: PartialAggregates = field(default_factory=PartialAggregates)
     enriched: bytes = b""   # JSON lines, one per flow, each ended by a newline (UTF-8)
-    conversations: Conversations = field(default_factory=Conversations)   # when asked for
+    views: WindowViews = None   # the security views' share of the group, when asked for
+    # The group's conversations, which the views are reduced from flow by flow (a group of
+    # columns goes without them: job.security_columns).
+    conversations: Conversations = field(default_factory=Conversations)
     counts: Counter = field(default_factory=Counter)
 
 
@@ -136,26 +140,26 @@ def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                     extra: dict = None, conversations: bool = False,
                     unowned=unowned_owner,
                     service_ports: frozenset = DEFAULT_SERVICE_PORTS) -> Attributed:
-    """Attributes every flow of the group; partial aggregates always, enriched JSON and
-    conversations (schemas.outputs.CONVERSATION) optionally.
+    """Attributes every flow of the group; partial aggregates always, enriched JSON and the
+    security views' share (job.security.WindowViews of the group's conversations,
+    schemas.outputs.CONVERSATION) optionally.
 
-    Conversations are oriented here (job.security.client_is_source with `service_ports`) and
+    Conversations are oriented (job.security.client_is_source with `service_ports`) and
     keyed on the service side, without the client's ephemeral port, so that the flows of a
     group between the same client and service make one row. A REJECTed record from the server
     keeps the client's port (`client_port`): it was refused there, and the rejected and scans
     views report it in its logged direction.
 
     `extra` fields are added to each enriched line (the late output adds `window_start`).
-    A group of columns (the vectorised parser's) is attributed on its columns when only the
-    partial aggregates are asked for; otherwise, and for a group of flows, flow by flow, in
-    one loop with the conversations' work (on columns, the conversations, about one a flow in
-    the bench, cost more: docs/performance.md, run 17), the enriched lines after it (over the
-    columns when the group has them: job.enriched.EnrichedWriter.block). Either way the same
-    result (tests/test_attribute.py holds the two to it).
+    A group of columns (the vectorised parser's) is attributed on its columns, its views reduced
+    there without conversations (job.security_columns) and its enriched lines rendered over
+    them (job.enriched.EnrichedWriter.block); a group of flows, and one with `extra`, flow by
+    flow, in one loop with the conversations' work. Either way the same result
+    (tests/test_attribute.py holds the two to it).
     """
-    if group.columns is not None and not enriched and not conversations:
+    if group.columns is not None and not extra:
         out = Attributed()
-        _attribute_columns(group, index, unowned, out)
+        _attribute_columns(group, index, unowned, out, enriched, conversations, service_ports)
         return out
     return _attribute_rows(group, index, enriched, extra, conversations, unowned, service_ports)
 
@@ -213,7 +217,9 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
             srcs.append(s)
             dsts.append(d)
     if enriched:
-        out.enriched = _enriched_text(group, srcs, dsts, extra)
+        out.enriched = _lines_text(group, srcs, dsts, extra)
+    if conversations:
+        out.views = WindowViews.of_conversation_sums(out.conversations.sums.items())
     counts = out.counts
     for side, owned, by_app in (("src", src_owned, src_unowned), ("dst", dst_owned, dst_unowned)):
         if owned:
@@ -228,17 +234,23 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
 BLOCK_MIN_FLOWS = 128
 
 
-def _enriched_text(group: FlowGroup, srcs: list, dsts: list, extra: dict) -> bytes:
-    """The group's enriched lines, each ended by a newline, as UTF-8: rendered over its
-    columns when it has them and enough flows (EnrichedWriter.block), else, or where that
-    declines, line by line."""
-    writer = enriched_writer(group.fmt)
+def _block_text(group: FlowGroup, src: End, dst: End) -> bytes:
+    """The enriched lines of a group of columns: over its columns when it has enough flows
+    (EnrichedWriter.block), else, or where that declines, line by line."""
     tcp_flags = group.fmt.pos.get("tcp-flags")
-    if group.columns is not None and not extra and len(srcs) >= BLOCK_MIN_FLOWS:
-        text = writer.block(group.columns, srcs, dsts, tcp_flags)
+    if len(group) >= BLOCK_MIN_FLOWS:
+        text = enriched_writer(group.fmt).block(group.columns, (src.owners, src.owner_ids),
+                                                (dst.owners, dst.owner_ids), tcp_flags)
         if text is not None:
             return text
-    lines = writer.lines(group.flows, srcs, dsts, tcp_flags, extra)
+    srcs, dsts = (list(map(end.owners.__getitem__, end.owner_ids.tolist())) for end in (src, dst))
+    return _lines_text(group, srcs, dsts, None)
+
+
+def _lines_text(group: FlowGroup, srcs: list, dsts: list, extra: dict) -> bytes:
+    """The group's enriched lines, each ended by a newline, as UTF-8, line by line."""
+    lines = enriched_writer(group.fmt).lines(group.flows, srcs, dsts,
+                                             group.fmt.pos.get("tcp-flags"), extra)
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -289,19 +301,21 @@ def _column(group: FlowGroup, name: str):
     return None if position is None else group.columns.column(position)
 
 
-def _attribute_columns(group, index, unowned, out) -> None:
-    """The partial aggregates and counts of _attribute_rows on the group's arrow columns: the
-    owners of the IPs with one owner since their first change by OwnershipIndex.codes_at, the
-    others one by one, the sums by np.unique on one integer key per flow."""
+def _attribute_columns(group, index, unowned, out, enriched, conversations,
+                       service_ports) -> None:
+    """_attribute_rows on the group's arrow columns: the owners of the IPs with one owner since
+    their first change by OwnershipIndex.codes_at, the others one by one; the partial sums by
+    np.unique on one integer key per flow; the enriched lines and the views over the columns."""
     n = group.columns.num_rows
     column = partial(_column, group)
     t_ms = column("start").to_numpy() * 1000
-    src, dst = _end_addresses(group)
-    src_codes = _owner_codes(index, src, t_ms, unowned, out.counts, "src")
-    dst_codes = _owner_codes(index, dst, t_ms, unowned, out.counts, "dst")
-    dims = [_codes(column(name), n) for name in ("dstport", "protocol", "action")]
+    with_owners = enriched or conversations
+    (src_codes, src), (dst_codes, dst) = (
+        _end(index, addresses, t_ms, unowned, out.counts, side, with_owners)
+        for addresses, side in zip(_end_addresses(group), ("src", "dst")))
+    dims = [codes_of(column(name), n) for name in ("dstport", "protocol", "action")]
     key = packed_key([(src_codes, len(index.pairs))]
-                     + [(codes, len(values)) for codes, values in dims]
+                     + [(dim.codes, len(dim.values)) for dim in dims]
                      + [(dst_codes, len(index.pairs))])
     _keys, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True,
                                               return_counts=True)
@@ -313,7 +327,7 @@ def _attribute_columns(group, index, unowned, out) -> None:
     at = first[order]
     pairs = index.pairs
     sides = [[pairs[c] for c in codes[at].tolist()] for codes in (src_codes, dst_codes)]
-    values = [list(map(distinct.__getitem__, codes[at].tolist())) for codes, distinct in dims]
+    values = [list(map(dim.values.__getitem__, dim.codes[at].tolist())) for dim in dims]
     counts = counts[order].tolist()
     packets, nbytes = ([sums[k] for k in order.tolist()] for sums in totals)
     partial_sums = out.partials.sums
@@ -322,21 +336,19 @@ def _attribute_columns(group, index, unowned, out) -> None:
             *sides, *values, counts, packets, nbytes):
         partial_sums[(window_start, s[0], s[1], d[0], d[1], port, protocol, action)] = [
             flows, n_packets, n_bytes]
+    if enriched:
+        out.enriched = _block_text(group, src, dst)
+    if conversations:
+        dst_port, protocol, action = dims
+        out.views = window_views(src, dst, index.pairs, codes_of(column("srcport"), n),
+                                 dst_port, protocol,
+                                 action, *(_zero_filled(column(name), n)
+                                           for name in ("packets", "bytes", "tcp-flags")),
+                                 service_ports)
 
 
-def packed_key(columns, limit: int = _INT64_MAX) -> np.ndarray:
-    """One int64 per row, equal where the rows' codes are, from (codes, radix) columns (codes
-    in [0, radix)); every key is below `limit`, the rows' count or the product of the radixes,
-    whichever is larger."""
-    key, size = columns[0]
-    for codes, radix in columns[1:]:
-        if size * radix > limit:
-            # Renumbered densely, the key so far is below the number of rows.
-            key = np.unique(key, return_inverse=True)[1]
-            size = len(key)
-        key = key * radix + codes
-        size *= radix
-    return key
+def _zero_filled(column, n) -> np.ndarray:
+    return np.zeros(n, np.int64) if column is None else column.fill_null(0).to_numpy()
 
 
 def _addresses(pkt, plain):
@@ -345,55 +357,57 @@ def _addresses(pkt, plain):
     return plain if pkt is None else pc.coalesce(pkt, plain)
 
 
-def _owner_codes(index, addresses, t_ms, unowned, counts, side) -> np.ndarray:
-    """The pair codes of the ends `addresses`' owners at `t_ms`; their counts. Each distinct address is looked up once; only IPs with changes other than one
-    owner are looked up flow by flow."""
+def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
+    """(pair codes, End or None) of the ends `addresses`' owners at `t_ms`: each flow's
+    (app, region) code, and with `with_owners` the End (its owners as tuples); their counts.
+    Each distinct address is looked up once; only IPs with changes other than one owner are
+    looked up flow by flow."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)
     slots = index.slots(distinct)[at]
     codes, others = index.codes_at(slots, t_ms)
     pair_code = index.pair_code
-    # Ends with no owner at their time from the arrays: an address's unowned owner (and
-    # code) does not depend on the time.
-    plain = np.flatnonzero((codes < 0) & ~others)
-    unowned_codes = np.empty(len(distinct), np.int64)
+    owned = codes >= 0
+    positions = np.flatnonzero(others)
+    found = [index.owner_at(ip, t) for ip, t in zip(distinct.take(at[positions]).to_pylist(),
+                                                    t_ms[positions].tolist())]
+    found_at = positions[[o is not None for o in found]] if found else positions
+    found = [o for o in found if o is not None]
+    codes[found_at] = [pair_code(o[_APP], o[_REGION]) for o in found]
+    owned[found_at] = True
+    # An unowned end's owner depends on its address only.
+    plain = np.flatnonzero(~owned)
     needed = np.unique(at[plain])
-    for d, ip in zip(needed.tolist(), distinct.take(needed).to_pylist()):
-        o = unowned(ip)
+    unowned_owners = dict(zip(needed.tolist(), map(unowned, distinct.take(needed).to_pylist())))
+    unowned_codes = np.zeros(len(distinct), np.int64)
+    for d, o in unowned_owners.items():
         unowned_codes[d] = pair_code(o[_APP], o[_REGION])
     codes[plain] = unowned_codes[at[plain]]
-    unowned_ends = [codes[plain]]
-    owner_at = index.owner_at
-    positions = np.flatnonzero(others)
-    found, unowned_here = [], []
-    for ip, t in zip(distinct.take(at[positions]).to_pylist(), t_ms[positions].tolist()):
-        o = owner_at(ip, t)
-        if o is None:
-            o = unowned(ip)
-            unowned_here.append(pair_code(o[_APP], o[_REGION]))
-        found.append(o)
-    if len(positions):
-        codes[positions] = [pair_code(o[_APP], o[_REGION]) for o in found]
-        unowned_ends.append(np.array(unowned_here, np.int64))
-    by_code = np.unique(np.concatenate(unowned_ends), return_counts=True)
     by_app = Counter()
-    for code, n_ends in zip(*(values.tolist() for values in by_code)):
+    for code, n_ends in zip(*(v.tolist() for v in np.unique(codes[plain], return_counts=True))):
         by_app[index.pairs[code][0]] += n_ends
-    owned = len(codes) - sum(by_app.values())
-    if owned:
-        counts[f"{side}_owned"] += owned
+    if len(codes) - len(plain):
+        counts[f"{side}_owned"] += len(codes) - len(plain)
     for app, n_ends in by_app.items():
         counts[f"{side}_{_count_key(app)}"] += n_ends
-    return codes
-
-
-def _codes(column, n) -> tuple:
-    """(int64 codes, distinct values by code) of a key column; a missing column is null."""
-    if column is None:
-        return np.zeros(n, np.int64), [None]
-    encoded = pc.dictionary_encode(column, null_encoding="encode")
-    return encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_pylist()
+    if not with_owners:
+        return codes, None
+    # A key per flow naming its owner: the slot of an IP with one owner, else -1 - the
+    # owner's position among the others (the unowned ones, most of them the same few, and
+    # those found one by one).
+    other_ids = {}
+    unowned_ids = np.zeros(len(distinct), np.int64)
+    for d, o in unowned_owners.items():
+        unowned_ids[d] = other_ids.setdefault(o, len(other_ids))
+    keys = np.where(owned, slots, -1 - unowned_ids[at])
+    keys[found_at] = [-1 - other_ids.setdefault(o, len(other_ids)) for o in found]
+    unique_keys, ids = np.unique(keys, return_inverse=True)
+    by_slot = unique_keys >= 0
+    others = list(other_ids)
+    owners = [others[-1 - k] for k in unique_keys[~by_slot].tolist()]
+    owners += index.single_owners(unique_keys[by_slot].tolist())
+    return codes, End(owners, ids.reshape(-1), codes, distinct, at)
 
 
 def _sums(column, n, inverse, by_key, bounds) -> list:

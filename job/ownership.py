@@ -480,6 +480,11 @@ class OwnershipIndex:
         others[known[code < 0]] = True
         return codes, others
 
+    def single_owners(self, slots) -> list:
+        """The owner of each of `slots`, slots of IPs with one owner since their first change
+        (those codes_at finds an owner for)."""
+        return list(map(self._held.__getitem__, slots))
+
     def prune(self, horizon_ms: int) -> tuple:
         """Forgets what no flow at or after `horizon_ms` can need. Returns the IPs whose
         changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left."""

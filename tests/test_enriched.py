@@ -3,6 +3,7 @@ import importlib
 import json
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -128,7 +129,8 @@ def test_a_group_of_columns_renders_its_lines_or_declines(data, kinds):
         [pa.array(list(values), pa.int64() if i in ints else pa.string())
          for i, values in enumerate(zip(*flows))], names=list(keys))
     writer = EnrichedWriter(keys, ints)
-    text = writer.block(columns, owners, owners[::-1], flags)
+    positions = np.arange(len(owners))
+    text = writer.block(columns, (owners, positions), (owners, positions[::-1]), flags)
     has_null = any(v is None for flow in flows for v in flow)
     if has_null or not writer._plain(flows):
         assert text is None
@@ -143,5 +145,5 @@ def test_a_slice_of_columns_renders_only_its_rows():
     columns = pa.RecordBatch.from_arrays([pa.array([6, 17, 1]), pa.array(
         ["10.0.0.1", "10.0.0.2", "10.0.0.3"])], names=["protocol", "srcaddr"])
     writer = EnrichedWriter(("protocol", "srcaddr"), (0,))
-    text = writer.block(columns.slice(1), owners[1:], owners[:0:-1])
+    text = writer.block(columns.slice(1), (owners, np.array([1, 2])), (owners, np.array([2, 1])))
     assert text.decode().splitlines() == writer.lines(flows[1:], owners[1:], owners[:0:-1])

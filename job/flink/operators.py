@@ -21,7 +21,7 @@ from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import FlowFormat, excerpt, parse_record
 from flowdredge.job.replay import read_flow_file
-from flowdredge.job.security import WindowViews, parse_ports
+from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
 from flowdredge.schemas.flink import row_type
 from flowdredge.schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
@@ -421,8 +421,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             for partial in out.partials.rows():
                 yield Row(*partial)
             if self.conversations:
-                yield CONVERSATIONS, Row(group.window_start, encode_views(
-                    WindowViews.of_conversation_sums(out.conversations.sums.items())))
+                yield CONVERSATIONS, Row(group.window_start, encode_views(out.views))
             if out.enriched:
                 yield ENRICHED, gzip_block(out.enriched)
         self.metrics.add(out.counts)
