@@ -2,10 +2,9 @@
 numpy. Pure Python (no pyflink).
 
 WindowViews.of_conversation_sums reduces a group's conversations, which the flow-by-flow
-attribution makes one flow at a time (about 3 us a flow with the loop that feeds them,
-docs/performance.md, run 23). Every view is a sum over flows, so the conversations need not be
-made: each flow is oriented (job.security.client_is_source's rules, in arrays), and each view
-groups the flows it reads by its own key. The rows are made in the order of their key's first
+attribution makes one flow at a time. Every view is a sum over flows, so the conversations need
+not be made: each flow is oriented (job.security.client_is_source's rules, in arrays), and each
+view groups the flows it reads by its own key (docs/performance.md, run 23, measures both). The rows are made in the order of their key's first
 flow, as the conversations make them (the risk view lists an app's exposed ports in that order).
 The scans' records are grouped by every field they hold rather than by conversation: the scans
 view sums them and counts their distinct targets, whatever the grouping.
