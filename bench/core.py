@@ -7,7 +7,7 @@ of the IPs it changed. Per flow, in the order the job runs them: parse a record 
 decode its flow groups (job.codec, the trip through keyed state and the shuffle), attribute them
 (job.attribute.attribute_group) with each optional output on its own and with both (`attribute,
 default outputs`: the default configuration's step, the views encoded and the lines gzipped), the
-security views' share of each batch (its conversations reduced and encoded, job.security.WindowViews) and each
+security views' share of each batch (reduced and encoded, job.security.WindowViews) and each
 window's close (decode, merge, every view: job.security.window_results). For comparison, every
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
 path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a

@@ -19,7 +19,7 @@ PYTHON_CATEGORIES = (
     ("enriched JSON lines and their gzip (job/enriched.py)", "_lines_text"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "EnrichedWriter.line"),
     ("enriched JSON lines and their gzip (job/enriched.py)", "gzip_block"),
-    # A batch's conversations reduced and encoded for the security views (AttributeFlows).
+    # A batch's share of the security views, reduced and encoded (AttributeFlows).
     ("security views (job/flink/security.py, job/security.py)", "encode_views"),
     ("security views (job/flink/security.py, job/security.py)", "window_views"),
     ("security views (job/flink/security.py, job/security.py)", "of_conversation_sums"),
