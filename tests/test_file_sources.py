@@ -7,6 +7,7 @@ from pyflink.common import Types
 
 from flowdredge.connectors.files import _text_lines
 from flowdredge.connectors.jars import adapter_jars
+from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config
 from flowdredge.job.flink.run import make_env
 
@@ -18,7 +19,7 @@ BUFFER = 1 << 16   # LineBytes reads the file in pieces of this size
 def _read(path, as_bytes: bool) -> list:
     """The lines as the parse step gets them, in order."""
     env = make_env(Config())
-    env.add_jars(*adapter_jars())
+    add_jars(env, adapter_jars())
     # What a Python step gets, as text: the hex of bytes, or the str marked. (A function of
     # this module would be pickled by name, which the Python workers cannot import.)
     lines = _text_lines(env, str(path), "lines", "lines", as_bytes=as_bytes) \
@@ -74,7 +75,7 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
     from pyflink.common import Duration
     from pyflink.common.watermark_strategy import WatermarkStrategy
     from pyflink.datastream import ProcessFunction
-    from flowdredge.connectors.streams import jvm, with_java_timestamps
+    from flowdredge.connectors.streams import with_java_timestamps
 
     lines = [
         '{"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "caf\u00e9"}',
@@ -92,7 +93,7 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
             yield str(ctx.timestamp())
 
     env = make_env(Config())
-    env.add_jars(*adapter_jars())
+    add_jars(env, adapter_jars())
     timed = with_java_timestamps(
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0)),
         jvm().io.flowdredge.files.ChangelogTimestamps())
@@ -103,3 +104,30 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         stamps = list(seen)
     assert stamps[:3] == ["1767225600000", "1767225605000", "1767225609000"]
     assert stamps[3:] == [str(-2**63)] * 2   # Long.MIN_VALUE: no timestamp
+
+
+def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
+    """py4j serves each connection on its own Java thread and finds classes through that
+    thread's context class loader; PyFlink's add_jars gives the jars to one thread's: a lookup
+    that py4j sent over another connection (opened when two Python threads use the gateway at
+    once) failed now and then in the middle of building a job. Here the serving thread is made
+    such a thread, with the system class loader as its context loader; add_jars' classes are
+    found all the same, a later call's jars too."""
+    from flowdredge.connectors.jars import connector_jars
+
+    def from_a_thread_without_the_jars(lookup):
+        thread = jvm().java.lang.Thread.currentThread()
+        before = thread.getContextClassLoader()
+        thread.setContextClassLoader(jvm().java.lang.ClassLoader.getSystemClassLoader())
+        try:
+            return lookup()
+        finally:
+            thread.setContextClassLoader(before)
+
+    env = make_env(Config())
+    add_jars(env, adapter_jars())
+    assert from_a_thread_without_the_jars(lambda: jvm().io.flowdredge.files.LineBytes())
+    add_jars(env, connector_jars())
+    assert from_a_thread_without_the_jars(lambda: jvm().io.flowdredge.kinesis.RawRecords())
+    assert from_a_thread_without_the_jars(
+        lambda: jvm().org.apache.flink.connector.kinesis.source.KinesisStreamsSource.builder())

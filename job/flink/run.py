@@ -12,7 +12,7 @@ from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sourc
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.s3 import checkpoint_uri
-from flowdredge.connectors.streams import jvm
+from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
 from flowdredge.job.replay import delivery_stamps_ms
@@ -87,7 +87,7 @@ def build_job(config: Config, sources: Sources, sinks: Sinks, flink_options: dic
     ship with the job; `python_files`: code folders or files to ship to the Python workers."""
     env = make_env(config, flink_options, checkpoint_dir)
     if jars:
-        env.add_jars(*jars)
+        add_jars(env, jars)
     for path in python_files:
         env.add_python_file(path)
     build_pipeline(env, sources, sinks, config)
