@@ -15,13 +15,14 @@ from itertools import repeat
 from operator import itemgetter
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowdredge.job.aggregate import PartialAggregates
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.parse_columns import column_values
-from flowdredge.job.ownership import OwnershipIndex
+from flowdredge.job.ownership import OwnershipIndex, ipv4_ints
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_is_source
 from flowdredge.job.security_columns import End, codes_of, packed_key, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
@@ -52,18 +53,38 @@ def _is_private(ip: str) -> bool:
     return any(addr in net for net in _NOT_INTERNET if net.version == addr.version)
 
 
+# _NOT_INTERNET's IPv4 networks by the first two octets: (first, lowest second, highest
+# second). ipaddress costs about 3 us an address, and internet peers (a new address each, past
+# any cache) are common.
+_PRIVATE_V4 = ((10, 0, 255), (127, 0, 255), (172, 16, 31), (192, 168, 168), (100, 64, 127),
+               (169, 254, 254))
+
+
 def _is_private_v4(ip: str) -> bool:
-    """_NOT_INTERNET's IPv4 networks by the first two octets: ipaddress costs about 3 us an
-    address, and internet peers (a new address each, past the cache) are common."""
     first, second, _rest = ip.split(".", 2)
     a, b = int(first), int(second)
-    return (a == 10 or a == 127 or (a == 172 and 16 <= b <= 31) or (a == 192 and b == 168)
-            or (a == 100 and 64 <= b <= 127) or (a == 169 and b == 254))
+    return any(a == f and low <= b <= high for f, low, high in _PRIVATE_V4)
+
+
+def _private_v4_table() -> np.ndarray:
+    """_is_private_v4 by the first two octets as one 16-bit number."""
+    table = np.zeros(1 << 16, bool)
+    for first, low, high in _PRIVATE_V4:
+        table[(first << 8) + low:(first << 8) + high + 1] = True
+    return table
+
+
+_PRIVATE_V4_TABLE = _private_v4_table()
+
+
+def _private_v4(addresses: np.ndarray) -> np.ndarray:
+    """_is_private_v4 of IPv4 addresses as integers (job.ownership.ipv4_ints)."""
+    return _PRIVATE_V4_TABLE[addresses >> 16]
 
 
 class UnownedClassifier:
     """The owner tuple of an address that has none: unattributed, aws:<service>:<region> (with
-    AWS's ip-ranges, job.ipranges) or internet. Cached per address."""
+    AWS's ip-ranges, job.ipranges) or internet. `owner` one address (cached), `owners` many."""
 
     def __init__(self, ip_ranges=None, cache_size: int = 500_000):
         self._ranges = ip_ranges
@@ -75,8 +96,30 @@ class UnownedClassifier:
         label = self._ranges.classify(ip) if self._ranges is not None else None
         return _unowned(label) if label else UNOWNED[INTERNET]
 
+    def owners(self, addresses: pa.Array) -> tuple:
+        """(owners, ids): the owner of each of `addresses` (a pyarrow string array of IP
+        addresses as the parser accepts them) is owners[ids[i]], the owners distinct. The
+        IPv4 addresses are decided in arrays, but for the public ones with ip-ranges; the
+        others by `owner`."""
+        owners = [UNOWNED[UNATTRIBUTED], UNOWNED[INTERNET]]
+        ids = np.full(len(addresses), -1, np.int64)
+        ipv4 = np.flatnonzero(~pc.match_substring(addresses, ":").to_numpy(zero_copy_only=False))
+        if len(ipv4):
+            private = _private_v4(ipv4_ints(addresses.take(ipv4)))
+            ids[ipv4[private]] = 0
+            if self._ranges is None:
+                ids[ipv4[~private]] = 1
+        rest = np.flatnonzero(ids < 0)
+        if len(rest):
+            position = {o: i for i, o in enumerate(owners)}
+            ids[rest] = [position.setdefault(o, len(position))
+                         for o in map(self.owner, addresses.take(rest).to_pylist())]
+            owners = list(position)
+        return owners, ids
 
-unowned_owner = UnownedClassifier().owner
+
+default_classifier = UnownedClassifier()
+unowned_owner = default_classifier.owner
 
 
 def _count_key(app: str) -> str:
@@ -138,7 +181,7 @@ _INT64_MAX = 2**63 - 1
 
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
                     extra: dict = None, conversations: bool = False,
-                    unowned=unowned_owner,
+                    unowned: UnownedClassifier = default_classifier,
                     service_ports: frozenset = DEFAULT_SERVICE_PORTS) -> Attributed:
     """Attributes every flow of the group; partial aggregates always, enriched JSON and the
     security views' share (job.security.WindowViews of the group's conversations,
@@ -169,6 +212,7 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     """attribute_group flow by flow, over the fields it needs as lists (a group of columns
     never becomes tuples unless its enriched lines need the per-line path)."""
     values = _field_values(group)
+    unowned = unowned.owner
     ends = _end_addresses(group)
     src_ips, dst_ips = (tuple(map(column_values, ends)) if group.columns is not None else ends)
     out = Attributed()
@@ -379,10 +423,12 @@ def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)
     needed = np.unique(at[plain])
-    unowned_owners = dict(zip(needed.tolist(), map(unowned, distinct.take(needed).to_pylist())))
+    unowned_owners, unowned_ids = unowned.owners(distinct.take(needed))
+    pair_of_owner = np.zeros(len(unowned_owners), np.int64)
+    for i in np.unique(unowned_ids).tolist():
+        pair_of_owner[i] = pair_code(unowned_owners[i][_APP], unowned_owners[i][_REGION])
     unowned_codes = np.zeros(len(distinct), np.int64)
-    for d, o in unowned_owners.items():
-        unowned_codes[d] = pair_code(o[_APP], o[_REGION])
+    unowned_codes[needed] = pair_of_owner[unowned_ids]
     codes[plain] = unowned_codes[at[plain]]
     by_app = Counter()
     for code, n_ends in zip(*(v.tolist() for v in np.unique(codes[plain], return_counts=True))):
@@ -396,11 +442,10 @@ def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
     # A key per flow naming its owner: the slot of an IP with one owner, else -1 - the
     # owner's position among the others (the unowned ones, most of them the same few, and
     # those found one by one).
-    other_ids = {}
-    unowned_ids = np.zeros(len(distinct), np.int64)
-    for d, o in unowned_owners.items():
-        unowned_ids[d] = other_ids.setdefault(o, len(other_ids))
-    keys = np.where(owned, slots, -1 - unowned_ids[at])
+    other_ids = {o: i for i, o in enumerate(unowned_owners)}
+    unowned_keys = np.zeros(len(distinct), np.int64)
+    unowned_keys[needed] = unowned_ids
+    keys = np.where(owned, slots, -1 - unowned_keys[at])
     keys[found_at] = [-1 - other_ids.setdefault(o, len(other_ids)) for o in found]
     unique_keys, ids = np.unique(keys, return_inverse=True)
     by_slot = unique_keys >= 0

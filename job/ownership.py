@@ -400,7 +400,7 @@ class OwnershipIndex:
         ipv6 = pc.match_substring(addresses, ":").to_numpy(zero_copy_only=False)
         at_ipv4 = np.flatnonzero(~ipv6)
         if len(at_ipv4) and len(keys):
-            wanted = _ipv4_ints(addresses if len(at_ipv4) == len(addresses)
+            wanted = ipv4_ints(addresses if len(at_ipv4) == len(addresses)
                                 else addresses.take(at_ipv4))
             at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
             found[at_ipv4] = np.where(keys[at] == wanted, slots[at], -1)
@@ -425,7 +425,7 @@ class OwnershipIndex:
                 ips = pa.array([ip for ip, _slot in chunk], pa.string())
                 at_ipv4 = np.flatnonzero(
                     pc.match_substring_regex(ips, IPV4_PATTERN).to_numpy(zero_copy_only=False))
-                keys.append(_ipv4_ints(ips.take(at_ipv4)))
+                keys.append(ipv4_ints(ips.take(at_ipv4)))
                 slots.append(np.fromiter((slot for _ip, slot in chunk), np.int64,
                                          len(chunk))[at_ipv4])
             keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
@@ -606,7 +606,7 @@ def _ipv4_int(ip: str) -> int:
     return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
 
 
-def _ipv4_ints(addresses: pa.Array) -> np.ndarray:
+def ipv4_ints(addresses: pa.Array) -> np.ndarray:
     """_ipv4_int of each address (dotted quads), as int64."""
     octets = pc.cast(pc.split_pattern(addresses, ".").flatten(), pa.int64()).to_numpy()
     octets = octets.reshape(-1, 4)

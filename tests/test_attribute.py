@@ -99,19 +99,59 @@ def test_lateness():
     assert horizon.observe(1, 90_000, 60_000) == 60_000  # never behind the watermark
 
 
+def test_private_ipv4_by_two_octets_is_ipaddress_rule():
+    """_NOT_INTERNET's IPv4 networks by the first two octets, one address at a time and in
+    arrays, for every pair of them."""
+    import ipaddress
+
+    import numpy as np
+
+    from flowdredge.job.attribute import _NOT_INTERNET, _is_private_v4, _private_v4
+    ips = [f"{a}.{b}.7.9" for a in range(256) for b in range(256)]
+    truth = [any(ipaddress.ip_address(ip) in net for net in _NOT_INTERNET if net.version == 4)
+             for ip in ips]
+    assert [_is_private_v4(ip) for ip in ips] == truth
+    ints = np.array([(a << 24) | (b << 16) | (7 << 8) | 9 for a in range(256)
+                     for b in range(256)], np.int64)
+    assert _private_v4(ints).tolist() == truth
+    # 10/8, 127/8; 172.16/12, 192.168/16, 100.64/10, 169.254/16
+    assert sum(truth) == 256 * 2 + 16 + 1 + 64 + 1
+
+
+@pytest.mark.parametrize("with_ranges", [False, True])
+def test_unowned_owners_in_arrays_are_those_one_by_one(with_ranges):
+    import os
+
+    import pyarrow as pa
+
+    from flowdredge.job.attribute import UnownedClassifier
+    from flowdredge.job.ipranges import load
+    ranges = load(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json")) \
+        if with_ranges else None
+    ips = ["10.1.2.3", "8.8.8.8", "52.216.10.1", "52.95.128.179", "3.5.0.1", "172.31.0.9",
+           "172.32.0.9", "fd00::1", "2001:db8::1", "::1", "100.64.0.1", "8.8.8.8",
+           "54.239.28.85", "169.254.169.254", "::ffff:10.0.0.1"]
+    classifier = UnownedClassifier(ranges)
+    owners, ids = classifier.owners(pa.array(ips))
+    assert len(set(owners)) == len(owners)
+    assert [owners[i] for i in ids.tolist()] == [classifier.owner(ip) for ip in ips]
+    assert with_ranges == any(o[0].startswith("aws:") for o in owners)
+
+
 def test_aws_ranges_name_public_addresses_without_owner():
     import os
     from flowdredge.job.attribute import UnownedClassifier
     from flowdredge.job.ipranges import load
     ranges = load(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"))
-    classify = UnownedClassifier(ranges).owner
+    classifier = UnownedClassifier(ranges)
+    classify = classifier.owner
     aws_ip = next(ip for ip in ("52.216.10.1", "52.95.128.179", "54.239.28.85", "3.5.0.1")
                   if ranges.classify(ip))
     assert classify(aws_ip)[0] == ranges.classify(aws_ip) and classify(aws_ip)[0].startswith("aws:")
     assert classify("10.0.0.1")[0] == "unattributed" and classify("198.51.100.7")[0] == "internet"
     fmt = FlowFormat.parse("srcaddr dstaddr start")
     group = FlowGroup(fmt, 60, 60, [parse_line(fmt, f"10.0.0.5 {aws_ip} 60")], "t")
-    out = attribute_group(group, OwnershipIndex(), enriched=False, unowned=classify)
+    out = attribute_group(group, OwnershipIndex(), enriched=False, unowned=classifier)
     assert list(out.partials.rows())[0][3] == ranges.classify(aws_ip)
     assert out.counts == {"src_unattributed": 1, "dst_aws": 1}
 

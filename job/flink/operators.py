@@ -257,7 +257,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext):
         self.index = OwnershipIndex()
         self.unowned = UnownedClassifier(load_ip_ranges(self.ip_ranges) if self.ip_ranges
-                                         else None).owner
+                                         else None)
         self.clock = MetadataClock(self.meta_ooo_ms)
         self.loaded = False
         self.pruned_to = None
