@@ -34,37 +34,32 @@ def jvm():
 _GATEWAY_CLASS_LOADER = "io.flowdredge.client.GatewayClassLoader"
 
 
-class _GatewayJars:
-    """The jars add_jars gave the gateway in this process, and the class loader it had before."""
-
-    def __init__(self):
-        self.urls = []
-        self.base = None
-
-
-_gateway_jars = _GatewayJars()
-
-
 def add_jars(env, jars) -> None:
     """env.add_jars (the jars go with the job: pipeline.jars), and the client's gateway made to
     find their classes whichever of its threads serves a call (GatewayClassLoader, in the
     adapters jar). PyFlink's add_jars gives them to one of those threads: a call py4j sent over
     another connection failed with `Could not found the Java class`. One loader holds every
-    jar added in the process: stacked (PyFlink's way), the adapters' Kinesis classes were found
-    in the adapters jar first, whose loader cannot see the connector's classes they need."""
+    jar added in the process, a later call's added to it: py4j keeps the classes it found by
+    name, and the classes of two loaders do not mix."""
     gateway = get_gateway()
     java = gateway.jvm.java
-    if _gateway_jars.base is None:   # before PyFlink's add_jars sets this thread's
-        _gateway_jars.base = gateway.jvm.org.apache.flink.api.python.shaded.py4j.reflection \
-            .ReflectionUtil.getClassLoader()
+    # The gateway's loader: ours after a first call, else this thread's (before PyFlink's
+    # add_jars changes it).
+    loader = gateway.jvm.org.apache.flink.api.python.shaded.py4j.reflection.ReflectionUtil \
+        .getClassLoader()
     env.add_jars(*jars)
-    _gateway_jars.urls += [url for url in jars if url not in _gateway_jars.urls]
-    loader = java.net.URLClassLoader(
-        to_jarray(java.net.URL, [java.net.URL(url) for url in _gateway_jars.urls]),
-        _gateway_jars.base)
-    install = loader.loadClass(_GATEWAY_CLASS_LOADER).getMethod(
-        "install", to_jarray(java.lang.Class, [java.lang.Class.forName("java.lang.ClassLoader")]))
-    install.invoke(None, to_jarray(java.lang.Object, [loader]))
+    urls = [java.net.URL(url) for url in jars]
+    if loader.getClass().getName() == _GATEWAY_CLASS_LOADER + "$Jars":
+        known = {url.toString() for url in loader.getURLs()}
+        for url in urls:
+            if url.toString() not in known:
+                loader.addURL(url)
+        return
+    url_array = to_jarray(java.net.URL, urls)
+    install = java.net.URLClassLoader(url_array, loader).loadClass(_GATEWAY_CLASS_LOADER) \
+        .getMethod("install", to_jarray(java.lang.Class, [
+            url_array.getClass(), java.lang.Class.forName("java.lang.ClassLoader")]))
+    install.invoke(None, to_jarray(java.lang.Object, [url_array, loader]))
 
 
 def java_configuration(conf):
