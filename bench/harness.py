@@ -13,7 +13,9 @@ changelog), small (a quarter of full) and full. A run's processing span is from 
 to the last write to an output (the final checkpoint's wait comes after). The steady rate is
 (flows_full - flows_small) / (span_full - span_small): start-up and changelog loading cancel
 out. Runs alternate between pipelines so that load from other users of the machine falls on
-both alike.
+both alike. With `--rounds N` every run is repeated in N passes over all of them, and each
+figure is the median of the N rounds' (their range beside it); a ratio between two pipelines is
+taken within each round, so both of its runs met the same minutes of the machine.
 """
 import argparse
 import json
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from statistics import median
 
 import psutil
 
@@ -85,6 +88,7 @@ class Run:
     timings: dict = field(default_factory=dict)
     output: str = ""
     what_if: str = ""
+    round: int = 0
 
 
 def machine() -> dict:
@@ -208,10 +212,12 @@ class Bench:
         return self.ours(name, VARIANTS[variant][1])
 
     def measure(self, variant: str, parallelism: int, name: str, command: list,
-                what_if: str = "") -> Run:
+                what_if: str = "", round_: int = 0) -> Run:
         run = Run(variant, parallelism, name, self.inputs[name].flow_lines, command,
-                  what_if=what_if)
+                  what_if=what_if, round=round_)
         label = f"{len(self.runs):02d}-{variant}-p{parallelism}-{name}"
+        if self.args.rounds > 1:
+            label += f"-r{round_ + 1}"
         run.output = os.path.join(self.work, "runs", label)
         shutil.rmtree(run.output, ignore_errors=True)
         os.makedirs(run.output)
@@ -249,10 +255,12 @@ def run_all(args) -> dict:
     sizes.update(small=args.size // 4, full=args.size)
     for name, flows in sizes.items():
         bench.generate(name, flows)
-    for p in args.parallelism:
-        for name in sizes:
-            for variant in args.variants:
-                bench.measure(variant, p, name, bench.command(variant, name))
+    for round_ in range(args.rounds):
+        for p in args.parallelism:
+            for name in sizes:
+                for variant in args.variants:
+                    bench.measure(variant, p, name, bench.command(variant, name),
+                                  round_=round_)
     what_ifs = []
     if args.what_ifs:
         bench.generate("what-if", args.what_if_size)
@@ -298,20 +306,24 @@ def summarize(bench: Bench, info: dict, args, what_ifs: list, profiles: list) ->
     runs = bench.runs
     rows = [_figures(variant, p, runs) for p in args.parallelism for variant in args.variants]
     for row in rows:
-        sql = next((r for r in rows if r["variant"] == "sql"
-                    and r["parallelism"] == row["parallelism"]), None)
-        if sql and row["variant"].startswith("ours"):
-            row["vs_sql"] = {k: row[k] / sql[k] for k in
-                             ("steady_flows_per_s", "steady_flows_per_cpu_s",
-                              "end_to_end_flows_per_s") if row.get(k) and sql.get(k)}
+        same_p = {r["variant"]: r for r in rows if r["parallelism"] == row["parallelism"]}
+        if row["variant"].startswith("ours") and "sql" in same_p:
+            row["vs_sql"] = _ratios(row, same_p["sql"], ("steady_flows_per_s",
+                                                         "steady_flows_per_cpu_s",
+                                                         "end_to_end_flows_per_s"))
+        if row["variant"] not in ("ours-aggregates", "sql") and "ours-aggregates" in same_p:
+            # Issue #15's "no more than 1.3x the time of aggregates only": job time, full input.
+            row["vs_aggregates"] = _ratios(row, same_p["ours-aggregates"], ("runtime_s",))
     checks = []
-    # Every run of ours against every SQL run on the same input and parallelism.
+    # Every run of ours against every SQL run on the same input, parallelism and round.
     for run in runs:
         for ours in (r for r in runs if r.variant.startswith("ours") and r.input == run.input
-                     and r.parallelism == run.parallelism and not r.what_if):
+                     and r.parallelism == run.parallelism and r.round == run.round
+                     and not r.what_if):
             if run.variant.startswith("sql") and not run.what_if:
                 checks.append({"variant": run.variant, "ours": ours.variant,
                                "parallelism": run.parallelism, "input": run.input,
+                               "round": run.round,
                                **aggregates_agree(os.path.join(ours.output, "out"),
                                                   os.path.join(run.output, "out"),
                                                   bench.inputs[run.input].flow_lines)})
@@ -333,11 +345,31 @@ def span(run: Run) -> float:
 
 
 def _figures(variant: str, p: int, runs: list) -> dict:
+    """The pipeline's figures at parallelism p: each the median of its rounds' (`rounds`, one
+    dict each), with `ranges` (min, max) when there is more than one round."""
+    rounds = sorted({r.round for r in runs if r.variant == variant and r.parallelism == p
+                     and not r.what_if})
+    per_round = [_round_figures(variant, p, [r for r in runs if r.round == k and not r.what_if])
+                 for k in rounds]
+    row = {"variant": variant, "parallelism": p, "flows": per_round[0]["flows"],
+           "command": per_round[-1]["command"], "rounds": per_round}
+    # A round's figure is None where its spans gave none (a full run no longer than the small).
+    numbers = [k for k in dict.fromkeys(k for f in per_round for k in f)
+               if k not in ("flows", "command")]
+    for key in numbers:
+        values = [f[key] for f in per_round if f.get(key) is not None]
+        row[key] = median(values) if values else None
+    if len(per_round) > 1:
+        row["ranges"] = {key: (min(v), max(v)) for key in numbers
+                         if (v := [f[key] for f in per_round if f.get(key) is not None])}
+    return row
+
+
+def _round_figures(variant: str, p: int, runs: list) -> dict:
     by_input = {r.input: r for r in runs if r.variant == variant and r.parallelism == p}
     full, small, tiny = by_input.get("full"), by_input.get("small"), by_input.get("tiny")
-    row = {"variant": variant, "parallelism": p, "flows": full.flows,
-           "runtime_s": full.timings["net_runtime_s"], "process_s": full.wall_s,
-           "span_s": span(full), "cpu_s": full.timings["cpu_s"],
+    row = {"flows": full.flows, "runtime_s": full.timings["net_runtime_s"],
+           "process_s": full.wall_s, "span_s": span(full), "cpu_s": full.timings["cpu_s"],
            "end_to_end_flows_per_s": full.flows / full.wall_s,
            "command": " ".join(_short(c) for c in full.command)}
     if small:
@@ -355,8 +387,31 @@ def _figures(variant: str, p: int, runs: list) -> dict:
     return row
 
 
+def _ratios(row: dict, other: dict, keys: tuple) -> dict:
+    """row ÷ other for each key, taken round by round (both runs of a ratio met the same
+    minutes of the machine): the median, and `ranges` (min, max) over the rounds."""
+    ratios, ranges = {}, {}
+    for key in keys:
+        values = [a[key] / b[key] for a, b in zip(row["rounds"], other["rounds"])
+                  if a.get(key) and b.get(key)]
+        if values:
+            ratios[key] = median(values)
+            ranges[key] = (min(values), max(values))
+    if len(row["rounds"]) > 1:
+        ratios["ranges"] = ranges
+    return ratios
+
+
 def _num(x, digits=0) -> str:
     return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def _ranged(figures: dict, key: str, digits: int = 0) -> str:
+    """The figure, and its range over the rounds in brackets when there are several."""
+    low_high = figures.get("ranges", {}).get(key)
+    text = _num(figures.get(key), digits)
+    return text if low_high is None else f"{text} ({_num(low_high[0], digits)}–" \
+                                          f"{_num(low_high[1], digits)})"
 
 
 def render(report: dict) -> str:
@@ -367,12 +422,16 @@ def render(report: dict) -> str:
                + (f" --fixed-cost-size {a['fixed_cost_size']}" if a["fixed_cost_size"] != 2000
                   else "")
                + (f" --what-ifs --what-if-size {a['what_if_size']}" if a["what_ifs"] else "")
-               + (" --profile" if a["profile"] else ""))
+               + (" --profile" if a["profile"] else "")
+               + (f" --rounds {a['rounds']}" if a["rounds"] > 1 else ""))
     lines = [
         f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
         f"Python {m['python']}, {m['java']}, commit {m['commit']}, by `bench/run {options}`. "
         f"Load average {m['load_start']} at the start and {m['load_end']} at the end: the "
-        "machine is shared, single figures are noisy, compare within one run.",
+        "machine is shared, single figures are noisy, compare within one run."
+        + (f" Each figure is the median of {a['rounds']} rounds (every run repeated in "
+           f"{a['rounds']} passes over all of them), their range in brackets; a ratio is taken "
+           "within each round." if a["rounds"] > 1 else ""),
         "",
         f"Input: {full['flow_lines']:,} flows (+{full['nodata_lines']:,} NODATA lines) in "
         f"{full['s3_files']} S3 files; {full['ips']:,} IPs, {full['changes']:,} ownership "
@@ -385,23 +444,23 @@ def render(report: dict) -> str:
         "input): client start-up s / processing s / process s | steady flows/s | "
         "steady flows/s per core (÷ p) | steady flows per CPU-second | "
         "end to end flows/s (full input, process) | ours ÷ SQL, steady flows/s | "
-        "ours ÷ SQL, per CPU-second |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "ours ÷ SQL, per CPU-second | ÷ aggregates only, job s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in report["rows"]:
-        vs = r.get("vs_sql", {})
+        vs, agg = r.get("vs_sql", {}), r.get("vs_aggregates", {})
         lines.append(
             f"| {r['variant']} | {r['parallelism']} | {_num(r['process_s'], 1)} / "
             f"{_num(r['runtime_s'], 1)} / {_num(r['span_s'], 1)} | "
             f"{_num(r.get('fixed_client_s'), 1)} / {_num(r.get('fixed_span_s'), 1)} / "
             f"{_num(r.get('fixed_process_s'), 1)} | "
-            f"{_num(r.get('steady_flows_per_s'))} | {_num(r.get('steady_flows_per_s_per_core'))} "
-            f"| {_num(r.get('steady_flows_per_cpu_s'))} | {_num(r['end_to_end_flows_per_s'])} | "
-            f"{_num(vs.get('steady_flows_per_s'), 2)} | "
-            f"{_num(vs.get('steady_flows_per_cpu_s'), 2)} |")
+            f"{_ranged(r, 'steady_flows_per_s')} | {_ranged(r, 'steady_flows_per_s_per_core')} "
+            f"| {_ranged(r, 'steady_flows_per_cpu_s')} | {_num(r['end_to_end_flows_per_s'])} | "
+            f"{_ranged(vs, 'steady_flows_per_s', 2)} | "
+            f"{_ranged(vs, 'steady_flows_per_cpu_s', 2)} | {_ranged(agg, 'runtime_s', 2)} |")
     lines += ["", "SQL baseline against the job, every aggregate row compared:", ""]
-    lines += [f"- {c['ours']} against {c['variant']}, p{c['parallelism']}, {c['input']} input: "
-              f"{c['summary']}"
+    lines += [f"- {c['ours']} against {c['variant']}, p{c['parallelism']}, {c['input']} input"
+              f"{', round ' + str(c['round'] + 1) if a['rounds'] > 1 else ''}: {c['summary']}"
               for c in report["checks"]]
     if report["what_ifs"]:
         ref = report["what_ifs"][0]
@@ -425,6 +484,7 @@ def render(report: dict) -> str:
                           for k, v in report["staging"].items()),
               "", "<details><summary>The command of every run</summary>", ""]
     lines += [f"- {r['variant']} p{r['parallelism']} {r['input']}"
+              f"{' round ' + str(r['round'] + 1) if a['rounds'] > 1 else ''}"
               f"{' (' + r['what_if'] + ')' if r['what_if'] else ''}: "
               f"`{' '.join(_short(c) for c in r['command'])}`" for r in report["runs"]]
     lines += ["", "</details>"]
@@ -442,6 +502,13 @@ def write_docs(text: str) -> None:
         fh.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=2_000_000,
@@ -451,6 +518,9 @@ def parser() -> argparse.ArgumentParser:
                    choices=list(VARIANTS))
     p.add_argument("--fixed-cost-size", type=int, default=2000,
                    help="flows in the tiny input that measures the fixed cost (0: skip)")
+    p.add_argument("--rounds", type=_at_least_one, default=1,
+                   help="run every pipeline this many times, in passes over all of them; "
+                        "figures are the medians, ratios taken within each round")
     p.add_argument("--what-ifs", action="store_true",
                    help="also run the job at p1 with each change of bench.harness.WHAT_IFS")
     p.add_argument("--what-if-size", type=int, default=400_000)

@@ -111,3 +111,48 @@ def test_columnar_probe_runs_both_paths_on_the_same_records(tmp_path):
     # The probe reads every line, NODATA ones too; the job's parse drops those.
     assert figures["columnar"]["flows"] == g.flow_lines + g.nodata_lines
     assert result["ips_in_snapshot"] > 0 and figures["columnar"]["partial_rows"] > 0
+
+
+def _run(variant, name, round_, flows, span_s, cpu_s, runtime_s):
+    return harness.Run(variant, 1, name, flows, ["x"], wall_s=span_s + 1, round=round_,
+                       timings={"submitted_s": 2.0, "last_output_s": 2.0 + span_s,
+                                "cpu_s": cpu_s, "net_runtime_s": runtime_s})
+
+
+@pytest.mark.unit
+def test_rounds_give_medians_and_ratios_taken_within_each_round():
+    """--rounds N: a pipeline's figure is the median of its rounds' (each round's steady rate
+    from that round's small and full runs), a ratio is taken round by round, and the range
+    of both is kept."""
+    # (round, small span, full span) per pipeline; the steady rate is 750 / (full - small).
+    spans = {"ours-aggregates": [(0, 2, 5), (1, 3, 5), (2, 2, 12)],
+             "ours": [(0, 4, 9), (1, 3, 8), (2, 4, 24)],
+             "sql": [(0, 5, 20), (1, 9, 12), (2, 4, 19)]}
+    runs = [run for variant, rounds in spans.items() for k, small, full in rounds
+            for run in (_run(variant, "small", k, 250, small, small * 2, small),
+                        _run(variant, "full", k, 1000, full, full * 2, full))]
+    rows = {v: harness._figures(v, 1, runs) for v in spans}
+    ours = rows["ours"]
+    assert [r["steady_flows_per_s"] for r in ours["rounds"]] == [150, 150, 37.5]
+    assert ours["steady_flows_per_s"] == 150 and ours["ranges"]["steady_flows_per_s"] == (37.5, 150)
+    assert ours["span_s"] == 9 and ours["runtime_s"] == 9   # medians of the full runs'
+    assert ours["steady_flows_per_cpu_s"] == 75
+    vs_sql = harness._ratios(ours, rows["sql"], ("steady_flows_per_s",))
+    # Round by round: 150/50, 150/250, 37.5/50; the ratio of the medians would be 3.
+    assert vs_sql["steady_flows_per_s"] == 0.75
+    assert vs_sql["ranges"]["steady_flows_per_s"] == (0.6, 3)
+    vs_agg = harness._ratios(ours, rows["ours-aggregates"], ("runtime_s",))
+    assert vs_agg["runtime_s"] == 1.8 and vs_agg["ranges"]["runtime_s"] == (1.6, 2)
+    assert harness._ranged(ours, "steady_flows_per_s") == "150 (38–150)"
+    assert harness._ranged(vs_sql, "steady_flows_per_s", 2) == "0.75 (0.60–3.00)"
+    # A round without a steady rate (its full run no longer than its small one) is left out.
+    runs[0].timings["last_output_s"] = 100.0
+    first_none = harness._figures("ours-aggregates", 1, runs)
+    assert first_none["rounds"][0]["steady_flows_per_s"] is None
+    assert first_none["steady_flows_per_s"] == (375 + 75) / 2
+    # One round: the figures of its runs, no range.
+    single = harness._figures("ours", 1, [r for r in runs if r.round == 0])
+    assert single["steady_flows_per_s"] == 150 and "ranges" not in single
+    assert harness._ranged(single, "steady_flows_per_s") == "150"
+    with pytest.raises(SystemExit):
+        harness.parser().parse_args(["--rounds", "0"])
