@@ -311,7 +311,8 @@ def summarize(bench: Bench, info: dict, args, what_ifs: list, profiles: list) ->
             row["vs_sql"] = _ratios(row, same_p["sql"], ("steady_flows_per_s",
                                                          "steady_flows_per_cpu_s",
                                                          "end_to_end_flows_per_s"))
-        if row["variant"] not in ("ours-aggregates", "sql") and "ours-aggregates" in same_p:
+        if row["variant"].startswith("ours") and row["variant"] != "ours-aggregates" \
+                and "ours-aggregates" in same_p:
             # Issue #15's "no more than 1.3x the time of aggregates only": job time, full input.
             row["vs_aggregates"] = _ratios(row, same_p["ours-aggregates"], ("runtime_s",))
     checks = []
