@@ -131,12 +131,14 @@ def _outputs(emitted):
     return rows, counts
 
 
+CONFIG = Config().replace(metadata={"max_wait_seconds": 60, "poll_interval_ms": 1000,
+                                    "out_of_orderness_seconds": 30},
+                          outputs={"enriched": False, "security": False})
+
+
 def _operator():
     from flowdredge.job.flink.operators import AttributeFlows
-    config = Config().replace(metadata={"max_wait_seconds": 60, "poll_interval_ms": 1000,
-                                        "out_of_orderness_seconds": 30},
-                              outputs={"enriched": False, "security": False})
-    op, rt = AttributeFlows(config), _Runtime()
+    op, rt = AttributeFlows(CONFIG), _Runtime()
     op.open(rt)
     # Owners known since an hour before T0: the metadata clock stands at T0 - 3600 s - 30 s.
     known = (T0 - 3600) * 1000
@@ -145,11 +147,15 @@ def _operator():
     return op, rt
 
 
-def _timer(op, rt, domain, at):
+def _at(rt, domain, at):
     rt.domain = domain
     if domain == TimeDomain.PROCESSING_TIME:
         rt.now = at
-    return _outputs(op.on_timer(at, rt))
+    return rt
+
+
+def _timer(op, rt, domain, at):
+    return _outputs(op.on_timer(at, _at(rt, domain, at)))
 
 
 @pytest.mark.unit
@@ -232,6 +238,67 @@ def test_the_watermark_passing_a_group_releases_it():
     rt.watermark = (T0 + 10) * 1000
     rows, counts = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 1
+
+
+@pytest.mark.unit
+def test_after_a_restore_a_tick_registers_again_the_timers_of_the_keys_waiting_groups():
+    # A checkpoint can hold waiting groups without their timers (ParseFlowRecords._ticks): the
+    # restored key gets them again from the tick every parse instance sends first.
+    op, rt = _operator()
+    rt.now = 1_000_000
+    list(op.process_element(_group_row(T0 + 10), rt))
+    list(op.process_element(_group_row(T0 + 70), rt))
+    rt.event_timers.clear()
+    rt.processing_timers.clear()
+    tick = Row(0, 0, 0, b"", 0)
+    rt.now = 1_000_500
+    assert _outputs(op.process_element(tick, rt)) == ([], Counter())
+    assert rt.event_timers == {(T0 + 10) * 1000, (T0 + 70) * 1000}
+    assert rt.processing_timers == {1_001_000}
+    rt.watermark = (T0 + 10) * 1000
+    rows, _ = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
+    assert rows == [("api", "db", 1)]
+
+
+@pytest.mark.unit
+def test_a_restored_timer_firing_first_attributes_with_the_restored_ownership():
+    from flowdredge.job.flink.operators import AttributeFlows
+    op, rt = _operator()
+    rt.now = 1_000_000
+    list(op.process_element(_group_row(T0 + 10), rt))
+    restored = AttributeFlows(CONFIG)
+    restored.open(rt)   # the same keyed and broadcast state, nothing loaded yet
+    rows, counts = _timer(restored, rt, TimeDomain.PROCESSING_TIME, 1_060_000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 1
+
+
+@pytest.mark.unit
+def test_the_ticks_come_first_and_once_one_per_attribution_key():
+    from flowdredge.job.flink.operators import ParseFlowRecords
+    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 3})), _Runtime()
+    op.open(rt)
+    first = [item for item in op.process_element("not a record", rt)]
+    assert first[:3] == [(Row(key, Row(0, 0, 0, b"", 0)), 0) for key in range(3)]
+    assert not any(isinstance(item, tuple) and isinstance(item[0], Row) for item in first[3:])
+    again = list(op.process_element("not a record", rt))
+    assert not any(isinstance(item, tuple) and isinstance(item[0], Row) for item in again)
+
+
+@pytest.mark.unit
+def test_a_group_released_after_the_watermark_passed_its_window_is_counted_late():
+    # Its event-time timer lost, a waiting group can outlive its window; the window downstream
+    # would drop it uncounted, so it goes to the late output.
+    from flowdredge.job.flink.operators import LATE
+    op, rt = _operator()
+    rt.now = 1_000_000
+    list(op.process_element(_group_row(T0 + 10), rt))
+    rt.watermark = (T0 + 60) * 1000
+    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 60) * 1000, "", None)), rt))
+    emitted = list(op.on_timer(1_001_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_001_000)))
+    rows, counts = _outputs(emitted)
+    assert rows == [] and counts["flows_late"] == 1 and counts["flows_aggregated"] == 0
+    assert counts["groups_after_max_wait"] == 0
+    assert [json.loads(line)["window_start"] for tag, line in emitted if tag is LATE] == [T0]
 
 
 # --- the release in a running job -----------------------------------------------------------

@@ -134,8 +134,12 @@ class ParseFlowRecords(ProcessFunction):
         self.next_key = self.producer
         self.shards = ShardClock(self.shard_idle_ms, self.expected_shards)
         self.metrics.gauge("active_shards", lambda: len(self.shards))
+        self.ticked = False
 
     def process_element(self, raw, ctx):
+        if not self.ticked:
+            self.ticked = True
+            yield from self._ticks()
         if isinstance(raw, Row) and len(raw) == 1:
             yield from self._flow_file(raw[0])
             return
@@ -157,6 +161,19 @@ class ParseFlowRecords(ProcessFunction):
             progress = None
         yield from self._emit(result, progress)
         yield COUNTS, counts_line("parse", result.counts)
+
+    def _ticks(self):
+        """A group without flows for every attribution key, first thing after each start or
+        restore: each key registers again the timers of the groups it holds waiting
+        (AttributeFlows._rearm). PyFlink registers the timers a Python function sets through
+        the task's mailbox, after the bundle that set them; a checkpoint ends the open bundle
+        and is taken before those registrations run (Flink 2.2.1: FLINK-37084's registration
+        and prepareSnapshotPreBarrier), so it can hold waiting groups without their timers.
+        Restored from it, they would wait for ever, or until another group's timer of their key
+        released them after their window had closed (docs/streaming.md). Timestamp 0: no
+        event time, like groups before every shard is heard from."""
+        for key in range(self.keys):
+            yield Row(key, Row(self.producer, 0, 0, b"", 0)), 0
 
     def _flow_file(self, location):
         counts = Counter()
@@ -269,6 +286,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.events_unfrozen = 0
         self.pending_groups = 0   # since this instance started
         self.event_time_lag_ms = 0
+        # The watermark of the last element: what the window downstream has been sent.
+        self.seen_watermark = -MAX_WATERMARK
         self.metrics = Metrics(runtime_context)
         # Every instance sees every changelog event (broadcast); one of them writes the counts
         # output, so its sums are the changelog's, whatever the parallelism.
@@ -336,8 +355,11 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self._load(ctx.get_broadcast_state(OWNERSHIP_STATE))
         producer, window_start, max_start, payload, progress = row[0], row[1], row[2], row[3], \
             row[4]
+        if not payload:   # a tick: ParseFlowRecords._ticks
+            self._rearm(ctx)
+            return
         timers = ctx.timer_service()
-        watermark = timers.current_watermark()
+        watermark = self.seen_watermark = timers.current_watermark()
         if watermark > -MAX_WATERMARK:
             self.event_time_lag_ms = timers.current_processing_time() - watermark
         horizon = self.horizon.observe(producer, progress * 1000, watermark)
@@ -360,16 +382,35 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.metrics.add({"groups_waited": 1})
             yield COUNTS, counts_line("attribute", {"groups_waited": 1})
 
+    def _rearm(self, ctx) -> None:
+        """Registers again the timers of the key's waiting groups (a timer registered twice
+        fires once)."""
+        timers = ctx.timer_service()
+        self._move_restored_groups(ctx.get_current_key())
+        starts = {int(times.split()[1]) for times in self.pending_times.values()}
+        for max_start in starts:
+            timers.register_event_time_timer(max_start * 1000)
+        if starts:
+            timers.register_processing_time_timer(
+                self._next_poll(timers.current_processing_time()))
+
     def _next_poll(self, now_ms: int) -> int:
         # Aligned, so the groups of one key share one timer per interval.
         return now_ms - now_ms % self.poll_ms + self.poll_ms
 
     def on_timer(self, timestamp: int, ctx):
+        # A restored timer can fire before any record or changelog event has loaded the state.
+        self._load(ctx.get_broadcast_state(OWNERSHIP_STATE))
         timers = ctx.timer_service()
         event_time = ctx.time_domain() == TimeDomain.EVENT_TIME
         # The final watermark means every input, the changelog too, has ended: nothing more
         # can arrive, so what is known is complete.
         inputs_ended = timers.current_watermark() >= MAX_WATERMARK
+        # The watermark the window downstream has been sent: while an event-time timer fires,
+        # the one it is advanced to is not emitted yet.
+        if not event_time:
+            self.seen_watermark = timers.current_watermark()
+        sent = self.seen_watermark
         self._move_restored_groups(ctx.get_current_key())
         ready, waiting = [], 0
         for seq, times in self.pending_times.items():
@@ -384,10 +425,13 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.pending.remove(seq)
             self.pending_times.remove(seq)
             self.pending_groups -= 1
-            if not complete:
+            # A group's timer fires before the watermark passes its window; one released
+            # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
+            late = is_late(window_start, self.window_seconds, sent)
+            if not complete and not late:
                 self.metrics.add({"groups_after_max_wait": 1})
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
-            yield from self._emit(decode_group(payload, window_start, max_start))
+            yield from self._emit(decode_group(payload, window_start, max_start), late=late)
         if waiting and not event_time:
             timers.register_processing_time_timer(self._next_poll(timestamp + 1))
 
