@@ -3,7 +3,8 @@
 subscription records on two streams (2 and 4 shards), the changelog bootstrapped from a snapshot
 and then read from its stream, deliveries whose metadata arrives after their flows, bad records
 on the stream, outputs to files and to Kinesis; a reshard at parallelism 1 and a stream never
-written to at 2. Then a failure mid-stream and the restart from the checkpoint."""
+written to at 2. Then, at both, a failure mid-stream while flows wait for their metadata, and
+the restart from the checkpoint."""
 import gzip
 import json
 import os
@@ -18,8 +19,8 @@ from flowdredge.synthetic.producer import put_changelog_lines
 from flowdredge.schemas.cloudwatch import control_record, record
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
-                       expected_aggregates, parsed_records, read_stream, running_job, scenario,
-                       streaming_config, wait_for)
+                       deliver_flows, expected_aggregates, parsed_records, read_stream,
+                       running_job, scenario, streaming_config, wait_for)
 
 pytestmark = pytest.mark.kinesis
 
@@ -175,13 +176,18 @@ def _failures(rest_url, job_id) -> list:
 
 
 def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during):
-    """Both accounts on one 2-shard stream; `during(writer)` runs after the first half of the
-    deliveries is parsed, before the second half is written. Returns the output folder once
-    the estate's windows equal the reference, and the job's failures by then."""
+    """Both accounts on one 2-shard stream. The first half of the deliveries is written
+    without its changelog, so its flows wait for metadata; once they are parsed, `during(writer)`
+    runs, then the rest of the changelog and the second half are written. Python bundles end
+    only at checkpoints here, so the checkpoint that commits the first half ends the bundle in
+    which its groups started waiting (ParseFlowRecords._ticks: how such a checkpoint lost them).
+    Returns the output folder once the estate's windows equal the reference, and the job's
+    failures by then."""
     kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
     _streams(kinesis, prefix, flows=2, meta=1)
     config = streaming_config(
-        kinesis_local.endpoint, parallelism, job={"max_restarts": 3},
+        kinesis_local.endpoint, parallelism,
+        job={"max_restarts": 3, "bundle_time_ms": 3_600_000, "bundle_size": 1_000_000},
         kinesis={"flow_streams": f"{prefix}-flows", "metadata_stream": f"{prefix}-meta",
                  "metadata_snapshot": estate.snapshot})
     writer = Writer(kinesis, estate, {ACCOUNT_A: f"{prefix}-flows", ACCOUNT_B: f"{prefix}-flows"},
@@ -189,9 +195,10 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
     output, rest_port = str(tmp_path / "out"), free_port()
     half = len(estate.deliveries) // 2
     with running_job(config, output, {"rest.port": str(rest_port)}) as job:
-        writer.deliver(estate.deliveries[:half])
+        deliver_flows(writer, estate.deliveries[:half])
         wait_for("the first half parsed",
                  lambda: parsed_records(output) == writer.records_written, job)
+        waiting = total_counts(output)["groups_waited"]
         during(writer)
         writer.deliver(estate.deliveries[half:])
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
@@ -201,11 +208,12 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job, keep_alive=writer.flush)
         failures = _failures(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
-    return output, failures
+    return output, failures, waiting
 
 
+@pytest.mark.parametrize("parallelism", [1, 2])
 def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
-        kinesis_local, estate, tmp_path):
+        kinesis_local, estate, tmp_path, parallelism):
     def kill_python_workers(writer):
         workers = _python_workers()
         assert workers, "no Python worker process found"
@@ -213,9 +221,11 @@ def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
             os.kill(pid, signal.SIGKILL)
         # The job fails when its next records reach the dead workers: the second half.
 
-    output, failures = _one_stream_run(kinesis_local, estate, tmp_path, "failure", 2,
-                                       kill_python_workers)
+    output, failures, waiting = _one_stream_run(kinesis_local, estate, tmp_path,
+                                                f"failure-p{parallelism}", parallelism,
+                                                kill_python_workers)
     assert failures, "the job did not fail: nothing was tested"
+    assert waiting > 0, "no group of the first half waited in the checkpoint: nothing was tested"
     counts = total_counts(output)
     # Committed outputs count every record once, though records after the last checkpoint
     # before the failure were read twice.
