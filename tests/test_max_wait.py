@@ -51,6 +51,25 @@ class _State(dict):
         return not self
 
 
+class _Value:
+    def __init__(self):
+        self.stored = None
+
+    def value(self):
+        return self.stored
+
+    def update(self, value):
+        self.stored = value
+
+
+class _List(list):
+    def add(self, value):
+        self.append(value)
+
+    def get(self):
+        return iter(self)
+
+
 class _Runtime:
     def __init__(self):
         self.states = {}   # one key's keyed state, by name
@@ -63,6 +82,12 @@ class _Runtime:
     # RuntimeContext
     def get_map_state(self, descriptor):
         return self.states.setdefault(descriptor.name, _State())
+
+    def get_state(self, descriptor):
+        return self.states.setdefault(descriptor.name, _Value())
+
+    def get_list_state(self, descriptor):
+        return self.states.setdefault(descriptor.name, _List())
 
     def get_metrics_group(self):
         return _Group()
@@ -299,6 +324,84 @@ def test_a_group_released_after_the_watermark_passed_its_window_is_counted_late(
     assert rows == [] and counts["flows_late"] == 1 and counts["flows_aggregated"] == 0
     assert counts["groups_after_max_wait"] == 0
     assert [json.loads(line)["window_start"] for tag, line in emitted if tag is LATE] == [T0]
+
+
+def _security_operator():
+    from flowdredge.job.flink.operators import AttributeFlows
+    op, rt = AttributeFlows(CONFIG.replace(outputs={"security": True})), _Runtime()
+    op.open(rt)
+    list(op.process_broadcast_element(_changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
+                                                 ("ASSIGN", (T0 - 3600) * 1000, "10.0.0.2", "db"),
+                                                 ("HEARTBEAT", (T0 + 600) * 1000, "", None)), rt))
+    return op, rt
+
+
+def _security_batches(emitted) -> list:
+    from flowdredge.job.flink.operators import CONVERSATIONS
+    return [(row[0], bool(row[1])) for tag, row in
+            (item for item in emitted if isinstance(item, tuple)) if tag is CONVERSATIONS]
+
+
+@pytest.mark.unit
+def test_after_a_restore_a_tick_sends_an_empty_security_batch_to_each_window_still_open():
+    # CloseWindows' close timers are registered as the attribution's are: a checkpoint can hold
+    # a window's batches without its timer. The keys that sent batches send, after a restore,
+    # an empty one to each window the watermark had not passed, so the timer is registered again.
+    from flowdredge.job.flink.operators import AttributeFlows
+    op, rt = _security_operator()
+    rt.watermark = T0 * 1000
+    assert _security_batches(op.process_element(_group_row(T0 + 10), rt)) == [(T0, True)]
+    assert _security_batches(op.process_element(_group_row(T0 + 20), rt)) == [(T0, True)]
+    assert _security_batches(op.process_element(_group_row(T0 + 70), rt)) == [(T0 + 60, True)]
+    rt.watermark = (T0 + 60) * 1000   # the first window closed downstream
+    assert _security_batches(op.process_element(_group_row(T0 + 130), rt)) == [
+        (T0 + 120, True)]
+    restored = AttributeFlows(CONFIG.replace(outputs={"security": True}))
+    restored.open(rt)   # the same keyed and broadcast state
+    tick = Row(0, 0, 0, b"", 0)
+    assert _security_batches(restored.process_element(tick, rt)) == [(T0 + 60, False),
+                                                                     (T0 + 120, False)]
+
+
+@pytest.mark.unit
+def test_without_the_security_views_a_tick_sends_no_security_batch():
+    op, rt = _operator()
+    list(op.process_element(_group_row(T0 + 10), rt))
+    assert _security_batches(op.process_element(Row(0, 0, 0, b"", 0), rt)) == []
+
+
+def _close_windows():
+    from flowdredge.job.flink.security import CloseWindows
+
+    class Key(_Runtime):
+        def get_current_key(self):
+            return T0
+
+    op, rt = CloseWindows(Config()), Key()
+    op.open(rt)
+    return op, rt
+
+
+@pytest.mark.unit
+def test_an_empty_security_batch_registers_the_windows_close_timer_and_adds_nothing():
+    from flowdredge.job.codec import encode_views
+    from flowdredge.job.flink.security import BATCHES, TABLES
+    from flowdredge.job.security import WindowViews
+    op, rt = _close_windows()
+    op.process_element(b"", rt)
+    assert rt.event_timers == {(T0 + 60) * 1000 - 1} and rt.states[BATCHES.name] == []
+    # A window closed before: its timer, registered again, emits nothing.
+    assert list(op.on_timer((T0 + 60) * 1000 - 1, rt)) == []
+    views = WindowViews()
+    views.dependencies[("api", "db", 5432, 6)] = [1, 1, 100, {"10.0.0.1": None},
+                                                  {"10.0.0.2": None}]
+    op.process_element(encode_views(views), rt)
+    op.process_element(b"", rt)
+    emitted = list(op.on_timer((T0 + 60) * 1000 - 1, rt))
+    dependencies = [item[1] for item in emitted if isinstance(item, tuple)
+                    and item[0] is TABLES[0][3]]
+    assert len(dependencies) == 1 and '"client_app":"api"' in dependencies[0].replace(" ", "")
+    assert rt.states[BATCHES.name] == []
 
 
 # --- the release in a running job -----------------------------------------------------------

@@ -8,7 +8,7 @@ from collections import Counter
 from pyflink.common import Row, Types
 from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, ProcessFunction,
                                 RuntimeContext, TimeDomain)
-from pyflink.datastream.state import MapStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
@@ -64,6 +64,11 @@ PENDING_TIMES = MapStateDescriptor("pending-flow-group-times", Types.LONG(), Typ
 # above at each key's first timer after a restore.
 PENDING_BOTH = MapStateDescriptor("pending-flow-groups", Types.LONG(),
                                   Types.PRIMITIVE_ARRAY(Types.BYTE()))
+# Per attribution key, the windows it sent security batches for that may still be open
+# downstream ("start start ..."): after a restore the key sends each an empty batch, so that
+# job.flink.security.CloseWindows registers again a close timer the checkpoint may lack
+# (ParseFlowRecords._ticks says why it can).
+SECURITY_WINDOWS = ValueStateDescriptor("security-windows-sent", Types.STRING())
 
 
 class Metrics:
@@ -283,6 +288,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.pending_times = runtime_context.get_map_state(PENDING_TIMES)
         self.pending_both = runtime_context.get_map_state(PENDING_BOTH)
         self.keys_moved = set()   # keys whose PENDING_BOTH groups were moved since the start
+        if self.conversations:
+            self.security_windows = runtime_context.get_state(SECURITY_WINDOWS)
+        self.windows_sent = {}   # key -> SECURITY_WINDOWS as a set, once read
         self.events_unfrozen = 0
         self.pending_groups = 0   # since this instance started
         self.event_time_lag_ms = 0
@@ -356,7 +364,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         producer, window_start, max_start, payload, progress = row[0], row[1], row[2], row[3], \
             row[4]
         if not payload:   # a tick: ParseFlowRecords._ticks
-            self._rearm(ctx)
+            yield from self._rearm(ctx)
             return
         timers = ctx.timer_service()
         watermark = self.seen_watermark = timers.current_watermark()
@@ -364,9 +372,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.event_time_lag_ms = timers.current_processing_time() - watermark
         horizon = self.horizon.observe(producer, progress * 1000, watermark)
         if is_late(window_start, self.window_seconds, horizon):
-            yield from self._emit(decode_group(payload, window_start, max_start), late=True)
+            yield from self._emit(decode_group(payload, window_start, max_start), ctx,
+                                  late=True)
         elif self.clock.complete_up_to(max_start * 1000):
-            yield from self._emit(decode_group(payload, window_start, max_start))
+            yield from self._emit(decode_group(payload, window_start, max_start), ctx)
         else:
             now = timers.current_processing_time()
             deadline = now + self.max_wait_ms
@@ -382,11 +391,16 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.metrics.add({"groups_waited": 1})
             yield COUNTS, counts_line("attribute", {"groups_waited": 1})
 
-    def _rearm(self, ctx) -> None:
+    def _rearm(self, ctx):
         """Registers again the timers of the key's waiting groups (a timer registered twice
-        fires once)."""
+        fires once), and sends an empty security batch to each window it sent batches for that
+        may still be open."""
         timers = ctx.timer_service()
-        self._move_restored_groups(ctx.get_current_key())
+        key = ctx.get_current_key()
+        if self.conversations:
+            for window_start in sorted(self._windows_sent(key)):
+                yield CONVERSATIONS, Row(window_start, b"")
+        self._move_restored_groups(key)
         starts = {int(times.split()[1]) for times in self.pending_times.values()}
         for max_start in starts:
             timers.register_event_time_timer(max_start * 1000)
@@ -431,7 +445,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             if not complete and not late:
                 self.metrics.add({"groups_after_max_wait": 1})
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
-            yield from self._emit(decode_group(payload, window_start, max_start), late=late)
+            yield from self._emit(decode_group(payload, window_start, max_start), ctx,
+                                  late=late)
         if waiting and not event_time:
             timers.register_processing_time_timer(self._next_poll(timestamp + 1))
 
@@ -449,7 +464,27 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.pending_times.put(seq, times.decode("ascii"))
         self.pending_both.clear()
 
-    def _emit(self, group, late=False):
+    def _windows_sent(self, key) -> set:
+        sent = self.windows_sent.get(key)
+        if sent is None:
+            stored = self.security_windows.value()
+            sent = self.windows_sent[key] = set(map(int, stored.split())) if stored else set()
+        return sent
+
+    def _window_sent(self, key, window_start: int) -> None:
+        """Notes in keyed state a window the key sends a security batch for. The windows the
+        watermark has passed are dropped: with it, every attribution instance sent that
+        watermark before its next checkpoint barrier, so the window is closed in that
+        checkpoint."""
+        sent = self._windows_sent(key)
+        if window_start in sent:
+            return
+        closed = {w for w in sent if (w + self.window_seconds) * 1000 <= self.seen_watermark}
+        sent -= closed
+        sent.add(window_start)
+        self.security_windows.update(" ".join(map(str, sorted(sent))))
+
+    def _emit(self, group, ctx, late=False):
         extra = {"window_start": group.window_start} if late else None
         builds = self.index.ipv4_builds
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
@@ -465,6 +500,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             for partial in out.partials.rows():
                 yield Row(*partial)
             if self.conversations:
+                self._window_sent(ctx.get_current_key(), group.window_start)
                 yield CONVERSATIONS, Row(group.window_start, encode_views(out.views))
             if out.enriched:
                 yield ENRICHED, gzip_block(out.enriched)
