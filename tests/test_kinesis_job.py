@@ -3,13 +3,14 @@
 subscription records on two streams (2 and 4 shards), the changelog bootstrapped from a snapshot
 and then read from its stream, deliveries whose metadata arrives after their flows, bad records
 on the stream, outputs to files and to Kinesis; a reshard at parallelism 1 and a stream never
-written to at 2. Then, at both, a failure mid-stream while flows wait for their metadata, and
-the restart from the checkpoint."""
+written to at 2. Then, at both, a failure mid-stream and the restart from the checkpoint: while
+flows wait for their metadata, and while windows hold security batches."""
 import gzip
 import json
 import os
 import signal
 import urllib.request
+from collections import Counter
 
 import pytest
 
@@ -17,6 +18,7 @@ from flowdredge.connectors.kinesis import client as kinesis_client
 from flowdredge.connectors.kinesis.local import free_port
 from flowdredge.synthetic.producer import put_changelog_lines
 from flowdredge.schemas.cloudwatch import control_record, record
+from flowdredge.schemas.security import DEPENDENCIES, UNOWNED_APPS
 from helpers import read_records, total_counts
 from streaming import (ACCOUNT_A, ACCOUNT_B, Estate, Writer, closed_aggregates,
                        deliver_flows, expected_aggregates, parsed_records, read_stream,
@@ -91,6 +93,11 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
         expected = expected_aggregates(estate)
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job, keep_alive=writer.flush)
+        dependencies = _dependency_flows(expected)
+        assert dependencies, "the estate has no dependency edge: nothing would be tested"
+        wait_for("the estate's dependencies", lambda: {
+            w: n for w, n in _dependency_flows(output).items() if w < first_open}
+            == dependencies, job, keep_alive=writer.flush)
         kinesis_rows = wait_for("the aggregates on Kinesis", lambda: _kinesis_aggregates(
             kinesis, f"{prefix}-aggs", first_open) == expected and _kinesis_aggregates(
             kinesis, f"{prefix}-aggs", first_open), job)
@@ -175,19 +182,20 @@ def _failures(rest_url, job_id) -> list:
         return json.load(response)["exceptionHistory"]["entries"]
 
 
-def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during):
-    """Both accounts on one 2-shard stream. The first half of the deliveries is written
-    without its changelog, so its flows wait for metadata; once they are parsed, `during(writer)`
-    runs, then the rest of the changelog and the second half are written. Python bundles end
-    only at checkpoints here, so the checkpoint that commits the first half ends the bundle in
-    which its groups started waiting (ParseFlowRecords._ticks: how such a checkpoint lost them).
-    Returns the output folder once the estate's windows equal the reference, and the job's
-    failures by then."""
+def _failure_run(kinesis_local, estate, tmp_path, prefix, parallelism, first_half):
+    """Both accounts on one 2-shard stream. `first_half(writer, output, job, half)` writes the
+    first half of the deliveries and waits until the checkpoint that commits it holds what is
+    to be restored; then the Python workers are killed, and the rest of the changelog and the
+    second half are written. Python bundles end only at checkpoints here, so that checkpoint
+    ended the bundle in which what it holds arrived (ParseFlowRecords._ticks: how such a
+    checkpoint lost timers). Returns the output folder once the estate's windows and their
+    dependencies equal the reference (_dependency_flows), and the job's failures by then."""
     kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
     _streams(kinesis, prefix, flows=2, meta=1)
     config = streaming_config(
         kinesis_local.endpoint, parallelism,
         job={"max_restarts": 3, "bundle_time_ms": 3_600_000, "bundle_size": 1_000_000},
+        outputs={"security": True},
         kinesis={"flow_streams": f"{prefix}-flows", "metadata_stream": f"{prefix}-meta",
                  "metadata_snapshot": estate.snapshot})
     writer = Writer(kinesis, estate, {ACCOUNT_A: f"{prefix}-flows", ACCOUNT_B: f"{prefix}-flows"},
@@ -195,11 +203,12 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
     output, rest_port = str(tmp_path / "out"), free_port()
     half = len(estate.deliveries) // 2
     with running_job(config, output, {"rest.port": str(rest_port)}) as job:
-        deliver_flows(writer, estate.deliveries[:half])
-        wait_for("the first half parsed",
-                 lambda: parsed_records(output) == writer.records_written, job)
-        waiting = total_counts(output)["groups_waited"]
-        during(writer)
+        first_half(writer, output, job, half)
+        workers = _python_workers()
+        assert workers, "no Python worker process found"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        # The job fails when its next records reach the dead workers: the second half.
         writer.deliver(estate.deliveries[half:])
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
                  job)
@@ -207,25 +216,63 @@ def _one_stream_run(kinesis_local, estate, tmp_path, prefix, parallelism, during
         expected = expected_aggregates(estate)
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
                  job, keep_alive=writer.flush)
+        dependencies = _dependency_flows(expected)
+        assert dependencies, "the estate has no dependency edge: nothing would be tested"
+        wait_for("the estate's dependencies", lambda: {
+            w: n for w, n in _dependency_flows(output).items() if w < first_open}
+            == dependencies, job, keep_alive=writer.flush)
         failures = _failures(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
-    return output, failures, waiting
+    return output, failures
+
+
+def _flows_waiting(writer, output, job, half) -> None:
+    """The first half's flows without their changelog: their groups wait for metadata in
+    keyed state."""
+    deliver_flows(writer, writer.estate.deliveries[:half])
+    wait_for("the first half parsed", lambda: parsed_records(output) == writer.records_written,
+             job, poll_s=0.2)
+    assert total_counts(output)["groups_waited"] > 0, \
+        "no group of the first half waited in the checkpoint: nothing would be tested"
+
+
+def _windows_open(writer, output, job, half) -> None:
+    """The first half with its changelog, on one shard of the two: with the other unheard
+    from, event time stands still, so the first half's windows stay open, their security
+    batches held in keyed state."""
+    writer.partition_key = "one-shard"
+    writer.deliver(writer.estate.deliveries[:half])
+    writer.partition_key = None
+    wait_for("the first half attributed",
+             lambda: total_counts(output)["flows_aggregated"] == writer.flows_written, job,
+             poll_s=0.2)
+    assert not _dependency_flows(output), \
+        "a window of the first half closed before the failure: nothing would be tested"
+
+
+def _dependency_flows(source) -> dict:
+    """Window start -> the flows of its dependency edges: from the committed dependencies
+    output (an output folder), or what they must be by the reference aggregates (a dict):
+    the ACCEPTed flows with both ends owned, whichever end is the client."""
+    totals = Counter()
+    if isinstance(source, dict):
+        for (window, src_app, _, dst_app, _, _, _, action), (flows, _, _) in source.items():
+            if action == "ACCEPT" and not {src_app, dst_app} & set(UNOWNED_APPS):
+                totals[window] += flows
+    else:
+        for row in read_records(source, DEPENDENCIES):
+            totals[row["window_start"]] += row["flows"]
+    return dict(totals)
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
+@pytest.mark.parametrize("first_half", [_flows_waiting, _windows_open],
+                         ids=["flows-waiting", "windows-open"])
 def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
-        kinesis_local, estate, tmp_path, parallelism):
-    def kill_python_workers(writer):
-        workers = _python_workers()
-        assert workers, "no Python worker process found"
-        for pid in workers:
-            os.kill(pid, signal.SIGKILL)
-        # The job fails when its next records reach the dead workers: the second half.
-
-    output, failures, waiting = _one_stream_run(kinesis_local, estate, tmp_path,
-                                                f"failure-p{parallelism}", parallelism,
-                                                kill_python_workers)
+        kinesis_local, estate, tmp_path, first_half, parallelism):
+    prefix = f"failure{first_half.__name__.replace('_', '-')}-p{parallelism}"
+    output, failures = _failure_run(kinesis_local, estate, tmp_path, prefix, parallelism,
+                                    first_half)
     assert failures, "the job did not fail: nothing was tested"
-    assert waiting > 0, "no group of the first half waited in the checkpoint: nothing was tested"
     counts = total_counts(output)
     # Committed outputs count every record once, though records after the last checkpoint
     # before the failure were read twice.
