@@ -69,6 +69,11 @@ PENDING_BOTH = MapStateDescriptor("pending-flow-groups", Types.LONG(),
 # job.flink.security.CloseWindows registers again a close timer the checkpoint may lack
 # (ParseFlowRecords._ticks says why it can).
 SECURITY_WINDOWS = ValueStateDescriptor("security-windows-sent", Types.STRING())
+# Per attribution key, the highest watermark it saw with a group: after a restore, the window
+# operator downstream holds the watermark of the checkpoint and drops, uncounted, rows of the
+# windows it passed; the attribution, which starts again from none, judges groups late against
+# the highest its keys had seen, so that such groups go to the late output, counted.
+WATERMARK_SEEN = ValueStateDescriptor("watermark-seen", Types.LONG())
 
 
 class Metrics:
@@ -296,6 +301,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.event_time_lag_ms = 0
         # The watermark of the last element: what the window downstream has been sent.
         self.seen_watermark = -MAX_WATERMARK
+        # After a restore, what the window downstream was sent before it (WATERMARK_SEEN).
+        self.restored_watermark = -MAX_WATERMARK
+        self.watermark_seen = runtime_context.get_state(WATERMARK_SEEN)
+        self.watermark_stored = {}   # key -> its WATERMARK_SEEN, as last written or read
         self.metrics = Metrics(runtime_context)
         # Every instance sees every changelog event (broadcast); one of them writes the counts
         # output, so its sums are the changelog's, whatever the parallelism.
@@ -367,9 +376,14 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             yield from self._rearm(ctx)
             return
         timers = ctx.timer_service()
-        watermark = self.seen_watermark = timers.current_watermark()
+        watermark = self.seen_watermark = max(timers.current_watermark(),
+                                              self.restored_watermark)
         if watermark > -MAX_WATERMARK:
             self.event_time_lag_ms = timers.current_processing_time() - watermark
+            key = ctx.get_current_key()
+            if watermark > self.watermark_stored.get(key, -MAX_WATERMARK):
+                self.watermark_seen.update(watermark)
+                self.watermark_stored[key] = watermark
         horizon = self.horizon.observe(producer, progress * 1000, watermark)
         if is_late(window_start, self.window_seconds, horizon):
             yield from self._emit(decode_group(payload, window_start, max_start), ctx,
@@ -394,9 +408,14 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
     def _rearm(self, ctx):
         """Registers again the timers of the key's waiting groups (a timer registered twice
         fires once), and sends an empty security batch to each window it sent batches for that
-        may still be open."""
+        may still be open; raises the restored watermark to the key's WATERMARK_SEEN."""
         timers = ctx.timer_service()
         key = ctx.get_current_key()
+        seen = self.watermark_seen.value()
+        if seen is not None:
+            self.watermark_stored[key] = seen
+            self.restored_watermark = max(self.restored_watermark, seen)
+            self.seen_watermark = max(self.seen_watermark, seen)
         if self.conversations:
             for window_start in sorted(self._windows_sent(key)):
                 yield CONVERSATIONS, Row(window_start, b"")
@@ -423,7 +442,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         # The watermark the window downstream has been sent: while an event-time timer fires,
         # the one it is advanced to is not emitted yet.
         if not event_time:
-            self.seen_watermark = timers.current_watermark()
+            self.seen_watermark = max(timers.current_watermark(), self.restored_watermark)
         sent = self.seen_watermark
         self._move_restored_groups(ctx.get_current_key())
         ready, waiting = [], 0
