@@ -22,9 +22,11 @@ from flowdredge.job.aggregate import PartialAggregates
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.parse_columns import column_values
-from flowdredge.job.ownership import OwnershipIndex, ipv4_ints
+from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes
+from flowdredge.job.ownership import OwnershipIndex
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_is_source
-from flowdredge.job.security_columns import End, codes_of, packed_key, window_views
+from flowdredge.job.groupby import packed_key
+from flowdredge.job.security_columns import End, codes_of, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 from flowdredge.schemas.security import INTERNET, UNATTRIBUTED
 REJECT = "REJECT"
@@ -78,7 +80,7 @@ _PRIVATE_V4_TABLE = _private_v4_table()
 
 
 def _private_v4(addresses: np.ndarray) -> np.ndarray:
-    """_is_private_v4 of IPv4 addresses as integers (job.ownership.ipv4_ints)."""
+    """_is_private_v4 of IPv4 addresses as integers (job.addresses)."""
     return _PRIVATE_V4_TABLE[addresses >> 16]
 
 
@@ -96,16 +98,18 @@ class UnownedClassifier:
         label = self._ranges.classify(ip) if self._ranges is not None else None
         return _unowned(label) if label else UNOWNED[INTERNET]
 
-    def owners(self, addresses: pa.Array) -> tuple:
+    def owners(self, addresses: pa.Array, codes: np.ndarray = None) -> tuple:
         """(owners, ids): the owner of each of `addresses` (a pyarrow string array of IP
-        addresses as the parser accepts them) is owners[ids[i]], the owners distinct. The
-        IPv4 addresses are decided in arrays, but for the public ones with ip-ranges; the
-        others by `owner`."""
+        addresses as the parser accepts them; `codes` their job.addresses codes, when the
+        caller has them) is owners[ids[i]], the owners distinct. The IPv4 addresses are
+        decided in arrays, but for the public ones with ip-ranges; the others by `owner`."""
         owners = [UNOWNED[UNATTRIBUTED], UNOWNED[INTERNET]]
         ids = np.full(len(addresses), -1, np.int64)
-        ipv4 = np.flatnonzero(~pc.match_substring(addresses, ":").to_numpy(zero_copy_only=False))
+        if codes is None:
+            codes = address_codes(addresses, {})
+        ipv4 = np.flatnonzero(codes < OTHER_ADDRESSES)
         if len(ipv4):
-            private = _private_v4(ipv4_ints(addresses.take(ipv4)))
+            private = _private_v4(codes[ipv4])
             ids[ipv4[private]] = 0
             if self._ranges is None:
                 ids[ipv4[~private]] = 1
@@ -354,8 +358,9 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
     column = partial(_column, group)
     t_ms = column("start").to_numpy() * 1000
     with_owners = enriched or conversations
+    others = {}
     (src_codes, src), (dst_codes, dst) = (
-        _end(index, addresses, t_ms, unowned, out.counts, side, with_owners)
+        _end(index, addresses, t_ms, unowned, out.counts, side, with_owners, others)
         for addresses, side in zip(_end_addresses(group), ("src", "dst")))
     dims = [codes_of(column(name), n) for name in ("dstport", "protocol", "action")]
     key = packed_key([(src_codes, len(index.pairs))]
@@ -384,7 +389,7 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
         out.enriched = _block_text(group, src, dst)
     if conversations:
         dst_port, protocol, action = dims
-        out.views = window_views(src, dst, index.pairs, codes_of(column("srcport"), n),
+        out.views = window_views(src, dst, others, index.pairs, codes_of(column("srcport"), n),
                                  dst_port, protocol,
                                  action, *(_zero_filled(column(name), n)
                                            for name in ("packets", "bytes", "tcp-flags")),
@@ -401,15 +406,16 @@ def _addresses(pkt, plain):
     return plain if pkt is None else pc.coalesce(pkt, plain)
 
 
-def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
+def _end(index, addresses, t_ms, unowned, counts, side, with_owners, others) -> tuple:
     """(pair codes, End or None) of the ends `addresses`' owners at `t_ms`: each flow's
     (app, region) code, and with `with_owners` the End (its owners as tuples); their counts.
     Each distinct address is looked up once; only IPs with changes other than one owner are
-    looked up flow by flow."""
+    looked up flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)
-    slots = index.slots(distinct)[at]
+    numbers = address_codes(distinct, others)
+    slots = index.slots(distinct, numbers)[at]
     codes, others = index.codes_at(slots, t_ms)
     pair_code = index.pair_code
     owned = codes >= 0
@@ -423,7 +429,7 @@ def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)
     needed = np.unique(at[plain])
-    unowned_owners, unowned_ids = unowned.owners(distinct.take(needed))
+    unowned_owners, unowned_ids = unowned.owners(distinct.take(needed), numbers[needed])
     pair_of_owner = np.zeros(len(unowned_owners), np.int64)
     for i in np.unique(unowned_ids).tolist():
         pair_of_owner[i] = pair_code(unowned_owners[i][_APP], unowned_owners[i][_REGION])
@@ -452,7 +458,7 @@ def _end(index, addresses, t_ms, unowned, counts, side, with_owners) -> tuple:
     others = list(other_ids)
     owners = [others[-1 - k] for k in unique_keys[~by_slot].tolist()]
     owners += index.single_owners(unique_keys[by_slot].tolist())
-    return codes, End(owners, ids.reshape(-1), codes, distinct, at)
+    return codes, End(owners, ids.reshape(-1), codes, distinct, at, numbers)
 
 
 def _sums(column, n, inverse, by_key, bounds) -> list:

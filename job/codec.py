@@ -9,11 +9,12 @@ earlier one wrote.
 import pickle
 from itertools import chain
 
+import numpy as np
 import pyarrow as pa
 
 from flowdredge.job.ownership import MetaEvent
 from flowdredge.job.parse import FlowFormat, FlowGroup
-from flowdredge.job.security import WindowViews
+from flowdredge.job.security import ADDRESS_BITS, ADDRESS_MASK, WindowViews
 
 # 1: a group's flows as tuples; 2: its columns (FlowGroup.columns) as an Arrow IPC stream
 # after the pickled names and source. Either is written, as the group holds its flows.
@@ -53,8 +54,10 @@ def decode_group(payload: bytes, window_start: int, max_start: int) -> FlowGroup
 
 
 # The security views (job.security, job.flink.security), in keyed state and between their
-# operators: pickles of dicts, lists, tuples, sets, str, int and None, each with its version.
-VIEWS_CODEC_VERSION = 2          # a batch's WindowViews (1: sets, record columns)
+# operators: pickles of dicts, lists, tuples, sets, str, int and None, each with its version; a
+# batch's arrays as (numpy dtype, bytes), in the narrowest integer type that holds them.
+VIEWS_CODEC_VERSION = 3          # a batch's WindowViews (1: address sets, record columns of
+                                 # values; 2: address dicts, the records one flat list)
 WINDOW_ROWS_CODEC_VERSION = 1    # a closed window's rows for the events
 EVENTS_CODEC_VERSION = 1         # SecurityEvents.state()
 
@@ -70,24 +73,67 @@ def _decode(version: int, what: str, payload: bytes):
 
 
 def encode_views(views: WindowViews) -> bytes:
-    return _encode(VIEWS_CODEC_VERSION, views.parts())
+    sets = [_packed_set(np.concatenate(chunks)) if chunks else None for chunks in views.sets]
+    records = [_packed(np.concatenate(chunks)) for chunks in views.records] \
+        if views.records[0] else None
+    return _encode(VIEWS_CODEC_VERSION, (views.dependencies, views.exposure, views.egress,
+                                         views.rejects, list(views.apps), list(views.others),
+                                         sets, records))
 
 
 def decode_views(payload: bytes) -> WindowViews:
     if payload[0] == 1:
         return _views_v1(pickle.loads(payload[1:]))
-    return WindowViews(*_decode(VIEWS_CODEC_VERSION, "security views", payload))
+    if payload[0] == 2:
+        return WindowViews.of_sets(*pickle.loads(payload[1:]))
+    (dependencies, exposure, egress, rejects, apps, others, sets,
+     records) = _decode(VIEWS_CODEC_VERSION, "security views", payload)
+    views = WindowViews()
+    views.dependencies, views.exposure, views.egress, views.rejects = (dependencies, exposure,
+                                                                       egress, rejects)
+    views.apps = {app: code for code, app in enumerate(apps)}
+    views.others = {address: i for i, address in enumerate(others)}
+    for which, packed in enumerate(sets):
+        if packed is not None:
+            rows, codes = map(_unpacked, packed)
+            views.sets[which].append(rows << ADDRESS_BITS | codes)
+    if records is not None:
+        views.add_records(*map(_unpacked, records))
+    return views
+
+
+def _packed_set(members: np.ndarray) -> tuple:
+    return _packed(members >> ADDRESS_BITS), _packed(members & ADDRESS_MASK)
+
+
+def _packed(values: np.ndarray) -> tuple:
+    """An int64 array as (dtype, bytes) in the narrowest type that holds its values: codes,
+    ports and counts fit in one to four bytes. Address codes past 32 bits (job.security:
+    OTHER_ADDRESSES + i) as four bytes each and their 33rd bits, one a bit."""
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    if 0 <= low and (1 << 32) <= high < (1 << 33):
+        return (np.dtype(np.uint32).str, (values & 0xFFFFFFFF).astype(np.uint32).tobytes(),
+                np.packbits((values >> 32).astype(np.uint8)).tobytes())
+    for dtype in (np.uint8, np.uint16, np.uint32) if low >= 0 else (np.int8, np.int16, np.int32):
+        limits = np.iinfo(dtype)
+        if limits.min <= low and high <= limits.max:
+            values = values.astype(dtype)
+            break
+    return values.dtype.str, values.tobytes()
+
+
+def _unpacked(packed: tuple) -> np.ndarray:
+    values = np.frombuffer(packed[1], packed[0]).astype(np.int64)
+    if len(packed) == 3:
+        values |= np.unpackbits(np.frombuffer(packed[2], np.uint8))[:len(values)].astype(
+            np.int64) << 32
+    return values
 
 
 def _views_v1(parts: tuple) -> WindowViews:
     """Version 1 (open windows in a savepoint of an earlier release) held the distinct
-    addresses as sets, now dict keys, and the records as columns, now one flat list."""
-    for part in parts[:3]:
-        for sums in part.values():
-            for i, value in enumerate(sums):
-                if isinstance(value, set):
-                    sums[i] = dict.fromkeys(value)
-    return WindowViews(*parts[:4], list(chain.from_iterable(zip(*parts[4]))))
+    addresses as sets and the records as columns."""
+    return WindowViews.of_sets(*parts[:4], list(chain.from_iterable(zip(*parts[4]))))
 
 
 def encode_window_rows(window_start: int, dependencies, exposure, reject_sources) -> bytes:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowdredge.job import changelog_columns
+from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes, ipv4_int, ipv4_ints
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
@@ -333,7 +334,7 @@ class OwnershipIndex:
         self._free.append(slot)
         if self._ipv4 is not None and _is_canonical_ipv4(ip):
             keys, slots = self._ipv4
-            key = _ipv4_int(ip)
+            key = ipv4_int(ip)
             at = int(np.searchsorted(keys, key))
             if at < len(keys) and keys[at] == key:
                 slots[at] = -1
@@ -384,24 +385,26 @@ class OwnershipIndex:
                 return flat[i + 2]
         return None
 
-    def slots(self, addresses) -> np.ndarray:
+    def slots(self, addresses, codes: np.ndarray = None) -> np.ndarray:
         """The slot of each address (-1: not in the index), for codes_at: `addresses` valid
         IP addresses (ipaddress accepts them, as the parsers made sure), a pyarrow string
-        array without nulls or a list of str. IPv4 addresses (those without a colon: ipaddress
-        accepts no other form of them than the one it writes) are looked up as integers, by
-        np.searchsorted in a sorted array, 4.5 MB at 560,000 IPs; the dict's keys, strings
-        scattered in the heap, cost a few cache misses each there: 0.6-0.7 us an address
-        against 0.35-0.4 (docs/performance.md, run 19). IPv6 addresses, and the IPv4 ones
-        added since that array was built, in the dict."""
+        array without nulls or a list of str; `codes` their job.addresses codes, when the
+        caller has them. IPv4 addresses (those without a colon: ipaddress accepts no other
+        form of them than the one it writes) are looked up as integers, by np.searchsorted in
+        a sorted array, 4.5 MB at 560,000 IPs; the dict's keys, strings scattered in the heap,
+        cost a few cache misses each there: 0.6-0.7 us an address against 0.35-0.4
+        (docs/performance.md, run 19). IPv6 addresses, and the IPv4 ones added since that
+        array was built, in the dict."""
         if not isinstance(addresses, pa.Array):
             addresses = pa.array(addresses, pa.string())
+        if codes is None:
+            codes = address_codes(addresses, {})
         found = np.full(len(addresses), -1, np.int64)
         keys, slots = self._ipv4_table()
-        ipv6 = pc.match_substring(addresses, ":").to_numpy(zero_copy_only=False)
+        ipv6 = codes >= OTHER_ADDRESSES
         at_ipv4 = np.flatnonzero(~ipv6)
         if len(at_ipv4) and len(keys):
-            wanted = ipv4_ints(addresses if len(at_ipv4) == len(addresses)
-                                else addresses.take(at_ipv4))
+            wanted = codes[at_ipv4]
             at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
             found[at_ipv4] = np.where(keys[at] == wanted, slots[at], -1)
         # With no IP added since the array was built, an IPv4 address not in it is in no slot.
@@ -599,18 +602,6 @@ class OwnershipIndex:
         slot = self._slots.get(ip)
         self._ranges += len(flat) // 3 - (0 if slot is None else len(self._flat(slot)) // 3)
         self._store(ip, slot, flat)
-
-
-def _ipv4_int(ip: str) -> int:
-    a, b, c, d = ip.split(".")
-    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
-
-
-def ipv4_ints(addresses: pa.Array) -> np.ndarray:
-    """_ipv4_int of each address (dotted quads), as int64."""
-    octets = pc.cast(pc.split_pattern(addresses, ".").flatten(), pa.int64()).to_numpy()
-    octets = octets.reshape(-1, 4)
-    return (octets[:, 0] << 24) | (octets[:, 1] << 16) | (octets[:, 2] << 8) | octets[:, 3]
 
 
 _ONE_OWNER = f'[{STATE_VERSION},%d,%d,%d,"%s","%s"]'

@@ -6,10 +6,13 @@ import ipaddress
 import json
 from json.encoder import encode_basestring
 from collections import Counter
-from itertools import compress, count
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
+from flowdredge.job.addresses import OTHER_ADDRESSES, address_code, address_text
+from flowdredge.job.groupby import Grouped, grouped
 from flowdredge.schemas.fields import Schema
 from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
@@ -320,41 +323,61 @@ REJECT = "REJECT"
 # schemas.outputs.CONVERSATION: its dimensions, then the sums from `flows` on.
 CONVERSATION_DIMENSIONS = CONVERSATION.names.index("flows")
 
+# A set's member: its row (the key's position in its view) and an address code
+# (job.addresses), in one int64.
+ADDRESS_BITS = 34
+ADDRESS_MASK = (1 << ADDRESS_BITS) - 1
+
 
 class WindowViews:
     """One window's conversations, reduced per view (or a batch's share of them):
 
-    - dependencies: (client app, server app, port, protocol) -> [flows, packets, bytes,
-      client addresses, server addresses], ACCEPTed and both ends owned;
-    - exposure: (app, resource, port, protocol) -> [flows, packets, bytes, internet clients],
-      ACCEPTed from the internet to an owned server;
-    - egress: (app, port, protocol, action) -> [flows, packets, bytes, bytes sent,
-      destinations], to internet servers;
+    - dependencies: (client app, server app, port, protocol) -> [flows, packets, bytes],
+      ACCEPTed and both ends owned; their distinct client and server addresses in `sets`;
+    - exposure: (app, resource, port, protocol) -> [flows, packets, bytes], ACCEPTed from the
+      internet to an owned server; its distinct internet clients in `sets`;
+    - egress: (app, port, protocol, action) -> [flows, packets, bytes, bytes sent], to
+      internet servers; its distinct destinations in `sets`;
     - rejects: (destination app, port, protocol, source app, source address) -> [flows,
       packets, bytes], the REJECTed records in the direction logged;
-    - records: every record in the direction logged, for the scans view: one flat list,
-      RECORD_COLUMNS after RECORD_COLUMNS (one extend per record, not an append per column);
-      most sources reach a few targets, so their distinct targets are counted only for the
-      sources with enough records once the window is complete.
+    - records: every record in the direction logged, for the scans view, as columns
+      (RECORD_COLUMNS) of integer codes: addresses as codes (job.addresses), apps by their code in
+      `apps`, a missing port -1, rejected 0 or 1.
 
-    Which conversations and records each view reads is docs/security.md's. What is counted
-    distinct is held as the keys of a dict (values None) rather than a set: a dict of str
-    only is not tracked by the cyclic garbage collector, which walks a set's every address
-    at each collection while a window's batches are decoded and merged."""
-    __slots__ = ("dependencies", "exposure", "egress", "rejects", "records")
+    `sets` (SETS: the view each reads) and `records` hold chunks of int64 arrays, one a merged
+    batch; a set's members are row << ADDRESS_BITS | address code, the row the key's position
+    in its view. Nothing here is a Python object a flow or an address: a batch is encoded and
+    decoded as arrays, and the close merges them and counts distinct addresses in numpy
+    (docs/performance.md, run 28). Which conversations and records each view reads is
+    docs/security.md's."""
+    __slots__ = ("dependencies", "exposure", "egress", "rejects", "sets", "records", "apps",
+                 "others", "_rows")
     RECORD_COLUMNS = ("src_addr", "src_app", "dst_addr", "dst_port", "dst_app", "flows",
                       "rejected")
+    SETS = ("dependencies", "dependencies", "exposure", "egress")
 
-    def __init__(self, dependencies=None, exposure=None, egress=None, rejects=None,
-                 records=None):
-        self.dependencies = {} if dependencies is None else dependencies
-        self.exposure = {} if exposure is None else exposure
-        self.egress = {} if egress is None else egress
-        self.rejects = {} if rejects is None else rejects
-        self.records = [] if records is None else records
+    def __init__(self):
+        self.dependencies, self.exposure, self.egress, self.rejects = {}, {}, {}, {}
+        self.sets = tuple([] for _ in self.SETS)
+        self.records = tuple([] for _ in self.RECORD_COLUMNS)
+        self.apps = {}     # app -> its code in the records
+        self.others = {}   # address other than IPv4 -> its position (address_code)
+        self._rows = {}    # view -> {key: row}, made when a batch is merged into this one
 
-    def parts(self) -> tuple:
-        return (self.dependencies, self.exposure, self.egress, self.rejects, self.records)
+    def is_empty(self) -> bool:
+        return not (self.dependencies or self.exposure or self.egress or self.rejects
+                    or self.records[0])
+
+    def add_set(self, which: int, rows: np.ndarray, codes: np.ndarray) -> None:
+        """Adds (row, address code) pairs to set `which` (SETS), as given or repeated."""
+        if len(rows):
+            self.sets[which].append(np.unique(rows << ADDRESS_BITS | codes))
+
+    def add_records(self, *columns) -> None:
+        """Adds records as RECORD_COLUMNS arrays (int64 codes)."""
+        if len(columns[0]):
+            for chunks, column in zip(self.records, columns):
+                chunks.append(column)
 
     @classmethod
     def of_conversations(cls, rows) -> "WindowViews":
@@ -366,10 +389,8 @@ class WindowViews:
     def of_conversation_sums(cls, items) -> "WindowViews":
         """of_conversations from (dimensions, sums) pairs, as job.attribute.Conversations
         holds them: no row tuple is built per conversation."""
-        views = cls()
-        dependencies, exposure, egress = views.dependencies, views.exposure, views.egress
-        rejects = views.rejects
-        record = views.records.extend
+        dependencies, exposure, egress, rejects, records = {}, {}, {}, {}, []
+        record = records.extend
         for ((_window, client_app, client_addr, server_app, server_addr, resource, port,
               client_port, protocol, action),
              (flows, packets, nbytes, client_flows, client_packets, client_bytes)) in items:
@@ -424,52 +445,146 @@ class WindowViews:
                                       server_addr),
                             flows - client_flows, packets - client_packets,
                             nbytes - client_bytes)
+        return cls.of_sets(dependencies, exposure, egress, rejects, records)
+
+    @classmethod
+    def of_sets(cls, dependencies, exposure, egress, rejects, records) -> "WindowViews":
+        """The views from their Python form (as batches of earlier releases held them too):
+        each view's distinct addresses as dict keys (or sets) after its sums, the records
+        one flat list, RECORD_COLUMNS after RECORD_COLUMNS."""
+        views = cls()
+        others = views.others
+        for which, (view, at) in enumerate(((dependencies, 3), (dependencies, 4),
+                                            (exposure, 3), (egress, 4))):
+            pairs = [(row, address_code(address, others))
+                     for row, sums in enumerate(view.values()) for address in sums[at]]
+            if pairs:
+                rows, codes = np.array(pairs, np.int64).T
+                views.add_set(which, rows, codes)
+        views.dependencies = {key: sums[:3] for key, sums in dependencies.items()}
+        views.exposure = {key: sums[:3] for key, sums in exposure.items()}
+        views.egress = {key: sums[:4] for key, sums in egress.items()}
+        views.rejects = rejects
+        width = len(cls.RECORD_COLUMNS)
+        src, src_app, dst, port, dst_app, flows, rejected = (records[i::width]
+                                                             for i in range(width))
+        apps = views.apps
+        views.add_records(*(np.array(column, np.int64) for column in (
+            [address_code(a, others) for a in src],
+            [apps.setdefault(a, len(apps)) for a in src_app],
+            [address_code(a, others) for a in dst],
+            [-1 if p is None else p for p in port],
+            [apps.setdefault(a, len(apps)) for a in dst_app], flows, rejected)))
         return views
 
     def merge(self, other: "WindowViews") -> None:
         """Adds another batch of the same window (whose containers this one may take over)."""
-        for mine, theirs in zip(self.parts()[:-1], other.parts()[:-1]):
-            if not mine:
-                mine.update(theirs)
-                continue
-            for key, sums in theirs.items():
-                kept = mine.get(key)
-                if kept is None:
-                    mine[key] = sums
-                else:
-                    for i, value in enumerate(sums):
-                        if isinstance(value, dict):
-                            kept[i] |= value
-                        else:
-                            kept[i] += value
-        self.records.extend(other.records)
+        if self.is_empty():
+            for name in self.__slots__:
+                setattr(self, name, getattr(other, name))
+            self._rows = {}
+            return
+        apps = _codes_in(self.apps, other.apps)
+        others = _codes_in(self.others, other.others)
+        rows = {name: self._merge_rows(name, getattr(other, name))
+                for name in ("dependencies", "exposure", "egress")}
+        for key, sums in other.rejects.items():
+            _add_reject(self.rejects, key, *sums)
+        for mine, name, theirs in zip(self.sets, self.SETS, other.sets):
+            for chunk in theirs:
+                mine.append(rows[name][chunk >> ADDRESS_BITS] << ADDRESS_BITS
+                            | _recoded(chunk & ADDRESS_MASK, others))
+        if other.records[0]:
+            src, src_app, dst, port, dst_app, flows, rejected = (
+                np.concatenate(chunks) for chunks in other.records)
+            self.add_records(_recoded(src, others), apps[src_app], _recoded(dst, others), port,
+                             apps[dst_app], flows, rejected)
+
+    def _merge_rows(self, name: str, theirs: dict) -> np.ndarray:
+        """Adds a view's rows; the row in this one of each of `theirs`."""
+        mine = getattr(self, name)
+        rows = self._rows.get(name)
+        if rows is None:
+            rows = self._rows[name] = {key: row for row, key in enumerate(mine)}
+        found = np.empty(len(theirs), np.int64)
+        for i, (key, sums) in enumerate(theirs.items()):
+            row = rows.get(key)
+            if row is None:
+                rows[key] = found[i] = len(mine)
+                mine[key] = sums
+            else:
+                found[i] = row
+                kept = mine[key]
+                for j, value in enumerate(sums):
+                    kept[j] += value
+        return found
+
+    def distinct_counts(self) -> list:
+        """For each of SETS, the distinct addresses of each row of its view, in row order."""
+        counts = []
+        for name, chunks in zip(self.SETS, self.sets):
+            n = len(getattr(self, name))
+            members = np.unique(np.concatenate(chunks)) if chunks else np.zeros(0, np.int64)
+            counts.append(np.bincount(members >> ADDRESS_BITS, minlength=n).tolist())
+        return counts
 
     def sources(self, min_targets: int) -> dict:
         """(source address, source app) -> [flows, rejected flows, destination addresses,
         destination ports, destination apps], for the sources that reach min_targets distinct
-        addresses or ports (a missing port is not a port)."""
-        width = len(self.RECORD_COLUMNS)
-        src_addrs, src_apps, dst_addrs, dst_ports, dst_apps, flows, rejected = (
-            self.records[i::width] for i in range(width))
-        # A source reaches no more targets than it has records: only the addresses with enough
-        # records are looked at (the filtering runs in C: Counter, map, compress; by address
-        # alone, without a tuple per record, as a source has no more records than its address).
-        enough = {addr for addr, n in Counter(src_addrs).items() if n >= min_targets}
+        addresses or ports (a missing port is not a port), in the order of their first record.
+        A source reaches no more targets than it has records: only the addresses with enough
+        records are grouped."""
+        if not self.records[0]:
+            return {}
+        src, src_app, dst, port, dst_app, flows, rejected = (
+            np.concatenate(chunks) for chunks in self.records)
+        _, inverse, n_records = np.unique(src, return_inverse=True, return_counts=True)
+        at = np.flatnonzero(n_records[inverse.reshape(-1)] >= min_targets)
+        if not len(at):
+            return {}
+        radix = OTHER_ADDRESSES + len(self.others)
+        g = grouped([(src[at], radix), (src_app[at], len(self.apps))])
+        hosts, host_pairs = g.distinct(dst[at], radix)
+        has_port = port[at] >= 0
+        ports, port_pairs = Grouped(g.first, g.group[has_port]).distinct(port[at][has_port],
+                                                                         1 << 16)
+        kept = np.flatnonzero((hosts >= min_targets) | (ports >= min_targets))
+        if not len(kept):
+            return {}
+        apps, app_pairs = g.distinct(dst_app[at], len(self.apps))
+        totals = g.sums(flows[at])
+        refused = g.sums(flows[at] * rejected[at])
+        others, app_names = list(self.others), list(self.apps)
         found = {}
-        for i in compress(count(), map(enough.__contains__, src_addrs)):
-            key = (src_addrs[i], src_apps[i])
-            seen = found.get(key)
-            if seen is None:
-                seen = found[key] = [0, 0, set(), set(), set()]
-            seen[0] += flows[i]
-            if rejected[i]:
-                seen[1] += flows[i]
-            seen[2].add(dst_addrs[i])
-            if dst_ports[i] is not None:
-                seen[3].add(dst_ports[i])
-            seen[4].add(dst_apps[i])
-        return {key: seen for key, seen in found.items()
-                if len(seen[2]) >= min_targets or len(seen[3]) >= min_targets}
+        for k in kept.tolist():
+            row = at[g.first[k]]
+            found[(address_text(int(src[row]), others), app_names[src_app[row]])] = [
+                totals[k], refused[k],
+                [address_text(c, others) for c in _members(host_pairs, k, radix)],
+                _members(port_pairs, k, 1 << 16),
+                [app_names[c] for c in _members(app_pairs, k, len(app_names))]]
+        return found
+
+
+def _members(pairs: np.ndarray, group: int, radix: int) -> list:
+    """Group `group`'s codes among Grouped.distinct's sorted pairs."""
+    begin, end = np.searchsorted(pairs, (group * radix, (group + 1) * radix))
+    return (pairs[begin:end] - group * radix).tolist()
+
+
+def _codes_in(mine: dict, theirs: dict) -> np.ndarray:
+    """Each of `theirs`' values (codes by position) as its code in `mine`, added there if
+    new."""
+    return np.array([mine.setdefault(value, len(mine)) for value in theirs], np.int64)
+
+
+def _recoded(codes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Address codes of a batch whose other addresses are at `others` (_codes_in) here."""
+    if not len(others):
+        return codes
+    other = codes >= OTHER_ADDRESSES
+    return np.where(other, OTHER_ADDRESSES + others[np.where(other, codes - OTHER_ADDRESSES, 0)],
+                    codes)
 
 
 def _add_reject(rejects: dict, key: tuple, flows: int, packets: int, nbytes: int) -> None:
@@ -507,11 +622,13 @@ class WindowResults:
 def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> WindowResults:
     """The windowed views of docs/security.md from one window's reduced conversations."""
     w = window_start
-    dependencies = [(w,) + key + (s[0], s[1], s[2], len(s[3]), len(s[4]))
-                    for key, s in views.dependencies.items()]
-    exposure = [(w,) + key + (s[0], s[1], s[2], len(s[3])) for key, s in views.exposure.items()]
-    egress = [(w,) + key + (s[0], s[1], s[2], s[3], len(s[4]))
-              for key, s in views.egress.items()]
+    clients, servers, internet_clients, destinations = views.distinct_counts()
+    dependencies = [(w,) + key + tuple(s) + both
+                    for (key, s), both in zip(views.dependencies.items(), zip(clients, servers))]
+    exposure = [(w,) + key + tuple(s) + (n,)
+                for (key, s), n in zip(views.exposure.items(), internet_clients)]
+    egress = [(w,) + key + tuple(s) + (n,)
+              for (key, s), n in zip(views.egress.items(), destinations)]
     reject_sources = [(w,) + key + tuple(s) for key, s in views.rejects.items()]
 
     scans, events, scan_sources = [], [], {}

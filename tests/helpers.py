@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -75,3 +76,31 @@ def column_group(group: FlowGroup) -> FlowGroup:
               for i, values in enumerate(zip(*group.flows))]
     batch = pa.RecordBatch.from_arrays(arrays, names=[f"f{i}" for i in range(len(arrays))])
     return FlowGroup(fmt, group.window_start, group.max_start, None, group.source, batch)
+
+
+def plain_views(views) -> list:
+    """A job.security.WindowViews as plain values to compare: each view's rows in order, the
+    distinct addresses of a row (as text) after its sums; the scans' records summed by all
+    their other fields (the columns group them by those, the conversations by conversation)."""
+    import collections
+    from flowdredge.job.addresses import address_text
+    from flowdredge.job.security import ADDRESS_BITS, ADDRESS_MASK
+    others, apps = list(views.others), list(views.apps)
+    sets = []
+    for chunks in views.sets:
+        members = collections.defaultdict(set)
+        for chunk in chunks:
+            for member in chunk.tolist():
+                members[member >> ADDRESS_BITS].add(address_text(member & ADDRESS_MASK, others))
+        sets.append(members)
+    rows = [[(key, list(sums) + [sets[i][row] for i in which])
+             for row, (key, sums) in enumerate(view.items())]
+            for view, which in ((views.dependencies, (0, 1)), (views.exposure, (2,)),
+                                (views.egress, (3,)))]
+    records = collections.Counter()
+    if views.records[0]:
+        for src, src_app, dst, port, dst_app, flows, rejected in zip(
+                *(np.concatenate(chunks).tolist() for chunks in views.records)):
+            records[(address_text(src, others), apps[src_app], address_text(dst, others),
+                     None if port < 0 else port, apps[dst_app], bool(rejected))] += flows
+    return rows + [list(views.rejects.items()), records]

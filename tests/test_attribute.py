@@ -1,6 +1,5 @@
 import ipaddress
 import json
-from collections import Counter
 from unittest import mock
 
 import numpy as np
@@ -9,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
-from helpers import column_group
+from helpers import column_group, plain_views
 from flowdredge.job import attribute
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
@@ -17,7 +16,6 @@ from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_grou
                                       unowned_owner)
 from flowdredge.job.ownership import MetaEvent, OwnershipIndex
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
-from flowdredge.job.security import WindowViews
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
 from flowdredge.schemas.outputs import CONVERSATION
 
@@ -311,19 +309,7 @@ def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
         assert columns.counts == rows.counts
         assert columns.enriched == rows.enriched
         if not late:
-            assert _views(columns.views) == _views(rows.views)
-
-
-def _views(views):
-    """What the window's close reads of a batch's views: each view's rows in order, and the
-    scans' records summed by all their other fields (job.security_columns groups them by
-    those, the conversations by conversation)."""
-    width = len(WindowViews.RECORD_COLUMNS)
-    records = Counter()
-    for i in range(0, len(views.records), width):
-        record = views.records[i:i + width]
-        records[tuple(record[:5]) + (record[6],)] += record[5]
-    return [list(part.items()) for part in views.parts()[:-1]] + [records]
+            assert plain_views(columns.views) == plain_views(rows.views)
 
 
 # Values without a null: a group of them renders its enriched lines over its columns.
@@ -357,7 +343,7 @@ def test_a_group_of_columns_renders_its_enriched_lines_over_its_columns(events, 
         columns = attribute_group(column_group(group), index, enriched=True, conversations=True)
     assert columns.enriched == rows.enriched
     assert list(columns.partials.rows()) == list(rows.partials.rows())
-    assert _views(columns.views) == _views(rows.views)
+    assert plain_views(columns.views) == plain_views(rows.views)
 
 
 @settings(max_examples=300, deadline=None)

@@ -410,9 +410,8 @@ def test_an_empty_security_batch_registers_the_windows_close_timer_and_adds_noth
     assert rt.event_timers == {(T0 + 60) * 1000 - 1} and rt.states[BATCHES.name] == []
     # A window closed before: its timer, registered again, emits nothing.
     assert list(op.on_timer((T0 + 60) * 1000 - 1, rt)) == []
-    views = WindowViews()
-    views.dependencies[("api", "db", 5432, 6)] = [1, 1, 100, {"10.0.0.1": None},
-                                                  {"10.0.0.2": None}]
+    views = WindowViews.of_sets({("api", "db", 5432, 6): [1, 1, 100, {"10.0.0.1": None},
+                                                         {"10.0.0.2": None}]}, {}, {}, {}, [])
     op.process_element(encode_views(views), rt)
     op.process_element(b"", rt)
     emitted = list(op.on_timer((T0 + 60) * 1000 - 1, rt))

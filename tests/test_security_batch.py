@@ -8,6 +8,7 @@ from collections import defaultdict
 import pytest
 
 from flowdredge.job import security as s
+from helpers import plain_views
 from flowdredge.job.codec import decode_views, encode_views
 from flowdredge.schemas import security as out
 from flowdredge.schemas.outputs import CONVERSATION
@@ -188,6 +189,24 @@ def test_any_split_into_batches_gives_the_same_views(seed):
     assert _actual(s.window_results(W, _in_batches(rows, sizes), RULES)) == _expected(rows)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_batches_with_ipv6_addresses_merge_as_one(seed):
+    """Each batch numbers the addresses other than IPv4 it holds in its own table
+    (job.addresses); merged, the views are those of one batch."""
+    v6 = {"10.0.0.2": "2001:db8::2", "198.51.100.3": "2001:db8::c:3", "10.9.9.9": "fd00::9",
+          "198.51.100.5": "::ffff:198.51.100.5"}
+    rows = [tuple(v6.get(value, value) if i in (2, 4) else value for i, value in enumerate(row))
+            for row in _conversations(300, seed)]
+    rnd = random.Random(seed)
+    sizes = []
+    while sum(sizes) < len(rows):
+        sizes.append(rnd.randint(1, 40))
+    merged = _in_batches(rows, sizes)
+    assert len(merged.others) == len(v6)
+    assert plain_views(merged) == plain_views(s.WindowViews.of_conversations(rows))
+    assert _actual(s.window_results(W, merged, RULES)) == _expected(rows)
+
+
 def test_a_source_is_a_scan_only_over_the_whole_window():
     """Ten REJECTed probes to ten ports, one per batch: no batch sees a scan, the window does."""
     rows = [(W, "internet", "198.51.100.9", "db", "10.0.1.1", "i-3", port, None, 6, "REJECT",
@@ -221,14 +240,26 @@ _VERSION_1_BATCH = bytes.fromhex(
     "284b024b024b01655d942889888865749474942e")
 
 
-def test_a_version_1_batch_decodes_to_the_same_views():
+# The same batch by the release before VIEWS_CODEC_VERSION 3 (address dicts, the records one
+# flat list).
+_VERSION_2_BATCH = bytes.fromhex(
+    "028005952101000000000000287d94288c03617069948c106177733a53333a75732d656173742d31944b164e"
+    "74945d94284b024b044d48047d948c0831302e302e302e32944e737d948c0a35322e3231362e302e31944e73"
+    "65737d942868018c03692d31944dbb014b1174945d94284b034b0c4d3c097d948c0c3139382e35312e313030"
+    "2e35944e7365737d942868024b164e8c064143434550549474945d94284b024b024d84044b007d948c0c3139"
+    "382e35312e3130302e33944e7365737d94282868014d591b4b1168018c0831302e302e302e319474945d9428"
+    "4b024b044b50652868014d51c34b116801680674945d94284b014b0b4d710865755d94286806680168084b16"
+    "68024b02896816680168064d591b68014b02886806680168164d51c368014b01886574942e")
+
+
+@pytest.mark.parametrize("payload", [_VERSION_1_BATCH, _VERSION_2_BATCH], ids=["v1", "v2"])
+def test_a_batch_of_an_earlier_release_decodes_to_the_same_views(payload):
     rows = _conversations(4, 32)
-    assert _VERSION_1_BATCH[0] == 1 and b"\x8f" in _VERSION_1_BATCH   # EMPTY_SET: sets in it
-    old = decode_views(_VERSION_1_BATCH)
-    assert all(old.parts()[:4])
-    assert old.parts() == s.WindowViews.of_conversations(rows).parts()
+    old = decode_views(payload)
+    assert old.dependencies and old.exposure and old.egress and old.rejects
+    assert plain_views(old) == plain_views(s.WindowViews.of_conversations(rows))
     # Restored next to batches of this release, in one window.
     more = _conversations(300, 1)
-    merged = decode_views(_VERSION_1_BATCH)
+    merged = decode_views(payload)
     merged.merge(decode_views(encode_views(s.WindowViews.of_conversations(more))))
     assert _actual(s.window_results(W, merged, RULES)) == _expected(rows + more)

@@ -1,0 +1,45 @@
+"""IP addresses as integer codes (job.addresses) and the security batch's arrays in their
+narrowest types (job.codec): what goes in comes back out."""
+import ipaddress
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flowdredge.job.addresses import (OTHER_ADDRESSES, address_code, address_codes,
+                                      address_text, ipv4_ints)
+from flowdredge.job.codec import _packed, _unpacked
+
+pytestmark = pytest.mark.unit
+
+_ADDRESSES = ["0.0.0.0", "255.255.255.255", "10.0.0.1", "192.168.1.200", "2001:db8::1",
+              "::ffff:10.0.0.1", "fd00::3", "1.2.3.4", "2001:db8::1"]
+
+
+def test_an_address_code_gives_its_text_back_and_ipv4_codes_are_their_values():
+    rnd = random.Random(3)
+    texts = _ADDRESSES + [str(ipaddress.IPv4Address(rnd.getrandbits(32))) for _ in range(500)]
+    others = {}
+    codes = [address_code(text, others) for text in texts]
+    assert [address_text(c, list(others)) for c in codes] == texts
+    assert all(c == int(ipaddress.ip_address(t)) for c, t in zip(codes, texts) if ":" not in t)
+    assert sorted(c for c, t in zip(codes, texts) if ":" in t) == [
+        OTHER_ADDRESSES, OTHER_ADDRESSES, OTHER_ADDRESSES + 1, OTHER_ADDRESSES + 2]
+    # In arrays, with a table that already holds some: the same codes.
+    table = {"fd00::3": 0}
+    found = address_codes(pa.array(texts, pa.string()), table)
+    assert [address_text(c, list(table)) for c in found.tolist()] == texts
+    assert (ipv4_ints(pa.array(texts[:4])) == found[:4]).all()
+
+
+@pytest.mark.parametrize("values, dtype", [
+    ([], "|u1"), ([0, 255], "|u1"), ([0, 256], "<u2"), ([-1, 80, 65535], "<i4"),
+    ([-1, 5], "|i1"), ([2**32 - 1], "<u4"), ([1, 2**32, 2**32 + 9, 7], "<u4"),
+    ([2**33], "<i8"), ([-(2**40), 3], "<i8")])
+def test_a_batch_array_travels_in_its_narrowest_type_and_back(values, dtype):
+    array = np.array(values, np.int64)
+    packed = _packed(array)
+    assert packed[0] == dtype
+    unpacked = _unpacked(packed)
+    assert unpacked.dtype == np.int64 and unpacked.tolist() == values
