@@ -808,9 +808,12 @@ class SecurityEvents:
             timers.add(self._exposure_deadline_ms(window_start) - 1)
 
     def _forget_exposure(self, timestamp):
+        # _exposure_deadline_ms(last) - 1 <= timestamp, solved for the last window seen once:
+        # every exposed port is looked at each timer.
+        horizon = ((timestamp + 1) // 1000 - self.window_seconds
+                   - self.rules.exposure_silence_seconds)
         for app, seen in list(self.exposed.items()):
-            for key in [k for k, s in seen.items()
-                        if self._exposure_deadline_ms(s[1]) - 1 <= timestamp]:
+            for key in [k for k, s in seen.items() if s[1] <= horizon]:
                 del seen[key]
             if not seen:
                 del self.exposed[app]

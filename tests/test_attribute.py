@@ -257,6 +257,17 @@ def test_the_ipv4_fast_path_agrees_with_the_networks(ip):
     assert _is_private(ip) == any(addr in net for net in _NOT_INTERNET if net.version == 4)
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.ip_addresses(v=6).map(str)
+       | st.ip_addresses(v=6).map(lambda a: a.exploded.upper())
+       | st.sampled_from(["fc00::", "fbff:ffff::1", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                          "fe00::1", "fe80::", "FEBF::1", "fec0::", "::1", "::2", "::",
+                          "0:0:0:0:0:0:0:1", "::ffff:10.0.0.1", "fe80::1%eth0", "2001:db8::1"]))
+def test_the_ipv6_fast_path_agrees_with_the_networks(ip):
+    addr = ipaddress.ip_address(ip)
+    assert _is_private(ip) == any(addr in net for net in _NOT_INTERNET if net.version == 6)
+
+
 _IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "8.8.8.8", "192.168.1.1", "2001:db8::1", "fd00::2"]
 _FORMATS = [FlowFormat.parse("srcaddr dstaddr srcport dstport protocol packets bytes start action"
                              " tcp-flags"),
