@@ -67,6 +67,10 @@ FLINK_WROTE = (
 def test_lines_are_what_flink_wrote(schema, cases):
     rows, lines = zip(*cases)
     assert table_lines(schema, rows) == list(lines)
+    # Alone, and among plain rows: a plain row through the template, the others field by field.
+    for row, line in cases:
+        assert table_lines(schema, [row]) == [line]
+        assert table_lines(schema, [rows[0], row, rows[0]]) == [lines[0], line, lines[0]]
 
 
 def test_every_table_schema_is_covered():
