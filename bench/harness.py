@@ -240,7 +240,9 @@ class Bench:
         for name in ("out/enriched", "checkpoints"):
             shutil.rmtree(os.path.join(run.output, name), ignore_errors=True)
         log.info(f"{label}: {run.flows:,} flows, job {run.timings['net_runtime_s']:.1f} s, process "
-                 f"{run.wall_s:.1f} s, CPU {run.timings['cpu_s']:.1f} s (load {load})")
+                 f"{run.wall_s:.1f} s, CPU {run.timings['cpu_s']:.1f} s, of it the Python "
+                 f"workers' {run.timings.get('cpu_by_kind', {}).get('python_workers', 0):.1f} s "
+                 f"(load {load})")
         self.runs.append(run)
         return run
 

@@ -10,7 +10,9 @@ Timings, in seconds from this process's start:
   0 to checkpoint_interval_seconds later) and the shutdown;
 - `finished_s`: the bounded job has ended and its outputs are committed.
 `net_runtime_s` is Flink's own job runtime (deployment to end). `cpu_s` is the CPU time of
-this process and all its descendants (JVM, Python workers), sampled with psutil.
+this process and all its descendants (JVM, Python workers), sampled with psutil; `cpu_by_kind`
+splits it: this process (`driver`), the JVM (`jvm`) and the Python workers (`python_workers`),
+whose CPU is what the job's Python code costs.
 """
 import argparse
 import json
@@ -70,6 +72,7 @@ class TreeCpuSampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.last = {}   # (pid, create time) -> cpu seconds
+        self.kinds = {}  # (pid, create time) -> driver, jvm or python_workers
         self._halt = threading.Event()
         self._root = psutil.Process()
 
@@ -78,7 +81,11 @@ class TreeCpuSampler(threading.Thread):
             try:
                 with proc.oneshot():
                     cpu = proc.cpu_times()
-                    self.last[(proc.pid, proc.create_time())] = cpu.user + cpu.system
+                    key = (proc.pid, proc.create_time())
+                    self.last[key] = cpu.user + cpu.system
+                    if key not in self.kinds:
+                        self.kinds[key] = ("driver" if proc.pid == self._root.pid else
+                                           "jvm" if proc.name() == "java" else "python_workers")
             except psutil.Error:   # ended between the listing and the reading
                 pass
 
@@ -90,6 +97,12 @@ class TreeCpuSampler(threading.Thread):
         self._halt.set()
         self._sample()
         return round(sum(self.last.values()), 2)
+
+    def by_kind(self) -> dict:
+        totals = dict.fromkeys(("driver", "jvm", "python_workers"), 0.0)
+        for key, seconds in self.last.items():
+            totals[self.kinds[key]] += seconds
+        return {kind: round(seconds, 2) for kind, seconds in totals.items()}
 
 
 def run_ours(args) -> dict:
@@ -162,6 +175,7 @@ def main(argv=None) -> int:
     timings["first_output_s"] = watcher.first
     timings["last_output_s"] = watcher.last
     timings["cpu_s"] = sampler.stop()
+    timings["cpu_by_kind"] = sampler.by_kind()
     print(json.dumps({"pipeline": args.pipeline, "parallelism": args.parallelism, **timings}))
     sys.stdout.flush()
     return 0
