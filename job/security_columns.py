@@ -114,7 +114,7 @@ def window_views(src: End, dst: End, others: dict, pairs: list, src_port: Codes,
     from_client = client_is_source(src_port, dst_port, tcp_flags, service_ports)
     client = _Side(*(np.where(from_client, s, d) for s, d in zip(src_side, dst_side)))
     server = _Side(*(np.where(from_client, d, s) for s, d in zip(src_side, dst_side)))
-    # Each flow's addresses as codes (job.security.address_code), for the sets and records.
+    # Each flow's addresses as codes (job.addresses), for the sets and the records.
     src_codes, dst_codes = (end.address_codes[end.address_ids] for end in (src, dst))
     client_codes = np.where(from_client, src_codes, dst_codes)
     server_codes = np.where(from_client, dst_codes, src_codes)
