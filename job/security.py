@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flowdredge.job.addresses import OTHER_ADDRESSES, address_code, address_text
-from flowdredge.job.groupby import Grouped, grouped
+from flowdredge.job.groupby import grouped
 from flowdredge.schemas.fields import ADDR, STRING, Schema
 from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
@@ -574,8 +574,7 @@ class WindowViews:
         g = grouped([(src[at], radix), (src_app[at], len(self.apps))])
         hosts, host_pairs = g.distinct(dst[at], radix)
         has_port = port[at] >= 0
-        ports, port_pairs = Grouped(g.first, g.group[has_port]).distinct(port[at][has_port],
-                                                                         1 << 16)
+        ports, port_pairs = g.distinct(port[at][has_port], 1 << 16, has_port)
         kept = np.flatnonzero((hosts >= min_targets) | (ports >= min_targets))
         if not len(kept):
             return {}

@@ -9,6 +9,7 @@ flow, as the conversations make them (the risk view lists an app's exposed ports
 The scans' records are grouped by every field they hold rather than by conversation: the scans
 view sums them and counts their distinct targets, whatever the grouping.
 """
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -56,13 +57,14 @@ def codes_of(column, n: int) -> Codes:
 
 
 def client_is_source(src_port: Codes, dst_port: Codes, tcp_flags: np.ndarray,
-                     service_ports: frozenset) -> np.ndarray:
+                     service_ports: frozenset, port_values: tuple = None) -> np.ndarray:
     """job.security.client_is_source for every flow: its rules applied from the last to the
-    first, each overriding those after it where it decides. `tcp_flags` 0 where null."""
-    listed = np.array(sorted(service_ports), np.int64)
+    first, each overriding those after it where it decides. `tcp_flags` 0 where null;
+    `port_values`: _values of the two ports, when the caller has them."""
     (src, src_null, src_listed), (dst, dst_null, dst_listed) = (
-        (values[port.codes], nulls[port.codes], np.isin(values, listed)[port.codes])
-        for port in (src_port, dst_port) for values, nulls in [_values(port)])
+        (values[port.codes], nulls[port.codes], _listed(values, service_ports)[port.codes])
+        for port, (values, nulls) in zip((src_port, dst_port),
+                                         port_values or map(_values, (src_port, dst_port))))
     src_known, dst_known = src < WELL_KNOWN_PORTS, dst < WELL_KNOWN_PORTS
     source = dst <= src
     source = np.where(src_known != dst_known, dst_known, source)
@@ -73,10 +75,30 @@ def client_is_source(src_port: Codes, dst_port: Codes, tcp_flags: np.ndarray,
     return source
 
 
+_PORTS = 1 << 16
+
+
+@lru_cache(maxsize=8)
+def _port_table(service_ports: frozenset) -> np.ndarray:
+    """Whether each port is listed, by port; one more entry, False, for any other value."""
+    table = np.zeros(_PORTS + 1, bool)
+    table[[p for p in service_ports if 0 <= p < _PORTS]] = True
+    return table
+
+
+def _listed(values: np.ndarray, service_ports: frozenset) -> np.ndarray:
+    """np.isin(values, service_ports), by a table: a fifth of its time here."""
+    return _port_table(service_ports)[np.where((values >= 0) & (values < _PORTS), values,
+                                               _PORTS)]
+
+
 def _values(column: Codes) -> tuple:
     """(values, null mask) per code of an int column's codes (0 where null)."""
-    return (column.dictionary.fill_null(0).to_numpy(),
-            column.dictionary.is_null().to_numpy(zero_copy_only=False))
+    dictionary = column.dictionary
+    if not dictionary.null_count:
+        return dictionary.to_numpy(), np.zeros(len(dictionary), bool)
+    return (dictionary.fill_null(0).to_numpy(),
+            dictionary.is_null().to_numpy(zero_copy_only=False))
 
 
 class _Side(NamedTuple):
@@ -107,11 +129,12 @@ def window_views(src: End, dst: End, others: dict, pairs: list, src_port: Codes,
     app_of_pair = np.zeros(int(used[-1]) + 1, np.int64)
     app_of_pair[used] = app_of_used
     n_addresses = len(src.addresses) + len(dst.addresses)
-    ports, port_values, (src_ports, dst_ports) = _shared_ints(src_port, dst_port)
+    both_values = _values(src_port), _values(dst_port)
+    ports, port_values, (src_ports, dst_ports) = _shared_ints(src_port, *both_values)
     src_side = _Side(app_of_pair[src.pair_codes], src.address_ids, src_ports[src_port.codes])
     dst_side = _Side(app_of_pair[dst.pair_codes], dst.address_ids + len(src.addresses),
                      dst_ports[dst_port.codes])
-    from_client = client_is_source(src_port, dst_port, tcp_flags, service_ports)
+    from_client = client_is_source(src_port, dst_port, tcp_flags, service_ports, both_values)
     client = _Side(*(np.where(from_client, s, d) for s, d in zip(src_side, dst_side)))
     server = _Side(*(np.where(from_client, d, s) for s, d in zip(src_side, dst_side)))
     # Each flow's addresses as codes (job.addresses), for the sets and the records.
@@ -186,10 +209,10 @@ class _Texts:
         return self.array[i].as_py()
 
 
-def _shared_ints(first: Codes, second: Codes) -> tuple:
+def _shared_ints(first: Codes, first_values: tuple, second_values: tuple) -> tuple:
     """_shared for the values of two int columns' codes (ports: thousands of distinct ones),
-    the values also as an array, -1 for null."""
-    values, nulls = (np.concatenate(parts) for parts in zip(_values(first), _values(second)))
+    given as their _values, the values also as an array, -1 for null."""
+    values, nulls = (np.concatenate(parts) for parts in zip(first_values, second_values))
     distinct, codes = np.unique(values, return_inverse=True)
     codes = np.where(nulls, len(distinct), codes.reshape(-1))
     return (distinct.tolist() + [None], np.append(distinct, -1),
@@ -215,8 +238,10 @@ def _server_resources(src: End, dst: End, from_client: np.ndarray, mask: np.ndar
 
 
 def _shared(first: list, second: list) -> tuple:
-    """(distinct values, for each of the two lists an int64 array mapping its positions to
-    their codes)."""
-    encoded = pc.dictionary_encode(pa.array(first + second), null_encoding="encode")
-    codes = encoded.indices.to_numpy().astype(np.int64)
-    return encoded.dictionary.to_pylist(), (codes[:len(first)], codes[len(first):])
+    """(distinct values in the order of their first sight, for each of the two lists an int64
+    array mapping its positions to their codes). A dict: the lists are a group's apps or
+    servers, hundreds at most, where Arrow's dictionary_encode costs five times as much."""
+    codes = {}
+    first_codes, second_codes = ([codes.setdefault(v, len(codes)) for v in values]
+                                 for values in (first, second))
+    return list(codes), (np.array(first_codes, np.int64), np.array(second_codes, np.int64))
