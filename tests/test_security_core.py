@@ -6,6 +6,8 @@ import sys
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowdredge.job import security as s
 from flowdredge.job.config import Config, ConfigError
@@ -209,3 +211,10 @@ def test_docs_name_every_field_and_key():
     missing |= {f"`{name}`" for name in schemas.OUTPUTS + tuple(
         f.name for f in fields(SecuritySection)) if f"`{name}`" not in doc}
     assert not missing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
+def test_addresses_order_as_ipaddress_orders_them(address):
+    text = str(address)
+    assert s._address_order(text) == (address.version, int(address))
