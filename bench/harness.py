@@ -63,6 +63,7 @@ VARIANTS = {
 WHAT_IFS = (
     ("aggregates only (reference)", AGGREGATES_ONLY, "s3"),
     ("+ enriched output", {"outputs": {"security": False}}, "s3"),
+    ("+ security views", {"outputs": {"enriched": False}}, "s3"),
     ("default configuration (+ enriched, + security views)", None, "s3"),
     ("aggregates only, flows.chunk_lines 20000",
      {**AGGREGATES_ONLY, "flows": {"chunk_lines": 20000}}, "s3"),
