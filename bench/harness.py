@@ -60,6 +60,7 @@ VARIANTS = {
 }
 # Configurations tried at parallelism 1 on the what-if input (--what-ifs):
 # (name, job configuration, input). The first is the reference.
+SMALL_ENVELOPE_LINES = 100
 WHAT_IFS = (
     ("aggregates only (reference)", AGGREGATES_ONLY, "s3"),
     ("+ enriched output", {"outputs": {"security": False}}, "s3"),
@@ -75,7 +76,18 @@ WHAT_IFS = (
      {**AGGREGATES_ONLY, "job": {"python_workers": "loopback"}}, "s3"),
     ("aggregates only, a third of the input as CloudWatch envelopes", AGGREGATES_ONLY,
      "cloudwatch"),
+    # CloudWatch Logs writes one log stream per network interface, so a record holds one
+    # interface's flows of one delivery: often tens or hundreds, where the bench's files hold
+    # thousands. The per-record and per-group costs, which large records hide.
+    (f"aggregates only, all the input as CloudWatch envelopes of {SMALL_ENVELOPE_LINES} lines",
+     AGGREGATES_ONLY, "cloudwatch-small"),
+    (f"default configuration, all the input as CloudWatch envelopes of {SMALL_ENVELOPE_LINES} "
+     "lines", None, "cloudwatch-small"),
 )
+# What-if inputs by source: (input name, accounts through CloudWatch, lines an envelope).
+WHAT_IF_INPUTS = {"s3": ("what-if", 0, None), "cloudwatch": ("what-if-cloudwatch", 2, None),
+                  "cloudwatch-small": ("what-if-cloudwatch-small", Workload.accounts,
+                                       SMALL_ENVELOPE_LINES)}
 
 
 @dataclass
@@ -128,9 +140,11 @@ class Bench:
         self.work = os.path.abspath(args.work)
         self.inputs, self.staged, self.runs = {}, {}, []
 
-    def generate(self, name: str, flows: int, cloudwatch_accounts: int = 0) -> None:
+    def generate(self, name: str, flows: int, cloudwatch_accounts: int = 0,
+                 lines_per_envelope: int = None) -> None:
         w = Workload(flows=flows, minutes=self.args.minutes, instances=self.args.ips,
-                     cloudwatch_accounts=cloudwatch_accounts, seed=self.args.seed)
+                     cloudwatch_accounts=cloudwatch_accounts, seed=self.args.seed,
+                     lines_per_envelope=lines_per_envelope or Workload.lines_per_envelope)
         folder = os.path.join(self.work, "inputs", name)
         shutil.rmtree(folder, ignore_errors=True)
         g = self.inputs[name] = generate(w, folder)
@@ -266,11 +280,11 @@ def run_all(args) -> dict:
                                   round_=round_)
     what_ifs = []
     if args.what_ifs:
-        bench.generate("what-if", args.what_if_size)
-        bench.generate("what-if-cloudwatch", args.what_if_size, cloudwatch_accounts=2)
+        for data, accounts, envelope_lines in WHAT_IF_INPUTS.values():
+            bench.generate(data, args.what_if_size, accounts, envelope_lines)
         for name, overrides, source in WHAT_IFS:
             lines = (overrides or {}).get("flows", {}).get("chunk_lines", CHUNK_LINES)
-            data = "what-if" if source == "s3" else "what-if-cloudwatch"
+            data = WHAT_IF_INPUTS[source][0]
             bench.measure("ours", 1, data, bench.ours(data, overrides, lines), name)
             what_ifs.append({"what_if": name, "run": len(bench.runs) - 1})
     profiles = []
