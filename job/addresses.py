@@ -4,6 +4,8 @@ An IPv4 address is its own 32-bit value: ipaddress writes no other form of one t
 parsers accept (no colon, no leading zeros), so the value gives the text back. Any other
 address (IPv6, IPv4-mapped IPv6) is OTHER_ADDRESSES plus its position in a table of them that
 travels with the codes (`others`, a dict of address -> position)."""
+from socket import AF_INET, inet_pton
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,8 +14,13 @@ OTHER_ADDRESSES = 1 << 32
 
 
 def ipv4_int(ip: str) -> int:
-    a, b, c, d = ip.split(".")
-    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+    # inet_pton takes exactly the canonical dotted quads, in C: a sixth of the time of a split
+    # and four int() calls, once an address for every conversation of a small record's views.
+    try:
+        return int.from_bytes(inet_pton(AF_INET, ip), "big")
+    except OSError:   # another form (leading zeros), which no validated address has
+        a, b, c, d = ip.split(".")
+        return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
 
 
 def ipv4_ints(addresses: pa.Array) -> np.ndarray:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_code, address_codes,
-                                      address_text, ipv4_ints)
+                                      address_text, ipv4_int, ipv4_ints)
 from flowdredge.job.codec import _packed, _unpacked
 
 pytestmark = pytest.mark.unit
@@ -31,6 +31,14 @@ def test_an_address_code_gives_its_text_back_and_ipv4_codes_are_their_values():
     found = address_codes(pa.array(texts, pa.string()), table)
     assert [address_text(c, list(table)) for c in found.tolist()] == texts
     assert (ipv4_ints(pa.array(texts[:4])) == found[:4]).all()
+
+
+@pytest.mark.parametrize("text, value", [("010.0.0.1", 10 << 24 | 1),
+                                         ("1.02.3.004", 1 << 24 | 2 << 16 | 3 << 8 | 4)])
+def test_an_ipv4_address_with_leading_zeros_reads_its_parts_as_decimal(text, value):
+    """No validated address has them (ipaddress refuses them), but a caller's text that does
+    reads as before the C path: each part in decimal."""
+    assert ipv4_int(text) == value
 
 
 @pytest.mark.parametrize("values, dtype", [
