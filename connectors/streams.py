@@ -100,6 +100,12 @@ def with_java_timestamps(strategy: WatermarkStrategy, assigner) -> WatermarkStra
     return WatermarkStrategy(strategy._j_watermark_strategy.withTimestampAssigner(assigner))
 
 
+def java_operator(stream: DataStream, name: str, type_info, operator) -> DataStream:
+    """`stream` through `operator`, a Java OneInputStreamOperator producing `type_info` (a Java
+    TypeInformation), named `name`."""
+    return DataStream(stream._j_data_stream.transform(name, type_info, operator))
+
+
 def java_stream(build, *streams_and_args) -> DataStream:
     """The DataStream `build`, a Java static method, makes of the Java streams behind the
     DataStreams among `streams_and_args` (other arguments pass as they are)."""

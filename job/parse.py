@@ -7,9 +7,11 @@ or record, log stream and event index), good lines still go through.
 """
 import base64
 import binascii
+import bisect
 import functools
 import gzip
 import ipaddress
+import itertools
 import json
 import zlib
 from collections import Counter
@@ -275,19 +277,47 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
     NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s whatever the
     threshold, which is a cost choice only: tests and benchmarks pass 1 (always vectorised) or
     math.inf (never)."""
-    locate = locate or _Location(source)
+    _parse_sets(fmt, [_Lines(fmt, lines, source, *_start_bounds(limits, delivered, not_after),
+                             locate or _Location(source))], limits, result, vectorise_from)
+
+
+@dataclass
+class _Lines:
+    """One record's lines of one format, waiting to be parsed with the other records' of that
+    format: the starts they allow, [earliest, latest), and how each line is named."""
+    fmt: FlowFormat
+    lines: list
+    source: str
+    earliest: int
+    latest: int
+    locate: _Location
+
+
+def _parse_sets(fmt: FlowFormat, sets: list, limits: Limits, result: ParseResult,
+                vectorise_from: float) -> None:
+    """`parse_lines` over the lines of several records of format `fmt` at once, each line with
+    its own record's bounds and name: the groups span the records (a group is one window's
+    flows, named after the first record), so many small records cost one vectorised pass and
+    one group a window instead of one each."""
+    lines = sets[0].lines if len(sets) == 1 else [line for s in sets for line in s.lines]
+    offsets = list(itertools.accumulate((len(s.lines) for s in sets), initial=0))
+    source = sets[0].source
     chunk = None
     if len(lines) >= vectorise_from:
-        earliest, latest = _start_bounds(limits, delivered, not_after)
+        if len(sets) == 1:
+            earliest, latest = sets[0].earliest, sets[0].latest
+        else:
+            earliest, latest = parse_columns.line_bounds(
+                [(s.earliest, s.latest) for s in sets], [len(s.lines) for s in sets])
         chunk = parse_columns.parse_chunk(fmt, lines, earliest, latest, limits.window_seconds,
                                           _is_address, limits.max_line_bytes,
                                           limits.max_flow_bytes)
     if chunk is None:
-        parse_lines_per_line(fmt, lines, source, limits, result, delivered, not_after, locate)
+        _group(fmt, source, limits.window_seconds,
+               _parse_sets_each(fmt, sets, offsets, None, limits, result), result)
         return
     result.counts["lines_in"] += len(chunk.positions)
-    slow = list(_parse_each(fmt, ((i, lines[i]) for i in chunk.rest), locate, earliest, latest,
-                            limits, result))
+    slow = list(_parse_sets_each(fmt, sets, offsets, chunk.rest, limits, result))
     if not slow:
         result.counts["flows_parsed"] += len(chunk.positions)
         result.groups.extend(FlowGroup(fmt, w, m, None, source, columns)
@@ -297,6 +327,24 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
     fast = zip(chunk.positions, (flow for _, _, columns in chunk.groups
                                  for flow in parse_columns.rows(columns)))
     _group(fmt, source, limits.window_seconds, sorted([*fast, *slow], key=_position), result)
+
+
+def _parse_sets_each(fmt, sets, offsets, positions, limits, result):
+    """(position among all the sets' lines, flow) of each good line of `sets`, or of the lines
+    at `positions` (ascending) only: `_parse_each` with each set's own bounds and names."""
+    for s, offset, end in zip(sets, offsets, offsets[1:]):
+        if positions is None:
+            numbered = enumerate(s.lines)
+        else:
+            mine = positions[bisect.bisect_left(positions, offset):
+                             bisect.bisect_left(positions, end)]
+            numbered = ((p - offset, s.lines[p - offset]) for p in mine)
+        flows = _parse_each(fmt, numbered, s.locate, s.earliest, s.latest, limits, result)
+        if offset == 0:
+            yield from flows
+        else:
+            for position, flow in flows:
+                yield position + offset, flow
 
 
 def parse_lines_per_line(fmt: FlowFormat, lines: list, source: str, limits: Limits,
@@ -397,7 +445,7 @@ def _earliest(*times):
 
 
 def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, not_after,
-                      vectorise_from):
+                      pending):
     if not isinstance(envelope, dict) or "messageType" not in envelope:
         raise LineError("not_cloudwatch")
     if envelope["messageType"] == "CONTROL_MESSAGE":
@@ -422,12 +470,12 @@ def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, 
             result.dead("not_cloudwatch", f"{locate.prefix} event {i}", json.dumps(event))
     # The events' timestamps are the flows' starts (AWS): the latest of them bounds the lines as
     # a delivery time would; an arrival time given by the source bounds them too.
-    parse_lines(default_fmt, lines, stream, limits, result,
-                _earliest(delivered, None if stream_ms is None else stream_ms // 1000),
-                not_after, locate, vectorise_from=vectorise_from)
+    bounds = _start_bounds(limits, _earliest(delivered, None if stream_ms is None
+                                             else stream_ms // 1000), not_after)
+    pending.append(_Lines(default_fmt, lines, stream, *bounds, locate))
 
 
-def _parse_chunk(chunk, source, limits, result, delivered, vectorise_from):
+def _parse_chunk(chunk, source, limits, result, delivered, pending):
     """A chunk of an S3 file, as written by `job.replay`: {"source": file path, "first_line":
     line number of lines[0], "format", "lines"} and optionally "delivered" (AWS's delivery
     stamp, epoch seconds), "not_after" (the file's modification time), "long" ([position,
@@ -444,6 +492,10 @@ def _parse_chunk(chunk, source, limits, result, delivered, vectorise_from):
         ignored = chunk.get("ignore", [])
     except (KeyError, TypeError, AttributeError, FormatError):
         raise LineError("bad_chunk") from None
+    if isinstance(lines, list) and any(line and not isinstance(line, str) for line in lines):
+        # What the per-line parser always failed on (empty items it skips): checked before the
+        # lines wait to be parsed with other records'.
+        raise LineError("malformed")
     if not (isinstance(lines, list) and isinstance(source, str) and _is_int(first_line)
             and isinstance(ignored, list) and set(fmt.unknown) <= set(map(str, ignored))
             and all(_is_int(t) or t is None for t in (stamp, not_after))
@@ -458,22 +510,22 @@ def _parse_chunk(chunk, source, limits, result, delivered, vectorise_from):
     if fmt.unknown:
         result.counts["unknown_fields_ignored"] += len(fmt.unknown) * sum(
             1 for line in lines if isinstance(line, str) and line and not line.isspace())
-    parse_lines(fmt, lines, source, limits, result, _earliest(delivered, stamp), not_after,
-                locate, vectorise_from=vectorise_from)
+    pending.append(_Lines(fmt, lines, source,
+                          *_start_bounds(limits, _earliest(delivered, stamp), not_after), locate))
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _staged(doc, source, default_fmt, limits, result, delivered, vectorise_from):
+def _staged(doc, source, default_fmt, limits, result, delivered, pending):
     """A JSON record staged by job.replay: a file chunk, a CloudWatch record read from a file
     ({"source", "record": base64, "delivered"?, "not_after"?}), or a file that could not be
     staged ({"source", "error": one of FILE_REASONS, "excerpt"})."""
     if not isinstance(doc, dict):
         raise LineError("bad_chunk")
     if "lines" in doc:
-        _parse_chunk(doc, source, limits, result, delivered, vectorise_from)
+        _parse_chunk(doc, source, limits, result, delivered, pending)
         return
     where = doc.get("source")
     if not isinstance(where, str):
@@ -488,11 +540,10 @@ def _staged(doc, source, default_fmt, limits, result, delivered, vectorise_from)
     if not (isinstance(record, str) and all(_is_int(t) or t is None for t in (stamp, not_after))):
         raise LineError("bad_chunk")
     _parse_encoded(record, where, default_fmt, limits, result, _earliest(delivered, stamp),
-                   not_after, vectorise_from)
+                   not_after, pending)
 
 
-def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after,
-                   vectorise_from):
+def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after, pending):
     """A CloudWatch record: gzip bytes, or the same as base64 text."""
     try:
         if isinstance(raw, str):
@@ -511,10 +562,10 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
         except (ValueError, UnicodeDecodeError):
             raise LineError("not_json") from None
         if isinstance(envelope, dict) and "lines" in envelope:
-            _parse_chunk(envelope, source, limits, result, delivered, vectorise_from)
+            _parse_chunk(envelope, source, limits, result, delivered, pending)
         else:
             _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
-                              not_after, vectorise_from)
+                              not_after, pending)
     except LineError as err:
         result.dead(err.reason, source, raw)
     except (ValueError, TypeError, AttributeError, RecursionError):
@@ -531,21 +582,43 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
     seconds) is when it was delivered (e.g. its Kinesis arrival time), which bounds the flows'
     starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds). `vectorise_from`: the
     fewest lines a chunk takes the vectorised parser with (see `parse_lines`)."""
+    return parse_records([(raw, source, delivered)], default_fmt, limits,
+                         vectorise_from=vectorise_from)
+
+
+def parse_records(records, default_fmt: FlowFormat, limits: Limits, *,
+                  vectorise_from: float = parse_columns.MIN_LINES) -> ParseResult:
+    """`parse_record` over several records, each given as (raw, source, delivered): the same
+    flows, dead letters and counts as theirs added up, but the lines of all the records of one
+    format are parsed together and grouped by window across the records (a group is named
+    after the first record it holds flows of)."""
     result = ParseResult()
+    pending = []
+    for raw, source, delivered in records:
+        _decode_record(raw, source, default_fmt, limits, delivered, result, pending)
+    by_format = {}
+    for lines in pending:
+        by_format.setdefault(lines.fmt, []).append(lines)
+    for fmt, sets in by_format.items():
+        _parse_sets(fmt, sets, limits, result, vectorise_from)
+    return result
+
+
+def _decode_record(raw, source, default_fmt, limits, delivered, result, pending) -> None:
+    """A record's lines (in `pending`, to be parsed) or its dead letter (in `result`)."""
     result.counts["records_in"] += 1
     if isinstance(raw, dict) or isinstance(raw, str) and raw.lstrip().startswith("{"):
         try:
             _staged(raw if isinstance(raw, dict) else json.loads(raw), source, default_fmt,
-                    limits, result, delivered, vectorise_from)
+                    limits, result, delivered, pending)
         except LineError as err:
             result.dead(err.reason, source, _staged_line(raw))
         except ValueError:
             result.dead("not_json", source, _staged_line(raw))
         except (TypeError, AttributeError, RecursionError):
             result.dead("malformed", source, _staged_line(raw))
-        return result
-    _parse_encoded(raw, source, default_fmt, limits, result, delivered, None, vectorise_from)
-    return result
+        return
+    _parse_encoded(raw, source, default_fmt, limits, result, delivered, None, pending)
 
 
 def _staged_line(record) -> str:

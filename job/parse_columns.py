@@ -112,11 +112,20 @@ def _has_empty_field(layout, table) -> bool:
     return any(pc.any(pc.equal(table.column(j), "")).as_py() for j in layout.texts)
 
 
-def parse_chunk(fmt, lines: list, earliest: int, latest: int, window_seconds: int,
+def line_bounds(ranges: list, sizes: list):
+    """Per-line [earliest, latest) for `parse_chunk` from each record's range and line count:
+    an empty range as (0, 0), so the arrays hold int64 whatever a range's ends."""
+    ranges = [(lo, hi) if lo < hi else (0, 0) for lo, hi in ranges]
+    return (np.repeat(np.array([lo for lo, _ in ranges], np.int64), sizes),
+            np.repeat(np.array([hi for _, hi in ranges], np.int64), sizes))
+
+
+def parse_chunk(fmt, lines: list, earliest, latest, window_seconds: int,
                 is_address, max_line: int, max_flow_bytes: int) -> "Chunk | None":
     """Flows of `lines` whose start is in [earliest, latest), grouped by window, no line longer
     than `max_line`, packets and bytes at most `max_flow_bytes`; None when an item is not a
-    string (the per-line parser fails on it as it always did)."""
+    string (the per-line parser fails on it as it always did). `earliest` and `latest` are
+    ints, or arrays of one per line (`line_bounds`: lines of several records)."""
     layout = _layout(fmt)
     try:
         text = "\n".join(lines)
@@ -158,7 +167,11 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
 
     # Every condition under which the per-line parser would not return this flow.
     start = values[layout.start_pos]
-    lo, hi = (earliest, latest) if earliest < latest else (0, 0)
+    if np.ndim(earliest):
+        lo, hi = (earliest, latest) if positions is None else (earliest[positions],
+                                                                latest[positions])
+    else:
+        lo, hi = (earliest, latest) if earliest < latest else (0, 0)
     bad = (start < lo) | (start >= hi)
     if layout.status_pos is not None:
         bad |= pc.is_in(columns[layout.status_pos], value_set=_NO_TRAFFIC).to_numpy(

@@ -30,8 +30,9 @@ FLOW_GROUP = Schema("flow_group", (
     Field("window_start", LONG, "epoch seconds"),
     Field("max_start", LONG, "latest flow start in the group, epoch seconds"),
     Field("payload", BYTES, "job.codec-encoded flows"),
-    Field("progress", LONG, "event time the producer reached with this group, epoch seconds: "
-                            "max_start, or for a Kinesis record the slowest active shard's "
+    Field("progress", LONG, "event time the producer had reached, epoch seconds, by which the "
+                            "group's lateness is judged: max_start, or for a shard's batch of "
+                            "Kinesis records the slowest active shard's before the batch "
                             "(job.shards)"),
 ))
 

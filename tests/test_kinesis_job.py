@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import signal
+import time
 import urllib.request
 from collections import Counter
 
@@ -38,12 +39,18 @@ def _streams(kinesis, prefix, **shards):
 
 
 def _bad_records(writer, stream):
-    """Not gzip, gzip but not JSON, one log event of 1 MB, and a CONTROL_MESSAGE; a changelog
-    record that is not JSON."""
+    """Not gzip, gzip but not JSON, one log event of 1 MB, a flow starting 30 days after the
+    record's arrival (its log event's timestamp too: only the arrival, carried through the
+    shard's batch, bounds it), and a CONTROL_MESSAGE; a changelog record that is not JSON."""
     writer.put_raw(stream, b"this is not gzip")
     writer.put_raw(stream, gzip.compress(b"{not json"))
     writer.put_raw(stream, record([("0", 0, "x" * 1_000_000)], compresslevel=6, owner=ACCOUNT_A,
                                   log_group="/big", log_stream="eni-big"))
+    future = int(time.time()) + 30 * 86400
+    writer.put_raw(stream, record([("0", future * 1000, f"2 {ACCOUNT_A} eni-f 10.0.0.1 10.0.0.2 "
+                                   f"1 2 6 1 100 {future} {future + 5} ACCEPT OK")],
+                                  compresslevel=6, owner=ACCOUNT_A, log_group="/future",
+                                  log_stream="eni-f"))
     writer.put_raw(stream, control_record())
     put_changelog_lines(writer.metadata, ["{not json"])
 
@@ -123,7 +130,8 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
     assert counts["groups_waited"] > 0 and counts["groups_after_max_wait"] == 0
     assert counts["records_skipped"] == 1   # the CONTROL_MESSAGE
     dead = [d for d in read_records(output, "dead_letter") if d["stage"] == "flows"]
-    assert sorted(d["reason"] for d in dead) == ["line_too_long", "not_gzip", "not_json"]
+    assert sorted(d["reason"] for d in dead) == ["line_too_long", "not_gzip", "not_json",
+                                                 "timestamp_out_of_range"]
     assert all(d["source"].startswith(f"kinesis:{prefix}-a/shardId-") for d in dead), dead
     bad_changes = [d for d in read_records(output, "dead_letter") if d["stage"] == "metadata"]
     assert [d["reason"] for d in bad_changes] == ["not_json"]

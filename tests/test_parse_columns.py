@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from flowdredge.job import parse_columns
 from flowdredge.job.codec import decode_group, encode_group
 from flowdredge.job.parse import (FlowFormat, FlowGroup, Limits, ParseResult, _is_address,
-                                  _start_bounds, parse_lines, parse_lines_per_line, parse_record)
+                                  _start_bounds, parse_lines, parse_lines_per_line, parse_record,
+                                  parse_records)
 from flowdredge.schemas.fields import INT, LONG
 from flowdredge.schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, value_range
 
@@ -240,9 +241,9 @@ def test_aws_examples_through_both_paths(aws_examples):
         assert fast.counts["lines_in"] == len(lines) * 30
 
 
-def _cloudwatch(lines):
-    doc = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "eni-1",
-           "logEvents": [{"id": str(i), "timestamp": DELIVERED * 1000, "message": line}
+def _cloudwatch(lines, stamp=DELIVERED, stream="eni-1"):
+    doc = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": stream,
+           "logEvents": [{"id": str(i), "timestamp": stamp * 1000, "message": line}
                          for i, line in enumerate(lines)]}
     return base64.b64encode(gzip.compress(json.dumps(doc).encode())).decode()
 
@@ -260,3 +261,75 @@ def test_records_parse_alike_above_and_below_the_threshold(data):
         fast = parse_record(raw, "r", V2, LIMITS, vectorise_from=1)
         slow = parse_record(raw, "r", V2, LIMITS, vectorise_from=math.inf)
         assert outcome(fast) == outcome(slow)
+
+
+def _flows_by_window(result):
+    by_window = {}
+    for g in result.groups:
+        flows, latest = by_window.get((g.fmt.names, g.window_start), ([], 0))
+        by_window[(g.fmt.names, g.window_start)] = (sorted(flows + g.flows, key=repr),
+                                                   max(latest, g.max_start))
+    return by_window
+
+
+def _added_up(results):
+    total = ParseResult()
+    for r in results:
+        total.groups += r.groups
+        total.dead_letters += r.dead_letters
+        total.counts.update(r.counts)
+        total.no_traffic.update(r.no_traffic)
+    return total
+
+
+@SETTINGS
+@given(st.data())
+def test_records_parsed_together_give_what_each_gives(data):
+    """A batch of records (job.flink: a shard's records in one call): their lines are parsed
+    together, each with its own record's bounds (a start out of range for one record may be in
+    range for another) and names; the result is the records' own results added up, one group a
+    window, and the same above and below the vectorising threshold."""
+    records = []
+    for i in range(data.draw(st.integers(1, 5))):
+        fmt = data.draw(st.sampled_from(FORMATS[:3]))
+        lines, _ = data.draw(lines_of(fmt))
+        arrival = data.draw(st.sampled_from([None, DELIVERED, DELIVERED + 86400,
+                                             DELIVERED + 2 * 86400]))
+        stamp = data.draw(st.sampled_from([DELIVERED, DELIVERED + 86400]))
+        raw = data.draw(st.sampled_from([
+            _cloudwatch(lines if fmt == V2 else [], stamp, f"eni-{i}"),
+            json.dumps({"source": f"f{i}", "format": " ".join(fmt.names), "lines": lines,
+                        "delivered": stamp}),
+            "not a record"]))
+        records.append((raw, f"r{i}", arrival))
+    together = parse_records(records, V2, LIMITS, vectorise_from=1)
+    assert outcome(together) == outcome(parse_records(records, V2, LIMITS,
+                                                      vectorise_from=math.inf))
+    each = _added_up([parse_record(raw, source, V2, LIMITS, arrival)
+                     for raw, source, arrival in records])
+    assert _flows_by_window(together) == _flows_by_window(each)
+    assert sorted(together.dead_letters) == sorted(each.dead_letters)
+    assert (together.counts, together.no_traffic) == (each.counts, each.no_traffic)
+    windows = [(g.fmt.names, g.window_start) for g in together.groups]
+    assert len(windows) == len(set(windows))
+
+
+def test_small_records_parsed_together_take_the_vectorised_path():
+    """Records under the threshold each, over it together: one group of columns a window."""
+    line = "2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {e} ACCEPT OK"
+    records = [(_cloudwatch([line.format(i=i, s=DELIVERED + j, e=DELIVERED + j + 5)
+                             for j in range(100)], stream=f"eni-{i}"), f"r{i}", DELIVERED)
+               for i in range(6)]
+    alone = parse_record(*records[0][:2], V2, LIMITS, records[0][2])
+    together = parse_records(records, V2, LIMITS)
+    assert [g.columns is None for g in alone.groups] == [True, True]
+    assert [(g.columns is None, len(g), g.source) for g in together.groups] == [
+        (False, 360, "g/eni-0"), (False, 240, "g/eni-0")]
+    # A start in the others' range but not in its own record's (delivered two days before):
+    # their bounds do not let it through.
+    early = (_cloudwatch([line.format(i=9, s=DELIVERED + 50, e=DELIVERED + 55)],
+                         stamp=DELIVERED - 2 * 86400, stream="eni-9"), "r9", DELIVERED)
+    mixed = parse_records([early] + records, V2, LIMITS)
+    assert mixed.counts["dead_letter_timestamp_out_of_range"] == 1
+    assert mixed.dead_letters[0][2] == "r9 g/eni-9 event 0"
+    assert sum(len(g) for g in mixed.groups) == 600

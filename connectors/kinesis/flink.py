@@ -3,6 +3,9 @@
 Flow logs: one KinesisStreamsSource (FLIP-27) per stream, read by the project's RawRecords
 (connectors/jvm/src): each element is a Row(data, stream, shard, sequence) with the record's
 bytes untouched (CloudWatch records are gzip) and the record's arrival time as its timestamp.
+The records are spread over the parse instances; before each, ShardBatches (connectors/jvm/src)
+gathers a shard's records into one element: Row(stream, shard, records), each record a
+Row(data, sequence, arrival ms).
 The changelog: an optional snapshot file read to its end, then the metadata stream (a
 HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
 security events) are written in the JVM, at least once, each row with a `dedup_key`.
@@ -13,6 +16,7 @@ import datetime
 from pyflink.common import Configuration, Types
 from pyflink.common.serialization import SimpleStringSchema
 from pyflink.common.watermark_strategy import WatermarkStrategy
+from pyflink.datastream import DataStream
 from pyflink.datastream.connectors import Source
 from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
                                                        StreamFormat)
@@ -25,7 +29,7 @@ from flowdredge.connectors.kinesis.client import Streams, client_properties
 from flowdredge.connectors.kinesis.settings import KinesisSection, stream_name
 from flowdredge.connectors.s3 import checkpoint_uri
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
-                                           java_deserialization_schema, jvm)
+                                           java_deserialization_schema, java_operator, jvm)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from flowdredge.schemas.security import EVENTS
@@ -73,8 +77,19 @@ def _flow_records(env, kin: KinesisSection, arns):
                                        RAW_RECORD_TYPE)
                        .uid(f"flow-stream-{name}"))
     records = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
-    # Shards are few and uneven; the parse instances share all records.
-    return records.rebalance()
+    # Shards are few and uneven: the parse instances share all records, then each batches what
+    # it gets. Every instance then sees records of every shard, as the per-shard event time
+    # needs (job.shards): batched before the spread, a shard's records read in one fetch would
+    # reach one instance only.
+    return shard_batches(records.rebalance(), kin)
+
+
+def shard_batches(records: DataStream, kin: KinesisSection) -> DataStream:
+    """RawRecords' rows gathered per shard, Row(stream, shard, records) (connectors/jvm
+    ShardBatches), within the section's batch limits."""
+    batcher = jvm().io.flowdredge.kinesis.ShardBatches
+    return java_operator(records, "batch records by shard", batcher.TYPE, batcher(
+        kin.batch_records, kin.batch_bytes, kin.batch_wait_ms)).uid("shard-batches")
 
 
 SNAPSHOT_CHUNK_LINES, SNAPSHOT_CHUNK_CHARS = 5000, 1 << 20

@@ -49,6 +49,12 @@ class KinesisSection:
     # A shard with no record for this long stops holding back event time (per-shard
     # watermarks): what a quiet shard can cost in delay.
     shard_idle_seconds: int = setting(60, minimum=1)
+    # A shard's records reach the parse together (connectors/jvm ShardBatches): one Python call
+    # and one flow group a window for up to this many records or bytes, held at most this long.
+    # CloudWatch Logs writes one log stream per interface: records of tens to hundreds of flows.
+    batch_records: int = setting(500, minimum=1)
+    batch_bytes: int = setting(4 << 20, minimum=1)
+    batch_wait_ms: int = setting(200, minimum=1)
     # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
     aggregates_stream: str = stream()
     security_events_stream: str = stream()

@@ -19,7 +19,7 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import FlowFormat, excerpt, parse_record
+from flowdredge.job.parse import FlowFormat, excerpt, parse_record, parse_records
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
@@ -121,8 +121,9 @@ def data_quality_lines(no_traffic) -> str:
 class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
     with the event time they move the job to: a file record's latest flow start, or for a
-    Kinesis record (a Row of data, stream, shard, sequence; its timestamp the arrival time) the
-    slowest active shard's (job.shards: per-shard watermarks). A Row of one field names a flow
+    shard's batch of Kinesis records (a Row of stream, shard and records, each a Row of data,
+    sequence and arrival time; connectors.kinesis.flink), parsed together, the slowest active
+    shard's (job.shards: per-shard watermarks). A Row of one field names a flow
     file as AWS wrote it (path or s3:// URL; connectors.files.aws_file_sources): it is read
     here, record by record as staging writes them (job.replay.read_flow_file), one call per
     file, each record parsed as its staged line would be."""
@@ -143,6 +144,7 @@ class ParseFlowRecords(ProcessFunction):
         self.producer = runtime_context.get_index_of_this_subtask()
         self.next_key = self.producer
         self.shards = ShardClock(self.shard_idle_ms, self.expected_shards)
+        self.reached = 0
         self.metrics.gauge("active_shards", lambda: len(self.shards))
         self.ticked = False
 
@@ -154,9 +156,12 @@ class ParseFlowRecords(ProcessFunction):
             yield from self._flow_file(raw[0])
             return
         if isinstance(raw, Row):
-            data, stream, shard, sequence = raw[0], raw[1], raw[2], raw[3]
-            result = parse_record(data, f"kinesis:{stream_name(stream)}/{shard}/{sequence}",
-                                  self.fmt, self.limits, delivered=ctx.timestamp() // 1000)
+            stream, shard, records = raw[0], raw[1], raw[2]
+            where = f"kinesis:{stream_name(stream)}/{shard}/"
+            result = parse_records([(data, where + sequence, None if arrival is None
+                                     else arrival // 1000)
+                                    for data, sequence, arrival in records],
+                                   self.fmt, self.limits)
         else:
             # A staged line (connectors.files: file_sources).
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -166,10 +171,10 @@ class ParseFlowRecords(ProcessFunction):
             now = ctx.timer_service().current_processing_time()
             reached = self.shards.observe((stream, shard), latest * 1000, now)
             # Not every shard heard from yet: these groups do not move event time.
-            progress = 0 if reached is None else reached // 1000
+            before, self.reached = self.reached, 0 if reached is None else reached // 1000
+            yield from self._emit(result, self.reached, before)
         else:
-            progress = None
-        yield from self._emit(result, progress)
+            yield from self._emit(result, None)
         yield COUNTS, counts_line("parse", result.counts)
 
     def _ticks(self):
@@ -194,20 +199,26 @@ class ParseFlowRecords(ProcessFunction):
             counts.update(result.counts)
         yield COUNTS, counts_line("parse", counts)
 
-    def _emit(self, result, progress):
-        """The groups, dead letters and data quality of one record; its metrics."""
+    def _emit(self, result, progress, judged_at=None):
+        """The groups, dead letters and data quality of one record or batch; its metrics. Each
+        group is timestamped `progress` (or its own latest start), the event time it moves the
+        job to, and carries `judged_at` (by default the same), the event time its lateness is
+        judged by (AttributeFlows: LatenessHorizon). A batch's groups are judged by where event
+        time stood before the batch: a batch that drains a backlog spans more event time than
+        the out-of-orderness bound, and its own end must not make its first windows late (they
+        reach the attribution before any watermark the batch moves)."""
         for group in result.groups:
             self.next_key = (self.next_key + 1) % self.keys
             reached = group.max_start if progress is None else progress
             row = Row(self.producer, group.window_start, group.max_start, encode_group(group),
-                      reached)
+                      reached if judged_at is None else judged_at)
             yield Row(self.next_key, row), reached * 1000
         if result.dead_letters:
             yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
         if result.no_traffic:
             yield DATA_QUALITY, data_quality_lines(result.no_traffic)
         self.metrics.add(result.counts)
-        self.records_rate.mark_event(1)
+        self.records_rate.mark_event(result.counts["records_in"])
         self.flows_rate.mark_event(result.counts["flows_parsed"])
 
 
