@@ -508,6 +508,8 @@ def job_config(args, endpoint: str, snapshot: str):
         doc["outputs"] = {"enriched": False, "security": False}
     if args.sink_flush_ms is not None:
         doc["kinesis"]["output_flush_ms"] = args.sink_flush_ms
+    if args.batch_records is not None:
+        doc["kinesis"]["batch_records"] = args.batch_records
     return config_mod.from_dict(doc)
 
 
@@ -654,13 +656,23 @@ def run_bench(args) -> dict:
     return report
 
 
+def python_us_per_flow(lag: dict, events_per_record: int):
+    """The Python workers' CPU time per flow the source read over the measured span: the job's
+    cost whatever rate the Kinesis server could take."""
+    cores = lag.get("cores_used", {}).get("python_workers")
+    flows_per_s = (lag.get("consumed_records_per_s") or 0) * events_per_record
+    return round(cores / flows_per_s * 1e6, 1) if cores is not None and flows_per_s else None
+
+
 def render(r: dict) -> str:
     lat, ack, lag, a, st = (r["latency"], r["latency_from_ack"], r["lag"], r["args"],
                             r["state"])
     cores = lag.get("cores_used", {})
     rows = [
         ("variant, parallelism", f"{a['variant']}, p{a['parallelism']}"
-         + (f", sink flush {a['sink_flush_ms']} ms" if a["sink_flush_ms"] is not None else "")),
+         + (f", sink flush {a['sink_flush_ms']} ms" if a["sink_flush_ms"] is not None else "")
+         + (f", batches of {a['batch_records']} records" if a.get("batch_records") is not None
+            else "")),
         ("rate asked, flows/s", f"{a['rate']:,}"),
         ("records read by the source / written, per s",
          f"{lag.get('consumed_records_per_s')} / {lag.get('produced_records_per_s')}"),
@@ -687,6 +699,7 @@ def render(r: dict) -> str:
         ("cores used: kinesis-local / producer / JVM / Python workers / client / machine",
          " / ".join(str(cores.get(k)) for k in ("kinesis_local", "producer", "jvm",
                                                  "python_workers", "client", "machine_busy"))),
+        ("Python workers' CPU a flow read, us", python_us_per_flow(lag, a["events_per_record"])),
         ("ownership snapshot, lines", f"{r['inputs']['snapshot_lines']:,}"),
         ("resident memory, peak MB: JVM / Python workers",
          f"{st['resident_mb_peak'].get('jvm')} / {st['resident_mb_peak'].get('python_workers')}"),
@@ -724,6 +737,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sink-flush-ms", type=int,
                    help="kinesis.output_flush_ms: the aggregates' Kinesis sink sends what it "
                         "holds at least this often (default: the config's, 200 ms)")
+    p.add_argument("--batch-records", type=int,
+                   help="kinesis.batch_records: a shard's records parsed together, at most this "
+                        "many (1: one record a Python call; default: the config's, 500)")
     p.add_argument("--sample-seconds", type=float, default=5)
     p.add_argument("--estate-minutes", type=int, default=10,
                    help="minutes of the synthetic estate's traffic (20,000 flows a minute) "

@@ -41,3 +41,4 @@ def test_streaming_bench_measures_windows_and_lag(kinesis_local, tmp_path):
     assert report["state"]["resident_mb_peak"]["jvm"] > 0
     assert report["state"]["resident_mb_peak"]["python_workers"] > 0
     assert "| added latency, last row: p50 / p99 / max, s |" in done.stdout
+    assert "| Python workers' CPU a flow read, us | " in done.stdout
