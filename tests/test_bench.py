@@ -156,3 +156,15 @@ def test_rounds_give_medians_and_ratios_taken_within_each_round():
     assert harness._ranged(single, "steady_flows_per_s") == "150"
     with pytest.raises(SystemExit):
         harness.parser().parse_args(["--rounds", "0"])
+
+
+@pytest.mark.unit
+def test_parse_batches_measures_the_same_flows_in_fewer_groups(capsys):
+    from bench import parse_batches
+    records = parse_batches.cloudwatch_records(200)
+    _, alone = parse_batches.measure(records, 1, 1)
+    _, together = parse_batches.measure(records, 100, 1)
+    # Two minutes of 100 records each: one group a record alone, one a minute together.
+    assert (alone, together) == (200, 2)
+    assert parse_batches.main(["--records", "20", "--batches", "10", "--passes", "1"]) == 0
+    assert "| 10 | " in capsys.readouterr().out
