@@ -1,9 +1,10 @@
 """Input records to parsed flow groups: decoding, line parsing, window grouping.
 
-Pure Python (no pyflink). One call handles one input record: a CloudWatch Logs subscription
-envelope (gzip JSON) or a chunk of an S3 flow-log file. Nothing in a record can raise out of
-`parse_record`: bad items become dead letters with a reason code and a location (file and line,
-or record, log stream and event index), good lines still go through.
+Pure Python (no pyflink). One call handles one input record (`parse_record`): a CloudWatch
+Logs subscription envelope (gzip JSON) or a chunk of an S3 flow-log file; or several whose lines
+are parsed together (`parse_records`: a shard's batch of Kinesis records). Nothing in a record
+can raise out of either: bad items become dead letters with a reason code and a location (file
+and line, or record, log stream and event index), good lines still go through.
 """
 import base64
 import binascii
