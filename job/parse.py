@@ -2,9 +2,10 @@
 
 Pure Python (no pyflink). One call handles one input record (`parse_record`): a CloudWatch
 Logs subscription envelope (gzip JSON) or a chunk of an S3 flow-log file; or several whose lines
-are parsed together (`parse_records`: a shard's batch of Kinesis records). Nothing in a record
-can raise out of either: bad items become dead letters with a reason code and a location (file
-and line, or record, log stream and event index), good lines still go through.
+are parsed together (`parse_batches`: a shard's batch of Kinesis records, a file's records).
+Nothing in a record can raise out of either: bad items become dead letters with a reason code
+and a location (file and line, or record, log stream and event index), good lines still go
+through.
 """
 import base64
 import binascii
@@ -279,7 +280,7 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
     threshold, which is a cost choice only: tests and benchmarks pass 1 (always vectorised) or
     math.inf (never)."""
     _parse_sets(fmt, [_Lines(fmt, lines, source, *_start_bounds(limits, delivered, not_after),
-                             locate or _Location(source))], limits, result, vectorise_from)
+                             locate or _Location(source), 0)], limits, result, vectorise_from)
 
 
 @dataclass
@@ -292,6 +293,7 @@ class _Lines:
     earliest: int
     latest: int
     locate: _Location
+    size: int   # the lines' characters: a batch of records holds what one record may
 
 
 def _parse_sets(fmt: FlowFormat, sets: list, limits: Limits, result: ParseResult,
@@ -473,7 +475,7 @@ def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, 
     # a delivery time would; an arrival time given by the source bounds them too.
     bounds = _start_bounds(limits, _earliest(delivered, None if stream_ms is None
                                              else stream_ms // 1000), not_after)
-    pending.append(_Lines(default_fmt, lines, stream, *bounds, locate))
+    pending.append(_Lines(default_fmt, lines, stream, *bounds, locate, sum(map(len, lines))))
 
 
 def _parse_chunk(chunk, source, limits, result, delivered, pending):
@@ -512,7 +514,8 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
         result.counts["unknown_fields_ignored"] += len(fmt.unknown) * sum(
             1 for line in lines if isinstance(line, str) and line and not line.isspace())
     pending.append(_Lines(fmt, lines, source,
-                          *_start_bounds(limits, _earliest(delivered, stamp), not_after), locate))
+                          *_start_bounds(limits, _earliest(delivered, stamp), not_after), locate,
+                          sum(len(line) for line in lines if line)))
 
 
 def _is_int(value) -> bool:
@@ -589,14 +592,50 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
 
 def parse_records(records, default_fmt: FlowFormat, limits: Limits, *,
                   vectorise_from: float = parse_columns.MIN_LINES) -> ParseResult:
+    """`parse_batches` of `records` as one result."""
+    merged = ParseResult()
+    for result in parse_batches(records, default_fmt, limits, vectorise_from=vectorise_from):
+        merged.groups += result.groups
+        merged.dead_letters += result.dead_letters
+        merged.counts.update(result.counts)
+        merged.no_traffic.update(result.no_traffic)
+    return merged
+
+
+def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lines: int = None,
+                  vectorise_from: float = parse_columns.MIN_LINES):
     """`parse_record` over several records, each given as (raw, source, delivered): the same
-    flows, dead letters and counts as theirs added up, but the lines of all the records of one
-    format are parsed together and grouped by window across the records (a group is named
-    after the first record it holds flows of)."""
-    result = ParseResult()
-    pending = []
+    flows, dead letters and counts as theirs added up, but the lines of a batch of records of
+    one format are parsed together and grouped by window across those records (a group is named
+    after the first record it holds flows of). Yields a ParseResult a batch, at least one.
+
+    A batch's lines hold at most limits.max_decompressed_bytes characters, what one record may
+    decompress to: however well many records compress, memory stays bounded, and a group's
+    sums fit a 64-bit integer as a record's do (job.config). With `batch_lines` a batch also
+    ends once it holds that many lines."""
+    result, pending, size, lines, given = ParseResult(), [], 0, 0, False
     for raw, source, delivered in records:
+        held = len(pending)
         _decode_record(raw, source, default_fmt, limits, delivered, result, pending)
+        if len(pending) == held:
+            continue
+        added = pending[-1]
+        if held and size + added.size > limits.max_decompressed_bytes:
+            del pending[-1]
+            yield _parsed(pending, limits, result, vectorise_from)
+            given = True
+            result, pending, size, lines = ParseResult(), [added], 0, 0
+        size += added.size
+        lines += len(added.lines)
+        if batch_lines is not None and lines >= batch_lines:
+            yield _parsed(pending, limits, result, vectorise_from)
+            given = True
+            result, pending, size, lines = ParseResult(), [], 0, 0
+    if pending or result.counts or not given:
+        yield _parsed(pending, limits, result, vectorise_from)
+
+
+def _parsed(pending, limits, result, vectorise_from) -> ParseResult:
     by_format = {}
     for lines in pending:
         by_format.setdefault(lines.fmt, []).append(lines)

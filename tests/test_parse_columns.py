@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from flowdredge.job import parse_columns
 from flowdredge.job.codec import decode_group, encode_group
 from flowdredge.job.parse import (FlowFormat, FlowGroup, Limits, ParseResult, _is_address,
-                                  _start_bounds, parse_lines, parse_lines_per_line, parse_record,
-                                  parse_records)
+                                  _start_bounds, parse_batches, parse_lines, parse_lines_per_line,
+                                  parse_record, parse_records)
 from flowdredge.schemas.fields import INT, LONG
-from flowdredge.schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, value_range
+from flowdredge.schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, MAX_LONG, value_range
 
 pytestmark = pytest.mark.unit
 
@@ -333,3 +333,47 @@ def test_small_records_parsed_together_take_the_vectorised_path():
     assert mixed.counts["dead_letter_timestamp_out_of_range"] == 1
     assert mixed.dead_letters[0][2] == "r9 g/eni-9 event 0"
     assert sum(len(g) for g in mixed.groups) == 600
+
+
+def test_a_batch_holds_no_more_than_one_record_may():
+    """However well records compress, a batch's lines hold at most flows.max_decompressed_bytes
+    characters, as one record's: memory stays bounded, and a group's sums fit a 64-bit integer
+    as job.config checks a record's do (five records of the largest flows in one group would
+    not)."""
+    fmt = FORMATS[1]
+    cap = 2000
+    limits = Limits(60, cap, 86400, max_ahead_seconds=3600,
+                    max_flow_bytes=MAX_LONG // (cap // 18))
+    line = f"{DELIVERED} ::1 ::1 ACCEPT {limits.max_flow_bytes}"   # 43 characters
+    records = [(json.dumps({"source": f"f{i}", "format": " ".join(fmt.names),
+                            "lines": [line] * 40, "delivered": DELIVERED}), f"r{i}", None)
+               for i in range(5)]
+    assert 5 * 40 * limits.max_flow_bytes > MAX_LONG
+    batches = list(parse_batches(records, V2, limits))
+    assert [sum(len(g) for g in b.groups) for b in batches] == [40] * 5
+    bytes_at = fmt.pos["bytes"]
+    assert all(sum(f[bytes_at] for f in g.flows) <= MAX_LONG for b in batches for g in b.groups)
+    each = _added_up([parse_record(raw, source, V2, limits) for raw, source, _ in records])
+    assert outcome(_added_up(batches)) == outcome(each)
+    # Two such records fit a batch of twice the size.
+    wider = Limits(60, 2 * cap, 86400, max_ahead_seconds=3600,
+                   max_flow_bytes=limits.max_flow_bytes)
+    assert [sum(len(g) for g in b.groups)
+            for b in parse_batches(records, V2, wider)] == [80, 80, 40]
+
+
+def test_a_batch_ends_once_it_holds_batch_lines():
+    """A file's records (job.flink: read_flow_file) are parsed together up to flows.chunk_lines
+    lines a batch; a record's dead letters and counts go with the batch its lines do."""
+    line = "2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {e} ACCEPT OK"
+    records = [(_cloudwatch([line.format(i=i, s=DELIVERED + j, e=DELIVERED + j + 5)
+                             for j in range(100)], stream=f"eni-{i}"), f"r{i}", DELIVERED)
+               for i in range(6)]
+    records.insert(4, ("not a record", "bad", None))
+    batches = list(parse_batches(records, V2, LIMITS, batch_lines=250))
+    assert [(sum(len(g) for g in b.groups), b.counts["records_in"], b.counts["dead_letter"])
+            for b in batches] == [(300, 3, 0), (300, 4, 1)]
+    whole, added = parse_records(records, V2, LIMITS), _added_up(batches)
+    assert _flows_by_window(added) == _flows_by_window(whole)
+    assert (added.dead_letters, added.counts) == (whole.dead_letters, whole.counts)
+    assert len(list(parse_batches(records[:1], V2, LIMITS, batch_lines=100))) == 1

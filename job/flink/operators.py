@@ -19,7 +19,7 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import FlowFormat, excerpt, parse_record, parse_records
+from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, parse_record
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
@@ -126,7 +126,8 @@ class ParseFlowRecords(ProcessFunction):
     shard's (job.shards: per-shard watermarks). A Row of one field names a flow
     file as AWS wrote it (path or s3:// URL; connectors.files.aws_file_sources): it is read
     here, record by record as staging writes them (job.replay.read_flow_file), one call per
-    file, each record parsed as its staged line would be."""
+    file, each record parsed as its staged line would be, a file's small records together up to
+    flows.chunk_lines lines (job.parse.parse_batches)."""
 
     def __init__(self, config: Config, expected_shards=()):
         self.format_text = config.flows.format
@@ -156,26 +157,32 @@ class ParseFlowRecords(ProcessFunction):
             yield from self._flow_file(raw[0])
             return
         if isinstance(raw, Row):
-            stream, shard, records = raw[0], raw[1], raw[2]
-            where = f"kinesis:{stream_name(stream)}/{shard}/"
-            result = parse_records([(data, where + sequence, None if arrival is None
-                                     else arrival // 1000)
-                                    for data, sequence, arrival in records],
-                                   self.fmt, self.limits)
-        else:
-            # A staged line (connectors.files: file_sources).
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            result = parse_record(text, "record", self.fmt, self.limits)
-        if result.groups and isinstance(raw, Row):
-            latest = max(group.max_start for group in result.groups)
-            now = ctx.timer_service().current_processing_time()
-            reached = self.shards.observe((stream, shard), latest * 1000, now)
-            # Not every shard heard from yet: these groups do not move event time.
-            before, self.reached = self.reached, 0 if reached is None else reached // 1000
-            yield from self._emit(result, self.reached, before)
-        else:
-            yield from self._emit(result, None)
+            yield from self._shard_batch(raw[0], raw[1], raw[2], ctx)
+            return
+        # A staged line (connectors.files: file_sources).
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        result = parse_record(text, "record", self.fmt, self.limits)
+        yield from self._emit(result, None)
         yield COUNTS, counts_line("parse", result.counts)
+
+    def _shard_batch(self, stream, shard, records, ctx):
+        where = f"kinesis:{stream_name(stream)}/{shard}/"
+        counts, before = Counter(), self.reached
+        for result in parse_batches([(data, where + sequence, None if arrival is None
+                                      else arrival // 1000)
+                                     for data, sequence, arrival in records],
+                                    self.fmt, self.limits):
+            if result.groups:
+                latest = max(group.max_start for group in result.groups)
+                now = ctx.timer_service().current_processing_time()
+                reached = self.shards.observe((stream, shard), latest * 1000, now)
+                # Not every shard heard from yet: these groups do not move event time.
+                self.reached = 0 if reached is None else reached // 1000
+                yield from self._emit(result, self.reached, before)
+            else:
+                yield from self._emit(result, None)
+            counts.update(result.counts)
+        yield COUNTS, counts_line("parse", counts)
 
     def _ticks(self):
         """A group without flows for every attribution key, first thing after each start or
@@ -192,9 +199,12 @@ class ParseFlowRecords(ProcessFunction):
 
     def _flow_file(self, location):
         counts = Counter()
-        for record in read_flow_file(location, self.flows.chunk_lines, self.flows):
-            # Parsed as its staged line would be, without writing and reading that line.
-            result = parse_record(record, "record", self.fmt, self.limits)
+        # Each record parsed as its staged line would be, without writing and reading that
+        # line; small ones (a Firehose object's CloudWatch records) together, up to a chunk.
+        records = ((record, "record", None) for record in
+                   read_flow_file(location, self.flows.chunk_lines, self.flows))
+        for result in parse_batches(records, self.fmt, self.limits,
+                                    batch_lines=self.flows.chunk_lines):
             yield from self._emit(result, None)
             counts.update(result.counts)
         yield COUNTS, counts_line("parse", counts)
