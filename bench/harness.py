@@ -59,7 +59,8 @@ VARIANTS = {
                     "(sql_baseline.stage_in_delivery_order), the 300 s watermark bound", None),
 }
 # Configurations tried at parallelism 1 on the what-if input (--what-ifs):
-# (name, job configuration, input). The first is the reference.
+# (name, job configuration, input[, "aws": the files read by the job, not staged]). The first
+# is the reference.
 SMALL_ENVELOPE_LINES = 100
 WHAT_IFS = (
     ("aggregates only (reference)", AGGREGATES_ONLY, "s3"),
@@ -83,6 +84,12 @@ WHAT_IFS = (
      AGGREGATES_ONLY, "cloudwatch-small"),
     (f"default configuration, all the input as CloudWatch envelopes of {SMALL_ENVELOPE_LINES} "
      "lines", None, "cloudwatch-small"),
+    # The same files read by the job itself, as `flowdredge replay` does: a file's small
+    # records are parsed together (job.parse.parse_batches), where a staged line is one call.
+    (f"aggregates only, CloudWatch envelopes of {SMALL_ENVELOPE_LINES} lines read by the job "
+     "(flowdredge replay)", AGGREGATES_ONLY, "cloudwatch-small", "aws"),
+    (f"default configuration, CloudWatch envelopes of {SMALL_ENVELOPE_LINES} lines read by the "
+     "job (flowdredge replay)", None, "cloudwatch-small", "aws"),
 )
 # What-if inputs by source: (input name, accounts through CloudWatch, lines an envelope).
 WHAT_IF_INPUTS = {"s3": ("what-if", 0, None), "cloudwatch": ("what-if-cloudwatch", 2, None),
@@ -282,10 +289,12 @@ def run_all(args) -> dict:
     if args.what_ifs:
         for data, accounts, envelope_lines in WHAT_IF_INPUTS.values():
             bench.generate(data, args.what_if_size, accounts, envelope_lines)
-        for name, overrides, source in WHAT_IFS:
+        for name, overrides, source, *layout in WHAT_IFS:
             lines = (overrides or {}).get("flows", {}).get("chunk_lines", CHUNK_LINES)
             data = WHAT_IF_INPUTS[source][0]
-            bench.measure("ours", 1, data, bench.ours(data, overrides, lines), name)
+            command = (bench.ours_aws(data, overrides) if layout == ["aws"]
+                       else bench.ours(data, overrides, lines))
+            bench.measure("ours", 1, data, command, name)
             what_ifs.append({"what_if": name, "run": len(bench.runs) - 1})
     profiles = []
     if args.profile:
