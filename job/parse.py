@@ -595,10 +595,7 @@ def parse_records(records, default_fmt: FlowFormat, limits: Limits, *,
     """`parse_batches` of `records` as one result."""
     merged = ParseResult()
     for result in parse_batches(records, default_fmt, limits, vectorise_from=vectorise_from):
-        merged.groups += result.groups
-        merged.dead_letters += result.dead_letters
-        merged.counts.update(result.counts)
-        merged.no_traffic.update(result.no_traffic)
+        _add(merged, result)
     return merged
 
 
@@ -607,32 +604,37 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
     """`parse_record` over several records, each given as (raw, source, delivered): the same
     flows, dead letters and counts as theirs added up, but the lines of a batch of records of
     one format are parsed together and grouped by window across those records (a group is named
-    after the first record it holds flows of). Yields a ParseResult a batch, at least one.
+    after the first record it holds flows of). Yields a ParseResult a batch, at least one; a
+    record's counts and dead letters are in its lines' batch.
 
     A batch's lines hold at most limits.max_decompressed_bytes characters, what one record may
     decompress to: however well many records compress, memory stays bounded, and a group's
-    sums fit a 64-bit integer as a record's do (job.config). With `batch_lines` a batch also
-    ends once it holds that many lines."""
+    sums fit a 64-bit integer as a record's do (job.config). With `batch_lines` a batch holds
+    at most that many lines too (a record of more, alone)."""
     result, pending, size, lines, given = ParseResult(), [], 0, 0, False
     for raw, source, delivered in records:
-        held = len(pending)
-        _decode_record(raw, source, default_fmt, limits, delivered, result, pending)
-        if len(pending) == held:
-            continue
-        added = pending[-1]
-        if held and size + added.size > limits.max_decompressed_bytes:
-            del pending[-1]
-            yield _parsed(pending, limits, result, vectorise_from)
-            given = True
-            result, pending, size, lines = ParseResult(), [added], 0, 0
-        size += added.size
-        lines += len(added.lines)
-        if batch_lines is not None and lines >= batch_lines:
-            yield _parsed(pending, limits, result, vectorise_from)
-            given = True
-            result, pending, size, lines = ParseResult(), [], 0, 0
+        record, held = ParseResult(), len(pending)
+        _decode_record(raw, source, default_fmt, limits, delivered, record, pending)
+        if len(pending) > held:
+            added = pending[-1]
+            if held and (size + added.size > limits.max_decompressed_bytes
+                         or batch_lines is not None and lines + len(added.lines) > batch_lines):
+                del pending[-1]
+                yield _parsed(pending, limits, result, vectorise_from)
+                given = True
+                result, pending, size, lines = ParseResult(), [added], 0, 0
+            size += added.size
+            lines += len(added.lines)
+        _add(result, record)
     if pending or result.counts or not given:
         yield _parsed(pending, limits, result, vectorise_from)
+
+
+def _add(total: ParseResult, result: ParseResult) -> None:
+    total.groups += result.groups
+    total.dead_letters += result.dead_letters
+    total.counts.update(result.counts)
+    total.no_traffic.update(result.no_traffic)
 
 
 def _parsed(pending, limits, result, vectorise_from) -> ParseResult:

@@ -364,7 +364,8 @@ def test_a_batch_holds_no_more_than_one_record_may():
 
 def test_a_batch_ends_once_it_holds_batch_lines():
     """A file's records (job.flink: read_flow_file) are parsed together up to flows.chunk_lines
-    lines a batch; a record's dead letters and counts go with the batch its lines do."""
+    lines a batch; a record's dead letters and counts go with the batch its lines do (a record
+    without lines, with the batch it comes in)."""
     line = "2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {e} ACCEPT OK"
     records = [(_cloudwatch([line.format(i=i, s=DELIVERED + j, e=DELIVERED + j + 5)
                              for j in range(100)], stream=f"eni-{i}"), f"r{i}", DELIVERED)
@@ -372,7 +373,7 @@ def test_a_batch_ends_once_it_holds_batch_lines():
     records.insert(4, ("not a record", "bad", None))
     batches = list(parse_batches(records, V2, LIMITS, batch_lines=250))
     assert [(sum(len(g) for g in b.groups), b.counts["records_in"], b.counts["dead_letter"])
-            for b in batches] == [(300, 3, 0), (300, 4, 1)]
+            for b in batches] == [(200, 2, 0), (200, 3, 1), (200, 2, 0)]
     whole, added = parse_records(records, V2, LIMITS), _added_up(batches)
     assert _flows_by_window(added) == _flows_by_window(whole)
     assert (added.dead_letters, added.counts) == (whole.dead_letters, whole.counts)
