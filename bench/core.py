@@ -26,7 +26,7 @@ from flowdredge.job.codec import (decode_events, decode_group, decode_views, enc
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import parse_record
+from flowdredge.job.parse import parse_record, staged_records
 from flowdredge.job.security import ScanRules, ViewRules, WindowViews, window_results
 
 
@@ -45,7 +45,10 @@ def _same(a, b) -> bool:
 def measure(staged_flows: str, staged_metadata: str) -> dict:
     config = Config()
     with open(staged_flows, encoding="utf-8") as fh:
-        records = fh.read().splitlines()
+        # One record at a time, a staged line of several CloudWatch records as each of them.
+        records = [record if isinstance(record, str) else json.dumps(record)
+                   for line in fh.read().splitlines()
+                   for record, _source, _delivered in staged_records(line)]
     clock = time.process_time
     index = OwnershipIndex()
     meta_clock = MetadataClock(config.metadata.out_of_orderness_seconds * 1000)

@@ -36,10 +36,10 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
 
 
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
-    """Staged files (job.replay): flow records, one per line; changelog events, one per line,
-    in input order. Both as bytes: a staged record is up to megabytes, which the JVM handles
-    as a str character by character. The flow records are spread over the parallel parse
-    instances. With `follow_seconds` the job does not end with the files (unbounded)."""
+    """Staged files (job.replay): flow records, one per line (a file's CloudWatch records
+    several a line); changelog events, one per line, in input order. Both as bytes: a staged
+    record is up to megabytes, which the JVM handles as a str character by character. The flow
+    records are spread over the parallel parse instances. With `follow_seconds` the job does not end with the files (unbounded)."""
     return Sources(
         flows=lambda env: _text_lines(env, staged_flows, "flow record file", "flow-record-file",
                                       follow_seconds, as_bytes=True).rebalance(),

@@ -39,7 +39,7 @@ class IoSection:
     # What `flows` holds. aws: flow files as AWS writes them (S3 delivery .log.gz with a header
     # line, CloudWatch Logs subscription records, Firehose objects of them), a file, folder or
     # s3:// prefix, listed once at start and read to the end (bounded: follow_seconds must be
-    # 0). staged: job.replay's flow records (one per line), a file or folder.
+    # 0). staged: job.replay's flow records (one a line, or several), a file or folder.
     flows_layout: str = setting("aws", choices=FLOWS_LAYOUTS)
 
 

@@ -2,7 +2,8 @@
 
 Pure Python (no pyflink). One call handles one input record (`parse_record`): a CloudWatch
 Logs subscription envelope (gzip JSON) or a chunk of an S3 flow-log file; or several whose lines
-are parsed together (`parse_batches`: a shard's batch of Kinesis records, a file's records).
+are parsed together (`parse_batches`: a shard's batch of Kinesis records, a file's records, a
+staged line of several).
 Nothing in a record can raise out of either: bad items become dead letters with a reason code
 and a location (file and line, or record, log stream and event index), good lines still go
 through.
@@ -581,13 +582,15 @@ def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,
                  vectorise_from: float = parse_columns.MIN_LINES) -> ParseResult:
     """Any input record (gzip CloudWatch envelope as bytes or base64, or a record staged by
     job.replay as JSON text, or that record as the dict job.replay.file_records gives, read
-    as its JSON text would be) to flow groups, dead letters and counts. `source` names the record
-    in dead letters (e.g. `kinesis:<stream>/<shard>/<sequence number>`); `delivered` (epoch
-    seconds) is when it was delivered (e.g. its Kinesis arrival time), which bounds the flows'
-    starts (flows.max_ahead_seconds, flows.max_clock_skew_seconds). `vectorise_from`: the
-    fewest lines a chunk takes the vectorised parser with (see `parse_lines`)."""
-    return parse_records([(raw, source, delivered)], default_fmt, limits,
-                         vectorise_from=vectorise_from)
+    as its JSON text would be; a staged line of several records as those) to flow groups, dead
+    letters and counts. `source` names the record in dead letters (e.g.
+    `kinesis:<stream>/<shard>/<sequence number>`); `delivered` (epoch seconds) is when it was
+    delivered (e.g. its Kinesis arrival time), which bounds the flows' starts
+    (flows.max_ahead_seconds, flows.max_clock_skew_seconds). `vectorise_from`: the fewest
+    lines a chunk takes the vectorised parser with (see `parse_lines`)."""
+    records = (staged_records(raw, source, delivered) if isinstance(raw, str)
+               else [(raw, source, delivered)])
+    return parse_records(records, default_fmt, limits, vectorise_from=vectorise_from)
 
 
 def parse_records(records, default_fmt: FlowFormat, limits: Limits, *,
@@ -628,6 +631,24 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
         _add(result, record)
     if pending or result.counts or not given:
         yield _parsed(pending, limits, result, vectorise_from)
+
+
+# How a staged line of several CloudWatch records begins (job.replay.stage_file writes them).
+PACK_PREFIX = '{"records":['
+
+
+def staged_records(text: str, source: str = "record", delivered: int = None) -> list:
+    """A staged line (job.replay) as the records parse_batches takes: a line of several
+    CloudWatch records, `{"records": [...]}`, as each of them (each names itself); any other
+    line as itself (one that cannot be read is dead-lettered as one record)."""
+    if text.startswith(PACK_PREFIX):
+        try:
+            records = json.loads(text)["records"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            records = None
+        if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+            return [(record, source, delivered) for record in records]
+    return [(text, source, delivered)]
 
 
 def _add(total: ParseResult, result: ParseResult) -> None:

@@ -12,8 +12,10 @@ Flow files are staged in delivery order (the `_YYYYMMDDTHHMMZ_` stamp AWS puts i
 then path) into one file of records, one per line: JSON chunks of an S3 file (`chunk_lines`
 lines at most, flows.max_decompressed_bytes at most), CloudWatch records with where they came
 from, and for a file that cannot be read a record naming it and why (the job dead-letters it;
-flows.strict refuses the replay instead). One staged line is one Python call in the job
-(job.parse.parse_record reads them all).
+flows.strict refuses the replay instead). A file's CloudWatch records (one interface's lines
+each, often tens) share staged lines, `{"records": [...]}` up to PACK_BYTES, so that the job
+parses them together as it does a file it reads itself. One staged line is one Python call in
+the job (job.parse.staged_records reads them all).
 
 Changelog files are staged, in the order given, into one file too: a reader must see the
 changelog in order, and Flink assigns the splits of several files in no fixed order. Each staged
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from flowdredge.connectors import s3
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
-from flowdredge.job.parse import EXCERPT_CHARS, FlowFormat, FormatError, excerpt
+from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
 
 GZIP_MAGIC = b"\x1f\x8b"
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
@@ -162,28 +164,57 @@ def _looks_like_base64(line: str) -> bool:
     return len(line) >= 16 and " " not in line and not line.startswith("{")
 
 
+# A staged line of several CloudWatch records ends once their text reaches this: about
+# 10,000 flow lines of base64 gzip, parsed in batches of flows.chunk_lines.
+PACK_BYTES = 1 << 20
+
+
+def _dumps(record: dict) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode("ascii")
+
+
 def _write(out, record: dict) -> None:
-    out.write(json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n")
+    out.write(_dumps(record) + b"\n")
 
 
 def stage_file(path: str, out, chunk_lines: int, stats: StageStats,
                flows: FlowsSection = FlowsSection()) -> None:
-    """Stages one flow file into `out` (binary): the records of file_records, one per line. A
-    file that cannot be read leaves nothing of itself but a record naming it and why, or with
-    flows.strict raises InputError."""
-    start = out.tell()
+    """Stages one flow file into `out` (binary): the records of file_records, one per line, or
+    for CloudWatch records one after another several a line, `{"records": [...]}` (as many as
+    fill PACK_BYTES). A file that cannot be read leaves nothing of itself but a record naming
+    it and why, or with flows.strict raises InputError."""
+    start, pack, size = out.tell(), [], 0
     for record in file_records(path, chunk_lines, stats, flows):
         if "error" in record and record["source"] == path:
+            pack, size = [], 0
             out.seek(start)   # the whole file failed (an I/O error midway): only this stays
             out.truncate()
-        _write(out, record)
+        if "lines" in record:   # a chunk of an S3 file: a line of its own
+            _write_pack(out, pack)
+            pack, size = [], 0
+            _write(out, record)
+            continue
+        text = _dumps(record)
+        if size + len(text) > PACK_BYTES:
+            _write_pack(out, pack)
+            pack, size = [], 0
+        pack.append(text)
+        size += len(text)
+    _write_pack(out, pack)
+
+
+def _write_pack(out, pack: list) -> None:
+    """Records (JSON, as bytes) as one staged line: a lone one as itself."""
+    if pack:
+        out.write((pack[0] if len(pack) == 1 else
+                   PACK_PREFIX.encode() + b",".join(pack) + b"]}") + b"\n")
 
 
 def file_records(path: str, chunk_lines: int, stats: StageStats = None,
                  flows: FlowsSection = FlowsSection(), *, local: str = None,
                  modified: int = None):
     """Yields, as dicts, the records of one flow file that staging writes (stage_file writes
-    exactly these, one per line; job.parse.parse_record reads each): chunks of an S3 file,
+    exactly these, CloudWatch records several a line; job.parse reads each): chunks of an S3 file,
     CloudWatch records, or for a file that cannot be read one record naming it and why, and
     nothing else of it (a gzip file is read through before its first chunk, so a truncated or
     corrupt one yields no chunk; only an I/O error midway comes after chunks, which staging

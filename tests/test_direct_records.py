@@ -1,15 +1,19 @@
 """The job's own reading of AWS-format flow files (job.replay.read_flow_file, file by file) gives
-exactly the records staging writes (job.replay.stage_flows, one line each): one code path."""
+exactly the records staging writes (job.replay.stage_flows, one a line, or a file's CloudWatch
+records several a line): one code path."""
 import base64
 import dataclasses
 import gzip
 import json
 import os
+from collections import Counter
 
 import pytest
 
 from helpers import moto_server
+from flowdredge.job import replay
 from flowdredge.job.config import Config, FlowsSection
+from flowdredge.job.parse import PACK_PREFIX, FlowFormat, parse_batches, staged_records
 from flowdredge.job.replay import InputError, file_records, flow_files, read_flow_file, stage_flows
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -26,9 +30,13 @@ def _records_of(locations, chunk_lines, flows=FlowsSection(), s3_client=None):
 
 
 def _staged(locations, tmp_path, chunk_lines, flows=FlowsSection()):
+    """The records staging writes, one a line (a staged line of several CloudWatch records
+    as each of them), and its stats."""
     staged = tmp_path / f"staged-{chunk_lines}.txt"
     stats = stage_flows(locations, str(staged), chunk_lines, flows=flows)
-    return staged.read_text().splitlines(), stats
+    return [record if isinstance(record, str) else json.dumps(record, separators=(",", ":"))
+            for line in staged.read_text().splitlines()
+            for record, _source, _delivered in staged_records(line)], stats
 
 
 def _aws_example_files(folder, aws_examples):
@@ -292,3 +300,49 @@ def test_a_record_parses_as_a_dict_exactly_as_its_staged_line(tmp_path, aws_exam
     assert all(from_dict == from_line for from_dict, from_line in results)
     assert sum(r.counts["flows_parsed"] for r, _ in results) > 0
     assert [r.dead_letters[0][1] for r, _ in results[-3:]] == ["bad_chunk"] * 3
+
+
+@pytest.mark.unit
+def test_a_files_cloudwatch_records_share_staged_lines_and_parse_as_each(tmp_path, monkeypatch):
+    """A Firehose object's records (one interface's lines each) are staged several a line, up
+    to PACK_BYTES, and parsed together (as the job does a file it reads itself): the flows,
+    dead letters and counts of the records one by one."""
+    start = 1767225600
+    lines = [f"2 123456789010 eni-{i % 3} 10.0.0.{i % 250} 10.0.1.1 {1000 + i} 443 6 {i + 1} "
+             f"{100 * (i + 1)} {start + i % 50} {start + 60} ACCEPT OK" for i in range(40)]
+    firehose = tmp_path / "flows-1-2026-01-01-00-05-00-0a1b"
+    envelopes = [_envelope(f"eni-{n}-all", lines[n * 10:n * 10 + 10], start + 60)
+                 for n in range(4)]
+    envelopes[2]["logEvents"][3]["message"] = "not a flow"
+    _firehose_object(firehose, envelopes)
+    records = _records_of([str(firehose)], 5000)
+    fmt, limits = FlowFormat.parse(HEADER), Config().parse_limits
+
+    def parsed(staged_lines, batch_lines=5000):
+        results = [r for line in staged_lines
+                   for r in parse_batches(staged_records(line), fmt, limits,
+                                          batch_lines=batch_lines)]
+        return (sorted(tuple(f) for r in results for g in r.groups for f in g.flows),
+                sorted(d for r in results for d in r.dead_letters),
+                sum((r.counts for r in results), start=Counter()), len(results))
+
+    alone = parsed(records, batch_lines=1)
+    assert len(alone[0]) == 39 and alone[3] == 4
+    out = tmp_path / "staged.txt"
+    stage_flows([str(firehose)], str(out), 5000)
+    [line] = out.read_text().splitlines()
+    assert line.startswith(PACK_PREFIX) and [json.dumps(r, separators=(",", ":")) for r in
+                                             json.loads(line)["records"]] == records
+    assert parsed([line])[:3] == alone[:3] and parsed([line])[3] == 1
+    # A line holds records up to PACK_BYTES of their text.
+    sizes = [len(r) for r in records]
+    monkeypatch.setattr(replay, "PACK_BYTES", max(sizes[0] + sizes[1], sizes[2] + sizes[3]))
+    assert min(sizes[:3]) * 3 > replay.PACK_BYTES
+    stage_flows([str(firehose)], str(out), 5000)
+    packed = out.read_text().splitlines()
+    assert [len(staged_records(p)) for p in packed] == [2, 2]
+    assert parsed(packed)[:3] == alone[:3]
+    # A line that begins as a pack but is not one: one dead letter, nothing lost silently.
+    for bad in ('{"records":[1,2]}', '{"records":[{"source":"x"', '{"records":[]}'):
+        (result,) = parse_batches(staged_records(bad), fmt, limits)
+        assert result.counts["records_in"] == 1 and result.counts["dead_letter"] == 1

@@ -280,13 +280,14 @@ def test_12_dead_letters_name_file_and_line_record_and_event(tmp_path):
     staged = tmp_path / "s.txt"
     stage_flows([str(s3), str(records)], str(staged), 5000)
     dead = [d for r in staged.read_text().splitlines() for d in parsed(r).dead_letters]
-    # In delivery order: files without an AWS stamp first.
+    # In delivery order: files without an AWS stamp first. A file's records are parsed
+    # together: one that cannot be read is dead-lettered before the others' lines are parsed.
     assert [(d[1], d[2]) for d in dead] == [
-        ("field_count", f"{records}:1 /vpc/g/eni-9 event 1"),
         ("bad_gzip", f"{records}:2"),
+        ("field_count", f"{records}:1 /vpc/g/eni-9 event 1"),
         ("field_count", f"{s3}:4")]
     assert dead[2][3] == "garbage\\x00\\x07line"
-    assert dead[1][3] == "base64:" + base64.b64encode(b"\x1f\x8bnot really").decode()
+    assert dead[0][3] == "base64:" + base64.b64encode(b"\x1f\x8bnot really").decode()
     # A Kinesis record's location is what the source passes.
     kinesis = parse_record(gzip.compress(b"[]"), "kinesis:flows/shardId-1/49", V2, LIMITS)
     assert [(d[1], d[2]) for d in kinesis.dead_letters] == [

@@ -19,7 +19,7 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, parse_record
+from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, staged_records
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
@@ -119,11 +119,12 @@ def data_quality_lines(no_traffic) -> str:
 
 
 class ParseFlowRecords(ProcessFunction):
-    """One input record (envelope or file chunk) -> flow groups, one per window, timestamped
-    with the event time they move the job to: a file record's latest flow start, or for a
-    shard's batch of Kinesis records (a Row of stream, shard and records, each a Row of data,
-    sequence and arrival time; connectors.kinesis.flink), parsed together, the slowest active
-    shard's (job.shards: per-shard watermarks). A Row of one field names a flow
+    """One input record (envelope or file chunk; a staged line, which may hold several of a
+    file's CloudWatch records, job.parse.staged_records) -> flow groups, one per window,
+    timestamped with the event time they move the job to: a file record's latest flow start,
+    or for a shard's batch of Kinesis records (a Row of stream, shard and records, each a Row
+    of data, sequence and arrival time; connectors.kinesis.flink), parsed together, the
+    slowest active shard's (job.shards: per-shard watermarks). A Row of one field names a flow
     file as AWS wrote it (path or s3:// URL; connectors.files.aws_file_sources): it is read
     here, record by record as staging writes them (job.replay.read_flow_file), one call per
     file, each record parsed as its staged line would be, a file's small records together up to
@@ -161,9 +162,7 @@ class ParseFlowRecords(ProcessFunction):
             return
         # A staged line (connectors.files: file_sources).
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        result = parse_record(text, "record", self.fmt, self.limits)
-        yield from self._emit(result, None)
-        yield COUNTS, counts_line("parse", result.counts)
+        yield from self._file_records(staged_records(text))
 
     def _shard_batch(self, stream, shard, records, ctx):
         where = f"kinesis:{stream_name(stream)}/{shard}/"
@@ -198,11 +197,14 @@ class ParseFlowRecords(ProcessFunction):
             yield Row(key, Row(self.producer, 0, 0, b"", 0)), 0
 
     def _flow_file(self, location):
+        # Each record parsed as its staged line would be, without writing and reading that line.
+        yield from self._file_records((record, "record", None) for record in
+                                      read_flow_file(location, self.flows.chunk_lines, self.flows))
+
+    def _file_records(self, records):
+        """Records of a file or a staged line, small ones (a Firehose object's CloudWatch
+        records) together up to a chunk's lines."""
         counts = Counter()
-        # Each record parsed as its staged line would be, without writing and reading that
-        # line; small ones (a Firehose object's CloudWatch records) together, up to a chunk.
-        records = ((record, "record", None) for record in
-                   read_flow_file(location, self.flows.chunk_lines, self.flows))
         for result in parse_batches(records, self.fmt, self.limits,
                                     batch_lines=self.flows.chunk_lines):
             yield from self._emit(result, None)
