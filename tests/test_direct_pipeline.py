@@ -11,6 +11,7 @@ import pytest
 import reference
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from flowdredge.job.config import Config
+from flowdredge.job.parse import staged_records
 from flowdredge.job.replay import delivery_order, flow_files, stage_metadata
 from flowdredge.job.flink.run import aws_files_job
 from flowdredge.synthetic.estate import Scenario, generate
@@ -117,12 +118,22 @@ def _as_firehose_objects(estate_flows, folder):
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
+@pytest.mark.parametrize("layout", ["aws", "staged"])
 def test_firehose_objects_give_the_rows_of_the_same_flows_in_s3_files(inputs, tmp_path,
-                                                                      parallelism):
+                                                                      layout, parallelism):
+    """Read by the job or staged (a file's records several a staged line), a file's small
+    records are parsed together: the rows and counts of the same flows."""
     flows, out, metadata, _ = inputs
     _as_firehose_objects(flows[0], str(tmp_path / "firehose"))
-    _direct([str(tmp_path / "firehose")], metadata, str(tmp_path / "out"),
-            _config(parallelism))
+    if layout == "aws":
+        _direct([str(tmp_path / "firehose")], metadata, str(tmp_path / "out"),
+                _config(parallelism))
+    else:
+        run_replay([str(tmp_path / "firehose")], [out.metadata_file], str(tmp_path / "out"),
+                   _config(parallelism))
+        staged = (tmp_path / "out" / "staging" / "flow-records.txt").read_text().splitlines()
+        assert len(staged) == len(os.listdir(tmp_path / "firehose"))
+        assert sum(len(staged_records(line)) for line in staged) > 2 * len(staged)
 
     assert job_aggregates(str(tmp_path / "out")) == \
         reference.aggregates(flows[:1], [out.metadata_file])
