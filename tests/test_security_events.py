@@ -107,3 +107,28 @@ def test_reject_spikes_against_the_app_s_own_baseline():
              e["baseline_windows"]) for e in events] == [("reject_spike", 180, 8, 3, 3)]
     assert [(r["window_start"], r["flows"], r["sources"], r["spike"]) for r in rejected] == [
         (0, 1, 1, 0), (60, 1, 1, 0), (120, 1, 1, 0), (180, 8, 8, 1)]
+
+
+def test_once_settled_at_the_end_later_timers_change_nothing():
+    """TrackEvents skips the final watermark's remaining timers once `settled`: it must be set
+    only when no window is held, and every later ended call must then be a no-op."""
+    events = SecurityEvents(WS, RULES)
+    timers = {events.add_window(w, [_dep(w, server=s)], [_exp(w, f"i-{w}")], [_rej(w)])
+              for w, s in ((0, "db"), (60, "cache"), (300, "db"))}
+    first, *rest = sorted(timers)
+    events.advance(first, ended=True)   # the window at 0 only: two still held
+    assert not events.settled and len(events.pending) == 2
+    lines = []
+    for t in rest:
+        got, _, later = events.advance(t, ended=True)
+        lines.extend(got)
+        timers.update(later)
+    assert events.settled and not events.pending
+    assert [e["event"] for e in map(json.loads, lines)] == [
+        "dependency_gone", "new_dependency", "exposure_new"]
+    state = encode_events_state(events.state())
+    for t in sorted(timers):
+        assert events.advance(t, ended=True) == ([], [], set())
+    assert encode_events_state(events.state()) == state
+    events.add_window(360, [_dep(360)], [], [])
+    assert not events.settled

@@ -130,8 +130,10 @@ class TrackEvents(KeyedProcessFunction):
     def on_timer(self, timestamp: int, ctx):
         timers = ctx.timer_service()
         events = self._events()
-        lines, rejected, later = events.advance(
-            timestamp, timers.current_watermark() >= MAX_WATERMARK)
+        ended = timers.current_watermark() >= MAX_WATERMARK
+        if ended and events.settled:
+            return   # nothing left to do, nor to write to state
+        lines, rejected, later = events.advance(timestamp, ended)
         for t in later:
             timers.register_event_time_timer(t)
         if len(self.payloads) != len(events.pending):
