@@ -200,7 +200,7 @@ class Config:
         flows = self.flows
         return Limits(self.job.window_seconds, flows.max_decompressed_bytes,
                       flows.max_clock_skew_seconds, flows.max_ahead_seconds,
-                      flows.max_line_bytes, flows.max_flow_bytes)
+                      flows.max_line_bytes, flows.max_flow_bytes, flows.max_fields_per_line)
 
     @property
     def metadata_limits(self) -> MetaLimits:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import bisect
 import functools
-import gzip
 import ipaddress
 import itertools
 import json
@@ -69,6 +68,10 @@ class FlowFormat:
         missing = [n for n in REQUIRED if n not in self.fields]
         if missing:
             raise FormatError(f"flow-log format lacks required field(s) {missing}")
+        # Which of two `start` columns would be the flow's? Neither: the format is refused.
+        repeated = sorted({n for n in self.fields if self.fields.count(n) > 1})
+        if repeated:
+            raise FormatError(f"flow-log format names field(s) {repeated} more than once")
         kinds = [BY_AWS_NAME[n].kind for n in self.fields]
         self.keys = tuple(BY_AWS_NAME[n].key for n in self.fields)
         self.width = len(names)
@@ -198,16 +201,19 @@ class ClearingMemo(dict):
         return value
 
 
-def _valid_address(text: str) -> bool:
+def _address_form(text: str):
+    """True for an address in its canonical text (IPv4 always is), its canonical text for
+    another spelling of an IPv6 address ("2001:DB8::5" -> "2001:db8::5", as the changelog keys
+    them: job.ownership), False for no address."""
     try:
-        ipaddress.ip_address(text)
+        canonical = str(ipaddress.ip_address(text))
     except ValueError:
         return False
-    return True
+    return True if canonical == text else canonical
 
 
 # A hit is dict's own __getitem__, in C.
-_is_address = ClearingMemo(_valid_address, 1_000_000).__getitem__
+address_form = ClearingMemo(_address_form, 1_000_000).__getitem__
 
 
 def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
@@ -228,16 +234,22 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     for i in fmt.count_positions:
         if flow[i] is not None and flow[i] > max_flow_bytes:
             raise LineError("number_out_of_range")
+    for i in fmt.addr_positions:
+        if flow[i] is not None:
+            form = address_form(flow[i])
+            if form is not True:
+                if form is False:
+                    raise LineError("bad_address")
+                flow = flow[:i] + (form,) + flow[i + 1:]
+    start = flow[fmt.start_pos]
+    if (start is not None and fmt.end_pos is not None and flow[fmt.end_pos] is not None
+            and flow[fmt.end_pos] < start):
+        raise LineError("end_before_start")
+    # A NODATA/SKIPDATA line has no addresses (AWS writes "-"), and may lack its times.
     if fmt.status_pos is not None and flow[fmt.status_pos] in NO_TRAFFIC_STATUSES:
         return flow
-    for i in fmt.addr_positions:
-        if flow[i] is not None and not _is_address(flow[i]):
-            raise LineError("bad_address")
-    start = flow[fmt.start_pos]
     if start is None or flow[fmt.pos["srcaddr"]] is None or flow[fmt.pos["dstaddr"]] is None:
         raise LineError("missing_required_field")
-    if fmt.end_pos is not None and flow[fmt.end_pos] is not None and flow[fmt.end_pos] < start:
-        raise LineError("end_before_start")
     return flow
 
 
@@ -253,6 +265,8 @@ class Limits:
     max_line_bytes: int = 8192
     # Packets and bytes of one line: a record's sums then fit a Java long (job.config checks).
     max_flow_bytes: int = 2**41
+    # Of a staged chunk's format: each format read builds and keeps a converter of its width.
+    max_fields_per_line: int = 128
 
 
 class _Location:
@@ -314,7 +328,7 @@ def _parse_sets(fmt: FlowFormat, sets: list, limits: Limits, result: ParseResult
             earliest, latest = parse_columns.line_bounds(
                 [(s.earliest, s.latest) for s in sets], [len(s.lines) for s in sets])
         chunk = parse_columns.parse_chunk(fmt, lines, earliest, latest, limits.window_seconds,
-                                          _is_address, limits.max_line_bytes,
+                                          address_form, limits.max_line_bytes,
                                           limits.max_flow_bytes)
     if chunk is None:
         _group(fmt, source, limits.window_seconds,
@@ -397,10 +411,15 @@ def _parse_each(fmt, numbered_lines, locate, earliest, latest, limits, result):
         except LineError as err:
             result.dead(err.reason, locate(position), line)
             continue
+        start = flow[start_pos]
         if status_pos is not None and flow[status_pos] in NO_TRAFFIC_STATUSES:
-            _count_no_traffic(fmt, flow, limits.window_seconds, result)
+            # Its start names the data-quality row's window: bounded as a flow's is.
+            if start is not None and not earliest <= start < latest:
+                result.dead("timestamp_out_of_range", locate(position), line)
+            else:
+                _count_no_traffic(fmt, flow, limits.window_seconds, result)
             continue
-        if not earliest <= flow[start_pos] < latest:
+        if not earliest <= start < latest:
             result.dead("timestamp_out_of_range", locate(position), line)
             continue
         yield position, flow
@@ -432,15 +451,32 @@ def _count_no_traffic(fmt, flow, window_seconds, result):
     result.no_traffic[(window_start, account, interface, status)] += 1
 
 
-def _gunzip_capped(data: bytes, cap: int) -> bytes:
-    """Decompresses gzip without ever holding more than `cap` bytes (gzip bombs)."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, cap + 1)
-    if len(out) > cap or inflater.unconsumed_tail:
-        raise LineError("too_large")
-    if not inflater.eof:
-        raise LineError("bad_gzip")   # truncated
-    return out
+def _gunzip_capped(data: bytes, cap: int) -> tuple:
+    """Decompresses gzip without ever holding more than `cap` bytes in all (gzip bombs): (each
+    member's bytes, the dead-letter reason of what follows the last good member, or None).
+    Raises LineError when the first member cannot be read; zero bytes after a member are
+    padding (as the gzip module reads them)."""
+    members, total = [], 0
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(data, cap - total + 1)
+        except zlib.error:
+            out, reason = b"", "bad_gzip"
+        else:
+            total += len(out)
+            reason = ("too_large" if total > cap or inflater.unconsumed_tail
+                      else None if inflater.eof else "bad_gzip")   # bad_gzip: truncated
+        if reason is not None:
+            if not members:
+                raise LineError(reason)
+            return members, reason
+        members.append(out)
+        data = inflater.unused_data.lstrip(b"\0")
+        if not data:
+            return members, None
+        if not data.startswith(GZIP_MAGIC):
+            return members, "bad_gzip"
 
 
 def _earliest(*times):
@@ -467,8 +503,10 @@ def _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered, 
             lines.append(message)
             locate.index.append(i)
             ts = event.get("timestamp")
-            if isinstance(ts, int) and not isinstance(ts, bool) and (stream_ms is None
-                                                                     or ts > stream_ms):
+            # A timestamp outside 2010..2100 bounds nothing: it would refuse every line.
+            if (isinstance(ts, int) and not isinstance(ts, bool)
+                    and EARLIEST_START * 1000 <= ts < LATEST_START * 1000
+                    and (stream_ms is None or ts > stream_ms)):
                 stream_ms = ts
         else:
             result.dead("not_cloudwatch", f"{locate.prefix} event {i}", json.dumps(event))
@@ -486,7 +524,10 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
     excerpt] of lines longer than flows.max_line_bytes, blank in "lines") and "ignore" (the
     header's fields this release does not know, which staging chose to drop)."""
     try:
-        fmt = FlowFormat.parse(chunk["format"])
+        text = chunk["format"]
+        if len(text.split(None, limits.max_fields_per_line)) > limits.max_fields_per_line:
+            raise LineError("bad_chunk")
+        fmt = FlowFormat.parse(text)
         lines = chunk["lines"]
         source = chunk.get("source", source)
         first_line = chunk.get("first_line", 1)
@@ -496,7 +537,7 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
         ignored = chunk.get("ignore", [])
     except (KeyError, TypeError, AttributeError, FormatError):
         raise LineError("bad_chunk") from None
-    if isinstance(lines, list) and any(line and not isinstance(line, str) for line in lines):
+    if isinstance(lines, list) and any(not isinstance(line, str) for line in lines):
         # What the per-line parser always failed on (empty items it skips): checked before the
         # lines wait to be parsed with other records'.
         raise LineError("malformed")
@@ -558,23 +599,44 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
                 raise LineError("bad_base64") from None
         if not raw.startswith(GZIP_MAGIC):
             raise LineError("not_gzip")
-        try:
-            payload = _gunzip_capped(raw, limits.max_decompressed_bytes)
-        except (zlib.error, EOFError, gzip.BadGzipFile):
-            raise LineError("bad_gzip") from None
-        try:
-            envelope = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            raise LineError("not_json") from None
-        if isinstance(envelope, dict) and "lines" in envelope:
-            _parse_chunk(envelope, source, limits, result, delivered, pending)
-        else:
-            _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
-                              not_after, pending)
+        members, rest = _gunzip_capped(raw, limits.max_decompressed_bytes)
     except LineError as err:
         result.dead(err.reason, source, raw)
-    except (ValueError, TypeError, AttributeError, RecursionError):
+        return
+    except (ValueError, TypeError, AttributeError):
         result.dead("malformed", source, raw)
+        return
+    # CloudWatch writes one gzip member a record; a record of several is read as their
+    # envelopes, one after another, and what follows the last good one is dead-lettered.
+    for payload in members:
+        try:
+            envelope = _json(payload)
+            if isinstance(envelope, dict) and "lines" in envelope:
+                _parse_chunk(envelope, source, limits, result, delivered, pending)
+            else:
+                _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
+                                  not_after, pending)
+        except LineError as err:
+            result.dead(err.reason, source, raw)
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            result.dead("malformed", source, raw)
+    if rest is not None:
+        result.dead(rest, source, raw)
+
+
+def _json(payload: bytes):
+    """A decompressed envelope's JSON. Bytes that are not UTF-8 are read as U+FFFD, as a
+    replayed file's are (job.replay): the event holding them fails alone, not its record."""
+    try:
+        return json.loads(payload)
+    except UnicodeDecodeError:
+        pass
+    except ValueError:
+        raise LineError("not_json") from None
+    try:
+        return json.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        raise LineError("not_json") from None
 
 
 def parse_record(raw, source: str, default_fmt: FlowFormat, limits: Limits,

@@ -41,7 +41,7 @@ class _Layout:
 
     def __init__(self, fmt):
         int_columns = {fmt.columns[i] for i in fmt.int_positions}
-        # Positional names: a format may name a field twice.
+        # Positional names: a format may name a field this release does not know twice.
         names = [f"c{j}" for j in range(fmt.width)]
         self.read = csv.ReadOptions(column_names=names, use_threads=False)
         self.parse = csv.ParseOptions(delimiter=" ", quote_char=False, escape_char=False,
@@ -121,7 +121,7 @@ def line_bounds(ranges: list, sizes: list):
 
 
 def parse_chunk(fmt, lines: list, earliest, latest, window_seconds: int,
-                is_address, max_line: int, max_flow_bytes: int) -> "Chunk | None":
+                address_form, max_line: int, max_flow_bytes: int) -> "Chunk | None":
     """Flows of `lines` whose start is in [earliest, latest), grouped by window, no line longer
     than `max_line`, packets and bytes at most `max_flow_bytes`; None when an item is not a
     string (the per-line parser fails on it as it always did). `earliest` and `latest` are
@@ -149,10 +149,10 @@ def parse_chunk(fmt, lines: list, earliest, latest, window_seconds: int,
         table = layout.table("\n".join([lines[i] for i in positions]).encode("ascii"))
         positions = np.array(positions)
     return _accept(layout, table, positions, len(lines), earliest, latest, window_seconds,
-                   is_address, max_flow_bytes)
+                   address_form, max_flow_bytes)
 
 
-def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds, is_address,
+def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds, address_form,
             max_flow_bytes):
     columns = [table.column(j).chunk(0) for j in layout.columns]
     values, nulls = [], []
@@ -193,7 +193,10 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     for i in layout.addr_positions:
         distinct = pc.unique(columns[i]).drop_null()
         unusual = distinct.filter(pc.invert(pc.match_substring_regex(distinct, IPV4_PATTERN)))
-        invalid = [a for a in unusual.to_numpy(zero_copy_only=False).tolist() if not is_address(a)]
+        # Invalid, or IPv6 spelt otherwise than canonically: the per-line parser refuses the
+        # one and rewrites the other.
+        invalid = [a for a in unusual.to_numpy(zero_copy_only=False).tolist()
+                   if address_form(a) is not True]
         if invalid:
             bad |= pc.is_in(columns[i], value_set=pa.array(invalid, pa.string())).to_numpy(
                 zero_copy_only=False)

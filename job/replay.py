@@ -349,7 +349,8 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     if first is None or (first[1] is not None and not first[1].strip()):
         raise _BadFile("empty_file", "empty: no header line")
     _, header, head = first
-    header = header.strip() if header is not None else None
+    # A byte-order mark before the header (a file saved by an editor) is not part of it.
+    header = header.lstrip("\ufeff").strip() if header is not None else None
     if header is not None and _looks_like_base64(header):
         for number, line, head in [first, *lines]:
             if line is None:

@@ -171,3 +171,101 @@ def test_every_reason_in_the_code_is_declared():
     with open(os.path.join(root, "docs", "outputs.md")) as fh:
         doc = fh.read()
     assert all(f"`{r}`" in doc for r in FLOW_DEAD_LETTER_REASONS + METADATA_DEAD_LETTER_REASONS)
+
+
+GOOD = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225660 ACCEPT OK"
+
+
+def test_a_staged_format_of_too_many_fields_is_refused_before_it_is_built():
+    # A record naming 100,000 fields (1 KB compressed) once cost 0.8 GB to build its converter.
+    def chunk(n_more):
+        more = [f"x{i}" for i in range(n_more)]
+        return json.dumps({"source": "f", "format": " ".join(["start srcaddr dstaddr"] + more),
+                           "ignore": more, "lines": []})
+
+    result = parse_record(gzip.compress(chunk(50_000).encode()), "r", V2, LIMITS)
+    assert [d[1] for d in result.dead_letters] == ["bad_chunk"]
+    for limit, reasons in ((103, []), (102, ["bad_chunk"])):
+        limits = Limits(60, 10**6, 86400, max_fields_per_line=limit)
+        assert [d[1] for d in parse_record(chunk(100), "r", V2, limits).dead_letters] == reasons
+
+
+@pytest.mark.parametrize("bogus_ms", [10**15, -10**18, 1000])
+def test_an_event_timestamp_outside_the_era_does_not_refuse_the_other_lines(bogus_ms):
+    for events in ([{"message": GOOD, "timestamp": 1767225630_000},
+                    {"message": GOOD, "timestamp": bogus_ms}],
+                   [{"message": GOOD, "timestamp": bogus_ms}]):
+        doc = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+               "logEvents": events}
+        result = parse_record(gzip.compress(json.dumps(doc).encode()), "r", V2, LIMITS)
+        assert result.counts["flows_parsed"] == len(events) and not result.dead_letters
+
+
+def test_bytes_not_utf8_cost_their_event_only():
+    doc = ('{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":['
+           f'{{"message":"{GOOD}"}},{{"message":"x\xff"}}]}}').encode("latin-1")
+    result = parse_record(gzip.compress(doc), "r", V2, LIMITS)
+    assert result.counts["flows_parsed"] == 1
+    assert [d[1] for d in result.dead_letters] == ["field_count"]
+
+
+def test_every_gzip_member_of_a_record_is_read_and_trailing_bytes_dead_lettered():
+    two = _envelope([GOOD]) + _envelope([GOOD, GOOD])
+    result = parse_record(two, "r", V2, LIMITS)
+    assert result.counts["flows_parsed"] == 3 and not result.dead_letters
+    padded = parse_record(_envelope([GOOD]) + b"\0" * 8, "r", V2, LIMITS)
+    assert padded.counts["flows_parsed"] == 1 and not padded.dead_letters
+    for tail, reason in ((b"garbage", "bad_gzip"), (_envelope([GOOD])[:20], "bad_gzip"),
+                         (gzip.compress(b" " * 2_000_000), "too_large")):
+        result = parse_record(_envelope([GOOD]) + tail, "r", V2, LIMITS)
+        assert result.counts["flows_parsed"] == 1
+        assert [d[1] for d in result.dead_letters] == [reason]
+
+
+def test_ipv6_addresses_are_kept_in_their_canonical_form():
+    # The changelog keys an IPv6 address by its canonical text (job.ownership): a flow that
+    # spells it otherwise must find the same owner.
+    line = "2 1 eni 2001:DB8::5 2001:db8:0:0:0:0:0:6 1 2 6 1 100 1767225600 1767225660 ACCEPT OK"
+    flow = parse_line(V2, line)
+    assert (flow[V2.pos["srcaddr"]], flow[V2.pos["dstaddr"]]) == ("2001:db8::5", "2001:db8::6")
+    # The vectorised parser hands such lines to the per-line one.
+    lines = [GOOD] * 600 + [line]
+    for vectorise_from in (1, float("inf")):
+        result = parse_record(_envelope(lines), "r", V2, LIMITS, vectorise_from=vectorise_from)
+        addresses = set()
+        for group in result.groups:
+            if group.columns is not None:
+                addresses.update(group.columns.column(V2.pos["srcaddr"]).to_pylist())
+            else:
+                addresses.update(f[V2.pos["srcaddr"]] for f in group.flows)
+        assert addresses == {"10.0.0.1", "2001:db8::5"}
+
+
+@pytest.mark.parametrize("line,reason", [
+    ("2 1 eni garbage !! - - - - - 1767225600 1767225660 - NODATA", "bad_address"),
+    ("2 1 eni - - - - - - - 1767225660 1767225600 - NODATA", "end_before_start"),
+    ("2 1 eni - - - - - - - 409999999999 409999999999 - SKIPDATA", "timestamp_out_of_range"),
+])
+def test_no_data_lines_are_checked_as_flows_are(line, reason):
+    result = parse_record(_envelope([GOOD, line]), "r", V2, LIMITS)
+    assert [d[1] for d in result.dead_letters] == [reason]
+    assert result.counts["flows_parsed"] == 1 and not result.no_traffic
+
+
+def test_a_format_naming_a_field_twice_is_refused():
+    with pytest.raises(FormatError, match="start"):
+        FlowFormat.parse("srcaddr dstaddr start start")
+    chunk = {"source": "f", "format": "start srcaddr dstaddr start", "lines": []}
+    assert [d[1] for d in parse_record(json.dumps(chunk), "r", V2, LIMITS).dead_letters] == [
+        "bad_chunk"]
+
+
+def test_a_chunk_line_that_is_no_text_is_not_skipped_silently():
+    chunk = {"source": "f", "format": "start srcaddr dstaddr", "lines": [
+        "1767225720 10.0.0.1 8.8.8.8", None]}
+    result = parse_record(json.dumps(chunk), "r", V2, LIMITS)
+    assert [d[1] for d in result.dead_letters] == ["malformed"]
+
+
+def test_a_record_that_is_no_bytes_nor_text_is_malformed():
+    assert [d[1] for d in parse_record(5, "r", V2, LIMITS).dead_letters] == ["malformed"]

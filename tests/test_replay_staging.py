@@ -88,3 +88,13 @@ def test_delivery_stamps_pace_the_files_and_a_file_without_one_takes_the_stamp_b
              "firehose-object-2", "b/1_vpcflowlogs_r_fl_20260101T0005Z_b.log.gz"]
     t0 = 1767225600000   # 2026-01-01T00:00Z
     assert delivery_stamps_ms(files) == [MIN_EPOCH_MS, t0, t0, t0 + 300_000]
+
+
+def test_a_byte_order_mark_before_the_header_is_not_a_field(tmp_path):
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\ufeff" + HEADER + "\n" + LINE + "\n")
+    staged = tmp_path / "staged.txt"
+    stats = stage_flows([str(path)], str(staged), chunk_lines=10)
+    (chunk,) = [json.loads(line) for line in staged.read_text().splitlines()]
+    assert chunk["format"] == HEADER and not stats.unknown_fields
