@@ -216,8 +216,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/managed-flink",
                                 description="Amazon Managed Service for Apache Flink: package "
                                             "and deploy flowdredge (docs/managed-flink.md)")
-    p.add_argument("--region", help="AWS region (default: the AWS configuration's)")
-    p.add_argument("--endpoint-url", help="another endpoint for both APIs (a local emulator)")
+    def common(sp, default):
+        # Before the command or after it; after it, absent, they leave the first one's value.
+        sp.add_argument("--region", default=default,
+                        help="AWS region (default: the AWS configuration's)")
+        sp.add_argument("--endpoint-url", default=default,
+                        help="another endpoint for both APIs (a local emulator)")
+
+    common(p, None)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("package", help="build the application zip (operate.package; --help there)",
                    add_help=False)
@@ -225,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     def named(name, help_text):
         sp = sub.add_parser(name, help=help_text)
         sp.add_argument("--name", required=True, help="application name")
+        common(sp, argparse.SUPPRESS)
         return sp
 
     def code(sp):

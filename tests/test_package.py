@@ -560,3 +560,13 @@ def test_update_without_io_needs_an_application_that_has_it(app_zip):
     with stub, pytest.raises(deploy.DeployError, match="pass --io"):
         deploy.update(kda, s3, Args(name="x", io=None, zip=app_zip, bucket="b", key="k",
                                     properties=deploy.DEFAULT_PROPERTIES, restore="latest"))
+
+
+@pytest.mark.unit
+def test_the_common_options_go_before_or_after_the_command():
+    parse = deploy.parser().parse_args
+    for argv in (["--region", "eu-west-1", "status", "--name", "x"],
+                 ["status", "--name", "x", "--region", "eu-west-1"]):
+        args = parse(argv + ["--endpoint-url", "http://127.0.0.1:5000"])
+        assert (args.region, args.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
+    assert parse(["status", "--name", "x"]).region is None
