@@ -159,8 +159,9 @@ def _rss(pid):
     return 0
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+# At parallelism 1 and 2: broadcast-state bugs hide at 1.
+@pytest.fixture(scope="module", params=[1, 2], ids=["p1", "p2"])
+def run(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("bad-input")
     out = generate(Scenario(minutes=4, flows_per_minute=300, seed=3), str(tmp / "in"))
     flows_dir = str(tmp / "in" / "flows")
@@ -211,7 +212,7 @@ def run(tmp_path_factory):
                         % ((os.path.getmtime(out.metadata_file) + 22 * 3600) * 1000))
 
     # Loopback runs the Python workers inside this process.
-    config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2,
+    config = Config().replace(job={"parallelism": request.param, "checkpoint_interval_seconds": 2,
                                    "python_workers": "loopback"})
     output = str(tmp / "out")
     staged_flows = os.path.join(output, "staging", "flow-records.txt")

@@ -66,7 +66,8 @@ A, B = "123456789012", "210987654321"
 
 
 @pytest.mark.minicluster
-def test_dead_letters_and_data_quality_of_a_replay(tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
     flows = tmp_path / "flows"
     flows.mkdir()
     lines = [
@@ -95,7 +96,8 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path):
 
     output = str(tmp_path / "out")
     run_replay([str(flows)], [str(meta)], output,
-               Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2},
+               Config().replace(job={"parallelism": parallelism,
+                                     "checkpoint_interval_seconds": 2},
                                 outputs={"security": False}))
 
     dead = list(read_records(output, "dead_letter"))

@@ -1,6 +1,7 @@
 """The synthetic estate's model (synthetic.estate) is the one every shape writes: the demo's and
 tests' estate, the benchmark workload and the state benchmarks' snapshot all name owners with
-the changelog contract's fields, and an address is never held by two instances at once."""
+the changelog contract's fields, and an address is never held by two instances at once (but in
+the demo's estate, whose churn may hand an address on within the minute it is released)."""
 import gzip
 import json
 import random

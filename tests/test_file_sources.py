@@ -129,14 +129,22 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
 
     env = make_env(Config())
     add_jars(env, adapter_jars())
-    assert from_a_thread_without_the_jars(lambda: jvm().io.flowdredge.files.LineBytes())
+    # An unknown class would be a py4j JavaPackage, which calling raises TypeError.
+    assert from_a_thread_without_the_jars(
+        lambda: jvm().io.flowdredge.files.LineBytes().getClass().getName()) == \
+        "io.flowdredge.files.LineBytes"
     add_jars(env, connector_jars())
-    assert from_a_thread_without_the_jars(lambda: jvm().io.flowdredge.kinesis.RawRecords())
+    assert from_a_thread_without_the_jars(
+        lambda: jvm().io.flowdredge.kinesis.RawRecords().getClass().getName()) == \
+        "io.flowdredge.kinesis.RawRecords"
     kinesis = jvm().org.apache.flink.connector.kinesis.source
-    assert from_a_thread_without_the_jars(lambda: kinesis.KinesisStreamsSource.builder())
+    assert from_a_thread_without_the_jars(
+        lambda: kinesis.KinesisStreamsSource.builder().getClass().getSimpleName()) == \
+        "KinesisStreamsSourceBuilder"
     # The next job's jars, added again: a class found before (py4j keeps it) and one found
     # now work together.
     add_jars(make_env(Config()), connector_jars())
     text = kinesis.serialization.KinesisDeserializationSchema.of(
         java_deserialization_schema(SimpleStringSchema()))
-    assert kinesis.KinesisStreamsSource.builder().setDeserializationSchema(text) is not None
+    assert kinesis.KinesisStreamsSource.builder().setDeserializationSchema(
+        text).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"

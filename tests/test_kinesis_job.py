@@ -235,6 +235,8 @@ def _failure_run(kinesis_local, estate, tmp_path, prefix, parallelism, first_hal
             w: n for w, n in _dependency_flows(output).items() if w < first_open}
             == dependencies, job, keep_alive=writer.flush)
         failures = _failures(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
+        # Read once: never more records parsed than written, now that every window closed.
+        assert parsed_records(output) <= writer.records_written
     return output, failures
 
 

@@ -424,7 +424,9 @@ def test_an_empty_security_batch_registers_the_windows_close_timer_and_adds_noth
 # --- the release in a running job -----------------------------------------------------------
 
 @pytest.mark.minicluster
-def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tmp_path,
+                                                                              parallelism):
     """The changelog stops an hour before the flows and the inputs never end (followed files):
     only the max wait can release the flows, attributed with what is known."""
     from flowdredge.job.flink.run import files_job
@@ -446,7 +448,7 @@ def test_flows_are_released_after_the_max_wait_when_the_metadata_stays_behind(tm
     stage_flows([str(flows)], str(tmp_path / "flows.txt"), 5000)
     stage_metadata([str(meta)], str(tmp_path / "meta-staged.jsonl"))
 
-    config = Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 1},
+    config = Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 1},
                               metadata={"max_wait_seconds": 2, "poll_interval_ms": 200},
                               outputs={"enriched": True, "security": False})
     output = str(tmp_path / "out")

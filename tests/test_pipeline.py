@@ -70,8 +70,26 @@ def test_scenario_is_discriminating(generated):
         ts = [json.loads(line)["ts"] for line in fh if '"HEARTBEAT"' not in line]
     assert any(b < a for a, b in zip(ts, ts[1:])), "changelog is in ts order: no late metadata"
 
+    def latest(events, ip, t_ms, rank):
+        candidates = [e for e in events.get(ip, ()) if e[0] <= t_ms]
+        owner = max(candidates, key=rank)[3] if candidates else None
+        return owner or reference.owner_at({}, ip, t_ms)
 
-def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
+    def by_arrival(events, ip, t_ms):
+        return latest(events, ip, t_ms, rank=lambda e: e[2])
+
+    def now(events, ip, _t_ms):
+        return latest(events, ip, 2**62, rank=lambda e: (e[0], e[1], e[2]))
+
+    expected = reference.aggregates([flows_dir], [out.metadata_file])
+    for wrong in (by_arrival, now):
+        rows = reference.aggregates([flows_dir], [out.metadata_file], owner=wrong)
+        differ = {k for k in set(rows) | set(expected) if rows.get(k) != expected.get(k)}
+        assert len(differ) >= 20, f"{wrong.__name__} gives the contract's rows but {differ}"
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_conservation_with_bad_input_and_late_flows(generated, tmp_path, parallelism):
     """Every flow line ends in exactly one of aggregates, late or dead letter; NODATA/SKIPDATA
     are counted, not aggregated."""
     folder, out = generated
@@ -100,9 +118,8 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
                     'not json\n{"type":"UNASSIGN","ts":5,"ip":"10.9.9.300"}\n')
 
     output = tmp_path / "out"
-    # At parallelism 1 the late chunk, staged last, reaches the attribution operator after every
-    # other group through the same channel, so it is late whatever the timing.
-    run_replay([flows_dir, str(extra)], [out.metadata_file, str(meta)], str(output), _config(1))
+    run_replay([flows_dir, str(extra)], [out.metadata_file, str(meta)], str(output),
+               _config(parallelism))
 
     counts = total_counts(str(output))
     aggregated = sum(v[0] for v in job_aggregates(str(output)).values())
@@ -110,10 +127,15 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path):
     dead = list(read_records(str(output), "dead_letter"))
     flow_dead = [d for d in dead if d["stage"] == "flows"]
 
-    assert aggregated == out.flows
-    assert len(late_records) == len(late) == counts["flows_late"]
-    assert {r["window_start"] for r in late_records} == {late_start - late_start % 60}
+    assert aggregated + len(late_records) == out.flows + len(late)
+    assert len(late_records) == counts["flows_late"]
+    assert {r["window_start"] for r in late_records} <= {late_start - late_start % 60}
     assert all(r["src_app"] == "internet" for r in late_records)
+    if parallelism == 1:
+        # The late chunk, staged last, reaches the attribution operator after every other group
+        # through the same channel, so it is late whatever the timing; at 2 the instance it
+        # reaches may not have seen the watermark move past it yet.
+        assert aggregated == out.flows and len(late_records) == len(late)
     assert counts["no_data"] == 1 and counts["skip_data"] == 1
     # The two base64 lines are whole records, not flow lines: dead-lettered, never counted as lines.
     assert Counter(d["reason"] for d in flow_dead) == Counter(
@@ -156,19 +178,19 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
     assert sum(len(key) + len(value) for key, value in index.state_entries(ips)) > 5 << 20
 
 
-
-@pytest.mark.minicluster
-@pytest.mark.parametrize("window_seconds", [60, 300, 3600])
-def test_windows_of_any_length_build(tmp_path, window_seconds):
-    """Flink SQL refuses `INTERVAL '300' SECOND` (precision 2): every window length builds."""
-    from pyflink.datastream import StreamExecutionEnvironment
-    from flowdredge.connectors.files import file_sinks, file_sources
-    from flowdredge.job.flink.pipeline import build_pipeline
-    config = Config().replace(job={"window_seconds": window_seconds},
-                              metadata={"retention_seconds": 2 * 3600 + 7200})
-    env = StreamExecutionEnvironment.get_execution_environment()
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "metadata").mkdir()
-    build_pipeline(env, file_sources(str(tmp_path / "flows"), str(tmp_path / "metadata")),
-                   file_sinks(str(tmp_path / "out"), config.outputs.aggregates_rollover_seconds),
-                   config)
+@pytest.mark.parametrize("window_seconds,parallelism", [(300, 2), (3600, 1)])
+def test_windows_of_other_lengths_equal_the_contract(generated, tmp_path, window_seconds,
+                                                     parallelism):
+    """Flink SQL refuses `INTERVAL '300' SECOND` (precision 2): other window lengths than the
+    default minute run, and sum what the contract says."""
+    folder, out = generated
+    flows_dir = os.path.join(folder, "flows")
+    config = _config(parallelism).replace(
+        job={"parallelism": parallelism, "checkpoint_interval_seconds": 2,
+             "window_seconds": window_seconds},
+        metadata={"retention_seconds": 2 * window_seconds + 3600})
+    run_replay([flows_dir], [out.metadata_file], str(tmp_path), config)
+    expected = reference.aggregates([flows_dir], [out.metadata_file], window_seconds)
+    # 12 minutes: three windows of five minutes, one of an hour.
+    assert len({key[0] for key in expected}) == -(-SCENARIO.minutes * 60 // window_seconds)
+    assert job_aggregates(str(tmp_path)) == expected

@@ -385,7 +385,8 @@ HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport proto
 
 
 @pytest.mark.minicluster
-def test_job_attributes_flows_across_the_change(aws, tmp_path):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_job_attributes_flows_across_the_change(aws, tmp_path, parallelism):
     from helpers import job_aggregates, run_replay, total_counts
     from flowdredge.job.config import Config
 
@@ -407,7 +408,8 @@ def test_job_attributes_flows_across_the_change(aws, tmp_path):
             fh.write(f"2 {A} eni-test {src} {dst} 40000 443 6 10 1000 {start} {start + 5} ACCEPT OK\n")
     output = tmp_path / "out"
     run_replay([str(folder)], [str(changes)], str(output),
-               Config().replace(job={"parallelism": 1, "checkpoint_interval_seconds": 2}))
+               Config().replace(job={"parallelism": parallelism,
+                                     "checkpoint_interval_seconds": 2}))
 
     one = (1, 10, 1000)
     assert job_aggregates(str(output)) == {

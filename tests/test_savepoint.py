@@ -186,6 +186,12 @@ def _plan(tmp_path, sections) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# The job's Python functions with keyed or operator state that are not broadcast functions:
+# their transformations' class (OneInputTransformation) is every stateless step's too.
+PYTHON_STATE_UIDS = ("parse-flow-records", "parse-metadata-events", "security-windows",
+                     "security-events")
+
+
 def _stateful(plan: dict) -> dict:
     """The operators a savepoint holds state for (sources, sinks, Python functions with keyed
     or broadcast state, SQL window aggregates and file writers): uid -> what it is (a SQL
@@ -194,6 +200,7 @@ def _stateful(plan: dict) -> dict:
             for uid, what in plan.items()
             if what[0] in ("SourceTransformation", "SinkTransformation",
                            "PythonKeyedBroadcastStateTransformation")
+            or uid in PYTHON_STATE_UIDS
             or uid.endswith(("_global-window-aggregate", "_streaming-writer"))}
 
 
@@ -218,3 +225,9 @@ def test_an_added_output_keeps_every_stateful_uid(base_plan, tmp_path):
 def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, tmp_path):
     after = _plan(tmp_path, {**BASE, "outputs": {"enriched": False, "security": True}})
     assert _lost(base_plan, after) == []
+    # And the views' own state stays where it is when another output is added next.
+    with_views = _stateful(after)
+    assert set(PYTHON_STATE_UIDS) <= set(with_views)
+    (tmp_path / "next").mkdir()
+    assert _lost(with_views, _plan(tmp_path / "next", {
+        **BASE, "outputs": {"enriched": True, "security": True}})) == []

@@ -146,7 +146,7 @@ def test_every_operator_has_a_name_and_uid(tmp_path):
         # Partitioning steps (rebalance, key_by, union) hold no state and take no uid.
         if "Partition" in t.getClass().getSimpleName() or "Union" in t.getClass().getSimpleName():
             continue
-        assert uid, f"operator {name!r} ({t.getClass().getSimpleName()}) has no uid"
+        assert name and uid, f"operator {name!r} ({t.getClass().getSimpleName()}) has no uid"
         stateful_uids.append(uid)
     assert len(stateful_uids) == len(set(stateful_uids))
     assert {"attribute-flows", "parse-flow-records", "parse-metadata-events"} <= set(stateful_uids)
@@ -217,3 +217,12 @@ def test_the_distribution_installs_one_top_level_name_and_every_package():
             if "__init__.py" in files:
                 found.add("flowdredge." + os.path.relpath(dirpath, ROOT).replace(os.sep, "."))
     assert listed == found
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seconds,interval", [
+    (60, "INTERVAL '0 00:01:00' DAY TO SECOND"), (300, "INTERVAL '0 00:05:00' DAY TO SECOND"),
+    (3661, "INTERVAL '0 01:01:01' DAY TO SECOND"), (90061, "INTERVAL '1 01:01:01' DAY TO SECOND")])
+def test_sql_intervals_name_the_window_length(seconds, interval):
+    from flowdredge.connectors.streams import sql_interval
+    assert sql_interval(seconds) == interval
