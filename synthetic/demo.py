@@ -103,6 +103,17 @@ def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed)
             f"{'n/a' if lag is None else f'{lag / 1000:.1f} s'}")
 
 
+def too_short(minutes: int, config: Config):
+    """A warning when `minutes` of traffic would close no window (event time trails the latest
+    flow by flows.out_of_orderness_seconds), else None."""
+    holding, window_s = config.flows.out_of_orderness_seconds, config.job.window_seconds
+    if minutes * 60 >= holding + window_s:
+        return None
+    return (f"warning: {minutes} minutes of traffic close no window: event time stays "
+            f"flows.out_of_orderness_seconds ({holding} s) behind the latest flow; use "
+            f"--minutes {-(-(holding + 2 * window_s) // 60)} or more")
+
+
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
     from flowdredge.job.flink.run import kinesis_job
     output = options.output
@@ -118,6 +129,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
     estate = Estate(os.path.join(output, "inputs"), scenario)
     total_flows = estate.generated.flows
     window_s = config.job.window_seconds
+    warning = too_short(options.minutes, config)
+    if warning:
+        progress(warning)
     stop = threading.Event()
     with LocalKinesis(os.path.join(output, "kinesis-local.log")) as server:
         progress(f"local Kinesis on {server.endpoint}; creating streams")
