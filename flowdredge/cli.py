@@ -120,14 +120,47 @@ def _streaming_config(args):
     return cfg.replace(kinesis=overrides) if overrides else cfg
 
 
+def run_options(cfg, output: str, resume) -> dict:
+    """The Flink settings of `flowdredge run`: checkpoints kept when the job stops, and with
+    `resume` the state to start from (a checkpoint or savepoint path, or "latest": the newest
+    checkpoint under the run's checkpoint folder). Without it, a local output folder that holds
+    a run's outputs is refused: a new job would start over beside them."""
+    from flowdredge.job.outputs import check_output, latest_checkpoint
+    options = {"execution.checkpointing.externalized-checkpoint-retention":
+               "RETAIN_ON_CANCELLATION"}
+    local = "://" not in output
+    if resume == "latest":
+        checkpoints = cfg.job.checkpoint_dir or os.path.join(output, "checkpoints")
+        if "://" in checkpoints:
+            raise config_mod.ConfigError(f"--resume: checkpoints in {checkpoints} are not "
+                                         f"searched; pass --resume <checkpoint path>")
+        resume = latest_checkpoint(checkpoints)
+        if resume is None:
+            raise config_mod.ConfigError(f"--resume: no completed checkpoint under "
+                                         f"{checkpoints}")
+    if resume:
+        options["execution.state-recovery.path"] = resume
+    elif local:
+        try:
+            check_output(output, overwrite=False)
+        except FileExistsError:
+            raise FileExistsError(f"{output} already holds a run's outputs: pass --resume to "
+                                  f"continue that run from its last checkpoint, or choose "
+                                  f"another --output") from None
+    return options
+
+
 def cmd_run(args) -> int:
     from flowdredge.job.flink.run import kinesis_job
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
-    env = kinesis_job(cfg, args.output)
+    options = run_options(cfg, args.output, args.resume)
+    env = kinesis_job(cfg, args.output, flink_options=options)
+    resumed = options.get("execution.state-recovery.path")
     log.info(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
-             f"under {args.output}; Ctrl-C stops")
+             f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Ctrl-C "
+             f"stops (its checkpoints stay, for --resume)")
     env.execute(args.job_name)
     return 0
 
@@ -243,6 +276,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata-stream", help="overrides kinesis.metadata_stream")
     run.add_argument("--metadata-snapshot", help="overrides kinesis.metadata_snapshot")
     run.add_argument("--job-name", default=config_mod.JOB_NAME)
+    run.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                     help="continue an earlier run into the same --output from its newest "
+                          "checkpoint, or from the checkpoint or savepoint given")
     common(run)
     run.set_defaults(func=cmd_run)
 

@@ -17,6 +17,19 @@ class OutputError(ValueError):
     """An output folder that cannot take a run's outputs; one line for the user."""
 
 
+def latest_checkpoint(checkpoint_dir: str):
+    """The newest completed checkpoint (a `chk-N` folder with its `_metadata`) of any job under
+    a local checkpoint folder, or None."""
+    found = []
+    for job in os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else ():
+        job_dir = os.path.join(checkpoint_dir, job)
+        for name in os.listdir(job_dir) if os.path.isdir(job_dir) else ():
+            metadata = os.path.join(job_dir, name, "_metadata")
+            if name.startswith("chk-") and os.path.isfile(metadata):
+                found.append((os.path.getmtime(metadata), os.path.join(job_dir, name)))
+    return max(found)[1] if found else None
+
+
 def check_output(output_dir: str, overwrite: bool) -> None:
     """Fails unless `output_dir` is (or can be made) a writable folder that holds no outputs,
     or `overwrite`. Touches no output."""

@@ -292,3 +292,39 @@ def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
     # Committed outputs count every record once, though records after the last checkpoint
     # before the failure were read twice.
     assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
+
+
+def test_a_run_stopped_and_resumed_from_its_checkpoint_counts_every_record_once(
+        kinesis_local, estate, tmp_path):
+    """`flowdredge run` stopped (cancelled, as Ctrl-C does) keeps its checkpoints; `--resume`
+    continues from the newest: the records written meanwhile read, none counted twice."""
+    from flowdredge.cli import run_options
+    kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
+    _streams(kinesis, "resume", flows=2, meta=1)
+    config = streaming_config(kinesis_local.endpoint, 1, kinesis={
+        "flow_streams": "resume-flows", "metadata_stream": "resume-meta",
+        "metadata_snapshot": estate.snapshot})
+    writer = Writer(kinesis, estate, {ACCOUNT_A: "resume-flows", ACCOUNT_B: "resume-flows"},
+                    "resume-meta")
+    output = str(tmp_path / "out")
+    half = len(estate.deliveries) // 2
+    with running_job(config, output, run_options(config, output, None)) as job:
+        writer.deliver(estate.deliveries[:half])
+        wait_for("the first half parsed", lambda: parsed_records(output) == writer.records_written,
+                 job, poll_s=0.5)
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_options(config, output, None)
+    options = run_options(config, output, "latest")
+    assert "/chk-" in options["execution.state-recovery.path"]
+
+    writer.deliver(estate.deliveries[half:])   # while stopped: read after the resume
+    with running_job(config, output, options) as job:
+        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
+                 job)
+        first_open = writer.finish("resume-flows", config.kinesis.shard_idle_seconds)
+        expected = expected_aggregates(estate)
+        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
+                 job, keep_alive=writer.flush)
+        counts = total_counts(output)
+    assert counts["records_in"] == writer.records_written
+    assert counts["flows_late"] == 0 and counts["dead_letter"] == 0

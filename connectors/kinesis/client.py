@@ -53,36 +53,53 @@ class Streams:
     security_events: str = ""
 
 
-def stream_arn(kinesis, name_or_arn: str) -> str:
+def stream_arn(kinesis, name_or_arn: str, region: str) -> str:
+    """The stream's ARN, once the service has described it: an unknown stream, or one this
+    job's credentials cannot read, is a ConfigError before Flink starts, an ARN as a name. The
+    job reads `region`'s streams (the connector takes each ARN's region, this process the
+    section's): an ARN of another region is refused."""
     if name_or_arn.startswith("arn:"):
-        return name_or_arn
+        arn_region = name_or_arn.split(":")[3]
+        if arn_region != region:
+            raise ConfigError(f"kinesis: stream {name_or_arn!r} is in {arn_region}, not in "
+                              f"kinesis.region ({region}): the job reads one region's streams")
+        request = {"StreamARN": name_or_arn}
+    else:
+        request = {"StreamName": name_or_arn}
+    return _asked(name_or_arn, lambda: kinesis.describe_stream_summary(**request)[
+        "StreamDescriptionSummary"]["StreamARN"])
+
+
+def _asked(stream: str, call):
+    """call(), its AWS error a ConfigError naming `stream`."""
     try:
-        return kinesis.describe_stream_summary(StreamName=name_or_arn)[
-            "StreamDescriptionSummary"]["StreamARN"]
+        return call()
     except ClientError as err:
         error = err.response.get("Error", {})
-        raise ConfigError(f"kinesis: stream {name_or_arn!r}: {error.get('Code')}: "
+        raise ConfigError(f"kinesis: stream {stream!r}: {error.get('Code')}: "
                           f"{error.get('Message', '')}") from None
     except BotoCoreError as err:
-        raise ConfigError(f"kinesis: stream {name_or_arn!r}: {err}") from None
+        raise ConfigError(f"kinesis: stream {stream!r}: {err}") from None
 
 
 def resolve(kin: KinesisSection, kinesis=None) -> Streams:
     """Every configured stream as an ARN (names are looked up: the connector reads ARNs).
-    Raises ConfigError when the flow or metadata streams are missing or unknown."""
+    Raises ConfigError when the flow or metadata streams are missing or unknown, or a flow
+    stream is named twice (as a name and as its ARN too)."""
     flows = list(kin.flow_streams)
     if not flows:
         raise ConfigError("kinesis.flow_streams: at least one flow-log stream is needed")
     if not kin.metadata_stream.strip():
         raise ConfigError("kinesis.metadata_stream: the IP-metadata changelog stream is needed")
-    if len(set(flows)) != len(flows):
-        raise ConfigError(f"kinesis.flow_streams names a stream twice: {kin.flow_streams!r}")
     kinesis = kinesis or client(kin)
 
     def arn(name):
-        return stream_arn(kinesis, name.strip()) if name.strip() else ""
-    return Streams(tuple(arn(s) for s in flows), arn(kin.metadata_stream),
-                   arn(kin.aggregates_stream), arn(kin.security_events_stream))
+        return stream_arn(kinesis, name.strip(), kin.region) if name.strip() else ""
+    flow_arns = tuple(arn(s) for s in flows)
+    if len(set(flow_arns)) != len(flow_arns):
+        raise ConfigError(f"kinesis.flow_streams names a stream twice: {kin.flow_streams!r}")
+    return Streams(flow_arns, arn(kin.metadata_stream), arn(kin.aggregates_stream),
+                   arn(kin.security_events_stream))
 
 
 def shards(kinesis, arns) -> list:
@@ -90,8 +107,9 @@ def shards(kinesis, arns) -> list:
     TRIM_HORIZON their records are read first)."""
     found = []
     for arn in arns:
-        for page in kinesis.get_paginator("list_shards").paginate(StreamARN=arn):
-            found += [(arn, shard["ShardId"]) for shard in page["Shards"]]
+        pages = _asked(arn, lambda: list(kinesis.get_paginator("list_shards").paginate(
+            StreamARN=arn)))
+        found += [(arn, shard["ShardId"]) for page in pages for shard in page["Shards"]]
     return found
 
 

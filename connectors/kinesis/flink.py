@@ -26,7 +26,7 @@ from pyflink.table.expressions import call_sql, col
 
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.kinesis.client import Streams, client_properties
-from flowdredge.connectors.kinesis.settings import KinesisSection, stream_name
+from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels, stream_name
 from flowdredge.connectors.s3 import checkpoint_uri
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
                                            java_deserialization_schema, java_operator, jvm)
@@ -69,13 +69,12 @@ def _kinesis_source(arn: str, conf: Configuration, deserializer) -> Source:
 def _flow_records(env, kin: KinesisSection, arns):
     conf = _source_config(kin, kin.start_position, kin.start_timestamp)
     streams = []
-    for arn in arns:
-        name = stream_name(arn)
+    for arn, label in zip(arns, source_labels(arns)):
         raw = jvm().io.flowdredge.kinesis.RawRecords()
         streams.append(env.from_source(_kinesis_source(arn, conf, raw),
-                                       WatermarkStrategy.no_watermarks(), f"flow stream {name}",
+                                       WatermarkStrategy.no_watermarks(), f"flow stream {label}",
                                        RAW_RECORD_TYPE)
-                       .uid(f"flow-stream-{name}"))
+                       .uid(f"flow-stream-{label}"))
     records = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
     # Shards are few and uneven: the parse instances share all records, then each batches what
     # it gets. Every instance then sees records of every shard, as the per-shard event time

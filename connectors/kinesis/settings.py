@@ -20,6 +20,15 @@ def stream_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+def source_labels(arns) -> list:
+    """What names each flow stream's source (its uid `flow-stream-<label>`): the stream's name,
+    or ACCOUNT-NAME for streams of one name in several accounts, which would share a uid. A
+    stream's label never changes while the others do not: savepoints map back."""
+    names = [stream_name(arn) for arn in arns]
+    return [name if names.count(name) == 1 else f"{arn.split(':')[4]}-{name}"
+            for arn, name in zip(arns, names)]
+
+
 @dataclass(frozen=True)
 class KinesisSection:
     """The streaming job's Kinesis Data Streams (`flowdredge run`, a cluster, Managed Flink);

@@ -1,0 +1,76 @@
+"""The streams of the `kinesis` section resolved before Flink starts (connectors.kinesis.client),
+against the local Kinesis API server: every mistake a one-line ConfigError."""
+import pytest
+
+from flowdredge.connectors.kinesis import client as kinesis_client
+from flowdredge.connectors.kinesis.settings import source_labels
+from flowdredge.job.config import Config
+from flowdredge.schemas.settings import ConfigError
+
+A = "arn:aws:kinesis:us-east-1:111111111111:stream/flows"
+B = "arn:aws:kinesis:us-east-1:222222222222:stream/flows"
+
+
+@pytest.mark.unit
+def test_sources_of_streams_of_one_name_in_two_accounts_get_labels_of_their_own():
+    other = "arn:aws:kinesis:us-east-1:111111111111:stream/more"
+    assert source_labels([A, other]) == ["flows", "more"]
+    assert source_labels([A, other, B]) == ["111111111111-flows", "more", "222222222222-flows"]
+
+
+@pytest.mark.kinesis
+def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_errors(
+        kinesis_local):
+    def section(**streams):
+        return Config().replace(kinesis={"endpoint": kinesis_local.endpoint,
+                                         "metadata_stream": "resolve-meta", **streams}).kinesis
+
+    kinesis = kinesis_client.client(section(flow_streams="x"))
+    flows = kinesis_client.create_stream(kinesis, "resolve-flows", 1)
+    kinesis_client.create_stream(kinesis, "resolve-meta", 1)
+    resolved = kinesis_client.resolve(section(flow_streams=flows))
+    assert resolved.flows == (flows,) and resolved.metadata.endswith(":stream/resolve-meta")
+
+    unknown_arn = flows.replace("resolve-flows", "resolve-nothing")
+    for streams, message in (
+            ({"flow_streams": "resolve-nothing"}, "'resolve-nothing': ResourceNotFound"),
+            ({"flow_streams": unknown_arn}, f"'{unknown_arn}': ResourceNotFound"),
+            ({"flow_streams": flows, "aggregates_stream": unknown_arn}, "ResourceNotFound"),
+            ({"flow_streams": flows.replace("us-east-1", "eu-west-1")},
+             "is in eu-west-1, not in kinesis.region \\(us-east-1\\)"),
+            ({"flow_streams": f"resolve-flows,{flows}"}, "names a stream twice")):
+        with pytest.raises(ConfigError, match=message):
+            kinesis_client.resolve(section(**streams))
+    with pytest.raises(ConfigError, match="ResourceNotFound"):
+        kinesis_client.shards(kinesis, [unknown_arn])
+
+
+@pytest.mark.unit
+def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
+    import os
+    import time
+    from flowdredge.cli import run_options
+    from flowdredge.job.outputs import latest_checkpoint
+    config = Config()
+    output = tmp_path / "out"
+    with pytest.raises(ConfigError, match="no completed checkpoint"):
+        run_options(config, str(output), "latest")
+    for job, chk, done in (("a", "chk-3", True), ("b", "chk-1", True), ("b", "chk-2", False)):
+        folder = output / "checkpoints" / job / chk
+        folder.mkdir(parents=True)
+        if done:
+            (folder / "_metadata").write_bytes(b"x")
+            time.sleep(0.01)
+    newest = str(output / "checkpoints" / "b" / "chk-1")
+    assert latest_checkpoint(str(output / "checkpoints")) == newest
+    assert run_options(config, str(output), "latest")["execution.state-recovery.path"] == newest
+    assert run_options(config, str(output), "/x/chk-9")["execution.state-recovery.path"] == \
+        "/x/chk-9"
+    # A fresh run into a folder of outputs is refused; into an empty one it starts anew.
+    (output / "aggregates").mkdir()
+    (output / "aggregates" / "part-0").write_text("{}\n")
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_options(config, str(output), None)
+    fresh = run_options(config, str(tmp_path / "new"), None)
+    assert fresh == {"execution.checkpointing.externalized-checkpoint-retention":
+                     "RETAIN_ON_CANCELLATION"} and os.path.isdir(tmp_path / "new")
