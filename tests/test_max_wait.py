@@ -293,8 +293,37 @@ def test_a_restored_timer_firing_first_attributes_with_the_restored_ownership():
     list(op.process_element(_group_row(T0 + 10), rt))
     restored = AttributeFlows(CONFIG)
     restored.open(rt)   # the same keyed and broadcast state, nothing loaded yet
-    rows, counts = _timer(restored, rt, TimeDomain.PROCESSING_TIME, 1_060_000)
+    # The restored poll fires first: the group's wait starts again (below), then ends.
+    assert _timer(restored, rt, TimeDomain.PROCESSING_TIME, 1_060_000) == ([], Counter())
+    rows, counts = _timer(restored, rt, TimeDomain.PROCESSING_TIME, 1_120_000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 1
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("first", ["tick", "timer"])
+def test_after_a_long_stop_restored_groups_wait_again_for_the_changelog(first):
+    # Stopped for longer than the max wait: the restored deadline has passed. Released at the
+    # first poll, the group would go out unattributed before the changelog, read again from
+    # the checkpoint, caught up; it waits its max wait again from the restart instead.
+    from flowdredge.job.flink.operators import PENDING_TIMES, AttributeFlows
+    op, rt = _operator()
+    rt.now = 1_000_000
+    list(op.process_element(_group_row(T0 + 10), rt))
+    restored = AttributeFlows(CONFIG)
+    restored.open(rt)
+    rt.now = 5_000_000
+    if first == "tick":
+        assert _outputs(restored.process_element(Row(0, 0, 0, b"", 0), rt)) == ([], Counter())
+    assert _timer(restored, rt, TimeDomain.PROCESSING_TIME, 5_001_000) == ([], Counter())
+    restarted = 5_000_000 if first == "tick" else 5_001_000   # the key's first call
+    assert list(rt.states[PENDING_TIMES.name].values()) == [
+        f"{T0} {T0 + 10} {restarted + 60_000}"]
+    assert restored.pending_groups == 1
+    list(restored.process_broadcast_element(
+        _changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
+    rows, counts = _timer(restored, rt, TimeDomain.PROCESSING_TIME, 5_002_000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
+    assert restored.pending_groups == 0
 
 
 @pytest.mark.unit

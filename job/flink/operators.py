@@ -3,6 +3,7 @@ import ctypes
 import gc
 import json
 import random
+import time
 from collections import Counter
 
 from pyflink.common import Row, Types
@@ -315,13 +316,12 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.pending = runtime_context.get_map_state(PENDING_GROUPS)
         self.pending_times = runtime_context.get_map_state(PENDING_TIMES)
         self.pending_both = runtime_context.get_map_state(PENDING_BOTH)
-        self.keys_moved = set()   # keys whose PENDING_BOTH groups were moved since the start
+        self.keys_moved = set()   # keys _take_restored_groups has seen since the start
         if self.conversations:
             self.security_windows = runtime_context.get_state(SECURITY_WINDOWS)
         self.windows_sent = {}   # key -> SECURITY_WINDOWS as a set, once read
         self.events_unfrozen = 0
-        self.pending_groups = 0   # since this instance started
-        self.event_time_lag_ms = 0
+        self.pending_groups = 0   # waiting in this instance, restored ones included
         # The watermark of the last element: what the window downstream has been sent.
         self.seen_watermark = -MAX_WATERMARK
         # After a restore, what the window downstream was sent before it (WATERMARK_SEEN).
@@ -335,7 +335,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.metrics.gauge("ownership_ips", lambda: len(self.index))
         self.metrics.gauge("ownership_ranges", lambda: self.index.ranges())
         self.metrics.gauge("pending_groups", lambda: self.pending_groups)
-        self.metrics.gauge("event_time_lag_ms", lambda: self.event_time_lag_ms)
+        # Read when reported, not when a group came: it grows while event time stands still.
+        self.metrics.gauge("event_time_lag_ms", self._event_time_lag_ms)
 
     def _load(self, state) -> None:
         """After a start or restore, fills the cache from broadcast state once."""
@@ -399,10 +400,11 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             yield from self._rearm(ctx)
             return
         timers = ctx.timer_service()
+        # Before a new group of the key waits: those waiting now are all restored ones.
+        self._take_restored_groups(ctx.get_current_key(), timers.current_processing_time())
         watermark = self.seen_watermark = max(timers.current_watermark(),
                                               self.restored_watermark)
         if watermark > -MAX_WATERMARK:
-            self.event_time_lag_ms = timers.current_processing_time() - watermark
             key = ctx.get_current_key()
             if watermark > self.watermark_stored.get(key, -MAX_WATERMARK):
                 self.watermark_seen.update(watermark)
@@ -442,13 +444,19 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         if self.conversations:
             for window_start in sorted(self._windows_sent(key)):
                 yield CONVERSATIONS, Row(window_start, b"")
-        self._move_restored_groups(key)
+        self._take_restored_groups(key, timers.current_processing_time())
         starts = {int(times.split()[1]) for times in self.pending_times.values()}
         for max_start in starts:
             timers.register_event_time_timer(max_start * 1000)
         if starts:
             timers.register_processing_time_timer(
                 self._next_poll(timers.current_processing_time()))
+
+    def _event_time_lag_ms(self) -> int:
+        """Wall-clock time minus the highest watermark seen (0 before any): a metric only."""
+        if self.seen_watermark <= -MAX_WATERMARK:
+            return 0
+        return int(time.time() * 1000) - self.seen_watermark
 
     def _next_poll(self, now_ms: int) -> int:
         # Aligned, so the groups of one key share one timer per interval.
@@ -467,7 +475,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         if not event_time:
             self.seen_watermark = max(timers.current_watermark(), self.restored_watermark)
         sent = self.seen_watermark
-        self._move_restored_groups(ctx.get_current_key())
+        self._take_restored_groups(ctx.get_current_key(), timers.current_processing_time())
         ready, waiting = [], 0
         for seq, times in self.pending_times.items():
             window_start, max_start, deadline = map(int, times.split())
@@ -492,19 +500,26 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         if waiting and not event_time:
             timers.register_processing_time_timer(self._next_poll(timestamp + 1))
 
-    def _move_restored_groups(self, key) -> None:
-        """Moves the key's groups of an earlier release's savepoint (PENDING_BOTH) into the two
-        states of this one; their timers came back with them."""
+    def _take_restored_groups(self, key, now_ms: int) -> None:
+        """At the key's first call since this instance started: moves its groups of an earlier
+        release's savepoint (PENDING_BOTH) into the two states of this one (their timers came
+        back with them), and gives every restored waiting group its whole max wait again from
+        now. The changelog is read again from the checkpoint too: a deadline that passed while
+        the job was down would release the groups, unattributed, before it caught up."""
         if key in self.keys_moved:
             return
         self.keys_moved.add(key)
-        if self.pending_both.is_empty():
-            return
-        for seq, value in list(self.pending_both.items()):
-            times, payload = bytes(value).split(b"\n", 1)
-            self.pending.put(seq, payload)
-            self.pending_times.put(seq, times.decode("ascii"))
-        self.pending_both.clear()
+        if not self.pending_both.is_empty():
+            for seq, value in list(self.pending_both.items()):
+                times, payload = bytes(value).split(b"\n", 1)
+                self.pending.put(seq, payload)
+                self.pending_times.put(seq, times.decode("ascii"))
+            self.pending_both.clear()
+        deadline = now_ms + self.max_wait_ms
+        for seq, times in list(self.pending_times.items()):
+            window_start, max_start, _ = times.split()
+            self.pending_times.put(seq, f"{window_start} {max_start} {deadline}")
+            self.pending_groups += 1
 
     def _windows_sent(self, key) -> set:
         sent = self.windows_sent.get(key)
