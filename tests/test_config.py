@@ -61,6 +61,11 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("kinesis: {reader: fast}", "kinesis.reader must be polling or efo, got 'fast'"),
     ("kinesis: {start_position: NOW}",
      "kinesis.start_position must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP, got 'NOW'"),
+    ("kinesis: {start_timestamp: '2026-12-01T10:00:00Z'}",
+     "kinesis.start_timestamp is read only with start_position: AT_TIMESTAMP (it is "
+     "TRIM_HORIZON)"),
+    ("kinesis: {efo_consumer_name: 'bad name!'}",
+     "kinesis.efo_consumer_name: 'bad name!' is not a consumer name"),
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),
     ("security: {risk_weights: {blast: 3}}", "security.risk_weights: unknown risk factor 'blast'"),
     ("security: {risk_scales: 'dependencies=-1'}",

@@ -74,3 +74,16 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     fresh = run_options(config, str(tmp_path / "new"), None)
     assert fresh == {"execution.checkpointing.externalized-checkpoint-retention":
                      "RETAIN_ON_CANCELLATION"} and os.path.isdir(tmp_path / "new")
+
+
+@pytest.mark.minicluster
+def test_dedup_keys_differ_for_rows_that_differ_only_in_where_a_separator_falls():
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from flowdredge.connectors.kinesis.flink import dedup_key
+    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    rows = t_env.sql_query(f"""
+        SELECT {dedup_key(["a", "b"])} FROM (VALUES ('x|y', 'z'), ('x', 'y|z'),
+            ('x', CAST(NULL AS STRING)), ('x', ''), ('x', 'y|z')) AS t(a, b)""")
+    with rows.execute().collect() as results:
+        keys = [row[0] for row in results]
+    assert len(keys) == 5 and len(set(keys)) == 4 and keys[1] == keys[4]

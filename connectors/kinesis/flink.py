@@ -143,9 +143,12 @@ def _connector_options(kin: KinesisSection, arn: str) -> str:
     return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
 
 
-def _dedup_key(columns) -> str:
-    """MD5 of the columns, NULL written as a value of its own: equal rows, equal keys."""
-    parts = ", ".join(f"COALESCE(CAST(`{c}` AS STRING), '\\u0000')" for c in columns)
+def dedup_key(columns) -> str:
+    """SQL: MD5 of the columns, each value after its length (free-form names may hold the
+    separator: ("a|b", "c") and ("a", "b|c") must differ), NULL a value of its own: equal rows,
+    equal keys, and only those."""
+    parts = ", ".join(f"COALESCE(CONCAT(CAST(CHAR_LENGTH(CAST(`{c}` AS STRING)) AS STRING), ':', "
+                      f"CAST(`{c}` AS STRING)), '\\u0000')" for c in columns)
     return f"MD5(CONCAT_WS('|', {parts}))"
 
 
@@ -159,7 +162,7 @@ def _aggregates_to_kinesis(t_env: StreamTableEnvironment, rows, kin: KinesisSect
         WITH ({_connector_options(kin, arn)}, 'format' = 'json')""")
     # Columns in AGGREGATE order (their names may differ: sinks insert by position).
     names = rows.get_schema().get_field_names()
-    keyed = rows.select(call_sql(_dedup_key(names[:len(AGGREGATE_DIMENSIONS)])),
+    keyed = rows.select(call_sql(dedup_key(names[:len(AGGREGATE_DIMENSIONS)])),
                         *[col(name) for name in names])
     attach_insert(t_env, "aggregates_kinesis", keyed, "aggregates-kinesis")
 

@@ -54,7 +54,8 @@ class KinesisSection:
     metadata_start_timestamp: str = ""
     # polling (GetRecords, shared throughput) or efo (enhanced fan-out: a consumer of its own).
     reader: str = setting("polling", choices=("polling", "efo"))
-    efo_consumer_name: str = "flowdredge"
+    efo_consumer_name: str = setting("flowdredge", pattern=r"[a-zA-Z0-9_.-]{1,128}",
+                                     expected="a consumer name (1-128 of a-z A-Z 0-9 _ . -)")
     # A shard with no record for this long stops holding back event time (per-shard
     # watermarks): what a quiet shard can cost in delay.
     shard_idle_seconds: int = setting(60, minimum=1)
@@ -76,12 +77,16 @@ def validate(kin: KinesisSection) -> None:
     """Rules across the section's fields (job.config.validate calls it)."""
     for position, stamp in (("start_position", "start_timestamp"),
                             ("metadata_start_position", "metadata_start_timestamp")):
-        if getattr(kin, position) == "AT_TIMESTAMP":
-            text = getattr(kin, stamp)
-            try:
-                parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is None or parsed.tzinfo is None:
-                raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
-                                  f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
+        text = getattr(kin, stamp)
+        if getattr(kin, position) != "AT_TIMESTAMP":
+            if text:
+                raise ConfigError(f"kinesis.{stamp} is read only with {position}: "
+                                  f"AT_TIMESTAMP (it is {getattr(kin, position)})")
+            continue
+        try:
+            parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
+                              f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
