@@ -488,9 +488,13 @@ class OwnershipIndex:
         (those codes_at finds an owner for)."""
         return list(map(self._held.__getitem__, slots))
 
-    def prune(self, horizon_ms: int) -> tuple:
+    def prune(self, horizon_ms: int, released_ms: int = None) -> tuple:
         """Forgets what no flow at or after `horizon_ms` can need. Returns the IPs whose
-        changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left."""
+        changes moved and the broadcast-state keys to remove: IPs, and parts no IP has left.
+        An IP released before the horizon keeps its release (one UNASSIGN) while it is later
+        than `released_ms` (None: it is forgotten with the rest): a change of it older than
+        the horizon that comes after, such as a snapshot replayed, then ends at that release
+        instead of owning the IP for ever."""
         changed, removed = [], []
         code, held = self._code, self._held
         for ip, slot in self._slots.items():
@@ -503,7 +507,12 @@ class OwnershipIndex:
             while i and flat[i] > horizon_ms:
                 i -= 3
             if i == len(flat) - 3 and flat[-1] is None:
-                removed.append(ip)
+                if released_ms is None or flat[-3] <= released_ms:
+                    removed.append(ip)
+                elif i:
+                    self._ranges -= i // 3
+                    self._store(ip, slot, flat[i:])
+                    changed.append(ip)
             elif i:
                 self._ranges -= i // 3
                 self._store(ip, slot, flat[i:])

@@ -585,3 +585,27 @@ def test_the_ipv4_array_is_built_once_until_many_ips_are_added_and_each_build_co
         index.apply(MetaEvent(ASSIGN, 1000, f"10.2.{i // 256}.{i % 256}", owner("c")))
     index.slots(["10.2.0.1"])
     assert index.ipv4_builds == 2
+
+
+def test_a_release_pruned_is_remembered_so_an_older_change_read_again_owns_nothing_after():
+    events = [(ASSIGN, 0, "10.0.0.7", "a"), (UNASSIGN, 3600, "10.0.0.7", None),
+              (ASSIGN, 0, "10.0.0.8", "b"), (ASSIGN, 100, "10.0.0.8", "c"),
+              (UNASSIGN, 3700, "10.0.0.8", None)]
+    index = index_of(*events)
+    changed, removed = index.prune(10_000, released_ms=3000)
+    assert (changed, removed) == (["10.0.0.7", "10.0.0.8"], [])
+    assert index.changes("10.0.0.7") == [(3600, 0, None)] and index.ranges() == 2
+    # The snapshot of before the release, read again: ends at the release, as the contract says.
+    index.apply(MetaEvent(ASSIGN, 0, "10.0.0.7", owner("a")))
+    assert app_at(index, "10.0.0.7", 12_000) is None and app_at(index, "10.0.0.7", 10) == "a"
+    assert app_at(restored(index, ["10.0.0.7"]), "10.0.0.7", 12_000) is None
+    # A pruned release stays until it is older than released_ms; then it goes like the rest.
+    # The next prune drops the replayed change again, then has nothing to do.
+    assert index.prune(20_000, released_ms=3000) == (["10.0.0.7"], ["owner 0"])
+    assert index.prune(20_000, released_ms=3000) == ([], [])
+    assert index.prune(20_000, released_ms=3650)[1] == ["10.0.0.7"]
+    # Without released_ms, as before: forgotten, and the old change would own the IP again.
+    forgetting = index_of(*events)
+    assert forgetting.prune(10_000)[1] == ["10.0.0.7", "10.0.0.8"]
+    forgetting.apply(MetaEvent(ASSIGN, 0, "10.0.0.7", owner("a")))
+    assert app_at(forgetting, "10.0.0.7", 12_000) == "a"

@@ -75,6 +75,9 @@ SECURITY_WINDOWS = ValueStateDescriptor("security-windows-sent", Types.STRING())
 # windows it passed; the attribution, which starts again from none, judges groups late against
 # the highest its keys had seen, so that such groups go to the late output, counted.
 WATERMARK_SEEN = ValueStateDescriptor("watermark-seen", Types.LONG())
+# How long the ownership state remembers an IP's release after metadata.retention_seconds
+# (OwnershipIndex.prune): a change of it that old arriving after is not taken to own it since.
+RELEASES_KEPT_MS = 7 * 86400 * 1000
 
 
 class Metrics:
@@ -385,7 +388,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         horizon = wm - self.retention_ms
         if self.pruned_to is not None and horizon - self.pruned_to < self.retention_ms // 4:
             return
-        changed, removed = self.index.prune(horizon)
+        changed, removed = self.index.prune(horizon, horizon - RELEASES_KEPT_MS)
         for key, encoded in self.index.state_entries(changed):
             state.put(key, encoded)
         for key in removed:
