@@ -284,6 +284,26 @@ def test_snapshot_round_trip():
         state_from_snapshot([{"type": "HEARTBEAT", "ts": 1}])
 
 
+def test_a_resumed_publisher_stamps_changes_after_its_snapshot_was_taken():
+    # The first run saw 10.0.0.50 on alpha's interface at T0 (its HEARTBEAT said so); resumed
+    # later, it finds the address on beta's, attached five hours before T0: the change cannot
+    # be stamped before what the first run already promised.
+    first = reconcile_poll(State(), [Observation(SCOPE, [claim("10.0.0.50", "alpha", "eni-a",
+                                                               "i-a")], T0, T0)], [SCOPE])
+    snapshot = json.loads(json.dumps(snapshot_events(first.state)))
+    later = T0 + 3 * 3_600_000
+    moved = [Observation(SCOPE, [claim("10.0.0.50", "beta", "eni-b", "i-b", T0 - 5 * 3_600_000)],
+                         later, later)]
+    resumed = reconcile_poll(state_from_snapshot(snapshot, taken_ms=T0), moved, [SCOPE])
+    assert types_ts_ips(resumed.events)[0] == ("ASSIGN", later, "10.0.0.50", "beta")
+    # An attachment after the snapshot is the change's time, as in a running publisher.
+    attached = [Observation(SCOPE, [claim("10.0.0.50", "beta", "eni-b", "i-b", T0 + 60_000)],
+                            later, later)]
+    assert types_ts_ips(reconcile_poll(state_from_snapshot(snapshot, taken_ms=T0), attached,
+                                       [SCOPE]).events)[0] == ("ASSIGN", T0 + 60_000,
+                                                               "10.0.0.50", "beta")
+
+
 # ---- near-real-time events
 
 

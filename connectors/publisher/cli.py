@@ -9,6 +9,7 @@ Exit status: 0 done; 1 bad configuration or an output that cannot be written; 2 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -53,7 +54,9 @@ def snapshot_writer(config, reader: AwsReader, target: str):
 def _read_snapshot(path: str):
     try:
         with open(path, encoding="utf-8") as fh:
-            return state_from_snapshot([json.loads(line) for line in fh if line.strip()])
+            events = [json.loads(line) for line in fh if line.strip()]
+        # Written when it was taken: its time bounds the changes found after it.
+        return state_from_snapshot(events, int(os.path.getmtime(path) * 1000))
     except OSError as err:
         raise ValueError(f"cannot read snapshot {path}: {err.strerror}") from None
     except (ValueError, KeyError, TypeError) as err:

@@ -53,10 +53,17 @@ class State:
     polled_ms: dict = field(default_factory=dict)   # Scope -> start of its last complete read
     event_ms: dict = field(default_factory=dict)    # Scope -> time of its last applied event
     heartbeat_ms: int = None
+    # A resumed state: when its snapshot was taken. A scope not read since stands as read then:
+    # every change it shows is later (a HEARTBEAT of before may have been written).
+    resumed_ms: int = None
 
     def copy(self) -> "State":
         return State(dict(self.holdings), dict(self.polled_ms), dict(self.event_ms),
-                     self.heartbeat_ms)
+                     self.heartbeat_ms, self.resumed_ms)
+
+    def polled(self, scope: Scope):
+        """The start of the scope's last complete read, or the snapshot's time, or None."""
+        return self.polled_ms.get(scope, self.resumed_ms)
 
 
 @dataclass
@@ -81,7 +88,7 @@ def heartbeat_event(ts: int) -> dict:
 def reconcile_poll(state: State, observations: list, configured: list) -> Reconciled:
     """`observations`: the successful reads of this poll; configured scopes without one failed."""
     reads = {o.scope: o for o in observations}
-    floors = {scope: state.polled_ms.get(scope) for scope in reads}
+    floors = {scope: state.polled(scope) for scope in reads}
 
     def assign_ts(claim, prev):
         read, floor = reads[claim.owner.scope], floors[claim.owner.scope]
@@ -108,7 +115,7 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
 
 
 def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
-    polled, applied = state.polled_ms.get(scope), state.event_ms.get(scope)
+    polled, applied = state.polled(scope), state.event_ms.get(scope)
     return (polled is not None and event_ms <= polled) or (applied is not None and event_ms < applied)
 
 
@@ -168,9 +175,10 @@ def snapshot_events(state: State) -> list:
     return [assign_event(ip, h.since_ms, h.owner) for ip, h in sorted(state.holdings.items())]
 
 
-def state_from_snapshot(events: list) -> State:
-    """The holdings a snapshot describes (ASSIGN events); nothing is known to be polled yet."""
-    state = State()
+def state_from_snapshot(events: list, taken_ms: int = None) -> State:
+    """The holdings a snapshot describes (ASSIGN events), taken at `taken_ms` (when known: every
+    change found after is stamped later, as a HEARTBEAT written before it may promise)."""
+    state = State(resumed_ms=taken_ms)
     owner_fields = {f.name for f in dataclasses.fields(Owner)}
     for event in events:
         if event.get("type") != ASSIGN:
