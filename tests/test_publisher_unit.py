@@ -284,6 +284,55 @@ def test_snapshot_round_trip():
         state_from_snapshot([{"type": "HEARTBEAT", "ts": 1}])
 
 
+def test_addresses_of_a_write_that_failed_are_written_again_even_if_nothing_changed_since():
+    # Poll 2 moves the EIP to beta; its write fails after beta's ASSIGN reached the changelog.
+    # Before poll 3 the EIP is back on alpha: the state (alpha) shows no change, but the
+    # changelog's last word is beta's, so alpha's ASSIGN is written again, later than it.
+    eip, t1, t2 = "54.1.2.3", T0 + 60_000, T0 + 120_000
+    on_alpha = [claim(eip, "alpha", "eni-a", "i-a")]
+    first = reconcile_poll(State(), [Observation(SCOPE, on_alpha, T0, T0)], [SCOPE])
+    second = reconcile_poll(first.state, [Observation(SCOPE, [claim(eip, "beta", "eni-b", "i-b")],
+                                                      t1, t1)], [SCOPE])
+    failed = first.state.write_failed(second.events)
+    third = reconcile_poll(failed, [Observation(SCOPE, on_alpha, t2, t2)], [SCOPE])
+    assert types_ts_ips(third.events) == [("ASSIGN", t2, eip, "alpha"),
+                                          ("HEARTBEAT", t2, None, None)]
+    assert third.state.uncertain == {}
+    # Said once: the poll after writes nothing more for it.
+    assert reconcile_poll(third.state, [Observation(SCOPE, on_alpha, t2 + 1, t2 + 1)],
+                          [SCOPE]).events == [{"type": "HEARTBEAT", "ts": t2 + 1}]
+    # A failed release of an address nobody claims any more is said again too.
+    gone = reconcile_poll(first.state, [Observation(SCOPE, [], t1, t1)], [SCOPE])
+    again = reconcile_poll(first.state.write_failed(gone.events).copy(), [], [SCOPE])
+    assert again.events == []   # its scope not read: still uncertain
+    after = reconcile_poll(State(uncertain={eip: t1}), [Observation(SCOPE, [], t2, t2)], [SCOPE])
+    assert types_ts_ips(after.events)[0] == ("UNASSIGN", t1 + 1, eip, None)
+
+
+def test_a_publisher_whose_write_fails_writes_the_changes_again_at_its_next_poll():
+    from flowdredge.connectors.publisher.publisher import Publisher
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5")])
+
+    class FailingOnce(list):
+        failed = False
+
+        def write(self, events):
+            if not self.failed and any(e["type"] == "ASSIGN" for e in events):
+                self.failed = True
+                self.extend(events[:1])   # part written, then the error
+                raise SinkError("throttled")
+            self.extend(events)
+
+    sink, now = FailingOnce(), [T0]
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    with pytest.raises(SinkError):
+        publisher.poll()
+    now[0] += 60_000
+    publisher.poll()
+    assert [(e["type"], e.get("ip")) for e in sink] == [
+        ("ASSIGN", "10.0.0.5"), ("ASSIGN", "10.0.0.5"), ("HEARTBEAT", None)]
+
+
 def test_a_resumed_publisher_stamps_changes_after_its_snapshot_was_taken():
     # The first run saw 10.0.0.50 on alpha's interface at T0 (its HEARTBEAT said so); resumed
     # later, it finds the address on beta's, attached five hours before T0: the change cannot

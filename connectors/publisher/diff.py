@@ -56,10 +56,22 @@ class State:
     # A resumed state: when its snapshot was taken. A scope not read since stands as read then:
     # every change it shows is later (a HEARTBEAT of before may have been written).
     resumed_ms: int = None
+    # ip -> the latest ts of a change of it whose write failed (some of a batch may have been
+    # written): its next reconciliation writes its owner again, later than that.
+    uncertain: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
         return State(dict(self.holdings), dict(self.polled_ms), dict(self.event_ms),
-                     self.heartbeat_ms, self.resumed_ms)
+                     self.heartbeat_ms, self.resumed_ms, dict(self.uncertain))
+
+    def write_failed(self, events: list) -> "State":
+        """This state, the addresses of `events` (a batch not known to be written) uncertain."""
+        failed = self.copy()
+        for event in events:
+            if "ip" in event:
+                failed.uncertain[event["ip"]] = max(failed.uncertain.get(event["ip"], event["ts"]),
+                                                    event["ts"])
+        return failed
 
     def polled(self, scope: Scope):
         """The start of the scope's last complete read, or the snapshot's time, or None."""
@@ -135,24 +147,35 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts) -> 
     new = state.copy()
     events, conflicts = [], []
     held_here = {ip for ip, h in state.holdings.items() if h.owner.scope in decided}
-    for ip in set(by_ip) | held_here:
+    # An uncertain address held by a scope read now, or by none, is written again, whatever
+    # its state says: the changelog may hold a change the state does not.
+    uncertain = {ip for ip in state.uncertain
+                 if ip not in state.holdings or state.holdings[ip].owner.scope in decided}
+    for ip in set(by_ip) | held_here | uncertain:
         prev = state.holdings.get(ip)
         if prev is not None and prev.owner.scope not in decided:
             continue
+        after = state.uncertain.get(ip, -1) + 1 if ip in uncertain else None
+        new.uncertain.pop(ip, None)
         candidates = by_ip.get(ip)
         if not candidates:
-            ts = max(release_ts(prev.owner.scope), prev.since_ms + 1)
+            if prev is None:   # uncertain, held by nobody: its release said again
+                events.append(unassign_event(ip, after))
+                continue
+            ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
             events.append(unassign_event(ip, ts))
             del new.holdings[ip]
             continue
         if len({c.owner for c in candidates}) > 1:
             conflicts.append(ip)
         chosen = _choose(prev, candidates)
-        if prev is not None and prev.owner == chosen.owner:
+        if prev is not None and prev.owner == chosen.owner and after is None:
             continue
         ts = assign_ts(chosen, prev)
         if prev is not None:
             ts = max(ts, prev.since_ms + 1)
+        if after is not None:
+            ts = max(ts, after)
         events.append(assign_event(ip, ts, chosen.owner))
         new.holdings[ip] = Holding(chosen.owner, ts)
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))
