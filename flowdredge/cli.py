@@ -248,7 +248,9 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML file or application_properties.json")
         sp.add_argument("--parallelism", type=int, help="overrides job.parallelism")
 
-    demo = sub.add_parser("demo", help="generate a synthetic estate and replay it (no AWS needed)")
+    demo = sub.add_parser("demo", help="generate a synthetic estate and replay it (no AWS needed)",
+                          epilog="The streaming demo (a local Kinesis, a producer, the job): "
+                                 "scripts/demo --streaming, or flowdredge stream-demo --help.")
     demo.add_argument("--output", default="demo-output")
     estate_options(demo)
     common(demo)
