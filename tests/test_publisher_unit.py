@@ -207,7 +207,10 @@ def test_second_poll_release_move_and_attach_times():
         claim("10.0.0.7", "auth", "eni-y", "i-y", T0 - 1),             # attached before the last look
         claim("10.0.0.9", "auth", "eni-z", "i-z", t1 + 999_999),       # attach time in the future
     ], t1, t1 + 100)], [SCOPE])
+    # 10.0.0.7 moved at a time AWS does not give: nobody's from just after the last look, when
+    # api still held it, until this look.
     assert types_ts_ips(second.events) == [
+        ("UNASSIGN", T0 + 1, "10.0.0.7", None),
         ("ASSIGN", T0 + 30_000, "10.0.0.6", "auth"),
         ("UNASSIGN", t1, "10.0.0.8", None),
         ("ASSIGN", t1, "10.0.0.7", "auth"),
@@ -236,7 +239,10 @@ def test_failed_scope_keeps_its_owners_and_holds_the_heartbeat():
     t2 = t1 + 60_000
     fourth = reconcile_poll(third.state, [Observation(SCOPE, still, t2, t2),
                                           Observation(OTHER, [], t2 + 5, t2 + 6)], scopes)
-    assert types_ts_ips(fourth.events) == [("ASSIGN", t2, "10.9.0.5", "api"), ("HEARTBEAT", t2, None, None)]
+    # From pay to api at a time not known: nobody's since OTHER last saw it with pay.
+    assert types_ts_ips(fourth.events) == [("UNASSIGN", T0 + 11, "10.9.0.5", None),
+                                           ("ASSIGN", t2, "10.9.0.5", "api"),
+                                           ("HEARTBEAT", t2, None, None)]
 
 
 def test_overlapping_vpcs_keep_the_holder():
@@ -282,6 +288,28 @@ def test_snapshot_round_trip():
     assert state_from_snapshot(json.loads(json.dumps(events))).holdings == result.state.holdings
     with pytest.raises(ValueError, match="only ASSIGN"):
         state_from_snapshot([{"type": "HEARTBEAT", "ts": 1}])
+
+
+def test_an_elastic_ip_moved_is_nobodys_until_seen_not_its_new_interfaces_since_attachment():
+    # Between two looks, beta's instance starts (attached at T0 + 10 s) and the Elastic IP
+    # moves to it later, when AWS does not say: only beta's primary private address is beta's
+    # since the attachment; the EIP is alpha's until the last look, then nobody's until seen.
+    def look(*interfaces):
+        inv = Inventory(SCOPE, interfaces=list(interfaces),
+                        instance_tags={"i-a": {"Name": "alpha-prod-v001"},
+                                       "i-b": {"Name": "beta-prod-v001"}})
+        return derive_claims(inv, NAMING)
+
+    alpha = eni("eni-a", "10.0.0.8", instance="i-a", attached_ms=T0 - 3_600_000,
+                public="54.1.2.3")
+    first = reconcile_poll(State(), [Observation(SCOPE, look(alpha), T0, T0)], [SCOPE])
+    t1 = T0 + 60_000
+    moved = [eni("eni-a", "10.0.0.8", instance="i-a", attached_ms=T0 - 3_600_000),
+             eni("eni-b", "10.0.0.9", instance="i-b", attached_ms=T0 + 10_000, public="54.1.2.3")]
+    second = reconcile_poll(first.state, [Observation(SCOPE, look(*moved), t1, t1)], [SCOPE])
+    assert [(kind, ts, ip) for kind, ts, ip, _ in types_ts_ips(second.events)] == [
+        ("UNASSIGN", T0 + 1, "54.1.2.3"), ("ASSIGN", T0 + 10_000, "10.0.0.9"),
+        ("ASSIGN", t1, "54.1.2.3"), ("HEARTBEAT", t1, None)]
 
 
 def test_addresses_of_a_write_that_failed_are_written_again_even_if_nothing_changed_since():
@@ -344,7 +372,8 @@ def test_a_resumed_publisher_stamps_changes_after_its_snapshot_was_taken():
     moved = [Observation(SCOPE, [claim("10.0.0.50", "beta", "eni-b", "i-b", T0 - 5 * 3_600_000)],
                          later, later)]
     resumed = reconcile_poll(state_from_snapshot(snapshot, taken_ms=T0), moved, [SCOPE])
-    assert types_ts_ips(resumed.events)[0] == ("ASSIGN", later, "10.0.0.50", "beta")
+    assert types_ts_ips(resumed.events)[:2] == [("UNASSIGN", T0 + 1, "10.0.0.50", None),
+                                                ("ASSIGN", later, "10.0.0.50", "beta")]
     # An attachment after the snapshot is the change's time, as in a running publisher.
     attached = [Observation(SCOPE, [claim("10.0.0.50", "beta", "eni-b", "i-b", T0 + 60_000)],
                             later, later)]

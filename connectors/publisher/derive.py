@@ -81,8 +81,13 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
         attachment = eni.get("Attachment") or {}
         attached = attachment.get("AttachTime")
         attached_ms = epoch_ms(attached) if attached is not None else None
+        # Only the primary private address came with the interface: the others (secondary
+        # addresses, Elastic IPs, IPv6) may have come to it after it was attached.
+        primary = next((e.get("PrivateIpAddress") for e in eni.get("PrivateIpAddresses") or ()
+                        if e.get("Primary")), eni.get("PrivateIpAddress"))
+        primary = str(ipaddress.ip_address(primary)) if primary else None
         for ip in interface_addresses(eni, naming.public_ipv4):
-            claims.append(Claim(ip, owner, attached_ms))
+            claims.append(Claim(ip, owner, attached_ms if ip == primary else None))
     return claims
 
 

@@ -7,8 +7,11 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
 - an address no longer claimed by its holder's scope: UNASSIGN at the start of that scope's
   read (the release happened after the previous read and before this one);
 - an address with a new owner: ASSIGN at the interface's attachment time when AWS gives one that
-  falls after the previous read of the scope (and not after this read finished), else at the
-  start of this read. Every change is later than the previous read of its scope, so later than
+  falls after the previous read of the scope (and not after this read finished) and the address
+  is the interface's primary private one (derive.derive_claims gives no time for the others),
+  else at the start of this read; a moved address stamped so is first released just after the
+  last read that saw its old holder (nobody's while the change time is not known, rather than
+  the wrong owner's). Every change is later than the previous read of its scope, so later than
   any HEARTBEAT already written, and later than the address's previous change;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
 - an address claimed by several interfaces (overlapping VPCs) stays with its holder while the
@@ -113,8 +116,18 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         floor = floors[scope]
         return reads[scope].started_ms if floor is None else max(reads[scope].started_ms, floor + 1)
 
+    def moved_ts(claim, prev, ts):
+        """An address that went from `prev` to another owner at a time AWS does not give (not
+        an attachment time): when prev's scope was last seen holding it, plus one, if that is
+        before `ts`. In between, the owner is not known: the address has none there."""
+        seen = state.polled(prev.owner.scope)
+        if seen is None or ts == claim.attached_ms:
+            return None
+        released = max(seen, prev.since_ms) + 1
+        return released if released < ts else None
+
     claims = [c for o in observations for c in o.claims]
-    result = _settle(state, claims, set(reads), assign_ts, release_ts)
+    result = _settle(state, claims, set(reads), assign_ts, release_ts, moved_ts)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
     polled = result.state.polled_ms
@@ -138,9 +151,11 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
     return result
 
 
-def _settle(state: State, claims: list, decided: set, assign_ts, release_ts) -> Reconciled:
+def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
+            moved_ts=lambda _claim, _prev, _ts: None) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
-    scopes are left alone."""
+    scopes are left alone. `moved_ts`: for an address changing owner at `ts`, an earlier
+    time from which it is released first (the change's time not known), or None."""
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -176,6 +191,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts) -> 
             ts = max(ts, prev.since_ms + 1)
         if after is not None:
             ts = max(ts, after)
+        if prev is not None and prev.owner != chosen.owner:
+            released = moved_ts(chosen, prev, ts)
+            if released is not None:
+                events.append(unassign_event(ip, released))
         events.append(assign_event(ip, ts, chosen.owner))
         new.holdings[ip] = Holding(chosen.owner, ts)
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))

@@ -44,8 +44,9 @@ class Owner:
 
 @dataclass(frozen=True)
 class Claim:
-    """An address seen on an interface: its owner, and when AWS says the interface was attached
-    (epoch ms) where it says so."""
+    """An address seen on an interface: its owner, and, for the interface's primary private
+    address, when AWS says the interface was attached (epoch ms) where it says so: the time the
+    address came to this owner. None for every other address, whose time AWS does not give."""
     ip: str
     owner: Owner
     attached_ms: int = None
