@@ -245,17 +245,26 @@ def test_failed_scope_keeps_its_owners_and_holds_the_heartbeat():
                                            ("HEARTBEAT", t2, None, None)]
 
 
-def test_overlapping_vpcs_keep_the_holder():
+def test_an_address_of_overlapping_vpcs_has_no_owner_while_both_claim_it():
+    # Flow logs name the address only: either owner would be wrong for the other VPC's flows.
     scopes = [SCOPE, OTHER]
-    first = reconcile_poll(State(), [
-        Observation(SCOPE, [claim("10.0.0.5", "api", "eni-b", "i-b")], T0, T0),
-        Observation(OTHER, [claim("10.0.0.5", "pay", "eni-a", "i-a", scope=OTHER)], T0, T0)], scopes)
-    assert first.conflicts == ["10.0.0.5"]
-    assert first.state.holdings["10.0.0.5"].owner.app == "api"     # by account id
-    again = reconcile_poll(first.state, [
-        Observation(SCOPE, [claim("10.0.0.5", "api", "eni-b", "i-b")], T0 + 1, T0 + 1),
-        Observation(OTHER, [claim("10.0.0.5", "pay", "eni-a", "i-a", scope=OTHER)], T0 + 1, T0 + 1)], scopes)
-    assert [e["type"] for e in again.events] == ["HEARTBEAT"]
+    api, pay = claim("10.0.0.5", "api", "eni-b", "i-b"), claim("10.0.0.5", "pay", "eni-a", "i-a",
+                                                             scope=OTHER)
+    first = reconcile_poll(State(), [Observation(SCOPE, [api], T0, T0)], scopes[:1])
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    both = reconcile_poll(first.state, [Observation(SCOPE, [api], t1, t1),
+                                        Observation(OTHER, [pay], t1, t1)], scopes)
+    assert both.conflicts == ["10.0.0.5"] and "10.0.0.5" not in both.state.holdings
+    # Released from just after the last look that saw api alone hold it.
+    assert types_ts_ips(both.events)[0] == ("UNASSIGN", T0 + 1, "10.0.0.5", None)
+    again = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2),
+                                        Observation(OTHER, [pay], t2, t2)], scopes)
+    assert [e["type"] for e in again.events] == ["HEARTBEAT"] and again.conflicts == ["10.0.0.5"]
+    # Once one VPC gives it up, the other's owner has it.
+    t3 = t2 + 60_000
+    alone = reconcile_poll(again.state, [Observation(SCOPE, [api], t3, t3),
+                                         Observation(OTHER, [], t3, t3)], scopes)
+    assert types_ts_ips(alone.events)[0] == ("ASSIGN", t3, "10.0.0.5", "api")
 
 
 def test_changes_are_strictly_after_the_previous_change_of_the_address():

@@ -14,8 +14,8 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   the wrong owner's). Every change is later than the previous read of its scope, so later than
   any HEARTBEAT already written, and later than the address's previous change;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
-- an address claimed by several interfaces (overlapping VPCs) stays with its holder while the
-  holder still claims it, else goes to the first claim by (account, region, interface id).
+- an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
+  holder's release stamped as a move's), and the conflict is reported.
 
 HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
 to then has been observed and sent. A scope whose read failed holds the heartbeat back until it
@@ -116,18 +116,14 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         floor = floors[scope]
         return reads[scope].started_ms if floor is None else max(reads[scope].started_ms, floor + 1)
 
-    def moved_ts(claim, prev, ts):
-        """An address that went from `prev` to another owner at a time AWS does not give (not
-        an attachment time): when prev's scope was last seen holding it, plus one, if that is
-        before `ts`. In between, the owner is not known: the address has none there."""
+    def unknown_since(prev):
+        """Just after the last read that saw `prev` hold its address: from then on a change AWS
+        gives no time for may have happened."""
         seen = state.polled(prev.owner.scope)
-        if seen is None or ts == claim.attached_ms:
-            return None
-        released = max(seen, prev.since_ms) + 1
-        return released if released < ts else None
+        return None if seen is None else max(seen, prev.since_ms) + 1
 
     claims = [c for o in observations for c in o.claims]
-    result = _settle(state, claims, set(reads), assign_ts, release_ts, moved_ts)
+    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
     polled = result.state.polled_ms
@@ -152,10 +148,11 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 
 
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
-            moved_ts=lambda _claim, _prev, _ts: None) -> Reconciled:
+            unknown_since=lambda _prev: None) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
-    scopes are left alone. `moved_ts`: for an address changing owner at `ts`, an earlier
-    time from which it is released first (the change's time not known), or None."""
+    scopes are left alone. `unknown_since(holding)`: from when a change of the address that
+    AWS gives no time for may have happened (None: changes have exact times); the address has
+    no owner from then until the change is seen."""
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -182,8 +179,19 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             del new.holdings[ip]
             continue
         if len({c.owner for c in candidates}) > 1:
+            # Overlapping VPCs: the address is each one's, and flows are logged with the
+            # address only: any owner would be the wrong one for the other's flows.
             conflicts.append(ip)
-        chosen = _choose(prev, candidates)
+            if prev is not None:
+                ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
+                since = unknown_since(prev)
+                events.append(unassign_event(ip, since if since is not None and since < ts
+                                             else ts))
+                del new.holdings[ip]
+            elif after is not None:
+                events.append(unassign_event(ip, after))
+            continue
+        chosen = candidates[0]   # one owner (one interface) claims it
         if prev is not None and prev.owner == chosen.owner and after is None:
             continue
         ts = assign_ts(chosen, prev)
@@ -191,25 +199,14 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             ts = max(ts, prev.since_ms + 1)
         if after is not None:
             ts = max(ts, after)
-        if prev is not None and prev.owner != chosen.owner:
-            released = moved_ts(chosen, prev, ts)
-            if released is not None:
+        if prev is not None and prev.owner != chosen.owner and ts != chosen.attached_ms:
+            released = unknown_since(prev)
+            if released is not None and released < ts:
                 events.append(unassign_event(ip, released))
         events.append(assign_event(ip, ts, chosen.owner))
         new.holdings[ip] = Holding(chosen.owner, ts)
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))
     return Reconciled(events, new, sorted(conflicts))
-
-
-def _choose(prev: Holding, candidates: list):
-    if prev is not None:
-        for claim in candidates:
-            if claim.owner == prev.owner:
-                return claim
-        for claim in candidates:
-            if claim.owner.interface_id == prev.owner.interface_id:
-                return claim
-    return min(candidates, key=lambda c: (c.owner.account, c.owner.region, c.owner.interface_id))
 
 
 def snapshot_events(state: State) -> list:

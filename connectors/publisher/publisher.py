@@ -114,8 +114,8 @@ class Publisher:
                 result.heartbeat_ms = event["ts"]
         if reconciled.conflicts:
             self.log(f"{len(reconciled.conflicts)} address(es) claimed by more than one interface "
-                     f"(overlapping VPCs), e.g. {reconciled.conflicts[0]}: each stays with its "
-                     f"holder")
+                     f"(overlapping VPCs), e.g. {reconciled.conflicts[0]}: no owner while "
+                     f"they are")
         return result
 
     def apply_events(self, lines: list) -> EventsResult:
