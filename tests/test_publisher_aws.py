@@ -378,6 +378,15 @@ def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):
     # heartbeat.
     assert cli.main(["run", "--config", str(config_file), "--once", "--resume", str(snapshot)]) == 0
     assert [e["type"] for e in read_events(out)[len(events):]] == ["HEARTBEAT"]
+    # The same from the snapshot in S3, as snapshot.to writes it.
+    assert cli.main(["run", "--config", str(config_file), "--once", "--resume",
+                     "s3://flowdredge-meta/snapshots/now.jsonl"]) == 0
+    assert [e["type"] for e in read_events(out)[len(events):]] == ["HEARTBEAT"] * 2
+    capsys.readouterr()
+    assert cli.main(["run", "--config", str(config_file), "--once", "--resume",
+                     "s3://flowdredge-meta/snapshots/missing.jsonl"]) == 1
+    assert "cannot read snapshot s3://flowdredge-meta/snapshots/missing.jsonl" in (
+        capsys.readouterr().err)
 
     config_file.write_text("accounts: [{id: '123'}]\n")
     assert cli.main(["run", "--config", str(config_file), "--once"]) == 1

@@ -1,6 +1,6 @@
 """flowdredge-publisher: AWS network state to the IP-metadata changelog. See docs/publisher.md.
 
-    flowdredge-publisher run --config FILE [--once] [--resume SNAPSHOT]
+    flowdredge-publisher run --config FILE [--once] [--resume SNAPSHOT | s3://bucket/key]
     flowdredge-publisher snapshot --config FILE [--to PATH | s3://bucket/key]
 
 Exit status: 0 done; 1 bad configuration or an output that cannot be written; 2 bad usage;
@@ -14,7 +14,9 @@ import signal
 import sys
 import time
 
-from flowdredge.connectors import logs
+from botocore.exceptions import BotoCoreError, ClientError
+
+from flowdredge.connectors import logs, s3
 from flowdredge.connectors.publisher import config as publisher_config
 from flowdredge.connectors.publisher.aws import AwsReader
 from flowdredge.connectors.publisher.diff import (reconcile_poll, snapshot_events,
@@ -44,28 +46,45 @@ def build_sink(config, reader: AwsReader):
                        out.max_attempts)
 
 
+def s3_client(config, reader: AwsReader):
+    return reader.base_session().client("s3", config=reader.boto_config,
+                                        endpoint_url=config.aws.endpoint_url or None)
+
+
 def snapshot_writer(config, reader: AwsReader, target: str):
-    def s3():
-        return reader.base_session().client("s3", config=reader.boto_config,
-                                            endpoint_url=config.aws.endpoint_url or None)
-    return lambda events: write_snapshot(events, target, s3)
+    return lambda events: write_snapshot(events, target, lambda: s3_client(config, reader))
 
 
-def _read_snapshot(path: str):
+def _snapshot_bytes(location: str, s3_client_factory) -> tuple:
+    """(bytes, when it was written, epoch ms) of a snapshot file or s3://bucket/key."""
+    if s3.is_s3(location):
+        bucket, key = s3.split(location)
+        try:
+            got = s3_client_factory().get_object(Bucket=bucket, Key=key)
+            return got["Body"].read(), int(got["LastModified"].timestamp() * 1000)
+        except (ClientError, BotoCoreError) as err:
+            raise ValueError(f"cannot read snapshot {location}: {err}") from None
     try:
-        with open(path, encoding="utf-8") as fh:
-            events = [json.loads(line) for line in fh if line.strip()]
-        # Written when it was taken: its time bounds the changes found after it.
-        return state_from_snapshot(events, int(os.path.getmtime(path) * 1000))
+        with open(location, "rb") as fh:
+            return fh.read(), int(os.path.getmtime(location) * 1000)
     except OSError as err:
-        raise ValueError(f"cannot read snapshot {path}: {err.strerror}") from None
+        raise ValueError(f"cannot read snapshot {location}: {err.strerror}") from None
+
+
+def _read_snapshot(location: str, s3_client_factory):
+    body, written_ms = _snapshot_bytes(location, s3_client_factory)
+    try:
+        events = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
+        # Written when it was taken: its time bounds the changes found after it.
+        return state_from_snapshot(events, written_ms)
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"snapshot {path} is not a file of ASSIGN events: {err}") from None
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: {err}") from None
 
 
 def cmd_run(args, config) -> int:
     reader = AwsReader(config, wall_clock_ms)
-    state = _read_snapshot(args.resume) if args.resume else None
+    state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
+             else None)
     publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
     if args.once:
         result = publisher.poll()
@@ -117,7 +136,8 @@ def main(argv=None) -> int:
     run.add_argument("--config", required=True)
     run.add_argument("--once", action="store_true", help="one poll, then exit")
     run.add_argument("--resume", metavar="SNAPSHOT",
-                     help="start from a snapshot file (the owners a previous run published)")
+                     help="start from a snapshot, a file or s3://bucket/key (the owners a "
+                          "previous run published)")
     snap = commands.add_parser("snapshot", help="write every current owner as ASSIGN events")
     snap.add_argument("--config", required=True)
     snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
