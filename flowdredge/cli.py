@@ -1,5 +1,4 @@
-"""`flowdredge` command line: demo, stream-demo, run, replay, generate, summary, query, report,
-athena-ddl.
+"""`flowdredge` command line: demo, stream-demo, run, replay, generate, summary, query, report, athena-ddl.
 
 main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.

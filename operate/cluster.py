@@ -249,21 +249,25 @@ class Cluster:
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None,
                follow_seconds: int = FOLLOW_SECONDS, job_name: str = JOB_NAME,
-               flows_layout: str = FLOWS_LAYOUT) -> str:
+               flows_layout: str = FLOWS_LAYOUT, allow_non_restored_state: bool = False) -> str:
         """Submits the job detached (`flink run -d -pym flowdredge.job.submit`) with the code shipped as
         a zip; returns the job id. `flows` and `metadata` as `flows_layout` says, or both None:
         the config's `kinesis` streams. `flows_layout` "aws": `flows` holds flow files as AWS
         writes them (or is an s3:// prefix), read to their end once, not followed; "staged":
         folders of staged records the job follows. `savepoint` resumes from it: a state that
-        no operator of the new job claims fails the submission (no --allowNonRestoredState)."""
+        no operator of the new job claims fails the submission, unless
+        `allow_non_restored_state` (an upgrade that removes an operator: its state is dropped)."""
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
         args = ["run", "--detached", "--pyClientExecutable", self.python,
                 "--pyExecutable", self.python, "--pyFiles", code,
                 "--pyModule", "flowdredge.job.submit"]
+        if allow_non_restored_state and not savepoint:
+            raise ValueError("allow_non_restored_state needs a savepoint")
         if savepoint:
-            args[1:1] = ["--fromSavepoint", savepoint]
+            args[1:1] = ["--fromSavepoint", savepoint] + (
+                ["--allowNonRestoredState"] if allow_non_restored_state else [])
         args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
                  "--job-name", job_name]
         if flows is not None and flows_layout == "aws":
@@ -363,6 +367,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata", help="folder of changelog files (see feed), with --flows")
     run.add_argument("--output", required=True)
     run.add_argument("--from-savepoint", help="resume from this savepoint")
+    run.add_argument("--allow-non-restored-state", action="store_true",
+                     help="with --from-savepoint: drop the state of operators the new job no "
+                          "longer has (docs/operations.md, upgrades)")
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
     run.add_argument("--follow-seconds", type=int, default=FOLLOW_SECONDS,
                      help="how often the sources look for new files (staged layout)")
@@ -400,7 +407,8 @@ def main(argv=None) -> int:
         elif args.command == "submit":
             print(cluster.submit(args.config, args.flows, args.metadata, args.output,
                                  args.from_savepoint, args.parallelism, args.follow_seconds,
-                                 flows_layout=args.flows_layout))
+                                 flows_layout=args.flows_layout,
+                                 allow_non_restored_state=args.allow_non_restored_state))
         elif args.command == "stop-job":
             print(cluster.stop_with_savepoint(args.job_id, args.drain))
         elif args.command == "feed":

@@ -72,3 +72,17 @@ def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
     # Without a layout: AWS's own files, the production default.
     cluster.submit("c.yaml", flows, str(tmp_path / "meta"), str(tmp_path / "out"))
     assert cluster.args[cluster.args.index("--flows-layout") + 1] == "aws"
+
+
+def test_submit_drops_unclaimed_state_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    where = ("c.yaml", str(tmp_path / "flows"), str(tmp_path / "meta"), str(tmp_path / "out"))
+    cluster.submit(*where, savepoint="file:///sp/1")
+    assert "--allowNonRestoredState" not in cluster.args
+    cluster.submit(*where, savepoint="file:///sp/1", allow_non_restored_state=True)
+    args = list(cluster.args)
+    assert args[args.index("--fromSavepoint") + 1] == "file:///sp/1"
+    assert "--allowNonRestoredState" in args[:args.index("--pyModule")]   # flink run's own
+    with pytest.raises(ValueError, match="needs a savepoint"):
+        cluster.submit(*where, allow_non_restored_state=True)

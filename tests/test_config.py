@@ -132,6 +132,16 @@ def test_every_key_is_documented():
 
 
 @pytest.mark.unit
+def test_the_documented_defaults_load_as_the_defaults(tmp_path):
+    """The YAML block of docs/configuration.md, copied into a file, is a valid configuration
+    equal to the code's defaults (a placeholder or a stale default there fails)."""
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as fh:
+        block = fh.read().split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "documented.yaml").write_text(block)
+    assert load(str(tmp_path / "documented.yaml")) == Config()
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("value", ["s3://", "://x", "a b", "s3 ://b/p"])
 def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
     (tmp_path / "c.yaml").write_text(f"job: {{checkpoint_dir: '{value}'}}")
