@@ -386,7 +386,7 @@ def percentile(values: list, q: float):
     return ordered[max(0, math.ceil(len(ordered) * q / 100) - 1)] if ordered else None
 
 
-def window_latencies(flow_rows, meta_rows, agg_rows, window_s, flow_ooo_s, meta_ooo_ms,
+def window_latencies(flow_rows, meta_rows, agg_rows, window_s, flow_ooo_s,
                      measure_from, measure_to) -> dict:
     """flow_rows: (shard, arrival s, latest flow start s); meta_rows: (arrival s, reach ms);
     agg_rows: (arrival s, window_start s, dedup_key). See the module docstring."""
@@ -642,10 +642,10 @@ def run_bench(args) -> dict:
             kinesis, aggregates_stream, aggregate)]
     report["latency"] = window_latencies(
         flows, meta, aggs, config.job.window_seconds, config.flows.out_of_orderness_seconds,
-        meta_ooo_ms, measure_from, measure_to)
+        measure_from, measure_to)
     report["latency_from_ack"] = window_latencies(
         flows_acked, meta, aggs, config.job.window_seconds,
-        config.flows.out_of_orderness_seconds, meta_ooo_ms, measure_from, measure_to)
+        config.flows.out_of_orderness_seconds, measure_from, measure_to)
     report["lag"] = lag_figures(sampler.samples, measure_from, measure_to)
     report["state"] = state_figures(sampler.samples, checkpoints)
     report["produced"] = {"records": len(produced),

@@ -9,9 +9,10 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 @dataclass
 class Sources:
-    """Each returns a DataStream: flow records (a staged record as str; a Kinesis Row of data,
-    stream, shard, sequence; or a one-field Row naming a flow file as AWS writes it, read and
-    parsed whole by the parse step), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
+    """Each returns a DataStream: flow records (a staged record as str; a shard's batch of
+    Kinesis records, Row(stream, shard, records) of connectors/jvm's ShardBatches; or a
+    one-field Row naming a flow file as AWS writes it, read and parsed whole by the parse
+    step), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
     start, which hold event time back until heard from (job.shards)."""
     flows: Callable[[StreamExecutionEnvironment], DataStream]
     metadata: Callable[[StreamExecutionEnvironment], DataStream]

@@ -3,9 +3,6 @@
 The job sums these partial rows per event-time window in Flink (SQL TUMBLE), so Flink holds the
 window state and Python touches each flow once.
 """
-from flowdredge.schemas.outputs import AGGREGATE_DIMENSIONS
-
-N_DIMENSIONS = len(AGGREGATE_DIMENSIONS)
 
 
 class PartialAggregates:

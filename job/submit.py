@@ -44,11 +44,11 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         cfg = config_mod.load(args.config)
+        if args.parallelism is not None:
+            cfg = cfg.replace(job={"parallelism": args.parallelism})
     except config_mod.ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
-    if args.parallelism:
-        cfg = cfg.replace(job={"parallelism": args.parallelism})
     if bool(args.flows) != bool(args.metadata):
         print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
         return 2

@@ -46,12 +46,6 @@ def flink_home() -> str:
     return spec.submodule_search_locations[0]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # What an in-process PyFlink run (loopback mode) leaves in its process's environment: with it, a
 # child Python refuses to start its own gateway or talks to a worker server that is gone.
 _IN_PROCESS_PYFLINK = ("PYFLINK_GATEWAY_DISABLED", "_python_worker_execution_mode",

@@ -143,8 +143,8 @@ class Generated:
 class _Estate:
     """The named apps' instances: alive per app, in launch order (the traffic draws from it)."""
 
-    def __init__(self, scenario: Scenario, rng: random.Random):
-        self.s, self.rng = scenario, rng
+    def __init__(self, rng: random.Random):
+        self.rng = rng
         # One pool for both regions (an address released in one may be taken in the other;
         # kept so the files stay as they were); new hosts numbered from 11, 250 to a /24.
         self.addresses = AddressPool(
@@ -181,7 +181,7 @@ def _flow_line(account, eni, src, dst, sport, dport, proto, packets, nbytes, sta
 
 def generate(scenario: Scenario, out_dir: str) -> Generated:
     rng = random.Random(scenario.seed)
-    estate = _Estate(scenario, rng)
+    estate = _Estate(rng)
     t0 = scenario.start
     for app in APPS:
         for _ in range(scenario.instances_per_app):

@@ -334,7 +334,7 @@ class _Delivery:
         self.result.cloudwatch_lines += len(events)
 
 
-def _nodata_lines(w, estate, rng, minute_start, n):
+def _nodata_lines(estate, rng, minute_start, n):
     ids = np.array(sorted(estate.alive))
     picked = rng.choice(ids, size=n)
     start = minute_start + rng.integers(0, 60, n)
@@ -363,7 +363,7 @@ def generate(w: Workload, out_dir: str) -> Generated:
         for k in np.unique(key).tolist():
             rows = np.flatnonzero(key == k)
             delivery.add(divmod(k, len(REGIONS)), _lines(cols, rows))
-        nodata = _nodata_lines(w, estate, rng, minute_start, int(rng.binomial(n, w.nodata_share)))
+        nodata = _nodata_lines(estate, rng, minute_start, int(rng.binomial(n, w.nodata_share)))
         for i, line in nodata:
             app = estate.app[i]
             delivery.add((estate.app_account_index[app], estate.app_region[app]), [line])

@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flowdredge.operate.cluster import child_env, free_port
+from flowdredge.connectors.kinesis.local import free_port
+from flowdredge.operate.cluster import child_env
 from flowdredge.job.config import Config
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)

@@ -1,11 +1,12 @@
 """bench.state on a few thousand IPs: the state benchmark keeps working (no timing asserted)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from flowdredge.connectors.kinesis.local import free_port
 
 from tests.helpers import subprocess_env
 
@@ -14,18 +15,12 @@ pytestmark = pytest.mark.minicluster
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_state_bench_loads_checkpoints_and_restores(tmp_path):
     ips = 3000
     done = subprocess.run(
         [sys.executable, "-m", "bench.state", "--ips", str(ips), "--flows", "2000",
          "--work", str(tmp_path), "--checkpoint-interval", "2", "--checkpoints", "1",
-         "--rest-port", str(_free_port()), "--timeout", "240"],
+         "--rest-port", str(free_port()), "--timeout", "240"],
         cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))

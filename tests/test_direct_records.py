@@ -196,6 +196,15 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
                    "--follow-seconds", "5"]) == 2
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("parallelism", ["0", "-1"])
+def test_the_cluster_entry_point_refuses_a_parallelism_below_one(capsys, parallelism):
+    from flowdredge.job.submit import main as submit
+    assert submit(["--flows", "f", "--metadata", "m", "--output", "o",
+                   "--parallelism", parallelism]) == 2
+    assert "job.parallelism" in capsys.readouterr().err
+
+
 def _envelope(stream, lines, start):
     return {"messageType": "DATA_MESSAGE", "owner": "123456789010", "logGroup": "flows",
             "logStream": stream, "subscriptionFilters": ["all"],

@@ -10,7 +10,8 @@ import pytest
 
 from flowdredge.connectors.kinesis import client as kinesis_client
 from helpers import read_records, total_counts
-from flowdredge.operate.cluster import Cluster, free_port
+from flowdredge.connectors.kinesis.local import free_port
+from flowdredge.operate.cluster import Cluster
 from flowdredge.connectors.kinesis.settings import KinesisSection
 from streaming import (ACCOUNT_A, ACCOUNT_B, TIMEOUT_S, Estate, Writer, closed_aggregates,
                        deliver_flows, expected_aggregates, scenario)

@@ -1,10 +1,11 @@
 """Flink metrics of a running job, read through the mini-cluster's REST API."""
 import json
-import socket
 import time
 import urllib.request
 
 import pytest
+
+from flowdredge.connectors.kinesis.local import free_port
 
 from flowdredge.job.config import Config
 from flowdredge.job.flink.run import files_job
@@ -14,19 +15,13 @@ from flowdredge.synthetic.estate import Scenario, generate
 pytestmark = pytest.mark.minicluster
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_counters_and_gauges_are_published(tmp_path):
     out = generate(Scenario(minutes=3, flows_per_minute=200, seed=5), str(tmp_path / "in"))
     stage_flows([str(tmp_path / "in" / "flows")], str(tmp_path / "flows.txt"), 5000)
     stage_metadata([out.metadata_file], str(tmp_path / "meta.jsonl"))
     config = Config().replace(job={"parallelism": 2, "checkpoint_interval_seconds": 2},
                               metadata={"poll_interval_ms": 200})
-    port = _free_port()
+    port = free_port()
     # Following the files keeps the job running, so its metrics stay readable.
     env = files_job(config, str(tmp_path / "flows.txt"), str(tmp_path / "meta.jsonl"),
                     str(tmp_path / "out"), follow_seconds=1,

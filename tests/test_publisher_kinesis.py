@@ -10,6 +10,8 @@ import time
 import boto3
 import pytest
 
+from flowdredge.connectors.kinesis.local import free_port
+
 from flowdredge.connectors.publisher.model import Inventory, Scope
 from flowdredge.connectors.publisher.publisher import Publisher
 from flowdredge.connectors.publisher.sinks import KinesisSink
@@ -22,12 +24,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER = os.path.join(ROOT, ".tools", "kinesis-local", "node_modules", "kinesis-local")
 STREAM = "flowdredge-metadata"
 T0 = 1_767_225_600_000
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(port, process, seconds=30):
@@ -47,7 +43,7 @@ def _wait_for_port(port, process, seconds=30):
 def kinesis(tmp_path_factory):
     if not os.path.isfile(os.path.join(SERVER, "main.js")):
         pytest.fail("kinesis-local is not installed: run scripts/setup")
-    plain, tls = _free_port(), _free_port()
+    plain, tls = free_port(), free_port()
     log = open(tmp_path_factory.mktemp("kinesis") / "kinesis-local.log", "wb")
     process = subprocess.Popen(
         ["node", os.path.join(SERVER, "main.js")], stdout=log, stderr=subprocess.STDOUT,

@@ -16,7 +16,8 @@ import pytest
 
 import reference
 from helpers import job_aggregates, read_records, subprocess_env
-from flowdredge.operate.cluster import Cluster, feed, free_port
+from flowdredge.connectors.kinesis.local import free_port
+from flowdredge.operate.cluster import Cluster, feed
 from flowdredge.synthetic.estate import Scenario, generate
 from flowdredge.job.replay import delivery_order, expand
 

@@ -12,7 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job.aggregate",
         "job.codec", "job.enriched", "job.config", "job.replay", "job.outputs", "job.ipranges",
-        "job.security", "job.security_columns", "job.addresses", "job.groupby", "job.managed", "job.shards", "job.submit", "explore.summary",
+        "job.security", "job.security_columns", "job.addresses", "job.groupby", "job.managed",
+        "job.shards", "job.submit", "job.changelog_columns", "explore.summary",
         "explore.query", "explore.report", "operate.package", "operate.deploy",
         "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
         "synthetic.workload", "schemas.cloudwatch", "schemas.outputs", "schemas.metadata",

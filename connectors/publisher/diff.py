@@ -105,7 +105,7 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
     reads = {o.scope: o for o in observations}
     floors = {scope: state.polled(scope) for scope in reads}
 
-    def assign_ts(claim, prev):
+    def assign_ts(claim):
         read, floor = reads[claim.owner.scope], floors[claim.owner.scope]
         t = claim.attached_ms
         if t is None or (floor is not None and t <= floor) or t > read.finished_ms:
@@ -142,7 +142,7 @@ def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
 
 def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reconciled:
     """The scope's claims after an event at `event_ms` (check is_stale first)."""
-    result = _settle(state, claims, {scope}, lambda _claim, _prev: event_ms, lambda _scope: event_ms)
+    result = _settle(state, claims, {scope}, lambda _claim: event_ms, lambda _scope: event_ms)
     result.state.event_ms[scope] = event_ms
     return result
 
@@ -194,7 +194,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         chosen = candidates[0]   # one owner (one interface) claims it
         if prev is not None and prev.owner == chosen.owner and after is None:
             continue
-        ts = assign_ts(chosen, prev)
+        ts = assign_ts(chosen)
         if prev is not None:
             ts = max(ts, prev.since_ms + 1)
         if after is not None:
