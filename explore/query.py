@@ -25,11 +25,12 @@ from flowdredge.job.config import JobSection
 from flowdredge.connectors.s3 import is_s3
 from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
 from flowdredge.schemas import security
-from flowdredge.schemas.fields import ADDR, INT, LONG, STRING
+from flowdredge.schemas.fields import ADDR, INT, LONG, STRING, Field
 from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
 from flowdredge.schemas.metadata import METADATA_EVENT
-from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, DEAD_LETTER,
-                             ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
+from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, COUNTS_STAGE,
+                                        DATA_QUALITY, DEAD_LETTER, ENRICHED_OWNER_KEYS,
+                                        LATE_EXTRA_KEYS, TCP_FLAGS_NAMES)
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_WINDOW_SECONDS = JobSection().window_seconds   # when no config sets it
@@ -41,40 +42,26 @@ class QueryError(ValueError):
 
 # ---------------------------------------------------------------- columns, from schemas/
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str
-    doc: str = ""
-
-
-def _schema_columns(schema):
-    return tuple(Column(f.name, f.kind, f.doc) for f in schema.fields)
+def _schema_columns(schema_or_fields) -> tuple:
+    """A view's columns: a schema's fields (schemas/), or fields."""
+    return tuple(getattr(schema_or_fields, "fields", schema_or_fields))
 
 
 def _owner_column(key):
     """src_app, dst_zone, ...: typed like the owner field in the metadata changelog."""
     side, owner_field = key.split("_", 1)
     meta = METADATA_EVENT.fields[METADATA_EVENT.index(owner_field)]
-    return Column(key, meta.kind, f"{owner_field} of the {side} end's owner at flow start")
+    return Field(key, meta.kind, f"{owner_field} of the {side} end's owner at flow start")
 
 
 def _aggregate_column(name):
     return _schema_columns(AGGREGATE)[AGGREGATE.index(name)]
 
 
-# tcp_flags_names and the data_quality record are not declared in schemas/ yet: they are
-# written by job.attribute and job.flink.operators.data_quality_lines.
-ENRICHED_COLUMNS = (tuple(Column(f.key, f.kind, f"flow log field {f.aws} (v{f.version})")
+ENRICHED_COLUMNS = (tuple(Field(f.key, f.kind, f"flow log field {f.aws} (v{f.version})")
                           for f in FLOW_LOG_FIELDS)
-                    + (Column("tcp_flags_names", STRING, "tcp_flags decoded, e.g. SYN-ACK,FIN"),)
+                    + _schema_columns((TCP_FLAGS_NAMES,))
                     + tuple(_owner_column(k) for k in ENRICHED_OWNER_KEYS))
-DATA_QUALITY_COLUMNS = (
-    _aggregate_column("window_start"),
-    Column("account_id", STRING), Column("interface_id", STRING),
-    Column("no_data", LONG, "NODATA lines: no traffic in the interval"),
-    Column("skip_data", LONG, "SKIPDATA lines: AWS dropped flows in the interval"),
-)
 
 def _union_columns(schemas):
     columns = {}
@@ -89,9 +76,9 @@ VIEW_COLUMNS = {
     "enriched": ENRICHED_COLUMNS,
     "late": ENRICHED_COLUMNS + tuple(_aggregate_column(k) for k in LATE_EXTRA_KEYS),
     "dead_letter": _schema_columns(DEAD_LETTER),
-    "counts": (Column("stage", STRING, "parse, metadata or attribute"),)
-              + tuple(Column(c, LONG, "0 when the record does not carry it") for c in COUNTERS),
-    "data_quality": DATA_QUALITY_COLUMNS,
+    "counts": _schema_columns((COUNTS_STAGE,))
+              + tuple(Field(c, LONG, "0 when the record does not carry it") for c in COUNTERS),
+    "data_quality": _schema_columns(DATA_QUALITY),
     security.DEPENDENCIES: _schema_columns(security.DEPENDENCY),
     security.REJECTED_OUTPUT: _schema_columns(security.REJECTED),
     security.EXPOSURE_OUTPUT: _schema_columns(security.EXPOSURE),

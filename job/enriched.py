@@ -26,7 +26,7 @@ except ImportError:   # no isal build for this Python (a zip made for another): 
     from zlib import compress as _compress
 
 from flowdredge.job.parse import ClearingMemo, decode_tcp_flags
-from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS
+from flowdredge.schemas.outputs import ENRICHED_OWNER_KEYS, TCP_FLAGS_NAMES
 
 _SIDE = len(ENRICHED_OWNER_KEYS) // 2
 SRC_KEYS, DST_KEYS = ENRICHED_OWNER_KEYS[:_SIDE], ENRICHED_OWNER_KEYS[_SIDE:]
@@ -72,7 +72,7 @@ class _OwnerFragments:
 
 def _flags_end(flags: int) -> str:
     """tcp-flags value -> `,"tcp_flags_names":"SYN-ACK"}`, the end of its line."""
-    return f',"tcp_flags_names":{json.dumps(decode_tcp_flags(flags))}}}'
+    return f',"{TCP_FLAGS_NAMES.name}":{json.dumps(decode_tcp_flags(flags))}}}'
 
 
 # Built on first sight: owners and flag values repeat, and a dict subscript is the cheapest hit.
@@ -210,7 +210,7 @@ def _plain_array(strings: pa.StringArray) -> bool:
 def _more(flow, tcp_flags, extra):
     if tcp_flags is None:
         return extra
-    return {"tcp_flags_names": decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
+    return {TCP_FLAGS_NAMES.name: decode_tcp_flags(flow[tcp_flags]), **(extra or {})}
 
 
 # ISA-L's (python-isal) fast level: 8x smaller on these lines at about 750 MB/s; zlib's fastest

@@ -1,5 +1,5 @@
-"""Reading a run's output folder back (summary, tests), and checking and replacing one. Pure
-Python."""
+"""The side outputs' lines (counts, dead letters, data quality); reading a run's output folder
+back (summary, tests), and checking and replacing one. Pure Python."""
 import gzip
 import json
 import os
@@ -7,10 +7,31 @@ import shutil
 import tempfile
 from collections import Counter
 
+from flowdredge.schemas.outputs import COUNTS_STAGE, DATA_QUALITY, DEAD_LETTER
 from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
 
 OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
            "data_quality") + tuple(SECURITY_OUTPUTS)
+
+
+def counts_line(stage: str, counts) -> str:
+    return json.dumps({COUNTS_STAGE.name: stage, **{k: v for k, v in counts.items() if v}})
+
+
+def dead_letter_lines(dead_letters) -> str:
+    return "\n".join(json.dumps(dict(zip(DEAD_LETTER.names, d))) for d in dead_letters)
+
+
+def data_quality_lines(no_traffic) -> str:
+    """`no_traffic`: (window_start, account, interface, NODATA or SKIPDATA) -> lines."""
+    window, account, interface, no_data, skip_data = DATA_QUALITY.names
+    by_interface = {}
+    for (window_start, account_id, interface_id, status), n in no_traffic.items():
+        row = by_interface.setdefault((window_start, account_id, interface_id), {
+            window: window_start, account: account_id, interface: interface_id,
+            no_data: 0, skip_data: 0})
+        row[no_data if status == "NODATA" else skip_data] += n
+    return "\n".join(json.dumps(row) for row in by_interface.values())
 
 
 class OutputError(ValueError):
@@ -90,6 +111,6 @@ def read_records(output_dir: str, name: str):
 def total_counts(output_dir: str) -> Counter:
     totals = Counter()
     for record in read_records(output_dir, "counts"):
-        record.pop("stage", None)
+        record.pop(COUNTS_STAGE.name, None)
         totals.update(record)
     return totals

@@ -72,11 +72,25 @@ METADATA_DEAD_LETTER_REASONS = (
     "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
     "ts_out_of_range", "line_too_long")
 
-# Enriched flows: every field of the line's format (dashes as underscores), then these.
+# Enriched flows: every field of the line's format (dashes as underscores), then these, then
+# TCP_FLAGS_NAMES when the format has tcp-flags.
 ENRICHED_OWNER_KEYS = tuple(f"src_{f}" for f in OWNER_FIELDS) + tuple(f"dst_{f}" for f in OWNER_FIELDS)
+TCP_FLAGS_NAMES = Field("tcp_flags_names", STRING, "tcp_flags decoded, e.g. SYN-ACK,FIN")
 
 # Late flows: an enriched flow plus the window it missed.
 LATE_EXTRA_KEYS = ("window_start",)
+
+# NODATA / SKIPDATA lines per window and interface (the `data_quality` output).
+DATA_QUALITY = Schema("data_quality", (
+    Field("window_start", LONG, "window start, epoch seconds"),
+    Field("account_id", STRING), Field("interface_id", STRING),
+    Field("no_data", LONG, "NODATA lines: no traffic in the interval"),
+    Field("skip_data", LONG, "SKIPDATA lines: AWS dropped flows in the interval"),
+))
+
+# A `counts` record: the stage, then the non-zero COUNTERS of one call (and
+# dead_letter_<reason> / metadata_dead_letter_<reason>).
+COUNTS_STAGE = Field("stage", STRING, "parse, metadata or attribute")
 
 # Counters kept by every stage; a `counts` record holds the non-zero ones of one call.
 COUNTERS = (

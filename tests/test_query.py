@@ -23,8 +23,8 @@ from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
 from flowdredge.explore.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
                        format_result, parse_duration, parse_time)
 from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
-from flowdredge.schemas.outputs import (AGGREGATE, COUNTERS, DEAD_LETTER, ENRICHED_OWNER_KEYS,
-                             LATE_EXTRA_KEYS)
+from flowdredge.schemas.outputs import (AGGREGATE, COUNTERS, COUNTS_STAGE, DATA_QUALITY,
+                                        DEAD_LETTER, ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
 from flowdredge.schemas.security import UNOWNED_APPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,6 +69,19 @@ def test_every_output_is_a_view_with_every_schema_field():
     assert set(enriched) <= set(names["enriched"])
     assert set(enriched) | set(LATE_EXTRA_KEYS) <= set(names["late"])
     assert set(COUNTERS) <= set(names["counts"])
+    assert names["data_quality"] == list(DATA_QUALITY.names)
+
+
+@pytest.mark.unit
+def test_the_side_output_lines_have_their_schemas_fields():
+    from flowdredge.job.outputs import counts_line, data_quality_lines
+    no_traffic = {(60, "123456789012", "eni-1", "NODATA"): 2, (60, "123456789012", "eni-1",
+                                                              "SKIPDATA"): 1}
+    (row,) = map(json.loads, data_quality_lines(no_traffic).splitlines())
+    assert list(row) == list(DATA_QUALITY.names)
+    assert (row["no_data"], row["skip_data"]) == (2, 1)
+    assert json.loads(counts_line("parse", {"lines_in": 3, "flows_parsed": 0})) == {
+        COUNTS_STAGE.name: "parse", "lines_in": 3}
 
 
 @pytest.mark.unit

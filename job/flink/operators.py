@@ -1,7 +1,6 @@
 """Flink functions: each one call per batch, delegating the work to the pure-Python core."""
 import ctypes
 import gc
-import json
 import random
 import time
 from collections import Counter
@@ -19,13 +18,14 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
                                   encode_views)
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
+from flowdredge.job.outputs import counts_line, data_quality_lines, dead_letter_lines
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, staged_records
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
 from flowdredge.schemas.flink import row_type
-from flowdredge.schemas.outputs import (COUNTERS, DEAD_LETTER, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
+from flowdredge.schemas.outputs import (COUNTERS, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
                              METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
 from flowdredge.schemas.security import SECURITY_BATCH
 
@@ -102,24 +102,6 @@ class Metrics:
             if counter is None:
                 counter = self._counters[name] = self._group.counter(name)
             counter.inc(n)
-
-
-def counts_line(stage: str, counts) -> str:
-    return json.dumps({"stage": stage, **{k: v for k, v in counts.items() if v}})
-
-
-def dead_letter_lines(dead_letters) -> str:
-    return "\n".join(json.dumps(dict(zip(DEAD_LETTER.names, d))) for d in dead_letters)
-
-
-def data_quality_lines(no_traffic) -> str:
-    by_interface = {}
-    for (window_start, account, interface, status), n in no_traffic.items():
-        row = by_interface.setdefault((window_start, account, interface), {
-            "window_start": window_start, "account_id": account, "interface_id": interface,
-            "no_data": 0, "skip_data": 0})
-        row["no_data" if status == "NODATA" else "skip_data"] += n
-    return "\n".join(json.dumps(row) for row in by_interface.values())
 
 
 class ParseFlowRecords(ProcessFunction):
