@@ -91,17 +91,19 @@ def shard_batches(records: DataStream, kin: KinesisSection) -> DataStream:
         kin.batch_records, kin.batch_bytes, kin.batch_wait_ms)).uid("shard-batches")
 
 
-SNAPSHOT_CHUNK_LINES, SNAPSHOT_CHUNK_CHARS = 5000, 1 << 20
+# A chunk of the snapshot also ends at this many characters: one Python call's value, bounded
+# whatever the lines' length.
+SNAPSHOT_CHUNK_CHARS = 1 << 20
 
 
-def _metadata_records(env, kin: KinesisSection, arn: str):
+def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int):
     text = jvm().org.apache.flink.connector.kinesis.source.serialization \
         .KinesisDeserializationSchema.of(java_deserialization_schema(SimpleStringSchema()))
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
                                                  kin.metadata_start_timestamp), text)
     if kin.metadata_snapshot:
         # In chunks of lines: one Python call per chunk, as for the replay's changelog.
-        chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(SNAPSHOT_CHUNK_LINES,
+        chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(chunk_lines,
                                                                    SNAPSHOT_CHUNK_CHARS))
         snapshot = (FileSource.for_record_stream_format(chunks,
                                                         checkpoint_uri(kin.metadata_snapshot))
@@ -125,10 +127,13 @@ def local_endpoint_workarounds(kin: KinesisSection) -> None:
         jvm().java.lang.System.setProperty("aws.cborEnabled", "false")
 
 
-def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=()) -> Sources:
-    """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards)."""
+def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=(),
+                    snapshot_chunk_lines: int = 5000) -> Sources:
+    """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards);
+    `snapshot_chunk_lines`: lines of `kin.metadata_snapshot` per chunk (metadata.chunk_lines)."""
     return Sources(flows=lambda env: _flow_records(env, kin, streams.flows),
-                   metadata=lambda env: _metadata_records(env, kin, streams.metadata),
+                   metadata=lambda env: _metadata_records(env, kin, streams.metadata,
+                                                          snapshot_chunk_lines),
                    flow_shards=tuple(flow_shards),
                    metadata_source=("metadata snapshot or " if kin.metadata_snapshot
                                     else "") + f"kinesis:{stream_name(streams.metadata)}")

@@ -152,7 +152,8 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
     return build_job(config,
-                     kinesis_sources(config.kinesis, streams, shards(kinesis, streams.flows)),
+                     kinesis_sources(config.kinesis, streams, shards(kinesis, streams.flows),
+                                     config.metadata.chunk_lines),
                      with_kinesis_outputs(_file_sinks(config, output_dir), config.kinesis,
                                           streams),
                      flink_options, checkpoint_dir,
