@@ -56,23 +56,14 @@ def main(argv=None) -> int:
         print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
               "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
         return 2
-    from flowdredge.job.flink.run import aws_files_job, files_job, kinesis_job
-    if args.flows and args.flows_layout == "aws":
-        from flowdredge.job.replay import InputError, flow_files
-        try:
-            env = aws_files_job(cfg, flow_files([args.flows])[0], args.metadata, args.output)
-        except InputError as err:
-            print(f"flowdredge: error: {err}", file=sys.stderr)
-            return 2
-    elif args.flows:
-        env = files_job(cfg, args.flows, args.metadata, args.output,
-                        FOLLOW_SECONDS if args.follow_seconds is None else args.follow_seconds)
-    else:
-        try:
-            env = kinesis_job(cfg, args.output, checkpoint_dir=None)
-        except config_mod.ConfigError as err:
-            print(f"flowdredge: error: {err}", file=sys.stderr)
-            return 2
+    from flowdredge.job.flink.run import deployed_job
+    from flowdredge.job.replay import InputError
+    try:
+        env = deployed_job(cfg, args.output, args.flows, args.metadata, args.flows_layout,
+                           FOLLOW_SECONDS if args.follow_seconds is None else args.follow_seconds)
+    except (config_mod.ConfigError, InputError) as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
     env.execute(args.job_name)
     return 0
 

@@ -28,30 +28,19 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
-    from flowdredge.job.flink.run import files_job, kinesis_job
+    from flowdredge.job.flink.run import deployed_job
+    from flowdredge.job.replay import InputError
     io = props.io
     # The service puts the jar named in the run options on the classpath itself.
     jars = ["file://" + os.path.abspath(jar)] if jar and \
         props.path != managed.SERVICE_PROPERTIES else []
-    if props.config.kinesis.flow_streams:
-        try:
-            # The service's own checkpoint storage stands (checkpoint_dir None).
-            env = kinesis_job(props.config, io.output, jars=jars, checkpoint_dir=None,
-                              python_files=code_dirs)
-        except ConfigError as err:
-            print(f"flowdredge: error: {err}", file=sys.stderr)
-            return 2
-    elif io.flows_layout == "aws":
-        from flowdredge.job.replay import InputError, flow_files
-        from flowdredge.job.flink.run import aws_files_job
-        try:
-            env = aws_files_job(props.config, flow_files([io.flows])[0], io.metadata, io.output,
-                                jars=jars, python_files=code_dirs)
-        except InputError as err:
-            print(f"flowdredge: error: {err}", file=sys.stderr)
-            return 2
-    else:
-        env = files_job(props.config, io.flows, io.metadata, io.output,
-                        io.follow_seconds or None, jars=jars, python_files=code_dirs)
+    # The streaming job reads the kinesis group's streams; io.flows is not read then.
+    flows = None if props.config.kinesis.flow_streams else io.flows
+    try:
+        env = deployed_job(props.config, io.output, flows, io.metadata, io.flows_layout,
+                           io.follow_seconds or None, jars=jars, python_files=code_dirs)
+    except (ConfigError, InputError) as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
     env.execute(args.job_name)
     return 0

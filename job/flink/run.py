@@ -1,7 +1,8 @@
 """Building the job: the Flink environment, the connectors and the pipeline. build_job is the one
 place they are put together; every entry point (flowdredge run and replay, job.submit on a
 cluster, job.flink.managed on Managed Flink, the benchmarks, the tests) goes through it or
-through files_job / kinesis_job, which describe the sources and sinks it gets."""
+through files_job / aws_files_job / kinesis_job (deployed_job picks one for a cluster and
+Managed Flink), which describe the sources and sinks it gets."""
 import os
 import sys
 
@@ -158,3 +159,19 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
                                           streams),
                      flink_options, checkpoint_dir,
                      connector_jars() if jars is None else jars, python_files)
+
+
+def deployed_job(config: Config, output_dir: str, flows: str = None, metadata: str = None,
+                 flows_layout: str = "aws", follow_seconds: int = None,
+                 **options) -> StreamExecutionEnvironment:
+    """The job of a cluster (job.submit) and of Managed Flink (job.flink.managed): without
+    `flows`, the config's Kinesis streams (the cluster's or service's own checkpoint storage);
+    with them, files as `flows_layout` says (io.flows_layout in job.managed): "aws", flow files
+    as AWS writes them, listed once (bounded); "staged", job.replay's records, followed every
+    `follow_seconds`. ConfigError or job.replay.InputError for what cannot start."""
+    if not flows:
+        return kinesis_job(config, output_dir, checkpoint_dir=None, **options)
+    if flows_layout == "aws":
+        from flowdredge.job.replay import flow_files
+        return aws_files_job(config, flow_files([flows])[0], metadata, output_dir, **options)
+    return files_job(config, flows, metadata, output_dir, follow_seconds, **options)
