@@ -338,19 +338,9 @@ class Sampler(threading.Thread):
 
 def read_back(kinesis, stream: str, parse) -> list:
     """(shard id, sequence number, arrival epoch s, parse(data)) of every record."""
-    found = []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=500)
-            found += [(shard["ShardId"], r["SequenceNumber"],
-                       r["ApproximateArrivalTimestamp"].timestamp(), parse(r["Data"]))
-                      for r in answer["Records"]]
-            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = answer.get("NextShardIterator")
-    return found
+    from flowdredge.connectors.kinesis.client import read_all
+    return [(shard, r["SequenceNumber"], r["ApproximateArrivalTimestamp"].timestamp(),
+             parse(r["Data"])) for shard, r in read_all(kinesis, stream)]
 
 
 def metadata_reach_ms(data: bytes, meta_ooo_ms: int) -> int:

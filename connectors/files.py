@@ -10,7 +10,7 @@ from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
 
 from flowdredge.connectors.io import Sinks, Sources
-from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import attach_insert, java_stream, jvm, with_java_timestamps
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
@@ -25,7 +25,7 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
     `as_bytes`: each line as its bytes (connectors/jvm LineBytes), not as a str."""
     lines = StreamFormat(jvm().io.flowdredge.files.LineBytes()) if as_bytes else \
         StreamFormat.text_line_format()
-    builder = (FileSource.for_record_stream_format(lines, checkpoint_uri(path))
+    builder = (FileSource.for_record_stream_format(lines, flink_uri(path))
                .set_file_enumerator(
                    FileEnumeratorProvider.default_non_splittable_file_enumerator()))
     if follow_seconds:
@@ -123,7 +123,7 @@ def file_sinks(output_dir: str, rollover_seconds: int) -> Sinks:
     output_dir is a path or a URL of a Flink file system (s3://... on a cluster with the S3
     plugin). The aggregates' files roll every `rollover_seconds`
     (outputs.aggregates_rollover_seconds)."""
-    output_dir = checkpoint_uri(output_dir).rstrip("/")
+    output_dir = flink_uri(output_dir).rstrip("/")
     check_seconds = min(rollover_seconds, ROLLOVER_CHECK_SECONDS)
 
     def files(name, stream, encoder, suffix):

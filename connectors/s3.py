@@ -18,7 +18,7 @@ def split(url: str, key_required: bool = True) -> tuple:
     return bucket, key
 
 
-def checkpoint_uri(path_or_url: str) -> str:
+def flink_uri(path_or_url: str) -> str:
     """A location as Flink's file systems want it (checkpoints, file sources and sinks): URLs
     as they are, paths as absolute file:// URLs."""
     if "://" in path_or_url:

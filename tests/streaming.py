@@ -7,6 +7,7 @@ import time
 
 import reference
 from flowdredge.synthetic.producer import put_changelog_lines, put_flow_records
+from flowdredge.connectors.kinesis.client import read_all
 from flowdredge.connectors.publisher.sinks import KinesisSink
 from helpers import job_aggregates, total_counts
 from flowdredge.job import config as config_mod
@@ -123,17 +124,7 @@ def closed_aggregates(output_dir: str, before_window: int) -> dict:
 
 def read_stream(kinesis, name: str) -> list:
     """Every record of every shard (closed ones too) from the start, as bytes."""
-    data = []
-    for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            answer = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            data += [r["Data"] for r in answer["Records"]]
-            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = answer.get("NextShardIterator")
-    return data
+    return [record["Data"] for _shard, record in read_all(kinesis, name)]
 
 
 def deliver_flows(writer: Writer, deliveries) -> None:

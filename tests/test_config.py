@@ -5,7 +5,7 @@ import re
 import pytest
 
 from helpers import subprocess_env
-from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.s3 import flink_uri
 from flowdredge.job.config import Config, ConfigError, load, to_application_properties
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,9 +151,9 @@ def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
 
 @pytest.mark.unit
 def test_checkpoint_dir_becomes_a_url():
-    assert checkpoint_uri("s3://bucket/prefix") == "s3://bucket/prefix"
-    assert checkpoint_uri("rel/ck") == "file://" + os.path.abspath("rel/ck")
-    assert checkpoint_uri("/tmp/ck") == "file:///tmp/ck"
+    assert flink_uri("s3://bucket/prefix") == "s3://bucket/prefix"
+    assert flink_uri("rel/ck") == "file://" + os.path.abspath("rel/ck")
+    assert flink_uri("/tmp/ck") == "file:///tmp/ck"
 
 
 # Not unit: flink_configuration builds a PyFlink Configuration, which starts a JVM.

@@ -134,3 +134,17 @@ def wait_active(kinesis, name: str, timeout_s: float = 60) -> str:
                                f"({summary['StreamStatus']})")
         time.sleep(0.2)
 
+
+def read_all(kinesis, stream: str):
+    """(shard id, record) of every record of every shard (closed ones too) from the start, up
+    to the newest: for checking what a stream holds (tests, benchmarks), not for the job."""
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            for record in answer["Records"]:
+                yield shard["ShardId"], record
+            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = answer.get("NextShardIterator")

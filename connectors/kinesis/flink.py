@@ -27,7 +27,7 @@ from pyflink.table.expressions import call_sql, col
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.kinesis.client import Streams, client_properties
 from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels, stream_name
-from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
                                            java_deserialization_schema, java_operator, jvm)
 from flowdredge.schemas.flink import sql_columns
@@ -106,7 +106,7 @@ def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int):
         chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(chunk_lines,
                                                                    SNAPSHOT_CHUNK_CHARS))
         snapshot = (FileSource.for_record_stream_format(chunks,
-                                                        checkpoint_uri(kin.metadata_snapshot))
+                                                        flink_uri(kin.metadata_snapshot))
                     .set_file_enumerator(
                         FileEnumeratorProvider.default_non_splittable_file_enumerator())
                     .build())

@@ -12,7 +12,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
-from flowdredge.connectors.s3 import checkpoint_uri
+from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
@@ -63,7 +63,7 @@ def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configura
     if checkpoint_dir:
         # Files, not the JobManager's memory, which refuses state above 5 MB.
         conf.set_string("execution.checkpointing.storage", "filesystem")
-        conf.set_string("execution.checkpointing.dir", checkpoint_uri(checkpoint_dir))
+        conf.set_string("execution.checkpointing.dir", flink_uri(checkpoint_dir))
     return conf
 
 
