@@ -4,6 +4,9 @@ as they are."""
 import logging
 import sys
 
+# A command's exit status after Ctrl-C, as a shell reports a command that SIGINT ended.
+INTERRUPTED = 130
+
 
 class _Stderr(logging.StreamHandler):
     """Writes to sys.stderr as it is at each line: pytest's capture swaps it."""

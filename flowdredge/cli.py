@@ -137,6 +137,10 @@ def run_options(cfg, output: str, resume) -> dict:
         if resume is None:
             raise config_mod.ConfigError(f"--resume: no completed checkpoint under "
                                          f"{checkpoints}")
+    elif resume and "://" not in resume and not (
+            os.path.isfile(resume) or os.path.isfile(os.path.join(resume, "_metadata"))):
+        raise config_mod.ConfigError(f"--resume: {resume} is not a checkpoint or savepoint "
+                                     f"(a chk-N or savepoint folder holding _metadata)")
     if resume:
         options["execution.state-recovery.path"] = resume
     elif local:
@@ -150,18 +154,47 @@ def run_options(cfg, output: str, resume) -> dict:
 
 
 def cmd_run(args) -> int:
+    from flowdredge.connectors.kinesis.local import free_port
     from flowdredge.job.flink.run import kinesis_job
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     options = run_options(cfg, args.output, args.resume)
+    rest_port = args.rest_port or free_port()
+    options["rest.port"] = str(rest_port)
     env = kinesis_job(cfg, args.output, flink_options=options)
     resumed = options.get("execution.state-recovery.path")
     log.info(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
-             f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Ctrl-C "
-             f"stops (its checkpoints stay, for --resume)")
-    env.execute(args.job_name)
-    return 0
+             f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Flink UI "
+             f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
+             f"for --resume)")
+    return _run_until_stopped(env.execute_async(args.job_name))
+
+
+def _run_until_stopped(job) -> int:
+    """Waits for a running job's end; Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its
+    checkpoints). Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep."""
+    try:
+        while True:
+            time.sleep(1)
+            status = job.get_job_status().result().name
+            if status in ("FAILED", "CANCELED", "FINISHED"):
+                break
+    except KeyboardInterrupt:
+        log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for --resume")
+        job.cancel().result()
+        return logs.INTERRUPTED
+    if status == "FINISHED":
+        return 0
+    try:
+        job.get_job_execution_result().result()
+        cause = ""
+    except Exception as err:   # the JVM's exception, its stack trace in its text
+        causes = [line for line in str(err).splitlines() if line.startswith("Caused by:")]
+        cause = f": {causes[-1]}" if causes else ""
+    log.error(f"the job is {status}{cause} (the whole trace: the Flink log, pyflink/log/ in "
+              f"the virtualenv)")
+    return 1
 
 
 def cmd_stream_demo(args) -> int:
@@ -250,14 +283,19 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate a synthetic estate and replay it (no AWS needed)",
                           epilog="The streaming demo (a local Kinesis, a producer, the job): "
                                  "scripts/demo --streaming, or flowdredge stream-demo --help.")
-    demo.add_argument("--output", default="demo-output")
+    demo.add_argument("--output", default="demo-output",
+                      help="folder of the inputs and outputs; outputs already there are "
+                           "replaced, other files stay (default demo-output)")
     estate_options(demo)
     common(demo)
     demo.set_defaults(func=cmd_demo)
 
     stream_demo = sub.add_parser(
         "stream-demo", help="the streaming job on a local Kinesis with a synthetic producer")
-    stream_demo.add_argument("--output", default="stream-demo-output")
+    stream_demo.add_argument("--output", default="stream-demo-output",
+                             help="folder of the inputs, outputs and checkpoints; a previous "
+                                  "demo's there are replaced, other files stay (default "
+                                  "stream-demo-output)")
     # Defaults: synthetic.demo.DemoOptions' (imported only when the command runs).
     stream_demo.add_argument("--rate", type=int,
                              help="flows per second the producer writes")
@@ -277,6 +315,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata-stream", help="overrides kinesis.metadata_stream")
     run.add_argument("--metadata-snapshot", help="overrides kinesis.metadata_snapshot")
     run.add_argument("--job-name", default=config_mod.JOB_NAME)
+    run.add_argument("--rest-port", type=int, default=0,
+                     help="port of the local Flink UI and REST API (default: a free one, printed)")
     run.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                      help="continue an earlier run into the same --output from its newest "
                           "checkpoint, or from the checkpoint or savepoint given")

@@ -64,12 +64,28 @@ def check_output(output_dir: str, overwrite: bool) -> None:
     except OSError as err:
         raise OutputError(f"--output {output_dir}: cannot write there "
                           f"({err.strerror or err})") from None
-    existing = [name for name in OUTPUTS
-                if os.path.isdir(os.path.join(output_dir, name))
-                and os.listdir(os.path.join(output_dir, name))]
+    # Committed files only: a run stopped before its first checkpoint leaves hidden in-progress
+    # files, which no reader takes for outputs.
+    existing = [name for name in OUTPUTS if next(committed_files(output_dir, name), None)]
     if existing and not overwrite:
         raise FileExistsError(f"{output_dir} already holds outputs {existing}; choose another "
                               f"--output or pass --overwrite")
+
+
+def remove_outputs(output_dir: str, also=()) -> list:
+    """Removes the output folders from `output_dir`, and the entries named in `also`; nothing
+    else there. Returns the names removed."""
+    removed = []
+    for name in OUTPUTS + tuple(also):
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 def replace_outputs(new_dir: str, output_dir: str) -> None:

@@ -7,19 +7,19 @@ end. It ends once every record written is parsed; Ctrl-C stops it earlier, clean
 """
 import json
 import os
-import shutil
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from flowdredge.connectors import logs
 from flowdredge.connectors.kinesis import client as kinesis_client
 from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, Scenario
-from flowdredge.job.outputs import read_records, total_counts
+from flowdredge.job.outputs import read_records, remove_outputs, total_counts
 from flowdredge.explore.summary import render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
@@ -117,8 +117,11 @@ def too_short(minutes: int, config: Config):
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
     from flowdredge.job.flink.run import kinesis_job
     output = options.output
-    shutil.rmtree(output, ignore_errors=True)
-    os.makedirs(output)
+    os.makedirs(output, exist_ok=True)
+    replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log"))
+    if replaced:
+        progress(f"replacing the previous demo's {', '.join(replaced)} in {output} (other files "
+                 f"there stay)")
     now = int(time.time())
     # Traffic of the last `minutes` minutes, as if AWS were delivering it now.
     scenario = Scenario(start=now - now % 60 - options.minutes * 60 - 300,
@@ -200,4 +203,4 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
         if finished:
             progress("the windows of the last minutes stay open until newer traffic moves "
                      "event time past them (docs/streaming.md)")
-    return 0
+    return 0 if finished else logs.INTERRUPTED

@@ -64,8 +64,15 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     newest = str(output / "checkpoints" / "b" / "chk-1")
     assert latest_checkpoint(str(output / "checkpoints")) == newest
     assert run_options(config, str(output), "latest")["execution.state-recovery.path"] == newest
-    assert run_options(config, str(output), "/x/chk-9")["execution.state-recovery.path"] == \
-        "/x/chk-9"
+    older = str(output / "checkpoints" / "a" / "chk-3")
+    assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+    for not_one in ("/x/chk-9", str(output / "checkpoints" / "b" / "chk-2")):   # no _metadata
+        with pytest.raises(ConfigError, match="is not a checkpoint or savepoint"):
+            run_options(config, str(output), not_one)
+    # A run stopped before its first checkpoint left in-progress files only: not outputs.
+    (output / "counts" / "dt=2026-12-05" / "hour=02").mkdir(parents=True)
+    (output / "counts" / "dt=2026-12-05" / "hour=02" / ".counts-0.inprogress.1").write_text("")
+    run_options(config, str(output), None)
     # A fresh run into a folder of outputs is refused; into an empty one it starts anew.
     (output / "aggregates").mkdir()
     (output / "aggregates" / "part-0").write_text("{}\n")
@@ -88,3 +95,56 @@ def test_dedup_keys_differ_for_rows_that_differ_only_in_where_a_separator_falls(
         keys = dict(tuple(row) for row in results)   # rows in no set order
     assert sorted(keys) == [0, 1, 2, 3, 4]
     assert len(set(keys.values())) == 4 and keys[1] == keys[4]
+
+
+@pytest.mark.unit
+def test_the_stream_demo_replaces_a_previous_demo_and_leaves_other_files(tmp_path):
+    from flowdredge.job.outputs import remove_outputs
+    (tmp_path / "aggregates" / "dt=2026-12-05").mkdir(parents=True)
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "kinesis-local.log").write_text("log")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert remove_outputs(str(tmp_path), ("inputs", "checkpoints", "kinesis-local.log")) == [
+        "aggregates", "inputs", "kinesis-local.log"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.kinesis
+def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_local, tmp_path):
+    """`flowdredge run` in a process group of its own, as in a terminal; SIGINT to the group
+    (Ctrl-C): the job is cancelled, no traceback, exit status 130, and the checkpoints stay
+    for --resume."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from flowdredge.job.outputs import latest_checkpoint
+    kinesis = kinesis_client.client(Config().replace(
+        kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
+    kinesis_client.create_stream(kinesis, "ctrl-c-flows", 1)
+    kinesis_client.create_stream(kinesis, "ctrl-c-meta", 1)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"job": {"checkpoint_interval_seconds": 1},
+                                  "outputs": {"enriched": False, "security": False}}))
+    output = tmp_path / "out"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flowdredge.cli", "run", "--config", str(config), "--output",
+         str(output), "--endpoint", kinesis_local.endpoint, "--flow-streams", "ctrl-c-flows",
+         "--metadata-stream", "ctrl-c-meta"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while latest_checkpoint(str(output / "checkpoints")) is None:
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "no checkpoint in 180 s"
+            time.sleep(0.5)
+        os.killpg(run.pid, signal.SIGINT)
+        _out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, err
+    assert "stopping (Ctrl-C)" in err and "Traceback" not in err, err
+    assert latest_checkpoint(str(output / "checkpoints")) is not None
