@@ -35,3 +35,18 @@ def connector_jars() -> list:
     """file:// URL of the merged jar (the Kinesis connector and the adapters), for
     pipeline.jars; the Managed Flink zip's jarfile is the same jar."""
     return _url(CONNECTORS, "the jar of the Kinesis connector and the adapters")
+
+
+def s3_file_system() -> bool:
+    """Whether a local mini-cluster has Flink's S3 file system (a `flink-s3-fs-*` jar in a
+    plugin folder under FLINK_PLUGINS_DIR, else PyFlink's own plugins/): apache-flink ships
+    none, so locally `s3://` outputs, checkpoints and snapshots need one added."""
+    import glob
+    plugins = os.environ.get("FLINK_PLUGINS_DIR")
+    if not plugins:
+        import importlib.util
+        spec = importlib.util.find_spec("pyflink")
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        plugins = os.path.join(list(spec.submodule_search_locations)[0], "plugins")
+    return bool(glob.glob(os.path.join(plugins, "*", "flink-s3-fs-*.jar")))

@@ -153,11 +153,31 @@ def run_options(cfg, output: str, resume) -> dict:
     return options
 
 
+def check_local_locations(cfg, output: str) -> None:
+    """What a local mini-cluster cannot reach stops `flowdredge run` before Flink starts (it
+    failed after its restarts, with a Java trace): a snapshot that is not there, `s3://`
+    without Flink's S3 file system."""
+    from flowdredge.connectors.jars import s3_file_system
+    snapshot = cfg.kinesis.metadata_snapshot
+    if snapshot and "://" not in snapshot and not os.path.exists(snapshot):
+        raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
+    in_s3 = [f"{name} {where}" for name, where in (
+        ("--output", output), ("kinesis.metadata_snapshot", snapshot),
+        ("job.checkpoint_dir", cfg.job.checkpoint_dir)) if where.startswith("s3://")]
+    if in_s3 and not s3_file_system():
+        raise config_mod.ConfigError(
+            f"{', '.join(in_s3)}: this local Flink has no S3 file system (apache-flink ships "
+            f"none): put Flink's flink-s3-fs-hadoop jar in a folder of its own under "
+            f"FLINK_PLUGINS_DIR, or write to a local folder here and to S3 from a cluster or "
+            f"Managed Flink (docs/streaming.md)")
+
+
 def cmd_run(args) -> int:
     from flowdredge.connectors.kinesis.local import free_port
     from flowdredge.job.flink.run import kinesis_job
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
+    check_local_locations(cfg, args.output)
     options = run_options(cfg, args.output, args.resume)
     rest_port = args.rest_port or free_port()
     options["rest.port"] = str(rest_port)

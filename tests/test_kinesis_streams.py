@@ -148,3 +148,19 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_l
     assert run.returncode == 130, err
     assert "stopping (Ctrl-C)" in err and "Traceback" not in err, err
     assert latest_checkpoint(str(output / "checkpoints")) is not None
+
+
+@pytest.mark.unit
+def test_what_a_local_run_cannot_reach_is_refused_before_flink_starts(tmp_path, monkeypatch):
+    from flowdredge.cli import check_local_locations
+    config = Config().replace(kinesis={"metadata_snapshot": str(tmp_path / "snapshot.jsonl")})
+    with pytest.raises(ConfigError, match="snapshot.jsonl does not exist"):
+        check_local_locations(config, str(tmp_path / "out"))
+    (tmp_path / "snapshot.jsonl").write_text("")
+    check_local_locations(config, str(tmp_path / "out"))
+    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
+    with pytest.raises(ConfigError, match="--output s3://b/out: this local Flink has no S3"):
+        check_local_locations(config, "s3://b/out")
+    (tmp_path / "plugins" / "s3").mkdir(parents=True)
+    (tmp_path / "plugins" / "s3" / "flink-s3-fs-hadoop-2.2.1.jar").write_bytes(b"")
+    check_local_locations(config, "s3://b/out")
