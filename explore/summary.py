@@ -1,4 +1,5 @@
 """What a user wants to see first after a run, from its output folder. Pure Python."""
+import os
 from collections import Counter
 
 from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
@@ -19,15 +20,25 @@ def _pct(part, whole):
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
 
 
+def owned_ends(counts) -> tuple:
+    """(flow ends attributed to an owner, flow ends attributed): the attributed share that the
+    summary, the streaming demo and docs/operations.md give."""
+    return (counts["src_owned"] + counts["dst_owned"],
+            2 * (counts["flows_aggregated"] + counts["flows_late"]))
+
+
+def attributed_share(counts) -> str:
+    return _pct(*owned_ends(counts))
+
+
 def render(summary: dict, output_dir: str) -> str:
     c = summary["counts"]
-    flows = c["flows_aggregated"] + c["flows_late"]
-    ends = 2 * flows
-    owned = c["src_owned"] + c["dst_owned"]
+    owned, ends = owned_ends(c)
     lines = [
         f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
         f"({c['dead_letter']:,} dead-lettered, {c['no_data'] + c['skip_data']:,} NODATA/SKIPDATA)",
-        f"flows aggregated: {c['flows_aggregated']:,}   late: {c['flows_late']:,}",
+        f"flows attributed: {c['flows_aggregated']:,} into their windows (a window's "
+        f"aggregates are written once it closes), {c['flows_late']:,} late",
         f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}); "
         f"internet: {c['src_internet'] + c['dst_internet']:,}; "
         f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}",
@@ -43,5 +54,5 @@ def render(summary: dict, output_dir: str) -> str:
     for app, n in summary["rejects"] or [("(none)", 0)]:
         lines.append(f"  {app:>18} {n:8,}")
     lines += ["", f"outputs (JSON Lines) under {output_dir}/: " + " ".join(
-        f"{name}/" for name in OUTPUTS)]
+        f"{name}/" for name in OUTPUTS if os.path.isdir(os.path.join(output_dir, name)))]
     return "\n".join(lines)

@@ -389,6 +389,9 @@ def main(argv=None) -> int:
     logs.setup("flowdredge", "[flowdredge]")
     try:
         return args.func(args)
+    except BrokenPipeError:   # `flowdredge summary DIR | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (config_mod.ConfigError, FileExistsError, ValueError) as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2

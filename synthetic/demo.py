@@ -20,7 +20,7 @@ from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, Scenario
 from flowdredge.job.outputs import read_records, remove_outputs, total_counts
-from flowdredge.explore.summary import render, summarize
+from flowdredge.explore.summary import attributed_share, render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
 FLOW_STREAMS = {ACCOUNTS[0]: ("flowdredge-demo-flows-a", 2),
@@ -89,9 +89,7 @@ def _windows_closed(rest_url, job_id, first_window_s, window_s) -> int:
 
 def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed) -> str:
     counts = total_counts(output)
-    ends = 2 * counts["flows_aggregated"]
-    unattributed = counts["src_unattributed"] + counts["dst_unattributed"]
-    attributed = f"{100.0 * (ends - unattributed) / ends:.1f} %" if ends else "n/a"
+    attributed = attributed_share(counts)
     try:
         lag = consumer_lag_ms(rest_url, job_id)
     except (urllib.error.URLError, OSError, ValueError, KeyError):

@@ -53,11 +53,14 @@ def _cloudwatch_records(path):
     account = os.path.basename(path).split("_", 1)[0]
     stamp = delivered_at(path)
     with open(path, encoding="ascii") as fh:
-        for n, line in enumerate(fh):
+        for line in fh:
             if line.strip():
                 data = base64.b64decode(line)
-                events = len(json.loads(gzip.decompress(data))["logEvents"])
-                yield FlowRecord(stamp, account, data, f"{account}-{n}", events)
+                envelope = json.loads(gzip.decompress(data))
+                # Keyed by log stream, as a subscription filter's ByLogStream distribution
+                # does: every interface's records in one shard, the interfaces over them all.
+                yield FlowRecord(stamp, account, data, envelope["logStream"],
+                                 len(envelope["logEvents"]))
 
 
 def flow_records(paths, events_per_record: int = 500) -> list:

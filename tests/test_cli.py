@@ -30,7 +30,7 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     result = flowdredge("replay", "--flows", flows, "--metadata", out.metadata_file,
                         "--output", str(tmp_path / "out"), "--parallelism", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"flows aggregated: {out.flows:,}" in result.stdout
+    assert f"flows attributed: {out.flows:,} into their windows" in result.stdout
     assert "top app -> app edges by bytes" in result.stdout
     assert "flow files and" in result.stderr               # progress lines on stderr
     assert not os.path.exists(tmp_path / "out" / "staging" / "flow-records.txt")   # not staged
@@ -53,7 +53,8 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     assert not [n for n in os.listdir(tmp_path / "out") if n.startswith(".replay-")]
 
     summary = flowdredge("summary", str(tmp_path / "out"))
-    assert summary.returncode == 0 and f"flows aggregated: {out.flows:,}" in summary.stdout
+    assert summary.returncode == 0 and \
+        f"flows attributed: {out.flows:,} into their windows" in summary.stdout
 
 
 @pytest.mark.unit
