@@ -223,7 +223,7 @@ def cmd_stream_demo(args) -> int:
     _check_local_parallelism(cfg)
     given = {name: getattr(args, name) for name in ("rate", "minutes", "seed", "report_seconds")
              if getattr(args, name) is not None}
-    return run_demo(cfg, DemoOptions(output=args.output, **given), log.info)
+    return run_demo(cfg, DemoOptions(output=args.output, job=not args.no_job, **given), log.info)
 
 
 def cmd_summary(args) -> int:
@@ -324,6 +324,10 @@ def parser() -> argparse.ArgumentParser:
     stream_demo.add_argument("--seed", type=int)
     stream_demo.add_argument("--report-seconds", type=int,
                              help="seconds between progress lines")
+    stream_demo.add_argument("--no-job", action="store_true",
+                             help="run no job: write the traffic and keep the local Kinesis up "
+                                  "until Ctrl-C, for `flowdredge run` in another terminal (the "
+                                  "command is printed)")
     common(stream_demo)
     stream_demo.set_defaults(func=cmd_stream_demo)
 

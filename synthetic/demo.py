@@ -18,7 +18,7 @@ from flowdredge.connectors.kinesis import client as kinesis_client
 from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
-from flowdredge.synthetic.estate import ACCOUNTS, Scenario
+from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
 from flowdredge.job.outputs import read_records, remove_outputs, total_counts
 from flowdredge.explore.summary import attributed_share, render, summarize
 
@@ -36,6 +36,8 @@ class DemoOptions:
     minutes: int = Scenario.minutes     # minutes of traffic (event time)
     seed: int = Scenario.seed
     report_seconds: int = 60
+    # False: no job here; the local Kinesis stays up for `flowdredge run` (run_command).
+    job: bool = True
 
 
 def consumer_lag_ms(rest_url: str, job_id: str):
@@ -102,21 +104,49 @@ def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed)
 
 
 def too_short(minutes: int, config: Config):
-    """A warning when `minutes` of traffic would close no window (event time trails the latest
-    flow by flows.out_of_orderness_seconds), else None."""
+    """A warning when `minutes` of traffic may close no window, else None. Event time is the
+    slowest shard's latest flow less flows.out_of_orderness_seconds, and a shard the last
+    delivery (DELIVERY_SECONDS of flows) sent nothing to holds it at the delivery before; a
+    demo's few records leave some shards out of a delivery."""
     holding, window_s = config.flows.out_of_orderness_seconds, config.job.window_seconds
-    if minutes * 60 >= holding + window_s:
+    needed = holding + DELIVERY_SECONDS + window_s
+    if minutes * 60 >= needed:
         return None
-    return (f"warning: {minutes} minutes of traffic close no window: event time stays "
-            f"flows.out_of_orderness_seconds ({holding} s) behind the latest flow; use "
-            f"--minutes {-(-(holding + 2 * window_s) // 60)} or more")
+    return (f"warning: {minutes} minutes of traffic may close no window: event time is the "
+            f"slowest shard's latest flow (flows come in {DELIVERY_SECONDS // 60}-minute "
+            f"deliveries) less flows.out_of_orderness_seconds ({holding} s); use --minutes "
+            f"{-(-(needed + window_s) // 60)} or more")
+
+
+def run_command(kin, output: str) -> str:
+    """The `flowdredge run` command line that reads the demo's streams."""
+    return (f".venv/bin/flowdredge run --output {output} --endpoint {kin.endpoint} "
+            f"--flow-streams {','.join(kin.flow_streams)} --metadata-stream "
+            f"{kin.metadata_stream} --metadata-snapshot {kin.metadata_snapshot}")
+
+
+def _serve(kin, output: str, produce, writer, total_flows: int, rate: int, progress) -> int:
+    """Writes the traffic with no job of its own, then keeps the local Kinesis up until
+    Ctrl-C: the streams for `flowdredge run` in another terminal."""
+    progress(f"no job here (--no-job): in another terminal, run\n  {run_command(kin, output)}")
+    progress(f"producing {total_flows:,} flows at {rate:,} flows/s; Ctrl-C stops")
+    try:
+        produce()
+        progress(f"all {writer.flows_written:,} flows written; the local Kinesis stays up until "
+                 f"Ctrl-C")
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        progress("stopping (Ctrl-C): the local Kinesis and its streams are gone")
+    return 0
 
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
     from flowdredge.job.flink.run import kinesis_job
     output = options.output
     os.makedirs(output, exist_ok=True)
-    replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log"))
+    replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log",
+                                       "run-output"))
     if replaced:
         progress(f"replacing the previous demo's {', '.join(replaced)} in {output} (other files "
                  f"there stay)")
@@ -136,9 +166,12 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
     stop = threading.Event()
     with LocalKinesis(os.path.join(output, "kinesis-local.log")) as server:
         progress(f"local Kinesis on {server.endpoint}; creating streams")
+        # A short demo's few records can leave a shard empty, and its producer may be done
+        # within the minute a never-heard shard holds event time: 10 s here. Restarts: the
+        # Kinesis connector's start-up race on a loaded machine (docs/streaming.md).
         cfg = config.replace(
-            job={"checkpoint_interval_seconds": 5},
-            kinesis={"endpoint": server.endpoint,
+            job={"checkpoint_interval_seconds": 5, "max_restarts": 3},
+            kinesis={"endpoint": server.endpoint, "shard_idle_seconds": 10,
                      "flow_streams": ",".join(name for name, _ in FLOW_STREAMS.values()),
                      "metadata_stream": METADATA_STREAM, "metadata_snapshot": estate.snapshot,
                      "aggregates_stream": AGGREGATES_STREAM})
@@ -154,6 +187,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
             if not stop.is_set():
                 writer.finish()
 
+        if not options.job:
+            return _serve(cfg.kinesis, os.path.join(output, "run-output"), produce, writer,
+                          total_flows, options.rate, progress)
         rest_port = free_port()
         rest_url = f"http://127.0.0.1:{rest_port}"
         job = kinesis_job(cfg, output, flink_options={"rest.port": str(rest_port)}) \

@@ -41,6 +41,8 @@ APPS = {
 }
 INTERNET_FACING = ("edge-gateway",)
 ACCOUNTS = ("123456789012", "210987654321")
+# AWS delivers a flow some minutes after it happened, in per-interval files: one each this long.
+DELIVERY_SECONDS = 300
 # The estate's regions and their zones; the demo's estate lives in the first two.
 ZONES = {"us-east-1": ("us-east-1a", "us-east-1b", "us-east-1c"),
          "eu-west-1": ("eu-west-1a", "eu-west-1b"),
@@ -235,14 +237,14 @@ def generate(scenario: Scenario, out_dir: str) -> Generated:
                               6, packets, packets * rng.randrange(60, 1500), start,
                               start + rng.randrange(0, 60), action)
             # AWS delivers a flow some minutes after it happened, in per-interval files.
-            key = (owner["account"], owner["region"], minute // 5)
+            key = (owner["account"], owner["region"], minute * 60 // DELIVERY_SECONDS)
             per_file.setdefault(key, []).append((start, line))
             total += 1
     out = Generated(flows=total)
     flows_dir = os.path.join(out_dir, "flows")
     for (account, region, slot), lines in sorted(per_file.items()):
         lines.sort(key=lambda x: x[0])
-        delivered = stamp(t0 + slot * 300 + 300)
+        delivered = stamp(t0 + (slot + 1) * DELIVERY_SECONDS)
         if account == scenario.cloudwatch_account:
             events = [(str(rng.getrandbits(56)), start * 1000, line) for start, line in lines]
             path, _records = write_cloudwatch(flows_dir, account, region, delivered, events,

@@ -4,7 +4,9 @@ streaming demo, the tests and the benchmarks. boto3 only (no pyflink).
 
 Flow logs travel as CloudWatch Logs subscription records: one gzip JSON envelope per batch of
 log events of one log stream (one network interface), partition key the log stream, as a
-cross-account log destination delivers them. The changelog travels one event per record, in
+cross-account log destination delivers them (a subscription filter's ByLogStream
+distribution); the records of synthetic CloudWatch files, one log stream for every interface,
+a key each (its Random distribution). The changelog travels one event per record, in
 order, under one partition key (one shard keeps the order).
 """
 import base64
@@ -53,14 +55,14 @@ def _cloudwatch_records(path):
     account = os.path.basename(path).split("_", 1)[0]
     stamp = delivered_at(path)
     with open(path, encoding="ascii") as fh:
-        for line in fh:
+        for n, line in enumerate(fh):
             if line.strip():
                 data = base64.b64decode(line)
-                envelope = json.loads(gzip.decompress(data))
-                # Keyed by log stream, as a subscription filter's ByLogStream distribution
-                # does: every interface's records in one shard, the interfaces over them all.
-                yield FlowRecord(stamp, account, data, envelope["logStream"],
-                                 len(envelope["logEvents"]))
+                events = len(json.loads(gzip.decompress(data))["logEvents"])
+                # A key a record, as a subscription filter's Random distribution spreads them:
+                # these files hold every interface's events under one log stream, which
+                # ByLogStream would put in one shard.
+                yield FlowRecord(stamp, account, data, f"{account}-{stamp}-{n}", events)
 
 
 def flow_records(paths, events_per_record: int = 500) -> list:

@@ -10,8 +10,8 @@ from flowdredge.synthetic.demo import DemoOptions, run_demo, too_short
 @pytest.mark.unit
 def test_a_demo_too_short_to_close_a_window_says_so():
     config = Config()   # out-of-orderness 300 s, windows of 60 s
-    assert "use --minutes 7 or more" in too_short(5, config)
-    assert too_short(6, config) is None
+    assert "use --minutes 12 or more" in too_short(8, config)
+    assert too_short(11, config) is None
 
 
 @pytest.mark.kinesis
@@ -29,3 +29,52 @@ def test_the_stream_demo_runs_and_closes_windows(tmp_path, capsys):
     windows = {key[0] for key in job_aggregates(output)}
     assert len(windows) >= 2, lines
     assert "top app -> app edges by bytes" in capsys.readouterr().out
+
+
+@pytest.mark.kinesis
+def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
+    """`flowdredge stream-demo --no-job` keeps the local Kinesis up with the traffic written;
+    the `flowdredge run` command it prints, run as printed, reads every flow of it. Both are
+    processes of their own, stopped with Ctrl-C as in a terminal."""
+    import os
+    import re
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+    demo_dir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flowdredge.cli", "stream-demo", "--no-job", "--output",
+         str(demo_dir), "--minutes", "8", "--rate", "4000"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    run = None
+    try:
+        lines = []
+        for line in demo.stderr:
+            lines.append(line)
+            if "flows written; the local Kinesis stays up" in line:
+                break
+        text = "".join(lines)
+        written = int(re.search(r"all ([\d,]+) flows written", text).group(1).replace(",", ""))
+        command = re.search(r"^\s+(\.venv/bin/flowdredge run .*)$", text, re.M).group(1)
+        args = shlex.split(command)[2:]   # after `.venv/bin/flowdredge run`
+        config = tmp_path / "run.json"
+        config.write_text('{"job": {"checkpoint_interval_seconds": 1}}')
+        run_log = open(tmp_path / "run.log", "w")
+        run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", "--config",
+                                str(config), *args], stderr=run_log, start_new_session=True)
+        output = args[args.index("--output") + 1]
+        deadline = time.monotonic() + 240
+        while total_counts(output)["flows_parsed"] < written:
+            assert run.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, total_counts(output)
+            time.sleep(1)
+    finally:
+        for process in (run, demo):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                process.wait(timeout=120)
+    counts = total_counts(output)
+    assert counts["flows_parsed"] == written and counts["dead_letter"] == 0
+    assert run.returncode == 130 and demo.returncode == 0, (tmp_path / "run.log").read_text()
