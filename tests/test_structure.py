@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORE = ["job.parse", "job.parse_columns", "job.ownership", "job.attribute", "job.aggregate",
         "job.codec", "job.enriched", "job.config", "job.replay", "job.outputs", "job.ipranges",
         "job.security", "job.security_columns", "job.addresses", "job.groupby", "job.managed",
-        "job.shards", "job.submit", "job.changelog_columns", "explore.summary",
+        "job.shards", "job.submit", "job.changelog_columns", "job.waiting", "explore.summary",
         "explore.query", "explore.report", "operate.package", "operate.deploy",
         "operate.cluster", "synthetic.estate", "synthetic.formats", "synthetic.snapshot",
         "synthetic.workload", "schemas.cloudwatch", "schemas.outputs", "schemas.metadata",

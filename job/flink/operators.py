@@ -24,6 +24,7 @@ from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, staged_reco
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
+from flowdredge.job.waiting import Waiting, next_poll
 from flowdredge.schemas.flink import row_type
 from flowdredge.schemas.outputs import (COUNTERS, FLOW_DEAD_LETTER_REASONS, FLOW_GROUP,
                              METADATA_DEAD_LETTER_REASONS, PARTIAL_AGGREGATE)
@@ -405,13 +406,13 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             deadline = now + self.max_wait_ms
             seq = random.getrandbits(63)
             self.pending.put(seq, payload)
-            self.pending_times.put(seq, "%d %d %d" % (window_start, max_start, deadline))
+            self.pending_times.put(seq, Waiting(window_start, max_start, deadline).encode())
             self.pending_groups += 1
             # Released by whichever comes first: the watermark passing the group (the metadata
             # is then complete for it, and its window still open), a check after the metadata
             # clock moved (polled), or the max wait.
             timers.register_event_time_timer(max_start * 1000)
-            timers.register_processing_time_timer(self._next_poll(now))
+            timers.register_processing_time_timer(next_poll(now, self.poll_ms))
             self.metrics.add({"groups_waited": 1})
             yield COUNTS, counts_line("attribute", {"groups_waited": 1})
 
@@ -430,22 +431,18 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             for window_start in sorted(self._windows_sent(key)):
                 yield CONVERSATIONS, Row(window_start, b"")
         self._take_restored_groups(key, timers.current_processing_time())
-        starts = {int(times.split()[1]) for times in self.pending_times.values()}
+        starts = {Waiting.decode(times).max_start for times in self.pending_times.values()}
         for max_start in starts:
             timers.register_event_time_timer(max_start * 1000)
         if starts:
             timers.register_processing_time_timer(
-                self._next_poll(timers.current_processing_time()))
+                next_poll(timers.current_processing_time(), self.poll_ms))
 
     def _event_time_lag_ms(self) -> int:
         """Wall-clock time minus the highest watermark seen (0 before any): a metric only."""
         if self.seen_watermark <= -MAX_WATERMARK:
             return 0
         return int(time.time() * 1000) - self.seen_watermark
-
-    def _next_poll(self, now_ms: int) -> int:
-        # Aligned, so the groups of one key share one timer per interval.
-        return now_ms - now_ms % self.poll_ms + self.poll_ms
 
     def on_timer(self, timestamp: int, ctx):
         # A restored timer can fire before any record or changelog event has loaded the state.
@@ -463,10 +460,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self._take_restored_groups(ctx.get_current_key(), timers.current_processing_time())
         ready, waiting = [], 0
         for seq, times in self.pending_times.items():
-            window_start, max_start, deadline = map(int, times.split())
-            complete = inputs_ended or self.clock.complete_up_to(max_start * 1000)
-            if complete or (max_start * 1000 if event_time else deadline) <= timestamp:
-                ready.append((seq, window_start, max_start, complete))
+            group = Waiting.decode(times)
+            complete = inputs_ended or self.clock.complete_up_to(group.max_start * 1000)
+            if group.due(timestamp, event_time, complete):
+                ready.append((seq, group.window_start, group.max_start, complete))
             else:
                 waiting += 1
         for seq, window_start, max_start, complete in ready:
@@ -483,7 +480,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             yield from self._emit(decode_group(payload, window_start, max_start), ctx,
                                   late=late)
         if waiting and not event_time:
-            timers.register_processing_time_timer(self._next_poll(timestamp + 1))
+            timers.register_processing_time_timer(next_poll(timestamp + 1, self.poll_ms))
 
     def _take_restored_groups(self, key, now_ms: int) -> None:
         """At the key's first call since this instance started: moves its groups of an earlier
@@ -500,10 +497,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 self.pending.put(seq, payload)
                 self.pending_times.put(seq, times.decode("ascii"))
             self.pending_both.clear()
-        deadline = now_ms + self.max_wait_ms
         for seq, times in list(self.pending_times.items()):
-            window_start, max_start, _ = times.split()
-            self.pending_times.put(seq, f"{window_start} {max_start} {deadline}")
+            self.pending_times.put(seq, Waiting.decode(times).restarted(now_ms, self.max_wait_ms)
+                                   .encode())
             self.pending_groups += 1
 
     def _windows_sent(self, key) -> set:

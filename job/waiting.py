@@ -1,0 +1,41 @@
+"""Flow groups waiting for metadata: when each is released. Pure Python (no pyflink); the keyed
+state and the timers are job.flink.operators.AttributeFlows'.
+
+A group waits while the metadata clock has not passed its latest start, and no longer than
+`metadata.max_wait_seconds` of processing time (docs/design.md, "Waiting for metadata").
+"""
+from typing import NamedTuple
+
+
+class Waiting(NamedTuple):
+    """A waiting group's times, kept in keyed state apart from the group itself (a timer reads
+    only these): its window and latest flow start (epoch s), and the processing time (epoch ms)
+    its max wait ends."""
+    window_start: int
+    max_start: int
+    deadline: int
+
+    def encode(self) -> str:
+        return "%d %d %d" % self
+
+    @classmethod
+    def decode(cls, text: str) -> "Waiting":
+        return cls(*map(int, text.split()))
+
+    def restarted(self, now_ms: int, max_wait_ms: int) -> "Waiting":
+        """Its whole max wait again from `now_ms`: after a restore the changelog is read again
+        from the checkpoint too, and a deadline that passed while the job was down would
+        release the group before the changelog caught up."""
+        return self._replace(deadline=now_ms + max_wait_ms)
+
+    def due(self, timer_ms: int, event_time: bool, complete: bool) -> bool:
+        """Whether a timer at `timer_ms` releases it: the metadata is `complete` up to its
+        latest start, or an event-time timer reached that start (the watermark, which the
+        changelog's holds back, passed it), or a processing-time timer its deadline."""
+        return complete or (self.max_start * 1000 if event_time else self.deadline) <= timer_ms
+
+
+def next_poll(now_ms: int, poll_ms: int) -> int:
+    """The next check of waiting groups after `now_ms`, aligned to `poll_ms`, so that the
+    groups of one key share one timer per interval."""
+    return now_ms - now_ms % poll_ms + poll_ms
