@@ -393,6 +393,9 @@ def main(argv=None) -> int:
     logs.setup("flowdredge", "[flowdredge]")
     try:
         return args.func(args)
+    except KeyboardInterrupt:   # Ctrl-C before a command's own handling (starting up)
+        print("flowdredge: interrupted", file=sys.stderr)
+        return logs.INTERRUPTED
     except BrokenPipeError:   # `flowdredge summary DIR | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
