@@ -37,16 +37,23 @@ def connector_jars() -> list:
     return _url(CONNECTORS, "the jar of the Kinesis connector and the adapters")
 
 
+def plugins_dir():
+    """The plugins folder of a local mini-cluster: PyFlink's own plugins/ (it sets
+    FLINK_PLUGINS_DIR to it, whatever it was), unless FLINK_HOME names a Flink of its own."""
+    if "FLINK_HOME" in os.environ:
+        return os.environ.get("FLINK_PLUGINS_DIR") or os.path.join(os.environ["FLINK_HOME"],
+                                                                   "plugins")
+    import importlib.util
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(list(spec.submodule_search_locations)[0], "plugins")
+
+
 def s3_file_system() -> bool:
     """Whether a local mini-cluster has Flink's S3 file system (a `flink-s3-fs-*` jar in a
-    plugin folder under FLINK_PLUGINS_DIR, else PyFlink's own plugins/): apache-flink ships
-    none, so locally `s3://` outputs, checkpoints and snapshots need one added."""
+    folder of its own under plugins_dir()): apache-flink ships none, so locally `s3://`
+    outputs, checkpoints and snapshots need one added."""
     import glob
-    plugins = os.environ.get("FLINK_PLUGINS_DIR")
-    if not plugins:
-        import importlib.util
-        spec = importlib.util.find_spec("pyflink")
-        if spec is None or not spec.submodule_search_locations:
-            return False
-        plugins = os.path.join(list(spec.submodule_search_locations)[0], "plugins")
-    return bool(glob.glob(os.path.join(plugins, "*", "flink-s3-fs-*.jar")))
+    plugins = plugins_dir()
+    return bool(plugins and glob.glob(os.path.join(plugins, "*", "flink-s3-fs-*.jar")))

@@ -19,10 +19,19 @@ class _Stderr(logging.StreamHandler):
         return sys.stderr
 
 
+def _not_py4j_interrupt(record: logging.LogRecord) -> bool:
+    # py4j logs Ctrl-C during a call into the JVM on the root logger, with a traceback, then
+    # raises it: the command says it was interrupted in one line instead.
+    return not record.getMessage().startswith("KeyboardInterrupt while sending command")
+
+
 def setup(logger: str, prefix: str, timestamps: bool = False) -> None:
     """INFO and above from `logger` and the loggers below it, as `prefix [HH:MM:SS] message`.
     Each command's main() calls it; a second call (tests run several commands in one process)
     replaces the first."""
+    root = logging.getLogger()
+    if _not_py4j_interrupt not in root.filters:
+        root.addFilter(_not_py4j_interrupt)
     log = logging.getLogger(logger)
     for handler in [h for h in log.handlers if isinstance(h, _Stderr)]:
         log.removeHandler(handler)

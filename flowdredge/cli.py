@@ -4,6 +4,7 @@ main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
 """
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -153,34 +154,34 @@ def run_options(cfg, output: str, resume) -> dict:
     return options
 
 
-def check_local_locations(cfg, output: str) -> None:
+def check_local_locations(cfg, output: str, resume: str = None) -> None:
     """What a local mini-cluster cannot reach stops `flowdredge run` before Flink starts (it
     failed after its restarts, with a Java trace): a snapshot that is not there, `s3://`
     without Flink's S3 file system."""
-    from flowdredge.connectors.jars import s3_file_system
+    from flowdredge.connectors.jars import plugins_dir, s3_file_system
     snapshot = cfg.kinesis.metadata_snapshot
-    if snapshot and "://" not in snapshot and not os.path.exists(snapshot):
+    local = snapshot[len("file://"):] if snapshot.startswith("file://") else snapshot
+    if local and "://" not in local and not os.path.exists(local):
         raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
     in_s3 = [f"{name} {where}" for name, where in (
         ("--output", output), ("kinesis.metadata_snapshot", snapshot),
-        ("job.checkpoint_dir", cfg.job.checkpoint_dir)) if where.startswith("s3://")]
+        ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or ""))
+        if where.startswith("s3://")]
     if in_s3 and not s3_file_system():
         raise config_mod.ConfigError(
             f"{', '.join(in_s3)}: this local Flink has no S3 file system (apache-flink ships "
             f"none): put Flink's flink-s3-fs-hadoop jar in a folder of its own under "
-            f"FLINK_PLUGINS_DIR, or write to a local folder here and to S3 from a cluster or "
+            f"{plugins_dir()}, or write to a local folder here and to S3 from a cluster or "
             f"Managed Flink (docs/streaming.md)")
 
 
 def cmd_run(args) -> int:
-    from flowdredge.connectors.kinesis.local import free_port
-    from flowdredge.job.flink.run import kinesis_job
+    from flowdredge.job.flink.run import kinesis_job, local_rest_options
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
-    check_local_locations(cfg, args.output)
-    options = run_options(cfg, args.output, args.resume)
-    rest_port = args.rest_port or free_port()
-    options["rest.port"] = str(rest_port)
+    check_local_locations(cfg, args.output, args.resume)
+    options = {**run_options(cfg, args.output, args.resume), **local_rest_options(args.rest_port)}
+    rest_port = options["rest.port"]
     env = kinesis_job(cfg, args.output, flink_options=options)
     resumed = options.get("execution.state-recovery.path")
     log.info(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
@@ -194,26 +195,25 @@ def cmd_run(args) -> int:
 def _run_until_stopped(job) -> int:
     """Waits for a running job's end; Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its
     checkpoints). Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep."""
+    from flowdredge.job.flink.run import failure_cause, job_status
     try:
         while True:
             time.sleep(1)
-            status = job.get_job_status().result().name
-            if status in ("FAILED", "CANCELED", "FINISHED"):
+            status = job_status(job)
+            if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
                 break
     except KeyboardInterrupt:
         log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for --resume")
-        job.cancel().result()
+        try:
+            job.cancel().result()
+        except Exception:   # py4j's error: it had ended meanwhile, nothing left to stop
+            pass
         return logs.INTERRUPTED
-    if status == "FINISHED":
+    cause = failure_cause(job)
+    if not cause:
         return 0
-    try:
-        job.get_job_execution_result().result()
-        cause = ""
-    except Exception as err:   # the JVM's exception, its stack trace in its text
-        causes = [line for line in str(err).splitlines() if line.startswith("Caused by:")]
-        cause = f": {causes[-1]}" if causes else ""
-    log.error(f"the job is {status}{cause} (the whole trace: the Flink log, pyflink/log/ in "
-              f"the virtualenv)")
+    log.error(f"the job ended: {cause} (the whole trace: the Flink log, pyflink/log/ in the "
+              f"virtualenv)")
     return 1
 
 
@@ -228,6 +228,8 @@ def cmd_stream_demo(args) -> int:
 
 def cmd_summary(args) -> int:
     from flowdredge.explore.summary import render, summarize
+    if not os.path.isdir(args.output):
+        raise FileNotFoundError(errno.ENOENT, "no such output folder", args.output)
     print(render(summarize(args.output), args.output))
     return 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from flowdredge.connectors import logs
 from flowdredge.connectors.kinesis import client as kinesis_client
-from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
+from flowdredge.connectors.kinesis.local import LocalKinesis
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
@@ -115,20 +115,30 @@ def too_short(minutes: int, config: Config):
     return (f"warning: {minutes} minutes of traffic may close no window: event time is the "
             f"slowest shard's latest flow (flows come in {DELIVERY_SECONDS // 60}-minute "
             f"deliveries) less flows.out_of_orderness_seconds ({holding} s); use --minutes "
-            f"{-(-(needed + window_s) // 60)} or more")
+            f"{-(-needed // 60)} or more")
 
 
-def run_command(kin, output: str) -> str:
+# The settings of the demo's own job that `flowdredge run` on its streams needs as well: see
+# run_demo.
+RUN_SETTINGS = {"job": {"max_restarts": 3}, "kinesis": {"shard_idle_seconds": 10}}
+
+
+def run_command(kin, config_file: str, output: str) -> str:
     """The `flowdredge run` command line that reads the demo's streams."""
-    return (f".venv/bin/flowdredge run --output {output} --endpoint {kin.endpoint} "
-            f"--flow-streams {','.join(kin.flow_streams)} --metadata-stream "
+    return (f".venv/bin/flowdredge run --config {config_file} --output {output} --endpoint "
+            f"{kin.endpoint} --flow-streams {','.join(kin.flow_streams)} --metadata-stream "
             f"{kin.metadata_stream} --metadata-snapshot {kin.metadata_snapshot}")
 
 
-def _serve(kin, output: str, produce, writer, total_flows: int, rate: int, progress) -> int:
+def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progress) -> int:
     """Writes the traffic with no job of its own, then keeps the local Kinesis up until
-    Ctrl-C: the streams for `flowdredge run` in another terminal."""
-    progress(f"no job here (--no-job): in another terminal, run\n  {run_command(kin, output)}")
+    Ctrl-C: the streams for `flowdredge run` in another terminal (its settings in
+    folder/run.json, its outputs in folder/run-output)."""
+    config_file = os.path.join(folder, "run.json")
+    with open(config_file, "w", encoding="utf-8") as fh:
+        json.dump(RUN_SETTINGS, fh)
+    command = run_command(kin, config_file, os.path.join(folder, "run-output"))
+    progress(f"no job here (--no-job): in another terminal, run\n  {command}")
     progress(f"producing {total_flows:,} flows at {rate:,} flows/s; Ctrl-C stops")
     try:
         produce()
@@ -138,15 +148,15 @@ def _serve(kin, output: str, produce, writer, total_flows: int, rate: int, progr
             time.sleep(1)
     except KeyboardInterrupt:
         progress("stopping (Ctrl-C): the local Kinesis and its streams are gone")
-    return 0
+    return logs.INTERRUPTED
 
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
-    from flowdredge.job.flink.run import kinesis_job
+    from flowdredge.job.flink.run import failure_cause, job_status, kinesis_job, local_rest_options
     output = options.output
     os.makedirs(output, exist_ok=True)
     replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log",
-                                       "run-output"))
+                                       "run-output", "run.json"))
     if replaced:
         progress(f"replacing the previous demo's {', '.join(replaced)} in {output} (other files "
                  f"there stay)")
@@ -170,8 +180,8 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
         # within the minute a never-heard shard holds event time: 10 s here. Restarts: the
         # Kinesis connector's start-up race on a loaded machine (docs/streaming.md).
         cfg = config.replace(
-            job={"checkpoint_interval_seconds": 5, "max_restarts": 3},
-            kinesis={"endpoint": server.endpoint, "shard_idle_seconds": 10,
+            job={"checkpoint_interval_seconds": 5, **RUN_SETTINGS["job"]},
+            kinesis={"endpoint": server.endpoint, **RUN_SETTINGS["kinesis"],
                      "flow_streams": ",".join(name for name, _ in FLOW_STREAMS.values()),
                      "metadata_stream": METADATA_STREAM, "metadata_snapshot": estate.snapshot,
                      "aggregates_stream": AGGREGATES_STREAM})
@@ -188,12 +198,11 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                 writer.finish()
 
         if not options.job:
-            return _serve(cfg.kinesis, os.path.join(output, "run-output"), produce, writer,
+            return _serve(cfg.kinesis, output, produce, writer,
                           total_flows, options.rate, progress)
-        rest_port = free_port()
-        rest_url = f"http://127.0.0.1:{rest_port}"
-        job = kinesis_job(cfg, output, flink_options={"rest.port": str(rest_port)}) \
-            .execute_async("flowdredge stream demo")
+        rest = local_rest_options()
+        rest_url = f"http://127.0.0.1:{rest['rest.port']}"
+        job = kinesis_job(cfg, output, flink_options=rest).execute_async("flowdredge stream demo")
         job_id = str(job.get_job_id())
         progress(f"job {job_id} running (Flink UI and REST API: {rest_url}); producing "
                  f"{total_flows:,} flows at {options.rate:,} flows/s; Ctrl-C stops")
@@ -205,9 +214,10 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
             next_report = began + options.report_seconds
             while True:
                 time.sleep(1)
-                status = job.get_job_status().result().name
-                if status in ("FAILED", "CANCELED", "FINISHED"):
-                    progress(f"the job is {status}; see the Flink log")
+                status = job_status(job)
+                if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
+                    progress(f"the job ended: {failure_cause(job) or status} (the whole trace: "
+                             f"the Flink log, pyflink/log/ in the virtualenv)")
                     return 1
                 done = not producer.is_alive() and \
                     total_counts(output)["records_in"] >= writer.records_written
@@ -219,7 +229,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                 if done:
                     finished = True
                     break
-            progress(f"every record written was read; {closed} windows closed. Waiting for "
+            progress(f"every record written was read; windows closed: {closed}. Waiting for "
                      f"their aggregates to be committed (files roll every minute)")
             deadline = time.monotonic() + 150
             while _committed_windows(output) < closed and time.monotonic() < deadline:

@@ -89,3 +89,9 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.unit
+def test_the_summary_of_a_folder_that_is_not_there_is_an_error(tmp_path):
+    result = flowdredge("summary", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "no such output folder" in result.stderr

@@ -158,9 +158,16 @@ def test_what_a_local_run_cannot_reach_is_refused_before_flink_starts(tmp_path, 
         check_local_locations(config, str(tmp_path / "out"))
     (tmp_path / "snapshot.jsonl").write_text("")
     check_local_locations(config, str(tmp_path / "out"))
+    # A Flink of its own (FLINK_HOME): PyFlink then keeps its FLINK_PLUGINS_DIR.
+    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
     monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
     with pytest.raises(ConfigError, match="--output s3://b/out: this local Flink has no S3"):
         check_local_locations(config, "s3://b/out")
+    with pytest.raises(ConfigError, match="--resume s3://b/chk-1: this local Flink has no S3"):
+        check_local_locations(config, str(tmp_path / "out"), "s3://b/chk-1")
     (tmp_path / "plugins" / "s3").mkdir(parents=True)
     (tmp_path / "plugins" / "s3" / "flink-s3-fs-hadoop-2.2.1.jar").write_bytes(b"")
     check_local_locations(config, "s3://b/out")
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_local_locations(config.replace(kinesis={"metadata_snapshot": "file:///nope.jsonl"}),
+                              str(tmp_path / "out"))

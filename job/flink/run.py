@@ -175,3 +175,44 @@ def deployed_job(config: Config, output_dir: str, flows: str = None, metadata: s
         from flowdredge.job.replay import flow_files
         return aws_files_job(config, flow_files([flows])[0], metadata, output_dir, **options)
     return files_job(config, flows, metadata, output_dir, follow_seconds, **options)
+
+
+def local_rest_options(port: int = 0) -> dict:
+    """Flink settings for a local job's UI and REST API on 127.0.0.1 only (Flink's default
+    listens on every interface, unauthenticated: anyone on the network could cancel the job):
+    `port`, or a free one for 0. ConfigError for a port out of range or in use."""
+    import socket
+    from flowdredge.connectors.kinesis.local import free_port
+    from flowdredge.job.config import ConfigError
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--rest-port {port}: expected a port, 1-65535 (0: a free one)")
+    if port == 0:
+        port = free_port()
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigError(f"--rest-port {port}: {err.strerror}") from None
+    return {"rest.port": str(port), "rest.address": "127.0.0.1",
+            "rest.bind-address": "127.0.0.1"}
+
+
+def job_status(job) -> str:
+    """A submitted job's status name (FAILED, CANCELED, FINISHED once it ended); ENDED when it
+    can no longer be asked: a local mini-cluster shuts down as soon as its job ends."""
+    try:
+        return job.get_job_status().result().name
+    except Exception:   # py4j's error for a mini-cluster that is gone
+        return "ENDED"
+
+
+def failure_cause(job) -> str:
+    """The last `Caused by:` line of why a job failed (its Java trace is in the Flink log), or
+    "" when it did not."""
+    try:
+        job.get_job_execution_result().result()
+        return ""
+    except Exception as err:   # py4j's error, the Java trace in its text
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        causes = [line for line in lines if line.startswith("Caused by:")]
+        return causes[-1] if causes else (lines[0] if lines else type(err).__name__)
