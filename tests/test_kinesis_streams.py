@@ -120,6 +120,7 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_l
     import subprocess
     import sys
     import time
+    from helpers import subprocess_env
     from flowdredge.job.outputs import latest_checkpoint
     kinesis = kinesis_client.client(Config().replace(
         kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
@@ -133,7 +134,8 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_l
         [sys.executable, "-m", "flowdredge.cli", "run", "--config", str(config), "--output",
          str(output), "--endpoint", kinesis_local.endpoint, "--flow-streams", "ctrl-c-flows",
          "--metadata-stream", "ctrl-c-meta"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=subprocess_env())
     try:
         deadline = time.monotonic() + 180
         while latest_checkpoint(str(output / "checkpoints")) is None:

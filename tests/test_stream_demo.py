@@ -2,7 +2,7 @@
 job end to end, as a user first runs it, shortened."""
 import pytest
 
-from helpers import job_aggregates, total_counts
+from helpers import job_aggregates, subprocess_env, total_counts
 from flowdredge.job.config import Config
 from flowdredge.synthetic.demo import DemoOptions, run_demo, too_short
 
@@ -48,7 +48,7 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     demo = subprocess.Popen(
         [sys.executable, "-m", "flowdredge.cli", "stream-demo", "--no-job", "--output",
          str(demo_dir), "--minutes", "8", "--rate", "4000"],
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=subprocess_env())
     run = None
     try:
         lines = []
@@ -62,7 +62,7 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
         args = shlex.split(command)[2:]   # after `.venv/bin/flowdredge run`
         run_log = open(tmp_path / "run.log", "w")
         run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", *args],
-                               stderr=run_log, start_new_session=True)
+                               stderr=run_log, start_new_session=True, env=subprocess_env())
         output = args[args.index("--output") + 1]
         deadline = time.monotonic() + 240
         while total_counts(output)["flows_parsed"] < written:
