@@ -3,19 +3,19 @@ with PyFlink): the job follows folders of input, is stopped with a savepoint mid
 from it as a changed job, and its aggregates over the whole input equal the independent
 computation (tests/reference.py): nothing lost, nothing counted twice.
 
-The issue asks for the input to come from the local Kinesis; the Flink 2 Kinesis connector is
-not obtainable here, so the file source in follow mode stands in as the unbounded input."""
+The unbounded input here is the file source in follow mode; tests/test_kinesis_savepoint.py does
+the same with Kinesis sources. The plan tests hold every layout's operators to a name and a uid,
+and each stateful operator to its uid when outputs are added."""
+import gzip
 import json
 import os
-import re
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
+import plans
 import reference
-from helpers import job_aggregates, read_records, subprocess_env
+from helpers import job_aggregates, read_records
 from flowdredge.connectors.kinesis.local import free_port
 from flowdredge.operate.cluster import Cluster, feed
 from flowdredge.synthetic.estate import Scenario, generate
@@ -156,79 +156,54 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
     print(f"savepoint {savepoint} at window watermark {watermark}")
 
 
-PLAN = """
-import json, sys
-from flowdredge.job.config import from_dict
-from flowdredge.job.flink.run import files_job
-from flowdredge.connectors.streams import transformations
-config = from_dict(json.loads(sys.argv[1]))
-env = files_job(config, sys.argv[2], sys.argv[3], sys.argv[4])
-plan = {}
-for t in transformations(env):
-    for p in t.getTransitivePredecessors():
-        if p.getUid():
-            plan[p.getUid()] = [p.getClass().getSimpleName(), p.getDescription()]
-print(json.dumps(plan))
-"""
+def _layout(tmp_path, layout) -> tuple:
+    """(flows, metadata) for a job over files of `layout` (job.flink.run.deployed_job): empty
+    staged folders, or one AWS flow file (the job is built, not run)."""
+    flows, metadata = tmp_path / "f", tmp_path / "m"
+    flows.mkdir(exist_ok=True)
+    metadata.mkdir(exist_ok=True)
+    if layout == "aws":
+        name = "123456789012_vpcflowlogs_us-east-1_fl-1_20260101T0005Z_a.log.gz"
+        (flows / name).write_bytes(gzip.compress(b"version account-id\n"))
+    return str(flows), str(metadata)
 
 
-def _plan(tmp_path, sections) -> dict:
-    """uid -> [transformation class, description] of the job built with `sections`, in a
-    fresh process (as `flink run` builds it: SQL operators are numbered per process). The
-    description of a SQL operator spells out its query (grouping, window, columns)."""
-    (tmp_path / "f").mkdir(exist_ok=True)
-    (tmp_path / "m").mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", PLAN, json.dumps(sections),
-                           str(tmp_path / "f"), str(tmp_path / "m"), str(tmp_path / "out")],
-                          capture_output=True, text=True, env=subprocess_env(),
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert done.returncode == 0, (done.stderr[-3000:], {
-        k: v for k, v in subprocess_env().items() if k.startswith(("JAVA", "FLINK", "PYFLINK"))})
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-# The job's Python functions with keyed or operator state that are not broadcast functions:
-# their transformations' class (OneInputTransformation) is every stateless step's too.
-PYTHON_STATE_UIDS = ("parse-flow-records", "parse-metadata-events", "security-windows",
-                     "security-events")
-
-
-def _stateful(plan: dict) -> dict:
-    """The operators a savepoint holds state for (sources, sinks, Python functions with keyed
-    or broadcast state, SQL window aggregates and file writers): uid -> what it is (a SQL
-    operator's description without its planner node number, which is not part of its state)."""
-    return {uid: (what[0], re.sub(r"^\[\d+\]:", "", what[1] or ""))
-            for uid, what in plan.items()
-            if what[0] in ("SourceTransformation", "SinkTransformation",
-                           "PythonKeyedBroadcastStateTransformation")
-            or uid in PYTHON_STATE_UIDS
-            or uid.endswith(("_global-window-aggregate", "_streaming-writer"))}
+@pytest.fixture(scope="module", params=["staged", "aws"])
+def layout(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def base_plan(tmp_path_factory):
-    return _stateful(_plan(tmp_path_factory.mktemp("plan"), BASE))
+def base_plan(tmp_path_factory, layout):
+    folder = tmp_path_factory.mktemp("plan")
+    return plans.stateful(plans.operators(folder, BASE, *_layout(folder, layout), layout))
 
 
-def _lost(before: dict, after: dict) -> list:
-    """Stateful operators of `before` that `after` lacks, or has as another operator under the
-    same uid (the state would be restored into it, or fail to)."""
-    after = _stateful(after)
-    return sorted(uid for uid, what in before.items() if after.get(uid) != what)
-
-
-@pytest.mark.minicluster
-def test_an_added_output_keeps_every_stateful_uid(base_plan, tmp_path):
-    assert _lost(base_plan, _plan(tmp_path, UPGRADED)) == []
+def _operators(tmp_path, sections, layout):
+    return plans.operators(tmp_path, sections, *_layout(tmp_path, layout), layout)
 
 
 @pytest.mark.minicluster
-def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, tmp_path):
-    after = _plan(tmp_path, {**BASE, "outputs": {"enriched": False, "security": True}})
-    assert _lost(base_plan, after) == []
+def test_every_operator_has_a_name_and_a_uid(tmp_path, layout):
+    ops = _operators(tmp_path, {"job": {"parallelism": 2}}, layout)   # every output on
+    assert plans.missing_uids(ops) == []
+    assert {"attribute-flows", "parse-flow-records", "parse-metadata-events"} <= {
+        uid for uid, *_ in ops}
+
+
+@pytest.mark.minicluster
+def test_an_added_output_keeps_every_stateful_uid(base_plan, tmp_path, layout):
+    assert plans.lost(base_plan, _operators(tmp_path, UPGRADED, layout)) == []
+
+
+@pytest.mark.minicluster
+def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, tmp_path, layout):
+    after = _operators(tmp_path, {**BASE, "outputs": {"enriched": False, "security": True}},
+                       layout)
+    assert plans.lost(base_plan, after) == []
     # And the views' own state stays where it is when another output is added next.
-    with_views = _stateful(after)
-    assert set(PYTHON_STATE_UIDS) <= set(with_views)
+    with_views = plans.stateful(after)
+    assert {"security-windows", "security-events"} <= set(with_views)
     (tmp_path / "next").mkdir()
-    assert _lost(with_views, _plan(tmp_path / "next", {
-        **BASE, "outputs": {"enriched": True, "security": True}})) == []
+    assert plans.lost(with_views, _operators(tmp_path / "next", {
+        **BASE, "outputs": {"enriched": True, "security": True}}, layout)) == []
