@@ -1,55 +1,107 @@
 """Flink metrics of a running job, read through the mini-cluster's REST API."""
 import json
+import os
 import time
 import urllib.request
+from collections import Counter
 
 import pytest
 
 from flowdredge.connectors.kinesis.local import free_port
 
 from flowdredge.job.config import Config
+from flowdredge.job.outputs import read_records
 from flowdredge.job.flink.run import files_job
 from flowdredge.job.replay import stage_flows, stage_metadata
 from flowdredge.synthetic.estate import Scenario, generate
 
 pytestmark = pytest.mark.minicluster
 
+SCENARIO = Scenario(minutes=3, flows_per_minute=200, seed=5)
+
 
 def test_counters_and_gauges_are_published(tmp_path):
-    out = generate(Scenario(minutes=3, flows_per_minute=200, seed=5), str(tmp_path / "in"))
+    out = generate(SCENARIO, str(tmp_path / "in"))
     stage_flows([str(tmp_path / "in" / "flows")], str(tmp_path / "flows.txt"), 5000)
-    stage_metadata([out.metadata_file], str(tmp_path / "meta.jsonl"))
+    # The changelog in two parts, the second written once flows wait for it, then a heartbeat.
+    meta = tmp_path / "meta"
+    parts = _split(out.metadata_file, SCENARIO.start + 90, tmp_path)
+    _stage(parts[0], meta, tmp_path)
     config = Config().replace(job={"parallelism": 2, "checkpoint_interval_seconds": 2},
                               metadata={"poll_interval_ms": 200})
     port = free_port()
     # Following the files keeps the job running, so its metrics stay readable.
-    env = files_job(config, str(tmp_path / "flows.txt"), str(tmp_path / "meta.jsonl"),
-                    str(tmp_path / "out"), follow_seconds=1,
+    env = files_job(config, str(tmp_path / "flows.txt"), str(meta), str(tmp_path / "out"),
+                    follow_seconds=1,
                     flink_options={"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
                                    "rest.port": str(port)})
     client = env.execute_async("flowdredge metrics test")
-    events = out.changes + _heartbeats(out.metadata_file)
+    job_id = str(client.get_job_id())
+    with open(parts[0]) as fh:
+        events = sum(1 for line in fh if line.strip())
     try:
-        parse = _wait_for(port, str(client.get_job_id()), "parse flow records",
+        parse = _wait_for(port, job_id, "parse flow records",
                           lambda m: m.get("lines_in") == out.flows)
         assert parse["flows_parsed"] == out.flows and parse["records_in"] > 0
-        # Every metadata event reaches both instances (broadcast). PyFlink does not report what
-        # a Python function counts inside a timer callback (measured with 2.2.1), so the flows
-        # that waited for metadata are missing from flows_aggregated here; the counts output
-        # has them all (docs/operations.md).
-        metrics = _wait_for(port, str(client.get_job_id()), "attribute flows",
+        # Every metadata event reaches both instances (broadcast).
+        metrics = _wait_for(port, job_id, "attribute flows",
                             lambda m: m.get("metadata_events") == 2 * events
                             and m.get("ownership_ips", 0) > 0)
         assert metrics["ownership_ranges"] >= metrics["ownership_ips"]
-        assert metrics.get("flows_aggregated", 0) <= out.flows
         assert {"event_time_lag_ms", "pending_groups", "heartbeats"} <= set(metrics)
+        metrics = _wait_for(port, job_id, "attribute flows",
+                            lambda m: m.get("groups_waited", 0) > 0)
+        # Flows that waited for metadata are attributed in timer callbacks, whose counts the
+        # operator adds at its next element (job.flink.operators.Metrics): one more heartbeat,
+        # which reaches both instances, brings every flow into flows_aggregated.
+        _stage(parts[1], meta, tmp_path)
+        counts = _wait_for_counts(tmp_path / "out", out.flows)
+        assert counts["groups_after_max_wait"] == 0 and counts["flows_late"] == 0
+        _stage(parts[2], meta, tmp_path)
+        metrics = _wait_for(port, job_id, "attribute flows",
+                            lambda m: m.get("heartbeats", 0) > metrics["heartbeats"]
+                            and m.get("flows_aggregated") == out.flows)
+        assert metrics["groups_waited"] == counts["groups_waited"]
     finally:
         client.cancel().result()
 
 
-def _heartbeats(path):
-    with open(path) as fh:
-        return sum('"HEARTBEAT"' in line for line in fh)
+def _split(changelog, at_s: int, folder) -> list:
+    """`changelog` in two files, the second from its first heartbeat at `at_s` or later, and a
+    third of one heartbeat after its last event."""
+    with open(changelog) as fh:
+        lines = [line for line in fh if line.strip()]
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "HEARTBEAT"
+               and json.loads(line)["ts"] >= at_s * 1000) + 1
+    last = max(json.loads(line)["ts"] for line in lines)
+    parts = (lines[:cut], lines[cut:], [json.dumps({"type": "HEARTBEAT", "ts": last + 1000})])
+    paths = [folder / f"changelog-{n}.jsonl" for n in (1, 2, 3)]
+    for path, part in zip(paths, parts):
+        path.write_text("".join(line.rstrip("\n") + "\n" for line in part))
+    return [str(path) for path in paths]
+
+
+def _wait_for_counts(output, flows, timeout_s=120) -> Counter:
+    """The counts output's attribution totals once every flow is attributed (committed at a
+    checkpoint)."""
+    deadline, totals = time.monotonic() + timeout_s, Counter()
+    while time.monotonic() < deadline:
+        totals = Counter()
+        for record in read_records(str(output), "counts"):
+            if record.pop("stage") == "attribute":
+                totals.update(record)
+        if totals["flows_aggregated"] == flows:
+            return totals
+        time.sleep(1)
+    raise AssertionError(f"the counts output did not reach {flows} flows: {totals}")
+
+
+def _stage(changelog, folder, scratch) -> None:
+    """Stages `changelog` into the followed `folder`, whole: written beside it, then moved."""
+    staged = scratch / ("staging-" + os.path.basename(changelog))
+    stage_metadata([changelog], str(staged))
+    folder.mkdir(exist_ok=True)
+    os.replace(staged, folder / os.path.basename(changelog))
 
 
 def _wait_for(port, job_id, vertex_prefix, done, timeout_s=120):

@@ -89,6 +89,10 @@ class Metrics:
         self._group = runtime_context.get_metrics_group().add_group("flowdredge")
         # All created up front: a counter first created in a timer callback is never reported.
         self._counters = {name: self._group.counter(name) for name in ALL_COUNTERS}
+        # Counted in timer callbacks, not counted yet: PyFlink records a counter's increments
+        # only while it processes an element (Beam's metrics container is bound to that step;
+        # a timer's are dropped), so they are added at the operator's next element.
+        self._held = Counter()
 
     def gauge(self, name: str, read) -> None:
         self._group.gauge(name, read)
@@ -97,7 +101,13 @@ class Metrics:
         """Events per second over the last minute; mark_event(n) counts n."""
         return self._group.meter(name, time_span_in_seconds=60)
 
-    def add(self, counts) -> None:
+    def add(self, counts, in_timer: bool = False) -> None:
+        """Adds `counts`; `in_timer`: called from a timer callback."""
+        if in_timer:
+            self._held.update(counts)
+            return
+        if self._held:
+            counts, self._held = self._held + Counter(counts), Counter()
         for name, n in counts.items():
             counter = self._counters.get(name)
             if counter is None:
@@ -475,10 +485,10 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
             late = is_late(window_start, self.window_seconds, sent)
             if not complete and not late:
-                self.metrics.add({"groups_after_max_wait": 1})
+                self.metrics.add({"groups_after_max_wait": 1}, in_timer=True)
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
             yield from self._emit(decode_group(payload, window_start, max_start), ctx,
-                                  late=late)
+                                  late=late, in_timer=True)
         if waiting and not event_time:
             timers.register_processing_time_timer(next_poll(timestamp + 1, self.poll_ms))
 
@@ -522,7 +532,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         sent.add(window_start)
         self.security_windows.update(" ".join(map(str, sorted(sent))))
 
-    def _emit(self, group, ctx, late=False):
+    def _emit(self, group, ctx, late=False, in_timer=False):
         extra = {"window_start": group.window_start} if late else None
         builds = self.index.ipv4_builds
         out = attribute_group(group, self.index, enriched=self.enriched or late, extra=extra,
@@ -542,5 +552,5 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 yield CONVERSATIONS, Row(group.window_start, encode_views(out.views))
             if out.enriched:
                 yield ENRICHED, gzip_block(out.enriched)
-        self.metrics.add(out.counts)
+        self.metrics.add(out.counts, in_timer)
         yield COUNTS, counts_line("attribute", out.counts)
