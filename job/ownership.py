@@ -185,7 +185,7 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     one object, as parse_chunk gives them."""
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):   # nested deeper than the decoder goes, too
         raise MetaEventError("not_json") from None
     if not isinstance(doc, dict):
         raise MetaEventError("not_an_object")

@@ -97,6 +97,9 @@ def test_clock_watermark_and_lateness():
     ('{"type":"UNASSIGN","ts":1,"ip":"10.0.0.256"}', "bad_address"),
     ('[1,2]', "not_an_object"),
     ('nope', "not_json"),
+    ('[' * 100_000 + ']' * 100_000, "not_json"),
+    ('{"type":"ASSIGN","ts":1,"ip":"10.0.0.1","app":' + '[' * 100_000 + ']' * 100_000 + '}',
+     "not_json"),
 ])
 def test_bad_events_have_reasons(line, reason):
     with pytest.raises(MetaEventError) as err:
@@ -208,6 +211,7 @@ CHANGELOG = [
     f'{{"type":"ASSIGN","ts":{T + 2000},"ip":"10.0.0.3","app":"late"}}',  # behind the heartbeat
     f'{{"type":"ASSIGN","ts":{T + 41000},"ip":"10.0.0.300","app":"x"}}',
     '[1, 2]',
+    '[' * 1100 + ']' * 1100,   # deeper than json's recursion limit
     f'{{"type":"ASSIGN","ts":{T + 42000},"ip":"10.0.0.2","app":"db"}}',
 ]
 SHIFT = 30_000
@@ -268,7 +272,7 @@ def test_chunks_of_any_size_give_what_the_lines_give_one_by_one(size):
     assert counts == ref_counts == {"metadata_events": 9, "metadata_late": 1, "heartbeats": 2}
     assert rejected == ref_rejected
     assert [r for r, _ in rejected] == ["not_json", "unknown_type", "bad_address",
-                                        "not_an_object"]
+                                        "not_an_object", "not_json"]
     # The watermark after each chunk (the running max of timestamps) is the one the lines
     # one by one reach at the chunk's end.
     ends = [max(ref_stamps[:n]) for n in _events_before_chunk_ends(CHANGELOG, size)]
@@ -327,7 +331,7 @@ def test_a_stream_record_of_many_lines_parses_like_a_staged_chunk():
     staged = parse_chunk(_staged(CHANGELOG))
     assert text.events == staged.events and len(text.events) == 9
     assert [r[0] for r in text.rejected] == [r[0] for r in staged.rejected]
-    assert len(text.rejected) == 4
+    assert len(text.rejected) == 5
     assert parse_chunk("").event_time_ms(SHIFT) is None
 
 
