@@ -46,7 +46,7 @@ FLOW_LOG_FIELDS = (
     + _fields(7, STRING, "ecs-cluster-arn ecs-cluster-name ecs-container-instance-arn "
                          "ecs-container-instance-id ecs-container-id ecs-second-container-id "
                          "ecs-service-name ecs-task-definition-arn ecs-task-arn ecs-task-id")
-    + _fields(8, INT, "reject-reason")
+    + _fields(8, STRING, "reject-reason")
 )
 
 BY_AWS_NAME = {f.aws: f for f in FLOW_LOG_FIELDS}

@@ -115,6 +115,20 @@ def test_file_chunk_with_custom_field_order():
     assert group.flows == [(1767225720, "10.0.0.1", "8.8.8.8", "ACCEPT", 99)]
 
 
+def test_reject_reason_is_text():
+    """AWS documents reject-reason (v8) as BPA, EC2 or "-": every REJECT line carrying one was a
+    not_a_number dead letter."""
+    chunk = {"source": "f#0", "format": "version start srcaddr dstaddr action reject-reason",
+             "lines": ["8 1767225720 10.0.0.1 10.0.0.2 REJECT BPA",
+                       "8 1767225720 10.0.0.1 10.0.0.3 REJECT EC2",
+                       "8 1767225720 10.0.0.1 10.0.0.4 ACCEPT -"]}
+    for vectorise_from in (0, float("inf")):   # the columnar parse and the line by line
+        result = parse_record(json.dumps(chunk), "r", V2, LIMITS, vectorise_from=vectorise_from)
+        assert not result.dead_letters
+        (group,) = result.groups
+        assert [flow[-1] for flow in group.flows] == ["BPA", "EC2", None]
+
+
 def test_starts_far_from_the_stream_time_are_dead_lettered():
     line = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {s} ACCEPT OK"
     delivered_ms = 1767225600 * 1000
