@@ -150,6 +150,14 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     streams = resolve(config.kinesis, kinesis)
     if checkpoint_dir == "":
         checkpoint_dir = os.path.join(output_dir, "checkpoints")
+    if config.job.max_restarts:
+        # A task's failure also fails each Kinesis source's split enumerator once (it refuses
+        # the splits handed back, "Partial recovery is not supported", to force a global
+        # failover), a restart each: job.max_restarts counts failures, so each may take one
+        # restart per Kinesis source more.
+        sources = len(streams.flows) + 1
+        flink_options = {"restart-strategy.fixed-delay.attempts":
+                         str(config.job.max_restarts * (1 + sources)), **(flink_options or {})}
     start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
     return build_job(config,
