@@ -31,6 +31,19 @@ def attributed_share(counts) -> str:
     return _pct(*owned_ends(counts))
 
 
+def dead_letter_reasons(counts) -> str:
+    """The dead letters by reason, most first, and how many of them dead_letter/ lacks."""
+    reasons = Counter({name: n for name, n in counts.items()
+                       if name.startswith(("dead_letter_", "metadata_dead_letter_"))})
+    text = "dead letters by reason: " + ", ".join(
+        f"{name.replace('metadata_dead_letter_', 'metadata ').replace('dead_letter_', '')} "
+        f"{n:,}" for name, n in reasons.most_common())
+    if counts["dead_letters_not_kept"]:
+        text += (f" ({counts['dead_letters_not_kept']:,} counted only, beyond the 1,000 a batch "
+                 "dead_letter/ keeps)")
+    return text
+
+
 def render(summary: dict, output_dir: str) -> str:
     c = summary["counts"]
     owned, ends = owned_ends(c)
@@ -45,9 +58,10 @@ def render(summary: dict, output_dir: str) -> str:
         f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
         f"{c['metadata_dead_letter']:,} dead-lettered); flow groups that waited for metadata: "
         f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,}",
-        "",
-        "top app -> app edges by bytes:",
     ]
+    if c["dead_letter"] or c["metadata_dead_letter"]:
+        lines.append(dead_letter_reasons(c))
+    lines += ["", "top app -> app edges by bytes:"]
     for (src, dst), nbytes in summary["top_edges"]:
         lines.append(f"  {src:>18} -> {dst:<18} {nbytes / 1e6:10.1f} MB")
     lines += ["", "REJECTed flows by destination app:"]

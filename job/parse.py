@@ -164,6 +164,13 @@ def excerpt(raw) -> str:
     return text
 
 
+# Dead letters kept a ParseResult (a record, a shard's batch, a file's chunk); the rest are
+# counted only: a record of a million lines of another format made a dead letter each, one
+# output element of hundreds of MB that ran the JVM out of memory. They are evidence (an
+# excerpt each), and the counts have every one by reason.
+DEAD_LETTERS_KEPT = 1000
+
+
 @dataclass
 class ParseResult:
     groups: list = field(default_factory=list)
@@ -173,7 +180,10 @@ class ParseResult:
     no_traffic: Counter = field(default_factory=Counter)
 
     def dead(self, reason: str, source: str, raw) -> None:
-        self.dead_letters.append(("flows", reason, source, excerpt(raw)))
+        if len(self.dead_letters) < DEAD_LETTERS_KEPT:
+            self.dead_letters.append(("flows", reason, source, excerpt(raw)))
+        else:
+            self.counts["dead_letters_not_kept"] += 1
         self.counts["dead_letter"] += 1
         self.counts[f"dead_letter_{reason}"] += 1
 
@@ -715,7 +725,10 @@ def staged_records(text: str, source: str = "record", delivered: int = None) -> 
 
 def _add(total: ParseResult, result: ParseResult) -> None:
     total.groups += result.groups
-    total.dead_letters += result.dead_letters
+    room = max(0, DEAD_LETTERS_KEPT - len(total.dead_letters))
+    total.dead_letters += result.dead_letters[:room]
+    if len(result.dead_letters) > room:
+        total.counts["dead_letters_not_kept"] += len(result.dead_letters) - room
     total.counts.update(result.counts)
     total.no_traffic.update(result.no_traffic)
 

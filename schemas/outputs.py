@@ -101,6 +101,7 @@ COUNTERS = (
     "no_data",                # NODATA lines
     "skip_data",              # SKIPDATA lines: AWS dropped flows there
     "dead_letter",            # bad lines, records and files; also dead_letter_<reason>
+    "dead_letters_not_kept",  # of those, beyond a batch's job.parse.DEAD_LETTERS_KEPT: counted only
     "unknown_fields_ignored", # values of header fields this release does not know, dropped
     "flows_aggregated",
     "flows_late",

@@ -95,3 +95,17 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
 def test_the_summary_of_a_folder_that_is_not_there_is_an_error(tmp_path):
     result = flowdredge("summary", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "no such output folder" in result.stderr
+
+
+@pytest.mark.unit
+def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
+    from collections import Counter
+    from flowdredge.explore.summary import render
+    counts = Counter(lines_in=5000, records_in=3, dead_letter=4200, dead_letter_field_count=4000,
+                     dead_letter_not_gzip=200, dead_letters_not_kept=3200,
+                     metadata_dead_letter=2, metadata_dead_letter_not_json=2)
+    text = render({"counts": counts, "top_edges": [], "rejects": []}, "out")
+    assert ("dead letters by reason: field_count 4,000, not_gzip 200, metadata not_json 2 "
+            "(3,200 counted only, beyond the 1,000 a batch dead_letter/ keeps)") in text
+    assert "dead letters by reason" not in render(
+        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")

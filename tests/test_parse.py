@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from flowdredge.job.parse import (FlowFormat, FormatError, LineError, Limits, decode_tcp_flags,
-                                  parse_line, parse_record)
+from flowdredge.job.parse import (DEAD_LETTERS_KEPT, FlowFormat, FormatError, LineError, Limits,
+                                  decode_tcp_flags, parse_batches, parse_line, parse_record,
+                                  parse_records)
 
 pytestmark = pytest.mark.unit
 
@@ -113,6 +114,24 @@ def test_file_chunk_with_custom_field_order():
     (group,) = result.groups
     assert group.window_start == 1767225720
     assert group.flows == [(1767225720, "10.0.0.1", "8.8.8.8", "ACCEPT", 99)]
+
+
+def test_a_batch_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
+    """A record of 1M lines of another format made a dead letter each: one output element of
+    hundreds of MB, and the JVM ran out of memory."""
+    good = "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225605 ACCEPT OK"
+    bad = "8 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225605 ACCEPT OK BPA x"
+    records = [(_envelope([bad] * 3000 + [good]), f"r{i}", None) for i in range(3)]
+    for vectorise_from in (0, float("inf")):
+        (result,) = parse_batches(records, V2, LIMITS, vectorise_from=vectorise_from)
+        assert len(result.dead_letters) == DEAD_LETTERS_KEPT
+        assert result.dead_letters[0][1:3] == ("field_count", "r0 g/eni-1 event 0")
+        assert result.counts["dead_letter"] == result.counts["dead_letter_field_count"] == 9000
+        assert result.counts["dead_letters_not_kept"] == 9000 - DEAD_LETTERS_KEPT
+        assert result.counts["flows_parsed"] == 3
+    merged = parse_records(records * 2, V2, LIMITS)
+    assert len(merged.dead_letters) == DEAD_LETTERS_KEPT
+    assert merged.counts["dead_letters_not_kept"] == 18000 - DEAD_LETTERS_KEPT
 
 
 def test_reject_reason_is_text():
