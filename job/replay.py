@@ -332,13 +332,17 @@ def _read_through(path) -> None:
             pass
 
 
+def _bounds(path, modified) -> dict:
+    """What bounds the starts of a file's flows: AWS's delivery stamp in its name, or else its
+    modification time (a Firehose object). Not both: a copy's or an archive's modification time
+    can be years before the stamp, and every flow of the file was out of range."""
+    delivered = delivered_at(path)
+    return {"not_after": modified} if delivered is None else {"delivered": delivered}
+
+
 def _record(path, where, record, modified):
     """A CloudWatch record read from a file, with what bounds its flows' starts."""
-    doc = {"source": where, "record": record, "not_after": modified}
-    delivered = delivered_at(path)
-    if delivered is not None:
-        doc["delivered"] = delivered
-    return doc
+    return {"source": where, "record": record, **_bounds(path, modified)}
 
 
 def _line_records(path, modified, fh, chunk_lines, stats, flows):
@@ -373,10 +377,7 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     base = {"source": path, "format": str(fmt)}
     if fmt.unknown:
         base["ignore"] = list(fmt.unknown)
-    delivered = delivered_at(path)
-    if delivered is not None:
-        base["delivered"] = delivered
-    base["not_after"] = modified
+    base.update(_bounds(path, modified))
     chunk = _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
     for number, line, head in lines:
         if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit

@@ -7,6 +7,7 @@ import pytest
 
 from flowdredge.job.config import FlowsSection
 from flowdredge.job.ownership import changelog_lines
+from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
                                    stage_flows, stage_metadata)
 
@@ -28,10 +29,31 @@ def test_s3_files_become_chunks_in_delivery_order(tmp_path):
     assert stats.files == 2 and stats.records == 6 and stats.lines == 10
     assert [c["source"].split("/")[-2] for c in chunks][:3] == ["b"] * 3
     assert chunks[0]["format"] == HEADER and chunks[0]["lines"] == [LINE, LINE]
-    # Line numbers of the file (the header is line 1), the AWS stamp and the file's time.
+    # Line numbers of the file (the header is line 1) and the AWS stamp, which bounds the
+    # flows' starts (the file's time does not: a copy's can be any).
     assert [c["first_line"] for c in chunks[:3]] == [2, 4, 6]
-    assert chunks[0]["delivered"] == 1767225900
-    assert chunks[0]["not_after"] == int(early.stat().st_mtime)
+    assert chunks[0]["delivered"] == 1767225900 and "not_after" not in chunks[0]
+
+
+def test_a_stamped_file_keeps_its_flows_whatever_its_modification_time(tmp_path):
+    """A file touched to 1980 (an archive's extraction) lost every flow: its time bounded
+    them as well as its stamp."""
+    line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225660 ACCEPT OK"
+    stamped = tmp_path / "s" / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    unstamped = tmp_path / "u" / "flows.log.gz"
+    for path in (stamped, unstamped):
+        path.parent.mkdir()
+        with gzip.open(path, "wt") as fh:
+            fh.write(HEADER + "\n" + line + "\n")
+        os.utime(path, (315532800, 315532800))   # 1980-01-01
+    for path, kept in ((stamped, 1), (unstamped, 0)):
+        staged = tmp_path / f"{path.parent.name}.txt"
+        stage_flows([str(path)], str(staged), 10)
+        (chunk,) = staged.read_text().splitlines()
+        result = parse_record(chunk, "r", FlowFormat.parse(HEADER), Limits(60, 10**6, 86400))
+        assert result.counts["flows_parsed"] == kept
+        # A file without a stamp is bounded by its time: flows after it are not believed.
+        assert result.counts["dead_letter_timestamp_out_of_range"] == 1 - kept
 
 
 def test_cloudwatch_inputs_pass_through(tmp_path):
