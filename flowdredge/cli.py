@@ -120,11 +120,12 @@ def _streaming_config(args):
     return cfg.replace(kinesis=overrides) if overrides else cfg
 
 
-def run_options(cfg, output: str, resume) -> dict:
+def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False) -> dict:
     """The Flink settings of `flowdredge run`: checkpoints kept when the job stops, and with
     `resume` the state to start from (a checkpoint or savepoint path, or "latest": the newest
-    checkpoint under the run's checkpoint folder). Without it, a local output folder that holds
-    a run's outputs is refused: a new job would start over beside them."""
+    checkpoint under the run's checkpoint folder), dropping the state of operators the job no
+    longer has if `allow_non_restored_state`. Without `resume`, a local output folder that
+    holds a run's outputs is refused: a new job would start over beside them."""
     from flowdredge.job.outputs import check_output, latest_checkpoint
     options = {"execution.checkpointing.externalized-checkpoint-retention":
                "RETAIN_ON_CANCELLATION"}
@@ -142,8 +143,12 @@ def run_options(cfg, output: str, resume) -> dict:
             os.path.isfile(resume) or os.path.isfile(os.path.join(resume, "_metadata"))):
         raise config_mod.ConfigError(f"--resume: {resume} is not a checkpoint or savepoint "
                                      f"(a chk-N or savepoint folder holding _metadata)")
+    if allow_non_restored_state and not resume:
+        raise config_mod.ConfigError("--allow-non-restored-state: only with --resume")
     if resume:
         options["execution.state-recovery.path"] = resume
+        if allow_non_restored_state:
+            options["execution.state-recovery.ignore-unclaimed-state"] = "true"
     elif local:
         try:
             check_output(output, overwrite=False)
@@ -180,7 +185,8 @@ def cmd_run(args) -> int:
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
-    options = {**run_options(cfg, args.output, args.resume), **local_rest_options(args.rest_port)}
+    options = {**run_options(cfg, args.output, args.resume, args.allow_non_restored_state),
+               **local_rest_options(args.rest_port)}
     rest_port = options["rest.port"]
     env = kinesis_job(cfg, args.output, flink_options=options)
     resumed = options.get("execution.state-recovery.path")
@@ -189,7 +195,16 @@ def cmd_run(args) -> int:
              f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Flink UI "
              f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
              f"for --resume)")
-    return _run_until_stopped(env.execute_async(args.job_name))
+    try:
+        job = env.execute_async(args.job_name)
+    except Exception as err:   # py4j's error, the Java trace in its text
+        if resumed and "Cannot map checkpoint/savepoint state" in str(err):
+            raise config_mod.ConfigError(
+                f"--resume {resumed}: the checkpoint holds state of operators this job no "
+                f"longer has (an output or Kinesis output turned off?); --allow-non-restored-state "
+                f"drops it (docs/operations.md, upgrades)") from None
+        raise
+    return _run_until_stopped(job)
 
 
 def _run_until_stopped(job) -> int:
@@ -346,6 +361,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                      help="continue an earlier run into the same --output from its newest "
                           "checkpoint, or from the checkpoint or savepoint given")
+    run.add_argument("--allow-non-restored-state", action="store_true",
+                     help="with --resume: drop the state of operators the job no longer has "
+                          "(an output turned off)")
     common(run)
     run.set_defaults(func=cmd_run)
 

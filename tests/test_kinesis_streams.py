@@ -109,12 +109,10 @@ def test_the_stream_demo_replaces_a_previous_demo_and_leaves_other_files(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.kinesis
-def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_local, tmp_path):
-    """`flowdredge run` in a process group of its own, as in a terminal; SIGINT to the group
-    (Ctrl-C): the job is cancelled, no traceback, exit status 130, and the checkpoints stay
-    for --resume."""
-    import json
+def _run_until_a_checkpoint(args, checkpoints, after=None):
+    """`flowdredge run ARGS` in a process group of its own, as in a terminal, until it has
+    completed a checkpoint other than `after`; then SIGINT to the group (Ctrl-C). Returns
+    (exit status, stderr)."""
     import os
     import signal
     import subprocess
@@ -122,23 +120,12 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_l
     import time
     from helpers import subprocess_env
     from flowdredge.job.outputs import latest_checkpoint
-    kinesis = kinesis_client.client(Config().replace(
-        kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
-    kinesis_client.create_stream(kinesis, "ctrl-c-flows", 1)
-    kinesis_client.create_stream(kinesis, "ctrl-c-meta", 1)
-    config = tmp_path / "run.json"
-    config.write_text(json.dumps({"job": {"checkpoint_interval_seconds": 1},
-                                  "outputs": {"enriched": False, "security": False}}))
-    output = tmp_path / "out"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "flowdredge.cli", "run", "--config", str(config), "--output",
-         str(output), "--endpoint", kinesis_local.endpoint, "--flow-streams", "ctrl-c-flows",
-         "--metadata-stream", "ctrl-c-meta"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env=subprocess_env())
+    run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True, env=subprocess_env())
     try:
         deadline = time.monotonic() + 180
-        while latest_checkpoint(str(output / "checkpoints")) is None:
+        while latest_checkpoint(checkpoints) in (None, after):
             assert run.poll() is None, run.communicate()
             assert time.monotonic() < deadline, "no checkpoint in 180 s"
             time.sleep(0.5)
@@ -147,9 +134,52 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_keeps_its_checkpoints(kinesis_l
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
-    assert run.returncode == 130, err
+    return run.returncode, err
+
+
+@pytest.mark.kinesis
+def test_ctrl_c_stops_flowdredge_run_cleanly_and_a_changed_job_resumes(kinesis_local, tmp_path):
+    """Ctrl-C: the job is cancelled, no traceback, exit status 130, and the checkpoints stay
+    for --resume. An output turned off then: a resume is refused in one line, which names
+    --allow-non-restored-state; with it the job resumes."""
+    import json
+    import subprocess
+    import sys
+    from helpers import subprocess_env
+    from flowdredge.job.outputs import latest_checkpoint
+    kinesis = kinesis_client.client(Config().replace(
+        kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
+    kinesis_client.create_stream(kinesis, "ctrl-c-flows", 1)
+    kinesis_client.create_stream(kinesis, "ctrl-c-meta", 1)
+    output = tmp_path / "out"
+    checkpoints = str(output / "checkpoints")
+
+    def args(name, enriched, *more):
+        config = tmp_path / f"{name}.json"
+        config.write_text(json.dumps({"job": {"checkpoint_interval_seconds": 1},
+                                      "outputs": {"enriched": enriched, "security": False}}))
+        return ["--config", str(config), "--output", str(output), "--endpoint",
+                kinesis_local.endpoint, "--flow-streams", "ctrl-c-flows", "--metadata-stream",
+                "ctrl-c-meta", *more]
+
+    status, err = _run_until_a_checkpoint(args("first", True), checkpoints)
+    assert status == 130, err
     assert "stopping (Ctrl-C)" in err and "Traceback" not in err, err
-    assert latest_checkpoint(str(output / "checkpoints")) is not None
+    first = latest_checkpoint(checkpoints)
+    assert first is not None
+
+    refused = subprocess.run([sys.executable, "-m", "flowdredge.cli", "run",
+                              *args("without-enriched", False, "--resume")],
+                             capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert "--allow-non-restored-state drops it" in refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.splitlines()) == 2, \
+        refused.stderr   # the start line and the error
+
+    status, err = _run_until_a_checkpoint(
+        args("without-enriched", False, "--resume", "--allow-non-restored-state"), checkpoints,
+        after=first)
+    assert status == 130 and f"resuming from {first}" in err, err
 
 
 @pytest.mark.unit
