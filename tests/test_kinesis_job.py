@@ -55,6 +55,33 @@ def _bad_records(writer, stream):
     put_changelog_lines(writer.metadata, ["{not json"])
 
 
+def test_the_enhanced_fan_out_reader_reads_every_record(kinesis_local, estate, tmp_path):
+    """kinesis.reader efo (SubscribeToShard, which kinesis-local serves): every subscription
+    failed with NoClassDefFoundError until the connectors jar held the event-stream decoder
+    (connectors/jvm/pom.xml)."""
+    kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
+    _streams(kinesis, "efo", flows=2, meta=1)
+    config = streaming_config(
+        kinesis_local.endpoint, 1,
+        kinesis={"reader": "efo", "efo_consumer_name": "flowdredge-test",
+                 "flow_streams": "efo-flows", "metadata_stream": "efo-meta",
+                 "metadata_snapshot": estate.snapshot})
+    writer = Writer(kinesis, estate, {ACCOUNT_A: "efo-flows", ACCOUNT_B: "efo-flows"},
+                    "efo-meta")
+    output = str(tmp_path / "out")
+    with running_job(config, output) as job:
+        writer.deliver(estate.deliveries)
+        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
+                 job)
+        first_open = writer.finish("efo-flows", config.kinesis.shard_idle_seconds)
+        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open)
+                 == expected_aggregates(estate), job, keep_alive=writer.flush)
+    consumers = kinesis.list_stream_consumers(
+        StreamARN=kinesis.describe_stream_summary(StreamName="efo-flows")
+        ["StreamDescriptionSummary"]["StreamARN"])["Consumers"]
+    assert [c["ConsumerName"] for c in consumers] == ["flowdredge-test"]
+
+
 def _reshard(kinesis, stream):
     kinesis.update_shard_count(StreamName=stream, TargetShardCount=4,
                                ScalingType="UNIFORM_SCALING")
