@@ -25,6 +25,24 @@ def _not_py4j_interrupt(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("KeyboardInterrupt while sending command")
 
 
+# Causes that follow from another failure and hide it when named alone: the Kinesis source's
+# enumerator refusing the splits a failed task hands back (it forces a global failover), a
+# Python worker's gRPC calls cancelled as the worker goes.
+_CONSEQUENCES = ("Partial recovery is not supported", "CANCELLED: call already cancelled")
+
+
+def failure_line(trace: str) -> str:
+    """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
+    consequence of another failure, after "no restart left" when the restarts ran out."""
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    named = [line for line in causes if not any(c in line for c in _CONSEQUENCES)]
+    cause = (named or causes or lines or [""])[-1]
+    if "Recovery is suppressed by" in trace:
+        return f"no restart left (job.max_restarts); the last failure: {cause}"
+    return cause
+
+
 def setup(logger: str, prefix: str, timestamps: bool = False) -> None:
     """INFO and above from `logger` and the loggers below it, as `prefix [HH:MM:SS] message`.
     Each command's main() calls it; a second call (tests run several commands in one process)

@@ -109,3 +109,28 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
             "(3,200 counted only, beyond the 1,000 a batch dead_letter/ keeps)") in text
     assert "dead letters by reason" not in render(
         {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
+
+
+@pytest.mark.unit
+def test_a_failed_job_is_named_by_its_cause_not_by_what_followed_from_it():
+    from flowdredge.connectors.logs import failure_line
+    worker_gone = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
+    at org.apache.flink.runtime.jobmaster.JobResult.toJobExecutionResult(JobResult.java:144)
+Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3, backoffTimeMS=1000)
+    at org.apache.flink.runtime.executiongraph.failover.ExecutionFailureHandler.handleFailure(ExecutionFailureHandler.java:219)
+Caused by: java.lang.RuntimeException: Failed to start remote bundle
+    at org.apache.flink.python.BeamPythonFunctionRunner.startBundle(BeamPythonFunctionRunner.java:389)
+Caused by: org.apache.beam.vendor.grpc.v1p60p1.io.grpc.StatusRuntimeException: CANCELLED: call already cancelled
+    ... 20 more"""
+    assert failure_line(worker_gone) == (
+        "no restart left (job.max_restarts); the last failure: Caused by: "
+        "java.lang.RuntimeException: Failed to start remote bundle")
+    refused = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
+Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
+Caused by: java.net.ConnectException: Connection refused"""
+    assert failure_line(refused).endswith("Caused by: java.net.ConnectException: Connection refused")
+    assert failure_line("Caused by: java.lang.UnsupportedOperationException: Partial recovery is "
+                        "not supported") == ("Caused by: java.lang.UnsupportedOperationException: "
+                                             "Partial recovery is not supported")
+    assert failure_line("java.lang.IllegalStateException: boom") == \
+        "java.lang.IllegalStateException: boom"

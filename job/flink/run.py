@@ -12,6 +12,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
+from flowdredge.connectors.logs import failure_line
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
@@ -215,12 +216,10 @@ def job_status(job) -> str:
 
 
 def failure_cause(job) -> str:
-    """The last `Caused by:` line of why a job failed (its Java trace is in the Flink log), or
-    "" when it did not."""
+    """Why a job failed, in a line (connectors.logs.failure_line; its Java trace is in the
+    Flink log), or "" when it did not."""
     try:
         job.get_job_execution_result().result()
         return ""
     except Exception as err:   # py4j's error, the Java trace in its text
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        causes = [line for line in lines if line.startswith("Caused by:")]
-        return causes[-1] if causes else (lines[0] if lines else type(err).__name__)
+        return failure_line(str(err)) or type(err).__name__
