@@ -541,9 +541,13 @@ def read_flow_file(location: str, chunk_lines: int, flows: FlowsSection = FlowsS
 
 def stage_metadata(paths, staged_path: str,
                    chunk_lines: int = MetadataSection.chunk_lines,
-                   max_line_bytes: int = MetadataSection.max_line_bytes) -> int:
+                   max_line_bytes: int = MetadataSection.max_line_bytes,
+                   out_of_orderness_seconds: int = MetadataSection.out_of_orderness_seconds,
+                   max_ahead_seconds: int = MetadataSection.max_ahead_seconds) -> int:
     """Stages changelog files (plain or gzip) in the order given, each file once, in chunks of
-    `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside)."""
+    `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside).
+    A line far ahead of the lines after it (_ahead_of_the_rest) is staged alone, bounded by
+    them, and the job rejects it (ts_out_of_range)."""
     n = 0
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
     seen = set()
@@ -555,21 +559,59 @@ def stage_metadata(paths, staged_path: str,
                 continue
             seen.add(os.path.realpath(path))
             try:
-                n += _stage_changelog(path, out, chunk_lines, max_line_bytes)
+                n += _stage_changelog(path, out, chunk_lines, max_line_bytes,
+                                      out_of_orderness_seconds, max_ahead_seconds)
             except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
                 raise InputError(f"{path}: cannot read: "
                                  f"{getattr(err, 'strerror', None) or err}") from None
     return n
 
 
-def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
+# A changelog event's `ts` as written (job.ownership.parse_event decides the rest).
+_TS = re.compile(r'"ts"\s*:\s*(\d{1,19})[,}\s]')
+# The lines after an event that judge whether it is ahead of the changelog: their median, so
+# that a late event among them, or another event ahead, does not decide.
+_FOLLOWERS = 5
+
+
+def _ahead_of_the_rest(path, max_line_bytes, out_of_orderness_seconds,
+                       max_ahead_seconds) -> dict:
+    """Line number -> the bound (epoch seconds, the `not_after` job.ownership.parse_chunk
+    applies) of each event whose ts the changelog's next events do not reach: more than
+    out_of_orderness_seconds + max_ahead_seconds after the median of the _FOLLOWERS events
+    after it. A replayed file's only other bound is its modification time, and one such event
+    (a publisher's clock, a hand-edited line) moved the metadata clock past everything after
+    it: those changes then counted as late and flows were attributed before their owners
+    came. A jump of the whole changelog (an outage) is followed by events as late and stays."""
+    stamps = []
+    with _open(path) as fh:
+        for number, line, _head in _lines(fh, max_line_bytes):
+            match = _TS.search(line) if line else None
+            if match:
+                stamps.append((number, int(match.group(1))))
+    ahead, followers = {}, []
+    for number, ts in reversed(stamps):
+        if len(followers) == _FOLLOWERS:
+            bound = sorted(followers)[_FOLLOWERS // 2] // 1000 + out_of_orderness_seconds
+            if ts > (bound + max_ahead_seconds) * 1000:
+                ahead[number] = bound
+            followers.pop()
+        followers.insert(0, ts)
+    return ahead
+
+
+def _stage_changelog(path, out, chunk_lines, max_line_bytes, out_of_orderness_seconds,
+                     max_ahead_seconds) -> int:
     n = 0
-    base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
+    modified = int(os.path.getmtime(path))
+    base = {"staged": STAGED, "source": path, "not_after": modified}
+    ahead = _ahead_of_the_rest(path, max_line_bytes, out_of_orderness_seconds,
+                               max_ahead_seconds)
     first, lines, long = None, [], []
 
-    def flush():
+    def flush(**bounds):
         if lines:
-            record = {**base, "first_line": first, "lines": lines}
+            record = {**base, **bounds, "first_line": first, "lines": lines}
             if long:
                 record["long"] = long
             _write(out, record)
@@ -580,6 +622,12 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
                 line = ""
             else:
                 n += 1
+            if number in ahead:
+                flush()
+                first, lines, long = number, [line], []
+                flush(not_after=min(modified, ahead[number]))
+                first, lines = None, []
+                continue
             if len(lines) >= chunk_lines:
                 flush()
                 first, lines, long = None, [], []

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from flowdredge.job.config import FlowsSection
-from flowdredge.job.ownership import changelog_lines
+from flowdredge.job.ownership import changelog_lines, parse_chunk
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
                                    stage_flows, stage_metadata)
@@ -98,6 +98,41 @@ def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path
         read = [changelog_lines(r) for r in records[:-1]]
         assert [(r.source, r.first_line, r.lines) for r in read] == chunks
         assert {r.not_after for r in read if r.source == changes} == {mtime}
+
+
+def _changelog(stamps_s) -> list:
+    return [json.dumps({"type": "HEARTBEAT", "ts": t * 1000}) for t in stamps_s]
+
+
+@pytest.mark.parametrize("stamps,rejected", [
+    # One event 30 days ahead, then the changelog goes on: it alone is refused.
+    ([100, 110, 120, 120 + 30 * 86400, 130, 140, 150, 160, 170, 180], [4]),
+    # Two in a row: the median of the events after each still judges them.
+    ([100, 110, 9_000_000, 9_000_001, 130, 140, 150, 160, 170, 180], [3, 4]),
+    # A late event (10 minutes behind): the events before it stay.
+    ([1000, 1010, 1020, 400, 1030, 1040, 1050, 1060, 1070, 1080], []),
+    # The whole changelog jumps ahead (an outage): nothing refused.
+    ([100, 110, 120, 90_000, 90_010, 90_020, 90_030, 90_040, 90_050, 90_060], []),
+    # Within out-of-orderness plus max_ahead (30 + 120 s) of the events after it: kept.
+    ([100, 110, 120 + 150, 120, 130, 140, 150, 160, 170, 180], []),
+    # The last events have too few after them to be judged: kept.
+    ([100, 110, 120, 130, 140, 150, 160, 170, 180, 9_000_000], []),
+])
+def test_an_event_far_ahead_of_the_changelog_after_it_is_refused(tmp_path, stamps, rejected):
+    """One changelog event far ahead in a replayed file (bounded only by the file's time)
+    moved the metadata clock past every later change: they counted as late, flows were
+    attributed before their owners came."""
+    changes = tmp_path / "changes.jsonl"
+    t0 = 1767225600
+    changes.write_text("\n".join(_changelog([t0 + t for t in stamps])) + "\n")
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(changes)], str(staged), 100) == len(stamps)
+    refused = []
+    for record in staged.read_text().splitlines():
+        chunk = parse_chunk(record)
+        refused += [int(where.rsplit(":", 1)[1]) for reason, where, _ in chunk.rejected
+                    if reason == "ts_out_of_range"]
+    assert refused == rejected
 
 
 def test_delivery_order_uses_the_aws_stamp():
