@@ -10,17 +10,21 @@ from typing import NamedTuple
 class Waiting(NamedTuple):
     """A waiting group's times, kept in keyed state apart from the group itself (a timer reads
     only these): its window and latest flow start (epoch s), and the processing time (epoch ms)
-    its max wait ends."""
+    its max wait ends; `late` when its window had closed before it came (it goes to the late
+    output once released, as it would have at once: it waits for its owners all the same)."""
     window_start: int
     max_start: int
     deadline: int
+    late: bool = False
 
     def encode(self) -> str:
-        return "%d %d %d" % self
+        # Three numbers for a group on time, as earlier releases wrote every group.
+        return "%d %d %d" % self[:3] + (" late" if self.late else "")
 
     @classmethod
     def decode(cls, text: str) -> "Waiting":
-        return cls(*map(int, text.split()))
+        window_start, max_start, deadline, *late = text.split()
+        return cls(int(window_start), int(max_start), int(deadline), late == ["late"])
 
     def restarted(self, now_ms: int, max_wait_ms: int) -> "Waiting":
         """Its whole max wait again from `now_ms`: after a restore the changelog is read again

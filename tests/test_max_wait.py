@@ -356,6 +356,27 @@ def test_a_group_released_after_the_watermark_passed_its_window_is_counted_late(
 
 
 @pytest.mark.unit
+def test_a_late_group_waits_for_its_owners_and_goes_to_the_late_output():
+    # The flows' event time ran ahead (a group at T0 + 600), so a group at T0 + 10 is late; the
+    # metadata clock is behind both, and 10.0.0.1 changes owner at T0 + 5, a change not in yet.
+    # Attributed at once, the late flow went to the late output with the old owner.
+    from flowdredge.job.flink.operators import LATE
+    op, rt = _operator()
+    rt.now = 1_000_000
+    assert _outputs(op.process_element(_group_row(T0 + 600), rt)) == (
+        [], Counter(groups_waited=1))
+    emitted = list(op.process_element(_group_row(T0 + 10), rt))
+    assert _outputs(emitted) == ([], Counter(groups_waited=1))
+    list(op.process_broadcast_element(_changelog(("ASSIGN", (T0 + 5) * 1000, "10.0.0.1", "web"),
+                                                 ("HEARTBEAT", (T0 + 30) * 1000, "", None)), rt))
+    emitted = list(op.on_timer(1_001_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_001_000)))
+    rows, counts = _outputs(emitted)
+    assert rows == [] and counts["flows_late"] == 1 and counts["groups_after_max_wait"] == 0
+    assert [json.loads(line)["src_app"] for tag, line in emitted if tag is LATE] == ["web"]
+    assert op.pending_groups == 1   # the group at T0 + 600, still waiting and on time
+
+
+@pytest.mark.unit
 def test_after_a_restore_groups_of_windows_the_watermark_had_passed_are_counted_late():
     # The window operator downstream restores its watermark and would drop their rows
     # uncounted; the restored attribution starts from none, and takes the highest its keys saw.

@@ -14,6 +14,13 @@ def test_its_times_are_kept_as_the_text_savepoints_hold():
     assert Waiting.decode(GROUP.encode()) == GROUP
 
 
+def test_a_group_that_came_late_is_kept_late_while_it_waits():
+    late = GROUP._replace(late=True)
+    assert Waiting.decode(late.encode()) == late and late.encode().endswith(" late")
+    assert not Waiting.decode(GROUP.encode()).late
+    assert Waiting.decode(late.restarted(9_000_000, 600_000).encode()).late
+
+
 def test_complete_metadata_releases_it_at_any_timer():
     assert GROUP.due(0, event_time=True, complete=True)
     assert GROUP.due(0, event_time=False, complete=True)

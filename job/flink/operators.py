@@ -406,17 +406,19 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
                 self.watermark_seen.update(watermark)
                 self.watermark_stored[key] = watermark
         horizon = self.horizon.observe(producer, progress * 1000, watermark)
-        if is_late(window_start, self.window_seconds, horizon):
+        # A late group waits for its owners as any other: the flows' event time (the horizon)
+        # can be far ahead of the metadata clock, and the owners it has now may be the old ones.
+        late = is_late(window_start, self.window_seconds, horizon)
+        if self.clock.complete_up_to(max_start * 1000):
             yield from self._emit(decode_group(payload, window_start, max_start), ctx,
-                                  late=True)
-        elif self.clock.complete_up_to(max_start * 1000):
-            yield from self._emit(decode_group(payload, window_start, max_start), ctx)
+                                  late=late)
         else:
             now = timers.current_processing_time()
             deadline = now + self.max_wait_ms
             seq = random.getrandbits(63)
             self.pending.put(seq, payload)
-            self.pending_times.put(seq, Waiting(window_start, max_start, deadline).encode())
+            self.pending_times.put(seq, Waiting(window_start, max_start, deadline, late)
+                                   .encode())
             self.pending_groups += 1
             # Released by whichever comes first: the watermark passing the group (the metadata
             # is then complete for it, and its window still open), a check after the metadata
@@ -473,17 +475,17 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             group = Waiting.decode(times)
             complete = inputs_ended or self.clock.complete_up_to(group.max_start * 1000)
             if group.due(timestamp, event_time, complete):
-                ready.append((seq, group.window_start, group.max_start, complete))
+                ready.append((seq, group.window_start, group.max_start, complete, group.late))
             else:
                 waiting += 1
-        for seq, window_start, max_start, complete in ready:
+        for seq, window_start, max_start, complete, came_late in ready:
             payload = self.pending.get(seq)
             self.pending.remove(seq)
             self.pending_times.remove(seq)
             self.pending_groups -= 1
             # A group's timer fires before the watermark passes its window; one released
             # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
-            late = is_late(window_start, self.window_seconds, sent)
+            late = came_late or is_late(window_start, self.window_seconds, sent)
             if not complete and not late:
                 self.metrics.add({"groups_after_max_wait": 1}, in_timer=True)
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
