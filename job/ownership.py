@@ -148,11 +148,24 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     first = record_lines.first_line
     for position, text in record_lines.long:
         chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
-    lines = record_lines.lines
+    events, rejected = events_by_position(record_lines.lines, latest_ms, limits.max_line_bytes,
+                                          vectorise_from)
+    chunk.events = list(map(MetaEvent._make, events.values()))
+    chunk.rejected += [(reason, f"{where}:{first + position}", line)
+                       for reason, position, line in rejected]
+    return chunk
+
+
+def events_by_position(lines: list, latest_ms: int = LATEST_TS_MS,
+                       max_line_bytes: int = MetaLimits.max_line_bytes,
+                       vectorise_from: float = changelog_columns.MIN_LINES) -> tuple:
+    """({position: event (MetaEvent or a tuple of its fields)} in position order,
+    [(reason, position, line)] of the lines refused) for the lines of a chunk; blank lines hold
+    nothing. Chunks of `vectorise_from` lines or more go through job.changelog_columns first."""
     candidates, too_long = [], []
     for position, line in enumerate(lines):
         if line.strip():
-            (too_long if len(line) > limits.max_line_bytes else candidates).append(position)
+            (too_long if len(line) > max_line_bytes else candidates).append(position)
     parsed = None
     if len(candidates) >= vectorise_from:
         parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
@@ -161,22 +174,20 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     if too_long:
         rest = sorted(rest + too_long)
         too_long = set(too_long)
+    rejected = []
     if not rest:
-        chunk.events = list(map(MetaEvent._make, events.values()))
-        return chunk
-    events = {position: MetaEvent._make(event) for position, event in events.items()}
+        return events, rejected
     share = {}.setdefault
     for position in rest:
         line = lines[position]
         if position in too_long:
-            chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
+            rejected.append(("line_too_long", position, line))
             continue
         try:
             events[position] = parse_event(line, latest_ms, share)
         except MetaEventError as err:
-            chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
-    chunk.events = [events[position] for position in sorted(events)]
-    return chunk
+            rejected.append((err.reason, position, line))
+    return {position: events[position] for position in sorted(events)}, rejected
 
 
 def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:

@@ -25,6 +25,7 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
+import contextlib
 import functools
 import gzip
 import json
@@ -38,8 +39,9 @@ from dataclasses import dataclass, field
 
 from flowdredge.connectors import s3
 from flowdredge.job.config import FlowsSection, MetadataSection
-from flowdredge.job.ownership import STAGED
+from flowdredge.job.ownership import LATEST_TS_MS, STAGED, events_by_position
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
+from flowdredge.schemas.metadata import HEARTBEAT
 
 GZIP_MAGIC = b"\x1f\x8b"
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
@@ -546,67 +548,92 @@ def stage_metadata(paths, staged_path: str,
                    max_ahead_seconds: int = MetadataSection.max_ahead_seconds) -> int:
     """Stages changelog files (plain or gzip) in the order given, each file once, in chunks of
     `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside).
-    A line far ahead of the lines after it (_ahead_of_the_rest) is staged alone, bounded by
-    them, and the job rejects it (ts_out_of_range)."""
+    An event far ahead of the changelog's events after it (_events_ahead) is staged alone,
+    bounded by them, and the job rejects it (ts_out_of_range)."""
     n = 0
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
-    seen = set()
-    with open(staged_path, "wb") as out:
-        for path in paths:
-            if not os.path.isfile(path):
-                raise InputError(f"{path}: no such metadata file")
-            if os.path.realpath(path) in seen:
-                continue
+    files, seen = [], set()
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: no such metadata file")
+        if os.path.realpath(path) not in seen:
             seen.add(os.path.realpath(path))
-            try:
+            files.append(path)
+    ahead = _events_ahead(files, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds)
+    with open(staged_path, "wb") as out:
+        for path in files:
+            with _reading(path):
                 n += _stage_changelog(path, out, chunk_lines, max_line_bytes,
-                                      out_of_orderness_seconds, max_ahead_seconds)
-            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
-                raise InputError(f"{path}: cannot read: "
-                                 f"{getattr(err, 'strerror', None) or err}") from None
+                                      ahead.get(path, {}))
     return n
 
 
-# A changelog event's `ts` as written (job.ownership.parse_event decides the rest).
-_TS = re.compile(r'"ts"\s*:\s*(\d{1,19})[,}\s]')
-# The lines after an event that judge whether it is ahead of the changelog: their median, so
-# that a late event among them, or another event ahead, does not decide.
+@contextlib.contextmanager
+def _reading(path):
+    """A changelog file that cannot be read stops the replay in one line naming it."""
+    try:
+        yield
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise InputError(f"{path}: cannot read: "
+                         f"{getattr(err, 'strerror', None) or err}") from None
+
+
+# The changes after an event that judge whether it is ahead of the changelog: their median, so
+# that a late change among them, or another change ahead, does not decide.
 _FOLLOWERS = 5
+_JUDGED_LINES = 5000
 
 
-def _ahead_of_the_rest(path, max_line_bytes, out_of_orderness_seconds,
-                       max_ahead_seconds) -> dict:
-    """Line number -> the bound (epoch seconds, the `not_after` job.ownership.parse_chunk
-    applies) of each event whose ts the changelog's next events do not reach: more than
-    out_of_orderness_seconds + max_ahead_seconds after the median of the _FOLLOWERS events
-    after it. A replayed file's only other bound is its modification time, and one such event
+def _events_ahead(paths, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds) -> dict:
+    """path -> {line number: the bound (epoch seconds, the `not_after` job.ownership.parse_chunk
+    applies)} of each event whose ts the changelog's next changes do not reach: more than
+    out_of_orderness_seconds + max_ahead_seconds after the median of the _FOLLOWERS changes
+    after it, across the files in their order (the last events of the last file are not
+    judged). A replayed file's only other bound is its modification time, and one such event
     (a publisher's clock, a hand-edited line) moved the metadata clock past everything after
     it: those changes then counted as late and flows were attributed before their owners
-    came. A jump of the whole changelog (an outage) is followed by events as late and stays."""
-    stamps = []
-    with _open(path) as fh:
-        for number, line, _head in _lines(fh, max_line_bytes):
-            match = _TS.search(line) if line else None
-            if match:
-                stamps.append((number, int(match.group(1))))
-    ahead, followers = {}, []
-    for number, ts in reversed(stamps):
+    came. A jump of the whole changelog (an outage) is followed by changes as late and stays.
+    Events are read as the job reads them (job.ownership.events_by_position): lines it refuses,
+    and HEARTBEATs (which may lag the changes sent), judge nothing."""
+    stamps = []   # (path, line number, ts, a change)
+
+    def judge_later(path, numbers, lines, latest_ms):
+        events, _ = events_by_position(lines, latest_ms, max_line_bytes)
+        stamps.extend((path, numbers[position], event[1], event[0] != HEARTBEAT)
+                      for position, event in events.items())
+
+    for path in paths:
+        numbers, lines = [], []
+        with _reading(path), _open(path) as fh:
+            # The bound the job applies to a staged chunk (its not_after, the file's time).
+            latest_ms = min(LATEST_TS_MS,
+                            (int(os.path.getmtime(path)) + max_ahead_seconds) * 1000 + 1)
+            for number, line, _head in _lines(fh, max_line_bytes):
+                if line and line.strip():
+                    numbers.append(number)
+                    lines.append(line)
+                if len(lines) == _JUDGED_LINES:
+                    judge_later(path, numbers, lines, latest_ms)
+                    numbers, lines = [], []
+        judge_later(path, numbers, lines, latest_ms)
+    # From the last event back, each judged by the next changes not refused themselves.
+    ahead, followers = {}, []   # the ts of those changes, nearest first
+    for path, number, ts, change in reversed(stamps):
         if len(followers) == _FOLLOWERS:
             bound = sorted(followers)[_FOLLOWERS // 2] // 1000 + out_of_orderness_seconds
             if ts > (bound + max_ahead_seconds) * 1000:
-                ahead[number] = bound
-            followers.pop()
-        followers.insert(0, ts)
+                ahead.setdefault(path, {})[number] = bound
+                continue
+        if change:
+            followers.insert(0, ts)
+            del followers[_FOLLOWERS:]
     return ahead
 
 
-def _stage_changelog(path, out, chunk_lines, max_line_bytes, out_of_orderness_seconds,
-                     max_ahead_seconds) -> int:
+def _stage_changelog(path, out, chunk_lines, max_line_bytes, ahead: dict) -> int:
     n = 0
     modified = int(os.path.getmtime(path))
     base = {"staged": STAGED, "source": path, "not_after": modified}
-    ahead = _ahead_of_the_rest(path, max_line_bytes, out_of_orderness_seconds,
-                               max_ahead_seconds)
     first, lines, long = None, [], []
 
     def flush(**bounds):

@@ -82,6 +82,11 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         '{"staged": "changelog", "lines": ["{\\"type\\": \\"ASSIGN\\", \\"ts\\": 1767225601000}",'
         ' "{\\"ts\\":1767225605000, \\"type\\": \\"HEARTBEAT\\"}"]}',
         '{"type": "HEARTBEAT", "app": "\u65e5\u672c", "ts" : 1767225609000}',
+        # A staged event far ahead, refused by its own not_after (job.replay): the gate's time
+        # stops there; a line's own not_after field (quotes escaped) bounds nothing.
+        '{"staged": "changelog", "not_after": 1767225610, "lines": '
+        '["{\\"type\\": \\"ASSIGN\\", \\"ts\\": 4102444700000}"]}',
+        '{"staged": "changelog", "lines": ["{\\"not_after\\": 1, \\"ts\\": 1767225611000}"]}',
         '{"note": "no time here"}',
         '{"tsx": 1999999999999, "ts": "1767225700000"}',   # neither is a ts
     ]
@@ -102,8 +107,9 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         .process(Timestamps(), output_type=Types.STRING()).set_parallelism(1)
     with stream.execute_and_collect() as seen:
         stamps = list(seen)
-    assert stamps[:3] == ["1767225600000", "1767225605000", "1767225609000"]
-    assert stamps[3:] == [str(-2**63)] * 2   # Long.MIN_VALUE: no timestamp
+    assert stamps[:5] == ["1767225600000", "1767225605000", "1767225609000", "1767225610000",
+                          "1767225611000"]
+    assert stamps[5:] == [str(-2**63)] * 2   # Long.MIN_VALUE: no timestamp
 
 
 def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():

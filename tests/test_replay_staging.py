@@ -100,14 +100,35 @@ def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path
         assert {r.not_after for r in read if r.source == changes} == {mtime}
 
 
-def _changelog(stamps_s) -> list:
-    return [json.dumps({"type": "HEARTBEAT", "ts": t * 1000}) for t in stamps_s]
+T0 = 1767225600   # 2026-01-01T00:00:00Z
+
+
+def _change(t, **extra) -> str:
+    return json.dumps({"type": "ASSIGN", "ts": (T0 + t) * 1000, "ip": "10.0.0.1", "app": "a",
+                       **extra})
+
+
+def _refused(tmp_path, *files) -> list:
+    """(file name, line number) of the changelog lines the job refuses as ts_out_of_range
+    after staging `files`, each (name, lines)."""
+    paths = []
+    for name, lines in files:
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        paths.append(str(tmp_path / name))
+    staged = tmp_path / "staged.jsonl"
+    stage_metadata(paths, str(staged), 100)
+    refused = []
+    for record in staged.read_text().splitlines():
+        refused += [(os.path.basename(where.rsplit(":", 1)[0]), int(where.rsplit(":", 1)[1]))
+                    for reason, where, _ in parse_chunk(record).rejected
+                    if reason == "ts_out_of_range"]
+    return refused
 
 
 @pytest.mark.parametrize("stamps,rejected", [
     # One event 30 days ahead, then the changelog goes on: it alone is refused.
     ([100, 110, 120, 120 + 30 * 86400, 130, 140, 150, 160, 170, 180], [4]),
-    # Two in a row: the median of the events after each still judges them.
+    # Two in a row: the median of the changes after each still judges them.
     ([100, 110, 9_000_000, 9_000_001, 130, 140, 150, 160, 170, 180], [3, 4]),
     # A late event (10 minutes behind): the events before it stay.
     ([1000, 1010, 1020, 400, 1030, 1040, 1050, 1060, 1070, 1080], []),
@@ -122,17 +143,35 @@ def test_an_event_far_ahead_of_the_changelog_after_it_is_refused(tmp_path, stamp
     """One changelog event far ahead in a replayed file (bounded only by the file's time)
     moved the metadata clock past every later change: they counted as late, flows were
     attributed before their owners came."""
-    changes = tmp_path / "changes.jsonl"
-    t0 = 1767225600
-    changes.write_text("\n".join(_changelog([t0 + t for t in stamps])) + "\n")
-    staged = tmp_path / "staged.jsonl"
-    assert stage_metadata([str(changes)], str(staged), 100) == len(stamps)
-    refused = []
-    for record in staged.read_text().splitlines():
-        chunk = parse_chunk(record)
-        refused += [int(where.rsplit(":", 1)[1]) for reason, where, _ in chunk.rejected
-                    if reason == "ts_out_of_range"]
-    assert refused == rejected
+    lines = [_change(t) for t in stamps]
+    assert _refused(tmp_path, ("changes.jsonl", lines)) == [("changes.jsonl", n)
+                                                             for n in rejected]
+
+
+@pytest.mark.parametrize("after", [
+    # Only the events the job reads judge: not a "ts" inside another field...
+    [json.dumps({"previous": {"ts": (T0 - 7200) * 1000}, "type": "ASSIGN",
+                 "ts": (T0 + 610) * 1000, "ip": "10.0.0.3", "app": "c"})] * 5,
+    # ... nor lines it refuses (ts in seconds) ...
+    [json.dumps({"type": "ASSIGN", "ts": T0, "ip": "10.0.0.2", "app": "b"})] * 5,
+    # ... nor HEARTBEATs, which may lag the changes already sent.
+    [json.dumps({"type": "HEARTBEAT", "ts": (T0 - 3600) * 1000})] * 5,
+])
+def test_only_the_changes_after_an_event_judge_it(tmp_path, after):
+    # A release at 00:10 refused by such lines left its IP with its old owner.
+    lines = [_change(0), json.dumps({"type": "UNASSIGN", "ts": (T0 + 600) * 1000,
+                                     "ip": "10.0.0.1"})] + after + [_change(700 + i)
+                                                                     for i in range(5)]
+    assert ("changes.jsonl", 2) not in _refused(tmp_path, ("changes.jsonl", lines))
+    far = lines[:1] + [_change(30 * 86400)] + lines[2:]
+    assert ("changes.jsonl", 2) in _refused(tmp_path, ("changes.jsonl", far))
+
+
+def test_an_event_far_ahead_at_the_end_of_a_file_is_judged_by_the_next_file(tmp_path):
+    snapshot = [_change(-3600), _change(30 * 86400)]
+    changes = [_change(60 + i) for i in range(5)]
+    assert _refused(tmp_path, ("snapshot.jsonl", snapshot), ("changes.jsonl", changes)) == [
+        ("snapshot.jsonl", 2)]
 
 
 def test_delivery_order_uses_the_aws_stamp():
