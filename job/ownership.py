@@ -66,7 +66,8 @@ EARLIEST_TS_MS = EARLIEST_START * 1000
 LATEST_TS_MS = LATEST_START * 1000
 # What job.replay stages a changelog file into: {"staged": STAGED, "source": path, "first_line":
 # n, "not_after": the file's modification time, "lines": [...] (blank lines kept, for numbering),
-# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines"}.
+# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines",
+# "moved": [[path, line number, text]] of events from earlier in the changelog, applied first}.
 STAGED = "changelog"
 
 
@@ -84,6 +85,9 @@ class RecordLines:
     first_line: int = 1  # line number of lines[0]
     not_after: int = None   # epoch seconds no event can be after (a file's modification time)
     long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
+    # [(source, line number, text)] of events staged here from earlier in the changelog
+    # (job.replay._deferred), before `lines`
+    moved: list = field(default_factory=list)
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
@@ -99,13 +103,19 @@ def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
                 and all(isinstance(line, str) for line in doc["lines"])):
             return RecordLines(doc["lines"], str(doc.get("source", source)),
                                _int_or(doc.get("first_line"), 1), _int_or(doc.get("not_after")),
-                               _long_lines(doc.get("long")))
+                               _long_lines(doc.get("long")), _moved_lines(doc.get("moved")))
     return RecordLines(record.split("\n"), source)
 
 
 def _long_lines(items) -> list:
     return [(item[0], str(item[1])) for item in items or ()
             if isinstance(item, list) and len(item) == 2 and _is_int(item[0])]
+
+
+def _moved_lines(items) -> list:
+    return [(str(item[0]), item[1], item[2]) for item in items or ()
+            if isinstance(item, list) and len(item) == 3 and _is_int(item[1])
+            and isinstance(item[2], str)]
 
 
 def _is_int(value) -> bool:
@@ -148,10 +158,14 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     first = record_lines.first_line
     for position, text in record_lines.long:
         chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
-    events, rejected = events_by_position(record_lines.lines, latest_ms, limits.max_line_bytes,
+    moved = record_lines.moved
+    lines = [text for _, _, text in moved] + record_lines.lines if moved else record_lines.lines
+    events, rejected = events_by_position(lines, latest_ms, limits.max_line_bytes,
                                           vectorise_from)
     chunk.events = list(map(MetaEvent._make, events.values()))
-    chunk.rejected += [(reason, f"{where}:{first + position}", line)
+    first -= len(moved)
+    chunk.rejected += [(reason, "%s:%d" % moved[position][:2] if position < len(moved) else
+                        f"{where}:{first + position}", line)
                        for reason, position, line in rejected]
     return chunk
 

@@ -28,6 +28,7 @@ import calendar
 import contextlib
 import functools
 import gzip
+import heapq
 import json
 import os
 import re
@@ -36,6 +37,8 @@ import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from flowdredge.connectors import s3
 from flowdredge.job.config import FlowsSection, MetadataSection
@@ -548,8 +551,9 @@ def stage_metadata(paths, staged_path: str,
                    max_ahead_seconds: int = MetadataSection.max_ahead_seconds) -> int:
     """Stages changelog files (plain or gzip) in the order given, each file once, in chunks of
     `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside).
-    An event far ahead of the changelog's events after it (_events_ahead) is staged alone,
-    bounded by them, and the job rejects it (ts_out_of_range)."""
+    An event far ahead of the changes after it is held back (_deferred): it is staged with the
+    first chunk that takes the metadata clock as far as it would have, so that it neither moves
+    the clock past the changes between nor comes after a flow it concerns is attributed."""
     n = 0
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
     files, seen = [], set()
@@ -559,12 +563,19 @@ def stage_metadata(paths, staged_path: str,
         if os.path.realpath(path) not in seen:
             seen.add(os.path.realpath(path))
             files.append(path)
-    ahead = _events_ahead(files, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds)
+    plans = _deferred(files, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds)
+    held = []   # heap of (reach, file, line number, path, text): the events held back
+    mtimes = {path: int(os.path.getmtime(path)) for path in files}
     with open(staged_path, "wb") as out:
-        for path in files:
+        for index, path in enumerate(files):
             with _reading(path):
                 n += _stage_changelog(path, out, chunk_lines, max_line_bytes,
-                                      ahead.get(path, {}))
+                                      (index, *plans[path]), held, mtimes)
+        if held:
+            moved = [[path, number, text] for *_, number, path, text in sorted(held)]
+            _write(out, {"staged": STAGED, "source": files[-1],
+                         "not_after": max(mtimes[path] for path, *_ in moved),
+                         "first_line": 1, "lines": [], "moved": moved})
     return n
 
 
@@ -584,22 +595,27 @@ _FOLLOWERS = 5
 _JUDGED_LINES = 5000
 
 
-def _events_ahead(paths, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds) -> dict:
-    """path -> {line number: the bound (epoch seconds, the `not_after` job.ownership.parse_chunk
-    applies)} of each event whose ts the changelog's next changes do not reach: more than
-    out_of_orderness_seconds + max_ahead_seconds after the median of the _FOLLOWERS changes
-    after it, across the files in their order (the last events of the last file are not
-    judged). A replayed file's only other bound is its modification time, and one such event
-    (a publisher's clock, a hand-edited line) moved the metadata clock past everything after
-    it: those changes then counted as late and flows were attributed before their owners
-    came. A jump of the whole changelog (an outage) is followed by changes as late and stays.
-    Events are read as the job reads them (job.ownership.events_by_position): lines it refuses,
-    and HEARTBEATs (which may lag the changes sent), judge nothing."""
-    stamps = []   # (path, line number, ts, a change)
+def _deferred(paths, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds) -> dict:
+    """path -> ({line number: reach} of the events to hold back, line numbers and reaches of
+    the file's other events, as arrays). An event's reach is how far it takes the metadata
+    clock (job.ownership.MetadataClock: a change's ts less out-of-orderness, a HEARTBEAT's
+    ts). An event is held back when its ts is more than out_of_orderness_seconds +
+    max_ahead_seconds after the median of the _FOLLOWERS changes after it (across the files,
+    in their order; the last events have none to be judged by). A replayed file's only other
+    bound is its modification time, and one such event (a publisher's clock, a hand-edited
+    line) moved the clock past every later change: they counted as late, and flows were
+    attributed before their owners came. Held back, not refused: a valid event judged so (a
+    snapshot's ASSIGNs are dated when each address was taken, a restarted publisher's come
+    after its last changes) only comes later, still before the clock reaches it. Events are
+    read as the job reads them (job.ownership.events_by_position): lines it refuses, and
+    HEARTBEATs (which may lag the changes sent), judge nothing."""
+    ooo_ms = out_of_orderness_seconds * 1000
+    slack_ms = (out_of_orderness_seconds + max_ahead_seconds) * 1000
+    stamps = []   # (path, line number, ts, type, ip) of every event, in changelog order
 
-    def judge_later(path, numbers, lines, latest_ms):
+    def read_later(path, numbers, lines, latest_ms):
         events, _ = events_by_position(lines, latest_ms, max_line_bytes)
-        stamps.extend((path, numbers[position], event[1], event[0] != HEARTBEAT)
+        stamps.extend((path, numbers[position], event[1], event[0], event[2])
                       for position, event in events.items())
 
     for path in paths:
@@ -613,35 +629,73 @@ def _events_ahead(paths, max_line_bytes, out_of_orderness_seconds, max_ahead_sec
                     numbers.append(number)
                     lines.append(line)
                 if len(lines) == _JUDGED_LINES:
-                    judge_later(path, numbers, lines, latest_ms)
+                    read_later(path, numbers, lines, latest_ms)
                     numbers, lines = [], []
-        judge_later(path, numbers, lines, latest_ms)
-    # From the last event back, each judged by the next changes not refused themselves.
-    ahead, followers = {}, []   # the ts of those changes, nearest first
-    for path, number, ts, change in reversed(stamps):
-        if len(followers) == _FOLLOWERS:
-            bound = sorted(followers)[_FOLLOWERS // 2] // 1000 + out_of_orderness_seconds
-            if ts > (bound + max_ahead_seconds) * 1000:
-                ahead.setdefault(path, {})[number] = bound
-                continue
-        if change:
+        read_later(path, numbers, lines, latest_ms)
+    # From the last event back, each judged by the next changes not held back themselves.
+    held, followers = set(), []   # the ts of those changes, nearest first
+    for i in range(len(stamps) - 1, -1, -1):
+        ts, kind = stamps[i][2], stamps[i][3]
+        if len(followers) == _FOLLOWERS and ts > sorted(followers)[_FOLLOWERS // 2] + slack_ms:
+            held.add(i)
+            continue
+        if kind != HEARTBEAT:
             followers.insert(0, ts)
             del followers[_FOLLOWERS:]
-    return ahead
+    # A later change of the same address at the same ts must stay after it: arrival order
+    # decides between them (job.ownership.OwnershipIndex).
+    ties = {}
+    for i in held:
+        if stamps[i][3] != HEARTBEAT:
+            ties.setdefault((stamps[i][2], stamps[i][4]), []).append(i)
+    if ties:
+        for j, (_, _, ts, _, ip) in enumerate(stamps):
+            for i in ties.get((ts, ip), ()):
+                if j > i:
+                    held.discard(i)
+    plans = {path: ({}, [], []) for path in paths}
+    for i, (path, number, ts, kind, _) in enumerate(stamps):
+        reach = ts if kind == HEARTBEAT else ts - ooo_ms
+        deferred, numbers, reaches = plans[path]
+        if i in held:
+            deferred[number] = reach
+        else:
+            numbers.append(number)
+            reaches.append(reach)
+    return {path: (deferred, np.array(numbers, dtype=np.int64), np.array(reaches, dtype=np.int64))
+            for path, (deferred, numbers, reaches) in plans.items()}
 
 
-def _stage_changelog(path, out, chunk_lines, max_line_bytes, ahead: dict) -> int:
+def _stage_changelog(path, out, chunk_lines, max_line_bytes, plan, held, mtimes) -> int:
+    """Stages one file; its events held back (`plan`, _deferred) are left blank in place and
+    put on the heap `held`; each chunk takes from it the events whose reach the chunk's own
+    events reach: its own back in their places, earlier ones before its lines."""
+    index, deferred, numbers, reaches = plan
     n = 0
-    modified = int(os.path.getmtime(path))
+    modified = mtimes[path]
     base = {"staged": STAGED, "source": path, "not_after": modified}
     first, lines, long = None, [], []
 
-    def flush(**bounds):
-        if lines:
-            record = {**base, **bounds, "first_line": first, "lines": lines}
-            if long:
-                record["long"] = long
-            _write(out, record)
+    def flush():
+        if not lines:
+            return
+        record = {**base, "first_line": first, "lines": lines}
+        if long:
+            record["long"] = long
+        lo, hi = np.searchsorted(numbers, (first, first + len(lines)))
+        if held and hi > lo:
+            reach = int(reaches[lo:hi].max())
+            moved = []
+            while held and held[0][0] <= reach:
+                *_, number, source, text = heapq.heappop(held)
+                if source == path and number >= first:
+                    lines[number - first] = text   # this chunk's own: back in its place
+                else:
+                    moved.append([source, number, text])
+            if moved:
+                record["moved"] = moved
+                record["not_after"] = max([modified] + [mtimes[m[0]] for m in moved])
+        _write(out, record)
 
     with _open(path) as fh:
         for number, line, head in _lines(fh, max_line_bytes):
@@ -649,12 +703,6 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes, ahead: dict) -> int
                 line = ""
             else:
                 n += 1
-            if number in ahead:
-                flush()
-                first, lines, long = number, [line], []
-                flush(not_after=min(modified, ahead[number]))
-                first, lines = None, []
-                continue
             if len(lines) >= chunk_lines:
                 flush()
                 first, lines, long = None, [], []
@@ -662,6 +710,9 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes, ahead: dict) -> int
                 first = number
             if line is None:
                 long.append([len(lines), excerpt(head)])
+                line = ""
+            elif number in deferred:
+                heapq.heappush(held, (deferred[number], index, number, path, line))
                 line = ""
             lines.append(line)
         flush()

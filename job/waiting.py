@@ -18,13 +18,14 @@ class Waiting(NamedTuple):
     late: bool = False
 
     def encode(self) -> str:
-        # Three numbers for a group on time, as earlier releases wrote every group.
-        return "%d %d %d" % self[:3] + (" late" if self.late else "")
+        # A late group's deadline is written with a "+": the three numbers are what earlier
+        # releases read (int() takes the sign), so a job rolled back restores them.
+        return ("%d %d +%d" if self.late else "%d %d %d") % self[:3]
 
     @classmethod
     def decode(cls, text: str) -> "Waiting":
-        window_start, max_start, deadline, *late = text.split()
-        return cls(int(window_start), int(max_start), int(deadline), late == ["late"])
+        window_start, max_start, deadline = text.split()
+        return cls(int(window_start), int(max_start), int(deadline), deadline[0] == "+")
 
     def restarted(self, now_ms: int, max_wait_ms: int) -> "Waiting":
         """Its whole max wait again from `now_ms`: after a restore the changelog is read again

@@ -374,6 +374,13 @@ def test_a_late_group_waits_for_its_owners_and_goes_to_the_late_output():
     assert rows == [] and counts["flows_late"] == 1 and counts["groups_after_max_wait"] == 0
     assert [json.loads(line)["src_app"] for tag, line in emitted if tag is LATE] == ["web"]
     assert op.pending_groups == 1   # the group at T0 + 600, still waiting and on time
+    # Another late group, whose owners never come: released at the max wait with the one on
+    # time, both counted so.
+    list(op.process_element(_group_row(T0 + 40), rt))
+    emitted = list(op.on_timer(1_061_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_061_000)))
+    rows, counts = _outputs(emitted)
+    assert rows == [("web", "db", 1)] and counts["flows_late"] == 1
+    assert counts["groups_after_max_wait"] == 2
 
 
 @pytest.mark.unit

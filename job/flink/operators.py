@@ -486,7 +486,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             # A group's timer fires before the watermark passes its window; one released
             # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
             late = came_late or is_late(window_start, self.window_seconds, sent)
-            if not complete and not late:
+            if not complete and (came_late or not late):
                 self.metrics.add({"groups_after_max_wait": 1}, in_timer=True)
                 yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
             yield from self._emit(decode_group(payload, window_start, max_start), ctx,
