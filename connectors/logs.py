@@ -26,21 +26,28 @@ def _not_py4j_interrupt(record: logging.LogRecord) -> bool:
 
 
 # Causes that follow from another failure and hide it when named alone: the Kinesis source's
-# enumerator refusing the splits a failed task hands back (it forces a global failover), a
-# Python worker's gRPC calls cancelled as the worker goes.
-_CONSEQUENCES = ("Partial recovery is not supported", "CANCELLED: call already cancelled")
+# enumerator refusing the splits a failed task hands back (it forces a global failover, which
+# its coordinator reports as a failure of its own), a Python worker's gRPC calls cancelled as
+# the worker goes.
+_CONSEQUENCES = ("Partial recovery is not supported", "CANCELLED: call already cancelled",
+                 "Global failure triggered by OperatorCoordinator")
+_CAUSED_BY = "Caused by: "
 
 
 def failure_line(trace: str) -> str:
     """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
     consequence of another failure, after "no restart left" when the restarts ran out."""
     lines = [line.strip() for line in trace.splitlines() if line.strip()]
-    causes = [line for line in lines if line.startswith("Caused by:")]
+    causes = [line[len(_CAUSED_BY):] for line in lines if line.startswith(_CAUSED_BY)]
     named = [line for line in causes if not any(c in line for c in _CONSEQUENCES)]
-    cause = (named or causes or lines or [""])[-1]
-    if "Recovery is suppressed by" in trace:
-        return f"no restart left (job.max_restarts); the last failure: {cause}"
-    return cause
+    if "Recovery is suppressed by" not in trace:
+        return (named or causes or lines or [""])[-1]
+    if named and "Recovery is suppressed by" not in named[-1]:
+        return f"no restart left (job.max_restarts); the last failure: {named[-1]}"
+    # The last restart was taken by a Kinesis source's failover after a task's failure: the
+    # trace holds no more than that, the earlier failure is in the Flink log.
+    return ("no restart left (job.max_restarts); the last failure followed from an earlier one "
+            "(a task's failure also fails each Kinesis source once), named in the Flink log")
 
 
 def setup(logger: str, prefix: str, timestamps: bool = False) -> None:

@@ -123,14 +123,21 @@ Caused by: java.lang.RuntimeException: Failed to start remote bundle
 Caused by: org.apache.beam.vendor.grpc.v1p60p1.io.grpc.StatusRuntimeException: CANCELLED: call already cancelled
     ... 20 more"""
     assert failure_line(worker_gone) == (
-        "no restart left (job.max_restarts); the last failure: Caused by: "
+        "no restart left (job.max_restarts); the last failure: "
         "java.lang.RuntimeException: Failed to start remote bundle")
     refused = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
 Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
 Caused by: java.net.ConnectException: Connection refused"""
-    assert failure_line(refused).endswith("Caused by: java.net.ConnectException: Connection refused")
+    assert failure_line(refused).endswith("failure: java.net.ConnectException: Connection refused")
     assert failure_line("Caused by: java.lang.UnsupportedOperationException: Partial recovery is "
-                        "not supported") == ("Caused by: java.lang.UnsupportedOperationException: "
+                        "not supported") == ("java.lang.UnsupportedOperationException: "
                                              "Partial recovery is not supported")
+    # The last restart taken by a Kinesis source's failover: its trace names nothing else.
+    failover = """org.apache.flink.runtime.JobException: Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy(maxNumberRestartAttempts=3, backoffTimeMS=1000)
+Caused by: org.apache.flink.util.FlinkException: Global failure triggered by OperatorCoordinator for 'Source: flow stream r-flows' (operator 5e04fe3d4719584062c909a6bfee93ea).
+Caused by: java.lang.UnsupportedOperationException: Partial recovery is not supported"""
+    assert failure_line(failover) == (
+        "no restart left (job.max_restarts); the last failure followed from an earlier one (a "
+        "task's failure also fails each Kinesis source once), named in the Flink log")
     assert failure_line("java.lang.IllegalStateException: boom") == \
         "java.lang.IllegalStateException: boom"

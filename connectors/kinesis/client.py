@@ -113,6 +113,45 @@ def shards(kinesis, arns) -> list:
     return found
 
 
+def register_consumers(kinesis, arns, name: str, timeout_s: float = 120) -> None:
+    """Registers the enhanced fan-out consumer `name` on each stream where it is not yet, and
+    waits until each is ACTIVE (one left DELETING is waited out and registered again). The
+    job's sources take them as they are (source.efo.lifecycle SELF_MANAGED) and leave them:
+    with the connector's own lifecycle, a failover's closing enumerator deregistered the
+    consumer the new one had just taken, and the flow stream was never read again."""
+    for arn in arns:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = _asked(arn, lambda: _consumer_status(kinesis, arn, name))
+            if status == "ACTIVE":
+                break
+            if status is None:
+                _asked(arn, lambda: _register(kinesis, arn, name))
+            elif time.monotonic() > deadline:
+                raise ConfigError(f"kinesis: consumer {name!r} of {arn!r} not ACTIVE after "
+                                  f"{timeout_s:.0f} s ({status})")
+            else:
+                time.sleep(0.5)
+
+
+def _consumer_status(kinesis, arn: str, name: str):
+    try:
+        return kinesis.describe_stream_consumer(StreamARN=arn, ConsumerName=name)[
+            "ConsumerDescription"]["ConsumerStatus"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _register(kinesis, arn: str, name: str) -> None:
+    try:
+        kinesis.register_stream_consumer(StreamARN=arn, ConsumerName=name)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+
+
 def create_stream(kinesis, name: str, shards: int, timeout_s: float = 60) -> str:
     """Creates the stream (if new) and waits until it is ACTIVE; returns its ARN."""
     try:

@@ -56,6 +56,8 @@ def _source_config(kin: KinesisSection, position: str, timestamp: str) -> Config
     if kin.reader == "efo":
         conf.set_string("source.reader.type", "EFO")
         conf.set_string("source.efo.consumer.name", kin.efo_consumer_name)
+        # Registered before the job starts (client.register_consumers), never deregistered.
+        conf.set_string("source.efo.lifecycle", "SELF_MANAGED")
     return conf
 
 
