@@ -73,10 +73,8 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
     try:
         staged_metadata = os.path.join(run_dir, "staging", "metadata.jsonl")
-        meta = cfg.metadata
-        n_meta = stage_metadata(metadata_paths, staged_metadata, meta.chunk_lines,
-                                meta.max_line_bytes, meta.out_of_orderness_seconds,
-                                meta.max_ahead_seconds)
+        n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines,
+                                cfg.metadata.max_line_bytes)
         if not n_meta:
             raise InputError(f"the metadata changelog {list(metadata_paths)} holds no line: "
                              f"every flow would be unattributed")

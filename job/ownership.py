@@ -66,8 +66,7 @@ EARLIEST_TS_MS = EARLIEST_START * 1000
 LATEST_TS_MS = LATEST_START * 1000
 # What job.replay stages a changelog file into: {"staged": STAGED, "source": path, "first_line":
 # n, "not_after": the file's modification time, "lines": [...] (blank lines kept, for numbering),
-# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines",
-# "moved": [[path, line number, text]] of events from earlier in the changelog, applied first}.
+# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines"}.
 STAGED = "changelog"
 
 
@@ -85,9 +84,6 @@ class RecordLines:
     first_line: int = 1  # line number of lines[0]
     not_after: int = None   # epoch seconds no event can be after (a file's modification time)
     long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
-    # [(source, line number, text)] of events staged here from earlier in the changelog
-    # (job.replay._deferred), before `lines`
-    moved: list = field(default_factory=list)
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
@@ -103,19 +99,13 @@ def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
                 and all(isinstance(line, str) for line in doc["lines"])):
             return RecordLines(doc["lines"], str(doc.get("source", source)),
                                _int_or(doc.get("first_line"), 1), _int_or(doc.get("not_after")),
-                               _long_lines(doc.get("long")), _moved_lines(doc.get("moved")))
+                               _long_lines(doc.get("long")))
     return RecordLines(record.split("\n"), source)
 
 
 def _long_lines(items) -> list:
     return [(item[0], str(item[1])) for item in items or ()
             if isinstance(item, list) and len(item) == 2 and _is_int(item[0])]
-
-
-def _moved_lines(items) -> list:
-    return [(str(item[0]), item[1], item[2]) for item in items or ()
-            if isinstance(item, list) and len(item) == 3 and _is_int(item[1])
-            and isinstance(item[2], str)]
 
 
 def _is_int(value) -> bool:
@@ -158,28 +148,11 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     first = record_lines.first_line
     for position, text in record_lines.long:
         chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
-    moved = record_lines.moved
-    lines = [text for _, _, text in moved] + record_lines.lines if moved else record_lines.lines
-    events, rejected = events_by_position(lines, latest_ms, limits.max_line_bytes,
-                                          vectorise_from)
-    chunk.events = list(map(MetaEvent._make, events.values()))
-    first -= len(moved)
-    chunk.rejected += [(reason, "%s:%d" % moved[position][:2] if position < len(moved) else
-                        f"{where}:{first + position}", line)
-                       for reason, position, line in rejected]
-    return chunk
-
-
-def events_by_position(lines: list, latest_ms: int = LATEST_TS_MS,
-                       max_line_bytes: int = MetaLimits.max_line_bytes,
-                       vectorise_from: float = changelog_columns.MIN_LINES) -> tuple:
-    """({position: event (MetaEvent or a tuple of its fields)} in position order,
-    [(reason, position, line)] of the lines refused) for the lines of a chunk; blank lines hold
-    nothing. Chunks of `vectorise_from` lines or more go through job.changelog_columns first."""
+    lines = record_lines.lines
     candidates, too_long = [], []
     for position, line in enumerate(lines):
         if line.strip():
-            (too_long if len(line) > max_line_bytes else candidates).append(position)
+            (too_long if len(line) > limits.max_line_bytes else candidates).append(position)
     parsed = None
     if len(candidates) >= vectorise_from:
         parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
@@ -188,20 +161,22 @@ def events_by_position(lines: list, latest_ms: int = LATEST_TS_MS,
     if too_long:
         rest = sorted(rest + too_long)
         too_long = set(too_long)
-    rejected = []
     if not rest:
-        return events, rejected
+        chunk.events = list(map(MetaEvent._make, events.values()))
+        return chunk
+    events = {position: MetaEvent._make(event) for position, event in events.items()}
     share = {}.setdefault
     for position in rest:
         line = lines[position]
         if position in too_long:
-            rejected.append(("line_too_long", position, line))
+            chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
             continue
         try:
             events[position] = parse_event(line, latest_ms, share)
         except MetaEventError as err:
-            rejected.append((err.reason, position, line))
-    return {position: events[position] for position in sorted(events)}, rejected
+            chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
+    chunk.events = [events[position] for position in sorted(events)]
+    return chunk
 
 
 def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:

@@ -25,10 +25,8 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
-import contextlib
 import functools
 import gzip
-import heapq
 import json
 import os
 import re
@@ -38,13 +36,10 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from flowdredge.connectors import s3
 from flowdredge.job.config import FlowsSection, MetadataSection
-from flowdredge.job.ownership import LATEST_TS_MS, STAGED, events_by_position
+from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
-from flowdredge.schemas.metadata import HEARTBEAT
 
 GZIP_MAGIC = b"\x1f\x8b"
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
@@ -546,156 +541,38 @@ def read_flow_file(location: str, chunk_lines: int, flows: FlowsSection = FlowsS
 
 def stage_metadata(paths, staged_path: str,
                    chunk_lines: int = MetadataSection.chunk_lines,
-                   max_line_bytes: int = MetadataSection.max_line_bytes,
-                   out_of_orderness_seconds: int = MetadataSection.out_of_orderness_seconds,
-                   max_ahead_seconds: int = MetadataSection.max_ahead_seconds) -> int:
+                   max_line_bytes: int = MetadataSection.max_line_bytes) -> int:
     """Stages changelog files (plain or gzip) in the order given, each file once, in chunks of
-    `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside).
-    An event far ahead of the changes after it is held back (_deferred): it is staged with the
-    first chunk that takes the metadata clock as far as it would have, so that it neither moves
-    the clock past the changes between nor comes after a flow it concerns is attributed."""
+    `chunk_lines` lines of one file; returns the count of changelog lines (blank ones aside)."""
     n = 0
     os.makedirs(os.path.dirname(os.path.abspath(staged_path)), exist_ok=True)
-    files, seen = [], set()
-    for path in paths:
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: no such metadata file")
-        if os.path.realpath(path) not in seen:
-            seen.add(os.path.realpath(path))
-            files.append(path)
-    plans = _deferred(files, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds)
-    held = []   # heap of (reach, file, line number, path, text): the events held back
-    mtimes = {path: int(os.path.getmtime(path)) for path in files}
+    seen = set()
     with open(staged_path, "wb") as out:
-        for index, path in enumerate(files):
-            with _reading(path):
-                n += _stage_changelog(path, out, chunk_lines, max_line_bytes,
-                                      (index, *plans[path]), held, mtimes)
-        if held:
-            moved = [[path, number, text] for *_, number, path, text in sorted(held)]
-            _write(out, {"staged": STAGED, "source": files[-1],
-                         "not_after": max(mtimes[path] for path, *_ in moved),
-                         "first_line": 1, "lines": [], "moved": moved})
+        for path in paths:
+            if not os.path.isfile(path):
+                raise InputError(f"{path}: no such metadata file")
+            if os.path.realpath(path) in seen:
+                continue
+            seen.add(os.path.realpath(path))
+            try:
+                n += _stage_changelog(path, out, chunk_lines, max_line_bytes)
+            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+                raise InputError(f"{path}: cannot read: "
+                                 f"{getattr(err, 'strerror', None) or err}") from None
     return n
 
 
-@contextlib.contextmanager
-def _reading(path):
-    """A changelog file that cannot be read stops the replay in one line naming it."""
-    try:
-        yield
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise InputError(f"{path}: cannot read: "
-                         f"{getattr(err, 'strerror', None) or err}") from None
-
-
-# The changes after an event that judge whether it is ahead of the changelog: their median, so
-# that a late change among them, or another change ahead, does not decide.
-_FOLLOWERS = 5
-_JUDGED_LINES = 5000
-
-
-def _deferred(paths, max_line_bytes, out_of_orderness_seconds, max_ahead_seconds) -> dict:
-    """path -> ({line number: reach} of the events to hold back, line numbers and reaches of
-    the file's other events, as arrays). An event's reach is how far it takes the metadata
-    clock (job.ownership.MetadataClock: a change's ts less out-of-orderness, a HEARTBEAT's
-    ts). An event is held back when its ts is more than out_of_orderness_seconds +
-    max_ahead_seconds after the median of the _FOLLOWERS changes after it (across the files,
-    in their order; the last events have none to be judged by). A replayed file's only other
-    bound is its modification time, and one such event (a publisher's clock, a hand-edited
-    line) moved the clock past every later change: they counted as late, and flows were
-    attributed before their owners came. Held back, not refused: a valid event judged so (a
-    snapshot's ASSIGNs are dated when each address was taken, a restarted publisher's come
-    after its last changes) only comes later, still before the clock reaches it. Events are
-    read as the job reads them (job.ownership.events_by_position): lines it refuses, and
-    HEARTBEATs (which may lag the changes sent), judge nothing."""
-    ooo_ms = out_of_orderness_seconds * 1000
-    slack_ms = (out_of_orderness_seconds + max_ahead_seconds) * 1000
-    stamps = []   # (path, line number, ts, type, ip) of every event, in changelog order
-
-    def read_later(path, numbers, lines, latest_ms):
-        events, _ = events_by_position(lines, latest_ms, max_line_bytes)
-        stamps.extend((path, numbers[position], event[1], event[0], event[2])
-                      for position, event in events.items())
-
-    for path in paths:
-        numbers, lines = [], []
-        with _reading(path), _open(path) as fh:
-            # The bound the job applies to a staged chunk (its not_after, the file's time).
-            latest_ms = min(LATEST_TS_MS,
-                            (int(os.path.getmtime(path)) + max_ahead_seconds) * 1000 + 1)
-            for number, line, _head in _lines(fh, max_line_bytes):
-                if line and line.strip():
-                    numbers.append(number)
-                    lines.append(line)
-                if len(lines) == _JUDGED_LINES:
-                    read_later(path, numbers, lines, latest_ms)
-                    numbers, lines = [], []
-        read_later(path, numbers, lines, latest_ms)
-    # From the last event back, each judged by the next changes not held back themselves.
-    held, followers = set(), []   # the ts of those changes, nearest first
-    for i in range(len(stamps) - 1, -1, -1):
-        ts, kind = stamps[i][2], stamps[i][3]
-        if len(followers) == _FOLLOWERS and ts > sorted(followers)[_FOLLOWERS // 2] + slack_ms:
-            held.add(i)
-            continue
-        if kind != HEARTBEAT:
-            followers.insert(0, ts)
-            del followers[_FOLLOWERS:]
-    # A later change of the same address at the same ts must stay after it: arrival order
-    # decides between them (job.ownership.OwnershipIndex).
-    ties = {}
-    for i in held:
-        if stamps[i][3] != HEARTBEAT:
-            ties.setdefault((stamps[i][2], stamps[i][4]), []).append(i)
-    if ties:
-        for j, (_, _, ts, _, ip) in enumerate(stamps):
-            for i in ties.get((ts, ip), ()):
-                if j > i:
-                    held.discard(i)
-    plans = {path: ({}, [], []) for path in paths}
-    for i, (path, number, ts, kind, _) in enumerate(stamps):
-        reach = ts if kind == HEARTBEAT else ts - ooo_ms
-        deferred, numbers, reaches = plans[path]
-        if i in held:
-            deferred[number] = reach
-        else:
-            numbers.append(number)
-            reaches.append(reach)
-    return {path: (deferred, np.array(numbers, dtype=np.int64), np.array(reaches, dtype=np.int64))
-            for path, (deferred, numbers, reaches) in plans.items()}
-
-
-def _stage_changelog(path, out, chunk_lines, max_line_bytes, plan, held, mtimes) -> int:
-    """Stages one file; its events held back (`plan`, _deferred) are left blank in place and
-    put on the heap `held`; each chunk takes from it the events whose reach the chunk's own
-    events reach: its own back in their places, earlier ones before its lines."""
-    index, deferred, numbers, reaches = plan
+def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     n = 0
-    modified = mtimes[path]
-    base = {"staged": STAGED, "source": path, "not_after": modified}
+    base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
     first, lines, long = None, [], []
 
     def flush():
-        if not lines:
-            return
-        record = {**base, "first_line": first, "lines": lines}
-        if long:
-            record["long"] = long
-        lo, hi = np.searchsorted(numbers, (first, first + len(lines)))
-        if held and hi > lo:
-            reach = int(reaches[lo:hi].max())
-            moved = []
-            while held and held[0][0] <= reach:
-                *_, number, source, text = heapq.heappop(held)
-                if source == path and number >= first:
-                    lines[number - first] = text   # this chunk's own: back in its place
-                else:
-                    moved.append([source, number, text])
-            if moved:
-                record["moved"] = moved
-                record["not_after"] = max([modified] + [mtimes[m[0]] for m in moved])
-        _write(out, record)
+        if lines:
+            record = {**base, "first_line": first, "lines": lines}
+            if long:
+                record["long"] = long
+            _write(out, record)
 
     with _open(path) as fh:
         for number, line, head in _lines(fh, max_line_bytes):
@@ -710,9 +587,6 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes, plan, held, mtimes)
                 first = number
             if line is None:
                 long.append([len(lines), excerpt(head)])
-                line = ""
-            elif number in deferred:
-                heapq.heappush(held, (deferred[number], index, number, path, line))
                 line = ""
             lines.append(line)
         flush()

@@ -82,8 +82,8 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         '{"staged": "changelog", "lines": ["{\\"type\\": \\"ASSIGN\\", \\"ts\\": 1767225601000}",'
         ' "{\\"ts\\":1767225605000, \\"type\\": \\"HEARTBEAT\\"}"]}',
         '{"type": "HEARTBEAT", "app": "\u65e5\u672c", "ts" : 1767225609000}',
-        # A staged event far ahead, refused by its own not_after (job.replay): the gate's time
-        # stops there; a line's own not_after field (quotes escaped) bounds nothing.
+        # A staged event past its file's time (not_after), which the job refuses: the gate's
+        # time stops there; a line's own not_after field (quotes escaped) bounds nothing.
         '{"staged": "changelog", "not_after": 1767225610, "lines": '
         '["{\\"type\\": \\"ASSIGN\\", \\"ts\\": 4102444700000}"]}',
         '{"staged": "changelog", "lines": ["{\\"not_after\\": 1, \\"ts\\": 1767225611000}"]}',

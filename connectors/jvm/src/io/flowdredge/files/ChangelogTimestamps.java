@@ -6,10 +6,9 @@ import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
  * Event time of a changelog line at its source, for the flow-file gate (FileGate): the largest
  * "ts" it holds, whether the line is one event or a staged chunk of them (JSON inside a JSON
  * string, so the quotes are escaped), and no later than a staged chunk's own "not_after" (epoch
- * seconds): the job refuses events after it, and one it refuses (job.replay stages an event far
- * ahead of the changelog alone, bounded so) must not open the gate to every file. A line without
- * a ts moves no time forward. Only the gate reads this time; the job's own event time comes from
- * the parse step.
+ * seconds, its file's modification time): an event past it, which the job refuses, must not open
+ * the gate to every file. A line without a ts moves no time forward. Only the gate reads this
+ * time; the job's own event time comes from the parse step.
  *
  * <p>The line comes as its bytes (LineBytes) and is scanned for what the pattern
  * {@code "ts\\?"\s*:\s*(\d{1,18})} finds, byte by byte: a regular expression over a large
