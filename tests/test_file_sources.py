@@ -2,6 +2,9 @@
 LineBytes): the same lines, cut where Flink's text line format cuts them, whatever the line
 endings, lengths and buffer boundaries; the flow-file gate reads a changelog line's time from
 its bytes (ChangelogTimestamps)."""
+import json
+import random
+
 import pytest
 from pyflink.common import Types
 
@@ -110,6 +113,92 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
     assert stamps[:5] == ["1767225600000", "1767225605000", "1767225609000", "1767225610000",
                           "1767225611000"]
     assert stamps[5:] == [str(-2**63)] * 2   # Long.MIN_VALUE: no timestamp
+
+
+def _parse_step_time(line: str):
+    """The time the parse step finds in a changelog line (job.ownership: changelog_lines, then
+    each line's top-level whole-number ts), capped at a staged chunk's not_after; None if none.
+    Events it would refuse for another reason (type, address) still count, as at the gate."""
+    from flowdredge.job.ownership import changelog_lines
+
+    record = changelog_lines(line)
+    stamps = []
+    for text in record.lines:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        ts = doc.get("ts") if isinstance(doc, dict) else None
+        if isinstance(ts, float) and ts.is_integer():
+            ts = int(ts)
+        if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < 10**18:
+            stamps.append(ts)
+    latest = max(stamps, default=None)
+    if latest is not None and record.not_after is not None:
+        latest = min(latest, record.not_after * 1000)
+    return latest
+
+
+def _changelog_line(rng: random.Random) -> str:
+    """A changelog line as a publisher or the replay's stager could write it, with what could
+    fool a scan for "ts": nested objects and lists holding one, strings holding one (escaped
+    once more in a staged chunk), duplicate keys, whole floats, exponents, non-ASCII owners."""
+    far = 4102444800000   # 2100: any ts the gate took from the wrong place would show
+
+    def event():
+        fields = {"type": rng.choice(["ASSIGN", "UNASSIGN", "HEARTBEAT", "OTHER"]),
+                  "ip": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"}
+        choice = rng.randrange(10)
+        ts = 1767225600000 + rng.randrange(10**8)
+        fields["ts"] = (ts if choice < 6 else float(ts) if choice == 6 else str(ts)
+                        if choice == 7 else None if choice == 8 else 1e20)
+        extras = [("app", rng.choice(["api", "caf\u00e9", "\u65e5\u672c", 'say "ts": 4102444800000'])),
+                  ("tags", {"ts": far, "deeper": [{"ts": far}]}),
+                  ("history", [far, {"ts": far}]), ("note", '\\"ts\\": 4102444800000')]
+        for key, value in rng.sample(extras, rng.randrange(len(extras) + 1)):
+            fields[key] = value
+        items = list(fields.items())
+        rng.shuffle(items)
+        spaces = rng.choice([(", ", ": "), (",", ":"), (" , ", " : ")])
+        text = "{" + spaces[0].join(json.dumps(k) + spaces[1] + json.dumps(v, ensure_ascii=rng.random() < 0.5)
+                                    for k, v in items) + "}"
+        if rng.random() < 0.1:   # a duplicate key: the parse step takes the last
+            text = text[:-1] + spaces[0] + '"ts"' + spaces[1] + str(far) + "}" \
+                if rng.random() < 0.5 else '{"ts": ' + str(far) + spaces[0] + text[1:]
+        return text
+
+    if rng.random() < 0.4:
+        return event()
+    chunk = {"staged": "changelog", "source": rng.choice(["a.jsonl", 'odd "ts": 4102444800000']),
+             "first_line": 1, "not_after": rng.choice([1767225600 + rng.randrange(10**5), None]),
+             "lines": [event() if rng.random() < 0.9 else "" for _ in range(rng.randrange(1, 6))]}
+    if chunk["not_after"] is None:
+        del chunk["not_after"]
+    if rng.random() < 0.2:
+        chunk["long"] = [[0, '{"ts": 4102444800000']]
+    return json.dumps(chunk, ensure_ascii=rng.random() < 0.5)
+
+
+def test_the_gate_time_is_the_parse_steps_top_level_ts():
+    """The flow-file gate's time (ChangelogTimestamps) against the parse step's reading of the
+    same 3,000 random lines: equal on every one. A "ts" in a nested field or inside a string
+    (unknown fields are accepted) once opened the gate to every file; bad JSON finds none, and
+    where the scan cannot be sure (an escaped key) it finds none: the gate waits longer."""
+    env = make_env(Config())
+    add_jars(env, adapter_jars())
+    gate = jvm().io.flowdredge.files.ChangelogTimestamps()
+    rng = random.Random(20261205)
+    none = -2**63
+    for _ in range(3000):
+        line = _changelog_line(rng)
+        for text in (line, line[:rng.randrange(len(line))]):   # whole, and cut short
+            expected = _parse_step_time(text)
+            assert gate.extractTimestamp(text.encode("utf-8"), none) == \
+                (none if expected is None else expected), text
+    for text in ['{"t\\u0073": 1767225600000}', '{"ts": 1.7672256e12}',
+                 '{"staged": "changelog", "lines": ["{\\"t\\\\u0073\\": 1767225600000}"]}']:
+        assert _parse_step_time(text) is not None
+        assert gate.extractTimestamp(text.encode("utf-8"), none) == none, text
 
 
 def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():

@@ -3,99 +3,371 @@ package io.flowdredge.files;
 import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
 
 /**
- * Event time of a changelog line at its source, for the flow-file gate (FileGate): the largest
- * "ts" it holds, whether the line is one event or a staged chunk of them (JSON inside a JSON
- * string, so the quotes are escaped), and no later than a staged chunk's own "not_after" (epoch
+ * Event time of a changelog line at its source, for the flow-file gate (FileGate): the "ts" of
+ * the event the line is, or the latest "ts" of the events a staged chunk holds (its "lines", each
+ * an event's JSON inside a JSON string), no later than the chunk's own "not_after" (epoch
  * seconds, its file's modification time): an event past it, which the job refuses, must not open
  * the gate to every file. A line without a ts moves no time forward. Only the gate reads this
- * time; the job's own event time comes from the parse step.
+ * time; the job's own event time comes from the parse step (job.ownership).
  *
- * <p>The line comes as its bytes (LineBytes) and is scanned for what the pattern
- * {@code "ts\\?"\s*:\s*(\d{1,18})} finds, byte by byte: a regular expression over a large
+ * <p>Only an event's top-level "ts" counts, as the parse step reads it: a "ts" inside an owner's
+ * nested field or inside a string value would open the gate early (unknown fields are accepted).
+ * Where the scan is unsure (an escaped key name, an exponent, JSON cut short or with a control
+ * character) it finds no time, which only holds the gate longer; it does not check the rest of
+ * the JSON grammar (a ts beside a stray word is read). The line comes as its bytes
+ * (LineBytes) and is scanned byte by byte: a regular expression or a JSON parser over a large
  * estate's snapshot (200 MB) was most of the changelog source's time. ASCII never matches inside
  * a multi-byte UTF-8 character, whose bytes are all above 127.
  */
 public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]> {
     private static final long serialVersionUID = 1L;
+    static final long NONE = Long.MIN_VALUE;
     private static final int MAX_DIGITS = 18;   // never past a long
-    /** The staged record's own key, its quotes not escaped: a line's field of that name is. */
-    private static final byte[] NOT_AFTER = "\"not_after\"".getBytes();
+    /** job.ownership.changelog_lines takes a record as staged only if this is in its start. */
+    private static final byte[] STAGED = "changelog".getBytes();
+    private static final int STAGED_WITHIN = 40;
+
+    /** One staged event's JSON, its escapes undone, reused from line to line. */
+    private transient byte[] event;
+    /** What escapedTs found besides the time. */
+    private transient int escapedEnd;
+    private transient boolean unsure;
 
     @Override
     public long extractTimestamp(byte[] line, long recordTimestamp) {
-        long latest = Long.MIN_VALUE;
-        long notAfter = Long.MAX_VALUE;
-        int n = line.length;
-        for (int i = 0; i + 2 < n; i++) {
-            if (line[i] != '"') {
-                continue;
+        long latest = scan(line);
+        return latest == NONE ? recordTimestamp : latest;
+    }
+
+    /** The line's time as described above, or NONE. */
+    long scan(byte[] b) {
+        int n = b.length;
+        if (n == 0 || b[0] != '{') {
+            return topLevelTs(b, 0, n);   // not an object: NONE, as the parse step rejects it
+        }
+        long ts = NONE;
+        long notAfter = NONE;
+        boolean staged = false;
+        boolean inLines = false;
+        boolean linesOk = false;
+        long linesLatest = NONE;
+        int depth = 0;
+        for (int i = 0; i < n; i++) {
+            byte c = b[i];
+            if (c == '"') {
+                int end = stringEnd(b, i, n);
+                if (end < 0) {
+                    return NONE;
+                }
+                if (depth == 1) {
+                    int colon = skipSpaces(b, end + 1, n);
+                    if (colon < n && b[colon] == ':') {
+                        int value = skipSpaces(b, colon + 1, n);
+                        if (isName(b, i, end, "ts")) {
+                            ts = integer(b, value, n, false);
+                        } else if (isName(b, i, end, "not_after")) {
+                            notAfter = integer(b, value, n, true);
+                        } else if (isName(b, i, end, "staged")) {
+                            staged = value < n && b[value] == '"'
+                                    && isName(b, value, stringEnd(b, value, n), "changelog");
+                        } else if (isName(b, i, end, "lines")) {
+                            inLines = value < n && b[value] == '[';
+                            linesOk = inLines;
+                            linesLatest = NONE;
+                        }
+                        i = colon;
+                        continue;
+                    }
+                } else if (depth == 2 && inLines) {
+                    long eventTs = escapedTs(b, i + 1, n);
+                    if (unsure) {
+                        end = stringEnd(b, i, n);
+                        if (end < 0) {
+                            return NONE;
+                        }
+                        eventTs = decodedTs(b, i + 1, end);
+                    } else {
+                        end = escapedEnd;
+                    }
+                    linesLatest = Math.max(linesLatest, eventTs);
+                }
+                i = end;
+            } else if (c == '{' || c == '[') {
+                if (depth == 2 && inLines) {
+                    linesOk = false;
+                }
+                depth++;
+            } else if (c == '}' || c == ']') {
+                depth--;
+                if (depth == 1) {
+                    inLines = false;
+                } else if (depth == 0) {
+                    if (skipSpaces(b, i + 1, n) != n) {
+                        return NONE;   // trailing data: not JSON
+                    }
+                    if (!staged || !linesOk || !startsWithin(b, STAGED, STAGED_WITHIN)) {
+                        return ts;
+                    }
+                    return notAfter == NONE || linesLatest == NONE
+                            || notAfter > Long.MAX_VALUE / 1000 || notAfter < Long.MIN_VALUE / 1000
+                            ? linesLatest : Math.min(linesLatest, notAfter * 1000);
+                }
+            } else if (depth == 2 && inLines && c != ',' && !isSpace(c)) {
+                linesOk = false;   // not a string: the parse step takes no lines from it
             }
-            if (isKey(line, i, NOT_AFTER)) {
-                long seconds = number(line, skipSpaces(line, skipSpaces(line, i + NOT_AFTER.length)
-                        + 1));
-                if (seconds >= 0 && seconds < Long.MAX_VALUE / 1000) {
-                    notAfter = seconds * 1000;
+        }
+        return NONE;   // unclosed
+    }
+
+    /**
+     * The top-level ts of the event whose JSON is the string starting at b[from], read where it
+     * stands, without a copy: its quotes are escaped quotes, a backslash in its own strings an
+     * escaped backslash. Sets escapedEnd to the index of the string's closing quote, or `unsure`
+     * where another escape could shape the event (a newline between its fields, an ASCII
+     * character as a u-escape, a control byte): decodedTs then decides.
+     */
+    private long escapedTs(byte[] b, int from, int n) {
+        unsure = true;
+        long ts = NONE;
+        int depth = 0;
+        boolean inString = false;
+        boolean closed = false;
+        boolean keyIsTs = false;
+        boolean afterKey = false;
+        int stringStart = 0;
+        for (int j = from; j < n; j++) {
+            byte c = b[j];
+            if (inString) {
+                while (c != '\\' && c != '"' && (c < 0 || c >= 0x20) && ++j < n) {
+                    c = b[j];   // the event's string content: most of its bytes
+                }
+                if (j == n) {
+                    return NONE;
+                }
+            }
+            if (c == '"') {
+                unsure = false;
+                escapedEnd = j;
+                return closed ? ts : NONE;
+            }
+            if (c >= 0 && c < 0x20) {
+                return NONE;
+            }
+            if (c == '\\') {
+                if (j + 1 >= n) {
+                    return NONE;
+                }
+                byte e = b[++j];
+                if (e == '"') {
+                    if (inString) {
+                        inString = false;
+                        afterKey = depth == 1;
+                        keyIsTs = j - 1 - stringStart == 2 && b[stringStart] == 't'
+                                && b[stringStart + 1] == 's';
+                    } else if (depth == 0 || closed) {
+                        return NONE;
+                    } else {
+                        inString = true;
+                        afterKey = false;
+                        stringStart = j + 1;
+                    }
+                } else if (inString && e == '\\') {
+                    // The event's own escape: skip the character it escapes.
+                    if (j + 2 < n && b[j + 1] == '\\' && (b[j + 2] == '"' || b[j + 2] == '\\')) {
+                        j += 2;
+                    } else if (j + 1 < n && b[j + 1] != '\\') {
+                        j += 1;
+                    } else {
+                        return NONE;
+                    }
+                } else if (inString && e == 'u' && j + 4 < n && hex(b, j + 1) >= 128) {
+                    j += 4;
+                } else {
+                    return NONE;
                 }
                 continue;
             }
-            if (line[i + 1] != 't' || line[i + 2] != 's') {
+            if (c == ' ') {
                 continue;
             }
-            int j = i + 3;
-            if (j < n && line[j] == '\\') {
-                j++;
+            if (closed) {
+                return NONE;
             }
-            if (j >= n || line[j] != '"') {
-                continue;
+            if (c == ':' && afterKey) {
+                if (keyIsTs) {
+                    ts = integer(b, skipSpaces(b, j + 1, n), n, false);
+                }
+            } else if (c == '{' || (c == '[' && depth > 0)) {
+                depth++;
+            } else if ((c == '}' || c == ']') && depth > 0) {
+                closed = --depth == 0;
+            } else if (depth == 0) {
+                return NONE;
             }
-            j = skipSpaces(line, j + 1);
-            if (j >= n || line[j] != ':') {
-                continue;
-            }
-            j = skipSpaces(line, j + 1);
-            int first = j;
-            long value = 0;
-            while (j < n && j - first < MAX_DIGITS && line[j] >= '0' && line[j] <= '9') {
-                value = 10 * value + (line[j] - '0');
-                j++;
-            }
-            if (j > first) {
-                latest = Math.max(latest, value);
-                i = j - 1;   // the next match starts after this one, as Matcher.find's
-            }
+            afterKey = false;
         }
-        return latest == Long.MIN_VALUE ? recordTimestamp : Math.min(latest, notAfter);
+        return NONE;
     }
 
-    private static boolean isKey(byte[] line, int at, byte[] key) {
-        if (at + key.length >= line.length) {
+    /** The top-level ts of the event whose JSON is the escaped string content b[from, to). */
+    private long decodedTs(byte[] b, int from, int to) {
+        if (event == null || event.length < to - from) {
+            event = new byte[Math.max(to - from, 4096)];
+        }
+        int m = 0;
+        for (int j = from; j < to; j++) {
+            byte c = b[j];
+            if (c == '\\' && j + 1 < to) {
+                byte e = b[++j];
+                if (e == 'u' && j + 4 < to) {
+                    int code = hex(b, j + 1);
+                    j += 4;
+                    // Only ASCII shapes the JSON; a code above it (or bad hex) is content.
+                    c = code >= 0 && code < 128 ? (byte) code : (byte) 0x80;
+                } else {
+                    c = e == 'n' ? (byte) '\n' : e == 't' ? (byte) '\t' : e == 'r' ? (byte) '\r'
+                            : e == 'b' ? (byte) '\b' : e == 'f' ? (byte) '\f' : e;
+                }
+            }
+            event[m++] = c;
+        }
+        return topLevelTs(event, 0, m);
+    }
+
+    /** The last top-level "ts" of the JSON object b[from, to) if a whole number, else NONE. */
+    static long topLevelTs(byte[] b, int from, int to) {
+        int i = skipSpaces(b, from, to);
+        if (i >= to || b[i] != '{') {
+            return NONE;
+        }
+        long ts = NONE;
+        int depth = 0;
+        for (; i < to; i++) {
+            byte c = b[i];
+            if (c == '"') {
+                int end = stringEnd(b, i, to);
+                if (end < 0) {
+                    return NONE;
+                }
+                if (depth == 1) {
+                    int colon = skipSpaces(b, end + 1, to);
+                    if (colon < to && b[colon] == ':') {
+                        if (isName(b, i, end, "ts")) {
+                            ts = integer(b, skipSpaces(b, colon + 1, to), to, false);
+                        }
+                        i = colon;
+                        continue;
+                    }
+                }
+                i = end;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) {
+                    return skipSpaces(b, i + 1, to) == to ? ts : NONE;
+                }
+            }
+        }
+        return NONE;
+    }
+
+    /** The index of the quote closing the string opened at b[open], or -1 (none, not JSON). */
+    private static int stringEnd(byte[] b, int open, int to) {
+        for (int j = open + 1; j < to; j++) {
+            if (b[j] == '\\') {
+                j++;
+            } else if (b[j] == '"') {
+                return j;
+            } else if (b[j] >= 0 && b[j] < 0x20) {
+                return -1;   // a control character: not JSON
+            }
+        }
+        return -1;
+    }
+
+    /** Whether the string b[open, close] (quotes included) is exactly `name`, no escapes. */
+    private static boolean isName(byte[] b, int open, int close, String name) {
+        if (close - open - 1 != name.length()) {
             return false;
         }
-        for (int k = 0; k < key.length; k++) {
-            if (line[at + k] != key[k]) {
+        for (int k = 0; k < name.length(); k++) {
+            if (b[open + 1 + k] != name.charAt(k)) {
                 return false;
             }
         }
-        int colon = skipSpaces(line, at + key.length);
-        return colon < line.length && line[colon] == ':';
+        return true;
     }
 
-    /** The digits at `from` as a number, or -1 if none (at most MAX_DIGITS read). */
-    private static long number(byte[] line, int from) {
-        long value = 0;
+    /**
+     * The JSON number at `from` if it is a whole number of at most MAX_DIGITS digits ("1.0" is,
+     * as the parse step takes it; an exponent is not read), else NONE. A sign only if `signed`.
+     */
+    private static long integer(byte[] b, int from, int to, boolean signed) {
         int j = from;
-        while (j < line.length && j - from < MAX_DIGITS && line[j] >= '0' && line[j] <= '9') {
-            value = 10 * value + (line[j] - '0');
+        boolean negative = signed && j < to && b[j] == '-';
+        if (negative) {
             j++;
         }
-        return j > from ? value : -1;
+        int first = j;
+        long value = 0;
+        while (j < to && b[j] >= '0' && b[j] <= '9') {
+            if (j - first == MAX_DIGITS) {
+                return NONE;
+            }
+            value = 10 * value + (b[j] - '0');
+            j++;
+        }
+        if (j == first) {
+            return NONE;
+        }
+        if (j < to && b[j] == '.') {
+            int fraction = ++j;
+            while (j < to && b[j] == '0') {
+                j++;
+            }
+            if (j == fraction) {
+                return NONE;
+            }
+        }
+        if (j < to && (b[j] == 'e' || b[j] == 'E' || b[j] == '.' || (b[j] >= '0' && b[j] <= '9'))) {
+            return NONE;
+        }
+        return negative ? -value : value;
     }
 
-    /** The position of the first byte from `from` on that is not white space (regex \s). */
-    private static int skipSpaces(byte[] line, int from) {
+    private static int hex(byte[] b, int from) {
+        int code = 0;
+        for (int k = from; k < from + 4; k++) {
+            int d = Character.digit(b[k], 16);
+            if (d < 0) {
+                return -1;
+            }
+            code = 16 * code + d;
+        }
+        return code;
+    }
+
+    private static boolean startsWithin(byte[] b, byte[] what, int within) {
+        for (int at = 0; at + what.length <= Math.min(b.length, within); at++) {
+            int k = 0;
+            while (k < what.length && b[at + k] == what[k]) {
+                k++;
+            }
+            if (k == what.length) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean isSpace(byte c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    }
+
+    /** The position of the first byte from `from` on that is not JSON white space. */
+    private static int skipSpaces(byte[] b, int from, int to) {
         int j = from;
-        while (j < line.length && (line[j] == ' ' || line[j] == '\t' || line[j] == '\n'
-                || line[j] == 0x0B || line[j] == '\f' || line[j] == '\r')) {
+        while (j < to && isSpace(b[j])) {
             j++;
         }
         return j;
