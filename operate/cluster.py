@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from flowdredge.connectors import s3
 from flowdredge.connectors.jars import JARS_DIR
-from flowdredge.job.config import JOB_NAME, FlowsSection
+from flowdredge.job.config import JOB_NAME, Config, FlowsSection
+from flowdredge.job.config import load as load_config
 from flowdredge.job.submit import FLOWS_LAYOUT, FLOWS_LAYOUTS, FOLLOW_SECONDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -318,10 +319,11 @@ def ship_code(zip_path: str) -> str:
 
 
 def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: str,
-         chunk_lines: int = FlowsSection().chunk_lines):
-    """Stages inputs (job.replay) as one new file in each watched folder. Written under a
-    hidden name, then renamed: Flink's file source skips hidden files, so it never reads a
-    half-written one. Returns (records, metadata events) written."""
+         chunk_lines: int = None, config: Config = Config()):
+    """Stages inputs (job.replay) as one new file in each watched folder, with the limits of
+    the `config` the job runs with (`chunk_lines` overrides its flows.chunk_lines). Written
+    under a hidden name, then renamed: Flink's file source skips hidden files, so it never reads
+    a half-written one. Returns (records, metadata events) written."""
     from flowdredge.job.replay import stage_flows, stage_metadata
     written = [0, 0]
     for i, (paths, folder) in enumerate(((flow_paths, flows_dir), (metadata_paths, metadata_dir))):
@@ -330,9 +332,11 @@ def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: st
         os.makedirs(folder, exist_ok=True)
         hidden = os.path.join(folder, f".{name}.tmp")
         if i == 0:
-            written[0] = stage_flows(paths, hidden, chunk_lines).records
+            written[0] = stage_flows(paths, hidden, chunk_lines or config.flows.chunk_lines,
+                                     flows=config.flows).records
         else:
-            written[1] = stage_metadata(paths, hidden)
+            written[1] = stage_metadata(paths, hidden, config.metadata.chunk_lines,
+                                        config.metadata.max_line_bytes)
         os.rename(hidden, os.path.join(folder, name))
     return tuple(written)
 
@@ -382,7 +386,11 @@ def parser() -> argparse.ArgumentParser:
     fd.add_argument("--flows-dir", required=True)
     fd.add_argument("--metadata-dir", required=True)
     fd.add_argument("--name", help="file name (default: feed-<epoch ms>)")
-    fd.add_argument("--chunk-lines", type=int, default=FlowsSection().chunk_lines)
+    fd.add_argument("--config", help="the job's YAML or application_properties.json: its "
+                                      "flows and metadata limits (default: the defaults)")
+    fd.add_argument("--chunk-lines", type=int,
+                    help=f"flow lines a staged record (default: the config's flows.chunk_lines, "
+                         f"{FlowsSection().chunk_lines} by default)")
     return p
 
 
@@ -408,7 +416,8 @@ def main(argv=None) -> int:
         elif args.command == "feed":
             name = args.name or f"feed-{time.time_ns() // 1_000_000}"
             records, events = feed(args.flows, args.metadata, args.flows_dir,
-                                   args.metadata_dir, name, args.chunk_lines)
+                                   args.metadata_dir, name, args.chunk_lines,
+                                   load_config(args.config))
             print(f"{records} flow records, {events} metadata events")
     except (ClusterError, ValueError, OSError) as err:
         print(f"cluster: error: {err}", file=sys.stderr)

@@ -86,3 +86,38 @@ def test_submit_drops_unclaimed_state_only_when_asked(tmp_path, monkeypatch):
     assert "--allowNonRestoredState" in args[:args.index("--pyModule")]   # flink run's own
     with pytest.raises(ValueError, match="needs a savepoint"):
         cluster.submit(*where, allow_non_restored_state=True)
+
+
+def test_feed_stages_with_the_limits_of_the_jobs_config(tmp_path, capsys):
+    """`scripts/cluster feed --config`: the changelog staged with the config's metadata limits
+    (a line of 10,000 bytes kept whole under max_line_bytes 20,000, three lines a record) and
+    the flows with its flows.chunk_lines; without a config, the defaults (the line too long)."""
+    from flowdredge.job.replay import stage_flows
+    from flowdredge.operate.cluster import main
+
+    out = generate(Scenario(minutes=2, flows_per_minute=50, seed=3), str(tmp_path / "in"))
+    changelog = tmp_path / "changelog.jsonl"
+    long_line = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.9.9.9",
+                            "app": "a" * 10_000})
+    changelog.write_text(long_line + "\n" + open(out.metadata_file).read())
+    config = tmp_path / "job.yaml"
+    config.write_text("metadata: {max_line_bytes: 20000, chunk_lines: 3}\n"
+                      "flows: {chunk_lines: 7}\n")
+
+    def staged(name, *config_args):
+        assert main(["feed", "--flows", str(tmp_path / "in" / "flows"), "--metadata",
+                     str(changelog), "--flows-dir", str(tmp_path / "f"), "--metadata-dir",
+                     str(tmp_path / "m"), "--name", name, *config_args]) == 0
+        records = [json.loads(line) for line in (tmp_path / "m" / name).read_text().splitlines()]
+        flow_records = len((tmp_path / "f" / name).read_text().splitlines())
+        return records, flow_records
+
+    records, flow_records = staged("configured", "--config", str(config))
+    assert records[0]["lines"][0] == long_line and "long" not in records[0]
+    assert {len(record["lines"]) for record in records[:-1]} == {3}
+    assert flow_records == stage_flows([str(tmp_path / "in" / "flows")],
+                                       str(tmp_path / "seven"), 7).records
+    records, default_flow_records = staged("defaults")
+    assert records[0]["lines"][0] == "" and records[0]["long"][0][0] == 0
+    assert default_flow_records < flow_records
+    assert capsys.readouterr().out.count("metadata events") == 2
