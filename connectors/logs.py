@@ -32,14 +32,29 @@ def _not_py4j_interrupt(record: logging.LogRecord) -> bool:
 _CONSEQUENCES = ("Partial recovery is not supported", "CANCELLED: call already cancelled",
                  "Global failure triggered by OperatorCoordinator")
 _CAUSED_BY = "Caused by: "
+_PYTHON_TRACEBACK = "Traceback (most recent call last):"
+
+
+def python_error(trace: str) -> str:
+    """The exception a Python traceback in `trace` ends with ("module.Error: message"): the
+    first line after the last traceback that is not indented; "" without one."""
+    at = trace.rfind(_PYTHON_TRACEBACK)
+    if at < 0:
+        return ""
+    for line in trace[at + len(_PYTHON_TRACEBACK):].splitlines():
+        if line.strip() and not line[0].isspace():
+            return line.strip()
+    return ""
 
 
 def failure_line(trace: str) -> str:
     """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
-    consequence of another failure, after "no restart left" when the restarts ran out."""
+    consequence of another failure (a Python worker's: the exception its traceback ends with),
+    after "no restart left" when the restarts ran out."""
     lines = [line.strip() for line in trace.splitlines() if line.strip()]
     causes = [line[len(_CAUSED_BY):] for line in lines if line.startswith(_CAUSED_BY)]
-    named = [line for line in causes if not any(c in line for c in _CONSEQUENCES)]
+    named = [python_error(trace) or line if _PYTHON_TRACEBACK in line else line
+             for line in causes if not any(c in line for c in _CONSEQUENCES)]
     if "Recovery is suppressed by" not in trace:
         return (named or causes or lines or [""])[-1]
     if named and "Recovery is suppressed by" not in named[-1]:

@@ -3,6 +3,7 @@ import os
 from collections import Counter
 
 from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
+from flowdredge.schemas.outputs import FLOW_RECORD_DEAD_LETTER_REASONS
 
 
 def summarize(output_dir: str, top: int = 10) -> dict:
@@ -47,9 +48,12 @@ def dead_letter_reasons(counts) -> str:
 def render(summary: dict, output_dir: str) -> str:
     c = summary["counts"]
     owned, ends = owned_ends(c)
+    whole = sum(c[f"dead_letter_{reason}"] for reason in FLOW_RECORD_DEAD_LETTER_REASONS)
     lines = [
         f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
-        f"({c['dead_letter']:,} dead-lettered, {c['no_data'] + c['skip_data']:,} NODATA/SKIPDATA)",
+        f"({c['dead_letter'] - whole:,} dead-lettered, {c['no_data'] + c['skip_data']:,} "
+        f"NODATA/SKIPDATA)" + (f"; files, records and events dead-lettered whole: {whole:,}"
+                               if whole else ""),
         f"flows attributed: {c['flows_aggregated']:,} into their windows (a window's "
         f"aggregates are written once it closes), {c['flows_late']:,} late",
         f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}); "
@@ -61,6 +65,10 @@ def render(summary: dict, output_dir: str) -> str:
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:
         lines.append(dead_letter_reasons(c))
+    if c["unknown_fields_ignored"]:
+        lines.append(f"values of header fields this release does not know, dropped: "
+                     f"{c['unknown_fields_ignored']:,} (flows.strict: true names the field "
+                     f"and refuses the replay)")
     lines += ["", "top app -> app edges by bytes:"]
     for (src, dst), nbytes in summary["top_edges"]:
         lines.append(f"  {src:>18} -> {dst:<18} {nbytes / 1e6:10.1f} MB")

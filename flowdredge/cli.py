@@ -66,11 +66,13 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     from flowdredge.job.replay import InputError, flow_files, stage_metadata
     from flowdredge.explore.summary import render, summarize
     _check_local_parallelism(cfg)
+    created = not os.path.exists(output_dir)
     check_output(output_dir, overwrite)
-    if not cfg.job.checkpoint_dir:
-        cfg = cfg.replace(job={"checkpoint_dir": os.path.join(output_dir, "checkpoints")})
     files, duplicates = flow_files(list(flow_paths))
     run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
+    # A replay is not resumed: its checkpoints (for its own restarts) go with its run folder.
+    if not cfg.job.checkpoint_dir:
+        cfg = cfg.replace(job={"checkpoint_dir": os.path.join(run_dir, "checkpoints")})
     try:
         staged_metadata = os.path.join(run_dir, "staging", "metadata.jsonl")
         n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines,
@@ -84,11 +86,24 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
         log.info(f"{len(files)} flow files and {n_meta:,} metadata lines; starting Flink "
                  f"(parallelism {cfg.job.parallelism}); the job reads the files")
         began = time.monotonic()
-        aws_files_job(cfg, files, staged_metadata, run_dir).execute(config_mod.REPLAY_JOB_NAME)
+        try:
+            aws_files_job(cfg, files, staged_metadata, run_dir).execute(
+                config_mod.REPLAY_JOB_NAME)
+        except Exception as err:   # py4j's error, the Java trace in its text
+            # flows.strict refusing a file in the parse step: an input error like the others.
+            refused = f"{InputError.__module__}.{InputError.__name__}: "
+            if logs.python_error(str(err)).startswith(refused):
+                raise InputError(logs.python_error(str(err))[len(refused):]) from None
+            cause = logs.failure_line(str(err)) or type(err).__name__
+            log.error(f"the job failed: {cause} (the whole trace: the Flink log, pyflink/log/ "
+                      f"in the virtualenv); the outputs in {output_dir} are as they were")
+            return 1
         log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
+            os.rmdir(output_dir)
     print(render(summarize(output_dir), output_dir))
     return 0
 

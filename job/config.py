@@ -260,10 +260,11 @@ _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*")
 
 
 def _is_path_or_url(value: str) -> bool:
-    if not value or any(c.isspace() for c in value):
+    """A path (spaces allowed inside, as in a folder's name) or a URL (none in it)."""
+    if not value or value != value.strip() or any(c in value for c in "\n\r\t"):
         return False
     scheme, sep, rest = value.partition("://")
-    return not sep or bool(_SCHEME.fullmatch(scheme) and rest)
+    return not sep or bool(_SCHEME.fullmatch(scheme) and rest and " " not in rest)
 
 
 def validate(config: Config) -> None:
@@ -319,11 +320,21 @@ def _validate_security(config: Config) -> None:
                           f"positive scale")
 
 
+# Groups of a Managed Flink application_properties.json besides the config sections: where the
+# job reads and writes (job.managed), and the service's own run options. A command's arguments
+# say where; the service reads its options.
+IO_GROUP = "io"
+RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
+
+
 def load(path: str = None) -> Config:
-    """Loads YAML or application_properties.json; no path means all defaults."""
+    """Loads YAML or application_properties.json (its `io` and run options groups are not read
+    here); no path means all defaults."""
     doc = {} if path is None else settings.read(path)
-    if isinstance(doc, list):
+    if isinstance(doc, list) and path.endswith(".json"):
         doc = from_application_properties(doc)
+        doc.pop(IO_GROUP, None)
+        doc.pop(RUN_OPTIONS_GROUP, None)
     return from_dict(doc or {})
 
 

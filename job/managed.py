@@ -14,13 +14,11 @@ import os
 from dataclasses import dataclass, fields
 
 from flowdredge.job import config as config_mod
-from flowdredge.job.config import Config, ConfigError
+from flowdredge.job.config import IO_GROUP, RUN_OPTIONS_GROUP, Config, ConfigError
 from flowdredge.schemas import settings
 from flowdredge.schemas.settings import setting
 
 SERVICE_PROPERTIES = "/etc/flink/application_properties.json"
-RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
-IO_GROUP = "io"
 FLOWS_LAYOUTS = ("staged", "aws")
 
 

@@ -89,10 +89,10 @@ def remove_outputs(output_dir: str, also=()) -> list:
 
 
 def replace_outputs(new_dir: str, output_dir: str) -> None:
-    """Moves the outputs (and staging) of a finished run from `new_dir` into `output_dir`,
-    replacing what was there: the last step of a replay, so that a failed one leaves the
-    previous outputs as they were."""
-    for name in OUTPUTS + ("staging",):
+    """Moves the outputs of a finished run from `new_dir` into `output_dir`, replacing what
+    was there: the last step of a replay, so that a failed one leaves the previous outputs as
+    they were. The run's staged changelog and checkpoints stay behind, removed with it."""
+    for name in OUTPUTS:
         target = os.path.join(output_dir, name)
         shutil.rmtree(target, ignore_errors=True)
         if os.path.isdir(os.path.join(new_dir, name)):

@@ -233,7 +233,7 @@ def file_records(path: str, chunk_lines: int, stats: StageStats = None,
 
 def _dead_file(path, bad: _BadFile, stats: StageStats, flows: FlowsSection) -> dict:
     if flows.strict:
-        raise InputError(f"{path}: {bad.detail}") from None
+        raise InputError(f"{path}: {bad.detail} (flows.strict)") from None
     stats.records += 1
     stats.dead_files.append((path, bad.reason, bad.detail))
     return {"source": path, "error": bad.reason,

@@ -68,6 +68,10 @@ FLOW_DEAD_LETTER_REASONS = (
     "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
     "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large", "line_too_long",
     "number_out_of_range", "empty_file", "bad_header", "unreadable")
+# Of those, the reasons of a whole file, record or CloudWatch event (not counted as lines read).
+FLOW_RECORD_DEAD_LETTER_REASONS = (
+    "bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch", "bad_chunk", "malformed",
+    "too_large", "empty_file", "bad_header", "unreadable")
 METADATA_DEAD_LETTER_REASONS = (
     "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
     "ts_out_of_range", "line_too_long")

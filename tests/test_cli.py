@@ -1,4 +1,5 @@
 """The `flowdredge` command as a user runs it (a subprocess)."""
+import gzip
 import os
 import subprocess
 import sys
@@ -107,6 +108,11 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
     text = render({"counts": counts, "top_edges": [], "rejects": []}, "out")
     assert ("dead letters by reason: field_count 4,000, not_gzip 200, metadata not_json 2 "
             "(3,200 counted only, beyond the 1,000 a batch dead_letter/ keeps)") in text
+    assert "dropped: 7 (flows.strict" in render(
+        {"counts": Counter(unknown_fields_ignored=7), "top_edges": [], "rejects": []}, "out")
+    # Lines read balance with the lines dead-lettered; a whole file or record is apart.
+    assert text.startswith("flow lines read: 5,000 in 3 records (4,000 dead-lettered, 0 "
+                           "NODATA/SKIPDATA); files, records and events dead-lettered whole: 200")
     assert "dead letters by reason" not in render(
         {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
 
@@ -141,3 +147,36 @@ Caused by: java.lang.UnsupportedOperationException: Partial recovery is not supp
         "task's failure also fails each Kinesis source once), named in the Flink log")
     assert failure_line("java.lang.IllegalStateException: boom") == \
         "java.lang.IllegalStateException: boom"
+    # A Python worker's exception: named by the line its traceback ends with.
+    python = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
+Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
+Caused by: java.lang.RuntimeException: Error received from SDK harness for instruction 3: Traceback (most recent call last):
+  File "/venv/pyflink/fn_execution/beam/beam_operations_fast.pyx", line 88, in process
+  File "/work/job/replay.py", line 236, in _dead_file
+    raise InputError(f"{path}: {bad.detail} (flows.strict)") from None
+flowdredge.job.replay.InputError: a.log.gz: empty: no header line (flows.strict)
+
+	at org.apache.beam.runners.fnexecution.control.FnApiControlClient$ResponseStreamObserver.onNext(FnApiControlClient.java:180)"""
+    assert failure_line(python) == ("no restart left (job.max_restarts); the last failure: "
+                                    "flowdredge.job.replay.InputError: a.log.gz: empty: no "
+                                    "header line (flows.strict)")
+
+
+@pytest.mark.minicluster
+def test_strict_refuses_a_bad_file_in_one_line_and_leaves_no_output_folder(inputs, tmp_path):
+    """flows.strict: the parse step refuses a bad flow file inside the job: the replay says so
+    in one line (exit 2), as it does for input errors found before the job, and leaves no
+    output folder (or checkpoints) behind."""
+    folder, out = inputs
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    bad = flows / "123456789012_vpcflowlogs_us-east-1_fl-1234_20260101T0000Z_aaaa.log.gz"
+    bad.write_bytes(gzip.compress(b""))
+    config = tmp_path / "strict.yaml"
+    config.write_text("flows: {strict: true}\n")
+    result = flowdredge("replay", "--config", str(config), "--flows", str(flows), "--metadata",
+                        out.metadata_file, "--output", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("[flowdredge]")]
+    assert errors == [f"flowdredge: error: {bad}: empty: no header line (flows.strict)"]
+    assert not os.path.exists(tmp_path / "out")

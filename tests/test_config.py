@@ -142,10 +142,35 @@ def test_the_documented_defaults_load_as_the_defaults(tmp_path):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("value", ["s3://", "://x", "a b", "s3 ://b/p"])
+@pytest.mark.parametrize("value", ["s3://", "://x", "s3 ://b/p", "s3://b/p q", " /tmp/ck"])
 def test_checkpoint_dir_must_be_a_path_or_url(tmp_path, value):
     (tmp_path / "c.yaml").write_text(f"job: {{checkpoint_dir: '{value}'}}")
     with pytest.raises(ConfigError, match="job.checkpoint_dir"):
+        load(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.unit
+def test_a_checkpoint_path_may_hold_spaces(tmp_path):
+    (tmp_path / "c.yaml").write_text("job: {checkpoint_dir: '/tmp/my checkpoints'}")
+    assert load(str(tmp_path / "c.yaml")).job.checkpoint_dir == "/tmp/my checkpoints"
+
+
+@pytest.mark.unit
+def test_a_managed_flink_properties_file_is_a_config(tmp_path):
+    """The service's own application_properties.json, with its `io` group (where the Managed
+    Flink entry reads and writes) and run options: --config reads the config sections."""
+    groups = to_application_properties(Config().replace(job={"window_seconds": 300})) + [
+        {"PropertyGroupId": "io", "PropertyMap": {"output": "s3://b/out", "flows": "s3://b/in"}},
+        {"PropertyGroupId": "kinesis.analytics.flink.run.options",
+         "PropertyMap": {"python": "main.py"}}]
+    (tmp_path / "application_properties.json").write_text(json.dumps(groups))
+    assert load(str(tmp_path / "application_properties.json")).job.window_seconds == 300
+
+
+@pytest.mark.unit
+def test_a_yaml_list_is_not_a_config(tmp_path):
+    (tmp_path / "c.yaml").write_text("- job: {window_seconds: 300}\n")
+    with pytest.raises(ConfigError, match="config must be a mapping of sections"):
         load(str(tmp_path / "c.yaml"))
 
 

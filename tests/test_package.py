@@ -23,7 +23,7 @@ from helpers import job_aggregates, moto_server, subprocess_env
 from flowdredge.connectors.jars import ADAPTERS, CONNECTORS, JARS_DIR
 from flowdredge.job import managed
 from flowdredge.job.config import Config, ConfigError, to_application_properties
-from flowdredge.job.replay import stage_flows
+from flowdredge.job.replay import stage_flows, stage_metadata
 from flowdredge.operate import deploy, package
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -325,8 +325,10 @@ def replayed(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     aggregates = job_aggregates(str(folder / "replay"))
     assert aggregates == reference.aggregates([flows], [out.metadata_file])
+    assert not (folder / "replay" / "staging").exists()   # the replay leaves its outputs only
     staging = folder / "replay" / "staging"
     stage_flows([flows], str(staging / "flow-records.txt"), Config().flows.chunk_lines)
+    stage_metadata([out.metadata_file], str(staging / "metadata.jsonl"))
     return folder, aggregates
 
 
