@@ -92,7 +92,7 @@ def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
     if record.startswith("{") and STAGED in record[:40]:
         try:
             doc = json.loads(record)
-        except ValueError:
+        except (ValueError, RecursionError):   # nested deeper than the decoder goes, too
             doc = None
         if (isinstance(doc, dict) and doc.get("staged") == STAGED
                 and isinstance(doc.get("lines"), list)

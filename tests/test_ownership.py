@@ -321,6 +321,9 @@ def _staged(lines, first_line=1, source="changes.jsonl", not_after=None, long=()
     ('{"staged": "changelog", "lines": [1]}', ['{"staged": "changelog", "lines": [1]}']),
     ('[not json', ['[not json']),
     ('  \n', ["  ", ""]),
+    # Nested deeper than json.loads goes (RecursionError): a line, dead-lettered as such.
+    (DEEP := '{"staged":"changelog","x":' + "[" * 100_000 + "]" * 100_000 + ',"lines":[]}',
+     [DEEP]),
 ])
 def test_a_record_holds_one_or_many_lines(record, lines):
     assert changelog_lines(record).lines == lines

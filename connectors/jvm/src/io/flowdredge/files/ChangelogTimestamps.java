@@ -12,20 +12,33 @@ import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
  *
  * <p>Only an event's top-level "ts" counts, as the parse step reads it: a "ts" inside an owner's
  * nested field or inside a string value would open the gate early (unknown fields are accepted).
- * Where the scan is unsure (an escaped key name, an exponent, JSON cut short or with a control
- * character) it finds no time, which only holds the gate longer; it does not check the rest of
- * the JSON grammar (a ts beside a stray word is read). The line comes as its bytes
- * (LineBytes) and is scanned byte by byte: a regular expression or a JSON parser over a large
- * estate's snapshot (200 MB) was most of the changelog source's time. ASCII never matches inside
- * a multi-byte UTF-8 character, whose bytes are all above 127.
+ * Where the scan is unsure the parse step would read the same (an escaped key name or "staged"
+ * value, an exponent, a whole float past 2^53, JSON cut short, nested too deep, with a control
+ * character, a stray word or mismatched brackets) it finds no time, which only holds the gate
+ * longer. It does not check every rule of JSON: an event the parse step refuses for a missing
+ * or trailing comma, or a number of over 4,300 digits elsewhere in it, still gives its ts. The
+ * line comes as its bytes (LineBytes) and is scanned byte by byte: a regular expression or a
+ * JSON parser over a large estate's snapshot (200 MB) was most of the changelog source's time.
+ * ASCII never matches inside a multi-byte UTF-8 character, whose bytes are all above 127.
  */
 public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]> {
     private static final long serialVersionUID = 1L;
     static final long NONE = Long.MIN_VALUE;
     private static final int MAX_DIGITS = 18;   // never past a long
+    private static final long EXACT_DOUBLES = 1L << 53;
+    /** Brackets are tracked in a long's bits: deeper nesting finds no time. */
+    private static final int MAX_DEPTH = 62;
     /** job.ownership.changelog_lines takes a record as staged only if this is in its start. */
     private static final byte[] STAGED = "changelog".getBytes();
-    private static final int STAGED_WITHIN = 40;
+    private static final int STAGED_WITHIN = 40;   // characters
+    /** Bytes that may stand outside strings: structure, white space, numbers, true/false/null. */
+    private static final boolean[] BARE = new boolean[128];
+
+    static {
+        for (char c : "{}[]:, \t\r\n0123456789-+.eEtrufalsn".toCharArray()) {
+            BARE[c] = true;
+        }
+    }
 
     /** One staged event's JSON, its escapes undone, reused from line to line. */
     private transient byte[] event;
@@ -47,11 +60,13 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         }
         long ts = NONE;
         long notAfter = NONE;
+        boolean notAfterUnsure = false;   // a number the scan does not read (19 digits, 1.5)
         boolean staged = false;
         boolean inLines = false;
         boolean linesOk = false;
         long linesLatest = NONE;
         int depth = 0;
+        long kinds = 0;   // bit k: the bracket open at depth k+1 is '['
         for (int i = 0; i < n; i++) {
             byte c = b[i];
             if (c == '"') {
@@ -62,14 +77,22 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                 if (depth == 1) {
                     int colon = skipSpaces(b, end + 1, n);
                     if (colon < n && b[colon] == ':') {
+                        if (hasBackslash(b, i, end)) {
+                            return NONE;   // a key the parse step may read as one of these
+                        }
                         int value = skipSpaces(b, colon + 1, n);
                         if (isName(b, i, end, "ts")) {
                             ts = integer(b, value, n, false);
                         } else if (isName(b, i, end, "not_after")) {
                             notAfter = integer(b, value, n, true);
+                            notAfterUnsure = notAfter == NONE && value < n
+                                    && (b[value] == '-' || (b[value] >= '0' && b[value] <= '9'));
                         } else if (isName(b, i, end, "staged")) {
-                            staged = value < n && b[value] == '"'
-                                    && isName(b, value, stringEnd(b, value, n), "changelog");
+                            int close = value < n && b[value] == '"' ? stringEnd(b, value, n) : -1;
+                            if (close > 0 && hasBackslash(b, value, close)) {
+                                return NONE;
+                            }
+                            staged = close > 0 && isName(b, value, close, "changelog");
                         } else if (isName(b, i, end, "lines")) {
                             inLines = value < n && b[value] == '[';
                             linesOk = inLines;
@@ -96,8 +119,16 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                 if (depth == 2 && inLines) {
                     linesOk = false;
                 }
+                if (depth == MAX_DEPTH) {
+                    return NONE;
+                }
+                kinds = kinds << 1 | (c == '[' ? 1 : 0);
                 depth++;
             } else if (c == '}' || c == ']') {
+                if ((kinds & 1) != (c == ']' ? 1 : 0)) {
+                    return NONE;   // mismatched
+                }
+                kinds >>>= 1;
                 depth--;
                 if (depth == 1) {
                     inLines = false;
@@ -105,13 +136,20 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                     if (skipSpaces(b, i + 1, n) != n) {
                         return NONE;   // trailing data: not JSON
                     }
-                    if (!staged || !linesOk || !startsWithin(b, STAGED, STAGED_WITHIN)) {
+                    int marker = stagedMarker(b);
+                    if (!staged || !linesOk || marker == 0) {
                         return ts;
                     }
+                    if (marker < 0 || notAfterUnsure
+                            || notAfter != NONE && notAfter < Long.MIN_VALUE / 1000) {
+                        return NONE;
+                    }
                     return notAfter == NONE || linesLatest == NONE
-                            || notAfter > Long.MAX_VALUE / 1000 || notAfter < Long.MIN_VALUE / 1000
+                            || notAfter > Long.MAX_VALUE / 1000
                             ? linesLatest : Math.min(linesLatest, notAfter * 1000);
                 }
+            } else if (c < 0 || !BARE[c]) {
+                return NONE;
             } else if (depth == 2 && inLines && c != ',' && !isSpace(c)) {
                 linesOk = false;   // not a string: the parse step takes no lines from it
             }
@@ -120,19 +158,40 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
     }
 
     /**
+     * Whether "changelog" is within the line's first 40 characters, as the parse step asks: 1
+     * if within its first 40 bytes; 0 if not, and the 40 bytes are 40 characters (ASCII); -1 if
+     * it is further, where non-ASCII characters of several bytes may still bring it within.
+     */
+    private static int stagedMarker(byte[] b) {
+        if (indexOf(b, STAGED, STAGED_WITHIN) >= 0) {
+            return 1;
+        }
+        for (int k = 0; k < Math.min(b.length, STAGED_WITHIN); k++) {
+            if (b[k] < 0) {
+                return indexOf(b, STAGED, 4 * STAGED_WITHIN) >= 0 ? -1 : 0;
+            }
+        }
+        return 0;
+    }
+
+    /**
      * The top-level ts of the event whose JSON is the string starting at b[from], read where it
      * stands, without a copy: its quotes are escaped quotes, a backslash in its own strings an
      * escaped backslash. Sets escapedEnd to the index of the string's closing quote, or `unsure`
      * where another escape could shape the event (a newline between its fields, an ASCII
-     * character as a u-escape, a control byte): decodedTs then decides.
+     * character as a u-escape, a control byte, an escape in a key) or it is not plain JSON:
+     * decodedTs then decides.
      */
     private long escapedTs(byte[] b, int from, int n) {
         unsure = true;
         long ts = NONE;
         int depth = 0;
+        long kinds = 0;
         boolean inString = false;
+        boolean stringEscapes = false;
         boolean closed = false;
         boolean keyIsTs = false;
+        boolean keyEscapes = false;
         boolean afterKey = false;
         int stringStart = 0;
         for (int j = from; j < n; j++) {
@@ -162,19 +221,27 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                     if (inString) {
                         inString = false;
                         afterKey = depth == 1;
+                        keyEscapes = stringEscapes;
                         keyIsTs = j - 1 - stringStart == 2 && b[stringStart] == 't'
                                 && b[stringStart + 1] == 's';
                     } else if (depth == 0 || closed) {
                         return NONE;
                     } else {
                         inString = true;
+                        stringEscapes = false;
                         afterKey = false;
                         stringStart = j + 1;
                     }
                 } else if (inString && e == '\\') {
                     // The event's own escape: skip the character it escapes.
+                    stringEscapes = true;
                     if (j + 2 < n && b[j + 1] == '\\' && (b[j + 2] == '"' || b[j + 2] == '\\')) {
                         j += 2;
+                    } else if (j + 1 < n && b[j + 1] == '"') {
+                        // The line's string ends on the escape: the event is cut short.
+                        unsure = false;
+                        escapedEnd = j + 1;
+                        return NONE;
                     } else if (j + 1 < n && b[j + 1] != '\\') {
                         j += 1;
                     } else {
@@ -190,16 +257,27 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
             if (c == ' ') {
                 continue;
             }
-            if (closed) {
+            if (closed || c < 0 || !BARE[c]) {
                 return NONE;
             }
             if (c == ':' && afterKey) {
+                if (keyEscapes) {
+                    return NONE;
+                }
                 if (keyIsTs) {
                     ts = integer(b, skipSpaces(b, j + 1, n), n, false);
                 }
             } else if (c == '{' || (c == '[' && depth > 0)) {
+                if (depth == MAX_DEPTH) {
+                    return NONE;
+                }
+                kinds = kinds << 1 | (c == '[' ? 1 : 0);
                 depth++;
             } else if ((c == '}' || c == ']') && depth > 0) {
+                if ((kinds & 1) != (c == ']' ? 1 : 0)) {
+                    return NONE;
+                }
+                kinds >>>= 1;
                 closed = --depth == 0;
             } else if (depth == 0) {
                 return NONE;
@@ -242,6 +320,7 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         }
         long ts = NONE;
         int depth = 0;
+        long kinds = 0;
         for (; i < to; i++) {
             byte c = b[i];
             if (c == '"') {
@@ -252,6 +331,9 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                 if (depth == 1) {
                     int colon = skipSpaces(b, end + 1, to);
                     if (colon < to && b[colon] == ':') {
+                        if (hasBackslash(b, i, end)) {
+                            return NONE;
+                        }
                         if (isName(b, i, end, "ts")) {
                             ts = integer(b, skipSpaces(b, colon + 1, to), to, false);
                         }
@@ -261,11 +343,21 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                 }
                 i = end;
             } else if (c == '{' || c == '[') {
+                if (depth == MAX_DEPTH) {
+                    return NONE;
+                }
+                kinds = kinds << 1 | (c == '[' ? 1 : 0);
                 depth++;
             } else if (c == '}' || c == ']') {
+                if ((kinds & 1) != (c == ']' ? 1 : 0)) {
+                    return NONE;
+                }
+                kinds >>>= 1;
                 if (--depth == 0) {
                     return skipSpaces(b, i + 1, to) == to ? ts : NONE;
                 }
+            } else if (c < 0 || !BARE[c]) {
+                return NONE;
             }
         }
         return NONE;
@@ -285,6 +377,15 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         return -1;
     }
 
+    private static boolean hasBackslash(byte[] b, int open, int close) {
+        for (int k = open + 1; k < close; k++) {
+            if (b[k] == '\\') {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Whether the string b[open, close] (quotes included) is exactly `name`, no escapes. */
     private static boolean isName(byte[] b, int open, int close, String name) {
         if (close - open - 1 != name.length()) {
@@ -300,7 +401,8 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
 
     /**
      * The JSON number at `from` if it is a whole number of at most MAX_DIGITS digits ("1.0" is,
-     * as the parse step takes it; an exponent is not read), else NONE. A sign only if `signed`.
+     * as the parse step takes it, while a double holds it exactly; an exponent is not read),
+     * else NONE. A sign only if `signed`.
      */
     private static long integer(byte[] b, int from, int to, boolean signed) {
         int j = from;
@@ -317,19 +419,21 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
             value = 10 * value + (b[j] - '0');
             j++;
         }
-        if (j == first) {
-            return NONE;
+        if (j == first || (j - first > 1 && b[first] == '0')) {
+            return NONE;   // no digits, or a leading zero (not JSON)
         }
         if (j < to && b[j] == '.') {
             int fraction = ++j;
             while (j < to && b[j] == '0') {
                 j++;
             }
-            if (j == fraction) {
+            if (j == fraction || value > EXACT_DOUBLES) {
                 return NONE;
             }
         }
-        if (j < to && (b[j] == 'e' || b[j] == 'E' || b[j] == '.' || (b[j] >= '0' && b[j] <= '9'))) {
+        // What follows a value: a comma or a bracket (or an escape, in a staged event's text).
+        int next = skipSpaces(b, j, to);
+        if (next < to && b[next] != ',' && b[next] != '}' && b[next] != ']' && b[next] != '\\') {
             return NONE;
         }
         return negative ? -value : value;
@@ -347,17 +451,18 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         return code;
     }
 
-    private static boolean startsWithin(byte[] b, byte[] what, int within) {
+    /** Where `what` starts within b's first `within` bytes, or -1. */
+    private static int indexOf(byte[] b, byte[] what, int within) {
         for (int at = 0; at + what.length <= Math.min(b.length, within); at++) {
             int k = 0;
             while (k < what.length && b[at + k] == what[k]) {
                 k++;
             }
             if (k == what.length) {
-                return true;
+                return at;
             }
         }
-        return false;
+        return -1;
     }
 
     private static boolean isSpace(byte c) {
