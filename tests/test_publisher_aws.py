@@ -261,10 +261,12 @@ def test_polls_emit_exactly_the_changes(aws, tmp_path):
                "us-east-1a", estate.reused, estate.auth["id"], "instance"),
         assign(T2, "10.0.1.200", "batch", "batch-worker", "-", A, "us-east-1", "us-east-1a",
                estate.batch, estate.batch, "interface"),
-        {"type": "UNASSIGN", "ts": T2, "ip": estate.api[1]["ip"]}]
-    # eu-west-1 failed at T2: billing's address is released only once it is read again, and the
-    # heartbeat waits for it.
-    third = [{"type": "UNASSIGN", "ts": T3, "ip": estate.billing["ip"]}, {"type": "HEARTBEAT", "ts": T3}]
+        # api[1] released: nobody's from just after the last look that saw it held.
+        {"type": "UNASSIGN", "ts": T1 + 1, "ip": estate.api[1]["ip"]}]
+    # eu-west-1 failed at T2: billing's address is released only once it is read again (dated
+    # just after its last complete read, at T1), and the heartbeat waits for it.
+    third = [{"type": "UNASSIGN", "ts": T1 + 1, "ip": estate.billing["ip"]},
+             {"type": "HEARTBEAT", "ts": T3}]
     fourth = [{"type": "HEARTBEAT", "ts": T4}]
     assert events == in_order(first) + in_order(second) + third + fourth
     assert [r.complete for r in results] == [True, False, True, True]
@@ -410,8 +412,8 @@ def test_job_attributes_flows_across_the_change(aws, tmp_path, parallelism):
     s = T1 // 1000
     flows = [  # (src, dst, start seconds), 443/TCP ACCEPT, 10 packets, 1000 bytes each
         (reused, lb, s + 30), (reused, lb, s + 150),          # moved when? nobody's, identity after
-        (released, lb, s + 40), (released, lb, s + 160),      # api, then nobody's
-        (billing, reused, s + 170), (billing, reused, s + 250),   # kept while unreadable, then gone
+        (released, lb, s + 40), (released, lb, s + 160),      # released when? nobody's
+        (billing, reused, s + 170), (billing, reused, s + 250),   # released when? nobody's
     ]
     folder = tmp_path / "flows"
     folder.mkdir()
@@ -424,14 +426,17 @@ def test_job_attributes_flows_across_the_change(aws, tmp_path, parallelism):
                Config().replace(job={"parallelism": parallelism,
                                      "checkpoint_interval_seconds": 2}))
 
+    # An address let go at a time not known is nobody's from just after the last look that
+    # saw it held: never its old owner's while a short-lived one may have held it.
     one = (1, 10, 1000)
     assert job_aggregates(str(output)) == {
-        (s, "api", "us-east-1", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
-        (s, "unattributed", "-", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s, "unattributed", "-", "edge", "us-east-1", 443, 6, "ACCEPT"): (2, 20, 2000),
         (s + 120, "identity", "us-east-1", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
         (s + 120, "unattributed", "-", "edge", "us-east-1", 443, 6, "ACCEPT"): one,
-        (s + 120, "billing", "eu-west-1", "identity", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 120, "unattributed", "-", "identity", "us-east-1", 443, 6, "ACCEPT"): one,
         (s + 240, "unattributed", "-", "identity", "us-east-1", 443, 6, "ACCEPT"): one,
     }
     counts = total_counts(str(output))
-    assert counts["metadata_late"] == 0 and counts["groups_after_max_wait"] == 0
+    # billing's release, seen only once its failed scope was read again, comes late (dated
+    # after the scope's last complete read: docs/publisher.md, a scope that fails).
+    assert counts["metadata_late"] == 1 and counts["groups_after_max_wait"] == 0

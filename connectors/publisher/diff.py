@@ -4,15 +4,18 @@ The state is who holds each address (and since when), when each account and regi
 read completely, and the last HEARTBEAT. A poll reads every configured scope (account, region);
 `reconcile_poll` compares what the successful reads claim with the state:
 
-- an address no longer claimed by its holder's scope: UNASSIGN at the start of that scope's
-  read (the release happened after the previous read and before this one);
+- an address no longer claimed by its holder's scope: UNASSIGN just after the start of the last
+  read that saw it held (when it was released after that is not known, and a short-lived owner
+  may have held it meanwhile: nobody's rather than the wrong owner's);
 - an address with a new owner: ASSIGN at the interface's attachment time when AWS gives one that
   falls after the previous read of the scope (and not after this read finished) and the address
   is the interface's primary private one (derive.derive_claims gives no time for the others),
-  else at the start of this read; a moved address stamped so is first released just after the
-  last read that saw its old holder (nobody's while the change time is not known, rather than
-  the wrong owner's). Every change is later than the previous read of its scope, so later than
-  any HEARTBEAT already written, and later than the address's previous change;
+  else at the end of this read (it may have changed while the read went on); never before the
+  old holder was last seen holding it (the end of the read that saw it; the end of this read of
+  its scope when that is another, whose read does not tell when it let go). A moved address is
+  first released as above: nobody's until its new owner's time. Every change is later than the
+  previous read of its scope, so later than any HEARTBEAT already written, and later than the
+  address's previous change;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
 - an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
   holder's release stamped as a move's), and the conflict is reported.
@@ -54,6 +57,7 @@ class Observation:
 class State:
     holdings: dict = field(default_factory=dict)    # ip -> Holding
     polled_ms: dict = field(default_factory=dict)   # Scope -> start of its last complete read
+    seen_ms: dict = field(default_factory=dict)     # Scope -> end of its last complete read
     event_ms: dict = field(default_factory=dict)    # Scope -> time of its last applied event
     heartbeat_ms: int = None
     # A resumed state: when its snapshot was taken. A scope not read since stands as read then:
@@ -64,8 +68,9 @@ class State:
     uncertain: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
-        return State(dict(self.holdings), dict(self.polled_ms), dict(self.event_ms),
-                     self.heartbeat_ms, self.resumed_ms, dict(self.uncertain))
+        return dataclasses.replace(self, holdings=dict(self.holdings),
+                                   polled_ms=dict(self.polled_ms), seen_ms=dict(self.seen_ms),
+                                   event_ms=dict(self.event_ms), uncertain=dict(self.uncertain))
 
     def write_failed(self, events: list) -> "State":
         """This state, the addresses of `events` (a batch not known to be written) uncertain."""
@@ -79,6 +84,10 @@ class State:
     def polled(self, scope: Scope):
         """The start of the scope's last complete read, or the snapshot's time, or None."""
         return self.polled_ms.get(scope, self.resumed_ms)
+
+    def seen(self, scope: Scope):
+        """The end of the scope's last complete read, or the snapshot's time, or None."""
+        return self.seen_ms.get(scope, self.resumed_ms)
 
 
 @dataclass
@@ -109,12 +118,16 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         read, floor = reads[claim.owner.scope], floors[claim.owner.scope]
         t = claim.attached_ms
         if t is None or (floor is not None and t <= floor) or t > read.finished_ms:
-            t = read.started_ms
+            t = read.finished_ms
         return t if floor is None else max(t, floor + 1)
 
     def release_ts(scope):
         floor = floors[scope]
-        return reads[scope].started_ms if floor is None else max(reads[scope].started_ms, floor + 1)
+        return reads[scope].started_ms if floor is None else floor + 1
+
+    def held_until(prev, chosen):
+        scope = prev.owner.scope
+        return state.seen(scope) if scope == chosen.owner.scope else reads[scope].finished_ms
 
     def unknown_since(prev):
         """Just after the last read that saw `prev` hold its address: from then on a change AWS
@@ -123,9 +136,10 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         return None if seen is None else max(seen, prev.since_ms) + 1
 
     claims = [c for o in observations for c in o.claims]
-    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since)
+    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since, held_until)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
+        result.state.seen_ms[scope] = read.finished_ms
     polled = result.state.polled_ms
     if all(scope in polled for scope in configured) and configured:
         heartbeat = min(polled[scope] for scope in configured)
@@ -148,11 +162,13 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 
 
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
-            unknown_since=lambda _prev: None) -> Reconciled:
+            unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None
+            ) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
-    scopes are left alone. `unknown_since(holding)`: from when a change of the address that
-    AWS gives no time for may have happened (None: changes have exact times); the address has
-    no owner from then until the change is seen."""
+    scopes are left alone. `unknown_since(holding)`: from when a change of the address may have
+    happened (None: changes have exact times); the address has no owner from then until its new
+    owner's time. `held_until(holding, claim)`: until when the old holder may have held the
+    address a new claim takes over (None: exact times), which the new owner's time is after."""
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -199,7 +215,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             ts = max(ts, prev.since_ms + 1)
         if after is not None:
             ts = max(ts, after)
-        if prev is not None and prev.owner != chosen.owner and ts != chosen.attached_ms:
+        if prev is not None and prev.owner != chosen.owner:
+            until = held_until(prev, chosen)
+            if until is not None:
+                ts = max(ts, until + 1)
             released = unknown_since(prev)
             if released is not None and released < ts:
                 events.append(unassign_event(ip, released))

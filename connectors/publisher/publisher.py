@@ -7,8 +7,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from flowdredge.connectors.publisher.aws import ScopeError
-from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
 from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
@@ -88,11 +87,14 @@ class Publisher:
             started = self.clock()
             try:
                 inventory = self.reader.read(scope)
-            except ScopeError as err:
-                failed[scope] = str(err)
-                self.log(f"cannot read {scope}, keeping its owners until it can be read: {err}")
+                claims = derive_claims(inventory, self.naming)
+            # Any error, not only the reader's own: a malformed answer (botocore's parser
+            # error is no BotoCoreError) must fail the scope, not stop the publisher.
+            except Exception as err:  # noqa: BLE001
+                failed[scope] = str(err) or type(err).__name__
+                self.log(f"cannot read {scope}, keeping its owners until it can be read: "
+                         f"{failed[scope]}")
                 continue
-            claims = derive_claims(inventory, self.naming)
             observations.append(Observation(scope, claims, started, self.clock()))
             inventories[scope] = inventory
         return observations, inventories, failed
@@ -124,32 +126,37 @@ class Publisher:
         configured = set(self.config.scopes)
         for line in lines:
             try:
-                changes = parse_line(line)
-            except EventError as err:
+                self._apply_line(line, configured, result)
+            except SinkError:
+                raise
+            # A line the reader's checks let through can still fail (an address that is none):
+            # one bad line, not a stopped publisher that reads it again at its restart.
+            except Exception as err:  # noqa: BLE001
                 result.bad += 1
-                self.log(f"unreadable event line ({err}): {line[:200]}")
-                continue
-            for change in changes:
-                if change.scope not in configured:
-                    result.ignored += 1
-                    continue
-                if is_stale(self.state, change.scope, change.at_ms):
-                    result.stale += 1
-                    continue
-                inventory = self.inventories.get(change.scope)
-                changed = apply_change(inventory, change) if inventory is not None else None
-                if changed is None:
-                    result.deferred += 1
-                    continue
-                reconciled = apply_event(self.state, change.scope,
-                                         derive_claims(changed, self.naming), change.at_ms)
-                self._write(reconciled.events)
-                self.state = reconciled.state
-                self.inventories[change.scope] = changed
-                result.applied += 1
-                result.assigned += sum(e["type"] == ASSIGN for e in reconciled.events)
-                result.unassigned += sum(e["type"] == UNASSIGN for e in reconciled.events)
+                self.log(f"unreadable event line ({err or type(err).__name__}): {line[:200]}")
         return result
+
+    def _apply_line(self, line: str, configured: set, result: EventsResult) -> None:
+        for change in parse_line(line):
+            if change.scope not in configured:
+                result.ignored += 1
+                continue
+            if is_stale(self.state, change.scope, change.at_ms):
+                result.stale += 1
+                continue
+            inventory = self.inventories.get(change.scope)
+            changed = apply_change(inventory, change) if inventory is not None else None
+            if changed is None:
+                result.deferred += 1
+                continue
+            reconciled = apply_event(self.state, change.scope,
+                                     derive_claims(changed, self.naming), change.at_ms)
+            self._write(reconciled.events)
+            self.state = reconciled.state
+            self.inventories[change.scope] = changed
+            result.applied += 1
+            result.assigned += sum(e["type"] == ASSIGN for e in reconciled.events)
+            result.unassigned += sum(e["type"] == UNASSIGN for e in reconciled.events)
 
     def _write(self, events: list) -> None:
         """Writes a batch; if that fails, part of it may be in the changelog all the same (a

@@ -40,14 +40,23 @@ class FileSink:
         os.makedirs(folder, exist_ok=True)
 
     def write(self, events: list) -> None:
+        """A batch whole or not at all: a failed append (a full disk) is cut back to where it
+        began, or its half line would join the next batch's first event into a bad line."""
         if not events:
             return
+        size = None
         try:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write("".join(encode(e) + "\n" for e in events))
+            with open(self.path, "ab") as fh:
+                size = fh.tell()
+                fh.write("".join(encode(e) + "\n" for e in events).encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as err:
+            if size is not None:
+                try:
+                    os.truncate(self.path, size)
+                except OSError:
+                    pass   # the next write finds the same trouble and says so
             raise SinkError(f"cannot append to {self.path}: {err.strerror}") from None
 
 
