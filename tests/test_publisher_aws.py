@@ -8,6 +8,7 @@ checked event by event, and the job attributes flows across the change with it.
 """
 import gzip
 import json
+import os
 import types
 
 import boto3
@@ -344,6 +345,33 @@ def test_a_throttle_that_outlasts_the_attempts_fails_its_scope_after_max_attempt
     assert all("DescribeAutoScalingGroups: Throttling: Rate exceeded" in message
                for message in result.failed.values())
     assert not (tmp_path / "changes.jsonl").exists()   # nothing was read completely
+
+
+def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, capsys):
+    """SIGTERM: the publisher ends its loop and writes its owners to snapshot.to, so that a
+    restart with --resume goes on from where it stopped (not from an older snapshot)."""
+    import signal
+    import threading
+    Estate(aws).build()
+    out, snapshot = tmp_path / "changes.jsonl", tmp_path / "snapshot.jsonl"
+    config_file = tmp_path / "publisher.yaml"
+    config_file.write_text(json.dumps({
+        "accounts": [{"id": A, "regions": ["us-east-1"]}], "poll_interval_seconds": 1,
+        "snapshot": {"to": str(snapshot)},
+        "output": {"kind": "file", "path": str(out)}, "aws": {"endpoint_url": aws}}))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                       signal.SIGUSR1)}
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        assert cli.main(["run", "--config", str(config_file)]) == 0
+    finally:
+        timer.cancel()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assigned = {e["ip"] for e in read_events(out) if e["type"] == "ASSIGN"}
+    assert assigned and {e["ip"] for e in read_events(snapshot)} == assigned
+    assert f"--resume {snapshot}" in capsys.readouterr().err
 
 
 def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):

@@ -108,6 +108,11 @@ def cmd_run(args, config) -> int:
     events = EventTail(config.events.path) if config.events.path else None
     publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
                   snapshot_requested=snapshot_requested, write_snapshot=writer)
+    if writer is not None:
+        # Where this run ended: `--resume` from it then dates what changed meanwhile after it.
+        writer(publisher.snapshot())
+        log.info(f"stopped: {len(publisher.state.holdings)} owners written to "
+                 f"{config.snapshot.to} (--resume {config.snapshot.to} to go on from here)")
     return 0
 
 
