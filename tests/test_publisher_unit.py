@@ -847,3 +847,34 @@ def test_a_failed_file_append_leaves_no_half_line(tmp_path):
     events = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(e["type"], e["ip"]) for e in events] == [("ASSIGN", "10.0.0.1"),
                                                        ("UNASSIGN", "10.0.0.9")]
+
+
+def test_a_new_owner_from_an_event_comes_after_the_release_a_poll_dated_later():
+    """A read (60 s to 80 s) sees o1's address without an attachment time: o1's from the read's
+    end. Events then say o1's interface went at 70 s and o2's came with the address at 75 s:
+    o1's release cannot be before its ASSIGN (80 s + 1 ms), so o2's ASSIGN comes after it, not
+    at 75 s, where the later release would have hidden o2 for as long as it holds the address."""
+    ip, t = "10.0.0.3", T0
+    first = reconcile_poll(State(), [Observation(SCOPE, [], t, t + 1000)], [SCOPE])
+    seen = reconcile_poll(first.state, [Observation(SCOPE, [claim(ip, "o1", "eni-1", "eni-1")],
+                                                    t + 60_000, t + 80_000)], [SCOPE])
+    gone = apply_event(seen.state, SCOPE, [], t + 70_000)
+    came = apply_event(gone.state, SCOPE, [claim(ip, "o2", "eni-2", "eni-2")], t + 75_000)
+    assert types_ts_ips(gone.events + came.events) == [("UNASSIGN", t + 80_001, ip, None),
+                                                       ("ASSIGN", t + 80_002, ip, "o2")]
+    # Once a HEARTBEAT passes the release, it is not kept: every later change is after it.
+    later = reconcile_poll(came.state, [Observation(SCOPE, [claim(ip, "o2", "eni-2", "eni-2")],
+                                                    t + 120_000, t + 121_000)], [SCOPE])
+    assert later.state.released == {}
+
+
+def test_an_event_that_leaves_an_address_claimed_twice_releases_the_old_owner_as_a_poll_would():
+    """o1 was seen with the address at the first read; a create event gives it to o2 at 55 s
+    while the inventory still has it on o1 (its own change went unseen): o1 let go at a time
+    not known, so it is nobody's from just after that read, not o1's until the event."""
+    ip = "10.0.0.3"
+    seen = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "o1", "eni-1", "eni-1")],
+                                                T0, T0 + 1000)], [SCOPE])
+    both = [claim(ip, "o1", "eni-1", "eni-1"), claim(ip, "o2", "eni-2", "eni-2")]
+    assert types_ts_ips(apply_event(seen.state, SCOPE, both, T0 + 55_000).events) == [
+        ("UNASSIGN", T0 + 1001, ip, None)]

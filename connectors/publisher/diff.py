@@ -66,11 +66,16 @@ class State:
     # ip -> the latest ts of a change of it whose write failed (some of a batch may have been
     # written): its next reconciliation writes its owner again, later than that.
     uncertain: dict = field(default_factory=dict)
+    # ip -> its release's ts, while nobody holds it: a new owner's ASSIGN comes after it (an
+    # event's exact time may be earlier than a release a poll dated later). Dropped once the
+    # HEARTBEAT passes it: every change after is later anyway.
+    released: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
         return dataclasses.replace(self, holdings=dict(self.holdings),
                                    polled_ms=dict(self.polled_ms), seen_ms=dict(self.seen_ms),
-                                   event_ms=dict(self.event_ms), uncertain=dict(self.uncertain))
+                                   event_ms=dict(self.event_ms), uncertain=dict(self.uncertain),
+                                   released=dict(self.released))
 
     def write_failed(self, events: list) -> "State":
         """This state, the addresses of `events` (a batch not known to be written) uncertain."""
@@ -146,6 +151,8 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         if state.heartbeat_ms is None or heartbeat > state.heartbeat_ms:
             result.events.append(heartbeat_event(heartbeat))
             result.state.heartbeat_ms = heartbeat
+            result.state.released = {ip: ts for ip, ts in result.state.released.items()
+                                     if ts > heartbeat}
     return result
 
 
@@ -155,20 +162,30 @@ def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
 
 
 def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reconciled:
-    """The scope's claims after an event at `event_ms` (check is_stale first)."""
-    result = _settle(state, claims, {scope}, lambda _claim: event_ms, lambda _scope: event_ms)
+    """The scope's claims after an event at `event_ms` (check is_stale first). An address the
+    event leaves claimed twice (a new interface with an address the inventory still gives an
+    older one) is the older one's only until just after the last read that saw it: when it let
+    go is not known."""
+    def conflict_since(prev):
+        seen = state.polled(prev.owner.scope)
+        return None if seen is None else max(seen, prev.since_ms) + 1
+
+    result = _settle(state, claims, {scope}, lambda _claim: event_ms, lambda _scope: event_ms,
+                     conflict_since=conflict_since)
     result.state.event_ms[scope] = event_ms
     return result
 
 
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
-            unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None
-            ) -> Reconciled:
+            unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None,
+            conflict_since=None) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
     scopes are left alone. `unknown_since(holding)`: from when a change of the address may have
     happened (None: changes have exact times); the address has no owner from then until its new
     owner's time. `held_until(holding, claim)`: until when the old holder may have held the
-    address a new claim takes over (None: exact times), which the new owner's time is after."""
+    address a new claim takes over (None: exact times), which the new owner's time is after.
+    `conflict_since(holding)`: as unknown_since, for an address now claimed twice."""
+    conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -200,7 +217,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             conflicts.append(ip)
             if prev is not None:
                 ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
-                since = unknown_since(prev)
+                since = conflict_since(prev)
                 events.append(unassign_event(ip, since if since is not None and since < ts
                                              else ts))
                 del new.holdings[ip]
@@ -213,6 +230,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         ts = assign_ts(chosen)
         if prev is not None:
             ts = max(ts, prev.since_ms + 1)
+        elif ip in state.released:
+            ts = max(ts, state.released[ip] + 1)
         if after is not None:
             ts = max(ts, after)
         if prev is not None and prev.owner != chosen.owner:
@@ -225,6 +244,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         events.append(assign_event(ip, ts, chosen.owner))
         new.holdings[ip] = Holding(chosen.owner, ts)
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))
+    for event in events:
+        if event["ip"] in new.holdings:
+            new.released.pop(event["ip"], None)
+        else:
+            new.released[event["ip"]] = max(event["ts"], new.released.get(event["ip"], event["ts"]))
     return Reconciled(events, new, sorted(conflicts))
 
 
