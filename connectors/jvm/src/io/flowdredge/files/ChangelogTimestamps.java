@@ -54,9 +54,18 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
 
     /** The line's time as described above, or NONE. */
     long scan(byte[] b) {
-        int n = b.length;
-        if (n == 0 || b[0] != '{') {
-            return topLevelTs(b, 0, n);   // not an object: NONE, as the parse step rejects it
+        // The parse step takes a line as a staged chunk only if it starts with its brace.
+        return object(b, 0, b.length, b.length > 0 && b[0] == '{');
+    }
+
+    /**
+     * The time of the JSON object b[from, n): its last top-level "ts" if a whole number, or,
+     * if `staging` and it is a staged chunk, its events' latest as described above; else NONE.
+     */
+    private long object(byte[] b, int from, int n, boolean staging) {
+        int i = skipSpaces(b, from, n);
+        if (i >= n || b[i] != '{') {
+            return NONE;   // not an object: the parse step rejects it
         }
         long ts = NONE;
         long notAfter = NONE;
@@ -67,7 +76,7 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         long linesLatest = NONE;
         int depth = 0;
         long kinds = 0;   // bit k: the bracket open at depth k+1 is '['
-        for (int i = 0; i < n; i++) {
+        for (; i < n; i++) {
             byte c = b[i];
             if (c == '"') {
                 int end = stringEnd(b, i, n);
@@ -83,17 +92,17 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                         int value = skipSpaces(b, colon + 1, n);
                         if (isName(b, i, end, "ts")) {
                             ts = integer(b, value, n, false);
-                        } else if (isName(b, i, end, "not_after")) {
+                        } else if (staging && isName(b, i, end, "not_after")) {
                             notAfter = integer(b, value, n, true);
                             notAfterUnsure = notAfter == NONE && value < n
                                     && (b[value] == '-' || (b[value] >= '0' && b[value] <= '9'));
-                        } else if (isName(b, i, end, "staged")) {
+                        } else if (staging && isName(b, i, end, "staged")) {
                             int close = value < n && b[value] == '"' ? stringEnd(b, value, n) : -1;
                             if (close > 0 && hasBackslash(b, value, close)) {
                                 return NONE;
                             }
                             staged = close > 0 && isName(b, value, close, "changelog");
-                        } else if (isName(b, i, end, "lines")) {
+                        } else if (staging && isName(b, i, end, "lines")) {
                             inLines = value < n && b[value] == '[';
                             linesOk = inLines;
                             linesLatest = NONE;
@@ -309,58 +318,7 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
             }
             event[m++] = c;
         }
-        return topLevelTs(event, 0, m);
-    }
-
-    /** The last top-level "ts" of the JSON object b[from, to) if a whole number, else NONE. */
-    static long topLevelTs(byte[] b, int from, int to) {
-        int i = skipSpaces(b, from, to);
-        if (i >= to || b[i] != '{') {
-            return NONE;
-        }
-        long ts = NONE;
-        int depth = 0;
-        long kinds = 0;
-        for (; i < to; i++) {
-            byte c = b[i];
-            if (c == '"') {
-                int end = stringEnd(b, i, to);
-                if (end < 0) {
-                    return NONE;
-                }
-                if (depth == 1) {
-                    int colon = skipSpaces(b, end + 1, to);
-                    if (colon < to && b[colon] == ':') {
-                        if (hasBackslash(b, i, end)) {
-                            return NONE;
-                        }
-                        if (isName(b, i, end, "ts")) {
-                            ts = integer(b, skipSpaces(b, colon + 1, to), to, false);
-                        }
-                        i = colon;
-                        continue;
-                    }
-                }
-                i = end;
-            } else if (c == '{' || c == '[') {
-                if (depth == MAX_DEPTH) {
-                    return NONE;
-                }
-                kinds = kinds << 1 | (c == '[' ? 1 : 0);
-                depth++;
-            } else if (c == '}' || c == ']') {
-                if ((kinds & 1) != (c == ']' ? 1 : 0)) {
-                    return NONE;
-                }
-                kinds >>>= 1;
-                if (--depth == 0) {
-                    return skipSpaces(b, i + 1, to) == to ? ts : NONE;
-                }
-            } else if (c < 0 || !BARE[c]) {
-                return NONE;
-            }
-        }
-        return NONE;
+        return object(event, 0, m, false);
     }
 
     /** The index of the quote closing the string opened at b[open], or -1 (none, not JSON). */
