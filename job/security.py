@@ -113,8 +113,11 @@ def warmed_up(window_start: int, first_window: int, warmup_seconds: int) -> bool
 
 def silence_deadline(last_seen: int, window_seconds: int, silence_seconds: int) -> int:
     """Epoch seconds at which a key last seen in the window starting at last_seen has been
-    silent for silence_seconds."""
-    return last_seen + window_seconds + silence_seconds
+    silent for silence_seconds, in whole windows: the start of the first window that may
+    begin that long after the key's window ended. A key's traffic is known by window only, so
+    a window starting before then may hold traffic within the silence, and the key is not
+    silent before event time has passed that window."""
+    return last_seen + window_seconds + -(-silence_seconds // window_seconds) * window_seconds
 
 
 class Edge(NamedTuple):
@@ -241,13 +244,17 @@ def _address_order(text):
 def scan_evidence(src_addr, src_app, hosts, ports, flows, rejected, target_apps, host_list,
                   port_list, samples: int) -> tuple:
     """The fields of schemas.security._SCAN_EVIDENCE from a source's counts and comma-separated
-    lists (any order)."""
+    lists (any order; src_app too: the address's owners in the window)."""
     host_items = sorted((h for h in (host_list or "").split(",") if h), key=_address_order)
     port_items = sorted(int(p) for p in (port_list or "").split(",") if p)
-    return (src_addr, src_app, hosts, ports, flows, rejected, reject_percent(rejected, flows),
-            ",".join(sorted(a for a in (target_apps or "").split(",") if a)),
+    return (src_addr, _app_list(src_app), hosts, ports, flows, rejected,
+            reject_percent(rejected, flows), _app_list(target_apps),
             port_items[0] if port_items else None, port_items[-1] if port_items else None,
             ",".join(host_items[:samples]), ",".join(map(str, port_items[:samples])))
+
+
+def _app_list(apps: str) -> str:
+    return ",".join(sorted(a for a in (apps or "").split(",") if a))
 
 
 def scanned_apps(target_apps: str) -> list:
@@ -561,11 +568,13 @@ class WindowViews:
         return counts
 
     def sources(self, min_targets: int) -> dict:
-        """(source address, source app) -> [flows, rejected flows, destination addresses,
-        destination ports, destination apps], for the sources that reach min_targets distinct
+        """source address -> [flows, rejected flows, destination addresses, destination
+        ports, destination apps, source apps], for the sources that reach min_targets distinct
         addresses or ports (a missing port is not a port), in the order of their first record.
-        A source reaches no more targets than it has records: only the addresses with enough
-        records are grouped."""
+        A source is its address, whichever owners it had in the window: split by owner, an
+        address that changed owner inside the window would show two smaller scans, or none. It
+        reaches no more targets than it has records: only the addresses with enough records
+        are grouped."""
         if not self.records[0]:
             return {}
         src, src_app, dst, port, dst_app, flows, rejected = (
@@ -575,25 +584,27 @@ class WindowViews:
         if not len(at):
             return {}
         radix = OTHER_ADDRESSES + len(self.others)
-        g = grouped([(src[at], radix), (src_app[at], len(self.apps))])
+        g = grouped([(src[at], radix)])
         hosts, host_pairs = g.distinct(dst[at], radix)
         has_port = port[at] >= 0
         ports, port_pairs = g.distinct(port[at][has_port], 1 << 16, has_port)
         kept = np.flatnonzero((hosts >= min_targets) | (ports >= min_targets))
         if not len(kept):
             return {}
-        apps, app_pairs = g.distinct(dst_app[at], len(self.apps))
+        n_apps = len(self.apps)
+        apps, app_pairs = g.distinct(dst_app[at], n_apps)
+        _, owner_pairs = g.distinct(src_app[at], n_apps)
         totals = g.sums(flows[at])
         refused = g.sums(flows[at] * rejected[at])
         others, app_names = list(self.others), list(self.apps)
         found = {}
         for k in kept.tolist():
-            row = at[g.first[k]]
-            found[(address_text(int(src[row]), others), app_names[src_app[row]])] = [
+            found[address_text(int(src[at[g.first[k]]]), others)] = [
                 totals[k], refused[k],
                 [address_text(c, others) for c in _members(host_pairs, k, radix)],
                 _members(port_pairs, k, 1 << 16),
-                [app_names[c] for c in _members(app_pairs, k, len(app_names))]]
+                [app_names[c] for c in _members(app_pairs, k, n_apps)],
+                [app_names[c] for c in _members(owner_pairs, k, n_apps)]]
         return found
 
 
@@ -663,10 +674,10 @@ def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> W
     reject_sources = [(w,) + key + tuple(s) for key, s in views.rejects.items()]
 
     scans, events, scan_sources = [], [], {}
-    for (src_addr, src_app), (flows, rejected, hosts, ports, apps) in views.sources(
+    for src_addr, (flows, rejected, hosts, ports, apps, owners) in views.sources(
             rules.scan_report_min_targets).items():
         target_apps = ",".join(apps)
-        evidence = scan_evidence(src_addr, src_app, len(hosts), len(ports), flows, rejected,
+        evidence = scan_evidence(src_addr, ",".join(owners), len(hosts), len(ports), flows, rejected,
                                  target_apps, ",".join(hosts), ",".join(map(str, ports)),
                                  rules.scans.evidence_samples)
         pattern = classify_scan(len(hosts), len(ports), reject_percent(rejected, flows),
@@ -741,7 +752,7 @@ class SecurityEvents:
         self.pending = {}   # window start -> its rows, until event time passes it
         # An `ended` advance took every window held, and none came since: advance would find
         # nothing to do (the edges left are silent past the latest window, exposure is not
-        # forgotten after the end).
+        # forgotten after the last window).
         self.settled = False
         # edges: key -> Edge as a tuple; exposed: app -> {"resource port/protocol": (first
         # window, last window)}; history: app -> {window start: REJECTed flows}.
@@ -769,6 +780,9 @@ class SecurityEvents:
         for window_start in sorted(w for w in self.pending
                                    if self.window_end_ms(w) - 1 <= timestamp):
             dependencies, exposure, reject_sources = self.pending.pop(window_start)
+            # What the timers before this window's have forgotten by now: after the input's
+            # end, the deadline timers asked for meanwhile may not fire.
+            self._forget_exposure(window_start * 1000 - 1)
             self._dependencies(window_start, dependencies, events, timers)
             self._exposure(window_start, exposure, events, timers)
             self._rejects(window_start, reject_sources, events, rejected)

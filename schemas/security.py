@@ -106,7 +106,9 @@ PORT_SCAN = "port_scan"
 HOST_SWEEP = "host_sweep"
 
 _SCAN_EVIDENCE = (
-    Field("src_addr", STRING), Field("src_app", STRING),
+    Field("src_addr", STRING),
+    Field("src_app", STRING, "the address's owner; its owners, comma-separated, when it changed "
+                             "owner inside the window"),
     Field("hosts", LONG, "distinct destination addresses"),
     Field("ports", LONG, "distinct destination ports"),
     Field("flows", LONG), Field("rejected_flows", LONG),

@@ -91,16 +91,16 @@ def _expected(conversations):
     rejects = _group([r for r in records if r["action"] == "REJECT"],
                      lambda r: (r["dst_app"], r["dst_port"], r["protocol"], r["src_app"],
                                 r["src_addr"]), **volume)
-    sources = _group(records, lambda r: (r["src_addr"], r["src_app"]),
+    sources = _group(records, lambda r: r["src_addr"],
                      hosts=_distinct("dst_addr"), ports=_distinct("dst_port"),
-                     apps=_distinct("dst_app"), flows=_sum("flows"),
+                     apps=_distinct("dst_app"), owners=_distinct("src_app"), flows=_sum("flows"),
                      rejected=lambda rs: sum(r["flows"] for r in rs if r["action"] == "REJECT"))
 
     scans, events, scan_sources = [], [], defaultdict(set)
-    for (addr, app), g in sources.items():
+    for addr, g in sources.items():
         if max(len(g["hosts"]), len(g["ports"])) < RULES.scan_report_min_targets:
             continue
-        evidence = s.scan_evidence(addr, app, len(g["hosts"]), len(g["ports"]), g["flows"],
+        evidence = s.scan_evidence(addr, ",".join(g["owners"]), len(g["hosts"]), len(g["ports"]), g["flows"],
                                    g["rejected"], ",".join(g["apps"]), ",".join(g["hosts"]),
                                    ",".join(map(str, g["ports"])), RULES.scans.evidence_samples)
         pattern = s.classify_scan(len(g["hosts"]), len(g["ports"]),
@@ -219,6 +219,21 @@ def test_a_source_is_a_scan_only_over_the_whole_window():
     assert [json.loads(e)["ports_sample"] for e in results.events] == ["1000,1001,1002"]
     risk = [json.loads(line) for line in results.risk]
     assert [(r["app"], r["rejected_flows"], r["scan_sources"]) for r in risk] == [("db", 10, 1)]
+
+
+def test_a_source_that_changed_owner_inside_the_window_is_one_source():
+    """10.0.0.5 probes two hosts as api, then two more as web: one host sweep of four hosts,
+    both owners named, not two sources of two hosts each below every threshold."""
+    rows = [(W, app, "10.0.0.5", "db", f"10.0.1.{host}", f"i-{host}", 22, None, 6, "REJECT",
+             1, 1, 40, 1, 1, 40) for app, host in (("api", 1), ("api", 2), ("web", 3),
+                                                     ("web", 4))]
+    rules = s.ViewRules(4, s.ScanRules(10, 1, 4, 1, 0, 3), RULES.risk_weights,
+                        RULES.risk_scales)
+    results = s.window_results(W, _in_batches(rows, [2, 2]), rules)
+    assert [(r["src_addr"], r["src_app"], r["hosts"], r["pattern"])
+            for r in map(json.loads, results.scans)] == [("10.0.0.5", "api,web", 4, "host_sweep")]
+    assert [(e["event"], e["src_app"]) for e in map(json.loads, results.events)] == [
+        ("host_sweep", "api,web")]
 
 
 def test_the_batch_codec_is_versioned():

@@ -51,6 +51,8 @@ def test_warm_up_and_silence_in_event_time():
     assert not s.warmed_up(1000, None, 0)
     assert not s.warmed_up(1239, 1000, 240) and s.warmed_up(1240, 1000, 240)
     assert s.silence_deadline(600, 60, 180) == 840
+    # In whole windows: a window starting before 600 + 60 + 90 may hold traffic within 90 s.
+    assert s.silence_deadline(600, 60, 90) == s.silence_deadline(600, 60, 120) == 780
     edge = s.Edge("a", "b", 80, 6, 0, 60, 5, 500).seen(0, 2, 10)
     assert (edge.first_seen, edge.last_seen, edge.flows, edge.bytes) == (0, 60, 7, 510)
 

@@ -29,11 +29,12 @@ def _rej(w, app="db", src="198.51.100.1", flows=1):
     return (w, app, 22, 6, "internet", src, flows, flows, 40 * flows)
 
 
-def _run(windows, end, roundtrip=False, ended_at=None):
+def _run(windows, end, roundtrip=False, ended_at=None, rules=RULES):
     """Feeds closed windows {start: (deps, exposure, rejects)} as the watermark passes each,
     firing the timers asked for in order up to `end` (ms), then, if ended_at, every remaining
-    timer as the final watermark does. Returns (events, rejected lines)."""
-    events = SecurityEvents(WS, RULES)
+    timer as the final watermark does (not those asked for meanwhile). Returns (events,
+    rejected lines)."""
+    events = SecurityEvents(WS, rules)
     timers, lines, rejected = set(), [], []
 
     def fire(t, ended=False):
@@ -43,7 +44,7 @@ def _run(windows, end, roundtrip=False, ended_at=None):
         rejected.extend(rej)
         timers.update(later)
         if roundtrip:   # as after a restore: the state, then the windows held
-            restored = SecurityEvents(WS, RULES, decode_events_state(
+            restored = SecurityEvents(WS, rules, decode_events_state(
                 encode_events_state(events.state())))
             for w, rows in events.pending.items():
                 restored.add_window(w, *rows)
@@ -89,14 +90,33 @@ def test_at_the_end_an_edge_is_gone_only_if_the_input_went_on_past_its_silence(r
         ("dependency_gone", "db", 240)]
 
 
-def test_exposure_new_says_whether_the_app_knew_the_port_and_forgets_after_silence():
+# "after the end": a replay's final watermark fires every window's timer, and none of the
+# deadline timers asked for meanwhile; a port forgotten between two windows is forgotten all
+# the same.
+@pytest.mark.parametrize("end", [10**9, -1], ids=["streaming", "after the end"])
+def test_exposure_new_says_whether_the_app_knew_the_port_and_forgets_after_silence(end):
     windows = {0: ([], [_exp(0, "i-1")], []),
                180: ([], [_exp(180, "i-2"), _exp(180, "i-1", port=8443)], []),
                600: ([], [_exp(600, "i-1")], [])}
-    events, _ = _run(windows, 10**9)
+    events, _ = _run(windows, end, ended_at=end < 0)
     assert [(e["time"], e["resource"], e["port"], e["app_port_known"]) for e in events] == [
         (180, "i-1", 8443, 0), (180, "i-2", 443, 1),
         (600, "i-1", 443, 0)]   # forgotten 300 s after its last window: new again
+
+
+@pytest.mark.parametrize("end", [10**9, -1], ids=["streaming", "after the end"])
+def test_a_silence_counts_in_whole_windows(end):
+    """Silences of 90 s in 60 s windows: traffic in the windows at 0 and 120 may be 61 s apart,
+    so neither the edge nor the exposed port went silent in between. Their deadline is the
+    first window that starts 90 s after the window at 120 ended: 300."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_silence_seconds": 90,
+        "exposure_silence_seconds": 90}).security
+    windows = {w: ([_dep(w)], [_exp(w, "i-1")], []) for w in (0, 120)}
+    windows[300] = ([], [_exp(300, "i-1")], [])
+    events, _ = _run(windows, end, ended_at=end < 0, rules=rules)
+    assert [(e["event"], e["time"]) for e in events] == [
+        ("dependency_gone", 300), ("exposure_new", 300)]
 
 
 def test_reject_spikes_against_the_app_s_own_baseline():
