@@ -142,8 +142,17 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "flowdredge", "s3",
                                       bucket, *filter(None, prefix.split("/")))
     s3 = boto3.client("s3")
-    found_any = False
     try:
+        top = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "",
+                                 Delimiter="/")
+        folders = {p["Prefix"].rstrip("/").rsplit("/", 1)[-1]
+                   for p in top.get("CommonPrefixes", ())}
+        if not (top.get("Contents") or top.get("CommonPrefixes")):
+            raise QueryError(f"{url}: no objects there; expected an output folder holding "
+                             f"{', '.join(n + '/' for n in OUTPUTS)}")
+        if not folders & set(OUTPUTS):
+            raise QueryError(f"{url} is not an output folder: it has none of "
+                             f"{', '.join(n + '/' for n in OUTPUTS)}")
         for view in views:
             base = f"{prefix}/{view}/" if prefix else f"{view}/"
             folder = os.path.join(cache, view)
@@ -155,22 +164,24 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
                         continue
                     target = os.path.join(folder, *relative.split("/"))
                     wanted.add(target)
-                    if os.path.isfile(target) and os.path.getsize(target) == obj["Size"]:
+                    # The copy has the object's size and time: a rewritten object is copied
+                    # again even at the same size.
+                    modified = obj["LastModified"].timestamp()
+                    if (os.path.isfile(target) and os.path.getsize(target) == obj["Size"]
+                            and os.path.getmtime(target) == modified):
                         continue
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     # Hidden while incomplete, so an interrupted copy is never read.
                     partial = os.path.join(os.path.dirname(target),
                                            "." + os.path.basename(target) + ".partial")
                     s3.download_file(bucket, obj["Key"], partial)
+                    os.utime(partial, (modified, modified))
                     os.replace(partial, target)
             for path in committed_files(cache, view):
                 if path not in wanted:
                     os.remove(path)
-            found_any = found_any or bool(wanted)
-        if not found_any and not s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix
-                                                    else "", MaxKeys=1).get("KeyCount"):
-            raise QueryError(f"{url}: no objects there; expected an output folder holding "
-                             f"{', '.join(n + '/' for n in OUTPUTS)}")
+            if view in folders:
+                os.makedirs(folder, exist_ok=True)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         raise QueryError(f"cannot read {url}: {err}") from None
     return cache
@@ -202,13 +213,27 @@ def _view_sql(view: str, files) -> str:
 
 
 def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per output over the local folder's committed files."""
+    """An in-memory DuckDB with a view per output, over the local folder's committed files
+    for `views` (the others empty: a misspelt view name is then told the view it meant)."""
     con = duckdb.connect(":memory:")
     con.execute("CREATE MACRO utc(s) AS "
                 "strftime(make_timestamp(CAST(s AS BIGINT) * 1000000), '%Y-%m-%dT%H:%M:%SZ')")
-    for view in views:
-        con.execute(_view_sql(view, [os.path.abspath(p) for p in committed_files(folder, view)]))
+    for view in OUTPUTS:
+        files = committed_files(folder, view) if view in views else ()
+        con.execute(_view_sql(view, [os.path.abspath(p) for p in files]))
     return con
+
+
+# Outputs a run may turn off (outputs.enriched, outputs.security); the others are always on,
+# and late/, dead_letter/ and data_quality/ appear only once there is something to write.
+SWITCHED_OUTPUTS = ("enriched",) + tuple(security.OUTPUTS)
+
+
+def missing_views(folder: str, views) -> list:
+    """Of `views`, the outputs a run may turn off that the folder has no folder for: turned
+    off (or nothing written yet), they read as empty."""
+    return [v for v in views
+            if v in SWITCHED_OUTPUTS and not os.path.isdir(os.path.join(folder, v))]
 
 
 def referenced_views(sql: str) -> tuple:
@@ -220,16 +245,21 @@ def referenced_views(sql: str) -> tuple:
 class Result:
     columns: list
     rows: list
+    missing: tuple = ()   # views read whose output folder is missing (read as empty)
 
 
 def run_sql(con, sql: str, params: dict = None) -> Result:
     try:
         cursor = con.execute(sql, params) if params else con.execute(sql)
+        if cursor is None:
+            raise QueryError("no SQL statement given")
         if cursor.description is None:
             return Result([], [])
         return Result([d[0] for d in cursor.description], cursor.fetchall())
-    except duckdb.Error as err:
+    except (duckdb.ParserException, duckdb.CatalogException, duckdb.BinderException) as err:
         raise QueryError(f"{str(err).strip()}\n\n{describe_views()}") from None
+    except duckdb.Error as err:   # the data (a file DuckDB names), not the SQL's names
+        raise QueryError(str(err).strip()) from None
 
 
 # ---------------------------------------------------------------- parameters
@@ -611,6 +641,7 @@ class Outputs:
     def __init__(self, output: str, views=OUTPUTS, cache_dir: str = None):
         self.folder = local_folder(output, views, cache_dir)
         self.con = connect(self.folder, views)
+        self.missing = missing_views(self.folder, views)
 
     def sql(self, sql: str, params: dict = None) -> Result:
         return run_sql(self.con, sql, params)
@@ -638,7 +669,9 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
     else:
         params, views = None, referenced_views(sql)
     with Outputs(output, views, cache_dir) as outputs:
-        return outputs.sql(sql, params)
+        result = outputs.sql(sql, params)
+        result.missing = tuple(outputs.missing)
+        return result
 
 
 # ---------------------------------------------------------------- output formats

@@ -14,7 +14,7 @@ from importlib import resources
 
 from flowdredge.connectors.s3 import is_s3
 from flowdredge.explore.query import Outputs
-from flowdredge.schemas.security import UNOWNED_APPS
+from flowdredge.schemas.security import AWS_SERVICE_PREFIX, UNOWNED_APPS
 
 MAX_EDGES = 80          # more is unreadable; the rest are counted on the page
 TOP_APPS = 6            # lines in "bytes over time"
@@ -118,14 +118,20 @@ def _graph(outputs):
     }
 
 
-def _series(outputs, bucket, times):
+def _owned_sql(column: str) -> str:
+    """Whether an aggregate's app is an owner of the estate: not the internet, an unattributed
+    address or an AWS service's published range (metadata.ip_ranges)."""
     unowned = ", ".join(f"'{a}'" for a in UNOWNED_APPS)
+    return f"({column} NOT IN ({unowned}) AND NOT starts_with({column}, '{AWS_SERVICE_PREFIX}'))"
+
+
+def _series(outputs, bucket, times):
     per_app = """
         SELECT window_start, src_app AS app, bytes FROM aggregates
         UNION ALL
         SELECT window_start, dst_app AS app, bytes FROM aggregates WHERE dst_app <> src_app"""
     top = [r[0] for r in outputs.sql(f"""
-        SELECT app FROM ({per_app}) WHERE app NOT IN ({unowned})
+        SELECT app FROM ({per_app}) WHERE {_owned_sql("app")}
         GROUP BY app ORDER BY sum(bytes) DESC, app LIMIT {TOP_APPS}""").rows]
     values = {(app, t): b for t, app, b in outputs.sql(f"""
         SELECT window_start - window_start % {bucket} AS t, app, sum(bytes)
@@ -134,7 +140,7 @@ def _series(outputs, bucket, times):
                        for app in top]
     rates = {t: (owned, unattributed) for t, owned, unattributed in outputs.sql(f"""
         SELECT window_start - window_start % {bucket} AS t,
-               sum(flows * ((src_app NOT IN ({unowned}))::INT + (dst_app NOT IN ({unowned}))::INT)),
+               sum(flows * ({_owned_sql("src_app")}::INT + {_owned_sql("dst_app")}::INT)),
                sum(flows * ((src_app = 'unattributed')::INT + (dst_app = 'unattributed')::INT))
         FROM aggregates GROUP BY ALL""").rows}
     attribution = [100.0 * rates[t][0] / (rates[t][0] + rates[t][1])

@@ -48,6 +48,7 @@ def dead_letter_reasons(counts) -> str:
 def render(summary: dict, output_dir: str) -> str:
     c = summary["counts"]
     owned, ends = owned_ends(c)
+    aws = c["src_aws"] + c["dst_aws"]
     whole = sum(c[f"dead_letter_{reason}"] for reason in FLOW_RECORD_DEAD_LETTER_REASONS)
     lines = [
         f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
@@ -58,7 +59,8 @@ def render(summary: dict, output_dir: str) -> str:
         f"aggregates are written once it closes), {c['flows_late']:,} late",
         f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}); "
         f"internet: {c['src_internet'] + c['dst_internet']:,}; "
-        f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}",
+        f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}"
+        + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),
         f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
         f"{c['metadata_dead_letter']:,} dead-lettered); flow groups that waited for metadata: "
         f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,}",

@@ -275,6 +275,9 @@ def cmd_query(args) -> int:
         values = {p.name: getattr(args, p.name) for p in query.QUESTIONS[args.question].params}
         result = query.answer(args.output, question=args.question, values=values,
                               cache_dir=args.cache)
+    for view in result.missing:
+        log.warning(f"note: {args.output} has no {view}/ (that output was off in the run, or "
+                    f"nothing is written yet): read as empty")
     print(query.format_result(result, args.format))
     return 0
 
@@ -406,7 +409,8 @@ def parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report",
                             help="write one self-contained HTML page about an output folder")
     report.add_argument("output", help="output folder, or s3://bucket/prefix")
-    report.add_argument("--html", help="where to write it (default OUTPUT/report.html)")
+    report.add_argument("--html", help="where to write it (default OUTPUT/report.html; "
+                                       "./report.html for s3://)")
     report.add_argument("--cache", help="local copy of an s3:// output folder")
     report.set_defaults(func=cmd_report)
 

@@ -29,7 +29,7 @@ from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_i
 from flowdredge.job.groupby import packed_key
 from flowdredge.job.security_columns import End, codes_of, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
-from flowdredge.schemas.security import INTERNET, UNATTRIBUTED
+from flowdredge.schemas.security import AWS_SERVICE_PREFIX, INTERNET, UNATTRIBUTED
 REJECT = "REJECT"
 
 # Loopback traffic never leaves a host, so a flow record with a loopback address is a spoofed or
@@ -140,7 +140,7 @@ unowned_owner = default_classifier.owner
 
 
 def _count_key(app: str) -> str:
-    return "aws" if app.startswith("aws:") else app
+    return "aws" if app.startswith(AWS_SERVICE_PREFIX) else app
 
 
 class Conversations:

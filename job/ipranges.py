@@ -13,6 +13,7 @@ import ipaddress
 import json
 
 from flowdredge.connectors import s3
+from flowdredge.schemas.security import AWS_SERVICE_PREFIX
 
 AMAZON = "AMAZON"
 
@@ -40,7 +41,7 @@ class IpRanges:
                 best[key] = rank
         for (version, length, network), (_amazon, service, region) in best.items():
             tables.setdefault((version, length), {})[network] = (
-                f"aws:{service.lower()}:{region.lower()}")
+                f"{AWS_SERVICE_PREFIX}{service.lower()}:{region.lower()}")
         self._tables = {v: sorted(((length, table) for (ver, length), table in tables.items()
                                    if ver == v), key=lambda t: -t[0])
                         for v in (4, 6)}

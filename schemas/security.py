@@ -10,6 +10,8 @@ from flowdredge.schemas.fields import BYTES, INT, LONG, STRING, Field, Schema
 INTERNET = "internet"
 UNATTRIBUTED = "unattributed"
 UNOWNED_APPS = (INTERNET, UNATTRIBUTED)
+# Owners of AWS's published ranges (metadata.ip_ranges): aws:<service>:<region>.
+AWS_SERVICE_PREFIX = "aws:"
 
 # Output folder names.
 DEPENDENCIES = "dependencies"

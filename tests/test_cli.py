@@ -115,6 +115,11 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
                            "NODATA/SKIPDATA); files, records and events dead-lettered whole: 200")
     assert "dead letters by reason" not in render(
         {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
+    ends = render({"counts": Counter(flows_aggregated=10, src_owned=10, dst_owned=4,
+                                     dst_internet=2, dst_unattributed=1, dst_aws=3),
+                   "top_edges": [], "rejects": []}, "out")
+    assert ("flow ends attributed to an owner: 14 of 20 (70.0%); internet: 2; unattributed "
+            "private: 1; AWS services (metadata.ip_ranges): 3\n") in ends
 
 
 @pytest.mark.unit

@@ -139,6 +139,36 @@ def test_wrong_sql_names_the_views_and_their_columns(small_outputs, capsys):
     stderr = capsys.readouterr().err
     assert stderr.startswith("flowdredge: error: Catalog Error")
     assert "available views and columns:" in stderr and "aggregates: window_start" in stderr
+    # Every view exists, read or not, so DuckDB suggests ours, not its own catalog's.
+    assert 'Did you mean "aggregates"' in stderr
+    with pytest.raises(QueryError, match='Did you mean "enriched"'):
+        answer(str(small_outputs), sql="SELECT * FROM enrichd")
+    for empty in ("", "  ", "-- a comment"):
+        assert cli.main(["query", str(small_outputs), "sql", empty]) == 2
+        assert capsys.readouterr().err == "flowdredge: error: no SQL statement given\n"
+
+
+@pytest.mark.unit
+def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, capsys):
+    part = small_outputs / "aggregates" / "part-d-0-0"
+    part.write_text('{"window_start": 180, "src_app": "api\n')
+    with pytest.raises(QueryError) as err:
+        answer(str(small_outputs), sql="SELECT count(*) FROM aggregates")
+    assert str(part) in str(err.value) and "available views" not in str(err.value)
+    assert cli.main(["summary", str(small_outputs)]) == 2
+    assert capsys.readouterr().err.startswith(f"flowdredge: error: {part}: line 1: not JSON: ")
+
+
+@pytest.mark.unit
+def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
+    """No enriched/ (outputs.enriched: false): who-owned would read as 'nobody owned it'. late/
+    appears only once a flow is late: its absence is no news."""
+    assert answer(str(small_outputs), "who-owned", {"ip": "10.0.0.1", "at": "60"}).missing \
+        == ("enriched",)
+    assert answer(str(small_outputs), sql="SELECT count(*) FROM late").missing == ()
+    assert cli.main(["query", str(small_outputs), "sql", "SELECT count(*) FROM scans"]) == 0
+    assert f"{small_outputs} has no scans/ (that output was off in the run" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.unit
@@ -247,8 +277,17 @@ def test_s3_folder_is_copied_once_with_the_same_rules(small_outputs, tmp_path, m
 
         s3.delete_object(Bucket="flows", Key="runs/r1/aggregates/part-a-0-0")
         assert answer("s3://flows/runs/r1/", sql=total, cache_dir=str(cache)).rows == [(1, 40)]
+        # Rewritten at the same size: copied again (its time changed).
+        os.utime(cache / "aggregates" / "part-b-0-0", (0, 0))
+        body = (small_outputs / "aggregates" / "part-b-0-0").read_text()
+        s3.put_object(Bucket="flows", Key="runs/r1/aggregates/part-b-0-0",
+                      Body=body.replace('"bytes": 40', '"bytes": 41'))
+        assert answer("s3://flows/runs/r1/", sql=total, cache_dir=str(cache)).rows == [(1, 41)]
         with pytest.raises(QueryError, match="no objects there"):
             answer("s3://flows/runs/none", sql=total, cache_dir=str(tmp_path / "c2"))
+        for too_high in ("s3://flows/runs", "s3://flows"):   # not silently empty
+            with pytest.raises(QueryError, match="is not an output folder"):
+                answer(too_high, sql=total, cache_dir=str(tmp_path / "c3"))
 
 
 # ---------------------------------------------------------------- on a real replay

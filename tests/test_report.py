@@ -146,6 +146,19 @@ def test_report_of_a_folder_without_aggregates(tmp_path):
     assert data["totals"] == {"flows": 0, "bytes": 0}
 
 
+@pytest.mark.unit
+def test_aws_service_ends_are_not_attributed_private_ends_nor_busy_apps(tmp_path):
+    """metadata.ip_ranges names AWS's public ranges aws:<service>:<region>: an S3 end is not a
+    private address the job attributed, and not one of the estate's apps."""
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "aws:s3:us-east-1", 900),
+                                               _row(60, "api", "unattributed", 5),
+                                               _row(60, "db", "internet", 7)])
+    with Outputs(str(folder), VIEWS) as outputs:
+        data = report_data(outputs, "aws")
+    assert data["attribution_rate"] == [75.0]   # api twice and db of those and unattributed
+    assert [s["name"] for s in data["bytes_over_time"]] == ["api", "db"]
+
+
 # ---------------------------------------------------------------- in Chromium
 
 @pytest.mark.unit
