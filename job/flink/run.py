@@ -3,6 +3,7 @@ place they are put together; every entry point (flowdredge run and replay, job.s
 cluster, job.flink.managed on Managed Flink, the benchmarks, the tests) goes through it or
 through files_job / aws_files_job / kinesis_job (deployed_job picks one for a cluster and
 Managed Flink), which describe the sources and sinks it gets."""
+import logging
 import os
 import sys
 
@@ -152,6 +153,10 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     if config.kinesis.reader == "efo":
         register_consumers(kinesis, streams.flows + (streams.metadata,),
                            config.kinesis.efo_consumer_name)
+        logging.getLogger(__name__).warning(
+            "kinesis.reader efo: after a failover a shard may stop being read, silently "
+            "(flink-connector-aws 6.0.0; docs/streaming.md, Local Kinesis): watch records_in "
+            "and the consumer lag, or use polling")
     if checkpoint_dir == "":
         checkpoint_dir = os.path.join(output_dir, "checkpoints")
     if config.job.max_restarts:
