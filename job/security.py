@@ -864,8 +864,8 @@ class SecurityEvents:
     def _forget_exposure(self, timestamp):
         # _exposure_deadline_ms(last) - 1 <= timestamp, solved for the last window seen once:
         # every exposed port is looked at each timer.
-        horizon = ((timestamp + 1) // 1000 - self.window_seconds
-                   - self.rules.exposure_silence_seconds)
+        horizon = (timestamp + 1) // 1000 - silence_deadline(
+            0, self.window_seconds, self.rules.exposure_silence_seconds)
         for app, seen in list(self.exposed.items()):
             for key in [k for k, s in seen.items() if s[1] <= horizon]:
                 del seen[key]
