@@ -13,6 +13,7 @@ import json
 import os
 import re
 import textwrap
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -692,6 +693,15 @@ def _cell(value) -> str:
     return str(value)
 
 
+_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives the text: two for a wide (East Asian) character."""
+    return len(text) + sum(unicodedata.east_asian_width(c) in "WF" for c in text
+                           if not c.isascii())
+
+
 def format_result(result: Result, fmt: str) -> str:
     if fmt == "json":
         return "\n".join(json.dumps(dict(zip(result.columns, row)), default=_json_value)
@@ -704,14 +714,16 @@ def format_result(result: Result, fmt: str) -> str:
         return out.getvalue().rstrip("\n")
     if fmt != "table":
         raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-    cells = [[_cell(v) for v in row] for row in result.rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
+    # A control character (an app name's tab or newline) would break the row: shown escaped.
+    cells = [[_cell(v).translate(_CONTROL_ESCAPES) for v in row] for row in result.rows]
+    widths = [max([_width(c)] + [_width(r[i]) for r in cells])
+              for i, c in enumerate(result.columns)]
     numeric = [all(isinstance(row[i], (int, float, Decimal)) and not isinstance(row[i], bool)
                    for row in result.rows if row[i] is not None) and bool(result.rows)
                for i in range(len(result.columns))]
 
     def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
+        return "  ".join(" " * (w - _width(v)) + v if num else v + " " * (w - _width(v))
                          for v, w, num in zip(values, widths, numeric)).rstrip()
 
     lines = [line(result.columns), line(["-" * w for w in widths])]

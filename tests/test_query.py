@@ -223,6 +223,10 @@ def test_formats():
         "db       7",
         "(2 rows)"]
     assert format_result(result, "csv") == "app,bytes,share\napi,1200,0.5\ndb,7,"
+    # A tab or newline in a name stays in its row; a wide character takes two columns.
+    odd = Result(["app", "flows"], [("a\tb\n", 1), ("数据", 22)])
+    assert format_result(odd, "table").splitlines() == [
+        "app     flows", "------  -----", "a\\tb\\n      1", "数据       22", "(2 rows)"]
     assert [json.loads(line) for line in format_result(result, "json").splitlines()] == [
         {"app": "api", "bytes": 1200, "share": 0.5}, {"app": "db", "bytes": 7, "share": None}]
 
