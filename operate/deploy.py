@@ -9,6 +9,7 @@ rollback, start, stop, snapshot, status. Pure Python, no pyflink.
 docs/managed-flink.md explains each step and the IAM permissions.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -21,7 +22,9 @@ from flowdredge.operate import package
 
 RUNTIME = "FLINK-2_2"
 DEFAULT_PROPERTIES = os.path.join(package.ROOT, "flink-conf", "application_properties.json")
-DEFAULT_KEY = "flowdredge/flowdredge-managed-flink.zip"
+# The default key names the zip's content: the service loads no new code under a key it runs
+# unless given a new object version, which an unversioned bucket has none of.
+KEY_PREFIX = "flowdredge/flowdredge-managed-flink-"
 
 
 class DeployError(RuntimeError):
@@ -36,12 +39,21 @@ def jarfile_in(zip_path: str):
         return json.loads(zf.read("BUILD-INFO.json"))["jarfile"]
 
 
-def property_groups(properties_path: str, io_values: dict, jarfile: str = None) -> list:
-    """The job's groups from `properties_path`, the `io` group, and the service's run options
-    (where main.py and the jar are in the zip); validated as the job will read them."""
+def read_properties(properties_path: str) -> list:
     with open(properties_path, encoding="utf-8") as fh:
-        groups = [g for g in json.load(fh)
-                  if g.get("PropertyGroupId") not in (managed.IO_GROUP, managed.RUN_OPTIONS_GROUP)]
+        return json.load(fh)
+
+
+def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> list:
+    """The job's groups (an application_properties.json's list; its io and run options left
+    out), the `io` group, and the service's run options (where main.py and the jar are in the
+    zip); validated as the job will read them."""
+    ids = [g.get("PropertyGroupId") for g in job_groups]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:   # the service would keep one of them, silently
+        raise DeployError(f"property group {', '.join(map(str, twice))} given more than once")
+    groups = [g for g in job_groups
+              if g.get("PropertyGroupId") not in (managed.IO_GROUP, managed.RUN_OPTIONS_GROUP)]
     groups.append({"PropertyGroupId": managed.IO_GROUP,
                    "PropertyMap": {k: str(v) for k, v in io_values.items()}})
     # The API refuses empty values; an absent key takes its default, which is the empty one.
@@ -63,10 +75,40 @@ def _parallelism(groups: list) -> int:
     return int(job.get("parallelism", 1))
 
 
-def upload(s3, zip_path: str, bucket: str, key: str):
-    """Puts the zip in S3; returns its object version (None in an unversioned bucket)."""
+def code_key(zip_path: str, key: str = None) -> str:
+    """`key`, or by default a key naming the zip's content."""
+    if key:
+        return key
     with open(zip_path, "rb") as fh:
-        response = s3.put_object(Bucket=bucket, Key=key, Body=fh.read())
+        return f"{KEY_PREFIX}{hashlib.sha256(fh.read()).hexdigest()[:16]}.zip"
+
+
+def check_key(s3, bucket: str, key: str, given: bool) -> None:
+    """A key of the user's choosing needs a versioned bucket: the service reloads code under
+    the same key only for a new object version, so an update would keep running the old code
+    (and an unversioned put would replace the object a running application was made from)."""
+    if given and s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        raise DeployError(f"--key {key}: bucket {bucket} is not versioned, and the service loads "
+                          f"no new code under a key it already runs without a new object "
+                          f"version; enable versioning, or leave --key out (a key per build)")
+
+
+def upload(s3, zip_path: str, bucket: str, key: str):
+    """Puts the zip in S3 unless the object there is this zip already (its sha256 in the
+    object's metadata); returns its object version (None in an unversioned bucket)."""
+    from botocore.exceptions import ClientError
+    with open(zip_path, "rb") as fh:
+        body = fh.read()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        head = {}
+    if head.get("Metadata", {}).get("sha256") == digest:
+        return head.get("VersionId")
+    response = s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": digest})
     return response.get("VersionId")
 
 
@@ -115,8 +157,15 @@ def restore_configuration(restore: str) -> dict:
     return {"ApplicationRestoreType": "RESTORE_FROM_CUSTOM_SNAPSHOT", "SnapshotName": restore}
 
 
+def run_configuration(restore: str, allow_non_restored_state: bool) -> dict:
+    # Always sent: the service resets AllowNonRestoredState to false when it is left out.
+    return {"ApplicationRestoreConfiguration": restore_configuration(restore),
+            "FlinkRunConfiguration": {"AllowNonRestoredState": allow_non_restored_state}}
+
+
 def update_request(name: str, version_id: int, bucket: str, key: str, object_version,
-                   groups: list, restore: str = "latest") -> dict:
+                   groups: list, restore: str = "latest",
+                   allow_non_restored_state: bool = False) -> dict:
     code = {"BucketARNUpdate": f"arn:aws:s3:::{bucket}", "FileKeyUpdate": key}
     if object_version:
         code["ObjectVersionUpdate"] = object_version
@@ -134,8 +183,7 @@ def update_request(name: str, version_id: int, bucket: str, key: str, object_ver
                                                    "ParallelismUpdate": _parallelism(groups),
                                                    "AutoScalingEnabledUpdate": False}}},
         # A running application is snapshotted by the service, then restarted from it.
-        "RunConfigurationUpdate": {"ApplicationRestoreConfiguration":
-                                   restore_configuration(restore)},
+        "RunConfigurationUpdate": run_configuration(restore, allow_non_restored_state),
     }
 
 
@@ -143,26 +191,52 @@ def describe(kda, name: str) -> dict:
     return kda.describe_application(ApplicationName=name)["ApplicationDetail"]
 
 
+def exists(kda, name: str) -> bool:
+    request = {}
+    while True:
+        page = kda.list_applications(**request)
+        if any(a["ApplicationName"] == name for a in page.get("ApplicationSummaries", ())):
+            return True
+        if not page.get("NextToken"):
+            return False
+        request["NextToken"] = page["NextToken"]
+
+
 def create(kda, s3, args) -> dict:
-    groups = property_groups(args.properties, args.io, jarfile_in(args.zip))
-    version = upload(s3, args.zip, args.bucket, args.key)
-    return kda.create_application(**create_request(args.name, args.role, args.bucket, args.key,
+    if exists(kda, args.name):   # refused before the upload, which could replace its code
+        raise DeployError(f"application {args.name} exists: deploy a new release with update")
+    groups = property_groups(read_properties(args.properties or DEFAULT_PROPERTIES), args.io,
+                             jarfile_in(args.zip))
+    key = code_key(args.zip, args.key)
+    check_key(s3, args.bucket, key, bool(args.key))
+    version = upload(s3, args.zip, args.bucket, key)
+    return kda.create_application(**create_request(args.name, args.role, args.bucket, key,
                                                    version, groups, args.log_stream_arn))
 
 
 def update(kda, s3, args) -> dict:
     detail = describe(kda, args.name)
-    io_values = args.io or _current_io(detail)
-    groups = property_groups(args.properties, io_values, jarfile_in(args.zip))
-    version = upload(s3, args.zip, args.bucket, args.key)
+    current = _current_groups(detail)
+    io_values = args.io or _current_io(detail, current)
+    job_groups = read_properties(args.properties) if args.properties else current
+    groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
+    key = code_key(args.zip, args.key)
+    check_key(s3, args.bucket, key, bool(args.key))
+    version = upload(s3, args.zip, args.bucket, key)
     return kda.update_application(**update_request(
-        args.name, detail["ApplicationVersionId"], args.bucket, args.key, version, groups,
-        args.restore))
+        args.name, detail["ApplicationVersionId"], args.bucket, key, version, groups,
+        args.restore, args.allow_non_restored_state))
 
 
-def _current_io(detail: dict) -> dict:
-    groups = (detail.get("ApplicationConfigurationDescription", {})
-              .get("EnvironmentPropertyDescriptions", {}).get("PropertyGroupDescriptions", []))
+def _current_groups(detail: dict) -> list:
+    """The application's property groups, in application_properties.json's shape."""
+    return [{"PropertyGroupId": g["PropertyGroupId"], "PropertyMap": g["PropertyMap"]}
+            for g in (detail.get("ApplicationConfigurationDescription", {})
+                      .get("EnvironmentPropertyDescriptions", {})
+                      .get("PropertyGroupDescriptions", []))]
+
+
+def _current_io(detail: dict, groups: list) -> dict:
     for group in groups:
         if group["PropertyGroupId"] == managed.IO_GROUP:
             return group["PropertyMap"]
@@ -177,8 +251,8 @@ def rollback(kda, args) -> dict:
 
 
 def start(kda, args) -> dict:
-    return kda.start_application(ApplicationName=args.name, RunConfiguration={
-        "ApplicationRestoreConfiguration": restore_configuration(args.restore)})
+    return kda.start_application(ApplicationName=args.name, RunConfiguration=run_configuration(
+        args.restore, args.allow_non_restored_state))
 
 
 def stop(kda, args) -> dict:
@@ -237,9 +311,15 @@ def parser() -> argparse.ArgumentParser:
     def code(sp):
         sp.add_argument("--zip", default=package.DEFAULT_OUTPUT, help="the application zip")
         sp.add_argument("--bucket", required=True, help="S3 bucket for the zip")
-        sp.add_argument("--key", default=DEFAULT_KEY, help="S3 key for the zip")
-        sp.add_argument("--properties", default=DEFAULT_PROPERTIES,
-                        help="the job's property groups (application_properties.json shape)")
+        sp.add_argument("--key", help=f"S3 key for the zip, in a versioned bucket (default: "
+                                      f"{KEY_PREFIX}<sha256 of the zip>.zip)")
+        sp.add_argument("--properties",
+                        help="the job's property groups (application_properties.json shape; "
+                             "create: default flink-conf/application_properties.json; "
+                             "update: default the application's own)")
+
+    allow_help = ("restore a snapshot holding state of operators the job no longer has "
+                  "(an output turned off; docs/operations.md, upgrades), dropping that state")
 
     io_help = ("the io group: flows=URL,metadata=URL,output=URL"
                "[,flows_layout=aws|staged][,follow_seconds=N]")
@@ -254,14 +334,16 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--io", type=_io_arg, help=io_help + " (default: unchanged)")
     u.add_argument("--restore", default="latest",
                    help="latest (default), none, or a snapshot name")
+    u.add_argument("--allow-non-restored-state", action="store_true", help=allow_help)
     named("rollback", "back to the previous application version (its code, config, state)")
     s = named("start", "start the application")
     s.add_argument("--restore", default="latest", help="latest (default), none, or a snapshot name")
+    s.add_argument("--allow-non-restored-state", action="store_true", help=allow_help)
     t = named("stop", "stop the application (snapshot first, unless --force)")
     t.add_argument("--force", action="store_true")
     n = named("snapshot", "take a snapshot of the running application")
     n.add_argument("--snapshot", required=True, help="snapshot name")
-    named("status", "application status, version and latest snapshots")
+    named("status", "application status, version and (up to 10) snapshots")
     return p
 
 

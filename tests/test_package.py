@@ -5,6 +5,7 @@ The end-to-end test runs the unpacked zip with a Python that sees only what the 
 Python has (PyFlink and its requirements): the repository is not importable, and every other
 installed package is hidden unless the zip carries it.
 """
+import hashlib
 import importlib.metadata as md
 import json
 import os
@@ -411,8 +412,12 @@ def app_zip(tmp_path_factory):
 def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
     props = properties_file(tmp_path / "p.json", Config(), {"flows": "x"})
     with pytest.raises(ConfigError, match="io.metadata is required"):
-        deploy.property_groups(props, {"flows": "x"}, None)
-    groups = deploy.property_groups(deploy.DEFAULT_PROPERTIES, IO, package.JAR_NAME)
+        deploy.property_groups(deploy.read_properties(props), {"flows": "x"}, None)
+    job = {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2"}}
+    with pytest.raises(deploy.DeployError, match="property group job given more than once"):
+        deploy.property_groups([job, job], IO, None)
+    groups = deploy.property_groups(deploy.read_properties(deploy.DEFAULT_PROPERTIES), IO,
+                                    package.JAR_NAME)
     by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in groups}
     assert by_id[managed.RUN_OPTIONS_GROUP] == {"python": "main.py", "jarfile": package.JAR_NAME}
     assert by_id["io"] == IO and by_id["job"]["window_seconds"] == "60"
@@ -436,7 +441,9 @@ def test_create_uploads_the_zip_and_creates_the_application_over_http(moto_url, 
                         "--io", ",".join(f"{k}={v}" for k, v in IO.items())]) == 0
     capsys.readouterr()
 
-    uploaded = s3.get_object(Bucket="code-bucket", Key=deploy.DEFAULT_KEY)
+    key = deploy.code_key(app_zip)
+    assert key.startswith(deploy.KEY_PREFIX) and key.endswith(".zip")
+    uploaded = s3.get_object(Bucket="code-bucket", Key=key)
     with open(app_zip, "rb") as fh:
         assert uploaded["Body"].read() == fh.read()
     kda = boto3.client("kinesisanalyticsv2", endpoint_url=moto_url)
@@ -448,7 +455,7 @@ def test_create_uploads_the_zip_and_creates_the_application_over_http(moto_url, 
     assert code["CodeContentType"] == "ZIPFILE"
     location = code["CodeContentDescription"]["S3ApplicationCodeLocationDescription"]
     assert location["BucketARN"] == "arn:aws:s3:::code-bucket"
-    assert location["FileKey"] == deploy.DEFAULT_KEY
+    assert location["FileKey"] == key
     assert location["ObjectVersion"] == uploaded["VersionId"]
     groups = {g["PropertyGroupId"]: g["PropertyMap"] for g in
               config["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]}
@@ -463,6 +470,26 @@ def test_create_uploads_the_zip_and_creates_the_application_over_http(moto_url, 
                         "--io", "flows=s3://b/f"]) == 2
     assert "io.metadata is required" in capsys.readouterr().err
     assert s3.list_objects_v2(Bucket="code-bucket", Prefix="other")["KeyCount"] == 0
+
+    # An application of that name exists: refused before the upload (which could replace the
+    # code it runs).
+    versions = len(s3.list_object_versions(Bucket="code-bucket")["Versions"])
+    assert deploy.main(["--endpoint-url", moto_url, "create", "--name", "flowdredge",
+                        "--role", ROLE, "--bucket", "code-bucket", "--zip", app_zip,
+                        "--io", ",".join(f"{k}={v}" for k, v in IO.items())]) == 2
+    assert "application flowdredge exists" in capsys.readouterr().err
+    assert len(s3.list_object_versions(Bucket="code-bucket")["Versions"]) == versions
+    # The same zip again: no new object version (an update would not restart for nothing).
+    assert deploy.upload(s3, app_zip, "code-bucket", key) == uploaded["VersionId"]
+    assert len(s3.list_object_versions(Bucket="code-bucket")["Versions"]) == versions
+
+    # A key of one's own in an unversioned bucket: the service would not load a new release.
+    s3.create_bucket(Bucket="plain-bucket")
+    assert deploy.main(["--endpoint-url", moto_url, "create", "--name", "third", "--role", ROLE,
+                        "--bucket", "plain-bucket", "--key", "app.zip", "--zip", app_zip,
+                        "--io", ",".join(f"{k}={v}" for k, v in IO.items())]) == 2
+    assert "bucket plain-bucket is not versioned" in capsys.readouterr().err
+    assert s3.list_objects_v2(Bucket="plain-bucket")["KeyCount"] == 0
 
 
 def stubbed_clients():
@@ -496,8 +523,13 @@ def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip
     kda_stub.add_response("describe_application", described(7), {"ApplicationName": "flowdredge"})
     with open(app_zip, "rb") as fh:
         body = fh.read()
+    s3_stub.add_response("get_bucket_versioning", {"Status": "Enabled"},
+                         {"Bucket": "code-bucket"})
+    s3_stub.add_client_error("head_object", "404", http_status_code=404,
+                             expected_params={"Bucket": "code-bucket", "Key": "k.zip"})
     s3_stub.add_response("put_object", {"VersionId": "v2"},
-                         {"Bucket": "code-bucket", "Key": "k.zip", "Body": body})
+                         {"Bucket": "code-bucket", "Key": "k.zip", "Body": body,
+                          "Metadata": {"sha256": hashlib.sha256(body).hexdigest()}})
     properties = tmp_path / "p.json"
     properties.write_text(json.dumps([
         {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "3", "checkpoint_dir": ""}},
@@ -523,13 +555,56 @@ def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip
                 "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 3,
                 "AutoScalingEnabledUpdate": False}}},
         "RunConfigurationUpdate": {"ApplicationRestoreConfiguration": {
-            "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"}}}
+            "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"},
+            # Sent false too: left out, the service resets it to false anyway.
+            "FlinkRunConfiguration": {"AllowNonRestoredState": False}}}
     kda_stub.add_response("update_application", {"ApplicationDetail": described(8)[
         "ApplicationDetail"]}, expected)
     with kda_stub, s3_stub:
         deploy.update(kda, s3, Args(name="flowdredge", io=None, zip=app_zip,
                                     properties=str(properties), bucket="code-bucket",
-                                    key="k.zip", restore="latest"))
+                                    key="k.zip", restore="latest",
+                                    allow_non_restored_state=False))
+        kda_stub.assert_no_pending_responses()
+        s3_stub.assert_no_pending_responses()
+
+
+@pytest.mark.unit
+def test_update_without_properties_keeps_the_application_s_own(app_zip):
+    """Without --properties the job's groups stay as the application has them (the
+    repository's defaults would reset parallelism, restarts, streams); a key naming the zip
+    needs no versioned bucket; an upgrade dropping an output's state says so."""
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    own = [{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "4", "max_restarts": "3"}},
+           {"PropertyGroupId": "io", "PropertyMap": IO},
+           {"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": {"python": "main.py"}}]
+    kda_stub.add_response("describe_application", described(5, own), {"ApplicationName": "f"})
+    key = deploy.code_key(app_zip)
+    with open(app_zip, "rb") as fh:   # uploaded before: not again
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    s3_stub.add_response("head_object", {"VersionId": "v1", "Metadata": {"sha256": digest}},
+                         {"Bucket": "b", "Key": key})
+    kda_stub.add_response("update_application", {"ApplicationDetail": described(6)[
+        "ApplicationDetail"]}, {
+        "ApplicationName": "f", "CurrentApplicationVersionId": 5,
+        "ApplicationConfigurationUpdate": {
+            "ApplicationCodeConfigurationUpdate": {
+                "CodeContentTypeUpdate": "ZIPFILE",
+                "CodeContentUpdate": {"S3ContentLocationUpdate": {
+                    "BucketARNUpdate": "arn:aws:s3:::b", "FileKeyUpdate": key,
+                    "ObjectVersionUpdate": "v1"}}},
+            "EnvironmentPropertyUpdates": {"PropertyGroups": own},
+            "FlinkApplicationConfigurationUpdate": {"ParallelismConfigurationUpdate": {
+                "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 4,
+                "AutoScalingEnabledUpdate": False}}},
+        "RunConfigurationUpdate": {
+            "ApplicationRestoreConfiguration": {
+                "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"},
+            "FlinkRunConfiguration": {"AllowNonRestoredState": True}}})
+    with kda_stub, s3_stub:
+        deploy.update(kda, s3, deploy.parser().parse_args([
+            "update", "--name", "f", "--bucket", "b", "--zip", app_zip,
+            "--allow-non-restored-state"]))
         kda_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
 
@@ -541,15 +616,18 @@ def test_rollback_start_stop_and_snapshot_requests():
     stub.add_response("rollback_application", {"ApplicationDetail": described(9)[
         "ApplicationDetail"]}, {"ApplicationName": "flowdredge", "CurrentApplicationVersionId": 8})
     stub.add_response("start_application", {}, {
-        "ApplicationName": "flowdredge", "RunConfiguration": {"ApplicationRestoreConfiguration": {
-            "ApplicationRestoreType": "RESTORE_FROM_CUSTOM_SNAPSHOT",
-            "SnapshotName": "before-2.0"}}})
+        "ApplicationName": "flowdredge", "RunConfiguration": {
+            "ApplicationRestoreConfiguration": {
+                "ApplicationRestoreType": "RESTORE_FROM_CUSTOM_SNAPSHOT",
+                "SnapshotName": "before-2.0"},
+            "FlinkRunConfiguration": {"AllowNonRestoredState": True}}})
     stub.add_response("stop_application", {}, {"ApplicationName": "flowdredge", "Force": False})
     stub.add_response("create_application_snapshot", {},
                       {"ApplicationName": "flowdredge", "SnapshotName": "before-2.0"})
     with stub:
         deploy.rollback(kda, Args(name="flowdredge"))
-        deploy.start(kda, Args(name="flowdredge", restore="before-2.0"))
+        deploy.start(kda, Args(name="flowdredge", restore="before-2.0",
+                               allow_non_restored_state=True))
         deploy.stop(kda, Args(name="flowdredge", force=False))
         deploy.snapshot(kda, Args(name="flowdredge", snapshot="before-2.0"))
         stub.assert_no_pending_responses()
@@ -561,7 +639,8 @@ def test_update_without_io_needs_an_application_that_has_it(app_zip):
     stub.add_response("describe_application", described(3, groups=()), {"ApplicationName": "x"})
     with stub, pytest.raises(deploy.DeployError, match="pass --io"):
         deploy.update(kda, s3, Args(name="x", io=None, zip=app_zip, bucket="b", key="k",
-                                    properties=deploy.DEFAULT_PROPERTIES, restore="latest"))
+                                    properties=deploy.DEFAULT_PROPERTIES, restore="latest",
+                                    allow_non_restored_state=False))
 
 
 @pytest.mark.unit
