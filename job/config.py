@@ -19,14 +19,11 @@ from flowdredge.job.ownership import MetaLimits
 from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
 from flowdredge.schemas import settings
-from flowdredge.schemas.flowlog import DEFAULT_FORMAT
+from flowdredge.schemas.flowlog import DEFAULT_FORMAT, SHORTEST_LINE
 from flowdredge.schemas.settings import MAX_LONG, ConfigError, setting
 
 # Flink's own upper bound of a job's parallelism.
 MAX_PARALLELISM = 32768
-# The shortest flow line with traffic ("::1 ::1 1262304000"): a record of
-# flows.max_decompressed_bytes holds at most that many bytes / this many lines.
-SHORTEST_LINE = 18
 # The least job.local_heap_mb: a floor against slips such as 4 meant as GB.
 MIN_HEAP_MB = 256
 # job.local_heap_mb 0: this much per attribution instance (job.parallelism), each of which

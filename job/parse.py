@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from flowdredge.job import parse_columns
 from flowdredge.schemas.fields import ADDR, INT, LONG
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
-                             PORT_FIELDS, REQUIRED, value_range)
+                                        PORT_FIELDS, REQUIRED, SHORTEST_EVENT, SHORTEST_LINE,
+                                        value_range)
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
@@ -620,6 +621,11 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
     # envelopes, one after another, and what follows the last good one is dead-lettered.
     for payload in members:
         try:
+            # Decoded, an event takes a few hundred bytes whatever its size: a payload of
+            # more events than it can hold flows with traffic (each opens a brace) is refused
+            # before it is, or a record of tiny events would take ~20x its size in memory.
+            if payload.count(b"{") > len(payload) // SHORTEST_EVENT + 1:
+                raise LineError("too_large")
             envelope = _json(payload)
             if isinstance(envelope, dict) and "lines" in envelope:
                 _parse_chunk(envelope, source, limits, result, delivered, pending)
@@ -683,9 +689,12 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
     record's counts and dead letters are in its lines' batch.
 
     A batch's lines hold at most limits.max_decompressed_bytes characters, what one record may
-    decompress to: however well many records compress, memory stays bounded, and a group's
-    sums fit a 64-bit integer as a record's do (job.config). With `batch_lines` a batch holds
-    at most that many lines too (a record of more, alone)."""
+    decompress to, and as many lines as that holds flows (SHORTEST_LINE; `batch_lines` when
+    fewer): however well many records compress and however short their lines, memory stays
+    bounded, and a group's sums fit a 64-bit integer as a record's do (job.config). A record
+    of more lines is a batch alone."""
+    most = limits.max_decompressed_bytes // SHORTEST_LINE
+    batch_lines = most if batch_lines is None else min(batch_lines, most)
     result, pending, size, lines, given = ParseResult(), [], 0, 0, False
     for raw, source, delivered in records:
         record, held = ParseResult(), len(pending)
@@ -693,7 +702,7 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
         if len(pending) > held:
             added = pending[-1]
             if held and (size + added.size > limits.max_decompressed_bytes
-                         or batch_lines is not None and lines + len(added.lines) > batch_lines):
+                         or lines + len(added.lines) > batch_lines):
                 del pending[-1]
                 yield _parsed(pending, limits, result, vectorise_from)
                 given = True

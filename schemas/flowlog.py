@@ -66,6 +66,11 @@ COUNT_FIELDS = ("packets", "bytes")
 
 MAX_INT = 2**31 - 1
 MAX_LONG = 2**63 - 1
+# The shortest flow line with traffic ("::1 ::1 1262304000"): n characters of lines hold at
+# most n / SHORTEST_LINE flows, and the shortest CloudWatch event carrying one
+# ({"id":"","timestamp":0,"message":"::1 ::1 1262304000"}) takes SHORTEST_EVENT bytes.
+SHORTEST_LINE = 18
+SHORTEST_EVENT = 53
 # AWS's documented ranges; every other number is never negative and fits the Java type it
 # crosses the JVM boundary as (INT: int32, LONG: int64).
 _RANGES = {"protocol": (0, 255), "srcport": (0, 65535), "dstport": (0, 65535)}

@@ -362,6 +362,35 @@ def test_a_batch_holds_no_more_than_one_record_may():
             for b in parse_batches(records, V2, wider)] == [80, 80, 40]
 
 
+def test_a_batch_holds_no_more_lines_than_its_characters_hold_flows():
+    """Lines too short to be flows (3 characters) cost the worker tens of bytes each all the
+    same: a batch holds at most as many lines as flows.max_decompressed_bytes holds flows."""
+    fmt = FORMATS[1]
+    limits = Limits(60, 18 * 50, 86400, max_ahead_seconds=3600)
+    records = [(json.dumps({"source": f"f{i}", "format": " ".join(fmt.names),
+                            "lines": ["x y"] * 30, "delivered": DELIVERED}), f"r{i}", None)
+               for i in range(4)]
+    batches = list(parse_batches(records, V2, limits))
+    assert [b.counts["dead_letter_field_count"] for b in batches] == [30] * 4
+    wider = Limits(60, 18 * 60, 86400, max_ahead_seconds=3600)
+    assert [b.counts["dead_letter_field_count"]
+            for b in parse_batches(records, V2, wider)] == [60, 60]
+
+
+def test_a_record_of_more_events_than_it_can_hold_flows_is_refused_undecoded():
+    """An event with a flow takes at least SHORTEST_EVENT bytes of JSON; a record of tiny
+    events (a few MB compressed to a few KB, millions of events) would take ~20x its size
+    decoded: too_large, as a gzip bomb, before json.loads makes an object of each."""
+    tiny = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "eni-1",
+            "logEvents": [{"id": "", "timestamp": 0, "message": "x"}] * 2000}
+    raw = base64.b64encode(gzip.compress(json.dumps(tiny, separators=(",", ":")).encode()))
+    result = parse_record(raw.decode(), "r", V2, LIMITS)
+    assert result.counts["dead_letter_too_large"] == 1 and result.counts["lines_in"] == 0
+    line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {s} ACCEPT OK"
+    assert sum(len(g) for g in parse_record(_cloudwatch(
+        [line.format(s=DELIVERED)] * 2000), "r", V2, LIMITS).groups) == 2000
+
+
 def test_a_batch_ends_once_it_holds_batch_lines():
     """A file's records (job.flink: read_flow_file) are parsed together up to flows.chunk_lines
     lines a batch; a record's dead letters and counts go with the batch its lines do (a record
