@@ -227,13 +227,15 @@ def _normalised(ip: str):
     in that form (RFC 5952: lowercase, no leading zeros, the first longest run of two or more
     zero groups as "::"), as inet_ntop writes it too, is known by C calls: ipaddress took
     about 10 us for each, a tenth of a large estate's changelog. inet_ntop writes some
-    addresses with an IPv4 tail, which ipaddress does not: those, and zone ids, go to it."""
+    addresses with an IPv4 tail, which ipaddress does not: those go to it; a zone id is none."""
     if ":" in ip and "." not in ip and "%" not in ip:
         try:
             if inet_ntop(AF_INET6, inet_pton(AF_INET6, ip)) == ip:
                 return ip
         except (OSError, ValueError):   # not one (a null inside): ipaddress gives the verdict
             pass
+    if "%" in ip:   # an IPv6 zone id names a host's interface, never a VPC's address
+        return None
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:

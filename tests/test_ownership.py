@@ -112,6 +112,7 @@ def test_bad_events_have_reasons(line, reason):
     ("2001:DB8:0:0::1", "2001:db8::1"),
     ("010.0.0.1", None), ("10.0.0.1\n", None), ("10.0.0.1 ", None), ("1.2.3", None),
     ("\u0661.0.0.1", None), ("256.0.0.1", None), ("10.0.0.-1", None), ("", None),
+    ("fe80::1%eth0", None),
 ])
 def test_addresses_are_kept_as_ipaddress_writes_them_or_rejected(ip, canonical):
     line = json.dumps({"type": "UNASSIGN", "ts": 1700000000000, "ip": ip})
@@ -124,8 +125,9 @@ def test_addresses_are_kept_as_ipaddress_writes_them_or_rejected(ip, canonical):
 
 
 def _ipaddress_verdict(text):
+    """ipaddress's canonical text; none for a zone id (a host's interface, never a VPC's)."""
     try:
-        return str(ipaddress.ip_address(text))
+        return None if "%" in text else str(ipaddress.ip_address(text))
     except ValueError:
         return None
 

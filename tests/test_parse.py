@@ -69,6 +69,11 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
     ("2 1 eni 10.0.0.1 10.0.0.2 1 65536 6 1 100 10 20 ACCEPT OK", "port_out_of_range"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 20 10 ACCEPT OK", "end_before_start"),
     ("2 1 eni - 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "missing_required_field"),
+    # int() reads these; AWS writes none of them, and the vectorised parse refuses them.
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 +100 10 20 ACCEPT OK", "not_a_number"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 1_000 10 20 ACCEPT OK", "not_a_number"),
+    ("2 1 eni_x 10.0.0.1 10.0.0.2 1 2 6 1 \u0661\u0662 10 20 ACCEPT OK", "not_a_number"),
+    ("2 1 eni fe80::1%eth0 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address"),
 ])
 def test_bad_lines_have_reasons(line, reason):
     with pytest.raises(LineError) as err:
