@@ -475,13 +475,20 @@ def _count_no_traffic(fmt, flow, window_seconds, result):
     result.no_traffic[(window_start, account, interface, status)] += 1
 
 
+# CloudWatch writes one gzip member a record: a record of more is read up to this many (each
+# member's rest is copied, so a record of tiny members would cost its size squared).
+MAX_MEMBERS = 1000
+
+
 def _gunzip_capped(data: bytes, cap: int) -> tuple:
     """Decompresses gzip without ever holding more than `cap` bytes in all (gzip bombs): (each
     member's bytes, the dead-letter reason of what follows the last good member, or None).
     Raises LineError when the first member cannot be read; zero bytes after a member are
-    padding (as the gzip module reads them)."""
+    padding (as the gzip module reads them). Past MAX_MEMBERS members the rest is too_large."""
     members, total = [], 0
     while True:
+        if len(members) == MAX_MEMBERS:
+            return members, "too_large"
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             out = inflater.decompress(data, cap - total + 1)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from flowdredge.job.parse import (DEAD_LETTERS_KEPT, FlowFormat, FormatError, LineError, Limits,
+from flowdredge.job.parse import (DEAD_LETTERS_KEPT, MAX_MEMBERS, FlowFormat, FormatError, LineError, Limits,
                                   decode_tcp_flags, parse_batches, parse_line, parse_record,
                                   parse_records)
 
@@ -258,6 +258,10 @@ def test_every_gzip_member_of_a_record_is_read_and_trailing_bytes_dead_lettered(
         result = parse_record(_envelope([GOOD]) + tail, "r", V2, LIMITS)
         assert result.counts["flows_parsed"] == 1
         assert [d[1] for d in result.dead_letters] == [reason]
+    # A record of many members: read up to MAX_MEMBERS, the rest one too_large.
+    many = parse_record(_envelope([GOOD]) * (MAX_MEMBERS + 5), "r", V2, LIMITS)
+    assert many.counts["flows_parsed"] == MAX_MEMBERS
+    assert [d[1] for d in many.dead_letters] == ["too_large"]
 
 
 def test_ipv6_addresses_are_kept_in_their_canonical_form():
