@@ -103,7 +103,11 @@ def upload(s3, zip_path: str, bucket: str, key: str):
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        # 403 for a key not there yet, to a caller without s3:ListBucket on the bucket: then
+        # the zip is uploaded (again); PutObject says if that is not allowed either.
+        if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound",
+                                                             "403", "Forbidden",
+                                                             "AccessDenied"):
             raise
         head = {}
     if head.get("Metadata", {}).get("sha256") == digest:
@@ -217,7 +221,8 @@ def create(kda, s3, args) -> dict:
 def update(kda, s3, args) -> dict:
     detail = describe(kda, args.name)
     current = _current_groups(detail)
-    io_values = args.io or _current_io(detail, current)
+    io_values = ({**_current_io(detail, current, required=False), **args.io} if args.io
+                 else _current_io(detail, current))
     job_groups = read_properties(args.properties) if args.properties else current
     groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
     key = code_key(args.zip, args.key)
@@ -236,10 +241,12 @@ def _current_groups(detail: dict) -> list:
                       .get("PropertyGroupDescriptions", []))]
 
 
-def _current_io(detail: dict, groups: list) -> dict:
+def _current_io(detail: dict, groups: list, required: bool = True) -> dict:
     for group in groups:
         if group["PropertyGroupId"] == managed.IO_GROUP:
             return group["PropertyMap"]
+    if not required:
+        return {}
     raise DeployError(f"application {detail['ApplicationName']} has no {managed.IO_GROUP!r} "
                       f"property group: pass --io")
 
@@ -312,7 +319,8 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--zip", default=package.DEFAULT_OUTPUT, help="the application zip")
         sp.add_argument("--bucket", required=True, help="S3 bucket for the zip")
         sp.add_argument("--key", help=f"S3 key for the zip, in a versioned bucket (default: "
-                                      f"{KEY_PREFIX}<sha256 of the zip>.zip)")
+                                      f"{KEY_PREFIX}<first 16 hex digits of the zip's "
+                                      f"sha256>.zip)")
         sp.add_argument("--properties",
                         help="the job's property groups (application_properties.json shape; "
                              "create: default flink-conf/application_properties.json; "
@@ -331,7 +339,8 @@ def parser() -> argparse.ArgumentParser:
     u = named("update", "upload the zip and update the application; a running application is "
                         "snapshotted and restarted from the snapshot")
     code(u)
-    u.add_argument("--io", type=_io_arg, help=io_help + " (default: unchanged)")
+    u.add_argument("--io", type=_io_arg,
+                   help=io_help + " (the keys given replace the application's; the others stay)")
     u.add_argument("--restore", default="latest",
                    help="latest (default), none, or a snapshot name")
     u.add_argument("--allow-non-restored-state", action="store_true", help=allow_help)

@@ -17,7 +17,7 @@ import zipfile
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 import reference
 from helpers import job_aggregates, moto_server, subprocess_env
@@ -565,6 +565,46 @@ def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip
                                     properties=str(properties), bucket="code-bucket",
                                     key="k.zip", restore="latest",
                                     allow_non_restored_state=False))
+        kda_stub.assert_no_pending_responses()
+        s3_stub.assert_no_pending_responses()
+
+
+@pytest.mark.unit
+def test_a_deployer_without_list_bucket_uploads_and_a_partial_io_is_merged(app_zip):
+    """S3 answers HeadObject of a key not there yet with 403 to a caller without
+    s3:ListBucket: the zip is uploaded, not the deploy stopped. `--io output=...` replaces
+    that key of the application's io group, not the whole group."""
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    kda_stub.add_response("describe_application", described(2), {"ApplicationName": "f"})
+    key = deploy.code_key(app_zip)
+    s3_stub.add_client_error("head_object", "403", http_status_code=403,
+                             expected_params={"Bucket": "b", "Key": key})
+    s3_stub.add_response("put_object", {}, {"Bucket": "b", "Key": key, "Body": ANY,
+                                            "Metadata": ANY})
+    kda_stub.add_response("update_application", {"ApplicationDetail": described(3)[
+        "ApplicationDetail"]}, {
+        "ApplicationName": "f", "CurrentApplicationVersionId": 2,
+        "ApplicationConfigurationUpdate": {
+            "ApplicationCodeConfigurationUpdate": {
+                "CodeContentTypeUpdate": "ZIPFILE",
+                "CodeContentUpdate": {"S3ContentLocationUpdate": {
+                    "BucketARNUpdate": "arn:aws:s3:::b", "FileKeyUpdate": key}}},
+            "EnvironmentPropertyUpdates": {"PropertyGroups": [
+                {"PropertyGroupId": "io",
+                 "PropertyMap": {**IO, "output": "s3://elsewhere/out/"}},
+                {"PropertyGroupId": managed.RUN_OPTIONS_GROUP,
+                 "PropertyMap": {"python": "main.py"}}]},
+            "FlinkApplicationConfigurationUpdate": {"ParallelismConfigurationUpdate": {
+                "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 1,
+                "AutoScalingEnabledUpdate": False}}},
+        "RunConfigurationUpdate": {
+            "ApplicationRestoreConfiguration": {
+                "ApplicationRestoreType": "RESTORE_FROM_LATEST_SNAPSHOT"},
+            "FlinkRunConfiguration": {"AllowNonRestoredState": False}}})
+    with kda_stub, s3_stub:
+        deploy.update(kda, s3, deploy.parser().parse_args([
+            "update", "--name", "f", "--bucket", "b", "--zip", app_zip,
+            "--io", "output=s3://elsewhere/out/"]))
         kda_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
 
