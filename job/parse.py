@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from flowdredge.job import parse_columns
 from flowdredge.schemas.fields import ADDR, INT, LONG
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
-                                        PORT_FIELDS, REQUIRED, SHORTEST_EVENT, SHORTEST_LINE,
-                                        value_range)
+                                        EVENT_VALUE_MARKS, PORT_FIELDS, REQUIRED,
+                                        SHORTEST_EVENT, value_range)
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
@@ -641,10 +641,7 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
     # envelopes, one after another, and what follows the last good one is dead-lettered.
     for payload in members:
         try:
-            # Decoded, an event takes a few hundred bytes whatever its size: a payload of
-            # more events than it can hold flows with traffic (each opens a brace) is refused
-            # before it is, or a record of tiny events would take ~20x its size in memory.
-            if payload.count(b"{") > len(payload) // SHORTEST_EVENT + 1:
+            if _too_many_values(payload):
                 raise LineError("too_large")
             envelope = _json(payload)
             if isinstance(envelope, dict) and "lines" in envelope:
@@ -658,6 +655,20 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
             result.dead("malformed", source, raw)
     if rest is not None:
         result.dead(rest, source, raw)
+
+
+# What a record's header may hold besides its events ('{', '[' or ',' in names and filters).
+VALUE_MARKS_SPARE = 1024
+
+
+def _too_many_values(payload: bytes) -> bool:
+    """Whether a decompressed payload holds more JSON values than its size holds events with
+    flows (each SHORTEST_EVENT bytes, EVENT_VALUE_MARKS values). Decoded, a value takes tens
+    of bytes whatever its text ("", 0, [] take 1 to 3): a record of tiny events, or of a list
+    of them, would take up to ~30x its size in memory, so it is refused before it is
+    decoded."""
+    marks = payload.count(b"{") + payload.count(b"[") + payload.count(b",")
+    return marks > len(payload) * EVENT_VALUE_MARKS // SHORTEST_EVENT + VALUE_MARKS_SPARE
 
 
 def _json(payload: bytes):
@@ -709,11 +720,12 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
     record's counts and dead letters are in its lines' batch.
 
     A batch's lines hold at most limits.max_decompressed_bytes characters, what one record may
-    decompress to, and as many lines as that holds flows (SHORTEST_LINE; `batch_lines` when
-    fewer): however well many records compress and however short their lines, memory stays
-    bounded, and a group's sums fit a 64-bit integer as a record's do (job.config). A record
-    of more lines is a batch alone."""
-    most = limits.max_decompressed_bytes // SHORTEST_LINE
+    decompress to, and as many lines as one record may hold events (SHORTEST_EVENT;
+    `batch_lines` when fewer): however well many records compress and however short their
+    lines, a batch holds no more than one record's worth, and a group's sums fit a 64-bit
+    integer as a record's do (job.config). A record of more lines (a staged chunk of short
+    ones) is a batch alone."""
+    most = limits.max_decompressed_bytes // SHORTEST_EVENT
     batch_lines = most if batch_lines is None else min(batch_lines, most)
     result, pending, size, lines, given = ParseResult(), [], 0, 0, False
     for raw, source, delivered in records:

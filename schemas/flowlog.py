@@ -71,6 +71,9 @@ MAX_LONG = 2**63 - 1
 # ({"id":"","timestamp":0,"message":"::1 ::1 1262304000"}) takes SHORTEST_EVENT bytes.
 SHORTEST_LINE = 18
 SHORTEST_EVENT = 53
+# JSON values an event opens with '{', '[' or ',': its object, two commas inside, the comma
+# after it. Decoded, any JSON value costs tens of bytes however short its text.
+EVENT_VALUE_MARKS = 4
 # AWS's documented ranges; every other number is never negative and fits the Java type it
 # crosses the JVM boundary as (INT: int32, LONG: int64).
 _RANGES = {"protocol": (0, 255), "srcport": (0, 65535), "dstport": (0, 65535)}

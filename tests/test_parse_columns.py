@@ -16,7 +16,8 @@ from flowdredge.job.parse import (FlowFormat, FlowGroup, Limits, ParseResult, ad
                                   _start_bounds, parse_batches, parse_lines, parse_lines_per_line,
                                   parse_record, parse_records)
 from flowdredge.schemas.fields import INT, LONG
-from flowdredge.schemas.flowlog import BY_AWS_NAME, DEFAULT_FORMAT, MAX_LONG, value_range
+from flowdredge.schemas.flowlog import (BY_AWS_NAME, DEFAULT_FORMAT, MAX_LONG, SHORTEST_EVENT,
+                                        value_range)
 
 pytestmark = pytest.mark.unit
 
@@ -355,40 +356,49 @@ def test_a_batch_holds_no_more_than_one_record_may():
     assert all(sum(f[bytes_at] for f in g.flows) <= MAX_LONG for b in batches for g in b.groups)
     each = _added_up([parse_record(raw, source, V2, limits) for raw, source, _ in records])
     assert outcome(_added_up(batches)) == outcome(each)
-    # Two such records fit a batch of twice the size.
-    wider = Limits(60, 2 * cap, 86400, max_ahead_seconds=3600,
+    # Two such records (80 lines, 3,440 characters) fit a batch of 80 events' size.
+    wider = Limits(60, SHORTEST_EVENT * 80, 86400, max_ahead_seconds=3600,
                    max_flow_bytes=limits.max_flow_bytes)
     assert [sum(len(g) for g in b.groups)
             for b in parse_batches(records, V2, wider)] == [80, 80, 40]
 
 
-def test_a_batch_holds_no_more_lines_than_its_characters_hold_flows():
-    """Lines too short to be flows (3 characters) cost the worker tens of bytes each all the
-    same: a batch holds at most as many lines as flows.max_decompressed_bytes holds flows."""
+def test_a_batch_holds_no_more_lines_than_one_record_holds_events():
+    """Short lines (3 characters) cost the worker tens of bytes each all the same: a batch
+    holds at most as many lines as one record of flows.max_decompressed_bytes holds events
+    (SHORTEST_EVENT bytes the least), one record's worth."""
     fmt = FORMATS[1]
-    limits = Limits(60, 18 * 50, 86400, max_ahead_seconds=3600)
+    limits = Limits(60, SHORTEST_EVENT * 50, 86400, max_ahead_seconds=3600)
     records = [(json.dumps({"source": f"f{i}", "format": " ".join(fmt.names),
                             "lines": ["x y"] * 30, "delivered": DELIVERED}), f"r{i}", None)
                for i in range(4)]
     batches = list(parse_batches(records, V2, limits))
     assert [b.counts["dead_letter_field_count"] for b in batches] == [30] * 4
-    wider = Limits(60, 18 * 60, 86400, max_ahead_seconds=3600)
+    wider = Limits(60, SHORTEST_EVENT * 60, 86400, max_ahead_seconds=3600)
     assert [b.counts["dead_letter_field_count"]
             for b in parse_batches(records, V2, wider)] == [60, 60]
 
 
-def test_a_record_of_more_events_than_it_can_hold_flows_is_refused_undecoded():
-    """An event with a flow takes at least SHORTEST_EVENT bytes of JSON; a record of tiny
-    events (a few MB compressed to a few KB, millions of events) would take ~20x its size
-    decoded: too_large, as a gzip bomb, before json.loads makes an object of each."""
+def test_a_record_of_more_values_than_its_size_holds_events_is_refused_undecoded():
+    """An event with a flow takes at least SHORTEST_EVENT bytes of JSON and opens
+    EVENT_VALUE_MARKS values; decoded, any value takes tens of bytes. A record of tiny events,
+    or of a list of empty lists beside its events, would take ~30x its size: too_large, as a
+    gzip bomb, before json.loads makes an object of each."""
     tiny = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "eni-1",
             "logEvents": [{"id": "", "timestamp": 0, "message": "x"}] * 2000}
-    raw = base64.b64encode(gzip.compress(json.dumps(tiny, separators=(",", ":")).encode()))
-    result = parse_record(raw.decode(), "r", V2, LIMITS)
-    assert result.counts["dead_letter_too_large"] == 1 and result.counts["lines_in"] == 0
+    side = {"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "eni-1",
+            "logEvents": [], "x": [[]] * 2000}
+    for doc in (tiny, side):
+        raw = base64.b64encode(gzip.compress(json.dumps(doc, separators=(",", ":")).encode()))
+        result = parse_record(raw.decode(), "r", V2, LIMITS)
+        assert result.counts["dead_letter_too_large"] == 1 and result.counts["lines_in"] == 0
     line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {s} ACCEPT OK"
     assert sum(len(g) for g in parse_record(_cloudwatch(
         [line.format(s=DELIVERED)] * 2000), "r", V2, LIMITS).groups) == 2000
+    # A header with a few braces or commas of its own (AWS allows them in names) is no record
+    # of tiny events.
+    odd = _cloudwatch([line.format(s=DELIVERED)], stream="{" * 100 + "," * 100)
+    assert parse_record(odd, "r", V2, LIMITS).counts["flows_parsed"] == 1
 
 
 def test_a_batch_ends_once_it_holds_batch_lines():
