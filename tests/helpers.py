@@ -3,6 +3,7 @@ server the AWS tests talk to."""
 import contextlib
 import logging
 import os
+import signal
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +15,13 @@ from flowdredge.job.config import Config
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from flowdredge.job.replay import stage_flows, stage_metadata
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """A child's preexec_fn: SIGINT at its default, as a terminal's Ctrl-C finds it. A shell
+    starts a background job with SIGINT ignored (`cmd &`, nohup), children inherit that, and
+    Python then installs no KeyboardInterrupt: a test pressing Ctrl-C would wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def subprocess_env() -> dict:

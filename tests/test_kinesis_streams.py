@@ -118,11 +118,12 @@ def _run_until_a_checkpoint(args, checkpoints, after=None):
     import subprocess
     import sys
     import time
-    from helpers import subprocess_env
+    from helpers import ctrl_c_as_in_a_terminal, subprocess_env
     from flowdredge.job.outputs import latest_checkpoint
     run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", *args],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True, env=subprocess_env())
+                           start_new_session=True, env=subprocess_env(),
+                           preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 180
         while latest_checkpoint(checkpoints) in (None, after):

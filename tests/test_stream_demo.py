@@ -2,7 +2,7 @@
 job end to end, as a user first runs it, shortened."""
 import pytest
 
-from helpers import job_aggregates, subprocess_env, total_counts
+from helpers import ctrl_c_as_in_a_terminal, job_aggregates, subprocess_env, total_counts
 from flowdredge.job.config import Config
 from flowdredge.synthetic.demo import DemoOptions, run_demo, too_short
 
@@ -48,7 +48,8 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     demo = subprocess.Popen(
         [sys.executable, "-m", "flowdredge.cli", "stream-demo", "--no-job", "--output",
          str(demo_dir), "--minutes", "8", "--rate", "4000"],
-        stderr=subprocess.PIPE, text=True, start_new_session=True, env=subprocess_env())
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=subprocess_env(),
+        preexec_fn=ctrl_c_as_in_a_terminal)
     run = None
     try:
         lines = []
@@ -62,7 +63,8 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
         args = shlex.split(command)[2:]   # after `.venv/bin/flowdredge run`
         run_log = open(tmp_path / "run.log", "w")
         run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", *args],
-                               stderr=run_log, start_new_session=True, env=subprocess_env())
+                               stderr=run_log, start_new_session=True, env=subprocess_env(),
+                               preexec_fn=ctrl_c_as_in_a_terminal)
         output = args[args.index("--output") + 1]
         deadline = time.monotonic() + 240
         while total_counts(output)["flows_parsed"] < written:
@@ -73,7 +75,11 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
         for process in (run, demo):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGINT)
-                process.wait(timeout=120)
+                try:
+                    process.wait(timeout=120)
+                except subprocess.TimeoutExpired:   # not left running after the test
+                    os.killpg(process.pid, signal.SIGKILL)
+                    raise
     counts = total_counts(output)
     assert counts["flows_parsed"] == written and counts["dead_letter"] == 0
     assert run.returncode == 130 and demo.returncode == 130, (tmp_path / "run.log").read_text()
