@@ -29,8 +29,8 @@ from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_i
 from flowdredge.job.groupby import packed_key
 from flowdredge.job.security_columns import End, codes_of, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
+from flowdredge.schemas.flowlog import REJECT
 from flowdredge.schemas.security import AWS_SERVICE_PREFIX, INTERNET, UNATTRIBUTED
-REJECT = "REJECT"
 
 # Loopback traffic never leaves a host, so a flow record with a loopback address is a spoofed or
 # broken packet seen at the interface: not an internet peer, and not one to count as exposure.

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from flowdredge.job import parse_columns
 from flowdredge.schemas.fields import ADDR, INT, LONG
-from flowdredge.schemas.flowlog import (BY_AWS_NAME, COUNT_FIELDS, MAX_LONG, NO_TRAFFIC_STATUSES,
-                                        EVENT_VALUE_MARKS, PORT_FIELDS, REQUIRED,
+from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_LONG,
+                                        NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS, PORT_FIELDS, REQUIRED,
                                         SHORTEST_EVENT, value_range)
 
 EXCERPT_CHARS = 256
@@ -84,6 +84,8 @@ class FlowFormat:
         self.count_positions = tuple(i for i, n in enumerate(self.fields) if n in COUNT_FIELDS)
         self.ranges = tuple((i, *value_range(BY_AWS_NAME[self.fields[i]]))
                             for i in self.int_positions)
+        self.choices = tuple((self.pos[n], frozenset(values)) for n, values in CHOICES.items()
+                             if n in self.pos)
         self.status_pos = self.pos.get("log-status")
         self.start_pos = self.pos["start"]
         self.end_pos = self.pos.get("end")
@@ -255,6 +257,9 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
         if value is not None and not lowest <= value <= highest:
             raise LineError("port_out_of_range" if i in fmt.port_positions
                             else "number_out_of_range")
+    for i, allowed in fmt.choices:
+        if flow[i] is not None and flow[i] not in allowed:
+            raise LineError("unknown_value")
     for i in fmt.count_positions:
         if flow[i] is not None and flow[i] > max_flow_bytes:
             raise LineError("number_out_of_range")

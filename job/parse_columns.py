@@ -60,6 +60,7 @@ class _Layout:
         self.addr_positions = fmt.addr_positions
         self.ranges = fmt.ranges
         self.count_positions = fmt.count_positions
+        self.choices = [(i, pa.array(sorted(allowed))) for i, allowed in fmt.choices]
         self.status_pos = fmt.status_pos
         self.start_pos = fmt.start_pos
         self.end_pos = fmt.end_pos
@@ -176,6 +177,9 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     if layout.status_pos is not None:
         bad |= pc.is_in(columns[layout.status_pos], value_set=_NO_TRAFFIC).to_numpy(
             zero_copy_only=False)
+    for i, allowed in layout.choices:
+        known = pc.is_in(columns[i], value_set=allowed).to_numpy(zero_copy_only=False)
+        bad |= ~known if nulls[i] is None else ~known & ~nulls[i]
     for i in (layout.start_pos,) + layout.required_addr:
         if nulls[i] is not None:
             bad |= nulls[i]

@@ -17,6 +17,7 @@ import numpy as np
 from flowdredge.job.addresses import OTHER_ADDRESSES, address_code, address_text, ipv4_int
 from flowdredge.job.groupby import grouped
 from flowdredge.schemas.fields import ADDR, STRING, Schema
+from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
@@ -357,8 +358,6 @@ def _table_template(schema: Schema) -> tuple:
 # each batch's conversations are reduced to these in the attribution step and the batches of a
 # window merged where it closes: no conversation row leaves the Python worker that made it.
 
-ACCEPT = "ACCEPT"
-REJECT = "REJECT"
 # schemas.outputs.CONVERSATION: its dimensions, then the sums from `flows` on.
 CONVERSATION_DIMENSIONS = CONVERSATION.names.index("flows")
 

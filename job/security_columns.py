@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from flowdredge.job.groupby import grouped
 from flowdredge.job.parse_columns import column_values
-from flowdredge.job.security import ACCEPT, ACK, REJECT, SYN, WELL_KNOWN_PORTS, WindowViews
+from flowdredge.job.security import ACK, SYN, WELL_KNOWN_PORTS, WindowViews
+from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.metadata import OWNER_FIELDS
 from flowdredge.schemas.security import INTERNET, UNOWNED_APPS
 

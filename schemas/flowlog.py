@@ -60,7 +60,12 @@ DEFAULT_FORMAT = (
 REQUIRED = ("srcaddr", "dstaddr", "start")
 
 PORT_FIELDS = ("srcport", "dstport")
+ACCEPT = "ACCEPT"
+REJECT = "REJECT"
 NO_TRAFFIC_STATUSES = ("NODATA", "SKIPDATA")
+# Fields AWS writes from a fixed list ('-' aside): any other value is garbage that would make
+# aggregate rows and views of its own (an action "ACC\0EPT").
+CHOICES = {"action": (ACCEPT, REJECT), "log-status": ("OK",) + NO_TRAFFIC_STATUSES}
 # Counters that are summed into aggregates (bounded further by flows.max_flow_bytes).
 COUNT_FIELDS = ("packets", "bytes")
 

@@ -67,7 +67,7 @@ FLOW_DEAD_LETTER_REASONS = (
     "field_count", "not_a_number", "bad_address", "port_out_of_range", "end_before_start",
     "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
     "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large", "line_too_long",
-    "number_out_of_range", "empty_file", "bad_header", "unreadable")
+    "number_out_of_range", "unknown_value", "empty_file", "bad_header", "unreadable")
 # Of those, the reasons of a whole file, record or CloudWatch event (not counted as lines read).
 FLOW_RECORD_DEAD_LETTER_REASONS = (
     "bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch", "bad_chunk", "malformed",

@@ -75,7 +75,8 @@ TEXTS = st.one_of(st.sampled_from(["ACCEPT", "REJECT", "OK", "NODATA", "SKIPDATA
                           min_size=1, max_size=6))
 BY_NAME = {"srcaddr": ADDRESSES, "dstaddr": ADDRESSES, "pkt-srcaddr": ADDRESSES,
            "pkt-dstaddr": ADDRESSES, "start": STARTS, "end": STARTS, "log-status": st.one_of(
-               st.just("OK"), st.sampled_from(["NODATA", "SKIPDATA", "-", "nodata"]))}
+               st.just("OK"), st.sampled_from(["NODATA", "SKIPDATA", "-", "nodata"])),
+           "action": st.one_of(st.sampled_from(["ACCEPT", "REJECT", "-"]), TEXTS)}
 
 
 def _numeric(fmt, j):
@@ -102,6 +103,8 @@ def _good_value(fmt, j, draw):
         return str(draw(st.integers(lowest, min(highest, LIMITS.max_flow_bytes))))
     if name == "log-status":
         return "OK"
+    if name == "action":
+        return draw(st.sampled_from(["ACCEPT", "REJECT", "-"]))
     return draw(st.sampled_from(["ACCEPT", "REJECT", "eni-1", "123456789010", "-"]))
 
 
