@@ -249,8 +249,19 @@ class Result:
     missing: tuple = ()   # views read whose output folder is missing (read as empty)
 
 
+# Statements that only read: the tool answers questions and changes nothing (no COPY ... TO,
+# ATTACH, INSTALL or CREATE writing files or fetching extensions).
+READING_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+
+
 def run_sql(con, sql: str, params: dict = None) -> Result:
     try:
+        refused = [s for s in con.extract_statements(sql) if s.type not in READING_STATEMENTS]
+        if refused:
+            raise QueryError(
+                f"only queries are run (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN), "
+                f"not {refused[0].type.name}: {refused[0].query.strip()[:80]}\n"
+                f"To keep a result, use --format csv or json and redirect it to a file.")
         cursor = con.execute(sql, params) if params else con.execute(sql)
         if cursor is None:
             raise QueryError("no SQL statement given")

@@ -149,6 +149,24 @@ def test_wrong_sql_names_the_views_and_their_columns(small_outputs, capsys):
 
 
 @pytest.mark.unit
+def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outputs, tmp_path,
+                                                                      capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = elsewhere / "copy.csv"
+    for sql in (f"COPY (SELECT * FROM aggregates) TO '{target}'",
+                f"SELECT 1; COPY aggregates TO '{target}'",
+                f"ATTACH '{elsewhere / 'x.db'}'", "INSTALL httpfs",
+                "CREATE TABLE t AS SELECT 1"):
+        assert cli.main(["query", str(small_outputs), "sql", sql]) == 2
+        assert capsys.readouterr().err.startswith("flowdredge: error: only queries are run")
+    assert list(elsewhere.iterdir()) == []
+    for sql in ("DESCRIBE aggregates", "SUMMARIZE aggregates", "EXPLAIN SELECT 1",
+                "FROM aggregates LIMIT 1", "WITH a AS (SELECT 1) SELECT * FROM a"):
+        assert answer(str(small_outputs), sql=sql).rows
+
+
+@pytest.mark.unit
 def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, capsys):
     part = small_outputs / "aggregates" / "part-d-0-0"
     part.write_text('{"window_start": 180, "src_app": "api\n')
