@@ -648,12 +648,10 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
         try:
             if _too_many_values(payload):
                 raise LineError("too_large")
-            envelope = _json(payload)
-            if isinstance(envelope, dict) and "lines" in envelope:
-                _parse_chunk(envelope, source, limits, result, delivered, pending)
-            else:
-                _parse_cloudwatch(envelope, source, default_fmt, limits, result, delivered,
-                                  not_after, pending)
+            # Only a CloudWatch envelope: a staged chunk names its own source and format,
+            # which a producer on the stream must not choose.
+            _parse_cloudwatch(_json(payload), source, default_fmt, limits, result, delivered,
+                              not_after, pending)
         except LineError as err:
             result.dead(err.reason, source, raw)
         except (ValueError, TypeError, AttributeError, RecursionError):

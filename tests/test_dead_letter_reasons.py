@@ -54,10 +54,15 @@ def test_a_chunk_whose_lines_are_not_text_is_malformed(lines, vectorised):
 
 
 @pytest.mark.unit
-def test_a_stream_record_holding_a_bad_chunk_is_a_bad_chunk():
-    raw = gzip.compress(b'{"lines":["10.0.0.1 10.0.0.2 1767225600"]}', mtime=0)
-    result = parse_record(raw, "record", V2, CONFIG.parse_limits)
-    assert [d[:3] for d in result.dead_letters] == [("flows", "bad_chunk", "record")]
+def test_a_stream_record_holding_a_staged_chunk_is_not_cloudwatch():
+    """Only job.replay stages chunks: on a stream a chunk would choose its own format and the
+    source its dead letters name."""
+    chunk = {"source": "forged.log.gz#0", "format": "srcaddr dstaddr start",
+             "lines": ["10.0.0.1 10.0.0.2 1767225600", "garbage"]}
+    raw = gzip.compress(json.dumps(chunk).encode(), mtime=0)
+    result = parse_record(raw, "record", V2, CONFIG.parse_limits, delivered=1767225600)
+    assert [d[:3] for d in result.dead_letters] == [("flows", "not_cloudwatch", "record")]
+    assert result.groups == [] and "lines_in" not in result.counts
 
 
 HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "

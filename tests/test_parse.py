@@ -225,7 +225,7 @@ def test_a_staged_format_of_too_many_fields_is_refused_before_it_is_built():
         return json.dumps({"source": "f", "format": " ".join(["start srcaddr dstaddr"] + more),
                            "ignore": more, "lines": []})
 
-    result = parse_record(gzip.compress(chunk(50_000).encode()), "r", V2, LIMITS)
+    result = parse_record(chunk(50_000), "r", V2, LIMITS)
     assert [d[1] for d in result.dead_letters] == ["bad_chunk"]
     for limit, reasons in ((103, []), (102, ["bad_chunk"])):
         limits = Limits(60, 10**6, 86400, max_fields_per_line=limit)
