@@ -178,6 +178,26 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
     assert sum(len(key) + len(value) for key, value in index.state_entries(ips)) > 5 << 20
 
 
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_changelog_read_far_ahead_of_the_flows_keeps_the_owners_they_need(
+        generated, tmp_path, parallelism):
+    """A reviewer's stream: the changelog ten hours ahead of the flows (a stream resumed after
+    a stop, a flow backlog from TRIM_HORIZON) with the shortest retention allowed. Pruned
+    against the changelog's clock alone, the history the flows needed was gone: their IPs got
+    the latest owner, or none."""
+    folder, out = generated
+    flows_dir = os.path.join(folder, "flows")
+    ahead = tmp_path / "ahead.jsonl"
+    with open(out.metadata_file) as fh:
+        last_ts = max(json.loads(line)["ts"] for line in fh)
+    ahead.write_text(json.dumps({"type": "ASSIGN", "ts": last_ts + 10 * 3600 * 1000,
+                                 "ip": "10.99.0.1", "app": "later"}) + "\n")
+    config = _config(parallelism).replace(metadata={"retention_seconds": 360})
+    run_replay([flows_dir], [out.metadata_file, str(ahead)], str(tmp_path / "out"), config)
+    assert job_aggregates(str(tmp_path / "out")) == reference.aggregates(
+        [flows_dir], [out.metadata_file, str(ahead)])
+
+
 @pytest.mark.parametrize("window_seconds,parallelism", [(300, 2), (3600, 1)])
 def test_windows_of_other_lengths_equal_the_contract(generated, tmp_path, window_seconds,
                                                      parallelism):

@@ -375,10 +375,12 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             yield COUNTS, counts_line("metadata", counts)
 
     def _prune(self, state) -> None:
+        # Against the flows' event time too: a changelog read far ahead of them (a stream
+        # resumed after hours, a backlog from TRIM_HORIZON) would take the owners they need.
         wm = self.clock.watermark
-        if wm is None:
+        if wm is None or self.seen_watermark <= -MAX_WATERMARK:
             return
-        horizon = wm - self.retention_ms
+        horizon = min(wm, self.seen_watermark) - self.retention_ms
         if self.pruned_to is not None and horizon - self.pruned_to < self.retention_ms // 4:
             return
         changed, removed = self.index.prune(horizon, horizon - RELEASES_KEPT_MS)
@@ -486,11 +488,13 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             # A group's timer fires before the watermark passes its window; one released
             # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
             late = came_late or is_late(window_start, self.window_seconds, sent)
+            group = decode_group(payload, window_start, max_start)
             if not complete and (came_late or not late):
-                self.metrics.add({"groups_after_max_wait": 1}, in_timer=True)
-                yield COUNTS, counts_line("attribute", {"groups_after_max_wait": 1})
-            yield from self._emit(decode_group(payload, window_start, max_start), ctx,
-                                  late=late, in_timer=True)
+                # Its flows' owners may be stale: the flows say how much, the groups how often.
+                counts = {"groups_after_max_wait": 1, "flows_after_max_wait": len(group)}
+                self.metrics.add(counts, in_timer=True)
+                yield COUNTS, counts_line("attribute", counts)
+            yield from self._emit(group, ctx, late=late, in_timer=True)
         if waiting and not event_time:
             timers.register_processing_time_timer(next_poll(timestamp + 1, self.poll_ms))
 
