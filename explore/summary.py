@@ -63,7 +63,8 @@ def render(summary: dict, output_dir: str) -> str:
         + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),
         f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
         f"{c['metadata_dead_letter']:,} dead-lettered); flow groups that waited for metadata: "
-        f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,}",
+        f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,} "
+        f"({c['flows_after_max_wait']:,} flows)",
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:
         lines.append(dead_letter_reasons(c))

@@ -113,6 +113,7 @@ COUNTERS = (
     "dst_owned", "dst_unattributed", "dst_internet", "dst_aws",   # aws: metadata.ip_ranges
     "groups_waited",          # flow groups that waited for metadata
     "groups_after_max_wait",  # attributed before metadata was complete (max wait passed)
+    "flows_after_max_wait",   # the flows of those groups
     "metadata_events",
     "metadata_late",          # changes older than the metadata watermark when they arrived
     "metadata_dead_letter",   # also metadata_dead_letter_<reason>

@@ -197,8 +197,8 @@ def test_a_group_waits_for_the_metadata_and_is_released_at_the_max_wait():
     assert 1_060_000 in rt.processing_timers
     rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_060_000)
     assert rows == [("api", "db", 1)]
-    assert counts == {"groups_after_max_wait": 1, "src_owned": 1, "dst_owned": 1,
-                      "flows_aggregated": 1}
+    assert counts == {"groups_after_max_wait": 1, "flows_after_max_wait": 1, "src_owned": 1,
+                      "dst_owned": 1, "flows_aggregated": 1}
     assert all(state == {} for state in rt.states.values() if isinstance(state, dict))
 
 
@@ -380,7 +380,7 @@ def test_a_late_group_waits_for_its_owners_and_goes_to_the_late_output():
     emitted = list(op.on_timer(1_061_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_061_000)))
     rows, counts = _outputs(emitted)
     assert rows == [("web", "db", 1)] and counts["flows_late"] == 1
-    assert counts["groups_after_max_wait"] == 2
+    assert counts["groups_after_max_wait"] == counts["flows_after_max_wait"] == 2
 
 
 @pytest.mark.unit
