@@ -457,6 +457,12 @@ def test_a_change_read_twice_changes_nothing():
                      (UNASSIGN, 200, "a", None))
     assert [app_at(index, "a", t) for t in (99, 100, 199, 200)] == [None, "y", "y", "z"]
     assert index.ranges() == 4
+    # Sent again once a prune has forgotten it (only y, the tie's winner, kept): it still
+    # loses the tie.
+    index.prune(150)
+    assert index.changes("a")[0][2][0] == "y"
+    index.apply(MetaEvent(ASSIGN, 100, "a", owner("x")))
+    assert [app_at(index, "a", t) for t in (100, 199, 200)] == ["y", "y", "z"]
 
 
 @settings(max_examples=300, deadline=None)
