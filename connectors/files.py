@@ -11,7 +11,8 @@ from pyflink.table.expressions import call_sql
 
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.s3 import flink_uri
-from flowdredge.connectors.streams import attach_insert, java_stream, jvm, with_java_timestamps
+from flowdredge.connectors.streams import (attach_insert, java_stream, jvm, windowed_uid,
+                                          with_java_timestamps)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
 
@@ -144,7 +145,7 @@ def file_sinks(output_dir: str, rollover_seconds: int) -> Sinks:
         # The members' bytes as they are (connectors/jvm/src/.../RawBytes.java).
         files(name, stream, Encoder(jvm().io.flowdredge.files.RawBytes()), ".jsonl.gz")
 
-    def aggregates(t_env, rows):
+    def aggregates(t_env, rows, window_seconds):
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE `aggregates_sink` ({sql_columns(AGGREGATE)},
                                                       `dt` STRING, `hour` STRING)
@@ -155,6 +156,7 @@ def file_sinks(output_dir: str, rollover_seconds: int) -> Sinks:
                   'sink.rolling-policy.check-interval' = '{check_seconds} s')""")
         attach_insert(t_env, "aggregates_sink", rows.add_columns(
             call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'yyyy-MM-dd')").alias("dt"),
-            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")), "aggregates")
+            call_sql(f"DATE_FORMAT({_WRITTEN_UTC}, 'HH')").alias("hour")),
+            windowed_uid("aggregates", window_seconds))
 
     return Sinks(text=text, gzip_lines=gzip_lines, aggregates=aggregates)

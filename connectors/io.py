@@ -26,7 +26,8 @@ class Sinks:
     """`text(name, stream)` writes a stream of JSON-Lines blocks as output `name`;
     `gzip_lines(name, stream)` a stream of gzip members, each a block of JSON Lines (bytes),
     as output `name` in gzip files;
-    `aggregates(t_env, table)` writes the aggregate table and attaches it to the job."""
+    `aggregates(t_env, table, window_seconds)` writes the aggregate table (windows of that
+    length) and attaches it to the job."""
     text: Callable
     gzip_lines: Callable
     aggregates: Callable

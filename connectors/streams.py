@@ -140,6 +140,14 @@ def attach_insert(t_env, sink_table: str, rows, uid_prefix: str) -> None:
         stable_sql_uids(added.get(index), uid_prefix)
 
 
+def windowed_uid(uid: str, window_seconds: int) -> str:
+    """The uid of an operator whose state is per window of `window_seconds`: a resume with
+    another job.window_seconds then finds no operator for the old windows' state and is
+    refused (or, with --allow-non-restored-state, drops it) instead of mixing window sizes
+    in one output. The default minute keeps the uid every earlier savepoint holds."""
+    return uid if window_seconds == 60 else f"{uid}-{window_seconds}s"
+
+
 def sql_interval(seconds: int) -> str:
     """A Flink SQL interval of `seconds`: `INTERVAL '300' SECOND` exceeds SECOND's default
     precision (2 digits), and a wider one is refused; DAY TO SECOND takes up to 99 days."""

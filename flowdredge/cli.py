@@ -216,8 +216,9 @@ def cmd_run(args) -> int:
         if resumed and "Cannot map checkpoint/savepoint state" in str(err):
             raise config_mod.ConfigError(
                 f"--resume {resumed}: the checkpoint holds state of operators this job no "
-                f"longer has (an output or Kinesis output turned off?); --allow-non-restored-state "
-                f"drops it (docs/operations.md, upgrades)") from None
+                f"longer has (an output or Kinesis output turned off, job.window_seconds "
+                f"changed?); --allow-non-restored-state drops it (docs/operations.md, "
+                f"upgrades)") from None
         raise
     return _run_until_stopped(job)
 

@@ -197,6 +197,22 @@ def test_an_added_output_keeps_every_stateful_uid(base_plan, tmp_path, layout):
 
 
 @pytest.mark.minicluster
+def test_another_window_length_keeps_no_window_state(tmp_path, layout):
+    """job.window_seconds may not change on a resume (docs/operations.md): a reviewer's resume
+    at 120 s of a 60-s job was taken silently and wrote windows of both lengths. The windows'
+    uids carry their length now: the resume is refused, or drops them with
+    --allow-non-restored-state; the ownership state and the sources' stay."""
+    sections = {**BASE, "outputs": {"enriched": False, "security": True}}
+    before = plans.stateful(_operators(tmp_path, sections, layout))
+    (tmp_path / "w").mkdir()
+    lost = plans.lost(before, _operators(
+        tmp_path / "w", {**sections, "job": {**BASE["job"], "window_seconds": 120}}, layout))
+    assert any(uid.endswith("_global-window-aggregate") for uid in lost)
+    assert {"security-windows", "security-events"} <= set(lost)
+    assert all(uid.startswith(("aggregates-", "security-")) for uid in lost), lost
+
+
+@pytest.mark.minicluster
 def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, tmp_path, layout):
     after = _operators(tmp_path, {**BASE, "outputs": {"enriched": False, "security": True}},
                        layout)

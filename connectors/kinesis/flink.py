@@ -29,7 +29,8 @@ from flowdredge.connectors.kinesis.client import Streams, client_properties
 from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels, stream_name
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
-                                           java_deserialization_schema, java_operator, jvm)
+                                           java_deserialization_schema, java_operator, jvm,
+                                           windowed_uid)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from flowdredge.schemas.security import EVENTS
@@ -160,7 +161,7 @@ def dedup_key(columns) -> str:
 
 
 def _aggregates_to_kinesis(t_env: StreamTableEnvironment, rows, kin: KinesisSection,
-                           arn: str) -> None:
+                           arn: str, window_seconds: int) -> None:
     """One JSON record per aggregate row; the key is the window and the dimensions, so a row
     written again after a restart has the key of the first."""
     t_env.execute_sql(f"""
@@ -171,7 +172,8 @@ def _aggregates_to_kinesis(t_env: StreamTableEnvironment, rows, kin: KinesisSect
     names = rows.get_schema().get_field_names()
     keyed = rows.select(call_sql(dedup_key(names[:len(AGGREGATE_DIMENSIONS)])),
                         *[col(name) for name in names])
-    attach_insert(t_env, "aggregates_kinesis", keyed, "aggregates-kinesis")
+    attach_insert(t_env, "aggregates_kinesis", keyed,
+                  windowed_uid("aggregates-kinesis", window_seconds))
 
 
 def _events_to_kinesis(t_env: StreamTableEnvironment, blocks, kin: KinesisSection,
@@ -203,9 +205,9 @@ def with_kinesis_outputs(sinks: Sinks, kin: KinesisSection, streams: Streams) ->
             t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
             _events_to_kinesis(t_env, stream, kin, streams.security_events)
 
-    def aggregates(t_env, rows):
-        sinks.aggregates(t_env, rows)
+    def aggregates(t_env, rows, window_seconds):
+        sinks.aggregates(t_env, rows, window_seconds)
         if streams.aggregates:
-            _aggregates_to_kinesis(t_env, rows, kin, streams.aggregates)
+            _aggregates_to_kinesis(t_env, rows, kin, streams.aggregates, window_seconds)
 
     return dataclasses.replace(sinks, text=text, aggregates=aggregates)

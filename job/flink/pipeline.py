@@ -82,7 +82,8 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
         from flowdredge.job.flink.security import add_security_views
         add_security_views(side_output(attributed, CONVERSATIONS), sinks, config)
 
-    sinks.aggregates(t_env, window_aggregates(t_env, attributed, config))
+    sinks.aggregates(t_env, window_aggregates(t_env, attributed, config),
+                     config.job.window_seconds)
 
 
 def window_aggregates(t_env: StreamTableEnvironment, partials: DataStream, config: Config):

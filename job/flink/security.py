@@ -20,7 +20,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flowdredge.connectors.streams import keyed_by_first_field, side_output
+from flowdredge.connectors.streams import keyed_by_first_field, side_output, windowed_uid
 from flowdredge.job import security
 from flowdredge.job.codec import (decode_events_state, decode_views, decode_window_rows,
                        encode_events_state, encode_window_rows)
@@ -152,10 +152,12 @@ def add_security_views(batches: DataStream, sinks, config: Config) -> None:
     `sinks` (text outputs only)."""
     windows = (keyed_by_first_field(batches, Types.LONG(), PAYLOAD)
                .process(CloseWindows(config), output_type=WINDOW_ROWS)
-               .name("security: windows").uid("security-windows"))
+               .name("security: windows")
+               .uid(windowed_uid("security-windows", config.job.window_seconds)))
     events = (keyed_by_first_field(windows, Types.INT(), PAYLOAD)
               .process(TrackEvents(config), output_type=Types.STRING())
-              .name("security: events").uid("security-events"))
+              .name("security: events")
+              .uid(windowed_uid("security-events", config.job.window_seconds)))
     for _, name, _, tag in TABLES:
         sinks.text(name, side_output(windows, tag))
     sinks.text(out.SCANS, side_output(windows, SCANS))
