@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
-from flowdredge.schemas.flowlog import NO_TRAFFIC_STATUSES
 
 # Below this many lines the fixed cost of a call (about 0.7 ms: the reader, a few dozen arrow
 # and numpy calls) outweighs what it saves per line (measured crossover: 300 to 500 lines).
@@ -26,7 +25,6 @@ MIN_LINES = 512
 # agree (arrow also reads "0x1f", which int() refuses; 18 digits never overflow int64).
 _TEXT_TOKEN = "[!-~]+"
 _INT_TOKEN = "(?:-|-?[0-9]{1,18})"
-_NO_TRAFFIC = pa.array(NO_TRAFFIC_STATUSES)
 _INT64_MAX = 2**63 - 1
 # Exactly the IPv4 addresses ipaddress.ip_address() accepts (no leading zeros); other values,
 # IPv6 among them, are checked one distinct value at a time.
@@ -60,8 +58,10 @@ class _Layout:
         self.addr_positions = fmt.addr_positions
         self.ranges = fmt.ranges
         self.count_positions = fmt.count_positions
-        self.choices = [(i, pa.array(sorted(allowed))) for i, allowed in fmt.choices]
-        self.status_pos = fmt.status_pos
+        # A field's allowed values; of log-status only OK: NODATA and SKIPDATA lines are the
+        # per-line parser's (it counts them).
+        self.choices = [(i, pa.array(["OK"] if i == fmt.status_pos else sorted(allowed)))
+                        for i, allowed in fmt.choices]
         self.start_pos = fmt.start_pos
         self.end_pos = fmt.end_pos
         self.required_addr = (fmt.pos["srcaddr"], fmt.pos["dstaddr"])
@@ -174,9 +174,6 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     else:
         lo, hi = (earliest, latest) if earliest < latest else (0, 0)
     bad = (start < lo) | (start >= hi)
-    if layout.status_pos is not None:
-        bad |= pc.is_in(columns[layout.status_pos], value_set=_NO_TRAFFIC).to_numpy(
-            zero_copy_only=False)
     for i, allowed in layout.choices:
         known = pc.is_in(columns[i], value_set=allowed).to_numpy(zero_copy_only=False)
         bad |= ~known if nulls[i] is None else ~known & ~nulls[i]
