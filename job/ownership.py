@@ -10,7 +10,7 @@ import ipaddress
 import json
 import re
 from array import array
-from bisect import insort_left, insort_right
+from bisect import insort_right
 from dataclasses import dataclass, field
 from itertools import islice
 from socket import AF_INET6, inet_ntop, inet_pton
@@ -277,7 +277,6 @@ class OwnershipIndex:
         self._new_parts = []   # (number, part) numbered since state_entries last ran
         self._next_part = 0
         self._ts_last = None   # the latest change's ts: a snapshot's changes share one object
-        self._pruned_to = None   # the latest prune's horizon
         # The IPv4 addresses' slots as (sorted address ints, their slots), for slots(); a
         # removed IP's slot there is -1 at once (its slot may go to another IP). IPs added since
         # it was built are looked up in the dict; it is built again once they are many.
@@ -374,10 +373,7 @@ class OwnershipIndex:
                     # Read twice (a snapshot's change again on the stream, a redelivery):
                     # behind an equal-ts change that came between, it would undo that one.
                     return
-                # A change the prune's horizon had passed (a copy of one it forgot, a snapshot
-                # read again) loses ties to the changes kept: they won theirs before it.
-                replayed = self._pruned_to is not None and change[0] <= self._pruned_to
-                (insort_left if replayed else insort_right)(changes, change, key=_order)
+                insort_right(changes, change, key=_order)
                 flat = _flat(changes)
             self._store(event.ip, slot, flat)
         self._ranges += 1
@@ -507,7 +503,6 @@ class OwnershipIndex:
         the horizon that comes after, such as a snapshot replayed, then ends at that release
         instead of owning the IP for ever."""
         changed, removed = [], []
-        self._pruned_to = horizon_ms
         code, held = self._code, self._held
         for ip, slot in self._slots.items():
             if code[slot] >= 0:
@@ -525,10 +520,15 @@ class OwnershipIndex:
                     self._ranges -= i // 3
                     self._store(ip, slot, flat[i:])
                     changed.append(ip)
-            elif i:
-                self._ranges -= i // 3
-                self._store(ip, slot, flat[i:])
-                changed.append(ip)
+            else:
+                # The changes that tied with the one kept stay with it: a copy of one of them
+                # arriving later is then known as a copy, and cannot undo the tie's winner.
+                while i and flat[i - 3:i - 1] == flat[i:i + 2]:
+                    i -= 3
+                if i:
+                    self._ranges -= i // 3
+                    self._store(ip, slot, flat[i:])
+                    changed.append(ip)
         for ip in removed:
             self._ranges -= len(self._flat(self._slots[ip])) // 3
             self._remove(ip)
