@@ -3,8 +3,7 @@
 Per IP the index keeps the changes ordered by `ts`: (ts, rank, owner) with owner None for
 UNASSIGN. The owner of `ip` at `t` is the owner of the latest change with ts <= t. Changes with
 equal ts are ordered UNASSIGN before ASSIGN (a release and a re-assignment at the same instant
-leave the new owner), then by arrival; a change the IP holds already (same ts, type and owner)
-changes nothing. Consecutive changes form the ranges (owner, from, to).
+leave the new owner), then by arrival. Consecutive changes form the ranges (owner, from, to).
 """
 import ipaddress
 import json
@@ -365,14 +364,10 @@ class OwnershipIndex:
             self._store(event.ip, None, change)
         else:
             flat = self._flat(slot)
-            if flat[-3:-1] < change[:2]:
+            if flat[-3:-1] <= change[:2]:
                 flat += change   # in order, as changelogs mostly are
             else:
                 changes = list(zip(flat[::3], flat[1::3], flat[2::3]))
-                if change in changes:
-                    # Read twice (a snapshot's change again on the stream, a redelivery):
-                    # behind an equal-ts change that came between, it would undo that one.
-                    return
                 insort_right(changes, change, key=_order)
                 flat = _flat(changes)
             self._store(event.ip, slot, flat)
@@ -520,15 +515,10 @@ class OwnershipIndex:
                     self._ranges -= i // 3
                     self._store(ip, slot, flat[i:])
                     changed.append(ip)
-            else:
-                # The changes that tied with the one kept stay with it: a copy of one of them
-                # arriving later is then known as a copy, and cannot undo the tie's winner.
-                while i and flat[i - 3:i - 1] == flat[i:i + 2]:
-                    i -= 3
-                if i:
-                    self._ranges -= i // 3
-                    self._store(ip, slot, flat[i:])
-                    changed.append(ip)
+            elif i:
+                self._ranges -= i // 3
+                self._store(ip, slot, flat[i:])
+                changed.append(ip)
         for ip in removed:
             self._ranges -= len(self._flat(self._slots[ip])) // 3
             self._remove(ip)

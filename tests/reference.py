@@ -66,16 +66,12 @@ def metadata_events(paths):
                 continue
             e = json.loads(line)
             arrival += 1
-            if e["type"] not in ("ASSIGN", "UNASSIGN"):
-                continue
-            owner = {k: e.get(k) or "-" for k in ("app", "cluster", "asg", "account",
-                                                  "region", "zone")} \
-                if e["type"] == "ASSIGN" else None
-            held = events[str(ipaddress.ip_address(e["ip"]))]
-            rank = 1 if owner else 0
-            # docs/metadata.md: a change read twice changes nothing.
-            if not any(c[:2] == (e["ts"], rank) and c[3] == owner for c in held):
-                held.append((e["ts"], rank, arrival, owner))
+            if e["type"] == "ASSIGN":
+                owner = {k: e.get(k) or "-" for k in ("app", "cluster", "asg", "account",
+                                                      "region", "zone")}
+                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 1, arrival, owner))
+            elif e["type"] == "UNASSIGN":
+                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 0, arrival, None))
     return events
 
 
