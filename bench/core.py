@@ -63,7 +63,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
             parsed = clock()
             payload = encode_events(chunk.events)
             encoded = clock()
-            decoded_events = decode_events(payload)
+            decoded_events, _ = decode_events(payload)
             decoded = clock()
             _counts, changed = apply_events(decoded_events, index, meta_clock)
             applied = clock()

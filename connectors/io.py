@@ -19,6 +19,9 @@ class Sources:
     flow_shards: tuple = ()
     # Where changelog dead letters say they came from (with the line or event index).
     metadata_source: str = "metadata"
+    # The changelog source reads a snapshot file before its stream: its lines, which have no
+    # arrival time, are the snapshot's.
+    metadata_snapshot_first: bool = False
 
 
 @dataclass

@@ -156,14 +156,15 @@ def decode_events_state(payload: bytes) -> tuple:
 # A chunk of changelog events (job.ownership.MetaEvent) as one value, never kept in state: as
 # a list of rows, each event cost a row object made, encoded and decoded in Python, about as
 # much as its parse. Equal owner values are one object in a parsed chunk
-# (job.ownership.parse_chunk): pickle writes each once.
-CHANGELOG_CODEC_VERSION = 1
+# (job.ownership.parse_chunk): pickle writes each once. 2: and whether they are a snapshot's.
+CHANGELOG_CODEC_VERSION = 2
 
 
-def encode_events(events) -> bytes:
-    return _encode(CHANGELOG_CODEC_VERSION, list(map(tuple, events)))
+def encode_events(events, from_snapshot: bool = False) -> bytes:
+    return _encode(CHANGELOG_CODEC_VERSION, (from_snapshot, list(map(tuple, events))))
 
 
-def decode_events(payload: bytes) -> list:
-    return list(map(MetaEvent._make, _decode(CHANGELOG_CODEC_VERSION, "changelog events",
-                                             payload)))
+def decode_events(payload: bytes) -> tuple:
+    """(the events, whether they are a snapshot's)."""
+    from_snapshot, events = _decode(CHANGELOG_CODEC_VERSION, "changelog events", payload)
+    return list(map(MetaEvent._make, events)), from_snapshot

@@ -631,14 +631,18 @@ def _flat(changes) -> tuple:
     return tuple([value for change in changes for value in change])
 
 
-def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock") -> tuple:
+def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock",
+                 from_snapshot: bool = False) -> tuple:
     """Applies `events` in order, exactly as one by one. Returns the counts (metadata_events,
     metadata_late, heartbeats) and the IPs whose changes moved, in first-change order, so
-    that a caller writes each of them (and the clock) once."""
+    that a caller writes each of them (and the clock) once. A snapshot's events (the owners
+    at one time, dated when each address was taken, in address order) set owners and leave
+    the clock alone: a recent one early in the snapshot would move it past flows whose owners
+    come later in it. The stream after the snapshot moves it."""
     late = heartbeats = 0
     changed = {}
     for event in events:
-        if clock.observe(event):
+        if not from_snapshot and clock.observe(event):
             late += 1
         if event.type == HEARTBEAT:
             heartbeats += 1

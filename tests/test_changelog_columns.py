@@ -102,7 +102,7 @@ def test_equal_owner_values_of_a_chunk_are_one_object_and_cross_once(vectorise_f
     events = parse_chunk("\n".join(lines), vectorise_from=vectorise_from).events
     for field in (0, 3, 5):   # app, account, an absent zone
         assert len({id(e.owner[field]) for e in events}) == 1
-    decoded = decode_events(encode_events(events))
+    decoded, _ = decode_events(encode_events(events))
     assert decoded == events and decoded[0].owner[0] is decoded[3].owner[0]
     copies = [e._replace(owner=tuple(v.encode().decode() for v in e.owner)) for e in events]
     assert copies[0].owner[0] is not copies[3].owner[0]

@@ -124,7 +124,7 @@ class _Runtime:
 FORMAT = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
 
 
-def _changelog(*events):
+def _changelog(*events, from_snapshot=False):
     """A chunk of (kind, ts, ip, app) as ParseMetadataEvents sends it."""
     chunk = []
     for kind, ts, ip, app in events:
@@ -132,7 +132,7 @@ def _changelog(*events):
         owner.update(app=app, region="us-east-1")
         chunk.append(MetaEvent(kind, ts, ip, tuple(owner[f] for f in OWNER_FIELDS)
                                if kind == "ASSIGN" else None))
-    return encode_events(chunk)
+    return encode_events(chunk, from_snapshot)
 
 
 def _group_row(start):
@@ -181,6 +181,49 @@ def _at(rt, domain, at):
 
 def _timer(op, rt, domain, at):
     return _outputs(op.on_timer(at, _at(rt, domain, at)))
+
+
+@pytest.mark.unit
+def test_a_snapshot_sets_owners_and_leaves_the_clock_to_the_stream():
+    """A publisher's snapshot is in address order, each change dated when its address was
+    taken: a recent one early in it moved the clock past flows whose owners came later in it
+    (a review: 251 of 8,408 flow ends unattributed, a snapshot of 190,000 lines), and its
+    lines counted as late metadata."""
+    from flowdredge.job.flink.operators import AttributeFlows
+    op, rt = AttributeFlows(CONFIG), _Runtime()
+    op.open(rt)
+    rt.now = 1_000_000
+    recent = _changelog(("ASSIGN", (T0 + 70) * 1000, "10.0.0.9", "web"), from_snapshot=True)
+    assert _outputs(op.process_broadcast_element(recent, rt)) == (
+        [], Counter({"metadata_events": 1}))
+    rows, counts = _outputs(op.process_element(_group_row(T0 + 10), rt))
+    assert rows == [] and counts == {"groups_waited": 1}
+    older = _changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
+                       ("ASSIGN", (T0 - 7200) * 1000, "10.0.0.2", "db"), from_snapshot=True)
+    assert _outputs(op.process_broadcast_element(older, rt))[1] == {"metadata_events": 2}
+    assert op.clock.watermark is None
+    # The stream after the snapshot: its HEARTBEAT completes the changelog up to the flow.
+    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 20) * 1000, "", None)),
+                                      rt))
+    rows, counts = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
+    assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("snapshot_first,arrival,from_snapshot", [
+    (True, None, True), (True, 1_767_225_600_000, False), (False, None, False)])
+def test_changelog_records_without_an_arrival_time_are_the_snapshot_s(snapshot_first, arrival,
+                                                                      from_snapshot):
+    from flowdredge.job.codec import decode_events
+    from flowdredge.job.flink.operators import ParseMetadataEvents
+    op = ParseMetadataEvents(CONFIG, "metadata", snapshot_first)
+    op.open(_Runtime())
+    ctx = type("Context", (), {"timestamp": lambda self: arrival})()
+    line = json.dumps({"type": "ASSIGN", "ts": T0 * 1000, "ip": "10.0.0.1", "app": "api"})
+    (payload, timestamp), = op.process_element(line, ctx)
+    assert decode_events(payload)[1] is from_snapshot
+    # A snapshot's chunk holds the changelog's watermark where it is.
+    assert timestamp == (0 if from_snapshot else T0 * 1000)
 
 
 @pytest.mark.unit

@@ -168,9 +168,10 @@ def test_a_chunk_of_events_crosses_between_operators_unchanged_its_repeated_valu
                         ("api", "api-prod") + (f"eni-{n}",) * (len(OWNER_FIELDS) - 2))
               for n in range(3)] + [MetaEvent(UNASSIGN, 1700000000009, "10.0.0.1"),
                                     MetaEvent(HEARTBEAT, 1700000000010)]
-    decoded = decode_events(encode_events(events))
+    decoded, from_snapshot = decode_events(encode_events(events))
     assert decoded == events and all(type(e) is MetaEvent for e in decoded)
-    assert decoded[0].owner[0] is decoded[2].owner[0]
+    assert decoded[0].owner[0] is decoded[2].owner[0] and not from_snapshot
+    assert decode_events(encode_events(events, from_snapshot=True)) == (events, True)
     with pytest.raises(ValueError, match="codec version 9"):
         decode_events(b"\x09" + encode_events(events)[1:])
 
@@ -248,8 +249,8 @@ def in_chunks(lines, size):
         if chunk.events:
             stamps.append(chunk.event_time_ms(SHIFT))
         # As the job moves them from the parse to the attribution (job.codec).
-        chunk_counts, changed = apply_events(decode_events(encode_events(chunk.events)), index,
-                                             clock)
+        events, from_snapshot = decode_events(encode_events(chunk.events))
+        chunk_counts, changed = apply_events(events, index, clock, from_snapshot)
         for k, n in chunk_counts.items():
             counts[k] = counts.get(k, 0) + n
         for ip in changed:

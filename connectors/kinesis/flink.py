@@ -139,7 +139,8 @@ def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=(),
                                                           snapshot_chunk_lines),
                    flow_shards=tuple(flow_shards),
                    metadata_source=("metadata snapshot or " if kin.metadata_snapshot
-                                    else "") + f"kinesis:{stream_name(streams.metadata)}")
+                                    else "") + f"kinesis:{stream_name(streams.metadata)}",
+                   metadata_snapshot_first=bool(kin.metadata_snapshot))
 
 
 def _connector_options(kin: KinesisSection, arn: str) -> str:

@@ -240,10 +240,11 @@ class ParseMetadataEvents(ProcessFunction):
     out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
     ts - bound."""
 
-    def __init__(self, config: Config, source: str = "metadata"):
+    def __init__(self, config: Config, source: str = "metadata", snapshot_first: bool = False):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
         self.limits = config.metadata_limits
         self.source = source
+        self.snapshot_first = snapshot_first
 
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context)
@@ -256,7 +257,12 @@ class ParseMetadataEvents(ProcessFunction):
             record = record.decode("utf-8", "replace")
         chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
         if chunk.events:
-            yield encode_events(chunk.events), chunk.event_time_ms(self.shift)
+            # A snapshot's chunk moves neither the changelog's clock (job.ownership
+            # apply_events) nor its watermark (a timestamp before any): a recent change early in
+            # it would release flows whose owners come later in it.
+            from_snapshot = self.snapshot_first and delivered is None
+            yield (encode_events(chunk.events, from_snapshot),
+                   0 if from_snapshot else chunk.event_time_ms(self.shift))
         if chunk.rejected:
             counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
             counts["metadata_dead_letter"] = len(chunk.rejected)
@@ -361,8 +367,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         to broadcast state once."""
         state = ctx.get_broadcast_state(OWNERSHIP_STATE)
         self._load(state)
-        events = decode_events(payload)
-        counts, changed = apply_events(events, self.index, self.clock)
+        events, from_snapshot = decode_events(payload)
+        counts, changed = apply_events(events, self.index, self.clock, from_snapshot)
         for key, encoded in self.index.state_entries(changed):
             state.put(key, encoded)
         state.put(CLOCK_KEY, self.clock.encode())
