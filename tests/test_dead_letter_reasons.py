@@ -87,7 +87,8 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
     with gzip.open(flows / f"{A}_vpcflowlogs_us-east-1_fl-1_20260101T0005Z_0001.log.gz",
                    "wt") as fh:
         fh.write("\n".join([HEADER] + lines) + "\n")
-    # Stream records (base64 gzip) that hold chunks: two not chunks, one with a line not text.
+    # Stream records (base64 gzip) that hold chunks, as a producer could write them: a gzip
+    # record is read only as CloudWatch envelopes (a chunk names its own format and source).
     records = [{"source": "x", "lines": [lines[0]]},
                {"source": "x", "format": HEADER, "lines": lines[0]},
                {"source": "x", "format": HEADER, "lines": [7]}]
@@ -109,9 +110,9 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
     # Each dead letter names the file and line of the record that held it.
     records_file = str(flows / "x_20260101T0006Z_records.b64")
     assert Counter((d["stage"], d["reason"], d["source"]) for d in dead) == {
-        ("flows", "bad_chunk", f"{records_file}:1"): 1,
-        ("flows", "bad_chunk", f"{records_file}:2"): 1,
-        ("flows", "malformed", f"{records_file}:3"): 1}
+        ("flows", "not_cloudwatch", f"{records_file}:1"): 1,
+        ("flows", "not_cloudwatch", f"{records_file}:2"): 1,
+        ("flows", "not_cloudwatch", f"{records_file}:3"): 1}
     quality = Counter()
     for row in read_records(output, "data_quality"):
         key = (row["window_start"], row["account_id"], row["interface_id"])
@@ -121,6 +122,6 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
                         (T0 + 60, A, "eni-b", "skip_data"): 1, (T0, B, "eni-c", "skip_data"): 1}
     counts = total_counts(output)
     assert (counts["no_data"], counts["skip_data"]) == (3, 2)
-    assert (counts["dead_letter_bad_chunk"], counts["dead_letter_malformed"]) == (2, 1)
+    assert counts["dead_letter_not_cloudwatch"] == 3
     assert job_aggregates(output) == {
         (T0, "api", "-", "unattributed", "-", 443, 6, "ACCEPT"): (2, 5, 500)}
