@@ -42,9 +42,10 @@ def _factors_text(factors: dict) -> str:
 
 
 def factors(**defaults):
-    """A risk-factor map (factor -> int over schemas.security.RISK_FACTORS, absent ones 0)."""
-    return setting(factory=lambda: parse_factors(defaults), parse=parse_factors,
-                   text=_factors_text)
+    """A risk-factor map (factor -> int over schemas.security.RISK_FACTORS): the factors a
+    value leaves out keep these defaults (0 for those not named here)."""
+    return setting(factory=lambda: parse_factors(defaults),
+                   parse=lambda value: parse_factors(value, defaults), text=_factors_text)
 
 
 @dataclass(frozen=True)

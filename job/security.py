@@ -43,25 +43,37 @@ def parse_ports(value) -> frozenset:
             continue
         if isinstance(item, bool) or not text.isdigit() or not 0 <= int(text) <= 65535:
             raise ValueError(f"not a port: {text!r}")
+        if int(text) in ports:
+            raise ValueError(f"port {int(text)} is listed twice")
         ports.add(int(text))
     return frozenset(ports)
 
 
-def parse_factors(value) -> dict:
-    """"exposed_ports=30,dependencies=5", or a mapping -> {factor: int} over RISK_FACTORS
-    (absent ones 0); ValueError names the bad item."""
+# A factor's weight or scale: a 32-bit integer, as every integer setting.
+MAX_FACTOR = 2**31 - 1
+
+
+def parse_factors(value, defaults: dict = None) -> dict:
+    """"exposed_ports=30,dependencies=5", or a mapping -> {factor: int} over RISK_FACTORS;
+    the factors it leaves out keep their value in `defaults` (0 without); ValueError names
+    the bad item."""
     if isinstance(value, dict):
         pairs = [(str(name), str(n)) for name, n in value.items()]
     else:
         pairs = [item.partition("=")[::2] for item in value.split(",") if item.strip()]
-    values = dict.fromkeys(RISK_FACTORS, 0)
+    values = {name: (defaults or {}).get(name, 0) for name in RISK_FACTORS}
+    given = set()
     for name, number in pairs:
         name, number = name.strip(), number.strip()
         if name not in values:
             raise ValueError(f"unknown risk factor {name!r}; known: {', '.join(RISK_FACTORS)}")
-        if not number.isdigit():
-            raise ValueError(f"{name}: expected a non-negative integer, got {number!r}")
+        if name in given:
+            raise ValueError(f"{name} is given twice")
+        if not number.isdigit() or int(number) > MAX_FACTOR:
+            raise ValueError(f"{name}: expected an integer from 0 to {MAX_FACTOR}, "
+                             f"got {number!r}")
         values[name] = int(number)
+        given.add(name)
     return values
 
 

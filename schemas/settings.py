@@ -16,6 +16,7 @@ typed the same way whether it comes from YAML (native values) or from applicatio
 Each error is one line naming the field: "job.window_seconds: expected an integer, got 'soon'".
 """
 import dataclasses
+import datetime
 import json
 import re
 from dataclasses import MISSING, fields
@@ -76,6 +77,9 @@ def _bool(where: str, value) -> bool:
 
 
 def _str(where: str, meta, value) -> str:
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        # YAML reads an unquoted 2026-12-01T10:00:00Z as a timestamp; the field wants text.
+        value = value.isoformat()
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     text = str(value)
@@ -178,4 +182,13 @@ def read(path: str, what: str = "config", is_json: bool = None):
     try:
         return json.loads(text) if is_json else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: {err}") from None
+        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
+                          f"{_one_line(err)}") from None
+
+
+def _one_line(err: Exception) -> str:
+    """A parser's error in one line: YAML's spans several (context, problem, the source)."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())

@@ -69,7 +69,12 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),
     ("security: {risk_weights: {blast: 3}}", "security.risk_weights: unknown risk factor 'blast'"),
     ("security: {risk_scales: 'dependencies=-1'}",
-     "security.risk_scales: dependencies: expected a non-negative integer, got '-1'"),
+     "security.risk_scales: dependencies: expected an integer from 0 to 2147483647, got '-1'"),
+    ("security: {risk_weights: 'dependencies=2147483648'}",
+     "security.risk_weights: dependencies: expected an integer from 0 to 2147483647"),
+    ("security: {risk_weights: 'dependencies=1,dependencies=2'}",
+     "security.risk_weights: dependencies is given twice"),
+    ("security: {service_ports: '22,443,22'}", "security.service_ports: port 22 is listed twice"),
     ("job: {python_workers: threads}", "job.python_workers must be process or loopback"),
     ("job: {parallelism: 40000}", "job.parallelism must be at most 32768"),
     ("job: {max_restarts: -1}", "job.max_restarts must not be negative"),
@@ -80,6 +85,23 @@ def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match="^" + re.escape(message)) as err:
         load(str(tmp_path / "c.yaml"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.unit
+def test_yaml_s_own_types_are_read_as_written(tmp_path):
+    # YAML reads an unquoted ISO time as a timestamp; configuration.md asks for that time.
+    (tmp_path / "t.yaml").write_text(
+        "kinesis: {start_position: AT_TIMESTAMP, start_timestamp: 2026-12-01T10:00:00Z}\n")
+    assert load(str(tmp_path / "t.yaml")).kinesis.start_timestamp == "2026-12-01T10:00:00+00:00"
+    (tmp_path / "d.yaml").write_text(
+        "kinesis: {start_position: AT_TIMESTAMP, start_timestamp: 2026-12-01}\n")
+    with pytest.raises(ConfigError, match="needs an ISO 8601 time with a zone"):
+        load(str(tmp_path / "d.yaml"))
+    (tmp_path / "bad.yaml").write_text("job:\n  parallelism: [1\n  x: 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML: expected ',' or ']', but got ':' at "
+                                          "line 3, column 4$") as err:
+        load(str(tmp_path / "bad.yaml"))
     assert "\n" not in str(err.value)
 
 
@@ -95,9 +117,9 @@ def test_list_and_map_fields_are_typed_once_from_lists_or_strings(tmp_path):
     assert config == load(str(tmp_path / "strings.yaml"))
     assert config.kinesis.flow_streams == ("flows-a", "flows-b")
     assert config.security.service_ports == frozenset({22, 443})
-    assert config.security.risk_weights == {"exposed_ports": 0, "rejected_flows": 0,
-                                            "scan_sources": 0, "egress_bytes": 0,
-                                            "dependencies": 5, "dependents": 0}
+    # The factors left out keep their defaults.
+    assert config.security.risk_weights == {**Config().security.risk_weights, "dependencies": 5}
+    assert config.security.risk_weights["exposed_ports"] == 30
 
 
 @pytest.mark.unit

@@ -161,8 +161,10 @@ def test_config_values_parse_with_clear_errors():
     assert s.parse_factors("")["dependencies"] == 0
     with pytest.raises(ValueError, match="unknown risk factor 'blast'"):
         s.parse_factors("blast=3")
-    with pytest.raises(ValueError, match="expected a non-negative integer"):
+    with pytest.raises(ValueError, match="expected an integer from 0 to 2147483647"):
         s.parse_factors("dependencies=-1")
+    assert s.parse_factors("dependencies=7", {"dependencies": 5, "dependents": 10}) == {
+        **dict.fromkeys(RISK_FACTORS, 0), "dependencies": 7, "dependents": 10}
 
 
 @pytest.mark.parametrize("values,message", [
@@ -173,7 +175,8 @@ def test_config_values_parse_with_clear_errors():
     ({"dependency_silence_seconds": 30}, "must be at least job.window_seconds"),
     ({"scan_min_reject_percent": 101}, "at most 100"),
     ({"service_ports": "ssh"}, "not a port"),
-    ({"risk_weights": "dependencies=0"}, "at least one factor needs a weight"),
+    ({"risk_weights": "exposed_ports=0,rejected_flows=0,scan_sources=0,egress_bytes=0,"
+                      "dependencies=0,dependents=0"}, "at least one factor needs a weight"),
     ({"risk_scales": "dependencies=0"}, "need a positive scale"),
 ])
 def test_bad_security_config_is_a_clear_error(values, message):
