@@ -222,6 +222,13 @@ def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
     for view in OUTPUTS:
         files = committed_files(folder, view) if view in views else ()
         con.execute(_view_sql(view, [os.path.abspath(p) for p in files]))
+    # Queries read the folder's outputs and nothing else: no other file, no URL, no extension
+    # fetched; and no SQL can lift it. (Spilling to DuckDB's temporary files still works.)
+    con.execute(f"SET allowed_directories = [{_sql_string(os.path.abspath(folder) + os.sep)}]")
+    for setting in ("enable_external_access", "autoinstall_known_extensions",
+                    "autoload_known_extensions"):
+        con.execute(f"SET {setting} = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 

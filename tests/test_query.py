@@ -150,7 +150,7 @@ def test_wrong_sql_names_the_views_and_their_columns(small_outputs, capsys):
 
 @pytest.mark.unit
 def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outputs, tmp_path,
-                                                                      capsys):
+                                                                      tmp_path_factory, capsys):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     target = elsewhere / "copy.csv"
@@ -164,6 +164,17 @@ def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outpu
     for sql in ("DESCRIBE aggregates", "SUMMARIZE aggregates", "EXPLAIN SELECT 1",
                 "FROM aggregates LIMIT 1", "WITH a AS (SELECT 1) SELECT * FROM a"):
         assert answer(str(small_outputs), sql=sql).rows
+    # A query reads the folder's outputs only: no other file, no URL (nor the extension
+    # DuckDB would download for it), and no SET lifts that.
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "secret.csv").write_text("a\n1\n")
+    for sql in (f"SELECT * FROM read_csv('{outside / 'secret.csv'}')",
+                f"SELECT * FROM read_text('{small_outputs}/../{outside.name}/secret.csv')",
+                "SELECT * FROM read_csv('https://example.com/x.csv')",
+                "SET enable_external_access = true"):
+        with pytest.raises(QueryError, match="disabled by configuration|only queries are run|"
+                                             "configuration has been locked"):
+            answer(str(small_outputs), sql=sql)
 
 
 @pytest.mark.unit
