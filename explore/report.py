@@ -14,6 +14,7 @@ from importlib import resources
 
 from flowdredge.connectors.s3 import is_s3
 from flowdredge.explore.query import Outputs
+from flowdredge.job.outputs import REPORT_FILE
 from flowdredge.schemas.security import AWS_SERVICE_PREFIX, UNOWNED_APPS
 
 MAX_EDGES = 80          # more is unreadable; the rest are counted on the page
@@ -205,7 +206,7 @@ def write_report(output: str, html_path: str = None, cache_dir: str = None) -> s
     OUTPUT/report.html, or ./report.html for S3)."""
     with Outputs(output, VIEWS, cache_dir) as outputs:
         page = render_html(report_data(outputs, output))
-    path = html_path or ("report.html" if is_s3(output) else os.path.join(output, "report.html"))
+    path = html_path or (REPORT_FILE if is_s3(output) else os.path.join(output, REPORT_FILE))
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(page)
     return path

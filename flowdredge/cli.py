@@ -4,7 +4,6 @@ main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
 """
 import argparse
-import errno
 import logging
 import os
 import sys
@@ -28,7 +27,21 @@ def _load_config(args):
         if parallelism < 1:
             raise config_mod.ConfigError(f"--parallelism must be at least 1, got {parallelism}")
         cfg = cfg.replace(job={"parallelism": parallelism})
+    _check_ip_ranges(cfg)
     return cfg
+
+
+def _check_ip_ranges(cfg) -> None:
+    """A local metadata.ip_ranges is read now: each attribution instance reads it as it
+    starts, where a missing or broken file failed the job after Flink had started."""
+    from flowdredge.connectors.s3 import is_s3
+    from flowdredge.job.ipranges import IpRangesError, load
+    location = cfg.metadata.ip_ranges
+    if location and not is_s3(location):
+        try:
+            load(location)
+        except IpRangesError as err:
+            raise config_mod.ConfigError(f"metadata.ip_ranges: {err}") from None
 
 
 # A local run (replay, demo) starts Python workers per parallel instance in this machine's
@@ -41,7 +54,8 @@ def _check_local_parallelism(cfg) -> None:
     most = LOCAL_PARALLELISM_PER_CPU * cpus
     if cfg.job.parallelism > most:
         raise config_mod.ConfigError(
-            f"parallelism {cfg.job.parallelism} is more than this machine runs well: at most "
+            f"job.parallelism (or --parallelism) {cfg.job.parallelism} is more than this "
+            f"machine runs well: at most "
             f"{most} ({LOCAL_PARALLELISM_PER_CPU} per CPU, {cpus} CPUs)")
 
 
@@ -49,7 +63,7 @@ def cmd_generate(args) -> int:
     from flowdredge.synthetic.estate import generate
     scenario = Scenario(minutes=args.minutes, flows_per_minute=args.flows_per_minute,
                         seed=args.seed)
-    out = generate(scenario, args.output)
+    out = generate(scenario, args.output, replace=args.overwrite)
     log.info(f"generated {out.flows:,} flows in {len(out.flow_files)} files and "
              f"{out.changes:,} ownership changes under {args.output}")
     return 0
@@ -66,9 +80,10 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     from flowdredge.job.replay import InputError, flow_files, stage_metadata
     from flowdredge.explore.summary import render, summarize
     _check_local_parallelism(cfg)
+    # The inputs first: a refused replay leaves no folder behind.
+    files, duplicates = flow_files(list(flow_paths))
     created = not os.path.exists(output_dir)
     check_output(output_dir, overwrite)
-    files, duplicates = flow_files(list(flow_paths))
     run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
     # A replay is not resumed: its checkpoints (for its own restarts) go with its run folder.
     if not cfg.job.checkpoint_dir:
@@ -120,7 +135,7 @@ def cmd_demo(args) -> int:
                         seed=args.seed)
     log.info(f"generating a synthetic estate: {scenario.minutes} minutes of traffic, "
              f"about {scenario.flows_per_minute:,} flows/minute, IPs reassigned as it runs")
-    generated = generate(scenario, inputs)
+    generated = generate(scenario, inputs, replace=True)
     log.info(f"generated {generated.flows:,} flows, {generated.changes:,} ownership changes")
     return _replay([os.path.join(inputs, "flows")], [generated.metadata_file], args.output, cfg,
                    overwrite=True)
@@ -146,7 +161,7 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                "RETAIN_ON_CANCELLATION"}
     local = "://" not in output
     if resume == "latest":
-        checkpoints = cfg.job.checkpoint_dir or os.path.join(output, "checkpoints")
+        checkpoints = _checkpoints(cfg, output)
         if "://" in checkpoints:
             raise config_mod.ConfigError(f"--resume: checkpoints in {checkpoints} are not "
                                          f"searched; pass --resume <checkpoint path>")
@@ -168,10 +183,18 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
         try:
             check_output(output, overwrite=False)
         except FileExistsError:
+            if latest_checkpoint(_checkpoints(cfg, output)) is None:
+                raise FileExistsError(f"{output} already holds outputs, and no checkpoint to "
+                                      f"resume from: choose another --output") from None
             raise FileExistsError(f"{output} already holds a run's outputs: pass --resume to "
                                   f"continue that run from its last checkpoint, or choose "
                                   f"another --output") from None
     return options
+
+
+def _checkpoints(cfg, output: str) -> str:
+    """Where `flowdredge run` keeps its checkpoints (job.flink.run.kinesis_job)."""
+    return cfg.job.checkpoint_dir or os.path.join(output, "checkpoints")
 
 
 def check_local_locations(cfg, output: str, resume: str = None) -> None:
@@ -196,10 +219,27 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
 
 
 def cmd_run(args) -> int:
-    from flowdredge.job.flink.run import kinesis_job, local_rest_options
+    from flowdredge.job.outputs import remove_empty_folders
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
+    local = "://" not in args.output
+    created = local and not os.path.exists(args.output)
+    try:
+        job = _start_run(cfg, args)
+    except BaseException:
+        # A job that did not start leaves no empty folder: neither the output folder it
+        # created nor the checkpoint folder Flink made for it (a refused --resume).
+        if created:
+            remove_empty_folders(args.output)
+        elif local and "://" not in _checkpoints(cfg, args.output):
+            remove_empty_folders(_checkpoints(cfg, args.output), keep_top=True)
+        raise
+    return _run_until_stopped(job)
+
+
+def _start_run(cfg, args):
+    from flowdredge.job.flink.run import kinesis_job, local_rest_options
     options = {**run_options(cfg, args.output, args.resume, args.allow_non_restored_state),
                **local_rest_options(args.rest_port)}
     rest_port = options["rest.port"]
@@ -211,7 +251,7 @@ def cmd_run(args) -> int:
              f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
              f"for --resume)")
     try:
-        job = env.execute_async(args.job_name)
+        return env.execute_async(args.job_name)
     except Exception as err:   # py4j's error, the Java trace in its text
         if resumed and "Cannot map checkpoint/savepoint state" in str(err):
             raise config_mod.ConfigError(
@@ -220,7 +260,6 @@ def cmd_run(args) -> int:
                 f"changed?); --allow-non-restored-state drops it (docs/operations.md, "
                 f"upgrades)") from None
         raise
-    return _run_until_stopped(job)
 
 
 def _run_until_stopped(job) -> int:
@@ -258,10 +297,13 @@ def cmd_stream_demo(args) -> int:
 
 
 def cmd_summary(args) -> int:
+    from flowdredge.connectors.s3 import is_s3
+    from flowdredge.explore.query import local_folder
     from flowdredge.explore.summary import render, summarize
-    if not os.path.isdir(args.output):
-        raise FileNotFoundError(errno.ENOENT, "no such output folder", args.output)
-    print(render(summarize(args.output), args.output))
+    if is_s3(args.output):
+        raise config_mod.ConfigError(f"{args.output}: summary reads a local output folder "
+                                     f"(query and report read s3://)")
+    print(render(summarize(local_folder(args.output)), args.output))
     return 0
 
 
@@ -323,13 +365,23 @@ def _query_parser(sub) -> None:
     q.set_defaults(func=cmd_query)
 
 
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowdredge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     def estate_options(sp):
-        sp.add_argument("--minutes", type=int, default=SCENARIO.minutes)
-        sp.add_argument("--flows-per-minute", type=int, default=SCENARIO.flows_per_minute)
+        sp.add_argument("--minutes", type=_positive, default=SCENARIO.minutes)
+        sp.add_argument("--flows-per-minute", type=_positive, default=SCENARIO.flows_per_minute)
         sp.add_argument("--seed", type=int, default=SCENARIO.seed)
 
     def common(sp):
@@ -340,8 +392,8 @@ def parser() -> argparse.ArgumentParser:
                           epilog="The streaming demo (a local Kinesis, a producer, the job): "
                                  "scripts/demo --streaming, or flowdredge stream-demo --help.")
     demo.add_argument("--output", default="demo-output",
-                      help="folder of the inputs and outputs; outputs already there are "
-                           "replaced, other files stay (default demo-output)")
+                      help="folder of the inputs and outputs; a previous demo's inputs/ and "
+                           "outputs there are replaced, other files stay (default demo-output)")
     estate_options(demo)
     common(demo)
     demo.set_defaults(func=cmd_demo)
@@ -398,6 +450,8 @@ def parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="write synthetic flow-log and metadata files only")
     gen.add_argument("--output", required=True)
+    gen.add_argument("--overwrite", action="store_true",
+                     help="replace the flows/ and metadata/ already under --output")
     estate_options(gen)
     gen.set_defaults(func=cmd_generate)
 

@@ -1,5 +1,6 @@
 """The side outputs' lines (counts, dead letters, data quality); reading a run's output folder
 back (summary, tests), and checking and replacing one. Pure Python."""
+import contextlib
 import gzip
 import json
 import os
@@ -12,6 +13,8 @@ from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
 
 OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
            "data_quality") + tuple(SECURITY_OUTPUTS)
+# `flowdredge report`'s page, by default beside the outputs it describes.
+REPORT_FILE = "report.html"
 
 
 def counts_line(stage: str, counts) -> str:
@@ -49,6 +52,16 @@ def latest_checkpoint(checkpoint_dir: str):
             if name.startswith("chk-") and os.path.isfile(metadata):
                 found.append((os.path.getmtime(metadata), os.path.join(job_dir, name)))
     return max(found)[1] if found else None
+
+
+def remove_empty_folders(path: str, keep_top: bool = False) -> None:
+    """Removes the folders under `path` that hold no file, and `path` itself if it is empty
+    then (unless `keep_top`): what a run that did not start leaves. A file keeps its folders."""
+    if not os.path.isdir(path):
+        return
+    for root, _dirs, _files in os.walk(path, topdown=False):
+        if (root != path or not keep_top) and not os.listdir(root):
+            os.rmdir(root)
 
 
 def check_output(output_dir: str, overwrite: bool) -> None:
@@ -91,7 +104,10 @@ def remove_outputs(output_dir: str, also=()) -> list:
 def replace_outputs(new_dir: str, output_dir: str) -> None:
     """Moves the outputs of a finished run from `new_dir` into `output_dir`, replacing what
     was there: the last step of a replay, so that a failed one leaves the previous outputs as
-    they were. The run's staged changelog and checkpoints stay behind, removed with it."""
+    they were. The run's staged changelog and checkpoints stay behind, removed with it. A
+    report of the previous outputs goes: it would describe a run no longer there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(output_dir, REPORT_FILE))
     for name in OUTPUTS:
         target = os.path.join(output_dir, name)
         shutil.rmtree(target, ignore_errors=True)

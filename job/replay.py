@@ -549,6 +549,9 @@ def stage_metadata(paths, staged_path: str,
     seen = set()
     with open(staged_path, "wb") as out:
         for path in paths:
+            if os.path.isdir(path):
+                raise InputError(f"{path}: a folder; --metadata takes the changelog's files, "
+                                 f"in order (a snapshot, then the changes)")
             if not os.path.isfile(path):
                 raise InputError(f"{path}: no such metadata file")
             if os.path.realpath(path) in seen:

@@ -20,6 +20,7 @@ All write through synthetic.formats, as AWS and a metadata publisher would:
 import json
 import os
 import random
+import shutil
 from dataclasses import dataclass, field
 
 from flowdredge.schemas.metadata import ASSIGN, UNASSIGN
@@ -181,7 +182,21 @@ def _flow_line(account, eni, src, dst, sport, dport, proto, packets, nbytes, sta
             f"{start} {end} {action} OK")
 
 
-def generate(scenario: Scenario, out_dir: str) -> Generated:
+# What generate writes under its folder: the flow-log files and the changelog.
+GENERATED = ("flows", "metadata")
+
+
+def generate(scenario: Scenario, out_dir: str, replace: bool = False) -> Generated:
+    """Writes the scenario's flow-log files under `out_dir`/flows and its changelog under
+    `out_dir`/metadata. Those folders must not hold files (a replay of `flows/` would read an
+    earlier estate's with this one's), unless `replace` says to remove them first."""
+    held = [name for name in GENERATED
+            if os.path.isdir(os.path.join(out_dir, name)) and os.listdir(os.path.join(out_dir, name))]
+    if held and not replace:
+        raise FileExistsError(f"{out_dir} already holds {' and '.join(n + '/' for n in held)}: "
+                              f"pass --overwrite to replace them, or choose another --output")
+    for name in held:
+        shutil.rmtree(os.path.join(out_dir, name))
     rng = random.Random(scenario.seed)
     estate = _Estate(rng)
     t0 = scenario.start

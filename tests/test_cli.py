@@ -61,6 +61,7 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
 @pytest.mark.unit
 @pytest.mark.parametrize("args,message", [
     (["--metadata", "/nonexistent/changes.jsonl"], "no such metadata file"),
+    (["--metadata", "{folder}"], "a folder; --metadata takes the changelog's files"),
     (["--flows", "/nonexistent/flows"], "no such file or folder"),
     (["--config", "/nonexistent/c.yaml"], "cannot read config"),
     # Issue #14, items 4 and 10: parallelism 0 ran at 1, 1000 ran the machine out of memory.
@@ -68,6 +69,7 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     (["--parallelism", "1000"], "more than this machine runs well"),
     (["--config", "{huge}"], "metadata.out_of_orderness_seconds: 99999999999999999999 is out of"),
     (["--config", "{float}"], "job.window_seconds: expected an integer, got 90.7"),
+    (["--config", "{ranges}"], "metadata.ip_ranges: cannot read /nonexistent/ip-ranges.json"),
     # Item 10: an empty changelog gave 0 % attribution without a word.
     (["--metadata", "{empty}"], "holds no line"),
     # Item 13: an output folder that cannot be one.
@@ -78,9 +80,12 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
 def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
     folder, out = inputs
     files = {"huge": tmp_path / "huge.yaml", "float": tmp_path / "float.yaml",
-             "empty": tmp_path / "empty.jsonl", "file": tmp_path / "a-file"}
+             "empty": tmp_path / "empty.jsonl", "file": tmp_path / "a-file",
+             "folder": folder / "metadata"}
     files["huge"].write_text("metadata:\n  out_of_orderness_seconds: 99999999999999999999\n")
     files["float"].write_text("job:\n  window_seconds: 90.7\n")
+    files["ranges"] = tmp_path / "ranges.yaml"
+    files["ranges"].write_text("metadata:\n  ip_ranges: /nonexistent/ip-ranges.json\n")
     files["empty"].write_text("\n\n")
     files["file"].write_text("not a folder\n")
     base = {"--flows": str(folder / "flows"), "--metadata": out.metadata_file,
@@ -90,12 +95,37 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # A refused replay leaves no output folder behind.
+    assert "--output" in args or not os.path.exists(tmp_path / "out")
 
 
 @pytest.mark.unit
-def test_the_summary_of_a_folder_that_is_not_there_is_an_error(tmp_path):
+def test_the_summary_of_a_folder_that_is_not_there_is_an_error(inputs, tmp_path):
     result = flowdredge("summary", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "no such output folder" in result.stderr
+    # The inputs' folder: no output in it to sum up (it printed zeros).
+    result = flowdredge("summary", str(inputs[0]))
+    assert result.returncode == 2 and "is not an output folder" in result.stderr
+
+
+@pytest.mark.unit
+def test_generate_never_adds_an_estate_to_an_earlier_one(tmp_path):
+    out = str(tmp_path / "gen")
+    assert flowdredge("generate", "--output", out, "--minutes", "20",
+                      "--flows-per-minute", "50").returncode == 0
+    # A replay of flows/ read the 20 minutes' files with the 5 minutes' changelog.
+    again = flowdredge("generate", "--output", out, "--minutes", "5", "--flows-per-minute", "50")
+    assert again.returncode == 2 and "already holds flows/ and metadata/" in again.stderr
+    replaced = flowdredge("generate", "--output", out, "--minutes", "5",
+                          "--flows-per-minute", "50", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    alone = generate(Scenario(minutes=5, flows_per_minute=50), str(tmp_path / "alone"))
+    assert sorted(os.path.relpath(p, str(tmp_path / "alone")) for p in alone.flow_files) == \
+        sorted(os.path.relpath(os.path.join(root, f), out)
+               for root, _, files in os.walk(os.path.join(out, "flows")) for f in files)
+    for bad in ("0", "-3", "x"):
+        refused = flowdredge("generate", "--output", out, "--minutes", bad)
+        assert refused.returncode == 2 and "expected a positive integer" in refused.stderr
 
 
 @pytest.mark.unit

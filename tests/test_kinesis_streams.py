@@ -1,5 +1,7 @@
 """The streams of the `kinesis` section resolved before Flink starts (connectors.kinesis.client),
 against the local Kinesis API server: every mistake a one-line ConfigError."""
+import os
+
 import pytest
 
 from flowdredge.connectors.kinesis import client as kinesis_client
@@ -47,7 +49,6 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
 
 @pytest.mark.unit
 def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
-    import os
     import time
     from flowdredge.cli import run_options
     from flowdredge.job.outputs import latest_checkpoint
@@ -81,6 +82,44 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     fresh = run_options(config, str(tmp_path / "new"), None)
     assert fresh == {"execution.checkpointing.externalized-checkpoint-retention":
                      "RETAIN_ON_CANCELLATION"} and os.path.isdir(tmp_path / "new")
+    # A replay's outputs have no checkpoint: --resume would not help.
+    replayed = tmp_path / "replayed"
+    (replayed / "aggregates").mkdir(parents=True)
+    (replayed / "aggregates" / "part-0").write_text("{}\n")
+    with pytest.raises(FileExistsError, match="no checkpoint to resume from: choose another"):
+        run_options(config, str(replayed), None)
+
+
+@pytest.mark.unit
+def test_a_run_that_did_not_start_leaves_no_empty_folder(tmp_path):
+    from flowdredge.job.outputs import remove_empty_folders
+    checkpoints = tmp_path / "out" / "checkpoints"
+    (checkpoints / "old-job" / "chk-4").mkdir(parents=True)
+    (checkpoints / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
+    (checkpoints / "old-job" / "shared").mkdir()
+    (checkpoints / "refused-job" / "shared").mkdir(parents=True)
+    (checkpoints / "refused-job" / "taskowned").mkdir()
+    remove_empty_folders(str(checkpoints), keep_top=True)
+    assert sorted(os.listdir(checkpoints)) == ["old-job"]
+    assert sorted(os.listdir(checkpoints / "old-job")) == ["chk-4"]
+    (tmp_path / "new" / "checkpoints").mkdir(parents=True)
+    remove_empty_folders(str(tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+    remove_empty_folders(str(tmp_path / "nowhere"))
+
+
+@pytest.mark.unit
+def test_replaced_outputs_take_the_report_of_the_old_ones_with_them(tmp_path):
+    from flowdredge.job.outputs import REPORT_FILE, replace_outputs
+    (tmp_path / "run" / "aggregates").mkdir(parents=True)
+    (tmp_path / "run" / "aggregates" / "part-0").write_text("new\n")
+    (tmp_path / "out" / "aggregates").mkdir(parents=True)
+    (tmp_path / "out" / "aggregates" / "part-0").write_text("old\n")
+    (tmp_path / "out" / REPORT_FILE).write_text("<html>old</html>")
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    replace_outputs(str(tmp_path / "run"), str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path / "out")) == ["aggregates", "notes.txt"]
+    assert (tmp_path / "out" / "aggregates" / "part-0").read_text() == "new\n"
 
 
 @pytest.mark.minicluster
