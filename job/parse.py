@@ -243,6 +243,9 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     try:
         flow = fmt.convert(parts)
     except ValueError:
+        # int() refuses more than 4,300 digits: digits alone are a number out of any range.
+        if all(t == "-" or _DECIMAL(t) for t in (parts[fmt.columns[i]] for i in fmt.int_positions)):
+            raise LineError("number_out_of_range") from None
         raise LineError("not_a_number") from None
     if not line.isascii() or "+" in line or "_" in line:
         # int() also reads "+5", "1_000" and other scripts' digits, which the vectorised

@@ -74,6 +74,10 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 1_000 10 20 ACCEPT OK", "not_a_number"),
     ("2 1 eni_x 10.0.0.1 10.0.0.2 1 2 6 1 \u0661\u0662 10 20 ACCEPT OK", "not_a_number"),
     ("2 1 eni fe80::1%eth0 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address"),
+    # More digits than int() reads (4,300) are a number still, out of range.
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
+     "number_out_of_range"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 x " + "9" * 5000 + " 10 20 ACCEPT OK", "not_a_number"),
     # AWS writes these fields from a fixed list: junk made aggregate rows of its own.
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACC\0EPT OK", "unknown_value"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 accept OK", "unknown_value"),
