@@ -82,12 +82,17 @@ def streaming_config(endpoint: str, parallelism: int, **sections) -> config_mod.
 
 @contextlib.contextmanager
 def running_job(config, output_dir: str, flink_options: dict = None):
-    """The streaming job, started in this process; cancelled on leaving."""
+    """The streaming job, started in this process; cancelled on leaving. A failed assertion
+    inside carries the job's counts so far: a timeout on a loaded machine says how far it got."""
     from flowdredge.job.flink.run import kinesis_job
     client = kinesis_job(config, output_dir, flink_options).execute_async(
         "flowdredge kinesis test")
     try:
         yield client
+    except AssertionError as err:
+        with contextlib.suppress(Exception):
+            err.add_note(f"the job's counts: {dict(+total_counts(output_dir))}")
+        raise
     finally:
         with contextlib.suppress(Exception):
             client.cancel().result()
@@ -107,7 +112,8 @@ def wait_for(what: str, check, client=None, timeout_s: float = TIMEOUT_S, poll_s
             status = client.get_job_status().result()
             assert status.name in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"), \
                 f"the job is {status.name} while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        assert time.monotonic() < deadline, (f"timed out after {timeout_s} s waiting for {what} "
+                                             f"(last value: {value!r:.300})")
         if keep_alive is not None and time.monotonic() - kept_alive >= KEEP_ALIVE_S:
             keep_alive()
             kept_alive = time.monotonic()
