@@ -139,7 +139,9 @@ def parse_chunk(fmt, lines: list, earliest, latest, window_seconds: int,
             table = layout.table(data)
         except pa.ArrowInvalid:   # a line with another field count, or a field not a number
             table = None
-        if table is not None and _has_empty_field(layout, table):
+        # A last line that is empty ends the one before it for the reader: a row short.
+        if table is not None and (table.num_rows != len(lines)
+                                  or _has_empty_field(layout, table)):
             table = None
     if table is None:
         # Line by line, only the lines the pattern vouches for.

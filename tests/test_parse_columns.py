@@ -340,6 +340,18 @@ def test_small_records_parsed_together_take_the_vectorised_path():
     assert sum(len(g) for g in mixed.groups) == 600
 
 
+def test_records_parsed_together_may_end_in_an_empty_line():
+    """The reader takes a last empty line for the end of the one before: a row short of the
+    per-line bounds, which failed the batch (a shard's records; a reviewer's fuzzer)."""
+    line = f"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {DELIVERED} {DELIVERED + 5} ACCEPT OK"
+    records = [(_cloudwatch([line] * 300, stream="eni-1"), "r0", DELIVERED),
+               (_cloudwatch([line] * 300 + [""], stream="eni-2"), "r1", DELIVERED)]
+    together = parse_records(records, V2, LIMITS)
+    assert outcome(together) == outcome(parse_records(records, V2, LIMITS,
+                                                      vectorise_from=math.inf))
+    assert sum(len(g) for g in together.groups) == 600 and not together.dead_letters
+
+
 def test_a_batch_holds_no_more_than_one_record_may():
     """However well records compress, a batch's lines hold at most flows.max_decompressed_bytes
     characters, as one record's: memory stays bounded, and a group's sums fit a 64-bit integer
