@@ -20,7 +20,7 @@ from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
 from flowdredge.schemas import settings
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT, SHORTEST_LINE
-from flowdredge.schemas.settings import MAX_LONG, ConfigError, setting
+from flowdredge.schemas.settings import MAX_INT, MAX_LONG, ConfigError, setting
 
 # Flink's own upper bound of a job's parallelism.
 MAX_PARALLELISM = 32768
@@ -41,11 +41,13 @@ def _factors_text(factors: dict) -> str:
     return ",".join(f"{name}={value}" for name, value in factors.items())
 
 
-def factors(**defaults):
-    """A risk-factor map (factor -> int over schemas.security.RISK_FACTORS): the factors a
-    value leaves out keep these defaults (0 for those not named here)."""
+def factors(maximum: int = MAX_INT, **defaults):
+    """A risk-factor map (factor -> int from 0 to `maximum`, over
+    schemas.security.RISK_FACTORS): the factors a value leaves out keep these defaults (0 for
+    those not named here)."""
     return setting(factory=lambda: parse_factors(defaults),
-                   parse=lambda value: parse_factors(value, defaults), text=_factors_text)
+                   parse=lambda value: parse_factors(value, defaults, maximum),
+                   text=_factors_text)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class SecuritySection:
     # window); factors are schemas.security.RISK_FACTORS. A mapping, or "factor=n,...".
     risk_weights: dict = factors(exposed_ports=30, rejected_flows=15, scan_sources=20,
                                  egress_bytes=20, dependencies=5, dependents=10)
-    risk_scales: dict = factors(exposed_ports=3, rejected_flows=100, scan_sources=2,
+    # Scales up to a 64-bit integer: egress_bytes counts bytes a window.
+    risk_scales: dict = factors(MAX_LONG, exposed_ports=3, rejected_flows=100, scan_sources=2,
                                 egress_bytes=100000000, dependencies=10, dependents=10)
 
 
@@ -205,7 +208,8 @@ class Config:
         return MetaLimits(self.metadata.max_line_bytes, self.metadata.max_ahead_seconds)
 
     def replace(self, **sections) -> "Config":
-        """Config with some fields changed: replace(job={"parallelism": 2})."""
+        """Config with some fields changed: replace(job={"parallelism": 2}). A risk map given
+        is read as in a file: the factors it leaves out take their defaults."""
         merged = {name: {**dataclasses.asdict(getattr(self, name)), **values}
                   for name, values in sections.items()}
         return from_dict({**dataclasses.asdict(self), **merged})

@@ -4,6 +4,7 @@ job.flink.security runs these inside Flink; docs/security.md states the rules fo
 """
 import ipaddress
 import json
+import re
 from json.encoder import encode_basestring
 from collections import Counter
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from flowdredge.job.groupby import grouped
 from flowdredge.schemas.fields import ADDR, STRING, Schema
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.outputs import CONVERSATION
+from flowdredge.schemas.settings import MAX_INT
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
                               RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNOWNED_APPS)
@@ -32,16 +34,23 @@ WELL_KNOWN_PORTS = 1024
 
 # --- configuration values (read once by job.config) -----------------------------------------
 
+_DIGITS = re.compile("[0-9]+").fullmatch   # str.isdigit() and int() take other scripts' too
+
+
 def parse_ports(value) -> frozenset:
     """"22,443,8080", or a list of ports -> {22, 443, 8080}; ValueError names the bad item."""
-    items = value.split(",") if isinstance(value, str) else (
-        [value] if isinstance(value, int) else value)
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        items = value.split(",") if isinstance(value, str) else [value]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+    else:
+        raise ValueError(f"expected a list of ports or \"22,443\", got {value!r}")
     ports = set()
     for item in items:
         text = str(item).strip()
         if not text:
             continue
-        if isinstance(item, bool) or not text.isdigit() or not 0 <= int(text) <= 65535:
+        if isinstance(item, bool) or not _DIGITS(text) or not 0 <= int(text) <= 65535:
             raise ValueError(f"not a port: {text!r}")
         if int(text) in ports:
             raise ValueError(f"port {int(text)} is listed twice")
@@ -49,18 +58,16 @@ def parse_ports(value) -> frozenset:
     return frozenset(ports)
 
 
-# A factor's weight or scale: a 32-bit integer, as every integer setting.
-MAX_FACTOR = 2**31 - 1
-
-
-def parse_factors(value, defaults: dict = None) -> dict:
-    """"exposed_ports=30,dependencies=5", or a mapping -> {factor: int} over RISK_FACTORS;
-    the factors it leaves out keep their value in `defaults` (0 without); ValueError names
-    the bad item."""
+def parse_factors(value, defaults: dict = None, maximum: int = MAX_INT) -> dict:
+    """"exposed_ports=30,dependencies=5", or a mapping -> {factor: int} over RISK_FACTORS, each
+    from 0 to `maximum`; the factors it leaves out keep their value in `defaults` (0 without);
+    ValueError names the bad item."""
     if isinstance(value, dict):
         pairs = [(str(name), str(n)) for name, n in value.items()]
-    else:
+    elif isinstance(value, str):
         pairs = [item.partition("=")[::2] for item in value.split(",") if item.strip()]
+    else:
+        raise ValueError(f"expected a mapping or \"factor=n,factor=n\", got {value!r}")
     values = {name: (defaults or {}).get(name, 0) for name in RISK_FACTORS}
     given = set()
     for name, number in pairs:
@@ -69,9 +76,8 @@ def parse_factors(value, defaults: dict = None) -> dict:
             raise ValueError(f"unknown risk factor {name!r}; known: {', '.join(RISK_FACTORS)}")
         if name in given:
             raise ValueError(f"{name} is given twice")
-        if not number.isdigit() or int(number) > MAX_FACTOR:
-            raise ValueError(f"{name}: expected an integer from 0 to {MAX_FACTOR}, "
-                             f"got {number!r}")
+        if not _DIGITS(number) or int(number) > maximum:
+            raise ValueError(f"{name}: expected an integer from 0 to {maximum}, got {number!r}")
         values[name] = int(number)
         given.add(name)
     return values

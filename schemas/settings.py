@@ -16,7 +16,6 @@ typed the same way whether it comes from YAML (native values) or from applicatio
 Each error is one line naming the field: "job.window_seconds: expected an integer, got 'soon'".
 """
 import dataclasses
-import datetime
 import json
 import re
 from dataclasses import MISSING, fields
@@ -77,9 +76,6 @@ def _bool(where: str, value) -> bool:
 
 
 def _str(where: str, meta, value) -> str:
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        # YAML reads an unquoted 2026-12-01T10:00:00Z as a timestamp; the field wants text.
-        value = value.isoformat()
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     text = str(value)
@@ -180,7 +176,7 @@ def read(path: str, what: str = "config", is_json: bool = None):
     if is_json is None:
         is_json = path.endswith(".json")
     try:
-        return json.loads(text) if is_json else yaml.safe_load(text)
+        return json.loads(text) if is_json else yaml.load(text, _Loader)
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{_one_line(err)}") from None
@@ -190,5 +186,27 @@ def _one_line(err: Exception) -> str:
     """A parser's error in one line: YAML's spans several (context, problem, the source)."""
     mark = getattr(err, "problem_mark", None)
     if mark is not None:
-        return f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}"
+        what = ": ".join(filter(None, (getattr(err, "context", None), err.problem)))
+        return f"{what} at line {mark.line + 1}, column {mark.column + 1}"
     return " ".join(str(err).split())
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as written: a key given twice is an error (PyYAML keeps the last one, silently),
+    and a time stays its text (PyYAML makes 2026-12-01T10:00:00Z a datetime, and
+    2026-12-01 10:00:00 one without its zone)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}

@@ -69,12 +69,19 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),
     ("security: {risk_weights: {blast: 3}}", "security.risk_weights: unknown risk factor 'blast'"),
     ("security: {risk_scales: 'dependencies=-1'}",
-     "security.risk_scales: dependencies: expected an integer from 0 to 2147483647, got '-1'"),
+     "security.risk_scales: dependencies: expected an integer from 0 to 9223372036854775807, "
+     "got '-1'"),
     ("security: {risk_weights: 'dependencies=2147483648'}",
      "security.risk_weights: dependencies: expected an integer from 0 to 2147483647"),
     ("security: {risk_weights: 'dependencies=1,dependencies=2'}",
      "security.risk_weights: dependencies is given twice"),
     ("security: {service_ports: '22,443,22'}", "security.service_ports: port 22 is listed twice"),
+    ("security: {risk_weights: }",
+     "security.risk_weights: expected a mapping or \"factor=n,factor=n\", got None"),
+    ("security: {risk_weights: 'dependencies=\u0663'}",
+     "security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got"),
+    ("security: {risk_scales: 'egress_bytes=9223372036854775808'}",
+     "security.risk_scales: egress_bytes: expected an integer from 0 to 9223372036854775807"),
     ("job: {python_workers: threads}", "job.python_workers must be process or loopback"),
     ("job: {parallelism: 40000}", "job.parallelism must be at most 32768"),
     ("job: {max_restarts: -1}", "job.max_restarts must not be negative"),
@@ -90,19 +97,27 @@ def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
 
 @pytest.mark.unit
 def test_yaml_s_own_types_are_read_as_written(tmp_path):
-    # YAML reads an unquoted ISO time as a timestamp; configuration.md asks for that time.
+    # PyYAML reads an unquoted ISO time as a datetime; configuration.md asks for that time.
     (tmp_path / "t.yaml").write_text(
         "kinesis: {start_position: AT_TIMESTAMP, start_timestamp: 2026-12-01T10:00:00Z}\n")
-    assert load(str(tmp_path / "t.yaml")).kinesis.start_timestamp == "2026-12-01T10:00:00+00:00"
+    assert load(str(tmp_path / "t.yaml")).kinesis.start_timestamp == "2026-12-01T10:00:00Z"
+    (tmp_path / "p.yaml").write_text("job: {checkpoint_dir: 2026-12-01 10:00:00}\n")
+    assert load(str(tmp_path / "p.yaml")).job.checkpoint_dir == "2026-12-01 10:00:00"
     (tmp_path / "d.yaml").write_text(
         "kinesis: {start_position: AT_TIMESTAMP, start_timestamp: 2026-12-01}\n")
     with pytest.raises(ConfigError, match="needs an ISO 8601 time with a zone"):
         load(str(tmp_path / "d.yaml"))
     (tmp_path / "bad.yaml").write_text("job:\n  parallelism: [1\n  x: 2\n")
-    with pytest.raises(ConfigError, match="not valid YAML: expected ',' or ']', but got ':' at "
+    with pytest.raises(ConfigError, match="not valid YAML: while parsing a flow sequence: "
+                                          "expected ',' or ']', but got ':' at "
                                           "line 3, column 4$") as err:
         load(str(tmp_path / "bad.yaml"))
     assert "\n" not in str(err.value)
+    # PyYAML keeps a key's last value; each key once, as in application properties.
+    (tmp_path / "twice.yaml").write_text(
+        "security:\n  risk_weights: {dependencies: 1, dependencies: 2}\n")
+    with pytest.raises(ConfigError, match="'dependencies' is given twice at line 2, column 35$"):
+        load(str(tmp_path / "twice.yaml"))
 
 
 @pytest.mark.unit
@@ -120,6 +135,9 @@ def test_list_and_map_fields_are_typed_once_from_lists_or_strings(tmp_path):
     # The factors left out keep their defaults.
     assert config.security.risk_weights == {**Config().security.risk_weights, "dependencies": 5}
     assert config.security.risk_weights["exposed_ports"] == 30
+    # A scale in bytes a window goes beyond 32 bits (50 GB a minute: 830 MB/s).
+    assert Config().replace(security={"risk_scales": {"egress_bytes": 5 * 10**10}}) \
+        .security.risk_scales["egress_bytes"] == 5 * 10**10
 
 
 @pytest.mark.unit
