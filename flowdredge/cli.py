@@ -4,6 +4,7 @@ main() only parses arguments, loads config and wires connectors; the dataflow is
 job.flink.pipeline.build_pipeline.
 """
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -76,19 +77,19 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     import shutil
     import tempfile
     from flowdredge.job.flink.run import aws_files_job
-    from flowdredge.job.outputs import check_output, replace_outputs
+    from flowdredge.job.outputs import check_output, remove_empty_folders, replace_outputs
     from flowdredge.job.replay import InputError, flow_files, stage_metadata
     from flowdredge.explore.summary import render, summarize
     _check_local_parallelism(cfg)
-    # The inputs first: a refused replay leaves no folder behind.
+    # The inputs first, and a refused replay leaves no folder behind.
     files, duplicates = flow_files(list(flow_paths))
-    created = not os.path.exists(output_dir)
+    created = first_missing_folder(output_dir)
     check_output(output_dir, overwrite)
     run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
-    # A replay is not resumed: its checkpoints (for its own restarts) go with its run folder.
-    if not cfg.job.checkpoint_dir:
-        cfg = cfg.replace(job={"checkpoint_dir": os.path.join(run_dir, "checkpoints")})
     try:
+        # A replay is not resumed: its checkpoints (for its own restarts) go with its run folder.
+        if not cfg.job.checkpoint_dir:
+            cfg = cfg.replace(job={"checkpoint_dir": os.path.join(run_dir, "checkpoints")})
         staged_metadata = os.path.join(run_dir, "staging", "metadata.jsonl")
         n_meta = stage_metadata(metadata_paths, staged_metadata, cfg.metadata.chunk_lines,
                                 cfg.metadata.max_line_bytes)
@@ -117,8 +118,8 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
         replace_outputs(run_dir, output_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
-            os.rmdir(output_dir)
+        if created:
+            remove_empty_folders(created)
     print(render(summarize(output_dir), output_dir))
     return 0
 
@@ -183,13 +184,23 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
         try:
             check_output(output, overwrite=False)
         except FileExistsError:
-            if latest_checkpoint(_checkpoints(cfg, output)) is None:
+            checkpoints = _checkpoints(cfg, output)
+            if "://" not in checkpoints and latest_checkpoint(checkpoints) is None:
                 raise FileExistsError(f"{output} already holds outputs, and no checkpoint to "
                                       f"resume from: choose another --output") from None
             raise FileExistsError(f"{output} already holds a run's outputs: pass --resume to "
                                   f"continue that run from its last checkpoint, or choose "
                                   f"another --output") from None
     return options
+
+
+def first_missing_folder(path: str):
+    """The outermost folder of `path` that does not exist yet (what a command that makes
+    `path` creates), or None."""
+    missing, path = None, os.path.abspath(path)
+    while not os.path.exists(path):
+        missing, path = path, os.path.dirname(path)
+    return missing
 
 
 def _checkpoints(cfg, output: str) -> str:
@@ -223,17 +234,24 @@ def cmd_run(args) -> int:
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
-    local = "://" not in args.output
-    created = local and not os.path.exists(args.output)
+    created = None if "://" in args.output else first_missing_folder(args.output)
+    checkpoints = _checkpoints(cfg, args.output)
+    local_checkpoints = "://" not in checkpoints
+    held = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else None
     try:
         job = _start_run(cfg, args)
     except BaseException:
-        # A job that did not start leaves no empty folder: neither the output folder it
-        # created nor the checkpoint folder Flink made for it (a refused --resume).
-        if created:
-            remove_empty_folders(args.output)
-        elif local and "://" not in _checkpoints(cfg, args.output):
-            remove_empty_folders(_checkpoints(cfg, args.output), keep_top=True)
+        # A job that did not start leaves no empty folder: neither the folders made for it
+        # (its output, the checkpoint folder Flink made for it: a refused --resume) nor, when
+        # one cannot go, another error in place of the refusal's. Only what it added goes.
+        with contextlib.suppress(OSError):
+            if local_checkpoints and held is None:
+                remove_empty_folders(checkpoints)
+            elif local_checkpoints:
+                for name in set(os.listdir(checkpoints)) - held:
+                    remove_empty_folders(os.path.join(checkpoints, name))
+            if created:
+                remove_empty_folders(created)
         raise
     return _run_until_stopped(job)
 
@@ -405,12 +423,12 @@ def parser() -> argparse.ArgumentParser:
                                   "demo's there are replaced, other files stay (default "
                                   "stream-demo-output)")
     # Defaults: synthetic.demo.DemoOptions' (imported only when the command runs).
-    stream_demo.add_argument("--rate", type=int,
+    stream_demo.add_argument("--rate", type=_positive,
                              help="flows per second the producer writes")
-    stream_demo.add_argument("--minutes", type=int,
+    stream_demo.add_argument("--minutes", type=_positive,
                              help="minutes of the estate's traffic (event time) to write")
     stream_demo.add_argument("--seed", type=int)
-    stream_demo.add_argument("--report-seconds", type=int,
+    stream_demo.add_argument("--report-seconds", type=_positive,
                              help="seconds between progress lines")
     stream_demo.add_argument("--no-job", action="store_true",
                              help="run no job: write the traffic and keep the local Kinesis up "
@@ -451,7 +469,8 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write synthetic flow-log and metadata files only")
     gen.add_argument("--output", required=True)
     gen.add_argument("--overwrite", action="store_true",
-                     help="replace the flows/ and metadata/ already under --output")
+                     help="replace the flows/ and metadata/ already under --output (all "
+                          "of their files)")
     estate_options(gen)
     gen.set_defaults(func=cmd_generate)
 

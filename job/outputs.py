@@ -54,13 +54,13 @@ def latest_checkpoint(checkpoint_dir: str):
     return max(found)[1] if found else None
 
 
-def remove_empty_folders(path: str, keep_top: bool = False) -> None:
-    """Removes the folders under `path` that hold no file, and `path` itself if it is empty
-    then (unless `keep_top`): what a run that did not start leaves. A file keeps its folders."""
-    if not os.path.isdir(path):
+def remove_empty_folders(path: str) -> None:
+    """Removes `path` and the folders under it that hold no file (what a command that made
+    `path` leaves when it did not run): a file keeps its folders. A link is not followed."""
+    if os.path.islink(path) or not os.path.isdir(path):
         return
     for root, _dirs, _files in os.walk(path, topdown=False):
-        if (root != path or not keep_top) and not os.listdir(root):
+        if not os.listdir(root):
             os.rmdir(root)
 
 

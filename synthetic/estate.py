@@ -190,13 +190,15 @@ def generate(scenario: Scenario, out_dir: str, replace: bool = False) -> Generat
     """Writes the scenario's flow-log files under `out_dir`/flows and its changelog under
     `out_dir`/metadata. Those folders must not hold files (a replay of `flows/` would read an
     earlier estate's with this one's), unless `replace` says to remove them first."""
-    held = [name for name in GENERATED
-            if os.path.isdir(os.path.join(out_dir, name)) and os.listdir(os.path.join(out_dir, name))]
+    held = [name for name in GENERATED if _holds_files(os.path.join(out_dir, name))]
     if held and not replace:
         raise FileExistsError(f"{out_dir} already holds {' and '.join(n + '/' for n in held)}: "
                               f"pass --overwrite to replace them, or choose another --output")
-    for name in held:
-        shutil.rmtree(os.path.join(out_dir, name))
+    for name in GENERATED:
+        folder = os.path.join(out_dir, name)
+        if os.path.islink(folder):
+            raise FileExistsError(f"{folder} is a link: remove it, or choose another --output")
+        shutil.rmtree(folder, ignore_errors=True)
     rng = random.Random(scenario.seed)
     estate = _Estate(rng)
     t0 = scenario.start
@@ -277,6 +279,10 @@ def generate(scenario: Scenario, out_dir: str, replace: bool = False) -> Generat
                     randbelow=lambda n: rng.randrange(0, n))
     out.changes = len(estate.ownership.changes)
     return out
+
+
+def _holds_files(folder: str) -> bool:
+    return any(files for _root, _dirs, files in os.walk(folder))
 
 
 def _alive_at(estate, app, t_ms, rng):

@@ -91,21 +91,38 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
 
 
 @pytest.mark.unit
-def test_a_run_that_did_not_start_leaves_no_empty_folder(tmp_path):
-    from flowdredge.job.outputs import remove_empty_folders
-    checkpoints = tmp_path / "out" / "checkpoints"
-    (checkpoints / "old-job" / "chk-4").mkdir(parents=True)
-    (checkpoints / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
-    (checkpoints / "old-job" / "shared").mkdir()
-    (checkpoints / "refused-job" / "shared").mkdir(parents=True)
-    (checkpoints / "refused-job" / "taskowned").mkdir()
-    remove_empty_folders(str(checkpoints), keep_top=True)
-    assert sorted(os.listdir(checkpoints)) == ["old-job"]
-    assert sorted(os.listdir(checkpoints / "old-job")) == ["chk-4"]
-    (tmp_path / "new" / "checkpoints").mkdir(parents=True)
-    remove_empty_folders(str(tmp_path / "new"))
-    assert not (tmp_path / "new").exists()
-    remove_empty_folders(str(tmp_path / "nowhere"))
+def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monkeypatch):
+    from flowdredge import cli
+
+    def refused(cfg, args):
+        # As Flink does before a resume is refused: the new job's checkpoint folders.
+        os.makedirs(os.path.join(args.output, "checkpoints", "new-job", "shared"))
+        raise ConfigError("--resume: refused")
+
+    def run(output):
+        # cmd_run as main() calls it, without main's logging set-up (it outlives the test).
+        args = cli.parser().parse_args(["run", "--output", str(output), "--flow-streams", "f",
+                                        "--metadata-stream", "m"])
+        with pytest.raises(ConfigError, match="^--resume: refused$"):
+            cli.cmd_run(args)
+
+    monkeypatch.setattr(cli, "_start_run", refused)
+    # A folder of an earlier run keeps everything, its empty folders too; the new job's go.
+    out = tmp_path / "out"
+    (out / "checkpoints" / "old-job" / "chk-4").mkdir(parents=True)
+    (out / "checkpoints" / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
+    (out / "checkpoints" / "old-job" / "shared").mkdir()
+    (out / "aggregates").mkdir()
+    run(out)
+    assert sorted(os.listdir(out / "checkpoints")) == ["old-job"]
+    assert sorted(os.listdir(out / "checkpoints" / "old-job")) == ["chk-4", "shared"]
+    assert (out / "aggregates").is_dir()
+    # A new output goes whole, with the folders made above it; a folder that was there stays.
+    run(tmp_path / "a" / "b" / "out")
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    # A folder that cannot go (a file appeared) leaves the refusal its own error.
+    monkeypatch.setattr(os, "rmdir", lambda path: (_ for _ in ()).throw(OSError(39, "busy")))
+    run(tmp_path / "c")
 
 
 @pytest.mark.unit
