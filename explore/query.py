@@ -219,12 +219,17 @@ def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("CREATE MACRO utc(s) AS "
                 "strftime(make_timestamp(CAST(s AS BIGINT) * 1000000), '%Y-%m-%dT%H:%M:%SZ')")
+    allowed = {os.path.abspath(folder)}
     for view in OUTPUTS:
-        files = committed_files(folder, view) if view in views else ()
-        con.execute(_view_sql(view, [os.path.abspath(p) for p in files]))
+        files = [os.path.abspath(p) for p in committed_files(folder, view)] if view in views \
+            else []
+        con.execute(_view_sql(view, files))
+        # DuckDB opens a file where its links lead.
+        allowed.update(os.path.dirname(os.path.realpath(p)) for p in files)
     # Queries read the folder's outputs and nothing else: no other file, no URL, no extension
     # fetched; and no SQL can lift it. (Spilling to DuckDB's temporary files still works.)
-    con.execute(f"SET allowed_directories = [{_sql_string(os.path.abspath(folder) + os.sep)}]")
+    con.execute("SET allowed_directories = ["
+                + ", ".join(_sql_string(d + os.sep) for d in sorted(allowed)) + "]")
     for setting in ("enable_external_access", "autoinstall_known_extensions",
                     "autoload_known_extensions"):
         con.execute(f"SET {setting} = false")
@@ -277,6 +282,9 @@ def run_sql(con, sql: str, params: dict = None) -> Result:
         return Result([d[0] for d in cursor.description], cursor.fetchall())
     except (duckdb.ParserException, duckdb.CatalogException, duckdb.BinderException) as err:
         raise QueryError(f"{str(err).strip()}\n\n{describe_views()}") from None
+    except duckdb.PermissionException as err:
+        raise QueryError(f"{str(err).strip()}\n(a query reads the output folder's files "
+                         f"only)") from None
     except duckdb.Error as err:   # the data (a file DuckDB names), not the SQL's names
         raise QueryError(str(err).strip()) from None
 
