@@ -234,6 +234,32 @@ address_form = ClearingMemo(_address_form, 1_000_000).__getitem__
 _DECIMAL = re.compile("-?[0-9]+").fullmatch
 
 
+# int() reads at most this many digits (sys.int_info.default_max_str_digits).
+_INT_DIGITS = 4300
+# Beyond every field's range: what a longer number is compared as.
+_BEYOND = 2**64
+
+
+def _convert_long_numbers(fmt: FlowFormat, parts: list):
+    """The flow of a line that int() refused: a number of more digits than it reads is
+    compared as one beyond every range, so it fails as a shorter one out of range does;
+    anything else is not_a_number."""
+    parts = list(parts)
+    for i in fmt.int_positions:
+        token = parts[fmt.columns[i]]
+        if token == "-":
+            continue
+        if not _DECIMAL(token):
+            raise LineError("not_a_number")
+        digits = token.lstrip("-").lstrip("0") or "0"
+        value = int(digits) if len(digits) <= _INT_DIGITS else _BEYOND
+        parts[fmt.columns[i]] = str(-value if token.startswith("-") else value)
+    try:
+        return fmt.convert(parts)
+    except ValueError:
+        raise LineError("not_a_number") from None
+
+
 def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     """One flow-log line to a tuple of `fmt.fields` ('-' becomes None); raises LineError.
     `max_flow_bytes` bounds packets and bytes (flows.max_flow_bytes)."""
@@ -243,10 +269,7 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     try:
         flow = fmt.convert(parts)
     except ValueError:
-        # int() refuses more than 4,300 digits: digits alone are a number out of any range.
-        if all(t == "-" or _DECIMAL(t) for t in (parts[fmt.columns[i]] for i in fmt.int_positions)):
-            raise LineError("number_out_of_range") from None
-        raise LineError("not_a_number") from None
+        flow = _convert_long_numbers(fmt, parts)
     if not line.isascii() or "+" in line or "_" in line:
         # int() also reads "+5", "1_000" and other scripts' digits, which the vectorised
         # parse refuses; a line that may hold one has its numbers checked (rarely: an ECS

@@ -74,9 +74,13 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 1_000 10 20 ACCEPT OK", "not_a_number"),
     ("2 1 eni_x 10.0.0.1 10.0.0.2 1 2 6 1 \u0661\u0662 10 20 ACCEPT OK", "not_a_number"),
     ("2 1 eni fe80::1%eth0 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address"),
-    # More digits than int() reads (4,300) are a number still, out of range.
+    # More digits than int() reads (4,300) are a number still, out of range as a shorter one.
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
      "number_out_of_range"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 " + "9" * 5000 + " 2 6 1 100 10 20 ACCEPT OK",
+     "port_out_of_range"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 70000 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
+     "port_out_of_range"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 x " + "9" * 5000 + " 10 20 ACCEPT OK", "not_a_number"),
     # AWS writes these fields from a fixed list: junk made aggregate rows of its own.
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACC\0EPT OK", "unknown_value"),
@@ -87,6 +91,11 @@ def test_bad_lines_have_reasons(line, reason):
     with pytest.raises(LineError) as err:
         parse_line(V2, line)
     assert err.value.reason == reason
+
+
+def test_a_number_of_many_leading_zeros_is_its_value():
+    flow = parse_line(V2, "2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 " + "0" * 4400 + "5 10 20 ACCEPT OK")
+    assert flow[V2.pos["bytes"]] == 5
 
 
 def test_bad_line_is_dead_lettered_and_good_lines_in_the_batch_survive():
