@@ -43,12 +43,18 @@ def test_counters_and_gauges_are_published(tmp_path):
         parse = _wait_for(port, job_id, "parse flow records",
                           lambda m: m.get("lines_in") == out.flows)
         assert parse["flows_parsed"] == out.flows and parse["records_in"] > 0
+        # Counters at 0 read 0 (Beam reports a counter once incremented; a REST query of
+        # several ids answers nothing when one is missing), each on its own operator only.
+        assert parse["dead_letter"] == parse["records_skipped"] == 0
+        assert "flows_late" not in parse
         # Every metadata event reaches both instances (broadcast).
         metrics = _wait_for(port, job_id, "attribute flows",
                             lambda m: m.get("metadata_events") == 2 * events
                             and m.get("ownership_ips", 0) > 0)
         assert metrics["ownership_ranges"] >= metrics["ownership_ips"]
         assert {"event_time_lag_ms", "pending_groups", "heartbeats"} <= set(metrics)
+        assert metrics["flows_late"] == metrics["groups_after_max_wait"] == 0
+        assert "dead_letter" not in metrics
         metrics = _wait_for(port, job_id, "attribute flows",
                             lambda m: m.get("groups_waited", 0) > 0)
         # Flows that waited for metadata are attributed in timer callbacks, whose counts the

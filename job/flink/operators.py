@@ -54,8 +54,16 @@ PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 OWNERSHIP_STATE = MapStateDescriptor("ip-ownership", Types.STRING(), Types.STRING())
 CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
-ALL_COUNTERS = (COUNTERS + tuple(f"dead_letter_{r}" for r in FLOW_DEAD_LETTER_REASONS)
-                + tuple(f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS))
+# Each operator's counters (docs/operations.md), together schemas.outputs.COUNTERS and the
+# counters by reason.
+PARSE_COUNTERS = ("records_in", "records_skipped", "lines_in", "flows_parsed", "no_data",
+                  "skip_data", "dead_letter", "dead_letters_not_kept",
+                  "unknown_fields_ignored") + tuple(f"dead_letter_{r}"
+                                                    for r in FLOW_DEAD_LETTER_REASONS)
+METADATA_PARSE_COUNTERS = ("metadata_dead_letter",) + tuple(
+    f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS)
+ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS
+                           if c not in PARSE_COUNTERS + METADATA_PARSE_COUNTERS)
 # Flow groups waiting for metadata, per attribution key: each group (job.codec) and, apart,
 # its "window_start max_start deadline", so that a timer reads the small part of every waiting
 # group and the group itself only when it is released.
@@ -82,13 +90,17 @@ RELEASES_KEPT_MS = 7 * 86400 * 1000
 
 
 class Metrics:
-    """Flink counters created on first use, named as in schemas.outputs.COUNTERS, and gauges;
-    all in the metric group `flowdredge` of the operator."""
+    """An operator's Flink counters (`counters`, named as in schemas.outputs.COUNTERS) and
+    gauges, in the metric group `flowdredge` of the operator."""
 
-    def __init__(self, runtime_context: RuntimeContext):
+    def __init__(self, runtime_context: RuntimeContext, counters: tuple):
         self._group = runtime_context.get_metrics_group().add_group("flowdredge")
         # All created up front: a counter first created in a timer callback is never reported.
-        self._counters = {name: self._group.counter(name) for name in ALL_COUNTERS}
+        self._counters = {name: self._group.counter(name) for name in counters}
+        # Beam reports a counter to Flink once it is incremented while an element is processed:
+        # each is, by 0, at the first element, so that a counter at 0 reads 0 rather than
+        # missing (and a REST query of several ids missing one answers nothing).
+        self._reported = False
         # Counted in timer callbacks, not counted yet: PyFlink records a counter's increments
         # only while it processes an element (Beam's metrics container is bound to that step;
         # a timer's are dropped), so they are added at the operator's next element.
@@ -106,6 +118,10 @@ class Metrics:
         if in_timer:
             self._held.update(counts)
             return
+        if not self._reported:
+            for counter in self._counters.values():
+                counter.inc(0)
+            self._reported = True
         if self._held:
             counts, self._held = self._held + Counter(counts), Counter()
         for name, n in counts.items():
@@ -137,7 +153,7 @@ class ParseFlowRecords(ProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.fmt = FlowFormat.parse(self.format_text)
-        self.metrics = Metrics(runtime_context)
+        self.metrics = Metrics(runtime_context, PARSE_COUNTERS)
         self.records_rate = self.metrics.meter("records_in_per_second")
         self.flows_rate = self.metrics.meter("flows_in_per_second")
         self.producer = runtime_context.get_index_of_this_subtask()
@@ -247,7 +263,7 @@ class ParseMetadataEvents(ProcessFunction):
         self.snapshot_first = snapshot_first
 
     def open(self, runtime_context: RuntimeContext):
-        self.metrics = Metrics(runtime_context)
+        self.metrics = Metrics(runtime_context, METADATA_PARSE_COUNTERS)
 
     def process_element(self, record, ctx):
         # A stream record's timestamp is its arrival time; file lines have none.
@@ -263,10 +279,11 @@ class ParseMetadataEvents(ProcessFunction):
             from_snapshot = self.snapshot_first and delivered is None
             yield (encode_events(chunk.events, from_snapshot),
                    0 if from_snapshot else chunk.event_time_ms(self.shift))
+        counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
         if chunk.rejected:
-            counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
             counts["metadata_dead_letter"] = len(chunk.rejected)
-            self.metrics.add(counts)
+        self.metrics.add(counts)
+        if chunk.rejected:
             yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
                                                    for reason, where, line in chunk.rejected])
             yield COUNTS, counts_line("metadata", counts)
@@ -330,7 +347,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.restored_watermark = -MAX_WATERMARK
         self.watermark_seen = runtime_context.get_state(WATERMARK_SEEN)
         self.watermark_stored = {}   # key -> its WATERMARK_SEEN, as last written or read
-        self.metrics = Metrics(runtime_context)
+        self.metrics = Metrics(runtime_context, ATTRIBUTE_COUNTERS)
         # Every instance sees every changelog event (broadcast); one of them writes the counts
         # output, so its sums are the changelog's, whatever the parallelism.
         self.counts_metadata = runtime_context.get_index_of_this_subtask() == 0
