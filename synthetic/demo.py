@@ -7,6 +7,8 @@ end. It ends once every record written is parsed; Ctrl-C stops it earlier, clean
 """
 import json
 import os
+import shlex
+import sys
 import threading
 import time
 import urllib.error
@@ -124,10 +126,13 @@ RUN_SETTINGS = {"job": {"max_restarts": 3}, "kinesis": {"shard_idle_seconds": 10
 
 
 def run_command(kin, config_file: str, output: str) -> str:
-    """The `flowdredge run` command line that reads the demo's streams."""
-    return (f".venv/bin/flowdredge run --config {config_file} --output {output} --endpoint "
-            f"{kin.endpoint} --flow-streams {','.join(kin.flow_streams)} --metadata-stream "
-            f"{kin.metadata_stream} --metadata-snapshot {kin.metadata_snapshot}")
+    """The `flowdredge run` command line that reads the demo's streams, from any folder."""
+    command = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "flowdredge")
+    path = lambda p: shlex.quote(os.path.abspath(p))   # noqa: E731
+    return (f"{path(command)} run --config {path(config_file)} --output {path(output)} "
+            f"--endpoint {kin.endpoint} --flow-streams {','.join(kin.flow_streams)} "
+            f"--metadata-stream {kin.metadata_stream} --metadata-snapshot "
+            f"{path(kin.metadata_snapshot)}")
 
 
 def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progress) -> int:
@@ -189,8 +194,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
         for name, shards in [*FLOW_STREAMS.values(), (METADATA_STREAM, 1),
                              (AGGREGATES_STREAM, 1)]:
             kinesis_client.create_stream(kinesis, name, shards)
+        # Its pauses end at Ctrl-C: at a low rate one lasts up to a minute.
         writer = EstateWriter(kinesis, estate, {a: s for a, (s, _) in FLOW_STREAMS.items()},
-                              METADATA_STREAM, rate=options.rate)
+                              METADATA_STREAM, rate=options.rate, sleep=stop.wait)
 
         def produce():
             writer.deliver(estate.deliveries, stop=stop.is_set)
