@@ -344,10 +344,13 @@ def from_application_properties(groups: list) -> dict:
     doc = {}
     for group in groups:
         try:
-            doc[group["PropertyGroupId"]] = dict(group["PropertyMap"])
+            name, properties = group["PropertyGroupId"], dict(group["PropertyMap"])
         except (KeyError, TypeError):
             raise ConfigError("application properties: each group needs PropertyGroupId and "
                               "PropertyMap") from None
+        if name in doc:
+            raise ConfigError(f"application properties: group {name!r} is given twice")
+        doc[name] = properties
     return doc
 
 

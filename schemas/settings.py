@@ -176,7 +176,7 @@ def read(path: str, what: str = "config", is_json: bool = None):
     if is_json is None:
         is_json = path.endswith(".json")
     try:
-        return json.loads(text) if is_json else yaml.load(text, _Loader)
+        return json.loads(text, object_pairs_hook=_once) if is_json else yaml.load(text, _Loader)
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{_one_line(err)}") from None
@@ -191,6 +191,16 @@ def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
 
 
+def _once(pairs) -> dict:
+    """A JSON object whose keys are each given once (json keeps the last, silently)."""
+    doc = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError(f"{key!r} is given twice")
+        doc[key] = value
+    return doc
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as written: a key given twice is an error (PyYAML keeps the last one, silently),
     and a time stays its text (PyYAML makes 2026-12-01T10:00:00Z a datetime, and
@@ -199,8 +209,14 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *defaults`, overridable
+                continue
             key = self.construct_object(key_node, deep=True)
-            if key in seen:
+            try:
+                twice = key in seen
+            except TypeError:   # a list or map as a key: PyYAML's own error says so
+                continue
+            if twice:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"{key!r} is given twice", key_node.start_mark)
             seen.add(key)

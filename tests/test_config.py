@@ -118,6 +118,20 @@ def test_yaml_s_own_types_are_read_as_written(tmp_path):
         "security:\n  risk_weights: {dependencies: 1, dependencies: 2}\n")
     with pytest.raises(ConfigError, match="'dependencies' is given twice at line 2, column 35$"):
         load(str(tmp_path / "twice.yaml"))
+    # A merge key's values may be given again: they override it.
+    (tmp_path / "merge.yaml").write_text(
+        "job: {<<: {parallelism: 2, window_seconds: 30}, window_seconds: 60}\n")
+    assert (load(str(tmp_path / "merge.yaml")).job.parallelism,
+            load(str(tmp_path / "merge.yaml")).job.window_seconds) == (2, 60)
+    (tmp_path / "twice.json").write_text(
+        '[{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2", "parallelism": "1"}}]')
+    with pytest.raises(ConfigError, match="not valid JSON: 'parallelism' is given twice$"):
+        load(str(tmp_path / "twice.json"))
+    (tmp_path / "groups.json").write_text(
+        '[{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2"}}, '
+        '{"PropertyGroupId": "job", "PropertyMap": {}}]')
+    with pytest.raises(ConfigError, match="group 'job' is given twice$"):
+        load(str(tmp_path / "groups.json"))
 
 
 @pytest.mark.unit
