@@ -219,17 +219,21 @@ def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("CREATE MACRO utc(s) AS "
                 "strftime(make_timestamp(CAST(s AS BIGINT) * 1000000), '%Y-%m-%dT%H:%M:%SZ')")
-    allowed = {os.path.abspath(folder)}
+    inside = os.path.realpath(folder) + os.sep
+    linked = set()   # DuckDB opens a file where its links lead: those outside, file by file
     for view in OUTPUTS:
         files = [os.path.abspath(p) for p in committed_files(folder, view)] if view in views \
             else []
         con.execute(_view_sql(view, files))
-        # DuckDB opens a file where its links lead.
-        allowed.update(os.path.dirname(os.path.realpath(p)) for p in files)
+        linked.update(t for t in map(os.path.realpath, files) if not t.startswith(inside))
     # Queries read the folder's outputs and nothing else: no other file, no URL, no extension
     # fetched; and no SQL can lift it. (Spilling to DuckDB's temporary files still works.)
     con.execute("SET allowed_directories = ["
-                + ", ".join(_sql_string(d + os.sep) for d in sorted(allowed)) + "]")
+                + ", ".join(_sql_string(d + os.sep) for d in sorted(
+                    {os.path.abspath(folder), inside[:-1]})) + "]")
+    if linked:
+        con.execute("SET allowed_paths = ["
+                    + ", ".join(_sql_string(p) for p in sorted(linked)) + "]")
     for setting in ("enable_external_access", "autoinstall_known_extensions",
                     "autoload_known_extensions"):
         con.execute(f"SET {setting} = false")

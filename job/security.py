@@ -42,7 +42,7 @@ def parse_ports(value) -> frozenset:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         items = value.split(",") if isinstance(value, str) else [value]
     elif isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
     else:
         raise ValueError(f"expected a list of ports or \"22,443\", got {value!r}")
     ports = set()

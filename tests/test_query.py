@@ -177,10 +177,16 @@ def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outpu
     with Outputs(str(small_outputs), ("aggregates",)) as outputs, \
             pytest.raises(duckdb.Error, match="configuration has been locked"):
         outputs.con.execute("SET enable_external_access = true")
-    # An output folder linked from elsewhere is read where it is.
+    # An output folder linked from elsewhere is read where it is; a file linked from a folder
+    # outside opens that file, not its folder.
     linked = tmp_path_factory.mktemp("linked")
     os.symlink(small_outputs / "aggregates", linked / "aggregates")
     assert answer(str(linked), sql="SELECT count(*) FROM aggregates").rows == [(2,)]
+    (outside / "part-x").write_text((small_outputs / "aggregates" / "part-a-0-0").read_text())
+    os.symlink(outside / "part-x", small_outputs / "aggregates" / "part-x")
+    assert answer(str(small_outputs), sql="SELECT count(*) FROM aggregates").rows == [(3,)]
+    with pytest.raises(QueryError, match="disabled by configuration"):
+        answer(str(small_outputs), sql=f"SELECT * FROM read_csv('{outside / 'secret.csv'}')")
 
 
 @pytest.mark.unit
