@@ -83,10 +83,11 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     _check_local_parallelism(cfg)
     # The inputs first, and a refused replay leaves no folder behind.
     files, duplicates = flow_files(list(flow_paths))
-    created = first_missing_folder(output_dir)
-    check_output(output_dir, overwrite)
-    run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
+    created, finished = first_missing_folder(output_dir), False
+    run_dir = None
     try:
+        check_output(output_dir, overwrite)
+        run_dir = tempfile.mkdtemp(prefix=".replay-", dir=output_dir)
         # A replay is not resumed: its checkpoints (for its own restarts) go with its run folder.
         if not cfg.job.checkpoint_dir:
             cfg = cfg.replace(job={"checkpoint_dir": os.path.join(run_dir, "checkpoints")})
@@ -116,10 +117,13 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
             return 1
         log.info(f"job finished in {time.monotonic() - began:.1f} s")
         replace_outputs(run_dir, output_dir)
+        finished = True
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if created:
-            remove_empty_folders(created)
+        if run_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if created and not finished:
+            with contextlib.suppress(OSError):   # never another error in place of the first
+                remove_empty_folders(created)
     print(render(summarize(output_dir), output_dir))
     return 0
 
@@ -234,24 +238,23 @@ def cmd_run(args) -> int:
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
-    created = None if "://" in args.output else first_missing_folder(args.output)
     checkpoints = _checkpoints(cfg, args.output)
-    local_checkpoints = "://" not in checkpoints
-    held = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else None
+    # Folders a job that did not start made and leaves empty: those it created (its output,
+    # a new checkpoint folder and the folders above them), and the checkpoint folder's new
+    # entries (Flink's folder for the job, when a --resume is refused).
+    created = [first_missing_folder(path) for path in (args.output, checkpoints)
+               if "://" not in path]
+    held = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else set()
     try:
         job = _start_run(cfg, args)
     except BaseException:
-        # A job that did not start leaves no empty folder: neither the folders made for it
-        # (its output, the checkpoint folder Flink made for it: a refused --resume) nor, when
-        # one cannot go, another error in place of the refusal's. Only what it added goes.
+        # Never another error in place of the refusal's.
         with contextlib.suppress(OSError):
-            if local_checkpoints and held is None:
-                remove_empty_folders(checkpoints)
-            elif local_checkpoints:
+            if "://" not in checkpoints and os.path.isdir(checkpoints):
                 for name in set(os.listdir(checkpoints)) - held:
                     remove_empty_folders(os.path.join(checkpoints, name))
-            if created:
-                remove_empty_folders(created)
+            for folder in filter(None, created):
+                remove_empty_folders(folder)
         raise
     return _run_until_stopped(job)
 

@@ -127,9 +127,9 @@ RUN_SETTINGS = {"job": {"max_restarts": 3}, "kinesis": {"shard_idle_seconds": 10
 
 def run_command(kin, config_file: str, output: str) -> str:
     """The `flowdredge run` command line that reads the demo's streams, from any folder."""
-    command = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "flowdredge")
     path = lambda p: shlex.quote(os.path.abspath(p))   # noqa: E731
-    return (f"{path(command)} run --config {path(config_file)} --output {path(output)} "
+    return (f"{path(sys.executable)} -m flowdredge.cli run --config {path(config_file)} "
+            f"--output {path(output)} "
             f"--endpoint {kin.endpoint} --flow-streams {','.join(kin.flow_streams)} "
             f"--metadata-stream {kin.metadata_stream} --metadata-snapshot "
             f"{path(kin.metadata_snapshot)}")

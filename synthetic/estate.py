@@ -195,10 +195,11 @@ def generate(scenario: Scenario, out_dir: str, replace: bool = False) -> Generat
         raise FileExistsError(f"{out_dir} already holds {' and '.join(n + '/' for n in held)}: "
                               f"pass --overwrite to replace them, or choose another --output")
     for name in GENERATED:
-        folder = os.path.join(out_dir, name)
-        if os.path.islink(folder):
-            raise FileExistsError(f"{folder} is a link: remove it, or choose another --output")
-        shutil.rmtree(folder, ignore_errors=True)
+        if os.path.islink(os.path.join(out_dir, name)):
+            raise FileExistsError(f"{os.path.join(out_dir, name)} is a link: remove it, or "
+                                  f"choose another --output")
+    for name in GENERATED:
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
     rng = random.Random(scenario.seed)
     estate = _Estate(rng)
     t0 = scenario.start

@@ -100,6 +100,21 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
 
 
 @pytest.mark.unit
+def test_a_refused_replay_keeps_its_error_when_a_folder_cannot_go(inputs, tmp_path,
+                                                                  monkeypatch):
+    from flowdredge import cli
+    from flowdredge.job.config import Config
+    from flowdredge.job.replay import InputError
+    folder, _ = inputs
+    (tmp_path / "empty.jsonl").write_text("\n")
+    monkeypatch.setattr(os, "rmdir", lambda *args, **kwargs: (_ for _ in ()).throw(
+        OSError(39, "busy")))
+    with pytest.raises(InputError, match="holds no line"):
+        cli._replay([str(folder / "flows")], [str(tmp_path / "empty.jsonl")],
+                    str(tmp_path / "a" / "out"), Config(), overwrite=False)
+
+
+@pytest.mark.unit
 def test_the_summary_of_a_folder_that_is_not_there_is_an_error(inputs, tmp_path):
     result = flowdredge("summary", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "no such output folder" in result.stderr
@@ -123,6 +138,13 @@ def test_generate_never_adds_an_estate_to_an_earlier_one(tmp_path):
     assert sorted(os.path.relpath(p, str(tmp_path / "alone")) for p in alone.flow_files) == \
         sorted(os.path.relpath(os.path.join(root, f), out)
                for root, _, files in os.walk(os.path.join(out, "flows")) for f in files)
+    # A linked folder is refused before anything is removed.
+    os.symlink(str(tmp_path / "alone" / "metadata"), str(tmp_path / "linked-metadata"))
+    os.rename(os.path.join(out, "metadata"), str(tmp_path / "moved"))
+    os.symlink(str(tmp_path / "linked-metadata"), os.path.join(out, "metadata"))
+    linked = flowdredge("generate", "--output", out, "--minutes", "5", "--overwrite")
+    assert linked.returncode == 2 and "metadata is a link" in linked.stderr
+    assert os.listdir(os.path.join(out, "flows"))
     for bad in ("0", "-3", "x"):
         refused = flowdredge("generate", "--output", out, "--minutes", bad)
         assert refused.returncode == 2 and "expected a positive integer" in refused.stderr

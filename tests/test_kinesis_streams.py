@@ -120,8 +120,21 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
     # A new output goes whole, with the folders made above it; a folder that was there stays.
     run(tmp_path / "a" / "b" / "out")
     assert sorted(os.listdir(tmp_path)) == ["out"]
+    # A new checkpoint folder elsewhere goes with the folders made above it.
+    monkeypatch.setattr(cli, "_start_run", lambda cfg, args: (
+        os.makedirs(cfg.job.checkpoint_dir + "/new-job/shared"),
+        (_ for _ in ()).throw(ConfigError("--resume: refused"))))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"job: {{checkpoint_dir: {tmp_path}/ck/team/flowdredge}}\n")
+    args = cli.parser().parse_args(["run", "--output", str(out), "--flow-streams", "f",
+                                    "--metadata-stream", "m", "--config", str(config)])
+    with pytest.raises(ConfigError, match="^--resume: refused$"):
+        cli.cmd_run(args)
+    assert sorted(os.listdir(tmp_path)) == ["c.yaml", "out"]
     # A folder that cannot go (a file appeared) leaves the refusal its own error.
-    monkeypatch.setattr(os, "rmdir", lambda path: (_ for _ in ()).throw(OSError(39, "busy")))
+    monkeypatch.setattr(cli, "_start_run", refused)
+    monkeypatch.setattr(os, "rmdir", lambda *args, **kwargs: (_ for _ in ()).throw(
+        OSError(39, "busy")))
     run(tmp_path / "c")
 
 

@@ -59,8 +59,9 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
                 break
         text = "".join(lines)
         written = int(re.search(r"all ([\d,]+) flows written", text).group(1).replace(",", ""))
-        command = re.search(r"^\s+(/\S+/bin/flowdredge run .*)$", text, re.M).group(1)
-        args = shlex.split(command)[2:]   # after `/.../bin/flowdredge run`
+        command = shlex.split(re.search(r"^\s+(\S+ -m flowdredge.cli run .*)$", text,
+                                        re.M).group(1))
+        args = command[command.index("run") + 1:]
         run_log = open(tmp_path / "run.log", "w")
         run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", *args],
                                stderr=run_log, start_new_session=True, env=subprocess_env(),
