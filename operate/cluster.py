@@ -33,6 +33,7 @@ DEFAULT_DIR = os.path.join(ROOT, ".cluster")
 # The packages the Python workers import; shipped with every submission (--pyFiles).
 PACKAGES = ("job", "connectors", "schemas")
 TERMINAL = ("FINISHED", "FAILED", "CANCELED")
+DEFAULT_REST_PORT, DEFAULT_RPC_PORT = 8081, 6123
 
 
 class ClusterError(RuntimeError):
@@ -70,8 +71,8 @@ class Cluster:
     """One local standalone cluster: a JobManager and a TaskManager with `slots` slots, all
     state under `folder`. The conf written there also serves the `flink` CLI."""
     folder: str = DEFAULT_DIR
-    rest_port: int = 8081
-    rpc_port: int = 6123
+    rest_port: int = DEFAULT_REST_PORT
+    rpc_port: int = DEFAULT_RPC_PORT
     slots: int = 2
     python: str = sys.executable
 
@@ -153,7 +154,26 @@ class Cluster:
                                f"{done.stderr}\nlogs: {self.log_dir}")
         return done
 
+    def running_pids(self) -> list:
+        """The live daemons this folder's pid files name."""
+        live = []
+        folder = os.path.join(self.folder, "pid")
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            with open(os.path.join(folder, name)) as fh:
+                for pid in fh.read().split():
+                    try:
+                        os.kill(int(pid), 0)
+                    except (ValueError, ProcessLookupError, PermissionError):
+                        continue
+                    live.append(int(pid))
+        return live
+
     def start(self, timeout_s: float = 120) -> None:
+        # A second start added a TaskManager to the first cluster, which stop then left up.
+        if self.running_pids():
+            raise ClusterError(f"a cluster of {self.folder} is running already "
+                               f"(pids {', '.join(map(str, self.running_pids()))}): "
+                               f"scripts/cluster stop first")
         self.write_conf()
         self._script("jobmanager.sh", "start")
         self._script("taskmanager.sh", "start")
@@ -254,6 +274,7 @@ class Cluster:
         `allow_non_restored_state` (an upgrade that removes an operator: its state is dropped)."""
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
+        self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
         args = ["run", "--detached", "--pyClientExecutable", self.python,
                 "--pyExecutable", self.python, "--pyFiles", code,
@@ -278,7 +299,10 @@ class Cluster:
                      "--follow-seconds", str(follow_seconds)]
         if parallelism:   # job.submit applies it as job.parallelism: the config stays the source
             args += ["--parallelism", str(parallelism)]
-        out = self.flink(*args)
+        try:
+            out = self.flink(*args)
+        except ClusterError as err:
+            raise ClusterError(_refused_savepoint(str(err), savepoint) or str(err)) from None
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         if not match:
             raise ClusterError(f"flink run printed no job id:\n{out}")
@@ -289,6 +313,9 @@ class Cluster:
         """`flink stop`: a final savepoint (its files committed by the sinks), then the job
         ends. `drain` first sends the end-of-time watermark, closing every window: for a job
         that will not resume. Returns the savepoint path."""
+        state = self.job_state(job_id)
+        if state in TERMINAL:
+            raise ClusterError(f"job {job_id} is {state}: there is nothing to stop")
         target = os.path.join(self.folder, "savepoints")
         args = ["stop", "--savepointPath", "file://" + target]
         if drain:
@@ -341,24 +368,64 @@ def feed(flow_paths, metadata_paths, flows_dir: str, metadata_dir: str, name: st
     return tuple(written)
 
 
+def _refused_savepoint(message: str, savepoint: str):
+    """Flink's refusal of a savepoint as one line naming this tool's options, or None."""
+    if not savepoint:
+        return None
+    if "Cannot map checkpoint/savepoint state" in message:
+        return (f"--from-savepoint {savepoint}: the savepoint holds state of operators this job "
+                f"no longer has (an output turned off, job.window_seconds changed?); "
+                f"--allow-non-restored-state drops it, and what it loses is in "
+                f"docs/operations.md (upgrades)")
+    if "Cannot find checkpoint or savepoint" in message:
+        return f"--from-savepoint {savepoint}: no savepoint there"
+    return None
+
+
+def _written_ports(folder: str) -> dict:
+    """rest.port and jobmanager.rpc.port of the cluster last started in `folder`."""
+    try:
+        with open(os.path.join(folder, "conf", "config.yaml")) as fh:
+            conf = dict(line.split(": ", 1) for line in fh.read().splitlines() if ": " in line)
+    except OSError:
+        return {}
+    return {key: int(json.loads(conf[key])) for key in ("rest.port", "jobmanager.rpc.port")
+            if key in conf}
+
+
 def _cluster(args) -> Cluster:
-    return Cluster(folder=os.path.abspath(args.dir), rest_port=args.rest_port,
-                   rpc_port=args.rpc_port, slots=args.slots)
+    """The cluster of --dir: a command other than start talks to it at the ports it was
+    started with, unless told others."""
+    folder = os.path.abspath(args.dir)
+    written = {} if args.command == "start" else _written_ports(folder)
+    return Cluster(folder=folder, rpc_port=args.rpc_port or written.get(
+                       "jobmanager.rpc.port", DEFAULT_RPC_PORT),
+                   rest_port=args.rest_port or written.get("rest.port", DEFAULT_REST_PORT),
+                   slots=args.slots)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__.splitlines()[0])
-    p.add_argument("--dir", default=DEFAULT_DIR, help="conf, logs, pids, savepoints "
-                                                      "(default .cluster/ in the checkout)")
-    p.add_argument("--rest-port", type=int, default=8081)
-    p.add_argument("--rpc-port", type=int, default=6123)
-    p.add_argument("--slots", type=int, default=2, help="TaskManager slots (>= parallelism)")
+    # Before or after the command; the defaults once, here (a subcommand's would override).
+    shared = argparse.ArgumentParser(add_help=False)
+    for parser_, default in ((p, None), (shared, argparse.SUPPRESS)):
+        parser_.add_argument("--dir", default=DEFAULT_DIR if default is None else default,
+                             help="conf, logs, pids, savepoints (default .cluster/ in the "
+                                  "checkout)")
+        parser_.add_argument("--rest-port", type=int, default=default,
+                             help=f"start: default {DEFAULT_REST_PORT}; the other commands: "
+                                  f"the port the cluster of --dir was started with")
+        parser_.add_argument("--rpc-port", type=int, default=default,
+                             help=f"as --rest-port (default {DEFAULT_RPC_PORT})")
+        parser_.add_argument("--slots", type=int, default=2 if default is None else default,
+                             help="TaskManager slots (>= parallelism)")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("start", help="start a JobManager and a TaskManager")
-    sub.add_parser("stop", help="stop them")
-    sub.add_parser("jobs", help="list the cluster's jobs and their states")
-    run = sub.add_parser("submit", help="submit the job: the config's Kinesis streams, or "
-                                        "files (--flows, --metadata)")
+    sub.add_parser("start", parents=[shared], help="start a JobManager and a TaskManager")
+    sub.add_parser("stop", parents=[shared], help="stop them")
+    sub.add_parser("jobs", parents=[shared], help="list the cluster's jobs and their states")
+    run = sub.add_parser("submit", parents=[shared],
+                         help="submit the job: the config's Kinesis streams, or files "
+                              "(--flows, --metadata)")
     run.add_argument("--config", required=True, help="YAML or application_properties.json")
     run.add_argument("--flows", help="flow files as --flows-layout says; without it, the "
                                      "config's kinesis streams")
@@ -375,7 +442,8 @@ def parser() -> argparse.ArgumentParser:
                      help="aws (default): flow files as AWS writes them (a folder or s3:// "
                           "prefix), read once to their end; staged: --flows is a folder of "
                           "staged records (see feed), followed")
-    stop = sub.add_parser("stop-job", help="stop a job with a savepoint; prints its path")
+    stop = sub.add_parser("stop-job", parents=[shared],
+                          help="stop a job with a savepoint; prints its path")
     stop.add_argument("job_id")
     stop.add_argument("--drain", action="store_true",
                       help="close every window first (the job will not be resumed)")
@@ -419,6 +487,10 @@ def main(argv=None) -> int:
                                    args.metadata_dir, name, args.chunk_lines,
                                    load_config(args.config))
             print(f"{records} flow records, {events} metadata events")
+    except urllib.error.URLError as err:
+        print(f"cluster: error: no cluster answers at {cluster.url} ({err.reason}): "
+              f"scripts/cluster start starts one", file=sys.stderr)
+        return 2
     except (ClusterError, ValueError, OSError) as err:
         print(f"cluster: error: {err}", file=sys.stderr)
         return 2

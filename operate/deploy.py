@@ -17,7 +17,8 @@ import tempfile
 import zipfile
 
 from flowdredge.job import managed
-from flowdredge.job.config import ConfigError
+from flowdredge.job.config import ConfigError, to_application_properties
+from flowdredge.job.config import load as load_config
 from flowdredge.operate import package
 
 RUNTIME = "FLINK-2_2"
@@ -40,8 +41,25 @@ def jarfile_in(zip_path: str):
 
 
 def read_properties(properties_path: str) -> list:
-    with open(properties_path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """The property groups of an application_properties.json, or of a YAML config (as
+    `flowdredge --config` takes: its values, defaults included, as the service's strings)."""
+    if properties_path.endswith((".yaml", ".yml")):
+        return to_application_properties(load_config(properties_path))
+    try:
+        with open(properties_path, encoding="utf-8") as fh:
+            groups = json.load(fh)
+    except ValueError as err:
+        raise DeployError(f"{properties_path}: not JSON ({err}); --properties takes an "
+                          f"application_properties.json or a YAML config") from None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise DeployError(f"{properties_path}: expected a list of property groups "
+                          f"({{\"PropertyGroupId\": ..., \"PropertyMap\": {{...}}}})")
+    return groups
+
+
+def _property_value(value) -> str:
+    # The service takes strings only (botocore refuses the rest, after the upload).
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> list:
@@ -58,7 +76,8 @@ def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> l
                    "PropertyMap": {k: str(v) for k, v in io_values.items()}})
     # The API refuses empty values; an absent key takes its default, which is the empty one.
     groups = [{"PropertyGroupId": g["PropertyGroupId"],
-               "PropertyMap": {k: v for k, v in g["PropertyMap"].items() if v != ""}}
+               "PropertyMap": {k: _property_value(v) for k, v in g["PropertyMap"].items()
+                               if v != ""}}
               for g in groups]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
         json.dump(groups, tmp)

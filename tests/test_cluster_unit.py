@@ -1,6 +1,7 @@
 """operate.cluster without a cluster: its conf, the shipped code, feeding watched folders."""
 import json
 import os
+import re
 import zipfile
 
 import pytest
@@ -48,11 +49,60 @@ def test_feed_writes_one_visible_file_per_folder(tmp_path):
 
 
 class _RecordingCluster(Cluster):
-    """Records the `flink` CLI arguments instead of running them."""
+    """Records the `flink` CLI arguments instead of running them; a cluster that answers."""
+    state = "RUNNING"
 
     def flink(self, *args):
         self.args = args
         return "Job has been submitted with JobID " + "0" * 32
+
+    def rest(self, path, timeout_s=5):
+        return {"state": self.state}
+
+
+def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch, capsys):
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    refused = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    for java, message in (
+            ("...IllegalStateException: Failed to rollback to checkpoint/savepoint file:/sp/1. "
+             "Cannot map checkpoint/savepoint state for operator 9b2d01e2 to the new program, "
+             "because the operator is not available in the new program. If you want to allow "
+             "to skip this, you can set the --allowNonRestoredState option on the CLI.",
+             "--from-savepoint file:///sp/1: the savepoint holds state of operators this job no "
+             "longer has"),
+            ("...FileNotFoundException: Cannot find checkpoint or savepoint file/directory",
+             "--from-savepoint file:///sp/1: no savepoint there")):
+        refused.flink = lambda *args, java=java: (_ for _ in ()).throw(
+            cluster_mod.ClusterError(f"flink run failed (1):\n{java}\nlogs: x"))
+        with pytest.raises(cluster_mod.ClusterError, match="^" + re.escape(message)):
+            refused.submit("c.yaml", str(tmp_path / "f"), str(tmp_path / "m"),
+                           str(tmp_path / "out"), savepoint="file:///sp/1")
+    finished = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    finished.state = "FINISHED"
+    with pytest.raises(cluster_mod.ClusterError, match="is FINISHED: there is nothing to stop"):
+        finished.stop_with_savepoint("0" * 32)
+    # A second start is refused while this folder's daemons live.
+    up = Cluster(folder=str(tmp_path / "up"))
+    os.makedirs(os.path.join(up.folder, "pid"))
+    with open(os.path.join(up.folder, "pid", "flink-standalonesession.pid"), "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    with pytest.raises(cluster_mod.ClusterError, match="is running already"):
+        up.start()
+    # The commands after start talk to the ports it was started with.
+    Cluster(folder=str(tmp_path / "ports"), rest_port=18082, rpc_port=16124).write_conf()
+    args = cluster_mod.parser().parse_args(["--dir", str(tmp_path / "ports"), "jobs"])
+    assert (cluster_mod._cluster(args).rest_port, cluster_mod._cluster(args).rpc_port) == (
+        18082, 16124)
+    args = cluster_mod.parser().parse_args(["stop-job", "x", "--dir", str(tmp_path / "ports"),
+                                            "--rest-port", "18083"])
+    assert cluster_mod._cluster(args).rest_port == 18083
+    args = cluster_mod.parser().parse_args(["--dir", str(tmp_path / "ports"), "start"])
+    assert cluster_mod._cluster(args).rest_port == cluster_mod.DEFAULT_REST_PORT
+    # No cluster: one line naming where it looked.
+    assert cluster_mod.main(["--dir", str(tmp_path / "none"), "--rest-port", "1", "jobs"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "cluster: error: no cluster answers at http://127.0.0.1:1 (")
 
 
 @pytest.mark.parametrize("layout", ["staged", "aws"])

@@ -185,9 +185,11 @@ def test_a_missing_jar_or_part_is_said_and_the_jar_goes_in_as_built(tmp_path):
         assert zf.read(package.JAR_NAME) == fh.read()
     assert deploy.jarfile_in(result.path) == package.JAR_NAME
 
-    # The command says so, and fails when asked to insist.
+    # The command says so, and fails when asked to insist, writing no zip: create and update
+    # would deploy it.
     assert package.main(["--output", str(tmp_path / "b.zip"), "--jar", adapters_only,
                          "--require-connector"]) == 1
+    assert not (tmp_path / "b.zip").exists()
 
 
 @pytest.mark.unit
@@ -421,6 +423,23 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
     by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in groups}
     assert by_id[managed.RUN_OPTIONS_GROUP] == {"python": "main.py", "jarfile": package.JAR_NAME}
     assert by_id["io"] == IO and by_id["job"]["window_seconds"] == "60"
+    # A YAML config, as flowdredge takes: its values and defaults as the service's strings;
+    # JSON numbers and booleans as strings too (the service takes nothing else).
+    (tmp_path / "c.yaml").write_text("job: {parallelism: 2}\noutputs: {enriched: false}\n")
+    by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in deploy.property_groups(
+        deploy.read_properties(str(tmp_path / "c.yaml")), IO, None)}
+    assert (by_id["job"]["parallelism"], by_id["job"]["window_seconds"],
+            by_id["outputs"]["enriched"]) == ("2", "60", "false")
+    (tmp_path / "n.json").write_text(
+        '[{"PropertyGroupId": "job", "PropertyMap": {"parallelism": 2}}, '
+        '{"PropertyGroupId": "outputs", "PropertyMap": {"enriched": false}}]')
+    by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in deploy.property_groups(
+        deploy.read_properties(str(tmp_path / "n.json")), IO, None)}
+    assert (by_id["job"]["parallelism"], by_id["outputs"]["enriched"]) == ("2", "false")
+    for text, message in (("job: [1", "not JSON"), ('{"job": {}}', "a list of property groups")):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(deploy.DeployError, match=message):
+            deploy.read_properties(str(tmp_path / "bad.json"))
 
 
 @pytest.fixture
