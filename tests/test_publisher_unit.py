@@ -102,7 +102,7 @@ def inventory():
         eni("eni-a", "10.0.0.5", "10.0.0.6", instance="i-a", attached_ms=T0 - 5000,
             ipv6=("2600:1f18:0:0::0a",), public="54.1.2.3"),
         eni("eni-b", "10.0.0.7", instance="i-b"),
-        eni("eni-c", "10.0.0.8", instance="i-c"),
+        eni("eni-c", "10.0.0.8", instance="i-c", attached_ms=T0 - 5000 + 250),
         eni("eni-lb", "10.0.1.1", description="ELB app/api-public/50dc6c495c0c9188"),
         eni("eni-clb", "10.0.1.2", description="ELB legacy-edge"),
         eni("eni-fn", "10.0.1.3", description="AWS Lambda VPC ENI-api-resize-"
@@ -136,7 +136,9 @@ def test_derive_owners_of_every_kind():
     api = owner("api", "api-prod", "api-prod-v012", "eni-a", "i-a", "instance")
     assert {ip: claims[ip].owner for ip in ("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3")} \
         == dict.fromkeys(("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3"), api)
-    assert claims["10.0.0.5"].attached_ms == T0 - 5000
+    # AWS's attachment times are whole seconds: the attachment came within that second.
+    assert claims["10.0.0.5"].attached_ms == T0 - 5000 + 999
+    assert claims["10.0.0.8"].attached_ms == T0 - 5000 + 250   # a time in ms is taken as is
     assert claims["10.0.0.7"].owner == owner("kafka-main", "kafka-broker", "-", "eni-b", "i-b", "instance")
     # The group's app tag counts for its instances.
     assert claims["10.0.0.8"].owner == owner("recommendations", "recs-prod", "recs-prod-v002",
@@ -325,7 +327,7 @@ def test_an_elastic_ip_moved_is_nobodys_until_seen_not_its_new_interfaces_since_
              eni("eni-b", "10.0.0.9", instance="i-b", attached_ms=T0 + 10_000, public="54.1.2.3")]
     second = reconcile_poll(first.state, [Observation(SCOPE, look(*moved), t1, t1)], [SCOPE])
     assert [(kind, ts, ip) for kind, ts, ip, _ in types_ts_ips(second.events)] == [
-        ("UNASSIGN", T0 + 1, "54.1.2.3"), ("ASSIGN", T0 + 10_000, "10.0.0.9"),
+        ("UNASSIGN", T0 + 1, "54.1.2.3"), ("ASSIGN", T0 + 10_999, "10.0.0.9"),
         ("ASSIGN", t1, "54.1.2.3"), ("HEARTBEAT", t1, None)]
 
 
@@ -606,6 +608,14 @@ def test_regions_are_a_list_or_a_comma_string_and_ids_keep_their_zeros():
     assert as_list.accounts[0].id == "012345678901"
 
 
+def test_an_unquoted_account_id_with_a_leading_zero_is_read_as_written(tmp_path):
+    # YAML 1.1 read 012345670123 as an octal number, 1402433619: another account.
+    (tmp_path / "p.yaml").write_text("accounts: [012345670123, {id: 012345670124}]\n"
+                                     "regions: [us-east-1]\noutput: {path: o}\n")
+    assert [a.id for a in publisher_config.load(str(tmp_path / "p.yaml")).accounts] == [
+        "012345670123", "012345670124"]
+
+
 @pytest.mark.parametrize("doc, message", [
     ({"regions": ["us-east-1", "us-east-1"]}, "regions: 'us-east-1' is listed twice"),
     ({"accounts": [{"id": ACCOUNT, "regions": "eu-west-1,mars"}]},
@@ -665,6 +675,13 @@ def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
         "flowdredge-publisher: ignored, no longer used: aws.throttle_base_ms (botocore's "
         "retries, aws.retry_mode and aws.max_attempts, handle throttling; remove them)",
         "flowdredge-publisher: no snapshot target: give --to or set snapshot.to"]
+    (tmp_path / "a-file").write_text("")
+    config.write_text(json.dumps({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+                                  "output": {"path": str(tmp_path / "a-file" / "c.jsonl")}}))
+    assert cli.main(["run", "--config", str(config), "--once"]) == 1
+    assert capsys.readouterr().err == (
+        f"flowdredge-publisher: output.path {tmp_path}/a-file/c.jsonl: cannot make its folder "
+        f"(File exists)\n")
     config.write_text("accounts: [{id: '123'}]\n")
     assert cli.main(["run", "--config", str(config), "--once"]) == 1
     assert capsys.readouterr().err == (

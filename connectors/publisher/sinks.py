@@ -37,7 +37,11 @@ class FileSink:
     def __init__(self, path: str):
         self.path = path
         folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise SinkError(f"output.path {path}: cannot make its folder "
+                            f"({err.strerror or err})") from None
 
     def write(self, events: list) -> None:
         """A batch whole or not at all: a failed append (a full disk) is cut back to where it
