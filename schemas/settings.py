@@ -203,8 +203,8 @@ def _once(pairs) -> dict:
 
 class _Loader(yaml.SafeLoader):
     """YAML as written: a key given twice is an error (PyYAML keeps the last one, silently),
-    and a time stays its text (PyYAML makes 2026-12-01T10:00:00Z a datetime, and
-    2026-12-01 10:00:00 one without its zone)."""
+    a time stays its text (PyYAML makes 2026-12-01T10:00:00Z a datetime, and
+    2026-12-01 10:00:00 one without its zone), and so does a number with a leading 0."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -224,5 +224,12 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [(tag, pattern) for tag, pattern in resolvers
+            if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# YAML 1.1's integers less its octal (0 then digits): an account id 012345670123 stays its text,
+# where PyYAML made it 1402433619; an integer setting reads "0755" as 755.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"""^(?:[-+]?0b[0-1_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""", re.X), list("-+0123456789"))
