@@ -102,7 +102,7 @@ def inventory():
         eni("eni-a", "10.0.0.5", "10.0.0.6", instance="i-a", attached_ms=T0 - 5000,
             ipv6=("2600:1f18:0:0::0a",), public="54.1.2.3"),
         eni("eni-b", "10.0.0.7", instance="i-b"),
-        eni("eni-c", "10.0.0.8", instance="i-c", attached_ms=T0 - 5000 + 250),
+        eni("eni-c", "10.0.0.8", instance="i-c"),
         eni("eni-lb", "10.0.1.1", description="ELB app/api-public/50dc6c495c0c9188"),
         eni("eni-clb", "10.0.1.2", description="ELB legacy-edge"),
         eni("eni-fn", "10.0.1.3", description="AWS Lambda VPC ENI-api-resize-"
@@ -136,9 +136,7 @@ def test_derive_owners_of_every_kind():
     api = owner("api", "api-prod", "api-prod-v012", "eni-a", "i-a", "instance")
     assert {ip: claims[ip].owner for ip in ("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3")} \
         == dict.fromkeys(("10.0.0.5", "10.0.0.6", "2600:1f18::a", "54.1.2.3"), api)
-    # AWS's attachment times are whole seconds: the attachment came within that second.
-    assert claims["10.0.0.5"].attached_ms == T0 - 5000 + 999
-    assert claims["10.0.0.8"].attached_ms == T0 - 5000 + 250   # a time in ms is taken as is
+    assert claims["10.0.0.5"].attached_ms == T0 - 5000
     assert claims["10.0.0.7"].owner == owner("kafka-main", "kafka-broker", "-", "eni-b", "i-b", "instance")
     # The group's app tag counts for its instances.
     assert claims["10.0.0.8"].owner == owner("recommendations", "recs-prod", "recs-prod-v002",
@@ -192,8 +190,9 @@ def test_first_poll_assigns_at_attach_time_and_heartbeats():
     obs = Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000),
                               claim("10.0.0.6", "api", "eni-b", "i-b")], T0, T0 + 200)
     result = reconcile_poll(State(), [obs], [SCOPE])
-    # Without an attachment time: at the end of the read, which may have seen it late.
-    assert types_ts_ips(result.events) == [("ASSIGN", T0 - 60_000, "10.0.0.5", "api"),
+    # Without an attachment time: at the end of the read, which may have seen it late. AWS's
+    # attachment times are whole seconds: the end of that second.
+    assert types_ts_ips(result.events) == [("ASSIGN", T0 - 60_000 + 999, "10.0.0.5", "api"),
                                            ("ASSIGN", T0 + 200, "10.0.0.6", "api"),
                                            ("HEARTBEAT", T0, None, None)]
     assert result.state.polled_ms == {SCOPE: T0} and result.state.heartbeat_ms == T0
@@ -218,11 +217,11 @@ def test_second_poll_release_move_and_attach_times():
         ("UNASSIGN", T0 + 101, "10.0.0.6", None),
         ("UNASSIGN", T0 + 101, "10.0.0.7", None),
         ("UNASSIGN", T0 + 101, "10.0.0.8", None),
-        ("ASSIGN", T0 + 30_000, "10.0.0.6", "auth"),
+        ("ASSIGN", T0 + 30_999, "10.0.0.6", "auth"),
         ("ASSIGN", t1 + 100, "10.0.0.7", "auth"),
         ("ASSIGN", t1 + 100, "10.0.0.9", "auth"),
         ("HEARTBEAT", t1, None, None)]
-    assert second.state.holdings["10.0.0.6"].since_ms == T0 + 30_000
+    assert second.state.holdings["10.0.0.6"].since_ms == T0 + 30_999
     assert "10.0.0.8" not in second.state.holdings
 
 
@@ -282,6 +281,20 @@ def test_changes_are_strictly_after_the_previous_change_of_the_address():
     assert types_ts_ips(result.events)[0] == ("UNASSIGN", T0 + 501, "10.0.0.5", None)
 
 
+def test_an_attachment_time_is_read_as_aws_writes_it():
+    # A time in ms is taken as is; a whole second's end is not taken for a time after the
+    # previous read began, when the attachment itself was before it (a tag changed later).
+    exact = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000 + 250)], T0, T0)], [SCOPE])
+    assert types_ts_ips(exact.events)[0] == ("ASSIGN", T0 - 60_000 + 250, "10.0.0.5", "api")
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "alpha", "eni-a", "i-a", T0)], T0 + 100, T0 + 400)], [SCOPE])
+    retagged = reconcile_poll(first.state, [Observation(SCOPE, [
+        claim("10.0.0.5", "beta", "eni-a", "i-a", T0)], T0 + 60_000, T0 + 60_300)], [SCOPE])
+    assert types_ts_ips(retagged.events)[:2] == [("UNASSIGN", T0 + 401, "10.0.0.5", None),
+                                                 ("ASSIGN", T0 + 60_300, "10.0.0.5", "beta")]
+
+
 def test_events_replayed_into_the_job_index_give_the_owners():
     """The emitted changelog parses under the job's contract and answers as intended."""
     first = reconcile_poll(State(), [Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a")], T0, T0)], [SCOPE])
@@ -294,8 +307,8 @@ def test_events_replayed_into_the_job_index_give_the_owners():
             index.apply(parsed)
     # api is not known to have held it after the first look: nobody's until auth's attachment.
     assert index.owner_at("10.0.0.5", T0)[0] == "api"
-    assert index.owner_at("10.0.0.5", T0 + 29_999) is None
-    assert index.owner_at("10.0.0.5", T0 + 30_000)[0] == "auth"
+    assert index.owner_at("10.0.0.5", T0 + 30_998) is None   # its second's end
+    assert index.owner_at("10.0.0.5", T0 + 30_999)[0] == "auth"
 
 
 def test_snapshot_round_trip():
@@ -398,7 +411,7 @@ def test_a_resumed_publisher_stamps_changes_after_its_snapshot_was_taken():
                             later, later)]
     assert types_ts_ips(reconcile_poll(state_from_snapshot(snapshot, taken_ms=T0), attached,
                                        [SCOPE]).events)[:2] == [
-        ("UNASSIGN", T0 + 1, "10.0.0.50", None), ("ASSIGN", T0 + 60_000, "10.0.0.50", "beta")]
+        ("UNASSIGN", T0 + 1, "10.0.0.50", None), ("ASSIGN", T0 + 60_999, "10.0.0.50", "beta")]
 
 
 # ---- near-real-time events

@@ -81,10 +81,6 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
         attachment = eni.get("Attachment") or {}
         attached = attachment.get("AttachTime")
         attached_ms = epoch_ms(attached) if attached is not None else None
-        if attached_ms is not None and attached_ms % 1000 == 0:
-            # A time in whole seconds: the attachment came within that second, and the old
-            # holder may have had the address until then: no owner for it, not the wrong one.
-            attached_ms += 999
         # Only the primary private address came with the interface: the others (secondary
         # addresses, Elastic IPs, IPv6) may have come to it after it was attached.
         primary = next((e.get("PrivateIpAddress") for e in eni.get("PrivateIpAddresses") or ()

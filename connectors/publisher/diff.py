@@ -124,6 +124,10 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         t = claim.attached_ms
         if t is None or (floor is not None and t <= floor) or t > read.finished_ms:
             t = read.finished_ms
+        elif t % 1000 == 0:
+            # AWS's attachment times are whole seconds: it came within that second, and the
+            # old holder may have had the address until then: no owner, not the wrong one.
+            t = min(t + 999, read.finished_ms)
         return t if floor is None else max(t, floor + 1)
 
     def release_ts(scope):
