@@ -155,17 +155,20 @@ class Cluster:
         return done
 
     def running_pids(self) -> list:
-        """The live daemons this folder's pid files name."""
+        """The live daemons this folder's pid files name: Flink processes logging here (a
+        pid file a crash left may name another process now, which stop would kill)."""
         live = []
         folder = os.path.join(self.folder, "pid")
         for name in os.listdir(folder) if os.path.isdir(folder) else ():
             with open(os.path.join(folder, name)) as fh:
                 for pid in fh.read().split():
                     try:
-                        os.kill(int(pid), 0)
-                    except (ValueError, ProcessLookupError, PermissionError):
+                        with open(f"/proc/{int(pid)}/cmdline", "rb") as cmd:
+                            cmdline = cmd.read()
+                    except (ValueError, OSError):
                         continue
-                    live.append(int(pid))
+                    if b"org.apache.flink" in cmdline and self.log_dir.encode() in cmdline:
+                        live.append(int(pid))
         return live
 
     def start(self, timeout_s: float = 120) -> None:
@@ -222,7 +225,12 @@ class Cluster:
 
     def ensure_running(self, job_id: str) -> None:
         """Raises, with the job's exception, if the job has ended."""
-        state = self.job_state(job_id)
+        try:
+            state = self.job_state(job_id)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
+            raise
         if state in TERMINAL:
             raise ClusterError(f"job {job_id} is {state}; {self.exception(job_id)}; "
                                f"logs: {self.log_dir}")
@@ -313,7 +321,12 @@ class Cluster:
         """`flink stop`: a final savepoint (its files committed by the sinks), then the job
         ends. `drain` first sends the end-of-time watermark, closing every window: for a job
         that will not resume. Returns the savepoint path."""
-        state = self.job_state(job_id)
+        try:
+            state = self.job_state(job_id)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
+            raise
         if state in TERMINAL:
             raise ClusterError(f"job {job_id} is {state}: there is nothing to stop")
         target = os.path.join(self.folder, "savepoints")
@@ -387,10 +400,10 @@ def _written_ports(folder: str) -> dict:
     try:
         with open(os.path.join(folder, "conf", "config.yaml")) as fh:
             conf = dict(line.split(": ", 1) for line in fh.read().splitlines() if ": " in line)
-    except OSError:
+        return {key: int(json.loads(conf[key])) for key in ("rest.port", "jobmanager.rpc.port")
+                if key in conf}
+    except (OSError, ValueError):   # no cluster started there, or a conf edited by hand
         return {}
-    return {key: int(json.loads(conf[key])) for key in ("rest.port", "jobmanager.rpc.port")
-            if key in conf}
 
 
 def _cluster(args) -> Cluster:

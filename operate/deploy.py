@@ -11,6 +11,7 @@ docs/managed-flink.md explains each step and the IAM permissions.
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -57,9 +58,13 @@ def read_properties(properties_path: str) -> list:
     return groups
 
 
-def _property_value(value) -> str:
+def _property_value(group: str, key: str, value) -> str:
     # The service takes strings only (botocore refuses the rest, after the upload).
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    raise DeployError(f"{group}.{key}: expected a string, number or boolean, got {value!r}")
 
 
 def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> list:
@@ -76,8 +81,8 @@ def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> l
                    "PropertyMap": {k: str(v) for k, v in io_values.items()}})
     # The API refuses empty values; an absent key takes its default, which is the empty one.
     groups = [{"PropertyGroupId": g["PropertyGroupId"],
-               "PropertyMap": {k: _property_value(v) for k, v in g["PropertyMap"].items()
-                               if v != ""}}
+               "PropertyMap": {k: _property_value(g["PropertyGroupId"], k, v)
+                               for k, v in g["PropertyMap"].items() if v != ""}}
               for g in groups]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
         json.dump(groups, tmp)

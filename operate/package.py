@@ -326,6 +326,9 @@ def main(argv=None) -> int:
         for warning in missing:
             print(f"flowdredge: error: {warning}", file=sys.stderr)
         if missing:
+            if os.path.exists(args.output):   # an earlier build there would be deployed
+                os.remove(args.output)
+                print(f"flowdredge: error: removed the earlier {args.output}", file=sys.stderr)
             return 1
     try:
         result = build(args.output, jar=args.jar)

@@ -49,7 +49,7 @@ def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: i
 def _int(where: str, meta, value) -> int:
     # bool is an int in Python, and int(90.7) truncates: both are refused.
     if isinstance(value, (bool, float)) or (isinstance(value, str)
-                                            and not re.fullmatch(r"\s*-?\d+\s*", value)):
+                                            and not re.fullmatch(r"\s*[-+]?\d+\s*", value)):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     try:
         number = int(value)

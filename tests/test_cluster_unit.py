@@ -2,6 +2,8 @@
 import json
 import os
 import re
+import subprocess
+import urllib.error
 import zipfile
 
 import pytest
@@ -82,13 +84,28 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
     finished.state = "FINISHED"
     with pytest.raises(cluster_mod.ClusterError, match="is FINISHED: there is nothing to stop"):
         finished.stop_with_savepoint("0" * 32)
-    # A second start is refused while this folder's daemons live.
+    # A second start is refused while this folder's daemons live; a pid file naming another
+    # process (a crash's, the pid reused) is not one of them.
     up = Cluster(folder=str(tmp_path / "up"))
     os.makedirs(os.path.join(up.folder, "pid"))
-    with open(os.path.join(up.folder, "pid", "flink-standalonesession.pid"), "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    with pytest.raises(cluster_mod.ClusterError, match="is running already"):
-        up.start()
+    daemon = subprocess.Popen(["bash", "-c", "sleep 60", "org.apache.flink.Daemon",
+                               f"-Dlog.file={up.log_dir}/jm.log"])
+    try:
+        with open(os.path.join(up.folder, "pid", "flink-standalonesession.pid"), "w") as fh:
+            fh.write(f"{os.getpid()}\n{daemon.pid}\n")
+        assert up.running_pids() == [daemon.pid]
+        with pytest.raises(cluster_mod.ClusterError, match="is running already"):
+            up.start()
+    finally:
+        daemon.kill()
+        daemon.wait()
+    assert up.running_pids() == []
+    # A job the cluster does not know.
+    unknown = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    unknown.rest = lambda path, timeout_s=5: (_ for _ in ()).throw(urllib.error.HTTPError(
+        unknown.url + path, 404, "Not Found", None, None))
+    with pytest.raises(cluster_mod.ClusterError, match="no job x on the cluster at"):
+        unknown.stop_with_savepoint("x")
     # The commands after start talk to the ports it was started with.
     Cluster(folder=str(tmp_path / "ports"), rest_port=18082, rpc_port=16124).write_conf()
     args = cluster_mod.parser().parse_args(["--dir", str(tmp_path / "ports"), "jobs"])

@@ -106,6 +106,8 @@ def test_yaml_s_own_types_are_read_as_written(tmp_path):
     # A leading 0 is no octal (YAML 1.1 made 010 eight).
     (tmp_path / "o.yaml").write_text("job: {window_seconds: 0120}\n")
     assert load(str(tmp_path / "o.yaml")).job.window_seconds == 120
+    (tmp_path / "o.yaml").write_text("job: {window_seconds: +0120}\n")
+    assert load(str(tmp_path / "o.yaml")).job.window_seconds == 120
     (tmp_path / "d.yaml").write_text(
         "kinesis: {start_position: AT_TIMESTAMP, start_timestamp: 2026-12-01}\n")
     with pytest.raises(ConfigError, match="needs an ISO 8601 time with a zone"):

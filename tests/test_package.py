@@ -190,6 +190,10 @@ def test_a_missing_jar_or_part_is_said_and_the_jar_goes_in_as_built(tmp_path):
     assert package.main(["--output", str(tmp_path / "b.zip"), "--jar", adapters_only,
                          "--require-connector"]) == 1
     assert not (tmp_path / "b.zip").exists()
+    (tmp_path / "b.zip").write_bytes(b"an earlier build")
+    assert package.main(["--output", str(tmp_path / "b.zip"), "--jar", adapters_only,
+                         "--require-connector"]) == 1
+    assert not (tmp_path / "b.zip").exists()
 
 
 @pytest.mark.unit
@@ -436,10 +440,12 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
     by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in deploy.property_groups(
         deploy.read_properties(str(tmp_path / "n.json")), IO, None)}
     assert (by_id["job"]["parallelism"], by_id["outputs"]["enriched"]) == ("2", "false")
-    for text, message in (("job: [1", "not JSON"), ('{"job": {}}', "a list of property groups")):
+    for text, message in (("job: [1", "not JSON"), ('{"job": {}}', "a list of property groups"),
+                          ('[{"PropertyGroupId": "job", "PropertyMap": {"checkpoint_dir": null}}]',
+                           "job.checkpoint_dir: expected a string, number or boolean, got None")):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(deploy.DeployError, match=message):
-            deploy.read_properties(str(tmp_path / "bad.json"))
+            deploy.property_groups(deploy.read_properties(str(tmp_path / "bad.json")), IO, None)
 
 
 @pytest.fixture
