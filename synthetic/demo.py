@@ -91,6 +91,17 @@ def _windows_closed(rest_url, job_id, first_window_s, window_s) -> int:
     return max(0, (watermark // 1000 - first_window_s) // window_s)
 
 
+def _settled(read, value: int, steady_s: int = 5, timeout_s: float = 60) -> int:
+    """The highest `read()` once it has not grown for `steady_s` one-second polls (at most
+    `timeout_s`), starting from `value`."""
+    deadline, steady = time.monotonic() + timeout_s, 0
+    while steady < steady_s and time.monotonic() < deadline:
+        time.sleep(1)
+        now = read()
+        steady, value = (steady + 1, value) if now <= value else (0, now)
+    return value
+
+
 def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed) -> str:
     counts = total_counts(output)
     attributed = attributed_share(counts)
@@ -235,6 +246,10 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                 if done:
                     finished = True
                     break
+            # The last records' event time reaches the windows through the job a moment after
+            # they are read (on a loaded machine, seconds): until the count holds still.
+            closed = _settled(lambda: _windows_closed(rest_url, job_id, scenario.start,
+                                                      window_s), closed)
             progress(f"every record written was read; windows closed: {closed}. Waiting for "
                      f"their aggregates to be committed (files roll every minute)")
             deadline = time.monotonic() + 150
