@@ -208,7 +208,12 @@ class Cluster:
             time.sleep(poll_s)
 
     def job_state(self, job_id: str) -> str:
-        return self.rest(f"/jobs/{job_id}")["state"]
+        try:
+            return self.rest(f"/jobs/{job_id}")["state"]
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
+            raise
 
     def jobs(self) -> list:
         return self.rest("/jobs/overview")["jobs"]
@@ -225,12 +230,7 @@ class Cluster:
 
     def ensure_running(self, job_id: str) -> None:
         """Raises, with the job's exception, if the job has ended."""
-        try:
-            state = self.job_state(job_id)
-        except urllib.error.HTTPError as err:
-            if err.code == 404:
-                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
-            raise
+        state = self.job_state(job_id)
         if state in TERMINAL:
             raise ClusterError(f"job {job_id} is {state}; {self.exception(job_id)}; "
                                f"logs: {self.log_dir}")
@@ -321,12 +321,7 @@ class Cluster:
         """`flink stop`: a final savepoint (its files committed by the sinks), then the job
         ends. `drain` first sends the end-of-time watermark, closing every window: for a job
         that will not resume. Returns the savepoint path."""
-        try:
-            state = self.job_state(job_id)
-        except urllib.error.HTTPError as err:
-            if err.code == 404:
-                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
-            raise
+        state = self.job_state(job_id)
         if state in TERMINAL:
             raise ClusterError(f"job {job_id} is {state}: there is nothing to stop")
         target = os.path.join(self.folder, "savepoints")

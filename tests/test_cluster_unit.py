@@ -2,7 +2,9 @@
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 import urllib.error
 import zipfile
 
@@ -88,8 +90,12 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
     # process (a crash's, the pid reused) is not one of them.
     up = Cluster(folder=str(tmp_path / "up"))
     os.makedirs(os.path.join(up.folder, "pid"))
-    daemon = subprocess.Popen(["bash", "-c", "sleep 60", "org.apache.flink.Daemon",
-                               f"-Dlog.file={up.log_dir}/jm.log"])
+    daemon = subprocess.Popen(["bash", "-c", "sleep 60; exit", "org.apache.flink.Daemon",
+                               f"-Dlog.file={up.log_dir}/jm.log"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while b"org.apache.flink" not in open(f"/proc/{daemon.pid}/cmdline", "rb").read():
+        assert time.monotonic() < deadline, "the stand-in daemon did not start"
+        time.sleep(0.01)   # until the child has become bash (it stays: two commands)
     try:
         with open(os.path.join(up.folder, "pid", "flink-standalonesession.pid"), "w") as fh:
             fh.write(f"{os.getpid()}\n{daemon.pid}\n")
@@ -97,7 +103,7 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
         with pytest.raises(cluster_mod.ClusterError, match="is running already"):
             up.start()
     finally:
-        daemon.kill()
+        os.killpg(daemon.pid, signal.SIGKILL)   # bash and its sleep
         daemon.wait()
     assert up.running_pids() == []
     # A job the cluster does not know.
