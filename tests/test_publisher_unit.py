@@ -518,12 +518,14 @@ def test_events_between_polls_assign_and_release():
     ]
     result = publisher.apply_events(lines)
     assert (result.applied, result.deferred, result.stale, result.ignored, result.bad) == (4, 1, 1, 1, 1)
+    # Event times are whole seconds: a release at the second's start, a new owner from its end.
     assert [(e["type"], e["ts"], e["ip"], e.get("app"), e.get("resource_id"), e.get("kind"))
             for e in sink.events] == [
         ("UNASSIGN", T0 + 60_000, "10.0.0.5", None, None, None),
-        ("ASSIGN", T0 + 65_000, "10.0.0.50", "auth", "i-new", "instance"),
-        ("ASSIGN", T0 + 66_000, "10.0.0.5", "-", "eni-extra", "interface"),
-        ("ASSIGN", T0 + 67_000, "10.0.0.5", "auth", "i-new", "instance")]
+        ("ASSIGN", T0 + 65_999, "10.0.0.50", "auth", "i-new", "instance"),
+        ("ASSIGN", T0 + 66_999, "10.0.0.5", "-", "eni-extra", "interface"),
+        ("UNASSIGN", T0 + 67_000, "10.0.0.5", None, None, None),
+        ("ASSIGN", T0 + 67_999, "10.0.0.5", "auth", "i-new", "instance")]
     assert is_stale(publisher.state, SCOPE, T0 + 66_000)
     # The next poll sees the same estate: nothing to say but the heartbeat.
     publisher.reader = InventoryReader({SCOPE: publisher.inventories[SCOPE]})
@@ -896,6 +898,20 @@ def test_a_new_owner_from_an_event_comes_after_the_release_a_poll_dated_later():
     later = reconcile_poll(came.state, [Observation(SCOPE, [claim(ip, "o2", "eni-2", "eni-2")],
                                                     t + 120_000, t + 121_000)], [SCOPE])
     assert later.state.released == {}
+
+
+def test_an_event_in_a_whole_second_moves_an_address_through_nobody_within_that_second():
+    """An event at 70 s moves o1's address to o2 somewhere in 70.000-70.999: flows of that
+    second are nobody's, not o1's after the move nor o2's before it. A time in ms is exact."""
+    ip = "10.0.0.3"
+    seen = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "o1", "eni-1", "eni-1")],
+                                                T0, T0 + 1000)], [SCOPE])
+    moved = apply_event(seen.state, SCOPE, [claim(ip, "o2", "eni-2", "eni-2")], T0 + 70_000)
+    assert types_ts_ips(moved.events) == [("UNASSIGN", T0 + 70_000, ip, None),
+                                          ("ASSIGN", T0 + 70_999, ip, "o2")]
+    assert moved.state.holdings[ip].since_ms == T0 + 70_999
+    exact = apply_event(seen.state, SCOPE, [claim(ip, "o2", "eni-2", "eni-2")], T0 + 70_250)
+    assert types_ts_ips(exact.events) == [("ASSIGN", T0 + 70_250, ip, "o2")]
 
 
 def test_an_event_that_leaves_an_address_claimed_twice_releases_the_old_owner_as_a_poll_would():

@@ -25,7 +25,8 @@ to then has been observed and sent. A scope whose read failed holds the heartbea
 is read again (flows wait for metadata rather than being attributed on missing changes).
 
 `apply_event` applies a near-real-time change (an account's and region's inventory after a
-CloudTrail/EventBridge event) the same way, at the event's time. An event not newer than the
+CloudTrail/EventBridge event) the same way, at the event's time (a whole second: releases at its
+start, new owners at its end). An event not newer than the
 last poll of its scope, or older than the last applied event, is stale: the state already
 reflects newer information.
 """
@@ -174,7 +175,12 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
 
-    result = _settle(state, claims, {scope}, lambda _claim: event_ms, lambda _scope: event_ms,
+    # CloudTrail and EventBridge give whole seconds: the change came within that second. A new
+    # owner holds the address from the second's end, an old one lets go at its start: in
+    # between it is nobody's, not the wrong owner's.
+    assign_ms = event_ms + 999 if event_ms % 1000 == 0 else event_ms
+    result = _settle(state, claims, {scope}, lambda _claim: assign_ms, lambda _scope: event_ms,
+                     unknown_since=lambda prev: max(event_ms, prev.since_ms + 1),
                      conflict_since=conflict_since)
     result.state.event_ms[scope] = event_ms
     return result
