@@ -232,24 +232,28 @@ def test_failed_scope_keeps_its_owners_and_holds_the_heartbeat():
                                                  T0 + 10, T0 + 20)], scopes)
     assert first.events[-1] == {"type": "HEARTBEAT", "ts": T0}
     t1 = T0 + 60_000
-    # OTHER fails: its address is kept (no UNASSIGN), even though SCOPE now claims it.
-    still = [claim("10.0.0.5", "api", "eni-a", "i-a"), claim("10.9.0.5", "api", "eni-q", "i-q")]
-    second = reconcile_poll(first.state, [Observation(SCOPE, still, t1, t1)], scopes)
-    # The heartbeat stops at the failed scope's last complete read.
+    # OTHER fails: its addresses are kept (no UNASSIGN on missing data)...
+    second = reconcile_poll(first.state, [Observation(SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a")],
+                                                      t1, t1)], scopes)
+    # ... and the heartbeat stops at the failed scope's last complete read.
     assert second.events == [{"type": "HEARTBEAT", "ts": T0 + 10}]
     assert second.state.holdings["10.9.0.5"].owner.app == "pay"
+    # Unless SCOPE claims one: OTHER let go of it, or both hold it (overlapping VPCs). Nobody's
+    # since OTHER last saw it with pay (taken at the end of OTHER's first read), not pay's for
+    # the outage nor api's: it is contested until OTHER is read again.
+    still = [claim("10.0.0.5", "api", "eni-a", "i-a"), claim("10.9.0.5", "api", "eni-q", "i-q")]
     third = reconcile_poll(second.state, [Observation(SCOPE, still, t1 + 1, t1 + 1)], scopes)
-    assert third.events == [] and third.state.heartbeat_ms == T0 + 10
-    # OTHER is back and has released it: the claim of SCOPE wins, the heartbeat moves on.
+    assert types_ts_ips(third.events) == [("UNASSIGN", T0 + 21, "10.9.0.5", None)]
+    assert third.state.heartbeat_ms == T0 + 10 and third.state.contested == {"10.9.0.5": {SCOPE, OTHER}}
+    assert reconcile_poll(third.state, [Observation(SCOPE, still, t1 + 2, t1 + 2)], scopes).events == []
+    # OTHER is back and has released it: the claim of SCOPE wins, once OTHER's read has shown
+    # it gone (the scopes may overlap: both may have held it until then); the heartbeat moves on.
     t2 = t1 + 60_000
     fourth = reconcile_poll(third.state, [Observation(SCOPE, still, t2, t2),
                                           Observation(OTHER, [], t2 + 5, t2 + 6)], scopes)
-    # From pay to api at a time not known: nobody's since OTHER last saw it with pay (taken at
-    # the end of OTHER's first read), and api's only once OTHER's read has shown it gone (the
-    # scopes may overlap: both may have held it until then).
-    assert types_ts_ips(fourth.events) == [("UNASSIGN", T0 + 21, "10.9.0.5", None),
-                                           ("ASSIGN", t2 + 7, "10.9.0.5", "api"),
+    assert types_ts_ips(fourth.events) == [("ASSIGN", t2 + 7, "10.9.0.5", "api"),
                                            ("HEARTBEAT", t2, None, None)]
+    assert fourth.state.contested == {}
 
 
 def test_an_address_of_overlapping_vpcs_has_no_owner_while_both_claim_it():
@@ -267,11 +271,20 @@ def test_an_address_of_overlapping_vpcs_has_no_owner_while_both_claim_it():
     again = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2),
                                         Observation(OTHER, [pay], t2, t2)], scopes)
     assert [e["type"] for e in again.events] == ["HEARTBEAT"] and again.conflicts == ["10.0.0.5"]
-    # Once one VPC gives it up, the other's owner has it.
+    # While one VPC's read fails, the other's claim alone does not give it an owner: the failed
+    # one may hold it still.
     t3 = t2 + 60_000
-    alone = reconcile_poll(again.state, [Observation(SCOPE, [api], t3, t3),
-                                         Observation(OTHER, [], t3, t3)], scopes)
-    assert types_ts_ips(alone.events)[0] == ("ASSIGN", t3, "10.0.0.5", "api")
+    failed = reconcile_poll(again.state, [Observation(SCOPE, [api], t3, t3)], scopes)
+    assert failed.events == [] and "10.0.0.5" not in failed.state.holdings
+    # An event of the VPC read does not either.
+    assert apply_event(failed.state, SCOPE, [api], t3 + 5_000).events == []
+    # Once the other VPC is read and has given it up, the first's owner has it, from the end
+    # of that read.
+    t4 = t3 + 60_000
+    alone = reconcile_poll(failed.state, [Observation(SCOPE, [api], t4, t4),
+                                          Observation(OTHER, [], t4, t4 + 3)], scopes)
+    assert types_ts_ips(alone.events)[0] == ("ASSIGN", t4 + 4, "10.0.0.5", "api")
+    assert alone.state.contested == {}
 
 
 def test_changes_are_strictly_after_the_previous_change_of_the_address():

@@ -17,8 +17,12 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   previous read of its scope, so later than any HEARTBEAT already written, and later than the
   address's previous change;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
+  unless a scope read now claims it: either the failed scope let go or both hold it (overlapping
+  VPCs), so it is nobody's from just after the failed scope's last read;
 - an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
-  holder's release stamped as a move's), and the conflict is reported.
+  holder's release stamped as a move's), and the conflict is reported. It stays contested, nobody's,
+  until every scope that claimed it has been read again: one claimant left while another's read
+  fails is not alone, as far as the publisher knows.
 
 HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
 to then has been observed and sent. A scope whose read failed holds the heartbeat back until it
@@ -71,12 +75,14 @@ class State:
     # event's exact time may be earlier than a release a poll dated later). Dropped once the
     # HEARTBEAT passes it: every change after is later anyway.
     released: dict = field(default_factory=dict)
+    # ip -> the scopes that claimed it together (nobody holds it): no owner until all are read.
+    contested: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
         return dataclasses.replace(self, holdings=dict(self.holdings),
                                    polled_ms=dict(self.polled_ms), seen_ms=dict(self.seen_ms),
                                    event_ms=dict(self.event_ms), uncertain=dict(self.uncertain),
-                                   released=dict(self.released))
+                                   released=dict(self.released), contested=dict(self.contested))
 
     def write_failed(self, events: list) -> "State":
         """This state, the addresses of `events` (a batch not known to be written) uncertain."""
@@ -146,7 +152,8 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         return None if seen is None else max(seen, prev.since_ms) + 1
 
     claims = [c for o in observations for c in o.claims]
-    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since, held_until)
+    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since, held_until,
+                     read_end=lambda scope: reads[scope].finished_ms, others_failed=True)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
         result.state.seen_ms[scope] = read.finished_ms
@@ -188,13 +195,16 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None,
-            conflict_since=None) -> Reconciled:
+            conflict_since=None, read_end=lambda _scope: None, others_failed=False) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
-    scopes are left alone. `unknown_since(holding)`: from when a change of the address may have
-    happened (None: changes have exact times); the address has no owner from then until its new
-    owner's time. `held_until(holding, claim)`: until when the old holder may have held the
-    address a new claim takes over (None: exact times), which the new owner's time is after.
-    `conflict_since(holding)`: as unknown_since, for an address now claimed twice."""
+    scopes are left alone, unless `others_failed` (their reads failed) and a decided scope
+    claims one: then it is contested. `unknown_since(holding)`: from when a change of the
+    address may have happened (None: changes have exact times); the address has no owner from
+    then until its new owner's time. `held_until(holding, claim)`: until when the old holder may
+    have held the address a new claim takes over (None: exact times), which the new owner's time
+    is after. `conflict_since(holding)`: as unknown_since, for an address now claimed twice.
+    `read_end(scope)`: the end of the scope's read now (None: exact times), after which the last
+    claimant of a contested address has it."""
     conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
@@ -206,13 +216,27 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     # its state says: the changelog may hold a change the state does not.
     uncertain = {ip for ip in state.uncertain
                  if ip not in state.holdings or state.holdings[ip].owner.scope in decided}
-    for ip in set(by_ip) | held_here | uncertain:
+    settled_contests = {ip for ip, scopes in state.contested.items() if scopes <= decided}
+    for ip in set(by_ip) | held_here | uncertain | settled_contests:
         prev = state.holdings.get(ip)
+        candidates = by_ip.get(ip)
         if prev is not None and prev.owner.scope not in decided:
+            if others_failed and candidates:
+                since = unknown_since(prev)
+                events.append(unassign_event(ip, prev.since_ms + 1 if since is None else since))
+                del new.holdings[ip]
+                new.contested[ip] = frozenset({prev.owner.scope} | {c.owner.scope for c in candidates})
             continue
         after = state.uncertain.get(ip, -1) + 1 if ip in uncertain else None
         new.uncertain.pop(ip, None)
-        candidates = by_ip.get(ip)
+        contest = state.contested.get(ip)
+        if contest is not None and not contest <= decided:
+            # A scope that claimed it is not read now: its claim may stand.
+            new.contested[ip] = contest | {c.owner.scope for c in candidates or ()}
+            if after is not None:
+                events.append(unassign_event(ip, after))
+            continue
+        new.contested.pop(ip, None)
         if not candidates:
             if prev is None:   # uncertain, held by nobody: its release said again
                 events.append(unassign_event(ip, after))
@@ -225,6 +249,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             # Overlapping VPCs: the address is each one's, and flows are logged with the
             # address only: any owner would be the wrong one for the other's flows.
             conflicts.append(ip)
+            new.contested[ip] = frozenset({c.owner.scope for c in candidates})
             if prev is not None:
                 ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
                 since = conflict_since(prev)
@@ -242,6 +267,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             ts = max(ts, prev.since_ms + 1)
         elif ip in state.released:
             ts = max(ts, state.released[ip] + 1)
+        for scope in (contest or frozenset()) - {chosen.owner.scope}:
+            # The other claimants let go by the end of the read that shows it.
+            until = read_end(scope)
+            if until is not None:
+                ts = max(ts, until + 1)
         if after is not None:
             ts = max(ts, after)
         if prev is not None and prev.owner != chosen.owner:
