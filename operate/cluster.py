@@ -256,8 +256,10 @@ class Cluster:
             return f"exceptions unavailable ({err})"
 
     def flink(self, *args, timeout_s: float = 300) -> str:
-        """Runs the `flink` CLI against this cluster (its conf dir names the REST port)."""
-        cmd = [os.path.join(flink_home(), "bin", "flink"), *args]
+        """Runs the `flink` CLI action `args[0]` against this cluster, at the REST port the
+        Python calls use (which --rest-port may set apart from the conf's)."""
+        cmd = [os.path.join(flink_home(), "bin", "flink"), args[0],
+               "-m", f"localhost:{self.rest_port}", *args[1:]]
         try:
             done = subprocess.run(cmd, env=self._env(), capture_output=True, text=True,
                                   timeout=timeout_s, cwd=self.folder)

@@ -147,6 +147,16 @@ def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
     assert cluster.args[cluster.args.index("--flows-layout") + 1] == "aws"
 
 
+def test_the_flink_cli_talks_to_the_port_the_python_calls_use(tmp_path, monkeypatch):
+    """--rest-port may differ from the port in the conf of --dir: the `flink` CLI, which reads
+    that conf, is told the port the REST calls use."""
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 0, "Savepoint completed. Path: x", ""))
+    Cluster(folder=str(tmp_path / "c"), rest_port=18123).flink("stop", "--drain", "a" * 32)
+    assert ran[0][1:] == ["stop", "-m", "localhost:18123", "--drain", "a" * 32]
+
+
 def test_submit_drops_unclaimed_state_only_when_asked(tmp_path, monkeypatch):
     monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
     cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
