@@ -937,3 +937,21 @@ def test_an_event_that_leaves_an_address_claimed_twice_releases_the_old_owner_as
     both = [claim(ip, "o1", "eni-1", "eni-1"), claim(ip, "o2", "eni-2", "eni-2")]
     assert types_ts_ips(apply_event(seen.state, SCOPE, both, T0 + 55_000).events) == [
         ("UNASSIGN", T0 + 1001, ip, None)]
+
+
+def test_a_scope_no_longer_configured_releases_what_its_snapshot_held():
+    """A --resume from a snapshot of an earlier configuration: the scope left out is never
+    read again, so its owners go from just after the snapshot was taken; its address another
+    scope claims is that scope's from its read (a public address AWS gave another account)."""
+    state = state_from_snapshot([assign_event("10.9.0.5", T0 - 60_000, owner(
+        "pay", "pay", "pay-v1", "eni-p", "i-p", "instance", scope=OTHER)), assign_event(
+        "54.1.2.3", T0 - 60_000, owner("pay", "pay", "pay-v1", "eni-p", "i-p", "instance",
+                                       scope=OTHER))], taken_ms=T0)
+    t1 = T0 + 60_000
+    first = reconcile_poll(state, [Observation(SCOPE, [claim("54.1.2.3", "api", "eni-a", "i-a")],
+                                               t1, t1 + 10)], [SCOPE])
+    assert types_ts_ips(first.events) == [("UNASSIGN", T0 + 1, "10.9.0.5", None),
+                                          ("UNASSIGN", T0 + 1, "54.1.2.3", None),
+                                          ("ASSIGN", t1 + 10, "54.1.2.3", "api"),
+                                          ("HEARTBEAT", t1, None, None)]
+    assert set(first.state.holdings) == {"54.1.2.3"} and first.state.contested == {}

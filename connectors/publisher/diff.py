@@ -138,12 +138,17 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         return t if floor is None else max(t, floor + 1)
 
     def release_ts(scope):
+        if scope not in reads:   # no longer configured: unknown since it was last read
+            seen = state.polled(scope)
+            return 0 if seen is None else seen + 1
         floor = floors[scope]
         return reads[scope].started_ms if floor is None else floor + 1
 
     def held_until(prev, chosen):
         scope = prev.owner.scope
-        return state.seen(scope) if scope == chosen.owner.scope else reads[scope].finished_ms
+        if scope == chosen.owner.scope or scope not in reads:
+            return state.seen(scope)
+        return reads[scope].finished_ms
 
     def unknown_since(prev):
         """Just after the last read that saw `prev` hold its address: from then on a change AWS
@@ -151,9 +156,14 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
 
+    # A scope no longer configured (a snapshot of an earlier configuration) is never read
+    # again: what it held is released, as by a read that found nothing.
+    dropped = ({h.owner.scope for h in state.holdings.values()}
+               | {scope for scopes in state.contested.values() for scope in scopes}) - set(configured)
     claims = [c for o in observations for c in o.claims]
-    result = _settle(state, claims, set(reads), assign_ts, release_ts, unknown_since, held_until,
-                     read_end=lambda scope: reads[scope].finished_ms, others_failed=True)
+    result = _settle(state, claims, set(reads) | dropped, assign_ts, release_ts, unknown_since,
+                     held_until, read_end=lambda scope: reads[scope].finished_ms
+                     if scope in reads else None, others_failed=True)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
         result.state.seen_ms[scope] = read.finished_ms
