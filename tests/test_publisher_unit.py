@@ -955,3 +955,57 @@ def test_a_scope_no_longer_configured_releases_what_its_snapshot_held():
                                           ("ASSIGN", t1 + 10, "54.1.2.3", "api"),
                                           ("HEARTBEAT", t1, None, None)]
     assert set(first.state.holdings) == {"54.1.2.3"} and first.state.contested == {}
+
+
+def test_a_contested_address_nobody_claims_any_more_is_let_go_quietly():
+    """Two scopes claimed it; then neither does: nothing to say (it is nobody's already), and
+    it is no longer contested. Within one scope, an event that removes both claims alike."""
+    ip = "10.0.0.5"
+    api, pay = claim(ip, "api", "eni-b", "i-b"), claim(ip, "pay", "eni-a", "i-a", scope=OTHER)
+    both = reconcile_poll(State(), [Observation(SCOPE, [api], T0, T0 + 10),
+                                    Observation(OTHER, [pay], T0 + 20, T0 + 30)], [SCOPE, OTHER])
+    assert both.state.contested == {ip: {SCOPE, OTHER}}
+    gone = reconcile_poll(both.state, [Observation(SCOPE, [], T0 + 60_000, T0 + 60_010),
+                                       Observation(OTHER, [], T0 + 60_020, T0 + 60_030)],
+                          [SCOPE, OTHER])
+    assert gone.events == [{"type": "HEARTBEAT", "ts": T0 + 60_000}] and gone.state.contested == {}
+    twice = reconcile_poll(State(), [Observation(SCOPE, [api, claim(ip, "web", "eni-w", "i-w")],
+                                                 T0, T0 + 10)], [SCOPE])
+    assert twice.state.contested == {ip: {SCOPE}}
+    assert apply_event(twice.state, SCOPE, [], T0 + 5_000).events == []
+
+
+def test_a_failed_scopes_address_claimed_elsewhere_is_released_after_a_write_that_may_have_landed():
+    """SCOPE moved the address to eni-2, and that write failed (it may be in the changelog).
+    SCOPE's read fails next while OTHER claims the address: the release comes after the write
+    that may have landed, or the changelog would go back in time and keep eni-2 through it."""
+    ip = "10.0.0.5"
+    first = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "a", "eni-1", "eni-1")], T0, T0 + 100),
+                                     Observation(OTHER, [], T0, T0 + 100)], [SCOPE, OTHER])
+    moved = reconcile_poll(first.state, [Observation(SCOPE, [claim(ip, "b", "eni-2", "eni-2")],
+                                                     T0 + 60_000, T0 + 60_100),
+                                         Observation(OTHER, [], T0 + 60_000, T0 + 60_100)],
+                           [SCOPE, OTHER])
+    assert [e["ts"] for e in moved.events if e.get("ip") == ip] == [T0 + 101, T0 + 60_100]
+    failed = first.state.write_failed(moved.events)
+    third = reconcile_poll(failed, [Observation(OTHER, [claim(ip, "c", "eni-3", "eni-3", scope=OTHER)],
+                                                T0 + 120_000, T0 + 120_100)], [SCOPE, OTHER])
+    assert types_ts_ips(third.events) == [("UNASSIGN", T0 + 60_101, ip, None)]
+    assert third.state.uncertain == {} and third.state.contested == {ip: {SCOPE, OTHER}}
+
+
+def test_an_event_in_the_second_a_read_began_is_applied_after_that_read():
+    """A read began at 60.2 s and saw eni-1 unattached; the attachment came at 60.5 s, its
+    event dated 60 s. It is not stale (the read may have looked before it): the instance has
+    the address from the second's end, and a release in that second is dated after the read
+    began (a HEARTBEAT may be at that read's start)."""
+    ip = "10.0.0.5"
+    seen = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "-", "eni-1", "eni-1")],
+                                                T0 + 60_200, T0 + 60_300)], [SCOPE])
+    assert not is_stale(seen.state, SCOPE, T0 + 60_000)
+    assert is_stale(seen.state, SCOPE, T0 + 59_000)
+    attached = apply_event(seen.state, SCOPE, [claim(ip, "api", "eni-1", "i-1")], T0 + 60_000)
+    assert types_ts_ips(attached.events) == [("UNASSIGN", T0 + 60_301, ip, None),
+                                             ("ASSIGN", T0 + 60_999, ip, "api")]
+    gone = apply_event(seen.state, SCOPE, [], T0 + 60_000)
+    assert types_ts_ips(gone.events) == [("UNASSIGN", T0 + 60_301, ip, None)]

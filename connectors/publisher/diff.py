@@ -30,9 +30,8 @@ is read again (flows wait for metadata rather than being attributed on missing c
 
 `apply_event` applies a near-real-time change (an account's and region's inventory after a
 CloudTrail/EventBridge event) the same way, at the event's time (a whole second: releases at its
-start, new owners at its end). An event not newer than the
-last poll of its scope, or older than the last applied event, is stale: the state already
-reflects newer information.
+start, new owners at its end). An event whose second ended before the last poll of its scope
+began, or older than the last applied event, is stale: the state already reflects it.
 """
 import dataclasses
 from dataclasses import dataclass, field
@@ -178,9 +177,17 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
     return result
 
 
+def _second_end(event_ms: int) -> int:
+    """CloudTrail and EventBridge give whole seconds: the change came by that second's end."""
+    return event_ms + 999 if event_ms % 1000 == 0 else event_ms
+
+
 def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
+    """Stale: the last read of the scope began after the event's second (the read saw it), or a
+    later event was applied."""
     polled, applied = state.polled(scope), state.event_ms.get(scope)
-    return (polled is not None and event_ms <= polled) or (applied is not None and event_ms < applied)
+    return ((polled is not None and _second_end(event_ms) <= polled)
+            or (applied is not None and event_ms < applied))
 
 
 def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reconciled:
@@ -192,12 +199,15 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
 
-    # CloudTrail and EventBridge give whole seconds: the change came within that second. A new
-    # owner holds the address from the second's end, an old one lets go at its start: in
-    # between it is nobody's, not the wrong owner's.
-    assign_ms = event_ms + 999 if event_ms % 1000 == 0 else event_ms
-    result = _settle(state, claims, {scope}, lambda _claim: assign_ms, lambda _scope: event_ms,
-                     unknown_since=lambda prev: max(event_ms, prev.since_ms + 1),
+    # The change came within the event's second: a new owner holds the address from the
+    # second's end, an old one lets go at its start, in between it is nobody's, not the wrong
+    # owner's. Both after the scope's last read began (a second it began in is not stale), so
+    # after any HEARTBEAT written.
+    floor = state.polled(scope)
+    release_ms = event_ms if floor is None else max(event_ms, floor + 1)
+    assign_ms = max(_second_end(event_ms), release_ms)
+    result = _settle(state, claims, {scope}, lambda _claim: assign_ms, lambda _scope: release_ms,
+                     unknown_since=lambda prev: max(release_ms, prev.since_ms + 1),
                      conflict_since=conflict_since)
     result.state.event_ms[scope] = event_ms
     return result
@@ -233,7 +243,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         if prev is not None and prev.owner.scope not in decided:
             if others_failed and candidates:
                 since = unknown_since(prev)
-                events.append(unassign_event(ip, prev.since_ms + 1 if since is None else since))
+                since = prev.since_ms + 1 if since is None else since
+                if ip in state.uncertain:   # after a change a failed write may have made
+                    since = max(since, state.uncertain[ip] + 1)
+                    new.uncertain.pop(ip, None)
+                events.append(unassign_event(ip, since))
                 del new.holdings[ip]
                 new.contested[ip] = frozenset({prev.owner.scope} | {c.owner.scope for c in candidates})
             continue
@@ -249,7 +263,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         new.contested.pop(ip, None)
         if not candidates:
             if prev is None:   # uncertain, held by nobody: its release said again
-                events.append(unassign_event(ip, after))
+                if after is not None:
+                    events.append(unassign_event(ip, after))
                 continue
             ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
             events.append(unassign_event(ip, ts))

@@ -38,7 +38,7 @@ class EventsResult:
     applied: int = 0
     assigned: int = 0
     unassigned: int = 0
-    stale: int = 0        # older than the last poll of their scope: the poll knows better
+    stale: int = 0        # before the last poll of their scope began: the poll saw them
     deferred: int = 0     # need a poll first (unknown scope state, interface or instance)
     ignored: int = 0      # for an account or region not configured
     bad: int = 0          # unreadable lines
