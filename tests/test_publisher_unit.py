@@ -994,18 +994,56 @@ def test_a_failed_scopes_address_claimed_elsewhere_is_released_after_a_write_tha
     assert third.state.uncertain == {} and third.state.contested == {ip: {SCOPE, OTHER}}
 
 
-def test_an_event_in_the_second_a_read_began_is_applied_after_that_read():
-    """A read began at 60.2 s and saw eni-1 unattached; the attachment came at 60.5 s, its
-    event dated 60 s. It is not stale (the read may have looked before it): the instance has
-    the address from the second's end, and a release in that second is dated after the read
-    began (a HEARTBEAT may be at that read's start)."""
+def test_an_event_in_the_second_a_read_began_releases_and_leaves_the_owner_to_the_next_poll():
+    """A read began at 60.2 s and saw eni-1 unattached, tagged app b; an event is dated 60 s. It
+    is not stale (the read may have looked before it), but the read may also show a later
+    change than the event's (a tag set at 60.3 s): what the event changes is nobody's from just
+    after the read began, and the next poll says who holds it."""
     ip = "10.0.0.5"
-    seen = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "-", "eni-1", "eni-1")],
+    seen = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "b", "eni-1", "eni-1")],
                                                 T0 + 60_200, T0 + 60_300)], [SCOPE])
     assert not is_stale(seen.state, SCOPE, T0 + 60_000)
     assert is_stale(seen.state, SCOPE, T0 + 59_000)
-    attached = apply_event(seen.state, SCOPE, [claim(ip, "api", "eni-1", "i-1")], T0 + 60_000)
-    assert types_ts_ips(attached.events) == [("UNASSIGN", T0 + 60_301, ip, None),
-                                             ("ASSIGN", T0 + 60_999, ip, "api")]
+    attached = apply_event(seen.state, SCOPE, [claim(ip, "a", "eni-1", "i-1")], T0 + 60_000)
+    assert types_ts_ips(attached.events) == [("UNASSIGN", T0 + 60_301, ip, None)]
     gone = apply_event(seen.state, SCOPE, [], T0 + 60_000)
     assert types_ts_ips(gone.events) == [("UNASSIGN", T0 + 60_301, ip, None)]
+    assert apply_event(seen.state, SCOPE, [claim(ip, "b", "eni-1", "eni-1")], T0 + 60_000).events == []
+    later = reconcile_poll(attached.state, [Observation(SCOPE, [claim(ip, "b", "eni-1", "eni-1")],
+                                                        T0 + 120_000, T0 + 120_100)], [SCOPE])
+    assert types_ts_ips(later.events)[0] == ("ASSIGN", T0 + 120_100, ip, "b")
+
+
+def test_a_conflict_or_move_is_released_after_a_change_whose_write_may_have_landed():
+    """An event moved the address from i-a to i-b and its write failed (it may be in the
+    changelog). The next poll finds B's interface with it too: the release comes after i-b's
+    ASSIGN that may have landed, or i-b would keep it through the conflict."""
+    ip = "10.0.0.5"
+    first = reconcile_poll(State(), [Observation(SCOPE, [claim(ip, "a", "eni-a", "i-a")], T0, T0 + 100),
+                                     Observation(OTHER, [], T0, T0 + 100)], [SCOPE, OTHER])
+    moved = apply_event(first.state, SCOPE, [claim(ip, "b", "eni-b", "i-b")], T0 + 30_000)
+    assert types_ts_ips(moved.events)[-1] == ("ASSIGN", T0 + 30_999, ip, "b")
+    failed = first.state.write_failed(moved.events, moved.state.contested)
+    both = reconcile_poll(failed, [Observation(SCOPE, [claim(ip, "b", "eni-b", "i-b")], T0 + 60_000, T0 + 60_100),
+                                   Observation(OTHER, [claim(ip, "j", "eni-j", "j-1", scope=OTHER)],
+                                               T0 + 60_000, T0 + 60_100)], [SCOPE, OTHER])
+    assert types_ts_ips(both.events)[0] == ("UNASSIGN", T0 + 31_000, ip, None)
+    # A move the same way: after the write that may have landed.
+    again = reconcile_poll(failed, [Observation(SCOPE, [claim(ip, "c", "eni-c", "i-c")], T0 + 60_000, T0 + 60_100),
+                                    Observation(OTHER, [], T0 + 60_000, T0 + 60_100)], [SCOPE, OTHER])
+    assert types_ts_ips(again.events)[:2] == [("UNASSIGN", T0 + 31_000, ip, None),
+                                              ("ASSIGN", T0 + 60_100, ip, "c")]
+
+
+def test_a_contest_found_by_a_poll_whose_write_failed_is_kept():
+    """Both scopes claimed the address in a poll whose write failed: the next poll, with B's
+    read failing, does not give it to A."""
+    ip = "10.0.0.5"
+    a, b = claim(ip, "a", "eni-a", "i-a"), claim(ip, "b", "eni-b", "j-1", scope=OTHER)
+    first = reconcile_poll(State(), [Observation(SCOPE, [], T0, T0 + 100),
+                                     Observation(OTHER, [], T0, T0 + 100)], [SCOPE, OTHER])
+    both = reconcile_poll(first.state, [Observation(SCOPE, [a], T0 + 60_000, T0 + 60_100),
+                                        Observation(OTHER, [b], T0 + 60_000, T0 + 60_100)], [SCOPE, OTHER])
+    failed = first.state.write_failed(both.events, both.state.contested)
+    third = reconcile_poll(failed, [Observation(SCOPE, [a], T0 + 120_000, T0 + 120_100)], [SCOPE, OTHER])
+    assert [e["type"] for e in third.events] == [] and ip not in third.state.holdings

@@ -83,9 +83,12 @@ class State:
                                    event_ms=dict(self.event_ms), uncertain=dict(self.uncertain),
                                    released=dict(self.released), contested=dict(self.contested))
 
-    def write_failed(self, events: list) -> "State":
-        """This state, the addresses of `events` (a batch not known to be written) uncertain."""
+    def write_failed(self, events: list, contested: dict = None) -> "State":
+        """This state, the addresses of `events` (a batch not known to be written) uncertain,
+        and the contests the batch's reconciliation found (`contested`) kept."""
         failed = self.copy()
+        for ip, scopes in (contested or {}).items():
+            failed.contested[ip] = failed.contested.get(ip, frozenset()) | scopes
         for event in events:
             if "ip" in event:
                 failed.uncertain[event["ip"]] = max(failed.uncertain.get(event["ip"], event["ts"]),
@@ -201,21 +204,23 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 
     # The change came within the event's second: a new owner holds the address from the
     # second's end, an old one lets go at its start, in between it is nobody's, not the wrong
-    # owner's. Both after the scope's last read began (a second it began in is not stale), so
-    # after any HEARTBEAT written.
+    # owner's. Both after the scope's last read began, so after any HEARTBEAT written. In the
+    # second that read began, the read may already show the event's change, or a later one
+    # that undid it: what the event changes is nobody's until the next poll.
     floor = state.polled(scope)
     release_ms = event_ms if floor is None else max(event_ms, floor + 1)
     assign_ms = max(_second_end(event_ms), release_ms)
     result = _settle(state, claims, {scope}, lambda _claim: assign_ms, lambda _scope: release_ms,
                      unknown_since=lambda prev: max(release_ms, prev.since_ms + 1),
-                     conflict_since=conflict_since)
+                     conflict_since=conflict_since, assigning=floor is None or event_ms > floor)
     result.state.event_ms[scope] = event_ms
     return result
 
 
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None,
-            conflict_since=None, read_end=lambda _scope: None, others_failed=False) -> Reconciled:
+            conflict_since=None, read_end=lambda _scope: None, others_failed=False,
+            assigning=True) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
     scopes are left alone, unless `others_failed` (their reads failed) and a decided scope
     claims one: then it is contested. `unknown_since(holding)`: from when a change of the
@@ -224,7 +229,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     have held the address a new claim takes over (None: exact times), which the new owner's time
     is after. `conflict_since(holding)`: as unknown_since, for an address now claimed twice.
     `read_end(scope)`: the end of the scope's read now (None: exact times), after which the last
-    claimant of a contested address has it."""
+    claimant of a contested address has it. Not `assigning`: a new owner is not known for sure,
+    so an address that changes is nobody's (released) instead."""
     conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
@@ -257,7 +263,12 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         if contest is not None and not contest <= decided:
             # A scope that claimed it is not read now: its claim may stand.
             new.contested[ip] = contest | {c.owner.scope for c in candidates or ()}
-            if after is not None:
+            if prev is not None:   # kept by a write that failed with the contest's release
+                since = conflict_since(prev)
+                since = prev.since_ms + 1 if since is None else since
+                events.append(unassign_event(ip, max(since, after or 0)))
+                del new.holdings[ip]
+            elif after is not None:
                 events.append(unassign_event(ip, after))
             continue
         new.contested.pop(ip, None)
@@ -278,6 +289,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             if prev is not None:
                 ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
                 since = conflict_since(prev)
+                if since is not None:
+                    since = max(since, after or 0)   # after a change that may have landed
                 events.append(unassign_event(ip, since if since is not None and since < ts
                                              else ts))
                 del new.holdings[ip]
@@ -286,6 +299,14 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             continue
         chosen = candidates[0]   # one owner (one interface) claims it
         if prev is not None and prev.owner == chosen.owner and after is None:
+            continue
+        if not assigning:
+            if prev is not None:
+                ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
+                events.append(unassign_event(ip, ts))
+                del new.holdings[ip]
+            elif after is not None:
+                events.append(unassign_event(ip, after))
             continue
         ts = assign_ts(chosen)
         if prev is not None:
@@ -304,6 +325,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             if until is not None:
                 ts = max(ts, until + 1)
             released = unknown_since(prev)
+            if released is not None:
+                released = max(released, after or 0)
             if released is not None and released < ts:
                 events.append(unassign_event(ip, released))
         events.append(assign_event(ip, ts, chosen.owner))

@@ -103,7 +103,7 @@ class Publisher:
         started = self.clock()
         observations, inventories, failed = self.observe()
         reconciled = reconcile_poll(self.state, observations, self.config.scopes)
-        self._write(reconciled.events)
+        self._write(reconciled)
         self.state = reconciled.state
         self.inventories.update(inventories)
         result = PollResult(started, failed=failed, conflicts=reconciled.conflicts)
@@ -151,21 +151,21 @@ class Publisher:
                 continue
             reconciled = apply_event(self.state, change.scope,
                                      derive_claims(changed, self.naming), change.at_ms)
-            self._write(reconciled.events)
+            self._write(reconciled)
             self.state = reconciled.state
             self.inventories[change.scope] = changed
             result.applied += 1
             result.assigned += sum(e["type"] == ASSIGN for e in reconciled.events)
             result.unassigned += sum(e["type"] == UNASSIGN for e in reconciled.events)
 
-    def _write(self, events: list) -> None:
+    def _write(self, reconciled) -> None:
         """Writes a batch; if that fails, part of it may be in the changelog all the same (a
         Kinesis sink writes changes and HEARTBEAT apart): its addresses are written again at
         their next reconciliation, even if their owner went back meanwhile."""
         try:
-            self.sink.write(events)
+            self.sink.write(reconciled.events)
         except SinkError:
-            self.state = self.state.write_failed(events)
+            self.state = self.state.write_failed(reconciled.events, reconciled.state.contested)
             raise
 
     def snapshot(self) -> list:
