@@ -31,7 +31,8 @@ is read again (flows wait for metadata rather than being attributed on missing c
 `apply_event` applies a near-real-time change (an account's and region's inventory after a
 CloudTrail/EventBridge event) the same way, at the event's time (a whole second: releases at its
 start, new owners at its end). An event whose second ended before the last poll of its scope
-began, or older than the last applied event, is stale: the state already reflects it.
+began, or older than the last applied event, is stale: the state already reflects it. One in
+the second that poll began only releases what it changes: the poll may show a later change.
 """
 import dataclasses
 from dataclasses import dataclass, field
