@@ -512,7 +512,7 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             # after (its timer lost: ParseFlowRecords._ticks) is late, and counted so.
             late = came_late or is_late(window_start, self.window_seconds, sent)
             group = decode_group(payload, window_start, max_start)
-            if not complete and (came_late or not late):
+            if not complete:
                 # Its flows' owners may be stale: the flows say how much, the groups how often.
                 counts = {"groups_after_max_wait": 1, "flows_after_max_wait": len(group)}
                 self.metrics.add(counts, in_timer=True)
