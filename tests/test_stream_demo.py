@@ -1,5 +1,7 @@
 """`scripts/demo --streaming` (synthetic.demo): the local Kinesis, the producer and the streaming
 job end to end, as a user first runs it, shortened."""
+import re
+
 import pytest
 
 from helpers import ctrl_c_as_in_a_terminal, job_aggregates, subprocess_env, total_counts
@@ -23,12 +25,15 @@ def test_the_stream_demo_runs_and_closes_windows(tmp_path, capsys):
     # Aggregates files rolled every 5 s, not every minute: the demo waits for them.
     config = Config().replace(outputs={"aggregates_rollover_seconds": 5})
     assert run_demo(config, options, lines.append) == 0
-    assert any("every record written was read" in line for line in lines), lines
+    [read] = [line for line in lines if "every record written was read" in line]
     counts = total_counts(output)
     assert counts["flows_parsed"] == 8 * 2 * options.rate and counts["dead_letter"] == 0
-    # Event time reaches past the first minutes only: those windows are committed.
+    # Event time reaches past the first minutes only: the windows the demo says closed are
+    # committed. How many varies with the reads' timing (event time is the slowest shard's,
+    # until a shard is judged idle): 2 in three runs on a quiet machine, 1 in two CI runs.
+    closed = int(re.search(r"windows closed: (\d+)", read).group(1))
     windows = {key[0] for key in job_aggregates(output)}
-    assert len(windows) >= 2, lines
+    assert len(windows) >= closed >= 1, lines[-3:]
     assert "top app -> app edges by bytes" in capsys.readouterr().out
 
 
@@ -38,7 +43,6 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     the `flowdredge run` command it prints, run as printed, reads every flow of it. Both are
     processes of their own, stopped with Ctrl-C as in a terminal."""
     import os
-    import re
     import shlex
     import signal
     import subprocess
