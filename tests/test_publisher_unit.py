@@ -19,7 +19,7 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
                                                   unassign_event)
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
-from flowdredge.connectors.publisher.publisher import EventTail, Publisher
+from flowdredge.connectors.publisher.publisher import EventTail, Publisher, describe_events
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, encode,
                                                   write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
@@ -531,6 +531,9 @@ def test_events_between_polls_assign_and_release():
     ]
     result = publisher.apply_events(lines)
     assert (result.applied, result.deferred, result.stale, result.ignored, result.bad) == (4, 1, 1, 1, 1)
+    assert describe_events(result) == (
+        "events: 4 applied (3 assigned, 2 unassigned), 1 stale (the poll saw them), 1 left to the "
+        "next poll, 1 of accounts or regions not configured, 1 unreadable")
     # Event times are whole seconds: a release at the second's start, a new owner from its end.
     assert [(e["type"], e["ts"], e["ip"], e.get("app"), e.get("resource_id"), e.get("kind"))
             for e in sink.events] == [
@@ -836,10 +839,13 @@ def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
             events.write_text(bridge("TerminateInstances", "2026-01-01T00:00:20Z", request={
                 "instancesSet": {"items": [{"instanceId": "i-a"}]}}) + "\n")
     requested = iter([False, True] + [False] * 100)
+    read = []
     publisher.run(lambda: len(polls) == 2 and now[0] >= T0 + 60_000, sleep=sleep,
                   on_poll=polls.append, events=tail, snapshot_requested=lambda: next(requested),
-                  write_snapshot=snapshots.append)
+                  write_snapshot=snapshots.append, on_events=read.append)
     assert [p.started_ms for p in polls] == [T0, T0 + 60_000]
+    # Each read of events is said in one line.
+    assert [describe_events(r) for r in read] == ["events: 1 applied (0 assigned, 1 unassigned)"]
     assert [(e["type"], e["ts"]) for e in sink.events] == [
         # The stub estate did not really change: the next poll has the last word.
         ("ASSIGN", T0), ("HEARTBEAT", T0), ("UNASSIGN", T0 + 20_000), ("ASSIGN", T0 + 60_000),

@@ -21,7 +21,8 @@ from flowdredge.connectors.publisher import config as publisher_config
 from flowdredge.connectors.publisher.aws import AwsReader
 from flowdredge.connectors.publisher.diff import (reconcile_poll, snapshot_events,
                                                   state_from_snapshot)
-from flowdredge.connectors.publisher.publisher import EventTail, Publisher, describe
+from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
+                                                      describe_events)
 from flowdredge.connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
 
 INCOMPLETE = 3
@@ -107,7 +108,8 @@ def cmd_run(args, config) -> int:
     writer = snapshot_writer(config, reader, config.snapshot.to) if config.snapshot.to else None
     events = EventTail(config.events.path) if config.events.path else None
     publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
-                  snapshot_requested=snapshot_requested, write_snapshot=writer)
+                  snapshot_requested=snapshot_requested, write_snapshot=writer,
+                  on_events=lambda r: log.info(describe_events(r)))
     if writer is not None:
         # Where this run ended: `--resume` from it then dates what changed meanwhile after it.
         writer(publisher.snapshot())

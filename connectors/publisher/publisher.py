@@ -172,9 +172,10 @@ class Publisher:
         return snapshot_events(self.state)
 
     def run(self, should_stop, sleep=time.sleep, on_poll=None, events: EventTail = None,
-            snapshot_requested=None, write_snapshot=None) -> None:
+            snapshot_requested=None, write_snapshot=None, on_events=None) -> None:
         """Polls every poll_interval_seconds until should_stop(); between polls reads `events`
-        every events.check_seconds; writes a snapshot when snapshot_requested() says so."""
+        every events.check_seconds; writes a snapshot when snapshot_requested() says so.
+        `on_poll` and `on_events` get each poll's and each read of events' results."""
         interval_ms = self.config.poll_interval_seconds * 1000
         check_s = self.config.events.check_seconds
         while not should_stop():
@@ -196,13 +197,28 @@ class Publisher:
                     lines = events.read()
                     if lines:
                         try:
-                            self.apply_events(lines)
+                            applied = self.apply_events(lines)
                         except SinkError as err:
                             self.log(f"events not written, the next poll sends them: {err}")
+                        else:
+                            if on_events:
+                                on_events(applied)
                 left_ms = next_poll - self.clock()
                 if left_ms <= 0:
                     break
                 sleep(min(left_ms / 1000, check_s))
+
+
+def describe_events(result: EventsResult) -> str:
+    parts = [f"events: {result.applied} applied ({result.assigned} assigned, "
+             f"{result.unassigned} unassigned)"]
+    for count, what in ((result.stale, "stale (the poll saw them)"),
+                        (result.deferred, "left to the next poll"),
+                        (result.ignored, "of accounts or regions not configured"),
+                        (result.bad, "unreadable")):
+        if count:
+            parts.append(f"{count} {what}")
+    return ", ".join(parts)
 
 
 def describe(result: PollResult) -> str:
