@@ -50,6 +50,8 @@ def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = 
 
 # A flow file as AWS wrote it: Row(path or s3:// URL); job.flink.operators.ParseFlowRecords.
 FLOW_FILE_TYPE = Types.ROW([Types.STRING()])
+# Java's Long.MIN_VALUE: ChangelogTimestamps's "no time", here no end of the flows known.
+NO_TIME = -2 ** 63
 
 
 class _FileAt(MapFunction):
@@ -63,7 +65,7 @@ class _FileAt(MapFunction):
 
 
 def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_ms: int,
-                     ) -> Sources:
+                     flows_end: int = None) -> Sources:
     """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records),
     `files` a list of paths or s3:// URLs in the order to read them (the job lists them:
     job.replay.flow_files), read to the end (bounded): one element per file, which the parse
@@ -76,7 +78,11 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
     `metadata_out_of_orderness_ms`) has reached the delivery stamp of file n-1 (`stamps_ms`,
     epoch ms per file; connectors/jvm FileGate). Without that the first files' flows reach the
     attribution while a large changelog is still loading and wait in its keyed state
-    (docs/performance.md, "The job's own AWS-format source: throughput")."""
+    (docs/performance.md, "The job's own AWS-format source: throughput").
+
+    `flows_end` (epoch seconds, job.replay.flows_end): no flow of `files` starts at or after
+    it, so neither the gate nor the job reads a changelog event from then on: one far ahead
+    would open the gate to every file and move the metadata clock past the flows."""
     changelogs = {}
 
     def metadata_stream(env):
@@ -85,7 +91,8 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
             timed = with_java_timestamps(
                 WatermarkStrategy.for_bounded_out_of_orderness(
                     Duration.of_millis(metadata_out_of_orderness_ms)),
-                jvm().io.flowdredge.files.ChangelogTimestamps())
+                jvm().io.flowdredge.files.ChangelogTimestamps(
+                    NO_TIME if flows_end is None else flows_end * 1000))
             changelogs[id(env)] = _text_lines(env, metadata, "metadata file", "metadata-file",
                                               watermarks=timed, as_bytes=True)
         return changelogs[id(env)]
@@ -101,7 +108,7 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
                 .name("flow files").uid("flow-files").set_parallelism(1)
                 .rebalance())
 
-    return Sources(flows=flow_stream, metadata=metadata_stream)
+    return Sources(flows=flow_stream, metadata=metadata_stream, metadata_flows_end=flows_end)
 
 
 # Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.

@@ -22,6 +22,9 @@ class Sources:
     # The changelog source reads a snapshot file before its stream: its lines, which have no
     # arrival time, are the snapshot's.
     metadata_snapshot_first: bool = False
+    # A replay's flows all start before this (epoch seconds, job.replay.flows_end): changelog
+    # events at or after it are not read (job.ownership.parse_chunk). None: not known.
+    metadata_flows_end: int = None
 
 
 @dataclass

@@ -62,9 +62,11 @@ def render(summary: dict, output_dir: str) -> str:
         f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}"
         + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),
         f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
-        f"{c['metadata_dead_letter']:,} dead-lettered); flow groups that waited for metadata: "
-        f"{c['groups_waited']:,}, attributed after max wait: {c['groups_after_max_wait']:,} "
-        f"({c['flows_after_max_wait']:,} flows)",
+        f"{c['metadata_dead_letter']:,} dead-lettered"
+        + (f", {c['metadata_after_flows']:,} after the flows' last start, not read"
+           if c["metadata_after_flows"] else "")
+        + f"); flow groups that waited for metadata: {c['groups_waited']:,}, attributed "
+        f"after max wait: {c['groups_after_max_wait']:,} ({c['flows_after_max_wait']:,} flows)",
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:
         lines.append(dead_letter_reasons(c))

@@ -120,6 +120,7 @@ def _int_or(value, default=None):
 class ParsedChunk:
     events: list     # MetaEvent, in arrival order
     rejected: list   # (reason, location, line), in arrival order
+    after_flows: int = 0   # good events at or after flows_end: no flow needs them
 
     def event_time_ms(self, heartbeat_shift_ms: int):
         """The chunk's timestamp: its latest event's, a HEARTBEAT's shifted by
@@ -131,18 +132,33 @@ class ParsedChunk:
 
 def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
                 limits: MetaLimits = MetaLimits(),
-                vectorise_from: float = changelog_columns.MIN_LINES) -> ParsedChunk:
+                vectorise_from: float = changelog_columns.MIN_LINES,
+                flows_end: int = None) -> ParsedChunk:
     """Every changelog line of a record (changelog_lines), each as parse_event would; bad lines
     are rejected with a reason and their location (`<source>:<line>`). `delivered` (epoch
     seconds) is when the record was delivered, e.g. its Kinesis arrival time. Records of
     `vectorise_from` lines or more go through job.changelog_columns first. Equal owner values
     are one object in a chunk's events (most repeat: app, account, zone...), so that job.codec
-    writes each once."""
+    writes each once. Good events at or after `flows_end` (epoch seconds; a replay's:
+    job.replay.flows_end) are left out and counted (`after_flows`): no flow of the replay starts
+    then, so none needs them, and one far ahead (a publisher's clock, a hand-edited line) would
+    move the metadata clock past the flows, every change after it late."""
     record_lines = changelog_lines(record, source)
     bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
     latest_ms = LATEST_TS_MS
     if bounds:
         latest_ms = min(latest_ms, (min(bounds) + limits.max_ahead_seconds) * 1000 + 1)
+    chunk = _parse_lines(record_lines, latest_ms, limits, vectorise_from)
+    if flows_end is not None:
+        end_ms = flows_end * 1000
+        kept = [event for event in chunk.events if event.ts < end_ms]
+        chunk.after_flows = len(chunk.events) - len(kept)
+        chunk.events = kept
+    return chunk
+
+
+def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
+                 vectorise_from: float) -> ParsedChunk:
     chunk = ParsedChunk([], [])
     where = record_lines.source
     first = record_lines.first_line

@@ -102,6 +102,25 @@ def delivery_stamps_ms(files) -> list:
     return stamps
 
 
+def flows_end(files, max_ahead_seconds: int):
+    """Epoch seconds no flow of `files` starts at or after, as the parse step bounds their
+    starts (job.parse): the latest file's delivery stamp, or a local file's modification time
+    where its name has none, plus `max_ahead_seconds` (flows.max_ahead_seconds). None if an
+    s3:// object has no stamp (its LastModified is not listed here) or a file is gone."""
+    latest = None
+    for path in files:
+        bound = delivered_at(path)
+        if bound is None:
+            if s3.is_s3(path):
+                return None
+            try:
+                bound = int(os.path.getmtime(path))
+            except OSError:   # gone since it was listed: the parse step dead-letters it
+                return None
+        latest = bound if latest is None else max(latest, bound)
+    return None if latest is None else latest + max_ahead_seconds + 1
+
+
 def expand(paths):
     for path in paths:
         if os.path.isdir(path):

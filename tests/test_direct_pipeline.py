@@ -162,3 +162,32 @@ def test_flow_files_past_the_changelog_wait_for_its_end_and_lose_nothing(inputs,
     counts = total_counts(str(tmp_path / "out"))
     assert counts["flows_aggregated"] == out.flows
     assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_changelog_event_far_after_the_flows_moves_no_clock(inputs, tmp_path, parallelism):
+    """An ASSIGN and a HEARTBEAT 30 days ahead in the middle of a replayed changelog (a
+    publisher's clock, a hand-edited line) moved the metadata clock and opened the flow-file
+    gate: every change after them was late. The job reads neither (no flow starts after the
+    flows' end, job.replay.flows_end), counts them, and gives the rows of the changelog
+    without them."""
+    flows, out, _, _ = inputs
+    with open(out.metadata_file, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    ahead = (SCENARIO.start + 30 * 86400) * 1000
+    bad = tmp_path / "changelog-with-a-line-ahead.jsonl"
+    bad.write_text("".join(lines[:len(lines) // 2]) + "".join(
+        json.dumps(event) + "\n" for event in (
+            {"type": "ASSIGN", "ts": ahead, "ip": "10.99.0.1", "app": "ahead"},
+            {"type": "HEARTBEAT", "ts": ahead})) + "".join(lines[len(lines) // 2:]),
+        encoding="utf-8")
+    staged = str(tmp_path / "staged.jsonl")
+    stage_metadata([str(bad)], staged)
+    _direct(flows[:1], staged, str(tmp_path / "out"), _config(parallelism))
+
+    assert job_aggregates(str(tmp_path / "out")) == \
+        reference.aggregates(flows[:1], [out.metadata_file])
+    counts = total_counts(str(tmp_path / "out"))
+    assert counts["metadata_after_flows"] == 2 and counts["metadata_late"] == 0
+    assert counts["flows_aggregated"] == out.flows
+    assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0

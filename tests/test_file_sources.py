@@ -179,6 +179,28 @@ def _changelog_line(rng: random.Random) -> str:
     return json.dumps(chunk, ensure_ascii=rng.random() < 0.5)
 
 
+def test_a_changelog_event_after_the_replays_flows_gives_the_gate_no_time():
+    """A replay's flows all start before their end (job.replay.flows_end): an event at or
+    after it, which the parse step does not read, gives the gate no time, alone or in a staged
+    chunk, where the chunk's other events still do."""
+    add_jars(make_env(Config()), adapter_jars())
+    end, none = 1767225620000, -2**63
+    gate = jvm().io.flowdredge.files.ChangelogTimestamps(end)
+    staged = '{"staged": "changelog", "lines": [%s]}'
+    for text, expected in [
+            ('{"type": "HEARTBEAT", "ts": 1767225619999}', 1767225619999),
+            ('{"type": "HEARTBEAT", "ts": 1767225620000}', none),
+            (staged % '"{\\"ts\\": 1767225615000}", "{\\"ts\\": 4102444700000}", '
+                      '"{\\"ts\\": 1767225620000}"', 1767225615000),
+            (staged % '"{\\"ts\\": 1767225625000}"', none),
+            # An event read through its unescaped text (a newline between its fields).
+            (staged % '"{\\"ts\\":\\n4102444700000}", "{\\"ts\\":\\n1767225616000}"',
+             1767225616000)]:
+        assert gate.extractTimestamp(text.encode("utf-8"), none) == expected, text
+    assert jvm().io.flowdredge.files.ChangelogTimestamps().extractTimestamp(
+        b'{"ts": 4102444700000}', none) == 4102444700000
+
+
 def test_the_gate_time_is_the_parse_steps_top_level_ts():
     """The flow-file gate's time (ChangelogTimestamps) against the parse step's reading of the
     same 3,000 random lines (and each cut short): equal on every one. A "ts" in a nested field

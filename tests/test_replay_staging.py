@@ -5,12 +5,12 @@ import os
 
 import pytest
 
-from flowdredge.job.config import FlowsSection
+from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events,
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
-                                   stage_flows, stage_metadata)
+                                   flows_end, stage_flows, stage_metadata)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -151,6 +151,66 @@ def test_a_restarted_publishers_snapshot_does_not_undo_a_release_before_it(tmp_p
                   [("run1.jsonl", first_run), ("run2.jsonl", restart)]):
         owners, rejected = _owners_after_replay(tmp_path, files, ["10.0.0.5"], 100)
         assert rejected == [] and owners == [None]
+
+
+def test_flows_end_is_past_the_latest_start_the_parse_step_lets_through(tmp_path):
+    stamped = ["a/1_vpcflowlogs_r_fl_20260101T0005Z_a.log.gz",
+               "s3://b/1_vpcflowlogs_r_fl_20260101T0010Z_b.log.gz"]
+    assert flows_end(stamped, 120) == T0 + 600 + 120 + 1
+    # A file without a stamp: its modification time, as the parse step bounds its flows.
+    firehose = tmp_path / "firehose-object"
+    firehose.write_bytes(b"")
+    os.utime(firehose, (T0 + 3600, T0 + 3600))
+    assert flows_end(stamped + [str(firehose)], 0) == T0 + 3600 + 1
+    # An S3 object without one: its LastModified is not known here, so nothing bounds them.
+    assert flows_end(stamped + ["s3://b/firehose-object"], 120) is None
+    # The parse step lets a start one second before it through, and refuses one at it.
+    limits = Config().parse_limits
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    end = flows_end([str(path)], limits.max_ahead_seconds)
+    with gzip.open(path, "wt") as fh:
+        fh.write(HEADER + "\n" + "\n".join(LINE.replace(" 60 70 ", f" {t} {t + 1} ")
+                                            for t in (end - 1, end)) + "\n")
+    stage_flows([str(path)], str(tmp_path / "staged.txt"), 10)
+    (chunk,) = (tmp_path / "staged.txt").read_text().splitlines()
+    result = parse_record(chunk, "r", FlowFormat.parse(HEADER), limits)
+    assert result.counts["flows_parsed"] == 1
+    assert result.counts["dead_letter_timestamp_out_of_range"] == 1
+
+
+@pytest.mark.parametrize("vectorise_from", [1, float("inf")])
+def test_a_replayed_event_after_the_flows_last_start_is_not_read(tmp_path, vectorise_from):
+    # An ASSIGN and a HEARTBEAT 30 days ahead (a publisher's clock, a hand-edited line): read,
+    # they moved the metadata clock, and the change after them was late for flows before it.
+    ahead = [_change(30 * 86400, "10.0.0.9"),
+             json.dumps({"type": "HEARTBEAT", "ts": (T0 + 30 * 86400) * 1000})]
+    lines = [_change(10, "10.0.0.1", "a")] + ahead + [_change(100, "10.0.0.1", "b"),
+                                                       _change(590, "10.0.0.2", "c")]
+    (tmp_path / "changes.jsonl").write_text("\n".join(lines) + "\n")
+    staged = tmp_path / "staged.jsonl"
+    stage_metadata([str(tmp_path / "changes.jsonl")], str(staged), 2)
+    for end, late, after in ((None, 2, 0), (T0 + 600, 0, 2)):
+        index, clock, counts = OwnershipIndex(), MetadataClock(30_000), {}
+        for record in staged.read_text().splitlines():
+            chunk = parse_chunk(record, vectorise_from=vectorise_from, flows_end=end)
+            assert chunk.rejected == []
+            counts["after"] = counts.get("after", 0) + chunk.after_flows
+            counts["late"] = (counts.get("late", 0)
+                              + apply_events(chunk.events, index, clock)[0].get("metadata_late", 0))
+        assert (counts["late"], counts["after"]) == (late, after)
+        assert index.owner_at("10.0.0.1", (T0 + 200) * 1000)[0] == "b"
+        assert (index.owner_at("10.0.0.9", (T0 + 31 * 86400) * 1000) is None) == (end is not None)
+
+
+def test_an_event_past_its_changelog_files_time_is_still_a_dead_letter(tmp_path):
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(_change(86400, "10.0.0.1") + "\n" + _change(5, "10.0.0.2") + "\n")
+    os.utime(changes, (T0 + 60, T0 + 60))
+    staged = tmp_path / "staged.jsonl"
+    stage_metadata([str(changes)], str(staged))
+    (chunk,) = [parse_chunk(record, flows_end=T0 + 30) for record in staged.read_text().splitlines()]
+    assert [reason for reason, _, _ in chunk.rejected] == ["ts_out_of_range"]
+    assert [event.ip for event in chunk.events] == ["10.0.0.2"] and chunk.after_flows == 0
 
 
 def test_delivery_order_uses_the_aws_stamp():

@@ -60,7 +60,7 @@ PARSE_COUNTERS = ("records_in", "records_skipped", "lines_in", "flows_parsed", "
                   "skip_data", "dead_letter", "dead_letters_not_kept",
                   "unknown_fields_ignored") + tuple(f"dead_letter_{r}"
                                                     for r in FLOW_DEAD_LETTER_REASONS)
-METADATA_PARSE_COUNTERS = ("metadata_dead_letter",) + tuple(
+METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_after_flows") + tuple(
     f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS)
 ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS
                            if c not in PARSE_COUNTERS + METADATA_PARSE_COUNTERS)
@@ -256,22 +256,27 @@ class ParseMetadataEvents(ProcessFunction):
     out-of-orderness bound makes Flink's bounded-out-of-orderness watermark reach ts, not
     ts - bound."""
 
-    def __init__(self, config: Config, source: str = "metadata", snapshot_first: bool = False):
+    def __init__(self, config: Config, source: str = "metadata", snapshot_first: bool = False,
+                 flows_end: int = None):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
         self.limits = config.metadata_limits
         self.source = source
         self.snapshot_first = snapshot_first
+        self.flows_end = flows_end
 
     def open(self, runtime_context: RuntimeContext):
         self.metrics = Metrics(runtime_context, METADATA_PARSE_COUNTERS)
 
     def process_element(self, record, ctx):
-        # A stream record's timestamp is its arrival time; file lines have none.
-        arrival = ctx.timestamp()
+        # A stream record's timestamp is its arrival time. A file line's is none, or the
+        # flow-file gate's reading of its own events (connectors/jvm ChangelogTimestamps),
+        # which bounds nothing: its staged record's not_after and flows_end do.
+        arrival = None if isinstance(record, bytes) else ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
         if isinstance(record, bytes):   # a changelog file's line (connectors.files)
             record = record.decode("utf-8", "replace")
-        chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits)
+        chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits,
+                            flows_end=self.flows_end)
         if chunk.events:
             # A snapshot's chunk moves neither the changelog's clock (job.ownership
             # apply_events) nor its watermark (a timestamp before any): a recent change early in
@@ -282,10 +287,12 @@ class ParseMetadataEvents(ProcessFunction):
         counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
         if chunk.rejected:
             counts["metadata_dead_letter"] = len(chunk.rejected)
-        self.metrics.add(counts)
-        if chunk.rejected:
             yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
                                                    for reason, where, line in chunk.rejected])
+        if chunk.after_flows:
+            counts["metadata_after_flows"] = chunk.after_flows
+        self.metrics.add(counts)
+        if counts:
             yield COUNTS, counts_line("metadata", counts)
 
 

@@ -52,7 +52,8 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     # The changelog stays at parallelism 1 up to the broadcast: its order matters.
     events = (sources.metadata(env)
               .process(ParseMetadataEvents(config, sources.metadata_source,
-                                           sources.metadata_snapshot_first),
+                                           sources.metadata_snapshot_first,
+                                           sources.metadata_flows_end),
                        output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))

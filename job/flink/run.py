@@ -18,7 +18,7 @@ from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
-from flowdredge.job.replay import delivery_stamps_ms
+from flowdredge.job.replay import delivery_stamps_ms, flows_end
 
 
 def start_jvm(config: Config) -> None:
@@ -121,7 +121,8 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
     if "jars" not in options:
         options["jars"] = adapter_jars()
     sources = aws_file_sources(files, metadata, delivery_stamps_ms(files),
-                               config.metadata.out_of_orderness_seconds * 1000)
+                               config.metadata.out_of_orderness_seconds * 1000,
+                               flows_end(files, config.flows.max_ahead_seconds))
     return build_job(config, sources, _file_sinks(config, output_dir),
                      **options)
 

@@ -7,7 +7,9 @@ import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
  * the event the line is, or the latest "ts" of the events a staged chunk holds (its "lines", each
  * an event's JSON inside a JSON string), no later than the chunk's own "not_after" (epoch
  * seconds, its file's modification time): an event past it, which the job refuses, must not open
- * the gate to every file. A line without a ts moves no time forward. Only the gate reads this
+ * the gate to every file. An event at or after the replay's flows' end (flowsEndMs: no flow of
+ * it starts then), which the job does not read, gives no time. A line without a ts moves no time
+ * forward. Only the gate reads this
  * time; the job's own event time comes from the parse step (job.ownership).
  *
  * <p>Only an event's top-level "ts" counts, as the parse step reads it: a "ts" inside an owner's
@@ -40,11 +42,21 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
         }
     }
 
+    /** Epoch ms no flow of the replay starts at or after (job.replay.flows_end), or NONE. */
+    private final long flowsEndMs;
     /** One staged event's JSON, its escapes undone, reused from line to line. */
     private transient byte[] event;
     /** What escapedTs found besides the time. */
     private transient int escapedEnd;
     private transient boolean unsure;
+
+    public ChangelogTimestamps() {
+        this(NONE);
+    }
+
+    public ChangelogTimestamps(long flowsEndMs) {
+        this.flowsEndMs = flowsEndMs;
+    }
 
     @Override
     public long extractTimestamp(byte[] line, long recordTimestamp) {
@@ -121,7 +133,7 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                     } else {
                         end = escapedEnd;
                     }
-                    linesLatest = Math.max(linesLatest, eventTs);
+                    linesLatest = Math.max(linesLatest, beforeFlowsEnd(eventTs));
                 }
                 i = end;
             } else if (c == '{' || c == '[') {
@@ -147,7 +159,7 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
                     }
                     int marker = stagedMarker(b);
                     if (!staged || !linesOk || marker == 0) {
-                        return ts;
+                        return beforeFlowsEnd(ts);
                     }
                     if (marker < 0 || notAfterUnsure
                             || notAfter != NONE && notAfter < Long.MIN_VALUE / 1000) {
@@ -164,6 +176,10 @@ public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]
             }
         }
         return NONE;   // unclosed
+    }
+
+    private long beforeFlowsEnd(long ts) {
+        return flowsEndMs != NONE && ts >= flowsEndMs ? NONE : ts;
     }
 
     /**
