@@ -236,8 +236,13 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                     progress(f"the job ended: {failure_cause(job) or status} (the whole trace: "
                              f"the Flink log, pyflink/log/ in the virtualenv)")
                     return 1
+                # Every record written read, and every changelog event: the flows of the last
+                # deliveries wait for the changelog written after them (writer.finish).
+                counts = total_counts(output)
                 done = not producer.is_alive() and \
-                    total_counts(output)["records_in"] >= writer.records_written
+                    counts["records_in"] >= writer.records_written and \
+                    counts["metadata_events"] + counts["metadata_dead_letter"] >= \
+                    estate.snapshot_events + writer.changes_written
                 if time.monotonic() >= next_report or done:
                     next_report += options.report_seconds
                     closed = _windows_closed(rest_url, job_id, scenario.start, window_s)
@@ -250,7 +255,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
             # they are read (on a loaded machine, seconds): until the count holds still.
             closed = _settled(lambda: _windows_closed(rest_url, job_id, scenario.start,
                                                       window_s), closed)
-            progress(f"every record written was read; windows closed: {closed}. Waiting for "
+            progress(f"every record and changelog event written was read; windows closed: {closed}. Waiting for "
                      f"their aggregates to be committed (files roll every minute)")
             deadline = time.monotonic() + 150
             while _committed_windows(output) < closed and time.monotonic() < deadline:

@@ -30,6 +30,7 @@ class Estate:
         self.snapshot = os.path.join(folder, "snapshot.jsonl")
         with open(self.snapshot, "w") as fh:
             fh.writelines(lines[:cut])
+        self.snapshot_events = cut
         self.changes = lines[cut:]
         self.deliveries = sorted({r.delivered for r in self.records})
 

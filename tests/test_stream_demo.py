@@ -1,5 +1,6 @@
 """`scripts/demo --streaming` (synthetic.demo): the local Kinesis, the producer and the streaming
 job end to end, as a user first runs it, shortened."""
+import os
 import re
 
 import pytest
@@ -25,9 +26,13 @@ def test_the_stream_demo_runs_and_closes_windows(tmp_path, capsys):
     # Aggregates files rolled every 5 s, not every minute: the demo waits for them.
     config = Config().replace(outputs={"aggregates_rollover_seconds": 5})
     assert run_demo(config, options, lines.append) == 0
-    [read] = [line for line in lines if "every record written was read" in line]
+    [read] = [line for line in lines
+              if "every record and changelog event written was read" in line]
     counts = total_counts(output)
     assert counts["flows_parsed"] == 8 * 2 * options.rate and counts["dead_letter"] == 0
+    # The whole changelog (snapshot and changes) was read before the demo stopped the job.
+    with open(os.path.join(output, "inputs", "metadata", "changelog.jsonl")) as fh:
+        assert counts["metadata_events"] == sum(1 for line in fh if line.strip())
     # Event time reaches past the first minutes only: the windows the demo says closed are
     # committed. How many varies with the reads' timing (event time is the slowest shard's,
     # until a shard is judged idle): 2 in three runs on a quiet machine, 1 in two CI runs.
@@ -42,7 +47,6 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     """`flowdredge stream-demo --no-job` keeps the local Kinesis up with the traffic written;
     the `flowdredge run` command it prints, run as printed, reads every flow of it. Both are
     processes of their own, stopped with Ctrl-C as in a terminal."""
-    import os
     import shlex
     import signal
     import subprocess
