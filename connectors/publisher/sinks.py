@@ -148,8 +148,11 @@ class KinesisSink:
             if not answer.get("FailedRecordCount"):
                 return
             results = answer["Records"]
-            failed = [i for i, result in enumerate(results) if result.get("ErrorCode")]
-            error = results[failed[0]]["ErrorCode"]
+            # An answer that counts failures but names none: all of them again.
+            failed = ([i for i, result in enumerate(results) if result.get("ErrorCode")]
+                      or list(range(len(records))))
+            error = (results[failed[0]].get("ErrorCode") if len(results) > failed[0]
+                     else None) or "no error code given"
             records = (records[failed[0]:] if in_order
                        else [records[i] for i in failed])
         raise SinkError(f"Kinesis PutRecords failed after {self.max_attempts} attempt(s): "
