@@ -63,7 +63,7 @@ def render(summary: dict, output_dir: str) -> str:
         + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),
         f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
         f"{c['metadata_dead_letter']:,} dead-lettered"
-        + (f", {c['metadata_after_flows']:,} after the flows' last start, not read"
+        + (f", {c['metadata_after_flows']:,} after the flows' end, not read"
            if c["metadata_after_flows"] else "")
         + f"); flow groups that waited for metadata: {c['groups_waited']:,}, attributed "
         f"after max wait: {c['groups_after_max_wait']:,} ({c['flows_after_max_wait']:,} flows)",

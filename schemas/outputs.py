@@ -117,6 +117,6 @@ COUNTERS = (
     "metadata_events",
     "metadata_late",          # changes older than the metadata watermark when they arrived
     "metadata_dead_letter",   # also metadata_dead_letter_<reason>
-    "metadata_after_flows",   # a replay's changelog events after its flows' last start: not read
+    "metadata_after_flows",   # a replay's changelog events at or after its flows' end: not read
     "heartbeats",
 )

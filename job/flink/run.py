@@ -6,6 +6,7 @@ Managed Flink), which describe the sources and sinks it gets."""
 import logging
 import os
 import sys
+import time
 
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
@@ -120,9 +121,15 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
     outputs under output_dir; bounded. `options` as in files_job."""
     if "jars" not in options:
         options["jars"] = adapter_jars()
+    end = flows_end(files, config.flows.max_ahead_seconds)
+    logging.getLogger(__name__).info(
+        "the flows' end is not known (an s3:// flow object without a delivery stamp in its "
+        "name): every changelog event is read" if end is None else
+        f"the flows' end: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))} (the latest "
+        f"flow file's delivery stamp or modification time, plus flows.max_ahead_seconds): "
+        f"changelog events from then on are not read")
     sources = aws_file_sources(files, metadata, delivery_stamps_ms(files),
-                               config.metadata.out_of_orderness_seconds * 1000,
-                               flows_end(files, config.flows.max_ahead_seconds))
+                               config.metadata.out_of_orderness_seconds * 1000, end)
     return build_job(config, sources, _file_sinks(config, output_dir),
                      **options)
 
