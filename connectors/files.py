@@ -108,7 +108,7 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
                 .name("flow files").uid("flow-files").set_parallelism(1)
                 .rebalance())
 
-    return Sources(flows=flow_stream, metadata=metadata_stream, metadata_flows_end=flows_end)
+    return Sources(flows=flow_stream, metadata=metadata_stream, flows_end=flows_end)
 
 
 # Hive-style folders by UTC write time, the layout `flowdredge athena-ddl` projects.

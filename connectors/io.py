@@ -23,8 +23,9 @@ class Sources:
     # arrival time, are the snapshot's.
     metadata_snapshot_first: bool = False
     # A replay's flows all start before this (epoch seconds, job.replay.flows_end): changelog
-    # events at or after it are not read (job.ownership.parse_chunk). None: not known.
-    metadata_flows_end: int = None
+    # events at or after it are not read (job.ownership.parse_chunk), nor any flow at or after
+    # it (a file changed since the job listed it). None: not known.
+    flows_end: int = None
 
 
 @dataclass

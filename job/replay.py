@@ -530,11 +530,26 @@ def _s3_objects(url, client):
 
 
 def read_flow_file(location: str, chunk_lines: int, flows: FlowsSection = FlowsSection(),
-                   stats: StageStats = None, s3_client=None):
+                   stats: StageStats = None, s3_client=None, flows_end: int = None):
     """file_records of a path or an s3:// object (downloaded to a scratch file, which is
     removed after; the records name the URL, `not_after` is the object's LastModified). An
     object that cannot be fetched (gone, access denied) is a dead file, "unreadable"; other
-    S3 errors raise (the job restarts)."""
+    S3 errors raise (the job restarts). With `flows_end` (flows_end of the files the job
+    listed) no flow starting at or after it is let through, whatever the file's time is now:
+    a file rewritten since the listing would bring flows whose owners' changes the job does
+    not read."""
+    records = _read_flow_file(location, chunk_lines, flows, stats, s3_client)
+    if flows_end is None:
+        yield from records
+        return
+    cap = flows_end - flows.max_ahead_seconds - 1   # job.parse bounds starts by not_after + it
+    for record in records:
+        if "not_after" in record and record["not_after"] > cap:
+            record["not_after"] = cap
+        yield record
+
+
+def _read_flow_file(location, chunk_lines, flows, stats, s3_client):
     if not s3.is_s3(location):
         yield from file_records(location, chunk_lines, stats, flows)
         return

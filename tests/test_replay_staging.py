@@ -10,7 +10,7 @@ from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_event
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
-                                   flows_end, stage_flows, stage_metadata)
+                                   flows_end, read_flow_file, stage_flows, stage_metadata)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -176,6 +176,26 @@ def test_flows_end_is_past_the_latest_start_the_parse_step_lets_through(tmp_path
     result = parse_record(chunk, "r", FlowFormat.parse(HEADER), limits)
     assert result.counts["flows_parsed"] == 1
     assert result.counts["dead_letter_timestamp_out_of_range"] == 1
+
+
+def test_a_file_rewritten_after_the_listing_brings_no_flow_past_the_flows_end(tmp_path):
+    # Listed with its time at T0 + 120; rewritten before the job reads it, with a flow at
+    # T0 + 3600, whose owners' changes the job no longer reads (a reviewer's case).
+    path = tmp_path / "firehose-object"
+    flows = FlowsSection()
+    path.write_text(HEADER + "\n")
+    os.utime(path, (T0 + 120, T0 + 120))
+    end = flows_end([str(path)], flows.max_ahead_seconds)
+    starts = (end - 1, end, T0 + 3600)
+    path.write_text(HEADER + "\n" + "\n".join(
+        LINE.replace(" 60 70 ", f" {t} {t + 1} ") for t in starts) + "\n")
+    os.utime(path, (T0 + 3700, T0 + 3700))
+    limits = Config().parse_limits
+    for given, parsed in ((None, 3), (end, 1)):
+        (record,) = read_flow_file(str(path), 10, flows, flows_end=given)
+        result = parse_record(json.dumps(record), "r", FlowFormat.parse(HEADER), limits)
+        assert result.counts["flows_parsed"] == parsed
+        assert result.counts["dead_letter_timestamp_out_of_range"] == 3 - parsed
 
 
 @pytest.mark.parametrize("vectorise_from", [1, float("inf")])

@@ -143,8 +143,9 @@ class ParseFlowRecords(ProcessFunction):
     file, each record parsed as its staged line would be, a file's small records together up to
     flows.chunk_lines lines (job.parse.parse_batches)."""
 
-    def __init__(self, config: Config, expected_shards=()):
+    def __init__(self, config: Config, expected_shards=(), flows_end: int = None):
         self.format_text = config.flows.format
+        self.flows_end = flows_end
         self.limits = config.parse_limits
         self.flows = config.flows
         self.keys = config.job.attribution_keys
@@ -212,7 +213,8 @@ class ParseFlowRecords(ProcessFunction):
     def _flow_file(self, location):
         # Each record parsed as its staged line would be, without writing and reading that line.
         yield from self._file_records((record, "record", None) for record in
-                                      read_flow_file(location, self.flows.chunk_lines, self.flows))
+                                      read_flow_file(location, self.flows.chunk_lines, self.flows,
+                                                     flows_end=self.flows_end))
 
     def _file_records(self, records):
         """Records of a file or a staged line, small ones (a Firehose object's CloudWatch

@@ -39,7 +39,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
 
     parsed = (sources.flows(env)
-              .process(ParseFlowRecords(config, sources.flow_shards),
+              .process(ParseFlowRecords(config, sources.flow_shards, sources.flows_end),
                        output_type=TIMED_FLOW_GROUP_TYPE)
               .name("parse flow records").uid("parse-flow-records"))
     # No idleness here: with the flows idle, the changelog's watermark alone would move the
@@ -53,7 +53,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     events = (sources.metadata(env)
               .process(ParseMetadataEvents(config, sources.metadata_source,
                                            sources.metadata_snapshot_first,
-                                           sources.metadata_flows_end),
+                                           sources.flows_end),
                        output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))
