@@ -778,37 +778,21 @@ def test_kinesis_sink_packs_events_into_records_in_order():
     assert len(records) == 2   # 5,000 events in one record of at most 1 MiB, the HEARTBEAT
 
 
-def _last_copies(calls) -> list:
-    """The events of every record `calls` sent, each once, at its last copy's place (a
-    StubKinesis that failed records once: their copies sent again came later)."""
-    stream = [tuple(sorted(e.items())) for call in calls for record in call for e in record]
-    last = {event: position for position, event in enumerate(stream)}
-    return [dict(event) for event in sorted(last, key=last.get)]
-
-
 def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
-    # Two changes of one ts for 10.0.0.3, the later one the owner: its first record failing,
-    # it was sent again alone after the second and took the address back.
     events = [{"type": "ASSIGN", "ts": 1, "ip": f"10.0.0.{i}", "app": "a"} for i in range(700)]
-    events.insert(5, {"type": "ASSIGN", "ts": 1, "ip": "10.0.0.3", "app": "b"})
     events.append({"type": "HEARTBEAT", "ts": 2})
-    fail = {"10.0.0.3", "10.0.0.600"}
-    stub, delays = StubKinesis(fail_once=fail), []
-    # One event a record: a record of 47 bytes at most. The one that failed is sent again with
-    # every record after it in its call, in order.
+    stub, delays = StubKinesis(fail_once={"10.0.0.3", "10.0.0.600"}), []
+    # One event a record: a record of 47 bytes at most.
     KinesisSink(stub, "meta", "ip-metadata", sleep=delays.append, record_bytes=60).write(events)
-    assert [len(c) for c in stub.calls] == [500, 497, 201, 100, 1]
-    assert stub.calls[1] == [[e] for e in events[3:500]]
-    assert stub.calls[3] == [[e] for e in events[601:701]]
+    assert [len(c) for c in stub.calls] == [500, 1, 200, 1, 1]
+    assert stub.calls[1] == [[events[3]]] and stub.calls[3] == [[events[600]]]
     assert stub.calls[-1] == [[{"type": "HEARTBEAT", "ts": 2}]]
     assert delays == [0.2, 0.2]
-    assert _last_copies(stub.calls) == events
-    # Many events a record: the failed record and those after it are sent again whole.
+    # Many events a record: the failed record is sent again whole.
     stub = StubKinesis(fail_once={"10.0.0.3"})
     KinesisSink(stub, "meta", "ip-metadata", sleep=lambda s: None, record_bytes=4096).write(events)
     assert [e for record in stub.calls[0] for e in record] == events[:-1]
-    assert len(stub.calls[0]) > 1 and stub.calls[1] == stub.calls[0]
-    assert _last_copies(stub.calls) == events
+    assert len(stub.calls[0]) > 1 and stub.calls[1] == [stub.calls[0][0]]
     with pytest.raises(SinkError, match="ResourceNotFoundException"):
         KinesisSink(StubKinesis(error="ResourceNotFoundException"), "meta", "k").write(events[:1])
     # A call that failed as a whole was retried by the client's botocore: not again here.
@@ -822,11 +806,14 @@ def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
         KinesisSink(failing, "meta", "k", max_attempts=3, sleep=lambda s: None,
                     record_bytes=60).write(events[:2])
     assert [len(c) for c in failing.calls] == [2, 1, 1]
-    # Flow records (`put`): only the failed one again, as a copy would count its flows twice.
-    stub = StubKinesis(fail_once={"10.0.0.3"})
-    KinesisSink(stub, "flows", "k", sleep=lambda s: None).put(
-        [{"Data": encode(e).encode("utf-8"), "PartitionKey": "k"} for e in events[:10]])
-    assert stub.calls == [[[e] for e in events[:10]], [[events[3]]]]
+    # An answer that counts a failure but names none: every record of the call again.
+    unnamed = StubKinesis()
+    unnamed.put_records = lambda Records, StreamName: (
+        unnamed.calls.append(Records) or {"FailedRecordCount": 1, "Records": [{}] * len(Records)})
+    with pytest.raises(SinkError, match="after 2 attempt.*2 record.*no error code given"):
+        KinesisSink(unnamed, "meta", "k", max_attempts=2, sleep=lambda s: None,
+                    record_bytes=60).write(events[:2])
+    assert [len(c) for c in unnamed.calls] == [2, 2]
 
 
 def test_file_sink_and_snapshot_files(tmp_path):

@@ -69,13 +69,8 @@ class KinesisSink:
     batches (500 records, 5 MB). The client's botocore retries a call that fails (throttled,
     5xx, connection); records a call took but reported as failed (partial success, which
     botocore does not retry) are sent again here, with exponential backoff, up to
-    `max_attempts` times. Changelog lines (`write`, `put_lines`) are sent again from the first
-    failed record on, the succeeded ones after it too: the stream then ends with the changes in
-    order (one sent again alone after a later change of its ts would take the IP back:
-    docs/metadata.md), and the copies change no owner. Other records (`put`: flow records,
-    where a copy would count twice) only the failed ones. HEARTBEATs go in a record and a call
-    of their own once every change before them is in the stream, so none can overtake a change
-    it covers."""
+    `max_attempts` times. HEARTBEATs go in a record and a call of their own once every change
+    before them is in the stream, so none can overtake a change it covers."""
 
     def __init__(self, client, stream: str, partition_key: str,
                  max_attempts: int = OutputSection.max_attempts,
@@ -116,24 +111,23 @@ class KinesisSink:
             size += 1 + len(line)
         if record:
             records.append(b"\n".join(record))
-        self.put([{"Data": data, "PartitionKey": self.partition_key} for data in records],
-                 in_order=True)
+        self.put([{"Data": data, "PartitionKey": self.partition_key} for data in records])
 
-    def put(self, records: list, in_order: bool = False) -> None:
+    def put(self, records: list) -> None:
         """Any records ({"Data": bytes, "PartitionKey": str}), in order, in as few calls as the
-        limits allow; `in_order`: failed records are sent again with all those after them."""
+        limits allow."""
         batch, size = [], 0
         for record in records:
             record_size = len(record["Data"]) + len(record["PartitionKey"])
             if batch and (len(batch) == KINESIS_MAX_RECORDS or size + record_size > KINESIS_MAX_BYTES):
-                self._put(batch, in_order)
+                self._put(batch)
                 batch, size = [], 0
             batch.append(record)
             size += record_size
         if batch:
-            self._put(batch, in_order)
+            self._put(batch)
 
-    def _put(self, records: list, in_order: bool) -> None:
+    def _put(self, records: list) -> None:
         for attempt in range(self.max_attempts):
             if attempt:
                 self.sleep(self.base_delay_s * 2 ** (attempt - 1))
@@ -147,16 +141,16 @@ class KinesisSink:
                 raise SinkError(f"Kinesis PutRecords failed: {type(err).__name__}: {err}") from None
             if not answer.get("FailedRecordCount"):
                 return
-            results = answer["Records"]
-            # An answer that counts failures but names none: all of them again.
-            failed = ([i for i, result in enumerate(results) if result.get("ErrorCode")]
-                      or list(range(len(records))))
-            error = (results[failed[0]].get("ErrorCode") if len(results) > failed[0]
-                     else None) or "no error code given"
-            records = (records[failed[0]:] if in_order
-                       else [records[i] for i in failed])
+            results = answer.get("Records") or []
+            # Failed records keep their order; succeeded ones are not sent again (a batch holds
+            # at most one change of a type for an address: docs/metadata.md). An answer that
+            # counts failures but names none: all of them again.
+            failed = [(record, result) for record, result in zip(records, results)
+                      if result.get("ErrorCode")] or [(record, {}) for record in records]
+            records = [record for record, _result in failed]
         raise SinkError(f"Kinesis PutRecords failed after {self.max_attempts} attempt(s): "
-                        f"{len(failed)} record(s) failed, e.g. {error}")
+                        f"{len(records)} record(s) failed, e.g. "
+                        f"{failed[0][1].get('ErrorCode') or 'no error code given'}")
 
 
 def write_snapshot(events: list, target: str, s3_client_factory=None) -> None:
