@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from flowdredge.job.replay import delivered_at, delivery_order, expand
 from flowdredge.schemas.cloudwatch import record
+from flowdredge.schemas.metadata import HEARTBEAT
 
 METADATA_PARTITION_KEY = "ip-metadata"
 
@@ -84,5 +85,25 @@ def put_flow_records(sink, records, partition_key: str = None) -> None:
 
 
 def put_changelog_lines(sink, lines) -> None:
-    """Many lines to a record, as the publisher writes them (KinesisSink.put_lines)."""
-    sink.put_lines([line.encode("utf-8") for line in lines if line.strip()])
+    """Many lines to a record, as the publisher writes them (KinesisSink.write): a HEARTBEAT in
+    a record and a call of its own once the lines before it are in the stream, so that it
+    cannot overtake a change sent again after a failure."""
+    pending = []
+    for line in lines:
+        if not line.strip():
+            continue
+        if _is_heartbeat(line):
+            sink.put_lines(pending)
+            sink.put_lines([line.encode("utf-8")])
+            pending = []
+        else:
+            pending.append(line.encode("utf-8"))
+    sink.put_lines(pending)
+
+
+def _is_heartbeat(line: str) -> bool:
+    try:
+        event = json.loads(line)
+    except ValueError:   # a bad line, which the job dead-letters
+        return False
+    return isinstance(event, dict) and event.get("type") == HEARTBEAT

@@ -816,6 +816,20 @@ def test_kinesis_sink_retries_failed_records_and_sends_heartbeats_last():
     assert [len(c) for c in unnamed.calls] == [2, 2]
 
 
+def test_the_synthetic_changelog_writer_sends_heartbeats_as_the_publisher_does():
+    from flowdredge.synthetic.producer import put_changelog_lines
+    changes = [json.dumps({"type": "ASSIGN", "ts": 1, "ip": f"10.0.0.{i}", "app": "a"})
+               for i in range(3)]
+    heartbeat = json.dumps({"type": "HEARTBEAT", "ts": 2})
+    stub = StubKinesis(fail_once={"10.0.0.1"})
+    # One line a record; the change that fails once is in the stream before the HEARTBEAT.
+    put_changelog_lines(KinesisSink(stub, "meta", "k", sleep=lambda s: None, record_bytes=60),
+                        changes[:2] + ["", heartbeat, changes[2]])
+    assert stub.calls == [[[json.loads(changes[0])], [json.loads(changes[1])]],
+                          [[json.loads(changes[1])]], [[json.loads(heartbeat)]],
+                          [[json.loads(changes[2])]]]
+
+
 def test_file_sink_and_snapshot_files(tmp_path):
     sink = FileSink(str(tmp_path / "out" / "changes.jsonl"))
     sink.write([{"type": "HEARTBEAT", "ts": 1}])
