@@ -105,8 +105,9 @@ def delivery_stamps_ms(files) -> list:
 def flows_end(files, max_ahead_seconds: int):
     """Epoch seconds no flow of `files` starts at or after, as the parse step bounds their
     starts (job.parse): the latest file's delivery stamp, or a local file's modification time
-    where its name has none, plus `max_ahead_seconds` (flows.max_ahead_seconds). None if an
-    s3:// object has no stamp (its LastModified is not listed here) or a file is gone."""
+    where its name has none, plus `max_ahead_seconds` (flows.max_ahead_seconds) and a second.
+    None if an s3:// object has no stamp (its LastModified is not listed here) or a file is
+    gone."""
     latest = None
     for path in files:
         bound = delivered_at(path)

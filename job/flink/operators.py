@@ -272,7 +272,7 @@ class ParseMetadataEvents(ProcessFunction):
     def process_element(self, record, ctx):
         # A stream record's timestamp is its arrival time. A file line's is none, or the
         # flow-file gate's reading of its own events (connectors/jvm ChangelogTimestamps),
-        # which bounds nothing: its staged record's not_after and flows_end do.
+        # which bounds nothing: its staged record's not_after and the flows' end do.
         arrival = None if isinstance(record, bytes) else ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
         if isinstance(record, bytes):   # a changelog file's line (connectors.files)

@@ -124,7 +124,7 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
     end = flows_end(files, config.flows.max_ahead_seconds)
     logging.getLogger(__name__).info(
         "the flows' end is not known (an s3:// flow object without a delivery stamp in its "
-        "name): every changelog event is read" if end is None else
+        "name, or a file gone): every changelog event is read" if end is None else
         f"the flows' end: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))} (the latest "
         f"flow file's delivery stamp or modification time, plus flows.max_ahead_seconds): "
         f"changelog events from then on are not read")
