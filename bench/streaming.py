@@ -201,8 +201,14 @@ class Producer:
             event.update(ip=self.rng.choice(self.ips), ts=heartbeat_ms)
             lines.append(json.dumps(event))
         lines.append(json.dumps({"type": "HEARTBEAT", "ts": heartbeat_ms}))
-        self.kinesis.put_records(StreamName=self.metadata_stream, Records=[
-            {"Data": "\n".join(lines).encode("utf-8"), "PartitionKey": "ip-metadata"}])
+        # The changes and their HEARTBEAT in one record: sent again until it is in (throttled).
+        records = [{"Data": "\n".join(lines).encode("utf-8"), "PartitionKey": "ip-metadata"}]
+        for attempt in range(10):
+            answer = self.kinesis.put_records(StreamName=self.metadata_stream, Records=records)
+            if not answer.get("FailedRecordCount"):
+                return
+            time.sleep(0.1 * 2 ** attempt)
+        raise RuntimeError(f"the changelog record was refused 10 times: {answer['Records'][0]}")
 
     def run(self) -> None:
         args = self.args
