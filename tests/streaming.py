@@ -35,7 +35,7 @@ class Writer(EstateWriter):
         """The rest of the changelog, then the flush (flush()) on `stream` once every other
         shard is idle. Returns the first window start that is not the estate's."""
         super().finish()
-        self.flush_stream = stream
+        self.flush_stream, self.flushes = stream, 0
         time.sleep(idle_seconds + 1)
         self.flush()
         sc = self.estate.scenario
@@ -53,9 +53,12 @@ class Writer(EstateWriter):
         line = (f"2 {ACCOUNT_A} eni-flush 10.99.0.1 10.99.0.2 40000 443 6 1 60 {late} "
                 f"{late + 1} ACCEPT OK")
         # Several: the records are spread over the parse instances, and each must see one.
-        for _ in range(4):
+        # Each its own log event id, as CloudWatch gives: equal records are one written twice
+        # (connectors/jvm RawRecords).
+        self.flushes += 1
+        for i in range(4):
             self.put_raw(self.flush_stream, record(
-                [("0", late * 1000, line)], compresslevel=6, owner=ACCOUNT_A,
+                [(f"{self.flushes}-{i}", late * 1000, line)], compresslevel=6, owner=ACCOUNT_A,
                 log_group="/flush", log_stream="eni-flush"), "flush")
         put_changelog_lines(self.metadata, [json.dumps({"type": "HEARTBEAT",
                                                         "ts": (late + 600) * 1000})])

@@ -278,7 +278,7 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
         "io.flowdredge.files.LineBytes"
     add_jars(env, connector_jars())
     assert from_a_thread_without_the_jars(
-        lambda: jvm().io.flowdredge.kinesis.RawRecords().getClass().getName()) == \
+        lambda: jvm().io.flowdredge.kinesis.RawRecords(0).getClass().getName()) == \
         "io.flowdredge.kinesis.RawRecords"
     kinesis = jvm().org.apache.flink.connector.kinesis.source
     assert from_a_thread_without_the_jars(

@@ -2,8 +2,8 @@
 127.0.0.1) on a local Flink mini-cluster, at parallelism 1 and 2: flow logs as CloudWatch Logs
 subscription records on two streams (2 and 4 shards), the changelog bootstrapped from a snapshot
 and then read from its stream, deliveries whose metadata arrives after their flows, bad records
-on the stream, outputs to files and to Kinesis; a reshard at parallelism 1 and a stream never
-written to at 2. Then, at both, a failure mid-stream and the restart from the checkpoint: while
+on the stream, a record written twice, outputs to files and to Kinesis; a reshard at
+parallelism 1 and a stream never written to at 2. Then, at both, a failure mid-stream and the restart from the checkpoint: while
 flows wait for their metadata, and while windows hold security batches."""
 import gzip
 import json
@@ -129,6 +129,12 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
         # The second half's flows, their changelog only once some wait for it in keyed state:
         # certain, whatever the order in which the job reads its sources.
         deliver_flows(writer, estate.deliveries[half:])
+        # A producer's retry: a record written again, to its shard (its partition key). Parsed
+        # twice, its flows would be counted twice and the aggregates would not match.
+        second_half = set(estate.deliveries[half:])
+        again = [r for r in estate.records
+                 if r.account == ACCOUNT_A and r.delivered in second_half][-1]
+        writer.put_raw(f"{prefix}-a", again.data, again.partition_key)
         wait_for("a group waiting for its metadata",
                  lambda: total_counts(output)["groups_waited"] > 0, job)
         writer.finish_changelog()
@@ -162,6 +168,7 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
     # Flows waited for their metadata, none beyond the max wait.
     assert counts["groups_waited"] > 0 and counts["groups_after_max_wait"] == 0
     assert counts["records_skipped"] == 1   # the CONTROL_MESSAGE
+    assert counts["records_repeated"] == 1  # the producer's retry
     dead = [d for d in read_records(output, "dead_letter") if d["stage"] == "flows"]
     assert sorted(d["reason"] for d in dead) == ["line_too_long", "not_gzip", "not_json",
                                                  "timestamp_out_of_range"]

@@ -1,15 +1,16 @@
 """A shard's Kinesis records reach the parse together (connectors/jvm ShardBatches): every
 record once, in its shard's order, batches of one shard each, cut at the record and byte limits
-and at the end of the input."""
+and at the end of the input; a record a producer wrote twice (RawRecords, RecentRecords) goes on
+as a repeat, counted in its batch, without its bytes."""
 import json
 
 import pytest
 from pyflink.common import Row, Types
 
-from flowdredge.connectors.jars import adapter_jars
+from flowdredge.connectors.jars import adapter_jars, connector_jars
 from flowdredge.connectors.kinesis.flink import RAW_RECORD_TYPE, shard_batches
 from flowdredge.connectors.kinesis.settings import KinesisSection
-from flowdredge.connectors.streams import add_jars
+from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config
 from flowdredge.job.flink.run import make_env
 
@@ -20,10 +21,16 @@ STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/flows"
 
 def test_records_are_batched_per_shard_within_the_limits():
     # Shard 0's records are small (3 a batch: the record limit); shard 1's 130 bytes each (2 a
-    # batch: the byte limit, 250). Interleaved, as a reader of both shards emits them.
-    records = [Row(f"{shard}-{i}".encode().ljust(130 if shard else 3, b"."), STREAM,
-                   f"shardId-{shard}", str(i))
-               for i in range(10) for shard in (0, 1)]
+    # batch: the byte limit, 250). Interleaved, as a reader of both shards emits them. Shard
+    # 0's repeats (after its records 4 and 7) count in their batch, neither as a record nor
+    # in bytes.
+    records = []
+    for i in range(10):
+        for shard in (0, 1):
+            records.append(Row(f"{shard}-{i}".encode().ljust(130 if shard else 3, b"."), STREAM,
+                               f"shardId-{shard}", str(i), False))
+            if shard == 0 and i in (4, 7):
+                records.append(Row(b"", STREAM, "shardId-0", f"{i}r", True))
     env = make_env(Config())
     env.set_parallelism(1)
     add_jars(env, adapter_jars())
@@ -33,17 +40,73 @@ def test_records_are_batched_per_shard_within_the_limits():
     # As text: what the parse step gets, without a Python function of this module (the
     # workers could not import it by name).
     seen = batches.map(lambda b: json.dumps([b[0], b[1], [[r[0].decode()[:4].rstrip("."),
-                                                             r[1], r[2]] for r in b[2]]]),
+                                                             r[1], r[2]] for r in b[2]], b[3]]),
                        output_type=Types.STRING())
     with seen.execute_and_collect() as results:
         got = [json.loads(line) for line in results]
-    by_shard = {}
-    for stream, shard, batch in got:
+    by_shard, repeats = {}, {}
+    for stream, shard, batch, repeated in got:
         assert stream == STREAM
         by_shard.setdefault(shard, []).append([sequence for _, sequence, _ in batch])
+        repeats.setdefault(shard, []).append(repeated)
         # No timestamps here: the records' arrival is None (Kinesis sets it: the e2e tests).
         assert all(data == f"{shard[-1]}-{sequence}" and arrival is None
                    for data, sequence, arrival in batch)
     numbers = [str(i) for i in range(10)]
     assert by_shard["shardId-0"] == [numbers[0:3], numbers[3:6], numbers[6:9], numbers[9:]]
+    assert repeats["shardId-0"] == [0, 1, 1, 0]
     assert by_shard["shardId-1"] == [numbers[i:i + 2] for i in range(0, 10, 2)]
+    assert repeats["shardId-1"] == [0] * 5
+
+
+def _deserialize(raw_records, shard: str, data: bytes, arrival_ms: int) -> tuple:
+    """RawRecords' row for one Kinesis record, as the connector's emitter calls it."""
+    j = jvm()
+    shaded = "org.apache.flink.connector.kinesis.sink.shaded.software.amazon.awssdk"
+    sdk_bytes = getattr(j, f"{shaded}.core.SdkBytes")
+    builder = getattr(j, f"{shaded}.services.kinesis.model.Record").builder()
+    record = (builder.data(sdk_bytes.fromByteArray(data)).sequenceNumber(f"{arrival_ms}")
+              .approximateArrivalTimestamp(j.java.time.Instant.ofEpochMilli(arrival_ms)).build())
+    out = j.java.util.ArrayList()
+    raw_records.deserialize(record, STREAM, shard,
+                            j.org.apache.flink.api.common.functions.util.ListCollector(out))
+    row = out.get(0)
+    return bytes(row.getField(0)), row.getField(2), row.getField(4)
+
+
+def test_a_record_written_twice_goes_on_as_a_repeat_within_the_window():
+    """Equal bytes on the same shard within the window (arrival time) are a repeat, sent on
+    without their bytes; on another shard or after the window, a record; a window of 0 marks
+    none."""
+    add_jars(make_env(Config()), connector_jars())
+    window_ms, t0 = 300_000, 1_767_225_600_000
+    raw_records = jvm().io.flowdredge.kinesis.RawRecords(window_ms)
+    a, b = b"\x1f\x8b record a", b"\x1f\x8b record b"
+    sent = [("shardId-0", a, t0), ("shardId-0", b, t0 + 1000), ("shardId-0", a, t0 + 2000),
+            ("shardId-1", a, t0 + 2000), ("shardId-0", b, t0 + 1000 + window_ms),
+            ("shardId-0", b, t0 + 1001 + window_ms), ("shardId-0", a, t0 + 2000 + window_ms)]
+    got = [_deserialize(raw_records, *s) for s in sent]
+    assert [repeat for _, _, repeat in got] == [False, False, True, False, True, False, False]
+    assert [data for data, _, _ in got] == [a, b, b"", a, b"", b, a]
+    assert [shard for _, shard, _ in got] == [s[0] for s in sent]
+
+    never = jvm().io.flowdredge.kinesis.RawRecords(0)
+    assert [_deserialize(never, "shardId-0", a, t0 + i)[2] for i in range(3)] == [False] * 3
+
+
+def test_a_shards_memory_is_kept_for_the_window_and_dropped_after_a_reshard():
+    """Within a shard, records leave the memory once the window has passed them; a shard whose
+    newest record is older than a new shard's first by more than the window (a reshard's
+    parent) is forgotten when that shard first delivers."""
+    add_jars(make_env(Config()), adapter_jars())
+    recent = jvm().io.flowdredge.kinesis.RecentRecords(10_000)
+    for i in range(5):
+        assert not recent.repeated("s/parent", f"r{i}".encode(), i * 1000)
+    assert recent.size() == 5
+    assert not recent.repeated("s/parent", b"r5", 12_500)      # r0..r2 older than 2,500
+    assert recent.size() == 3
+    assert recent.repeated("s/parent", b"r3", 12_600)
+    assert not recent.repeated("s/child", b"r3", 20_000)        # parent's newest 12,500 kept
+    assert recent.size() == 4
+    assert not recent.repeated("s/grandchild", b"x", 22_501)    # parent's newest too old now
+    assert recent.size() == 2

@@ -36,8 +36,9 @@ from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
 from flowdredge.schemas.security import EVENTS
 
 RAW_RECORD_TYPE = Types.ROW_NAMED(
-    ["data", "stream", "shard", "sequence"],
-    [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING(), Types.STRING()])
+    ["data", "stream", "shard", "sequence", "repeat"],
+    [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(), Types.STRING(), Types.STRING(),
+     Types.BOOLEAN()])
 
 
 def _flink_timestamp(iso: str) -> str:
@@ -73,7 +74,7 @@ def _flow_records(env, kin: KinesisSection, arns):
     conf = _source_config(kin, kin.start_position, kin.start_timestamp)
     streams = []
     for arn, label in zip(arns, source_labels(arns)):
-        raw = jvm().io.flowdredge.kinesis.RawRecords()
+        raw = jvm().io.flowdredge.kinesis.RawRecords(kin.repeat_window_seconds * 1000)
         streams.append(env.from_source(_kinesis_source(arn, conf, raw),
                                        WatermarkStrategy.no_watermarks(), f"flow stream {label}",
                                        RAW_RECORD_TYPE)
@@ -87,8 +88,8 @@ def _flow_records(env, kin: KinesisSection, arns):
 
 
 def shard_batches(records: DataStream, kin: KinesisSection) -> DataStream:
-    """RawRecords' rows gathered per shard, Row(stream, shard, records) (connectors/jvm
-    ShardBatches), within the section's batch limits."""
+    """RawRecords' rows gathered per shard, Row(stream, shard, records, repeats)
+    (connectors/jvm ShardBatches), within the section's batch limits."""
     batcher = jvm().io.flowdredge.kinesis.ShardBatches
     return java_operator(records, "batch records by shard", batcher.TYPE, batcher(
         kin.batch_records, kin.batch_bytes, kin.batch_wait_ms)).uid("shard-batches")

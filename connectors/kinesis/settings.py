@@ -65,6 +65,10 @@ class KinesisSection:
     batch_records: int = setting(500, minimum=1)
     batch_bytes: int = setting(4 << 20, minimum=1)
     batch_wait_ms: int = setting(200, minimum=1)
+    # A record with the bytes of one its shard delivered at most this long before (arrival
+    # time) is a producer's retry: counted as records_repeated, not parsed. 0: every record
+    # parsed. About 100 bytes of memory a record in the window, per shard.
+    repeat_window_seconds: int = setting(300, minimum=0)
     # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
     aggregates_stream: str = stream()
     security_events_stream: str = stream()

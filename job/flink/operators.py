@@ -56,7 +56,7 @@ CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
 # Each operator's counters (docs/operations.md), together schemas.outputs.COUNTERS and the
 # counters by reason.
-PARSE_COUNTERS = ("records_in", "records_skipped", "lines_in", "flows_parsed", "no_data",
+PARSE_COUNTERS = ("records_in", "records_skipped", "records_repeated", "lines_in", "flows_parsed", "no_data",
                   "skip_data", "dead_letter", "dead_letters_not_kept",
                   "unknown_fields_ignored") + tuple(f"dead_letter_{r}"
                                                     for r in FLOW_DEAD_LETTER_REASONS)
@@ -135,9 +135,10 @@ class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk; a staged line, which may hold several of a
     file's CloudWatch records, job.parse.staged_records) -> flow groups, one per window,
     timestamped with the event time they move the job to: a file record's latest flow start,
-    or for a shard's batch of Kinesis records (a Row of stream, shard and records, each a Row
-    of data, sequence and arrival time; connectors.kinesis.flink), parsed together, the
-    slowest active shard's (job.shards: per-shard watermarks). A Row of one field names a flow
+    or for a shard's batch of Kinesis records (a Row of stream, shard, records, each a Row
+    of data, sequence and arrival time, and how many repeats were left out; connectors.kinesis
+    .flink), parsed together, the slowest active shard's (job.shards: per-shard watermarks).
+    A Row of one field names a flow
     file as AWS wrote it (path or s3:// URL; connectors.files.aws_file_sources): it is read
     here, record by record as staging writes them (job.replay.read_flow_file), one call per
     file, each record parsed as its staged line would be, a file's small records together up to
@@ -172,15 +173,21 @@ class ParseFlowRecords(ProcessFunction):
             yield from self._flow_file(raw[0])
             return
         if isinstance(raw, Row):
-            yield from self._shard_batch(raw[0], raw[1], raw[2], ctx)
+            yield from self._shard_batch(raw[0], raw[1], raw[2], raw[3], ctx)
             return
         # A staged line (connectors.files: file_sources).
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         yield from self._file_records(staged_records(text))
 
-    def _shard_batch(self, stream, shard, records, ctx):
+    def _shard_batch(self, stream, shard, records, repeats, ctx):
         where = f"kinesis:{stream_name(stream)}/{shard}/"
         counts, before = Counter(), self.reached
+        if repeats:
+            # A producer's retries (connectors/jvm RawRecords): read, not parsed.
+            repeated = Counter(records_in=repeats, records_repeated=repeats)
+            self.metrics.add(repeated)
+            self.records_rate.mark_event(repeats)
+            counts.update(repeated)
         for result in parse_batches([(data, where + sequence, None if arrival is None
                                       else arrival // 1000)
                                      for data, sequence, arrival in records],

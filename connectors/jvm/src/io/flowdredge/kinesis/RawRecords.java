@@ -13,21 +13,46 @@ import org.apache.flink.util.Collector;
  * (CloudWatch Logs subscription records are gzip: no string decoding may touch them) and where
  * it came from, for per-shard watermarks and traceable dead letters. The record's approximate
  * arrival time travels as the element's timestamp (the connector's record emitter sets it).
+ *
+ * <p>A record with the bytes of one its shard delivered at most repeatWindowMs before (a
+ * producer's retry: RecentRecords) goes on without its bytes, marked a repeat, so that the
+ * parse counts it and no flow is counted twice. The connector calls this from the source
+ * reader's task thread, once per record in shard order; a window of 0 marks none.
  */
 public class RawRecords implements KinesisDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
 
-    public static final String[] FIELDS = {"data", "stream", "shard", "sequence"};
+    public static final String[] FIELDS = {"data", "stream", "shard", "sequence", "repeat"};
+    private static final byte[] NO_BYTES = new byte[0];
+
+    private final long repeatWindowMs;
+    private transient RecentRecords recent;
+
+    public RawRecords(long repeatWindowMs) {
+        if (repeatWindowMs < 0) {
+            throw new IllegalArgumentException("the repeat window cannot be negative");
+        }
+        this.repeatWindowMs = repeatWindowMs;
+    }
 
     @Override
     public void deserialize(Record record, String stream, String shardId, Collector<Row> output) {
-        output.collect(Row.of(record.data().asByteArray(), stream, shardId,
-                record.sequenceNumber()));
+        byte[] data = record.data().asByteArray();
+        boolean repeat = false;
+        if (repeatWindowMs > 0 && record.approximateArrivalTimestamp() != null) {
+            if (recent == null) {
+                recent = new RecentRecords(repeatWindowMs);
+            }
+            repeat = recent.repeated(stream + "/" + shardId, data,
+                    record.approximateArrivalTimestamp().toEpochMilli());
+        }
+        output.collect(Row.of(repeat ? NO_BYTES : data, stream, shardId, record.sequenceNumber(),
+                repeat));
     }
 
     @Override
     public TypeInformation<Row> getProducedType() {
         return Types.ROW_NAMED(FIELDS, PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
-                Types.STRING, Types.STRING, Types.STRING);
+                Types.STRING, Types.STRING, Types.STRING, Types.BOOLEAN);
     }
 }

@@ -17,8 +17,9 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
 /**
- * RawRecords' rows gathered per shard into one element, Row(stream, shard, records), each
- * record a Row(data, sequence, arrival): the job's Python parse takes a batch in one call and
+ * RawRecords' rows gathered per shard into one element, Row(stream, shard, records, repeats),
+ * each record a Row(data, sequence, arrival), repeats the number of the shard's records marked
+ * a repeat (kept out of records): the job's Python parse takes a batch in one call and
  * parses its records' lines together. CloudWatch Logs writes one log stream per interface, so
  * a record holds tens to hundreds of flows; one Python call and one flow group per record cost
  * about half the rate of large records (docs/performance.md, run 30).
@@ -33,12 +34,12 @@ public class ShardBatches extends AbstractStreamOperator<Row>
         implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
     private static final long serialVersionUID = 1L;
 
-    public static final String[] FIELDS = {"stream", "shard", "records"};
+    public static final String[] FIELDS = {"stream", "shard", "records", "repeats"};
     public static final String[] RECORD_FIELDS = {"data", "sequence", "arrival"};
     public static final TypeInformation<Row> RECORD_TYPE = Types.ROW_NAMED(RECORD_FIELDS,
             PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO, Types.STRING, Types.LONG);
     public static final TypeInformation<Row> TYPE = Types.ROW_NAMED(FIELDS, Types.STRING,
-            Types.STRING, Types.OBJECT_ARRAY(RECORD_TYPE));
+            Types.STRING, Types.OBJECT_ARRAY(RECORD_TYPE), Types.INT);
 
     private final int maxRecords;
     private final long maxBytes;
@@ -50,6 +51,7 @@ public class ShardBatches extends AbstractStreamOperator<Row>
     private static final class Batch {
         final List<Row> records = new ArrayList<>();
         long bytes;
+        int repeats;
         long latestArrival = Long.MIN_VALUE;
     }
 
@@ -76,8 +78,12 @@ public class ShardBatches extends AbstractStreamOperator<Row>
         Long arrival = element.hasTimestamp() ? element.getTimestamp() : null;
         List<String> shard = List.of((String) raw.getField(1), (String) raw.getField(2));
         Batch batch = batches.computeIfAbsent(shard, key -> new Batch());
-        batch.records.add(Row.of(data, sequence, arrival));
-        batch.bytes += data.length;
+        if (Boolean.TRUE.equals(raw.getField(4))) {
+            batch.repeats++;
+        } else {
+            batch.records.add(Row.of(data, sequence, arrival));
+            batch.bytes += data.length;
+        }
         if (arrival != null) {
             batch.latestArrival = Math.max(batch.latestArrival, arrival);
         }
@@ -122,7 +128,8 @@ public class ShardBatches extends AbstractStreamOperator<Row>
     }
 
     private void emit(List<String> shard, Batch batch) {
-        Row out = Row.of(shard.get(0), shard.get(1), batch.records.toArray(new Row[0]));
+        Row out = Row.of(shard.get(0), shard.get(1), batch.records.toArray(new Row[0]),
+                batch.repeats);
         output.collect(batch.latestArrival == Long.MIN_VALUE ? new StreamRecord<>(out)
                 : new StreamRecord<>(out, batch.latestArrival));
     }
