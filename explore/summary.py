@@ -52,9 +52,9 @@ def render(summary: dict, output_dir: str) -> str:
     whole = sum(c[f"dead_letter_{reason}"] for reason in FLOW_RECORD_DEAD_LETTER_REASONS)
     lines = [
         f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
-        + (f"(of them {c['records_repeated']:,} written twice by their producer, not parsed) "
-           if c["records_repeated"] else "")
-        + f"({c['dead_letter'] - whole:,} dead-lettered, {c['no_data'] + c['skip_data']:,} "
+        + (f"({c['records_repeated']:,} of them written twice by their producer, not parsed; "
+           if c["records_repeated"] else "(")
+        + f"{c['dead_letter'] - whole:,} dead-lettered, {c['no_data'] + c['skip_data']:,} "
         f"NODATA/SKIPDATA)" + (f"; files, records and events dead-lettered whole: {whole:,}"
                                if whole else ""),
         f"flows attributed: {c['flows_aggregated']:,} into their windows (a window's "

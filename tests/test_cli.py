@@ -169,8 +169,8 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
         {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
     assert render({"counts": Counter(lines_in=5, records_in=3, records_repeated=1),
                    "top_edges": [], "rejects": []}, "out").startswith(
-        "flow lines read: 5 in 3 records (of them 1 written twice by their producer, not "
-        "parsed) (0 dead-lettered")
+        "flow lines read: 5 in 3 records (1 of them written twice by their producer, not "
+        "parsed; 0 dead-lettered")
     ends = render({"counts": Counter(flows_aggregated=10, src_owned=10, dst_owned=4,
                                      dst_internet=2, dst_unattributed=1, dst_aws=3),
                    "top_edges": [], "rejects": []}, "out")

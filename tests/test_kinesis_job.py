@@ -331,8 +331,9 @@ def test_a_failure_mid_stream_restarts_from_the_checkpoint_and_counts_once(
     assert failures, "the job did not fail: nothing was tested"
     counts = total_counts(output)
     # Committed outputs count every record once, though records after the last checkpoint
-    # before the failure were read twice.
+    # before the failure were read twice; a record read again is no producer's repeat.
     assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
+    assert counts["records_repeated"] == 0
 
 
 def test_a_run_stopped_and_resumed_from_its_checkpoint_counts_every_record_once(
@@ -369,3 +370,4 @@ def test_a_run_stopped_and_resumed_from_its_checkpoint_counts_every_record_once(
         counts = total_counts(output)
     assert counts["records_in"] == writer.records_written
     assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
+    assert counts["records_repeated"] == 0

@@ -382,6 +382,22 @@ def test_the_ticks_come_first_and_once_one_per_attribution_key():
 
 
 @pytest.mark.unit
+def test_a_shard_batch_of_repeats_only_is_counted_and_moves_no_shard():
+    """A batch holding only records their producer wrote twice (connectors/jvm RawRecords):
+    counted as read and repeated, no flow group, and its shard not heard from (job.shards)."""
+    from flowdredge.job.flink.operators import COUNTS, ParseFlowRecords
+    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 1})), _Runtime()
+    op.open(rt)
+    emitted = list(op.process_element(
+        Row("arn:aws:kinesis:us-east-1:123456789012:stream/flows", "shardId-0", [], 3), rt))
+    groups = [item for item in emitted if isinstance(item, tuple) and isinstance(item[0], Row)]
+    assert groups == [(Row(0, Row(0, 0, 0, b"", 0)), 0)]   # the start's tick only
+    counts = [json.loads(line) for tag, line in emitted if tag is COUNTS]
+    assert counts == [{"stage": "parse", "records_in": 3, "records_repeated": 3}]
+    assert len(op.shards) == 0
+
+
+@pytest.mark.unit
 def test_a_group_released_after_the_watermark_passed_its_window_is_counted_late():
     # Its event-time timer lost, a waiting group can outlive its window; the window downstream
     # would drop it uncounted, so it goes to the late output.

@@ -94,19 +94,26 @@ def test_a_record_written_twice_goes_on_as_a_repeat_within_the_window():
     assert [_deserialize(never, "shardId-0", a, t0 + i)[2] for i in range(3)] == [False] * 3
 
 
-def test_a_shards_memory_is_kept_for_the_window_and_dropped_after_a_reshard():
-    """Within a shard, records leave the memory once the window has passed them; a shard whose
-    newest record is older than a new shard's first by more than the window (a reshard's
-    parent) is forgotten when that shard first delivers."""
+def test_a_shards_memory_is_kept_for_the_window_and_dropped_once_the_shard_is_not_read():
+    """Within a shard, records leave the memory once the window (arrival time) has passed them;
+    a shard not read for the window (processing time: a reshard's parent) is forgotten, one
+    read meanwhile is kept however far behind its arrival times are (a backlog)."""
     add_jars(make_env(Config()), adapter_jars())
     recent = jvm().io.flowdredge.kinesis.RecentRecords(10_000)
+    now = 1_000_000
     for i in range(5):
-        assert not recent.repeated("s/parent", f"r{i}".encode(), i * 1000)
+        assert not recent.repeated("s/parent", f"r{i}".encode(), i * 1000, now + i)
     assert recent.size() == 5
-    assert not recent.repeated("s/parent", b"r5", 12_500)      # r0..r2 older than 2,500
+    assert not recent.repeated("s/parent", b"r5", 12_500, now + 5)    # r0..r2 before 2,500
     assert recent.size() == 3
-    assert recent.repeated("s/parent", b"r3", 12_600)
-    assert not recent.repeated("s/child", b"r3", 20_000)        # parent's newest 12,500 kept
+    assert recent.repeated("s/parent", b"r3", 12_600, now + 6)
+    # A shard an hour ahead in arrival time: the parent, read just before, is kept.
+    assert not recent.repeated("s/child", b"r3", 3_600_000, now + 7)
     assert recent.size() == 4
-    assert not recent.repeated("s/grandchild", b"x", 22_501)    # parent's newest too old now
-    assert recent.size() == 2
+    for t in range(0, 10_000, 1000):   # the child read, the parent not
+        recent.repeated("s/child", f"c{t}".encode(), 3_600_000 + t, now + 7 + t)
+    # Read last at now + 6, the parent is kept up to now + 10,006 ...
+    assert recent.repeated("s/parent", b"r4", 12_700, now + 10_006)
+    # ... and forgotten after a window without a read (its r4 still within the window).
+    assert not recent.repeated("s/child", b"c-last", 3_611_000, now + 21_000)
+    assert not recent.repeated("s/parent", b"r4", 12_800, now + 21_001)

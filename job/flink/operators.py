@@ -56,8 +56,8 @@ CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
 # Each operator's counters (docs/operations.md), together schemas.outputs.COUNTERS and the
 # counters by reason.
-PARSE_COUNTERS = ("records_in", "records_skipped", "records_repeated", "lines_in", "flows_parsed", "no_data",
-                  "skip_data", "dead_letter", "dead_letters_not_kept",
+PARSE_COUNTERS = ("records_in", "records_skipped", "records_repeated", "lines_in",
+                  "flows_parsed", "no_data", "skip_data", "dead_letter", "dead_letters_not_kept",
                   "unknown_fields_ignored") + tuple(f"dead_letter_{r}"
                                                     for r in FLOW_DEAD_LETTER_REASONS)
 METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_after_flows") + tuple(

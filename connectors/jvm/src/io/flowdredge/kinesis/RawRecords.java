@@ -44,7 +44,8 @@ public class RawRecords implements KinesisDeserializationSchema<Row> {
                 recent = new RecentRecords(repeatWindowMs);
             }
             repeat = recent.repeated(stream + "/" + shardId, data,
-                    record.approximateArrivalTimestamp().toEpochMilli());
+                    record.approximateArrivalTimestamp().toEpochMilli(),
+                    System.currentTimeMillis());
         }
         output.collect(Row.of(repeat ? NO_BYTES : data, stream, shardId, record.sequenceNumber(),
                 repeat));

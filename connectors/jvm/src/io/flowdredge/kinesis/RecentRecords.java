@@ -14,19 +14,22 @@ import java.util.Set;
  * The records each shard delivered within the last windowMs of arrival time, to know a repeat.
  * A producer that sends a PutRecords again after losing its answer (a timeout after Kinesis
  * wrote the records) writes the same bytes twice, and Kinesis keeps both. CloudWatch Logs gives
- * every log event an id of its own, so two subscription records of equal bytes are one delivery
- * written twice. The retry keeps its partition key, so its shard: records are remembered per
- * shard, by their MD5 (a false match would need a collision of 128 bits).
+ * every log event of its data records an id of its own, so two subscription records of equal
+ * bytes are one delivery written twice. A retry of the same call keeps its partition keys, so
+ * its shards: records are remembered per shard, by their MD5 (a false match would need a
+ * collision of 128 bits).
  *
- * <p>Memory is about 100 bytes a record in the window, per shard. A shard's memory is dropped
- * when a new shard first delivers a record arriving more than the window after the shard's
- * newest (the parents of a reshard are never read again). Not checkpointed: a repeat of a record
- * read before the restored checkpoint is not known.
+ * <p>Memory is about 100 bytes a record in the window, per shard. A shard not read for the
+ * window (processing time: a reshard's parents are never read again) is forgotten; a reader
+ * that is caught up loses nothing by it, since a later record of that shard arrives after the
+ * window. Not checkpointed: a repeat of a record read before the restored checkpoint is not
+ * known.
  */
 public final class RecentRecords {
     private final long windowMs;
     private final Map<String, Shard> shards = new HashMap<>();
     private final MessageDigest md5;
+    private long nextSweepMs = Long.MIN_VALUE;
 
     private static final class Digest {
         final long high;
@@ -68,7 +71,7 @@ public final class RecentRecords {
     private static final class Shard {
         final ArrayDeque<Seen> byArrival = new ArrayDeque<>();
         final Set<Digest> digests = new HashSet<>();
-        long newestMs = Long.MIN_VALUE;
+        long readMs;
     }
 
     public RecentRecords(long windowMs) {
@@ -83,14 +86,17 @@ public final class RecentRecords {
         }
     }
 
-    /** Whether `data` is a repeat of a record of `shard` that arrived at most the window before. */
-    public boolean repeated(String shard, byte[] data, long arrivalMs) {
-        Shard seen = shards.get(shard);
-        if (seen == null) {
-            forgetShardsBefore(arrivalMs - windowMs);
-            seen = new Shard();
-            shards.put(shard, seen);
+    /**
+     * Whether `data`, read at `nowMs`, is a repeat of a record of `shard` that arrived at most the
+     * window before it.
+     */
+    public boolean repeated(String shard, byte[] data, long arrivalMs, long nowMs) {
+        if (nowMs >= nextSweepMs) {
+            forgetShardsReadBefore(nowMs - windowMs);
+            nextSweepMs = nowMs + Math.min(windowMs, 1000);
         }
+        Shard seen = shards.computeIfAbsent(shard, key -> new Shard());
+        seen.readMs = nowMs;
         while (!seen.byArrival.isEmpty()
                 && seen.byArrival.peekFirst().arrivalMs < arrivalMs - windowMs) {
             seen.digests.remove(seen.byArrival.pollFirst().digest);
@@ -100,7 +106,6 @@ public final class RecentRecords {
             return true;
         }
         seen.byArrival.addLast(new Seen(digest, arrivalMs));
-        seen.newestMs = Math.max(seen.newestMs, arrivalMs);
         return false;
     }
 
@@ -109,9 +114,9 @@ public final class RecentRecords {
         return shards.values().stream().mapToInt(s -> s.digests.size()).sum();
     }
 
-    private void forgetShardsBefore(long arrivalMs) {
+    private void forgetShardsReadBefore(long readMs) {
         for (Iterator<Shard> it = shards.values().iterator(); it.hasNext(); ) {
-            if (it.next().newestMs < arrivalMs) {
+            if (it.next().readMs < readMs) {
                 it.remove();
             }
         }
