@@ -67,11 +67,6 @@ def java_configuration(conf):
     return conf._j_configuration
 
 
-def java_deserialization_schema(schema):
-    """The Java DeserializationSchema behind a PyFlink one (SimpleStringSchema, ...)."""
-    return schema._j_deserialization_schema
-
-
 def transformations(env):
     """The Java transformations added to `env` (a StreamExecutionEnvironment) so far."""
     return env._j_stream_execution_environment.getTransformations()

@@ -256,10 +256,7 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
     once) failed now and then in the middle of building a job. Here the serving thread is made
     such a thread, with the system class loader as its context loader; add_jars' classes are
     found all the same, a later call's jars too."""
-    from pyflink.common.serialization import SimpleStringSchema
-
     from flowdredge.connectors.jars import connector_jars
-    from flowdredge.connectors.streams import java_deserialization_schema
 
     def from_a_thread_without_the_jars(lookup):
         thread = jvm().java.lang.Thread.currentThread()
@@ -287,7 +284,6 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
     # The next job's jars, added again: a class found before (py4j keeps it) and one found
     # now work together.
     add_jars(make_env(Config()), connector_jars())
-    text = kinesis.serialization.KinesisDeserializationSchema.of(
-        java_deserialization_schema(SimpleStringSchema()))
+    changelog = jvm().io.flowdredge.kinesis.ChangelogRecords()
     assert kinesis.KinesisStreamsSource.builder().setDeserializationSchema(
-        text).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"
+        changelog).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"

@@ -8,6 +8,7 @@ flows wait for their metadata, and while windows hold security batches."""
 import gzip
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -175,7 +176,8 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
     assert all(d["source"].startswith(f"kinesis:{prefix}-a/shardId-") for d in dead), dead
     bad_changes = [d for d in read_records(output, "dead_letter") if d["stage"] == "metadata"]
     assert [d["reason"] for d in bad_changes] == ["not_json"]
-    assert f"kinesis:{prefix}-meta" in bad_changes[0]["source"]
+    # The record that holds it: its stream, shard and sequence number, then the line.
+    assert re.fullmatch(rf"kinesis:{prefix}-meta/shardId-\d+/\d+:1", bad_changes[0]["source"])
     if parallelism == 2:
         # Its windows closed with shards that had no record at all.
         assert len(kinesis.list_shards(StreamName=f"{prefix}-idle")["Shards"]) == 2

@@ -1,7 +1,8 @@
 """A shard's Kinesis records reach the parse together (connectors/jvm ShardBatches): every
 record once, in its shard's order, batches of one shard each, cut at the record and byte limits
 and at the end of the input; a record a producer wrote twice (RawRecords, RecentRecords) goes on
-as a repeat, counted in its batch, without its bytes."""
+as a repeat, counted in its batch, without its bytes. A changelog record reaches its parse as a
+staged chunk naming its shard and sequence number (ChangelogRecords)."""
 import json
 
 import pytest
@@ -59,18 +60,26 @@ def test_records_are_batched_per_shard_within_the_limits():
     assert repeats["shardId-1"] == [0] * 5
 
 
-def _deserialize(raw_records, shard: str, data: bytes, arrival_ms: int) -> tuple:
-    """RawRecords' row for one Kinesis record, as the connector's emitter calls it."""
+def _emitted(schema, shard: str, data: bytes, arrival_ms: int, sequence: str = None):
+    """What a KinesisDeserializationSchema emits for one record of STREAM, as the connector's
+    emitter calls it."""
     j = jvm()
     shaded = "org.apache.flink.connector.kinesis.sink.shaded.software.amazon.awssdk"
     sdk_bytes = getattr(j, f"{shaded}.core.SdkBytes")
     builder = getattr(j, f"{shaded}.services.kinesis.model.Record").builder()
-    record = (builder.data(sdk_bytes.fromByteArray(data)).sequenceNumber(f"{arrival_ms}")
+    record = (builder.data(sdk_bytes.fromByteArray(data))
+              .sequenceNumber(sequence or f"{arrival_ms}")
               .approximateArrivalTimestamp(j.java.time.Instant.ofEpochMilli(arrival_ms)).build())
     out = j.java.util.ArrayList()
-    raw_records.deserialize(record, STREAM, shard,
-                            j.org.apache.flink.api.common.functions.util.ListCollector(out))
-    row = out.get(0)
+    schema.deserialize(record, STREAM, shard,
+                       j.org.apache.flink.api.common.functions.util.ListCollector(out))
+    assert out.size() == 1
+    return out.get(0)
+
+
+def _deserialize(raw_records, shard: str, data: bytes, arrival_ms: int) -> tuple:
+    """RawRecords' row for one Kinesis record: (data, shard, repeat)."""
+    row = _emitted(raw_records, shard, data, arrival_ms)
     return bytes(row.getField(0)), row.getField(2), row.getField(4)
 
 
@@ -117,3 +126,35 @@ def test_a_shards_memory_is_kept_for_the_window_and_dropped_once_the_shard_is_no
     # ... and forgotten after a window without a read (its r4 still within the window).
     assert not recent.repeated("s/child", b"c-last", 3_611_000, now + 21_000)
     assert not recent.repeated("s/parent", b"r4", 12_800, now + 21_001)
+
+
+def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_from():
+    """ChangelogRecords' chunk holds the record's lines as str.split("\\n") gives them (quotes,
+    backslashes, control characters, non-ASCII, bytes that are not UTF-8, empty lines), and a
+    bad line's dead letter names the stream, shard, sequence number and line."""
+    from flowdredge.job.ownership import parse_chunk
+    from flowdredge.schemas.metadata import OWNER_FIELDS
+    add_jars(make_env(Config()), connector_jars())
+    good = [json.dumps({"type": "ASSIGN", "ts": 1767225600000 + i, "ip": f"10.0.0.{i}",
+                        "app": app}, ensure_ascii=ascii_only)
+            for i, (app, ascii_only) in enumerate([("api", True), ('say "hi" \\ caf\u00e9', False),
+                                                   ("tab\there", True), ("\u65e5\u672c", False)])]
+    data = "\n".join(good[:2] + ["", "{not json", "\x01\x1f"] + good[2:]).encode("utf-8") \
+        + b"\n\xff\xfe bad bytes\n"
+    sequence = "49590338271490256608559692538361571095921575989136588898"
+    chunk = _emitted(jvm().io.flowdredge.kinesis.ChangelogRecords(), "shardId-000000000003", data,
+                     1767225600000, sequence)
+    staged = json.loads(chunk)
+    assert staged["staged"] == "changelog"
+    assert staged["lines"] == data.decode("utf-8", "replace").split("\n")
+    where = f"kinesis:flows/shardId-000000000003/{sequence}"
+    assert staged["source"] == where
+    parsed, raw = parse_chunk(chunk), parse_chunk(data.decode("utf-8", "replace"))
+    assert parsed.events == raw.events and len(parsed.events) == 4
+    app = OWNER_FIELDS.index("app")
+    assert [e.owner[app] for e in parsed.events] == ["api", 'say "hi" \\ caf\u00e9', "tab\there",
+                                                     "\u65e5\u672c"]
+    assert [(reason, location) for reason, location, _ in parsed.rejected] == [
+        (reason, location.replace("metadata", where)) for reason, location, _ in raw.rejected]
+    assert [location for _, location, _ in parsed.rejected] == [
+        f"{where}:{n}" for n in (4, 5, 8)]

@@ -14,7 +14,6 @@ import dataclasses
 import datetime
 
 from pyflink.common import Configuration, Types
-from pyflink.common.serialization import SimpleStringSchema
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream
 from pyflink.datastream.connectors import Source
@@ -29,7 +28,7 @@ from flowdredge.connectors.kinesis.client import Streams, client_properties
 from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels, stream_name
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
-                                           java_deserialization_schema, java_operator, jvm,
+                                           java_operator, jvm,
                                            windowed_uid)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
@@ -101,10 +100,11 @@ SNAPSHOT_CHUNK_CHARS = 1 << 20
 
 
 def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int):
-    text = jvm().org.apache.flink.connector.kinesis.source.serialization \
-        .KinesisDeserializationSchema.of(java_deserialization_schema(SimpleStringSchema()))
+    # Each record as a staged chunk naming its shard and sequence number (connectors/jvm
+    # ChangelogRecords): a dead letter names the record that holds it.
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
-                                                 kin.metadata_start_timestamp), text)
+                                                 kin.metadata_start_timestamp),
+                             jvm().io.flowdredge.kinesis.ChangelogRecords())
     if kin.metadata_snapshot:
         # In chunks of lines: one Python call per chunk, as for the replay's changelog.
         chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(chunk_lines,
@@ -139,8 +139,10 @@ def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=(),
                    metadata=lambda env: _metadata_records(env, kin, streams.metadata,
                                                           snapshot_chunk_lines),
                    flow_shards=tuple(flow_shards),
-                   metadata_source=("metadata snapshot or " if kin.metadata_snapshot
-                                    else "") + f"kinesis:{stream_name(streams.metadata)}",
+                   # The stream's records name their own place (ChangelogRecords).
+                   metadata_source=(f"metadata snapshot {kin.metadata_snapshot}"
+                                    if kin.metadata_snapshot
+                                    else f"kinesis:{stream_name(streams.metadata)}"),
                    metadata_snapshot_first=bool(kin.metadata_snapshot))
 
 
