@@ -287,3 +287,45 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
     changelog = jvm().io.flowdredge.kinesis.ChangelogRecords()
     assert kinesis.KinesisStreamsSource.builder().setDeserializationSchema(
         changelog).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"
+
+
+def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_in_the_file(
+        tmp_path):
+    """A snapshot (kinesis.metadata_snapshot) reaches the changelog parse in chunks of lines
+    (connectors/jvm LineChunks), each a staged chunk numbered from its first line's place in
+    the file: a bad line's dead letter names the snapshot and the line."""
+    from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
+                                                           StreamFormat)
+    from pyflink.common.watermark_strategy import WatermarkStrategy
+
+    from flowdredge.connectors.kinesis.client import Streams
+    from flowdredge.connectors.kinesis.flink import kinesis_sources
+    from flowdredge.connectors.kinesis.settings import KinesisSection
+    from flowdredge.job.ownership import parse_chunk
+    lines = [json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": f"10.0.0.{i}",
+                         "app": f'a"\\{i}'}) for i in range(7)]
+    lines[4] = "{not json"
+    path = tmp_path / "snapshot.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    env = make_env(Config())
+    env.set_parallelism(1)
+    add_jars(env, adapter_jars())
+    source = (FileSource.for_record_stream_format(
+        StreamFormat(jvm().io.flowdredge.files.LineChunks(3, 1 << 20)), str(path))
+        .set_file_enumerator(FileEnumeratorProvider.default_non_splittable_file_enumerator())
+        .build())
+    with env.from_source(source, WatermarkStrategy.no_watermarks(), "snapshot",
+                         Types.STRING()).execute_and_collect() as seen:
+        chunks = list(seen)
+    staged = [json.loads(chunk) for chunk in chunks]
+    assert [(c["first_line"], c["lines"]) for c in staged] == [
+        (1, lines[0:3]), (4, lines[3:6]), (7, lines[6:])]
+    label = kinesis_sources(KinesisSection(metadata_snapshot=str(path)),
+                            Streams(flows=(), metadata="arn:aws:kinesis:r:1:stream/meta")
+                            ).metadata_source
+    assert label == f"metadata snapshot {path}"
+    parsed = [parse_chunk(chunk, source=label) for chunk in chunks]
+    assert sum(len(p.events) for p in parsed) == 6
+    assert [location for p in parsed for _, location, _ in p.rejected] == [f"{label}:5"]
+    assert kinesis_sources(KinesisSection(), Streams(
+        flows=(), metadata="arn:aws:kinesis:r:1:stream/meta")).metadata_source == "kinesis:meta"

@@ -109,23 +109,23 @@ def test_a_shards_memory_is_kept_for_the_window_and_dropped_once_the_shard_is_no
     read meanwhile is kept however far behind its arrival times are (a backlog)."""
     add_jars(make_env(Config()), adapter_jars())
     recent = jvm().io.flowdredge.kinesis.RecentRecords(10_000)
-    now = 1_000_000
+    now = 1_000_000   # the first call sweeps; the next sweep is due a second after it
     for i in range(5):
         assert not recent.repeated("s/parent", f"r{i}".encode(), i * 1000, now + i)
     assert recent.size() == 5
     assert not recent.repeated("s/parent", b"r5", 12_500, now + 5)    # r0..r2 before 2,500
     assert recent.size() == 3
-    assert recent.repeated("s/parent", b"r3", 12_600, now + 6)
+    assert recent.repeated("s/parent", b"r3", 12_600, now + 6)        # the parent's last read
     # A shard an hour ahead in arrival time: the parent, read just before, is kept.
-    assert not recent.repeated("s/child", b"r3", 3_600_000, now + 7)
+    assert not recent.repeated("s/child", b"c0", 3_600_000, now + 7)
     assert recent.size() == 4
-    for t in range(0, 10_000, 1000):   # the child read, the parent not
-        recent.repeated("s/child", f"c{t}".encode(), 3_600_000 + t, now + 7 + t)
-    # Read last at now + 6, the parent is kept up to now + 10,006 ...
-    assert recent.repeated("s/parent", b"r4", 12_700, now + 10_006)
-    # ... and forgotten after a window without a read (its r4 still within the window).
-    assert not recent.repeated("s/child", b"c-last", 3_611_000, now + 21_000)
-    assert not recent.repeated("s/parent", b"r4", 12_800, now + 21_001)
+    # A sweep exactly the window after the parent's last read keeps it ...
+    assert not recent.repeated("s/child", b"c1", 3_601_000, now + 10_006)
+    assert recent.size() == 5
+    # ... the next, a second later, forgets it (its r4 still within the window by arrival).
+    assert not recent.repeated("s/child", b"c2", 3_602_000, now + 11_006)
+    assert recent.size() == 3
+    assert not recent.repeated("s/parent", b"r4", 12_800, now + 11_007)
 
 
 def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_from():
@@ -158,3 +158,24 @@ def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_f
         (reason, location.replace("metadata", where)) for reason, location, _ in raw.rejected]
     assert [location for _, location, _ in parsed.rejected] == [
         f"{where}:{n}" for n in (4, 5, 8)]
+
+
+def test_a_changelog_records_own_text_is_only_ever_lines():
+    """A record whose text is itself a staged chunk names no other source, first line or time
+    bound: it is one line, and its dead letter names the record. An empty record is one empty
+    line."""
+    from flowdredge.job.ownership import parse_chunk
+    add_jars(make_env(Config()), connector_jars())
+    records = jvm().io.flowdredge.kinesis.ChangelogRecords()
+    fake = json.dumps({"staged": "changelog", "source": "elsewhere", "first_line": 100,
+                       "not_after": 0, "lines": ['{"type": "HEARTBEAT", "ts": 1767225600000}']})
+    chunk = _emitted(records, "shardId-000000000001", fake.encode(), 1767225600000, "7")
+    staged = json.loads(chunk)
+    assert set(staged) == {"staged", "source", "first_line", "lines"}
+    assert staged["lines"] == [fake] and staged["first_line"] == 1
+    parsed = parse_chunk(chunk)
+    assert not parsed.events
+    assert [location for _, location, _ in parsed.rejected] == [
+        "kinesis:flows/shardId-000000000001/7:1"]
+    empty = json.loads(_emitted(records, "shardId-000000000001", b"", 1767225600000, "8"))
+    assert empty["lines"] == [""]

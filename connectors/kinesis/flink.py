@@ -1,13 +1,15 @@
 """Kinesis sources and sinks of the streaming job (PyFlink adapters over the Flink connector).
 
 Flow logs: one KinesisStreamsSource (FLIP-27) per stream, read by the project's RawRecords
-(connectors/jvm/src): each element is a Row(data, stream, shard, sequence) with the record's
-bytes untouched (CloudWatch records are gzip) and the record's arrival time as its timestamp.
-The records are spread over the parse instances; before each, ShardBatches (connectors/jvm/src)
-gathers a shard's records into one element: Row(stream, shard, records), each record a
-Row(data, sequence, arrival ms).
-The changelog: an optional snapshot file read to its end, then the metadata stream (a
-HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
+(connectors/jvm/src): each element is a Row(data, stream, shard, sequence, repeat) with the
+record's bytes untouched (CloudWatch records are gzip), or none for a repeat of a record its
+shard delivered just before (a producer's retry), and the record's arrival time as its
+timestamp. The records are spread over the parse instances; before each, ShardBatches
+(connectors/jvm/src) gathers a shard's records into one element: Row(stream, shard, records,
+repeats), each record a Row(data, sequence, arrival ms).
+The changelog: an optional snapshot file read to its end in chunks of lines (LineChunks), then
+the metadata stream, each record read by ChangelogRecords, both as staged chunks that name
+where their lines are (a HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
 security events) are written in the JVM, at least once, each row with a `dedup_key`.
 """
 import dataclasses

@@ -4,6 +4,8 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -12,10 +14,12 @@ import org.apache.flink.connector.file.src.reader.SimpleStreamFormat;
 import org.apache.flink.core.fs.FSDataInputStream;
 
 /**
- * A text file as records of up to maxLines lines (or about maxChars characters), joined by
- * newlines: the Python step that parses them is called once per chunk, not once per line (a
- * million-line changelog snapshot line by line costs minutes of per-record calls). Files named
- * .gz are decompressed by the FileSource. A restore skips whole chunks already emitted.
+ * A changelog file (a snapshot) as staged chunks (StagedChangelog) of up to maxLines lines (or
+ * about maxChars characters), each numbered from its first line's place in the file: the Python
+ * step that parses them is called once per chunk, not once per line (a million-line changelog
+ * snapshot line by line costs minutes of per-record calls), and a dead letter names its line.
+ * Files named .gz are decompressed by the FileSource. A restore skips whole chunks already
+ * emitted, reading them again, so the numbers hold.
  */
 public class LineChunks extends SimpleStreamFormat<String> {
     private static final long serialVersionUID = 1L;
@@ -33,20 +37,27 @@ public class LineChunks extends SimpleStreamFormat<String> {
         BufferedReader in = new BufferedReader(
                 new InputStreamReader(stream, StandardCharsets.UTF_8));
         return new Reader<String>() {
+            private long nextLine = 1;
+
             @Override
             public String read() throws IOException {
-                StringBuilder chunk = new StringBuilder();
-                int lines = 0;
+                List<String> lines = new ArrayList<>();
+                int chars = 0;
                 String line;
-                while (lines < maxLines && chunk.length() < maxChars
+                while (lines.size() < maxLines && chars < maxChars
                         && (line = in.readLine()) != null) {
-                    if (lines > 0) {
-                        chunk.append('\n');
-                    }
-                    chunk.append(line);
-                    lines++;
+                    lines.add(line);
+                    chars += line.length() + 1;
                 }
-                return lines == 0 ? null : chunk.toString();
+                if (lines.isEmpty()) {
+                    return null;
+                }
+                StagedChangelog chunk = new StagedChangelog(null, nextLine, chars);
+                for (String each : lines) {
+                    chunk.add(each);
+                }
+                nextLine += lines.size();
+                return chunk.toJson();
             }
 
             @Override

@@ -45,7 +45,7 @@ public class RawRecords implements KinesisDeserializationSchema<Row> {
             }
             repeat = recent.repeated(stream + "/" + shardId, data,
                     record.approximateArrivalTimestamp().toEpochMilli(),
-                    System.currentTimeMillis());
+                    System.nanoTime() / 1_000_000);
         }
         output.collect(Row.of(repeat ? NO_BYTES : data, stream, shardId, record.sequenceNumber(),
                 repeat));

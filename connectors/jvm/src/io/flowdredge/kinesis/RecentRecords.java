@@ -87,8 +87,8 @@ public final class RecentRecords {
     }
 
     /**
-     * Whether `data`, read at `nowMs`, is a repeat of a record of `shard` that arrived at most the
-     * window before it.
+     * Whether `data`, read at `nowMs` (a monotonic clock), is a repeat of a record of `shard` that
+     * arrived at most the window before it.
      */
     public boolean repeated(String shard, byte[] data, long arrivalMs, long nowMs) {
         if (nowMs >= nextSweepMs) {

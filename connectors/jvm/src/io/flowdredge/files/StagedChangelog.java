@@ -1,0 +1,55 @@
+package io.flowdredge.files;
+
+/**
+ * Changelog lines as one staged chunk, the JSON document job.ownership's changelog_lines reads
+ * (job.replay stages a changelog file the same way): {"staged": "changelog", "source": ...,
+ * "first_line": N, "lines": [...]}. A dead letter of its parse names the source and the line,
+ * first_line counting from the chunk's first.
+ */
+public final class StagedChangelog {
+    private static final char[] HEX = "0123456789abcdef".toCharArray();
+
+    private final StringBuilder json;
+    private boolean empty = true;
+
+    /** `source` null: the parse step's own name for the input. */
+    public StagedChangelog(String source, long firstLine, int expectedChars) {
+        // Room for the lines, their quotes and a few escapes: the builder rarely grows.
+        json = new StringBuilder(expectedChars + expectedChars / 8 + 160);
+        json.append("{\"staged\": \"changelog\", ");
+        if (source != null) {
+            json.append("\"source\": ");
+            quote(source);
+            json.append(", ");
+        }
+        json.append("\"first_line\": ").append(firstLine).append(", \"lines\": [");
+    }
+
+    public StagedChangelog add(String line) {
+        if (!empty) {
+            json.append(", ");
+        }
+        empty = false;
+        quote(line);
+        return this;
+    }
+
+    public String toJson() {
+        return json.append("]}").toString();
+    }
+
+    private void quote(String text) {
+        json.append('"');
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '"' || c == '\\') {
+                json.append('\\').append(c);
+            } else if (c < 0x20) {
+                json.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 15]);
+            } else {
+                json.append(c);
+            }
+        }
+        json.append('"');
+    }
+}
