@@ -289,15 +289,28 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
         changelog).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"
 
 
+def _snapshot_chunks(path, max_lines: int, max_chars: int) -> list:
+    """What the snapshot's source (connectors/jvm LineChunks) sends the changelog parse."""
+    from pyflink.common.watermark_strategy import WatermarkStrategy
+    from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
+                                                           StreamFormat)
+    env = make_env(Config())
+    env.set_parallelism(1)
+    add_jars(env, adapter_jars())
+    source = (FileSource.for_record_stream_format(
+        StreamFormat(jvm().io.flowdredge.files.LineChunks(max_lines, max_chars)), str(path))
+        .set_file_enumerator(FileEnumeratorProvider.default_non_splittable_file_enumerator())
+        .build())
+    with env.from_source(source, WatermarkStrategy.no_watermarks(), "snapshot",
+                         Types.STRING()).execute_and_collect() as seen:
+        return list(seen)
+
+
 def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_in_the_file(
         tmp_path):
     """A snapshot (kinesis.metadata_snapshot) reaches the changelog parse in chunks of lines
     (connectors/jvm LineChunks), each a staged chunk numbered from its first line's place in
     the file: a bad line's dead letter names the snapshot and the line."""
-    from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
-                                                           StreamFormat)
-    from pyflink.common.watermark_strategy import WatermarkStrategy
-
     from flowdredge.connectors.kinesis.client import Streams
     from flowdredge.connectors.kinesis.flink import kinesis_sources
     from flowdredge.connectors.kinesis.settings import KinesisSection
@@ -307,19 +320,16 @@ def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_i
     lines[4] = "{not json"
     path = tmp_path / "snapshot.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    env = make_env(Config())
-    env.set_parallelism(1)
-    add_jars(env, adapter_jars())
-    source = (FileSource.for_record_stream_format(
-        StreamFormat(jvm().io.flowdredge.files.LineChunks(3, 1 << 20)), str(path))
-        .set_file_enumerator(FileEnumeratorProvider.default_non_splittable_file_enumerator())
-        .build())
-    with env.from_source(source, WatermarkStrategy.no_watermarks(), "snapshot",
-                         Types.STRING()).execute_and_collect() as seen:
-        chunks = list(seen)
+    chunks = _snapshot_chunks(path, 3, 1 << 20)
     staged = [json.loads(chunk) for chunk in chunks]
     assert [(c["first_line"], c["lines"]) for c in staged] == [
         (1, lines[0:3]), (4, lines[3:6]), (7, lines[6:])]
+    # Cut by characters as before chunks were staged: while the lines joined by newlines are
+    # shorter than the limit (a restore skips as many chunks as were emitted).
+    ten = tmp_path / "ten.jsonl"
+    ten.write_text("x" * 10 + "\n" + "\n".join(["y" * 10] * 6))
+    assert [json.loads(chunk)["first_line"] for chunk in _snapshot_chunks(ten, 100, 22)] == [
+        1, 4, 7]
     label = kinesis_sources(KinesisSection(metadata_snapshot=str(path)),
                             Streams(flows=(), metadata="arn:aws:kinesis:r:1:stream/meta")
                             ).metadata_source

@@ -7,9 +7,10 @@ shard delivered just before (a producer's retry), and the record's arrival time 
 timestamp. The records are spread over the parse instances; before each, ShardBatches
 (connectors/jvm/src) gathers a shard's records into one element: Row(stream, shard, records,
 repeats), each record a Row(data, sequence, arrival ms).
-The changelog: an optional snapshot file read to its end in chunks of lines (LineChunks), then
-the metadata stream, each record read by ChangelogRecords, both as staged chunks that name
-where their lines are (a HybridSource), at parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
+The changelog: an optional snapshot file read to its end in chunks of lines numbered by their
+place in the file (LineChunks), then the metadata stream, each record a chunk of its lines that
+names the record (ChangelogRecords), both staged chunks of job.ownership (a HybridSource), at
+parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
 security events) are written in the JVM, at least once, each row with a `dedup_key`.
 """
 import dataclasses

@@ -68,7 +68,7 @@ class KinesisSection:
     # A record with the bytes of one its shard delivered at most this long before (arrival
     # time) is a producer's retry: counted as records_repeated, not parsed. 0: every record
     # parsed. About 100 bytes of memory a record in the window, per shard.
-    repeat_window_seconds: int = setting(300, minimum=0)
+    repeat_window_seconds: int = setting(300, minimum=0, maximum=86400)
     # Optional outputs to Kinesis (at least once; each row carries a dedup key): empty is off.
     aggregates_stream: str = stream()
     security_events_stream: str = stream()

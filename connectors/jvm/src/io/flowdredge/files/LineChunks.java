@@ -44,10 +44,12 @@ public class LineChunks extends SimpleStreamFormat<String> {
                 List<String> lines = new ArrayList<>();
                 int chars = 0;
                 String line;
+                // chars: the lines joined by newlines, as chunks were cut before they were staged
+                // (a restore skips as many chunks as were emitted).
                 while (lines.size() < maxLines && chars < maxChars
                         && (line = in.readLine()) != null) {
+                    chars += (lines.isEmpty() ? 0 : 1) + line.length();
                     lines.add(line);
-                    chars += line.length() + 1;
                 }
                 if (lines.isEmpty()) {
                     return null;

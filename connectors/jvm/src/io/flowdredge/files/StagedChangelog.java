@@ -3,8 +3,8 @@ package io.flowdredge.files;
 /**
  * Changelog lines as one staged chunk, the JSON document job.ownership's changelog_lines reads
  * (job.replay stages a changelog file the same way): {"staged": "changelog", "source": ...,
- * "first_line": N, "lines": [...]}. A dead letter of its parse names the source and the line,
- * first_line counting from the chunk's first.
+ * "first_line": N, "lines": [...]}. A dead letter of its parse names the source and the line's
+ * number, the chunk's first line being number N.
  */
 public final class StagedChangelog {
     private static final char[] HEX = "0123456789abcdef".toCharArray();
@@ -14,8 +14,9 @@ public final class StagedChangelog {
 
     /** `source` null: the parse step's own name for the input. */
     public StagedChangelog(String source, long firstLine, int expectedChars) {
-        // Room for the lines, their quotes and a few escapes: the builder rarely grows.
-        json = new StringBuilder(expectedChars + expectedChars / 8 + 160);
+        // Room for the lines and their escapes: a publisher's line escapes about a fifth of
+        // its characters (its quotes), so the builder rarely grows.
+        json = new StringBuilder(expectedChars + expectedChars / 4 + 160);
         json.append("{\"staged\": \"changelog\", ");
         if (source != null) {
             json.append("\"source\": ");
