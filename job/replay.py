@@ -8,14 +8,15 @@ Accepted inputs (files or folders of them; a file reached twice is staged once):
   another (gzip members), one record each;
 - CloudWatch Logs subscription records, one base64 record per line (text or gzip).
 
-Flow files are staged in delivery order (the `_YYYYMMDDTHHMMZ_` stamp AWS puts in file names,
-then path) into one file of records, one per line: JSON chunks of an S3 file (`chunk_lines`
-lines at most, flows.max_decompressed_bytes at most), CloudWatch records with where they came
-from, and for a file that cannot be read a record naming it and why (the job dead-letters it;
-flows.strict refuses the replay instead). A file's CloudWatch records (one interface's lines
-each, often tens) share staged lines, `{"records": [...]}` up to PACK_BYTES, so that the job
-parses them together as it does a file it reads itself. One staged line is one Python call in
-the job (job.parse.staged_records reads them all).
+Flow files are staged in delivery order (delivery_order: the `_YYYYMMDDTHHMMZ_` stamp AWS puts
+in file names, or the time in a Firehose object's name, then path) into one file of records,
+one per line: JSON chunks of an S3 file (`chunk_lines` lines at most,
+flows.max_decompressed_bytes at most), CloudWatch records with where they came from, and for
+a file that cannot be read a record naming it and why (the job dead-letters it; flows.strict
+refuses the replay instead). A file's CloudWatch records (one interface's lines each, often
+tens) share staged lines, `{"records": [...]}` up to PACK_BYTES, so that the job parses them
+together as it does a file it reads itself. One staged line is one Python call in the job
+(job.parse.staged_records reads them all).
 
 Changelog files are staged, in the order given, into one file too: a reader must see the
 changelog in order, and Flink assigns the splits of several files in no fixed order. Each staged
@@ -68,12 +69,23 @@ class StageStats:
     unknown_fields: dict = field(default_factory=dict)  # field name -> files naming it
 
 
-_STAMP = re.compile(r"_(\d{8}T\d{4}Z)_")
+_STAMP = re.compile(r"_(\d{8})T(\d{4})Z_")
+# Firehose's object names: <stream>-<version>-YYYY-MM-DD-HH-MM-SS-<random>, the time it
+# received the object's oldest record (UTC unless the stream sets a time zone).
+_FIREHOSE_TIME = re.compile(r"-\d+-(\d{4})-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-")
 
 
 def delivery_order(path: str):
-    match = _STAMP.search(os.path.basename(path))
-    return (match.group(1) if match else "", path)
+    """Sort key: AWS's delivery stamp, or else the time in a Firehose object's name (both as
+    YYYYMMDDHHMMSS, so that either kind of file falls among the other by time), then path; a
+    file with neither comes first. Only an order: a Firehose object's records arrived up to
+    its buffer's interval after its name's time, which bounds nothing."""
+    name = os.path.basename(path)
+    match = _STAMP.search(name)
+    if match:
+        return (match.group(1) + match.group(2) + "00", path)
+    match = _FIREHOSE_TIME.search(name)
+    return ("".join(match.groups()) if match else "", path)
 
 
 def delivered_at(path: str):
@@ -82,7 +94,7 @@ def delivered_at(path: str):
     if not match:
         return None
     try:
-        return calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%MZ"))
+        return calendar.timegm(time.strptime("".join(match.groups()), "%Y%m%d%H%M"))
     except ValueError:   # 20261399T9999Z: not a time
         return None
 
