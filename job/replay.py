@@ -135,16 +135,30 @@ def flows_end(files, max_ahead_seconds: int):
 
 
 def expand(paths):
+    """The files of `paths`: a file named as it is; a folder's below it, links to folders
+    followed, leaving out names with a leading dot."""
     for path in paths:
         if os.path.isdir(path):
-            for root, _dirs, names in sorted(os.walk(path)):
-                for name in sorted(names):
-                    if not name.startswith("."):
-                        yield os.path.join(root, name)
+            yield from _folder_files(path)
         elif os.path.isfile(path):
             yield path
         else:
             raise InputError(f"{path}: no such file or folder")
+
+
+def _folder_files(folder):
+    visited = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        # A folder reached twice (two links to it, a link to a folder above it) once.
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs.clear()
+            continue
+        visited.add(real)
+        dirs.sort()
+        for name in sorted(names):
+            if not name.startswith("."):
+                yield os.path.join(root, name)
 
 
 def unique_files(paths) -> tuple:

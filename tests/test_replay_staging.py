@@ -10,7 +10,8 @@ from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_event
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
-                                   flows_end, read_flow_file, stage_flows, stage_metadata)
+                                   flows_end, read_flow_file, stage_flows, stage_metadata,
+                                   unique_files)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -273,3 +274,28 @@ def test_a_byte_order_mark_before_the_header_is_not_a_field(tmp_path):
     stats = stage_flows([str(path)], str(staged), chunk_lines=10)
     (chunk,) = [json.loads(line) for line in staged.read_text().splitlines()]
     assert chunk["format"] == HEADER and not stats.unknown_fields
+
+
+def _s3_file(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as fh:
+        fh.write(HEADER + "\n" + LINE + "\n")
+
+
+def test_links_to_folders_are_followed_and_a_folder_reached_twice_is_listed_once(tmp_path):
+    """A linked subfolder was skipped without a word."""
+    flows, elsewhere = tmp_path / "flows", tmp_path / "elsewhere"
+    _s3_file(flows / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz")
+    _s3_file(elsewhere / "x_vpcflowlogs_r_fl-1_20260101T0010Z_1.log.gz")
+    os.symlink(elsewhere, flows / "linked")
+    os.symlink(elsewhere, flows / "linked-again")
+    os.symlink(flows, elsewhere / "loop")   # back up: the walk would not end
+    os.symlink(tmp_path / "gone.log.gz", flows / "broken.log.gz")
+    files, duplicates = unique_files([str(flows)])
+    assert sorted(os.path.relpath(path, flows) for path in files) == [
+        "broken.log.gz", "linked/x_vpcflowlogs_r_fl-1_20260101T0010Z_1.log.gz",
+        "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"] and duplicates == 0
+    # A broken link is still a file that cannot be read, not a file left out.
+    stats = stage_flows([str(flows)], str(tmp_path / "staged.txt"), 10)
+    assert stats.lines == 2 and [reason for _, reason, _ in stats.dead_files] == ["unreadable"]
+
