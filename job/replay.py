@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 import zlib
@@ -135,12 +136,13 @@ def flows_end(files, max_ahead_seconds: int):
 
 
 def expand(paths):
-    """The files of `paths`: a file named as it is; a folder's below it, links to folders
-    followed, leaving out names with a leading dot."""
+    """The files of `paths`: a file named as it is (one that is not a regular file is read as a
+    dead file); a folder's below it, links to folders followed, leaving out names with a
+    leading dot and what is not a regular file (a FIFO: reading it waits for a writer)."""
     for path in paths:
         if os.path.isdir(path):
             yield from _folder_files(path)
-        elif os.path.isfile(path):
+        elif os.path.exists(path):
             yield path
         else:
             raise InputError(f"{path}: no such file or folder")
@@ -157,8 +159,10 @@ def _folder_files(folder):
         visited.add(real)
         dirs.sort()
         for name in sorted(names):
-            if not name.startswith("."):
-                yield os.path.join(root, name)
+            path = os.path.join(root, name)
+            # A broken link stays: a file that cannot be read, a dead file.
+            if not name.startswith(".") and (os.path.isfile(path) or not os.path.exists(path)):
+                yield path
 
 
 def unique_files(paths) -> tuple:
@@ -288,6 +292,9 @@ def _dead_file(path, bad: _BadFile, stats: StageStats, flows: FlowsSection) -> d
 
 def _file_records(path, local, modified, chunk_lines, stats, flows):
     try:
+        # Opening a FIFO waits for a writer, forever in a replay.
+        if not stat.S_ISREG(os.stat(local).st_mode):
+            raise _BadFile("unreadable", "not a regular file (a FIFO, socket or device)")
         with open(local, "rb") as fh:
             head = fh.read(2)
         if modified is None:

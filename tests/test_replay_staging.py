@@ -299,3 +299,22 @@ def test_links_to_folders_are_followed_and_a_folder_reached_twice_is_listed_once
     stats = stage_flows([str(flows)], str(tmp_path / "staged.txt"), 10)
     assert stats.lines == 2 and [reason for _, reason, _ in stats.dead_files] == ["unreadable"]
 
+
+def test_a_fifo_is_not_listed_from_a_folder_and_named_is_a_dead_file(tmp_path):
+    """Reading a FIFO waited for a writer: the replay hung."""
+    flows = tmp_path / "flows"
+    _s3_file(flows / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz")
+    fifo = flows / "x_vpcflowlogs_r_fl-1_20260101T0010Z_fifo.log.gz"
+    os.mkfifo(fifo)
+    files, _ = unique_files([str(flows)])
+    assert [os.path.basename(path) for path in files] == [
+        "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"]
+    (dead,) = read_flow_file(str(fifo), 10)
+    assert dead == {"source": str(fifo), "error": "unreadable",
+                    "excerpt": "not a regular file (a FIFO, socket or device)"}
+    staged = tmp_path / "staged.txt"
+    stats = stage_flows([str(fifo)], str(staged), 10)
+    assert [json.loads(line) for line in staged.read_text().splitlines()] == [dead]
+    assert stats.dead_files == [(str(fifo), "unreadable", dead["excerpt"])]
+    with pytest.raises(InputError, match="fifo.log.gz: not a regular file"):
+        stage_flows([str(fifo)], str(staged), 10, flows=FlowsSection(strict=True))
