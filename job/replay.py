@@ -402,8 +402,11 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     # A base64 record is as long as a whole envelope compressed.
     record_max = 4 * (flows.max_decompressed_bytes // 3 + 1)
     lines = _lines(fh, max(flows.max_line_bytes, record_max))
-    first = next(lines, None)
-    if first is None or (first[1] is not None and not first[1].strip()):
+    # Blank lines (or a byte-order mark alone) before the header or the first record are passed
+    # over, not an empty file; the lines keep the file's numbers.
+    first = next((item for item in lines
+                  if item[1] is None or item[1].lstrip("\ufeff").strip()), None)
+    if first is None:
         raise _BadFile("empty_file", "empty: no header line")
     _, header, head = first
     # A byte-order mark before the header (a file saved by an editor) is not part of it.

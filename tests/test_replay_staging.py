@@ -318,3 +318,31 @@ def test_a_fifo_is_not_listed_from_a_folder_and_named_is_a_dead_file(tmp_path):
     assert stats.dead_files == [(str(fifo), "unreadable", dead["excerpt"])]
     with pytest.raises(InputError, match="fifo.log.gz: not a regular file"):
         stage_flows([str(fifo)], str(staged), 10, flows=FlowsSection(strict=True))
+
+
+def test_blank_lines_before_the_header_or_the_first_record_are_passed_over(tmp_path):
+    """A blank first line made the whole file an empty_file dead letter."""
+    s3_file = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 1767225600 1767225660 ACCEPT OK"
+    with gzip.open(s3_file, "wt", encoding="utf-8") as fh:
+        fh.write("\ufeff\n  \t\n" + HEADER + "\n" + line + "\nnot a flow\n")
+    (chunk,) = read_flow_file(str(s3_file), 10)
+    assert chunk["format"] == HEADER and chunk["first_line"] == 4
+    # Dead letters name the file's own line numbers.
+    result = parse_record(json.dumps(chunk), "r", FlowFormat.parse(HEADER),
+                          Limits(60, 10**6, 86400))
+    assert result.counts["flows_parsed"] == 1
+    assert [d[2] for d in result.dead_letters] == [f"{s3_file}:5"]
+    record = base64.b64encode(gzip.compress(b'{"messageType":"CONTROL_MESSAGE"}')).decode()
+    records_file = tmp_path / "cw.b64"
+    records_file.write_text("\n \n" + record + "\n")
+    assert [r["source"] for r in read_flow_file(str(records_file), 10)] == [f"{records_file}:3"]
+    # Blank lines only: still an empty file.
+    (tmp_path / "blank.log").write_text("\n  \n")
+    (dead,) = read_flow_file(str(tmp_path / "blank.log"), 10)
+    assert dead["error"] == "empty_file"
+    # Staging writes the same records.
+    staged = tmp_path / "staged.txt"
+    stage_flows([str(s3_file), str(records_file)], str(staged), 10)
+    assert [json.loads(line)["source"] for line in staged.read_text().splitlines()] == [
+        f"{records_file}:3", str(s3_file)]
