@@ -128,6 +128,20 @@ def test_a_shards_memory_is_kept_for_the_window_and_dropped_once_the_shard_is_no
     assert not recent.repeated("s/parent", b"r4", 12_800, now + 11_007)
 
 
+def test_a_record_behind_a_later_arrival_is_no_repeat_after_the_window():
+    """Arrival times a little out of order leave a record behind a later one in the memory:
+    its own time, not its place, says when a copy is no longer a repeat."""
+    add_jars(make_env(Config()), adapter_jars())
+    recent = jvm().io.flowdredge.kinesis.RecentRecords(10_000)
+    assert not recent.repeated("s", b"x", 5_000, 0)
+    assert not recent.repeated("s", b"y", 1_000, 1)
+    assert recent.repeated("s", b"y", 11_000, 2)        # the window's edge
+    assert not recent.repeated("s", b"y", 11_001, 3)    # after it, though x is still held
+    assert recent.repeated("s", b"x", 12_000, 4)
+    assert recent.repeated("s", b"y", 21_001, 5)        # a repeat of that copy
+    assert recent.size() == 1                           # x and y's first copy gone
+
+
 def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_from():
     """ChangelogRecords' chunk holds the record's lines as str.split("\\n") gives them (quotes,
     backslashes, control characters, non-ASCII, bytes that are not UTF-8, empty lines), and a

@@ -4,11 +4,9 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayDeque;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Iterator;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 
 /**
  * The records each shard delivered within the last windowMs of arrival time, to know a repeat.
@@ -31,11 +29,13 @@ public final class RecentRecords {
     private final MessageDigest md5;
     private long nextSweepMs = Long.MIN_VALUE;
 
+    /** A record's MD5 (equal by it) and when the record arrived. */
     private static final class Digest {
         final long high;
         final long low;
+        final long arrivalMs;
 
-        Digest(byte[] md5) {
+        Digest(byte[] md5, long arrivalMs) {
             long h = 0;
             long l = 0;
             for (int i = 0; i < 8; i++) {
@@ -44,6 +44,7 @@ public final class RecentRecords {
             }
             high = h;
             low = l;
+            this.arrivalMs = arrivalMs;
         }
 
         @Override
@@ -58,19 +59,11 @@ public final class RecentRecords {
         }
     }
 
-    private static final class Seen {
-        final Digest digest;
-        final long arrivalMs;
-
-        Seen(Digest digest, long arrivalMs) {
-            this.digest = digest;
-            this.arrivalMs = arrivalMs;
-        }
-    }
-
     private static final class Shard {
-        final ArrayDeque<Seen> byArrival = new ArrayDeque<>();
-        final Set<Digest> digests = new HashSet<>();
+        final ArrayDeque<Digest> byArrival = new ArrayDeque<>();
+        // Each digest to itself, the latest of its arrivals: arrival times out of order leave
+        // an older one behind a newer in byArrival, and only its own time says it is too old.
+        final Map<Digest, Digest> latest = new HashMap<>();
         long readMs;
     }
 
@@ -99,19 +92,24 @@ public final class RecentRecords {
         seen.readMs = nowMs;
         while (!seen.byArrival.isEmpty()
                 && seen.byArrival.peekFirst().arrivalMs < arrivalMs - windowMs) {
-            seen.digests.remove(seen.byArrival.pollFirst().digest);
+            Digest old = seen.byArrival.pollFirst();
+            if (seen.latest.get(old) == old) {
+                seen.latest.remove(old);
+            }
         }
-        Digest digest = new Digest(md5.digest(data));
-        if (!seen.digests.add(digest)) {
+        Digest digest = new Digest(md5.digest(data), arrivalMs);
+        Digest before = seen.latest.get(digest);
+        if (before != null && before.arrivalMs >= arrivalMs - windowMs) {
             return true;
         }
-        seen.byArrival.addLast(new Seen(digest, arrivalMs));
+        seen.latest.put(digest, digest);
+        seen.byArrival.addLast(digest);
         return false;
     }
 
     /** How many records are remembered, over all shards. */
     public int size() {
-        return shards.values().stream().mapToInt(s -> s.digests.size()).sum();
+        return shards.values().stream().mapToInt(s -> s.latest.size()).sum();
     }
 
     private void forgetShardsReadBefore(long readMs) {
