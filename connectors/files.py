@@ -5,6 +5,7 @@ from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnume
                                                        FileSink, FileSource, OutputFileConfig,
                                                        RollingPolicy, StreamFormat)
 from pyflink.datastream import MapFunction, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import Source
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from pyflink.common.serialization import Encoder
 from pyflink.table.expressions import call_sql
@@ -36,6 +37,25 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
         .uid(uid).set_parallelism(1)
 
 
+# A changelog chunk also ends at this many characters (connectors/jvm LineChunks): one Python
+# call's value, bounded whatever the number of lines.
+CHANGELOG_CHUNK_CHARS = 1 << 20
+
+
+def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str = "",
+                    as_bytes: bool = True) -> Source:
+    """Changelog files the job reads itself, a file or a folder of them (connectors/jvm
+    ChangelogFiles): read whole, one after another in the order of their paths, each in staged
+    chunks of up to `chunk_lines` lines named by its path (after `label`) and bounded by its
+    modification time, a line longer than `max_line_chars` cut to one character more (the
+    parse dead-letters it); a file staged already (job.replay, `feed`) a line at a time. As
+    bytes, as a file job's changelog parse takes a file's lines, or as str (a stream's
+    snapshot)."""
+    files = jvm().io.flowdredge.files.ChangelogFiles
+    return Source((files.bytes if as_bytes else files.text)(
+        flink_uri(path), chunk_lines, CHANGELOG_CHUNK_CHARS, max_line_chars, label))
+
+
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
     """Staged files (job.replay): flow records, one per line (a file's CloudWatch records
     several a line); changelog events, one per line, in input order. Both as bytes: a staged
@@ -65,14 +85,17 @@ class _FileAt(MapFunction):
 
 
 def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_ms: int,
-                     flows_end: int = None) -> Sources:
+                     flows_end: int = None, metadata_chunk_lines: int = 5000,
+                     metadata_max_line_chars: int = 8192) -> Sources:
     """Flow files as AWS writes them (S3 delivery files, CloudWatch Logs subscription records),
     `files` a list of paths or s3:// URLs in the order to read them (the job lists them:
     job.replay.flow_files), read to the end (bounded): one element per file, which the parse
     step reads itself (job.replay.read_flow_file), spread over the parse instances. The file
     list goes with the job; the source counts through it (a checkpointed number sequence at
-    parallelism 1, so a restore goes on from the next file). `metadata`: changelog files, as in
-    file_sources.
+    parallelism 1, so a restore goes on from the next file). `metadata`: changelog files, a
+    file or a folder, as the publisher writes them or as job.replay staged them, read
+    in chunks of `metadata_chunk_lines` lines, each line cut after `metadata_max_line_chars`
+    (changelog_files).
 
     The parse step gets file n only once the changelog's event time (its events' latest, less
     `metadata_out_of_orderness_ms`) has reached the delivery stamp of file n-1 (`stamps_ms`,
@@ -93,8 +116,12 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
                     Duration.of_millis(metadata_out_of_orderness_ms)),
                 jvm().io.flowdredge.files.ChangelogTimestamps(
                     NO_TIME if flows_end is None else flows_end * 1000))
-            changelogs[id(env)] = _text_lines(env, metadata, "metadata file", "metadata-file",
-                                              watermarks=timed, as_bytes=True)
+            # Its own uid: an older savepoint counted this source's lines, not its chunks.
+            changelogs[id(env)] = (
+                env.from_source(changelog_files(metadata, metadata_chunk_lines,
+                                                metadata_max_line_chars),
+                                timed, "changelog files")
+                .uid("changelog-files").set_parallelism(1))
         return changelogs[id(env)]
 
     def flow_stream(env):

@@ -9,15 +9,18 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 @dataclass
 class Sources:
-    """Each returns a DataStream: flow records (a staged record as str; a shard's batch of
-    Kinesis records, Row(stream, shard, records) of connectors/jvm's ShardBatches; or a
-    one-field Row naming a flow file as AWS writes it, read and parsed whole by the parse
-    step), changelog lines (str). `flow_shards`: the (stream ARN, shard id) pairs known at
+    """Each returns a DataStream: flow records (a staged record as bytes; a shard's batch of
+    Kinesis records, Row(stream, shard, records, repeats) of connectors/jvm's ShardBatches; or
+    a one-field Row naming a flow file as AWS writes it, read and parsed whole by the parse
+    step), changelog records (a file's, as bytes: a staged chunk of its lines or a line; a
+    stream's, as str: a staged chunk of a snapshot's lines or of a record's, its arrival time
+    as the element's timestamp). `flow_shards`: the (stream ARN, shard id) pairs known at
     start, which hold event time back until heard from (job.shards)."""
     flows: Callable[[StreamExecutionEnvironment], DataStream]
     metadata: Callable[[StreamExecutionEnvironment], DataStream]
     flow_shards: tuple = ()
-    # Where changelog dead letters say they came from (with the line or event index).
+    # Where changelog dead letters say they came from (with the line or event index) when the
+    # record does not name its own place.
     metadata_source: str = "metadata"
     # The changelog source reads a snapshot file before its stream: its lines, which have no
     # arrival time, are the snapshot's.

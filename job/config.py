@@ -56,7 +56,8 @@ class JobSection:
     window_seconds: int = setting(60, minimum=1)
     checkpoint_interval_seconds: int = setting(10, minimum=1)
     # Where checkpoints go (execution.checkpointing.dir: a path, file:// or s3:// URL). Empty: a
-    # replay checkpoints under its output folder, a cluster keeps its own setting. Never the
+    # replay and `flowdredge run` checkpoint under their output folder, a cluster keeps its own
+    # setting. Never the
     # JobManager's memory: it refuses state above 5 MB, less than a real estate's ownership.
     checkpoint_dir: str = ""
     # Spreads flow groups over the attribution operator's instances (keyed state).
@@ -117,18 +118,21 @@ class FlowsSection:
 class MetadataSection:
     # Changes may arrive this much out of ts order; flows wait for it.
     out_of_orderness_seconds: int = setting(30, minimum=0)
-    # Changelog lines per record when staging changelog files (one Python call each).
+    # Changelog lines per record (one Python call each) when staging changelog files, and when
+    # the job reads them itself (a file job's changelog, a stream's snapshot).
     chunk_lines: int = setting(5000, minimum=1)
     # Longest (processing-time) wait for metadata before attributing with what is known.
     max_wait_seconds: int = setting(600, minimum=1)
     # How often waiting flow groups check whether the metadata caught up with them.
     poll_interval_ms: int = setting(1000, minimum=1)
-    # Ownership ranges that ended this long before the metadata watermark are forgotten.
+    # Ownership ranges that ended this long before the lower of the metadata and flow
+    # watermarks are forgotten.
     retention_seconds: int = setting(7200, minimum=1)
     # AWS's published ip-ranges.json (a path or s3:// URL): names public addresses without an
     # owner aws:<service>:<region> instead of internet. Empty: not used.
     ip_ranges: str = ""
-    # Longer changelog lines are dead-lettered with an excerpt.
+    # Longer changelog lines are dead-lettered with an excerpt (bytes when staged by a replay,
+    # characters where the job reads the lines itself).
     max_line_bytes: int = setting(8192, minimum=1)
     # An event (change or HEARTBEAT) with a ts more than this after its delivery time (Kinesis
     # arrival, a file's modification time) is dead-lettered: it would move the metadata clock.

@@ -3,7 +3,8 @@
 The service writes the application's property groups to /etc/flink/application_properties.json;
 elsewhere (a laptop, a test) the same file shape is read from a path given. Groups:
 
-- the config sections of job.config (`job`, `flows`, `metadata`, `outputs`, `security`);
+- the config sections of job.config (`job`, `flows`, `metadata`, `outputs`, `security`,
+  `kinesis`);
 - `io`: where the job reads and writes (IoSection below);
 - `kinesis.analytics.flink.run.options`: the service's own (where main.py and the jar are in
   the zip); read by the service, ignored here.
@@ -27,7 +28,7 @@ class IoSection:
     # Flow input, as flows_layout says; not used when kinesis.flow_streams names the flow
     # streams (the streaming job).
     flows: str = ""
-    # Changelog events (JSON Lines, in order), a file or folder.
+    # Changelog events (JSON Lines), a file or a folder read in the order of its files' paths.
     metadata: str = ""
     # Output folder: aggregates/, enriched/, ... as in docs/outputs.md.
     output: str = ""

@@ -64,9 +64,11 @@ class MetaEventError(ValueError):
 # event far ahead would move the metadata clock for good.
 EARLIEST_TS_MS = EARLIEST_START * 1000
 LATEST_TS_MS = LATEST_START * 1000
-# What job.replay stages a changelog file into: {"staged": STAGED, "source": path, "first_line":
-# n, "not_after": the file's modification time, "lines": [...] (blank lines kept, for numbering),
-# "long": [[position, excerpt]] of lines longer than metadata.max_line_bytes, blank in "lines"}.
+# A staged chunk of changelog lines, as job.replay stages a changelog file and the JVM's readers
+# send a file's or a stream record's lines (connectors/jvm StagedChangelog): {"staged": STAGED,
+# "source": path or record, "first_line": n, "not_after": the file's modification time, "lines":
+# [...] (blank lines kept, for numbering), "long": [[position, excerpt]] of lines longer than
+# metadata.max_line_bytes, blank in "lines"}; the JVM's without "long" (it cuts such a line).
 STAGED = "changelog"
 
 
@@ -87,8 +89,9 @@ class RecordLines:
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
-    """The changelog lines a record holds: a file chunk staged by job.replay (STAGED) or text of
-    one or many lines (a stream record)."""
+    """The changelog lines a record holds: a staged chunk (STAGED: job.replay's, or the JVM's
+    readers' of a file or a stream record) or text of one or many lines (a line of a file read
+    as it is)."""
     if record.startswith("{") and STAGED in record[:40]:
         try:
             doc = json.loads(record)
@@ -672,8 +675,8 @@ def apply_events(events, index: "OwnershipIndex", clock: "MetadataClock",
 class MetadataClock:
     """How far the metadata changelog is known to be complete.
 
-    watermark = max(latest change ts - out_of_orderness, latest HEARTBEAT ts). A change older
-    than the watermark when it arrives is late: it is applied, but flows already attributed
+    watermark = max(latest change ts - out_of_orderness, latest HEARTBEAT ts). A change at or
+    before the watermark when it arrives is late: it is applied, but flows already attributed
     are not revisited.
     """
 

@@ -100,7 +100,7 @@ COUNTS_STAGE = Field("stage", STRING, "parse, metadata or attribute")
 COUNTERS = (
     "records_in",             # input records (envelopes / file chunks)
     "records_skipped",        # CloudWatch CONTROL_MESSAGE envelopes
-    "records_repeated",       # Kinesis records equal to one their shard delivered just before
+    "records_repeated",       # Kinesis records equal to one their shard delivered in the window
     "lines_in",               # flow log lines seen
     "flows_parsed",
     "no_data",                # NODATA lines

@@ -191,3 +191,36 @@ def test_a_changelog_event_far_after_the_flows_moves_no_clock(inputs, tmp_path, 
     assert counts["metadata_after_flows"] == 2 and counts["metadata_late"] == 0
     assert counts["flows_aggregated"] == out.flows
     assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_folder_of_changelog_files_as_the_publisher_writes_them(inputs, tmp_path,
+                                                                  parallelism):
+    """A cluster's or Managed Flink's file job reads its changelog (io.metadata) as it is, not
+    staged: a folder of JSON Lines files, read in the order of their paths (Flink's own order
+    is none: a change read before the changes it follows would be late), in chunks of
+    metadata.chunk_lines lines, a bad line's dead letter naming its file and line."""
+    flows, out, _, _ = inputs
+    with open(out.metadata_file, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    folder = tmp_path / "changelog"
+    folder.mkdir()
+    parts = 8
+    size = -(-len(lines) // parts)
+    for n in reversed(range(parts)):
+        part = lines[n * size:(n + 1) * size]
+        if n == 5:
+            part.insert(3, "{not json\n")
+        (folder / f"part-{n:02d}.jsonl").write_text("".join(part), encoding="utf-8")
+    config = _config(parallelism).replace(metadata={"chunk_lines": 40})
+    _direct(flows[:1], str(folder), str(tmp_path / "out"), config)
+
+    assert job_aggregates(str(tmp_path / "out")) == \
+        reference.aggregates(flows[:1], [out.metadata_file])
+    counts = total_counts(str(tmp_path / "out"))
+    assert counts["flows_aggregated"] == out.flows
+    assert counts["metadata_late"] == 0 and counts["flows_late"] == 0
+    dead = [d for d in read_records(str(tmp_path / "out"), "dead_letter")
+            if d["stage"] == "metadata"]
+    assert [(d["reason"], d["source"]) for d in dead] == [
+        ("not_json", f"{folder / 'part-05.jsonl'}:4")]

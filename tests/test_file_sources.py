@@ -3,6 +3,7 @@ LineBytes): the same lines, cut where Flink's text line format cuts them, whatev
 endings, lengths and buffer boundaries; the flow-file gate reads a changelog line's time from
 its bytes (ChangelogTimestamps)."""
 import json
+import os
 import random
 
 import pytest
@@ -10,6 +11,7 @@ from pyflink.common import Types
 
 from flowdredge.connectors.files import _text_lines
 from flowdredge.connectors.jars import adapter_jars
+from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config
 from flowdredge.job.flink.run import make_env
@@ -289,19 +291,18 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
         changelog).getClass().getSimpleName() == "KinesisStreamsSourceBuilder"
 
 
-def _snapshot_chunks(path, max_lines: int, max_chars: int) -> list:
-    """What the snapshot's source (connectors/jvm LineChunks) sends the changelog parse."""
+def _changelog_chunks(path, max_lines: int, max_chars: int, label: str = "",
+                      max_line_chars: int = 8192) -> list:
+    """What the job's own changelog source (connectors/jvm ChangelogFiles: a stream's snapshot,
+    a file job's changelog) sends the changelog parse."""
     from pyflink.common.watermark_strategy import WatermarkStrategy
-    from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
-                                                           StreamFormat)
+    from pyflink.datastream.connectors.base import Source
     env = make_env(Config())
     env.set_parallelism(1)
     add_jars(env, adapter_jars())
-    source = (FileSource.for_record_stream_format(
-        StreamFormat(jvm().io.flowdredge.files.LineChunks(max_lines, max_chars)), str(path))
-        .set_file_enumerator(FileEnumeratorProvider.default_non_splittable_file_enumerator())
-        .build())
-    with env.from_source(source, WatermarkStrategy.no_watermarks(), "snapshot",
+    source = Source(jvm().io.flowdredge.files.ChangelogFiles.text(
+        flink_uri(str(path)), max_lines, max_chars, max_line_chars, label))
+    with env.from_source(source, WatermarkStrategy.no_watermarks(), "changelog",
                          Types.STRING()).execute_and_collect() as seen:
         return list(seen)
 
@@ -311,31 +312,74 @@ def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_i
     """A snapshot (kinesis.metadata_snapshot) reaches the changelog parse in chunks of lines
     (connectors/jvm LineChunks), each a staged chunk numbered from its first line's place in
     the file: a bad line's dead letter names the snapshot and the line."""
-    from flowdredge.connectors.kinesis.client import Streams
-    from flowdredge.connectors.kinesis.flink import kinesis_sources
-    from flowdredge.connectors.kinesis.settings import KinesisSection
     from flowdredge.job.ownership import parse_chunk
     lines = [json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": f"10.0.0.{i}",
                          "app": f'a"\\{i}'}) for i in range(7)]
     lines[4] = "{not json"
     path = tmp_path / "snapshot.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    chunks = _snapshot_chunks(path, 3, 1 << 20)
+    # A byte-order mark (an editor's) is not part of the first line.
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    chunks = _changelog_chunks(path, 3, 1 << 20, "metadata snapshot ")
     staged = [json.loads(chunk) for chunk in chunks]
     assert [(c["first_line"], c["lines"]) for c in staged] == [
         (1, lines[0:3]), (4, lines[3:6]), (7, lines[6:])]
+    # Bounded by the file's modification time, as a replay's staging bounds it.
+    assert {c["not_after"] for c in staged} == {int(os.path.getmtime(path))}
     # Cut by characters as before chunks were staged: while the lines joined by newlines are
     # shorter than the limit (a restore skips as many chunks as were emitted).
     ten = tmp_path / "ten.jsonl"
     ten.write_text("x" * 10 + "\n" + "\n".join(["y" * 10] * 6))
-    assert [json.loads(chunk)["first_line"] for chunk in _snapshot_chunks(ten, 100, 22)] == [
+    assert [json.loads(chunk)["first_line"] for chunk in _changelog_chunks(ten, 100, 22)] == [
         1, 4, 7]
-    label = kinesis_sources(KinesisSection(metadata_snapshot=str(path)),
-                            Streams(flows=(), metadata="arn:aws:kinesis:r:1:stream/meta")
-                            ).metadata_source
-    assert label == f"metadata snapshot {path}"
-    parsed = [parse_chunk(chunk, source=label) for chunk in chunks]
+    parsed = [parse_chunk(chunk) for chunk in chunks]
     assert sum(len(p.events) for p in parsed) == 6
-    assert [location for p in parsed for _, location, _ in p.rejected] == [f"{label}:5"]
-    assert kinesis_sources(KinesisSection(), Streams(
-        flows=(), metadata="arn:aws:kinesis:r:1:stream/meta")).metadata_source == "kinesis:meta"
+    assert [location for p in parsed for _, location, _ in p.rejected] == [
+        f"metadata snapshot {path}:5"]
+
+
+def test_a_folder_of_changelog_files_is_read_in_the_order_of_their_paths(tmp_path):
+    """Flink's own split assigner hands a folder's files out in no fixed order; a changelog's
+    order decides its owners. Each file's chunks name the file; a file job.replay staged
+    already goes on a line at a time, as it was staged."""
+    from flowdredge.job.replay import stage_metadata
+    folder = tmp_path / "changelog"
+    (folder / "b").mkdir(parents=True)
+    names = ["b/07", "03", "b/10", "01", "b/02", "09", "05", "08", "04", "06"]
+    for name in names:
+        (folder / name).write_text(json.dumps({"type": "HEARTBEAT", "ts": 1767225600000})
+                                   + "\n")
+    raw = stage_metadata([str(folder / "03")], str(tmp_path / "staged.jsonl"))
+    assert raw == 1
+    (folder / "00-staged").write_bytes((tmp_path / "staged.jsonl").read_bytes() * 2)
+    chunks = _changelog_chunks(folder, 100, 1 << 20)
+    sources = [json.loads(chunk)["source"] for chunk in chunks]
+    assert sources == [str(folder / "03")] * 2 + [
+        str(folder / name) for name in sorted(names)]
+    assert chunks[0] == chunks[1] == (tmp_path / "staged.jsonl").read_text().strip()
+
+
+def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_path):
+    """Lines end at "\\n" less a "\\r" before it, as job.replay stages a changelog (a lone
+    "\\r" may sit between JSON values); a line longer than metadata.max_line_bytes is cut to
+    one character more, never held whole, and the parse dead-letters it as too long, as the
+    replay does the whole line."""
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    event = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "a"})
+    lone = event.replace(", ", ",\r")
+    text = (event + "\r\n" + lone + "\n" + "x" * 5000 + "\r\n" + "y" * 100 + "\r\n"
+            + "z" * 101 + "\r\n\n" + event + "\r")
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes(text.encode())
+    chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=100)
+    assert json.loads(chunk)["lines"] == [event, lone, "x" * 101, "y" * 100, "z" * 101, "",
+                                          event]
+    limits = MetaLimits(max_line_bytes=100)
+    parsed = parse_chunk(chunk, limits=limits)
+    assert len(parsed.events) == 3
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=100)
+    staged = parse_chunk((tmp_path / "staged.jsonl").read_text(), limits=limits)
+    assert sorted((where, reason) for reason, where, _ in parsed.rejected) == \
+        sorted((where, reason) for reason, where, _ in staged.rejected) == [
+            (f"{path}:3", "line_too_long"), (f"{path}:4", "not_json"),
+            (f"{path}:5", "line_too_long")]

@@ -7,11 +7,12 @@ shard delivered just before (a producer's retry), and the record's arrival time 
 timestamp. The records are spread over the parse instances; before each, ShardBatches
 (connectors/jvm/src) gathers a shard's records into one element: Row(stream, shard, records,
 repeats), each record a Row(data, sequence, arrival ms).
-The changelog: an optional snapshot file read to its end in chunks of lines numbered by their
-place in the file (LineChunks), then the metadata stream, each record a chunk of its lines that
-names the record (ChangelogRecords), both staged chunks of job.ownership (a HybridSource), at
-parallelism 1 because its order matters. Outputs to Kinesis (aggregates,
-security events) are written in the JVM, at least once, each row with a `dedup_key`.
+The changelog: an optional snapshot, a file or a folder read to its end in chunks of lines
+named by their file and numbered by their place in it (ChangelogFiles), then the metadata
+stream, each record a chunk of its lines that names the record (ChangelogRecords), both staged
+chunks of job.ownership (a HybridSource), at parallelism 1 because its order matters. Outputs
+to Kinesis (aggregates, security events) are written in the JVM, at least once, each row with
+a `dedup_key`.
 """
 import dataclasses
 import datetime
@@ -20,16 +21,14 @@ from pyflink.common import Configuration, Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream import DataStream
 from pyflink.datastream.connectors import Source
-from pyflink.datastream.connectors.file_system import (FileEnumeratorProvider, FileSource,
-                                                       StreamFormat)
 from pyflink.datastream.connectors.hybrid_source import HybridSource
 from pyflink.table import StreamTableEnvironment
 from pyflink.table.expressions import call_sql, col
 
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.kinesis.client import Streams, client_properties
-from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels, stream_name
-from flowdredge.connectors.s3 import flink_uri
+from flowdredge.connectors.files import changelog_files
+from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
                                            java_operator, jvm,
                                            windowed_uid)
@@ -97,12 +96,8 @@ def shard_batches(records: DataStream, kin: KinesisSection) -> DataStream:
         kin.batch_records, kin.batch_bytes, kin.batch_wait_ms)).uid("shard-batches")
 
 
-# A chunk of the snapshot also ends at this many characters: one Python call's value, bounded
-# whatever the lines' length.
-SNAPSHOT_CHUNK_CHARS = 1 << 20
-
-
-def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int):
+def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int,
+                      max_line_chars: int):
     # Each record as a staged chunk naming its shard and sequence number (connectors/jvm
     # ChangelogRecords): a dead letter names the record that holds it.
     stream = _kinesis_source(arn, _source_config(kin, kin.metadata_start_position,
@@ -110,13 +105,8 @@ def _metadata_records(env, kin: KinesisSection, arn: str, chunk_lines: int):
                              jvm().io.flowdredge.kinesis.ChangelogRecords())
     if kin.metadata_snapshot:
         # In chunks of lines: one Python call per chunk, as for the replay's changelog.
-        chunks = StreamFormat(jvm().io.flowdredge.files.LineChunks(chunk_lines,
-                                                                   SNAPSHOT_CHUNK_CHARS))
-        snapshot = (FileSource.for_record_stream_format(chunks,
-                                                        flink_uri(kin.metadata_snapshot))
-                    .set_file_enumerator(
-                        FileEnumeratorProvider.default_non_splittable_file_enumerator())
-                    .build())
+        snapshot = changelog_files(kin.metadata_snapshot, chunk_lines, max_line_chars,
+                                   label="metadata snapshot ", as_bytes=False)
         source, name = HybridSource.builder(snapshot).add_source(stream).build(), \
             "metadata snapshot, then stream"
     else:
@@ -135,17 +125,16 @@ def local_endpoint_workarounds(kin: KinesisSection) -> None:
 
 
 def kinesis_sources(kin: KinesisSection, streams: Streams, flow_shards=(),
-                    snapshot_chunk_lines: int = 5000) -> Sources:
+                    snapshot_chunk_lines: int = 5000,
+                    snapshot_max_line_chars: int = 8192) -> Sources:
     """`flow_shards`: (stream ARN, shard id) of the flow streams now (client.shards);
-    `snapshot_chunk_lines`: lines of `kin.metadata_snapshot` per chunk (metadata.chunk_lines)."""
+    `snapshot_chunk_lines`: lines of `kin.metadata_snapshot` per chunk (metadata.chunk_lines),
+    `snapshot_max_line_chars`: its lines cut after (metadata.max_line_bytes)."""
     return Sources(flows=lambda env: _flow_records(env, kin, streams.flows),
                    metadata=lambda env: _metadata_records(env, kin, streams.metadata,
-                                                          snapshot_chunk_lines),
+                                                          snapshot_chunk_lines,
+                                                          snapshot_max_line_chars),
                    flow_shards=tuple(flow_shards),
-                   # The stream's records name their own place (ChangelogRecords).
-                   metadata_source=(f"metadata snapshot {kin.metadata_snapshot}"
-                                    if kin.metadata_snapshot
-                                    else f"kinesis:{stream_name(streams.metadata)}"),
                    metadata_snapshot_first=bool(kin.metadata_snapshot))
 
 

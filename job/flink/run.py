@@ -129,7 +129,8 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
         f"flow file's delivery stamp or modification time, plus flows.max_ahead_seconds): "
         f"changelog events from then on are not read")
     sources = aws_file_sources(files, metadata, delivery_stamps_ms(files),
-                               config.metadata.out_of_orderness_seconds * 1000, end)
+                               config.metadata.out_of_orderness_seconds * 1000, end,
+                               config.metadata.chunk_lines, config.metadata.max_line_bytes)
     return build_job(config, sources, _file_sinks(config, output_dir),
                      **options)
 
@@ -179,7 +180,8 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     local_endpoint_workarounds(config.kinesis)
     return build_job(config,
                      kinesis_sources(config.kinesis, streams, shards(kinesis, streams.flows),
-                                     config.metadata.chunk_lines),
+                                     config.metadata.chunk_lines,
+                                     config.metadata.max_line_bytes),
                      with_kinesis_outputs(_file_sinks(config, output_dir), config.kinesis,
                                           streams),
                      flink_options, checkpoint_dir,

@@ -3,10 +3,14 @@ package io.flowdredge.files;
 /**
  * Changelog lines as one staged chunk, the JSON document job.ownership's changelog_lines reads
  * (job.replay stages a changelog file the same way): {"staged": "changelog", "source": ...,
- * "first_line": N, "lines": [...]}. A dead letter of its parse names the source and the line's
- * number, the chunk's first line being number N.
+ * "not_after": ..., "first_line": N, "lines": [...]}, source and not_after optional. A dead
+ * letter of its parse names the source and the line's number, the chunk's first line being
+ * number N.
  */
 public final class StagedChangelog {
+    /** No time known. */
+    public static final long NO_TIME = Long.MIN_VALUE;
+
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
     private final StringBuilder json;
@@ -14,14 +18,23 @@ public final class StagedChangelog {
 
     /** `source` null: the parse step's own name for the input. */
     public StagedChangelog(String source, long firstLine, int expectedChars) {
+        this(source, firstLine, NO_TIME, expectedChars);
+    }
+
+    /** `notAfter`: epoch seconds no event of the lines can be after (a file's modification
+     * time), or NO_TIME. */
+    public StagedChangelog(String source, long firstLine, long notAfter, int expectedChars) {
         // Room for the lines and their escapes: a publisher's line escapes about a fifth of
         // its characters (its quotes), so the builder rarely grows.
-        json = new StringBuilder(expectedChars + expectedChars / 4 + 160);
+        json = new StringBuilder(expectedChars + expectedChars / 4 + 180);
         json.append("{\"staged\": \"changelog\", ");
         if (source != null) {
             json.append("\"source\": ");
             quote(source);
             json.append(", ");
+        }
+        if (notAfter != NO_TIME) {
+            json.append("\"not_after\": ").append(notAfter).append(", ");
         }
         json.append("\"first_line\": ").append(firstLine).append(", \"lines\": [");
     }
