@@ -72,6 +72,12 @@ def render(summary: dict, output_dir: str) -> str:
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:
         lines.append(dead_letter_reasons(c))
+    if c["metadata_dead_letter_ts_out_of_range"]:
+        # The bound a user least expects: a changelog file touched, copied or written with an
+        # old modification time refuses every change after it.
+        lines.append("metadata ts_out_of_range: a ts (epoch milliseconds) outside 2010..2100, "
+                     "or more than metadata.max_ahead_seconds after its record's arrival or "
+                     "its file's modification time")
     if c["unknown_fields_ignored"]:
         lines.append(f"values of header fields this release does not know, dropped: "
                      f"{c['unknown_fields_ignored']:,} (flows.strict: true names the field "
