@@ -29,6 +29,7 @@ import calendar
 import functools
 import gzip
 import json
+import math
 import os
 import re
 import shutil
@@ -180,9 +181,11 @@ def unique_files(paths) -> tuple:
 
 
 def _lines(fh, max_line: int):
-    """(line number, text, None) per line of a binary file, without its line end, or
-    (line number, None, first bytes) for a line longer than `max_line`: such a line is read
-    through, never held."""
+    """(line number, text, None) per line of a binary file that holds more than white space,
+    without its line end, or (line number, None, first bytes) for a line longer than `max_line`:
+    such a line is read through, never held. Blank lines are passed over, the numbers counting
+    them; a run of them a buffer at a time (fh.peek), not a line at a time: a gzip file of
+    102 KB, a header and 100 MiB of newlines, took 78 s."""
     number = 0
     while True:
         raw = fh.readline(max_line + 2)
@@ -190,18 +193,34 @@ def _lines(fh, max_line: int):
             return
         number += 1
         ended = raw.endswith(b"\n")
+        if ended and raw.isspace():
+            ahead = fh.peek(1)
+            run = _BLANK_LINES.match(ahead)
+            if run:
+                number += ahead.count(b"\n", 0, run.end())
+                fh.read(run.end())
+            continue
         body = raw[:-1] if ended else raw
         if body.endswith(b"\r"):
             body = body[:-1]
         if len(body) > max_line:
+            blank = body.isspace()   # blank however long, as in a run of them
             while not ended:
                 more = fh.readline(1 << 20)
                 if not more:
                     break
                 ended = more.endswith(b"\n")
-            yield number, None, body[:EXCERPT_CHARS]
+                blank = blank and more.isspace()
+            if not blank:
+                yield number, None, body[:EXCERPT_CHARS]
         else:
-            yield number, body.decode("utf-8", "replace"), None
+            text = body.decode("utf-8", "replace")
+            if text.strip():
+                yield number, text, None
+
+
+# Blank lines (ASCII white space) up to the last line end among them.
+_BLANK_LINES = re.compile(rb"\s*\n")
 
 
 def _open(path):
@@ -416,10 +435,8 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             if line is None:
                 record = {"source": f"{path}:{number}", "error": "too_large",
                           "excerpt": excerpt(head)}
-            elif line.strip():
-                record = _record(path, f"{path}:{number}", line.strip(), modified)
             else:
-                continue
+                record = _record(path, f"{path}:{number}", line.strip(), modified)
             stats.records += 1
             yield record
         return
@@ -461,26 +478,33 @@ def _header_format(header, head, flows) -> FlowFormat:
 
 
 class _Chunk:
-    """Lines of one S3 file on their way to a staged chunk; blank lines are kept (as "") so
-    that a line's position gives its line number."""
+    """Lines of one file (an S3 flow file, a changelog) on their way to a staged chunk. A chunk
+    starts and ends with a line that holds something; the blank lines between are kept (as "")
+    so that a line's position gives its line number, those between chunks left out (a run of
+    them made chunks of nothing else)."""
 
     def __init__(self, base, max_lines, max_bytes):
         self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
         self.first, self.lines, self.long, self.size = None, [], [], 0
 
     def add(self, number, line, head, stats):
-        """Adds a line; returns the chunk it completed (a record), if any."""
+        """Adds a line (`number` past the last one's: blank lines between); returns the chunk it
+        completed (a record), if any."""
         size = len(line) + 1 if line is not None else 1
+        blank = number - self.first - len(self.lines) if self.lines else 0
         full = None
-        if self.lines and (len(self.lines) >= self.max_lines or self.size + size > self.max_bytes):
+        if self.lines and (len(self.lines) + blank >= self.max_lines
+                           or self.size + blank + size > self.max_bytes):
             full = self.flush(stats)
+            blank = 0
         if self.first is None:
             self.first = number
+        self.lines += [""] * blank
         if line is None:
             self.long.append([len(self.lines), excerpt(head)])
             line = ""
         self.lines.append(line)
-        self.size += size
+        self.size += blank + size
         return full
 
     def flush(self, stats):
@@ -637,31 +661,16 @@ def stage_metadata(paths, staged_path: str,
 
 
 def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
-    n = 0
+    stats = StageStats()
     base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
-    first, lines, long = None, [], []
-
-    def flush():
-        if lines:
-            record = {**base, "first_line": first, "lines": lines}
-            if long:
-                record["long"] = long
-            _write(out, record)
-
+    # No bound in bytes: chunk_lines lines of max_line_bytes at most.
+    chunk = _Chunk(base, chunk_lines, math.inf)
     with _open(path) as fh:
         for number, line, head in _lines(fh, max_line_bytes):
-            if line is not None and not line.strip():
-                line = ""
-            else:
-                n += 1
-            if len(lines) >= chunk_lines:
-                flush()
-                first, lines, long = None, [], []
-            if first is None:
-                first = number
-            if line is None:
-                long.append([len(lines), excerpt(head)])
-                line = ""
-            lines.append(line)
-        flush()
-    return n
+            full = chunk.add(number, line, head, stats)
+            if full is not None:
+                _write(out, full)
+        last = chunk.flush(stats)
+        if last is not None:
+            _write(out, last)
+    return stats.lines
