@@ -464,9 +464,15 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
 
 
 def _header_format(header, head, flows) -> FlowFormat:
+    first = head or header.encode("utf-8")
+    # Lines ending in a lone \r (old Mac line ends) read as one line, the header and the
+    # values after it: its names were all there, the values taken for unknown fields, and the
+    # file gave nothing. No header holds a \r within it.
+    if b"\r" in first:
+        raise _BadFile("bad_header", "a carriage return (\\r) within the first line: lines "
+                       "ending in \\r alone (old Mac line ends) are not read as lines", first)
     if header is None or len(header) > flows.max_line_bytes:
-        raise _BadFile("bad_header", "first line is too long for a header",
-                       head or header.encode("utf-8"))
+        raise _BadFile("bad_header", "first line is too long for a header", first)
     if len(header.split()) > flows.max_fields_per_line:
         raise _BadFile("bad_header", f"header names more than flows.max_fields_per_line "
                        f"({flows.max_fields_per_line}) fields", header.encode("utf-8"))

@@ -9,9 +9,9 @@ from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events,
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
-from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
-                                   flows_end, read_flow_file, stage_flows, stage_metadata,
-                                   unique_files)
+from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, StageStats, delivery_order,
+                                   delivery_stamps_ms, flows_end, read_flow_file, stage_flows,
+                                   stage_metadata, unique_files)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -399,3 +399,27 @@ def test_line_numbers_hold_across_blank_lines_of_every_kind(tmp_path, compress):
     expected = {n: "long" if len(line) > 8192 else line
                 for n, line in enumerate(text, 1) if n > 1 and line.strip()}
     assert read == expected
+
+
+def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_path):
+    """Read as one line, its header and values: the values were taken for unknown fields,
+    the header accepted, and the file vanished with nothing counted."""
+    mac = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_mac.log.gz"
+    mac.write_bytes(gzip.compress("\r".join([HEADER, LINE, LINE, ""]).encode()))
+    stats = StageStats()
+    (dead,) = read_flow_file(str(mac), 10, stats=stats)
+    assert dead["error"] == "bad_header" and (HEADER + "\\r2 1 eni-1") in dead["excerpt"]
+    assert stats.dead_files == [(str(mac), "bad_header", "a carriage return (\\r) within the "
+                                 "first line: lines ending in \\r alone (old Mac line ends) are "
+                                 "not read as lines")]
+    assert not stats.unknown_fields
+    with pytest.raises(InputError, match="carriage return"):
+        list(read_flow_file(str(mac), 10, FlowsSection(strict=True)))
+    # Longer than a header may be, too; lines ending in \r\n are read as ever.
+    mac.write_bytes(("\r".join([HEADER] + [LINE] * 1000)).encode())
+    assert [r["error"] for r in read_flow_file(str(mac), 10, stats=stats)] == ["bad_header"]
+    assert stats.dead_files[-1][2].startswith("a carriage return")
+    windows = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_crlf.log"
+    windows.write_bytes(("\r\n".join([HEADER, LINE, LINE, ""])).encode())
+    (chunk,) = read_flow_file(str(windows), 10)
+    assert chunk["lines"] == [LINE, LINE]
