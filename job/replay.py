@@ -673,6 +673,11 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     chunk = _Chunk(base, chunk_lines, math.inf)
     with _open(path) as fh:
         for number, line, head in _lines(fh, max_line_bytes):
+            if number == 1 and line is not None:
+                # A byte-order mark (a file saved by an editor) is not part of the first event.
+                line = line.removeprefix("\ufeff")
+                if not line.strip():
+                    continue
             full = chunk.add(number, line, head, stats)
             if full is not None:
                 _write(out, full)

@@ -114,6 +114,22 @@ def test_a_run_of_blank_lines_in_a_changelog_makes_no_chunk(tmp_path):
                                                        (2 + (1 << 20), ['{"a":2}'])]
 
 
+
+@pytest.mark.parametrize("bom", ["\ufeff", "\ufeff\n"])
+def test_a_byte_order_mark_before_a_changelog_is_not_part_of_its_first_event(tmp_path, bom):
+    """It made the first event not_json."""
+    events = [_change(0, "10.0.0.1"), _change(1, "10.0.0.2")]
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(bom + "\n".join(events) + "\n", encoding="utf-8")
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(changes)], str(staged)) == 2
+    (record,) = staged.read_text(encoding="utf-8").splitlines()
+    chunk = changelog_lines(record)
+    assert (chunk.first_line, chunk.lines) == (1 + bom.count("\n"), events)
+    parsed = parse_chunk(record)
+    assert len(parsed.events) == 2 and not parsed.rejected
+
+
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 
 
