@@ -26,8 +26,10 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
+import contextlib
 import functools
 import gzip
+import io
 import json
 import math
 import os
@@ -223,10 +225,36 @@ def _lines(fh, max_line: int):
 _BLANK_LINES = re.compile(rb"\s*\n")
 
 
+@contextlib.contextmanager
 def _open(path):
+    """A binary file, gzip or not by its first bytes, opened once: a FIFO (`<(zcat ...)`,
+    /dev/stdin) cannot be opened again, nor sought back to the bytes looked at."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+        if fh.seekable():
+            fh.seek(0)
+            stream = fh
+        else:
+            stream = io.BufferedReader(_Unread(magic, fh))
+        with (gzip.GzipFile(fileobj=stream) if magic == GZIP_MAGIC else stream) as reader:
+            yield reader
+
+
+class _Unread(io.RawIOBase):
+    """A stream that cannot seek, with the bytes read from its start given again first."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = head, stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if not self.head:
+            return self.stream.readinto(buffer)
+        n = min(len(buffer), len(self.head))
+        buffer[:n], self.head = self.head[:n], self.head[n:]
+        return n
 
 
 def _looks_like_base64(line: str) -> bool:
@@ -653,7 +681,8 @@ def stage_metadata(paths, staged_path: str,
             if os.path.isdir(path):
                 raise InputError(f"{path}: a folder; --metadata takes the changelog's files, "
                                  f"in order (a snapshot, then the changes)")
-            if not os.path.isfile(path):
+            # A FIFO or /dev/stdin too (`--metadata <(zcat changes.jsonl.gz)`): read once.
+            if not os.path.exists(path):
                 raise InputError(f"{path}: no such metadata file")
             if os.path.realpath(path) in seen:
                 continue
@@ -668,7 +697,12 @@ def stage_metadata(paths, staged_path: str,
 
 def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     stats = StageStats()
-    base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
+    base = {"staged": STAGED, "source": path}
+    info = os.stat(path)
+    # A FIFO's modification time is when it was made or last written, which bounds none of
+    # the events still to come through it: nothing bounds them but the flows' end.
+    if stat.S_ISREG(info.st_mode):
+        base["not_after"] = int(info.st_mtime)
     # No bound in bytes: chunk_lines lines of max_line_bytes at most.
     chunk = _Chunk(base, chunk_lines, math.inf)
     with _open(path) as fh:

@@ -130,6 +130,43 @@ def test_a_byte_order_mark_before_a_changelog_is_not_part_of_its_first_event(tmp
     assert len(parsed.events) == 2 and not parsed.rejected
 
 
+
+def test_a_fifo_or_a_pipe_is_a_changelog_read_once(tmp_path):
+    """`--metadata <(zcat changes.jsonl.gz)` and /dev/stdin were refused: no such file."""
+    import threading
+    import time
+    events = [_change(0, "10.0.0.1"), _change(1, "10.0.0.2")]
+    data = ("\n".join(events) + "\n").encode()
+    fifo = tmp_path / "changes.fifo"
+    os.mkfifo(fifo)
+
+    def write():   # its first byte alone: the gzip magic comes in two reads
+        with open(fifo, "wb") as fh:
+            fh.write(gzip.compress(data)[:1])
+            fh.flush()
+            time.sleep(0.1)
+            fh.write(gzip.compress(data)[1:])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    read, written = os.pipe()   # what <(...) passes: /dev/fd/<n>
+    os.write(written, data)
+    os.close(written)
+    try:
+        staged = tmp_path / "staged.jsonl"
+        assert stage_metadata([str(fifo), f"/dev/fd/{read}"], str(staged), 5000) == 4
+    finally:
+        writer.join()
+        os.close(read)
+    chunks = [changelog_lines(r) for r in staged.read_text().splitlines()]
+    assert [(c.source, c.lines) for c in chunks] == [(str(fifo), events),
+                                                     (f"/dev/fd/{read}", events)]
+    # Their modification time bounds none of their events.
+    assert [c.not_after for c in chunks] == [None, None]
+    with pytest.raises(InputError, match="a folder"):
+        stage_metadata([str(tmp_path)], str(staged))
+
+
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 
 
