@@ -26,9 +26,12 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
+import contextlib
 import functools
 import gzip
+import io
 import json
+import math
 import os
 import re
 import shutil
@@ -180,9 +183,11 @@ def unique_files(paths) -> tuple:
 
 
 def _lines(fh, max_line: int):
-    """(line number, text, None) per line of a binary file, without its line end, or
-    (line number, None, first bytes) for a line longer than `max_line`: such a line is read
-    through, never held."""
+    """(line number, text, None) per line of a binary file that holds more than white space,
+    without its line end, or (line number, None, first bytes) for a line longer than `max_line`:
+    such a line is read through, never held. Blank lines are passed over, the numbers counting
+    them; a run of them a buffer at a time (fh.peek), not a line at a time: a gzip file of
+    102 KB, a header and 100 MiB of newlines, took 78 s."""
     number = 0
     while True:
         raw = fh.readline(max_line + 2)
@@ -190,24 +195,66 @@ def _lines(fh, max_line: int):
             return
         number += 1
         ended = raw.endswith(b"\n")
+        if ended and raw.isspace():
+            ahead = fh.peek(1)
+            run = _BLANK_LINES.match(ahead)
+            if run:
+                number += ahead.count(b"\n", 0, run.end())
+                fh.read(run.end())
+            continue
         body = raw[:-1] if ended else raw
         if body.endswith(b"\r"):
             body = body[:-1]
         if len(body) > max_line:
+            blank = body.isspace()   # blank however long, as in a run of them
             while not ended:
                 more = fh.readline(1 << 20)
                 if not more:
                     break
                 ended = more.endswith(b"\n")
-            yield number, None, body[:EXCERPT_CHARS]
+                blank = blank and more.isspace()
+            if not blank:
+                yield number, None, body[:EXCERPT_CHARS]
         else:
-            yield number, body.decode("utf-8", "replace"), None
+            text = body.decode("utf-8", "replace")
+            if text.strip():
+                yield number, text, None
 
 
+# Blank lines (ASCII white space) up to the last line end among them.
+_BLANK_LINES = re.compile(rb"\s*\n")
+
+
+@contextlib.contextmanager
 def _open(path):
+    """A binary file, gzip or not by its first bytes, opened once: a FIFO (`<(zcat ...)`,
+    /dev/stdin) cannot be opened again, nor sought back to the bytes looked at."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+        if fh.seekable():
+            fh.seek(0)
+            stream = fh
+        else:
+            stream = io.BufferedReader(_Unread(magic, fh))
+        with (gzip.GzipFile(fileobj=stream) if magic == GZIP_MAGIC else stream) as reader:
+            yield reader
+
+
+class _Unread(io.RawIOBase):
+    """A stream that cannot seek, with the bytes read from its start given again first."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = head, stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if not self.head:
+            return self.stream.readinto(buffer)
+        n = min(len(buffer), len(self.head))
+        buffer[:n], self.head = self.head[:n], self.head[n:]
+        return n
 
 
 def _looks_like_base64(line: str) -> bool:
@@ -416,10 +463,8 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             if line is None:
                 record = {"source": f"{path}:{number}", "error": "too_large",
                           "excerpt": excerpt(head)}
-            elif line.strip():
-                record = _record(path, f"{path}:{number}", line.strip(), modified)
             else:
-                continue
+                record = _record(path, f"{path}:{number}", line.strip(), modified)
             stats.records += 1
             yield record
         return
@@ -447,9 +492,15 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
 
 
 def _header_format(header, head, flows) -> FlowFormat:
+    first = head or header.encode("utf-8")
+    # Lines ending in a lone \r (old Mac line ends) read as one line, the header and the
+    # values after it: its names were all there, the values taken for unknown fields, and the
+    # file gave nothing. No header holds a \r within it.
+    if b"\r" in first:
+        raise _BadFile("bad_header", "a carriage return (\\r) within the first line: lines "
+                       "ending in \\r alone (old Mac line ends) are not read as lines", first)
     if header is None or len(header) > flows.max_line_bytes:
-        raise _BadFile("bad_header", "first line is too long for a header",
-                       head or header.encode("utf-8"))
+        raise _BadFile("bad_header", "first line is too long for a header", first)
     if len(header.split()) > flows.max_fields_per_line:
         raise _BadFile("bad_header", f"header names more than flows.max_fields_per_line "
                        f"({flows.max_fields_per_line}) fields", header.encode("utf-8"))
@@ -461,26 +512,33 @@ def _header_format(header, head, flows) -> FlowFormat:
 
 
 class _Chunk:
-    """Lines of one S3 file on their way to a staged chunk; blank lines are kept (as "") so
-    that a line's position gives its line number."""
+    """Lines of one file (an S3 flow file, a changelog) on their way to a staged chunk. A chunk
+    starts and ends with a line that holds something; the blank lines between are kept (as "")
+    so that a line's position gives its line number, those between chunks left out (a run of
+    them made chunks of nothing else)."""
 
     def __init__(self, base, max_lines, max_bytes):
         self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
         self.first, self.lines, self.long, self.size = None, [], [], 0
 
     def add(self, number, line, head, stats):
-        """Adds a line; returns the chunk it completed (a record), if any."""
+        """Adds a line (`number` past the last one's: blank lines between); returns the chunk it
+        completed (a record), if any."""
         size = len(line) + 1 if line is not None else 1
+        blank = number - self.first - len(self.lines) if self.lines else 0
         full = None
-        if self.lines and (len(self.lines) >= self.max_lines or self.size + size > self.max_bytes):
+        if self.lines and (len(self.lines) + blank >= self.max_lines
+                           or self.size + blank + size > self.max_bytes):
             full = self.flush(stats)
+            blank = 0
         if self.first is None:
             self.first = number
+        self.lines += [""] * blank
         if line is None:
             self.long.append([len(self.lines), excerpt(head)])
             line = ""
         self.lines.append(line)
-        self.size += size
+        self.size += blank + size
         return full
 
     def flush(self, stats):
@@ -623,7 +681,8 @@ def stage_metadata(paths, staged_path: str,
             if os.path.isdir(path):
                 raise InputError(f"{path}: a folder; --metadata takes the changelog's files, "
                                  f"in order (a snapshot, then the changes)")
-            if not os.path.isfile(path):
+            # A FIFO or /dev/stdin too (`--metadata <(zcat changes.jsonl.gz)`): read once.
+            if not os.path.exists(path):
                 raise InputError(f"{path}: no such metadata file")
             if os.path.realpath(path) in seen:
                 continue
@@ -637,31 +696,26 @@ def stage_metadata(paths, staged_path: str,
 
 
 def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
-    n = 0
-    base = {"staged": STAGED, "source": path, "not_after": int(os.path.getmtime(path))}
-    first, lines, long = None, [], []
-
-    def flush():
-        if lines:
-            record = {**base, "first_line": first, "lines": lines}
-            if long:
-                record["long"] = long
-            _write(out, record)
-
+    stats = StageStats()
+    base = {"staged": STAGED, "source": path}
+    info = os.stat(path)
+    # A FIFO's modification time is when it was made or last written, which bounds none of
+    # the events still to come through it: nothing bounds them but the flows' end.
+    if stat.S_ISREG(info.st_mode):
+        base["not_after"] = int(info.st_mtime)
+    # No bound in bytes: chunk_lines lines of max_line_bytes at most.
+    chunk = _Chunk(base, chunk_lines, math.inf)
     with _open(path) as fh:
         for number, line, head in _lines(fh, max_line_bytes):
-            if line is not None and not line.strip():
-                line = ""
-            else:
-                n += 1
-            if len(lines) >= chunk_lines:
-                flush()
-                first, lines, long = None, [], []
-            if first is None:
-                first = number
-            if line is None:
-                long.append([len(lines), excerpt(head)])
-                line = ""
-            lines.append(line)
-        flush()
-    return n
+            if number == 1 and line is not None:
+                # A byte-order mark (a file saved by an editor) is not part of the first event.
+                line = line.removeprefix("\ufeff")
+                if not line.strip():
+                    continue
+            full = chunk.add(number, line, head, stats)
+            if full is not None:
+                _write(out, full)
+        last = chunk.flush(stats)
+        if last is not None:
+            _write(out, last)
+    return stats.lines

@@ -9,9 +9,9 @@ from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events,
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
-from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, delivery_order, delivery_stamps_ms,
-                                   flows_end, read_flow_file, stage_flows, stage_metadata,
-                                   unique_files)
+from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, StageStats, delivery_order,
+                                   delivery_stamps_ms, flows_end, read_flow_file, stage_flows,
+                                   stage_metadata, unique_files)
 
 pytestmark = pytest.mark.unit
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -86,10 +86,11 @@ def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path
     (tmp_path / "snap.jsonl.gz").write_bytes(gzip.compress(b'{"a":1}\n{"a":2}'))
     (tmp_path / "changes.jsonl").write_text('{"a":3}\r\n\n  \n{"a":"\u2028"}\nnot json\n')
     mtime = int(os.path.getmtime(changes))
-    # (source, first line number, lines): blank lines kept, so positions give line numbers.
+    # (source, first line number, lines): blank lines kept within a chunk, so positions give
+    # line numbers; those between chunks left out.
     for size, chunks in [
-            (2, [(snap, 1, ['{"a":1}', '{"a":2}']), (changes, 1, ['{"a":3}', ""]),
-                 (changes, 3, ["", '{"a":"\u2028"}']), (changes, 5, ["not json"])]),
+            (2, [(snap, 1, ['{"a":1}', '{"a":2}']), (changes, 1, ['{"a":3}']),
+                 (changes, 4, ['{"a":"\u2028"}', "not json"])]),
             (9, [(snap, 1, ['{"a":1}', '{"a":2}']),
                  (changes, 1, ['{"a":3}', "", "", '{"a":"\u2028"}', "not json"])])]:
         staged = tmp_path / f"m{size}.jsonl"
@@ -100,6 +101,70 @@ def test_metadata_files_are_staged_in_order_in_chunks_with_line_numbers(tmp_path
         read = [changelog_lines(r) for r in records[:-1]]
         assert [(r.source, r.first_line, r.lines) for r in read] == chunks
         assert {r.not_after for r in read if r.source == changes} == {mtime}
+
+
+
+def test_a_run_of_blank_lines_in_a_changelog_makes_no_chunk(tmp_path):
+    changes = tmp_path / "changes.jsonl.gz"
+    changes.write_bytes(gzip.compress(b'{"a":1}\n' + b"\r\n" * (1 << 20) + b'{"a":2}\n\n'))
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(changes)], str(staged), 5000) == 2
+    read = [changelog_lines(r) for r in staged.read_text().splitlines()]
+    assert [(r.first_line, r.lines) for r in read] == [(1, ['{"a":1}']),
+                                                       (2 + (1 << 20), ['{"a":2}'])]
+
+
+
+@pytest.mark.parametrize("bom", ["\ufeff", "\ufeff\n"])
+def test_a_byte_order_mark_before_a_changelog_is_not_part_of_its_first_event(tmp_path, bom):
+    """It made the first event not_json."""
+    events = [_change(0, "10.0.0.1"), _change(1, "10.0.0.2")]
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(bom + "\n".join(events) + "\n", encoding="utf-8")
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(changes)], str(staged)) == 2
+    (record,) = staged.read_text(encoding="utf-8").splitlines()
+    chunk = changelog_lines(record)
+    assert (chunk.first_line, chunk.lines) == (1 + bom.count("\n"), events)
+    parsed = parse_chunk(record)
+    assert len(parsed.events) == 2 and not parsed.rejected
+
+
+
+def test_a_fifo_or_a_pipe_is_a_changelog_read_once(tmp_path):
+    """`--metadata <(zcat changes.jsonl.gz)` and /dev/stdin were refused: no such file."""
+    import threading
+    import time
+    events = [_change(0, "10.0.0.1"), _change(1, "10.0.0.2")]
+    data = ("\n".join(events) + "\n").encode()
+    fifo = tmp_path / "changes.fifo"
+    os.mkfifo(fifo)
+
+    def write():   # its first byte alone: the gzip magic comes in two reads
+        with open(fifo, "wb") as fh:
+            fh.write(gzip.compress(data)[:1])
+            fh.flush()
+            time.sleep(0.1)
+            fh.write(gzip.compress(data)[1:])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    read, written = os.pipe()   # what <(...) passes: /dev/fd/<n>
+    os.write(written, data)
+    os.close(written)
+    try:
+        staged = tmp_path / "staged.jsonl"
+        assert stage_metadata([str(fifo), f"/dev/fd/{read}"], str(staged), 5000) == 4
+    finally:
+        writer.join()
+        os.close(read)
+    chunks = [changelog_lines(r) for r in staged.read_text().splitlines()]
+    assert [(c.source, c.lines) for c in chunks] == [(str(fifo), events),
+                                                     (f"/dev/fd/{read}", events)]
+    # Their modification time bounds none of their events.
+    assert [c.not_after for c in chunks] == [None, None]
+    with pytest.raises(InputError, match="a folder"):
+        stage_metadata([str(tmp_path)], str(staged))
 
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
@@ -346,3 +411,68 @@ def test_blank_lines_before_the_header_or_the_first_record_are_passed_over(tmp_p
     stage_flows([str(s3_file), str(records_file)], str(staged), 10)
     assert [json.loads(line)["source"] for line in staged.read_text().splitlines()] == [
         f"{records_file}:3", str(s3_file)]
+
+
+def test_runs_of_blank_lines_are_passed_over_and_make_no_chunk(tmp_path):
+    """A header and 100 MiB of newlines, gzip of 100 KB, took 75 s: 20,972 chunks of blank
+    lines, a line at a time."""
+    s3_file = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    with gzip.open(s3_file, "wb") as fh:
+        fh.write(f"{HEADER}\n{LINE}\n\n{LINE}\n".encode() + b"\n" * (1 << 21)
+                 + f"{LINE}\n".encode() + b" \t\r\n" * 5000 + b"\r\n" + b"x" * 20 + b"\n\n")
+    chunks = list(read_flow_file(str(s3_file), 5000))
+    # Blank lines within a chunk are kept, those between chunks left out; numbers hold.
+    blank_end = 5 + (1 << 21)
+    assert [(c["first_line"], c["lines"]) for c in chunks] == [
+        (2, [LINE, "", LINE]), (blank_end, [LINE]), (blank_end + 5002, ["x" * 20])]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_line_numbers_hold_across_blank_lines_of_every_kind(tmp_path, compress):
+    """Runs of blank lines are counted a buffer at a time: across the buffers' ends, of white
+    space of every kind, with lines too long between (of white space alone: blank)."""
+    import random
+    rng = random.Random(7)
+    kinds = ["", "\r", " ", "\t \r", "\x0c", "\xa0"]
+    text = [HEADER]
+    for i in range(2000):
+        text += [rng.choice(kinds) for _ in range(rng.choice([0, 1, 2, 900]))]
+        text.append(("y" if i % 1000 else " ") * 9000 if i % 500 == 0 else f"line {i}")
+    data = ("\n".join(text) + "\n").encode()
+    path = tmp_path / "flows.log"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    read = {}
+    for chunk in read_flow_file(str(path), 50):
+        long = dict(chunk.get("long", []))
+        # A chunk starts and ends with a line that holds something.
+        assert all(chunk["lines"][i] or i in long for i in (0, len(chunk["lines"]) - 1))
+        for i, line in enumerate(chunk["lines"]):
+            if line or i in long:
+                read[chunk["first_line"] + i] = line or "long"
+    expected = {n: "long" if len(line) > 8192 else line
+                for n, line in enumerate(text, 1) if n > 1 and line.strip()}
+    assert read == expected
+
+
+def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_path):
+    """Read as one line, its header and values: the values were taken for unknown fields,
+    the header accepted, and the file vanished with nothing counted."""
+    mac = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_mac.log.gz"
+    mac.write_bytes(gzip.compress("\r".join([HEADER, LINE, LINE, ""]).encode()))
+    stats = StageStats()
+    (dead,) = read_flow_file(str(mac), 10, stats=stats)
+    assert dead["error"] == "bad_header" and (HEADER + "\\r2 1 eni-1") in dead["excerpt"]
+    assert stats.dead_files == [(str(mac), "bad_header", "a carriage return (\\r) within the "
+                                 "first line: lines ending in \\r alone (old Mac line ends) are "
+                                 "not read as lines")]
+    assert not stats.unknown_fields
+    with pytest.raises(InputError, match="carriage return"):
+        list(read_flow_file(str(mac), 10, FlowsSection(strict=True)))
+    # Longer than a header may be, too; lines ending in \r\n are read as ever.
+    mac.write_bytes(("\r".join([HEADER] + [LINE] * 1000)).encode())
+    assert [r["error"] for r in read_flow_file(str(mac), 10, stats=stats)] == ["bad_header"]
+    assert stats.dead_files[-1][2].startswith("a carriage return")
+    windows = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_crlf.log"
+    windows.write_bytes(("\r\n".join([HEADER, LINE, LINE, ""])).encode())
+    (chunk,) = read_flow_file(str(windows), 10)
+    assert chunk["lines"] == [LINE, LINE]
