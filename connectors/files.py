@@ -2,8 +2,10 @@
 from pyflink.common import Duration, Row, Types
 from pyflink.common.watermark_strategy import WatermarkStrategy
 from pyflink.datastream.connectors.file_system import (BucketAssigner, FileEnumeratorProvider,
-                                                       FileSink, FileSource, OutputFileConfig,
-                                                       RollingPolicy, StreamFormat)
+                                                       FileSink, FileSource,
+                                                       FileSplitAssignerProvider,
+                                                       OutputFileConfig, RollingPolicy,
+                                                       StreamFormat)
 from pyflink.datastream import MapFunction, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import Source
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
@@ -21,15 +23,19 @@ from flowdredge.schemas.outputs import AGGREGATE
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
                 follow_seconds: int = None, watermarks: WatermarkStrategy = None,
                 as_bytes: bool = False):
-    """One file read start to end by one reader: a split file can be read out of order.
-    With `follow_seconds` the source stays open, looking for new files that often.
+    """One file read start to end by one reader (a split file can be read out of order), the
+    files in the order of their paths (connectors/jvm PathOrder: Flink's own order is none; a
+    followed folder's files are named in the order fed, `feed-<epoch ms>`). With
+    `follow_seconds` the source stays open, looking for new files that often.
     `watermarks`: the source's own (by default none: the parse step assigns event time).
     `as_bytes`: each line as its bytes (connectors/jvm LineBytes), not as a str."""
     lines = StreamFormat(jvm().io.flowdredge.files.LineBytes()) if as_bytes else \
         StreamFormat.text_line_format()
     builder = (FileSource.for_record_stream_format(lines, flink_uri(path))
                .set_file_enumerator(
-                   FileEnumeratorProvider.default_non_splittable_file_enumerator()))
+                   FileEnumeratorProvider.default_non_splittable_file_enumerator())
+               .set_split_assigner(
+                   FileSplitAssignerProvider(jvm().io.flowdredge.files.PathOrder.provider())))
     if follow_seconds:
         builder = builder.monitor_continuously(Duration.of_seconds(follow_seconds))
     source = builder.build()

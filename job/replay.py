@@ -19,7 +19,8 @@ together as it does a file it reads itself. One staged line is one Python call i
 (job.parse.staged_records reads them all).
 
 Changelog files are staged, in the order given, into one file too: a reader must see the
-changelog in order, and Flink assigns the splits of several files in no fixed order. Each staged
+changelog in order, which may not be the order of the files' paths (the job's own reading of a
+folder, connectors/jvm ChangelogFiles). Each staged
 line holds up to `chunk_lines` changelog lines of one file (job.ownership.STAGED), one Python
 call in the job. A changelog file that cannot be read refuses the replay: its order and
 completeness decide every owner after it.

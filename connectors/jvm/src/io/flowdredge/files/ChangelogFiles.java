@@ -2,17 +2,11 @@ package io.flowdredge.files;
 
 import java.io.IOException;
 import java.net.URI;
-import java.util.ArrayList;
-import java.util.Collection;
-import java.util.Comparator;
-import java.util.Optional;
-import java.util.TreeSet;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.file.src.FileSource;
 import org.apache.flink.connector.file.src.FileSourceSplit;
-import org.apache.flink.connector.file.src.assigners.FileSplitAssigner;
 import org.apache.flink.connector.file.src.impl.StreamFormatAdapter;
 import org.apache.flink.connector.file.src.reader.BulkFormat;
 import org.apache.flink.connector.file.src.reader.StreamFormat;
@@ -20,9 +14,8 @@ import org.apache.flink.core.fs.Path;
 
 /**
  * Changelog files read by the job itself (a file job's changelog, a stream's snapshot): a file
- * or a folder of them, each read whole, one after another in the order of their paths (Flink's
- * own assigner hands several files out in no fixed order, and a changelog's order decides its
- * owners), each as LineChunks naming its own path (with `label` before it) and bounded by its
+ * or a folder of them, each read whole, one after another in the order of their paths
+ * (PathOrder: a changelog's order decides its owners), each as LineChunks naming its own path (with `label` before it) and bounded by its
  * modification time, a line longer than maxLineChars cut (LineChunks).
  */
 public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
@@ -60,7 +53,7 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     private static <T> FileSource<T> source(String path, ChangelogFiles<T> format) {
         return FileSource.forBulkFileFormat(format, new Path(path))
                 .setFileEnumerator(FileSource.DEFAULT_NON_SPLITTABLE_FILE_ENUMERATOR)
-                .setSplitAssigner(new PathOrder.Provider())
+                .setSplitAssigner(PathOrder.provider())
                 .build();
     }
 
@@ -99,44 +92,5 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
         LineChunks any = new LineChunks(1, 1, 1, "", StagedChangelog.NO_TIME);
         return (TypeInformation<T>) (bytes ? any.asBytes().getProducedType()
                 : any.getProducedType());
-    }
-
-    /** Splits handed out by path, then offset: with one reader, the files in that order. */
-    public static final class PathOrder implements FileSplitAssigner {
-        private static final Comparator<FileSourceSplit> ORDER = Comparator
-                .comparing((FileSourceSplit split) -> split.path().toString())
-                .thenComparingLong(FileSourceSplit::offset)
-                .thenComparing(FileSourceSplit::splitId);
-
-        private final TreeSet<FileSourceSplit> splits = new TreeSet<>(ORDER);
-
-        PathOrder(Collection<FileSourceSplit> initial) {
-            splits.addAll(initial);
-        }
-
-        @Override
-        public Optional<FileSourceSplit> getNext(String hostname) {
-            return Optional.ofNullable(splits.pollFirst());
-        }
-
-        @Override
-        public void addSplits(Collection<FileSourceSplit> more) {
-            splits.addAll(more);
-        }
-
-        @Override
-        public Collection<FileSourceSplit> remainingSplits() {
-            return new ArrayList<>(splits);
-        }
-
-        /** Serializable, as the source's builder asks. */
-        public static final class Provider implements FileSplitAssigner.Provider {
-            private static final long serialVersionUID = 1L;
-
-            @Override
-            public FileSplitAssigner create(Collection<FileSourceSplit> initial) {
-                return new PathOrder(initial);
-            }
-        }
     }
 }
