@@ -259,7 +259,12 @@ class _Unread(io.RawIOBase):
 
 
 def _looks_like_base64(line: str) -> bool:
-    return len(line) >= 16 and " " not in line and not line.startswith("{")
+    # Base64's own characters only: a header cut by tabs or commas (a spreadsheet's) was taken
+    # for a record, and every line of its file was a bad_base64 dead letter.
+    return len(line) >= 16 and _BASE64.fullmatch(line) is not None
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 # A staged line of several CloudWatch records ends once their text reaches this: about

@@ -476,3 +476,22 @@ def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_pa
     windows.write_bytes(("\r\n".join([HEADER, LINE, LINE, ""])).encode())
     (chunk,) = read_flow_file(str(windows), 10)
     assert chunk["lines"] == [LINE, LINE]
+
+
+def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
+    """A header without spaces was a base64 record, and each line of its file a bad_base64
+    dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
+    one bad_header naming the missing fields; a file of base64 records is read as ever."""
+    tsv = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_tsv.log"
+    tsv.write_text("\n".join(x.replace(" ", "\t") for x in (HEADER, LINE, LINE)) + "\n")
+    (chunk,) = read_flow_file(str(tsv), 10)
+    assert chunk["format"] == HEADER and len(chunk["lines"]) == 2
+    csv = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_csv.log"
+    csv.write_text("\n".join(x.replace(" ", ",") for x in (HEADER, LINE)) + "\n")
+    stats = StageStats()
+    (dead,) = read_flow_file(str(csv), 10, stats=stats)
+    assert dead["error"] == "bad_header" and "lacks required field" in stats.dead_files[0][2]
+    record = base64.b64encode(gzip.compress(b'{"messageType":"CONTROL_MESSAGE"}')).decode()
+    records = tmp_path / "cw.b64"
+    records.write_text(record + "\n" + record + "\n")
+    assert [r["record"] for r in read_flow_file(str(records), 10)] == [record, record]
