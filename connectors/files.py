@@ -122,12 +122,12 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
                     Duration.of_millis(metadata_out_of_orderness_ms)),
                 jvm().io.flowdredge.files.ChangelogTimestamps(
                     NO_TIME if flows_end is None else flows_end * 1000))
-            # Its own uid: an older savepoint counted this source's lines, not its chunks.
+            # The uid of the line source before it: both positions count the lines read.
             changelogs[id(env)] = (
                 env.from_source(changelog_files(metadata, metadata_chunk_lines,
                                                 metadata_max_line_chars),
                                 timed, "changelog files")
-                .uid("changelog-files").set_parallelism(1))
+                .uid("metadata-file").set_parallelism(1))
         return changelogs[id(env)]
 
     def flow_stream(env):

@@ -2,6 +2,7 @@
 LineBytes): the same lines, cut where Flink's text line format cuts them, whatever the line
 endings, lengths and buffer boundaries; the flow-file gate reads a changelog line's time from
 its bytes (ChangelogTimestamps)."""
+import functools
 import json
 import os
 import random
@@ -390,9 +391,56 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
     limits = MetaLimits(max_line_bytes=100)
     parsed = parse_chunk(chunk, limits=limits)
     assert len(parsed.events) == 3
+    # Characters as Python counts them (code points), not Java's (two for an emoji).
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text("\U0001F600" * 100 + "\n" + "\U0001F600" * 150 + "\n", encoding="utf-8")
+    (chunk_of_wide,) = _changelog_chunks(wide, 100, 1 << 20, max_line_chars=100)
+    assert json.loads(chunk_of_wide)["lines"] == ["\U0001F600" * 100, "\U0001F600" * 101]
     stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=100)
     staged = parse_chunk((tmp_path / "staged.jsonl").read_text(), limits=limits)
     assert sorted((where, reason) for reason, where, _ in parsed.rejected) == \
         sorted((where, reason) for reason, where, _ in staged.rejected) == [
             (f"{path}:3", "line_too_long"), (f"{path}:4", "not_json"),
             (f"{path}:5", "line_too_long")]
+
+
+def test_a_restored_changelog_file_goes_on_from_its_next_line_whatever_the_chunks_size(
+        tmp_path):
+    """Where a changelog file's reading stands (connectors/jvm ChangelogFiles) is the count of
+    its lines read: a restore skips that many lines, so a savepoint taken with
+    metadata.chunk_lines 3 goes on at the right line with 5 (had it counted chunks, it would
+    skip 5 lines a chunk: changes lost, no dead letter). A run of blank lines sends nothing,
+    its lines counted all the same."""
+    from pyflink.java_gateway import get_gateway
+    add_jars(make_env(Config()), adapter_jars())
+    java = jvm()
+    lines = [json.dumps({"type": "HEARTBEAT", "ts": 1767225600000 + i}) for i in range(12)]
+    path = tmp_path / "changes.jsonl"
+    path.write_text("\n".join(lines[:8] + [""] * 7 + lines[8:]) + "\n")
+    size, position_type = path.stat().st_size, java.org.apache.flink.connector.file.src.util
+    split = functools.partial(
+        java.org.apache.flink.connector.file.src.FileSourceSplit, "0",
+        java.org.apache.flink.core.fs.Path(flink_uri(str(path))), 0, size,
+        int(path.stat().st_mtime * 1000), size, get_gateway().new_array(java.java.lang.String, 0))
+
+    def chunks(max_lines, lines_read=None):
+        files = java.io.flowdredge.files.ChangelogFiles(max_lines, 1 << 20, 8192, "", False)
+        config = java.org.apache.flink.configuration.Configuration()
+        if lines_read is None:
+            reader = files.createReader(config, split(None))
+        else:
+            reader = files.restoreReader(config, split(position_type.CheckpointedPosition(
+                position_type.CheckpointedPosition.NO_OFFSET, lines_read)))
+        read = []
+        while (batch := reader.readBatch()) is not None:
+            record = batch.next()
+            read.append((json.loads(record.getRecord()), record.getRecordSkipCount()))
+        reader.close()
+        return read
+
+    whole = chunks(3)
+    assert [(chunk["first_line"], len(chunk["lines"]), read) for chunk, read in whole] == [
+        (1, 3, 3), (4, 3, 6), (7, 3, 9), (16, 3, 18), (19, 1, 19)]
+    assert [(chunk["first_line"], read) for chunk, read in chunks(5, 3)] == [
+        (4, 8), (14, 18), (19, 19)]
+    assert [line for chunk, _ in chunks(5, 3) for line in chunk["lines"] if line] == lines[3:]

@@ -1,22 +1,30 @@
 package io.flowdredge.files;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 
+import org.apache.flink.api.common.io.compression.InflaterInputStreamFactory;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.connector.file.src.FileSource;
 import org.apache.flink.connector.file.src.FileSourceSplit;
-import org.apache.flink.connector.file.src.impl.StreamFormatAdapter;
+import org.apache.flink.connector.file.src.compression.StandardDeCompressors;
 import org.apache.flink.connector.file.src.reader.BulkFormat;
-import org.apache.flink.connector.file.src.reader.StreamFormat;
+import org.apache.flink.connector.file.src.util.CheckpointedPosition;
+import org.apache.flink.connector.file.src.util.SingletonResultIterator;
 import org.apache.flink.core.fs.Path;
 
 /**
  * Changelog files read by the job itself (a file job's changelog, a stream's snapshot): a file
  * or a folder of them, each read whole, one after another in the order of their paths
- * (PathOrder: a changelog's order decides its owners), each as LineChunks naming its own path (with `label` before it) and bounded by its
- * modification time, a line longer than maxLineChars cut (LineChunks).
+ * (PathOrder: a changelog's order decides its owners), each as LineChunks naming its own path
+ * (after `label`) and bounded by its modification time. Where a file's reading stands is the
+ * count of its lines read, not of chunks: a restore goes on from the next line whatever
+ * metadata.chunk_lines and max_line_bytes are then.
  */
 public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     private static final long serialVersionUID = 1L;
@@ -27,7 +35,8 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     private final String label;
     private final boolean bytes;
 
-    private ChangelogFiles(int maxLines, int maxChars, int maxLineChars, String label,
+    /** Chunks as UTF-8 bytes if `bytes`, else as str. */
+    public ChangelogFiles(int maxLines, int maxChars, int maxLineChars, String label,
             boolean bytes) {
         this.maxLines = maxLines;
         this.maxChars = maxChars;
@@ -57,28 +66,51 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
                 .build();
     }
 
-    @SuppressWarnings("unchecked")
-    private StreamFormatAdapter<T> adapter(FileSourceSplit split) {
-        long modified = split.fileModificationTime();
-        // A local file by its path, as the replay names it; others by their URL (s3://...).
-        URI uri = split.path().toUri();
-        String name = "file".equals(uri.getScheme()) ? uri.getPath() : split.path().toString();
-        LineChunks chunks = new LineChunks(maxLines, maxChars, maxLineChars, label + name,
-                modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME);
-        return new StreamFormatAdapter<>(
-                (StreamFormat<T>) (bytes ? chunks.asBytes() : chunks));
-    }
-
     @Override
     public Reader<T> createReader(Configuration config, FileSourceSplit split)
             throws IOException {
-        return adapter(split).createReader(config, split);
+        return read(split, 0);
     }
 
     @Override
     public Reader<T> restoreReader(Configuration config, FileSourceSplit split)
             throws IOException {
-        return adapter(split).restoreReader(config, split);
+        return read(split, split.getReaderPosition()
+                .map(CheckpointedPosition::getRecordsAfterOffset).orElse(0L));
+    }
+
+    /** The split's file from line `skipLines` + 1 on, each chunk's position the lines read. */
+    private Reader<T> read(FileSourceSplit split, long skipLines) throws IOException {
+        Path path = split.path();
+        InputStream in = path.getFileSystem().open(path);
+        InflaterInputStreamFactory<?> inflater =
+                StandardDeCompressors.getDecompressorForFileName(path.getPath());
+        long modified = split.fileModificationTime();
+        // A local file by its path, as the replay names it; others by their URL (s3://...).
+        URI uri = path.toUri();
+        String name = "file".equals(uri.getScheme()) ? uri.getPath() : path.toString();
+        LineChunks.Chunks chunks = new LineChunks(maxLines, maxChars, maxLineChars,
+                label + name, modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME)
+                .read(inflater == null ? in : inflater.create(in), skipLines);
+        return new Reader<T>() {
+            @Override
+            @SuppressWarnings("unchecked")
+            public RecordIterator<T> readBatch() throws IOException {
+                String chunk = chunks.next();
+                if (chunk == null) {
+                    return null;
+                }
+                SingletonResultIterator<T> one = new SingletonResultIterator<>();
+                one.set((T) (bytes ? chunk.getBytes(StandardCharsets.UTF_8) : chunk),
+                        CheckpointedPosition.NO_OFFSET, chunks.linesRead());
+                return one;
+            }
+
+            @Override
+            public void close() throws IOException {
+                chunks.close();
+            }
+        };
     }
 
     @Override
@@ -89,8 +121,7 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     @Override
     @SuppressWarnings("unchecked")
     public TypeInformation<T> getProducedType() {
-        LineChunks any = new LineChunks(1, 1, 1, "", StagedChangelog.NO_TIME);
-        return (TypeInformation<T>) (bytes ? any.asBytes().getProducedType()
-                : any.getProducedType());
+        return (TypeInformation<T>) (bytes ? PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO
+                : Types.STRING);
     }
 }

@@ -1,17 +1,12 @@
 package io.flowdredge.files;
 
+import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
-import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.common.typeinfo.Types;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.connector.file.src.reader.SimpleStreamFormat;
-import org.apache.flink.core.fs.FSDataInputStream;
 
 /**
  * One changelog file as staged chunks (StagedChangelog) of up to maxLines lines (or about
@@ -20,12 +15,11 @@ import org.apache.flink.core.fs.FSDataInputStream;
  * chunk, not once per line (a million-line changelog line by line costs minutes of per-record
  * calls), and a dead letter names its file and line. A file that is already staged (its first
  * line a chunk of job.replay or `feed`) is passed on a line at a time, each line a chunk of its
- * own. Files named .gz are decompressed by the FileSource. A restore skips whole chunks already
- * emitted, reading them again, so the numbers hold. ChangelogFiles makes one per file.
+ * own. Lines are cut as job.replay cuts a changelog file's; a chunk of blank lines only is not
+ * sent. Where the reading stands is the count of the file's lines read, so a restore goes on
+ * from the next line whatever the chunks' size (ChangelogFiles).
  */
-public class LineChunks extends SimpleStreamFormat<String> {
-    private static final long serialVersionUID = 1L;
-
+public final class LineChunks {
     /** How job.replay's staged lines start (its JSON has no spaces). */
     private static final String STAGED_FILE = "{\"staged\":\"changelog\"";
     private static final String BYTE_ORDER_MARK = "\ufeff";
@@ -37,10 +31,10 @@ public class LineChunks extends SimpleStreamFormat<String> {
     private final long notAfter;
 
     /**
-     * `maxLineChars`: a longer line is cut to one character more (the parse step dead-letters
-     * it as too long, as it would the whole line): one line of any length is never held;
-     * `source`: the file's name in dead letters; `notAfter`: epoch seconds, or
-     * StagedChangelog.NO_TIME.
+     * `maxLineChars`: a line of more characters (code points, as Python counts them) is cut to
+     * one more (the parse step dead-letters it as too long, as it would the whole line), so one
+     * line of any length is never held; `source`: the file's name in dead letters; `notAfter`:
+     * epoch seconds, or StagedChangelog.NO_TIME.
      */
     public LineChunks(int maxLines, int maxChars, int maxLineChars, String source,
             long notAfter) {
@@ -51,47 +45,70 @@ public class LineChunks extends SimpleStreamFormat<String> {
         this.notAfter = notAfter;
     }
 
-    @Override
-    public Reader<String> createReader(Configuration config, FSDataInputStream stream)
-            throws IOException {
-        Lines in = new Lines(new InputStreamReader(stream, StandardCharsets.UTF_8));
-        // A byte-order mark (a file saved by an editor) is not part of the first line.
-        in.skip(BYTE_ORDER_MARK);
-        boolean staged = in.startsWith(STAGED_FILE);
-        return new Reader<String>() {
-            private long nextLine = 1;
+    /** The chunks of the file `in` holds (decompressed), from line `skipLines` + 1 on. */
+    public Chunks read(InputStream in, long skipLines) throws IOException {
+        return new Chunks(in, skipLines);
+    }
 
-            @Override
-            public String read() throws IOException {
-                if (staged) {
-                    return in.next(Integer.MAX_VALUE);
-                }
-                List<String> lines = new ArrayList<>();
+    /** A file's chunks, one at a time. */
+    public final class Chunks implements Closeable {
+        private final Lines lines;
+        private final boolean staged;
+        private long linesRead;
+
+        private Chunks(InputStream in, long skipLines) throws IOException {
+            lines = new Lines(new InputStreamReader(in, StandardCharsets.UTF_8));
+            // A byte-order mark (a file saved by an editor) is not part of the first line.
+            lines.skip(BYTE_ORDER_MARK);
+            staged = lines.startsWith(STAGED_FILE);
+            while (linesRead < skipLines && lines.next(0) != null) {
+                linesRead++;
+            }
+        }
+
+        /** The next chunk; null at the end of the file. */
+        public String next() throws IOException {
+            if (staged) {
+                String line = lines.next(Long.MAX_VALUE);
+                linesRead += line == null ? 0 : 1;
+                return line;
+            }
+            while (true) {
+                long first = linesRead + 1;
+                List<String> chunk = new ArrayList<>();
+                boolean blank = true;
                 int chars = 0;
                 String line;
-                // chars: the lines joined by newlines, as chunks were cut before they were staged
-                // (a restore skips as many chunks as were emitted).
-                while (lines.size() < maxLines && chars < maxChars
-                        && (line = in.next(maxLineChars + 1)) != null) {
-                    chars += (lines.isEmpty() ? 0 : 1) + line.length();
-                    lines.add(line);
+                // chars: the lines joined by newlines, as chunks were cut before they were staged.
+                while (chunk.size() < maxLines && chars < maxChars
+                        && (line = lines.next(maxLineChars + 1L)) != null) {
+                    chars += (chunk.isEmpty() ? 0 : 1) + line.length();
+                    chunk.add(line);
+                    linesRead++;
+                    blank = blank && line.isBlank();
                 }
-                if (lines.isEmpty()) {
+                if (chunk.isEmpty()) {
                     return null;
                 }
-                StagedChangelog chunk = new StagedChangelog(source, nextLine, notAfter, chars);
-                for (String each : lines) {
-                    chunk.add(each);
+                if (!blank) {
+                    StagedChangelog staged = new StagedChangelog(source, first, notAfter, chars);
+                    for (String each : chunk) {
+                        staged.add(each);
+                    }
+                    return staged.toJson();
                 }
-                nextLine += lines.size();
-                return chunk.toJson();
             }
+        }
 
-            @Override
-            public void close() throws IOException {
-                in.close();
-            }
-        };
+        /** The file's lines read so far, the chunks' and those skipped. */
+        public long linesRead() {
+            return linesRead;
+        }
+
+        @Override
+        public void close() throws IOException {
+            lines.close();
+        }
     }
 
     /**
@@ -136,11 +153,13 @@ public class LineChunks extends SimpleStreamFormat<String> {
             }
         }
 
-        /** The next line, cut to `keep` characters; null at the end of the text. */
-        String next(int keep) throws IOException {
+        /** The next line, cut to `keep` code points; null at the end of the text. */
+        String next(long keep) throws IOException {
             if (position == limit && !fill()) {
                 return null;
             }
+            // Up to two characters a code point, and one more: a "\r" before the end is known.
+            long room = keep > Integer.MAX_VALUE ? Integer.MAX_VALUE : 2 * keep + 1;
             StringBuilder line = new StringBuilder();
             long length = 0;
             while (true) {
@@ -148,9 +167,8 @@ public class LineChunks extends SimpleStreamFormat<String> {
                 while (end < limit && buffer[end] != '\n') {
                     end++;
                 }
-                // One more than kept, so that a "\r" before the end is known as such.
-                int room = (int) Math.max(0, Math.min(end - position, keep + 1L - line.length()));
-                line.append(buffer, position, room);
+                line.append(buffer, position, (int) Math.max(0,
+                        Math.min(end - position, room - line.length())));
                 length += end - position;
                 position = end;
                 if (end < limit) {
@@ -165,8 +183,8 @@ public class LineChunks extends SimpleStreamFormat<String> {
                     && line.charAt(line.length() - 1) == '\r') {
                 line.setLength(line.length() - 1);
             }
-            if (line.length() > keep) {
-                line.setLength(keep);
+            if (line.codePointCount(0, line.length()) > keep) {
+                line.setLength(line.offsetByCodePoints(0, (int) keep));
             }
             return line.toString();
         }
@@ -174,41 +192,5 @@ public class LineChunks extends SimpleStreamFormat<String> {
         void close() throws IOException {
             in.close();
         }
-    }
-
-    @Override
-    public TypeInformation<String> getProducedType() {
-        return Types.STRING;
-    }
-
-    /** The same chunks as their UTF-8 bytes, as the file job's changelog parse takes them. */
-    public SimpleStreamFormat<byte[]> asBytes() {
-        LineChunks chunks = this;
-        return new SimpleStreamFormat<byte[]>() {
-            private static final long serialVersionUID = 1L;
-
-            @Override
-            public Reader<byte[]> createReader(Configuration config, FSDataInputStream stream)
-                    throws IOException {
-                Reader<String> text = chunks.createReader(config, stream);
-                return new Reader<byte[]>() {
-                    @Override
-                    public byte[] read() throws IOException {
-                        String chunk = text.read();
-                        return chunk == null ? null : chunk.getBytes(StandardCharsets.UTF_8);
-                    }
-
-                    @Override
-                    public void close() throws IOException {
-                        text.close();
-                    }
-                };
-            }
-
-            @Override
-            public TypeInformation<byte[]> getProducedType() {
-                return PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
-            }
-        };
     }
 }
