@@ -46,6 +46,7 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
 # A changelog chunk also ends at this many characters (connectors/jvm LineChunks): one Python
 # call's value, bounded whatever the number of lines.
 CHANGELOG_CHUNK_CHARS = 1 << 20
+JAVA_INT_MAX = 2**31 - 1
 
 
 def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str = "",
@@ -58,8 +59,10 @@ def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str
     bytes, as a file job's changelog parse takes a file's lines, or as str (a stream's
     snapshot)."""
     files = jvm().io.flowdredge.files.ChangelogFiles
+    # Java ints: no line is longer, nor a chunk.
     return Source((files.bytes if as_bytes else files.text)(
-        flink_uri(path), chunk_lines, CHANGELOG_CHUNK_CHARS, max_line_chars, label))
+        flink_uri(path), min(chunk_lines, JAVA_INT_MAX), CHANGELOG_CHUNK_CHARS,
+        min(max_line_chars, JAVA_INT_MAX - 1), label))
 
 
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:

@@ -381,13 +381,14 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
     from flowdredge.job.replay import stage_metadata
     event = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "a"})
     lone = event.replace(", ", ",\r")
+    # Line 6: white space past the limit, then text: too long, not blank.
     text = (event + "\r\n" + lone + "\n" + "x" * 5000 + "\r\n" + "y" * 100 + "\r\n"
-            + "z" * 101 + "\r\n\n" + event + "\r")
+            + "z" * 101 + "\r\n" + " " * 150 + "w\n\n" + event + "\r")
     path = tmp_path / "changes.jsonl"
     path.write_bytes(text.encode())
     chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=100)
-    assert json.loads(chunk)["lines"] == [event, lone, "x" * 101, "y" * 100, "z" * 101, "",
-                                          event]
+    assert json.loads(chunk)["lines"] == [event, lone, "x" * 101, "y" * 100, "z" * 101,
+                                          " " * 100 + "w", "", event]
     limits = MetaLimits(max_line_bytes=100)
     parsed = parse_chunk(chunk, limits=limits)
     assert len(parsed.events) == 3
@@ -401,7 +402,7 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
     assert sorted((where, reason) for reason, where, _ in parsed.rejected) == \
         sorted((where, reason) for reason, where, _ in staged.rejected) == [
             (f"{path}:3", "line_too_long"), (f"{path}:4", "not_json"),
-            (f"{path}:5", "line_too_long")]
+            (f"{path}:5", "line_too_long"), (f"{path}:6", "line_too_long")]
 
 
 def test_a_restored_changelog_file_goes_on_from_its_next_line_whatever_the_chunks_size(

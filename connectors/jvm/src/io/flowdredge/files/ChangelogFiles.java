@@ -75,23 +75,35 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     @Override
     public Reader<T> restoreReader(Configuration config, FileSourceSplit split)
             throws IOException {
-        return read(split, split.getReaderPosition()
-                .map(CheckpointedPosition::getRecordsAfterOffset).orElse(0L));
+        CheckpointedPosition position = split.getReaderPosition().get();
+        if (position.getOffset() != CheckpointedPosition.NO_OFFSET) {
+            throw new IllegalStateException(split.path() + ": a position at a byte offset ("
+                    + position + "), which no changelog reader of this job writes");
+        }
+        return read(split, position.getRecordsAfterOffset());
     }
 
     /** The split's file from line `skipLines` + 1 on, each chunk's position the lines read. */
     private Reader<T> read(FileSourceSplit split, long skipLines) throws IOException {
         Path path = split.path();
-        InputStream in = path.getFileSystem().open(path);
         InflaterInputStreamFactory<?> inflater =
                 StandardDeCompressors.getDecompressorForFileName(path.getPath());
-        long modified = split.fileModificationTime();
+        // A FIFO (size 0: an empty file has no events either) is written after its time.
+        long modified = split.fileSize() > 0 ? split.fileModificationTime() : 0;
         // A local file by its path, as the replay names it; others by their URL (s3://...).
         URI uri = path.toUri();
         String name = "file".equals(uri.getScheme()) ? uri.getPath() : path.toString();
-        LineChunks.Chunks chunks = new LineChunks(maxLines, maxChars, maxLineChars,
-                label + name, modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME)
-                .read(inflater == null ? in : inflater.create(in), skipLines);
+        InputStream in = path.getFileSystem().open(path);
+        LineChunks.Chunks chunks;
+        try {
+            chunks = new LineChunks(maxLines, maxChars, maxLineChars, label + name,
+                    modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME)
+                    .read(inflater == null ? in : inflater.create(in), skipLines);
+        } catch (IOException | RuntimeException e) {
+            // Flink closes a reader it got, not one that failed to open (a bad gzip header).
+            in.close();
+            throw e;
+        }
         return new Reader<T>() {
             @Override
             @SuppressWarnings("unchecked")

@@ -79,7 +79,7 @@ public final class LineChunks {
                 boolean blank = true;
                 int chars = 0;
                 String line;
-                // chars: the lines joined by newlines, as chunks were cut before they were staged.
+                // chars: the lines joined by newlines.
                 while (chunk.size() < maxLines && chars < maxChars
                         && (line = lines.next(maxLineChars + 1L)) != null) {
                     chars += (chunk.isEmpty() ? 0 : 1) + line.length();
@@ -162,13 +162,17 @@ public final class LineChunks {
             long room = keep > Integer.MAX_VALUE ? Integer.MAX_VALUE : 2 * keep + 1;
             StringBuilder line = new StringBuilder();
             long length = 0;
+            char beyond = 0;   // a character past the cut that is not white space
             while (true) {
                 int end = position;
                 while (end < limit && buffer[end] != '\n') {
                     end++;
                 }
-                line.append(buffer, position, (int) Math.max(0,
-                        Math.min(end - position, room - line.length())));
+                int kept = (int) Math.max(0, Math.min(end - position, room - line.length()));
+                line.append(buffer, position, kept);
+                for (int i = position + kept; beyond == 0 && i < end; i++) {
+                    beyond = visible(buffer[i]);
+                }
                 length += end - position;
                 position = end;
                 if (end < limit) {
@@ -184,9 +188,22 @@ public final class LineChunks {
                 line.setLength(line.length() - 1);
             }
             if (line.codePointCount(0, line.length()) > keep) {
-                line.setLength(line.offsetByCodePoints(0, (int) keep));
+                int cut = line.offsetByCodePoints(0, (int) keep);
+                for (int i = cut; beyond == 0 && i < line.length(); i++) {
+                    beyond = visible(line.charAt(i));
+                }
+                line.setLength(cut);
+                // White space, then text past the cut: still too long, not a blank line.
+                if (keep > 0 && beyond != 0 && line.toString().isBlank()) {
+                    line.setCharAt(line.length() - 1, beyond);
+                }
             }
             return line.toString();
+        }
+
+        /** 0 for white space; a character that stands alone for others. */
+        private static char visible(char c) {
+            return Character.isWhitespace(c) ? 0 : Character.isSurrogate(c) ? '\ufffd' : c;
         }
 
         void close() throws IOException {

@@ -26,7 +26,8 @@ public final class StagedChangelog {
     public StagedChangelog(String source, long firstLine, long notAfter, int expectedChars) {
         // Room for the lines and their escapes: a publisher's line escapes about a fifth of
         // its characters (its quotes), so the builder rarely grows.
-        json = new StringBuilder(expectedChars + expectedChars / 4 + 180);
+        json = new StringBuilder((int) Math.min(Integer.MAX_VALUE - 8,
+                expectedChars + expectedChars / 4L + 180));
         json.append("{\"staged\": \"changelog\", ");
         if (source != null) {
             json.append("\"source\": ");
