@@ -259,12 +259,11 @@ class _Unread(io.RawIOBase):
 
 
 def _looks_like_base64(line: str) -> bool:
-    # Base64's own characters only: a header cut by tabs or commas (a spreadsheet's) was taken
-    # for a record, and every line of its file was a bad_base64 dead letter.
-    return len(line) >= 16 and _BASE64.fullmatch(line) is not None
-
-
-_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+    # Base64 holds no white space and no comma: a header cut by tabs or commas (a
+    # spreadsheet's) was taken for a record, and every line of its file was a bad_base64 dead
+    # letter. A corrupt first record stays a record (one bad_base64, the others read).
+    return (len(line) >= 16 and not line.startswith("{") and "," not in line
+            and not any(c.isspace() for c in line))
 
 
 # A staged line of several CloudWatch records ends once their text reaches this: about

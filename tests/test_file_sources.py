@@ -2,7 +2,6 @@
 LineBytes): the same lines, cut where Flink's text line format cuts them, whatever the line
 endings, lengths and buffer boundaries; the flow-file gate reads a changelog line's time from
 its bytes (ChangelogTimestamps)."""
-import functools
 import json
 import os
 import random
@@ -412,26 +411,25 @@ def test_a_restored_changelog_file_goes_on_from_its_next_line_whatever_the_chunk
     metadata.chunk_lines 3 goes on at the right line with 5 (had it counted chunks, it would
     skip 5 lines a chunk: changes lost, no dead letter). A run of blank lines sends nothing,
     its lines counted all the same."""
-    from pyflink.java_gateway import get_gateway
     add_jars(make_env(Config()), adapter_jars())
     java = jvm()
     lines = [json.dumps({"type": "HEARTBEAT", "ts": 1767225600000 + i}) for i in range(12)]
     path = tmp_path / "changes.jsonl"
     path.write_text("\n".join(lines[:8] + [""] * 7 + lines[8:]) + "\n")
     size, position_type = path.stat().st_size, java.org.apache.flink.connector.file.src.util
-    split = functools.partial(
-        java.org.apache.flink.connector.file.src.FileSourceSplit, "0",
-        java.org.apache.flink.core.fs.Path(flink_uri(str(path))), 0, size,
-        int(path.stat().st_mtime * 1000), size, get_gateway().new_array(java.java.lang.String, 0))
+    split = java.org.apache.flink.connector.file.src.FileSourceSplit(
+        "0", java.org.apache.flink.core.fs.Path(flink_uri(str(path))), 0, size,
+        int(path.stat().st_mtime * 1000), size)
 
     def chunks(max_lines, lines_read=None):
         files = java.io.flowdredge.files.ChangelogFiles(max_lines, 1 << 20, 8192, "", False)
         config = java.org.apache.flink.configuration.Configuration()
         if lines_read is None:
-            reader = files.createReader(config, split(None))
+            reader = files.createReader(config, split)
         else:
-            reader = files.restoreReader(config, split(position_type.CheckpointedPosition(
-                position_type.CheckpointedPosition.NO_OFFSET, lines_read)))
+            reader = files.restoreReader(config, split.updateWithCheckpointedPosition(
+                position_type.CheckpointedPosition(
+                    position_type.CheckpointedPosition.NO_OFFSET, lines_read)))
         read = []
         while (batch := reader.readBatch()) is not None:
             record = batch.next()
