@@ -18,6 +18,7 @@ from flowdredge.connectors.streams import (attach_insert, java_stream, jvm, wind
                                           with_java_timestamps)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
+from flowdredge.schemas.settings import ConfigError
 
 
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
@@ -58,10 +59,16 @@ def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str
     parse dead-letters it); a file staged already (job.replay, `feed`) a line at a time. As
     bytes, as a file job's changelog parse takes a file's lines, or as str (a stream's
     snapshot)."""
+    uri = flink_uri(path)
+    if uri.rstrip("/").rsplit("/", 1)[-1].startswith((".", "_")):
+        # Flink's file source leaves such names out, even the one it is given: read as empty,
+        # the changelog would leave every flow unattributed with nothing counted.
+        raise ConfigError(f"{label or 'changelog '}{path}: Flink does not read a file or "
+                          f"folder whose name starts with '.' or '_'; rename it")
     files = jvm().io.flowdredge.files.ChangelogFiles
     # Java ints: no line is longer, nor a chunk.
     return Source((files.bytes if as_bytes else files.text)(
-        flink_uri(path), min(chunk_lines, JAVA_INT_MAX), CHANGELOG_CHUNK_CHARS,
+        uri, min(chunk_lines, JAVA_INT_MAX), CHANGELOG_CHUNK_CHARS,
         min(max_line_chars, JAVA_INT_MAX - 1), label))
 
 

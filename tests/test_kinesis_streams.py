@@ -273,3 +273,17 @@ def test_what_a_local_run_cannot_reach_is_refused_before_flink_starts(tmp_path, 
     with pytest.raises(ConfigError, match="does not exist"):
         check_local_locations(config.replace(kinesis={"metadata_snapshot": "file:///nope.jsonl"}),
                               str(tmp_path / "out"))
+
+
+@pytest.mark.unit
+def test_a_changelog_named_as_flink_leaves_it_out_is_refused_before_it_is_read(tmp_path):
+    """Flink's file source leaves out files and folders whose names start with "." or "_",
+    even the one it is given: such a snapshot or changelog was read as empty, every flow
+    unattributed and nothing counted."""
+    from flowdredge.connectors.files import changelog_files
+    for name in ("_snapshot.jsonl", ".changelog", "_folder/"):
+        with pytest.raises(ConfigError, match=f"metadata snapshot .*{name.rstrip('/')}.*"
+                                              f"starts with '.' or '_'"):
+            changelog_files(str(tmp_path / name), 10, 100, label="metadata snapshot ")
+    with pytest.raises(ConfigError, match="^changelog s3://b/_changes"):
+        changelog_files("s3://b/_changes", 10, 100)
