@@ -39,8 +39,9 @@ def dead_letter_reasons(counts) -> str:
     text = "dead letters by reason: " + ", ".join(
         f"{name.replace('metadata_dead_letter_', 'metadata ').replace('dead_letter_', '')} "
         f"{n:,}" for name, n in reasons.most_common())
-    if counts["dead_letters_not_kept"]:
-        text += (f" ({counts['dead_letters_not_kept']:,} counted only, beyond the 1,000 a batch "
+    not_kept = counts["dead_letters_not_kept"] + counts["metadata_dead_letters_not_kept"]
+    if not_kept:
+        text += (f" ({not_kept:,} counted only, beyond the 1,000 a batch or changelog record "
                  "dead_letter/ keeps)")
     return text
 

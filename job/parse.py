@@ -20,6 +20,8 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
+
 from flowdredge.job import parse_columns
 from flowdredge.schemas.fields import ADDR, INT, LONG
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_LONG,
@@ -142,6 +144,23 @@ class FlowGroup:
 
     def __len__(self):
         return len(self._flows) if self._flows is not None else self.columns.num_rows
+
+    def parts(self, most: int) -> list:
+        """The group as groups of at most `most` flows each, in order, each with its own
+        latest start."""
+        if len(self) <= most:
+            return [self]
+        parts = []
+        for first in range(0, len(self), most):
+            if self.columns is None:
+                flows = self._flows[first:first + most]
+                latest, columns = max(flow[self.fmt.start_pos] for flow in flows), None
+            else:
+                flows, columns = None, self.columns.slice(first, most)
+                latest = pc.max(columns.column(self.fmt.start_pos)).as_py()
+            parts.append(FlowGroup(self.fmt, self.window_start, latest, flows, self.source,
+                                   columns))
+        return parts
 
     def __eq__(self, other):
         return isinstance(other, FlowGroup) and (
@@ -803,12 +822,20 @@ def _add(total: ParseResult, result: ParseResult) -> None:
     total.no_traffic.update(result.no_traffic)
 
 
+# Flows of a group at most: a group crosses to the JVM as one element, and PyFlink holds the
+# elements a Python call returns until its task takes them. A record at
+# flows.max_decompressed_bytes made one group of 60 MB (466,000 flows); three such records ran
+# the JVM's heap out.
+MAX_GROUP_FLOWS = 1 << 15
+
+
 def _parsed(pending, limits, result, vectorise_from) -> ParseResult:
     by_format = {}
     for lines in pending:
         by_format.setdefault(lines.fmt, []).append(lines)
     for fmt, sets in by_format.items():
         _parse_sets(fmt, sets, limits, result, vectorise_from)
+    result.groups = [part for group in result.groups for part in group.parts(MAX_GROUP_FLOWS)]
     return result
 
 

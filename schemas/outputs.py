@@ -118,6 +118,7 @@ COUNTERS = (
     "metadata_events",
     "metadata_late",          # changes older than the metadata watermark when they arrived
     "metadata_dead_letter",   # also metadata_dead_letter_<reason>
+    "metadata_dead_letters_not_kept",  # of those, beyond a chunk's DEAD_LETTERS_KEPT: counted only
     "metadata_after_flows",   # a replay's changelog events at or after its flows' end: not read
     "heartbeats",
 )

@@ -156,10 +156,12 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
     from flowdredge.explore.summary import render
     counts = Counter(lines_in=5000, records_in=3, dead_letter=4200, dead_letter_field_count=4000,
                      dead_letter_not_gzip=200, dead_letters_not_kept=3200,
-                     metadata_dead_letter=2, metadata_dead_letter_not_json=2)
+                     metadata_dead_letter=2, metadata_dead_letter_not_json=2,
+                     metadata_dead_letters_not_kept=1)
     text = render({"counts": counts, "top_edges": [], "rejects": []}, "out")
     assert ("dead letters by reason: field_count 4,000, not_gzip 200, metadata not_json 2 "
-            "(3,200 counted only, beyond the 1,000 a batch dead_letter/ keeps)") in text
+            "(3,201 counted only, beyond the 1,000 a batch or changelog record dead_letter/ "
+            "keeps)") in text
     assert "dropped: 7 (flows.strict" in render(
         {"counts": Counter(unknown_fields_ignored=7), "top_edges": [], "rejects": []}, "out")
     # Lines read balance with the lines dead-lettered; a whole file or record is apart.

@@ -631,3 +631,18 @@ def test_a_release_pruned_is_remembered_so_an_older_change_read_again_owns_nothi
     assert forgetting.prune(10_000)[1] == ["10.0.0.7", "10.0.0.8"]
     forgetting.apply(MetaEvent(ASSIGN, 0, "10.0.0.7", owner("a")))
     assert app_at(forgetting, "10.0.0.7", 12_000) == "a"
+
+
+def test_a_chunk_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
+    """A changelog record of 500,000 bad lines made a dead letter each, one output element of
+    85 MB: two such records ran the JVM's heap out (a review's Kinesis records)."""
+    from flowdredge.job.parse import DEAD_LETTERS_KEPT
+    good = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "a"})
+    chunk = parse_chunk("\n".join(["x"] * (DEAD_LETTERS_KEPT + 500) + [good]), "kinesis:m/s/1")
+    kept, more = chunk.dead_letters()
+    assert len(chunk.rejected) == DEAD_LETTERS_KEPT + 500 and len(chunk.events) == 1
+    assert (len(kept), more) == (DEAD_LETTERS_KEPT, 500)
+    assert kept[0] == ("metadata", "not_json", "kinesis:m/s/1:1", "x")
+    assert kept[-1][2] == f"kinesis:m/s/1:{DEAD_LETTERS_KEPT}"
+    few = parse_chunk("x\n" + good, "f").dead_letters()
+    assert few == ([("metadata", "not_json", "f:1", "x")], 0)

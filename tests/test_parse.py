@@ -156,6 +156,27 @@ def test_a_batch_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
     assert merged.counts["dead_letters_not_kept"] == 18000 - DEAD_LETTERS_KEPT
 
 
+def test_a_window_of_more_flows_than_a_group_holds_is_sent_as_several_groups(monkeypatch):
+    """A group crosses to the JVM as one element: a record at max_decompressed_bytes made one
+    of 60 MB, and three such records ran the JVM's heap out (a review's Kinesis records)."""
+    from flowdredge.job import parse
+    monkeypatch.setattr(parse, "MAX_GROUP_FLOWS", 4)
+    lines = [f"2 1 eni 10.0.0.1 10.0.0.2 {i} 2 6 1 100 {1767225600 + (i * 7) % 50} "
+             f"1767225660 ACCEPT OK" for i in range(11)]
+    lines.append("2 1 eni 10.0.0.1 10.0.0.2 99 2 6 1 100 1767225665 1767225670 ACCEPT OK")
+    records = [(_envelope(lines[:6]), "r0", None), (_envelope(lines[6:]), "r1", None)]
+    whole = V2.pos["start"]
+    for vectorise_from in (0, float("inf")):
+        (result,) = parse_batches(records, V2, LIMITS, vectorise_from=vectorise_from)
+        assert [(g.window_start, len(g)) for g in result.groups] == [
+            (1767225600, 4), (1767225600, 4), (1767225600, 3), (1767225660, 1)]
+        assert [flow for g in result.groups for flow in g.flows] == [
+            parse_line(V2, line) for line in lines]
+        assert [g.max_start for g in result.groups] == [
+            max(flow[whole] for flow in g.flows) for g in result.groups]
+        assert result.counts["flows_parsed"] == 12
+
+
 def test_reject_reason_is_text():
     """AWS documents reject-reason (v8) as BPA, EC2 or "-": every REJECT line carrying one was a
     not_a_number dead letter."""

@@ -20,7 +20,7 @@ from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.outputs import counts_line, data_quality_lines, dead_letter_lines
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import FlowFormat, excerpt, parse_batches, staged_records
+from flowdredge.job.parse import FlowFormat, parse_batches, staged_records
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
@@ -60,7 +60,8 @@ PARSE_COUNTERS = ("records_in", "records_skipped", "records_repeated", "lines_in
                   "flows_parsed", "no_data", "skip_data", "dead_letter", "dead_letters_not_kept",
                   "unknown_fields_ignored") + tuple(f"dead_letter_{r}"
                                                     for r in FLOW_DEAD_LETTER_REASONS)
-METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_after_flows") + tuple(
+METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_dead_letters_not_kept",
+                           "metadata_after_flows") + tuple(
     f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS)
 ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS
                            if c not in PARSE_COUNTERS + METADATA_PARSE_COUNTERS)
@@ -296,8 +297,8 @@ class ParseMetadataEvents(ProcessFunction):
         counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
         if chunk.rejected:
             counts["metadata_dead_letter"] = len(chunk.rejected)
-            yield DEAD_LETTERS, dead_letter_lines([("metadata", reason, where, excerpt(line))
-                                                   for reason, where, line in chunk.rejected])
+            kept, counts["metadata_dead_letters_not_kept"] = chunk.dead_letters()
+            yield DEAD_LETTERS, dead_letter_lines(kept)
         if chunk.after_flows:
             counts["metadata_after_flows"] = chunk.after_flows
         self.metrics.add(counts)
