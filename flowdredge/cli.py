@@ -234,7 +234,7 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
 
 
 def cmd_run(args) -> int:
-    from flowdredge.job.outputs import remove_empty_folders
+    from flowdredge.job.outputs import RUN_LOCK, hold_output, remove_empty_folders
     cfg = _streaming_config(args)
     _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
@@ -245,18 +245,27 @@ def cmd_run(args) -> int:
     created = [first_missing_folder(path) for path in (args.output, checkpoints)
                if "://" not in path]
     held = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else set()
+    lock_path = os.path.join(args.output, RUN_LOCK)
+    lock_made = "://" not in args.output and not os.path.exists(lock_path)
     try:
+        lock = hold_output(args.output) if "://" not in args.output else None
         job = _start_run(cfg, args)
     except BaseException:
         # Never another error in place of the refusal's.
         with contextlib.suppress(OSError):
+            if lock_made and os.path.exists(lock_path):
+                os.remove(lock_path)
             if "://" not in checkpoints and os.path.isdir(checkpoints):
                 for name in set(os.listdir(checkpoints)) - held:
                     remove_empty_folders(os.path.join(checkpoints, name))
             for folder in filter(None, created):
                 remove_empty_folders(folder)
         raise
-    return _run_until_stopped(job)
+    try:
+        return _run_until_stopped(job)
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _start_run(cfg, args):

@@ -1,6 +1,7 @@
 """The side outputs' lines (counts, dead letters, data quality); reading a run's output folder
 back (summary, tests), and checking and replacing one. Pure Python."""
 import contextlib
+import fcntl
 import gzip
 import json
 import os
@@ -62,6 +63,27 @@ def remove_empty_folders(path: str) -> None:
     for root, _dirs, _files in os.walk(path, topdown=False):
         if not os.listdir(root):
             os.rmdir(root)
+
+
+# Held (flock) by the `flowdredge run` that writes the folder, for as long as its process lives.
+RUN_LOCK = ".flowdredge-run.lock"
+
+
+def hold_output(output_dir: str):
+    """A lock on the local folder `output_dir`, held while the returned file is open (the
+    system lets it go when the process ends, however it ends). A second job writing there, a
+    --resume started while the first still ran, restored the same checkpoint and committed
+    every flow a second time."""
+    os.makedirs(output_dir, exist_ok=True)
+    held = open(os.path.join(output_dir, RUN_LOCK), "a")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        raise OutputError(f"--output {output_dir}: another flowdredge run writes there (it "
+                          f"holds {RUN_LOCK}); stop it first: two jobs from one checkpoint "
+                          f"commit every flow twice") from None
+    return held
 
 
 def check_output(output_dir: str, overwrite: bool) -> None:

@@ -139,6 +139,29 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
 
 
 @pytest.mark.unit
+def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch):
+    """Two `flowdredge run --resume` on one output (a service manager restarting while the
+    old process lives, a second terminal) restored one checkpoint and committed every flow
+    twice (a review: 2,400 flows over-counted)."""
+    from flowdredge import cli
+    from flowdredge.job.outputs import RUN_LOCK, OutputError, hold_output
+    out = tmp_path / "out"
+    held = hold_output(str(out))
+    started = []
+    monkeypatch.setattr(cli, "_start_run", lambda cfg, args: started.append(args.output))
+    monkeypatch.setattr(cli, "_run_until_stopped", lambda job: 0)
+    args = cli.parser().parse_args(["run", "--output", str(out), "--flow-streams", "f",
+                                    "--metadata-stream", "m"])
+    with pytest.raises(OutputError, match="another flowdredge run writes there"):
+        cli.cmd_run(args)
+    assert started == [] and (out / RUN_LOCK).exists()
+    held.close()   # as the system does when the first process ends, however it ends
+    assert cli.cmd_run(args) == 0 and started == [str(out)]
+    # Released when the run ends.
+    hold_output(str(out)).close()
+
+
+@pytest.mark.unit
 def test_replaced_outputs_take_the_report_of_the_old_ones_with_them(tmp_path):
     from flowdredge.job.outputs import REPORT_FILE, replace_outputs
     (tmp_path / "run" / "aggregates").mkdir(parents=True)
