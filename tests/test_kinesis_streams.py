@@ -40,7 +40,14 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
             ({"flow_streams": flows, "aggregates_stream": unknown_arn}, "ResourceNotFound"),
             ({"flow_streams": flows.replace("us-east-1", "eu-west-1")},
              "is in eu-west-1, not in kinesis.region \\(us-east-1\\)"),
-            ({"flow_streams": f"resolve-flows,{flows}"}, "names a stream twice")):
+            ({"flow_streams": f"resolve-flows,{flows}"}, "names a stream twice"),
+            # One stream in two roles (a review: flow records read as changelog lines).
+            ({"flow_streams": "resolve-flows", "metadata_stream": flows},
+             "^kinesis.metadata_stream is the stream kinesis.flow_streams names"),
+            ({"flow_streams": flows, "aggregates_stream": "resolve-meta"},
+             "^kinesis.aggregates_stream is the stream kinesis.metadata_stream names"),
+            ({"flow_streams": flows, "aggregates_stream": "resolve-meta",
+              "metadata_stream": "resolve-flows"}, "^kinesis.metadata_stream is the stream")):
         with pytest.raises(ConfigError, match=message):
             kinesis_client.resolve(section(**streams))
     with pytest.raises(ConfigError, match="ResourceNotFound"):
@@ -310,3 +317,18 @@ def test_a_changelog_named_as_flink_leaves_it_out_is_refused_before_it_is_read(t
             changelog_files(str(tmp_path / name), 10, 100, label="metadata snapshot ")
     with pytest.raises(ConfigError, match="^changelog s3://b/_changes"):
         changelog_files("s3://b/_changes", 10, 100)
+
+
+@pytest.mark.unit
+def test_an_aws_error_is_one_line_even_when_the_endpoint_answers_with_a_web_page():
+    """A review's kinesis.endpoint at a web server: the error was 13 lines of HTML."""
+    from botocore.exceptions import ClientError
+    page = "<!DOCTYPE HTML>\n<html>\n<body>\n<p>Error code: 501</p>\n</body>\n</html>\n"
+    for message, shown in ((page, "an HTML page, not a Kinesis API's answer"),
+                           ("a\n  b " + "c" * 300, "a b " + "c" * 193 + "...")):
+        def fails():
+            raise ClientError({"Error": {"Code": "501", "Message": message}}, "DescribeStream")
+        with pytest.raises(ConfigError) as refused:
+            kinesis_client._asked("a", fails)
+        assert "\n" not in str(refused.value)
+        assert str(refused.value).startswith(f"kinesis: stream 'a': 501: {shown}")

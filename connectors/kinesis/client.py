@@ -77,9 +77,18 @@ def _asked(stream: str, call):
     except ClientError as err:
         error = err.response.get("Error", {})
         raise ConfigError(f"kinesis: stream {stream!r}: {error.get('Code')}: "
-                          f"{error.get('Message', '')}") from None
+                          f"{_one_line(error.get('Message', ''))}") from None
     except BotoCoreError as err:
-        raise ConfigError(f"kinesis: stream {stream!r}: {err}") from None
+        raise ConfigError(f"kinesis: stream {stream!r}: {_one_line(str(err))}") from None
+
+
+def _one_line(text: str, most: int = 200) -> str:
+    """An error's text as one line of at most `most` characters: a server that is no Kinesis
+    API (kinesis.endpoint naming a web server) answers with a whole HTML page."""
+    if text.lstrip().startswith("<"):
+        return "an HTML page, not a Kinesis API's answer (is kinesis.endpoint right?)"
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def resolve(kin: KinesisSection, kinesis=None) -> Streams:
@@ -98,8 +107,20 @@ def resolve(kin: KinesisSection, kinesis=None) -> Streams:
     flow_arns = tuple(arn(s) for s in flows)
     if len(set(flow_arns)) != len(flow_arns):
         raise ConfigError(f"kinesis.flow_streams names a stream twice: {kin.flow_streams!r}")
-    return Streams(flow_arns, arn(kin.metadata_stream), arn(kin.aggregates_stream),
-                   arn(kin.security_events_stream))
+    streams = Streams(flow_arns, arn(kin.metadata_stream), arn(kin.aggregates_stream),
+                      arn(kin.security_events_stream))
+    # One stream in two roles: flow records read as changelog lines (every one a dead letter,
+    # every flow waiting for owners that never come), or an output written into an input.
+    roles = [("kinesis.flow_streams", a) for a in flow_arns] + [
+        (f"kinesis.{key}", a) for key, a in (
+            ("metadata_stream", streams.metadata), ("aggregates_stream", streams.aggregates),
+            ("security_events_stream", streams.security_events)) if a]
+    for i, (key, a) in enumerate(roles):
+        for other, b in roles[i + 1:]:
+            if a == b:
+                raise ConfigError(f"{other} is the stream {key} names ({b}): each role needs "
+                                  f"a stream of its own")
+    return streams
 
 
 def shards(kinesis, arns) -> list:
