@@ -5,6 +5,7 @@ job.flink.pipeline.build_pipeline.
 """
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -181,6 +182,8 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
     if allow_non_restored_state and not resume:
         raise config_mod.ConfigError("--allow-non-restored-state: only with --resume")
     if resume:
+        if local:
+            _check_changelog_source(cfg, output, resume)
         options["execution.state-recovery.path"] = resume
         if allow_non_restored_state:
             options["execution.state-recovery.ignore-unclaimed-state"] = "true"
@@ -196,6 +199,38 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                                   f"continue that run from its last checkpoint, or choose "
                                   f"another --output") from None
     return options
+
+
+# How a local run read its changelog, for its --resume: a snapshot then the stream, or the
+# stream alone, one source uid either way, and neither's state is readable as the other's.
+RUN_SHAPE = ".flowdredge-run.json"
+
+
+def write_run_shape(cfg, output: str) -> None:
+    with open(os.path.join(output, RUN_SHAPE), "w") as shape:
+        json.dump({"metadata_snapshot": bool(cfg.kinesis.metadata_snapshot)}, shape)
+
+
+def _check_changelog_source(cfg, output: str, resume: str) -> None:
+    """A resume from this output's own checkpoints with kinesis.metadata_snapshot set where the
+    run had none, or the reverse, is refused: the job failed at every restart with the
+    connector's VersionMismatchException, naming no setting."""
+    checkpoints = os.path.abspath(_checkpoints(cfg, output))
+    try:
+        with open(os.path.join(output, RUN_SHAPE)) as shape:
+            before = json.load(shape).get("metadata_snapshot")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not os.path.abspath(resume).startswith(checkpoints + os.sep) or \
+            before is None or before == bool(cfg.kinesis.metadata_snapshot):
+        return
+    raise config_mod.ConfigError(
+        f"--resume: the run in {output} read its changelog "
+        + ("from kinesis.metadata_snapshot, then the stream: set it (--metadata-snapshot) as "
+           "before; it is not read again" if before else
+           "from the stream alone: leave kinesis.metadata_snapshot (--metadata-snapshot) unset "
+           "as before")
+        + " (its checkpoints hold that source's place)")
 
 
 def first_missing_folder(path: str):
@@ -250,6 +285,8 @@ def cmd_run(args) -> int:
     try:
         lock = hold_output(args.output) if "://" not in args.output else None
         job = _start_run(cfg, args)
+        if lock is not None:
+            write_run_shape(cfg, args.output)
     except BaseException:
         # Never another error in place of the refusal's.
         with contextlib.suppress(OSError):

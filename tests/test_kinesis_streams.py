@@ -74,6 +74,25 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     assert run_options(config, str(output), "latest")["execution.state-recovery.path"] == newest
     older = str(output / "checkpoints" / "a" / "chk-3")
     assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+    # A resume with kinesis.metadata_snapshot set where the run had none, or the reverse,
+    # failed at every restart with the connector's VersionMismatchException (a review).
+    from flowdredge.cli import write_run_shape
+    snapshot = config.replace(kinesis={"metadata_snapshot": "snap.jsonl"})
+    write_run_shape(config, str(output))
+    with pytest.raises(ConfigError, match="from the stream alone: leave kinesis.metadata_snap"):
+        run_options(snapshot, str(output), "latest")
+    write_run_shape(snapshot, str(output))
+    with pytest.raises(ConfigError, match="^--resume: the run in .* read its changelog from "
+                                          "kinesis.metadata_snapshot, then the stream: set it"):
+        run_options(config, str(output), older)
+    assert run_options(snapshot, str(output), "latest")["execution.state-recovery.path"] == newest
+    # A savepoint from elsewhere is not judged by this output's last run.
+    elsewhere = tmp_path / "savepoint-1"
+    elsewhere.mkdir()
+    (elsewhere / "_metadata").write_bytes(b"x")
+    assert run_options(config, str(output), str(elsewhere))["execution.state-recovery.path"] \
+        == str(elsewhere)
+    os.remove(output / ".flowdredge-run.json")
     for not_one in ("/x/chk-9", str(output / "checkpoints" / "b" / "chk-2")):   # no _metadata
         with pytest.raises(ConfigError, match="is not a checkpoint or savepoint"):
             run_options(config, str(output), not_one)
@@ -164,6 +183,8 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     assert started == [] and (out / RUN_LOCK).exists()
     held.close()   # as the system does when the first process ends, however it ends
     assert cli.cmd_run(args) == 0 and started == [str(out)]
+    # How it read its changelog, for its --resume.
+    assert (out / ".flowdredge-run.json").read_text() == '{"metadata_snapshot": false}'
     # Released when the run ends.
     hold_output(str(out)).close()
 
