@@ -102,18 +102,21 @@ def _settled(read, value: int, steady_s: int = 5, timeout_s: float = 60) -> int:
     return value
 
 
-def _report_line(output, rest_url, job_id, writer, total_flows, elapsed, closed) -> str:
+def _report_line(output, rest_url, job_id, writer, total_flows, since, closed) -> tuple:
+    """The progress line, the rate over the interval since `since` (monotonic time, flows
+    parsed then), and this report's (time, flows parsed) for the next."""
     counts = total_counts(output)
+    now = (time.monotonic(), counts["flows_parsed"])
+    rate = (now[1] - since[1]) / max(now[0] - since[0], 1e-9)
     attributed = attributed_share(counts)
     try:
         lag = consumer_lag_ms(rest_url, job_id)
     except (urllib.error.URLError, OSError, ValueError, KeyError):
         lag = None
     return (f"{time.strftime('%H:%M:%S')} | written {writer.flows_written:,}/{total_flows:,} "
-            f"flows | flows in {counts['flows_parsed']:,} "
-            f"({counts['flows_parsed'] / max(elapsed, 1e-9):,.0f}/s) | attributed {attributed}"
-            f" | windows closed {closed} | consumer lag "
-            f"{'n/a' if lag is None else f'{lag / 1000:.1f} s'}")
+            f"flows | flows in {counts['flows_parsed']:,} ({rate:,.0f}/s) | attributed "
+            f"{attributed} | windows closed {closed} | consumer lag "
+            f"{'n/a' if lag is None else f'{lag / 1000:.1f} s'}", now)
 
 
 def too_short(minutes: int, config: Config):
@@ -223,14 +226,26 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
         job_id = str(job.get_job_id())
         progress(f"job {job_id} running (Flink UI and REST API: {rest_url}); producing "
                  f"{total_flows:,} flows at {options.rate:,} flows/s; Ctrl-C stops")
-        producer = threading.Thread(target=produce, name="producer", daemon=True)
+        failed = []
+
+        def produce_beside():
+            try:
+                produce()
+            except Exception as err:   # the local Kinesis gone: the demo stops, saying why
+                failed.append(err)
+
+        producer = threading.Thread(target=produce_beside, name="producer", daemon=True)
         began = time.monotonic()
         producer.start()
-        finished, closed = False, 0
+        finished, closed, since = False, 0, (began, 0)
         try:
             next_report = began + options.report_seconds
             while True:
                 time.sleep(1)
+                if failed:
+                    progress(f"writing the traffic to the local Kinesis failed: "
+                             f"{type(failed[0]).__name__}: {failed[0]}")
+                    return 1
                 status = job_status(job)
                 if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
                     progress(f"the job ended: {failure_cause(job) or status} (the whole trace: "
@@ -246,8 +261,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                 if time.monotonic() >= next_report or done:
                     next_report += options.report_seconds
                     closed = _windows_closed(rest_url, job_id, scenario.start, window_s)
-                    progress(_report_line(output, rest_url, job_id, writer, total_flows,
-                                          time.monotonic() - began, closed))
+                    line, since = _report_line(output, rest_url, job_id, writer, total_flows,
+                                               since, closed)
+                    progress(line)
                 if done:
                     finished = True
                     break

@@ -18,6 +18,22 @@ def test_a_demo_too_short_to_close_a_window_says_so():
     assert too_short(11, config) is None
 
 
+@pytest.mark.unit
+def test_a_progress_line_gives_the_rate_of_its_interval(monkeypatch):
+    """The rate was an average since the start: a stalled job showed 119/s, 59/s, 40/s."""
+    from collections import Counter
+    from types import SimpleNamespace
+    from flowdredge.synthetic import demo
+    parsed = iter([6000, 6000])
+    monkeypatch.setattr(demo, "total_counts", lambda output: Counter(flows_parsed=next(parsed)))
+    monkeypatch.setattr(demo.time, "monotonic", iter([110.0, 120.0]).__next__)
+    writer = SimpleNamespace(flows_written=6000)
+    rest = "http://127.0.0.1:9"   # nothing there: the lag is n/a
+    line, since = demo._report_line("out", rest, "job", writer, 9000, (100.0, 5000), 2)
+    assert "flows in 6,000 (100/s)" in line and since == (110.0, 6000)
+    line, since = demo._report_line("out", rest, "job", writer, 9000, since, 2)
+    assert "flows in 6,000 (0/s)" in line and "consumer lag n/a" in line
+
 @pytest.mark.kinesis
 def test_the_stream_demo_runs_and_closes_windows(tmp_path, capsys):
     lines = []
