@@ -323,9 +323,9 @@ def _start_run(cfg, args):
         if resumed and "Cannot map checkpoint/savepoint state" in str(err):
             raise config_mod.ConfigError(
                 f"--resume {resumed}: the checkpoint holds state of operators this job no "
-                f"longer has (an output or Kinesis output turned off, job.window_seconds "
-                f"changed?); --allow-non-restored-state drops it (docs/operations.md, "
-                f"upgrades)") from None
+                f"longer has (an output or Kinesis output turned off, a flow stream left out "
+                f"or renamed, job.window_seconds changed?); --allow-non-restored-state drops "
+                f"it (docs/operations.md, upgrades)") from None
         raise
 
 
