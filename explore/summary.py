@@ -86,6 +86,10 @@ def render(summary: dict, output_dir: str) -> str:
     lines += ["", "top app -> app edges by bytes:"]
     for (src, dst), nbytes in summary["top_edges"]:
         lines.append(f"  {src:>18} -> {dst:<18} {nbytes / 1e6:10.1f} MB")
+    if not summary["top_edges"] and c["flows_aggregated"]:
+        # A stream stopped before its first window closed: its flows are in no file yet.
+        lines.append("  (none yet: no window's aggregates written; a window's are once it "
+                     "closes)")
     lines += ["", "REJECTed flows by destination app:"]
     for app, n in summary["rejects"] or [("(none)", 0)]:
         lines.append(f"  {app:>18} {n:8,}")

@@ -169,6 +169,10 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
                            "NODATA/SKIPDATA); files, records and events dead-lettered whole: 200")
     assert "dead letters by reason" not in render(
         {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
+    assert "(none yet: no window's aggregates written" in render(
+        {"counts": Counter(flows_aggregated=6), "top_edges": [], "rejects": []}, "out")
+    assert "(none yet" not in render(
+        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
     assert "ts_out_of_range: a ts" not in text
     assert "its file's modification time" in render(
         {"counts": Counter(metadata_dead_letter=3, metadata_dead_letter_ts_out_of_range=3),
