@@ -201,28 +201,36 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
     return options
 
 
-# How a local run read its changelog, for its --resume: a snapshot then the stream, or the
-# stream alone, one source uid either way, and neither's state is readable as the other's.
-RUN_SHAPE = ".flowdredge-run.json"
+# How each job of a local output read its changelog, by job id (its checkpoints' folder), for
+# a --resume: a snapshot then the stream, or the stream alone, one source uid either way, and
+# neither's state is readable as the other's.
+RUN_SHAPES = ".flowdredge-run.json"
 
 
-def write_run_shape(cfg, output: str) -> None:
-    with open(os.path.join(output, RUN_SHAPE), "w") as shape:
-        json.dump({"metadata_snapshot": bool(cfg.kinesis.metadata_snapshot)}, shape)
+def _run_shapes(output: str) -> dict:
+    try:
+        with open(os.path.join(output, RUN_SHAPES)) as shapes:
+            found = json.load(shapes)
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def note_run_shape(cfg, output: str, job_id: str) -> None:
+    shapes = {**_run_shapes(output), job_id: bool(cfg.kinesis.metadata_snapshot)}
+    with open(os.path.join(output, RUN_SHAPES), "w") as file:
+        json.dump(shapes, file)
 
 
 def _check_changelog_source(cfg, output: str, resume: str) -> None:
-    """A resume from this output's own checkpoints with kinesis.metadata_snapshot set where the
-    run had none, or the reverse, is refused: the job failed at every restart with the
-    connector's VersionMismatchException, naming no setting."""
-    checkpoints = os.path.abspath(_checkpoints(cfg, output))
-    try:
-        with open(os.path.join(output, RUN_SHAPE)) as shape:
-            before = json.load(shape).get("metadata_snapshot")
-    except (OSError, ValueError, AttributeError):
+    """A resume from a checkpoint of this output's jobs with kinesis.metadata_snapshot set
+    where its job had none, or the reverse, is refused: the job failed at every restart with
+    the connector's VersionMismatchException, naming no setting."""
+    within = os.path.relpath(os.path.abspath(resume), os.path.abspath(_checkpoints(cfg, output)))
+    if within.startswith(os.pardir):
         return
-    if not os.path.abspath(resume).startswith(checkpoints + os.sep) or \
-            before is None or before == bool(cfg.kinesis.metadata_snapshot):
+    before = _run_shapes(output).get(within.split(os.sep)[0])
+    if not isinstance(before, bool) or before == bool(cfg.kinesis.metadata_snapshot):
         return
     raise config_mod.ConfigError(
         f"--resume: the run in {output} read its changelog "
@@ -282,14 +290,17 @@ def cmd_run(args) -> int:
     held = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else set()
     lock_path = os.path.join(args.output, RUN_LOCK)
     lock_made = "://" not in args.output and not os.path.exists(lock_path)
+    lock = None
     try:
         lock = hold_output(args.output) if "://" not in args.output else None
         job = _start_run(cfg, args)
         if lock is not None:
-            write_run_shape(cfg, args.output)
+            note_run_shape(cfg, args.output, str(job.get_job_id()))
     except BaseException:
         # Never another error in place of the refusal's.
         with contextlib.suppress(OSError):
+            if lock is not None:
+                lock.close()
             if lock_made and os.path.exists(lock_path):
                 os.remove(lock_path)
             if "://" not in checkpoints and os.path.isdir(checkpoints):

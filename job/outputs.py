@@ -74,8 +74,14 @@ def hold_output(output_dir: str):
     system lets it go when the process ends, however it ends). A second job writing there, a
     --resume started while the first still ran, restored the same checkpoint and committed
     every flow a second time."""
-    os.makedirs(output_dir, exist_ok=True)
-    held = open(os.path.join(output_dir, RUN_LOCK), "a")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputError(f"--output {output_dir}: not a folder")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        held = open(os.path.join(output_dir, RUN_LOCK), "a")
+    except OSError as err:
+        raise OutputError(f"--output {output_dir}: cannot write there "
+                          f"({err.strerror or err})") from None
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -83,6 +89,10 @@ def hold_output(output_dir: str):
         raise OutputError(f"--output {output_dir}: another flowdredge run writes there (it "
                           f"holds {RUN_LOCK}); stop it first: two jobs from one checkpoint "
                           f"commit every flow twice") from None
+    except OSError as err:   # a file system without locks (some NFS and FUSE mounts)
+        held.close()
+        raise OutputError(f"--output {output_dir}: cannot lock {RUN_LOCK} there "
+                          f"({err.strerror or err}); use a local folder") from None
     return held
 
 

@@ -254,7 +254,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                 # Every record written read, and every changelog event: the flows of the last
                 # deliveries wait for the changelog written after them (writer.finish).
                 counts = total_counts(output)
-                done = not producer.is_alive() and \
+                done = not failed and not producer.is_alive() and \
                     counts["records_in"] >= writer.records_written and \
                     counts["metadata_events"] + counts["metadata_dead_letter"] >= \
                     estate.snapshot_events + writer.changes_written

@@ -76,21 +76,23 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
     # A resume with kinesis.metadata_snapshot set where the run had none, or the reverse,
     # failed at every restart with the connector's VersionMismatchException (a review).
-    from flowdredge.cli import write_run_shape
+    # Each job's own: job b read a snapshot, job a did not.
+    from flowdredge.cli import note_run_shape
     snapshot = config.replace(kinesis={"metadata_snapshot": "snap.jsonl"})
-    write_run_shape(config, str(output))
-    with pytest.raises(ConfigError, match="from the stream alone: leave kinesis.metadata_snap"):
-        run_options(snapshot, str(output), "latest")
-    write_run_shape(snapshot, str(output))
+    note_run_shape(config, str(output), "a")
+    note_run_shape(snapshot, str(output), "b")
     with pytest.raises(ConfigError, match="^--resume: the run in .* read its changelog from "
                                           "kinesis.metadata_snapshot, then the stream: set it"):
-        run_options(config, str(output), older)
+        run_options(config, str(output), "latest")
     assert run_options(snapshot, str(output), "latest")["execution.state-recovery.path"] == newest
-    # A savepoint from elsewhere is not judged by this output's last run.
+    with pytest.raises(ConfigError, match="from the stream alone: leave kinesis.metadata_snap"):
+        run_options(snapshot, str(output), older)
+    assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+    # A savepoint from elsewhere is not judged by this output's jobs.
     elsewhere = tmp_path / "savepoint-1"
     elsewhere.mkdir()
     (elsewhere / "_metadata").write_bytes(b"x")
-    assert run_options(config, str(output), str(elsewhere))["execution.state-recovery.path"] \
+    assert run_options(snapshot, str(output), str(elsewhere))["execution.state-recovery.path"] \
         == str(elsewhere)
     os.remove(output / ".flowdredge-run.json")
     for not_one in ("/x/chk-9", str(output / "checkpoints" / "b" / "chk-2")):   # no _metadata
@@ -174,8 +176,23 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     out = tmp_path / "out"
     held = hold_output(str(out))
     started = []
-    monkeypatch.setattr(cli, "_start_run", lambda cfg, args: started.append(args.output))
-    monkeypatch.setattr(cli, "_run_until_stopped", lambda job: 0)
+
+    class Job:
+        def get_job_id(self):
+            return "j1"
+
+    def start(cfg, args):
+        started.append(args.output)
+        return Job()
+
+    def run_until_stopped(job):
+        # Held while the job runs.
+        with pytest.raises(OutputError, match="another flowdredge run writes there"):
+            hold_output(str(out))
+        return 0
+
+    monkeypatch.setattr(cli, "_start_run", start)
+    monkeypatch.setattr(cli, "_run_until_stopped", run_until_stopped)
     args = cli.parser().parse_args(["run", "--output", str(out), "--flow-streams", "f",
                                     "--metadata-stream", "m"])
     with pytest.raises(OutputError, match="another flowdredge run writes there"):
@@ -184,9 +201,13 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     held.close()   # as the system does when the first process ends, however it ends
     assert cli.cmd_run(args) == 0 and started == [str(out)]
     # How it read its changelog, for its --resume.
-    assert (out / ".flowdredge-run.json").read_text() == '{"metadata_snapshot": false}'
+    assert (out / ".flowdredge-run.json").read_text() == '{"j1": false}'
     # Released when the run ends.
     hold_output(str(out)).close()
+    # Not a folder: said so, as before the lock.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputError, match="file: not a folder"):
+        hold_output(str(tmp_path / "file"))
 
 
 @pytest.mark.unit

@@ -134,8 +134,8 @@ class Metrics:
 
 class ParseFlowRecords(ProcessFunction):
     """One input record (envelope or file chunk; a staged line, which may hold several of a
-    file's CloudWatch records, job.parse.staged_records) -> flow groups, one per window,
-    timestamped with the event time they move the job to: a file record's latest flow start,
+    file's CloudWatch records, job.parse.staged_records) -> flow groups, one per window (of
+    at most job.parse.MAX_GROUP_FLOWS flows: a larger window's flows in several), timestamped with the event time they move the job to: a file record's latest flow start,
     or for a shard's batch of Kinesis records (a Row of stream, shard, records, each a Row
     of data, sequence and arrival time, and how many repeats were left out; connectors.kinesis
     .flink), parsed together, the slowest active shard's (job.shards: per-shard watermarks).
