@@ -26,8 +26,15 @@ def dead_letter_lines(dead_letters) -> str:
     return "\n".join(json.dumps(dict(zip(DEAD_LETTER.names, d))) for d in dead_letters)
 
 
-def data_quality_lines(no_traffic) -> str:
-    """`no_traffic`: (window_start, account, interface, NODATA or SKIPDATA) -> lines."""
+# Rows of a data-quality block at most: a block is one element to the JVM (job.parse's groups
+# are bounded for the same reason), and a record of NODATA lines of distinct interfaces has a
+# row each.
+DATA_QUALITY_ROWS = 1 << 15
+
+
+def data_quality_blocks(no_traffic, most: int = DATA_QUALITY_ROWS) -> list:
+    """`no_traffic`: (window_start, account, interface, NODATA or SKIPDATA) -> lines; the
+    rows, one an interface and window, in blocks of lines of at most `most` rows."""
     window, account, interface, no_data, skip_data = DATA_QUALITY.names
     by_interface = {}
     for (window_start, account_id, interface_id, status), n in no_traffic.items():
@@ -35,7 +42,8 @@ def data_quality_lines(no_traffic) -> str:
             window: window_start, account: account_id, interface: interface_id,
             no_data: 0, skip_data: 0})
         row[no_data if status == "NODATA" else skip_data] += n
-    return "\n".join(json.dumps(row) for row in by_interface.values())
+    rows = [json.dumps(row) for row in by_interface.values()]
+    return ["\n".join(rows[first:first + most]) for first in range(0, len(rows), most)]
 
 
 class OutputError(ValueError):

@@ -75,12 +75,20 @@ def test_every_output_is_a_view_with_every_schema_field():
 
 @pytest.mark.unit
 def test_the_side_output_lines_have_their_schemas_fields():
-    from flowdredge.job.outputs import counts_line, data_quality_lines
+    from flowdredge.job.outputs import counts_line, data_quality_blocks
     no_traffic = {(60, "123456789012", "eni-1", "NODATA"): 2, (60, "123456789012", "eni-1",
                                                               "SKIPDATA"): 1}
-    (row,) = map(json.loads, data_quality_lines(no_traffic).splitlines())
+    ((row,),) = [list(map(json.loads, block.splitlines()))
+                 for block in data_quality_blocks(no_traffic)]
     assert list(row) == list(DATA_QUALITY.names)
     assert (row["no_data"], row["skip_data"]) == (2, 1)
+    # One element each: a record of NODATA lines of distinct interfaces has a row each.
+    many = {(60, "1", f"eni-{i}", "NODATA"): 1 for i in range(7)}
+    blocks = data_quality_blocks(many, most=3)
+    assert [len(block.splitlines()) for block in blocks] == [3, 3, 1]
+    assert [json.loads(line)["interface_id"] for b in blocks for line in b.splitlines()] == [
+        f"eni-{i}" for i in range(7)]
+    assert data_quality_blocks({}) == []
     assert json.loads(counts_line("parse", {"lines_in": 3, "flows_parsed": 0})) == {
         COUNTS_STAGE.name: "parse", "lines_in": 3}
 

@@ -18,7 +18,7 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
                                   encode_views)
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
-from flowdredge.job.outputs import counts_line, data_quality_lines, dead_letter_lines
+from flowdredge.job.outputs import counts_line, data_quality_blocks, dead_letter_lines
 from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
 from flowdredge.job.parse import FlowFormat, parse_batches, staged_records
 from flowdredge.job.replay import read_flow_file
@@ -251,7 +251,8 @@ class ParseFlowRecords(ProcessFunction):
         if result.dead_letters:
             yield DEAD_LETTERS, dead_letter_lines(result.dead_letters)
         if result.no_traffic:
-            yield DATA_QUALITY, data_quality_lines(result.no_traffic)
+            for block in data_quality_blocks(result.no_traffic):
+                yield DATA_QUALITY, block
         self.metrics.add(result.counts)
         self.records_rate.mark_event(result.counts["records_in"])
         self.flows_rate.mark_event(result.counts["flows_parsed"])
