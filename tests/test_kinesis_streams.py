@@ -52,6 +52,11 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
             kinesis_client.resolve(section(**streams))
     with pytest.raises(ConfigError, match="ResourceNotFound"):
         kinesis_client.shards(kinesis, [unknown_arn])
+    # A changelog on several shards keeps its order only if written with one partition key.
+    assert kinesis_client.changelog_order_warning(kinesis, resolved.metadata) is None
+    two = kinesis_client.create_stream(kinesis, "resolve-meta-2", 2)
+    assert "has 2 open shards: the changelog's order holds within a shard only" in \
+        kinesis_client.changelog_order_warning(kinesis, two)
 
 
 @pytest.mark.unit

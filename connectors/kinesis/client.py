@@ -123,6 +123,19 @@ def resolve(kin: KinesisSection, kinesis=None) -> Streams:
     return streams
 
 
+def changelog_order_warning(kinesis, arn: str):
+    """A warning when the metadata stream has more than one open shard, else None: Kinesis
+    keeps order within a shard only, and a changelog written with several partition keys
+    loses it (docs/metadata.md); one key on several shards is in order, so not refused."""
+    summary = _asked(arn, lambda: kinesis.describe_stream_summary(StreamARN=arn))
+    count = summary["StreamDescriptionSummary"].get("OpenShardCount", 1)
+    if count <= 1:
+        return None
+    return (f"kinesis.metadata_stream has {count} open shards: the changelog's order holds "
+            f"within a shard only; write it with one partition key (flowdredge-publisher "
+            f"does) or give the stream one shard (docs/metadata.md)")
+
+
 def shards(kinesis, arns) -> list:
     """(stream ARN, shard id) of every shard the streams list now, closed ones included (with
     TRIM_HORIZON their records are read first)."""

@@ -153,12 +153,16 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
     the application's jar on the classpath itself). Checkpoints go to `checkpoint_dir` unless
     job.checkpoint_dir says otherwise ("": output_dir/checkpoints; None: the cluster's own
     setting). Raises ConfigError for streams that are missing or unknown."""
-    from flowdredge.connectors.kinesis.client import client, register_consumers, resolve, shards
+    from flowdredge.connectors.kinesis.client import (changelog_order_warning, client,
+                                                      register_consumers, resolve, shards)
     from flowdredge.connectors.jars import connector_jars
     from flowdredge.connectors.kinesis.flink import (kinesis_sources, local_endpoint_workarounds,
                                           with_kinesis_outputs)
     kinesis = client(config.kinesis)
     streams = resolve(config.kinesis, kinesis)
+    order_warning = changelog_order_warning(kinesis, streams.metadata)
+    if order_warning:
+        logging.getLogger(__name__).warning(order_warning)
     if config.kinesis.reader == "efo":
         register_consumers(kinesis, streams.flows + (streams.metadata,),
                            config.kinesis.efo_consumer_name)
