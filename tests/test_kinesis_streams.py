@@ -52,6 +52,13 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
             kinesis_client.resolve(section(**streams))
     with pytest.raises(ConfigError, match="ResourceNotFound"):
         kinesis_client.shards(kinesis, [unknown_arn])
+    # kinesis-local's TLS port, its certificate its own: trusted on this machine only (a
+    # review: Python refused it where the connector took it).
+    over_tls = Config().replace(kinesis={"endpoint": kinesis_local.tls_endpoint,
+                                         "metadata_stream": "resolve-meta",
+                                         "flow_streams": "resolve-flows"}).kinesis
+    assert kinesis_client.resolve(over_tls) == resolved
+    assert kinesis_client.client_properties(over_tls)["aws.trust.all.certificates"] == "true"
     # A changelog on several shards keeps its order only if written with one partition key.
     assert kinesis_client.changelog_order_warning(kinesis, resolved.metadata) is None
     two = kinesis_client.create_stream(kinesis, "resolve-meta-2", 2)
@@ -379,3 +386,17 @@ def test_an_aws_error_is_one_line_even_when_the_endpoint_answers_with_a_web_page
             kinesis_client._asked("a", fails)
         assert "\n" not in str(refused.value)
         assert str(refused.value).startswith(f"kinesis: stream 'a': 501: {shown}")
+
+
+@pytest.mark.unit
+def test_only_a_server_on_this_machine_has_its_certificate_trusted_as_it_is():
+    """The connector trusted every certificate of any kinesis.endpoint; a VPC endpoint's is
+    checked."""
+    for endpoint, local in (("https://127.0.0.1:4567", True), ("https://localhost:1", True),
+                            ("https://[::1]:4567", True), ("http://127.0.0.2:4568", True),
+                            ("https://vpce-1.kinesis.us-east-1.vpce.amazonaws.com", False),
+                            ("https://10.0.0.1:443", False), ("https://127.example.com", False)):
+        assert kinesis_client.on_loopback(endpoint) is local, endpoint
+        props = kinesis_client.client_properties(
+            Config().replace(kinesis={"endpoint": endpoint}).kinesis)
+        assert ("aws.trust.all.certificates" in props) is local

@@ -1,11 +1,15 @@
 """Kinesis through boto3 (no pyflink): stream ARNs, the connector's client properties, streams
 for the demo and tests."""
+import ipaddress
 import os
 import time
+import warnings
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import InsecureRequestWarning
 
 from flowdredge.connectors.kinesis.settings import KinesisSection
 from flowdredge.schemas.settings import ConfigError
@@ -22,9 +26,25 @@ def _credentials(kin: KinesisSection) -> dict:
             "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", DUMMY_KEY)}
 
 
+def on_loopback(endpoint: str) -> bool:
+    """Whether the endpoint URL names this machine: a local server with a certificate of its
+    own (kinesis-local's TLS port), trusted as it is; any other endpoint's is checked."""
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def client(kin: KinesisSection):
+    trusted = bool(kin.endpoint) and on_loopback(kin.endpoint)
+    if trusted:
+        # Chosen, not a risk to repeat at every call.
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     return boto3.client("kinesis", region_name=kin.region, endpoint_url=kin.endpoint or None,
-                        **_credentials(kin))
+                        verify=not trusted, **_credentials(kin))
 
 
 def client_properties(kin: KinesisSection) -> dict:
@@ -36,9 +56,10 @@ def client_properties(kin: KinesisSection) -> dict:
                       "aws.credentials.provider": "BASIC",
                       "aws.credentials.provider.basic.accesskeyid": keys["aws_access_key_id"],
                       "aws.credentials.provider.basic.secretkey": keys["aws_secret_access_key"],
-                      # A local server speaks HTTP/1.1 (and TLS with its own certificate).
-                      "aws.http.protocol.version": "HTTP1_1",
-                      "aws.trust.all.certificates": "true"})
+                      # A local server speaks HTTP/1.1.
+                      "aws.http.protocol.version": "HTTP1_1"})
+        if on_loopback(kin.endpoint):
+            props["aws.trust.all.certificates"] = "true"
     else:
         props["aws.credentials.provider"] = "AUTO"
     return props

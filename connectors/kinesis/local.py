@@ -26,6 +26,7 @@ class LocalKinesis:
     log_path: str
     process: subprocess.Popen = None
     endpoint: str = ""
+    tls_endpoint: str = ""   # the same server over TLS, with kinesis-local's own certificate
 
     def start(self, timeout_s: float = 30) -> "LocalKinesis":
         main = os.path.join(SERVER, "main.js")
@@ -60,6 +61,7 @@ class LocalKinesis:
                     raise LocalKinesisError(f"kinesis-local did not listen within {timeout_s} s")
                 time.sleep(0.2)
         self.endpoint = f"http://127.0.0.1:{plain}"
+        self.tls_endpoint = f"https://127.0.0.1:{tls}"
         return self
 
     def stop(self) -> None:
