@@ -167,6 +167,9 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                "RETAIN_ON_CANCELLATION"}
     local = "://" not in output
     if resume == "latest":
+        # The run's own checkpoint: the resumed job owns it and deletes it once a checkpoint
+        # of its own completes (a restarted run kept every earlier run's last state).
+        options["execution.state-recovery.claim-mode"] = "CLAIM"
         checkpoints = _checkpoints(cfg, output)
         if "://" in checkpoints:
             raise config_mod.ConfigError(f"--resume: checkpoints in {checkpoints} are not "
@@ -293,6 +296,10 @@ def cmd_run(args) -> int:
     lock = None
     try:
         lock = hold_output(args.output) if "://" not in args.output else None
+        if lock is not None:
+            # What a resumed run leaves of the run before it once it claimed its checkpoint.
+            for name in held:
+                remove_empty_folders(os.path.join(checkpoints, name))
         job = _start_run(cfg, args)
         if lock is not None:
             note_run_shape(cfg, args.output, str(job.get_job_id()))

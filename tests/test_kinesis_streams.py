@@ -83,9 +83,14 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
             time.sleep(0.01)
     newest = str(output / "checkpoints" / "b" / "chk-1")
     assert latest_checkpoint(str(output / "checkpoints")) == newest
-    assert run_options(config, str(output), "latest")["execution.state-recovery.path"] == newest
+    latest = run_options(config, str(output), "latest")
+    assert latest["execution.state-recovery.path"] == newest
+    # The run's own newest checkpoint is claimed (deleted once subsumed), one named is not.
+    assert latest["execution.state-recovery.claim-mode"] == "CLAIM"
     older = str(output / "checkpoints" / "a" / "chk-3")
-    assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+    named = run_options(config, str(output), older)
+    assert named["execution.state-recovery.path"] == older
+    assert "execution.state-recovery.claim-mode" not in named
     # A resume with kinesis.metadata_snapshot set where the run had none, or the reverse,
     # failed at every restart with the connector's VersionMismatchException (a review).
     # Each job's own: job b read a snapshot, job a did not.
@@ -299,6 +304,7 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_a_changed_job_resumes(kinesis_l
     import json
     import subprocess
     import sys
+    import time
     from helpers import subprocess_env
     from flowdredge.job.outputs import latest_checkpoint
     kinesis = kinesis_client.client(Config().replace(
@@ -334,6 +340,20 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_a_changed_job_resumes(kinesis_l
         args("without-enriched", False, "--resume", "--allow-non-restored-state"), checkpoints,
         after=first)
     assert status == 130 and f"resuming from {first}" in err, err
+
+    # The resumed run claimed the checkpoint it started from: deleted once one of its own
+    # completed; the next start removes the first run's folder it left empty.
+    deadline = time.monotonic() + 30
+    while os.path.exists(first):
+        assert time.monotonic() < deadline, f"{first} was kept"
+        time.sleep(0.5)
+    refused = subprocess.run([sys.executable, "-m", "flowdredge.cli", "run",
+                              *args("without-enriched", False, "--resume",
+                                    str(tmp_path / "nowhere"))],
+                             capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert refused.returncode == 2 and "is not a checkpoint" in refused.stderr, refused.stderr
+    assert sorted(os.listdir(checkpoints)) == [os.path.basename(os.path.dirname(
+        latest_checkpoint(checkpoints)))]
 
 
 @pytest.mark.unit
