@@ -297,9 +297,12 @@ def cmd_run(args) -> int:
     try:
         lock = hold_output(args.output) if "://" not in args.output else None
         if lock is not None:
-            # What a resumed run leaves of the run before it once it claimed its checkpoint.
+            # What a resumed run leaves of the run before it once it claimed its checkpoint:
+            # the job's folder with no file left (one that holds a file stays as it is).
             for name in held:
-                remove_empty_folders(os.path.join(checkpoints, name))
+                folder = os.path.join(checkpoints, name)
+                if not any(files for _root, _dirs, files in os.walk(folder)):
+                    remove_empty_folders(folder)
         job = _start_run(cfg, args)
         if lock is not None:
             note_run_shape(cfg, args.output, str(job.get_job_id()))

@@ -152,11 +152,14 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
             cli.cmd_run(args)
 
     monkeypatch.setattr(cli, "_start_run", refused)
-    # A folder of an earlier run keeps everything, its empty folders too; the new job's go.
+    # A folder of an earlier run keeps everything, its empty folders too; the new job's go,
+    # and an earlier run's that holds no file.
     out = tmp_path / "out"
     (out / "checkpoints" / "old-job" / "chk-4").mkdir(parents=True)
     (out / "checkpoints" / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
     (out / "checkpoints" / "old-job" / "shared").mkdir()
+    # A run whose checkpoint a resumed run claimed, and Flink deleted: only folders left.
+    (out / "checkpoints" / "spent-job" / "shared").mkdir(parents=True)
     (out / "aggregates").mkdir()
     run(out)
     assert sorted(os.listdir(out / "checkpoints")) == ["old-job"]
