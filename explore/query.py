@@ -6,12 +6,16 @@ once into a local cache.
 Their columns are derived from schemas/, and so are the Athena / AWS Glue table definitions
 (`athena_ddl`), so neither can drift from what the job writes.
 """
+import atexit
 import csv
 import io
 import ipaddress
 import json
+import math
 import os
 import re
+import shutil
+import tempfile
 import textwrap
 import unicodedata
 from dataclasses import dataclass
@@ -21,10 +25,12 @@ from decimal import Decimal
 import duckdb
 
 from flowdredge.connectors import s3 as s3_url
+from flowdredge.explore.summary import printable
 
 from flowdredge.job.config import JobSection
 from flowdredge.connectors.s3 import is_s3
 from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
+from flowdredge.job.parse import EARLIEST_START, LATEST_START
 from flowdredge.schemas import security
 from flowdredge.schemas.fields import ADDR, INT, LONG, STRING, Field
 from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
@@ -142,6 +148,7 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     prefix = prefix.strip("/")
     cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "flowdredge", "s3",
                                       bucket, *filter(None, prefix.split("/")))
+    _check_cache(cache, f"s3://{bucket}/{prefix}")
     s3 = boto3.client("s3")
     try:
         top = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "",
@@ -154,16 +161,19 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
         if not folders & set(OUTPUTS):
             raise QueryError(f"{url} is not an output folder: it has none of "
                              f"{', '.join(n + '/' for n in OUTPUTS)}")
+        _mark_cache(cache, f"s3://{bucket}/{prefix}")
         for view in views:
             base = f"{prefix}/{view}/" if prefix else f"{view}/"
             folder = os.path.join(cache, view)
             wanted = set()
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base):
                 for obj in page.get("Contents", ()):
-                    relative = obj["Key"][len(base):]
-                    if not relative or not is_committed(relative.rsplit("/", 1)[-1]):
+                    parts = obj["Key"][len(base):].split("/")
+                    # Not a folder's marker (a key ending in /), not in a hidden folder, and
+                    # never a path out of the cache (a key's .. segments).
+                    if not all(parts) or not all(map(is_committed, parts)):
                         continue
-                    target = os.path.join(folder, *relative.split("/"))
+                    target = os.path.join(folder, *parts)
                     wanted.add(target)
                     # The copy has the object's size and time: a rewritten object is copied
                     # again even at the same size.
@@ -186,6 +196,40 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         raise QueryError(f"cannot read {url}: {err}") from None
     return cache
+
+
+# In a folder `flowdredge query` copies S3 into: what it holds that S3 no longer does is
+# removed, so a folder without it (a local output given as --cache) is refused.
+CACHE_MARK = ".flowdredge-s3-cache"
+
+
+def _check_cache(cache: str, url: str) -> None:
+    mark = os.path.join(cache, CACHE_MARK)
+    try:
+        with open(mark) as file:
+            mirrored = file.read().strip()
+    except FileNotFoundError:
+        mirrored = None
+    except OSError as err:
+        raise QueryError(f"--cache {cache}: {err.strerror}") from None
+    if mirrored is None:
+        if any(files for _root, _dirs, files in os.walk(cache)):
+            raise QueryError(f"--cache {cache}: holds files, and is no cache of flowdredge "
+                             f"query (no {CACHE_MARK}); files not in S3 are removed from a "
+                             f"cache: give a new or empty folder")
+    elif mirrored != url:
+        raise QueryError(f"--cache {cache}: the cache of {mirrored}, not of {url}: give "
+                         f"another folder")
+
+
+def _mark_cache(cache: str, url: str) -> None:
+    mark = os.path.join(cache, CACHE_MARK)
+    try:
+        os.makedirs(cache, exist_ok=True)
+        with open(mark, "w") as file:
+            file.write(url + "\n")
+    except OSError as err:
+        raise QueryError(f"--cache {cache}: {err.strerror}") from None
 
 
 def _sql_string(text: str) -> str:
@@ -222,10 +266,16 @@ def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
     inside = os.path.realpath(folder) + os.sep
     linked = set()   # DuckDB opens a file where its links lead: those outside, file by file
     for view in OUTPUTS:
-        files = [os.path.abspath(p) for p in committed_files(folder, view)] if view in views \
-            else []
+        # An empty file holds no record (DuckDB fails on an empty .gz).
+        files = [os.path.abspath(p) for p in committed_files(folder, view)
+                 if os.path.getsize(p)] if view in views else []
         con.execute(_view_sql(view, files))
         linked.update(t for t in map(os.path.realpath, files) if not t.startswith(inside))
+    # DuckDB allows queries its folder of temporary files, by default .tmp/ in the working
+    # folder: one of its own, emptied when the process ends.
+    spill = tempfile.mkdtemp(prefix="flowdredge-query-")
+    atexit.register(shutil.rmtree, spill, True)
+    con.execute(f"SET temp_directory = {_sql_string(spill)}")
     # Queries read the folder's outputs and nothing else: no other file, no URL, no extension
     # fetched; and no SQL can lift it. (Spilling to DuckDB's temporary files still works.)
     con.execute("SET allowed_directories = ["
@@ -296,18 +346,25 @@ def run_sql(con, sql: str, params: dict = None) -> Result:
 # ---------------------------------------------------------------- parameters
 
 def parse_time(text: str) -> int:
-    """Epoch seconds, or ISO-8601 (UTC unless it says otherwise): 2026-01-01T00:10:00Z."""
+    """Epoch seconds, or ISO-8601 (UTC unless it says otherwise): 2026-01-01T00:10:00Z; within
+    the years the job reads flows of (2010-2099), so that epoch milliseconds (a changelog's
+    ts) are told, not read as a time thousands of years ahead that matches nothing."""
     text = str(text).strip()
     if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"{text!r} is not a time: give epoch seconds or ISO-8601 "
-                         f"such as 2026-01-01T00:10:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+        seconds = int(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise QueryError(f"{text!r} is not a time: give epoch seconds or ISO-8601 "
+                             f"such as 2026-01-01T00:10:00Z") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = int(moment.timestamp())
+    if not EARLIEST_START <= seconds < LATEST_START:
+        raise QueryError(f"{text!r} is not a time of flows (2010-2099): give epoch seconds "
+                         f"(not milliseconds) or ISO-8601 such as 2026-01-01T00:10:00Z")
+    return seconds
 
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -334,7 +391,7 @@ def _count(text) -> int:
         value = int(text)
     except (TypeError, ValueError):
         value = -1
-    if value < 0:
+    if not 0 <= value < 1 << 63:
         raise QueryError(f"{text!r}: expected a whole number, 0 or more")
     return value
 
@@ -379,8 +436,10 @@ TIME_RANGE = (
     Param("since", parse_time, "from this time (epoch seconds or ISO-8601), inclusive"),
     Param("until", parse_time, "to this time, exclusive"),
 )
+ACTIONS = ("ACCEPT", "REJECT")
 DIMENSION_FILTERS = tuple(
-    Param(f.name, _int_param if f.kind in (INT, LONG) else str, f"only rows with this {f.name}")
+    Param(f.name, _int_param if f.kind in (INT, LONG) else str, f"only rows with this {f.name}",
+          choices=ACTIONS if f.name == "action" else None)
     for f in AGGREGATE_DIMENSIONS if f.name != "window_start")
 WINDOW_SECONDS = Param("window_seconds", parse_duration,
                        "the job's job.window_seconds (the size of the stored windows)",
@@ -602,7 +661,7 @@ class Question:
     help: str
     build: object       # values -> (sql, params)
     params: tuple
-    views: tuple
+    views: object       # the outputs it reads: a tuple, or values -> tuple
 
 
 _APP_REQUIRED = Param("app", str, "the app", required=True)
@@ -612,14 +671,14 @@ _CROSS_ONLY = Param("cross_only", parse_flag, "only pairs of two different known
 QUESTIONS = {q.name: q for q in (
     Question("top-talkers", "app pairs by bytes, with REJECT share", _top_talkers,
              TIME_RANGE + (Param("action", str, "only ACCEPT or only REJECT",
-                                 choices=("ACCEPT", "REJECT")), _limit(20)), ("aggregates",)),
+                                 choices=ACTIONS), _limit(20)), ("aggregates",)),
     Question("dependencies", "what an app depends on and what depends on it", _dependencies,
              (_APP_REQUIRED,) + TIME_RANGE, ("aggregates",)),
     Question("rejects", "REJECTed flows to an app (or all apps) by port and source", _rejects,
              (Param("app", str, "destination app (default: all)"),
               Param("source", str, "group sources by app (aggregates) or by address (enriched)",
                     default="app", choices=("app", "address"))) + TIME_RANGE + (_limit(20),),
-             ("aggregates", "enriched")),
+             lambda v: ("enriched",) if v["source"] == "address" else ("aggregates",)),
     Question("who-owned", "who owned an IP around a time, and what it talked to", _who_owned,
              (Param("ip", str, "the address (IPv4 or IPv6)", required=True),
               Param("at", parse_time, "the time (epoch seconds or ISO-8601)", required=True),
@@ -646,7 +705,18 @@ QUESTIONS = {q.name: q for q in (
 
 
 def question_sql(name: str, values: dict):
-    """(sql, params) of a named question; `values` holds parsed parameters (defaults filled)."""
+    """(sql, params) of a named question; `values` holds its parameters, parsed or as given."""
+    return QUESTIONS[name].build(_filled(name, values))
+
+
+def question_views(name: str, values: dict) -> tuple:
+    """The outputs a named question reads with `values`."""
+    views = QUESTIONS[name].views
+    return views(_filled(name, values)) if callable(views) else views
+
+
+def _filled(name: str, values: dict) -> dict:
+    """The question's parameters parsed, checked, and their defaults filled."""
     question = QUESTIONS.get(name)
     if question is None:
         raise QueryError(f"unknown question {name!r}; known: {', '.join(QUESTIONS)}")
@@ -663,7 +733,10 @@ def question_sql(name: str, values: dict):
             raise QueryError(f"{name}: --{p.name.replace('_', '-')} must be one of "
                              f"{', '.join(p.choices)}")
         filled[p.name] = value
-    return question.build(filled)
+    if None not in (filled.get("since"), filled.get("until")) and \
+            filled["since"] >= filled["until"]:
+        raise QueryError(f"{name}: --since must be before --until")
+    return filled
 
 
 class Outputs:
@@ -696,7 +769,7 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
     outputs it reads are opened (and, for S3, copied)."""
     if question:
         sql, params = question_sql(question, values or {})
-        views = QUESTIONS[question].views
+        views = question_views(question, values or {})
     else:
         params, views = None, referenced_views(sql)
     with Outputs(output, views, cache_dir) as outputs:
@@ -707,9 +780,16 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
 
 # ---------------------------------------------------------------- output formats
 
-def _json_value(value):
+def _json_ready(value):
+    """A NaN or an infinity as a string: JSON has no such number (json.dumps wrote NaN)."""
     if isinstance(value, Decimal):
-        return float(value)
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _json_value(value):
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
@@ -723,9 +803,6 @@ def _cell(value) -> str:
     return str(value)
 
 
-_CONTROL_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
-
-
 def _width(text: str) -> int:
     """Columns a terminal gives the text: two for a wide (East Asian) character."""
     return len(text) + sum(unicodedata.east_asian_width(c) in "WF" for c in text
@@ -734,7 +811,8 @@ def _width(text: str) -> int:
 
 def format_result(result: Result, fmt: str) -> str:
     if fmt == "json":
-        return "\n".join(json.dumps(dict(zip(result.columns, row)), default=_json_value)
+        return "\n".join(json.dumps({c: _json_ready(v) for c, v in zip(result.columns, row)},
+                                    default=_json_value, allow_nan=False)
                          for row in result.rows)
     if fmt == "csv":
         out = io.StringIO()
@@ -745,7 +823,7 @@ def format_result(result: Result, fmt: str) -> str:
     if fmt != "table":
         raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     # A control character (an app name's tab or newline) would break the row: shown escaped.
-    cells = [[_cell(v).translate(_CONTROL_ESCAPES) for v in row] for row in result.rows]
+    cells = [[printable(_cell(v)) for v in row] for row in result.rows]
     widths = [max([_width(c)] + [_width(r[i]) for r in cells])
               for i, c in enumerate(result.columns)]
     numeric = [all(isinstance(row[i], (int, float, Decimal)) and not isinstance(row[i], bool)

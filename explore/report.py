@@ -9,6 +9,7 @@ import html
 import json
 import math
 import os
+import re
 from functools import reduce
 from importlib import resources
 
@@ -197,8 +198,11 @@ def render_html(data: dict) -> str:
     embedded = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
     page, script = (resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
                     for name in ("report.html", "report.js"))
-    return (page.replace("__TITLE__", html.escape(f"flowdredge report: {data['source']}"))
-            .replace("__DATA__", embedded).replace("__SCRIPT__", script))
+    # In one pass: a placeholder's name inside a value filled earlier (an app named
+    # __SCRIPT__, a folder named __DATA__) is not filled again.
+    fills = {"__TITLE__": html.escape(f"flowdredge report: {data['source']}"),
+             "__DATA__": embedded, "__SCRIPT__": script}
+    return re.sub("|".join(fills), lambda match: fills[match.group(0)], page)
 
 
 def write_report(output: str, html_path: str = None, cache_dir: str = None) -> str:

@@ -6,13 +6,27 @@ from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
 from flowdredge.schemas.outputs import FLOW_RECORD_DEAD_LETTER_REASONS
 
 
+# Control characters and the marks that reorder text (an owner's tag holding a newline, a
+# terminal's escape sequence or U+202E) shown as escapes, so that a name cannot forge lines,
+# drive the terminal or read as another name.
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)} | {
+    c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                *range(0x2066, 0x206A))}
+
+
+def printable(text) -> str:
+    """`text` as a terminal shows it safely."""
+    return str(text).translate(_ESCAPES)
+
+
 def summarize(output_dir: str, top: int = 10) -> dict:
     counts = total_counts(output_dir)
     edges, rejects = Counter(), Counter()
     for row in read_records(output_dir, "aggregates"):
-        edges[(row["src_app"], row["dst_app"])] += row["bytes"]
-        if row["action"] == "REJECT":
-            rejects[row["dst_app"]] += row["flows"]
+        # A record that lacks a field (one written by hand) counts as query reads it: null.
+        edges[(row.get("src_app"), row.get("dst_app"))] += row.get("bytes") or 0
+        if row.get("action") == "REJECT":
+            rejects[row.get("dst_app")] += row.get("flows") or 0
     return {"counts": counts, "top_edges": edges.most_common(top),
             "rejects": rejects.most_common(top)}
 
@@ -85,14 +99,14 @@ def render(summary: dict, output_dir: str) -> str:
                      f"and refuses the replay)")
     lines += ["", "top app -> app edges by bytes:"]
     for (src, dst), nbytes in summary["top_edges"]:
-        lines.append(f"  {src:>18} -> {dst:<18} {nbytes / 1e6:10.1f} MB")
+        lines.append(f"  {printable(src):>18} -> {printable(dst):<18} {nbytes / 1e6:10.1f} MB")
     if not summary["top_edges"] and c["flows_aggregated"]:
         # A stream stopped before its first window closed: its flows are in no file yet.
         lines.append("  (none yet: no window's aggregates written; a window's are once it "
                      "closes)")
     lines += ["", "REJECTed flows by destination app:"]
     for app, n in summary["rejects"] or [("(none)", 0)]:
-        lines.append(f"  {app:>18} {n:8,}")
+        lines.append(f"  {printable(app):>18} {n:8,}")
     lines += ["", f"outputs (JSON Lines) under {output_dir}/: " + " ".join(
         f"{name}/" for name in OUTPUTS if os.path.isdir(os.path.join(output_dir, name)))]
     return "\n".join(lines)

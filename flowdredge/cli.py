@@ -409,6 +409,11 @@ def cmd_query(args) -> int:
     for view in result.missing:
         log.warning(f"note: {args.output} has no {view}/ (that output was off in the run, or "
                     f"nothing is written yet): read as empty")
+    question = query.QUESTIONS.get(args.question)
+    limit = next((p.default if args.limit is None else int(args.limit)
+                  for p in (question.params if question else ()) if p.name == "limit"), 0)
+    if limit and len(result.rows) == limit:
+        log.warning(f"note: the first {len(result.rows):,} rows only (--limit 0 gives all)")
     print(query.format_result(result, args.format))
     return 0
 

@@ -156,16 +156,18 @@ def replace_outputs(new_dir: str, output_dir: str) -> None:
 
 
 def is_committed(file_name: str) -> bool:
-    """Whether a part file is finished: Flink's sinks keep unfinished ones hidden ('.'), and
-    writers of other layouts mark theirs with '_' (_SUCCESS, _temporary)."""
+    """Whether a part file, or a folder of them, is finished: Flink's sinks keep unfinished
+    ones hidden ('.'), and writers of other layouts mark theirs with '_' (_SUCCESS,
+    _temporary/)."""
     return not file_name.startswith((".", "_"))
 
 
 def committed_files(output_dir: str, name: str):
-    """Finished part files of output `name`, in a stable order (any folder layout)."""
+    """Finished part files of output `name`, in a stable order (any folder layout); none in a
+    hidden folder (a copy's _temporary/ or .staging/ counted its files twice)."""
     folder = os.path.join(output_dir, name)
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if is_committed(d))
         for f in sorted(files):
             if is_committed(f):
                 yield os.path.join(root, f)

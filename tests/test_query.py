@@ -198,6 +198,50 @@ def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outpu
 
 
 @pytest.mark.unit
+def test_duckdbs_temporary_folder_is_not_the_working_folders(small_outputs, tmp_path_factory,
+                                                              monkeypatch):
+    """DuckDB allows queries its temporary folder, by default .tmp/ in the working folder: a
+    file there was readable."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    (cwd / ".tmp").mkdir()
+    (cwd / ".tmp" / "secret.txt").write_text("SECRET")
+    monkeypatch.chdir(cwd)
+    with pytest.raises(QueryError, match="a query reads the output folder's files only"):
+        answer(str(small_outputs), sql="SELECT content FROM read_text('.tmp/secret.txt')")
+
+
+@pytest.mark.unit
+def test_a_question_opens_only_the_outputs_it_reads(small_outputs):
+    """rejects by app read the aggregates, and said enriched/ was missing (and, on S3, copied
+    every enriched file); by address it reads enriched/."""
+    assert answer(str(small_outputs), "rejects", {}).missing == ()
+    assert answer(str(small_outputs), "rejects", {"source": "address"}).missing == \
+        ("enriched",)
+
+
+@pytest.mark.unit
+def test_an_answer_cut_by_its_limit_says_so(small_outputs, capsys):
+    assert cli.main(["query", str(small_outputs), "top-talkers", "--limit", "1"]) == 0
+    assert "note: the first 1 rows only (--limit 0 gives all)" in capsys.readouterr().err
+    assert cli.main(["query", str(small_outputs), "top-talkers", "--limit", "2"]) == 0
+    assert "note: the first" not in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_the_summary_shows_names_as_text(small_outputs):
+    """An owner's tag can hold a newline, a terminal's escape sequence or a mark reversing
+    the text: the summary printed them raw (a forged edge line, the terminal's title set)."""
+    from flowdredge.explore.summary import render, summarize
+    forged = "x\n     attacker -> payments 999999.0 MB\n\x1b]0;pwned\x07 evil\u202eppa"
+    _write_part(small_outputs, "aggregates", [_aggregate(180, forged, "db", 443, "REJECT", 1, 9)],
+                "part-e-0-0")
+    text = render(summarize(str(small_outputs)), str(small_outputs))
+    assert "attacker" in text and "\n     attacker" not in text and "\x1b" not in text
+    assert "\u202e" not in text and "\\u202e" in text
+    assert not any(line.lstrip().startswith("attacker") for line in text.splitlines())
+
+
+@pytest.mark.unit
 def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, capsys):
     part = small_outputs / "aggregates" / "part-d-0-0"
     part.write_text('{"window_start": 180, "src_app": "api\n')
@@ -212,7 +256,7 @@ def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, ca
 def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
     """No enriched/ (outputs.enriched: false): who-owned would read as 'nobody owned it'. late/
     appears only once a flow is late: its absence is no news."""
-    assert answer(str(small_outputs), "who-owned", {"ip": "10.0.0.1", "at": "60"}).missing \
+    assert answer(str(small_outputs), "who-owned", {"ip": "10.0.0.1", "at": "1767225600"}).missing \
         == ("enriched",)
     assert answer(str(small_outputs), sql="SELECT count(*) FROM late").missing == ()
     assert cli.main(["query", str(small_outputs), "sql", "SELECT count(*) FROM scans"]) == 0
@@ -229,6 +273,17 @@ def test_unfinished_files_are_skipped_and_missing_outputs_are_empty_typed_views(
     counts = answer(str(small_outputs),
                     sql="SELECT sum(lines_in), sum(src_owned), sum(flows_late) FROM counts")
     assert counts.rows == [(4, 4, 0)]     # absent counters read as 0, not null
+    # Committed files in hidden folders (a copy's _temporary/, .staging/) were counted twice
+    # more; an empty .gz failed every query of its view.
+    for hidden in ("_temporary/0/task_1", ".staging"):
+        (small_outputs / "aggregates" / hidden).mkdir(parents=True)
+        (small_outputs / "aggregates" / hidden / "part-a-0-0").write_bytes(
+            (small_outputs / "aggregates" / "part-a-0-0").read_bytes())
+    (small_outputs / "aggregates" / "part-d-0-0.jsonl.gz").write_bytes(b"")
+    assert answer(str(small_outputs), sql="SELECT count(*), sum(bytes) FROM aggregates").rows \
+        == [(2, 340)]
+    from flowdredge.explore.summary import summarize
+    assert summarize(str(small_outputs))["top_edges"] == [(("api", "db"), 340)]
 
 
 @pytest.mark.unit
@@ -245,9 +300,21 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
     with pytest.raises(QueryError, match="unknown dimension"):
         answer(str(small_outputs), "rollup", {"every": "1h", "by": "src_app,colour"})
     with pytest.raises(QueryError, match="not an IPv4 or IPv6 address"):
-        answer(str(small_outputs), "who-owned", {"ip": "10.0.0.300", "at": "0"})
+        answer(str(small_outputs), "who-owned", {"ip": "10.0.0.300", "at": "1767225600"})
     with pytest.raises(QueryError, match="not a time"):
         parse_time("yesterday")
+    # What gave an empty answer without a word: a reversed range, epoch milliseconds (a
+    # changelog's ts), an action in lower case; a limit DuckDB cannot take quoted its SQL.
+    with pytest.raises(QueryError, match="--since must be before --until"):
+        answer(str(small_outputs), "top-talkers", {"since": "2026-01-01T00:20Z",
+                                                   "until": "2026-01-01T00:10Z"})
+    with pytest.raises(QueryError, match="not a time of flows .*not milliseconds"):
+        answer(str(small_outputs), "who-owned", {"ip": "10.0.0.1", "at": "1767225630000"})
+    for question, values in (("rollup", {"every": "1h"}), ("drill-down", {})):
+        with pytest.raises(QueryError, match="--action must be one of ACCEPT, REJECT"):
+            answer(str(small_outputs), question, {**values, "action": "reject"})
+    with pytest.raises(QueryError, match="expected a whole number"):
+        answer(str(small_outputs), "egress", {"limit": "99999999999999999999"})
 
 
 @pytest.mark.unit
@@ -278,6 +345,11 @@ def test_formats():
         "app     flows", "------  -----", "a\\tb\\n      1", "数据       22", "(2 rows)"]
     assert [json.loads(line) for line in format_result(result, "json").splitlines()] == [
         {"app": "api", "bytes": 1200, "share": 0.5}, {"app": "db", "bytes": 7, "share": None}]
+    # JSON has no NaN nor infinity (json.dumps wrote them bare).
+    odd_numbers = Result(["x"], [(float("nan"),), (float("-inf"),)])
+    assert [json.loads(line, parse_constant=lambda c: pytest.fail(c))
+            for line in format_result(odd_numbers, "json").splitlines()] == \
+        [{"x": "NaN"}, {"x": "-Infinity"}]
 
 
 @pytest.mark.unit
@@ -341,6 +413,28 @@ def test_s3_folder_is_copied_once_with_the_same_rules(small_outputs, tmp_path, m
         for too_high in ("s3://flows/runs", "s3://flows"):   # not silently empty
             with pytest.raises(QueryError, match="is not an output folder"):
                 answer(too_high, sql=total, cache_dir=str(tmp_path / "c3"))
+
+        # Keys a bucket's writer may add: a path out of the cache (it wrote a file there), a
+        # folder's marker (every query failed), files in a hidden folder (counted).
+        body = (small_outputs / "aggregates" / "part-a-0-0").read_bytes()
+        for key in ("aggregates/../../escaped", "aggregates/dt=2026-01-01/",
+                    "aggregates/_temporary/0/part-e", "aggregates/.staging/part-f"):
+            s3.put_object(Bucket="flows", Key="runs/r1/" + key, Body=body)
+        assert answer("s3://flows/runs/r1", sql=total, cache_dir=str(cache)).rows == [(1, 41)]
+        assert not (tmp_path / "escaped").exists()
+        assert sorted(p.name for p in (cache / "aggregates").iterdir()) == ["part-b-0-0"]
+
+        # A cache loses the files S3 does not hold: a folder that is not one is refused.
+        with pytest.raises(QueryError, match="holds files, and is no cache of flowdredge "
+                                             "query"):
+            answer("s3://flows/runs/r1", sql=total, cache_dir=str(small_outputs))
+        assert (small_outputs / "aggregates" / "part-a-0-0").exists()
+        s3.put_object(Bucket="flows", Key="runs/r2/aggregates/part-a-0-0", Body=body)
+        with pytest.raises(QueryError, match="the cache of s3://flows/runs/r1, not of "
+                                             "s3://flows/runs/r2"):
+            answer("s3://flows/runs/r2", sql=total, cache_dir=str(cache))
+        assert answer("s3://flows/runs/r2", sql=total, cache_dir=str(tmp_path / "c4")).rows \
+            == [(1, 300)]
 
 
 # ---------------------------------------------------------------- on a real replay

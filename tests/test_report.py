@@ -172,6 +172,21 @@ def test_hostile_names_are_shown_as_text_not_run(tmp_path):
     assert "img" not in page.tags
 
 
+@pytest.mark.unit
+def test_a_placeholders_name_in_a_value_is_not_filled(tmp_path):
+    """The page was filled one placeholder after another: an app named __SCRIPT__ got the
+    script pasted into the data (the page drew nothing), a folder named __DATA__ the data
+    into the title."""
+    folder = _write_outputs(tmp_path / "out __DATA__", [_row(60, "__SCRIPT__", "db", 5)])
+    page, console = _load(tmp_path, write_report(str(folder)))
+    assert page.errors == [] and console == []
+    assert page.body.get("data-rendered") == "ok"
+    assert sorted(page.nodes) == ["__SCRIPT__", "db"]
+    html = (folder / "report.html").read_text()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert title.endswith("out __DATA__") and len(title) < 200
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     inputs = tmp_path_factory.mktemp("report-inputs")
