@@ -185,6 +185,8 @@ class Cluster:
 
     def stop(self) -> None:
         """Stops the daemons this folder's pid files name (and only those)."""
+        if not os.path.isdir(self.folder):
+            raise ClusterError(f"no cluster in {self.folder}: nothing to stop")
         self._script("taskmanager.sh", "stop", check=False)
         self._script("jobmanager.sh", "stop", check=False)
 
@@ -285,6 +287,7 @@ class Cluster:
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
+        self._check_output(output)
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
         args = ["run", "--detached", "--pyClientExecutable", self.python,
                 "--pyExecutable", self.python, "--pyFiles", code,
@@ -316,7 +319,43 @@ class Cluster:
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         if not match:
             raise ClusterError(f"flink run printed no job id:\n{out}")
+        self._note_output(match.group(1), output)
         return match.group(1)
+
+    # The output each job submitted here writes, by job id: a second job writing one output
+    # beside a running one committed every flow twice.
+    OUTPUTS_FILE = "outputs.json"
+
+    def _outputs(self) -> dict:
+        try:
+            with open(os.path.join(self.folder, self.OUTPUTS_FILE)) as file:
+                found = json.load(file)
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def _note_output(self, job_id: str, output: str) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        with open(os.path.join(self.folder, self.OUTPUTS_FILE), "w") as file:
+            json.dump({**self._outputs(), job_id: _output_key(output)}, file)
+
+    def _check_output(self, output: str) -> None:
+        """Refuses an output a job of this cluster still writes, and a local output that
+        cannot be made (the job failed after its id was printed, the reason in its
+        exception history only)."""
+        for job_id, written in self._outputs().items():
+            if written == _output_key(output) and job_id in {
+                    job["jid"] for job in self.jobs() if job["state"] not in TERMINAL}:
+                raise ClusterError(f"job {job_id} still writes {output}: stop it first "
+                                   f"(scripts/cluster stop-job {job_id}), or choose another "
+                                   f"--output")
+        if not s3.is_s3(output):
+            try:
+                os.makedirs(output, exist_ok=True)
+            except OSError as err:
+                raise ClusterError(f"--output {output}: {err.strerror}") from None
+            if not os.access(output, os.W_OK | os.X_OK):
+                raise ClusterError(f"--output {output}: not writable")
 
     def stop_with_savepoint(self, job_id: str, drain: bool = False,
                             timeout_s: float = 180) -> str:
@@ -336,6 +375,10 @@ class Cluster:
             raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
         self.wait_for_state(job_id, ("FINISHED",), timeout_s)
         return match.group(1)
+
+
+def _output_key(output: str) -> str:
+    return output.rstrip("/") if s3.is_s3(output) else os.path.realpath(output)
 
 
 def ship_code(zip_path: str) -> str:

@@ -55,13 +55,15 @@ def test_feed_writes_one_visible_file_per_folder(tmp_path):
 class _RecordingCluster(Cluster):
     """Records the `flink` CLI arguments instead of running them; a cluster that answers."""
     state = "RUNNING"
+    listed = False   # whether the job it submitted is in the cluster's list of jobs
 
     def flink(self, *args):
         self.args = args
         return "Job has been submitted with JobID " + "0" * 32
 
     def rest(self, path, timeout_s=5):
-        return {"state": self.state}
+        return {"state": self.state,
+                "jobs": [{"jid": "0" * 32, "state": self.state}] if self.listed else []}
 
 
 def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch, capsys):
@@ -126,6 +128,30 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
     assert cluster_mod.main(["--dir", str(tmp_path / "none"), "--rest-port", "1", "jobs"]) == 2
     assert capsys.readouterr().err.startswith(
         "cluster: error: no cluster answers at http://127.0.0.1:1 (")
+
+
+def test_a_second_job_on_a_running_jobs_output_is_refused(tmp_path, monkeypatch, capsys):
+    """Two jobs submitted with one --output both ran and committed every flow twice; a local
+    output that cannot be made failed the job after its id was printed; a stop with no
+    cluster there was a Python error."""
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    cluster.listed = True
+    where = ("c.yaml", str(tmp_path / "flows"), str(tmp_path / "meta"))
+    cluster.submit(*where, str(tmp_path / "out"))
+    with pytest.raises(cluster_mod.ClusterError, match=f"job {'0' * 32} still writes .*out/: "
+                                                       f"stop it first"):
+        cluster.submit(*where, str(tmp_path / "out") + "/")
+    cluster.submit(*where, str(tmp_path / "other"))   # another output
+    cluster.state = "FINISHED"   # stopped with a savepoint: its output may be resumed
+    cluster.submit(*where, str(tmp_path / "out"), savepoint="file:///sp/1")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(cluster_mod.ClusterError, match="--output .*file/out: Not a directory"):
+        cluster.submit(*where, str(tmp_path / "file" / "out"))
+    assert cluster_mod.main(["--dir", str(tmp_path / "none"), "stop"]) == 2
+    assert capsys.readouterr().err == f"cluster: error: no cluster in {tmp_path / 'none'}: " \
+                                      f"nothing to stop\n"
 
 
 @pytest.mark.parametrize("layout", ["staged", "aws"])
