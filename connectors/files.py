@@ -90,14 +90,11 @@ FLOW_FILE_TYPE = Types.ROW([Types.STRING()])
 NO_TIME = -2 ** 63
 
 
-class _FileAt(MapFunction):
-    """The n-th flow file, as a Row of its path or URL."""
+class _FileRow(MapFunction):
+    """A flow file's path or URL as a Row."""
 
-    def __init__(self, files):
-        self.files = files
-
-    def map(self, index):
-        return Row(self.files[index])
+    def map(self, path):
+        return Row(path)
 
 
 def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_ms: int,
@@ -108,7 +105,9 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
     job.replay.flow_files), read to the end (bounded): one element per file, which the parse
     step reads itself (job.replay.read_flow_file), spread over the parse instances. The file
     list goes with the job; the source counts through it (a checkpointed number sequence at
-    parallelism 1, so a restore goes on from the next file). `metadata`: changelog files, a
+    parallelism 1, so a restore goes on from the next file), and the gate keeps it from the
+    job's first start: a restored job reads the files of its first start, however the list
+    given now differs (files delivered since are for a job of their own). `metadata`: changelog files, a
     file or a folder, as the publisher writes them or as job.replay staged them, read
     in chunks of `metadata_chunk_lines` lines, each line cut after `metadata_max_line_chars`
     (changelog_files).
@@ -144,10 +143,12 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
         numbers = (env.from_source(NumberSequenceSource(0, len(files) - 1),
                                    WatermarkStrategy.no_watermarks(), "flow file numbers")
                    .uid("flow-file-numbers").set_parallelism(1))
+        # The gate keeps the list from the job's first start: a restored job's numbers count
+        # through it, whatever a listing now holds.
         gated = java_stream(jvm().io.flowdredge.files.FileGate.apply,
                             numbers, metadata_stream(env),
-                            ",".join(str(stamp) for stamp in stamps_ms))
-        return (gated.map(_FileAt(files), output_type=FLOW_FILE_TYPE)
+                            ",".join(str(stamp) for stamp in stamps_ms), "\0".join(files))
+        return (gated.map(_FileRow(), output_type=FLOW_FILE_TYPE)
                 .name("flow files").uid("flow-files").set_parallelism(1)
                 .rebalance())
 

@@ -9,6 +9,9 @@ import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.functions.co.KeyedCoProcessFunction;
@@ -21,37 +24,99 @@ import org.apache.flink.util.Collector;
  * bounded job's first files race a large changelog, and their flows wait in the attribution's
  * keyed state. The changelog's lines only bring time here (they are filtered out before the
  * gate); the held numbers are keyed state, so a restore keeps them.
+ *
+ * <p>Releases each number as its file's path. The list of files (and their stamps) is the
+ * gate's state from the job's first start: a restored job lists its input again, and the
+ * numbers its source and this gate restored count through the first list, so a list that
+ * changed in between (AWS delivered more files, interleaved by their stamps) would map them to
+ * other files, some read twice and some never. A restored job reads the files of its first
+ * start; files listed since are left to a job of their own.
  */
-public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, Long> {
+public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, String>
+        implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
 
-    private final long[] stamps;
+    private final String[] listedFiles;
+    private final long[] listedStamps;
+    private transient String[] files;
+    private transient long[] stamps;
     private transient ListState<Long> held;
 
-    /** `stampsMs`: each file's delivery stamp (epoch ms), comma-separated, in file order. */
-    public FileGate(String stampsMs) {
+    /**
+     * `stampsMs`: each file's delivery stamp (epoch ms), comma-separated, in file order;
+     * `paths`: the files' paths or URLs in that order, separated by NUL (a character no path
+     * holds).
+     */
+    public FileGate(String stampsMs, String paths) {
         String[] parts = stampsMs.isEmpty() ? new String[0] : stampsMs.split(",");
-        stamps = new long[parts.length];
+        listedStamps = new long[parts.length];
         for (int i = 0; i < parts.length; i++) {
-            stamps[i] = Long.parseLong(parts[i]);
+            listedStamps[i] = Long.parseLong(parts[i]);
+        }
+        listedFiles = paths.isEmpty() ? new String[0] : paths.split("\u0000", -1);
+        if (listedFiles.length != listedStamps.length) {
+            throw new IllegalArgumentException("a stamp for each file: " + listedStamps.length
+                    + " stamps, " + listedFiles.length + " files");
         }
     }
 
     /**
-     * The file numbers `numbers`, each released once `changelog`'s watermark allows (its lines,
-     * of any type, are not read).
+     * The file numbers `numbers`, each released as its file's path once `changelog`'s
+     * watermark allows (its lines, of any type, are not read).
      */
-    public static <T> SingleOutputStreamOperator<Long> apply(
-            DataStream<Long> numbers, DataStream<T> changelog, String stampsMs) {
+    public static <T> SingleOutputStreamOperator<String> apply(
+            DataStream<Long> numbers, DataStream<T> changelog, String stampsMs, String paths) {
         DataStream<T> time = changelog.filter(new NoLines<T>())
                 .name("changelog time").uid("changelog-time").setParallelism(1);
         return numbers.connect(time).keyBy(new One<Long>(), new One<T>())
-                .process(new FileGate<T>(stampsMs), Types.LONG)
+                .process(new FileGate<T>(stampsMs, paths), Types.STRING)
                 .name("flow files: after the changelog").uid("flow-file-gate").setParallelism(1);
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) throws Exception {
+        ListState<String> listed = context.getOperatorStateStore().getListState(
+                new ListStateDescriptor<>("listed-files", Types.STRING));
+        ListState<Long> listedTimes = context.getOperatorStateStore().getListState(
+                new ListStateDescriptor<>("listed-stamps", Types.LONG));
+        List<String> restored = new ArrayList<>();
+        listed.get().forEach(restored::add);
+        if (restored.isEmpty()) {
+            // A first start, or a state written before the gate kept its list: this list.
+            files = listedFiles;
+            stamps = listedStamps;
+            listed.update(List.of(listedFiles));
+            List<Long> times = new ArrayList<>();
+            for (long stamp : listedStamps) {
+                times.add(stamp);
+            }
+            listedTimes.update(times);
+        } else {
+            files = restored.toArray(new String[0]);
+            List<Long> times = new ArrayList<>();
+            listedTimes.get().forEach(times::add);
+            stamps = new long[times.size()];
+            for (int i = 0; i < stamps.length; i++) {
+                stamps[i] = times.get(i);
+            }
+        }
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) {
+        // The list is written once, at the first start: nothing changes it.
     }
 
     private long due(long index) {
         return index == 0 ? Long.MIN_VALUE : stamps[(int) index - 1];
+    }
+
+    private String file(long index) {
+        if (index >= files.length) {
+            throw new IllegalStateException("flow file number " + index + ": the job listed "
+                    + files.length + " files at its first start");
+        }
+        return files[(int) index];
     }
 
     @Override
@@ -60,10 +125,11 @@ public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, Long> {
     }
 
     @Override
-    public void processElement1(Long index, Context ctx, Collector<Long> out) throws Exception {
+    public void processElement1(Long index, Context ctx, Collector<String> out)
+            throws Exception {
         long due = due(index);
         if (due <= ctx.timerService().currentWatermark()) {
-            out.collect(index);
+            out.collect(file(index));
         } else {
             held.add(index);
             ctx.timerService().registerEventTimeTimer(due);
@@ -71,15 +137,16 @@ public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, Long> {
     }
 
     @Override
-    public void processElement2(T line, Context ctx, Collector<Long> out) {
+    public void processElement2(T line, Context ctx, Collector<String> out) {
     }
 
     @Override
-    public void onTimer(long timestamp, OnTimerContext ctx, Collector<Long> out) throws Exception {
+    public void onTimer(long timestamp, OnTimerContext ctx, Collector<String> out)
+            throws Exception {
         List<Long> waiting = new ArrayList<>();
         for (Long index : held.get()) {
             if (due(index) <= timestamp) {
-                out.collect(index);
+                out.collect(file(index));
             } else {
                 waiting.add(index);
             }
