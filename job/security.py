@@ -23,7 +23,8 @@ from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.settings import MAX_INT
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
-                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, UNOWNED_APPS)
+                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, is_internet,
+                              is_unowned)
 
 # AWS's tcp-flags field: FIN 1, SYN 2, RST 4, SYN-ACK 18 (ACK only ever appears with SYN),
 # ORed over the aggregation interval.
@@ -117,8 +118,8 @@ def client_is_source(src_port, dst_port, tcp_flags, service_ports: frozenset) ->
 
 
 def source_class(src_app: str, dst_app: str) -> str:
-    if src_app in UNOWNED_APPS:
-        return src_app
+    if is_unowned(src_app):
+        return INTERNET if is_internet(src_app) else src_app
     return "same_app" if src_app == dst_app else "other_app"
 
 
@@ -278,7 +279,7 @@ def _app_list(apps: str) -> str:
 
 def scanned_apps(target_apps: str) -> list:
     """The owned apps a scan reached (risk factor scan_sources)."""
-    return sorted(a for a in set((target_apps or "").split(",")) if a and a not in UNOWNED_APPS)
+    return sorted(a for a in set((target_apps or "").split(",")) if a and not is_unowned(a))
 
 
 # --- risk ------------------------------------------------------------------------------------
@@ -450,9 +451,9 @@ class WindowViews:
         for ((_window, client_app, client_addr, server_app, server_addr, resource, port,
               client_port, protocol, action),
              (flows, packets, nbytes, client_flows, client_packets, client_bytes)) in items:
-            if server_app not in UNOWNED_APPS:
+            if not is_unowned(server_app):
                 if action == ACCEPT:
-                    if client_app not in UNOWNED_APPS:
+                    if not is_unowned(client_app):
                         key = (client_app, server_app, port, protocol)
                         sums = dependencies.get(key)
                         if sums is None:
@@ -464,7 +465,7 @@ class WindowViews:
                             sums[2] += nbytes
                             sums[3][client_addr] = None
                             sums[4][server_addr] = None
-                    elif client_app == INTERNET:
+                    elif is_internet(client_app):
                         key = (server_app, resource, port, protocol)
                         sums = exposure.get(key)
                         if sums is None:
@@ -474,7 +475,7 @@ class WindowViews:
                             sums[1] += packets
                             sums[2] += nbytes
                             sums[3][client_addr] = None
-            elif server_app == INTERNET and client_app != INTERNET:
+            elif is_internet(server_app) and not is_internet(client_app):
                 key = (client_app, port, protocol, action)
                 sums = egress.get(key)
                 if sums is None:
@@ -726,10 +727,10 @@ def _risk_inputs(window_start: int, views: WindowViews, scan_sources: dict):
     for (server_app, _resource, port, protocol) in views.exposure:
         app(server_app)["exposed"][port_label(port, protocol)] = None   # ordered set
     for (dst_app, _port, _protocol, _src_app, _src_addr), sums in views.rejects.items():
-        if dst_app not in UNOWNED_APPS:
+        if not is_unowned(dst_app):
             app(dst_app)["rejected_flows"] += sums[0]
     for (client_app, _port, _protocol, _action), sums in views.egress.items():
-        if client_app not in UNOWNED_APPS:
+        if not is_unowned(client_app):
             app(client_app)["egress_bytes"] += sums[3]
     for client_app, server_app, port, protocol in views.dependencies:
         app(client_app)["dependencies"].add((server_app, port, protocol))
@@ -898,7 +899,7 @@ class SecurityEvents:
             history = self.history.setdefault(app, {})
             flows = sum(s.flows for s in sources)
             spike = False
-            if app not in UNOWNED_APPS:
+            if not is_unowned(app):
                 baseline_flows, baseline_windows = reject_baseline(
                     history, window_start, self.first, self.window_seconds,
                     rules.reject_baseline_windows)

@@ -21,7 +21,7 @@ from flowdredge.job.parse_columns import column_values
 from flowdredge.job.security import ACK, SYN, WELL_KNOWN_PORTS, WindowViews
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.metadata import OWNER_FIELDS
-from flowdredge.schemas.security import INTERNET, UNOWNED_APPS
+from flowdredge.schemas.security import is_internet, is_unowned
 
 _RESOURCE = OWNER_FIELDS.index("resource_id")
 
@@ -142,8 +142,8 @@ def window_views(src: End, dst: End, others: dict, pairs: list, src_port: Codes,
     src_codes, dst_codes = (end.address_codes[end.address_ids] for end in (src, dst))
     client_codes = np.where(from_client, src_codes, dst_codes)
     server_codes = np.where(from_client, dst_codes, src_codes)
-    unowned = np.array([a in UNOWNED_APPS for a in apps], bool)
-    internet = np.array([a == INTERNET for a in apps], bool)
+    unowned = np.array([is_unowned(a) for a in apps], bool)
+    internet = np.array([is_internet(a) for a in apps], bool)
     accepted = np.array([a == ACCEPT for a in action.values], bool)[action.codes]
     rejected = np.array([a == REJECT for a in action.values], bool)[action.codes]
     app, port = (apps, len(apps)), (ports, len(ports))

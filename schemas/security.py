@@ -13,6 +13,18 @@ UNOWNED_APPS = (INTERNET, UNATTRIBUTED)
 # Owners of AWS's published ranges (metadata.ip_ranges): aws:<service>:<region>.
 AWS_SERVICE_PREFIX = "aws:"
 
+
+def is_internet(app: str) -> bool:
+    """Whether the security views take an end for the internet: `internet`, or one of AWS's
+    published ranges, which name public addresses of any AWS customer (EC2's hold the
+    scanners hosted there) and AWS's public endpoints (S3's for egress)."""
+    return app == INTERNET or app.startswith(AWS_SERVICE_PREFIX)
+
+
+def is_unowned(app: str) -> bool:
+    """Whether an end is no app of the estate's: the internet (is_internet) or unattributed."""
+    return app == UNATTRIBUTED or is_internet(app)
+
 # Output folder names.
 DEPENDENCIES = "dependencies"
 REJECTED_OUTPUT = "rejected"

@@ -12,7 +12,7 @@ from helpers import plain_views
 from flowdredge.job.codec import decode_views, encode_views
 from flowdredge.schemas import security as out
 from flowdredge.schemas.outputs import CONVERSATION
-from flowdredge.schemas.security import UNOWNED_APPS
+
 
 pytestmark = pytest.mark.unit
 
@@ -61,6 +61,15 @@ def _distinct(field):
     return lambda rows: {r[field] for r in rows if r[field] is not None}
 
 
+def _internet(app):
+    """docs/security.md: `internet`, and AWS's published ranges (aws:<service>:<region>)."""
+    return app == "internet" or app.startswith("aws:")
+
+
+def _unowned(app):
+    return app == "unattributed" or _internet(app)
+
+
 def _expected(conversations):
     """The views as the SQL of docs/security.md states them, over dicts of the rows."""
     conn = [dict(zip(CONVERSATION.names, r)) for r in conversations]
@@ -76,16 +85,16 @@ def _expected(conversations):
         for c in conn if c["action"] == "REJECT" and c["flows"] > c["client_flows"]]
     volume = dict(flows=_sum("flows"), packets=_sum("packets"), bytes=_sum("bytes"))
 
-    deps = _group([c for c in conn if c["action"] == "ACCEPT" and c["client_app"] not in UNOWNED_APPS
-                   and c["server_app"] not in UNOWNED_APPS],
+    deps = _group([c for c in conn if c["action"] == "ACCEPT" and not _unowned(c["client_app"])
+                   and not _unowned(c["server_app"])],
                   lambda c: (c["client_app"], c["server_app"], c["service_port"], c["protocol"]),
                   **volume, clients=_distinct("client_addr"), servers=_distinct("server_addr"))
     exposure = _group([c for c in conn if c["action"] == "ACCEPT"
-                       and c["client_app"] == "internet" and c["server_app"] not in UNOWNED_APPS],
+                       and _internet(c["client_app"]) and not _unowned(c["server_app"])],
                       lambda c: (c["server_app"], c["server_resource"], c["service_port"],
                                  c["protocol"]), **volume, clients=_distinct("client_addr"))
-    egress = _group([c for c in conn if c["server_app"] == "internet"
-                     and c["client_app"] != "internet"],
+    egress = _group([c for c in conn if _internet(c["server_app"])
+                     and not _internet(c["client_app"])],
                     lambda c: (c["client_app"], c["service_port"], c["protocol"], c["action"]),
                     **volume, sent=_sum("client_bytes"), dests=_distinct("server_addr"))
     rejects = _group([r for r in records if r["action"] == "REJECT"],
@@ -116,10 +125,10 @@ def _expected(conversations):
     for (app, _res, port, proto) in exposure:
         risk[app]["exposed"].add(s.port_label(port, proto))
     for (app, *_rest), g in rejects.items():
-        if app not in UNOWNED_APPS:
+        if not _unowned(app):
             risk[app]["rejected_flows"] += g["flows"]
     for (app, *_rest), g in egress.items():
-        if app not in UNOWNED_APPS:
+        if not _unowned(app):
             risk[app]["egress_bytes"] += g["sent"]
     for client, server, port, proto in deps:
         risk[client]["dependencies"].add((server, port, proto))
@@ -285,7 +294,18 @@ _VERSION_3_BATCH = bytes.fromhex(
 
 @pytest.mark.parametrize("payload", [_VERSION_1_BATCH, _VERSION_2_BATCH, _VERSION_3_BATCH],
                          ids=["v1", "v2", "v3"])
-def test_a_batch_of_each_encoding_decodes_to_the_same_views(payload):
+def test_a_batch_of_each_encoding_decodes_to_the_same_views(payload, monkeypatch):
+    # Reduced under the rule of their releases, when AWS's published ranges were apps.
+    def earlier_internet(app):
+        return app == "internet"
+
+    def earlier_unowned(app):
+        return app in ("internet", "unattributed")
+
+    monkeypatch.setattr(s, "is_internet", earlier_internet)
+    monkeypatch.setattr(s, "is_unowned", earlier_unowned)
+    monkeypatch.setitem(globals(), "_internet", earlier_internet)
+    monkeypatch.setitem(globals(), "_unowned", earlier_unowned)
     rows = _conversations(4, 32)
     old = decode_views(payload)
     assert old.dependencies and old.exposure and old.egress and old.rejects

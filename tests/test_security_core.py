@@ -43,8 +43,40 @@ def test_client_is_source(src_port, dst_port, flags, expected, why):
 
 
 def test_source_class():
-    assert [s.source_class(src, "api") for src in ("api", "auth", "internet", "unattributed")] \
-        == ["same_app", "other_app", "internet", "unattributed"]
+    assert [s.source_class(src, "api") for src in ("api", "auth", "internet", "unattributed",
+                                                   "aws:ec2:us-east-1")] \
+        == ["same_app", "other_app", "internet", "unattributed", "internet"]
+
+
+def test_aws_published_ranges_are_the_internet_to_the_views():
+    """metadata.ip_ranges names public addresses in AWS's ranges aws:<service>:<region>: the
+    views took them for apps, so with AWS's ip-ranges.json (every public EC2 address in it)
+    a scanner hosted on EC2 was in no exposure row, egress to S3 in no internet_egress row,
+    and both were dependencies, and aws:... an app with a risk row (a review)."""
+    ec2, s3 = "aws:ec2:us-east-1", "aws:s3:us-east-1"
+    conversations = [
+        # win, client, its addr, server, its addr, resource, port, client port, proto, action,
+        # flows, packets, bytes, and those of the client's records
+        (60, ec2, "3.5.0.9", "api", "10.0.0.1", "i-1", 443, None, 6, "ACCEPT", 2, 4, 400, 1, 2,
+         100),
+        (60, "api", "10.0.0.1", s3, "52.216.0.7", "-", 443, None, 6, "ACCEPT", 2, 6, 900, 1, 3,
+         700),
+        (60, ec2, "3.5.0.9", "api", "10.0.0.1", "i-1", 22, 51000, 6, "REJECT", 1, 1, 40, 1, 1, 40),
+    ]
+    views = s.WindowViews.of_conversations(conversations)
+    rules = s.ViewRules(3, s.ScanRules(5, 9, 20, 1, 0, 3), s.parse_factors(
+        "exposed_ports=30,rejected_flows=15,scan_sources=20,egress_bytes=20,dependencies=5,"
+        "dependents=10"), s.parse_factors(
+        "exposed_ports=3,rejected_flows=100,scan_sources=2,egress_bytes=100000000,"
+        "dependencies=10,dependents=10"))
+    out = s.window_results(60, views, rules)
+    assert out.dependencies == []
+    assert [(r[1], r[3], r[5], r[-1]) for r in out.exposure] == [("api", 443, 2, 1)]
+    assert [(r[1], r[2], r[5], r[-1]) for r in out.egress] == [("api", 443, 2, 1)]
+    rejected = s.reject_rows(60, "api", [s.RejectSource(*r[2:]) for r in out.reject_sources],
+                             top_n=2, spike=False)
+    assert [r[REJECTED.names.index("source_class")] for r in rejected] == ["internet"]
+    assert [json.loads(line)["app"] for line in out.risk] == ["api"]
 
 
 def test_warm_up_and_silence_in_event_time():
