@@ -78,11 +78,11 @@ def render(summary: dict, output_dir: str) -> str:
         f"internet: {c['src_internet'] + c['dst_internet']:,}; "
         f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}"
         + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),
-        f"metadata events: {c['metadata_events']:,} ({c['metadata_late']:,} late, "
-        f"{c['metadata_dead_letter']:,} dead-lettered"
-        + (f", {c['metadata_after_flows']:,} after the flows' end, not read"
+        f"metadata events read: {c['metadata_events']:,} ({c['metadata_late']:,} of them "
+        f"late); lines dead-lettered: {c['metadata_dead_letter']:,}"
+        + (f"; after the flows' end, not read: {c['metadata_after_flows']:,}"
            if c["metadata_after_flows"] else "")
-        + f"); flow groups that waited for metadata: {c['groups_waited']:,}, attributed "
+        + f"; flow groups that waited for metadata: {c['groups_waited']:,}, attributed "
         f"after max wait: {c['groups_after_max_wait']:,} ({c['flows_after_max_wait']:,} flows)",
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:

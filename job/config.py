@@ -91,9 +91,10 @@ class FlowsSection:
     format: str = " ".join(DEFAULT_FORMAT)
     # Allowed lateness: a flow whose window closed more than this before its arrival is late.
     out_of_orderness_seconds: int = setting(300, minimum=0)
+    # An S3 file is parsed in chunks of this many lines; a file's small records together.
     chunk_lines: int = setting(5000, minimum=1)
     # A CloudWatch envelope larger than this once decompressed is dead-lettered (a gzip bomb
-    # cannot exhaust memory); S3 files are staged in chunks no larger.
+    # cannot exhaust memory); S3 files are parsed in chunks no larger.
     max_decompressed_bytes: int = setting(64 * 1024 * 1024, minimum=1)
     # A flow starting more than this before its delivery time is dead-lettered.
     max_clock_skew_seconds: int = setting(86400, minimum=1)
@@ -341,6 +342,9 @@ def load(path: str = None) -> Config:
         doc = from_application_properties(doc)
         doc.pop(IO_GROUP, None)
         doc.pop(RUN_OPTIONS_GROUP, None)
+    elif isinstance(doc, list):
+        raise ConfigError(f"{path}: a list, not a mapping of sections (application properties "
+                          f"are read from a file whose name ends in .json)")
     return from_dict(doc or {})
 
 

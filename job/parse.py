@@ -71,7 +71,9 @@ class FlowFormat:
         self.fields = tuple(names[i] for i in self.columns)
         missing = [n for n in REQUIRED if n not in self.fields]
         if missing:
-            raise FormatError(f"flow-log format lacks required field(s) {missing}")
+            raise FormatError(f"flow-log format lacks required field(s) {missing}"
+                              + ("; its fields are separated by spaces, not commas"
+                                 if any("," in n for n in names) else ""))
         # Which of two `start` columns would be the flow's? Neither: the format is refused.
         repeated = sorted({n for n in self.fields if self.fields.count(n) > 1})
         if repeated:

@@ -79,7 +79,7 @@ METADATA_DEAD_LETTER_REASONS = (
 # Enriched flows: every field of the line's format (dashes as underscores), then these, then
 # TCP_FLAGS_NAMES when the format has tcp-flags.
 ENRICHED_OWNER_KEYS = tuple(f"src_{f}" for f in OWNER_FIELDS) + tuple(f"dst_{f}" for f in OWNER_FIELDS)
-TCP_FLAGS_NAMES = Field("tcp_flags_names", STRING, "tcp_flags decoded, e.g. SYN-ACK,FIN")
+TCP_FLAGS_NAMES = Field("tcp_flags_names", STRING, "tcp_flags decoded, e.g. FIN,SYN-ACK")
 
 # Late flows: an enriched flow plus the window it missed.
 LATE_EXTRA_KEYS = ("window_start",)

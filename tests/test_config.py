@@ -229,8 +229,14 @@ def test_a_managed_flink_properties_file_is_a_config(tmp_path):
 @pytest.mark.unit
 def test_a_yaml_list_is_not_a_config(tmp_path):
     (tmp_path / "c.yaml").write_text("- job: {window_seconds: 300}\n")
-    with pytest.raises(ConfigError, match="config must be a mapping of sections"):
+    with pytest.raises(ConfigError, match="c.yaml: a list, not a mapping of sections "
+                                          r"\(application properties are read from a file "
+                                          r"whose name ends in .json\)"):
         load(str(tmp_path / "c.yaml"))
+    with pytest.raises(ConfigError, match="config must be a mapping of sections"):
+        load_text = tmp_path / "s.yaml"
+        load_text.write_text("just words\n")
+        load(str(load_text))
 
 
 @pytest.mark.unit

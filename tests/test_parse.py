@@ -222,6 +222,8 @@ def test_no_data_lines_are_counted_per_interface_and_window(aws_examples):
 def test_format_errors_name_the_field():
     with pytest.raises(FormatError, match="start"):
         FlowFormat.parse("srcaddr dstaddr")
+    with pytest.raises(FormatError, match="separated by spaces, not commas"):
+        FlowFormat.parse("srcaddr,dstaddr,start")
 
 
 def test_unknown_fields_are_split_off_and_dropped():
