@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import zipfile
@@ -91,7 +92,34 @@ def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> l
     run_options = {"python": "main.py"}
     if jarfile:
         run_options["jarfile"] = jarfile
-    return groups + [{"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": run_options}]
+    groups.append({"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": run_options})
+    _check_service_limits(groups)
+    return groups
+
+
+# The service's limits on runtime properties (API_PropertyGroup, EnvironmentProperties):
+# botocore checks none of the lengths, so the service refused them only after the upload.
+MAX_GROUPS, MAX_KEYS, MAX_CHARS = 50, 50, 2048
+_GROUP_ID = re.compile(r"[a-zA-Z0-9_.-]{1,50}")
+
+
+def _check_service_limits(groups: list) -> None:
+    if len(groups) > MAX_GROUPS:
+        raise DeployError(f"{len(groups)} property groups: Managed Flink takes at most "
+                          f"{MAX_GROUPS}")
+    for group in groups:
+        name, values = group["PropertyGroupId"], group["PropertyMap"]
+        if not isinstance(name, str) or not _GROUP_ID.fullmatch(name):
+            raise DeployError(f"property group {name!r}: Managed Flink takes 1-50 of "
+                              f"a-z A-Z 0-9 _ . -")
+        if len(values) > MAX_KEYS:
+            raise DeployError(f"{name}: {len(values)} properties, Managed Flink takes at most "
+                              f"{MAX_KEYS} a group")
+        for key, value in values.items():
+            for what, text in (("key", key), ("value", value)):
+                if len(text) > MAX_CHARS:
+                    raise DeployError(f"{name}.{key[:60]}: its {what} has {len(text):,} "
+                                      f"characters; Managed Flink takes at most {MAX_CHARS:,}")
 
 
 def _parallelism(groups: list) -> int:

@@ -446,6 +446,12 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(deploy.DeployError, match=message):
             deploy.property_groups(deploy.read_properties(str(tmp_path / "bad.json")), IO, None)
+    # The service's limits, which botocore does not check: refused before the upload.
+    streams = ",".join(f"flows-{i:04d}" for i in range(300))
+    with pytest.raises(deploy.DeployError, match="kinesis.flow_streams: its value has 3,299 "
+                                                 "characters; Managed Flink takes at most 2,048"):
+        deploy.property_groups([{"PropertyGroupId": "kinesis",
+                                 "PropertyMap": {"flow_streams": streams}}], IO, None)
 
 
 @pytest.fixture
