@@ -636,6 +636,31 @@ def _rollup(v):
         GROUP BY ALL ORDER BY bucket_start, bytes DESC{by} {q.limit_sql(v)}""", q.params
 
 
+def check_stored_windows(con, values: dict, given: bool) -> None:
+    """Refuses a roll-up that would merge the stored windows wrongly, with no word: windows
+    that are not --window-seconds long (a window starting inside one), or, with the default
+    window, stored windows further apart than --every allows (a run of 300 s windows rolled
+    up every 2m had its 00:05 window counted at 00:04)."""
+    window, every = values["window_seconds"], values["every"]
+    starts = [row[0] for row in con.execute(
+        "SELECT DISTINCT window_start FROM aggregates WHERE window_start IS NOT NULL "
+        "ORDER BY 1").fetchall()]
+    odd = next((start for start in starts if start % window), None)
+    if odd is not None:
+        raise QueryError(f"a stored window starts at {odd} ({_utc(odd)}), inside a "
+                         f"{window}s window: pass --window-seconds as the run's "
+                         f"job.window_seconds")
+    apart = math.gcd(*(start - starts[0] for start in starts))
+    if not given and apart > window and every % apart:
+        raise QueryError(f"the stored windows start {apart}s apart, so --every {every}s would "
+                         f"split them: pass --window-seconds as the run's job.window_seconds "
+                         f"({apart} if that is it), or an --every of a multiple of it")
+
+
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 DRILL_DOWN_COLUMNS = ("start", "end", "interface_id", "srcaddr", "srcport", "dstaddr", "dstport",
                       "protocol", "packets", "bytes", "action", "src_app", "src_asg",
                       "src_resource_id", "src_region", "dst_app", "dst_asg", "dst_resource_id",
@@ -751,7 +776,11 @@ class Outputs:
         return run_sql(self.con, sql, params)
 
     def ask(self, name: str, **values) -> Result:
-        return self.sql(*question_sql(name, values))
+        sql, params = question_sql(name, values)
+        if name == "rollup":
+            check_stored_windows(self.con, _filled(name, values),
+                                 given=values.get("window_seconds") is not None)
+        return self.sql(sql, params)
 
     def close(self) -> None:
         self.con.close()
@@ -768,12 +797,13 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
     """Runs `sql`, or the named `question` with `values`, over an output folder; only the
     outputs it reads are opened (and, for S3, copied)."""
     if question:
-        sql, params = question_sql(question, values or {})
         views = question_views(question, values or {})
-    else:
-        params, views = None, referenced_views(sql)
-    with Outputs(output, views, cache_dir) as outputs:
-        result = outputs.sql(sql, params)
+        with Outputs(output, views, cache_dir) as outputs:
+            result = outputs.ask(question, **(values or {}))
+            result.missing = tuple(outputs.missing)
+            return result
+    with Outputs(output, referenced_views(sql), cache_dir) as outputs:
+        result = outputs.sql(sql)
         result.missing = tuple(outputs.missing)
         return result
 

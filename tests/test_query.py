@@ -315,6 +315,19 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
             answer(str(small_outputs), question, {**values, "action": "reject"})
     with pytest.raises(QueryError, match="expected a whole number"):
         answer(str(small_outputs), "egress", {"limit": "99999999999999999999"})
+    # A roll-up over windows of another length than --window-seconds merged them wrongly,
+    # without a word: a 60 s window inside a 300 s one, 300 s windows every 2m.
+    with pytest.raises(QueryError, match=r"a stored window starts at 60 \(1970-01-01T00:01:00Z"
+                                         r"\), inside a 300s window"):
+        answer(str(small_outputs), "rollup", {"every": "15m", "window_seconds": "300"})
+    five = tmp_path / "five"
+    _write_part(five, "aggregates", [_aggregate(1767225600 + 300 * i, "api", "db", 5432,
+                                                "ACCEPT", 1, 10) for i in range(3)], "part-0")
+    with pytest.raises(QueryError, match="the stored windows start 300s apart, so --every 120s"):
+        answer(str(five), "rollup", {"every": "2m"})
+    assert answer(str(five), "rollup", {"every": "10m", "by": ""}).rows == [
+        (1767225600, "2026-01-01T00:00:00Z", 2, 2, 20), (1767226200, "2026-01-01T00:10:00Z",
+                                                          1, 1, 10)]
 
 
 @pytest.mark.unit
