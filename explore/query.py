@@ -313,6 +313,7 @@ class Result:
     columns: list
     rows: list
     missing: tuple = ()   # views read whose output folder is missing (read as empty)
+    notes: tuple = ()     # what else the asker should know of an answer
 
 
 # Statements that only read: the tool answers questions and changes nothing (no COPY ... TO,
@@ -801,6 +802,12 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
         with Outputs(output, views, cache_dir) as outputs:
             result = outputs.ask(question, **(values or {}))
             result.missing = tuple(outputs.missing)
+            app = (values or {}).get("app")
+            if app and not result.rows and "aggregates" in views and not outputs.sql(
+                    "SELECT 1 FROM aggregates WHERE src_app = $app OR dst_app = $app LIMIT 1",
+                    {"app": app}).rows:
+                result.notes = (f"no aggregate names the app {app!r} (names are as the "
+                                f"owners' tags give them, case and all)",)
             return result
     with Outputs(output, referenced_views(sql), cache_dir) as outputs:
         result = outputs.sql(sql)

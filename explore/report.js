@@ -216,6 +216,7 @@ function render() {
   table("exposure", data.exposure, [
     {key: "app", label: "app"}, {key: "region", label: "region"},
     {key: "dst_port", label: "port", num: true},
+    {key: "protocol", label: "protocol", num: true},
     {key: "flows", label: "flows", num: true, format: fmtInt, bar: true},
     {key: "rejected_flows", label: "REJECTed", num: true, format: fmtInt},
     {key: "bytes", label: "bytes", num: true, format: fmtBytes}]);

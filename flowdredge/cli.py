@@ -409,6 +409,8 @@ def cmd_query(args) -> int:
     for view in result.missing:
         log.warning(f"note: {args.output} has no {view}/ (that output was off in the run, or "
                     f"nothing is written yet): read as empty")
+    for note in result.notes:
+        log.warning(f"note: {note}")
     question = query.QUESTIONS.get(args.question)
     limit = next((p.default if args.limit is None else int(args.limit)
                   for p in (question.params if question else ()) if p.name == "limit"), 0)

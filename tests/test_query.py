@@ -220,6 +220,15 @@ def test_a_question_opens_only_the_outputs_it_reads(small_outputs):
 
 
 @pytest.mark.unit
+def test_an_app_no_aggregate_names_is_told(small_outputs, capsys):
+    assert cli.main(["query", str(small_outputs), "dependencies", "--app", "API"]) == 0
+    assert "note: no aggregate names the app 'API' (names are as the owners' tags give them" \
+        in capsys.readouterr().err
+    assert cli.main(["query", str(small_outputs), "dependencies", "--app", "api"]) == 0
+    assert "note: no aggregate" not in capsys.readouterr().err
+
+
+@pytest.mark.unit
 def test_an_answer_cut_by_its_limit_says_so(small_outputs, capsys):
     assert cli.main(["query", str(small_outputs), "top-talkers", "--limit", "1"]) == 0
     assert "note: the first 1 rows only (--limit 0 gives all)" in capsys.readouterr().err
