@@ -473,6 +473,7 @@ def _positive(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flowdredge", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    p.commands = sub.choices   # each command's parser by name, for main's errors
 
     def estate_options(sp):
         sp.add_argument("--minutes", type=_positive, default=SCENARIO.minutes)
@@ -579,7 +580,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:   # said with the command's usage, not the top-level one
+        top.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     logs.setup("flowdredge", "[flowdredge]")
     try:
         return args.func(args)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from helpers import job_aggregates, subprocess_env
+from flowdredge import cli
 from flowdredge.synthetic.estate import Scenario, generate
 import reference
 
@@ -56,6 +57,17 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
     summary = flowdredge("summary", str(tmp_path / "out"))
     assert summary.returncode == 0 and \
         f"flows attributed: {out.flows:,} into their windows" in summary.stdout
+
+
+@pytest.mark.unit
+def test_an_unknown_option_is_told_with_its_commands_usage(capsys):
+    """scripts/demo --bogus showed the usage of flowdredge, not of its demo."""
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["demo", "--bogus"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: flowdredge demo ") and \
+        err.endswith("flowdredge demo: error: unrecognized arguments: --bogus\n")
 
 
 @pytest.mark.unit
