@@ -679,16 +679,26 @@ class WindowResults:
     risk: list
 
 
+def _between_apps(edge_key) -> bool:
+    """Whether a dependency's key (client app, server app, ...) joins two of the estate's apps."""
+    return not (is_unowned(edge_key[0]) or is_unowned(edge_key[1]))
+
+
 def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> WindowResults:
     """The windowed views of docs/security.md from one window's reduced conversations."""
     w = window_start
     clients, servers, internet_clients, destinations = views.distinct_counts()
+    # Views restored from a savepoint of a release that took AWS's published ranges for apps
+    # may hold such an app's dependencies, exposure and egress: they are none.
     dependencies = [(w,) + key + tuple(s) + both
-                    for (key, s), both in zip(views.dependencies.items(), zip(clients, servers))]
+                    for (key, s), both in zip(views.dependencies.items(), zip(clients, servers))
+                    if _between_apps(key)]
     exposure = [(w,) + key + tuple(s) + (n,)
-                for (key, s), n in zip(views.exposure.items(), internet_clients)]
+                for (key, s), n in zip(views.exposure.items(), internet_clients)
+                if not is_unowned(key[0])]
     egress = [(w,) + key + tuple(s) + (n,)
-              for (key, s), n in zip(views.egress.items(), destinations)]
+              for (key, s), n in zip(views.egress.items(), destinations)
+              if not is_internet(key[0])]
     reject_sources = [(w,) + key + tuple(s) for key, s in views.rejects.items()]
 
     scans, events, scan_sources = [], [], {}
@@ -725,14 +735,15 @@ def _risk_inputs(window_start: int, views: WindowViews, scan_sources: dict):
         return factors
 
     for (server_app, _resource, port, protocol) in views.exposure:
-        app(server_app)["exposed"][port_label(port, protocol)] = None   # ordered set
+        if not is_unowned(server_app):
+            app(server_app)["exposed"][port_label(port, protocol)] = None   # ordered set
     for (dst_app, _port, _protocol, _src_app, _src_addr), sums in views.rejects.items():
         if not is_unowned(dst_app):
             app(dst_app)["rejected_flows"] += sums[0]
     for (client_app, _port, _protocol, _action), sums in views.egress.items():
         if not is_unowned(client_app):
             app(client_app)["egress_bytes"] += sums[3]
-    for client_app, server_app, port, protocol in views.dependencies:
+    for client_app, server_app, port, protocol in filter(_between_apps, views.dependencies):
         app(client_app)["dependencies"].add((server_app, port, protocol))
         app(server_app)["dependents"].add(client_app)
     for name in scan_sources:
@@ -774,8 +785,11 @@ class SecurityEvents:
         self.settled = False
         # edges: key -> Edge as a tuple; exposed: app -> {"resource port/protocol": (first
         # window, last window)}; history: app -> {window start: REJECTed flows}.
-        (self.first, self.latest, self.edges, self.exposed,
+        (self.first, self.latest, edges, self.exposed,
          self.history) = state or (None, None, {}, {}, {})
+        # Edges of a release that took AWS's published ranges for apps would go silent, each a
+        # dependency_gone: they are no dependencies.
+        self.edges = {key: edge for key, edge in edges.items() if _between_apps(key)}
 
     def state(self) -> tuple:
         return (self.first, self.latest, self.edges, self.exposed, self.history)
@@ -786,7 +800,8 @@ class SecurityEvents:
     def add_window(self, window_start: int, dependencies, exposure, reject_sources) -> int:
         """Holds a closed window's rows (schemas.security DEPENDENCY, EXPOSURE, REJECT_SOURCE
         tuples); returns the event time (epoch ms) at which to call advance for it."""
-        self.pending[window_start] = (dependencies, exposure, reject_sources)
+        self.pending[window_start] = (
+            [row for row in dependencies if _between_apps(row[1:5])], exposure, reject_sources)
         self.settled = False
         self.first = window_start if self.first is None else min(self.first, window_start)
         self.latest = window_start if self.latest is None else max(self.latest, window_start)

@@ -315,3 +315,29 @@ def test_a_batch_of_each_encoding_decodes_to_the_same_views(payload, monkeypatch
     merged = decode_views(payload)
     merged.merge(decode_views(encode_views(s.WindowViews.of_conversations(more))))
     assert _actual(s.window_results(W, merged, RULES)) == _expected(rows + more)
+
+
+def test_views_restored_from_a_release_that_took_aws_ranges_for_apps():
+    """A savepoint of an earlier release holds views and dependency edges where AWS's published
+    ranges were apps: the first windows after the restore wrote dependency and risk rows
+    naming aws:..., and every such edge, never seen again, went silent as dependency_gone."""
+    from flowdredge.job.config import Config
+    old = decode_views(_VERSION_3_BATCH)   # reduced when aws:S3:us-east-1 was an app
+    assert any(k[0].startswith("aws:") or k[1].startswith("aws:") for k in old.dependencies)
+    results = s.window_results(W, old, RULES)
+    assert not any(app.startswith("aws:") for row in results.dependencies for app in row[1:3])
+    assert not any(row[1].startswith("aws:") for row in results.exposure + results.egress)
+    assert not any(json.loads(line)["app"].startswith("aws:") for line in results.risk)
+    assert results.exposure and results.risk
+
+    rules = Config().replace(security={"warmup_seconds": 0,
+                                       "dependency_silence_seconds": 60}).security
+    edges = {("api", "aws:S3:us-east-1", 443, 6): ("api", "aws:S3:us-east-1", 443, 6, W, W, 1, 9),
+             ("api", "db", 5432, 6): ("api", "db", 5432, 6, W, W, 1, 9)}
+    events = s.SecurityEvents(60, rules, (W, W, edges, {}, {}))
+    events.add_window(W + 600, [(W + 600, "web", "aws:S3:us-east-1", 443, 6, 1, 1, 9, 1, 1)],
+                      [], [])
+    lines, _rejected, _timers = events.advance(10 ** 12, True)
+    gone = [json.loads(line) for line in lines if json.loads(line)["event"] == "dependency_gone"]
+    assert [(e["client_app"], e["server_app"]) for e in gone] == [("api", "db")]
+    assert not any("aws:" in line for line in lines)
