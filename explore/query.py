@@ -148,7 +148,7 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
     prefix = prefix.strip("/")
     cache = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "flowdredge", "s3",
                                       bucket, *filter(None, prefix.split("/")))
-    _check_cache(cache, f"s3://{bucket}/{prefix}")
+    _check_cache(cache, f"s3://{bucket}/{prefix}", given=bool(cache_dir))
     s3 = boto3.client("s3")
     try:
         top = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/" if prefix else "",
@@ -203,7 +203,9 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
 CACHE_MARK = ".flowdredge-s3-cache"
 
 
-def _check_cache(cache: str, url: str) -> None:
+def _check_cache(cache: str, url: str, given: bool) -> None:
+    """Refuses a folder given as --cache that holds files of no cache (a default one made
+    before caches were marked is taken as it is), or another prefix's cache."""
     mark = os.path.join(cache, CACHE_MARK)
     try:
         with open(mark) as file:
@@ -212,14 +214,23 @@ def _check_cache(cache: str, url: str) -> None:
         mirrored = None
     except OSError as err:
         raise QueryError(f"--cache {cache}: {err.strerror}") from None
+    where = f"--cache {cache}" if given else f"the cache {cache}"
     if mirrored is None:
-        if any(files for _root, _dirs, files in os.walk(cache)):
-            raise QueryError(f"--cache {cache}: holds files, and is no cache of flowdredge "
-                             f"query (no {CACHE_MARK}); files not in S3 are removed from a "
-                             f"cache: give a new or empty folder")
+        if given and any(_files_outside_caches(cache)):
+            raise QueryError(f"{where}: holds files, and is no cache of flowdredge query (no "
+                             f"{CACHE_MARK}); files not in S3 are removed from a cache: give "
+                             f"a new or empty folder")
     elif mirrored != url:
-        raise QueryError(f"--cache {cache}: the cache of {mirrored}, not of {url}: give "
-                         f"another folder")
+        raise QueryError(f"{where}: the cache of {mirrored}, not of {url}: give another "
+                         f"--cache")
+
+
+def _files_outside_caches(folder: str):
+    """The files under `folder` but in the caches inside it (the default cache of a prefix
+    holds those of the prefixes under it)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not os.path.exists(os.path.join(root, d, CACHE_MARK))]
+        yield from files
 
 
 def _mark_cache(cache: str, url: str) -> None:
@@ -585,7 +596,8 @@ def _egress(v):
 def _exposure(v):
     q = _Sql()
     q.time_range("window_start", v)
-    q.where("src_app = 'internet'")
+    # AWS's published ranges hold any AWS customer's public EC2 addresses (security views).
+    q.where("(src_app = 'internet' OR starts_with(src_app, 'aws:'))")
     return f"""
         SELECT dst_app AS app, dst_region AS region, dst_port, protocol, sum(flows) AS flows,
                sum(bytes) AS bytes, {_REJECTED} AS rejected_flows
@@ -818,11 +830,16 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
 # ---------------------------------------------------------------- output formats
 
 def _json_ready(value):
-    """A NaN or an infinity as a string: JSON has no such number (json.dumps wrote NaN)."""
+    """A NaN or an infinity as a string, at any depth of a list or struct: JSON has no such
+    number (json.dumps wrote NaN); a DECIMAL as a number."""
     if isinstance(value, Decimal):
         value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
     return value
 
 

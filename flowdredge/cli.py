@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -167,14 +168,19 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                "RETAIN_ON_CANCELLATION"}
     local = "://" not in output
     if resume == "latest":
-        # The run's own checkpoint: the resumed job owns it and deletes it once a checkpoint
-        # of its own completes (a restarted run kept every earlier run's last state).
-        options["execution.state-recovery.claim-mode"] = "CLAIM"
         checkpoints = _checkpoints(cfg, output)
         if "://" in checkpoints:
             raise config_mod.ConfigError(f"--resume: checkpoints in {checkpoints} are not "
                                          f"searched; pass --resume <checkpoint path>")
-        resume = latest_checkpoint(checkpoints)
+        # The newest of this output's runs (a job.checkpoint_dir may be shared), which the
+        # resumed job owns and deletes once a checkpoint of its own completes (a restarted run
+        # kept every earlier run's last state); of any job if none of them is noted.
+        runs = set(_run_shapes(output)) if local else set()
+        resume = latest_checkpoint(checkpoints, runs) if runs else None
+        if resume is not None:
+            options["execution.state-recovery.claim-mode"] = "CLAIM"
+        else:
+            resume = latest_checkpoint(checkpoints)
         if resume is None:
             raise config_mod.ConfigError(f"--resume: no completed checkpoint under "
                                          f"{checkpoints}")
@@ -203,6 +209,9 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                                   f"another --output") from None
     return options
 
+
+# A Flink job's id, the name of its folder of checkpoints.
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 # How each job of a local output read its changelog, by job id (its checkpoints' folder), for
 # a --resume: a snapshot then the stream, or the stream alone, one source uid either way, and
@@ -298,10 +307,11 @@ def cmd_run(args) -> int:
         lock = hold_output(args.output) if "://" not in args.output else None
         if lock is not None:
             # What a resumed run leaves of the run before it once it claimed its checkpoint:
-            # the job's folder with no file left (one that holds a file stays as it is).
+            # a job's folder (its id: job.checkpoint_dir may hold others') with no file left.
             for name in held:
                 folder = os.path.join(checkpoints, name)
-                if not any(files for _root, _dirs, files in os.walk(folder)):
+                if JOB_ID.fullmatch(name) and not any(
+                        files for _root, _dirs, files in os.walk(folder)):
                     remove_empty_folders(folder)
         job = _start_run(cfg, args)
         if lock is not None:

@@ -50,11 +50,13 @@ class OutputError(ValueError):
     """An output folder that cannot take a run's outputs; one line for the user."""
 
 
-def latest_checkpoint(checkpoint_dir: str):
+def latest_checkpoint(checkpoint_dir: str, jobs=None):
     """The newest completed checkpoint (a `chk-N` folder with its `_metadata`) of any job under
-    a local checkpoint folder, or None."""
+    a local checkpoint folder, or of those of `jobs` (ids), or None."""
     found = []
     for job in os.listdir(checkpoint_dir) if os.path.isdir(checkpoint_dir) else ():
+        if jobs is not None and job not in jobs:
+            continue
         job_dir = os.path.join(checkpoint_dir, job)
         for name in os.listdir(job_dir) if os.path.isdir(job_dir) else ():
             metadata = os.path.join(job_dir, name, "_metadata")

@@ -85,16 +85,21 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     assert latest_checkpoint(str(output / "checkpoints")) == newest
     latest = run_options(config, str(output), "latest")
     assert latest["execution.state-recovery.path"] == newest
-    # The run's own newest checkpoint is claimed (deleted once subsumed), one named is not.
-    assert latest["execution.state-recovery.claim-mode"] == "CLAIM"
     older = str(output / "checkpoints" / "a" / "chk-3")
     named = run_options(config, str(output), older)
     assert named["execution.state-recovery.path"] == older
+    # The newest checkpoint of this output's runs is claimed (deleted once subsumed); with no
+    # run noted (job.checkpoint_dir may be shared), or one named, it is not.
+    assert "execution.state-recovery.claim-mode" not in latest
     assert "execution.state-recovery.claim-mode" not in named
+    from flowdredge.cli import note_run_shape
+    note_run_shape(config, str(output), "a")
+    latest = run_options(config, str(output), "latest")
+    assert latest["execution.state-recovery.path"] == older   # b is no run of this output
+    assert latest["execution.state-recovery.claim-mode"] == "CLAIM"
     # A resume with kinesis.metadata_snapshot set where the run had none, or the reverse,
     # failed at every restart with the connector's VersionMismatchException (a review).
     # Each job's own: job b read a snapshot, job a did not.
-    from flowdredge.cli import note_run_shape
     snapshot = config.replace(kinesis={"metadata_snapshot": "snap.jsonl"})
     note_run_shape(config, str(output), "a")
     note_run_shape(snapshot, str(output), "b")
@@ -153,16 +158,17 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
 
     monkeypatch.setattr(cli, "_start_run", refused)
     # A folder of an earlier run keeps everything, its empty folders too; the new job's go,
-    # and an earlier run's that holds no file.
+    # and an earlier job's that holds no file (a folder not named as a job stays).
     out = tmp_path / "out"
     (out / "checkpoints" / "old-job" / "chk-4").mkdir(parents=True)
     (out / "checkpoints" / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
     (out / "checkpoints" / "old-job" / "shared").mkdir()
     # A run whose checkpoint a resumed run claimed, and Flink deleted: only folders left.
-    (out / "checkpoints" / "spent-job" / "shared").mkdir(parents=True)
+    (out / "checkpoints" / ("5" * 32) / "shared").mkdir(parents=True)
+    (out / "checkpoints" / "not-a-job" / "shared").mkdir(parents=True)
     (out / "aggregates").mkdir()
     run(out)
-    assert sorted(os.listdir(out / "checkpoints")) == ["old-job"]
+    assert sorted(os.listdir(out / "checkpoints")) == ["not-a-job", "old-job"]
     assert sorted(os.listdir(out / "checkpoints" / "old-job")) == ["chk-4", "shared"]
     assert (out / "aggregates").is_dir()
     # A new output goes whole, with the folders made above it; a folder that was there stays.

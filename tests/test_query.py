@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -220,6 +221,17 @@ def test_a_question_opens_only_the_outputs_it_reads(small_outputs):
 
 
 @pytest.mark.unit
+def test_exposure_counts_clients_in_aws_ranges_as_the_security_view_does(small_outputs):
+    _write_part(small_outputs, "aggregates", [
+        _aggregate(180, "aws:ec2:us-east-1", "api", 443, "ACCEPT", 2, 90),
+        _aggregate(180, "internet", "api", 443, "ACCEPT", 1, 10),
+        _aggregate(180, "api", "aws:s3:us-east-1", 443, "ACCEPT", 5, 500)], "part-e-0-0")
+    exposure = answer(str(small_outputs), "exposure", {})
+    assert [(r[0], r[2], r[4]) for r in exposure.rows] == [("api", 443, 3)]
+    assert answer(str(small_outputs), "egress", {}).rows == []   # S3 by its gateway endpoint
+
+
+@pytest.mark.unit
 def test_an_app_no_aggregate_names_is_told(small_outputs, capsys):
     assert cli.main(["query", str(small_outputs), "dependencies", "--app", "API"]) == 0
     assert "note: no aggregate names the app 'API' (names are as the owners' tags give them" \
@@ -368,10 +380,11 @@ def test_formats():
     assert [json.loads(line) for line in format_result(result, "json").splitlines()] == [
         {"app": "api", "bytes": 1200, "share": 0.5}, {"app": "db", "bytes": 7, "share": None}]
     # JSON has no NaN nor infinity (json.dumps wrote them bare).
-    odd_numbers = Result(["x"], [(float("nan"),), (float("-inf"),)])
+    odd_numbers = Result(["x"], [(float("nan"),), (float("-inf"),),
+                                 ([1.5, float("nan")],), ({"a": [Decimal("1.50")]},)])
     assert [json.loads(line, parse_constant=lambda c: pytest.fail(c))
             for line in format_result(odd_numbers, "json").splitlines()] == \
-        [{"x": "NaN"}, {"x": "-Infinity"}]
+        [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}}]
 
 
 @pytest.mark.unit
@@ -457,6 +470,21 @@ def test_s3_folder_is_copied_once_with_the_same_rules(small_outputs, tmp_path, m
             answer("s3://flows/runs/r2", sql=total, cache_dir=str(cache))
         assert answer("s3://flows/runs/r2", sql=total, cache_dir=str(tmp_path / "c4")).rows \
             == [(1, 300)]
+        # A cache inside another (the default cache of s3://flows/runs holds that of
+        # s3://flows/runs/r2) is no file of it.
+        nest = tmp_path / "nest"
+        assert answer("s3://flows/runs/r2", sql=total, cache_dir=str(nest / "r2")).rows == \
+            [(1, 300)]
+        s3.put_object(Bucket="flows", Key="runs/aggregates/part-a-0-0", Body=body)
+        assert answer("s3://flows/runs", sql=total, cache_dir=str(nest)).rows == [(1, 300)]
+        assert (nest / "r2" / "aggregates" / "part-a-0-0").exists()
+        # A default cache made before caches were marked is taken as it is.
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        old = tmp_path / "home" / ".cache" / "flowdredge" / "s3" / "flows" / "runs" / "r2"
+        (old / "aggregates").mkdir(parents=True)
+        (old / "aggregates" / "part-gone").write_text("{}\n")
+        assert answer("s3://flows/runs/r2", sql=total).rows == [(1, 300)]
+        assert sorted(os.listdir(old / "aggregates")) == ["part-a-0-0"]
 
 
 # ---------------------------------------------------------------- on a real replay
