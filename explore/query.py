@@ -373,7 +373,7 @@ def parse_time(text: str) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
-    if not EARLIEST_START <= seconds < LATEST_START:
+    if not EARLIEST_START <= seconds <= LATEST_START:   # the end too: --until is exclusive
         raise QueryError(f"{text!r} is not a time of flows (2010-2099): give epoch seconds "
                          f"(not milliseconds) or ISO-8601 such as 2026-01-01T00:10:00Z")
     return seconds
@@ -655,9 +655,12 @@ def check_stored_windows(con, values: dict, given: bool) -> None:
     window, stored windows further apart than --every allows (a run of 300 s windows rolled
     up every 2m had its 00:05 window counted at 00:04)."""
     window, every = values["window_seconds"], values["every"]
+    q = _Sql()
+    q.where("window_start IS NOT NULL")
+    q.time_range("window_start", values)
     starts = [row[0] for row in con.execute(
-        "SELECT DISTINCT window_start FROM aggregates WHERE window_start IS NOT NULL "
-        "ORDER BY 1").fetchall()]
+        f"SELECT DISTINCT window_start FROM aggregates {q.where_sql} ORDER BY 1",
+        q.params).fetchall()]
     odd = next((start for start in starts if start % window), None)
     if odd is not None:
         raise QueryError(f"a stored window starts at {odd} ({_utc(odd)}), inside a "
@@ -815,7 +818,8 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
             result = outputs.ask(question, **(values or {}))
             result.missing = tuple(outputs.missing)
             app = (values or {}).get("app")
-            if app and not result.rows and "aggregates" in views and not outputs.sql(
+            if app and not result.rows and "aggregates" in views and os.path.isdir(
+                    os.path.join(outputs.folder, "aggregates")) and not outputs.sql(
                     "SELECT 1 FROM aggregates WHERE src_app = $app OR dst_app = $app LIMIT 1",
                     {"app": app}).rows:
                 result.notes = (f"no aggregate names the app {app!r} (names are as the "

@@ -1,22 +1,26 @@
 """What a user wants to see first after a run, from its output folder. Pure Python."""
 import os
+import re
 from collections import Counter
 
 from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
 from flowdredge.schemas.outputs import FLOW_RECORD_DEAD_LETTER_REASONS
 
 
-# Control characters and the marks that reorder text (an owner's tag holding a newline, a
-# terminal's escape sequence or U+202E) shown as escapes, so that a name cannot forge lines,
-# drive the terminal or read as another name.
-_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)} | {
-    c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                                *range(0x2066, 0x206A))}
+# Control characters (C0, DEL, C1: U+009B starts an escape sequence on some terminals), line
+# and paragraph separators, and the marks that reorder or hide text (U+202E) shown as escapes,
+# so that an owner's tag cannot forge lines, drive the terminal or read as another name.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def _escape(match) -> str:
+    c = match.group(0)
+    return repr(c)[1:-1] if ord(c) < 0x80 else f"\\u{ord(c):04x}"
 
 
 def printable(text) -> str:
     """`text` as a terminal shows it safely."""
-    return str(text).translate(_ESCAPES)
+    return _UNSAFE.sub(_escape, str(text))
 
 
 def summarize(output_dir: str, top: int = 10) -> dict:

@@ -25,6 +25,7 @@ def is_unowned(app: str) -> bool:
     """Whether an end is no app of the estate's: the internet (is_internet) or unattributed."""
     return app == UNATTRIBUTED or is_internet(app)
 
+
 # Output folder names.
 DEPENDENCIES = "dependencies"
 REJECTED_OUTPUT = "rejected"

@@ -233,10 +233,9 @@ def test_a_yaml_list_is_not_a_config(tmp_path):
                                           r"\(application properties are read from a file "
                                           r"whose name ends in .json\)"):
         load(str(tmp_path / "c.yaml"))
+    (tmp_path / "s.yaml").write_text("just words\n")
     with pytest.raises(ConfigError, match="config must be a mapping of sections"):
-        load_text = tmp_path / "s.yaml"
-        load_text.write_text("just words\n")
-        load(str(load_text))
+        load(str(tmp_path / "s.yaml"))
 
 
 @pytest.mark.unit

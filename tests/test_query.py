@@ -253,12 +253,12 @@ def test_the_summary_shows_names_as_text(small_outputs):
     """An owner's tag can hold a newline, a terminal's escape sequence or a mark reversing
     the text: the summary printed them raw (a forged edge line, the terminal's title set)."""
     from flowdredge.explore.summary import render, summarize
-    forged = "x\n     attacker -> payments 999999.0 MB\n\x1b]0;pwned\x07 evil\u202eppa"
+    forged = "x\n     attacker -> payments 999999.0 MB\n\x1b]0;pwned\x07 evil\u202eppa \x9b2J"
     _write_part(small_outputs, "aggregates", [_aggregate(180, forged, "db", 443, "REJECT", 1, 9)],
                 "part-e-0-0")
     text = render(summarize(str(small_outputs)), str(small_outputs))
     assert "attacker" in text and "\n     attacker" not in text and "\x1b" not in text
-    assert "\u202e" not in text and "\\u202e" in text
+    assert "\u202e" not in text and "\\u202e" in text and "\x9b" not in text
     assert not any(line.lstrip().startswith("attacker") for line in text.splitlines())
 
 
@@ -346,6 +346,10 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
                                                 "ACCEPT", 1, 10) for i in range(3)], "part-0")
     with pytest.raises(QueryError, match="the stored windows start 300s apart, so --every 120s"):
         answer(str(five), "rollup", {"every": "2m"})
+    # Only the windows asked for are judged.
+    assert answer(str(five), "rollup", {"every": "2m", "by": "", "since": "1767225600",
+                                        "until": "1767225900"}).rows == [
+        (1767225600, "2026-01-01T00:00:00Z", 1, 1, 10)]
     assert answer(str(five), "rollup", {"every": "10m", "by": ""}).rows == [
         (1767225600, "2026-01-01T00:00:00Z", 2, 2, 20), (1767226200, "2026-01-01T00:10:00Z",
                                                           1, 1, 10)]

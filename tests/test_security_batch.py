@@ -13,7 +13,6 @@ from flowdredge.job.codec import decode_views, encode_views
 from flowdredge.schemas import security as out
 from flowdredge.schemas.outputs import CONVERSATION
 
-
 pytestmark = pytest.mark.unit
 
 W = 600
