@@ -17,6 +17,8 @@ import org.apache.flink.connector.file.src.reader.BulkFormat;
 import org.apache.flink.connector.file.src.util.CheckpointedPosition;
 import org.apache.flink.connector.file.src.util.SingletonResultIterator;
 import org.apache.flink.core.fs.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Changelog files read by the job itself (a file job's changelog, a stream's snapshot): a file
@@ -28,6 +30,7 @@ import org.apache.flink.core.fs.Path;
  */
 public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(ChangelogFiles.class);
 
     private final int maxLines;
     private final int maxChars;
@@ -103,6 +106,11 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
             // Flink closes a reader it got, not one that failed to open (a bad gzip header).
             in.close();
             throw e;
+        }
+        if (chunks.linesRead() < skipLines) {
+            LOG.warn("{}{}: restored after line {}, but the file has {} lines now (shortened or "
+                    + "replaced since the checkpoint): nothing more of it is read", label, name,
+                    skipLines, chunks.linesRead());
         }
         return new Reader<T>() {
             @Override
