@@ -635,9 +635,6 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
     for position, text in long_lines:
         result.counts["lines_in"] += 1
         result.dead("line_too_long", locate(position), text)
-    if fmt.unknown:
-        result.counts["unknown_fields_ignored"] += len(fmt.unknown) * sum(
-            1 for line in lines if isinstance(line, str) and line and not line.isspace())
     pending.append(_Lines(fmt, lines, source,
                           *_start_bounds(limits, _earliest(delivered, stamp), not_after), locate,
                           sum(len(line) for line in lines if line)))
@@ -831,12 +828,21 @@ def _add(total: ParseResult, result: ParseResult) -> None:
 MAX_GROUP_FLOWS = 1 << 15
 
 
+# The counters of the lines a parse takes: their values of unknown fields are the ones dropped
+# (a line dead-lettered whole keeps them in its dead letter).
+_TAKEN = ("flows_parsed", "no_data", "skip_data")
+
+
 def _parsed(pending, limits, result, vectorise_from) -> ParseResult:
     by_format = {}
     for lines in pending:
         by_format.setdefault(lines.fmt, []).append(lines)
     for fmt, sets in by_format.items():
+        taken = sum(result.counts[c] for c in _TAKEN)
         _parse_sets(fmt, sets, limits, result, vectorise_from)
+        if fmt.unknown:
+            result.counts["unknown_fields_ignored"] += len(fmt.unknown) * (
+                sum(result.counts[c] for c in _TAKEN) - taken)
     result.groups = [part for group in result.groups for part in group.parts(MAX_GROUP_FLOWS)]
     return result
 

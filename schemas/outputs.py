@@ -108,6 +108,7 @@ COUNTERS = (
     "dead_letter",            # bad lines, records and files; also dead_letter_<reason>
     "dead_letters_not_kept",  # of those, beyond a batch's job.parse.DEAD_LETTERS_KEPT: counted only
     "unknown_fields_ignored", # values of header fields this release does not know, dropped
+                              # (of lines taken: a dead-lettered line keeps them)
     "flows_aggregated",
     "flows_late",
     "src_owned", "src_unattributed", "src_internet", "src_aws",

@@ -251,12 +251,15 @@ def test_11_strict_refuses_a_bad_file(tmp_path):
 def test_11_unknown_header_fields_are_dropped_and_counted(tmp_path):
     path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_new.log.gz"
     with gzip.open(path, "wt") as fh:
-        fh.write(HEADER + " foo-bar\n" + "\n".join(line(T + i) + " v" for i in range(3)) + "\n")
+        fh.write(HEADER + " foo-bar\n" + "\n".join(line(T + i) + " v" for i in range(3))
+                 + "\n" + line(T) + "\n")   # a value short: dead-lettered whole
     staged = tmp_path / "s.txt"
     stats = stage_flows([str(path)], str(staged), 5000)
     assert stats.unknown_fields == {"foo-bar": 1} and not stats.dead_files
     result = parsed(staged.read_text())
-    assert outcome(result) == (3, []) and result.counts["unknown_fields_ignored"] == 3
+    # The values dropped are those of the lines taken, not of the one dead-lettered.
+    assert outcome(result) == (3, [("field_count", f"{path}:5")]) and \
+        result.counts["unknown_fields_ignored"] == 3
     assert result.groups[0].flows[0] == parsed(chunk([line(T)])).groups[0].flows[0]
     with pytest.raises(InputError, match="foo-bar"):
         stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(strict=True))
