@@ -43,7 +43,8 @@ function summary(data) {
     var c = el("div", {"class": "card"}); c.appendChild(el("b", {}, value));
     c.appendChild(document.createTextNode(label)); cards.appendChild(c);
   }
-  card("flows aggregated", fmtInt(t.flows));
+  // The aggregates written: a running job's open windows are in the counts, not here.
+  card("flows in closed windows", fmtInt(t.flows));
   card("bytes", fmtBytes(t.bytes));
   if (t.ends !== undefined) {
     card("flow ends attributed to an owner", fmtPct(t.ends ? 100 * t.owned / t.ends : null));
