@@ -335,9 +335,10 @@ class Cluster:
         return found if isinstance(found, dict) else {}
 
     def _note_output(self, job_id: str, output: str) -> None:
+        outputs = {**self._outputs(), job_id: _output_key(output)}   # read before the write
         os.makedirs(self.folder, exist_ok=True)
         with open(os.path.join(self.folder, self.OUTPUTS_FILE), "w") as file:
-            json.dump({**self._outputs(), job_id: _output_key(output)}, file)
+            json.dump(outputs, file)
 
     def _check_output(self, output: str) -> None:
         """Refuses an output a job of this cluster still writes, and a local output that

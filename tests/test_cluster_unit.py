@@ -143,7 +143,16 @@ def test_a_second_job_on_a_running_jobs_output_is_refused(tmp_path, monkeypatch,
     with pytest.raises(cluster_mod.ClusterError, match=f"job {'0' * 32} still writes .*out/: "
                                                        f"stop it first"):
         cluster.submit(*where, str(tmp_path / "out") + "/")
-    cluster.submit(*where, str(tmp_path / "other"))   # another output
+    # Another job to another output: the first job's is still refused (the record held the
+    # last job only, a review: a third submit to the first output was taken).
+    cluster.flink = lambda *args: "Job has been submitted with JobID " + "1" * 32
+    cluster.rest = lambda path, timeout_s=5: {"state": "RUNNING", "jobs": [
+        {"jid": "0" * 32, "state": "RUNNING"}, {"jid": "1" * 32, "state": "RUNNING"}]}
+    cluster.submit(*where, str(tmp_path / "other"))
+    for output, job in (("out", "0"), ("other", "1")):
+        with pytest.raises(cluster_mod.ClusterError, match=f"job {job * 32} still writes"):
+            cluster.submit(*where, str(tmp_path / output))
+    del cluster.flink, cluster.rest
     cluster.state = "FINISHED"   # stopped with a savepoint: its output may be resumed
     cluster.submit(*where, str(tmp_path / "out"), savepoint="file:///sp/1")
     (tmp_path / "file").write_text("")
