@@ -108,9 +108,9 @@ def aws_file_sources(files, metadata: str, stamps_ms, metadata_out_of_orderness_
     parallelism 1, so a restore goes on from the next file), and the gate keeps it from the
     job's first start: a restored job reads the files of its first start, however the list
     given now differs (files delivered since are for a job of their own). `metadata`:
-    changelog files, a file or a folder, as the publisher writes them or as job.replay staged them, read
-    in chunks of `metadata_chunk_lines` lines, each line cut after `metadata_max_line_chars`
-    (changelog_files).
+    changelog files, a file or a folder, as the publisher writes them or as job.replay staged
+    them, read in chunks of `metadata_chunk_lines` lines, each line cut after
+    `metadata_max_line_chars` (changelog_files).
 
     The parse step gets file n only once the changelog's event time (its events' latest, less
     `metadata_out_of_orderness_ms`) has reached the delivery stamp of file n-1 (`stamps_ms`,

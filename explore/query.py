@@ -161,7 +161,7 @@ def mirror_s3(url: str, views, cache_dir: str = None) -> str:
         if not folders & set(OUTPUTS):
             raise QueryError(f"{url} is not an output folder: it has none of "
                              f"{', '.join(n + '/' for n in OUTPUTS)}")
-        _mark_cache(cache, f"s3://{bucket}/{prefix}")
+        _mark_cache(cache, f"s3://{bucket}/{prefix}", given=bool(cache_dir))
         for view in views:
             base = f"{prefix}/{view}/" if prefix else f"{view}/"
             folder = os.path.join(cache, view)
@@ -206,15 +206,14 @@ CACHE_MARK = ".flowdredge-s3-cache"
 def _check_cache(cache: str, url: str, given: bool) -> None:
     """Refuses a folder given as --cache that holds files of no cache (a default one made
     before caches were marked is taken as it is), or another prefix's cache."""
-    mark = os.path.join(cache, CACHE_MARK)
+    where = _cache_name(cache, given)
     try:
-        with open(mark) as file:
+        with open(os.path.join(cache, CACHE_MARK)) as file:
             mirrored = file.read().strip()
     except FileNotFoundError:
         mirrored = None
     except OSError as err:
-        raise QueryError(f"--cache {cache}: {err.strerror}") from None
-    where = f"--cache {cache}" if given else f"the cache {cache}"
+        raise QueryError(f"{where}: {err.strerror}") from None
     if mirrored is None:
         if given and any(_files_outside_caches(cache)):
             raise QueryError(f"{where}: holds files, and is no cache of flowdredge query (no "
@@ -233,14 +232,17 @@ def _files_outside_caches(folder: str):
         yield from files
 
 
-def _mark_cache(cache: str, url: str) -> None:
-    mark = os.path.join(cache, CACHE_MARK)
+def _cache_name(cache: str, given: bool) -> str:
+    return f"--cache {cache}" if given else f"the cache {cache}"
+
+
+def _mark_cache(cache: str, url: str, given: bool) -> None:
     try:
         os.makedirs(cache, exist_ok=True)
-        with open(mark, "w") as file:
+        with open(os.path.join(cache, CACHE_MARK), "w") as file:
             file.write(url + "\n")
     except OSError as err:
-        raise QueryError(f"--cache {cache}: {err.strerror}") from None
+        raise QueryError(f"{_cache_name(cache, given)}: {err.strerror}") from None
 
 
 def _sql_string(text: str) -> str:
@@ -374,7 +376,7 @@ def parse_time(text: str) -> int:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
     if not EARLIEST_START <= seconds <= LATEST_START:   # the end too: --until is exclusive
-        raise QueryError(f"{text!r} is not a time of flows (2010-2099): give epoch seconds "
+        raise QueryError(f"{text!r} is not a time of flows (2010 to 2100): give epoch seconds "
                          f"(not milliseconds) or ISO-8601 such as 2026-01-01T00:10:00Z")
     return seconds
 
@@ -596,8 +598,7 @@ def _egress(v):
 def _exposure(v):
     q = _Sql()
     q.time_range("window_start", v)
-    # AWS's published ranges hold any AWS customer's public EC2 addresses (security views).
-    q.where("(src_app = 'internet' OR starts_with(src_app, 'aws:'))")
+    q.where("src_app = 'internet'")
     return f"""
         SELECT dst_app AS app, dst_region AS region, dst_port, protocol, sum(flows) AS flows,
                sum(bytes) AS bytes, {_REJECTED} AS rejected_flows
@@ -655,13 +656,14 @@ def check_stored_windows(con, values: dict, given: bool) -> None:
     window, stored windows further apart than --every allows (a run of 300 s windows rolled
     up every 2m had its 00:05 window counted at 00:04)."""
     window, every = values["window_seconds"], values["every"]
-    q = _Sql()
-    q.where("window_start IS NOT NULL")
-    q.time_range("window_start", values)
     starts = [row[0] for row in con.execute(
-        f"SELECT DISTINCT window_start FROM aggregates {q.where_sql} ORDER BY 1",
-        q.params).fetchall()]
-    odd = next((start for start in starts if start % window), None)
+        "SELECT DISTINCT window_start FROM aggregates WHERE window_start IS NOT NULL "
+        "ORDER BY 1").fetchall()]
+    # A window outside --since/--until is not rolled up; the gaps are the run's, over all.
+    since, until = values.get("since"), values.get("until")
+    odd = next((start for start in starts if start % window
+                and (since is None or start >= since) and (until is None or start < until)),
+               None)
     if odd is not None:
         raise QueryError(f"a stored window starts at {odd} ({_utc(odd)}), inside a "
                          f"{window}s window: pass --window-seconds as the run's "
@@ -842,8 +844,9 @@ def _json_ready(value):
         return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, (list, tuple)):
         return [_json_ready(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, dict):   # a MAP's keys too, as JSON's strings
+        return {key if isinstance(key, str) else json.dumps(_json_ready(key)):
+                _json_ready(item) for key, item in value.items()}
     return value
 
 

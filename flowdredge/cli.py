@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 
@@ -176,14 +175,13 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
         # resumed job owns and deletes once a checkpoint of its own completes (a restarted run
         # kept every earlier run's last state); of any job if none of them is noted.
         runs = set(_run_shapes(output)) if local else set()
-        resume = latest_checkpoint(checkpoints, runs) if runs else None
-        if resume is not None:
-            options["execution.state-recovery.claim-mode"] = "CLAIM"
-        else:
-            resume = latest_checkpoint(checkpoints)
+        resume = latest_checkpoint(checkpoints, runs or None)
         if resume is None:
             raise config_mod.ConfigError(f"--resume: no completed checkpoint under "
-                                         f"{checkpoints}")
+                                         f"{checkpoints}"
+                                         + (f" of the runs of {output}" if runs else ""))
+        if runs:
+            options["execution.state-recovery.claim-mode"] = "CLAIM"
     elif resume and "://" not in resume and not (
             os.path.isfile(resume) or os.path.isfile(os.path.join(resume, "_metadata"))):
         raise config_mod.ConfigError(f"--resume: {resume} is not a checkpoint or savepoint "
@@ -209,9 +207,6 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
                                   f"another --output") from None
     return options
 
-
-# A Flink job's id, the name of its folder of checkpoints.
-JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 # How each job of a local output read its changelog, by job id (its checkpoints' folder), for
 # a --resume: a snapshot then the stream, or the stream alone, one source uid either way, and
@@ -307,11 +302,11 @@ def cmd_run(args) -> int:
         lock = hold_output(args.output) if "://" not in args.output else None
         if lock is not None:
             # What a resumed run leaves of the run before it once it claimed its checkpoint:
-            # a job's folder (its id: job.checkpoint_dir may hold others') with no file left.
-            for name in held:
+            # the folder of one of this output's jobs (job.checkpoint_dir may hold others')
+            # with no file left.
+            for name in held & set(_run_shapes(args.output)):
                 folder = os.path.join(checkpoints, name)
-                if JOB_ID.fullmatch(name) and not any(
-                        files for _root, _dirs, files in os.walk(folder)):
+                if not any(files for _root, _dirs, files in os.walk(folder)):
                     remove_empty_folders(folder)
         job = _start_run(cfg, args)
         if lock is not None:
@@ -450,6 +445,7 @@ def _query_parser(sub) -> None:
                        + ". See docs/query.md.")
     q.add_argument("output", help="output folder, or s3://bucket/prefix")
     questions = q.add_subparsers(dest="question", required=True, metavar="QUESTION")
+    q.commands = questions.choices   # each question's parser by name, for main's errors
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--format", choices=query.FORMATS, default="table")
     shared.add_argument("--cache", help="local copy of an s3:// output folder "
@@ -589,11 +585,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unknown_options(top, args, argv, unknown) -> None:
+    """Exits with the usage of the (sub)command an unknown option was given to, not the
+    top-level one (scripts/demo --bogus showed flowdredge's)."""
+    leaf = top
+    if argv.index(unknown[0]) > argv.index(args.command):
+        for name in (args.command, getattr(args, "question", None)):
+            commands = getattr(leaf, "commands", {})
+            if name not in commands:
+                break
+            leaf = commands[name]
+    leaf.error(f"unrecognized arguments: {' '.join(unknown)}")
+
+
 def main(argv=None) -> int:
     top = parser()
     args, unknown = top.parse_known_args(argv)
-    if unknown:   # said with the command's usage, not the top-level one
-        top.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        _unknown_options(top, args, sys.argv[1:] if argv is None else argv, unknown)
     logs.setup("flowdredge", "[flowdredge]")
     try:
         return args.func(args)

@@ -68,6 +68,11 @@ def test_an_unknown_option_is_told_with_its_commands_usage(capsys):
     err = capsys.readouterr().err
     assert err.startswith("usage: flowdredge demo ") and \
         err.endswith("flowdredge demo: error: unrecognized arguments: --bogus\n")
+    for argv, usage in ((["query", "out", "top-talkers", "--bogus"], "flowdredge query output "
+                         "top-talkers"), (["--bogus", "summary", "x"], "flowdredge")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert f"{usage}: error: unrecognized arguments: --bogus\n" in capsys.readouterr().err
 
 
 @pytest.mark.unit

@@ -1,5 +1,6 @@
 """The streams of the `kinesis` section resolved before Flink starts (connectors.kinesis.client),
 against the local Kinesis API server: every mistake a one-line ConfigError."""
+import json
 import os
 
 import pytest
@@ -93,6 +94,9 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     assert "execution.state-recovery.claim-mode" not in latest
     assert "execution.state-recovery.claim-mode" not in named
     from flowdredge.cli import note_run_shape
+    note_run_shape(config, str(output), "c")   # a run stopped before its first checkpoint
+    with pytest.raises(ConfigError, match="no completed checkpoint under .* of the runs of"):
+        run_options(config, str(output), "latest")   # not another output's job's
     note_run_shape(config, str(output), "a")
     latest = run_options(config, str(output), "latest")
     assert latest["execution.state-recovery.path"] == older   # b is no run of this output
@@ -158,17 +162,19 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
 
     monkeypatch.setattr(cli, "_start_run", refused)
     # A folder of an earlier run keeps everything, its empty folders too; the new job's go,
-    # and an earlier job's that holds no file (a folder not named as a job stays).
+    # and an earlier job's of this output that holds no file.
     out = tmp_path / "out"
     (out / "checkpoints" / "old-job" / "chk-4").mkdir(parents=True)
     (out / "checkpoints" / "old-job" / "chk-4" / "_metadata").write_bytes(b"x")
     (out / "checkpoints" / "old-job" / "shared").mkdir()
     # A run whose checkpoint a resumed run claimed, and Flink deleted: only folders left.
     (out / "checkpoints" / ("5" * 32) / "shared").mkdir(parents=True)
-    (out / "checkpoints" / "not-a-job" / "shared").mkdir(parents=True)
+    # Another output's job (a shared job.checkpoint_dir), just started: not this output's.
+    (out / "checkpoints" / ("6" * 32) / "shared").mkdir(parents=True)
+    (out / ".flowdredge-run.json").write_text(json.dumps({"5" * 32: False, "old-job": False}))
     (out / "aggregates").mkdir()
     run(out)
-    assert sorted(os.listdir(out / "checkpoints")) == ["not-a-job", "old-job"]
+    assert sorted(os.listdir(out / "checkpoints")) == ["6" * 32, "old-job"]
     assert sorted(os.listdir(out / "checkpoints" / "old-job")) == ["chk-4", "shared"]
     assert (out / "aggregates").is_dir()
     # A new output goes whole, with the folders made above it; a folder that was there stays.
@@ -310,7 +316,6 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_a_changed_job_resumes(kinesis_l
     """Ctrl-C: the job is cancelled, no traceback, exit status 130, and the checkpoints stay
     for --resume. An output turned off then: a resume is refused in one line, which names
     --allow-non-restored-state; with it the job resumes."""
-    import json
     import subprocess
     import sys
     import time

@@ -221,17 +221,6 @@ def test_a_question_opens_only_the_outputs_it_reads(small_outputs):
 
 
 @pytest.mark.unit
-def test_exposure_counts_clients_in_aws_ranges_as_the_security_view_does(small_outputs):
-    _write_part(small_outputs, "aggregates", [
-        _aggregate(180, "aws:ec2:us-east-1", "api", 443, "ACCEPT", 2, 90),
-        _aggregate(180, "internet", "api", 443, "ACCEPT", 1, 10),
-        _aggregate(180, "api", "aws:s3:us-east-1", 443, "ACCEPT", 5, 500)], "part-e-0-0")
-    exposure = answer(str(small_outputs), "exposure", {})
-    assert [(r[0], r[2], r[4]) for r in exposure.rows] == [("api", 443, 3)]
-    assert answer(str(small_outputs), "egress", {}).rows == []   # S3 by its gateway endpoint
-
-
-@pytest.mark.unit
 def test_an_app_no_aggregate_names_is_told(small_outputs, capsys):
     assert cli.main(["query", str(small_outputs), "dependencies", "--app", "API"]) == 0
     assert "note: no aggregate names the app 'API' (names are as the owners' tags give them" \
@@ -346,13 +335,20 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
                                                 "ACCEPT", 1, 10) for i in range(3)], "part-0")
     with pytest.raises(QueryError, match="the stored windows start 300s apart, so --every 120s"):
         answer(str(five), "rollup", {"every": "2m"})
-    # Only the windows asked for are judged.
-    assert answer(str(five), "rollup", {"every": "2m", "by": "", "since": "1767225600",
-                                        "until": "1767225900"}).rows == [
-        (1767225600, "2026-01-01T00:00:00Z", 1, 1, 10)]
+    # A range of one window: still the run's 300 s apart (its 00:05 window was counted at 00:04).
+    with pytest.raises(QueryError, match="the stored windows start 300s apart"):
+        answer(str(five), "rollup", {"every": "2m", "since": "1767225900",
+                                     "until": "1767226200"})
     assert answer(str(five), "rollup", {"every": "10m", "by": ""}).rows == [
         (1767225600, "2026-01-01T00:00:00Z", 2, 2, 20), (1767226200, "2026-01-01T00:10:00Z",
                                                           1, 1, 10)]
+    # A window starting inside one of --window-seconds outside the range is not rolled up.
+    _write_part(five, "aggregates", [_aggregate(1767225660, "api", "db", 5432, "ACCEPT", 1, 10)],
+                "part-1")
+    assert answer(str(five), "rollup", {"every": "10m", "by": "", "window_seconds": "300",
+                                        "since": "1767225900"}).rows == [
+        (1767225600, "2026-01-01T00:00:00Z", 1, 1, 10),
+        (1767226200, "2026-01-01T00:10:00Z", 1, 1, 10)]
 
 
 @pytest.mark.unit
@@ -385,10 +381,12 @@ def test_formats():
         {"app": "api", "bytes": 1200, "share": 0.5}, {"app": "db", "bytes": 7, "share": None}]
     # JSON has no NaN nor infinity (json.dumps wrote them bare).
     odd_numbers = Result(["x"], [(float("nan"),), (float("-inf"),),
-                                 ([1.5, float("nan")],), ({"a": [Decimal("1.50")]},)])
+                                 ([1.5, float("nan")],), ({"a": [Decimal("1.50")]},),
+                                 ({Decimal("1.50"): 1, float("nan"): 2},)])
     assert [json.loads(line, parse_constant=lambda c: pytest.fail(c))
             for line in format_result(odd_numbers, "json").splitlines()] == \
-        [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}}]
+        [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}},
+         {"x": {"1.5": 1, '"NaN"': 2}}]
 
 
 @pytest.mark.unit

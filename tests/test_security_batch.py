@@ -335,7 +335,7 @@ def test_views_restored_from_a_release_that_took_aws_ranges_for_apps():
              ("api", "db", 5432, 6): ("api", "db", 5432, 6, W, W, 1, 9)}
     events = s.SecurityEvents(60, rules, (W, W, edges, {}, {}))
     events.add_window(W + 600, [(W + 600, "web", "aws:S3:us-east-1", 443, 6, 1, 1, 9, 1, 1)],
-                      [], [])
+                      [(W + 600, "aws:S3:us-east-1", "-", 443, 6, 3, 3, 900, 2)], [])
     lines, _rejected, _timers = events.advance(10 ** 12, True)
     gone = [json.loads(line) for line in lines if json.loads(line)["event"] == "dependency_gone"]
     assert [(e["client_app"], e["server_app"]) for e in gone] == [("api", "db")]

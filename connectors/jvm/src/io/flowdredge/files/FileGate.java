@@ -92,7 +92,7 @@ public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, String>
         // One gzip value: operator state is written whole at every checkpoint, and a
         // backfill's list (hundreds of thousands of S3 URLs) compresses about tenfold.
         ListState<byte[]> listed = context.getOperatorStateStore().getListState(
-                new ListStateDescriptor<>("listed-files",
+                new ListStateDescriptor<>("first-listing",
                         PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO));
         byte[] kept = null;
         for (byte[] value : listed.get()) {
@@ -107,11 +107,14 @@ public class FileGate<T> extends KeyedCoProcessFunction<Byte, Long, T, String>
         }
         decode(kept);
         if (!Arrays.equals(files, listedFiles)) {
-            Set<String> read = new HashSet<>(Arrays.asList(files));
-            long added = Arrays.stream(listedFiles).filter(f -> !read.contains(f)).count();
+            Set<String> first = new HashSet<>(Arrays.asList(files));
+            Set<String> now = new HashSet<>(Arrays.asList(listedFiles));
+            long added = now.stream().filter(f -> !first.contains(f)).count();
+            long gone = first.stream().filter(f -> !now.contains(f)).count();
             LOG.warn("flow files: resumed over the {} files the job's first start listed; {} "
                     + "of the {} listed now are not among them, and are left to a job of their "
-                    + "own", files.length, added, listedFiles.length);
+                    + "own; {} of the first are listed no more (each a dead letter if gone)",
+                    files.length, added, listedFiles.length, gone);
         }
     }
 
