@@ -8,6 +8,7 @@ clusters (or users) on one machine do not meet. See docs/operations.md, "Standal
 savepoints". `scripts/cluster` is the command line.
 """
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -287,7 +288,19 @@ class Cluster:
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
         self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
-        self._check_output(output)
+        made = self._check_output(output)
+        try:
+            job_id = self._submit(config_file, flows, metadata, output, savepoint, parallelism,
+                                  follow_seconds, job_name, flows_layout,
+                                  allow_non_restored_state)
+        except BaseException:
+            _remove_empty(made, output)   # a refused submit leaves no folder behind it
+            raise
+        self._note_output(job_id, output)
+        return job_id
+
+    def _submit(self, config_file, flows, metadata, output, savepoint, parallelism,
+                follow_seconds, job_name, flows_layout, allow_non_restored_state) -> str:
         code = ship_code(os.path.join(self.folder, "flowdredge-code.zip"))
         args = ["run", "--detached", "--pyClientExecutable", self.python,
                 "--pyExecutable", self.python, "--pyFiles", code,
@@ -319,7 +332,6 @@ class Cluster:
         match = re.search(r"JobID ([0-9a-f]{32})", out)
         if not match:
             raise ClusterError(f"flink run printed no job id:\n{out}")
-        self._note_output(match.group(1), output)
         return match.group(1)
 
     # The output each job submitted here writes, by job id: a second job writing one output
@@ -340,23 +352,29 @@ class Cluster:
         with open(os.path.join(self.folder, self.OUTPUTS_FILE), "w") as file:
             json.dump(outputs, file)
 
-    def _check_output(self, output: str) -> None:
+    def _check_output(self, output: str) -> str | None:
         """Refuses an output a job of this cluster still writes, and a local output that
         cannot be made (the job failed after its id was printed, the reason in its
-        exception history only)."""
+        exception history only). Returns the folder if it made it."""
         for job_id, written in self._outputs().items():
             if written == _output_key(output) and job_id in {
                     job["jid"] for job in self.jobs() if job["state"] not in TERMINAL}:
                 raise ClusterError(f"job {job_id} still writes {output}: stop it first "
                                    f"(scripts/cluster stop-job {job_id}), or choose another "
                                    f"--output")
-        if not s3.is_s3(output):
-            try:
-                os.makedirs(output, exist_ok=True)
-            except OSError as err:
-                raise ClusterError(f"--output {output}: {err.strerror}") from None
-            if not os.access(output, os.W_OK | os.X_OK):
-                raise ClusterError(f"--output {output}: not writable")
+        if s3.is_s3(output):
+            return None
+        made = os.path.abspath(output)   # the first of its folders this makes
+        while not os.path.isdir(os.path.dirname(made)):
+            made = os.path.dirname(made)
+        made = None if os.path.isdir(made) else made
+        try:
+            os.makedirs(output, exist_ok=True)
+        except OSError as err:
+            raise ClusterError(f"--output {output}: {err.strerror}") from None
+        if not os.access(output, os.W_OK | os.X_OK):
+            raise ClusterError(f"--output {output}: not writable")
+        return made
 
     def stop_with_savepoint(self, job_id: str, drain: bool = False,
                             timeout_s: float = 180) -> str:
@@ -376,6 +394,19 @@ class Cluster:
             raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
         self.wait_for_state(job_id, ("FINISHED",), timeout_s)
         return match.group(1)
+
+
+def _remove_empty(top: str | None, leaf: str) -> None:
+    """Removes `leaf` and its parents up to `top`, each only if empty."""
+    if top is None:
+        return
+    folder = os.path.abspath(leaf)
+    while True:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+        if folder == top or len(folder) <= len(top):
+            return
+        folder = os.path.dirname(folder)
 
 
 def _output_key(output: str) -> str:

@@ -163,6 +163,29 @@ def test_a_second_job_on_a_running_jobs_output_is_refused(tmp_path, monkeypatch,
                                       f"nothing to stop\n"
 
 
+def test_a_refused_submit_leaves_no_output_folder(tmp_path, monkeypatch):
+    """The output's check makes the folder (a job that cannot write it fails after its id was
+    printed); a submit that flink run then refuses left it behind, empty."""
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+
+    def refuse(*args):
+        raise cluster_mod.ClusterError("flink run failed (1)")
+    cluster.flink = refuse
+    where = ("c.yaml", str(tmp_path / "flows"), str(tmp_path / "meta"))
+    (tmp_path / "kept").mkdir()
+    for output in (tmp_path / "new" / "deeper" / "out", tmp_path / "kept" / "out",
+                   tmp_path / "kept"):
+        with pytest.raises(cluster_mod.ClusterError, match="flink run failed"):
+            cluster.submit(*where, str(output))
+    assert not (tmp_path / "new").exists() and not (tmp_path / "kept" / "out").exists()
+    assert (tmp_path / "kept").is_dir()   # there before the submit
+    del cluster.flink
+    cluster.submit(*where, str(tmp_path / "new" / "out"))
+    assert (tmp_path / "new" / "out").is_dir()
+
+
 @pytest.mark.parametrize("layout", ["staged", "aws"])
 def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
     monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
