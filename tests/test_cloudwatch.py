@@ -58,3 +58,15 @@ def test_control_record_is_skipped_by_the_parser():
     assert doc["messageType"] == "CONTROL_MESSAGE" and doc["subscriptionFilters"] == []
     result = parse_record(control_record(), "r", V2, LIMITS)
     assert result.counts["records_skipped"] == 1 and not result.dead_letters
+
+
+def test_the_latest_event_bounds_the_flow_starts_of_a_record():
+    # An event's timestamp is its flow's start: a record spanning ten minutes holds flows up
+    # to its last event's, far more than max_ahead_seconds after its first's.
+    t0 = 1767225600
+    events = [(str(i), start * 1000, LINE.replace("1767225600 1767225660",
+                                                  f"{start} {start + 60}"))
+              for i, start in enumerate((t0, t0 + 600))]
+    data = record(events, compresslevel=1, owner="123456789012", log_group="/g", log_stream="s")
+    result = parse_record(data, "r", V2, LIMITS)
+    assert not result.dead_letters and result.counts["flows_parsed"] == 2

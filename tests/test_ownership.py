@@ -90,6 +90,14 @@ def test_clock_watermark_and_lateness():
     assert again.watermark == 95
 
 
+@pytest.mark.parametrize("ts,late", [(10, True), (11, False)])
+def test_the_first_change_is_late_exactly_when_at_or_behind_the_heartbeat(ts, late):
+    # No change yet, so the heartbeat alone is the watermark: one at it is already covered.
+    clock = MetadataClock(out_of_orderness_ms=30)
+    clock.observe(MetaEvent(HEARTBEAT, 10))
+    assert clock.observe(MetaEvent(ASSIGN, ts, "a", owner("x"))) == late
+
+
 @pytest.mark.parametrize("line,reason", [
     ('{"type":"ASSIGN","ip":"10.0.0.1"}', "missing_ts"),
     ('{"type":"MOVE","ts":1,"ip":"10.0.0.1"}', "unknown_type"),

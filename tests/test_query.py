@@ -274,6 +274,42 @@ def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
         in capsys.readouterr().err
 
 
+def _flow(start, srcaddr, dstaddr, **fields):
+    """An enriched line of one flow from api to db; the fields it leaves out read as null."""
+    return {"start": start, "end": start + 60, "srcaddr": srcaddr, "dstaddr": dstaddr,
+            "dstport": 5432, "protocol": 6, "action": "ACCEPT", "packets": 1, "bytes": 100,
+            "src_app": "api", "dst_app": "db", **fields}
+
+
+def _who_owned_rows(folder, ip, at):
+    result = answer(str(folder), "who-owned", {"ip": ip, "at": str(at)})
+    return [dict(zip(result.columns, row)) for row in result.rows]
+
+
+@pytest.mark.unit
+def test_who_owned_counts_late_flows(tmp_path):
+    """A late flow is written to late/ only: left out, its owner was never seen there."""
+    at = 1767225630
+    (tmp_path / "enriched").mkdir()
+    _write_part(tmp_path / "late" / "dt=2026-01-01", "hour=00",
+                [{**_flow(at, "10.0.0.1", "10.0.0.2"), "window_start": at - at % 60}],
+                "late-0d6f2a9e-1b7c-4d3e-9f20-5a8b7c6d4e31-0.jsonl")
+    assert [(r["owner_app"], r["direction"], r["flows"])
+            for r in _who_owned_rows(tmp_path, "10.0.0.1", at)] == [("api", "out", 1)]
+
+
+@pytest.mark.unit
+def test_who_owned_matches_the_packet_addresses(tmp_path):
+    """Behind NAT or a load balancer srcaddr is the interface's; pkt_srcaddr is the real
+    endpoint, the address the job attributed."""
+    at = 1767225630
+    _write_part(tmp_path / "enriched" / "dt=2026-01-01", "hour=00",
+                [_flow(at, "10.0.0.9", "10.0.0.2", pkt_srcaddr="10.0.0.5")],
+                "enriched-3c9e1f7a-6d2b-4a8e-b5c0-7f1e2d3a4b56-0.jsonl")
+    assert [(r["owner_app"], r["direction"], r["flows"])
+            for r in _who_owned_rows(tmp_path, "10.0.0.5", at)] == [("api", "out", 1)]
+
+
 @pytest.mark.unit
 def test_unfinished_files_are_skipped_and_missing_outputs_are_empty_typed_views(small_outputs):
     assert answer(str(small_outputs), sql="SELECT count(*), sum(bytes) FROM aggregates").rows \
