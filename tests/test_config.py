@@ -12,6 +12,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.unit
+def test_the_shortest_retention_covering_the_flows_is_taken():
+    assert Config().replace(metadata={"retention_seconds": 360}).metadata.retention_seconds == 360
+
+
+@pytest.mark.unit
 def test_defaults_are_valid():
     cfg = load(None)
     assert cfg.job.window_seconds == 60 and cfg.flow_format.names[0] == "version"
@@ -43,6 +48,8 @@ def test_shipped_application_properties_round_trip():
     ("outputs: {enriched: maybe}", "expected true or false"),
     ("flows: {format: 'srcaddr dstaddr'}", "flows.format"),
     ("metadata: {retention_seconds: 10}", "retention_seconds must cover"),
+    # One second short of the flows' out-of-orderness (300) and a window (60): the boundary.
+    ("metadata: {retention_seconds: 359}", "retention_seconds must cover"),
     ("job: [1]", "expected a mapping"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
@@ -313,19 +320,31 @@ _MAX_HEAP = ("import sys; from flowdredge.job.config import Config; "
              "from pyflink.java_gateway import get_gateway; "
              "start_jvm(Config().replace(job={'local_heap_mb': int(sys.argv[1])})); "
              "print(get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20)")
+# The same JVM when a job is built: a part of it that calls the JVM made before start_jvm (a
+# file sink's rolling policy, in a trial) starts it without the heap cap and the class
+# archive (the demo's job took twice as long).
+_MAX_HEAP_OF_A_JOB = (
+    "import os, sys; from flowdredge.job.config import Config; "
+    "from flowdredge.job.flink.run import files_job; "
+    "from pyflink.java_gateway import get_gateway; "
+    "folder = sys.argv[2]; [os.makedirs(os.path.join(folder, d)) for d in ('f', 'm')]; "
+    "files_job(Config().replace(job={'local_heap_mb': int(sys.argv[1])}), "
+    "os.path.join(folder, 'f'), os.path.join(folder, 'm'), os.path.join(folder, 'out')); "
+    "print(get_gateway().jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20)")
 
 
 # A JVM each, in a process of its own: a test session's JVM may have been started already.
 @pytest.mark.minicluster
-@pytest.mark.parametrize("heap,jvm_args,expected", [(512, None, range(400, 513)),
-                                                    (512, "-Xmx300m", range(200, 301))])
-def test_the_local_jvm_gets_the_heap_cap(tmp_path, heap, jvm_args, expected):
+@pytest.mark.parametrize("heap,jvm_args,expected,script", [
+    (512, None, range(400, 513), _MAX_HEAP), (512, "-Xmx300m", range(200, 301), _MAX_HEAP),
+    (512, None, range(400, 513), _MAX_HEAP_OF_A_JOB)])
+def test_the_local_jvm_gets_the_heap_cap(tmp_path, heap, jvm_args, expected, script):
     import subprocess
     import sys
     env = {k: v for k, v in subprocess_env().items()
            if k not in ("JVM_ARGS", "PYFLINK_GATEWAY_PORT")}
     env.update(FLINK_LOG_DIR=str(tmp_path), **({"JVM_ARGS": jvm_args} if jvm_args else {}))
-    out = subprocess.run([sys.executable, "-c", _MAX_HEAP, str(heap)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script, str(heap), str(tmp_path / "job")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) in expected

@@ -11,138 +11,14 @@ from pyflink.common import Row
 from pyflink.datastream import TimeDomain
 
 from helpers import read_records, total_counts
-from flowdredge.job.codec import encode_events, encode_group
+from operator_stubs import Runtime, changelog, group_row
 from flowdredge.job.config import Config
-from flowdredge.job.ownership import MetaEvent
-from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
-from flowdredge.schemas.metadata import OWNER_FIELDS
-from flowdredge.schemas.outputs import FLOW_GROUP
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 TIMEOUT_S = 300    # a loaded 2-core machine; every wait polls and returns as soon as it can
 
 
-# --- the decision, without a JVM ------------------------------------------------------------
-# PyFlink has no harness for Python functions outside a job: these stand-ins hold what the
-# function reads from the runtime (state, clocks) and nothing else.
-
-class _Group:
-    def counter(self, name):
-        return type("Counter", (), {"inc": lambda self, n=1: None})()
-
-    def gauge(self, name, read):
-        pass
-
-    def meter(self, name, time_span_in_seconds=60):
-        return type("Meter", (), {"mark_event": lambda self, n=1: None})()
-
-    def add_group(self, name):
-        return self
-
-
-class _State(dict):
-    def put(self, key, value):
-        self[key] = value
-
-    def remove(self, key):
-        del self[key]
-
-    def is_empty(self):
-        return not self
-
-
-class _Value:
-    def __init__(self):
-        self.stored = None
-
-    def value(self):
-        return self.stored
-
-    def update(self, value):
-        self.stored = value
-
-
-class _List(list):
-    def add(self, value):
-        self.append(value)
-
-    def get(self):
-        return iter(self)
-
-
-class _Runtime:
-    def __init__(self):
-        self.states = {}   # one key's keyed state, by name
-        self.broadcast = _State()
-        self.watermark = -2**63
-        self.now = 0
-        self.domain = None
-        self.event_timers, self.processing_timers = set(), set()
-
-    # RuntimeContext
-    def get_map_state(self, descriptor):
-        return self.states.setdefault(descriptor.name, _State())
-
-    def get_state(self, descriptor):
-        return self.states.setdefault(descriptor.name, _Value())
-
-    def get_list_state(self, descriptor):
-        return self.states.setdefault(descriptor.name, _List())
-
-    def get_metrics_group(self):
-        return _Group()
-
-    def get_index_of_this_subtask(self):
-        return 0
-
-    # Context and TimerService
-    def get_current_key(self):
-        return 0   # the key field, as PyFlink gives it
-
-    def get_broadcast_state(self, descriptor):
-        return self.broadcast
-
-    def timer_service(self):
-        return self
-
-    def time_domain(self):
-        return self.domain
-
-    def current_watermark(self):
-        return self.watermark
-
-    def current_processing_time(self):
-        return self.now
-
-    def register_event_time_timer(self, t):
-        self.event_timers.add(t)
-
-    def register_processing_time_timer(self, t):
-        self.processing_timers.add(t)
-
-
-FORMAT = FlowFormat.parse("srcaddr dstaddr dstport protocol packets bytes start action")
-
-
-def _changelog(*events, from_snapshot=False):
-    """A chunk of (kind, ts, ip, app) as ParseMetadataEvents sends it."""
-    chunk = []
-    for kind, ts, ip, app in events:
-        owner = dict.fromkeys(OWNER_FIELDS, "-")
-        owner.update(app=app, region="us-east-1")
-        chunk.append(MetaEvent(kind, ts, ip, tuple(owner[f] for f in OWNER_FIELDS)
-                               if kind == "ASSIGN" else None))
-    return encode_events(chunk, from_snapshot)
-
-
-def _group_row(start):
-    window_start = start - start % 60
-    flows = [parse_line(FORMAT, f"10.0.0.1 10.0.0.2 5432 6 1 100 {start} ACCEPT")]
-    payload = encode_group(FlowGroup(FORMAT, window_start, start, flows, "t"))
-    values = {"producer": 0, "window_start": window_start, "max_start": start,
-              "payload": payload, "progress": start}
-    return Row(*(values[name] for name in FLOW_GROUP.names))
-
+# --- the decision, without a JVM (operator_stubs) -------------------------------------------
 
 def _outputs(emitted):
     """(partial aggregate rows as (src_app, dst_app, flows), summed counts)."""
@@ -163,11 +39,11 @@ CONFIG = Config().replace(metadata={"max_wait_seconds": 60, "poll_interval_ms": 
 
 def _operator():
     from flowdredge.job.flink.operators import AttributeFlows
-    op, rt = AttributeFlows(CONFIG), _Runtime()
+    op, rt = AttributeFlows(CONFIG), Runtime()
     op.open(rt)
     # Owners known since an hour before T0: the metadata clock stands at T0 - 3600 s - 30 s.
     known = (T0 - 3600) * 1000
-    list(op.process_broadcast_element(_changelog(("ASSIGN", known, "10.0.0.1", "api"),
+    list(op.process_broadcast_element(changelog(("ASSIGN", known, "10.0.0.1", "api"),
                                                  ("ASSIGN", known, "10.0.0.2", "db")), rt))
     return op, rt
 
@@ -190,20 +66,20 @@ def test_a_snapshot_sets_owners_and_leaves_the_clock_to_the_stream():
     (a review: 251 of 8,408 flow ends unattributed, a snapshot of 190,000 lines), and its
     lines counted as late metadata."""
     from flowdredge.job.flink.operators import AttributeFlows
-    op, rt = AttributeFlows(CONFIG), _Runtime()
+    op, rt = AttributeFlows(CONFIG), Runtime()
     op.open(rt)
     rt.now = 1_000_000
-    recent = _changelog(("ASSIGN", (T0 + 70) * 1000, "10.0.0.9", "web"), from_snapshot=True)
+    recent = changelog(("ASSIGN", (T0 + 70) * 1000, "10.0.0.9", "web"), from_snapshot=True)
     assert _outputs(op.process_broadcast_element(recent, rt)) == (
         [], Counter({"metadata_events": 1}))
-    rows, counts = _outputs(op.process_element(_group_row(T0 + 10), rt))
+    rows, counts = _outputs(op.process_element(group_row(T0 + 10), rt))
     assert rows == [] and counts == {"groups_waited": 1}
-    older = _changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
+    older = changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
                        ("ASSIGN", (T0 - 7200) * 1000, "10.0.0.2", "db"), from_snapshot=True)
     assert _outputs(op.process_broadcast_element(older, rt))[1] == {"metadata_events": 2}
     assert op.clock.watermark is None
     # The stream after the snapshot: its HEARTBEAT completes the changelog up to the flow.
-    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 20) * 1000, "", None)),
+    list(op.process_broadcast_element(changelog(("HEARTBEAT", (T0 + 20) * 1000, "", None)),
                                       rt))
     rows, counts = _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
@@ -217,7 +93,7 @@ def test_changelog_records_without_an_arrival_time_are_the_snapshot_s(snapshot_f
     from flowdredge.job.codec import decode_events
     from flowdredge.job.flink.operators import ParseMetadataEvents
     op = ParseMetadataEvents(CONFIG, "metadata", snapshot_first)
-    op.open(_Runtime())
+    op.open(Runtime())
     ctx = type("Context", (), {"timestamp": lambda self: arrival})()
     line = json.dumps({"type": "ASSIGN", "ts": T0 * 1000, "ip": "10.0.0.1", "app": "api"})
     (payload, timestamp), = op.process_element(line, ctx)
@@ -230,7 +106,7 @@ def test_changelog_records_without_an_arrival_time_are_the_snapshot_s(snapshot_f
 def test_a_group_waits_for_the_metadata_and_is_released_at_the_max_wait():
     op, rt = _operator()
     rt.now = 1_000_000
-    rows, counts = _outputs(op.process_element(_group_row(T0 + 10), rt))
+    rows, counts = _outputs(op.process_element(group_row(T0 + 10), rt))
     assert rows == [] and counts == {"groups_waited": 1}
     assert rt.event_timers == {(T0 + 10) * 1000}
     assert rt.processing_timers == {1_001_000}
@@ -250,7 +126,7 @@ def test_a_waiting_group_keeps_its_times_apart_so_timers_read_only_them():
     from flowdredge.job.flink.operators import PENDING_GROUPS, PENDING_TIMES
     op, rt = _operator()
     rt.now = 1_000_000
-    row = _group_row(T0 + 10)
+    row = group_row(T0 + 10)
     list(op.process_element(row, rt))
     (seq, payload), = rt.states[PENDING_GROUPS.name].items()
     assert payload == row[3]
@@ -264,7 +140,7 @@ def test_groups_waiting_in_an_earlier_releases_savepoint_are_moved_and_released(
     from flowdredge.job.flink.operators import PENDING_BOTH, PENDING_GROUPS, PENDING_TIMES
     op, rt = _operator()
     rt.now = 1_000_000
-    early, later = _group_row(T0 + 10), _group_row(T0 + 70)
+    early, later = group_row(T0 + 10), group_row(T0 + 70)
     rt.states[PENDING_BOTH.name].update({
         7: f"{T0} {T0 + 10} 1060000\n".encode() + early[3],
         8: f"{T0 + 60} {T0 + 70} 1060000\n".encode() + later[3]})
@@ -282,15 +158,15 @@ def test_groups_waiting_in_an_earlier_releases_savepoint_are_moved_and_released(
 def test_a_group_is_released_when_the_metadata_is_complete_for_it():
     op, rt = _operator()
     rt.now = 1_000_000
-    assert _outputs(op.process_element(_group_row(T0 + 10), rt))[0] == []
+    assert _outputs(op.process_element(group_row(T0 + 10), rt))[0] == []
     # A heartbeat one second short of the group's start: still waiting.
-    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 9) * 1000, "", None)), rt))
+    list(op.process_broadcast_element(changelog(("HEARTBEAT", (T0 + 9) * 1000, "", None)), rt))
     assert _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_001_000) == ([], Counter())
-    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
+    list(op.process_broadcast_element(changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
     rows, counts = _timer(op, rt, TimeDomain.PROCESSING_TIME, 1_002_000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
     # Once complete, a group is attributed as it arrives.
-    rows, counts = _outputs(op.process_element(_group_row(T0 + 5), rt))
+    rows, counts = _outputs(op.process_element(group_row(T0 + 5), rt))
     assert rows == [("api", "db", 1)] and counts["groups_waited"] == 0
 
 
@@ -300,7 +176,7 @@ def test_the_watermark_passing_a_group_releases_it():
     # the group's start means the metadata is complete for it.
     op, rt = _operator()
     rt.now = 1_000_000
-    assert _outputs(op.process_element(_group_row(T0 + 10), rt))[0] == []
+    assert _outputs(op.process_element(group_row(T0 + 10), rt))[0] == []
     rt.watermark = (T0 + 10) * 1000 - 1
     assert _timer(op, rt, TimeDomain.EVENT_TIME, (T0 + 10) * 1000 - 1) == ([], Counter())
     rt.watermark = (T0 + 10) * 1000
@@ -314,8 +190,8 @@ def test_after_a_restore_a_tick_registers_again_the_timers_of_the_keys_waiting_g
     # restored key gets them again from the tick every parse instance sends first.
     op, rt = _operator()
     rt.now = 1_000_000
-    list(op.process_element(_group_row(T0 + 10), rt))
-    list(op.process_element(_group_row(T0 + 70), rt))
+    list(op.process_element(group_row(T0 + 10), rt))
+    list(op.process_element(group_row(T0 + 70), rt))
     rt.event_timers.clear()
     rt.processing_timers.clear()
     tick = Row(0, 0, 0, b"", 0)
@@ -333,7 +209,7 @@ def test_a_restored_timer_firing_first_attributes_with_the_restored_ownership():
     from flowdredge.job.flink.operators import AttributeFlows
     op, rt = _operator()
     rt.now = 1_000_000
-    list(op.process_element(_group_row(T0 + 10), rt))
+    list(op.process_element(group_row(T0 + 10), rt))
     restored = AttributeFlows(CONFIG)
     restored.open(rt)   # the same keyed and broadcast state, nothing loaded yet
     # The restored poll fires first: the group's wait starts again (below), then ends.
@@ -351,7 +227,7 @@ def test_after_a_long_stop_restored_groups_wait_again_for_the_changelog(first):
     from flowdredge.job.flink.operators import PENDING_TIMES, AttributeFlows
     op, rt = _operator()
     rt.now = 1_000_000
-    list(op.process_element(_group_row(T0 + 10), rt))
+    list(op.process_element(group_row(T0 + 10), rt))
     restored = AttributeFlows(CONFIG)
     restored.open(rt)
     rt.now = 5_000_000
@@ -363,7 +239,7 @@ def test_after_a_long_stop_restored_groups_wait_again_for_the_changelog(first):
         f"{T0} {T0 + 10} {restarted + 60_000}"]
     assert restored.pending_groups == 1
     list(restored.process_broadcast_element(
-        _changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
+        changelog(("HEARTBEAT", (T0 + 10) * 1000, "", None)), rt))
     rows, counts = _timer(restored, rt, TimeDomain.PROCESSING_TIME, 5_002_000)
     assert rows == [("api", "db", 1)] and counts["groups_after_max_wait"] == 0
     assert restored.pending_groups == 0
@@ -372,7 +248,7 @@ def test_after_a_long_stop_restored_groups_wait_again_for_the_changelog(first):
 @pytest.mark.unit
 def test_the_ticks_come_first_and_once_one_per_attribution_key():
     from flowdredge.job.flink.operators import ParseFlowRecords
-    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 3})), _Runtime()
+    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 3})), Runtime()
     op.open(rt)
     first = [item for item in op.process_element("not a record", rt)]
     assert first[:3] == [(Row(key, Row(0, 0, 0, b"", 0)), 0) for key in range(3)]
@@ -386,7 +262,7 @@ def test_a_shard_batch_of_repeats_only_is_counted_and_moves_no_shard():
     """A batch holding only records their producer wrote twice (connectors/jvm RawRecords):
     counted as read and repeated, no flow group, and its shard not heard from (job.shards)."""
     from flowdredge.job.flink.operators import COUNTS, ParseFlowRecords
-    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 1})), _Runtime()
+    op, rt = ParseFlowRecords(Config().replace(job={"attribution_keys": 1})), Runtime()
     op.open(rt)
     emitted = list(op.process_element(
         Row("arn:aws:kinesis:us-east-1:123456789012:stream/flows", "shardId-0", [], 3), rt))
@@ -404,9 +280,9 @@ def test_a_group_released_after_the_watermark_passed_its_window_is_counted_late(
     from flowdredge.job.flink.operators import LATE
     op, rt = _operator()
     rt.now = 1_000_000
-    list(op.process_element(_group_row(T0 + 10), rt))
+    list(op.process_element(group_row(T0 + 10), rt))
     rt.watermark = (T0 + 60) * 1000
-    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 60) * 1000, "", None)), rt))
+    list(op.process_broadcast_element(changelog(("HEARTBEAT", (T0 + 60) * 1000, "", None)), rt))
     emitted = list(op.on_timer(1_001_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_001_000)))
     rows, counts = _outputs(emitted)
     assert rows == [] and counts["flows_late"] == 1 and counts["flows_aggregated"] == 0
@@ -422,11 +298,11 @@ def test_a_late_group_waits_for_its_owners_and_goes_to_the_late_output():
     from flowdredge.job.flink.operators import LATE
     op, rt = _operator()
     rt.now = 1_000_000
-    assert _outputs(op.process_element(_group_row(T0 + 600), rt)) == (
+    assert _outputs(op.process_element(group_row(T0 + 600), rt)) == (
         [], Counter(groups_waited=1))
-    emitted = list(op.process_element(_group_row(T0 + 10), rt))
+    emitted = list(op.process_element(group_row(T0 + 10), rt))
     assert _outputs(emitted) == ([], Counter(groups_waited=1))
-    list(op.process_broadcast_element(_changelog(("ASSIGN", (T0 + 5) * 1000, "10.0.0.1", "web"),
+    list(op.process_broadcast_element(changelog(("ASSIGN", (T0 + 5) * 1000, "10.0.0.1", "web"),
                                                  ("HEARTBEAT", (T0 + 30) * 1000, "", None)), rt))
     emitted = list(op.on_timer(1_001_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_001_000)))
     rows, counts = _outputs(emitted)
@@ -435,7 +311,7 @@ def test_a_late_group_waits_for_its_owners_and_goes_to_the_late_output():
     assert op.pending_groups == 1   # the group at T0 + 600, still waiting and on time
     # Another late group, whose owners never come: released at the max wait with the one on
     # time, both counted so.
-    list(op.process_element(_group_row(T0 + 40), rt))
+    list(op.process_element(group_row(T0 + 40), rt))
     emitted = list(op.on_timer(1_061_000, _at(rt, TimeDomain.PROCESSING_TIME, 1_061_000)))
     rows, counts = _outputs(emitted)
     assert rows == [("web", "db", 1)] and counts["flows_late"] == 1
@@ -448,23 +324,23 @@ def test_after_a_restore_groups_of_windows_the_watermark_had_passed_are_counted_
     # uncounted; the restored attribution starts from none, and takes the highest its keys saw.
     from flowdredge.job.flink.operators import AttributeFlows
     op, rt = _operator()
-    list(op.process_broadcast_element(_changelog(("HEARTBEAT", (T0 + 600) * 1000, "", None)), rt))
+    list(op.process_broadcast_element(changelog(("HEARTBEAT", (T0 + 600) * 1000, "", None)), rt))
     rt.watermark = (T0 + 120) * 1000
-    assert _outputs(op.process_element(_group_row(T0 + 130), rt))[0] == [("api", "db", 1)]
+    assert _outputs(op.process_element(group_row(T0 + 130), rt))[0] == [("api", "db", 1)]
     restored = AttributeFlows(CONFIG)
     restored.open(rt)   # the same keyed and broadcast state
     rt.watermark = -2**63
     list(restored.process_element(Row(0, 0, 0, b"", 0), rt))
-    rows, counts = _outputs(restored.process_element(_group_row(T0 + 10), rt))
+    rows, counts = _outputs(restored.process_element(group_row(T0 + 10), rt))
     assert rows == [] and counts["flows_late"] == 1
-    assert _outputs(restored.process_element(_group_row(T0 + 130), rt))[0] == [("api", "db", 1)]
+    assert _outputs(restored.process_element(group_row(T0 + 130), rt))[0] == [("api", "db", 1)]
 
 
 def _security_operator():
     from flowdredge.job.flink.operators import AttributeFlows
-    op, rt = AttributeFlows(CONFIG.replace(outputs={"security": True})), _Runtime()
+    op, rt = AttributeFlows(CONFIG.replace(outputs={"security": True})), Runtime()
     op.open(rt)
-    list(op.process_broadcast_element(_changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
+    list(op.process_broadcast_element(changelog(("ASSIGN", (T0 - 3600) * 1000, "10.0.0.1", "api"),
                                                  ("ASSIGN", (T0 - 3600) * 1000, "10.0.0.2", "db"),
                                                  ("HEARTBEAT", (T0 + 600) * 1000, "", None)), rt))
     return op, rt
@@ -484,11 +360,11 @@ def test_after_a_restore_a_tick_sends_an_empty_security_batch_to_each_window_sti
     from flowdredge.job.flink.operators import AttributeFlows
     op, rt = _security_operator()
     rt.watermark = T0 * 1000
-    assert _security_batches(op.process_element(_group_row(T0 + 10), rt)) == [(T0, True)]
-    assert _security_batches(op.process_element(_group_row(T0 + 20), rt)) == [(T0, True)]
-    assert _security_batches(op.process_element(_group_row(T0 + 70), rt)) == [(T0 + 60, True)]
+    assert _security_batches(op.process_element(group_row(T0 + 10), rt)) == [(T0, True)]
+    assert _security_batches(op.process_element(group_row(T0 + 20), rt)) == [(T0, True)]
+    assert _security_batches(op.process_element(group_row(T0 + 70), rt)) == [(T0 + 60, True)]
     rt.watermark = (T0 + 60) * 1000   # the first window closed downstream
-    assert _security_batches(op.process_element(_group_row(T0 + 130), rt)) == [
+    assert _security_batches(op.process_element(group_row(T0 + 130), rt)) == [
         (T0 + 120, True)]
     restored = AttributeFlows(CONFIG.replace(outputs={"security": True}))
     restored.open(rt)   # the same keyed and broadcast state
@@ -500,14 +376,14 @@ def test_after_a_restore_a_tick_sends_an_empty_security_batch_to_each_window_sti
 @pytest.mark.unit
 def test_without_the_security_views_a_tick_sends_no_security_batch():
     op, rt = _operator()
-    list(op.process_element(_group_row(T0 + 10), rt))
+    list(op.process_element(group_row(T0 + 10), rt))
     assert _security_batches(op.process_element(Row(0, 0, 0, b"", 0), rt)) == []
 
 
 def _close_windows():
     from flowdredge.job.flink.security import CloseWindows
 
-    class Key(_Runtime):
+    class Key(Runtime):
         def get_current_key(self):
             return T0
 

@@ -184,7 +184,9 @@ def test_a_changelog_read_far_ahead_of_the_flows_keeps_the_owners_they_need(
     """A reviewer's stream: the changelog ten hours ahead of the flows (a stream resumed after
     a stop, a flow backlog from TRIM_HORIZON) with the shortest retention allowed. Pruned
     against the changelog's clock alone, the history the flows needed was gone: their IPs got
-    the latest owner, or none."""
+    the latest owner, or none. A replay reads the changelog before the flows it releases, so
+    here the job prunes nothing before the flows are attributed: the pruning rule itself
+    (against the flows' watermark too) is tests/test_prune.py's; this checks the answers."""
     folder, out = generated
     flows_dir = os.path.join(folder, "flows")
     ahead = tmp_path / "ahead.jsonl"
