@@ -119,6 +119,13 @@ function graph(data) {
     nodeLayer.appendChild(node);
   });
   box.appendChild(root);
+  // A long name centred on an app at the drawing's edge was cut off: moved inside it (measured
+  // once drawn).
+  nodeLayer.querySelectorAll("text").forEach(function (t) {
+    var b = t.getBBox(), x = +t.getAttribute("x");
+    var shift = Math.max(0, 2 - b.x) || -Math.max(0, b.x + b.width - (g.width - 2));
+    if (shift) t.setAttribute("x", (x + shift).toFixed(1));
+  });
   if (g.omitted_edges) {
     box.appendChild(el("div", {"class": "empty"}, g.omitted_edges +
                        " smaller edges not drawn (see flowdredge query top-talkers)."));
