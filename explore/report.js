@@ -119,13 +119,16 @@ function graph(data) {
     nodeLayer.appendChild(node);
   });
   box.appendChild(root);
-  // A long name centred on an app at the drawing's edge was cut off: moved inside it (measured
-  // once drawn).
+  // A long name centred on an app at the drawing's edge was cut off: the drawing widened to
+  // hold every label (measured once drawn).
+  var left = 0, right = g.width;
   nodeLayer.querySelectorAll("text").forEach(function (t) {
-    var b = t.getBBox(), x = +t.getAttribute("x");
-    var shift = Math.max(0, 2 - b.x) || -Math.max(0, b.x + b.width - (g.width - 2));
-    if (shift) t.setAttribute("x", (x + shift).toFixed(1));
+    var b = t.getBBox();
+    left = Math.min(left, Math.floor(b.x) - 2);
+    right = Math.max(right, Math.ceil(b.x + b.width) + 2);
   });
+  root.setAttribute("width", right - left);
+  root.setAttribute("viewBox", left + " 0 " + (right - left) + " " + g.height);
   if (g.omitted_edges) {
     box.appendChild(el("div", {"class": "empty"}, g.omitted_edges +
                        " smaller edges not drawn (see flowdredge query top-talkers)."));
