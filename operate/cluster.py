@@ -310,12 +310,11 @@ class Cluster:
         if savepoint:
             args[1:1] = ["--fromSavepoint", savepoint] + (
                 ["--allowNonRestoredState"] if allow_non_restored_state else [])
-        args += ["--config", os.path.abspath(config_file), "--output", os.path.abspath(output),
+        args += ["--config", os.path.abspath(config_file), "--output", _location(output),
                  "--job-name", job_name]
         if flows is not None and flows_layout == "aws":
-            location = flows if s3.is_s3(flows) else os.path.abspath(flows)
-            args += ["--flows", location, "--flows-layout", "aws", "--metadata",
-                     os.path.abspath(metadata), "--follow-seconds", "0"]
+            args += ["--flows", _location(flows), "--flows-layout", "aws", "--metadata",
+                     _location(metadata), "--follow-seconds", "0"]
         elif flows is not None:
             # The file source fails on a missing folder; an empty one it watches.
             for folder in (flows, metadata):
@@ -394,6 +393,12 @@ class Cluster:
             raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
         self.wait_for_state(job_id, ("FINISHED",), timeout_s)
         return match.group(1)
+
+
+def _location(path: str) -> str:
+    """A path as the job, started elsewhere, must be given it: an s3:// URL as it is (made
+    absolute, it became a local folder named s3:), a local path absolute."""
+    return path if s3.is_s3(path) else os.path.abspath(path)
 
 
 def _remove_empty(top: str | None, leaf: str) -> None:

@@ -163,6 +163,18 @@ def test_a_second_job_on_a_running_jobs_output_is_refused(tmp_path, monkeypatch,
                                       f"nothing to stop\n"
 
 
+def test_an_s3_output_with_a_trailing_slash_is_the_same_output(tmp_path, monkeypatch):
+    # Both name one prefix: a second job there would commit every flow twice.
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    cluster.listed = True
+    where = ("c.yaml", str(tmp_path / "flows"), str(tmp_path / "meta"))
+    cluster.submit(*where, "s3://b/out/")
+    with pytest.raises(cluster_mod.ClusterError, match=f"job {'0' * 32} still writes s3://b/out:"):
+        cluster.submit(*where, "s3://b/out")
+
+
 def test_a_refused_submit_leaves_no_output_folder(tmp_path, monkeypatch):
     """The output's check makes the folder (a job that cannot write it fails after its id was
     printed); a submit that flink run then refuses left it behind, empty."""
@@ -203,6 +215,22 @@ def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
     # Without a layout: AWS's own files, the production default.
     cluster.submit("c.yaml", flows, str(tmp_path / "meta"), str(tmp_path / "out"))
     assert cluster.args[cluster.args.index("--flows-layout") + 1] == "aws"
+
+
+def test_s3_locations_reach_the_job_as_given(tmp_path, monkeypatch):
+    """Made absolute, s3://b/out became the local folder <cwd>/s3:/b/out: the job wrote there."""
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    cluster.submit("c.yaml", "s3://flows/AWSLogs/", "s3://meta/changelog/", "s3://out/fd/")
+    args = list(cluster.args)
+    given = {flag: args[args.index(flag) + 1] for flag in ("--flows", "--metadata", "--output")}
+    assert given == {"--flows": "s3://flows/AWSLogs/", "--metadata": "s3://meta/changelog/",
+                     "--output": "s3://out/fd/"}
+    monkeypatch.chdir(tmp_path)
+    cluster.submit("c.yaml", "flows", "meta", "out")
+    args = list(cluster.args)
+    assert args[args.index("--output") + 1] == str(tmp_path / "out")
+    assert args[args.index("--metadata") + 1] == str(tmp_path / "meta")
 
 
 def test_the_flink_cli_talks_to_the_port_the_python_calls_use(tmp_path, monkeypatch):
