@@ -1,3 +1,4 @@
+import logging
 import os
 import sys
 
@@ -6,6 +7,19 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def command_logs_end_with_their_test():
+    """A command's main() adds its logger's stderr handler (connectors.logs.setup), once a
+    process in real use: left in place, one test's printed the next tests' lines of other
+    commands too (an order-dependent failure)."""
+    yield
+    from flowdredge.connectors.logs import _Stderr
+    for name in ["", *logging.Logger.manager.loggerDict]:
+        log = logging.getLogger(name)
+        for handler in [h for h in log.handlers if isinstance(h, _Stderr)]:
+            log.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

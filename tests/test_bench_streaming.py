@@ -40,5 +40,7 @@ def test_streaming_bench_measures_windows_and_lag(kinesis_local, tmp_path):
     assert report["inputs"]["snapshot_lines"] > 1000
     assert report["state"]["resident_mb_peak"]["jvm"] > 0
     assert report["state"]["resident_mb_peak"]["python_workers"] > 0
+    growth = report["growth"]
+    assert all(mb > 0 for mb in growth["resident_mb_jvm"] + growth["resident_mb_python_workers"])
     assert "| added latency, last row: p50 / p99 / max, s |" in done.stdout
     assert "| Python workers' CPU a flow read, us | " in done.stdout

@@ -206,6 +206,16 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
 
 
 @pytest.mark.unit
+def test_the_summarys_attributed_share_counts_the_ends_of_late_flows():
+    # A late flow's ends are attributed too (docs/operations.md: the attribution rate).
+    from collections import Counter
+    from flowdredge.explore.summary import render
+    counts = Counter(flows_aggregated=8, flows_late=2, src_owned=10, dst_owned=4)
+    assert "flow ends attributed to an owner: 14 of 20 (70.0%)" in render(
+        {"counts": counts, "top_edges": [], "rejects": []}, "out")
+
+
+@pytest.mark.unit
 def test_a_failed_job_is_named_by_its_cause_not_by_what_followed_from_it():
     from flowdredge.connectors.logs import failure_line
     worker_gone = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.

@@ -71,6 +71,13 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("kinesis: {start_timestamp: '2026-12-01T10:00:00Z'}",
      "kinesis.start_timestamp is read only with start_position: AT_TIMESTAMP (it is "
      "TRIM_HORIZON)"),
+    ("kinesis: {metadata_start_timestamp: '2026-12-01T10:00:00Z'}",
+     "kinesis.metadata_start_timestamp is read only with metadata_start_position: AT_TIMESTAMP "
+     "(it is TRIM_HORIZON)"),
+    ("kinesis: {metadata_start_position: AT_TIMESTAMP, "
+     "metadata_start_timestamp: '2026-12-01T10:00:00'}",
+     "kinesis.metadata_start_timestamp: AT_TIMESTAMP needs an ISO 8601 time with a zone, "
+     "e.g. 2026-12-01T10:00:00Z, got '2026-12-01T10:00:00'"),
     ("kinesis: {efo_consumer_name: 'bad name!'}",
      "kinesis.efo_consumer_name: 'bad name!' is not a consumer name"),
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),

@@ -237,6 +237,16 @@ def test_one_dirty_line_leaves_the_rest_of_the_chunk_vectorised():
     assert fast.counts["flows_parsed"] == 52 and fast.dead_letters[0][1] == "not_a_number"
 
 
+def test_a_traffic_path_beyond_a_java_int_is_dead_lettered():
+    # AWS documents traffic-path as INT_32: the row type crossing into the JVM is an int.
+    fmt = FlowFormat("srcaddr dstaddr start traffic-path".split())
+    lines = [f"10.0.0.1 10.0.0.2 {DELIVERED} {path}" for path in (2**31 - 1, 2**31)]
+    fast, slow = both(fmt, lines, DELIVERED)
+    assert outcome(fast) == outcome(slow)
+    assert fast.counts["flows_parsed"] == 1
+    assert [d[1] for d in fast.dead_letters] == ["number_out_of_range"]
+
+
 def test_aws_examples_through_both_paths(aws_examples):
     for fmt_text, lines in aws_examples.items():
         fmt = V2 if fmt_text == "default" else FlowFormat.parse(fmt_text)

@@ -152,6 +152,14 @@ def test_derive_owners_of_every_kind():
     assert claims["10.0.1.7"].owner == owner("-", "-", "-", "eni-bare", "eni-bare", "interface")
 
 
+def test_an_instances_own_tag_wins_over_its_groups():
+    # docs/publisher.md: the tag on the resource, or on its group when the resource has none.
+    inv, _ = inventory()
+    inv.instance_tags["i-c"] = {"app": "own"}
+    claims = {c.ip: c for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.0.8"].owner.app == "own"
+
+
 def test_public_addresses_can_be_left_out_and_cluster_tag_wins():
     inv, _ = inventory()
     inv.instance_tags["i-a"]["team-cluster"] = "api-blue"

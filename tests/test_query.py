@@ -252,6 +252,13 @@ def test_the_summary_shows_names_as_text(small_outputs):
 
 
 @pytest.mark.unit
+def test_the_summary_counts_rejects_by_destination_app(small_outputs):
+    # A REJECT from api to db: the app whose security group refused it is db.
+    from flowdredge.explore.summary import summarize
+    assert summarize(str(small_outputs))["rejects"] == [("db", 1)]
+
+
+@pytest.mark.unit
 def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, capsys):
     part = small_outputs / "aggregates" / "part-d-0-0"
     part.write_text('{"window_start": 180, "src_app": "api\n')
@@ -281,6 +288,11 @@ def _flow(start, srcaddr, dstaddr, **fields):
             "src_app": "api", "dst_app": "db", **fields}
 
 
+def _enriched(folder, flows):
+    _write_part(folder / "enriched" / "dt=2026-01-01", "hour=00", flows,
+                "enriched-3c9e1f7a-6d2b-4a8e-b5c0-7f1e2d3a4b56-0.jsonl")
+
+
 def _who_owned_rows(folder, ip, at):
     result = answer(str(folder), "who-owned", {"ip": ip, "at": str(at)})
     return [dict(zip(result.columns, row)) for row in result.rows]
@@ -303,11 +315,30 @@ def test_who_owned_matches_the_packet_addresses(tmp_path):
     """Behind NAT or a load balancer srcaddr is the interface's; pkt_srcaddr is the real
     endpoint, the address the job attributed."""
     at = 1767225630
-    _write_part(tmp_path / "enriched" / "dt=2026-01-01", "hour=00",
-                [_flow(at, "10.0.0.9", "10.0.0.2", pkt_srcaddr="10.0.0.5")],
-                "enriched-3c9e1f7a-6d2b-4a8e-b5c0-7f1e2d3a4b56-0.jsonl")
+    _enriched(tmp_path, [_flow(at, "10.0.0.9", "10.0.0.2", pkt_srcaddr="10.0.0.5")])
     assert [(r["owner_app"], r["direction"], r["flows"])
             for r in _who_owned_rows(tmp_path, "10.0.0.5", at)] == [("api", "out", 1)]
+
+
+@pytest.mark.unit
+def test_cross_zone_pairs_leave_out_unknown_zones(tmp_path):
+    """'-' is no zone (an end without an owner): a flow to or from it crosses none."""
+    at = 1767225630
+    _enriched(tmp_path, [_flow(at, "10.0.0.1", "10.0.0.2", src_zone=src, dst_zone=dst)
+                         for src, dst in (("use1-az1", "use1-az2"), ("use1-az1", "-"),
+                                          ("-", "use1-az1"))])
+    cross = answer(str(tmp_path), "zone-pairs", {"cross_only": True})
+    assert [(r[0], r[1]) for r in cross.rows] == [("use1-az1", "use1-az2")]
+
+
+@pytest.mark.unit
+def test_rejects_by_address_name_the_packet_source(tmp_path):
+    """Behind NAT or a load balancer srcaddr is the interface's; pkt_srcaddr is who sent."""
+    at = 1767225630
+    _enriched(tmp_path, [_flow(at, "10.0.0.9", "10.0.0.2", pkt_srcaddr="203.0.113.5",
+                               action="REJECT")])
+    result = answer(str(tmp_path), "rejects", {"app": "db", "source": "address"})
+    assert [row[result.columns.index("src_addr")] for row in result.rows] == ["203.0.113.5"]
 
 
 @pytest.mark.unit

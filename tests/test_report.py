@@ -166,6 +166,28 @@ def test_aws_service_ends_are_not_attributed_private_ends_nor_busy_apps(tmp_path
     assert [s["name"] for s in data["bytes_over_time"]] == ["api", "db"]
 
 
+@pytest.mark.unit
+def test_the_attributed_ends_count_the_late_flows(tmp_path):
+    # A late flow's ends are attributed too (docs/operations.md: the attribution rate).
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "db", 5)])
+    (folder / "counts").mkdir()
+    (folder / "counts" / "counts-0.jsonl").write_text(json.dumps(
+        {"stage": "attribute", "flows_aggregated": 8, "flows_late": 2, "src_owned": 10,
+         "dst_owned": 4}) + "\n")
+    with Outputs(str(folder), VIEWS) as outputs:
+        totals = report_data(outputs, "late")["totals"]
+    assert (totals["owned"], totals["ends"]) == (14, 20)
+
+
+@pytest.mark.unit
+def test_an_apps_traffic_to_itself_counts_once_in_its_bytes(tmp_path):
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "api", 5),
+                                               _row(60, "api", "db", 7)])
+    with Outputs(str(folder), VIEWS) as outputs:
+        nodes = report_data(outputs, "self")["graph"]["nodes"]
+    assert {node["id"]: node["bytes"] for node in nodes} == {"api": 12, "db": 7}
+
+
 # ---------------------------------------------------------------- in Chromium
 
 @pytest.mark.unit
