@@ -80,6 +80,7 @@ JITTER_S = 60          # flows of a record start up to a minute (event time) bef
 DEFAULT_FIELDS = 14    # version ... log-status (schemas.flowlog.DEFAULT_FORMAT)
 
 
+PUT_ATTEMPTS = 5
 log = logging.getLogger("bench.streaming")   # not __name__: "__main__" under python -m
 
 
@@ -177,10 +178,19 @@ class Producer:
         return data, f"{head[2]}-{start}"
 
     def put_flows(self, batch) -> None:
-        began = time.time()
-        answer = self.kinesis.put_records(
-            StreamName=self.flow_stream,
-            Records=[{"Data": d, "PartitionKey": k} for d, k, _ in batch])
+        from botocore.exceptions import ReadTimeoutError
+        for attempt in range(PUT_ATTEMPTS):
+            began = time.time()
+            try:
+                answer = self.kinesis.put_records(
+                    StreamName=self.flow_stream,
+                    Records=[{"Data": d, "PartitionKey": k} for d, k, _ in batch])
+                break
+            except ReadTimeoutError:
+                # A server slower than the SDK's retries (kinesis-local after an hour): the
+                # batch again; copies of a call given up on are counted apart (unlogged).
+                if attempt == PUT_ATTEMPTS - 1:
+                    raise
         ended = time.time()
         retry = []
         for (data, key, latest), result in zip(batch, answer["Records"]):
@@ -258,6 +268,16 @@ class Rest:
         with urllib.request.urlopen(self.url + path, timeout=5) as response:
             return json.load(response)
 
+    def last_checkpoint(self) -> dict:
+        """The latest completed checkpoint's size and duration, and the counts so far."""
+        answer = self.get(f"/jobs/{self.job_id}/checkpoints")
+        latest = (answer.get("latest") or {}).get("completed") or {}
+        counts = answer.get("counts", {})
+        return {"id": latest.get("id"), "size_mb": round(latest.get("checkpointed_size", 0)
+                                                         / 2 ** 20, 2),
+                "duration_ms": latest.get("end_to_end_duration"),
+                "completed": counts.get("completed"), "failed": counts.get("failed")}
+
     def source_records(self):
         """Records the flow source has emitted (numRecordsOut summed over its subtasks)."""
         for vertex in self.get(f"/jobs/{self.job_id}")["vertices"]:
@@ -324,6 +344,7 @@ class Sampler(threading.Thread):
         except (OSError, ValueError):
             row["produced_records"] = 0
         try:
+            row["checkpoint"] = self.rest.last_checkpoint()
             row["lag_ms"] = consumer_lag_ms(self.rest.url, self.rest.job_id)
             row["window_watermark_ms"] = window_watermark_ms(self.rest.url, self.rest.job_id)
             row["consumed_records"] = self.rest.source_records()
@@ -490,6 +511,33 @@ def state_figures(samples: list, checkpoints: dict) -> dict:
             "checkpoint_max_duration_ms": summary.get("end_to_end_duration", {}).get("max")}
 
 
+def growth_figures(samples: list, measure_from: float, measure_to: float) -> dict:
+    """Resident memory by role and the checkpoint's size, the medians of the first and the last
+    tenth of the measured span: state that grows with the run's length shows here."""
+    span = [s for s in samples if measure_from <= s["time"] <= measure_to]
+    tenth = max(1, len(span) // 10)
+    if len(span) < 2 * tenth:
+        return {}
+    first, last = span[:tenth], span[-tenth:]
+
+    def median(rows, value):
+        values = [v for v in map(value, rows) if v is not None]
+        return statistics.median(values) if values else None
+    figures = {"tenth_s": round(first[-1]["time"] - first[0]["time"], 1)}
+    for role in ("jvm", "python_workers"):
+        figures[f"resident_mb_{role}"] = [
+            median(rows, lambda s, role=role: s.get("resident_mb", {}).get(role))
+            for rows in (first, last)]
+    figures["checkpoint_size_mb"] = [
+        median(rows, lambda s: (s.get("checkpoint") or {}).get("size_mb")) for rows in (first, last)]
+    figures["checkpoint_duration_ms"] = [
+        median(rows, lambda s: (s.get("checkpoint") or {}).get("duration_ms"))
+        for rows in (first, last)]
+    failed = [(s.get("checkpoint") or {}).get("failed") for s in span]
+    figures["checkpoints_failed"] = max((f for f in failed if f is not None), default=None)
+    return figures
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 def job_config(args, endpoint: str, snapshot: str):
@@ -509,7 +557,9 @@ def job_config(args, endpoint: str, snapshot: str):
     return config_mod.from_dict(doc)
 
 
-def run_bench(args) -> dict:
+def run_bench(args, report: dict) -> dict:
+    """Fills `report` as the run goes (its samples too), so that a run that fails still leaves
+    what it measured."""
     from bench.harness import machine
     from flowdredge.connectors.kinesis import client as kinesis_client
     from flowdredge.connectors.kinesis.local import LocalKinesis, free_port
@@ -523,7 +573,7 @@ def run_bench(args) -> dict:
                          "wall clock")
     now = int(time.time())
     event_start = (now - EVENT_BEHIND_S) // 60 * 60
-    report = {"machine": machine(), "load_start": _load(), "args": vars(args)}
+    report.update(machine=machine(), load_start=_load(), args=vars(args))
     log.info(f"generating the estate (load {report['load_start']})")
     inputs = prepare(work, event_start, args.seed, args.estate_minutes)
     if args.extra_ips:
@@ -584,8 +634,10 @@ def run_bench(args) -> dict:
             wall_start = time.time() + 1
             producer = start_producer()
         sampler = Sampler(rest, status, args.sample_seconds, (producer.pid, local.process.pid if local else None))
+        report["samples"] = sampler.samples
         sampler.start()
         measure_from = max(wall_start, sources_ready) + args.warmup_seconds
+        report["measure_from"] = measure_from
         log.info(f"producing {args.rate:,} flows/s for {produce_s:.0f} s (measured after "
                  f"{args.warmup_seconds} s of warm-up), then {args.drain_seconds} s of drain")
         next_line = time.time() + 30
@@ -644,11 +696,11 @@ def run_bench(args) -> dict:
         config.flows.out_of_orderness_seconds, measure_from, measure_to)
     report["lag"] = lag_figures(sampler.samples, measure_from, measure_to)
     report["state"] = state_figures(sampler.samples, checkpoints)
+    report["growth"] = growth_figures(sampler.samples, measure_from, measure_to)
     report["produced"] = {"records": len(produced),
                           "flows": len(produced) * args.events_per_record,
                           "flow_records_read_back": len(flows),
                           "flow_records_unlogged": unlogged}
-    report["samples"] = sampler.samples
     return report
 
 
@@ -702,6 +754,11 @@ def render(r: dict) -> str:
         ("checkpoints: completed / last size MB / last and max duration, ms",
          f"{st['checkpoints_completed']} / {st['checkpoint_last_size_mb']} / "
          f"{st['checkpoint_last_duration_ms']} and {st['checkpoint_max_duration_ms']}"),
+        ("first / last tenth of the measured span (medians): resident MB JVM; Python "
+         "workers; checkpoint MB; its duration, ms",
+         "; ".join(" → ".join(str(v) for v in r.get("growth", {}).get(k, ()))
+                   for k in ("resident_mb_jvm", "resident_mb_python_workers",
+                             "checkpoint_size_mb", "checkpoint_duration_ms"))),
         ("load average start / end", f"{r['load_start']} / {r.get('load_end')}"),
     ]
     return "\n".join(["| figure | value |", "| --- | --- |"]
@@ -768,16 +825,32 @@ def produce_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _write(path: str, report: dict) -> None:
+    with open(path, "w") as fh:
+        json.dump(report, fh, indent=1)
+
+
 def main(argv=None) -> int:
     logs.setup("bench", "[bench.streaming]", timestamps=True)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["produce"]:
         return produce(produce_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
-    report = run_bench(args)
+    report = {}
+    try:
+        run_bench(args, report)
+    except (Exception, SystemExit) as err:
+        # What the run measured until then (a soak's hour of samples) is kept with its cause.
+        report["failure"] = str(err)
+        report["growth"] = growth_figures(report.get("samples", []),
+                                          report.get("measure_from", 0), time.time())
+        if args.json:
+            _write(args.json, report)
+            log.info(f"the run failed; what it measured until then is in {args.json}: "
+                     f"{json.dumps(report['growth'])}")
+        raise
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1)
+        _write(args.json, report)
     summary = {k: v for k, v in report.items() if k != "samples"}
     for name in ("latency", "latency_from_ack"):
         summary[name] = {k: v for k, v in report[name].items() if k != "per_window"}

@@ -9,11 +9,30 @@ import pytest
 
 from tests.helpers import subprocess_env
 
-pytestmark = pytest.mark.kinesis
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.unit
+def test_a_failed_run_keeps_what_it_measured(tmp_path, monkeypatch):
+    """An hour's soak whose producer died at its end printed a traceback and nothing else."""
+    from bench import streaming
+    samples = [{"time": t, "resident_mb": {"jvm": 700 + t, "python_workers": 300},
+                "checkpoint": {"size_mb": 0.7, "duration_ms": 40, "failed": 0}}
+               for t in range(100, 200)]
+
+    def failing(args, report):
+        report.update(samples=samples, measure_from=100)
+        raise SystemExit("the producer failed (1)")
+    monkeypatch.setattr(streaming, "run_bench", failing)
+    with pytest.raises(SystemExit, match="the producer failed"):
+        streaming.main(["--json", str(tmp_path / "r.json"), "--work", str(tmp_path)])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failure"] == "the producer failed (1)" and len(report["samples"]) == 100
+    assert report["growth"]["resident_mb_jvm"] == [804.5, 894.5]
+    assert report["growth"]["checkpoint_size_mb"] == [0.7, 0.7]
+
+
+@pytest.mark.kinesis
 def test_streaming_bench_measures_windows_and_lag(kinesis_local, tmp_path):
     # A given server (--endpoint), as for real Kinesis: the bench starts none of its own.
     done = subprocess.run(
