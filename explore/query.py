@@ -29,7 +29,7 @@ from flowdredge.explore.summary import printable
 
 from flowdredge.job.config import JobSection
 from flowdredge.connectors.s3 import is_s3
-from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
+from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed, read_file_records
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
 from flowdredge.schemas import security
 from flowdredge.schemas.fields import ADDR, INT, LONG, STRING, Field
@@ -354,7 +354,20 @@ def run_sql(con, sql: str, params: dict = None) -> Result:
         raise QueryError(f"{str(err).strip()}\n(a query reads the output folder's files "
                          f"only)") from None
     except duckdb.Error as err:   # the data (a file DuckDB names), not the SQL's names
-        raise QueryError(str(err).strip()) from None
+        raise QueryError(_data_error(str(err).strip())) from None
+
+
+def _data_error(message: str) -> str:
+    """DuckDB's words for a file it cannot read, with the line of a malformed JSON file found
+    again here: DuckDB 2.0 counts one line too many (and shows none of it)."""
+    malformed = re.search(r'Malformed JSON in file "(.+?)"', message)
+    if malformed:
+        try:
+            for _ in read_file_records(malformed.group(1)):
+                pass
+        except ValueError as err:
+            return str(err)
+    return message
 
 
 # ---------------------------------------------------------------- parameters

@@ -178,17 +178,22 @@ def committed_files(output_dir: str, name: str):
 def read_records(output_dir: str, name: str):
     """The records of output `name`; a file that cannot be read is a ValueError naming it."""
     for path in committed_files(output_dir, name):
-        opener = gzip.open if path.endswith(".gz") else open
-        number = 0
-        try:
-            with opener(path, "rt", encoding="utf-8") as fh:
-                for number, line in enumerate(fh, 1):
-                    if line.strip():
-                        yield json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
-        except (OSError, EOFError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: cannot be read after line {number}: {err}") from None
+        yield from read_file_records(path)
+
+
+def read_file_records(path: str):
+    """The records of one part file (JSON Lines, gzip or not); a ValueError names the line."""
+    opener = gzip.open if path.endswith(".gz") else open
+    number = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    yield json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read after line {number}: {err}") from None
 
 
 def total_counts(output_dir: str) -> Counter:

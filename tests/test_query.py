@@ -270,6 +270,23 @@ def test_a_file_that_cannot_be_read_is_named_without_the_views(small_outputs, ca
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_malformed_line_is_named_by_its_number_and_text(small_outputs, suffix):
+    # DuckDB 2.0 names the line after the bad one, and not its text.
+    import gzip
+    part = small_outputs / "aggregates" / f"part-d-0-0{suffix}"
+    good = json.dumps(_aggregate(180, "api", "db", 5432, "ACCEPT", 1, 10))
+    text = f"{good}\n{{\"window_start\": 240, \"src_app\n{good}\n{good}\n"
+    if suffix:
+        part.write_bytes(gzip.compress(text.encode()))
+    else:
+        part.write_text(text)
+    with pytest.raises(QueryError) as err:
+        answer(str(small_outputs), sql="SELECT count(*) FROM aggregates")
+    assert str(err.value).startswith(f"{part}: line 2: not JSON: ")
+
+
+@pytest.mark.unit
 def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
     """No enriched/ (outputs.enriched: false): who-owned would read as 'nobody owned it'. late/
     appears only once a flow is late: its absence is no news."""
