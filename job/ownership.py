@@ -12,6 +12,7 @@ from array import array
 from bisect import insort_right
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from socket import AF_INET6, inet_ntop, inet_pton
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ from flowdredge.job.parse import DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
                                          UNASSIGN)
+from flowdredge.schemas.security import is_reserved_app
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
 # json.dumps(..., separators=...) builds an encoder per call: a third of encode's time.
@@ -170,11 +172,7 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
 
 def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                  vectorise_from: float) -> ParsedChunk:
-    chunk = ParsedChunk([], [])
-    where = record_lines.source
-    first = record_lines.first_line
-    for position, text in record_lines.long:
-        chunk.rejected.append(("line_too_long", f"{where}:{first + position}", text))
+    rejected = [(position, "line_too_long", text) for position, text in record_lines.long]
     lines = record_lines.lines
     candidates, too_long = [], []
     for position, line in enumerate(lines):
@@ -188,22 +186,28 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
     if too_long:
         rest = sorted(rest + too_long)
         too_long = set(too_long)
-    if not rest:
-        chunk.events = list(map(MetaEvent._make, events.values()))
-        return chunk
-    events = {position: MetaEvent._make(event) for position, event in events.items()}
-    share = {}.setdefault
-    for position in rest:
-        line = lines[position]
-        if position in too_long:
-            chunk.rejected.append(("line_too_long", f"{where}:{first + position}", line))
-            continue
-        try:
-            events[position] = parse_event(line, latest_ms, share)
-        except MetaEventError as err:
-            chunk.rejected.append((err.reason, f"{where}:{first + position}", line))
-    chunk.events = [events[position] for position in sorted(events)]
-    return chunk
+    if rest:
+        events = {position: MetaEvent._make(event) for position, event in events.items()}
+        share = {}.setdefault
+        for position in rest:
+            line = lines[position]
+            if position in too_long:
+                rejected.append((position, "line_too_long", line))
+                continue
+            try:
+                events[position] = parse_event(line, latest_ms, share)
+            except MetaEventError as err:
+                rejected.append((position, err.reason, line))
+        events = {position: events[position] for position in sorted(events)}
+    for position in [p for p, event in events.items()
+                     if event[3] is not None and is_reserved_app(event[3][_APP])]:
+        _, ts, ip, _ = events[position]
+        events[position] = (UNASSIGN, ts, ip, None)
+        rejected.append((position, "reserved_app", lines[position]))
+    where, first = record_lines.source, record_lines.first_line
+    return ParsedChunk(list(map(MetaEvent._make, events.values())),
+                       [(reason, f"{where}:{first + position}", line)
+                        for position, reason, line in sorted(rejected, key=itemgetter(0))])
 
 
 def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:

@@ -21,6 +21,12 @@ def is_internet(app: str) -> bool:
     return app == INTERNET or app.startswith(AWS_SERVICE_PREFIX)
 
 
+def is_reserved_app(app: str) -> bool:
+    """Whether a changelog's app name is one the job gives ends itself: an owner so named would
+    be taken for the internet or for no owner (job.ownership refuses it)."""
+    return app in UNOWNED_APPS or app.startswith(AWS_SERVICE_PREFIX)
+
+
 def is_unowned(app: str) -> bool:
     """Whether an end is no app of the estate's: the internet (is_internet) or unattributed."""
     return app == UNATTRIBUTED or is_internet(app)

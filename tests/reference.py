@@ -66,11 +66,14 @@ def metadata_events(paths):
                 continue
             e = json.loads(line)
             arrival += 1
-            if e["type"] == "ASSIGN":
+            # The job's own names for ends without an owner end the IP's owner instead.
+            reserved = e.get("app") in ("internet", "unattributed") \
+                or str(e.get("app")).startswith("aws:")
+            if e["type"] == "ASSIGN" and not reserved:
                 owner = {k: e.get(k) or "-" for k in ("app", "cluster", "asg", "account",
                                                       "region", "zone")}
                 events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 1, arrival, owner))
-            elif e["type"] == "UNASSIGN":
+            elif e["type"] in ("UNASSIGN", "ASSIGN"):
                 events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 0, arrival, None))
     return events
 

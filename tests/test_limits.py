@@ -304,6 +304,6 @@ def test_12_metadata_files_are_staged_with_their_line_numbers(tmp_path):
     staged = tmp_path / "m.jsonl"
     assert stage_metadata([str(path)], str(staged)) == 3
     chunk_ = parse_chunk(staged.read_text().strip())
-    assert [(r[0], r[1]) for r in chunk_.rejected] == [("line_too_long", f"{path}:4"),
-                                                       ("not_json", f"{path}:3")]
+    assert [(r[0], r[1]) for r in chunk_.rejected] == [("not_json", f"{path}:3"),
+                                                       ("line_too_long", f"{path}:4")]
     assert len(chunk_.events) == 1

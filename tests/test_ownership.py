@@ -1,5 +1,6 @@
 import ipaddress
 import json
+import math
 
 import numpy as np
 
@@ -359,6 +360,33 @@ def test_rejected_lines_carry_their_location():
                          limits=MetaLimits(100, 120))
     assert [r[:2] for r in record.rejected] == [("missing_ts", "kinesis:meta/shard-1/42:1"),
                                                 ("line_too_long", "kinesis:meta/shard-1/42:2")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_app_named_as_the_job_names_ends_without_owner_ends_the_ips_ownership(vectorise_from):
+    """`internet`, `unattributed` and `aws:...` are the job's names for ends without an owner of
+    the estate: an owner so named would be the internet to the security views. Refused, and the
+    IP's previous owner ends at its ts (kept, it would be misattributed)."""
+    lines = [f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.1","app":"api"}}',
+             f'{{"type":"ASSIGN","ts":{T + 60_000},"ip":"10.0.0.1","app":"internet"}}',
+             "not json",
+             f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.2","app":"aws:s3:us-east-1"}}',
+             f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.3","app":"unattributed"}}',
+             f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.4","app":"Internet"}}',
+             f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.5","app":"aws-billing"}}']
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [r[:2] for r in chunk.rejected] == [("reserved_app", "m:2"), ("not_json", "m:3"),
+                                               ("reserved_app", "m:4"), ("reserved_app", "m:5")]
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (ASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.2"),
+        (UNASSIGN, "10.0.0.3"), (ASSIGN, "10.0.0.4"), (ASSIGN, "10.0.0.5")]
+    index = OwnershipIndex()
+    for event in chunk.events:
+        index.apply(event)
+    assert [app_at(index, "10.0.0.1", t) for t in (T, T + 59_999, T + 60_000)] == ["api", "api",
+                                                                                   None]
+    assert [app_at(index, ip, T) for ip in ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5")] \
+        == [None, None, "Internet", "aws-billing"]
 
 
 @pytest.mark.parametrize("ts", [-1, 0, 5, 1262303999999, 4102444800000, 99999999999999999999,
