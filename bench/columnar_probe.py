@@ -140,7 +140,7 @@ def measure(staged_flows: str, staged_metadata: str, rounds: int = 3) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--staged-flows", required=True)
     p.add_argument("--staged-metadata", required=True)
     p.add_argument("--rounds", type=int, default=3)

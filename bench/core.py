@@ -155,7 +155,7 @@ def measure(staged_flows: str, staged_metadata: str) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--staged-flows", required=True)
     p.add_argument("--staged-metadata", required=True)
     args = p.parse_args(argv)

@@ -149,7 +149,7 @@ def run_sql(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("pipeline", choices=("ours", "sql"))
     p.add_argument("--output", required=True)
     p.add_argument("--parallelism", type=int, required=True)

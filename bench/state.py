@@ -545,7 +545,7 @@ def render(r: dict) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.state", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.state", description=__doc__.split("\n\n")[0])
     p.add_argument("--ips", type=int, default=1_000_000)
     p.add_argument("--flows", type=int, default=20_000)
     p.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),

@@ -767,7 +767,7 @@ def render(r: dict) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.streaming", description=__doc__.split(
-        "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rate", type=int, default=50000, help="flows per second written")
     p.add_argument("--minutes", type=float, default=5, help="measured minutes (after warm-up)")
     p.add_argument("--warmup-seconds", type=int, default=60)

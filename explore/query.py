@@ -389,7 +389,7 @@ def parse_time(text: str) -> int:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
     if not EARLIEST_START <= seconds <= LATEST_START:   # the end too: --until is exclusive
-        raise QueryError(f"{text!r} is not a time of flows (2010 to 2100): give epoch seconds "
+        raise QueryError(f"{text!r} is not a time of flows (2010-2099): give epoch seconds "
                          f"(not milliseconds) or ISO-8601 such as 2026-01-01T00:10:00Z")
     return seconds
 

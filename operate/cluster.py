@@ -276,17 +276,21 @@ class Cluster:
 
     def submit(self, config_file: str, flows: str | None, metadata: str | None, output: str,
                savepoint: str = None, parallelism: int = None,
-               follow_seconds: int = FOLLOW_SECONDS, job_name: str = JOB_NAME,
+               follow_seconds: int = None, job_name: str = JOB_NAME,
                flows_layout: str = FLOWS_LAYOUT, allow_non_restored_state: bool = False) -> str:
         """Submits the job detached (`flink run -d -pym flowdredge.job.submit`) with the code shipped as
         a zip; returns the job id. `flows` and `metadata` as `flows_layout` says, or both None:
         the config's `kinesis` streams. `flows_layout` "aws": `flows` holds flow files as AWS
         writes them (or is an s3:// prefix), read to their end once, not followed; "staged":
-        folders of staged records the job follows. `savepoint` resumes from it: a state that
+        folders of staged records the job follows, looking for new ones every
+        `follow_seconds` (FOLLOW_SECONDS by default). `savepoint` resumes from it: a state that
         no operator of the new job claims fails the submission, unless
         `allow_non_restored_state` (an upgrade that removes an operator: its state is dropped)."""
         if (flows is None) != (metadata is None):
             raise ValueError("flows and metadata go together (both None: Kinesis)")
+        if follow_seconds is not None and (flows is None or flows_layout == "aws"):
+            raise ValueError("--follow-seconds is for staged records (--flows-layout staged): "
+                             "AWS's flow files are read to their end once, streams followed")
         self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
         made = self._check_output(output)
         try:
@@ -321,7 +325,8 @@ class Cluster:
                 os.makedirs(folder, exist_ok=True)
             args += ["--flows", os.path.abspath(flows), "--flows-layout", "staged",
                      "--metadata", os.path.abspath(metadata),
-                     "--follow-seconds", str(follow_seconds)]
+                     "--follow-seconds", str(FOLLOW_SECONDS if follow_seconds is None
+                                             else follow_seconds)]
         if parallelism:   # job.submit applies it as job.parallelism: the config stays the source
             args += ["--parallelism", str(parallelism)]
         try:
@@ -495,7 +500,7 @@ def _cluster(args) -> Cluster:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__.split("\n\n")[0])
     # Before or after the command; the defaults once, here (a subcommand's would override).
     shared = argparse.ArgumentParser(add_help=False)
     for parser_, default in ((p, None), (shared, argparse.SUPPRESS)):
@@ -519,15 +524,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="YAML or application_properties.json")
     run.add_argument("--flows", help="flow files as --flows-layout says; without it, the "
                                      "config's kinesis streams")
-    run.add_argument("--metadata", help="folder of changelog files (see feed), with --flows")
+    run.add_argument("--metadata", help="the changelog, with --flows: a file or folder of "
+                                        "changelog files (staged layout: the folder feed "
+                                        "writes to)")
     run.add_argument("--output", required=True)
     run.add_argument("--from-savepoint", help="resume from this savepoint")
     run.add_argument("--allow-non-restored-state", action="store_true",
                      help="with --from-savepoint: drop the state of operators the new job no "
                           "longer has (docs/operations.md, upgrades)")
     run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
-    run.add_argument("--follow-seconds", type=int, default=FOLLOW_SECONDS,
-                     help="how often the sources look for new files (staged layout)")
+    run.add_argument("--follow-seconds", type=int,
+                     help=f"how often the sources look for new files (staged layout only; "
+                          f"default {FOLLOW_SECONDS})")
     run.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default=FLOWS_LAYOUT,
                      help="aws (default): flow files as AWS writes them (a folder or s3:// "
                           "prefix), read once to their end; staged: --flows is a folder of "

@@ -387,7 +387,7 @@ def generate(w: Workload, out_dir: str) -> Generated:
 
 def main(argv=None) -> int:
     import argparse
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output", required=True)
     p.add_argument("--flows", type=int, default=Workload.flows)
     p.add_argument("--minutes", type=int, default=Workload.minutes)

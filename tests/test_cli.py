@@ -76,6 +76,19 @@ def test_an_unknown_option_is_told_with_its_commands_usage(capsys):
 
 
 @pytest.mark.unit
+def test_scripts_demo_takes_streaming_anywhere_among_its_arguments():
+    """`scripts/demo --minutes 2 --streaming` gave `--streaming` to the replay demo, refused."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for argv, command in ((["--minutes", "2", "--streaming", "--bogus"], "stream-demo"),
+                          (["--bogus"], "demo")):
+        done = subprocess.run([os.path.join(root, "scripts", "demo"), *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        assert done.stderr.endswith(f"flowdredge {command}: error: unrecognized arguments: "
+                                    f"--bogus\n")
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("args,message", [
     (["--metadata", "/nonexistent/changes.jsonl"], "no such metadata file"),
     (["--metadata", "{folder}"], "a folder; --metadata takes the changelog's files"),

@@ -217,6 +217,29 @@ def test_submit_passes_the_flow_layout(tmp_path, monkeypatch, layout):
     assert cluster.args[cluster.args.index("--flows-layout") + 1] == "aws"
 
 
+def test_follow_seconds_is_refused_where_nothing_is_followed(tmp_path, monkeypatch, capsys):
+    """AWS's flow files are read once to their end: --follow-seconds was dropped without a word,
+    and a user who wanted the folder followed got a bounded job."""
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    where = ("c.yaml", str(tmp_path / "flows"), str(tmp_path / "meta"))
+    for layout, flows in (("aws", where[1]), ("aws", None), ("staged", None)):
+        with pytest.raises(ValueError, match="--follow-seconds is for staged records"):
+            cluster.submit(where[0], flows, flows and where[2], str(tmp_path / "out"),
+                           follow_seconds=7, flows_layout=layout)
+    assert not hasattr(cluster, "args") and not (tmp_path / "out").exists()
+    cluster.submit(*where, str(tmp_path / "out"), follow_seconds=7, flows_layout="staged")
+    assert cluster.args[cluster.args.index("--follow-seconds") + 1] == "7"
+    cluster.submit(*where, str(tmp_path / "out2"), flows_layout="staged")
+    assert cluster.args[cluster.args.index("--follow-seconds") + 1] == \
+        str(cluster_mod.FOLLOW_SECONDS)
+    assert cluster_mod.main(["--dir", str(tmp_path / "none"), "submit", "--config", "c.yaml",
+                             "--flows", where[1], "--metadata", where[2], "--output",
+                             str(tmp_path / "out3"), "--follow-seconds", "7"]) == 2
+    assert capsys.readouterr().err.startswith("cluster: error: --follow-seconds is for staged")
+
+
 def test_s3_locations_reach_the_job_as_given(tmp_path, monkeypatch):
     """Made absolute, s3://b/out became the local folder <cwd>/s3:/b/out: the job wrote there."""
     monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)

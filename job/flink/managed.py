@@ -11,7 +11,7 @@ from flowdredge.job.config import JOB_NAME, ConfigError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--properties",
                    help=f"application_properties.json to use when {managed.SERVICE_PROPERTIES} "
                         f"does not exist (outside the service)")
