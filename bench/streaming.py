@@ -53,12 +53,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import psutil
 
 from flowdredge.connectors import logs
+from flowdredge.explore.health import READ_ERRORS, JobRest
 from flowdredge.schemas.cloudwatch import record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,14 +259,7 @@ def produce(args) -> int:
 
 # -- observing the job -----------------------------------------------------------------------
 
-class Rest:
-    def __init__(self, url: str, job_id: str):
-        self.url, self.job_id = url, job_id
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=5) as response:
-            return json.load(response)
-
+class Rest(JobRest):
     def last_checkpoint(self) -> dict:
         """The latest completed checkpoint's size and duration, and the counts so far."""
         answer = self.get(f"/jobs/{self.job_id}/checkpoints")
@@ -335,7 +327,6 @@ class Sampler(threading.Thread):
         self.samples, self._halt = [], threading.Event()
 
     def sample(self) -> dict:
-        from flowdredge.synthetic.demo import consumer_lag_ms, window_watermark_ms
         cpu, resident = cpu_by_role(*self.pids)
         row = {"time": time.time(), "cpu": cpu, "resident_mb": resident}
         try:
@@ -345,10 +336,10 @@ class Sampler(threading.Thread):
             row["produced_records"] = 0
         try:
             row["checkpoint"] = self.rest.last_checkpoint()
-            row["lag_ms"] = consumer_lag_ms(self.rest.url, self.rest.job_id)
-            row["window_watermark_ms"] = window_watermark_ms(self.rest.url, self.rest.job_id)
+            row["lag_ms"] = self.rest.consumer_lag_ms()
+            row["window_watermark_ms"] = self.rest.window_watermark_ms()
             row["consumed_records"] = self.rest.source_records()
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError):
+        except READ_ERRORS:
             pass
         return row
 
@@ -624,7 +615,7 @@ def run_bench(args, report: dict) -> dict:
             try:
                 if rest.source_records() is not None:
                     break
-            except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError):
+            except READ_ERRORS:
                 pass
             if time.monotonic() > deadline:
                 raise SystemExit("the job's flow source did not report within 180 s")

@@ -308,7 +308,7 @@ def cmd_run(args) -> int:
                 folder = os.path.join(checkpoints, name)
                 if not any(files for _root, _dirs, files in os.walk(folder)):
                     remove_empty_folders(folder)
-        job = _start_run(cfg, args)
+        job, rest_url = _start_run(cfg, args)
         if lock is not None:
             note_run_shape(cfg, args.output, str(job.get_job_id()))
     except BaseException:
@@ -325,7 +325,7 @@ def cmd_run(args) -> int:
                 remove_empty_folders(folder)
         raise
     try:
-        return _run_until_stopped(job)
+        return _run_until_stopped(job, rest_url, args.report_seconds)
     finally:
         if lock is not None:
             lock.close()
@@ -344,7 +344,7 @@ def _start_run(cfg, args):
              f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
              f"for --resume)")
     try:
-        return env.execute_async(args.job_name)
+        return env.execute_async(args.job_name), f"http://127.0.0.1:{rest_port}"
     except Exception as err:   # py4j's error, the Java trace in its text
         if resumed and "Cannot map checkpoint/savepoint state" in str(err):
             raise config_mod.ConfigError(
@@ -355,16 +355,27 @@ def _start_run(cfg, args):
         raise
 
 
-def _run_until_stopped(job) -> int:
-    """Waits for a running job's end; Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its
-    checkpoints). Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep."""
+def _run_until_stopped(job, rest_url: str, report_seconds: int) -> int:
+    """Waits for a running job's end, with a status line every `report_seconds` (0: none);
+    Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its checkpoints). Polls rather than
+    blocks in the JVM, so Ctrl-C lands in Python's sleep."""
     from flowdredge.job.flink.run import failure_cause, job_status
+    from flowdredge.explore.health import READ_ERRORS, JobRest, read_health, status_line
+    rest = JobRest(rest_url, str(job.get_job_id()))
+    next_report, previous = time.monotonic() + report_seconds, None
     try:
         while True:
             time.sleep(1)
             status = job_status(job)
             if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
                 break
+            if report_seconds and time.monotonic() >= next_report:
+                next_report = time.monotonic() + report_seconds
+                try:
+                    line, previous = status_line(read_health(rest), time.time(), previous)
+                except READ_ERRORS as err:   # restarting: its vertices come back
+                    line = f"{status.lower()}; no status from {rest_url} ({err})"
+                log.info(line)
     except KeyboardInterrupt:
         log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for --resume")
         try:
@@ -466,14 +477,20 @@ def _query_parser(sub) -> None:
     q.set_defaults(func=cmd_query)
 
 
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return number
+def _at_least(least: int, kind: str):
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or number < least:
+            raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text!r}")
+        return number
+    return parse
+
+
+_positive = _at_least(1, "positive")
+_non_negative = _at_least(0, "non-negative")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -537,6 +554,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-non-restored-state", action="store_true",
                      help="with --resume: drop the state of operators the job no longer has "
                           "(an output turned off)")
+    run.add_argument("--report-seconds", type=_non_negative, default=60,
+                     help="seconds between status lines: flows parsed, late, dead letters, "
+                          "attributed share, windows closed, consumer lag, last checkpoint, "
+                          "restarts (default 60; 0: none)")
     common(run)
     run.set_defaults(func=cmd_run)
 

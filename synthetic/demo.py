@@ -11,8 +11,6 @@ import shlex
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from flowdredge.connectors import logs
@@ -22,6 +20,7 @@ from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
 from flowdredge.job.outputs import read_records, remove_outputs, total_counts
+from flowdredge.explore.health import READ_ERRORS, JobRest
 from flowdredge.explore.summary import attributed_share, render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
@@ -42,49 +41,14 @@ class DemoOptions:
     job: bool = True
 
 
-def consumer_lag_ms(rest_url: str, job_id: str):
-    """The highest millisBehindLatest over the flow streams' shards (the connector's gauge),
-    from Flink's REST API; None before the source reports one."""
-    def get(path):
-        with urllib.request.urlopen(rest_url + path, timeout=5) as response:
-            return json.load(response)
-    lags = []
-    for vertex in get(f"/jobs/{job_id}")["vertices"]:
-        if "flow stream" not in vertex["name"]:
-            continue
-        base = f"/jobs/{job_id}/vertices/{vertex['id']}/metrics"
-        names = [m["id"] for m in get(base) if m["id"].endswith("millisBehindLatest")]
-        if names:
-            lags += [int(float(m["value"])) for m in get(f"{base}?get={','.join(names)}")
-                     if m.get("value") not in (None, "")]
-    lags = [lag for lag in lags if lag >= 0]
-    return max(lags) if lags else None
-
-
-def window_watermark_ms(rest_url: str, job_id: str):
-    """The window operator's input watermark (lowest over its subtasks): every window that
-    ends at or before it has been emitted. None before it has one."""
-    def get(path):
-        with urllib.request.urlopen(rest_url + path, timeout=5) as response:
-            return json.load(response)
-    for vertex in get(f"/jobs/{job_id}")["vertices"]:
-        if "WindowAggregate" in vertex["name"]:
-            marks = [int(m["value"]) for m in get(f"/jobs/{job_id}/vertices/{vertex['id']}"
-                                                   f"/watermarks")
-                     if m["id"].endswith("currentInputWatermark")]
-            low = min(marks, default=None)
-            return low if low is not None and low > -2**63 else None
-    return None
-
-
 def _committed_windows(output: str) -> int:
     return len({row["window_start"] for row in read_records(output, "aggregates")})
 
 
-def _windows_closed(rest_url, job_id, first_window_s, window_s) -> int:
+def _windows_closed(rest: JobRest, first_window_s, window_s) -> int:
     try:
-        watermark = window_watermark_ms(rest_url, job_id)
-    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        watermark = rest.window_watermark_ms()
+    except READ_ERRORS:
         return 0
     if watermark is None:
         return 0
@@ -102,7 +66,7 @@ def _settled(read, value: int, steady_s: int = 5, timeout_s: float = 60) -> int:
     return value
 
 
-def _report_line(output, rest_url, job_id, writer, total_flows, since, closed) -> tuple:
+def _report_line(output, rest: JobRest, writer, total_flows, since, closed) -> tuple:
     """The progress line, the rate over the interval since `since` (monotonic time, flows
     parsed then), and this report's (time, flows parsed) for the next."""
     counts = total_counts(output)
@@ -110,8 +74,8 @@ def _report_line(output, rest_url, job_id, writer, total_flows, since, closed) -
     rate = (now[1] - since[1]) / max(now[0] - since[0], 1e-9)
     attributed = attributed_share(counts)
     try:
-        lag = consumer_lag_ms(rest_url, job_id)
-    except (urllib.error.URLError, OSError, ValueError, KeyError):
+        lag = rest.consumer_lag_ms()
+    except READ_ERRORS:
         lag = None
     return (f"{time.strftime('%H:%M:%S')} | written {writer.flows_written:,}/{total_flows:,} "
             f"flows | flows in {counts['flows_parsed']:,} ({rate:,.0f}/s) | attributed "
@@ -224,6 +188,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
         rest_url = f"http://127.0.0.1:{rest['rest.port']}"
         job = kinesis_job(cfg, output, flink_options=rest).execute_async("flowdredge stream demo")
         job_id = str(job.get_job_id())
+        job_rest = JobRest(rest_url, job_id)
         progress(f"job {job_id} running (Flink UI and REST API: {rest_url}); producing "
                  f"{total_flows:,} flows at {options.rate:,} flows/s; Ctrl-C stops")
         failed = []
@@ -260,8 +225,8 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                     estate.snapshot_events + writer.changes_written
                 if time.monotonic() >= next_report or done:
                     next_report += options.report_seconds
-                    closed = _windows_closed(rest_url, job_id, scenario.start, window_s)
-                    line, since = _report_line(output, rest_url, job_id, writer, total_flows,
+                    closed = _windows_closed(job_rest, scenario.start, window_s)
+                    line, since = _report_line(output, job_rest, writer, total_flows,
                                                since, closed)
                     progress(line)
                 if done:
@@ -269,7 +234,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                     break
             # The last records' event time reaches the windows through the job a moment after
             # they are read (on a loaded machine, seconds): until the count holds still.
-            closed = _settled(lambda: _windows_closed(rest_url, job_id, scenario.start,
+            closed = _settled(lambda: _windows_closed(job_rest, scenario.start,
                                                       window_s), closed)
             progress(f"every record and changelog event written was read; windows closed: {closed}. Waiting for "
                      f"their aggregates to be committed (files roll every minute)")

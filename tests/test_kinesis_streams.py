@@ -2,6 +2,7 @@
 against the local Kinesis API server: every mistake a one-line ConfigError."""
 import json
 import os
+import re
 
 import pytest
 
@@ -368,6 +369,71 @@ def test_ctrl_c_stops_flowdredge_run_cleanly_and_a_changed_job_resumes(kinesis_l
     assert refused.returncode == 2 and "is not a checkpoint" in refused.stderr, refused.stderr
     assert sorted(os.listdir(checkpoints)) == [os.path.basename(os.path.dirname(
         latest_checkpoint(checkpoints)))]
+
+
+@pytest.mark.kinesis
+def test_flowdredge_run_says_how_the_job_is_doing_every_report_seconds(kinesis_local, tmp_path):
+    """`flowdredge run` said nothing after its start line while it ran. Its status line sums
+    the job's counters over subtasks (parallelism 2, flows on two shards): it reaches the
+    flows written, the dead letter and a checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from helpers import ctrl_c_as_in_a_terminal, subprocess_env
+    from flowdredge.connectors.publisher.sinks import KinesisSink
+    from flowdredge.schemas.cloudwatch import record
+    from flowdredge.synthetic.producer import put_flow_records
+    kinesis = kinesis_client.client(Config().replace(
+        kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
+    kinesis_client.create_stream(kinesis, "status-flows", 2)
+    kinesis_client.create_stream(kinesis, "status-meta", 1)
+    start = int(time.time()) - 600
+    records = []
+    for r in range(8):
+        lines = [f"2 123456789012 eni-{r} 10.0.{r}.{i} 10.1.0.1 40000 443 6 1 60 {start + i} "
+                 f"{start + i + 5} ACCEPT OK" for i in range(25)]
+        events = [(f"{r}-{i}", (start + 60) * 1000, line) for i, line in enumerate(lines)]
+        if r == 0:
+            events.append(("bad", (start + 60) * 1000, "2 123456789012 eni-0 not a flow line"))
+        data = record(events, compresslevel=6, owner="123456789012", log_group="/vpc",
+                      log_stream=f"eni-{r}")
+        records.append(type("Record", (), {"data": data, "partition_key": f"key-{r}"})())
+    put_flow_records(KinesisSink(kinesis, "status-flows", "unused"), records)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"job": {"checkpoint_interval_seconds": 1, "parallelism": 2},
+                                  "outputs": {"enriched": False, "security": False}}))
+    run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", "--config",
+                            str(config), "--output", str(tmp_path / "out"), "--endpoint",
+                            kinesis_local.endpoint, "--flow-streams", "status-flows",
+                            "--metadata-stream", "status-meta", "--report-seconds", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True, env=subprocess_env(),
+                           preexec_fn=ctrl_c_as_in_a_terminal)
+    lines, wanted = [], "flows parsed 200 "
+    reader = threading.Thread(target=lambda: lines.extend(iter(run.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any(wanted in line and "| dead letters 1 |" in line
+                      and "last checkpoint none yet" not in line for line in list(lines)):
+            assert run.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    reader.join(timeout=10)
+    status = [line for line in lines if "flows parsed" in line]
+    assert run.returncode == 130 and "Traceback" not in "".join(lines), "".join(lines)
+    assert all(" | late 0 | " in line and "| restarts 0" in line for line in status), status
+    assert re.search(r"flows parsed 200 \([0-9,]+/s\) \| late 0 \| dead letters 1 \| attributed "
+                     r"(0\.0%|n/a) \| (no window closed yet|windows closed to [-0-9 :]+ UTC \([0-9.,]+ "
+                     r"min ago\)) \| consumer lag [0-9.,]+ s \| last checkpoint [0-9,]+ s ago \| "
+                     r"restarts 0$", "\n".join(status), re.MULTILINE), status
 
 
 @pytest.mark.unit

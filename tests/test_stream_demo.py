@@ -28,10 +28,10 @@ def test_a_progress_line_gives_the_rate_of_its_interval(monkeypatch):
     monkeypatch.setattr(demo, "total_counts", lambda output: Counter(flows_parsed=next(parsed)))
     monkeypatch.setattr(demo.time, "monotonic", iter([110.0, 120.0]).__next__)
     writer = SimpleNamespace(flows_written=6000)
-    rest = "http://127.0.0.1:9"   # nothing there: the lag is n/a
-    line, since = demo._report_line("out", rest, "job", writer, 9000, (100.0, 5000), 2)
+    rest = demo.JobRest("http://127.0.0.1:9", "job")   # nothing there: the lag is n/a
+    line, since = demo._report_line("out", rest, writer, 9000, (100.0, 5000), 2)
     assert "flows in 6,000 (100/s)" in line and since == (110.0, 6000)
-    line, since = demo._report_line("out", rest, "job", writer, 9000, since, 2)
+    line, since = demo._report_line("out", rest, writer, 9000, since, 2)
     assert "flows in 6,000 (0/s)" in line and "consumer lag n/a" in line
 
 @pytest.mark.kinesis

@@ -1,0 +1,122 @@
+"""A running job's health from Flink's REST API (docs/operations.md, "The streaming job's
+health"): the consumer lag, the windows' watermark, the job's counters summed over subtasks,
+restarts and the latest checkpoint. `flowdredge run` prints `status_line` every
+--report-seconds; the streaming demo reads the lag and the watermark. Pure Python (urllib)."""
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+
+from flowdredge.explore.summary import attributed_share
+
+# What a REST read may raise: the job gone or restarting, a vertex without the metric yet.
+READ_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError)
+# The job's own counters the status line sums over subtasks (docs/operations.md, metrics).
+COUNTERS = ("flows_parsed", "dead_letter", "metadata_dead_letter", "flows_aggregated",
+            "flows_late", "src_owned", "dst_owned")
+_NO_WATERMARK = -2 ** 63
+
+
+class JobRest:
+    def __init__(self, url: str, job_id: str):
+        self.url, self.job_id = url, job_id
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            return json.load(response)
+
+    def vertices(self) -> list:
+        return self.get(f"/jobs/{self.job_id}")["vertices"]
+
+    def consumer_lag_ms(self):
+        """The highest millisBehindLatest over the flow streams' shards (the connector's
+        gauge); None before the source reports one."""
+        lags = []
+        for vertex in self.vertices():
+            if "flow stream" not in vertex["name"]:
+                continue
+            base = f"/jobs/{self.job_id}/vertices/{vertex['id']}/metrics"
+            names = [m["id"] for m in self.get(base) if m["id"].endswith("millisBehindLatest")]
+            if names:
+                lags += [int(float(m["value"])) for m in self.get(f"{base}?get={','.join(names)}")
+                         if m.get("value") not in (None, "")]
+        lags = [lag for lag in lags if lag >= 0]
+        return max(lags) if lags else None
+
+    def window_watermark_ms(self):
+        """The window operator's input watermark (lowest over its subtasks): every window that
+        ends at or before it has been emitted. None before it has one."""
+        for vertex in self.vertices():
+            if "WindowAggregate" in vertex["name"]:
+                marks = [int(m["value"]) for m in
+                         self.get(f"/jobs/{self.job_id}/vertices/{vertex['id']}/watermarks")
+                         if m["id"].endswith("currentInputWatermark")]
+                low = min(marks, default=None)
+                return low if low is not None and low > _NO_WATERMARK else None
+        return None
+
+    def counters(self, names=COUNTERS) -> Counter:
+        """The job's counters `names` (metric group flowdredge), each summed over the
+        subtasks of the vertices that have it. Since the tasks' last start: Flink's counters
+        start again at a restart."""
+        totals = Counter()
+        wanted = {f".flowdredge.{name}": name for name in names}
+        for vertex in self.vertices():
+            base = f"/jobs/{self.job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            ids = [m["id"] for m in self.get(base)
+                   if m["id"][m["id"].rfind(".flowdredge."):] in wanted]
+            if ids:
+                for metric in self.get(f"{base}?get={','.join(ids)}&agg=sum"):
+                    name = wanted[metric["id"][metric["id"].rfind(".flowdredge."):]]
+                    totals[name] += int(float(metric["sum"]))
+        return totals
+
+    def restarts(self) -> int:
+        values = self.get(f"/jobs/{self.job_id}/metrics?get=numRestarts")
+        return int(float(values[0]["value"])) if values else 0
+
+    def last_checkpoint_ms(self):
+        """When the latest completed checkpoint completed (epoch ms), None before one."""
+        latest = (self.get(f"/jobs/{self.job_id}/checkpoints").get("latest") or {})
+        return (latest.get("completed") or {}).get("latest_ack_timestamp")
+
+
+@dataclass
+class Health:
+    """What the status line says, read at one time."""
+    counters: Counter
+    watermark_ms: int = None
+    consumer_lag_ms: int = None
+    last_checkpoint_ms: int = None
+    restarts: int = 0
+
+
+def read_health(rest: JobRest) -> Health:
+    return Health(rest.counters(), rest.window_watermark_ms(), rest.consumer_lag_ms(),
+                  rest.last_checkpoint_ms(), rest.restarts())
+
+
+def status_line(health: Health, now_s: float, previous=None) -> tuple:
+    """The line, and what the next line's rate is measured from. `now_s`: wall-clock time of
+    the read (epoch seconds); `previous`: (time, flows parsed) of the line before, or None."""
+    counts = health.counters
+    parsed = counts["flows_parsed"]
+    rate = ""
+    if previous is not None and now_s > previous[0] and parsed >= previous[1]:
+        rate = f" ({(parsed - previous[1]) / (now_s - previous[0]):,.0f}/s)"
+    if health.watermark_ms is None:
+        windows = "no window closed yet"
+    else:
+        mark = health.watermark_ms / 1000
+        windows = (f"windows closed to {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(mark))}"
+                   f" UTC ({max(now_s - mark, 0) / 60:,.1f} min ago)")
+    lag = "n/a" if health.consumer_lag_ms is None else f"{health.consumer_lag_ms / 1000:,.1f} s"
+    checkpoint = "none yet" if health.last_checkpoint_ms is None else \
+        f"{max(now_s - health.last_checkpoint_ms / 1000, 0):,.0f} s ago"
+    dead = counts["dead_letter"] + counts["metadata_dead_letter"]
+    line = (f"flows parsed {parsed:,}{rate} | late {counts['flows_late']:,} | dead letters "
+            f"{dead:,} | attributed {attributed_share(counts)} | {windows} | consumer lag {lag}"
+            f" | last checkpoint {checkpoint} | restarts {health.restarts}")
+    return line, (now_s, parsed)

@@ -1,0 +1,35 @@
+"""The status line of `flowdredge run` (explore.health), from what the REST API answered; the
+kinesis tier reads a running job's (test_kinesis_streams)."""
+from collections import Counter
+
+import pytest
+
+from flowdredge.explore.health import Health, status_line
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_767_229_200.0   # 2026-01-01T01:00:00Z
+
+
+def test_the_status_line_says_the_counts_rate_windows_lag_and_checkpoint():
+    counts = Counter(flows_parsed=120_000, flows_aggregated=99_000, flows_late=1_000,
+                     src_owned=150_000, dst_owned=40_000, dead_letter=3,
+                     metadata_dead_letter=2)
+    health = Health(counts, watermark_ms=int(NOW - 330) * 1000, consumer_lag_ms=2_500,
+                    last_checkpoint_ms=int(NOW - 7) * 1000, restarts=1)
+    line, mark = status_line(health, NOW, previous=(NOW - 60, 60_000))
+    assert line == ("flows parsed 120,000 (1,000/s) | late 1,000 | dead letters 5 | attributed "
+                    "95.0% | windows closed to 2026-01-01 00:54:30 UTC (5.5 min ago) | "
+                    "consumer lag 2.5 s | last checkpoint 7 s ago | restarts 1")
+    assert mark == (NOW, 120_000)
+
+
+def test_a_first_line_or_one_after_a_restart_has_no_rate():
+    """Flink's counters start again at a restart: a count below the last line's is no rate."""
+    fresh = Health(Counter())
+    line, _ = status_line(fresh, NOW)
+    assert line == ("flows parsed 0 | late 0 | dead letters 0 | attributed n/a | no window "
+                    "closed yet | consumer lag n/a | last checkpoint none yet | restarts 0")
+    restarted = Health(Counter(flows_parsed=10), restarts=1)
+    assert status_line(restarted, NOW, previous=(NOW - 60, 500))[0].startswith(
+        "flows parsed 10 | late 0")
