@@ -93,7 +93,14 @@ class Health:
     restarts: int = 0
 
 
-def read_health(rest: JobRest) -> Health:
+def read_health(rest: JobRest, settle_s: float = 1.0) -> Health:
+    """The REST API answers metrics from a store it refreshes in the background when asked, if
+    last refreshed over `metrics.fetcher.update-interval` (10 s) ago: a read after a longer
+    pause gets the metrics of that pause's start (a one-off read of a job's counters found
+    none). One read first, `settle_s` for the refresh, then the reads that count: at most
+    about 10 s old."""
+    rest.restarts()
+    time.sleep(settle_s)
     return Health(rest.counters(), rest.window_watermark_ms(), rest.consumer_lag_ms(),
                   rest.last_checkpoint_ms(), rest.restarts())
 

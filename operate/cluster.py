@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from flowdredge.connectors import s3
 from flowdredge.connectors.jars import JARS_DIR
 from flowdredge.job.config import JOB_NAME, Config, FlowsSection
+from flowdredge.explore.health import JobRest, read_health, status_line
 from flowdredge.job.config import load as load_config
 from flowdredge.job.submit import FLOWS_LAYOUT, FLOWS_LAYOUTS, FOLLOW_SECONDS
 
@@ -540,6 +541,11 @@ def parser() -> argparse.ArgumentParser:
                      help="aws (default): flow files as AWS writes them (a folder or s3:// "
                           "prefix), read once to their end; staged: --flows is a folder of "
                           "staged records (see feed), followed")
+    status = sub.add_parser("status", parents=[shared],
+                            help="a job's status line: flows parsed, late, dead letters, "
+                                 "attributed share, windows closed, consumer lag, last "
+                                 "checkpoint, restarts (as flowdredge run prints it)")
+    status.add_argument("job_id")
     stop = sub.add_parser("stop-job", parents=[shared],
                           help="stop a job with a savepoint; prints its path")
     stop.add_argument("job_id")
@@ -577,6 +583,10 @@ def main(argv=None) -> int:
                                  args.from_savepoint, args.parallelism, args.follow_seconds,
                                  flows_layout=args.flows_layout,
                                  allow_non_restored_state=args.allow_non_restored_state))
+        elif args.command == "status":
+            state = cluster.job_state(args.job_id)
+            line, _ = status_line(read_health(JobRest(cluster.url, args.job_id)), time.time())
+            print(f"{state} | {line}")
         elif args.command == "stop-job":
             print(cluster.stop_with_savepoint(args.job_id, args.drain))
         elif args.command == "feed":

@@ -18,6 +18,7 @@ import reference
 from helpers import job_aggregates, read_records
 from flowdredge.connectors.kinesis.local import free_port
 from flowdredge.operate.cluster import Cluster, feed
+from flowdredge.operate.cluster import main as cluster_main
 from flowdredge.synthetic.estate import Scenario, generate
 from flowdredge.job.replay import delivery_order, expand
 
@@ -107,7 +108,8 @@ def _window_watermark(cluster, job_id, at_least_ms):
 
 
 @pytest.mark.cluster
-def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, tmp_path):
+def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, tmp_path,
+                                                               capsys):
     out = inputs["generated"]
     first, rest = inputs["flows"]
     output = str(tmp_path / "out")
@@ -140,6 +142,14 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
     records_2, events_2 = feed(rest, inputs["metadata"][1:], flows_dir, meta_dir, "part-2",
                                CHUNK_LINES)
     _wait_for_counts(cluster, job, output, records_1 + records_2, events_1 + events_2)
+    # `scripts/cluster status`: the upgraded job's counters (since its start) summed over its
+    # two parse instances, as the REST API's metric store has them (refreshed every 10 s).
+    parsed = _counts(output)["parse"]["flows_parsed"] - counts_before["parse"]["flows_parsed"]
+
+    def status():
+        assert cluster_main(["--dir", cluster.folder, "status", job]) == 0
+        return capsys.readouterr().out.startswith(f"RUNNING | flows parsed {parsed:,} ")
+    cluster.wait(status, 60, f"scripts/cluster status to say {parsed:,} flows parsed")
     cluster.stop_with_savepoint(job, drain=True)
 
     # Each window's row written once: a repeat, even an equal one, fails (job_aggregates).
