@@ -216,9 +216,9 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
 
     def start(cfg, args):
         started.append(args.output)
-        return Job()
+        return Job(), "http://127.0.0.1:9"
 
-    def run_until_stopped(job):
+    def run_until_stopped(job, rest_url, report_seconds):
         # Held while the job runs.
         with pytest.raises(OutputError, match="another flowdredge run writes there"):
             hold_output(str(out))
