@@ -156,12 +156,15 @@ def _streaming_config(args):
     return cfg.replace(kinesis=overrides) if overrides else cfg
 
 
-def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False) -> dict:
+def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False,
+                born: dict = None) -> dict:
     """The Flink settings of `flowdredge run`: checkpoints kept when the job stops, and with
     `resume` the state to start from (a checkpoint or savepoint path, or "latest": the newest
     checkpoint under the run's checkpoint folder), dropping the state of operators the job no
     longer has if `allow_non_restored_state`. Without `resume`, a local output folder that
-    holds a run's outputs is refused: a new job would start over beside them."""
+    holds a run's outputs is refused: a new job would start over beside them. `born`: the
+    input streams' creation times now (connectors.kinesis.client.stream_births), checked
+    against the resumed run's."""
     from flowdredge.job.outputs import check_output, latest_checkpoint
     options = {"execution.checkpointing.externalized-checkpoint-retention":
                "RETAIN_ON_CANCELLATION"}
@@ -190,7 +193,7 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
         raise config_mod.ConfigError("--allow-non-restored-state: only with --resume")
     if resume:
         if local:
-            _check_changelog_source(cfg, output, resume)
+            _check_resumed_run(cfg, output, resume, born or {})
         options["execution.state-recovery.path"] = resume
         if allow_non_restored_state:
             options["execution.state-recovery.ignore-unclaimed-state"] = "true"
@@ -208,9 +211,10 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
     return options
 
 
-# How each job of a local output read its changelog, by job id (its checkpoints' folder), for
-# a --resume: a snapshot then the stream, or the stream alone, one source uid either way, and
-# neither's state is readable as the other's.
+# How each job of a local output read its inputs, by job id (its checkpoints' folder), for a
+# --resume: {"snapshot": a snapshot then the changelog stream, or the stream alone (one source
+# uid either way, and neither's state is readable as the other's), "streams": the input
+# streams' creation times by ARN}; a run noted by an earlier release has the snapshot's bool.
 RUN_SHAPES = ".flowdredge-run.json"
 
 
@@ -223,20 +227,34 @@ def _run_shapes(output: str) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def note_run_shape(cfg, output: str, job_id: str) -> None:
-    shapes = {**_run_shapes(output), job_id: bool(cfg.kinesis.metadata_snapshot)}
+def note_run_shape(cfg, output: str, job_id: str, born: dict = None) -> None:
+    shapes = {**_run_shapes(output), job_id: {"snapshot": bool(cfg.kinesis.metadata_snapshot),
+                                              "streams": born or {}}}
     with open(os.path.join(output, RUN_SHAPES), "w") as file:
         json.dump(shapes, file)
 
 
-def _check_changelog_source(cfg, output: str, resume: str) -> None:
-    """A resume from a checkpoint of this output's jobs with kinesis.metadata_snapshot set
-    where its job had none, or the reverse, is refused: the job failed at every restart with
-    the connector's VersionMismatchException, naming no setting."""
+def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
+    """A resume from a checkpoint of this output's jobs is refused when kinesis.metadata_snapshot
+    is set where its job had none, or the reverse (the job failed at every restart with the
+    connector's VersionMismatchException, naming no setting), or when an input stream was
+    created again since (its positions are the old stream's: a new changelog stream was
+    never read, every flow after the old one's end unattributed)."""
     within = os.path.relpath(os.path.abspath(resume), os.path.abspath(_checkpoints(cfg, output)))
     if within.startswith(os.pardir):
         return
-    before = _run_shapes(output).get(within.split(os.sep)[0])
+    noted = _run_shapes(output).get(within.split(os.sep)[0])
+    if isinstance(noted, dict):
+        before, streams = noted.get("snapshot"), noted.get("streams") or {}
+    else:
+        before, streams = noted, {}
+    for arn, then in sorted(streams.items()):
+        if arn in born and born[arn] != then:
+            raise config_mod.ConfigError(
+                f"--resume: stream {arn} was created again since the run in {output} began "
+                f"(created {_utc_ms(then)} then, {_utc_ms(born[arn])} now): the checkpoint's "
+                f"positions are the old stream's, which the new one never reaches. Start a new "
+                f"run into another --output (kinesis.start_position: where to begin)")
     if not isinstance(before, bool) or before == bool(cfg.kinesis.metadata_snapshot):
         return
     raise config_mod.ConfigError(
@@ -246,6 +264,10 @@ def _check_changelog_source(cfg, output: str, resume: str) -> None:
            "from the stream alone: leave kinesis.metadata_snapshot (--metadata-snapshot) unset "
            "as before")
         + " (its checkpoints hold that source's place)")
+
+
+def _utc_ms(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def first_missing_folder(path: str):
@@ -308,9 +330,9 @@ def cmd_run(args) -> int:
                 folder = os.path.join(checkpoints, name)
                 if not any(files for _root, _dirs, files in os.walk(folder)):
                     remove_empty_folders(folder)
-        job, rest_url = _start_run(cfg, args)
+        job, rest_url, born = _start_run(cfg, args)
         if lock is not None:
-            note_run_shape(cfg, args.output, str(job.get_job_id()))
+            note_run_shape(cfg, args.output, str(job.get_job_id()), born)
     except BaseException:
         # Never another error in place of the refusal's.
         with contextlib.suppress(OSError):
@@ -332,8 +354,12 @@ def cmd_run(args) -> int:
 
 
 def _start_run(cfg, args):
+    """Starts the job: (its client, the REST API's URL, the input streams' creation times)."""
+    from flowdredge.connectors.kinesis.client import stream_births
     from flowdredge.job.flink.run import kinesis_job, local_rest_options
-    options = {**run_options(cfg, args.output, args.resume, args.allow_non_restored_state),
+    born = stream_births(cfg.kinesis)
+    options = {**run_options(cfg, args.output, args.resume, args.allow_non_restored_state,
+                             born),
                **local_rest_options(args.rest_port)}
     rest_port = options["rest.port"]
     env = kinesis_job(cfg, args.output, flink_options=options)
@@ -344,7 +370,7 @@ def _start_run(cfg, args):
              f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
              f"for --resume)")
     try:
-        return env.execute_async(args.job_name), f"http://127.0.0.1:{rest_port}"
+        return env.execute_async(args.job_name), f"http://127.0.0.1:{rest_port}", born
     except Exception as err:   # py4j's error, the Java trace in its text
         if resumed and "Cannot map checkpoint/savepoint state" in str(err):
             raise config_mod.ConfigError(

@@ -144,6 +144,21 @@ def resolve(kin: KinesisSection, kinesis=None) -> Streams:
     return streams
 
 
+def stream_births(kin: KinesisSection, kinesis=None) -> dict:
+    """When each input stream (flows, changelog) was created, epoch ms by ARN. A stream
+    deleted and created again under its name is another stream: a checkpoint's positions are
+    the old one's (a job resumed from them read nothing of a new changelog stream, without a
+    word)."""
+    kinesis = kinesis or client(kin)
+    streams = resolve(kin, kinesis)
+
+    def born(arn):
+        summary = _asked(arn, lambda: kinesis.describe_stream_summary(StreamARN=arn))
+        return int(summary["StreamDescriptionSummary"]["StreamCreationTimestamp"].timestamp()
+                   * 1000)
+    return {arn: born(arn) for arn in (*streams.flows, streams.metadata)}
+
+
 def changelog_order_warning(kinesis, arn: str):
     """A warning when the metadata stream has more than one open shard, else None: Kinesis
     keeps order within a shard only, and a changelog written with several partition keys
