@@ -47,20 +47,35 @@ def python_error(trace: str) -> str:
     return ""
 
 
-def failure_line(trace: str) -> str:
-    """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
-    consequence of another failure (a Python worker's: the exception its traceback ends with),
-    after "no restart left" when the restarts ran out."""
+def _named_causes(trace: str) -> tuple:
+    """(the trace's `Caused by:` lines that are no consequence of another failure, a Python
+    worker's as the exception its traceback ends with; all its `Caused by:` lines; its lines)."""
     lines = [line.strip() for line in trace.splitlines() if line.strip()]
     causes = [line[len(_CAUSED_BY):] for line in lines if line.startswith(_CAUSED_BY)]
     named = [python_error(trace) or line if _PYTHON_TRACEBACK in line else line
              for line in causes if not any(c in line for c in _CONSEQUENCES)]
+    return named, causes, lines
+
+
+def failure_line(trace: str, earlier=()) -> str:
+    """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
+    consequence of another failure (a Python worker's: the exception its traceback ends with),
+    after "no restart left" when the restarts ran out. `earlier`: the traces of the job's
+    earlier failures, newest first (its REST API's exception history), for a last failure
+    that only followed from one of them."""
+    named, causes, lines = _named_causes(trace)
     if "Recovery is suppressed by" not in trace:
         return (named or causes or lines or [""])[-1]
     if named and "Recovery is suppressed by" not in named[-1]:
         return f"no restart left (job.max_restarts); the last failure: {named[-1]}"
     # The last restart was taken by a Kinesis source's failover after a task's failure: the
-    # trace holds no more than that, the earlier failure is in the Flink log.
+    # trace holds no more than that; the failure it followed from is an earlier one's.
+    for before in earlier:
+        own = [line for line in _named_causes(before)[0]
+               if "Recovery is suppressed by" not in line]
+        if own:
+            return (f"no restart left (job.max_restarts); the last failure of its own: "
+                    f"{own[-1]}")
     return ("no restart left (job.max_restarts); the last failure followed from an earlier one "
             "(a task's failure also fails each Kinesis source once), named in the Flink log")
 

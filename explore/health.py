@@ -77,6 +77,14 @@ class JobRest:
         values = self.get(f"/jobs/{self.job_id}/metrics?get=numRestarts")
         return int(float(values[0]["value"])) if values else 0
 
+    def failure_traces(self) -> list:
+        """The traces of the job's failures, newest first ([] when the API does not answer)."""
+        try:
+            history = self.get(f"/jobs/{self.job_id}/exceptions").get("exceptionHistory", {})
+        except READ_ERRORS:
+            return []
+        return [entry.get("stacktrace") or "" for entry in history.get("entries") or []]
+
     def last_checkpoint_ms(self):
         """When the latest completed checkpoint completed (epoch ms), None before one."""
         latest = (self.get(f"/jobs/{self.job_id}/checkpoints").get("latest") or {})

@@ -362,13 +362,18 @@ def _start_run(cfg, args):
                              born),
                **local_rest_options(args.rest_port)}
     rest_port = options["rest.port"]
+    if "://" not in args.output and "FLINK_LOG_DIR" not in os.environ:
+        # PyFlink's JVM writes one log file, replaced at every start: a run's own folder keeps
+        # what failed it past the next --resume.
+        os.environ["FLINK_LOG_DIR"] = os.path.join(
+            os.path.abspath(args.output), "logs", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     env = kinesis_job(cfg, args.output, flink_options=options)
     resumed = options.get("execution.state-recovery.path")
     log.info(f"reading flow logs from {', '.join(cfg.kinesis.flow_streams)} and the changelog "
              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
              f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Flink UI "
-             f"and REST API: http://127.0.0.1:{rest_port}; Ctrl-C stops (its checkpoints stay, "
-             f"for --resume)")
+             f"and REST API: http://127.0.0.1:{rest_port}; Flink log in {_flink_log_dir()}; "
+             f"Ctrl-C stops (its checkpoints stay, for --resume)")
     try:
         return env.execute_async(args.job_name), f"http://127.0.0.1:{rest_port}", born
     except Exception as err:   # py4j's error, the Java trace in its text
@@ -409,12 +414,15 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int) -> int:
         except Exception:   # py4j's error: it had ended meanwhile, nothing left to stop
             pass
         return logs.INTERRUPTED
-    cause = failure_cause(job)
+    cause = failure_cause(job, rest.failure_traces)
     if not cause:
         return 0
-    log.error(f"the job ended: {cause} (the whole trace: the Flink log, pyflink/log/ in the "
-              f"virtualenv)")
+    log.error(f"the job ended: {cause} (the whole trace: the Flink log in {_flink_log_dir()})")
     return 1
+
+
+def _flink_log_dir() -> str:
+    return os.environ.get("FLINK_LOG_DIR") or "pyflink/log/ in the virtualenv"
 
 
 def cmd_stream_demo(args) -> int:

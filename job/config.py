@@ -81,9 +81,12 @@ class JobSection:
     # work and barriers cost the JVM 10-30 % more CPU on two cores, for pauses under 50 ms
     # where this one's full collections take up to 0.3 s (docs/performance.md, run 21).
     local_jvm_options: str = "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC"
-    # Restarts after a failure (fixed delay); 0 fails the run at once, which suits a bounded
-    # replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
+    # Failures restarted within any restart_interval_seconds (Flink's failure-rate strategy: a
+    # job failing more often ends; failures far apart never add up, where a fixed count ended
+    # a streaming job at its Nth failure in months); 0 fails the run at once, which suits a
+    # bounded replay: bad input is dead-lettered, so a failure is a bug to see, not to retry.
     max_restarts: int = setting(0, minimum=0)
+    restart_interval_seconds: int = setting(600, minimum=1)
 
 
 @dataclass(frozen=True)

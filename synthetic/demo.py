@@ -213,7 +213,7 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
                     return 1
                 status = job_status(job)
                 if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
-                    progress(f"the job ended: {failure_cause(job) or status} (the whole trace: "
+                    progress(f"the job ended: {failure_cause(job, job_rest.failure_traces) or status} (the whole trace: "
                              f"the Flink log, pyflink/log/ in the virtualenv)")
                     return 1
                 # Every record written read, and every changelog event: the flows of the last

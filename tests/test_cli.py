@@ -256,6 +256,16 @@ Caused by: java.lang.UnsupportedOperationException: Partial recovery is not supp
     assert failure_line(failover) == (
         "no restart left (job.max_restarts); the last failure followed from an earlier one (a "
         "task's failure also fails each Kinesis source once), named in the Flink log")
+    # With the job's earlier failures (its REST API's exception history, newest first): the
+    # latest that names a cause of its own (a fault review: an unwritable output's job ended
+    # naming nothing, and the next start replaced the Flink log that held it).
+    unwritable = """org.apache.flink.runtime.JobException: Recovery is suppressed by FailureRateRestartBackoffTimeStrategy(...)
+Caused by: java.nio.file.FileSystemException: /out/aggregates/.part-0.inprogress: Operation not permitted"""
+    older = "Caused by: java.net.ConnectException: Connection refused"
+    assert failure_line(failover, [failover, unwritable, older]) == (
+        "no restart left (job.max_restarts); the last failure of its own: java.nio.file."
+        "FileSystemException: /out/aggregates/.part-0.inprogress: Operation not permitted")
+    assert failure_line(failover, [failover]) == failure_line(failover)
     assert failure_line("java.lang.IllegalStateException: boom") == \
         "java.lang.IllegalStateException: boom"
     # A Python worker's exception: named by the line its traceback ends with.

@@ -55,8 +55,11 @@ def flink_configuration(config: Config, checkpoint_dir: str = None) -> Configura
     conf.set_string("python.fn-execution.bundle.time", str(config.job.bundle_time_ms))
     conf.set_string("pipeline.auto-watermark-interval", f"{config.job.watermark_interval_ms}ms")
     if config.job.max_restarts:
-        conf.set_string("restart-strategy.type", "fixed-delay")
-        conf.set_string("restart-strategy.fixed-delay.attempts", str(config.job.max_restarts))
+        conf.set_string("restart-strategy.type", "failure-rate")
+        conf.set_string("restart-strategy.failure-rate.max-failures-per-interval",
+                        str(config.job.max_restarts))
+        conf.set_string("restart-strategy.failure-rate.failure-rate-interval",
+                        f"{config.job.restart_interval_seconds}s")
     else:
         conf.set_string("restart-strategy.type", "none")
     # Without compression Flink restores broadcast state entry by entry with unbuffered reads:
@@ -178,7 +181,7 @@ def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
         # failover), a restart each: job.max_restarts counts failures, so each may take one
         # restart per Kinesis source more.
         sources = len(streams.flows) + 1
-        flink_options = {"restart-strategy.fixed-delay.attempts":
+        flink_options = {"restart-strategy.failure-rate.max-failures-per-interval":
                          str(config.job.max_restarts * (1 + sources)), **(flink_options or {})}
     start_jvm(config)   # before the workarounds, which use the JVM
     local_endpoint_workarounds(config.kinesis)
@@ -237,11 +240,15 @@ def job_status(job) -> str:
         return "ENDED"
 
 
-def failure_cause(job) -> str:
+def failure_cause(job, earlier=lambda: ()) -> str:
     """Why a job failed, in a line (connectors.logs.failure_line; its Java trace is in the
-    Flink log), or "" when it did not."""
+    Flink log), or "" when it did not. `earlier()`: the traces of its earlier failures, newest
+    first (explore.health.JobRest.failure_traces), asked only when the last one names none."""
     try:
         job.get_job_execution_result().result()
         return ""
     except Exception as err:   # py4j's error, the Java trace in its text
-        return failure_line(str(err)) or type(err).__name__
+        line = failure_line(str(err))
+        if "named in the Flink log" in line:
+            line = failure_line(str(err), earlier())
+        return line or type(err).__name__
