@@ -1,9 +1,11 @@
 """Running the job on files and reading its outputs back, for the mini-cluster tests; the moto
 server the AWS tests talk to."""
 import contextlib
+import errno
 import logging
 import os
 import signal
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +24,22 @@ def ctrl_c_as_in_a_terminal() -> None:
     starts a background job with SIGINT ignored (`cmd &`, nohup), children inherit that, and
     Python then installs no KeyboardInterrupt: a test pressing Ctrl-C would wait forever."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def open_fifo_for_writing(fifo: str, timeout_s: float) -> int:
+    """The FIFO's write end (a blocking descriptor) once a job's source has opened it to read;
+    fails after the deadline, where a blocking open would hang if the job never got there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:   # ENXIO: no reader yet
+            if error.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        os.set_blocking(fd, True)
+        return fd
 
 
 def subprocess_env() -> dict:

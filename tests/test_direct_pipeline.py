@@ -164,6 +164,95 @@ def test_flow_files_past_the_changelog_wait_for_its_end_and_lose_nothing(inputs,
     assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
 
 
+def test_the_gate_lets_each_flow_file_go_when_the_changelog_reaches_the_stamp_before_it(
+        tmp_path):
+    """The gate (connectors/jvm FileGate) lets the first flow file go at once, before the
+    changelog has any time (nothing before it to wait for: held, a job would read nothing
+    until the changelog moved); file n once the changelog's watermark reaches the stamp of
+    file n-1, on the very millisecond, not file n's own stamp (that holds each file back a
+    whole file longer, the newest until the changelog ends); the last at the changelog's end.
+    The changelog is a FIFO written step by step."""
+    import time
+    import urllib.request
+    from pyflink.common import Types
+    from helpers import open_fifo_for_writing
+    from flowdredge.connectors.files import aws_file_sources
+    from flowdredge.connectors.jars import adapter_jars
+    from flowdredge.connectors.streams import add_jars
+    from flowdredge.job.flink.run import local_rest_options, make_env
+
+    changelog = str(tmp_path / "changelog.jsonl")
+    os.mkfifo(changelog)
+    released = str(tmp_path / "released.log")
+    rest = local_rest_options()
+    env = make_env(Config().replace(job={"checkpoint_interval_seconds": 1}), flink_options=rest)
+    env.set_parallelism(1)
+    add_jars(env, adapter_jars())
+    files = ["f0", "f1", "f2", "f3"]   # only names: no parse step reads them here
+    sources = aws_file_sources(files, changelog, [1000, 2000, 3000, 4000], 0,
+                               metadata_chunk_lines=1)
+
+    def note(row, log=released):
+        with open(log, "a") as out:
+            out.write(row[0] + "\n")
+        return row[0]
+
+    sources.flows(env).map(note, output_type=Types.STRING()).print()
+    client = env.execute_async("flowdredge gate test")
+    job = f"http://127.0.0.1:{rest['rest.port']}/jobs/{client.get_job_id()}"
+
+    def released_files():
+        if not os.path.exists(released):
+            return []
+        with open(released) as log:
+            return log.read().splitlines()
+
+    def poll(done, what, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while not (result := done()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} not in {timeout_s} s; out: {released_files()}")
+            time.sleep(0.2)
+        return result
+
+    def files_out(count, timeout_s):
+        return poll(lambda: len(released_files()) >= count and released_files(),
+                    f"{count} files out", timeout_s)
+
+    def completed():
+        with urllib.request.urlopen(job + "/checkpoints", timeout=10) as answer:
+            return json.load(answer)["counts"]["completed"]
+
+    def after_a_checkpoint():
+        # Two more completed: one started after this call, and what the gate let go before
+        # its barrier has reached the log when it completes.
+        first = completed()
+        poll(lambda: completed() >= first + 2, "two checkpoints", 30)
+        return released_files()
+
+    writer = None
+    try:
+        writer = open_fifo_for_writing(changelog, 60)
+        assert files_out(1, 60) == ["f0"]
+        assert after_a_checkpoint() == ["f0"]
+        # The changelog's watermark: its latest ts less 1 ms (bounded out-of-orderness, 0):
+        # 2000, f1's stamp, the due time of f2.
+        os.write(writer, b'{"type": "HEARTBEAT", "ts": 2001}\n')
+        assert files_out(3, 30) == ["f0", "f1", "f2"]
+        assert after_a_checkpoint() == ["f0", "f1", "f2"]
+        os.close(writer)
+        writer = None
+        assert files_out(4, 30) == files
+        end = client.get_job_execution_result()
+        poll(end.done, "the job's end", 30)
+        end.result()   # raises if the job failed
+    finally:
+        if writer is not None:
+            cancelled = client.cancel()
+            os.close(writer)   # the source's blocked read ends, so the job can stop
+            cancelled.result()
+
+
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_a_changelog_event_far_after_the_flows_moves_no_clock(inputs, tmp_path, parallelism):
     """An ASSIGN and a HEARTBEAT 30 days ahead in the middle of a replayed changelog (a

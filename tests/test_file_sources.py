@@ -264,6 +264,32 @@ def test_the_gate_time_is_the_parse_steps_top_level_ts():
         assert found == none or (expected is not None and found <= expected), text
 
 
+def test_the_gate_time_at_the_edges_of_what_the_parse_step_reads():
+    """At the edges of what the parse step reads, the gate's time (ChangelogTimestamps) is
+    exactly the parse step's: "changelog" ending at a line's 40th character still makes it a
+    staged chunk (the parse step looks in the first 40: a miss took the chunk's own top-level
+    ts, in 2100); a ts of 19 digits is past the parse step's times (below 10^18) and gives
+    none, even one past a long; a two-letter key starting with "t" in a staged event is not
+    its ts."""
+    add_jars(make_env(Config()), adapter_jars())
+    gate = jvm().io.flowdredge.files.ChangelogTimestamps()
+    none = -2**63
+    at_40 = ('{"aaaaaaaaaaaa": 0, "staged": "changelog", "lines": ["{\\"ts\\": 1767225600000}"], '
+             '"ts": 4102444800000}')
+    assert at_40.index("changelog") + len("changelog") == 40
+    staged = '{"staged": "changelog", "lines": ["%s"]}'
+    for text, expected in [
+            (at_40, 1767225600000),
+            ('{"ts": 999999999999999999}', 999999999999999999),
+            ('{"ts": 1000000000000000000}', None),
+            ('{"ts": 9999999999999999999}', None),
+            (staged % '{\\"ts\\": 1000000000000000000}', None),
+            (staged % '{\\"ts\\": 1767225600000, \\"tx\\": 4102444800000}', 1767225600000)]:
+        assert _parse_step_time(text) == expected, text
+        assert gate.extractTimestamp(text.encode("utf-8"), none) == \
+            (none if expected is None else expected), text
+
+
 def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
     """py4j serves each connection on its own Java thread and finds classes through that
     thread's context class loader; PyFlink's add_jars gives the jars to one thread's: a lookup
@@ -339,11 +365,14 @@ def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_i
     # Bounded by the file's modification time, as a replay's staging bounds it.
     assert {c["not_after"] for c in staged} == {int(os.path.getmtime(path))}
     # Cut by characters as before chunks were staged: while the lines joined by newlines are
-    # shorter than the limit (a restore skips as many chunks as were emitted).
+    # shorter than the limit (a restore skips as many chunks as were emitted). Two lines of 10
+    # joined are 21 characters: a limit of 22 takes a third, one of 21 (reached exactly) not.
     ten = tmp_path / "ten.jsonl"
     ten.write_text("x" * 10 + "\n" + "\n".join(["y" * 10] * 6))
     assert [json.loads(chunk)["first_line"] for chunk in _changelog_chunks(ten, 100, 22)] == [
         1, 4, 7]
+    assert [json.loads(chunk)["first_line"] for chunk in _changelog_chunks(ten, 100, 21)] == [
+        1, 3, 5, 7]
     parsed = [parse_chunk(chunk) for chunk in chunks]
     assert sum(len(p.events) for p in parsed) == 6
     assert [location for p in parsed for _, location, _ in p.rejected] == [

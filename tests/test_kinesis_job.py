@@ -345,9 +345,11 @@ def test_a_run_stopped_and_resumed_from_its_checkpoint_counts_every_record_once(
     from flowdredge.cli import run_options
     kinesis = kinesis_client.client(streaming_config(kinesis_local.endpoint, 1).kinesis)
     _streams(kinesis, "resume", flows=2, meta=1)
+    # Batches go out only when full or at a checkpoint (the wait is ten minutes): a checkpoint
+    # sends on the records its offsets have passed, which the resume does not read again.
     config = streaming_config(kinesis_local.endpoint, 1, kinesis={
         "flow_streams": "resume-flows", "metadata_stream": "resume-meta",
-        "metadata_snapshot": estate.snapshot})
+        "metadata_snapshot": estate.snapshot, "batch_wait_ms": 600_000})
     writer = Writer(kinesis, estate, {ACCOUNT_A: "resume-flows", ACCOUNT_B: "resume-flows"},
                     "resume-meta")
     output = str(tmp_path / "out")

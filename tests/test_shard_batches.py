@@ -4,10 +4,15 @@ and at the end of the input; a record a producer wrote twice (RawRecords, Recent
 as a repeat, counted in its batch, without its bytes. A changelog record reaches its parse as a
 staged chunk naming its shard and sequence number (ChangelogRecords)."""
 import json
+import os
+import time
 
 import pytest
 from pyflink.common import Row, Types
+from pyflink.common.watermark_strategy import WatermarkStrategy
 
+from helpers import open_fifo_for_writing
+from flowdredge.connectors.files import changelog_files
 from flowdredge.connectors.jars import adapter_jars, connector_jars
 from flowdredge.connectors.kinesis.flink import RAW_RECORD_TYPE, shard_batches
 from flowdredge.connectors.kinesis.settings import KinesisSection
@@ -21,14 +26,14 @@ STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/flows"
 
 
 def test_records_are_batched_per_shard_within_the_limits():
-    # Shard 0's records are small (3 a batch: the record limit); shard 1's 130 bytes each (2 a
-    # batch: the byte limit, 250). Interleaved, as a reader of both shards emits them. Shard
-    # 0's repeats (after its records 4 and 7) count in their batch, neither as a record nor
-    # in bytes.
+    # Shard 0's records are small (3 a batch: the record limit); shard 1's 125 bytes each (2 a
+    # batch: together exactly the byte limit, 250, which ends a batch as reaching the record
+    # limit does). Interleaved, as a reader of both shards emits them. Shard 0's repeats
+    # (after its records 4 and 7) count in their batch, neither as a record nor in bytes.
     records = []
     for i in range(10):
         for shard in (0, 1):
-            records.append(Row(f"{shard}-{i}".encode().ljust(130 if shard else 3, b"."), STREAM,
+            records.append(Row(f"{shard}-{i}".encode().ljust(125 if shard else 3, b"."), STREAM,
                                f"shardId-{shard}", str(i), False))
             if shard == 0 and i in (4, 7):
                 records.append(Row(b"", STREAM, "shardId-0", f"{i}r", True))
@@ -58,6 +63,64 @@ def test_records_are_batched_per_shard_within_the_limits():
     assert repeats["shardId-0"] == [0, 1, 1, 0]
     assert by_shard["shardId-1"] == [numbers[i:i + 2] for i in range(0, 10, 2)]
     assert repeats["shardId-1"] == [0] * 5
+
+
+def test_a_quiet_shards_batch_goes_out_after_the_wait_again_and_again(tmp_path):
+    """A batch below its limits goes out batch_wait_ms after its first record, with no
+    checkpoint (an hour away), watermark or full batch to push it: a shard that gets few
+    records must not hold them until the next checkpoint. Twice: the second batch starts after
+    the first's timer fired, which must not leave the operator thinking a timer is still set.
+    The records come from a FIFO kept open, so the end of the input flushes nothing."""
+    fifo = str(tmp_path / "records")
+    os.mkfifo(fifo)
+    batches_log = str(tmp_path / "batches.log")
+    env = make_env(Config().replace(job={"checkpoint_interval_seconds": 3600}))
+    env.set_parallelism(1)
+    add_jars(env, adapter_jars())
+    # One changelog line a chunk: each line written is one record as soon as it is read.
+    lines = env.from_source(changelog_files(fifo, 1, 8192, as_bytes=False),
+                            WatermarkStrategy.no_watermarks(), "records", Types.STRING())
+    records = lines.map(lambda chunk: Row(chunk.encode(), STREAM, "shardId-0",
+                                          json.loads(chunk)["lines"][0], False),
+                        output_type=RAW_RECORD_TYPE)
+    batches = shard_batches(records, KinesisSection(batch_records=100, batch_bytes=1 << 20,
+                                                    batch_wait_ms=100))
+
+    def note(batch, log=batches_log):
+        # A line per batch as it reaches the next step: its records' sequence numbers.
+        with open(log, "a") as out:
+            out.write(" ".join(r[1] for r in batch[2]) + "\n")
+        return ""
+
+    batches.map(note, output_type=Types.STRING()).print()
+    client = env.execute_async("flowdredge batch wait test")
+
+    def batches_seen(count, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if os.path.exists(batches_log):
+                with open(batches_log) as log:
+                    seen = log.read().splitlines()
+                if len(seen) >= count:
+                    return seen
+            time.sleep(0.2)
+        raise AssertionError(f"{count} batches not out in {timeout_s} s")
+
+    writer = None
+    try:
+        writer = open_fifo_for_writing(fifo, 60)
+        # Lines longer than the 22 characters the source reads before its first line (to tell
+        # a staged file), which it would wait for.
+        first, second = "the quiet shard's record 1", "the quiet shard's record 2"
+        os.write(writer, f"{first}\n".encode())
+        assert batches_seen(1, 40) == [first]
+        os.write(writer, f"{second}\n".encode())
+        assert batches_seen(2, 20) == [first, second]
+    finally:
+        cancelled = client.cancel()
+        if writer is not None:
+            os.close(writer)   # the source's blocked read ends, so the job can stop
+        cancelled.result()
 
 
 def _emitted(schema, shard: str, data: bytes, arrival_ms: int, sequence: str = None):
@@ -101,6 +164,19 @@ def test_a_record_written_twice_goes_on_as_a_repeat_within_the_window():
 
     never = jvm().io.flowdredge.kinesis.RawRecords(0)
     assert [_deserialize(never, "shardId-0", a, t0 + i)[2] for i in range(3)] == [False] * 3
+
+
+def test_a_shard_read_far_behind_another_in_arrival_time_still_finds_its_repeats():
+    """Whether a shard is still read is a matter of processing time, not of the records'
+    arrival times: a shard an hour behind another (a backlog read after a restart) keeps its
+    memory when the other's records arrive, and a copy of its record within the window is a
+    repeat. Forgetting by arrival time would send that copy on as a record, counted twice."""
+    add_jars(make_env(Config()), connector_jars())
+    t0 = 1_767_225_600_000
+    raw_records = jvm().io.flowdredge.kinesis.RawRecords(10_000)
+    sent = [("shardId-0", b"a", t0), ("shardId-1", b"b", t0 + 3_600_000),
+            ("shardId-0", b"a", t0 + 1000)]
+    assert [_deserialize(raw_records, *s)[2] for s in sent] == [False, False, True]
 
 
 def test_a_shards_memory_is_kept_for_the_window_and_dropped_once_the_shard_is_not_read():
