@@ -347,7 +347,7 @@ def cmd_run(args) -> int:
                 remove_empty_folders(folder)
         raise
     try:
-        return _run_until_stopped(job, rest_url, args.report_seconds)
+        return _run_until_stopped(job, rest_url, args.report_seconds, checkpoints)
     finally:
         if lock is not None:
             lock.close()
@@ -386,11 +386,12 @@ def _start_run(cfg, args):
         raise
 
 
-def _run_until_stopped(job, rest_url: str, report_seconds: int) -> int:
+def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str) -> int:
     """Waits for a running job's end, with a status line every `report_seconds` (0: none);
-    Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its checkpoints). Polls rather than
-    blocks in the JVM, so Ctrl-C lands in Python's sleep."""
+    Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its checkpoints, under `checkpoints`).
+    Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep."""
     from flowdredge.job.flink.run import failure_cause, job_status
+    from flowdredge.job.outputs import latest_checkpoint
     from flowdredge.explore.health import READ_ERRORS, JobRest, read_health, status_line
     rest = JobRest(rest_url, str(job.get_job_id()))
     next_report, previous = time.monotonic() + report_seconds, None
@@ -408,7 +409,12 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int) -> int:
                     line = f"{status.lower()}; no status from {rest_url} ({err})"
                 log.info(line)
     except KeyboardInterrupt:
-        log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for --resume")
+        if "://" in checkpoints or latest_checkpoint(checkpoints, {str(job.get_job_id())}):
+            log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for "
+                     "--resume")
+        else:   # before its first, or its folder was deleted: --resume would be refused
+            log.info(f"stopping (Ctrl-C): the job is cancelled with no completed checkpoint "
+                     f"under {checkpoints}: nothing of this run to --resume from")
         try:
             job.cancel().result()
         except Exception:   # py4j's error: it had ended meanwhile, nothing left to stop

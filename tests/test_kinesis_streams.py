@@ -228,7 +228,7 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
         started.append(args.output)
         return Job(), "http://127.0.0.1:9", {"arn:f": 1}
 
-    def run_until_stopped(job, rest_url, report_seconds):
+    def run_until_stopped(job, rest_url, report_seconds, checkpoints):
         # Held while the job runs.
         with pytest.raises(OutputError, match="another flowdredge run writes there"):
             hold_output(str(out))
@@ -454,12 +454,57 @@ def test_flowdredge_run_says_how_the_job_is_doing_every_report_seconds(kinesis_l
     status = [line for line in lines if "flows parsed" in line]
     assert run.returncode == 130 and "Traceback" not in "".join(lines), "".join(lines)
     assert all(" | late 0 | " in line and "| restarts 0" in line for line in status), status
+    assert any("its checkpoints stay for --resume" in line for line in lines), lines
     # The run's Flink log in a folder of its own (one file, replaced at every start, before).
     assert list((tmp_path / "out" / "logs").glob("*/flink-*-python-*.log")), lines[0]
     assert re.search(r"flows parsed 200 \([0-9,]+/s\) \| late 0 \| dead letters 1 \| attributed "
                      r"(0\.0%|n/a) \| (no window closed yet|windows closed to [-0-9 :]+ UTC \([0-9.,]+ "
                      r"min ago\)) \| consumer lag [0-9.,]+ s \| last checkpoint [0-9,]+ s ago \| "
                      r"restarts 0$", "\n".join(status), re.MULTILINE), status
+
+
+@pytest.mark.kinesis
+def test_ctrl_c_before_the_first_checkpoint_says_there_is_nothing_to_resume(kinesis_local,
+                                                                            tmp_path):
+    """It said "its checkpoints stay for --resume" with none there (a fault review: the
+    checkpoint folder deleted, then Ctrl-C; the --resume it promised was refused)."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from helpers import ctrl_c_as_in_a_terminal, subprocess_env
+    kinesis = kinesis_client.client(Config().replace(
+        kinesis={"endpoint": kinesis_local.endpoint}).kinesis)
+    kinesis_client.create_stream(kinesis, "early-flows", 1)
+    kinesis_client.create_stream(kinesis, "early-meta", 1)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"job": {"checkpoint_interval_seconds": 3600}}))
+    run = subprocess.Popen([sys.executable, "-m", "flowdredge.cli", "run", "--config",
+                            str(config), "--output", str(tmp_path / "out"), "--endpoint",
+                            kinesis_local.endpoint, "--flow-streams", "early-flows",
+                            "--metadata-stream", "early-meta", "--report-seconds", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True, env=subprocess_env(),
+                           preexec_fn=ctrl_c_as_in_a_terminal)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(run.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not any("flows parsed" in line for line in list(lines)):
+            assert run.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        os.killpg(run.pid, signal.SIGINT)
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    reader.join(timeout=10)
+    assert run.returncode == 130, "".join(lines)
+    assert any("cancelled with no completed checkpoint under" in line
+               and "nothing of this run to --resume from" in line for line in lines), lines
 
 
 @pytest.mark.unit
