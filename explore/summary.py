@@ -32,7 +32,29 @@ def summarize(output_dir: str, top: int = 10) -> dict:
         if row.get("action") == "REJECT":
             rejects[row.get("dst_app")] += row.get("flows") or 0
     return {"counts": counts, "top_edges": edges.most_common(top),
-            "rejects": rejects.most_common(top)}
+            "rejects": rejects.most_common(top), "dead_letters": dead_letter_examples(
+                output_dir, _reasons(counts))}
+
+
+def _reasons(counts) -> Counter:
+    """Dead letters by (stage, reason)."""
+    return Counter({("metadata" if name.startswith("metadata_") else "flows",
+                     name.split("dead_letter_", 1)[1]): n for name, n in counts.items()
+                    if name.startswith(("dead_letter_", "metadata_dead_letter_")) and n})
+
+
+def dead_letter_examples(output_dir: str, reasons) -> dict:
+    """The first dead letter of each (stage, reason) in `reasons` that dead_letter/ holds: what
+    a user reads to see why, without a query."""
+    examples = {}
+    if reasons:
+        for row in read_records(output_dir, "dead_letter"):
+            key = (row.get("stage"), row.get("reason"))
+            if key in reasons and key not in examples:
+                examples[key] = row
+                if len(examples) == len(reasons):
+                    break
+    return examples
 
 
 def _pct(part, whole):
@@ -91,6 +113,12 @@ def render(summary: dict, output_dir: str) -> str:
     ]
     if c["dead_letter"] or c["metadata_dead_letter"]:
         lines.append(dead_letter_reasons(c))
+        for (stage, reason), n in _reasons(c).most_common():
+            row = summary["dead_letters"].get((stage, reason))
+            if row is not None:
+                lines.append(f"  e.g. {'metadata ' if stage == 'metadata' else ''}{reason}: "
+                             f"{printable(row.get('source'))}"
+                             + (f": {printable(row['detail'])}" if row.get("detail") else ""))
     if c["metadata_dead_letter_ts_out_of_range"]:
         # The bound a user least expects: a changelog file touched, copied or written with an
         # old modification time refuses every change after it.

@@ -34,6 +34,12 @@ _READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 30)
 _TYPES = pa.array([ASSIGN, UNASSIGN, HEARTBEAT])
 
 
+# A line nested deeper than json.loads goes (about a thousand levels) is not_json to parse_event
+# and was an event to Arrow, so whether it was one depended on its chunk's size (a fuzz
+# review). parse_event decides lines of this many brackets or more: fewer nest too little.
+FAST_BRACKETS = 256
+
+
 def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, normalise):
     """(events by position, in position order, as tuples of job.ownership.MetaEvent's fields;
     the positions left to parse_event), or None when the reader refuses
@@ -43,12 +49,13 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     `positions`: the lines to parse, none blank or too long. `normalise`: an address that is
     not canonical IPv4 -> its form as parse_event keeps it, or None if it refuses it. Only lines that are an object
     from their first character to their last, with no backslash (escapes: parse_event's
-    json.loads decides them) and no line break, are read here."""
+    json.loads decides them), no line break and fewer than FAST_BRACKETS brackets, are read
+    here."""
     fast, rest = [], []
     for i in positions:
         line = lines[i]
         if line[0] == "{" and line[-1] == "}" and "\\" not in line and "\n" not in line \
-                and "\r" not in line:
+                and "\r" not in line and line.count("[") + line.count("{") < FAST_BRACKETS:
             fast.append(i)
         else:
             rest.append(i)

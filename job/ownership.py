@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowdredge.job import changelog_columns
-from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes, ipv4_int, ipv4_ints
-from flowdredge.job.parse import DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START, excerpt
+from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
+                                      ipv4_ints)
+from flowdredge.job.parse import (DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
+                                  address_error, excerpt, json_error, too_long_text, utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
                                          UNASSIGN)
@@ -56,9 +58,11 @@ class MetaEvent(NamedTuple):
 
 
 class MetaEventError(ValueError):
-    def __init__(self, reason):
+    """A changelog line refused: `reason` is its dead letter's code, `detail` why in words."""
+
+    def __init__(self, reason, detail=""):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.detail = reason, detail
 
 
 # Changes and HEARTBEATs are bounded as flow starts are (job.parse): [2010, 2100) always, and
@@ -124,7 +128,7 @@ def _int_or(value, default=None):
 @dataclass
 class ParsedChunk:
     events: list     # MetaEvent, in arrival order
-    rejected: list   # (reason, location, line), in arrival order
+    rejected: list   # (reason, location, line, detail), in arrival order
     after_flows: int = 0   # good events at or after flows_end: no flow needs them
 
     def dead_letters(self) -> tuple:
@@ -132,7 +136,8 @@ class ParsedChunk:
         excerpt), as a flow batch keeps its (a record of 500,000 bad lines was one output
         element of 85 MB, and two ran the JVM's heap out), and how many more there are."""
         kept = self.rejected[:DEAD_LETTERS_KEPT]
-        return ([("metadata", reason, where, excerpt(line)) for reason, where, line in kept],
+        return ([("metadata", reason, where, excerpt(line), detail)
+                 for reason, where, line, detail in kept],
                 len(self.rejected) - len(kept))
 
     def event_time_ms(self, heartbeat_shift_ms: int):
@@ -172,7 +177,8 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
 
 def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                  vectorise_from: float) -> ParsedChunk:
-    rejected = [(position, "line_too_long", text) for position, text in record_lines.long]
+    rejected = [(position, "line_too_long", text, _too_long(limits)) for position, text
+                in record_lines.long]
     lines = record_lines.lines
     candidates, too_long = [], []
     for position, line in enumerate(lines):
@@ -192,22 +198,56 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
         for position in rest:
             line = lines[position]
             if position in too_long:
-                rejected.append((position, "line_too_long", line))
+                rejected.append((position, "line_too_long", line,
+                                 too_long_text(len(line), limits.max_line_bytes,
+                                          "metadata.max_line_bytes")))
                 continue
             try:
                 events[position] = parse_event(line, latest_ms, share)
             except MetaEventError as err:
-                rejected.append((position, err.reason, line))
+                rejected.append((position, err.reason, line, err.detail))
         events = {position: events[position] for position in sorted(events)}
     for position in [p for p, event in events.items()
-                     if event[3] is not None and is_reserved_app(event[3][_APP])]:
-        _, ts, ip, _ = events[position]
+                     if event[3] is not None and (is_reserved_app(event[3][_APP])
+                                                  or not _is_text(event[3]))]:
+        # Keeping the IP's previous owner would misattribute its flows from this ts on.
+        _, ts, ip, owner = events[position]
         events[position] = (UNASSIGN, ts, ip, None)
-        rejected.append((position, "reserved_app", lines[position]))
+        reason, detail = _refused_owner(owner)
+        rejected.append((position, reason, lines[position], detail))
     where, first = record_lines.source, record_lines.first_line
     return ParsedChunk(list(map(MetaEvent._make, events.values())),
-                       [(reason, f"{where}:{first + position}", line)
-                        for position, reason, line in sorted(rejected, key=itemgetter(0))])
+                       [(reason, f"{where}:{first + position}", line, detail)
+                        for position, reason, line, detail in sorted(rejected,
+                                                                     key=itemgetter(0))])
+
+
+def _is_text(owner: tuple) -> bool:
+    """Whether every owner value is Unicode text. JSON lets a line spell a lone surrogate
+    (\\ud800), which no output encodes: PyFlink's UTF-8 coder failed the job on it, and again
+    after every restart from the broadcast state."""
+    joined = "".join(owner)
+    if joined.isascii():
+        return True
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refused_owner(owner: tuple) -> tuple:
+    """(reason, detail) of an owner the job does not take."""
+    if not _is_text(owner):
+        field = next(f for f, v in zip(OWNER_FIELDS, owner) if not _is_text((v,)))
+        return ("not_text", f"{field} holds a lone surrogate (a \\ud800-\\udfff escape), "
+                            "which is not text: applied as an UNASSIGN")
+    return ("reserved_app", f"app '{excerpt(owner[_APP])[:40]}' is a name the job gives ends "
+                            "without an owner: applied as an UNASSIGN")
+
+
+def _too_long(limits: MetaLimits) -> str:
+    return f"longer than metadata.max_line_bytes ({limits.max_line_bytes})"
 
 
 def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:
@@ -216,27 +256,31 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     one object, as parse_chunk gives them."""
     try:
         doc = json.loads(line)
-    except (ValueError, RecursionError):   # nested deeper than the decoder goes, too
-        raise MetaEventError("not_json") from None
+    except ValueError as err:
+        raise MetaEventError("not_json", json_error(err)) from None
+    except RecursionError:
+        raise MetaEventError("not_json", "nested deeper than the JSON decoder goes") from None
     if not isinstance(doc, dict):
-        raise MetaEventError("not_an_object")
+        raise MetaEventError("not_an_object", f"a JSON {type(doc).__name__}")
     kind = doc.get("type")
     if kind not in EVENT_TYPES:
-        raise MetaEventError("unknown_type")
+        raise MetaEventError("unknown_type", f"type {_value_text(kind)}, not one of "
+                                             f"{', '.join(EVENT_TYPES)}")
     ts = doc.get("ts")
     if isinstance(ts, float) and ts.is_integer():
         ts = int(ts)
     if not isinstance(ts, int) or isinstance(ts, bool):
-        raise MetaEventError("missing_ts")
+        raise MetaEventError("missing_ts", f"ts {_value_text(ts)}, not an integer number of "
+                                           "epoch milliseconds")
     if kind == HEARTBEAT:
         return MetaEvent(HEARTBEAT, _bounded(ts, latest_ms))
     ip = doc.get("ip")
     if not isinstance(ip, str):
-        raise MetaEventError("missing_ip")
+        raise MetaEventError("missing_ip", f"ip {_value_text(ip)}, not a string")
     if not _is_canonical_ipv4(ip):
         ip = _normalised(ip)
         if ip is None:
-            raise MetaEventError("bad_address")
+            raise MetaEventError("bad_address", address_error("ip", doc["ip"]))
     ts = _bounded(ts, latest_ms)
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
@@ -268,15 +312,31 @@ def _normalised(ip: str):
     if "%" in ip:   # an IPv6 zone id names a host's interface, never a VPC's address
         return None
     try:
-        return str(ipaddress.ip_address(ip))
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return None
+    return None if address.version == 6 and embeds_ipv4(address) else str(address)
 
 
 def _bounded(ts: int, latest_ms: int) -> int:
     if not EARLIEST_TS_MS <= ts < latest_ms:
-        raise MetaEventError("ts_out_of_range")
+        raise MetaEventError("ts_out_of_range", _ts_out_of_range(ts, latest_ms))
     return ts
+
+
+def _ts_out_of_range(ts: int, latest_ms: int) -> str:
+    if ts < EARLIEST_TS_MS:
+        return f"ts {ts} ({utc_text(ts // 1000)}) is before 2010"
+    last = latest_ms - 1
+    return (f"ts {ts} ({utc_text(ts // 1000)}) is {(ts - last) / 1000:.3f} s after the latest "
+            f"allowed, {last} ({utc_text(last // 1000)}, "
+            + ("2100)" if latest_ms == LATEST_TS_MS else
+               "the delivery time + metadata.max_ahead_seconds)"))
+
+
+def _value_text(value) -> str:
+    """A JSON value for a message, cut short."""
+    return "absent" if value is None else excerpt(json.dumps(value))[:40]
 
 
 class OwnershipIndex:

@@ -338,8 +338,8 @@ def _dead_file(path, bad: _BadFile, stats: StageStats, flows: FlowsSection) -> d
         raise InputError(f"{path}: {bad.detail} (flows.strict)") from None
     stats.records += 1
     stats.dead_files.append((path, bad.reason, bad.detail))
-    return {"source": path, "error": bad.reason,
-            "excerpt": excerpt(bad.head) if bad.head else bad.detail}
+    return {"source": path, "error": bad.reason, "excerpt": excerpt(bad.head),
+            "detail": bad.detail}
 
 
 def _file_records(path, local, modified, chunk_lines, stats, flows):
@@ -387,7 +387,9 @@ def _envelope_records(path, local, modified, stats, flows):
                 raise _BadFile("too_large", f"{size} bytes, more than "
                                f"flows.max_decompressed_bytes once decompressed")
             if member is None:
-                record = {"source": where, "error": "too_large", "excerpt": excerpt(head)}
+                record = {"source": where, "error": "too_large", "excerpt": excerpt(head),
+                          "detail": "a gzip member of more than flows.max_decompressed_bytes "
+                                    f"({flows.max_decompressed_bytes}) compressed"}
             else:
                 record = _record(path, where, base64.b64encode(member).decode("ascii"),
                                  modified)
@@ -467,7 +469,9 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
         for number, line, head in [first, *lines]:
             if line is None:
                 record = {"source": f"{path}:{number}", "error": "too_large",
-                          "excerpt": excerpt(head)}
+                          "excerpt": excerpt(head),
+                          "detail": f"a line longer than the {record_max} characters of "
+                                    "base64 a record of flows.max_decompressed_bytes takes"}
             else:
                 record = _record(path, f"{path}:{number}", line.strip(), modified)
             stats.records += 1

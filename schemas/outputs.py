@@ -60,6 +60,8 @@ DEAD_LETTER = Schema("dead_letter", (
     Field("source", STRING, "where: file:line, file, or record (e.g. kinesis:stream/shard/"
                             "sequence) then log group/stream and event index"),
     Field("excerpt", STRING, "at most the first 256 characters of the raw input, printable"),
+    Field("detail", STRING, "why, in words: the field, its value and the limit it broke "
+                            "(empty where the reason says it all)"),
 ))
 
 # Reason codes of dead letters (docs/outputs.md explains each).
@@ -74,7 +76,7 @@ FLOW_RECORD_DEAD_LETTER_REASONS = (
     "too_large", "empty_file", "bad_header", "unreadable")
 METADATA_DEAD_LETTER_REASONS = (
     "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
-    "ts_out_of_range", "line_too_long", "reserved_app")
+    "ts_out_of_range", "line_too_long", "reserved_app", "not_text")
 
 # Enriched flows: every field of the line's format (dashes as underscores), then these, then
 # TCP_FLAGS_NAMES when the format has tcp-flags.

@@ -188,32 +188,40 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
                      dead_letter_not_gzip=200, dead_letters_not_kept=3200,
                      metadata_dead_letter=2, metadata_dead_letter_not_json=2,
                      metadata_dead_letters_not_kept=1)
-    text = render({"counts": counts, "top_edges": [], "rejects": []}, "out")
+    examples = {("flows", "field_count"): {"source": "f.log.gz:7",
+                                           "detail": "13 fields; the format has 14"},
+                ("metadata", "not_json"): {"source": "c.jsonl:2", "detail": ""}}
+    text = render({"counts": counts, "top_edges": [], "rejects": [], "dead_letters": examples},
+                  "out")
+    # An example of each reason dead_letter/ holds says why; a reason without one is named only.
+    assert ("\n  e.g. field_count: f.log.gz:7: 13 fields; the format has 14\n"
+            "  e.g. metadata not_json: c.jsonl:2\n") in text
+    assert "e.g. not_gzip" not in text
     assert ("dead letters by reason: field_count 4,000, not_gzip 200, metadata not_json 2 "
             "(3,201 counted only, beyond the 1,000 a batch or changelog record dead_letter/ "
             "keeps)") in text
     assert "dropped: 7 (flows.strict" in render(
-        {"counts": Counter(unknown_fields_ignored=7), "top_edges": [], "rejects": []}, "out")
+        {"counts": Counter(unknown_fields_ignored=7), "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     # Lines read balance with the lines dead-lettered; a whole file or record is apart.
     assert text.startswith("flow lines read: 5,000 in 3 records (4,000 dead-lettered, 0 "
                            "NODATA/SKIPDATA); files, records and events dead-lettered whole: 200")
     assert "dead letters by reason" not in render(
-        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
+        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert "(none yet: no window's aggregates written" in render(
-        {"counts": Counter(flows_aggregated=6), "top_edges": [], "rejects": []}, "out")
+        {"counts": Counter(flows_aggregated=6), "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert "(none yet" not in render(
-        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": []}, "out")
+        {"counts": Counter(lines_in=5), "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert "ts_out_of_range: a ts" not in text
     assert "its file's modification time" in render(
         {"counts": Counter(metadata_dead_letter=3, metadata_dead_letter_ts_out_of_range=3),
-         "top_edges": [], "rejects": []}, "out")
+         "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert render({"counts": Counter(lines_in=5, records_in=3, records_repeated=1),
-                   "top_edges": [], "rejects": []}, "out").startswith(
+                   "top_edges": [], "rejects": [], "dead_letters": {}}, "out").startswith(
         "flow lines read: 5 in 3 records (1 of them written twice by their producer, not "
         "parsed; 0 dead-lettered")
     ends = render({"counts": Counter(flows_aggregated=10, src_owned=10, dst_owned=4,
                                      dst_internet=2, dst_unattributed=1, dst_aws=3),
-                   "top_edges": [], "rejects": []}, "out")
+                   "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert ("flow ends attributed to an owner: 14 of 20 (70.0%); internet: 2; unattributed "
             "private: 1; AWS services (metadata.ip_ranges): 3\n") in ends
 
@@ -225,7 +233,7 @@ def test_the_summarys_attributed_share_counts_the_ends_of_late_flows():
     from flowdredge.explore.summary import render
     counts = Counter(flows_aggregated=8, flows_late=2, src_owned=10, dst_owned=4)
     assert "flow ends attributed to an owner: 14 of 20 (70.0%)" in render(
-        {"counts": counts, "top_edges": [], "rejects": []}, "out")
+        {"counts": counts, "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
 
 
 @pytest.mark.unit

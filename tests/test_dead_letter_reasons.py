@@ -2,6 +2,7 @@
 reason, and NODATA / SKIPDATA lines in the `data_quality` output per window and interface
 (docs/outputs.md)."""
 import base64
+import dataclasses
 import gzip
 import json
 import math
@@ -11,7 +12,7 @@ import pytest
 
 from helpers import job_aggregates, read_records, run_replay, total_counts
 from flowdredge.job.config import Config
-from flowdredge.job.parse import FlowFormat, parse_record
+from flowdredge.job.parse import FlowFormat, ParseResult, parse_lines, parse_record
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
 CONFIG = Config()
@@ -37,7 +38,7 @@ BAD_CHUNKS = [
 @pytest.mark.parametrize("raw", BAD_CHUNKS)
 def test_a_chunk_that_is_not_one_is_a_bad_chunk(raw, vectorised):
     result = _parsed(raw, vectorised)
-    assert result.dead_letters == [("flows", "bad_chunk", "record", raw)]
+    assert result.dead_letters == [("flows", "bad_chunk", "record", raw, "")]
     assert result.counts == {"records_in": 1, "dead_letter": 1, "dead_letter_bad_chunk": 1}
     assert result.groups == []
 
@@ -48,7 +49,8 @@ def test_a_chunk_that_is_not_one_is_a_bad_chunk(raw, vectorised):
 def test_a_chunk_whose_lines_are_not_text_is_malformed(lines, vectorised):
     raw = json.dumps({"source": "f#0", "format": "srcaddr dstaddr start", "lines": lines})
     result = _parsed(raw, vectorised)
-    assert result.dead_letters == [("flows", "malformed", "record", raw)]
+    assert result.dead_letters == [("flows", "malformed", "record", raw,
+                                    "an item of lines that is not a string")]
     assert result.counts == {"records_in": 1, "dead_letter": 1, "dead_letter_malformed": 1}
     assert result.groups == []
 
@@ -63,6 +65,63 @@ def test_a_stream_record_holding_a_staged_chunk_is_not_cloudwatch():
     result = parse_record(raw, "record", V2, CONFIG.parse_limits, delivered=1767225600)
     assert [d[:3] for d in result.dead_letters] == [("flows", "not_cloudwatch", "record")]
     assert result.groups == [] and "lines_in" not in result.counts
+
+
+def _line(start):
+    return f"2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 {start} {start} ACCEPT OK"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("vectorised", [False, True])
+def test_a_start_out_of_range_says_how_far_and_which_limit(vectorised):
+    limits = CONFIG.parse_limits
+    delivered = T0 + 600
+    lines = [_line(T0), _line(delivered + limits.max_ahead_seconds + 3600),
+             _line(delivered - limits.max_clock_skew_seconds - 60), "x" * 9000]
+    result = ParseResult()
+    parse_lines(V2, lines, "f", limits, result, delivered,
+                vectorise_from=1 if vectorised else math.inf)
+    assert [(d[1], d[2], d[4]) for d in result.dead_letters] == [
+        ("timestamp_out_of_range", "f:1", "start 2026-01-01T01:12:00Z is 3600 s after the "
+         "latest allowed, 2026-01-01T00:12:00Z (the delivery time, or a file's modification "
+         "time, + flows.max_ahead_seconds, 120)"),
+        ("timestamp_out_of_range", "f:2", "start 2025-12-31T00:09:00Z is 60 s before the "
+         "earliest allowed, 2025-12-31T00:10:00Z (the delivery time - "
+         "flows.max_clock_skew_seconds, 86400)"),
+        ("line_too_long", "f:3", "9000 characters; flows.max_line_bytes is 8192")]
+    result = ParseResult()
+    parse_lines(V2, [_line(1262304000 - 1), _line(4102444800)], "f", limits, result,
+                vectorise_from=1 if vectorised else math.inf)
+    assert [d[4] for d in result.dead_letters] == [
+        "start 2009-12-31T23:59:59Z is 1 s before the earliest allowed, 2010-01-01T00:00:00Z "
+        "(2010)",
+        "start 2100-01-01T00:00:00Z is 1 s after the latest allowed, 2099-12-31T23:59:59Z "
+        "(2100)"]
+
+
+@pytest.mark.unit
+def test_a_record_that_cannot_be_decoded_says_why():
+    envelope = json.dumps({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+                           "logEvents": [{"message": _line(T0)}]}).encode()
+    cases = [
+        (gzip.compress(b"{not json", mtime=0), "not_json",
+         "Expecting property name enclosed in double quotes at character 1"),
+        (gzip.compress(b'{"messageType": "DATA_MESSAGE", "logEvents": 7}', mtime=0),
+         "not_cloudwatch", "logEvents is not a list"),
+        (gzip.compress(b'{"messageType": "SOMETHING"}', mtime=0), "not_cloudwatch",
+         "messageType 'SOMETHING', not DATA_MESSAGE or CONTROL_MESSAGE"),
+        (gzip.compress(envelope, mtime=0) + b"junk", "bad_gzip",
+         "bytes that are not gzip after 1 readable gzip member(s)"),
+        (gzip.compress(envelope, mtime=0) + gzip.compress(envelope, mtime=0)[:-5], "bad_gzip",
+         "truncated gzip data, after 1 readable gzip member(s)"),
+        (gzip.compress(b" " * 2_000_000, mtime=0), "too_large",
+         "more than flows.max_decompressed_bytes (1000000) once decompressed"),
+        (b"plain", "not_gzip", "does not start as gzip data does (1f 8b)"),
+    ]
+    limits = dataclasses.replace(CONFIG.parse_limits, max_decompressed_bytes=1_000_000)
+    for raw, reason, detail in cases:
+        result = parse_record(raw, "record", V2, limits, delivered=T0 + 60)
+        assert [(d[1], d[4]) for d in result.dead_letters] == [(reason, detail)], raw[:40]
 
 
 HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
@@ -107,12 +166,13 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
                                 outputs={"security": False}))
 
     dead = list(read_records(output, "dead_letter"))
-    # Each dead letter names the file and line of the record that held it.
+    # Each dead letter names the file and line of the record that held it, and says why.
     records_file = str(flows / "x_20260101T0006Z_records.b64")
-    assert Counter((d["stage"], d["reason"], d["source"]) for d in dead) == {
-        ("flows", "not_cloudwatch", f"{records_file}:1"): 1,
-        ("flows", "not_cloudwatch", f"{records_file}:2"): 1,
-        ("flows", "not_cloudwatch", f"{records_file}:3"): 1}
+    why = "JSON without a messageType: not a CloudWatch Logs subscription record"
+    assert Counter((d["stage"], d["reason"], d["source"], d["detail"]) for d in dead) == {
+        ("flows", "not_cloudwatch", f"{records_file}:1", why): 1,
+        ("flows", "not_cloudwatch", f"{records_file}:2", why): 1,
+        ("flows", "not_cloudwatch", f"{records_file}:3", why): 1}
     quality = Counter()
     for row in read_records(output, "data_quality"):
         key = (row["window_start"], row["account_id"], row["interface_id"])
@@ -125,3 +185,48 @@ def test_dead_letters_and_data_quality_of_a_replay(tmp_path, parallelism):
     assert counts["dead_letter_not_cloudwatch"] == 3
     assert job_aggregates(output) == {
         (T0, "api", "-", "unattributed", "-", 443, 6, "ACCEPT"): (2, 5, 500)}
+
+
+def _gz_json(doc) -> bytes:
+    return gzip.compress(json.dumps(doc).encode(), mtime=0)
+
+
+@pytest.mark.unit
+def test_a_log_stream_name_of_megabytes_is_cut_in_every_dead_letter():
+    """A fuzz review's record of 4 KB (a log stream name of 1 MB, 1,000 bad events) made 1 GB
+    of dead-letter sources, and the job stalled on it."""
+    raw = _gz_json({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "a" * (1 << 20),
+                    "logEvents": [{"message": "x"}] * 5})
+    result = parse_record(raw, "record", V2, CONFIG.parse_limits, delivered=T0)
+    assert [d[1] for d in result.dead_letters] == ["field_count"] * 5
+    assert [d[2] for d in result.dead_letters] == [
+        f"record g/{'a' * 256} event {i}" for i in range(5)]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("vectorised", [False, True])
+def test_a_key_an_envelope_is_read_by_twice_is_not_cloudwatch(vectorised):
+    """JSON keeps the last of a repeated key: the events (or the line) before it were lost
+    without a count (a fuzz review)."""
+    events = [{"message": _line(T0 + i)} for i in range(5)]
+    head = '{"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s", '
+    cases = [
+        ("logEvents", head + f'"logEvents": {json.dumps(events)}, "logEvents": []}}'),
+        ("messageType", head + f'"logEvents": {json.dumps(events)}, '
+                               '"messageType": "CONTROL_MESSAGE"}'),
+        ("message", head + f'"logEvents": [{{"message": "{_line(T0)}", "message": "y"}}]}}'),
+        # Spelt with an escape, which the quick count cannot see.
+        ("logEvents", head + f'"logEvents": {json.dumps(events)}, "\\u006cogEvents": []}}'),
+    ]
+    for key, text in cases:
+        result = _parsed(gzip.compress(text.encode(), mtime=0), vectorised)
+        assert [(d[1], d[4]) for d in result.dead_letters] == [
+            ("not_cloudwatch", f"the key {key} twice in one object (JSON keeps the last)")]
+        assert result.groups == [] and "lines_in" not in result.counts
+    # Escapes and the keys' names as values are no repeat.
+    text = (head.replace('"s"', '"logEvents"') + '"logEvents": '
+            + json.dumps(events + [{"message": _line(T0) + " \u00e9"}]) + "}")
+    result = parse_record(gzip.compress(text.encode(), mtime=0), "record", V2,
+                          CONFIG.parse_limits, delivered=T0 + 60,
+                          vectorise_from=1 if vectorised else math.inf)
+    assert result.counts["flows_parsed"] == 5 and result.counts["dead_letter_field_count"] == 1

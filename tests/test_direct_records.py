@@ -277,13 +277,14 @@ def test_a_firehose_object_that_cannot_be_read_is_dead_lettered_in_full(tmp_path
     staged, stats = _staged([str(path)], tmp_path, 5000, flows)
     assert _records_of([str(path)], 5000, flows) == staged
     assert stats.records == 4 and not stats.dead_files
-    assert json.loads(staged[2]) == {"source": f"{path}:3", "error": "too_large",
-                                     "excerpt": json.loads(staged[2])["excerpt"]}
+    assert json.loads(staged[2]) == {
+        "source": f"{path}:3", "error": "too_large", "excerpt": json.loads(staged[2])["excerpt"],
+        "detail": "a gzip member of more than flows.max_decompressed_bytes (8192) compressed"}
     from flowdredge.job.parse import FlowFormat, parse_record
     limits = dataclasses.replace(Config().parse_limits, max_decompressed_bytes=8192)
     results = [parse_record(line, "record", FlowFormat.parse(HEADER), limits) for line in staged]
     assert [sum(len(g.flows) for g in r.groups) for r in results] == [20, 0, 0, 20]
-    assert [[(reason, where) for _s, reason, where, _e in r.dead_letters] for r in results] == \
+    assert [[(reason, where) for _s, reason, where, *_ in r.dead_letters] for r in results] == \
         [[], [("too_large", f"{path}:2")], [("too_large", f"{path}:3")], []]
     # Cut short (a partial upload): the whole object is one dead file, nothing of it parsed.
     path.write_bytes(path.read_bytes()[:-30])

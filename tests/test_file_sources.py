@@ -375,7 +375,7 @@ def test_a_changelog_snapshot_is_read_in_staged_chunks_numbered_by_their_place_i
         1, 3, 5, 7]
     parsed = [parse_chunk(chunk) for chunk in chunks]
     assert sum(len(p.events) for p in parsed) == 6
-    assert [location for p in parsed for _, location, _ in p.rejected] == [
+    assert [location for p in parsed for _, location, *_ in p.rejected] == [
         f"metadata snapshot {path}:5"]
 
 
@@ -427,8 +427,8 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
     assert json.loads(chunk_of_wide)["lines"] == ["\U0001F600" * 100, "\U0001F600" * 101]
     stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=100)
     staged = parse_chunk((tmp_path / "staged.jsonl").read_text(), limits=limits)
-    assert sorted((where, reason) for reason, where, _ in parsed.rejected) == \
-        sorted((where, reason) for reason, where, _ in staged.rejected) == [
+    assert sorted((where, reason) for reason, where, *_ in parsed.rejected) == \
+        sorted((where, reason) for reason, where, *_ in staged.rejected) == [
             (f"{path}:3", "line_too_long"), (f"{path}:4", "not_json"),
             (f"{path}:5", "line_too_long"), (f"{path}:6", "line_too_long")]
 

@@ -62,35 +62,60 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
     assert starts[1418529960] == 1418530010   # 1418530010 - 1418530010 % 60
 
 
-@pytest.mark.parametrize("line,reason", [
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20", "field_count"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 two 6 1 100 10 20 ACCEPT OK", "not_a_number"),
-    ("2 1 eni 10.0.0.300 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 65536 6 1 100 10 20 ACCEPT OK", "port_out_of_range"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 20 10 ACCEPT OK", "end_before_start"),
-    ("2 1 eni - 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "missing_required_field"),
+@pytest.mark.parametrize("line,reason,detail", [
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20", "field_count",
+     "12 fields; the format has 14"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 two 6 1 100 10 20 ACCEPT OK", "not_a_number",
+     "dstport is not an integer in ASCII digits"),
+    ("2 1 eni 10.0.0.300 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
+     "srcaddr is not an IPv4 or IPv6 address"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 65536 6 1 100 10 20 ACCEPT OK", "port_out_of_range",
+     "dstport 65536 is outside 0..65535"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 20 10 ACCEPT OK", "end_before_start",
+     "end 10 is before start 20"),
+    ("2 1 eni - 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "missing_required_field",
+     "srcaddr '-' on a line with traffic"),
+    ("2 1 eni - - 1 2 6 1 100 - 20 ACCEPT OK", "missing_required_field",
+     "start and srcaddr and dstaddr '-' on a line with traffic"),
     # int() reads these; AWS writes none of them, and the vectorised parse refuses them.
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 +100 10 20 ACCEPT OK", "not_a_number"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 1_000 10 20 ACCEPT OK", "not_a_number"),
-    ("2 1 eni_x 10.0.0.1 10.0.0.2 1 2 6 1 \u0661\u0662 10 20 ACCEPT OK", "not_a_number"),
-    ("2 1 eni fe80::1%eth0 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 +100 10 20 ACCEPT OK", "not_a_number",
+     "bytes is not an integer in ASCII digits"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 1_000 10 20 ACCEPT OK", "not_a_number",
+     "bytes is not an integer in ASCII digits"),
+    ("2 1 eni_x 10.0.0.1 10.0.0.2 1 2 6 1 \u0661\u0662 10 20 ACCEPT OK", "not_a_number",
+     "bytes is not an integer in ASCII digits"),
+    ("2 1 eni fe80::1%eth0 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
+     "srcaddr is an IPv6 address with a zone id"),
+    # Taken as IPv6, they matched no owner of 10.0.0.1 and were classed as the internet.
+    ("2 1 eni ::ffff:10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
+     "srcaddr is an IPv6 address that spells an IPv4 one (::ffff:a.b.c.d or ::a.b.c.d)"),
+    ("2 1 eni 10.0.0.1 ::ffff:a00:2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
+     "dstaddr is an IPv6 address that spells an IPv4 one (::ffff:a.b.c.d or ::a.b.c.d)"),
+    ("2 1 eni ::10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
+     "srcaddr is an IPv6 address that spells an IPv4 one (::ffff:a.b.c.d or ::a.b.c.d)"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 -5 10 20 ACCEPT OK", "number_out_of_range",
+     "bytes -5 is outside 0..9223372036854775807"),
     # More digits than int() reads (4,300) are a number still, out of range as a shorter one.
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
-     "number_out_of_range"),
+     "number_out_of_range", "bytes of 20 digits or more is outside 0..9223372036854775807"),
     ("2 1 eni 10.0.0.1 10.0.0.2 " + "9" * 5000 + " 2 6 1 100 10 20 ACCEPT OK",
-     "port_out_of_range"),
+     "port_out_of_range", "srcport of 20 digits or more is outside 0..65535"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 70000 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
-     "port_out_of_range"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 x " + "9" * 5000 + " 10 20 ACCEPT OK", "not_a_number"),
+     "port_out_of_range", "dstport 70000 is outside 0..65535"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 x " + "9" * 5000 + " 10 20 ACCEPT OK", "not_a_number",
+     "packets is not an integer in ASCII digits"),
     # AWS writes these fields from a fixed list: junk made aggregate rows of its own.
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACC\0EPT OK", "unknown_value"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 accept OK", "unknown_value"),
-    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT ok", "unknown_value"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACC\0EPT OK", "unknown_value",
+     "action is 'ACC\\x00EPT', not one of ACCEPT, REJECT"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 accept OK", "unknown_value",
+     "action is 'accept', not one of ACCEPT, REJECT"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT ok", "unknown_value",
+     "log-status is 'ok', not one of NODATA, OK, SKIPDATA"),
 ])
-def test_bad_lines_have_reasons(line, reason):
+def test_bad_lines_have_reasons_and_say_why(line, reason, detail):
     with pytest.raises(LineError) as err:
         parse_line(V2, line)
-    assert err.value.reason == reason
+    assert (err.value.reason, err.value.detail) == (reason, detail)
 
 
 def test_a_number_of_many_leading_zeros_is_its_value():

@@ -96,7 +96,10 @@ def _field(fmt, j):
 def _good_value(fmt, j, draw):
     name = fmt.names[j]
     if name in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr"):
-        return draw(st.ip_addresses().map(str))
+        # Not an IPv6 address that spells an IPv4 one (::ffff:10.0.0.1, ::10.0.0.1): refused.
+        return draw(st.ip_addresses().filter(
+            lambda a: a.version == 4 or a.ipv4_mapped is None and not 2**24 <= int(a) < 2**32)
+                    .map(str))
     if name in ("start", "end"):
         return str(DELIVERED + 120)
     if _numeric(fmt, j):

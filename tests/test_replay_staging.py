@@ -295,7 +295,7 @@ def test_an_event_past_its_changelog_files_time_is_still_a_dead_letter(tmp_path)
     staged = tmp_path / "staged.jsonl"
     stage_metadata([str(changes)], str(staged))
     (chunk,) = [parse_chunk(record, flows_end=T0 + 30) for record in staged.read_text().splitlines()]
-    assert [reason for reason, _, _ in chunk.rejected] == ["ts_out_of_range"]
+    assert [reason for reason, *_ in chunk.rejected] == ["ts_out_of_range"]
     assert [event.ip for event in chunk.events] == ["10.0.0.2"] and chunk.after_flows == 0
 
 
@@ -375,12 +375,12 @@ def test_a_fifo_is_not_listed_from_a_folder_and_named_is_a_dead_file(tmp_path):
     assert [os.path.basename(path) for path in files] == [
         "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"]
     (dead,) = read_flow_file(str(fifo), 10)
-    assert dead == {"source": str(fifo), "error": "unreadable",
-                    "excerpt": "not a regular file (a FIFO, socket or device)"}
+    assert dead == {"source": str(fifo), "error": "unreadable", "excerpt": "",
+                    "detail": "not a regular file (a FIFO, socket or device)"}
     staged = tmp_path / "staged.txt"
     stats = stage_flows([str(fifo)], str(staged), 10)
     assert [json.loads(line) for line in staged.read_text().splitlines()] == [dead]
-    assert stats.dead_files == [(str(fifo), "unreadable", dead["excerpt"])]
+    assert stats.dead_files == [(str(fifo), "unreadable", dead["detail"])]
     with pytest.raises(InputError, match="fifo.log.gz: not a regular file"):
         stage_flows([str(fifo)], str(staged), 10, flows=FlowsSection(strict=True))
 

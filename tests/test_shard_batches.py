@@ -244,9 +244,9 @@ def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_f
     app = OWNER_FIELDS.index("app")
     assert [e.owner[app] for e in parsed.events] == ["api", 'say "hi" \\ caf\u00e9', "tab\there",
                                                      "\u65e5\u672c"]
-    assert [(reason, location) for reason, location, _ in parsed.rejected] == [
-        (reason, location.replace("metadata", where)) for reason, location, _ in raw.rejected]
-    assert [location for _, location, _ in parsed.rejected] == [
+    assert [(reason, location) for reason, location, *_ in parsed.rejected] == [
+        (reason, location.replace("metadata", where)) for reason, location, *_ in raw.rejected]
+    assert [location for _, location, *_ in parsed.rejected] == [
         f"{where}:{n}" for n in (4, 5, 8)]
 
 
@@ -265,7 +265,7 @@ def test_a_changelog_records_own_text_is_only_ever_lines():
     assert staged["lines"] == [fake] and staged["first_line"] == 1
     parsed = parse_chunk(chunk)
     assert not parsed.events
-    assert [location for _, location, _ in parsed.rejected] == [
+    assert [location for _, location, *_ in parsed.rejected] == [
         "kinesis:flows/shardId-000000000001/7:1"]
     empty = json.loads(_emitted(records, "shardId-000000000001", b"", 1767225600000, "8"))
     assert empty["lines"] == [""]

@@ -295,7 +295,7 @@ class ParseMetadataEvents(ProcessFunction):
             from_snapshot = self.snapshot_first and delivered is None
             yield (encode_events(chunk.events, from_snapshot),
                    0 if from_snapshot else chunk.event_time_ms(self.shift))
-        counts = Counter(f"metadata_dead_letter_{reason}" for reason, _, _ in chunk.rejected)
+        counts = Counter(f"metadata_dead_letter_{reason}" for reason, *_ in chunk.rejected)
         if chunk.rejected:
             counts["metadata_dead_letter"] = len(chunk.rejected)
             kept, counts["metadata_dead_letters_not_kept"] = chunk.dead_letters()
