@@ -16,7 +16,9 @@ READ_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError,
 # The job's own counters the status line sums over subtasks (docs/operations.md, metrics).
 COUNTERS = ("flows_parsed", "dead_letter", "metadata_dead_letter", "flows_aggregated",
             "flows_late", "src_owned", "dst_owned")
-_NO_WATERMARK = -2 ** 63
+# A watermark before the first event time the job takes (2010) is none yet: a source's start
+# (-2^63), or a shard's first one less the bounded out-of-orderness (-300,001 in a review).
+_FIRST_EVENT_MS = 1262304000000
 
 
 class JobRest:
@@ -54,7 +56,7 @@ class JobRest:
                          self.get(f"/jobs/{self.job_id}/vertices/{vertex['id']}/watermarks")
                          if m["id"].endswith("currentInputWatermark")]
                 low = min(marks, default=None)
-                return low if low is not None and low > _NO_WATERMARK else None
+                return low if low is not None and low >= _FIRST_EVENT_MS else None
         return None
 
     def counters(self, names=COUNTERS) -> Counter:

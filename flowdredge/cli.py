@@ -214,7 +214,8 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
 # How each job of a local output read its inputs, by job id (its checkpoints' folder), for a
 # --resume: {"snapshot": a snapshot then the changelog stream, or the stream alone (one source
 # uid either way, and neither's state is readable as the other's), "streams": the input
-# streams' creation times by ARN}; a run noted by an earlier release has the snapshot's bool.
+# streams' creation times by ARN, "window_seconds", "outputs": the optional outputs on}; a run
+# noted by an earlier release has the snapshot's bool, or fewer keys.
 RUN_SHAPES = ".flowdredge-run.json"
 
 
@@ -229,25 +230,63 @@ def _run_shapes(output: str) -> dict:
 
 def note_run_shape(cfg, output: str, job_id: str, born: dict = None) -> None:
     shapes = {**_run_shapes(output), job_id: {"snapshot": bool(cfg.kinesis.metadata_snapshot),
-                                              "streams": born or {}}}
+                                              "streams": born or {},
+                                              "window_seconds": cfg.job.window_seconds,
+                                              "outputs": _optional_outputs(cfg),
+                                              "labels": _flow_labels(born or {})}}
     with open(os.path.join(output, RUN_SHAPES), "w") as file:
         json.dump(shapes, file)
+
+
+def _flow_labels(born: dict) -> dict:
+    """Each flow stream's source label (connectors.kinesis.settings.source_labels) by ARN, from
+    stream_births: its flow streams in their order, then the changelog's."""
+    from flowdredge.connectors.kinesis.settings import source_labels
+    flows = list(born)[:-1]
+    return dict(zip(flows, source_labels(flows)))
+
+
+def _optional_outputs(cfg) -> list:
+    return [name for name in ("enriched", "security") if getattr(cfg.outputs, name)]
 
 
 def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
     """A resume from a checkpoint of this output's jobs is refused when kinesis.metadata_snapshot
     is set where its job had none, or the reverse (the job failed at every restart with the
-    connector's VersionMismatchException, naming no setting), or when an input stream was
+    connector's VersionMismatchException, naming no setting), when an input stream was
     created again since (its positions are the old stream's: a new changelog stream was
-    never read, every flow after the old one's end unattributed)."""
+    never read, every flow after the old one's end unattributed), or when job.window_seconds
+    changed (with --allow-non-restored-state the open windows' flows were dropped: half a
+    review's flows). An optional output turned on is named: it starts with this job."""
     within = os.path.relpath(os.path.abspath(resume), os.path.abspath(_checkpoints(cfg, output)))
     if within.startswith(os.pardir):
         return
     noted = _run_shapes(output).get(within.split(os.sep)[0])
     if isinstance(noted, dict):
         before, streams = noted.get("snapshot"), noted.get("streams") or {}
+        window, outputs = noted.get("window_seconds"), noted.get("outputs")
+        labels = noted.get("labels") or {}
     else:
-        before, streams = noted, {}
+        before, streams, window, outputs, labels = noted, {}, None, None, {}
+    now = _flow_labels(born) if born else {}
+    for arn, label in sorted(labels.items()):
+        if now.get(arn, label) != label:
+            raise config_mod.ConfigError(
+                f"--resume: the source of stream {arn} would be flow-stream-{now[arn]}, and was "
+                f"flow-stream-{label} in the run in {output}: streams of one name in several "
+                f"accounts are told apart by their place in kinesis.flow_streams (the first "
+                f"keeps its name). List them in that run's order, new ones at the end")
+    if window is not None and window != cfg.job.window_seconds:
+        raise config_mod.ConfigError(
+            f"--resume: job.window_seconds is {cfg.job.window_seconds}, and was {window} in the "
+            f"run in {output}: its checkpoint holds the open windows of {window} s, which a "
+            f"job of other windows cannot take (they would be dropped, their flows lost). Set "
+            f"it back to {window}, or start a new run into another --output")
+    for name in sorted(set(_optional_outputs(cfg)) - set(outputs or ()) if outputs is not None
+                       else ()):
+        log.info(f"outputs.{name} is on, and was off in the run in {output}: its output "
+                 f"starts with this job, from the flows read from now on (the windows open at "
+                 f"the stop lack the flows read before it)")
     for arn, then in sorted(streams.items()):
         if arn in born and born[arn] != then:
             raise config_mod.ConfigError(
@@ -346,11 +385,45 @@ def cmd_run(args) -> int:
             for folder in filter(None, created):
                 remove_empty_folders(folder)
         raise
+    guard = None if lock is None else _OutputGuard(cfg, args.output, str(job.get_job_id()),
+                                                   born, lock)
     try:
-        return _run_until_stopped(job, rest_url, args.report_seconds, checkpoints)
+        return _run_until_stopped(job, rest_url, args.report_seconds, checkpoints, guard)
     finally:
-        if lock is not None:
-            lock.close()
+        if guard is not None:
+            guard.lock.close()
+
+
+class _OutputGuard:
+    """Keeps a running job's lock and notes in its output folder. Deleted (the folder removed
+    while the job ran, which then made its folders again), a --resume found neither: it took
+    the running job's newest checkpoint, and both jobs committed the same flows (a review: 438
+    duplicate aggregate rows, no message). `check` takes the lock again and notes the run
+    again."""
+
+    def __init__(self, cfg, output: str, job_id: str, born: dict, lock):
+        self.cfg, self.output, self.job_id, self.born, self.lock = cfg, output, job_id, born, lock
+
+    def check(self) -> None:
+        from flowdredge.job.outputs import RUN_LOCK, OutputError, hold_output
+        path = os.path.join(self.output, RUN_LOCK)
+        try:
+            if os.stat(path).st_ino == os.fstat(self.lock.fileno()).st_ino:
+                return
+        except FileNotFoundError:
+            pass
+        try:
+            lock = hold_output(self.output)
+        except OutputError as err:
+            log.warning(f"{path} was deleted while this job ran, and cannot be taken again "
+                        f"({err}): another run could write there")
+            return
+        self.lock.close()
+        self.lock = lock
+        note_run_shape(self.cfg, self.output, self.job_id, self.born)
+        log.warning(f"{path} was deleted while this job ran (its output folder with it?): "
+                    f"taken again, and the run noted again for --resume; what was deleted "
+                    f"is lost to {self.output}")
 
 
 def _start_run(cfg, args):
@@ -381,15 +454,18 @@ def _start_run(cfg, args):
             raise config_mod.ConfigError(
                 f"--resume {resumed}: the checkpoint holds state of operators this job no "
                 f"longer has (an output or Kinesis output turned off, a flow stream left out "
-                f"or renamed, job.window_seconds changed?); --allow-non-restored-state drops "
-                f"it (docs/operations.md, upgrades)") from None
+                f"or renamed?); --allow-non-restored-state drops it, and the outputs of "
+                f"what it held stop (docs/operations.md, upgrades). Not for a changed "
+                f"job.window_seconds: the open windows' flows would be lost") from None
         raise
 
 
-def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str) -> int:
+def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str,
+                       guard: "_OutputGuard" = None) -> int:
     """Waits for a running job's end, with a status line every `report_seconds` (0: none);
     Ctrl-C cancels it (RETAIN_ON_CANCELLATION keeps its checkpoints, under `checkpoints`).
-    Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep."""
+    Polls rather than blocks in the JVM, so Ctrl-C lands in Python's sleep. `guard` keeps a
+    local output's lock and notes, every second."""
     from flowdredge.job.flink.run import failure_cause, job_status
     from flowdredge.job.outputs import latest_checkpoint
     from flowdredge.explore.health import READ_ERRORS, JobRest, read_health, status_line
@@ -401,6 +477,8 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
             status = job_status(job)
             if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
                 break
+            if guard is not None:
+                guard.check()
             if report_seconds and time.monotonic() >= next_report:
                 next_report = time.monotonic() + report_seconds
                 try:

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from flowdredge.explore.health import Health, status_line
+from flowdredge.explore.health import Health, JobRest, status_line
 
 pytestmark = pytest.mark.unit
 
@@ -33,3 +33,26 @@ def test_a_first_line_or_one_after_a_restart_has_no_rate():
     restarted = Health(Counter(flows_parsed=10), restarts=1)
     assert status_line(restarted, NOW, previous=(NOW - 60, 500))[0].startswith(
         "flows parsed 10 | late 0")
+
+
+class _Rest(JobRest):
+    """The REST API's answers for a window operator whose subtasks have these watermarks."""
+
+    def __init__(self, marks):
+        super().__init__("http://unused", "j")
+        self.marks = marks
+
+    def get(self, path):
+        if path == "/jobs/j":
+            return {"vertices": [{"id": "v", "name": "WindowAggregate(...)"}]}
+        return [{"id": f"{i}.currentInputWatermark", "value": str(m)}
+                for i, m in enumerate(self.marks)]
+
+
+@pytest.mark.unit
+def test_a_watermark_before_any_event_time_is_no_window_closed():
+    """At p2 before a window closed a review's status line said 'windows closed to 1969-12-31
+    23:54:59 UTC (29,942,728.6 min ago)': a shard's first watermark less the out-of-orderness."""
+    assert _Rest([-2**63, 1767225600000]).window_watermark_ms() is None
+    assert _Rest([-300_001, 1767225600000]).window_watermark_ms() is None
+    assert _Rest([1767225660000, 1767225600000]).window_watermark_ms() == 1767225600000

@@ -1,8 +1,10 @@
 """The streams of the `kinesis` section resolved before Flink starts (connectors.kinesis.client),
 against the local Kinesis API server: every mistake a one-line ConfigError."""
 import json
+import logging
 import os
 import re
+import shutil
 
 import pytest
 
@@ -19,7 +21,10 @@ B = "arn:aws:kinesis:us-east-1:222222222222:stream/flows"
 def test_sources_of_streams_of_one_name_in_two_accounts_get_labels_of_their_own():
     other = "arn:aws:kinesis:us-east-1:111111111111:stream/more"
     assert source_labels([A, other]) == ["flows", "more"]
-    assert source_labels([A, other, B]) == ["111111111111-flows", "more", "222222222222-flows"]
+    # A stream of the name in another account added at the end leaves the first one's label
+    # (each account has a stream of one name; relabelled, its positions were dropped).
+    assert source_labels([A, other, B]) == ["flows", "more", "222222222222-flows"]
+    assert source_labels([B, A]) == ["flows", "111111111111-flows"]
 
 
 @pytest.mark.kinesis
@@ -69,7 +74,7 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
 
 
 @pytest.mark.unit
-def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
+def test_resume_takes_the_newest_completed_checkpoint(tmp_path, caplog):
     import time
     from flowdredge.cli import run_options
     from flowdredge.job.outputs import latest_checkpoint
@@ -125,6 +130,36 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path):
     for born in ({"arn:meta": 1_767_225_600_000}, {"arn:other": 5}):
         assert run_options(config, str(output), older, born=born)[
             "execution.state-recovery.path"] == older
+    # Streams of one name reordered swap their sources' uids: refused, named.
+    a_flows, b_flows = ("arn:aws:kinesis:us-east-1:111111111111:stream/flows",
+                        "arn:aws:kinesis:us-east-1:222222222222:stream/flows")
+    note_run_shape(config, str(output), "a", {a_flows: 1, b_flows: 2, "arn:meta": 3})
+    with pytest.raises(ConfigError, match=f"^--resume: the source of stream {a_flows} would be "
+                                          f"flow-stream-111111111111-flows, and was "
+                                          f"flow-stream-flows in the run in .*: .* List them"):
+        run_options(config, str(output), older, born={b_flows: 2, a_flows: 1, "arn:meta": 3})
+    for born in ({a_flows: 1, b_flows: 2, "arn:meta": 3},
+                 {a_flows: 1, b_flows: 2, "arn:c": 4, "arn:meta": 3}):
+        assert run_options(config, str(output), older, born=born)[
+            "execution.state-recovery.path"] == older
+    # Other windows cannot take the open ones: with --allow-non-restored-state, as the refusal
+    # of the unmapped state offered, they were dropped, half the flows lost (a review).
+    wider = config.replace(job={"window_seconds": 120})
+    for allow in (False, True):
+        with pytest.raises(ConfigError, match="^--resume: job.window_seconds is 120, and was 60 "
+                                              "in the run in .*: .* Set it back to 60"):
+            run_options(wider, str(output), older, allow_non_restored_state=allow)
+    # An optional output turned on starts with the resumed job: said, not refused.
+    bare = config.replace(outputs={"security": False, "enriched": False})
+    note_run_shape(bare, str(output), "a")
+    with caplog.at_level(logging.INFO, logger="flowdredge.cli"):
+        assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "outputs.enriched is on, and was off in the run in " + str(output),
+        "outputs.security is on, and was off in the run in " + str(output)]
+    caplog.clear()
+    run_options(bare, str(output), older)
+    assert not caplog.records
     # A savepoint from elsewhere is not judged by this output's jobs.
     elsewhere = tmp_path / "savepoint-1"
     elsewhere.mkdir()
@@ -210,7 +245,7 @@ def test_a_run_that_did_not_start_leaves_no_empty_folder_it_made(tmp_path, monke
 
 
 @pytest.mark.unit
-def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch):
+def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch, caplog):
     """Two `flowdredge run --resume` on one output (a service manager restarting while the
     old process lives, a second terminal) restored one checkpoint and committed every flow
     twice (a review: 2,400 flows over-counted)."""
@@ -228,10 +263,24 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
         started.append(args.output)
         return Job(), "http://127.0.0.1:9", {"arn:f": 1}
 
-    def run_until_stopped(job, rest_url, report_seconds, checkpoints):
+    def run_until_stopped(job, rest_url, report_seconds, checkpoints, guard):
         # Held while the job runs.
         with pytest.raises(OutputError, match="another flowdredge run writes there"):
             hold_output(str(out))
+        guard.check()
+        assert not caplog.records
+        # The folder deleted while the job runs (it makes its folders again): a --resume then
+        # found no lock and no notes, took the running job's checkpoint, and both committed
+        # the same flows (a review: 438 duplicate rows). The job takes both again.
+        shutil.rmtree(out)
+        with caplog.at_level(logging.WARNING, logger="flowdredge.cli"):
+            guard.check()
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+            f"{out / RUN_LOCK} was deleted while this job ran (its output folder with it?)"]
+        with pytest.raises(OutputError, match="another flowdredge run writes there"):
+            hold_output(str(out))
+        assert json.loads((out / ".flowdredge-run.json").read_text())["j1"]["streams"] == {
+            "arn:f": 1}
         return 0
 
     monkeypatch.setattr(cli, "_start_run", start)
@@ -245,7 +294,8 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     assert cli.cmd_run(args) == 0 and started == [str(out)]
     # How it read its changelog, for its --resume.
     assert json.loads((out / ".flowdredge-run.json").read_text()) == {
-        "j1": {"snapshot": False, "streams": {"arn:f": 1}}}
+        "j1": {"snapshot": False, "streams": {"arn:f": 1}, "window_seconds": 60,
+               "outputs": ["enriched", "security"], "labels": {}}}
     # Released when the run ends.
     hold_output(str(out)).close()
     # Not a folder: said so, as before the lock.

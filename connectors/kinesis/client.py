@@ -145,7 +145,8 @@ def resolve(kin: KinesisSection, kinesis=None) -> Streams:
 
 
 def stream_births(kin: KinesisSection, kinesis=None) -> dict:
-    """When each input stream (flows, changelog) was created, epoch ms by ARN. A stream
+    """When each input stream was created, epoch ms by ARN: the flow streams in their order,
+    then the changelog's (cli reads the flow streams' labels from the order). A stream
     deleted and created again under its name is another stream: a checkpoint's positions are
     the old one's (a job resumed from them read nothing of a new changelog stream, without a
     word)."""

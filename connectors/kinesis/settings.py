@@ -21,12 +21,19 @@ def stream_name(arn: str) -> str:
 
 
 def source_labels(arns) -> list:
-    """What names each flow stream's source (its uid `flow-stream-<label>`): the stream's name,
-    or ACCOUNT-NAME for streams of one name in several accounts, which would share a uid. A
-    stream's label never changes while the others do not: savepoints map back."""
-    names = [stream_name(arn) for arn in arns]
-    return [name if names.count(name) == 1 else f"{arn.split(':')[4]}-{name}"
-            for arn, name in zip(arns, names)]
+    """What names each flow stream's source (its uid `flow-stream-<label>`): the stream's name
+    for the first stream of that name in `arns`, ACCOUNT-NAME for a later one of that name (in
+    another account: the two would share a uid). A stream added at the end leaves every other
+    label as it was, so a savepoint maps back: before, a second account's stream of the same
+    name relabelled the first one's source, whose positions were then dropped (each account
+    has a stream of one name, added one by one). Reordering streams of one name swaps their
+    labels: `flowdredge run --resume` refuses it."""
+    labels, seen = [], set()
+    for arn in arns:
+        name = stream_name(arn)
+        labels.append(f"{arn.split(':')[4]}-{name}" if name in seen else name)
+        seen.add(name)
+    return labels
 
 
 @dataclass(frozen=True)
