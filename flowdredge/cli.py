@@ -275,7 +275,10 @@ def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
                 f"--resume: the source of stream {arn} would be flow-stream-{now[arn]}, and was "
                 f"flow-stream-{label} in the run in {output}: streams of one name in several "
                 f"accounts are told apart by their place in kinesis.flow_streams (the first "
-                f"keeps its name). List them in that run's order, new ones at the end")
+                f"keeps its name), and its positions would be dropped. List them in that "
+                f"run's order, new ones at the end; a stream of that name left out before it "
+                f"moves it too: keep that one listed, or start a new run into another "
+                f"--output")
     if window is not None and window != cfg.job.window_seconds:
         raise config_mod.ConfigError(
             f"--resume: job.window_seconds is {cfg.job.window_seconds}, and was {window} in the "
@@ -403,27 +406,33 @@ class _OutputGuard:
 
     def __init__(self, cfg, output: str, job_id: str, born: dict, lock):
         self.cfg, self.output, self.job_id, self.born, self.lock = cfg, output, job_id, born, lock
+        self.warned = False
 
     def check(self) -> None:
         from flowdredge.job.outputs import RUN_LOCK, OutputError, hold_output
         path = os.path.join(self.output, RUN_LOCK)
         try:
-            if os.stat(path).st_ino == os.fstat(self.lock.fileno()).st_ino:
-                return
-        except FileNotFoundError:
-            pass
+            held = os.stat(path).st_ino == os.fstat(self.lock.fileno()).st_ino
+        except OSError:   # gone, or the folder replaced by a file
+            held = False
         try:
-            lock = hold_output(self.output)
-        except OutputError as err:
-            log.warning(f"{path} was deleted while this job ran, and cannot be taken again "
-                        f"({err}): another run could write there")
+            if not held:
+                lock = hold_output(self.output)
+                self.lock.close()
+                self.lock = lock
+            if self.job_id in _run_shapes(self.output) and held:
+                return
+            note_run_shape(self.cfg, self.output, self.job_id, self.born)
+        except (OSError, OutputError) as err:
+            if not self.warned:
+                log.warning(f"{path} or {RUN_SHAPES} was deleted while this job ran, and cannot "
+                            f"be made again ({err}): another run could write there")
+                self.warned = True
             return
-        self.lock.close()
-        self.lock = lock
-        note_run_shape(self.cfg, self.output, self.job_id, self.born)
-        log.warning(f"{path} was deleted while this job ran (its output folder with it?): "
-                    f"taken again, and the run noted again for --resume; what was deleted "
-                    f"is lost to {self.output}")
+        self.warned = False
+        log.warning(f"{path if not held else os.path.join(self.output, RUN_SHAPES)} was deleted "
+                    f"while this job ran (its output folder with it?): made again, the run "
+                    f"noted for --resume; what was deleted is lost to {self.output}")
 
 
 def _start_run(cfg, args):
@@ -457,6 +466,12 @@ def _start_run(cfg, args):
                 f"or renamed?); --allow-non-restored-state drops it, and the outputs of "
                 f"what it held stop (docs/operations.md, upgrades). Not for a changed "
                 f"job.window_seconds: the open windows' flows would be lost") from None
+        if resumed and "java.io.FileNotFoundException" in str(err):
+            # A raw Java trace before: the checkpoint was deleted after it was chosen (a
+            # running job's, subsumed by its next one).
+            raise config_mod.ConfigError(
+                f"--resume {resumed}: gone before the job could read it (deleted, or replaced "
+                f"by a newer checkpoint of a job still running there)") from None
         raise
 
 

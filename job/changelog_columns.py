@@ -55,7 +55,8 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     for i in positions:
         line = lines[i]
         if line[0] == "{" and line[-1] == "}" and "\\" not in line and "\n" not in line \
-                and "\r" not in line and line.count("[") + line.count("{") < FAST_BRACKETS:
+                and "\r" not in line and (len(line) < FAST_BRACKETS
+                                           or line.count("[") + line.count("{") < FAST_BRACKETS):
             fast.append(i)
         else:
             rest.append(i)

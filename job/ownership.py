@@ -276,7 +276,8 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
         return MetaEvent(HEARTBEAT, _bounded(ts, latest_ms))
     ip = doc.get("ip")
     if not isinstance(ip, str):
-        raise MetaEventError("missing_ip", f"ip {_value_text(ip)}, not a string")
+        raise MetaEventError("missing_ip", "ip absent" if ip is None else
+                             f"ip is a JSON {_JSON_KINDS.get(type(ip), 'value')}, not a string")
     if not _is_canonical_ipv4(ip):
         ip = _normalised(ip)
         if ip is None:
@@ -332,6 +333,11 @@ def _ts_out_of_range(ts: int, latest_ms: int) -> str:
             f"allowed, {last} ({utc_text(last // 1000)}, "
             + ("2100)" if latest_ms == LATEST_TS_MS else
                "the delivery time + metadata.max_ahead_seconds)"))
+
+
+# What json.loads makes of each JSON kind, for messages that name a value's kind only (an
+# address's value is never quoted: dead letters show no more of one than their excerpt).
+_JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
 
 
 def _value_text(value) -> str:

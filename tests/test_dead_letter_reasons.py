@@ -201,6 +201,11 @@ def test_a_log_stream_name_of_megabytes_is_cut_in_every_dead_letter():
     assert [d[1] for d in result.dead_letters] == ["field_count"] * 5
     assert [d[2] for d in result.dead_letters] == [
         f"record g/{'a' * 256} event {i}" for i in range(5)]
+    # Cut as excerpts are: printable.
+    raw = _gz_json({"messageType": "DATA_MESSAGE", "logGroup": "g\x1b[2J", "logStream": "s",
+                    "logEvents": [{"message": "x"}]})
+    result = parse_record(raw, "record", V2, CONFIG.parse_limits, delivered=T0)
+    assert [d[2] for d in result.dead_letters] == ["record g\\x1b[2J/s event 0"]
 
 
 @pytest.mark.unit
@@ -217,6 +222,13 @@ def test_a_key_an_envelope_is_read_by_twice_is_not_cloudwatch(vectorised):
         ("message", head + f'"logEvents": [{{"message": "{_line(T0)}", "message": "y"}}]}}'),
         # Spelt with an escape, which the quick count cannot see.
         ("logEvents", head + f'"logEvents": {json.dumps(events)}, "\\u006cogEvents": []}}'),
+        # Counts that balance (a review): an escaped key, an event without a message.
+        ("logEvents", head + f'"logEvents": [{{"message": "{_line(T0)}"}}], '
+                             f'"logEvents": [{{"\\u006dessage": "{_line(T0)}"}}]}}'),
+        ("logEvents", head + f'"logEvents": [{{"message": "{_line(T0)}"}}], '
+                             f'"logEvents": [{{"message": "{_line(T0)}"}}, {{"id": "3"}}]}}'),
+        ("message", head + f'"logEvents": [{{"message": "{_line(T0)}", "message": "y"}}, '
+                           f'{{"\\u006dessage": "{_line(T0)}"}}]}}'),
     ]
     for key, text in cases:
         result = _parsed(gzip.compress(text.encode(), mtime=0), vectorised)
@@ -228,5 +240,10 @@ def test_a_key_an_envelope_is_read_by_twice_is_not_cloudwatch(vectorised):
             + json.dumps(events + [{"message": _line(T0) + " \u00e9"}]) + "}")
     result = parse_record(gzip.compress(text.encode(), mtime=0), "record", V2,
                           CONFIG.parse_limits, delivered=T0 + 60,
+                          vectorise_from=1 if vectorised else math.inf)
+    assert result.counts["flows_parsed"] == 5 and result.counts["dead_letter_field_count"] == 1
+    # JSON in UTF-16 (json.loads reads it) counts no key as UTF-8 does: looked at closely, kept.
+    result = parse_record(gzip.compress(json.dumps(json.loads(text)).encode("utf-16"), mtime=0),
+                          "record", V2, CONFIG.parse_limits, delivered=T0 + 60,
                           vectorise_from=1 if vectorised else math.inf)
     assert result.counts["flows_parsed"] == 5 and result.counts["dead_letter_field_count"] == 1

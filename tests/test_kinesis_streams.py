@@ -279,8 +279,29 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
             f"{out / RUN_LOCK} was deleted while this job ran (its output folder with it?)"]
         with pytest.raises(OutputError, match="another flowdredge run writes there"):
             hold_output(str(out))
-        assert json.loads((out / ".flowdredge-run.json").read_text())["j1"]["streams"] == {
-            "arn:f": 1}
+        notes = out / ".flowdredge-run.json"
+        assert json.loads(notes.read_text())["j1"]["streams"] == {"arn:f": 1}
+        # The notes alone deleted: noted again.
+        caplog.clear()
+        notes.unlink()
+        with caplog.at_level(logging.WARNING, logger="flowdredge.cli"):
+            guard.check()
+            guard.check()
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+            f"{notes} was deleted while this job ran (its output folder with it?)"]
+        assert "j1" in json.loads(notes.read_text())
+        # The folder replaced by a file: said once, the job left running.
+        caplog.clear()
+        shutil.rmtree(out)
+        out.write_text("")
+        with caplog.at_level(logging.WARNING, logger="flowdredge.cli"):
+            guard.check()
+            guard.check()
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+            f"{out / RUN_LOCK} or .flowdredge-run.json was deleted while this job ran, and "
+            f"cannot be made again"]
+        out.unlink()
+        guard.check()
         return 0
 
     monkeypatch.setattr(cli, "_start_run", start)
@@ -621,3 +642,29 @@ def test_only_a_server_on_this_machine_has_its_certificate_trusted_as_it_is():
         props = kinesis_client.client_properties(
             Config().replace(kinesis={"endpoint": endpoint}).kinesis)
         assert ("aws.trust.all.certificates" in props) is local
+
+
+@pytest.mark.unit
+def test_a_checkpoint_gone_before_the_job_read_it_is_said_in_a_line(tmp_path, monkeypatch):
+    """A review's second --resume chose a running job's checkpoint, which that job replaced
+    before it was read: a raw Py4J trace of a java.io.FileNotFoundException."""
+    from flowdredge import cli
+    from flowdredge.connectors.kinesis import client
+    from flowdredge.job.flink import run
+    checkpoint = tmp_path / "elsewhere" / "chk-43"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "_metadata").write_bytes(b"x")
+
+    class Env:
+        def execute_async(self, name):
+            raise RuntimeError("An error occurred while calling o1.executeAsync.\n"
+                               f": java.io.FileNotFoundException: {checkpoint}/_metadata")
+
+    monkeypatch.setenv("FLINK_LOG_DIR", str(tmp_path / "logs"))   # else set for good
+    monkeypatch.setattr(client, "stream_births", lambda kin: {})
+    monkeypatch.setattr(run, "kinesis_job", lambda cfg, output, flink_options: Env())
+    args = cli.parser().parse_args(["run", "--output", str(tmp_path / "out"), "--flow-streams",
+                                    "f", "--metadata-stream", "m", "--resume", str(checkpoint)])
+    with pytest.raises(ConfigError, match=f"^--resume {checkpoint}: gone before the job could "
+                                          "read it"):
+        cli._start_run(cli._streaming_config(args), args)
