@@ -288,8 +288,9 @@ def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
     for name in sorted(set(_optional_outputs(cfg)) - set(outputs or ()) if outputs is not None
                        else ()):
         log.info(f"outputs.{name} is on, and was off in the run in {output}: its output "
-                 f"starts with this job, from the flows read from now on (the windows open at "
-                 f"the stop lack the flows read before it)")
+                 f"starts with this job, from the flows read from now on"
+                 + (" (the windows open at the stop lack the flows read before it)"
+                    if name == "security" else ""))
     for arn, then in sorted(streams.items()):
         if arn in born and born[arn] != then:
             raise config_mod.ConfigError(
@@ -432,7 +433,7 @@ class _OutputGuard:
         self.warned = False
         log.warning(f"{path if not held else os.path.join(self.output, RUN_SHAPES)} was deleted "
                     f"while this job ran (its output folder with it?): made again, the run "
-                    f"noted for --resume; what was deleted is lost to {self.output}")
+                    f"noted for --resume; the outputs deleted with it are gone for good")
 
 
 def _start_run(cfg, args):
