@@ -468,3 +468,25 @@ def test_job_attributes_flows_across_the_change(aws, tmp_path, parallelism):
     # billing's release, seen only once its failed scope was read again, comes late (dated
     # after the scope's last complete read: docs/publisher.md, a scope that fails).
     assert counts["metadata_late"] == 1 and counts["groups_after_max_wait"] == 0
+
+
+def test_a_lambda_functions_subnets_and_groups_are_read_with_it(aws, tmp_path):
+    """Lambda shares an interface among the functions of one subnet and security groups: their
+    VpcConfig decides its owner (connectors.publisher.derive)."""
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=aws)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="fn", Description="fn", VpcId=vpc)["GroupId"]
+    role = session.client("iam", endpoint_url=aws).create_role(
+        RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lambda_ = session.client("lambda", endpoint_url=aws)
+    for name in ("api-resize", "api-thumb"):
+        lambda_.create_function(FunctionName=name, Runtime="python3.12", Role=role,
+                                Handler="x.h", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+                                VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]})
+    reader = AwsReader(config_for(aws, tmp_path / "changes.jsonl"), Clock(T1))
+    inventory = reader.read(Scope(A, "us-east-1"))
+    assert {f: inventory.function_networks.get(f) for f in ("api-resize", "api-thumb")} == \
+        dict.fromkeys(("api-resize", "api-thumb"), (frozenset([subnet]), frozenset([group])))

@@ -152,6 +152,44 @@ def test_derive_owners_of_every_kind():
     assert claims["10.0.1.7"].owner == owner("-", "-", "-", "eni-bare", "eni-bare", "interface")
 
 
+def _lambda_eni(eni_id, ip, made_by, subnet="subnet-1", groups=("sg-1",)):
+    doc = eni(eni_id, ip, description=f"AWS Lambda VPC ENI-{made_by}-"
+                                      "3f7c8a1e-1b2c-4d5e-8f90-0a1b2c3d4e5f", interface_type="lambda")
+    doc.update(SubnetId=subnet, Groups=[{"GroupId": g, "GroupName": g} for g in groups])
+    return doc
+
+
+def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it():
+    """Lambda shares an interface among the functions of one subnet and security groups, and
+    its description names the first: every function's flows went to that one, and to a
+    function whose name the description only starts with (a publisher review)."""
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:{}".format
+    inv = Inventory(SCOPE, interfaces=[
+        _lambda_eni("eni-1", "10.0.2.1", "api-resize"),                    # api-resize, api-thumb
+        _lambda_eni("eni-2", "10.0.2.2", "api-resize", subnet="subnet-2"),  # and billing-pay
+        _lambda_eni("eni-3", "10.0.2.3", "billing-pay", groups=("sg-2",)),  # billing-pay alone
+        _lambda_eni("eni-4", "10.0.2.4", "payments-refund", groups=("sg-9",)),   # none listed
+        _lambda_eni("eni-5", "10.0.2.5", "gone", groups=("sg-3",)),  # made by a deleted function
+    ])
+    networks = {"api-resize": ({"subnet-1", "subnet-2"}, {"sg-1"}),
+                "api-thumb": ({"subnet-1"}, {"sg-1"}),
+                "billing-pay": ({"subnet-1", "subnet-2"}, {"sg-1", "sg-2"}),
+                "billing-batch": ({"subnet-2"}, {"sg-1"}),
+                "payments": ({"subnet-1"}, {"sg-3"})}
+    inv.function_networks = {f: (frozenset(s), frozenset(g)) for f, (s, g) in networks.items()}
+    inv.functions = {f: arn(f) for f in networks}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.2.1"] == owner("api", "-", "-", "eni-1", "eni-1", "lambda")
+    assert claims["10.0.2.2"] == owner("-", "-", "-", "eni-2", "eni-2", "lambda")
+    # billing-pay's groups are sg-1 and sg-2: eni-3 has sg-2 only, so none of the listed.
+    assert claims["10.0.2.3"] == owner("billing", "billing-pay", "-", "eni-3",
+                                       arn("billing-pay"), "lambda")
+    assert claims["10.0.2.4"] == owner("payments", "payments-refund", "-", "eni-4",
+                                       "payments-refund", "lambda")
+    assert claims["10.0.2.5"] == owner("payments", "payments", "-", "eni-5", arn("payments"),
+                                       "lambda")
+
+
 def test_an_instances_own_tag_wins_over_its_groups():
     # docs/publisher.md: the tag on the resource, or on its group when the resource has none.
     inv, _ = inventory()

@@ -120,7 +120,12 @@ class AwsReader:
         self._read_load_balancers(session, scope, inventory)
         lambda_ = self.client(session, "lambda", scope.region)
         for function in items(lambda_, "list_functions"):
-            inventory.functions[function["FunctionName"]] = function["FunctionArn"]
+            name = function["FunctionName"]
+            inventory.functions[name] = function["FunctionArn"]
+            vpc = function.get("VpcConfig") or {}
+            if vpc.get("SubnetIds"):
+                inventory.function_networks[name] = (frozenset(vpc["SubnetIds"]),
+                                                     frozenset(vpc.get("SecurityGroupIds") or ()))
         return inventory
 
     def _read_load_balancers(self, session, scope: Scope, inventory: Inventory) -> None:

@@ -97,7 +97,7 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     interface_type = eni.get("InterfaceType") or ""
     instance_id = (eni.get("Attachment") or {}).get("InstanceId")
     tags = tag_dict(eni.get("TagSet"))
-    asg = ABSENT
+    asg, shared = ABSENT, None
     if instance_id:
         kind, resource_id = INSTANCE, instance_id
         tags = inventory.instance_tags.get(instance_id, {})
@@ -120,8 +120,7 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         name = name or resource_id
     elif interface_type == "lambda" or description.startswith(LAMBDA_DESCRIPTION):
         kind = LAMBDA
-        name = _function_name(description[len(LAMBDA_DESCRIPTION):], inventory.functions)
-        resource_id = inventory.functions.get(name, name)
+        name, resource_id, shared = _lambda_function(eni, description, inventory, naming)
     elif description.startswith(ELB_DESCRIPTION):
         kind = ELB
         key = description[len(ELB_DESCRIPTION):]
@@ -134,15 +133,36 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     app = tags.get(naming.app_tag) or (parsed.app if parsed else ABSENT)
     cluster = (naming.cluster_tag and tags.get(naming.cluster_tag)) or (
         parsed.cluster if parsed else ABSENT)
+    if shared is not None:
+        app, cluster = shared
     return Owner(app=app, cluster=cluster, asg=asg, account=inventory.scope.account,
                  region=inventory.scope.region, zone=eni.get("AvailabilityZone") or ABSENT,
                  interface_id=eni_id, resource_id=resource_id, kind=kind)
 
 
-def _function_name(tail: str, functions: dict) -> str:
-    """The function an interface serves: the longest known function name the description's tail
-    starts with, else the tail without Lambda's UUID."""
-    known = [f for f in functions if tail == f or tail.startswith(f + "-")]
-    if known:
-        return max(known, key=len)
-    return _UUID_TAIL.sub("", tail) or tail
+def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: Naming) -> tuple:
+    """(name to parse, resource id, (app, cluster) or None) of a Lambda interface. Lambda shares
+    one interface among the functions of one subnet and set of security groups (a Hyperplane
+    ENI), and its description names the function that made it: every function's flows went to
+    that one, after it was deleted too (a publisher review). So the listed functions of the
+    interface's subnet and groups decide: one is its owner; several own it together, as their
+    app and cluster where they share one, else none ("-"). With none listed, the function its
+    description names, exactly (a name it merely starts with is another function's)."""
+    eni_id = eni["NetworkInterfaceId"]
+    subnet = eni.get("SubnetId")
+    groups = frozenset(g.get("GroupId") for g in eni.get("Groups") or ())
+    sharing = sorted(f for f, (subnets, sgs) in inventory.function_networks.items()
+                     if subnet in subnets and sgs == groups)
+    if len(sharing) > 1:
+        parsed = [naming.rule.parse(f) for f in sharing]
+        apps = {p.app if p else ABSENT for p in parsed}
+        clusters = {p.cluster if p else ABSENT for p in parsed}
+        return None, eni_id, (apps.pop() if len(apps) == 1 else ABSENT,
+                              clusters.pop() if len(clusters) == 1 else ABSENT)
+    if sharing:
+        name = sharing[0]
+    else:
+        tail = description[len(LAMBDA_DESCRIPTION):] if description.startswith(
+            LAMBDA_DESCRIPTION) else ""
+        name = _UUID_TAIL.sub("", tail) or None
+    return name, inventory.functions.get(name, name or eni_id), None

@@ -59,7 +59,8 @@ class Inventory:
     interfaces: DescribeNetworkInterfaces items. instance_tags: instance id -> {key: value}.
     asg_of_instance: instance id -> group name; asg_tags: group name -> {key: value}.
     load_balancers: "app/name/id" (v2, the ENI description's tail) or classic name ->
-    (resource id, name, tags). functions: Lambda function name -> ARN. nat_gateways,
+    (resource id, name, tags). functions: Lambda function name -> ARN; function_networks:
+    function name -> (its subnets, its security groups), for a function in a VPC. nat_gateways,
     vpc_endpoints: interface id -> (resource id, name to parse, tags).
     """
     scope: Scope
@@ -69,5 +70,6 @@ class Inventory:
     asg_tags: dict = field(default_factory=dict)
     load_balancers: dict = field(default_factory=dict)
     functions: dict = field(default_factory=dict)
+    function_networks: dict = field(default_factory=dict)
     nat_gateways: dict = field(default_factory=dict)
     vpc_endpoints: dict = field(default_factory=dict)
