@@ -891,6 +891,59 @@ def test_file_sink_and_snapshot_files(tmp_path):
         write_snapshot([], "s3://bucket-only")
 
 
+def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(tmp_path, caplog):
+    """A publisher review: resumed from its stop snapshot, a publisher dated what changed after
+    the snapshot file's time: the old owner kept an address for the last poll interval, and for
+    two hours when the file was copied two hours later. A write that failed after its changes
+    landed (an ASSIGN in the stream, no HEARTBEAT) was forgotten: nothing ever took it back."""
+    tags = {"i-a": {"Name": "alpha"}, "i-b": {"Name": "beta"}, "i-c": {"Name": "gamma"}}
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a",
+                                           attached_ms=T0 - 3_600_000)], instance_tags=tags)
+    now, stream = [T0], []
+
+    class HeartbeatFails:
+        fail = False
+
+        def write(self, events):
+            for e in events:
+                if e["type"] == "HEARTBEAT" and self.fail:
+                    raise SinkError("PutRecords failed: ProvisionedThroughputExceeded")
+                stream.append(e)
+
+    sink = HeartbeatFails()
+    first = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    first.poll()
+    inv.interfaces.append(eni("eni-c", "10.0.0.6", instance="i-c"))   # gamma launched
+    now[0], sink.fail = T0 + 60_000, True
+    with pytest.raises(SinkError):
+        first.poll()   # gamma's ASSIGN is in the stream, the HEARTBEAT is not
+    snap = str(tmp_path / "snapshot.jsonl")
+    cli.snapshot_writer(config_for(), None, snap)(first.snapshot())
+    assert [e["ip"] for e in map(json.loads, open(snap))] == ["10.0.0.5"]
+    # Meanwhile: alpha let 10.0.0.5 go at T0 + 65 s and beta took it at T0 + 70 s; gamma went.
+    later = T0 + 2 * 3_600_000
+    moved = Inventory(SCOPE, interfaces=[eni("eni-b", "10.0.0.5", instance="i-b",
+                                             attached_ms=T0 + 70_000)], instance_tags=tags)
+    os.utime(snap, (later / 1000, later / 1000))   # copied two hours later
+    stream.clear()
+    now[0] = later + 60_000
+    resumed = ListSink()
+    Publisher(config_for(), InventoryReader({SCOPE: moved}), resumed, lambda: now[0],
+              cli._read_snapshot(snap, None)).poll()
+    assert [(e["type"], e["ts"] - T0, e.get("ip"), e.get("app")) for e in resumed.events] == [
+        ("UNASSIGN", 1, "10.0.0.5", None),        # after the last read written whole (T0), not
+        ("UNASSIGN", 60_001, "10.0.0.6", None),   # the file's time; gamma's ASSIGN taken back
+        ("ASSIGN", 70_999, "10.0.0.5", "beta"),
+        ("HEARTBEAT", 7_260_000, None, None)]
+    # Clocks of another snapshot (a stop between the two writes): said, the file's time used.
+    with open(snap, "a") as fh:
+        fh.write(json.dumps(assign_event("10.0.0.9", T0, owner("x", "x", "-", "eni-x", "i-x",
+                                                                 "instance"))) + "\n")
+    with caplog.at_level("WARNING"):
+        state = cli._read_snapshot(snap, None)
+    assert state.polled_ms == {} and "is not of this snapshot" in caplog.text
+
+
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
                     instance_tags={"i-a": {"Name": "api-prod"}})
@@ -918,7 +971,7 @@ def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
         # The stub estate did not really change: the next poll has the last word.
         ("ASSIGN", T0), ("HEARTBEAT", T0), ("UNASSIGN", T0 + 20_000), ("ASSIGN", T0 + 60_000),
         ("HEARTBEAT", T0 + 60_000)]
-    assert [[e["ip"] for e in s] for s in snapshots] == [["10.0.0.5"]]
+    assert [[e["ip"] for e in snapshot_events(s)] for s in snapshots] == [["10.0.0.5"]]
 
 
 def test_an_unexpected_error_fails_a_scope_or_a_line_not_the_publisher():

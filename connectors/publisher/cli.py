@@ -20,10 +20,11 @@ from flowdredge.connectors import logs, s3
 from flowdredge.connectors.publisher import config as publisher_config
 from flowdredge.connectors.publisher.aws import AwsReader
 from flowdredge.connectors.publisher.diff import (reconcile_poll, snapshot_events,
-                                                  state_from_snapshot)
+                                                  state_clocks, state_from_snapshot)
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
                                                       describe_events)
-from flowdredge.connectors.publisher.sinks import FileSink, KinesisSink, SinkError, write_snapshot
+from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
+                                                  snapshot_digest, write_snapshot)
 
 INCOMPLETE = 3
 
@@ -53,7 +54,9 @@ def s3_client(config, reader: AwsReader):
 
 
 def snapshot_writer(config, reader: AwsReader, target: str):
-    return lambda events: write_snapshot(events, target, lambda: s3_client(config, reader))
+    """Writes a publisher state's owners to `target`, and the rest of it beside them."""
+    return lambda state: write_snapshot(snapshot_events(state), target,
+                                        lambda: s3_client(config, reader), state_clocks(state))
 
 
 def _snapshot_bytes(location: str, s3_client_factory) -> tuple:
@@ -74,12 +77,32 @@ def _snapshot_bytes(location: str, s3_client_factory) -> tuple:
 
 def _read_snapshot(location: str, s3_client_factory):
     body, written_ms = _snapshot_bytes(location, s3_client_factory)
+    clocks = _snapshot_clocks(location, body, s3_client_factory)
     try:
         events = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
-        # Written when it was taken: its time bounds the changes found after it.
-        return state_from_snapshot(events, written_ms)
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: {err}") from None
+        # Written when it was taken: its time bounds the changes found after it, where its
+        # clocks do not say when each scope was last read.
+        return state_from_snapshot(events, written_ms, clocks)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events with its "
+                         f"{clocks_path(location)}: {err}") from None
+
+
+def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
+    """The clocks written beside a snapshot (sinks.write_snapshot), or None, said, when there are
+    none of this snapshot: changes are then dated after the snapshot's time."""
+    try:
+        text, _ = _snapshot_bytes(clocks_path(location), s3_client_factory)
+        clocks = json.loads(text)
+    except ValueError as err:
+        log.warning(f"{err}: changes found are dated after the snapshot's time (the file's "
+                    f"modification time), which may be later than they happened")
+        return None
+    if not isinstance(clocks, dict) or clocks.get("snapshot_sha256") != snapshot_digest(body):
+        log.warning(f"{clocks_path(location)} is not of this snapshot (written apart): "
+                    f"changes found are dated after the snapshot's time")
+        return None
+    return clocks
 
 
 def cmd_run(args, config) -> int:
@@ -130,9 +153,8 @@ def cmd_snapshot(args, config) -> int:
         log.error(f"no snapshot written: {len(failed)} account/region(s) could not be read")
         return INCOMPLETE
     state = reconcile_poll(publisher.state, observations, config.scopes).state
-    events = snapshot_events(state)
-    snapshot_writer(config, reader, target)(events)
-    log.info(f"snapshot: {len(events)} owners written to {target}")
+    snapshot_writer(config, reader, target)(state)
+    log.info(f"snapshot: {len(state.holdings)} owners written to {target}")
     return 0
 
 

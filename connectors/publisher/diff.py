@@ -346,10 +346,51 @@ def snapshot_events(state: State) -> list:
     return [assign_event(ip, h.since_ms, h.owner) for ip, h in sorted(state.holdings.items())]
 
 
-def state_from_snapshot(events: list, taken_ms: int = None) -> State:
+# The version of state_clocks' shape; a snapshot's clocks of another are not read.
+CLOCKS_VERSION = 1
+
+
+def state_clocks(state: State) -> dict:
+    """What a snapshot's owners leave out of a publisher's state, as JSON: each scope's last read
+    (start, end) and last applied event, the last HEARTBEAT, and the addresses whose last write
+    failed, released ones and contested ones. With them a `--resume` goes on as the run that
+    took the snapshot would have: a change found later is dated after that scope's last read,
+    not after the snapshot file's time (a review: the time of a file copied two hours later
+    kept an old owner on an address for those two hours), and an address whose write failed
+    is written again (its ASSIGN may be in the stream)."""
+    return {"version": CLOCKS_VERSION,
+            "polled_ms": {str(s): ms for s, ms in state.polled_ms.items()},
+            "seen_ms": {str(s): ms for s, ms in state.seen_ms.items()},
+            "event_ms": {str(s): ms for s, ms in state.event_ms.items()},
+            "heartbeat_ms": state.heartbeat_ms, "uncertain": dict(state.uncertain),
+            "released": dict(state.released),
+            "contested": {ip: sorted(map(str, scopes)) for ip, scopes in state.contested.items()}}
+
+
+def _scope(text: str) -> Scope:
+    account, region = text.split("/")
+    return Scope(account, region)
+
+
+def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None) -> State:
     """The holdings a snapshot describes (ASSIGN events), taken at `taken_ms` (when known: every
-    change found after is stamped later, as a HEARTBEAT written before it may promise)."""
+    change found after is stamped later, as a HEARTBEAT written before it may promise), and the
+    rest of the state from its `clocks` (state_clocks), if any: then a scope's last read dates
+    its changes, and the snapshot's time only those of a scope it has none of."""
     state = State(resumed_ms=taken_ms)
+    if clocks is not None:
+        if clocks.get("version") != CLOCKS_VERSION:
+            raise ValueError(f"clocks of version {clocks.get('version')!r}, this release reads "
+                             f"{CLOCKS_VERSION}")
+        state.polled_ms = {_scope(s): int(ms) for s, ms in clocks["polled_ms"].items()}
+        state.seen_ms = {_scope(s): int(ms) for s, ms in clocks["seen_ms"].items()}
+        state.event_ms = {_scope(s): int(ms) for s, ms in clocks["event_ms"].items()}
+        heartbeat = clocks["heartbeat_ms"]
+        state.heartbeat_ms = None if heartbeat is None else int(heartbeat)
+        state.uncertain = {ip: int(ts) for ip, ts in clocks["uncertain"].items()}
+        state.released = {ip: int(ts) for ip, ts in clocks["released"].items()}
+        state.contested = {ip: frozenset(map(_scope, scopes))
+                           for ip, scopes in clocks["contested"].items()}
     owner_fields = {f.name for f in dataclasses.fields(Owner)}
     for event in events:
         if event.get("type") != ASSIGN:

@@ -11,7 +11,7 @@ from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
 from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
-                                       reconcile_poll, snapshot_events)
+                                       reconcile_poll)
 from flowdredge.connectors.publisher.sinks import SinkError
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
@@ -168,8 +168,9 @@ class Publisher:
             self.state = self.state.write_failed(reconciled.events, reconciled.state.contested)
             raise
 
-    def snapshot(self) -> list:
-        return snapshot_events(self.state)
+    def snapshot(self) -> State:
+        """The state a snapshot writes (sinks.write_snapshot with diff.state_clocks)."""
+        return self.state.copy()
 
     def run(self, should_stop, sleep=time.sleep, on_poll=None, events: EventTail = None,
             snapshot_requested=None, write_snapshot=None, on_events=None) -> None:

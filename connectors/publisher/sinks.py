@@ -4,6 +4,7 @@ Both sinks write a batch completely or raise SinkError; the publisher keeps its 
 a batch is written, so a failed batch is computed and sent again by the next poll (a change may
 then arrive twice, which the changelog tolerates, and is never lost).
 """
+import hashlib
 import json
 import os
 import time
@@ -153,9 +154,31 @@ class KinesisSink:
                         f"{failed[0][1].get('ErrorCode') or 'no error code given'}")
 
 
-def write_snapshot(events: list, target: str, s3_client_factory=None) -> None:
-    """All current owners (ASSIGN events) to a file (replaced atomically) or s3://bucket/key."""
+def clocks_path(snapshot: str) -> str:
+    """Where the rest of the publisher's state (diff.state_clocks) goes beside a snapshot, which
+    stays a file of ASSIGN events as the job reads it (kinesis.metadata_snapshot): `_<name>.state
+    .json`, a name the job's file source leaves out of a snapshot folder (as Flink's does)."""
+    folder, name = snapshot.rsplit("/", 1) if "/" in snapshot else ("", snapshot)
+    return f"{folder}/_{name}.state.json" if folder else f"_{name}.state.json"
+
+
+def snapshot_digest(body: bytes) -> str:
+    """What ties a snapshot's clocks to it: they are written apart, and a stop between the two
+    writes leaves the other one of another snapshot."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def write_snapshot(events: list, target: str, s3_client_factory=None, clocks: dict = None) -> None:
+    """All current owners (ASSIGN events) to a file (replaced atomically) or s3://bucket/key,
+    and `clocks` (diff.state_clocks), if given, beside it (`<target>.state.json`)."""
     body = "".join(encode(e) + "\n" for e in events)
+    if clocks is not None:
+        _write_whole(json.dumps({**clocks, "snapshot_sha256": snapshot_digest(body.encode())}),
+                     clocks_path(target), s3_client_factory)
+    _write_whole(body, target, s3_client_factory)
+
+
+def _write_whole(body: str, target: str, s3_client_factory) -> None:
     if s3.is_s3(target):
         try:
             bucket, key = s3.split(target)
