@@ -190,6 +190,39 @@ def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it()
                                        "lambda")
 
 
+def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given():
+    """The VPC CNI gives pods the secondary addresses of an EKS node's interfaces: they were
+    the node group's app, whatever app each pod was; a name parsing to an app the job gives
+    ends without an owner was refused there, the whole app unattributed (a publisher review)."""
+    node_tags = {"eks:cluster-name": "prod", "aws:autoscaling:groupName": "nodes-v001"}
+    inv = Inventory(SCOPE, interfaces=[
+        eni("eni-n0", "10.0.3.1", "10.0.3.2", "10.0.3.3", instance="i-n", public="54.0.0.1"),
+        eni("eni-n1", "10.0.3.10", "10.0.3.11", instance="i-n", description="aws-K8S-i-n"),
+        eni("eni-s", "10.0.3.20", "10.0.3.21", instance="i-s"),   # no EKS node: all its own
+        eni("eni-m", "10.0.3.30", instance="i-m", tags={"kubernetes.io/cluster/prod": "owned"}),
+        eni("eni-p", "10.0.3.40", instance="i-p"),
+        eni("eni-u", "10.0.3.41", instance="i-u")])
+    inv.interfaces[1]["Attachment"]["DeviceIndex"] = 1
+    inv.instance_tags = {"i-n": node_tags, "i-s": {"Name": "db-main"},
+                         "i-m": {"kubernetes.io/cluster/prod": "owned", "Name": "nodes"},
+                         "i-p": {"aws:autoscaling:groupName": "internet-proxy-v003"},
+                         "i-u": {"Name": "unattributed"}}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    node = owner("nodes", "nodes", "nodes-v001", "eni-n0", "i-n", "instance")
+    assert {ip: claims[ip] for ip in ("10.0.3.1", "54.0.0.1")} == dict.fromkeys(
+        ("10.0.3.1", "54.0.0.1"), node)
+    pod = owner("-", "-", "-", "eni-n0", "i-n", "pod")
+    assert {ip: claims[ip] for ip in ("10.0.3.2", "10.0.3.3")} == dict.fromkeys(
+        ("10.0.3.2", "10.0.3.3"), pod)
+    pod1 = owner("-", "-", "-", "eni-n1", "i-n", "pod")
+    assert {ip: claims[ip] for ip in ("10.0.3.10", "10.0.3.11")} == dict.fromkeys(
+        ("10.0.3.10", "10.0.3.11"), pod1)
+    assert claims["10.0.3.21"].app == "db" and claims["10.0.3.30"].app == "nodes"
+    assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == (
+        "internet-proxy", "internet-proxy")
+    assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "unattributed")
+
+
 def test_an_instances_own_tag_wins_over_its_groups():
     # docs/publisher.md: the tag on the resource, or on its group when the resource has none.
     inv, _ = inventory()

@@ -20,9 +20,10 @@ import re
 from dataclasses import dataclass
 
 from flowdredge.connectors.publisher.model import (ELB, INSTANCE, INTERFACE, LAMBDA, NAT_GATEWAY,
-                                        VPC_ENDPOINT, Claim, Inventory, Owner)
+                                        POD, VPC_ENDPOINT, Claim, Inventory, Owner)
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.schemas.metadata import ABSENT
+from flowdredge.schemas.security import is_reserved_app
 
 ASG_TAG = "aws:autoscaling:groupName"
 NAT_DESCRIPTION = "Interface for NAT Gateway "
@@ -86,9 +87,34 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
         primary = next((e.get("PrivateIpAddress") for e in eni.get("PrivateIpAddresses") or ()
                         if e.get("Primary")), eni.get("PrivateIpAddress"))
         primary = str(ipaddress.ip_address(primary)) if primary else None
+        pods = _pod_addresses(eni, primary, inventory)
+        pod = Owner(account=owner.account, region=owner.region, zone=owner.zone,
+                    interface_id=owner.interface_id, resource_id=owner.resource_id, kind=POD)
         for ip in interface_addresses(eni, naming.public_ipv4):
-            claims.append(Claim(ip, owner, attached_ms if ip == primary else None))
+            claims.append(Claim(ip, pod if ip in pods else owner,
+                                attached_ms if ip == primary else None))
     return claims
+
+
+# Tags an EKS node carries: a managed node group's, or a self-managed node's
+# (kubernetes.io/cluster/<name>: owned or shared).
+EKS_NODE_TAG = "eks:cluster-name"
+KUBERNETES_CLUSTER_TAG = "kubernetes.io/cluster/"
+
+
+def _pod_addresses(eni: dict, primary: str, inventory: Inventory) -> set:
+    """The private addresses of an EKS node's interface that its pods hold: the Amazon VPC CNI
+    gives pods the secondary addresses of the node's interfaces (every address of those it
+    adds), the node keeps its first interface's primary one. They belong to pods, of any app,
+    not to the node's group: owned by nobody (kind pod), where the group's app was every pod's
+    before (a publisher review)."""
+    attachment = eni.get("Attachment") or {}
+    tags = inventory.instance_tags.get(attachment.get("InstanceId"), {})
+    if not (EKS_NODE_TAG in tags or any(k.startswith(KUBERNETES_CLUSTER_TAG) for k in tags)):
+        return set()
+    private = {str(ipaddress.ip_address(e["PrivateIpAddress"]))
+               for e in eni.get("PrivateIpAddresses") or () if e.get("PrivateIpAddress")}
+    return private - {primary} if attachment.get("DeviceIndex", 0) == 0 else private
 
 
 def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
@@ -135,6 +161,10 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         parsed.cluster if parsed else ABSENT)
     if shared is not None:
         app, cluster = shared
+    if is_reserved_app(app):
+        # The job's own names for ends without an owner (internet-proxy-v003 parses to app
+        # `internet`): the job refuses them, so the cluster's name, if it is none of them.
+        app = cluster if not (cluster == ABSENT or is_reserved_app(cluster)) else ABSENT
     return Owner(app=app, cluster=cluster, asg=asg, account=inventory.scope.account,
                  region=inventory.scope.region, zone=eni.get("AvailabilityZone") or ABSENT,
                  interface_id=eni_id, resource_id=resource_id, kind=kind)

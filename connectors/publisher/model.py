@@ -9,7 +9,8 @@ LAMBDA = "lambda"
 NAT_GATEWAY = "nat_gateway"
 VPC_ENDPOINT = "vpc_endpoint"
 INTERFACE = "interface"
-KINDS = (INSTANCE, ELB, LAMBDA, NAT_GATEWAY, VPC_ENDPOINT, INTERFACE)
+POD = "pod"
+KINDS = (INSTANCE, ELB, LAMBDA, NAT_GATEWAY, VPC_ENDPOINT, INTERFACE, POD)
 
 
 @dataclass(frozen=True)
