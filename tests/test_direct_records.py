@@ -166,7 +166,7 @@ def test_s3_prefixes_are_listed_in_delivery_order_and_read_like_files(tmp_path, 
 
         gone = list(read_flow_file("s3://flows/AWSLogs/none.log.gz", 10, s3_client=client))
         assert gone == [{"source": "s3://flows/AWSLogs/none.log.gz", "error": "unreadable",
-                         "excerpt": "cannot read: NoSuchKey"}]
+                         "excerpt": "", "detail": "cannot read: NoSuchKey"}]
         with pytest.raises(InputError, match="no objects"):
             flow_files(["s3://flows/nothing/"], client)
 
