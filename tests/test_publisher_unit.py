@@ -223,6 +223,23 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
     assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "unattributed")
 
 
+def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_owners():
+    """The VPC owner's read lists the participants' interfaces in its shared subnets: each
+    address was claimed by two accounts' reads and so nobody's (a publisher review)."""
+    from flowdredge.connectors.publisher.derive import own_interfaces
+    participant, elsewhere = "210987654321", "555555555555"
+    listed = [{**eni("eni-own", "10.0.4.1"), "OwnerId": ACCOUNT},
+              {**eni("eni-part", "10.0.4.2"), "OwnerId": participant},
+              {**eni("eni-other", "10.0.4.3"), "OwnerId": elsewhere},   # not configured
+              eni("eni-unsaid", "10.0.4.4")]
+    scopes = [SCOPE, Scope(participant, "us-east-1"), Scope(participant, "eu-west-1")]
+    assert [e["NetworkInterfaceId"] for e in own_interfaces(listed, ACCOUNT, scopes)] == [
+        "eni-own", "eni-other", "eni-unsaid"]
+    assert [e["NetworkInterfaceId"] for e in own_interfaces(listed, participant, scopes)] == [
+        "eni-part", "eni-other", "eni-unsaid"]
+    assert len(own_interfaces(listed, ACCOUNT, [SCOPE])) == 4
+
+
 def test_an_instances_own_tag_wins_over_its_groups():
     # docs/publisher.md: the tag on the resource, or on its group when the resource has none.
     inv, _ = inventory()

@@ -11,7 +11,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdredge.connectors.publisher.config import PublisherConfig
-from flowdredge.connectors.publisher.derive import tag_dict
+from flowdredge.connectors.publisher.derive import own_interfaces, tag_dict
 from flowdredge.connectors.publisher.model import Inventory, Scope
 
 # Renew assumed-role credentials this long before they expire.
@@ -95,7 +95,8 @@ class AwsReader:
         session = self.session_for(scope.account)
         ec2 = self.client(session, "ec2", scope.region)
         inventory = Inventory(scope)
-        inventory.interfaces = list(items(ec2, "describe_network_interfaces"))
+        inventory.interfaces = own_interfaces(items(ec2, "describe_network_interfaces"),
+                                              scope.account, self.config.scopes)
         for reservation in items(ec2, "describe_instances"):
             for instance in reservation.get("Instances") or ():
                 inventory.instance_tags[instance["InstanceId"]] = tag_dict(instance.get("Tags"))

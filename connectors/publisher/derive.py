@@ -73,6 +73,15 @@ def interface_addresses(eni: dict, public_ipv4: bool) -> list:
     return out
 
 
+def own_interfaces(interfaces, account: str, scopes) -> list:
+    """The interfaces a read of `account` speaks for: not those another configured account owns
+    (OwnerId), which that account's read gives. In a shared VPC the VPC owner's read lists the
+    participants' interfaces in its subnets too: both reads claimed each of their addresses,
+    with owners of two accounts, and a contested address is nobody's (a publisher review)."""
+    others = {scope.account for scope in scopes} - {account}
+    return [eni for eni in interfaces if eni.get("OwnerId") not in others]
+
+
 def derive_claims(inventory: Inventory, naming: Naming) -> list:
     """Every address the inventory's interfaces hold, as Claims (possibly several per address
     when VPCs overlap: the reconciliation decides)."""
