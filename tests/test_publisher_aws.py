@@ -408,11 +408,15 @@ def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):
     # heartbeat.
     assert cli.main(["run", "--config", str(config_file), "--once", "--resume", str(snapshot)]) == 0
     assert [e["type"] for e in read_events(out)[len(events):]] == ["HEARTBEAT"]
-    # The same from the snapshot in S3, as snapshot.to writes it.
+    # The same from the snapshot in S3, as snapshot.to writes it, its clocks beside it.
+    capsys.readouterr()
     assert cli.main(["run", "--config", str(config_file), "--once", "--resume",
                      "s3://flowdredge-meta/snapshots/now.jsonl"]) == 0
     assert [e["type"] for e in read_events(out)[len(events):]] == ["HEARTBEAT"] * 2
-    capsys.readouterr()
+    assert "snapshot's time" not in capsys.readouterr().err
+    clocks = json.loads(s3.get_object(Bucket="flowdredge-meta",
+                                      Key="snapshots/_now.jsonl.state.json")["Body"].read())
+    assert set(clocks["polled_ms"]) == {f"{A}/us-east-1", f"{B}/us-east-1", f"{B}/eu-west-1"}
     assert cli.main(["run", "--config", str(config_file), "--once", "--resume",
                      "s3://flowdredge-meta/snapshots/missing.jsonl"]) == 1
     assert "cannot read snapshot s3://flowdredge-meta/snapshots/missing.jsonl" in (
