@@ -493,4 +493,5 @@ def test_a_lambda_functions_subnets_and_groups_are_read_with_it(aws, tmp_path):
     reader = AwsReader(config_for(aws, tmp_path / "changes.jsonl"), Clock(T1))
     inventory = reader.read(Scope(A, "us-east-1"))
     assert {f: inventory.function_networks.get(f) for f in ("api-resize", "api-thumb")} == \
-        dict.fromkeys(("api-resize", "api-thumb"), (frozenset([subnet]), frozenset([group])))
+        dict.fromkeys(("api-resize", "api-thumb"), {(frozenset([subnet]), frozenset([group]))})
+    assert inventory.functions["api-thumb"].endswith(":function:api-thumb")

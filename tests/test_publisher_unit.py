@@ -176,18 +176,24 @@ def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it()
                 "billing-pay": ({"subnet-1", "subnet-2"}, {"sg-1", "sg-2"}),
                 "billing-batch": ({"subnet-2"}, {"sg-1"}),
                 "payments": ({"subnet-1"}, {"sg-3"})}
-    inv.function_networks = {f: (frozenset(s), frozenset(g)) for f, (s, g) in networks.items()}
+    inv.function_networks = {f: {(frozenset(s), frozenset(g))} for f, (s, g) in networks.items()}
+    # A published version of billing-batch keeps the groups it had: it shares eni-3's.
+    inv.function_networks["billing-batch"].add((frozenset({"subnet-1"}), frozenset({"sg-2"})))
     inv.functions = {f: arn(f) for f in networks}
     claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
     assert claims["10.0.2.1"] == owner("api", "-", "-", "eni-1", "eni-1", "lambda")
     assert claims["10.0.2.2"] == owner("-", "-", "-", "eni-2", "eni-2", "lambda")
-    # billing-pay's groups are sg-1 and sg-2: eni-3 has sg-2 only, so none of the listed.
-    assert claims["10.0.2.3"] == owner("billing", "billing-pay", "-", "eni-3",
-                                       arn("billing-pay"), "lambda")
+    # billing-pay's groups are sg-1 and sg-2: eni-3 has sg-2 only, as billing-batch's version.
+    assert claims["10.0.2.3"] == owner("billing", "billing-batch", "-", "eni-3",
+                                       arn("billing-batch"), "lambda")
     assert claims["10.0.2.4"] == owner("payments", "payments-refund", "-", "eni-4",
                                        "payments-refund", "lambda")
     assert claims["10.0.2.5"] == owner("payments", "payments", "-", "eni-5", arn("payments"),
                                        "lambda")
+    # Another account's interface (a shared VPC's participant) is its own functions'.
+    inv.interfaces[0]["OwnerId"] = "210987654321"
+    assert derive_claims(inv, NAMING)[0].owner == owner("api", "api-resize", "-", "eni-1",
+                                                        arn("api-resize"), "lambda")
 
 
 def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given():
@@ -221,6 +227,14 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
     assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == (
         "internet-proxy", "internet-proxy")
     assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "unattributed")
+    # The parsed name's cluster, not a cluster tag's value (another app's name, maybe); a tag's
+    # reserved app is nobody's.
+    inv.instance_tags["i-p"] = {"aws:autoscaling:groupName": "internet-proxy-v003", "cl": "prod"}
+    inv.instance_tags["i-u"] = {"Name": "db-main", "app": "internet"}
+    claims = {c.ip: c.owner for c in derive_claims(
+        inv, Naming(NameRule(), app_tag="app", cluster_tag="cl"))}
+    assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == ("internet-proxy", "prod")
+    assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "db-main")
 
 
 def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_owners():
@@ -232,12 +246,15 @@ def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_own
               {**eni("eni-part", "10.0.4.2"), "OwnerId": participant},
               {**eni("eni-other", "10.0.4.3"), "OwnerId": elsewhere},   # not configured
               eni("eni-unsaid", "10.0.4.4")]
-    scopes = [SCOPE, Scope(participant, "us-east-1"), Scope(participant, "eu-west-1")]
-    assert [e["NetworkInterfaceId"] for e in own_interfaces(listed, ACCOUNT, scopes)] == [
+    scopes = [SCOPE, Scope(participant, "us-east-1"), Scope(ACCOUNT, "eu-west-1")]
+    assert [e["NetworkInterfaceId"] for e in own_interfaces(listed, SCOPE, scopes)] == [
         "eni-own", "eni-other", "eni-unsaid"]
-    assert [e["NetworkInterfaceId"] for e in own_interfaces(listed, participant, scopes)] == [
-        "eni-part", "eni-other", "eni-unsaid"]
-    assert len(own_interfaces(listed, ACCOUNT, [SCOPE])) == 4
+    assert [e["NetworkInterfaceId"] for e in own_interfaces(
+        listed, Scope(participant, "us-east-1"), scopes)] == ["eni-part", "eni-other",
+                                                              "eni-unsaid"]
+    # The participant's read of that region is not configured: the VPC owner's gives them.
+    assert len(own_interfaces(listed, Scope(ACCOUNT, "eu-west-1"), scopes)) == 4
+    assert len(own_interfaces(listed, SCOPE, [SCOPE])) == 4
 
 
 def test_an_instances_own_tag_wins_over_its_groups():

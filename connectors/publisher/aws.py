@@ -28,10 +28,10 @@ class ScopeError(RuntimeError):
     """An account or region that could not be read; the message is safe to print."""
 
 
-def items(client, operation: str):
+def items(client, operation: str, **params):
     """Every item of a list call (its paginator's result key), read page by page."""
     paginator = client.get_paginator(operation)
-    pages = paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZES[operation]})
+    pages = paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZES[operation]}, **params)
     return pages.search(paginator.result_keys[0].expression)
 
 
@@ -96,7 +96,7 @@ class AwsReader:
         ec2 = self.client(session, "ec2", scope.region)
         inventory = Inventory(scope)
         inventory.interfaces = own_interfaces(items(ec2, "describe_network_interfaces"),
-                                              scope.account, self.config.scopes)
+                                              scope, self.config.scopes)
         for reservation in items(ec2, "describe_instances"):
             for instance in reservation.get("Instances") or ():
                 inventory.instance_tags[instance["InstanceId"]] = tag_dict(instance.get("Tags"))
@@ -120,13 +120,15 @@ class AwsReader:
                 inventory.asg_of_instance[instance["InstanceId"]] = name
         self._read_load_balancers(session, scope, inventory)
         lambda_ = self.client(session, "lambda", scope.region)
-        for function in items(lambda_, "list_functions"):
+        # Every version: a published one (behind an alias) keeps the network it had.
+        for function in items(lambda_, "list_functions", FunctionVersion="ALL"):
             name = function["FunctionName"]
-            inventory.functions[name] = function["FunctionArn"]
+            inventory.functions.setdefault(name, function["FunctionArn"].removesuffix(
+                f":{function.get('Version')}"))
             vpc = function.get("VpcConfig") or {}
             if vpc.get("SubnetIds"):
-                inventory.function_networks[name] = (frozenset(vpc["SubnetIds"]),
-                                                     frozenset(vpc.get("SecurityGroupIds") or ()))
+                inventory.function_networks.setdefault(name, set()).add(
+                    (frozenset(vpc["SubnetIds"]), frozenset(vpc.get("SecurityGroupIds") or ())))
         return inventory
 
     def _read_load_balancers(self, session, scope: Scope, inventory: Inventory) -> None:

@@ -19,8 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowdredge.connectors import logs, s3
 from flowdredge.connectors.publisher import config as publisher_config
 from flowdredge.connectors.publisher.aws import AwsReader
-from flowdredge.connectors.publisher.diff import (reconcile_poll, snapshot_events,
-                                                  state_clocks, state_from_snapshot)
+from flowdredge.connectors.publisher.diff import (CLOCKS_VERSION, reconcile_poll,
+                                                  snapshot_events, state_clocks,
+                                                  state_from_snapshot)
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
                                                       describe_events)
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
@@ -95,12 +96,18 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
         text, _ = _snapshot_bytes(clocks_path(location), s3_client_factory)
         clocks = json.loads(text)
     except ValueError as err:
-        log.warning(f"{err}: changes found are dated after the snapshot's time (the file's "
-                    f"modification time), which may be later than they happened")
+        log.warning(f"no clocks beside the snapshot ({err}): changes found are dated after "
+                    f"the snapshot's time (its file's modification time or object's "
+                    f"LastModified), which may be later than they happened")
         return None
     if not isinstance(clocks, dict) or clocks.get("snapshot_sha256") != snapshot_digest(body):
         log.warning(f"{clocks_path(location)} is not of this snapshot (written apart): "
                     f"changes found are dated after the snapshot's time")
+        return None
+    if clocks.get("version") != CLOCKS_VERSION:
+        log.warning(f"{clocks_path(location)}: clocks of version {clocks.get('version')!r}, "
+                    f"this release reads {CLOCKS_VERSION}: changes found are dated after the "
+                    f"snapshot's time")
         return None
     return clocks
 

@@ -73,12 +73,13 @@ def interface_addresses(eni: dict, public_ipv4: bool) -> list:
     return out
 
 
-def own_interfaces(interfaces, account: str, scopes) -> list:
-    """The interfaces a read of `account` speaks for: not those another configured account owns
-    (OwnerId), which that account's read gives. In a shared VPC the VPC owner's read lists the
-    participants' interfaces in its subnets too: both reads claimed each of their addresses,
-    with owners of two accounts, and a contested address is nobody's (a publisher review)."""
-    others = {scope.account for scope in scopes} - {account}
+def own_interfaces(interfaces, scope, scopes) -> list:
+    """The interfaces a read of `scope` speaks for: not those another account owns (OwnerId)
+    whose read of the same region is configured, which gives them. In a shared VPC the VPC
+    owner's read lists the participants' interfaces in its subnets too: both reads claimed each
+    of their addresses, with owners of two accounts, and a contested address is nobody's (a
+    publisher review)."""
+    others = {s.account for s in scopes if s.region == scope.region} - {scope.account}
     return [eni for eni in interfaces if eni.get("OwnerId") not in others]
 
 
@@ -172,8 +173,11 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         app, cluster = shared
     if is_reserved_app(app):
         # The job's own names for ends without an owner (internet-proxy-v003 parses to app
-        # `internet`): the job refuses them, so the cluster's name, if it is none of them.
-        app = cluster if not (cluster == ABSENT or is_reserved_app(cluster)) else ABSENT
+        # `internet`): the job refuses them, so the parsed name's cluster, if it is none of
+        # them; a tag's value, or a cluster tag's, could be another app's name.
+        named = parsed.cluster if parsed and not tags.get(naming.app_tag) and shared is None \
+            else ABSENT
+        app = named if not (named == ABSENT or is_reserved_app(named)) else ABSENT
     return Owner(app=app, cluster=cluster, asg=asg, account=inventory.scope.account,
                  region=inventory.scope.region, zone=eni.get("AvailabilityZone") or ABSENT,
                  interface_id=eni_id, resource_id=resource_id, kind=kind)
@@ -190,8 +194,11 @@ def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: 
     eni_id = eni["NetworkInterfaceId"]
     subnet = eni.get("SubnetId")
     groups = frozenset(g.get("GroupId") for g in eni.get("Groups") or ())
-    sharing = sorted(f for f, (subnets, sgs) in inventory.function_networks.items()
-                     if subnet in subnets and sgs == groups)
+    # Another account's interface (a shared VPC's participant) serves that account's functions.
+    ours = eni.get("OwnerId") in (None, inventory.scope.account)
+    sharing = sorted(f for f, networks in inventory.function_networks.items()
+                     if ours and any(subnet in subnets and sgs == groups
+                                     for subnets, sgs in networks))
     if len(sharing) > 1:
         parsed = [naming.rule.parse(f) for f in sharing]
         apps = {p.app if p else ABSENT for p in parsed}

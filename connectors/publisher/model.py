@@ -61,7 +61,8 @@ class Inventory:
     asg_of_instance: instance id -> group name; asg_tags: group name -> {key: value}.
     load_balancers: "app/name/id" (v2, the ENI description's tail) or classic name ->
     (resource id, name, tags). functions: Lambda function name -> ARN; function_networks:
-    function name -> (its subnets, its security groups), for a function in a VPC. nat_gateways,
+    function name -> {(subnets, security groups)} of its versions in a VPC (a published version
+    keeps the network it was published with). nat_gateways,
     vpc_endpoints: interface id -> (resource id, name to parse, tags).
     """
     scope: Scope

@@ -170,7 +170,7 @@ def snapshot_digest(body: bytes) -> str:
 
 def write_snapshot(events: list, target: str, s3_client_factory=None, clocks: dict = None) -> None:
     """All current owners (ASSIGN events) to a file (replaced atomically) or s3://bucket/key,
-    and `clocks` (diff.state_clocks), if given, beside it (`<target>.state.json`)."""
+    and `clocks` (diff.state_clocks), if given, beside it (clocks_path)."""
     body = "".join(encode(e) + "\n" for e in events)
     if clocks is not None:
         _write_whole(json.dumps({**clocks, "snapshot_sha256": snapshot_digest(body.encode())}),
