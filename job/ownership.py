@@ -58,11 +58,13 @@ class MetaEvent(NamedTuple):
 
 
 class MetaEventError(ValueError):
-    """A changelog line refused: `reason` is its dead letter's code, `detail` why in words."""
+    """A changelog line refused: `reason` is its dead letter's code, `detail` why in words,
+    `applied` the event taken from it all the same, if any (an UNASSIGN: keeping the IP's
+    previous owner would misattribute its flows)."""
 
-    def __init__(self, reason, detail=""):
+    def __init__(self, reason, detail="", applied=None):
         super().__init__(reason)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.applied = reason, detail, applied
 
 
 # Changes and HEARTBEATs are bounded as flow starts are (job.parse): [2010, 2100) always, and
@@ -206,6 +208,8 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                 events[position] = parse_event(line, latest_ms, share)
             except MetaEventError as err:
                 rejected.append((position, err.reason, line, err.detail))
+                if err.applied is not None:
+                    events[position] = err.applied
         events = {position: events[position] for position in sorted(events)}
     for position in [p for p, event in events.items()
                      if event[3] is not None and (is_reserved_app(event[3][_APP])
@@ -286,8 +290,8 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
     get = doc.get
-    owner = [ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str else str(v)
-             for f in OWNER_FIELDS]
+    owner = [ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str
+             else _owner_text(f, v, ts, ip) for f in OWNER_FIELDS]
     return MetaEvent(ASSIGN, ts, ip, tuple(owner if share is None else
                                            [share(v, v) for v in owner]))
 
@@ -338,6 +342,17 @@ def _ts_out_of_range(ts: int, latest_ms: int) -> str:
 # What json.loads makes of each JSON kind, for messages that name a value's kind only (an
 # address's value is never quoted: dead letters show no more of one than their excerpt).
 _JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
+
+
+def _owner_text(field: str, value, ts: int, ip: str) -> str:
+    """An owner value that is not a JSON string: a number is its text (an account id written
+    as a number); a boolean, object or array names no owner (before, Python's spelling of
+    it became one, `{'a': 1}`) and the line is applied as an UNASSIGN at its ts."""
+    if type(value) in (int, float):
+        return str(value)
+    raise MetaEventError("not_text", f"{field} is a JSON {_JSON_KINDS[type(value)]}, not "
+                                     "text: applied as an UNASSIGN",
+                         MetaEvent(UNASSIGN, ts, ip))
 
 
 def _value_text(value) -> str:

@@ -179,8 +179,8 @@ def test_ipv6_edge_cases_are_written_as_ipaddress_writes_them(text):
 
 def test_owner_values_are_strings_and_empty_or_null_ones_absent():
     e = parse_event('{"type":"ASSIGN","ts":1700000000000,"ip":"10.0.0.1","app":"api",'
-                    '"cluster":"","asg":null,"account":123456789012,"region":true}')
-    assert e.owner[:5] == ("api", "-", "-", "123456789012", "True") and e.owner[5:] == ("-",) * 4
+                    '"cluster":"","asg":null,"account":123456789012}')
+    assert e.owner[:4] == ("api", "-", "-", "123456789012") and e.owner[4:] == ("-",) * 5
 
 
 def test_a_chunk_of_events_crosses_between_operators_unchanged_its_repeated_values_once():
@@ -407,6 +407,29 @@ def test_an_owner_that_is_not_text_or_an_address_that_spells_ipv4_is_refused(vec
                             "not text: applied as an UNASSIGN"),
         ("bad_address", "m:5", "ip is an IPv6 address that spells an IPv4 one (::ffff:a.b.c.d or "
                                "::a.b.c.d)")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_owner_value_of_another_json_type_is_its_text_if_a_number_else_refused(vectorise_from):
+    """A number is its text (an account id written as one); a boolean, object or array named
+    an owner by Python's spelling of it (`{'team': 'x'}`, `True`): now refused, and the IP has
+    no owner from its ts, rather than its previous one."""
+    t0 = 1767225600000
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"api"}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":{"team":"x"}}' % (t0 + 1),
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.2","app":"db","zone":true}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.3","app":"db","cluster":["a"]}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.4","app":"db","account":123456789012,'
+             '"region":1.5}' % t0]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ts, e.ip, e.owner and e.owner[:5]) for e in chunk.events] == [
+        (ASSIGN, t0, "10.0.0.1", ("api", "-", "-", "-", "-")), (UNASSIGN, t0 + 1, "10.0.0.1", None),
+        (UNASSIGN, t0, "10.0.0.2", None), (UNASSIGN, t0, "10.0.0.3", None),
+        (ASSIGN, t0, "10.0.0.4", ("db", "-", "-", "123456789012", "1.5"))]
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("not_text", "m:2", "app is a JSON object, not text: applied as an UNASSIGN"),
+        ("not_text", "m:3", "zone is a JSON boolean, not text: applied as an UNASSIGN"),
+        ("not_text", "m:4", "cluster is a JSON array, not text: applied as an UNASSIGN")]
 
 
 def test_a_line_nested_deeper_than_json_loads_goes_is_not_json_in_a_chunk_of_any_size():
