@@ -10,7 +10,7 @@ default outputs`: the default configuration's step, the views encoded and the li
 security views' share of each batch (reduced and encoded, job.security.WindowViews) and each
 window's close (decode, merge, every view: job.security.window_results). For comparison, every
 record is also parsed one line at a time (`parse, per line`: the parser before the vectorised
-path, job.parse.parse_lines_per_line), alternately with the job's parse, so that the load of a
+path, job.parse.parse_record with vectorise_from=math.inf), alternately with the job's parse, so that the load of a
 shared machine falls on both; their results are checked equal. Times are the CPU time of this
 process (the reader runs on this thread: use_threads off). The groups' count and mean size are
 reported too: the column path's fixed cost is per group (docs/performance.md, run 18).

@@ -112,8 +112,7 @@ def run_ours(args) -> dict:
     config = config_mod.load(args.config).replace(job={"parallelism": args.parallelism})
     start_jvm(config)   # as `flowdredge replay` starts it: job.local_heap_mb's heap cap
     timings["gateway_s"] = _since_start()
-    # job.flink.run.run_files, submitted asynchronously only to note when the job graph has
-    # been handed over.
+    # Submitted asynchronously only to note when the job graph has been handed over.
     if args.aws_flows:
         from flowdredge.job.replay import flow_files
         env = aws_files_job(config, flow_files([args.aws_flows])[0], args.staged_metadata,

@@ -214,8 +214,9 @@ def run_options(cfg, output: str, resume, allow_non_restored_state: bool = False
 # How each job of a local output read its inputs, by job id (its checkpoints' folder), for a
 # --resume: {"snapshot": a snapshot then the changelog stream, or the stream alone (one source
 # uid either way, and neither's state is readable as the other's), "streams": the input
-# streams' creation times by ARN, "window_seconds", "outputs": the optional outputs on}; a run
-# noted by an earlier release has the snapshot's bool, or fewer keys.
+# streams' creation times by ARN, "window_seconds", "outputs": the optional outputs on,
+# "kinesis_outputs": the Kinesis outputs set, "labels": each flow stream's source label by
+# ARN}; a run noted by an earlier release has the snapshot's bool, or fewer keys.
 RUN_SHAPES = ".flowdredge-run.json"
 
 
@@ -233,6 +234,7 @@ def note_run_shape(cfg, output: str, job_id: str, born: dict = None) -> None:
                                               "streams": born or {},
                                               "window_seconds": cfg.job.window_seconds,
                                               "outputs": _optional_outputs(cfg),
+                                              "kinesis_outputs": _kinesis_outputs(cfg),
                                               "labels": _flow_labels(born or {})}}
     with open(os.path.join(output, RUN_SHAPES), "w") as file:
         json.dump(shapes, file)
@@ -250,6 +252,11 @@ def _optional_outputs(cfg) -> list:
     return [name for name in ("enriched", "security") if getattr(cfg.outputs, name)]
 
 
+def _kinesis_outputs(cfg) -> list:
+    return [name for name in ("aggregates_stream", "security_events_stream")
+            if getattr(cfg.kinesis, name)]
+
+
 def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
     """A resume from a checkpoint of this output's jobs is refused when kinesis.metadata_snapshot
     is set where its job had none, or the reverse (the job failed at every restart with the
@@ -257,7 +264,9 @@ def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
     created again since (its positions are the old stream's: a new changelog stream was
     never read, every flow after the old one's end unattributed), or when job.window_seconds
     changed (with --allow-non-restored-state the open windows' flows were dropped: half a
-    review's flows). An optional output turned on is named: it starts with this job."""
+    review's flows), or when a flow stream's source label would change (two streams of one
+    name reordered: the positions of each would be dropped). An optional output turned on is
+    named: it starts with this job."""
     within = os.path.relpath(os.path.abspath(resume), os.path.abspath(_checkpoints(cfg, output)))
     if within.startswith(os.pardir):
         return
@@ -265,9 +274,9 @@ def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
     if isinstance(noted, dict):
         before, streams = noted.get("snapshot"), noted.get("streams") or {}
         window, outputs = noted.get("window_seconds"), noted.get("outputs")
-        labels = noted.get("labels") or {}
+        labels, kinesis_outputs = noted.get("labels") or {}, noted.get("kinesis_outputs")
     else:
-        before, streams, window, outputs, labels = noted, {}, None, None, {}
+        before, streams, window, outputs, labels, kinesis_outputs = noted, {}, None, None, {}, None
     now = _flow_labels(born) if born else {}
     for arn, label in sorted(labels.items()):
         if now.get(arn, label) != label:
@@ -285,12 +294,17 @@ def _check_resumed_run(cfg, output: str, resume: str, born: dict) -> None:
             f"run in {output}: its checkpoint holds the open windows of {window} s, which a "
             f"job of other windows cannot take (they would be dropped, their flows lost). Set "
             f"it back to {window}, or start a new run into another --output")
-    for name in sorted(set(_optional_outputs(cfg)) - set(outputs or ()) if outputs is not None
-                       else ()):
-        log.info(f"outputs.{name} is on, and was off in the run in {output}: its output "
-                 f"starts with this job, from the flows read from now on"
+    # Windowed outputs added lack, in the windows open at the stop, the flows read before it.
+    added = [(f"outputs.{name}", name == "security") for name in
+             sorted(set(_optional_outputs(cfg)) - set(outputs or ())) if outputs is not None]
+    added += [(f"kinesis.{name}", name == "aggregates_stream") for name in
+              sorted(set(_kinesis_outputs(cfg)) - set(kinesis_outputs or ()))
+              if kinesis_outputs is not None]
+    for setting, windowed in added:
+        log.info(f"{setting} is on, and was off in the run in {output}: its output starts "
+                 f"with this job, from the flows read from now on"
                  + (" (the windows open at the stop lack the flows read before it)"
-                    if name == "security" else ""))
+                    if windowed else ""))
     for arn, then in sorted(streams.items()):
         if arn in born and born[arn] != then:
             raise config_mod.ConfigError(
@@ -440,6 +454,7 @@ def _start_run(cfg, args):
     """Starts the job: (its client, the REST API's URL, the input streams' creation times)."""
     from flowdredge.connectors.kinesis.client import stream_births
     from flowdredge.job.flink.run import kinesis_job, local_rest_options
+    from flowdredge.job.outputs import UNMAPPED_STATE, unmapped_state_error
     born = stream_births(cfg.kinesis)
     options = {**run_options(cfg, args.output, args.resume, args.allow_non_restored_state,
                              born),
@@ -456,17 +471,12 @@ def _start_run(cfg, args):
              f"from {cfg.kinesis.metadata_stream} (parallelism {cfg.job.parallelism}); outputs "
              f"under {args.output}{f'; resuming from {resumed}' if resumed else ''}; Flink UI "
              f"and REST API: http://127.0.0.1:{rest_port}; Flink log in {_flink_log_dir()}; "
-             f"Ctrl-C stops (its checkpoints stay, for --resume)")
+             f"Ctrl-C stops (its checkpoints, from the first, stay for --resume)")
     try:
         return env.execute_async(args.job_name), f"http://127.0.0.1:{rest_port}", born
     except Exception as err:   # py4j's error, the Java trace in its text
-        if resumed and "Cannot map checkpoint/savepoint state" in str(err):
-            raise config_mod.ConfigError(
-                f"--resume {resumed}: the checkpoint holds state of operators this job no "
-                f"longer has (an output or Kinesis output turned off, a flow stream left out "
-                f"or renamed?); --allow-non-restored-state drops it, and the outputs of "
-                f"what it held stop (docs/operations.md, upgrades). Not for a changed "
-                f"job.window_seconds: the open windows' flows would be lost") from None
+        if resumed and UNMAPPED_STATE in str(err):
+            raise config_mod.ConfigError(unmapped_state_error(f"--resume {resumed}")) from None
         if resumed and "java.io.FileNotFoundException" in str(err):
             # A raw Java trace before: the checkpoint was deleted after it was chosen (a
             # running job's, subsumed by its next one).

@@ -50,6 +50,20 @@ class OutputError(ValueError):
     """An output folder that cannot take a run's outputs; one line for the user."""
 
 
+# In Flink's refusal of a checkpoint or savepoint whose state an operator of the new job
+# does not take.
+UNMAPPED_STATE = "Cannot map checkpoint/savepoint state"
+
+
+def unmapped_state_error(option: str) -> str:
+    """The one line for UNMAPPED_STATE, `option` the command's (`--resume PATH`)."""
+    return (f"{option}: it holds state of operators this job no longer has (an output or "
+            f"Kinesis output turned off, a flow stream left out or renamed, job.window_seconds "
+            f"changed?); --allow-non-restored-state drops it, and the outputs of what it held "
+            f"stop (docs/operations.md, upgrades). Not for a changed job.window_seconds: the "
+            f"open windows' flows would be lost; run with the old size")
+
+
 def latest_checkpoint(checkpoint_dir: str, jobs=None):
     """The newest completed checkpoint (a `chk-N` folder with its `_metadata`) of any job under
     a local checkpoint folder, or of those of `jobs` (ids), or None."""

@@ -135,7 +135,7 @@ class ParsedChunk:
 
     def dead_letters(self) -> tuple:
         """The first DEAD_LETTERS_KEPT rejections as dead letters (stage, reason, location,
-        excerpt), as a flow batch keeps its (a record of 500,000 bad lines was one output
+        excerpt, detail), as a flow batch keeps its (a record of 500,000 bad lines was one output
         element of 85 MB, and two ran the JVM's heap out), and how many more there are."""
         kept = self.rejected[:DEAD_LETTERS_KEPT]
         return ([("metadata", reason, where, excerpt(line), detail)

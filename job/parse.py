@@ -738,7 +738,7 @@ def _is_int(value) -> bool:
 def _staged(doc, source, default_fmt, limits, result, delivered, pending):
     """A JSON record staged by job.replay: a file chunk, a CloudWatch record read from a file
     ({"source", "record": base64, "delivered"?, "not_after"?}), or a file that could not be
-    staged ({"source", "error": one of FILE_REASONS, "excerpt"})."""
+    staged ({"source", "error": one of FILE_REASONS, "excerpt", "detail"})."""
     if not isinstance(doc, dict):
         raise LineError("bad_chunk")
     if "lines" in doc:

@@ -28,6 +28,7 @@ from flowdredge.connectors.jars import JARS_DIR
 from flowdredge.job.config import JOB_NAME, Config, FlowsSection
 from flowdredge.explore.health import JobRest, read_health, status_line
 from flowdredge.job.config import load as load_config
+from flowdredge.job.outputs import UNMAPPED_STATE, unmapped_state_error
 from flowdredge.job.submit import FLOWS_LAYOUT, FLOWS_LAYOUTS, FOLLOW_SECONDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -468,11 +469,8 @@ def _refused_savepoint(message: str, savepoint: str):
     """Flink's refusal of a savepoint as one line naming this tool's options, or None."""
     if not savepoint:
         return None
-    if "Cannot map checkpoint/savepoint state" in message:
-        return (f"--from-savepoint {savepoint}: the savepoint holds state of operators this job "
-                f"no longer has (an output turned off, job.window_seconds changed?); "
-                f"--allow-non-restored-state drops it, and what it loses is in "
-                f"docs/operations.md (upgrades)")
+    if UNMAPPED_STATE in message:
+        return unmapped_state_error(f"--from-savepoint {savepoint}")
     if "Cannot find checkpoint or savepoint" in message:
         return f"--from-savepoint {savepoint}: no savepoint there"
     return None

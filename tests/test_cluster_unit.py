@@ -75,8 +75,7 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
              "Cannot map checkpoint/savepoint state for operator 9b2d01e2 to the new program, "
              "because the operator is not available in the new program. If you want to allow "
              "to skip this, you can set the --allowNonRestoredState option on the CLI.",
-             "--from-savepoint file:///sp/1: the savepoint holds state of operators this job no "
-             "longer has"),
+             "--from-savepoint file:///sp/1: it holds state of operators this job no longer has"),
             ("...FileNotFoundException: Cannot find checkpoint or savepoint file/directory",
              "--from-savepoint file:///sp/1: no savepoint there")):
         refused.flink = lambda *args, java=java: (_ for _ in ()).throw(

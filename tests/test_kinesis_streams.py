@@ -152,13 +152,27 @@ def test_resume_takes_the_newest_completed_checkpoint(tmp_path, caplog):
     # An optional output turned on starts with the resumed job: said, not refused.
     bare = config.replace(outputs={"security": False, "enriched": False})
     note_run_shape(bare, str(output), "a")
+    every = config.replace(kinesis={"aggregates_stream": "aggs",
+                                    "security_events_stream": "events"})
     with caplog.at_level(logging.INFO, logger="flowdredge.cli"):
-        assert run_options(config, str(output), older)["execution.state-recovery.path"] == older
+        assert run_options(every, str(output), older)["execution.state-recovery.path"] == older
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         "outputs.enriched is on, and was off in the run in " + str(output),
-        "outputs.security is on, and was off in the run in " + str(output)]
+        "outputs.security is on, and was off in the run in " + str(output),
+        "kinesis.aggregates_stream is on, and was off in the run in " + str(output),
+        "kinesis.security_events_stream is on, and was off in the run in " + str(output)]
+    assert [r.getMessage().endswith("lack the flows read before it)")
+            for r in caplog.records] == [False, True, True, False]
     caplog.clear()
     run_options(bare, str(output), older)
+    note_run_shape(every, str(output), "a")
+    run_options(every, str(output), older)
+    assert not caplog.records
+    # A run noted by a release that did not note the Kinesis outputs: nothing said of them.
+    shapes = json.loads((output / ".flowdredge-run.json").read_text())
+    del shapes["a"]["kinesis_outputs"]
+    (output / ".flowdredge-run.json").write_text(json.dumps(shapes))
+    run_options(every, str(output), older)
     assert not caplog.records
     # A savepoint from elsewhere is not judged by this output's jobs.
     elsewhere = tmp_path / "savepoint-1"
