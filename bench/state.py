@@ -134,13 +134,15 @@ class Rest:
         self.base = f"http://127.0.0.1:{port}"
 
     def get(self, path: str):
-        return json.load(urllib.request.urlopen(self.base + path, timeout=10))
+        with urllib.request.urlopen(self.base + path, timeout=10) as response:
+            return json.load(response)
 
     def send(self, method: str, path: str, body: dict = None):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        raw = urllib.request.urlopen(request, timeout=30).read()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
         return json.loads(raw) if raw.strip() else {}
 
 

@@ -110,8 +110,10 @@ def prepare(work: str, event_start: int, seed: int, minutes: int) -> dict:
                     out.write(f"{' '.join(f[:10])}\t{int(f[11]) - int(f[10])}\t"
                               f"{f[12]} {f[13]}\n")
                     lines += 1
+    with open(generated.metadata_file) as snapshot:
+        snapshot_lines = sum(1 for _ in snapshot)
     return {"snapshot": generated.metadata_file, "pool": pool_path, "pool_flows": lines,
-            "snapshot_lines": sum(1 for _ in open(generated.metadata_file))}
+            "snapshot_lines": snapshot_lines}
 
 
 def with_extra_ips(snapshot: str, n: int, seed: int) -> str:

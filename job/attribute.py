@@ -136,7 +136,6 @@ class UnownedClassifier:
 
 
 default_classifier = UnownedClassifier()
-unowned_owner = default_classifier.owner
 
 
 def _count_key(app: str) -> str:

@@ -410,7 +410,7 @@ def parse_lines(fmt: FlowFormat, lines: list, source: str, limits: Limits, resul
 
     Chunks of `vectorise_from` lines or more go through the vectorised parser; the lines it does
     not accept go through `parse_line`, which alone decides dead-letter reasons and
-    NODATA/SKIPDATA counts. The result is exactly `parse_lines_per_line`'s whatever the
+    NODATA/SKIPDATA counts. The result is exactly the per-line parser's whatever the
     threshold, which is a cost choice only: tests and benchmarks pass 1 (always vectorised) or
     math.inf (never)."""
     _parse_sets(fmt, [_Lines(fmt, lines, source, *_start_bounds(limits, delivered, not_after),
@@ -482,17 +482,6 @@ def _parse_sets_each(fmt, sets, offsets, positions, limits, result):
         else:
             for position, flow in flows:
                 yield position + offset, flow
-
-
-def parse_lines_per_line(fmt: FlowFormat, lines: list, source: str, limits: Limits,
-                         result: ParseResult, delivered: int = None, not_after: int = None,
-                         locate=None) -> None:
-    """`parse_lines` one line at a time: for small chunks, and the reference of the vectorised
-    parser."""
-    earliest, latest = _start_bounds(limits, delivered, not_after)
-    _group(fmt, source, limits.window_seconds,
-           _parse_each(fmt, enumerate(lines), locate or _Location(source), earliest, latest,
-                       limits, result), result)
 
 
 def _start_bounds(limits: Limits, delivered=None, not_after=None):

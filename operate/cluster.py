@@ -233,25 +233,6 @@ class Cluster:
             return state if state in states else None
         return self.wait(reached, timeout_s, f"job {job_id} to be {'/'.join(states)}")
 
-    def ensure_running(self, job_id: str) -> None:
-        """Raises, with the job's exception, if the job has ended."""
-        state = self.job_state(job_id)
-        if state in TERMINAL:
-            raise ClusterError(f"job {job_id} is {state}; {self.exception(job_id)}; "
-                               f"logs: {self.log_dir}")
-
-    def input_watermark(self, job_id: str, vertex: str):
-        """The lowest input watermark (epoch ms) over the subtasks of the job's first vertex
-        whose name contains `vertex`; None before it has one."""
-        for v in self.rest(f"/jobs/{job_id}")["vertices"]:
-            if vertex in v["name"]:
-                marks = [int(m["value"]) for m in
-                         self.rest(f"/jobs/{job_id}/vertices/{v['id']}/watermarks")
-                         if m["id"].endswith("currentInputWatermark")]
-                low = min(marks, default=None)
-                return low if low is not None and low > -2**63 else None
-        raise ClusterError(f"job {job_id} has no vertex named like {vertex!r}")
-
     def exception(self, job_id: str) -> str:
         try:
             root = self.rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {})

@@ -132,7 +132,6 @@ class Instance:
     app: str
     owner: dict
     born: int
-    died: int = None
 
 
 @dataclass
@@ -172,7 +171,6 @@ class _Estate:
 
     def terminate(self, inst, t_ms):
         self.alive[inst.app].remove(inst)
-        inst.died = t_ms
         self.addresses.release(inst.ip)
         self.ownership.unassign(t_ms, inst.ip)
 

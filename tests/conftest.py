@@ -41,6 +41,20 @@ def aws_examples():
 
 
 @pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A local standalone Flink cluster (operate.cluster) of two slots, for a module."""
+    from flowdredge.connectors.kinesis.local import free_port
+    from flowdredge.operate.cluster import Cluster
+    c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
+                rpc_port=free_port(), slots=2)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
 def kinesis_local(tmp_path_factory):
     """The local Kinesis API server (kinesis-local over HTTP on 127.0.0.1), for a module."""
     from flowdredge.connectors.kinesis.local import LocalKinesis

@@ -1,5 +1,5 @@
-"""Running the job on files and reading its outputs back, for the mini-cluster tests; the moto
-server the AWS tests talk to."""
+"""Running the job on files and reading its outputs back, for the mini-cluster tests; a job on a
+local standalone cluster; the moto server the AWS tests talk to."""
 import contextlib
 import errno
 import logging
@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 
 from flowdredge.connectors.kinesis.local import free_port
-from flowdredge.operate.cluster import child_env
+from flowdredge.explore.health import JobRest
+from flowdredge.operate.cluster import TERMINAL, Cluster, ClusterError, child_env
 from flowdredge.job.config import Config
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
@@ -47,14 +48,36 @@ def subprocess_env() -> dict:
     return child_env()
 
 
+def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config):
+    """The job over staged files (job.replay), bounded; blocks until done. Checkpoints go to
+    output_dir/checkpoints unless job.checkpoint_dir says otherwise."""
+    from flowdredge.job.flink.run import files_job
+    files_job(config, staged_flows, staged_metadata, output_dir,
+              checkpoint_dir=os.path.join(output_dir, "checkpoints")).execute("flowdredge test")
+
+
 def run_replay(flow_paths, metadata_paths, output_dir, config: Config):
-    from flowdredge.job.flink.run import run_files
     staged_flows = os.path.join(output_dir, "staging", "flow-records.txt")
     staged_metadata = os.path.join(output_dir, "staging", "metadata.jsonl")
     stage_flows(flow_paths, staged_flows, config.flows.chunk_lines)
     stage_metadata(metadata_paths, staged_metadata, config.metadata.chunk_lines)
-    run_files(staged_flows, staged_metadata, output_dir, config, job_name="flowdredge test")
+    run_files(staged_flows, staged_metadata, output_dir, config)
     return output_dir
+
+
+def ensure_running(cluster: Cluster, job_id: str) -> None:
+    """Raises, with the job's exception, if the job has ended."""
+    state = cluster.job_state(job_id)
+    if state in TERMINAL:
+        raise ClusterError(f"job {job_id} is {state}; {cluster.exception(job_id)}; "
+                           f"logs: {cluster.log_dir}")
+
+
+def window_watermark(cluster: Cluster, job_id: str, at_least_ms: int):
+    """The job's windows' watermark once it is at least `at_least_ms`, else None."""
+    ensure_running(cluster, job_id)
+    watermark = JobRest(cluster.url, job_id).window_watermark_ms()
+    return watermark if watermark is not None and watermark >= at_least_ms else None
 
 
 def job_aggregates(output_dir):

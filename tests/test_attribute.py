@@ -12,8 +12,8 @@ from helpers import column_group, plain_views
 from flowdredge.job import attribute
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
-from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group, packed_key,
-                                      unowned_owner)
+from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group,
+                                      default_classifier, packed_key)
 from flowdredge.job.ownership import MetaEvent, OwnershipIndex
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
@@ -37,8 +37,8 @@ def _owner(app, region):
     ("100.128.0.1", "internet"), ("100.63.255.255", "internet"), ("128.0.0.1", "internet"),
 ])
 def test_unowned_addresses(ip, app):
-    assert unowned_owner(ip)[0] == app
-    assert set(unowned_owner(ip)[1:]) == {"-"}
+    assert default_classifier.owner(ip)[0] == app
+    assert set(default_classifier.owner(ip)[1:]) == {"-"}
     # The independent computation the mini-cluster tests compare the job with says the same.
     assert reference.owner_at({}, ip, 0) == {"app": app, "region": "-"}
 

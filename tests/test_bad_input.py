@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from helpers import job_aggregates, read_records, total_counts
+from helpers import job_aggregates, read_records, run_files, total_counts
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import Scenario, generate
 from flowdredge.job.ownership import MetadataClock, parse_event
@@ -228,8 +228,7 @@ def run(tmp_path_factory, request):
                             flows=config.flows)
         stage_metadata([str(meta_bad), out.metadata_file], staged_metadata,
                        config.metadata.chunk_lines, config.metadata.max_line_bytes)
-        from flowdredge.job.flink.run import run_files
-        run_files(staged_flows, staged_metadata, output, config, job_name="flowdredge test")
+        run_files(staged_flows, staged_metadata, output, config)
     print(f"bad-input replay: {time.monotonic() - began:.0f} s, process tree peak "
           f"{memory.peak / 2**20:.0f} MiB")
     return {

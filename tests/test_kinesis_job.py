@@ -139,17 +139,8 @@ def test_streaming_aggregates_equal_the_contract(kinesis_local, estate, tmp_path
         wait_for("a group waiting for its metadata",
                  lambda: total_counts(output)["groups_waited"] > 0, job)
         writer.finish_changelog()
-        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
-                 job)
-        first_open = writer.finish(f"{prefix}-a", config.kinesis.shard_idle_seconds)
-        expected = expected_aggregates(estate)
-        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
-                 job, keep_alive=writer.flush)
-        dependencies = _dependency_flows(expected)
-        assert dependencies, "the estate has no dependency edge: nothing would be tested"
-        wait_for("the estate's dependencies", lambda: {
-            w: n for w, n in _dependency_flows(output).items() if w < first_open}
-            == dependencies, job, keep_alive=writer.flush)
+        first_open, expected = _estate_closed(writer, output, job, f"{prefix}-a", estate,
+                                              config)
         kinesis_rows = wait_for("the aggregates on Kinesis", lambda: _kinesis_aggregates(
             kinesis, f"{prefix}-aggs", first_open) == expected and _kinesis_aggregates(
             kinesis, f"{prefix}-aggs", first_open), job)
@@ -266,17 +257,7 @@ def _failure_run(kinesis_local, estate, tmp_path, prefix, parallelism, first_hal
             os.kill(pid, signal.SIGKILL)
         # The job fails when its next records reach the dead workers: the second half.
         writer.deliver(estate.deliveries[half:])
-        wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
-                 job)
-        first_open = writer.finish(f"{prefix}-flows", config.kinesis.shard_idle_seconds)
-        expected = expected_aggregates(estate)
-        wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
-                 job, keep_alive=writer.flush)
-        dependencies = _dependency_flows(expected)
-        assert dependencies, "the estate has no dependency edge: nothing would be tested"
-        wait_for("the estate's dependencies", lambda: {
-            w: n for w, n in _dependency_flows(output).items() if w < first_open}
-            == dependencies, job, keep_alive=writer.flush)
+        _estate_closed(writer, output, job, f"{prefix}-flows", estate, config)
         failures = _failures(f"http://127.0.0.1:{rest_port}", str(job.get_job_id()))
         # Read once: never more records parsed than written, now that every window closed.
         assert parsed_records(output) <= writer.records_written
@@ -305,6 +286,23 @@ def _windows_open(writer, output, job, half) -> None:
              poll_s=0.2)
     assert not _dependency_flows(output), \
         "a window of the first half closed before the failure: nothing would be tested"
+
+
+def _estate_closed(writer, output, job, stream, estate, config) -> tuple:
+    """Waits for every record written to be parsed, then, `stream` finished, for the estate's
+    windows and dependencies to equal the contract's; (first open window, the aggregates)."""
+    wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
+             job)
+    first_open = writer.finish(stream, config.kinesis.shard_idle_seconds)
+    expected = expected_aggregates(estate)
+    wait_for("the estate's windows", lambda: closed_aggregates(output, first_open) == expected,
+             job, keep_alive=writer.flush)
+    dependencies = _dependency_flows(expected)
+    assert dependencies, "the estate has no dependency edge: nothing would be tested"
+    wait_for("the estate's dependencies", lambda: {
+        w: n for w, n in _dependency_flows(output).items() if w < first_open}
+        == dependencies, job, keep_alive=writer.flush)
+    return first_open, expected
 
 
 def _dependency_flows(source) -> dict:

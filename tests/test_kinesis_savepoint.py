@@ -9,9 +9,7 @@ import json
 import pytest
 
 from flowdredge.connectors.kinesis import client as kinesis_client
-from helpers import read_records, total_counts
-from flowdredge.connectors.kinesis.local import free_port
-from flowdredge.operate.cluster import Cluster
+from helpers import ensure_running, read_records, total_counts, window_watermark
 from flowdredge.connectors.kinesis.settings import KinesisSection
 from streaming import (ACCOUNT_A, ACCOUNT_B, TIMEOUT_S, Estate, Writer, closed_aggregates,
                        deliver_flows, expected_aggregates, scenario)
@@ -35,17 +33,6 @@ UPGRADED = {"job": {"parallelism": 2, "checkpoint_interval_seconds": 2, "bundle_
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
-                rpc_port=free_port(), slots=2)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
 def estate(tmp_path_factory):
     # Four 5-minute deliveries: two before the savepoint, one while stopped, one after.
     return Estate(str(tmp_path_factory.mktemp("estate")), scenario(minutes=20,
@@ -65,21 +52,15 @@ def _wait_for_parsed(cluster, job_id, output, records, metadata_events):
     """Until the committed counts show every record written parsed and every changelog event
     applied (the metadata counts are written by one attribution instance)."""
     def done():
-        cluster.ensure_running(job_id)
+        ensure_running(cluster, job_id)
         counts = total_counts(output)
         return counts["records_in"] == records and counts["metadata_events"] == metadata_events
     cluster.wait(done, TIMEOUT_S, f"job {job_id} to parse {records} records and "
                                   f"{metadata_events} metadata events", poll_s=1)
 
 
-def _window_watermark(cluster, job_id, at_least_ms):
-    cluster.ensure_running(job_id)
-    watermark = cluster.input_watermark(job_id, "GlobalWindowAggregate")
-    return watermark if watermark is not None and watermark >= at_least_ms else None
-
-
 def _closed_windows_equal(cluster, job_id, output, first_open, expected) -> bool:
-    cluster.ensure_running(job_id)
+    ensure_running(cluster, job_id)
     return closed_aggregates(output, first_open) == expected
 
 
@@ -107,7 +88,7 @@ def test_upgrade_through_a_savepoint_on_kinesis_loses_and_repeats_nothing(
     # written windows (in the aggregates' in-progress file) cross the savepoint as well as open
     # ones (the flows' out-of-orderness keeps the latest 5 minutes open).
     first_window_end_ms = (estate.scenario.start + 60) * 1000
-    cluster.wait(lambda: _window_watermark(cluster, job, first_window_end_ms), TIMEOUT_S,
+    cluster.wait(lambda: window_watermark(cluster, job, first_window_end_ms), TIMEOUT_S,
                  "the window operator's watermark to pass the first window")
     savepoint = cluster.stop_with_savepoint(job)
     before = total_counts(output)

@@ -106,14 +106,6 @@ def test_the_service_file_wins_over_a_local_one(tmp_path, monkeypatch):
 # --- the zip ----------------------------------------------------------------------------------
 
 @pytest.mark.unit
-def test_packaging_and_deployment_code_does_not_import_pyflink():
-    code = ("import sys, flowdredge.job.managed, flowdredge.operate.package, "
-            "flowdredge.operate.deploy\n"
-            "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
-
-
-@pytest.mark.unit
 def test_the_zip_carries_what_the_entry_point_imports_and_nothing_for_the_cli():
     modules, third_party = package.code_closure()
     assert {f"flowdredge.{m}" for m in (

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from flowdredge.job import parse_columns
 from flowdredge.job.codec import decode_group, encode_group
 from flowdredge.job.parse import (FlowFormat, FlowGroup, Limits, ParseResult, address_form,
-                                  _start_bounds, parse_batches, parse_lines, parse_lines_per_line,
+                                  _start_bounds, parse_batches, parse_lines,
                                   parse_record, parse_records)
 from flowdredge.schemas.fields import INT, LONG
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, DEFAULT_FORMAT, MAX_LONG, SHORTEST_EVENT,
@@ -49,7 +49,7 @@ def outcome(result: ParseResult):
 def both(fmt, lines, stream_time):
     fast, slow = ParseResult(), ParseResult()
     parse_lines(fmt, lines, "src", LIMITS, fast, stream_time, vectorise_from=1)
-    parse_lines_per_line(fmt, lines, "src", LIMITS, slow, stream_time)
+    parse_lines(fmt, lines, "src", LIMITS, slow, stream_time, vectorise_from=math.inf)
     return fast, slow
 
 

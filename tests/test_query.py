@@ -6,8 +6,6 @@ shares no code with the job) or with plain Python, never with DuckDB.
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -489,13 +487,6 @@ def test_one_committed_file_rule_and_one_s3_url_parser(small_outputs):
     with pytest.raises(QueryError, match="expected s3://bucket/prefix"):
         answer("s3:///runs", sql="SELECT 1")
     assert not s3.is_s3("/tmp/s3://x")
-
-
-@pytest.mark.unit
-def test_query_and_report_do_not_import_pyflink():
-    code = ("import sys, flowdredge.explore.query, flowdredge.explore.report\n"
-            "bad = [m for m in sys.modules if m.startswith('pyflink')]\nassert not bad, bad\n")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
 @pytest.mark.unit

@@ -15,9 +15,8 @@ import pytest
 
 import plans
 import reference
-from helpers import job_aggregates, read_records
-from flowdredge.connectors.kinesis.local import free_port
-from flowdredge.operate.cluster import Cluster, feed
+from helpers import ensure_running, job_aggregates, read_records, window_watermark
+from flowdredge.operate.cluster import feed
 from flowdredge.operate.cluster import main as cluster_main
 from flowdredge.synthetic.estate import Scenario, generate
 from flowdredge.job.replay import delivery_order, expand
@@ -37,17 +36,6 @@ BASE = {"job": {"parallelism": 1, "checkpoint_interval_seconds": 2},
 UPGRADED = {"job": {"parallelism": 2, "checkpoint_interval_seconds": 2, "bundle_size": 20},
             "metadata": {"poll_interval_ms": 500},
             "outputs": {"enriched": True, "security": False}}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
-                rpc_port=free_port(), slots=2)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +81,12 @@ def _wait_for_counts(cluster, job_id, output, records, metadata_events):
     """Until the committed counts show every record fed parsed and every changelog event
     applied (the metadata counts are written by one attribution instance)."""
     def done():
-        cluster.ensure_running(job_id)
+        ensure_running(cluster, job_id)
         counts = _counts(output)
         return (counts.get("parse", Counter())["records_in"] == records
                 and counts.get("metadata", Counter())["metadata_events"] == metadata_events)
     cluster.wait(done, TIMEOUT_S, f"job {job_id} to process {records} records and "
                                   f"{metadata_events} metadata events", poll_s=1)
-
-
-def _window_watermark(cluster, job_id, at_least_ms):
-    cluster.ensure_running(job_id)
-    watermark = cluster.input_watermark(job_id, "GlobalWindowAggregate")
-    return watermark if watermark is not None and watermark >= at_least_ms else None
 
 
 @pytest.mark.cluster
@@ -127,7 +109,7 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
     # ones (window state; the flows' out-of-orderness keeps the latest 5 minutes open).
     first_window_end_ms = (SCENARIO.start + 60) * 1000
     watermark = cluster.wait(
-        lambda: _window_watermark(cluster, job, first_window_end_ms), TIMEOUT_S,
+        lambda: window_watermark(cluster, job, first_window_end_ms), TIMEOUT_S,
         "the window operator's watermark to pass the first window")
     savepoint = cluster.stop_with_savepoint(job)
 

@@ -154,6 +154,10 @@ def _expected(conversations):
 
 
 def _actual(results: s.WindowResults):
+    for rows, schema in ((results.dependencies, out.DEPENDENCY), (results.exposure, out.EXPOSURE),
+                         (results.egress, out.INTERNET_EGRESS),
+                         (results.reject_sources, out.REJECT_SOURCE)):
+        assert all(len(row) == len(schema.fields) for row in rows), schema.name
     risk = {}
     for line in results.risk:
         r = json.loads(line)

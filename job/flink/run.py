@@ -17,7 +17,7 @@ from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.logs import failure_line
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
-from flowdredge.job.config import REPLAY_JOB_NAME, Config, local_jvm_args
+from flowdredge.job.config import Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
 from flowdredge.job.replay import delivery_stamps_ms, flows_end
 
@@ -136,14 +136,6 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
                                config.metadata.chunk_lines, config.metadata.max_line_bytes)
     return build_job(config, sources, _file_sinks(config, output_dir),
                      **options)
-
-
-def run_files(staged_flows: str, staged_metadata: str, output_dir: str, config: Config,
-              job_name: str = REPLAY_JOB_NAME):
-    """Runs the pipeline bounded over staged files (job.replay); blocks until done. Checkpoints
-    go to output_dir/checkpoints unless job.checkpoint_dir says otherwise."""
-    return files_job(config, staged_flows, staged_metadata, output_dir,
-                     checkpoint_dir=os.path.join(output_dir, "checkpoints")).execute(job_name)
 
 
 def kinesis_job(config: Config, output_dir: str, flink_options: dict = None,
