@@ -20,8 +20,8 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import EventTail, Publisher, describe_events
-from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, encode,
-                                                  write_snapshot)
+from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
+                                                  encode, write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
 
 pytestmark = pytest.mark.unit
@@ -1009,6 +1009,29 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
     with caplog.at_level("WARNING"):
         state = cli._read_snapshot(snap, None)
     assert state.polled_ms == {} and "is not of this snapshot" in caplog.text
+    # Clocks of this snapshot that this release cannot read (another version, a key missing,
+    # a value of another shape): said, the file's time used (a review: a key missing failed
+    # the whole --resume, its message blaming the snapshot).
+    cli.snapshot_writer(config_for(), None, snap)(first.snapshot())
+    written = json.loads(open(clocks_path(snap)).read())
+    for change, said in (({"version": 99}, "clocks of version 99, this release reads 1"),
+                         ({"polled_ms": None}, "clocks not as this release writes them"),
+                         ({"seen_ms": {"no-slash": 1}}, "clocks not as this release writes them"),
+                         ({"heartbeat_ms": "x"}, "clocks not as this release writes them")):
+        with open(clocks_path(snap), "w") as fh:
+            json.dump({**written, **change}, fh)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            state = cli._read_snapshot(snap, None)
+        assert state.polled_ms == {} and said in caplog.text, change
+        assert set(state.holdings) == {"10.0.0.5"}
+    missing = {k: v for k, v in written.items() if k != "released"}
+    with open(clocks_path(snap), "w") as fh:
+        json.dump(missing, fh)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert cli._read_snapshot(snap, None).polled_ms == {}
+    assert "clocks without 'released'" in caplog.text
 
 
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):

@@ -19,9 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flowdredge.connectors import logs, s3
 from flowdredge.connectors.publisher import config as publisher_config
 from flowdredge.connectors.publisher.aws import AwsReader
-from flowdredge.connectors.publisher.diff import (CLOCKS_VERSION, reconcile_poll,
-                                                  snapshot_events, state_clocks,
-                                                  state_from_snapshot)
+from flowdredge.connectors.publisher.diff import (ClocksError, reconcile_poll, snapshot_events,
+                                                  state_clocks, state_from_snapshot)
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
                                                       describe_events)
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
@@ -83,10 +82,17 @@ def _read_snapshot(location: str, s3_client_factory):
         events = [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]
         # Written when it was taken: its time bounds the changes found after it, where its
         # clocks do not say when each scope was last read.
-        return state_from_snapshot(events, written_ms, clocks)
+        try:
+            return state_from_snapshot(events, written_ms, clocks)
+        except ClocksError as err:
+            log.warning(f"{clocks_path(location)}: {err}: {_AFTER_SNAPSHOT}")
+            return state_from_snapshot(events, written_ms)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"snapshot {location} is not a file of ASSIGN events with its "
-                         f"{clocks_path(location)}: {err}") from None
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: {err}") from None
+
+
+_AFTER_SNAPSHOT = ("changes found are dated after the snapshot's time (its file's modification "
+                   "time or object's LastModified), which may be later than they happened")
 
 
 def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
@@ -96,18 +102,11 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
         text, _ = _snapshot_bytes(clocks_path(location), s3_client_factory)
         clocks = json.loads(text)
     except ValueError as err:
-        log.warning(f"no clocks beside the snapshot ({err}): changes found are dated after "
-                    f"the snapshot's time (its file's modification time or object's "
-                    f"LastModified), which may be later than they happened")
+        log.warning(f"no clocks beside the snapshot ({err}): {_AFTER_SNAPSHOT}")
         return None
     if not isinstance(clocks, dict) or clocks.get("snapshot_sha256") != snapshot_digest(body):
         log.warning(f"{clocks_path(location)} is not of this snapshot (written apart): "
-                    f"changes found are dated after the snapshot's time")
-        return None
-    if clocks.get("version") != CLOCKS_VERSION:
-        log.warning(f"{clocks_path(location)}: clocks of version {clocks.get('version')!r}, "
-                    f"this release reads {CLOCKS_VERSION}: changes found are dated after the "
-                    f"snapshot's time")
+                    f"{_AFTER_SNAPSHOT}")
         return None
     return clocks
 

@@ -372,16 +372,33 @@ def _scope(text: str) -> Scope:
     return Scope(account, region)
 
 
+class ClocksError(ValueError):
+    """Clocks beside a snapshot (state_clocks) that this release cannot read."""
+
+
 def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None) -> State:
     """The holdings a snapshot describes (ASSIGN events), taken at `taken_ms` (when known: every
     change found after is stamped later, as a HEARTBEAT written before it may promise), and the
     rest of the state from its `clocks` (state_clocks), if any: then a scope's last read dates
-    its changes, and the snapshot's time only those of a scope it has none of."""
+    its changes, and the snapshot's time only those of a scope it has none of. Raises
+    ClocksError for clocks of another version or shape."""
     state = State(resumed_ms=taken_ms)
     if clocks is not None:
-        if clocks.get("version") != CLOCKS_VERSION:
-            raise ValueError(f"clocks of version {clocks.get('version')!r}, this release reads "
-                             f"{CLOCKS_VERSION}")
+        _read_clocks(state, clocks)
+    owner_fields = {f.name for f in dataclasses.fields(Owner)}
+    for event in events:
+        if event.get("type") != ASSIGN:
+            raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
+        owner = Owner(**{k: str(v) for k, v in event.items() if k in owner_fields})
+        state.holdings[event["ip"]] = Holding(owner, int(event["ts"]))
+    return state
+
+
+def _read_clocks(state: State, clocks: dict) -> None:
+    if clocks.get("version") != CLOCKS_VERSION:
+        raise ClocksError(f"clocks of version {clocks.get('version')!r}, this release reads "
+                          f"{CLOCKS_VERSION}")
+    try:
         state.polled_ms = {_scope(s): int(ms) for s, ms in clocks["polled_ms"].items()}
         state.seen_ms = {_scope(s): int(ms) for s, ms in clocks["seen_ms"].items()}
         state.event_ms = {_scope(s): int(ms) for s, ms in clocks["event_ms"].items()}
@@ -391,10 +408,7 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         state.released = {ip: int(ts) for ip, ts in clocks["released"].items()}
         state.contested = {ip: frozenset(map(_scope, scopes))
                            for ip, scopes in clocks["contested"].items()}
-    owner_fields = {f.name for f in dataclasses.fields(Owner)}
-    for event in events:
-        if event.get("type") != ASSIGN:
-            raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
-        owner = Owner(**{k: str(v) for k, v in event.items() if k in owner_fields})
-        state.holdings[event["ip"]] = Holding(owner, int(event["ts"]))
-    return state
+    except KeyError as err:
+        raise ClocksError(f"clocks without {err}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ClocksError(f"clocks not as this release writes them ({err})") from None
