@@ -495,3 +495,133 @@ def test_a_lambda_functions_subnets_and_groups_are_read_with_it(aws, tmp_path):
     assert {f: inventory.function_networks.get(f) for f in ("api-resize", "api-thumb")} == \
         dict.fromkeys(("api-resize", "api-thumb"), {(frozenset([subnet]), frozenset([group]))})
     assert inventory.functions["api-thumb"].endswith(":function:api-thumb")
+
+
+LAMBDA_ENI_TAIL = "-3f7c8a1e-1b2c-4d5e-8f90-0a1b2c3d4e5f"   # Lambda's UUID after the name
+# Function: (tags, its security group). Lambda gives the functions of one subnet and set of
+# groups one interface: api-resize and api-thumb have their own, the others share by two.
+FUNCTIONS = {"api-resize": ({"app": "billing", "cluster": "billing-images"}, "resize"),
+             "api-thumb": ({}, "thumb"),
+             "img-crop": ({"app": "photos"}, "media"),
+             "img-scale": ({"app": "video"}, "media"),
+             "export-csv": ({"app": "billing", "cluster": "billing-reports"}, "reports"),
+             "report-pdf": ({"app": "billing", "cluster": "billing-reports"}, "reports")}
+FUNCTION_ADDRESSES = {"resize": "10.9.1.10", "thumb": "10.9.1.11", "media": "10.9.1.12",
+                      "reports": "10.9.1.13"}
+CLASSIC_ELB_ADDRESS = "10.9.1.20"
+
+
+def tagged_estate(aws):
+    """Account A's tagged and untagged Lambda functions, the interfaces Lambda would give them
+    (described by the function that made one, which moto does not create), and a tagged
+    classic load balancer with its interface. Returns {address: interface id}."""
+    session = boto3.Session(region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=aws)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24",
+                               AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    groups = {g: ec2.create_security_group(GroupName=g, Description=g, VpcId=vpc)["GroupId"]
+              for g in FUNCTION_ADDRESSES}
+    role = session.client("iam", endpoint_url=aws).create_role(
+        RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lambda_ = session.client("lambda", endpoint_url=aws)
+    for name, (tags, group) in FUNCTIONS.items():
+        lambda_.create_function(FunctionName=name, Runtime="python3.12", Role=role,
+                                Handler="x.h", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+                                VpcConfig={"SubnetIds": [subnet],
+                                           "SecurityGroupIds": [groups[group]]}, Tags=tags)
+    enis = {}
+    for group, ip in FUNCTION_ADDRESSES.items():
+        maker = next(name for name, (_tags, g) in FUNCTIONS.items() if g == group)
+        enis[ip] = ec2.create_network_interface(
+            SubnetId=subnet, PrivateIpAddress=ip, Groups=[groups[group]],
+            Description=f"AWS Lambda VPC ENI-{maker}{LAMBDA_ENI_TAIL}")[
+            "NetworkInterface"]["NetworkInterfaceId"]
+    session.client("elb", endpoint_url=aws).create_load_balancer(
+        LoadBalancerName="web-front", Subnets=[subnet],
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080}],
+        Tags=[{"Key": "app", "Value": "storefront"}])
+    enis[CLASSIC_ELB_ADDRESS] = ec2.create_network_interface(
+        SubnetId=subnet, PrivateIpAddress=CLASSIC_ELB_ADDRESS,
+        Description="ELB web-front")["NetworkInterface"]["NetworkInterfaceId"]
+    return enis
+
+
+def tagged_publisher(aws, path, clock, hooks=(), log=lambda m: None):
+    config = publisher_config.from_dict({
+        "accounts": [{"id": A, "regions": ["us-east-1"]}], "naming": {"cluster_tag": "cluster"},
+        "output": {"kind": "file", "path": str(path)},
+        "aws": {"endpoint_url": aws, "retry_mode": "standard", "max_attempts": 4}})
+    reader = AwsReader(config, clock, session_factory=hooked_sessions(hooks), log=log)
+    return Publisher(config, reader, FileSink(str(path)), clock, log=log)
+
+
+def function_arn(name):
+    return f"arn:aws:lambda:us-east-1:{A}:function:{name}"
+
+
+def test_a_functions_and_a_classic_load_balancers_own_tags_win_over_their_names(aws, tmp_path):
+    """naming.app_tag and naming.cluster_tag on a Lambda function (its interface's owner, or
+    one of the functions sharing it) and on a classic load balancer, as on every other owner."""
+    enis = tagged_estate(aws)
+    path = tmp_path / "changes.jsonl"
+    assert tagged_publisher(aws, path, Clock(T1)).poll().complete
+    owners = {e["ip"]: (e["app"], e["cluster"], e["resource_id"]) for e in read_events(path)
+              if e["type"] == "ASSIGN"}
+    assert owners == {
+        "10.9.1.10": ("billing", "billing-images", function_arn("api-resize")),
+        "10.9.1.11": ("api", "api-thumb", function_arn("api-thumb")),   # untagged: its name
+        # Shared: each function's tag, else its name; where they differ, nobody's.
+        "10.9.1.12": ("-", "-", enis["10.9.1.12"]),
+        "10.9.1.13": ("billing", "billing-reports", enis["10.9.1.13"]),
+        CLASSIC_ELB_ADDRESS: ("storefront", "web-front", "web-front")}
+
+
+def test_without_tag_get_resources_functions_go_by_their_names_said_once_and_never_back(
+        aws, tmp_path):
+    """A policy from before the functions' tags were read: their names give their owners, said
+    once per scope, until it allows tag:GetResources; denied after that, the scope fails as for
+    any other call, and its owners stay (docs/publisher.md, IAM permissions)."""
+    enis = tagged_estate(aws)
+    denied = [True]
+
+    def deny(model, **_kwargs):
+        if denied and model.name == "GetResources":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message":
+                                         "not authorized to perform: tag:GetResources"}},
+                              model.name)
+
+    path, clock, said = tmp_path / "changes.jsonl", Clock(T1), []
+    publisher = tagged_publisher(aws, path, clock, hooks=[("before-call", deny)], log=said.append)
+    results = [publisher.poll()]
+    clock.now = T2
+    results.append(publisher.poll())
+    clock.now, denied[:] = T3, []
+    results.append(publisher.poll())
+    clock.now, denied[:] = T4, [True]
+    results.append(publisher.poll())
+    events = read_events(path)
+    first = {e["ip"]: e["app"] for e in events if e["type"] == "ASSIGN" and e["ts"] == T1}
+    assert first == {"10.9.1.10": "api", "10.9.1.11": "api", "10.9.1.12": "img",
+                     "10.9.1.13": "-", CLASSIC_ELB_ADDRESS: "storefront"}
+    # Allowed at T3: the owners the tags give, each a change (released from just after T2).
+    later = [e for e in events if e["ts"] > T1]
+    assert later == [
+        {"type": "HEARTBEAT", "ts": T2},
+        *({"type": "UNASSIGN", "ts": T2 + 1, "ip": ip} for ip in ("10.9.1.10", "10.9.1.12",
+                                                                  "10.9.1.13")),
+        *in_order([assign(T3, "10.9.1.10", "billing", "billing-images", "-", A, "us-east-1",
+                          "us-east-1a", enis["10.9.1.10"], function_arn("api-resize"), "lambda"),
+                   assign(T3, "10.9.1.13", "billing", "billing-reports", "-", A, "us-east-1",
+                          "us-east-1a", enis["10.9.1.13"], enis["10.9.1.13"], "lambda"),
+                   assign(T3, "10.9.1.12", "-", "-", "-", A, "us-east-1", "us-east-1a",
+                          enis["10.9.1.12"], enis["10.9.1.12"], "lambda")]),
+        {"type": "HEARTBEAT", "ts": T3}]
+    # Denied again at T4: the scope fails and keeps the tags' owners.
+    assert [r.complete for r in results] == [True, True, True, False]
+    assert "GetResources: AccessDeniedException" in results[3].failed[Scope(A, "us-east-1")]
+    assert said[:2] == [
+        f"{A}/us-east-1: tag:GetResources denied: Lambda functions' owners come from their "
+        f"names, not their tags, until it is allowed (docs/publisher.md, IAM permissions)",
+        f"{A}/us-east-1: Lambda functions' tags are read now"]
+    assert len(said) == 3 and said[2].startswith(f"cannot read {A}/us-east-1")

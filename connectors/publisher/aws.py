@@ -3,9 +3,12 @@
 Every list is read page by page with botocore's paginators; botocore retries each call
 (throttling and transient errors, `aws.retry_mode` and `aws.max_attempts`), so a throttled page
 is tried again on its own and the listing goes on from it. Any failure fails the whole scope: a
-partial inventory would change owners that did not change. Credentials come from the default
+partial inventory would change owners that did not change (but for a Lambda tag read never
+allowed yet: AwsReader._read_function_tags). Credentials come from the default
 chain, and through STS AssumeRole for accounts with a role; they stay in memory.
 """
+import logging
+
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,14 +17,17 @@ from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import own_interfaces, tag_dict
 from flowdredge.connectors.publisher.model import Inventory, Scope
 
+_log = logging.getLogger(__name__)
+
 # Renew assumed-role credentials this long before they expire.
 CREDENTIAL_MARGIN_MS = 5 * 60 * 1000
-ELB_V2_TAGS_PER_CALL = 20
+# Both Elastic Load Balancing APIs' DescribeTags take at most 20 load balancers a call.
+ELB_TAGS_PER_CALL = 20
 # Items per page: each API's largest (EC2 returns everything in one answer without one).
 PAGE_SIZES = {"describe_network_interfaces": 1000, "describe_instances": 1000,
               "describe_nat_gateways": 1000, "describe_vpc_endpoints": 1000,
               "describe_auto_scaling_groups": 100, "describe_load_balancers": 400,
-              "list_functions": 50}
+              "list_functions": 50, "get_resources": 100}
 
 
 class ScopeError(RuntimeError):
@@ -37,12 +43,14 @@ def items(client, operation: str, **params):
 
 class AwsReader:
     """Reads scopes. `clock` (epoch ms) times credential renewal; `session_factory` builds
-    boto3 sessions (tests register botocore event hooks through it)."""
+    boto3 sessions (tests register botocore event hooks through it); `log` takes warnings."""
 
-    def __init__(self, config: PublisherConfig, clock, session_factory=boto3.Session):
+    def __init__(self, config: PublisherConfig, clock, session_factory=boto3.Session,
+                 log=_log.warning):
         self.config = config
         self.clock = clock
         self.session_factory = session_factory
+        self.log = log
         aws = config.aws
         self.boto_config = BotoConfig(
             # total_max_attempts counts the first attempt (botocore's max_attempts does not).
@@ -52,6 +60,7 @@ class AwsReader:
         self._base = None
         self._assumed = {}   # account id -> (session, renew at ms)
         self._accounts = {a.id: a for a in config.accounts}
+        self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, session, service: str, region: str):
         return session.client(service, region_name=region, config=self.boto_config,
@@ -129,7 +138,38 @@ class AwsReader:
             if vpc.get("SubnetIds"):
                 inventory.function_networks.setdefault(name, set()).add(
                     (frozenset(vpc["SubnetIds"]), frozenset(vpc.get("SecurityGroupIds") or ())))
+        if inventory.functions:
+            inventory.function_tags = self._read_function_tags(session, scope,
+                                                               inventory.functions)
         return inventory
+
+    def _read_function_tags(self, session, scope: Scope, functions: dict) -> dict:
+        """Function name -> tags, through the Resource Groups Tagging API: 100 functions a call,
+        where Lambda's ListTags takes one. A policy from before this read (no tag:GetResources)
+        gets the owners without the functions' tags, said once: failing the scope would stop the
+        account's attribution until the policy is changed. Once they have been read, a denial
+        fails the scope, as any other call's: owners never go back and forth between a tag and
+        a name."""
+        tagging = self.client(session, "resourcegroupstaggingapi", scope.region)
+        name_of = {arn: name for name, arn in functions.items()}
+        try:
+            found = items(tagging, "get_resources", ResourceTypeFilters=["lambda:function"])
+            tags = {name_of[r["ResourceARN"]]: tag_dict(r.get("Tags"))
+                    for r in found if r["ResourceARN"] in name_of}
+        except ClientError as err:
+            if (err.response.get("Error", {}).get("Code") != "AccessDeniedException"
+                    or self._function_tags_read.get(scope)):
+                raise
+            if scope not in self._function_tags_read:
+                self.log(f"{scope}: tag:GetResources denied: Lambda functions' owners come from "
+                         f"their names, not their tags, until it is allowed (docs/publisher.md, "
+                         f"IAM permissions)")
+            self._function_tags_read[scope] = False
+            return {}
+        if self._function_tags_read.get(scope) is False:
+            self.log(f"{scope}: Lambda functions' tags are read now")
+        self._function_tags_read[scope] = True
+        return tags
 
     def _read_load_balancers(self, session, scope: Scope, inventory: Inventory) -> None:
         elbv2 = self.client(session, "elbv2", scope.region)
@@ -138,15 +178,19 @@ class AwsReader:
             arn = lb["LoadBalancerArn"]
             by_arn[arn] = (arn.split(":loadbalancer/", 1)[-1], lb["LoadBalancerName"])
         arns = sorted(by_arn)
-        tags = {}
-        for i in range(0, len(arns), ELB_V2_TAGS_PER_CALL):
+        tags = {}   # ARN (v2) or name (classic) -> tags
+        for i in range(0, len(arns), ELB_TAGS_PER_CALL):
             # No paginator: DescribeTags takes at most 20 ARNs, and answers for all of them.
-            answer = elbv2.describe_tags(ResourceArns=arns[i:i + ELB_V2_TAGS_PER_CALL])
+            answer = elbv2.describe_tags(ResourceArns=arns[i:i + ELB_TAGS_PER_CALL])
             for description in answer.get("TagDescriptions") or ():
                 tags[description["ResourceArn"]] = tag_dict(description.get("Tags"))
         for arn, (key, name) in by_arn.items():
             inventory.load_balancers[key] = (arn, name, tags.get(arn, {}))
         elb = self.client(session, "elb", scope.region)
-        for lb in items(elb, "describe_load_balancers"):
-            name = lb["LoadBalancerName"]
-            inventory.load_balancers[name] = (name, name, {})
+        names = sorted(lb["LoadBalancerName"] for lb in items(elb, "describe_load_balancers"))
+        for i in range(0, len(names), ELB_TAGS_PER_CALL):
+            answer = elb.describe_tags(LoadBalancerNames=names[i:i + ELB_TAGS_PER_CALL])
+            for description in answer.get("TagDescriptions") or ():
+                tags[description["LoadBalancerName"]] = tag_dict(description.get("Tags"))
+        for name in names:
+            inventory.load_balancers[name] = (name, name, tags.get(name, {}))

@@ -12,8 +12,9 @@ for, the public IPv4 associated with a private one) belongs to the interface's o
 | elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name | the load balancer name |
 | interface | any other interface | eni-... | its Name tag |
 
-An explicit app tag (and cluster tag, if configured) on the resource, or on the instance's Auto
-Scaling group, wins over the parsed name. `asg` is set for instances in a group.
+An explicit app tag (and cluster tag, if configured) on the resource (a Lambda function's over
+its interface's), or on the instance's Auto Scaling group, wins over the parsed name. `asg` is set
+for instances in a group.
 """
 import ipaddress
 import re
@@ -157,6 +158,7 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     elif interface_type == "lambda" or description.startswith(LAMBDA_DESCRIPTION):
         kind = LAMBDA
         name, resource_id, shared = _lambda_function(eni, description, inventory, naming)
+        tags = {**tags, **inventory.function_tags.get(name, {})}
     elif description.startswith(ELB_DESCRIPTION):
         kind = ELB
         key = description[len(ELB_DESCRIPTION):]
@@ -166,9 +168,7 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         kind, resource_id = INTERFACE, eni_id
         name = tags.get("Name")
     parsed = naming.rule.parse(name) if name else None
-    app = tags.get(naming.app_tag) or (parsed.app if parsed else ABSENT)
-    cluster = (naming.cluster_tag and tags.get(naming.cluster_tag)) or (
-        parsed.cluster if parsed else ABSENT)
+    app, cluster = _tagged_or_parsed(tags, parsed, naming)
     if shared is not None:
         app, cluster = shared
     if is_reserved_app(app):
@@ -183,14 +183,22 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
                  interface_id=eni_id, resource_id=resource_id, kind=kind)
 
 
+def _tagged_or_parsed(tags: dict, parsed, naming: Naming) -> tuple:
+    """(app, cluster): the tags', else the parsed name's."""
+    return (tags.get(naming.app_tag) or (parsed.app if parsed else ABSENT),
+            (naming.cluster_tag and tags.get(naming.cluster_tag))
+            or (parsed.cluster if parsed else ABSENT))
+
+
 def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: Naming) -> tuple:
     """(name to parse, resource id, (app, cluster) or None) of a Lambda interface. Lambda shares
     one interface among the functions of one subnet and set of security groups (a Hyperplane
     ENI), and its description names the function that made it: every function's flows went to
     that one, after it was deleted too (a publisher review). So the listed functions of the
     interface's subnet and groups decide: one is its owner; several own it together, as their
-    app and cluster where they share one, else none ("-"). With none listed, the function its
-    description names, exactly (a name it merely starts with is another function's)."""
+    app and cluster (each function's tags', else its name's) where they share one, else none
+    ("-"). With none listed, the function its description names, exactly (a name it merely
+    starts with is another function's)."""
     eni_id = eni["NetworkInterfaceId"]
     subnet = eni.get("SubnetId")
     groups = frozenset(g.get("GroupId") for g in eni.get("Groups") or ())
@@ -200,9 +208,10 @@ def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: 
                      if ours and any(subnet in subnets and sgs == groups
                                      for subnets, sgs in networks))
     if len(sharing) > 1:
-        parsed = [naming.rule.parse(f) for f in sharing]
-        apps = {p.app if p else ABSENT for p in parsed}
-        clusters = {p.cluster if p else ABSENT for p in parsed}
+        owners = [_tagged_or_parsed(inventory.function_tags.get(f, {}), naming.rule.parse(f),
+                                    naming) for f in sharing]
+        apps = {app for app, _ in owners}
+        clusters = {cluster for _, cluster in owners}
         return None, eni_id, (apps.pop() if len(apps) == 1 else ABSENT,
                               clusters.pop() if len(clusters) == 1 else ABSENT)
     if sharing:

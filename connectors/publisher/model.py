@@ -62,7 +62,8 @@ class Inventory:
     load_balancers: "app/name/id" (v2, the ENI description's tail) or classic name ->
     (resource id, name, tags). functions: Lambda function name -> ARN; function_networks:
     function name -> {(subnets, security groups)} of its versions in a VPC (a published version
-    keeps the network it was published with). nat_gateways,
+    keeps the network it was published with); function_tags: function name -> {key: value}
+    (every version's: tags are on the function). nat_gateways,
     vpc_endpoints: interface id -> (resource id, name to parse, tags).
     """
     scope: Scope
@@ -73,5 +74,6 @@ class Inventory:
     load_balancers: dict = field(default_factory=dict)
     functions: dict = field(default_factory=dict)
     function_networks: dict = field(default_factory=dict)
+    function_tags: dict = field(default_factory=dict)
     nat_gateways: dict = field(default_factory=dict)
     vpc_endpoints: dict = field(default_factory=dict)
