@@ -1,16 +1,18 @@
 """Owners of addresses from an account's and region's inventory. Pure (no boto3, no clock).
 
 Every address on a network interface (primary and secondary private IPv4, IPv6 and, if asked
-for, the public IPv4 associated with a private one) belongs to the interface's owner:
+for, the public IPv4 associated with a private one) belongs to the interface's owner, but for
+an EKS node's addresses its pods hold (kind pod, no owner: `_pod_addresses`):
 
 | kind | when | resource_id | name parsed for app / cluster |
 | --- | --- | --- | --- |
 | instance | the interface is attached to an instance | instance id | its Auto Scaling group, else its Name tag |
 | nat_gateway | a NAT gateway's interface | nat-... | the gateway's Name tag, else its id |
 | vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
-| lambda | a Lambda function's interface | function ARN | the function name |
+| lambda | a Lambda function's interface | function ARN (the interface id for one several functions share) | the function name |
 | elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name | the load balancer name |
 | interface | any other interface | eni-... | its Name tag |
+| pod | an EKS node's address its pods hold | the node's instance id | none: app and cluster `-` |
 
 An explicit app tag (and cluster tag, if configured) on the resource (a Lambda function's over
 its interface's), or on the instance's Auto Scaling group, wins over the parsed name. `asg` is set

@@ -10,7 +10,6 @@ NAT_GATEWAY = "nat_gateway"
 VPC_ENDPOINT = "vpc_endpoint"
 INTERFACE = "interface"
 POD = "pod"
-KINDS = (INSTANCE, ELB, LAMBDA, NAT_GATEWAY, VPC_ENDPOINT, INTERFACE, POD)
 
 
 @dataclass(frozen=True)
