@@ -330,7 +330,7 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     # How it read its changelog, for its --resume.
     assert json.loads((out / ".flowdredge-run.json").read_text()) == {
         "j1": {"snapshot": False, "streams": {"arn:f": 1}, "window_seconds": 60,
-               "outputs": ["enriched", "security"], "labels": {}}}
+               "outputs": ["enriched", "security"], "kinesis_outputs": [], "labels": {}}}
     # Released when the run ends.
     hold_output(str(out)).close()
     # Not a folder: said so, as before the lock.
