@@ -7,6 +7,7 @@ leave the new owner), then by arrival. Consecutive changes form the ranges (owne
 """
 import ipaddress
 import json
+import math
 import re
 from array import array
 from bisect import insort_right
@@ -346,13 +347,14 @@ _JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bo
 
 def _owner_text(field: str, value, ts: int, ip: str) -> str:
     """An owner value that is not a JSON string: a number is its text (an account id written
-    as a number); a boolean, object or array names no owner (before, Python's spelling of
-    it became one, `{'a': 1}`) and the line is applied as an UNASSIGN at its ts."""
-    if type(value) in (int, float):
+    as a number); a boolean, object, array or number that is NaN or infinite names no
+    owner (before, Python's spelling of it became one, `{'a': 1}`) and the line is applied as
+    an UNASSIGN at its ts."""
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
         return str(value)
-    raise MetaEventError("not_text", f"{field} is a JSON {_JSON_KINDS[type(value)]}, not "
-                                     "text: applied as an UNASSIGN",
-                         MetaEvent(UNASSIGN, ts, ip))
+    kind = "number that is NaN or infinite" if type(value) is float else _JSON_KINDS[type(value)]
+    raise MetaEventError("not_text", f"{field} is a JSON {kind}, not text: applied as an "
+                                     "UNASSIGN", MetaEvent(UNASSIGN, ts, ip))
 
 
 def _value_text(value) -> str:

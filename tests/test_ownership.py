@@ -420,16 +420,23 @@ def test_an_owner_value_of_another_json_type_is_its_text_if_a_number_else_refuse
              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.2","app":"db","zone":true}' % t0,
              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.3","app":"db","cluster":["a"]}' % t0,
              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.4","app":"db","account":123456789012,'
-             '"region":1.5}' % t0]
+             '"region":1.5}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.5","app":"db","zone":1e999}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.6","app":NaN}' % t0]
     chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
     assert [(e.type, e.ts, e.ip, e.owner and e.owner[:5]) for e in chunk.events] == [
         (ASSIGN, t0, "10.0.0.1", ("api", "-", "-", "-", "-")), (UNASSIGN, t0 + 1, "10.0.0.1", None),
         (UNASSIGN, t0, "10.0.0.2", None), (UNASSIGN, t0, "10.0.0.3", None),
-        (ASSIGN, t0, "10.0.0.4", ("db", "-", "-", "123456789012", "1.5"))]
+        (ASSIGN, t0, "10.0.0.4", ("db", "-", "-", "123456789012", "1.5")),
+        (UNASSIGN, t0, "10.0.0.5", None), (UNASSIGN, t0, "10.0.0.6", None)]
     assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
         ("not_text", "m:2", "app is a JSON object, not text: applied as an UNASSIGN"),
         ("not_text", "m:3", "zone is a JSON boolean, not text: applied as an UNASSIGN"),
-        ("not_text", "m:4", "cluster is a JSON array, not text: applied as an UNASSIGN")]
+        ("not_text", "m:4", "cluster is a JSON array, not text: applied as an UNASSIGN"),
+        ("not_text", "m:6", "zone is a JSON number that is NaN or infinite, not text: "
+                            "applied as an UNASSIGN"),
+        ("not_text", "m:7", "app is a JSON number that is NaN or infinite, not text: "
+                            "applied as an UNASSIGN")]
 
 
 def test_a_line_nested_deeper_than_json_loads_goes_is_not_json_in_a_chunk_of_any_size():
