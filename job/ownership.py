@@ -346,13 +346,15 @@ _JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bo
 
 
 def _owner_text(field: str, value, ts: int, ip: str) -> str:
-    """An owner value that is not a JSON string: a number is its text (an account id written
-    as a number); a boolean, object, array or number that is NaN or infinite names no
-    owner (before, Python's spelling of it became one, `{'a': 1}`) and the line is applied as
-    an UNASSIGN at its ts."""
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
+    """An owner value that is not a JSON string: an integer is its digits (an account id
+    written as a number, 123456789012 or 123456789012.0); a boolean, object, array or other
+    number names no owner (before, Python's spelling of it became one: `{'a': 1}`, `True`,
+    `1000.0` for 1e3, `nan`) and the line is applied as an UNASSIGN at its ts."""
+    if type(value) is int:
         return str(value)
-    kind = "number that is NaN or infinite" if type(value) is float else _JSON_KINDS[type(value)]
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    kind = "number that is not an integer" if type(value) is float else _JSON_KINDS[type(value)]
     raise MetaEventError("not_text", f"{field} is a JSON {kind}, not text: applied as an "
                                      "UNASSIGN", MetaEvent(UNASSIGN, ts, ip))
 

@@ -28,7 +28,6 @@ from flowdredge.job.replay import stage_flows, stage_metadata
 from flowdredge.operate import deploy, package
 from flowdredge.synthetic.estate import Scenario, generate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
 
 

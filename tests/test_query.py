@@ -27,7 +27,6 @@ from flowdredge.schemas.outputs import (AGGREGATE, COUNTERS, COUNTS_STAGE, DATA_
                                         DEAD_LETTER, ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
 from flowdredge.schemas.security import UNOWNED_APPS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO = Scenario(minutes=6, flows_per_minute=300, instances_per_app=3, churn_per_minute=4.0,
                     reject_share=0.05, seed=11)
 
