@@ -577,6 +577,31 @@ def test_a_functions_and_a_classic_load_balancers_own_tags_win_over_their_names(
         CLASSIC_ELB_ADDRESS: ("storefront", "web-front", "web-front")}
 
 
+def test_a_load_balancer_deleted_between_its_listing_and_its_tags_fails_no_scope(aws, tmp_path):
+    """DescribeTags fails its whole batch when one load balancer of it is gone
+    (LoadBalancerNotFound): a deletion between the two calls failed the scope's poll (a
+    review). The batch is asked again one by one; the deleted one has no tags."""
+    tagged_estate(aws)
+    elb = boto3.Session(region_name="us-east-1").client("elb", endpoint_url=aws)
+    elb.create_load_balancer(LoadBalancerName="web-old", AvailabilityZones=["us-east-1a"],
+                             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80,
+                                         "InstancePort": 8080}])
+    batches = []
+
+    def delete_first(model, params, **_kwargs):
+        if model.name == "DescribeTags" and "LoadBalancerNames" in params:
+            batches.append(list(params["LoadBalancerNames"]))
+            if len(batches) == 1:
+                elb.delete_load_balancer(LoadBalancerName="web-old")
+
+    path = tmp_path / "changes.jsonl"
+    assert tagged_publisher(aws, path, Clock(T1), hooks=[("before-parameter-build", delete_first)]).poll() \
+        .complete
+    assert batches == [["web-front", "web-old"], ["web-front"], ["web-old"]]
+    assert {e["ip"]: e["app"] for e in read_events(path)
+            if e["type"] == "ASSIGN"}[CLASSIC_ELB_ADDRESS] == "storefront"
+
+
 def test_without_tag_get_resources_functions_go_by_their_names_said_once_and_never_back(
         aws, tmp_path):
     """A policy from before the functions' tags were read: their names give their owners, said

@@ -190,10 +190,13 @@ def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it()
                                        "payments-refund", "lambda")
     assert claims["10.0.2.5"] == owner("payments", "payments", "-", "eni-5", arn("payments"),
                                        "lambda")
-    # Another account's interface (a shared VPC's participant) is its own functions'.
+    # Another account's interface (a shared VPC's participant) is its own functions': by its
+    # description's name alone, not this account's function of that name (its ARN and tags
+    # were taken, a review).
     inv.interfaces[0]["OwnerId"] = "210987654321"
+    inv.function_tags = {"api-resize": {"app": "billing"}}
     assert derive_claims(inv, NAMING)[0].owner == owner("api", "api-resize", "-", "eni-1",
-                                                        arn("api-resize"), "lambda")
+                                                        "api-resize", "lambda")
 
 
 def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given():
@@ -1017,7 +1020,9 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
     for change, said in (({"version": 99}, "clocks of version 99, this release reads 1"),
                          ({"polled_ms": None}, "clocks not as this release writes them"),
                          ({"seen_ms": {"no-slash": 1}}, "clocks not as this release writes them"),
-                         ({"heartbeat_ms": "x"}, "clocks not as this release writes them")):
+                         ({"heartbeat_ms": "12"}, "clocks not as this release writes them"),
+                         ({"heartbeat_ms": float("inf")}, "is not an integer time"),
+                         ({"version": True}, "clocks of version True")):
         with open(clocks_path(snap), "w") as fh:
             json.dump({**written, **change}, fh)
         caplog.clear()
@@ -1032,6 +1037,20 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
     with caplog.at_level("WARNING"):
         assert cli._read_snapshot(snap, None).polled_ms == {}
     assert "clocks without 'released'" in caplog.text
+    with open(clocks_path(snap), "w") as fh:
+        json.dump([written], fh)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert cli._read_snapshot(snap, None).polled_ms == {}
+    assert "is not clocks (a JSON object)" in caplog.text
+    # A snapshot's owner values are text, as the publisher writes them (a hand-edited true was
+    # the owner "True", which the job refuses).
+    with open(snap, "a") as fh:
+        fh.write(json.dumps({**assign_event("10.0.0.8", T0, owner("x", "x", "-", "eni-y", "i-y",
+                                                                  "instance")),
+                             "app": True}) + "\n")
+    with pytest.raises(ValueError, match="is not a file of ASSIGN events: app True is not text"):
+        cli._read_snapshot(snap, None)
 
 
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):

@@ -23,6 +23,8 @@ _log = logging.getLogger(__name__)
 CREDENTIAL_MARGIN_MS = 5 * 60 * 1000
 # Both Elastic Load Balancing APIs' DescribeTags take at most 20 load balancers a call.
 ELB_TAGS_PER_CALL = 20
+# Both APIs' error code for a load balancer named that does not exist.
+LOAD_BALANCER_NOT_FOUND = "LoadBalancerNotFound"
 # Items per page: each API's largest (EC2 returns everything in one answer without one).
 PAGE_SIZES = {"describe_network_interfaces": 1000, "describe_instances": 1000,
               "describe_nat_gateways": 1000, "describe_vpc_endpoints": 1000,
@@ -157,7 +159,7 @@ class AwsReader:
             tags = {name_of[r["ResourceARN"]]: tag_dict(r.get("Tags"))
                     for r in found if r["ResourceARN"] in name_of}
         except ClientError as err:
-            if (err.response.get("Error", {}).get("Code") != "AccessDeniedException"
+            if (_error_code(err) != "AccessDeniedException"
                     or self._function_tags_read.get(scope)):
                 raise
             if scope not in self._function_tags_read:
@@ -177,20 +179,42 @@ class AwsReader:
         for lb in items(elbv2, "describe_load_balancers"):
             arn = lb["LoadBalancerArn"]
             by_arn[arn] = (arn.split(":loadbalancer/", 1)[-1], lb["LoadBalancerName"])
-        arns = sorted(by_arn)
-        tags = {}   # ARN (v2) or name (classic) -> tags
-        for i in range(0, len(arns), ELB_TAGS_PER_CALL):
-            # No paginator: DescribeTags takes at most 20 ARNs, and answers for all of them.
-            answer = elbv2.describe_tags(ResourceArns=arns[i:i + ELB_TAGS_PER_CALL])
-            for description in answer.get("TagDescriptions") or ():
-                tags[description["ResourceArn"]] = tag_dict(description.get("Tags"))
+        tags = _load_balancer_tags(elbv2, "ResourceArns", "ResourceArn", sorted(by_arn))
         for arn, (key, name) in by_arn.items():
             inventory.load_balancers[key] = (arn, name, tags.get(arn, {}))
         elb = self.client(session, "elb", scope.region)
         names = sorted(lb["LoadBalancerName"] for lb in items(elb, "describe_load_balancers"))
-        for i in range(0, len(names), ELB_TAGS_PER_CALL):
-            answer = elb.describe_tags(LoadBalancerNames=names[i:i + ELB_TAGS_PER_CALL])
-            for description in answer.get("TagDescriptions") or ():
-                tags[description["LoadBalancerName"]] = tag_dict(description.get("Tags"))
+        tags = _load_balancer_tags(elb, "LoadBalancerNames", "LoadBalancerName", names)
         for name in names:
             inventory.load_balancers[name] = (name, name, tags.get(name, {}))
+
+
+def _load_balancer_tags(client, parameter: str, key: str, listed: list) -> dict:
+    """Each listed load balancer's tags (by `key`: ARN or classic name). No paginator:
+    DescribeTags takes at most 20 load balancers, and answers for all of them. One deleted
+    since the listing fails its whole batch (LoadBalancerNotFound), which is asked again one
+    by one: the deleted one has no tags (its interfaces go with it), and the poll goes on
+    where it failed the whole scope."""
+    tags = {}
+    for i in range(0, len(listed), ELB_TAGS_PER_CALL):
+        batch = listed[i:i + ELB_TAGS_PER_CALL]
+        try:
+            answers = [client.describe_tags(**{parameter: batch})]
+        except ClientError as err:
+            if _error_code(err) != LOAD_BALANCER_NOT_FOUND:
+                raise
+            answers = []
+            for one in batch:
+                try:
+                    answers.append(client.describe_tags(**{parameter: [one]}))
+                except ClientError as err:
+                    if _error_code(err) != LOAD_BALANCER_NOT_FOUND:
+                        raise
+        for answer in answers:
+            for description in answer.get("TagDescriptions") or ():
+                tags[description[key]] = tag_dict(description.get("Tags"))
+    return tags
+
+
+def _error_code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")

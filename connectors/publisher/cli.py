@@ -104,7 +104,10 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
     except ValueError as err:
         log.warning(f"no clocks beside the snapshot ({err}): {_AFTER_SNAPSHOT}")
         return None
-    if not isinstance(clocks, dict) or clocks.get("snapshot_sha256") != snapshot_digest(body):
+    if not isinstance(clocks, dict):
+        log.warning(f"{clocks_path(location)} is not clocks (a JSON object): {_AFTER_SNAPSHOT}")
+        return None
+    if clocks.get("snapshot_sha256") != snapshot_digest(body):
         log.warning(f"{clocks_path(location)} is not of this snapshot (written apart): "
                     f"{_AFTER_SNAPSHOT}")
         return None

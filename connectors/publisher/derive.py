@@ -159,8 +159,9 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         name = name or resource_id
     elif interface_type == "lambda" or description.startswith(LAMBDA_DESCRIPTION):
         kind = LAMBDA
-        name, resource_id, shared = _lambda_function(eni, description, inventory, naming)
-        tags = {**tags, **inventory.function_tags.get(name, {})}
+        name, resource_id, shared, function_tags = _lambda_function(eni, description,
+                                                                     inventory, naming)
+        tags = {**tags, **function_tags}
     elif description.startswith(ELB_DESCRIPTION):
         kind = ELB
         key = description[len(ELB_DESCRIPTION):]
@@ -193,14 +194,17 @@ def _tagged_or_parsed(tags: dict, parsed, naming: Naming) -> tuple:
 
 
 def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: Naming) -> tuple:
-    """(name to parse, resource id, (app, cluster) or None) of a Lambda interface. Lambda shares
+    """(name to parse, resource id, (app, cluster) or None, the function's tags) of a Lambda
+    interface. Lambda shares
     one interface among the functions of one subnet and set of security groups (a Hyperplane
     ENI), and its description names the function that made it: every function's flows went to
     that one, after it was deleted too (a publisher review). So the listed functions of the
     interface's subnet and groups decide: one is its owner; several own it together, as their
     app and cluster (each function's tags', else its name's) where they share one, else none
     ("-"). With none listed, the function its description names, exactly (a name it merely
-    starts with is another function's)."""
+    starts with is another function's). Another account's interface (a shared VPC's
+    participant's) goes by its description's name alone: a function of that name here is
+    another function (its ARN and tags were taken)."""
     eni_id = eni["NetworkInterfaceId"]
     subnet = eni.get("SubnetId")
     groups = frozenset(g.get("GroupId") for g in eni.get("Groups") or ())
@@ -215,11 +219,14 @@ def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: 
         apps = {app for app, _ in owners}
         clusters = {cluster for _, cluster in owners}
         return None, eni_id, (apps.pop() if len(apps) == 1 else ABSENT,
-                              clusters.pop() if len(clusters) == 1 else ABSENT)
+                              clusters.pop() if len(clusters) == 1 else ABSENT), {}
     if sharing:
         name = sharing[0]
     else:
         tail = description[len(LAMBDA_DESCRIPTION):] if description.startswith(
             LAMBDA_DESCRIPTION) else ""
         name = _UUID_TAIL.sub("", tail) or None
-    return name, inventory.functions.get(name, name or eni_id), None
+    if not ours:
+        return name, name or eni_id, None, {}
+    return name, inventory.functions.get(name, name or eni_id), None, \
+        inventory.function_tags.get(name, {})

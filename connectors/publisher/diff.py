@@ -389,23 +389,39 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     for event in events:
         if event.get("type") != ASSIGN:
             raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
-        owner = Owner(**{k: str(v) for k, v in event.items() if k in owner_fields})
-        state.holdings[event["ip"]] = Holding(owner, int(event["ts"]))
+        owner = Owner(**{k: _text(k, v) for k, v in event.items() if k in owner_fields})
+        state.holdings[event["ip"]] = Holding(owner, _ms(event["ts"]))
     return state
 
 
+def _text(field: str, value) -> str:
+    """An owner value of a snapshot, as this publisher writes them: text (a hand-edited `true`
+    was held as the owner "True", which the job refuses)."""
+    if type(value) is not str:
+        raise ValueError(f"{field} {value!r} is not text")
+    return value
+
+
+def _ms(value) -> int:
+    """A time (epoch ms) as written: an integer (int() took "12", 1.9 as 1, and failed on
+    1e400 with an error nothing caught)."""
+    if type(value) is not int:
+        raise ValueError(f"{value!r} is not an integer time")
+    return value
+
+
 def _read_clocks(state: State, clocks: dict) -> None:
-    if clocks.get("version") != CLOCKS_VERSION:
-        raise ClocksError(f"clocks of version {clocks.get('version')!r}, this release reads "
-                          f"{CLOCKS_VERSION}")
+    version = clocks.get("version")
+    if type(version) is not int or version != CLOCKS_VERSION:
+        raise ClocksError(f"clocks of version {version!r}, this release reads {CLOCKS_VERSION}")
     try:
-        state.polled_ms = {_scope(s): int(ms) for s, ms in clocks["polled_ms"].items()}
-        state.seen_ms = {_scope(s): int(ms) for s, ms in clocks["seen_ms"].items()}
-        state.event_ms = {_scope(s): int(ms) for s, ms in clocks["event_ms"].items()}
+        state.polled_ms = {_scope(s): _ms(ms) for s, ms in clocks["polled_ms"].items()}
+        state.seen_ms = {_scope(s): _ms(ms) for s, ms in clocks["seen_ms"].items()}
+        state.event_ms = {_scope(s): _ms(ms) for s, ms in clocks["event_ms"].items()}
         heartbeat = clocks["heartbeat_ms"]
-        state.heartbeat_ms = None if heartbeat is None else int(heartbeat)
-        state.uncertain = {ip: int(ts) for ip, ts in clocks["uncertain"].items()}
-        state.released = {ip: int(ts) for ip, ts in clocks["released"].items()}
+        state.heartbeat_ms = None if heartbeat is None else _ms(heartbeat)
+        state.uncertain = {ip: _ms(ts) for ip, ts in clocks["uncertain"].items()}
+        state.released = {ip: _ms(ts) for ip, ts in clocks["released"].items()}
         state.contested = {ip: frozenset(map(_scope, scopes))
                            for ip, scopes in clocks["contested"].items()}
     except KeyError as err:
