@@ -238,6 +238,14 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
         inv, Naming(NameRule(), app_tag="app", cluster_tag="cl"))}
     assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == ("internet-proxy", "prod")
     assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "db-main")
+    # A self-managed node group whose Kubernetes tag is on its Auto Scaling group alone (not
+    # propagated at launch): its nodes are EKS nodes all the same.
+    inv.instance_tags["i-s"] = {"Name": "db-main"}
+    inv.asg_of_instance["i-s"] = "workers-v002"
+    inv.asg_tags["workers-v002"] = {"kubernetes.io/cluster/prod": "owned"}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.3.20"].app == "workers" and claims["10.0.3.21"] == owner(
+        "-", "-", "-", "eni-s", "i-s", "pod")
 
 
 def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_owners():

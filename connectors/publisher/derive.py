@@ -120,9 +120,13 @@ def _pod_addresses(eni: dict, primary: str, inventory: Inventory) -> set:
     gives pods the secondary addresses of the node's interfaces (every address of those it
     adds), the node keeps its first interface's primary one. They belong to pods, of any app,
     not to the node's group: owned by nobody (kind pod), where the group's app was every pod's
-    before (a publisher review)."""
+    before (a publisher review). A node is known by its tags or its Auto Scaling group's (a
+    group's tag need not reach its instances)."""
     attachment = eni.get("Attachment") or {}
-    tags = inventory.instance_tags.get(attachment.get("InstanceId"), {})
+    instance_id = attachment.get("InstanceId")
+    tags = inventory.instance_tags.get(instance_id, {})
+    asg = tags.get(ASG_TAG) or inventory.asg_of_instance.get(instance_id)
+    tags = {**inventory.asg_tags.get(asg, {}), **tags}
     if not (EKS_NODE_TAG in tags or any(k.startswith(KUBERNETES_CLUSTER_TAG) for k in tags)):
         return set()
     private = {str(ipaddress.ip_address(e["PrivateIpAddress"]))
