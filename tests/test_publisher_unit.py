@@ -238,6 +238,10 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
         inv, Naming(NameRule(), app_tag="app", cluster_tag="cl"))}
     assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == ("internet-proxy", "prod")
     assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "db-main")
+    # An Elastic IP on a pod's address is the pod's; on the node's own, the node's.
+    inv.interfaces[0]["PrivateIpAddresses"][1]["Association"] = {"PublicIp": "54.0.0.2"}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert (claims["54.0.0.2"], claims["54.0.0.1"]) == (pod, node)
     # A self-managed node group whose Kubernetes tag is on its Auto Scaling group alone (not
     # propagated at launch): its nodes are EKS nodes all the same.
     inv.instance_tags["i-s"] = {"Name": "db-main"}

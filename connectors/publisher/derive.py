@@ -129,9 +129,13 @@ def _pod_addresses(eni: dict, primary: str, inventory: Inventory) -> set:
     tags = {**inventory.asg_tags.get(asg, {}), **tags}
     if not (EKS_NODE_TAG in tags or any(k.startswith(KUBERNETES_CLUSTER_TAG) for k in tags)):
         return set()
-    private = {str(ipaddress.ip_address(e["PrivateIpAddress"]))
-               for e in eni.get("PrivateIpAddresses") or () if e.get("PrivateIpAddress")}
-    return private - {primary} if attachment.get("DeviceIndex", 0) == 0 else private
+    entries = [e for e in eni.get("PrivateIpAddresses") or () if e.get("PrivateIpAddress")]
+    private = {str(ipaddress.ip_address(e["PrivateIpAddress"])) for e in entries}
+    pods = private - {primary} if attachment.get("DeviceIndex", 0) == 0 else private
+    # An Elastic IP on a pod's address is the pod's too.
+    return pods | {str(ipaddress.ip_address(e["Association"]["PublicIp"])) for e in entries
+                   if (e.get("Association") or {}).get("PublicIp")
+                   and str(ipaddress.ip_address(e["PrivateIpAddress"])) in pods}
 
 
 def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
