@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from flowdredge.connectors.publisher import cli
 from flowdredge.connectors.publisher import config as publisher_config
-from flowdredge.connectors.publisher.aws import AwsReader, items
+from flowdredge.connectors.publisher.aws import AwsReader, _load_balancer_tags, items
 from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Holding, Observation, State, apply_event,
@@ -159,6 +159,36 @@ def _lambda_eni(eni_id, ip, made_by, subnet="subnet-1", groups=("sg-1",)):
     return doc
 
 
+class _TaggedLoadBalancers:
+    """DescribeTags of either Elastic Load Balancing API as AWS answers it: a batch naming one
+    load balancer it no longer has fails whole (moto answers ELBv2's with tags)."""
+
+    def __init__(self, tags):
+        self.tags, self.calls = tags, []
+
+    def describe_tags(self, ResourceArns):
+        self.calls.append(list(ResourceArns))
+        if "throttled" in ResourceArns:
+            raise ClientError({"Error": {"Code": "Throttling"}}, "DescribeTags")
+        if any(arn not in self.tags for arn in ResourceArns):
+            raise ClientError({"Error": {"Code": "LoadBalancerNotFound"}}, "DescribeTags")
+        return {"TagDescriptions": [{"ResourceArn": arn, "Tags": [{"Key": "app", "Value": v}]}
+                                    for arn, v in ((a, self.tags[a]) for a in ResourceArns)]}
+
+
+def test_a_load_balancer_deleted_before_its_tags_are_read_has_none_known():
+    """Asked again one by one; the batch's others keep their tags, the deleted one None (its
+    interfaces then have no owner), 20 a call."""
+    arns = [f"arn:lb/{i:02d}" for i in range(23)]
+    client = _TaggedLoadBalancers({arn: f"app{arn[-2:]}" for arn in arns if arn != arns[21]})
+    tags = _load_balancer_tags(client, "ResourceArns", "ResourceArn", arns)
+    assert tags == {**{arn: {"app": f"app{arn[-2:]}"} for arn in arns}, arns[21]: None}
+    assert client.calls == [arns[:20], arns[20:], *([arn] for arn in arns[20:])]
+    # Any other error fails the scope, as before.
+    with pytest.raises(ClientError, match="Throttling"):
+        _load_balancer_tags(client, "ResourceArns", "ResourceArn", [arns[0], "throttled"])
+
+
 def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it():
     """Lambda shares an interface among the functions of one subnet and security groups, and
     its description names the first: every function's flows went to that one, and to a
@@ -238,10 +268,12 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
         inv, Naming(NameRule(), app_tag="app", cluster_tag="cl"))}
     assert (claims["10.0.3.40"].app, claims["10.0.3.40"].cluster) == ("internet-proxy", "prod")
     assert (claims["10.0.3.41"].app, claims["10.0.3.41"].cluster) == ("-", "db-main")
-    # An Elastic IP on a pod's address is the pod's; on the node's own, the node's.
+    # An Elastic IP on a pod's address is the pod's; on the node's own, the node's; the
+    # interface's own Association is its primary address's (a pod's on a second interface).
     inv.interfaces[0]["PrivateIpAddresses"][1]["Association"] = {"PublicIp": "54.0.0.2"}
+    inv.interfaces[1]["Association"] = {"PublicIp": "54.0.0.3"}
     claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
-    assert (claims["54.0.0.2"], claims["54.0.0.1"]) == (pod, node)
+    assert (claims["54.0.0.2"], claims["54.0.0.1"], claims["54.0.0.3"]) == (pod, node, pod1)
     # A self-managed node group whose Kubernetes tag is on its Auto Scaling group alone (not
     # propagated at launch): its nodes are EKS nodes all the same.
     inv.instance_tags["i-s"] = {"Name": "db-main"}
@@ -680,6 +712,23 @@ def test_events_between_polls_assign_and_release():
     assert sink.events == [{"type": "HEARTBEAT", "ts": T0 + 120_000}]
 
 
+def test_an_interface_attached_by_an_event_has_the_device_index_it_was_attached_at():
+    """An EKS node's first interface keeps its primary address, those the VPC CNI attaches
+    after do not: an event's attachment had no device index, taken for the first (its pod's
+    address the node group's until the next poll, a review)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"),
+                                       eni("eni-c", "10.0.0.7", "10.0.0.8")],
+                    instance_tags={"i-a": {"eks:cluster-name": "prod", "Name": "nodes"}})
+    [attach] = parse_line(bridge("AttachNetworkInterface", "2026-01-01T00:01:00Z",
+                                 request={"networkInterfaceId": "eni-c", "instanceId": "i-a",
+                                          "deviceIndex": 1},
+                                 response={"attachmentId": "attach-c"}))
+    after = apply_change(inv, attach)
+    assert after.interfaces[1]["Attachment"]["DeviceIndex"] == 1
+    claims = {c.ip: c.owner.kind for c in derive_claims(after, NAMING)}
+    assert claims == {"10.0.0.5": "instance", "10.0.0.7": "pod", "10.0.0.8": "pod"}
+
+
 def test_detach_and_state_change_keep_interfaces_that_survive():
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"),
                                        eni("eni-s", "10.0.0.9", instance="i-a")],
@@ -1063,6 +1112,18 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
                              "app": True}) + "\n")
     with pytest.raises(ValueError, match="is not a file of ASSIGN events: app True is not text"):
         cli._read_snapshot(snap, None)
+    # Its addresses as the publisher writes them, its times Java's longs (an ip 10 failed the
+    # first poll's sort; a ts of 10**30 was taken).
+    good = assign_event("10.0.0.8", T0, owner("x", "x", "-", "eni-y", "i-y", "instance"))
+    for change, said in (({"ip": 10}, "ip 10 is not an address as written"),
+                         ({"ip": "10.0.0.010"}, "is not an address as written"),
+                         ({"ip": "::FFFF:A00:1"}, "is not an address as written"),
+                         ({"ts": 10**30}, "is not an integer time"),
+                         ({"ts": -1}, "is not an integer time")):
+        with open(snap, "w") as fh:
+            fh.write(json.dumps({**good, **change}) + "\n")
+        with pytest.raises(ValueError, match=said):
+            cli._read_snapshot(snap, None)
 
 
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):

@@ -4,7 +4,8 @@ Every list is read page by page with botocore's paginators; botocore retries eac
 (throttling and transient errors, `aws.retry_mode` and `aws.max_attempts`), so a throttled page
 is tried again on its own and the listing goes on from it. Any failure fails the whole scope: a
 partial inventory would change owners that did not change (but for a Lambda tag read never
-allowed yet: AwsReader._read_function_tags). Credentials come from the default
+allowed yet, AwsReader._read_function_tags, and a load balancer deleted while read,
+_load_balancer_tags). Credentials come from the default
 chain, and through STS AssumeRole for accounts with a role; they stay in memory.
 """
 import logging
@@ -190,11 +191,12 @@ class AwsReader:
 
 
 def _load_balancer_tags(client, parameter: str, key: str, listed: list) -> dict:
-    """Each listed load balancer's tags (by `key`: ARN or classic name). No paginator:
-    DescribeTags takes at most 20 load balancers, and answers for all of them. One deleted
-    since the listing fails its whole batch (LoadBalancerNotFound), which is asked again one
-    by one: the deleted one has no tags (its interfaces go with it), and the poll goes on
-    where it failed the whole scope."""
+    """Each listed load balancer's tags (by `key`: ARN or classic name), None for one that
+    DescribeTags no longer finds. No paginator: DescribeTags takes at most 20 load balancers,
+    and answers for all of them. One deleted since the listing fails its whole batch
+    (LoadBalancerNotFound), which is asked again one by one, where the poll failed the whole
+    scope; the deleted one's interfaces, listed before it, may still be read: its tags not
+    known, they have no owner rather than the one its name gives."""
     tags = {}
     for i in range(0, len(listed), ELB_TAGS_PER_CALL):
         batch = listed[i:i + ELB_TAGS_PER_CALL]
@@ -210,6 +212,7 @@ def _load_balancer_tags(client, parameter: str, key: str, listed: list) -> dict:
                 except ClientError as err:
                     if _error_code(err) != LOAD_BALANCER_NOT_FOUND:
                         raise
+                    tags[one] = None
         for answer in answers:
             for description in answer.get("TagDescriptions") or ():
                 tags[description[key]] = tag_dict(description.get("Tags"))

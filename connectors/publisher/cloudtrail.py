@@ -39,7 +39,7 @@ class InventoryChange:
     interfaces_removed: tuple = ()                       # interface ids
     instances_added: dict = field(default_factory=dict)  # instance id -> tags
     instances_gone: tuple = ()                           # instance ids
-    attach: tuple = None                                 # (interface id, instance id, attachment id)
+    attach: tuple = None   # (interface id, instance id, attachment id, device index)
     detach: str = None                                   # attachment id
 
 
@@ -103,7 +103,8 @@ def _from_record(record: dict) -> list:
         elif name == "AttachNetworkInterface":
             change = InventoryChange(**base, attach=(request["networkInterfaceId"],
                                                      request["instanceId"],
-                                                     response.get("attachmentId")))
+                                                     response.get("attachmentId"),
+                                                     request.get("deviceIndex")))
         elif name == "DetachNetworkInterface":
             change = InventoryChange(**base, detach=request["attachmentId"])
         else:
@@ -192,10 +193,12 @@ def apply_change(inventory: Inventory, change: InventoryChange):
     for eni in change.interfaces_added:
         interfaces[eni["NetworkInterfaceId"]] = copy.deepcopy(eni)
     if change.attach:
-        eni_id, instance_id, attachment_id = change.attach
+        eni_id, instance_id, attachment_id, device_index = change.attach
         if eni_id not in interfaces or instance_id not in instance_tags:
             return None
+        # The device index tells an EKS node's first interface from those the VPC CNI adds.
         interfaces[eni_id]["Attachment"] = {"InstanceId": instance_id, "AttachmentId": attachment_id,
+                                            "DeviceIndex": device_index,
                                             "DeleteOnTermination": False}
     if change.detach:
         attached = [e for e in interfaces.values()

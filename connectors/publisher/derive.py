@@ -9,7 +9,7 @@ an EKS node's addresses its pods hold (kind pod, no owner: `_pod_addresses`):
 | instance | the interface is attached to an instance | instance id | its Auto Scaling group, else its Name tag |
 | nat_gateway | a NAT gateway's interface | nat-... | the gateway's Name tag, else its id |
 | vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
-| lambda | a Lambda function's interface | function ARN (the interface id for one several functions share) | the function name |
+| lambda | a Lambda function's interface | function ARN (the interface id for one several functions share; the name for another account's) | the function name |
 | elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name | the load balancer name |
 | interface | any other interface | eni-... | its Name tag |
 | pod | an EKS node's address its pods hold | the node's instance id | none: app and cluster `-` |
@@ -131,11 +131,15 @@ def _pod_addresses(eni: dict, primary: str, inventory: Inventory) -> set:
         return set()
     entries = [e for e in eni.get("PrivateIpAddresses") or () if e.get("PrivateIpAddress")]
     private = {str(ipaddress.ip_address(e["PrivateIpAddress"])) for e in entries}
+    # A device index not known (an event's null) leaves the node nothing: no owner rather than
+    # the group's for a pod's address.
     pods = private - {primary} if attachment.get("DeviceIndex", 0) == 0 else private
-    # An Elastic IP on a pod's address is the pod's too.
-    return pods | {str(ipaddress.ip_address(e["Association"]["PublicIp"])) for e in entries
-                   if (e.get("Association") or {}).get("PublicIp")
-                   and str(ipaddress.ip_address(e["PrivateIpAddress"])) in pods}
+    # An Elastic IP on a pod's address is the pod's too (the interface's own Association is
+    # its primary address's).
+    public = [(e["PrivateIpAddress"], (e.get("Association") or {}).get("PublicIp"))
+              for e in entries] + [(primary, (eni.get("Association") or {}).get("PublicIp"))]
+    return pods | {str(ipaddress.ip_address(ip)) for address, ip in public
+                   if ip and address and str(ipaddress.ip_address(address)) in pods}
 
 
 def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
@@ -175,6 +179,8 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
         key = description[len(ELB_DESCRIPTION):]
         resource_id, name, tags = inventory.load_balancers.get(
             key, (key, key.split("/")[1] if key.count("/") == 2 else key, {}))
+        if tags is None:   # deleted while read: its tags, which would win, not known
+            name, tags = None, {}
     else:
         kind, resource_id = INTERFACE, eni_id
         name = tags.get("Name")

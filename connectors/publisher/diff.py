@@ -35,6 +35,7 @@ began, or older than the last applied event, is stale: the state already reflect
 the second that poll began only releases what it changes: the poll may show a later change.
 """
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
@@ -390,7 +391,7 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         if event.get("type") != ASSIGN:
             raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
         owner = Owner(**{k: _text(k, v) for k, v in event.items() if k in owner_fields})
-        state.holdings[event["ip"]] = Holding(owner, _ms(event["ts"]))
+        state.holdings[_address(event["ip"])] = Holding(owner, _ms(event["ts"]))
     return state
 
 
@@ -402,10 +403,22 @@ def _text(field: str, value) -> str:
     return value
 
 
+def _address(value) -> str:
+    """A snapshot's address as the publisher writes it (10 failed the first poll's sort)."""
+    try:
+        written = type(value) is str and str(ipaddress.ip_address(value)) == value
+    except ValueError:
+        written = False
+    if not written:
+        raise ValueError(f"ip {value!r} is not an address as written (ipaddress's form)")
+    return value
+
+
 def _ms(value) -> int:
-    """A time (epoch ms) as written: an integer (int() took "12", 1.9 as 1, and failed on
-    1e400 with an error nothing caught)."""
-    if type(value) is not int:
+    """A time (epoch ms) as written: an integer of Java's long (int() took "12", 1.9 as 1,
+    and failed on 1e400 with an error nothing caught; 10**30 would hold HEARTBEATs back for
+    good)."""
+    if type(value) is not int or not 0 <= value < 2**63:
         raise ValueError(f"{value!r} is not an integer time")
     return value
 
