@@ -343,15 +343,20 @@ def _end_addresses(group: FlowGroup) -> tuple:
 
 
 def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple) -> tuple:
-    """The owners of both `ends` (_end_addresses) of each flow at its start (None: no owner):
-    from the columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of
-    flows."""
+    """The owners of both `ends` (_end_addresses) of each flow at its start (None: no owner),
+    within the flow's VPC for an end without one of its own: from the columns in arrays
+    (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
     if group.columns is not None:
         t_ms = _column(group, "start").to_numpy() * 1000
-        return tuple(index.owners_at(addresses, t_ms) for addresses in ends)
-    owner_at = index.owner_at
-    start = group.fmt.start_pos
-    return tuple([owner_at(ip, flow[start] * 1000) for ip, flow in zip(addresses, group.flows)]
+        vpcs = _column(group, "vpc-id")
+        return tuple(index.owners_at(addresses, t_ms, vpcs) for addresses in ends)
+    owner_at, owner_in_vpc = index.owner_at, index.owner_in_vpc
+    start, vpc = group.fmt.start_pos, group.fmt.pos.get("vpc-id")
+
+    def owner(ip, flow):
+        t_ms = flow[start] * 1000
+        return owner_at(ip, t_ms) or owner_in_vpc(ip, None if vpc is None else flow[vpc], t_ms)
+    return tuple([owner(ip, flow) for ip, flow in zip(addresses, group.flows)]
                  for addresses in ends)
 
 
@@ -371,8 +376,9 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
     t_ms = column("start").to_numpy() * 1000
     with_owners = enriched or conversations
     others = {}
+    vpcs = column("vpc-id")
     (src_codes, src), (dst_codes, dst) = (
-        _end(index, addresses, t_ms, unowned, out.counts, side, with_owners, others)
+        _end(index, addresses, t_ms, vpcs, unowned, out.counts, side, with_owners, others)
         for addresses, side in zip(_end_addresses(group), ("src", "dst")))
     dims = [codes_of(column(name), n) for name in ("dstport", "protocol", "action")]
     key = packed_key([(src_codes, len(index.pairs))]
@@ -418,11 +424,12 @@ def _addresses(pkt, plain):
     return plain if pkt is None else pc.coalesce(pkt, plain)
 
 
-def _end(index, addresses, t_ms, unowned, counts, side, with_owners, others) -> tuple:
-    """(pair codes, End or None) of the ends `addresses`' owners at `t_ms`: each flow's
-    (app, region) code, and with `with_owners` the End (its owners as tuples); their counts.
-    Each distinct address is looked up once; only IPs with changes other than one owner are
-    looked up flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
+def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, others) -> tuple:
+    """(pair codes, End or None) of the ends `addresses`' owners at `t_ms` (within the flow's
+    VPC in `vpcs` for an end without one of its own): each flow's (app, region) code, and with
+    `with_owners` the End (its owners as tuples); their counts. Each distinct address is looked
+    up once; only IPs with changes other than one owner, and those VPCs claim, are looked up
+    flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)
@@ -436,8 +443,13 @@ def _end(index, addresses, t_ms, unowned, counts, side, with_owners, others) -> 
                                                     t_ms[positions].tolist())]
     found_at = positions[[o is not None for o in found]] if found else positions
     found = [o for o in found if o is not None]
-    codes[found_at] = [pair_code(o[_APP], o[_REGION]) for o in found]
     owned[found_at] = True
+    in_vpc_at, in_vpc = index.owners_in_vpcs(distinct, at, vpcs, t_ms, owned)
+    if in_vpc:
+        found_at = np.concatenate((found_at, in_vpc_at))
+        found += in_vpc
+        owned[in_vpc_at] = True
+    codes[found_at] = [pair_code(o[_APP], o[_REGION]) for o in found]
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)
     needed = np.unique(at[plain])

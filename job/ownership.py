@@ -4,6 +4,8 @@ Per IP the index keeps the changes ordered by `ts`: (ts, rank, owner) with owner
 UNASSIGN. The owner of `ip` at `t` is the owner of the latest change with ts <= t. Changes with
 equal ts are ordered UNASSIGN before ASSIGN (a release and a re-assignment at the same instant
 leave the new owner), then by arrival. Consecutive changes form the ranges (owner, from, to).
+A VPC_ASSIGN or VPC_UNASSIGN is kept the same way under its key (vpc_key): the address's owner
+within that VPC, looked up only for a flow of that VPC whose end has no owner of its own.
 """
 import ipaddress
 import json
@@ -28,7 +30,7 @@ from flowdredge.job.parse import (DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_STAR
                                   address_error, excerpt, json_error, too_long_text, utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
-                                         UNASSIGN)
+                                         UNASSIGN, VPC_CHANGES)
 from flowdredge.schemas.security import is_reserved_app
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
@@ -47,6 +49,15 @@ _REGION = OWNER_FIELDS.index("region")
 
 def _order(change):
     return change[0], change[1]
+
+
+# A VPC_ASSIGN's or VPC_UNASSIGN's key in the index and in broadcast state: neither an address
+# nor PART_KEY nor the clock's key, and split at its one space.
+_is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
+
+
+def vpc_key(vpc_id: str, ip: str) -> str:
+    return f"{vpc_id} {ip}"
 
 
 class MetaEvent(NamedTuple):
@@ -279,6 +290,13 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
                                            "epoch milliseconds")
     if kind == HEARTBEAT:
         return MetaEvent(HEARTBEAT, _bounded(ts, latest_ms))
+    vpc_id = None
+    if kind in VPC_CHANGES:
+        kind, vpc_id = VPC_CHANGES[kind], doc.get("vpc_id")
+        if not isinstance(vpc_id, str) or not _is_vpc_id(vpc_id):
+            raise MetaEventError("bad_vpc_id", "vpc_id absent" if vpc_id is None else
+                                 f"vpc_id {_value_text(vpc_id)}, not a VPC id as AWS writes "
+                                 "them (vpc- and 8 or 17 lowercase hex digits)")
     ip = doc.get("ip")
     if not isinstance(ip, str):
         raise MetaEventError("missing_ip", "ip absent" if ip is None else
@@ -287,6 +305,8 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
         ip = _normalised(ip)
         if ip is None:
             raise MetaEventError("bad_address", address_error("ip", doc["ip"]))
+    if vpc_id is not None:
+        ip = vpc_key(vpc_id, ip)
     ts = _bounded(ts, latest_ms)
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
@@ -398,8 +418,11 @@ class OwnershipIndex:
         self._ipv4 = None
         self._added = 0
         self.ipv4_builds = 0   # how often it was built: its temporaries are tens of MB
+        self._vpc_claimed = {}   # address -> how many VPC keys name it
+        self._vpc_claimed_array = None   # its keys for pc.is_in, made again after a change
 
     def __len__(self):
+        """Addresses and VPC claims (keys) held."""
         return len(self._slots)
 
     def ranges(self) -> int:
@@ -436,6 +459,8 @@ class OwnershipIndex:
                 self._code.append(FREE)
             self._slots[ip] = slot
             self._added += 1
+            if " " in ip:
+                self._count_vpc_key(ip, 1)
         if len(flat) == 3 and flat[2] is not None:
             owner = flat[2]
             self._ts[slot] = flat[0]
@@ -450,12 +475,51 @@ class OwnershipIndex:
         self._held[slot] = None
         self._code[slot] = FREE
         self._free.append(slot)
+        if " " in ip:
+            self._count_vpc_key(ip, -1)
         if self._ipv4 is not None and _is_canonical_ipv4(ip):
             keys, slots = self._ipv4
             key = ipv4_int(ip)
             at = int(np.searchsorted(keys, key))
             if at < len(keys) and keys[at] == key:
                 slots[at] = -1
+
+    def _count_vpc_key(self, key: str, step: int) -> None:
+        address = key.split(" ", 1)[1]
+        n = self._vpc_claimed.get(address, 0) + step
+        if n:
+            self._vpc_claimed[address] = n
+        else:
+            del self._vpc_claimed[address]
+        self._vpc_claimed_array = None
+
+    def owner_in_vpc(self, ip: str, vpc_id, t_ms: int):
+        """The owner of `ip` at `t_ms` within the VPC `vpc_id` (a flow's `vpc-id`, None when
+        its line has none): for an end without an owner of its own."""
+        if vpc_id is None or ip not in self._vpc_claimed:
+            return None
+        return self.owner_at(vpc_key(vpc_id, ip), t_ms)
+
+    def owners_in_vpcs(self, distinct: pa.Array, at: np.ndarray, vpcs, t_ms: np.ndarray,
+                       owned: np.ndarray) -> tuple:
+        """owner_in_vpc of the ends not `owned` (a mask; their addresses `distinct.take(at)`,
+        their flows' VPCs the Arrow array `vpcs` or None): (positions found, their owners)."""
+        wanted = np.zeros(0, np.int64)
+        if vpcs is not None and self._vpc_claimed:
+            wanted = np.flatnonzero(~owned)
+        if not len(wanted):
+            return wanted, []
+        if self._vpc_claimed_array is None:
+            self._vpc_claimed_array = pa.array(list(self._vpc_claimed), pa.string())
+        claimed = pc.is_in(distinct, value_set=self._vpc_claimed_array).to_numpy(
+            zero_copy_only=False)
+        candidates = wanted[claimed[at[wanted]]]
+        owners = [None if vpc is None else self.owner_at(vpc_key(vpc, ip), t)
+                  for vpc, ip, t in zip(vpcs.take(candidates).to_pylist(),
+                                        distinct.take(at[candidates]).to_pylist(),
+                                        t_ms[candidates].tolist())]
+        found = [o is not None for o in owners]
+        return candidates[found], [o for o in owners if o is not None]
 
     def _shared(self, o: tuple) -> tuple:
         # Written out, as OWNER_FIELDS orders them: interface_id and resource_id (o[6], o[7])
@@ -557,10 +621,10 @@ class OwnershipIndex:
             self.ipv4_builds += 1
         return self._ipv4
 
-    def owners_at(self, addresses, t_ms: np.ndarray) -> list:
-        """owner_at of each address (as for `slots`) at its time in `t_ms`, None where none:
-        the IPs with one owner since their first change from the arrays, the others one by
-        one."""
+    def owners_at(self, addresses, t_ms: np.ndarray, vpcs=None) -> list:
+        """owner_at of each address (as for `slots`) at its time in `t_ms`, else owner_in_vpc
+        with its flow's VPC in the Arrow array `vpcs` (if given), None where none: the IPs with
+        one owner since their first change from the arrays, the others one by one."""
         if not isinstance(addresses, pa.Array):
             addresses = pa.array(addresses, pa.string())
         encoded = pc.dictionary_encode(addresses)
@@ -580,6 +644,10 @@ class OwnershipIndex:
                             encoded.dictionary.take(at[positions]).to_pylist(),
                             t_ms[positions].tolist()):
             owners[i] = owner_at(ip, t)
+        if vpcs is not None and self._vpc_claimed:
+            owned = np.array([o is not None for o in owners], bool)
+            for i, owner in zip(*self.owners_in_vpcs(encoded.dictionary, at, vpcs, t_ms, owned)):
+                owners[i] = owner
         return owners
 
     def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:

@@ -2,6 +2,9 @@
 
 ASSIGN: {"type","ts","ip", owner fields...}; UNASSIGN: {"type","ts","ip"};
 HEARTBEAT: {"type","ts"}: every change with ts at or before it has been sent.
+VPC_ASSIGN / VPC_UNASSIGN: as ASSIGN / UNASSIGN, with "vpc_id": the address's owner within that
+VPC only, for flows whose line names the VPC (`vpc-id`) while the address has no owner of its
+own (an address that overlapping VPCs both hold).
 `ts` is epoch milliseconds. Unknown extra fields are accepted and ignored.
 """
 from flowdredge.schemas.fields import LONG, STRING, Field, Schema
@@ -9,7 +12,11 @@ from flowdredge.schemas.fields import LONG, STRING, Field, Schema
 ASSIGN = "ASSIGN"
 UNASSIGN = "UNASSIGN"
 HEARTBEAT = "HEARTBEAT"
-EVENT_TYPES = (ASSIGN, UNASSIGN, HEARTBEAT)
+VPC_ASSIGN = "VPC_ASSIGN"
+VPC_UNASSIGN = "VPC_UNASSIGN"
+EVENT_TYPES = (ASSIGN, UNASSIGN, HEARTBEAT, VPC_ASSIGN, VPC_UNASSIGN)
+# A VPC event's change as the job keeps it: ASSIGN or UNASSIGN of a key naming VPC and address.
+VPC_CHANGES = {VPC_ASSIGN: ASSIGN, VPC_UNASSIGN: UNASSIGN}
 
 OWNER_FIELDS = ("app", "cluster", "asg", "account", "region", "zone", "interface_id",
                 "resource_id", "kind")
@@ -19,4 +26,5 @@ ABSENT = "-"
 # A changelog event's fields (job.ownership.MetaEvent holds the owner fields as one tuple).
 METADATA_EVENT = Schema("metadata_event", (
     Field("type", STRING), Field("ts", LONG, "epoch milliseconds"), Field("ip", STRING),
+    Field("vpc_id", STRING, "VPC_ASSIGN and VPC_UNASSIGN only"),
 ) + tuple(Field(f, STRING) for f in OWNER_FIELDS))

@@ -76,7 +76,7 @@ FLOW_RECORD_DEAD_LETTER_REASONS = (
     "too_large", "empty_file", "bad_header", "unreadable")
 METADATA_DEAD_LETTER_REASONS = (
     "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
-    "ts_out_of_range", "line_too_long", "reserved_app", "not_text")
+    "ts_out_of_range", "line_too_long", "reserved_app", "not_text", "bad_vpc_id")
 
 # Enriched flows: every field of the line's format (dashes as underscores), then these, then
 # TCP_FLAGS_NAMES when the format has tcp-flags.

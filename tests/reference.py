@@ -58,7 +58,8 @@ def _envelope_lines(envelope):
 
 
 def metadata_events(paths):
-    events = defaultdict(list)   # ip -> [(ts, rank, arrival, owner|None)]
+    # ip, or (vpc_id, ip) for a VPC_ASSIGN / VPC_UNASSIGN -> [(ts, rank, arrival, owner|None)]
+    events = defaultdict(list)
     arrival = 0
     for path in paths:
         for line in _read_bytes(path).decode().splitlines():
@@ -69,21 +70,27 @@ def metadata_events(paths):
             # The job's own names for ends without an owner end the IP's owner instead.
             reserved = e.get("app") in ("internet", "unattributed") \
                 or str(e.get("app")).startswith("aws:")
-            if e["type"] == "ASSIGN" and not reserved:
+            kind = e["type"].removeprefix("VPC_")
+            key = str(ipaddress.ip_address(e["ip"])) if kind in ("ASSIGN", "UNASSIGN") else None
+            if e["type"].startswith("VPC_"):
+                key = (e["vpc_id"], key)
+            if kind == "ASSIGN" and not reserved:
                 owner = {k: e.get(k) or "-" for k in ("app", "cluster", "asg", "account",
                                                       "region", "zone")}
-                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 1, arrival, owner))
-            elif e["type"] in ("UNASSIGN", "ASSIGN"):
-                events[str(ipaddress.ip_address(e["ip"]))].append((e["ts"], 0, arrival, None))
+                events[key].append((e["ts"], 1, arrival, owner))
+            elif kind in ("UNASSIGN", "ASSIGN"):
+                events[key].append((e["ts"], 0, arrival, None))
     return events
 
 
-def owner_at(events, ip, t_ms):
-    candidates = [e for e in events.get(ip, ()) if e[0] <= t_ms]
-    if candidates:
-        latest = max(candidates, key=lambda e: (e[0], e[1], e[2]))
-        if latest[3] is not None:
-            return latest[3]
+def owner_at(events, ip, t_ms, vpc_id="-"):
+    """The owner of `ip` at `t_ms`: its own, else its VPC claim's in the flow's VPC `vpc_id`."""
+    for key in (ip, (vpc_id, ip)):
+        candidates = [e for e in events.get(key, ()) if e[0] <= t_ms]
+        if candidates:
+            latest = max(candidates, key=lambda e: (e[0], e[1], e[2]))
+            if latest[3] is not None:
+                return latest[3]
     addr = ipaddress.ip_address(ip)
     app = "unattributed" if any(addr in n for n in PRIVATE if n.version == addr.version) \
         else "internet"
@@ -96,16 +103,17 @@ def aggregates(flow_paths, metadata_paths, window_seconds=60, exclude=lambda flo
     (flows, packets, bytes)} over all lines with traffic. `owner`: another rule than owner_at
     (tests show a wrong one gives other rows)."""
     events = metadata_events(metadata_paths)
-    find_owner = owner or owner_at
+    find_owner = owner_at if owner is None else (lambda ev, ip, t, _vpc: owner(ev, ip, t))
     out = defaultdict(lambda: [0, 0, 0])
     for f in flow_lines(flow_paths):
         if f.get("log-status") in ("NODATA", "SKIPDATA") or exclude(f):
             continue
         start = int(f["start"])
+        vpc = f.get("vpc-id", "-")
         src = find_owner(events, f.get("pkt-srcaddr", "-") if f.get("pkt-srcaddr", "-") != "-"
-                         else f["srcaddr"], start * 1000)
+                         else f["srcaddr"], start * 1000, vpc)
         dst = find_owner(events, f.get("pkt-dstaddr", "-") if f.get("pkt-dstaddr", "-") != "-"
-                         else f["dstaddr"], start * 1000)
+                         else f["dstaddr"], start * 1000, vpc)
         num = lambda k: None if f.get(k, "-") == "-" else int(f[k])  # noqa: E731
         key = (start - start % window_seconds, src["app"], src["region"], dst["app"],
                dst["region"], num("dstport"), num("protocol"),

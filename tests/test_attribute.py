@@ -14,7 +14,7 @@ from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group,
                                       default_classifier, packed_key)
-from flowdredge.job.ownership import MetaEvent, OwnershipIndex
+from flowdredge.job.ownership import MetaEvent, OwnershipIndex, vpc_key
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
 from flowdredge.schemas.outputs import CONVERSATION
@@ -86,6 +86,34 @@ def test_pkt_addresses_win_over_interface_addresses():
         ("nat-src", "real-server"): 100, ("nat-src", "nat-dst"): 1000}
     first = json.loads(out.enriched.splitlines()[0])
     assert (first["src_app"], first["dst_app"]) == ("real-client", "real-server")
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_an_address_overlapping_vpcs_hold_is_owned_within_the_flows_vpc(columns):
+    # 172.31.0.10 is in two default VPCs: no owner of its own (the publisher's UNASSIGN), an
+    # owner within each VPC. A flow is attributed within the VPC its line names, never across.
+    index = OwnershipIndex()
+    index.apply(MetaEvent(UNASSIGN, 0, "172.31.0.10", None))
+    index.apply(MetaEvent(ASSIGN, 0, vpc_key("vpc-0a1b2c3d", "172.31.0.10"), _owner("api", "r1")))
+    index.apply(MetaEvent(ASSIGN, 0, vpc_key("vpc-0b1b2c3d", "172.31.0.10"), _owner("db", "r2")))
+    index.apply(MetaEvent(UNASSIGN, 100_000, vpc_key("vpc-0b1b2c3d", "172.31.0.10"), None))
+    index.apply(MetaEvent(ASSIGN, 0, "172.31.0.20", _owner("web", "r1")))
+    # An owner of its own wins over a VPC's (a claim the publisher has not taken back yet).
+    index.apply(MetaEvent(ASSIGN, 0, vpc_key("vpc-0a1b2c3d", "172.31.0.20"), _owner("old", "r1")))
+    fmt = FlowFormat.parse("srcaddr dstaddr start bytes vpc-id")
+    flows = [parse_line(fmt, line) for line in (
+        "172.31.0.20 172.31.0.10 60 1 vpc-0a1b2c3d",
+        "172.31.0.20 172.31.0.10 60 10 vpc-0b1b2c3d",
+        "172.31.0.10 172.31.0.20 100 100 vpc-0b1b2c3d",     # db's claim taken back at 100 s
+        "172.31.0.10 172.31.0.20 60 1000 -",                # no VPC on the line: nobody's
+        "172.31.0.10 172.31.0.20 60 10000 vpc-0c1b2c3d")]   # a VPC without a claim: nobody's
+    group = FlowGroup(fmt, 60, 100, flows, "t")
+    out = attribute_group(column_group(group) if columns else group, index, enriched=True)
+    assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
+        ("web", "api"): 1, ("web", "db"): 10, ("unattributed", "web"): 11100}
+    assert out.counts == {"src_owned": 2, "src_unattributed": 3, "dst_owned": 5}
+    lines = [json.loads(line) for line in out.enriched.splitlines()]
+    assert [(e["dst_app"], e["dst_region"]) for e in lines[:2]] == [("api", "r1"), ("db", "r2")]
 
 
 def test_lateness():
@@ -269,8 +297,9 @@ def test_the_ipv6_fast_path_agrees_with_the_networks(ip):
 
 
 _IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "8.8.8.8", "192.168.1.1", "2001:db8::1", "fd00::2"]
+_VPCS = ["vpc-0a1b2c3d", "vpc-0123456789abcdef0"]
 _FORMATS = [FlowFormat.parse("srcaddr dstaddr srcport dstport protocol packets bytes start action"
-                             " tcp-flags"),
+                             " tcp-flags vpc-id"),
             FlowFormat.parse("version pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets "
                              "start bytes")]
 _flow_values = st.fixed_dictionaries({
@@ -282,12 +311,14 @@ _flow_values = st.fixed_dictionaries({
     "protocol": st.none() | st.sampled_from([0, 1, 6, 17]),
     "packets": st.none() | st.integers(0, 10), "bytes": st.none() | st.integers(0, 2**62),
     "start": st.integers(60, 64), "action": st.none() | st.sampled_from(["ACCEPT", "REJECT"]),
-    "tcp-flags": st.none() | st.sampled_from([2, 18, 19]), "version": st.just(5)})
+    "tcp-flags": st.none() | st.sampled_from([2, 18, 19]), "version": st.just(5),
+    "vpc-id": st.none() | st.sampled_from(_VPCS)})
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(58, 66),
-                          st.sampled_from(_IPS), st.sampled_from(["api", "db", "cache"])),
+                          st.sampled_from(_IPS), st.sampled_from(["api", "db", "cache"]),
+                          st.none() | st.sampled_from(_VPCS)),
                 max_size=12),
        st.sampled_from(_FORMATS), st.lists(_flow_values, min_size=1, max_size=40),
        st.booleans())
@@ -295,11 +326,12 @@ def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
     """The column path (a group of columns, as the vectorised parser makes them, aggregates
     only) and the row path (a group of flows) give the same partial rows in the same order and
     counts, for any index: IPs with one owner, several, an UNASSIGN, none, an owner from after
-    the flow; and with the enriched lines and the security views asked for, the same lines and
-    views (a late group of columns goes flow by flow)."""
+    the flow, an owner within a VPC only; and with the enriched lines and the security views
+    asked for, the same lines and views (a late group of columns goes flow by flow)."""
     index = OwnershipIndex()
-    for kind, ts, ip, app in events:
-        index.apply(MetaEvent(kind, ts * 1000, ip, _owner(app, "r") if kind == ASSIGN else None))
+    for kind, ts, ip, app, vpc in events:
+        index.apply(MetaEvent(kind, ts * 1000, ip if vpc is None else vpc_key(vpc, ip),
+                              _owner(app, "r") if kind == ASSIGN else None))
     flows = [tuple(v[name] for name in fmt.fields) for v in values]
     group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
     rows = attribute_group(group, index, enriched=False)
@@ -332,7 +364,7 @@ _plain_flow_values = st.fixed_dictionaries({
     "protocol": st.sampled_from([0, 1, 6, 17]), "packets": st.integers(0, 10),
     "bytes": st.integers(0, 2**62), "start": st.integers(60, 64),
     "action": st.sampled_from(["ACCEPT", "REJECT"]), "tcp-flags": st.sampled_from([2, 18, 19]),
-    "version": st.just(5)})
+    "version": st.just(5), "vpc-id": st.sampled_from(_VPCS)})
 
 
 @settings(max_examples=200, deadline=None)

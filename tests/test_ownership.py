@@ -3,6 +3,7 @@ import json
 import math
 
 import numpy as np
+import pyarrow as pa
 
 import pytest
 from hypothesis import given, settings
@@ -10,10 +11,10 @@ from hypothesis import strategies as st
 
 from flowdredge.job import changelog_columns
 from flowdredge.job.codec import decode_events, encode_events
-from flowdredge.job.ownership import (EARLIEST_TS_MS, LATEST_TS_MS, STAGED, MetadataClock,
+from flowdredge.job.ownership import (EARLIEST_TS_MS, LATEST_TS_MS, PART_KEY, STAGED, MetadataClock,
                                       MetaEvent, MetaEventError, MetaLimits, OwnershipIndex,
                                       _normalised, apply_events, changelog_lines, parse_chunk,
-                                      parse_event)
+                                      parse_event, vpc_key)
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
@@ -106,6 +107,12 @@ def test_the_first_change_is_late_exactly_when_at_or_behind_the_heartbeat(ts, la
     ('{"type":"MOVE","ts":1,"ip":"10.0.0.1"}', "unknown_type"),
     ('{"type":"UNASSIGN","ts":1}', "missing_ip"),
     ('{"type":"UNASSIGN","ts":1,"ip":"10.0.0.256"}', "bad_address"),
+    ('{"type":"VPC_UNASSIGN","ts":1,"ip":"10.0.0.1"}', "bad_vpc_id"),
+    ('{"type":"VPC_ASSIGN","ts":1,"ip":"10.0.0.1","vpc_id":"vpc-0A1B2C3D"}', "bad_vpc_id"),
+    ('{"type":"VPC_ASSIGN","ts":1,"ip":"10.0.0.1","vpc_id":"vpc-0a1b2c3d 10.0.0.2"}',
+     "bad_vpc_id"),
+    ('{"type":"VPC_ASSIGN","ts":1,"ip":"10.0.0.1","vpc_id":["vpc-0a1b2c3d"]}', "bad_vpc_id"),
+    ('{"type":"VPC_ASSIGN","ts":1,"vpc_id":"vpc-0a1b2c3d"}', "missing_ip"),
     ('[1,2]', "not_an_object"),
     ('nope', "not_json"),
     ('[' * 100_000 + ']' * 100_000, "not_json"),
@@ -471,7 +478,8 @@ def test_rejected_lines_carry_their_location():
          "longer than metadata.max_line_bytes (100)"),
         ("not_json", "changes.jsonl:42", "not json", "Expecting value at character 0"),
         ("unknown_type", "changes.jsonl:43", '{"type":"MOVE"}',
-         'type "MOVE", not one of ASSIGN, UNASSIGN, HEARTBEAT')]
+         'type "MOVE", not one of ASSIGN, UNASSIGN, HEARTBEAT, VPC_ASSIGN, '
+             'VPC_UNASSIGN')]
     record = parse_chunk('{"type":"HEARTBEAT"}\n' + "y" * 101, "kinesis:meta/shard-1/42",
                          limits=MetaLimits(100, 120))
     assert [(r[:2], r[3]) for r in record.rejected] == [
@@ -802,3 +810,47 @@ def test_a_chunk_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
     assert kept[-1][2] == f"kinesis:m/s/1:{DEAD_LETTERS_KEPT}"
     few = parse_chunk("x\n" + good, "f").dead_letters()
     assert few == ([("metadata", "not_json", "f:1", "x", "Expecting value at character 0")], 0)
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_vpc_events_are_kept_under_their_vpc_and_answer_only_within_it(vectorise_from):
+    """An address overlapping VPCs hold: VPC_ASSIGN / VPC_UNASSIGN name its owner within one
+    VPC, kept apart from the address's own changes (the columnar reader hands them to
+    parse_event), through broadcast state and prune."""
+    t0 = 1767225600000
+    lines = ['{"type":"UNASSIGN","ts":%d,"ip":"172.31.0.10"}' % t0,
+             '{"type":"VPC_ASSIGN","ts":%d,"ip":"172.31.0.10","vpc_id":"vpc-0a1b2c3d",'
+             '"app":"api"}' % t0,
+             '{"type":"VPC_ASSIGN","ts":%d,"ip":"172.31.000.10","vpc_id":"vpc-0123456789abcdef0",'
+             '"app":"db"}' % t0,
+             '{"type":"VPC_ASSIGN","ts":%d,"ip":"172.31.0.10","vpc_id":"vpc-0a1b2c3d",'
+             '"app":"internet"}' % (t0 + 5000),
+             '{"type":"VPC_UNASSIGN","ts":%d,"ip":"172.31.0.10","vpc_id":"vpc-0123456789abcdef0"}'
+             % (t0 + 1000),
+             '{"type":"HEARTBEAT","ts":%d}' % t0]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    a, b = vpc_key("vpc-0a1b2c3d", "172.31.0.10"), vpc_key("vpc-0123456789abcdef0", "172.31.0.10")
+    assert [(e.type, e.ts - t0, e.ip, e.owner and e.owner[0]) for e in chunk.events] == [
+        (UNASSIGN, 0, "172.31.0.10", None), (ASSIGN, 0, a, "api"), (UNASSIGN, 5000, a, None),
+        (UNASSIGN, 1000, b, None), (HEARTBEAT, 0, "", None)]
+    assert [r[0] for r in chunk.rejected] == ["bad_address", "reserved_app"]
+    index = OwnershipIndex()
+    counts, changed = apply_events(chunk.events, index, MetadataClock(0))
+    assert counts["metadata_late"] == 2 and changed == ["172.31.0.10", a, b]
+    index.apply(MetaEvent(ASSIGN, t0, b, owner("db")))
+    for i in (index, restored(index, changed)):
+        assert i.owner_at("172.31.0.10", t0) is None
+        assert [i.owner_in_vpc("172.31.0.10", vpc, t0 + 999)[0] for vpc in
+                ("vpc-0a1b2c3d", "vpc-0123456789abcdef0")] == ["api", "db"]
+        assert i.owner_in_vpc("172.31.0.10", "vpc-0123456789abcdef0", t0 + 1000) is None
+        assert i.owner_in_vpc("172.31.0.10", "vpc-0a1b2c3d", t0 + 5000) is None
+        assert i.owner_in_vpc("172.31.0.10", None, t0) is None
+        assert i.owner_in_vpc("172.31.0.11", "vpc-0a1b2c3d", t0) is None
+        assert i.owners_at(["172.31.0.10"] * 2, np.array([t0, t0]),
+                           vpcs=pa.array(["vpc-0a1b2c3d", None]))[0][0] == "api"
+        # Released long before the horizon: forgotten, and no longer looked up in its VPC.
+        removed = i.prune(t0 + 10_000)[1]
+        assert sorted(k for k in removed if not k.startswith(PART_KEY)) == sorted(
+            ["172.31.0.10", a, b])
+        assert len(i) == 0 and i.owner_in_vpc("172.31.0.10", "vpc-0a1b2c3d", t0) is None
+        assert not i._vpc_claimed

@@ -216,3 +216,51 @@ def test_windows_of_other_lengths_equal_the_contract(generated, tmp_path, window
     # 12 minutes: three windows of five minutes, one of an hour.
     assert len({key[0] for key in expected}) == -(-SCENARIO.minutes * 60 // window_seconds)
     assert job_aggregates(str(tmp_path)) == expected
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_path, parallelism):
+    """Two default VPCs both hold 172.31.0.10 (and 172.31.0.40): no owner of their own, an owner
+    within each VPC (VPC_ASSIGN). Each flow is attributed within the VPC its line names, at
+    every parallelism (each attribution instance holds the broadcast claims)."""
+    t0, vpc_a, vpc_b = 1767225600, "vpc-0a1b2c3d", "vpc-0123456789abcdef0"
+    header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+              "bytes start end action log-status vpc-id")
+    lines = []
+    for minute in range(3):
+        start = t0 + 60 * minute + 5
+        for i in range(20):
+            lines += [f"5 111111111111 eni-0a 172.31.0.20 172.31.0.10 {40000 + i} 443 6 2 100 "
+                      f"{start} {start + 30} ACCEPT OK {vpc_a}",
+                      f"5 222222222222 eni-0b 172.31.0.40 172.31.0.10 {40000 + i} 443 6 3 200 "
+                      f"{start} {start + 30} ACCEPT OK {vpc_b}",
+                      f"5 333333333333 eni-0c 172.31.0.40 172.31.0.10 {40000 + i} 443 6 1 50 "
+                      f"{start} {start + 30} REJECT OK vpc-0c1b2c3d"]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "vpcs.log").write_text("\n".join([header] + lines) + "\n")
+
+    def event(kind, ts, ip=None, vpc=None, app=None):
+        doc = {"type": kind, "ts": (t0 + ts) * 1000}
+        doc.update({} if ip is None else {"ip": ip})
+        doc.update({} if vpc is None else {"vpc_id": vpc})
+        doc.update({} if app is None else {"app": app, "region": "us-east-1"})
+        return json.dumps(doc)
+    changelog = tmp_path / "changelog.jsonl"
+    changelog.write_text("\n".join([
+        event("ASSIGN", 0, "172.31.0.20", app="web"),
+        event("UNASSIGN", 0, "172.31.0.10"), event("UNASSIGN", 0, "172.31.0.40"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_a, "api"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_b, "db"),
+        event("VPC_ASSIGN", 0, "172.31.0.40", vpc_b, "batch"),
+        event("VPC_UNASSIGN", 120, "172.31.0.10", vpc_b),
+        event("HEARTBEAT", 300)]) + "\n")
+    out = str(tmp_path / "out")
+    run_replay([str(flows)], [str(changelog)], out, _config(parallelism))
+    rows = job_aggregates(out)
+    assert rows == reference.aggregates([str(flows)], [str(changelog)])
+    assert {(k[0] - t0, k[1], k[3], k[7]): v[0] for k, v in rows.items()} == {
+        **{(m, "web", "api", "ACCEPT"): 20 for m in (0, 60, 120)},
+        (0, "batch", "db", "ACCEPT"): 20, (60, "batch", "db", "ACCEPT"): 20,
+        (120, "batch", "unattributed", "ACCEPT"): 20,
+        **{(m, "unattributed", "unattributed", "REJECT"): 20 for m in (0, 60, 120)}}

@@ -49,8 +49,9 @@ METADATA_CHUNK_TYPE = Types.PRIMITIVE_ARRAY(Types.BYTE())
 TIMED_METADATA_CHUNK_TYPE = Types.TUPLE([METADATA_CHUNK_TYPE, Types.LONG()])
 PARTIAL_AGGREGATE_TYPE = row_type(PARTIAL_AGGREGATE)
 
-# Broadcast state: IP -> encoded ownership changes, job.ownership.PART_KEY + n -> an owner part
-# they name; CLOCK_KEY (neither) -> metadata clock.
+# Broadcast state: IP (or job.ownership.vpc_key: a VPC's claim on it) -> encoded ownership
+# changes, job.ownership.PART_KEY + n -> an owner part they name; CLOCK_KEY (none of those) ->
+# metadata clock.
 OWNERSHIP_STATE = MapStateDescriptor("ip-ownership", Types.STRING(), Types.STRING())
 CLOCK_KEY = "clock"
 MAX_WATERMARK = 2**63 - 1
