@@ -444,7 +444,7 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     found_at = positions[[o is not None for o in found]] if found else positions
     found = [o for o in found if o is not None]
     owned[found_at] = True
-    in_vpc_at, in_vpc = index.owners_in_vpcs(distinct, at, vpcs, t_ms, owned)
+    in_vpc_at, in_vpc = index.owners_in_vpcs(distinct, numbers, at, vpcs, t_ms, owned)
     if in_vpc:
         found_at = np.concatenate((found_at, in_vpc_at))
         found += in_vpc

@@ -419,7 +419,7 @@ class OwnershipIndex:
         self._added = 0
         self.ipv4_builds = 0   # how often it was built: its temporaries are tens of MB
         self._vpc_claimed = {}   # address -> how many VPC keys name it
-        self._vpc_claimed_array = None   # its keys for pc.is_in, made again after a change
+        self._vpc_claimed_ipv4 = None   # its IPv4 addresses' ints, sorted; made after a change
 
     def __len__(self):
         """Addresses and VPC claims (keys) held."""
@@ -491,7 +491,7 @@ class OwnershipIndex:
             self._vpc_claimed[address] = n
         else:
             del self._vpc_claimed[address]
-        self._vpc_claimed_array = None
+        self._vpc_claimed_ipv4 = None
 
     def owner_in_vpc(self, ip: str, vpc_id, t_ms: int):
         """The owner of `ip` at `t_ms` within the VPC `vpc_id` (a flow's `vpc-id`, None when
@@ -500,19 +500,31 @@ class OwnershipIndex:
             return None
         return self.owner_at(vpc_key(vpc_id, ip), t_ms)
 
-    def owners_in_vpcs(self, distinct: pa.Array, at: np.ndarray, vpcs, t_ms: np.ndarray,
-                       owned: np.ndarray) -> tuple:
+    def owners_in_vpcs(self, distinct: pa.Array, numbers: np.ndarray, at: np.ndarray, vpcs,
+                       t_ms: np.ndarray, owned: np.ndarray) -> tuple:
         """owner_in_vpc of the ends not `owned` (a mask; their addresses `distinct.take(at)`,
-        their flows' VPCs the Arrow array `vpcs` or None): (positions found, their owners)."""
+        whose job.addresses codes are `numbers`; their flows' VPCs the Arrow array `vpcs` or
+        None): (positions found, their owners). Which addresses VPCs claim is looked up in
+        arrays: an estate of overlapping VPCs may have tens of thousands of them."""
         wanted = np.zeros(0, np.int64)
         if vpcs is not None and self._vpc_claimed:
             wanted = np.flatnonzero(~owned)
         if not len(wanted):
             return wanted, []
-        if self._vpc_claimed_array is None:
-            self._vpc_claimed_array = pa.array(list(self._vpc_claimed), pa.string())
-        claimed = pc.is_in(distinct, value_set=self._vpc_claimed_array).to_numpy(
-            zero_copy_only=False)
+        if self._vpc_claimed_ipv4 is None:
+            self._vpc_claimed_ipv4 = np.array(sorted(
+                ipv4_int(ip) for ip in self._vpc_claimed if _is_canonical_ipv4(ip)), np.int64)
+        keys = self._vpc_claimed_ipv4
+        claimed = np.zeros(len(distinct), bool)
+        ipv6 = numbers >= OTHER_ADDRESSES
+        at_ipv4 = np.flatnonzero(~ipv6)
+        if len(keys) and len(at_ipv4):
+            found = np.minimum(np.searchsorted(keys, numbers[at_ipv4]), len(keys) - 1)
+            claimed[at_ipv4] = keys[found] == numbers[at_ipv4]
+        at_ipv6 = np.flatnonzero(ipv6)
+        if len(at_ipv6):
+            claimed[at_ipv6] = [ip in self._vpc_claimed
+                                for ip in distinct.take(at_ipv6).to_pylist()]
         candidates = wanted[claimed[at[wanted]]]
         owners = [None if vpc is None else self.owner_at(vpc_key(vpc, ip), t)
                   for vpc, ip, t in zip(vpcs.take(candidates).to_pylist(),
@@ -646,7 +658,9 @@ class OwnershipIndex:
             owners[i] = owner_at(ip, t)
         if vpcs is not None and self._vpc_claimed:
             owned = np.array([o is not None for o in owners], bool)
-            for i, owner in zip(*self.owners_in_vpcs(encoded.dictionary, at, vpcs, t_ms, owned)):
+            numbers = address_codes(encoded.dictionary, {})
+            for i, owner in zip(*self.owners_in_vpcs(encoded.dictionary, numbers, at, vpcs, t_ms,
+                                                     owned)):
                 owners[i] = owner
         return owners
 
