@@ -42,7 +42,9 @@ _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 STATE_VERSION = 2
 CLOCK_VERSION = 1
 PART_KEY = "owner "   # not an IP, nor the clock's key
-MULTI, FREE = -2, -3   # OwnershipIndex slot codes: changes other than one ASSIGN; no IP
+# OwnershipIndex slot codes: changes other than one ASSIGN or one UNASSIGN; no IP; one UNASSIGN
+# (no owner at any time: an address overlapping VPCs hold, a release remembered past a prune).
+MULTI, FREE, NEVER = -2, -3, -4
 _APP = OWNER_FIELDS.index("app")
 _REGION = OWNER_FIELDS.index("region")
 
@@ -399,7 +401,7 @@ class OwnershipIndex:
     def __init__(self):
         self._slots = {}        # ip -> slot
         # Per slot: one owner: its first ts, its owner, the code of its (app, region) (>= 0);
-        # else any ts, the flat changes, MULTI; a free slot FREE.
+        # else any ts, the flat changes, MULTI or NEVER; a free slot FREE.
         self._ts = array("q")
         self._held = []
         self._code = array("q")
@@ -458,9 +460,10 @@ class OwnershipIndex:
                 self._ts.append(0)
                 self._code.append(FREE)
             self._slots[ip] = slot
-            self._added += 1
-            if " " in ip:
+            if " " in ip:   # never in the IPv4 array: slots() need not look for more IPs
                 self._count_vpc_key(ip, 1)
+            else:
+                self._added += 1
         if len(flat) == 3 and flat[2] is not None:
             owner = flat[2]
             self._ts[slot] = flat[0]
@@ -468,7 +471,7 @@ class OwnershipIndex:
             self._code[slot] = self.pair_code(owner[_APP], owner[_REGION])
         else:
             self._held[slot] = flat
-            self._code[slot] = MULTI
+            self._code[slot] = NEVER if len(flat) == 3 else MULTI
 
     def _remove(self, ip: str) -> None:
         slot = self._slots.pop(ip)
@@ -508,25 +511,26 @@ class OwnershipIndex:
         arrays: an estate of overlapping VPCs may have tens of thousands of them."""
         wanted = np.zeros(0, np.int64)
         if vpcs is not None and self._vpc_claimed:
-            wanted = np.flatnonzero(~owned)
+            wanted = np.flatnonzero(~owned & vpcs.is_valid().to_numpy(zero_copy_only=False))
         if not len(wanted):
             return wanted, []
         if self._vpc_claimed_ipv4 is None:
             self._vpc_claimed_ipv4 = np.array(sorted(
                 ipv4_int(ip) for ip in self._vpc_claimed if _is_canonical_ipv4(ip)), np.int64)
         keys = self._vpc_claimed_ipv4
+        needed = np.unique(at[wanted])
         claimed = np.zeros(len(distinct), bool)
-        ipv6 = numbers >= OTHER_ADDRESSES
-        at_ipv4 = np.flatnonzero(~ipv6)
+        ipv6 = numbers[needed] >= OTHER_ADDRESSES
+        at_ipv4 = needed[~ipv6]
         if len(keys) and len(at_ipv4):
             found = np.minimum(np.searchsorted(keys, numbers[at_ipv4]), len(keys) - 1)
             claimed[at_ipv4] = keys[found] == numbers[at_ipv4]
-        at_ipv6 = np.flatnonzero(ipv6)
+        at_ipv6 = needed[ipv6]
         if len(at_ipv6):
             claimed[at_ipv6] = [ip in self._vpc_claimed
                                 for ip in distinct.take(at_ipv6).to_pylist()]
         candidates = wanted[claimed[at[wanted]]]
-        owners = [None if vpc is None else self.owner_at(vpc_key(vpc, ip), t)
+        owners = [self.owner_at(vpc_key(vpc, ip), t)
                   for vpc, ip, t in zip(vpcs.take(candidates).to_pylist(),
                                         distinct.take(at[candidates]).to_pylist(),
                                         t_ms[candidates].tolist())]
@@ -667,8 +671,8 @@ class OwnershipIndex:
     def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:
         """A batch's lookup in arrays: (codes, others) for the IPs in `slots` at the times
         `t_ms`. codes[i] is the pair code of the owner of an IP with one owner since its first
-        change, -1 where there is none of those; `others` marks the IPs with other changes,
-        for owner_at."""
+        change, -1 where there is none of those; `others` marks the IPs with other changes
+        (but one UNASSIGN: never an owner), for owner_at."""
         codes = np.full(len(slots), -1, np.int64)
         known = np.flatnonzero(slots >= 0)
         if not len(known):
@@ -680,7 +684,7 @@ class OwnershipIndex:
         owned = (code >= 0) & (first_ms <= t_ms[known])
         codes[known[owned]] = code[owned]
         others = np.zeros(len(slots), bool)
-        others[known[code < 0]] = True
+        others[known[code == MULTI]] = True
         return codes, others
 
     def single_owners(self, slots) -> list:
