@@ -444,11 +444,22 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     found_at = positions[[o is not None for o in found]] if found else positions
     found = [o for o in found if o is not None]
     owned[found_at] = True
-    in_vpc_at, in_vpc = index.owners_in_vpcs(distinct, numbers, at, vpcs, t_ms, owned)
-    if in_vpc:
-        found_at = np.concatenate((found_at, in_vpc_at))
-        found += in_vpc
-        owned[in_vpc_at] = True
+    # An end without an owner of its own, of an address its flow's VPC claims: a claim with one
+    # owner in arrays, as an IP's, the others one by one.
+    vpc_at, vpc_slots = index.vpc_slots(distinct, numbers, at, vpcs, owned)
+    if len(vpc_at):
+        vpc_codes, vpc_others = index.codes_at(vpc_slots, t_ms[vpc_at])
+        single = vpc_codes >= 0
+        slots[vpc_at[single]] = vpc_slots[single]
+        codes[vpc_at[single]] = vpc_codes[single]
+        owned[vpc_at[single]] = True
+        multi_at = vpc_at[vpc_others]
+        multi = [index.owner_in_slot(s, t) for s, t in zip(vpc_slots[vpc_others].tolist(),
+                                                            t_ms[multi_at].tolist())]
+        multi_at = multi_at[[o is not None for o in multi]] if multi else multi_at
+        found_at = np.concatenate((found_at, multi_at))
+        found += [o for o in multi if o is not None]
+        owned[multi_at] = True
     codes[found_at] = [pair_code(o[_APP], o[_REGION]) for o in found]
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)

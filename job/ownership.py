@@ -503,17 +503,19 @@ class OwnershipIndex:
             return None
         return self.owner_at(vpc_key(vpc_id, ip), t_ms)
 
-    def owners_in_vpcs(self, distinct: pa.Array, numbers: np.ndarray, at: np.ndarray, vpcs,
-                       t_ms: np.ndarray, owned: np.ndarray) -> tuple:
-        """owner_in_vpc of the ends not `owned` (a mask; their addresses `distinct.take(at)`,
-        whose job.addresses codes are `numbers`; their flows' VPCs the Arrow array `vpcs` or
-        None): (positions found, their owners). Which addresses VPCs claim is looked up in
-        arrays: an estate of overlapping VPCs may have tens of thousands of them."""
+    def vpc_slots(self, distinct: pa.Array, numbers: np.ndarray, at: np.ndarray, vpcs,
+                  owned: np.ndarray) -> tuple:
+        """The slots of the VPC claims on the ends not `owned` (a mask; their addresses
+        `distinct.take(at)`, whose job.addresses codes are `numbers`; their flows' VPCs the
+        Arrow array `vpcs` or None), for codes_at and owner_in_slot: (positions, slots) of
+        the ends whose VPC claims their address. Which addresses VPCs claim is looked up in
+        arrays (an estate of overlapping VPCs may have tens of thousands), each claim once a
+        call."""
         wanted = np.zeros(0, np.int64)
         if vpcs is not None and self._vpc_claimed:
             wanted = np.flatnonzero(~owned & vpcs.is_valid().to_numpy(zero_copy_only=False))
         if not len(wanted):
-            return wanted, []
+            return wanted, wanted
         if self._vpc_claimed_ipv4 is None:
             self._vpc_claimed_ipv4 = np.array(sorted(
                 ipv4_int(ip) for ip in self._vpc_claimed if _is_canonical_ipv4(ip)), np.int64)
@@ -530,12 +532,30 @@ class OwnershipIndex:
             claimed[at_ipv6] = [ip in self._vpc_claimed
                                 for ip in distinct.take(at_ipv6).to_pylist()]
         candidates = wanted[claimed[at[wanted]]]
-        owners = [self.owner_at(vpc_key(vpc, ip), t)
-                  for vpc, ip, t in zip(vpcs.take(candidates).to_pylist(),
-                                        distinct.take(at[candidates]).to_pylist(),
-                                        t_ms[candidates].tolist())]
-        found = [o is not None for o in owners]
-        return candidates[found], [o for o in owners if o is not None]
+        encoded = pc.dictionary_encode(vpcs.take(candidates))
+        vpc_ids = encoded.dictionary.to_pylist()
+        pairs, first, inverse = np.unique(
+            encoded.indices.to_numpy().astype(np.int64) * len(distinct) + at[candidates],
+            return_index=True, return_inverse=True)
+        get = self._slots.get
+        pair_slots = np.array([get(vpc_key(vpc_ids[pair // len(distinct)], ip), -1) for pair, ip
+                               in zip(pairs.tolist(),
+                                      distinct.take(at[candidates[first]]).to_pylist())],
+                              np.int64)
+        slots = pair_slots[inverse.reshape(-1)]
+        return candidates[slots >= 0], slots[slots >= 0]
+
+    def owner_in_slot(self, slot: int, t_ms: int):
+        """owner_at of the key in `slot`."""
+        if self._code[slot] >= 0:
+            return self._held[slot] if self._ts[slot] <= t_ms else None
+        flat = self._held[slot]
+        if flat[-3] <= t_ms:
+            return flat[-1]
+        for i in range(len(flat) - 6, -1, -3):
+            if flat[i] <= t_ms:
+                return flat[i + 2]
+        return None
 
     def _shared(self, o: tuple) -> tuple:
         # Written out, as OWNER_FIELDS orders them: interface_id and resource_id (o[6], o[7])
@@ -571,17 +591,7 @@ class OwnershipIndex:
 
     def owner_at(self, ip: str, t_ms: int):
         slot = self._slots.get(ip)
-        if slot is None:
-            return None
-        if self._code[slot] >= 0:
-            return self._held[slot] if self._ts[slot] <= t_ms else None
-        flat = self._held[slot]
-        if flat[-3] <= t_ms:
-            return flat[-1]
-        for i in range(len(flat) - 6, -1, -3):
-            if flat[i] <= t_ms:
-                return flat[i + 2]
-        return None
+        return None if slot is None else self.owner_in_slot(slot, t_ms)
 
     def slots(self, addresses, codes: np.ndarray = None) -> np.ndarray:
         """The slot of each address (-1: not in the index), for codes_at: `addresses` valid
@@ -663,9 +673,9 @@ class OwnershipIndex:
         if vpcs is not None and self._vpc_claimed:
             owned = np.array([o is not None for o in owners], bool)
             numbers = address_codes(encoded.dictionary, {})
-            for i, owner in zip(*self.owners_in_vpcs(encoded.dictionary, numbers, at, vpcs, t_ms,
-                                                     owned)):
-                owners[i] = owner
+            for i, slot in zip(*(v.tolist() for v in self.vpc_slots(encoded.dictionary, numbers,
+                                                                     at, vpcs, owned))):
+                owners[i] = self.owner_in_slot(slot, int(t_ms[i]))
         return owners
 
     def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:

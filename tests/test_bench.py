@@ -168,3 +168,17 @@ def test_parse_batches_measures_the_same_flows_in_fewer_groups(capsys):
     assert (alone, together) == (200, 2)
     assert parse_batches.main(["--records", "20", "--batches", "10", "--passes", "1"]) == 0
     assert "| 10 | " in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_vpc_claims_owns_with_vpc_id_every_end_the_contest_left_without_owner(capsys):
+    from bench import vpc_claims
+    ips = vpc_claims.addresses(2000)
+    cases = {"none": (vpc_claims.index_of(ips, 0, False), vpc_claims.groups_of(ips, 60, True)),
+             "unassigned": (vpc_claims.index_of(ips, 1000, False),
+                            vpc_claims.groups_of(ips, 60, True)),
+             "claims": (vpc_claims.index_of(ips, 1000, True), vpc_claims.groups_of(ips, 60, True))}
+    owned = {name: share for name, (_us, share) in vpc_claims.measure(cases, 1).items()}
+    assert owned["claims"] == owned["none"] > owned["unassigned"] > 0
+    assert vpc_claims.main(["--addresses", "500", "--records", "10", "--passes", "1"]) == 0
+    assert "| claims + vpc-id | " in capsys.readouterr().out
