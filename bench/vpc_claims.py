@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     print("| index | µs a flow | flow ends owned |")
     print("| --- | --- | --- |")
     for name, (us, share) in measure(cases, args.passes).items():
-        print(f"| {name} | {us:.2f} | {share:.1%} |")
+        print(f"| {name} | {us:.2f} | {share * 100:.1f} % |")
     return 0
 
 

@@ -352,12 +352,14 @@ def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple) -> tuple:
         return tuple(index.owners_at(addresses, t_ms, vpcs) for addresses in ends)
     owner_at, owner_in_vpc = index.owner_at, index.owner_in_vpc
     start, vpc = group.fmt.start_pos, group.fmt.pos.get("vpc-id")
-
-    def owner(ip, flow):
-        t_ms = flow[start] * 1000
-        return owner_at(ip, t_ms) or owner_in_vpc(ip, None if vpc is None else flow[vpc], t_ms)
-    return tuple([owner(ip, flow) for ip, flow in zip(addresses, group.flows)]
-                 for addresses in ends)
+    owners = tuple([owner_at(ip, flow[start] * 1000) for ip, flow in zip(addresses, group.flows)]
+                   for addresses in ends)
+    if vpc is not None and index.holds_vpc_claims():
+        for addresses, found in zip(ends, owners):
+            for i in [i for i, o in enumerate(found) if o is None]:
+                flow = group.flows[i]
+                found[i] = owner_in_vpc(addresses[i], flow[vpc], flow[start] * 1000)
+    return owners
 
 
 def _column(group: FlowGroup, name: str):
@@ -428,8 +430,8 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     """(pair codes, End or None) of the ends `addresses`' owners at `t_ms` (within the flow's
     VPC in `vpcs` for an end without one of its own): each flow's (app, region) code, and with
     `with_owners` the End (its owners as tuples); their counts. Each distinct address is looked
-    up once; only IPs with changes other than one owner, and those VPCs claim, are looked up
-    flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
+    up once; only IPs with changes other than one owner (an IP's or a VPC's claim's) are looked
+    up flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)

@@ -25,9 +25,10 @@ MIN_LINES = 1024
 
 # The fields parse_event reads, with the only types it accepts without a conversion of its
 # own: a value of another JSON type (a float ts, a number as an owner field) fails the read,
-# and the chunk goes line by line. Other fields are ignored, as parse_event ignores them.
-_SCHEMA = pa.schema([("type", pa.string()), ("ts", pa.int64()), ("ip", pa.string())]
-                    + [(f, pa.string()) for f in OWNER_FIELDS])
+# and the chunk goes line by line. Other fields are ignored, as parse_event ignores them. A
+# line with a vpc_id (a VPC_ASSIGN's, or one parse_event refuses) is left to parse_event.
+_SCHEMA = pa.schema([("type", pa.string()), ("ts", pa.int64()), ("ip", pa.string()),
+                     ("vpc_id", pa.string())] + [(f, pa.string()) for f in OWNER_FIELDS])
 _PARSE = pa_json.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore",
                               newlines_in_values=False)
 _READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 30)
@@ -90,7 +91,8 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     if written:
         canonical = pc.or_kleene(canonical, pc.is_in(ip, value_set=pa.array(list(written))))
     good = pc.fill_null(pc.and_kleene(in_range, pc.or_kleene(
-        heartbeat, pc.and_kleene(change, canonical))), False)
+        heartbeat, pc.and_kleene(pc.and_kleene(change, canonical),
+                                 pc.is_null(table.column("vpc_id"))))), False)
     at = np.array(fast)
     rest += at[~good.to_numpy(zero_copy_only=False)].tolist()
     events = {}

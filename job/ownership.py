@@ -53,13 +53,17 @@ def _order(change):
     return change[0], change[1]
 
 
-# A VPC_ASSIGN's or VPC_UNASSIGN's key in the index and in broadcast state: neither an address
-# nor PART_KEY nor the clock's key, and split at its one space.
 _is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
 
 
 def vpc_key(vpc_id: str, ip: str) -> str:
+    """A VPC_ASSIGN's or VPC_UNASSIGN's key in the index and in broadcast state: neither an
+    address nor PART_KEY nor the clock's key (a VPC id holds no space)."""
     return f"{vpc_id} {ip}"
+
+
+def _is_vpc_key(key: str) -> bool:
+    return " " in key
 
 
 class MetaEvent(NamedTuple):
@@ -231,7 +235,7 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
         # Keeping the IP's previous owner would misattribute its flows from this ts on.
         _, ts, ip, owner = events[position]
         events[position] = (UNASSIGN, ts, ip, None)
-        reason, detail = _refused_owner(owner)
+        reason, detail = _refused_owner(owner, ip)
         rejected.append((position, reason, lines[position], detail))
     where, first = record_lines.source, record_lines.first_line
     return ParsedChunk(list(map(MetaEvent._make, events.values())),
@@ -254,14 +258,19 @@ def _is_text(owner: tuple) -> bool:
     return True
 
 
-def _refused_owner(owner: tuple) -> tuple:
-    """(reason, detail) of an owner the job does not take."""
+def _refused_owner(owner: tuple, key: str) -> tuple:
+    """(reason, detail) of an owner the job does not take for `key` (an IP or vpc_key)."""
+    release = f"applied as {_release(key)}"
     if not _is_text(owner):
         field = next(f for f, v in zip(OWNER_FIELDS, owner) if not _is_text((v,)))
         return ("not_text", f"{field} holds a lone surrogate (a \\ud800-\\udfff escape), "
-                            "which is not text: applied as an UNASSIGN")
+                            f"which is not text: {release}")
     return ("reserved_app", f"app '{excerpt(owner[_APP])[:40]}' is a name the job gives ends "
-                            "without an owner: applied as an UNASSIGN")
+                            f"without an owner: {release}")
+
+
+def _release(key: str) -> str:
+    return "a VPC_UNASSIGN" if _is_vpc_key(key) else "an UNASSIGN"
 
 
 def _too_long(limits: MetaLimits) -> str:
@@ -292,13 +301,15 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
                                            "epoch milliseconds")
     if kind == HEARTBEAT:
         return MetaEvent(HEARTBEAT, _bounded(ts, latest_ms))
-    vpc_id = None
+    vpc_id = doc.get("vpc_id")
     if kind in VPC_CHANGES:
-        kind, vpc_id = VPC_CHANGES[kind], doc.get("vpc_id")
+        kind = VPC_CHANGES[kind]
         if not isinstance(vpc_id, str) or not _is_vpc_id(vpc_id):
             raise MetaEventError("bad_vpc_id", "vpc_id absent" if vpc_id is None else
                                  f"vpc_id {_value_text(vpc_id)}, not a VPC id as AWS writes "
                                  "them (vpc- and 8 or 17 lowercase hex digits)")
+    elif vpc_id is not None:
+        vpc_id = _PLAIN_IN_VPC
     ip = doc.get("ip")
     if not isinstance(ip, str):
         raise MetaEventError("missing_ip", "ip absent" if ip is None else
@@ -307,9 +318,13 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
         ip = _normalised(ip)
         if ip is None:
             raise MetaEventError("bad_address", address_error("ip", doc["ip"]))
+    ts = _bounded(ts, latest_ms)
+    if vpc_id is _PLAIN_IN_VPC:
+        raise MetaEventError("bad_vpc_id", f"an {kind} with a vpc_id: a VPC's owner is a "
+                                           "VPC_ASSIGN or VPC_UNASSIGN; applied as an UNASSIGN",
+                             MetaEvent(UNASSIGN, ts, ip))
     if vpc_id is not None:
         ip = vpc_key(vpc_id, ip)
-    ts = _bounded(ts, latest_ms)
     if kind == UNASSIGN:
         return MetaEvent(UNASSIGN, ts, ip)
     get = doc.get
@@ -317,6 +332,11 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
              else _owner_text(f, v, ts, ip) for f in OWNER_FIELDS]
     return MetaEvent(ASSIGN, ts, ip, tuple(owner if share is None else
                                            [share(v, v) for v in owner]))
+
+
+# An ASSIGN or UNASSIGN with a vpc_id: the producer meant that VPC only, and taken for the
+# address everywhere it would override the VPCs' own claims. Its address is left without owner.
+_PLAIN_IN_VPC = object()
 
 
 # An IPv4 address as ipaddress writes it: most changelog addresses are, and ipaddress took
@@ -377,8 +397,8 @@ def _owner_text(field: str, value, ts: int, ip: str) -> str:
     if type(value) is float and math.isfinite(value) and value.is_integer():
         return str(int(value))
     kind = "number that is not an integer" if type(value) is float else _JSON_KINDS[type(value)]
-    raise MetaEventError("not_text", f"{field} is a JSON {kind}, not text: applied as an "
-                                     "UNASSIGN", MetaEvent(UNASSIGN, ts, ip))
+    raise MetaEventError("not_text", f"{field} is a JSON {kind}, not text: applied as "
+                                     f"{_release(ip)}", MetaEvent(UNASSIGN, ts, ip))
 
 
 def _value_text(value) -> str:
@@ -421,7 +441,12 @@ class OwnershipIndex:
         self._added = 0
         self.ipv4_builds = 0   # how often it was built: its temporaries are tens of MB
         self._vpc_claimed = {}   # address -> how many VPC keys name it
-        self._vpc_claimed_ipv4 = None   # its IPv4 addresses' ints, sorted; made after a change
+        # Its IPv4 addresses as sorted ints for vpc_slots (None: to be built), and those claimed
+        # since apart, as for self._ipv4; one no longer claimed may stay (no key of it is found).
+        self._vpc_ipv4 = None
+        self._vpc_ipv4_new = set()
+        self._vpc_ipv4_new_sorted = None
+        self._vpc_ipv4_gone = 0
 
     def __len__(self):
         """Addresses and VPC claims (keys) held."""
@@ -460,7 +485,7 @@ class OwnershipIndex:
                 self._ts.append(0)
                 self._code.append(FREE)
             self._slots[ip] = slot
-            if " " in ip:   # never in the IPv4 array: slots() need not look for more IPs
+            if _is_vpc_key(ip):   # never in the IPv4 array: slots() need not look for more IPs
                 self._count_vpc_key(ip, 1)
             else:
                 self._added += 1
@@ -478,7 +503,7 @@ class OwnershipIndex:
         self._held[slot] = None
         self._code[slot] = FREE
         self._free.append(slot)
-        if " " in ip:
+        if _is_vpc_key(ip):
             self._count_vpc_key(ip, -1)
         if self._ipv4 is not None and _is_canonical_ipv4(ip):
             keys, slots = self._ipv4
@@ -488,13 +513,38 @@ class OwnershipIndex:
                 slots[at] = -1
 
     def _count_vpc_key(self, key: str, step: int) -> None:
+        """Counts a VPC key in or out. Only an address claimed anew or no longer claimed at all
+        touches the claimed IPv4 array's bookkeeping: building it costs an int per claimed
+        address, and claims come and go with the changelog."""
         address = key.split(" ", 1)[1]
         n = self._vpc_claimed.get(address, 0) + step
         if n:
             self._vpc_claimed[address] = n
         else:
             del self._vpc_claimed[address]
-        self._vpc_claimed_ipv4 = None
+        if self._vpc_ipv4 is None or not _is_canonical_ipv4(address):
+            return
+        if n == 1 and step == 1:
+            self._vpc_ipv4_new.add(ipv4_int(address))
+            self._vpc_ipv4_new_sorted = None
+        elif n == 0:
+            self._vpc_ipv4_gone += 1
+        limit = len(self._vpc_ipv4) // 2 + 1024
+        if len(self._vpc_ipv4_new) > limit or self._vpc_ipv4_gone > limit:
+            self._vpc_ipv4 = None
+
+    def _vpc_ipv4_tables(self) -> tuple:
+        """(the claimed IPv4 addresses' sorted ints, those claimed since they were sorted)."""
+        if self._vpc_ipv4 is None:
+            self._vpc_ipv4 = np.array(sorted(ipv4_int(ip) for ip in self._vpc_claimed
+                                             if _is_canonical_ipv4(ip)), np.int64)
+            self._vpc_ipv4_new, self._vpc_ipv4_new_sorted, self._vpc_ipv4_gone = set(), None, 0
+        if self._vpc_ipv4_new_sorted is None:
+            self._vpc_ipv4_new_sorted = np.array(sorted(self._vpc_ipv4_new), np.int64)
+        return self._vpc_ipv4, self._vpc_ipv4_new_sorted
+
+    def holds_vpc_claims(self) -> bool:
+        return bool(self._vpc_claimed)
 
     def owner_in_vpc(self, ip: str, vpc_id, t_ms: int):
         """The owner of `ip` at `t_ms` within the VPC `vpc_id` (a flow's `vpc-id`, None when
@@ -516,17 +566,14 @@ class OwnershipIndex:
             wanted = np.flatnonzero(~owned & vpcs.is_valid().to_numpy(zero_copy_only=False))
         if not len(wanted):
             return wanted, wanted
-        if self._vpc_claimed_ipv4 is None:
-            self._vpc_claimed_ipv4 = np.array(sorted(
-                ipv4_int(ip) for ip in self._vpc_claimed if _is_canonical_ipv4(ip)), np.int64)
-        keys = self._vpc_claimed_ipv4
         needed = np.unique(at[wanted])
         claimed = np.zeros(len(distinct), bool)
         ipv6 = numbers[needed] >= OTHER_ADDRESSES
         at_ipv4 = needed[~ipv6]
-        if len(keys) and len(at_ipv4):
-            found = np.minimum(np.searchsorted(keys, numbers[at_ipv4]), len(keys) - 1)
-            claimed[at_ipv4] = keys[found] == numbers[at_ipv4]
+        if len(at_ipv4):
+            values = numbers[at_ipv4]
+            claimed[at_ipv4] = np.logical_or.reduce([_in_sorted(keys, values)
+                                                     for keys in self._vpc_ipv4_tables()])
         at_ipv6 = needed[ipv6]
         if len(at_ipv6):
             claimed[at_ipv6] = [ip in self._vpc_claimed
@@ -670,7 +717,7 @@ class OwnershipIndex:
                             encoded.dictionary.take(at[positions]).to_pylist(),
                             t_ms[positions].tolist()):
             owners[i] = owner_at(ip, t)
-        if vpcs is not None and self._vpc_claimed:
+        if vpcs is not None and self._vpc_claimed and vpcs.null_count < len(vpcs):
             owned = np.array([o is not None for o in owners], bool)
             numbers = address_codes(encoded.dictionary, {})
             for i, slot in zip(*(v.tolist() for v in self.vpc_slots(encoded.dictionary, numbers,
@@ -828,6 +875,13 @@ class OwnershipIndex:
 
 
 _ONE_OWNER = f'[{STATE_VERSION},%d,%d,%d,"%s","%s"]'
+
+
+def _in_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of `values` is in the sorted array `keys`."""
+    if not len(keys):
+        return np.zeros(len(values), bool)
+    return keys[np.minimum(np.searchsorted(keys, values), len(keys) - 1)] == values
 
 
 def _part(o: tuple) -> tuple:

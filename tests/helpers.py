@@ -153,4 +153,6 @@ def plain_views(views) -> list:
                 *(np.concatenate(chunks).tolist() for chunks in views.records)):
             records[(address_text(src, others), apps[src_app], address_text(dst, others),
                      None if port < 0 else port, apps[dst_app], bool(rejected))] += flows
-    return rows + [list(views.rejects.items()), records]
+    # The rejects in no order: the conversations list a conversation's records of both
+    # directions together, the columns each in its first flow's place (no contract of an output).
+    return rows + [sorted(views.rejects.items(), key=repr), records]

@@ -401,3 +401,97 @@ def test_a_packed_key_tells_rows_apart_exactly_and_stays_below_its_limit(columns
     assert all((key[i] == key[j]) == (rows[i] == rows[j])
                for i in range(len(rows)) for j in range(len(rows)))
     assert max(key) < max(limit, len(rows) * max(radixes))
+
+
+_CLAIM_IPS = ["10.0.0.1", "10.0.0.2", "8.8.8.8", "2001:db8::1", "fd00::2", "10.0.0.9"]
+_CLAIM_FORMATS = [_FORMATS[0], FlowFormat.parse(
+    "version vpc-id pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets start bytes srcport "
+    "tcp-flags action protocol")]
+_claim_events = st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(55, 70),
+                                   st.sampled_from(_CLAIM_IPS),
+                                   st.sampled_from(["api", "db", "cache"]),
+                                   st.none() | st.sampled_from(_VPCS)), max_size=25)
+_claim_flows = st.fixed_dictionaries({
+    "srcaddr": st.sampled_from(_CLAIM_IPS), "dstaddr": st.sampled_from(_CLAIM_IPS),
+    "pkt-srcaddr": st.none() | st.sampled_from(_CLAIM_IPS),
+    "pkt-dstaddr": st.none() | st.sampled_from(_CLAIM_IPS),
+    "srcport": st.none() | st.sampled_from([22, 443, 40000]),
+    "dstport": st.none() | st.sampled_from([22, 443, 40000]),
+    "protocol": st.none() | st.sampled_from([6, 17]), "packets": st.integers(0, 5),
+    "bytes": st.integers(0, 100), "start": st.integers(58, 68),
+    "action": st.sampled_from(["ACCEPT", "REJECT"]), "tcp-flags": st.none() | st.sampled_from([2, 18]),
+    "version": st.just(5), "vpc-id": st.sampled_from([None, *_VPCS, "vpc-0c0c0c0c"])})
+
+
+def _claim_key(ip, vpc):
+    return ip if vpc is None else vpc_key(vpc, ip)
+
+
+def _expected_app(events, ip, vpc, t_ms):
+    """The contract, by brute force: the address's own owner at t, else its owner within the
+    flow's VPC."""
+    for key in (ip, vpc and vpc_key(vpc, ip)):
+        changes = [(ts, kind == ASSIGN, n, app) for n, (kind, ts, e_ip, app, e_vpc)
+                   in enumerate(events) if _claim_key(e_ip, e_vpc) == key and ts * 1000 <= t_ms]
+        if changes and max(changes)[1]:
+            return max(changes)[3]
+    return None
+
+
+def _check_claims(index, events, fmt, values):
+    flows = [tuple(v[name] for name in fmt.fields) for v in values]
+    group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
+    ends = [[v[f"pkt-{side}"] if f"pkt-{side}" in fmt.pos and v[f"pkt-{side}"] else v[side]
+             for side in ("srcaddr", "dstaddr")] for v in values]
+    expected = [tuple(_expected_app(events, ip, v["vpc-id"], v["start"] * 1000) or "nobody"
+                      for ip in pair) for v, pair in zip(values, ends)]
+    outs = {}
+    for name, g, options in [("rows", group, {"conversations": True}),
+                             ("columns", column_group(group), {"conversations": True}),
+                             ("late rows", group, {"extra": {"window_start": 60}}),
+                             ("late columns", column_group(group), {"extra": {"window_start": 60}})]:
+        for block_from in (attribute.BLOCK_MIN_FLOWS, 1):
+            with mock.patch.object(attribute, "BLOCK_MIN_FLOWS", block_from):
+                out = outs[name] = attribute_group(g, index, enriched=True, **options)
+            got = [tuple(e[f"{side}_app"] if e[f"{side}_app"] in ("api", "db", "cache")
+                         else "nobody" for side in ("src", "dst"))
+                   for e in map(json.loads, out.enriched.splitlines())]
+            assert got == expected, (name, block_from)
+    for out in outs.values():
+        assert list(out.partials.rows()) == list(outs["rows"].partials.rows())
+        assert out.counts == outs["rows"].counts
+    assert outs["late columns"].enriched == outs["late rows"].enriched
+    assert plain_views(outs["columns"].views) == plain_views(outs["rows"].views)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_claim_events, _claim_events, st.sampled_from(_CLAIM_FORMATS),
+       st.lists(_claim_flows, min_size=1, max_size=30), st.integers(45, 58),
+       st.none() | st.integers(35, 58))
+def test_vpc_claims_answer_the_contract_after_changes_a_prune_and_a_restore(
+        events, more, fmt, values, horizon, released):
+    """Every path (rows, columns, late, enriched lines, views) gives each end its own owner at
+    its flow's start, else its owner within the flow's VPC, else none: for IPv4 and IPv6
+    claims, claims of several changes, pkt- addresses, flows of a VPC without claims or of
+    none; after claims added and taken back once the lookup arrays were built, a prune, and a
+    restore from broadcast state (a review's probe)."""
+    index = OwnershipIndex()
+    state = {}
+
+    def apply(batch):
+        for kind, ts, ip, app, vpc in batch:
+            index.apply(MetaEvent(kind, ts * 1000, _claim_key(ip, vpc),
+                                  _owner(app, "r") if kind == ASSIGN else None))
+        state.update(index.state_entries(list({_claim_key(e[2], e[4]): 0 for e in batch})))
+    apply(events)
+    _check_claims(index, events, fmt, values)
+    apply(more)
+    _check_claims(index, events + more, fmt, values)
+    changed, removed = index.prune(horizon * 1000, None if released is None else released * 1000)
+    state.update(index.state_entries(changed))
+    for key in removed:
+        state.pop(key, None)
+    _check_claims(index, events + more, fmt, values)
+    restored = OwnershipIndex()
+    restored.load(lambda: iter(list(state.items())))
+    _check_claims(restored, events + more, fmt, values)

@@ -853,3 +853,64 @@ def test_vpc_events_are_kept_under_their_vpc_and_answer_only_within_it(vectorise
             ["172.31.0.10", a, b])
         assert len(i) == 0 and i.owner_in_vpc("172.31.0.10", "vpc-0a1b2c3d", t0) is None
         assert not i._vpc_claimed
+
+
+def test_vpc_claims_added_and_taken_back_between_lookups_are_found_and_forgotten():
+    """The claimed addresses' lookup arrays are built once and follow the changes after (a
+    review: they were built again after every new claim key, 130 ms at 200,000 claims)."""
+    vpc, t0 = "vpc-0a1b2c3d", 1767225600000
+    index = OwnershipIndex()
+
+    def apps(ips):
+        found = index.owners_at(ips, np.full(len(ips), t0), vpcs=pa.array([vpc] * len(ips)))
+        return [o and o[0] for o in found]
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.1"), owner("a")))
+    assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == ["a", None, None]
+    built = index._vpc_ipv4
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.2"), owner("b")))
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key("vpc-0b1b2c3d", "10.0.0.1"), owner("c")))
+    index.prune(t0 + 1, released_ms=None)
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.3"), owner("d")))
+    assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == ["a", "b", "d"]
+    assert index._vpc_ipv4 is built
+    # Released and pruned: no longer claimed; a stale entry in the arrays finds no key.
+    index.apply(MetaEvent(UNASSIGN, t0 + 1, vpc_key(vpc, "10.0.0.1"), None))
+    index.apply(MetaEvent(UNASSIGN, t0 + 1, vpc_key("vpc-0b1b2c3d", "10.0.0.1"), None))
+    index.prune(t0 + 10, released_ms=None)
+    assert "10.0.0.1" not in index._vpc_claimed
+    assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == [None, "b", "d"]
+    assert index._vpc_ipv4 is built
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_plain_change_with_a_vpc_id_leaves_its_address_without_owner(vectorise_from):
+    """An ASSIGN with a vpc_id, its producer meaning that VPC only, gave the address that owner
+    in every VPC, over the VPCs' own claims (a review). Now a dead letter, applied as an
+    UNASSIGN; a VPC_ASSIGN's refused owner ends that VPC's claim, and says so."""
+    t0 = 1767225600000
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"172.31.0.10","vpc_id":"vpc-0a1b2c3d","app":"api"}'
+             % t0,
+             '{"type":"UNASSIGN","ts":%d,"ip":"172.31.0.11","vpc_id":"vpc-0a1b2c3d"}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"172.31.0.12","vpc_id":null,"app":"web"}' % t0,
+             '{"type":"VPC_ASSIGN","ts":%d,"ip":"172.31.0.13","vpc_id":"vpc-0a1b2c3d",'
+             '"app":"aws:s3"}' % t0,
+             '{"type":"VPC_ASSIGN","ts":%d,"ip":"172.31.0.14","vpc_id":"vpc-0a1b2c3d",'
+             '"app":true}' % t0]
+    # The last line apart: a value of another type makes Arrow's reader refuse its whole chunk.
+    chunk, other = (parse_chunk("\n".join(part), "m", vectorise_from=vectorise_from)
+                    for part in (lines[:4], lines[4:]))
+    chunk.events += other.events
+    chunk.rejected += [(r[0], "m:5", *r[2:]) for r in other.rejected]
+    a = "vpc-0a1b2c3d"
+    assert [(e.type, e.ip, e.owner and e.owner[0]) for e in chunk.events] == [
+        (UNASSIGN, "172.31.0.10", None), (UNASSIGN, "172.31.0.11", None),
+        (ASSIGN, "172.31.0.12", "web"), (UNASSIGN, vpc_key(a, "172.31.0.13"), None),
+        (UNASSIGN, vpc_key(a, "172.31.0.14"), None)]
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("bad_vpc_id", "m:1", "an ASSIGN with a vpc_id: a VPC's owner is a VPC_ASSIGN or "
+                              "VPC_UNASSIGN; applied as an UNASSIGN"),
+        ("bad_vpc_id", "m:2", "an UNASSIGN with a vpc_id: a VPC's owner is a VPC_ASSIGN or "
+                              "VPC_UNASSIGN; applied as an UNASSIGN"),
+        ("reserved_app", "m:4", "app 'aws:s3' is a name the job gives ends without an owner: "
+                                "applied as a VPC_UNASSIGN"),
+        ("not_text", "m:5", "app is a JSON boolean, not text: applied as a VPC_UNASSIGN")]
