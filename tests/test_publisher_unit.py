@@ -39,9 +39,9 @@ def at(ms):
 
 
 def eni(eni_id, *ips, instance=None, attached_ms=None, description="", interface_type="interface",
-        tags=None, ipv6=(), public=None, zone="us-east-1a"):
+        tags=None, ipv6=(), public=None, zone="us-east-1a", vpc=None):
     doc = {"NetworkInterfaceId": eni_id, "AvailabilityZone": zone, "Description": description,
-           "InterfaceType": interface_type,
+           "InterfaceType": interface_type, **({"VpcId": vpc} if vpc else {}),
            "TagSet": [{"Key": k, "Value": v} for k, v in (tags or {}).items()],
            "PrivateIpAddresses": [{"PrivateIpAddress": ip, "Primary": i == 0,
                                    **({"Association": {"PublicIp": public}} if public and i == 0 else {})}
@@ -337,9 +337,9 @@ def test_unknown_infrastructure_falls_back_to_the_description():
 # ---- reconciliation
 
 
-def claim(ip, app, eni_id, resource_id, attached_ms=None, scope=SCOPE):
+def claim(ip, app, eni_id, resource_id, attached_ms=None, scope=SCOPE, vpc=None):
     return Claim(ip, owner(app, f"{app}-prod", f"{app}-prod-v001", eni_id, resource_id,
-                           "instance", scope), attached_ms)
+                           "instance", scope), attached_ms, vpc)
 
 
 def types_ts_ips(events):
@@ -1356,3 +1356,15 @@ def test_a_contest_found_by_a_poll_whose_write_failed_is_kept():
     failed = first.state.write_failed(both.events, both.state.contested)
     third = reconcile_poll(failed, [Observation(SCOPE, [a], T0 + 120_000, T0 + 120_100)], [SCOPE, OTHER])
     assert [e["type"] for e in third.events] == [] and ip not in third.state.holdings
+
+
+def test_an_interfaces_vpc_comes_with_its_claims():
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", "10.0.0.6", vpc="vpc-1"),
+                                       eni("eni-b", "10.0.0.7")])
+    assert [(c.ip, c.vpc_id) for c in derive_claims(inv, NAMING)] == [
+        ("10.0.0.5", "vpc-1"), ("10.0.0.6", "vpc-1"), ("10.0.0.7", None)]
+    created = parse_line(bridge("CreateNetworkInterface", "2026-01-01T00:00:00Z", response={
+        "networkInterface": {"networkInterfaceId": "eni-c", "vpcId": "vpc-2",
+                             "privateIpAddress": "10.0.0.8"}}))
+    changed = apply_change(Inventory(SCOPE), created[0])
+    assert [(c.ip, c.vpc_id) for c in derive_claims(changed, NAMING)] == [("10.0.0.8", "vpc-2")]

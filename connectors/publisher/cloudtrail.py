@@ -131,6 +131,7 @@ def _interface(item: dict, zone: str = None, instance_id: str = None) -> dict:
     eni = {"NetworkInterfaceId": item["networkInterfaceId"],
            "AvailabilityZone": item.get("availabilityZone") or zone,
            "Description": item.get("description") or "",
+           "VpcId": item.get("vpcId"),
            "InterfaceType": item.get("interfaceType") or "interface",
            "TagSet": [{"Key": t["key"], "Value": t.get("value", "")} for t in _items(item.get("tagSet"))],
            "PrivateIpAddresses": private,

@@ -105,7 +105,7 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
                     interface_id=owner.interface_id, resource_id=owner.resource_id, kind=POD)
         for ip in interface_addresses(eni, naming.public_ipv4):
             claims.append(Claim(ip, pod if ip in pods else owner,
-                                attached_ms if ip == primary else None))
+                                attached_ms if ip == primary else None, eni.get("VpcId")))
     return claims
 
 

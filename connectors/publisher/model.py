@@ -46,10 +46,13 @@ class Owner:
 class Claim:
     """An address seen on an interface: its owner, and, for the interface's primary private
     address, when AWS says the interface was attached (epoch ms) where it says so: the time the
-    address came to this owner. None for every other address, whose time AWS does not give."""
+    address came to this owner. None for every other address, whose time AWS does not give.
+    `vpc_id`: the interface's VPC (None when not known), whose flows an address several VPCs
+    claim is attributed within (diff: VPC_ASSIGN)."""
     ip: str
     owner: Owner
     attached_ms: int = None
+    vpc_id: str = None
 
 
 @dataclass
