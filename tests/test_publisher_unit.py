@@ -19,7 +19,8 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
                                                   unassign_event)
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
-from flowdredge.connectors.publisher.publisher import EventTail, Publisher, describe_events
+from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
+                                                      describe_events)
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
                                                   encode, write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
@@ -1358,6 +1359,220 @@ def test_a_contest_found_by_a_poll_whose_write_failed_is_kept():
     assert [e["type"] for e in third.events] == [] and ip not in third.state.holdings
 
 
+# ---- overlapping VPCs: an address's owner within each VPC that claims it
+
+VPC_A, VPC_P = "vpc-0a", "vpc-0p"
+SHARED = "172.31.0.5"   # a default VPC's address, in each account
+
+
+def vpc_events(events):
+    return [(e["type"], e["ts"], e.get("ip"), e.get("vpc_id"), e.get("app")) for e in events]
+
+
+def contested_in_two_vpcs():
+    """api (SCOPE, VPC_A) held SHARED since T0 + 100; at t1 pay (OTHER, VPC_P) claims it too."""
+    api = claim(SHARED, "api", "eni-a", "i-a", vpc=VPC_A)
+    pay = claim(SHARED, "pay", "eni-p", "i-p", scope=OTHER, vpc=VPC_P)
+    first = reconcile_poll(State(), [Observation(SCOPE, [api], T0, T0 + 100),
+                                     Observation(OTHER, [], T0, T0 + 100)], [SCOPE, OTHER])
+    t1 = T0 + 60_000
+    both = reconcile_poll(first.state, [Observation(SCOPE, [api], t1, t1 + 100),
+                                        Observation(OTHER, [pay], t1 + 200, t1 + 300)],
+                          [SCOPE, OTHER])
+    return api, pay, first, both
+
+
+def test_an_address_two_vpcs_claim_is_nobodys_but_each_vpcs_own_within_it():
+    """Default VPCs overlap in every account: the address is nobody's (flows name it alone), but
+    a flow logged in a VPC that claims it is that VPC's interface's: VPC_ASSIGN, dated as the
+    claimant's ASSIGN would be (pay's after api was last seen, at the end of SCOPE's read)."""
+    api, pay, first, both = contested_in_two_vpcs()
+    t1 = T0 + 60_000
+    assert both.conflicts == [SHARED]
+    assert both.events == [
+        unassign_event(SHARED, T0 + 101),
+        {"type": "VPC_ASSIGN", "ts": t1 + 100, "ip": SHARED, "vpc_id": VPC_A,
+         **api.owner.as_fields()},
+        {"type": "VPC_ASSIGN", "ts": t1 + 300, "ip": SHARED, "vpc_id": VPC_P,
+         **pay.owner.as_fields()},
+        {"type": "HEARTBEAT", "ts": t1}]
+    assert both.state.vpc_holdings == {SHARED: {VPC_A: Holding(api.owner, t1 + 100),
+                                                VPC_P: Holding(pay.owner, t1 + 300)}}
+    # Said once: the next poll that finds the same says nothing.
+    t2 = T0 + 120_000
+    again = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2 + 100),
+                                        Observation(OTHER, [pay], t2 + 200, t2 + 300)],
+                           [SCOPE, OTHER])
+    assert again.events == [{"type": "HEARTBEAT", "ts": t2}]
+    # A claimant whose VPC is not known has no VPC claim; two VPCs of one account and region
+    # overlap as well.
+    unknown = reconcile_poll(State(), [Observation(SCOPE, [claim(SHARED, "api", "eni-a", "i-a")],
+                                                   T0, T0 + 100),
+                                       Observation(OTHER, [pay], T0, T0 + 100)], [SCOPE, OTHER])
+    assert vpc_events(unknown.events) == [("VPC_ASSIGN", T0 + 100, SHARED, VPC_P, "pay"),
+                                          ("HEARTBEAT", T0, None, None, None)]
+    one_scope = reconcile_poll(State(), [Observation(SCOPE, [
+        api, claim(SHARED, "web", "eni-w", "i-w", vpc=VPC_P)], T0, T0 + 100)], [SCOPE])
+    assert vpc_events(one_scope.events) == [("VPC_ASSIGN", T0 + 100, SHARED, VPC_A, "api"),
+                                            ("VPC_ASSIGN", T0 + 100, SHARED, VPC_P, "web"),
+                                            ("HEARTBEAT", T0, None, None, None)]
+
+
+def test_a_vpc_that_lets_go_of_a_contested_address_is_unassigned_and_the_one_left_owns_it():
+    """pay's VPC no longer claims it: its VPC claim goes as an UNASSIGN would (just after the
+    last read that saw it, not before pay took it); api has it from the end of the read that
+    showed pay gone, and its VPC claim, from then on the address's own owner's, goes with it."""
+    api, pay, _first, both = contested_in_two_vpcs()
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    left = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2 + 100),
+                                       Observation(OTHER, [], t2 + 200, t2 + 300)],
+                          [SCOPE, OTHER])
+    assert vpc_events(left.events) == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                       ("VPC_UNASSIGN", t2 + 301, SHARED, VPC_A, None),
+                                       ("ASSIGN", t2 + 301, SHARED, None, "api"),
+                                       ("HEARTBEAT", t2, None, None, None)]
+    assert left.state.vpc_holdings == {} and left.state.contested == {}
+    assert left.state.holdings[SHARED] == Holding(api.owner, t2 + 301)
+    # Both gone: each VPC claim goes, and the address stays nobody's.
+    gone = reconcile_poll(both.state, [Observation(SCOPE, [], t2, t2 + 100),
+                                       Observation(OTHER, [], t2 + 200, t2 + 300)],
+                          [SCOPE, OTHER])
+    assert vpc_events(gone.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+                                       ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                       ("HEARTBEAT", t2, None, None, None)]
+    assert gone.state.vpc_holdings == {} and SHARED not in gone.state.holdings
+    # An event that removes api's interface: its VPC's claim goes at the event's time, pay's
+    # stays (OTHER is not read), and so does the contest.
+    ended = apply_event(both.state, SCOPE, [], t1 + 30_000)
+    assert vpc_events(ended.events) == [("VPC_UNASSIGN", t1 + 30_000, SHARED, VPC_A, None)]
+    assert ended.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
+
+
+def test_a_claimants_new_owner_while_contested_is_its_vpcs_from_its_assign_time():
+    """Within VPC_A the address goes to web's interface, attached between the reads: VPC_A's
+    claim is api's until just after the read that last saw it, then nobody's until web's
+    attachment (its second's end), as a move of the address would be."""
+    _api, pay, _first, both = contested_in_two_vpcs()
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    web = claim(SHARED, "web", "eni-w", "i-w", attached_ms=T0 + 90_000, vpc=VPC_A)
+    moved = reconcile_poll(both.state, [Observation(SCOPE, [web], t2, t2 + 100),
+                                        Observation(OTHER, [pay], t2 + 200, t2 + 300)],
+                           [SCOPE, OTHER])
+    assert vpc_events(moved.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+                                        ("VPC_ASSIGN", T0 + 90_999, SHARED, VPC_A, "web"),
+                                        ("HEARTBEAT", t2, None, None, None)]
+    assert moved.events[1] == {"type": "VPC_ASSIGN", "ts": T0 + 90_999, "ip": SHARED,
+                               "vpc_id": VPC_A, **web.owner.as_fields()}
+    assert moved.conflicts == [SHARED] and SHARED not in moved.state.holdings
+    assert moved.state.vpc_holdings[SHARED] == {VPC_A: Holding(web.owner, T0 + 90_999),
+                                                VPC_P: Holding(pay.owner, t1 + 300)}
+
+
+def test_two_owners_claiming_an_address_in_one_vpc_make_it_nobodys_there():
+    """Not possible in AWS, but never one picked: VPC_A's claim goes (as a conflict's release,
+    just after the last read that saw api alone), and none is written while both claim it."""
+    api, pay, first, both = contested_in_two_vpcs()
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    twice = [api, claim(SHARED, "web", "eni-w", "i-w", vpc=VPC_A)]
+    doubled = reconcile_poll(both.state, [Observation(SCOPE, twice, t2, t2 + 100),
+                                          Observation(OTHER, [pay], t2 + 200, t2 + 300)],
+                             [SCOPE, OTHER])
+    assert vpc_events(doubled.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+                                          ("HEARTBEAT", t2, None, None, None)]
+    assert doubled.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
+    fresh = reconcile_poll(first.state, [Observation(SCOPE, twice, t1, t1 + 100),
+                                         Observation(OTHER, [pay], t1 + 200, t1 + 300)],
+                           [SCOPE, OTHER])
+    assert vpc_events(fresh.events) == [("UNASSIGN", T0 + 101, SHARED, None, None),
+                                        ("VPC_ASSIGN", t1 + 300, SHARED, VPC_P, "pay"),
+                                        ("HEARTBEAT", t1, None, None, None)]
+    # A failed scope's VPC claim and a claim read now in the same VPC (a shared VPC's owner and
+    # participant): nobody's there either.
+    t3 = T0 + 180_000
+    shared = reconcile_poll(both.state, [Observation(SCOPE, [api, claim(
+        SHARED, "web", "eni-w", "i-w", vpc=VPC_P)], t3, t3 + 100)], [SCOPE, OTHER])
+    assert vpc_events(shared.events) == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                         ("HEARTBEAT", t1 + 200, None, None, None)]
+
+
+def test_a_failed_scopes_vpc_claim_is_kept_until_it_is_read_again():
+    """OTHER's read fails: pay's VPC claim stays (no VPC_UNASSIGN on missing data), and the
+    address stays contested; api's VPC lets go meanwhile. Read again with pay alone, pay has
+    the address from the end of that read, and its VPC claim goes then."""
+    api, pay, _first, both = contested_in_two_vpcs()
+    t1, t2, t3 = T0 + 60_000, T0 + 120_000, T0 + 180_000
+    failed = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2 + 100)], [SCOPE, OTHER])
+    assert vpc_events(failed.events) == [("HEARTBEAT", t1 + 200, None, None, None)]
+    assert failed.state.vpc_holdings == both.state.vpc_holdings
+    released = reconcile_poll(both.state, [Observation(SCOPE, [], t2, t2 + 100)], [SCOPE, OTHER])
+    assert vpc_events(released.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+                                           ("HEARTBEAT", t1 + 200, None, None, None)]
+    assert released.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
+    assert released.state.contested == {SHARED: {SCOPE, OTHER}}
+    back = reconcile_poll(released.state, [Observation(SCOPE, [], t3, t3 + 100),
+                                           Observation(OTHER, [pay], t3 + 200, t3 + 300)],
+                          [SCOPE, OTHER])
+    assert vpc_events(back.events) == [("VPC_UNASSIGN", t3 + 300, SHARED, VPC_P, None),
+                                       ("ASSIGN", t3 + 300, SHARED, None, "pay"),
+                                       ("HEARTBEAT", t3, None, None, None)]
+    assert back.state.vpc_holdings == {}
+
+
+def test_vpc_claims_of_a_write_that_failed_are_written_again():
+    """The poll that found the contest failed to write (pay's VPC_ASSIGN may be in the stream);
+    the next finds pay gone: each VPC claim that may have landed is taken back, after it."""
+    api, pay, first, both = contested_in_two_vpcs()
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    failed = first.state.write_failed(both.events, both.state.contested)
+    assert failed.vpc_uncertain == {SHARED: {VPC_A, VPC_P}}
+    left = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
+                                   Observation(OTHER, [], t2 + 200, t2 + 300)], [SCOPE, OTHER])
+    assert vpc_events(left.events) == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_A, None),
+                                       ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                       ("ASSIGN", t2 + 301, SHARED, None, "api"),
+                                       ("HEARTBEAT", t2, None, None, None)]
+    assert left.state.vpc_uncertain == {} and left.state.uncertain == {}
+    # Still contested: each VPC's claim written again, after the failed write.
+    still = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
+                                    Observation(OTHER, [pay], t2 + 200, t2 + 300)],
+                           [SCOPE, OTHER])
+    assert vpc_events(still.events) == [("UNASSIGN", t1 + 301, SHARED, None, None),
+                                        ("VPC_ASSIGN", t2 + 100, SHARED, VPC_A, "api"),
+                                        ("VPC_ASSIGN", t2 + 300, SHARED, VPC_P, "pay"),
+                                        ("HEARTBEAT", t2, None, None, None)]
+
+
+def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
+    """A snapshot holds the VPC claims (VPC_ASSIGN: the job starts from them too), and its
+    clocks the VPCs of a failed write: a resumed publisher goes on as the one that took it.
+    Clocks written before VPC claims (no vpc_uncertain) still load."""
+    api, pay, _first, both = contested_in_two_vpcs()
+    t2 = T0 + 120_000
+    snap = str(tmp_path / "snapshot.jsonl")
+    cli.snapshot_writer(config_for(), None, snap)(both.state)
+    assert [(e["type"], e.get("vpc_id")) for e in map(json.loads, open(snap))] == [
+        ("VPC_ASSIGN", VPC_A), ("VPC_ASSIGN", VPC_P)]
+    resumed = cli._read_snapshot(snap, None)
+    assert resumed.vpc_holdings == both.state.vpc_holdings
+    assert resumed.contested == both.state.contested
+    reads = [Observation(SCOPE, [api], t2, t2 + 100), Observation(OTHER, [], t2 + 200, t2 + 300)]
+    assert reconcile_poll(resumed, reads, [SCOPE, OTHER]).events == \
+        reconcile_poll(both.state, reads, [SCOPE, OTHER]).events
+    failed = both.state.write_failed([{"type": "VPC_UNASSIGN", "ts": t2, "ip": SHARED,
+                                       "vpc_id": VPC_P}])
+    cli.snapshot_writer(config_for(), None, snap)(failed)
+    assert cli._read_snapshot(snap, None).vpc_uncertain == {SHARED: {VPC_P}}
+    older = {k: v for k, v in json.loads(open(clocks_path(snap)).read()).items()
+             if k != "vpc_uncertain"}
+    with open(clocks_path(snap), "w") as fh:
+        json.dump(older, fh)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        state = cli._read_snapshot(snap, None)
+    assert caplog.text == "" and state.polled_ms == both.state.polled_ms
+    assert state.vpc_uncertain == {} and state.vpc_holdings == both.state.vpc_holdings
+
+
 def test_an_interfaces_vpc_comes_with_its_claims():
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", "10.0.0.6", vpc="vpc-1"),
                                        eni("eni-b", "10.0.0.7")])
@@ -1368,3 +1583,15 @@ def test_an_interfaces_vpc_comes_with_its_claims():
                              "privateIpAddress": "10.0.0.8"}}))
     changed = apply_change(Inventory(SCOPE), created[0])
     assert [(c.ip, c.vpc_id) for c in derive_claims(changed, NAMING)] == [("10.0.0.8", "vpc-2")]
+
+
+def test_a_poll_counts_and_says_its_vpc_claims():
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", SHARED, vpc=VPC_A),
+                                       eni("eni-b", SHARED, vpc=VPC_P)])
+    sink, logged = ListSink(), []
+    result = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: T0,
+                       log=logged.append).poll()
+    assert (result.assigned, result.vpc_assigned, result.heartbeat_ms) == (0, 2, T0)
+    assert describe(result) == ("poll: 0 assigned, 0 unassigned (within VPCs: 2 assigned, "
+                                f"0 unassigned), heartbeat {T0}")
+    assert "but within each claimant's VPC" in logged[0]

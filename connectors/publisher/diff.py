@@ -22,7 +22,12 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
 - an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
   holder's release stamped as a move's), and the conflict is reported. It stays contested, nobody's,
   until every scope that claimed it has been read again: one claimant left while another's read
-  fails is not alone, as far as the publisher knows.
+  fails is not alone, as far as the publisher knows. Meanwhile each claimant's VPC has it:
+  VPC_ASSIGN of the claimant's owner for that VPC, dated as its ASSIGN would be, again when that
+  owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer claims it, when two
+  owners of one VPC claim it (never one of them), and for every VPC claim once the contest is
+  over (the ASSIGN that ends it says who has it). A claimant whose VPC is not known has none; a
+  VPC claim of a scope whose read failed is kept, as its owners are.
 
 HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
 to then has been observed and sent. A scope whose read failed holds the heartbeat back until it
@@ -41,7 +46,11 @@ from dataclasses import dataclass, field
 from flowdredge.connectors.publisher.model import Owner, Scope
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
-_RANK = {UNASSIGN: 0, ASSIGN: 1}
+# The contract's owner of an address within one VPC (the job's schemas.metadata names them too).
+VPC_ASSIGN = "VPC_ASSIGN"
+VPC_UNASSIGN = "VPC_UNASSIGN"
+
+_RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,19 @@ class State:
     released: dict = field(default_factory=dict)
     # ip -> the scopes that claimed it together (nobody holds it): no owner until all are read.
     contested: dict = field(default_factory=dict)
+    # ip -> {vpc id -> Holding}: a contested address's owner within each claimant VPC. Each
+    # ip's dict is replaced, never changed, so copies may share it.
+    vpc_holdings: dict = field(default_factory=dict)
+    # ip -> the VPC ids of its VPC events whose write failed: written again with the address.
+    vpc_uncertain: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
         return dataclasses.replace(self, holdings=dict(self.holdings),
                                    polled_ms=dict(self.polled_ms), seen_ms=dict(self.seen_ms),
                                    event_ms=dict(self.event_ms), uncertain=dict(self.uncertain),
-                                   released=dict(self.released), contested=dict(self.contested))
+                                   released=dict(self.released), contested=dict(self.contested),
+                                   vpc_holdings=dict(self.vpc_holdings),
+                                   vpc_uncertain=dict(self.vpc_uncertain))
 
     def write_failed(self, events: list, contested: dict = None) -> "State":
         """This state, the addresses of `events` (a batch not known to be written) uncertain,
@@ -95,6 +111,9 @@ class State:
             if "ip" in event:
                 failed.uncertain[event["ip"]] = max(failed.uncertain.get(event["ip"], event["ts"]),
                                                     event["ts"])
+            if "vpc_id" in event:
+                failed.vpc_uncertain[event["ip"]] = (failed.vpc_uncertain.get(event["ip"], frozenset())
+                                                     | {event["vpc_id"]})
         return failed
 
     def polled(self, scope: Scope):
@@ -119,6 +138,14 @@ def assign_event(ip: str, ts: int, owner: Owner) -> dict:
 
 def unassign_event(ip: str, ts: int) -> dict:
     return {"type": UNASSIGN, "ts": ts, "ip": ip}
+
+
+def vpc_assign_event(ip: str, vpc_id: str, ts: int, owner: Owner) -> dict:
+    return {"type": VPC_ASSIGN, "ts": ts, "ip": ip, "vpc_id": vpc_id, **owner.as_fields()}
+
+
+def vpc_unassign_event(ip: str, vpc_id: str, ts: int) -> dict:
+    return {"type": VPC_UNASSIGN, "ts": ts, "ip": ip, "vpc_id": vpc_id}
 
 
 def heartbeat_event(ts: int) -> dict:
@@ -163,7 +190,9 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
     # A scope no longer configured (a snapshot of an earlier configuration) is never read
     # again: what it held is released, as by a read that found nothing.
     dropped = ({h.owner.scope for h in state.holdings.values()}
-               | {scope for scopes in state.contested.values() for scope in scopes}) - set(configured)
+               | {scope for scopes in state.contested.values() for scope in scopes}
+               | {h.owner.scope for vpcs in state.vpc_holdings.values() for h in vpcs.values()}
+               ) - set(configured)
     claims = [c for o in observations for c in o.claims]
     result = _settle(state, claims, set(reads) | dropped, assign_ts, release_ts, unknown_since,
                      held_until, read_end=lambda scope: reads[scope].finished_ms
@@ -232,13 +261,15 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     is after. `conflict_since(holding)`: as unknown_since, for an address now claimed twice.
     `read_end(scope)`: the end of the scope's read now (None: exact times), after which the last
     claimant of a contested address has it. Not `assigning`: a new owner is not known for sure,
-    so an address that changes is nobody's (released) instead."""
+    so an address that changes is nobody's (released) instead. Then the VPC claims of the
+    addresses looked at (_settle_vpcs)."""
     conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
     new = state.copy()
     events, conflicts = [], []
+    assigned = {}   # ip -> the ts of its ASSIGN written now
     held_here = {ip for ip, h in state.holdings.items() if h.owner.scope in decided}
     # An uncertain address held by a scope read now, or by none, is written again, whatever
     # its state says: the changelog may hold a change the state does not.
@@ -332,8 +363,34 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             if released is not None and released < ts:
                 events.append(unassign_event(ip, released))
         events.append(assign_event(ip, ts, chosen.owner))
+        assigned[ip] = ts
         new.holdings[ip] = Holding(chosen.owner, ts)
-    events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"]))
+
+    def vpc_assign_ts(claim, old):
+        """As an ASSIGN of `claim` taking the address over from `old` (a Holding or None)."""
+        ts = assign_ts(claim)
+        if old is not None:
+            ts = max(ts, old.since_ms + 1)
+            until = held_until(old, claim) if old.owner != claim.owner else None
+            if until is not None:
+                ts = max(ts, until + 1)
+        if claim.ip in state.released:   # after the address's last change, a VPC's included
+            ts = max(ts, state.released[claim.ip] + 1)
+        return ts
+
+    # The addresses whose VPC claims may change: contested ones claimed now, those a decided
+    # scope has a VPC claim of, and those whose uncertainty the pass above took (their VPC
+    # events are written again too).
+    vpc_held_here = {ip for ip, vpcs in state.vpc_holdings.items()
+                     if any(h.owner.scope in decided for h in vpcs.values())}
+    rewritten = {ip for ip in state.uncertain if ip not in new.uncertain}
+    claimed_here = {ip for ip in (*new.contested, *state.vpc_holdings) if ip in by_ip}
+    for ip in claimed_here | vpc_held_here | rewritten:
+        events.extend(_settle_vpcs(
+            state, new, ip, by_ip.get(ip, ()), decided, assigned.get(ip),
+            state.uncertain[ip] + 1 if ip in rewritten else None, vpc_assign_ts, release_ts,
+            conflict_since, assigning))
+    events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"], e.get("vpc_id", "")))
     for event in events:
         if event["ip"] in new.holdings:
             new.released.pop(event["ip"], None)
@@ -342,9 +399,86 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     return Reconciled(events, new, sorted(conflicts))
 
 
+def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assigned_ms,
+                 after, vpc_assign_ts, release_ts, conflict_since, assigning) -> list:
+    """The VPC events of `ip` once its own are settled (`new`), its VPC claims in `new`.
+    Contested, each VPC the decided scopes' `claims` name has the one owner they give it there,
+    dated by `vpc_assign_ts(claim, old holding)`; one claimed by two owners (a decided scope's
+    and another's kept) is nobody's. A VPC claim of a scope not decided stays. Not contested
+    (any more), it has none: the one of the owner `assigned_ms` gives the address goes then, the
+    others when released. `after`: the ts after a write of the address that may have landed,
+    when every VPC claim is written again. Not `assigning`: a VPC whose owner changes is
+    nobody's."""
+    held = state.vpc_holdings.get(ip, {})
+    contested = ip in new.contested
+    owners = {}   # vpc id -> {owner: claim}
+    for claim in claims:
+        if claim.vpc_id is not None and contested:
+            owners.setdefault(claim.vpc_id, {})[claim.owner] = claim
+    owner = new.holdings[ip].owner if assigned_ms is not None else None
+    # Failed writes of this address's VPC events: their VPCs are written again.
+    uncertain = frozenset()
+    if after is not None:
+        uncertain = state.vpc_uncertain.get(ip, frozenset())
+        new.vpc_uncertain.pop(ip, None)
+    events, kept = [], {}
+
+    def released(h, ts):
+        return max(ts, h.since_ms + 1, after or 0)
+
+    for vpc in sorted(set(held) | set(owners) | uncertain):
+        old, claimed = held.get(vpc), owners.get(vpc, {})
+        if old is not None and old.owner.scope not in decided and contested:
+            if not claimed:   # its scope not read now: kept as its owner is
+                if after is not None:
+                    ts = max(old.since_ms + 1, after)
+                    events.append(vpc_assign_event(ip, vpc, ts, old.owner))
+                    old = Holding(old.owner, ts)
+                kept[vpc] = old
+                continue
+            claimed = {}   # two owners claim it in that VPC: nobody's
+        if len(claimed) == 1:
+            claim, = claimed.values()
+            if old is not None and old.owner == claim.owner and after is None:
+                kept[vpc] = old
+                continue
+            if assigning or (old is not None and old.owner == claim.owner):
+                ts = vpc_assign_ts(claim, old or state.holdings.get(ip))
+                if after is not None:
+                    ts = max(ts, after)
+                if old is not None and old.owner != claim.owner:
+                    gone = released(old, release_ts(old.owner.scope))
+                    if gone < ts:
+                        events.append(vpc_unassign_event(ip, vpc, gone))
+                events.append(vpc_assign_event(ip, vpc, ts, claim.owner))
+                kept[vpc] = Holding(claim.owner, ts)
+                continue
+        if old is None:
+            if vpc in uncertain:   # a VPC_ASSIGN may have landed
+                events.append(vpc_unassign_event(ip, vpc, after))
+            continue
+        if len(claimed) > 1 or (owners.get(vpc) and not claimed):
+            since = conflict_since(old)
+            ts = released(old, since if since is not None else release_ts(old.owner.scope))
+        elif old.owner == owner:
+            ts = released(old, assigned_ms)   # the address's own owner from then
+        else:
+            ts = released(old, release_ts(old.owner.scope))
+        events.append(vpc_unassign_event(ip, vpc, ts))
+    if kept:
+        new.vpc_holdings[ip] = kept
+    else:
+        new.vpc_holdings.pop(ip, None)
+    return events
+
+
 def snapshot_events(state: State) -> list:
-    """Every current owner as an ASSIGN at the time it took the address, by address."""
-    return [assign_event(ip, h.since_ms, h.owner) for ip, h in sorted(state.holdings.items())]
+    """Every current owner as an ASSIGN at the time it took the address, and every owner within a
+    VPC as a VPC_ASSIGN, by address (the job starts from them, as does a `--resume`)."""
+    events = [assign_event(ip, h.since_ms, h.owner) for ip, h in state.holdings.items()]
+    events += [vpc_assign_event(ip, vpc, h.since_ms, h.owner)
+               for ip, vpcs in state.vpc_holdings.items() for vpc, h in vpcs.items()]
+    return sorted(events, key=lambda e: (e["ip"], e.get("vpc_id", "")))
 
 
 # The version of state_clocks' shape; a snapshot's clocks of another are not read.
@@ -354,7 +488,7 @@ CLOCKS_VERSION = 1
 def state_clocks(state: State) -> dict:
     """What a snapshot's owners leave out of a publisher's state, as JSON: each scope's last read
     (start, end) and last applied event, the last HEARTBEAT, and the addresses whose last write
-    failed, released ones and contested ones. With them a `--resume` goes on as the run that
+    failed (and the VPCs of its VPC events), released ones and contested ones. With them a `--resume` goes on as the run that
     took the snapshot would have: a change found later is dated after that scope's last read,
     not after the snapshot file's time (a review: the time of a file copied two hours later
     kept an old owner on an address for those two hours), and an address whose write failed
@@ -365,7 +499,8 @@ def state_clocks(state: State) -> dict:
             "event_ms": {str(s): ms for s, ms in state.event_ms.items()},
             "heartbeat_ms": state.heartbeat_ms, "uncertain": dict(state.uncertain),
             "released": dict(state.released),
-            "contested": {ip: sorted(map(str, scopes)) for ip, scopes in state.contested.items()}}
+            "contested": {ip: sorted(map(str, scopes)) for ip, scopes in state.contested.items()},
+            "vpc_uncertain": {ip: sorted(vpcs) for ip, vpcs in state.vpc_uncertain.items()}}
 
 
 def _scope(text: str) -> Scope:
@@ -388,10 +523,16 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         _read_clocks(state, clocks)
     owner_fields = {f.name for f in dataclasses.fields(Owner)}
     for event in events:
-        if event.get("type") != ASSIGN:
-            raise ValueError(f"a snapshot holds only ASSIGN events, found {event.get('type')!r}")
+        if event.get("type") not in (ASSIGN, VPC_ASSIGN):
+            raise ValueError(f"a snapshot holds only ASSIGN and VPC_ASSIGN events, found "
+                             f"{event.get('type')!r}")
         owner = Owner(**{k: _text(k, v) for k, v in event.items() if k in owner_fields})
-        state.holdings[_address(event["ip"])] = Holding(owner, _ms(event["ts"]))
+        holding, ip = Holding(owner, _ms(event["ts"])), _address(event["ip"])
+        if event["type"] == ASSIGN:
+            state.holdings[ip] = holding
+        else:
+            vpc = _text("vpc_id", event["vpc_id"])
+            state.vpc_holdings[ip] = {**state.vpc_holdings.get(ip, {}), vpc: holding}
     return state
 
 
@@ -437,6 +578,9 @@ def _read_clocks(state: State, clocks: dict) -> None:
         state.released = {ip: _ms(ts) for ip, ts in clocks["released"].items()}
         state.contested = {ip: frozenset(map(_scope, scopes))
                            for ip, scopes in clocks["contested"].items()}
+        # Clocks from before VPC claims have none.
+        state.vpc_uncertain = {ip: frozenset(_text("vpc_id", vpc) for vpc in vpcs)
+                               for ip, vpcs in clocks.get("vpc_uncertain", {}).items()}
     except KeyError as err:
         raise ClocksError(f"clocks without {err}") from None
     except (TypeError, ValueError, AttributeError) as err:

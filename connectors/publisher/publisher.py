@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
 from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
-from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
-                                       reconcile_poll)
+from flowdredge.connectors.publisher.diff import (VPC_ASSIGN, VPC_UNASSIGN, Observation, State,
+                                                  apply_event, is_stale, reconcile_poll)
 from flowdredge.connectors.publisher.sinks import SinkError
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
 
@@ -24,6 +24,8 @@ class PollResult:
     started_ms: int
     assigned: int = 0
     unassigned: int = 0
+    vpc_assigned: int = 0             # VPC_ASSIGN: owners within a VPC of contested addresses
+    vpc_unassigned: int = 0
     heartbeat_ms: int = None          # the HEARTBEAT written by this poll, if any
     failed: dict = field(default_factory=dict)      # Scope -> error message
     conflicts: list = field(default_factory=list)   # addresses claimed by several interfaces
@@ -38,6 +40,8 @@ class EventsResult:
     applied: int = 0
     assigned: int = 0
     unassigned: int = 0
+    vpc_assigned: int = 0
+    vpc_unassigned: int = 0
     stale: int = 0        # before the last poll of their scope began: the poll saw them
     deferred: int = 0     # need a poll first (unknown scope state, interface or instance)
     ignored: int = 0      # for an account or region not configured
@@ -107,17 +111,14 @@ class Publisher:
         self.state = reconciled.state
         self.inventories.update(inventories)
         result = PollResult(started, failed=failed, conflicts=reconciled.conflicts)
+        _count(reconciled.events, result)
         for event in reconciled.events:
-            if event["type"] == ASSIGN:
-                result.assigned += 1
-            elif event["type"] == UNASSIGN:
-                result.unassigned += 1
-            else:
+            if event["type"] == HEARTBEAT:
                 result.heartbeat_ms = event["ts"]
         if reconciled.conflicts:
             self.log(f"{len(reconciled.conflicts)} address(es) claimed by more than one interface "
                      f"(overlapping VPCs), e.g. {reconciled.conflicts[0]}: no owner while "
-                     f"they are")
+                     f"they are, but within each claimant's VPC (VPC_ASSIGN)")
         return result
 
     def apply_events(self, lines: list) -> EventsResult:
@@ -155,8 +156,7 @@ class Publisher:
             self.state = reconciled.state
             self.inventories[change.scope] = changed
             result.applied += 1
-            result.assigned += sum(e["type"] == ASSIGN for e in reconciled.events)
-            result.unassigned += sum(e["type"] == UNASSIGN for e in reconciled.events)
+            _count(reconciled.events, result)
 
     def _write(self, reconciled) -> None:
         """Writes a batch; if that fails, part of it may be in the changelog all the same (a
@@ -210,9 +210,29 @@ class Publisher:
                 sleep(min(left_ms / 1000, check_s))
 
 
+def _count(events: list, result) -> None:
+    """Adds the changes of `events` to a PollResult's or EventsResult's counts."""
+    for event in events:
+        if event["type"] == ASSIGN:
+            result.assigned += 1
+        elif event["type"] == UNASSIGN:
+            result.unassigned += 1
+        elif event["type"] == VPC_ASSIGN:
+            result.vpc_assigned += 1
+        elif event["type"] == VPC_UNASSIGN:
+            result.vpc_unassigned += 1
+
+
+def _within_vpcs(result) -> str:
+    if not (result.vpc_assigned or result.vpc_unassigned):
+        return ""
+    return (f" (within VPCs: {result.vpc_assigned} assigned, {result.vpc_unassigned} "
+            f"unassigned)")
+
+
 def describe_events(result: EventsResult) -> str:
     parts = [f"events: {result.applied} applied ({result.assigned} assigned, "
-             f"{result.unassigned} unassigned)"]
+             f"{result.unassigned} unassigned{_within_vpcs(result)})"]
     for count, what in ((result.stale, "stale (the poll saw them)"),
                         (result.deferred, "left to the next poll"),
                         (result.ignored, "of accounts or regions not configured"),
@@ -223,7 +243,8 @@ def describe_events(result: EventsResult) -> str:
 
 
 def describe(result: PollResult) -> str:
-    parts = [f"poll: {result.assigned} assigned, {result.unassigned} unassigned"]
+    parts = [f"poll: {result.assigned} assigned, {result.unassigned} unassigned"
+             f"{_within_vpcs(result)}"]
     if result.heartbeat_ms is not None:
         parts.append(f"{HEARTBEAT.lower()} {result.heartbeat_ms}")
     if result.failed:
