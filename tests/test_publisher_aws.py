@@ -659,3 +659,52 @@ def test_without_tag_get_resources_functions_go_by_their_names_said_once_and_nev
         f"names, not their tags, until it is allowed (docs/publisher.md, IAM permissions)",
         f"{A}/us-east-1: Lambda functions' tags are read now"]
     assert len(said) == 3 and said[2].startswith(f"cannot read {A}/us-east-1")
+
+
+def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_path):
+    """Two accounts' VPCs of one range (as default VPCs are) hold one private address: it is
+    nobody's, but within each VPC its interface's (VPC_ASSIGN with the interface's VpcId, for
+    flows that VPC logs); once B's interface goes, A's owns it and the VPC claims go."""
+    estate = Estate(aws)
+    ec2_a, ec2_b = estate.client(estate.a, "ec2"), estate.client(estate.b, "ec2")
+
+    def interface(ec2, zone, name):
+        vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.50.1.0/24",
+                                   AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        eni = ec2.create_network_interface(
+            SubnetId=subnet, PrivateIpAddress="10.50.1.10", TagSpecifications=[{
+                "ResourceType": "network-interface", "Tags": [{"Key": "Name", "Value": name}]}]
+        )["NetworkInterface"]["NetworkInterfaceId"]
+        return vpc, eni
+
+    vpc_a, eni_a = interface(ec2_a, "us-east-1a", "web-prod")
+    path, clock = tmp_path / "changes.jsonl", Clock(T1)
+    publisher = publisher_for(aws, path, clock)
+    publisher.poll()
+    vpc_b, eni_b = interface(ec2_b, "us-east-1b", "pay-prod")
+    assert vpc_a != vpc_b
+    clock.now = T2
+    contested = publisher.poll()
+    ec2_b.delete_network_interface(NetworkInterfaceId=eni_b)
+    clock.now = T3
+    publisher.poll()
+    web = Owner("web", "web-prod", "-", A, "us-east-1", "us-east-1a", eni_a, eni_a, "interface")
+    pay = Owner("pay", "pay-prod", "-", B, "us-east-1", "us-east-1b", eni_b, eni_b, "interface")
+    ip = "10.50.1.10"
+    assert read_events(path) == [
+        {"type": "ASSIGN", "ts": T1, "ip": ip, **web.as_fields()},
+        {"type": "HEARTBEAT", "ts": T1},
+        # Contested: nobody's from just after the read that saw web alone; within each VPC its
+        # interface's, pay's after web was last seen alone (the end of A's read).
+        {"type": "UNASSIGN", "ts": T1 + 1, "ip": ip},
+        {"type": "VPC_ASSIGN", "ts": T2, "ip": ip, "vpc_id": vpc_a, **web.as_fields()},
+        {"type": "VPC_ASSIGN", "ts": T2 + 1, "ip": ip, "vpc_id": vpc_b, **pay.as_fields()},
+        {"type": "HEARTBEAT", "ts": T2},
+        # pay's VPC let go after the read that saw it (never before its claim); web has the
+        # address from the end of the read that showed pay gone, its VPC claim gone then.
+        {"type": "VPC_UNASSIGN", "ts": T2 + 2, "ip": ip, "vpc_id": vpc_b},
+        {"type": "VPC_UNASSIGN", "ts": T3 + 1, "ip": ip, "vpc_id": vpc_a},
+        {"type": "ASSIGN", "ts": T3 + 1, "ip": ip, **web.as_fields()},
+        {"type": "HEARTBEAT", "ts": T3}]
+    assert (contested.conflicts, contested.vpc_assigned) == ([ip], 2)

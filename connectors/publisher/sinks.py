@@ -144,8 +144,9 @@ class KinesisSink:
                 return
             results = answer.get("Records") or []
             # Failed records keep their order; succeeded ones are not sent again (a batch holds
-            # at most one change of a type for an address: docs/metadata.md). An answer that
-            # counts failures but names none: all of them again.
+            # at most one change of a type for an address, and for an address in a VPC:
+            # docs/metadata.md). An answer that counts failures but names none: all of them
+            # again.
             failed = [(record, result) for record, result in zip(records, results)
                       if result.get("ErrorCode")] or [(record, {}) for record in records]
             records = [record for record, _result in failed]
