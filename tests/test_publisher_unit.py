@@ -1520,14 +1520,16 @@ def test_a_failed_scopes_vpc_claim_is_kept_until_it_is_read_again():
 
 def test_vpc_claims_of_a_write_that_failed_are_written_again():
     """The poll that found the contest failed to write (pay's VPC_ASSIGN may be in the stream);
-    the next finds pay gone: each VPC claim that may have landed is taken back, after it."""
+    the next finds pay gone: each VPC claim that may have landed is taken back, just after it.
+    Still contested, each VPC is nobody's from then until its claimant's time (the claim that
+    landed may have been of an owner who let go since)."""
     api, pay, first, both = contested_in_two_vpcs()
     t1, t2 = T0 + 60_000, T0 + 120_000
     failed = first.state.write_failed(both.events, both.state.contested)
-    assert failed.vpc_uncertain == {SHARED: {VPC_A, VPC_P}}
+    assert failed.vpc_uncertain == {SHARED: {VPC_A: {t1 + 100}, VPC_P: {t1 + 300}}}
     left = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
                                    Observation(OTHER, [], t2 + 200, t2 + 300)], [SCOPE, OTHER])
-    assert vpc_events(left.events) == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_A, None),
+    assert vpc_events(left.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
                                        ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                        ("ASSIGN", t2 + 301, SHARED, None, "api"),
                                        ("HEARTBEAT", t2, None, None, None)]
@@ -1536,10 +1538,44 @@ def test_vpc_claims_of_a_write_that_failed_are_written_again():
     still = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
                                     Observation(OTHER, [pay], t2 + 200, t2 + 300)],
                            [SCOPE, OTHER])
-    assert vpc_events(still.events) == [("UNASSIGN", t1 + 301, SHARED, None, None),
+    assert vpc_events(still.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+                                        ("UNASSIGN", t1 + 301, SHARED, None, None),
+                                        ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                         ("VPC_ASSIGN", t2 + 100, SHARED, VPC_A, "api"),
                                         ("VPC_ASSIGN", t2 + 300, SHARED, VPC_P, "pay"),
                                         ("HEARTBEAT", t2, None, None, None)]
+
+
+def test_a_failed_writes_vpc_claim_of_a_scope_whose_read_fails_next_waits_for_it():
+    """OTHER's read showed bill's interface on the address in VPC_P, and that write failed (a
+    VPC_ASSIGN of bill may be in the stream); then OTHER's read fails: pay's claim is kept as
+    is, and the failed write's events wait for OTHER. Read again with neither: VPC_P's claim
+    goes from just after the last read that saw pay, and after each event that may have
+    landed (undoing bill's, whose interface went too)."""
+    api, pay, _first, both = contested_in_two_vpcs()
+    t1, t2, t3, t4 = (T0 + k * 60_000 for k in (1, 2, 3, 4))
+    bill = claim(SHARED, "bill", "eni-b", "i-b", scope=OTHER, vpc=VPC_P)
+    moved = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2 + 100),
+                                        Observation(OTHER, [bill], t2 + 200, t2 + 300)],
+                           [SCOPE, OTHER])
+    assert vpc_events(moved.events)[:2] == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                            ("VPC_ASSIGN", t2 + 300, SHARED, VPC_P, "bill")]
+    failed = both.state.write_failed(moved.events, moved.state.contested)
+    waiting = reconcile_poll(failed, [Observation(SCOPE, [api], t3, t3 + 100)], [SCOPE, OTHER])
+    assert vpc_events(waiting.events) == [("UNASSIGN", t2 + 301, SHARED, None, None),
+                                          ("HEARTBEAT", t1 + 200, None, None, None)]
+    assert waiting.state.vpc_holdings == both.state.vpc_holdings
+    assert waiting.state.vpc_uncertain == {SHARED: {VPC_P: {t1 + 301, t2 + 300}}}
+    gone = reconcile_poll(waiting.state, [Observation(SCOPE, [api], t4, t4 + 100),
+                                          Observation(OTHER, [], t4 + 200, t4 + 300)],
+                          [SCOPE, OTHER])
+    assert vpc_events(gone.events) == [("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
+                                       ("VPC_UNASSIGN", t1 + 302, SHARED, VPC_P, None),
+                                       ("VPC_UNASSIGN", t2 + 301, SHARED, VPC_P, None),
+                                       ("VPC_UNASSIGN", t4 + 301, SHARED, VPC_A, None),
+                                       ("ASSIGN", t4 + 301, SHARED, None, "api"),
+                                       ("HEARTBEAT", t4, None, None, None)]
+    assert gone.state.vpc_uncertain == {} and gone.state.vpc_holdings == {}
 
 
 def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
@@ -1561,7 +1597,7 @@ def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
     failed = both.state.write_failed([{"type": "VPC_UNASSIGN", "ts": t2, "ip": SHARED,
                                        "vpc_id": VPC_P}])
     cli.snapshot_writer(config_for(), None, snap)(failed)
-    assert cli._read_snapshot(snap, None).vpc_uncertain == {SHARED: {VPC_P}}
+    assert cli._read_snapshot(snap, None).vpc_uncertain == {SHARED: {VPC_P: {t2}}}
     older = {k: v for k, v in json.loads(open(clocks_path(snap)).read()).items()
              if k != "vpc_uncertain"}
     with open(clocks_path(snap), "w") as fh:

@@ -90,7 +90,8 @@ class State:
     # ip -> {vpc id -> Holding}: a contested address's owner within each claimant VPC. Each
     # ip's dict is replaced, never changed, so copies may share it.
     vpc_holdings: dict = field(default_factory=dict)
-    # ip -> the VPC ids of its VPC events whose write failed: written again with the address.
+    # ip -> {vpc id -> the ts of its VPC events whose writes failed}: each may have landed, and
+    # is undone. Each ip's dict is replaced, never changed.
     vpc_uncertain: dict = field(default_factory=dict)
 
     def copy(self) -> "State":
@@ -112,8 +113,9 @@ class State:
                 failed.uncertain[event["ip"]] = max(failed.uncertain.get(event["ip"], event["ts"]),
                                                     event["ts"])
             if "vpc_id" in event:
-                failed.vpc_uncertain[event["ip"]] = (failed.vpc_uncertain.get(event["ip"], frozenset())
-                                                     | {event["vpc_id"]})
+                vpcs = failed.vpc_uncertain.get(event["ip"], {})
+                failed.vpc_uncertain[event["ip"]] = {
+                    **vpcs, event["vpc_id"]: vpcs.get(event["vpc_id"], frozenset()) | {event["ts"]}}
         return failed
 
     def polled(self, scope: Scope):
@@ -379,17 +381,13 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         return ts
 
     # The addresses whose VPC claims may change: contested ones claimed now, those a decided
-    # scope has a VPC claim of, and those whose uncertainty the pass above took (their VPC
-    # events are written again too).
+    # scope has a VPC claim of, and those with VPC events whose write failed.
     vpc_held_here = {ip for ip, vpcs in state.vpc_holdings.items()
                      if any(h.owner.scope in decided for h in vpcs.values())}
-    rewritten = {ip for ip in state.uncertain if ip not in new.uncertain}
     claimed_here = {ip for ip in (*new.contested, *state.vpc_holdings) if ip in by_ip}
-    for ip in claimed_here | vpc_held_here | rewritten:
-        events.extend(_settle_vpcs(
-            state, new, ip, by_ip.get(ip, ()), decided, assigned.get(ip),
-            state.uncertain[ip] + 1 if ip in rewritten else None, vpc_assign_ts, release_ts,
-            conflict_since, assigning))
+    for ip in claimed_here | vpc_held_here | set(state.vpc_uncertain):
+        events.extend(_settle_vpcs(state, new, ip, by_ip.get(ip, ()), decided, assigned.get(ip),
+                                   vpc_assign_ts, release_ts, conflict_since, assigning))
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"], e.get("vpc_id", "")))
     for event in events:
         if event["ip"] in new.holdings:
@@ -400,15 +398,17 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
 
 
 def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assigned_ms,
-                 after, vpc_assign_ts, release_ts, conflict_since, assigning) -> list:
+                 vpc_assign_ts, release_ts, conflict_since, assigning) -> list:
     """The VPC events of `ip` once its own are settled (`new`), its VPC claims in `new`.
     Contested, each VPC the decided scopes' `claims` name has the one owner they give it there,
     dated by `vpc_assign_ts(claim, old holding)`; one claimed by two owners (a decided scope's
     and another's kept) is nobody's. A VPC claim of a scope not decided stays. Not contested
     (any more), it has none: the one of the owner `assigned_ms` gives the address goes then, the
-    others when released. `after`: the ts after a write of the address that may have landed,
-    when every VPC claim is written again. Not `assigning`: a VPC whose owner changes is
-    nobody's."""
+    others when released. A VPC with events whose writes failed is nobody's from just after each
+    of them (it may have landed and be another owner's) until its owner's time, after them all;
+    if a scope not decided has its claim, once that scope is (the claim it had may be gone, as a
+    read whose write failed said, and is released from the scope's last read). Not
+    `assigning`: a VPC whose owner changes is nobody's."""
     held = state.vpc_holdings.get(ip, {})
     contested = ip in new.contested
     owners = {}   # vpc id -> {owner: claim}
@@ -416,59 +416,59 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
         if claim.vpc_id is not None and contested:
             owners.setdefault(claim.vpc_id, {})[claim.owner] = claim
     owner = new.holdings[ip].owner if assigned_ms is not None else None
-    # Failed writes of this address's VPC events: their VPCs are written again.
-    uncertain = frozenset()
-    if after is not None:
-        uncertain = state.vpc_uncertain.get(ip, frozenset())
-        new.vpc_uncertain.pop(ip, None)
-    events, kept = [], {}
+    landed = state.vpc_uncertain.get(ip, {})   # vpc id -> the ts of its failed events
+    events, kept, deferred = [], {}, {}
 
     def released(h, ts):
-        return max(ts, h.since_ms + 1, after or 0)
+        return max(ts, h.since_ms + 1)
 
-    for vpc in sorted(set(held) | set(owners) | uncertain):
+    for vpc in sorted(set(held) | set(owners) | set(landed)):
         old, claimed = held.get(vpc), owners.get(vpc, {})
-        if old is not None and old.owner.scope not in decided and contested:
-            if not claimed:   # its scope not read now: kept as its owner is
-                if after is not None:
-                    ts = max(old.since_ms + 1, after)
-                    events.append(vpc_assign_event(ip, vpc, ts, old.owner))
-                    old = Holding(old.owner, ts)
-                kept[vpc] = old
-                continue
-            claimed = {}   # two owners claim it in that VPC: nobody's
-        if len(claimed) == 1:
-            claim, = claimed.values()
-            if old is not None and old.owner == claim.owner and after is None:
-                kept[vpc] = old
-                continue
-            if assigning or (old is not None and old.owner == claim.owner):
-                ts = vpc_assign_ts(claim, old or state.holdings.get(ip))
-                if after is not None:
-                    ts = max(ts, after)
-                if old is not None and old.owner != claim.owner:
-                    gone = released(old, release_ts(old.owner.scope))
-                    if gone < ts:
-                        events.append(vpc_unassign_event(ip, vpc, gone))
-                events.append(vpc_assign_event(ip, vpc, ts, claim.owner))
-                kept[vpc] = Holding(claim.owner, ts)
-                continue
-        if old is None:
-            if vpc in uncertain:   # a VPC_ASSIGN may have landed
-                events.append(vpc_unassign_event(ip, vpc, after))
+        after = max(landed[vpc]) + 1 if vpc in landed else None
+        gone, assign = None, None   # its VPC_UNASSIGN's ts; its VPC_ASSIGN's (ts, owner)
+        other_scope = old is not None and old.owner.scope not in decided and contested
+        if other_scope and not claimed:   # its scope not read now: kept as its owner is
+            kept[vpc] = old
+            if after is not None:
+                deferred[vpc] = landed[vpc]
             continue
-        if len(claimed) > 1 or (owners.get(vpc) and not claimed):
+        if other_scope:
+            claimed = {}   # two owners claim it in that VPC: nobody's
+        claim = next(iter(claimed.values())) if len(claimed) == 1 else None
+        same = claim is not None and old is not None and old.owner == claim.owner
+        if same and after is None:
+            kept[vpc] = old
+            continue
+        if claim is not None and (assigning or same):
+            assign = (max(vpc_assign_ts(claim, old or state.holdings.get(ip)), after or 0),
+                      claim.owner)
+            if old is not None:   # another owner's, or its own that a failed write follows
+                gone = released(old, release_ts(old.owner.scope))
+        elif old is not None and (len(claimed) > 1 or (owners.get(vpc) and not claimed)):
             since = conflict_since(old)
-            ts = released(old, since if since is not None else release_ts(old.owner.scope))
-        elif old.owner == owner:
-            ts = released(old, assigned_ms)   # the address's own owner from then
-        else:
-            ts = released(old, release_ts(old.owner.scope))
-        events.append(vpc_unassign_event(ip, vpc, ts))
+            gone = released(old, since if since is not None else release_ts(old.owner.scope))
+        elif old is not None and old.owner == owner:
+            gone = released(old, assigned_ms)   # the address's own owner from then
+        elif old is not None:
+            gone = released(old, release_ts(old.owner.scope))
+        if gone is not None and (assign is None or gone < assign[0]):
+            events.append(vpc_unassign_event(ip, vpc, gone))
+        # A VPC event whose write failed may have landed, of an owner since gone: nobody's from
+        # just after it (a release at or after that time does it), until the owner's time.
+        for ts in sorted({ts + 1 for ts in landed.get(vpc, ())}):
+            if (gone is None or gone < ts) and (assign is None or ts < assign[0]):
+                events.append(vpc_unassign_event(ip, vpc, ts))
+        if assign is not None:
+            events.append(vpc_assign_event(ip, vpc, *assign))
+            kept[vpc] = Holding(assign[1], assign[0])
     if kept:
         new.vpc_holdings[ip] = kept
     else:
         new.vpc_holdings.pop(ip, None)
+    if deferred:
+        new.vpc_uncertain[ip] = deferred
+    else:
+        new.vpc_uncertain.pop(ip, None)
     return events
 
 
@@ -500,7 +500,8 @@ def state_clocks(state: State) -> dict:
             "heartbeat_ms": state.heartbeat_ms, "uncertain": dict(state.uncertain),
             "released": dict(state.released),
             "contested": {ip: sorted(map(str, scopes)) for ip, scopes in state.contested.items()},
-            "vpc_uncertain": {ip: sorted(vpcs) for ip, vpcs in state.vpc_uncertain.items()}}
+            "vpc_uncertain": {ip: {vpc: sorted(times) for vpc, times in vpcs.items()}
+                              for ip, vpcs in state.vpc_uncertain.items()}}
 
 
 def _scope(text: str) -> Scope:
@@ -579,7 +580,8 @@ def _read_clocks(state: State, clocks: dict) -> None:
         state.contested = {ip: frozenset(map(_scope, scopes))
                            for ip, scopes in clocks["contested"].items()}
         # Clocks from before VPC claims have none.
-        state.vpc_uncertain = {ip: frozenset(_text("vpc_id", vpc) for vpc in vpcs)
+        state.vpc_uncertain = {ip: {_text("vpc_id", vpc): frozenset(map(_ms, times))
+                                    for vpc, times in vpcs.items()}
                                for ip, vpcs in clocks.get("vpc_uncertain", {}).items()}
     except KeyError as err:
         raise ClocksError(f"clocks without {err}") from None
