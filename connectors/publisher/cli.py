@@ -176,7 +176,8 @@ def main(argv=None) -> int:
     run.add_argument("--resume", metavar="SNAPSHOT",
                      help="start from a snapshot, a file or s3://bucket/key (the owners a "
                           "previous run published)")
-    snap = commands.add_parser("snapshot", help="write every current owner as ASSIGN events")
+    snap = commands.add_parser("snapshot", help="write every current owner as ASSIGN events "
+                                                "(and VPC_ASSIGN ones within overlapping VPCs)")
     snap.add_argument("--config", required=True)
     snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
     args = parser.parse_args(argv)
