@@ -128,16 +128,16 @@ def test_vpc_claims_reach_the_stream_with_the_changes_before_their_heartbeat(kin
     the changes' record, the HEARTBEAT covering them in one of its own after it."""
     reader = StreamReader(kinesis)
     scope = Scope("123456789012", "us-east-1")
-    inventory = Inventory(scope, interfaces=[eni("eni-a", "172.31.0.5", vpc="vpc-a"),
-                                             eni("eni-b", "172.31.0.5", vpc="vpc-b"),
-                                             eni("eni-c", "10.0.0.6", vpc="vpc-a")])
+    inventory = Inventory(scope, interfaces=[eni("eni-a", "172.31.0.5", vpc="vpc-0aaaaaaa"),
+                                             eni("eni-b", "172.31.0.5", vpc="vpc-0bbbbbbb"),
+                                             eni("eni-c", "10.0.0.6", vpc="vpc-0aaaaaaa")])
     Publisher(config_for(kind="kinesis", stream_name=STREAM, region="us-east-1"),
               InventoryReader({scope: inventory}), KinesisSink(kinesis, STREAM, "ip-metadata"),
               clock=lambda: T0).poll()
     events = reader.read(4)
     assert [(e["type"], e["ts"], e.get("ip"), e.get("vpc_id"), e.get("interface_id"))
             for e in events] == [("ASSIGN", T0, "10.0.0.6", None, "eni-c"),
-                                 ("VPC_ASSIGN", T0, "172.31.0.5", "vpc-a", "eni-a"),
-                                 ("VPC_ASSIGN", T0, "172.31.0.5", "vpc-b", "eni-b"),
+                                 ("VPC_ASSIGN", T0, "172.31.0.5", "vpc-0aaaaaaa", "eni-a"),
+                                 ("VPC_ASSIGN", T0, "172.31.0.5", "vpc-0bbbbbbb", "eni-b"),
                                  ("HEARTBEAT", T0, None, None, None)]
     assert reader.records == 2

@@ -1361,7 +1361,8 @@ def test_a_contest_found_by_a_poll_whose_write_failed_is_kept():
 
 # ---- overlapping VPCs: an address's owner within each VPC that claims it
 
-VPC_A, VPC_P = "vpc-0a", "vpc-0p"
+# As AWS writes VPC ids (the job refuses others).
+VPC_A, VPC_P = "vpc-0aaaaaaaaaaaaaaaa", "vpc-0bbbbbbbbbbbbbbbb"
 SHARED = "172.31.0.5"   # a default VPC's address, in each account
 
 
@@ -1610,15 +1611,16 @@ def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
 
 
 def test_an_interfaces_vpc_comes_with_its_claims():
-    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", "10.0.0.6", vpc="vpc-1"),
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", "10.0.0.6", vpc="vpc-11111111"),
                                        eni("eni-b", "10.0.0.7")])
     assert [(c.ip, c.vpc_id) for c in derive_claims(inv, NAMING)] == [
-        ("10.0.0.5", "vpc-1"), ("10.0.0.6", "vpc-1"), ("10.0.0.7", None)]
+        ("10.0.0.5", "vpc-11111111"), ("10.0.0.6", "vpc-11111111"), ("10.0.0.7", None)]
     created = parse_line(bridge("CreateNetworkInterface", "2026-01-01T00:00:00Z", response={
-        "networkInterface": {"networkInterfaceId": "eni-c", "vpcId": "vpc-2",
+        "networkInterface": {"networkInterfaceId": "eni-c", "vpcId": "vpc-22222222",
                              "privateIpAddress": "10.0.0.8"}}))
     changed = apply_change(Inventory(SCOPE), created[0])
-    assert [(c.ip, c.vpc_id) for c in derive_claims(changed, NAMING)] == [("10.0.0.8", "vpc-2")]
+    assert [(c.ip, c.vpc_id) for c in derive_claims(changed, NAMING)] == [
+        ("10.0.0.8", "vpc-22222222")]
 
 
 def test_a_poll_counts_and_says_its_vpc_claims():

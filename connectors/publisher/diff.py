@@ -488,11 +488,12 @@ CLOCKS_VERSION = 1
 def state_clocks(state: State) -> dict:
     """What a snapshot's owners leave out of a publisher's state, as JSON: each scope's last read
     (start, end) and last applied event, the last HEARTBEAT, and the addresses whose last write
-    failed (and the VPCs of its VPC events), released ones and contested ones. With them a `--resume` goes on as the run that
-    took the snapshot would have: a change found later is dated after that scope's last read,
-    not after the snapshot file's time (a review: the time of a file copied two hours later
-    kept an old owner on an address for those two hours), and an address whose write failed
-    is written again (its ASSIGN may be in the stream)."""
+    failed (and the times of their VPC events whose writes failed, by VPC), released ones and
+    contested ones. With them a `--resume` goes on as the run that took the snapshot would have:
+    a change found later is dated after that scope's last read, not after the snapshot file's
+    time (a review: the time of a file copied two hours later kept an old owner on an address
+    for those two hours), and an address whose write failed is written again (its ASSIGN may be
+    in the stream). The owners within VPCs are in the snapshot (VPC_ASSIGN)."""
     return {"version": CLOCKS_VERSION,
             "polled_ms": {str(s): ms for s, ms in state.polled_ms.items()},
             "seen_ms": {str(s): ms for s, ms in state.seen_ms.items()},
