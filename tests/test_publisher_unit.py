@@ -1449,6 +1449,32 @@ def test_a_vpc_that_lets_go_of_a_contested_address_is_unassigned_and_the_one_lef
     assert ended.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
 
 
+def test_vpc_claims_replayed_into_the_job_index_give_each_vpcs_owner():
+    """The contest's changelog parses under the job's contract: within each VPC its claimant's
+    owner while the address has none of its own, api's alone once pay's VPC let go."""
+    api, _pay, first, both = contested_in_two_vpcs()
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    left = reconcile_poll(both.state, [Observation(SCOPE, [api], t2, t2 + 100),
+                                       Observation(OTHER, [], t2 + 200, t2 + 300)],
+                          [SCOPE, OTHER])
+    index = OwnershipIndex()
+    for event in first.events + both.events + left.events:
+        parsed = parse_event(json.dumps(event))
+        if parsed.type != "HEARTBEAT":
+            index.apply(parsed)
+
+    def owners(t):
+        found = (index.owner_at(SHARED, t), index.owner_in_vpc(SHARED, VPC_A, t),
+                 index.owner_in_vpc(SHARED, VPC_P, t))
+        return tuple(o and o[0] for o in found)
+
+    assert owners(T0 + 100) == ("api", None, None)
+    assert owners(t1 + 99) == (None, None, None)   # released, no VPC claim yet
+    assert owners(t1 + 300) == (None, "api", "pay")
+    assert owners(t1 + 301) == (None, "api", None)
+    assert owners(t2 + 301) == ("api", None, None)
+
+
 def test_a_claimants_new_owner_while_contested_is_its_vpcs_from_its_assign_time():
     """Within VPC_A the address goes to web's interface, attached between the reads: VPC_A's
     claim is api's until just after the read that last saw it, then nobody's until web's

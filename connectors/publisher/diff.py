@@ -44,11 +44,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
-from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
-
-# The contract's owner of an address within one VPC (the job's schemas.metadata names them too).
-VPC_ASSIGN = "VPC_ASSIGN"
-VPC_UNASSIGN = "VPC_UNASSIGN"
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
 
 _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 

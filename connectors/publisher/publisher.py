@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
 from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
-from flowdredge.connectors.publisher.diff import (VPC_ASSIGN, VPC_UNASSIGN, Observation, State,
-                                                  apply_event, is_stale, reconcile_poll)
+from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
+                                       reconcile_poll)
 from flowdredge.connectors.publisher.sinks import SinkError
-from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN
+from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
 
 
 _log = logging.getLogger(__name__)
