@@ -661,10 +661,10 @@ def test_without_tag_get_resources_functions_go_by_their_names_said_once_and_nev
     assert len(said) == 3 and said[2].startswith(f"cannot read {A}/us-east-1")
 
 
-def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_path):
-    """Two accounts' VPCs of one range (as default VPCs are) hold one private address: it is
-    nobody's, but within each VPC its interface's (VPC_ASSIGN with the interface's VpcId, for
-    flows that VPC logs); once B's interface goes, A's owns it and the VPC claims go."""
+def run_overlapping_vpcs(aws, path):
+    """Two accounts' VPCs of one range (as default VPCs are) hold 10.50.1.10: A's alone at T1,
+    B's too at T2 and T3, A's alone again at T4 (B's interface gone). Returns the VPC ids, the
+    owners, and the poll's result that found the contest."""
     estate = Estate(aws)
     ec2_a, ec2_b = estate.client(estate.a, "ec2"), estate.client(estate.b, "ec2")
 
@@ -679,18 +679,29 @@ def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_p
         return vpc, eni
 
     vpc_a, eni_a = interface(ec2_a, "us-east-1a", "web-prod")
-    path, clock = tmp_path / "changes.jsonl", Clock(T1)
+    clock = Clock(T1)
     publisher = publisher_for(aws, path, clock)
     publisher.poll()
     vpc_b, eni_b = interface(ec2_b, "us-east-1b", "pay-prod")
-    assert vpc_a != vpc_b
     clock.now = T2
     contested = publisher.poll()
-    ec2_b.delete_network_interface(NetworkInterfaceId=eni_b)
     clock.now = T3
+    publisher.poll()
+    ec2_b.delete_network_interface(NetworkInterfaceId=eni_b)
+    clock.now = T4
     publisher.poll()
     web = Owner("web", "web-prod", "-", A, "us-east-1", "us-east-1a", eni_a, eni_a, "interface")
     pay = Owner("pay", "pay-prod", "-", B, "us-east-1", "us-east-1b", eni_b, eni_b, "interface")
+    return vpc_a, vpc_b, web, pay, contested
+
+
+def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_path):
+    """The address is nobody's while both VPCs hold it, but within each VPC its interface's
+    (VPC_ASSIGN with the interface's VpcId, for flows that VPC logs); once B's interface goes,
+    A's owns it and the VPC claims go."""
+    path = tmp_path / "changes.jsonl"
+    vpc_a, vpc_b, web, pay, contested = run_overlapping_vpcs(aws, path)
+    assert vpc_a != vpc_b
     ip = "10.50.1.10"
     assert read_events(path) == [
         {"type": "ASSIGN", "ts": T1, "ip": ip, **web.as_fields()},
@@ -701,10 +712,43 @@ def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_p
         {"type": "VPC_ASSIGN", "ts": T2, "ip": ip, "vpc_id": vpc_a, **web.as_fields()},
         {"type": "VPC_ASSIGN", "ts": T2 + 1, "ip": ip, "vpc_id": vpc_b, **pay.as_fields()},
         {"type": "HEARTBEAT", "ts": T2},
-        # pay's VPC let go after the read that saw it (never before its claim); web has the
-        # address from the end of the read that showed pay gone, its VPC claim gone then.
-        {"type": "VPC_UNASSIGN", "ts": T2 + 2, "ip": ip, "vpc_id": vpc_b},
-        {"type": "VPC_UNASSIGN", "ts": T3 + 1, "ip": ip, "vpc_id": vpc_a},
-        {"type": "ASSIGN", "ts": T3 + 1, "ip": ip, **web.as_fields()},
-        {"type": "HEARTBEAT", "ts": T3}]
+        {"type": "HEARTBEAT", "ts": T3},
+        # pay's VPC let go after the last read that saw it; web has the address from the end
+        # of the read that showed pay gone, its VPC claim gone then.
+        {"type": "VPC_UNASSIGN", "ts": T3 + 1, "ip": ip, "vpc_id": vpc_b},
+        {"type": "VPC_UNASSIGN", "ts": T4 + 1, "ip": ip, "vpc_id": vpc_a},
+        {"type": "ASSIGN", "ts": T4 + 1, "ip": ip, **web.as_fields()},
+        {"type": "HEARTBEAT", "ts": T4}]
     assert (contested.conflicts, contested.vpc_assigned) == ([ip], 2)
+
+
+@pytest.mark.minicluster
+def test_job_attributes_flows_to_overlapping_vpcs_address_within_the_vpc_that_logged_them(
+        aws, tmp_path):
+    """The changelog the publisher writes for the overlapping VPCs, through the job: a flow to
+    the contested address is its VPC's owner's when its line names that VPC (`vpc-id`), and
+    nobody's without it; A's alone once B's interface is gone."""
+    from helpers import job_aggregates, run_replay
+    from flowdredge.job.config import Config
+
+    changes = tmp_path / "changes.jsonl"
+    vpc_a, vpc_b, _web, _pay, _contested = run_overlapping_vpcs(aws, changes)
+    s = T1 // 1000
+    flows = [(vpc_a, s + 130), (vpc_b, s + 130), ("-", s + 130), (vpc_b, s + 370)]
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    with gzip.open(folder / f"{A}_vpcflowlogs_us-east-1_fl-0test_20260101T0010Z_0001.log.gz",
+                   "wt") as fh:
+        fh.write(HEADER + " vpc-id\n")
+        for vpc, start in flows:   # 10.50.1.20 (no owner) to the address, 443/TCP
+            fh.write(f"5 {A} eni-test 10.50.1.20 10.50.1.10 40000 443 6 10 1000 {start} "
+                     f"{start + 5} ACCEPT OK {vpc}\n")
+    output = tmp_path / "out"
+    run_replay([str(folder)], [str(changes)], str(output), Config())
+    one = (1, 10, 1000)
+    assert job_aggregates(str(output)) == {
+        (s + 120, "unattributed", "-", "web", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 120, "unattributed", "-", "pay", "us-east-1", 443, 6, "ACCEPT"): one,
+        (s + 120, "unattributed", "-", "unattributed", "-", 443, 6, "ACCEPT"): one,
+        (s + 360, "unattributed", "-", "web", "us-east-1", 443, 6, "ACCEPT"): one,
+    }
