@@ -238,7 +238,7 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
     src_unowned, dst_unowned = Counter(), Counter()
     src_owned = dst_owned = 0
     window_start = group.window_start
-    src_owners, dst_owners = _owners(group, index, ends)
+    src_owners, dst_owners = _owners(group, index, ends, out.counts)
     srcs, dsts = [], []   # each flow's owners, for the enriched lines
     for src_ip, dst_ip, s, d, dst_port, protocol, verdict, n_packets, n_bytes, src_port, flags \
             in zip(src_ips, dst_ips, src_owners, dst_owners, values("dstport"), values("protocol"),
@@ -342,24 +342,33 @@ def _end_addresses(group: FlowGroup) -> tuple:
                                     _end_positions(fmt, "pkt-dstaddr", "dstaddr")))
 
 
-def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple) -> tuple:
+def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple, counts: Counter) -> tuple:
     """The owners of both `ends` (_end_addresses) of each flow at its start (None: no owner),
-    within the flow's VPC for an end without one of its own: from the columns in arrays
-    (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
+    within the flow's VPC for an end without one of its own (counted in `counts`): from the
+    columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
     if group.columns is not None:
         t_ms = _column(group, "start").to_numpy() * 1000
-        vpcs = _column(group, "vpc-id")
-        return tuple(index.owners_at(addresses, t_ms, vpcs) for addresses in ends)
+        owners = tuple(index.owners_at(addresses, t_ms) for addresses in ends)
+        for side, found, addresses in zip(("src", "dst"), owners, ends):
+            _count_in_vpc(counts, side, index.owners_in_vpcs(found, addresses, t_ms,
+                                                             _column(group, "vpc-id")))
+        return owners
     owner_at, owner_in_vpc = index.owner_at, index.owner_in_vpc
     start, vpc = group.fmt.start_pos, group.fmt.pos.get("vpc-id")
     owners = tuple([owner_at(ip, flow[start] * 1000) for ip, flow in zip(addresses, group.flows)]
                    for addresses in ends)
     if vpc is not None and index.holds_vpc_claims():
-        for addresses, found in zip(ends, owners):
+        for side, addresses, found in zip(("src", "dst"), ends, owners):
             for i in [i for i, o in enumerate(found) if o is None]:
                 flow = group.flows[i]
                 found[i] = owner_in_vpc(addresses[i], flow[vpc], flow[start] * 1000)
+                _count_in_vpc(counts, side, found[i] is not None)
     return owners
+
+
+def _count_in_vpc(counts: Counter, side: str, n: int) -> None:
+    if n:
+        counts[f"{side}_owned_in_vpc"] += n
 
 
 def _column(group: FlowGroup, name: str):
@@ -462,6 +471,7 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
         found_at = np.concatenate((found_at, multi_at))
         found += [o for o in multi if o is not None]
         owned[multi_at] = True
+        _count_in_vpc(counts, side, int(single.sum()) + len(multi_at))
     codes[found_at] = [pair_code(o[_APP], o[_REGION]) for o in found]
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)

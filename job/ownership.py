@@ -694,10 +694,10 @@ class OwnershipIndex:
             self.ipv4_builds += 1
         return self._ipv4
 
-    def owners_at(self, addresses, t_ms: np.ndarray, vpcs=None) -> list:
-        """owner_at of each address (as for `slots`) at its time in `t_ms`, else owner_in_vpc
-        with its flow's VPC in the Arrow array `vpcs` (if given), None where none: the IPs with
-        one owner since their first change from the arrays, the others one by one."""
+    def owners_at(self, addresses, t_ms: np.ndarray) -> list:
+        """owner_at of each address (as for `slots`) at its time in `t_ms`, None where none:
+        the IPs with one owner since their first change from the arrays, the others one by
+        one."""
         if not isinstance(addresses, pa.Array):
             addresses = pa.array(addresses, pa.string())
         encoded = pc.dictionary_encode(addresses)
@@ -717,13 +717,24 @@ class OwnershipIndex:
                             encoded.dictionary.take(at[positions]).to_pylist(),
                             t_ms[positions].tolist()):
             owners[i] = owner_at(ip, t)
-        if vpcs is not None and self._vpc_claimed and vpcs.null_count < len(vpcs):
-            owned = np.array([o is not None for o in owners], bool)
-            numbers = address_codes(encoded.dictionary, {})
-            for i, slot in zip(*(v.tolist() for v in self.vpc_slots(encoded.dictionary, numbers,
-                                                                     at, vpcs, owned))):
-                owners[i] = self.owner_in_slot(slot, int(t_ms[i]))
         return owners
+
+    def owners_in_vpcs(self, owners: list, addresses, t_ms: np.ndarray, vpcs) -> int:
+        """Fills in `owners` (owners_at's) owner_in_vpc where it has None, each flow's VPC in
+        the Arrow array `vpcs` (None: the lines have none); returns how many it found."""
+        if vpcs is None or not self._vpc_claimed or vpcs.null_count == len(vpcs):
+            return 0
+        if not isinstance(addresses, pa.Array):
+            addresses = pa.array(addresses, pa.string())
+        encoded = pc.dictionary_encode(addresses)
+        at = encoded.indices.to_numpy().astype(np.int64)
+        owned = np.array([o is not None for o in owners], bool)
+        found = 0
+        for i, slot in zip(*(v.tolist() for v in self.vpc_slots(
+                encoded.dictionary, address_codes(encoded.dictionary, {}), at, vpcs, owned))):
+            owners[i] = self.owner_in_slot(slot, int(t_ms[i]))
+            found += owners[i] is not None
+        return found
 
     def codes_at(self, slots: np.ndarray, t_ms: np.ndarray) -> tuple:
         """A batch's lookup in arrays: (codes, others) for the IPs in `slots` at the times

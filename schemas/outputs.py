@@ -115,6 +115,7 @@ COUNTERS = (
     "flows_late",
     "src_owned", "src_unattributed", "src_internet", "src_aws",
     "dst_owned", "dst_unattributed", "dst_internet", "dst_aws",   # aws: metadata.ip_ranges
+    "src_owned_in_vpc", "dst_owned_in_vpc",   # of the owned, by a VPC's claim (VPC_ASSIGN)
     "groups_waited",          # flow groups that waited for metadata
     "groups_after_max_wait",  # attributed before metadata was complete (max wait passed)
     "flows_after_max_wait",   # the flows of those groups

@@ -111,7 +111,8 @@ def test_an_address_overlapping_vpcs_hold_is_owned_within_the_flows_vpc(columns)
     out = attribute_group(column_group(group) if columns else group, index, enriched=True)
     assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
         ("web", "api"): 1, ("web", "db"): 10, ("unattributed", "web"): 11100}
-    assert out.counts == {"src_owned": 2, "src_unattributed": 3, "dst_owned": 5}
+    assert out.counts == {"src_owned": 2, "src_unattributed": 3, "dst_owned": 5,
+                          "dst_owned_in_vpc": 2}
     lines = [json.loads(line) for line in out.enriched.splitlines()]
     assert [(e["dst_app"], e["dst_region"]) for e in lines[:2]] == [("api", "r1"), ("db", "r2")]
 

@@ -845,8 +845,10 @@ def test_vpc_events_are_kept_under_their_vpc_and_answer_only_within_it(vectorise
         assert i.owner_in_vpc("172.31.0.10", "vpc-0a1b2c3d", t0 + 5000) is None
         assert i.owner_in_vpc("172.31.0.10", None, t0) is None
         assert i.owner_in_vpc("172.31.0.11", "vpc-0a1b2c3d", t0) is None
-        assert i.owners_at(["172.31.0.10"] * 2, np.array([t0, t0]),
-                           vpcs=pa.array(["vpc-0a1b2c3d", None]))[0][0] == "api"
+        found = i.owners_at(["172.31.0.10"] * 2, np.array([t0, t0]))
+        assert i.owners_in_vpcs(found, ["172.31.0.10"] * 2, np.array([t0, t0]),
+                                pa.array(["vpc-0a1b2c3d", None])) == 1
+        assert found[0][0] == "api" and found[1] is None
         # Released long before the horizon: forgotten, and no longer looked up in its VPC.
         removed = i.prune(t0 + 10_000)[1]
         assert sorted(k for k in removed if not k.startswith(PART_KEY)) == sorted(
@@ -862,7 +864,8 @@ def test_vpc_claims_added_and_taken_back_between_lookups_are_found_and_forgotten
     index = OwnershipIndex()
 
     def apps(ips):
-        found = index.owners_at(ips, np.full(len(ips), t0), vpcs=pa.array([vpc] * len(ips)))
+        found = index.owners_at(ips, np.full(len(ips), t0))
+        index.owners_in_vpcs(found, ips, np.full(len(ips), t0), pa.array([vpc] * len(ips)))
         return [o and o[0] for o in found]
     index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.1"), owner("a")))
     assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == ["a", None, None]

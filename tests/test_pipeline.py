@@ -264,3 +264,5 @@ def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_pat
         (0, "batch", "db", "ACCEPT"): 20, (60, "batch", "db", "ACCEPT"): 20,
         (120, "batch", "unattributed", "ACCEPT"): 20,
         **{(m, "unattributed", "unattributed", "REJECT"): 20 for m in (0, 60, 120)}}
+    counts = total_counts(out)
+    assert (counts["src_owned_in_vpc"], counts["dst_owned_in_vpc"]) == (60, 100)
