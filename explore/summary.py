@@ -90,6 +90,7 @@ def render(summary: dict, output_dir: str) -> str:
     c = summary["counts"]
     owned, ends = owned_ends(c)
     aws = c["src_aws"] + c["dst_aws"]
+    in_vpc = c["src_owned_in_vpc"] + c["dst_owned_in_vpc"]
     whole = sum(c[f"dead_letter_{reason}"] for reason in FLOW_RECORD_DEAD_LETTER_REASONS)
     lines = [
         f"flow lines read: {c['lines_in']:,} in {c['records_in']:,} records "
@@ -100,7 +101,9 @@ def render(summary: dict, output_dir: str) -> str:
                                if whole else ""),
         f"flows attributed: {c['flows_aggregated']:,} into their windows (a window's "
         f"aggregates are written once it closes), {c['flows_late']:,} late",
-        f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}); "
+        f"flow ends attributed to an owner: {owned:,} of {ends:,} ({_pct(owned, ends)}"
+        + (f"; {in_vpc:,} within their VPC, of addresses overlapping VPCs hold" if in_vpc else "")
+        + "); "
         f"internet: {c['src_internet'] + c['dst_internet']:,}; "
         f"unattributed private: {c['src_unattributed'] + c['dst_unattributed']:,}"
         + (f"; AWS services (metadata.ip_ranges): {aws:,}" if aws else ""),

@@ -224,6 +224,11 @@ def test_the_summary_names_the_dead_letters_reasons_and_what_was_counted_only():
                    "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
     assert ("flow ends attributed to an owner: 14 of 20 (70.0%); internet: 2; unattributed "
             "private: 1; AWS services (metadata.ip_ranges): 3\n") in ends
+    assert "flow ends attributed to an owner: 14 of 20 (70.0%; 3 within their VPC, of " \
+           "addresses overlapping VPCs hold); internet: 0;" in render(
+               {"counts": Counter(flows_aggregated=10, src_owned=10, dst_owned=4,
+                                  dst_owned_in_vpc=3),
+                "top_edges": [], "rejects": [], "dead_letters": {}}, "out")
 
 
 @pytest.mark.unit
