@@ -1659,3 +1659,36 @@ def test_a_poll_counts_and_says_its_vpc_claims():
     assert describe(result) == ("poll: 0 assigned, 0 unassigned (within VPCs: 2 assigned, "
                                 f"0 unassigned), heartbeat {T0}")
     assert "but within each claimant's VPC" in logged[0]
+
+
+def test_an_event_that_ends_a_one_account_contest_leaves_it_to_the_next_poll():
+    """api (VPC_A) and web (VPC_P) of one account claim the address; an event removes api's
+    interface. The inventory the event changes is as old as the last read: web may have let go
+    unseen since (and pay, of OTHER, taken it in VPC_P), so web does not get the address, nor
+    keep its VPC claim, on the event's word: the contest stays until a poll reads every
+    claimant. Here the poll shows web gone: its VPC claim goes from just after the last read
+    that saw it, and pay has the address from the end of the read that showed it."""
+    api = claim(SHARED, "api", "eni-a", "i-a", vpc=VPC_A)
+    web = claim(SHARED, "web", "eni-w", "i-w", vpc=VPC_P)
+    pay = claim(SHARED, "pay", "eni-p", "i-p", scope=OTHER, vpc=VPC_P)
+    first = reconcile_poll(State(), [Observation(SCOPE, [api, web], T0, T0 + 100),
+                                     Observation(OTHER, [], T0 + 100, T0 + 200)], [SCOPE, OTHER])
+    assert first.state.contested == {SHARED: {SCOPE}}
+    event = apply_event(first.state, SCOPE, [web], T0 + 10_000)
+    assert vpc_events(event.events) == [("VPC_UNASSIGN", T0 + 10_000, SHARED, VPC_A, None)]
+    assert event.state.contested == {SHARED: {SCOPE}} and SHARED not in event.state.holdings
+    assert event.state.vpc_holdings == {SHARED: {VPC_P: Holding(web.owner, T0 + 100)}}
+    t1 = T0 + 60_000
+    polled = reconcile_poll(event.state, [Observation(SCOPE, [], t1, t1 + 100),
+                                          Observation(OTHER, [pay], t1 + 100, t1 + 200)],
+                            [SCOPE, OTHER])
+    assert vpc_events(polled.events) == [("VPC_UNASSIGN", T0 + 101, SHARED, VPC_P, None),
+                                         ("ASSIGN", t1 + 200, SHARED, None, "pay"),
+                                         ("HEARTBEAT", t1, None, None, None)]
+    index = OwnershipIndex()
+    for e in first.events + event.events + polled.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    for t in (T0 + 900, T0 + 10_998, t1):   # pay's from T0 + 900: never web's
+        assert index.owner_at(SHARED, t) is None
+        assert index.owner_in_vpc(SHARED, VPC_P, t) is None

@@ -22,7 +22,8 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
 - an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
   holder's release stamped as a move's), and the conflict is reported. It stays contested, nobody's,
   until every scope that claimed it has been read again: one claimant left while another's read
-  fails is not alone, as far as the publisher knows. Meanwhile each claimant's VPC has it:
+  fails is not alone, as far as the publisher knows; nor is one an event leaves (apply_event
+  never ends a contest: the inventory it changes is as old as its scope's last read). Meanwhile each claimant's VPC has it:
   VPC_ASSIGN of the claimant's owner for that VPC, dated as its ASSIGN would be, again when that
   owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer claims it, when two
   owners of one VPC claim it (never one of them), and for every VPC claim once the contest is
@@ -38,6 +39,8 @@ CloudTrail/EventBridge event) the same way, at the event's time (a whole second:
 start, new owners at its end). An event whose second ended before the last poll of its scope
 began, or older than the last applied event, is stale: the state already reflects it. One in
 the second that poll began only releases what it changes: the poll may show a later change.
+A contest stays as it is, whoever the event leaves claiming the address (one account's VPCs
+included): only a poll ends it.
 """
 import dataclasses
 import ipaddress
@@ -194,7 +197,7 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
     claims = [c for o in observations for c in o.claims]
     result = _settle(state, claims, set(reads) | dropped, assign_ts, release_ts, unknown_since,
                      held_until, read_end=lambda scope: reads[scope].finished_ms
-                     if scope in reads else None, others_failed=True)
+                     if scope in reads else None, others_failed=True, settles=True)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
         result.state.seen_ms[scope] = read.finished_ms
@@ -249,7 +252,7 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None,
             conflict_since=None, read_end=lambda _scope: None, others_failed=False,
-            assigning=True) -> Reconciled:
+            assigning=True, settles=False) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
     scopes are left alone, unless `others_failed` (their reads failed) and a decided scope
     claims one: then it is contested. `unknown_since(holding)`: from when a change of the
@@ -259,8 +262,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     is after. `conflict_since(holding)`: as unknown_since, for an address now claimed twice.
     `read_end(scope)`: the end of the scope's read now (None: exact times), after which the last
     claimant of a contested address has it. Not `assigning`: a new owner is not known for sure,
-    so an address that changes is nobody's (released) instead. Then the VPC claims of the
-    addresses looked at (_settle_vpcs)."""
+    so an address that changes is nobody's (released) instead. Only `settles` (a poll, that read
+    every claimant now or found it failed) ends a contest: an event changes an inventory as old
+    as its scope's last read, whose other claimants may have let go unseen since. Then the VPC
+    claims of the addresses looked at (_settle_vpcs)."""
     conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
@@ -273,7 +278,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     # its state says: the changelog may hold a change the state does not.
     uncertain = {ip for ip in state.uncertain
                  if ip not in state.holdings or state.holdings[ip].owner.scope in decided}
-    settled_contests = {ip for ip, scopes in state.contested.items() if scopes <= decided}
+    settled_contests = ({ip for ip, scopes in state.contested.items() if scopes <= decided}
+                        if settles else set())
     for ip in set(by_ip) | held_here | uncertain | settled_contests:
         prev = state.holdings.get(ip)
         candidates = by_ip.get(ip)
@@ -291,8 +297,9 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         after = state.uncertain.get(ip, -1) + 1 if ip in uncertain else None
         new.uncertain.pop(ip, None)
         contest = state.contested.get(ip)
-        if contest is not None and not contest <= decided:
-            # A scope that claimed it is not read now: its claim may stand.
+        if contest is not None and not (settles and contest <= decided):
+            # A scope that claimed it is not read now (or only an event's inventory of it, as
+            # old as its last read): its claim may stand.
             new.contested[ip] = contest | {c.owner.scope for c in candidates or ()}
             if prev is not None:   # kept by a write that failed with the contest's release
                 since = conflict_since(prev)
