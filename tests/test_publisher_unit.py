@@ -1,4 +1,5 @@
 """The publisher's pure parts: naming, owner derivation, reconciliation, events, config, sinks."""
+import dataclasses
 import json
 import os
 from datetime import datetime, timezone
@@ -1692,3 +1693,22 @@ def test_an_event_that_ends_a_one_account_contest_leaves_it_to_the_next_poll():
     for t in (T0 + 900, T0 + 10_998, t1):   # pay's from T0 + 900: never web's
         assert index.owner_at(SHARED, t) is None
         assert index.owner_in_vpc(SHARED, VPC_P, t) is None
+
+
+def test_a_snapshot_without_clocks_keeps_its_contests_and_a_failed_scopes_vpc_claim():
+    """Resumed from the snapshot alone (no clocks beside it), the VPC_ASSIGNs name the
+    claimants: the address stays contested among their scopes. OTHER's first read fails: pay's
+    VPC claim is kept (no VPC_UNASSIGN on missing data), and api does not get the address."""
+    api, pay, _first, both = contested_in_two_vpcs()
+    resumed = state_from_snapshot(json.loads(json.dumps(snapshot_events(both.state))), T0 + 61_000)
+    assert resumed.contested == {SHARED: {SCOPE, OTHER}}
+    t2 = T0 + 120_000
+    failed = reconcile_poll(resumed, [Observation(SCOPE, [api], t2, t2 + 100)], [SCOPE, OTHER])
+    assert failed.events == []   # OTHER not read since: no HEARTBEAT either
+    assert failed.state.vpc_holdings == both.state.vpc_holdings
+    assert failed.state.contested == {SHARED: {SCOPE, OTHER}}
+    # A VPC claim of a scope not read now is kept, contested or not (as its owners are).
+    loose = dataclasses.replace(resumed, contested={})
+    kept = reconcile_poll(loose, [Observation(SCOPE, [], t2, t2 + 100)], [SCOPE, OTHER])
+    assert vpc_events(kept.events) == [("VPC_UNASSIGN", T0 + 61_001, SHARED, VPC_A, None)]
+    assert kept.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, T0 + 60_300)}}

@@ -429,7 +429,7 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
         old, claimed = held.get(vpc), owners.get(vpc, {})
         after = max(landed[vpc]) + 1 if vpc in landed else None
         gone, assign = None, None   # its VPC_UNASSIGN's ts; its VPC_ASSIGN's (ts, owner)
-        other_scope = old is not None and old.owner.scope not in decided and contested
+        other_scope = old is not None and old.owner.scope not in decided
         if other_scope and not claimed:   # its scope not read now: kept as its owner is
             kept[vpc] = old
             if after is not None:
@@ -521,8 +521,9 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     """The holdings a snapshot describes (ASSIGN events), taken at `taken_ms` (when known: every
     change found after is stamped later, as a HEARTBEAT written before it may promise), and the
     rest of the state from its `clocks` (state_clocks), if any: then a scope's last read dates
-    its changes, and the snapshot's time only those of a scope it has none of. Raises
-    ClocksError for clocks of another version or shape."""
+    its changes, and the snapshot's time only those of a scope it has none of. An address with
+    VPC claims (VPC_ASSIGN) the clocks do not give as contested is, among the scopes of its VPC
+    owners. Raises ClocksError for clocks of another version or shape."""
     state = State(resumed_ms=taken_ms)
     if clocks is not None:
         _read_clocks(state, clocks)
@@ -538,6 +539,13 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         else:
             vpc = _text("vpc_id", event["vpc_id"])
             state.vpc_holdings[ip] = {**state.vpc_holdings.get(ip, {}), vpc: holding}
+    # An address with VPC claims is contested (they are held only while it is): without clocks
+    # (or clocks that do not name it), among its VPC owners' scopes, which are then all read
+    # before it has an owner (a resumed contest lost made the claim of a scope whose first read
+    # failed go, and gave the address to the other claimant).
+    for ip, vpcs in state.vpc_holdings.items():
+        if ip not in state.contested:
+            state.contested[ip] = frozenset(h.owner.scope for h in vpcs.values())
     return state
 
 
