@@ -1712,3 +1712,45 @@ def test_a_snapshot_without_clocks_keeps_its_contests_and_a_failed_scopes_vpc_cl
     kept = reconcile_poll(loose, [Observation(SCOPE, [], t2, t2 + 100)], [SCOPE, OTHER])
     assert vpc_events(kept.events) == [("VPC_UNASSIGN", T0 + 61_001, SHARED, VPC_A, None)]
     assert kept.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, T0 + 60_300)}}
+
+
+def test_events_after_a_poll_whose_write_failed_wait_for_the_next_poll():
+    """The poll that found y on the address (x's before) failed to write: its state is not
+    kept, and neither is the inventory it read, nor the one before (x's, which an event would
+    change as if y had not taken the address: x's ASSIGN again). The scope's events wait for the
+    next poll; as do those after an event whose write failed (its inventory lacks that change)."""
+    x = Inventory(SCOPE, interfaces=[eni("eni-x", "10.0.0.5")])
+    y = Inventory(SCOPE, interfaces=[eni("eni-y", "10.0.0.5")])
+
+    class Failing(ListSink):
+        fail = False
+
+        def write(self, events):
+            if self.fail:
+                raise SinkError("throttled")
+            super().write(events)
+
+    sink, now = Failing(), [T0]
+    reader = InventoryReader({SCOPE: x})
+    publisher = Publisher(config_for(), reader, sink, lambda: now[0])
+    publisher.poll()
+    now[0], reader.inventories[SCOPE], sink.fail = T0 + 60_000, y, True
+    with pytest.raises(SinkError):
+        publisher.poll()
+    sink.fail = False
+    created = bridge("CreateNetworkInterface", "2026-01-01T00:01:05Z", response={
+        "networkInterface": {"networkInterfaceId": "eni-n", "privateIpAddress": "10.0.0.9"}})
+    result = publisher.apply_events([created])
+    assert (result.applied, result.deferred) == (0, 1)
+    assert [e["type"] for e in sink.events] == ["ASSIGN", "HEARTBEAT"]   # the first poll's
+    # An event whose write fails: the scope's later events wait too.
+    now[0] = T0 + 120_000
+    publisher.poll()
+    sink.fail = True
+    with pytest.raises(SinkError):
+        publisher.apply_events([bridge("CreateNetworkInterface", "2026-01-01T00:02:05Z", response={
+            "networkInterface": {"networkInterfaceId": "eni-n", "privateIpAddress": "10.0.0.9"}})])
+    sink.fail = False
+    result = publisher.apply_events([bridge("DeleteNetworkInterface", "2026-01-01T00:02:06Z",
+                                            request={"networkInterfaceId": "eni-y"})])
+    assert (result.applied, result.deferred) == (0, 1)

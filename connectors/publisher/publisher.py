@@ -107,7 +107,7 @@ class Publisher:
         started = self.clock()
         observations, inventories, failed = self.observe()
         reconciled = reconcile_poll(self.state, observations, self.config.scopes)
-        self._write(reconciled)
+        self._write(reconciled, inventories)
         self.state = reconciled.state
         self.inventories.update(inventories)
         result = PollResult(started, failed=failed, conflicts=reconciled.conflicts)
@@ -152,20 +152,26 @@ class Publisher:
                 continue
             reconciled = apply_event(self.state, change.scope,
                                      derive_claims(changed, self.naming), change.at_ms)
-            self._write(reconciled)
+            self._write(reconciled, [change.scope])
             self.state = reconciled.state
             self.inventories[change.scope] = changed
             result.applied += 1
             _count(reconciled.events, result)
 
-    def _write(self, reconciled) -> None:
+    def _write(self, reconciled, scopes) -> None:
         """Writes a batch; if that fails, part of it may be in the changelog all the same (a
         Kinesis sink writes changes and HEARTBEAT apart): its addresses are written again at
-        their next reconciliation, even if their owner went back meanwhile."""
+        their next reconciliation, even if their owner went back meanwhile. The inventories of
+        the `scopes` it was reconciled from go too: the state kept is from before their reads
+        (or event), and an event applied to the inventory kept would say again what they changed
+        since (a review: the old owner's ASSIGN on an address another had held for a minute);
+        their events wait for the next poll (EventsResult.deferred)."""
         try:
             self.sink.write(reconciled.events)
         except SinkError:
             self.state = self.state.write_failed(reconciled.events, reconciled.state.contested)
+            for scope in scopes:
+                self.inventories.pop(scope, None)
             raise
 
     def snapshot(self) -> State:
