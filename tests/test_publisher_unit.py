@@ -1754,3 +1754,4 @@ def test_events_after_a_poll_whose_write_failed_wait_for_the_next_poll():
     result = publisher.apply_events([bridge("DeleteNetworkInterface", "2026-01-01T00:02:06Z",
                                             request={"networkInterfaceId": "eni-y"})])
     assert (result.applied, result.deferred) == (0, 1)
+

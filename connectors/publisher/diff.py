@@ -103,7 +103,9 @@ class State:
 
     def write_failed(self, events: list, contested: dict = None) -> "State":
         """This state, the addresses of `events` (a batch not known to be written) uncertain,
-        and the contests the batch's reconciliation found (`contested`) kept."""
+        and the contests the batch's reconciliation found (`contested`) kept. A VPC event's
+        address is uncertain too (its plain owner is written again), and its ts goes in
+        `vpc_uncertain` under its VPC: each such event may have landed, and is undone."""
         failed = self.copy()
         for ip, scopes in (contested or {}).items():
             failed.contested[ip] = failed.contested.get(ip, frozenset()) | scopes
@@ -422,7 +424,8 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
     landed = state.vpc_uncertain.get(ip, {})   # vpc id -> the ts of its failed events
     events, kept, deferred = [], {}, {}
 
-    def released(h, ts):
+    def release_at(h, ts):
+        """A VPC claim's release at `ts`, after the claim began."""
         return max(ts, h.since_ms + 1)
 
     for vpc in sorted(set(held) | set(owners) | set(landed)):
@@ -435,9 +438,10 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
             if after is not None:
                 deferred[vpc] = landed[vpc]
             continue
-        if other_scope:
-            claimed = {}   # two owners claim it in that VPC: nobody's
-        claim = next(iter(claimed.values())) if len(claimed) == 1 else None
+        # Two owners claim it in that VPC (two read now, or one read now and another's kept):
+        # nobody's there.
+        doubled = len(claimed) > 1 or other_scope
+        claim = next(iter(claimed.values())) if len(claimed) == 1 and not doubled else None
         same = claim is not None and old is not None and old.owner == claim.owner
         if same and after is None:
             kept[vpc] = old
@@ -446,14 +450,14 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
             assign = (max(vpc_assign_ts(claim, old or state.holdings.get(ip)), after or 0),
                       claim.owner)
             if old is not None:   # another owner's, or its own that a failed write follows
-                gone = released(old, release_ts(old.owner.scope))
-        elif old is not None and (len(claimed) > 1 or (owners.get(vpc) and not claimed)):
+                gone = release_at(old, release_ts(old.owner.scope))
+        elif old is not None and doubled:
             since = conflict_since(old)
-            gone = released(old, since if since is not None else release_ts(old.owner.scope))
+            gone = release_at(old, since if since is not None else release_ts(old.owner.scope))
         elif old is not None and old.owner == owner:
-            gone = released(old, assigned_ms)   # the address's own owner from then
+            gone = release_at(old, assigned_ms)   # the address's own owner from then
         elif old is not None:
-            gone = released(old, release_ts(old.owner.scope))
+            gone = release_at(old, release_ts(old.owner.scope))
         if gone is not None and (assign is None or gone < assign[0]):
             events.append(vpc_unassign_event(ip, vpc, gone))
         # A VPC event whose write failed may have landed, of an owner since gone: nobody's from

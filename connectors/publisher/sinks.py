@@ -143,10 +143,12 @@ class KinesisSink:
             if not answer.get("FailedRecordCount"):
                 return
             results = answer.get("Records") or []
-            # Failed records keep their order; succeeded ones are not sent again (a batch holds
-            # at most one change of a type for an address, and for an address in a VPC:
-            # docs/metadata.md). An answer that counts failures but names none: all of them
-            # again.
+            # Failed records keep their order; succeeded ones are not sent again. Out of order,
+            # that changes no owner: the job orders an address's events by ts (by type at equal
+            # ts), and a batch never holds two changes of one type and ts for an address, nor
+            # for an address in a VPC (the VPC_UNASSIGNs that undo a failed write's VPC events
+            # are several of one VPC and address, each at its own ts): docs/metadata.md. An
+            # answer that counts failures but names none: all of them again.
             failed = [(record, result) for record, result in zip(records, results)
                       if result.get("ErrorCode")] or [(record, {}) for record in records]
             records = [record for record, _result in failed]
