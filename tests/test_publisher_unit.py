@@ -17,7 +17,7 @@ from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Holding, Observation, State, apply_event,
                                                   assign_event, is_stale, reconcile_poll,
                                                   snapshot_events, state_from_snapshot,
-                                                  unassign_event)
+                                                  unassign_event, vpc_assign_event)
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
@@ -1755,3 +1755,12 @@ def test_events_after_a_poll_whose_write_failed_wait_for_the_next_poll():
                                             request={"networkInterfaceId": "eni-y"})])
     assert (result.applied, result.deferred) == (0, 1)
 
+
+@pytest.mark.parametrize("vpc_id", ["vpc-XYZ", "vpc-0AAAAAAAAAAAAAAAA", "vpc-123456789", "VPC_A", 7])
+def test_a_snapshots_vpc_id_is_one_as_aws_writes_it(vpc_id):
+    """As the job takes them (bad_vpc_id otherwise): vpc- and 8 or 17 lowercase hex digits."""
+    event = vpc_assign_event(SHARED, VPC_A, T0, claim(SHARED, "api", "eni-a", "i-a").owner)
+    assert state_from_snapshot([event]).vpc_holdings[SHARED].keys() == {VPC_A}
+    assert state_from_snapshot([{**event, "vpc_id": "vpc-0123abcd"}]).contested == {SHARED: {SCOPE}}
+    with pytest.raises(ValueError, match=r"not a VPC id as AWS writes them \(vpc- and 8 or 17"):
+        state_from_snapshot([{**event, "vpc_id": vpc_id}])

@@ -44,6 +44,7 @@ included): only a poll ends it.
 """
 import dataclasses
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
@@ -541,7 +542,7 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         if event["type"] == ASSIGN:
             state.holdings[ip] = holding
         else:
-            vpc = _text("vpc_id", event["vpc_id"])
+            vpc = _vpc_id(event["vpc_id"])
             state.vpc_holdings[ip] = {**state.vpc_holdings.get(ip, {}), vpc: holding}
     # An address with VPC claims is contested (they are held only while it is): without clocks
     # (or clocks that do not name it), among its VPC owners' scopes, which are then all read
@@ -558,6 +559,19 @@ def _text(field: str, value) -> str:
     was held as the owner "True", which the job refuses)."""
     if type(value) is not str:
         raise ValueError(f"{field} {value!r} is not text")
+    return value
+
+
+# AWS's VPC ids, as the job takes them (job/ownership.py _is_vpc_id).
+_is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
+
+
+def _vpc_id(value) -> str:
+    """A snapshot's vpc_id as AWS writes it: the job refuses others (bad_vpc_id), and a claim
+    of one would never be released in the changelog."""
+    if type(value) is not str or not _is_vpc_id(value):
+        raise ValueError(f"vpc_id {value!r} is not a VPC id as AWS writes them (vpc- and 8 or 17 "
+                         f"lowercase hex digits)")
     return value
 
 
