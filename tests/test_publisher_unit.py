@@ -1792,29 +1792,3 @@ def test_a_contest_begins_no_later_than_just_after_the_earliest_read_of_its_clai
             index.apply(parse_event(json.dumps(e)))
     assert index.owner_at(SHARED, T0 + 5_999)[0] == "x"
     assert index.owner_at(SHARED, T0 + 10_000) is None   # y's too from then
-
-
-def test_an_address_moved_to_another_account_is_released_no_later_than_its_new_claimants_read():
-    """As a contest's: x (OTHER) attached at 5 s and seen at 20-40 s; SCOPE's read at 0-20 s did
-    not show y, which has it at the next poll while x is gone. y may have come at 10 s, x
-    still on it (both held it until x let go): x's UNASSIGN just after SCOPE's read began (after
-    x took it), not after OTHER's; y's from the end of the read that showed x gone."""
-    x = claim(SHARED, "x", "eni-x", "i-x", attached_ms=T0 + 5_000, scope=OTHER, vpc=VPC_P)
-    y = claim(SHARED, "y", "eni-y", "i-y", vpc=VPC_A)
-    first = reconcile_poll(State(), [Observation(SCOPE, [], T0, T0 + 20_000),
-                                     Observation(OTHER, [x], T0 + 20_000, T0 + 40_000)],
-                           [SCOPE, OTHER])
-    t1 = T0 + 60_000
-    moved = reconcile_poll(first.state, [Observation(SCOPE, [y], t1, t1 + 20_000),
-                                         Observation(OTHER, [], t1 + 20_000, t1 + 40_000)],
-                           [SCOPE, OTHER])
-    assert types_ts_ips(moved.events) == [("UNASSIGN", T0 + 6_000, SHARED, None),
-                                          ("ASSIGN", t1 + 40_001, SHARED, "y"),
-                                          ("HEARTBEAT", t1, None, None)]
-    # Within one account, its own previous read says it: x's until just after it.
-    x1 = claim(SHARED, "x", "eni-x", "i-x", attached_ms=T0 + 5_000, vpc=VPC_A)
-    one = reconcile_poll(State(), [Observation(SCOPE, [x1], T0 + 20_000, T0 + 40_000)], [SCOPE])
-    again = reconcile_poll(one.state, [Observation(SCOPE, [y], t1, t1 + 20_000)], [SCOPE])
-    assert types_ts_ips(again.events) == [("UNASSIGN", T0 + 20_001, SHARED, None),
-                                          ("ASSIGN", t1 + 20_000, SHARED, "y"),
-                                          ("HEARTBEAT", t1, None, None)]

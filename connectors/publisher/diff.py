@@ -6,8 +6,7 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
 
 - an address no longer claimed by its holder's scope: UNASSIGN just after the start of the last
   read that saw it held (when it was released after that is not known, and a short-lived owner
-  may have held it meanwhile: nobody's rather than the wrong owner's); moved to another scope,
-  no later than just after that scope's previous read (as a contest's: both may have held it);
+  may have held it meanwhile: nobody's rather than the wrong owner's);
 - an address with a new owner: ASSIGN at the interface's attachment time when AWS gives one that
   falls after the previous read of the scope (and not after this read finished) and the address
   is the interface's primary private one (derive.derive_claims gives no time for the others),
@@ -288,7 +287,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     every claimant now or found it failed) ends a contest: an event changes an inventory as old
     as its scope's last read, whose other claimants may have let go unseen since. Then the VPC
     claims of the addresses looked at (_settle_vpcs)."""
-    conflict_since = conflict_since or (lambda prev, _claimants=(): unknown_since(prev))
+    conflict_since = conflict_since or unknown_since
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -385,10 +384,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             until = held_until(prev, chosen)
             if until is not None:
                 ts = max(ts, until + 1)
-            # To another scope: as a contest's (the new owner may have come just after its
-            # scope's last read began, while the old one still held it).
-            released = (unknown_since(prev) if prev.owner.scope == chosen.owner.scope
-                        else conflict_since(prev, {chosen.owner.scope}))
+            released = unknown_since(prev)
             if released is not None:
                 released = max(released, after or 0)
             if released is not None and released < ts:
