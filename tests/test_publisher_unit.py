@@ -1764,31 +1764,3 @@ def test_a_snapshots_vpc_id_is_one_as_aws_writes_it(vpc_id):
     assert state_from_snapshot([{**event, "vpc_id": "vpc-0123abcd"}]).contested == {SHARED: {SCOPE}}
     with pytest.raises(ValueError, match=r"not a VPC id as AWS writes them \(vpc- and 8 or 17"):
         state_from_snapshot([{**event, "vpc_id": vpc_id}])
-
-
-def test_a_contest_begins_no_later_than_just_after_the_earliest_read_of_its_claimants():
-    """x (OTHER, VPC_P) attached at 5 s, seen by OTHER's read at 20-40 s; SCOPE's read at 0-20 s
-    did not show y, which took the address in VPC_A at 10 s (unseen until the next read).
-    The contest may have begun just after SCOPE's read began, not only after OTHER's: x's
-    UNASSIGN goes then (after x took it), not x's until 20 s."""
-    x = claim(SHARED, "x", "eni-x", "i-x", attached_ms=T0 + 5_000, scope=OTHER, vpc=VPC_P)
-    y = claim(SHARED, "y", "eni-y", "i-y", vpc=VPC_A)
-    first = reconcile_poll(State(), [Observation(SCOPE, [], T0, T0 + 20_000),
-                                     Observation(OTHER, [x], T0 + 20_000, T0 + 40_000)],
-                           [SCOPE, OTHER])
-    assert types_ts_ips(first.events) == [("ASSIGN", T0 + 5_999, SHARED, "x"),
-                                          ("HEARTBEAT", T0, None, None)]
-    t1 = T0 + 60_000
-    both = reconcile_poll(first.state, [Observation(SCOPE, [y], t1, t1 + 20_000),
-                                        Observation(OTHER, [x], t1 + 20_000, t1 + 40_000)],
-                          [SCOPE, OTHER])
-    assert vpc_events(both.events) == [("UNASSIGN", T0 + 6_000, SHARED, None, None),
-                                       ("VPC_ASSIGN", t1 + 40_000, SHARED, VPC_P, "x"),
-                                       ("VPC_ASSIGN", t1 + 40_001, SHARED, VPC_A, "y"),
-                                       ("HEARTBEAT", t1, None, None, None)]
-    index = OwnershipIndex()
-    for e in first.events + both.events:
-        if e["type"] != "HEARTBEAT":
-            index.apply(parse_event(json.dumps(e)))
-    assert index.owner_at(SHARED, T0 + 5_999)[0] == "x"
-    assert index.owner_at(SHARED, T0 + 10_000) is None   # y's too from then

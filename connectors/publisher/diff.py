@@ -14,16 +14,13 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   old holder was last seen holding it (the end of the read that saw it; the end of this read of
   its scope when that is another, whose read does not tell when it let go). A moved address is
   first released as above: nobody's until its new owner's time. Every change is later than the
-  previous read of its scope (a contest's release: of its holder's or a new claimant's), so
-  later than any HEARTBEAT already written, and later than the address's previous change;
+  previous read of its scope, so later than any HEARTBEAT already written, and later than the
+  address's previous change;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
   unless a scope read now claims it: either the failed scope let go or both hold it (overlapping
-  VPCs), so it is nobody's from just after the failed scope's last read (or the claimant's, if
-  earlier);
+  VPCs), so it is nobody's from just after the failed scope's last read;
 - an address claimed by several interfaces (overlapping VPCs) has no owner while it is (its
-  holder's release just after the earliest of the last reads of its scope and of the new
-  claimants': a claimant's read that did not show it says only that it came after that read
-  began), and the conflict is reported. It stays contested, nobody's,
+  holder's release stamped as a move's), and the conflict is reported. It stays contested, nobody's,
   until every scope that claimed it has been read again: one claimant left while another's read
   fails is not alone, as far as the publisher knows; nor is one an event leaves (apply_event
   never ends a contest: the inventory it changes is as old as its scope's last read). Meanwhile each claimant's VPC has it:
@@ -194,20 +191,6 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
 
-    def conflict_since(prev, claimants=()):
-        """Just after the earliest of the last reads of `prev`'s scope and of the scopes of the
-        interfaces that now claim its address too (`claimants`): a claimant's read that did not
-        show it says only that it came after that read began (not after its holder's scope's last
-        read), and the address was nobody's from then; not before `prev` took it, nor before the
-        last HEARTBEAT."""
-        seen = state.polled(prev.owner.scope)
-        if seen is None:
-            return None
-        for scope in claimants:
-            if state.polled(scope) is not None:
-                seen = min(seen, state.polled(scope))
-        return max(seen, prev.since_ms, -1 if state.heartbeat_ms is None else state.heartbeat_ms) + 1
-
     # A scope no longer configured (a snapshot of an earlier configuration) is never read
     # again: what it held is released, as by a read that found nothing.
     dropped = ({h.owner.scope for h in state.holdings.values()}
@@ -216,7 +199,7 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
                ) - set(configured)
     claims = [c for o in observations for c in o.claims]
     result = _settle(state, claims, set(reads) | dropped, assign_ts, release_ts, unknown_since,
-                     held_until, conflict_since=conflict_since, read_end=lambda scope: reads[scope].finished_ms
+                     held_until, read_end=lambda scope: reads[scope].finished_ms
                      if scope in reads else None, others_failed=True, settles=True)
     for scope, read in reads.items():
         result.state.polled_ms[scope] = read.started_ms
@@ -250,7 +233,7 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
     event leaves claimed twice (a new interface with an address the inventory still gives an
     older one) is the older one's only until just after the last read that saw it: when it let
     go is not known."""
-    def conflict_since(prev, _claimants=()):   # the claimants are of the event's scope
+    def conflict_since(prev):
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
 
@@ -279,8 +262,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     address may have happened (None: changes have exact times); the address has no owner from
     then until its new owner's time. `held_until(holding, claim)`: until when the old holder may
     have held the address a new claim takes over (None: exact times), which the new owner's time
-    is after. `conflict_since(holding, claimant scopes)`: as unknown_since, for an address now
-    claimed twice (by interfaces of those scopes too).
+    is after. `conflict_since(holding)`: as unknown_since, for an address now claimed twice.
     `read_end(scope)`: the end of the scope's read now (None: exact times), after which the last
     claimant of a contested address has it. Not `assigning`: a new owner is not known for sure,
     so an address that changes is nobody's (released) instead. Only `settles` (a poll, that read
@@ -306,7 +288,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         candidates = by_ip.get(ip)
         if prev is not None and prev.owner.scope not in decided:
             if others_failed and candidates:
-                since = conflict_since(prev, {c.owner.scope for c in candidates})
+                since = unknown_since(prev)
                 since = prev.since_ms + 1 if since is None else since
                 if ip in state.uncertain:   # after a change a failed write may have made
                     since = max(since, state.uncertain[ip] + 1)
@@ -347,8 +329,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             new.contested[ip] = frozenset({c.owner.scope for c in candidates})
             if prev is not None:
                 ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
-                since = conflict_since(prev, {c.owner.scope for c in candidates
-                                              if c.owner != prev.owner})
+                since = conflict_since(prev)
                 if since is not None:
                     since = max(since, after or 0)   # after a change that may have landed
                 events.append(unassign_event(ip, since if since is not None and since < ts
