@@ -1635,6 +1635,14 @@ def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
         state = cli._read_snapshot(snap, None)
     assert caplog.text == "" and state.polled_ms == both.state.polled_ms
     assert state.vpc_uncertain == {} and state.vpc_holdings == both.state.vpc_holdings
+    # A VPC id not as AWS writes it (hand-edited): clocks not read, as for any bad value; the
+    # job would refuse the VPC_UNASSIGN the publisher wrote of it.
+    with open(clocks_path(snap), "w") as fh:
+        json.dump({**older, "vpc_uncertain": {SHARED: {"VPC_A": [t2]}}}, fh)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        state = cli._read_snapshot(snap, None)
+    assert "VPC_A" in caplog.text and state.vpc_uncertain == {}
 
 
 def test_an_interfaces_vpc_comes_with_its_claims():

@@ -567,8 +567,8 @@ _is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
 
 
 def _vpc_id(value) -> str:
-    """A snapshot's vpc_id as AWS writes it: the job refuses others (bad_vpc_id), and a claim
-    of one would never be released in the changelog."""
+    """A snapshot's or its clocks' vpc_id as AWS writes it: the job refuses others (bad_vpc_id),
+    and a claim of one would never be released in the changelog."""
     if type(value) is not str or not _is_vpc_id(value):
         raise ValueError(f"vpc_id {value!r} is not a VPC id as AWS writes them (vpc- and 8 or 17 "
                          f"lowercase hex digits)")
@@ -610,7 +610,7 @@ def _read_clocks(state: State, clocks: dict) -> None:
         state.contested = {ip: frozenset(map(_scope, scopes))
                            for ip, scopes in clocks["contested"].items()}
         # Clocks from before VPC claims have none.
-        state.vpc_uncertain = {ip: {_text("vpc_id", vpc): frozenset(map(_ms, times))
+        state.vpc_uncertain = {ip: {_vpc_id(vpc): frozenset(map(_ms, times))
                                     for vpc, times in vpcs.items()}
                                for ip, vpcs in clocks.get("vpc_uncertain", {}).items()}
     except KeyError as err:
