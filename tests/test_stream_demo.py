@@ -38,20 +38,23 @@ def test_a_progress_line_gives_the_rate_of_its_interval(monkeypatch):
 def test_the_stream_demo_runs_and_closes_windows(tmp_path, capsys):
     lines = []
     output = str(tmp_path / "demo")
-    options = DemoOptions(output, rate=4000, minutes=8, report_seconds=5)
+    # 10 minutes of event time against an out-of-orderness of 5: the first minutes' windows
+    # close even when a shard lags (at 8 a clean-clone CI run closed none, once in thirteen).
+    options = DemoOptions(output, rate=4000, minutes=10, report_seconds=5)
     # Aggregates files rolled every 5 s, not every minute: the demo waits for them.
     config = Config().replace(outputs={"aggregates_rollover_seconds": 5})
     assert run_demo(config, options, lines.append) == 0
     [read] = [line for line in lines
               if "every record and changelog event written was read" in line]
     counts = total_counts(output)
-    assert counts["flows_parsed"] == 8 * 2 * options.rate and counts["dead_letter"] == 0
+    assert counts["flows_parsed"] == options.minutes * 2 * options.rate
+    assert counts["dead_letter"] == 0
     # The whole changelog (snapshot and changes) was read before the demo stopped the job.
     with open(os.path.join(output, "inputs", "metadata", "changelog.jsonl")) as fh:
         assert counts["metadata_events"] == sum(1 for line in fh if line.strip())
     # Event time reaches past the first minutes only: the windows the demo says closed are
     # committed. How many varies with the reads' timing (event time is the slowest shard's,
-    # until a shard is judged idle): 2 in three runs on a quiet machine, 1 in two CI runs.
+    # until a shard is judged idle).
     closed = int(re.search(r"windows closed: (\d+)", read).group(1))
     windows = {key[0] for key in job_aggregates(output)}
     assert len(windows) >= closed >= 1, lines[-3:]
