@@ -440,13 +440,14 @@ class OwnershipIndex:
         self._ipv4 = None
         self._added = 0
         self.ipv4_builds = 0   # how often it was built: its temporaries are tens of MB
-        self._vpc_claimed = {}   # address -> how many VPC keys name it
-        # Its IPv4 addresses as sorted ints for vpc_slots (None: to be built), and those claimed
-        # since apart, as for self._ipv4; one no longer claimed may stay (no key of it is found).
-        self._vpc_ipv4 = None
-        self._vpc_ipv4_new = set()
-        self._vpc_ipv4_new_sorted = None
-        self._vpc_ipv4_gone = 0
+        self._claims = {}        # VPC claim key -> slot: the keys the claims' arrays are built of
+        self._vpc_numbers = {}   # VPC id -> its number in a claim's integer (kept: VPCs are few)
+        # The IPv4 claims as (sorted integers: VPC number << 32 | address, their slots) for
+        # vpc_slots (None: to be built); claims made since, apart (integer -> slot); a removed
+        # claim's slot there -1 at once, as in self._ipv4.
+        self._vpc_table = None
+        self._vpc_new = {}
+        self._vpc_new_table = None
 
     def __len__(self):
         """Addresses and VPC claims (keys) held."""
@@ -486,7 +487,7 @@ class OwnershipIndex:
                 self._code.append(FREE)
             self._slots[ip] = slot
             if _is_vpc_key(ip):   # never in the IPv4 array: slots() need not look for more IPs
-                self._count_vpc_key(ip, 1)
+                self._count_vpc_key(ip, slot, 1)
             else:
                 self._added += 1
         if len(flat) == 3 and flat[2] is not None:
@@ -504,7 +505,7 @@ class OwnershipIndex:
         self._code[slot] = FREE
         self._free.append(slot)
         if _is_vpc_key(ip):
-            self._count_vpc_key(ip, -1)
+            self._count_vpc_key(ip, slot, -1)
         if self._ipv4 is not None and _is_canonical_ipv4(ip):
             keys, slots = self._ipv4
             key = ipv4_int(ip)
@@ -512,44 +513,62 @@ class OwnershipIndex:
             if at < len(keys) and keys[at] == key:
                 slots[at] = -1
 
-    def _count_vpc_key(self, key: str, step: int) -> None:
-        """Counts a VPC key in or out. Only an address claimed anew or no longer claimed at all
-        touches the claimed IPv4 array's bookkeeping: building it costs an int per claimed
-        address, and claims come and go with the changelog."""
-        address = key.split(" ", 1)[1]
-        n = self._vpc_claimed.get(address, 0) + step
-        if n:
-            self._vpc_claimed[address] = n
+    def _count_vpc_key(self, key: str, slot: int, step: int) -> None:
+        """Takes a VPC key in (`step` 1, its slot `slot`) or out (-1), and keeps the claims'
+        lookup arrays in step with it: claims come and go with the changelog, and building
+        the arrays costs about half a microsecond a claim."""
+        if step > 0:
+            self._claims[key] = slot
         else:
-            del self._vpc_claimed[address]
-        if self._vpc_ipv4 is None or not _is_canonical_ipv4(address):
+            del self._claims[key]
+        vpc_id, address = key.split(" ", 1)
+        number = self._vpc_numbers.setdefault(vpc_id, len(self._vpc_numbers))
+        if not self._claims:
+            self._vpc_table, self._vpc_new, self._vpc_new_table = None, {}, None
+        if self._vpc_table is None or not _is_canonical_ipv4(address):
             return
-        if n == 1 and step == 1:
-            self._vpc_ipv4_new.add(ipv4_int(address))
-            self._vpc_ipv4_new_sorted = None
-        elif n == 0:
-            self._vpc_ipv4_gone += 1
-        limit = len(self._vpc_ipv4) // 2 + 1024
-        if len(self._vpc_ipv4_new) > limit or self._vpc_ipv4_gone > limit:
-            self._vpc_ipv4 = None
+        number = number << 32 | ipv4_int(address)
+        if step > 0:
+            self._vpc_new[number] = slot
+            self._vpc_new_table = None
+            if len(self._vpc_new) > len(self._vpc_table[0]) // 2 + 1024:
+                self._vpc_table = None
+        elif self._vpc_new.pop(number, None) is not None:
+            self._vpc_new_table = None
+        else:
+            keys, slots = self._vpc_table
+            at = int(np.searchsorted(keys, number))
+            if at < len(keys) and keys[at] == number:
+                slots[at] = -1
 
-    def _vpc_ipv4_tables(self) -> tuple:
-        """(the claimed IPv4 addresses' sorted ints, those claimed since they were sorted)."""
-        if self._vpc_ipv4 is None:
-            self._vpc_ipv4 = np.array(sorted(ipv4_int(ip) for ip in self._vpc_claimed
-                                             if _is_canonical_ipv4(ip)), np.int64)
-            self._vpc_ipv4_new, self._vpc_ipv4_new_sorted, self._vpc_ipv4_gone = set(), None, 0
-        if self._vpc_ipv4_new_sorted is None:
-            self._vpc_ipv4_new_sorted = np.array(sorted(self._vpc_ipv4_new), np.int64)
-        return self._vpc_ipv4, self._vpc_ipv4_new_sorted
+    def _vpc_tables(self) -> tuple:
+        """The IPv4 claims' lookup arrays: (built at once, made since)."""
+        if self._vpc_table is None:
+            self._vpc_new, self._vpc_new_table = {}, None
+            claims = self._claims
+            parts = pc.split_pattern(pa.array(list(claims), pa.string()), " ",
+                                     max_splits=1).flatten()
+            vpcs = pc.dictionary_encode(parts[0::2])
+            addresses = parts[1::2]
+            at_ipv4 = np.flatnonzero(pc.match_substring_regex(addresses, IPV4_PATTERN)
+                                     .to_numpy(zero_copy_only=False))
+            numbers = np.array([self._vpc_numbers[v] for v in vpcs.dictionary.to_pylist()],
+                               np.int64)[vpcs.indices.to_numpy()[at_ipv4]]
+            keys = numbers << 32 | ipv4_ints(addresses.take(at_ipv4))
+            slots = np.fromiter(claims.values(), np.int64, len(claims))[at_ipv4]
+            order = np.argsort(keys)
+            self._vpc_table = keys[order], slots[order]
+        if self._vpc_new_table is None:
+            self._vpc_new_table = _sorted_table(self._vpc_new)
+        return self._vpc_table, self._vpc_new_table
 
     def holds_vpc_claims(self) -> bool:
-        return bool(self._vpc_claimed)
+        return bool(self._claims)
 
     def owner_in_vpc(self, ip: str, vpc_id, t_ms: int):
         """The owner of `ip` at `t_ms` within the VPC `vpc_id` (a flow's `vpc-id`, None when
         its line has none): for an end without an owner of its own."""
-        if vpc_id is None or ip not in self._vpc_claimed:
+        if vpc_id is None or not self._claims:
             return None
         return self.owner_at(vpc_key(vpc_id, ip), t_ms)
 
@@ -558,39 +577,35 @@ class OwnershipIndex:
         """The slots of the VPC claims on the ends not `owned` (a mask; their addresses
         `distinct.take(at)`, whose job.addresses codes are `numbers`; their flows' VPCs the
         Arrow array `vpcs` or None), for codes_at and owner_in_slot: (positions, slots) of
-        the ends whose VPC claims their address. Which addresses VPCs claim is looked up in
-        arrays (an estate of overlapping VPCs may have tens of thousands), each claim once a
-        call."""
+        the ends whose VPC claims their address. IPv4 claims are looked up as integers in
+        sorted arrays (an estate of overlapping VPCs may have tens of thousands), others by
+        their keys."""
         wanted = np.zeros(0, np.int64)
-        if vpcs is not None and self._vpc_claimed:
+        if vpcs is not None and self._claims:
             wanted = np.flatnonzero(~owned & vpcs.is_valid().to_numpy(zero_copy_only=False))
         if not len(wanted):
             return wanted, wanted
-        needed = np.unique(at[wanted])
-        claimed = np.zeros(len(distinct), bool)
-        ipv6 = numbers[needed] >= OTHER_ADDRESSES
-        at_ipv4 = needed[~ipv6]
-        if len(at_ipv4):
-            values = numbers[at_ipv4]
-            claimed[at_ipv4] = np.logical_or.reduce([_in_sorted(keys, values)
-                                                     for keys in self._vpc_ipv4_tables()])
-        at_ipv6 = needed[ipv6]
-        if len(at_ipv6):
-            claimed[at_ipv6] = [ip in self._vpc_claimed
-                                for ip in distinct.take(at_ipv6).to_pylist()]
-        candidates = wanted[claimed[at[wanted]]]
-        encoded = pc.dictionary_encode(vpcs.take(candidates))
+        encoded = pc.dictionary_encode(vpcs.take(wanted))
         vpc_ids = encoded.dictionary.to_pylist()
-        pairs, first, inverse = np.unique(
-            encoded.indices.to_numpy().astype(np.int64) * len(distinct) + at[candidates],
-            return_index=True, return_inverse=True)
-        get = self._slots.get
-        pair_slots = np.array([get(vpc_key(vpc_ids[pair // len(distinct)], ip), -1) for pair, ip
-                               in zip(pairs.tolist(),
-                                      distinct.take(at[candidates[first]]).to_pylist())],
-                              np.int64)
-        slots = pair_slots[inverse.reshape(-1)]
-        return candidates[slots >= 0], slots[slots >= 0]
+        which = encoded.indices.to_numpy().astype(np.int64)
+        vpc_numbers = np.array([self._vpc_numbers.get(v, -1) for v in vpc_ids],
+                               np.int64)[which]
+        wanted_numbers = numbers[at[wanted]]
+        ipv4 = wanted_numbers < OTHER_ADDRESSES
+        found = np.full(len(wanted), -1, np.int64)
+        at_ipv4 = np.flatnonzero(ipv4 & (vpc_numbers >= 0))
+        claims = vpc_numbers[at_ipv4] << 32 | wanted_numbers[at_ipv4]
+        for keys, slots in self._vpc_tables():   # a claim since the build: only in the second
+            if len(keys) and len(claims):
+                i = np.minimum(np.searchsorted(keys, claims), len(keys) - 1)
+                hit = keys[i] == claims
+                found[at_ipv4[hit]] = slots[i[hit]]
+        at_other = np.flatnonzero(~ipv4 & (vpc_numbers >= 0))
+        if len(at_other):
+            get = self._slots.get
+            found[at_other] = [get(vpc_key(vpc_ids[v], ip), -1) for v, ip in zip(
+                which[at_other].tolist(), distinct.take(at[wanted[at_other]]).to_pylist())]
+        return wanted[found >= 0], found[found >= 0]
 
     def owner_in_slot(self, slot: int, t_ms: int):
         """owner_at of the key in `slot`."""
@@ -722,7 +737,7 @@ class OwnershipIndex:
     def owners_in_vpcs(self, owners: list, addresses, t_ms: np.ndarray, vpcs) -> int:
         """Fills in `owners` (owners_at's) owner_in_vpc where it has None, each flow's VPC in
         the Arrow array `vpcs` (None: the lines have none); returns how many it found."""
-        if vpcs is None or not self._vpc_claimed or vpcs.null_count == len(vpcs):
+        if vpcs is None or not self._claims or vpcs.null_count == len(vpcs):
             return 0
         if not isinstance(addresses, pa.Array):
             addresses = pa.array(addresses, pa.string())
@@ -893,6 +908,13 @@ def _in_sorted(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     if not len(keys):
         return np.zeros(len(values), bool)
     return keys[np.minimum(np.searchsorted(keys, values), len(keys) - 1)] == values
+
+
+def _sorted_table(claims: dict) -> tuple:
+    """(sorted integer keys, their values) of a dict of int -> int."""
+    keys = np.fromiter(claims, np.int64, len(claims))
+    order = np.argsort(keys)
+    return keys[order], np.fromiter(claims.values(), np.int64, len(claims))[order]
 
 
 def _part(o: tuple) -> tuple:

@@ -854,12 +854,12 @@ def test_vpc_events_are_kept_under_their_vpc_and_answer_only_within_it(vectorise
         assert sorted(k for k in removed if not k.startswith(PART_KEY)) == sorted(
             ["172.31.0.10", a, b])
         assert len(i) == 0 and i.owner_in_vpc("172.31.0.10", "vpc-0a1b2c3d", t0) is None
-        assert not i._vpc_claimed
+        assert not i.holds_vpc_claims()
 
 
 def test_vpc_claims_added_and_taken_back_between_lookups_are_found_and_forgotten():
-    """The claimed addresses' lookup arrays are built once and follow the changes after (a
-    review: they were built again after every new claim key, 130 ms at 200,000 claims)."""
+    """The claims' lookup arrays are built once and follow the changes after (a review: they
+    were built again after every new claim key, 130 ms at 200,000 claims)."""
     vpc, t0 = "vpc-0a1b2c3d", 1767225600000
     index = OwnershipIndex()
 
@@ -869,20 +869,41 @@ def test_vpc_claims_added_and_taken_back_between_lookups_are_found_and_forgotten
         return [o and o[0] for o in found]
     index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.1"), owner("a")))
     assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == ["a", None, None]
-    built = index._vpc_ipv4
+    built = index._vpc_table
     index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.2"), owner("b")))
     index.apply(MetaEvent(ASSIGN, t0, vpc_key("vpc-0b1b2c3d", "10.0.0.1"), owner("c")))
     index.prune(t0 + 1, released_ms=None)
     index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.3"), owner("d")))
     assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == ["a", "b", "d"]
-    assert index._vpc_ipv4 is built
+    assert index._vpc_table is built
     # Released and pruned: no longer claimed; a stale entry in the arrays finds no key.
     index.apply(MetaEvent(UNASSIGN, t0 + 1, vpc_key(vpc, "10.0.0.1"), None))
     index.apply(MetaEvent(UNASSIGN, t0 + 1, vpc_key("vpc-0b1b2c3d", "10.0.0.1"), None))
     index.prune(t0 + 10, released_ms=None)
-    assert "10.0.0.1" not in index._vpc_claimed
+    assert len(index) == 2
     assert apps(["10.0.0.1", "10.0.0.2", "10.0.0.3"]) == [None, "b", "d"]
-    assert index._vpc_ipv4 is built
+    assert index._vpc_table is built
+
+
+def test_a_forgotten_vpc_claim_is_not_found_through_its_slot_once_another_key_has_it():
+    """The claims' lookup arrays hold slots; a claim pruned after they were built frees its
+    slot, which the next new key takes: the arrays must not find that key for the claim."""
+    vpc, t0 = "vpc-0a1b2c3d", 1767225600000
+    index = OwnershipIndex()
+    ips = ["10.0.0.1", "10.0.0.2"]
+
+    def apps():
+        found = index.owners_at(ips, np.full(2, t0 + 5))
+        index.owners_in_vpcs(found, ips, np.full(2, t0 + 5), pa.array([vpc, vpc]))
+        return [o and o[0] for o in found]
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.1"), owner("a")))
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.2"), owner("b")))
+    assert apps() == ["a", "b"]
+    index.apply(MetaEvent(UNASSIGN, t0 + 1, vpc_key(vpc, "10.0.0.1"), None))
+    index.prune(t0 + 2, released_ms=None)
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key("vpc-0b1b2c3d", "10.0.0.9"), owner("c")))
+    index.apply(MetaEvent(ASSIGN, t0, "10.0.0.3", owner("d")))
+    assert apps() == [None, "b"]
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
