@@ -322,7 +322,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             events.append(unassign_event(ip, ts))
             del new.holdings[ip]
             continue
-        if len({c.owner for c in candidates}) > 1:
+        if len(candidates) > 1 and len({c.owner for c in candidates}) > 1:
             # Overlapping VPCs: the address is each one's, and flows are logged with the
             # address only: any owner would be the wrong one for the other's flows.
             conflicts.append(ip)

@@ -1,5 +1,6 @@
 """The publisher's values: who owns an address, and what one read of an account and region saw."""
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 
@@ -37,8 +38,9 @@ class Owner:
     def as_fields(self) -> dict:
         return {f: getattr(self, f) for f in OWNER_FIELDS}
 
-    @property
+    @cached_property
     def scope(self) -> Scope:
+        # Cached: the reconciliation asks it of every address at every poll (bench.publisher).
         return Scope(self.account, self.region)
 
 
