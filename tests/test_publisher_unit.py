@@ -1606,6 +1606,35 @@ def test_a_failed_writes_vpc_claim_of_a_scope_whose_read_fails_next_waits_for_it
     assert gone.state.vpc_uncertain == {} and gone.state.vpc_holdings == {}
 
 
+def test_a_vpc_claim_undone_by_an_event_is_not_written_again_before_the_undo():
+    """pay (OTHER, VPC_P) holds the address; the poll that finds api (SCOPE, VPC_A, attached
+    between the reads) on it too, while OTHER's read fails, fails to write: api's VPC_ASSIGN may
+    be in the stream. An event of SCOPE, whose inventory is the one before that poll (no api),
+    undoes it just after its ts. The next poll finds api again: its VPC_ASSIGN goes after that
+    VPC_UNASSIGN (before, at api's own time, before it: the job, ordering by ts, left VPC_A
+    nobody's until its next change)."""
+    pay = claim(SHARED, "pay", "eni-p", "i-p", scope=OTHER, vpc=VPC_P)
+    api = claim(SHARED, "api", "eni-a", "i-a", attached_ms=T0 + 50_000, vpc=VPC_A)
+    first = reconcile_poll(State(), [Observation(SCOPE, [], T0, T0 + 100),
+                                     Observation(OTHER, [pay], T0, T0 + 100)], [SCOPE, OTHER])
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    found = reconcile_poll(first.state, [Observation(SCOPE, [api], t1, t1 + 100)], [SCOPE, OTHER])
+    assert vpc_events(found.events) == [("UNASSIGN", T0 + 101, SHARED, None, None),
+                                        ("VPC_ASSIGN", T0 + 50_999, SHARED, VPC_A, "api")]
+    failed = first.state.write_failed(found.events, found.state.contested)
+    undone = apply_event(failed, SCOPE, [], t1 + 30_000)
+    assert vpc_events(undone.events) == [("VPC_UNASSIGN", T0 + 51_000, SHARED, VPC_A, None)]
+    again = reconcile_poll(undone.state, [Observation(SCOPE, [api], t2, t2 + 100)],
+                           [SCOPE, OTHER])
+    assert vpc_events(again.events) == [("UNASSIGN", T0 + 51_000, SHARED, None, None),
+                                        ("VPC_ASSIGN", T0 + 51_001, SHARED, VPC_A, "api")]
+    index = OwnershipIndex()
+    for e in first.events + found.events + undone.events + again.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    assert index.owner_in_vpc(SHARED, VPC_A, t2 + 100)[0] == "api"
+
+
 def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):
     """A snapshot holds the VPC claims (VPC_ASSIGN: the job starts from them too), and its
     clocks the VPCs of a failed write: a resumed publisher goes on as the one that took it.

@@ -81,9 +81,10 @@ class State:
     # ip -> the latest ts of a change of it whose write failed (some of a batch may have been
     # written): its next reconciliation writes its owner again, later than that.
     uncertain: dict = field(default_factory=dict)
-    # ip -> its release's ts, while nobody holds it: a new owner's ASSIGN comes after it (an
-    # event's exact time may be earlier than a release a poll dated later). Dropped once the
-    # HEARTBEAT passes it: every change after is later anyway.
+    # ip -> its release's ts, while nobody holds it (contested: its latest change, a VPC's
+    # included): a new owner's ASSIGN or VPC_ASSIGN comes after it (an event's exact time may be
+    # earlier than a release a poll dated later). Dropped once the HEARTBEAT passes it: every
+    # change after is later anyway.
     released: dict = field(default_factory=dict)
     # ip -> the scopes that claimed it together (nobody holds it): no owner until all are read.
     contested: dict = field(default_factory=dict)
@@ -396,7 +397,9 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                                    vpc_assign_ts, release_ts, conflict_since, assigning))
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"], e.get("vpc_id", "")))
     for event in events:
-        if event["ip"] in new.holdings:
+        # A contested address is nobody's, even held still by a write that failed with the
+        # contest's release: a VPC_ASSIGN comes after its VPC events (an undo's VPC_UNASSIGN).
+        if event["ip"] in new.holdings and event["ip"] not in new.contested:
             new.released.pop(event["ip"], None)
         else:
             new.released[event["ip"]] = max(event["ts"], new.released.get(event["ip"], event["ts"]))
