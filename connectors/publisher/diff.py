@@ -562,7 +562,9 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     # An address with VPC claims is contested (they are held only while it is): without clocks
     # (or clocks that do not name it), among its VPC owners' scopes, which are then all read
     # before it has an owner (a resumed contest lost made the claim of a scope whose first read
-    # failed go, and gave the address to the other claimant).
+    # failed go, and gave the address to the other claimant). A claimant without a VPC claim
+    # here (VPC not known, its VPC claimed twice, released while another's read failed) is in
+    # no event of the snapshot: its scope is only in the clocks, and is lost without them.
     for ip, vpcs in state.vpc_holdings.items():
         if ip not in state.contested:
             state.contested[ip] = frozenset(h.owner.scope for h in vpcs.values())
