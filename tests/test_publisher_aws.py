@@ -707,9 +707,10 @@ def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_p
         {"type": "ASSIGN", "ts": T1, "ip": ip, **web.as_fields()},
         {"type": "HEARTBEAT", "ts": T1},
         # Contested: nobody's from just after the read that saw web alone; within each VPC its
-        # interface's, pay's after web was last seen alone (the end of A's read).
+        # interface's: web's from then (it held the address all along), pay's after web was
+        # last seen alone (the end of A's read).
         {"type": "UNASSIGN", "ts": T1 + 1, "ip": ip},
-        {"type": "VPC_ASSIGN", "ts": T2, "ip": ip, "vpc_id": vpc_a, **web.as_fields()},
+        {"type": "VPC_ASSIGN", "ts": T1 + 1, "ip": ip, "vpc_id": vpc_a, **web.as_fields()},
         {"type": "VPC_ASSIGN", "ts": T2 + 1, "ip": ip, "vpc_id": vpc_b, **pay.as_fields()},
         {"type": "HEARTBEAT", "ts": T2},
         {"type": "HEARTBEAT", "ts": T3},

@@ -1387,18 +1387,20 @@ def contested_in_two_vpcs():
 def test_an_address_two_vpcs_claim_is_nobodys_but_each_vpcs_own_within_it():
     """Default VPCs overlap in every account: the address is nobody's (flows name it alone), but
     a flow logged in a VPC that claims it is that VPC's interface's: VPC_ASSIGN, dated as the
-    claimant's ASSIGN would be (pay's after api was last seen, at the end of SCOPE's read)."""
+    claimant's ASSIGN would be (pay's after api was last seen, at the end of SCOPE's read); api,
+    which held it all along, keeps it within its VPC from its release (before, from the end of
+    the read that found the contest: VPC_A was nobody's for up to a poll interval)."""
     api, pay, first, both = contested_in_two_vpcs()
     t1 = T0 + 60_000
     assert both.conflicts == [SHARED]
     assert both.events == [
         unassign_event(SHARED, T0 + 101),
-        {"type": "VPC_ASSIGN", "ts": t1 + 100, "ip": SHARED, "vpc_id": VPC_A,
+        {"type": "VPC_ASSIGN", "ts": T0 + 101, "ip": SHARED, "vpc_id": VPC_A,
          **api.owner.as_fields()},
         {"type": "VPC_ASSIGN", "ts": t1 + 300, "ip": SHARED, "vpc_id": VPC_P,
          **pay.owner.as_fields()},
         {"type": "HEARTBEAT", "ts": t1}]
-    assert both.state.vpc_holdings == {SHARED: {VPC_A: Holding(api.owner, t1 + 100),
+    assert both.state.vpc_holdings == {SHARED: {VPC_A: Holding(api.owner, T0 + 101),
                                                 VPC_P: Holding(pay.owner, t1 + 300)}}
     # Said once: the next poll that finds the same says nothing.
     t2 = T0 + 120_000
@@ -1420,6 +1422,39 @@ def test_an_address_two_vpcs_claim_is_nobodys_but_each_vpcs_own_within_it():
                                             ("HEARTBEAT", T0, None, None, None)]
 
 
+def test_the_holder_a_contest_finds_has_the_address_within_its_vpc_from_its_release():
+    """api held the address all along, in VPC_A: its VPC claim starts at the contest's UNASSIGN
+    (after it in ts order; the job keys them apart), not at the end of the read that found the
+    contest (VPC_A was nobody's for up to a poll interval). That is just after the previous read
+    of api's scope, so after any HEARTBEAT, and after api's ASSIGN; pay's is dated as before."""
+    api = claim(SHARED, "api", "eni-a", "i-a", vpc=VPC_A)
+    pay = claim(SHARED, "pay", "eni-p", "i-p", scope=OTHER, vpc=VPC_P)
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    first = reconcile_poll(State(), [Observation(SCOPE, [api], T0, T0 + 100),
+                                     Observation(OTHER, [], T0, T0 + 100)], [SCOPE, OTHER])
+    quiet = reconcile_poll(first.state, [Observation(SCOPE, [api], t1, t1 + 100),
+                                         Observation(OTHER, [], t1, t1 + 100)], [SCOPE, OTHER])
+    found = reconcile_poll(quiet.state, [Observation(SCOPE, [api], t2, t2 + 100),
+                                         Observation(OTHER, [pay], t2 + 200, t2 + 300)],
+                           [SCOPE, OTHER])
+    assert vpc_events(found.events) == [("UNASSIGN", t1 + 1, SHARED, None, None),
+                                        ("VPC_ASSIGN", t1 + 1, SHARED, VPC_A, "api"),
+                                        ("VPC_ASSIGN", t2 + 300, SHARED, VPC_P, "pay"),
+                                        ("HEARTBEAT", t2, None, None, None)]
+    index = OwnershipIndex()
+    for e in first.events + quiet.events + found.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    for t in (t1 + 1, t1 + 50_000, t2 + 299):
+        assert index.owner_at(SHARED, t) is None and index.owner_in_vpc(SHARED, VPC_A, t)[0] == "api"
+    # An event that gives another interface of api's scope the address in VPC_P: the same.
+    web = claim(SHARED, "web", "eni-w", "i-w", vpc=VPC_P)
+    event = apply_event(quiet.state, SCOPE, [api, web], t1 + 30_000)
+    assert vpc_events(event.events) == [("UNASSIGN", t1 + 1, SHARED, None, None),
+                                        ("VPC_ASSIGN", t1 + 1, SHARED, VPC_A, "api"),
+                                        ("VPC_ASSIGN", t1 + 30_999, SHARED, VPC_P, "web")]
+
+
 def test_a_vpc_that_lets_go_of_a_contested_address_is_unassigned_and_the_one_left_owns_it():
     """pay's VPC no longer claims it: its VPC claim goes as an UNASSIGN would (just after the
     last read that saw it, not before pay took it); api has it from the end of the read that
@@ -1439,7 +1474,7 @@ def test_a_vpc_that_lets_go_of_a_contested_address_is_unassigned_and_the_one_lef
     gone = reconcile_poll(both.state, [Observation(SCOPE, [], t2, t2 + 100),
                                        Observation(OTHER, [], t2 + 200, t2 + 300)],
                           [SCOPE, OTHER])
-    assert vpc_events(gone.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(gone.events) == [("VPC_UNASSIGN", t1 + 1, SHARED, VPC_A, None),
                                        ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                        ("HEARTBEAT", t2, None, None, None)]
     assert gone.state.vpc_holdings == {} and SHARED not in gone.state.holdings
@@ -1470,7 +1505,8 @@ def test_vpc_claims_replayed_into_the_job_index_give_each_vpcs_owner():
         return tuple(o and o[0] for o in found)
 
     assert owners(T0 + 100) == ("api", None, None)
-    assert owners(t1 + 99) == (None, None, None)   # released, no VPC claim yet
+    assert owners(T0 + 101) == (None, "api", None)   # released; api's within VPC_A, no gap
+    assert owners(t1 + 299) == (None, "api", None)   # pay's VPC claim not yet
     assert owners(t1 + 300) == (None, "api", "pay")
     assert owners(t1 + 301) == (None, "api", None)
     assert owners(t2 + 301) == ("api", None, None)
@@ -1486,7 +1522,7 @@ def test_a_claimants_new_owner_while_contested_is_its_vpcs_from_its_assign_time(
     moved = reconcile_poll(both.state, [Observation(SCOPE, [web], t2, t2 + 100),
                                         Observation(OTHER, [pay], t2 + 200, t2 + 300)],
                            [SCOPE, OTHER])
-    assert vpc_events(moved.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(moved.events) == [("VPC_UNASSIGN", t1 + 1, SHARED, VPC_A, None),
                                         ("VPC_ASSIGN", T0 + 90_999, SHARED, VPC_A, "web"),
                                         ("HEARTBEAT", t2, None, None, None)]
     assert moved.events[1] == {"type": "VPC_ASSIGN", "ts": T0 + 90_999, "ip": SHARED,
@@ -1505,7 +1541,7 @@ def test_two_owners_claiming_an_address_in_one_vpc_make_it_nobodys_there():
     doubled = reconcile_poll(both.state, [Observation(SCOPE, twice, t2, t2 + 100),
                                           Observation(OTHER, [pay], t2 + 200, t2 + 300)],
                              [SCOPE, OTHER])
-    assert vpc_events(doubled.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(doubled.events) == [("VPC_UNASSIGN", t1 + 1, SHARED, VPC_A, None),
                                           ("HEARTBEAT", t2, None, None, None)]
     assert doubled.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
     fresh = reconcile_poll(first.state, [Observation(SCOPE, twice, t1, t1 + 100),
@@ -1533,7 +1569,7 @@ def test_a_failed_scopes_vpc_claim_is_kept_until_it_is_read_again():
     assert vpc_events(failed.events) == [("HEARTBEAT", t1 + 200, None, None, None)]
     assert failed.state.vpc_holdings == both.state.vpc_holdings
     released = reconcile_poll(both.state, [Observation(SCOPE, [], t2, t2 + 100)], [SCOPE, OTHER])
-    assert vpc_events(released.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(released.events) == [("VPC_UNASSIGN", t1 + 1, SHARED, VPC_A, None),
                                            ("HEARTBEAT", t1 + 200, None, None, None)]
     assert released.state.vpc_holdings == {SHARED: {VPC_P: Holding(pay.owner, t1 + 300)}}
     assert released.state.contested == {SHARED: {SCOPE, OTHER}}
@@ -1554,19 +1590,20 @@ def test_vpc_claims_of_a_write_that_failed_are_written_again():
     api, pay, first, both = contested_in_two_vpcs()
     t1, t2 = T0 + 60_000, T0 + 120_000
     failed = first.state.write_failed(both.events, both.state.contested)
-    assert failed.vpc_uncertain == {SHARED: {VPC_A: {t1 + 100}, VPC_P: {t1 + 300}}}
+    assert failed.vpc_uncertain == {SHARED: {VPC_A: {T0 + 101}, VPC_P: {t1 + 300}}}
     left = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
                                    Observation(OTHER, [], t2 + 200, t2 + 300)], [SCOPE, OTHER])
-    assert vpc_events(left.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(left.events) == [("VPC_UNASSIGN", T0 + 102, SHARED, VPC_A, None),
                                        ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                        ("ASSIGN", t2 + 301, SHARED, None, "api"),
                                        ("HEARTBEAT", t2, None, None, None)]
     assert left.state.vpc_uncertain == {} and left.state.uncertain == {}
-    # Still contested: each VPC's claim written again, after the failed write.
+    # Still contested: each VPC's claim written again, after the failed write (api's too at
+    # its claimant's time: the reads whose writes failed may have shown another owner).
     still = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
                                     Observation(OTHER, [pay], t2 + 200, t2 + 300)],
                            [SCOPE, OTHER])
-    assert vpc_events(still.events) == [("VPC_UNASSIGN", t1 + 101, SHARED, VPC_A, None),
+    assert vpc_events(still.events) == [("VPC_UNASSIGN", T0 + 102, SHARED, VPC_A, None),
                                         ("UNASSIGN", t1 + 301, SHARED, None, None),
                                         ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                         ("VPC_ASSIGN", t2 + 100, SHARED, VPC_A, "api"),
@@ -1604,6 +1641,35 @@ def test_a_failed_writes_vpc_claim_of_a_scope_whose_read_fails_next_waits_for_it
                                        ("ASSIGN", t4 + 301, SHARED, None, "api"),
                                        ("HEARTBEAT", t4, None, None, None)]
     assert gone.state.vpc_uncertain == {} and gone.state.vpc_holdings == {}
+
+
+def test_a_vpc_claim_undone_by_an_event_is_not_written_again_before_the_undo():
+    """pay (OTHER, VPC_P) holds the address; the poll that finds api (SCOPE, VPC_A, attached
+    between the reads) on it too, while OTHER's read fails, fails to write: api's VPC_ASSIGN may
+    be in the stream. An event of SCOPE, whose inventory is the one before that poll (no api),
+    undoes it just after its ts. The next poll finds api again: its VPC_ASSIGN goes after that
+    VPC_UNASSIGN (before, at api's own time, before it: the job, ordering by ts, left VPC_A
+    nobody's until its next change)."""
+    pay = claim(SHARED, "pay", "eni-p", "i-p", scope=OTHER, vpc=VPC_P)
+    api = claim(SHARED, "api", "eni-a", "i-a", attached_ms=T0 + 50_000, vpc=VPC_A)
+    first = reconcile_poll(State(), [Observation(SCOPE, [], T0, T0 + 100),
+                                     Observation(OTHER, [pay], T0, T0 + 100)], [SCOPE, OTHER])
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    found = reconcile_poll(first.state, [Observation(SCOPE, [api], t1, t1 + 100)], [SCOPE, OTHER])
+    assert vpc_events(found.events) == [("UNASSIGN", T0 + 101, SHARED, None, None),
+                                        ("VPC_ASSIGN", T0 + 50_999, SHARED, VPC_A, "api")]
+    failed = first.state.write_failed(found.events, found.state.contested)
+    undone = apply_event(failed, SCOPE, [], t1 + 30_000)
+    assert vpc_events(undone.events) == [("VPC_UNASSIGN", T0 + 51_000, SHARED, VPC_A, None)]
+    again = reconcile_poll(undone.state, [Observation(SCOPE, [api], t2, t2 + 100)],
+                           [SCOPE, OTHER])
+    assert vpc_events(again.events) == [("UNASSIGN", T0 + 51_000, SHARED, None, None),
+                                        ("VPC_ASSIGN", T0 + 51_001, SHARED, VPC_A, "api")]
+    index = OwnershipIndex()
+    for e in first.events + found.events + undone.events + again.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    assert index.owner_in_vpc(SHARED, VPC_A, t2 + 100)[0] == "api"
 
 
 def test_vpc_claims_go_through_a_snapshot_and_resume_exactly(tmp_path, caplog):

@@ -24,10 +24,11 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   until every scope that claimed it has been read again: one claimant left while another's read
   fails is not alone, as far as the publisher knows; nor is one an event leaves (apply_event
   never ends a contest: the inventory it changes is as old as its scope's last read). Meanwhile each claimant's VPC has it:
-  VPC_ASSIGN of the claimant's owner for that VPC, dated as its ASSIGN would be, again when that
-  owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer claims it, when two
-  owners of one VPC claim it (never one of them), and for every VPC claim once the contest is
-  over (the ASSIGN that ends it says who has it). A claimant whose VPC is not known has none; a
+  VPC_ASSIGN of the claimant's owner for that VPC, dated as its ASSIGN would be (the holder's,
+  which had it all along, at the contest's UNASSIGN, its last write not failed), again when
+  that owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer claims it,
+  when two owners of one VPC claim it (never one of them), and for every VPC claim once the
+  contest is over (the ASSIGN that ends it says who has it). A claimant whose VPC is not known has none; a
   VPC claim of a scope whose read failed is kept, as its owners are.
 
 HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
@@ -81,9 +82,10 @@ class State:
     # ip -> the latest ts of a change of it whose write failed (some of a batch may have been
     # written): its next reconciliation writes its owner again, later than that.
     uncertain: dict = field(default_factory=dict)
-    # ip -> its release's ts, while nobody holds it: a new owner's ASSIGN comes after it (an
-    # event's exact time may be earlier than a release a poll dated later). Dropped once the
-    # HEARTBEAT passes it: every change after is later anyway.
+    # ip -> its release's ts, while nobody holds it (contested: its latest change, a VPC's
+    # included): a new owner's ASSIGN or VPC_ASSIGN comes after it (an event's exact time may be
+    # earlier than a release a poll dated later). Dropped once the HEARTBEAT passes it: every
+    # change after is later anyway.
     released: dict = field(default_factory=dict)
     # ip -> the scopes that claimed it together (nobody holds it): no owner until all are read.
     contested: dict = field(default_factory=dict)
@@ -276,6 +278,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     new = state.copy()
     events, conflicts = [], []
     assigned = {}   # ip -> the ts of its ASSIGN written now
+    # ip -> the ts of the release of its holder that a contest found still claiming it: the
+    # holder had it all along, so its VPC has it from then (not from this read's end). Not
+    # after a failed write: the reads whose writes failed may have shown another owner.
+    contest_released = {}
     held_here = {ip for ip, h in state.holdings.items() if h.owner.scope in decided}
     # An uncertain address held by a scope read now, or by none, is written again, whatever
     # its state says: the changelog may hold a change the state does not.
@@ -334,6 +340,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                     since = max(since, after or 0)   # after a change that may have landed
                 events.append(unassign_event(ip, since if since is not None and since < ts
                                              else ts))
+                if after is None and any(c.owner == prev.owner for c in candidates):
+                    contest_released[ip] = events[-1]["ts"]
                 del new.holdings[ip]
             elif after is not None:
                 events.append(unassign_event(ip, after))
@@ -375,8 +383,13 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         new.holdings[ip] = Holding(chosen.owner, ts)
 
     def vpc_assign_ts(claim, old):
-        """As an ASSIGN of `claim` taking the address over from `old` (a Holding or None)."""
-        ts = assign_ts(claim)
+        """As an ASSIGN of `claim` taking the address over from `old` (a Holding or None); for
+        the holder a contest found, at its release (after it in ts order): that is later than
+        the previous read of its scope, hence than any HEARTBEAT, and than the holder's ASSIGN."""
+        if old is not None and old.owner == claim.owner and claim.ip in contest_released:
+            ts = contest_released[claim.ip]
+        else:
+            ts = assign_ts(claim)
         if old is not None:
             ts = max(ts, old.since_ms + 1)
             until = held_until(old, claim) if old.owner != claim.owner else None
@@ -396,7 +409,9 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                                    vpc_assign_ts, release_ts, conflict_since, assigning))
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"], e.get("vpc_id", "")))
     for event in events:
-        if event["ip"] in new.holdings:
+        # A contested address is nobody's, even held still by a write that failed with the
+        # contest's release: a VPC_ASSIGN comes after its VPC events (an undo's VPC_UNASSIGN).
+        if event["ip"] in new.holdings and event["ip"] not in new.contested:
             new.released.pop(event["ip"], None)
         else:
             new.released[event["ip"]] = max(event["ts"], new.released.get(event["ip"], event["ts"]))
@@ -547,7 +562,9 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     # An address with VPC claims is contested (they are held only while it is): without clocks
     # (or clocks that do not name it), among its VPC owners' scopes, which are then all read
     # before it has an owner (a resumed contest lost made the claim of a scope whose first read
-    # failed go, and gave the address to the other claimant).
+    # failed go, and gave the address to the other claimant). A claimant without a VPC claim
+    # here (VPC not known, its VPC claimed twice, released while another's read failed) is in
+    # no event of the snapshot: its scope is only in the clocks, and is lost without them.
     for ip, vpcs in state.vpc_holdings.items():
         if ip not in state.contested:
             state.contested[ip] = frozenset(h.owner.scope for h in vpcs.values())
