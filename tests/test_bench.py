@@ -182,3 +182,18 @@ def test_vpc_claims_owns_with_vpc_id_every_end_the_contest_left_without_owner(ca
     assert owned["claims"] == owned["none"] > owned["unassigned"] > 0
     assert vpc_claims.main(["--addresses", "500", "--records", "10", "--passes", "1"]) == 0
     assert "| claims + vpc-id | " in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_publisher_bench_times_every_step_of_a_small_estate(capsys):
+    from bench import publisher
+    assert publisher.main(["--interfaces", "200", "--scopes", "4", "--churn", "0.02"]) == 0
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    # 200 interfaces of 2 private addresses, every tenth with a public one: an ASSIGN each, and
+    # the HEARTBEAT.
+    assert rows["derive"][5] == "420 addresses |"
+    assert rows["first poll: reconcile"][2] == "421"
+    assert int(rows["steady poll: reconcile"][2]) > 4
+    assert int(rows["resume: the snapshot and its clocks read (a process of its own)"][2]
+               .replace(",", "")) > 400
