@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import threading
 from datetime import datetime, timezone
 
 import boto3
@@ -385,6 +386,37 @@ def test_second_poll_release_move_and_attach_times():
         ("HEARTBEAT", t1, None, None)]
     assert second.state.holdings["10.0.0.6"].since_ms == T0 + 30_999
     assert "10.0.0.8" not in second.state.holdings
+
+
+class BarrierReader:
+    """Each read waits until `parties` reads are in flight at once (or fails after a second)."""
+
+    def __init__(self, parties):
+        self.barrier = threading.Barrier(parties, timeout=1)
+
+    def read(self, scope):
+        self.barrier.wait()
+        return Inventory(scope)
+
+
+@pytest.mark.parametrize("parallel_reads", [1, 3, 8])
+def test_scopes_are_read_at_once_up_to_parallel_reads_each_with_its_own_times(parallel_reads):
+    """Hundreds of scopes read one after another, a dozen API calls each, made a poll last
+    minutes. A read failing waits for no other; the observations keep the configured order."""
+    accounts = [f"{n:012d}" for n in range(1, 4)]
+    config = publisher_config.from_dict({"accounts": accounts, "regions": ["us-east-1", "eu-west-1"],
+                                         "output": {"kind": "file", "path": "x"},
+                                         "aws": {"parallel_reads": parallel_reads}})
+    ticks = iter(range(T0, T0 + 1000))
+    publisher = Publisher(config, BarrierReader(min(parallel_reads, 6)), None,
+                          lambda: next(ticks), log=lambda _message: None)
+    observations, inventories, failed = publisher.observe()
+    assert not failed and [o.scope for o in observations] == config.scopes == list(inventories)
+    assert all(o.started_ms < o.finished_ms for o in observations)
+    if parallel_reads < 6:   # never one read more at once: every read waits in vain
+        slow = Publisher(config, BarrierReader(parallel_reads + 1), None, lambda: next(ticks),
+                         log=lambda _message: None)
+        assert len(slow.observe()[2]) == 6
 
 
 def test_failed_scope_keeps_its_owners_and_holds_the_heartbeat():

@@ -9,6 +9,7 @@ _load_balancer_tags). Credentials come from the default
 chain, and through STS AssumeRole for accounts with a role; they stay in memory.
 """
 import logging
+import threading
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -62,17 +63,22 @@ class AwsReader:
             user_agent_extra="flowdredge-publisher")
         self._base = None
         self._assumed = {}   # account id -> (session, renew at ms)
+        # Scopes are read in threads (aws.parallel_reads): a boto3 session is not thread-safe,
+        # so sessions and clients are made one at a time; clients are, once made.
+        self._lock = threading.Lock()
         self._accounts = {a.id: a for a in config.accounts}
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, session, service: str, region: str):
-        return session.client(service, region_name=region, config=self.boto_config,
-                              endpoint_url=self.config.aws.endpoint_url or None)
+        with self._lock:
+            return session.client(service, region_name=region, config=self.boto_config,
+                                  endpoint_url=self.config.aws.endpoint_url or None)
 
     def base_session(self):
-        if self._base is None:
-            self._base = self.session_factory()
-        return self._base
+        with self._lock:
+            if self._base is None:
+                self._base = self.session_factory()
+            return self._base
 
     def session_for(self, account_id: str):
         account = self._accounts[account_id]
@@ -86,9 +92,10 @@ class AwsReader:
             params["ExternalId"] = account.external_id
         sts = self.client(self.base_session(), "sts", (account.regions or self.config.regions)[0])
         creds = sts.assume_role(**params)["Credentials"]
-        session = self.session_factory(aws_access_key_id=creds["AccessKeyId"],
-                                       aws_secret_access_key=creds["SecretAccessKey"],
-                                       aws_session_token=creds["SessionToken"])
+        with self._lock:
+            session = self.session_factory(aws_access_key_id=creds["AccessKeyId"],
+                                           aws_secret_access_key=creds["SecretAccessKey"],
+                                           aws_session_token=creds["SessionToken"])
         renew = int(creds["Expiration"].timestamp() * 1000) - CREDENTIAL_MARGIN_MS
         self._assumed[account_id] = (session, renew)
         return session

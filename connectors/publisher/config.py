@@ -78,6 +78,9 @@ class AwsSection:
     connect_timeout_seconds: int = setting(10, minimum=1)
     read_timeout_seconds: int = setting(60, minimum=1)
     session_name: str = "flowdredge-publisher"
+    # Accounts and regions read at once: a scope's read is mostly waiting on its API calls, a
+    # dozen or more, and hundreds of scopes read one after another made a poll last minutes.
+    parallel_reads: int = setting(8, minimum=1)
 
 
 # A second backoff over botocore's retries multiplied the attempts (8 x 6 per page).

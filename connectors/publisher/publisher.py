@@ -5,6 +5,7 @@ Time comes from `clock` (epoch ms) and waiting from `sleep` (seconds), both pass
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
@@ -85,9 +86,9 @@ class Publisher:
         self.inventories = {}   # Scope -> Inventory as of the last poll and events since
 
     def observe(self):
-        """Reads every scope: (observations, inventories, failures)."""
-        observations, inventories, failed = [], {}, {}
-        for scope in self.config.scopes:
+        """Reads every scope, `aws.parallel_reads` at once: (observations, inventories,
+        failures), in the configured order. Each read has its own start and end."""
+        def read(scope):
             started = self.clock()
             try:
                 inventory = self.reader.read(scope)
@@ -95,11 +96,23 @@ class Publisher:
             # Any error, not only the reader's own: a malformed answer (botocore's parser
             # error is no BotoCoreError) must fail the scope, not stop the publisher.
             except Exception as err:  # noqa: BLE001
-                failed[scope] = str(err) or type(err).__name__
+                return scope, None, None, str(err) or type(err).__name__
+            return scope, Observation(scope, claims, started, self.clock()), inventory, None
+
+        workers = min(self.config.aws.parallel_reads, len(self.config.scopes))
+        if workers > 1:
+            with ThreadPoolExecutor(workers, thread_name_prefix="publisher-read") as pool:
+                reads = list(pool.map(read, self.config.scopes))
+        else:
+            reads = [read(scope) for scope in self.config.scopes]
+        observations, inventories, failed = [], {}, {}
+        for scope, observation, inventory, error in reads:
+            if error is not None:
+                failed[scope] = error
                 self.log(f"cannot read {scope}, keeping its owners until it can be read: "
-                         f"{failed[scope]}")
+                         f"{error}")
                 continue
-            observations.append(Observation(scope, claims, started, self.clock()))
+            observations.append(observation)
             inventories[scope] = inventory
         return observations, inventories, failed
 
