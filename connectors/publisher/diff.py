@@ -54,7 +54,7 @@ from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN,
 _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)   # one per address: as model.Owner
 class Holding:
     owner: Owner
     since_ms: int

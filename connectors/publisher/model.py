@@ -13,7 +13,7 @@ INTERFACE = "interface"
 POD = "pod"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scope:
     account: str
     region: str
@@ -30,7 +30,10 @@ def _scope(account: str, region: str) -> Scope:
     return Scope(account, region)
 
 
-@dataclass(frozen=True)
+# Slots: the publisher holds an Owner and a Holding per address, and makes a Claim per address
+# at every poll: without a dict each they take less memory, and the collector's full passes,
+# over every one of them, less time (bench.publisher).
+@dataclass(frozen=True, slots=True)
 class Owner:
     """The contract's owner fields (schemas.metadata.OWNER_FIELDS); ABSENT when unknown."""
     app: str = ABSENT
@@ -51,7 +54,7 @@ class Owner:
         return _scope(self.account, self.region)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """An address seen on an interface: its owner, and, for the interface's primary private
     address, when AWS says the interface was attached (epoch ms) where it says so: the time the
