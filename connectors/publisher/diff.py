@@ -25,11 +25,11 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   fails is not alone, as far as the publisher knows; nor is one an event leaves (apply_event
   never ends a contest: the inventory it changes is as old as its scope's last read). Meanwhile each claimant's VPC has it:
   VPC_ASSIGN of the claimant's owner for that VPC, dated as its ASSIGN would be (the holder's,
-  which had it all along, at the contest's UNASSIGN, its last write not failed), again when
-  that owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer claims it,
-  when two owners of one VPC claim it (never one of them), and for every VPC claim once the
-  contest is over (the ASSIGN that ends it says who has it). A claimant whose VPC is not known has none; a
-  VPC claim of a scope whose read failed is kept, as its owners are.
+  which had it all along, at the contest's UNASSIGN a poll found, its last write not failed),
+  again when that owner changes; VPC_UNASSIGN, dated as an UNASSIGN, when the VPC no longer
+  claims it, when two owners of one VPC claim it (never one of them), and for every VPC claim
+  once the contest is over (the ASSIGN that ends it says who has it). A claimant whose VPC is
+  not known has none; a VPC claim of a scope whose read failed is kept, as its owners are.
 
 HEARTBEAT ts = the oldest of the latest complete reads of all configured scopes: every change up
 to then has been observed and sent. A scope whose read failed holds the heartbeat back until it
@@ -278,9 +278,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     new = state.copy()
     events, conflicts = [], []
     assigned = {}   # ip -> the ts of its ASSIGN written now
-    # ip -> the ts of the release of its holder that a contest found still claiming it: the
-    # holder had it all along, so its VPC has it from then (not from this read's end). Not
-    # after a failed write: the reads whose writes failed may have shown another owner.
+    # ip -> the ts of the release of its holder that a poll's contest found still claiming it:
+    # the holder had it all along, so its VPC has it from then (not from this read's end). Not
+    # after a failed write: the reads whose writes failed may have shown another owner. Nor from
+    # an event: the inventory it changes is as old as the scope's last read, and the holder may
+    # have let go since, unseen (a review: its VPC claim named it over a span it had let go).
     contest_released = {}
     held_here = {ip for ip, h in state.holdings.items() if h.owner.scope in decided}
     # An uncertain address held by a scope read now, or by none, is written again, whatever
@@ -340,7 +342,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                     since = max(since, after or 0)   # after a change that may have landed
                 events.append(unassign_event(ip, since if since is not None and since < ts
                                              else ts))
-                if after is None and any(c.owner == prev.owner for c in candidates):
+                if settles and after is None and any(c.owner == prev.owner for c in candidates):
                     contest_released[ip] = events[-1]["ts"]
                 del new.holdings[ip]
             elif after is not None:
