@@ -753,3 +753,35 @@ def test_job_attributes_flows_to_overlapping_vpcs_address_within_the_vpc_that_lo
         (s + 120, "unattributed", "-", "unattributed", "-", 443, 6, "ACCEPT"): one,
         (s + 360, "unattributed", "-", "web", "us-east-1", 443, 6, "ACCEPT"): one,
     }
+
+
+def test_clients_are_made_once_and_again_only_for_renewed_credentials(aws, tmp_path):
+    """Clients were made at every read, under the lock that parallel reads share: 0.09 s a
+    read, a floor of half a minute a poll at 300 scopes (a review). They are kept, and an
+    account's go when its assumed role's credentials are renewed."""
+    made = []
+
+    def sessions(**kwargs):
+        session = boto3.Session(region_name="us-east-1", **kwargs)
+        make = session.client
+
+        def client(service, **options):
+            made.append((id(session), service))
+            return make(service, **options)
+        session.client = client
+        return session
+    clock = Clock(T1)
+    config = config_for(aws, tmp_path / "changes.jsonl")
+    reader = AwsReader(config, clock, session_factory=sessions)
+    for scope in config.scopes:
+        reader.read(scope)
+    first = list(made)
+    for scope in config.scopes:
+        reader.read(scope)
+    assert made == first
+    old_b = reader._assumed[B][0]
+    clock.now = 4_000_000_000_000   # past the renewal of every assumed role's credentials
+    reader.read(Scope(B, "us-east-1"))
+    renewed = made[len(first):]
+    assert renewed and {service for _session, service in renewed} <= {s for _, s in first}
+    assert all(key[0] is not old_b for key in reader._clients)

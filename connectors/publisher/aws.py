@@ -64,15 +64,22 @@ class AwsReader:
         self._base = None
         self._assumed = {}   # account id -> (session, renew at ms)
         # Scopes are read in threads (aws.parallel_reads): a boto3 session is not thread-safe,
-        # so sessions and clients are made one at a time; clients are, once made.
+        # so sessions and clients are made one at a time; clients are, once made, and are kept:
+        # made at every read, under the lock, they took 0.09 s a read (0.4 s with a new session),
+        # a floor of half a minute a poll at 300 scopes (a review).
         self._lock = threading.Lock()
+        self._clients = {}   # (session, service, region) -> client
         self._accounts = {a.id: a for a in config.accounts}
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, session, service: str, region: str):
         with self._lock:
-            return session.client(service, region_name=region, config=self.boto_config,
-                                  endpoint_url=self.config.aws.endpoint_url or None)
+            key = (session, service, region)
+            if key not in self._clients:
+                self._clients[key] = session.client(
+                    service, region_name=region, config=self.boto_config,
+                    endpoint_url=self.config.aws.endpoint_url or None)
+            return self._clients[key]
 
     def base_session(self):
         with self._lock:
@@ -97,7 +104,11 @@ class AwsReader:
                                            aws_secret_access_key=creds["SecretAccessKey"],
                                            aws_session_token=creds["SessionToken"])
         renew = int(creds["Expiration"].timestamp() * 1000) - CREDENTIAL_MARGIN_MS
-        self._assumed[account_id] = (session, renew)
+        with self._lock:
+            old = self._assumed.get(account_id)
+            if old is not None:   # its clients hold the credentials that expire
+                self._clients = {k: c for k, c in self._clients.items() if k[0] is not old[0]}
+            self._assumed[account_id] = (session, renew)
         return session
 
     def read(self, scope: Scope) -> Inventory:

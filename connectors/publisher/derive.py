@@ -62,7 +62,8 @@ def normal_address(address: str) -> str:
     try:
         if inet_ntop(AF_INET, inet_pton(AF_INET, address)) == address:
             return address
-    except (OSError, TypeError):
+    # ValueError: a NUL or a lone surrogate, which inet_pton refuses with a message of its own.
+    except (OSError, TypeError, ValueError):
         pass
     return str(ipaddress.ip_address(address))
 
