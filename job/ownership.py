@@ -114,6 +114,10 @@ class RecordLines:
     long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
 
 
+# gzip's first bytes, 1f 8b, as the JVM's readers decode them (UTF-8, U+FFFD for what is not).
+_GZIP_TEXT = ("\x1f\ufffd", "\x1f\x8b")
+
+
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
     """The changelog lines a record holds: a staged chunk (STAGED: job.replay's, or the JVM's
     readers' of a file or a stream record) or text of one or many lines (a line of a file read
@@ -182,6 +186,13 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     then, so none needs them, and one far ahead (a publisher's clock, a hand-edited line) would
     move the metadata clock past the flows, every change after it late."""
     record_lines = changelog_lines(record, source)
+    if (record_lines.first_line == 1 and record_lines.lines
+            and record_lines.lines[0].startswith(_GZIP_TEXT)):
+        # Compressed, as flow records are: its bytes cut at every newline byte were a dead
+        # letter each, none saying why (a review).
+        return ParsedChunk([], [("not_json", record_lines.source, record_lines.lines[0],
+                                 "gzip data (it starts 1f 8b): the changelog is JSON Lines, "
+                                 "UTF-8 text, not compressed")])
     bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
     latest_ms = LATEST_TS_MS
     if bounds:

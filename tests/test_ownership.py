@@ -938,3 +938,22 @@ def test_a_plain_change_with_a_vpc_id_leaves_its_address_without_owner(vectorise
         ("reserved_app", "m:4", "app 'aws:s3' is a name the job gives ends without an owner: "
                                 "applied as a VPC_UNASSIGN"),
         ("not_text", "m:5", "app is a JSON boolean, not text: applied as a VPC_UNASSIGN")]
+
+
+def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
+    """Compressed as flow records are, a changelog record was cut at its newline bytes into
+    dead letters of garbage, one each, none saying why (a review). The JVM's readers decode
+    records as UTF-8, gzip's second byte as U+FFFD."""
+    import gzip
+    text = gzip.compress(b'{"type":"HEARTBEAT","ts":1796592000000}\n' * 50, mtime=0).decode(
+        "utf-8", errors="replace")
+    assert "\n" in text   # two dead letters at least, before
+    staged = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49", "first_line": 1,
+                         "lines": text.split("\n")})
+    chunk = parse_chunk(staged, "metadata")
+    assert chunk.events == []
+    (letter,), more = chunk.dead_letters()
+    assert more == 0 and letter[:3] == ("metadata", "not_json", "kinesis:meta/shardId-0/49")
+    assert letter[4].startswith("gzip data (it starts 1f 8b)")
+    # Text that merely holds those characters after its first line is read as before.
+    assert len(parse_chunk('{"type":"HEARTBEAT","ts":1796592000000}\n\x1f\ufffd').rejected) == 1
