@@ -318,10 +318,14 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     for i, lowest, highest in fmt.ranges:
         value = flow[i]
         if value is not None and not lowest <= value <= highest:
+            # packets and bytes: the limit that applies is the configured one (a review: a
+            # negative count named a Java long's).
+            limit = (f"{max_flow_bytes} (flows.max_flow_bytes)" if i in fmt.count_positions
+                     else highest)
             raise LineError("port_out_of_range" if i in fmt.port_positions
                             else "number_out_of_range",
                             f"{fmt.fields[i]} {_number_text(value)} is outside "
-                            f"{lowest}..{highest}")
+                            f"{lowest}..{limit}")
     for i, allowed in fmt.choices:
         if flow[i] is not None and flow[i] not in allowed:
             raise LineError("unknown_value", f"{fmt.fields[i]} is '{excerpt(flow[i])[:40]}', "

@@ -94,10 +94,10 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
     ("2 1 eni ::10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "bad_address",
      "srcaddr is an IPv6 address that spells an IPv4 one (::ffff:a.b.c.d or ::a.b.c.d)"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 -5 10 20 ACCEPT OK", "number_out_of_range",
-     "bytes -5 is outside 0..9223372036854775807"),
+     "bytes -5 is outside 0..9223372036854775807 (flows.max_flow_bytes)"),
     # More digits than int() reads (4,300) are a number still, out of range as a shorter one.
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
-     "number_out_of_range", "bytes of 20 digits or more is outside 0..9223372036854775807"),
+     "number_out_of_range", "bytes of 20 digits or more is outside 0..9223372036854775807 (flows.max_flow_bytes)"),
     ("2 1 eni 10.0.0.1 10.0.0.2 " + "9" * 5000 + " 2 6 1 100 10 20 ACCEPT OK",
      "port_out_of_range", "srcport of 20 digits or more is outside 0..65535"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 70000 6 1 " + "9" * 5000 + " 10 20 ACCEPT OK",
