@@ -554,7 +554,9 @@ def test_an_elastic_ip_moved_is_nobodys_until_seen_not_its_new_interfaces_since_
 def test_addresses_of_a_write_that_failed_are_written_again_even_if_nothing_changed_since():
     # Poll 2 moves the EIP to beta; its write fails after beta's ASSIGN reached the changelog.
     # Before poll 3 the EIP is back on alpha: the state (alpha) shows no change, but the
-    # changelog's last word is beta's, so alpha's ASSIGN is written again, later than it.
+    # changelog's last word is beta's, so alpha's ASSIGN is written again, later than it; the
+    # address is nobody's in between (had beta's not landed, alpha's throughout, beta's flows
+    # included).
     eip, t1, t2 = "54.1.2.3", T0 + 60_000, T0 + 120_000
     on_alpha = [claim(eip, "alpha", "eni-a", "i-a")]
     first = reconcile_poll(State(), [Observation(SCOPE, on_alpha, T0, T0)], [SCOPE])
@@ -562,7 +564,8 @@ def test_addresses_of_a_write_that_failed_are_written_again_even_if_nothing_chan
                                                       t1, t1)], [SCOPE])
     failed = first.state.write_failed(second.events)
     third = reconcile_poll(failed, [Observation(SCOPE, on_alpha, t2, t2)], [SCOPE])
-    assert types_ts_ips(third.events) == [("ASSIGN", t2, eip, "alpha"),
+    assert types_ts_ips(third.events) == [("UNASSIGN", t1 + 1, eip, None),
+                                          ("ASSIGN", t2, eip, "alpha"),
                                           ("HEARTBEAT", t2, None, None)]
     assert third.state.uncertain == {}
     # Said once: the poll after writes nothing more for it.
@@ -1628,6 +1631,7 @@ def test_vpc_claims_of_a_write_that_failed_are_written_again():
     left = reconcile_poll(failed, [Observation(SCOPE, [api], t2, t2 + 100),
                                    Observation(OTHER, [], t2 + 200, t2 + 300)], [SCOPE, OTHER])
     assert vpc_events(left.events) == [("VPC_UNASSIGN", T0 + 102, SHARED, VPC_A, None),
+                                       ("UNASSIGN", t1 + 301, SHARED, None, None),
                                        ("VPC_UNASSIGN", t1 + 301, SHARED, VPC_P, None),
                                        ("ASSIGN", t2 + 301, SHARED, None, "api"),
                                        ("HEARTBEAT", t2, None, None, None)]
@@ -1872,3 +1876,29 @@ def test_a_snapshots_vpc_id_is_one_as_aws_writes_it(vpc_id):
     assert state_from_snapshot([{**event, "vpc_id": "vpc-0123abcd"}]).contested == {SHARED: {SCOPE}}
     with pytest.raises(ValueError, match=r"not a VPC id as AWS writes them \(vpc- and 8 or 17"):
         state_from_snapshot([{**event, "vpc_id": vpc_id}])
+
+
+def test_an_owner_seen_again_after_a_failed_release_has_no_address_in_between():
+    """A poll saw api's address released, its write failed and nothing of it landed; the next
+    poll saw api hold it again. The release was never written: api owned the address
+    throughout in the changelog, over a span a read had shown it let go (a review)."""
+    ip = "10.0.0.5"
+    api = claim(ip, "api", "eni-a", "i-a")
+    t1, t2 = T0 + 60_000, T0 + 120_000
+    first = reconcile_poll(State(), [Observation(SCOPE, [api], T0, T0 + 100)], [SCOPE])
+    gone = reconcile_poll(first.state, [Observation(SCOPE, [], t1, t1 + 100)], [SCOPE])
+    assert types_ts_ips(gone.events)[0] == ("UNASSIGN", T0 + 101, ip, None)
+    back = reconcile_poll(first.state.write_failed(gone.events),
+                          [Observation(SCOPE, [api], t2, t2 + 100)], [SCOPE])
+    assert types_ts_ips(back.events) == [("UNASSIGN", T0 + 102, ip, None),
+                                         ("ASSIGN", t2 + 100, ip, "api"),
+                                         ("HEARTBEAT", t2, None, None)]
+    index = OwnershipIndex()
+    for e in first.events + back.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    assert index.owner_at(ip, t1 + 30_000) is None and index.owner_at(ip, t2 + 100)[0] == "api"
+    # Seen again with no write failed: nothing to say but the HEARTBEAT.
+    again = reconcile_poll(back.state, [Observation(SCOPE, [api], t2 + 60_000, t2 + 60_100)],
+                           [SCOPE])
+    assert types_ts_ips(again.events) == [("HEARTBEAT", t2 + 60_000, None, None)]

@@ -380,6 +380,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                 released = max(released, after or 0)
             if released is not None and released < ts:
                 events.append(unassign_event(ip, released))
+        elif prev is not None and after is not None and after < ts:
+            # The same owner again after a write that failed: what it said (a release, another
+            # owner) may not have landed, and the owner may have let go in between: nobody's
+            # from just after it until now, not the owner's throughout (a review).
+            events.append(unassign_event(ip, after))
         events.append(assign_event(ip, ts, chosen.owner))
         assigned[ip] = ts
         new.holdings[ip] = Holding(chosen.owner, ts)
