@@ -19,7 +19,6 @@ Prints each step's seconds, the events it made, and the process's resident memor
 (and its peak), as a Markdown table. The reads from AWS (paged Describe calls) are not in it.
 """
 import argparse
-import gc
 import json
 import os
 import subprocess
@@ -151,8 +150,6 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     inventories = estate(scopes, args.interfaces, args.addresses_per_interface)
     step("inventories built (not the publisher's work)", time.perf_counter() - began)
-    # As a long-lived process: the inventories and state stay, the collector need not scan them.
-    gc.freeze()
     with tempfile.TemporaryDirectory() as work:
         sink = FileSink(os.path.join(work, "changelog.jsonl"))
         began = time.perf_counter()
@@ -160,30 +157,27 @@ def main(argv=None) -> int:
         derived = time.perf_counter() - began
         claims = sum(len(o.claims) for o in observations)
         step("derive", derived, note=f"{claims:,} addresses")
-        began = time.perf_counter()
-        first = reconcile_poll(State(), observations, scopes)
-        step("first poll: reconcile", time.perf_counter() - began, len(first.events))
-        began = time.perf_counter()
-        sink.write(first.events)
-        step("first poll: write", time.perf_counter() - began, len(first.events),
-             f"{os.path.getsize(sink.path) / 1e6:.0f} MB")
-        state = first.state
-        del first, observations
+
+        def poll(name, state, observations):
+            """A poll's reconciliation and its events appended: the state after it."""
+            began = time.perf_counter()
+            result = reconcile_poll(state, observations, scopes)
+            step(f"{name}: reconcile", time.perf_counter() - began, len(result.events))
+            size = os.path.getsize(sink.path) if os.path.exists(sink.path) else 0
+            began = time.perf_counter()
+            sink.write(result.events)
+            step(f"{name}: write", time.perf_counter() - began, len(result.events),
+                 f"{(os.path.getsize(sink.path) - size) / 1e6:,.1f} MB")
+            return result.state
+        state = poll("first poll", State(), observations)
+        del observations
         churn(inventories, args.churn, args.interfaces, args.addresses_per_interface,
               args.interfaces * args.addresses_per_interface)
         began = time.perf_counter()
         observations = observe(inventories, naming, T0_MS + 60_000)
         step(f"steady poll ({args.churn:.0%} churn): derive", time.perf_counter() - began)
-        began = time.perf_counter()
-        steady = reconcile_poll(state, observations, scopes)
-        step("steady poll: reconcile", time.perf_counter() - began, len(steady.events))
-        size = os.path.getsize(sink.path)
-        began = time.perf_counter()
-        sink.write(steady.events)
-        step("steady poll: write", time.perf_counter() - began, len(steady.events),
-             f"{(os.path.getsize(sink.path) - size) / 1e6:.1f} MB")
-        state = steady.state
-        del steady, observations
+        state = poll("steady poll", state, observations)
+        del observations
         target = os.path.join(work, "snapshot.jsonl")
         began = time.perf_counter()
         events = snapshot_events(state)
