@@ -197,3 +197,14 @@ def test_publisher_bench_times_every_step_of_a_small_estate(capsys):
     assert int(rows["steady poll: reconcile"][2]) > 4
     assert int(rows["resume: the snapshot and its clocks read (a process of its own)"][2]
                .replace(",", "")) > 400
+
+
+@pytest.mark.aws
+def test_publisher_reads_bench_reads_every_account_through_its_role(capsys):
+    from bench import publisher_reads
+    assert publisher_reads.main(["--accounts", "2", "--regions", "2", "--delay-ms", "0",
+                                 "--polls", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 accounts x 2 regions, 0 ms a call, parallel_reads 8"
+    assert [line.split(":")[0] for line in lines[1:]] == ["poll 1", "poll 2"]
+    assert all(" s, resident +" in line for line in lines[1:])

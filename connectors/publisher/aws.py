@@ -62,54 +62,64 @@ class AwsReader:
             connect_timeout=aws.connect_timeout_seconds, read_timeout=aws.read_timeout_seconds,
             user_agent_extra="flowdredge-publisher")
         self._base = None
-        self._assumed = {}   # account id -> (session, renew at ms)
+        # One boto3 session for every account: a session keeps each service model it loads,
+        # about 27 MB, and a session an account cost 8 GB at 300 accounts. An account read
+        # through a role gets clients of that session made with the role's credentials.
+        self._assumed = {}   # account id -> (credentials as client arguments, renew at ms)
         # Scopes are read in threads (aws.parallel_reads): a boto3 session is not thread-safe,
-        # so sessions and clients are made one at a time; clients are, once made, and are kept:
+        # so clients are made one at a time; clients are, once made, and are kept:
         # made at every read, under the lock, they took 0.09 s a read (0.4 s with a new session),
         # a floor of half a minute a poll at 300 scopes (a review).
         self._lock = threading.Lock()
-        self._clients = {}   # (session, service, region) -> client
+        self._clients = {}   # (access key id, None: the default chain's; service, region) -> client
         self._accounts = {a.id: a for a in config.accounts}
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
-    def client(self, session, service: str, region: str):
+    def client(self, credentials: dict, service: str, region: str):
+        """`service`'s client in `region` with `credentials` ({}: the default chain's)."""
+        key = (credentials.get("aws_access_key_id"), service, region)
         with self._lock:
-            key = (session, service, region)
             if key not in self._clients:
-                self._clients[key] = session.client(
+                self._clients[key] = self._session().client(
                     service, region_name=region, config=self.boto_config,
-                    endpoint_url=self.config.aws.endpoint_url or None)
+                    endpoint_url=self.config.aws.endpoint_url or None, **credentials)
             return self._clients[key]
 
     def base_session(self):
+        """The session every client comes from, with the default chain's credentials."""
         with self._lock:
-            if self._base is None:
-                self._base = self.session_factory()
-            return self._base
+            return self._session()
 
-    def session_for(self, account_id: str):
+    def _session(self):
+        if self._base is None:
+            self._base = self.session_factory()
+        return self._base
+
+    def credentials(self, account_id: str) -> dict:
+        """Client arguments for an account's role (renewed before they expire), {} without."""
         account = self._accounts[account_id]
         if not account.role_arn:
-            return self.base_session()
+            return {}
         cached = self._assumed.get(account_id)
         if cached and self.clock() < cached[1]:
             return cached[0]
         params = {"RoleArn": account.role_arn, "RoleSessionName": self.config.aws.session_name}
         if account.external_id:
             params["ExternalId"] = account.external_id
-        sts = self.client(self.base_session(), "sts", (account.regions or self.config.regions)[0])
+        sts = self.client({}, "sts", (account.regions or self.config.regions)[0])
         creds = sts.assume_role(**params)["Credentials"]
-        with self._lock:
-            session = self.session_factory(aws_access_key_id=creds["AccessKeyId"],
-                                           aws_secret_access_key=creds["SecretAccessKey"],
-                                           aws_session_token=creds["SessionToken"])
+        credentials = {"aws_access_key_id": creds["AccessKeyId"],
+                       "aws_secret_access_key": creds["SecretAccessKey"],
+                       "aws_session_token": creds["SessionToken"]}
         renew = int(creds["Expiration"].timestamp() * 1000) - CREDENTIAL_MARGIN_MS
         with self._lock:
-            old = self._assumed.get(account_id)
-            if old is not None:   # its clients hold the credentials that expire
-                self._clients = {k: c for k, c in self._clients.items() if k[0] is not old[0]}
-            self._assumed[account_id] = (session, renew)
-        return session
+            self._assumed[account_id] = (credentials, renew)
+            # Clients of credentials no longer current go, those a read made with them while
+            # another renewed them included.
+            live = {c["aws_access_key_id"] for c, _renew in self._assumed.values()}
+            self._clients = {k: c for k, c in self._clients.items()
+                             if k[0] is None or k[0] in live}
+        return credentials
 
     def read(self, scope: Scope) -> Inventory:
         try:
@@ -122,8 +132,8 @@ class AwsReader:
             raise ScopeError(f"{scope}: {type(err).__name__}: {err}") from None
 
     def _read(self, scope: Scope) -> Inventory:
-        session = self.session_for(scope.account)
-        ec2 = self.client(session, "ec2", scope.region)
+        credentials = self.credentials(scope.account)
+        ec2 = self.client(credentials, "ec2", scope.region)
         inventory = Inventory(scope)
         inventory.interfaces = own_interfaces(items(ec2, "describe_network_interfaces"),
                                               scope, self.config.scopes)
@@ -142,14 +152,14 @@ class AwsReader:
             for eni_id in endpoint.get("NetworkInterfaceIds") or ():
                 inventory.vpc_endpoints[eni_id] = (endpoint["VpcEndpointId"], name,
                                                    tag_dict(endpoint.get("Tags")))
-        autoscaling = self.client(session, "autoscaling", scope.region)
+        autoscaling = self.client(credentials, "autoscaling", scope.region)
         for group in items(autoscaling, "describe_auto_scaling_groups"):
             name = group["AutoScalingGroupName"]
             inventory.asg_tags[name] = tag_dict(group.get("Tags"))
             for instance in group.get("Instances") or ():
                 inventory.asg_of_instance[instance["InstanceId"]] = name
-        self._read_load_balancers(session, scope, inventory)
-        lambda_ = self.client(session, "lambda", scope.region)
+        self._read_load_balancers(credentials, scope, inventory)
+        lambda_ = self.client(credentials, "lambda", scope.region)
         # Every version: a published one (behind an alias) keeps the network it had.
         for function in items(lambda_, "list_functions", FunctionVersion="ALL"):
             name = function["FunctionName"]
@@ -160,18 +170,18 @@ class AwsReader:
                 inventory.function_networks.setdefault(name, set()).add(
                     (frozenset(vpc["SubnetIds"]), frozenset(vpc.get("SecurityGroupIds") or ())))
         if inventory.functions:
-            inventory.function_tags = self._read_function_tags(session, scope,
+            inventory.function_tags = self._read_function_tags(credentials, scope,
                                                                inventory.functions)
         return inventory
 
-    def _read_function_tags(self, session, scope: Scope, functions: dict) -> dict:
+    def _read_function_tags(self, credentials: dict, scope: Scope, functions: dict) -> dict:
         """Function name -> tags, through the Resource Groups Tagging API: 100 functions a call,
         where Lambda's ListTags takes one. A policy from before this read (no tag:GetResources)
         gets the owners without the functions' tags, said once: failing the scope would stop the
         account's attribution until the policy is changed. Once they have been read, a denial
         fails the scope, as any other call's: owners never go back and forth between a tag and
         a name."""
-        tagging = self.client(session, "resourcegroupstaggingapi", scope.region)
+        tagging = self.client(credentials, "resourcegroupstaggingapi", scope.region)
         name_of = {arn: name for name, arn in functions.items()}
         try:
             found = items(tagging, "get_resources", ResourceTypeFilters=["lambda:function"])
@@ -192,8 +202,9 @@ class AwsReader:
         self._function_tags_read[scope] = True
         return tags
 
-    def _read_load_balancers(self, session, scope: Scope, inventory: Inventory) -> None:
-        elbv2 = self.client(session, "elbv2", scope.region)
+    def _read_load_balancers(self, credentials: dict, scope: Scope,
+                             inventory: Inventory) -> None:
+        elbv2 = self.client(credentials, "elbv2", scope.region)
         by_arn = {}
         for lb in items(elbv2, "describe_load_balancers"):
             arn = lb["LoadBalancerArn"]
@@ -201,7 +212,7 @@ class AwsReader:
         tags = _load_balancer_tags(elbv2, "ResourceArns", "ResourceArn", sorted(by_arn))
         for arn, (key, name) in by_arn.items():
             inventory.load_balancers[key] = (arn, name, tags.get(arn, {}))
-        elb = self.client(session, "elb", scope.region)
+        elb = self.client(credentials, "elb", scope.region)
         names = sorted(lb["LoadBalancerName"] for lb in items(elb, "describe_load_balancers"))
         tags = _load_balancer_tags(elb, "LoadBalancerNames", "LoadBalancerName", names)
         for name in names:
