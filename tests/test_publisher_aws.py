@@ -9,6 +9,8 @@ checked event by event, and the job attributes flows across the change with it.
 import gzip
 import json
 import os
+import threading
+import time
 import types
 
 import boto3
@@ -20,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from flowdredge.connectors.publisher import cli
 from flowdredge.connectors.publisher import config as publisher_config
-from flowdredge.connectors.publisher.aws import AwsReader
+from flowdredge.connectors.publisher.aws import AwsReader, ScopeError
 from flowdredge.connectors.publisher.model import Owner, Scope
 from flowdredge.connectors.publisher.publisher import Publisher
 from flowdredge.connectors.publisher.sinks import FileSink
@@ -779,9 +781,10 @@ def test_one_session_for_every_account_clients_made_once_and_again_for_renewed_c
     reader = AwsReader(config, clock, session_factory=session_factory)
     for scope in config.scopes:
         reader.read(scope)
+    assert len(sessions) == 1
     first = list(made)
     b_key = reader._assumed[B][0]["aws_access_key_id"]
-    assert len(sessions) == 1 and {key for _service, key in first} == {None, b_key}
+    assert {key for _service, key in first} == {None, b_key}
     for scope in config.scopes:
         reader.read(scope)
     assert made == first
@@ -793,3 +796,59 @@ def test_one_session_for_every_account_clients_made_once_and_again_for_renewed_c
     assert sorted(renewed) == sorted({(service, new_key) for service, key in first
                                       if key == b_key})
     assert not any(key[0] == b_key for key in reader._clients)
+
+
+def test_an_accounts_regions_read_at_once_assume_its_role_once(aws, tmp_path):
+    """Both regions of an account read at once each assumed its role at its first read and at
+    every renewal, and all but one of them made their clients again (a review)."""
+    assumed = []
+
+    def slow_assume_role(**_kwargs):
+        assumed.append(threading.current_thread().name)
+        time.sleep(0.2)   # both reads find the credentials missing or due meanwhile
+    clock = Clock(T1)
+    config = config_for(aws, tmp_path / "changes.jsonl")
+    reader = AwsReader(config, clock, session_factory=hooked_sessions(
+        [("before-call.sts.AssumeRole", slow_assume_role)]))
+
+    def read_both_regions():
+        reads = [threading.Thread(target=reader.read, args=(Scope(B, region),))
+                 for region in ("us-east-1", "eu-west-1")]
+        for read in reads:
+            read.start()
+        for read in reads:
+            read.join()
+    read_both_regions()
+    assert len(assumed) == 1
+    clock.now = reader._assumed[B][1]   # the renewal of B's credentials
+    read_both_regions()
+    assert len(assumed) == 2
+    assert {key[0] for key in reader._clients} == {None, reader._assumed[B][0]["aws_access_key_id"]}
+
+
+def test_a_role_that_cannot_be_assumed_fails_its_accounts_scopes_alone(aws, tmp_path):
+    """At the first read and at a renewal alike; the next assumption that works reads it again
+    with new credentials."""
+    denied = [True]
+
+    def deny(model, **_kwargs):
+        if denied:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}},
+                              model.name)
+    clock = Clock(T1)
+    config = config_for(aws, tmp_path / "changes.jsonl")
+    reader = AwsReader(config, clock,
+                       session_factory=hooked_sessions([("before-call.sts.AssumeRole", deny)]))
+    with pytest.raises(ScopeError, match="AssumeRole: AccessDenied: not allowed"):
+        reader.read(Scope(B, "us-east-1"))
+    reader.read(Scope(A, "us-east-1"))
+    denied.clear()
+    reader.read(Scope(B, "us-east-1"))
+    first_key = reader._assumed[B][0]["aws_access_key_id"]
+    clock.now = reader._assumed[B][1]
+    denied.append(True)
+    with pytest.raises(ScopeError, match="AssumeRole: AccessDenied"):
+        reader.read(Scope(B, "eu-west-1"))
+    denied.clear()
+    reader.read(Scope(B, "eu-west-1"))
+    assert reader._assumed[B][0]["aws_access_key_id"] != first_key

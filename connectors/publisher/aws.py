@@ -73,6 +73,7 @@ class AwsReader:
         self._lock = threading.Lock()
         self._clients = {}   # (access key id, None: the default chain's; service, region) -> client
         self._accounts = {a.id: a for a in config.accounts}
+        self._renewing = {a.id: threading.Lock() for a in config.accounts}
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, credentials: dict, service: str, region: str):
@@ -85,10 +86,11 @@ class AwsReader:
                     endpoint_url=self.config.aws.endpoint_url or None, **credentials)
             return self._clients[key]
 
-    def base_session(self):
-        """The session every client comes from, with the default chain's credentials."""
+    def base_client(self, service: str, region: str = None, endpoint_url: str = None):
+        """A client of the default chain's credentials, not kept (the sink's, a snapshot's)."""
         with self._lock:
-            return self._session()
+            return self._session().client(service, region_name=region, config=self.boto_config,
+                                          endpoint_url=endpoint_url)
 
     def _session(self):
         if self._base is None:
@@ -100,26 +102,29 @@ class AwsReader:
         account = self._accounts[account_id]
         if not account.role_arn:
             return {}
-        cached = self._assumed.get(account_id)
-        if cached and self.clock() < cached[1]:
-            return cached[0]
-        params = {"RoleArn": account.role_arn, "RoleSessionName": self.config.aws.session_name}
-        if account.external_id:
-            params["ExternalId"] = account.external_id
-        sts = self.client({}, "sts", (account.regions or self.config.regions)[0])
-        creds = sts.assume_role(**params)["Credentials"]
-        credentials = {"aws_access_key_id": creds["AccessKeyId"],
-                       "aws_secret_access_key": creds["SecretAccessKey"],
-                       "aws_session_token": creds["SessionToken"]}
-        renew = int(creds["Expiration"].timestamp() * 1000) - CREDENTIAL_MARGIN_MS
-        with self._lock:
-            self._assumed[account_id] = (credentials, renew)
-            # Clients of credentials no longer current go, those a read made with them while
-            # another renewed them included.
-            live = {c["aws_access_key_id"] for c, _renew in self._assumed.values()}
-            self._clients = {k: c for k, c in self._clients.items()
-                             if k[0] is None or k[0] in live}
-        return credentials
+        # An account's regions are read at once: one of them assumes the role, the others wait
+        # for its credentials (each assumed it, and all but the last one's clients were made
+        # again: a review).
+        with self._renewing[account_id]:
+            cached = self._assumed.get(account_id)
+            if cached and self.clock() < cached[1]:
+                return cached[0]
+            params = {"RoleArn": account.role_arn,
+                      "RoleSessionName": self.config.aws.session_name}
+            if account.external_id:
+                params["ExternalId"] = account.external_id
+            sts = self.client({}, "sts", (account.regions or self.config.regions)[0])
+            creds = sts.assume_role(**params)["Credentials"]
+            credentials = {"aws_access_key_id": creds["AccessKeyId"],
+                           "aws_secret_access_key": creds["SecretAccessKey"],
+                           "aws_session_token": creds["SessionToken"]}
+            renew = int(creds["Expiration"].timestamp() * 1000) - CREDENTIAL_MARGIN_MS
+            with self._lock:
+                self._assumed[account_id] = (credentials, renew)
+                live = {c["aws_access_key_id"] for c, _renew in self._assumed.values()}
+                self._clients = {k: c for k, c in self._clients.items()
+                                 if k[0] is None or k[0] in live}
+            return credentials
 
     def read(self, scope: Scope) -> Inventory:
         try:

@@ -42,16 +42,14 @@ def build_sink(config, reader: AwsReader):
     out = config.output
     if out.kind == "file":
         return FileSink(out.path)
-    client = reader.base_session().client(
-        "kinesis", region_name=out.region, config=reader.boto_config,
-        endpoint_url=out.endpoint_url or config.aws.endpoint_url or None)
+    client = reader.base_client("kinesis", out.region,
+                                out.endpoint_url or config.aws.endpoint_url or None)
     return KinesisSink(client, out.stream_arn or out.stream_name, out.partition_key,
                        out.max_attempts)
 
 
 def s3_client(config, reader: AwsReader):
-    return reader.base_session().client("s3", config=reader.boto_config,
-                                        endpoint_url=config.aws.endpoint_url or None)
+    return reader.base_client("s3", endpoint_url=config.aws.endpoint_url or None)
 
 
 def snapshot_writer(config, reader: AwsReader, target: str):
