@@ -7,11 +7,12 @@ for `--scopes` accounts and regions, `--interfaces` instance interfaces in all, 
 `--addresses-per-interface` private IPv4 addresses and every tenth a public one. Times each step
 of the publisher's work on them, as `Publisher.poll` and a snapshot do it:
 
-- derive: the owners of every address from the inventories (derive.derive_claims);
-- first poll: reconcile_poll with no state (an ASSIGN per address), and its events appended to a
-  file as JSON lines (sinks.FileSink, which fsyncs);
+- first poll: derive, the owners of every address from the inventories (derive.derive_claims);
+  reconcile_poll with no state (an ASSIGN per address); its events appended to a file as JSON
+  lines (sinks.FileSink, which fsyncs); all three with the objects made before frozen
+  (publisher.old_objects_frozen), and the garbage collection after;
 - steady poll: a share `--churn` of the interfaces replaced by new instances of another group
-  (their addresses move), as many released and as many new, then derive and reconcile again;
+  (their addresses move), as many released and as many new, then the same steps again;
 - snapshot: snapshot_events and state_clocks written (sinks.write_snapshot);
 - resume: the snapshot and its clocks read back as `--resume` reads them.
 
@@ -31,6 +32,7 @@ from flowdredge.connectors.publisher.derive import ASG_TAG, Naming, derive_claim
 from flowdredge.connectors.publisher.diff import (Observation, State, reconcile_poll,
                                                   snapshot_events, state_clocks)
 from flowdredge.connectors.publisher.model import Inventory, Scope
+from flowdredge.connectors.publisher.publisher import old_objects_frozen
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.sinks import FileSink, write_snapshot
 
@@ -152,32 +154,31 @@ def main(argv=None) -> int:
     step("inventories built (not the publisher's work)", time.perf_counter() - began)
     with tempfile.TemporaryDirectory() as work:
         sink = FileSink(os.path.join(work, "changelog.jsonl"))
-        began = time.perf_counter()
-        observations = observe(inventories, naming, T0_MS)
-        derived = time.perf_counter() - began
-        claims = sum(len(o.claims) for o in observations)
-        step("derive", derived, note=f"{claims:,} addresses")
 
-        def poll(name, state, observations):
-            """A poll's reconciliation and its events appended: the state after it."""
-            began = time.perf_counter()
-            result = reconcile_poll(state, observations, scopes)
-            step(f"{name}: reconcile", time.perf_counter() - began, len(result.events))
-            size = os.path.getsize(sink.path) if os.path.exists(sink.path) else 0
-            began = time.perf_counter()
-            sink.write(result.events)
-            step(f"{name}: write", time.perf_counter() - began, len(result.events),
-                 f"{(os.path.getsize(sink.path) - size) / 1e6:,.1f} MB")
+        def poll(name, state, started_ms):
+            """A poll as Publisher.poll makes it, the objects made before it frozen: derive,
+            reconcile, its events appended, then one garbage collection. The state after it."""
+            with old_objects_frozen():
+                began = time.perf_counter()
+                observations = observe(inventories, naming, started_ms)
+                claims = sum(len(o.claims) for o in observations)
+                step(f"{name}: derive", time.perf_counter() - began, note=f"{claims:,} addresses")
+                began = time.perf_counter()
+                result = reconcile_poll(state, observations, scopes)
+                del observations
+                step(f"{name}: reconcile", time.perf_counter() - began, len(result.events))
+                size = os.path.getsize(sink.path) if os.path.exists(sink.path) else 0
+                began = time.perf_counter()
+                sink.write(result.events)
+                step(f"{name}: write", time.perf_counter() - began, len(result.events),
+                     f"{(os.path.getsize(sink.path) - size) / 1e6:,.1f} MB")
+                began = time.perf_counter()
+            step(f"{name}: the collection after it", time.perf_counter() - began)
             return result.state
-        state = poll("first poll", State(), observations)
-        del observations
+        state = poll("first poll", State(), T0_MS)
         churn(inventories, args.churn, args.interfaces, args.addresses_per_interface,
               args.interfaces * args.addresses_per_interface)
-        began = time.perf_counter()
-        observations = observe(inventories, naming, T0_MS + 60_000)
-        step(f"steady poll ({args.churn:.0%} churn): derive", time.perf_counter() - began)
-        state = poll("steady poll", state, observations)
-        del observations
+        state = poll(f"steady poll ({args.churn:.0%} churn)", state, T0_MS + 60_000)
         target = os.path.join(work, "snapshot.jsonl")
         began = time.perf_counter()
         events = snapshot_events(state)

@@ -192,9 +192,10 @@ def test_publisher_bench_times_every_step_of_a_small_estate(capsys):
             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
     # 200 interfaces of 2 private addresses, every tenth with a public one: an ASSIGN each, and
     # the HEARTBEAT.
-    assert rows["derive"][5] == "420 addresses |"
+    assert rows["first poll: derive"][5] == "420 addresses |"
     assert rows["first poll: reconcile"][2] == "421"
-    assert int(rows["steady poll: reconcile"][2]) > 4
+    assert int(rows["steady poll (2% churn): reconcile"][2]) > 4
+    assert "steady poll (2% churn): the collection after it" in rows
     assert int(rows["resume: the snapshot and its clocks read (a process of its own)"][2]
                .replace(",", "")) > 400
 

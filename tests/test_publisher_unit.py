@@ -1,8 +1,10 @@
 """The publisher's pure parts: naming, owner derivation, reconciliation, events, config, sinks."""
 import dataclasses
+import gc
 import json
 import os
 import threading
+import weakref
 from datetime import datetime, timezone
 
 import boto3
@@ -22,7 +24,7 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
-                                                      describe_events)
+                                                      describe_events, old_objects_frozen)
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
                                                   encode, write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
@@ -1902,3 +1904,19 @@ def test_an_owner_seen_again_after_a_failed_release_has_no_address_in_between():
     again = reconcile_poll(back.state, [Observation(SCOPE, [api], t2 + 60_000, t2 + 60_100)],
                            [SCOPE])
     assert types_ts_ips(again.events) == [("HEARTBEAT", t2 + 60_000, None, None)]
+
+
+def test_a_poll_frees_at_its_end_the_cycles_that_became_garbage_while_it_ran():
+    """A poll keeps the objects made before it out of the collector's passes; frozen at every
+    poll and never collected, cycles of garbage among them would add up."""
+    class Node:
+        pass
+    node = Node()
+    node.itself = node
+    gone = weakref.ref(node)
+    with old_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        del node
+        gc.collect()
+        assert gone() is not None
+    assert gone() is None and gc.get_freeze_count() == 0
