@@ -65,6 +65,11 @@ def load(path: str) -> ManagedProperties:
         raise ConfigError(f"{path}: expected a list of property groups "
                           f"(PropertyGroupId, PropertyMap)")
     doc = config_mod.from_application_properties(groups)
+    known = [f.name for f in fields(config_mod.Config)] + [IO_GROUP, RUN_OPTIONS_GROUP]
+    unknown = set(doc) - set(known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown property group(s) {sorted(unknown)}; known: "
+                          f"{sorted(known)}")
     doc.pop(RUN_OPTIONS_GROUP, None)
     io_values = doc.pop(IO_GROUP, None)
     if io_values is None:

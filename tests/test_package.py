@@ -82,6 +82,19 @@ def test_bad_io_properties_are_clear_errors(tmp_path, io_values, message):
 
 
 @pytest.mark.unit
+def test_an_unknown_property_group_names_every_known_one(tmp_path):
+    """io and the service's run options were missing from the list (a review)."""
+    groups = to_application_properties(Config()) + [
+        {"PropertyGroupId": "io", "PropertyMap": {"flows": "f", "metadata": "m", "output": "o"}},
+        {"PropertyGroupId": "iox", "PropertyMap": {"output": "o"}}]
+    (tmp_path / "p.json").write_text(json.dumps(groups))
+    with pytest.raises(ConfigError, match=re.escape(
+            "unknown property group(s) ['iox']; known: ['flows', 'io', 'job', 'kinesis', "
+            "'kinesis.analytics.flink.run.options', 'metadata', 'outputs', 'security']")):
+        managed.load(str(tmp_path / "p.json"))
+
+
+@pytest.mark.unit
 def test_job_config_errors_come_through(tmp_path):
     groups = [{"PropertyGroupId": "job", "PropertyMap": {"window_seconds": "0"}},
               {"PropertyGroupId": "io", "PropertyMap": {"flows": "f", "metadata": "m",

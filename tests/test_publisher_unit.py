@@ -813,6 +813,16 @@ def test_example_config_loads():
 @pytest.mark.parametrize("doc, message", [
     ({}, "at least one account"),
     ({"accounts": ["1234"], "regions": ["us-east-1"]}, "12-digit"),
+    ({"accounts": [12345], "regions": ["us-east-1"]}, "'12345' is not a 12-digit"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+      "output": {"kind": "kinesis", "stream_name": "my stream", "region": "us-east-1"}},
+     "output.stream_name: 'my stream' is not a stream name or ARN"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+      "output": {"kind": "kinesis", "stream_arn": "arn:aws:s3:::bucket", "region": "us-east-1"}},
+     "output.stream_arn"),
+    ({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+      "output": {"kind": "kinesis", "stream_name": "m", "region": "nowhere"}},
+     "output.region: 'nowhere' is not a region name"),
     ({"accounts": [ACCOUNT]}, "no regions"),
     ({"accounts": [ACCOUNT], "regions": ["useast"]}, "not a region name"),
     ({"accounts": [{"id": ACCOUNT, "role_arn": "admin"}], "regions": ["us-east-1"]}, "role_arn"),
@@ -844,15 +854,18 @@ def test_accounts_with_their_own_regions():
                                                "210987654321/eu-west-1"]
 
 
-def test_regions_are_a_list_or_a_comma_string_and_ids_keep_their_zeros():
-    as_list = publisher_config.from_dict({"accounts": [12345678901], "regions": ["us-east-1",
+def test_regions_are_a_list_or_a_comma_string_and_ids_numbers_as_written():
+    """An id as a number was padded to 12 digits: 12345 loaded as 000000012345 (a review)."""
+    as_list = publisher_config.from_dict({"accounts": [210987654321], "regions": ["us-east-1",
                                           "eu-west-1"], "output": {"path": "o"}})
-    as_text = publisher_config.from_dict({"accounts": ["012345678901"],
+    as_text = publisher_config.from_dict({"accounts": ["210987654321"],
                                           "regions": "us-east-1, eu-west-1",
                                           "output": {"path": "o"}})
     assert as_list == as_text
     assert as_list.regions == ("us-east-1", "eu-west-1")
-    assert as_list.accounts[0].id == "012345678901"
+    with pytest.raises(publisher_config.ConfigError, match="'12345678901' is not a 12-digit account id"):
+        publisher_config.from_dict({"accounts": [12345678901], "regions": ["us-east-1"],
+                                    "output": {"path": "o"}})
 
 
 def test_an_unquoted_account_id_with_a_leading_zero_is_read_as_written(tmp_path):

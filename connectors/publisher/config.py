@@ -6,6 +6,7 @@ assumes each account's role through STS.
 import logging
 from dataclasses import dataclass, field
 
+from flowdredge.connectors.kinesis.settings import stream
 from flowdredge.connectors.publisher.model import Scope
 from flowdredge.connectors.publisher.naming import RULES, NameRule
 from flowdredge.schemas import settings
@@ -23,7 +24,8 @@ def regions():
 
 @dataclass(frozen=True)
 class Account:
-    # YAML reads an unquoted id as a number (leading zeros lost): the loader pads it back.
+    # An unquoted id is a number in YAML; settings' YAML reader keeps one with a leading zero
+    # as its text, so a number is taken as written, never padded: 12345 is a typo, not an id.
     id: str = setting("", pattern=r"\d{12}", expected="a 12-digit account id (quoted in YAML)")
     # Empty: the publisher's own credentials read this account.
     role_arn: str = setting("", pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/.+",
@@ -46,9 +48,10 @@ class NamingSection:
 class OutputSection:
     kind: str = setting("file", choices=("file", "kinesis"))
     path: str = ""                  # file: JSON Lines, appended
-    stream_name: str = ""           # kinesis: the metadata stream (name or ARN)
-    stream_arn: str = ""
-    region: str = ""                # kinesis: the stream's region
+    # kinesis: the metadata stream (name or ARN)
+    stream_name: str = stream()
+    stream_arn: str = stream()
+    region: str = setting("", pattern=REGION, expected=REGION_NAME)   # kinesis: the stream's
     # One key keeps the changelog in order on one shard (the job needs HEARTBEATs after the
     # changes they cover).
     partition_key: str = "ip-metadata"
@@ -95,7 +98,7 @@ def _account(where: str, doc) -> Account:
         raise ConfigError(f"{where}: expected an account id or a mapping with id, role_arn, "
                           f"regions, got {doc!r}")
     if isinstance(doc.get("id"), int) and not isinstance(doc["id"], bool):
-        doc = {**doc, "id": str(doc["id"]).zfill(12)}
+        doc = {**doc, "id": str(doc["id"])}
     account = settings.section(Account, doc, where)
     if not account.id:
         raise ConfigError(f"{where}.id: an account needs its 12-digit id")
