@@ -376,6 +376,36 @@ def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, c
     assert f"--resume {snapshot}" in capsys.readouterr().err
 
 
+def test_ctrl_c_during_run_once_waits_for_the_read_under_way_only(aws, tmp_path, capsys,
+                                                                  monkeypatch):
+    """Ctrl-C stopped a poll with a traceback once its reads under way were done; now the
+    scopes not begun are not read, what was read is written, and the exit says incomplete.
+    The signal handlers before it are back after it."""
+    import signal
+    Estate(aws).build()
+    out = tmp_path / "changes.jsonl"
+    config_file = tmp_path / "publisher.yaml"
+    config_file.write_text(json.dumps({
+        "accounts": [{"id": A, "regions": ["us-east-1"]},
+                     {"id": B, "role_arn": ROLE_B, "regions": ["us-east-1", "eu-west-1"]}],
+        "output": {"kind": "file", "path": str(out)},
+        "aws": {"endpoint_url": aws, "parallel_reads": 1}}))
+    interrupted = []
+
+    def ctrl_c_once(**_kwargs):
+        if not interrupted:
+            interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(cli, "AwsReader", lambda config, clock: AwsReader(
+        config, clock, session_factory=hooked_sessions(
+            [("before-call.ec2.DescribeNetworkInterfaces", ctrl_c_once)])))
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["run", "--config", str(config_file), "--once"]) == cli.INCOMPLETE
+    assert signal.getsignal(signal.SIGINT) is before
+    assert {e["type"] for e in read_events(out)} == {"ASSIGN"}   # A's owners, no HEARTBEAT
+    assert "2 not read (stopping)" in capsys.readouterr().err
+
+
 def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):
     estate = Estate(aws)
     estate.build()

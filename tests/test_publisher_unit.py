@@ -23,8 +23,9 @@ from flowdredge.connectors.publisher.diff import (Holding, Observation, State, a
                                                   unassign_event, vpc_assign_event)
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
-from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
-                                                      describe_events, old_objects_frozen)
+from flowdredge.connectors.publisher.publisher import (NOT_READ, EventTail, Publisher,
+                                                      describe, describe_events,
+                                                      old_objects_frozen)
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
                                                   encode, write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
@@ -1206,6 +1207,53 @@ def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
         ("ASSIGN", T0), ("HEARTBEAT", T0), ("UNASSIGN", T0 + 20_000), ("ASSIGN", T0 + 60_000),
         ("HEARTBEAT", T0 + 60_000)]
     assert [[e["ip"] for e in snapshot_events(s)] for s in snapshots] == [["10.0.0.5"]]
+
+
+class StoppedAtReader:
+    """An estate of one interface a scope; the stop is asked for while read number `at` runs."""
+
+    def __init__(self, stop, at):
+        self.stop, self.at, self.reads = stop, at, []
+        self.lock = threading.Lock()
+
+    def read(self, scope):
+        with self.lock:
+            self.reads.append(scope)
+            if len(self.reads) == self.at:
+                self.stop.append(True)
+        n = int(scope.account) * 2 + (scope.region == "eu-west-1")
+        return Inventory(scope, interfaces=[eni(f"eni-{n}", f"10.0.0.{n}", instance=f"i-{n}")],
+                         instance_tags={f"i-{n}": {"Name": "api-prod"}})
+
+
+@pytest.mark.parametrize("parallel_reads", [1, 3])
+def test_a_stop_asked_for_during_a_poll_waits_for_the_reads_under_way_only(parallel_reads):
+    """A stop (SIGTERM) waited for a whole poll, minutes at hundreds of accounts: longer than a
+    container is given before it is killed, which then wrote no snapshot. The scopes not yet
+    begun are not read; those read are written, the others keep their owners, said once."""
+    accounts = [f"{n:012d}" for n in range(1, 4)]
+    config = publisher_config.from_dict({"accounts": accounts, "regions": ["us-east-1", "eu-west-1"],
+                                         "output": {"kind": "file", "path": "x"},
+                                         "aws": {"parallel_reads": parallel_reads}})
+    stop, logged, sink = [], [], ListSink()
+    reader = StoppedAtReader(stop, at=2)
+    publisher = Publisher(config, reader, sink, lambda: T0, log=logged.append)
+    polls = []
+    publisher.run(lambda: bool(stop), sleep=lambda _s: pytest.fail("slept after the stop"),
+                  on_poll=polls.append)
+    [result] = polls
+    read = set(reader.reads)
+    # The reads begun before the stop: the one that asked for it, and those under way with it.
+    assert 2 <= len(read) <= 1 + parallel_reads
+    assert set(result.failed) == set(config.scopes) - read
+    assert set(result.failed.values()) == {NOT_READ} and not result.complete
+    assert {e["ip"] for e in sink.events} == {f"10.0.0.{int(s.account) * 2 + (s.region == 'eu-west-1')}"
+                                              for s in read}
+    assert result.heartbeat_ms is None
+    assert logged == [f"stopping: {6 - len(read)} account/region(s) not read by this poll, "
+                      f"their owners kept"]
+    assert describe(result) == (f"poll: {len(read)} assigned, 0 unassigned, "
+                                f"{6 - len(read)} not read (stopping)")
 
 
 def test_an_unexpected_error_fails_a_scope_or_a_line_not_the_publisher():

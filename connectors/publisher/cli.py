@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -120,15 +121,29 @@ def cmd_run(args, config) -> int:
     state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
              else None)
     publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
+    stop, snapshot_wanted = [], []
     if args.once:
-        result = publisher.poll()
+        with _signals({signal.SIGTERM: stop, signal.SIGINT: stop}):
+            result = publisher.poll(lambda: bool(stop))
         log.info(describe(result))
         return 0 if result.complete else INCOMPLETE
-    stop, snapshot_wanted = [], []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
-    signal.signal(signal.SIGUSR1, lambda *_: snapshot_wanted.append(True))
+    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: snapshot_wanted}):
+        return _run(config, reader, publisher, stop, snapshot_wanted)
 
+
+@contextmanager
+def _signals(flags: dict):
+    """Each signal of `flags` appends to its list while it lasts; the handlers before, after."""
+    before = {sig: signal.signal(sig, lambda *_, flag=flag: flag.append(True))
+              for sig, flag in flags.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _run(config, reader, publisher: Publisher, stop: list, snapshot_wanted: list) -> int:
     def snapshot_requested():
         if not snapshot_wanted:
             return False

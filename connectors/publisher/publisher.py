@@ -20,6 +20,8 @@ from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN,
 
 
 _log = logging.getLogger(__name__)
+# A scope's failure when the publisher stopped before reading it.
+NOT_READ = "not read: the publisher is stopping"
 
 
 @dataclass
@@ -87,10 +89,15 @@ class Publisher:
                              config.public_ipv4)
         self.inventories = {}   # Scope -> Inventory as of the last poll and events since
 
-    def observe(self):
+    def observe(self, should_stop=lambda: False):
         """Reads every scope, `aws.parallel_reads` at once: (observations, inventories,
-        failures), in the configured order. Each read has its own start and end."""
+        failures), in the configured order. Each read has its own start and end. Once
+        should_stop() says so, the scopes not yet begun are not read (failures, NOT_READ): a
+        stop waits for the reads under way only, not a whole poll, which at hundreds of
+        accounts outlasts the time a container is given to stop before it is killed."""
         def read(scope):
+            if should_stop():
+                return scope, None, None, NOT_READ
             started = self.clock()
             try:
                 inventory = self.reader.read(scope)
@@ -111,17 +118,22 @@ class Publisher:
         for scope, observation, inventory, error in reads:
             if error is not None:
                 failed[scope] = error
-                self.log(f"cannot read {scope}, keeping its owners until it can be read: "
-                         f"{error}")
+                if error != NOT_READ:
+                    self.log(f"cannot read {scope}, keeping its owners until it can be read: "
+                             f"{error}")
                 continue
             observations.append(observation)
             inventories[scope] = inventory
+        not_read = sum(error == NOT_READ for error in failed.values())
+        if not_read:
+            self.log(f"stopping: {not_read} account/region(s) not read by this poll, their "
+                     f"owners kept")
         return observations, inventories, failed
 
-    def poll(self) -> PollResult:
+    def poll(self, should_stop=lambda: False) -> PollResult:
         started = self.clock()
         with old_objects_frozen():
-            observations, inventories, failed = self.observe()
+            observations, inventories, failed = self.observe(should_stop)
             reconciled = reconcile_poll(self.state, observations, self.config.scopes)
             self._write(reconciled, inventories)
             self.state = reconciled.state
@@ -204,7 +216,7 @@ class Publisher:
         while not should_stop():
             next_poll = self.clock() + interval_ms
             try:
-                result = self.poll()
+                result = self.poll(should_stop)
             except SinkError as err:
                 self.log(f"poll not written, the next poll sends its changes: {err}")
             else:
@@ -284,7 +296,9 @@ def describe(result: PollResult) -> str:
              f"{_within_vpcs(result)}"]
     if result.heartbeat_ms is not None:
         parts.append(f"{HEARTBEAT.lower()} {result.heartbeat_ms}")
-    if result.failed:
-        parts.append(f"{len(result.failed)} scope(s) failed: "
-                     + "; ".join(str(s) for s in result.failed))
+    failed = [scope for scope, error in result.failed.items() if error != NOT_READ]
+    if failed:
+        parts.append(f"{len(failed)} scope(s) failed: " + "; ".join(str(s) for s in failed))
+    if len(failed) < len(result.failed):
+        parts.append(f"{len(result.failed) - len(failed)} not read (stopping)")
     return ", ".join(parts)
