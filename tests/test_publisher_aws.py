@@ -376,14 +376,15 @@ def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, c
     assert f"--resume {snapshot}" in capsys.readouterr().err
 
 
-def test_ctrl_c_during_run_once_waits_for_the_read_under_way_only(aws, tmp_path, capsys,
-                                                                  monkeypatch):
+@pytest.mark.parametrize("command", ["run", "snapshot"])
+def test_ctrl_c_during_run_once_or_a_snapshot_waits_for_the_read_under_way_only(
+        aws, tmp_path, capsys, monkeypatch, command):
     """Ctrl-C stopped a poll with a traceback once its reads under way were done; now the
-    scopes not begun are not read, what was read is written, and the exit says incomplete.
-    The signal handlers before it are back after it."""
+    scopes not begun are not read: `run --once` writes what was read and says incomplete,
+    `snapshot` writes nothing. The signal handlers before them are back after them."""
     import signal
     Estate(aws).build()
-    out = tmp_path / "changes.jsonl"
+    out, snapshot = tmp_path / "changes.jsonl", tmp_path / "snapshot.jsonl"
     config_file = tmp_path / "publisher.yaml"
     config_file.write_text(json.dumps({
         "accounts": [{"id": A, "regions": ["us-east-1"]},
@@ -400,10 +401,15 @@ def test_ctrl_c_during_run_once_waits_for_the_read_under_way_only(aws, tmp_path,
         config, clock, session_factory=hooked_sessions(
             [("before-call.ec2.DescribeNetworkInterfaces", ctrl_c_once)])))
     before = signal.getsignal(signal.SIGINT)
-    assert cli.main(["run", "--config", str(config_file), "--once"]) == cli.INCOMPLETE
+    args = (["run", "--once"] if command == "run" else ["snapshot", "--to", str(snapshot)])
+    assert cli.main(args + ["--config", str(config_file)]) == cli.INCOMPLETE
     assert signal.getsignal(signal.SIGINT) is before
-    assert {e["type"] for e in read_events(out)} == {"ASSIGN"}   # A's owners, no HEARTBEAT
-    assert "2 not read (stopping)" in capsys.readouterr().err
+    if command == "run":
+        assert {e["type"] for e in read_events(out)} == {"ASSIGN"}   # A's owners, no HEARTBEAT
+        assert "2 not read (stopping)" in capsys.readouterr().err
+    else:
+        assert not snapshot.exists()
+        assert "no snapshot written: stopped" in capsys.readouterr().err
 
 
 def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):

@@ -173,7 +173,12 @@ def cmd_snapshot(args, config) -> int:
         return 2
     reader = AwsReader(config, wall_clock_ms)
     publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
-    observations, _inventories, failed = publisher.observe()
+    stop = []
+    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop}):
+        observations, _inventories, failed = publisher.observe(lambda: bool(stop))
+    if stop:
+        log.error("no snapshot written: stopped")
+        return INCOMPLETE
     if failed:
         log.error(f"no snapshot written: {len(failed)} account/region(s) could not be read")
         return INCOMPLETE
