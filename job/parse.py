@@ -654,15 +654,18 @@ def _parse_cloudwatch(envelope, payload, source, default_fmt, limits, result, de
     stream = f"{_name(envelope.get('logGroup'))}/{_name(envelope.get('logStream'))}"
     locate = _Location(f"{source} {stream}", separator=" event ", index=[])
     lines, stream_ms, bad_events, message_keys = [], None, [], 0
+    # A timestamp outside 2010..2100, or later than the record's arrival or its file's time
+    # allow a start, bounds nothing: it would refuse every line of the record (a far-ahead one
+    # did, in a file: a review).
+    latest_ms = _start_bounds(limits, delivered, not_after)[1] * 1000
     for i, event in enumerate(events):
         message = event.get("message") if isinstance(event, dict) else None
         if isinstance(message, str):
             lines.append(message)
             locate.index.append(i)
             ts = event.get("timestamp")
-            # A timestamp outside 2010..2100 bounds nothing: it would refuse every line.
             if (isinstance(ts, int) and not isinstance(ts, bool)
-                    and EARLIEST_START * 1000 <= ts < LATEST_START * 1000
+                    and EARLIEST_START * 1000 <= ts < latest_ms
                     and (stream_ms is None or ts > stream_ms)):
                 stream_ms = ts
         else:

@@ -97,6 +97,16 @@ def test_5_cloudwatch_lines_are_bounded_by_their_events_and_the_arrival_time():
                                        "logStream": "eni-1", "logEvents": events}).encode())
     result = parse_record(record, "kinesis:flows/shardId-0/4959", V2, LIMITS, delivered=T + 60)
     assert outcome(result) == (3, [("timestamp_out_of_range", where)])
+    # So does a file's time: one event far ahead of it refused every line of its record (a
+    # review; a replay of Firehose objects has no arrival time).
+    events[3]["timestamp"] = (T + 3 * 86400) * 1000
+    staged = json.dumps({"source": "s3://b/firehose-1", "not_after": T + 60,
+                         "record": base64.b64encode(gzip.compress(json.dumps(
+                             {"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g",
+                              "logStream": "eni-1", "logEvents": events}).encode())).decode()})
+    result = parse_record(staged, "records.jsonl:1", V2, LIMITS)
+    assert outcome(result) == (3, [("timestamp_out_of_range", "s3://b/firehose-1 /vpc/g/eni-1 "
+                                                              "event 3")])
 
 
 # 7. Negative packets and bytes gave negative aggregates.
