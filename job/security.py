@@ -261,25 +261,27 @@ def _address_order(text):
     return 6, int(ipaddress.ip_address(text))
 
 
-def scan_evidence(src_addr, src_app, hosts, ports, flows, rejected, target_apps, host_list,
+def scan_evidence(src_addr, src_apps, hosts, ports, flows, rejected, target_apps, host_list,
                   port_list, samples: int) -> tuple:
-    """The fields of schemas.security._SCAN_EVIDENCE from a source's counts and comma-separated
-    lists (any order; src_app too: the address's owners in the window)."""
-    host_items = sorted((h for h in (host_list or "").split(",") if h), key=_address_order)
-    port_items = sorted(int(p) for p in (port_list or "").split(",") if p)
-    return (src_addr, _app_list(src_app), hosts, ports, flows, rejected,
+    """The fields of schemas.security._SCAN_EVIDENCE from a source's counts and lists (any
+    order; src_apps too: the address's owners in the window). Lists, not comma-joined text:
+    split again, an app whose name holds a comma (a tag's value may) made two apps that do
+    not exist, each with a scan against it (a review)."""
+    host_items = sorted(host_list, key=_address_order)
+    port_items = sorted(port_list)
+    return (src_addr, _app_list(src_apps), hosts, ports, flows, rejected,
             reject_percent(rejected, flows), _app_list(target_apps),
             port_items[0] if port_items else None, port_items[-1] if port_items else None,
             ",".join(host_items[:samples]), ",".join(map(str, port_items[:samples])))
 
 
-def _app_list(apps: str) -> str:
-    return ",".join(sorted(a for a in (apps or "").split(",") if a))
+def _app_list(apps) -> str:
+    return ",".join(sorted({a for a in apps if a}))
 
 
-def scanned_apps(target_apps: str) -> list:
+def scanned_apps(target_apps) -> list:
     """The owned apps a scan reached (risk factor scan_sources)."""
-    return sorted(a for a in set((target_apps or "").split(",")) if a and not is_unowned(a))
+    return sorted(a for a in set(target_apps) if a and not is_unowned(a))
 
 
 # --- risk ------------------------------------------------------------------------------------
@@ -704,16 +706,14 @@ def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> W
     scans, events, scan_sources = [], [], {}
     for src_addr, (flows, rejected, hosts, ports, apps, owners) in views.sources(
             rules.scan_report_min_targets).items():
-        target_apps = ",".join(apps)
-        evidence = scan_evidence(src_addr, ",".join(owners), len(hosts), len(ports), flows, rejected,
-                                 target_apps, ",".join(hosts), ",".join(map(str, ports)),
-                                 rules.scans.evidence_samples)
+        evidence = scan_evidence(src_addr, owners, len(hosts), len(ports), flows, rejected,
+                                 apps, hosts, ports, rules.scans.evidence_samples)
         pattern = classify_scan(len(hosts), len(ports), reject_percent(rejected, flows),
                                 rules.scans)
         scans.append(json_line(SCAN, (w,) + evidence + (pattern or "",)))
         if pattern:
             events.append(event_line(SCAN_ALERTS[pattern], w, evidence))
-            for app in scanned_apps(target_apps):
+            for app in scanned_apps(apps):
                 scan_sources.setdefault(app, set()).add(src_addr)
 
     risk = [json_line(RISK, row + risk_score(dict(zip(RISK_INPUT.names, row)),

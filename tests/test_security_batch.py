@@ -108,15 +108,15 @@ def _expected(conversations):
     for addr, g in sources.items():
         if max(len(g["hosts"]), len(g["ports"])) < RULES.scan_report_min_targets:
             continue
-        evidence = s.scan_evidence(addr, ",".join(g["owners"]), len(g["hosts"]), len(g["ports"]), g["flows"],
-                                   g["rejected"], ",".join(g["apps"]), ",".join(g["hosts"]),
-                                   ",".join(map(str, g["ports"])), RULES.scans.evidence_samples)
+        evidence = s.scan_evidence(addr, g["owners"], len(g["hosts"]), len(g["ports"]), g["flows"],
+                                   g["rejected"], g["apps"], g["hosts"], g["ports"],
+                                   RULES.scans.evidence_samples)
         pattern = s.classify_scan(len(g["hosts"]), len(g["ports"]),
                                   s.reject_percent(g["rejected"], g["flows"]), RULES.scans)
         scans.append(s.json_line(out.SCAN, (W,) + evidence + (pattern or "",)))
         if pattern:
             events.append(s.event_line(out.SCAN_ALERTS[pattern], W, evidence))
-            for target in s.scanned_apps(",".join(g["apps"])):
+            for target in s.scanned_apps(g["apps"]):
                 scan_sources[target].add(addr)
 
     risk = defaultdict(lambda: dict(exposed=set(), rejected_flows=0, egress_bytes=0,

@@ -161,14 +161,31 @@ def test_scan_alerts_can_require_a_reject_share():
 
 
 def test_scan_evidence_sorts_and_samples():
-    evidence = s.scan_evidence("198.18.0.1", "internet", 4, 5, 9, 3, "kafka,internet,api",
-                               "10.0.0.10,10.0.0.9,2001:db8::1,10.0.0.100", "443,22,8080,3,1000",
-                               samples=3)
+    evidence = s.scan_evidence("198.18.0.1", ["internet"], 4, 5, 9, 3,
+                               ["kafka", "internet", "api"],
+                               ["10.0.0.10", "10.0.0.9", "2001:db8::1", "10.0.0.100"],
+                               [443, 22, 8080, 3, 1000], samples=3)
     assert evidence == ("198.18.0.1", "internet", 4, 5, 9, 3, 33, "api,internet,kafka", 3, 8080,
                         "10.0.0.9,10.0.0.10,10.0.0.100", "3,22,443")
-    assert s.scan_evidence("a", "b", 0, 0, 0, 0, None, None, None, 3)[6:] == (
+    assert s.scan_evidence("a", ["b"], 0, 0, 0, 0, [], [], [], 3)[6:] == (
         0, "", None, None, "", "")
-    assert s.scanned_apps("kafka,internet,unattributed,api,kafka") == ["api", "kafka"]
+    assert s.scanned_apps(["kafka", "internet", "unattributed", "api", "kafka"]) == ["api",
+                                                                                    "kafka"]
+
+
+def test_an_app_whose_name_holds_a_comma_is_one_app_in_the_scans_and_the_risk():
+    """Joined with commas and split again, it made two apps that do not exist, each scanned,
+    and left the real one unscanned (a review)."""
+    rows = [(600, "internet", "203.0.113.9", "payments,prod", "10.0.0.1", "i-1", port, None, 6,
+             "REJECT", 1, 1, 40, 1, 1, 40) for port in range(1, 8)]
+    rules = s.ViewRules(3, s.ScanRules(5, 9, 20, 1, 0, 3),
+                        s.parse_factors("exposed_ports=50,scan_sources=50"),
+                        s.parse_factors("exposed_ports=3,scan_sources=2"))
+    results = s.window_results(600, s.WindowViews.of_conversations(rows), rules)
+    [scan] = map(json.loads, results.scans)
+    assert scan["target_apps"] == "payments,prod" and scan["pattern"] == "port_scan"
+    risk = {r["app"]: r for r in map(json.loads, results.risk)}
+    assert set(risk) == {"payments,prod"} and risk["payments,prod"]["scan_sources"] == 1
 
 
 def test_risk_score_shows_each_factor():
