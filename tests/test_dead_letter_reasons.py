@@ -229,6 +229,9 @@ def test_a_key_an_envelope_is_read_by_twice_is_not_cloudwatch(vectorised):
                              f'"logEvents": [{{"message": "{_line(T0)}"}}, {{"id": "3"}}]}}'),
         ("message", head + f'"logEvents": [{{"message": "{_line(T0)}", "message": "y"}}, '
                            f'{{"\\u006dessage": "{_line(T0)}"}}]}}'),
+        # A repeat whose events hold no message: the messages' count balances (a review).
+        ("logEvents", head + f'"logEvents": [{{"id": "1"}}, 5, null], '
+                             f'"logEvents": {json.dumps(events)}}}'),
     ]
     for key, text in cases:
         result = _parsed(gzip.compress(text.encode(), mtime=0), vectorised)

@@ -273,6 +273,10 @@ def test_11_unknown_header_fields_are_dropped_and_counted(tmp_path):
     assert result.groups[0].flows[0] == parsed(chunk([line(T)])).groups[0].flows[0]
     with pytest.raises(InputError, match="foo-bar"):
         stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(strict=True))
+    # A name given twice is two values a line: they were counted once (a review).
+    twice = json.dumps({"format": HEADER + " foo-bar foo-bar", "ignore": ["foo-bar"],
+                        "lines": [line(T + i) + " v w" for i in range(10)]})
+    assert parsed(twice).counts["unknown_fields_ignored"] == 20
     # A chunk naming an unknown field it was not told to drop is not one staging wrote.
     assert outcome(parsed(json.dumps({"format": HEADER + " foo-bar", "lines": []}))) == (
         0, [("bad_chunk", "record")])
