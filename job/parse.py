@@ -837,7 +837,7 @@ def _check_repeats(payload: bytes, message_keys: int) -> None:
     the message key of each event kept, `message_keys` of them, and a repeat's keys are there
     too; `"logEvents"` is there once (a repeat whose events had no message passed: a review).
     Any other count, or an escape, is looked at closely. A scan for a byte (memchr) and
-    two counts, in C: 6 us for a record of 100 lines (one count) (`\\u` looked for took 13 more)."""
+    two counts, in C: about 16 us for a record of 100 lines (22 KB) (`\\u` looked for took 13 more)."""
     if (b"\\" not in payload and payload.count(b'"message') == message_keys + 1
             and payload.count(b'"logEvents"') == 1):
         return

@@ -419,6 +419,32 @@ def test_an_owner_that_is_not_text_or_an_address_that_spells_ipv4_is_refused(vec
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_key_given_twice_is_refused_and_an_owner_given_twice_is_nobodys(vectorise_from):
+    """JSON keeps a repeated key's last value: a second type turned an ASSIGN into an UNASSIGN,
+    a second ip moved the owner, without a dead letter (a fuzz review). Which owner was meant
+    is not known either: the address is left without one, not with the one before."""
+    t0 = 1767225600000
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"api"}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.2","ip":"10.0.0.3","app":"db"}' % t0,
+             '{"type":"ASSIGN","ts":%d,"type":"UNASSIGN","ip":"10.0.0.4"}' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.5","app":"db","app":"web"}' % t0,
+             '{"type" : "ASSIGN", "ts" : %d, "ip" : "10.0.0.6", "ip" : "10.0.0.7"}' % t0,
+             # Neither an escaped quote before a colon nor a nested object's keys are repeats.
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.8","app":"x\\":y","t":{"ip":1,"ip":2}}' % t0,
+             '{"type": "ASSIGN", "ts": %d, "ip": "10.0.0.9", "app": "ok"}' % t0]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip, e.owner and e.owner[0]) for e in chunk.events] == [
+        (ASSIGN, "10.0.0.1", "api"), (UNASSIGN, "10.0.0.5", None), (ASSIGN, "10.0.0.8", 'x":y'),
+        (ASSIGN, "10.0.0.9", "ok")]
+    twice = "twice in one object (JSON keeps the last)"
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("not_json", "m:2", f"the key(s) ip {twice}"),
+        ("not_json", "m:3", f"the key(s) type {twice}"),
+        ("not_json", "m:4", f"the key(s) app {twice}: applied as an UNASSIGN"),
+        ("not_json", "m:5", f"the key(s) ip {twice}")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
 def test_an_owner_value_of_another_json_type_is_its_text_if_a_number_else_refused(vectorise_from):
     """A number is its text (an account id written as one); a boolean, object or array named
     an owner by Python's spelling of it (`{'team': 'x'}`, `True`): now refused, and the IP has
