@@ -863,9 +863,11 @@ def test_an_accounts_regions_read_at_once_assume_its_role_once(aws, tmp_path):
 
 
 def test_a_role_that_cannot_be_assumed_fails_its_accounts_scopes_alone(aws, tmp_path):
-    """At the first read and at a renewal alike; the next assumption that works reads it again
-    with new credentials."""
-    denied = [True]
+    """At the first read; at a renewal, only once the credentials held have expired: renewed 5
+    minutes early, a renewal refused failed the account's scopes at once (a review). The next
+    assumption that works reads it again with new credentials."""
+    from flowdredge.connectors.publisher.aws import CREDENTIAL_MARGIN_MS
+    denied, logged = [True], []
 
     def deny(model, **_kwargs):
         if denied:
@@ -873,16 +875,21 @@ def test_a_role_that_cannot_be_assumed_fails_its_accounts_scopes_alone(aws, tmp_
                               model.name)
     clock = Clock(T1)
     config = config_for(aws, tmp_path / "changes.jsonl")
-    reader = AwsReader(config, clock,
+    reader = AwsReader(config, clock, log=logged.append,
                        session_factory=hooked_sessions([("before-call.sts.AssumeRole", deny)]))
     with pytest.raises(ScopeError, match="AssumeRole: AccessDenied: not allowed"):
         reader.read(Scope(B, "us-east-1"))
     reader.read(Scope(A, "us-east-1"))
     denied.clear()
     reader.read(Scope(B, "us-east-1"))
-    first_key = reader._assumed[B][0]["aws_access_key_id"]
-    clock.now = reader._assumed[B][1]
+    first_key, renew = reader._assumed[B][0]["aws_access_key_id"], reader._assumed[B][1]
     denied.append(True)
+    clock.now = renew + CREDENTIAL_MARGIN_MS - 1000
+    assert reader.read(Scope(B, "eu-west-1")).scope == Scope(B, "eu-west-1")
+    assert logged == [f"{B}: its role's credentials not renewed (AssumeRole: AccessDenied: not "
+                      f"allowed); read with those held, 1 s left"]
+    assert reader._assumed[B][0]["aws_access_key_id"] == first_key
+    clock.now = renew + CREDENTIAL_MARGIN_MS
     with pytest.raises(ScopeError, match="AssumeRole: AccessDenied"):
         reader.read(Scope(B, "eu-west-1"))
     denied.clear()

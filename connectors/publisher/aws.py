@@ -114,7 +114,17 @@ class AwsReader:
             if account.external_id:
                 params["ExternalId"] = account.external_id
             sts = self.client({}, "sts", (account.regions or self.config.regions)[0])
-            creds = sts.assume_role(**params)["Credentials"]
+            try:
+                creds = sts.assume_role(**params)["Credentials"]
+            except (ClientError, BotoCoreError) as err:
+                # Renewed 5 minutes early: until they expire, the credentials held still read
+                # the account (a renewal refused failed its scopes at once: a review).
+                if cached and self.clock() < cached[1] + CREDENTIAL_MARGIN_MS:
+                    left_s = (cached[1] + CREDENTIAL_MARGIN_MS - self.clock()) // 1000
+                    self.log(f"{account_id}: its role's credentials not renewed "
+                             f"({_error_text(err)}); read with those held, {left_s} s left")
+                    return cached[0]
+                raise
             credentials = {"aws_access_key_id": creds["AccessKeyId"],
                            "aws_secret_access_key": creds["SecretAccessKey"],
                            "aws_session_token": creds["SessionToken"]}
@@ -129,12 +139,8 @@ class AwsReader:
     def read(self, scope: Scope) -> Inventory:
         try:
             return self._read(scope)
-        except ClientError as err:
-            error = err.response.get("Error", {})
-            raise ScopeError(f"{scope}: {err.operation_name}: {error.get('Code')}: "
-                             f"{error.get('Message', '')}".rstrip(": ")) from None
-        except BotoCoreError as err:
-            raise ScopeError(f"{scope}: {type(err).__name__}: {err}") from None
+        except (ClientError, BotoCoreError) as err:
+            raise ScopeError(f"{scope}: {_error_text(err)}") from None
 
     def _read(self, scope: Scope) -> Inventory:
         credentials = self.credentials(scope.account)
@@ -251,6 +257,15 @@ def _load_balancer_tags(client, parameter: str, key: str, listed: list) -> dict:
             for description in answer.get("TagDescriptions") or ():
                 tags[description[key]] = tag_dict(description.get("Tags"))
     return tags
+
+
+def _error_text(err) -> str:
+    """A botocore error in one line: the call, the code and AWS's message, or the error's own."""
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return (f"{err.operation_name}: {error.get('Code')}: "
+                f"{error.get('Message', '')}").rstrip(": ")
+    return f"{type(err).__name__}: {err}"
 
 
 def _error_code(err: ClientError) -> str:
