@@ -295,13 +295,18 @@ _READ_KEYS = frozenset(("type", "ts", "ip", "vpc_id", *OWNER_FIELDS))
 _WHAT_AND_WHERE = frozenset(("type", "ts", "ip", "vpc_id"))
 
 
+_SPACED_KEY = re.compile(r'"[ \t\r\n]+:').search
+
+
 def _repeated_keys(line: str, doc: dict) -> list:
     """The keys parse_event reads that `line`'s object holds twice or more, sorted. Without
     whitespace between a key and its colon, each key at any depth is spelt `..."` then `:`,
     and so is nothing else but an escaped quote before a colon: as many `":` as the object's
-    distinct keys means none is repeated (0.3 us). Any other count is looked at closely."""
-    if (line.count('":') == len(doc) and '" ' not in line and '"\t' not in line
-            and '"\r' not in line and '"\n' not in line):
+    distinct keys means none is repeated. Every colon after a quote rules out the whitespace
+    (two counts in C, 0.4 us a line), else a search for it does. Any other line is looked at
+    closely."""
+    tight = line.count('":')
+    if tight == len(doc) and (line.count(":") == tight or not _SPACED_KEY(line)):
         return []
     repeated = []
 

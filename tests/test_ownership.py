@@ -429,6 +429,8 @@ def test_a_key_given_twice_is_refused_and_an_owner_given_twice_is_nobodys(vector
              '{"type":"ASSIGN","ts":%d,"type":"UNASSIGN","ip":"10.0.0.4"}' % t0,
              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.5","app":"db","app":"web"}' % t0,
              '{"type" : "ASSIGN", "ts" : %d, "ip" : "10.0.0.6", "ip" : "10.0.0.7"}' % t0,
+             # As many `":` as distinct keys: the space hides the second ip from that count.
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.6","ip" :"10.0.0.7","app":"a:b"}' % t0,
              # Neither an escaped quote before a colon nor a nested object's keys are repeats.
              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.8","app":"x\\":y","t":{"ip":1,"ip":2}}' % t0,
              '{"type": "ASSIGN", "ts": %d, "ip": "10.0.0.9", "app": "ok"}' % t0]
@@ -441,7 +443,8 @@ def test_a_key_given_twice_is_refused_and_an_owner_given_twice_is_nobodys(vector
         ("not_json", "m:2", f"the key(s) ip {twice}"),
         ("not_json", "m:3", f"the key(s) type {twice}"),
         ("not_json", "m:4", f"the key(s) app {twice}: applied as an UNASSIGN"),
-        ("not_json", "m:5", f"the key(s) ip {twice}")]
+        ("not_json", "m:5", f"the key(s) ip {twice}"),
+        ("not_json", "m:6", f"the key(s) ip {twice}")]
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
