@@ -327,6 +327,7 @@ class Result:
     rows: list
     missing: tuple = ()   # views read whose output folder is missing (read as empty)
     notes: tuple = ()     # what else the asker should know of an answer
+    cut: bool = False     # --limit left rows out
 
 
 # Statements that only read: the tool answers questions and changes nothing (no COPY ... TO,
@@ -505,7 +506,8 @@ class _Sql:
 
     @staticmethod
     def limit_sql(values: dict) -> str:
-        return f"LIMIT {int(values['limit'])}" if values.get("limit") else ""
+        """One row more than --limit: whether the limit left rows out (Outputs.ask)."""
+        return f"LIMIT {int(values['limit']) + 1}" if values.get("limit") else ""
 
 
 # ---------------------------------------------------------------- named questions
@@ -539,7 +541,7 @@ def _dependencies(v):
               UNION ALL BY NAME
               SELECT 'depended_on_by' AS direction, src_app AS peer_app, * FROM aggregates
               WHERE dst_app = $app{time_sql})
-        GROUP BY ALL ORDER BY direction DESC, bytes DESC, peer_app, dst_port""", \
+        GROUP BY ALL ORDER BY direction DESC, bytes DESC, peer_app, dst_port, protocol""", \
         {**q.params, "app": v["app"]}
 
 
@@ -556,13 +558,15 @@ def _rejects(v):
                    COALESCE(pkt_srcaddr, srcaddr) AS src_addr, count(*) AS flows,
                    sum(packets) AS packets, sum(bytes) AS bytes
             FROM enriched {q.where_sql}
-            GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, src_addr {q.limit_sql(v)}""", \
+            GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, protocol, src_addr, src_app
+                     {q.limit_sql(v)}""", \
             q.params
     return f"""
         SELECT dst_app, dst_port, protocol, src_app, src_region, sum(flows) AS flows,
                sum(packets) AS packets, sum(bytes) AS bytes
         FROM aggregates {q.where_sql}
-        GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, src_app {q.limit_sql(v)}""", q.params
+        GROUP BY ALL ORDER BY flows DESC, dst_app, dst_port, protocol, src_app, src_region
+                 {q.limit_sql(v)}""", q.params
 
 
 _FLOW_COLUMNS = ("start", "srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr", "dstport",
@@ -593,7 +597,7 @@ def _who_owned(v):
                count(DISTINCT peer_addr) AS peer_addrs, sum(bytes) AS bytes,
                utc(min(start)) AS first_seen, utc(max(start)) AS last_seen
         FROM ends GROUP BY ALL
-        ORDER BY min(start), {owner_columns}, direction DESC, bytes DESC""", \
+        ORDER BY min(start), {owner_columns}, direction DESC, bytes DESC, peer_app, dst_port""", \
         {"ips": ips, "first": at - within, "last": at + within}
 
 
@@ -616,7 +620,7 @@ def _exposure(v):
         SELECT dst_app AS app, dst_region AS region, dst_port, protocol, sum(flows) AS flows,
                sum(bytes) AS bytes, {_REJECTED} AS rejected_flows
         FROM aggregates {q.where_sql}
-        GROUP BY ALL ORDER BY flows DESC, app, region, dst_port {q.limit_sql(v)}""", q.params
+        GROUP BY ALL ORDER BY flows DESC, app, region, dst_port, protocol {q.limit_sql(v)}""", q.params
 
 
 def _region_pairs(v):
@@ -664,11 +668,14 @@ def _rollup(v):
 
 
 def check_stored_windows(con, values: dict, given: bool) -> None:
-    """Refuses a roll-up that would merge the stored windows wrongly, with no word: windows
-    that are not --window-seconds long (a window starting inside one), or, with the default
-    window, stored windows further apart than --every allows (a run of 300 s windows rolled
-    up every 2m had its 00:05 window counted at 00:04)."""
-    window, every = values["window_seconds"], values["every"]
+    """Refuses a roll-up that would merge the stored windows wrongly, or a drill-down that
+    would list flows by windows the aggregates do not have (it listed them: a review), with
+    no word: windows that are not --window-seconds long (a window starting inside one), or,
+    with the default window, stored windows further apart than --every (a drill-down: the
+    window) allows (a run of 300 s windows rolled up every 2m had its 00:05 window counted at
+    00:04)."""
+    window = values["window_seconds"]
+    every = values.get("every", window)
     starts = [row[0] for row in con.execute(
         "SELECT DISTINCT window_start FROM aggregates WHERE window_start IS NOT NULL "
         "ORDER BY 1").fetchall()]
@@ -683,6 +690,11 @@ def check_stored_windows(con, values: dict, given: bool) -> None:
                          f"job.window_seconds")
     apart = math.gcd(*(start - starts[0] for start in starts))
     if not given and apart > window and every % apart:
+        if "every" not in values:
+            raise QueryError(f"the stored windows start {apart}s apart, so the flows of "
+                             f"{window}s windows would not be those of an aggregate row: pass "
+                             f"--window-seconds as the run's job.window_seconds ({apart} if "
+                             f"that is it)")
         raise QueryError(f"the stored windows start {apart}s apart, so --every {every}s would "
                          f"split them: pass --window-seconds as the run's job.window_seconds "
                          f"({apart} if that is it), or an --every of a multiple of it")
@@ -705,10 +717,14 @@ def _drill_down(v):
     q.time_range(f"(start - start % {window})", v)
     q.dimensions(v, rename=_ENRICHED_NAME)
     columns = ", ".join(f'"{c}"' for c in DRILL_DOWN_COLUMNS)
+    # Every column, so that equal keys come in one order at every run.
+    first = ("start", "srcaddr", "dstaddr", "srcport", "dstport")
+    order = ", ".join(f'"{c}"' for c in first + tuple(c for c in DRILL_DOWN_COLUMNS
+                                                      if c not in first))
     return f"""
         SELECT start - start % {window} AS window_start, {columns}
         FROM enriched {q.where_sql}
-        ORDER BY start, srcaddr, dstaddr, srcport, dstport {q.limit_sql(v)}""", q.params
+        ORDER BY {order} {q.limit_sql(v)}""", q.params
 
 
 @dataclass(frozen=True)
@@ -756,7 +772,7 @@ QUESTIONS = {q.name: q for q in (
               WINDOW_SECONDS) + TIME_RANGE + DIMENSION_FILTERS + (_limit(0),), ("aggregates",)),
     Question("drill-down", "the enriched flows behind aggregate rows (same filters)", _drill_down,
              (WINDOW_SECONDS,) + TIME_RANGE + DIMENSION_FILTERS + (_limit(1000),),
-             ("enriched",)),
+             ("enriched", "aggregates")),
 )}
 
 
@@ -808,10 +824,14 @@ class Outputs:
 
     def ask(self, name: str, **values) -> Result:
         sql, params = question_sql(name, values)
-        if name == "rollup":
-            check_stored_windows(self.con, _filled(name, values),
-                                 given=values.get("window_seconds") is not None)
-        return self.sql(sql, params)
+        filled = _filled(name, values)
+        if name in ("rollup", "drill-down"):
+            check_stored_windows(self.con, filled, given=values.get("window_seconds") is not None)
+        result = self.sql(sql, params)
+        limit = filled.get("limit")
+        if limit and len(result.rows) > limit:
+            result.rows, result.cut = result.rows[:limit], True
+        return result
 
     def close(self) -> None:
         self.con.close()

@@ -571,10 +571,7 @@ def cmd_query(args) -> int:
                     f"nothing is written yet): read as empty")
     for note in result.notes:
         log.warning(f"note: {note}")
-    question = query.QUESTIONS.get(args.question)
-    limit = next((p.default if args.limit is None else int(args.limit)
-                  for p in (question.params if question else ()) if p.name == "limit"), 0)
-    if limit and len(result.rows) == limit:
+    if result.cut:
         log.warning(f"note: the first {len(result.rows):,} rows only (--limit 0 gives all)")
     print(query.format_result(result, args.format))
     return 0

@@ -227,11 +227,30 @@ def test_an_app_no_aggregate_names_is_told(small_outputs, capsys):
 
 
 @pytest.mark.unit
-def test_an_answer_cut_by_its_limit_says_so(small_outputs, capsys):
-    assert cli.main(["query", str(small_outputs), "top-talkers", "--limit", "1"]) == 0
-    assert "note: the first 1 rows only (--limit 0 gives all)" in capsys.readouterr().err
-    assert cli.main(["query", str(small_outputs), "top-talkers", "--limit", "2"]) == 0
-    assert "note: the first" not in capsys.readouterr().err
+def test_equal_rows_come_in_one_order(tmp_path):
+    """TCP and UDP on one port with equal counts came in either order from run to run, and
+    `exposure --limit 1` gave either (a review): every grouped column is in the order."""
+    udp, tcp = ({**_aggregate(60, "internet", "dns", 53, "ACCEPT", 2, 100), "protocol": p}
+                for p in (17, 6))
+    _write_part(tmp_path, "aggregates", [udp], "part-a-0-0")
+    _write_part(tmp_path, "aggregates", [tcp], "part-b-0-0")
+    for _ in range(5):
+        assert [r[3] for r in answer(str(tmp_path), "exposure", {}).rows] == [6, 17]
+        assert [r[3] for r in answer(str(tmp_path), "exposure", {"limit": "1"}).rows] == [6]
+
+
+@pytest.mark.unit
+def test_an_answer_cut_by_its_limit_says_so(tmp_path, capsys):
+    """A limit of exactly the answer's rows left none out; it said so all the same (a
+    review): one row more is asked for, to know."""
+    _write_part(tmp_path, "aggregates", [_aggregate(60, src, "db", 5432, "ACCEPT", 1, size)
+                                         for src, size in (("api", 300), ("web", 200),
+                                                           ("cron", 100))], "part-a-0-0")
+    for limit, cut in (("1", True), ("2", True), ("3", False), ("4", False)):
+        assert cli.main(["query", str(tmp_path), "top-talkers", "--limit", limit]) == 0
+        out, err = capsys.readouterr()
+        assert (f"note: the first {limit} rows only (--limit 0 gives all)" in err) == cut
+        assert f"({min(int(limit), 3)} row" in out
 
 
 @pytest.mark.unit
@@ -423,6 +442,13 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
     assert answer(str(five), "rollup", {"every": "10m", "by": ""}).rows == [
         (1767225600, "2026-01-01T00:00:00Z", 2, 2, 20), (1767226200, "2026-01-01T00:10:00Z",
                                                           1, 1, 10)]
+    # A drill-down listed the flows of 60 s windows the aggregates did not have (a review).
+    with pytest.raises(QueryError, match="the stored windows start 300s apart, so the flows of "
+                                         "60s windows would not be those of an aggregate row"):
+        answer(str(five), "drill-down", {})
+    with pytest.raises(QueryError, match=r"a stored window starts at 60 .*inside a 300s window"):
+        answer(str(small_outputs), "drill-down", {"window_seconds": "300"})
+    assert answer(str(five), "drill-down", {"window_seconds": "300"}).rows == []
     # A window starting inside one of --window-seconds outside the range is not rolled up.
     _write_part(five, "aggregates", [_aggregate(1767225660, "api", "db", 5432, "ACCEPT", 1, 10)],
                 "part-1")

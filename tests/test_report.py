@@ -154,6 +154,18 @@ def test_report_of_a_folder_without_aggregates(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_record_without_a_window_is_in_the_totals_not_the_timeline(tmp_path):
+    """One written by hand stopped the report with a traceback (a review)."""
+    windowless = {k: v for k, v in _row(0, "api", "db", 7).items() if k != "window_start"}
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "db", 5), windowless])
+    with Outputs(str(folder), VIEWS) as outputs:
+        data = report_data(outputs, "windowless")
+    assert data["totals"]["bytes"] == 12 and data["times"] == [60]
+    assert data["bytes_over_time"] == [{"name": "api", "values": [5]},
+                                       {"name": "db", "values": [5]}]
+
+
+@pytest.mark.unit
 def test_aws_service_ends_are_not_attributed_private_ends_nor_busy_apps(tmp_path):
     """metadata.ip_ranges names AWS's public ranges aws:<service>:<region>: an S3 end is not a
     private address the job attributed, and not one of the estate's apps."""
