@@ -335,7 +335,7 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     if not isinstance(doc, dict):
         raise MetaEventError("not_an_object", f"a JSON {type(doc).__name__}")
     repeated = _repeated_keys(line, doc)
-    if _WHAT_AND_WHERE.intersection(repeated):
+    if repeated and _WHAT_AND_WHERE.intersection(repeated):
         raise MetaEventError("not_json", _twice(repeated))
     kind = doc.get("type")
     if kind not in EVENT_TYPES:
