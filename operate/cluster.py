@@ -216,8 +216,10 @@ class Cluster:
         try:
             return self.rest(f"/jobs/{job_id}")["state"]
         except urllib.error.HTTPError as err:
-            if err.code == 404:
-                raise ClusterError(f"no job {job_id} on the cluster at {self.url}") from None
+            # 400: not a job id at all (Flink's are 32 hex digits), which read "no cluster".
+            if err.code in (400, 404):
+                raise ClusterError(f"no job {job_id} on the cluster at {self.url} (a job id "
+                                   f"is 32 hex digits: scripts/cluster jobs lists them)") from None
             raise
 
     def jobs(self) -> list:
@@ -574,6 +576,10 @@ def main(argv=None) -> int:
                                    args.metadata_dir, name, args.chunk_lines,
                                    load_config(args.config))
             print(f"{records} flow records, {events} metadata events")
+    except urllib.error.HTTPError as err:   # it answered: no "no cluster" then
+        print(f"cluster: error: the cluster at {cluster.url} answered {err.code} {err.reason} "
+              f"to {err.url}", file=sys.stderr)
+        return 2
     except urllib.error.URLError as err:
         print(f"cluster: error: no cluster answers at {cluster.url} ({err.reason}): "
               f"scripts/cluster start starts one", file=sys.stderr)

@@ -88,7 +88,10 @@ def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> l
     with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
         json.dump(groups, tmp)
         tmp.flush()
-        managed.load(tmp.name)
+        try:
+            managed.load(tmp.name)
+        except ConfigError as err:   # the file is this function's, not the operator's
+            raise ConfigError(str(err).replace(f"{tmp.name}: ", "")) from None
     run_options = {"python": "main.py"}
     if jarfile:
         run_options["jarfile"] = jarfile
@@ -412,17 +415,23 @@ def main(argv=None, session=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["package"]:
         return package.main(argv[1:])
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if args.command == "package":   # after --region or --endpoint-url, which it does not use
+        return package.main(rest)
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
-    session = session or boto3.session.Session(region_name=args.region)
-    kda = session.client("kinesisanalyticsv2", endpoint_url=args.endpoint_url)
-    s3 = session.client("s3", endpoint_url=args.endpoint_url)
     actions = {"create": lambda: create(kda, s3, args), "update": lambda: update(kda, s3, args),
                "rollback": lambda: rollback(kda, args), "start": lambda: start(kda, args),
                "stop": lambda: stop(kda, args), "snapshot": lambda: snapshot(kda, args),
                "status": lambda: status(kda, args)}
     try:
+        # In the try: no region (NoRegionError) is one line, not a traceback (a review).
+        session = session or boto3.session.Session(region_name=args.region)
+        kda = session.client("kinesisanalyticsv2", endpoint_url=args.endpoint_url)
+        s3 = session.client("s3", endpoint_url=args.endpoint_url)
         result = actions[args.command]()
     except (ConfigError, DeployError, OSError, zipfile.BadZipFile, BotoCoreError,
             ClientError) as err:

@@ -113,6 +113,12 @@ def test_the_cluster_script_says_in_one_line_what_stops_it(tmp_path, monkeypatch
         unknown.url + path, 404, "Not Found", None, None))
     with pytest.raises(cluster_mod.ClusterError, match="no job x on the cluster at"):
         unknown.stop_with_savepoint("x")
+    # Not a job id at all: Flink answers 400, which read "no cluster answers" (a review).
+    unknown.rest = lambda path, timeout_s=5: (_ for _ in ()).throw(urllib.error.HTTPError(
+        unknown.url + path, 400, "Bad Request", None, None))
+    with pytest.raises(cluster_mod.ClusterError, match="no job nonsense on the cluster at .* "
+                                                       r"\(a job id is 32 hex digits"):
+        unknown.stop_with_savepoint("nonsense")
     # The commands after start talk to the ports it was started with.
     Cluster(folder=str(tmp_path / "ports"), rest_port=18082, rpc_port=16124).write_conf()
     args = cluster_mod.parser().parse_args(["--dir", str(tmp_path / "ports"), "jobs"])

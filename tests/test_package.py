@@ -456,6 +456,26 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
                                                  "characters; Managed Flink takes at most 2,048"):
         deploy.property_groups([{"PropertyGroupId": "kinesis",
                                  "PropertyMap": {"flow_streams": streams}}], IO, None)
+    # The error named the temporary file the groups were checked in (a review).
+    with pytest.raises(ConfigError) as err:
+        deploy.property_groups([{"PropertyGroupId": "jobs", "PropertyMap": {"a": "b"}}], IO, None)
+    assert str(err.value).startswith("unknown property group(s) ['jobs']; known: ")
+
+
+@pytest.mark.unit
+def test_no_region_is_one_line_and_package_takes_the_options_before_it(monkeypatch, capsys):
+    """A traceback each (NoRegionError; KeyError 'package'), a review."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    assert deploy.main(["status", "--name", "app"]) == 2
+    assert capsys.readouterr().err == "flowdredge: error: You must specify a region.\n"
+    with pytest.raises(SystemExit) as done:
+        deploy.main(["--region", "eu-west-1", "package", "--help"])
+    assert done.value.code == 0 and "--require-connector" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        deploy.main(["status", "--name", "app", "--bogus"])
+    assert done.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 @pytest.fixture
