@@ -396,14 +396,16 @@ def test_ctrl_c_during_run_once_or_a_snapshot_waits_for_the_read_under_way_only(
     def ctrl_c_once(**_kwargs):
         if not interrupted:
             interrupted.append(True)
+            # An hourly snapshot's SIGUSR1 ended the process: its default action (a review).
+            os.kill(os.getpid(), signal.SIGUSR1)
             os.kill(os.getpid(), signal.SIGINT)
     monkeypatch.setattr(cli, "AwsReader", lambda config, clock: AwsReader(
         config, clock, session_factory=hooked_sessions(
             [("before-call.ec2.DescribeNetworkInterfaces", ctrl_c_once)])))
-    before = signal.getsignal(signal.SIGINT)
+    before = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)]
     args = (["run", "--once"] if command == "run" else ["snapshot", "--to", str(snapshot)])
     assert cli.main(args + ["--config", str(config_file)]) == cli.INCOMPLETE
-    assert signal.getsignal(signal.SIGINT) is before
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)] == before
     if command == "run":
         assert {e["type"] for e in read_events(out)} == {"ASSIGN"}   # A's owners, no HEARTBEAT
         assert "2 not read (stopping)" in capsys.readouterr().err
@@ -860,6 +862,21 @@ def test_an_accounts_regions_read_at_once_assume_its_role_once(aws, tmp_path):
     read_both_regions()
     assert len(assumed) == 2
     assert {key[0] for key in reader._clients} == {None, reader._assumed[B][0]["aws_access_key_id"]}
+
+
+def test_an_account_read_with_the_publishers_own_credentials_must_be_theirs(aws, tmp_path):
+    """Listed without its role, an account was read with the publisher's own credentials: its
+    owners were another account's, labelled with its id, or nothing of it was read, without a
+    word (an operator's review)."""
+    config = publisher_config.from_dict({
+        "accounts": [{"id": A, "regions": ["us-east-1"]}, {"id": B, "regions": ["us-east-1"]}],
+        "output": {"kind": "file", "path": str(tmp_path / "changes.jsonl")},
+        "aws": {"endpoint_url": aws, "retry_mode": "standard", "max_attempts": 4}})
+    reader = AwsReader(config, Clock(T1))
+    assert reader.read(Scope(A, "us-east-1")).scope == Scope(A, "us-east-1")
+    with pytest.raises(ScopeError, match=f"account {B} has no role_arn, and the publisher's own "
+                                         f"credentials are account {A}'s: give it a role"):
+        reader.read(Scope(B, "us-east-1"))
 
 
 def test_a_role_that_cannot_be_assumed_fails_its_accounts_scopes_alone(aws, tmp_path):

@@ -74,6 +74,7 @@ class AwsReader:
         self._clients = {}   # (access key id, None: the default chain's; service, region) -> client
         self._accounts = {a.id: a for a in config.accounts}
         self._renewing = {a.id: threading.Lock() for a in config.accounts}
+        self._own_account = None   # the default chain's, asked once (GetCallerIdentity)
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, credentials: dict, service: str, region: str):
@@ -101,6 +102,7 @@ class AwsReader:
         """Client arguments for an account's role (renewed before they expire), {} without."""
         account = self._accounts[account_id]
         if not account.role_arn:
+            self._check_own_account(account)
             return {}
         # An account's regions are read at once: one of them assumes the role, the others wait
         # for its credentials (each assumed it, and all but the last one's clients were made
@@ -135,6 +137,18 @@ class AwsReader:
                 self._clients = {k: c for k, c in self._clients.items()
                                  if k[0] is None or k[0] in live}
             return credentials
+
+    def _check_own_account(self, account) -> None:
+        """An account without a role is read with the publisher's own credentials: they must be
+        that account's. Another's read that account and labelled its owners with this id, or
+        read nothing of it without a word (an operator's review)."""
+        with self._renewing[account.id]:
+            if self._own_account is None:
+                sts = self.client({}, "sts", (account.regions or self.config.regions)[0])
+                self._own_account = sts.get_caller_identity()["Account"]
+        if self._own_account != account.id:
+            raise ScopeError(f"account {account.id} has no role_arn, and the publisher's own "
+                             f"credentials are account {self._own_account}'s: give it a role")
 
     def read(self, scope: Scope) -> Inventory:
         try:

@@ -117,17 +117,18 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
 
 
 def cmd_run(args, config) -> int:
-    reader = AwsReader(config, wall_clock_ms)
-    state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
-             else None)
-    publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
     stop, snapshot_wanted = [], []
-    if args.once:
-        with _signals({signal.SIGTERM: stop, signal.SIGINT: stop}):
-            result = publisher.poll(lambda: bool(stop))
-        log.info(describe(result))
-        return 0 if result.complete else INCOMPLETE
+    # From the start: SIGUSR1's default action ends the process, and a --resume reads for
+    # seconds before the loop (an hourly snapshot's signal killed it: an operator's review).
     with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: snapshot_wanted}):
+        reader = AwsReader(config, wall_clock_ms)
+        state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
+                 else None)
+        publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
+        if args.once:   # writes no snapshot: SIGUSR1 is taken and left
+            result = publisher.poll(lambda: bool(stop))
+            log.info(describe(result))
+            return 0 if result.complete else INCOMPLETE
         return _run(config, reader, publisher, stop, snapshot_wanted)
 
 
@@ -174,7 +175,7 @@ def cmd_snapshot(args, config) -> int:
     reader = AwsReader(config, wall_clock_ms)
     publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
     stop = []
-    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop}):
+    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: []}):
         observations, _inventories, failed = publisher.observe(lambda: bool(stop))
     if stop:
         log.error("no snapshot written: stopped")

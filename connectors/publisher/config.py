@@ -164,13 +164,36 @@ def validate(config: PublisherConfig) -> None:
     for account in config.accounts:
         if not (account.regions or config.regions):
             raise ConfigError(f"account {account.id}: no regions (set regions, or the account's own)")
+        # A role reads its own account: another's id would label that account's owners with it.
+        role_account = account.role_arn.split(":")[4] if account.role_arn else account.id
+        if role_account != account.id:
+            raise ConfigError(f"account {account.id}: role_arn {account.role_arn} is a role of "
+                              f"account {role_account}, which is what it would read")
+        if account.external_id and not account.role_arn:
+            raise ConfigError(f"account {account.id}: external_id is for assuming role_arn, "
+                              f"and there is none")
     try:
         config.name_rule
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if config.naming.pattern and config.naming.rule != "pattern":
+        raise ConfigError(f"naming.pattern is read with naming.rule: pattern, and the rule is "
+                          f"{config.naming.rule}")
     out = config.output
     if out.kind == "file" and not out.path:
         raise ConfigError("output.path is required when output.kind is file")
+    if out.kind == "file" and (out.stream_name or out.stream_arn or out.region):
+        raise ConfigError("output.stream_name, stream_arn and region are for output.kind "
+                          "kinesis: output.kind is file")
+    # A snapshot written over the changelog replaced it; the changelog read as events was
+    # read back as unreadable lines (an operator's review).
+    files = {"output.path": out.path if out.kind == "file" else "",
+             "snapshot.to": config.snapshot.to, "events.path": config.events.path}
+    named = [(key, path) for key, path in files.items() if path]
+    for i, (key, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if path == other_path:
+                raise ConfigError(f"{key} and {other} are the same file, {path}")
     if out.kind == "kinesis":
         if not (out.stream_name or out.stream_arn):
             raise ConfigError("output.stream_name or output.stream_arn is required when "
