@@ -706,7 +706,7 @@ def test_events_between_polls_assign_and_release():
                                        eni("eni-b", "10.0.0.6", instance="i-b")],
                     instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"},
                                    "i-b": {"aws:autoscaling:groupName": "api-prod-v001"}})
-    ticks = iter([T0, T0, T0 + 10, T0 + 20])
+    ticks = iter([T0, T0, T0 + 10, T0 + 10, T0 + 20])   # the poll's begin, read, end
     sink = ListSink()
     publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: next(ticks))
     publisher.poll()
@@ -745,7 +745,7 @@ def test_events_between_polls_assign_and_release():
     assert is_stale(publisher.state, SCOPE, T0 + 66_000)
     # The next poll sees the same estate: nothing to say but the heartbeat.
     publisher.reader = InventoryReader({SCOPE: publisher.inventories[SCOPE]})
-    ticks2 = iter([T0 + 120_000] * 3)
+    ticks2 = iter([T0 + 120_000] * 4)
     publisher.clock = lambda: next(ticks2)
     sink.events.clear()
     publisher.poll()
@@ -1266,8 +1266,28 @@ def test_a_stop_asked_for_during_a_poll_waits_for_the_reads_under_way_only(paral
     assert result.heartbeat_ms is None
     assert logged == [f"stopping: {6 - len(read)} account/region(s) not read by this poll, "
                       f"their owners kept"]
-    assert describe(result) == (f"poll: {len(read)} assigned, 0 unassigned, "
+    assert describe(result) == (f"poll: {len(read)} assigned, 0 unassigned, in 0.0 s, "
                                 f"{6 - len(read)} not read (stopping)")
+
+
+def test_a_poll_longer_than_the_interval_says_how_long_and_what_the_job_needs():
+    """The docs ask for metadata.out_of_orderness_seconds of at least the interval plus a
+    poll's duration, which no line said (an operator's review)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    now, logged, polls = [T0], [], []
+
+    class SlowReader:
+        def read(self, scope):
+            now[0] += 95_000   # a read of 95 s
+            return inv
+    publisher = Publisher(config_for(), SlowReader(), ListSink(), lambda: now[0],
+                          log=logged.append)
+    publisher.run(lambda: len(polls) == 1, sleep=lambda _s: None, on_poll=polls.append)
+    assert describe(polls[0]).endswith("in 95.0 s")
+    assert logged == ["the poll took 95 s, longer than poll_interval_seconds (60): the next "
+                      "begins at once; the job's metadata.out_of_orderness_seconds must be at "
+                      "least 156 (docs/publisher.md)"]
 
 
 def test_an_unexpected_error_fails_a_scope_or_a_line_not_the_publisher():
@@ -1847,7 +1867,7 @@ def test_a_poll_counts_and_says_its_vpc_claims():
                        log=logged.append).poll()
     assert (result.assigned, result.vpc_assigned, result.heartbeat_ms) == (0, 2, T0)
     assert describe(result) == ("poll: 0 assigned, 0 unassigned (within VPCs: 2 assigned, "
-                                f"0 unassigned), heartbeat {T0}")
+                                f"0 unassigned), heartbeat {T0}, in 0.0 s")
     assert "but within each claimant's VPC" in logged[0]
 
 

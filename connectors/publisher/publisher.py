@@ -32,6 +32,7 @@ class PollResult:
     vpc_assigned: int = 0             # VPC_ASSIGN: owners within a VPC of contested addresses
     vpc_unassigned: int = 0
     heartbeat_ms: int = None          # the HEARTBEAT written by this poll, if any
+    finished_ms: int = None           # its changes written
     failed: dict = field(default_factory=dict)      # Scope -> error message
     conflicts: list = field(default_factory=list)   # addresses claimed by several interfaces
 
@@ -138,7 +139,8 @@ class Publisher:
             self._write(reconciled, inventories)
             self.state = reconciled.state
             self.inventories.update(inventories)
-        result = PollResult(started, failed=failed, conflicts=reconciled.conflicts)
+        result = PollResult(started, failed=failed, conflicts=reconciled.conflicts,
+                            finished_ms=self.clock())
         _count(reconciled.events, result)
         for event in reconciled.events:
             if event["type"] == HEARTBEAT:
@@ -222,6 +224,13 @@ class Publisher:
             else:
                 if on_poll:
                     on_poll(result)
+                took_ms = result.finished_ms - result.started_ms
+                if took_ms > interval_ms:
+                    # The job dates changes by the poll's reads: it must wait for a whole poll.
+                    self.log(f"the poll took {took_ms / 1000:.0f} s, longer than "
+                             f"poll_interval_seconds ({interval_ms // 1000}): the next begins "
+                             f"at once; the job's metadata.out_of_orderness_seconds must be at "
+                             f"least {(interval_ms + took_ms) // 1000 + 1} (docs/publisher.md)")
             while not should_stop():
                 if snapshot_requested and snapshot_requested():
                     try:
@@ -296,6 +305,8 @@ def describe(result: PollResult) -> str:
              f"{_within_vpcs(result)}"]
     if result.heartbeat_ms is not None:
         parts.append(f"{HEARTBEAT.lower()} {result.heartbeat_ms}")
+    if result.finished_ms is not None:
+        parts.append(f"in {(result.finished_ms - result.started_ms) / 1000:.1f} s")
     failed = [scope for scope, error in result.failed.items() if error != NOT_READ]
     if failed:
         parts.append(f"{len(failed)} scope(s) failed: " + "; ".join(str(s) for s in failed))
