@@ -901,10 +901,16 @@ def test_a_role_that_cannot_be_assumed_fails_its_accounts_scopes_alone(aws, tmp_
     reader.read(Scope(B, "us-east-1"))
     first_key, renew = reader._assumed[B][0]["aws_access_key_id"], reader._assumed[B][1]
     denied.append(True)
-    clock.now = renew + CREDENTIAL_MARGIN_MS - 1000
+    clock.now = renew + CREDENTIAL_MARGIN_MS - 61_000
     assert reader.read(Scope(B, "eu-west-1")).scope == Scope(B, "eu-west-1")
+    # The account's other region, read at once, neither asks again nor says it again.
+    assert reader.read(Scope(B, "us-east-1")).scope == Scope(B, "us-east-1")
     assert logged == [f"{B}: its role's credentials not renewed (AssumeRole: AccessDenied: not "
-                      f"allowed); read with those held, 1 s left"]
+                      f"allowed); read with those held, 61 s left"]
+    clock.now += 60_000   # a minute on: asked again
+    reader.read(Scope(B, "us-east-1"))
+    assert logged[1:] == [f"{B}: its role's credentials not renewed (AssumeRole: AccessDenied: "
+                          f"not allowed); read with those held, 1 s left"]
     assert reader._assumed[B][0]["aws_access_key_id"] == first_key
     clock.now = renew + CREDENTIAL_MARGIN_MS
     with pytest.raises(ScopeError, match="AssumeRole: AccessDenied"):

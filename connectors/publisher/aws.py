@@ -23,6 +23,8 @@ _log = logging.getLogger(__name__)
 
 # Renew assumed-role credentials this long before they expire.
 CREDENTIAL_MARGIN_MS = 5 * 60 * 1000
+# A renewal refused is tried again this long after, while the credentials held last.
+RENEWAL_RETRY_MS = 60 * 1000
 # Both Elastic Load Balancing APIs' DescribeTags take at most 20 load balancers a call.
 ELB_TAGS_PER_CALL = 20
 # Both APIs' error code for a load balancer named that does not exist.
@@ -75,6 +77,7 @@ class AwsReader:
         self._accounts = {a.id: a for a in config.accounts}
         self._renewing = {a.id: threading.Lock() for a in config.accounts}
         self._own_account = None   # the default chain's, asked once (GetCallerIdentity)
+        self._refused = {}         # account id -> when its renewal was last refused (ms)
         self._function_tags_read = {}   # Scope -> whether its functions' tags were ever read
 
     def client(self, credentials: dict, service: str, region: str):
@@ -109,7 +112,11 @@ class AwsReader:
         # again: a review).
         with self._renewing[account_id]:
             cached = self._assumed.get(account_id)
-            if cached and self.clock() < cached[1]:
+            now = self.clock()
+            refused = self._refused.get(account_id)
+            if cached and (now < cached[1] or (
+                    refused is not None and now < refused + RENEWAL_RETRY_MS
+                    and now < cached[1] + CREDENTIAL_MARGIN_MS)):
                 return cached[0]
             params = {"RoleArn": account.role_arn,
                       "RoleSessionName": self.config.aws.session_name}
@@ -121,12 +128,16 @@ class AwsReader:
             except (ClientError, BotoCoreError) as err:
                 # Renewed 5 minutes early: until they expire, the credentials held still read
                 # the account (a renewal refused failed its scopes at once: a review).
-                if cached and self.clock() < cached[1] + CREDENTIAL_MARGIN_MS:
-                    left_s = (cached[1] + CREDENTIAL_MARGIN_MS - self.clock()) // 1000
+                if cached and now < cached[1] + CREDENTIAL_MARGIN_MS:
+                    left_s = (cached[1] + CREDENTIAL_MARGIN_MS - now) // 1000
                     self.log(f"{account_id}: its role's credentials not renewed "
                              f"({_error_text(err)}); read with those held, {left_s} s left")
+                    # Tried again in a minute, not at each region's read: one line and one
+                    # call an account, where an STS outage made one for each (a review).
+                    self._refused[account_id] = now
                     return cached[0]
                 raise
+            self._refused.pop(account_id, None)
             credentials = {"aws_access_key_id": creds["AccessKeyId"],
                            "aws_secret_access_key": creds["SecretAccessKey"],
                            "aws_session_token": creds["SessionToken"]}
