@@ -414,6 +414,30 @@ def test_ctrl_c_during_run_once_or_a_snapshot_waits_for_the_read_under_way_only(
         assert "no snapshot written: stopped" in capsys.readouterr().err
 
 
+def test_a_snapshot_stopped_during_its_last_read_is_written(aws, tmp_path, capsys,
+                                                            monkeypatch):
+    """Nothing was left unread, and it wrote nothing all the same (an operator's review)."""
+    import signal
+    Estate(aws).build()
+    snapshot, config_file = tmp_path / "snapshot.jsonl", tmp_path / "publisher.yaml"
+    config_file.write_text(json.dumps({
+        "accounts": [{"id": A, "regions": ["us-east-1"]},
+                     {"id": B, "role_arn": ROLE_B, "regions": ["us-east-1", "eu-west-1"]}],
+        "output": {"kind": "file", "path": str(tmp_path / "changes.jsonl")},
+        "aws": {"endpoint_url": aws, "parallel_reads": 1}}))
+    reads = []
+
+    def ctrl_c_at_the_last_read(**_kwargs):
+        reads.append(True)
+        if len(reads) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(cli, "AwsReader", lambda config, clock: AwsReader(
+        config, clock, session_factory=hooked_sessions(
+            [("before-call.ec2.DescribeNetworkInterfaces", ctrl_c_at_the_last_read)])))
+    assert cli.main(["snapshot", "--to", str(snapshot), "--config", str(config_file)]) == 0
+    assert len(reads) == 3 and read_events(snapshot)
+
+
 def test_command_line_run_once_and_snapshots(aws, tmp_path, capsys):
     estate = Estate(aws)
     estate.build()

@@ -177,11 +177,9 @@ def cmd_snapshot(args, config) -> int:
     stop = []
     with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: []}):
         observations, _inventories, failed = publisher.observe(lambda: bool(stop))
-    if stop:
-        log.error("no snapshot written: stopped")
-        return INCOMPLETE
-    if failed:
-        log.error(f"no snapshot written: {len(failed)} account/region(s) could not be read")
+    if failed:   # a stop that came after the last read leaves nothing unread: written
+        log.error("no snapshot written: stopped" if stop else
+                  f"no snapshot written: {len(failed)} account/region(s) could not be read")
         return INCOMPLETE
     state = reconcile_poll(publisher.state, observations, config.scopes).state
     snapshot_writer(config, reader, target)(state)
