@@ -964,6 +964,16 @@ def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
         "account id (quoted in YAML)\n")
 
 
+def test_a_region_botocore_does_not_know_is_said_at_start(caplog):
+    """us-esat-1 failed every poll as a connection error, which read as the network's (an
+    operator's review); a region newer than botocore is not refused."""
+    config = publisher_config.from_dict({"accounts": [ACCOUNT], "output": {"path": "o"},
+                                         "regions": ["us-east-1", "us-esat-1", "cn-north-1"]})
+    cli._warn_of_unknown_regions(config)
+    assert [r.getMessage().split(" unknown")[0] for r in caplog.records] == [
+        "region(s) us-esat-1"]
+
+
 def test_removed_throttle_settings_are_ignored_with_a_warning(caplog):
     base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
     with caplog.at_level("WARNING", logger="flowdredge.connectors.publisher.config"):

@@ -16,6 +16,8 @@ import sys
 import time
 from contextlib import contextmanager
 
+import boto3
+import botocore
 from botocore.exceptions import BotoCoreError, ClientError
 
 from flowdredge.connectors import logs, s3
@@ -187,6 +189,18 @@ def cmd_snapshot(args, config) -> int:
     return 0
 
 
+def _warn_of_unknown_regions(config) -> None:
+    """A region botocore does not know for EC2 failed every poll as a connection error, which
+    read as the network's (an operator's review); a region newer than botocore is not refused."""
+    session = boto3.Session()
+    known = {region for partition in session.get_available_partitions()
+             for region in session.get_available_regions("ec2", partition)}
+    unknown = sorted({scope.region for scope in config.scopes} - known)
+    if unknown:
+        log.warning(f"region(s) {', '.join(unknown)} unknown to botocore {botocore.__version__}"
+                    f" for EC2: misspelt, or newer than it (their reads fail to connect if so)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="flowdredge-publisher", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +218,7 @@ def main(argv=None) -> int:
     logs.setup("flowdredge.connectors.publisher", "flowdredge-publisher:")
     try:
         config = publisher_config.load(args.config)
+        _warn_of_unknown_regions(config)
         if args.command == "run":
             return cmd_run(args, config)
         return cmd_snapshot(args, config)
