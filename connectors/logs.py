@@ -3,6 +3,7 @@ one line per message on stderr, prefixed with the command's name. Libraries' log
 as they are."""
 import logging
 import sys
+import time
 
 # A command's exit status after Ctrl-C, as a shell reports a command that SIGINT ended.
 INTERRUPTED = 130
@@ -80,10 +81,11 @@ def failure_line(trace: str, earlier=()) -> str:
             "(a task's failure also fails each Kinesis source once), named in the Flink log")
 
 
-def setup(logger: str, prefix: str, timestamps: bool = False) -> None:
-    """INFO and above from `logger` and the loggers below it, as `prefix [HH:MM:SS] message`.
-    Each command's main() calls it; a second call (tests run several commands in one process)
-    replaces the first."""
+def setup(logger: str, prefix: str, timestamps: bool = False, dated: bool = False) -> None:
+    """INFO and above from `logger` and the loggers below it, as `prefix [HH:MM:SS] message`, or
+    with `dated` as `prefix 2026-12-07T02:04:39Z message` (UTC: a daemon's lines are read days
+    later, beside AWS's). Each command's main() calls it; a second call (tests run several
+    commands in one process) replaces the first."""
     root = logging.getLogger()
     if _not_py4j_interrupt not in root.filters:
         root.addFilter(_not_py4j_interrupt)
@@ -91,8 +93,14 @@ def setup(logger: str, prefix: str, timestamps: bool = False) -> None:
     for handler in [h for h in log.handlers if isinstance(h, _Stderr)]:
         log.removeHandler(handler)
     handler = _Stderr()
-    handler.setFormatter(logging.Formatter(
-        f"{prefix} %(asctime)s %(message)s" if timestamps else f"{prefix} %(message)s",
-        datefmt="%H:%M:%S"))
+    if dated:
+        formatter = logging.Formatter(f"{prefix} %(asctime)s %(message)s",
+                                      datefmt="%Y-%m-%dT%H:%M:%SZ")
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter(
+            f"{prefix} %(asctime)s %(message)s" if timestamps else f"{prefix} %(message)s",
+            datefmt="%H:%M:%S")
+    handler.setFormatter(formatter)
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import time
+import types
 
 import boto3
 import pytest
@@ -141,3 +142,25 @@ def test_vpc_claims_reach_the_stream_with_the_changes_before_their_heartbeat(kin
                                  ("VPC_ASSIGN", T0, "172.31.0.5", "vpc-0bbbbbbb", "eni-b"),
                                  ("HEARTBEAT", T0, None, None, None)]
     assert reader.records == 2
+
+
+def test_a_missing_output_stream_is_said_before_any_read(kinesis, tmp_path, capsys, monkeypatch):
+    """A misspelt stream was found at the first poll's write, after its reads: minutes at
+    hundreds of accounts (an operator's review)."""
+    from flowdredge.connectors.publisher import cli
+    endpoint = kinesis.meta.endpoint_url
+    assert KinesisSink(kinesis, STREAM, "ip-metadata").check() == ""
+    reads = []
+    monkeypatch.setattr(cli, "AwsReader", lambda config, clock: types.SimpleNamespace(
+        read=reads.append, base_client=lambda service, region, endpoint_url: kinesis))
+    config_file = tmp_path / "publisher.yaml"
+    config_file.write_text(json.dumps({
+        "accounts": ["123456789012"], "regions": ["us-east-1"],
+        "output": {"kind": "kinesis", "stream_name": "flowdredge-metdata", "region": "us-east-1",
+                   "endpoint_url": endpoint}}))
+    assert cli.main(["run", "--once", "--config", str(config_file)]) == 1
+    said = capsys.readouterr().err
+    assert said.endswith("output stream flowdredge-metdata: ResourceNotFoundException: Stream arn "
+                         "arn:aws:kinesis:us-east-1:000000000000:stream/flowdredge-metdata not "
+                         "found\n"), said
+    assert not reads

@@ -3,7 +3,12 @@ import dataclasses
 import gc
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 import weakref
 from datetime import datetime, timezone
 
@@ -26,7 +31,8 @@ from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import (NOT_READ, EventTail, Publisher,
                                                       describe, describe_events,
                                                       old_objects_frozen)
-from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
+from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError,
+                                                  check_snapshot_target, clocks_path,
                                                   encode, write_snapshot)
 from flowdredge.job.ownership import OwnershipIndex, parse_event
 
@@ -802,6 +808,114 @@ def test_event_tail_reads_complete_lines_once(tmp_path):
     assert tail.read() == ['{"c":3}']
 
 
+def test_event_tail_from_the_end_passes_over_what_is_there_and_reads_a_bounded_amount(tmp_path):
+    """The events file was read whole at start (187 MB took 560 MB: an operator's review), to
+    find lines that could not apply (before the first poll)."""
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"old":1}\n{"old":2}\n{"half":')
+    tail = EventTail(str(path), from_end=True, read_bytes=12)
+    assert tail.read() == []
+    with open(path, "a") as fh:
+        fh.write('3}\n{"a":1}\n{"b":2}\n{"a long line":1}\n')
+    assert tail.read() == ['{"half":3}']
+    assert tail.read() == ['{"a":1}']
+    assert tail.read() == ['{"b":2}']
+    assert tail.read() == ['{"a long line":1}']   # longer than a read: whole all the same
+    assert tail.read() == []
+    assert EventTail(str(tmp_path / "none.jsonl"), from_end=True).read() == []
+
+
+def test_run_loop_applies_a_burst_of_events_a_read_at_a_time(tmp_path):
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"),
+                                       eni("eni-b", "10.0.0.6", instance="i-b")],
+                    instance_tags={"i-a": {"Name": "api-prod"}, "i-b": {"Name": "api-prod"}})
+    now = [T0]
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(),
+                          lambda: now[0])
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    lines = [bridge("TerminateInstances", f"2026-01-01T00:00:2{n}Z", request={
+        "instancesSet": {"items": [{"instanceId": instance}]}}) for n, instance in
+        enumerate(["i-a", "i-b"])]
+    tail = EventTail(str(events), read_bytes=len(lines[0]) + 1)
+
+    def sleep(seconds):
+        if now[0] == T0:
+            events.write_text("".join(line + "\n" for line in lines))
+        now[0] += int(seconds * 1000)
+    read = []
+    publisher.run(lambda: now[0] >= T0 + 30_000, sleep=sleep, events=tail,
+                  on_events=read.append)
+    assert [describe_events(r) for r in read] == [
+        "events: 1 applied (0 assigned, 1 unassigned)"] * 2
+
+
+def test_a_changelog_file_is_checked_and_a_line_cut_short_cut_off(tmp_path):
+    """A publisher killed while it wrote left half a line, which the next batch's first event
+    joined into a line the job cannot read."""
+    path = tmp_path / "changes.jsonl"
+    sink = FileSink(str(path))
+    assert sink.check() == "" and path.read_bytes() == b""
+    path.write_bytes(b'{"a":1}\n' * 20000 + b'{"type":"ASS')
+    assert sink.check() == f"{path}: cut off its last 12 byte(s), a line left without its end " \
+                           f"by a write cut short (its changes are sent again)"
+    assert path.read_bytes() == b'{"a":1}\n' * 20000 and sink.check() == ""
+    path.write_bytes(b"x" * 100_000)
+    assert "cut off its last 100000 byte(s)" in sink.check() and path.read_bytes() == b""
+    (tmp_path / "a-folder.jsonl").mkdir()
+    with pytest.raises(SinkError, match="cannot append to .*a-folder.jsonl: Is a directory"):
+        FileSink(str(tmp_path / "a-folder.jsonl")).check()
+
+
+def test_a_snapshot_file_target_is_checked(tmp_path):
+    assert check_snapshot_target(str(tmp_path / "new" / "snapshot.jsonl")) == ""
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SinkError, match="cannot make its folder"):
+        check_snapshot_target(str(tmp_path / "a-file" / "snapshot.jsonl"))
+    with pytest.raises(SinkError, match="is a folder"):
+        check_snapshot_target(str(tmp_path / "new"))
+    with pytest.raises(SinkError, match="snapshot target 's3://': expected s3://bucket/key"):
+        check_snapshot_target("s3://")
+
+
+def test_a_second_stop_signal_stops_at_once_without_writing(tmp_path):
+    """A stop waits for the reads under way, minutes for a large account at the worst, and a
+    second Ctrl-C did not hurry it."""
+    ready, out = tmp_path / "reading", tmp_path / "changes.jsonl"
+    config = tmp_path / "publisher.yaml"
+    config.write_text(json.dumps({"accounts": [ACCOUNT], "regions": ["us-east-1"],
+                                  "snapshot": {"to": str(tmp_path / "snapshot.jsonl")},
+                                  "output": {"path": str(out)}}))
+    script = (
+        "import pathlib, sys, time\n"
+        "from flowdredge.connectors.publisher import cli\n"
+        "class SlowReader:\n"
+        "    def __init__(self, config, clock): pass\n"
+        "    def read(self, scope):\n"
+        f"        pathlib.Path({str(ready)!r}).write_text('')\n"
+        "        time.sleep(120)\n"
+        "cli.AwsReader = SlowReader\n"
+        f"sys.exit(cli.main(['run', '--config', {str(config)!r}]))\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):   # the first waits for the read
+            process.wait(timeout=1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        process.kill()
+    said = process.stderr.read().splitlines()
+    assert re.fullmatch(r"flowdredge-publisher: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ SIGINT again: "
+                        r"stopped at once, without writing this poll's reads or a snapshot",
+                        said[-1])
+    assert out.read_bytes() == b"" and not (tmp_path / "snapshot.jsonl").exists()
+
+
 # ---- config
 
 
@@ -940,13 +1054,21 @@ def test_botocore_does_the_retrying_with_the_configured_attempts():
         "mode": "standard", "total_max_attempts": 3}
 
 
+def undated(said: str) -> str:
+    """Lines said by the command without their UTC times, which each must have."""
+    lines = said.splitlines(keepends=True)
+    dated = re.compile(r"(flowdredge-publisher:) \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+    assert all(dated.match(line) for line in lines), said
+    return "".join(dated.sub(r"\1 ", line, count=1) for line in lines)
+
+
 def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
     config = tmp_path / "publisher.yaml"
     config.write_text(json.dumps({"accounts": [ACCOUNT], "regions": ["us-east-1"],
                                   "output": {"path": str(tmp_path / "out.jsonl")},
                                   "aws": {"throttle_base_ms": 500}}))
     assert cli.main(["snapshot", "--config", str(config)]) == 2
-    assert capsys.readouterr().err.splitlines() == [
+    assert undated(capsys.readouterr().err).splitlines() == [
         "flowdredge-publisher: ignored, no longer used: aws.throttle_base_ms (botocore's "
         "retries, aws.retry_mode and aws.max_attempts, handle throttling; remove them)",
         "flowdredge-publisher: no snapshot target: give --to or set snapshot.to"]
@@ -954,12 +1076,12 @@ def test_command_line_says_on_stderr_what_is_wrong(tmp_path, capsys):
     config.write_text(json.dumps({"accounts": [ACCOUNT], "regions": ["us-east-1"],
                                   "output": {"path": str(tmp_path / "a-file" / "c.jsonl")}}))
     assert cli.main(["run", "--config", str(config), "--once"]) == 1
-    assert capsys.readouterr().err == (
+    assert undated(capsys.readouterr().err) == (
         f"flowdredge-publisher: output.path {tmp_path}/a-file/c.jsonl: cannot make its folder "
         f"(File exists)\n")
     config.write_text("accounts: [{id: '123'}]\n")
     assert cli.main(["run", "--config", str(config), "--once"]) == 1
-    assert capsys.readouterr().err == (
+    assert undated(capsys.readouterr().err) == (
         "flowdredge-publisher: configuration error: accounts[0].id: '123' is not a 12-digit "
         "account id (quoted in YAML)\n")
 

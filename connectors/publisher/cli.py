@@ -27,7 +27,8 @@ from flowdredge.connectors.publisher.diff import (ClocksError, reconcile_poll, s
                                                   state_clocks, state_from_snapshot)
 from flowdredge.connectors.publisher.publisher import (EventTail, Publisher, describe,
                                                       describe_events)
-from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError, clocks_path,
+from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError,
+                                                  check_snapshot_target, clocks_path,
                                                   snapshot_digest, write_snapshot)
 
 INCOMPLETE = 3
@@ -118,15 +119,28 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
     return clocks
 
 
+def _check(what: str) -> None:
+    """`what`, said if it is a warning (a check that could not tell)."""
+    if what:
+        log.warning(what)
+
+
 def cmd_run(args, config) -> int:
     stop, snapshot_wanted = [], []
     # From the start: SIGUSR1's default action ends the process, and a --resume reads for
     # seconds before the loop (an hourly snapshot's signal killed it: an operator's review).
-    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: snapshot_wanted}):
+    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: snapshot_wanted},
+                  forced=(signal.SIGTERM, signal.SIGINT)):
         reader = AwsReader(config, wall_clock_ms)
+        sink = build_sink(config, reader)
+        # Before the first poll's reads: a misspelt stream was found after them, minutes at
+        # hundreds of accounts, and a snapshot target at the stop (an operator's review).
+        _check(sink.check())
+        if config.snapshot.to and not args.once:
+            _check(check_snapshot_target(config.snapshot.to, lambda: s3_client(config, reader)))
         state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
                  else None)
-        publisher = Publisher(config, reader, build_sink(config, reader), wall_clock_ms, state)
+        publisher = Publisher(config, reader, sink, wall_clock_ms, state)
         if args.once:   # writes no snapshot: SIGUSR1 is taken and left
             result = publisher.poll(lambda: bool(stop))
             log.info(describe(result))
@@ -135,15 +149,31 @@ def cmd_run(args, config) -> int:
 
 
 @contextmanager
-def _signals(flags: dict):
-    """Each signal of `flags` appends to its list while it lasts; the handlers before, after."""
-    before = {sig: signal.signal(sig, lambda *_, flag=flag: flag.append(True))
+def _signals(flags: dict, forced=()):
+    """Each signal of `flags` appends to its list while it lasts; the handlers before, after.
+    A signal of `forced` that comes again once its list is set stops the process at once."""
+    def handler(signum, _frame, flag):
+        if flag and signum in forced:
+            _stop_now(signum)
+        flag.append(True)
+
+    before = {sig: signal.signal(sig, lambda signum, frame, flag=flag: handler(signum, frame, flag))
               for sig, flag in flags.items()}
     try:
         yield
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def _stop_now(signum: int) -> None:
+    """A second SIGTERM or Ctrl-C: an operator who will not wait for the reads under way (minutes
+    for a large account, at the worst). What the poll read is not written, nor a snapshot: the
+    next start reads it again, from the last snapshot written with --resume. A changelog file's
+    line cut short is cut off then (FileSink.check)."""
+    log.error(f"{signal.Signals(signum).name} again: stopped at once, without writing this "
+              f"poll's reads or a snapshot")
+    os._exit(128 + signum)
 
 
 def _run(config, reader, publisher: Publisher, stop: list, snapshot_wanted: list) -> int:
@@ -157,10 +187,22 @@ def _run(config, reader, publisher: Publisher, stop: list, snapshot_wanted: list
         return True
 
     writer = snapshot_writer(config, reader, config.snapshot.to) if config.snapshot.to else None
-    events = EventTail(config.events.path) if config.events.path else None
+
+    def write_requested(state):
+        writer(state)
+        log.info(f"snapshot: {len(state.holdings)} owners written to {config.snapshot.to}")
+
+    def on_events(result):
+        if result.counted:
+            log.info(describe_events(result))
+
+    # From its end: a line there before the first poll began is stale once that poll is done
+    # (or left to the next poll, where its scope's read failed), so none would apply (a file
+    # of 187 MB was read whole, into 560 MB, to find that: an operator's review).
+    events = EventTail(config.events.path, from_end=True) if config.events.path else None
     publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
-                  snapshot_requested=snapshot_requested, write_snapshot=writer,
-                  on_events=lambda r: log.info(describe_events(r)))
+                  snapshot_requested=snapshot_requested, write_snapshot=write_requested,
+                  on_events=on_events)
     if writer is not None:
         # Where this run ended: `--resume` from it then dates what changed meanwhile after it.
         writer(publisher.snapshot())
@@ -175,9 +217,11 @@ def cmd_snapshot(args, config) -> int:
         log.error("no snapshot target: give --to or set snapshot.to")
         return 2
     reader = AwsReader(config, wall_clock_ms)
+    _check(check_snapshot_target(target, lambda: s3_client(config, reader)))
     publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
     stop = []
-    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: []}):
+    with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: []},
+                  forced=(signal.SIGTERM, signal.SIGINT)):
         observations, _inventories, failed = publisher.observe(lambda: bool(stop))
     if failed:   # a stop that came after the last read leaves nothing unread: written
         log.error("no snapshot written: stopped" if stop else
@@ -215,7 +259,7 @@ def main(argv=None) -> int:
     snap.add_argument("--config", required=True)
     snap.add_argument("--to", help="a file path or s3://bucket/key (default: snapshot.to)")
     args = parser.parse_args(argv)
-    logs.setup("flowdredge.connectors.publisher", "flowdredge-publisher:")
+    logs.setup("flowdredge.connectors.publisher", "flowdredge-publisher:", dated=True)
     try:
         config = publisher_config.load(args.config)
         _warn_of_unknown_regions(config)

@@ -15,7 +15,7 @@ from flowdredge.connectors.publisher.config import PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
                                        reconcile_poll)
-from flowdredge.connectors.publisher.sinks import SinkError
+from flowdredge.connectors.publisher.sinks import SinkError, complete_lines_end
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
 
 
@@ -53,13 +53,31 @@ class EventsResult:
     ignored: int = 0      # for an account or region not configured
     bad: int = 0          # unreadable lines
 
+    @property
+    def counted(self) -> bool:
+        """Whether any line was a change handled (lines of other events are passed over)."""
+        return bool(self.applied or self.stale or self.deferred or self.ignored or self.bad)
+
+
+# What one read of the events file takes at most (more if a line is longer): its lines are
+# held at once, as strings and as parsed JSON.
+EVENTS_READ_BYTES = 8 * 1024 * 1024
+
 
 class EventTail:
-    """The complete lines appended to a file since the last read (restarts if it shrinks)."""
+    """The complete lines appended to a file since the last read, at most `read_bytes` of them a
+    read (restarts if it shrinks). `from_end`: the lines there when it is made are passed over."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, from_end: bool = False, read_bytes: int = EVENTS_READ_BYTES):
         self.path = path
+        self.read_bytes = read_bytes
         self.offset = 0
+        if from_end:
+            try:
+                with open(path, "rb") as fh:
+                    self.offset = complete_lines_end(fh, os.path.getsize(path))
+            except OSError:
+                pass
 
     def read(self) -> list:
         try:
@@ -70,7 +88,9 @@ class EventTail:
             self.offset = 0
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
-            data = fh.read(size - self.offset)
+            data = fh.read(min(size - self.offset, self.read_bytes))
+            while b"\n" not in data and self.offset + len(data) < size:   # a longer line
+                data += fh.read(min(size - self.offset - len(data), self.read_bytes))
         complete = data.rfind(b"\n") + 1
         self.offset += complete
         return [line for line in data[:complete].decode("utf-8", errors="replace").splitlines()
@@ -204,6 +224,21 @@ class Publisher:
                 self.inventories.pop(scope, None)
             raise
 
+    def _apply_appended(self, events: EventTail, should_stop, on_events) -> None:
+        """The lines appended to `events` since its last read, a read at a time until none is
+        left, each read's results to `on_events`."""
+        while not should_stop():
+            lines = events.read()
+            if not lines:
+                return
+            try:
+                applied = self.apply_events(lines)
+            except SinkError as err:
+                self.log(f"events not written, the next poll sends them: {err}")
+                return
+            if on_events:
+                on_events(applied)
+
     def snapshot(self) -> State:
         """The state a snapshot writes (sinks.write_snapshot with diff.state_clocks)."""
         return self.state.copy()
@@ -238,15 +273,7 @@ class Publisher:
                     except SinkError as err:
                         self.log(str(err))
                 if events is not None:
-                    lines = events.read()
-                    if lines:
-                        try:
-                            applied = self.apply_events(lines)
-                        except SinkError as err:
-                            self.log(f"events not written, the next poll sends them: {err}")
-                        else:
-                            if on_events:
-                                on_events(applied)
+                    self._apply_appended(events, should_stop, on_events)
                 left_ms = next_poll - self.clock()
                 if left_ms <= 0:
                     break

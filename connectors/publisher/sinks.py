@@ -32,17 +32,42 @@ def encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
+def make_folder(path: str, what: str) -> str:
+    """The folder of file `path`, made if it is not there; SinkError saying `what` if it cannot."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise SinkError(f"{what}: cannot make its folder ({err.strerror or err})") from None
+    return folder
+
+
 class FileSink:
     """Appends JSON Lines to a file, flushed to disk after each batch."""
 
     def __init__(self, path: str):
         self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
+        make_folder(path, f"output.path {path}")
+
+    def check(self) -> str:
+        """Raises SinkError if the file cannot be appended to: said at start, not after the first
+        poll's reads (minutes at hundreds of accounts). A last line left without its end (a
+        publisher killed while it wrote; its poll's changes are sent again) is cut off, or the
+        next batch's first event would join it into a line the job cannot read; that is said."""
         try:
-            os.makedirs(folder, exist_ok=True)
+            with open(self.path, "ab+") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if not size:
+                    return ""
+                fh.seek(size - 1)
+                if fh.read(1) == b"\n":
+                    return ""
+                end = complete_lines_end(fh, size)
+                fh.truncate(end)
+                return (f"{self.path}: cut off its last {size - end} byte(s), a line left "
+                        f"without its end by a write cut short (its changes are sent again)")
         except OSError as err:
-            raise SinkError(f"output.path {path}: cannot make its folder "
-                            f"({err.strerror or err})") from None
+            raise SinkError(f"cannot append to {self.path}: {err.strerror}") from None
 
     def write(self, events: list) -> None:
         """A batch whole or not at all: a failed append (a full disk) is cut back to where it
@@ -65,6 +90,20 @@ class FileSink:
             raise SinkError(f"cannot append to {self.path}: {err.strerror}") from None
 
 
+def complete_lines_end(fh, size: int) -> int:
+    """Where the last complete line of the first `size` bytes of file `fh` ends (just after its
+    newline), or 0: read back from `size`, a block at a time."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        fh.seek(start)
+        at = fh.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
 class KinesisSink:
     """Events as JSON lines, as many to a record as `record_bytes` holds, in order; PutRecords in
     batches (500 records, 5 MB). The client's botocore retries a call that fails (throttled,
@@ -85,6 +124,23 @@ class KinesisSink:
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.sleep = sleep
+
+    def check(self) -> str:
+        """Raises SinkError if the stream is not there or cannot be reached: said at start, not
+        after the first poll's reads. Without kinesis:DescribeStreamSummary it cannot tell, and
+        says so (the first write will)."""
+        try:
+            self.client.describe_stream_summary(**self.stream)
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            if error.get("Code") in ("AccessDeniedException", "AccessDenied"):
+                return (f"cannot check output stream {_stream_name(self.stream)} (no "
+                        f"kinesis:DescribeStreamSummary): its first write will tell")
+            raise SinkError(f"output stream {_stream_name(self.stream)}: {error.get('Code')}: "
+                            f"{error.get('Message', '')}") from None
+        except BotoCoreError as err:
+            raise SinkError(f"output stream {_stream_name(self.stream)}: {err}") from None
+        return ""
 
     def write(self, events: list) -> None:
         pending = []
@@ -157,6 +213,42 @@ class KinesisSink:
                         f"{failed[0][1].get('ErrorCode') or 'no error code given'}")
 
 
+def _stream_name(stream: dict) -> str:
+    return stream.get("StreamARN") or stream["StreamName"]
+
+
+def _bucket_key(target: str) -> tuple:
+    try:
+        return s3.split(target)
+    except ValueError as err:
+        raise SinkError(f"snapshot target {err}") from None
+
+
+def check_snapshot_target(target: str, s3_client_factory=None) -> str:
+    """Raises SinkError if a snapshot cannot be written to `target` (a file's folder, or an S3
+    bucket), before the reads it is written after; a bucket it may not look at is said, not
+    refused (s3:PutObject without s3:ListBucket answers 403)."""
+    if s3.is_s3(target):
+        bucket, _key = _bucket_key(target)
+        try:
+            s3_client_factory().head_bucket(Bucket=bucket)
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in ("403", "AccessDenied", "Forbidden"):
+                return f"cannot check snapshot target {target} (403): its first write will tell"
+            what = "no such bucket" if code in ("404", "NoSuchBucket", "NotFound") else code
+            raise SinkError(f"snapshot target {target}: {what}") from None
+        except BotoCoreError as err:
+            raise SinkError(f"snapshot target {target}: {err}") from None
+        return ""
+    folder = make_folder(target, f"snapshot target {target}")
+    if os.path.isdir(target):
+        raise SinkError(f"snapshot target {target} is a folder")
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"snapshot target {target}: its folder is not writable")
+    return ""
+
+
 def clocks_path(snapshot: str) -> str:
     """Where the rest of the publisher's state (diff.state_clocks) goes beside a snapshot, which
     stays a file of ASSIGN events as the job reads it (kinesis.metadata_snapshot): `_<name>.state
@@ -183,10 +275,7 @@ def write_snapshot(events: list, target: str, s3_client_factory=None, clocks: di
 
 def _write_whole(body: str, target: str, s3_client_factory) -> None:
     if s3.is_s3(target):
-        try:
-            bucket, key = s3.split(target)
-        except ValueError as err:
-            raise SinkError(f"snapshot target {err}") from None
+        bucket, key = _bucket_key(target)
         try:
             s3_client_factory().put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"),
                                            ContentType="application/x-ndjson")
