@@ -262,10 +262,15 @@ def exists(kda, name: str) -> bool:
 
 
 def create(kda, s3, args) -> dict:
+    job_groups = read_properties(args.properties or DEFAULT_PROPERTIES)
+    # --properties may hold an io group, as main.py --properties takes it: --io's keys go over it.
+    io_values = {**(_io_group(job_groups) or {}), **(args.io or {})}
+    if not io_values:
+        raise DeployError(f"no {managed.IO_GROUP!r} property group: pass --io, or give one in "
+                          f"--properties")
+    groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
     if exists(kda, args.name):   # refused before the upload, which could replace its code
         raise DeployError(f"application {args.name} exists: deploy a new release with update")
-    groups = property_groups(read_properties(args.properties or DEFAULT_PROPERTIES), args.io,
-                             jarfile_in(args.zip))
     key = code_key(args.zip, args.key)
     check_key(s3, args.bucket, key, bool(args.key))
     version = upload(s3, args.zip, args.bucket, key)
@@ -276,9 +281,14 @@ def create(kda, s3, args) -> dict:
 def update(kda, s3, args) -> dict:
     detail = describe(kda, args.name)
     current = _current_groups(detail)
-    io_values = ({**_current_io(detail, current, required=False), **args.io} if args.io
-                 else _current_io(detail, current))
     job_groups = read_properties(args.properties) if args.properties else current
+    # An io group in --properties replaces the application's, as its other groups do; --io's
+    # keys go over either.
+    given = _io_group(job_groups)
+    io_values = {**(_io_group(current) or {} if given is None else given), **(args.io or {})}
+    if not io_values:
+        raise DeployError(f"application {args.name} has no {managed.IO_GROUP!r} property group: "
+                          f"pass --io")
     groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
     key = code_key(args.zip, args.key)
     check_key(s3, args.bucket, key, bool(args.key))
@@ -296,14 +306,10 @@ def _current_groups(detail: dict) -> list:
                       .get("PropertyGroupDescriptions", []))]
 
 
-def _current_io(detail: dict, groups: list, required: bool = True) -> dict:
-    for group in groups:
-        if group["PropertyGroupId"] == managed.IO_GROUP:
-            return group["PropertyMap"]
-    if not required:
-        return {}
-    raise DeployError(f"application {detail['ApplicationName']} has no {managed.IO_GROUP!r} "
-                      f"property group: pass --io")
+def _io_group(groups: list):
+    """The io group's values in `groups`, or None."""
+    return next((g["PropertyMap"] for g in groups if g["PropertyGroupId"] == managed.IO_GROUP),
+                None)
 
 
 def rollback(kda, args) -> dict:
@@ -377,9 +383,11 @@ def parser() -> argparse.ArgumentParser:
                                       f"{KEY_PREFIX}<first 16 hex digits of the zip's "
                                       f"sha256>.zip)")
         sp.add_argument("--properties",
-                        help="the job's property groups (application_properties.json shape; "
-                             "create: default flink-conf/application_properties.json; "
-                             "update: default the application's own)")
+                        help="the job's property groups (application_properties.json shape, "
+                             "or a YAML config; create: default "
+                             "flink-conf/application_properties.json; update: default the "
+                             "application's own); an io group in it is deployed, --io's keys "
+                             "over it")
 
     allow_help = ("restore a snapshot holding state of operators the job no longer has "
                   "(an output turned off; docs/operations.md, upgrades), dropping that state")
@@ -389,13 +397,16 @@ def parser() -> argparse.ArgumentParser:
     c = named("create", "upload the zip and create the application (not started)")
     code(c)
     c.add_argument("--role", required=True, help="service execution role ARN")
-    c.add_argument("--io", type=_io_arg, required=True, help=io_help)
+    c.add_argument("--io", type=_io_arg,
+                   help=io_help + " (needed unless --properties holds an io group, whose "
+                                  "keys these replace)")
     c.add_argument("--log-stream-arn", help="CloudWatch Logs stream for the application's logs")
     u = named("update", "upload the zip and update the application; a running application is "
                         "snapshotted and restarted from the snapshot")
     code(u)
     u.add_argument("--io", type=_io_arg,
-                   help=io_help + " (the keys given replace the application's; the others stay)")
+                   help=io_help + " (the keys given replace those of the application's io "
+                                  "group, or of --properties' if it has one; the others stay)")
     u.add_argument("--restore", default="latest",
                    help="latest (default), none, or a snapshot name")
     u.add_argument("--allow-non-restored-state", action="store_true", help=allow_help)

@@ -746,3 +746,62 @@ def test_the_common_options_go_before_or_after_the_command():
         args = parse(argv + ["--endpoint-url", "http://127.0.0.1:5000"])
         assert (args.region, args.endpoint_url) == ("eu-west-1", "http://127.0.0.1:5000")
     assert parse(["status", "--name", "x"]).region is None
+
+
+@pytest.mark.unit
+def test_an_io_group_in_properties_is_deployed_by_create_and_update(app_zip, tmp_path, capsys):
+    """The io group of a --properties file (as main.py --properties takes it) was dropped: by
+    create for --io, by update for the application's own (a review). It is deployed, --io's
+    keys over it; update's replaces the application's, as the file's other groups do."""
+    file_io = {**IO, "output": "s3://file-out/flowdredge/"}
+    properties = tmp_path / "p.json"
+    properties.write_text(json.dumps([
+        {"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2"}},
+        {"PropertyGroupId": "io", "PropertyMap": file_io}]))
+    key = deploy.code_key(app_zip)
+
+    def expected_groups(io_values):
+        return [{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2"}},
+                {"PropertyGroupId": "io", "PropertyMap": io_values},
+                {"PropertyGroupId": managed.RUN_OPTIONS_GROUP,
+                 "PropertyMap": {"python": "main.py"}}]
+
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    kda_stub.add_response("list_applications", {"ApplicationSummaries": []}, {})
+    s3_stub.add_client_error("head_object", "404", http_status_code=404,
+                             expected_params={"Bucket": "b", "Key": key})
+    s3_stub.add_response("put_object", {}, {"Bucket": "b", "Key": key, "Body": ANY,
+                                            "Metadata": ANY})
+    kda_stub.add_response("create_application", {"ApplicationDetail": described(1)[
+        "ApplicationDetail"]}, deploy.create_request("f", ROLE, "b", key, None,
+                                                     expected_groups(file_io)))
+    with kda_stub, s3_stub:   # no --io: the file's
+        deploy.create(kda, s3, deploy.parser().parse_args([
+            "create", "--name", "f", "--role", ROLE, "--bucket", "b", "--zip", app_zip,
+            "--properties", str(properties)]))
+        kda_stub.assert_no_pending_responses()
+        s3_stub.assert_no_pending_responses()
+
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    kda_stub.add_response("describe_application", described(4), {"ApplicationName": "f"})
+    with open(app_zip, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    s3_stub.add_response("head_object", {"Metadata": {"sha256": digest}},
+                         {"Bucket": "b", "Key": key})
+    kda_stub.add_response("update_application", {"ApplicationDetail": described(5)[
+        "ApplicationDetail"]}, deploy.update_request(
+        "f", 4, "b", key, None, expected_groups({**file_io, "follow_seconds": "30"})))
+    with kda_stub, s3_stub:   # the application's io is IO, its output elsewhere
+        deploy.update(kda, s3, deploy.parser().parse_args([
+            "update", "--name", "f", "--bucket", "b", "--zip", app_zip,
+            "--properties", str(properties), "--io", "follow_seconds=30"]))
+        kda_stub.assert_no_pending_responses()
+        s3_stub.assert_no_pending_responses()
+
+    # No io group anywhere: one line naming --io, before anything is sent.
+    properties.write_text(json.dumps([{"PropertyGroupId": "job", "PropertyMap": {}}]))
+    assert deploy.main(["create", "--region", "us-east-1", "--name", "f", "--role", ROLE,
+                        "--bucket", "b", "--zip", app_zip, "--properties",
+                        str(properties)]) == 2
+    assert capsys.readouterr().err == ("flowdredge: error: no 'io' property group: pass --io, "
+                                       "or give one in --properties\n")
