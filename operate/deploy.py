@@ -333,15 +333,26 @@ def snapshot(kda, args) -> dict:
                                            SnapshotName=args.snapshot)
 
 
+SNAPSHOTS_PAGE = 50   # ListApplicationSnapshots' largest Limit
+
+
 def status(kda, args) -> dict:
+    """The application's status and version, and all its snapshots, newest first (the service
+    answers in pages, in an order of its own)."""
     detail = describe(kda, args.name)
-    snapshots = kda.list_application_snapshots(ApplicationName=args.name, Limit=10)
+    pages = kda.get_paginator("list_application_snapshots").paginate(
+        ApplicationName=args.name, PaginationConfig={"PageSize": SNAPSHOTS_PAGE})
+    snapshots = [s for page in pages for s in page.get("SnapshotSummaries", [])]
+    # The service's model makes the time optional: one without it goes last.
+    snapshots.sort(key=lambda s: (s.get("SnapshotCreationTimestamp") is not None,
+                                  s.get("SnapshotCreationTimestamp")), reverse=True)
     return {"ApplicationStatus": detail["ApplicationStatus"],
             "ApplicationVersionId": detail["ApplicationVersionId"],
             "RuntimeEnvironment": detail["RuntimeEnvironment"],
             "Snapshots": [{"SnapshotName": s["SnapshotName"], "SnapshotStatus": s["SnapshotStatus"],
-                           "ApplicationVersionId": s["ApplicationVersionId"]}
-                          for s in snapshots.get("SnapshotSummaries", [])]}
+                           "ApplicationVersionId": s["ApplicationVersionId"],
+                           "SnapshotCreationTimestamp": s.get("SnapshotCreationTimestamp")}
+                          for s in snapshots]}
 
 
 def _io_arg(text: str) -> dict:
@@ -418,7 +429,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true")
     n = named("snapshot", "take a snapshot of the running application")
     n.add_argument("--snapshot", required=True, help="snapshot name")
-    named("status", "application status, version and (up to 10) snapshots")
+    named("status", "application status, version and snapshots (newest first)")
     return p
 
 

@@ -5,6 +5,7 @@ The end-to-end test runs the unpacked zip with a Python that sees only what the 
 Python has (PyFlink and its requirements): the repository is not importable, and every other
 installed package is hidden unless the zip carries it.
 """
+import datetime
 import hashlib
 import importlib.metadata as md
 import json
@@ -805,3 +806,31 @@ def test_an_io_group_in_properties_is_deployed_by_create_and_update(app_zip, tmp
                         str(properties)]) == 2
     assert capsys.readouterr().err == ("flowdredge: error: no 'io' property group: pass --io, "
                                        "or give one in --properties\n")
+
+
+@pytest.mark.unit
+def test_status_lists_every_snapshot_newest_first():
+    """status asked for one page of 10 and printed them in the service's order (a review)."""
+    kda, _, stub, _ = stubbed_clients()
+    stub.add_response("describe_application", described(9), {"ApplicationName": "f"})
+
+    def snapshot(day):
+        return {"SnapshotName": f"s{day}", "SnapshotStatus": "READY", "ApplicationVersionId": 9,
+                "SnapshotCreationTimestamp": datetime.datetime(2026, 11, day,
+                                                               tzinfo=datetime.timezone.utc)}
+    stub.add_response("list_application_snapshots",
+                      {"SnapshotSummaries": [snapshot(d) for d in range(1, 13)],
+                       "NextToken": "more"},
+                      {"ApplicationName": "f", "Limit": 50})
+    stub.add_response("list_application_snapshots",
+                      {"SnapshotSummaries": [snapshot(14), snapshot(13)]},
+                      {"ApplicationName": "f", "Limit": 50,
+                       "NextToken": "more"})
+    with stub:
+        result = deploy.status(kda, Args(name="f"))
+        stub.assert_no_pending_responses()
+    assert [s["SnapshotName"] for s in result["Snapshots"]] == [f"s{d}" for d in range(14, 0, -1)]
+    assert result["Snapshots"][0] == {
+        "SnapshotName": "s14", "SnapshotStatus": "READY", "ApplicationVersionId": 9,
+        "SnapshotCreationTimestamp": datetime.datetime(2026, 11, 14,
+                                                       tzinfo=datetime.timezone.utc)}
