@@ -1,10 +1,13 @@
 """Running the job on files and reading its outputs back, for the mini-cluster tests; a job on a
-local standalone cluster; the moto server the AWS tests talk to."""
+local standalone cluster; the moto server the AWS tests talk to; the scripts/ wrappers with a
+stand-in setup and Python."""
 import contextlib
 import errno
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -18,6 +21,25 @@ from flowdredge.job.config import Config
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.outputs import read_records, total_counts  # noqa: F401 (re-exported for tests)
 from flowdredge.job.replay import stage_flows, stage_metadata
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wrapper_calls(tmp_path, script: str, args) -> list:
+    """What `scripts/<script> ARGS` calls: its copy runs beside a scripts/setup and a
+    .venv/bin/python that only say their arguments ("setup ARGS", "python ARGS")."""
+    calls = tmp_path / "calls"
+    (tmp_path / "scripts").mkdir(exist_ok=True)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
+    for path, name in ((tmp_path / "scripts" / "setup", "setup"),
+                       (tmp_path / ".venv" / "bin" / "python", "python")):
+        path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
+        path.chmod(0o755)
+    shutil.copy(os.path.join(ROOT, "scripts", script), tmp_path / "scripts" / script)
+    calls.write_text("")
+    subprocess.run(["bash", str(tmp_path / "scripts" / script), *args], check=True)
+    return [line.rstrip() for line in calls.read_text().splitlines()]
 
 
 def ctrl_c_as_in_a_terminal() -> None:

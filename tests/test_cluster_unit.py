@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from helpers import wrapper_calls
 from flowdredge.operate.cluster import Cluster, feed, flink_home, ship_code
 from flowdredge.synthetic.estate import Scenario, generate
 
@@ -318,3 +319,16 @@ def test_feed_stages_with_the_limits_of_the_jobs_config(tmp_path, capsys):
     assert records[0]["lines"][0] == "" and records[0]["long"][0][0] == 0
     assert default_flow_records < flow_records
     assert capsys.readouterr().out.count("metadata events") == 2
+
+
+def test_the_wrapper_runs_the_full_setup_to_start_or_submit_but_not_for_help(tmp_path):
+    """`scripts/cluster start --help` ran the full setup (Java, npm, the jars) before printing
+    (a review)."""
+    python = "python -m flowdredge.operate.cluster"
+    for args, setup in ((["start", "--help"], "setup --python"),
+                        (["submit", "-h"], "setup --python"),
+                        (["--rest-port", "8082", "start"], "setup"),
+                        (["submit", "--flows", "f"], "setup"),
+                        (["stop-job", "start"], "setup --python"),
+                        (["jobs"], "setup --python")):
+        assert wrapper_calls(tmp_path, "cluster", args) == [setup, f"{python} {' '.join(args)}"]

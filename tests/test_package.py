@@ -21,7 +21,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 import reference
-from helpers import job_aggregates, moto_server, subprocess_env
+from helpers import job_aggregates, moto_server, subprocess_env, wrapper_calls
 from flowdredge.connectors.jars import ADAPTERS, CONNECTORS, JARS_DIR
 from flowdredge.job import managed
 from flowdredge.job.config import Config, ConfigError, to_application_properties
@@ -834,3 +834,18 @@ def test_status_lists_every_snapshot_newest_first():
         "SnapshotName": "s14", "SnapshotStatus": "READY", "ApplicationVersionId": 9,
         "SnapshotCreationTimestamp": datetime.datetime(2026, 11, 14,
                                                        tzinfo=datetime.timezone.utc)}
+
+
+@pytest.mark.unit
+def test_the_wrapper_runs_the_full_setup_for_package_only_and_not_for_help(tmp_path):
+    """`scripts/managed-flink package --help` ran the full setup (minutes) before printing
+    (a review), and a package after --region ran the virtualenv's alone."""
+    python = "python -m flowdredge.operate.deploy"
+    for args, setup in ((["package", "--help"], "setup --python"),
+                        (["--region", "eu-west-1", "package", "-h"], "setup --python"),
+                        (["status", "--name", "x", "--help"], "setup --python"),
+                        (["package"], "setup"),
+                        (["--region", "eu-west-1", "package"], "setup"),
+                        (["status", "--name", "package"], "setup --python")):
+        assert wrapper_calls(tmp_path, "managed-flink", args) == [setup,
+                                                                  f"{python} {' '.join(args)}"]
