@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 import zipfile
+from io import BytesIO
 
 from flowdredge.job import managed
 from flowdredge.job.config import ConfigError, to_application_properties
@@ -85,19 +86,46 @@ def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> l
                "PropertyMap": {k: _property_value(g["PropertyGroupId"], k, v)
                                for k, v in g["PropertyMap"].items() if v != ""}}
               for g in groups]
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
-        json.dump(groups, tmp)
-        tmp.flush()
-        try:
-            managed.load(tmp.name)
-        except ConfigError as err:   # the file is this function's, not the operator's
-            raise ConfigError(str(err).replace(f"{tmp.name}: ", "")) from None
+    _as_the_job_reads(groups)
     run_options = {"python": "main.py"}
     if jarfile:
         run_options["jarfile"] = jarfile
     groups.append({"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": run_options})
     _check_service_limits(groups)
     return groups
+
+
+def _as_the_job_reads(groups: list) -> managed.ManagedProperties:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as tmp:
+        json.dump(groups, tmp)
+        tmp.flush()
+        try:
+            return managed.load(tmp.name)
+        except ConfigError as err:   # the file is this function's, not the operator's
+            raise ConfigError(str(err).replace(f"{tmp.name}: ", "")) from None
+
+
+def check_jar(zip_path: str, groups: list) -> None:
+    """Refuses a zip whose job the service could not run for want of Java classes (said only
+    once it starts there): every job uses the project's adapters in the zip's jar (the file
+    sources and sinks too), the streaming job (kinesis.flow_streams) the Kinesis connector.
+    `groups` as property_groups gives them."""
+    fix = ("run scripts/setup (it builds the jar), then scripts/managed-flink package "
+           "--require-connector")
+    jarfile = jarfile_in(zip_path)
+    with zipfile.ZipFile(zip_path) as zf:
+        if not jarfile or jarfile not in zf.namelist():
+            raise DeployError(f"{zip_path} has no connector jar ({package.JAR_NAME}), whose "
+                              f"adapters every job uses: {fix}")
+        with zipfile.ZipFile(BytesIO(zf.read(jarfile))) as jar:
+            names = jar.namelist()
+    if not any(n.startswith(package.ADAPTER_CLASSES) for n in names):
+        raise DeployError(f"{jarfile} in {zip_path} has no adapters ({package.ADAPTER_CLASSES}), "
+                          f"which every job uses: {fix}")
+    if (_as_the_job_reads(groups).config.kinesis.flow_streams
+            and not any(n.startswith(package.KINESIS_CLASSES) for n in names)):
+        raise DeployError(f"kinesis.flow_streams is set and {jarfile} in {zip_path} has no "
+                          f"Kinesis connector ({package.KINESIS_CLASSES}): {fix}")
 
 
 # The service's limits on runtime properties (API_PropertyGroup, EnvironmentProperties):
@@ -269,6 +297,7 @@ def create(kda, s3, args) -> dict:
         raise DeployError(f"no {managed.IO_GROUP!r} property group: pass --io, or give one in "
                           f"--properties")
     groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
+    check_jar(args.zip, groups)
     if exists(kda, args.name):   # refused before the upload, which could replace its code
         raise DeployError(f"application {args.name} exists: deploy a new release with update")
     key = code_key(args.zip, args.key)
@@ -290,6 +319,7 @@ def update(kda, s3, args) -> dict:
         raise DeployError(f"application {args.name} has no {managed.IO_GROUP!r} property group: "
                           f"pass --io")
     groups = property_groups(job_groups, io_values, jarfile_in(args.zip))
+    check_jar(args.zip, groups)
     key = code_key(args.zip, args.key)
     check_key(s3, args.bucket, key, bool(args.key))
     version = upload(s3, args.zip, args.bucket, key)

@@ -268,17 +268,18 @@ def connector_jar(path: str):
     Kinesis connector and the project's adapters, said when it or either part is missing."""
     if not os.path.isfile(path):
         return None, [f"{path} is missing: run scripts/setup (it builds the jar of the Kinesis "
-                      f"connector and the project's adapters). Without it the job reads no "
-                      f"Kinesis and writes no enriched output"]
+                      f"connector and the project's adapters). Without it no job runs (every "
+                      f"one uses the adapters): create and update refuse the zip"]
     with zipfile.ZipFile(path) as jar:
         names = jar.namelist()
     warnings = []
     if not any(n.startswith(ADAPTER_CLASSES) for n in names):
-        warnings.append(f"{path} has no adapters ({ADAPTER_CLASSES}): without them the job writes "
-                        f"no enriched output and reads no Kinesis")
+        warnings.append(f"{path} has no adapters ({ADAPTER_CLASSES}): without them no job runs "
+                        f"(every one uses them): create and update refuse the zip")
     if not any(n.startswith(KINESIS_CLASSES) for n in names):
         warnings.append(f"{path} has no Kinesis connector ({KINESIS_CLASSES}): the zip runs the "
-                        f"file sources and sinks only; see connectors/jvm/pom.xml")
+                        f"file sources and sinks only (create and update refuse it for "
+                        f"kinesis.flow_streams); see connectors/jvm/pom.xml")
     return path, warnings
 
 

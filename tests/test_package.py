@@ -411,12 +411,18 @@ def test_the_entry_point_says_what_is_wrong_with_the_properties(unpacked, tmp_pa
 IO = {"flows": "s3://flows-bucket/staged/", "metadata": "s3://flows-bucket/metadata/",
       "output": "s3://out-bucket/flowdredge/", "follow_seconds": "60", "flows_layout": "staged"}
 ROLE = "arn:aws:iam::123456789012:role/flowdredge-managed-flink"
+ADAPTER_CLASS = {"io/flowdredge/files/RawBytes.class": "r"}
+KINESIS_CLASS = {"org/apache/flink/connector/kinesis/source/KinesisStreamsSource.class": "k"}
+STAND_IN_JAR = {**ADAPTER_CLASS, **KINESIS_CLASS}
+RUN_OPTIONS = {"python": "main.py", "jarfile": package.JAR_NAME}
 
 
 @pytest.fixture(scope="module")
 def app_zip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deploy")
-    return package.build(str(folder / "app.zip"), jar=str(folder / "no.jar")).path
+    # A stand-in for the merged jar (scripts/setup's, tens of MB): what deploy looks for in it.
+    return package.build(str(folder / "app.zip"),
+                         jar=write_jar(folder / "connectors.jar", STAND_IN_JAR)).path
 
 
 @pytest.mark.unit
@@ -516,8 +522,7 @@ def test_create_uploads_the_zip_and_creates_the_application_over_http(moto_url, 
     groups = {g["PropertyGroupId"]: g["PropertyMap"] for g in
               config["EnvironmentPropertyDescriptions"]["PropertyGroupDescriptions"]}
     assert groups["io"] == IO
-    # No connector jar in this zip: the run options name none.
-    assert groups[managed.RUN_OPTIONS_GROUP] == {"python": "main.py"}
+    assert groups[managed.RUN_OPTIONS_GROUP] == RUN_OPTIONS
     assert config["ApplicationSnapshotConfigurationDescription"] == {"SnapshotsEnabled": True}
 
     # Properties the job would refuse are refused before anything is uploaded.
@@ -606,7 +611,7 @@ def test_update_uploads_and_restores_from_the_snapshot_the_service_takes(app_zip
                 {"PropertyGroupId": "outputs", "PropertyMap": {"security": "false"}},
                 {"PropertyGroupId": "io", "PropertyMap": IO},
                 {"PropertyGroupId": "kinesis.analytics.flink.run.options",
-                 "PropertyMap": {"python": "main.py"}}]},
+                 "PropertyMap": RUN_OPTIONS}]},
             "FlinkApplicationConfigurationUpdate": {"ParallelismConfigurationUpdate": {
                 "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 3,
                 "AutoScalingEnabledUpdate": False}}},
@@ -649,7 +654,7 @@ def test_a_deployer_without_list_bucket_uploads_and_a_partial_io_is_merged(app_z
                 {"PropertyGroupId": "io",
                  "PropertyMap": {**IO, "output": "s3://elsewhere/out/"}},
                 {"PropertyGroupId": managed.RUN_OPTIONS_GROUP,
-                 "PropertyMap": {"python": "main.py"}}]},
+                 "PropertyMap": RUN_OPTIONS}]},
             "FlinkApplicationConfigurationUpdate": {"ParallelismConfigurationUpdate": {
                 "ConfigurationTypeUpdate": "CUSTOM", "ParallelismUpdate": 1,
                 "AutoScalingEnabledUpdate": False}}},
@@ -673,7 +678,7 @@ def test_update_without_properties_keeps_the_application_s_own(app_zip):
     kda, s3, kda_stub, s3_stub = stubbed_clients()
     own = [{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "4", "max_restarts": "3"}},
            {"PropertyGroupId": "io", "PropertyMap": IO},
-           {"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": {"python": "main.py"}}]
+           {"PropertyGroupId": managed.RUN_OPTIONS_GROUP, "PropertyMap": RUN_OPTIONS}]
     kda_stub.add_response("describe_application", described(5, own), {"ApplicationName": "f"})
     key = deploy.code_key(app_zip)
     with open(app_zip, "rb") as fh:   # uploaded before: not again
@@ -765,7 +770,7 @@ def test_an_io_group_in_properties_is_deployed_by_create_and_update(app_zip, tmp
         return [{"PropertyGroupId": "job", "PropertyMap": {"parallelism": "2"}},
                 {"PropertyGroupId": "io", "PropertyMap": io_values},
                 {"PropertyGroupId": managed.RUN_OPTIONS_GROUP,
-                 "PropertyMap": {"python": "main.py"}}]
+                 "PropertyMap": RUN_OPTIONS}]
 
     kda, s3, kda_stub, s3_stub = stubbed_clients()
     kda_stub.add_response("list_applications", {"ApplicationSummaries": []}, {})
@@ -849,3 +854,56 @@ def test_the_wrapper_runs_the_full_setup_for_package_only_and_not_for_help(tmp_p
                         (["status", "--name", "package"], "setup --python")):
         assert wrapper_calls(tmp_path, "managed-flink", args) == [setup,
                                                                   f"{python} {' '.join(args)}"]
+
+
+def zip_with_jar(path, entries):
+    """An application zip as deploy reads it: BUILD-INFO.json, and a jar of `entries` (None:
+    no jar, as package builds it when scripts/setup has built none)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("BUILD-INFO.json", json.dumps(
+            {"jarfile": package.JAR_NAME if entries is not None else None}))
+        if entries is not None:
+            zf.write(write_jar(f"{path}.jar", entries), package.JAR_NAME)
+    return str(path)
+
+
+@pytest.mark.unit
+def test_a_zip_without_the_classes_its_job_uses_is_refused_before_the_upload(tmp_path, capsys):
+    """create and update deployed a zip without the connector jar (package only warns), and
+    the job failed in the service, late (a review). Every job uses the adapters (a file job's
+    sources too), the streaming one the Kinesis connector."""
+    none = zip_with_jar(tmp_path / "none.zip", None)
+    adapters = zip_with_jar(tmp_path / "adapters.zip", ADAPTER_CLASS)
+    kinesis = zip_with_jar(tmp_path / "kinesis.zip", KINESIS_CLASS)
+    # One line, before the service is asked anything (no credentials here) or the zip sent.
+    assert deploy.main(["create", "--region", "us-east-1", "--name", "f", "--role", ROLE,
+                        "--bucket", "b", "--zip", none,
+                        "--io", ",".join(f"{k}={v}" for k, v in IO.items())]) == 2
+    assert capsys.readouterr().err == (
+        f"flowdredge: error: {none} has no connector jar (lib/flowdredge-connectors.jar), whose "
+        f"adapters every job uses: run scripts/setup (it builds the jar), then "
+        f"scripts/managed-flink package --require-connector\n")
+    # update: the application's own kinesis group makes it the streaming job.
+    kda, s3, kda_stub, s3_stub = stubbed_clients()
+    kda_stub.add_response("describe_application", described(2, [
+        {"PropertyGroupId": "kinesis", "PropertyMap": {"flow_streams": "vpc-flow-logs"}},
+        {"PropertyGroupId": "io", "PropertyMap": {"output": "s3://out-bucket/flowdredge/"}}]),
+        {"ApplicationName": "f"})
+    with kda_stub, s3_stub, pytest.raises(deploy.DeployError, match="no Kinesis connector"):
+        deploy.update(kda, s3, deploy.parser().parse_args([
+            "update", "--name", "f", "--bucket", "b", "--zip", adapters]))
+    # What each job uses, missing.
+    files_job = deploy.property_groups([], IO, package.JAR_NAME)
+    streaming = deploy.property_groups(
+        [{"PropertyGroupId": "kinesis", "PropertyMap": {"flow_streams": "vpc-flow-logs"}}],
+        {"output": "s3://out-bucket/flowdredge/"}, package.JAR_NAME)
+    deploy.check_jar(adapters, files_job)   # a file job needs no Kinesis connector
+    for zip_path, groups, message in (
+            (none, files_job, r"has no connector jar \(lib/flowdredge-connectors.jar\), whose "
+                              "adapters every job uses"),
+            (kinesis, files_job, r"has no adapters \(io/flowdredge/\), which every job uses"),
+            (adapters, streaming, "kinesis.flow_streams is set and lib/flowdredge-connectors.jar "
+                                  "in .* has no Kinesis connector")):
+        with pytest.raises(deploy.DeployError, match=message):
+            deploy.check_jar(zip_path, groups)
+
