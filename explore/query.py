@@ -33,7 +33,7 @@ from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed, read_
 from flowdredge.job.parse import EARLIEST_START, LATEST_START
 from flowdredge.schemas import security
 from flowdredge.schemas.fields import ADDR, INT, LONG, STRING, Field
-from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
+from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS, MAX_LONG, value_range
 from flowdredge.schemas.metadata import METADATA_EVENT
 from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, COUNTS_STAGE,
                                         DATA_QUALITY, DEAD_LETTER, ENRICHED_OWNER_KEYS,
@@ -399,12 +399,17 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> int:
-    """Seconds from 90, 90s, 15m, 1h or 1d."""
+    """Seconds from 90, 90s, 15m, 1h or 1d; at most the span of times the job reads flows of,
+    which a longer one only overflows (DuckDB failed on a --within of 10**40 s: a review)."""
     match = re.fullmatch(r"(\d+)([smhd]?)", str(text).strip())
     if not match or int(match.group(1)) <= 0:
         raise QueryError(f"{text!r} is not a duration: give a positive number of seconds or "
                          f"a number with a unit s, m, h or d (15m, 1h, 1d)")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds > LATEST_START - EARLIEST_START:
+        raise QueryError(f"{text!r} is longer than the years the job reads flows of "
+                         f"(2010-2099)")
+    return seconds
 
 
 def parse_ip(text: str) -> str:
@@ -414,14 +419,17 @@ def parse_ip(text: str) -> str:
         raise QueryError(f"{text!r} is not an IPv4 or IPv6 address") from None
 
 
-def _count(text) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        value = -1
-    if not 0 <= value < 1 << 63:
-        raise QueryError(f"{text!r}: expected a whole number, 0 or more")
-    return value
+def whole_number(lowest: int, highest: int):
+    """A parser of the whole numbers from lowest to highest."""
+    def parse(text) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not lowest <= value <= highest:
+            raise QueryError(f"{text!r}: expected a whole number from {lowest} to {highest}")
+        return value
+    return parse
 
 
 def parse_flag(text) -> bool:
@@ -433,9 +441,11 @@ def parse_flag(text) -> bool:
     return lowered in ("true", "yes", "1")
 
 
-def parse_dimensions(text: str) -> tuple:
-    """Comma-separated aggregate dimensions, e.g. src_app,dst_app; empty for totals only."""
-    names = tuple(n.strip() for n in str(text).split(",") if n.strip())
+def parse_dimensions(text) -> tuple:
+    """Comma-separated aggregate dimensions, e.g. src_app,dst_app (or their sequence); empty
+    for totals only."""
+    names = tuple(n.strip() for n in (text.split(",") if isinstance(text, str) else text)
+                  if n.strip())
     unknown = [n for n in names if n not in DIMENSIONS]
     if unknown:
         raise QueryError(f"unknown dimension(s) {', '.join(unknown)}; "
@@ -453,29 +463,36 @@ class Param:
     choices: tuple = None
 
 
-def _int_param(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise QueryError(f"{text!r} is not a whole number") from None
-
-
 TIME_RANGE = (
     Param("since", parse_time, "from this time (epoch seconds or ISO-8601), inclusive"),
     Param("until", parse_time, "to this time, exclusive"),
 )
 ACTIONS = ("ACCEPT", "REJECT")
-DIMENSION_FILTERS = tuple(
-    Param(f.name, _int_param if f.kind in (INT, LONG) else str, f"only rows with this {f.name}",
-          choices=ACTIONS if f.name == "action" else None)
-    for f in AGGREGATE_DIMENSIONS if f.name != "window_start")
+_FLOW_LOG_FIELD = {f.key: f for f in FLOW_LOG_FIELDS}
+
+
+def _dimension_filter(f) -> Param:
+    """A number in AWS's range of its flow log field: --dst-port 99999 matched nothing, without
+    a word (a review)."""
+    if f.kind not in (INT, LONG):
+        return Param(f.name, str, f"only rows with this {f.name}",
+                     choices=ACTIONS if f.name == "action" else None)
+    lowest, highest = value_range(_FLOW_LOG_FIELD[_ENRICHED_NAME.get(f.name, f.name)])
+    return Param(f.name, whole_number(lowest, highest),
+                 f"only rows with this {f.name} ({lowest}-{highest})")
+
+
+DIMENSION_FILTERS = tuple(_dimension_filter(f) for f in AGGREGATE_DIMENSIONS
+                          if f.name != "window_start")
 WINDOW_SECONDS = Param("window_seconds", parse_duration,
                        "the job's job.window_seconds (the size of the stored windows)",
                        default=DEFAULT_WINDOW_SECONDS)
 
 
 def _limit(default):
-    return Param("limit", _count, "at most this many rows (0: all)", default=default)
+    # One less than the largest BIGINT: a query asks for one row more (_Sql.limit_sql).
+    return Param("limit", whole_number(0, MAX_LONG - 1), "at most this many rows (0: all)",
+                 default=default)
 
 
 class _Sql:
@@ -799,8 +816,11 @@ def _filled(name: str, values: dict) -> dict:
             if p.required:
                 raise QueryError(f"{name}: --{p.name.replace('_', '-')} is required")
             value = p.default
-        elif isinstance(value, str) and p.parse is not str:
-            value = p.parse(value)
+        elif p.parse is not str:
+            try:
+                value = p.parse(value)
+            except QueryError as err:
+                raise QueryError(f"{name}: --{p.name.replace('_', '-')}: {err}") from None
         if p.choices and value is not None and value not in p.choices:
             raise QueryError(f"{name}: --{p.name.replace('_', '-')} must be one of "
                              f"{', '.join(p.choices)}")

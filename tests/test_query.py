@@ -459,6 +459,38 @@ def test_bad_folders_and_parameters_are_explained(tmp_path, small_outputs):
 
 
 @pytest.mark.unit
+def test_numbers_out_of_their_range_are_refused(small_outputs, capsys):
+    """--dst-port 99999 or -5 answered nothing without a word, a --limit of 2**63 - 1 ended
+    in DuckDB's words and its SQL, a --within of 10**40 s in DuckDB's (a review)."""
+    for argv, said in (
+            (["rollup", "--every", "1h", "--dst-port", "99999"],
+             "rollup: --dst-port: '99999': expected a whole number from 0 to 65535"),
+            (["drill-down", "--dst-port", "-5"],
+             "drill-down: --dst-port: '-5': expected a whole number from 0 to 65535"),
+            (["rollup", "--every", "1h", "--protocol", "256"],
+             "rollup: --protocol: '256': expected a whole number from 0 to 255"),
+            (["top-talkers", "--limit", str(2**63 - 1)],
+             f"top-talkers: --limit: '{2**63 - 1}': expected a whole number from 0 to "
+             f"{2**63 - 2}"),
+            (["egress", "--limit", "-1"], "egress: --limit: '-1': expected a whole number"),
+            (["who-owned", "--ip", "10.0.0.1", "--at", "1767225600", "--within",
+              str(10**40)], f"who-owned: --within: '{10**40}' is longer than the years "
+                            f"the job reads flows of (2010-2099)"),
+            (["rollup", "--every", "40000d"], "rollup: --every: '40000d' is longer than"),
+            (["rollup", "--every", "1h", "--window-seconds", "0"],
+             "rollup: --window-seconds: '0' is not a duration")):
+        assert cli.main(["query", str(small_outputs)] + argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"flowdredge: error: {said}") and err.count("\n") == 1, err
+    # The ends of the ranges are taken, from the API's numbers too.
+    assert answer(str(small_outputs), "rollup", {"every": "1h", "dst_port": "65535",
+                                                 "protocol": 0}).rows == []
+    assert answer(str(small_outputs), "top-talkers", {"limit": 2**63 - 2}).rows
+    with pytest.raises(QueryError, match="--dst-port: 70000: expected a whole number"):
+        answer(str(small_outputs), "rollup", {"every": "1h", "dst_port": 70000})
+
+
+@pytest.mark.unit
 def test_time_and_duration_parameters():
     assert parse_time("1767225600") == 1767225600
     assert parse_time("2026-01-01T00:10:00Z") == 1767225600 + 600
