@@ -337,12 +337,17 @@ READING_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 
 def run_sql(con, sql: str, params: dict = None) -> Result:
     try:
-        refused = [s for s in con.extract_statements(sql) if s.type not in READING_STATEMENTS]
+        statements = con.extract_statements(sql)
+        refused = [s for s in statements if s.type not in READING_STATEMENTS]
         if refused:
             raise QueryError(
                 f"only queries are run (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN), "
                 f"not {refused[0].type.name}: {refused[0].query.strip()[:80]}\n"
                 f"To keep a result, use --format csv or json and redirect it to a file.")
+        # DuckDB runs them all and answers the last only (a review).
+        if len(statements) > 1:
+            raise QueryError(f"one statement at a time: {len(statements)} given, each ended "
+                             f"by a ';' (run them one by one)")
         cursor = con.execute(sql, params) if params else con.execute(sql)
         if cursor is None:
             raise QueryError("no SQL statement given")

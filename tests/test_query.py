@@ -156,6 +156,20 @@ def test_wrong_sql_names_the_views_and_their_columns(small_outputs, capsys):
 
 
 @pytest.mark.unit
+def test_one_statement_at_a_time(small_outputs, capsys):
+    """`SELECT 1; SELECT 2` ran both and answered the last only (a review)."""
+    for sql in ("SELECT 1; SELECT 2", "SELECT 1;\nSELECT count(*) FROM aggregates;"):
+        assert cli.main(["query", str(small_outputs), "sql", sql]) == 2
+        assert capsys.readouterr().err == ("flowdredge: error: one statement at a time: 2 "
+                                           "given, each ended by a ';' (run them one by one)\n")
+    # A ';' in a string, a quoted name or a comment ends nothing; nor does a last one.
+    for sql in ("SELECT 1;", "SELECT 1 ;  -- done", "SELECT 'a;b' AS \"x;y\" -- c;\n",
+                "SELECT 1 /* ; SELECT 2 */;", "SELECT $$;$$ AS x;"):
+        assert cli.main(["query", str(small_outputs), "sql", sql]) == 0, sql
+        assert capsys.readouterr().out.endswith("(1 row)\n")
+
+
+@pytest.mark.unit
 def test_sql_that_would_write_or_fetch_is_refused_and_writes_nothing(small_outputs, tmp_path,
                                                                       tmp_path_factory, capsys):
     elsewhere = tmp_path / "elsewhere"
