@@ -21,7 +21,7 @@ from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import APPS, Scenario, generate
 from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed
 from flowdredge.explore.query import (VIEW_COLUMNS, Outputs, QueryError, Result, answer, athena_ddl,
-                       format_result, parse_duration, parse_time)
+                       format_result, parse_duration, parse_time, referenced_views)
 from flowdredge.schemas.flowlog import FLOW_LOG_FIELDS
 from flowdredge.schemas.outputs import (AGGREGATE, COUNTERS, COUNTS_STAGE, DATA_QUALITY,
                                         DEAD_LETTER, ENRICHED_OWNER_KEYS, LATE_EXTRA_KEYS)
@@ -229,6 +229,23 @@ def test_a_question_opens_only_the_outputs_it_reads(small_outputs):
     assert answer(str(small_outputs), "rejects", {}).missing == ()
     assert answer(str(small_outputs), "rejects", {"source": "address"}).missing == \
         ("enriched",)
+
+
+@pytest.mark.unit
+def test_sql_opens_the_views_it_names_outside_strings_and_comments(small_outputs):
+    """A string or a comment naming a view was taken as a use of it (a review): enriched/ said
+    missing for `SELECT 'enriched'`, and on S3 copied."""
+    assert answer(str(small_outputs), sql="SELECT 'enriched' AS x").missing == ()
+    assert referenced_views("SELECT 'late', E'\\' enriched', $$dead_letter$$ AS \"x\" -- counts\n"
+                            "FROM \"Aggregates\" /* data_quality */") == ("aggregates",)
+    assert referenced_views("SELECT * FROM late JOIN enriched USING (start)") == (
+        "enriched", "late")
+    assert answer(str(small_outputs), sql='SELECT count(*) FROM "enriched"').missing == (
+        "enriched",)
+    # A function reading a table named in text: any mention counts.
+    assert referenced_views("SELECT * FROM query_table('late')") == ("late",)
+    assert answer(str(small_outputs), sql="SELECT count(*) FROM query('FROM aggregates')"
+                  ).rows == [(2,)]
 
 
 @pytest.mark.unit
