@@ -935,6 +935,18 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _table_cell(value) -> str:
+    """NULL for SQL's null, told from an empty text and the text NULL (shown \\NULL: a review
+    found null and '' both shown as nothing); a text's backslash doubled, told from those of
+    the escapes a control character is shown as (a newline, \\n). Other values (a list, a
+    struct) are shown as Python writes them, their texts quoted and escaped."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "\\NULL" if value == "NULL" else printable(value.replace("\\", "\\\\"))
+    return printable(_cell(value))
+
+
 def _width(text: str) -> int:
     """Columns a terminal gives the text: two for a wide (East Asian) character."""
     return len(text) + sum(unicodedata.east_asian_width(c) in "WF" for c in text
@@ -955,7 +967,7 @@ def format_result(result: Result, fmt: str) -> str:
     if fmt != "table":
         raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     # A control character (an app name's tab or newline) would break the row: shown escaped.
-    cells = [[printable(_cell(v)) for v in row] for row in result.rows]
+    cells = [[_table_cell(v) for v in row] for row in result.rows]
     widths = [max([_width(c)] + [_width(r[i]) for r in cells])
               for i, c in enumerate(result.columns)]
     numeric = [all(isinstance(row[i], (int, float, Decimal)) and not isinstance(row[i], bool)

@@ -540,7 +540,7 @@ def test_formats():
         "app  bytes  share",
         "---  -----  -----",
         "api   1200    0.5",
-        "db       7",
+        "db       7   NULL",
         "(2 rows)"]
     assert format_result(result, "csv") == "app,bytes,share\napi,1200,0.5\ndb,7,"
     # A tab or newline in a name stays in its row; a wide character takes two columns.
@@ -557,6 +557,22 @@ def test_formats():
             for line in format_result(odd_numbers, "json").splitlines()] == \
         [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}},
          {"x": {"1.5": 1, '"NaN"': 2}}]
+
+
+@pytest.mark.unit
+def test_a_table_tells_null_from_every_text(small_outputs, capsys):
+    """NULL and an empty text were both shown as nothing, and a backslash and an n as a
+    newline is (a review)."""
+    sql = ("SELECT * FROM (VALUES (1, NULL), (2, ''), (3, 'NULL'), (4, 'a' || chr(10) || 'b'), "
+           "(5, 'a\\nb'), (6, '\\')) AS t(n, x) ORDER BY n")
+    assert cli.main(["query", str(small_outputs), "sql", sql]) == 0
+    assert capsys.readouterr().out.splitlines()[2:8] == [
+        "1  NULL", "2", "3  \\NULL", "4  a\\nb", "5  a\\\\nb", "6  \\\\"]
+    assert cli.main(["query", str(small_outputs), "sql", sql, "--format", "json"]) == 0
+    assert [json.loads(line)["x"] for line in capsys.readouterr().out.splitlines()] == [
+        None, "", "NULL", "a\nb", "a\\nb", "\\"]
+    assert format_result(Result(["x"], [([None, "a\\b", "c\n"],)]), "table").splitlines()[2] \
+        == "[None, 'a\\\\b', 'c\\n']"
 
 
 @pytest.mark.unit
