@@ -800,7 +800,9 @@ QUESTIONS = {q.name: q for q in (
     Question("zone-pairs", "traffic by source and destination zone (enriched flows)", _zone_pairs,
              TIME_RANGE + (_CROSS_ONLY, _limit(0)), ("enriched",)),
     Question("rollup", "aggregates merged into larger windows (an hour, a day, ...)", _rollup,
-             (Param("every", parse_duration, "the roll-up window: 15m, 1h, 1d, ...",
+             (Param("every", parse_duration, "the roll-up window: 15m, 1h, 1d, ...; buckets "
+                    "start at its multiples from 1970-01-01T00:00Z, as the job's windows do: "
+                    "days at 00:00 UTC, 7d weeks on Thursdays (see docs/query.md)",
                     required=True),
               Param("by", parse_dimensions, "comma-separated dimensions to keep "
                     f"({', '.join(DIMENSIONS)}); empty for totals", default=("src_app", "dst_app")),

@@ -522,6 +522,21 @@ def test_numbers_out_of_their_range_are_refused(small_outputs, capsys):
 
 
 @pytest.mark.unit
+def test_week_buckets_start_on_thursdays_as_the_help_says(tmp_path, capsys):
+    """`--every 7d` buckets start on Thursdays, the epoch's weekday, as the job's windows are
+    aligned; --help said only "the roll-up window" (a review)."""
+    monday = 1767571200   # 2026-01-05T00:00:00Z
+    _write_part(tmp_path, "aggregates", [_aggregate(monday + 86400 * d, "api", "db", 5432,
+                                                    "ACCEPT", 1, 10) for d in range(7)], "part-0")
+    assert answer(str(tmp_path), "rollup", {"every": "7d", "by": "", "window_seconds": "1d"}
+                  ).rows == [(1767225600, "2026-01-01T00:00:00Z", 3, 3, 30),
+                             (1767830400, "2026-01-08T00:00:00Z", 4, 4, 40)]
+    with pytest.raises(SystemExit):
+        cli.main(["query", str(tmp_path), "rollup", "-h"])
+    assert "7d weeks on Thursdays" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.unit
 def test_time_and_duration_parameters():
     assert parse_time("1767225600") == 1767225600
     assert parse_time("2026-01-01T00:10:00Z") == 1767225600 + 600
