@@ -908,19 +908,21 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
 
 # ---------------------------------------------------------------- output formats
 
-def _json_ready(value):
-    """A NaN or an infinity as a string, at any depth of a list or struct: JSON has no such
-    number (json.dumps wrote NaN); a DECIMAL as a number."""
+def _json_text(value) -> str:
+    """A value as JSON, at any depth of a list or struct: a DECIMAL as its exact number, an
+    integer at scale 0 (a float lost a large sum's last digits: a review); a NaN or an
+    infinity as a string, JSON having no such number (json.dumps wrote NaN)."""
     if isinstance(value, Decimal):
-        value = float(value)
+        return format(value, "f")
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        value = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
+        return "[" + ", ".join(map(_json_text, value)) + "]"
     if isinstance(value, dict):   # a MAP's keys too, as JSON's strings
-        return {key if isinstance(key, str) else json.dumps(_json_ready(key)):
-                _json_ready(item) for key, item in value.items()}
-    return value
+        return "{" + ", ".join(
+            f"{json.dumps(key if isinstance(key, str) else _json_text(key))}: {_json_text(item)}"
+            for key, item in value.items()) + "}"
+    return json.dumps(value, default=_json_value)
 
 
 def _json_value(value):
@@ -957,9 +959,7 @@ def _width(text: str) -> int:
 
 def format_result(result: Result, fmt: str) -> str:
     if fmt == "json":
-        return "\n".join(json.dumps({c: _json_ready(v) for c, v in zip(result.columns, row)},
-                                    default=_json_value, allow_nan=False)
-                         for row in result.rows)
+        return "\n".join(_json_text(dict(zip(result.columns, row))) for row in result.rows)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

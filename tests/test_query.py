@@ -571,7 +571,22 @@ def test_formats():
     assert [json.loads(line, parse_constant=lambda c: pytest.fail(c))
             for line in format_result(odd_numbers, "json").splitlines()] == \
         [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}},
-         {"x": {"1.5": 1, '"NaN"': 2}}]
+         {"x": {"1.50": 1, '"NaN"': 2}}]
+
+
+@pytest.mark.unit
+def test_decimals_are_exact_json_numbers(small_outputs, capsys):
+    """A DECIMAL was written as a float: a sum of bytes past 2**53 lost its last digits (a
+    review)."""
+    sql = ("SELECT (sum(bytes) + 9007199254740993)::DECIMAL(38, 0) AS total, "
+           "12345678901234567890.123456789 AS exact, [0.10, -2.00] AS listed, "
+           "{'mb': 1.5::DECIMAL(4, 2)} AS struct FROM aggregates")
+    assert cli.main(["query", str(small_outputs), "sql", sql, "--format", "json"]) == 0
+    line = capsys.readouterr().out
+    assert line == ('{"total": 9007199254741333, "exact": 12345678901234567890.123456789, '
+                    '"listed": [0.10, -2.00], "struct": {"mb": 1.50}}\n')
+    assert json.loads(line, parse_float=Decimal)["exact"] == Decimal(
+        "12345678901234567890.123456789")
 
 
 @pytest.mark.unit
