@@ -349,11 +349,11 @@ def test_a_throttle_that_outlasts_the_attempts_fails_its_scope_after_max_attempt
     assert not (tmp_path / "changes.jsonl").exists()   # nothing was read completely
 
 
-def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, capsys):
+def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, capsys,
+                                                                monkeypatch):
     """SIGTERM: the publisher ends its loop and writes its owners to snapshot.to, so that a
     restart with --resume goes on from where it stopped (not from an older snapshot)."""
     import signal
-    import threading
     Estate(aws).build()
     out, snapshot = tmp_path / "changes.jsonl", tmp_path / "snapshot.jsonl"
     config_file = tmp_path / "publisher.yaml"
@@ -363,16 +363,24 @@ def test_a_stopped_publisher_writes_its_snapshot_to_resume_from(aws, tmp_path, c
         "output": {"kind": "file", "path": str(out)}, "aws": {"endpoint_url": aws}}))
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
                                                        signal.SIGUSR1)}
-    # A SIGUSR1 snapshot is said when written (it was silent: an operator's review).
-    timers = [threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGUSR1)),
-              threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGTERM))]
-    for timer in timers:
-        timer.start()
+    # A SIGUSR1 snapshot is said when written (it was silent: an operator's review): asked for
+    # once the first poll is said, the stop once it is written (timers raced a slow start).
+    describe, write, stopped = cli.describe, cli.write_snapshot, []
+
+    def describe_then_ask(result):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return describe(result)
+
+    def write_then_stop(*args, **kwargs):
+        write(*args, **kwargs)
+        if not stopped:   # once: a second SIGTERM stops at once, without a snapshot
+            stopped.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(cli, "describe", describe_then_ask)
+    monkeypatch.setattr(cli, "write_snapshot", write_then_stop)
     try:
         assert cli.main(["run", "--config", str(config_file)]) == 0
     finally:
-        for timer in timers:
-            timer.cancel()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assigned = {e["ip"] for e in read_events(out) if e["type"] == "ASSIGN"}

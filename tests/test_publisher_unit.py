@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import weakref
 from datetime import datetime, timezone
 
@@ -850,6 +851,68 @@ def test_run_loop_applies_a_burst_of_events_a_read_at_a_time(tmp_path):
         "events: 1 applied (0 assigned, 1 unassigned)"] * 2
 
 
+def test_an_events_file_that_never_stops_growing_holds_back_no_poll(tmp_path):
+    """Each check read until no line was left: a feed that appended during every read held
+    back the polls, and their HEARTBEATs, for ever (a review)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    now = [T0]
+    polls, reads = [], []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(),
+                          lambda: now[0])
+    events = tmp_path / "events.jsonl"
+    other = json.dumps({"detail-type": "Something else", "detail": {}}) + "\n"
+    events.write_text(other)
+
+    def fed(result):   # a line more while each read is applied, and a second gone by
+        reads.append(result)
+        assert len(reads) < 1000, "the polls are held back"
+        with open(events, "a") as fh:
+            fh.write(other)
+        now[0] += 1000
+    publisher.run(lambda: len(polls) == 3, sleep=lambda s: fed(None), on_poll=polls.append,
+                  events=EventTail(str(events), read_bytes=len(other)), on_events=fed)
+    assert [p.started_ms for p in polls] == [T0, T0 + 60_000, T0 + 120_000]
+
+
+def test_an_events_file_cut_shorter_during_a_read_ends_the_read(tmp_path, monkeypatch):
+    """Its size taken, then the file cut (logrotate's copytruncate): the read looped for ever
+    on the bytes that were no longer there (a review)."""
+    import flowdredge.connectors.publisher.publisher as publisher_module
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"a":1}\n{"b":')
+    tail = EventTail(str(path), read_bytes=4)
+    real_fstat = os.fstat
+    monkeypatch.setattr(publisher_module.os, "fstat", lambda fd: types.SimpleNamespace(
+        st_size=real_fstat(fd).st_size + 100))
+    read = []
+    reading = threading.Thread(target=lambda: read.extend([tail.read(), tail.read()]),
+                               daemon=True)
+    reading.start()
+    reading.join(10)
+    assert not reading.is_alive(), "the read loops on bytes no longer there"
+    assert read == [['{"a":1}'], []]
+
+
+def test_a_changelog_file_is_checked_after_a_batch_another_publisher_is_writing(tmp_path):
+    """A publisher starting while another, on a shared volume, appended a batch cut that
+    batch back to the line end it saw (a review): writes and the check take turns."""
+    import fcntl
+    path = tmp_path / "changes.jsonl"
+    said = []
+    with open(path, "ab") as writing:
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        writing.write(b'{"a":1}\n{"b":')
+        writing.flush()
+        check = threading.Thread(target=lambda: said.append(FileSink(str(path)).check()))
+        check.start()
+        check.join(0.3)
+        assert check.is_alive()   # waits for the batch
+        writing.write(b'2}\n')
+    check.join(10)
+    assert said == [""] and path.read_bytes() == b'{"a":1}\n{"b":2}\n'
+
+
 def test_a_changelog_file_is_checked_and_a_line_cut_short_cut_off(tmp_path):
     """A publisher killed while it wrote left half a line, which the next batch's first event
     joined into a line the job cannot read."""
@@ -865,6 +928,31 @@ def test_a_changelog_file_is_checked_and_a_line_cut_short_cut_off(tmp_path):
     (tmp_path / "a-folder.jsonl").mkdir()
     with pytest.raises(SinkError, match="cannot append to .*a-folder.jsonl: Is a directory"):
         FileSink(str(tmp_path / "a-folder.jsonl")).check()
+
+
+def test_only_an_output_that_is_not_there_is_refused_at_start():
+    """A throttle, a 5xx or a connection at start stopped a publisher that a write at the next
+    poll would have got through (a review): those, and no permission to look, are said."""
+    kinesis = boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="k",
+                           aws_secret_access_key="s")
+    s3_client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="k",
+                             aws_secret_access_key="s")
+    with Stubber(kinesis) as stub_kinesis, Stubber(s3_client) as stub_s3:
+        for code in ("LimitExceededException", "AccessDeniedException", "InternalFailure"):
+            stub_kinesis.add_client_error("describe_stream_summary", code, "no")
+            assert KinesisSink(kinesis, "changes", "k").check() == (
+                f"cannot check output stream changes ({code}: no): its first write will tell")
+        stub_kinesis.add_client_error("describe_stream_summary", "ResourceNotFoundException",
+                                      "Stream changes not found")
+        with pytest.raises(SinkError, match="output stream changes: ResourceNotFoundException"):
+            KinesisSink(kinesis, "changes", "k").check()
+        for status in (403, 500):
+            stub_s3.add_client_error("head_bucket", str(status), http_status_code=status)
+            assert check_snapshot_target("s3://b/s.jsonl", lambda: s3_client).startswith(
+                f"cannot check snapshot target s3://b/s.jsonl ({status}")
+        stub_s3.add_client_error("head_bucket", "404", http_status_code=404)
+        with pytest.raises(SinkError, match="s3://b/s.jsonl: no such bucket"):
+            check_snapshot_target("s3://b/s.jsonl", lambda: s3_client)
 
 
 def test_a_snapshot_file_target_is_checked(tmp_path):
@@ -911,8 +999,8 @@ def test_a_second_stop_signal_stops_at_once_without_writing(tmp_path):
         process.kill()
     said = process.stderr.read().splitlines()
     assert re.fullmatch(r"flowdredge-publisher: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ SIGINT again: "
-                        r"stopped at once, without writing this poll's reads or a snapshot",
-                        said[-1])
+                        r"stopped at once; this poll's changes may be written in part or not at "
+                        r"all, and no snapshot is \(the next start writes them\)", said[-1])
     assert out.read_bytes() == b"" and not (tmp_path / "snapshot.jsonl").exists()
 
 

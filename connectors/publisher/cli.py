@@ -168,11 +168,11 @@ def _signals(flags: dict, forced=()):
 
 def _stop_now(signum: int) -> None:
     """A second SIGTERM or Ctrl-C: an operator who will not wait for the reads under way (minutes
-    for a large account, at the worst). What the poll read is not written, nor a snapshot: the
-    next start reads it again, from the last snapshot written with --resume. A changelog file's
-    line cut short is cut off then (FileSink.check)."""
-    log.error(f"{signal.Signals(signum).name} again: stopped at once, without writing this "
-              f"poll's reads or a snapshot")
+    for a large account, at the worst). What the poll read may be written in part or not at all,
+    and no snapshot is: the next start writes it again, from the last snapshot written with
+    --resume."""
+    log.error(f"{signal.Signals(signum).name} again: stopped at once; this poll's changes may be "
+              f"written in part or not at all, and no snapshot is (the next start writes them)")
     os._exit(128 + signum)
 
 
@@ -197,8 +197,9 @@ def _run(config, reader, publisher: Publisher, stop: list, snapshot_wanted: list
             log.info(describe_events(result))
 
     # From its end: a line there before the first poll began is stale once that poll is done
-    # (or left to the next poll, where its scope's read failed), so none would apply (a file
-    # of 187 MB was read whole, into 560 MB, to find that: an operator's review).
+    # (or left to the next poll, where its scope's read failed); one of the very second the
+    # poll's read began would at most release what the read saw already. A file of 187 MB was
+    # read whole, into 560 MB, to find that (an operator's review).
     events = EventTail(config.events.path, from_end=True) if config.events.path else None
     publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
                   snapshot_requested=snapshot_requested, write_snapshot=write_requested,

@@ -79,18 +79,31 @@ class EventTail:
             except OSError:
                 pass
 
-    def read(self) -> list:
+    def size(self) -> int:
         try:
-            size = os.path.getsize(self.path)
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def read(self, up_to: int = None) -> list:
+        """The complete lines after the last read, as far as `up_to` (a size) if given."""
+        try:
+            fh = open(self.path, "rb")
         except OSError:
             return []
-        if size < self.offset:
-            self.offset = 0
-        with open(self.path, "rb") as fh:
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < self.offset:
+                self.offset = 0
+            if up_to is not None:
+                size = min(size, up_to)
             fh.seek(self.offset)
-            data = fh.read(min(size - self.offset, self.read_bytes))
+            data = fh.read(max(0, min(size - self.offset, self.read_bytes)))
             while b"\n" not in data and self.offset + len(data) < size:   # a longer line
-                data += fh.read(min(size - self.offset - len(data), self.read_bytes))
+                more = fh.read(min(size - self.offset - len(data), self.read_bytes))
+                if not more:   # cut shorter since its size was taken
+                    break
+                data += more
         complete = data.rfind(b"\n") + 1
         self.offset += complete
         return [line for line in data[:complete].decode("utf-8", errors="replace").splitlines()
@@ -224,11 +237,14 @@ class Publisher:
                 self.inventories.pop(scope, None)
             raise
 
-    def _apply_appended(self, events: EventTail, should_stop, on_events) -> None:
-        """The lines appended to `events` since its last read, a read at a time until none is
-        left, each read's results to `on_events`."""
-        while not should_stop():
-            lines = events.read()
+    def _apply_appended(self, events: EventTail, should_stop, due_ms: int, on_events) -> None:
+        """The lines appended to `events` since its last read, as far as its size now, a read
+        at a time, each read's results to `on_events`; until the next poll is due at `due_ms`.
+        What is appended meanwhile waits for the next check: a file that never stops growing
+        held back the polls, and their HEARTBEATs (a review)."""
+        end = events.size()
+        while not should_stop() and self.clock() < due_ms:
+            lines = events.read(up_to=end)
             if not lines:
                 return
             try:
@@ -273,7 +289,7 @@ class Publisher:
                     except SinkError as err:
                         self.log(str(err))
                 if events is not None:
-                    self._apply_appended(events, should_stop, on_events)
+                    self._apply_appended(events, should_stop, next_poll, on_events)
                 left_ms = next_poll - self.clock()
                 if left_ms <= 0:
                     break

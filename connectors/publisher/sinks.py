@@ -4,6 +4,7 @@ Both sinks write a batch completely or raise SinkError; the publisher keeps its 
 a batch is written, so a failed batch is computed and sent again by the next poll (a change may
 then arrive twice, which the changelog tolerates, and is never lost).
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -55,15 +56,23 @@ class FileSink:
         publisher killed while it wrote; its poll's changes are sent again) is cut off, or the
         next batch's first event would join it into a line the job cannot read; that is said."""
         try:
-            with open(self.path, "ab+") as fh:
-                size = fh.seek(0, os.SEEK_END)
+            with open(self.path, "ab") as fh:
+                # Under the lock writes take: a batch another publisher is appending (a rolling
+                # deploy on a shared volume) is whole before the end is looked at (a review).
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                size = os.fstat(fh.fileno()).st_size
                 if not size:
                     return ""
-                fh.seek(size - 1)
-                if fh.read(1) == b"\n":
+                with open(self.path, "rb") as tail:
+                    end = complete_lines_end(tail, size)
+                if end == size:
                     return ""
-                end = complete_lines_end(fh, size)
-                fh.truncate(end)
+                try:
+                    fh.truncate(end)
+                except OSError as err:   # an append-only file (chattr +a)
+                    return (f"{self.path}: its last line has no end (a write cut short), and "
+                            f"cannot be cut off ({err.strerror}): the next batch's first event "
+                            f"joins it into a line the job cannot read")
                 return (f"{self.path}: cut off its last {size - end} byte(s), a line left "
                         f"without its end by a write cut short (its changes are sent again)")
         except OSError as err:
@@ -77,7 +86,8 @@ class FileSink:
         size = None
         try:
             with open(self.path, "ab") as fh:
-                size = fh.tell()
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                size = os.fstat(fh.fileno()).st_size
                 fh.write("".join(encode(e) + "\n" for e in events).encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -129,17 +139,18 @@ class KinesisSink:
         """Raises SinkError if the stream is not there or cannot be reached: said at start, not
         after the first poll's reads. Without kinesis:DescribeStreamSummary it cannot tell, and
         says so (the first write will)."""
+        name = _stream_name(self.stream)
         try:
             self.client.describe_stream_summary(**self.stream)
         except ClientError as err:
             error = err.response.get("Error", {})
-            if error.get("Code") in ("AccessDeniedException", "AccessDenied"):
-                return (f"cannot check output stream {_stream_name(self.stream)} (no "
-                        f"kinesis:DescribeStreamSummary): its first write will tell")
-            raise SinkError(f"output stream {_stream_name(self.stream)}: {error.get('Code')}: "
-                            f"{error.get('Message', '')}") from None
+            if error.get("Code") == "ResourceNotFoundException":
+                raise SinkError(f"output stream {name}: {error.get('Code')}: "
+                                f"{error.get('Message', '')}") from None
+            # Not allowed to look, or a passing failure that a write at each poll outlasts.
+            return _unchecked(f"output stream {name}", _error_text(err))
         except BotoCoreError as err:
-            raise SinkError(f"output stream {_stream_name(self.stream)}: {err}") from None
+            return _unchecked(f"output stream {name}", err)
         return ""
 
     def write(self, events: list) -> None:
@@ -213,6 +224,15 @@ class KinesisSink:
                         f"{failed[0][1].get('ErrorCode') or 'no error code given'}")
 
 
+def _unchecked(what: str, why) -> str:
+    return f"cannot check {what} ({why}): its first write will tell"
+
+
+def _error_text(err: ClientError) -> str:
+    error = err.response.get("Error", {})
+    return f"{error.get('Code')}: {error.get('Message', '')}".rstrip(": ")
+
+
 def _stream_name(stream: dict) -> str:
     return stream.get("StreamARN") or stream["StreamName"]
 
@@ -233,13 +253,13 @@ def check_snapshot_target(target: str, s3_client_factory=None) -> str:
         try:
             s3_client_factory().head_bucket(Bucket=bucket)
         except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
-            if code in ("403", "AccessDenied", "Forbidden"):
-                return f"cannot check snapshot target {target} (403): its first write will tell"
-            what = "no such bucket" if code in ("404", "NoSuchBucket", "NotFound") else code
-            raise SinkError(f"snapshot target {target}: {what}") from None
+            if str(err.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchBucket",
+                                                                        "NotFound"):
+                raise SinkError(f"snapshot target {target}: no such bucket") from None
+            # 403 without s3:ListBucket, or a passing failure.
+            return _unchecked(f"snapshot target {target}", _error_text(err))
         except BotoCoreError as err:
-            raise SinkError(f"snapshot target {target}: {err}") from None
+            return _unchecked(f"snapshot target {target}", err)
         return ""
     folder = make_folder(target, f"snapshot target {target}")
     if os.path.isdir(target):
