@@ -10,10 +10,15 @@ function el(tag, attrs, text) {
 }
 function svg(tag, attrs, text) {
   var node = document.createElementNS(SVG_NS, tag);
-  Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+  // An attribute cannot hold null (the unknown app's name): left out, not written "null".
+  Object.keys(attrs || {}).forEach(function (k) {
+    if (attrs[k] !== null) node.setAttribute(k, attrs[k]);
+  });
   if (text !== undefined) node.textContent = text;
   return node;
 }
+// null: an aggregate written by hand without its app.
+function appName(app) { return app === null ? "(unknown)" : app; }
 function fmtInt(n) {
   return n === null || n === undefined ? "" : Number(n).toLocaleString("en-US");
 }
@@ -61,12 +66,12 @@ function graph(data) {
                          viewBox: "0 0 " + g.width + " " + g.height});
   var defs = svg("defs"), edgeLayer = svg("g"), nodeLayer = svg("g");
   root.appendChild(defs); root.appendChild(edgeLayer); root.appendChild(nodeLayer);
-  var at = {}, maxEdge = 1, maxNode = 1;
-  g.nodes.forEach(function (n) { at[n.id] = n; maxNode = Math.max(maxNode, n.bytes); });
+  var at = new Map(), drawn = [], maxEdge = 1, maxNode = 1;   // a Map tells null from "null"
+  g.nodes.forEach(function (n) { at.set(n.id, n); maxNode = Math.max(maxNode, n.bytes); });
   g.edges.forEach(function (e) { maxEdge = Math.max(maxEdge, e.bytes); });
   function radius(n) { return 7 + 13 * Math.sqrt(n.bytes / maxNode); }
   g.edges.forEach(function (e, i) {
-    var a = at[e.src], b = at[e.dst], color = rejectColor(e.reject_share);
+    var a = at.get(e.src), b = at.get(e.dst), color = rejectColor(e.reject_share);
     var width = 1 + 11 * Math.sqrt(e.bytes / maxEdge), d;
     var marker = svg("marker", {id: "arrow-" + i, viewBox: "0 0 10 10", refX: 9, refY: 5,
                                 markerWidth: 6 + width, markerHeight: 6 + width, orient: "auto",
@@ -92,24 +97,26 @@ function graph(data) {
                             "marker-end": "url(#arrow-" + i + ")", "data-src": e.src,
                             "data-dst": e.dst, "data-bytes": e.bytes,
                             "data-reject-share": e.reject_share.toFixed(4)});
-    path.appendChild(svg("title", {}, e.src + " \u2192 " + e.dst + ": " + fmtBytes(e.bytes) +
-                         ", " + fmtInt(e.flows) + " flows, " +
+    path.appendChild(svg("title", {}, appName(e.src) + " \u2192 " + appName(e.dst) + ": " +
+                         fmtBytes(e.bytes) + ", " + fmtInt(e.flows) + " flows, " +
                          fmtPct(100 * e.reject_share) + " REJECTed"));
     edgeLayer.appendChild(path);
+    drawn.push({path: path, edge: e});
   });
-  var colors = {app: "#34495e", internet: "#2f80ed", unattributed: "#9aa3b5"};
+  var colors = {app: "#34495e", internet: "#2f80ed", unattributed: "#9aa3b5",
+                unknown: "#c9ced8"};
   g.nodes.forEach(function (n) {
     var node = svg("g", {"class": "node", "data-app": n.id});
     node.appendChild(svg("circle", {cx: n.x, cy: n.y, r: radius(n).toFixed(1),
                                     fill: colors[n.kind] || colors.app}));
-    node.appendChild(svg("text", {x: n.x, y: n.y - radius(n) - 5, "text-anchor": "middle"}, n.id));
-    node.appendChild(svg("title", {}, n.id + ": " + fmtBytes(n.bytes) + " sent or received"));
+    node.appendChild(svg("text", {x: n.x, y: n.y - radius(n) - 5, "text-anchor": "middle"},
+                                  appName(n.id)));
+    node.appendChild(svg("title", {}, appName(n.id) + ": " + fmtBytes(n.bytes) +
+                         " sent or received"));
     node.addEventListener("mouseenter", function () {
       root.classList.add("focus");
-      edgeLayer.querySelectorAll(".edge").forEach(function (p) {
-        if (p.getAttribute("data-src") === n.id || p.getAttribute("data-dst") === n.id) {
-          p.classList.add("near");
-        }
+      drawn.forEach(function (d) {
+        if (d.edge.src === n.id || d.edge.dst === n.id) d.path.classList.add("near");
       });
     });
     node.addEventListener("mouseleave", function () {
@@ -219,20 +226,22 @@ function render() {
     ? (data.bucket_seconds / 60) + " min" : data.bucket_seconds + " s";
   lineChart("bytes-over-time", data.times, data.bytes_over_time, fmtBytes);
   table("rejects", data.rejects, [
-    {key: "dst_app", label: "to app"}, {key: "dst_port", label: "port", num: true},
-    {key: "protocol", label: "protocol", num: true}, {key: "src_app", label: "from app"},
+    {key: "dst_app", label: "to app", format: appName},
+    {key: "dst_port", label: "port", num: true},
+    {key: "protocol", label: "protocol", num: true},
+    {key: "src_app", label: "from app", format: appName},
     {key: "src_region", label: "from region"},
     {key: "flows", label: "flows", num: true, format: fmtInt, bar: true},
     {key: "bytes", label: "bytes", num: true, format: fmtBytes}]);
   table("exposure", data.exposure, [
-    {key: "app", label: "app"}, {key: "region", label: "region"},
+    {key: "app", label: "app", format: appName}, {key: "region", label: "region"},
     {key: "dst_port", label: "port", num: true},
     {key: "protocol", label: "protocol", num: true},
     {key: "flows", label: "flows", num: true, format: fmtInt, bar: true},
     {key: "rejected_flows", label: "REJECTed", num: true, format: fmtInt},
     {key: "bytes", label: "bytes", num: true, format: fmtBytes}]);
   table("egress", data.egress, [
-    {key: "app", label: "app"}, {key: "region", label: "region"},
+    {key: "app", label: "app", format: appName}, {key: "region", label: "region"},
     {key: "flows", label: "flows", num: true, format: fmtInt},
     {key: "bytes", label: "bytes", num: true, format: fmtBytes, bar: true}]);
   table("cross-region", data.cross_region, [

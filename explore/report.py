@@ -27,11 +27,17 @@ VIEWS = ("aggregates", "counts")   # all the page reads (for S3, all that is cop
 
 # ---------------------------------------------------------------- graph layout
 
+def _name_order(node):
+    """Apps by name, the unknown app (null: an aggregate written by hand) last."""
+    return (node is None, node or "")
+
+
 def _ranks(nodes, edges):
     """Columns: longest path from the callers, with cycles broken at back edges of a DFS that
     starts from the internet and then from the apps in name order."""
-    successors = {n: sorted({d for s, d in edges if s == n and d != n}) for n in nodes}
-    roots = sorted(nodes, key=lambda n: (n != "internet", n))
+    successors = {n: sorted({d for s, d in edges if s == n and d != n}, key=_name_order)
+                  for n in nodes}
+    roots = sorted(nodes, key=lambda n: (n != "internet", _name_order(n)))
     state, postorder, back = {}, [], set()
     for root in roots:
         if root in state:
@@ -63,13 +69,13 @@ def layout_graph(nodes, edges, column_width=230, row_height=64, margin=70):
     ordered by the mean position of its callers."""
     rank = _ranks(nodes, edges)
     columns = {}
-    for node in sorted(nodes):
+    for node in sorted(nodes, key=_name_order):
         columns.setdefault(rank[node], []).append(node)
     position = {}
     for r in sorted(columns):
         def barycenter(node):
             callers = [position[s] for s, d in edges if d == node and s in position and s != node]
-            return (sum(callers) / len(callers) if callers else math.inf, node)
+            return (sum(callers) / len(callers) if callers else math.inf, _name_order(node))
         columns[r].sort(key=barycenter)
         for i, node in enumerate(columns[r]):
             position[node] = i
@@ -102,7 +108,7 @@ def _bucket_seconds(window_starts):
 def _graph(outputs):
     edges = _rows(outputs.ask("top-talkers", limit=0))
     shown = edges[:MAX_EDGES]
-    nodes = sorted({e["src_app"] for e in shown} | {e["dst_app"] for e in shown})
+    nodes = sorted({e["src_app"] for e in shown} | {e["dst_app"] for e in shown}, key=_name_order)
     coords, width, height = layout_graph(nodes, [(e["src_app"], e["dst_app"]) for e in shown])
     node_bytes = {n: 0 for n in nodes}
     for e in shown:
@@ -112,7 +118,8 @@ def _graph(outputs):
     return {
         "width": width, "height": height, "omitted_edges": len(edges) - len(shown),
         "nodes": [{"id": n, "x": coords[n][0], "y": coords[n][1], "bytes": node_bytes[n],
-                   "kind": n if n in UNOWNED_APPS else "app"} for n in nodes],
+                   "kind": "unknown" if n is None else n if n in UNOWNED_APPS else "app"}
+                  for n in nodes],
         "edges": [{"src": e["src_app"], "dst": e["dst_app"], "bytes": e["bytes"],
                    "flows": e["flows"], "rejected_flows": e["rejected_flows"],
                    "reject_share": e["rejected_flows"] / e["flows"] if e["flows"] else 0.0}
@@ -122,16 +129,18 @@ def _graph(outputs):
 
 def _owned_sql(column: str) -> str:
     """Whether an aggregate's app is an owner of the estate: not the internet, an unattributed
-    address or an AWS service's published range (metadata.ip_ranges)."""
+    address, an AWS service's published range (metadata.ip_ranges) or unknown (null)."""
     unowned = ", ".join(f"'{a}'" for a in UNOWNED_APPS)
-    return f"({column} NOT IN ({unowned}) AND NOT starts_with({column}, '{AWS_SERVICE_PREFIX}'))"
+    return (f"COALESCE({column} NOT IN ({unowned}) "
+            f"AND NOT starts_with({column}, '{AWS_SERVICE_PREFIX}'), false)")
 
 
 def _series(outputs, bucket, times):
     per_app = """
         SELECT window_start, src_app AS app, bytes FROM aggregates
         UNION ALL
-        SELECT window_start, dst_app AS app, bytes FROM aggregates WHERE dst_app <> src_app"""
+        SELECT window_start, dst_app AS app, bytes FROM aggregates
+        WHERE dst_app IS DISTINCT FROM src_app"""
     top = [r[0] for r in outputs.sql(f"""
         SELECT app FROM ({per_app}) WHERE {_owned_sql("app")}
         GROUP BY app ORDER BY sum(bytes) DESC, app LIMIT {TOP_APPS}""").rows]
@@ -143,7 +152,8 @@ def _series(outputs, bucket, times):
     rates = {t: (owned, unattributed) for t, owned, unattributed in outputs.sql(f"""
         SELECT window_start - window_start % {bucket} AS t,
                sum(flows * ({_owned_sql("src_app")}::INT + {_owned_sql("dst_app")}::INT)),
-               sum(flows * ((src_app = 'unattributed')::INT + (dst_app = 'unattributed')::INT))
+               sum(flows * ((src_app IS NOT DISTINCT FROM 'unattributed')::INT
+                            + (dst_app IS NOT DISTINCT FROM 'unattributed')::INT))
         FROM aggregates GROUP BY ALL""").rows}
     attribution = [100.0 * rates[t][0] / (rates[t][0] + rates[t][1])
                    if t in rates and rates[t][0] + rates[t][1] else None for t in times]

@@ -48,7 +48,7 @@ class _Page(HTMLParser):
         self.root, self.body, self.nodes, self.edges, self.tags = {}, {}, [], [], []
         self.series, self.table_rows = [], defaultdict(int)
         self.labels, self.graph_box, self._node_x = {}, None, None   # app: (node x, label x)
-        self._panel = None
+        self.cells, self._panel, self._cell = {}, None, False   # panel: [[cell text, ...], ...]
         self.feed(dom)
 
     def handle_starttag(self, tag, attrs):
@@ -60,7 +60,7 @@ class _Page(HTMLParser):
         elif tag == "body":
             self.body = a
         elif tag == "g" and "node" in classes:
-            self.nodes.append(a["data-app"])
+            self.nodes.append(a.get("data-app"))   # none on the unknown app
         elif tag == "svg" and "graph" in classes:
             self.graph_box = [float(v) for v in a["viewbox"].split()]
         elif tag == "circle" and self.nodes:
@@ -75,6 +75,17 @@ class _Page(HTMLParser):
             self._panel = a.get("id")
         elif tag == "tr" and self._panel:
             self.table_rows[self._panel] += 1
+            self.cells.setdefault(self._panel, []).append([])
+        elif tag == "td" and self._panel:
+            self._cell = True
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = False
+
+    def handle_data(self, data):
+        if self._cell:
+            self.cells[self._panel][-1].append(data)
 
     @property
     def errors(self):
@@ -166,6 +177,26 @@ def test_a_record_without_a_window_is_in_the_totals_not_the_timeline(tmp_path):
 
 
 @pytest.mark.unit
+def test_an_aggregate_without_an_app_is_the_unknown_app(tmp_path):
+    """A hand-written src_app null stopped the report with a traceback (a review): '<' not
+    supported between 'NoneType' and 'str'. A missing dst_app reads as null too."""
+    no_dst = {k: v for k, v in _row(60, "api", "db", 3, "REJECT").items() if k != "dst_app"}
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "db", 5), _row(60, None, "db", 7),
+                                               no_dst, _row(60, None, "unattributed", 1)])
+    with Outputs(str(folder), VIEWS) as outputs:
+        data = report_data(outputs, "unknown")
+    nodes = {node["id"]: (node["kind"], node["bytes"]) for node in data["graph"]["nodes"]}
+    assert nodes == {"api": ("app", 8), "db": ("app", 12), "unattributed": ("unattributed", 1),
+                     None: ("unknown", 11)}
+    assert len(data["graph"]["edges"]) == 4
+    # Its ends are neither owned nor unattributed; the other end of each counts.
+    assert data["bytes_over_time"] == [{"name": "db", "values": [12]},
+                                       {"name": "api", "values": [8]}]
+    assert data["attribution_rate"] == [80.0]   # api twice, db twice; unattributed once
+    assert data["totals"]["bytes"] == 16
+
+
+@pytest.mark.unit
 def test_aws_service_ends_are_not_attributed_private_ends_nor_busy_apps(tmp_path):
     """metadata.ip_ranges names AWS's public ranges aws:<service>:<region>: an S3 end is not a
     private address the job attributed, and not one of the estate's apps."""
@@ -242,6 +273,18 @@ def test_a_placeholders_name_in_a_value_is_not_filled(tmp_path):
     html = (folder / "report.html").read_text()
     title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
     assert title.endswith("out __DATA__") and len(title) < 200
+
+
+@pytest.mark.unit
+def test_the_unknown_app_is_drawn_and_listed_as_unknown(tmp_path):
+    folder = _write_outputs(tmp_path / "out", [_row(60, None, "db", 7, "REJECT"),
+                                               _row(60, "null", None, 5)])
+    page, console = _load(tmp_path, write_report(str(folder)))
+    assert page.errors == [] and console == []
+    assert page.body.get("data-rendered") == "ok"
+    assert sorted(page.nodes, key=str) == [None, "db", "null"]   # apart from an app "null"
+    assert len(page.edges) == 2
+    assert [c[3] for c in page.cells["rejects"] if c] == ["(unknown)"]
 
 
 @pytest.fixture(scope="module")
