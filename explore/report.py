@@ -107,6 +107,8 @@ def _bucket_seconds(window_starts):
 
 def _graph(outputs):
     edges = _rows(outputs.ask("top-talkers", limit=0))
+    for e in edges:   # null: every aggregate of the edge without it (written by hand)
+        e["bytes"], e["flows"] = e["bytes"] or 0, e["flows"] or 0
     shown = edges[:MAX_EDGES]
     nodes = sorted({e["src_app"] for e in shown} | {e["dst_app"] for e in shown}, key=_name_order)
     coords, width, height = layout_graph(nodes, [(e["src_app"], e["dst_app"]) for e in shown])
@@ -145,15 +147,16 @@ def _series(outputs, bucket, times):
         SELECT app FROM ({per_app}) WHERE {_owned_sql("app")}
         GROUP BY app ORDER BY sum(bytes) DESC, app LIMIT {TOP_APPS}""").rows]
     values = {(app, t): b for t, app, b in outputs.sql(f"""
-        SELECT window_start - window_start % {bucket} AS t, app, sum(bytes)
+        SELECT window_start - window_start % {bucket} AS t, app, COALESCE(sum(bytes), 0)
         FROM ({per_app}) WHERE list_contains($apps, app) GROUP BY ALL""", {"apps": top}).rows}
     bytes_over_time = [{"name": app, "values": [values.get((app, t), 0) for t in times]}
                        for app in top]
     rates = {t: (owned, unattributed) for t, owned, unattributed in outputs.sql(f"""
         SELECT window_start - window_start % {bucket} AS t,
-               sum(flows * ({_owned_sql("src_app")}::INT + {_owned_sql("dst_app")}::INT)),
-               sum(flows * ((src_app IS NOT DISTINCT FROM 'unattributed')::INT
-                            + (dst_app IS NOT DISTINCT FROM 'unattributed')::INT))
+               COALESCE(sum(flows * ({_owned_sql("src_app")}::INT
+                                     + {_owned_sql("dst_app")}::INT)), 0),
+               COALESCE(sum(flows * ((src_app IS NOT DISTINCT FROM 'unattributed')::INT
+                                     + (dst_app IS NOT DISTINCT FROM 'unattributed')::INT)), 0)
         FROM aggregates GROUP BY ALL""").rows}
     attribution = [100.0 * rates[t][0] / (rates[t][0] + rates[t][1])
                    if t in rates and rates[t][0] + rates[t][1] else None for t in times]

@@ -197,6 +197,24 @@ def test_an_aggregate_without_an_app_is_the_unknown_app(tmp_path):
 
 
 @pytest.mark.unit
+def test_aggregates_without_bytes_or_flows_count_none(tmp_path):
+    """As in the totals: an edge or a time bucket whose every aggregate lacks its bytes or flows
+    (written by hand) stopped the report with a traceback (a review)."""
+    folder = _write_outputs(tmp_path / "out", [{**_row(60, "api", "db", 5), "flows": None},
+                                               {**_row(60, "web", "api", 0), "bytes": None},
+                                               {**_row(120, "api", "db", 4), "flows": None}])
+    with Outputs(str(folder), VIEWS) as outputs:
+        data = report_data(outputs, "null measures")
+    assert {node["id"]: node["bytes"] for node in data["graph"]["nodes"]} == {
+        "api": 9, "db": 9, "web": 0}
+    assert {(e["src"], e["bytes"], e["flows"]) for e in data["graph"]["edges"]} == {
+        ("api", 9, 0), ("web", 0, 1)}
+    assert data["bytes_over_time"][-1] == {"name": "web", "values": [0, 0]}
+    assert data["attribution_rate"] == [100.0, None]   # no flow counted at 120
+    assert data["totals"] == {"flows": 1, "bytes": 9}
+
+
+@pytest.mark.unit
 def test_aws_service_ends_are_not_attributed_private_ends_nor_busy_apps(tmp_path):
     """metadata.ip_ranges names AWS's public ranges aws:<service>:<region>: an S3 end is not a
     private address the job attributed, and not one of the estate's apps."""
