@@ -196,14 +196,19 @@ def read_records(output_dir: str, name: str):
 
 
 def read_file_records(path: str):
-    """The records of one part file (JSON Lines, gzip or not); a ValueError names the line."""
+    """The records of one part file (JSON Lines, gzip or not); a ValueError names the line,
+    also of a line that is not a JSON object (a file written by hand)."""
     opener = gzip.open if path.endswith(".gz") else open
     number = 0
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
                 if line.strip():
-                    yield json.loads(line)
+                    record = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise ValueError(f"{path}: line {number}: not a JSON object: "
+                                         f"{line.strip()[:80]}")
+                    yield record
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
     except (OSError, EOFError, UnicodeDecodeError) as err:

@@ -1,0 +1,44 @@
+"""`flowdredge summary` over output files a user edited by hand or another version of the job
+wrote: a correct summary, or one error line naming the file."""
+import json
+
+import pytest
+
+from flowdredge import cli
+
+pytestmark = pytest.mark.unit
+
+
+def _write(folder, view, lines, name="part-0-0"):
+    (folder / view).mkdir(parents=True, exist_ok=True)
+    (folder / view / name).write_text("".join(
+        (line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return folder
+
+
+def _aggregate(src="api", dst="db", nbytes=5_000_000, **fields):
+    return {"window_start": 60, "src_app": src, "src_region": "us-east-1", "dst_app": dst,
+            "dst_region": "us-east-1", "dst_port": 443, "protocol": 6, "action": "ACCEPT",
+            "flows": 1, "packets": 1, "bytes": nbytes, **fields}
+
+
+def _summary(folder, capsys):
+    code = cli.main(["summary", str(folder)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("view,line", [("aggregates", "[1, 2]"), ("counts", "5"),
+                                       ("dead_letter", '"text"')])
+def test_a_line_that_is_not_a_record_is_named(tmp_path, capsys, view, line):
+    """A JSON value that is not an object stopped the summary with a traceback (a review)."""
+    _write(tmp_path, "aggregates", [_aggregate()])
+    _write(tmp_path, "counts", [{"stage": "parse", "dead_letter": 1,
+                                 "dead_letter_bad_address": 1}])
+    records = {"aggregates": _aggregate(), "counts": {"stage": "parse", "lines_in": 2},
+               "dead_letter": {"stage": "flows", "reason": "bad_address", "source": "f:1"}}
+    _write(tmp_path, view, ["", line, records[view]], "part-9")
+    code, out, err = _summary(tmp_path, capsys)
+    assert (code, out) == (2, "")
+    assert err == (f"flowdredge: error: {tmp_path / view / 'part-9'}: line 2: not a JSON "
+                   f"object: {line}\n")
