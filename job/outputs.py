@@ -219,5 +219,6 @@ def total_counts(output_dir: str) -> Counter:
     totals = Counter()
     for record in read_records(output_dir, "counts"):
         record.pop(COUNTS_STAGE.name, None)
-        totals.update(record)
+        # null as absent, 0, as the counts view reads it (a record written by hand)
+        totals.update({name: n for name, n in record.items() if n is not None})
     return totals

@@ -42,3 +42,15 @@ def test_a_line_that_is_not_a_record_is_named(tmp_path, capsys, view, line):
     assert (code, out) == (2, "")
     assert err == (f"flowdredge: error: {tmp_path / view / 'part-9'}: line 2: not a JSON "
                    f"object: {line}\n")
+
+
+def test_a_null_counter_counts_zero(tmp_path, capsys):
+    """As the counts view reads it; it stopped the summary with a traceback (a review)."""
+    _write(tmp_path, "aggregates", [_aggregate()])
+    _write(tmp_path, "counts", [{"stage": "attribute", "flows_aggregated": 4, "src_owned": 4,
+                                 "dst_owned": None},
+                                {"stage": "attribute", "dst_owned": 2, "flows_late": None}])
+    code, out, err = _summary(tmp_path, capsys)
+    assert (code, err) == (0, "")
+    assert "flows attributed: 4 into their windows (" in out and ", 0 late" in out
+    assert "flow ends attributed to an owner: 6 of 8 (75.0%)" in out
