@@ -3,8 +3,8 @@ import os
 import re
 from collections import Counter
 
-from flowdredge.job.outputs import OUTPUTS, read_records, total_counts
-from flowdredge.schemas.outputs import FLOW_RECORD_DEAD_LETTER_REASONS
+from flowdredge.job.outputs import OUTPUTS, fields_check, read_records, total_counts
+from flowdredge.schemas.outputs import AGGREGATE, DEAD_LETTER, FLOW_RECORD_DEAD_LETTER_REASONS
 
 
 # Control characters (C0, DEL, C1: U+009B starts an escape sequence on some terminals), line
@@ -26,7 +26,7 @@ def printable(text) -> str:
 def summarize(output_dir: str, top: int = 10) -> dict:
     counts = total_counts(output_dir)
     edges, rejects = Counter(), Counter()
-    for row in read_records(output_dir, "aggregates"):
+    for row in read_records(output_dir, "aggregates", fields_check(AGGREGATE.fields)):
         # A record that lacks a field (one written by hand) counts as query reads it: null.
         edges[(row.get("src_app"), row.get("dst_app"))] += row.get("bytes") or 0
         if row.get("action") == "REJECT":
@@ -48,7 +48,7 @@ def dead_letter_examples(output_dir: str, reasons) -> dict:
     a user reads to see why, without a query."""
     examples = {}
     if reasons:
-        for row in read_records(output_dir, "dead_letter"):
+        for row in read_records(output_dir, "dead_letter", fields_check(DEAD_LETTER.fields)):
             key = (row.get("stage"), row.get("reason"))
             if key in reasons and key not in examples:
                 examples[key] = row

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections import Counter
 
+from flowdredge.schemas.fields import INT, LONG, STRING
 from flowdredge.schemas.outputs import COUNTS_STAGE, DATA_QUALITY, DEAD_LETTER
 from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
 
@@ -189,15 +190,46 @@ def committed_files(output_dir: str, name: str):
                 yield os.path.join(root, f)
 
 
-def read_records(output_dir: str, name: str):
-    """The records of output `name`; a file that cannot be read is a ValueError naming it."""
+# The values a field of each kind holds, as the query views (DuckDB's INTEGER, BIGINT) read them.
+_INTEGERS = {INT: range(-2**31, 2**31), LONG: range(-2**63, 2**63)}
+
+
+def wrong_value(name: str, value, kind: str):
+    """What is wrong with a record's `value` of field `name`, or None: a text where `kind` is
+    STRING, an integer in the kind's range where it is INT or LONG; null is no value."""
+    if value is None or (isinstance(value, str) if kind == STRING else
+                         type(value) is int and value in _INTEGERS[kind]):
+        return None
+    expected = "a text" if kind == STRING else "a 32-bit integer" if kind == INT else \
+        "a 64-bit integer"
+    return f"{name} is {json.dumps(value)[:40]}, not {expected}"
+
+
+def fields_check(fields):
+    """A read_records check: each of `fields` of a record holds its kind or null."""
+    def check(record):
+        return next(filter(None, (wrong_value(f.name, record.get(f.name), f.kind)
+                                  for f in fields)), None)
+    return check
+
+
+def _counts_check(record):
+    """Every counter of a counts record (those of other releases too) is a LONG."""
+    return next(filter(None, (wrong_value(name, value, STRING if name == COUNTS_STAGE.name
+                                          else LONG) for name, value in record.items())), None)
+
+
+def read_records(output_dir: str, name: str, check=None):
+    """The records of output `name`; a file that cannot be read, or a record that `check`
+    refuses (it says what is wrong, or None), is a ValueError naming it."""
     for path in committed_files(output_dir, name):
-        yield from read_file_records(path)
+        yield from read_file_records(path, check)
 
 
-def read_file_records(path: str):
+def read_file_records(path: str, check=None):
     """The records of one part file (JSON Lines, gzip or not); a ValueError names the line,
-    also of a line that is not a JSON object (a file written by hand)."""
+    also of a line that is not a JSON object or that `check` refuses (a file written by
+    hand)."""
     opener = gzip.open if path.endswith(".gz") else open
     number = 0
     try:
@@ -208,6 +240,9 @@ def read_file_records(path: str):
                     if not isinstance(record, dict):
                         raise ValueError(f"{path}: line {number}: not a JSON object: "
                                          f"{line.strip()[:80]}")
+                    wrong = check and check(record)
+                    if wrong:
+                        raise ValueError(f"{path}: line {number}: {wrong}")
                     yield record
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
@@ -217,7 +252,7 @@ def read_file_records(path: str):
 
 def total_counts(output_dir: str) -> Counter:
     totals = Counter()
-    for record in read_records(output_dir, "counts"):
+    for record in read_records(output_dir, "counts", _counts_check):
         record.pop(COUNTS_STAGE.name, None)
         # null as absent, 0, as the counts view reads it (a record written by hand)
         totals.update({name: n for name, n in record.items() if n is not None})

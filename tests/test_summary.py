@@ -54,3 +54,40 @@ def test_a_null_counter_counts_zero(tmp_path, capsys):
     assert (code, err) == (0, "")
     assert "flows attributed: 4 into their windows (" in out and ", 0 late" in out
     assert "flow ends attributed to an owner: 6 of 8 (75.0%)" in out
+
+
+@pytest.mark.parametrize("view,record,told", [
+    ("aggregates", _aggregate(nbytes="5"), 'bytes is "5", not a 64-bit integer'),
+    ("aggregates", _aggregate(nbytes=5.5), "bytes is 5.5, not a 64-bit integer"),
+    ("aggregates", _aggregate(nbytes=float("nan")), "bytes is NaN, not a 64-bit integer"),
+    ("aggregates", _aggregate(nbytes=2**63), f"bytes is {2**63}, not a 64-bit integer"),
+    ("aggregates", _aggregate(flows=True), "flows is true, not a 64-bit integer"),
+    ("aggregates", _aggregate(dst_port=2**31), f"dst_port is {2**31}, not a 32-bit integer"),
+    ("aggregates", _aggregate(src={"a": 1}), 'src_app is {"a": 1}, not a text'),
+    ("counts", {"stage": "parse", "lines_in": "4"}, 'lines_in is "4", not a 64-bit integer'),
+    ("counts", {"stage": "parse", "from_a_newer_job": float("inf")},
+     "from_a_newer_job is Infinity, not a 64-bit integer"),
+    ("dead_letter", {"stage": "flows", "reason": "bad_address", "source": 7},
+     "source is 7, not a text"),
+])
+def test_a_value_of_the_wrong_type_is_named(tmp_path, capsys, view, record, told):
+    """A string where a number is, a fraction, NaN, a number past the field's: the summary
+    stopped with a traceback (int += str, unhashable dict) or printed 'nan MB' (a review)."""
+    _write(tmp_path, "aggregates", [_aggregate()])
+    _write(tmp_path, "counts", [{"stage": "parse", "dead_letter": 1,
+                                 "dead_letter_bad_address": 1}])
+    _write(tmp_path, view, [record], "part-9")
+    code, out, err = _summary(tmp_path, capsys)
+    assert (code, out) == (2, "")
+    assert err == f"flowdredge: error: {tmp_path / view / 'part-9'}: line 1: {told}\n"
+
+
+def test_nulls_and_unknown_fields_are_read(tmp_path, capsys):
+    """Null is no value (the query views read it so); a field of another release is not read."""
+    _write(tmp_path, "aggregates", [_aggregate(nbytes=None, dst_port=None, action=None),
+                                    _aggregate(newer_field={"x": [1]})])
+    _write(tmp_path, "counts", [{"stage": None, "flows_aggregated": 2, "newer_counter": 3}])
+    code, out, err = _summary(tmp_path, capsys)
+    assert (code, err) == (0, "")
+    assert "flows attributed: 2 into their windows" in out
+    assert " api -> db                        5.0 MB" in out
