@@ -23,6 +23,12 @@ def printable(text) -> str:
     return _UNSAFE.sub(_escape, str(text))
 
 
+def app_name(app) -> str:
+    """An app as the summary and the report show it: null (an aggregate written by hand) is
+    (unknown)."""
+    return "(unknown)" if app is None else printable(app)
+
+
 def summarize(output_dir: str, top: int = 10) -> dict:
     counts = total_counts(output_dir)
     edges, rejects = Counter(), Counter()
@@ -134,14 +140,14 @@ def render(summary: dict, output_dir: str) -> str:
                      f"and refuses the replay)")
     lines += ["", "top app -> app edges by bytes:"]
     for (src, dst), nbytes in summary["top_edges"]:
-        lines.append(f"  {printable(src):>18} -> {printable(dst):<18} {nbytes / 1e6:10.1f} MB")
+        lines.append(f"  {app_name(src):>18} -> {app_name(dst):<18} {nbytes / 1e6:10.1f} MB")
     if not summary["top_edges"] and c["flows_aggregated"]:
         # A stream stopped before its first window closed: its flows are in no file yet.
         lines.append("  (none yet: no window's aggregates written; a window's are once it "
                      "closes)")
     lines += ["", "REJECTed flows by destination app:"]
     for app, n in summary["rejects"] or [("(none)", 0)]:
-        lines.append(f"  {printable(app):>18} {n:8,}")
+        lines.append(f"  {app_name(app):>18} {n:8,}")
     lines += ["", f"outputs (JSON Lines) under {output_dir}/: " + " ".join(
         f"{name}/" for name in OUTPUTS if os.path.isdir(os.path.join(output_dir, name)))]
     return "\n".join(lines)

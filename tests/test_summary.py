@@ -91,3 +91,18 @@ def test_nulls_and_unknown_fields_are_read(tmp_path, capsys):
     assert (code, err) == (0, "")
     assert "flows attributed: 2 into their windows" in out
     assert " api -> db                        5.0 MB" in out
+
+
+def test_an_aggregate_without_an_app_is_the_unknown_app(tmp_path, capsys):
+    """As the report shows it: the summary printed None (a review)."""
+    _write(tmp_path, "aggregates", [_aggregate(src=None, action="REJECT"),
+                                    {k: v for k, v in _aggregate(nbytes=3_000_000,
+                                                                 action="REJECT").items()
+                                     if k != "dst_app"}])
+    code, out, err = _summary(tmp_path, capsys)
+    assert (code, err) == (0, "")
+    assert "\n           (unknown) -> db                        5.0 MB\n" in out
+    assert "\n                 api -> (unknown)                 3.0 MB\n" in out
+    assert ("REJECTed flows by destination app:\n                  db        1\n"
+            "           (unknown)        1\n") in out
+    assert "None" not in out
