@@ -164,9 +164,13 @@ function lineChart(boxId, times, series, format, maxValue) {
                          format(v)));
   }
   var withDate = span > 86400;
+  // At most 8 steps: beyond a week, 30 days or a multiple of it (hand-written window starts
+  // years or eons apart made one tick a month, and as many text elements, without end).
   var step = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
-    .filter(function (s) { return span / s <= 8; })[0] || 2592000;
-  for (var t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    .filter(function (s) { return span / s <= 8; })[0] || 2592000 * Math.ceil(span / 8 / 2592000);
+  var first = Math.ceil(t0 / step) * step;
+  // Counted, not added up: at 2^62 seconds a step of 60 is below a double's precision.
+  for (var k = 0, t = first; k <= 8 && t <= t1; k++, t = first + k * step) {
     root.appendChild(svg("text", {"class": "tick", x: x(t), y: H - 12, "text-anchor": "middle"},
                          fmtTime(t, withDate)));
   }
