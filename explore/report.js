@@ -30,6 +30,8 @@ function fmtBytes(n) {
 }
 function fmtPct(x) { return x === null || x === undefined ? "n/a" : x.toFixed(1) + " %"; }
 function fmtTime(t, withDate) {
+  // Beyond the dates a Date holds (a window_start written by hand, in other units): a number.
+  if (Math.abs(t) > 8.64e12) return t + " (epoch seconds)";
   var iso = new Date(t * 1000).toISOString();
   return withDate ? iso.slice(0, 16).replace("T", " ") : iso.slice(11, 16);
 }

@@ -321,6 +321,19 @@ def test_window_starts_years_apart_have_a_few_ticks(tmp_path):
     assert page.ticks <= 2 * (5 + 9)   # two charts: 5 on the value axis, at most 9 on time's
 
 
+@pytest.mark.unit
+def test_a_window_start_beyond_any_date_is_shown_as_its_number(tmp_path):
+    """Written by hand (in nanoseconds, say), it stopped the page's drawing: 'RangeError:
+    Invalid time value' (a review)."""
+    folder = _write_outputs(tmp_path / "out", [_row(60, "api", "db", 5),
+                                               _row(10**17, "api", "db", 7)])
+    page, console = _load(tmp_path, write_report(str(folder)))
+    assert page.errors == [] and console == []
+    assert page.body.get("data-rendered") == "ok"
+    assert sorted(page.nodes) == ["api", "db"]
+    assert " to 100000000000000000 (epoch seconds) UTC" in page.text
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     inputs = tmp_path_factory.mktemp("report-inputs")
