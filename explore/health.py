@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from flowdredge.explore.summary import attributed_share
 
-# What a REST read may raise: the job gone or restarting, a vertex without the metric yet.
-READ_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError)
+# What a REST read may raise: the job gone or restarting, a vertex without the metric yet, a
+# value that is no number (NaN) or no integer (Infinity).
+READ_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError,
+               OverflowError)
 # The job's own counters the status line sums over subtasks (docs/operations.md, metrics).
 COUNTERS = ("flows_parsed", "dead_letter", "metadata_dead_letter", "flows_aggregated",
             "flows_late", "src_owned", "dst_owned")

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from flowdredge.explore.health import Health, JobRest, status_line
+from flowdredge.explore.health import READ_ERRORS, Health, JobRest, status_line
 
 pytestmark = pytest.mark.unit
 
@@ -56,3 +56,26 @@ def test_a_watermark_before_any_event_time_is_no_window_closed():
     assert _Rest([-2**63, 1767225600000]).window_watermark_ms() is None
     assert _Rest([-300_001, 1767225600000]).window_watermark_ms() is None
     assert _Rest([1767225660000, 1767225600000]).window_watermark_ms() == 1767225600000
+
+
+class _Lag(JobRest):
+    """The REST API's answer for a flow stream's millisBehindLatest gauge."""
+
+    def __init__(self, value):
+        super().__init__("http://unused", "j")
+        self.value = value
+
+    def get(self, path):
+        if path == "/jobs/j":
+            return {"vertices": [{"id": "v", "name": "Source: flow stream"}]}
+        return [{"id": "0.millisBehindLatest", "value": self.value}]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("value", ["Infinity", "NaN", "soon"])
+def test_a_metric_that_is_no_integer_is_no_status_not_a_traceback(value):
+    """`flowdredge run` prints 'no status' for what READ_ERRORS holds; a gauge of Infinity
+    raised OverflowError, which stopped the command with a traceback (a review)."""
+    with pytest.raises(READ_ERRORS):
+        _Lag(value).consumer_lag_ms()
+    assert _Lag("2500.0").consumer_lag_ms() == 2500
