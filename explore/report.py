@@ -151,11 +151,12 @@ def _series(outputs, bucket, times):
         FROM ({per_app}) WHERE list_contains($apps, app) GROUP BY ALL""", {"apps": top}).rows}
     bytes_over_time = [{"name": app, "values": [values.get((app, t), 0) for t in times]}
                        for app in top]
+    # flows as HUGEINT, as sum() makes it: twice a 64-bit count overflowed BIGINT.
     rates = {t: (owned, unattributed) for t, owned, unattributed in outputs.sql(f"""
         SELECT window_start - window_start % {bucket} AS t,
-               COALESCE(sum(flows * ({_owned_sql("src_app")}::INT
+               COALESCE(sum(flows::HUGEINT * ({_owned_sql("src_app")}::INT
                                      + {_owned_sql("dst_app")}::INT)), 0),
-               COALESCE(sum(flows * ((src_app IS NOT DISTINCT FROM 'unattributed')::INT
+               COALESCE(sum(flows::HUGEINT * ((src_app IS NOT DISTINCT FROM 'unattributed')::INT
                                      + (dst_app IS NOT DISTINCT FROM 'unattributed')::INT)), 0)
         FROM aggregates GROUP BY ALL""").rows}
     attribution = [100.0 * rates[t][0] / (rates[t][0] + rates[t][1])
@@ -170,8 +171,9 @@ def _totals(outputs):
     counts = _rows(outputs.sql(
         "SELECT count(*) AS records, sum(flows_aggregated) AS flows_aggregated, "
         "sum(flows_late) AS flows_late, sum(dead_letter) AS dead_letter, "
-        "sum(src_owned + dst_owned) AS owned, sum(src_internet + dst_internet) AS internet, "
-        "sum(src_unattributed + dst_unattributed) AS unattributed FROM counts"))[0]
+        "sum(src_owned) + sum(dst_owned) AS owned, "
+        "sum(src_internet) + sum(dst_internet) AS internet, "
+        "sum(src_unattributed) + sum(dst_unattributed) AS unattributed FROM counts"))[0]
     if counts["records"]:
         totals.update(ends=2 * (counts["flows_aggregated"] + counts["flows_late"]),
                       owned=counts["owned"], internet=counts["internet"],

@@ -245,6 +245,26 @@ def test_the_attributed_ends_count_the_late_flows(tmp_path):
 
 
 @pytest.mark.unit
+def test_counts_near_the_64_bit_limit_are_summed_whole(tmp_path):
+    """A LONG's every value is a count the report takes: twice 2^62 flows (each end) and two
+    counters of one record added overflowed BIGINT, 'Out of Range Error: Overflow in
+    multiplication of INT64', naming no file (a review)."""
+    big = 2**62
+    folder = _write_outputs(tmp_path / "out", [{**_row(60, "api", "db", 5), "flows": big},
+                                               {**_row(60, "api", "unattributed", 5),
+                                                "flows": big}])
+    (folder / "counts").mkdir()
+    (folder / "counts" / "counts-0.jsonl").write_text(json.dumps(
+        {"stage": "attribute", "flows_aggregated": big, "src_owned": 2**63 - 1,
+         "dst_owned": 1}) + "\n")
+    with Outputs(str(folder), VIEWS) as outputs:
+        data = report_data(outputs, "big")
+    assert data["attribution_rate"] == [75.0]
+    assert data["totals"]["flows"] == 2**63
+    assert (data["totals"]["owned"], data["totals"]["ends"]) == (2**63, 2**63)
+
+
+@pytest.mark.unit
 def test_an_apps_traffic_to_itself_counts_once_in_its_bytes(tmp_path):
     folder = _write_outputs(tmp_path / "out", [_row(60, "api", "api", 5),
                                                _row(60, "api", "db", 7)])
