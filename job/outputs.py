@@ -10,7 +10,7 @@ import tempfile
 from collections import Counter
 
 from flowdredge.schemas.fields import INT, LONG, STRING
-from flowdredge.schemas.outputs import COUNTS_STAGE, DATA_QUALITY, DEAD_LETTER
+from flowdredge.schemas.outputs import COUNTERS, COUNTS_STAGE, DATA_QUALITY, DEAD_LETTER
 from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
 
 OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
@@ -213,10 +213,17 @@ def fields_check(fields):
     return check
 
 
+def _is_counter(name: str, value) -> bool:
+    """Of a counts record's fields, the counters: this release's, and those of another that
+    are integers (a field of another kind is not one, and not read)."""
+    return name in COUNTERS or name.startswith(("dead_letter_", "metadata_dead_letter_")) or (
+        name != COUNTS_STAGE.name and type(value) is int)
+
+
 def _counts_check(record):
-    """Every counter of a counts record (those of other releases too) is a LONG."""
-    return next(filter(None, (wrong_value(name, value, STRING if name == COUNTS_STAGE.name
-                                          else LONG) for name, value in record.items())), None)
+    """Every counter of a counts record is a LONG."""
+    return next(filter(None, (wrong_value(name, value, LONG) for name, value in record.items()
+                              if _is_counter(name, value))), None)
 
 
 def read_records(output_dir: str, name: str, check=None):
@@ -253,7 +260,7 @@ def read_file_records(path: str, check=None):
 def total_counts(output_dir: str) -> Counter:
     totals = Counter()
     for record in read_records(output_dir, "counts", _counts_check):
-        record.pop(COUNTS_STAGE.name, None)
         # null as absent, 0, as the counts view reads it (a record written by hand)
-        totals.update({name: n for name, n in record.items() if n is not None})
+        totals.update({name: n for name, n in record.items()
+                       if n is not None and _is_counter(name, n)})
     return totals

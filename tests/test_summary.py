@@ -65,8 +65,8 @@ def test_a_null_counter_counts_zero(tmp_path, capsys):
     ("aggregates", _aggregate(dst_port=2**31), f"dst_port is {2**31}, not a 32-bit integer"),
     ("aggregates", _aggregate(src={"a": 1}), 'src_app is {"a": 1}, not a text'),
     ("counts", {"stage": "parse", "lines_in": "4"}, 'lines_in is "4", not a 64-bit integer'),
-    ("counts", {"stage": "parse", "from_a_newer_job": float("inf")},
-     "from_a_newer_job is Infinity, not a 64-bit integer"),
+    ("counts", {"stage": "parse", "dead_letter_of_a_newer_job": float("inf")},
+     "dead_letter_of_a_newer_job is Infinity, not a 64-bit integer"),
     ("dead_letter", {"stage": "flows", "reason": "bad_address", "source": 7},
      "source is 7, not a text"),
 ])
@@ -86,7 +86,8 @@ def test_nulls_and_unknown_fields_are_read(tmp_path, capsys):
     """Null is no value (the query views read it so); a field of another release is not read."""
     _write(tmp_path, "aggregates", [_aggregate(nbytes=None, dst_port=None, action=None),
                                     _aggregate(newer_field={"x": [1]})])
-    _write(tmp_path, "counts", [{"stage": None, "flows_aggregated": 2, "newer_counter": 3}])
+    _write(tmp_path, "counts", [{"stage": None, "flows_aggregated": 2, "newer_counter": 3,
+                                 "newer_note": "text", "newer_ratio": 0.5}])
     code, out, err = _summary(tmp_path, capsys)
     assert (code, err) == (0, "")
     assert "flows attributed: 2 into their windows" in out
