@@ -851,6 +851,26 @@ def test_run_loop_applies_a_burst_of_events_a_read_at_a_time(tmp_path):
         "events: 1 applied (0 assigned, 1 unassigned)"] * 2
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_polls_inventories_are_kept_for_events_only(keep):
+    """Kept for events, they are as large as the state and more; without events they were
+    kept all the same (about 0.35 GB more at its peak at 420,000 addresses)."""
+    read = []
+
+    class FreshReader:
+        def read(self, scope):
+            read.append(Inventory(scope, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                                  instance_tags={"i-a": {"Name": "api-prod"}}))
+            return read[-1]
+    publisher = Publisher(config_for(), FreshReader(), ListSink(), lambda: T0,
+                          keep_inventories=keep)
+    publisher.poll()
+    inventory = weakref.ref(read.pop())
+    gc.collect()
+    assert (inventory() is not None) == keep
+    assert (publisher.inventories == {SCOPE: inventory()}) if keep else not publisher.inventories
+
+
 def test_an_events_file_that_never_stops_growing_holds_back_no_poll(tmp_path):
     """Each check read until no line was left: a feed that appended during every read held
     back the polls, and their HEARTBEATs, for ever (a review)."""

@@ -140,7 +140,8 @@ def cmd_run(args, config) -> int:
             _check(check_snapshot_target(config.snapshot.to, lambda: s3_client(config, reader)))
         state = (_read_snapshot(args.resume, lambda: s3_client(config, reader)) if args.resume
                  else None)
-        publisher = Publisher(config, reader, sink, wall_clock_ms, state)
+        publisher = Publisher(config, reader, sink, wall_clock_ms, state,
+                              keep_inventories=bool(config.events.path) and not args.once)
         if args.once:   # writes no snapshot: SIGUSR1 is taken and left
             result = publisher.poll(lambda: bool(stop))
             log.info(describe(result))
@@ -219,7 +220,7 @@ def cmd_snapshot(args, config) -> int:
         return 2
     reader = AwsReader(config, wall_clock_ms)
     _check(check_snapshot_target(target, lambda: s3_client(config, reader)))
-    publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms)
+    publisher = Publisher(config, reader, sink=None, clock=wall_clock_ms, keep_inventories=False)
     stop = []
     with _signals({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGUSR1: []},
                   forced=(signal.SIGTERM, signal.SIGINT)):

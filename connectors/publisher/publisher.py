@@ -112,7 +112,9 @@ class EventTail:
 
 class Publisher:
     def __init__(self, config: PublisherConfig, reader, sink, clock, state: State = None,
-                 log=_log.warning):
+                 log=_log.warning, keep_inventories: bool = True):
+        """`keep_inventories`: the polls' inventories are kept for events (apply_events), as
+        large as the state and more; without events they are let go after each poll."""
         self.config = config
         self.reader = reader
         self.sink = sink
@@ -122,6 +124,7 @@ class Publisher:
         self.naming = Naming(config.name_rule, config.naming.app_tag, config.naming.cluster_tag,
                              config.public_ipv4)
         self.inventories = {}   # Scope -> Inventory as of the last poll and events since
+        self.keep_inventories = keep_inventories
 
     def observe(self, should_stop=lambda: False):
         """Reads every scope, `aws.parallel_reads` at once: (observations, inventories,
@@ -171,7 +174,8 @@ class Publisher:
             reconciled = reconcile_poll(self.state, observations, self.config.scopes)
             self._write(reconciled, inventories)
             self.state = reconciled.state
-            self.inventories.update(inventories)
+            if self.keep_inventories:
+                self.inventories.update(inventories)
         result = PollResult(started, failed=failed, conflicts=reconciled.conflicts,
                             finished_ms=self.clock())
         _count(reconciled.events, result)
