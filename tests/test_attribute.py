@@ -126,6 +126,15 @@ def test_lateness():
     assert horizon.observe(1, 90_000, 60_000) == 60_000  # never behind the watermark
 
 
+def test_a_producers_older_record_does_not_take_the_lateness_horizon_back():
+    """Per producer its latest timestamp counts, not its last: the bounded-out-of-orderness
+    watermark after a record out of order stays where the later one put it, and a horizon
+    taken back would judge on time a group whose window the window operator has fired."""
+    horizon = LatenessHorizon(producers=1, out_of_orderness_ms=1000)
+    assert horizon.observe(0, 90_000, -1) == 88_999
+    assert horizon.observe(0, 50_000, -1) == 88_999
+
+
 def test_private_ipv4_by_two_octets_is_ipaddress_rule():
     """_NOT_INTERNET's IPv4 networks by the first two octets, one address at a time and in
     arrays, for every pair of them."""
