@@ -75,6 +75,15 @@ def test_prune_keeps_what_the_horizon_needs():
     assert index.ranges() == 2 and len(index) == 1
 
 
+def test_prune_keeps_a_change_at_the_horizon_and_forgets_the_one_before_it():
+    """A flow at the horizon takes the change made then, so the one before it is needed by
+    no flow the prune keeps owners for."""
+    index = index_of((ASSIGN, 0, "a", "x"), (ASSIGN, 150, "a", "y"))
+    assert index.prune(150) == (["a"], [])
+    assert [(ts, app_at(index, "a", ts)) for ts, _, _ in index.changes("a")] == [(150, "y")]
+    assert index.ranges() == 1
+
+
 def test_state_encoding_round_trips():
     index = index_of((ASSIGN, 0, "10.0.0.1", "api"), (UNASSIGN, 10, "10.0.0.1", None))
     other = restored(index, ["10.0.0.1"])
@@ -392,6 +401,19 @@ def test_a_rejected_change_says_why(vectorise_from):
     assert [r[3] for r in parse_chunk(lines[-1]).rejected] == [
         "ts 4102444800000 (2100-01-01T00:00:00Z) is 0.001 s after the latest allowed, "
         "4102444799999 (2099-12-31T23:59:59Z, 2100)"]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_change_at_the_flows_end_is_left_out_and_one_a_millisecond_before_it_read(
+        vectorise_from):
+    """No flow of a replay starts at or after its flows_end (job.replay.flows_end), so a change
+    at its first millisecond is needed by none, and read it would move the metadata clock
+    past every flow; the change a millisecond before is a flow's at the last second's end."""
+    end = 1767225600 + 600
+    lines = [json.dumps({"type": "ASSIGN", "ts": ts, "ip": ip, "app": "a"})
+             for ts, ip in ((end * 1000 - 1, "10.0.0.1"), (end * 1000, "10.0.0.2"))]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from, flows_end=end)
+    assert [e.ip for e in chunk.events] == ["10.0.0.1"] and chunk.after_flows == 1
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
@@ -822,6 +844,18 @@ def test_a_release_pruned_is_remembered_so_an_older_change_read_again_owns_nothi
     assert forgetting.prune(10_000)[1] == ["10.0.0.7", "10.0.0.8"]
     forgetting.apply(MetaEvent(ASSIGN, 0, "10.0.0.7", owner("a")))
     assert app_at(forgetting, "10.0.0.7", 12_000) == "a"
+
+
+def test_a_release_pruned_is_forgotten_once_it_is_no_later_than_released_ms():
+    """A release is remembered while it is later than `released_ms`: one at that very
+    millisecond goes with the rest, one a millisecond later stays."""
+    events = [(ASSIGN, 0, "10.0.0.7", "a"), (UNASSIGN, 3000, "10.0.0.7", None)]
+    at_bound = index_of(*events)
+    assert at_bound.prune(10_000, released_ms=3000) == ([], ["10.0.0.7"])
+    assert at_bound.changes("10.0.0.7") == [] and at_bound.ranges() == 0
+    later = index_of(*events)
+    assert later.prune(10_000, released_ms=2999) == (["10.0.0.7"], [])
+    assert later.changes("10.0.0.7") == [(3000, 0, None)]
 
 
 def test_a_chunk_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
