@@ -392,6 +392,42 @@ def test_a_batch_holds_no_more_than_one_record_may():
             for b in parse_batches(records, V2, wider)] == [80, 80, 40]
 
 
+def test_a_batch_holds_records_up_to_exactly_one_records_worth():
+    """Both bounds of a batch are inclusive: records whose lines hold exactly
+    flows.max_decompressed_bytes characters, and as many lines as one record holds events, are
+    one batch; a character more makes two."""
+    fmt = FORMATS[1]
+    line = f"{DELIVERED} 2001:db8:1:2:3:4:5:6 2001:db8:1:2:3:4:5:7 ACCEPT 100"
+    limits = Limits(60, 2 * len(line), 86400, max_ahead_seconds=3600)
+    assert limits.max_decompressed_bytes // SHORTEST_EVENT == 2
+
+    def batches(lines):
+        records = [(json.dumps({"source": f"f{i}", "format": " ".join(fmt.names),
+                                "lines": [text], "delivered": DELIVERED}), f"r{i}", None)
+                   for i, text in enumerate(lines)]
+        return [b.counts["flows_parsed"] for b in parse_batches(records, V2, limits)]
+
+    assert batches([line, line]) == [2]
+    assert batches([line, line + "0"]) == [1, 1]
+
+
+def test_records_parsed_together_one_stamped_beyond_int64_parse_as_each():
+    """A staged chunk's delivered stamp is any JSON integer: one past int64 makes its record's
+    range of starts empty, which the per-line bounds of a batch hold as (0, 0); taken as it
+    is, the batch raised OverflowError out of the parse, the other records' flows lost."""
+    fmt = FORMATS[1]
+    records = [(json.dumps({"source": f"f{i}", "format": " ".join(fmt.names),
+                            "lines": [f"{DELIVERED} 10.0.0.1 10.0.0.2 ACCEPT 5"],
+                            "delivered": stamp}), f"r{i}", None)
+               for i, stamp in enumerate((DELIVERED, 2**70, -2**70))]
+    together = parse_records(records, V2, LIMITS, vectorise_from=1)
+    assert outcome(together) == outcome(parse_records(records, V2, LIMITS,
+                                                      vectorise_from=math.inf))
+    assert together.counts["flows_parsed"] == 1
+    assert [d[1:3] for d in together.dead_letters] == [("timestamp_out_of_range", "f1:1"),
+                                                       ("timestamp_out_of_range", "f2:1")]
+
+
 def test_a_batch_holds_no_more_lines_than_one_record_holds_events():
     """Short lines (3 characters) cost the worker tens of bytes each all the same: a batch
     holds at most as many lines as one record of flows.max_decompressed_bytes holds events
