@@ -23,6 +23,7 @@ from flowdredge.job.flink.operators import (CONVERSATIONS, COUNTS, DATA_QUALITY,
                                             PARTIAL_AGGREGATE_TYPE, TIMED_FLOW_GROUP_TYPE,
                                             TIMED_METADATA_CHUNK_TYPE, AttributeFlows,
                                             ParseFlowRecords, ParseMetadataEvents)
+from flowdredge.schemas.flowlog import MAX_LONG
 from flowdredge.schemas.outputs import AGGREGATE_DIMENSIONS, PARTIAL_AGGREGATE
 
 
@@ -98,10 +99,14 @@ def window_aggregates(t_env: StreamTableEnvironment, partials: DataStream, confi
         .build())
     t_env.create_temporary_view("partial_aggregates", table)
     dims = ", ".join(f"`{f.name}`" for f in PARTIAL_AGGREGATE.fields[:len(AGGREGATE_DIMENSIONS)])
+    # SUM over BIGINT wraps: a window past 2**63 - 1 bytes came out negative, and ranked
+    # last (a review). config.validate bounds a record's sums only, so the sums are exact
+    # decimals here, written as the largest BIGINT when past it.
+    sums = ", ".join(f"CAST(LEAST(SUM(CAST(`{c}` AS DECIMAL(38, 0))), {MAX_LONG}) AS BIGINT) "
+                     f"AS `{c}`" for c in ("flows", "packets", "bytes"))
     # Columns in AGGREGATE order; sinks insert by position.
     return t_env.sql_query(f"""
-        SELECT {dims},
-               SUM(`flows`) AS `flows`, SUM(`packets`) AS `packets`, SUM(`bytes`) AS `bytes`
+        SELECT {dims}, {sums}
         FROM TABLE(TUMBLE(TABLE partial_aggregates, DESCRIPTOR(`rowtime`),
                           {sql_interval(config.job.window_seconds)}))
         GROUP BY `window_start`, `window_end`, {dims}""")
