@@ -30,7 +30,6 @@ from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWE
 # ORed over the aggregation interval.
 SYN = 2
 ACK = 16
-WELL_KNOWN_PORTS = 1024
 
 
 # --- configuration values (read once by job.config) -----------------------------------------
@@ -98,8 +97,8 @@ def client_is_source(src_port, dst_port, tcp_flags, service_ports: frozenset) ->
     In order, the first rule that decides:
     1. tcp-flags: SYN-ACK means the source answered (server); SYN without ACK means it opened.
     2. configured service ports: the end whose port is listed is the server.
-    3. well-known ports: the end whose port is below 1024 is the server.
-    4. the lower port is the server's; equal or missing ports: the record's direction.
+    3. the lower port is the server's (a well-known one, below 1024, always is: a rule of
+       its own decided nothing more); equal or missing ports: the record's direction.
     """
     if tcp_flags:
         if tcp_flags & ACK:
@@ -111,9 +110,6 @@ def client_is_source(src_port, dst_port, tcp_flags, service_ports: frozenset) ->
     src_listed, dst_listed = src_port in service_ports, dst_port in service_ports
     if src_listed != dst_listed:
         return dst_listed
-    src_known, dst_known = src_port < WELL_KNOWN_PORTS, dst_port < WELL_KNOWN_PORTS
-    if src_known != dst_known:
-        return dst_known
     return dst_port <= src_port
 
 

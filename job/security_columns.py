@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from flowdredge.job.groupby import grouped
 from flowdredge.job.parse_columns import column_values
-from flowdredge.job.security import ACK, SYN, WELL_KNOWN_PORTS, WindowViews
+from flowdredge.job.security import ACK, SYN, WindowViews
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.metadata import OWNER_FIELDS
 from flowdredge.schemas.security import is_internet, is_unowned
@@ -66,9 +66,7 @@ def client_is_source(src_port: Codes, dst_port: Codes, tcp_flags: np.ndarray,
         (values[port.codes], nulls[port.codes], _listed(values, service_ports)[port.codes])
         for port, (values, nulls) in zip((src_port, dst_port),
                                          port_values or map(_values, (src_port, dst_port))))
-    src_known, dst_known = src < WELL_KNOWN_PORTS, dst < WELL_KNOWN_PORTS
     source = dst <= src
-    source = np.where(src_known != dst_known, dst_known, source)
     source = np.where(src_listed != dst_listed, dst_listed, source)
     source |= src_null | dst_null
     source |= (tcp_flags & SYN) != 0
