@@ -376,17 +376,28 @@ def run_sql(con, sql: str, params: dict = None) -> Result:
         raise QueryError(_data_error(str(err).strip())) from None
 
 
+# DuckDB's words for a line of a file it cannot read (and its own prefix, which says nothing).
+_FILE_LINE = re.compile(r'(?:Invalid Input Error: )?(?:Malformed JSON|JSON transform error) in '
+                        r'file "(?P<file>.+?)", (?:at byte \d+ )?in line (?P<line>\d+): '
+                        r'(?P<what>.*)')
+
+
 def _data_error(message: str) -> str:
-    """DuckDB's words for a file it cannot read, with the line of a malformed JSON file found
-    again here: DuckDB 2.0 counts one line too many (and shows none of it)."""
-    malformed = re.search(r'Malformed JSON in file "(.+?)"', message)
-    if malformed:
+    """One line for a file DuckDB cannot read: the file, the line and what is wrong, found again
+    here (DuckDB 2.0 counts one line too many in malformed JSON, and shows none of it), else as
+    DuckDB says it; never its advice on the reader's options ('Try setting auto_detect ...'),
+    which a user of query and report has no say over (a review)."""
+    lines = [line for line in message.splitlines()
+             if line.strip() and not line.lstrip().startswith("Try ")]
+    found = _FILE_LINE.fullmatch(lines[0].strip()) if lines else None
+    if found:
         try:
-            for _ in read_file_records(malformed.group(1)):
+            for _ in read_file_records(found["file"]):
                 pass
         except ValueError as err:
             return str(err)
-    return message
+        return f'{found["file"]}: line {found["line"]}: {found["what"].rstrip(". ")}'
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- parameters

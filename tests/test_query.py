@@ -334,6 +334,22 @@ def test_a_malformed_line_is_named_by_its_number_and_text(small_outputs, suffix)
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("line, said", [
+    ("[1, 2]", "line 2: not a JSON object: [1, 2]"),
+    ('{"flows": 1, "flows": 2}', 'line 2: Object {"flows":1,"flows":2} has duplicate key "flows"')])
+def test_a_line_duckdb_cannot_read_is_one_line_without_its_advice(small_outputs, capsys, line,
+                                                                   said):
+    """DuckDB named the line before a line that is no object, and added 'Try setting
+    'auto_detect' to true, ... or setting 'ignore_errors' to true.', options a user of query
+    and report has no say over (a review)."""
+    part = small_outputs / "aggregates" / "part-d-0-0"
+    good = json.dumps(_aggregate(180, "api", "db", 5432, "ACCEPT", 1, 10))
+    part.write_text(f"{good}\n{line}\n{good}\n")
+    assert cli.main(["query", str(small_outputs), "sql", "SELECT sum(flows) FROM aggregates"]) == 2
+    assert capsys.readouterr().err == f"flowdredge: error: {part}: {said}\n"
+
+
+@pytest.mark.unit
 def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
     """No enriched/ (outputs.enriched: false): who-owned would read as 'nobody owned it'. late/
     appears only once a flow is late: its absence is no news."""
