@@ -451,9 +451,12 @@ def parse_ip(text: str) -> str:
 def whole_number(lowest: int, highest: int):
     """A parser of the whole numbers from lowest to highest."""
     def parse(text) -> int:
+        # Text or an exact int: int() made 443.9 443 and True 1 (a review); a number of
+        # thousands of digits is none of these ranges' anyway.
         try:
-            value = int(text)
-        except (TypeError, ValueError):
+            value = (int(text) if isinstance(text, str) and len(text.strip()) < 40
+                     else text if type(text) is int else None)
+        except ValueError:
             value = None
         if value is None or not lowest <= value <= highest:
             raise QueryError(f"{text!r}: expected a whole number from {lowest} to {highest}")
@@ -931,9 +934,19 @@ def _json_text(value) -> str:
         return "[" + ", ".join(map(_json_text, value)) + "]"
     if isinstance(value, dict):   # a MAP's keys too, as JSON's strings
         return "{" + ", ".join(
-            f"{json.dumps(key if isinstance(key, str) else _json_text(key))}: {_json_text(item)}"
+            f"{json.dumps(_map_key(key))}: {_json_text(item)}"
             for key, item in value.items()) + "}"
     return json.dumps(value, default=_json_value)
+
+
+def _map_key(key) -> str:
+    """A MAP's key as JSON's object key, a string: a number or a boolean as JSON writes it,
+    any other value as its text (a date's was quoted twice: a review)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (bool, int, float, Decimal)):
+        return _json_text(key)
+    return str(_json_value(key))
 
 
 def _json_value(value):
@@ -970,6 +983,10 @@ def _width(text: str) -> int:
 
 def format_result(result: Result, fmt: str) -> str:
     if fmt == "json":
+        repeated = sorted({c for c in result.columns if result.columns.count(c) > 1})
+        if repeated:   # an object holds a name once: all but the last column of it were lost
+            raise QueryError(f"columns {', '.join(map(repr, repeated))} given more than once: "
+                             f"name each with AS for --format json")
         return "\n".join(_json_text(dict(zip(result.columns, row))) for row in result.rows)
     if fmt == "csv":
         out = io.StringIO()
@@ -981,8 +998,8 @@ def format_result(result: Result, fmt: str) -> str:
         raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     # A control character (an app name's tab or newline) would break the row: shown escaped.
     cells = [[_table_cell(v) for v in row] for row in result.rows]
-    widths = [max([_width(c)] + [_width(r[i]) for r in cells])
-              for i, c in enumerate(result.columns)]
+    headers = [printable(c) for c in result.columns]
+    widths = [max([_width(c)] + [_width(r[i]) for r in cells]) for i, c in enumerate(headers)]
     numeric = [all(isinstance(row[i], (int, float, Decimal)) and not isinstance(row[i], bool)
                    for row in result.rows if row[i] is not None) and bool(result.rows)
                for i in range(len(result.columns))]
@@ -991,7 +1008,7 @@ def format_result(result: Result, fmt: str) -> str:
         return "  ".join(" " * (w - _width(v)) + v if num else v + " " * (w - _width(v))
                          for v, w, num in zip(values, widths, numeric)).rstrip()
 
-    lines = [line(result.columns), line(["-" * w for w in widths])]
+    lines = [line(headers), line(["-" * w for w in widths])]
     lines += [line(r) for r in cells]
     lines.append(f"({len(result.rows)} row{'' if len(result.rows) == 1 else 's'})")
     return "\n".join(lines)

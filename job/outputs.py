@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections import Counter
 
 from flowdredge.schemas.fields import INT, LONG, STRING
@@ -253,7 +254,7 @@ def read_file_records(path: str, check=None):
                     yield record
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
-    except (OSError, EOFError, UnicodeDecodeError) as err:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as err:
         raise ValueError(f"{path}: cannot be read after line {number}: {err}") from None
 
 

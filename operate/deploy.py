@@ -54,7 +54,9 @@ def read_properties(properties_path: str) -> list:
     except ValueError as err:
         raise DeployError(f"{properties_path}: not JSON ({err}); --properties takes an "
                           f"application_properties.json or a YAML config") from None
-    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("PropertyGroupId"), str)
+            and isinstance(g.get("PropertyMap"), dict) for g in groups):
         raise DeployError(f"{properties_path}: expected a list of property groups "
                           f"({{\"PropertyGroupId\": ..., \"PropertyMap\": {{...}}}})")
     return groups

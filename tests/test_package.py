@@ -452,6 +452,11 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
         deploy.read_properties(str(tmp_path / "n.json")), IO, None)}
     assert (by_id["job"]["parallelism"], by_id["outputs"]["enriched"]) == ("2", "false")
     for text, message in (("job: [1", "not JSON"), ('{"job": {}}', "a list of property groups"),
+                          # A group without its id or map was a KeyError (a review).
+                          ('[{"PropertyMap": {"a": "b"}}]', "a list of property groups"),
+                          ('[{"PropertyGroupId": "io"}]', "a list of property groups"),
+                          ('[{"PropertyGroupId": "io", "PropertyMap": ["flows"]}]',
+                           "a list of property groups"),
                           ('[{"PropertyGroupId": "job", "PropertyMap": {"checkpoint_dir": null}}]',
                            "job.checkpoint_dir: expected a string, number or boolean, got None")):
         (tmp_path / "bad.json").write_text(text)

@@ -535,6 +535,10 @@ def test_numbers_out_of_their_range_are_refused(small_outputs, capsys):
     assert answer(str(small_outputs), "top-talkers", {"limit": 2**63 - 2}).rows
     with pytest.raises(QueryError, match="--dst-port: 70000: expected a whole number"):
         answer(str(small_outputs), "rollup", {"every": "1h", "dst_port": 70000})
+    # int() made 443.9 443 and True 1; 5,000 digits said Python's limit, not the option.
+    for port in (443.9, True, "9" * 5000):
+        with pytest.raises(QueryError, match="--dst-port: .*expected a whole number"):
+            answer(str(small_outputs), "rollup", {"every": "1h", "dst_port": port})
 
 
 @pytest.mark.unit
@@ -603,6 +607,25 @@ def test_decimals_are_exact_json_numbers(small_outputs, capsys):
                     '"listed": [0.10, -2.00], "struct": {"mb": 1.50}}\n')
     assert json.loads(line, parse_float=Decimal)["exact"] == Decimal(
         "12345678901234567890.123456789")
+
+
+@pytest.mark.unit
+def test_json_names_every_column_and_key_once(small_outputs, capsys):
+    """Two columns of one name were one JSON key, and all but the last column of it lost
+    without a word; a MAP's date key was quoted twice; a table's header was not escaped as
+    its cells are (a review)."""
+    joined = "SELECT 1 AS w, 2 AS w, 3 AS v"
+    assert cli.main(["query", str(small_outputs), "sql", joined, "--format", "json"]) == 2
+    assert capsys.readouterr().err == ("flowdredge: error: columns 'w' given more than once: "
+                                       "name each with AS for --format json\n")
+    assert cli.main(["query", str(small_outputs), "sql", joined, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == "w,w,v\n1,2,3\n"
+    keyed = "SELECT MAP {DATE '2024-01-01': 1} AS d, MAP {2: 'x'} AS n, 1 AS \"a\x1b[31m\""
+    assert cli.main(["query", str(small_outputs), "sql", keyed, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"d": {"2024-01-01": 1}, "n": {"2": "x"},
+                                                   "a\x1b[31m": 1}
+    assert cli.main(["query", str(small_outputs), "sql", keyed]) == 0
+    assert "\x1b" not in capsys.readouterr().out
 
 
 @pytest.mark.unit

@@ -107,3 +107,15 @@ def test_an_aggregate_without_an_app_is_the_unknown_app(tmp_path, capsys):
     assert ("REJECTed flows by destination app:\n                  db        1\n"
             "           (unknown)        1\n") in out
     assert "None" not in out
+
+
+def test_a_gzip_file_whose_data_is_corrupt_is_named(tmp_path, capsys):
+    """zlib's error was no OSError: the summary stopped with a traceback (a review)."""
+    import gzip
+    data = bytearray(gzip.compress(json.dumps(_aggregate()).encode() * 50 + b"\n"))
+    data[10] = 0xFF
+    (tmp_path / "counts").mkdir()
+    (tmp_path / "counts" / "part-0-0.gz").write_bytes(bytes(data))
+    code, _out, err = _summary(tmp_path, capsys)
+    assert code != 0 and f"{tmp_path}/counts/part-0-0.gz: cannot be read after line 0: " in err
+    assert "Traceback" not in err
