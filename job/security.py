@@ -17,10 +17,10 @@ import numpy as np
 
 from flowdredge.job.addresses import OTHER_ADDRESSES, address_code, address_text, ipv4_int
 from flowdredge.job.groupby import grouped
-from flowdredge.schemas.fields import ADDR, STRING, Schema
+from flowdredge.schemas.fields import ADDR, LONG, STRING, Schema
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.outputs import CONVERSATION
-from flowdredge.schemas.settings import MAX_INT
+from flowdredge.schemas.settings import MAX_INT, MAX_LONG
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
                               RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, is_internet,
@@ -300,7 +300,7 @@ _JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_line(schema: Schema, values) -> str:
-    return _JSON(dict(zip(schema.names, values)))
+    return _JSON(dict(zip(schema.names, capped(schema, [values])[0])))
 
 
 def event_line(schema: Schema, time: int, values) -> str:
@@ -333,11 +333,36 @@ def _jackson_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+@lru_cache(maxsize=None)
+def _long_fields(schema: Schema) -> tuple:
+    """(positions of the schema's LONG fields, a function of a row giving their values)."""
+    at = tuple(i for i, f in enumerate(schema.fields) if f.kind == LONG)
+    values = (lambda row: ()) if not at else (lambda row: (row[at[0]],)) if len(at) == 1 \
+        else itemgetter(*at)
+    return at, values
+
+
+def capped(schema: Schema, rows: list) -> list:
+    """`rows` with a LONG field's value past 2**63 - 1 as that largest value, as the job's
+    aggregates write theirs: a view's sum of a window, or of an edge's life, passed it on bad
+    input and was written whole, which a reader of a 64-bit integer refuses (a review)."""
+    at, values = _long_fields(schema)
+    try:   # in C: max refuses None, which the slower test below lets by
+        if max(chain.from_iterable(map(values, rows)), default=0) <= MAX_LONG:
+            return rows
+    except TypeError:
+        if all(value is None or value <= MAX_LONG for row in rows for value in values(row)):
+            return rows
+    return [tuple(MAX_LONG if i in at and value is not None and value > MAX_LONG else value
+                  for i, value in enumerate(row)) for row in rows]
+
+
 def table_lines(schema: Schema, rows) -> list:
     """Rows (tuples of str, int and None in `schema`'s order) as JSON lines, byte for byte as
     Flink's json format writes them: every field, null for None. When every string of the
     rows is plain (nothing to escape) and where its types are the schema's, a row renders
     through one %-template, in one C call: a window's tables are thousands of rows."""
+    rows = capped(schema, rows)
     heads = [f'"{name}":' for name in schema.names]
     heads[0] = "{" + heads[0]
     template, strings = _table_template(schema)

@@ -5,6 +5,8 @@ first row of each schema is a real row of the bench's output; the others hold wh
 writer may write differently: nulls, quotes and backslashes, characters beyond ASCII and beyond
 U+FFFF (escaped by Jackson as a surrogate pair), U+2028, control characters (upper-case hex),
 DEL, the largest long."""
+import json
+
 import pytest
 
 from flowdredge.job.security import table_lines
@@ -76,3 +78,21 @@ def test_lines_are_what_flink_wrote(schema, cases):
 def test_every_table_schema_is_covered():
     from flowdredge.job.flink.security import TABLES
     assert {schema for schema, _ in FLINK_WROTE} == {schema for schema, *_ in TABLES}
+
+
+def test_a_sum_past_the_largest_long_is_written_as_it():
+    """A window's bytes summed past 2**63 - 1 (bad input) were written whole, and a reader of a
+    64-bit integer, flowdredge query among them, refused the file (a review); the aggregates
+    write the largest long there, and so do the views."""
+    from flowdredge.job.security import event_line
+    big, largest = 2**64 + 5, 2**63 - 1
+    row = (1767225600, "api", "db", 5432, 6, 8, 159, big, 7, 8)
+    assert table_lines(out.DEPENDENCY, [row, row[:7] + (None,) + row[8:]]) == [
+        '{"window_start":1767225600,"client_app":"api","server_app":"db","port":5432,'
+        f'"protocol":6,"flows":8,"packets":159,"bytes":{largest},"clients":7,"servers":8}}',
+        '{"window_start":1767225600,"client_app":"api","server_app":"db","port":5432,'
+        '"protocol":6,"flows":8,"packets":159,"bytes":null,"clients":7,"servers":8}']
+    # client_app, server_app, port, protocol, first_seen, last_seen, flows, bytes
+    edge = ("api", "db", 5432, 6, 1767225600, 1767225600, big, big)
+    line = json.loads(event_line(out.DEPENDENCY_GONE, 1767225660, edge))
+    assert (line["first_seen"], line["flows"], line["bytes"]) == (1767225600, largest, largest)
