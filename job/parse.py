@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 from flowdredge.job import parse_columns
 from flowdredge.job.addresses import embeds_ipv4
 from flowdredge.schemas.fields import ADDR, INT, LONG
-from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_LONG,
-                                        NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS, PORT_FIELDS, REQUIRED,
-                                        SHORTEST_EVENT, value_range)
+from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_FLOW_SECONDS,
+                                        MAX_LONG, NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS,
+                                        PORT_FIELDS, REQUIRED, SHORTEST_EVENT, value_range)
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
@@ -345,6 +345,12 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     if (start is not None and fmt.end_pos is not None and flow[fmt.end_pos] is not None
             and flow[fmt.end_pos] < start):
         raise LineError("end_before_start", f"end {flow[fmt.end_pos]} is before start {start}")
+    if (start is not None and fmt.end_pos is not None and flow[fmt.end_pos] is not None
+            and flow[fmt.end_pos] - start > MAX_FLOW_SECONDS):
+        raise LineError("timestamp_out_of_range",
+                        f"end {flow[fmt.end_pos]} is {flow[fmt.end_pos] - start} s after start "
+                        f"{start}; a record spans one aggregation interval, at most "
+                        f"{MAX_FLOW_SECONDS} s are allowed")
     # A NODATA/SKIPDATA line has no addresses (AWS writes "-"), and may lack its times.
     if fmt.status_pos is not None and flow[fmt.status_pos] in NO_TRAFFIC_STATUSES:
         return flow

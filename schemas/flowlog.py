@@ -71,6 +71,10 @@ COUNT_FIELDS = ("packets", "bytes")
 
 MAX_INT = 2**31 - 1
 MAX_LONG = 2**63 - 1
+# A record covers one aggregation interval (10 minutes at most; AWS's end may lag the last packet
+# by up to a minute): an end hours after its start is garbage, and an end in the year 3000 or
+# at 2**63 - 1 would break every reader that turns it into a time.
+MAX_FLOW_SECONDS = 3600
 # The shortest flow line with traffic ("::1 ::1 1262304000"): n characters of lines hold at
 # most n / SHORTEST_LINE flows, and the shortest CloudWatch event carrying one
 # ({"id":"","timestamp":0,"message":"::1 ::1 1262304000"}) takes SHORTEST_EVENT bytes.

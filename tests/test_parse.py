@@ -73,6 +73,9 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
      "dstport 65536 is outside 0..65535"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 20 10 ACCEPT OK", "end_before_start",
      "end 10 is before start 20"),
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 20 3621 ACCEPT OK", "timestamp_out_of_range",
+     "end 3621 is 3601 s after start 20; a record spans one aggregation interval, at most "
+     "3600 s are allowed"),
     ("2 1 eni - 10.0.0.2 1 2 6 1 100 10 20 ACCEPT OK", "missing_required_field",
      "srcaddr '-' on a line with traffic"),
     ("2 1 eni - - 1 2 6 1 100 - 20 ACCEPT OK", "missing_required_field",
@@ -351,6 +354,7 @@ def test_ipv6_addresses_are_kept_in_their_canonical_form():
 @pytest.mark.parametrize("line,reason", [
     ("2 1 eni garbage !! - - - - - 1767225600 1767225660 - NODATA", "bad_address"),
     ("2 1 eni - - - - - - - 1767225660 1767225600 - NODATA", "end_before_start"),
+    ("2 1 eni - - - - - - - 1767225600 32503680000 - NODATA", "timestamp_out_of_range"),
     ("2 1 eni - - - - - - - 409999999999 409999999999 - SKIPDATA", "timestamp_out_of_range"),
 ])
 def test_no_data_lines_are_checked_as_flows_are(line, reason):

@@ -250,6 +250,16 @@ def test_a_traffic_path_beyond_a_java_int_is_dead_lettered():
     assert [d[1] for d in fast.dead_letters] == ["number_out_of_range"]
 
 
+def test_an_end_more_than_an_hour_after_its_start_is_dead_lettered_by_both_paths():
+    good = f"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {DELIVERED} {{end}} ACCEPT OK"
+    ends = [DELIVERED + 3600, DELIVERED + 3601, 32503680000, 2**63 - 1, DELIVERED]
+    lines = [good.format(end=end) for end in ends] * 10
+    fast, slow = both(V2, lines, DELIVERED)
+    assert outcome(fast) == outcome(slow)
+    assert fast.counts["flows_parsed"] == 20
+    assert [d[1] for d in fast.dead_letters] == ["timestamp_out_of_range"] * 30
+
+
 def test_aws_examples_through_both_paths(aws_examples):
     for fmt_text, lines in aws_examples.items():
         fmt = V2 if fmt_text == "default" else FlowFormat.parse(fmt_text)
