@@ -95,11 +95,24 @@ def remove_empty_folders(path: str) -> None:
 RUN_LOCK = ".flowdredge-run.lock"
 
 
+def _check_text(output_dir: str) -> None:
+    """A folder whose path (made absolute, as it goes to Flink) is not UTF-8 cannot be sent to
+    the JVM: py4j's retries of the send ended the job with "maximum recursion depth exceeded"
+    after Flink had started."""
+    try:
+        os.path.abspath(output_dir).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = output_dir.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise OutputError(f"--output {shown}: a path that is not UTF-8, which the job cannot "
+                          f"carry: choose another") from None
+
+
 def hold_output(output_dir: str):
     """A lock on the local folder `output_dir`, held while the returned file is open (the
     system lets it go when the process ends, however it ends). A second job writing there, a
     --resume started while the first still ran, restored the same checkpoint and committed
     every flow a second time."""
+    _check_text(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"--output {output_dir}: not a folder")
     try:
@@ -125,6 +138,7 @@ def hold_output(output_dir: str):
 def check_output(output_dir: str, overwrite: bool) -> None:
     """Fails unless `output_dir` is (or can be made) a writable folder that holds no outputs,
     or `overwrite`. Touches no output."""
+    _check_text(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"--output {output_dir}: not a folder")
     try:

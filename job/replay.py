@@ -171,9 +171,10 @@ def _folder_files(folder):
 
 def unique_files(paths) -> tuple:
     """(files, duplicates): each file once, by its real path, however many of `paths` (a
-    folder and its subfolder, a link) reach it."""
+    folder and its subfolder, a link) reach it. InputError for a name that is not UTF-8."""
     seen, files, duplicates = set(), [], 0
     for path in expand(paths):
+        check_text_path(path, "a flow file")
         real = os.path.realpath(path)
         if real in seen:
             duplicates += 1
@@ -181,6 +182,18 @@ def unique_files(paths) -> tuple:
             seen.add(real)
             files.append(path)
     return files, duplicates
+
+
+def check_text_path(path: str, what: str) -> None:
+    """InputError unless `path` is text: a name of bytes that are not UTF-8 (Python holds them
+    as lone surrogates) cannot be sent to the JVM, and py4j's retries of the send ended the
+    replay with "maximum recursion depth exceeded" after Flink had started."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InputError(f"{shown}: {what} whose name is not UTF-8, which the job cannot "
+                         f"carry: rename it") from None
 
 
 def _lines(fh, max_line: int):

@@ -365,6 +365,25 @@ def test_links_to_folders_are_followed_and_a_folder_reached_twice_is_listed_once
     assert stats.lines == 2 and [reason for _, reason, _ in stats.dead_files] == ["unreadable"]
 
 
+def test_a_flow_file_or_output_whose_name_is_not_utf8_is_refused_before_the_job(tmp_path):
+    """Such a name went to the JVM and py4j's retries of the send ended the replay, Flink
+    started, with "maximum recursion depth exceeded"."""
+    from flowdredge.job.outputs import OutputError, check_output, hold_output
+    flows = tmp_path / "flows"
+    _s3_file(flows / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz")
+    odd = flows / os.fsdecode(b"caf\xe9_20260101T0006Z_1.log.gz")
+    _s3_file(odd)
+    for given in ([str(flows)], [str(odd)]):
+        with pytest.raises(InputError, match=r"^.*/caf\\xe9_20260101T0006Z_1.log.gz: a flow "
+                                             r"file whose name is not UTF-8"):
+            unique_files(given)
+    output = str(tmp_path / os.fsdecode(b"out\xff"))
+    for check in (lambda: check_output(output, False), lambda: hold_output(output)):
+        with pytest.raises(OutputError, match=r"out\\xff: a path that is not UTF-8"):
+            check()
+    assert not os.path.exists(output)
+
+
 def test_a_fifo_is_not_listed_from_a_folder_and_named_is_a_dead_file(tmp_path):
     """Reading a FIFO waited for a writer: the replay hung."""
     flows = tmp_path / "flows"
