@@ -176,10 +176,37 @@ def read(path: str, what: str = "config", is_json: bool = None):
     if is_json is None:
         is_json = path.endswith(".json")
     try:
-        return json.loads(text, object_pairs_hook=_once) if is_json else yaml.load(text, _Loader)
+        doc = json.loads(text, object_pairs_hook=_once) if is_json else yaml.load(text, _Loader)
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{_one_line(err)}") from None
+    if not is_json and _values_over(doc, MAX_VALUES):
+        raise ConfigError(f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) "
+                          f"are expanded: no settings file holds that many")
+    return doc
+
+
+# A YAML alias names a list or map written once, so a few lines of aliases of aliases (a
+# "billion laughs") hold 9**9 values: an error message showing one, or a check going through
+# its items, took minutes and gigabytes.
+MAX_VALUES = 1_000_000
+
+
+def _values_over(doc, limit: int) -> bool:
+    """Whether `doc` holds more than `limit` values, a value reached through n aliases counted
+    n times; stops counting there."""
+    count, pending = 0, [doc]
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            pending.extend(value)
+    return False
 
 
 def _one_line(err: Exception) -> str:

@@ -253,6 +253,23 @@ def test_a_yaml_list_is_not_a_config(tmp_path):
 
 
 @pytest.mark.unit
+def test_aliases_of_aliases_are_refused_before_their_values_are_read(tmp_path):
+    """A "billion laughs": 7 lines of aliases held 9**7 values, which the error message showed
+    whole (30 MB, a second; 9**9 took minutes and gigabytes). A merge key's alias still
+    reads."""
+    levels = ["&a0 [" + ", ".join(["x"] * 9) + "]"]
+    levels += [f"&a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, 7)]
+    (tmp_path / "c.yaml").write_text("job: {window_seconds: [" + ", ".join(levels) + "]}\n")
+    with pytest.raises(ConfigError) as err:
+        load(str(tmp_path / "c.yaml"))
+    assert str(err.value) == (f"{tmp_path / 'c.yaml'}: more than 1,000,000 values once its "
+                              f"aliases (*name) are expanded: no settings file holds that many")
+    (tmp_path / "m.yaml").write_text("flows: &f {out_of_orderness_seconds: 300}\n"
+                                     "metadata: {<<: *f}\n")
+    assert load(str(tmp_path / "m.yaml")).metadata.out_of_orderness_seconds == 300
+
+
+@pytest.mark.unit
 def test_checkpoint_dir_becomes_a_url():
     assert flink_uri("s3://bucket/prefix") == "s3://bucket/prefix"
     assert flink_uri("rel/ck") == "file://" + os.path.abspath("rel/ck")
