@@ -173,6 +173,9 @@ def read(path: str, what: str = "config", is_json: bool = None):
             text = fh.read()
     except OSError as err:
         raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:   # ValueError's message named no file
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: "
+                          f"{err.object[err.start:err.start + 1]!r})") from None
     if is_json is None:
         is_json = path.endswith(".json")
     try:
@@ -180,6 +183,9 @@ def read(path: str, what: str = "config", is_json: bool = None):
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{_one_line(err)}") from None
+    except RecursionError:   # a traceback before
+        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: nested deeper "
+                          f"than its reader goes") from None
     if not is_json and _values_over(doc, MAX_VALUES):
         raise ConfigError(f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) "
                           f"are expanded: no settings file holds that many")

@@ -253,6 +253,26 @@ def test_a_yaml_list_is_not_a_config(tmp_path):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("name,content,message", [
+    ("c.yaml", b"job: " + b"[" * 5000 + b"]" * 5000, "not valid YAML: nested deeper than its "
+                                                     "reader goes"),
+    ("c.yaml", b"job: " + b"{a: " * 3000 + b"1" + b"}" * 3000, "not valid YAML: nested deeper "
+                                                                "than its reader goes"),
+    ("c.json", b'{"job": ' + b"[" * 100000 + b"]" * 100000 + b"}",
+     "not valid JSON: nested deeper than its reader goes"),
+    ("c.yaml", b"job: {window_seconds: 60}\n# caf\xe9\n", r"not UTF-8 text \(byte 31: "
+                                                           r"b'\\xe9'\)"),
+])
+def test_a_file_nested_too_deep_or_not_utf8_is_one_line_naming_it(tmp_path, name, content,
+                                                                    message):
+    """RecursionError's traceback, or UnicodeDecodeError's line naming no file."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ConfigError, match="^" + re.escape(str(tmp_path / name)) + ": "
+                                          + message + "$"):
+        load(str(tmp_path / name))
+
+
+@pytest.mark.unit
 def test_aliases_of_aliases_are_refused_before_their_values_are_read(tmp_path):
     """A "billion laughs": 7 lines of aliases held 9**7 values, which the error message showed
     whole (30 MB, a second; 9**9 took minutes and gigabytes). A merge key's alias still
