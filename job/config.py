@@ -354,11 +354,14 @@ def load(path: str = None) -> Config:
 def from_application_properties(groups: list) -> dict:
     doc = {}
     for group in groups:
-        try:
-            name, properties = group["PropertyGroupId"], dict(group["PropertyMap"])
-        except (KeyError, TypeError):
-            raise ConfigError("application properties: each group needs PropertyGroupId and "
-                              "PropertyMap") from None
+        # A name of another type than text and a map of another than an object are refused
+        # with the others: a list as the name (unhashable) or as the map (taken for pairs)
+        # ended the command with a traceback or an error naming no group.
+        name = group.get("PropertyGroupId") if isinstance(group, dict) else None
+        properties = group.get("PropertyMap") if isinstance(group, dict) else None
+        if not isinstance(name, str) or not isinstance(properties, dict):
+            raise ConfigError("application properties: each group needs PropertyGroupId (a "
+                              "string) and PropertyMap (an object)")
         if name in doc:
             raise ConfigError(f"application properties: group {name!r} is given twice")
         doc[name] = properties

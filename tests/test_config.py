@@ -241,6 +241,27 @@ def test_a_managed_flink_properties_file_is_a_config(tmp_path):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("group", [
+    {"PropertyGroupId": ["job"], "PropertyMap": {}},
+    {"PropertyGroupId": 7, "PropertyMap": {}},
+    {"PropertyGroupId": "job", "PropertyMap": ["abc"]},
+    {"PropertyGroupId": "job", "PropertyMap": [["window_seconds", "30"]]},
+    {"PropertyGroupId": "job", "PropertyMap": "window_seconds=30"},
+    {"PropertyGroupId": "job"},
+    "job",
+    None,
+])
+def test_an_application_properties_group_of_another_shape_is_refused(tmp_path, group):
+    """A list as the group's id ended the command with TypeError's traceback (unhashable);
+    one as its map was taken for pairs, or refused with dict()'s error naming no group."""
+    (tmp_path / "application_properties.json").write_text(json.dumps([group]))
+    with pytest.raises(ConfigError, match=r"^application properties: each group needs "
+                                          r"PropertyGroupId \(a string\) and PropertyMap "
+                                          r"\(an object\)$"):
+        load(str(tmp_path / "application_properties.json"))
+
+
+@pytest.mark.unit
 def test_a_yaml_list_is_not_a_config(tmp_path):
     (tmp_path / "c.yaml").write_text("- job: {window_seconds: 300}\n")
     with pytest.raises(ConfigError, match="c.yaml: a list, not a mapping of sections "
