@@ -809,6 +809,16 @@ def test_event_tail_reads_complete_lines_once(tmp_path):
     assert tail.read() == ['{"c":3}']
 
 
+def test_event_tail_cuts_lines_at_line_feeds_only(tmp_path):
+    """A tag value holding U+2028 (AWS allows Unicode separators in tags; JSON leaves them
+    unescaped) made the event's line two unreadable lines: str.splitlines() cut it there."""
+    path = tmp_path / "events.jsonl"
+    lines = ['{"Name":"api\u2028prod"}', '{"Name":"api\u2029\u0085 prod"}', '{"crlf":1}']
+    path.write_bytes(("\n".join(lines[:2]) + "\n" + lines[2] + "\r\n").encode("utf-8"))
+    read = EventTail(str(path)).read()
+    assert [json.loads(line) for line in read] == [json.loads(line) for line in lines]
+
+
 def test_event_tail_from_the_end_passes_over_what_is_there_and_reads_a_bounded_amount(tmp_path):
     """The events file was read whole at start (187 MB took 560 MB: an operator's review), to
     find lines that could not apply (before the first poll)."""

@@ -106,7 +106,10 @@ class EventTail:
                 data += more
         complete = data.rfind(b"\n") + 1
         self.offset += complete
-        return [line for line in data[:complete].decode("utf-8", errors="replace").splitlines()
+        # Cut at line feeds only: str.splitlines() also cut at U+2028, U+2029 and U+0085, which
+        # JSON holds unescaped in its strings (and AWS allows in tag values), and made an event
+        # two unreadable lines.
+        return [line for line in data[:complete].decode("utf-8", errors="replace").split("\n")
                 if line.strip()]
 
 
