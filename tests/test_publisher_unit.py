@@ -1441,6 +1441,20 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
             fh.write(json.dumps({**good, **change}) + "\n")
         with pytest.raises(ValueError, match=said):
             cli._read_snapshot(snap, None)
+    # A line nested deeper than json goes: RecursionError's traceback stopped the publisher;
+    # clocks so nested are none, said.
+    with open(clocks_path(snap), "w") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000)
+    with open(snap, "w") as fh:
+        fh.write(json.dumps(good) + "\n")
+    with caplog.at_level("WARNING"):
+        assert list(cli._read_snapshot(snap, None).holdings) == ["10.0.0.8"]
+    assert "no clocks beside the snapshot (maximum recursion depth exceeded" in caplog.text
+    with open(snap, "a") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ValueError, match="is not a file of ASSIGN events: a line nested deeper "
+                                         "than the JSON decoder goes"):
+        cli._read_snapshot(snap, None)
 
 
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):

@@ -94,6 +94,9 @@ def _read_snapshot(location: str, s3_client_factory):
             return state_from_snapshot(events(), written_ms)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"snapshot {location} is not a file of ASSIGN events: {err}") from None
+    except RecursionError:   # a traceback before
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: a line nested "
+                         f"deeper than the JSON decoder goes") from None
 
 
 _AFTER_SNAPSHOT = ("changes found are dated after the snapshot's time (its file's modification "
@@ -106,7 +109,7 @@ def _snapshot_clocks(location: str, body: bytes, s3_client_factory):
     try:
         text, _ = _snapshot_bytes(clocks_path(location), s3_client_factory)
         clocks = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         log.warning(f"no clocks beside the snapshot ({err}): {_AFTER_SNAPSHOT}")
         return None
     if not isinstance(clocks, dict):
