@@ -63,13 +63,30 @@ class IpRanges:
     def from_document(cls, doc: dict) -> "IpRanges":
         if not isinstance(doc, dict) or "prefixes" not in doc:
             raise IpRangesError("not an ip-ranges.json document (no 'prefixes')")
-        try:
-            entries = [(p["ip_prefix"], p["service"], p["region"]) for p in doc["prefixes"]]
-            entries += [(p["ipv6_prefix"], p["service"], p["region"])
-                        for p in doc.get("ipv6_prefixes", ())]
-        except (KeyError, TypeError) as err:
-            raise IpRangesError(f"ip-ranges entry without {err}") from None
+        entries = (_entries(doc["prefixes"], "prefixes", "ip_prefix")
+                   + _entries(doc.get("ipv6_prefixes", []), "ipv6_prefixes", "ipv6_prefix"))
         return cls(entries, str(doc.get("syncToken", "")), str(doc.get("createDate", "")))
+
+
+def _entries(items, name: str, prefix: str) -> list:
+    """(prefix, service, region) of each of a list's entries, each value text as AWS writes it:
+    a service of null failed the job's start with AttributeError's traceback, and a prefix
+    that is a number was taken for a single address (50331648 for 3.0.0.0/32)."""
+    if not isinstance(items, list):
+        raise IpRangesError(f"ip-ranges {name}: not a list")
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise IpRangesError(f"ip-ranges {name}: an entry that is not an object: "
+                                f"{str(item)[:100]}")
+        for key in (prefix, "service", "region"):
+            if key not in item:
+                raise IpRangesError(f"ip-ranges entry without {key!r}")
+            if not isinstance(item[key], str):
+                raise IpRangesError(f"ip-ranges entry whose {key} is not text: "
+                                    f"{str(item[key])[:100]}")
+        entries.append((item[prefix], item["service"], item["region"]))
+    return entries
 
 
 def load(location: str, s3_client=None) -> IpRanges:
@@ -93,4 +110,6 @@ def load(location: str, s3_client=None) -> IpRanges:
         doc = json.loads(text)
     except ValueError as err:
         raise IpRangesError(f"{location}: not JSON: {err}") from None
+    except RecursionError:
+        raise IpRangesError(f"{location}: not JSON: nested deeper than its decoder goes") from None
     return IpRanges.from_document(doc)

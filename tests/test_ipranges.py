@@ -65,6 +65,22 @@ def test_s3_url_reads_through_the_given_client():
     ({"syncToken": "1"}, "no 'prefixes'"),
     ({"prefixes": [{"ip_prefix": "1.2.3.0/24", "region": "x"}]}, "without 'service'"),
     ({"prefixes": [{"ip_prefix": "1.2.3.999/24", "region": "x", "service": "S3"}]}, "bad prefix"),
+    # A value of another type than text: AttributeError's or TypeError's traceback stopped the
+    # command, and a number was taken for an address.
+    ({"prefixes": [{"ip_prefix": "3.0.0.0/8", "region": "x", "service": None}]},
+     "^ip-ranges entry whose service is not text: None$"),
+    ({"prefixes": [{"ip_prefix": "3.0.0.0/8", "region": 5, "service": "S3"}]},
+     "^ip-ranges entry whose region is not text: 5$"),
+    ({"prefixes": [{"ip_prefix": 50331648, "region": "x", "service": "S3"}]},
+     "^ip-ranges entry whose ip_prefix is not text: 50331648$"),
+    ({"prefixes": [{"ip_prefix": "3.0.0.0/8", "region": "x", "service": "S3"},
+                   {"ip_prefix": "3.0.0.0/8", "region": "x", "service": ["S3"]}]},
+     r"^ip-ranges entry whose service is not text: \['S3'\]$"),
+    ({"prefixes": {"ip_prefix": "3.0.0.0/8"}}, "^ip-ranges prefixes: not a list$"),
+    ({"prefixes": [], "ipv6_prefixes": [1]},
+     "^ip-ranges ipv6_prefixes: an entry that is not an object: 1$"),
+    ({"prefixes": [], "ipv6_prefixes": [{"ip_prefix": "::/0", "region": "x", "service": "S3"}]},
+     "^ip-ranges entry without 'ipv6_prefix'$"),
 ])
 def test_bad_documents_say_what_is_wrong(doc, message):
     with pytest.raises(IpRangesError, match=message):
@@ -76,6 +92,9 @@ def test_bad_locations(tmp_path):
         load(str(tmp_path / "missing.json"))
     (tmp_path / "x.json").write_text("not json")
     with pytest.raises(IpRangesError, match="not JSON"):
+        load(str(tmp_path / "x.json"))
+    (tmp_path / "x.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(IpRangesError, match="not JSON: nested deeper than its decoder goes"):
         load(str(tmp_path / "x.json"))
     with pytest.raises(IpRangesError, match="s3://bucket/key"):
         load("s3://only-bucket")
