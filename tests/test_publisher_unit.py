@@ -1172,6 +1172,40 @@ def test_botocore_does_the_retrying_with_the_configured_attempts():
         "mode": "standard", "total_max_attempts": 3}
 
 
+def test_a_sessions_client_classes_share_botocores_methods_only():
+    """Each service's later client classes take the first's operation methods (run 58); one
+    another handler of `creating-client-class` put in their place, or took out, stays so."""
+    def own_describe_vpcs(self, **kwargs):
+        return kwargs
+
+    def other_handler(class_attributes, **_kwargs):
+        def describe_instances(self, **kwargs):   # a new closure each class
+            return made
+        made = len(classes)
+        classes.append(class_attributes)
+        class_attributes["describe_instances"] = describe_instances
+        class_attributes["describe_vpcs"] = own_describe_vpcs
+        del class_attributes["describe_subnets"]
+    classes = []
+
+    def session_factory():
+        session = boto3.Session(region_name="us-east-1", aws_access_key_id="x",
+                                aws_secret_access_key="x")
+        session.events.register("creating-client-class.ec2", other_handler)
+        return session
+    base = {"accounts": [ACCOUNT], "regions": ["us-east-1"], "output": {"path": "o"}}
+    reader = AwsReader(publisher_config.from_dict(base), clock=lambda: T0,
+                       session_factory=session_factory)
+    one = reader.client({}, "ec2", "us-east-1")
+    two = reader.client({"aws_access_key_id": "y", "aws_secret_access_key": "y"}, "ec2",
+                        "eu-west-1")
+    assert type(one).describe_network_interfaces is type(two).describe_network_interfaces
+    assert (one.describe_instances(), two.describe_instances()) == (0, 1)
+    assert type(two).describe_vpcs is own_describe_vpcs
+    assert not hasattr(one, "describe_subnets") and not hasattr(two, "describe_subnets")
+    assert one.meta.region_name == "us-east-1" and two.meta.region_name == "eu-west-1"
+
+
 def undated(said: str) -> str:
     """Lines said by the command without their UTC times, which each must have."""
     lines = said.splitlines(keepends=True)

@@ -10,6 +10,7 @@ chain, and through STS AssumeRole for accounts with a role; they stay in memory.
 """
 import logging
 import threading
+import types
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -99,6 +100,7 @@ class AwsReader:
     def _session(self):
         if self._base is None:
             self._base = self.session_factory()
+            share_operation_methods(self._base)
         return self._base
 
     def credentials(self, account_id: str) -> dict:
@@ -253,6 +255,36 @@ class AwsReader:
         tags = _load_balancer_tags(elb, "LoadBalancerNames", "LoadBalancerName", names)
         for name in names:
             inventory.load_balancers[name] = (name, name, tags.get(name, {}))
+
+
+def share_operation_methods(session) -> None:
+    """Every client class `session` makes after the first of a service gets that one's operation
+    methods. botocore builds each client's class anew, with a method and a docstring object for
+    each operation: 1 MB an EC2 client, which has 862 (run 58, docs/performance.md). The
+    methods are the same code over the same operation names, and call the client they are
+    called on: its credentials, region, endpoint and event handlers are its own. Done at
+    `creating-client-class`, the event botocore emits with the class's attributes before it
+    makes the class, for its handlers to change; a method another handler put in its place
+    (not the same code over the same names) is left as it is."""
+    first = {}   # event name (the service's) -> the first class's attributes
+
+    def share(class_attributes, event_name, **_kwargs):
+        shared = first.setdefault(event_name, dict(class_attributes))
+        names = class_attributes.get("_PY_TO_OP_NAME")
+        if names == shared.get("_PY_TO_OP_NAME"):   # method name -> operation, read only
+            class_attributes["_PY_TO_OP_NAME"] = shared["_PY_TO_OP_NAME"]
+        for name in names or ():
+            if _same_function(class_attributes.get(name), shared.get(name)):
+                class_attributes[name] = shared[name]
+    session.events.register_last("creating-client-class", share)
+
+
+def _same_function(a, b) -> bool:
+    return (isinstance(a, types.FunctionType) and isinstance(b, types.FunctionType)
+            and a.__code__ is b.__code__ and a.__defaults__ == b.__defaults__
+            and a.__kwdefaults__ == b.__kwdefaults__
+            and [c.cell_contents for c in a.__closure__ or ()]
+            == [c.cell_contents for c in b.__closure__ or ()])
 
 
 def _load_balancer_tags(client, parameter: str, key: str, listed: list) -> dict:
