@@ -342,14 +342,21 @@ def _checkpoints(cfg, output: str) -> str:
 
 
 def check_local_locations(cfg, output: str, resume: str = None) -> None:
-    """What a local mini-cluster cannot reach stops `flowdredge run` before Flink starts (it
-    failed after its restarts, with a Java trace): a snapshot that is not there, `s3://`
-    without Flink's S3 file system."""
+    """What a local mini-cluster cannot reach or read stops `flowdredge run` before Flink starts
+    (it failed after its restarts, with a Java trace): a snapshot that is not there or that
+    its reader would fail on (job.replay.check_snapshot), `s3://` without Flink's S3 file
+    system."""
     from flowdredge.connectors.jars import plugins_dir, s3_file_system
+    from flowdredge.job.replay import InputError, check_snapshot
     snapshot = cfg.kinesis.metadata_snapshot
     local = snapshot[len("file://"):] if snapshot.startswith("file://") else snapshot
-    if local and "://" not in local and not os.path.exists(local):
-        raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
+    if local and "://" not in local:
+        if not os.path.exists(local):
+            raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
+        try:
+            check_snapshot(local)
+        except InputError as err:
+            raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {err}") from None
     in_s3 = [f"{name} {where}" for name, where in (
         ("--output", output), ("kinesis.metadata_snapshot", snapshot),
         ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or ""))

@@ -717,6 +717,38 @@ def stage_metadata(paths, staged_path: str,
     return n
 
 
+# Flink's file source, which reads a streaming job's snapshot, decompresses by the name's end
+# (StandardDeCompressors: "gz", "gzip", ...), where the replay goes by the first bytes.
+JVM_GZIP_ENDS = ("gz", "gzip")
+
+
+def check_snapshot(path: str) -> None:
+    """InputError for a local snapshot file, or a file of a snapshot folder, that the job's
+    reader would fail on once Flink had started (its restarts spent, with a Java trace naming
+    no file) or read as garbage: gzip cut short or corrupt, a name ending in .gz on what is not
+    gzip, gzip under another name (every line a dead letter, every flow unattributed). Reads
+    each gzip file through: 0.11-0.13 s for a million ASSIGN lines (run 58)."""
+    for file in _folder_files(path) if os.path.isdir(path) else [path]:
+        if os.path.basename(file).startswith((".", "_")):
+            continue   # Flink's file source leaves them out (connectors.files)
+        named_gzip = file.endswith(JVM_GZIP_ENDS)
+        try:
+            with open(file, "rb") as fh:
+                is_gzip = fh.read(2) == GZIP_MAGIC
+                if is_gzip and not named_gzip:
+                    raise InputError(f"{file}: gzip, but its name does not end in .gz: the job "
+                                     f"goes by the name and would read the compressed bytes "
+                                     f"as lines; rename it")
+                if named_gzip:
+                    fh.seek(0)
+                    with gzip.GzipFile(fileobj=fh) as reader:
+                        while reader.read(1 << 20):
+                            pass
+        except (OSError, EOFError, zlib.error) as err:
+            raise InputError(f"{file}: cannot read: "
+                             f"{getattr(err, 'strerror', None) or err}") from None
+
+
 def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     stats = StageStats()
     base = {"staged": STAGED, "source": path}

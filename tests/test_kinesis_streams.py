@@ -616,6 +616,36 @@ def test_what_a_local_run_cannot_reach_is_refused_before_flink_starts(tmp_path, 
 
 
 @pytest.mark.unit
+def test_a_snapshot_its_reader_would_fail_on_is_refused_before_flink_starts(tmp_path):
+    """Flink's reader goes by the name: a cut .gz failed the job once Flink ran (its restarts
+    spent, a Java trace naming no file), and gzip named otherwise was read as lines of
+    compressed bytes, every one a dead letter."""
+    import gzip
+    from flowdredge.cli import check_local_locations
+    events = "".join('{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.%d.%d","app":"a"}\n'
+                     % (i // 256, i % 256) for i in range(5000)).encode()
+    whole = gzip.compress(events)
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    cases = {"cut.jsonl.gz": (whole[:len(whole) // 2], "cut.jsonl.gz: cannot read: Compressed"),
+             "plain.jsonl.gz": (events, "plain.jsonl.gz: cannot read: Not a gzipped file"),
+             "packed.jsonl": (whole, "packed.jsonl: gzip, but its name does not end in .gz")}
+    for name, (data, message) in cases.items():
+        for where in (tmp_path / name, folder / name):
+            where.write_bytes(data)
+            config = Config().replace(kinesis={"metadata_snapshot": str(
+                where if where.parent == tmp_path else folder)})
+            with pytest.raises(ConfigError, match="kinesis.metadata_snapshot: .*" + message):
+                check_local_locations(config, str(tmp_path / "out"))
+            where.unlink()
+    for name, data in (("whole.jsonl.gz", whole), ("plain.jsonl", events),
+                       ("_left_out.jsonl.gz", whole[:9])):
+        (folder / name).write_bytes(data)
+    check_local_locations(Config().replace(kinesis={"metadata_snapshot": str(folder)}),
+                          str(tmp_path / "out"))
+
+
+@pytest.mark.unit
 def test_a_changelog_named_as_flink_leaves_it_out_is_refused_before_it_is_read(tmp_path):
     """Flink's file source leaves out files and folders whose names start with "." or "_",
     even the one it is given: such a snapshot or changelog was read as empty, every flow
