@@ -7,6 +7,8 @@ import time
 
 # A command's exit status after Ctrl-C, as a shell reports a command that SIGINT ended.
 INTERRUPTED = 130
+# ... and after SIGTERM, which the commands take as Ctrl-C.
+TERMINATED = 143
 
 
 class _Stderr(logging.StreamHandler):

@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -773,6 +774,23 @@ def main(argv=None) -> int:
     if unknown:
         _unknown_options(top, args, sys.argv[1:] if argv is None else argv, unknown)
     logs.setup("flowdredge", "[flowdredge]")
+    terminated = []
+
+    def terminate(signum, frame):
+        # SIGTERM (kill, systemd, a container's stop) takes the command's Ctrl-C path: Python's
+        # default ended it at once, leaving the streaming demo's kinesis-local running (a review).
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        status = _run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    return logs.TERMINATED if terminated and status == logs.INTERRUPTED else status
+
+
+def _run_command(args) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:   # Ctrl-C before a command's own handling (starting up)

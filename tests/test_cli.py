@@ -314,3 +314,32 @@ def test_strict_refuses_a_bad_file_in_one_line_and_leaves_no_output_folder(input
     errors = [line for line in result.stderr.splitlines() if not line.startswith("[flowdredge]")]
     assert errors == [f"flowdredge: error: {bad}: empty: no header line (flows.strict)"]
     assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.unit
+def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
+    """SIGTERM (kill, systemd, a container's stop) ended `flowdredge stream-demo` at once: its
+    kinesis-local was left running, listening on every interface (a review). It now takes the
+    command's Ctrl-C path, exit status 143."""
+    command = tmp_path / "stopped.py"
+    command.write_text(
+        "import sys, time\n"
+        "from flowdredge import cli\n"
+        "def serve(args):\n"
+        "    print('serving', flush=True)\n"
+        "    try:\n"
+        "        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('cleaned up', flush=True)\n"
+        "        return 130\n"
+        "cli.cmd_stream_demo = serve\n"
+        "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
+    child = subprocess.Popen([sys.executable, str(command)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert child.stdout.readline() == "serving\n"
+        child.terminate()
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert (child.returncode, out, err) == (143, "cleaned up\n", "")
