@@ -343,3 +343,14 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
     finally:
         child.kill()
     assert (child.returncode, out, err) == (143, "cleaned up\n", "")
+
+
+@pytest.mark.unit
+def test_the_demos_default_outputs_are_ignored_by_git():
+    """`scripts/demo --streaming` left stream-demo-output/ untracked in `git status` (a
+    review): .gitignore named only the replay demo's folder."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, ".gitignore"), encoding="utf-8") as fh:
+        ignored = fh.read().split()
+    for command in ("demo", "stream-demo"):
+        assert f"{cli.parser().parse_args([command]).output}/" in ignored
