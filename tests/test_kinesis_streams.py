@@ -675,6 +675,20 @@ def test_an_aws_error_is_one_line_even_when_the_endpoint_answers_with_a_web_page
 
 
 @pytest.mark.unit
+def test_an_endpoint_answering_without_a_kinesis_error_says_so():
+    """A review's kinesis.endpoint at a server that answered 404 with no body: the error was
+    "kinesis: stream 'a': 404: ", naming nothing."""
+    from botocore.exceptions import ClientError
+
+    def fails():
+        raise ClientError({"Error": {"Code": "404", "Message": ""}}, "DescribeStreamSummary")
+    with pytest.raises(ConfigError) as refused:
+        kinesis_client._asked("a", fails)
+    assert str(refused.value) == ("kinesis: stream 'a': 404: an answer without a Kinesis "
+                                  "error (is kinesis.endpoint right?)")
+
+
+@pytest.mark.unit
 def test_only_a_server_on_this_machine_has_its_certificate_trusted_as_it_is():
     """The connector trusted every certificate of any kinesis.endpoint; a VPC endpoint's is
     checked."""

@@ -108,6 +108,8 @@ def _one_line(text: str, most: int = 200) -> str:
     API (kinesis.endpoint naming a web server) answers with a whole HTML page."""
     if text.lstrip().startswith("<"):
         return "an HTML page, not a Kinesis API's answer (is kinesis.endpoint right?)"
+    if not text.strip():   # an HTTP status alone: a server that is no Kinesis API
+        return "an answer without a Kinesis error (is kinesis.endpoint right?)"
     text = " ".join(text.split())
     return text if len(text) <= most else text[:most - 3] + "..."
 
