@@ -670,7 +670,8 @@ def parser() -> argparse.ArgumentParser:
         "stream-demo", help="the streaming job on a local Kinesis with a synthetic producer")
     stream_demo.add_argument("--output", default="stream-demo-output",
                              help="folder of the inputs, outputs and checkpoints; a previous "
-                                  "demo's there are replaced, other files stay (default "
+                                  "demo's there are replaced, other files stay (refused "
+                                  "while a demo or run writes there; default "
                                   "stream-demo-output)")
     # Defaults: synthetic.demo.DemoOptions' (imported only when the command runs).
     stream_demo.add_argument("--rate", type=_positive,

@@ -107,11 +107,11 @@ def _check_text(output_dir: str) -> None:
                           f"carry: choose another") from None
 
 
-def hold_output(output_dir: str):
+def hold_output(output_dir: str, busy: str = ""):
     """A lock on the local folder `output_dir`, held while the returned file is open (the
     system lets it go when the process ends, however it ends). A second job writing there, a
     --resume started while the first still ran, restored the same checkpoint and committed
-    every flow a second time."""
+    every flow a second time. `busy`: what the refusal says when another process holds it."""
     _check_text(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"--output {output_dir}: not a folder")
@@ -125,9 +125,9 @@ def hold_output(output_dir: str):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         held.close()
-        raise OutputError(f"--output {output_dir}: another flowdredge run writes there (it "
-                          f"holds {RUN_LOCK}); stop it first: two jobs from one checkpoint "
-                          f"commit every flow twice") from None
+        raise OutputError(f"--output {output_dir}: " + (
+            busy or f"another flowdredge run writes there (it holds {RUN_LOCK}); stop it "
+                    f"first: two jobs from one checkpoint commit every flow twice")) from None
     except OSError as err:   # a file system without locks (some NFS and FUSE mounts)
         held.close()
         raise OutputError(f"--output {output_dir}: cannot lock {RUN_LOCK} there "

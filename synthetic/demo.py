@@ -19,7 +19,8 @@ from flowdredge.connectors.kinesis.local import LocalKinesis
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
-from flowdredge.job.outputs import read_records, remove_outputs, total_counts
+from flowdredge.job.outputs import (RUN_LOCK, hold_output, read_records, remove_outputs,
+                                     total_counts)
 from flowdredge.explore.health import READ_ERRORS, JobRest
 from flowdredge.explore.summary import attributed_share, render, summarize
 
@@ -135,9 +136,20 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
 
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
+    output = options.output
+    # Held until the demo ends: a second demo there removed the inputs, checkpoints and
+    # outputs of this one as it ran.
+    lock = hold_output(output, busy=f"another flowdredge command writes there (it holds "
+                                    f"{RUN_LOCK}): a demo would remove its inputs, checkpoints "
+                                    f"and outputs under it; stop it first, or give another "
+                                    f"--output")
+    with lock:
+        return _demo(config, options, progress)
+
+
+def _demo(config: Config, options: DemoOptions, progress) -> int:
     from flowdredge.job.flink.run import failure_cause, job_status, kinesis_job, local_rest_options
     output = options.output
-    os.makedirs(output, exist_ok=True)
     replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log",
                                        "run-output", "run.json"))
     if replaced:

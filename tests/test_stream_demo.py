@@ -111,3 +111,23 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     counts = total_counts(output)
     assert counts["flows_parsed"] == written and counts["dead_letter"] == 0
     assert run.returncode == 130 and demo.returncode == 130, (tmp_path / "run.log").read_text()
+
+
+@pytest.mark.unit
+def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, monkeypatch):
+    """A second `scripts/demo --streaming` on the output of one still running removed its
+    inputs, checkpoints and outputs under it (a review: the first's printed `flowdredge run`
+    command named a snapshot of another estate)."""
+    from flowdredge.job.outputs import OutputError, hold_output
+    from flowdredge.synthetic import demo
+
+    def went_on(*args):
+        raise AssertionError("the demo went on")
+    monkeypatch.setattr(demo, "Estate", went_on)
+    output = tmp_path / "demo"
+    (output / "inputs").mkdir(parents=True)
+    (output / "inputs" / "snapshot.jsonl").write_text("{}\n")
+    with hold_output(str(output)):   # the first demo, running
+        with pytest.raises(OutputError, match="another flowdredge command writes there"):
+            run_demo(Config(), DemoOptions(str(output), job=False), print)
+    assert (output / "inputs" / "snapshot.jsonl").read_text() == "{}\n"
