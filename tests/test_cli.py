@@ -89,6 +89,20 @@ def test_scripts_demo_takes_streaming_anywhere_among_its_arguments():
 
 
 @pytest.mark.unit
+def test_scripts_demo_reads_relative_paths_from_where_it_is_run(tmp_path):
+    """scripts/demo ran its command from the checkout: `--output out` (and `--config`) given
+    in another folder named the checkout's out/, and the demo said its outputs were "under
+    out/" (a review)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    (tmp_path / "mine.yaml").write_text("job:\n  parallelism: 1000\n")
+    done = subprocess.run([os.path.join(root, "scripts", "demo"), "--streaming", "--config",
+                           "mine.yaml", "--output", "out"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "job.parallelism (or --parallelism) 1000 is more than" in done.stderr, done.stderr
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("args,message", [
     (["--metadata", "/nonexistent/changes.jsonl"], "no such metadata file"),
     (["--metadata", "{folder}"], "a folder; --metadata takes the changelog's files"),
