@@ -114,23 +114,47 @@ def run_command(kin, config_file: str, output: str) -> str:
             f"{path(kin.metadata_snapshot)}")
 
 
-def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progress) -> int:
-    """Writes the traffic with no job of its own, then keeps the local Kinesis up until
-    Ctrl-C: the streams for `flowdredge run` in another terminal (its settings in
-    folder/run.json, its outputs in folder/run-output)."""
+def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progress,
+           report_seconds: int, stop: threading.Event) -> int:
+    """Writes the traffic with no job of its own, with a line every `report_seconds` until it
+    is written (at a low rate, an hour of silence before), then keeps the local Kinesis up
+    until Ctrl-C: the streams for `flowdredge run` in another terminal (its settings in
+    folder/run.json, its outputs in folder/run-output). `stop` ends `produce`."""
     config_file = os.path.join(folder, "run.json")
     with open(config_file, "w", encoding="utf-8") as fh:
         json.dump(RUN_SETTINGS, fh)
     command = run_command(kin, config_file, os.path.join(folder, "run-output"))
     progress(f"no job here (--no-job): in another terminal, run\n  {command}")
     progress(f"producing {total_flows:,} flows at {rate:,} flows/s; Ctrl-C stops")
+    failed = []
+
+    def produce_beside():
+        try:
+            produce()
+        except Exception as err:   # the local Kinesis gone: the demo stops, saying why
+            failed.append(err)
+
+    producer = threading.Thread(target=produce_beside, name="producer", daemon=True)
+    producer.start()
     try:
-        produce()
+        next_report = time.monotonic() + report_seconds
+        while producer.is_alive():
+            producer.join(timeout=1)
+            if producer.is_alive() and time.monotonic() >= next_report:
+                next_report += report_seconds
+                progress(f"{time.strftime('%H:%M:%S')} | written {writer.flows_written:,}/"
+                         f"{total_flows:,} flows")
+        if failed:
+            progress(f"writing the traffic to the local Kinesis failed: "
+                     f"{type(failed[0]).__name__}: {failed[0]}")
+            return 1
         progress(f"all {writer.flows_written:,} flows written; the local Kinesis stays up until "
                  f"Ctrl-C")
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
+        stop.set()
+        producer.join(timeout=30)
         progress("stopping (Ctrl-C): the local Kinesis and its streams are gone")
     return logs.INTERRUPTED
 
@@ -194,8 +218,8 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
                 writer.finish()
 
         if not options.job:
-            return _serve(cfg.kinesis, output, produce, writer,
-                          total_flows, options.rate, progress)
+            return _serve(cfg.kinesis, output, produce, writer, total_flows, options.rate,
+                          progress, options.report_seconds, stop)
         rest = local_rest_options()
         rest_url = f"http://127.0.0.1:{rest['rest.port']}"
         job = kinesis_job(cfg, output, flink_options=rest).execute_async("flowdredge stream demo")

@@ -131,3 +131,30 @@ def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, mo
         with pytest.raises(OutputError, match="another flowdredge command writes there"):
             run_demo(Config(), DemoOptions(str(output), job=False), print)
     assert (output / "inputs" / "snapshot.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.unit
+def test_the_demo_without_a_job_says_how_far_its_producer_is(tmp_path):
+    """`--no-job` printed no line between "producing" and "all written": at a low --rate, an
+    hour of silence (a review). It now gives the flows written every --report-seconds."""
+    import threading
+    from types import SimpleNamespace
+    from flowdredge.connectors.logs import INTERRUPTED
+    from flowdredge.synthetic import demo
+    writer, stop = SimpleNamespace(flows_written=0), threading.Event()
+
+    def produce():   # 1,000 flows a second, until stopped
+        while not stop.wait(0.1):
+            writer.flows_written += 100
+    lines = []
+
+    def progress(line):
+        lines.append(line)
+        if "written" in line and "/100,000 flows" in line:
+            raise KeyboardInterrupt
+    kin = SimpleNamespace(endpoint="http://127.0.0.1:9", flow_streams=("f",),
+                          metadata_stream="m", metadata_snapshot=str(tmp_path / "s.jsonl"))
+    assert demo._serve(kin, str(tmp_path), produce, writer, 100_000, 1000, progress,
+                       report_seconds=1, stop=stop) == INTERRUPTED
+    assert stop.is_set() and lines[-1].startswith("stopping (Ctrl-C)")
+    assert re.search(r"\| written [\d,]+/100,000 flows$", lines[-2]), lines
