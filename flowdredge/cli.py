@@ -411,6 +411,10 @@ def cmd_run(args) -> int:
             for folder in filter(None, created):
                 remove_empty_folders(folder)
         raise
+    if not cfg.job.max_restarts:   # the default, a replay's: a failure is a bug to see there
+        log.warning("job.max_restarts is 0: the first failure ends this run, the Kinesis "
+                    "connector's start-up race included (docs/streaming.md); set it above 0 "
+                    "to restart from the last checkpoint")
     guard = None if lock is None else _OutputGuard(cfg, args.output, str(job.get_job_id()),
                                                    born, lock)
     try:

@@ -368,3 +368,22 @@ def test_the_demos_default_outputs_are_ignored_by_git():
         ignored = fh.read().split()
     for command in ("demo", "stream-demo"):
         assert f"{cli.parser().parse_args([command]).output}/" in ignored
+
+
+@pytest.mark.unit
+def test_flowdredge_run_without_restarts_says_a_failure_ends_it(tmp_path, capsys, monkeypatch):
+    """job.max_restarts defaults to 0, right for a replay: a streaming run without a config
+    of its own ended at its first failure, the Kinesis connector's start-up race included,
+    without a word before (a review). Said once the job has started (a refusal stays one
+    line)."""
+    from types import SimpleNamespace
+    job = SimpleNamespace(get_job_id=lambda: "job-1")
+    monkeypatch.setattr(cli, "_start_run", lambda cfg, args: (job, "http://127.0.0.1:9", {}))
+    monkeypatch.setattr(cli, "_run_until_stopped", lambda *args: 0)
+    restarts = tmp_path / "restarts.yaml"
+    restarts.write_text("job:\n  max_restarts: 3\n")
+    for more, warned in (([], True), (["--config", str(restarts)], False)):
+        assert cli.main(["run", "--output", str(tmp_path / "out"), "--flow-streams", "f",
+                         "--metadata-stream", "m", *more]) == 0
+        err = capsys.readouterr().err
+        assert ("job.max_restarts is 0: the first failure ends this run" in err) is warned, err
