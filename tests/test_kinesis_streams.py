@@ -647,6 +647,25 @@ def test_a_snapshot_its_reader_would_fail_on_is_refused_before_flink_starts(tmp_
 
 
 @pytest.mark.unit
+def test_a_snapshot_fifo_is_left_to_the_job_unread(tmp_path):
+    """The job reads a FIFO as its snapshot (connectors.files); the check before Flink started
+    opened it and read ahead, taking the lines the job was to read (or waited for a writer)."""
+    from flowdredge.cli import check_local_locations
+    fifo = tmp_path / "snapshot.jsonl"
+    os.mkfifo(fifo)
+    line = b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":"a"}\n'
+    # Read and write ends of our own: opening it to read does not wait, what is read is seen.
+    end = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        os.write(end, line)
+        check_local_locations(Config().replace(kinesis={"metadata_snapshot": str(fifo)}),
+                              str(tmp_path / "out"))
+        assert os.read(end, 1000) == line
+    finally:
+        os.close(end)
+
+
+@pytest.mark.unit
 def test_a_changelog_named_as_flink_leaves_it_out_is_refused_before_it_is_read(tmp_path):
     """Flink's file source leaves out files and folders whose names start with "." or "_",
     even the one it is given: such a snapshot or changelog was read as empty, every flow
