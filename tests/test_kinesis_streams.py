@@ -647,6 +647,26 @@ def test_a_snapshot_its_reader_would_fail_on_is_refused_before_flink_starts(tmp_
 
 
 @pytest.mark.unit
+def test_a_snapshot_folders_subfolder_flink_leaves_out_is_not_checked(tmp_path):
+    """Flink's file source leaves out a folder whose name starts with '.' or '_' with all it
+    holds: a cut .gz under the snapshot folder's _tmp/ or .git/ refused a snapshot the job
+    reads whole."""
+    from flowdredge.cli import check_local_locations
+    folder = tmp_path / "snapshot"
+    for hidden in ("_tmp", ".git", "_tmp/sub"):
+        (folder / hidden).mkdir(parents=True)
+        (folder / hidden / "cut.jsonl.gz").write_bytes(b"\x1f\x8b\x08")
+    (folder / "changes.jsonl").write_text("{}\n")
+    check_local_locations(Config().replace(kinesis={"metadata_snapshot": str(folder)}),
+                          str(tmp_path / "out"))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "cut.jsonl.gz").write_bytes(b"\x1f\x8b\x08")
+    with pytest.raises(ConfigError, match="sub/cut.jsonl.gz: cannot read"):
+        check_local_locations(Config().replace(kinesis={"metadata_snapshot": str(folder)}),
+                              str(tmp_path / "out"))
+
+
+@pytest.mark.unit
 def test_a_snapshot_fifo_is_left_to_the_job_unread(tmp_path):
     """The job reads a FIFO as its snapshot (connectors.files); the check before Flink started
     opened it and read ahead, taking the lines the job was to read (or waited for a writer)."""
