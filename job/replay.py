@@ -718,16 +718,21 @@ def stage_metadata(paths, staged_path: str,
 
 
 # Flink's file source, which reads a streaming job's snapshot, decompresses by the name's end
-# (StandardDeCompressors: "gz", "gzip", ...), where the replay goes by the first bytes.
+# (StandardDeCompressors, with no dot: "x.tgz" is gzip too), where the replay goes by the first
+# bytes.
 JVM_GZIP_ENDS = ("gz", "gzip")
+# ... and these as other formats, which a snapshot is never written in (xz Flink cannot read:
+# it ships no xz library).
+JVM_OTHER_ENDS = ("bz2", "deflate", "xz")
 
 
 def check_snapshot(path: str) -> None:
     """InputError for a local snapshot file, or a file of a snapshot folder, that the job's
     reader would fail on once Flink had started (its restarts spent, with a Java trace naming
     no file) or read as garbage: gzip cut short or corrupt, a name ending in .gz on what is not
-    gzip, gzip under another name (every line a dead letter, every flow unattributed). Reads
-    each gzip file through: 0.11-0.13 s for a million ASSIGN lines (run 58)."""
+    gzip or on an empty file, a name Flink decompresses as another format, gzip under another
+    name (every line a dead letter, every flow unattributed). Reads each gzip file through:
+    0.11-0.13 s for a million ASSIGN lines (run 58)."""
     folder = os.path.isdir(path)
     for file in _folder_files(path) if folder else [path]:
         names = os.path.relpath(file, path).split(os.sep) if folder else [os.path.basename(file)]
@@ -737,14 +742,23 @@ def check_snapshot(path: str) -> None:
             continue
         if os.path.exists(file) and not os.path.isfile(file):
             continue   # a FIFO: the lines read here would not reach the job
-        named_gzip = file.endswith(JVM_GZIP_ENDS)
+        other = next((end for end in JVM_OTHER_ENDS if file.endswith(end)), None)
+        if other:
+            raise InputError(f"{file}: Flink's reader would decompress it as {other}, by its "
+                             f"name's end; a snapshot is read as text, or as gzip named .gz: "
+                             f"give it another name, or write it as gzip")
+        named_gzip = next((end for end in JVM_GZIP_ENDS if file.endswith(end)), None)
         try:
             with open(file, "rb") as fh:
-                is_gzip = fh.read(2) == GZIP_MAGIC
-                if is_gzip and not named_gzip:
+                head = fh.read(2)
+                if head == GZIP_MAGIC and not named_gzip:
                     raise InputError(f"{file}: gzip, but its name does not end in .gz: the job "
                                      f"goes by the name and would read the compressed bytes "
                                      f"as lines; rename it")
+                if named_gzip and not head:   # Python's gzip reads nothing, Java's fails
+                    raise InputError(f"{file}: empty, but its name ends in {named_gzip}: "
+                                     f"Flink's reader would fail on the gzip header it lacks; "
+                                     f"remove it, or rename it")
                 if named_gzip:
                     fh.seek(0)
                     with gzip.GzipFile(fileobj=fh) as reader:

@@ -647,6 +647,28 @@ def test_a_snapshot_its_reader_would_fail_on_is_refused_before_flink_starts(tmp_
 
 
 @pytest.mark.unit
+def test_a_snapshot_file_flinks_decompression_by_name_fails_on_is_refused(tmp_path):
+    """Flink's reader decompresses by the name's end: an empty .gz (no gzip header: Java's
+    EOFException, where Python's gzip reads nothing) failed the job once Flink ran, as did a
+    name ending in xz (no xz library in Flink's), and bz2 or deflate on what is not so."""
+    import bz2
+    import zlib
+    from flowdredge.cli import check_local_locations
+    lines = b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":"a"}\n'
+    cases = {"empty.jsonl.gz": (b"", "empty.jsonl.gz: empty, but its name ends in gz"),
+             "changes.gzip": (b"", "changes.gzip: empty, but its name ends in gz"),
+             "changes.xz": (lines, "changes.xz: Flink's reader would decompress it as xz"),
+             "changes.jsonl.bz2": (bz2.compress(lines), "changes.jsonl.bz2: Flink's reader "
+                                                         "would decompress it as bz2"),
+             "changes.deflate": (zlib.compress(lines), "would decompress it as deflate")}
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        config = Config().replace(kinesis={"metadata_snapshot": str(tmp_path / name)})
+        with pytest.raises(ConfigError, match="kinesis.metadata_snapshot: .*" + message):
+            check_local_locations(config, str(tmp_path / "out"))
+
+
+@pytest.mark.unit
 def test_a_snapshot_folders_subfolder_flink_leaves_out_is_not_checked(tmp_path):
     """Flink's file source leaves out a folder whose name starts with '.' or '_' with all it
     holds: a cut .gz under the snapshot folder's _tmp/ or .git/ refused a snapshot the job
