@@ -193,7 +193,7 @@ def _accept(layout, table, positions, n_lines, earliest, latest, window_seconds,
     for i in layout.count_positions:
         bad |= values[i] > max_flow_bytes
     if layout.end_pos is not None:
-        # Both non-negative here: the difference cannot overflow.
+        # A difference that wraps around needs a negative start or end: a row bad already.
         span = values[layout.end_pos] - start
         wrong = (span < 0) | (span > MAX_FLOW_SECONDS)
         bad |= wrong if nulls[layout.end_pos] is None else wrong & ~nulls[layout.end_pos]
