@@ -87,8 +87,9 @@ def _report_line(output, rest: JobRest, writer, total_flows, since, closed) -> t
 def too_short(minutes: int, config: Config):
     """A warning when `minutes` of traffic may close no window, else None. Event time is the
     slowest shard's latest flow less flows.out_of_orderness_seconds, and a shard the last
-    delivery (DELIVERY_SECONDS of flows) sent nothing to holds it at the delivery before; a
-    demo's few records leave some shards out of a delivery."""
+    delivery (DELIVERY_SECONDS of flows) sent nothing to holds it at the delivery before:
+    each stream's records go to its shards in turn (demo_writer), so every shard has some
+    of every other delivery, but the last one's few records may leave shards out."""
     holding, window_s = config.flows.out_of_orderness_seconds, config.job.window_seconds
     needed = holding + DELIVERY_SECONDS + window_s
     if minutes * 60 >= needed:
@@ -97,6 +98,20 @@ def too_short(minutes: int, config: Config):
             f"slowest shard's latest flow (flows come in {DELIVERY_SECONDS // 60}-minute "
             f"deliveries) less flows.out_of_orderness_seconds ({holding} s); use --minutes "
             f"{-(-needed // 60)} or more")
+
+
+def demo_writer(kinesis, estate: Estate, rate: int, sleep) -> EstateWriter:
+    """Creates the demo's streams; the writer of `estate` to them. Each flow stream's records
+    go to its shards in turn: hashed by their keys, the few records of a delivery at a low
+    rate left a shard without flows of several deliveries, and a job reading them all within
+    kinesis.shard_idle_seconds held event time there, closing no window."""
+    for name, shards in [*FLOW_STREAMS.values(), (METADATA_STREAM, 1), (AGGREGATES_STREAM, 1)]:
+        kinesis_client.create_stream(kinesis, name, shards)
+    hash_keys = {name: [shard["HashKeyRange"]["StartingHashKey"]
+                        for shard in kinesis.list_shards(StreamName=name)["Shards"]]
+                 for name, _ in FLOW_STREAMS.values()}
+    return EstateWriter(kinesis, estate, {a: s for a, (s, _) in FLOW_STREAMS.items()},
+                        METADATA_STREAM, rate=rate, sleep=sleep, hash_keys=hash_keys)
 
 
 # The settings of the demo's own job that `flowdredge run` on its streams needs as well: see
@@ -195,22 +210,19 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
     stop = threading.Event()
     with LocalKinesis(os.path.join(output, "kinesis-local.log")) as server:
         progress(f"local Kinesis on {server.endpoint}; creating streams")
-        # A short demo's few records can leave a shard empty, and its producer may be done
-        # within the minute a never-heard shard holds event time: 10 s here. Restarts: the
-        # Kinesis connector's start-up race on a loaded machine (docs/streaming.md).
+        # The last delivery's few records can leave a shard out, which holds event time at
+        # the delivery before until it is idle, and the producer may be done within a
+        # minute: 10 s here. Restarts: the Kinesis connector's start-up race on a loaded
+        # machine (docs/streaming.md).
         cfg = config.replace(
             job={"checkpoint_interval_seconds": 5, **RUN_SETTINGS["job"]},
             kinesis={"endpoint": server.endpoint, **RUN_SETTINGS["kinesis"],
                      "flow_streams": ",".join(name for name, _ in FLOW_STREAMS.values()),
                      "metadata_stream": METADATA_STREAM, "metadata_snapshot": estate.snapshot,
                      "aggregates_stream": AGGREGATES_STREAM})
-        kinesis = kinesis_client.client(cfg.kinesis)
-        for name, shards in [*FLOW_STREAMS.values(), (METADATA_STREAM, 1),
-                             (AGGREGATES_STREAM, 1)]:
-            kinesis_client.create_stream(kinesis, name, shards)
         # Its pauses end at Ctrl-C: at a low rate one lasts up to a minute.
-        writer = EstateWriter(kinesis, estate, {a: s for a, (s, _) in FLOW_STREAMS.items()},
-                              METADATA_STREAM, rate=options.rate, sleep=stop.wait)
+        writer = demo_writer(kinesis_client.client(cfg.kinesis), estate, options.rate,
+                             stop.wait)
 
         def produce():
             writer.deliver(estate.deliveries, stop=stop.is_set)

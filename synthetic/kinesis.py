@@ -53,11 +53,14 @@ class EstateWriter:
 
     def __init__(self, kinesis, estate: Estate, streams: dict, metadata_stream: str,
                  rate: float = None, sleep=time.sleep, clock=time.monotonic,
-                 partition_key: str = None):
+                 partition_key: str = None, hash_keys: dict = None):
         """`partition_key`: one key for every flow record (one shard), instead of each
-        record's log stream."""
+        record's log stream. `hash_keys`: stream -> its shards' starting hash keys; that
+        stream's flow records go to its shards in turn, not by their keys' hash."""
         self.kinesis, self.estate = kinesis, estate
         self.partition_key = partition_key
+        self.hash_keys = hash_keys or {}
+        self.sent = dict.fromkeys(self.hash_keys, 0)   # stream -> its flow records written
         self.streams = streams                  # account -> stream name
         self.metadata = KinesisSink(kinesis, metadata_stream, METADATA_PARTITION_KEY)
         self.rate, self.sleep, self.clock = rate, sleep, clock
@@ -76,7 +79,7 @@ class EstateWriter:
                         return
                     batch = records[i:i + 50]
                     put_flow_records(KinesisSink(self.kinesis, stream, "unused"), batch,
-                                     self.partition_key)
+                                     self.partition_key, self._hash_keys(stream, len(batch)))
                     self.records_written += len(batch)
                     self.flows_written += sum(r.lines for r in batch)
                     if self.rate:
@@ -85,6 +88,13 @@ class EstateWriter:
             until = self.estate.changes_until(delivered)
             put_changelog_lines(self.metadata, self.estate.changes[self.changes_written:until])
             self.changes_written = max(self.changes_written, until)
+
+    def _hash_keys(self, stream: str, records: int):
+        shards = self.hash_keys.get(stream)
+        if not shards:
+            return None
+        first, self.sent[stream] = self.sent[stream], self.sent[stream] + records
+        return [shards[n % len(shards)] for n in range(first, first + records)]
 
     def put_raw(self, stream: str, data: bytes, key: str = "raw") -> None:
         KinesisSink(self.kinesis, stream, key).put([{"Data": data, "PartitionKey": key}])

@@ -78,10 +78,14 @@ def flow_records(paths, events_per_record: int = 500) -> list:
     return records
 
 
-def put_flow_records(sink, records, partition_key: str = None) -> None:
-    """`sink`: a connectors.publisher.sinks.KinesisSink (batches, retries)."""
-    sink.put([{"Data": r.data, "PartitionKey": partition_key or r.partition_key}
-              for r in records])
+def put_flow_records(sink, records, partition_key: str = None, hash_keys=None) -> None:
+    """`sink`: a connectors.publisher.sinks.KinesisSink (batches, retries). `hash_keys`: an
+    ExplicitHashKey a record (the shard it goes to), instead of its partition key's hash."""
+    entries = [{"Data": r.data, "PartitionKey": partition_key or r.partition_key}
+               for r in records]
+    for entry, hash_key in zip(entries, hash_keys or ()):
+        entry["ExplicitHashKey"] = hash_key
+    sink.put(entries)
 
 
 def put_changelog_lines(sink, lines) -> None:

@@ -18,6 +18,63 @@ def test_a_demo_too_short_to_close_a_window_says_so():
     assert too_short(11, config) is None
 
 
+class ShardedKinesis:
+    """Kinesis as the demo's writer uses it: streams of evenly split shards, a record in the
+    shard of its ExplicitHashKey, else of its partition key's MD5, as AWS places them."""
+
+    def __init__(self):
+        self.streams = {}   # name -> [records of each shard]
+
+    def create_stream(self, StreamName, ShardCount):
+        self.streams[StreamName] = [[] for _ in range(ShardCount)]
+
+    def describe_stream_summary(self, StreamName):
+        return {"StreamDescriptionSummary": {"StreamStatus": "ACTIVE", "StreamARN": StreamName}}
+
+    def list_shards(self, StreamName):
+        n = len(self.streams[StreamName])
+        return {"Shards": [{"ShardId": f"shardId-{i:012d}",
+                            "HashKeyRange": {"StartingHashKey": str(i * 2**128 // n)}}
+                           for i in range(n)]}
+
+    def put_records(self, Records, StreamName):
+        import hashlib
+        shards = self.streams[StreamName]
+        for entry in Records:
+            key = int(entry.get("ExplicitHashKey") or
+                      int(hashlib.md5(entry["PartitionKey"].encode()).hexdigest(), 16))
+            shards[key * len(shards) >> 128].append(entry["Data"])
+        return {"FailedRecordCount": 0, "Records": [{} for _ in Records]}
+
+
+@pytest.mark.unit
+def test_the_demos_traffic_at_a_low_rate_closes_windows_once_read_at_once(tmp_path):
+    """`--minutes 12 --rate 300` closed no window: hashed by their keys, the few records of
+    a delivery (5 on the second stream's 4 shards) left a shard with flows of the first
+    delivery only, and the job, reading every record within kinesis.shard_idle_seconds, held
+    event time (the slowest shard's latest flow start) there. Spread over the shards in turn,
+    every shard has flows of every delivery but the last."""
+    import gzip
+    import json
+    from flowdredge.synthetic.demo import demo_writer
+    from flowdredge.synthetic.estate import Scenario
+    from flowdredge.synthetic.kinesis import Estate
+    # The demo's estate at --rate 300 (its fewest flows) of a start whose keys left a shard out.
+    scenario = Scenario(start=1796621040, minutes=12, flows_per_minute=600)
+    estate = Estate(str(tmp_path / "inputs"), scenario)
+    kinesis = ShardedKinesis()
+    writer = demo_writer(kinesis, estate, rate=None, sleep=None)
+    writer.deliver(estate.deliveries)
+    starts = [max(int(event["message"].split()[10]) for record in shard
+                  for event in json.loads(gzip.decompress(record))["logEvents"])
+              for name, shards in kinesis.streams.items() if "flows" in name
+              for shard in shards]
+    config = Config()
+    event_time = min(starts) - config.flows.out_of_orderness_seconds
+    assert (event_time - scenario.start) // config.job.window_seconds >= 4, starts
+    assert too_short(scenario.minutes, config) is None
+
+
 @pytest.mark.unit
 def test_a_progress_line_gives_the_rate_of_its_interval(monkeypatch):
     """The rate was an average since the start: a stalled job showed 119/s, 59/s, 40/s."""
