@@ -3,6 +3,8 @@ against a savepoint's needs: every operator has a name and a uid, and each state
 keeps its uid when an output is added (enriched, the security views, the Kinesis outputs) or the
 parallelism and batching change. The job is built over streams on the local Kinesis API server,
 not run; tests/test_kinesis_savepoint.py restores a real savepoint for one of these upgrades."""
+import json
+
 import pytest
 
 import plans
@@ -48,8 +50,17 @@ def _sections(streams, change: dict) -> dict:
     return sections
 
 
+# Plans built so far, by config: tests that need the same plan share its build (a process and a
+# JVM's start each). Where the plan is built does not change it.
+_BUILT = {}
+
+
 def _operators(tmp_path, streams, change):
-    return plans.operators(tmp_path, _sections(streams, change))
+    sections = _sections(streams, change)
+    key = json.dumps(sections, sort_keys=True)
+    if key not in _BUILT:
+        _BUILT[key] = plans.operators(tmp_path, sections)
+    return _BUILT[key]
 
 
 @pytest.fixture(scope="module")

@@ -171,8 +171,16 @@ def base_plan(tmp_path_factory, layout):
     return plans.stateful(plans.operators(folder, BASE, *_layout(folder, layout), layout))
 
 
+# Plans built so far, by config and layout: tests that need the same plan share its build (a
+# process and a JVM's start each). Where the plan is built does not change it.
+_BUILT = {}
+
+
 def _operators(tmp_path, sections, layout):
-    return plans.operators(tmp_path, sections, *_layout(tmp_path, layout), layout)
+    key = (json.dumps(sections, sort_keys=True), layout)
+    if key not in _BUILT:
+        _BUILT[key] = plans.operators(tmp_path, sections, *_layout(tmp_path, layout), layout)
+    return _BUILT[key]
 
 
 @pytest.mark.minicluster
