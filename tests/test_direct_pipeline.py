@@ -51,40 +51,54 @@ def _direct(flows, metadata, output, config):
                   checkpoint_dir=os.path.join(output, "checkpoints")).execute("direct test")
 
 
+@pytest.fixture(scope="module")
+def direct_runs(inputs, tmp_path_factory):
+    """The job over the inputs' files at a parallelism, run once: the tests of the same run
+    read its outputs (a run is a mini-cluster's start)."""
+    flows, _, metadata, _ = inputs
+    runs = {}
+
+    def output(parallelism) -> str:
+        if parallelism not in runs:
+            runs[parallelism] = str(tmp_path_factory.mktemp(f"direct-p{parallelism}"))
+            _direct(flows, metadata, runs[parallelism], _config(parallelism))
+        return runs[parallelism]
+    return output
+
+
 @pytest.mark.parametrize("parallelism", [1, 2])
-def test_direct_files_give_the_contract_and_dead_letter_a_bad_file(inputs, tmp_path,
+def test_direct_files_give_the_contract_and_dead_letter_a_bad_file(inputs, direct_runs,
                                                                    parallelism):
     flows, out, metadata, truncated = inputs
     expected = reference.aggregates(flows[:1], [out.metadata_file])
-    _direct(flows, metadata, str(tmp_path), _config(parallelism))
+    output = direct_runs(parallelism)
 
-    assert job_aggregates(str(tmp_path)) == expected
-    counts = total_counts(str(tmp_path))
+    assert job_aggregates(output) == expected
+    counts = total_counts(output)
     assert counts["flows_aggregated"] == out.flows
     assert counts["flows_late"] == 0 and counts["groups_after_max_wait"] == 0
-    dead = [d for d in read_records(str(tmp_path), "dead_letter") if d["stage"] == "flows"]
+    dead = [d for d in read_records(output, "dead_letter") if d["stage"] == "flows"]
     assert [(d["reason"], d["source"]) for d in dead] == [("bad_gzip", truncated)]
     assert counts["dead_letter_bad_gzip"] == 1
 
 
-def test_direct_files_give_what_the_staged_replay_gives(inputs, tmp_path):
+def test_direct_files_give_what_the_staged_replay_gives(inputs, direct_runs, tmp_path):
     flows, out, metadata, _ = inputs
-    config = _config(2)
-    _direct(flows, metadata, str(tmp_path / "direct"), config)
-    run_replay(flows, [out.metadata_file], str(tmp_path / "staged"), config)
+    direct = direct_runs(2)
+    run_replay(flows, [out.metadata_file], str(tmp_path / "staged"), _config(2))
 
-    assert job_aggregates(str(tmp_path / "direct")) == job_aggregates(str(tmp_path / "staged"))
+    assert job_aggregates(direct) == job_aggregates(str(tmp_path / "staged"))
     # Every count too (the same records, parsed the same way), but how many flow groups found
     # the metadata behind them, which is timing.
 
     def counts(folder):
         return {k: v for k, v in total_counts(str(folder)).items() if k != "groups_waited"}
-    assert counts(tmp_path / "direct") == counts(tmp_path / "staged")
+    assert counts(direct) == counts(tmp_path / "staged")
 
     def dead(folder):
         return sorted((d["stage"], d["reason"], d["source"], d["excerpt"])
                       for d in read_records(str(folder), "dead_letter"))
-    assert dead(tmp_path / "direct") == dead(tmp_path / "staged")
+    assert dead(direct) == dead(tmp_path / "staged")
 
 
 def _as_firehose_objects(estate_flows, folder):
