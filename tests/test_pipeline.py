@@ -147,28 +147,18 @@ def test_conservation_with_bad_input_and_late_flows(generated, tmp_path, paralle
     assert counts["metadata_dead_letter"] == 4
 
 
-@pytest.mark.parametrize("parallelism", [1, 2])
-def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, parallelism):
-    """The ownership of 62,000 IPs is more broadcast state than the JobManager's memory takes
-    (5 MB): a replay checkpoints to files (job.checkpoint_dir, by default under its output),
-    so its checkpoints, one every second here, do not fail the run."""
+@pytest.fixture(scope="module")
+def large_estate(tmp_path_factory):
+    """An estate whose ownership is above the JobManager's limit, its reference aggregates
+    and its changelog's events; generated once for both parallelisms."""
     from flowdredge.synthetic.workload import Workload, generate as generate_workload
     inputs = generate_workload(Workload(flows=3000, minutes=3, instances=56_000,
-                                        cloudwatch_accounts=0, seed=3), str(tmp_path / "in"))
-    output = tmp_path / "out"
-    config = Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 1},
-                              outputs={"enriched": False, "security": False})
+                                        cloudwatch_accounts=0, seed=3),
+                               str(tmp_path_factory.mktemp("large") / "in"))
     expected = reference.aggregates([inputs.flows_dir], [inputs.metadata_file])
-    run_replay([inputs.flows_dir], [inputs.metadata_file], str(output), config)
-
-    assert job_aggregates(str(output)) == expected
-    counts = total_counts(str(output))
-    assert counts["flows_aggregated"] == inputs.flow_lines
     with open(inputs.metadata_file, encoding="utf-8") as fh:
         events = [parse_event(line) for line in fh]
-    assert counts["metadata_events"] == len(events) and counts["metadata_dead_letter"] == 0
-    assert os.path.isdir(output / "checkpoints")
-    # What makes the test: the state the job checkpointed is above the limit.
+    # What makes the test: the state the job checkpoints is above the limit.
     index = OwnershipIndex()
     for event in events:
         if event.type != HEARTBEAT:
@@ -176,6 +166,26 @@ def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(tmp_path, paral
     ips = {event.ip for event in events if event.type != HEARTBEAT}
     assert len(index) == len(ips) > 55_000
     assert sum(len(key) + len(value) for key, value in index.state_entries(ips)) > 5 << 20
+    return inputs, expected, events
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_replay_checkpoints_an_estate_above_the_jobmanager_limit(large_estate, tmp_path,
+                                                                 parallelism):
+    """The ownership of 62,000 IPs is more broadcast state than the JobManager's memory takes
+    (5 MB): a replay checkpoints to files (job.checkpoint_dir, by default under its output),
+    so its checkpoints, one every second here, do not fail the run."""
+    inputs, expected, events = large_estate
+    output = tmp_path / "out"
+    config = Config().replace(job={"parallelism": parallelism, "checkpoint_interval_seconds": 1},
+                              outputs={"enriched": False, "security": False})
+    run_replay([inputs.flows_dir], [inputs.metadata_file], str(output), config)
+
+    assert job_aggregates(str(output)) == expected
+    counts = total_counts(str(output))
+    assert counts["flows_aggregated"] == inputs.flow_lines
+    assert counts["metadata_events"] == len(events) and counts["metadata_dead_letter"] == 0
+    assert os.path.isdir(output / "checkpoints")
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
