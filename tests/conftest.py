@@ -1,3 +1,4 @@
+import concurrent.futures
 import logging
 import os
 import sys
@@ -40,9 +41,22 @@ def aws_examples():
     return blocks
 
 
+@pytest.fixture(scope="session")
+def cluster_stops():
+    """Stops clusters in the background (the `cluster` fixture); the session's end waits for
+    them, and a stop that failed fails there."""
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        stops = []
+        yield lambda c: stops.append(pool.submit(c.stop))
+        for stop in stops:
+            stop.result()
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A local standalone Flink cluster (operate.cluster) of two slots, for a module."""
+def cluster(tmp_path_factory, cluster_stops):
+    """A local standalone Flink cluster (operate.cluster) of two slots, for a module. Its stop,
+    6-13 s of waiting for the daemons to end, runs while the next tests do: the cluster's
+    ports and folder are its own."""
     from flowdredge.connectors.kinesis.local import free_port
     from flowdredge.operate.cluster import Cluster
     c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
@@ -51,7 +65,7 @@ def cluster(tmp_path_factory):
         c.start()
         yield c
     finally:
-        c.stop()
+        cluster_stops(c)
 
 
 @pytest.fixture(scope="module")
