@@ -30,11 +30,13 @@ def test_counters_and_gauges_are_published(tmp_path):
     config = Config().replace(job={"parallelism": 2, "checkpoint_interval_seconds": 2},
                               metadata={"poll_interval_ms": 200})
     port = free_port()
-    # Following the files keeps the job running, so its metrics stay readable.
+    # Following the files keeps the job running, so its metrics stay readable. The REST API's
+    # metrics at most a second old, not Flink's default 10 s: each wait below ends sooner.
     env = files_job(config, str(tmp_path / "flows.txt"), str(meta), str(tmp_path / "out"),
                     follow_seconds=1,
                     flink_options={"rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1",
-                                   "rest.port": str(port)})
+                                   "rest.port": str(port),
+                                   "metrics.fetcher.update-interval": "1000"})
     client = env.execute_async("flowdredge metrics test")
     job_id = str(client.get_job_id())
     with open(parts[0]) as fh:
