@@ -129,9 +129,10 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
     import sys
     import time
     demo_dir = tmp_path / "demo"
+    # Every flow read is what is asserted, no window: 4 minutes of traffic (8 s of writing).
     demo = subprocess.Popen(
         [sys.executable, "-m", "flowdredge.cli", "stream-demo", "--no-job", "--output",
-         str(demo_dir), "--minutes", "8", "--rate", "4000"],
+         str(demo_dir), "--minutes", "4", "--rate", "4000"],
         stderr=subprocess.PIPE, text=True, start_new_session=True, env=subprocess_env(),
         preexec_fn=ctrl_c_as_in_a_terminal)
     run = None
