@@ -100,6 +100,25 @@ def too_short(minutes: int, config: Config):
             f"{-(-needed // 60)} or more")
 
 
+class _Producer(threading.Thread):
+    """`produce` in a thread of its own; an error it ends with is kept (the local Kinesis
+    gone: the demo stops, saying why)."""
+
+    def __init__(self, produce):
+        super().__init__(name="producer", daemon=True)
+        self.produce, self.failed = produce, None
+
+    def run(self):
+        try:
+            self.produce()
+        except Exception as err:
+            self.failed = err
+
+    def failure(self) -> str:
+        return (f"writing the traffic to the local Kinesis failed: "
+                f"{type(self.failed).__name__}: {self.failed}")
+
+
 def demo_writer(kinesis, estate: Estate, rate: int, sleep) -> EstateWriter:
     """Creates the demo's streams; the writer of `estate` to them. Each flow stream's records
     go to its shards in turn: hashed by their keys, the few records of a delivery at a low
@@ -141,15 +160,7 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
     command = run_command(kin, config_file, os.path.join(folder, "run-output"))
     progress(f"no job here (--no-job): in another terminal, run\n  {command}")
     progress(f"producing {total_flows:,} flows at {rate:,} flows/s; Ctrl-C stops")
-    failed = []
-
-    def produce_beside():
-        try:
-            produce()
-        except Exception as err:   # the local Kinesis gone: the demo stops, saying why
-            failed.append(err)
-
-    producer = threading.Thread(target=produce_beside, name="producer", daemon=True)
+    producer = _Producer(produce)
     producer.start()
     try:
         next_report = time.monotonic() + report_seconds
@@ -159,9 +170,8 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
                 next_report += report_seconds
                 progress(f"{time.strftime('%H:%M:%S')} | written {writer.flows_written:,}/"
                          f"{total_flows:,} flows")
-        if failed:
-            progress(f"writing the traffic to the local Kinesis failed: "
-                     f"{type(failed[0]).__name__}: {failed[0]}")
+        if producer.failed:
+            progress(producer.failure())
             return 1
         progress(f"all {writer.flows_written:,} flows written; the local Kinesis stays up until "
                  f"Ctrl-C")
@@ -239,15 +249,7 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
         job_rest = JobRest(rest_url, job_id)
         progress(f"job {job_id} running (Flink UI and REST API: {rest_url}); producing "
                  f"{total_flows:,} flows at {options.rate:,} flows/s; Ctrl-C stops")
-        failed = []
-
-        def produce_beside():
-            try:
-                produce()
-            except Exception as err:   # the local Kinesis gone: the demo stops, saying why
-                failed.append(err)
-
-        producer = threading.Thread(target=produce_beside, name="producer", daemon=True)
+        producer = _Producer(produce)
         began = time.monotonic()
         producer.start()
         finished, closed, since = False, 0, (began, 0)
@@ -255,9 +257,8 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
             next_report = began + options.report_seconds
             while True:
                 time.sleep(1)
-                if failed:
-                    progress(f"writing the traffic to the local Kinesis failed: "
-                             f"{type(failed[0]).__name__}: {failed[0]}")
+                if producer.failed:
+                    progress(producer.failure())
                     return 1
                 status = job_status(job)
                 if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
@@ -267,7 +268,7 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
                 # Every record written read, and every changelog event: the flows of the last
                 # deliveries wait for the changelog written after them (writer.finish).
                 counts = total_counts(output)
-                done = not failed and not producer.is_alive() and \
+                done = not producer.failed and not producer.is_alive() and \
                     counts["records_in"] >= writer.records_written and \
                     counts["metadata_events"] + counts["metadata_dead_letter"] >= \
                     estate.snapshot_events + writer.changes_written
