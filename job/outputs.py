@@ -107,31 +107,38 @@ def _check_text(output_dir: str) -> None:
                           f"carry: choose another") from None
 
 
-def hold_output(output_dir: str, busy: str = ""):
+def hold_output(output_dir: str, holder: str = "flowdredge run",
+                why: str = "two jobs from one checkpoint commit every flow twice"):
     """A lock on the local folder `output_dir`, held while the returned file is open (the
     system lets it go when the process ends, however it ends). A second job writing there, a
     --resume started while the first still ran, restored the same checkpoint and committed
-    every flow a second time. `busy`: what the refusal says when another process holds it."""
+    every flow a second time. The lock file names its `holder` and process, so that a refused
+    command says which one to stop; `why`: what two of them there would do."""
     _check_text(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"--output {output_dir}: not a folder")
     try:
         os.makedirs(output_dir, exist_ok=True)
-        held = open(os.path.join(output_dir, RUN_LOCK), "a")
+        # "a", not "w": a refused opener must not empty the holder's name.
+        held = open(os.path.join(output_dir, RUN_LOCK), "a+", encoding="utf-8")
     except OSError as err:
         raise OutputError(f"--output {output_dir}: cannot write there "
                           f"({err.strerror or err})") from None
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        held.seek(0)
+        named = held.read(200).partition("\n")[0].strip()
         held.close()
-        raise OutputError(f"--output {output_dir}: " + (
-            busy or f"another flowdredge run writes there (it holds {RUN_LOCK}); stop it "
-                    f"first: two jobs from one checkpoint commit every flow twice")) from None
+        raise OutputError(f"--output {output_dir}: {named or 'another flowdredge command'} "
+                          f"writes there (it holds {RUN_LOCK}); stop it first: {why}") from None
     except OSError as err:   # a file system without locks (some NFS and FUSE mounts)
         held.close()
         raise OutputError(f"--output {output_dir}: cannot lock {RUN_LOCK} there "
                           f"({err.strerror or err}); use a local folder") from None
+    held.truncate(0)
+    held.write(f"{holder} (pid {os.getpid()})\n")
+    held.flush()
     return held
 
 

@@ -19,7 +19,7 @@ from flowdredge.connectors.kinesis.local import LocalKinesis
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
-from flowdredge.job.outputs import (RUN_LOCK, hold_output, read_records, remove_outputs,
+from flowdredge.job.outputs import (hold_output, read_records, remove_outputs,
                                      total_counts)
 from flowdredge.explore.health import READ_ERRORS, JobRest
 from flowdredge.explore.summary import attributed_share, render, summarize
@@ -188,10 +188,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
     output = options.output
     # Held until the demo ends: a second demo there removed the inputs, checkpoints and
     # outputs of this one as it ran.
-    lock = hold_output(output, busy=f"another flowdredge command writes there (it holds "
-                                    f"{RUN_LOCK}): a demo would remove its inputs, checkpoints "
-                                    f"and outputs under it; stop it first, or give another "
-                                    f"--output")
+    lock = hold_output(output, holder="flowdredge stream-demo",
+                       why="a demo would remove its inputs, checkpoints and outputs under it; "
+                           "or give another --output")
     with lock:
         return _demo(config, options, progress)
 

@@ -279,7 +279,7 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
 
     def run_until_stopped(job, rest_url, report_seconds, checkpoints, guard):
         # Held while the job runs.
-        with pytest.raises(OutputError, match="another flowdredge run writes there"):
+        with pytest.raises(OutputError, match=r"flowdredge run \(pid \d+\) writes there"):
             hold_output(str(out))
         caplog.clear()   # the start's warning of job.max_restarts 0
         guard.check()
@@ -292,7 +292,7 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
             guard.check()
         assert [r.getMessage().split(":")[0] for r in caplog.records] == [
             f"{out / RUN_LOCK} was deleted while this job ran (its output folder with it?)"]
-        with pytest.raises(OutputError, match="another flowdredge run writes there"):
+        with pytest.raises(OutputError, match=r"flowdredge run \(pid \d+\) writes there"):
             hold_output(str(out))
         notes = out / ".flowdredge-run.json"
         assert json.loads(notes.read_text())["j1"]["streams"] == {"arn:f": 1}
@@ -323,7 +323,7 @@ def test_a_second_run_on_an_output_a_run_writes_is_refused(tmp_path, monkeypatch
     monkeypatch.setattr(cli, "_run_until_stopped", run_until_stopped)
     args = cli.parser().parse_args(["run", "--output", str(out), "--flow-streams", "f",
                                     "--metadata-stream", "m"])
-    with pytest.raises(OutputError, match="another flowdredge run writes there"):
+    with pytest.raises(OutputError, match=r"flowdredge run \(pid \d+\) writes there"):
         cli.cmd_run(args)
     assert started == [] and (out / RUN_LOCK).exists()
     held.close()   # as the system does when the first process ends, however it ends

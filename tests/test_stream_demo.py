@@ -186,9 +186,26 @@ def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, mo
     (output / "inputs").mkdir(parents=True)
     (output / "inputs" / "snapshot.jsonl").write_text("{}\n")
     with hold_output(str(output)):   # the first demo, running
-        with pytest.raises(OutputError, match="another flowdredge command writes there"):
+        with pytest.raises(OutputError, match=r"flowdredge run \(pid \d+\) writes there .*"
+                                              r"a demo would remove its inputs"):
             run_demo(Config(), DemoOptions(str(output), job=False), print)
     assert (output / "inputs" / "snapshot.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.unit
+def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
+    """A `flowdredge run` into the folder of a running stream-demo was refused as held by
+    "another flowdredge run" (a review): the lock file now names its holder, and the next
+    holder, once the first has ended, its own."""
+    from flowdredge.job.outputs import RUN_LOCK, OutputError, hold_output
+    output = tmp_path / "demo"
+    with hold_output(str(output), holder="flowdredge stream-demo"):
+        with pytest.raises(OutputError, match=rf"^--output {output}: flowdredge stream-demo "
+                                              rf"\(pid {os.getpid()}\) writes there \(it "
+                                              rf"holds {RUN_LOCK}\); stop it first: two jobs"):
+            hold_output(str(output))
+    with hold_output(str(output)):
+        assert (output / RUN_LOCK).read_text() == f"flowdredge run (pid {os.getpid()})\n"
 
 
 @pytest.mark.unit
