@@ -38,6 +38,7 @@ from flowdredge.schemas.metadata import METADATA_EVENT
 from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, COUNTS_STAGE,
                                         DATA_QUALITY, DEAD_LETTER, ENRICHED_OWNER_KEYS,
                                         LATE_EXTRA_KEYS, TCP_FLAGS_NAMES)
+from flowdredge.schemas.settings import integer
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_WINDOW_SECONDS = JobSection().window_seconds   # when no config sets it
@@ -407,7 +408,7 @@ def parse_time(text: str) -> int:
     the years the job reads flows of (2010-2099), so that epoch milliseconds (a changelog's
     ts) are told, not read as a time thousands of years ahead that matches nothing."""
     text = str(text).strip()
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?[0-9]+", text):
         seconds = int(text)
     else:
         try:
@@ -430,7 +431,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> int:
     """Seconds from 90, 90s, 15m, 1h or 1d; at most the span of times the job reads flows of,
     which a longer one only overflows (DuckDB failed on a --within of 10**40 s: a review)."""
-    match = re.fullmatch(r"(\d+)([smhd]?)", str(text).strip())
+    match = re.fullmatch(r"([0-9]+)([smhd]?)", str(text).strip())
     if not match or int(match.group(1)) <= 0:
         raise QueryError(f"{text!r} is not a duration: give a positive number of seconds or "
                          f"a number with a unit s, m, h or d (15m, 1h, 1d)")
@@ -454,7 +455,7 @@ def whole_number(lowest: int, highest: int):
         # Text or an exact int: int() made 443.9 443 and True 1 (a review); a number of
         # thousands of digits is none of these ranges' anyway.
         try:
-            value = (int(text) if isinstance(text, str) and len(text.strip()) < 40
+            value = (integer(text) if isinstance(text, str) and len(text.strip()) < 40
                      else text if type(text) is int else None)
         except ValueError:
             value = None

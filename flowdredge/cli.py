@@ -14,6 +14,7 @@ import time
 
 from flowdredge.connectors import logs
 from flowdredge.job import config as config_mod
+from flowdredge.schemas.settings import integer
 from flowdredge.synthetic.estate import Scenario
 
 SCENARIO = Scenario()
@@ -633,7 +634,7 @@ def _query_parser(sub) -> None:
 def _at_least(least: int, kind: str):
     def parse(text: str) -> int:
         try:
-            number = int(text)
+            number = integer(text)
         except ValueError:
             number = None
         if number is None or number < least:
@@ -654,11 +655,11 @@ def parser() -> argparse.ArgumentParser:
     def estate_options(sp):
         sp.add_argument("--minutes", type=_positive, default=SCENARIO.minutes)
         sp.add_argument("--flows-per-minute", type=_positive, default=SCENARIO.flows_per_minute)
-        sp.add_argument("--seed", type=int, default=SCENARIO.seed)
+        sp.add_argument("--seed", type=integer, default=SCENARIO.seed)
 
     def common(sp):
         sp.add_argument("--config", help="YAML file or application_properties.json")
-        sp.add_argument("--parallelism", type=int, help="overrides job.parallelism")
+        sp.add_argument("--parallelism", type=integer, help="overrides job.parallelism")
 
     demo = sub.add_parser("demo", help="generate a synthetic estate and replay it (no AWS needed)",
                           epilog="The streaming demo (a local Kinesis, a producer, the job): "
@@ -682,7 +683,7 @@ def parser() -> argparse.ArgumentParser:
                              help="flows per second the producer writes")
     stream_demo.add_argument("--minutes", type=_positive,
                              help="minutes of the estate's traffic (event time) to write")
-    stream_demo.add_argument("--seed", type=int)
+    stream_demo.add_argument("--seed", type=integer)
     stream_demo.add_argument("--report-seconds", type=_positive,
                              help="seconds between progress lines")
     stream_demo.add_argument("--no-job", action="store_true",
@@ -700,7 +701,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata-stream", help="overrides kinesis.metadata_stream")
     run.add_argument("--metadata-snapshot", help="overrides kinesis.metadata_snapshot")
     run.add_argument("--job-name", default=config_mod.JOB_NAME)
-    run.add_argument("--rest-port", type=int, default=0,
+    run.add_argument("--rest-port", type=integer, default=0,
                      help="port of the local Flink UI and REST API (default: a free one, printed)")
     run.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                      help="continue an earlier run into the same --output from its newest "

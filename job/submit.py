@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from flowdredge.job import config as config_mod, managed
+from flowdredge.schemas.settings import integer
 
 # What --flows holds (as io.flows_layout in job.managed, with its default).
 FLOWS_LAYOUTS = managed.FLOWS_LAYOUTS
@@ -32,10 +33,10 @@ def parser() -> argparse.ArgumentParser:
                         "followed")
     p.add_argument("--metadata", help="folder of changelog files (with --flows)")
     p.add_argument("--output", required=True)
-    p.add_argument("--follow-seconds", type=int,
+    p.add_argument("--follow-seconds", type=integer,
                    help=f"how often the sources look for new files (staged layout; default "
                         f"{FOLLOW_SECONDS})")
-    p.add_argument("--parallelism", type=int, help="overrides job.parallelism")
+    p.add_argument("--parallelism", type=integer, help="overrides job.parallelism")
     p.add_argument("--job-name", default=config_mod.JOB_NAME)
     return p
 

@@ -30,6 +30,7 @@ from flowdredge.explore.health import JobRest, read_health, status_line
 from flowdredge.job.config import load as load_config
 from flowdredge.job.outputs import UNMAPPED_STATE, unmapped_state_error
 from flowdredge.job.submit import FLOWS_LAYOUT, FLOWS_LAYOUTS, FOLLOW_SECONDS
+from flowdredge.schemas.settings import integer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DIR = os.path.join(ROOT, ".cluster")
@@ -489,12 +490,12 @@ def parser() -> argparse.ArgumentParser:
         parser_.add_argument("--dir", default=DEFAULT_DIR if default is None else default,
                              help="conf, logs, pids, savepoints (default .cluster/ in the "
                                   "checkout)")
-        parser_.add_argument("--rest-port", type=int, default=default,
+        parser_.add_argument("--rest-port", type=integer, default=default,
                              help=f"start: default {DEFAULT_REST_PORT}; the other commands: "
                                   f"the port the cluster of --dir was started with")
-        parser_.add_argument("--rpc-port", type=int, default=default,
+        parser_.add_argument("--rpc-port", type=integer, default=default,
                              help=f"as --rest-port (default {DEFAULT_RPC_PORT})")
-        parser_.add_argument("--slots", type=int, default=2 if default is None else default,
+        parser_.add_argument("--slots", type=integer, default=2 if default is None else default,
                              help="TaskManager slots (>= parallelism)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("start", parents=[shared], help="start a JobManager and a TaskManager")
@@ -514,8 +515,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-non-restored-state", action="store_true",
                      help="with --from-savepoint: drop the state of operators the new job no "
                           "longer has (docs/operations.md, upgrades)")
-    run.add_argument("--parallelism", type=int, help="overrides job.parallelism")
-    run.add_argument("--follow-seconds", type=int,
+    run.add_argument("--parallelism", type=integer, help="overrides job.parallelism")
+    run.add_argument("--follow-seconds", type=integer,
                      help=f"how often the sources look for new files (staged layout only; "
                           f"default {FOLLOW_SECONDS})")
     run.add_argument("--flows-layout", choices=FLOWS_LAYOUTS, default=FLOWS_LAYOUT,
@@ -541,7 +542,7 @@ def parser() -> argparse.ArgumentParser:
     fd.add_argument("--name", help="file name (default: feed-<epoch ms>)")
     fd.add_argument("--config", help="the job's YAML or application_properties.json: its "
                                       "flows and metadata limits (default: the defaults)")
-    fd.add_argument("--chunk-lines", type=int,
+    fd.add_argument("--chunk-lines", type=integer,
                     help=f"flow lines a staged record (default: the config's flows.chunk_lines, "
                          f"{FlowsSection().chunk_lines} by default)")
     return p

@@ -5,7 +5,7 @@ A section is a frozen dataclass whose fields are declared with `setting(...)`. A
 typed the same way whether it comes from YAML (native values) or from application properties
 (strings only), by the field's type:
 
-- int: an integer or its digits (a float is refused, not truncated: 90.7 is not 90), within
+- int: an integer or its ASCII digits (a float is refused, not truncated: 90.7 is not 90), within
   [minimum, maximum]; the maximum is a Java int's unless wider (numbers reach Java);
 - bool: true or false, in any case;
 - str: a string (a YAML number is taken as its text), optionally one of `choices` or matching
@@ -46,10 +46,22 @@ def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: i
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# int() also takes other scripts' digits ("١٢", "１２") and blanks, as str.isdigit() and re's \d
+# and \s do.
+_INTEGER = re.compile(r"\s*[-+]?[0-9]+\s*", re.ASCII).fullmatch
+
+
+def integer(text: str) -> int:
+    """An integer written in ASCII digits (a sign and blanks around allowed), for command-line
+    flags (argparse says "invalid integer value"); ValueError otherwise."""
+    if not _INTEGER(text):
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(text)
+
+
 def _int(where: str, meta, value) -> int:
     # bool is an int in Python, and int(90.7) truncates: both are refused.
-    if isinstance(value, (bool, float)) or (isinstance(value, str)
-                                            and not re.fullmatch(r"\s*[-+]?\d+\s*", value)):
+    if isinstance(value, (bool, float)) or (isinstance(value, str) and not _INTEGER(value)):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     try:
         number = int(value)

@@ -27,6 +27,7 @@ import numpy as np
 
 from flowdredge.synthetic.estate import ZONES, AddressPool, Ownership, account_id, owner
 from flowdredge.synthetic.formats import stamp, write_changelog, write_cloudwatch, write_s3
+from flowdredge.schemas.settings import integer
 
 REGIONS = tuple(ZONES)
 SERVICE_PORTS = (443, 8080, 8443, 9092, 6379, 7001, 9042, 5432, 3306, 9200, 53)
@@ -389,10 +390,10 @@ def main(argv=None) -> int:
     import argparse
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output", required=True)
-    p.add_argument("--flows", type=int, default=Workload.flows)
-    p.add_argument("--minutes", type=int, default=Workload.minutes)
-    p.add_argument("--cloudwatch-accounts", type=int, default=Workload.cloudwatch_accounts)
-    p.add_argument("--seed", type=int, default=Workload.seed)
+    p.add_argument("--flows", type=integer, default=Workload.flows)
+    p.add_argument("--minutes", type=integer, default=Workload.minutes)
+    p.add_argument("--cloudwatch-accounts", type=integer, default=Workload.cloudwatch_accounts)
+    p.add_argument("--seed", type=integer, default=Workload.seed)
     args = p.parse_args(argv)
     g = generate(Workload(flows=args.flows, minutes=args.minutes, seed=args.seed,
                           cloudwatch_accounts=args.cloudwatch_accounts), args.output)

@@ -1,6 +1,7 @@
 """The `flowdredge` command as a user runs it (a subprocess)."""
 import gzip
 import os
+import re
 import subprocess
 import sys
 
@@ -387,3 +388,31 @@ def test_flowdredge_run_without_restarts_says_a_failure_ends_it(tmp_path, capsys
                          "--metadata-stream", "m", *more]) == 0
         err = capsys.readouterr().err
         assert ("job.max_restarts is 0: the first failure ends this run" in err) is warned, err
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("digits", ("\u0661\u0662", "\uff11\uff12"))
+def test_an_integer_flag_is_ascii_digits_only(capsys, digits):
+    """int() took "١٢" as 12: `--parallelism ١٢` ran twelve-wide, `--within ١٥m` 15 minutes."""
+    from flowdredge.explore.query import QueryError, parse_duration, parse_time, whole_number
+    from flowdredge.job import submit
+    from flowdredge.operate import cluster
+    from flowdredge.synthetic import workload
+    for parse, argv, said in (
+            (cli.parser().parse_args, ["generate", "--output", "o", "--minutes", digits],
+             f"argument --minutes: expected a positive integer, got '{digits}'"),
+            (cli.parser().parse_args, ["replay", "--flows", "f", "--metadata", "m", "--output",
+                                       "o", "--parallelism", digits],
+             f"argument --parallelism: invalid integer value: '{digits}'"),
+            (submit.parser().parse_args, ["--output", "o", "--follow-seconds", digits],
+             f"argument --follow-seconds: invalid integer value: '{digits}'"),
+            (cluster.parser().parse_args, ["start", "--slots", digits],
+             f"argument --slots: invalid integer value: '{digits}'"),
+            (workload.main, ["--output", "o", "--flows", digits],
+             f"argument --flows: invalid integer value: '{digits}'")):
+        with pytest.raises(SystemExit) as refused:
+            parse(argv)
+        assert refused.value.code == 2 and capsys.readouterr().err.endswith(f"{said}\n")
+    for parse in (parse_time, parse_duration, whole_number(0, 100)):
+        with pytest.raises(QueryError, match=re.escape(repr(digits))):
+            parse(digits)

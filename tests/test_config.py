@@ -413,3 +413,41 @@ def test_the_local_jvm_gets_the_heap_cap(tmp_path, heap, jvm_args, expected, scr
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) in expected
+
+
+# int() and str.isdigit() take other scripts' digits too: Arabic-Indic, fullwidth, Devanagari.
+OTHER_DIGITS = ("\u0661\u0662", "\uff11\uff12", "\u0967\u0968")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("digits", OTHER_DIGITS)
+def test_a_setting_s_digits_are_ascii_only(tmp_path, digits):
+    """Before: "١٢" was a window of 12 s, and "١٢٣٤٥٦٧٨٩٠١٢" a publisher's account id."""
+    from flowdredge.connectors.publisher import config as publisher_config
+    from flowdredge.job import managed
+    got = f"expected an integer, got '{digits}'"
+    (tmp_path / "c.yaml").write_text(f"job: {{window_seconds: '{digits}'}}\n", encoding="utf-8")
+    (tmp_path / "u.yaml").write_text(f"kinesis: {{batch_records: {digits}}}\n", encoding="utf-8")
+    groups = to_application_properties(Config())
+    groups.append({"PropertyGroupId": "io", "PropertyMap": {
+        "flows": "f", "metadata": "m", "output": "o", "follow_seconds": digits}})
+    (tmp_path / "p.json").write_text(json.dumps(groups))
+    for path, field in (("c.yaml", "job.window_seconds"), ("u.yaml", "kinesis.batch_records")):
+        with pytest.raises(ConfigError, match="^" + re.escape(f"{field}: {got}") + "$"):
+            load(str(tmp_path / path))
+    with pytest.raises(ConfigError, match="^" + re.escape(f"io.follow_seconds: {got}") + "$"):
+        managed.load(str(tmp_path / "p.json"))
+    publisher = {"accounts": ["123456789012"], "regions": ["us-east-1"],
+                 "output": {"path": "p"}}
+    with pytest.raises(ConfigError, match="^" + re.escape(f"aws.max_attempts: {got}") + "$"):
+        publisher_config.from_dict({**publisher, "aws": {"max_attempts": digits}})
+    for doc, field in (({**publisher, "accounts": [digits * 6]}, "accounts[0].id"),
+                       ({**publisher, "regions": [f"us-east-{digits}"]}, "regions"),
+                       ({**publisher, "accounts": [{"id": "123456789012", "role_arn":
+                        f"arn:aws:iam::{digits * 6}:role/r"}]}, "accounts[0].role_arn")):
+        with pytest.raises(ConfigError, match="^" + re.escape(f"{field}: '") + ".* is not "):
+            publisher_config.from_dict(doc)
+    (tmp_path / "r.yaml").write_text(f"kinesis: {{region: 'eu-west-{digits}'}}\n",
+                                     encoding="utf-8")
+    with pytest.raises(ConfigError, match="kinesis.region: .* is not an AWS region"):
+        load(str(tmp_path / "r.yaml"))

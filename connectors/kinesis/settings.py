@@ -7,7 +7,7 @@ from flowdredge.schemas.settings import STRINGS, ConfigError, setting
 
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
-STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
+STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/)?[a-zA-Z0-9_.-]{1,128}"
 STREAM_NAME = "a stream name or ARN"
 
 
@@ -40,7 +40,7 @@ def source_labels(arns) -> list:
 class KinesisSection:
     """The streaming job's Kinesis Data Streams (`flowdredge run`, a cluster, Managed Flink);
     docs/streaming.md. Streams are names (resolved to ARNs at start) or ARNs."""
-    region: str = setting("us-east-1", pattern=r"[a-z]{2}(-[a-z]+)+-\d",
+    region: str = setting("us-east-1", pattern=r"[a-z]{2}(-[a-z]+)+-[0-9]",
                           expected="an AWS region such as eu-west-1")
     # Empty: AWS's endpoint for the region. A URL such as http://127.0.0.1:4568 for a local
     # Kinesis API server (then credentials are the AWS_* variables, or dummy ones).

@@ -14,7 +14,7 @@ from flowdredge.schemas.settings import STRINGS, ConfigError, setting
 
 log = logging.getLogger(__name__)
 
-REGION = r"[a-z]{2}(-[a-z]+)+-\d+"
+REGION = r"[a-z]{2}(-[a-z]+)+-[0-9]+"
 REGION_NAME = "a region name like us-east-1"
 
 
@@ -26,9 +26,9 @@ def regions():
 class Account:
     # An unquoted id is a number in YAML; settings' YAML reader keeps one with a leading zero
     # as its text, so a number is taken as written, never padded: 12345 is a typo, not an id.
-    id: str = setting("", pattern=r"\d{12}", expected="a 12-digit account id (quoted in YAML)")
+    id: str = setting("", pattern=r"[0-9]{12}", expected="a 12-digit account id (quoted in YAML)")
     # Empty: the publisher's own credentials read this account.
-    role_arn: str = setting("", pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/.+",
+    role_arn: str = setting("", pattern=r"arn:aws[a-z-]*:iam::[0-9]{12}:role/.+",
                             expected="arn:aws:iam::<account>:role/<name>")
     external_id: str = ""
     # Empty: the top-level `regions`.
