@@ -35,7 +35,7 @@ from flowdredge.connectors.publisher.publisher import (NOT_READ, EventTail, Publ
 from flowdredge.connectors.publisher.sinks import (FileSink, KinesisSink, SinkError,
                                                   check_snapshot_target, clocks_path,
                                                   encode, write_snapshot)
-from flowdredge.job.ownership import OwnershipIndex, parse_event
+from flowdredge.job.ownership import MetaEventError, OwnershipIndex, parse_event
 
 pytestmark = pytest.mark.unit
 
@@ -1461,7 +1461,7 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
         fh.write(json.dumps({**assign_event("10.0.0.8", T0, owner("x", "x", "-", "eni-y", "i-y",
                                                                   "instance")),
                              "app": True}) + "\n")
-    with pytest.raises(ValueError, match="is not a file of ASSIGN events: app True is not text"):
+    with pytest.raises(ValueError, match="is not a file of ASSIGN events: line 2: app True is not text"):
         cli._read_snapshot(snap, None)
     # Its addresses as the publisher writes them, its times Java's longs (an ip 10 failed the
     # first poll's sort; a ts of 10**30 was taken).
@@ -1486,9 +1486,35 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
     assert "no clocks beside the snapshot (maximum recursion depth exceeded" in caplog.text
     with open(snap, "a") as fh:
         fh.write("[" * 100_000 + "]" * 100_000 + "\n")
-    with pytest.raises(ValueError, match="is not a file of ASSIGN events: a line nested deeper "
+    with pytest.raises(ValueError, match="is not a file of ASSIGN events: line 2: nested deeper "
                                          "than the JSON decoder goes"):
         cli._read_snapshot(snap, None)
+
+
+def test_a_snapshot_line_giving_a_key_twice_is_refused_naming_its_line(tmp_path):
+    """A review: json kept a repeated key's last value, so a --resume held the owner of an
+    ASSIGN the job dead-letters (applied as an UNASSIGN), or of a ts or ip the job never
+    applied. Refused, as any other line that is no event the publisher writes, by its line."""
+    good = assign_event("10.0.0.8", T0, owner("x", "x", "-", "eni-y", "i-y", "instance"))
+    head = json.dumps(good, separators=(",", ":"))[:-1]
+    snap = str(tmp_path / "snap.jsonl")
+    for twice, key in ((head + ',"app":"other"}', "app"),
+                       (head + ', "app" : "other"}', "app"),
+                       (head + ',"resource_id":"arn:aws:x","ts":1}', "resource_id, ts")):
+        with pytest.raises(MetaEventError) as dead:   # the job's dead letter
+            parse_event(twice)
+        assert "twice in one object" in dead.value.detail
+        with open(snap, "w") as fh:
+            fh.write(json.dumps(good) + "\n\n" + twice + "\n")
+        with pytest.raises(ValueError) as refused:
+            cli._read_snapshot(snap, None)
+        assert str(refused.value) == (f"snapshot {snap} is not a file of ASSIGN events: line 3: "
+                                      f"the key(s) {key} twice in one object (JSON keeps the "
+                                      f"last)")
+    # Values holding `":` or a blank before a colon are no repeated key.
+    with open(snap, "w") as fh:
+        fh.write(json.dumps({**good, "app": 'a":b', "cluster": 'c" :d'}) + "\n")
+    assert cli._read_snapshot(snap, None).holdings["10.0.0.8"].owner.app == 'a":b'
 
 
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -81,9 +82,13 @@ def _snapshot_bytes(location: str, s3_client_factory) -> tuple:
 def _read_snapshot(location: str, s3_client_factory):
     body, written_ms = _snapshot_bytes(location, s3_client_factory)
     clocks = _snapshot_clocks(location, body, s3_client_factory)
+    read = [0]   # the number of the line read last, for an error
+
     def events():
         # One line at a time: a list of a million events' dicts took 1.6 GB (bench.publisher).
-        return (json.loads(line) for line in io.BytesIO(body) if line.strip())
+        for read[0], line in enumerate(io.BytesIO(body), 1):
+            if line.strip():
+                yield _snapshot_event(line)
     try:
         # Written when it was taken: its time bounds the changes found after it, where its
         # clocks do not say when each scope was last read.
@@ -93,10 +98,36 @@ def _read_snapshot(location: str, s3_client_factory):
             log.warning(f"{clocks_path(location)}: {err}: {_AFTER_SNAPSHOT}")
             return state_from_snapshot(events(), written_ms)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: {err}") from None
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: line {read[0]}: "
+                         f"{err}") from None
     except RecursionError:   # a traceback before
-        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: a line nested "
-                         f"deeper than the JSON decoder goes") from None
+        raise ValueError(f"snapshot {location} is not a file of ASSIGN events: line {read[0]}: "
+                         f"nested deeper than the JSON decoder goes") from None
+
+
+# A blank between a key and its colon.
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:').search
+
+
+def _snapshot_event(line: bytes):
+    """A snapshot line's JSON value, refused when an object in it gives a key twice: json keeps
+    the last value, where the job dead-letters such a changelog line. A key is spelt `"` then
+    `:` when no blank comes between, and so is nothing else but an escaped quote before a
+    colon: as many as the object's keys means none is repeated, without a second parse."""
+    doc = json.loads(line)
+    if isinstance(doc, dict) and (line.count(b'":') != len(doc) or _SPACED_KEY(line)):
+        json.loads(line, object_pairs_hook=_keys_once)
+    return doc
+
+
+def _keys_once(pairs: list) -> dict:
+    doc = dict(pairs)
+    if len(doc) < len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"the key(s) {', '.join(twice)} twice in one object (JSON keeps the "
+                         f"last)")
+    return doc
 
 
 _AFTER_SNAPSHOT = ("changes found are dated after the snapshot's time (its file's modification "
