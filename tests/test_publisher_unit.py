@@ -1,6 +1,7 @@
 """The publisher's pure parts: naming, owner derivation, reconciliation, events, config, sinks."""
 import dataclasses
 import gc
+import io
 import json
 import os
 import re
@@ -834,6 +835,72 @@ def test_event_tail_from_the_end_passes_over_what_is_there_and_reads_a_bounded_a
     assert tail.read() == ['{"a long line":1}']   # longer than a read: whole all the same
     assert tail.read() == []
     assert EventTail(str(tmp_path / "none.jsonl"), from_end=True).read() == []
+
+
+@pytest.fixture
+def bytes_read(monkeypatch):
+    """The size of each read of the events file."""
+    import flowdredge.connectors.publisher.publisher as publisher_module
+    sizes = []
+
+    class Counted(io.FileIO):
+        def read(self, size=-1):
+            data = super().read(size)
+            sizes.append(len(data))
+            return data
+    monkeypatch.setattr(publisher_module, "open", lambda path, mode: Counted(path, "r"),
+                        raising=False)
+    return sizes
+
+
+def test_an_event_line_not_ended_yet_is_read_once_until_it_ends(tmp_path, bytes_read):
+    """A line without its line feed (a writer that died mid-line, a file without line feeds)
+    was read whole, from its start to the file's end, at every check: all of it in memory,
+    again and again."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a":1}\n{"half":' + b"x" * 5000)
+    tail = EventTail(str(path), read_bytes=1000)
+    assert tail.read() == ['{"a":1}'] and tail.read() == [] and tail.read() == []
+    assert sum(bytes_read) < 6000 + 1000 and max(bytes_read) <= 1000
+    with open(path, "ab") as fh:
+        fh.write(b'"}\n{"b":2}\n')
+    assert tail.read() == ['{"half":' + "x" * 5000 + '"}']   # whole once it ends
+    assert tail.read() == ['{"b":2}']
+
+
+def test_an_event_line_over_the_cap_is_said_counted_and_passed_over(tmp_path, bytes_read):
+    """A line over events.max_line_bytes is one line said and counted unreadable, never held;
+    what follows it is read."""
+    from flowdredge.connectors.publisher.publisher import LongLine
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a":1}\n{"never":"' + b"y" * 20_000)   # a writer going on without end
+    tail = EventTail(str(path), read_bytes=1000, max_line_bytes=8000)
+    assert tail.read() == ['{"a":1}']
+    long = tail.read()
+    assert [type(line) for line in long] == [LongLine] and max(bytes_read) <= 1000
+    assert long[0].said.startswith(f"event line at byte 8 of {path} skipped: 20,010 bytes and "
+                                   f"no line feed yet, more than events.max_line_bytes (8,000): "
+                                   f'{{"never":"yyy')
+    with open(path, "ab") as fh:
+        fh.write(b"y" * 20_000)
+    assert tail.read() == [] and tail.offset == path.stat().st_size   # passed over, not held
+    with open(path, "ab") as fh:
+        fh.write(b'"}\n{"c":3}\n')
+    assert tail.read() == ['{"c":3}'] and max(bytes_read) <= 1000
+    # A line over the cap within a read, ended: said once, those around it read.
+    other = json.dumps({"detail-type": "Something else", "detail": {}})
+    with open(path, "ab") as fh:
+        fh.write(f'{other}\n{{"long":"{"z" * 9000}"}}\n{other}\n'.encode())
+    tail.read_bytes = 20_000
+    read = tail.read()
+    assert read[0] == read[2] == other and "9,011 bytes, more than" in read[1].said
+    # Said in one line and counted as unreadable, the other lines applied.
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({}), ListSink(), lambda: T0,
+                          log=said.append)
+    assert describe_events(publisher.apply_events(read)) == \
+        "events: 0 applied (0 assigned, 0 unassigned), 1 unreadable"
+    assert said == [read[1].said]
 
 
 def test_run_loop_applies_a_burst_of_events_a_read_at_a_time(tmp_path):

@@ -235,7 +235,9 @@ def _run(config, reader, publisher: Publisher, stop: list, snapshot_wanted: list
     # (or left to the next poll, where its scope's read failed); one of the very second the
     # poll's read began would at most release what the read saw already. A file of 187 MB was
     # read whole, into 560 MB, to find that (an operator's review).
-    events = EventTail(config.events.path, from_end=True) if config.events.path else None
+    events = (EventTail(config.events.path, from_end=True,
+                        max_line_bytes=config.events.max_line_bytes)
+              if config.events.path else None)
     publisher.run(lambda: bool(stop), on_poll=lambda r: log.info(describe(r)), events=events,
                   snapshot_requested=snapshot_requested, write_snapshot=write_requested,
                   on_events=on_events)

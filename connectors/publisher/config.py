@@ -64,6 +64,10 @@ class OutputSection:
 class EventsSection:
     path: str = ""                  # JSON Lines of EventBridge / CloudTrail events, read as it grows
     check_seconds: int = setting(5, minimum=1)
+    # A longer line is said, counted as unreadable and passed over, never held whole (a writer
+    # that died mid-line, a file without line feeds). An EventBridge event is at most 256 KB;
+    # a CloudTrail log file object is one line.
+    max_line_bytes: int = setting(64 << 20, minimum=1)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
-from flowdredge.connectors.publisher.config import PublisherConfig
+from flowdredge.connectors.publisher.config import EventsSection, PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
                                        reconcile_poll)
@@ -59,19 +59,33 @@ class EventsResult:
         return bool(self.applied or self.stale or self.deferred or self.ignored or self.bad)
 
 
-# What one read of the events file takes at most (more if a line is longer): its lines are
-# held at once, as strings and as parsed JSON.
+# What one read of the events file takes at most (more if a line is longer, up to
+# events.max_line_bytes): its lines are held at once, as strings and as parsed JSON.
 EVENTS_READ_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """An events-file line longer than its cap, passed over: what to say of it."""
+    said: str
 
 
 class EventTail:
     """The complete lines appended to a file since the last read, at most `read_bytes` of them a
-    read (restarts if it shrinks). `from_end`: the lines there when it is made are passed over."""
+    read (restarts if it shrinks); a line longer than `max_line_bytes` is a LongLine, once, its
+    bytes passed over as they come. `from_end`: the lines there when it is made are passed
+    over."""
 
-    def __init__(self, path: str, from_end: bool = False, read_bytes: int = EVENTS_READ_BYTES):
+    def __init__(self, path: str, from_end: bool = False, read_bytes: int = EVENTS_READ_BYTES,
+                 max_line_bytes: int = EventsSection.max_line_bytes):
         self.path = path
         self.read_bytes = read_bytes
+        self.max_line_bytes = max_line_bytes
         self.offset = 0
+        # The bytes after `offset` known to hold no line feed (a line not ended yet), searched
+        # once: a line that never ended was read again, whole, at every check.
+        self.searched = 0
+        self.skipping = False   # within a LongLine given already: its bytes are passed over
         if from_end:
             try:
                 with open(path, "rb") as fh:
@@ -86,7 +100,8 @@ class EventTail:
             return 0
 
     def read(self, up_to: int = None) -> list:
-        """The complete lines after the last read, as far as `up_to` (a size) if given."""
+        """The complete lines after the last read, as far as `up_to` (a size) if given, and
+        LongLines."""
         try:
             fh = open(self.path, "rb")
         except OSError:
@@ -94,23 +109,68 @@ class EventTail:
         with fh:
             size = os.fstat(fh.fileno()).st_size
             if size < self.offset:
-                self.offset = 0
+                self.offset, self.searched, self.skipping = 0, 0, False
             if up_to is not None:
                 size = min(size, up_to)
-            fh.seek(self.offset)
-            data = fh.read(max(0, min(size - self.offset, self.read_bytes)))
-            while b"\n" not in data and self.offset + len(data) < size:   # a longer line
-                more = fh.read(min(size - self.offset - len(data), self.read_bytes))
-                if not more:   # cut shorter since its size was taken
-                    break
-                data += more
+            if not self.searched and not self.skipping:
+                fh.seek(self.offset)
+                data = fh.read(max(0, min(size - self.offset, self.read_bytes)))
+                if b"\n" in data:
+                    return self._lines(data)
+                self.searched = len(data)
+            end = self._line_end(fh, size)
+            start = self.offset
+            if self.skipping:   # the rest of a LongLine given already
+                self.offset, self.searched = (start + self.searched if end is None else end), 0
+                self.skipping = end is None
+                return [] if self.skipping else self.read(up_to)
+            length = self.searched if end is None else end - 1 - start
+            if length <= self.max_line_bytes:
+                if end is None:
+                    return []   # not ended yet
+                self.searched = 0
+                fh.seek(start)
+                return self._lines(fh.read(end - start))
+            self.offset, self.searched = (start + self.searched if end is None else end), 0
+            self.skipping = end is None
+            fh.seek(start)
+            return [self._long(start, length, end is not None, fh.read(200))]
+
+    def _line_end(self, fh, size: int):
+        """Just after the line feed that ends the line at `offset`, or None if there is none
+        before `size`; looked for after the bytes searched already, a block at a time."""
+        fh.seek(self.offset + self.searched)
+        while self.offset + self.searched < size:
+            block = fh.read(min(size - self.offset - self.searched, self.read_bytes))
+            if not block:   # cut shorter since its size was taken
+                return None
+            at = block.find(b"\n")
+            if at >= 0:
+                return self.offset + self.searched + at + 1
+            self.searched += len(block)
+        return None
+
+    def _long(self, start: int, length: int, ended: bool, head: bytes) -> LongLine:
+        return LongLine(f"event line at byte {start:,} of {self.path} skipped: {length:,} bytes"
+                        f"{'' if ended else ' and no line feed yet'}, more than "
+                        f"events.max_line_bytes ({self.max_line_bytes:,}): "
+                        f"{head.decode('utf-8', errors='replace')}")
+
+    def _lines(self, data: bytes) -> list:
+        """The complete lines of `data`, read from `offset`, which moves past them."""
         complete = data.rfind(b"\n") + 1
+        lines, start = [], self.offset
         self.offset += complete
         # Cut at line feeds only: str.splitlines() also cut at U+2028, U+2029 and U+0085, which
         # JSON holds unescaped in its strings (and AWS allows in tag values), and made an event
         # two unreadable lines.
-        return [line for line in data[:complete].decode("utf-8", errors="replace").split("\n")
-                if line.strip()]
+        for line in data[:complete].split(b"\n")[:-1]:
+            if len(line) > self.max_line_bytes:
+                lines.append(self._long(start, len(line), True, line[:200]))
+            elif (text := line.decode("utf-8", errors="replace")).strip():
+                lines.append(text)
+            start += len(line) + 1
+        return lines
 
 
 class Publisher:
@@ -196,6 +256,10 @@ class Publisher:
         result = EventsResult()
         configured = set(self.config.scopes)
         for line in lines:
+            if isinstance(line, LongLine):
+                result.bad += 1
+                self.log(line.said)
+                continue
             try:
                 self._apply_line(line, configured, result)
             except SinkError:
