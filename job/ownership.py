@@ -114,8 +114,13 @@ class RecordLines:
     long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
 
 
-# gzip's first bytes, 1f 8b, as the JVM's readers decode them (UTF-8, U+FFFD for what is not).
-_GZIP_TEXT = ("\x1f\ufffd", "\x1f\x8b")
+# What the readers hand on for bytes that are not UTF-8: the JVM's U+DFFD where a decoder puts
+# U+FFFD (connectors/jvm StagedChangelog.NOT_UTF8), job.replay's staging U+DC80-U+DCFF a byte
+# (surrogateescape). No UTF-8 text decodes to a lone surrogate; U+FFFD, which decoders put by
+# default, is text, and made an owner's name another without a word.
+JVM_NOT_UTF8 = "\udffd"
+# gzip's first bytes, 1f 8b, as those readers hand them on.
+_GZIP_TEXT = ("\x1f" + JVM_NOT_UTF8, "\x1f\udc8b", "\x1f\x8b")
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
@@ -211,18 +216,19 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
     rejected = [(position, "line_too_long", text, _too_long(limits)) for position, text
                 in record_lines.long]
     lines = record_lines.lines
-    candidates, too_long = [], []
+    candidates, too_long, not_utf8 = [], [], []
     for position, line in enumerate(lines):
         if line.strip():
-            (too_long if len(line) > limits.max_line_bytes else candidates).append(position)
+            (too_long if len(line) > limits.max_line_bytes
+             else candidates if line.isascii() or _is_text((line,)) else not_utf8).append(position)
     parsed = None
     if len(candidates) >= vectorise_from:
         parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
                                                 _normalised)
     events, rest = ({}, candidates) if parsed is None else parsed
-    if too_long:
-        rest = sorted(rest + too_long)
-        too_long = set(too_long)
+    if too_long or not_utf8:
+        rest = sorted(rest + too_long + not_utf8)
+        too_long, not_utf8 = set(too_long), set(not_utf8)
     if rest:
         events = {position: MetaEvent._make(event) for position, event in events.items()}
         share = {}.setdefault
@@ -232,6 +238,13 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                 rejected.append((position, "line_too_long", line,
                                  too_long_text(len(line), limits.max_line_bytes,
                                           "metadata.max_line_bytes")))
+                continue
+            if position in not_utf8:
+                applied = _not_utf8_applied(line, latest_ms)
+                rejected.append((position, "not_text", line, _NOT_UTF8 + (
+                    "" if applied is None else f": applied as {_release(applied.ip)}")))
+                if applied is not None:
+                    events[position] = applied
                 continue
             try:
                 events[position] = parse_event(line, latest_ms, share)
@@ -253,6 +266,20 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                        [(reason, f"{where}:{first + position}", line, detail)
                         for position, reason, line, detail in sorted(rejected,
                                                                      key=itemgetter(0))])
+
+
+_NOT_UTF8 = "bytes that are not UTF-8 (\\udffd, or \\udc80-\\udcff a byte, in the excerpt)"
+
+
+def _not_utf8_applied(line: str, latest_ms: int):
+    """What a line of bytes that are not UTF-8 is applied as: an UNASSIGN of the address (or
+    VPC key) a change names, whose owner is not known (the bytes may be in it); nothing for
+    other lines."""
+    try:
+        event = parse_event(line, latest_ms)
+    except MetaEventError as err:
+        return err.applied
+    return None if event.type == HEARTBEAT else MetaEvent(UNASSIGN, event.ts, event.ip)
 
 
 def _is_text(owner: tuple) -> bool:

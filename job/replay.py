@@ -196,12 +196,13 @@ def check_text_path(path: str, what: str) -> None:
                          f"carry: rename it") from None
 
 
-def _lines(fh, max_line: int):
+def _lines(fh, max_line: int, errors: str = "replace"):
     """(line number, text, None) per line of a binary file that holds more than white space,
-    without its line end, or (line number, None, first bytes) for a line longer than `max_line`:
-    such a line is read through, never held. Blank lines are passed over, the numbers counting
-    them; a run of them a buffer at a time (fh.peek), not a line at a time: a gzip file of
-    102 KB, a header and 100 MiB of newlines, took 78 s."""
+    without its line end, bytes that are not UTF-8 decoded as `errors` says, or (line number,
+    None, first bytes) for a line longer than `max_line`: such a line is read through, never
+    held. Blank lines are passed over, the numbers counting them; a run of them a buffer at a
+    time (fh.peek), not a line at a time: a gzip file of 102 KB, a header and 100 MiB of
+    newlines, took 78 s."""
     number = 0
     while True:
         raw = fh.readline(max_line + 2)
@@ -230,7 +231,7 @@ def _lines(fh, max_line: int):
             if not blank:
                 yield number, None, body[:EXCERPT_CHARS]
         else:
-            text = body.decode("utf-8", "replace")
+            text = body.decode("utf-8", errors)
             if text.strip():
                 yield number, text, None
 
@@ -780,7 +781,9 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     # No bound in bytes: chunk_lines lines of max_line_bytes at most.
     chunk = _Chunk(base, chunk_lines, math.inf)
     with _open(path) as fh:
-        for number, line, head in _lines(fh, max_line_bytes):
+        # Bytes that are not UTF-8 as lone surrogates, which the changelog parse dead-letters
+        # (job.ownership.JVM_NOT_UTF8): as U+FFFD, an owner's name changed without a word.
+        for number, line, head in _lines(fh, max_line_bytes, "surrogateescape"):
             if number == 1 and line is not None:
                 # A byte-order mark (a file saved by an editor) is not part of the first event.
                 line = line.removeprefix("\ufeff")

@@ -302,7 +302,9 @@ def test_a_folder_of_changelog_files_as_the_publisher_writes_them(inputs, tmp_pa
     """A cluster's or Managed Flink's file job reads its changelog (io.metadata) as it is, not
     staged: a folder of JSON Lines files, read in the order of their paths (Flink's own order
     is none: a change read before the changes it follows would be late), in chunks of
-    metadata.chunk_lines lines, a bad line's dead letter naming its file and line."""
+    metadata.chunk_lines lines, a bad line's dead letter naming its file and line; a line of
+    bytes that are not UTF-8 too (a review: the reader decoded them as U+FFFD, an owner's name
+    changed without a word)."""
     flows, out, _, _ = inputs
     with open(out.metadata_file, encoding="utf-8") as fh:
         lines = fh.readlines()
@@ -314,7 +316,11 @@ def test_a_folder_of_changelog_files_as_the_publisher_writes_them(inputs, tmp_pa
         part = lines[n * size:(n + 1) * size]
         if n == 5:
             part.insert(3, "{not json\n")
-        (folder / f"part-{n:02d}.jsonl").write_text("".join(part), encoding="utf-8")
+        data = "".join(part).encode()
+        if n == 6:   # an address no flow has: its UNASSIGN changes no flow's owner
+            data += b'{"type":"ASSIGN","ts":%d,"ip":"100.64.255.254","app":"caf\xe9"}\n' % (
+                json.loads(part[-1])["ts"])
+        (folder / f"part-{n:02d}.jsonl").write_bytes(data)
     config = _config(parallelism).replace(metadata={"chunk_lines": 40})
     _direct(flows[:1], str(folder), str(tmp_path / "out"), config)
 
@@ -326,7 +332,9 @@ def test_a_folder_of_changelog_files_as_the_publisher_writes_them(inputs, tmp_pa
     dead = [d for d in read_records(str(tmp_path / "out"), "dead_letter")
             if d["stage"] == "metadata"]
     assert [(d["reason"], d["source"]) for d in dead] == [
-        ("not_json", f"{folder / 'part-05.jsonl'}:4")]
+        ("not_json", f"{folder / 'part-05.jsonl'}:4"),
+        ("not_text", f"{folder / 'part-06.jsonl'}:{size + 1}")]
+    assert dead[1]["excerpt"].endswith('"app":"caf\\udffd"}')
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])

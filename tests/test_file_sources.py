@@ -433,6 +433,31 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
             (f"{path}:5", "line_too_long"), (f"{path}:6", "line_too_long")]
 
 
+def test_changelog_lines_of_bytes_that_are_not_utf8_are_dead_letters_as_in_the_replay(tmp_path):
+    """The job's own changelog reader (connectors/jvm LineChunks) decoded bytes that are not
+    UTF-8 as U+FFFD, so an ASSIGN's owner became another name without a word (a review): as
+    JVM_NOT_UTF8 they are, line for line, the replay's staging's dead letters (not_text)."""
+    from flowdredge.job.ownership import JVM_NOT_UTF8, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    lines = [b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":"\xe6\x97\xa5"}',
+             b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.2","app":"caf\xe9"}',
+             b'{"type":"HEARTBEAT","ts":1767225600000,"x":"\xf0\x9f\x98"}',
+             b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.3","app":"\xf0\x9f\x98\x80"}']
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    chunk, = _changelog_chunks(path, 100, 1 << 20)
+    assert json.loads(chunk)["lines"] == [
+        line.decode("utf-8", "replace").replace("\ufffd", JVM_NOT_UTF8) for line in lines]
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"))
+    parsed, staged = parse_chunk(chunk), parse_chunk((tmp_path / "staged.jsonl").read_text())
+    assert parsed.events == staged.events and [e.ip for e in parsed.events] == [
+        "10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert [e.owner and e.owner[0] for e in parsed.events] == ["\u65e5", None, "\U0001F600"]
+    assert [(reason, where) for reason, where, *_ in parsed.rejected] == [
+        (reason, where) for reason, where, *_ in staged.rejected] == [
+        ("not_text", f"{path}:2"), ("not_text", f"{path}:3")]
+
+
 def test_a_restored_changelog_file_goes_on_from_its_next_line_whatever_the_chunks_size(
         tmp_path):
     """Where a changelog file's reading stands (connectors/jvm ChangelogFiles) is the count of

@@ -222,7 +222,7 @@ def test_every_bad_changelog_line_is_a_dead_letter(run):
     by_reason = Counter(d["reason"] for d in dead)
     for reason, n in Counter(r for _, r in METADATA_BAD if r).items():
         assert by_reason[reason] == 2 * n
-    assert [d["reason"] for d in dead if "not utf-8" in d["excerpt"]] == ["not_json"]
+    assert [d["reason"] for d in dead if "not utf-8" in d["excerpt"]] == ["not_text"]
     assert all(len(d["excerpt"]) <= 256 and d["excerpt"].isprintable() for d in run["dead"])
 
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from flowdredge.job import changelog_columns
 from flowdredge.job.codec import decode_events, encode_events
-from flowdredge.job.ownership import (EARLIEST_TS_MS, LATEST_TS_MS, PART_KEY, STAGED, MetadataClock,
-                                      MetaEvent, MetaEventError, MetaLimits, OwnershipIndex,
-                                      _normalised, apply_events, changelog_lines, parse_chunk,
-                                      parse_event, vpc_key)
+from flowdredge.job.ownership import (EARLIEST_TS_MS, JVM_NOT_UTF8, LATEST_TS_MS, PART_KEY, STAGED,
+                                      MetadataClock, MetaEvent, MetaEventError, MetaLimits,
+                                      OwnershipIndex, _normalised, apply_events, changelog_lines,
+                                      parse_chunk, parse_event, vpc_key)
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
@@ -1006,10 +1006,10 @@ def test_a_plain_change_with_a_vpc_id_leaves_its_address_without_owner(vectorise
 def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
     """Compressed as flow records are, a changelog record was cut at its newline bytes into
     dead letters of garbage, one each, none saying why (a review). The JVM's readers decode
-    records as UTF-8, gzip's second byte as U+FFFD."""
+    records as UTF-8, gzip's second byte as JVM_NOT_UTF8."""
     import gzip
     text = gzip.compress(b'{"type":"HEARTBEAT","ts":1796592000000}\n' * 50, mtime=0).decode(
-        "utf-8", errors="replace")
+        "utf-8", errors="replace").replace("\ufffd", JVM_NOT_UTF8)
     assert "\n" in text   # two dead letters at least, before
     staged = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49", "first_line": 1,
                          "lines": text.split("\n")})
@@ -1019,4 +1019,37 @@ def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
     assert more == 0 and letter[:3] == ("metadata", "not_json", "kinesis:meta/shardId-0/49")
     assert letter[4].startswith("gzip data (it starts 1f 8b)")
     # Text that merely holds those characters after its first line is read as before.
-    assert len(parse_chunk('{"type":"HEARTBEAT","ts":1796592000000}\n\x1f\ufffd').rejected) == 1
+    assert len(parse_chunk('{"type":"HEARTBEAT","ts":1796592000000}\n\x1f\udffd').rejected) == 1
+
+
+def test_a_changelog_line_of_bytes_that_are_not_utf8_is_a_dead_letter(tmp_path):
+    """A review: the readers decoded them as U+FFFD, so an ASSIGN's owner became another name
+    without a word. They hand them on as lone surrogates (the JVM's JVM_NOT_UTF8, job.replay's
+    one a byte), which no UTF-8 text decodes to: the line is dead-lettered not_text wherever
+    they are; a change is applied as an UNASSIGN (which owner was meant is not known)."""
+    from flowdredge.job.replay import stage_metadata
+    lines = [b'{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.1","app":"api"}',
+             b'{"type":"ASSIGN","ts":1767225601000,"ip":"10.0.0.2","app":"caf\xe9"}',
+             b'{"type":"VPC_ASSIGN","ts":1767225601000,"ip":"10.0.0.3","vpc_id":"vpc-0a1b2c3d",'
+             b'"app":"ok","note":"\xff\xfe"}',
+             b'{"type":"HEARTBEAT","ts":1767225602000,"x":"\x80"}',
+             b'{"type":"ASSIGN","ts":1767225603000,"ip":"10.0.0.\xc3"}']
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"))
+    from_jvm = json.dumps({"staged": STAGED, "source": str(path), "first_line": 1, "lines": [
+        line.decode("utf-8", "replace").replace("\ufffd", JVM_NOT_UTF8) for line in lines]})
+    for chunk in ((tmp_path / "staged.jsonl").read_text(), from_jvm):
+        parsed = parse_chunk(chunk)
+        assert parsed.events == [
+            parse_event(lines[0].decode()), MetaEvent(UNASSIGN, 1767225601000, "10.0.0.2"),
+            MetaEvent(UNASSIGN, 1767225601000, vpc_key("vpc-0a1b2c3d", "10.0.0.3"))]
+        letters, more = parsed.dead_letters()
+        assert more == 0 and [(reason, where) for _, reason, where, _, _ in letters] == [
+            ("not_text", f"{path}:{n}") for n in (2, 3, 4, 5)]
+        said = "bytes that are not UTF-8 (\\udffd, or \\udc80-\\udcff a byte, in the excerpt)"
+        assert [detail for *_, detail in letters] == [
+            f"{said}: applied as an UNASSIGN", f"{said}: applied as a VPC_UNASSIGN", said, said]
+        assert all(excerpt.isprintable() and excerpt.isascii() for *_, excerpt, _ in letters)
+    assert "caf\\udce9" in parse_chunk((tmp_path / "staged.jsonl").read_text()).dead_letters()[
+        0][0][3]

@@ -220,9 +220,10 @@ def test_a_record_behind_a_later_arrival_is_no_repeat_after_the_window():
 
 def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_from():
     """ChangelogRecords' chunk holds the record's lines as str.split("\\n") gives them (quotes,
-    backslashes, control characters, non-ASCII, bytes that are not UTF-8, empty lines), and a
-    bad line's dead letter names the stream, shard, sequence number and line."""
-    from flowdredge.job.ownership import parse_chunk
+    backslashes, control characters, non-ASCII, empty lines; bytes that are not UTF-8 as
+    JVM_NOT_UTF8, not U+FFFD, which made an owner's name another without a word), and a bad
+    line's dead letter names the stream, shard, sequence number and line."""
+    from flowdredge.job.ownership import JVM_NOT_UTF8, parse_chunk
     from flowdredge.schemas.metadata import OWNER_FIELDS
     add_jars(make_env(Config()), connector_jars())
     good = [json.dumps({"type": "ASSIGN", "ts": 1767225600000 + i, "ip": f"10.0.0.{i}",
@@ -230,24 +231,27 @@ def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_f
             for i, (app, ascii_only) in enumerate([("api", True), ('say "hi" \\ caf\u00e9', False),
                                                    ("tab\there", True), ("\u65e5\u672c", False)])]
     data = "\n".join(good[:2] + ["", "{not json", "\x01\x1f"] + good[2:]).encode("utf-8") \
-        + b"\n\xff\xfe bad bytes\n"
+        + b'\n\xff\xfe bad bytes\n{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.9",' \
+        + b'"app":"caf\xe9"}'
     sequence = "49590338271490256608559692538361571095921575989136588898"
     chunk = _emitted(jvm().io.flowdredge.kinesis.ChangelogRecords(), "shardId-000000000003", data,
                      1767225600000, sequence)
     staged = json.loads(chunk)
     assert staged["staged"] == "changelog"
-    assert staged["lines"] == data.decode("utf-8", "replace").split("\n")
+    assert staged["lines"] == data.decode("utf-8", "replace").replace(
+        "\ufffd", JVM_NOT_UTF8).split("\n")
     where = f"kinesis:flows/shardId-000000000003/{sequence}"
     assert staged["source"] == where
-    parsed, raw = parse_chunk(chunk), parse_chunk(data.decode("utf-8", "replace"))
-    assert parsed.events == raw.events and len(parsed.events) == 4
+    parsed, raw = parse_chunk(chunk), parse_chunk(data.decode("utf-8", "surrogateescape"))
+    assert parsed.events == raw.events and len(parsed.events) == 5   # the last an UNASSIGN
     app = OWNER_FIELDS.index("app")
-    assert [e.owner[app] for e in parsed.events] == ["api", 'say "hi" \\ caf\u00e9', "tab\there",
-                                                     "\u65e5\u672c"]
+    assert [e.owner and e.owner[app] for e in parsed.events] == [
+        "api", 'say "hi" \\ caf\u00e9', "tab\there", "\u65e5\u672c", None]
     assert [(reason, location) for reason, location, *_ in parsed.rejected] == [
         (reason, location.replace("metadata", where)) for reason, location, *_ in raw.rejected]
-    assert [location for _, location, *_ in parsed.rejected] == [
-        f"{where}:{n}" for n in (4, 5, 8)]
+    assert [(reason, location) for reason, location, *_ in parsed.rejected] == [
+        ("not_json", f"{where}:4"), ("not_json", f"{where}:5"), ("not_text", f"{where}:8"),
+        ("not_text", f"{where}:9")]
 
 
 def test_a_changelog_records_own_text_is_only_ever_lines():

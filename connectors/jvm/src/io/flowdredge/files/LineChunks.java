@@ -4,7 +4,6 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -16,8 +15,9 @@ import java.util.List;
  * calls), and a dead letter names its file and line. A file that is already staged (its first
  * line a chunk of job.replay or `feed`) is passed on a line at a time, each line a chunk of its
  * own. Lines are cut as job.replay cuts a changelog file's; a chunk of blank lines only is not
- * sent. Where the reading stands is the count of the file's lines read, so a restore goes on
- * from the next line whatever the chunks' size (ChangelogFiles).
+ * sent. Bytes that are not UTF-8 are StagedChangelog.NOT_UTF8, whose lines the parse
+ * dead-letters. Where the reading stands is the count of the file's lines read, so a restore
+ * goes on from the next line whatever the chunks' size (ChangelogFiles).
  */
 public final class LineChunks {
     /** How job.replay's staged lines start (its JSON has no spaces). */
@@ -57,7 +57,7 @@ public final class LineChunks {
         private long linesRead;
 
         private Chunks(InputStream in, long skipLines) throws IOException {
-            lines = new Lines(new InputStreamReader(in, StandardCharsets.UTF_8));
+            lines = new Lines(new InputStreamReader(in, StagedChangelog.utf8()));
             // A byte-order mark (a file saved by an editor) is not part of the first line.
             lines.skip(BYTE_ORDER_MARK);
             staged = lines.startsWith(STAGED_FILE);

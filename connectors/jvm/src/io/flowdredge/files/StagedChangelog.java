@@ -1,5 +1,11 @@
 package io.flowdredge.files;
 
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+
 /**
  * Changelog lines as one staged chunk, the JSON document job.ownership's changelog_lines reads
  * (job.replay stages a changelog file the same way): {"staged": "changelog", "source": ...,
@@ -10,6 +16,14 @@ package io.flowdredge.files;
 public final class StagedChangelog {
     /** No time known. */
     public static final long NO_TIME = Long.MIN_VALUE;
+
+    /**
+     * What the readers put for bytes that are not UTF-8, where a decoder puts U+FFFD: a lone
+     * surrogate, which no UTF-8 text decodes to, so the changelog parse dead-letters the line
+     * (job.ownership.JVM_NOT_UTF8). U+FFFD, the decoders' default, is text: an owner's name
+     * changed without a word.
+     */
+    public static final String NOT_UTF8 = "\udffd";
 
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
@@ -53,6 +67,23 @@ public final class StagedChangelog {
         return json.append("]}").toString();
     }
 
+    /** UTF-8 text, NOT_UTF8 for bytes that are not UTF-8. */
+    public static CharsetDecoder utf8() {
+        return StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPLACE)
+                .onUnmappableCharacter(CodingErrorAction.REPLACE)
+                .replaceWith(NOT_UTF8);
+    }
+
+    /** `bytes` as utf8() decodes them. */
+    public static String decode(byte[] bytes) {
+        try {
+            return utf8().decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {   // replaced, never reported
+            throw new IllegalStateException(e);
+        }
+    }
+
     private void quote(String text) {
         json.append('"');
         for (int i = 0; i < text.length(); i++) {
@@ -61,6 +92,14 @@ public final class StagedChangelog {
                 json.append('\\').append(c);
             } else if (c < 0x20) {
                 json.append("\\u00").append(HEX[c >> 4]).append(HEX[c & 15]);
+            } else if (Character.isHighSurrogate(c) && i + 1 < text.length()
+                    && Character.isLowSurrogate(text.charAt(i + 1))) {
+                json.append(c).append(text.charAt(++i));
+            } else if (Character.isSurrogate(c)) {
+                // A lone surrogate (NOT_UTF8) escaped: the UTF-8 that carries the chunk on has
+                // none (Java writes "?" for it).
+                json.append("\\u").append(HEX[c >> 12]).append(HEX[(c >> 8) & 15])
+                        .append(HEX[(c >> 4) & 15]).append(HEX[c & 15]);
             } else {
                 json.append(c);
             }

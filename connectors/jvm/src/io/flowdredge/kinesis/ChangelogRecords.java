@@ -1,7 +1,5 @@
 package io.flowdredge.kinesis;
 
-import java.nio.charset.StandardCharsets;
-
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.connector.kinesis.sink.shaded.software.amazon.awssdk.services.kinesis.model.Record;
@@ -14,7 +12,8 @@ import io.flowdredge.files.StagedChangelog;
  * A changelog record from the metadata stream (one or many lines of UTF-8 JSON, as
  * flowdredge-publisher writes them) as a staged chunk (StagedChangelog) of its lines, as
  * Python's str.split("\n") cuts them, whose source is kinesis:STREAM/SHARD/SEQUENCE: a dead
- * letter names the record that holds it. Whatever the record's text, it is only ever lines.
+ * letter names the record that holds it. Whatever the record's text, it is only ever lines;
+ * bytes that are not UTF-8 are StagedChangelog.NOT_UTF8, whose lines the parse dead-letters.
  * Its arrival time travels as the element's timestamp (the connector's record emitter sets it).
  */
 public class ChangelogRecords implements KinesisDeserializationSchema<String> {
@@ -23,7 +22,7 @@ public class ChangelogRecords implements KinesisDeserializationSchema<String> {
     @Override
     public void deserialize(Record record, String stream, String shardId,
             Collector<String> output) {
-        String text = new String(record.data().asByteArray(), StandardCharsets.UTF_8);
+        String text = StagedChangelog.decode(record.data().asByteArray());
         StagedChangelog chunk = new StagedChangelog("kinesis:"
                 + stream.substring(stream.lastIndexOf('/') + 1) + "/" + shardId + "/"
                 + record.sequenceNumber(), 1, text.length());
