@@ -60,6 +60,19 @@ def _named_causes(trace: str) -> tuple:
     return named, causes, lines
 
 
+def own_cause(trace: str) -> str:
+    """The deepest cause a failure's trace names of its own (not a consequence of another
+    failure, nor the restarts running out), the exception it starts with included (a failure
+    of the exception history: a sink's FileSystemException has no `Caused by:`); "" when it
+    names none."""
+    named, _causes, lines = _named_causes(trace)
+    top = lines[0] if lines else ""
+    if top and not top.startswith(_CAUSED_BY) and not any(c in top for c in _CONSEQUENCES):
+        named = [python_error(trace) or top if _PYTHON_TRACEBACK in top else top, *named]
+    own = [line for line in named if "Recovery is suppressed by" not in line]
+    return own[-1] if own else ""
+
+
 def failure_line(trace: str, earlier=()) -> str:
     """A failed Flink job's Java trace as one line: its deepest `Caused by:` that is not a
     consequence of another failure (a Python worker's: the exception its traceback ends with),
@@ -74,11 +87,9 @@ def failure_line(trace: str, earlier=()) -> str:
     # The last restart was taken by a Kinesis source's failover after a task's failure: the
     # trace holds no more than that; the failure it followed from is an earlier one's.
     for before in earlier:
-        own = [line for line in _named_causes(before)[0]
-               if "Recovery is suppressed by" not in line]
+        own = own_cause(before)
         if own:
-            return (f"no restart left (job.max_restarts); the last failure of its own: "
-                    f"{own[-1]}")
+            return f"no restart left (job.max_restarts); the last failure of its own: {own}"
     return ("no restart left (job.max_restarts); the last failure followed from an earlier one "
             "(a task's failure also fails each Kinesis source once), named in the Flink log")
 

@@ -81,13 +81,18 @@ class JobRest:
         values = self.get(f"/jobs/{self.job_id}/metrics?get=numRestarts")
         return int(float(values[0]["value"])) if values else 0
 
+    def failures(self) -> list:
+        """The job's failures, newest first: (when, epoch ms; its trace)."""
+        history = self.get(f"/jobs/{self.job_id}/exceptions").get("exceptionHistory", {})
+        return [(int(entry.get("timestamp") or 0), entry.get("stacktrace") or "")
+                for entry in history.get("entries") or []]
+
     def failure_traces(self) -> list:
         """The traces of the job's failures, newest first ([] when the API does not answer)."""
         try:
-            history = self.get(f"/jobs/{self.job_id}/exceptions").get("exceptionHistory", {})
+            return [trace for _when, trace in self.failures()]
         except READ_ERRORS:
             return []
-        return [entry.get("stacktrace") or "" for entry in history.get("entries") or []]
 
     def last_checkpoint_ms(self):
         """When the latest completed checkpoint completed (epoch ms), None before one."""

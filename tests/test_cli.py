@@ -9,6 +9,7 @@ import pytest
 
 from helpers import job_aggregates, subprocess_env
 from flowdredge import cli
+from flowdredge.connectors import logs
 from flowdredge.synthetic.estate import Scenario, generate
 import reference
 
@@ -309,6 +310,51 @@ flowdredge.job.replay.InputError: a.log.gz: empty: no header line (flows.strict)
     assert failure_line(python) == ("no restart left (job.max_restarts); the last failure: "
                                     "flowdredge.job.replay.InputError: a.log.gz: empty: no "
                                     "header line (flows.strict)")
+
+
+@pytest.mark.unit
+def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, capsys):
+    """A running job's failures are named as they happen, once while a cause repeats: the
+    status line showed only its restarts rising (a review: 12 restarts in 3 minutes of a
+    Kinesis outage, no word why until the job ended)."""
+    from types import SimpleNamespace
+
+    from flowdredge.explore import health
+    # As the REST API's exception history has them: the exception, then its causes.
+    refused = ("org.apache.flink.runtime.source.reader.fetcher.SplitFetcherException: fetch "
+               "failed\n\tat org.apache.flink.X.run(X.java:1)\nCaused by: java.net."
+               "ConnectException: Connection refused\n\t... 9 more")
+    failover = ("org.apache.flink.util.FlinkException: Global failure triggered by "
+                "OperatorCoordinator for 'Source: flow stream f'.\nCaused by: java.lang."
+                "UnsupportedOperationException: Partial recovery is not supported")
+    unwritable = ("java.nio.file.FileSystemException: /out/counts/.c.inprogress: Operation not "
+                  "permitted\n\tat java.base/sun.nio.fs.UnixException.translateToIOException")
+    # The exception history at each second's poll, newest first.
+    polls = iter([[], [(10, refused)], [(12, failover), (11, refused), (10, refused)],
+                  [(12, failover), (11, refused), (10, refused)],
+                  [(20, unwritable), (12, failover), (11, refused), (10, refused)]])
+
+    class Rest(health.JobRest):
+        def failures(self):
+            return next(polls)
+
+    statuses = iter(["RUNNING"] * 5 + ["CANCELED"])
+    job = SimpleNamespace(
+        get_job_id=lambda: "j",
+        get_job_status=lambda: SimpleNamespace(result=lambda: SimpleNamespace(
+            name=next(statuses))),
+        get_job_execution_result=lambda: SimpleNamespace(result=lambda: None))
+    monkeypatch.setattr(health, "JobRest", Rest)
+    monkeypatch.setattr(cli.time, "sleep", lambda s: None)
+    logs.setup("flowdredge", "[flowdredge]")
+    assert cli._run_until_stopped(job, "http://127.0.0.1:9", 0, "unused") == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "restarts" in line]
+    assert said == [
+        "[flowdredge] the job failed and restarts from its last checkpoint while "
+        "job.max_restarts allows: java.net.ConnectException: Connection refused",
+        "[flowdredge] the job failed and restarts from its last checkpoint while "
+        "job.max_restarts allows: java.nio.file.FileSystemException: /out/counts/.c.inprogress: "
+        "Operation not permitted"]
 
 
 @pytest.mark.minicluster
