@@ -2,6 +2,7 @@
 one line per message on stderr, prefixed with the command's name. Libraries' loggers are left
 as they are."""
 import logging
+import re
 import sys
 import time
 
@@ -35,6 +36,15 @@ def _not_py4j_interrupt(record: logging.LogRecord) -> bool:
 _CONSEQUENCES = ("Partial recovery is not supported", "CANCELLED: call already cancelled",
                  "Global failure triggered by OperatorCoordinator")
 _CAUSED_BY = "Caused by: "
+# What the AWS SDK's errors carry that says nothing to the reader of one line (the Flink log
+# keeps it): the Kinesis connector's shaded package, the request's ids and attempts.
+_SDK_NOISE = re.compile(r"org\.apache\.flink\.connector\.kinesis\.sink\.shaded\.|"
+                        r" \(Service: [^()]*\)| \(SDK Attempt Count: \d+\)")
+# What to do about a cause, after it.
+_HINTS = (("ResourceNotFoundException: Stream ",
+           "a stream the job reads is gone (deleted, or a local Kinesis restarted without it), "
+           "its unread records with it: once it exists again, start a new run into another "
+           "--output (--resume refuses it: docs/streaming.md)"),)
 _PYTHON_TRACEBACK = "Traceback (most recent call last):"
 
 
@@ -53,18 +63,27 @@ def python_error(trace: str) -> str:
 def _named_causes(trace: str) -> tuple:
     """(the trace's `Caused by:` lines that are no consequence of another failure, a Python
     worker's as the exception its traceback ends with; all its `Caused by:` lines; its lines)."""
-    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    lines = [_SDK_NOISE.sub("", line.strip()) for line in trace.splitlines() if line.strip()]
     causes = [line[len(_CAUSED_BY):] for line in lines if line.startswith(_CAUSED_BY)]
     named = [python_error(trace) or line if _PYTHON_TRACEBACK in line else line
              for line in causes if not any(c in line for c in _CONSEQUENCES)]
     return named, causes, lines
 
 
+def _hinted(line: str) -> str:
+    return "; ".join([line, *(hint for cause, hint in _HINTS if cause in line)])
+
+
 def own_cause(trace: str) -> str:
     """The deepest cause a failure's trace names of its own (not a consequence of another
     failure, nor the restarts running out), the exception it starts with included (a failure
-    of the exception history: a sink's FileSystemException has no `Caused by:`); "" when it
-    names none."""
+    of the exception history: a sink's FileSystemException has no `Caused by:`), and what to
+    do about it when known; "" when it names none."""
+    own = _own_cause(trace)
+    return _hinted(own) if own else ""
+
+
+def _own_cause(trace: str) -> str:
     named, _causes, lines = _named_causes(trace)
     top = lines[0] if lines else ""
     if top and not top.startswith(_CAUSED_BY) and not any(c in top for c in _CONSEQUENCES):
@@ -79,6 +98,10 @@ def failure_line(trace: str, earlier=()) -> str:
     after "no restart left" when the restarts ran out. `earlier`: the traces of the job's
     earlier failures, newest first (its REST API's exception history), for a last failure
     that only followed from one of them."""
+    return _hinted(_failure_line(trace, earlier))
+
+
+def _failure_line(trace: str, earlier) -> str:
     named, causes, lines = _named_causes(trace)
     if "Recovery is suppressed by" not in trace:
         return (named or causes or lines or [""])[-1]
@@ -87,7 +110,7 @@ def failure_line(trace: str, earlier=()) -> str:
     # The last restart was taken by a Kinesis source's failover after a task's failure: the
     # trace holds no more than that; the failure it followed from is an earlier one's.
     for before in earlier:
-        own = own_cause(before)
+        own = _own_cause(before)
         if own:
             return f"no restart left (job.max_restarts); the last failure of its own: {own}"
     return ("no restart left (job.max_restarts); the last failure followed from an earlier one "

@@ -313,6 +313,28 @@ flowdredge.job.replay.InputError: a.log.gz: empty: no header line (flows.strict)
 
 
 @pytest.mark.unit
+def test_a_stream_deleted_under_the_job_is_named_plainly_with_what_to_do():
+    """A flow stream deleted while the job read it ended the run with the SDK's shaded class
+    name, request ids and attempts (400 characters) and no word of what to do (a review)."""
+    from flowdredge.connectors.logs import failure_line, own_cause
+    gone = """org.apache.flink.util.FlinkException: Global failure triggered by OperatorCoordinator for 'Source: flow stream f' (operator c30c).
+	at org.apache.flink.runtime.operators.coordination.OperatorCoordinatorHolder$LazyInitializedCoordinatorContext.failJob(OperatorCoordinatorHolder.java:651)
+Caused by: org.apache.flink.connector.kinesis.source.exception.KinesisStreamsSourceException: Failed to list shards.
+Caused by: org.apache.flink.connector.kinesis.sink.shaded.software.amazon.awssdk.services.kinesis.model.ResourceNotFoundException: Stream arn arn:aws:kinesis:us-east-1:000000000000:stream/f not found (Service: Kinesis, Status Code: 400, Request ID: 00183fee-5fad, Extended Request ID: UY3oY1VIoJVgt+1ffu/9A==) (SDK Attempt Count: 1)
+	... 3 more"""
+    said = ("software.amazon.awssdk.services.kinesis.model.ResourceNotFoundException: Stream arn "
+            "arn:aws:kinesis:us-east-1:000000000000:stream/f not found; a stream the job reads "
+            "is gone (deleted, or a local Kinesis restarted without it), its unread records "
+            "with it: once it exists again, start a new run into another --output (--resume "
+            "refuses it: docs/streaming.md)")
+    assert own_cause(gone) == said
+    ended = ("org.apache.flink.runtime.JobException: Recovery is suppressed by "
+             "FailureRateRestartBackoffTimeStrategy(...)\n" + gone.replace(
+                 "org.apache.flink.util", "Caused by: org.apache.flink.util", 1))
+    assert failure_line(ended) == f"no restart left (job.max_restarts); the last failure: {said}"
+
+
+@pytest.mark.unit
 def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, capsys):
     """A running job's failures are named as they happen, once while a cause repeats: the
     status line showed only its restarts rising (a review: 12 restarts in 3 minutes of a
