@@ -104,6 +104,11 @@ def failure_line(trace: str, earlier=()) -> str:
 def _failure_line(trace: str, earlier) -> str:
     named, causes, lines = _named_causes(trace)
     if "Recovery is suppressed by" not in trace:
+        if not causes:   # no cause given (a job that ended as its mini-cluster went: a review)
+            for before in earlier:
+                own = _own_cause(before)
+                if own:
+                    return f"{(lines or [''])[-1]}; the last failure of its own: {own}"
         return (named or causes or lines or [""])[-1]
     if named and "Recovery is suppressed by" not in named[-1]:
         return f"no restart left (job.max_restarts); the last failure: {named[-1]}"

@@ -509,7 +509,7 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
     from flowdredge.job.outputs import latest_checkpoint
     from flowdredge.explore.health import READ_ERRORS, JobRest, read_health, status_line
     rest = JobRest(rest_url, str(job.get_job_id()))
-    next_report, previous, failures = time.monotonic() + report_seconds, None, (0, "")
+    next_report, previous, failures = time.monotonic() + report_seconds, None, (0, "", "")
     try:
         while True:
             time.sleep(1)
@@ -538,7 +538,8 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
         except Exception:   # py4j's error: it had ended meanwhile, nothing left to stop
             pass
         return logs.INTERRUPTED
-    cause = failure_cause(job, rest.failure_traces)
+    # The REST API goes with a mini-cluster whose job ended: the last failure read before.
+    cause = failure_cause(job, lambda: rest.failure_traces() or [failures[2]])
     if not cause:
         return 0
     log.error(f"the job ended: {cause} (the whole trace: the Flink log in {_flink_log_dir()})")
@@ -547,11 +548,11 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
 
 def _say_failures(rest, seen: tuple) -> tuple:
     """Warns of a running job's failures since `seen` (the newest one's time already read,
-    epoch ms, and the cause last said), a cause once while it repeats; returns the new `seen`.
-    Before, the status line showed only the restarts rising, the cause once none was left (a
-    review: 12 restarts in 3 minutes of a Kinesis outage, no word why)."""
+    epoch ms, the cause last said and its trace), a cause once while it repeats; returns the
+    new `seen`. Before, the status line showed only the restarts rising, the cause once none
+    was left (a review: 12 restarts in 3 minutes of a Kinesis outage, no word why)."""
     from flowdredge.explore.health import READ_ERRORS
-    newest, said = seen
+    newest, said, said_trace = seen
     try:
         failures = rest.failures()
     except READ_ERRORS:   # restarting: asked again in a second
@@ -563,8 +564,9 @@ def _say_failures(rest, seen: tuple) -> tuple:
         if cause and cause != said:
             log.warning(f"the job failed and restarts from its last checkpoint while "
                         f"job.max_restarts allows: {cause}")
-            said = cause
-    return newest, said
+        if cause:
+            said, said_trace = cause, trace
+    return newest, said, said_trace
 
 
 def _flink_log_dir() -> str:

@@ -379,6 +379,48 @@ def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, cap
         "Operation not permitted"]
 
 
+@pytest.mark.unit
+def test_a_run_whose_job_ended_without_a_cause_names_the_last_failure_it_saw(monkeypatch,
+                                                                             capsys):
+    """A job that ended as its mini-cluster went gave only "JobExecutionException: Job
+    execution failed." (no cause), and the REST API was gone with it: a review's run ended on
+    that line after 12 restarts, each a deleted stream's."""
+    import urllib.error
+    from types import SimpleNamespace
+
+    from flowdredge.explore import health
+    gone = ("org.apache.flink.util.FlinkException: Global failure triggered by "
+            "OperatorCoordinator for 'Source: flow stream f'.\nCaused by: org.apache.flink."
+            "connector.kinesis.source.exception.KinesisStreamsSourceException: Failed to list "
+            "shards.\nCaused by: java.net.ConnectException: Connection refused")
+    polls = iter([[(10, gone)]])
+
+    class Rest(health.JobRest):
+        def failures(self):
+            for history in polls:
+                return history
+            raise urllib.error.URLError("Connection refused")
+
+    def ended():
+        raise RuntimeError("org.apache.flink.runtime.client.JobExecutionException: Job "
+                           "execution failed.")
+
+    statuses = iter(["RUNNING", "FAILED"])
+    job = SimpleNamespace(
+        get_job_id=lambda: "j",
+        get_job_status=lambda: SimpleNamespace(result=lambda: SimpleNamespace(
+            name=next(statuses))),
+        get_job_execution_result=lambda: SimpleNamespace(result=ended))
+    monkeypatch.setattr(health, "JobRest", Rest)
+    monkeypatch.setattr(cli.time, "sleep", lambda s: None)
+    logs.setup("flowdredge", "[flowdredge]")
+    assert cli._run_until_stopped(job, "http://127.0.0.1:9", 0, "unused") == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "[flowdredge] the job ended: org.apache.flink.runtime.client.JobExecutionException: Job "
+        "execution failed.; the last failure of its own: java.net.ConnectException: Connection "
+        "refused (the whole trace: ")
+
+
 @pytest.mark.minicluster
 def test_strict_refuses_a_bad_file_in_one_line_and_leaves_no_output_folder(inputs, tmp_path):
     """flows.strict: the parse step refuses a bad flow file inside the job: the replay says so

@@ -235,12 +235,13 @@ def job_status(job) -> str:
 def failure_cause(job, earlier=lambda: ()) -> str:
     """Why a job failed, in a line (connectors.logs.failure_line; its Java trace is in the
     Flink log), or "" when it did not. `earlier()`: the traces of its earlier failures, newest
-    first (explore.health.JobRest.failure_traces), asked only when the last one names none."""
+    first (explore.health.JobRest.failure_traces), asked only when the last one names none of
+    its own."""
     try:
         job.get_job_execution_result().result()
         return ""
     except Exception as err:   # py4j's error, the Java trace in its text
         line = failure_line(str(err))
-        if "named in the Flink log" in line:
+        if "named in the Flink log" in line or "Caused by: " not in str(err):
             line = failure_line(str(err), earlier())
         return line or type(err).__name__
