@@ -11,22 +11,42 @@ from helpers import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Builds the job as a cluster and Managed Flink do (job.flink.run.deployed_job) and prints every
-# transformation it holds, sources included.
+# Builds the job as a cluster and Managed Flink do (job.flink.run.deployed_job), once per config,
+# and prints every transformation each holds, sources included. The planner numbers SQL
+# operators (their names, descriptions and own uids) across everything a process translates,
+# where `flink run` builds one plan in a fresh process: its count starts again before each build.
+# Only the names of anonymous tables' scans, which hold no state, go on counting.
 PLAN = """
 import json, sys
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
 from flowdredge.job.config import from_dict
 from flowdredge.job.flink.run import deployed_job
 from flowdredge.connectors.streams import transformations
-config = from_dict(json.loads(sys.argv[1]))
+
+def renumber_sql_operators():
+    gateway = get_gateway()
+    planner = StreamTableEnvironment.create(
+        StreamExecutionEnvironment.get_execution_environment())._j_tenv.getPlanner()
+    planner.getClass().getClassLoader().loadClass(
+        "org.apache.flink.table.planner.plan.nodes.exec.ExecNodeContext").getMethod(
+        "resetIdCounter", gateway.new_array(gateway.jvm.java.lang.Class, 0)).invoke(
+        None, gateway.new_array(gateway.jvm.java.lang.Object, 0))
+
 flows, metadata, output, layout = sys.argv[2:6]
-env = deployed_job(config, output, flows or None, metadata, layout)
-seen = {}
-for t in transformations(env):
-    for p in t.getTransitivePredecessors():
-        seen[p.getId()] = [p.getUid(), p.getName(), p.getClass().getSimpleName(),
-                           p.getDescription()]
-print(json.dumps(list(seen.values())))
+built = {}
+for name, sections in json.loads(sys.argv[1]).items():
+    if built:
+        renumber_sql_operators()
+    env = deployed_job(from_dict(sections), output, flows or None, metadata, layout)
+    seen = {}
+    for t in transformations(env):
+        for p in t.getTransitivePredecessors():
+            seen[p.getId()] = [p.getUid(), p.getName(), p.getClass().getSimpleName(),
+                               p.getDescription()]
+    built[name] = list(seen.values())
+print(json.dumps(built))
 """
 
 # The job's functions with keyed or operator state that are not broadcast functions (Python's
@@ -36,14 +56,14 @@ STATE_UIDS = ("parse-flow-records", "parse-metadata-events", "security-windows",
               "security-events", "flow-file-gate")
 
 
-def operators(folder, sections: dict, flows: str = "", metadata: str = "",
-              layout: str = "staged") -> list:
-    """[uid, name, transformation class, description] of every operator of the job built with
-    the config `sections` in a fresh process (as `flink run` builds it: SQL operators are
-    numbered per process): over the Kinesis streams of `sections` without `flows`, else over
-    files of `layout` (deployed_job). A SQL operator's description spells out its query."""
+def operators(folder, configs: dict, flows: str = "", metadata: str = "",
+              layout: str = "staged") -> dict:
+    """Name -> [uid, name, transformation class, description] of every operator of the job
+    built with each config (sections) of `configs`, all in one fresh process (a JVM's start
+    each took 6 s): over the Kinesis streams of the config without `flows`, else over files of
+    `layout` (deployed_job). A SQL operator's description spells out its query."""
     output = os.path.join(str(folder), "out")
-    done = subprocess.run([sys.executable, "-c", PLAN, json.dumps(sections), flows, metadata,
+    done = subprocess.run([sys.executable, "-c", PLAN, json.dumps(configs), flows, metadata,
                            output, layout], capture_output=True, text=True,
                           env=subprocess_env(), cwd=ROOT)
     assert done.returncode == 0, (done.stderr[-3000:], {

@@ -3,8 +3,6 @@ against a savepoint's needs: every operator has a name and a uid, and each state
 keeps its uid when an output is added (enriched, the security views, the Kinesis outputs) or the
 parallelism and batching change. The job is built over streams on the local Kinesis API server,
 not run; tests/test_kinesis_savepoint.py restores a real savepoint for one of these upgrades."""
-import json
-
 import pytest
 
 import plans
@@ -50,26 +48,27 @@ def _sections(streams, change: dict) -> dict:
     return sections
 
 
-# Plans built so far, by config: tests that need the same plan share its build (a process and a
-# JVM's start each). Where the plan is built does not change it.
-_BUILT = {}
-
-
-def _operators(tmp_path, streams, change):
-    sections = _sections(streams, change)
-    key = json.dumps(sections, sort_keys=True)
-    if key not in _BUILT:
-        _BUILT[key] = plans.operators(tmp_path, sections)
-    return _BUILT[key]
+# Every plan the tests below hold to their uids, by name: the base's, each change's, and the
+# security views' with the Kinesis outputs.
+PLANS = {"base": {}, **CHANGES, "security and the Kinesis outputs": {
+    **CHANGES["security"],
+    "kinesis": {"aggregates_stream": AGGREGATES, "security_events_stream": EVENTS}}}
 
 
 @pytest.fixture(scope="module")
-def base_plan(tmp_path_factory, streams):
-    return plans.stateful(_operators(tmp_path_factory.mktemp("base"), streams, {}))
+def built(tmp_path_factory, streams):
+    """PLANS' plans over the streams, built in one process (plans.operators)."""
+    return plans.operators(tmp_path_factory.mktemp("plan"), {
+        name: _sections(streams, change) for name, change in PLANS.items()})
 
 
-def test_every_operator_of_the_streaming_job_has_a_name_and_a_uid(tmp_path, streams):
-    ops = _operators(tmp_path, streams, CHANGES["everything"])
+@pytest.fixture(scope="module")
+def base_plan(built):
+    return plans.stateful(built["base"])
+
+
+def test_every_operator_of_the_streaming_job_has_a_name_and_a_uid(built):
+    ops = built["everything"]
     assert plans.missing_uids(ops) == []
     uids = {uid for uid, *_ in ops}
     assert {f"flow-stream-{name}" for name in FLOWS} | {"metadata-stream", "shard-batches",
@@ -77,16 +76,12 @@ def test_every_operator_of_the_streaming_job_has_a_name_and_a_uid(tmp_path, stre
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
-def test_an_upgrade_keeps_every_stateful_uid_of_the_streaming_job(base_plan, tmp_path, streams,
-                                                                   change):
+def test_an_upgrade_keeps_every_stateful_uid_of_the_streaming_job(base_plan, built, change):
     assert {"flow-stream-plan-flows-a", "metadata-stream"} <= set(base_plan)
-    assert plans.lost(base_plan, _operators(tmp_path, streams, CHANGES[change])) == []
+    assert plans.lost(base_plan, built[change]) == []
 
 
-def test_the_kinesis_outputs_keep_the_security_views_uids(tmp_path, streams):
-    views = {"outputs": {"enriched": False, "security": True}}
-    before = plans.stateful(_operators(tmp_path / "before", streams, views))
+def test_the_kinesis_outputs_keep_the_security_views_uids(built):
+    before = plans.stateful(built["security"])
     assert {"security-windows", "security-events"} <= set(before)
-    after = _operators(tmp_path / "after", streams, {
-        **views, "kinesis": {"aggregates_stream": AGGREGATES, "security_events_stream": EVENTS}})
-    assert plans.lost(before, after) == []
+    assert plans.lost(before, built["security and the Kinesis outputs"]) == []

@@ -165,61 +165,57 @@ def layout(request):
     return request.param
 
 
+VIEWS = {**BASE, "outputs": {"enriched": False, "security": True}}
+# Every plan the tests below hold to their uids, by name.
+PLANS = {"base": BASE, "every output": {"job": {"parallelism": 2}}, "upgraded": UPGRADED,
+         "views": VIEWS, "views, 120-s windows": {**VIEWS, "job": {**BASE["job"],
+                                                                    "window_seconds": 120}},
+         "views and enriched": {**BASE, "outputs": {"enriched": True, "security": True}}}
+
+
 @pytest.fixture(scope="module")
-def base_plan(tmp_path_factory, layout):
+def built(tmp_path_factory, layout):
+    """PLANS' plans over files of `layout`, built in one process (plans.operators)."""
     folder = tmp_path_factory.mktemp("plan")
-    return plans.stateful(plans.operators(folder, BASE, *_layout(folder, layout), layout))
+    return plans.operators(folder, PLANS, *_layout(folder, layout), layout)
 
 
-# Plans built so far, by config and layout: tests that need the same plan share its build (a
-# process and a JVM's start each). Where the plan is built does not change it.
-_BUILT = {}
-
-
-def _operators(tmp_path, sections, layout):
-    key = (json.dumps(sections, sort_keys=True), layout)
-    if key not in _BUILT:
-        _BUILT[key] = plans.operators(tmp_path, sections, *_layout(tmp_path, layout), layout)
-    return _BUILT[key]
+@pytest.fixture(scope="module")
+def base_plan(built):
+    return plans.stateful(built["base"])
 
 
 @pytest.mark.minicluster
-def test_every_operator_has_a_name_and_a_uid(tmp_path, layout):
-    ops = _operators(tmp_path, {"job": {"parallelism": 2}}, layout)   # every output on
+def test_every_operator_has_a_name_and_a_uid(built):
+    ops = built["every output"]
     assert plans.missing_uids(ops) == []
     assert {"attribute-flows", "parse-flow-records", "parse-metadata-events"} <= {
         uid for uid, *_ in ops}
 
 
 @pytest.mark.minicluster
-def test_an_added_output_keeps_every_stateful_uid(base_plan, tmp_path, layout):
-    assert plans.lost(base_plan, _operators(tmp_path, UPGRADED, layout)) == []
+def test_an_added_output_keeps_every_stateful_uid(base_plan, built):
+    assert plans.lost(base_plan, built["upgraded"]) == []
 
 
 @pytest.mark.minicluster
-def test_another_window_length_keeps_no_window_state(tmp_path, layout):
+def test_another_window_length_keeps_no_window_state(built):
     """job.window_seconds may not change on a resume (docs/operations.md): a reviewer's resume
     at 120 s of a 60-s job was taken silently and wrote windows of both lengths. The windows'
     uids carry their length now: the resume is refused, or drops them with
     --allow-non-restored-state; the ownership state and the sources' stay."""
-    sections = {**BASE, "outputs": {"enriched": False, "security": True}}
-    before = plans.stateful(_operators(tmp_path, sections, layout))
-    (tmp_path / "w").mkdir()
-    lost = plans.lost(before, _operators(
-        tmp_path / "w", {**sections, "job": {**BASE["job"], "window_seconds": 120}}, layout))
+    before = plans.stateful(built["views"])
+    lost = plans.lost(before, built["views, 120-s windows"])
     assert any(uid.endswith("_global-window-aggregate") for uid in lost)
     assert {"security-windows", "security-events"} <= set(lost)
     assert all(uid.startswith(("aggregates-", "security-")) for uid in lost), lost
 
 
 @pytest.mark.minicluster
-def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, tmp_path, layout):
-    after = _operators(tmp_path, {**BASE, "outputs": {"enriched": False, "security": True}},
-                       layout)
+def test_adding_the_security_views_keeps_every_stateful_uid(base_plan, built):
+    after = built["views"]
     assert plans.lost(base_plan, after) == []
     # And the views' own state stays where it is when another output is added next.
     with_views = plans.stateful(after)
     assert {"security-windows", "security-events"} <= set(with_views)
-    (tmp_path / "next").mkdir()
-    assert plans.lost(with_views, _operators(tmp_path / "next", {
-        **BASE, "outputs": {"enriched": True, "security": True}}, layout)) == []
+    assert plans.lost(with_views, built["views and enriched"]) == []
