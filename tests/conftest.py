@@ -56,11 +56,19 @@ def cluster_stops():
 def cluster(tmp_path_factory, cluster_stops):
     """A local standalone Flink cluster (operate.cluster) of two slots, for a module. Its stop,
     6-13 s of waiting for the daemons to end, runs while the next tests do: the cluster's
-    ports and folder are its own."""
+    ports and folder are its own. Its REST API's metrics and watermarks are at most a second
+    old (not Flink's 10 s): the tests' waits on them end as soon as they hold."""
     from flowdredge.connectors.kinesis.local import free_port
     from flowdredge.operate.cluster import Cluster
-    c = Cluster(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
-                rpc_port=free_port(), slots=2)
+
+    class FreshMetrics(Cluster):
+        def write_conf(self) -> None:
+            super().write_conf()
+            with open(os.path.join(self.conf_dir, "config.yaml"), "a") as fh:
+                fh.write("metrics.fetcher.update-interval: 1000\n")
+
+    c = FreshMetrics(folder=str(tmp_path_factory.mktemp("cluster")), rest_port=free_port(),
+                     rpc_port=free_port(), slots=2)
     try:
         c.start()
         yield c

@@ -125,7 +125,8 @@ def test_upgrade_through_a_savepoint_loses_and_repeats_nothing(cluster, inputs, 
                                CHUNK_LINES)
     _wait_for_counts(cluster, job, output, records_1 + records_2, events_1 + events_2)
     # `scripts/cluster status`: the upgraded job's counters (since its start) summed over its
-    # two parse instances, as the REST API's metric store has them (refreshed every 10 s).
+    # two parse instances, as the REST API's metric store has them (refreshed every second: the
+    # cluster fixture).
     parsed = _counts(output)["parse"]["flows_parsed"] - counts_before["parse"]["flows_parsed"]
 
     def status():
