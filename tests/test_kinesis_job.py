@@ -269,7 +269,7 @@ def _flows_waiting(writer, output, job, half) -> None:
     keyed state."""
     deliver_flows(writer, writer.estate.deliveries[:half])
     wait_for("the first half parsed", lambda: parsed_records(output) == writer.records_written,
-             job, poll_s=0.2)
+             job)
     assert total_counts(output)["groups_waited"] > 0, \
         "no group of the first half waited in the checkpoint: nothing would be tested"
 
@@ -282,8 +282,7 @@ def _windows_open(writer, output, job, half) -> None:
     writer.deliver(writer.estate.deliveries[:half])
     writer.partition_key = None
     wait_for("the first half attributed",
-             lambda: total_counts(output)["flows_aggregated"] == writer.flows_written, job,
-             poll_s=0.2)
+             lambda: total_counts(output)["flows_aggregated"] == writer.flows_written, job)
     assert not _dependency_flows(output), \
         "a window of the first half closed before the failure: nothing would be tested"
 
@@ -355,7 +354,7 @@ def test_a_run_stopped_and_resumed_from_its_checkpoint_counts_every_record_once(
     with running_job(config, output, run_options(config, output, None)) as job:
         writer.deliver(estate.deliveries[:half])
         wait_for("the first half parsed", lambda: parsed_records(output) == writer.records_written,
-                 job, poll_s=0.5)
+                 job)
     with pytest.raises(FileExistsError, match="--resume"):
         run_options(config, output, None)
     options = run_options(config, output, "latest")
