@@ -12,6 +12,16 @@ INTERRUPTED = 130
 TERMINATED = 143
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemd, a container's stop), raised where Ctrl-C's KeyboardInterrupt is,
+    so that a command stops the same way and says which it was."""
+
+
+def stopped_by(interrupt: KeyboardInterrupt) -> str:
+    """What a stopping command's line names: "SIGTERM" or "Ctrl-C"."""
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C"
+
+
 class _Stderr(logging.StreamHandler):
     """Writes to sys.stderr as it is at each line: pytest's capture swaps it."""
 

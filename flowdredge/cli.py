@@ -526,13 +526,14 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
                 except READ_ERRORS as err:   # restarting: its vertices come back
                     line = f"{status.lower()}; no status from {rest_url} ({err})"
                 log.info(line)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if "://" in checkpoints or latest_checkpoint(checkpoints, {str(job.get_job_id())}):
-            log.info("stopping (Ctrl-C): the job is cancelled, its checkpoints stay for "
-                     "--resume")
+            log.info(f"stopping ({logs.stopped_by(stop)}): the job is cancelled, its "
+                     f"checkpoints stay for --resume")
         else:   # before its first, or its folder was deleted: --resume would be refused
-            log.info(f"stopping (Ctrl-C): the job is cancelled with no completed checkpoint "
-                     f"under {checkpoints}: nothing of this run to --resume from")
+            log.info(f"stopping ({logs.stopped_by(stop)}): the job is cancelled with no "
+                     f"completed checkpoint under {checkpoints}: nothing of this run to "
+                     f"--resume from")
         try:
             job.cancel().result()
         except Exception:   # py4j's error: it had ended meanwhile, nothing left to stop
@@ -811,7 +812,7 @@ def main(argv=None) -> int:
         # SIGTERM (kill, systemd, a container's stop) takes the command's Ctrl-C path: Python's
         # default ended it at once, leaving the streaming demo's kinesis-local running (a review).
         terminated.append(signum)
-        raise KeyboardInterrupt
+        raise logs.Terminated
 
     before = signal.signal(signal.SIGTERM, terminate)
     try:
@@ -824,8 +825,8 @@ def main(argv=None) -> int:
 def _run_command(args) -> int:
     try:
         return args.func(args)
-    except KeyboardInterrupt:   # Ctrl-C before a command's own handling (starting up)
-        print("flowdredge: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:   # before a command's own handling (starting up)
+        print(f"flowdredge: interrupted ({logs.stopped_by(stop)})", file=sys.stderr)
         return logs.INTERRUPTED
     except BrokenPipeError:   # `flowdredge summary DIR | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -177,10 +177,11 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
                  f"Ctrl-C")
         while True:
             time.sleep(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         stop.set()
         producer.join(timeout=30)
-        progress("stopping (Ctrl-C): the local Kinesis and its streams are gone")
+        progress(f"stopping ({logs.stopped_by(interrupt)}): the local Kinesis and its streams "
+                 f"are gone")
     return logs.INTERRUPTED
 
 
@@ -289,8 +290,8 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
             deadline = time.monotonic() + 150
             while _committed_windows(output) < closed and time.monotonic() < deadline:
                 time.sleep(2)
-        except KeyboardInterrupt:
-            progress("stopping (Ctrl-C)")
+        except KeyboardInterrupt as interrupt:
+            progress(f"stopping ({logs.stopped_by(interrupt)})")
         finally:
             stop.set()
             try:

@@ -453,12 +453,13 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
     command.write_text(
         "import sys, time\n"
         "from flowdredge import cli\n"
+        "from flowdredge.connectors import logs\n"
         "def serve(args):\n"
         "    try:\n"
         "        print('serving', flush=True)\n"
         "        time.sleep(60)\n"
-        "    except KeyboardInterrupt:\n"
-        "        print('cleaned up', flush=True)\n"
+        "    except KeyboardInterrupt as stop:\n"
+        "        print('cleaned up after', logs.stopped_by(stop), flush=True)\n"
         "        return 130\n"
         "cli.cmd_stream_demo = serve\n"
         "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
@@ -470,7 +471,26 @@ def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
         out, err = child.communicate(timeout=30)
     finally:
         child.kill()
-    assert (child.returncode, out, err) == (143, "cleaned up\n", "")
+    assert (child.returncode, out, err) == (143, "cleaned up after SIGTERM\n", "")
+    # Stopped before the command's own handling: said so, naming SIGTERM (its lines said
+    # "Ctrl-C" for both).
+    command.write_text(
+        "import sys, time\n"
+        "from flowdredge import cli\n"
+        "def start(args):\n"
+        "    print('starting', flush=True)\n"
+        "    time.sleep(60)\n"
+        "cli.cmd_stream_demo = start\n"
+        "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
+    child = subprocess.Popen([sys.executable, str(command)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert child.stdout.readline() == "starting\n"
+        child.terminate()
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert (child.returncode, out, err) == (143, "", "flowdredge: interrupted (SIGTERM)\n")
 
 
 @pytest.mark.unit
