@@ -871,13 +871,13 @@ def test_an_event_line_not_ended_yet_is_read_once_until_it_ends(tmp_path, bytes_
 def test_an_event_line_over_the_cap_is_said_counted_and_passed_over(tmp_path, bytes_read):
     """A line over events.max_line_bytes is one line said and counted unreadable, never held;
     what follows it is read."""
-    from flowdredge.connectors.publisher.publisher import LongLine
+    from flowdredge.connectors.publisher.publisher import SkippedLine
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"a":1}\n{"never":"' + b"y" * 20_000)   # a writer going on without end
     tail = EventTail(str(path), read_bytes=1000, max_line_bytes=8000)
     assert tail.read() == ['{"a":1}']
     long = tail.read()
-    assert [type(line) for line in long] == [LongLine] and max(bytes_read) <= 1000
+    assert [type(line) for line in long] == [SkippedLine] and max(bytes_read) <= 1000
     assert long[0].said.startswith(f"event line at byte 8 of {path} skipped: 20,010 bytes and "
                                    f"no line feed yet, more than events.max_line_bytes (8,000): "
                                    f'{{"never":"yyy')
@@ -901,6 +901,32 @@ def test_an_event_line_over_the_cap_is_said_counted_and_passed_over(tmp_path, by
     assert describe_events(publisher.apply_events(read)) == \
         "events: 0 applied (0 assigned, 0 unassigned), 1 unreadable"
     assert said == [read[1].said]
+
+
+def test_an_event_line_of_bytes_that_are_not_utf8_is_said_counted_and_passed_over(tmp_path):
+    """Read as U+FFFD, a tag value's bytes named the new instance's owner 'auth-prod-v\ufffd04'
+    until the next poll: the line is now passed over, said with where the bytes are and
+    counted unreadable; the lines around it are read."""
+    from flowdredge.connectors.publisher.publisher import SkippedLine
+    run = bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN).encode()
+    bad = run.replace(b"auth-prod-v004", b"auth-prod-v\xe904")
+    other = json.dumps({"detail-type": "Something else", "detail": {}}).encode()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(other + b"\n" + bad + b"\n" + run + b"\n")
+    read = EventTail(str(path)).read()
+    assert read[0] == other.decode() and read[2] == run.decode() and type(read[1]) is SkippedLine
+    at = bad.index(b"\xe9")
+    assert read[1].said == (f"event line at byte {len(other) + 1} of {path} skipped: bytes that are not UTF-8 "
+                            f"at its byte {at:,}: "
+                            + bad[:200].decode("utf-8", errors="replace"))
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({}), ListSink(), lambda: T0,
+                          log=said.append)
+    result = publisher.apply_events(read)
+    assert (result.bad, said) == (1, [read[1].said])
+    # The good line is read (before any poll, left to the next one).
+    assert describe_events(result) == \
+        "events: 0 applied (0 assigned, 0 unassigned), 1 left to the next poll, 1 unreadable"
 
 
 def test_run_loop_applies_a_burst_of_events_a_read_at_a_time(tmp_path):

@@ -65,15 +65,16 @@ EVENTS_READ_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class LongLine:
-    """An events-file line longer than its cap, passed over: what to say of it."""
+class SkippedLine:
+    """An events-file line passed over (longer than its cap, or not UTF-8): what to say of
+    it."""
     said: str
 
 
 class EventTail:
     """The complete lines appended to a file since the last read, at most `read_bytes` of them a
-    read (restarts if it shrinks); a line longer than `max_line_bytes` is a LongLine, once, its
-    bytes passed over as they come. `from_end`: the lines there when it is made are passed
+    read (restarts if it shrinks); a line longer than `max_line_bytes` is a SkippedLine, once, its
+    bytes passed over as they come, and so is a line whose bytes are not UTF-8. `from_end`: the lines there when it is made are passed
     over."""
 
     def __init__(self, path: str, from_end: bool = False, read_bytes: int = EVENTS_READ_BYTES,
@@ -85,7 +86,7 @@ class EventTail:
         # The bytes after `offset` known to hold no line feed (a line not ended yet), searched
         # once: a line that never ended was read again, whole, at every check.
         self.searched = 0
-        self.skipping = False   # within a LongLine given already: its bytes are passed over
+        self.skipping = False   # within a long line given already: its bytes are passed over
         if from_end:
             try:
                 with open(path, "rb") as fh:
@@ -101,7 +102,7 @@ class EventTail:
 
     def read(self, up_to: int = None) -> list:
         """The complete lines after the last read, as far as `up_to` (a size) if given, and
-        LongLines."""
+        SkippedLines."""
         try:
             fh = open(self.path, "rb")
         except OSError:
@@ -120,7 +121,7 @@ class EventTail:
                 self.searched = len(data)
             end = self._line_end(fh, size)
             start = self.offset
-            if self.skipping:   # the rest of a LongLine given already
+            if self.skipping:   # the rest of a long line given already
                 self.offset, self.searched = (start + self.searched if end is None else end), 0
                 self.skipping = end is None
                 return [] if self.skipping else self.read(up_to)
@@ -150,8 +151,8 @@ class EventTail:
             self.searched += len(block)
         return None
 
-    def _long(self, start: int, length: int, ended: bool, head: bytes) -> LongLine:
-        return LongLine(f"event line at byte {start:,} of {self.path} skipped: {length:,} bytes"
+    def _long(self, start: int, length: int, ended: bool, head: bytes) -> SkippedLine:
+        return SkippedLine(f"event line at byte {start:,} of {self.path} skipped: {length:,} bytes"
                         f"{'' if ended else ' and no line feed yet'}, more than "
                         f"events.max_line_bytes ({self.max_line_bytes:,}): "
                         f"{head.decode('utf-8', errors='replace')}")
@@ -167,8 +168,16 @@ class EventTail:
         for line in data[:complete].split(b"\n")[:-1]:
             if len(line) > self.max_line_bytes:
                 lines.append(self._long(start, len(line), True, line[:200]))
-            elif (text := line.decode("utf-8", errors="replace")).strip():
-                lines.append(text)
+            elif line.strip():
+                try:
+                    lines.append(line.decode("utf-8"))
+                except UnicodeDecodeError as err:
+                    # Read as U+FFFD, a tag value's bytes were an owner's name changed
+                    # without a word until the next poll: the poll is the one that is right.
+                    lines.append(SkippedLine(
+                        f"event line at byte {start:,} of {self.path} skipped: bytes that are "
+                        f"not UTF-8 at its byte {err.start:,}: "
+                        f"{line[:200].decode('utf-8', errors='replace')}"))
             start += len(line) + 1
         return lines
 
@@ -256,7 +265,7 @@ class Publisher:
         result = EventsResult()
         configured = set(self.config.scopes)
         for line in lines:
-            if isinstance(line, LongLine):
+            if isinstance(line, SkippedLine):
                 result.bad += 1
                 self.log(line.said)
                 continue
