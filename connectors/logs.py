@@ -111,15 +111,21 @@ def failure_line(trace: str, earlier=()) -> str:
     return _hinted(_failure_line(trace, earlier))
 
 
+# The client's exception for a job that ended with no cause given (its mini-cluster gone: a
+# review); py4j gives it as the `Caused by:` of the future's ExecutionException.
+NO_CAUSE = "JobExecutionException: Job execution failed."
+
+
 def _failure_line(trace: str, earlier) -> str:
     named, causes, lines = _named_causes(trace)
     if "Recovery is suppressed by" not in trace:
-        if not causes:   # no cause given (a job that ended as its mini-cluster went: a review)
+        last = (named or causes or lines or [""])[-1]
+        if not causes or last.endswith(NO_CAUSE):   # no cause given
             for before in earlier:
                 own = _own_cause(before)
                 if own:
-                    return f"{(lines or [''])[-1]}; the last failure of its own: {own}"
-        return (named or causes or lines or [""])[-1]
+                    return f"{last}; the last failure of its own: {own}"
+        return last
     if named and "Recovery is suppressed by" not in named[-1]:
         return f"no restart left (job.max_restarts); the last failure: {named[-1]}"
     # The last restart was taken by a Kinesis source's failover after a task's failure: the

@@ -379,12 +379,26 @@ def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, cap
         "Operation not permitted"]
 
 
+# What the job's client raised: the exception alone, and as py4j gives it (the Java future's
+# ExecutionException, the JobExecutionException as its cause, with no cause of its own).
+_NO_CAUSE = "org.apache.flink.runtime.client.JobExecutionException: Job execution failed."
+_NO_CAUSE_PY4J = (
+    "An error occurred while calling o0.get.\n: java.util.concurrent.ExecutionException: "
+    f"{_NO_CAUSE}\n\tat java.base/java.util.concurrent.CompletableFuture.reportGet("
+    "CompletableFuture.java:396)\n\tat java.base/java.lang.Thread.run(Thread.java:840)\n"
+    f"Caused by: {_NO_CAUSE}\n\tat org.apache.flink.runtime.jobmaster.JobResult."
+    "toJobExecutionResult(JobResult.java:145)\n\t... 2 more")
+
+
 @pytest.mark.unit
+@pytest.mark.parametrize("error", [_NO_CAUSE, _NO_CAUSE_PY4J])
 def test_a_run_whose_job_ended_without_a_cause_names_the_last_failure_it_saw(monkeypatch,
-                                                                             capsys):
+                                                                             capsys, error):
     """A job that ended as its mini-cluster went gave only "JobExecutionException: Job
     execution failed." (no cause), and the REST API was gone with it: a review's run ended on
-    that line after 12 restarts, each a deleted stream's."""
+    that line after 12 restarts, each a deleted stream's. As py4j gives it, that exception is
+    the `Caused by:` of the future's ExecutionException: the run ended on it alone all the same
+    (a review)."""
     import urllib.error
     from types import SimpleNamespace
 
@@ -402,8 +416,7 @@ def test_a_run_whose_job_ended_without_a_cause_names_the_last_failure_it_saw(mon
             raise urllib.error.URLError("Connection refused")
 
     def ended():
-        raise RuntimeError("org.apache.flink.runtime.client.JobExecutionException: Job "
-                           "execution failed.")
+        raise RuntimeError(error)
 
     statuses = iter(["RUNNING", "FAILED"])
     job = SimpleNamespace(

@@ -14,7 +14,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
-from flowdredge.connectors.logs import failure_line
+from flowdredge.connectors.logs import NO_CAUSE, failure_line
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config, local_jvm_args
@@ -242,6 +242,7 @@ def failure_cause(job, earlier=lambda: ()) -> str:
         return ""
     except Exception as err:   # py4j's error, the Java trace in its text
         line = failure_line(str(err))
-        if "named in the Flink log" in line or "Caused by: " not in str(err):
+        if ("named in the Flink log" in line or "Caused by: " not in str(err)
+                or line.endswith(NO_CAUSE)):
             line = failure_line(str(err), earlier())
         return line or type(err).__name__
