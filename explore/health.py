@@ -2,6 +2,7 @@
 health"): the consumer lag, the windows' watermark, the job's counters summed over subtasks,
 restarts and the latest checkpoint. `flowdredge run` prints `status_line` every
 --report-seconds; the streaming demo reads the lag and the watermark. Pure Python (urllib)."""
+import http.client
 import json
 import time
 import urllib.error
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 
 from flowdredge.explore.summary import attributed_share
 
-# What a REST read may raise: the job gone or restarting, a vertex without the metric yet, a
-# value that is no number (NaN) or no integer (Infinity).
-READ_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError,
-               OverflowError)
+# What a REST read may raise: the job gone or restarting (an answer cut short too:
+# http.client's IncompleteRead is no OSError), a vertex without the metric yet, a value that is
+# no number (NaN) or no integer (Infinity).
+READ_ERRORS = (urllib.error.URLError, OSError, http.client.HTTPException, ValueError, KeyError,
+               IndexError, TypeError, OverflowError)
 # The job's own counters the status line sums over subtasks (docs/operations.md, metrics).
 COUNTERS = ("flows_parsed", "dead_letter", "metadata_dead_letter", "flows_aggregated",
             "flows_late", "src_owned", "dst_owned")

@@ -79,3 +79,33 @@ def test_a_metric_that_is_no_integer_is_no_status_not_a_traceback(value):
     with pytest.raises(READ_ERRORS):
         _Lag(value).consumer_lag_ms()
     assert _Lag("2500.0").consumer_lag_ms() == 2500
+
+
+def test_an_answer_cut_short_is_no_answer_not_a_traceback():
+    """`flowdredge run` reads the exception history every second (and its status line): an
+    answer whose connection closes before its body is whole (the REST API going as its
+    mini-cluster ends) raised http.client.IncompleteRead, no OSError, which stopped the
+    command with a traceback (a review)."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000\r\n\r\n{\"exceptionHistory\": {\"ent")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    rest = JobRest(f"http://127.0.0.1:{server.getsockname()[1]}", "j")
+    try:
+        with pytest.raises(READ_ERRORS):
+            rest.failures()
+        assert rest.failure_traces() == []
+    finally:
+        thread.join(10)
+        server.close()
