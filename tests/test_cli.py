@@ -454,56 +454,49 @@ def test_strict_refuses_a_bad_file_in_one_line_and_leaves_no_output_folder(input
     assert not os.path.exists(tmp_path / "out")
 
 
+def _terminated(tmp_path, command: str) -> tuple:
+    """`flowdredge stream-demo --no-job` with `command` (the body of a function of args) in
+    place of the demo, sent SIGTERM once it printed its first line: (exit status, the rest
+    of stdout, stderr)."""
+    script = tmp_path / "stopped.py"
+    script.write_text("import sys, time\n"
+                      "from flowdredge import cli\n"
+                      "from flowdredge.connectors import logs\n"
+                      "def command(args):\n" + command +
+                      "cli.cmd_stream_demo = command\n"
+                      "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        assert child.stdout.readline() in ("serving\n", "starting\n")
+        child.terminate()
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    return child.returncode, out, err
+
+
 @pytest.mark.unit
 def test_sigterm_stops_a_command_as_ctrl_c_does(tmp_path):
     """SIGTERM (kill, systemd, a container's stop) ended `flowdredge stream-demo` at once: its
     kinesis-local was left running, listening on every interface (a review). It now takes the
     command's Ctrl-C path, exit status 143."""
-    command = tmp_path / "stopped.py"
     # 'serving' is printed inside the try: the SIGTERM it prompts can be handled as print
     # returns (CPython runs handlers after a C call), before a try that followed it (1 run in
     # 3 failed with 'flowdredge: interrupted' and no clean-up).
-    command.write_text(
-        "import sys, time\n"
-        "from flowdredge import cli\n"
-        "from flowdredge.connectors import logs\n"
-        "def serve(args):\n"
-        "    try:\n"
-        "        print('serving', flush=True)\n"
-        "        time.sleep(60)\n"
-        "    except KeyboardInterrupt as stop:\n"
-        "        print('cleaned up after', logs.stopped_by(stop), flush=True)\n"
-        "        return 130\n"
-        "cli.cmd_stream_demo = serve\n"
-        "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
-    child = subprocess.Popen([sys.executable, str(command)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        assert child.stdout.readline() == "serving\n"
-        child.terminate()
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert (child.returncode, out, err) == (143, "cleaned up after SIGTERM\n", "")
+    assert _terminated(tmp_path, "    try:\n"
+                                 "        print('serving', flush=True)\n"
+                                 "        time.sleep(60)\n"
+                                 "    except KeyboardInterrupt as stop:\n"
+                                 "        print('cleaned up after', logs.stopped_by(stop), "
+                                 "flush=True)\n"
+                                 "        return 130\n") == \
+        (143, "cleaned up after SIGTERM\n", "")
     # Stopped before the command's own handling: said so, naming SIGTERM (its lines said
     # "Ctrl-C" for both).
-    command.write_text(
-        "import sys, time\n"
-        "from flowdredge import cli\n"
-        "def start(args):\n"
-        "    print('starting', flush=True)\n"
-        "    time.sleep(60)\n"
-        "cli.cmd_stream_demo = start\n"
-        "sys.exit(cli.main(['stream-demo', '--no-job']))\n")
-    child = subprocess.Popen([sys.executable, str(command)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    try:
-        assert child.stdout.readline() == "starting\n"
-        child.terminate()
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert (child.returncode, out, err) == (143, "", "flowdredge: interrupted (SIGTERM)\n")
+    assert _terminated(tmp_path, "    print('starting', flush=True)\n"
+                                 "    time.sleep(60)\n") == \
+        (143, "", "flowdredge: interrupted (SIGTERM)\n")
 
 
 @pytest.mark.unit
