@@ -20,7 +20,9 @@ TIMEOUT_S = 400   # a loaded 2-core machine; every wait polls and returns as soo
 # What a wait looks at changes at the job's checkpoints (every 2 s): a poll every second lost
 # half a second on average at each wait.
 POLL_S = 0.2
-KEEP_ALIVE_S = 2
+# The flush is sent again this often while windows are awaited: the windows close at the first
+# flush that comes after the other shards have been idle (Writer.finish).
+KEEP_ALIVE_S = 1
 
 
 def scenario(minutes=10, flows_per_minute=200, seed=11) -> Scenario:
@@ -34,12 +36,17 @@ class Writer(EstateWriter):
     def finish_changelog(self) -> None:
         super().finish()
 
-    def finish(self, stream: str, idle_seconds: int) -> int:
-        """The rest of the changelog, then the flush (flush()) on `stream` once every other
-        shard is idle. Returns the first window start that is not the estate's."""
+    def finish(self, stream: str) -> int:
+        """The rest of the changelog, then the flush (flush()) on `stream`. Returns the first
+        window start that is not the estate's. The flush moves event time only once the job
+        judges every other shard idle: when a flush record comes more than
+        kinesis.shard_idle_seconds after the job last heard from them (job.shards), which it
+        shows by nothing else than the windows closing. So the wait for the windows keeps
+        sending it (wait_for's keep_alive, every KEEP_ALIVE_S) and ends at the first that
+        does, where a sleep of the idle time after the records were counted (up to a
+        checkpoint after they were heard) waited a second or more past it."""
         super().finish()
         self.flush_stream, self.flushes = stream, 0
-        time.sleep(idle_seconds + 1)
         self.flush()
         sc = self.estate.scenario
         return sc.start + sc.minutes * 60

@@ -186,7 +186,7 @@ def run(kinesis_local, tmp_path_factory):
         writer.deliver(estate.deliveries[half:])
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
                  job)
-        first_open = writer.finish("bad-flows", config.kinesis.shard_idle_seconds)
+        first_open = writer.finish("bad-flows")
         expected = reference.aggregates([estate.flow_dir, str(extra)],
                                         [estate.generated.metadata_file])
         wait_for("the estate's windows", lambda: closed_aggregates(output, first_open)
@@ -268,7 +268,7 @@ def test_a_window_summing_past_a_long_is_written_as_the_largest_long(kinesis_loc
             writer.put_raw("sum-flows", data, f"sum-{i}")
         wait_for("every record parsed", lambda: parsed_records(output) == writer.records_written,
                  job)
-        first_open = writer.finish("sum-flows", config.kinesis.shard_idle_seconds)
+        first_open = writer.finish("sum-flows")
         expected = reference.aggregates([estate.flow_dir, str(extra)],
                                         [estate.generated.metadata_file])
         key = next(k for k, v in expected.items() if v[2] > 2**63)

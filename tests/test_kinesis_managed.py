@@ -58,7 +58,7 @@ def test_the_unpacked_zip_runs_the_streaming_job(tmp_path):
                 return poll
             wait_for("every record parsed",
                      alive(lambda: parsed_records(output) == writer.records_written))
-            first_open = writer.finish("managed-flows", config.kinesis.shard_idle_seconds)
+            first_open = writer.finish("managed-flows")
             expected = expected_aggregates(estate)
             wait_for("the estate's windows",
                      alive(lambda: closed_aggregates(output, first_open) == expected),

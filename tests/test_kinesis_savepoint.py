@@ -5,14 +5,15 @@ are written while it is stopped, and it resumes from the savepoint at parallelis
 job. Its aggregates over the estate equal the independent computation (tests/reference.py):
 nothing lost, nothing counted twice."""
 import json
+import time
 
 import pytest
 
 from flowdredge.connectors.kinesis import client as kinesis_client
 from helpers import ensure_running, read_records, total_counts, window_watermark
 from flowdredge.connectors.kinesis.settings import KinesisSection
-from streaming import (ACCOUNT_A, ACCOUNT_B, TIMEOUT_S, Estate, Writer, closed_aggregates,
-                       deliver_flows, expected_aggregates, scenario)
+from streaming import (ACCOUNT_A, ACCOUNT_B, KEEP_ALIVE_S, POLL_S, TIMEOUT_S, Estate, Writer,
+                       closed_aggregates, deliver_flows, expected_aggregates, scenario)
 
 pytestmark = [pytest.mark.kinesis, pytest.mark.cluster]
 
@@ -57,6 +58,25 @@ def _wait_for_parsed(cluster, job_id, output, records, metadata_events):
         return counts["records_in"] == records and counts["metadata_events"] == metadata_events
     cluster.wait(done, TIMEOUT_S, f"job {job_id} to parse {records} records and "
                                   f"{metadata_events} metadata events", poll_s=1)
+
+
+def _kept_alive(check, keep_alive):
+    """`check`, calling `keep_alive` every KEEP_ALIVE_S as well, as streaming.wait_for does:
+    the windows close at the first flush after the other shards have been idle
+    (streaming.Writer.finish)."""
+    kept_alive = [time.monotonic()]
+
+    def poll():
+        if time.monotonic() - kept_alive[0] >= KEEP_ALIVE_S:
+            keep_alive()
+            kept_alive[0] = time.monotonic()
+        return check()
+    return poll
+
+
+def _parsed_at_least(cluster, job_id, output, records) -> bool:
+    ensure_running(cluster, job_id)
+    return total_counts(output)["records_in"] >= records
 
 
 def _closed_windows_equal(cluster, job_id, output, first_open, expected) -> bool:
@@ -105,10 +125,15 @@ def test_upgrade_through_a_savepoint_on_kinesis_loses_and_repeats_nothing(
     _wait_for_parsed(cluster, job, output, writer.records_written,
                      snapshot_events + writer.changes_written)
     assert max(v["parallelism"] for v in cluster.rest(f"/jobs/{job}")["vertices"]) == 2
-    first_open = writer.finish(FLOWS, SHARD_IDLE_S)
+    first_open = writer.finish(FLOWS)
     expected = expected_aggregates(estate)
-    cluster.wait(lambda: _closed_windows_equal(cluster, job, output, first_open, expected),
-                 TIMEOUT_S, "the estate's windows to equal the reference", poll_s=1)
+    cluster.wait(_kept_alive(lambda: _closed_windows_equal(cluster, job, output, first_open,
+                                                           expected), writer.flush),
+                 TIMEOUT_S, "the estate's windows to equal the reference", poll_s=POLL_S)
+    # The flushes sent meanwhile counted before the stop: it reads no record more.
+    cluster.wait(lambda: _parsed_at_least(cluster, job, output, writer.records_written),
+                 TIMEOUT_S, f"job {job} to count the {writer.records_written} records written",
+                 poll_s=POLL_S)
     cluster.stop_with_savepoint(job, drain=True)
 
     # Each window's row written once: a repeat, even an equal one, fails (job_aggregates).
