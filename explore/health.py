@@ -10,6 +10,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 
+from flowdredge.connectors.logs import own_cause
 from flowdredge.explore.summary import attributed_share
 
 # What a REST read may raise: the job gone or restarting (an answer cut short too:
@@ -110,6 +111,36 @@ class Health:
     consumer_lag_ms: int = None
     last_checkpoint_ms: int = None
     restarts: int = 0
+
+
+class FailureWatch:
+    """A running job's failures as they happen, from its REST API's exception history: each
+    cause once while it repeats. Before, `flowdredge run` and the streaming demo showed only
+    the restarts rising, the cause once none was left (a review: 12 restarts in 3 minutes of
+    a Kinesis outage, no word why)."""
+
+    def __init__(self):
+        self.newest = 0           # the newest failure's time read (epoch ms)
+        self.said = ""            # the cause last said
+        self.last_trace = ""      # its trace: the REST API goes with a mini-cluster that ends
+
+    def new_causes(self, rest: "JobRest") -> list:
+        """The causes of the failures since the last call not said just before ([] when the
+        API does not answer: restarting, asked again later)."""
+        try:
+            failures = rest.failures()
+        except READ_ERRORS:
+            return []
+        said = []
+        for when, trace in reversed(failures):
+            if when <= self.newest:
+                continue
+            self.newest, cause = when, own_cause(trace)
+            if cause and cause != self.said:
+                said.append(cause)
+            if cause:
+                self.said, self.last_trace = cause, trace
+        return said
 
 
 def read_health(rest: JobRest, settle_s: float = 1.0) -> Health:

@@ -507,9 +507,10 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
     local output's lock and notes, every second."""
     from flowdredge.job.flink.run import failure_cause, job_status
     from flowdredge.job.outputs import latest_checkpoint
-    from flowdredge.explore.health import READ_ERRORS, JobRest, read_health, status_line
+    from flowdredge.explore.health import (READ_ERRORS, FailureWatch, JobRest, read_health,
+                                           status_line)
     rest = JobRest(rest_url, str(job.get_job_id()))
-    next_report, previous, failures = time.monotonic() + report_seconds, None, (0, "", "")
+    next_report, previous, failures = time.monotonic() + report_seconds, None, FailureWatch()
     try:
         while True:
             time.sleep(1)
@@ -518,7 +519,9 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
                 break
             if guard is not None:
                 guard.check()
-            failures = _say_failures(rest, failures)
+            for cause in failures.new_causes(rest):
+                log.warning(f"the job failed and restarts from its last checkpoint while "
+                            f"job.max_restarts allows: {cause}")
             if report_seconds and time.monotonic() >= next_report:
                 next_report = time.monotonic() + report_seconds
                 try:
@@ -540,34 +543,11 @@ def _run_until_stopped(job, rest_url: str, report_seconds: int, checkpoints: str
             pass
         return logs.INTERRUPTED
     # The REST API goes with a mini-cluster whose job ended: the last failure read before.
-    cause = failure_cause(job, lambda: rest.failure_traces() or [failures[2]])
+    cause = failure_cause(job, lambda: rest.failure_traces() or [failures.last_trace])
     if not cause:
         return 0
     log.error(f"the job ended: {cause} (the whole trace: the Flink log in {_flink_log_dir()})")
     return 1
-
-
-def _say_failures(rest, seen: tuple) -> tuple:
-    """Warns of a running job's failures since `seen` (the newest one's time already read,
-    epoch ms, the cause last said and its trace), a cause once while it repeats; returns the
-    new `seen`. Before, the status line showed only the restarts rising, the cause once none
-    was left (a review: 12 restarts in 3 minutes of a Kinesis outage, no word why)."""
-    from flowdredge.explore.health import READ_ERRORS
-    newest, said, said_trace = seen
-    try:
-        failures = rest.failures()
-    except READ_ERRORS:   # restarting: asked again in a second
-        return seen
-    for when, trace in reversed(failures):
-        if when <= newest:
-            continue
-        newest, cause = when, logs.own_cause(trace)
-        if cause and cause != said:
-            log.warning(f"the job failed and restarts from its last checkpoint while "
-                        f"job.max_restarts allows: {cause}")
-        if cause:
-            said, said_trace = cause, trace
-    return newest, said, said_trace
 
 
 def _flink_log_dir() -> str:

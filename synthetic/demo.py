@@ -21,7 +21,7 @@ from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
 from flowdredge.job.outputs import (hold_output, read_records, remove_outputs,
                                      total_counts)
-from flowdredge.explore.health import READ_ERRORS, JobRest
+from flowdredge.explore.health import READ_ERRORS, FailureWatch, JobRest
 from flowdredge.explore.summary import attributed_share, render, summarize
 
 # account -> (stream, shards): two flow streams, as two regional log destinations would be.
@@ -252,7 +252,7 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
         producer = _Producer(produce)
         began = time.monotonic()
         producer.start()
-        finished, closed, since = False, 0, (began, 0)
+        finished, closed, since, failures = False, 0, (began, 0), FailureWatch()
         try:
             next_report = began + options.report_seconds
             while True:
@@ -262,9 +262,16 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
                     return 1
                 status = job_status(job)
                 if status in ("FAILED", "CANCELED", "FINISHED", "ENDED"):
-                    progress(f"the job ended: {failure_cause(job, job_rest.failure_traces) or status} (the whole trace: "
-                             f"the Flink log, pyflink/log/ in the virtualenv)")
+                    # The REST API goes with a mini-cluster whose job ended: the last failure
+                    # read before.
+                    cause = failure_cause(job, lambda: job_rest.failure_traces()
+                                          or [failures.last_trace])
+                    progress(f"the job ended: {cause or status} (the whole trace: the Flink "
+                             f"log, pyflink/log/ in the virtualenv)")
                     return 1
+                for cause in failures.new_causes(job_rest):
+                    progress(f"the job failed and restarts from its last checkpoint while "
+                             f"job.max_restarts allows: {cause}")
                 # Every record written read, and every changelog event: the flows of the last
                 # deliveries wait for the changelog written after them (writer.finish).
                 counts = total_counts(output)

@@ -102,6 +102,30 @@ def window_watermark(cluster: Cluster, job_id: str, at_least_ms: int):
     return watermark if watermark is not None and watermark >= at_least_ms else None
 
 
+def job_running_then(ended: str, polls: int):
+    """A stand-in for a submitted job (PyFlink's JobClient) that is RUNNING at `polls` status
+    polls, then `ended`, and ends without an error."""
+    from types import SimpleNamespace
+    statuses = iter(["RUNNING"] * polls + [ended])
+    return SimpleNamespace(
+        get_job_id=lambda: "j",
+        get_job_status=lambda: SimpleNamespace(result=lambda: SimpleNamespace(
+            name=next(statuses))),
+        get_job_execution_result=lambda: SimpleNamespace(result=lambda: None),
+        cancel=lambda: SimpleNamespace(result=lambda: None))
+
+
+def rest_with_failures(histories: list):
+    """A JobRest class whose exception history is each of `histories` in turn, one a read
+    (each newest first, (epoch ms, trace))."""
+    polls = iter(histories)
+
+    class Rest(JobRest):
+        def failures(self):
+            return next(polls)
+    return Rest
+
+
 def job_aggregates(output_dir):
     """Aggregate rows keyed like tests.reference.aggregates; fails on duplicate keys."""
     rows = {}

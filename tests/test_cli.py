@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import job_aggregates, subprocess_env
+from helpers import job_aggregates, job_running_then, rest_with_failures, subprocess_env
 from flowdredge import cli
 from flowdredge.connectors import logs
 from flowdredge.synthetic.estate import Scenario, generate
@@ -339,7 +339,6 @@ def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, cap
     """A running job's failures are named as they happen, once while a cause repeats: the
     status line showed only its restarts rising (a review: 12 restarts in 3 minutes of a
     Kinesis outage, no word why until the job ended)."""
-    from types import SimpleNamespace
 
     from flowdredge.explore import health
     # As the REST API's exception history has them: the exception, then its causes.
@@ -352,21 +351,11 @@ def test_flowdredge_run_says_why_its_job_restarts_while_it_runs(monkeypatch, cap
     unwritable = ("java.nio.file.FileSystemException: /out/counts/.c.inprogress: Operation not "
                   "permitted\n\tat java.base/sun.nio.fs.UnixException.translateToIOException")
     # The exception history at each second's poll, newest first.
-    polls = iter([[], [(10, refused)], [(12, failover), (11, refused), (10, refused)],
-                  [(12, failover), (11, refused), (10, refused)],
-                  [(20, unwritable), (12, failover), (11, refused), (10, refused)]])
-
-    class Rest(health.JobRest):
-        def failures(self):
-            return next(polls)
-
-    statuses = iter(["RUNNING"] * 5 + ["CANCELED"])
-    job = SimpleNamespace(
-        get_job_id=lambda: "j",
-        get_job_status=lambda: SimpleNamespace(result=lambda: SimpleNamespace(
-            name=next(statuses))),
-        get_job_execution_result=lambda: SimpleNamespace(result=lambda: None))
-    monkeypatch.setattr(health, "JobRest", Rest)
+    monkeypatch.setattr(health, "JobRest", rest_with_failures([
+        [], [(10, refused)], [(12, failover), (11, refused), (10, refused)],
+        [(12, failover), (11, refused), (10, refused)],
+        [(20, unwritable), (12, failover), (11, refused), (10, refused)]]))
+    job = job_running_then("CANCELED", 5)
     monkeypatch.setattr(cli.time, "sleep", lambda s: None)
     logs.setup("flowdredge", "[flowdredge]")
     assert cli._run_until_stopped(job, "http://127.0.0.1:9", 0, "unused") == 0

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from helpers import ctrl_c_as_in_a_terminal, job_aggregates, subprocess_env, total_counts
+from helpers import (ctrl_c_as_in_a_terminal, job_aggregates, job_running_then,
+                     rest_with_failures, subprocess_env, total_counts)
 from flowdredge.job.config import Config
 from flowdredge.synthetic.demo import DemoOptions, run_demo, too_short
 
@@ -206,6 +207,45 @@ def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
             hold_output(str(output))
     with hold_output(str(output)):
         assert (output / RUN_LOCK).read_text() == f"flowdredge run (pid {os.getpid()})\n"
+
+
+@pytest.mark.unit
+def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch):
+    """`flowdredge run` names a running job's failures as they happen; the demo with its job
+    said nothing until the job ended (a review). The estate, the local Kinesis and the job are
+    stand-ins: what is tested is what the demo's loop says."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from flowdredge.job.flink import run
+    from flowdredge.synthetic import demo
+    refused = ("org.apache.flink.runtime.source.reader.fetcher.SplitFetcherException: fetch "
+               "failed\nCaused by: java.net.ConnectException: Connection refused")
+    job = job_running_then("CANCELED", 3)
+    estate = SimpleNamespace(generated=SimpleNamespace(flows=10), snapshot="s", deliveries=[],
+                             snapshot_events=0)
+    # One record never read: the demo waits on, until the job ends.
+    writer = SimpleNamespace(deliver=lambda deliveries, stop: None, finish=lambda: None,
+                             records_written=1, changes_written=0)
+    monkeypatch.setattr(demo, "Estate", lambda folder, scenario: estate)
+    monkeypatch.setattr(demo, "LocalKinesis", lambda log: nullcontext(
+        SimpleNamespace(endpoint="http://127.0.0.1:9")))
+    monkeypatch.setattr(demo.kinesis_client, "client", lambda settings: None)
+    monkeypatch.setattr(demo, "demo_writer", lambda *args: writer)
+    monkeypatch.setattr(demo, "JobRest", rest_with_failures(
+        [[], [(10, refused)], [(11, refused), (10, refused)]]))
+    monkeypatch.setattr(demo.time, "sleep", lambda s: None)
+    monkeypatch.setattr(run, "kinesis_job", lambda *args, **kwargs: SimpleNamespace(
+        execute_async=lambda name: job))
+    monkeypatch.setattr(run, "local_rest_options", lambda: {"rest.port": 9})
+    lines = []
+    assert run_demo(Config(), DemoOptions(str(tmp_path / "demo"), report_seconds=3600),
+                    lines.append) == 1
+    assert [line for line in lines if "restarts" in line or "ended" in line] == [
+        "the job failed and restarts from its last checkpoint while job.max_restarts allows: "
+        "java.net.ConnectException: Connection refused",
+        "the job ended: CANCELED (the whole trace: the Flink log, pyflink/log/ in the "
+        "virtualenv)"]
 
 
 @pytest.mark.unit
