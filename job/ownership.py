@@ -26,8 +26,9 @@ import pyarrow.compute as pc
 from flowdredge.job import changelog_columns
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
                                       ipv4_ints)
-from flowdredge.job.parse import (DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
-                                  address_error, excerpt, json_error, too_long_text, utc_text)
+from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
+                                  address_error, excerpt, json_error, number_text, too_long_text,
+                                  utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
                                          UNASSIGN, VPC_CHANGES)
@@ -451,6 +452,8 @@ def _bounded(ts: int, latest_ms: int) -> int:
 
 
 def _ts_out_of_range(ts: int, latest_ms: int) -> str:
+    if abs(ts) >= BEYOND:   # up to 4,300 digits: too long to quote, past 308 no float holds it
+        return f"ts {number_text(ts)} is {'before 2010' if ts < 0 else 'after 2100'}"
     if ts < EARLIEST_TS_MS:
         return f"ts {ts} ({utc_text(ts // 1000)}) is before 2010"
     last = latest_ms - 1

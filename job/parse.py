@@ -274,7 +274,7 @@ _DECIMAL = re.compile("-?[0-9]+").fullmatch
 # int() reads at most this many digits (sys.int_info.default_max_str_digits).
 _INT_DIGITS = 4300
 # Beyond every field's range: what a longer number is compared as.
-_BEYOND = 2**64
+BEYOND = 2**64
 
 
 def _convert_long_numbers(fmt: FlowFormat, parts: list):
@@ -289,7 +289,7 @@ def _convert_long_numbers(fmt: FlowFormat, parts: list):
         if not _DECIMAL(token):
             raise LineError("not_a_number", _not_an_integer(fmt.fields[i]))
         digits = token.lstrip("-").lstrip("0") or "0"
-        value = int(digits) if len(digits) <= _INT_DIGITS else _BEYOND
+        value = int(digits) if len(digits) <= _INT_DIGITS else BEYOND
         parts[fmt.columns[i]] = str(-value if token.startswith("-") else value)
     try:
         return fmt.convert(parts)
@@ -324,7 +324,7 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
                      else highest)
             raise LineError("port_out_of_range" if i in fmt.port_positions
                             else "number_out_of_range",
-                            f"{fmt.fields[i]} {_number_text(value)} is outside "
+                            f"{fmt.fields[i]} {number_text(value)} is outside "
                             f"{lowest}..{limit}")
     for i, allowed in fmt.choices:
         if flow[i] is not None and flow[i] not in allowed:
@@ -376,10 +376,10 @@ def _not_an_integer(field: str) -> str:
     return f"{field} is not an integer in ASCII digits"
 
 
-def _number_text(value: int) -> str:
+def number_text(value: int) -> str:
     """A number for a message; one beyond 64 bits may stand for one of thousands of digits
     (`_convert_long_numbers`)."""
-    return str(value) if abs(value) < _BEYOND else "of 20 digits or more"
+    return str(value) if abs(value) < BEYOND else "of 20 digits or more"
 
 
 @dataclass(frozen=True)

@@ -580,6 +580,22 @@ def test_a_ts_outside_2010_to_2100_is_rejected(ts):
     assert parse_event('{"type":"HEARTBEAT","ts":1262304000000}').ts == 1262304000000
 
 
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_ts_of_hundreds_of_digits_is_rejected_in_one_short_line(vectorise_from):
+    """JSON reads an integer of up to 4,300 digits: one past a float's 309 failed the job
+    (OverflowError saying how far after the latest allowed it was), again at every restart
+    (a review)."""
+    lines = [f'{{"type":"{kind}","ts":{sign}1{"0" * 400}{ip}}}'
+             for sign in ("", "-") for kind, ip in (("ASSIGN", ',"ip":"10.0.0.1","app":"a"'),
+                                                    ("HEARTBEAT", ""))]
+    chunk = parse_chunk("\n".join(lines), "m", delivered=T // 1000,
+                        vectorise_from=vectorise_from)
+    assert chunk.events == []
+    assert [(r[0], r[3]) for r in chunk.rejected] == [
+        ("ts_out_of_range", "ts of 20 digits or more is after 2100")] * 2 + [
+        ("ts_out_of_range", "ts of 20 digits or more is before 2010")] * 2
+
+
 def test_a_ts_ahead_of_the_delivery_time_is_rejected():
     """Issue #14, item 6: an event may be at most metadata.max_ahead_seconds after its record's
     delivery time (Kinesis arrival, a staged file's modification time)."""
