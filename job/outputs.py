@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from collections import Counter
@@ -265,7 +266,7 @@ def read_file_records(path: str, check=None):
         with opener(path, "rt", encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
                 if line.strip():
-                    record = json.loads(line)
+                    record = _json_line(line, f"{path}: line {number}")
                     if not isinstance(record, dict):
                         raise ValueError(f"{path}: line {number}: not a JSON object: "
                                          f"{line.strip()[:80]}")
@@ -273,10 +274,20 @@ def read_file_records(path: str, check=None):
                     if wrong:
                         raise ValueError(f"{path}: line {number}: {wrong}")
                     yield record
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: line {number}: not JSON: {err}") from None
     except (OSError, EOFError, UnicodeDecodeError, zlib.error) as err:
         raise ValueError(f"{path}: cannot be read after line {number}: {err}") from None
+
+
+def _json_line(line: str, where: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not JSON: {err}") from None
+    except ValueError:   # the decoder's other: int()'s limit on digits
+        raise ValueError(f"{where}: not JSON: an integer of more than "
+                         f"{sys.get_int_max_str_digits()} digits") from None
+    except RecursionError:
+        raise ValueError(f"{where}: not JSON: nested deeper than its decoder goes") from None
 
 
 def total_counts(output_dir: str) -> Counter:

@@ -350,6 +350,23 @@ def test_a_line_duckdb_cannot_read_is_one_line_without_its_advice(small_outputs,
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("value, said", [
+    ("[" * 100_000 + "]" * 100_000, "not JSON: nested deeper than its decoder goes"),
+    ("9" * 5000, "not JSON: an integer of more than 4300 digits")])
+def test_a_line_json_cannot_hold_is_named_by_its_number(small_outputs, capsys, value, said):
+    """Python's decoder raises RecursionError for a line nested deeper than it goes (summary
+    printed a traceback) and a ValueError that named no file for an integer of more than 4,300
+    digits (a review)."""
+    part = small_outputs / "counts" / "counts-d-0.jsonl"
+    good = json.dumps({"stage": "flows", "records_in": 1})
+    part.write_text(f'{good}\n{{"stage": "flows", "records_in": {value}}}\n')
+    assert cli.main(["summary", str(small_outputs)]) == 2
+    assert capsys.readouterr().err == f"flowdredge: error: {part}: line 2: {said}\n"
+    assert cli.main(["query", str(small_outputs), "sql", "SELECT sum(records_in) FROM counts"]) == 2
+    assert capsys.readouterr().err == f"flowdredge: error: {part}: line 2: {said}\n"
+
+
+@pytest.mark.unit
 def test_a_question_on_an_output_turned_off_says_so(small_outputs, capsys):
     """No enriched/ (outputs.enriched: false): who-owned would read as 'nobody owned it'. late/
     appears only once a flow is late: its absence is no news."""
