@@ -409,7 +409,8 @@ def parse_time(text: str) -> int:
     ts) are told, not read as a time thousands of years ahead that matches nothing."""
     text = str(text).strip()
     if re.fullmatch(r"-?[0-9]+", text):
-        seconds = int(text)
+        # Past 20 digits no time of flows, and past 4,300 more than int() reads.
+        seconds = int(text) if len(text) <= 20 else None
     else:
         try:
             moment = datetime.fromisoformat(text)
@@ -419,7 +420,8 @@ def parse_time(text: str) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = int(moment.timestamp())
-    if not EARLIEST_START <= seconds <= LATEST_START:   # the end too: --until is exclusive
+    # The end too: --until is exclusive.
+    if seconds is None or not EARLIEST_START <= seconds <= LATEST_START:
         raise QueryError(f"{text!r} is not a time of flows (2010-2099): give epoch seconds "
                          f"(not milliseconds) or ISO-8601 such as 2026-01-01T00:10:00Z")
     return seconds
@@ -431,12 +433,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> int:
     """Seconds from 90, 90s, 15m, 1h or 1d; at most the span of times the job reads flows of,
     which a longer one only overflows (DuckDB failed on a --within of 10**40 s: a review)."""
-    match = re.fullmatch(r"([0-9]+)([smhd]?)", str(text).strip())
-    if not match or int(match.group(1)) <= 0:
+    match = re.fullmatch(r"0*([0-9]+)([smhd]?)", str(text).strip())
+    if not match or match.group(1) == "0":
         raise QueryError(f"{text!r} is not a duration: give a positive number of seconds or "
                          f"a number with a unit s, m, h or d (15m, 1h, 1d)")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if seconds > LATEST_START - EARLIEST_START:
+    digits = match.group(1)   # past 20 too long anyway, and past 4,300 more than int() reads
+    seconds = int(digits) * _UNIT_SECONDS[match.group(2) or "s"] if len(digits) <= 20 else None
+    if seconds is None or seconds > LATEST_START - EARLIEST_START:
         raise QueryError(f"{text!r} is longer than the years the job reads flows of "
                          f"(2010-2099)")
     return seconds

@@ -541,6 +541,13 @@ def test_numbers_out_of_their_range_are_refused(small_outputs, capsys):
               str(10**40)], f"who-owned: --within: '{10**40}' is longer than the years "
                             f"the job reads flows of (2010-2099)"),
             (["rollup", "--every", "40000d"], "rollup: --every: '40000d' is longer than"),
+            # More digits than int() reads said Python's limit, not the option (a review).
+            (["who-owned", "--ip", "10.0.0.1", "--at", "1767225600", "--within", "9" * 5000],
+             f"who-owned: --within: '{'9' * 5000}' is longer than the years"),
+            (["who-owned", "--ip", "10.0.0.1", "--at", "9" * 5000],
+             f"who-owned: --at: '{'9' * 5000}' is not a time of flows (2010-2099)"),
+            (["top-talkers", "--since", "-" + "9" * 5000],
+             f"top-talkers: --since: '-{'9' * 5000}' is not a time of flows (2010-2099)"),
             (["rollup", "--every", "1h", "--window-seconds", "0"],
              "rollup: --window-seconds: '0' is not a duration")):
         assert cli.main(["query", str(small_outputs)] + argv) == 2
