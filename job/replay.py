@@ -46,6 +46,7 @@ from flowdredge.connectors import s3
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
+from flowdredge.schemas.flowlog import REQUIRED
 
 GZIP_MAGIC = b"\x1f\x8b"
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
@@ -492,6 +493,33 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             yield record
         return
     fmt = _header_format(header, head, flows)
+    chunk = _format_chunk(path, modified, fmt, chunk_lines, stats, flows)
+    for number, line, head in lines:
+        if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
+            line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
+        # Most lines: one search, in C (a call more cost 30 ns a line).
+        joined = _joined_header(line, flows) if line and "srcaddr" in line else None
+        if joined is not None:
+            # Files joined into one (`cat a.log.gz b.log.gz`): the lines after a header are
+            # read by it, as in the file it began (another flow log's may order its fields
+            # otherwise).
+            if joined != fmt:
+                last = chunk.flush(stats)
+                if last is not None:
+                    yield last
+                fmt = joined
+                chunk = _format_chunk(path, modified, fmt, chunk_lines, stats, flows)
+            continue
+        full = chunk.add(number, line, head, stats)
+        if full is not None:
+            yield full
+    last = chunk.flush(stats)
+    if last is not None:
+        yield last
+
+
+def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
+    """The chunks of a file's lines of format `fmt` (its header's)."""
     if fmt.unknown:
         if flows.strict:
             raise InputError(f"{path}: header names field(s) this release does not know "
@@ -502,16 +530,19 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     if fmt.unknown:
         base["ignore"] = list(fmt.unknown)
     base.update(_bounds(path, modified))
-    chunk = _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
-    for number, line, head in lines:
-        if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
-            line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
-        full = chunk.add(number, line, head, stats)
-        if full is not None:
-            yield full
-    last = chunk.flush(stats)
-    if last is not None:
-        yield last
+    return _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
+
+
+def _joined_header(line, flows):
+    """The format a header line after the first names, or None for any other line: a header
+    names the fields every format has (a flow line holds values)."""
+    names = line.lstrip("\ufeff").split()
+    if not set(REQUIRED).issubset(names) or len(names) > flows.max_fields_per_line:
+        return None
+    try:
+        return FlowFormat.parse(" ".join(names))
+    except FormatError:
+        return None
 
 
 def _header_format(header, head, flows) -> FlowFormat:

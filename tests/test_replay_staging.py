@@ -497,6 +497,33 @@ def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_pa
     assert chunk["lines"] == [LINE, LINE]
 
 
+def test_files_joined_into_one_read_each_part_by_its_own_header(tmp_path):
+    """`cat a.log.gz b.log.gz > all.log.gz` (gzip reads the members as one text): the second
+    file's header was a flow line to the first's format, one not_a_number dead letter, and its
+    lines were read by that format: of another flow log's, with its fields in another order,
+    sources taken for destinations and packets for bytes, without a word (a review)."""
+    other = HEADER.replace("srcaddr dstaddr", "dstaddr srcaddr").replace("packets bytes",
+                                                                          "bytes packets")
+    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    theirs = "2 1 eni-2 10.0.0.8 10.0.0.9 1 2 6 500 5 1767225600 1767225610 ACCEPT OK"
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
+                                in ((HEADER, mine), (HEADER, mine), (other, theirs))))
+    stats = StageStats()
+    chunks = list(read_flow_file(str(joined), 10, stats=stats))
+    assert [(c["format"], c["first_line"], c["lines"]) for c in chunks] == [
+        (HEADER, 2, [mine, "", mine]), (other, 6, [theirs])]
+    assert (stats.records, stats.lines) == (2, 3)
+    flows = []
+    for chunk in chunks:
+        result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
+                              Limits(60, 1 << 20, 86400))
+        assert not result.dead_letters
+        flows += [tuple(f[g.fmt.pos[name]] for name in ("srcaddr", "dstaddr", "packets", "bytes"))
+                  for g in result.groups for f in g.flows]
+    assert flows == [("10.0.0.1", "10.0.0.2", 1, 100)] * 2 + [("10.0.0.9", "10.0.0.8", 5, 500)]
+
+
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
     """A header without spaces was a base64 record, and each line of its file a bad_base64
     dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
