@@ -714,7 +714,8 @@ def test_events_between_polls_assign_and_release():
                                        eni("eni-b", "10.0.0.6", instance="i-b")],
                     instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"},
                                    "i-b": {"aws:autoscaling:groupName": "api-prod-v001"}})
-    ticks = iter([T0, T0, T0 + 10, T0 + 10, T0 + 20])   # the poll's begin, read, end
+    # The poll's begin, read and end; the events' read.
+    ticks = iter([T0, T0, T0 + 10, T0 + 10, T0 + 70_000])
     sink = ListSink()
     publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: next(ticks))
     publisher.poll()
@@ -758,6 +759,32 @@ def test_events_between_polls_assign_and_release():
     sink.events.clear()
     publisher.poll()
     assert sink.events == [{"type": "HEARTBEAT", "ts": T0 + 120_000}]
+
+
+def test_an_event_dated_ahead_of_the_publishers_clock_is_said_and_changes_nothing():
+    """An event of 9999 (a hand-edited or broken line) was applied: its UNASSIGN was dated
+    there, which the job refuses (ts_out_of_range), so the job kept the owner the publisher
+    had released, and every later event of its account and region was stale for good (a
+    review). A minute ahead is no clock's error; the next poll has the last word."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    sink, now, said = ListSink(), [T0], []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0],
+                          log=said.append)
+    publisher.poll()
+    sink.events.clear()
+    now[0] = T0 + 120_000
+    terminate = {"instancesSet": {"items": [{"instanceId": "i-a"}]}}
+    result = publisher.apply_events([
+        bridge("TerminateInstances", "9999-01-01T00:00:00Z", request=terminate),
+        bridge("TerminateInstances", "2026-01-01T00:03:01Z", request=terminate),
+        bridge("RunInstances", "2026-01-01T00:01:05Z", response=RUN)])
+    assert (result.bad, result.applied) == (2, 1)
+    assert [line[:line.index(": {")] for line in said[-2:]] == [
+        f"unreadable event line (dated {when}, more than 60 s after this host's clock, "
+        f"2026-01-01T00:02:00Z)" for when in ("9999-01-01T00:00:00Z", "2026-01-01T00:03:01Z")]
+    assert [(e["type"], e["ip"]) for e in sink.events] == [("ASSIGN", "10.0.0.50")]
+    assert publisher.state.holdings["10.0.0.5"].owner.app == "api"
 
 
 def test_an_interface_attached_by_an_event_has_the_device_index_it_was_attached_at():

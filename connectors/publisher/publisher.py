@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from flowdredge.connectors.publisher.cloudtrail import apply_change, parse_line
+from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
 from flowdredge.connectors.publisher.config import EventsSection, PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
@@ -57,6 +57,12 @@ class EventsResult:
     def counted(self) -> bool:
         """Whether any line was a change handled (lines of other events are passed over)."""
         return bool(self.applied or self.stale or self.deferred or self.ignored or self.bad)
+
+
+# How far an event may be dated after this host's clock: AWS's clock and a host's kept by NTP
+# differ by far less. One dated later (9999: a hand-edited or broken line) was applied, its
+# change dated there, which the job refuses, and every later event of its scope was stale.
+EVENTS_AHEAD_MS = 60_000
 
 
 # What one read of the events file takes at most (more if a line is longer, up to
@@ -264,13 +270,14 @@ class Publisher:
         """Near-real-time changes (CloudTrail / EventBridge lines), written as they apply."""
         result = EventsResult()
         configured = set(self.config.scopes)
+        now = self.clock()
         for line in lines:
             if isinstance(line, SkippedLine):
                 result.bad += 1
                 self.log(line.said)
                 continue
             try:
-                self._apply_line(line, configured, result)
+                self._apply_line(line, configured, now, result)
             except SinkError:
                 raise
             # A line the reader's checks let through can still fail (an address that is none):
@@ -280,8 +287,13 @@ class Publisher:
                 self.log(f"unreadable event line ({err or type(err).__name__}): {line[:200]}")
         return result
 
-    def _apply_line(self, line: str, configured: set, result: EventsResult) -> None:
-        for change in parse_line(line):
+    def _apply_line(self, line: str, configured: set, now: int, result: EventsResult) -> None:
+        changes = parse_line(line)
+        ahead = max((change.at_ms for change in changes), default=now)
+        if ahead > now + EVENTS_AHEAD_MS:
+            raise EventError(f"dated {_utc(ahead)}, more than {EVENTS_AHEAD_MS // 1000} s after "
+                             f"this host's clock, {_utc(now)}")
+        for change in changes:
             if change.scope not in configured:
                 result.ignored += 1
                 continue
@@ -436,3 +448,7 @@ def describe(result: PollResult) -> str:
     if len(failed) < len(result.failed):
         parts.append(f"{len(result.failed) - len(failed)} not read (stopping)")
     return ", ".join(parts)
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
