@@ -481,7 +481,7 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     # A byte-order mark before the header (a file saved by an editor) is not part of it.
     header = header.lstrip("\ufeff").strip() if header is not None else None
     if header is not None and _looks_like_base64(header):
-        for number, line, head in [first, *lines]:
+        for number, line, head in [(first[0], header, head), *lines]:
             if line is None:
                 record = {"source": f"{path}:{number}", "error": "too_large",
                           "excerpt": excerpt(head),

@@ -432,6 +432,15 @@ def test_blank_lines_before_the_header_or_the_first_record_are_passed_over(tmp_p
         f"{records_file}:3", str(s3_file)]
 
 
+def test_a_byte_order_mark_before_the_first_base64_record_is_not_part_of_it(tmp_path):
+    """The mark told the file for one of records, and then stayed in its first record: one
+    bad_base64 dead letter, its flows lost (a review)."""
+    record = base64.b64encode(gzip.compress(b'{"messageType":"CONTROL_MESSAGE"}')).decode()
+    records_file = tmp_path / "cw.b64"
+    records_file.write_text("\ufeff" + record + "\n" + record + "\n", encoding="utf-8")
+    assert [r["record"] for r in read_flow_file(str(records_file), 10)] == [record, record]
+
+
 def test_runs_of_blank_lines_are_passed_over_and_make_no_chunk(tmp_path):
     """A header and 100 MiB of newlines, gzip of 100 KB, took 75 s: 20,972 chunks of blank
     lines, a line at a time."""
