@@ -1637,6 +1637,26 @@ def test_a_snapshot_line_giving_a_key_twice_is_refused_naming_its_line(tmp_path)
     assert cli._read_snapshot(snap, None).holdings["10.0.0.8"].owner.app == 'a":b'
 
 
+def test_a_snapshot_line_dated_after_the_snapshot_was_written_is_refused(tmp_path):
+    """A hand-edited ts of 9999 was held: the address's next owner was dated after it, which
+    the job refuses (ts_out_of_range), and so was every later change of it, for good (a
+    review). A minute and a second after the file's time is an event's at most (a minute ahead
+    of the clock, at its second's end)."""
+    snap = tmp_path / "snap.jsonl"
+    ahead = assign_event("10.0.0.8", 253370764800000, owner("x", "x", "-", "eni-y", "i-y",
+                                                             "instance"))
+    snap.write_text(json.dumps(ahead) + "\n")
+    os.utime(snap, (T0 / 1000, T0 / 1000))
+    with pytest.raises(ValueError) as refused:
+        cli._read_snapshot(str(snap), None)
+    assert str(refused.value) == (
+        f"snapshot {snap} is not a file of ASSIGN events: line 1: ts 253370764800000 "
+        f"(9999-01-01T00:00:00Z) is after the snapshot was written, 2026-01-01T00:00:00Z")
+    snap.write_text(json.dumps({**ahead, "ts": T0 + 61_000}) + "\n")
+    os.utime(snap, (T0 / 1000, T0 / 1000))
+    assert cli._read_snapshot(str(snap), None).holdings["10.0.0.8"].since_ms == T0 + 61_000
+
+
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
                     instance_tags={"i-a": {"Name": "api-prod"}})

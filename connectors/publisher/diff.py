@@ -46,6 +46,7 @@ included): only a poll ends it.
 import dataclasses
 import ipaddress
 import re
+import time
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
@@ -215,6 +216,12 @@ def reconcile_poll(state: State, observations: list, configured: list) -> Reconc
             result.state.released = {ip: ts for ip, ts in result.state.released.items()
                                      if ts > heartbeat}
     return result
+
+
+# How far an event may be dated after this host's clock: AWS's clock and a host's kept by NTP
+# differ by far less. One dated later (9999: a hand-edited or broken line) was applied, its
+# change dated there, which the job refuses, and every later event of its scope was stale.
+EVENTS_AHEAD_MS = 60_000
 
 
 def _second_end(event_ms: int) -> int:
@@ -555,12 +562,19 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     if clocks is not None:
         _read_clocks(state, clocks)
     owner_fields = {f.name for f in dataclasses.fields(Owner)}
+    # An owner from an event is dated up to EVENTS_AHEAD_MS after the clock, at its second's
+    # end. One later (a hand-edited 9999) dated the address's every later change after it, all
+    # of them refused by the job.
+    latest = None if taken_ms is None else taken_ms + EVENTS_AHEAD_MS + 1000
     for event in events:
         if event.get("type") not in (ASSIGN, VPC_ASSIGN):
             raise ValueError(f"a snapshot holds only ASSIGN and VPC_ASSIGN events, found "
                              f"{event.get('type')!r}")
         owner = Owner(**{k: _text(k, v) for k, v in event.items() if k in owner_fields})
         holding, ip = Holding(owner, _ms(event["ts"])), _address(event["ip"])
+        if latest is not None and holding.since_ms > latest:
+            raise ValueError(f"ts {holding.since_ms} ({utc_text(holding.since_ms)}) is after the "
+                             f"snapshot was written, {utc_text(taken_ms)}")
         if event["type"] == ASSIGN:
             state.holdings[ip] = holding
         else:
@@ -576,6 +590,11 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         if ip not in state.contested:
             state.contested[ip] = frozenset(h.owner.scope for h in vpcs.values())
     return state
+
+
+def utc_text(ms: int) -> str:
+    """Epoch ms as an ISO 8601 UTC time, for messages."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
 
 
 def _text(field: str, value) -> str:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
 from flowdredge.connectors.publisher.config import EventsSection, PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
-from flowdredge.connectors.publisher.diff import (Observation, State, apply_event, is_stale,
-                                       reconcile_poll)
+from flowdredge.connectors.publisher.diff import (EVENTS_AHEAD_MS, Observation, State,
+                                                  apply_event, is_stale, reconcile_poll,
+                                                  utc_text)
 from flowdredge.connectors.publisher.sinks import SinkError, complete_lines_end
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
 
@@ -57,12 +58,6 @@ class EventsResult:
     def counted(self) -> bool:
         """Whether any line was a change handled (lines of other events are passed over)."""
         return bool(self.applied or self.stale or self.deferred or self.ignored or self.bad)
-
-
-# How far an event may be dated after this host's clock: AWS's clock and a host's kept by NTP
-# differ by far less. One dated later (9999: a hand-edited or broken line) was applied, its
-# change dated there, which the job refuses, and every later event of its scope was stale.
-EVENTS_AHEAD_MS = 60_000
 
 
 # What one read of the events file takes at most (more if a line is longer, up to
@@ -291,8 +286,8 @@ class Publisher:
         changes = parse_line(line)
         ahead = max((change.at_ms for change in changes), default=now)
         if ahead > now + EVENTS_AHEAD_MS:
-            raise EventError(f"dated {_utc(ahead)}, more than {EVENTS_AHEAD_MS // 1000} s after "
-                             f"this host's clock, {_utc(now)}")
+            raise EventError(f"dated {utc_text(ahead)}, more than {EVENTS_AHEAD_MS // 1000} s "
+                             f"after this host's clock, {utc_text(now)}")
         for change in changes:
             if change.scope not in configured:
                 result.ignored += 1
@@ -448,7 +443,3 @@ def describe(result: PollResult) -> str:
     if len(failed) < len(result.failed):
         parts.append(f"{len(result.failed) - len(failed)} not read (stopping)")
     return ", ".join(parts)
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
