@@ -555,12 +555,18 @@ def _flink_log_dir() -> str:
 
 
 def cmd_stream_demo(args) -> int:
+    from flowdredge.connectors.kinesis.local import LocalKinesisError
     from flowdredge.synthetic.demo import DemoOptions, run_demo
     cfg = _load_config(args)
     _check_local_parallelism(cfg)
     given = {name: getattr(args, name) for name in ("rate", "minutes", "seed", "report_seconds")
              if getattr(args, name) is not None}
-    return run_demo(cfg, DemoOptions(output=args.output, job=not args.no_job, **given), log.info)
+    try:
+        return run_demo(cfg, DemoOptions(output=args.output, job=not args.no_job, **given),
+                        log.info)
+    except LocalKinesisError as err:
+        print(f"flowdredge: error: {err}", file=sys.stderr)
+        return 2
 
 
 def cmd_summary(args) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from flowdredge.connectors import logs
 from flowdredge.connectors.kinesis import client as kinesis_client
-from flowdredge.connectors.kinesis.local import LocalKinesis
+from flowdredge.connectors.kinesis.local import LocalKinesis, check_installed
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
@@ -186,6 +186,8 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
 
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
+    # Before the output folder is touched: the previous demo's files stay.
+    check_installed()
     output = options.output
     # Held until the demo ends: a second demo there removed the inputs, checkpoints and
     # outputs of this one as it ran.

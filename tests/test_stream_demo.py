@@ -194,6 +194,30 @@ def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, mo
 
 
 @pytest.mark.unit
+def test_a_demo_without_kinesis_local_says_so_in_one_line_and_keeps_the_last_demo(
+        tmp_path, monkeypatch, capsys):
+    """Without kinesis-local (scripts/setup installs it only where npm is) `scripts/demo
+    --streaming` ended in a traceback, after it had removed the previous demo's files and
+    generated an estate (a review)."""
+    from flowdredge import cli
+    from flowdredge.connectors.kinesis import local
+    from flowdredge.synthetic import demo
+
+    def went_on(*args):
+        raise AssertionError("the demo went on")
+    monkeypatch.setattr(demo, "Estate", went_on)
+    monkeypatch.setattr(local, "SERVER", str(tmp_path / "nowhere" / "kinesis-local"))
+    output = tmp_path / "demo"
+    (output / "inputs").mkdir(parents=True)
+    (output / "inputs" / "snapshot.jsonl").write_text("{}\n")
+    assert cli.main(["stream-demo", "--output", str(output)]) == 2
+    assert capsys.readouterr().err == (
+        f"flowdredge: error: kinesis-local is not installed in {tmp_path / 'nowhere'}: "
+        f"install Node.js with npm, then run scripts/setup\n")
+    assert (output / "inputs" / "snapshot.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.unit
 def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
     """A `flowdredge run` into the folder of a running stream-demo was refused as held by
     "another flowdredge run" (a review): the lock file now names its holder, and the next

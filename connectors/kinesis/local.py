@@ -1,6 +1,7 @@
 """The local Kinesis API server (npm kinesis-local, installed by scripts/setup into .tools/): a
 real Kinesis API over HTTP on 127.0.0.1, for the streaming demo and the tests."""
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -12,6 +13,15 @@ SERVER = os.path.join(ROOT, ".tools", "kinesis-local", "node_modules", "kinesis-
 
 class LocalKinesisError(RuntimeError):
     pass
+
+
+def check_installed() -> None:
+    """scripts/setup installs kinesis-local only where npm is, and warns otherwise."""
+    if not os.path.isfile(os.path.join(SERVER, "main.js")):
+        raise LocalKinesisError(f"kinesis-local is not installed in {os.path.dirname(SERVER)}: "
+                                f"install Node.js with npm, then run scripts/setup")
+    if shutil.which("node") is None:
+        raise LocalKinesisError("kinesis-local needs Node.js: no `node` on the PATH")
 
 
 def free_port() -> int:
@@ -29,9 +39,8 @@ class LocalKinesis:
     tls_endpoint: str = ""   # the same server over TLS, with kinesis-local's own certificate
 
     def start(self, timeout_s: float = 30) -> "LocalKinesis":
+        check_installed()
         main = os.path.join(SERVER, "main.js")
-        if not os.path.isfile(main):
-            raise LocalKinesisError("kinesis-local is not installed: run scripts/setup")
         plain, tls = free_port(), free_port()
         os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
         with open(self.log_path, "ab") as log:
