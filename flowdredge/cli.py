@@ -31,6 +31,9 @@ def _load_config(args):
         if parallelism < 1:
             raise config_mod.ConfigError(f"--parallelism must be at least 1, got {parallelism}")
         cfg = cfg.replace(job={"parallelism": parallelism})
+    # Every command with a config runs its job here: refused before it generates or touches
+    # anything (the demo replaced the previous demo's inputs first).
+    _check_local_parallelism(cfg)
     _check_ip_ranges(cfg)
     return cfg
 
@@ -83,7 +86,6 @@ def _replay(flow_paths, metadata_paths, output_dir, cfg, overwrite) -> int:
     from flowdredge.job.outputs import check_output, remove_empty_folders, replace_outputs
     from flowdredge.job.replay import InputError, flow_files, stage_metadata
     from flowdredge.explore.summary import render, summarize
-    _check_local_parallelism(cfg)
     # The inputs first, and a refused replay leaves no folder behind.
     files, duplicates = flow_files(list(flow_paths))
     created, finished = first_missing_folder(output_dir), False
@@ -374,7 +376,6 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
 def cmd_run(args) -> int:
     from flowdredge.job.outputs import RUN_LOCK, hold_output, remove_empty_folders
     cfg = _streaming_config(args)
-    _check_local_parallelism(cfg)
     check_local_locations(cfg, args.output, args.resume)
     checkpoints = _checkpoints(cfg, args.output)
     # Folders a job that did not start made and leaves empty: those it created (its output,
@@ -558,7 +559,6 @@ def cmd_stream_demo(args) -> int:
     from flowdredge.connectors.kinesis.local import LocalKinesisError
     from flowdredge.synthetic.demo import DemoOptions, run_demo
     cfg = _load_config(args)
-    _check_local_parallelism(cfg)
     given = {name: getattr(args, name) for name in ("rate", "minutes", "seed", "report_seconds")
              if getattr(args, name) is not None}
     try:

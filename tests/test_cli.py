@@ -146,6 +146,26 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
 
 
 @pytest.mark.unit
+def test_a_demo_of_too_much_parallelism_is_refused_before_it_replaces_the_last_ones_inputs(
+        tmp_path, monkeypatch, capsys):
+    """`flowdredge demo --parallelism 1000` generated its estate, replacing the previous
+    demo's inputs, and was refused only then (a review)."""
+    from flowdredge.synthetic import estate
+
+    def went_on(*args, **kwargs):
+        raise AssertionError("the demo generated its estate")
+    monkeypatch.setattr(estate, "generate", went_on)
+    output = tmp_path / "demo"
+    (output / "inputs").mkdir(parents=True)
+    (output / "inputs" / "kept").write_text("the last demo's\n")
+    assert cli.main(["demo", "--output", str(output), "--parallelism", "1000"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "flowdredge: error: job.parallelism (or --parallelism) 1000 is more than this machine "
+        "runs well")
+    assert (output / "inputs" / "kept").read_text() == "the last demo's\n"
+
+
+@pytest.mark.unit
 def test_a_refused_replay_keeps_its_error_when_a_folder_cannot_go(inputs, tmp_path,
                                                                   monkeypatch):
     from flowdredge import cli
