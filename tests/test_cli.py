@@ -91,6 +91,24 @@ def test_scripts_demo_takes_streaming_anywhere_among_its_arguments():
 
 
 @pytest.mark.unit
+def test_scripts_setup_refuses_what_it_does_not_take_and_explains_its_options():
+    """`scripts/setup --tests --bogus` (or `--tests --python`) ran the tests' setup, the rest
+    unread, and `--help` was refused as an unknown option (a review)."""
+    setup = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "scripts", "setup")
+    for argv, error in ((["--tests", "--bogus"], "one option at most, got: --tests --bogus"),
+                        (["--tests", "--python"], "one option at most, got: --tests --python"),
+                        (["--bogus"], "unknown option '--bogus'")):
+        done = subprocess.run([setup, *argv], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (
+            2, f"usage: scripts/setup [--tests | --python]\nscripts/setup: error: {error}\n")
+    done = subprocess.run([setup, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == ""
+    assert [line.split()[0] for line in done.stdout.splitlines()] == [
+        "usage:", "(none)", "--tests", "--python"]
+
+
+@pytest.mark.unit
 def test_scripts_demo_reads_relative_paths_from_where_it_is_run(tmp_path):
     """scripts/demo ran its command from the checkout: `--output out` (and `--config`) given
     in another folder named the checkout's out/, and the demo said its outputs were "under
