@@ -27,13 +27,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def wrapper_calls(tmp_path, script: str, args) -> list:
-    """What `scripts/<script> ARGS` calls: its copy runs beside a scripts/setup and a
-    .venv/bin/python that only say their arguments ("setup ARGS", "python ARGS")."""
+    """What `scripts/<script> ARGS` calls: its copy runs beside a scripts/setup, a
+    .venv/bin/python and a .venv/bin/flowdredge that only say their arguments ("setup ARGS",
+    "python ARGS", "flowdredge ARGS")."""
     calls = tmp_path / "calls"
     (tmp_path / "scripts").mkdir(exist_ok=True)
     (tmp_path / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
     for path, name in ((tmp_path / "scripts" / "setup", "setup"),
-                       (tmp_path / ".venv" / "bin" / "python", "python")):
+                       (tmp_path / ".venv" / "bin" / "python", "python"),
+                       (tmp_path / ".venv" / "bin" / "flowdredge", "flowdredge")):
         path.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\n')
         path.chmod(0o755)
     shutil.copy(os.path.join(ROOT, "scripts", script), tmp_path / "scripts" / script)

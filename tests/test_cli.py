@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from helpers import job_aggregates, job_running_then, rest_with_failures, subprocess_env
+from helpers import (job_aggregates, job_running_then, rest_with_failures, subprocess_env,
+                     wrapper_calls)
 from flowdredge import cli
 from flowdredge.connectors import logs
 from flowdredge.synthetic.estate import Scenario, generate
@@ -106,6 +107,19 @@ def test_scripts_setup_refuses_what_it_does_not_take_and_explains_its_options():
     assert done.returncode == 0 and done.stderr == ""
     assert [line.split()[0] for line in done.stdout.splitlines()] == [
         "usage:", "(none)", "--tests", "--python"]
+
+
+@pytest.mark.unit
+def test_scripts_demo_runs_the_full_setup_but_for_help(tmp_path):
+    """`scripts/demo --help` built the jars and recorded the class archive (minutes on a fresh
+    machine) before printing its help; scripts/cluster and scripts/managed-flink ran the
+    virtualenv's setup alone for theirs (a review)."""
+    for args, setup, command in ((["--help"], "setup --python", "flowdredge demo --help"),
+                                 (["--streaming", "-h"], "setup --python",
+                                  "flowdredge stream-demo -h"),
+                                 (["--minutes", "2"], "setup", "flowdredge demo --minutes 2"),
+                                 (["--streaming"], "setup", "flowdredge stream-demo")):
+        assert wrapper_calls(tmp_path, "demo", args) == [setup, command]
 
 
 @pytest.mark.unit
