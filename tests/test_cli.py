@@ -2,6 +2,7 @@
 import gzip
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -107,6 +108,38 @@ def test_scripts_setup_refuses_what_it_does_not_take_and_explains_its_options():
     assert done.returncode == 0 and done.stderr == ""
     assert [line.split()[0] for line in done.stdout.splitlines()] == [
         "usage:", "(none)", "--tests", "--python"]
+
+
+@pytest.mark.unit
+def test_the_tests_setup_stops_without_npm_naming_it(tmp_path):
+    """Without Node.js, `scripts/setup --tests` warned and went on, and every kinesis test
+    failed on the missing kinesis-local (a review). A copy of the setup, its virtualenv's
+    stamp current, with a PATH of this PATH's tools but npm and node."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    checkout, tools = tmp_path / "checkout", tmp_path / "bin"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    tools.mkdir()
+    shutil.copy(os.path.join(root, "scripts", "setup"), checkout / "scripts" / "setup")
+    shutil.copy(os.path.join(root, "pyproject.toml"), checkout / "pyproject.toml")
+    (checkout / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    stamp = subprocess.run("sha1sum pyproject.toml | sha1sum | cut -c1-16", shell=True,
+                           cwd=checkout, capture_output=True, text=True, check=True).stdout
+    (checkout / ".venv" / ".flowdredge-stamp").write_text(stamp)
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name not in ("npm", "node") and not (tools / name).exists():
+                (tools / name).symlink_to(os.path.join(folder, name))
+    done = subprocess.run(["bash", str(checkout / "scripts" / "setup"), "--tests"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": str(tools), "PYTHON": sys.executable,
+                               "HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        "[setup] error: Node.js with npm is required by the kinesis tests (the local Kinesis "
+        "API server, npm kinesis-local): install nodejs and npm, and run scripts/setup "
+        "--tests again\n")
+    assert not (checkout / ".jars").exists()
 
 
 @pytest.mark.unit
