@@ -665,9 +665,12 @@ def parser() -> argparse.ArgumentParser:
     p.commands = sub.choices   # each command's parser by name, for main's errors
 
     def estate_options(sp):
-        sp.add_argument("--minutes", type=_positive, default=SCENARIO.minutes)
-        sp.add_argument("--flows-per-minute", type=_positive, default=SCENARIO.flows_per_minute)
-        sp.add_argument("--seed", type=integer, default=SCENARIO.seed)
+        sp.add_argument("--minutes", type=_positive, default=SCENARIO.minutes,
+                        help=f"minutes of the estate's traffic (default {SCENARIO.minutes})")
+        sp.add_argument("--flows-per-minute", type=_positive, default=SCENARIO.flows_per_minute,
+                        help=f"flows a minute (default {SCENARIO.flows_per_minute})")
+        sp.add_argument("--seed", type=integer, default=SCENARIO.seed,
+                        help=f"seed of the estate's random choices (default {SCENARIO.seed})")
 
     def common(sp):
         sp.add_argument("--config", help="YAML file or application_properties.json")
