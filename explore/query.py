@@ -126,6 +126,8 @@ def local_folder(output: str, views=OUTPUTS, cache_dir: str = None) -> str:
     """A local folder holding `views`: the folder itself, or a cache mirroring an s3:// prefix."""
     if is_s3(output):
         return mirror_s3(output, views, cache_dir)
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise QueryError(f"{output}: a file, not an output folder")
     if not os.path.isdir(output):
         raise QueryError(f"{output}: no such output folder")
     if not any(os.path.isdir(os.path.join(output, name)) for name in OUTPUTS):

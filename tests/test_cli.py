@@ -263,6 +263,14 @@ def test_a_refused_replay_keeps_its_error_when_a_folder_cannot_go(inputs, tmp_pa
 def test_the_summary_of_a_folder_that_is_not_there_is_an_error(inputs, tmp_path):
     result = flowdredge("summary", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "no such output folder" in result.stderr
+    # A file there (the report's page, say) was "no such output folder" too (a review).
+    (tmp_path / "report.html").write_text("<html></html>\n")
+    for command in (["summary"], ["report"], ["query"]):
+        result = flowdredge(*command, str(tmp_path / "report.html"),
+                            *(["top-talkers"] if command == ["query"] else []))
+        assert (result.returncode, result.stderr) == (
+            2, f"flowdredge: error: {tmp_path / 'report.html'}: a file, not an output "
+               f"folder\n")
     # The inputs' folder: no output in it to sum up (it printed zeros).
     result = flowdredge("summary", str(inputs[0]))
     assert result.returncode == 2 and "is not an output folder" in result.stderr
