@@ -681,7 +681,8 @@ def parser() -> argparse.ArgumentParser:
                                  "scripts/demo --streaming, or flowdredge stream-demo --help.")
     demo.add_argument("--output", default="demo-output",
                       help="folder of the inputs and outputs; a previous demo's inputs/ and "
-                           "outputs there are replaced, other files stay (default demo-output)")
+                           "outputs there are replaced and its report.html removed, other files "
+                           "stay (default demo-output)")
     estate_options(demo)
     common(demo)
     demo.set_defaults(func=cmd_demo)
@@ -690,9 +691,9 @@ def parser() -> argparse.ArgumentParser:
         "stream-demo", help="the streaming job on a local Kinesis with a synthetic producer")
     stream_demo.add_argument("--output", default="stream-demo-output",
                              help="folder of the inputs, outputs and checkpoints; a previous "
-                                  "demo's there are replaced, other files stay (refused "
-                                  "while a demo or run writes there; default "
-                                  "stream-demo-output)")
+                                  "demo's there are replaced and its report.html removed, "
+                                  "other files stay (refused while a demo or run writes "
+                                  "there; default stream-demo-output)")
     # Defaults: synthetic.demo.DemoOptions' (imported only when the command runs).
     stream_demo.add_argument("--rate", type=_positive,
                              help="flows per second the producer writes")
@@ -737,7 +738,8 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--metadata", nargs="+", required=True,
                         help="IP-metadata changelog, JSON Lines (.gz allowed)")
     replay.add_argument("--output", required=True)
-    replay.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    replay.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs (a report.html of them is removed)")
     common(replay)
     replay.set_defaults(func=cmd_replay)
 

@@ -19,7 +19,7 @@ from flowdredge.connectors.kinesis.local import LocalKinesis, check_installed
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
-from flowdredge.job.outputs import (hold_output, read_records, remove_outputs,
+from flowdredge.job.outputs import (REPORT_FILE, hold_output, read_records, remove_outputs,
                                      total_counts)
 from flowdredge.explore.health import READ_ERRORS, FailureWatch, JobRest
 from flowdredge.explore.summary import attributed_share, render, summarize
@@ -201,8 +201,9 @@ def run_demo(config: Config, options: DemoOptions, progress) -> int:
 def _demo(config: Config, options: DemoOptions, progress) -> int:
     from flowdredge.job.flink.run import failure_cause, job_status, kinesis_job, local_rest_options
     output = options.output
+    # A report of the previous demo's outputs goes with them, as a replay's does.
     replaced = remove_outputs(output, ("inputs", "checkpoints", "kinesis-local.log",
-                                       "run-output", "run.json"))
+                                       "run-output", "run.json", REPORT_FILE))
     if replaced:
         progress(f"replacing the previous demo's {', '.join(replaced)} in {output} (other files "
                  f"there stay)")

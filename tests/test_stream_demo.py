@@ -218,6 +218,30 @@ def test_a_demo_without_kinesis_local_says_so_in_one_line_and_keeps_the_last_dem
 
 
 @pytest.mark.unit
+def test_a_demo_removes_the_report_of_the_previous_ones_outputs(tmp_path, monkeypatch):
+    """A second `scripts/demo --streaming` replaced the outputs and left the report.html of
+    the first, describing a run no longer there; the replay demo removes it (a review)."""
+    from flowdredge.synthetic import demo
+
+    class WentOn(Exception):
+        pass
+
+    def went_on(*args):
+        raise WentOn
+    monkeypatch.setattr(demo, "Estate", went_on)
+    output = tmp_path / "demo"
+    (output / "aggregates").mkdir(parents=True)
+    (output / "report.html").write_text("<html>the first demo's</html>\n")
+    (output / "notes.txt").write_text("mine\n")
+    lines = []
+    with pytest.raises(WentOn):
+        run_demo(Config(), DemoOptions(str(output), job=False), lines.append)
+    assert sorted(os.listdir(output)) == [".flowdredge-run.lock", "notes.txt"]
+    assert lines[0] == (f"replacing the previous demo's aggregates, report.html in {output} "
+                        f"(other files there stay)")
+
+
+@pytest.mark.unit
 def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
     """A `flowdredge run` into the folder of a running stream-demo was refused as held by
     "another flowdredge run" (a review): the lock file now names its holder, and the next
