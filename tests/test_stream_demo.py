@@ -11,6 +11,14 @@ from flowdredge.job.config import Config
 from flowdredge.synthetic.demo import DemoOptions, run_demo, too_short
 
 
+@pytest.fixture
+def server_installed(monkeypatch):
+    """The demo's unit tests stand in for kinesis-local: they need not have it installed (the
+    demo checks before it touches its output folder)."""
+    from flowdredge.synthetic import demo
+    monkeypatch.setattr(demo, "check_installed", lambda: None)
+
+
 @pytest.mark.unit
 def test_a_demo_too_short_to_close_a_window_says_so():
     config = Config()   # out-of-orderness 300 s, windows of 60 s
@@ -173,7 +181,7 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
 
 
 @pytest.mark.unit
-def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, monkeypatch):
+def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, monkeypatch, server_installed):
     """A second `scripts/demo --streaming` on the output of one still running removed its
     inputs, checkpoints and outputs under it (a review: the first's printed `flowdredge run`
     command named a snapshot of another estate)."""
@@ -218,7 +226,7 @@ def test_a_demo_without_kinesis_local_says_so_in_one_line_and_keeps_the_last_dem
 
 
 @pytest.mark.unit
-def test_a_demo_removes_the_report_of_the_previous_ones_outputs(tmp_path, monkeypatch):
+def test_a_demo_removes_the_report_of_the_previous_ones_outputs(tmp_path, monkeypatch, server_installed):
     """A second `scripts/demo --streaming` replaced the outputs and left the report.html of
     the first, describing a run no longer there; the replay demo removes it (a review)."""
     from flowdredge.synthetic import demo
@@ -258,7 +266,7 @@ def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
 
 
 @pytest.mark.unit
-def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch):
+def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch, server_installed):
     """`flowdredge run` names a running job's failures as they happen; the demo with its job
     said nothing until the job ended (a review). The estate, the local Kinesis and the job are
     stand-ins: what is tested is what the demo's loop says."""
