@@ -689,6 +689,38 @@ def test_a_snapshot_folders_subfolder_flink_leaves_out_is_not_checked(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_snapshot_folder_flinks_reader_hangs_on_or_reads_twice_is_refused(tmp_path):
+    """Flink's file source lists a snapshot folder otherwise than the replay (a review): it
+    opened a FIFO in it and waited for a writer (the snapshot never ended, the metadata stream
+    was never read, the job RUNNING), followed a link to a folder above it until the path was
+    too long (the job failed at start, a Java trace), and read a folder or file reached twice
+    twice."""
+    from flowdredge.cli import check_local_locations
+    folder = tmp_path / "snapshot"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jsonl").write_text('{"type":"HEARTBEAT","ts":1767225600000}\n')
+    config = Config().replace(kinesis={"metadata_snapshot": str(folder)})
+    cases = [(lambda: os.mkfifo(folder / "sub" / "b.fifo"),
+              "sub/b.fifo: not a regular file"),
+             (lambda: os.symlink(folder, folder / "sub" / "up"),
+              f"sub/up: a link to {folder}, which the folder holds already"),
+             (lambda: os.symlink(folder / "a.jsonl", folder / "latest.jsonl"),
+              "latest.jsonl: a link to .*a.jsonl, which the folder holds already")]
+    for make, message in cases:
+        make()
+        with pytest.raises(ConfigError, match="kinesis.metadata_snapshot: .*" + message):
+            check_local_locations(config, str(tmp_path / "out"))
+        for made in (folder / "sub" / "b.fifo", folder / "sub" / "up", folder / "latest.jsonl"):
+            if os.path.lexists(made):
+                os.unlink(made)
+    # Flink leaves out what is named so, with all a folder holds.
+    (folder / "_tmp").mkdir()
+    os.mkfifo(folder / "_tmp" / "b.fifo")
+    os.symlink(folder, folder / ".up")
+    check_local_locations(config, str(tmp_path / "out"))
+
+
+@pytest.mark.unit
 def test_a_snapshot_fifo_is_left_to_the_job_unread(tmp_path):
     """The job reads a FIFO as its snapshot (connectors.files); the check before Flink started
     opened it and read ahead, taking the lines the job was to read (or waited for a writer)."""
