@@ -759,13 +759,13 @@ JVM_OTHER_ENDS = ("bz2", "deflate", "xz")
 
 
 def check_snapshot(path: str) -> None:
-    """InputError for a local snapshot file, or a file of a snapshot folder, that the job's
-    reader would fail on once Flink had started (its restarts spent, with a Java trace naming
-    no file) or read as garbage: gzip cut short or corrupt, a name ending in .gz on what is not
-    gzip or on an empty file, a name Flink decompresses as another format, gzip under another
-    name (every line a dead letter, every flow unattributed), and in a folder what
-    _snapshot_files refuses. Reads each gzip file through:
-    0.11-0.13 s for a million ASSIGN lines (run 58)."""
+    """InputError for a local snapshot file, or a file of a snapshot folder (or of a cluster
+    file job's changelog: operate.cluster), that the job's reader would fail on once Flink had
+    started (its restarts spent, with a Java trace naming no file) or read as garbage: gzip cut
+    short or corrupt, a name ending in .gz on what is not gzip or on an empty file, a name
+    Flink decompresses as another format, gzip under another name (every line a dead letter,
+    every flow unattributed), and in a folder what _snapshot_files refuses. Reads each gzip
+    file through: 0.11-0.13 s for a million ASSIGN lines (run 58)."""
     for file in _snapshot_files(path) if os.path.isdir(path) else [path]:
         if os.path.basename(file).startswith((".", "_")):
             continue   # Flink's file source leaves it out (connectors.files refuses it)
@@ -774,7 +774,7 @@ def check_snapshot(path: str) -> None:
         other = next((end for end in JVM_OTHER_ENDS if file.endswith(end)), None)
         if other:
             raise InputError(f"{file}: Flink's reader would decompress it as {other}, by its "
-                             f"name's end; a snapshot is read as text, or as gzip named .gz: "
+                             f"name's end; a changelog is read as text, or as gzip named .gz: "
                              f"give it another name, or write it as gzip")
         named_gzip = next((end for end in JVM_GZIP_ENDS if file.endswith(end)), None)
         try:

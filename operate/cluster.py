@@ -277,6 +277,8 @@ class Cluster:
         if follow_seconds is not None and (flows is None or flows_layout == "aws"):
             raise ValueError("--follow-seconds is for staged records (--flows-layout staged): "
                              "AWS's flow files are read to their end once, streams followed")
+        if flows is not None and flows_layout == "aws":
+            _check_changelog(metadata)
         self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
         made = self._check_output(output)
         try:
@@ -384,6 +386,19 @@ class Cluster:
             raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
         self.wait_for_state(job_id, ("FINISHED",), timeout_s)
         return match.group(1)
+
+
+def _check_changelog(metadata: str) -> None:
+    """ValueError for a local changelog file or folder the job's reader (connectors/jvm
+    ChangelogFiles, a stream's snapshot's too) would fail on on the cluster, its restarts
+    spent, or wait on for ever (job.replay.check_snapshot)."""
+    from flowdredge.job.replay import InputError, check_snapshot
+    if s3.is_s3(metadata) or not os.path.exists(metadata):
+        return
+    try:
+        check_snapshot(metadata)
+    except InputError as err:
+        raise ValueError(f"--metadata: {err}") from None
 
 
 def _location(path: str) -> str:

@@ -246,6 +246,40 @@ def test_follow_seconds_is_refused_where_nothing_is_followed(tmp_path, monkeypat
     assert capsys.readouterr().err.startswith("cluster: error: --follow-seconds is for staged")
 
 
+def test_a_changelog_the_jobs_reader_fails_or_waits_on_is_refused_before_submit(
+        tmp_path, monkeypatch, capsys):
+    """The AWS-layout job reads its changelog files with a stream's snapshot's reader
+    (connectors/jvm ChangelogFiles), which fails on a cut .gz (its restarts spent), waits for
+    ever on a FIFO in the folder and fails at start on a link to a folder above it (seen on a
+    mini-cluster); `flowdredge run` checks its snapshot, the submit checked nothing (a
+    review)."""
+    import gzip
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "a.jsonl.gz").write_bytes(gzip.compress(b'{"type":"HEARTBEAT","ts":1}\n' * 999)[:99])
+    where = ("c.yaml", str(tmp_path / "flows"), str(meta), str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="--metadata: .*a.jsonl.gz: cannot read"):
+        cluster.submit(*where)
+    (meta / "a.jsonl.gz").unlink()
+    os.mkfifo(meta / "b.fifo")
+    with pytest.raises(ValueError, match="--metadata: .*b.fifo: not a regular file"):
+        cluster.submit(*where)
+    assert not hasattr(cluster, "args") and not (tmp_path / "out").exists()
+    assert cluster_mod.main(["--dir", str(tmp_path / "none"), "submit", "--config", "c.yaml",
+                             "--flows", where[1], "--metadata", where[2], "--output",
+                             where[3]]) == 2
+    assert re.match(r"cluster: error: --metadata: \S*b.fifo: not a regular file",
+                    capsys.readouterr().err)
+    (meta / "b.fifo").unlink()
+    cluster.submit(*where)   # an empty folder: the job's own business
+    # The staged layout's folder is feed's, followed: new files come after the submit.
+    os.mkfifo(meta / "b.fifo")
+    cluster.submit(*where[:3], str(tmp_path / "out2"), flows_layout="staged")
+
+
 def test_s3_locations_reach_the_job_as_given(tmp_path, monkeypatch):
     """Made absolute, s3://b/out became the local folder <cwd>/s3:/b/out: the job wrote there."""
     monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
