@@ -1657,6 +1657,42 @@ def test_a_snapshot_line_dated_after_the_snapshot_was_written_is_refused(tmp_pat
     assert cli._read_snapshot(str(snap), None).holdings["10.0.0.8"].since_ms == T0 + 61_000
 
 
+def test_clocks_dated_after_the_snapshot_was_written_are_said_and_not_read(tmp_path, caplog):
+    """As a snapshot line's ts: a hand-edited 9999 in the clocks beside it (which stay of the
+    snapshot: their digest is of its lines) was read. A HEARTBEAT of 9999 held back every later
+    one, an event of 9999 made every event of its scope stale, and a release of 9999 dated the
+    address's next change there, which the job refuses (a review of a review's change)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0)
+    publisher.poll()
+    snap = str(tmp_path / "snapshot.jsonl")
+    cli.snapshot_writer(config_for(), None, snap)(publisher.snapshot())
+    written = json.loads(open(clocks_path(snap)).read())
+    scope = next(iter(written["polled_ms"]))
+    ahead = 253370764800000   # 9999-01-01
+    for change, name in (({"heartbeat_ms": ahead}, "heartbeat_ms"),
+                         ({"event_ms": {scope: ahead}}, "event_ms"),
+                         ({"released": {"10.0.0.7": ahead}}, "released"),
+                         ({"vpc_uncertain": {"10.0.0.7": {"vpc-0a1b2c3d": [ahead]}}},
+                          "vpc_uncertain")):
+        with open(clocks_path(snap), "w") as fh:
+            json.dump({**written, **change}, fh)
+        os.utime(snap, (T0 / 1000, T0 / 1000))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            state = cli._read_snapshot(snap, None)
+        assert (f"{name} {ahead} (9999-01-01T00:00:00Z) is after the snapshot was written, "
+                f"2026-01-01T00:00:00Z") in caplog.text, change
+        assert state.polled_ms == {} and state.heartbeat_ms is None and not state.event_ms
+        assert set(state.holdings) == {"10.0.0.5"}
+    # A minute and a second after the file's time is an event's at most: read.
+    with open(clocks_path(snap), "w") as fh:
+        json.dump({**written, "event_ms": {scope: T0 + 61_000}}, fh)
+    os.utime(snap, (T0 / 1000, T0 / 1000))
+    assert cli._read_snapshot(snap, None).event_ms == {Scope(*scope.split("/")): T0 + 61_000}
+
+
 def test_run_loop_polls_on_the_interval_and_applies_events_between(tmp_path):
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
                     instance_tags={"i-a": {"Name": "api-prod"}})

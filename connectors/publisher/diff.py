@@ -559,13 +559,15 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     VPC claims (VPC_ASSIGN) the clocks do not give as contested is, among the scopes of its VPC
     owners. Raises ClocksError for clocks of another version or shape."""
     state = State(resumed_ms=taken_ms)
-    if clocks is not None:
-        _read_clocks(state, clocks)
-    owner_fields = {f.name for f in dataclasses.fields(Owner)}
     # An owner from an event is dated up to EVENTS_AHEAD_MS after the clock, at its second's
     # end. One later (a hand-edited 9999) dated the address's every later change after it, all
     # of them refused by the job.
     latest = None if taken_ms is None else taken_ms + EVENTS_AHEAD_MS + 1000
+    if clocks is not None:
+        _read_clocks(state, clocks)
+        if latest is not None:
+            _check_clocks_before(state, latest, taken_ms)
+    owner_fields = {f.name for f in dataclasses.fields(Owner)}
     for event in events:
         if event.get("type") not in (ASSIGN, VPC_ASSIGN):
             raise ValueError(f"a snapshot holds only ASSIGN and VPC_ASSIGN events, found "
@@ -590,6 +592,21 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
         if ip not in state.contested:
             state.contested[ip] = frozenset(h.owner.scope for h in vpcs.values())
     return state
+
+
+def _check_clocks_before(state: State, latest: int, taken_ms: int) -> None:
+    """Clocks dated after `latest` are none this publisher wrote (as a snapshot's owners: a
+    hand-edited 9999 held back every HEARTBEAT, made every event of its scope stale, or dated
+    an address's next change there, which the job refuses)."""
+    clocks = {"heartbeat_ms": [] if state.heartbeat_ms is None else [state.heartbeat_ms],
+              **{name: list(getattr(state, name).values())
+                 for name in ("polled_ms", "seen_ms", "event_ms", "uncertain", "released")},
+              "vpc_uncertain": [ms for vpcs in state.vpc_uncertain.values()
+                                for times in vpcs.values() for ms in times]}
+    for name, times in clocks.items():
+        if times and max(times) > latest:
+            raise ClocksError(f"{name} {max(times)} ({utc_text(max(times))}) is after the "
+                              f"snapshot was written, {utc_text(taken_ms)}")
 
 
 def utc_text(ms: int) -> str:
