@@ -411,8 +411,11 @@ def parse_time(text: str) -> int:
     ts) are told, not read as a time thousands of years ahead that matches nothing."""
     text = str(text).strip()
     if re.fullmatch(r"-?[0-9]+", text):
-        # Past 20 digits no time of flows, and past 4,300 more than int() reads.
-        seconds = int(text) if len(text) <= 20 else None
+        # Past 20 digits no time of flows, and past 4,300 more than int() reads; leading zeros
+        # count for neither (as int() read them before, and parse_duration does).
+        digits = text.lstrip("-").lstrip("0") or "0"
+        seconds = (-int(digits) if text.startswith("-") else int(digits)) \
+            if len(digits) <= 20 else None
     else:
         try:
             moment = datetime.fromisoformat(text)
