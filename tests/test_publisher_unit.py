@@ -930,6 +930,45 @@ def test_an_event_line_over_the_cap_is_said_counted_and_passed_over(tmp_path, by
     assert said == [read[1].said]
 
 
+@pytest.mark.parametrize("read_bytes", [100, 1000])
+def test_an_event_line_of_exactly_max_line_bytes_is_read(tmp_path, read_bytes):
+    """events.max_line_bytes is the most a line may hold, its line feed not counted: in one
+    read or over several."""
+    from flowdredge.connectors.publisher.publisher import SkippedLine
+    path = tmp_path / "events.jsonl"
+    at_cap, over = '{"a":"' + "x" * 492 + '"}', '{"b":"' + "y" * 493 + '"}'
+    path.write_text(f"{at_cap}\n{over}\n")
+    tail = EventTail(str(path), read_bytes=read_bytes, max_line_bytes=500)
+    read = tail.read() + tail.read()
+    assert read[0] == at_cap and len(read) == 2 and type(read[1]) is SkippedLine
+    assert "501 bytes, more than events.max_line_bytes (500)" in read[1].said
+
+
+def test_blank_event_lines_are_passed_over_unsaid(tmp_path):
+    """Blank lines (a feed's keep-alives, a hand edit) are no events: not counted unreadable."""
+    path = tmp_path / "events.jsonl"
+    other = json.dumps({"detail-type": "Something else", "detail": {}})
+    path.write_text(f"\n{other}\n  \n\r\n{other}\n")
+    read = EventTail(str(path)).read()
+    assert read == [other, other]
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({}), ListSink(), lambda: T0,
+                          log=said.append)
+    assert (publisher.apply_events(read).bad, said) == (0, [])
+
+
+@pytest.mark.parametrize("read_bytes", [4, 1000])
+def test_event_tail_reads_no_line_past_the_size_it_is_given(tmp_path, read_bytes):
+    """A check reads as far as the file's size when it started (Publisher._apply_appended):
+    what is appended meanwhile waits for the next check."""
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"a":1}\n{"b":2}\n')
+    tail = EventTail(str(path), read_bytes=read_bytes)
+    assert tail.read(up_to=len('{"a":1}\n{"b":')) == ['{"a":1}']
+    assert tail.read(up_to=len('{"a":1}\n{"b":')) == []
+    assert tail.read() == ['{"b":2}']
+
+
 def test_an_event_line_of_bytes_that_are_not_utf8_is_said_counted_and_passed_over(tmp_path):
     """Read as U+FFFD, a tag value's bytes named the new instance's owner 'auth-prod-v\ufffd04'
     until the next poll: the line is now passed over, said with where the bytes are and
@@ -1620,6 +1659,8 @@ def test_a_snapshot_line_giving_a_key_twice_is_refused_naming_its_line(tmp_path)
     snap = str(tmp_path / "snap.jsonl")
     for twice, key in ((head + ',"app":"other"}', "app"),
                        (head + ', "app" : "other"}', "app"),
+                       (head + ',"app"\t:"other"}', "app"),
+                       (head + ',"app"\r:"other"}', "app"),
                        (head + ',"resource_id":"arn:aws:x","ts":1}', "resource_id, ts")):
         with pytest.raises(MetaEventError) as dead:   # the job's dead letter
             parse_event(twice)
