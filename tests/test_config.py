@@ -100,6 +100,8 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("job: {parallelism: 40000}", "job.parallelism must be at most 32768"),
     ("job: {max_restarts: -1}", "job.max_restarts must not be negative"),
     ("job: {window_seconds: true}", "job.window_seconds: expected an integer, got True"),
+    ("job: {window_seconds: }", "job.window_seconds: expected an integer, got None"),
+    ("job: {window_seconds: [60]}", "job.window_seconds: expected an integer, got [60]"),
     ("metadata: {ip_ranges: [a]}", "metadata.ip_ranges: expected a string, got ['a']"),
 ])
 def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
@@ -451,3 +453,20 @@ def test_a_setting_s_digits_are_ascii_only(tmp_path, digits):
                                      encoding="utf-8")
     with pytest.raises(ConfigError, match="kinesis.region: .* is not an AWS region"):
         load(str(tmp_path / "r.yaml"))
+
+
+@pytest.mark.unit
+def test_a_setting_s_blanks_around_its_digits_are_ascii_only(tmp_path):
+    """int() takes any Unicode blank around the digits (a no-break space pasted with them), as
+    re's \\s does; ASCII blanks, as an application property's string may hold, are taken."""
+    from flowdredge.schemas.settings import integer
+    (tmp_path / "c.yaml").write_text("job: {window_seconds: ' 300 '}\n")
+    assert load(str(tmp_path / "c.yaml")).job.window_seconds == 300 == integer(" 300 ")
+    for blank in ("\u00a0", "\u2009", "\u3000"):
+        (tmp_path / "c.yaml").write_text(f"job: {{window_seconds: '300{blank}'}}\n",
+                                         encoding="utf-8")
+        with pytest.raises(ConfigError, match="^" + re.escape(
+                f"job.window_seconds: expected an integer, got {'300' + blank!r}") + "$"):
+            load(str(tmp_path / "c.yaml"))
+        with pytest.raises(ValueError, match="expected an integer"):
+            integer(f"{blank}300")
