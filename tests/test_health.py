@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from flowdredge.explore.health import READ_ERRORS, Health, JobRest, status_line
+from flowdredge.explore.health import READ_ERRORS, FailureWatch, Health, JobRest, status_line
 
 pytestmark = pytest.mark.unit
 
@@ -109,3 +109,48 @@ def test_an_answer_cut_short_is_no_answer_not_a_traceback():
     finally:
         thread.join(10)
         server.close()
+
+
+_REFUSED = ("org.apache.flink.runtime.source.reader.fetcher.SplitFetcherException: fetch failed"
+            "\nCaused by: java.net.ConnectException: Connection refused")
+_FAILOVER = ("org.apache.flink.util.FlinkException: Global failure triggered by "
+             "OperatorCoordinator for 'Source: flow stream f'.\nCaused by: java.lang."
+             "UnsupportedOperationException: Partial recovery is not supported")
+_UNWRITABLE = ("java.nio.file.FileSystemException: /out/counts/.c.inprogress: Operation "
+               "not permitted")
+
+
+class _History(JobRest):
+    """A REST API whose exception history is each of `answers` in turn (newest first), or no
+    answer where one is an exception."""
+
+    def __init__(self, answers):
+        super().__init__("http://127.0.0.1:9", "j")
+        self.answers = iter(answers)
+
+    def failures(self):
+        answer = next(self.answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_each_failure_is_said_once_oldest_first_and_a_cause_once_while_it_repeats():
+    """What `flowdredge run` and the streaming demo say as a job restarts: the failures read
+    since the last poll, oldest first; a cause once while it repeats, a failure that only
+    followed from another (a Kinesis source's failover) breaking no repeat; none when the REST
+    API does not answer (restarting), and those failures at the next answer."""
+    import urllib.error
+    watch = FailureWatch()
+    rest = _History([
+        [(11, _UNWRITABLE), (10, _REFUSED)],
+        [(12, _FAILOVER), (11, _UNWRITABLE), (10, _REFUSED)],
+        urllib.error.URLError("Connection refused"),
+        [(14, _UNWRITABLE), (13, _REFUSED), (12, _FAILOVER), (11, _UNWRITABLE)],
+        [(14, _UNWRITABLE), (13, _REFUSED), (12, _FAILOVER)],
+        [(16, _UNWRITABLE), (15, _FAILOVER), (14, _UNWRITABLE)],
+        [(17, _FAILOVER), (16, _UNWRITABLE)]])
+    said = [watch.new_causes(rest) for _ in range(7)]
+    refused = "java.net.ConnectException: Connection refused"
+    assert said == [[refused, _UNWRITABLE], [], [], [refused, _UNWRITABLE], [], [], []]
+    assert watch.last_trace == _UNWRITABLE   # what a job's end names: not the failover
