@@ -409,6 +409,10 @@ Caused by: java.nio.file.FileSystemException: /out/aggregates/.part-0.inprogress
     assert failure_line(failover, [failover]) == failure_line(failover)
     assert failure_line("java.lang.IllegalStateException: boom") == \
         "java.lang.IllegalStateException: boom"
+    # An end whose trace has no `Caused by:` comes with the latest earlier failure of its own.
+    assert failure_line("java.lang.IllegalStateException: boom", [failover, older]) == (
+        "java.lang.IllegalStateException: boom; the last failure of its own: "
+        "java.net.ConnectException: Connection refused")
     # A Python worker's exception: named by the line its traceback ends with.
     python = """org.apache.flink.runtime.client.JobExecutionException: Job execution failed.
 Caused by: org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy
