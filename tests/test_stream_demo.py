@@ -266,6 +266,22 @@ def test_a_run_on_a_demos_output_is_refused_naming_the_demo(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_lock_held_without_a_name_is_refused_as_another_command_s(tmp_path):
+    """A lock file that names no holder (one an earlier release holds, or a holder between
+    taking the lock and writing its name) is refused all the same, in words."""
+    import fcntl
+
+    from flowdredge.job.outputs import RUN_LOCK, OutputError, hold_output
+    output = tmp_path / "out"
+    output.mkdir()
+    with open(output / RUN_LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputError, match=rf"^--output {output}: another flowdredge command "
+                                              rf"writes there \(it holds {RUN_LOCK}\); stop "):
+            hold_output(str(output))
+
+
+@pytest.mark.unit
 def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch, server_installed):
     """`flowdredge run` names a running job's failures as they happen; the demo with its job
     said nothing until the job ended (a review). The estate, the local Kinesis and the job are
