@@ -985,6 +985,30 @@ def test_a_forgotten_vpc_claim_is_not_found_through_its_slot_once_another_key_ha
     assert apps() == [None, "b"]
 
 
+def test_a_claim_made_since_the_arrays_were_built_is_forgotten_in_slot_0_too():
+    """A claim made after the claims' arrays were built is looked up apart until they are built
+    again, by its slot; pruned, it leaves that lookup whatever its slot, 0 included, before the
+    next new key takes the slot."""
+    vpc, t0 = "vpc-0a1b2c3d", 1767225600000
+    index = OwnershipIndex()
+
+    def app(t):
+        found = index.owners_at(["10.0.0.1"], np.array([t]))
+        index.owners_in_vpcs(found, ["10.0.0.1"], np.array([t]), pa.array([vpc]))
+        return found[0] and found[0][0]
+    index.apply(MetaEvent(ASSIGN, t0, "10.9.9.9", owner("x")))   # slot 0, freed below
+    index.apply(MetaEvent(UNASSIGN, t0 + 1, "10.9.9.9", None))
+    index.apply(MetaEvent(ASSIGN, t0, vpc_key(vpc, "10.0.0.9"), owner("c")))
+    assert app(t0) is None   # the arrays built
+    index.prune(t0 + 2, released_ms=None)
+    index.apply(MetaEvent(ASSIGN, t0 + 3, vpc_key(vpc, "10.0.0.1"), owner("a")))
+    assert index._slots[vpc_key(vpc, "10.0.0.1")] == 0 and app(t0 + 3) == "a"
+    index.apply(MetaEvent(UNASSIGN, t0 + 4, vpc_key(vpc, "10.0.0.1"), None))
+    index.prune(t0 + 5, released_ms=None)
+    index.apply(MetaEvent(ASSIGN, t0 + 6, "10.0.0.3", owner("d")))
+    assert index._slots["10.0.0.3"] == 0 and app(t0 + 6) is None
+
+
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
 def test_a_plain_change_with_a_vpc_id_leaves_its_address_without_owner(vectorise_from):
     """An ASSIGN with a vpc_id, its producer meaning that VPC only, gave the address that owner
@@ -1036,6 +1060,28 @@ def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
     assert letter[4].startswith("gzip data (it starts 1f 8b)")
     # Text that merely holds those characters after its first line is read as before.
     assert len(parse_chunk('{"type":"HEARTBEAT","ts":1796592000000}\n\x1f\udffd').rejected) == 1
+    # ... and so is a later chunk of a file starting with them: its other lines are read.
+    later = json.dumps({"staged": STAGED, "source": "f", "first_line": 1025, "lines": [
+        "\x1f" + JVM_NOT_UTF8, '{"type":"HEARTBEAT","ts":1796592000000}']})
+    chunk = parse_chunk(later)
+    assert len(chunk.events) == 1 and [r[:2] for r in chunk.rejected] == [("not_text", "f:1025")]
+
+
+def test_a_gzip_changelog_file_compressed_twice_is_one_dead_letter_that_says_so(tmp_path):
+    """A replay's staging opens a gzip file by its first bytes, once: compressed twice, what
+    it hands on starts with gzip's bytes as it hands on bytes that are not UTF-8 (one lone
+    surrogate a byte), and is one dead letter saying so, not one of garbage per newline byte."""
+    import gzip
+
+    from flowdredge.job.replay import stage_metadata
+    path = tmp_path / "changes.jsonl.gz"
+    path.write_bytes(gzip.compress(gzip.compress(
+        b'{"type":"HEARTBEAT","ts":1767225600000}\n' * 50, mtime=0), mtime=0))
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"))
+    chunk = parse_chunk((tmp_path / "staged.jsonl").read_text())
+    (letter,), more = chunk.dead_letters()
+    assert chunk.events == [] and more == 0 and letter[1:3] == ("not_json", str(path))
+    assert letter[4].startswith("gzip data (it starts 1f 8b)")
 
 
 def test_a_changelog_line_of_bytes_that_are_not_utf8_is_a_dead_letter(tmp_path):
@@ -1069,3 +1115,19 @@ def test_a_changelog_line_of_bytes_that_are_not_utf8_is_a_dead_letter(tmp_path):
         assert all(excerpt.isprintable() and excerpt.isascii() for *_, excerpt, _ in letters)
     assert "caf\\udce9" in parse_chunk((tmp_path / "staged.jsonl").read_text()).dead_letters()[
         0][0][3]
+
+
+def test_a_line_of_bytes_that_are_not_utf8_refused_also_for_another_reason_is_applied_as_it_says():
+    """Such a line that parse_event would refuse and apply as an UNASSIGN all the same (an
+    ASSIGN with a vpc_id, a key given twice) is applied so, as its dead letter says: keeping
+    the address's previous owner would misattribute its flows."""
+    t0 = 1767225600000
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.4","vpc_id":"vpc-0a1b2c3d","app":"caf%s"}'
+             % (t0, JVM_NOT_UTF8),
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.5","app":"a","app":"caf%s"}'
+             % (t0, JVM_NOT_UTF8)]
+    chunk = parse_chunk("\n".join(lines))
+    assert chunk.events == [MetaEvent(UNASSIGN, t0, "10.0.0.4"),
+                            MetaEvent(UNASSIGN, t0, "10.0.0.5")]
+    assert [(reason, detail.endswith(": applied as an UNASSIGN"))
+            for reason, _, _, detail in chunk.rejected] == [("not_text", True)] * 2
