@@ -47,11 +47,12 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     the chunk (a line that is not one JSON object, a field of another type, a key twice...):
     then every line goes to parse_event.
 
-    `positions`: the lines to parse, none blank or too long. `normalise`: an address that is
-    not canonical IPv4 -> its form as parse_event keeps it, or None if it refuses it. Only lines that are an object
-    from their first character to their last, with no backslash (escapes: parse_event's
-    json.loads decides them), no line break and fewer than FAST_BRACKETS brackets, are read
-    here."""
+    `positions`: the lines to parse, none blank, too long or holding a lone surrogate (bytes
+    that are not UTF-8: job.ownership dead-letters those lines first). `normalise`: an address
+    that is not canonical IPv4 -> its form as parse_event keeps it, or None if it refuses it.
+    Only lines that are an object from their first character to their last, with no backslash
+    (escapes: parse_event's json.loads decides them), no line break and fewer than
+    FAST_BRACKETS brackets, are read here."""
     fast, rest = [], []
     for i in positions:
         line = lines[i]
@@ -66,7 +67,7 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     try:
         data = "\n".join([lines[i] for i in fast]).encode("utf-8")
         table = pa_json.read_json(io.BytesIO(data), read_options=_READ, parse_options=_PARSE)
-    except (pa.ArrowInvalid, UnicodeEncodeError):
+    except pa.ArrowInvalid:
         return None
     # Two objects on one line read as two rows: the lines and rows must pair one to one.
     if table.num_rows != len(fast):
