@@ -181,7 +181,8 @@ def test_flowdredge_run_reads_the_streams_of_a_demo_without_a_job(tmp_path):
 
 
 @pytest.mark.unit
-def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, monkeypatch, server_installed):
+def test_a_second_demo_on_one_output_is_refused_and_removes_nothing(tmp_path, monkeypatch,
+                                                                    server_installed):
     """A second `scripts/demo --streaming` on the output of one still running removed its
     inputs, checkpoints and outputs under it (a review: the first's printed `flowdredge run`
     command named a snapshot of another estate)."""
@@ -226,7 +227,8 @@ def test_a_demo_without_kinesis_local_says_so_in_one_line_and_keeps_the_last_dem
 
 
 @pytest.mark.unit
-def test_a_demo_removes_the_report_of_the_previous_ones_outputs(tmp_path, monkeypatch, server_installed):
+def test_a_demo_removes_the_report_of_the_previous_ones_outputs(tmp_path, monkeypatch,
+                                                                server_installed):
     """A second `scripts/demo --streaming` replaced the outputs and left the report.html of
     the first, describing a run no longer there; the replay demo removes it (a review)."""
     from flowdredge.synthetic import demo
@@ -282,7 +284,8 @@ def test_a_lock_held_without_a_name_is_refused_as_another_command_s(tmp_path):
 
 
 @pytest.mark.unit
-def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch, server_installed):
+def test_the_demo_says_why_its_job_restarts_while_it_runs(tmp_path, monkeypatch,
+                                                          server_installed):
     """`flowdredge run` names a running job's failures as they happen; the demo with its job
     said nothing until the job ended (a review). The estate, the local Kinesis and the job are
     stand-ins: what is tested is what the demo's loop says."""
