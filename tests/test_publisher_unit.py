@@ -688,6 +688,49 @@ def test_parse_event_shapes():
             parse_line(bad)
 
 
+def test_an_event_line_of_more_values_than_real_events_hold_is_refused_before_it_is_decoded(
+        monkeypatch):
+    """One line of `{"Records":[[],[],...]}` of 62 MB, under events.max_line_bytes, raised the
+    publisher's peak memory by 1.35 GB: decoded, each `[]` of 3 characters takes 64 bytes (a
+    review). Refused before it is decoded, it is said in one line and counted unreadable; the
+    lines after it are applied."""
+    from flowdredge.connectors.publisher import cloudtrail
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
+                          log=said.append)
+    publisher.poll()
+    said.clear()
+    hostile = '{"Records":[' + "[]," * 100_000 + "[]]}"
+    decoded = []
+    loads = cloudtrail.json.loads
+    monkeypatch.setattr(cloudtrail.json, "loads", lambda text: decoded.append(len(text)) or loads(text))
+    run = bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN)
+    result = publisher.apply_events([hostile, run])
+    assert (result.bad, result.applied) == (1, 1) and decoded == [len(run)]
+    assert said == ["unreadable event line (200,003 JSON values ('{', '[' or ',') in 300,016 "
+                    "characters, more than real events hold (one in 6)): " + hostile[:200]]
+
+
+def test_event_lines_as_dense_as_real_ones_are_read():
+    """The guard against lines of tiny values leaves a wide margin: the densest a real line
+    could be (every instance and interface with the 50 tags AWS allows, each one letter with no
+    value) holds a value in 11.7 characters; one in 6 is read, one more refused."""
+    letters = {"items": [{"key": chr(97 + i % 26) * (1 + i // 26), "value": ""} for i in range(50)]}
+    item = json.loads(json.dumps(RUN))["instancesSet"]["items"][0]
+    item["tagSet"] = item["networkInterfaceSet"]["items"][0]["tagSet"] = letters
+    dense = json.loads(bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN))
+    dense["detail"]["responseElements"]["instancesSet"]["items"] = [item] * 500
+    line = json.dumps(dense, separators=(",", ":"))
+    assert len(parse_line(line)[0].instances_added) == 1
+    length = 60_000
+    most = length // 6 + 1024
+    for values, error in ((most, "not JSON"), (most + 1, "JSON values")):
+        with pytest.raises(EventError, match=error):
+            parse_line(("{" + "," * (values - 1)).ljust(length))
+
+
 class ListSink:
     def __init__(self):
         self.events = []

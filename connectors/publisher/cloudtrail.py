@@ -30,6 +30,17 @@ class EventError(ValueError):
     pass
 
 
+# Characters per JSON value ('{', '[' or ',' opens one) a line holds at least. Real records,
+# compact, hold 17 to 28 (RunInstances 17 to 19, 1,000 addresses assigned 17,
+# CreateNetworkInterface 24); 11.7 if every instance and interface had the 50 tags AWS allows,
+# each a letter with no value. Decoded, a value takes tens of bytes however short its text: a
+# real line takes 5 to 7.4 times its size, one of `[],` 21 times (1.35 GB for 62 MB); one of
+# six characters a value, at most about 10 times (`"abc",`).
+EVENT_CHARS_PER_VALUE = 6
+# What a short line may hold besides (a state change holds 12 values in 339 characters).
+EVENT_VALUES_SPARE = 1024
+
+
 @dataclass(frozen=True)
 class InventoryChange:
     scope: Scope
@@ -45,6 +56,12 @@ class InventoryChange:
 
 def parse_line(line: str) -> list:
     """The inventory changes one line describes ([] for events that change no address)."""
+    values = line.count("{") + line.count("[") + line.count(",")
+    if values > len(line) // EVENT_CHARS_PER_VALUE + EVENT_VALUES_SPARE:
+        # Refused before it is decoded: decoding is what would take the memory.
+        raise EventError(f"{values:,} JSON values ('{{', '[' or ',') in {len(line):,} "
+                         f"characters, more than real events hold (one in "
+                         f"{EVENT_CHARS_PER_VALUE})")
     try:
         doc = json.loads(line)
     except ValueError:
