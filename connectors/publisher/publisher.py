@@ -60,6 +60,33 @@ class EventsResult:
         return bool(self.applied or self.stale or self.deferred or self.ignored or self.bad)
 
 
+class DatedAhead(EventError):
+    def __init__(self, at_ms: int):
+        super().__init__(f"dated {utc_text(at_ms)}")
+        self.at_ms = at_ms
+
+
+@dataclass
+class AheadLines:
+    """The lines dated more than EVENTS_AHEAD_MS after this host's clock, said together: a
+    host whose clock is behind AWS's by more than that has every line so, and a line said for
+    each hid the cause under their flood (a review)."""
+    count: int = 0
+    latest_ms: int = None
+    clock_ms: int = None   # this host's clock when the latest was read
+
+    def add(self, at_ms: int, clock_ms: int) -> None:
+        self.count += 1
+        self.latest_ms = at_ms if self.latest_ms is None else max(self.latest_ms, at_ms)
+        self.clock_ms = clock_ms
+
+    def said(self) -> str:
+        return (f"{self.count} event line(s) dated more than {EVENTS_AHEAD_MS // 1000} s after "
+                f"this host's clock, {utc_text(self.clock_ms)}, counted unreadable and passed "
+                f"over, the latest dated {utc_text(self.latest_ms)}: if every line is, this "
+                f"host's clock may be behind (is it kept by NTP?)")
+
+
 # What one read of the events file takes at most (more if a line is longer, up to
 # events.max_line_bytes): its lines are held at once, as strings and as parsed JSON.
 EVENTS_READ_BYTES = 8 * 1024 * 1024
@@ -261,33 +288,42 @@ class Publisher:
                      f"they are, but within each claimant's VPC (VPC_ASSIGN)")
         return result
 
-    def apply_events(self, lines: list) -> EventsResult:
-        """Near-real-time changes (CloudTrail / EventBridge lines), written as they apply."""
+    def apply_events(self, lines: list, ahead: AheadLines = None) -> EventsResult:
+        """Near-real-time changes (CloudTrail / EventBridge lines), written as they apply. The
+        lines dated ahead of this host's clock are said in one line at the end, or gathered in
+        `ahead` for the caller to say."""
         result = EventsResult()
         configured = set(self.config.scopes)
         now = self.clock()
-        for line in lines:
-            if isinstance(line, SkippedLine):
-                result.bad += 1
-                self.log(line.said)
-                continue
-            try:
-                self._apply_line(line, configured, now, result)
-            except SinkError:
-                raise
-            # A line the reader's checks let through can still fail (an address that is none):
-            # one bad line, not a stopped publisher that reads it again at its restart.
-            except Exception as err:  # noqa: BLE001
-                result.bad += 1
-                self.log(f"unreadable event line ({err or type(err).__name__}): {line[:200]}")
+        gathered = AheadLines() if ahead is None else ahead
+        try:
+            for line in lines:
+                if isinstance(line, SkippedLine):
+                    result.bad += 1
+                    self.log(line.said)
+                    continue
+                try:
+                    self._apply_line(line, configured, now, result)
+                except SinkError:
+                    raise
+                except DatedAhead as err:
+                    result.bad += 1
+                    gathered.add(err.at_ms, now)
+                # A line the reader's checks let through can still fail (an address that is
+                # none): one bad line, not a stopped publisher that reads it again at its restart.
+                except Exception as err:  # noqa: BLE001
+                    result.bad += 1
+                    self.log(f"unreadable event line ({err or type(err).__name__}): {line[:200]}")
+        finally:
+            if ahead is None and gathered.count:
+                self.log(gathered.said())
         return result
 
     def _apply_line(self, line: str, configured: set, now: int, result: EventsResult) -> None:
         changes = parse_line(line)
-        ahead = max((change.at_ms for change in changes), default=now)
-        if ahead > now + EVENTS_AHEAD_MS:
-            raise EventError(f"dated {utc_text(ahead)}, more than {EVENTS_AHEAD_MS // 1000} s "
-                             f"after this host's clock, {utc_text(now)}")
+        latest = max((change.at_ms for change in changes), default=now)
+        if latest > now + EVENTS_AHEAD_MS:
+            raise DatedAhead(latest)
         for change in changes:
             if change.scope not in configured:
                 result.ignored += 1
@@ -328,19 +364,25 @@ class Publisher:
         """The lines appended to `events` since its last read, as far as its size now, a read
         at a time, each read's results to `on_events`; until the next poll is due at `due_ms`.
         What is appended meanwhile waits for the next check: a file that never stops growing
-        held back the polls, and their HEARTBEATs (a review)."""
+        held back the polls, and their HEARTBEATs (a review). The lines dated ahead of this
+        host's clock are said once for the check."""
         end = events.size()
-        while not should_stop() and self.clock() < due_ms:
-            lines = events.read(up_to=end)
-            if not lines:
-                return
-            try:
-                applied = self.apply_events(lines)
-            except SinkError as err:
-                self.log(f"events not written, the next poll sends them: {err}")
-                return
-            if on_events:
-                on_events(applied)
+        ahead = AheadLines()
+        try:
+            while not should_stop() and self.clock() < due_ms:
+                lines = events.read(up_to=end)
+                if not lines:
+                    return
+                try:
+                    applied = self.apply_events(lines, ahead)
+                except SinkError as err:
+                    self.log(f"events not written, the next poll sends them: {err}")
+                    return
+                if on_events:
+                    on_events(applied)
+        finally:
+            if ahead.count:
+                self.log(ahead.said())
 
     def snapshot(self) -> State:
         """The state a snapshot writes (sinks.write_snapshot with diff.state_clocks)."""
