@@ -805,17 +805,29 @@ def _snapshot_files(folder):
     lists it once: a FIFO, socket or device (it opened a FIFO in the folder and waited for a
     writer, the snapshot never read to its end, while the job ran), a folder or file reached
     again through a link (read twice; a link to a folder above it, followed until the path was
-    too long, failed the job)."""
+    too long, failed the job), the link named, not what it links to."""
+    top = os.path.realpath(folder)
     reached = {}
     for root, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(name for name in dirs if not name.startswith((".", "_")))
+        if root != folder and (top + os.sep).startswith(os.path.realpath(root) + os.sep):
+            link = _link_below(folder, root)
+            raise InputError(f"{link}: a link to {os.path.realpath(link)}, the folder or one "
+                             f"holding it: Flink's reader would follow it round until the path "
+                             f"was too long, failing the job; remove the link")
         for path in [root] + [os.path.join(root, name) for name in sorted(names)
                               if not name.startswith((".", "_"))]:
             real = os.path.realpath(path)
             if real in reached:
-                raise InputError(f"{path}: a link to {reached[real]}, which the folder "
-                                 f"holds already: Flink's reader would read it twice (a folder "
-                                 f"above it, without end); remove the link")
+                # Whichever came first: a path reached without a link is not the one to remove.
+                other = reached[real]
+                link = _link_below(folder, path)
+                if link is None:
+                    link, other = _link_below(folder, other), path
+                target = os.path.realpath(link)
+                raise InputError(f"{link}: a link to {target}, which the folder holds already"
+                                 f"{'' if other == target else f' (as {other})'}: Flink's "
+                                 f"reader would read it twice; remove the link")
             reached[real] = path
             if path == root:
                 continue
@@ -824,6 +836,16 @@ def _snapshot_files(folder):
                                  f"Flink's reader would wait on it for a writer or fail; "
                                  f"remove it from the folder (a FIFO can be named itself)")
             yield path
+
+
+def _link_below(folder, path):
+    """The first link on `path`'s way down from `folder`, or None."""
+    at = folder
+    for name in os.path.relpath(path, folder).split(os.sep):
+        at = os.path.join(at, name)
+        if os.path.islink(at):
+            return at
+    return None
 
 
 def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:

@@ -700,19 +700,44 @@ def test_a_snapshot_folder_flinks_reader_hangs_on_or_reads_twice_is_refused(tmp_
     (folder / "sub").mkdir(parents=True)
     (folder / "a.jsonl").write_text('{"type":"HEARTBEAT","ts":1767225600000}\n')
     config = Config().replace(kinesis={"metadata_snapshot": str(folder)})
+    (folder / "sub" / "c.jsonl").write_text('{"type":"HEARTBEAT","ts":1767225600000}\n')
+    # The link is named, wherever the walk meets it (before what it links to, latest.jsonl to
+    # sub/c.jsonl, named the file, "remove the link": a review), and at once when it links
+    # to a folder holding the snapshot's, whatever else that folder holds.
     cases = [(lambda: os.mkfifo(folder / "sub" / "b.fifo"),
               "sub/b.fifo: not a regular file"),
              (lambda: os.symlink(folder, folder / "sub" / "up"),
-              f"sub/up: a link to {folder}, which the folder holds already"),
-             (lambda: os.symlink(folder / "a.jsonl", folder / "latest.jsonl"),
-              "latest.jsonl: a link to .*a.jsonl, which the folder holds already")]
+              f"sub/up: a link to {folder}, the folder or one holding it"),
+             (lambda: os.symlink(tmp_path, folder / "sub" / "up"),
+              f"sub/up: a link to {tmp_path}, the folder or one holding it"),
+             (lambda: os.symlink(folder / "a.jsonl", folder / "sub" / "latest.jsonl"),
+              f"sub/latest.jsonl: a link to {folder}/a.jsonl, which the folder holds already:"),
+             (lambda: os.symlink(folder / "sub" / "c.jsonl", folder / "latest.jsonl"),
+              f"{folder}/latest.jsonl: a link to {folder}/sub/c.jsonl, which the folder holds "
+              f"already:"),
+             (lambda: os.symlink(folder / "sub", folder / "current"),
+              f"{folder}/current: a link to {folder}/sub, which the folder holds already:")]
     for make, message in cases:
         make()
-        with pytest.raises(ConfigError, match="kinesis.metadata_snapshot: .*" + message):
+        with pytest.raises(ConfigError, match="kinesis.metadata_snapshot: .*" + re.escape(message)):
             check_local_locations(config, str(tmp_path / "out"))
-        for made in (folder / "sub" / "b.fifo", folder / "sub" / "up", folder / "latest.jsonl"):
+        for made in (folder / "sub" / "b.fifo", folder / "sub" / "up", folder / "latest.jsonl",
+                     folder / "sub" / "latest.jsonl", folder / "current"):
             if os.path.lexists(made):
                 os.unlink(made)
+    # What a user may well have: the folder a link itself, links to two files outside it, a
+    # link to a folder Flink leaves out (a version swapped in by its link).
+    (tmp_path / "x.jsonl").write_text('{"type":"HEARTBEAT","ts":1767225600000}\n')
+    (tmp_path / "y.jsonl").write_text('{"type":"HEARTBEAT","ts":1767225600000}\n')
+    os.symlink(tmp_path / "x.jsonl", folder / "x.jsonl")
+    os.symlink(tmp_path / "y.jsonl", folder / "y.jsonl")
+    (folder / ".versions" / "v2").mkdir(parents=True)
+    (folder / ".versions" / "v2" / "d.jsonl").write_text("")
+    os.symlink(folder / ".versions" / "v2", folder / "v")
+    os.symlink(folder, tmp_path / "snapshot-link")
+    check_local_locations(config.replace(kinesis={"metadata_snapshot":
+                                                  str(tmp_path / "snapshot-link")}),
+                          str(tmp_path / "out"))
     # Flink leaves out what is named so, with all a folder holds.
     (folder / "_tmp").mkdir()
     os.mkfifo(folder / "_tmp" / "b.fifo")
