@@ -393,6 +393,11 @@ def _check_changelog(metadata: str) -> None:
     ChangelogFiles, a stream's snapshot's too) would fail on on the cluster, its restarts
     spent, or wait on for ever (job.replay.check_snapshot)."""
     from flowdredge.job.replay import InputError, check_snapshot
+    if os.path.basename(metadata.rstrip("/")).startswith((".", "_")):
+        # Flink's file source leaves such a name out, even the one it is given: the job's
+        # client refuses it (connectors.files.changelog_files), after the code is shipped.
+        raise ValueError(f"--metadata: {metadata}: Flink does not read a file or folder whose "
+                         f"name starts with '.' or '_'; rename it")
     if s3.is_s3(metadata) or not os.path.exists(metadata):
         return
     try:

@@ -275,6 +275,12 @@ def test_a_changelog_the_jobs_reader_fails_or_waits_on_is_refused_before_submit(
                     capsys.readouterr().err)
     (meta / "b.fifo").unlink()
     cluster.submit(*where)   # an empty folder: the job's own business
+    # A name Flink leaves out, even given it, is refused before the code is shipped, as the
+    # job's client refuses it (a review), wherever it is: the check before had passed it.
+    for hidden in (str(tmp_path / "_meta"), str(tmp_path / ".meta.jsonl"), "s3://b/_changes/"):
+        with pytest.raises(ValueError, match=f"--metadata: {re.escape(hidden)}: Flink does not "
+                                             f"read a file or folder whose name starts with"):
+            cluster.submit(*where[:2], hidden, str(tmp_path / "out3"))
     # The staged layout's folder is feed's, followed: new files come after the submit.
     os.mkfifo(meta / "b.fifo")
     cluster.submit(*where[:3], str(tmp_path / "out2"), flows_layout="staged")
