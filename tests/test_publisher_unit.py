@@ -702,21 +702,24 @@ def test_an_event_line_of_more_values_than_real_events_hold_is_refused_before_it
                           log=said.append)
     publisher.poll()
     said.clear()
-    hostile = '{"Records":[' + "[]," * 100_000 + "[]]}"
+    hostile = '{"Records":[' + "[]," * 400_000 + "[]]}"
     decoded = []
     loads = cloudtrail.json.loads
     monkeypatch.setattr(cloudtrail.json, "loads", lambda text: decoded.append(len(text)) or loads(text))
     run = bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN)
     result = publisher.apply_events([hostile, run])
     assert (result.bad, result.applied) == (1, 1) and decoded == [len(run)]
-    assert said == ["unreadable event line (200,003 JSON values ('{', '[' or ',') in 300,016 "
-                    "characters, more than real events hold (one in 6)): " + hostile[:200]]
+    assert said == ["unreadable event line (800,003 JSON values ('{', '[' or ',') in "
+                    "1,200,016 characters, more than real events hold (one in 6)): "
+                    + hostile[:200]]
 
 
 def test_event_lines_as_dense_as_real_ones_are_read():
     """The guard against lines of tiny values leaves a wide margin: the densest a real line
     could be (every instance and interface with the 50 tags AWS allows, each one letter with no
-    value) holds a value in 11.7 characters; one in 6 is read, one more refused."""
+    value) holds a value in 11.7 characters; one in 6 is read, one more refused. A line of up
+    to 1 MiB is not counted: its tag values may hold commas and brackets by the hundred (a
+    review: RunInstances of 100 instances, 5 tags of 255 commas each, was refused)."""
     letters = {"items": [{"key": chr(97 + i % 26) * (1 + i // 26), "value": ""} for i in range(50)]}
     item = json.loads(json.dumps(RUN))["instancesSet"]["items"][0]
     item["tagSet"] = item["networkInterfaceSet"]["items"][0]["tagSet"] = letters
@@ -724,11 +727,17 @@ def test_event_lines_as_dense_as_real_ones_are_read():
     dense["detail"]["responseElements"]["instancesSet"]["items"] = [item] * 500
     line = json.dumps(dense, separators=(",", ":"))
     assert len(parse_line(line)[0].instances_added) == 1
-    length = 60_000
-    most = length // 6 + 1024
+    commas = {"items": [{"key": f"k{i}", "value": "," * 255} for i in range(5)]}
+    item["tagSet"] = item["networkInterfaceSet"]["items"][0]["tagSet"] = commas
+    dense["detail"]["responseElements"]["instancesSet"]["items"] = [item] * 100
+    assert len(parse_line(json.dumps(dense, separators=(",", ":")))[0].instances_added) == 1
+    length = (1 << 20) + 6
+    most = length // 6
     for values, error in ((most, "not JSON"), (most + 1, "JSON values")):
         with pytest.raises(EventError, match=error):
             parse_line(("{" + "," * (values - 1)).ljust(length))
+    with pytest.raises(EventError, match="not JSON"):
+        parse_line("{" + "," * ((1 << 20) - 1))   # every character a value, but not counted
 
 
 class ListSink:

@@ -37,8 +37,10 @@ class EventError(ValueError):
 # real line takes 5 to 7.4 times its size, one of `[],` 21 times (1.35 GB for 62 MB); one of
 # six characters a value, at most about 10 times (`"abc",`).
 EVENT_CHARS_PER_VALUE = 6
-# What a short line may hold besides (a state change holds 12 values in 339 characters).
-EVENT_VALUES_SPARE = 1024
+# Lines up to this are not counted: decoded, one takes at most about 21 MB, and a tag value
+# may hold commas and brackets that the count takes for values (an EventBridge event is at
+# most 256 KB).
+EVENT_COUNTED_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,13 @@ class InventoryChange:
 
 def parse_line(line: str) -> list:
     """The inventory changes one line describes ([] for events that change no address)."""
-    values = line.count("{") + line.count("[") + line.count(",")
-    if values > len(line) // EVENT_CHARS_PER_VALUE + EVENT_VALUES_SPARE:
-        # Refused before it is decoded: decoding is what would take the memory.
-        raise EventError(f"{values:,} JSON values ('{{', '[' or ',') in {len(line):,} "
-                         f"characters, more than real events hold (one in "
-                         f"{EVENT_CHARS_PER_VALUE})")
+    if len(line) > EVENT_COUNTED_CHARS:
+        values = line.count("{") + line.count("[") + line.count(",")
+        if values > len(line) // EVENT_CHARS_PER_VALUE:
+            # Refused before it is decoded: decoding is what would take the memory.
+            raise EventError(f"{values:,} JSON values ('{{', '[' or ',') in {len(line):,} "
+                             f"characters, more than real events hold (one in "
+                             f"{EVENT_CHARS_PER_VALUE})")
     try:
         doc = json.loads(line)
     except ValueError:
