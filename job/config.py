@@ -166,6 +166,9 @@ class SecuritySection:
     dependency_silence_seconds: int = setting(3600, minimum=1)
     # A resource's internet exposure on a port is forgotten after this long without traffic.
     exposure_silence_seconds: int = setting(86400, minimum=1)
+    # Each app keeps at most this many exposed resource ports (its longest silent forgotten
+    # first): an internet that reaches new ports every window must not grow the state for a day.
+    exposure_max_ports: int = setting(10000, minimum=1)
     # Rejected traffic: sources listed per row; spike if > factor x the mean of the previous
     # baseline windows and at least min_flows REJECTed flows in the window.
     reject_top_sources: int = setting(5, minimum=1)

@@ -2,6 +2,7 @@
 
 job.flink.security runs these inside Flink; docs/security.md states the rules for users.
 """
+import heapq
 import ipaddress
 import json
 import re
@@ -915,8 +916,18 @@ class SecurityEvents:
                             int(label in known_ports))))
                     stored = (window_start, window_start)
                 seen[key] = (stored[0], max(stored[1], window_start))
+            self._cap_exposure(seen)
         if by_app:
             timers.add(self._exposure_deadline_ms(window_start) - 1)
+
+    def _cap_exposure(self, seen: dict) -> None:
+        # New ports every window (a scan the resource accepts, or answers that rule 3 took for
+        # a service on an ephemeral port) would be kept for exposure_silence_seconds: past the
+        # cap an app forgets its longest silent ports, which are new again if they come back.
+        excess = len(seen) - self.rules.exposure_max_ports
+        if excess > 0:
+            for key in heapq.nsmallest(excess, seen, key=lambda k: (seen[k][1], k)):
+                del seen[key]
 
     def _forget_exposure(self, timestamp):
         # _exposure_deadline_ms(last) - 1 <= timestamp, solved for the last window seen once:

@@ -104,6 +104,25 @@ def test_exposure_new_says_whether_the_app_knew_the_port_and_forgets_after_silen
         (600, "i-1", 443, 0)]   # forgotten 300 s after its last window: new again
 
 
+def test_an_app_keeps_at_most_exposure_max_ports_its_longest_silent_forgotten_first():
+    """New ports every window (a scan the resources accept) were kept a day each: the state
+    grew with what the internet sent, not with the estate (a review)."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "exposure_max_ports": 3}).security
+    windows = {0: ([], [_exp(0, "i-1")], []),
+               120: ([], [_exp(120, "i-1", port=p) for p in (1001, 1002, 1003)], []),
+               180: ([], [_exp(180, "i-1")], [])}
+    events = SecurityEvents(WS, rules)
+    lines = []
+    for w in sorted(windows):
+        events.add_window(w, *windows[w])
+        lines += events.advance((w + WS) * 1000 - 1, False)[0]
+    assert [(e["time"], e["port"], e["app_port_known"]) for e in map(json.loads, lines)] == [
+        (120, 1001, 0), (120, 1002, 0), (120, 1003, 0),
+        (180, 443, 0)]   # pushed out by the scan's ports: new again
+    assert sorted(events.exposed["web"]) == ["i-1 1002/6", "i-1 1003/6", "i-1 443/6"]
+
+
 @pytest.mark.parametrize("end", [10**9, -1], ids=["streaming", "after the end"])
 def test_a_silence_counts_in_whole_windows(end):
     """Silences of 90 s in 60 s windows: traffic in the windows at 0 and 120 may be 61 s apart,
