@@ -164,6 +164,9 @@ class SecuritySection:
     warmup_seconds: int = setting(900, minimum=0)
     # dependency_gone after an edge had no traffic this long.
     dependency_silence_seconds: int = setting(3600, minimum=1)
+    # Each pair of apps keeps at most this many edges (ports and protocols): past it, the
+    # longest silent are gone at once, so a port sweep between apps does not grow the state.
+    dependency_max_ports: int = setting(1000, minimum=1)
     # A resource's internet exposure on a port is forgotten after this long without traffic.
     exposure_silence_seconds: int = setting(86400, minimum=1)
     # Each app keeps at most this many exposed resource ports (its longest silent forgotten

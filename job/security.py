@@ -856,10 +856,12 @@ class SecurityEvents:
 
     def _dependencies(self, window_start, rows, events, timers):
         warm = warmed_up(window_start, self.first, self.rules.warmup_seconds)
+        new_pairs = set()
         for row in rows:
             key = row[1:5]
             stored = self.edges.get(key)
             if stored is None:
+                new_pairs.add(key[:2])
                 if warm:
                     # new_dependency: the row's fields, first_seen after protocol.
                     events.append(event_line(NEW_DEPENDENCY, window_start,
@@ -870,6 +872,27 @@ class SecurityEvents:
             edge = edge.seen(window_start, row[5], row[7])
             self.edges[key] = tuple(edge)
             timers.add(self._edge_deadline(edge) * 1000 - 1)
+        if new_pairs:
+            self._cap_edges(window_start, new_pairs, events)
+
+    def _cap_edges(self, window_start, pairs, events):
+        # An app sweeping every port of another (east-west scanning, accepted) made an edge a
+        # port, each kept for dependency_silence_seconds: past the cap a pair's longest silent
+        # edges are reported gone now, with their life's sums, and forgotten.
+        cap = self.rules.dependency_max_ports
+        by_pair = {}
+        for key in self.edges:
+            if key[:2] in pairs:
+                by_pair.setdefault(key[:2], []).append(key)
+        for keys in by_pair.values():
+            if len(keys) > cap:
+                for key in heapq.nsmallest(len(keys) - cap, keys, key=self._silence_order):
+                    events.append(event_line(DEPENDENCY_GONE, window_start, self.edges.pop(key)))
+
+    def _silence_order(self, key) -> tuple:
+        # The last window seen, then port and protocol (either may be missing: None).
+        return (self.edges[key][5], -1 if key[2] is None else key[2],
+                -1 if key[3] is None else key[3])
 
     def _silent_edges(self, timestamp, ended, events):
         held = {}

@@ -90,6 +90,29 @@ def test_at_the_end_an_edge_is_gone_only_if_the_input_went_on_past_its_silence(r
         ("dependency_gone", "db", 240)]
 
 
+def test_a_pair_of_apps_keeps_at_most_dependency_max_ports_edges_the_longest_silent_gone():
+    """An app sweeping every port of another, accepted, made an edge a port, each kept for
+    dependency_silence_seconds: the state grew with the sweep, not with the estate (a
+    review)."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_max_ports": 2}).security
+    windows = {0: [_dep(0)], 60: [_dep(60, port=6432), _dep(60, server="cache", port=6379)],
+               120: [_dep(120, port=7000), _dep(120, port=7001)], 180: [_dep(180)]}
+    events = SecurityEvents(WS, rules)
+    lines = []
+    for w, dependencies in windows.items():
+        events.add_window(w, dependencies, [], [])
+        lines += events.advance((w + WS) * 1000 - 1, False)[0]
+    assert [(e["event"], e["time"], e["server_app"], e["port"], e.get("flows"))
+            for e in map(json.loads, lines)] == [
+        ("new_dependency", 120, "db", 7000, 2), ("new_dependency", 120, "db", 7001, 2),
+        ("dependency_gone", 120, "db", 5432, 2), ("dependency_gone", 120, "db", 6432, 2),
+        ("new_dependency", 180, "db", 5432, 2),   # pushed out by the sweep: new again
+        ("dependency_gone", 180, "db", 7000, 2)]
+    assert sorted(events.edges) == [("api", "cache", 6379, 6), ("api", "db", 5432, 6),
+                                    ("api", "db", 7001, 6)]
+
+
 # "after the end": a replay's final watermark fires every window's timer, and none of the
 # deadline timers asked for meanwhile; a port forgotten between two windows is forgotten all
 # the same.
