@@ -890,8 +890,11 @@ class SecurityEvents:
                     events.append(event_line(DEPENDENCY_GONE, window_start, self.edges.pop(key)))
 
     def _silence_order(self, key) -> tuple:
-        # The last window seen, then port and protocol (either may be missing: None).
-        return (self.edges[key][5], -1 if key[2] is None else key[2],
+        # The last window seen, then the newest (a sweep of more ports than the cap in one
+        # window must not push out the pair's known edges seen in it too), then port and
+        # protocol (either may be missing: None).
+        edge = self.edges[key]
+        return (edge[5], -edge[4], -1 if key[2] is None else key[2],
                 -1 if key[3] is None else key[3])
 
     def _silent_edges(self, timestamp, ended, events):

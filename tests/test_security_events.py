@@ -113,6 +113,25 @@ def test_a_pair_of_apps_keeps_at_most_dependency_max_ports_edges_the_longest_sil
                                     ("api", "db", 7001, 6)]
 
 
+def test_past_dependency_max_ports_an_edge_seen_in_the_window_goes_after_the_new_ones():
+    """A sweep of more ports than the cap in one window made the pair's real edges, seen in
+    that window too, dependency_gone at once (the lowest ports first) and new again at their
+    next window (a review)."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_max_ports": 2}).security
+    windows = {0: [_dep(0)], 120: [_dep(120), _dep(120, port=7000), _dep(120, port=7001)],
+               180: [_dep(180)]}
+    events = SecurityEvents(WS, rules)
+    lines = []
+    for w, dependencies in windows.items():
+        events.add_window(w, dependencies, [], [])
+        lines += events.advance((w + WS) * 1000 - 1, False)[0]
+    assert [(e["event"], e["time"], e["port"]) for e in map(json.loads, lines)] == [
+        ("new_dependency", 120, 7000), ("new_dependency", 120, 7001),
+        ("dependency_gone", 120, 7000)]
+    assert sorted(events.edges) == [("api", "db", 5432, 6), ("api", "db", 7001, 6)]
+
+
 # "after the end": a replay's final watermark fires every window's timer, and none of the
 # deadline timers asked for meanwhile; a port forgotten between two windows is forgotten all
 # the same.
