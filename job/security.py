@@ -949,10 +949,13 @@ class SecurityEvents:
     def _cap_exposure(self, seen: dict) -> None:
         # New ports every window (a scan the resource accepts, or answers that rule 3 took for
         # a service on an ephemeral port) would be kept for exposure_silence_seconds: past the
-        # cap an app forgets its longest silent ports, which are new again if they come back.
+        # cap an app forgets its longest silent ports, which are new again if they come back;
+        # of those last seen in the same window, the newest: a scan of more ports than the cap
+        # in one window must not push out the known ports seen in it too.
         excess = len(seen) - self.rules.exposure_max_ports
         if excess > 0:
-            for key in heapq.nsmallest(excess, seen, key=lambda k: (seen[k][1], k)):
+            for key in heapq.nsmallest(excess, seen,
+                                       key=lambda k: (seen[k][1], -seen[k][0], k)):
                 del seen[key]
 
     def _forget_exposure(self, timestamp):

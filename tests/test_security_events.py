@@ -165,6 +165,25 @@ def test_an_app_keeps_at_most_exposure_max_ports_its_longest_silent_forgotten_fi
     assert sorted(events.exposed["web"]) == ["i-1 1002/6", "i-1 1003/6", "i-1 443/6"]
 
 
+def test_past_exposure_max_ports_a_port_seen_in_the_window_is_forgotten_after_the_new_ones():
+    """A scan accepted on more ports than the cap in one window made the app forget its known
+    ports seen in that window too (as their text sorted: "i-1 22/6" before "i-1 30001/6"),
+    each exposure_new again at its next window (a review)."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "exposure_max_ports": 2}).security
+    windows = {0: ([], [_exp(0, "i-1", port=22)], []),
+               120: ([], [_exp(120, "i-1", port=p) for p in (22, 30001, 30002)], []),
+               180: ([], [_exp(180, "i-1", port=22)], [])}
+    events = SecurityEvents(WS, rules)
+    lines = []
+    for w in sorted(windows):
+        events.add_window(w, *windows[w])
+        lines += events.advance((w + WS) * 1000 - 1, False)[0]
+    assert [(e["time"], e["port"]) for e in map(json.loads, lines)] == [
+        (120, 30001), (120, 30002)]
+    assert sorted(events.exposed["web"]) == ["i-1 22/6", "i-1 30002/6"]
+
+
 @pytest.mark.parametrize("end", [10**9, -1], ids=["streaming", "after the end"])
 def test_a_silence_counts_in_whole_windows(end):
     """Silences of 90 s in 60 s windows: traffic in the windows at 0 and 120 may be 61 s apart,
