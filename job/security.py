@@ -805,6 +805,9 @@ class SecurityEvents:
         # nothing to do (the edges left are silent past the latest window, exposure is not
         # forgotten after the last window).
         self.settled = False
+        # What the caps forgot in the last advance (schemas.outputs.COUNTERS names), apart
+        # from what went silent: an input pushing state out shows there. Counts, not state.
+        self.counts = Counter()
         # edges: key -> Edge as a tuple; exposed: app -> {"resource port/protocol": (first
         # window, last window)}; history: app -> {window start: REJECTed flows}.
         (self.first, self.latest, edges, self.exposed,
@@ -833,8 +836,10 @@ class SecurityEvents:
         return self.window_end_ms(window_start) - 1
 
     def advance(self, timestamp: int, ended: bool):
-        """(event lines, `rejected` lines, event times (epoch ms) to be called at again)."""
+        """(event lines, `rejected` lines, event times (epoch ms) to be called at again);
+        `counts` holds what its caps forgot."""
         events, rejected, timers = [], [], set()
+        self.counts = Counter()
         for window_start in sorted(w for w in self.pending
                                    if self.window_end_ms(w) - 1 <= timestamp):
             dependencies, exposure, reject_sources = self.pending.pop(window_start)
@@ -886,6 +891,7 @@ class SecurityEvents:
                 by_pair.setdefault(key[:2], []).append(key)
         for keys in by_pair.values():
             if len(keys) > cap:
+                self.counts["dependency_edges_capped"] += len(keys) - cap
                 for key in heapq.nsmallest(len(keys) - cap, keys, key=self._silence_order):
                     events.append(event_line(DEPENDENCY_GONE, window_start, self.edges.pop(key)))
 
@@ -954,6 +960,7 @@ class SecurityEvents:
         # in one window must not push out the known ports seen in it too.
         excess = len(seen) - self.rules.exposure_max_ports
         if excess > 0:
+            self.counts["exposure_ports_capped"] += excess
             for key in heapq.nsmallest(excess, seen,
                                        key=lambda k: (seen[k][1], -seen[k][0], k)):
                 del seen[key]

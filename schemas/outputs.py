@@ -96,7 +96,7 @@ DATA_QUALITY = Schema("data_quality", (
 
 # A `counts` record: the stage, then the non-zero COUNTERS of one call (and
 # dead_letter_<reason> / metadata_dead_letter_<reason>).
-COUNTS_STAGE = Field("stage", STRING, "parse, metadata or attribute")
+COUNTS_STAGE = Field("stage", STRING, "parse, metadata, attribute or security")
 
 # Counters kept by every stage; a `counts` record holds the non-zero ones of one call.
 COUNTERS = (
@@ -125,4 +125,8 @@ COUNTERS = (
     "metadata_dead_letters_not_kept",  # of those, beyond a chunk's DEAD_LETTERS_KEPT: counted only
     "metadata_after_flows",   # a replay's changelog events at or after its flows' end: not read
     "heartbeats",
+    # Security views' state forgotten by a cap, not by silence (docs/security.md):
+    "exposure_ports_capped",    # exposed ports past an app's security.exposure_max_ports
+    "dependency_edges_capped",  # edges past a pair's security.dependency_max_ports, each
+                                # reported dependency_gone
 )

@@ -232,3 +232,25 @@ def test_once_settled_at_the_end_later_timers_change_nothing():
     assert encode_events_state(events.state()) == state
     events.add_window(360, [_dep(360)], [], [])
     assert not events.settled
+
+
+def test_what_the_caps_forget_is_counted_apart_from_what_goes_silent():
+    """The house rule, count what is dropped: nothing told an operator that an input pushed
+    state out past a cap (a review). `counts` holds the last advance's."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_silence_seconds": 180, "exposure_silence_seconds": 300,
+        "dependency_max_ports": 2, "exposure_max_ports": 3}).security
+    windows = {0: ([_dep(0), _dep(0, server="cache", port=6379)], [_exp(0, "i-1")], []),
+               # a pair past the cap by one edge, the other by two; an app by one port
+               60: ([_dep(60, port=p) for p in (6432, 7000)]
+                    + [_dep(60, server="cache", port=p) for p in (1, 2, 3)],
+                    [_exp(60, "i-1", port=p) for p in (1001, 1002, 1003)], []),
+               600: ([], [], [])}   # every edge and port kept since has gone silent
+    events = SecurityEvents(WS, rules)
+    counts = []
+    for w in sorted(windows):
+        events.add_window(w, *windows[w])
+        events.advance((w + WS) * 1000 - 1, False)
+        counts.append(dict(events.counts))
+    assert counts == [{}, {"dependency_edges_capped": 3, "exposure_ports_capped": 1}, {}]
+    assert not events.edges and not events.exposed

@@ -156,10 +156,11 @@ def test_side_outputs_go_to_their_sinks_without_a_python_step(tmp_path):
                 side_outputs_read.append((t.getName(), python))
     assert {"parse flow records", "parse metadata events", "attribute flows"} <= set(python_steps)
     assert not [name for name, python in side_outputs_read if python]
-    # Dead letters (2), counts (3), data quality, late, enriched: straight to their sinks.
+    # Dead letters (2), counts (4: the security events' too), data quality, late, enriched:
+    # straight to their sinks.
     core = [name for name, _ in side_outputs_read if name.endswith(" files")
             and name.split()[0] in ("counts", "dead_letter", "data_quality", "late", "enriched")]
-    assert sorted(core) == sorted(["counts files"] * 3 + ["dead_letter files"] * 2
+    assert sorted(core) == sorted(["counts files"] * 4 + ["dead_letter files"] * 2
                                   + ["data_quality files", "late files", "enriched files"])
 
 

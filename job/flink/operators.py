@@ -64,8 +64,10 @@ PARSE_COUNTERS = ("records_in", "records_skipped", "records_repeated", "lines_in
 METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_dead_letters_not_kept",
                            "metadata_after_flows") + tuple(
     f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS)
-ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS
-                           if c not in PARSE_COUNTERS + METADATA_PARSE_COUNTERS)
+# The security events' (job.flink.security.TrackEvents).
+SECURITY_COUNTERS = ("exposure_ports_capped", "dependency_edges_capped")
+ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS if c not in
+                           PARSE_COUNTERS + METADATA_PARSE_COUNTERS + SECURITY_COUNTERS)
 # Flow groups waiting for metadata, per attribution key: each group (job.codec) and, apart,
 # its "window_start max_start deadline", so that a timer reads the small part of every waiting
 # group and the group itself only when it is released.

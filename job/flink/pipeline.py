@@ -75,15 +75,17 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
         "late": side_output(attributed, LATE),
         "data_quality": side_output(parsed, DATA_QUALITY),
         "dead_letter": side_output(parsed, DEAD_LETTERS).union(side_output(events, DEAD_LETTERS)),
-        "counts": side_output(parsed, COUNTS).union(side_output(events, COUNTS),
-                                                    side_output(attributed, COUNTS)),
     }
     for name, stream in text.items():
         sinks.text(name, stream)
 
+    counts = side_output(parsed, COUNTS).union(side_output(events, COUNTS),
+                                               side_output(attributed, COUNTS))
     if config.outputs.security:
         from flowdredge.job.flink.security import add_security_views
-        add_security_views(side_output(attributed, CONVERSATIONS), sinks, config)
+        counts = counts.union(add_security_views(side_output(attributed, CONVERSATIONS), sinks,
+                                                 config))
+    sinks.text("counts", counts)
 
     sinks.aggregates(t_env, window_aggregates(t_env, attributed, config),
                      config.job.window_seconds)

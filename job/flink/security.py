@@ -7,7 +7,8 @@
       risk ------------------------------------------------------------> outputs (a block each)
       the window's dependency, exposure and REJECT-source rows, one row --> TrackEvents
     TrackEvents (one key), when event time passes the window: new_dependency,
-    dependency_gone, exposure_new, reject_spike --> security_events; rejected rows --> rejected
+    dependency_gone, exposure_new, reject_spike --> security_events; rejected rows --> rejected;
+    what its caps forgot --> counts
 
 No conversation crosses between Python and the JVM, and no per-key row: a batch travels as one
 row, a closed window as one row and a block of lines per output (the window tables' rows
@@ -25,7 +26,8 @@ from flowdredge.job import security
 from flowdredge.job.codec import (decode_events_state, decode_views, decode_window_rows,
                        encode_events_state, encode_window_rows)
 from flowdredge.job.config import Config
-from flowdredge.job.flink.operators import MAX_WATERMARK
+from flowdredge.job.flink.operators import COUNTS, MAX_WATERMARK, SECURITY_COUNTERS, Metrics
+from flowdredge.job.outputs import counts_line
 from flowdredge.schemas import security as out
 
 PAYLOAD = Types.PRIMITIVE_ARRAY(Types.BYTE())
@@ -95,7 +97,9 @@ class CloseWindows(KeyedProcessFunction):
 class TrackEvents(KeyedProcessFunction):
     """One key: job.security.SecurityEvents over the closed windows, advanced at event-time
     timers. Kept in memory (read once after a start or restore); in keyed state, the windows
-    held, as they came, and the rest as one value written after every timer."""
+    held, as they came, and the rest as one value written after every timer. What the caps
+    forgot is counted (SECURITY_COUNTERS): in the counts output at once, in the metrics at the
+    next window (Metrics.add: counted in a timer)."""
 
     def __init__(self, config: Config):
         self.window_seconds = config.job.window_seconds
@@ -106,6 +110,7 @@ class TrackEvents(KeyedProcessFunction):
         self.held = runtime_context.get_list_state(HELD_WINDOWS)
         self.events = None
         self.payloads = {}   # window start -> its payload, while held
+        self.metrics = Metrics(runtime_context, SECURITY_COUNTERS)
 
     def _events(self) -> security.SecurityEvents:
         if self.events is None:
@@ -123,6 +128,7 @@ class TrackEvents(KeyedProcessFunction):
         return self.events.add_window(window_start, *rows)
 
     def process_element(self, payload, ctx):
+        self.metrics.add({})   # what the timers counted since the last element (Metrics.add)
         self._events()
         ctx.timer_service().register_event_time_timer(self._hold(payload))
         self.held.add(payload)
@@ -144,12 +150,16 @@ class TrackEvents(KeyedProcessFunction):
             yield "\n".join(lines)
         if rejected:
             yield REJECTED, "\n".join(rejected)
+        if events.counts:
+            self.metrics.add(events.counts, in_timer=True)
+            yield COUNTS, counts_line("security", events.counts)
 
 
-def add_security_views(batches: DataStream, sinks, config: Config) -> None:
+def add_security_views(batches: DataStream, sinks, config: Config) -> DataStream:
     """Adds the views of docs/security.md over the attribution's batches (Row(window start,
     encoded job.security.WindowViews), with the job's watermarks) and their outputs to
-    `sinks` (text outputs only)."""
+    `sinks` (text outputs only); returns their `counts` lines, for the caller's counts
+    output."""
     windows = (keyed_by_first_field(batches, Types.LONG(), PAYLOAD)
                .process(CloseWindows(config), output_type=WINDOW_ROWS)
                .name("security: windows")
@@ -164,3 +174,4 @@ def add_security_views(batches: DataStream, sinks, config: Config) -> None:
     sinks.text(out.RISK_OUTPUT, side_output(windows, RISK))
     sinks.text(out.REJECTED_OUTPUT, side_output(events, REJECTED))
     sinks.text(out.EVENTS, events.union(side_output(windows, EVENTS)))
+    return side_output(events, COUNTS)
