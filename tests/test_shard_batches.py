@@ -37,7 +37,10 @@ def test_records_are_batched_per_shard_within_the_limits():
                                f"shardId-{shard}", str(i), False))
             if shard == 0 and i in (4, 7):
                 records.append(Row(b"", STREAM, "shardId-0", f"{i}r", True))
-    env = make_env(Config())
+    # No checkpoint while it runs: its barrier sends every batch on. CI89 once saw shard 1's
+    # record 2 sent alone; a barrier is the one flush a slow run can add here (no timer fires
+    # within batch_wait_ms, and a periodic watermark of 1 ms cut no batch in two runs).
+    env = make_env(Config().replace(job={"checkpoint_interval_seconds": 3600}))
     env.set_parallelism(1)
     add_jars(env, adapter_jars())
     batches = shard_batches(env.from_collection(records, type_info=RAW_RECORD_TYPE),
