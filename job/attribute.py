@@ -344,26 +344,36 @@ def _end_addresses(group: FlowGroup) -> tuple:
 
 def _owners(group: FlowGroup, index: OwnershipIndex, ends: tuple, counts: Counter) -> tuple:
     """The owners of both `ends` (_end_addresses) of each flow at its start (None: no owner),
-    within the flow's VPC for an end without one of its own (counted in `counts`): from the
-    columns in arrays (OwnershipIndex.owners_at), or flow by flow for a group of flows."""
+    within the flow's VPC (its line's `vpc-id`, else its interface's) for an end without one
+    of its own (counted in `counts`): from the columns in arrays (OwnershipIndex.owners_at),
+    or flow by flow for a group of flows."""
     if group.columns is not None:
         t_ms = _column(group, "start").to_numpy() * 1000
         owners = tuple(index.owners_at(addresses, t_ms) for addresses in ends)
+        vpcs = _flow_vpcs(group, index)
         for side, found, addresses in zip(("src", "dst"), owners, ends):
-            _count_in_vpc(counts, side, index.owners_in_vpcs(found, addresses, t_ms,
-                                                             _column(group, "vpc-id")))
+            _count_in_vpc(counts, side, index.owners_in_vpcs(found, addresses, t_ms, vpcs))
         return owners
-    owner_at, owner_in_vpc = index.owner_at, index.owner_in_vpc
-    start, vpc = group.fmt.start_pos, group.fmt.pos.get("vpc-id")
+    owner_at, owner_in_vpc, flow_vpc = index.owner_at, index.owner_in_vpc, index.flow_vpc
+    start, pos = group.fmt.start_pos, group.fmt.pos
+    vpc, interface = pos.get("vpc-id"), pos.get("interface-id")
     owners = tuple([owner_at(ip, flow[start] * 1000) for ip, flow in zip(addresses, group.flows)]
                    for addresses in ends)
-    if vpc is not None and index.holds_vpc_claims():
+    if (vpc is not None or interface is not None) and index.holds_vpc_claims():
         for side, addresses, found in zip(("src", "dst"), ends, owners):
             for i in [i for i, o in enumerate(found) if o is None]:
                 flow = group.flows[i]
-                found[i] = owner_in_vpc(addresses[i], flow[vpc], flow[start] * 1000)
+                in_vpc = flow_vpc(None if vpc is None else flow[vpc],
+                                  None if interface is None else flow[interface])
+                found[i] = owner_in_vpc(addresses[i], in_vpc, flow[start] * 1000)
                 _count_in_vpc(counts, side, found[i] is not None)
     return owners
+
+
+def _flow_vpcs(group: FlowGroup, index: OwnershipIndex):
+    """The VPC of each flow of a group of columns (OwnershipIndex.flow_vpcs), None when none
+    is known."""
+    return index.flow_vpcs(_column(group, "vpc-id"), _column(group, "interface-id"))
 
 
 def _count_in_vpc(counts: Counter, side: str, n: int) -> None:
@@ -387,7 +397,7 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
     t_ms = column("start").to_numpy() * 1000
     with_owners = enriched or conversations
     others = {}
-    vpcs = column("vpc-id")
+    vpcs = _flow_vpcs(group, index)
     (src_codes, src), (dst_codes, dst) = (
         _end(index, addresses, t_ms, vpcs, unowned, out.counts, side, with_owners, others)
         for addresses, side in zip(_end_addresses(group), ("src", "dst")))

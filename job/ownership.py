@@ -5,7 +5,8 @@ UNASSIGN. The owner of `ip` at `t` is the owner of the latest change with ts <= 
 equal ts are ordered UNASSIGN before ASSIGN (a release and a re-assignment at the same instant
 leave the new owner), then by arrival. Consecutive changes form the ranges (owner, from, to).
 A VPC_ASSIGN or VPC_UNASSIGN is kept the same way under its key (vpc_key): the address's owner
-within that VPC, looked up only for a flow of that VPC whose end has no owner of its own.
+within that VPC, looked up only for a flow of that VPC whose end has no owner of its own. The
+interfaces the claims' owners name give a flow whose line has no `vpc-id` its VPC (flow_vpc).
 """
 import ipaddress
 import json
@@ -48,6 +49,7 @@ PART_KEY = "owner "   # not an IP, nor the clock's key
 MULTI, FREE, NEVER = -2, -3, -4
 _APP = OWNER_FIELDS.index("app")
 _REGION = OWNER_FIELDS.index("region")
+_INTERFACE = OWNER_FIELDS.index("interface_id")
 
 
 def _order(change):
@@ -529,6 +531,12 @@ class OwnershipIndex:
         self._vpc_table = None
         self._vpc_new = {}
         self._vpc_new_table = None
+        # Per interface a VPC claim's owner names, its VPC (None: claims of two VPCs name it, a
+        # conflict). An interface never changes VPC: it gives the VPC of a flow it logged. What
+        # the claims held say: learnt as they are applied, built again from them after a load
+        # and after a prune that moved one (only a prune takes a claim's changes away).
+        self._interface_vpc = {}
+        self.interface_conflicts = 0
 
     def __len__(self):
         """Addresses and VPC claims (keys) held."""
@@ -621,6 +629,52 @@ class OwnershipIndex:
             at = int(np.searchsorted(keys, number))
             if at < len(keys) and keys[at] == number:
                 slots[at] = -1
+
+    def _learn_interface(self, key: str, owner: tuple) -> None:
+        """Takes in the interface the owner of a change of the VPC claim `key` names."""
+        interface = owner[_INTERFACE]
+        if interface == ABSENT or not interface:
+            return
+        vpc_id = key[:key.index(" ")]
+        known = self._interface_vpc.get(interface, vpc_id)
+        if known is None or known == vpc_id:
+            self._interface_vpc[interface] = known
+        else:
+            self._interface_vpc[interface] = None
+            self.interface_conflicts += 1
+
+    def _learn_interfaces(self) -> None:
+        """The interfaces' VPCs built again from the claims held."""
+        self._interface_vpc, self.interface_conflicts = {}, 0
+        for key, slot in self._claims.items():
+            for o in self._flat(slot)[2::3]:
+                if o is not None:
+                    self._learn_interface(key, o)
+
+    def interface_vpc(self, interface_id):
+        """The VPC of the interface `interface_id` (a flow's `interface-id`), as the claims
+        held name it; None when none does, or two do."""
+        return self._interface_vpc.get(interface_id)
+
+    def flow_vpc(self, vpc_id, interface_id):
+        """A flow's VPC: its line's `vpc-id`, else its interface's (interface_vpc); None when
+        neither is known."""
+        return vpc_id if vpc_id is not None else self._interface_vpc.get(interface_id)
+
+    def flow_vpcs(self, vpcs, interfaces):
+        """flow_vpc of each flow, as an Arrow array (None: no flow's VPC known), from the
+        Arrow arrays `vpcs` and `interfaces` of the flows' `vpc-id` and `interface-id` (None:
+        the format lacks the field): each distinct interface looked up once."""
+        if interfaces is None or not self._interface_vpc or (
+                vpcs is not None and not vpcs.null_count):
+            return vpcs
+        encoded = pc.dictionary_encode(interfaces)
+        get = self._interface_vpc.get
+        known = pa.array([get(i) for i in encoded.dictionary.to_pylist()], pa.string())
+        if known.null_count == len(known):
+            return vpcs
+        found = known.take(encoded.indices)
+        return found if vpcs is None else pc.coalesce(vpcs, found)
 
     def _vpc_tables(self) -> tuple:
         """The IPv4 claims' lookup arrays: (built at once, made since)."""
@@ -718,6 +772,8 @@ class OwnershipIndex:
     def apply(self, event: MetaEvent) -> None:
         change = (self._same_ts(event.ts), _RANK[event.type],
                   self._shared(event.owner) if event.owner else None)
+        if change[2] is not None and _is_vpc_key(event.ip):
+            self._learn_interface(event.ip, change[2])
         slot = self._slots.get(event.ip)
         if slot is None:
             self._store(event.ip, None, change)
@@ -890,6 +946,8 @@ class OwnershipIndex:
             self._remove(ip)
         # Values of owners long gone do not stay; live owners keep theirs.
         self._strings = {}
+        if any(map(_is_vpc_key, changed)) or any(map(_is_vpc_key, removed)):
+            self._learn_interfaces()
         if changed or removed:
             removed += self._forget_parts()
         return changed, removed
@@ -956,6 +1014,7 @@ class OwnershipIndex:
         for key, encoded in read_entries():
             if not key.startswith(PART_KEY):
                 self._load_ip(key, encoded, parts)
+        self._learn_interfaces()
 
     def _load_ip(self, ip: str, encoded: str, parts: dict) -> None:
         values = json.loads(encoded)

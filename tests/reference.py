@@ -83,6 +83,20 @@ def metadata_events(paths):
     return events
 
 
+def interface_vpcs(paths):
+    """{interface_id: the VPC its VPC_ASSIGNs name it in}, for those named in one VPC only."""
+    vpcs = defaultdict(set)
+    for path in paths:
+        for line in _read_bytes(path).decode().splitlines():
+            e = json.loads(line) if line.strip() else {}
+            reserved = e.get("app") in ("internet", "unattributed") \
+                or str(e.get("app")).startswith("aws:")
+            if e.get("type") == "VPC_ASSIGN" and not reserved \
+                    and e.get("interface_id") not in (None, "", "-"):
+                vpcs[e["interface_id"]].add(e["vpc_id"])
+    return {interface: vpc for interface, (vpc, *others) in vpcs.items() if not others}
+
+
 def owner_at(events, ip, t_ms, vpc_id="-"):
     """The owner of `ip` at `t_ms`: its own, else its VPC claim's in the flow's VPC `vpc_id`."""
     for key in (ip, (vpc_id, ip)):
@@ -103,6 +117,7 @@ def aggregates(flow_paths, metadata_paths, window_seconds=60, exclude=lambda flo
     (flows, packets, bytes)} over all lines with traffic. `owner`: another rule than owner_at
     (tests show a wrong one gives other rows)."""
     events = metadata_events(metadata_paths)
+    vpc_of_interface = interface_vpcs(metadata_paths)
     find_owner = owner_at if owner is None else (lambda ev, ip, t, _vpc: owner(ev, ip, t))
     out = defaultdict(lambda: [0, 0, 0])
     for f in flow_lines(flow_paths):
@@ -110,6 +125,8 @@ def aggregates(flow_paths, metadata_paths, window_seconds=60, exclude=lambda flo
             continue
         start = int(f["start"])
         vpc = f.get("vpc-id", "-")
+        if vpc == "-":   # the line's interface's VPC, as the VPC claims name it
+            vpc = vpc_of_interface.get(f.get("interface-id"), "-")
         src = find_owner(events, f.get("pkt-srcaddr", "-") if f.get("pkt-srcaddr", "-") != "-"
                          else f["srcaddr"], start * 1000, vpc)
         dst = find_owner(events, f.get("pkt-dstaddr", "-") if f.get("pkt-dstaddr", "-") != "-"

@@ -22,9 +22,9 @@ from flowdredge.schemas.outputs import CONVERSATION
 pytestmark = pytest.mark.unit
 
 
-def _owner(app, region):
+def _owner(app, region, interface_id="-"):
     values = dict.fromkeys(OWNER_FIELDS, "-")
-    values.update(app=app, region=region)
+    values.update(app=app, region=region, interface_id=interface_id)
     return tuple(values[f] for f in OWNER_FIELDS)
 
 
@@ -115,6 +115,45 @@ def test_an_address_overlapping_vpcs_hold_is_owned_within_the_flows_vpc(columns)
                           "dst_owned_in_vpc": 2}
     lines = [json.loads(line) for line in out.enriched.splitlines()]
     assert [(e["dst_app"], e["dst_region"]) for e in lines[:2]] == [("api", "r1"), ("db", "r2")]
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_a_line_without_vpc_id_is_owned_within_the_vpc_its_interface_is_in(columns):
+    """AWS's default format has no `vpc-id` but `interface-id`: the VPC the VPC claims name
+    the interface in (OwnershipIndex.interface_vpc) stands for it. Never a guess: an interface
+    no claim names, one claims name in two VPCs, `-`, or a VPC without a claim on the address
+    leave the end unattributed; an owner of its own wins; a line's `vpc-id` wins."""
+    a, b = "vpc-0a1b2c3d", "vpc-0b1b2c3d"
+    index = OwnershipIndex()
+    for ip in ("172.31.0.10", "172.31.0.40"):
+        index.apply(MetaEvent(UNASSIGN, 0, ip, None))
+    for ts, vpc, ip, app, interface in [
+            (0, a, "172.31.0.10", "api", "eni-a"), (0, b, "172.31.0.10", "db", "eni-b"),
+            (0, b, "172.31.0.40", "batch", "eni-b2"), (0, a, "172.31.0.20", "old", "eni-a2"),
+            (0, a, "172.31.0.50", "c1", "eni-c"), (0, b, "172.31.0.51", "c2", "eni-c"),
+            (90_000, a, "172.31.0.60", "late", "-")]:
+        index.apply(MetaEvent(ASSIGN, ts, vpc_key(vpc, ip), _owner(app, "r1", interface)))
+    index.apply(MetaEvent(ASSIGN, 0, "172.31.0.20", _owner("web", "r1", "eni-w")))
+    fmt = FlowFormat.parse("interface-id srcaddr dstaddr start bytes vpc-id")
+    flows = [parse_line(fmt, line) for line in (
+        "eni-a 172.31.0.20 172.31.0.10 60 1 -",         # eni-a: VPC a's claims: api
+        "eni-b 172.31.0.40 172.31.0.10 60 2 -",         # eni-b: b's: batch to db
+        "eni-z 172.31.0.40 172.31.0.10 60 4 -",         # no claim names eni-z: nobody's
+        "- 172.31.0.40 172.31.0.10 60 8 -",             # no interface: nobody's
+        "eni-c 172.31.0.40 172.31.0.10 60 16 -",        # eni-c named in a and b: nobody's
+        "eni-a 172.31.0.40 172.31.0.10 60 32 -",        # 172.31.0.40 only b claims: nobody's
+        "eni-a2 172.31.0.60 172.31.0.10 60 64 -",       # 172.31.0.60 a's from 90 s only
+        "eni-a2 172.31.0.60 172.31.0.10 90 128 -",
+        "eni-a 172.31.0.40 172.31.0.10 60 256 " + b)]   # the line's VPC, not the interface's
+    group = FlowGroup(fmt, 60, 90, flows, "t")
+    out = attribute_group(column_group(group) if columns else group, index, enriched=True)
+    assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
+        ("web", "api"): 1, ("batch", "db"): 2 + 256, ("unattributed", "unattributed"): 4 + 8 + 16,
+        ("unattributed", "api"): 32 + 64, ("late", "api"): 128}
+    assert out.counts == {"src_owned": 4, "src_owned_in_vpc": 3, "src_unattributed": 5,
+                          "dst_owned": 6, "dst_owned_in_vpc": 6, "dst_unattributed": 3}
+    lines = [json.loads(line) for line in out.enriched.splitlines()]
+    assert [(e["src_app"], e["dst_app"]) for e in lines[:2]] == [("web", "api"), ("batch", "db")]
 
 
 def test_lateness():
@@ -308,8 +347,9 @@ def test_the_ipv6_fast_path_agrees_with_the_networks(ip):
 
 _IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "8.8.8.8", "192.168.1.1", "2001:db8::1", "fd00::2"]
 _VPCS = ["vpc-0a1b2c3d", "vpc-0123456789abcdef0"]
+_INTERFACES = ["eni-1", "eni-2", "eni-3"]
 _FORMATS = [FlowFormat.parse("srcaddr dstaddr srcport dstport protocol packets bytes start action"
-                             " tcp-flags vpc-id"),
+                             " tcp-flags vpc-id interface-id"),
             FlowFormat.parse("version pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets "
                              "start bytes")]
 _flow_values = st.fixed_dictionaries({
@@ -322,13 +362,14 @@ _flow_values = st.fixed_dictionaries({
     "packets": st.none() | st.integers(0, 10), "bytes": st.none() | st.integers(0, 2**62),
     "start": st.integers(60, 64), "action": st.none() | st.sampled_from(["ACCEPT", "REJECT"]),
     "tcp-flags": st.none() | st.sampled_from([2, 18, 19]), "version": st.just(5),
-    "vpc-id": st.none() | st.sampled_from(_VPCS)})
+    "vpc-id": st.none() | st.sampled_from(_VPCS),
+    "interface-id": st.none() | st.sampled_from(_INTERFACES)})
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(58, 66),
                           st.sampled_from(_IPS), st.sampled_from(["api", "db", "cache"]),
-                          st.none() | st.sampled_from(_VPCS)),
+                          st.none() | st.sampled_from(_VPCS), st.sampled_from(_INTERFACES)),
                 max_size=12),
        st.sampled_from(_FORMATS), st.lists(_flow_values, min_size=1, max_size=40),
        st.booleans())
@@ -336,12 +377,13 @@ def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
     """The column path (a group of columns, as the vectorised parser makes them, aggregates
     only) and the row path (a group of flows) give the same partial rows in the same order and
     counts, for any index: IPs with one owner, several, an UNASSIGN, none, an owner from after
-    the flow, an owner within a VPC only; and with the enriched lines and the security views
-    asked for, the same lines and views (a late group of columns goes flow by flow)."""
+    the flow, an owner within a VPC only (the line's or its interface's); and with the enriched
+    lines and the security views asked for, the same lines and views (a late group of columns
+    goes flow by flow)."""
     index = OwnershipIndex()
-    for kind, ts, ip, app, vpc in events:
+    for kind, ts, ip, app, vpc, interface in events:
         index.apply(MetaEvent(kind, ts * 1000, ip if vpc is None else vpc_key(vpc, ip),
-                              _owner(app, "r") if kind == ASSIGN else None))
+                              _owner(app, "r", interface) if kind == ASSIGN else None))
     flows = [tuple(v[name] for name in fmt.fields) for v in values]
     group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
     rows = attribute_group(group, index, enriched=False)
@@ -374,7 +416,8 @@ _plain_flow_values = st.fixed_dictionaries({
     "protocol": st.sampled_from([0, 1, 6, 17]), "packets": st.integers(0, 10),
     "bytes": st.integers(0, 2**62), "start": st.integers(60, 64),
     "action": st.sampled_from(["ACCEPT", "REJECT"]), "tcp-flags": st.sampled_from([2, 18, 19]),
-    "version": st.just(5), "vpc-id": st.sampled_from(_VPCS)})
+    "version": st.just(5), "vpc-id": st.sampled_from(_VPCS),
+    "interface-id": st.sampled_from(_INTERFACES)})
 
 
 @settings(max_examples=200, deadline=None)
@@ -416,11 +459,13 @@ def test_a_packed_key_tells_rows_apart_exactly_and_stays_below_its_limit(columns
 _CLAIM_IPS = ["10.0.0.1", "10.0.0.2", "8.8.8.8", "2001:db8::1", "fd00::2", "10.0.0.9"]
 _CLAIM_FORMATS = [_FORMATS[0], FlowFormat.parse(
     "version vpc-id pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets start bytes srcport "
-    "tcp-flags action protocol")]
+    "tcp-flags action protocol"), FlowFormat.parse(   # as AWS's default: no vpc-id
+    "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start action")]
 _claim_events = st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integers(55, 70),
                                    st.sampled_from(_CLAIM_IPS),
                                    st.sampled_from(["api", "db", "cache"]),
-                                   st.none() | st.sampled_from(_VPCS)), max_size=25)
+                                   st.none() | st.sampled_from(_VPCS),
+                                   st.sampled_from(["-", *_INTERFACES])), max_size=25)
 _claim_flows = st.fixed_dictionaries({
     "srcaddr": st.sampled_from(_CLAIM_IPS), "dstaddr": st.sampled_from(_CLAIM_IPS),
     "pkt-srcaddr": st.none() | st.sampled_from(_CLAIM_IPS),
@@ -430,18 +475,30 @@ _claim_flows = st.fixed_dictionaries({
     "protocol": st.none() | st.sampled_from([6, 17]), "packets": st.integers(0, 5),
     "bytes": st.integers(0, 100), "start": st.integers(58, 68),
     "action": st.sampled_from(["ACCEPT", "REJECT"]), "tcp-flags": st.none() | st.sampled_from([2, 18]),
-    "version": st.just(5), "vpc-id": st.sampled_from([None, *_VPCS, "vpc-0c0c0c0c"])})
+    "version": st.just(5), "vpc-id": st.sampled_from([None, *_VPCS, "vpc-0c0c0c0c"]),
+    "interface-id": st.sampled_from([None, *_INTERFACES, "eni-9"])})
 
 
 def _claim_key(ip, vpc):
     return ip if vpc is None else vpc_key(vpc, ip)
 
 
+def _interface_vpcs(index) -> dict:
+    """The VPC of each interface, by brute force from the VPC claims `index` holds: the one
+    VPC their owners name it in (None: two)."""
+    vpcs = {}
+    for key in [k for k in index._slots if " " in k]:
+        for _ts, _rank, o in index.changes(key):
+            if o is not None and o[OWNER_FIELDS.index("interface_id")] != "-":
+                vpcs.setdefault(o[OWNER_FIELDS.index("interface_id")], set()).add(key.split()[0])
+    return {interface: len(v) == 1 and next(iter(v)) or None for interface, v in vpcs.items()}
+
+
 def _expected_app(events, ip, vpc, t_ms):
     """The contract, by brute force: the address's own owner at t, else its owner within the
     flow's VPC."""
     for key in (ip, vpc and vpc_key(vpc, ip)):
-        changes = [(ts, kind == ASSIGN, n, app) for n, (kind, ts, e_ip, app, e_vpc)
+        changes = [(ts, kind == ASSIGN, n, app) for n, (kind, ts, e_ip, app, e_vpc, _eni)
                    in enumerate(events) if _claim_key(e_ip, e_vpc) == key and ts * 1000 <= t_ms]
         if changes and max(changes)[1]:
             return max(changes)[3]
@@ -453,8 +510,12 @@ def _check_claims(index, events, fmt, values):
     group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
     ends = [[v[f"pkt-{side}"] if f"pkt-{side}" in fmt.pos and v[f"pkt-{side}"] else v[side]
              for side in ("srcaddr", "dstaddr")] for v in values]
-    expected = [tuple(_expected_app(events, ip, v["vpc-id"], v["start"] * 1000) or "nobody"
-                      for ip in pair) for v, pair in zip(values, ends)]
+    interface_vpcs = _interface_vpcs(index)
+    assert interface_vpcs == index._interface_vpc
+    vpcs = [v["vpc-id"] if "vpc-id" in fmt.pos and v["vpc-id"] else
+            "interface-id" in fmt.pos and interface_vpcs.get(v["interface-id"]) for v in values]
+    expected = [tuple(_expected_app(events, ip, vpc, v["start"] * 1000) or "nobody"
+                      for ip in pair) for v, pair, vpc in zip(values, ends, vpcs)]
     outs = {}
     for name, g, options in [("rows", group, {"conversations": True}),
                              ("columns", column_group(group), {"conversations": True}),
@@ -484,14 +545,15 @@ def test_vpc_claims_answer_the_contract_after_changes_a_prune_and_a_restore(
     its flow's start, else its owner within the flow's VPC, else none: for IPv4 and IPv6
     claims, claims of several changes, pkt- addresses, flows of a VPC without claims or of
     none; after claims added and taken back once the lookup arrays were built, a prune, and a
-    restore from broadcast state (a review's probe)."""
+    restore from broadcast state (a review's probe); a line without a VPC taking its
+    interface's, as the claims held name it."""
     index = OwnershipIndex()
     state = {}
 
     def apply(batch):
-        for kind, ts, ip, app, vpc in batch:
+        for kind, ts, ip, app, vpc, interface in batch:
             index.apply(MetaEvent(kind, ts * 1000, _claim_key(ip, vpc),
-                                  _owner(app, "r") if kind == ASSIGN else None))
+                                  _owner(app, "r", interface) if kind == ASSIGN else None))
         state.update(index.state_entries(list({_claim_key(e[2], e[4]): 0 for e in batch})))
     apply(events)
     _check_claims(index, events, fmt, values)
@@ -504,4 +566,6 @@ def test_vpc_claims_answer_the_contract_after_changes_a_prune_and_a_restore(
     _check_claims(index, events + more, fmt, values)
     restored = OwnershipIndex()
     restored.load(lambda: iter(list(state.items())))
+    assert (restored._interface_vpc, restored.interface_conflicts) == (
+        index._interface_vpc, index.interface_conflicts)
     _check_claims(restored, events + more, fmt, values)

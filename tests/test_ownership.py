@@ -1131,3 +1131,68 @@ def test_a_line_of_bytes_that_are_not_utf8_refused_also_for_another_reason_is_ap
                             MetaEvent(UNASSIGN, t0, "10.0.0.5")]
     assert [(reason, detail.endswith(": applied as an UNASSIGN"))
             for reason, _, _, detail in chunk.rejected] == [("not_text", True)] * 2
+
+
+def _with_interface(app, interface_id):
+    values = dict.fromkeys(OWNER_FIELDS, "-")
+    values.update(app=app, interface_id=interface_id)
+    return tuple(values[f] for f in OWNER_FIELDS)
+
+
+def test_the_vpc_claims_give_the_interfaces_they_name_their_vpc_as_long_as_they_are_held():
+    """An interface never changes VPC: a VPC claim's owner names one in that VPC, the VPC of
+    the flows it logs. Never one named in two VPCs (counted), nor `-`; rebuilt by a restore
+    from broadcast state (its format unchanged) and kept by a prune while a claim naming it is
+    held, so both agree with the index they came from."""
+    a, b, t0 = "vpc-0a1b2c3d", "vpc-0123456789abcdef0", 1767225600000
+    index = OwnershipIndex()
+    for ts, ip, vpc, app, interface in [
+            (t0, "172.31.0.10", a, "api", "eni-a"), (t0, "172.31.0.11", a, "api", "eni-a"),
+            (t0, "172.31.0.10", b, "db", "eni-b"), (t0, "172.31.0.12", a, "x", "-"),
+            (t0, "172.31.0.20", a, "y", "eni-c"), (t0, "172.31.0.20", b, "z", "eni-c"),
+            (t0 + 5, "172.31.0.30", b, "old", "eni-d")]:
+        index.apply(MetaEvent(ASSIGN, ts, vpc_key(vpc, ip), _with_interface(app, interface)))
+    index.apply(MetaEvent(ASSIGN, t0, "10.0.0.1", _with_interface("web", "eni-w")))
+    index.apply(MetaEvent(UNASSIGN, t0 + 10, vpc_key(b, "172.31.0.30"), None))
+    index.apply(MetaEvent(UNASSIGN, t0 + 10, vpc_key(a, "172.31.0.11"), None))
+    expected = {"eni-a": a, "eni-b": b, "eni-c": None, "eni-d": b, "eni-w": None, "-": None,
+                None: None}
+    state = dict(index.state_entries(list(index._slots)))
+
+    def restored_from_state():
+        other = OwnershipIndex()
+        other.load(lambda: iter(list(state.items())))
+        return other
+    for i in (index, restored_from_state()):
+        assert {e: i.interface_vpc(e) for e in expected} == expected
+        assert i.interface_conflicts == 1
+        assert i.flow_vpc(None, "eni-a") == a and i.flow_vpc(b, "eni-a") == b
+        vpcs = i.flow_vpcs(pa.array([None, None, a, None, None]),
+                           pa.array(["eni-a", "eni-c", "eni-b", None, "eni-z"]))
+        assert vpcs.to_pylist() == [a, None, a, None, None]
+        assert i.flow_vpcs(None, pa.array(["eni-b", "eni-z"])).to_pylist() == [b, None]
+        assert i.flow_vpcs(None, pa.array(["eni-z"])) is None
+        assert i.flow_vpcs(pa.array([b]), None).to_pylist() == [b]
+    # Pruned past their release: eni-d's only claim goes, and its VPC with it; eni-a keeps
+    # its VPC by its other claim. A restore from the pruned state agrees.
+    changed, removed = index.prune(t0 + 20)
+    assert vpc_key(b, "172.31.0.30") in removed and vpc_key(a, "172.31.0.11") in removed
+    state.update(index.state_entries(changed))
+    for key in removed:
+        del state[key]
+    for i in (index, restored_from_state()):
+        assert {e: i.interface_vpc(e) for e in expected} == {**expected, "eni-d": None}
+        assert i.interface_conflicts == 1
+    # A conflict lasts while the claims showing it are held.
+    index.apply(MetaEvent(UNASSIGN, t0 + 30, vpc_key(b, "172.31.0.20"), None))
+    assert index.interface_vpc("eni-c") is None and index.interface_conflicts == 1
+    index.prune(t0 + 40)
+    assert index.interface_vpc("eni-c") == a and index.interface_conflicts == 0
+    # A claim that moves to another interface of its VPC: the first keeps the VPC while the
+    # change naming it is held.
+    index.apply(MetaEvent(ASSIGN, t0 + 50, vpc_key(a, "172.31.0.12"), _with_interface("x", "eni-e")))
+    assert index.interface_vpc("eni-e") == a
+    index.apply(MetaEvent(ASSIGN, t0 + 60, vpc_key(a, "172.31.0.12"), _with_interface("x", "eni-f")))
+    assert (index.interface_vpc("eni-e"), index.interface_vpc("eni-f")) == (a, a)
+    index.prune(t0 + 70)
+    assert (index.interface_vpc("eni-e"), index.interface_vpc("eni-f")) == (None, a)

@@ -276,3 +276,56 @@ def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_pat
         **{(m, "unattributed", "unattributed", "REJECT"): 20 for m in (0, 60, 120)}}
     counts = total_counts(out)
     assert (counts["src_owned_in_vpc"], counts["dst_owned_in_vpc"]) == (60, 100)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_default_format_flows_are_owned_within_their_interfaces_vpc(tmp_path, parallelism):
+    """AWS's default format names no VPC: a line's interface stands for it, in the VPC the
+    VPC_ASSIGNs name it in (docs/metadata.md). An interface named in two VPCs, or in none,
+    leaves the ends unattributed; at every parallelism (each attribution instance rebuilds the
+    interfaces' VPCs from the broadcast claims)."""
+    t0, vpc_a, vpc_b = 1767225600, "vpc-0a1b2c3d", "vpc-0123456789abcdef0"
+    header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+              "bytes start end action log-status")
+    lines = []
+    for minute in range(3):
+        start = t0 + 60 * minute + 5
+        for i in range(20):
+            lines += [f"2 111111111111 {interface} 172.31.0.20 172.31.0.10 {40000 + i} {port} 6 "
+                      f"2 100 {start} {start + 30} ACCEPT OK"
+                      for interface, port in (("eni-0a20", 443), ("eni-0b10", 5432),
+                                              ("eni-0c", 22), ("eni-0z", 80), ("-", 8080))]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "default.log").write_text("\n".join([header] + lines) + "\n")
+
+    def event(kind, ts, ip=None, vpc=None, app=None, interface=None):
+        doc = {"type": kind, "ts": (t0 + ts) * 1000}
+        doc.update({} if ip is None else {"ip": ip})
+        doc.update({} if vpc is None else {"vpc_id": vpc})
+        doc.update({} if app is None else {"app": app, "region": "us-east-1",
+                                           "interface_id": interface})
+        return json.dumps(doc)
+    changelog = tmp_path / "changelog.jsonl"
+    changelog.write_text("\n".join([
+        event("UNASSIGN", 0, "172.31.0.10"), event("UNASSIGN", 0, "172.31.0.20"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_a, "api", "eni-0a10"),
+        event("VPC_ASSIGN", 0, "172.31.0.20", vpc_a, "web", "eni-0a20"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_b, "db", "eni-0b10"),
+        event("VPC_ASSIGN", 0, "172.31.0.20", vpc_b, "batch", "eni-0b20"),
+        event("VPC_ASSIGN", 0, "172.31.0.30", vpc_a, "x", "eni-0c"),
+        event("VPC_ASSIGN", 0, "172.31.0.31", vpc_b, "y", "eni-0c"),
+        event("VPC_UNASSIGN", 120, "172.31.0.10", vpc_b),
+        event("HEARTBEAT", 300)]) + "\n")
+    out = str(tmp_path / "out")
+    run_replay([str(flows)], [str(changelog)], out, _config(parallelism))
+    rows = job_aggregates(out)
+    assert rows == reference.aggregates([str(flows)], [str(changelog)])
+    nobody = "unattributed"
+    assert {(k[0] - t0, k[1], k[3], k[5]): v[0] for k, v in rows.items()} == {
+        **{(m, "web", "api", 443): 20 for m in (0, 60, 120)},
+        (0, "batch", "db", 5432): 20, (60, "batch", "db", 5432): 20,
+        (120, "batch", nobody, 5432): 20,
+        **{(m, nobody, nobody, port): 20 for m in (0, 60, 120) for port in (22, 80, 8080)}}
+    counts = total_counts(out)
+    assert (counts["src_owned_in_vpc"], counts["dst_owned_in_vpc"]) == (120, 100)

@@ -374,6 +374,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.counts_metadata = runtime_context.get_index_of_this_subtask() == 0
         self.metrics.gauge("ownership_ips", lambda: len(self.index))
         self.metrics.gauge("ownership_ranges", lambda: self.index.ranges())
+        self.metrics.gauge("ownership_interface_conflicts",
+                           lambda: self.index.interface_conflicts)
         self.metrics.gauge("pending_groups", lambda: self.pending_groups)
         # Read when reported, not when a group came: it grows while event time stands still.
         self.metrics.gauge("event_time_lag_ms", self._event_time_lag_ms)
