@@ -11,7 +11,9 @@ flows have a peer on the internet. The attribution
 - `none contested`: every address has an owner of its own (the baseline);
 - `UNASSIGN only`: the contested addresses have none (the publisher before VPC claims), the
   flow lines with `vpc-id`;
-- `claims, no vpc-id`: VPC_ASSIGNs in both VPCs too, but the format lacks `vpc-id`;
+- `claims, no vpc-id`: VPC_ASSIGNs in both VPCs too, but the format lacks `vpc-id` (AWS's
+  default): a line's VPC is its interface's, as the claims name it (a record of a contested
+  address's interface; the others' interfaces no claim names);
 - `claims + vpc-id`: VPC_ASSIGNs, and the lines name their VPC.
 
 Prints, per index, the best of `--passes` passes in µs a flow (variants alternate within each
@@ -40,24 +42,30 @@ def addresses(n: int) -> list:
     return [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(n)]
 
 
-def _owner(app: str) -> tuple:
+def _owner(app: str, interface: str = "-") -> tuple:
     values = dict.fromkeys(OWNER_FIELDS, "-")
-    values.update(app=app, region="us-east-1")
+    values.update(app=app, region="us-east-1", interface_id=interface)
     return tuple(values[f] for f in OWNER_FIELDS)
 
 
 def index_of(ips: list, contested: int, claims: bool) -> OwnershipIndex:
     """The first `contested` addresses without an owner of their own (and with `claims`, one
-    in each VPC), the others each an app's of 50."""
+    in each VPC, of an interface there: interface_of), the others each an app's of 50."""
     index = OwnershipIndex()
     for k, ip in enumerate(ips):
         if k < contested:
             index.apply(MetaEvent(UNASSIGN, START * 1000, ip, None))
-            for vpc in VPCS if claims else ():
-                index.apply(MetaEvent(ASSIGN, START * 1000, vpc_key(vpc, ip), _owner(vpc)))
+            for v, vpc in enumerate(VPCS if claims else ()):
+                index.apply(MetaEvent(ASSIGN, START * 1000, vpc_key(vpc, ip),
+                                      _owner(vpc, interface_of(k, v))))
         else:
             index.apply(MetaEvent(ASSIGN, START * 1000, ip, _owner(f"app-{k % 50}")))
     return index
+
+
+def interface_of(address: int, vpc: int) -> str:
+    """The interface holding the `address`th address in the `vpc`th VPC."""
+    return f"eni-{vpc}{address:016x}"
 
 
 def groups_of(ips: list, n_records: int, with_vpc: bool, seed: int = 5) -> list:
@@ -68,20 +76,21 @@ def groups_of(ips: list, n_records: int, with_vpc: bool, seed: int = 5) -> list:
     records = []
     for r in range(n_records):
         vpc = VPCS[r % 2]
-        own = ips[rng.randrange(len(ips))]   # the interface's address: one end of every line
+        k = rng.randrange(len(ips))
+        own, interface = ips[k], interface_of(k, r % 2)   # one end of every line
         events = []
         for i in range(LINES):
             start = START + 60 * (r // 100) + rng.randrange(60)
             peer = (ips[rng.randrange(len(ips))] if i % 3 else
                     f"198.51.{rng.randrange(256)}.{rng.randrange(256)}")
             src, dst = (own, peer) if i % 2 else (peer, own)
-            line = (f"2 123456789012 eni-{r:05d} {src} {dst} "
+            line = (f"2 123456789012 {interface} {src} {dst} "
                     f"{rng.randrange(1024, 65535)} 443 6 {rng.randrange(1, 50)} "
                     f"{rng.randrange(40, 90000)} {start} {start + 30} ACCEPT OK"
                     + (f" {vpc}" if with_vpc else ""))
             events.append((str(i), start * 1000, line))
         raw = record(events, compresslevel=6, owner="123456789012", log_group="/vpc",
-                     log_stream=f"eni-{r:05d}")
+                     log_stream=interface)
         records.append((raw, f"r{r}", max(e[1] for e in events) // 1000 + 60))
     limits = Config().parse_limits
     return [group for i in range(0, len(records), 50)

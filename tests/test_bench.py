@@ -177,9 +177,12 @@ def test_vpc_claims_owns_with_vpc_id_every_end_the_contest_left_without_owner(ca
     cases = {"none": (vpc_claims.index_of(ips, 0, False), vpc_claims.groups_of(ips, 60, True)),
              "unassigned": (vpc_claims.index_of(ips, 1000, False),
                             vpc_claims.groups_of(ips, 60, True)),
-             "claims": (vpc_claims.index_of(ips, 1000, True), vpc_claims.groups_of(ips, 60, True))}
+             "claims": (vpc_claims.index_of(ips, 1000, True), vpc_claims.groups_of(ips, 60, True)),
+             # AWS's default format: the interfaces of contested addresses give their VPC.
+             "interfaces": (vpc_claims.index_of(ips, 1000, True),
+                            vpc_claims.groups_of(ips, 60, False))}
     owned = {name: share for name, (_us, share) in vpc_claims.measure(cases, 1).items()}
-    assert owned["claims"] == owned["none"] > owned["unassigned"] > 0
+    assert owned["claims"] == owned["none"] > owned["interfaces"] > owned["unassigned"] > 0
     assert vpc_claims.main(["--addresses", "500", "--records", "10", "--passes", "1"]) == 0
     assert "| claims + vpc-id | " in capsys.readouterr().out
 
