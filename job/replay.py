@@ -798,6 +798,15 @@ def check_snapshot(path: str) -> None:
                              f"{getattr(err, 'strerror', None) or err}") from None
 
 
+def check_followed_folder(path: str) -> None:
+    """InputError for a local folder of staged records a job follows (`feed`'s, read by Flink's
+    file source in follow mode) holding what _snapshot_files refuses: a FIFO there kept the
+    reader waiting for a writer, nothing after it read. Nothing for a file or an s3:// URL."""
+    if os.path.isdir(path):
+        for _ in _snapshot_files(path):
+            pass
+
+
 def _snapshot_files(folder):
     """A snapshot folder's files as Flink's file source lists them: links followed, names
     starting with '.' or '_' left out (a folder with all it holds). InputError for what that

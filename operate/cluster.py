@@ -279,6 +279,8 @@ class Cluster:
                              "AWS's flow files are read to their end once, streams followed")
         if flows is not None and flows_layout == "aws":
             _check_changelog(metadata)
+        elif flows is not None:
+            _check_followed(flows, metadata)
         self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
         made = self._check_output(output)
         try:
@@ -404,6 +406,17 @@ def _check_changelog(metadata: str) -> None:
         check_snapshot(metadata)
     except InputError as err:
         raise ValueError(f"--metadata: {err}") from None
+
+
+def _check_followed(flows: str, metadata: str) -> None:
+    """ValueError for a local folder of staged records the job would follow (`feed`'s) that its
+    reader would wait on or fail on (job.replay.check_followed_folder)."""
+    from flowdredge.job.replay import InputError, check_followed_folder
+    for option, path in (("--flows", flows), ("--metadata", metadata)):
+        try:
+            check_followed_folder(path)
+        except InputError as err:
+            raise ValueError(f"{option}: {err}") from None
 
 
 def _location(path: str) -> str:

@@ -281,9 +281,17 @@ def test_a_changelog_the_jobs_reader_fails_or_waits_on_is_refused_before_submit(
         with pytest.raises(ValueError, match=f"--metadata: {re.escape(hidden)}: Flink does not "
                                              f"read a file or folder whose name starts with"):
             cluster.submit(*where[:2], hidden, str(tmp_path / "out3"))
-    # The staged layout's folder is feed's, followed: new files come after the submit.
+    # The staged layout's folders are feed's, followed: their reader (Flink's file source)
+    # waits on a FIFO there as well, which the submit passed (a review).
     os.mkfifo(meta / "b.fifo")
-    cluster.submit(*where[:3], str(tmp_path / "out2"), flows_layout="staged")
+    with pytest.raises(ValueError, match="--metadata: .*b.fifo: not a regular file"):
+        cluster.submit(*where[:3], str(tmp_path / "out2"), flows_layout="staged")
+    (meta / "b.fifo").unlink()
+    (tmp_path / "flows").mkdir()
+    os.mkfifo(tmp_path / "flows" / "c.fifo")
+    with pytest.raises(ValueError, match="--flows: .*c.fifo: not a regular file"):
+        cluster.submit(*where[:3], str(tmp_path / "out2"), flows_layout="staged")
+    assert not (tmp_path / "out2").exists()
 
 
 def test_s3_locations_reach_the_job_as_given(tmp_path, monkeypatch):

@@ -198,6 +198,33 @@ def test_the_flows_layout_is_a_checked_setting(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_followed_folder_its_reader_would_wait_on_is_refused_at_start(tmp_path, monkeypatch,
+                                                                        capsys):
+    """The staged layout's folders (feed's, followed by Flink's file source) were not checked:
+    a FIFO in one kept the reader waiting for a writer, nothing after it read, while the job
+    ran (a review). The job's entry points refuse it in one line naming it, as `flowdredge
+    run` refuses its snapshot's."""
+    from flowdredge.job.flink import run
+    from flowdredge.job.submit import main as submit
+    built = []
+    monkeypatch.setattr(run, "build_job", lambda *args, **kw: built.append(args) or
+                        type("Env", (), {"execute": lambda self, name: None})())
+    for fifo in ("flows", "metadata"):
+        for folder in ("flows", "metadata"):
+            (tmp_path / fifo / folder).mkdir(parents=True)
+        os.mkfifo(tmp_path / fifo / fifo / "feed-2.fifo")
+        assert submit(["--flows", str(tmp_path / fifo / "flows"), "--metadata",
+                       str(tmp_path / fifo / "metadata"), "--flows-layout", "staged",
+                       "--output", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"flowdredge: error: {tmp_path / fifo / fifo / 'feed-2.fifo'}: not a "
+                       f"regular file (a FIFO, socket or device): Flink's reader would wait on "
+                       f"it for a writer or fail; remove it from the folder (a FIFO can be "
+                       f"named itself)\n")
+    assert not built
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize("parallelism", ["0", "-1"])
 def test_the_cluster_entry_point_refuses_a_parallelism_below_one(capsys, parallelism):
     from flowdredge.job.submit import main as submit

@@ -19,7 +19,7 @@ from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
-from flowdredge.job.replay import delivery_stamps_ms, flows_end
+from flowdredge.job.replay import check_followed_folder, delivery_stamps_ms, flows_end
 
 
 def start_jvm(config: Config) -> None:
@@ -110,7 +110,10 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
     """build_job over staged files (job.replay: flow records, changelog lines) with file
     outputs under output_dir; with `follow_seconds` the sources keep looking for new files
     (unbounded). `options` go to build_job; `jars` defaults to the project's adapters (the
-    enriched output's encoder)."""
+    enriched output's encoder). InputError for a local folder its reader would wait on or
+    fail on (job.replay.check_followed_folder)."""
+    for path in (flows, metadata):
+        check_followed_folder(path)
     if "jars" not in options:
         options["jars"] = adapter_jars()
     return build_job(config, file_sources(flows, metadata, follow_seconds),
