@@ -88,3 +88,25 @@ def load(path: str) -> ManagedProperties:
                           f"(the flow files listed at start are read to the end; following "
                           f"new files is {IO_GROUP}.flows_layout staged)")
     return ManagedProperties(config, io, path)
+
+
+def check_metadata(props: ManagedProperties) -> str:
+    """ConfigError for an io.metadata the job's changelog reader (connectors/jvm ChangelogFiles,
+    flows_layout aws) would fail on after its restarts, wait on for ever or leave out, checked
+    as `scripts/cluster submit` checks its --metadata (job.replay.check_changelog). An s3://
+    one is not read here: returns a note saying so ("" otherwise)."""
+    from flowdredge.connectors import s3
+    from flowdredge.job.replay import InputError, check_changelog
+    io = props.io
+    if props.config.kinesis.flow_streams or io.flows_layout != "aws":
+        return ""   # not read, or followed (job.replay.check_followed_folder)
+    try:
+        check_changelog(io.metadata)
+    except InputError as err:
+        raise ConfigError(f"{IO_GROUP}.metadata: {err}") from None
+    if s3.is_s3(io.metadata):
+        return (f"{IO_GROUP}.metadata {io.metadata} is not checked at start: that would download "
+                f"every changelog file before the job starts; a file its reader fails on (a .gz "
+                f"cut short or not gzip, gzip under another name) fails the job after its "
+                f"restarts")
+    return ""

@@ -798,6 +798,20 @@ def check_snapshot(path: str) -> None:
                              f"{getattr(err, 'strerror', None) or err}") from None
 
 
+def check_changelog(path: str) -> None:
+    """InputError for a local changelog file or folder that the job's own reader (connectors/jvm
+    ChangelogFiles) would fail on after its restarts, wait on for ever (check_snapshot) or leave
+    out: a name starting with '.' or '_', even the one given it (s3:// too). Nothing more for
+    an s3:// URL or a path not there, which the hosts that read it may hold."""
+    if os.path.basename(path.rstrip("/")).startswith((".", "_")):
+        # Flink's file source leaves such a name out, even the one it is given: the job's
+        # client refuses it (connectors.files.changelog_files), after the code is shipped.
+        raise InputError(f"{path}: Flink does not read a file or folder whose name starts "
+                         f"with '.' or '_'; rename it")
+    if not s3.is_s3(path) and os.path.exists(path):
+        check_snapshot(path)
+
+
 def check_followed_folder(path: str) -> None:
     """InputError for a local folder of staged records a job follows (`feed`'s, read by Flink's
     file source in follow mode) holding what _snapshot_files refuses: a FIFO there kept the

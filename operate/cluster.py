@@ -393,17 +393,10 @@ class Cluster:
 def _check_changelog(metadata: str) -> None:
     """ValueError for a local changelog file or folder the job's reader (connectors/jvm
     ChangelogFiles, a stream's snapshot's too) would fail on on the cluster, its restarts
-    spent, or wait on for ever (job.replay.check_snapshot)."""
-    from flowdredge.job.replay import InputError, check_snapshot
-    if os.path.basename(metadata.rstrip("/")).startswith((".", "_")):
-        # Flink's file source leaves such a name out, even the one it is given: the job's
-        # client refuses it (connectors.files.changelog_files), after the code is shipped.
-        raise ValueError(f"--metadata: {metadata}: Flink does not read a file or folder whose "
-                         f"name starts with '.' or '_'; rename it")
-    if s3.is_s3(metadata) or not os.path.exists(metadata):
-        return
+    spent, or wait on for ever, or a name it leaves out (job.replay.check_changelog)."""
+    from flowdredge.job.replay import InputError, check_changelog
     try:
-        check_snapshot(metadata)
+        check_changelog(metadata)
     except InputError as err:
         raise ValueError(f"--metadata: {err}") from None
 

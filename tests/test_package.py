@@ -116,6 +116,46 @@ def test_the_service_file_wins_over_a_local_one(tmp_path, monkeypatch):
     assert managed.properties_path("local.json") == str(service)
 
 
+@pytest.mark.unit
+def test_the_entry_point_checks_a_local_changelog_and_says_why_not_an_s3_one(
+        tmp_path, monkeypatch, capsys):
+    """io.metadata was not checked as `scripts/cluster submit` checks a local --metadata: a FIFO
+    in its folder kept the job's changelog reader (ChangelogFiles) waiting for ever, a .gz cut
+    short failed the job after its restarts (a review). A local one is refused in one line
+    naming it; an s3:// one, not read at start, is said to be unchecked."""
+    import gzip
+    from flowdredge.job.flink import managed as entry, run
+    built = []
+    monkeypatch.setattr(run, "deployed_job", lambda *args, **kw: built.append(args) or
+                        type("Env", (), {"execute": lambda self, name: None})())
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    os.mkfifo(meta / "b.fifo")
+    io = {"flows": str(tmp_path / "flows"), "metadata": str(meta), "output": "o"}
+    path = properties_file(tmp_path / "p.json", Config(), io)
+    assert entry.main([], argv=["--properties", path]) == 2
+    assert capsys.readouterr().err == (
+        f"flowdredge: error: io.metadata: {meta / 'b.fifo'}: not a regular file (a FIFO, "
+        f"socket or device): Flink's reader would wait on it for a writer or fail; remove it "
+        f"from the folder (a FIFO can be named itself)\n")
+    (meta / "b.fifo").unlink()
+    (meta / "a.jsonl.gz").write_bytes(gzip.compress(b'{"type":"HEARTBEAT","ts":1}\n' * 99)[:40])
+    assert entry.main([], argv=["--properties", path]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"flowdredge: error: io.metadata: {meta / 'a.jsonl.gz'}: cannot read")
+    assert not built
+    (meta / "a.jsonl.gz").unlink()
+    for metadata, said in ((str(meta), ""), ("s3://b/changelog/", (
+            "flowdredge: note: io.metadata s3://b/changelog/ is not checked at start: that "
+            "would download every changelog file before the job starts; a file its reader "
+            "fails on (a .gz cut short or not gzip, gzip under another name) fails the job "
+            "after its restarts\n"))):
+        path = properties_file(tmp_path / "p.json", Config(), {**io, "metadata": metadata})
+        assert entry.main([], argv=["--properties", path]) == 0
+        assert capsys.readouterr().err == said
+    assert len(built) == 2
+
+
 # --- the zip ----------------------------------------------------------------------------------
 
 @pytest.mark.unit

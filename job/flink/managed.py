@@ -25,9 +25,12 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         props = managed.load(managed.properties_path(args.properties))
+        note = managed.check_metadata(props)
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2
+    if note:
+        print(f"flowdredge: note: {note}", file=sys.stderr)
     from flowdredge.job.flink.run import deployed_job
     from flowdredge.job.replay import InputError
     io = props.io
