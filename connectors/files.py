@@ -48,6 +48,20 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
 # call's value, bounded whatever the number of lines.
 CHANGELOG_CHUNK_CHARS = 1 << 20
 JAVA_INT_MAX = 2**31 - 1
+# A staged line's room for what is not its lines (source, format, line numbers, excerpts).
+STAGED_ROOM = 1 << 16
+# The most a JVM reader holds of a line, and one more: a Java array is a little shorter than
+# JAVA_INT_MAX at most.
+MAX_HELD = JAVA_INT_MAX - 16
+
+
+def staged_changelog_max(chunk_lines: int, max_line_chars: int) -> int:
+    """The longest staged changelog line (job.replay, `feed`) the job's reader takes whole
+    (connectors/jvm LineChunks): `chunk_lines` lines of `max_line_chars` with their quotes and
+    commas, twice over for JSON's escapes (a publisher's line escapes its quotes, about a fifth
+    of it), and STAGED_ROOM. A longer line (one of 200 MB ran the JVM out of heap) reaches the
+    parse cut, a dead letter line_too_long."""
+    return min(2 * chunk_lines * (max_line_chars + 3) + STAGED_ROOM, MAX_HELD)
 
 
 def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str = "",
@@ -56,7 +70,8 @@ def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str
     ChangelogFiles): read whole, one after another in the order of their paths, each in staged
     chunks of up to `chunk_lines` lines named by its path (after `label`) and bounded by its
     modification time, a line longer than `max_line_chars` cut to one character more (the
-    parse dead-letters it); a file staged already (job.replay, `feed`) a line at a time. As
+    parse dead-letters it); a file staged already (job.replay, `feed`) a line at a time, one
+    longer than staged_changelog_max cut so too, a chunk of its own. As
     bytes, as a file job's changelog parse takes a file's lines, or as str (a stream's
     snapshot)."""
     uri = flink_uri(path)
@@ -69,7 +84,8 @@ def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str
     # Java ints: no line is longer, nor a chunk.
     return Source((files.bytes if as_bytes else files.text)(
         uri, min(chunk_lines, JAVA_INT_MAX), CHANGELOG_CHUNK_CHARS,
-        min(max_line_chars, JAVA_INT_MAX - 1), label))
+        min(max_line_chars, JAVA_INT_MAX - 1),
+        staged_changelog_max(chunk_lines, max_line_chars), label))
 
 
 def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:

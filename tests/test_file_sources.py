@@ -339,8 +339,10 @@ def _changelog_chunks(path, max_lines: int, max_chars: int, label: str = "",
     env = make_env(Config())
     env.set_parallelism(1)
     add_jars(env, adapter_jars())
+    from flowdredge.connectors.files import staged_changelog_max
     source = Source(jvm().io.flowdredge.files.ChangelogFiles.text(
-        flink_uri(str(path)), max_lines, max_chars, max_line_chars, label))
+        flink_uri(str(path)), max_lines, max_chars, max_line_chars,
+        staged_changelog_max(max_lines, max_line_chars), label))
     with env.from_source(source, WatermarkStrategy.no_watermarks(), "changelog",
                          Types.STRING()).execute_and_collect() as seen:
         return list(seen)
@@ -398,6 +400,45 @@ def test_a_folder_of_changelog_files_is_read_in_the_order_of_their_paths(tmp_pat
     assert sources == [str(folder / "03")] * 2 + [
         str(folder / name) for name in sorted(names)]
     assert chunks[0] == chunks[1] == (tmp_path / "staged.jsonl").read_text().strip()
+
+
+def test_a_staged_changelog_line_longer_than_staging_writes_is_a_dead_letter(tmp_path):
+    """A staged file's line went on whole, however long (connectors/jvm LineChunks): one of
+    200 MB ran the JVM out of heap, the job restarting until its restarts were spent (a
+    review). One longer than staging writes with the job's metadata.chunk_lines and
+    max_line_bytes (connectors.files.staged_changelog_max) is cut as a line too long is, a
+    chunk of its own naming the file and line: a dead letter line_too_long, the file's other
+    lines read, one at the limit whole."""
+    from flowdredge.connectors.files import staged_changelog_max
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    limit = staged_changelog_max(3, 100)
+
+    def staged(name, n, chunk_lines, pad=None):
+        events = tmp_path / f"{name}.jsonl"
+        events.write_text("".join(json.dumps({"type": "HEARTBEAT", "ts": 1767225600000 + i})
+                                  + "\n" for i in range(n)))
+        stage_metadata([str(events)], str(tmp_path / "one.jsonl"), chunk_lines)
+        line = (tmp_path / "one.jsonl").read_text().rstrip("\n")
+        if pad is not None:   # a key the parse passes over, to make the line `pad` long
+            line = line[:-1] + ', "pad": ""}'
+            line = line[:-2] + "x" * (pad - len(line)) + '"}'
+        return line
+
+    lines = [staged("a", 2, 3), staged("big", 40_000, 40_000), staged("c", 2, 3),
+             staged("d", 1, 3, pad=limit), staged("e", 1, 3, pad=limit + 1)]
+    assert len(lines[1]) > 1_500_000 > limit and [len(line) for line in lines[3:]] == [
+        limit, limit + 1]
+    path = tmp_path / "staged.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    chunks = _changelog_chunks(path, 3, 1 << 20, max_line_chars=100)
+    assert [chunks[0], chunks[2], chunks[3]] == [lines[0], lines[2], lines[3]]
+    assert [(c["source"], c["first_line"], c["lines"]) for c in map(json.loads, chunks[1::3])] \
+        == [(str(path), 2, [lines[1][:101]]), (str(path), 5, [lines[4][:101]])]
+    parsed = [parse_chunk(chunk, limits=MetaLimits(max_line_bytes=100)) for chunk in chunks]
+    assert sum(len(p.events) for p in parsed) == 5
+    assert [(reason, where) for p in parsed for reason, where, *_ in p.rejected] == [
+        ("line_too_long", f"{path}:2"), ("line_too_long", f"{path}:5")]
 
 
 def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_path):
@@ -476,7 +517,8 @@ def test_a_restored_changelog_file_goes_on_from_its_next_line_whatever_the_chunk
         int(path.stat().st_mtime * 1000), size)
 
     def chunks(max_lines, lines_read=None):
-        files = java.io.flowdredge.files.ChangelogFiles(max_lines, 1 << 20, 8192, "", False)
+        files = java.io.flowdredge.files.ChangelogFiles(max_lines, 1 << 20, 8192, 1 << 20, "",
+                                                        False)
         config = java.org.apache.flink.configuration.Configuration()
         if lines_read is None:
             reader = files.createReader(config, split)

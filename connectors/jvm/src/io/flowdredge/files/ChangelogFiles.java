@@ -35,31 +35,33 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
     private final int maxLines;
     private final int maxChars;
     private final int maxLineChars;
+    private final int maxStagedChars;
     private final String label;
     private final boolean bytes;
 
-    /** Chunks as UTF-8 bytes if `bytes`, else as str. */
-    public ChangelogFiles(int maxLines, int maxChars, int maxLineChars, String label,
-            boolean bytes) {
+    /** Chunks as UTF-8 bytes if `bytes`, else as str; the limits are LineChunks'. */
+    public ChangelogFiles(int maxLines, int maxChars, int maxLineChars, int maxStagedChars,
+            String label, boolean bytes) {
         this.maxLines = maxLines;
         this.maxChars = maxChars;
         this.maxLineChars = maxLineChars;
+        this.maxStagedChars = maxStagedChars;
         this.label = label;
         this.bytes = bytes;
     }
 
     /** The chunks as str, as the streaming job's snapshot sends them. */
     public static FileSource<String> text(String path, int maxLines, int maxChars,
-            int maxLineChars, String label) {
-        return source(path,
-                new ChangelogFiles<String>(maxLines, maxChars, maxLineChars, label, false));
+            int maxLineChars, int maxStagedChars, String label) {
+        return source(path, new ChangelogFiles<String>(maxLines, maxChars, maxLineChars,
+                maxStagedChars, label, false));
     }
 
     /** The chunks as UTF-8 bytes, as a file job's changelog parse takes them. */
     public static FileSource<byte[]> bytes(String path, int maxLines, int maxChars,
-            int maxLineChars, String label) {
-        return source(path,
-                new ChangelogFiles<byte[]>(maxLines, maxChars, maxLineChars, label, true));
+            int maxLineChars, int maxStagedChars, String label) {
+        return source(path, new ChangelogFiles<byte[]>(maxLines, maxChars, maxLineChars,
+                maxStagedChars, label, true));
     }
 
     private static <T> FileSource<T> source(String path, ChangelogFiles<T> format) {
@@ -99,8 +101,8 @@ public final class ChangelogFiles<T> implements BulkFormat<T, FileSourceSplit> {
         InputStream in = path.getFileSystem().open(path);
         LineChunks.Chunks chunks;
         try {
-            chunks = new LineChunks(maxLines, maxChars, maxLineChars, label + name,
-                    modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME)
+            chunks = new LineChunks(maxLines, maxChars, maxLineChars, maxStagedChars,
+                    label + name, modified > 0 ? modified / 1000 : StagedChangelog.NO_TIME)
                     .read(inflater == null ? in : inflater.create(in), skipLines);
         } catch (IOException | RuntimeException e) {
             // Flink closes a reader it got, not one that failed to open (a bad gzip header).

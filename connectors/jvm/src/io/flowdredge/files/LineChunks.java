@@ -14,8 +14,9 @@ import java.util.List;
  * chunk, not once per line (a million-line changelog line by line costs minutes of per-record
  * calls), and a dead letter names its file and line. A file that is already staged (its first
  * line a chunk of job.replay or `feed`) is passed on a line at a time, each line a chunk of its
- * own. Lines are cut as job.replay cuts a changelog file's; a chunk of blank lines only is not
- * sent. Bytes that are not UTF-8 are StagedChangelog.NOT_UTF8, whose lines the parse
+ * own, unless it is longer than any chunk of maxLines lines can be (maxStagedChars): then
+ * cut as a line too long, a chunk of its own naming its file and line. Lines are cut as
+ * job.replay cuts a changelog file's; a chunk of blank lines only is not sent. Bytes that are not UTF-8 are StagedChangelog.NOT_UTF8, whose lines the parse
  * dead-letters. Where the reading stands is the count of the file's lines read, so a restore
  * goes on from the next line whatever the chunks' size (ChangelogFiles).
  */
@@ -27,20 +28,24 @@ public final class LineChunks {
     private final int maxLines;
     private final int maxChars;
     private final int maxLineChars;
+    private final int maxStagedChars;
     private final String source;
     private final long notAfter;
 
     /**
      * `maxLineChars`: a line of more characters (code points, as Python counts them) is cut to
      * one more (the parse step dead-letters it as too long, as it would the whole line), so one
-     * line of any length is never held; `source`: the file's name in dead letters; `notAfter`:
-     * epoch seconds, or StagedChangelog.NO_TIME.
+     * line of any length is never held; `maxStagedChars`: a staged file's line of more
+     * characters (connectors.files.staged_changelog_max: one of 200 MB ran the JVM out of heap)
+     * is sent cut as such a line; `source`: the file's name in dead letters; `notAfter`: epoch
+     * seconds, or StagedChangelog.NO_TIME.
      */
-    public LineChunks(int maxLines, int maxChars, int maxLineChars, String source,
-            long notAfter) {
+    public LineChunks(int maxLines, int maxChars, int maxLineChars, int maxStagedChars,
+            String source, long notAfter) {
         this.maxLines = maxLines;
         this.maxChars = maxChars;
         this.maxLineChars = maxLineChars;
+        this.maxStagedChars = maxStagedChars;
         this.source = source;
         this.notAfter = notAfter;
     }
@@ -69,9 +74,18 @@ public final class LineChunks {
         /** The next chunk; null at the end of the file. */
         public String next() throws IOException {
             if (staged) {
-                String line = lines.next(Long.MAX_VALUE);
-                linesRead += line == null ? 0 : 1;
-                return line;
+                String line = lines.next(maxStagedChars + 1L, maxStagedChars + 1L);
+                if (line == null) {
+                    return null;
+                }
+                linesRead++;
+                if (line.length() <= maxStagedChars) {
+                    return line;
+                }
+                int cut = line.offsetByCodePoints(0,
+                        Math.min(maxLineChars + 1, line.codePointCount(0, line.length())));
+                return new StagedChangelog(source, linesRead, notAfter, cut)
+                        .add(line.substring(0, cut)).toJson();
             }
             while (true) {
                 long first = linesRead + 1;
@@ -155,11 +169,16 @@ public final class LineChunks {
 
         /** The next line, cut to `keep` code points; null at the end of the text. */
         String next(long keep) throws IOException {
+            // Up to two characters a code point, and one more: a "\r" before the end is known.
+            return next(keep, Math.min(Integer.MAX_VALUE, 2 * keep + 1));
+        }
+
+        /** The next line, cut to `keep` code points and at most `room` characters held; null
+         * at the end of the text. */
+        String next(long keep, long room) throws IOException {
             if (position == limit && !fill()) {
                 return null;
             }
-            // Up to two characters a code point, and one more: a "\r" before the end is known.
-            long room = keep > Integer.MAX_VALUE ? Integer.MAX_VALUE : 2 * keep + 1;
             StringBuilder line = new StringBuilder();
             long length = 0;
             char beyond = 0;   // a character past the cut that is not white space
