@@ -23,15 +23,16 @@ from flowdredge.schemas.settings import ConfigError
 
 def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
                 follow_seconds: int = None, watermarks: WatermarkStrategy = None,
-                as_bytes: bool = False):
+                max_line_bytes: int = None):
     """One file read start to end by one reader (a split file can be read out of order), the
     files in the order of their paths (connectors/jvm PathOrder: Flink's own order is none; a
     followed folder's files are named in the order fed, `feed-<epoch ms>`). With
     `follow_seconds` the source stays open, looking for new files that often.
     `watermarks`: the source's own (by default none: the parse step assigns event time).
-    `as_bytes`: each line as its bytes (connectors/jvm LineBytes), not as a str."""
-    lines = StreamFormat(jvm().io.flowdredge.files.LineBytes()) if as_bytes else \
-        StreamFormat.text_line_format()
+    With `max_line_bytes` each line as its bytes (connectors/jvm LineBytes), one longer cut to
+    one byte more (the parse step dead-letters it); without, as a str (Flink's text format)."""
+    lines = StreamFormat.text_line_format() if max_line_bytes is None else \
+        StreamFormat(jvm().io.flowdredge.files.LineBytes(max_line_bytes))
     builder = (FileSource.for_record_stream_format(lines, flink_uri(path))
                .set_file_enumerator(
                    FileEnumeratorProvider.default_non_splittable_file_enumerator())
@@ -56,12 +57,22 @@ MAX_HELD = JAVA_INT_MAX - 16
 
 
 def staged_changelog_max(chunk_lines: int, max_line_chars: int) -> int:
-    """The longest staged changelog line (job.replay, `feed`) the job's reader takes whole
-    (connectors/jvm LineChunks): `chunk_lines` lines of `max_line_chars` with their quotes and
-    commas, twice over for JSON's escapes (a publisher's line escapes its quotes, about a fifth
-    of it), and STAGED_ROOM. A longer line (one of 200 MB ran the JVM out of heap) reaches the
-    parse cut, a dead letter line_too_long."""
+    """The longest staged changelog line (job.replay, `feed`) the job's readers take whole
+    (connectors/jvm LineChunks, LineBytes): `chunk_lines` lines of `max_line_chars` with their
+    quotes and commas, twice over for JSON's escapes (a publisher's line escapes its quotes,
+    about a fifth of it), and STAGED_ROOM. A longer line (one of 200 MB ran the JVM out of
+    heap) reaches the parse cut, a dead letter line_too_long."""
     return min(2 * chunk_lines * (max_line_chars + 3) + STAGED_ROOM, MAX_HELD)
+
+
+def staged_flows_max(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:
+    """The longest staged flow-record line (job.replay, `feed`) LineBytes takes whole: a
+    CloudWatch record of `max_decompressed_bytes` as base64 (staging's own bound on a records
+    file's line), or a chunk of as much text (or one line of `max_line_bytes`) with its lines'
+    quotes and commas, and STAGED_ROOM. A longer line (one of 130 MB ran the JVM out of heap)
+    reaches the parse cut, a dead letter too_large."""
+    text = max(max_decompressed_bytes, max_line_bytes)
+    return min(max(4 * (text // 3 + 1), text + 3 * chunk_lines) + STAGED_ROOM, MAX_HELD)
 
 
 def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str = "",
@@ -88,16 +99,21 @@ def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str
         staged_changelog_max(chunk_lines, max_line_chars), label))
 
 
-def file_sources(staged_flows: str, staged_metadata: str, follow_seconds: int = None) -> Sources:
+def file_sources(staged_flows: str, staged_metadata: str, max_flows_line: int,
+                 max_metadata_line: int, follow_seconds: int = None) -> Sources:
     """Staged files (job.replay): flow records, one per line (a file's CloudWatch records
     several a line); changelog events, one per line, in input order. Both as bytes: a staged
-    record is up to megabytes, which the JVM handles as a str character by character. The flow
-    records are spread over the parallel parse instances. With `follow_seconds` the job does not end with the files (unbounded)."""
+    record is up to megabytes, which the JVM handles as a str character by character. A line
+    longer than `max_flows_line` or `max_metadata_line` (staged_flows_max,
+    staged_changelog_max) is cut to one byte more, which the parse dead-letters. The flow
+    records are spread over the parallel parse instances. With `follow_seconds` the job does
+    not end with the files (unbounded)."""
     return Sources(
         flows=lambda env: _text_lines(env, staged_flows, "flow record file", "flow-record-file",
-                                      follow_seconds, as_bytes=True).rebalance(),
+                                      follow_seconds,
+                                      max_line_bytes=max_flows_line).rebalance(),
         metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
-                                         follow_seconds, as_bytes=True))
+                                         follow_seconds, max_line_bytes=max_metadata_line))
 
 
 # A flow file as AWS wrote it: Row(path or s3:// URL); job.flink.operators.ParseFlowRecords.

@@ -214,6 +214,14 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     return chunk
 
 
+def too_long_record(record: bytes, source: str, max_line: int) -> ParsedChunk:
+    """A staged line longer than `max_line` bytes (the reader cut it one byte past, the rest
+    never held: connectors.files.staged_changelog_max): one dead letter line_too_long."""
+    return ParsedChunk([], [("line_too_long", source, record,
+                             f"a staged line of more than {max_line} bytes, the longest staging "
+                             f"writes with metadata.chunk_lines and metadata.max_line_bytes")])
+
+
 def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                  vectorise_from: float) -> ParsedChunk:
     rejected = [(position, "line_too_long", text, _too_long(limits)) for position, text

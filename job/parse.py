@@ -955,6 +955,18 @@ def staged_records(text: str, source: str = "record", delivered: int = None) -> 
     return [(text, source, delivered)]
 
 
+def staged_line_records(raw, max_line: int) -> list:
+    """A staged line's bytes (connectors.files.file_sources) or text as staged_records gives
+    them; one longer than `max_line` (the reader cut it one byte past, the rest never held:
+    connectors.files.staged_flows_max) as one record too_large."""
+    if len(raw) > max_line:
+        return [({"source": "record", "error": "too_large", "excerpt": excerpt(raw),
+                  "detail": f"a staged line of more than {max_line} bytes, the longest staging "
+                            f"writes with flows.max_decompressed_bytes, flows.max_line_bytes "
+                            f"and flows.chunk_lines"}, "record", None)]
+    return staged_records(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+
+
 def _add(total: ParseResult, result: ParseResult) -> None:
     total.groups += result.groups
     room = max(0, DEAD_LETTERS_KEPT - len(total.dead_letters))

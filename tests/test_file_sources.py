@@ -21,13 +21,14 @@ pytestmark = pytest.mark.minicluster
 BUFFER = 1 << 16   # LineBytes reads the file in pieces of this size
 
 
-def _read(path, as_bytes: bool) -> list:
+def _read(path, as_bytes: bool, max_line_bytes: int = 1 << 30) -> list:
     """The lines as the parse step gets them, in order."""
     env = make_env(Config())
     add_jars(env, adapter_jars())
     # What a Python step gets, as text: the hex of bytes, or the str marked. (A function of
     # this module would be pickled by name, which the Python workers cannot import.)
-    lines = _text_lines(env, str(path), "lines", "lines", as_bytes=as_bytes) \
+    lines = _text_lines(env, str(path), "lines", "lines",
+                        max_line_bytes=max_line_bytes if as_bytes else None) \
         .map(lambda line: line.hex() if isinstance(line, bytes) else f"str:{line}",
              output_type=Types.STRING()).set_parallelism(1)
     with lines.execute_and_collect() as seen:
@@ -63,6 +64,19 @@ def test_line_bytes_cut_lines_as_the_text_format_does(tmp_path):
     assert len(as_bytes) == 8
     assert as_bytes[0] == b"x" * (3 * BUFFER + 17) and as_bytes[3] == b""
     assert as_bytes[-2:] == [b"", b"the last line, no ending"]
+
+
+def test_line_bytes_cut_a_line_past_the_limit_and_read_on(tmp_path):
+    """LineBytes held a staged line whole, however long: one of 130 MB ran the JVM out of heap
+    (a review). A line past the limit is cut to one byte more, the rest read through, never
+    held (the parse step dead-letters it: job.parse.staged_line_records), and the lines after
+    it read; one at the limit is whole."""
+    limit = 3 * BUFFER + 5
+    path = tmp_path / "records.txt"
+    long_line = bytes(range(256)).replace(b"\n", b"").replace(b"\r", b"") * (32 * BUFFER // 254)
+    path.write_bytes(b"first\n" + long_line + b"\r\n" + b"y" * limit + b"\nlast")
+    assert len(long_line) > 2_000_000
+    assert _read(path, True, limit) == [b"first", long_line[:limit + 1], b"y" * limit, b"last"]
 
 
 def test_line_bytes_read_an_empty_file_and_a_file_of_one_ending(tmp_path):
@@ -121,7 +135,7 @@ def test_changelog_lines_as_bytes_carry_their_latest_ts(tmp_path):
         WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0)),
         jvm().io.flowdredge.files.ChangelogTimestamps())
     stream = _text_lines(env, str(path), "changelog", "changelog", watermarks=timed,
-                         as_bytes=True) \
+                         max_line_bytes=1 << 20) \
         .process(Timestamps(), output_type=Types.STRING()).set_parallelism(1)
     with stream.execute_and_collect() as seen:
         stamps = list(seen)
@@ -312,7 +326,7 @@ def test_the_gateway_finds_the_jars_classes_from_any_of_its_threads():
     add_jars(env, adapter_jars())
     # An unknown class would be a py4j JavaPackage, which calling raises TypeError.
     assert from_a_thread_without_the_jars(
-        lambda: jvm().io.flowdredge.files.LineBytes().getClass().getName()) == \
+        lambda: jvm().io.flowdredge.files.LineBytes(1).getClass().getName()) == \
         "io.flowdredge.files.LineBytes"
     add_jars(env, connector_jars())
     assert from_a_thread_without_the_jars(

@@ -321,3 +321,53 @@ def test_12_metadata_files_are_staged_with_their_line_numbers(tmp_path):
     assert [(r[0], r[1]) for r in chunk_.rejected] == [("not_json", f"{path}:3"),
                                                        ("line_too_long", f"{path}:4")]
     assert len(chunk_.events) == 1
+
+
+def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
+    """A staged line longer than staging writes with the job's limits reaches the parse steps
+    cut one byte past it (connectors/jvm LineBytes: one of 130 MB, held whole, ran the JVM out
+    of heap; LineChunks likewise, a review): a flow record too_large, a changelog line
+    line_too_long, each one dead letter and counted; one at the limit is parsed as before."""
+    from operator_stubs import Runtime
+    from flowdredge.connectors.files import staged_changelog_max, staged_flows_max
+    from flowdredge.job.flink.operators import (COUNTS, DEAD_LETTERS, ParseFlowRecords,
+                                                ParseMetadataEvents)
+    config = Config().replace(flows={"chunk_lines": 10, "max_decompressed_bytes": 1000},
+                              metadata={"chunk_lines": 3, "max_line_bytes": 100})
+    flows_max = staged_flows_max(10, config.flows.max_line_bytes, 1000)
+    changelog_max = staged_changelog_max(3, 100)
+
+    def emitted(operator, record, ctx):
+        operator.open(Runtime())
+        out = list(operator.process_element(record, ctx))
+        return ([json.loads(line) for tag, lines in out if tag is DEAD_LETTERS
+                 for line in lines.split("\n")],
+                [json.loads(line) for tag, line in out if tag is COUNTS],
+                [item for item in out if item[0] not in (DEAD_LETTERS, COUNTS)])
+
+    ctx = type("Context", (), {"timestamp": lambda self: None})()
+    at_limit = chunk([line()]).encode()
+    at_limit = at_limit[:-1] + b', "pad": "' + b"x" * (flows_max - len(at_limit) - 11) + b'"}'
+    assert len(at_limit) == flows_max
+    dead, counts, _ = emitted(ParseFlowRecords(config), at_limit, Runtime())
+    assert dead == [] and counts[0]["flows_parsed"] == 1
+    cut = b'{"source": "f.log.gz", "lines": ["' + b"x" * flows_max
+    dead, counts, _ = emitted(ParseFlowRecords(config), cut[:flows_max + 1], Runtime())
+    assert [(d["reason"], d["source"], d["excerpt"]) for d in dead] == [
+        ("too_large", "record", cut[:256].decode())]
+    assert dead[0]["detail"] == (
+        f"a staged line of more than {flows_max} bytes, the longest staging writes with "
+        f"flows.max_decompressed_bytes, flows.max_line_bytes and flows.chunk_lines")
+    assert counts == [{"stage": "parse", "records_in": 1, "dead_letter": 1,
+                       "dead_letter_too_large": 1}]
+    event = json.dumps({"type": "HEARTBEAT", "ts": T * 1000})
+    staged = json.dumps({"staged": "changelog", "source": "c", "lines": [event], "pad": ""})
+    staged = staged[:-2] + "x" * (changelog_max - len(staged)) + '"}'
+    dead, counts, events = emitted(ParseMetadataEvents(config), staged.encode(), ctx)
+    assert dead == counts == [] and len(events) == 1
+    dead, counts, events = emitted(ParseMetadataEvents(config), (staged + "x").encode(), ctx)
+    assert events == []
+    assert [(d["stage"], d["reason"], d["source"]) for d in dead] == [
+        ("metadata", "line_too_long", "metadata")]
+    assert counts == [{"stage": "metadata", "metadata_dead_letter": 1,
+                       "metadata_dead_letter_line_too_long": 1}]

@@ -10,6 +10,7 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
                                 RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from flowdredge.connectors.files import staged_changelog_max, staged_flows_max
 from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.attribute import UnownedClassifier, attribute_group
@@ -19,8 +20,9 @@ from flowdredge.job.codec import (decode_events, decode_group, encode_events, en
 from flowdredge.job.config import Config
 from flowdredge.job.enriched import gzip_block
 from flowdredge.job.outputs import counts_line, data_quality_blocks, dead_letter_lines
-from flowdredge.job.ownership import MetadataClock, OwnershipIndex, apply_events, parse_chunk
-from flowdredge.job.parse import FlowFormat, parse_batches, staged_records
+from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events, parse_chunk,
+                                      too_long_record)
+from flowdredge.job.parse import FlowFormat, parse_batches, staged_line_records
 from flowdredge.job.replay import read_flow_file
 from flowdredge.job.security import parse_ports
 from flowdredge.job.shards import ShardClock
@@ -153,6 +155,8 @@ class ParseFlowRecords(ProcessFunction):
         self.flows_end = flows_end
         self.limits = config.parse_limits
         self.flows = config.flows
+        self.max_staged = staged_flows_max(config.flows.chunk_lines, config.flows.max_line_bytes,
+                                           config.flows.max_decompressed_bytes)
         self.keys = config.job.attribution_keys
         self.shard_idle_ms = config.kinesis.shard_idle_seconds * 1000
         self.expected_shards = tuple(tuple(s) for s in expected_shards)
@@ -180,8 +184,7 @@ class ParseFlowRecords(ProcessFunction):
             yield from self._shard_batch(raw[0], raw[1], raw[2], raw[3], ctx)
             return
         # A staged line (connectors.files: file_sources).
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        yield from self._file_records(staged_records(text))
+        yield from self._file_records(staged_line_records(raw, self.max_staged))
 
     def _shard_batch(self, stream, shard, records, repeats, ctx):
         where = f"kinesis:{stream_name(stream)}/{shard}/"
@@ -274,6 +277,8 @@ class ParseMetadataEvents(ProcessFunction):
                  flows_end: int = None):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
         self.limits = config.metadata_limits
+        self.max_staged = staged_changelog_max(config.metadata.chunk_lines,
+                                               config.metadata.max_line_bytes)
         self.source = source
         self.snapshot_first = snapshot_first
         self.flows_end = flows_end
@@ -287,10 +292,13 @@ class ParseMetadataEvents(ProcessFunction):
         # which bounds nothing: its staged record's not_after and the flows' end do.
         arrival = None if isinstance(record, bytes) else ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
-        if isinstance(record, bytes):   # a changelog file's line (connectors.files)
-            record = record.decode("utf-8", "replace")
-        chunk = parse_chunk(record, source=self.source, delivered=delivered, limits=self.limits,
-                            flows_end=self.flows_end)
+        if isinstance(record, bytes) and len(record) > self.max_staged:
+            chunk = too_long_record(record, self.source, self.max_staged)
+        else:
+            if isinstance(record, bytes):   # a changelog file's line (connectors.files)
+                record = record.decode("utf-8", "replace")
+            chunk = parse_chunk(record, source=self.source, delivered=delivered,
+                                limits=self.limits, flows_end=self.flows_end)
         if chunk.events:
             # A snapshot's chunk moves neither the changelog's clock (job.ownership
             # apply_events) nor its watermark (a timestamp before any): a recent change early in

@@ -11,7 +11,8 @@ import time
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
+from flowdredge.connectors.files import (aws_file_sources, file_sinks, file_sources,
+                                         staged_changelog_max, staged_flows_max)
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.logs import NO_CAUSE, failure_line
@@ -116,7 +117,11 @@ def files_job(config: Config, flows: str, metadata: str, output_dir: str,
         check_followed_folder(path)
     if "jars" not in options:
         options["jars"] = adapter_jars()
-    return build_job(config, file_sources(flows, metadata, follow_seconds),
+    return build_job(config, file_sources(
+        flows, metadata, staged_flows_max(config.flows.chunk_lines, config.flows.max_line_bytes,
+                                          config.flows.max_decompressed_bytes),
+        staged_changelog_max(config.metadata.chunk_lines, config.metadata.max_line_bytes),
+        follow_seconds),
                      _file_sinks(config, output_dir), **options)
 
 

@@ -14,10 +14,19 @@ import org.apache.flink.core.fs.FSDataInputStream;
  * "\r\n" or "\r", none of them kept). A staged flow record is a line of about half a megabyte:
  * as a String it was decoded, serialized and encoded again character by character on its way to
  * the Python parse step, about a third of the local JVM's work (docs/performance.md, run 20);
- * as bytes each of those steps is a copy. The parse step decodes them (UTF-8).
+ * as bytes each of those steps is a copy. The parse step decodes them (UTF-8). A line of more
+ * than maxLineBytes is cut to one byte more, the rest read through, never held (one of 130 MB
+ * ran the JVM out of heap): the parse step dead-letters it as too long.
  */
 public class LineBytes extends SimpleStreamFormat<byte[]> {
     private static final long serialVersionUID = 1L;
+
+    private final int maxLineBytes;
+
+    /** `maxLineBytes`: below Integer.MAX_VALUE, as the line is an array of one byte more. */
+    public LineBytes(int maxLineBytes) {
+        this.maxLineBytes = maxLineBytes;
+    }
 
     @Override
     public Reader<byte[]> createReader(Configuration config, FSDataInputStream stream) {
@@ -69,13 +78,15 @@ public class LineBytes extends SimpleStreamFormat<byte[]> {
                 }
             }
 
-            /** Adds the buffer's next `length` bytes to the line. */
+            /** Adds the buffer's next `length` bytes to the line, up to one past maxLineBytes. */
             private void append(int length) {
-                if (size + length > line.length) {
-                    line = Arrays.copyOf(line, Math.max(2 * line.length, size + length));
+                int kept = Math.min(length, maxLineBytes + 1 - size);
+                if (size + kept > line.length) {
+                    line = Arrays.copyOf(line, (int) Math.min(maxLineBytes + 1L,
+                            Math.max(2L * line.length, size + kept)));
                 }
-                System.arraycopy(buffer, position, line, size, length);
-                size += length;
+                System.arraycopy(buffer, position, line, size, kept);
+                size += kept;
             }
 
             @Override
