@@ -494,28 +494,49 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
         return
     fmt = _header_format(header, head, flows)
     chunk = _format_chunk(path, modified, fmt, chunk_lines, stats, flows)
+    refused = None   # (header's line number, _BadFile, lines after it) in a refused part
     for number, line, head in lines:
         if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
             line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
         # Most lines: one search, in C (a call more cost 30 ns a line).
-        joined = _joined_header(line, flows) if line and "srcaddr" in line else None
-        if joined is not None:
-            # Files joined into one (`cat a.log.gz b.log.gz`): the lines after a header are
-            # read by it, as in the file it began (another flow log's may order its fields
-            # otherwise).
-            if joined != fmt:
-                last = chunk.flush(stats)
-                if last is not None:
-                    yield last
-                fmt = joined
-                chunk = _format_chunk(path, modified, fmt, chunk_lines, stats, flows)
+        if not (line and "srcaddr" in line and _names_required(line)):
+            if refused is not None:
+                refused = (*refused[:2], refused[2] + 1)
+                continue
+            full = chunk.add(number, line, head, stats)
+            if full is not None:
+                yield full
             continue
-        full = chunk.add(number, line, head, stats)
-        if full is not None:
-            yield full
-    last = chunk.flush(stats)
+        # Files joined into one (`cat a.log.gz b.log.gz`): the lines after a header are read
+        # by it, as in the file it began (another flow log's may order its fields otherwise);
+        # a header refused, as a first one is, leaves its part unread, not read by another.
+        if refused is not None:
+            yield _refused_part(path, *refused, stats, flows)
+            refused = None
+        try:
+            joined = _header_format(line.lstrip("\ufeff").strip(), None, flows, number)
+        except _BadFile as bad:
+            refused, joined = (number, bad, 0), None
+        if joined != fmt:
+            last = chunk.flush(stats) if chunk is not None else None
+            if last is not None:
+                yield last
+            fmt = joined
+            chunk = None if joined is None else _format_chunk(path, modified, fmt, chunk_lines,
+                                                                stats, flows)
+    if refused is not None:
+        yield _refused_part(path, *refused, stats, flows)
+    last = chunk.flush(stats) if chunk is not None else None
     if last is not None:
         yield last
+
+
+def _refused_part(path, number, bad: _BadFile, lines: int, stats, flows) -> dict:
+    """The dead letter of a part of a joined file whose header is refused: as a file's whose
+    first line is, its lines counted, none read."""
+    return _dead_file(f"{path}:{number}", _BadFile(
+        bad.reason, f"{bad.detail}: its {lines} line(s) (blank ones aside), to the next "
+                    f"header or the file's end, not read", bad.head), stats, flows)
 
 
 def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
@@ -533,36 +554,37 @@ def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
     return _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
 
 
-def _joined_header(line, flows):
-    """The format a header line after the first names, or None for any other line: a header
-    names the fields every format has (a flow line holds values)."""
-    names = line.lstrip("\ufeff").split()
-    if not set(REQUIRED).issubset(names) or len(names) > flows.max_fields_per_line:
-        return None
-    try:
-        return FlowFormat.parse(" ".join(names))
-    except FormatError:
-        return None
+def _names_required(line) -> bool:
+    """Whether a line after the first is a header: it names the fields every format has (a
+    flow line holds values)."""
+    return set(REQUIRED).issubset(line.lstrip("\ufeff").split())
 
 
-def _header_format(header, head, flows) -> FlowFormat:
+def _header_format(header, head, flows, number=None) -> FlowFormat:
+    """The format of a file's first line (`number` None), or of header line `number` after it
+    (files joined into one); _BadFile("bad_header") for a header refused."""
+    line = "the first line" if number is None else f"line {number}"
     first = head or header.encode("utf-8")
     # Lines ending in a lone \r (old Mac line ends) read as one line, the header and the
     # values after it: its names were all there, the values taken for unknown fields, and the
     # file gave nothing. No header holds a \r within it.
     if b"\r" in first:
-        raise _BadFile("bad_header", "a carriage return (\\r) within the first line: lines "
+        raise _BadFile("bad_header", f"a carriage return (\\r) within {line}: lines "
                        "ending in \\r alone (old Mac line ends) are not read as lines", first)
     if header is None or len(header) > flows.max_line_bytes:
         raise _BadFile("bad_header", "first line is too long for a header", first)
     if len(header.split()) > flows.max_fields_per_line:
-        raise _BadFile("bad_header", f"header names more than flows.max_fields_per_line "
-                       f"({flows.max_fields_per_line}) fields", header.encode("utf-8"))
+        raise _BadFile("bad_header", f"{'' if number is None else f'{line}: '}header names "
+                       f"more than flows.max_fields_per_line ({flows.max_fields_per_line}) "
+                       f"fields", header.encode("utf-8"))
     try:
         return FlowFormat.parse(header)
     except FormatError as err:
-        raise _BadFile("bad_header", f"first line is neither a flow-log header nor a base64 "
-                       f"CloudWatch record ({err})", header.encode("utf-8")) from None
+        raise _BadFile("bad_header", (
+            "first line is neither a flow-log header nor a base64 CloudWatch record"
+            if number is None else f"{line} is a header (a file joined to this one) this "
+                                   f"release refuses") + f" ({err})",
+            header.encode("utf-8")) from None
 
 
 class _Chunk:

@@ -2,6 +2,7 @@ import base64
 import gzip
 import json
 import os
+from collections import Counter
 
 import pytest
 
@@ -550,3 +551,46 @@ def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_pat
     records = tmp_path / "cw.b64"
     records.write_text(record + "\n" + record + "\n")
     assert [r["record"] for r in read_flow_file(str(records), 10)] == [record, record]
+
+
+def test_a_joined_files_header_refused_leaves_its_part_unread_as_a_first_one_does(tmp_path):
+    """A later header the format parser refuses (a field named twice, more names than
+    flows.max_fields_per_line, a \\r within it) was read as a flow line of the header before
+    it, and so were the lines after it; now it is one bad_header dead letter naming it and
+    how many lines it held, as a refused first header is, and the next header's part is read
+    (a review)."""
+    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    twice = HEADER.replace("srcport", "srcaddr")
+    wide = HEADER + "".join(f" x-{i}" for i in range(128))
+    parts = [(HEADER, [line]), (twice, [line, line]), (wide, [line]),
+             (HEADER.replace(" log-status", "\rlog-status"), [line]), (HEADER, [line])]
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(b"".join(gzip.compress("\n".join([header, *lines, ""]).encode())
+                                for header, lines in parts))
+    stats = StageStats()
+    records = list(read_flow_file(str(joined), 10, stats=stats))
+    assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
+            for r in records] == [
+        (2, [line], str(joined), None), (None, None, f"{joined}:3", "bad_header"),
+        (None, None, f"{joined}:6", "bad_header"), (None, None, f"{joined}:8", "bad_header"),
+        (11, [line], str(joined), None)]
+    assert [r["detail"] for r in records if "error" in r] == [
+        "line 3 is a header (a file joined to this one) this release refuses (flow-log "
+        "format names field(s) ['srcaddr'] more than once): its 2 line(s) (blank ones aside), "
+        "to the next header or the file's end, not read",
+        "line 6: header names more than flows.max_fields_per_line (128) fields: its 1 line(s) "
+        "(blank ones aside), to the next header or the file's end, not read",
+        "a carriage return (\\r) within line 8: lines ending in \\r alone (old Mac line ends) "
+        "are not read as lines: its 1 line(s) (blank ones aside), to the next header or the "
+        "file's end, not read"]
+    assert records[1]["excerpt"] == twice
+    assert (stats.records, stats.lines, len(stats.dead_files)) == (5, 2, 3)
+    counts = Counter()
+    for record in records:
+        result = parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
+                              Limits(60, 1 << 20, 86400))
+        counts.update(result.counts)
+    assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
+        == (2, 3, 3)
+    with pytest.raises(InputError, match=f"{joined}:3: line 3 is a header"):
+        list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
