@@ -2641,3 +2641,29 @@ def test_a_poll_frees_at_its_end_the_cycles_that_became_garbage_while_it_ran():
         gc.collect()
         assert gone() is not None
     assert gone() is None and gc.get_freeze_count() == 0
+
+
+def test_an_event_time_without_a_zone_is_refused_not_read_in_the_hosts(monkeypatch):
+    """AWS ends its event times in Z; one without a zone was read in the host's, hours off
+    under TZ=America/New_York (a review). It is an unreadable line, said and counted, as other
+    bad events are; times with Z or an offset are read as ever."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        for at in ("2026-01-01T00:01:00Z", "2026-01-01T05:01:00+05:00"):
+            assert parse_line(bridge("RunInstances", at, response=RUN))[0].at_ms == T0 + 60_000
+        inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                        instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+        said = []
+        publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(),
+                              lambda: T0, log=said.append)
+        publisher.poll()
+        said.clear()
+        naive = bridge("RunInstances", "2026-01-01T00:01:00", response=RUN)
+        result = publisher.apply_events([naive])
+        assert (result.bad, result.applied) == (1, 0)
+        assert said == ["unreadable event line (event time '2026-01-01T00:01:00' names no time "
+                        "zone (AWS ends it in Z)): " + naive[:200]]
+    finally:
+        monkeypatch.undo()
+        time.tzset()

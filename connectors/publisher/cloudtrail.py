@@ -181,9 +181,14 @@ def _ms(when) -> int:
     if not isinstance(when, str):
         raise EventError("the event has no time")
     try:
-        return int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1000)
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
         raise EventError(f"bad event time {when!r}") from None
+    # AWS writes UTC, ending in Z. Without a zone the time would be read in the host's, hours
+    # off, an owner dated wrongly until the next poll, which sees the change anyway.
+    if at.tzinfo is None:
+        raise EventError(f"event time {when!r} names no time zone (AWS ends it in Z)")
+    return int(at.timestamp() * 1000)
 
 
 def apply_change(inventory: Inventory, change: InventoryChange):
