@@ -37,7 +37,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 EARLIEST_START = 1262304000
 LATEST_START = 4102444800
 # Reasons job.replay gives a whole input file it could not stage (the record it writes instead).
-FILE_REASONS = ("empty_file", "bad_header", "bad_gzip", "unreadable", "too_large")
+FILE_REASONS = ("empty_file", "bad_header", "bad_gzip", "unreadable", "too_large",
+                "empty_members")
 
 TCP_FLAG_NAMES = ((1, "FIN"), (2, "SYN"), (4, "RST"), (8, "PSH"), (16, "ACK"), (32, "URG"))
 

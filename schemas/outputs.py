@@ -69,11 +69,12 @@ FLOW_DEAD_LETTER_REASONS = (
     "field_count", "not_a_number", "bad_address", "port_out_of_range", "end_before_start",
     "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
     "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large", "line_too_long",
-    "number_out_of_range", "unknown_value", "empty_file", "bad_header", "unreadable")
+    "number_out_of_range", "unknown_value", "empty_file", "bad_header", "unreadable",
+    "empty_members")
 # Of those, the reasons of a whole file, record or CloudWatch event (not counted as lines read).
 FLOW_RECORD_DEAD_LETTER_REASONS = (
     "bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch", "bad_chunk", "malformed",
-    "too_large", "empty_file", "bad_header", "unreadable")
+    "too_large", "empty_file", "bad_header", "unreadable", "empty_members")
 METADATA_DEAD_LETTER_REASONS = (
     "not_json", "not_an_object", "unknown_type", "missing_ts", "missing_ip", "bad_address",
     "ts_out_of_range", "line_too_long", "reserved_app", "not_text", "bad_vpc_id")

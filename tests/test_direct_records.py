@@ -321,6 +321,36 @@ def test_a_firehose_object_that_cannot_be_read_is_dead_lettered_in_full(tmp_path
 
 
 @pytest.mark.unit
+def test_a_firehose_objects_empty_gzip_members_are_one_dead_letter_with_their_count(tmp_path):
+    """Each gzip member holding nothing was a record, a not_json dead letter: 300,000 of them
+    in one object made 300,000 dead letters in 12 s saying one thing (a review). No record
+    was in them, but Firehose writes none, so what wrote them may have lost one: one dead
+    letter says how many and where the first is, the members keep their numbers."""
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.1.1 1000 443 6 1 100 1767225600 1767225660 ACCEPT OK"
+    good = gzip.compress(json.dumps(_envelope("eni-1-all", [line] * 20, 1767225660)).encode())
+    empty = gzip.compress(b"")
+    path = tmp_path / "flows-1-2026-01-01-00-05-00-empty"
+    path.write_bytes(good + empty * 3 + good + empty)
+    staged, stats = _staged([str(path)], tmp_path, 5000)
+    assert _records_of([str(path)], 5000) == staged and stats.records == 3
+    assert [json.loads(record)["source"] for record in staged] == [
+        f"{path}:1", f"{path}:5", f"{path}:2"]
+    assert json.loads(staged[2]) == {
+        "source": f"{path}:2", "error": "empty_members", "excerpt": "",
+        "detail": "4 gzip member(s) holding nothing, the first member 2: no record read from "
+                  "them"}
+    from flowdredge.job.parse import FlowFormat, parse_records, staged_records
+    result = parse_records([r for line in staged for r in staged_records(line)],
+                           FlowFormat.parse(HEADER), Config().parse_limits)
+    assert (result.counts["records_in"], result.counts["flows_parsed"],
+            result.counts["dead_letter"], result.counts["dead_letter_empty_members"]) == \
+        (3, 40, 1, 1)
+    # Nothing but empty members: an empty file, as ever.
+    path.write_bytes(empty * 3)
+    assert [r["error"] for r in file_records(str(path), 5000)] == ["empty_file"]
+
+
+@pytest.mark.unit
 def test_a_record_parses_as_a_dict_exactly_as_its_staged_line(tmp_path, aws_examples):
     """The job parses file_records' dicts without writing their lines (job.flink.operators):
     groups, dead letters and counts are those of the lines, bad records' too."""
