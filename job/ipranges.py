@@ -14,6 +14,7 @@ import json
 
 from flowdredge.connectors import s3
 from flowdredge.schemas.security import AWS_SERVICE_PREFIX
+from flowdredge.schemas.settings import quoted
 
 AMAZON = "AMAZON"
 
@@ -34,7 +35,7 @@ class IpRanges:
             try:
                 net = ipaddress.ip_network(prefix, strict=False)
             except ValueError:
-                raise IpRangesError(f"bad prefix {prefix!r} in ip-ranges") from None
+                raise IpRangesError(f"bad prefix {quoted(prefix)} in ip-ranges") from None
             key = (net.version, net.prefixlen, int(net.network_address))
             rank = (service == AMAZON, service, region)
             if key not in best or rank < best[key]:
@@ -78,13 +79,13 @@ def _entries(items, name: str, prefix: str) -> list:
     for item in items:
         if not isinstance(item, dict):
             raise IpRangesError(f"ip-ranges {name}: an entry that is not an object: "
-                                f"{str(item)[:100]}")
+                                f"{quoted(item, str)}")
         for key in (prefix, "service", "region"):
             if key not in item:
                 raise IpRangesError(f"ip-ranges entry without {key!r}")
             if not isinstance(item[key], str):
                 raise IpRangesError(f"ip-ranges entry whose {key} is not text: "
-                                    f"{str(item[key])[:100]}")
+                                    f"{quoted(item[key], str)}")
         entries.append((item[prefix], item["service"], item["region"]))
     return entries
 

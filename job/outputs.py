@@ -14,6 +14,7 @@ from collections import Counter
 from flowdredge.schemas.fields import INT, LONG, STRING
 from flowdredge.schemas.outputs import COUNTERS, COUNTS_STAGE, DATA_QUALITY, DEAD_LETTER
 from flowdredge.schemas.security import OUTPUTS as SECURITY_OUTPUTS
+from flowdredge.schemas.settings import quoted
 
 OUTPUTS = ("aggregates", "enriched", "late", "dead_letter", "counts",
            "data_quality") + tuple(SECURITY_OUTPUTS)
@@ -225,7 +226,7 @@ def wrong_value(name: str, value, kind: str):
         return None
     expected = "a text" if kind == STRING else "a 32-bit integer" if kind == INT else \
         "a 64-bit integer"
-    return f"{name} is {json.dumps(value)[:40]}, not {expected}"
+    return f"{name} is {quoted(value, json.dumps)}, not {expected}"
 
 
 def fields_check(fields):

@@ -34,6 +34,7 @@ from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
                                          UNASSIGN, VPC_CHANGES)
 from flowdredge.schemas.security import is_reserved_app
+from flowdredge.schemas.settings import quoted
 
 _RANK = {UNASSIGN: 0, ASSIGN: 1}
 # json.dumps(..., separators=...) builds an encoder per call: a third of encode's time.
@@ -314,7 +315,7 @@ def _refused_owner(owner: tuple, key: str) -> tuple:
         field = next(f for f, v in zip(OWNER_FIELDS, owner) if not _is_text((v,)))
         return ("not_text", f"{field} holds a lone surrogate (a \\ud800-\\udfff escape), "
                             f"which is not text: {release}")
-    return ("reserved_app", f"app '{excerpt(owner[_APP])[:40]}' is a name the job gives ends "
+    return ("reserved_app", f"app '{quoted(owner[_APP], str)}' is a name the job gives ends "
                             f"without an owner: {release}")
 
 
@@ -494,7 +495,7 @@ def _owner_text(field: str, value, ts: int, ip: str) -> str:
 
 def _value_text(value) -> str:
     """A JSON value for a message, cut short."""
-    return "absent" if value is None else excerpt(json.dumps(value))[:40]
+    return "absent" if value is None else quoted(value, json.dumps)
 
 
 class OwnershipIndex:

@@ -29,6 +29,7 @@ from flowdredge.schemas.fields import ADDR, INT, LONG
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_FLOW_SECONDS,
                                         MAX_LONG, NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS,
                                         PORT_FIELDS, REQUIRED, SHORTEST_EVENT, value_range)
+from flowdredge.schemas.settings import quoted
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
@@ -329,7 +330,7 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
                             f"{lowest}..{limit}")
     for i, allowed in fmt.choices:
         if flow[i] is not None and flow[i] not in allowed:
-            raise LineError("unknown_value", f"{fmt.fields[i]} is '{excerpt(flow[i])[:40]}', "
+            raise LineError("unknown_value", f"{fmt.fields[i]} is '{quoted(flow[i], str)}', "
                                              f"not one of {', '.join(sorted(allowed))}")
     for i in fmt.count_positions:
         if flow[i] is not None and flow[i] > max_flow_bytes:
@@ -652,7 +653,7 @@ def _parse_cloudwatch(envelope, payload, source, default_fmt, limits, result, de
         return
     if envelope["messageType"] != "DATA_MESSAGE":
         raise LineError("not_cloudwatch", "messageType "
-                                          f"'{excerpt(str(envelope['messageType']))[:40]}', "
+                                          f"'{quoted(envelope['messageType'], str)}', "
                                           "not DATA_MESSAGE or CONTROL_MESSAGE")
     if not isinstance(events, list):
         raise LineError("not_cloudwatch", "logEvents is not a list")

@@ -21,7 +21,7 @@ from flowdredge.job.groupby import grouped
 from flowdredge.schemas.fields import ADDR, LONG, STRING, Schema
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.outputs import CONVERSATION
-from flowdredge.schemas.settings import MAX_INT, MAX_LONG
+from flowdredge.schemas.settings import MAX_INT, MAX_LONG, quoted
 from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
                               NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
                               RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, is_internet,
@@ -45,14 +45,14 @@ def parse_ports(value) -> frozenset:
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
     else:
-        raise ValueError(f"expected a list of ports or \"22,443\", got {value!r}")
+        raise ValueError(f"expected a list of ports or \"22,443\", got {quoted(value)}")
     ports = set()
     for item in items:
         text = str(item).strip()
         if not text:
             continue
         if isinstance(item, bool) or not _DIGITS(text) or not 0 <= int(text) <= 65535:
-            raise ValueError(f"not a port: {text!r}")
+            raise ValueError(f"not a port: {quoted(text)}")
         if int(text) in ports:
             raise ValueError(f"port {int(text)} is listed twice")
         ports.add(int(text))
@@ -68,17 +68,18 @@ def parse_factors(value, defaults: dict = None, maximum: int = MAX_INT) -> dict:
     elif isinstance(value, str):
         pairs = [item.partition("=")[::2] for item in value.split(",") if item.strip()]
     else:
-        raise ValueError(f"expected a mapping or \"factor=n,factor=n\", got {value!r}")
+        raise ValueError(f"expected a mapping or \"factor=n,factor=n\", got {quoted(value)}")
     values = {name: (defaults or {}).get(name, 0) for name in RISK_FACTORS}
     given = set()
     for name, number in pairs:
         name, number = name.strip(), number.strip()
         if name not in values:
-            raise ValueError(f"unknown risk factor {name!r}; known: {', '.join(RISK_FACTORS)}")
+            raise ValueError(f"unknown risk factor {quoted(name)}; known: {', '.join(RISK_FACTORS)}")
         if name in given:
             raise ValueError(f"{name} is given twice")
         if not _DIGITS(number) or int(number) > maximum:
-            raise ValueError(f"{name}: expected an integer from 0 to {maximum}, got {number!r}")
+            raise ValueError(f"{name}: expected an integer from 0 to {maximum}, got "
+                             f"{quoted(number)}")
         values[name] = int(number)
         given.add(name)
     return values

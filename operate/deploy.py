@@ -23,6 +23,7 @@ from flowdredge.job import managed
 from flowdredge.job.config import ConfigError, to_application_properties
 from flowdredge.job.config import load as load_config
 from flowdredge.operate import package
+from flowdredge.schemas.settings import quoted
 
 RUNTIME = "FLINK-2_2"
 DEFAULT_PROPERTIES = os.path.join(package.ROOT, "flink-conf", "application_properties.json")
@@ -68,7 +69,8 @@ def _property_value(group: str, key: str, value) -> str:
         return str(value).lower()
     if isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value)):
         return str(value)
-    raise DeployError(f"{group}.{key}: expected a string, number or boolean, got {value!r}")
+    raise DeployError(f"{group}.{key}: expected a string, number or boolean, got "
+                      f"{quoted(value)}")
 
 
 def property_groups(job_groups: list, io_values: dict, jarfile: str = None) -> list:

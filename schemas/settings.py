@@ -25,10 +25,27 @@ import yaml
 MAX_INT = 2**31 - 1
 MAX_LONG = 2**63 - 1
 STRINGS = tuple[str, ...]
+# Characters of a bad value that an error (a message, a dead letter's detail) quotes at most: a
+# value can be megabytes (a mapping where a number belongs, an event's field), an error is one
+# line.
+QUOTED_CHARS = 40
 
 
 class ConfigError(ValueError):
     """A setting or a settings file that cannot be used; the message names the field."""
+
+
+def quoted(value, text=repr) -> str:
+    """`value` as an error quotes it: `text(value)` (repr, or json.dumps, or str) with what is
+    not printable escaped, cut to QUOTED_CHARS characters, then `...` and its length if it
+    was longer."""
+    whole = text(value)
+    shown = whole[:QUOTED_CHARS]
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
+    if len(whole) > QUOTED_CHARS or len(shown) > QUOTED_CHARS:
+        shown = f"{shown[:QUOTED_CHARS]}... ({len(whole):,} characters)"
+    return shown
 
 
 def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: int = MAX_INT,
@@ -55,18 +72,18 @@ def integer(text: str) -> int:
     """An integer written in ASCII digits (a sign and blanks around allowed), for command-line
     flags (argparse says "invalid integer value"); ValueError otherwise."""
     if not _INTEGER(text):
-        raise ValueError(f"expected an integer, got {text!r}")
+        raise ValueError(f"expected an integer, got {quoted(text)}")
     return int(text)
 
 
 def _int(where: str, meta, value) -> int:
     # bool is an int in Python, and int(90.7) truncates: both are refused.
     if isinstance(value, (bool, float)) or (isinstance(value, str) and not _INTEGER(value)):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {quoted(value)}")
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        raise ConfigError(f"{where}: expected an integer, got {quoted(value)}") from None
     minimum, maximum = meta.get("minimum"), meta.get("maximum", MAX_INT)
     if minimum is not None and number < minimum:
         wanted = {0: "must not be negative", 1: "must be positive"}.get(
@@ -74,7 +91,7 @@ def _int(where: str, meta, value) -> int:
         raise ConfigError(f"{where} {wanted}")
     if number > maximum or number < -maximum - 1:
         if maximum in (MAX_INT, MAX_LONG):
-            raise ConfigError(f"{where}: {value!r} is out of range (at most {maximum} either way)")
+            raise ConfigError(f"{where}: {quoted(value)} is out of range (at most {maximum} either way)")
         raise ConfigError(f"{where} must be at most {maximum}")
     return number
 
@@ -84,17 +101,17 @@ def _bool(where: str, value) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    raise ConfigError(f"{where}: expected true or false, got {quoted(value)}")
 
 
 def _str(where: str, meta, value) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {quoted(value)}")
     text = str(value)
     choices = meta.get("choices")
     if choices and text not in choices:
         wanted = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
-        raise ConfigError(f"{where} must be {wanted}, got {text!r}")
+        raise ConfigError(f"{where} must be {wanted}, got {quoted(text)}")
     _match(where, meta, text)
     return text
 
@@ -102,7 +119,7 @@ def _str(where: str, meta, value) -> str:
 def _match(where: str, meta, text: str) -> None:
     pattern = meta.get("pattern")
     if pattern and text and not pattern.fullmatch(text):
-        raise ConfigError(f"{where}: {text!r} is not {meta['expected']}")
+        raise ConfigError(f"{where}: {quoted(text)} is not {meta['expected']}")
 
 
 def _strings(where: str, meta, value) -> tuple:
@@ -111,17 +128,18 @@ def _strings(where: str, meta, value) -> tuple:
     elif isinstance(value, (list, tuple)):
         items = value
     else:
-        raise ConfigError(f"{where}: expected a list or a comma-separated string, got {value!r}")
+        raise ConfigError(f"{where}: expected a list or a comma-separated string, got "
+                          f"{quoted(value)}")
     result = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise ConfigError(f"{where}: expected strings, got {item!r}")
+            raise ConfigError(f"{where}: expected strings, got {quoted(item)}")
         text = str(item).strip()
         if not text:
             continue
         _match(where, meta, text)
         if text in result:
-            raise ConfigError(f"{where}: {text!r} is listed twice")
+            raise ConfigError(f"{where}: {quoted(text)} is listed twice")
         result.append(text)
     return tuple(result)
 
@@ -151,7 +169,7 @@ def section(cls, values, where: str):
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {quoted(values)}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(known)
     if unknown:

@@ -3,6 +3,7 @@ import os
 import re
 
 import pytest
+import yaml
 
 from helpers import subprocess_env
 from flowdredge.connectors.s3 import flink_uri
@@ -109,6 +110,54 @@ def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message)) as err:
         load(str(tmp_path / "c.yaml"))
     assert "\n" not in str(err.value)
+
+
+LONG = "x" * 5000
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("doc,message", [
+    ({"job": {"window_seconds": LONG}}, "job.window_seconds: expected an integer, got 'xxx"),
+    ({"job": {"max_restarts": "9" * 4000}}, "job.max_restarts: '999"),
+    ({"outputs": {"enriched": LONG}}, "outputs.enriched: expected true or false, got 'xxx"),
+    ({"metadata": {"ip_ranges": [LONG]}}, "metadata.ip_ranges: expected a string, got ['xxx"),
+    ({"kinesis": {"reader": LONG}}, "kinesis.reader must be polling or efo, got 'xxx"),
+    ({"kinesis": {"region": LONG}}, "kinesis.region: 'xxx"),
+    ({"kinesis": {"flow_streams": {LONG: 1}}}, "kinesis.flow_streams: expected a list or a "),
+    ({"kinesis": {"flow_streams": [[LONG]]}}, "kinesis.flow_streams: expected strings, got ['"),
+    ({"kinesis": {"flow_streams": ["s" * 128] * 2}}, "kinesis.flow_streams: 'sss"),
+    ({"job": LONG}, "job: expected a mapping, got 'xxx"),
+    ({"kinesis": {"metadata_start_position": "AT_TIMESTAMP", "metadata_start_timestamp": LONG}},
+     "kinesis.metadata_start_timestamp: AT_TIMESTAMP needs an ISO 8601 time with a zone, e.g. "
+     "2026-12-01T10:00:00Z, got 'xxx"),
+    ({"security": {"service_ports": {LONG: 1}}}, "security.service_ports: expected a list of "),
+    ({"security": {"service_ports": LONG}}, "security.service_ports: not a port: 'xxx"),
+    ({"security": {"risk_weights": [LONG]}}, "security.risk_weights: expected a mapping or "),
+    ({"security": {"risk_weights": {LONG: 1}}}, "security.risk_weights: unknown risk factor 'x"),
+    ({"security": {"risk_weights": "dependencies=" + LONG}},
+     "security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got 'xx"),
+])
+def test_a_bad_value_is_quoted_cut_short_with_its_length(tmp_path, doc, message):
+    """A value of thousands of characters (a mapping where a number belongs, a pasted blob) was
+    quoted whole in its one-line error (a review): cut to 40 characters, then its length."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc, width=1 << 20))
+    with pytest.raises(ConfigError, match="^" + re.escape(message)) as err:
+        load(str(tmp_path / "c.yaml"))
+    said = str(err.value)
+    assert re.search(r"\.\.\. \([0-9,]+ characters\)", said) and len(said) < 260, said
+
+
+@pytest.mark.unit
+def test_quoted_escapes_what_is_not_printable_and_cuts_at_40_characters():
+    from flowdredge.schemas.settings import integer, quoted
+    assert quoted("a\nb") == "'a\\nb'" and quoted("a\nb", str) == "a\\nb"
+    assert quoted("y" * 40, str) == "y" * 40
+    assert quoted("y" * 41, str) == "y" * 40 + "... (41 characters)"
+    assert quoted("\0" * 20, str) == "\\x00" * 10 + "... (20 characters)"
+    assert quoted({"k": "v"}, json.dumps) == '{"k": "v"}'
+    with pytest.raises(ValueError, match=r"^expected an integer, got 'xxx+\.\.\. \(5,002 "
+                                         r"characters\)$"):
+        integer(LONG)
 
 
 @pytest.mark.unit

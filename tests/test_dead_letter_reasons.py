@@ -110,6 +110,9 @@ def test_a_record_that_cannot_be_decoded_says_why():
          "not_cloudwatch", "logEvents is not a list"),
         (gzip.compress(b'{"messageType": "SOMETHING"}', mtime=0), "not_cloudwatch",
          "messageType 'SOMETHING', not DATA_MESSAGE or CONTROL_MESSAGE"),
+        (gzip.compress(json.dumps({"messageType": "S" * 5000}).encode(), mtime=0),
+         "not_cloudwatch", "messageType '" + "S" * 40 + "... (5,000 characters)', not "
+                           "DATA_MESSAGE or CONTROL_MESSAGE"),
         (gzip.compress(envelope, mtime=0) + b"junk", "bad_gzip",
          "bytes that are not gzip after 1 readable gzip member(s)"),
         (gzip.compress(envelope, mtime=0) + gzip.compress(envelope, mtime=0)[:-5], "bad_gzip",

@@ -81,6 +81,14 @@ def test_s3_url_reads_through_the_given_client():
      "^ip-ranges ipv6_prefixes: an entry that is not an object: 1$"),
     ({"prefixes": [], "ipv6_prefixes": [{"ip_prefix": "::/0", "region": "x", "service": "S3"}]},
      "^ip-ranges entry without 'ipv6_prefix'$"),
+    # A value of thousands of characters: cut to 40, then its length (a review: quoted whole,
+    # or cut at 100 without a word).
+    ({"prefixes": [{"ip_prefix": "1" * 5000, "region": "x", "service": "S3"}]},
+     r"^bad prefix '1{39}\.\.\. \(5,002 characters\) in ip-ranges$"),
+    ({"prefixes": [{"ip_prefix": "3.0.0.0/8", "region": ["x" * 5000], "service": "S3"}]},
+     r"^ip-ranges entry whose region is not text: \['x{38}\.\.\. \(5,004 characters\)$"),
+    ({"prefixes": ["x" * 5000]},
+     r"^ip-ranges prefixes: an entry that is not an object: x{40}\.\.\. \(5,000 characters\)$"),
 ])
 def test_bad_documents_say_what_is_wrong(doc, message):
     with pytest.raises(IpRangesError, match=message):

@@ -521,6 +521,21 @@ def test_a_line_nested_deeper_than_json_loads_goes_is_not_json_in_a_chunk_of_any
         assert [(e.ip, e.owner[0]) for e in chunk.events] == [("10.9.9.8", "b")]
 
 
+def test_a_value_of_thousands_of_characters_is_quoted_cut_short_with_its_length():
+    """Cut to 40 characters, then its length (schemas.settings.quoted), as every error quotes a
+    value (a review: these were cut without a word)."""
+    ts = 1767225600 * 1000
+    lines = [json.dumps({"type": "M" * 5000}),
+             json.dumps({"type": "ASSIGN", "ts": ts, "ip": "10.0.0.1", "app": "aws:" + "x" * 5000})]
+    chunk = parse_chunk("\n".join(lines), "m", delivered=ts // 1000,
+                        limits=MetaLimits(100_000, 120))
+    assert [r[3] for r in chunk.rejected] == [
+        'type "' + "M" * 39 + "... (5,002 characters), not one of ASSIGN, UNASSIGN, HEARTBEAT, "
+        "VPC_ASSIGN, VPC_UNASSIGN",
+        "app 'aws:" + "x" * 36 + "... (5,004 characters)' is a name the job gives ends without "
+        "an owner: applied as an UNASSIGN"]
+
+
 def test_rejected_lines_carry_their_location():
     staged = parse_chunk(_staged(["", "not json", '{"type":"MOVE"}'], first_line=41,
                                  long=[(0, "x" * 20)]), limits=MetaLimits(100, 120))

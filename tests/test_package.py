@@ -498,7 +498,11 @@ def test_property_groups_are_validated_before_anything_is_sent(tmp_path):
                           ('[{"PropertyGroupId": "io", "PropertyMap": ["flows"]}]',
                            "a list of property groups"),
                           ('[{"PropertyGroupId": "job", "PropertyMap": {"checkpoint_dir": null}}]',
-                           "job.checkpoint_dir: expected a string, number or boolean, got None")):
+                           "job.checkpoint_dir: expected a string, number or boolean, got None"),
+                          # Cut to 40 characters, then its length (a review: quoted whole).
+                          ('[{"PropertyGroupId": "job", "PropertyMap": {"checkpoint_dir": ["'
+                           + "x" * 5000 + '"]}}]', r"job.checkpoint_dir: expected a string, "
+                           r"number or boolean, got \['x{38}\.\.\. \(5,004 characters\)$")):
         (tmp_path / "bad.json").write_text(text)
         with pytest.raises(deploy.DeployError, match=message):
             deploy.property_groups(deploy.read_properties(str(tmp_path / "bad.json")), IO, None)

@@ -114,6 +114,9 @@ def test_record_counts_nodata_and_skipdata_and_groups_by_window(aws_examples):
      "action is 'accept', not one of ACCEPT, REJECT"),
     ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 ACCEPT ok", "unknown_value",
      "log-status is 'ok', not one of NODATA, OK, SKIPDATA"),
+    # Cut to 40 characters, then its length (schemas.settings.quoted; before, without a word).
+    ("2 1 eni 10.0.0.1 10.0.0.2 1 2 6 1 100 10 20 " + "X" * 5000 + " OK", "unknown_value",
+     "action is '" + "X" * 40 + "... (5,000 characters)', not one of ACCEPT, REJECT"),
 ])
 def test_bad_lines_have_reasons_and_say_why(line, reason, detail):
     with pytest.raises(LineError) as err:

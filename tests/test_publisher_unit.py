@@ -2667,3 +2667,37 @@ def test_an_event_time_without_a_zone_is_refused_not_read_in_the_hosts(monkeypat
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_bad_value_of_thousands_of_characters_is_quoted_cut_short(tmp_path):
+    """An event's time, a snapshot's value, a configured account were quoted whole in their
+    one-line errors: thousands of characters said and logged (a review). Each is cut to 40
+    characters, then its length (schemas.settings.quoted)."""
+    long = "x" * 5000
+    cut = "'" + "x" * 39 + "... (5,002 characters)"
+    for at in (long, "2026-01-01T00:01:00" + " " * 5000):
+        with pytest.raises(EventError) as err:
+            parse_line(bridge("RunInstances", at, response=RUN))
+        assert len(str(err.value)) < 120 and "characters)" in str(err.value), str(err.value)
+    with pytest.raises(EventError, match=re.escape(f"bad event time {cut}") + "$"):
+        parse_line(bridge("RunInstances", long, response=RUN))
+    good = {"type": "ASSIGN", "ts": T0, "ip": "10.0.0.8", "app": "a", "cluster": "c", "asg": "-",
+            "account": ACCOUNT, "region": "us-east-1", "zone": "us-east-1a", "eni_id": "eni-y",
+            "resource_id": "i-y", "resource_kind": "instance"}
+    assert state_from_snapshot([good]).holdings
+    for change, said in (({"type": long}, "a snapshot holds only ASSIGN and VPC_ASSIGN events, "
+                                          f"found {cut}"),
+                         ({"app": [long]}, f"app ['{'x' * 38}... (5,004 characters) is not text"),
+                         ({"ip": long}, f"ip {cut} is not an address as written"),
+                         ({"ts": long}, f"{cut} is not an integer time"),
+                         ({"type": "VPC_ASSIGN", "vpc_id": long},
+                          f"vpc_id {cut} is not a VPC id as AWS writes them")):
+        with pytest.raises(ValueError, match="^" + re.escape(said)):
+            state_from_snapshot([{**good, **change}])
+    base = {"regions": ["us-east-1"], "output": {"path": "o"}}
+    for accounts, said in (([[long]], f"accounts[0]: expected an account id or a mapping with "
+                                      f"id, role_arn, regions, got ['{'x' * 38}... (5,004 "
+                                      f"characters)"),
+                           (long, f"accounts: expected a list of accounts, got {cut}")):
+        with pytest.raises(publisher_config.ConfigError, match="^" + re.escape(said)):
+            publisher_config.from_dict({**base, "accounts": accounts})

@@ -64,6 +64,9 @@ def test_a_null_counter_counts_zero(tmp_path, capsys):
     ("aggregates", _aggregate(flows=True), "flows is true, not a 64-bit integer"),
     ("aggregates", _aggregate(dst_port=2**31), f"dst_port is {2**31}, not a 32-bit integer"),
     ("aggregates", _aggregate(src={"a": 1}), 'src_app is {"a": 1}, not a text'),
+    # Cut to 40 characters, then its length (a review: cut without a word before).
+    ("aggregates", _aggregate(src={"a": "x" * 5000}),
+     'src_app is {"a": "' + "x" * 33 + '... (5,009 characters), not a text'),
     ("counts", {"stage": "parse", "lines_in": "4"}, 'lines_in is "4", not a 64-bit integer'),
     ("counts", {"stage": "parse", "dead_letter_of_a_newer_job": float("inf")},
      "dead_letter_of_a_newer_job is Infinity, not a 64-bit integer"),

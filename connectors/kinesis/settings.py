@@ -3,7 +3,7 @@ Config) and stream names. Pure Python (no pyflink, no boto3)."""
 import datetime
 from dataclasses import dataclass
 
-from flowdredge.schemas.settings import STRINGS, ConfigError, setting
+from flowdredge.schemas.settings import STRINGS, ConfigError, quoted, setting
 
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 # A stream name (1-128 of [a-zA-Z0-9_.-]) or its ARN.
@@ -100,4 +100,4 @@ def validate(kin: KinesisSection) -> None:
             parsed = None
         if parsed is None or parsed.tzinfo is None:
             raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
-                              f"a zone, e.g. 2026-12-01T10:00:00Z, got {text!r}")
+                              f"a zone, e.g. 2026-12-01T10:00:00Z, got {quoted(text)}")

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from flowdredge.connectors.publisher.derive import ASG_TAG, tag_dict
 from flowdredge.connectors.publisher.model import Inventory, Scope
+from flowdredge.schemas.settings import quoted
 
 CLOUDTRAIL_DETAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE_DETAIL = "EC2 Instance State-change Notification"
@@ -183,11 +184,11 @@ def _ms(when) -> int:
     try:
         at = datetime.fromisoformat(when.replace("Z", "+00:00"))
     except ValueError:
-        raise EventError(f"bad event time {when!r}") from None
+        raise EventError(f"bad event time {quoted(when)}") from None
     # AWS writes UTC, ending in Z. Without a zone the time would be read in the host's, hours
     # off, an owner dated wrongly until the next poll, which sees the change anyway.
     if at.tzinfo is None:
-        raise EventError(f"event time {when!r} names no time zone (AWS ends it in Z)")
+        raise EventError(f"event time {quoted(when)} names no time zone (AWS ends it in Z)")
     return int(at.timestamp() * 1000)
 
 

@@ -10,7 +10,7 @@ from flowdredge.connectors.kinesis.settings import stream
 from flowdredge.connectors.publisher.model import Scope
 from flowdredge.connectors.publisher.naming import RULES, NameRule
 from flowdredge.schemas import settings
-from flowdredge.schemas.settings import STRINGS, ConfigError, setting
+from flowdredge.schemas.settings import STRINGS, ConfigError, quoted, setting
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _account(where: str, doc) -> Account:
         doc = {"id": doc}
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected an account id or a mapping with id, role_arn, "
-                          f"regions, got {doc!r}")
+                          f"regions, got {quoted(doc)}")
     if isinstance(doc.get("id"), int) and not isinstance(doc["id"], bool):
         doc = {**doc, "id": str(doc["id"])}
     account = settings.section(Account, doc, where)
@@ -111,7 +111,7 @@ def _account(where: str, doc) -> Account:
 
 def _accounts(value) -> tuple:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of accounts, got {value!r}")
+        raise ValueError(f"expected a list of accounts, got {quoted(value)}")
     return tuple(_account(f"accounts[{i}]", doc) for i, doc in enumerate(value))
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
+from flowdredge.schemas.settings import quoted
 
 _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 
@@ -571,7 +572,7 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     for event in events:
         if event.get("type") not in (ASSIGN, VPC_ASSIGN):
             raise ValueError(f"a snapshot holds only ASSIGN and VPC_ASSIGN events, found "
-                             f"{event.get('type')!r}")
+                             f"{quoted(event.get('type'))}")
         owner = Owner(**{k: _text(k, v) for k, v in event.items() if k in owner_fields})
         holding, ip = Holding(owner, _ms(event["ts"])), _address(event["ip"])
         if latest is not None and holding.since_ms > latest:
@@ -618,7 +619,7 @@ def _text(field: str, value) -> str:
     """An owner value of a snapshot, as this publisher writes them: text (a hand-edited `true`
     was held as the owner "True", which the job refuses)."""
     if type(value) is not str:
-        raise ValueError(f"{field} {value!r} is not text")
+        raise ValueError(f"{field} {quoted(value)} is not text")
     return value
 
 
@@ -630,7 +631,7 @@ def _vpc_id(value) -> str:
     """A snapshot's or its clocks' vpc_id as AWS writes it: the job refuses others (bad_vpc_id),
     and a claim of one would never be released in the changelog."""
     if type(value) is not str or not _is_vpc_id(value):
-        raise ValueError(f"vpc_id {value!r} is not a VPC id as AWS writes them (vpc- and 8 or 17 "
+        raise ValueError(f"vpc_id {quoted(value)} is not a VPC id as AWS writes them (vpc- and 8 or 17 "
                          f"lowercase hex digits)")
     return value
 
@@ -642,7 +643,7 @@ def _address(value) -> str:
     except ValueError:
         written = False
     if not written:
-        raise ValueError(f"ip {value!r} is not an address as written (ipaddress's form)")
+        raise ValueError(f"ip {quoted(value)} is not an address as written (ipaddress's form)")
     return value
 
 
@@ -651,7 +652,7 @@ def _ms(value) -> int:
     and failed on 1e400 with an error nothing caught; 10**30 would hold HEARTBEATs back for
     good)."""
     if type(value) is not int or not 0 <= value < 2**63:
-        raise ValueError(f"{value!r} is not an integer time")
+        raise ValueError(f"{quoted(value)} is not an integer time")
     return value
 
 
