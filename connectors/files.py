@@ -14,6 +14,7 @@ from pyflink.table.expressions import call_sql
 
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.s3 import flink_uri
+from flowdredge.connectors.staged import JAVA_INT_MAX, staged_changelog_max
 from flowdredge.connectors.streams import (attach_insert, java_stream, jvm, windowed_uid,
                                           with_java_timestamps)
 from flowdredge.schemas.flink import sql_columns
@@ -48,31 +49,6 @@ def _text_lines(env: StreamExecutionEnvironment, path: str, name: str, uid: str,
 # A changelog chunk also ends at this many characters (connectors/jvm LineChunks): one Python
 # call's value, bounded whatever the number of lines.
 CHANGELOG_CHUNK_CHARS = 1 << 20
-JAVA_INT_MAX = 2**31 - 1
-# A staged line's room for what is not its lines (source, format, line numbers, excerpts).
-STAGED_ROOM = 1 << 16
-# The most a JVM reader holds of a line, and one more: a Java array is a little shorter than
-# JAVA_INT_MAX at most.
-MAX_HELD = JAVA_INT_MAX - 16
-
-
-def staged_changelog_max(chunk_lines: int, max_line_chars: int) -> int:
-    """The longest staged changelog line (job.replay, `feed`) the job's readers take whole
-    (connectors/jvm LineChunks, LineBytes): `chunk_lines` lines of `max_line_chars` with their
-    quotes and commas, twice over for JSON's escapes (a publisher's line escapes its quotes,
-    about a fifth of it), and STAGED_ROOM. A longer line (one of 200 MB ran the JVM out of
-    heap) reaches the parse cut, a dead letter line_too_long."""
-    return min(2 * chunk_lines * (max_line_chars + 3) + STAGED_ROOM, MAX_HELD)
-
-
-def staged_flows_max(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:
-    """The longest staged flow-record line (job.replay, `feed`) LineBytes takes whole: a
-    CloudWatch record of `max_decompressed_bytes` as base64 (staging's own bound on a records
-    file's line), or a chunk of as much text (or one line of `max_line_bytes`) with its lines'
-    quotes and commas, and STAGED_ROOM. A longer line (one of 130 MB ran the JVM out of heap)
-    reaches the parse cut, a dead letter too_large."""
-    text = max(max_decompressed_bytes, max_line_bytes)
-    return min(max(4 * (text // 3 + 1), text + 3 * chunk_lines) + STAGED_ROOM, MAX_HELD)
 
 
 def changelog_files(path: str, chunk_lines: int, max_line_chars: int, label: str = "",

@@ -217,7 +217,7 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
 
 def too_long_record(record: bytes, source: str, max_line: int) -> ParsedChunk:
     """A staged line longer than `max_line` bytes (the reader cut it one byte past, the rest
-    never held: connectors.files.staged_changelog_max): one dead letter line_too_long."""
+    never held: connectors.staged.staged_changelog_max): one dead letter line_too_long."""
     return ParsedChunk([], [("line_too_long", source, record,
                              f"a staged line of more than {max_line} bytes, the longest staging "
                              f"writes with metadata.chunk_lines and metadata.max_line_bytes")])

@@ -960,7 +960,7 @@ def staged_records(text: str, source: str = "record", delivered: int = None) -> 
 def staged_line_records(raw, max_line: int) -> list:
     """A staged line's bytes (connectors.files.file_sources) or text as staged_records gives
     them; one longer than `max_line` (the reader cut it one byte past, the rest never held:
-    connectors.files.staged_flows_max) as one record too_large."""
+    connectors.staged.staged_flows_max) as one record too_large."""
     if len(raw) > max_line:
         return [({"source": "record", "error": "too_large", "excerpt": excerpt(raw),
                   "detail": f"a staged line of more than {max_line} bytes, the longest staging "

@@ -43,6 +43,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from flowdredge.connectors import s3
+from flowdredge.connectors.staged import PACK_BYTES
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
@@ -279,11 +280,6 @@ def _looks_like_base64(line: str) -> bool:
     # letter. A corrupt first record stays a record (one bad_base64, the others read).
     return (len(line) >= 16 and not line.startswith("{") and "," not in line
             and not any(c.isspace() for c in line))
-
-
-# A staged line of several CloudWatch records ends once their text reaches this: about
-# 10,000 flow lines of base64 gzip, parsed in batches of flows.chunk_lines.
-PACK_BYTES = 1 << 20
 
 
 def _dumps(record: dict) -> bytes:

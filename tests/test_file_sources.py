@@ -353,7 +353,7 @@ def _changelog_chunks(path, max_lines: int, max_chars: int, label: str = "",
     env = make_env(Config())
     env.set_parallelism(1)
     add_jars(env, adapter_jars())
-    from flowdredge.connectors.files import staged_changelog_max
+    from flowdredge.connectors.staged import staged_changelog_max
     source = Source(jvm().io.flowdredge.files.ChangelogFiles.text(
         flink_uri(str(path)), max_lines, max_chars, max_line_chars,
         staged_changelog_max(max_lines, max_line_chars), label))
@@ -420,10 +420,10 @@ def test_a_staged_changelog_line_longer_than_staging_writes_is_a_dead_letter(tmp
     """A staged file's line went on whole, however long (connectors/jvm LineChunks): one of
     200 MB ran the JVM out of heap, the job restarting until its restarts were spent (a
     review). One longer than staging writes with the job's metadata.chunk_lines and
-    max_line_bytes (connectors.files.staged_changelog_max) is cut as a line too long is, a
+    max_line_bytes (connectors.staged.staged_changelog_max) is cut as a line too long is, a
     chunk of its own naming the file and line: a dead letter line_too_long, the file's other
     lines read, one at the limit whole."""
-    from flowdredge.connectors.files import staged_changelog_max
+    from flowdredge.connectors.staged import staged_changelog_max
     from flowdredge.job.ownership import MetaLimits, parse_chunk
     from flowdredge.job.replay import stage_metadata
     limit = staged_changelog_max(3, 100)

@@ -329,7 +329,7 @@ def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
     of heap; LineChunks likewise, a review): a flow record too_large, a changelog line
     line_too_long, each one dead letter and counted; one at the limit is parsed as before."""
     from operator_stubs import Runtime
-    from flowdredge.connectors.files import staged_changelog_max, staged_flows_max
+    from flowdredge.connectors.staged import staged_changelog_max, staged_flows_max
     from flowdredge.job.flink.operators import (COUNTS, DEAD_LETTERS, ParseFlowRecords,
                                                 ParseMetadataEvents)
     config = Config().replace(flows={"chunk_lines": 10, "max_decompressed_bytes": 1000},
@@ -371,3 +371,28 @@ def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
         ("metadata", "line_too_long", "metadata")]
     assert counts == [{"stage": "metadata", "metadata_dead_letter": 1,
                        "metadata_dead_letter_line_too_long": 1}]
+
+
+def test_3_a_pack_of_cloudwatch_records_is_within_the_readers_limit(tmp_path):
+    """Staging packs a file's CloudWatch records several a line, up to job.replay.PACK_BYTES
+    (1 MiB) whatever flows.max_decompressed_bytes; with a max_decompressed_bytes of 100 KB the
+    reader's limit (connectors.files.staged_flows_max, 199 KB) was shorter than such a line, and
+    every record of it was one dead letter too_large (a review). Each record is parsed."""
+    from flowdredge.connectors.staged import staged_flows_max
+    from flowdredge.job.parse import staged_line_records
+    flows = FlowsSection(max_decompressed_bytes=100_000)
+    records = tmp_path / "records.b64"
+    with open(records, "w") as fh:
+        for i in range(3000):
+            envelope = {"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g",
+                        "logStream": f"eni-{i}", "logEvents": [
+                            {"id": str(i), "timestamp": T * 1000, "message": line(T)}]}
+            fh.write(base64.b64encode(gzip.compress(json.dumps(envelope).encode())).decode()
+                     + "\n")
+    staged = tmp_path / "s.txt"
+    stage_flows([str(records)], str(staged), 5000, flows=flows)
+    limit = staged_flows_max(5000, flows.max_line_bytes, flows.max_decompressed_bytes)
+    lines = staged.read_bytes().splitlines()
+    assert max(map(len, lines)) > 500_000
+    parsed = [record for raw in lines for record in staged_line_records(raw, limit)]
+    assert len(parsed) == 3000 and not any("error" in record for record, *_ in parsed)

@@ -10,7 +10,7 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
                                 RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flowdredge.connectors.files import staged_changelog_max, staged_flows_max
+from flowdredge.connectors.staged import staged_changelog_max, staged_flows_max
 from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.attribute import UnownedClassifier, attribute_group

@@ -11,12 +11,12 @@ import time
 from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 
-from flowdredge.connectors.files import (aws_file_sources, file_sinks, file_sources,
-                                         staged_changelog_max, staged_flows_max)
+from flowdredge.connectors.files import aws_file_sources, file_sinks, file_sources
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.jars import adapter_jars, class_archive
 from flowdredge.connectors.logs import NO_CAUSE, failure_line
 from flowdredge.connectors.s3 import flink_uri
+from flowdredge.connectors.staged import staged_changelog_max, staged_flows_max
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure

@@ -36,7 +36,7 @@ public final class LineChunks {
      * `maxLineChars`: a line of more characters (code points, as Python counts them) is cut to
      * one more (the parse step dead-letters it as too long, as it would the whole line), so one
      * line of any length is never held; `maxStagedChars`: a staged file's line of more
-     * characters (connectors.files.staged_changelog_max: one of 200 MB ran the JVM out of heap)
+     * characters (connectors.staged.staged_changelog_max: one of 200 MB ran the JVM out of heap)
      * is sent cut as such a line; `source`: the file's name in dead letters; `notAfter`: epoch
      * seconds, or StagedChangelog.NO_TIME.
      */
