@@ -13,13 +13,23 @@ MAX_HELD = JAVA_INT_MAX - 16
 PACK_BYTES = 1 << 20
 
 
-def staged_changelog_max(chunk_lines: int, max_line_chars: int) -> int:
+def staged_changelog_text(chunk_lines: int, max_line_bytes: int) -> int:
+    """What a staged changelog line (job.replay, `feed`) holds of its lines at most, their JSON
+    as staging writes it: `chunk_lines` lines of `max_line_bytes` with their quotes and commas,
+    twice over for JSON's escapes (a publisher's line escapes its quotes, about a fifth of it),
+    or one line escaped six times over (ASCII JSON writes a byte that is not UTF-8 as six
+    characters, a character of Cyrillic text, two bytes, as six). Staging ends a chunk before
+    its lines pass it."""
+    return min(max(2 * chunk_lines * (max_line_bytes + 3), 6 * max_line_bytes + 3),
+               MAX_HELD - STAGED_ROOM)
+
+
+def staged_changelog_max(chunk_lines: int, max_line_bytes: int) -> int:
     """The longest staged changelog line (job.replay, `feed`) the job's readers take whole
-    (connectors/jvm LineChunks, LineBytes): `chunk_lines` lines of `max_line_chars` with their
-    quotes and commas, twice over for JSON's escapes (a publisher's line escapes its quotes,
-    about a fifth of it), and STAGED_ROOM. A longer line (one of 200 MB ran the JVM out of
-    heap) reaches the parse cut, a dead letter line_too_long."""
-    return min(2 * chunk_lines * (max_line_chars + 3) + STAGED_ROOM, MAX_HELD)
+    (connectors/jvm LineChunks, LineBytes): staged_changelog_text and STAGED_ROOM. A longer
+    line (one of 200 MB ran the JVM out of heap) reaches the parse cut, a dead letter
+    line_too_long."""
+    return staged_changelog_text(chunk_lines, max_line_bytes) + STAGED_ROOM
 
 
 def staged_flows_max(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:

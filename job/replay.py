@@ -21,8 +21,9 @@ together as it does a file it reads itself. One staged line is one Python call i
 Changelog files are staged, in the order given, into one file too: a reader must see the
 changelog in order, which may not be the order of the files' paths (the job's own reading of a
 folder, connectors/jvm ChangelogFiles). Each staged
-line holds up to `chunk_lines` changelog lines of one file (job.ownership.STAGED), one Python
-call in the job. A changelog file that cannot be read refuses the replay: its order and
+line holds up to `chunk_lines` changelog lines of one file (job.ownership.STAGED), fewer when
+their JSON would pass what the job's reader takes whole (connectors.staged), one Python call in
+the job. A changelog file that cannot be read refuses the replay: its order and
 completeness decide every owner after it.
 """
 import base64
@@ -32,7 +33,6 @@ import functools
 import gzip
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -43,7 +43,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from flowdredge.connectors import s3
-from flowdredge.connectors.staged import PACK_BYTES
+from flowdredge.connectors.staged import PACK_BYTES, staged_changelog_text
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
@@ -280,6 +280,10 @@ def _looks_like_base64(line: str) -> bool:
     # letter. A corrupt first record stays a record (one bad_base64, the others read).
     return (len(line) >= 16 and not line.startswith("{") and "," not in line
             and not any(c.isspace() for c in line))
+
+
+# A str as JSON writes it, quoted and in ASCII (json.dumps's own, in C).
+_ascii_json = json.encoder.encode_basestring_ascii
 
 
 def _dumps(record: dict) -> bytes:
@@ -610,31 +614,53 @@ class _Chunk:
     """Lines of one file (an S3 flow file, a changelog) on their way to a staged chunk. A chunk
     starts and ends with a line that holds something; the blank lines between are kept (as "")
     so that a line's position gives its line number, those between chunks left out (a run of
-    them made chunks of nothing else)."""
+    them made chunks of nothing else). `max_bytes` bounds the lines' characters, or with
+    `escaped` their JSON as staging writes it (ASCII: a character of Cyrillic text six, a byte
+    that is not UTF-8 six), which the job's reader bounds (connectors.staged)."""
 
-    def __init__(self, base, max_lines, max_bytes):
+    def __init__(self, base, max_lines, max_bytes, escaped=False):
         self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
+        self.escaped = escaped
         self.first, self.lines, self.long, self.size = None, [], [], 0
+        self.exact = False
 
     def add(self, number, line, head, stats):
         """Adds a line (`number` past the last one's: blank lines between); returns the chunk it
         completed (a record), if any."""
-        size = len(line) + 1 if line is not None else 1
+        shown = excerpt(head) if line is None else None
+        size = self._size(line, shown) if self.escaped else \
+            len(line) + 1 if line is not None else 1
         blank = number - self.first - len(self.lines) if self.lines else 0
+        blank_size = 3 * blank if self.escaped else blank   # "",
+        if self.escaped and not self.exact and self.lines \
+                and self.size + blank_size + size > self.max_bytes:
+            self.exact = True
+            self.size = sum(map(self._size, self.lines)) + sum(
+                self._size(None, shown) - 3 for _, shown in self.long)
+            size = self._size(line, shown)
         full = None
         if self.lines and (len(self.lines) + blank >= self.max_lines
-                           or self.size + blank + size > self.max_bytes):
+                           or self.size + blank_size + size > self.max_bytes):
             full = self.flush(stats)
-            blank = 0
+            blank = blank_size = 0
         if self.first is None:
             self.first = number
         self.lines += [""] * blank
         if line is None:
-            self.long.append([len(self.lines), excerpt(head)])
+            self.long.append([len(self.lines), shown])
             line = ""
         self.lines.append(line)
-        self.size += blank + size
+        self.size += blank_size + size
         return full
+
+    def _size(self, line, shown=None):
+        """A line's JSON as staging writes it, with its comma: "", and [index,"excerpt"], for
+        one too long (an index of at most 20 digits). Until the chunk might pass max_bytes, what
+        it is at most (a character escaped is six characters, or twelve past U+FFFF), which
+        costs nothing per line; then exactly (json's own escape, in C)."""
+        if not self.exact:
+            return 12 * len(line) + 3 if line is not None else 12 * len(shown) + 28
+        return len(_ascii_json(line)) + 1 if line is not None else len(_ascii_json(shown)) + 28
 
     def flush(self, stats):
         """The chunk's record (None when it holds no line); starts the next chunk."""
@@ -646,6 +672,7 @@ class _Chunk:
         stats.records += 1
         stats.lines += sum(1 for line in self.lines if line.strip()) + len(self.long)
         self.first, self.lines, self.long, self.size = None, [], [], 0
+        self.exact = False
         return record
 
 
@@ -920,8 +947,8 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     # the events still to come through it: nothing bounds them but the flows' end.
     if stat.S_ISREG(info.st_mode):
         base["not_after"] = int(info.st_mtime)
-    # No bound in bytes: chunk_lines lines of max_line_bytes at most.
-    chunk = _Chunk(base, chunk_lines, math.inf)
+    chunk = _Chunk(base, chunk_lines, staged_changelog_text(chunk_lines, max_line_bytes),
+                   escaped=True)
     with _open(path) as fh:
         # Bytes that are not UTF-8 as lone surrogates, which the changelog parse dead-letters
         # (job.ownership.JVM_NOT_UTF8): as U+FFFD, an owner's name changed without a word.

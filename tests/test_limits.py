@@ -396,3 +396,32 @@ def test_3_a_pack_of_cloudwatch_records_is_within_the_readers_limit(tmp_path):
     assert max(map(len, lines)) > 500_000
     parsed = [record for raw in lines for record in staged_line_records(raw, limit)]
     assert len(parsed) == 3000 and not any("error" in record for record, *_ in parsed)
+
+
+def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_path):
+    """Staging writes a changelog chunk as ASCII JSON, a character of Cyrillic text (two bytes)
+    as six, a byte that is not UTF-8 (Latin-1's "ü", a dead letter) as six: a chunk of such lines was up to three to six times
+    its lines' bytes, past the reader's limit (connectors.staged.staged_changelog_max, twice
+    them), and every event of it was lost in one dead letter line_too_long (a review). Staging
+    ends a chunk before it would pass the limit: each event is read."""
+    from flowdredge.connectors.staged import staged_changelog_max
+    from flowdredge.job.ownership import MetaLimits, parse_chunk, too_long_record
+    path = tmp_path / "changes.jsonl"
+    with open(path, "wb") as fh:
+        for i in range(1000):
+            app = "Ж" * 450 if i % 10 else "Müller" * 100
+            event = json.dumps({"type": "ASSIGN", "ts": 1767225600000 + i, "ip": "10.0.0.1",
+                                "app": f"{app}{i}"}, ensure_ascii=False, separators=(",", ":"))
+            fh.write(event.encode("latin-1" if i % 10 == 0 else "utf-8") + b"\n")
+            if i % 100 == 50:   # too long, staged as an excerpt
+                fh.write(("Ж" * 1000).encode() + b"\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(path)], str(staged), 200, 1000) == 1010
+    limit = staged_changelog_max(200, 1000)
+    lines = staged.read_bytes().splitlines()
+    # As the job's parse takes them (job.flink.operators.ParseMetadataEvents).
+    parsed = [too_long_record(line[:limit + 1], "metadata", limit) if len(line) > limit else
+              parse_chunk(line.decode(), limits=MetaLimits(max_line_bytes=1000)) for line in lines]
+    assert sum(len(p.events) for p in parsed) == 1000   # a Latin-1 one applied as a release
+    assert sorted(reason for p in parsed for reason, *_ in p.rejected) == (
+        ["line_too_long"] * 10 + ["not_text"] * 100)
