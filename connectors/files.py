@@ -89,7 +89,8 @@ def file_sources(staged_flows: str, staged_metadata: str, max_flows_line: int,
                                       follow_seconds,
                                       max_line_bytes=max_flows_line).rebalance(),
         metadata=lambda env: _text_lines(env, staged_metadata, "metadata file", "metadata-file",
-                                         follow_seconds, max_line_bytes=max_metadata_line))
+                                         follow_seconds, max_line_bytes=max_metadata_line),
+        metadata_max_line=max_metadata_line)
 
 
 # A flow file as AWS wrote it: Row(path or s3:// URL); job.flink.operators.ParseFlowRecords.

@@ -29,6 +29,10 @@ class Sources:
     # events at or after it are not read (job.ownership.parse_chunk), nor any flow at or after
     # it (a file changed since the job listed it). None: not known.
     flows_end: int = None
+    # The longest changelog record the source sends whole, as bytes: one longer (a staged
+    # file's line, which connectors/jvm LineBytes cuts one byte past) is one dead letter
+    # line_too_long. None: the source bounds its records itself (LineChunks' chunks).
+    metadata_max_line: int = None
 
 
 @dataclass

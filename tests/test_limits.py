@@ -363,9 +363,11 @@ def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
     event = json.dumps({"type": "HEARTBEAT", "ts": T * 1000})
     staged = json.dumps({"staged": "changelog", "source": "c", "lines": [event], "pad": ""})
     staged = staged[:-2] + "x" * (changelog_max - len(staged)) + '"}'
-    dead, counts, events = emitted(ParseMetadataEvents(config), staged.encode(), ctx)
+    dead, counts, events = emitted(ParseMetadataEvents(config, max_line=changelog_max),
+                                   staged.encode(), ctx)
     assert dead == counts == [] and len(events) == 1
-    dead, counts, events = emitted(ParseMetadataEvents(config), (staged + "x").encode(), ctx)
+    dead, counts, events = emitted(ParseMetadataEvents(config, max_line=changelog_max),
+                                   (staged + "x").encode(), ctx)
     assert events == []
     assert [(d["stage"], d["reason"], d["source"]) for d in dead] == [
         ("metadata", "line_too_long", "metadata")]
@@ -425,3 +427,31 @@ def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_pa
     assert sum(len(p.events) for p in parsed) == 1000   # a Latin-1 one applied as a release
     assert sorted(reason for p in parsed for reason, *_ in p.rejected) == (
         ["line_too_long"] * 10 + ["not_text"] * 100)
+
+
+def test_3_a_chunk_the_job_reads_of_a_changelog_file_is_not_cut(tmp_path):
+    """A file job reads its changelog itself in chunks (connectors/jvm LineChunks, bounded by
+    metadata.chunk_lines and 1 MiB of characters), as UTF-8 bytes: one of lines of Chinese text
+    (three bytes a character) could be longer than a staged line's limit
+    (connectors.staged.staged_changelog_max, 1.7 MB with metadata.chunk_lines 100), and the
+    parse dead-lettered all its events as one staged line too long, `metadata` its place (a
+    review). Only a staged file's lines, which LineBytes cuts, are held to that limit."""
+    from operator_stubs import Runtime
+    from flowdredge.connectors.staged import staged_changelog_max
+    from flowdredge.job.flink.operators import COUNTS, DEAD_LETTERS, ParseMetadataEvents
+    config = Config().replace(metadata={"chunk_lines": 100})
+    limit = staged_changelog_max(100, config.metadata.max_line_bytes)
+    events = [json.dumps({"type": "ASSIGN", "ts": T * 1000 + i, "ip": f"10.0.0.{i}",
+                          "app": "数" * 8000}, ensure_ascii=False) for i in range(100)]
+    chunk = json.dumps({"staged": "changelog", "source": "changes.jsonl", "first_line": 1,
+                        "lines": events}, ensure_ascii=False).encode()
+    assert len(chunk) > limit
+    operator = ParseMetadataEvents(config)
+    operator.open(Runtime())
+    ctx = type("Context", (), {"timestamp": lambda self: None})()
+    out = list(operator.process_element(chunk, ctx))
+    assert [item for item in out if item[0] in (DEAD_LETTERS, COUNTS)] == []
+    assert len(out) == 1
+    # A staged file's reader says how long a line it sends whole.
+    from flowdredge.connectors.files import file_sources
+    assert file_sources("flows", "metadata", 1000, limit).metadata_max_line == limit

@@ -10,7 +10,7 @@ from pyflink.datastream import (KeyedBroadcastProcessFunction, OutputTag, Proces
                                 RuntimeContext, TimeDomain)
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flowdredge.connectors.staged import staged_changelog_max, staged_flows_max
+from flowdredge.connectors.staged import staged_flows_max
 from flowdredge.connectors.kinesis.settings import stream_name
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.attribute import UnownedClassifier, attribute_group
@@ -274,11 +274,12 @@ class ParseMetadataEvents(ProcessFunction):
     ts - bound."""
 
     def __init__(self, config: Config, source: str = "metadata", snapshot_first: bool = False,
-                 flows_end: int = None):
+                 flows_end: int = None, max_line: int = None):
         self.shift = config.metadata.out_of_orderness_seconds * 1000
         self.limits = config.metadata_limits
-        self.max_staged = staged_changelog_max(config.metadata.chunk_lines,
-                                               config.metadata.max_line_bytes)
+        # A staged file's line cut by its reader (connectors.io.Sources.metadata_max_line); a
+        # chunk the job's own reader made of a changelog file (as UTF-8, up to 6 MB) is not.
+        self.max_line = max_line
         self.source = source
         self.snapshot_first = snapshot_first
         self.flows_end = flows_end
@@ -292,8 +293,8 @@ class ParseMetadataEvents(ProcessFunction):
         # which bounds nothing: its staged record's not_after and the flows' end do.
         arrival = None if isinstance(record, bytes) else ctx.timestamp()
         delivered = arrival // 1000 if arrival is not None and arrival > 0 else None
-        if isinstance(record, bytes) and len(record) > self.max_staged:
-            chunk = too_long_record(record, self.source, self.max_staged)
+        if self.max_line is not None and len(record) > self.max_line:
+            chunk = too_long_record(record, self.source, self.max_line)
         else:
             if isinstance(record, bytes):   # a changelog file's line (connectors.files)
                 record = record.decode("utf-8", "replace")

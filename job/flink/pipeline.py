@@ -54,7 +54,7 @@ def build_pipeline(env: StreamExecutionEnvironment, sources: Sources, sinks: Sin
     events = (sources.metadata(env)
               .process(ParseMetadataEvents(config, sources.metadata_source,
                                            sources.metadata_snapshot_first,
-                                           sources.flows_end),
+                                           sources.flows_end, sources.metadata_max_line),
                        output_type=TIMED_METADATA_CHUNK_TYPE)
               .name("parse metadata events").uid("parse-metadata-events")
               .set_parallelism(1))
