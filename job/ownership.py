@@ -28,8 +28,8 @@ from flowdredge.job import changelog_columns
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
                                       ipv4_ints)
 from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
-                                  address_error, excerpt, json_error, number_text, too_long_text,
-                                  utc_text)
+                                  address_error, excerpt, json_error, number_text, staged_place,
+                                  too_long_text, utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
                                          UNASSIGN, VPC_CHANGES)
@@ -217,8 +217,9 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
 
 def too_long_record(record: bytes, source: str, max_line: int) -> ParsedChunk:
     """A staged line longer than `max_line` bytes (the reader cut it one byte past, the rest
-    never held: connectors.staged.staged_changelog_max): one dead letter line_too_long."""
-    return ParsedChunk([], [("line_too_long", source, record,
+    never held: connectors.staged.staged_changelog_max): one dead letter line_too_long, placed
+    where its head says (job.parse.staged_place), else at `source`."""
+    return ParsedChunk([], [("line_too_long", staged_place(record, source), record,
                              f"a staged line of more than {max_line} bytes, the longest staging "
                              f"writes with metadata.chunk_lines and metadata.max_line_bytes")])
 

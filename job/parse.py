@@ -957,15 +957,39 @@ def staged_records(text: str, source: str = "record", delivered: int = None) -> 
     return [(text, source, delivered)]
 
 
+# What the head of a staged line (job.replay: "source" first, "first_line" before the lines)
+# says of where it came from.
+_STAGED_SOURCE = re.compile(rb'"source":\s*("(?:[^"\\]|\\.)*")')
+_STAGED_FIRST_LINE = re.compile(rb'"first_line":\s*([0-9]+)')
+STAGED_HEAD = 1 << 16
+
+
+def staged_place(raw: bytes, default: str) -> str:
+    """Where a staged line cut too long to parse came from, as its head names it: a chunk's
+    `source:first_line`, a CloudWatch record's `source` (a pack's first's); else `default`."""
+    head = bytes(raw[:STAGED_HEAD])
+    found = _STAGED_SOURCE.search(head)
+    if found is None:
+        return default
+    try:
+        source = json.loads(found.group(1))
+    except ValueError:
+        return default
+    first = _STAGED_FIRST_LINE.search(head, found.end())
+    return source if first is None else f"{source}:{first.group(1).decode()}"
+
+
 def staged_line_records(raw, max_line: int) -> list:
     """A staged line's bytes (connectors.files.file_sources) or text as staged_records gives
     them; one longer than `max_line` (the reader cut it one byte past, the rest never held:
-    connectors.staged.staged_flows_max) as one record too_large."""
+    connectors.staged.staged_flows_max) as one record too_large, placed where its head says
+    (staged_place)."""
     if len(raw) > max_line:
-        return [({"source": "record", "error": "too_large", "excerpt": excerpt(raw),
+        where = staged_place(raw if isinstance(raw, bytes) else raw.encode(), "record")
+        return [({"source": where, "error": "too_large", "excerpt": excerpt(raw),
                   "detail": f"a staged line of more than {max_line} bytes, the longest staging "
                             f"writes with flows.max_decompressed_bytes, flows.max_line_bytes "
-                            f"and flows.chunk_lines"}, "record", None)]
+                            f"and flows.chunk_lines"}, where, None)]
     return staged_records(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
 
 

@@ -354,7 +354,7 @@ def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
     cut = b'{"source": "f.log.gz", "lines": ["' + b"x" * flows_max
     dead, counts, _ = emitted(ParseFlowRecords(config), cut[:flows_max + 1], Runtime())
     assert [(d["reason"], d["source"], d["excerpt"]) for d in dead] == [
-        ("too_large", "record", cut[:256].decode())]
+        ("too_large", "f.log.gz", cut[:256].decode())]
     assert dead[0]["detail"] == (
         f"a staged line of more than {flows_max} bytes, the longest staging writes with "
         f"flows.max_decompressed_bytes, flows.max_line_bytes and flows.chunk_lines")
@@ -370,7 +370,7 @@ def test_3_a_staged_line_a_reader_cut_is_a_dead_letter_of_its_own():
                                    (staged + "x").encode(), ctx)
     assert events == []
     assert [(d["stage"], d["reason"], d["source"]) for d in dead] == [
-        ("metadata", "line_too_long", "metadata")]
+        ("metadata", "line_too_long", "c")]
     assert counts == [{"stage": "metadata", "metadata_dead_letter": 1,
                        "metadata_dead_letter_line_too_long": 1}]
 
@@ -455,3 +455,24 @@ def test_3_a_chunk_the_job_reads_of_a_changelog_file_is_not_cut(tmp_path):
     # A staged file's reader says how long a line it sends whole.
     from flowdredge.connectors.files import file_sources
     assert file_sources("flows", "metadata", 1000, limit).metadata_max_line == limit
+
+
+def test_3_a_staged_line_a_reader_cut_names_where_it_came_from():
+    """A staged line cut by its reader (connectors/jvm LineBytes) was a dead letter placed at
+    `record` (a flow record line) or `metadata` (a changelog line): nothing said which file
+    (a review). The place its head names is given: a chunk's file and first line, a CloudWatch
+    record's place (a pack's first), as the same record whole would be placed."""
+    from flowdredge.job.ownership import too_long_record
+    from flowdredge.job.parse import staged_line_records
+    chunk = json.dumps({"source": "dir/f\u00e9.log.gz", "format": HEADER, "first_line": 2,
+                        "lines": ["x" * 500]}, separators=(",", ":")).encode()
+    pack = b'{"records":[{"source":"r.b64:7","record":"' + b"A" * 500
+    changelog = json.dumps({"staged": "changelog", "source": "c.jsonl", "not_after": T,
+                            "first_line": 5001, "lines": ["y" * 500]},
+                           separators=(",", ":")).encode()
+    assert [(record["source"], where) for line in (chunk, pack, b"{" + b"z" * 500)
+            for record, where, _ in staged_line_records(line[:301], 300)] == [
+        ("dir/f\u00e9.log.gz:2", "dir/f\u00e9.log.gz:2"), ("r.b64:7", "r.b64:7"),
+        ("record", "record")]
+    assert [where for _, where, *_ in too_long_record(changelog[:301], "metadata",
+                                                      300).rejected] == ["c.jsonl:5001"]
