@@ -928,7 +928,9 @@ class OwnershipIndex:
         An IP released before the horizon keeps its release (one UNASSIGN) while it is later
         than `released_ms` (None: it is forgotten with the rest): a change of it older than
         the horizon that comes after, such as a snapshot replayed, then ends at that release
-        instead of owning the IP for ever."""
+        instead of owning the IP for ever. The interfaces' VPCs are built again from the claims
+        left: an interface whose claims are all pruned is known no more, though it may still log
+        flows (a flow's VPC then unknown, never wrong)."""
         changed, removed = [], []
         code, held = self._code, self._held
         for ip, slot in self._slots.items():
