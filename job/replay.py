@@ -454,7 +454,10 @@ def _gzip_members(fh, cap: int):
                     raise EOFError("a gzip member ends early")
             given = memoryview(data)[at:at + feed]
             empty = not inflater.decompress(given, 1 << 20) and empty
-            used = len(given) - len(inflater.unconsumed_tail) - len(inflater.unused_data)
+            # At the member's end, what follows it is unused_data; CPython's zlib may leave it
+            # in unconsumed_tail too (a stale tail, after a call cut at 1 MiB of output).
+            rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            used = len(given) - len(rest)
             size += used
             if size <= cap:
                 parts.append(data[at:at + used])

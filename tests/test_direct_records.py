@@ -384,6 +384,30 @@ def test_a_firehose_objects_members_are_found_without_copying_the_rest_of_the_ob
 
 
 @pytest.mark.unit
+def test_a_firehose_member_decompressing_past_a_mebibyte_ends_where_it_ends(tmp_path):
+    """A member decompressing to more than the inflater's 1 MiB a call (a batch of 1 MiB of
+    events, its JSON around them), given past its end in its last call, left CPython's zlib
+    holding what followed it as both unconsumed_tail (stale) and unused_data: counted twice,
+    the member ended before it did, or before it began, and the object was read from its start
+    again, for ever (a review; before 0254cb5, the member was cut short, a bad_gzip record,
+    and the next one given twice)."""
+    import itertools
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.1.1 1000 443 6 1 100 1767225600 1767225660 ACCEPT OK"
+    big = _envelope("eni-1-all", [line] * 40000, 1767225660)
+    path = tmp_path / "flows-1-2026-01-01-00-05-00-big"
+    _firehose_object(path, [big, _envelope("eni-1-all", [line], 1767225660)], padding=b"\0" * 3)
+    stats = replay.StageStats()
+    records = list(itertools.islice(file_records(str(path), 5000, stats), 5))
+    assert [record["source"] for record in records] == [f"{path}:1", f"{path}:2"]
+    assert not stats.dead_files
+    from flowdredge.job.parse import parse_records
+    result = parse_records([(record, "record", None) for record in records],
+                           FlowFormat.parse(HEADER), Config().parse_limits)
+    assert (result.counts["records_in"], result.counts["flows_parsed"],
+            result.counts["dead_letter"]) == (2, 40001, 0)
+
+
+@pytest.mark.unit
 def test_a_record_parses_as_a_dict_exactly_as_its_staged_line(tmp_path, aws_examples):
     """The job parses file_records' dicts without writing their lines (job.flink.operators):
     groups, dead letters and counts are those of the lines, bad records' too."""
