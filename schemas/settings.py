@@ -18,6 +18,7 @@ Each error is one line naming the field: "job.window_seconds: expected an intege
 import dataclasses
 import json
 import re
+import sys
 from dataclasses import MISSING, fields
 
 import yaml
@@ -39,7 +40,12 @@ def quoted(value, text=repr) -> str:
     """`value` as an error quotes it: `text(value)` (repr, or json.dumps, or str) with what is
     not printable escaped, cut to QUOTED_CHARS characters, then `...` and its length if it
     was longer."""
-    whole = text(value)
+    try:
+        whole = text(value)
+    except ValueError:   # an int past Python's 4,300 decimal digits (YAML's 0x and thousands)
+        return (f"an integer of {value.bit_length():,} bits" if isinstance(value, int) else
+                f"a {type(value).__name__} holding an integer of more than "
+                f"{sys.get_int_max_str_digits():,} digits")
     shown = whole[:QUOTED_CHARS]
     if not shown.isprintable():
         shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown)
@@ -107,13 +113,20 @@ def _bool(where: str, value) -> bool:
 def _str(where: str, meta, value) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ConfigError(f"{where}: expected a string, got {quoted(value)}")
-    text = str(value)
+    text = _text(where, "a string", value)
     choices = meta.get("choices")
     if choices and text not in choices:
         wanted = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
         raise ConfigError(f"{where} must be {wanted}, got {quoted(text)}")
     _match(where, meta, text)
     return text
+
+
+def _text(where: str, expected: str, value) -> str:
+    try:
+        return str(value)
+    except ValueError:   # an int past Python's 4,300 decimal digits
+        raise ConfigError(f"{where}: expected {expected}, got {quoted(value)}") from None
 
 
 def _match(where: str, meta, text: str) -> None:
@@ -134,7 +147,7 @@ def _strings(where: str, meta, value) -> tuple:
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (str, int)):
             raise ConfigError(f"{where}: expected strings, got {quoted(item)}")
-        text = str(item).strip()
+        text = _text(where, "strings", item).strip()
         if not text:
             continue
         _match(where, meta, text)

@@ -148,6 +148,25 @@ def test_a_bad_value_is_quoted_cut_short_with_its_length(tmp_path, doc, message)
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("doc,message", [
+    ("job:\n  window_seconds: 0x%s", "job.window_seconds: an integer of 16,000 bits is out of "
+                                      "range (at most 2147483647 either way)"),
+    ("flows:\n  format: 0x%s", "flows.format: expected a string, got an integer of 16,000 bits"),
+    ("kinesis:\n  flow_streams: [0x%s]",
+     "kinesis.flow_streams: expected strings, got an integer of 16,000 bits"),
+    ("job:\n  window_seconds: [0x%s]", "job.window_seconds: expected an integer, got a list "
+                                        "holding an integer of more than 4,300 digits")])
+def test_an_integer_too_long_to_write_in_decimal_is_one_line_naming_it(tmp_path, doc, message):
+    """YAML reads 0x and thousands of hex digits as an integer, which Python will not write in
+    more than 4,300 decimal digits: the error quoting it (or a string field taking it as
+    text) was a ValueError traceback (a review)."""
+    (tmp_path / "c.yaml").write_text(doc % ("f" * 4000))
+    with pytest.raises(ConfigError) as err:
+        load(str(tmp_path / "c.yaml"))
+    assert str(err.value) == message
+
+
+@pytest.mark.unit
 def test_quoted_escapes_what_is_not_printable_and_cuts_at_40_characters():
     from flowdredge.schemas.settings import integer, quoted
     assert quoted("a\nb") == "'a\\nb'" and quoted("a\nb", str) == "a\\nb"
