@@ -340,11 +340,13 @@ def file_records(path: str, chunk_lines: int, stats: StageStats = None,
     `modified` (epoch seconds; default the local file's time). `stats` (default: a scratch
     one) counts records, lines, dead files and unknown header fields."""
     stats = StageStats() if stats is None else stats
-    counted = (stats.records, stats.lines)
+    counted = (stats.records, stats.lines, len(stats.dead_files))
     try:
         yield from _file_records(path, local or path, modified, chunk_lines, stats, flows)
     except _BadFile as bad:
-        stats.records, stats.lines = counted
+        # What it gave before is discarded (stage_file), a refused part's dead file too.
+        stats.records, stats.lines = counted[:2]
+        del stats.dead_files[counted[2]:]
         yield _dead_file(path, bad, stats, flows)
 
 

@@ -594,3 +594,30 @@ def test_a_joined_files_header_refused_leaves_its_part_unread_as_a_first_one_doe
         == (2, 3, 3)
     with pytest.raises(InputError, match=f"{joined}:3: line 3 is a header"):
         list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
+
+
+@pytest.mark.unit
+def test_a_file_failing_midway_after_a_refused_part_is_its_one_dead_file(tmp_path, monkeypatch):
+    """A file that fails midway (an I/O error) leaves nothing of itself staged but its one dead
+    record, and its counts are taken back; the dead file of a refused part before the failure
+    stayed in stats.dead_files, the replay's summary naming a dead letter staging had discarded
+    (a review)."""
+    from flowdredge.job import replay
+    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log"
+    path.write_text("\n".join([HEADER, line, HEADER.replace("srcport", "srcaddr"), line, HEADER,
+                               line, ""]))
+    read = replay._lines
+
+    def failing(*args):
+        yield from read(*args)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(replay, "_lines", failing)
+    stats, out = StageStats(), tmp_path / "staged"
+    with open(out, "wb") as fh:
+        replay.stage_file(str(path), fh, 10, stats)
+    assert [json.loads(record)["error"] for record in out.read_text().splitlines()] == [
+        "unreadable"]
+    assert (stats.records, stats.lines, stats.dead_files) == (
+        1, 0, [(str(path), "unreadable", "cannot read: Input/output error")])
