@@ -400,6 +400,25 @@ def test_3_a_pack_of_cloudwatch_records_is_within_the_readers_limit(tmp_path):
     assert len(parsed) == 3000 and not any("error" in record for record, *_ in parsed)
 
 
+def test_3_a_chunk_of_flow_lines_past_a_pack_is_within_the_readers_limit(tmp_path):
+    """A staged chunk holds up to flows.chunk_lines lines, as much text as
+    flows.max_decompressed_bytes, more than a pack of CloudWatch records (PACK_BYTES) and far
+    more than a line of flows.max_line_bytes: the reader's limit (staged_flows_max) takes it
+    whole and its flows are parsed, not one dead letter too_large (a mutation review)."""
+    from flowdredge.connectors.staged import PACK_BYTES, staged_flows_max
+    from flowdredge.job.parse import staged_line_records
+    flows = FlowsSection()
+    path = tmp_path / "f.log.gz"
+    path.write_bytes(gzip.compress("\n".join([HEADER] + [line()] * 20_000).encode() + b"\n"))
+    staged = tmp_path / "s.txt"
+    stage_flows([str(path)], str(staged), 20_000, flows=flows)
+    [raw] = staged.read_bytes().splitlines()
+    assert len(raw) > PACK_BYTES + 2 * 65536
+    [(text, _, _)] = staged_line_records(
+        raw, staged_flows_max(20_000, flows.max_line_bytes, flows.max_decompressed_bytes))
+    assert outcome(parsed(text)) == (20_000, [])
+
+
 def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_path):
     """Staging writes a changelog chunk as ASCII JSON, a character of Cyrillic text (two bytes)
     as six, a byte that is not UTF-8 (Latin-1's "ü", a dead letter) as six: a chunk of such lines was up to three to six times
@@ -427,6 +446,37 @@ def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_pa
     assert sum(len(p.events) for p in parsed) == 1000   # a Latin-1 one applied as a release
     assert sorted(reason for p in parsed for reason, *_ in p.rejected) == (
         ["line_too_long"] * 10 + ["not_text"] * 100)
+
+
+def test_3_a_staged_changelog_line_of_one_escaped_line_is_within_the_readers_limit(tmp_path):
+    """With metadata.chunk_lines 1 a chunk is one line, which staging cannot end sooner: the
+    reader's limit (connectors.staged.staged_changelog_max) must take one line of
+    metadata.max_line_bytes escaped (Cyrillic text three times its bytes as ASCII JSON, a byte
+    that is not UTF-8 six times) with the chunk's source and line number. Each line is read as
+    it is, an event or its own dead letter, never one line_too_long (a mutation review)."""
+    from flowdredge.connectors.staged import staged_changelog_max
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    event = json.dumps({"type": "ASSIGN", "ts": T * 1000, "ip": "10.0.0.1", "app": "Ж" * 49_900},
+                       ensure_ascii=False, separators=(",", ":")).encode()
+    assert len(event) <= 100_000
+    (tmp_path / "changes.jsonl").write_bytes(event + b"\n" + b"\xfc" * 100_000 + b"\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(tmp_path / "changes.jsonl")], str(staged), 1, 100_000) == 2
+    lines = staged.read_bytes().splitlines()
+    assert max(map(len, lines)) <= staged_changelog_max(1, 100_000)
+    parsed = [parse_chunk(line.decode(), limits=MetaLimits(max_line_bytes=100_000))
+              for line in lines]
+    assert [(len(p.events), [reason for reason, *_ in p.rejected]) for p in parsed] == [
+        (1, []), (0, ["not_text"])]
+
+
+def test_3_a_staged_lines_limit_is_one_a_jvm_array_holds():
+    """However large the settings, the longest staged line a reader takes whole is no longer
+    than a Java array holds (connectors.staged.MAX_HELD), the room for a chunk's source and
+    line numbers within it (a mutation review)."""
+    from flowdredge.connectors.staged import MAX_HELD, staged_changelog_max, staged_flows_max
+    assert staged_changelog_max(5000, 10**9) == MAX_HELD
+    assert staged_flows_max(5000, 10**9, 10**10) == MAX_HELD
 
 
 def test_3_a_chunk_the_job_reads_of_a_changelog_file_is_not_cut(tmp_path):
