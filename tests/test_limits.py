@@ -448,6 +448,48 @@ def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_pa
         ["line_too_long"] * 10 + ["not_text"] * 100)
 
 
+def test_3_a_staged_changelog_chunk_counts_its_long_lines_excerpts(tmp_path):
+    """A changelog line too long is staged as its excerpt (Cyrillic text escaped, six
+    characters each): once a chunk might pass the reader's limit its size is counted exactly,
+    the excerpts with its lines. Counted without them, a chunk of many passed the limit and
+    its events were lost in one dead letter line_too_long (a mutation review)."""
+    from flowdredge.connectors.staged import staged_changelog_max
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    path = tmp_path / "changes.jsonl"
+    with open(path, "wb") as fh:
+        for i in range(1000):
+            fh.write(("Ж" * 1000).encode() + b"\n" if i % 10 else json.dumps(
+                {"type": "ASSIGN", "ts": T * 1000 + i, "ip": "10.0.0.1", "app": "a"}).encode()
+                + b"\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(path)], str(staged), 1000, 100) == 1000
+    lines = staged.read_bytes().splitlines()
+    assert max(map(len, lines)) <= staged_changelog_max(1000, 100)
+    assert sum(len(parse_chunk(line.decode(), limits=MetaLimits(max_line_bytes=100)).events)
+               for line in lines) == 100
+
+
+def test_3_a_staged_changelog_chunk_of_characters_past_u_ffff_is_within_the_readers_limit(
+        tmp_path):
+    """A character past U+FFFF (an emoji) is twelve characters of ASCII JSON, a surrogate pair
+    escaped: a chunk is counted as that at most until it might pass the reader's limit, so a
+    chunk of such lines ends in time and each event is read (counted as six, a chunk of them
+    passed the limit, its events lost in one dead letter line_too_long: a mutation review)."""
+    from flowdredge.connectors.staged import staged_changelog_max
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    path = tmp_path / "changes.jsonl"
+    with open(path, "wb") as fh:
+        for i in range(1000):
+            fh.write(json.dumps({"type": "ASSIGN", "ts": T * 1000 + i, "ip": "10.0.0.1",
+                                 "app": "\U0001F600" * 230}, ensure_ascii=False).encode() + b"\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(path)], str(staged), 200, 1000) == 1000
+    lines = staged.read_bytes().splitlines()
+    assert max(map(len, lines)) <= staged_changelog_max(200, 1000)
+    assert sum(len(parse_chunk(line.decode(), limits=MetaLimits(max_line_bytes=1000)).events)
+               for line in lines) == 1000
+
+
 def test_3_a_staged_changelog_line_of_one_escaped_line_is_within_the_readers_limit(tmp_path):
     """With metadata.chunk_lines 1 a chunk is one line, which staging cannot end sooner: the
     reader's limit (connectors.staged.staged_changelog_max) must take one line of
