@@ -471,3 +471,32 @@ def test_a_files_cloudwatch_records_share_staged_lines_and_parse_as_each(tmp_pat
     for bad in ('{"records":[1,2]}', '{"records":[{"source":"x"', '{"records":[]}'):
         (result,) = parse_batches(staged_records(bad), fmt, limits)
         assert result.counts["records_in"] == 1 and result.counts["dead_letter"] == 1
+
+
+@pytest.mark.unit
+def test_a_firehose_objects_lone_empty_member_is_said_and_a_member_ending_in_empty_blocks_read(
+        tmp_path):
+    """One empty gzip member among records is the dead letter empty_members as several are; a
+    member whose data ends in blocks that inflate to nothing (a writer's sync flushes, valid
+    gzip) holds its records, not nothing (a mutation review)."""
+    import zlib
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.1.1 1000 443 6 1 100 1767225600 1767225660 ACCEPT OK"
+    data = json.dumps(_envelope("eni-1-all", [line] * 20, 1767225660)).encode()
+    writer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    empty_blocks = b"\x00\x00\x00\xff\xff" * 3000 + b"\x01\x00\x00\xff\xff"   # stored, 0 bytes
+    flushed = (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + writer.compress(data)
+               + writer.flush(zlib.Z_SYNC_FLUSH) + empty_blocks
+               + zlib.crc32(data).to_bytes(4, "little") + len(data).to_bytes(4, "little"))
+    assert gzip.decompress(flushed) == data and len(flushed) > 3 * 4096
+    path = tmp_path / "flows-1-2026-01-01-00-05-00-lone"
+    path.write_bytes(gzip.compress(data) + gzip.compress(b"") + flushed)
+    staged, stats = _staged([str(path)], tmp_path, 5000)
+    assert [json.loads(record)["source"] for record in staged] == [
+        f"{path}:1", f"{path}:3", f"{path}:2"]
+    from flowdredge.job.parse import parse_records
+    result = parse_records([r for line in staged for r in staged_records(line)],
+                           FlowFormat.parse(HEADER), Config().parse_limits)
+    assert (result.counts["flows_parsed"], result.counts["dead_letter"]) == (40, 1)
+    assert json.loads(staged[2])["error"] == "empty_members"
+    assert "1 gzip member(s) holding nothing, the first member 2" in json.loads(staged[2])["detail"]
+

@@ -596,7 +596,6 @@ def test_a_joined_files_header_refused_leaves_its_part_unread_as_a_first_one_doe
         list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
 
 
-@pytest.mark.unit
 def test_a_file_failing_midway_after_a_refused_part_is_its_one_dead_file(tmp_path, monkeypatch):
     """A file that fails midway (an I/O error) leaves nothing of itself staged but its one dead
     record, and its counts are taken back; the dead file of a refused part before the failure
@@ -621,3 +620,36 @@ def test_a_file_failing_midway_after_a_refused_part_is_its_one_dead_file(tmp_pat
         "unreadable"]
     assert (stats.records, stats.lines, stats.dead_files) == (
         1, 0, [(str(path), "unreadable", "cannot read: Input/output error")])
+
+
+def test_a_joined_files_last_part_refused_is_said_too(tmp_path):
+    """A refused header's part that ends the file is one bad_header dead letter as one before
+    another header is: without it, the part's lines were gone without a word (a mutation
+    review)."""
+    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    twice = HEADER.replace("srcport", "srcaddr")
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(gzip.compress("\n".join([HEADER, line, twice, line, "", line, ""]).encode()))
+    stats = StageStats()
+    records = list(read_flow_file(str(joined), 10, stats=stats))
+    assert [(r.get("lines"), r.get("source"), r.get("error")) for r in records] == [
+        ([line], str(joined), None), (None, f"{joined}:3", "bad_header")]
+    assert records[1]["detail"].endswith(": its 2 line(s) (blank ones aside), to the next "
+                                         "header or the file's end, not read")
+    assert len(stats.dead_files) == 1
+
+
+def test_a_byte_order_mark_before_a_joined_files_header_is_not_a_field(tmp_path):
+    """A file joined to another that begins with a byte-order mark (saved by an editor) has its
+    header read as the first file's is: a custom format naming srcaddr first is a header, its
+    lines read by it, not by the header before (a mutation review)."""
+    names, values = HEADER.split(), LINE.replace(" 60 70 ", " 1767225600 1767225610 ").split()
+    order = [names.index("srcaddr"), *(i for i in range(len(names)) if names[i] != "srcaddr")]
+    custom = " ".join(names[i] for i in order)
+    line = " ".join(values[i] for i in order)
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(gzip.compress(f"{HEADER}\n{' '.join(values)}\n".encode())
+                       + gzip.compress(f"\ufeff{custom}\n{line}\n".encode()))
+    records = list(read_flow_file(str(joined), 10, stats=StageStats()))
+    assert [(r.get("format"), r.get("first_line"), r.get("lines")) for r in records] == [
+        (HEADER, 2, [" ".join(values)]), (custom, 4, [line])]
