@@ -643,7 +643,7 @@ class OwnershipIndex:
     def _learn_interface(self, key: str, owner: tuple) -> None:
         """Takes in the interface the owner of a change of the VPC claim `key` names."""
         interface = owner[_INTERFACE]
-        if interface == ABSENT or not interface:
+        if interface == ABSENT:
             return
         vpc_id = key[:key.index(" ")]
         known = self._interface_vpc.get(interface, vpc_id)
