@@ -1,4 +1,5 @@
 """The job on a Flink mini-cluster against the independent computation of the contract."""
+import functools
 import gzip
 import json
 import os
@@ -228,6 +229,17 @@ def test_windows_of_other_lengths_equal_the_contract(generated, tmp_path, window
     assert job_aggregates(str(tmp_path)) == expected
 
 
+def _vpc_event(t0, kind, ts, ip=None, vpc=None, app=None, interface=None) -> str:
+    """A changelog line `ts` seconds after `t0`, an owner (app, region, and interface when
+    given) when `app` is."""
+    doc = {"type": kind, "ts": (t0 + ts) * 1000}
+    doc.update({} if ip is None else {"ip": ip})
+    doc.update({} if vpc is None else {"vpc_id": vpc})
+    doc.update({} if app is None else {"app": app, "region": "us-east-1"})
+    doc.update({} if interface is None else {"interface_id": interface})
+    return json.dumps(doc)
+
+
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_path, parallelism):
     """Two default VPCs both hold 172.31.0.10 (and 172.31.0.40): no owner of their own, an owner
@@ -250,12 +262,7 @@ def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_pat
     flows.mkdir()
     (flows / "vpcs.log").write_text("\n".join([header] + lines) + "\n")
 
-    def event(kind, ts, ip=None, vpc=None, app=None):
-        doc = {"type": kind, "ts": (t0 + ts) * 1000}
-        doc.update({} if ip is None else {"ip": ip})
-        doc.update({} if vpc is None else {"vpc_id": vpc})
-        doc.update({} if app is None else {"app": app, "region": "us-east-1"})
-        return json.dumps(doc)
+    event = functools.partial(_vpc_event, t0)
     changelog = tmp_path / "changelog.jsonl"
     changelog.write_text("\n".join([
         event("ASSIGN", 0, "172.31.0.20", app="web"),
@@ -299,13 +306,7 @@ def test_default_format_flows_are_owned_within_their_interfaces_vpc(tmp_path, pa
     flows.mkdir()
     (flows / "default.log").write_text("\n".join([header] + lines) + "\n")
 
-    def event(kind, ts, ip=None, vpc=None, app=None, interface=None):
-        doc = {"type": kind, "ts": (t0 + ts) * 1000}
-        doc.update({} if ip is None else {"ip": ip})
-        doc.update({} if vpc is None else {"vpc_id": vpc})
-        doc.update({} if app is None else {"app": app, "region": "us-east-1",
-                                           "interface_id": interface})
-        return json.dumps(doc)
+    event = functools.partial(_vpc_event, t0)
     changelog = tmp_path / "changelog.jsonl"
     changelog.write_text("\n".join([
         event("UNASSIGN", 0, "172.31.0.10"), event("UNASSIGN", 0, "172.31.0.20"),
