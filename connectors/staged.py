@@ -32,13 +32,21 @@ def staged_changelog_max(chunk_lines: int, max_line_bytes: int) -> int:
     return staged_changelog_text(chunk_lines, max_line_bytes) + STAGED_ROOM
 
 
-def staged_flows_max(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:
-    """The longest staged flow-record line (job.replay, `feed`) LineBytes takes whole: a
-    CloudWatch record of `max_decompressed_bytes` as base64 (staging's own bound on a records
-    file's line), a pack of smaller ones (PACK_BYTES of their text), or a chunk of as much
-    text (or one line of `max_line_bytes`) with its lines' quotes and commas, and STAGED_ROOM. A
-    longer line (one of 130 MB ran the JVM out of heap) reaches the parse cut, a dead letter
-    too_large."""
+def staged_flows_text(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:
+    """What a staged flow-record line (job.replay, `feed`) holds of its records at most, as
+    staging writes it: a CloudWatch record of `max_decompressed_bytes` as base64 (staging's own
+    bound on a records file's line), a pack of smaller ones (PACK_BYTES of their text), a chunk
+    of as much text (or one line of `max_line_bytes`) with its lines' quotes and commas, or one
+    line of `max_line_bytes` characters escaped twelve times over (ASCII JSON writes a control
+    character as six characters, one past U+FFFF as twelve). Staging ends a chunk before its
+    lines' JSON passes it."""
     text = max(max_decompressed_bytes, max_line_bytes)
-    return min(max(4 * (text // 3 + 1), PACK_BYTES, text + 3 * chunk_lines) + STAGED_ROOM,
-               MAX_HELD)
+    return min(max(4 * (text // 3 + 1), PACK_BYTES, text + 3 * chunk_lines,
+                   12 * max_line_bytes + 3), MAX_HELD - STAGED_ROOM)
+
+
+def staged_flows_max(chunk_lines: int, max_line_bytes: int, max_decompressed_bytes: int) -> int:
+    """The longest staged flow-record line (job.replay, `feed`) LineBytes takes whole:
+    staged_flows_text and STAGED_ROOM. A longer line (one of 130 MB ran the JVM out of heap)
+    reaches the parse cut, a dead letter too_large."""
+    return staged_flows_text(chunk_lines, max_line_bytes, max_decompressed_bytes) + STAGED_ROOM

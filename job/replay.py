@@ -11,7 +11,8 @@ Accepted inputs (files or folders of them; a file reached twice is staged once):
 Flow files are staged in delivery order (delivery_order: the `_YYYYMMDDTHHMMZ_` stamp AWS puts
 in file names, or the time in a Firehose object's name, then path) into one file of records,
 one per line: JSON chunks of an S3 file (`chunk_lines` lines at most,
-flows.max_decompressed_bytes at most), CloudWatch records with where they came from, and for
+flows.max_decompressed_bytes at most, fewer when their JSON would pass what the job's reader
+takes whole: connectors.staged), CloudWatch records with where they came from, and for
 a file that cannot be read a record naming it and why (the job dead-letters it; flows.strict
 refuses the replay instead). A file's CloudWatch records (one interface's lines each, often
 tens) share staged lines, `{"records": [...]}` up to PACK_BYTES, so that the job parses them
@@ -43,7 +44,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from flowdredge.connectors import s3
-from flowdredge.connectors.staged import PACK_BYTES, staged_changelog_text
+from flowdredge.connectors.staged import PACK_BYTES, staged_changelog_text, staged_flows_text
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
@@ -579,7 +580,8 @@ def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
     if fmt.unknown:
         base["ignore"] = list(fmt.unknown)
     base.update(_bounds(path, modified))
-    return _Chunk(base, chunk_lines, flows.max_decompressed_bytes)
+    return _Chunk(base, chunk_lines, flows.max_decompressed_bytes, staged_flows_text(
+        chunk_lines, flows.max_line_bytes, flows.max_decompressed_bytes))
 
 
 def _names_required(line) -> bool:
@@ -619,53 +621,73 @@ class _Chunk:
     """Lines of one file (an S3 flow file, a changelog) on their way to a staged chunk. A chunk
     starts and ends with a line that holds something; the blank lines between are kept (as "")
     so that a line's position gives its line number, those between chunks left out (a run of
-    them made chunks of nothing else). `max_bytes` bounds the lines' characters, or with
-    `escaped` their JSON as staging writes it (ASCII: a character of Cyrillic text six, a byte
-    that is not UTF-8 six), which the job's reader bounds (connectors.staged)."""
+    them made chunks of nothing else). `max_text` bounds the lines' characters (a flow chunk's:
+    what one record may hold), `max_json` their JSON as staging writes it (ASCII: a character
+    of Cyrillic text six, a byte that is not UTF-8 six), which the job's reader bounds
+    (connectors.staged)."""
 
-    def __init__(self, base, max_lines, max_bytes, escaped=False):
-        self.base, self.max_lines, self.max_bytes = base, max_lines, max_bytes
-        self.escaped = escaped
-        self.first, self.lines, self.long, self.size = None, [], [], 0
-        self.exact = False
+    def __init__(self, base, max_lines, max_text, max_json):
+        self.base, self.max_lines = base, max_lines
+        self.max_text, self.max_json = max_text, max_json
+        self._start()
+
+    def _start(self):
+        self.first, self.lines, self.long, self.size, self.text = None, [], [], 0, 0
+        # self.size is exact for the first `measured` lines and `long_measured` excerpts
+        # (`exact` of it), at most for the rest.
+        self.exact = self.measured = self.long_measured = 0
 
     def add(self, number, line, head, stats):
         """Adds a line (`number` past the last one's: blank lines between); returns the chunk it
-        completed (a record), if any."""
-        shown = excerpt(head) if line is None else None
-        size = self._size(line, shown) if self.escaped else \
-            len(line) + 1 if line is not None else 1
-        blank = number - self.first - len(self.lines) if self.lines else 0
-        blank_size = 3 * blank if self.escaped else blank   # "",
-        if self.escaped and not self.exact and self.lines \
-                and self.size + blank_size + size > self.max_bytes:
-            self.exact = True
-            self.size = sum(map(self._size, self.lines)) + sum(
-                self._size(None, shown) - 3 for _, shown in self.long)
-            size = self._size(line, shown)
-        full = None
-        if self.lines and (len(self.lines) + blank >= self.max_lines
-                           or self.size + blank_size + size > self.max_bytes):
-            full = self.flush(stats)
-            blank = blank_size = 0
-        if self.first is None:
-            self.first = number
-        self.lines += [""] * blank
+        completed (a record), if any. A line's JSON with its comma ("",; [index,"excerpt"], for
+        one too long, an index of at most 20 digits) is counted at most until the chunk might
+        pass max_json (a character escaped is six characters, or twelve past U+FFFF), which
+        costs nothing per line; then the lines counted so, exactly (_measure)."""
+        lines = self.lines
         if line is None:
-            self.long.append([len(self.lines), shown])
+            shown = excerpt(head)
+            size, text = 12 * len(shown) + 28, 1
+        else:
+            text = len(line) + 1
+            size = 12 * text - 9
+        full, measured = None, False
+        if lines:
+            blank = number - self.first - len(lines)
+            if self.size + 3 * blank + size > self.max_json:
+                measured = True
+                self._measure()
+                size = len(_ascii_json(shown)) + 28 if line is None else \
+                    len(_ascii_json(line)) + 1
+            if (len(lines) + blank >= self.max_lines or self.size + 3 * blank + size
+                    > self.max_json or self.text + blank + text > self.max_text):
+                full = self.flush(stats)
+                lines, blank, self.first = self.lines, 0, number
+            elif blank:
+                lines += [""] * blank
+        else:
+            blank, self.first = 0, number
+        if line is None:
+            self.long.append([len(lines), shown])
             line = ""
-        self.lines.append(line)
-        self.size += blank_size + size
+        lines.append(line)
+        self.size += 3 * blank + size
+        self.text += blank + text
+        if measured:
+            self.exact, self.measured, self.long_measured = (
+                self.size, len(lines), len(self.long))
         return full
 
-    def _size(self, line, shown=None):
-        """A line's JSON as staging writes it, with its comma: "", and [index,"excerpt"], for
-        one too long (an index of at most 20 digits). Until the chunk might pass max_bytes, what
-        it is at most (a character escaped is six characters, or twelve past U+FFFF), which
-        costs nothing per line; then exactly (json's own escape, in C)."""
-        if not self.exact:
-            return 12 * len(line) + 3 if line is not None else 12 * len(shown) + 28
-        return len(_ascii_json(line)) + 1 if line is not None else len(_ascii_json(shown)) + 28
+    def _measure(self):
+        """Counts the lines and excerpts counted at most so far exactly (json's own escape, in
+        C): the lines joined by newlines in one call, each newline two characters escaped where
+        a line's quotes and comma are three."""
+        lines = self.lines[self.measured:]
+        self.exact += sum(len(_ascii_json(shown)) + 25 for _, shown in
+                          self.long[self.long_measured:])
+        if lines:
+            self.exact += len(_ascii_json("\n".join(lines))) + len(lines)
+        self.size, self.measured, self.long_measured = (
+            self.exact, len(self.lines), len(self.long))
 
     def flush(self, stats):
         """The chunk's record (None when it holds no line); starts the next chunk."""
@@ -676,8 +698,7 @@ class _Chunk:
             record["long"] = self.long
         stats.records += 1
         stats.lines += sum(1 for line in self.lines if line.strip()) + len(self.long)
-        self.first, self.lines, self.long, self.size = None, [], [], 0
-        self.exact = False
+        self._start()
         return record
 
 
@@ -952,8 +973,9 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     # the events still to come through it: nothing bounds them but the flows' end.
     if stat.S_ISREG(info.st_mode):
         base["not_after"] = int(info.st_mtime)
-    chunk = _Chunk(base, chunk_lines, staged_changelog_text(chunk_lines, max_line_bytes),
-                   escaped=True)
+    text = staged_changelog_text(chunk_lines, max_line_bytes)
+    # Its characters are fewer than its JSON's: the JSON bounds it.
+    chunk = _Chunk(base, chunk_lines, text, text)
     with _open(path) as fh:
         # Bytes that are not UTF-8 as lone surrogates, which the changelog parse dead-letters
         # (job.ownership.JVM_NOT_UTF8): as U+FFFD, an owner's name changed without a word.

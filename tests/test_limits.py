@@ -419,6 +419,29 @@ def test_3_a_chunk_of_flow_lines_past_a_pack_is_within_the_readers_limit(tmp_pat
     assert outcome(parsed(text)) == (20_000, [])
 
 
+def test_3_a_chunk_of_flow_lines_of_escaped_text_is_within_the_readers_limit(tmp_path):
+    """A flow chunk holds flows.max_decompressed_bytes of characters, but staging writes it as
+    ASCII JSON, a character of Cyrillic text (or a control character) as six: a file of lines
+    mostly of such junk staged a chunk line of 5.4 MB against the reader's limit
+    (connectors.staged.staged_flows_max) of 1.4 MB, and its valid flows were lost in one dead
+    letter too_large (a review). Staging ends a chunk before its JSON passes the limit: each
+    flow is parsed, each junk line its own dead letter."""
+    from flowdredge.connectors.staged import staged_flows_max
+    from flowdredge.job.parse import staged_line_records
+    flows = FlowsSection(max_decompressed_bytes=1_000_000)
+    lines = [line(T + i) if i % 10 == 0 else "Ж" * 995 + "\x01" * 5 for i in range(1000)]
+    path = tmp_path / "f.log"
+    path.write_text("\n".join([HEADER, *lines]) + "\n", encoding="utf-8")
+    staged = tmp_path / "s.txt"
+    stage_flows([str(path)], str(staged), 5000, flows=flows)
+    limit = staged_flows_max(5000, flows.max_line_bytes, flows.max_decompressed_bytes)
+    raws = staged.read_bytes().splitlines()
+    assert max(map(len, raws)) <= limit
+    results = [parsed(text) for raw in raws for text, *_ in staged_line_records(raw, limit)]
+    assert sum(r.counts["flows_parsed"] for r in results) == 100
+    assert sum(r.counts["dead_letter"] for r in results) == 900
+
+
 def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_path):
     """Staging writes a changelog chunk as ASCII JSON, a character of Cyrillic text (two bytes)
     as six, a byte that is not UTF-8 (Latin-1's "ü", a dead letter) as six: a chunk of such lines was up to three to six times

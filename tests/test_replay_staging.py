@@ -653,3 +653,41 @@ def test_a_byte_order_mark_before_a_joined_files_header_is_not_a_field(tmp_path)
     records = list(read_flow_file(str(joined), 10, stats=StageStats()))
     assert [(r.get("format"), r.get("first_line"), r.get("lines")) for r in records] == [
         (HEADER, 2, [" ".join(values)]), (custom, 4, [line])]
+
+
+def test_a_chunk_ends_exactly_where_its_json_would_pass_its_bound():
+    """job.replay._Chunk counts a chunk's JSON at most, then exactly, a run of lines at a time
+    (their text joined by newlines, escaped in one call): each chunk holds as much as fits,
+    its lines, blank lines and long lines' excerpts escaped as staging writes them, and no
+    more: the next line would have passed max_json, max_text or max_lines."""
+    import random
+    from flowdredge.job.replay import _ascii_json, _Chunk
+
+    def json_size(record):
+        return (sum(len(_ascii_json(line)) + 1 for line in record["lines"])
+                + sum(len(_ascii_json(shown)) + 25 for _, shown in record.get("long", ())))
+
+    alphabet = ["a", "Ж", "\x01", '"', "\\", "\U0001F600", "\udcff", " "]
+    rng = random.Random(7)
+    for _ in range(300):
+        max_lines, max_text, max_json = rng.choice([2, 10, 100]), rng.choice([50, 10**6]), \
+            rng.choice([60, 98, 99, 400])
+        chunk, stats, given, records, number = _Chunk({}, max_lines, max_text, max_json), \
+            StageStats(), [], [], 0
+        for _ in range(rng.randint(1, 40)):
+            number += rng.choice([1, 1, 2, 4])
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+            long = rng.random() < 0.3
+            given.append((number, None if long else text, text.encode("utf-8", "surrogatepass")
+                          if long else None))
+            full = chunk.add(*given[-1], stats)
+            records += [(full, given[-1])] if full else []
+        for record, following in records:
+            assert json_size(record) <= max_json or len(record["lines"]) == 1
+            more = _Chunk({}, 10**9, 10**9, 10**9)
+            more.first = record["first_line"]
+            more.lines, more.long = list(record["lines"]), list(record.get("long", ()))
+            more.add(*following, stats)
+            after = {"lines": more.lines, "long": more.long}
+            assert (len(more.lines) > max_lines or json_size(after) > max_json
+                    or sum(len(line) + 1 for line in after["lines"]) > max_text)
