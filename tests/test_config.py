@@ -7,7 +7,7 @@ import yaml
 
 from helpers import subprocess_env
 from flowdredge.connectors.s3 import flink_uri
-from flowdredge.job.config import Config, ConfigError, load, to_application_properties
+from flowdredge.job.config import Config, ConfigError, from_dict, load, to_application_properties
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -538,3 +538,19 @@ def test_a_setting_s_blanks_around_its_digits_are_ascii_only(tmp_path):
             load(str(tmp_path / "c.yaml"))
         with pytest.raises(ValueError, match="expected an integer"):
             integer(f"{blank}300")
+
+
+@pytest.mark.parametrize("config, layout", [
+    ({"kinesis": {"flow_streams": "flows"}}, "aws"), ({}, "staged")])
+def test_managed_checks_no_followed_changelog_as_a_finished_one(tmp_path, config, layout):
+    """job.managed.check_metadata checks io.metadata as a changelog read once (flows_layout
+    aws): a folder followed (Kinesis flows, flows_layout staged) may hold a .gz still being
+    written, which that check refuses as cut short; job.replay.check_followed_folder checks it
+    instead. Checked there too, such a job was refused at start (a mutation review)."""
+    import gzip
+    from flowdredge.job.managed import IoSection, ManagedProperties, check_metadata
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "a.jsonl.gz").write_bytes(gzip.compress(b'{"type":"HEARTBEAT","ts":1}\n' * 99)[:40])
+    io = IoSection(flows=str(tmp_path), metadata=str(meta), output="o", flows_layout=layout)
+    assert check_metadata(ManagedProperties(from_dict(config), io, "p.json")) == ""
