@@ -98,7 +98,8 @@ LATEST_TS_MS = LATEST_START * 1000
 # send a file's or a stream record's lines (connectors/jvm StagedChangelog): {"staged": STAGED,
 # "source": path or record, "first_line": n, "not_after": the file's modification time, "lines":
 # [...] (blank lines kept, for numbering), "long": [[position, excerpt]] of lines longer than
-# metadata.max_line_bytes, blank in "lines"}; the JVM's without "long" (it cuts such a line).
+# metadata.max_line_bytes, blank in "lines"}; the JVM's without "long" (it cuts such a line),
+# "staged_max": n where its one line is a staged file's line cut at n characters.
 STAGED = "changelog"
 
 
@@ -116,6 +117,9 @@ class RecordLines:
     first_line: int = 1  # line number of lines[0]
     not_after: int = None   # epoch seconds no event can be after (a file's modification time)
     long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
+    # A staged file's line its reader cut (connectors/jvm LineChunks), the chunk's only line:
+    # the longest staged line that reader takes whole, in characters.
+    staged_max: int = None
 
 
 # What the readers hand on for bytes that are not UTF-8: the JVM's U+DFFD where a decoder puts
@@ -141,7 +145,7 @@ def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
                 and all(isinstance(line, str) for line in doc["lines"])):
             return RecordLines(doc["lines"], str(doc.get("source", source)),
                                _int_or(doc.get("first_line"), 1), _int_or(doc.get("not_after")),
-                               _long_lines(doc.get("long")))
+                               _long_lines(doc.get("long")), _int_or(doc.get("staged_max")))
     return RecordLines(record.split("\n"), source)
 
 
@@ -220,8 +224,12 @@ def too_long_record(record: bytes, source: str, max_line: int) -> ParsedChunk:
     never held: connectors.staged.staged_changelog_max): one dead letter line_too_long, placed
     where its head says (job.parse.staged_place), else at `source`."""
     return ParsedChunk([], [("line_too_long", staged_place(record, source), record,
-                             f"a staged line of more than {max_line} bytes, the longest staging "
-                             f"writes with metadata.chunk_lines and metadata.max_line_bytes")])
+                             _staged_too_long(max_line, "bytes"))])
+
+
+def _staged_too_long(limit: int, unit: str) -> str:
+    return (f"a staged line of more than {limit} {unit}, the longest staging writes with "
+            f"metadata.chunk_lines and metadata.max_line_bytes")
 
 
 def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
@@ -248,9 +256,10 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
         for position in rest:
             line = lines[position]
             if position in too_long:
-                rejected.append((position, "line_too_long", line,
-                                 too_long_text(len(line), limits.max_line_bytes,
-                                          "metadata.max_line_bytes")))
+                rejected.append((position, "line_too_long", line, too_long_text(
+                    len(line), limits.max_line_bytes, "metadata.max_line_bytes")
+                    if record_lines.staged_max is None else
+                    _staged_too_long(record_lines.staged_max, "characters")))
                 continue
             if position in not_utf8:
                 applied = _not_utf8_applied(line, latest_ms)

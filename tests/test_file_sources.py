@@ -421,8 +421,8 @@ def test_a_staged_changelog_line_longer_than_staging_writes_is_a_dead_letter(tmp
     200 MB ran the JVM out of heap, the job restarting until its restarts were spent (a
     review). One longer than staging writes with the job's metadata.chunk_lines and
     max_line_bytes (connectors.staged.staged_changelog_max) is cut as a line too long is, a
-    chunk of its own naming the file and line: a dead letter line_too_long, the file's other
-    lines read, one at the limit whole."""
+    chunk of its own naming the file and line and that limit: a dead letter line_too_long
+    saying it, the file's other lines read, one at the limit whole."""
     from flowdredge.connectors.staged import staged_changelog_max
     from flowdredge.job.ownership import MetaLimits, parse_chunk
     from flowdredge.job.replay import stage_metadata
@@ -447,12 +447,16 @@ def test_a_staged_changelog_line_longer_than_staging_writes_is_a_dead_letter(tmp
     path.write_text("\n".join(lines) + "\n")
     chunks = _changelog_chunks(path, 3, 1 << 20, max_line_chars=100)
     assert [chunks[0], chunks[2], chunks[3]] == [lines[0], lines[2], lines[3]]
-    assert [(c["source"], c["first_line"], c["lines"]) for c in map(json.loads, chunks[1::3])] \
-        == [(str(path), 2, [lines[1][:101]]), (str(path), 5, [lines[4][:101]])]
+    assert [(c["source"], c["first_line"], c["lines"], c["staged_max"])
+            for c in map(json.loads, chunks[1::3])] == [
+        (str(path), 2, [lines[1][:101]], limit), (str(path), 5, [lines[4][:101]], limit)]
     parsed = [parse_chunk(chunk, limits=MetaLimits(max_line_bytes=100)) for chunk in chunks]
     assert sum(len(p.events) for p in parsed) == 5
-    assert [(reason, where) for p in parsed for reason, where, *_ in p.rejected] == [
-        ("line_too_long", f"{path}:2"), ("line_too_long", f"{path}:5")]
+    # The limit the line passed, not the max_line_bytes it was cut to (a review).
+    detail = (f"a staged line of more than {limit} characters, the longest staging writes "
+              f"with metadata.chunk_lines and metadata.max_line_bytes")
+    assert [(reason, where, why) for p in parsed for reason, where, _, why in p.rejected] == [
+        ("line_too_long", f"{path}:2", detail), ("line_too_long", f"{path}:5", detail)]
 
 
 def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_path):

@@ -555,6 +555,18 @@ def test_rejected_lines_carry_their_location():
          "101 characters; metadata.max_line_bytes is 100")]
 
 
+def test_a_staged_line_its_reader_cut_says_the_staged_lines_limit():
+    """connectors/jvm LineChunks sends a staged file's line longer than staging writes
+    (connectors.staged.staged_changelog_max) cut to metadata.max_line_bytes and one, in a chunk
+    of its own saying where it was cut ("staged_max"): its dead letter names that limit; before,
+    it said "metadata.max_line_bytes is 100", which the line was not held to (a review)."""
+    cut = json.dumps({"staged": STAGED, "source": "s.jsonl", "first_line": 5,
+                      "lines": ['{"staged":"changelog",' + "x" * 79], "staged_max": 2000})
+    assert [(r[:2], r[3]) for r in parse_chunk(cut, limits=MetaLimits(100, 120)).rejected] == [
+        (("line_too_long", "s.jsonl:5"), "a staged line of more than 2000 characters, the "
+         "longest staging writes with metadata.chunk_lines and metadata.max_line_bytes")]
+
+
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
 def test_an_app_named_as_the_job_names_ends_without_owner_ends_the_ips_ownership(vectorise_from):
     """`internet`, `unattributed` and `aws:...` are the job's names for ends without an owner of

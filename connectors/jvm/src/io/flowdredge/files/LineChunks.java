@@ -85,7 +85,7 @@ public final class LineChunks {
                 int cut = line.offsetByCodePoints(0,
                         Math.min(maxLineChars + 1, line.codePointCount(0, line.length())));
                 return new StagedChangelog(source, linesRead, notAfter, cut)
-                        .add(line.substring(0, cut)).toJson();
+                        .cut(maxStagedChars).add(line.substring(0, cut)).toJson();
             }
             while (true) {
                 long first = linesRead + 1;

@@ -29,6 +29,7 @@ public final class StagedChangelog {
 
     private final StringBuilder json;
     private boolean empty = true;
+    private long stagedMax = -1;
 
     /** `source` null: the parse step's own name for the input. */
     public StagedChangelog(String source, long firstLine, int expectedChars) {
@@ -63,8 +64,22 @@ public final class StagedChangelog {
         return this;
     }
 
+    /**
+     * The chunk of one staged file's line cut past `longest` characters, the longest its reader
+     * takes whole: its dead letter names that limit (job.ownership), not
+     * metadata.max_line_bytes, which the line is cut to.
+     */
+    public StagedChangelog cut(int longest) {
+        stagedMax = longest;
+        return this;
+    }
+
     public String toJson() {
-        return json.append("]}").toString();
+        json.append(']');
+        if (stagedMax >= 0) {
+            json.append(", \"staged_max\": ").append(stagedMax);
+        }
+        return json.append('}').toString();
     }
 
     /** UTF-8 text, NOT_UTF8 for bytes that are not UTF-8. */
