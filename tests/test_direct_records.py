@@ -321,6 +321,32 @@ def test_a_firehose_object_that_cannot_be_read_is_dead_lettered_in_full(tmp_path
 
 
 @pytest.mark.unit
+def test_a_firehose_objects_members_hold_at_the_edges_of_the_cap_and_of_a_buffer(tmp_path):
+    """A member of flows.max_decompressed_bytes compressed exactly is a record, one byte more
+    too_large; a too_large member's excerpt is its own first bytes, not the object's; zero
+    padding that runs past the reader's 1 MiB buffer is passed over, not read as a member. A
+    mutation review found each untested: off by one, the object a dead file bad_gzip, or the
+    first member's bytes quoted for another's."""
+    from flowdredge.job.parse import EXCERPT_CHARS, excerpt
+    line = "2 123456789010 eni-1 10.0.0.1 10.0.1.1 1000 443 6 1 100 1767225600 1767225660 ACCEPT OK"
+    good = gzip.compress(json.dumps(_envelope("eni-1-all", [line] * 20, 1767225660)).encode(),
+                         mtime=0)
+    other = gzip.compress(json.dumps(_envelope("eni-2-all", [line] * 30, 1767225660)).encode(),
+                          mtime=0)
+    assert len(other) > len(good)
+    path = tmp_path / "flows-1-2026-01-01-00-05-00-edges"
+    path.write_bytes(good + other + b"\0" * ((1 << 20) - len(good + other) + 100))
+
+    def read(cap):
+        return [(r["source"].rsplit(":", 1)[1], r.get("error"), r.get("excerpt"))
+                for r in file_records(str(path), 5000, flows=FlowsSection(
+                    max_decompressed_bytes=cap))]
+    assert read(len(other)) == [("1", None, None), ("2", None, None)]
+    assert read(len(other) - 1) == [
+        ("1", None, None), ("2", "too_large", excerpt(other[:EXCERPT_CHARS]))]
+
+
+@pytest.mark.unit
 def test_a_firehose_objects_empty_gzip_members_are_one_dead_letter_with_their_count(tmp_path):
     """Each gzip member holding nothing was a record, a not_json dead letter: 300,000 of them
     in one object made 300,000 dead letters in 12 s saying one thing (a review). No record
