@@ -591,3 +591,20 @@ def test_3_a_staged_line_a_reader_cut_names_where_it_came_from():
         ("record", "record")]
     assert [where for _, where, *_ in too_long_record(changelog[:301], "metadata",
                                                       300).rejected] == ["c.jsonl:5001"]
+    # A source holding a quote and ending in a backslash, escaped in its JSON: placed by it
+    # all the same, not at `record` (a mutation review).
+    odd = json.dumps({"source": 'dir/a"b\\', "format": HEADER, "first_line": 9,
+                      "lines": ["x" * 500]}, separators=(",", ":")).encode()
+    assert [where for *_, where, _ in staged_line_records(odd[:301], 300)] == ['dir/a"b\\:9']
+
+
+def test_3_a_staged_lines_bytes_that_are_not_utf8_are_no_flow():
+    """A staged line (a feed's file, corrupted) whose bytes are not UTF-8 is read with them
+    replaced: the flow line holding one is a dead letter. Dropped instead (errors "ignore"),
+    "ACC\\xffEPT" read as ACCEPT, a corrupted flow counted; refused (strict), the parse
+    failed (a mutation review)."""
+    from flowdredge.job.parse import staged_line_records
+    raw = chunk([line(T), line(T)]).encode().replace(b"ACCEPT", b"ACC\xffEPT", 1)
+    [(text, _, _)] = staged_line_records(raw, 10_000)
+    flows, dead = outcome(parsed(text))
+    assert flows == 1 and len(dead) == 1
