@@ -164,13 +164,15 @@ class SecuritySection:
     warmup_seconds: int = setting(900, minimum=0)
     # dependency_gone after an edge had no traffic this long.
     dependency_silence_seconds: int = setting(3600, minimum=1)
-    # Each pair of apps keeps at most this many edges (ports and protocols): past it, the
-    # longest silent are gone at once, so a port sweep between apps does not grow the state.
+    # Each pair of apps keeps at most this many edges (ports and protocols): past it, a new
+    # edge is counted, not kept, so a port sweep between apps neither grows the state nor
+    # reports an edge a port every window.
     dependency_max_ports: int = setting(1000, minimum=1)
     # A resource's internet exposure on a port is forgotten after this long without traffic.
     exposure_silence_seconds: int = setting(86400, minimum=1)
-    # Each app keeps at most this many exposed resource ports (its longest silent forgotten
-    # first): an internet that reaches new ports every window must not grow the state for a day.
+    # Each app keeps at most this many exposed resource ports (past it, a new one is counted,
+    # not kept): an internet that reaches new ports every window must not grow the state for a
+    # day.
     exposure_max_ports: int = setting(10000, minimum=1)
     # Rejected traffic: sources listed per row; spike if > factor x the mean of the previous
     # baseline windows and at least min_flows REJECTed flows in the window.

@@ -2,7 +2,6 @@
 
 job.flink.security runs these inside Flink; docs/security.md states the rules for users.
 """
-import heapq
 import ipaddress
 import json
 import re
@@ -704,6 +703,11 @@ class WindowResults:
     risk: list
 
 
+def _edge_order(key) -> tuple:
+    """A pair's edges by port, then protocol (either may be missing: None, first)."""
+    return (-1 if key[2] is None else key[2], -1 if key[3] is None else key[3])
+
+
 def _between_apps(edge_key) -> bool:
     """Whether a dependency's key (client app, server app, ...) joins two of the estate's apps."""
     return not (is_unowned(edge_key[0]) or is_unowned(edge_key[1]))
@@ -806,8 +810,8 @@ class SecurityEvents:
         # nothing to do (the edges left are silent past the latest window, exposure is not
         # forgotten after the last window).
         self.settled = False
-        # What the caps forgot in the last advance (schemas.outputs.COUNTERS names), apart
-        # from what went silent: an input pushing state out shows there. Counts, not state.
+        # What the caps kept out in the last advance (schemas.outputs.COUNTERS names): an input
+        # past them shows there. Counts, not state.
         self.counts = Counter()
         # edges: key -> Edge as a tuple; exposed: app -> {"resource port/protocol": (first
         # window, last window)}; history: app -> {window start: REJECTed flows}.
@@ -838,7 +842,7 @@ class SecurityEvents:
 
     def advance(self, timestamp: int, ended: bool):
         """(event lines, `rejected` lines, event times (epoch ms) to be called at again);
-        `counts` holds what its caps forgot."""
+        `counts` holds what its caps kept out."""
         events, rejected, timers = [], [], set()
         self.counts = Counter()
         for window_start in sorted(w for w in self.pending
@@ -862,12 +866,13 @@ class SecurityEvents:
 
     def _dependencies(self, window_start, rows, events, timers):
         warm = warmed_up(window_start, self.first, self.rules.warmup_seconds)
-        new_pairs = set()
+        kept = self._kept_edges([row[1:5] for row in rows if row[1:5] not in self.edges])
         for row in rows:
             key = row[1:5]
             stored = self.edges.get(key)
             if stored is None:
-                new_pairs.add(key[:2])
+                if key not in kept:
+                    continue
                 if warm:
                     # new_dependency: the row's fields, first_seen after protocol.
                     events.append(event_line(NEW_DEPENDENCY, window_start,
@@ -878,31 +883,28 @@ class SecurityEvents:
             edge = edge.seen(window_start, row[5], row[7])
             self.edges[key] = tuple(edge)
             timers.add(self._edge_deadline(edge) * 1000 - 1)
-        if new_pairs:
-            self._cap_edges(window_start, new_pairs, events)
 
-    def _cap_edges(self, window_start, pairs, events):
-        # An app sweeping every port of another (east-west scanning, accepted) made an edge a
-        # port, each kept for dependency_silence_seconds: past the cap a pair's longest silent
-        # edges are reported gone now, with their life's sums, and forgotten.
+    def _kept_edges(self, keys) -> set:
+        """Of a window's new edges, those a pair's cap keeps (the lowest ports first). An app
+        sweeping another's ports (east-west scanning, accepted) made an edge a port: pushing
+        out the longest silent for them made a new_dependency and a dependency_gone a port
+        past the cap every window of the sweep, and the pair's real edges gone. Past the cap
+        an edge is counted, not kept: the sweep's first window reports what fits, its next
+        ones nothing, and the known edges stay."""
         cap = self.rules.dependency_max_ports
         by_pair = {}
-        for key in self.edges:
-            if key[:2] in pairs:
-                by_pair.setdefault(key[:2], []).append(key)
-        for keys in by_pair.values():
-            if len(keys) > cap:
-                self.counts["dependency_edges_capped"] += len(keys) - cap
-                for key in heapq.nsmallest(len(keys) - cap, keys, key=self._silence_order):
-                    events.append(event_line(DEPENDENCY_GONE, window_start, self.edges.pop(key)))
-
-    def _silence_order(self, key) -> tuple:
-        # The last window seen, then the newest (a sweep of more ports than the cap in one
-        # window must not push out the pair's known edges seen in it too), then port and
-        # protocol (either may be missing: None).
-        edge = self.edges[key]
-        return (edge[5], -edge[4], -1 if key[2] is None else key[2],
-                -1 if key[3] is None else key[3])
+        for key in keys:
+            by_pair.setdefault(key[:2], []).append(key)
+        if not by_pair:
+            return set()
+        held = Counter(key[:2] for key in self.edges if key[:2] in by_pair)
+        kept = set()
+        for pair, new in by_pair.items():
+            room = max(0, cap - held[pair])
+            kept.update(new if len(new) <= room else sorted(new, key=_edge_order)[:room])
+        if len(kept) < len(keys):
+            self.counts["dependency_edges_capped"] += len(keys) - len(kept)
+        return kept
 
     def _silent_edges(self, timestamp, ended, events):
         held = {}
@@ -931,8 +933,13 @@ class SecurityEvents:
         for row in rows:
             by_app.setdefault(row[1], []).append(row)
         warm = warmed_up(window_start, self.first, self.rules.warmup_seconds)
+        # Past an app's cap a new port is counted, not kept: forgetting the longest silent to
+        # make room gave an exposure_new a port every window of a scan its resources accept
+        # (or of answers rule 3 took for a service on an ephemeral port), and pushed out the
+        # app's known ports.
+        cap = self.rules.exposure_max_ports
         for app, app_rows in by_app.items():
-            seen = self.exposed.setdefault(app, {})
+            seen = self.exposed.get(app, {})
             known_ports = None   # the app's ports before this window, for an exposure_new
             for row in sorted(app_rows, key=lambda r: (r[2], str(r[3]), str(r[4]))):
                 _, _, resource, port, protocol, flows = row[:6]
@@ -940,6 +947,9 @@ class SecurityEvents:
                 key = f"{resource} {label}"
                 stored = seen.get(key)
                 if stored is None:
+                    if len(seen) >= cap:
+                        self.counts["exposure_ports_capped"] += 1
+                        continue
                     if warm:
                         if known_ports is None:
                             known_ports = {k.split(" ", 1)[1] for k, s in seen.items()
@@ -949,22 +959,10 @@ class SecurityEvents:
                             int(label in known_ports))))
                     stored = (window_start, window_start)
                 seen[key] = (stored[0], max(stored[1], window_start))
-            self._cap_exposure(seen)
+            if seen:
+                self.exposed[app] = seen
         if by_app:
             timers.add(self._exposure_deadline_ms(window_start) - 1)
-
-    def _cap_exposure(self, seen: dict) -> None:
-        # New ports every window (a scan the resource accepts, or answers that rule 3 took for
-        # a service on an ephemeral port) would be kept for exposure_silence_seconds: past the
-        # cap an app forgets its longest silent ports, which are new again if they come back;
-        # of those last seen in the same window, the newest: a scan of more ports than the cap
-        # in one window must not push out the known ports seen in it too.
-        excess = len(seen) - self.rules.exposure_max_ports
-        if excess > 0:
-            self.counts["exposure_ports_capped"] += excess
-            for key in heapq.nsmallest(excess, seen,
-                                       key=lambda k: (seen[k][1], -seen[k][0], k)):
-                del seen[key]
 
     def _forget_exposure(self, timestamp):
         # _exposure_deadline_ms(last) - 1 <= timestamp, solved for the last window seen once:

@@ -126,8 +126,7 @@ COUNTERS = (
     "metadata_dead_letters_not_kept",  # of those, beyond a chunk's DEAD_LETTERS_KEPT: counted only
     "metadata_after_flows",   # a replay's changelog events at or after its flows' end: not read
     "heartbeats",
-    # Security views' state forgotten by a cap, not by silence (docs/security.md):
-    "exposure_ports_capped",    # exposed ports past an app's security.exposure_max_ports
-    "dependency_edges_capped",  # edges past a pair's security.dependency_max_ports, each
-                                # reported dependency_gone
+    # Security views' state a cap kept out, each window it came (docs/security.md):
+    "exposure_ports_capped",    # new exposed ports past an app's security.exposure_max_ports
+    "dependency_edges_capped",  # new edges past a pair's security.dependency_max_ports
 )

@@ -90,46 +90,44 @@ def test_at_the_end_an_edge_is_gone_only_if_the_input_went_on_past_its_silence(r
         ("dependency_gone", "db", 240)]
 
 
-def test_a_pair_of_apps_keeps_at_most_dependency_max_ports_edges_the_longest_silent_gone():
-    """An app sweeping every port of another, accepted, made an edge a port, each kept for
-    dependency_silence_seconds: the state grew with the sweep, not with the estate (a
-    review)."""
+def _each_window(rules, windows):
+    """Feeds closed windows {start: (deps, exposure, rejects)} as event time passes each end;
+    the SecurityEvents, and per window its events (by kind) and counts."""
+    events = SecurityEvents(WS, rules)
+    got = []
+    for w in sorted(windows):
+        events.add_window(w, *windows[w])
+        lines = events.advance((w + WS) * 1000 - 1, False)[0]
+        got.append(([(e["event"], e["time"], e["port"]) for e in map(json.loads, lines)],
+                    dict(events.counts)))
+    return events, got
+
+
+def test_past_dependency_max_ports_a_pair_s_new_edges_are_counted_not_kept():
+    """Past the cap the longest silent edges were dependency_gone to make room: an app
+    sweeping another's ports, accepted, gave a new_dependency and a dependency_gone a port past
+    the cap every window, and the pair's real edges were gone and new again (a review)."""
     rules = Config().replace(security={
         "warmup_seconds": 120, "dependency_max_ports": 2}).security
-    windows = {0: [_dep(0)], 60: [_dep(60, port=6432), _dep(60, server="cache", port=6379)],
-               120: [_dep(120, port=7000), _dep(120, port=7001)], 180: [_dep(180)]}
-    events = SecurityEvents(WS, rules)
-    lines = []
-    for w, dependencies in windows.items():
-        events.add_window(w, dependencies, [], [])
-        lines += events.advance((w + WS) * 1000 - 1, False)[0]
-    assert [(e["event"], e["time"], e["server_app"], e["port"], e.get("flows"))
-            for e in map(json.loads, lines)] == [
-        ("new_dependency", 120, "db", 7000, 2), ("new_dependency", 120, "db", 7001, 2),
-        ("dependency_gone", 120, "db", 5432, 2), ("dependency_gone", 120, "db", 6432, 2),
-        ("new_dependency", 180, "db", 5432, 2),   # pushed out by the sweep: new again
-        ("dependency_gone", 180, "db", 7000, 2)]
+    events, got = _each_window(rules, {
+        0: ([_dep(0), _dep(0, server="cache", port=6379)], [], []),
+        120: ([_dep(120, port=7000), _dep(120, port=7001)], [], []),
+        180: ([_dep(180), _dep(180, port=7001)], [], [])})
+    assert got == [([], {}),
+                   ([("new_dependency", 120, 7000)], {"dependency_edges_capped": 1}),
+                   ([], {"dependency_edges_capped": 1})]
     assert sorted(events.edges) == [("api", "cache", 6379, 6), ("api", "db", 5432, 6),
-                                    ("api", "db", 7001, 6)]
+                                    ("api", "db", 7000, 6)]
 
 
-def test_past_dependency_max_ports_an_edge_seen_in_the_window_goes_after_the_new_ones():
-    """A sweep of more ports than the cap in one window made the pair's real edges, seen in
-    that window too, dependency_gone at once (the lowest ports first) and new again at their
-    next window (a review)."""
+def test_past_dependency_max_ports_a_sweep_in_one_window_keeps_the_known_edges_and_lowest_ports():
     rules = Config().replace(security={
         "warmup_seconds": 120, "dependency_max_ports": 2}).security
-    windows = {0: [_dep(0)], 120: [_dep(120), _dep(120, port=7000), _dep(120, port=7001)],
-               180: [_dep(180)]}
-    events = SecurityEvents(WS, rules)
-    lines = []
-    for w, dependencies in windows.items():
-        events.add_window(w, dependencies, [], [])
-        lines += events.advance((w + WS) * 1000 - 1, False)[0]
-    assert [(e["event"], e["time"], e["port"]) for e in map(json.loads, lines)] == [
-        ("new_dependency", 120, 7000), ("new_dependency", 120, 7001),
-        ("dependency_gone", 120, 7000)]
-    assert sorted(events.edges) == [("api", "db", 5432, 6), ("api", "db", 7001, 6)]
+    events, got = _each_window(rules, {
+        0: ([_dep(0)], [], []),
+        120: ([_dep(120, port=7001), _dep(120), _dep(120, port=7000)], [], [])})
+    assert got[1] == ([("new_dependency", 120, 7000)], {"dependency_edges_capped": 1})
+    assert sorted(events.edges) == [("api", "db", 5432, 6), ("api", "db", 7000, 6)]
 
 
 # "after the end": a replay's final watermark fires every window's timer, and none of the
@@ -146,42 +144,72 @@ def test_exposure_new_says_whether_the_app_knew_the_port_and_forgets_after_silen
         (600, "i-1", 443, 0)]   # forgotten 300 s after its last window: new again
 
 
-def test_an_app_keeps_at_most_exposure_max_ports_its_longest_silent_forgotten_first():
-    """New ports every window (a scan the resources accept) were kept a day each: the state
-    grew with what the internet sent, not with the estate (a review)."""
+def test_past_exposure_max_ports_an_app_s_new_ports_are_counted_not_kept():
+    """Past the cap an app forgot its longest silent ports to make room: a scan its resources
+    accept gave an exposure_new a port past the cap every window, and the app's known ports
+    were forgotten and new again (a review)."""
     rules = Config().replace(security={
         "warmup_seconds": 120, "exposure_max_ports": 3}).security
-    windows = {0: ([], [_exp(0, "i-1")], []),
-               120: ([], [_exp(120, "i-1", port=p) for p in (1001, 1002, 1003)], []),
-               180: ([], [_exp(180, "i-1")], [])}
-    events = SecurityEvents(WS, rules)
-    lines = []
-    for w in sorted(windows):
-        events.add_window(w, *windows[w])
-        lines += events.advance((w + WS) * 1000 - 1, False)[0]
-    assert [(e["time"], e["port"], e["app_port_known"]) for e in map(json.loads, lines)] == [
-        (120, 1001, 0), (120, 1002, 0), (120, 1003, 0),
-        (180, 443, 0)]   # pushed out by the scan's ports: new again
-    assert sorted(events.exposed["web"]) == ["i-1 1002/6", "i-1 1003/6", "i-1 443/6"]
+    events, got = _each_window(rules, {
+        0: ([], [_exp(0, "i-1")], []),
+        120: ([], [_exp(120, "i-1", port=p) for p in (1001, 1002, 1003)], []),
+        180: ([], [_exp(180, "i-1"), _exp(180, "i-1", port=1003)], [])})
+    assert got == [([], {}),
+                   ([("exposure_new", 120, 1001), ("exposure_new", 120, 1002)],
+                    {"exposure_ports_capped": 1}),
+                   ([], {"exposure_ports_capped": 1})]
+    assert sorted(events.exposed["web"]) == ["i-1 1001/6", "i-1 1002/6", "i-1 443/6"]
 
 
-def test_past_exposure_max_ports_a_port_seen_in_the_window_is_forgotten_after_the_new_ones():
-    """A scan accepted on more ports than the cap in one window made the app forget its known
-    ports seen in that window too (as their text sorted: "i-1 22/6" before "i-1 30001/6"),
-    each exposure_new again at its next window (a review)."""
+def test_past_exposure_max_ports_a_scan_in_one_window_keeps_the_known_ports():
     rules = Config().replace(security={
         "warmup_seconds": 120, "exposure_max_ports": 2}).security
-    windows = {0: ([], [_exp(0, "i-1", port=22)], []),
-               120: ([], [_exp(120, "i-1", port=p) for p in (22, 30001, 30002)], []),
-               180: ([], [_exp(180, "i-1", port=22)], [])}
+    events, got = _each_window(rules, {
+        0: ([], [_exp(0, "i-1", port=22)], []),
+        120: ([], [_exp(120, "i-1", port=p) for p in (30002, 22, 30001)], [])})
+    assert got[1] == ([("exposure_new", 120, 30001)], {"exposure_ports_capped": 1})
+    assert sorted(events.exposed["web"]) == ["i-1 22/6", "i-1 30001/6"]
+
+
+def _sweep(kind, w, i, rotate, width=50):
+    """A window's rows of an accepted sweep of `width` ports: the same ports every window, or
+    new ones."""
+    ports = range(10000 + (i * width if rotate else 0), 10000 + (i + 1) * width if rotate
+                  else 10000 + width)
+    return [_dep(w, port=p) for p in ports] if kind == "dependency" else \
+        [_exp(w, "i-1", port=p) for p in ports]
+
+
+@pytest.mark.parametrize("rotate", [False, True], ids=["same ports", "new ports"])
+@pytest.mark.parametrize("kind", ["dependency", "exposure"])
+def test_a_sweep_past_a_cap_gives_events_and_state_bounded_by_the_cap_every_window(kind, rotate):
+    """An accepted sweep of 50 ports a window for an hour, against a cap of 4: the known edge
+    or port is kept throughout, the state holds at most the cap, and a window's events are at
+    most the cap's room once and what went silent (none past the first window when the sweep
+    repeats its ports); before, each window past the first gave 47 new and 47 gone (a
+    review)."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_silence_seconds": 180, "exposure_silence_seconds": 300,
+        "dependency_max_ports": 4, "exposure_max_ports": 4}).security
+    real = (lambda w: _dep(w)) if kind == "dependency" else (lambda w: _exp(w, "i-1"))
+    windows = {}
+    for i in range(60):
+        w = i * WS
+        rows = [real(w)] + (_sweep(kind, w, i, rotate) if i >= 3 else [])
+        windows[w] = (rows, [], []) if kind == "dependency" else ([], rows, [])
     events = SecurityEvents(WS, rules)
-    lines = []
+    sizes, per_window = [], []
     for w in sorted(windows):
         events.add_window(w, *windows[w])
-        lines += events.advance((w + WS) * 1000 - 1, False)[0]
-    assert [(e["time"], e["port"]) for e in map(json.loads, lines)] == [
-        (120, 30001), (120, 30002)]
-    assert sorted(events.exposed["web"]) == ["i-1 22/6", "i-1 30002/6"]
+        per_window.append(len(events.advance((w + WS) * 1000 - 1, False)[0]))
+        sizes.append(len(events.edges) if kind == "dependency" else len(events.exposed["web"]))
+        assert (("api", "db", 5432, 6) in events.edges if kind == "dependency"
+                else "i-1 443/6" in events.exposed["web"])
+    assert per_window[3] == 3 and max(sizes) == 4
+    if rotate:   # what went silent leaves room: the cap's worth again, at most
+        assert max(per_window[4:]) <= 2 * 3
+    else:
+        assert per_window[4:] == [0] * 56
 
 
 @pytest.mark.parametrize("end", [10**9, -1], ids=["streaming", "after the end"])

@@ -8,7 +8,7 @@
       the window's dependency, exposure and REJECT-source rows, one row --> TrackEvents
     TrackEvents (one key), when event time passes the window: new_dependency,
     dependency_gone, exposure_new, reject_spike --> security_events; rejected rows --> rejected;
-    what its caps forgot --> counts
+    what its caps kept out --> counts
 
 No conversation crosses between Python and the JVM, and no per-key row: a batch travels as one
 row, a closed window as one row and a block of lines per output (the window tables' rows
@@ -98,7 +98,7 @@ class TrackEvents(KeyedProcessFunction):
     """One key: job.security.SecurityEvents over the closed windows, advanced at event-time
     timers. Kept in memory (read once after a start or restore); in keyed state, the windows
     held, as they came, and the rest as one value written after every timer. What the caps
-    forgot is counted (SECURITY_COUNTERS): in the counts output at once, in the metrics at the
+    kept out is counted (SECURITY_COUNTERS): in the counts output at once, in the metrics at the
     next window (Metrics.add: counted in a timer)."""
 
     def __init__(self, config: Config):
