@@ -168,12 +168,17 @@ class SecuritySection:
     # edge is counted, not kept, so a port sweep between apps neither grows the state nor
     # reports an edge a port every window.
     dependency_max_ports: int = setting(1000, minimum=1)
+    # And all pairs together at most this many (a sweep across many pairs): past it, a new
+    # edge is counted, not kept, as past a pair's cap.
+    dependency_max_total_edges: int = setting(100000, minimum=1)
     # A resource's internet exposure on a port is forgotten after this long without traffic.
     exposure_silence_seconds: int = setting(86400, minimum=1)
     # Each app keeps at most this many exposed resource ports (past it, a new one is counted,
     # not kept): an internet that reaches new ports every window must not grow the state for a
     # day.
     exposure_max_ports: int = setting(10000, minimum=1)
+    # And all apps together at most this many (an internet scan across many apps).
+    exposure_max_total_ports: int = setting(100000, minimum=1)
     # Rejected traffic: sources listed per row; spike if > factor x the mean of the previous
     # baseline windows and at least min_flows REJECTed flows in the window.
     reject_top_sources: int = setting(5, minimum=1)
@@ -327,6 +332,11 @@ def _validate_security(config: Config) -> None:
         raise ConfigError("security.scan_report_min_targets must not exceed "
                           "port_scan_min_ports and host_sweep_min_hosts (alerts come from "
                           "reported sources)")
+    for cap, total in (("dependency_max_ports", "dependency_max_total_edges"),
+                       ("exposure_max_ports", "exposure_max_total_ports")):
+        if getattr(sec, cap) > getattr(sec, total):
+            raise ConfigError(f"security.{cap} must not exceed {total} (the bound of all "
+                              f"together)")
     for key in ("dependency_silence_seconds", "exposure_silence_seconds"):
         if getattr(sec, key) < config.job.window_seconds:
             raise ConfigError(f"security.{key} must be at least job.window_seconds")

@@ -2,6 +2,7 @@
 
 job.flink.security runs these inside Flink; docs/security.md states the rules for users.
 """
+import heapq
 import ipaddress
 import json
 import re
@@ -704,8 +705,14 @@ class WindowResults:
 
 
 def _edge_order(key) -> tuple:
-    """A pair's edges by port, then protocol (either may be missing: None, first)."""
-    return (-1 if key[2] is None else key[2], -1 if key[3] is None else key[3])
+    """Edges by client and server app, port, then protocol (either may be missing: None,
+    first)."""
+    return key[:2] + (-1 if key[2] is None else key[2], -1 if key[3] is None else key[3])
+
+
+def _first(room: int, new: list, order) -> list:
+    """The first `room` of `new` by `order`; all of them, as they are, when they fit."""
+    return new if len(new) <= room else sorted(new, key=order)[:max(0, room)]
 
 
 def _between_apps(edge_key) -> bool:
@@ -851,6 +858,7 @@ class SecurityEvents:
             # What the timers before this window's have forgotten by now: after the input's
             # end, the deadline timers asked for meanwhile may not fire.
             self._forget_exposure(window_start * 1000 - 1)
+            self._trim(window_start, events)
             self._dependencies(window_start, dependencies, events, timers)
             self._exposure(window_start, exposure, events, timers)
             self._rejects(window_start, reject_sources, events, rejected)
@@ -898,13 +906,18 @@ class SecurityEvents:
         if not by_pair:
             return set()
         held = Counter(key[:2] for key in self.edges if key[:2] in by_pair)
-        kept = set()
+        kept = []
         for pair, new in by_pair.items():
-            room = max(0, cap - held[pair])
-            kept.update(new if len(new) <= room else sorted(new, key=_edge_order)[:room])
+            kept += _first(cap - held[pair], new, _edge_order)
         if len(kept) < len(keys):
             self.counts["dependency_edges_capped"] += len(keys) - len(kept)
-        return kept
+        # Many pairs each at its cap (a sweep across many apps) grew the state without a
+        # bound: past the total, a new edge is kept out as past a pair's cap.
+        within = _first(self.rules.dependency_max_total_edges - len(self.edges), kept,
+                        _edge_order)
+        if len(within) < len(kept):
+            self.counts["dependency_edges_total_capped"] += len(kept) - len(within)
+        return set(within)
 
     def _silent_edges(self, timestamp, ended, events):
         held = {}
@@ -938,7 +951,11 @@ class SecurityEvents:
         # (or of answers rule 3 took for a service on an ephemeral port), and pushed out the
         # app's known ports.
         cap = self.rules.exposure_max_ports
-        for app, app_rows in by_app.items():
+        # Likewise past the total of all apps (an internet scan across many). When the window
+        # may pass it, apps in order of name: which ports fit is the input's, not the
+        # batches' order.
+        room = self.rules.exposure_max_total_ports - sum(map(len, self.exposed.values()))
+        for app, app_rows in by_app.items() if len(rows) <= room else sorted(by_app.items()):
             seen = self.exposed.get(app, {})
             known_ports = None   # the app's ports before this window, for an exposure_new
             for row in sorted(app_rows, key=lambda r: (r[2], str(r[3]), str(r[4]))):
@@ -947,9 +964,11 @@ class SecurityEvents:
                 key = f"{resource} {label}"
                 stored = seen.get(key)
                 if stored is None:
-                    if len(seen) >= cap:
-                        self.counts["exposure_ports_capped"] += 1
+                    if len(seen) >= cap or room <= 0:
+                        self.counts["exposure_ports_capped" if len(seen) >= cap
+                                    else "exposure_ports_total_capped"] += 1
                         continue
+                    room -= 1
                     if warm:
                         if known_ports is None:
                             known_ports = {k.split(" ", 1)[1] for k, s in seen.items()
@@ -963,6 +982,27 @@ class SecurityEvents:
                 self.exposed[app] = seen
         if by_app:
             timers.add(self._exposure_deadline_ms(window_start) - 1)
+
+    def _trim(self, window_start, events):
+        """A state restored above a total bound (with a lowered setting, or from a release
+        without one) forgets its longest silent edges, each reported gone, and exposed ports
+        down to the bound, counted as kept out by it."""
+        excess = len(self.edges) - self.rules.dependency_max_total_edges
+        if excess > 0:
+            self.counts["dependency_edges_total_capped"] += excess
+            for key in heapq.nsmallest(excess, self.edges,
+                                       key=lambda k: (self.edges[k][5], _edge_order(k))):
+                events.append(event_line(DEPENDENCY_GONE, window_start, self.edges.pop(key)))
+        excess = sum(map(len, self.exposed.values())) - self.rules.exposure_max_total_ports
+        if excess > 0:
+            self.counts["exposure_ports_total_capped"] += excess
+            for _, app, key in heapq.nsmallest(excess, (
+                    (s[1], app, key) for app, seen in self.exposed.items()
+                    for key, s in seen.items())):
+                seen = self.exposed[app]
+                del seen[key]
+                if not seen:
+                    del self.exposed[app]
 
     def _forget_exposure(self, timestamp):
         # _exposure_deadline_ms(last) - 1 <= timestamp, solved for the last window seen once:

@@ -129,4 +129,8 @@ COUNTERS = (
     # Security views' state a cap kept out, each window it came (docs/security.md):
     "exposure_ports_capped",    # new exposed ports past an app's security.exposure_max_ports
     "dependency_edges_capped",  # new edges past a pair's security.dependency_max_ports
+    "exposure_ports_total_capped",    # past security.exposure_max_total_ports (all apps), or
+                                      # forgotten from a restored state above it
+    "dependency_edges_total_capped",  # past security.dependency_max_total_edges (all pairs),
+                                      # or reported gone from a restored state above it
 )

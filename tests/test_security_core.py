@@ -221,6 +221,11 @@ def test_config_values_parse_with_clear_errors():
     ({"scan_report_min_targets": 25}, "scan_report_min_targets must not exceed"),
     ({"dependency_silence_seconds": 30}, "must be at least job.window_seconds"),
     ({"scan_min_reject_percent": 101}, "at most 100"),
+    ({"exposure_max_ports": 100001},
+     r"security.exposure_max_ports must not exceed exposure_max_total_ports"),
+    ({"dependency_max_ports": 5, "dependency_max_total_edges": 4},
+     r"security.dependency_max_ports must not exceed dependency_max_total_edges"),
+    ({"dependency_max_total_edges": 0}, "dependency_max_total_edges must be positive"),
     ({"service_ports": "ssh"}, "not a port"),
     ({"risk_weights": "exposed_ports=0,rejected_flows=0,scan_sources=0,egress_bytes=0,"
                       "dependencies=0,dependents=0"}, "at least one factor needs a weight"),

@@ -130,6 +130,93 @@ def test_past_dependency_max_ports_a_sweep_in_one_window_keeps_the_known_edges_a
     assert sorted(events.edges) == [("api", "db", 5432, 6), ("api", "db", 7000, 6)]
 
 
+@pytest.mark.parametrize("rotate", [False, True], ids=["same ports", "new ports"])
+@pytest.mark.parametrize("kind", ["dependency", "exposure"])
+def test_a_sweep_across_many_pairs_or_apps_keeps_the_state_within_its_total(kind, rotate):
+    """The caps bound a pair's edges and an app's ports, not all of them: an accepted sweep
+    across 30 apps (an internet scan of each; an app sweeping the 30 others) grew the state
+    by each cap a pair or app, 40 MB and 0.6 s a timer for 200 apps at the exposure cap (a
+    review). With a total of 200 over 30 x 10 ports a window, every app's known port or edge
+    stays, the state holds at most 200, and the windows after the first report nothing but
+    what went silent."""
+    rules = Config().replace(security={
+        "warmup_seconds": 120, "dependency_silence_seconds": 180, "exposure_silence_seconds": 300,
+        "dependency_max_ports": 50, "exposure_max_ports": 50,
+        "dependency_max_total_edges": 200, "exposure_max_total_ports": 200}).security
+    apps = [f"app-{a:02}" for a in range(30)]
+    events = SecurityEvents(WS, rules)
+    sizes, per_window, capped = [], [], []
+    for i in range(60):
+        w = i * WS
+        ports = range(10000 + (i * 10 if rotate else 0), 10010 + (i * 10 if rotate else 0))
+        if kind == "dependency":
+            rows = [_dep(w, server=app) for app in apps] + (
+                [_dep(w, server=app, port=p) for app in apps for p in ports] if i >= 3 else [])
+            events.add_window(w, rows, [], [])
+        else:
+            rows = [_exp(w, "i-1", app=app) for app in apps] + (
+                [_exp(w, "i-1", port=p, app=app) for app in apps for p in ports]
+                if i >= 3 else [])
+            events.add_window(w, [], rows, [])
+        per_window.append(len(events.advance((w + WS) * 1000 - 1, False)[0]))
+        capped.append(sum(events.counts.values()))
+        sizes.append(len(events.edges) if kind == "dependency"
+                     else sum(map(len, events.exposed.values())))
+        assert ({key[1] for key in events.edges if key[2] == 5432} if kind == "dependency"
+                else {app for app, seen in events.exposed.items() if "i-1 443/6" in seen}) \
+            == set(apps)
+    assert per_window[3] == 200 - 30 and max(sizes) == 200 and capped[3] == 300 - 170
+    if rotate:   # what went silent leaves room: the total's worth again, at most
+        assert max(per_window[4:]) <= 2 * 170
+    else:
+        assert per_window[4:] == [0] * 56 and set(capped[4:]) == {300 - 170}
+
+
+def test_past_the_totals_which_new_edges_and_ports_fit_is_the_input_s_not_its_order():
+    rules = Config().replace(security={
+        "warmup_seconds": 0, "dependency_max_ports": 3, "exposure_max_ports": 3,
+        "dependency_max_total_edges": 3, "exposure_max_total_ports": 3}).security
+    deps = [_dep(0, server=s, port=p) for s in ("db", "cache") for p in (7001, 7000)]
+    exposure = [_exp(0, r, port=p, app=a) for a in ("web", "api") for r, p in
+                (("i-2", 80), ("i-1", 443))]
+    kept = set()
+    for order in (1, -1):
+        events = SecurityEvents(WS, rules)
+        events.add_window(0, deps[::order], exposure[::order], [])
+        lines, _, _ = events.advance(WS * 1000 - 1, False)
+        assert events.counts == {"dependency_edges_total_capped": 1,
+                                 "exposure_ports_total_capped": 1}
+        kept.add((frozenset(events.edges), frozenset(
+            (app, port) for app, seen in events.exposed.items() for port in seen)))
+    assert kept == {(frozenset({("api", "cache", 7000, 6), ("api", "cache", 7001, 6),
+                                ("api", "db", 7000, 6)}),
+                     frozenset({("api", "i-1 443/6"), ("api", "i-2 80/6"),
+                                ("web", "i-1 443/6")}))}
+
+
+def test_a_state_restored_above_a_total_is_trimmed_at_its_next_window_longest_silent_first():
+    """A savepoint of a release without the totals, or a lowered total: the state is cut to it
+    when event time passes the next window, the edges forgotten reported gone, both counted."""
+    before = Config().replace(security={"warmup_seconds": 0}).security
+    events = SecurityEvents(WS, before)
+    for w in (0, 60, 120):
+        events.add_window(w, [_dep(w, port=5432 + w)], [_exp(w, "i-1", port=8000 + w)], [])
+        events.advance((w + WS) * 1000 - 1, False)
+    rules = Config().replace(security={
+        "warmup_seconds": 0, "dependency_max_ports": 2, "exposure_max_ports": 2,
+        "dependency_max_total_edges": 2, "exposure_max_total_ports": 2}).security
+    restored = SecurityEvents(WS, rules, decode_events_state(encode_events_state(
+        events.state())))
+    restored.add_window(180, [], [], [])
+    lines, _, _ = restored.advance(240 * 1000 - 1, False)
+    assert [(e["event"], e["time"], e["port"], e["last_seen"]) for e in map(json.loads, lines)] \
+        == [("dependency_gone", 180, 5432, 0)]
+    assert restored.counts == {"dependency_edges_total_capped": 1,
+                               "exposure_ports_total_capped": 1}
+    assert sorted(k[2] for k in restored.edges) == [5492, 5552]
+    assert sorted(restored.exposed["web"]) == ["i-1 8060/6", "i-1 8120/6"]
+
+
 # "after the end": a replay's final watermark fires every window's timer, and none of the
 # deadline timers asked for meanwhile; a port forgotten between two windows is forgotten all
 # the same.

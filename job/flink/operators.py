@@ -67,7 +67,8 @@ METADATA_PARSE_COUNTERS = ("metadata_dead_letter", "metadata_dead_letters_not_ke
                            "metadata_after_flows") + tuple(
     f"metadata_dead_letter_{r}" for r in METADATA_DEAD_LETTER_REASONS)
 # The security events' (job.flink.security.TrackEvents).
-SECURITY_COUNTERS = ("exposure_ports_capped", "dependency_edges_capped")
+SECURITY_COUNTERS = ("exposure_ports_capped", "dependency_edges_capped",
+                     "exposure_ports_total_capped", "dependency_edges_total_capped")
 ATTRIBUTE_COUNTERS = tuple(c for c in COUNTERS if c not in
                            PARSE_COUNTERS + METADATA_PARSE_COUNTERS + SECURITY_COUNTERS)
 # Flow groups waiting for metadata, per attribution key: each group (job.codec) and, apart,
