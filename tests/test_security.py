@@ -284,3 +284,74 @@ def test_configured_service_ports_orient_the_job_s_conversations(tmp_path):
 
     assert edges("22,60000", parallelism=2) == {("web", "cache", 60000, 5)}
     assert edges("22", parallelism=1) == {("cache", "web", 50000, 5)}
+
+
+# Small caps and totals, each reached by a sweep (docs/security.md): api sweeps ports
+# 10000-10019 of db and of cache, and an internet address those of web and shop (10000-10009),
+# every minute from minute 2 to 5; each pair and app has its known edge or port every minute.
+CAPS = {"warmup_seconds": 0, "dependency_silence_seconds": 600,
+        "exposure_silence_seconds": 600, "dependency_max_ports": 5,
+        "dependency_max_total_edges": 8, "exposure_max_ports": 4, "exposure_max_total_ports": 6}
+
+
+@pytest.mark.parametrize("parallelism", [1, 2], ids=["p1", "p2"])
+def test_sweeps_past_the_caps_are_counted_and_not_reported_end_to_end(tmp_path, parallelism):
+    start = 1767225600
+    owners = {"10.0.0.1": ("api", "i-api"), "10.0.0.2": ("db", "i-db"),
+              "10.0.0.3": ("web", "i-web"), "10.0.0.4": ("shop", "i-shop"),
+              "10.0.0.5": ("cache", "i-cache")}
+    meta = tmp_path / "meta.jsonl"
+    meta.write_text("".join(
+        f'{{"type":"ASSIGN","ts":{(start - 3600) * 1000},"ip":"{ip}","app":"{app}",'
+        f'"resource_id":"{resource}","region":"us-east-1"}}\n'
+        for ip, (app, resource) in owners.items()))
+    scanner = "198.51.100.9"
+    lines = []
+    for minute in range(6):
+        t = start + minute * 60 + 10
+        known = [("10.0.0.1", "10.0.0.2", 5432), ("10.0.0.1", "10.0.0.5", 6379),
+                 (scanner, "10.0.0.3", 443), (scanner, "10.0.0.4", 443)]
+        sweep = [("10.0.0.1", server, port) for server in ("10.0.0.2", "10.0.0.5")
+                 for port in range(10000, 10020)] + [
+                 (scanner, server, port) for server in ("10.0.0.3", "10.0.0.4")
+                 for port in range(10000, 10010)] if minute >= 2 else []
+        lines += [f"2 123456789012 eni-1 {src} {dst} 50000 {port} 6 2 200 {t} {t + 5} ACCEPT OK"
+                  for src, dst, port in known + sweep]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    with gzip.open(flows / "x_vpcflowlogs_us-east-1_fl-1_20260101T0010Z_0001.log.gz", "wt") as fh:
+        fh.write("\n".join(["version account-id interface-id srcaddr dstaddr srcport dstport "
+                            "protocol packets bytes start end action log-status"] + lines) + "\n")
+    output = str(tmp_path / "out")
+    run_replay([str(flows)], [str(meta)], output, Config().replace(
+        job={"parallelism": parallelism, "checkpoint_interval_seconds": 2},
+        outputs={"security": True, "enriched": False}, security=CAPS))
+
+    def minute(m):
+        return start + m * 60
+
+    # The room each pair and app had, once, the lowest ports first: api->cache before api->db
+    # in the total of 8 edges; shop, then web, in the total of 6 ports, shop at its cap of 4.
+    assert sorted((e["time"], e["server_app"], e["port"])
+                  for e in _events(output, "new_dependency")) == [
+        (minute(0), "cache", 6379), (minute(0), "db", 5432)] + [
+        (minute(2), "cache", p) for p in range(10000, 10004)] + [
+        (minute(2), "db", p) for p in (10000, 10001)]
+    assert sorted((e["time"], e["app"], e["port"], e["app_port_known"])
+                  for e in _events(output, "exposure_new")) == [
+        (minute(0), "shop", 443, 0), (minute(0), "web", 443, 0),
+        (minute(2), "shop", 10000, 0), (minute(2), "shop", 10001, 0),
+        (minute(2), "shop", 10002, 0), (minute(2), "web", 10000, 0)]
+    assert not _events(output, "dependency_gone")
+    # Every minute of the sweep: each pair's 16 past its cap (db's other 2 past the total);
+    # shop's 7 past its cap, web's 9 past the total.
+    counts = total_counts(output)
+    assert (counts["dependency_edges_capped"], counts["dependency_edges_total_capped"],
+            counts["exposure_ports_capped"], counts["exposure_ports_total_capped"]) == (
+        4 * 32, 4 * 2, 4 * 7, 4 * 9)
+    # The windowed rows hold the whole sweep, and api's is a port scan every minute.
+    assert sum(r["port"] >= 10000 for r in read_records(output, "dependencies")) == 4 * 40
+    assert sum(r["port"] >= 10000 for r in read_records(output, "exposure")) == 4 * 20
+    assert sorted(e["time"] for e in _events(output, "port_scan")
+                  if e["src_addr"] == "10.0.0.1") == [minute(m) for m in range(2, 6)]
+    assert counts["flows_late"] == 0 and counts["dead_letter"] == 0
