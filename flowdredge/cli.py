@@ -14,7 +14,7 @@ import time
 
 from flowdredge.connectors import logs
 from flowdredge.job import config as config_mod
-from flowdredge.schemas.settings import integer
+from flowdredge.schemas.settings import integer, quoted
 from flowdredge.synthetic.estate import Scenario
 
 SCENARIO = Scenario()
@@ -650,7 +650,7 @@ def _at_least(least: int, kind: str):
         except ValueError:
             number = None
         if number is None or number < least:
-            raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {quoted(text)}")
         return number
     return parse
 

@@ -5,7 +5,8 @@ A section is a frozen dataclass whose fields are declared with `setting(...)`. A
 typed the same way whether it comes from YAML (native values) or from application properties
 (strings only), by the field's type:
 
-- int: an integer or its ASCII digits (a float is refused, not truncated: 90.7 is not 90), within
+- int: an integer or its ASCII digits, grouped by underscores or not as Python and YAML write
+  them (1_000; a float is refused, not truncated: 90.7 is not 90), within
   [minimum, maximum]; the maximum is a Java int's unless wider (numbers reach Java);
 - bool: true or false, in any case;
 - str: a string (a YAML number is taken as its text), optionally one of `choices` or matching
@@ -70,13 +71,15 @@ def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: i
 
 
 # int() also takes other scripts' digits ("١٢", "１２") and blanks, as str.isdigit() and re's \d
-# and \s do.
-_INTEGER = re.compile(r"\s*[-+]?[0-9]+\s*", re.ASCII).fullmatch
+# and \s do. Underscores between digits are Python's and YAML's grouping (1_000), which a YAML
+# file's unquoted number already had: a command's option and a quoted or JSON value take them too.
+_INTEGER = re.compile(r"\s*[-+]?[0-9]+(?:_[0-9]+)*\s*", re.ASCII).fullmatch
 
 
 def integer(text: str) -> int:
-    """An integer written in ASCII digits (a sign and blanks around allowed), for command-line
-    flags (argparse says "invalid integer value"); ValueError otherwise."""
+    """An integer written in ASCII digits, grouped by underscores or not (a sign and blanks
+    around allowed), for command-line flags (argparse says "invalid integer value");
+    ValueError otherwise."""
     if not _INTEGER(text):
         raise ValueError(f"expected an integer, got {quoted(text)}")
     return int(text)
@@ -304,8 +307,9 @@ _Loader.yaml_implicit_resolvers = {
             if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 # YAML 1.1's integers less its octal (0 then digits): an account id 012345670123 stays its text,
-# where PyYAML made it 1402433619; an integer setting reads "0755" as 755.
+# where PyYAML made it 1402433619; an integer setting reads "0755" as 755. A decimal's
+# underscores are Python's (one between two digits), as _INTEGER's: 1__000 and 1000_ stay text.
 _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"""^(?:[-+]?0b[0-1_]+
-    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?(?:0|[1-9](?:_?[0-9])*)
     |[-+]?0x[0-9a-fA-F_]+
     |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""", re.X), list("-+0123456789"))

@@ -1,5 +1,6 @@
 """The `flowdredge` command as a user runs it (a subprocess)."""
 import gzip
+import json
 import os
 import re
 import shutil
@@ -660,3 +661,32 @@ def test_an_integer_flag_is_ascii_digits_only(capsys, digits):
     for parse in (parse_time, parse_duration, whole_number(0, 100)):
         with pytest.raises(QueryError, match=re.escape(repr(digits))):
             parse(digits)
+
+
+@pytest.mark.unit
+def test_an_integer_grouped_by_underscores_is_read_alike_by_options_and_settings(tmp_path, capsys):
+    """A YAML file's unquoted 1_000 was 1000, as Python's int() reads it, while `--minutes
+    1_000`, a quoted '1_000' and an application property's "1_000" were refused (a review);
+    a grouping neither writes (1__000, 1000_) is refused by each, in one line naming it, a
+    value too long to read cut short (the option's error quoted it whole, 5,000 digits)."""
+    from flowdredge.job.config import ConfigError, load
+    args = cli.parser().parse_args(["generate", "--output", "o", "--minutes", "1_000",
+                                    "--seed=-1_0"])
+    assert (args.minutes, args.seed) == (1000, -10)
+    (tmp_path / "props.json").write_text(json.dumps([
+        {"PropertyGroupId": "job", "PropertyMap": {"window_seconds": "1_000"}}]))
+    for written in ("1_000", "'1_000'"):
+        (tmp_path / "c.yaml").write_text(f"job: {{window_seconds: {written}}}\n")
+        assert load(str(tmp_path / "c.yaml")).job.window_seconds == 1000
+    assert load(str(tmp_path / "props.json")).job.window_seconds == 1000
+    for bad, said in (("1__000", "'1__000'"), ("1000_", "'1000_'"), ("_1000", "'_1000'"),
+                      ("9" * 5000, "'" + "9" * 39 + "... (5,002 characters)")):
+        with pytest.raises(SystemExit):
+            cli.parser().parse_args(["generate", "--output", "o", "--minutes", bad])
+        assert capsys.readouterr().err.endswith(
+            f"argument --minutes: expected a positive integer, got {said}\n")
+    for bad in ("1__000", "1000_", "_1000"):
+        (tmp_path / "c.yaml").write_text(f"job: {{window_seconds: {bad}}}\n")
+        with pytest.raises(ConfigError, match=f"^job.window_seconds: expected an integer, "
+                                              f"got '{bad}'$"):
+            load(str(tmp_path / "c.yaml"))
