@@ -43,19 +43,20 @@ def parse_ports(value) -> frozenset:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         items = value.split(",") if isinstance(value, str) else [value]
     elif isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        items = sorted(value, key=lambda item: quoted(item, str)) if isinstance(value, (set, frozenset)) else value
     else:
         raise ValueError(f"expected a list of ports or \"22,443\", got {quoted(value)}")
     ports = set()
     for item in items:
-        text = str(item).strip()
-        if not text:
+        item = item.strip() if isinstance(item, str) else item
+        if item == "":
             continue
-        if isinstance(item, bool) or not _DIGITS(text) or not 0 <= int(text) <= 65535:
-            raise ValueError(f"not a port: {quoted(text)}")
-        if int(text) in ports:
-            raise ValueError(f"port {int(text)} is listed twice")
-        ports.add(int(text))
+        port = _whole(item)
+        if port is None or not 0 <= port <= 65535:
+            raise ValueError(f"not a port: {quoted(item, _as_text)}")
+        if port in ports:
+            raise ValueError(f"port {port} is listed twice")
+        ports.add(port)
     return frozenset(ports)
 
 
@@ -64,7 +65,7 @@ def parse_factors(value, defaults: dict = None, maximum: int = MAX_INT) -> dict:
     from 0 to `maximum`; the factors it leaves out keep their value in `defaults` (0 without);
     ValueError names the bad item."""
     if isinstance(value, dict):
-        pairs = [(str(name), str(n)) for name, n in value.items()]
+        pairs = list(value.items())
     elif isinstance(value, str):
         pairs = [item.partition("=")[::2] for item in value.split(",") if item.strip()]
     else:
@@ -72,17 +73,39 @@ def parse_factors(value, defaults: dict = None, maximum: int = MAX_INT) -> dict:
     values = {name: (defaults or {}).get(name, 0) for name in RISK_FACTORS}
     given = set()
     for name, number in pairs:
-        name, number = name.strip(), number.strip()
+        name = name.strip() if isinstance(name, str) else name
+        number = number.strip() if isinstance(number, str) else number
         if name not in values:
-            raise ValueError(f"unknown risk factor {quoted(name)}; known: {', '.join(RISK_FACTORS)}")
+            raise ValueError(f"unknown risk factor {quoted(name, _as_text)}; known: "
+                             f"{', '.join(RISK_FACTORS)}")
         if name in given:
             raise ValueError(f"{name} is given twice")
-        if not _DIGITS(number) or int(number) > maximum:
+        whole = _whole(number)
+        if whole is None or not 0 <= whole <= maximum:
             raise ValueError(f"{name}: expected an integer from 0 to {maximum}, got "
-                             f"{quoted(number)}")
-        values[name] = int(number)
+                             f"{quoted(number, _as_text)}")
+        values[name] = whole
         given.add(name)
     return values
+
+
+def _as_text(value) -> str:
+    # A YAML value as its text, quoted: str() of an integer past int()'s 4,300 digits raises,
+    # which quoted() names by its size.
+    return repr(str(value))
+
+
+def _whole(value):
+    """An int, or ASCII digits, as an int; None for anything else. Digits past int()'s 4,300
+    are too many for any range here: None too."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not _DIGITS(value):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 # The default of security.service_ports: the client/server rule's well-known servers.

@@ -18,6 +18,7 @@ Each error is one line naming the field: "job.window_seconds: expected an intege
 """
 import dataclasses
 import json
+import math
 import re
 import sys
 from dataclasses import MISSING, fields
@@ -92,7 +93,10 @@ def _int(where: str, meta, value) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected an integer, got {quoted(value)}") from None
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected an integer, got {quoted(value)}") from None
+        # Digits past int()'s 4,300: beyond every range, on the side of their sign.
+        number = -math.inf if value.strip().startswith("-") else math.inf
     minimum, maximum = meta.get("minimum"), meta.get("maximum", MAX_INT)
     if minimum is not None and number < minimum:
         wanted = {0: "must not be negative", 1: "must be positive"}.get(
@@ -300,6 +304,15 @@ class _Loader(yaml.SafeLoader):
                     None, None, f"{key!r} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:   # decimal digits past int()'s 4,300: the setting says what it wants
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 _Loader.yaml_implicit_resolvers = {

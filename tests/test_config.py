@@ -166,6 +166,40 @@ def test_an_integer_too_long_to_write_in_decimal_is_one_line_naming_it(tmp_path,
     assert str(err.value) == message
 
 
+NINES = "9" * 5000
+NINES_QUOTED = "'" + "9" * 39 + "... (5,002 characters)"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("doc,message", [
+    (f"security: {{service_ports: [22, {NINES}]}}",
+     f"security.service_ports: not a port: {NINES_QUOTED}"),
+    (f"security: {{service_ports: '22,{NINES}'}}",
+     f"security.service_ports: not a port: {NINES_QUOTED}"),
+    (f"security: {{service_ports: [0x{'f' * 4000}]}}",
+     "security.service_ports: not a port: an integer of 16,000 bits"),
+    (f"security: {{risk_weights: {{dependencies: {NINES}}}}}",
+     f"security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got "
+     f"{NINES_QUOTED}"),
+    (f"security: {{risk_weights: 'dependencies={NINES}'}}",
+     f"security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got "
+     f"{NINES_QUOTED}"),
+    (f"security: {{risk_weights: {{dependencies: 0x{'f' * 4000}}}}}",
+     "security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got an "
+     "integer of 16,000 bits"),
+    (f"job: {{window_seconds: {NINES}}}",
+     f"job.window_seconds: {NINES_QUOTED} is out of range (at most 2147483647 either way)")])
+def test_an_integer_of_more_digits_than_int_reads_is_one_line_naming_it(tmp_path, doc, message):
+    """A number past int()'s 4,300 decimal digits, in YAML or in a setting's text, or one
+    of YAML's 0x that str() will not write, was an error in Python's words ('Exceeds the limit
+    (4300 digits) for integer string conversion'), naming the file or the setting but not the
+    value (a review)."""
+    (tmp_path / "c.yaml").write_text(doc)
+    with pytest.raises(ConfigError) as err:
+        load(str(tmp_path / "c.yaml"))
+    assert str(err.value) == message
+
+
 @pytest.mark.unit
 def test_quoted_escapes_what_is_not_printable_and_cuts_at_40_characters():
     from flowdredge.schemas.settings import integer, quoted
