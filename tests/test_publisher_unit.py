@@ -2669,6 +2669,28 @@ def test_an_event_time_without_a_zone_is_refused_not_read_in_the_hosts(monkeypat
         time.tzset()
 
 
+def test_a_bad_record_of_a_cloudtrail_log_object_is_passed_over_alone():
+    """A CloudTrail log object ({"Records": [...]}, one line) with one record whose eventTime
+    names no zone was unreadable whole: its other records' changes were left to the next poll
+    (a review). The bad records are counted unreadable and said in one line with the first's
+    error; the others are applied."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
+                          log=said.append)
+    publisher.poll()
+    said.clear()
+    run = json.loads(bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN))["detail"]
+    naive = {**run, "eventTime": "2026-01-01T00:01:00"}
+    trail = json.dumps({"Records": [naive, run, "junk"]})
+    result = publisher.apply_events([trail])
+    assert (result.bad, result.applied, result.assigned) == (2, 1, 1)
+    assert said == ["2 unreadable record(s) in a CloudTrail log object, its others read (the "
+                    "first: event time '2026-01-01T00:01:00' names no time zone (AWS ends it "
+                    "in Z)): " + trail[:200]]
+
+
 def test_a_bad_value_of_thousands_of_characters_is_quoted_cut_short(tmp_path):
     """An event's time, a snapshot's value, a configured account were quoted whole in their
     one-line errors: thousands of characters said and logged (a review). Each is cut to 40

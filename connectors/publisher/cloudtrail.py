@@ -3,7 +3,8 @@
 Accepted lines (JSON Lines, one of these per line):
 - an EventBridge event "AWS API Call via CloudTrail" (the CloudTrail record in `detail`);
 - an EventBridge "EC2 Instance State-change Notification";
-- a CloudTrail record, or a CloudTrail log file object {"Records": [...]}.
+- a CloudTrail record, or a CloudTrail log file object {"Records": [...]} (a bad record of it is
+  passed over alone).
 
 Handled calls: RunInstances, TerminateInstances, CreateNetworkInterface, DeleteNetworkInterface,
 AttachNetworkInterface, DetachNetworkInterface (failed calls, with an errorCode, are ignored),
@@ -58,7 +59,8 @@ class InventoryChange:
 
 
 def parse_line(line: str) -> list:
-    """The inventory changes one line describes ([] for events that change no address)."""
+    """The inventory changes one line describes ([] for events that change no address); in a
+    CloudTrail log object, a record that cannot be read is its EventError in the list."""
     if len(line) > EVENT_COUNTED_CHARS:
         values = line.count("{") + line.count("[") + line.count(",")
         if values > len(line) // EVENT_CHARS_PER_VALUE:
@@ -73,7 +75,7 @@ def parse_line(line: str) -> list:
     if not isinstance(doc, dict):
         raise EventError("not a JSON object")
     if "Records" in doc:
-        return [c for record in doc["Records"] for c in _from_record(record)]
+        return [c for record in doc["Records"] for c in _log_record(record)]
     detail_type = doc.get("detail-type")
     if detail_type == CLOUDTRAIL_DETAIL:
         record = dict(doc.get("detail") or {})
@@ -92,6 +94,17 @@ def parse_line(line: str) -> list:
     if detail_type is not None:
         return []
     raise EventError("neither an EventBridge event nor a CloudTrail record")
+
+
+def _log_record(record) -> list:
+    """The changes of a CloudTrail log object's record, or [its EventError]: a bad record is
+    passed over alone, the object's others read."""
+    if not isinstance(record, dict):
+        return [EventError("a record that is not a JSON object")]
+    try:
+        return _from_record(record)
+    except EventError as err:
+        return [err]
 
 
 def _from_record(record: dict) -> list:

@@ -52,7 +52,7 @@ class EventsResult:
     stale: int = 0        # before the last poll of their scope began: the poll saw them
     deferred: int = 0     # need a poll first (unknown scope state, interface or instance)
     ignored: int = 0      # for an account or region not configured
-    bad: int = 0          # unreadable lines
+    bad: int = 0          # unreadable lines, and records of CloudTrail log objects
 
     @property
     def counted(self) -> bool:
@@ -321,9 +321,15 @@ class Publisher:
 
     def _apply_line(self, line: str, configured: set, now: int, result: EventsResult) -> None:
         changes = parse_line(line)
+        bad = [change for change in changes if isinstance(change, EventError)]
+        changes = [change for change in changes if not isinstance(change, EventError)]
         latest = max((change.at_ms for change in changes), default=now)
         if latest > now + EVENTS_AHEAD_MS:
             raise DatedAhead(latest)
+        if bad:
+            result.bad += len(bad)
+            self.log(f"{len(bad)} unreadable record(s) in a CloudTrail log object, its others "
+                     f"read (the first: {bad[0]}): {line[:200]}")
         for change in changes:
             if change.scope not in configured:
                 result.ignored += 1
