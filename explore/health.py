@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from flowdredge.connectors.logs import own_cause
-from flowdredge.explore.summary import attributed_share
+from flowdredge.explore.summary import attributed_share, owned_ends
 
 # What a REST read may raise: the job gone or restarting (an answer cut short too:
 # http.client's IncompleteRead is no OSError), a vertex without the metric yet, a value that is
@@ -156,10 +156,22 @@ def read_health(rest: JobRest, settle_s: float = 1.0) -> Health:
 
 
 def status_line(health: Health, now_s: float, previous=None) -> tuple:
-    """The line, and what the next line's rate is measured from. `now_s`: wall-clock time of
-    the read (epoch seconds); `previous`: (time, flows parsed) of the line before, or None."""
+    """The line, and what the next line is measured from. `now_s`: wall-clock time of the
+    read (epoch seconds); `previous`: what the line before returned second, or None."""
     counts = health.counters
     parsed = counts["flows_parsed"]
+    # PyFlink counts the flows a timer releases (those that waited for the changelog) only at
+    # the attribution's next input, and a restart's counters begin at 0: with no flow end
+    # counted now, the last share read, with its age.
+    last = previous[2] if previous is not None else None   # (time, share)
+    if owned_ends(counts)[1]:
+        last = (now_s, attributed_share(counts))
+        attributed = last[1]
+    elif last is not None:
+        attributed = f"{last[1]} (read {max(now_s - last[0], 0) / 60:,.1f} min ago)"
+    else:
+        attributed = ("n/a (none counted yet: flows a timer releases count at the next input)"
+                      if parsed else "n/a")
     rate = ""
     if previous is not None and now_s > previous[0] and parsed >= previous[1]:
         rate = f" ({(parsed - previous[1]) / (now_s - previous[0]):,.0f}/s)"
@@ -174,6 +186,6 @@ def status_line(health: Health, now_s: float, previous=None) -> tuple:
         f"{max(now_s - health.last_checkpoint_ms / 1000, 0):,.0f} s ago"
     dead = counts["dead_letter"] + counts["metadata_dead_letter"]
     line = (f"flows parsed {parsed:,}{rate} | late {counts['flows_late']:,} | dead letters "
-            f"{dead:,} | attributed {attributed_share(counts)} | {windows} | consumer lag {lag}"
+            f"{dead:,} | attributed {attributed} | {windows} | consumer lag {lag}"
             f" | last checkpoint {checkpoint} | restarts {health.restarts}")
-    return line, (now_s, parsed)
+    return line, (now_s, parsed, last)

@@ -544,7 +544,8 @@ def test_flowdredge_run_says_how_the_job_is_doing_every_report_seconds(kinesis_l
     # The run's Flink log in a folder of its own (one file, replaced at every start, before).
     assert list((tmp_path / "out" / "logs").glob("*/flink-*-python-*.log")), lines[0]
     assert re.search(r"flows parsed 200 \([0-9,]+/s\) \| late 0 \| dead letters 1 \| attributed "
-                     r"(0\.0%|n/a) \| (no window closed yet|windows closed to [-0-9 :]+ UTC \([0-9.,]+ "
+                     r"(0\.0%( \(read [0-9.,]+ min ago\))?|n/a \(none counted yet[^|]*\)) \| "
+                     r"(no window closed yet|windows closed to [-0-9 :]+ UTC \([0-9.,]+ "
                      r"min ago\)) \| consumer lag [0-9.,]+ s \| last checkpoint [0-9,]+ s ago \| "
                      r"restarts 0$", "\n".join(status), re.MULTILINE), status
 
