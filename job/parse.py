@@ -302,6 +302,10 @@ def _convert_long_numbers(fmt: FlowFormat, parts: list):
 def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     """One flow-log line to a tuple of `fmt.fields` ('-' becomes None); raises LineError.
     `max_flow_bytes` bounds packets and bytes (flows.max_flow_bytes)."""
+    # The readers put U+FFFD for bytes that are not UTF-8, and AWS writes flow logs in ASCII:
+    # the line is damaged wherever they are, in an id kept as text too.
+    if not line.isascii() and "\ufffd" in line:
+        raise LineError("not_text", "bytes that are not UTF-8 (U+FFFD in the excerpt)")
     parts = line.split()
     if len(parts) != fmt.width:
         raise LineError("field_count", f"{len(parts)} fields; the format has {fmt.width}")

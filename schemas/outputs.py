@@ -70,7 +70,7 @@ FLOW_DEAD_LETTER_REASONS = (
     "missing_required_field", "timestamp_out_of_range", "bad_base64", "not_gzip", "bad_gzip",
     "not_json", "not_cloudwatch", "bad_chunk", "malformed", "too_large", "line_too_long",
     "number_out_of_range", "unknown_value", "empty_file", "bad_header", "unreadable",
-    "empty_members")
+    "empty_members", "not_text")
 # Of those, the reasons of a whole file, record or CloudWatch event (not counted as lines read).
 FLOW_RECORD_DEAD_LETTER_REASONS = (
     "bad_base64", "not_gzip", "bad_gzip", "not_json", "not_cloudwatch", "bad_chunk", "malformed",

@@ -1,6 +1,7 @@
 import base64
 import gzip
 import json
+import math
 
 import pytest
 
@@ -315,7 +316,42 @@ def test_bytes_not_utf8_cost_their_event_only():
            f'{{"message":"{GOOD}"}},{{"message":"x\xff"}}]}}').encode("latin-1")
     result = parse_record(gzip.compress(doc), "r", V2, LIMITS)
     assert result.counts["flows_parsed"] == 1
-    assert [d[1] for d in result.dead_letters] == ["field_count"]
+    assert [d[1] for d in result.dead_letters] == ["not_text"]
+
+
+@pytest.mark.parametrize("vectorise_from", [1, math.inf])
+def test_a_flow_line_of_bytes_that_are_not_utf8_is_a_dead_letter_on_every_path(
+        tmp_path, vectorise_from):
+    """The readers put U+FFFD for bytes that are not UTF-8: in an interface, account or VPC id
+    (text the parse keeps) the flow was kept, the id with U+FFFD in the enriched and
+    data_quality outputs, a VPC id matching no VPC claim; in the action it was unknown_value,
+    in a number not_a_number (a review). AWS writes flow logs in ASCII: such a line is one
+    not_text dead letter wherever the bytes are, on a stream (a CloudWatch envelope), in a
+    staged line (the JVM's file readers) and in a file job.replay stages."""
+    from flowdredge.job.parse import parse_records, staged_line_records
+    from flowdredge.job.replay import file_records
+    fields = GOOD.split()
+    damaged = [" ".join(fields[:i] + [fields[i][:1] + "\xff" + fields[i][1:]] + fields[i + 1:])
+               for i in (1, 2, 6, 12)]   # account, interface, port, action
+    damaged.append(GOOD.replace(" OK", " NODATA").replace("eni", "en\xffi"))
+    raw = [line.encode("latin-1") for line in [GOOD] + damaged]
+    events = b",".join(b'{"id":"%d","message":"%s"}' % item for item in enumerate(raw))
+    envelope = gzip.compress(b'{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s",'
+                             b'"logEvents":[' + events + b"]}")
+    header = " ".join(V2.fields).encode()
+    staged = b'{"source":"f.log","first_line":2,"format":"%s","lines":[%s]}' % (
+        header, b",".join(b'"' + line + b'"' for line in raw))
+    (tmp_path / "f.log").write_bytes(b"\n".join([header] + raw) + b"\n")
+    results = [parse_record(envelope, "r", V2, LIMITS, vectorise_from=vectorise_from),
+               *(parse_record(text, "r", V2, LIMITS, vectorise_from=vectorise_from)
+                 for text, _, _ in staged_line_records(staged, 10_000)),
+               parse_records([(record, "f.log", None)
+                              for record in file_records(str(tmp_path / "f.log"), 100)],
+                             V2, LIMITS, vectorise_from=vectorise_from)]
+    for result in results:
+        assert result.counts["flows_parsed"] == 1 and result.counts["no_data"] == 0
+        assert [d[1] for d in result.dead_letters] == ["not_text"] * 5
+        assert result.counts["dead_letter_not_text"] == 5
 
 
 def test_every_gzip_member_of_a_record_is_read_and_trailing_bytes_dead_lettered():
