@@ -18,7 +18,7 @@ from flowdredge.connectors.kinesis import client as kinesis_client
 from flowdredge.connectors.kinesis.local import LocalKinesis, check_installed
 from flowdredge.synthetic.kinesis import Estate, EstateWriter
 from flowdredge.job.config import Config
-from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario
+from flowdredge.synthetic.estate import ACCOUNTS, DELIVERY_SECONDS, Scenario, check_size
 from flowdredge.job.outputs import (REPORT_FILE, hold_output, read_records, remove_outputs,
                                      total_counts)
 from flowdredge.explore.health import READ_ERRORS, FailureWatch, JobRest
@@ -40,6 +40,11 @@ class DemoOptions:
     report_seconds: int = 60
     # False: no job here; the local Kinesis stays up for `flowdredge run` (run_command).
     job: bool = True
+
+    @property
+    def flows_per_minute(self) -> int:
+        """The generated estate's flows a minute of event time: twice the rate, at least 600."""
+        return max(600, self.rate * 2)
 
 
 def _committed_windows(output: str) -> int:
@@ -187,6 +192,7 @@ def _serve(kin, folder: str, produce, writer, total_flows: int, rate: int, progr
 
 def run_demo(config: Config, options: DemoOptions, progress) -> int:
     # Before the output folder is touched: the previous demo's files stay.
+    check_size(options.minutes, options.flows_per_minute)
     check_installed()
     output = options.output
     # Held until the demo ends: a second demo there removed the inputs, checkpoints and
@@ -210,7 +216,7 @@ def _demo(config: Config, options: DemoOptions, progress) -> int:
     now = int(time.time())
     # Traffic of the last `minutes` minutes, as if AWS were delivering it now.
     scenario = Scenario(start=now - now % 60 - options.minutes * 60 - 300,
-                        minutes=options.minutes, flows_per_minute=max(600, options.rate * 2),
+                        minutes=options.minutes, flows_per_minute=options.flows_per_minute,
                         seed=options.seed)
     progress(f"generating {scenario.minutes} minutes of a synthetic estate's traffic "
              f"({scenario.flows_per_minute:,} flows/minute, IPs changing owner)")

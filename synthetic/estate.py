@@ -67,6 +67,28 @@ class Scenario:
     cloudwatch_account: str = ACCOUNTS[1]
     seed: int = 7
 
+    def __post_init__(self):
+        check_size(self.minutes, self.flows_per_minute)
+
+
+# generate() holds every flow line in memory until it writes the files (about 0.5 KB a flow, and
+# an ownership change or two a minute): past these, a mistyped --minutes filled the machine's
+# memory (21 GB before it was stopped) instead of saying so.
+MAX_FLOWS = 5_000_000
+MAX_MINUTES = 43_200   # 30 days
+
+
+def check_size(minutes: int, flows_per_minute: int) -> None:
+    """ValueError, in one line, when an estate of `minutes` of `flows_per_minute` is more than
+    generate() is meant to hold."""
+    if minutes > MAX_MINUTES:
+        raise ValueError(f"{minutes:,} minutes of traffic is more than a synthetic estate is "
+                         f"generated for: at most {MAX_MINUTES:,} (30 days)")
+    if minutes * flows_per_minute > MAX_FLOWS:
+        raise ValueError(f"{minutes:,} minutes of {flows_per_minute:,} flows a minute is "
+                         f"{minutes * flows_per_minute:,} flows: a synthetic estate is generated "
+                         f"in memory (about 0.5 KB a flow), at most {MAX_FLOWS:,}")
+
 
 def account_id(index: int) -> str:
     """The synthetic account ids of a generated estate, by index."""

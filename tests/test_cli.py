@@ -690,3 +690,27 @@ def test_an_integer_grouped_by_underscores_is_read_alike_by_options_and_settings
         with pytest.raises(ConfigError, match=f"^job.window_seconds: expected an integer, "
                                               f"got '{bad}'$"):
             load(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command, options, said", [
+    ("demo", ["--minutes", "999999999999999999999999999999"],
+     "999,999,999,999,999,999,999,999,999,999 minutes of traffic is more than a synthetic "
+     "estate is generated for: at most 43,200 (30 days)"),
+    ("generate", ["--minutes", "2501"],
+     "2,501 minutes of 2,000 flows a minute is 5,002,000 flows: a synthetic estate is "
+     "generated in memory (about 0.5 KB a flow), at most 5,000,000"),
+    ("stream-demo", ["--rate", "100000", "--minutes", "26"],
+     "26 minutes of 200,000 flows a minute is 5,200,000 flows: a synthetic estate is "
+     "generated in memory (about 0.5 KB a flow), at most 5,000,000"),
+])
+def test_an_estate_larger_than_generate_holds_is_refused_before_a_folder_is_touched(
+        command, options, said, tmp_path, capsys):
+    """`flowdredge demo --minutes 99999999999999999999999999999` was taken, and the estate
+    held in memory grew to 21 GB before it was stopped (a review)."""
+    output = tmp_path / "out"
+    (output / "inputs").mkdir(parents=True)
+    (output / "inputs" / "kept").write_text("the last demo's\n")
+    assert cli.main([command, "--output", str(output), *options]) == 2
+    assert capsys.readouterr().err == f"flowdredge: error: {said}\n"
+    assert (output / "inputs" / "kept").read_text() == "the last demo's\n"
