@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 from pyarrow import json as pa_json
 
 from flowdredge.job.parse_columns import IPV4_PATTERN
-from flowdredge.schemas.metadata import ABSENT, ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
+from flowdredge.schemas.metadata import (ABSENT, ASSIGN, HEARTBEAT, INTERFACE_VPC_ID,
+                                         OWNER_FIELDS, UNASSIGN, VPC_ID_PATTERN)
 
 # Below this many lines the fixed cost of a call (about 0.7 ms: the reader's 0.2, a few dozen
 # arrow calls) outweighs what it saves per line (measured crossover: 500 to 1,000 lines; at
@@ -26,9 +27,11 @@ MIN_LINES = 1024
 # The fields parse_event reads, with the only types it accepts without a conversion of its
 # own: a value of another JSON type (a float ts, a number as an owner field) fails the read,
 # and the chunk goes line by line. Other fields are ignored, as parse_event ignores them. A
-# line with a vpc_id (a VPC_ASSIGN's, or one parse_event refuses) is left to parse_event.
+# line with a vpc_id (a VPC_ASSIGN's, or one parse_event refuses), or an interface_vpc_id that is
+# not a VPC id, is left to parse_event.
 _SCHEMA = pa.schema([("type", pa.string()), ("ts", pa.int64()), ("ip", pa.string()),
-                     ("vpc_id", pa.string())] + [(f, pa.string()) for f in OWNER_FIELDS])
+                     ("vpc_id", pa.string()), (INTERFACE_VPC_ID, pa.string())]
+                    + [(f, pa.string()) for f in OWNER_FIELDS])
 _PARSE = pa_json.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore",
                               newlines_in_values=False)
 _READ = pa_json.ReadOptions(use_threads=False, block_size=1 << 30)
@@ -91,9 +94,12 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
             written[text] = address
     if written:
         canonical = pc.or_kleene(canonical, pc.is_in(ip, value_set=pa.array(list(written))))
+    interface_vpc = table.column(INTERFACE_VPC_ID)
     good = pc.fill_null(pc.and_kleene(in_range, pc.or_kleene(
-        heartbeat, pc.and_kleene(pc.and_kleene(change, canonical),
-                                 pc.is_null(table.column("vpc_id"))))), False)
+        heartbeat, pc.and_kleene(pc.and_kleene(change, canonical), pc.and_kleene(
+            pc.is_null(table.column("vpc_id")), pc.or_kleene(
+                pc.is_null(interface_vpc),
+                pc.match_substring_regex(interface_vpc, f"^{VPC_ID_PATTERN}$")))))), False)
     at = np.array(fast)
     rest += at[~good.to_numpy(zero_copy_only=False)].tolist()
     events = {}
@@ -111,11 +117,15 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
             owners = zip(*[_shared_values(pc.fill_null(pc.if_else(
                 pc.equal(taken.column(f), ""), ABSENT, taken.column(f)), ABSENT))
                 for f in OWNER_FIELDS])
-            made = zip(repeat(ASSIGN), stamps, _addresses(taken, written), owners)
+            vpcs = taken.column(INTERFACE_VPC_ID)
+            made = zip(repeat(ASSIGN), stamps, _addresses(taken, written), owners,
+                       repeat(None) if vpcs.null_count == len(vpcs) else
+                       [v or None for v in _shared_values(pc.fill_null(vpcs, ""))])
         elif kind_name == UNASSIGN:
-            made = zip(repeat(UNASSIGN), stamps, _addresses(taken, written), repeat(None))
+            made = zip(repeat(UNASSIGN), stamps, _addresses(taken, written), repeat(None),
+                       repeat(None))
         else:
-            made = zip(repeat(HEARTBEAT), stamps, repeat(""), repeat(None))
+            made = zip(repeat(HEARTBEAT), stamps, repeat(""), repeat(None), repeat(None))
         events.update(zip(at[rows.to_numpy(zero_copy_only=False)].tolist(), made))
     if kinds > 1:
         events = {position: events[position] for position in sorted(events)}

@@ -6,7 +6,8 @@ equal ts are ordered UNASSIGN before ASSIGN (a release and a re-assignment at th
 leave the new owner), then by arrival. Consecutive changes form the ranges (owner, from, to).
 A VPC_ASSIGN or VPC_UNASSIGN is kept the same way under its key (vpc_key): the address's owner
 within that VPC, looked up only for a flow of that VPC whose end has no owner of its own. The
-interfaces the claims' owners name give a flow whose line has no `vpc-id` its VPC (flow_vpc).
+interfaces the claims' owners name, and those ASSIGNs name with their `interface_vpc_id`, give a
+flow whose line has no `vpc-id` its VPC (flow_vpc).
 """
 import ipaddress
 import json
@@ -31,8 +32,9 @@ from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LAT
                                   address_error, excerpt, json_error, number_text, staged_place,
                                   too_long_text, utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
-from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT, OWNER_FIELDS,
-                                         UNASSIGN, VPC_CHANGES)
+from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT,
+                                         INTERFACE_VPC_ID, OWNER_FIELDS, UNASSIGN, VPC_CHANGES,
+                                         VPC_ID_PATTERN)
 from flowdredge.schemas.security import is_reserved_app
 from flowdredge.schemas.settings import quoted
 
@@ -41,7 +43,9 @@ _RANK = {UNASSIGN: 0, ASSIGN: 1}
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 # The ownership values in broadcast state. 2: per IP its changes flat, each (ts, rank, part id,
 # interface_id, resource_id), the owner fields IPs share kept once per part under a key of
-# their own (PART_KEY + id); 1 (read only): per IP its changes with whole owners.
+# their own (PART_KEY + id), a part one field longer where it names the VPC of the owner's
+# interface (ASSIGN's interface_vpc_id; null: named in two VPCs); 1 (read only): per IP its
+# changes with whole owners.
 STATE_VERSION = 2
 CLOCK_VERSION = 1
 PART_KEY = "owner "   # not an IP, nor the clock's key
@@ -57,7 +61,7 @@ def _order(change):
     return change[0], change[1]
 
 
-_is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
+_is_vpc_id = re.compile(VPC_ID_PATTERN).fullmatch
 
 
 def vpc_key(vpc_id: str, ip: str) -> str:
@@ -77,6 +81,7 @@ class MetaEvent(NamedTuple):
     ts: int
     ip: str = ""
     owner: tuple = None
+    interface_vpc_id: str = None   # an ASSIGN's: the VPC of its owner's interface, if known
 
 
 class MetaEventError(ValueError):
@@ -279,8 +284,8 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                      if event[3] is not None and (is_reserved_app(event[3][_APP])
                                                   or not _is_text(event[3]))]:
         # Keeping the IP's previous owner would misattribute its flows from this ts on.
-        _, ts, ip, owner = events[position]
-        events[position] = (UNASSIGN, ts, ip, None)
+        _, ts, ip, owner, _vpc = events[position]
+        events[position] = (UNASSIGN, ts, ip, None, None)
         reason, detail = _refused_owner(owner, ip)
         rejected.append((position, reason, lines[position], detail))
     where, first = record_lines.source, record_lines.first_line
@@ -340,7 +345,7 @@ def _too_long(limits: MetaLimits) -> str:
 # The keys parse_event reads: JSON keeps a repeated key's last value, which turned an ASSIGN
 # into an UNASSIGN or moved an owner to another address without a dead letter (a fuzz review).
 # Arrow's reader refuses them, so a chunk holding one comes here line by line.
-_READ_KEYS = frozenset(("type", "ts", "ip", "vpc_id", *OWNER_FIELDS))
+_READ_KEYS = frozenset(("type", "ts", "ip", "vpc_id", INTERFACE_VPC_ID, *OWNER_FIELDS))
 _WHAT_AND_WHERE = frozenset(("type", "ts", "ip", "vpc_id"))
 
 
@@ -430,8 +435,18 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     get = doc.get
     owner = [ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str
              else _owner_text(f, v, ts, ip) for f in OWNER_FIELDS]
-    return MetaEvent(ASSIGN, ts, ip, tuple(owner if share is None else
-                                           [share(v, v) for v in owner]))
+    owner = tuple(owner if share is None else [share(v, v) for v in owner])
+    interface_vpc = None if vpc_id is not None else get(INTERFACE_VPC_ID)
+    if interface_vpc in ("", ABSENT):   # as an owner field's: not known
+        interface_vpc = None
+    if interface_vpc is None or type(interface_vpc) is str and _is_vpc_id(interface_vpc):
+        return MetaEvent(ASSIGN, ts, ip, owner, interface_vpc if share is None or interface_vpc
+                         is None else share(interface_vpc, interface_vpc))
+    # The owner is the publisher's all the same: only the interface's VPC is not known.
+    raise MetaEventError("bad_vpc_id", f"{INTERFACE_VPC_ID} {_value_text(interface_vpc)}, not a "
+                                       "VPC id as AWS writes them (vpc- and 8 or 17 lowercase "
+                                       "hex digits): applied without it",
+                         MetaEvent(ASSIGN, ts, ip, owner))
 
 
 # An ASSIGN or UNASSIGN with a vpc_id: the producer meant that VPC only, and taken for the
@@ -550,10 +565,16 @@ class OwnershipIndex:
         self._vpc_table = None
         self._vpc_new = {}
         self._vpc_new_table = None
-        # Per interface a VPC claim's owner names, its VPC (None: claims of two VPCs name it, a
-        # conflict). An interface never changes VPC: it gives the VPC of a flow it logged. What
-        # the claims held say: learnt as they are applied, built again from them after a load
-        # and after a prune that moved one (only a prune takes a claim's changes away).
+        # Per interface an ASSIGN's interface_vpc_id names, its VPC (None: ASSIGNs named it in
+        # two VPCs, a conflict): learnt as they are applied, kept in broadcast state with the
+        # owner parts (encode), forgotten once no change held names the interface (prune).
+        self._assigned_vpc = {}
+        self._vpc_ids = {}   # VPC id -> itself: one string per VPC, not one per interface
+        # Per interface a VPC claim's owner names, its VPC as the claims held and _assigned_vpc
+        # say together (None: two VPCs, a conflict); an interface no claim names has the one
+        # _assigned_vpc gives. An interface never changes VPC: it gives the VPC of a flow it
+        # logged. Learnt as the claims are applied, built again from them after a load and
+        # after a prune that moved one (only a prune takes a claim's changes away).
         self._interface_vpc = {}
         self.interface_conflicts = 0
 
@@ -655,16 +676,31 @@ class OwnershipIndex:
         if interface == ABSENT:
             return
         vpc_id = key[:key.index(" ")]
-        known = self._interface_vpc.get(interface, vpc_id)
+        known = self._interface_vpc.get(interface, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._assigned_vpc.get(interface, vpc_id)
         if known is None or known == vpc_id:
             self._interface_vpc[interface] = known
         else:
             self._interface_vpc[interface] = None
             self.interface_conflicts += 1
 
+    def _learn_assigned(self, interface: str, vpc_id: str) -> None:
+        """Takes in that an ASSIGN's owner's `interface` is in `vpc_id`."""
+        assigned = self._assigned_vpc
+        known = assigned.get(interface, vpc_id)
+        assigned[interface] = known if known == vpc_id else None
+        claimed = self._interface_vpc.get(interface, _UNKNOWN)
+        if claimed is not _UNKNOWN:
+            known = claimed
+            self._interface_vpc[interface] = claimed if claimed == vpc_id else None
+        if known is not None and known != vpc_id:
+            self.interface_conflicts += 1
+
     def _learn_interfaces(self) -> None:
-        """The interfaces' VPCs built again from the claims held."""
-        self._interface_vpc, self.interface_conflicts = {}, 0
+        """The interfaces' VPCs built again from the ASSIGNs' and the claims held."""
+        self._interface_vpc = {}
+        self.interface_conflicts = sum(v is None for v in self._assigned_vpc.values())
         for key, slot in self._claims.items():
             for o in self._flat(slot)[2::3]:
                 if o is not None:
@@ -672,23 +708,26 @@ class OwnershipIndex:
 
     def interface_vpc(self, interface_id):
         """The VPC of the interface `interface_id` (a flow's `interface-id`), as the claims
-        held name it; None when none does, or two do."""
-        return self._interface_vpc.get(interface_id)
+        and the ASSIGNs held name it; None when none does, or two VPCs are named."""
+        vpc_id = self._interface_vpc.get(interface_id, _UNKNOWN)
+        return self._assigned_vpc.get(interface_id) if vpc_id is _UNKNOWN else vpc_id
 
     def flow_vpc(self, vpc_id, interface_id):
         """A flow's VPC: its line's `vpc-id`, else its interface's (interface_vpc); None when
         neither is known."""
-        return vpc_id if vpc_id is not None else self._interface_vpc.get(interface_id)
+        return vpc_id if vpc_id is not None else self.interface_vpc(interface_id)
 
     def flow_vpcs(self, vpcs, interfaces):
         """flow_vpc of each flow, as an Arrow array (None: no flow's VPC known), from the
         Arrow arrays `vpcs` and `interfaces` of the flows' `vpc-id` and `interface-id` (None:
-        the format lacks the field): each distinct interface looked up once."""
-        if interfaces is None or not self._interface_vpc or (
+        the format lacks the field): each distinct interface looked up once. Without claims
+        the flows' VPCs find no owner: not looked up."""
+        if interfaces is None or not self._claims or not (
+                self._interface_vpc or self._assigned_vpc) or (
                 vpcs is not None and not vpcs.null_count):
             return vpcs
         encoded = pc.dictionary_encode(interfaces)
-        get = self._interface_vpc.get
+        get = self.interface_vpc
         known = pa.array([get(i) for i in encoded.dictionary.to_pylist()], pa.string())
         if known.null_count == len(known):
             return vpcs
@@ -791,8 +830,13 @@ class OwnershipIndex:
     def apply(self, event: MetaEvent) -> None:
         change = (self._same_ts(event.ts), _RANK[event.type],
                   self._shared(event.owner) if event.owner else None)
-        if change[2] is not None and _is_vpc_key(event.ip):
-            self._learn_interface(event.ip, change[2])
+        if change[2] is not None:
+            if _is_vpc_key(event.ip):
+                self._learn_interface(event.ip, change[2])
+            elif event.interface_vpc_id is not None and change[2][_INTERFACE] != ABSENT:
+                vpc_id = event.interface_vpc_id
+                self._learn_assigned(change[2][_INTERFACE], self._vpc_ids.setdefault(vpc_id,
+                                                                                     vpc_id))
         slot = self._slots.get(event.ip)
         if slot is None:
             self._store(event.ip, None, change)
@@ -942,6 +986,7 @@ class OwnershipIndex:
         flows (a flow's VPC then unknown, never wrong)."""
         changed, removed = [], []
         code, held = self._code, self._held
+        dropped = []   # the owners of the changes forgotten
         for ip, slot in self._slots.items():
             if code[slot] >= 0:
                 continue
@@ -954,30 +999,58 @@ class OwnershipIndex:
             if i == len(flat) - 3 and flat[-1] is None:
                 if released_ms is None or flat[-3] <= released_ms:
                     removed.append(ip)
+                    dropped += flat[2::3]
                 elif i:
                     self._ranges -= i // 3
                     self._store(ip, slot, flat[i:])
                     changed.append(ip)
+                    dropped += flat[2:i:3]
             elif i:
                 self._ranges -= i // 3
                 self._store(ip, slot, flat[i:])
                 changed.append(ip)
+                dropped += flat[2:i:3]
         for ip in removed:
             self._ranges -= len(self._flat(self._slots[ip])) // 3
             self._remove(ip)
         # Values of owners long gone do not stay; live owners keep theirs.
         self._strings = {}
-        if any(map(_is_vpc_key, changed)) or any(map(_is_vpc_key, removed)):
+        forgotten = self._forget_assigned(dropped, changed)
+        if forgotten or any(map(_is_vpc_key, changed)) or any(map(_is_vpc_key, removed)):
             self._learn_interfaces()
         if changed or removed:
             removed += self._forget_parts()
         return changed, removed
 
+    def _forget_assigned(self, dropped: list, changed: list) -> bool:
+        """Forgets the ASSIGNs' VPCs of the interfaces the `dropped` owners name that no change
+        held names any more; the keys whose changes name the others are added to `changed`:
+        written again, each change's part with its interface's VPC as known now (one written
+        before it was known, or before a conflict, would otherwise say less or other after a
+        restore than the dropped change said). Returns whether any was forgotten."""
+        assigned = self._assigned_vpc
+        interfaces = {o[_INTERFACE] for o in dropped if o} & assigned.keys()
+        if not interfaces:
+            return False
+        named, again = set(), set(changed)
+        for key, slot in self._slots.items():
+            for o in self._flat(slot)[2::3]:
+                if o and o[_INTERFACE] in interfaces:
+                    named.add(o[_INTERFACE])
+                    if key not in again:
+                        again.add(key)
+                        changed.append(key)
+        for interface in interfaces - named:
+            del assigned[interface]
+        return len(named) < len(interfaces)
+
     def _forget_parts(self) -> list:
         live = set()
         for slot in self._slots.values():
             live.update(_part(o) for o in self._flat(slot)[2::3] if o)
-        gone = [part for part in self._part_ids if part not in live]
+        # A part naming an interface's VPC goes with the owner fields it holds: entries written
+        # before the VPC was known, or before a conflict, may name the others.
+        gone = [part for part in self._part_ids if part[:_PART_FIELDS] not in live]
         return [PART_KEY + str(self._part_ids.pop(part)) for part in gone]
 
     def encode(self, ip: str) -> str:
@@ -990,7 +1063,7 @@ class OwnershipIndex:
             o = self._held[slot]
             ids = o[6] + o[7]
             if ids.isascii() and ids.isprintable() and '"' not in ids and "\\" not in ids:
-                return _ONE_OWNER % (self._ts[slot], _RANK[ASSIGN], self._part_id(_part(o)),
+                return _ONE_OWNER % (self._ts[slot], _RANK[ASSIGN], self._part_id(self._stored(o)),
                                      o[6], o[7])
         flat = self._flat(slot)
         values = [STATE_VERSION]
@@ -999,8 +1072,14 @@ class OwnershipIndex:
             if o is None:
                 values += (flat[i], flat[i + 1], None, None, None)
             else:
-                values += (flat[i], flat[i + 1], self._part_id(_part(o)), o[6], o[7])
+                values += (flat[i], flat[i + 1], self._part_id(self._stored(o)), o[6], o[7])
         return _compact_json(values)
+
+    def _stored(self, o: tuple) -> tuple:
+        """The part of owner `o` in broadcast state: with its interface's VPC as the ASSIGNs
+        name it (None: two), when they do."""
+        vpc_id = self._assigned_vpc.get(o[_INTERFACE], _UNKNOWN)
+        return _part(o) if vpc_id is _UNKNOWN else _part(o) + (vpc_id,)
 
     def _part_id(self, part: tuple) -> int:
         number = self._part_ids.get(part)
@@ -1055,6 +1134,9 @@ class OwnershipIndex:
                     p = parts[number]
                     flat += (ts, rank, (p[0], p[1], p[2], p[3], p[4], p[5], interface_id,
                                         resource_id, p[6]))
+                    if len(p) > _PART_FIELDS and interface_id != ABSENT:
+                        known = self._assigned_vpc.get(interface_id, p[-1])
+                        self._assigned_vpc[interface_id] = known if known == p[-1] else None
             flat = tuple(flat)
         slot = self._slots.get(ip)
         self._ranges += len(flat) // 3 - (0 if slot is None else len(self._flat(slot)) // 3)
@@ -1081,6 +1163,11 @@ def _sorted_table(claims: dict) -> tuple:
 def _part(o: tuple) -> tuple:
     """The owner fields many IPs share: all but interface_id and resource_id (o[6], o[7])."""
     return o[0], o[1], o[2], o[3], o[4], o[5], o[8]
+
+
+_PART_FIELDS = len(OWNER_FIELDS) - 2
+# Not a VPC id, nor None (an interface named in two VPCs): the interface's VPC is not known.
+_UNKNOWN = object()
 
 
 def _unreadable(version) -> None:

@@ -84,16 +84,19 @@ def metadata_events(paths):
 
 
 def interface_vpcs(paths):
-    """{interface_id: the VPC its VPC_ASSIGNs name it in}, for those named in one VPC only."""
+    """{interface_id: the VPC its VPC_ASSIGNs, and its ASSIGNs' interface_vpc_id, name it in},
+    for those named in one VPC only."""
     vpcs = defaultdict(set)
     for path in paths:
         for line in _read_bytes(path).decode().splitlines():
             e = json.loads(line) if line.strip() else {}
             reserved = e.get("app") in ("internet", "unattributed") \
                 or str(e.get("app")).startswith("aws:")
-            if e.get("type") == "VPC_ASSIGN" and not reserved \
+            vpc = {"VPC_ASSIGN": e.get("vpc_id"), "ASSIGN": e.get("interface_vpc_id")}.get(
+                e.get("type"))
+            if vpc not in (None, "", "-") and not reserved \
                     and e.get("interface_id") not in (None, "", "-"):
-                vpcs[e["interface_id"]].add(e["vpc_id"])
+                vpcs[e["interface_id"]].add(vpc)
     return {interface: vpc for interface, (vpc, *others) in vpcs.items() if not others}
 
 

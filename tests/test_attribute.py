@@ -465,7 +465,8 @@ _claim_events = st.lists(st.tuples(st.sampled_from([ASSIGN, UNASSIGN]), st.integ
                                    st.sampled_from(_CLAIM_IPS),
                                    st.sampled_from(["api", "db", "cache"]),
                                    st.none() | st.sampled_from(_VPCS),
-                                   st.sampled_from(["-", *_INTERFACES])), max_size=25)
+                                   st.sampled_from(["-", *_INTERFACES]),
+                                   st.none() | st.sampled_from(_VPCS)), max_size=25)
 _claim_flows = st.fixed_dictionaries({
     "srcaddr": st.sampled_from(_CLAIM_IPS), "dstaddr": st.sampled_from(_CLAIM_IPS),
     "pkt-srcaddr": st.none() | st.sampled_from(_CLAIM_IPS),
@@ -483,22 +484,33 @@ def _claim_key(ip, vpc):
     return ip if vpc is None else vpc_key(vpc, ip)
 
 
-def _interface_vpcs(index) -> dict:
-    """The VPC of each interface, by brute force from the VPC claims `index` holds: the one
-    VPC their owners name it in (None: two)."""
-    vpcs = {}
-    for key in [k for k in index._slots if " " in k]:
+def _interface_vpcs(index, events) -> dict:
+    """The VPC of each interface, by brute force: the one VPC the VPC claims `index` holds
+    name it in and the ASSIGNs of `events` give it (their interface_vpc_id), while a change
+    `index` holds names it (None: two VPCs)."""
+    vpcs, named = {}, set()
+    for key in index._slots:
         for _ts, _rank, o in index.changes(key):
             if o is not None and o[OWNER_FIELDS.index("interface_id")] != "-":
-                vpcs.setdefault(o[OWNER_FIELDS.index("interface_id")], set()).add(key.split()[0])
+                named.add(o[OWNER_FIELDS.index("interface_id")])
+                if " " in key:
+                    vpcs.setdefault(o[OWNER_FIELDS.index("interface_id")], set()).add(
+                        key.split()[0])
+    for kind, _ts, _ip, _app, vpc, interface, interface_vpc in events:
+        if kind == ASSIGN and vpc is None and interface_vpc and interface in named:
+            vpcs.setdefault(interface, set()).add(interface_vpc)
     return {interface: len(v) == 1 and next(iter(v)) or None for interface, v in vpcs.items()}
+
+
+def _known_vpcs(index) -> dict:
+    return {i: index.interface_vpc(i) for i in {*index._assigned_vpc, *index._interface_vpc}}
 
 
 def _expected_app(events, ip, vpc, t_ms):
     """The contract, by brute force: the address's own owner at t, else its owner within the
     flow's VPC."""
     for key in (ip, vpc and vpc_key(vpc, ip)):
-        changes = [(ts, kind == ASSIGN, n, app) for n, (kind, ts, e_ip, app, e_vpc, _eni)
+        changes = [(ts, kind == ASSIGN, n, app) for n, (kind, ts, e_ip, app, e_vpc, *_)
                    in enumerate(events) if _claim_key(e_ip, e_vpc) == key and ts * 1000 <= t_ms]
         if changes and max(changes)[1]:
             return max(changes)[3]
@@ -510,8 +522,9 @@ def _check_claims(index, events, fmt, values):
     group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
     ends = [[v[f"pkt-{side}"] if f"pkt-{side}" in fmt.pos and v[f"pkt-{side}"] else v[side]
              for side in ("srcaddr", "dstaddr")] for v in values]
-    interface_vpcs = _interface_vpcs(index)
-    assert interface_vpcs == index._interface_vpc
+    interface_vpcs = _interface_vpcs(index, events)
+    assert interface_vpcs == _known_vpcs(index)
+    assert index.interface_conflicts == sum(v is None for v in interface_vpcs.values())
     vpcs = [v["vpc-id"] if "vpc-id" in fmt.pos and v["vpc-id"] else
             "interface-id" in fmt.pos and interface_vpcs.get(v["interface-id"]) for v in values]
     expected = [tuple(_expected_app(events, ip, vpc, v["start"] * 1000) or "nobody"
@@ -546,14 +559,15 @@ def test_vpc_claims_answer_the_contract_after_changes_a_prune_and_a_restore(
     claims, claims of several changes, pkt- addresses, flows of a VPC without claims or of
     none; after claims added and taken back once the lookup arrays were built, a prune, and a
     restore from broadcast state (a review's probe); a line without a VPC taking its
-    interface's, as the claims held name it."""
+    interface's, as the claims held and the ASSIGNs' interface_vpc_id name it."""
     index = OwnershipIndex()
     state = {}
 
     def apply(batch):
-        for kind, ts, ip, app, vpc, interface in batch:
+        for kind, ts, ip, app, vpc, interface, interface_vpc in batch:
             index.apply(MetaEvent(kind, ts * 1000, _claim_key(ip, vpc),
-                                  _owner(app, "r", interface) if kind == ASSIGN else None))
+                                  _owner(app, "r", interface) if kind == ASSIGN else None,
+                                  interface_vpc if kind == ASSIGN and vpc is None else None))
         state.update(index.state_entries(list({_claim_key(e[2], e[4]): 0 for e in batch})))
     apply(events)
     _check_claims(index, events, fmt, values)
@@ -566,6 +580,6 @@ def test_vpc_claims_answer_the_contract_after_changes_a_prune_and_a_restore(
     _check_claims(index, events + more, fmt, values)
     restored = OwnershipIndex()
     restored.load(lambda: iter(list(state.items())))
-    assert (restored._interface_vpc, restored.interface_conflicts) == (
-        index._interface_vpc, index.interface_conflicts)
+    assert (_known_vpcs(restored), restored.interface_conflicts) == (
+        _known_vpcs(index), index.interface_conflicts)
     _check_claims(restored, events + more, fmt, values)

@@ -27,6 +27,8 @@ EVENT = st.fixed_dictionaries(
     {"type": st.sampled_from(["ASSIGN", "ASSIGN", "UNASSIGN", "HEARTBEAT", "MOVE", None]),
      "ts": TS, "ip": ADDRESS},
     optional={"extra": st.integers(-2**63, 2**63 - 1),
+              "interface_vpc_id": st.one_of(VALUE, st.sampled_from(
+                  ["vpc-0a1b2c3d", "vpc-0123456789abcdef0", "vpc-0A1B2C3D", "-"])),
               **{f: VALUE for f in OWNER_FIELDS}})
 # Events as a snapshot holds them: most chunks of them the reader takes whole, so that the
 # equality below compares the vectorised path, not the per-line parser with itself.
@@ -34,7 +36,9 @@ PLAIN_EVENT = st.fixed_dictionaries(
     {"type": st.sampled_from(["ASSIGN", "UNASSIGN", "HEARTBEAT"]),
      "ts": st.integers(T - 10, T + 10),
      "ip": st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integers(0, 255))},
-    optional={f: st.sampled_from(["api", "db", "", None]) for f in OWNER_FIELDS})
+    optional={"interface_vpc_id": st.sampled_from(["vpc-0a1b2c3d", "vpc-0123456789abcdef0",
+                                                   None]),
+              **{f: st.sampled_from(["api", "db", "", None]) for f in OWNER_FIELDS}})
 LINE = st.one_of(
     PLAIN_EVENT.map(lambda doc: json.dumps(doc, separators=(",", ":"))),
     PLAIN_EVENT.map(json.dumps),
@@ -97,11 +101,13 @@ def test_equal_owner_values_of_a_chunk_are_one_object_and_cross_once(vectorise_f
     """What job.codec relies on to write each repeated owner value once."""
     from flowdredge.job.codec import decode_events, encode_events
     lines = [json.dumps({"type": "ASSIGN", "ts": T, "ip": f"10.0.0.{i}", "app": "api",
-                         "account": "123456789012", "interface_id": f"eni-{i}"})
+                         "account": "123456789012", "interface_id": f"eni-{i}",
+                         "interface_vpc_id": "vpc-0a1b2c3d"})
              for i in range(4)]
     events = parse_chunk("\n".join(lines), vectorise_from=vectorise_from).events
     for field in (0, 3, 5):   # app, account, an absent zone
         assert len({id(e.owner[field]) for e in events}) == 1
+    assert len({id(e.interface_vpc_id) for e in events}) == 1
     decoded, _ = decode_events(encode_events(events))
     assert decoded == events and decoded[0].owner[0] is decoded[3].owner[0]
     copies = [e._replace(owner=tuple(v.encode().decode() for v in e.owner)) for e in events]

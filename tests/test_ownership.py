@@ -1223,3 +1223,121 @@ def test_the_vpc_claims_give_the_interfaces_they_name_their_vpc_as_long_as_they_
     assert (index.interface_vpc("eni-e"), index.interface_vpc("eni-f")) == (a, a)
     index.prune(t0 + 70)
     assert (index.interface_vpc("eni-e"), index.interface_vpc("eni-f")) == (None, a)
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_assign_names_the_vpc_of_its_interface_and_a_bad_one_is_refused_not_its_owner(
+        vectorise_from):
+    """An ASSIGN's interface_vpc_id (the publisher's: the VPC of its interface_id) comes with
+    its event; absent, empty or `-`, none. One that is not a VPC id is bad_vpc_id and the ASSIGN
+    applied without it: the owner is the publisher's all the same. A VPC_ASSIGN's is its
+    vpc_id's business: ignored."""
+    a, t = "vpc-0a1b2c3d", 1767225600000
+    head = f'"ts":{t},"app":"api","interface_id":"eni-1"'
+    lines = [f'{{"type":"ASSIGN","ip":"10.0.0.1",{head},"interface_vpc_id":"{a}"}}',
+             f'{{"type":"ASSIGN","ip":"10.0.0.2",{head}}}',
+             f'{{"type":"ASSIGN","ip":"10.0.0.3",{head},"interface_vpc_id":"-"}}',
+             f'{{"type":"ASSIGN","ip":"10.0.0.4",{head},"interface_vpc_id":"vpc-1"}}',
+             f'{{"type":"ASSIGN","ip":"10.0.0.5",{head},"interface_vpc_id":7}}',
+             f'{{"type":"VPC_ASSIGN","ip":"10.0.0.6","vpc_id":"{a}",{head},'
+             f'"interface_vpc_id":"vpc-0123456789abcdef0"}}',
+             f'{{"type":"UNASSIGN","ip":"10.0.0.7","ts":{t},"interface_vpc_id":"x"}}']
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip, e.owner and e.owner[0], e.interface_vpc_id) for e in chunk.events] == [
+        (ASSIGN, "10.0.0.1", "api", a), (ASSIGN, "10.0.0.2", "api", None),
+        (ASSIGN, "10.0.0.3", "api", None), (ASSIGN, "10.0.0.4", "api", None),
+        (ASSIGN, "10.0.0.5", "api", None), (ASSIGN, vpc_key(a, "10.0.0.6"), "api", None),
+        (UNASSIGN, "10.0.0.7", None, None)]
+    assert [(reason, where) for reason, where, _line, _detail in chunk.rejected] == [
+        ("bad_vpc_id", "m:4"), ("bad_vpc_id", "m:5")]
+    assert chunk.rejected[0][3] == ('interface_vpc_id "vpc-1", not a VPC id as AWS writes them '
+                                    "(vpc- and 8 or 17 lowercase hex digits): applied without it")
+    assert decode_events(encode_events(chunk.events))[0] == chunk.events
+
+
+def _assign_in(app, ip, interface, vpc, ts=1000):
+    return MetaEvent(ASSIGN, ts, ip, _with_interface(app, interface), vpc)
+
+
+def test_an_assign_gives_its_interface_its_vpc_as_a_vpc_claim_does_and_a_restore_keeps_it():
+    """A line without vpc-id logged by an interface no VPC claim names takes the VPC an
+    ASSIGN's interface_vpc_id gives it: its contested end is then the owner's within it. Two
+    VPCs for one interface, from ASSIGNs or from an ASSIGN and a claim, is a conflict
+    (counted): none. Kept in broadcast state with the owner parts and read back as it was."""
+    a, b = "vpc-0a1b2c3d", "vpc-0123456789abcdef0"
+    index = OwnershipIndex()
+    index.apply(_assign_in("web", "10.0.0.1", "eni-w", a))
+    index.apply(_assign_in("web", "10.0.0.2", "eni-w", a))
+    index.apply(_assign_in("db", "10.0.0.3", "eni-d", None))
+    index.apply(_assign_in("x", "10.0.0.4", "eni-x", a))
+    index.apply(_assign_in("x", "10.0.0.5", "eni-x", b))
+    index.apply(_assign_in("y", "10.0.0.6", "eni-y", a))
+    index.apply(_assign_in("-", "10.0.0.7", "-", a))
+    index.apply(MetaEvent(UNASSIGN, 1000, "172.31.0.10"))
+    index.apply(MetaEvent(ASSIGN, 1000, vpc_key(a, "172.31.0.10"), _with_interface("api", "eni-a")))
+    index.apply(MetaEvent(ASSIGN, 1000, vpc_key(b, "172.31.0.10"), _with_interface("pay", "eni-y")))
+    expected = {"eni-w": a, "eni-d": None, "eni-x": None, "eni-y": None, "eni-a": a, "-": None}
+    state = dict(index.state_entries(list(index._slots)))
+    again = OwnershipIndex()
+    again.load(lambda: iter(state.items()))
+    for i in (index, again):
+        assert {e: i.interface_vpc(e) for e in expected} == expected
+        assert i.interface_conflicts == 2
+        assert i.flow_vpc(None, "eni-w") == a and i.flow_vpc(b, "eni-w") == b
+        assert i.flow_vpcs(None, pa.array(["eni-w", "eni-x", "eni-q"])).to_pylist() == [a, None,
+                                                                                        None]
+        assert i.owner_in_vpc("172.31.0.10", i.flow_vpc(None, "eni-w"), 2000)[0] == "api"
+    # The owner is the same: the VPC is no owner field.
+    assert again.owner_at("10.0.0.1", 1000) == index.owner_at("10.0.0.1", 1000) == \
+        _with_interface("web", "eni-w")
+    # An old part (no VPC) and the new one (with it) are apart in state; a release reads
+    # only the first seven fields of either.
+    parts = sorted(v for k, v in state.items() if k.startswith(PART_KEY))
+    assert '[2,"web","-","-","-","-","-","-","vpc-0a1b2c3d"]' in parts
+    assert '[2,"x","-","-","-","-","-","-",null]' in parts
+    assert '[2,"db","-","-","-","-","-","-"]' in parts
+
+
+def test_an_assigns_vpc_is_forgotten_with_the_last_change_naming_its_interface():
+    """Pruned as a claim's: an interface no change held names is known no more; one a change
+    held still names keeps its VPC, and the changes naming it are written again with it, so a
+    restore from the pruned state agrees (a change written before the VPC was known)."""
+    a = "vpc-0a1b2c3d"
+    index = OwnershipIndex()
+    index.apply(_assign_in("web", "10.0.0.1", "eni-w", None, ts=100))
+    index.apply(_assign_in("web", "10.0.0.2", "eni-w", a, ts=100))
+    index.apply(_assign_in("old", "10.0.0.3", "eni-o", a, ts=100))
+    state = dict(index.state_entries(list(index._slots)))
+    for ip in ("10.0.0.2", "10.0.0.3"):
+        index.apply(MetaEvent(ASSIGN, 200, ip, _with_interface("new", "eni-n")))
+    state.update(index.state_entries(["10.0.0.2", "10.0.0.3"]))
+    assert (index.interface_vpc("eni-w"), index.interface_vpc("eni-o")) == (a, a)
+    changed, removed = index.prune(250)
+    assert sorted(changed) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    state.update(index.state_entries(changed))
+    for key in removed:
+        del state[key]
+    again = OwnershipIndex()
+    again.load(lambda: iter(state.items()))
+    for i in (index, again):
+        assert (i.interface_vpc("eni-w"), i.interface_vpc("eni-o")) == (a, None)
+        assert i.owner_at("10.0.0.1", 300) == _with_interface("web", "eni-w")
+
+
+def test_a_state_written_before_assigns_named_vpcs_is_read_with_none():
+    """Broadcast state of the release before (parts of seven fields) loads as it did: the
+    interfaces' VPCs are then those its claims give."""
+    a = "vpc-0a1b2c3d"
+    state = [("10.0.0.1", '[2,5,1,0,"eni-w","i-1"]'), ("owner 0", '[2,"web","-","-","-","-","-","-"]'),
+             (vpc_key(a, "172.31.0.10"), '[2,5,1,1,"eni-a","i-2"]'),
+             ("owner 1", '[2,"api","-","-","-","-","-","-"]')]
+    index = OwnershipIndex()
+    index.load(lambda: iter(state))
+    assert index.owner_at("10.0.0.1", 5)[:7] == ("web", "-", "-", "-", "-", "-", "eni-w")
+    assert (index.interface_vpc("eni-w"), index.interface_vpc("eni-a")) == (None, a)
+    assert index.interface_conflicts == 0
+    # Once an ASSIGN names it, its VPC is known, and the IP's part is written with it.
+    index.apply(_assign_in("web", "10.0.0.1", "eni-w", a, ts=5))
+    assert index.interface_vpc("eni-w") == a
+    assert index.state_entries(["10.0.0.1"])[0] == (
+        "owner 2", '[2,"web","-","-","-","-","-","-","vpc-0a1b2c3d"]')

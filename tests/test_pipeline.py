@@ -229,14 +229,16 @@ def test_windows_of_other_lengths_equal_the_contract(generated, tmp_path, window
     assert job_aggregates(str(tmp_path)) == expected
 
 
-def _vpc_event(t0, kind, ts, ip=None, vpc=None, app=None, interface=None) -> str:
+def _vpc_event(t0, kind, ts, ip=None, vpc=None, app=None, interface=None,
+               interface_vpc=None) -> str:
     """A changelog line `ts` seconds after `t0`, an owner (app, region, and interface when
-    given) when `app` is."""
+    given, and its VPC) when `app` is."""
     doc = {"type": kind, "ts": (t0 + ts) * 1000}
     doc.update({} if ip is None else {"ip": ip})
     doc.update({} if vpc is None else {"vpc_id": vpc})
     doc.update({} if app is None else {"app": app, "region": "us-east-1"})
     doc.update({} if interface is None else {"interface_id": interface})
+    doc.update({} if interface_vpc is None else {"interface_vpc_id": interface_vpc})
     return json.dumps(doc)
 
 
@@ -330,3 +332,48 @@ def test_default_format_flows_are_owned_within_their_interfaces_vpc(tmp_path, pa
         **{(m, nobody, nobody, port): 20 for m in (0, 60, 120) for port in (22, 80, 8080)}}
     counts = total_counts(out)
     assert (counts["src_owned_in_vpc"], counts["dst_owned_in_vpc"]) == (120, 100)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_default_format_flows_of_an_interface_an_assign_places_are_owned_within_its_vpc(
+        tmp_path, parallelism):
+    """The publisher's ASSIGNs name their interface's VPC (interface_vpc_id): a default-format
+    line logged at an interface none of whose addresses is contested, towards an address two
+    VPCs hold, has its VPC, and that end the VPC's owner (before, unattributed: no VPC_ASSIGN
+    named the interface). An ASSIGN without one places nothing; at every parallelism."""
+    t0, vpc_a, vpc_b = 1767225600, "vpc-0a1b2c3d", "vpc-0123456789abcdef0"
+    header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+              "bytes start end action log-status")
+    lines = []
+    for minute in range(3):
+        start = t0 + 60 * minute + 5
+        for i in range(20):
+            lines += [f"2 111111111111 {interface} {src} 172.31.0.10 {40000 + i} {port} 6 "
+                      f"2 100 {start} {start + 30} ACCEPT OK"
+                      for interface, src, port in (("eni-0w", "10.1.0.5", 443),
+                                                   ("eni-0p", "10.2.0.5", 5432),
+                                                   ("eni-0o", "10.3.0.5", 22))]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "default.log").write_text("\n".join([header] + lines) + "\n")
+
+    event = functools.partial(_vpc_event, t0)
+    changelog = tmp_path / "changelog.jsonl"
+    changelog.write_text("\n".join([
+        event("ASSIGN", 0, "10.1.0.5", app="web", interface="eni-0w", interface_vpc=vpc_a),
+        event("ASSIGN", 0, "10.2.0.5", app="pay", interface="eni-0p", interface_vpc=vpc_b),
+        event("ASSIGN", 0, "10.3.0.5", app="old", interface="eni-0o"),
+        event("UNASSIGN", 0, "172.31.0.10"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_a, "api", "eni-0a10"),
+        event("VPC_ASSIGN", 0, "172.31.0.10", vpc_b, "db", "eni-0b10"),
+        event("HEARTBEAT", 300)]) + "\n")
+    out = str(tmp_path / "out")
+    run_replay([str(flows)], [str(changelog)], out, _config(parallelism))
+    rows = job_aggregates(out)
+    assert rows == reference.aggregates([str(flows)], [str(changelog)])
+    assert {(k[0] - t0, k[1], k[3], k[5]): v[0] for k, v in rows.items()} == {
+        **{(m, "web", "api", 443): 20 for m in (0, 60, 120)},
+        **{(m, "pay", "db", 5432): 20 for m in (0, 60, 120)},
+        **{(m, "old", "unattributed", 22): 20 for m in (0, 60, 120)}}
+    counts = total_counts(out)
+    assert (counts["src_owned_in_vpc"], counts["dst_owned_in_vpc"]) == (0, 120)
