@@ -9,6 +9,7 @@ checked event by event, and the job attributes flows across the change with it.
 import gzip
 import json
 import os
+import re
 import threading
 import time
 import types
@@ -189,6 +190,18 @@ def assign(ts, ip, app, cluster, asg, account, region, zone, eni, resource, kind
                                                              eni, resource, kind).as_fields()}
 
 
+def interface_vpcs(events) -> dict:
+    """{interface_id: VPC id} of the ASSIGNs of `events`, each taken out of its ASSIGN (moto's
+    VPC ids are random): each one the same for its interface, and a VPC id."""
+    vpcs = {}
+    for e in events:
+        if e["type"] == "ASSIGN":
+            vpc = e.pop("interface_vpc_id")
+            assert vpcs.setdefault(e["interface_id"], vpc) == vpc
+            assert re.fullmatch("vpc-[0-9a-f]{17}", vpc)
+    return vpcs
+
+
 def in_order(events):
     rank = {"UNASSIGN": 0, "ASSIGN": 1, "HEARTBEAT": 2}
     return sorted(events, key=lambda e: (e["ts"], rank[e["type"]], e.get("ip", "")))
@@ -241,6 +254,12 @@ def test_polls_emit_exactly_the_changes(aws, tmp_path):
     path = tmp_path / "changes.jsonl"
     estate, results = run_scenario(aws, path)
     events = read_events(path)
+    vpcs = interface_vpcs(events)
+    # Every interface of subnet_a is in its VPC; the other accounts' and regions' elsewhere.
+    assert len({vpcs[e] for e in (*(i["eni"] for i in estate.api), estate.secondary,
+                                  estate.auth["eni"], estate.reused, estate.batch)}) == 1
+    assert len({vpcs[estate.api[0]["eni"]], vpcs[estate.payments["eni"]],
+                vpcs[estate.billing["eni"]]}) == 3
     api = [("api", "api-prod", "api-prod-v001", A, "us-east-1", "us-east-1a")] * 3
     first = [
         *(assign(T1, i["ip"], *o, i["eni"], i["id"], "instance") for i, o in zip(estate.api, api)),
@@ -739,6 +758,7 @@ def test_without_tag_get_resources_functions_go_by_their_names_said_once_and_nev
     clock.now, denied[:] = T4, [True]
     results.append(publisher.poll())
     events = read_events(path)
+    assert len(set(interface_vpcs(events).values())) == 1   # the functions' VPC
     first = {e["ip"]: e["app"] for e in events if e["type"] == "ASSIGN" and e["ts"] == T1}
     assert first == {"10.9.1.10": "api", "10.9.1.11": "api", "10.9.1.12": "img",
                      "10.9.1.13": "-", CLASSIC_ELB_ADDRESS: "storefront"}
@@ -808,7 +828,7 @@ def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_p
     assert vpc_a != vpc_b
     ip = "10.50.1.10"
     assert read_events(path) == [
-        {"type": "ASSIGN", "ts": T1, "ip": ip, **web.as_fields()},
+        {"type": "ASSIGN", "ts": T1, "ip": ip, **web.as_fields(), "interface_vpc_id": vpc_a},
         {"type": "HEARTBEAT", "ts": T1},
         # Contested: nobody's from just after the read that saw web alone; within each VPC its
         # interface's: web's from then (it held the address all along), pay's after web was
@@ -822,7 +842,7 @@ def test_an_address_two_accounts_vpcs_hold_is_each_vpcs_own_within_it(aws, tmp_p
         # of the read that showed pay gone, its VPC claim gone then.
         {"type": "VPC_UNASSIGN", "ts": T3 + 1, "ip": ip, "vpc_id": vpc_b},
         {"type": "VPC_UNASSIGN", "ts": T4 + 1, "ip": ip, "vpc_id": vpc_a},
-        {"type": "ASSIGN", "ts": T4 + 1, "ip": ip, **web.as_fields()},
+        {"type": "ASSIGN", "ts": T4 + 1, "ip": ip, **web.as_fields(), "interface_vpc_id": vpc_a},
         {"type": "HEARTBEAT", "ts": T4}]
     assert (contested.conflicts, contested.vpc_assigned) == ([ip], 2)
 

@@ -2229,7 +2229,7 @@ def test_a_vpc_that_lets_go_of_a_contested_address_is_unassigned_and_the_one_lef
                                        ("ASSIGN", t2 + 301, SHARED, None, "api"),
                                        ("HEARTBEAT", t2, None, None, None)]
     assert left.state.vpc_holdings == {} and left.state.contested == {}
-    assert left.state.holdings[SHARED] == Holding(api.owner, t2 + 301)
+    assert left.state.holdings[SHARED] == Holding(api.owner, t2 + 301, VPC_A)
     # Both gone: each VPC claim goes, and the address stays nobody's.
     gone = reconcile_poll(both.state, [Observation(SCOPE, [], t2, t2 + 100),
                                        Observation(OTHER, [], t2 + 200, t2 + 300)],
@@ -2723,3 +2723,67 @@ def test_a_bad_value_of_thousands_of_characters_is_quoted_cut_short(tmp_path):
                            (long, f"accounts: expected a list of accounts, got {cut}")):
         with pytest.raises(publisher_config.ConfigError, match="^" + re.escape(said)):
             publisher_config.from_dict({**base, "accounts": accounts})
+
+
+def test_an_assign_names_its_interfaces_vpc_when_the_claim_knows_it():
+    """The job gives a default-format line (no vpc-id) its interface's VPC: every ASSIGN whose
+    claim knows it says it (interface_vpc_id), from a poll and from an event, whether or not
+    the address is contested; none when not known. The job reads it, and the owner is the
+    same as without it."""
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", vpc=VPC_A),
+        claim("10.0.0.6", "db", "eni-b", "i-b")], T0, T0 + 100)], [SCOPE])
+    assigns = {e["ip"]: e for e in first.events if e["type"] == "ASSIGN"}
+    assert assigns["10.0.0.5"] == {**assign_event("10.0.0.5", T0 + 100, claim(
+        "10.0.0.5", "api", "eni-a", "i-a").owner), "interface_vpc_id": VPC_A}
+    assert "interface_vpc_id" not in assigns["10.0.0.6"]
+    assert first.state.holdings["10.0.0.5"] == Holding(
+        claim("10.0.0.5", "api", "eni-a", "i-a").owner, T0 + 100, VPC_A)
+    assert first.state.holdings["10.0.0.6"].vpc_id is None
+    event = apply_event(first.state, SCOPE, [claim("10.0.0.5", "api", "eni-a", "i-a", vpc=VPC_A),
+                                             claim("10.0.0.6", "db", "eni-b", "i-b"),
+                                             claim("10.0.0.7", "web", "eni-c", "i-c", vpc=VPC_P)],
+                        T0 + 30_000)
+    assert [(e["ip"], e.get("interface_vpc_id")) for e in event.events] == [("10.0.0.7", VPC_P)]
+    parsed = parse_event(json.dumps(assigns["10.0.0.5"]))
+    assert parsed.interface_vpc_id == VPC_A
+    assert parsed.owner == parse_event(json.dumps(assign_event(
+        "10.0.0.5", T0 + 100, claim("10.0.0.5", "api", "eni-a", "i-a").owner))).owner
+
+
+def test_a_snapshot_keeps_each_owners_interface_vpc_and_refuses_one_that_is_not_a_vpc_id():
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", vpc=VPC_A),
+        claim("10.0.0.6", "db", "eni-b", "i-b")], T0, T0 + 100)], [SCOPE])
+    snapshot = json.loads(json.dumps(snapshot_events(first.state)))
+    assert [e.get("interface_vpc_id") for e in snapshot] == [VPC_A, None]
+    assert state_from_snapshot(snapshot, T0 + 200).holdings == first.state.holdings
+    with pytest.raises(ValueError, match="^interface_vpc_id 'vpc-1' is not a VPC id"):
+        state_from_snapshot([{**snapshot[0], "interface_vpc_id": "vpc-1"}])
+
+
+def test_a_resumed_snapshot_without_interface_vpcs_writes_each_owner_again_with_its_vpc_once():
+    """A snapshot of an earlier release names no VPC: resumed, each owner whose claim knows it
+    is written again, after the snapshot's time (a change the job takes in time), with it; its
+    owner unchanged. Once: the next poll writes nothing; nor for a claim without a VPC, nor
+    while no owner is being assigned (an event in the second its scope's read began)."""
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000, vpc=VPC_A),
+        claim("10.0.0.6", "db", "eni-b", "i-b")], T0, T0 + 100)], [SCOPE])
+    old = [{k: v for k, v in e.items() if k != "interface_vpc_id"}
+           for e in json.loads(json.dumps(snapshot_events(first.state)))]
+    resumed = state_from_snapshot(old, T0 + 200)
+    assert {h.vpc_id for h in resumed.holdings.values()} == {None}
+    claims = [claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000, vpc=VPC_A),
+              claim("10.0.0.6", "db", "eni-b", "i-b")]
+    in_second = apply_event(resumed, SCOPE, claims, T0 + 200)
+    assert [e["type"] for e in in_second.events] == []
+    t1 = T0 + 60_000
+    again = reconcile_poll(resumed, [Observation(SCOPE, claims, t1, t1 + 100)], [SCOPE])
+    assert again.events == [
+        {**assign_event("10.0.0.5", t1 + 100, claims[0].owner), "interface_vpc_id": VPC_A},
+        {"type": "HEARTBEAT", "ts": t1}]
+    assert again.state.holdings["10.0.0.5"] == Holding(claims[0].owner, t1 + 100, VPC_A)
+    t2 = T0 + 120_000
+    assert reconcile_poll(again.state, [Observation(SCOPE, claims, t2, t2 + 100)],
+                          [SCOPE]).events == [{"type": "HEARTBEAT", "ts": t2}]

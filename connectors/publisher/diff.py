@@ -15,7 +15,8 @@ read completely, and the last HEARTBEAT. A poll reads every configured scope (ac
   its scope when that is another, whose read does not tell when it let go). A moved address is
   first released as above: nobody's until its new owner's time. Every change is later than the
   previous read of its scope, so later than any HEARTBEAT already written, and later than the
-  address's previous change;
+  address's previous change. An ASSIGN names its interface's VPC when the claim knows it
+  (interface_vpc_id); the same owner is written again only when its VPC is newly known;
 - an address held by a scope whose read failed stays as it is: no UNASSIGN on missing data;
   unless a scope read now claims it: either the failed scope let go or both hold it (overlapping
   VPCs), so it is nobody's from just after the failed scope's last read;
@@ -50,7 +51,8 @@ import time
 from dataclasses import dataclass, field
 
 from flowdredge.connectors.publisher.model import Owner, Scope
-from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, UNASSIGN, VPC_ASSIGN, VPC_UNASSIGN
+from flowdredge.schemas.metadata import (ASSIGN, HEARTBEAT, INTERFACE_VPC_ID, UNASSIGN, VPC_ASSIGN,
+                                         VPC_UNASSIGN)
 from flowdredge.schemas.settings import quoted
 
 _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
@@ -60,6 +62,9 @@ _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 class Holding:
     owner: Owner
     since_ms: int
+    # An address's own holding: the VPC of its owner's interface (None: not known), which its
+    # ASSIGN names (interface_vpc_id). None in vpc_holdings: the VPC is their key.
+    vpc_id: str = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,13 @@ class Reconciled:
     conflicts: list = field(default_factory=list)   # addresses claimed by several interfaces
 
 
-def assign_event(ip: str, ts: int, owner: Owner) -> dict:
-    return {"type": ASSIGN, "ts": ts, "ip": ip, **owner.as_fields()}
+def assign_event(ip: str, ts: int, owner: Owner, vpc_id: str = None) -> dict:
+    """`vpc_id`: the VPC of the owner's interface, if known: the job gives it to the lines that
+    interface logs without `vpc-id`."""
+    event = {"type": ASSIGN, "ts": ts, "ip": ip, **owner.as_fields()}
+    if vpc_id is not None:
+        event[INTERFACE_VPC_ID] = vpc_id
+    return event
 
 
 def unassign_event(ip: str, ts: int) -> dict:
@@ -357,7 +367,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                 events.append(unassign_event(ip, after))
             continue
         chosen = candidates[0]   # one owner (one interface) claims it
-        if prev is not None and prev.owner == chosen.owner and after is None:
+        # The same owner is written again only when its interface's VPC is newly known (a
+        # holding resumed from a snapshot of an earlier release): the job learns it from the
+        # ASSIGN. Not when no owner is being assigned: the holder stays.
+        if prev is not None and prev.owner == chosen.owner and after is None and (
+                not assigning or chosen.vpc_id in (None, prev.vpc_id)):
             continue
         if not assigning:
             if prev is not None:
@@ -393,9 +407,9 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             # owner) may not have landed, and the owner may have let go in between: nobody's
             # from just after it until now, not the owner's throughout (a review).
             events.append(unassign_event(ip, after))
-        events.append(assign_event(ip, ts, chosen.owner))
+        events.append(assign_event(ip, ts, chosen.owner, chosen.vpc_id))
         assigned[ip] = ts
-        new.holdings[ip] = Holding(chosen.owner, ts)
+        new.holdings[ip] = Holding(chosen.owner, ts, chosen.vpc_id)
 
     def vpc_assign_ts(claim, old):
         """As an ASSIGN of `claim` taking the address over from `old` (a Holding or None); for
@@ -513,7 +527,7 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
 def snapshot_events(state: State) -> list:
     """Every current owner as an ASSIGN at the time it took the address, and every owner within a
     VPC as a VPC_ASSIGN, by address (the job starts from them, as does a `--resume`)."""
-    events = [assign_event(ip, h.since_ms, h.owner) for ip, h in state.holdings.items()]
+    events = [assign_event(ip, h.since_ms, h.owner, h.vpc_id) for ip, h in state.holdings.items()]
     events += [vpc_assign_event(ip, vpc, h.since_ms, h.owner)
                for ip, vpcs in state.vpc_holdings.items() for vpc, h in vpcs.items()]
     return sorted(events, key=lambda e: (e["ip"], e.get("vpc_id", "")))
@@ -579,7 +593,11 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
             raise ValueError(f"ts {holding.since_ms} ({utc_text(holding.since_ms)}) is after the "
                              f"snapshot was written, {utc_text(taken_ms)}")
         if event["type"] == ASSIGN:
-            state.holdings[ip] = holding
+            # A snapshot of an earlier release names no VPC: the next poll writes the owner
+            # again with it (reconcile_poll).
+            vpc = event.get(INTERFACE_VPC_ID)
+            state.holdings[ip] = holding if vpc is None else Holding(owner, holding.since_ms,
+                                                                     _vpc_id(vpc, INTERFACE_VPC_ID))
         else:
             vpc = _vpc_id(event["vpc_id"])
             state.vpc_holdings[ip] = {**state.vpc_holdings.get(ip, {}), vpc: holding}
@@ -627,12 +645,12 @@ def _text(field: str, value) -> str:
 _is_vpc_id = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?").fullmatch
 
 
-def _vpc_id(value) -> str:
-    """A snapshot's or its clocks' vpc_id as AWS writes it: the job refuses others (bad_vpc_id),
-    and a claim of one would never be released in the changelog."""
+def _vpc_id(value, field: str = "vpc_id") -> str:
+    """A snapshot's or its clocks' vpc_id (or an ASSIGN's `field`) as AWS writes it: the job
+    refuses others (bad_vpc_id), and a claim of one would never be released in the changelog."""
     if type(value) is not str or not _is_vpc_id(value):
-        raise ValueError(f"vpc_id {quoted(value)} is not a VPC id as AWS writes them (vpc- and 8 or 17 "
-                         f"lowercase hex digits)")
+        raise ValueError(f"{field} {quoted(value)} is not a VPC id as AWS writes them (vpc- and 8 "
+                         f"or 17 lowercase hex digits)")
     return value
 
 
