@@ -13,7 +13,11 @@ flows have a peer on the internet. The attribution
   flow lines with `vpc-id`;
 - `claims, no vpc-id`: VPC_ASSIGNs in both VPCs too, but the format lacks `vpc-id` (AWS's
   default): a line's VPC is its interface's, as the claims name it (a record of a contested
-  address's interface; the others' interfaces no claim names);
+  address's interface; the others' interfaces no claim names: a publisher of an earlier
+  release);
+- `claims + ASSIGN VPCs, no vpc-id`: as the publisher writes them now, each other address's
+  ASSIGN names its interface and that interface's VPC (`interface_vpc_id`): every record's
+  interface has its VPC;
 - `claims + vpc-id`: VPC_ASSIGNs, and the lines name their VPC.
 
 Prints, per index, the best of `--passes` passes in µs a flow (variants alternate within each
@@ -48,9 +52,11 @@ def _owner(app: str, interface: str = "-") -> tuple:
     return tuple(values[f] for f in OWNER_FIELDS)
 
 
-def index_of(ips: list, contested: int, claims: bool) -> OwnershipIndex:
+def index_of(ips: list, contested: int, claims: bool,
+             interface_vpcs: bool = False) -> OwnershipIndex:
     """The first `contested` addresses without an owner of their own (and with `claims`, one
-    in each VPC, of an interface there: interface_of), the others each an app's of 50."""
+    in each VPC, of an interface there: interface_of), the others each an app's of 50 (with
+    `interface_vpcs`, its ASSIGN naming its interface and that interface's VPC, home_vpc)."""
     index = OwnershipIndex()
     for k, ip in enumerate(ips):
         if k < contested:
@@ -58,9 +64,18 @@ def index_of(ips: list, contested: int, claims: bool) -> OwnershipIndex:
             for v, vpc in enumerate(VPCS if claims else ()):
                 index.apply(MetaEvent(ASSIGN, START * 1000, vpc_key(vpc, ip),
                                       _owner(vpc, interface_of(k, v))))
+        elif interface_vpcs:
+            v = home_vpc(k)
+            index.apply(MetaEvent(ASSIGN, START * 1000, ip,
+                                  _owner(f"app-{k % 50}", interface_of(k, v)), VPCS[v]))
         else:
             index.apply(MetaEvent(ASSIGN, START * 1000, ip, _owner(f"app-{k % 50}")))
     return index
+
+
+def home_vpc(address: int) -> int:
+    """The VPC of an address no two VPCs hold (the `address`th)."""
+    return address % 2
 
 
 def interface_of(address: int, vpc: int) -> str:
@@ -68,16 +83,17 @@ def interface_of(address: int, vpc: int) -> str:
     return f"eni-{vpc}{address:016x}"
 
 
-def groups_of(ips: list, n_records: int, with_vpc: bool, seed: int = 5) -> list:
+def groups_of(ips: list, n_records: int, with_vpc: bool, contested: int, seed: int = 5) -> list:
     """The flow groups of `n_records` records (parsed 50 a call), each of one interface in one
-    of the two VPCs."""
+    of the two VPCs: a contested address's in either, another's in its own (home_vpc)."""
     rng = random.Random(seed)
     fmt = FlowFormat(WITH_VPC if with_vpc else DEFAULT_FORMAT)
     records = []
     for r in range(n_records):
-        vpc = VPCS[r % 2]
         k = rng.randrange(len(ips))
-        own, interface = ips[k], interface_of(k, r % 2)   # one end of every line
+        v = r % 2 if k < contested else home_vpc(k)
+        vpc = VPCS[v]
+        own, interface = ips[k], interface_of(k, v)   # one end of every line
         events = []
         for i in range(LINES):
             start = START + 60 * (r // 100) + rng.randrange(60)
@@ -127,10 +143,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     ips = addresses(args.addresses)
     contested = int(args.addresses * args.contested)
-    with_vpc, without_vpc = (groups_of(ips, args.records, v) for v in (True, False))
+    with_vpc, without_vpc = (groups_of(ips, args.records, v, contested) for v in (True, False))
     cases = {"none contested": (index_of(ips, 0, False), with_vpc),
              "UNASSIGN only": (index_of(ips, contested, False), with_vpc),
              "claims, no vpc-id": (index_of(ips, contested, True), without_vpc),
+             "claims + ASSIGN VPCs, no vpc-id": (index_of(ips, contested, True, True),
+                                                 without_vpc),
              "claims + vpc-id": (index_of(ips, contested, True), with_vpc)}
     gc.freeze()   # as the attribution's worker does once its index is loaded (docs/design.md)
     print(f"{args.addresses:,} addresses, {contested:,} of them held by two VPCs; "

@@ -174,17 +174,21 @@ def test_parse_batches_measures_the_same_flows_in_fewer_groups(capsys):
 def test_vpc_claims_owns_with_vpc_id_every_end_the_contest_left_without_owner(capsys):
     from bench import vpc_claims
     ips = vpc_claims.addresses(2000)
-    cases = {"none": (vpc_claims.index_of(ips, 0, False), vpc_claims.groups_of(ips, 60, True)),
-             "unassigned": (vpc_claims.index_of(ips, 1000, False),
-                            vpc_claims.groups_of(ips, 60, True)),
-             "claims": (vpc_claims.index_of(ips, 1000, True), vpc_claims.groups_of(ips, 60, True)),
+
+    def groups(with_vpc):
+        return vpc_claims.groups_of(ips, 60, with_vpc, 1000)
+    cases = {"none": (vpc_claims.index_of(ips, 0, False), groups(True)),
+             "unassigned": (vpc_claims.index_of(ips, 1000, False), groups(True)),
+             "claims": (vpc_claims.index_of(ips, 1000, True), groups(True)),
              # AWS's default format: the interfaces of contested addresses give their VPC.
-             "interfaces": (vpc_claims.index_of(ips, 1000, True),
-                            vpc_claims.groups_of(ips, 60, False))}
+             "interfaces": (vpc_claims.index_of(ips, 1000, True), groups(False)),
+             # ... and every other interface, as its ASSIGNs name it.
+             "assigned": (vpc_claims.index_of(ips, 1000, True, True), groups(False))}
     owned = {name: share for name, (_us, share) in vpc_claims.measure(cases, 1).items()}
-    assert owned["claims"] == owned["none"] > owned["interfaces"] > owned["unassigned"] > 0
+    assert owned["claims"] == owned["assigned"] == owned["none"] > owned["interfaces"] \
+        > owned["unassigned"] > 0
     assert vpc_claims.main(["--addresses", "500", "--records", "10", "--passes", "1"]) == 0
-    assert "| claims + vpc-id | " in capsys.readouterr().out
+    assert "| claims + ASSIGN VPCs, no vpc-id | " in capsys.readouterr().out
 
 
 @pytest.mark.unit
