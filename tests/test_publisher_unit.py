@@ -26,8 +26,9 @@ from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change,
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (Holding, Observation, State, apply_event,
                                                   assign_event, is_stale, reconcile_poll,
-                                                  snapshot_events, state_from_snapshot,
-                                                  unassign_event, vpc_assign_event)
+                                                  snapshot_events, state_clocks,
+                                                  state_from_snapshot, unassign_event,
+                                                  vpc_assign_event)
 from flowdredge.connectors.publisher.model import Claim, Inventory, Owner, Scope
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.connectors.publisher.publisher import (NOT_READ, EventTail, Publisher,
@@ -1673,7 +1674,7 @@ def test_a_resume_dates_changes_after_the_last_read_not_the_snapshot_files_time(
     # the whole --resume, its message blaming the snapshot).
     cli.snapshot_writer(config_for(), None, snap)(first.snapshot())
     written = json.loads(open(clocks_path(snap)).read())
-    for change, said in (({"version": 99}, "clocks of version 99, this release reads 1"),
+    for change, said in (({"version": 99}, "clocks of version 99, this release reads 1 to 2"),
                          ({"polled_ms": None}, "clocks not as this release writes them"),
                          ({"seen_ms": {"no-slash": 1}}, "clocks not as this release writes them"),
                          ({"heartbeat_ms": "12"}, "clocks not as this release writes them"),
@@ -2783,7 +2784,49 @@ def test_a_resumed_snapshot_without_interface_vpcs_writes_each_owner_again_with_
     assert again.events == [
         {**assign_event("10.0.0.5", t1 + 100, claims[0].owner), "interface_vpc_id": VPC_A},
         {"type": "HEARTBEAT", "ts": t1}]
-    assert again.state.holdings["10.0.0.5"] == Holding(claims[0].owner, t1 + 100, VPC_A)
+    assert again.state.holdings["10.0.0.5"] == Holding(
+        claims[0].owner, t1 + 100, VPC_A, first.state.holdings["10.0.0.5"].since_ms)
     t2 = T0 + 120_000
     assert reconcile_poll(again.state, [Observation(SCOPE, claims, t2, t2 + 100)],
                           [SCOPE]).events == [{"type": "HEARTBEAT", "ts": t2}]
+
+
+def test_an_owner_written_again_with_its_vpc_is_dated_in_a_snapshot_when_it_took_the_address():
+    """The owner a resumed snapshot of an earlier release held is written again with its VPC
+    at the first poll, but it took the address long before: a later snapshot dates it then, so
+    a job started from that snapshot attributes its flows before the upgrade (a review: dated
+    at the upgrade's poll, they were unattributed, every owner that had not changed since).
+    Resumed from that snapshot, with its clocks or without, the address's next change is
+    still after the ASSIGN written again, as before."""
+    first = reconcile_poll(State(), [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000, vpc=VPC_A)], T0, T0 + 100)],
+        [SCOPE])
+    took = first.state.holdings["10.0.0.5"].since_ms
+    old = [{k: v for k, v in e.items() if k != "interface_vpc_id"}
+           for e in json.loads(json.dumps(snapshot_events(first.state)))]
+    claims = [claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000, vpc=VPC_A)]
+    # The earlier release's clocks (version 1) are read.
+    old_clocks = {**json.loads(json.dumps(state_clocks(first.state))), "version": 1}
+    old_clocks.pop("written", None)
+    upgraded = state_from_snapshot(old, T0 + 200, old_clocks)
+    assert upgraded.polled_ms == {SCOPE: T0}
+    t1 = T0 + 60_000
+    again = reconcile_poll(upgraded, [Observation(SCOPE, claims, t1, t1 + 100)], [SCOPE])
+    assert [(e["type"], e["ts"]) for e in again.events] == [("ASSIGN", t1 + 100),
+                                                          ("HEARTBEAT", t1)]
+    snapshot = json.loads(json.dumps(snapshot_events(again.state)))
+    assert snapshot == [{**assign_event("10.0.0.5", took, claims[0].owner),
+                         "interface_vpc_id": VPC_A}]
+    index = OwnershipIndex()
+    index.apply(parse_event(json.dumps(snapshot[0])))
+    assert index.owner_at("10.0.0.5", took)[0] == "api"
+    clocks = json.loads(json.dumps(state_clocks(again.state)))
+    t2 = T0 + 120_000
+    for resumed in (state_from_snapshot(snapshot, t1 + 200, clocks),
+                    state_from_snapshot(snapshot, t1 + 200)):
+        gone = reconcile_poll(resumed, [Observation(SCOPE, [], t2, t2 + 100)], [SCOPE])
+        assert [e["type"] for e in gone.events] == ["UNASSIGN", "HEARTBEAT"]
+        assert gone.events[0]["ts"] > t1 + 100
+        kept = reconcile_poll(resumed, [Observation(SCOPE, claims, t2, t2 + 100)], [SCOPE])
+        assert kept.events == [{"type": "HEARTBEAT", "ts": t2}]
+        assert snapshot_events(kept.state) == snapshot

@@ -61,10 +61,13 @@ _RANK = {UNASSIGN: 0, VPC_UNASSIGN: 0, ASSIGN: 1, VPC_ASSIGN: 1}
 @dataclass(frozen=True, slots=True)   # one per address: as model.Owner
 class Holding:
     owner: Owner
-    since_ms: int
+    since_ms: int   # its latest change: the address's next one comes after it
     # An address's own holding: the VPC of its owner's interface (None: not known), which its
     # ASSIGN names (interface_vpc_id). None in vpc_holdings: the VPC is their key.
     vpc_id: str = None
+    # When its owner took the address, if before since_ms (its ASSIGN written again, its VPC
+    # newly known): a snapshot dates the owner then, as the job needs for the flows before.
+    taken_ms: int = None
 
 
 @dataclass(frozen=True)
@@ -409,7 +412,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             events.append(unassign_event(ip, after))
         events.append(assign_event(ip, ts, chosen.owner, chosen.vpc_id))
         assigned[ip] = ts
-        new.holdings[ip] = Holding(chosen.owner, ts, chosen.vpc_id)
+        taken = None
+        if prev is not None and prev.owner == chosen.owner and after is None:   # its VPC known
+            taken = prev.since_ms if prev.taken_ms is None else prev.taken_ms
+        new.holdings[ip] = Holding(chosen.owner, ts, chosen.vpc_id, taken)
 
     def vpc_assign_ts(claim, old):
         """As an ASSIGN of `claim` taking the address over from `old` (a Holding or None); for
@@ -527,14 +533,17 @@ def _settle_vpcs(state: State, new: State, ip: str, claims, decided: set, assign
 def snapshot_events(state: State) -> list:
     """Every current owner as an ASSIGN at the time it took the address, and every owner within a
     VPC as a VPC_ASSIGN, by address (the job starts from them, as does a `--resume`)."""
-    events = [assign_event(ip, h.since_ms, h.owner, h.vpc_id) for ip, h in state.holdings.items()]
+    events = [assign_event(ip, h.since_ms if h.taken_ms is None else h.taken_ms, h.owner,
+                           h.vpc_id) for ip, h in state.holdings.items()]
     events += [vpc_assign_event(ip, vpc, h.since_ms, h.owner)
                for ip, vpcs in state.vpc_holdings.items() for vpc, h in vpcs.items()]
     return sorted(events, key=lambda e: (e["ip"], e.get("vpc_id", "")))
 
 
-# The version of state_clocks' shape; a snapshot's clocks of another are not read.
-CLOCKS_VERSION = 1
+# The version of state_clocks' shape; a snapshot's clocks of another are not read. 2 adds
+# `written`: an earlier release would resume an owner written again at the time it took the
+# address, and date the address's next change before that ASSIGN (then the owner's again).
+CLOCKS_VERSION = 2
 
 
 def state_clocks(state: State) -> dict:
@@ -545,13 +554,17 @@ def state_clocks(state: State) -> dict:
     a change found later is dated after that scope's last read, not after the snapshot file's
     time (a review: the time of a file copied two hours later kept an old owner on an address
     for those two hours), and an address whose write failed is written again (its ASSIGN may be
-    in the stream). The owners within VPCs are in the snapshot (VPC_ASSIGN)."""
+    in the stream). The owners within VPCs are in the snapshot (VPC_ASSIGN); its owners are
+    dated when they took their addresses, and those written again since (their VPC newly
+    known) are in `written` with the time of that ASSIGN, which the next change comes after."""
     return {"version": CLOCKS_VERSION,
             "polled_ms": {str(s): ms for s, ms in state.polled_ms.items()},
             "seen_ms": {str(s): ms for s, ms in state.seen_ms.items()},
             "event_ms": {str(s): ms for s, ms in state.event_ms.items()},
             "heartbeat_ms": state.heartbeat_ms, "uncertain": dict(state.uncertain),
             "released": dict(state.released),
+            "written": {ip: h.since_ms for ip, h in state.holdings.items()
+                        if h.taken_ms is not None},
             "contested": {ip: sorted(map(str, scopes)) for ip, scopes in state.contested.items()},
             "vpc_uncertain": {ip: {vpc: sorted(times) for vpc, times in vpcs.items()}
                               for ip, vpcs in state.vpc_uncertain.items()}}
@@ -578,10 +591,11 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     # end. One later (a hand-edited 9999) dated the address's every later change after it, all
     # of them refused by the job.
     latest = None if taken_ms is None else taken_ms + EVENTS_AHEAD_MS + 1000
+    written = {}
     if clocks is not None:
-        _read_clocks(state, clocks)
+        written = _read_clocks(state, clocks)
         if latest is not None:
-            _check_clocks_before(state, latest, taken_ms)
+            _check_clocks_before(state, latest, taken_ms, written)
     owner_fields = {f.name for f in dataclasses.fields(Owner)}
     for event in events:
         if event.get("type") not in (ASSIGN, VPC_ASSIGN):
@@ -596,8 +610,10 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
             # A snapshot of an earlier release names no VPC: the next poll writes the owner
             # again with it (reconcile_poll).
             vpc = event.get(INTERFACE_VPC_ID)
-            state.holdings[ip] = holding if vpc is None else Holding(owner, holding.since_ms,
-                                                                     _vpc_id(vpc, INTERFACE_VPC_ID))
+            vpc = None if vpc is None else _vpc_id(vpc, INTERFACE_VPC_ID)
+            again = written.get(ip, holding.since_ms)
+            state.holdings[ip] = Holding(owner, max(again, holding.since_ms), vpc,
+                                         holding.since_ms if again > holding.since_ms else None)
         else:
             vpc = _vpc_id(event["vpc_id"])
             state.vpc_holdings[ip] = {**state.vpc_holdings.get(ip, {}), vpc: holding}
@@ -613,13 +629,14 @@ def state_from_snapshot(events: list, taken_ms: int = None, clocks: dict = None)
     return state
 
 
-def _check_clocks_before(state: State, latest: int, taken_ms: int) -> None:
+def _check_clocks_before(state: State, latest: int, taken_ms: int, written: dict) -> None:
     """Clocks dated after `latest` are none this publisher wrote (as a snapshot's owners: a
     hand-edited 9999 held back every HEARTBEAT, made every event of its scope stale, or dated
     an address's next change there, which the job refuses)."""
     clocks = {"heartbeat_ms": [] if state.heartbeat_ms is None else [state.heartbeat_ms],
               **{name: list(getattr(state, name).values())
                  for name in ("polled_ms", "seen_ms", "event_ms", "uncertain", "released")},
+              "written": list(written.values()),
               "vpc_uncertain": [ms for vpcs in state.vpc_uncertain.values()
                                 for times in vpcs.values() for ms in times]}
     for name, times in clocks.items():
@@ -674,10 +691,12 @@ def _ms(value) -> int:
     return value
 
 
-def _read_clocks(state: State, clocks: dict) -> None:
+def _read_clocks(state: State, clocks: dict) -> dict:
+    """Fills `state` from `clocks`; returns their `written` (ip -> ms)."""
     version = clocks.get("version")
-    if type(version) is not int or version != CLOCKS_VERSION:
-        raise ClocksError(f"clocks of version {version!r}, this release reads {CLOCKS_VERSION}")
+    if type(version) is not int or version not in (1, CLOCKS_VERSION):
+        raise ClocksError(f"clocks of version {version!r}, this release reads 1 to "
+                          f"{CLOCKS_VERSION}")
     try:
         state.polled_ms = {_scope(s): _ms(ms) for s, ms in clocks["polled_ms"].items()}
         state.seen_ms = {_scope(s): _ms(ms) for s, ms in clocks["seen_ms"].items()}
@@ -692,6 +711,9 @@ def _read_clocks(state: State, clocks: dict) -> None:
         state.vpc_uncertain = {ip: {_vpc_id(vpc): frozenset(map(_ms, times))
                                     for vpc, times in vpcs.items()}
                                for ip, vpcs in clocks.get("vpc_uncertain", {}).items()}
+        if version == 1:   # no owner written again with its VPC
+            return {}
+        return {_address(ip): _ms(ms) for ip, ms in clocks["written"].items()}
     except KeyError as err:
         raise ClocksError(f"clocks without {err}") from None
     except (TypeError, ValueError, AttributeError) as err:
