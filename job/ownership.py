@@ -280,9 +280,14 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                 if err.applied is not None:
                     events[position] = err.applied
         events = {position: events[position] for position in sorted(events)}
-    for position in [p for p, event in events.items()
-                     if event[3] is not None and (is_reserved_app(event[3][_APP])
-                                                  or not _is_text(event[3]))]:
+    refused = [p for p, event in events.items()
+               if event[3] is not None and (is_reserved_app(event[3][_APP])
+                                            or not _is_text(event[3]))]
+    if refused:
+        # Its bad_vpc_id said the ASSIGN was applied without its VPC: it is not applied at all.
+        at = set(refused)
+        rejected = [r for r in rejected if r[0] not in at]
+    for position in refused:
         # Keeping the IP's previous owner would misattribute its flows from this ts on.
         _, ts, ip, owner, _vpc = events[position]
         events[position] = (UNASSIGN, ts, ip, None, None)

@@ -1341,3 +1341,22 @@ def test_a_state_written_before_assigns_named_vpcs_is_read_with_none():
     assert index.interface_vpc("eni-w") == a
     assert index.state_entries(["10.0.0.1"])[0] == (
         "owner 2", '[2,"web","-","-","-","-","-","-","vpc-0a1b2c3d"]')
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_refused_owner_with_a_bad_interface_vpc_is_one_dead_letter_the_refusals(
+        vectorise_from):
+    """An ASSIGN whose owner is refused (applied as an UNASSIGN) and whose interface_vpc_id is
+    not a VPC id is one dead letter, the refusal's: before, also a bad_vpc_id saying the ASSIGN
+    was applied without its VPC, which it was not, the line counted twice (a review)."""
+    t = 1767225600000
+    lines = [f'{{"type":"ASSIGN","ip":"10.0.0.{i}","ts":{t},"app":"{app}","interface_id":'
+             f'"eni-1","interface_vpc_id":"vpc-1"}}'
+             for i, app in enumerate(("unattributed", "aws:s3", "\\ud800x", "api"), 1)]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (UNASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.2"), (UNASSIGN, "10.0.0.3"),
+        (ASSIGN, "10.0.0.4")]
+    assert [(reason, where) for reason, where, _line, _detail in chunk.rejected] == [
+        ("reserved_app", "m:1"), ("reserved_app", "m:2"), ("not_text", "m:3"),
+        ("bad_vpc_id", "m:4")]
