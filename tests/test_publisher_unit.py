@@ -2830,3 +2830,9 @@ def test_an_owner_written_again_with_its_vpc_is_dated_in_a_snapshot_when_it_took
         kept = reconcile_poll(resumed, [Observation(SCOPE, claims, t2, t2 + 100)], [SCOPE])
         assert kept.events == [{"type": "HEARTBEAT", "ts": t2}]
         assert snapshot_events(kept.state) == snapshot
+    # An event of the scope before the first poll writes it again too, dated as the event's
+    # changes are; the snapshot still dates the owner when it took the address.
+    event = apply_event(upgraded, SCOPE, claims, T0 + 30_000)
+    assert event.events == [{**assign_event("10.0.0.5", T0 + 30_999, claims[0].owner),
+                             "interface_vpc_id": VPC_A}]
+    assert [e["ts"] for e in snapshot_events(event.state)] == [took]
