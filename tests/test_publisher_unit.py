@@ -2692,6 +2692,22 @@ def test_a_bad_record_of_a_cloudtrail_log_object_is_passed_over_alone():
                     "in Z)): " + trail[:200]]
 
 
+@pytest.mark.parametrize("records", ["x" * 500, {"a": 1, "b": 2}, None, 7])
+def test_a_cloudtrail_log_object_whose_records_are_not_a_list_is_one_unreadable_line(records):
+    """Records that are no list are no records: a string of 500 characters was counted 500
+    unreadable records, each character one, and an object each of its keys (a review). The
+    object is one unreadable line, said once, as before records were passed over alone."""
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: Inventory(SCOPE)}), ListSink(),
+                          lambda: T0, log=said.append)
+    publisher.poll()
+    said.clear()
+    line = json.dumps({"Records": records})
+    result = publisher.apply_events([line])
+    assert (result.bad, result.applied) == (1, 0)
+    assert said == [f"unreadable event line (Records is not a list): {line[:200]}"]
+
+
 def test_a_bad_value_of_thousands_of_characters_is_quoted_cut_short(tmp_path):
     """An event's time, a snapshot's value, a configured account were quoted whole in their
     one-line errors: thousands of characters said and logged (a review). Each is cut to 40

@@ -75,7 +75,11 @@ def parse_line(line: str) -> list:
     if not isinstance(doc, dict):
         raise EventError("not a JSON object")
     if "Records" in doc:
-        return [c for record in doc["Records"] for c in _log_record(record)]
+        records = doc["Records"]
+        # Iterated, a string's characters or an object's keys were each a bad record counted.
+        if not isinstance(records, list):
+            raise EventError("Records is not a list")
+        return [c for record in records for c in _log_record(record)]
     detail_type = doc.get("detail-type")
     if detail_type == CLOUDTRAIL_DETAIL:
         record = dict(doc.get("detail") or {})
