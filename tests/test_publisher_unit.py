@@ -2692,6 +2692,34 @@ def test_a_bad_record_of_a_cloudtrail_log_object_is_passed_over_alone():
                     "in Z)): " + trail[:200]]
 
 
+@pytest.mark.parametrize("part, value", [("requestParameters", "eni-x"),
+                                         ("userIdentity", "someone")])
+def test_a_record_holding_a_part_that_is_not_an_object_is_passed_over_alone(part, value):
+    """A CloudTrail log object's record whose requestParameters or userIdentity was a string
+    (where CloudTrail writes an object) raised AttributeError, not EventError: the whole object was unreadable, its good record's
+    change left to the next poll, as before bad records were passed over alone (a review)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
+                          log=said.append)
+    publisher.poll()
+    said.clear()
+    run = json.loads(bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN))["detail"]
+    odd = {"eventName": "TerminateInstances", "eventTime": "2026-01-01T00:01:00Z",
+           "awsRegion": SCOPE.region, "recipientAccountId": SCOPE.account,
+           "requestParameters": {"instancesSet": {"items": [{"instanceId": "i-a"}]}}}
+    odd[part] = value
+    if part == "userIdentity":
+        del odd["recipientAccountId"]
+    trail = json.dumps({"Records": [odd, run]})
+    result = publisher.apply_events([trail])
+    assert (result.bad, result.applied, result.assigned) == (1, 1, 1)
+    assert said == ["1 unreadable record(s) in a CloudTrail log object, its others read (the "
+                    "first: TerminateInstances: a part of it is not a JSON object): "
+                    + trail[:200]]
+
+
 @pytest.mark.parametrize("records", ["x" * 500, {"a": 1, "b": 2}, None, 7])
 def test_a_cloudtrail_log_object_whose_records_are_not_a_list_is_one_unreadable_line(records):
     """Records that are no list are no records: a string of 500 characters was counted 500

@@ -117,7 +117,6 @@ def _from_record(record: dict) -> list:
     name = record.get("eventName")
     request = record.get("requestParameters") or {}
     response = record.get("responseElements") or {}
-    account = record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId")
     base = dict(scope=None, at_ms=0, name=name)
     try:
         if name == "RunInstances":
@@ -147,8 +146,12 @@ def _from_record(record: dict) -> list:
             change = InventoryChange(**base, detach=request["attachmentId"])
         else:
             return []
+        account = (record.get("recipientAccountId")
+                   or (record.get("userIdentity") or {}).get("accountId"))
     except (KeyError, TypeError) as err:
         raise EventError(f"{name}: missing {err}") from None
+    except AttributeError:   # a string, say, where CloudTrail writes an object
+        raise EventError(f"{name}: a part of it is not a JSON object") from None
     return [replace(change, scope=_scope(account, record.get("awsRegion")),
                     at_ms=_ms(record.get("eventTime")))]
 
