@@ -881,9 +881,9 @@ class SecurityEvents:
             # What the timers before this window's have forgotten by now: after the input's
             # end, the deadline timers asked for meanwhile may not fire.
             self._forget_exposure(window_start * 1000 - 1)
-            self._trim(window_start, events)
             self._dependencies(window_start, dependencies, events, timers)
             self._exposure(window_start, exposure, events, timers)
+            self._trim(window_start, events)
             self._rejects(window_start, reject_sources, events, rejected)
         self._silent_edges(timestamp, ended, events)
         if not ended:
@@ -1009,7 +1009,9 @@ class SecurityEvents:
     def _trim(self, window_start, events):
         """A state restored above a total bound (with a lowered setting, or from a release
         without one) forgets its longest silent edges, each reported gone, and exposed ports
-        down to the bound, counted as kept out by it."""
+        down to the bound, counted as kept out by it. After the window is taken: before, what
+        it saw could be the longest silent, gone while its traffic went on, then kept out as
+        new, counted twice."""
         excess = len(self.edges) - self.rules.dependency_max_total_edges
         if excess > 0:
             self.counts["dependency_edges_total_capped"] += excess

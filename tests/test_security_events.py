@@ -217,6 +217,31 @@ def test_a_state_restored_above_a_total_is_trimmed_at_its_next_window_longest_si
     assert sorted(restored.exposed["web"]) == ["i-1 8060/6", "i-1 8120/6"]
 
 
+def test_a_state_restored_above_a_total_keeps_what_the_next_window_sees_counted_once():
+    """The trim ran before the window it came with: an edge and a port seen in it, the
+    longest silent before it, were forgotten (the edge reported gone while its traffic went
+    on), then kept out as new, each counted twice, while one silent since kept its room (a
+    review). Silence is measured after the window: the one silent longest goes."""
+    before = Config().replace(security={"warmup_seconds": 0}).security
+    events = SecurityEvents(WS, before)
+    for w in (0, 60, 120):
+        events.add_window(w, [_dep(w, port=5432 + w)], [_exp(w, "i-1", port=8000 + w)], [])
+        events.advance((w + WS) * 1000 - 1, False)
+    rules = Config().replace(security={
+        "warmup_seconds": 0, "dependency_max_ports": 2, "exposure_max_ports": 2,
+        "dependency_max_total_edges": 2, "exposure_max_total_ports": 2}).security
+    restored = SecurityEvents(WS, rules, decode_events_state(encode_events_state(
+        events.state())))
+    restored.add_window(180, [_dep(180, port=5432)], [_exp(180, "i-1", port=8000)], [])
+    lines, _, _ = restored.advance(240 * 1000 - 1, False)
+    assert [(e["event"], e["time"], e["port"], e["last_seen"]) for e in map(json.loads, lines)] \
+        == [("dependency_gone", 180, 5492, 60)]
+    assert restored.counts == {"dependency_edges_total_capped": 1,
+                               "exposure_ports_total_capped": 1}
+    assert sorted((k[2], e[5]) for k, e in restored.edges.items()) == [(5432, 180), (5552, 120)]
+    assert restored.exposed["web"] == {"i-1 8000/6": (0, 180), "i-1 8120/6": (120, 120)}
+
+
 # "after the end": a replay's final watermark fires every window's timer, and none of the
 # deadline timers asked for meanwhile; a port forgotten between two windows is forgotten all
 # the same.
