@@ -229,7 +229,8 @@ def read(path: str, what: str = "config", is_json: bool = None):
     if is_json is None:
         is_json = path.endswith(".json")
     try:
-        doc = json.loads(text, object_pairs_hook=_once) if is_json else yaml.load(text, _Loader)
+        doc = (json.loads(text, object_pairs_hook=_once, parse_int=_json_int) if is_json
+               else yaml.load(text, _Loader))
     except (ValueError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{_one_line(err)}") from None
@@ -240,6 +241,15 @@ def read(path: str, what: str = "config", is_json: bool = None):
         raise ConfigError(f"{path}: more than {MAX_VALUES:,} values once its aliases (*name) "
                           f"are expanded: no settings file holds that many")
     return doc
+
+
+def _json_int(digits: str):
+    # Past int()'s 4,300 digits a number is taken as its digits, as _Loader takes YAML's: the
+    # setting says what it wants.
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
 
 
 # A YAML alias names a list or map written once, so a few lines of aliases of aliases (a

@@ -201,6 +201,26 @@ def test_an_integer_of_more_digits_than_int_reads_is_one_line_naming_it(tmp_path
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("doc,message", [
+    (f'{{"job": {{"window_seconds": {NINES}}}}}',
+     f"job.window_seconds: {NINES_QUOTED} is out of range (at most 2147483647 either way)"),
+    (f'{{"security": {{"service_ports": [22, {NINES}]}}}}',
+     f"security.service_ports: not a port: {NINES_QUOTED}"),
+    (f'{{"security": {{"risk_weights": {{"dependencies": -{NINES}}}}}}}',
+     f"security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got "
+     f"'-{'9' * 38}... (5,003 characters)")])
+def test_an_integer_of_more_digits_than_int_reads_in_a_json_config_is_one_line_naming_it(
+        tmp_path, doc, message):
+    """A JSON config read such a number as YAML did before: 'not valid JSON: Exceeds the limit
+    (4300 digits) for integer string conversion...', in Python's words, naming neither the
+    setting nor the value (a review). It is taken as its digits, as in YAML."""
+    (tmp_path / "c.json").write_text(doc)
+    with pytest.raises(ConfigError) as err:
+        load(str(tmp_path / "c.json"))
+    assert str(err.value) == message
+
+
+@pytest.mark.unit
 def test_quoted_escapes_what_is_not_printable_and_cuts_at_40_characters():
     from flowdredge.schemas.settings import integer, quoted
     assert quoted("a\nb") == "'a\\nb'" and quoted("a\nb", str) == "a\\nb"
