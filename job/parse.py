@@ -304,8 +304,16 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     `max_flow_bytes` bounds packets and bytes (flows.max_flow_bytes)."""
     # The readers put U+FFFD for bytes that are not UTF-8, and AWS writes flow logs in ASCII:
     # the line is damaged wherever they are, in an id kept as text too.
-    if not line.isascii() and "\ufffd" in line:
-        raise LineError("not_text", "bytes that are not UTF-8 (U+FFFD in the excerpt)")
+    if not line.isascii():
+        if "\ufffd" in line:
+            raise LineError("not_text", "bytes that are not UTF-8 (U+FFFD in the excerpt)")
+        # JSON lets a message spell a lone surrogate (\ud800), which is no text either: an id
+        # holding one was kept, as one holding U+FFFD was.
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LineError("not_text", "a lone surrogate (a \\ud800-\\udfff escape), which "
+                                        "is not text") from None
     parts = line.split()
     if len(parts) != fmt.width:
         raise LineError("field_count", f"{len(parts)} fields; the format has {fmt.width}")

@@ -354,6 +354,34 @@ def test_a_flow_line_of_bytes_that_are_not_utf8_is_a_dead_letter_on_every_path(
         assert result.counts["dead_letter_not_text"] == 5
 
 
+@pytest.mark.parametrize("vectorise_from", [1, math.inf])
+def test_a_flow_line_spelling_a_lone_surrogate_is_a_not_text_dead_letter(vectorise_from):
+    """JSON lets a CloudWatch event's message (or a staged line) spell a lone surrogate
+    (\\ud800): in an interface or account id the flow was kept with it, its enriched and
+    data_quality rows holding '\\udc80', as one holding U+FFFD was before it was refused (a
+    review). It is no text, as an owner's is not (job.ownership._is_text): one not_text dead
+    letter, its excerpt escaped."""
+    from flowdredge.job.parse import staged_line_records
+    fields = GOOD.split()
+    damaged = [" ".join(fields[:i] + [fields[i] + "\\udc80"] + fields[i + 1:])
+               for i in (1, 2)]   # account, interface: JSON escapes, ASCII bytes
+    messages = [GOOD] + damaged
+    events = ",".join('{"id":"%d","message":"%s"}' % item for item in enumerate(messages))
+    envelope = gzip.compress(('{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s",'
+                              '"logEvents":[' + events + "]}").encode())
+    header = " ".join(V2.fields)
+    staged = ('{"source":"f.log","first_line":2,"format":"%s","lines":[%s]}' % (
+        header, ",".join('"' + line + '"' for line in messages))).encode()
+    results = [parse_record(envelope, "r", V2, LIMITS, vectorise_from=vectorise_from),
+               *(parse_record(text, "r", V2, LIMITS, vectorise_from=vectorise_from)
+                 for text, _, _ in staged_line_records(staged, 10_000))]
+    for result in results:
+        assert result.counts["flows_parsed"] == 1
+        assert [(d[1], d[4]) for d in result.dead_letters] == [
+            ("not_text", "a lone surrogate (a \\ud800-\\udfff escape), which is not text")] * 2
+        assert all("\\udc80" in d[3] for d in result.dead_letters)
+
+
 def test_every_gzip_member_of_a_record_is_read_and_trailing_bytes_dead_lettered():
     two = _envelope([GOOD]) + _envelope([GOOD, GOOD])
     result = parse_record(two, "r", V2, LIMITS)
