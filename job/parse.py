@@ -726,10 +726,15 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
         ignored = chunk.get("ignore", [])
     except (KeyError, TypeError, AttributeError, FormatError):
         raise LineError("bad_chunk") from None
-    if isinstance(lines, list) and any(not isinstance(line, str) for line in lines):
-        # What the per-line parser always failed on (empty items it skips): checked before the
-        # lines wait to be parsed with other records'.
-        raise LineError("malformed", "an item of lines that is not a string")
+    if isinstance(lines, list):
+        try:
+            # Joined in C, an eighth of the time of a loop over the items: that each is a
+            # string, and their characters.
+            size = len("".join(lines))
+        except TypeError:
+            # What the per-line parser always failed on (empty items it skips): checked before
+            # the lines wait to be parsed with other records'.
+            raise LineError("malformed", "an item of lines that is not a string") from None
     if not (isinstance(lines, list) and isinstance(source, str) and _is_int(first_line)
             and isinstance(ignored, list) and set(fmt.unknown) <= set(map(str, ignored))
             and all(_is_int(t) or t is None for t in (stamp, not_after))
@@ -744,7 +749,7 @@ def _parse_chunk(chunk, source, limits, result, delivered, pending):
                     f"longer than flows.max_line_bytes ({limits.max_line_bytes})")
     pending.append(_Lines(fmt, lines, source,
                           *_start_bounds(limits, _earliest(delivered, stamp), not_after), locate,
-                          sum(len(line) for line in lines if line)))
+                          size))
 
 
 def _is_int(value) -> bool:
