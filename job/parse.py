@@ -20,6 +20,7 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from socket import AF_INET6, inet_ntop, inet_pton
 
 import pyarrow.compute as pc
 
@@ -258,6 +259,8 @@ def _address_form(text: str):
     interface of the host that logged it: never a VPC's address)."""
     if "%" in text:
         return False
+    if _canonical_ipv6(text):
+        return True
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -266,6 +269,23 @@ def _address_form(text: str):
         return False
     canonical = str(address)
     return True if canonical == text else canonical
+
+
+def _canonical_ipv6(text: str) -> bool:
+    """Whether `text` is an IPv6 address as ipaddress writes it, one not embedding an IPv4
+    address, by the C library: 1.3 us against ipaddress's 10, and internet peers over IPv6
+    are first sights, mostly. glibc's inet_ntop writes that form (RFC 5952) but dotted quads
+    for ::ffff:0:0/96 and most of ::/96 (a text with a dot is left to ipaddress); another C
+    library may write those embedding an IPv4 address in hex, so they are refused here too."""
+    if "." in text:
+        return False
+    try:
+        packed = inet_pton(AF_INET6, text)
+    except OSError:
+        return False
+    value = int.from_bytes(packed, "big")
+    return (inet_ntop(AF_INET6, packed) == text and value >> 32 != 0xFFFF
+            and not 1 << 24 <= value < 1 << 32)
 
 
 # A hit is dict's own __getitem__, in C.

@@ -1,13 +1,17 @@
 import base64
 import gzip
+import ipaddress
 import json
 import math
+import random
+import struct
 
 import pytest
 
+from flowdredge.job.addresses import embeds_ipv4
 from flowdredge.job.parse import (DEAD_LETTERS_KEPT, MAX_MEMBERS, FlowFormat, FormatError, LineError, Limits,
                                   decode_tcp_flags, parse_batches, parse_line, parse_record,
-                                  parse_records)
+                                  parse_records, _address_form)
 
 pytestmark = pytest.mark.unit
 
@@ -447,3 +451,40 @@ def test_a_chunk_line_that_is_no_text_is_not_skipped_silently():
 
 def test_a_record_that_is_no_bytes_nor_text_is_malformed():
     assert [d[1] for d in parse_record(5, "r", V2, LIMITS).dead_letters] == ["malformed"]
+
+
+def _form_by_ipaddress(text: str):
+    """job.parse._address_form as it was before its C path, ipaddress alone."""
+    if "%" in text:
+        return False
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if address.version == 6 and embeds_ipv4(address):
+        return False
+    return True if str(address) == text else str(address)
+
+
+def test_an_ipv6_address_form_by_the_c_library_is_ipaddress_s():
+    """_address_form takes an IPv6 address written as inet_ntop writes it as canonical without
+    ipaddress: the same answer for every spelling of addresses with runs of zero groups in
+    every place, IPv4-mapped, IPv4-compatible and those below them (which inet_ntop writes as
+    dotted quads), upper case, leading zeros, a zone and garbage."""
+    rnd = random.Random(15)
+    values = [0, 1, 2, 0xFFFF, 1 << 16, (1 << 24) - 1, 1 << 24, (1 << 32) - 1, 1 << 32,
+              0xFFFF << 32, (0xFFFF << 32) | 0x0A000001, (0xFFFE << 32) | 5, (1 << 128) - 1]
+    for _ in range(3000):
+        groups = [rnd.choice([0, 0, 0, 1, 0xFFFF, rnd.getrandbits(16)]) for _ in range(8)]
+        values.append(int.from_bytes(b"".join(g.to_bytes(2, "big") for g in groups), "big"))
+    texts = ["", ":", ":::", "1::2::3", "12345::", "g::1", "fe80::1%eth0", "10.0.0.1", "::1.2.3.04",
+             "1.2.3.4::", "0:0:0:0:0:0:0:0:0"]
+    for value in values:
+        address = ipaddress.IPv6Address(value)
+        texts += [str(address), address.exploded, str(address).upper(), address.compressed,
+                  ":".join(f"{g:x}" for g in struct.unpack(">8H", address.packed))]
+        if value < 1 << 32 or value >> 32 == 0xFFFF:
+            v4 = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+            texts += [f"::{v4}", f"::ffff:{v4}"]
+    for text in texts:
+        assert _address_form(text) == _form_by_ipaddress(text), text
