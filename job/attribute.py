@@ -460,8 +460,10 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     pair_code = index.pair_code
     owned = codes >= 0
     positions = np.flatnonzero(others)
-    found = [index.owner_at(ip, t) for ip, t in zip(distinct.take(at[positions]).to_pylist(),
-                                                    t_ms[positions].tolist())]
+    # By the slot already found: owner_at would find it again from the address's text.
+    owner_in_slot = index.owner_in_slot
+    found = [owner_in_slot(slot, t) for slot, t in zip(slots[positions].tolist(),
+                                                       t_ms[positions].tolist())]
     found_at = positions[[o is not None for o in found]] if found else positions
     found = [o for o in found if o is not None]
     owned[found_at] = True
