@@ -51,3 +51,26 @@ def test_a_batch_array_travels_in_its_narrowest_type_and_back(values, dtype):
     assert packed[0] == dtype
     unpacked = _unpacked(packed)
     assert unpacked.dtype == np.int64 and unpacked.tolist() == values
+
+
+def test_codes_read_from_the_array_s_bytes_are_each_address_s_wherever_it_starts():
+    """address_codes and ipv4_ints read the strings' bytes through the array's offsets: the
+    same codes as address_code gives one address at a time for a slice of an array (its
+    offsets not starting at 0), an empty one, one of only IPv6 addresses, and one where an
+    address of another form holds dots (::ffff:10.0.0.1) among the dotted quads."""
+    rnd = random.Random(62)
+    pool = [str(ipaddress.IPv4Address(rnd.getrandbits(32))) for _ in range(200)] + [
+        "0.0.0.0", "255.255.255.255", "9.99.0.100", "2001:db8::1", "::ffff:10.0.0.1",
+        "fd00::3", "::1.2.3.4", "64:ff9b::102:304"]
+    for _ in range(300):
+        texts = rnd.choices(pool, k=rnd.randrange(0, 30))
+        head = rnd.randrange(0, 4)
+        array = pa.array(pool[:head] + texts + pool[:2], pa.string()).slice(head, len(texts))
+        others, expected_others = {"fd00::3": 0}, {"fd00::3": 0}
+        assert address_codes(array, others).tolist() == [
+            address_code(t, expected_others) for t in texts]
+        assert others == expected_others
+        quads = [t for t in texts if ":" not in t]
+        assert ipv4_ints(pa.array(quads, pa.string())).tolist() == list(map(ipv4_int, quads))
+    assert address_codes(pa.array(["fd00::3", "2001:db8::1"], pa.string()), {}).tolist() == [
+        OTHER_ADDRESSES, OTHER_ADDRESSES + 1]
