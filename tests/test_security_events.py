@@ -130,6 +130,34 @@ def test_past_dependency_max_ports_a_sweep_in_one_window_keeps_the_known_edges_a
     assert sorted(events.edges) == [("api", "db", 5432, 6), ("api", "db", 7000, 6)]
 
 
+
+def test_past_dependency_max_ports_an_edge_without_a_port_is_the_lowest():
+    """Of a window's new edges past the cap, an edge with no port (None) fits first, as the
+    lowest port would."""
+    rules = Config().replace(security={
+        "warmup_seconds": 0, "dependency_max_ports": 1}).security
+    events, got = _each_window(rules, {0: ([_dep(0, port=5432), _dep(0, port=None)], [], [])})
+    assert got == [([("new_dependency", 0, None)], {"dependency_edges_capped": 1})]
+    assert sorted(events.edges) == [("api", "db", None, 6)]
+
+
+def test_a_pair_restored_above_its_cap_takes_no_new_edge_until_it_is_below():
+    """A lowered dependency_max_ports: the pair keeps the edges it holds, and while it holds
+    more than the cap every new edge is counted, none kept (a review's mutant: a negative
+    room cut the window's new edges from the end, keeping the lowest)."""
+    before = Config().replace(security={"warmup_seconds": 0}).security
+    events = SecurityEvents(WS, before)
+    events.add_window(0, [_dep(0, port=p) for p in range(5000, 5004)], [], [])
+    events.advance(WS * 1000 - 1, False)
+    rules = Config().replace(security={
+        "warmup_seconds": 0, "dependency_max_ports": 2}).security
+    restored = SecurityEvents(WS, rules, decode_events_state(encode_events_state(
+        events.state())))
+    restored.add_window(60, [_dep(60, port=p) for p in (5000, 7000, 7001, 7002)], [], [])
+    lines, _, _ = restored.advance(120 * 1000 - 1, False)
+    assert lines == [] and restored.counts == {"dependency_edges_capped": 3}
+    assert sorted(k[2] for k in restored.edges) == [5000, 5001, 5002, 5003]
+
 @pytest.mark.parametrize("rotate", [False, True], ids=["same ports", "new ports"])
 @pytest.mark.parametrize("kind", ["dependency", "exposure"])
 def test_a_sweep_across_many_pairs_or_apps_keeps_the_state_within_its_total(kind, rotate):
