@@ -580,6 +580,8 @@ def test_addresses_of_a_write_that_failed_are_written_again_even_if_nothing_chan
                                           ("ASSIGN", t2, eip, "alpha"),
                                           ("HEARTBEAT", t2, None, None)]
     assert third.state.uncertain == {}
+    # A snapshot dates alpha after that gap, not when it first took the address.
+    assert [e["ts"] for e in snapshot_events(third.state)] == [t2]
     # Said once: the poll after writes nothing more for it.
     assert reconcile_poll(third.state, [Observation(SCOPE, on_alpha, t2 + 1, t2 + 1)],
                           [SCOPE]).events == [{"type": "HEARTBEAT", "ts": t2 + 1}]
@@ -1801,6 +1803,7 @@ def test_clocks_dated_after_the_snapshot_was_written_are_said_and_not_read(tmp_p
     for change, name in (({"heartbeat_ms": ahead}, "heartbeat_ms"),
                          ({"event_ms": {scope: ahead}}, "event_ms"),
                          ({"released": {"10.0.0.7": ahead}}, "released"),
+                         ({"written": {"10.0.0.5": ahead}}, "written"),
                          ({"vpc_uncertain": {"10.0.0.7": {"vpc-0a1b2c3d": [ahead]}}},
                           "vpc_uncertain")):
         with open(clocks_path(snap), "w") as fh:
@@ -2833,6 +2836,19 @@ def test_a_resumed_snapshot_without_interface_vpcs_writes_each_owner_again_with_
     t2 = T0 + 120_000
     assert reconcile_poll(again.state, [Observation(SCOPE, claims, t2, t2 + 100)],
                           [SCOPE]).events == [{"type": "HEARTBEAT", "ts": t2}]
+
+
+def test_an_owner_whose_claim_no_longer_names_its_vpc_is_not_written_again():
+    """An ASSIGN is written again only when its VPC is newly known: a poll whose claim names
+    none (AWS gave no VpcId this time) writes nothing for an owner known with one, which keeps
+    it (a review's mutant wrote the owner again without its VPC)."""
+    claims = [claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000, vpc=VPC_A)]
+    first = reconcile_poll(State(), [Observation(SCOPE, claims, T0, T0 + 100)], [SCOPE])
+    t1 = T0 + 60_000
+    later = reconcile_poll(first.state, [Observation(SCOPE, [
+        claim("10.0.0.5", "api", "eni-a", "i-a", T0 - 60_000)], t1, t1 + 100)], [SCOPE])
+    assert later.events == [{"type": "HEARTBEAT", "ts": t1}]
+    assert later.state.holdings["10.0.0.5"] == first.state.holdings["10.0.0.5"]
 
 
 def test_an_owner_written_again_with_its_vpc_is_dated_in_a_snapshot_when_it_took_the_address():
