@@ -47,6 +47,7 @@ def test_shipped_application_properties_round_trip():
     ("job: {window_seconds: soon}", "expected an integer"),
     ("job: {window_seconds: 0}", "must be positive"),
     ("outputs: {enriched: maybe}", "expected true or false"),
+    ("outputs: {enriched: 5}", "^outputs.enriched: expected true or false, got 5$"),
     ("flows: {format: 'srcaddr dstaddr'}", "flows.format"),
     ("metadata: {retention_seconds: 10}", "retention_seconds must cover"),
     # One second short of the flows' out-of-orderness (300) and a window (60): the boundary.
@@ -188,7 +189,9 @@ NINES_QUOTED = "'" + "9" * 39 + "... (5,002 characters)"
      "security.risk_weights: dependencies: expected an integer from 0 to 2147483647, got an "
      "integer of 16,000 bits"),
     (f"job: {{window_seconds: {NINES}}}",
-     f"job.window_seconds: {NINES_QUOTED} is out of range (at most 2147483647 either way)")])
+     f"job.window_seconds: {NINES_QUOTED} is out of range (at most 2147483647 either way)"),
+    (f"job: {{window_seconds: -{NINES}}}", "job.window_seconds must be positive"),
+    (f"job: {{window_seconds: ' -{NINES}'}}", "job.window_seconds must be positive")])
 def test_an_integer_of_more_digits_than_int_reads_is_one_line_naming_it(tmp_path, doc, message):
     """A number past int()'s 4,300 decimal digits, in YAML or in a setting's text, or one
     of YAML's 0x that str() will not write, was an error in Python's words ('Exceeds the limit
