@@ -52,6 +52,15 @@ def test_with_no_flow_end_counted_the_line_says_the_last_share_read_and_its_age(
     assert "| attributed 50.0% (read 4.0 min ago) |" in status_line(restarted, NOW + 300, mark)[0]
 
 
+def test_ends_counted_none_owned_is_a_share_read_and_its_age_is_never_negative():
+    """Flow ends counted and none owned is 0.0%, a share read (not the last one, nor none);
+    a wall clock set back since it was read says it 0.0 min ago, not less."""
+    line, mark = status_line(Health(Counter(flows_parsed=100, flows_aggregated=100)), NOW)
+    assert "| attributed 0.0% |" in line
+    line, _ = status_line(Health(Counter(flows_parsed=100)), NOW - 60, mark)
+    assert "| attributed 0.0% (read 0.0 min ago) |" in line
+
+
 class _Rest(JobRest):
     """The REST API's answers for a window operator whose subtasks have these watermarks."""
 
