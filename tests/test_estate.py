@@ -11,7 +11,8 @@ import pytest
 
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
 from flowdredge.synthetic import snapshot
-from flowdredge.synthetic.estate import AddressPool, Ownership, Scenario, generate, owner
+from flowdredge.synthetic.estate import (AddressPool, Ownership, Scenario, check_size, generate,
+                                         owner)
 from flowdredge.synthetic.workload import Workload, generate as generate_workload
 
 pytestmark = pytest.mark.unit
@@ -84,3 +85,16 @@ def test_every_shape_writes_the_same_owners(tmp_path):
              if line]
     assert len(files) == 4 and len(lines) == 400
     assert {line.split()[3] for line in lines} <= set(ips)
+
+
+def test_an_estate_at_its_bounds_is_taken_and_one_past_them_refused():
+    """43,200 minutes and 5,000,000 flows are the most generate() is meant to hold: at them an
+    estate is taken, one past either is refused, by check_size and by a Scenario alike."""
+    for minutes, flows in ((43_200, 1), (1_000, 5_000)):
+        check_size(minutes, flows)
+        assert Scenario(minutes=minutes, flows_per_minute=flows).minutes == minutes
+    for minutes, flows in ((43_201, 1), (1_000, 5_001)):
+        with pytest.raises(ValueError, match="at most"):
+            check_size(minutes, flows)
+        with pytest.raises(ValueError, match="at most"):
+            Scenario(minutes=minutes, flows_per_minute=flows)
