@@ -130,7 +130,10 @@ def attach_insert(t_env, sink_table: str, rows, uid_prefix: str) -> None:
     statements.add_insert(sink_table, rows)
     added = t_env._j_tenv.execEnv().getTransformations()
     first = added.size()
-    statements.attach_as_datastream()
+    # Planned on a gateway thread whose Calcite metadata provider is set (connectors/jvm's
+    # Planning): on another connection the plan failed now and then.
+    jvm().io.flowdredge.client.Planning.attachAsDataStream(t_env._j_tenv,
+                                                            statements._j_statement_set)
     for index in range(first, added.size()):
         stable_sql_uids(added.get(index), uid_prefix)
 
