@@ -326,7 +326,8 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
     # the line is damaged wherever they are, in an id kept as text too.
     if not line.isascii():
         if "\ufffd" in line:
-            raise LineError("not_text", "bytes that are not UTF-8 (U+FFFD in the excerpt)")
+            raise LineError("not_text", "U+FFFD, which the readers write for bytes that are "
+                                        "not UTF-8 (flow logs are ASCII)")
         # JSON lets a message spell a lone surrogate (\ud800), which is no text either: an id
         # holding one was kept, as one holding U+FFFD was.
         try:

@@ -358,6 +358,21 @@ def test_a_flow_line_of_bytes_that_are_not_utf8_is_a_dead_letter_on_every_path(
         assert result.counts["dead_letter_not_text"] == 5
 
 
+def test_a_flow_line_holding_u_fffd_itself_is_not_text_said_as_what_it_holds():
+    """A line holding U+FFFD as UTF-8 (EF BF BD) is refused as one whose bytes the readers
+    replaced: they cannot be told apart, and flow logs are ASCII. Its dead letter said 'bytes
+    that are not UTF-8', which this line had not (a review)."""
+    fields = GOOD.split()
+    line = " ".join(fields[:2] + [fields[2] + "\ufffd"] + fields[3:])
+    doc = ('{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":['
+           f'{{"message":"{GOOD}"}},{{"message":"{line}"}}]}}')
+    result = parse_record(gzip.compress(doc.encode()), "r", V2, LIMITS)
+    assert result.counts["flows_parsed"] == 1
+    assert [(d[1], d[4]) for d in result.dead_letters] == [
+        ("not_text", "U+FFFD, which the readers write for bytes that are not UTF-8 (flow logs "
+                     "are ASCII)")]
+
+
 @pytest.mark.parametrize("vectorise_from", [1, math.inf])
 def test_a_flow_line_spelling_a_lone_surrogate_is_a_not_text_dead_letter(vectorise_from):
     """JSON lets a CloudWatch event's message (or a staged line) spell a lone surrogate
