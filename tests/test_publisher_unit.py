@@ -2690,9 +2690,24 @@ def test_a_bad_record_of_a_cloudtrail_log_object_is_passed_over_alone():
     trail = json.dumps({"Records": [naive, run, "junk"]})
     result = publisher.apply_events([trail])
     assert (result.bad, result.applied, result.assigned) == (2, 1, 1)
-    assert said == ["2 unreadable record(s) in a CloudTrail log object, its others read (the "
+    assert said == ["2 unreadable record(s) of a CloudTrail log object passed over (the "
                     "first: event time '2026-01-01T00:01:00' names no time zone (AWS ends it "
                     "in Z)): " + trail[:200]]
+
+
+def test_a_cloudtrail_log_object_of_bad_records_only_is_not_said_to_have_others_read():
+    """Its line said 'its others read' when it had no other (a review)."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")])
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
+                          log=said.append)
+    publisher.poll()
+    said.clear()
+    trail = json.dumps({"Records": ["junk", 7]})
+    result = publisher.apply_events([trail])
+    assert (result.bad, result.applied) == (2, 0)
+    assert said == ["2 unreadable record(s) of a CloudTrail log object passed over (the "
+                    "first: a record that is not a JSON object): " + trail]
 
 
 @pytest.mark.parametrize("part, value", [("requestParameters", "eni-x"),
@@ -2718,7 +2733,7 @@ def test_a_record_holding_a_part_that_is_not_an_object_is_passed_over_alone(part
     trail = json.dumps({"Records": [odd, run]})
     result = publisher.apply_events([trail])
     assert (result.bad, result.applied, result.assigned) == (1, 1, 1)
-    assert said == ["1 unreadable record(s) in a CloudTrail log object, its others read (the "
+    assert said == ["1 unreadable record(s) of a CloudTrail log object passed over (the "
                     "first: TerminateInstances: a part of it is not a JSON object): "
                     + trail[:200]]
 

@@ -328,8 +328,9 @@ class Publisher:
             raise DatedAhead(latest)
         if bad:
             result.bad += len(bad)
-            self.log(f"{len(bad)} unreadable record(s) in a CloudTrail log object, its others "
-                     f"read (the first: {bad[0]}): {line[:200]}")
+            # Not "its others read": an object may hold no other.
+            self.log(f"{len(bad)} unreadable record(s) of a CloudTrail log object passed over "
+                     f"(the first: {bad[0]}): {line[:200]}")
         for change in changes:
             if change.scope not in configured:
                 result.ignored += 1
