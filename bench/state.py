@@ -134,8 +134,11 @@ class Rest:
         self.base = f"http://127.0.0.1:{port}"
 
     def get(self, path: str):
-        with urllib.request.urlopen(self.base + path, timeout=10) as response:
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=10) as response:
+                return json.load(response)
+        except TimeoutError as err:   # its own words are 'timed out', naming no request
+            raise TimeoutError(f"GET {path}: no answer within 10 s") from err
 
     def send(self, method: str, path: str, body: dict = None):
         data = json.dumps(body).encode() if body is not None else None
@@ -190,8 +193,15 @@ def live_heap_mb(pid: int):
                               timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    match = re.search(r"total (\d+)K, used (\d+)K", info)
-    return round(int(match.group(2)) / 1024) if match else None
+    return heap_used_mb(info)
+
+
+def heap_used_mb(heap_info: str):
+    """The heap in use in jcmd GC.heap_info's text, MB (None if it names none): the sum over
+    its generations. The parallel collector, the local JVM's, prints a young and an old one,
+    G1 one heap; the young one alone, after a full GC, read 1 MB at a million IPs."""
+    used = re.findall(r"total \d+K, used (\d+)K", heap_info)
+    return round(sum(map(int, used)) / 1024) if used else None
 
 
 def live_heap_classes(pid: int, top: int = 6) -> list:
@@ -348,11 +358,16 @@ class Job:
         while time.monotonic() < deadline:
             try:
                 status = self.rest.get(f"/jobs/{self.job_id}/savepoints/{trigger['request-id']}")
-            except OSError:
+            except OSError as err:
                 # The local cluster ends with its job, which the savepoint cancels: a small
                 # state's savepoint can complete, and the REST server go, between two polls.
                 # Complete on disk means its _metadata, written last.
                 written = glob.glob(os.path.join(target, "savepoint-*", "_metadata"))
+                if not written and self.proc.poll() is not None:
+                    raise RuntimeError(f"the job ended without its savepoint ({err}): see "
+                                       f"{self.folder}/logs") from err
+                if not written and isinstance(err, TimeoutError):
+                    continue   # the JobManager too busy to answer (a full heap collected)
                 if not written:
                     raise
                 location = "file:" + os.path.dirname(written[0])

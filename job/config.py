@@ -29,7 +29,8 @@ MIN_HEAP_MB = 256
 # job.local_heap_mb 0: this much per attribution instance (job.parallelism), each of which
 # holds the ownership broadcast state whole, and a copy of it while a checkpoint is taken.
 # 1M IPs (state version 2) took their savepoint with 640 MB per instance at parallelism 1 and
-# 2, and ran out of heap in it with 512 (bench.state, docs/performance.md).
+# 2, and ran out of heap in it with 512 (bench.state, docs/performance.md); one that started
+# during a checkpoint, three copies, ran out of 640 (docs/operations.md: local jobs take none).
 HEAP_PER_INSTANCE_MB = 640
 
 

@@ -216,3 +216,69 @@ def test_publisher_reads_bench_reads_every_account_through_its_role(capsys):
     assert lines[0] == "2 accounts x 2 regions, 0 ms a call, parallel_reads 8"
     assert [line.split(":")[0] for line in lines[1:]] == ["poll 1", "poll 2"]
     assert all(" s, resident +" in line for line in lines[1:])
+
+
+@pytest.mark.unit
+def test_state_bench_reads_the_heap_in_use_over_every_generation():
+    """bench.state's live heap after a full GC: jcmd GC.heap_info as the local JVM's parallel
+    collector writes it (young and old generations) and as G1 does (one heap); Metaspace is
+    not heap."""
+    from bench.state import heap_used_mb
+    parallel = (" PSYoungGen      total 18944K, used 1024K [0x00000000feb00000, 0x0000000100000000)\n"
+                "  eden space 16384K, 6% used [0x00000000feb00000,0x00000000ff8c9760)\n"
+                " ParOldGen       total 441032K, used 240640K [0x00000000fc000000, 0x00000000feb00000)\n"
+                "  object space 441032K, 54% used [0x00000000fc000000,0x00000000fc000000)\n"
+                " Metaspace       used 8929K, committed 9088K, reserved 1114112K\n"
+                "  class space    used 1062K, committed 1152K, reserved 1048576K\n")
+    g1 = (" garbage-first heap   total 65536K, used 7721K [0x00000000fc000000, 0x0000000100000000)\n"
+          "  region size 1024K, 5 young (5120K), 1 survivors (1024K)\n"
+          " Metaspace       used 8921K, committed 9088K, reserved 1114112K\n")
+    assert heap_used_mb(parallel) == 236
+    assert heap_used_mb(g1) == 8
+    assert heap_used_mb("") is None
+
+
+class _Proc:
+    def __init__(self, ends_after: int):
+        self.polls, self.ends_after = 0, ends_after
+
+    def poll(self):
+        self.polls += 1
+        return 1 if self.polls > self.ends_after else None
+
+
+class _Rest:
+    """A JobManager whose savepoint status polls time out `timeouts` times, then answer."""
+
+    def __init__(self, timeouts: int, location: str):
+        self.timeouts, self.location = timeouts, location
+
+    def send(self, method, path, body):
+        return {"request-id": "r1"}
+
+    def get(self, path):
+        if self.timeouts:
+            self.timeouts -= 1
+            raise TimeoutError(f"GET {path}: no answer within 10 s")
+        return {"status": {"id": "COMPLETED"}, "operation": {"location": self.location}}
+
+
+def _state_job(tmp_path, rest, proc):
+    from bench.state import Job
+    job = Job.__new__(Job)
+    job.rest, job.proc, job.job_id, job.folder = rest, proc, "j1", str(tmp_path / "run")
+    return job
+
+
+@pytest.mark.unit
+def test_state_bench_savepoint_asks_again_while_the_job_manager_is_too_busy_to_answer(tmp_path):
+    """A savepoint of a million IPs: the JobManager, collecting a full heap, left a status poll
+    unanswered and bench.state gave up with 'run: timed out', naming nothing; it asks again
+    while the job runs, and says the job ended without its savepoint when it did."""
+    target = tmp_path / "savepoints"
+    done = _state_job(tmp_path, _Rest(3, f"file:{target}/sp"), _Proc(ends_after=10))
+    assert done.savepoint(str(target), 60)["location"] == f"file:{target}/sp"
+    ended = _state_job(tmp_path, _Rest(100, ""), _Proc(ends_after=2))
+    with pytest.raises(RuntimeError, match=r"the job ended without its savepoint \(GET "
+                                           r"/jobs/j1/savepoints/r1: no answer within 10 s\)"):
+        ended.savepoint(str(target), 60)
