@@ -35,7 +35,9 @@ ACK = 16
 
 # --- configuration values (read once by job.config) -----------------------------------------
 
-_DIGITS = re.compile("[0-9]+").fullmatch   # str.isdigit() and int() take other scripts' too
+# str.isdigit() and int() take other scripts' digits too; an underscore between two digits is
+# Python's and YAML's grouping (1_000), as schemas.settings reads an integer setting's.
+_DIGITS = re.compile("[0-9]+(?:_[0-9]+)*").fullmatch
 
 
 def parse_ports(value) -> frozenset:

@@ -611,3 +611,31 @@ def test_managed_checks_no_followed_changelog_as_a_finished_one(tmp_path, config
     (meta / "a.jsonl.gz").write_bytes(gzip.compress(b'{"type":"HEARTBEAT","ts":1}\n' * 99)[:40])
     io = IoSection(flows=str(tmp_path), metadata=str(meta), output="o", flows_layout=layout)
     assert check_metadata(ManagedProperties(from_dict(config), io, "p.json")) == ""
+
+
+@pytest.mark.unit
+def test_a_quoted_list_or_map_reads_integers_grouped_by_underscores(tmp_path):
+    """`service_ports: '22,1_000'` and `risk_weights: 'dependencies=1_000'` were refused ('not a
+    port: '1_000'') while the YAML list [22, 1_000] and an integer setting's '1_000' were read
+    (a review); a grouping neither Python nor YAML writes is refused in each form alike."""
+    for ports, weights in (("[22, 1_000]", "{dependencies: 1_000}"),
+                           ("'22,1_000'", "'dependencies=1_000'"),
+                           ("' 22 , 1_000 '", "' dependencies = 1_000 '")):
+        (tmp_path / "c.yaml").write_text(
+            f"security: {{service_ports: {ports}, risk_weights: {weights}}}\n")
+        config = load(str(tmp_path / "c.yaml"))
+        assert config.security.service_ports == frozenset({22, 1000})
+        assert config.security.risk_weights["dependencies"] == 1000
+    (tmp_path / "p.json").write_text(json.dumps([{"PropertyGroupId": "security", "PropertyMap": {
+        "service_ports": "22,1_000", "risk_weights": "dependencies=1_000"}}]))
+    assert load(str(tmp_path / "p.json")).security.service_ports == frozenset({22, 1000})
+    for bad in ("1__000", "1000_", "_1000"):
+        for written in (f"[22, {bad}]", f"'22,{bad}'"):
+            (tmp_path / "c.yaml").write_text(f"security: {{service_ports: {written}}}\n")
+            with pytest.raises(ConfigError, match=f"^security.service_ports: not a port: "
+                                                  f"'{bad}'$"):
+                load(str(tmp_path / "c.yaml"))
+        (tmp_path / "c.yaml").write_text(f"security: {{risk_weights: 'dependencies={bad}'}}\n")
+        with pytest.raises(ConfigError, match=f"^security.risk_weights: dependencies: expected "
+                                              f"an integer from 0 to 2147483647, got '{bad}'$"):
+            load(str(tmp_path / "c.yaml"))
