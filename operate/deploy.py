@@ -394,7 +394,7 @@ def _io_arg(text: str) -> dict:
     for item in text.split(","):
         key, sep, value = item.partition("=")
         if not sep:
-            raise argparse.ArgumentTypeError(f"expected key=value[,key=value...], got {item!r}")
+            raise argparse.ArgumentTypeError(f"expected key=value[,key=value...], got {quoted(item)}")
         values[key.strip()] = value.strip()
     return values
 

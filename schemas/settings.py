@@ -16,6 +16,7 @@ typed the same way whether it comes from YAML (native values) or from applicatio
 
 Each error is one line naming the field: "job.window_seconds: expected an integer, got 'soon'".
 """
+import argparse
 import dataclasses
 import json
 import math
@@ -77,13 +78,22 @@ def setting(default=MISSING, *, factory=MISSING, minimum: int = None, maximum: i
 _INTEGER = re.compile(r"\s*[-+]?[0-9]+(?:_[0-9]+)*\s*", re.ASCII).fullmatch
 
 
+class NotAnInteger(ValueError, argparse.ArgumentTypeError):
+    """integer()'s error: a ValueError, which argparse would answer with 'invalid integer value'
+    and the value whole (5,000 digits in one message); as an ArgumentTypeError, its own line,
+    the value cut short."""
+
+
 def integer(text: str) -> int:
     """An integer written in ASCII digits, grouped by underscores or not (a sign and blanks
-    around allowed), for command-line flags (argparse says "invalid integer value");
-    ValueError otherwise."""
+    around allowed), for command-line flags; NotAnInteger otherwise ("argument --slots:
+    expected an integer, got 'x'")."""
     if not _INTEGER(text):
-        raise ValueError(f"expected an integer, got {quoted(text)}")
-    return int(text)
+        raise NotAnInteger(f"expected an integer, got {quoted(text)}")
+    try:
+        return int(text)
+    except ValueError:   # digits past int()'s 4,300: beyond any option's range
+        raise NotAnInteger(f"{quoted(text)} is out of range") from None
 
 
 def _int(where: str, meta, value) -> int:

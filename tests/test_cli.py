@@ -635,32 +635,63 @@ def test_flowdredge_run_without_restarts_says_a_failure_ends_it(tmp_path, capsys
         assert ("job.max_restarts is 0: the first failure ends this run" in err) is warned, err
 
 
+def _integer_options(value: str) -> list:
+    """(parse, argv, option) giving `value` to an integer option of each tool: flowdredge,
+    job/submit.py, scripts/cluster, the workload generator."""
+    from flowdredge.job import submit
+    from flowdredge.operate import cluster
+    from flowdredge.synthetic import workload
+    return [(cli.parser().parse_args, ["replay", "--flows", "f", "--metadata", "m", "--output",
+                                       "o", "--parallelism", value], "--parallelism"),
+            (submit.parser().parse_args, ["--output", "o", "--follow-seconds", value],
+             "--follow-seconds"),
+            (cluster.parser().parse_args, ["start", "--slots", value], "--slots"),
+            (workload.main, ["--output", "o", "--flows", value], "--flows")]
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("digits", ("\u0661\u0662", "\uff11\uff12"))
 def test_an_integer_flag_is_ascii_digits_only(capsys, digits):
     """int() took "١٢" as 12: `--parallelism ١٢` ran twelve-wide, `--within ١٥m` 15 minutes."""
     from flowdredge.explore.query import QueryError, parse_duration, parse_time, whole_number
-    from flowdredge.job import submit
-    from flowdredge.operate import cluster
-    from flowdredge.synthetic import workload
     for parse, argv, said in (
             (cli.parser().parse_args, ["generate", "--output", "o", "--minutes", digits],
              f"argument --minutes: expected a positive integer, got '{digits}'"),
-            (cli.parser().parse_args, ["replay", "--flows", "f", "--metadata", "m", "--output",
-                                       "o", "--parallelism", digits],
-             f"argument --parallelism: invalid integer value: '{digits}'"),
-            (submit.parser().parse_args, ["--output", "o", "--follow-seconds", digits],
-             f"argument --follow-seconds: invalid integer value: '{digits}'"),
-            (cluster.parser().parse_args, ["start", "--slots", digits],
-             f"argument --slots: invalid integer value: '{digits}'"),
-            (workload.main, ["--output", "o", "--flows", digits],
-             f"argument --flows: invalid integer value: '{digits}'")):
+            *[(parse, argv, f"argument {option}: expected an integer, got '{digits}'")
+              for parse, argv, option in _integer_options(digits)]):
         with pytest.raises(SystemExit) as refused:
             parse(argv)
         assert refused.value.code == 2 and capsys.readouterr().err.endswith(f"{said}\n")
     for parse in (parse_time, parse_duration, whole_number(0, 100)):
         with pytest.raises(QueryError, match=re.escape(repr(digits))):
             parse(digits)
+
+
+@pytest.mark.unit
+def test_every_tools_integer_option_quotes_a_huge_value_cut_short(capsys):
+    """job/submit.py's, scripts/cluster's and the workload generator's integer options (and
+    flowdredge's own --parallelism) said argparse's 'invalid integer value: ' and the value
+    whole, 5,000 digits in one message, where the job's positive options cut it since 4e380f1
+    (a review); scripts/managed-flink's --io quoted a bad item whole too."""
+    from flowdredge.operate import cluster, deploy
+    digits = "9" * 5000
+    cut = "'" + "9" * 39 + "... (5,002 characters)"
+    for parse, argv, said in (
+            *[(parse, argv, f"argument {option}: {cut} is out of range")
+              for parse, argv, option in _integer_options(digits)],
+            (cluster.parser().parse_args, ["feed", "--flows-dir", "f", "--metadata-dir", "m",
+                                           "--chunk-lines", "x" + digits],
+             f"argument --chunk-lines: expected an integer, got 'x{'9' * 38}... (5,003 "
+             f"characters)"),
+            (deploy.parser().parse_args, ["create", "--name", "n", "--role", "r", "--bucket",
+                                          "b", "--io", "x" * 5000],
+             "argument --io: expected key=value[,key=value...], got '" + "x" * 39
+             + "... (5,002 characters)")):
+        with pytest.raises(SystemExit) as refused:
+            parse(argv)
+        err = capsys.readouterr().err
+        assert refused.value.code == 2 and err.endswith(f"{said}\n"), err[-300:]
+        assert len(err.splitlines()[-1]) < 200
 
 
 @pytest.mark.unit
