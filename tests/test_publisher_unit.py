@@ -2695,19 +2695,37 @@ def test_a_bad_record_of_a_cloudtrail_log_object_is_passed_over_alone():
                     "in Z)): " + trail[:200]]
 
 
-def test_a_cloudtrail_log_object_of_bad_records_only_is_not_said_to_have_others_read():
-    """Its line said 'its others read' when it had no other (a review)."""
+def test_a_cloudtrail_log_object_of_bad_records_only_is_one_unreadable_line():
+    """Since bad records are passed over alone (dbbed82), an object none of whose records reads
+    was counted unreadable once a record: 5,000 junk records, 5,000 unreadable, where one
+    whose Records are no list is one (a review). Such an object is not the log object it looks
+    like: one unreadable line, said so; an object some of whose records read, even records of
+    calls that change nothing, still counts its bad ones each."""
     inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")])
     said = []
     publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
                           log=said.append)
     publisher.poll()
     said.clear()
-    trail = json.dumps({"Records": ["junk", 7]})
+    naive = json.loads(bridge("TerminateInstances", "2026-01-01T00:01:00",
+                              request={"instancesSet": {"items": [{"instanceId": "i-a"}]}}))
+    naive = {**naive["detail"], "recipientAccountId": ACCOUNT, "awsRegion": "us-east-1"}
+    for records, first in ((["junk"] * 5000, "a record that is not a JSON object"),
+                           ([naive, 7], "event time '2026-01-01T00:01:00' names no time zone "
+                                        "(AWS ends it in Z)")):
+        trail = json.dumps({"Records": records})
+        result = publisher.apply_events([trail])
+        assert (result.bad, result.applied) == (1, 0)
+        assert said == [f"unreadable event line (none of its {len(records):,} record(s) "
+                        f"readable as CloudTrail's (the first: {first})): {trail[:200]}"]
+        said.clear()
+    described = {**naive, "eventName": "DescribeInstances"}
+    trail = json.dumps({"Records": [described, "junk", 7]})
     result = publisher.apply_events([trail])
     assert (result.bad, result.applied) == (2, 0)
     assert said == ["2 unreadable record(s) of a CloudTrail log object passed over (the "
-                    "first: a record that is not a JSON object): " + trail]
+                    "first: a record that is not a JSON object): " + trail[:200]]
+    assert publisher.apply_events(['{"Records": []}']).counted is False
 
 
 @pytest.mark.parametrize("part, value", [("requestParameters", "eni-x"),

@@ -60,7 +60,8 @@ class InventoryChange:
 
 def parse_line(line: str) -> list:
     """The inventory changes one line describes ([] for events that change no address); in a
-    CloudTrail log object, a record that cannot be read is its EventError in the list."""
+    CloudTrail log object, a record that cannot be read is its EventError in the list, and an
+    object none of whose records can be read is one EventError."""
     if len(line) > EVENT_COUNTED_CHARS:
         values = line.count("{") + line.count("[") + line.count(",")
         if values > len(line) // EVENT_CHARS_PER_VALUE:
@@ -79,7 +80,13 @@ def parse_line(line: str) -> list:
         # Iterated, a string's characters or an object's keys were each a bad record counted.
         if not isinstance(records, list):
             raise EventError("Records is not a list")
-        return [c for record in records for c in _log_record(record)]
+        read = [_log_record(record) for record in records]
+        # An object none of whose records reads is not the CloudTrail log object it looks like
+        # (as one whose Records are no list): one unreadable line, not a count per record.
+        if read and all(isinstance(r, EventError) for r in read):
+            raise EventError(f"none of its {len(read):,} record(s) readable as CloudTrail's "
+                             f"(the first: {read[0]})")
+        return [c for r in read for c in ([r] if isinstance(r, EventError) else r)]
     detail_type = doc.get("detail-type")
     if detail_type == CLOUDTRAIL_DETAIL:
         record = dict(doc.get("detail") or {})
@@ -100,15 +107,15 @@ def parse_line(line: str) -> list:
     raise EventError("neither an EventBridge event nor a CloudTrail record")
 
 
-def _log_record(record) -> list:
-    """The changes of a CloudTrail log object's record, or [its EventError]: a bad record is
+def _log_record(record):
+    """The changes of a CloudTrail log object's record, or its EventError: a bad record is
     passed over alone, the object's others read."""
     if not isinstance(record, dict):
-        return [EventError("a record that is not a JSON object")]
+        return EventError("a record that is not a JSON object")
     try:
         return _from_record(record)
     except EventError as err:
-        return [err]
+        return err
 
 
 def _from_record(record: dict) -> list:

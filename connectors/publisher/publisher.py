@@ -328,7 +328,8 @@ class Publisher:
             raise DatedAhead(latest)
         if bad:
             result.bad += len(bad)
-            # Not "its others read": an object may hold no other.
+            # Its others were read (cloudtrail.parse_line refuses an object of bad records
+            # only), though they may have changed nothing: "passed over" says no more.
             self.log(f"{len(bad)} unreadable record(s) of a CloudTrail log object passed over "
                      f"(the first: {bad[0]}): {line[:200]}")
         for change in changes:
