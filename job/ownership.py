@@ -29,8 +29,8 @@ from flowdredge.job import changelog_columns
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
                                       ipv4_ints)
 from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
-                                  address_error, excerpt, json_error, number_text, staged_place,
-                                  too_long_text, utc_text)
+                                  LongNumber, address_error, excerpt, json_error, json_loads,
+                                  number_text, staged_place, too_long_text, utc_text)
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT,
                                          INTERFACE_VPC_ID, OWNER_FIELDS, UNASSIGN, VPC_CHANGES,
@@ -373,7 +373,7 @@ def _repeated_keys(line: str, doc: dict) -> list:
         keys = [key for key, _ in pairs if key in _READ_KEYS]
         repeated.append(sorted({key for key in keys if keys.count(key) > 1}))
         return dict(pairs)
-    json.loads(line, object_pairs_hook=pairs_of)
+    json_loads(line, object_pairs_hook=pairs_of)
     return repeated[-1]
 
 
@@ -386,7 +386,7 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     in [2010, `latest_ms`) (epoch ms). `share` (a dict's setdefault) makes equal owner values
     one object, as parse_chunk gives them."""
     try:
-        doc = json.loads(line)
+        doc = json_loads(line)
     except ValueError as err:
         raise MetaEventError("not_json", json_error(err)) from None
     except RecursionError:
@@ -403,6 +403,8 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     ts = doc.get("ts")
     if isinstance(ts, float) and ts.is_integer():
         ts = int(ts)
+    elif isinstance(ts, LongNumber):   # out of range, as 2**64 is
+        ts = ts.value
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise MetaEventError("missing_ts", f"ts {_value_text(ts)}, not an integer number of "
                                            "epoch milliseconds")
@@ -506,14 +508,16 @@ def _ts_out_of_range(ts: int, latest_ms: int) -> str:
 
 # What json.loads makes of each JSON kind, for messages that name a value's kind only (an
 # address's value is never quoted: dead letters show no more of one than their excerpt).
-_JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
+_JSON_KINDS = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean",
+               LongNumber: "number of more than 4,300 digits"}
 
 
 def _owner_text(field: str, value, ts: int, ip: str) -> str:
     """An owner value that is not a JSON string: an integer is its digits (an account id
-    written as a number, 123456789012 or 123456789012.0); a boolean, object, array or other
-    number names no owner (before, Python's spelling of it became one: `{'a': 1}`, `True`,
-    `1000.0` for 1e3, `nan`) and the line is applied as an UNASSIGN at its ts."""
+    written as a number, 123456789012 or 123456789012.0); a boolean, object, array, other
+    number or one of more digits than int() reads names no owner (before, Python's spelling of
+    it became one: `{'a': 1}`, `True`, `1000.0` for 1e3, `nan`) and the line is applied as an
+    UNASSIGN at its ts."""
     if type(value) is int:
         return str(value)
     if type(value) is float and math.isfinite(value) and value.is_integer():
@@ -525,6 +529,8 @@ def _owner_text(field: str, value, ts: int, ip: str) -> str:
 
 def _value_text(value) -> str:
     """A JSON value for a message, cut short."""
+    if isinstance(value, LongNumber):
+        return str(value)
     return "absent" if value is None else quoted(value, json.dumps)
 
 

@@ -714,8 +714,8 @@ def _parse_cloudwatch(envelope, payload, source, default_fmt, limits, result, de
             message_keys += isinstance(event, dict) and "message" in event
     _check_repeats(payload, message_keys + len(lines))
     for i, event in bad_events:
-        result.dead("not_cloudwatch", f"{locate.prefix} event {i}", json.dumps(event),
-                    "an event without a string message")
+        result.dead("not_cloudwatch", f"{locate.prefix} event {i}",
+                    json.dumps(event, default=str), "an event without a string message")
     # The events' timestamps are the flows' starts (AWS): the latest of them bounds the lines as
     # a delivery time would; an arrival time given by the source bounds them too.
     bounds = _start_bounds(limits, _earliest(delivered, None if stream_ms is None
@@ -856,17 +856,56 @@ def _too_many_values(payload: bytes) -> bool:
     return marks > len(payload) * EVENT_VALUE_MARKS // SHORTEST_EVENT + VALUE_MARKS_SPARE
 
 
+class LongNumber:
+    """A JSON integer of more decimal digits than int() reads (4,300), as json_loads gives it:
+    no field takes one, and its value is compared as one beyond every range (`value`), as such
+    a number in a flow line is (_convert_long_numbers)."""
+    __slots__ = ("negative",)
+
+    def __init__(self, negative: bool):
+        self.negative = negative
+
+    @property
+    def value(self) -> int:
+        return -BEYOND if self.negative else BEYOND
+
+    def __str__(self):
+        return f"a{' negative' if self.negative else ''} number of more than {_INT_DIGITS:,} digits"
+
+
+def _json_int(digits: str):
+    try:
+        return int(digits)
+    except ValueError:
+        return LongNumber(digits.startswith("-"))
+
+
+def json_loads(text, object_pairs_hook=None):
+    """json.loads, except that an integer of more digits than int() reads is a LongNumber:
+    json.loads refused the whole text for it ('Exceeds the limit (4300 digits) for integer
+    string conversion'), so one such number in an event's timestamp lost its record's every
+    line, and one in a changelog line's key the job does not read refused the line, where the
+    vectorised parse of a larger chunk applied it. Read again only then: an integer read by a
+    Python call each is slower."""
+    try:
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise
+    except ValueError:
+        return json.loads(text, object_pairs_hook=object_pairs_hook, parse_int=_json_int)
+
+
 def _json(payload: bytes, object_pairs_hook=None):
     """A decompressed envelope's JSON. Bytes that are not UTF-8 are read as U+FFFD, as a
     replayed file's are (job.replay): the event holding them fails alone, not its record."""
     try:
-        return json.loads(payload, object_pairs_hook=object_pairs_hook)
+        return json_loads(payload, object_pairs_hook=object_pairs_hook)
     except UnicodeDecodeError:
         pass
     except ValueError as err:
         raise LineError("not_json", json_error(err)) from None
     try:
-        return json.loads(payload.decode("utf-8", "replace"), object_pairs_hook=object_pairs_hook)
+        return json_loads(payload.decode("utf-8", "replace"), object_pairs_hook=object_pairs_hook)
     except ValueError as err:
         raise LineError("not_json", json_error(err)) from None
 

@@ -195,6 +195,36 @@ def _gz_json(doc) -> bytes:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("vectorised", [False, True])
+def test_an_envelope_integer_of_more_digits_than_int_reads_touches_its_event_alone(vectorised):
+    """One event's timestamp of 5,000 digits made its record one not_json dead letter in
+    Python's words ('Exceeds the limit (4300 digits) for integer string conversion'), every
+    other line of it lost, where a timestamp of 2**70 bounds nothing and its line is kept (a
+    review). Such a number is read as one beyond every range: the timestamp bounds nothing, a
+    message of it is its event's not_cloudwatch, a messageType of it the record's."""
+    lines = [f"2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {T0 + i} {T0 + i + 1} ACCEPT OK"
+             for i in range(3)]
+    digits = "9" * 5000
+    text = json.dumps({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+                       "logEvents": [{"id": "0", "timestamp": "TS", "message": lines[0]},
+                                     {"id": "1", "timestamp": -1, "message": "MESSAGE"},
+                                     {"id": "2", "timestamp": T0 * 1000, "message": lines[1]},
+                                     {"id": "3", "timestamp": T0 * 1000, "message": lines[2]}]})
+    text = text.replace('"TS"', digits).replace('"MESSAGE"', "-" + digits)
+    result = _parsed(gzip.compress(text.encode(), mtime=0), vectorised)
+    assert sum(len(g.flows) for g in result.groups) == 3
+    assert [d[1:3] + d[4:] for d in result.dead_letters] == [
+        ("not_cloudwatch", "record g/s event 1", "an event without a string message")]
+    assert '"message": "a negative number of more than 4,300 digits"' in result.dead_letters[0][3]
+    assert result.counts["dead_letter"] == 1 and result.counts["flows_parsed"] == 3
+    wrong = text.replace('"DATA_MESSAGE"', digits)
+    result = _parsed(gzip.compress(wrong.encode(), mtime=0), vectorised)
+    assert [d[1] for d in result.dead_letters] == ["not_cloudwatch"]
+    assert result.dead_letters[0][4] == ("messageType 'a number of more than 4,300 digits', not "
+                                         "DATA_MESSAGE or CONTROL_MESSAGE")
+
+
+@pytest.mark.unit
 def test_a_log_stream_name_of_megabytes_is_cut_in_every_dead_letter():
     """A fuzz review's record of 4 KB (a log stream name of 1 MB, 1,000 bad events) made 1 GB
     of dead-letter sources, and the job stalled on it."""

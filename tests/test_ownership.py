@@ -1422,3 +1422,31 @@ def test_a_refused_owner_with_a_bad_interface_vpc_is_one_dead_letter_the_refusal
     assert [(reason, where) for reason, where, _line, _detail in chunk.rejected] == [
         ("reserved_app", "m:1"), ("reserved_app", "m:2"), ("not_text", "m:3"),
         ("bad_vpc_id", "m:4")]
+
+
+@pytest.mark.parametrize("vectorise_from", [math.inf, 1])
+def test_a_changelog_integer_of_more_digits_than_int_reads_is_one_beyond_every_range(
+        vectorise_from):
+    """json.loads refused a line holding an integer of 5,000 digits anywhere ('Exceeds the
+    limit (4300 digits)', not_json in Python's words), in a key the job does not read too,
+    which the vectorised parse of a larger chunk ignored and applied the line (a review). Such
+    a number is read as one beyond every range: a ts of it is ts_out_of_range, as 2**64 is; an
+    owner value of it is not_text, applied as an UNASSIGN; elsewhere it is ignored."""
+    digits = "9" * 5000
+    base = '{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.%d","app":"web"%s}'
+    lines = [base % (1, ',"note":' + digits),
+             base.replace("1767225600000", "-" + digits) % (2, ""),
+             (base % (3, "")).replace('"web"', digits),
+             (base % (4, "")).replace('"ASSIGN"', digits)]
+    pad = [base % (i, "") for i in range(10, 40)]
+    chunk = parse_chunk("\n".join(lines + pad), "m", delivered=1767225660,
+                        vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events][:2] == [(ASSIGN, "10.0.0.1"),
+                                                          (UNASSIGN, "10.0.0.3")]
+    assert chunk.events[0].owner == owner("web")
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("ts_out_of_range", "m:2", "ts of 20 digits or more is before 2010"),
+        ("not_text", "m:3", "app is a JSON number of more than 4,300 digits, not text: applied "
+                            "as an UNASSIGN"),
+        ("unknown_type", "m:4", "type a number of more than 4,300 digits, not one of ASSIGN, "
+                                "UNASSIGN, HEARTBEAT, VPC_ASSIGN, VPC_UNASSIGN")]
