@@ -823,6 +823,9 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
     # envelopes, one after another, and what follows the last good one is dead-lettered.
     for payload in members:
         try:
+            if payload.startswith(GZIP_MAGIC):
+                raise LineError("not_json", "gzip data once decompressed (it starts 1f 8b): "
+                                            "the record is compressed twice")
             if _too_many_values(payload):
                 raise LineError("too_large", f"more JSON values than {len(payload)} bytes hold "
                                              "events with flows")

@@ -51,6 +51,9 @@ from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatE
 from flowdredge.schemas.flowlog import REQUIRED
 
 GZIP_MAGIC = b"\x1f\x8b"
+COMPRESSED_TWICE = ("gzip data once decompressed (it starts 1f 8b): compressed twice, as "
+                    "Firehose's own GZIP compression does to a CloudWatch Logs subscription's "
+                    "records, gzip already")
 # S3 error codes that make an object a dead file ("unreadable") rather than fail the job.
 UNREADABLE_S3_ERRORS = ("NoSuchKey", "404", "AccessDenied", "403", "InvalidObjectState")
 
@@ -373,6 +376,10 @@ def _file_records(path, local, modified, chunk_lines, stats, flows):
             with gzip.open(local, "rb") as gz:
                 first = gz.read(64).lstrip()
             _read_through(local)
+            if first.startswith(GZIP_MAGIC):
+                # Read as lines, its bytes were a bad_base64 dead letter per newline byte, or
+                # a bad_header blaming old Mac line ends, none saying why.
+                raise _BadFile("bad_gzip", COMPRESSED_TWICE, first)
             if first.startswith(b"{"):   # CloudWatch envelopes, one per gzip member
                 yield from _envelope_records(path, local, modified, stats, flows)
                 return

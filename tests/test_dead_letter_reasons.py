@@ -225,6 +225,18 @@ def test_an_envelope_integer_of_more_digits_than_int_reads_touches_its_event_alo
 
 
 @pytest.mark.unit
+def test_a_record_compressed_twice_is_a_dead_letter_that_says_so():
+    """Its inner gzip was read as JSON: 'Expecting value at character 0', not saying why (a
+    review)."""
+    raw = gzip.compress(_gz_json({"messageType": "DATA_MESSAGE", "logEvents": []}), mtime=0)
+    result = parse_record(raw, "record", V2, CONFIG.parse_limits, delivered=T0)
+    assert [d[1:3] + d[4:] for d in result.dead_letters] == [
+        ("not_json", "record", "gzip data once decompressed (it starts 1f 8b): the record is "
+                               "compressed twice")]
+    assert result.counts["dead_letter"] == 1
+
+
+@pytest.mark.unit
 def test_a_log_stream_name_of_megabytes_is_cut_in_every_dead_letter():
     """A fuzz review's record of 4 KB (a log stream name of 1 MB, 1,000 bad events) made 1 GB
     of dead-letter sources, and the job stalled on it."""

@@ -10,7 +10,7 @@ from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events,
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
-from flowdredge.job.replay import (MIN_EPOCH_MS, InputError, StageStats, delivery_order,
+from flowdredge.job.replay import (COMPRESSED_TWICE, MIN_EPOCH_MS, InputError, StageStats, delivery_order,
                                    delivery_stamps_ms, flows_end, read_flow_file, stage_flows,
                                    stage_metadata, unique_files)
 
@@ -505,6 +505,28 @@ def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_pa
     windows.write_bytes(("\r\n".join([HEADER, LINE, LINE, ""])).encode())
     (chunk,) = read_flow_file(str(windows), 10)
     assert chunk["lines"] == [LINE, LINE]
+
+
+def test_a_flow_file_compressed_twice_is_one_dead_file_that_says_so(tmp_path):
+    """Its inner gzip was read as lines: by where its newline bytes fell, a bad_base64 dead
+    letter each (three for a file of two flows) or one bad_header blaming old Mac line ends;
+    a Firehose object with Firehose's own GZIP on a subscription's gzip records too. None said
+    why (a review). It is one bad_gzip dead file, as the changelog's is one not_json."""
+    plain = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_twice.log.gz"
+    plain.write_bytes(gzip.compress(gzip.compress(
+        "\n".join([HEADER, LINE, LINE, ""]).encode(), mtime=0), mtime=0))
+    envelope = json.dumps({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+                           "logEvents": [{"id": "1", "timestamp": 60000, "message": LINE}]})
+    firehose = tmp_path / "flows-1-2026-01-01-00-05-00-abc"
+    firehose.write_bytes(gzip.compress(gzip.compress(envelope.encode(), mtime=0) * 2, mtime=0))
+    for path in (plain, firehose):
+        stats = StageStats()
+        (dead,) = read_flow_file(str(path), 10, stats=stats)
+        assert dead["error"] == "bad_gzip" and dead["excerpt"].startswith("base64:H4sI")
+        assert stats.dead_files == [(str(path), "bad_gzip", COMPRESSED_TWICE)]
+        assert COMPRESSED_TWICE.startswith("gzip data once decompressed (it starts 1f 8b)")
+        with pytest.raises(InputError, match="compressed twice"):
+            list(read_flow_file(str(path), 10, FlowsSection(strict=True)))
 
 
 def test_files_joined_into_one_read_each_part_by_its_own_header(tmp_path):
