@@ -131,6 +131,13 @@ def _records(t0):
          [], [_line(t0 + 9), _line(t0 + 10), _line(t0 + 11)]),
         ("one event of 1 MB", _cw([(t0 * 1000, "9" * 1_000_000)], group="/long"),
          ["line_too_long"], []),
+        # Python's json refused the record whole ('Exceeds the limit (4300 digits)').
+        ("an event timestamp of 5,000 digits", _gz(json.dumps(
+            {"messageType": "DATA_MESSAGE", "logGroup": "/digits", "logStream": "s",
+             "logEvents": [{"id": "1", "timestamp": "TS", "message": _line(t0 + 12)},
+                           {"id": "2", "timestamp": t0 * 1000, "message": "MESSAGE"}]})
+            .replace('"TS"', "9" * 5000).replace('"MESSAGE"', "9" * 5000).encode()),
+         ["not_cloudwatch"], [_line(t0 + 12)]),
     ]
 
 
@@ -146,6 +153,7 @@ METADATA_BAD = [
     ('[1,2,3]', None),
     ('"ASSIGN"', None),
     ('{"type":"ASSIGN","ts":1,"ip":"10.250.0.300","app":"x"}', None),
+    ('{"type":"ASSIGN","ts":%s,"ip":"10.250.0.1","app":"x"}' % ("9" * 5000), "ts_out_of_range"),
 ]
 
 
