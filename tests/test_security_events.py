@@ -367,6 +367,39 @@ def test_a_silence_counts_in_whole_windows(end):
         ("dependency_gone", 300), ("exposure_new", 300)]
 
 
+def test_a_late_window_s_edge_and_port_go_silent_at_their_own_deadline():
+    """A window taken after a later one (SecurityEvents takes windows in the order they come)
+    brings an edge and an exposed port last seen before every other: a timer looks for silent
+    ones only when the earliest last window may be past its horizon, so that earliest must be
+    theirs, or they outlive their silence until the later window's."""
+    events = SecurityEvents(WS, RULES)
+    events.advance(events.add_window(600, [_dep(600)], [_exp(600, "i-1")], []), False)
+    late = events.add_window(0, [_dep(0, server="cache", port=6379)], [_exp(0, "i-2")], [])
+    assert events.advance(late, False)[0] == []
+    # cache's silence ends at 0 + 60 + 180 s, db's at 840; i-2 is forgotten 360 s after 0.
+    gone, _, _ = events.advance(240 * 1000 - 1, False)
+    assert [(e["event"], e["time"], e["server_app"]) for e in map(json.loads, gone)] == [
+        ("dependency_gone", 240, "cache")]
+    assert sorted(events.exposed["web"]) == ["i-1 443/6", "i-2 443/6"]
+    events.advance(360 * 1000 - 1, False)
+    assert sorted(events.exposed["web"]) == ["i-1 443/6"]
+    assert list(events.edges) == [("api", "db", 5432, 6)]
+
+def test_restored_edges_and_ports_go_silent_each_at_its_own_deadline():
+    """After a restore the first timer looks at every edge and exposed port, and later ones
+    only once the earliest of their last windows may be past the horizon: each still goes
+    at its own deadline."""
+    events = SecurityEvents(WS, RULES)
+    for w, server, resource in ((0, "db", "i-1"), (120, "cache", "i-2")):
+        events.advance(events.add_window(w, [_dep(w, server=server)], [_exp(w, resource)], []),
+                       False)
+    events = SecurityEvents(WS, RULES, decode_events_state(encode_events_state(events.state())))
+    assert events.advance(200 * 1000 - 1, False)[0] == []
+    gone, _, _ = events.advance(240 * 1000 - 1, False)
+    assert [(e["time"], e["server_app"]) for e in map(json.loads, gone)] == [(240, "db")]
+    events.advance(360 * 1000 - 1, False)
+    assert sorted(events.exposed["web"]) == ["i-2 443/6"]
+
 def test_reject_spikes_against_the_app_s_own_baseline():
     windows = {w: ([], [], [_rej(w)]) for w in (0, 60, 120)}
     windows[180] = ([], [], [_rej(180, src=f"198.51.100.{i}") for i in range(8)])
