@@ -23,7 +23,7 @@ from flowdredge.job.aggregate import PartialAggregates
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.parse import FlowGroup
 from flowdredge.job.parse_columns import column_values
-from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes
+from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes, texts
 from flowdredge.job.ownership import OwnershipIndex
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_is_source
 from flowdredge.job.groupby import packed_key
@@ -130,7 +130,7 @@ class UnownedClassifier:
         if len(rest):
             position = {o: i for i, o in enumerate(owners)}
             ids[rest] = [position.setdefault(o, len(position))
-                         for o in map(self.owner, addresses.take(rest).to_pylist())]
+                         for o in map(self.owner, texts(addresses, rest))]
             owners = list(position)
         return owners, ids
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from flowdredge.job import changelog_columns
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
-                                      ipv4_ints)
+                                      ipv4_ints, texts)
 from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
                                   LongNumber, address_error, excerpt, json_error, json_loads,
                                   number_text, staged_place, too_long_text, utc_text)
@@ -808,7 +808,7 @@ class OwnershipIndex:
         if len(at_other):
             get = self._slots.get
             found[at_other] = [get(vpc_key(vpc_ids[v], ip), -1) for v, ip in zip(
-                which[at_other].tolist(), distinct.take(at[wanted[at_other]]).to_pylist())]
+                which[at_other].tolist(), texts(distinct, at[wanted[at_other]]))]
         return wanted[found >= 0], found[found >= 0]
 
     def owner_in_slot(self, slot: int, t_ms: int):
@@ -892,7 +892,7 @@ class OwnershipIndex:
         rest = np.flatnonzero(ipv6 if self._added == 0 else found < 0)
         if len(rest):
             get = self._slots.get
-            found[rest] = [get(ip, -1) for ip in addresses.take(rest).to_pylist()]
+            found[rest] = [get(ip, -1) for ip in texts(addresses, rest)]
         return found
 
     def _ipv4_table(self) -> tuple:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_code, address_codes,
-                                      address_text, ipv4_int, ipv4_ints)
+                                      address_text, ipv4_int, ipv4_ints, texts)
 from flowdredge.job.codec import _packed, _unpacked
 
 pytestmark = pytest.mark.unit
@@ -74,3 +74,19 @@ def test_codes_read_from_the_array_s_bytes_are_each_address_s_wherever_it_starts
         assert ipv4_ints(pa.array(quads, pa.string())).tolist() == list(map(ipv4_int, quads))
     assert address_codes(pa.array(["fd00::3", "2001:db8::1"], pa.string()), {}).tolist() == [
         OTHER_ADDRESSES, OTHER_ADDRESSES + 1]
+
+
+def test_texts_read_from_the_array_s_bytes_are_the_strings_at_the_positions_asked():
+    """texts reads the strings through the array's offsets: those at the positions asked, in
+    their order, for a slice of an array (its offsets not starting at 0), none asked, an
+    empty string and one not ASCII among them."""
+    rnd = random.Random(63)
+    pool = _ADDRESSES + ["", "fe80::1%\u00e9th0"] + [
+        str(ipaddress.IPv4Address(rnd.getrandbits(32))) for _ in range(100)]
+    for _ in range(300):
+        strings = rnd.choices(pool, k=rnd.randrange(0, 30))
+        head = rnd.randrange(0, 4)
+        array = pa.array(pool[:head] + strings + pool[:2], pa.string()).slice(head, len(strings))
+        items = np.array(sorted(rnd.sample(range(len(strings)), rnd.randrange(0, len(strings) + 1))),
+                         np.int64)
+        assert texts(array, items) == [strings[i] for i in items.tolist()]
