@@ -294,13 +294,15 @@ def _attribute_rows(group: FlowGroup, index: OwnershipIndex, enriched: bool, ext
 BLOCK_MIN_FLOWS = 128
 
 
-def _block_text(group: FlowGroup, src: End, dst: End) -> bytes:
+def _block_text(group: FlowGroup, src: End, dst: End, src_slots: list, dst_slots: list) -> bytes:
     """The enriched lines of a group of columns: over its columns when it has enough flows
-    (EnrichedWriter.block), else, or where that declines, line by line."""
+    (EnrichedWriter.block), else, or where that declines, line by line. `src_slots`,
+    `dst_slots`: the slots of each End's last owners (_end)."""
     tcp_flags = group.fmt.pos.get("tcp-flags")
     if len(group) >= BLOCK_MIN_FLOWS:
-        text = enriched_writer(group.fmt).block(group.columns, (src.owners, src.owner_ids),
-                                                (dst.owners, dst.owner_ids), tcp_flags)
+        text = enriched_writer(group.fmt).block(
+            group.columns, (src.owners, src.owner_ids, src_slots),
+            (dst.owners, dst.owner_ids, dst_slots), tcp_flags)
         if text is not None:
             return text
     srcs, dsts = (list(map(end.owners.__getitem__, end.owner_ids.tolist())) for end in (src, dst))
@@ -398,7 +400,7 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
     with_owners = enriched or conversations
     others = {}
     vpcs = _flow_vpcs(group, index)
-    (src_codes, src), (dst_codes, dst) = (
+    (src_codes, src, src_slots), (dst_codes, dst, dst_slots) = (
         _end(index, addresses, t_ms, vpcs, unowned, out.counts, side, with_owners, others)
         for addresses, side in zip(_end_addresses(group), ("src", "dst")))
     dims = [codes_of(column(name), n) for name in ("dstport", "protocol", "action")]
@@ -425,7 +427,7 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
         partial_sums[(window_start, s[0], s[1], d[0], d[1], port, protocol, action)] = [
             flows, n_packets, n_bytes]
     if enriched:
-        out.enriched = _block_text(group, src, dst)
+        out.enriched = _block_text(group, src, dst, src_slots, dst_slots)
     if conversations:
         dst_port, protocol, action = dims
         out.views = window_views(src, dst, others, index.pairs, codes_of(column("srcport"), n),
@@ -446,11 +448,13 @@ def _addresses(pkt, plain):
 
 
 def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, others) -> tuple:
-    """(pair codes, End or None) of the ends `addresses`' owners at `t_ms` (within the flow's
-    VPC in `vpcs` for an end without one of its own): each flow's (app, region) code, and with
-    `with_owners` the End (its owners as tuples); their counts. Each distinct address is looked
-    up once; only IPs with changes other than one owner (an IP's or a VPC's claim's) are looked
-    up flow by flow. Addresses other than IPv4 are added to `others` (job.addresses)."""
+    """(pair codes, End or None, slots) of the ends `addresses`' owners at `t_ms` (within the
+    flow's VPC in `vpcs` for an end without one of its own): each flow's (app, region) code, and
+    with `with_owners` the End (its owners as tuples; the last of them, the owners of IPs with
+    one owner, are those of `slots`, for job.enriched.SlotFragments); their counts. Each
+    distinct address is looked up once; only IPs with changes other than one owner (an IP's or a
+    VPC's claim's) are looked up flow by flow. Addresses other than IPv4 are added to `others`
+    (job.addresses)."""
     encoded = pc.dictionary_encode(addresses)
     distinct = encoded.dictionary
     at = encoded.indices.to_numpy().astype(np.int64)
@@ -503,7 +507,7 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     for app, n_ends in by_app.items():
         counts[f"{side}_{_count_key(app)}"] += n_ends
     if not with_owners:
-        return codes, None
+        return codes, None, ()
     # A key per flow naming its owner: the slot of an IP with one owner, else -1 - the
     # owner's position among the others (the unowned ones, most of them the same few, and
     # those found one by one).
@@ -516,8 +520,9 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     by_slot = unique_keys >= 0
     others = list(other_ids)
     owners = [others[-1 - k] for k in unique_keys[~by_slot].tolist()]
-    owners += index.single_owners(unique_keys[by_slot].tolist())
-    return codes, End(owners, ids.reshape(-1), codes, distinct, at, numbers)
+    slots = unique_keys[by_slot].tolist()
+    owners += index.single_owners(slots)
+    return codes, End(owners, ids.reshape(-1), codes, distinct, at, numbers), slots
 
 
 def _sums(column, n, inverse, by_key, bounds) -> list:

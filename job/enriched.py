@@ -81,6 +81,46 @@ DST_FRAGMENTS = ClearingMemo(_OwnerFragments(DST_KEYS), 100_000)
 FLAG_ENDS = ClearingMemo(_flags_end, 4096)
 
 
+class SlotFragments:
+    """One side's fragments of the owners of IPs with one owner, by the IP's slot in its
+    OwnershipIndex (OwnershipIndex.single_owners): a list subscript and an identity test an
+    owner. The dict's hit hashes the owner tuple, which reads its strings (an IP's interface
+    and resource ids among them, each its own object): at about as many owners as flows in a
+    group, that was 0.65 us an owner, a fifth of the enriched lines' time (docs/performance.md,
+    run 63). A slot's fragment is made again when its owner is another object (the slot
+    changed, or another index's); each owner is held with its fragment, in one tuple so that a
+    call sees both of one entry, and its id stays its own while held. Emptied whole past
+    `limit` fragments made, as ClearingMemo is; the list keeps a place per slot up to the
+    highest seen (8 bytes each)."""
+
+    def __init__(self, fragment, limit: int):
+        self.fragment, self.limit = fragment, limit
+        self.entries, self.made = [], 0   # per slot: (owner, its fragment) or None
+
+    def __call__(self, owners: list, slots: list) -> list:
+        """The fragment of each of `owners`, the owners of `slots` (in that order)."""
+        entries = self.entries
+        if len(entries) <= max(slots, default=-1):
+            entries.extend([None] * (max(slots) + 1 - len(entries)))
+        found = list(map(entries.__getitem__, slots))
+        stale = [i for i, (entry, owner) in enumerate(zip(found, owners))
+                 if entry is None or entry[0] is not owner]
+        if self.made + len(stale) > self.limit:
+            entries[:] = [None] * len(entries)
+            self.made = 0
+            stale = range(len(slots))
+        self.made += len(stale)
+        fragment = self.fragment
+        for i in stale:
+            owner = owners[i]
+            found[i] = entries[slots[i]] = (owner, fragment(owner))
+        return [entry[1] for entry in found]
+
+
+SRC_BY_SLOT = SlotFragments(_OwnerFragments(SRC_KEYS), 100_000)
+DST_BY_SLOT = SlotFragments(_OwnerFragments(DST_KEYS), 100_000)
+
+
 class EnrichedWriter:
     """Renders flows of one format. `int_positions`: the fields that are ints (or None), never
     another type (the template renders them with %d); the others are strings (or None)."""
@@ -103,8 +143,9 @@ class EnrichedWriter:
         ended by a newline, as UTF-8 bytes: lines() of its flows, rendered by Arrow in one call
         over the columns (less than half the time of lines() and the tuples it needs: no tuple,
         no template per flow). `src`, `dst`: each end's distinct owners and, per flow, its
-        owner's position among them (an int array). None when the group has a null or a string
-        to escape: lines() then."""
+        owner's position among them (an int array), and optionally the slots of the last of
+        the owners (SlotFragments). None when the group has a null or a string to escape:
+        lines() then."""
         ints = self._ints
         args = []
         for i, (head, column) in enumerate(zip(self.heads, columns.columns)):
@@ -116,8 +157,14 @@ class EnrichedWriter:
                 if column.type != pa.string() or not _plain_array(column):
                     return None
                 args += (head + '"', column, '"')
-        for (owners, ids), fragments in ((src, SRC_FRAGMENTS), (dst, DST_FRAGMENTS)):
-            args.append(pa.array(list(map(fragments.__getitem__, owners)), pa.string()).take(ids))
+        for (owners, ids, *slots), fragments, by_slot in ((src, SRC_FRAGMENTS, SRC_BY_SLOT),
+                                                          (dst, DST_FRAGMENTS, DST_BY_SLOT)):
+            slots = slots[0] if slots else ()
+            alone = len(owners) - len(slots)
+            texts = list(map(fragments.__getitem__, owners[:alone]))
+            if slots:
+                texts += by_slot(owners[alone:], slots)
+            args.append(pa.array(texts, pa.string()).take(ids))
         if tcp_flags is None:
             args.append("}\n")
         else:

@@ -147,3 +147,24 @@ def test_a_slice_of_columns_renders_only_its_rows():
     writer = EnrichedWriter(("protocol", "srcaddr"), (0,))
     text = writer.block(columns.slice(1), (owners, np.array([1, 2])), (owners, np.array([2, 1])))
     assert text.decode().splitlines() == writer.lines(flows[1:], owners[1:], owners[:0:-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=8,
+                         unique_by=lambda pair: pair[0]), max_size=12),
+       st.integers(1, 10))
+def test_fragments_by_slot_are_each_owners_fragment_as_slots_change_owner(groups, limit):
+    """SlotFragments gives each owner's own fragment while slots change owner (a new tuple
+    object, equal to the one before or not: as a slot reused, or another index's) and when it
+    is emptied past its limit."""
+    by_slot = enriched.SlotFragments(enriched._OwnerFragments(enriched.SRC_KEYS), limit)
+    made = {}   # (slot, version) -> its owner object, made on first sight
+    for group in groups:
+        slots = [slot for slot, _version in group]
+        # Version 0 always the same object per slot; others new objects, some equal to it.
+        owners = [made.setdefault((slot, version), tuple(
+                      f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS))
+                  if version == 0 else tuple(f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS)
+                  for slot, version in group]
+        expected = [enriched._owner_fragment(enriched.SRC_KEYS, o) for o in owners]
+        assert by_slot(owners, slots) == expected
