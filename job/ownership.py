@@ -34,7 +34,7 @@ from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LAT
 from flowdredge.job.parse_columns import IPV4_PATTERN
 from flowdredge.schemas.metadata import (ABSENT, ASSIGN, EVENT_TYPES, HEARTBEAT,
                                          INTERFACE_VPC_ID, OWNER_FIELDS, UNASSIGN, VPC_CHANGES,
-                                         VPC_ID_PATTERN)
+                                         VPC_ID_PATTERN, VPC_UNASSIGN)
 from flowdredge.schemas.security import is_reserved_app
 from flowdredge.schemas.settings import quoted
 
@@ -239,8 +239,12 @@ def _staged_too_long(limit: int, unit: str) -> str:
 
 def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                  vectorise_from: float) -> ParsedChunk:
-    rejected = [(position, "line_too_long", text, _too_long(limits)) for position, text
-                in record_lines.long]
+    rejected, released = [], {}
+    for position, head in record_lines.long:
+        applied, said = _too_long_applied(head, limits, latest_ms)
+        rejected.append((position, "line_too_long", head, _too_long(limits) + said))
+        if applied is not None:
+            released[position] = applied
     lines = record_lines.lines
     candidates, too_long, not_utf8 = [], [], []
     for position, line in enumerate(lines):
@@ -261,10 +265,15 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
         for position in rest:
             line = lines[position]
             if position in too_long:
+                if record_lines.staged_max is not None:
+                    rejected.append((position, "line_too_long", line, _staged_too_long(
+                        record_lines.staged_max, "characters")))
+                    continue
+                applied, said = _too_long_applied(line, limits, latest_ms)
                 rejected.append((position, "line_too_long", line, too_long_text(
-                    len(line), limits.max_line_bytes, "metadata.max_line_bytes")
-                    if record_lines.staged_max is None else
-                    _staged_too_long(record_lines.staged_max, "characters")))
+                    len(line), limits.max_line_bytes, "metadata.max_line_bytes") + said))
+                if applied is not None:
+                    events[position] = applied
                 continue
             if position in not_utf8:
                 applied = _not_utf8_applied(line, latest_ms)
@@ -279,6 +288,9 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                 rejected.append((position, err.reason, line, err.detail))
                 if err.applied is not None:
                     events[position] = err.applied
+        events = {position: events[position] for position in sorted(events)}
+    if released:
+        events.update(released)
         events = {position: events[position] for position in sorted(events)}
     refused = [p for p, event in events.items()
                if event[3] is not None and (is_reserved_app(event[3][_APP])
@@ -345,6 +357,64 @@ def _release(key: str) -> str:
 
 def _too_long(limits: MetaLimits) -> str:
     return f"longer than metadata.max_line_bytes ({limits.max_line_bytes})"
+
+
+_HEAD_DECODER = json.JSONDecoder()
+_JSON_SPACE = re.compile(r"[ \t\n\r]*").match
+
+
+def _too_long_applied(line: str, limits: MetaLimits, latest_ms: int) -> tuple:
+    """(the event a line longer than metadata.max_line_bytes is applied as, or None; what its
+    dead letter adds). Its owner is not read, but keeping the address's previous owner would
+    misattribute its flows from the line's ts on: a change whose type, ts and ip its first
+    metadata.max_line_bytes characters hold (as much as a file's reader keeps of it; a
+    replay's staging keeps an excerpt) is applied as an UNASSIGN of its address (a VPC's:
+    a VPC_UNASSIGN), as an owner that is not text is. A HEARTBEAT's is nothing to apply."""
+    keys = _head_keys(line[:limits.max_line_bytes])
+    kind, event = keys.get("type"), None
+    if kind == HEARTBEAT:
+        return None, ""
+    if type(kind) is str and (kind in _RANK or kind in VPC_CHANGES):
+        keys["type"] = UNASSIGN if kind in _RANK else VPC_UNASSIGN
+        try:
+            event = parse_event(_compact_json(keys), latest_ms)
+        except MetaEventError as err:
+            event = err.applied
+    if event is None:
+        return None, ": its head gives no change's type, ts and ip: nothing applied"
+    return event, f": applied as {_release(event.ip)} (its head's type, ts and ip)"
+
+
+def _head_keys(head: str) -> dict:
+    """The keys a change names (type, ts, ip, vpc_id) that the head of a JSON object holds whole
+    at its top level, each followed by a comma or the object's end (a value the cut could have
+    shortened, a number's digits, is not taken); none if one is there twice (JSON keeps the
+    last, which the cut may have lost)."""
+    found, at = {}, _JSON_SPACE(head, 0).end()
+    if not head.startswith("{", at):
+        return {}
+    at = _JSON_SPACE(head, at + 1).end()
+    scan = _HEAD_DECODER.raw_decode
+    while head.startswith('"', at):
+        try:
+            key, at = scan(head, at)
+            at = _JSON_SPACE(head, at).end()
+            if not head.startswith(":", at):
+                break
+            value, at = scan(head, _JSON_SPACE(head, at + 1).end())
+        except (ValueError, RecursionError):
+            break
+        at = _JSON_SPACE(head, at).end()
+        if not head.startswith((",", "}"), at):
+            break
+        if key in _WHAT_AND_WHERE:
+            if key in found:
+                return {}
+            found[key] = value
+        if head.startswith("}", at):
+            break
+        at = _JSON_SPACE(head, at + 1).end()
+    return found
 
 
 # The keys parse_event reads: JSON keeps a repeated key's last value, which turned an ASSIGN

@@ -492,6 +492,36 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
             (f"{path}:5", "line_too_long"), (f"{path}:6", "line_too_long")]
 
 
+def test_a_change_too_long_is_applied_as_an_unassign_by_both_readers(tmp_path):
+    """A too-long ASSIGN (VPC_ASSIGN) as the job's own changelog reader cuts it and as the
+    replay's staging keeps its excerpt: both apply its head's ts and ip as an UNASSIGN
+    (VPC_UNASSIGN), so the address's previous owner ends there; before, it kept it."""
+    from flowdredge.job.ownership import MetaEvent, MetaLimits, parse_chunk, vpc_key
+    from flowdredge.job.replay import stage_metadata
+    ts = 1767225600000
+    pad = "x" * 300
+    lines = [json.dumps({"type": "ASSIGN", "ts": ts, "ip": "10.0.0.1", "app": "b", "t": pad}),
+             json.dumps({"type": "VPC_ASSIGN", "ts": ts, "ip": "10.0.0.2",
+                         "vpc_id": "vpc-0a1b2c3d", "app": pad}),
+             json.dumps({"type": "ASSIGN", "app": pad, "ts": ts, "ip": "10.0.0.3"})]
+    path = tmp_path / "changes.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    limits = MetaLimits(max_line_bytes=200)
+    chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=200)
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=200)
+    for parsed in (parse_chunk(chunk, limits=limits),
+                   parse_chunk((tmp_path / "staged.jsonl").read_text(), limits=limits)):
+        assert parsed.events == [MetaEvent("UNASSIGN", ts, "10.0.0.1"),
+                                 MetaEvent("UNASSIGN", ts, vpc_key("vpc-0a1b2c3d", "10.0.0.2"))]
+        assert [(reason, where, why.split(": ", 1)[1]) for reason, where, _, why
+                in parsed.rejected] == [
+            ("line_too_long", f"{path}:1", "applied as an UNASSIGN (its head's type, ts and ip)"),
+            ("line_too_long", f"{path}:2", "applied as a VPC_UNASSIGN (its head's type, ts and "
+                                           "ip)"),
+            ("line_too_long", f"{path}:3", "its head gives no change's type, ts and ip: nothing "
+                                           "applied")]
+
+
 def test_changelog_lines_of_bytes_that_are_not_utf8_are_dead_letters_as_in_the_replay(tmp_path):
     """The job's own changelog reader (connectors/jvm LineChunks) decoded bytes that are not
     UTF-8 as U+FFFD, so an ASSIGN's owner became another name without a word (a review): as

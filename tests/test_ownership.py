@@ -15,6 +15,7 @@ from flowdredge.job.ownership import (EARLIEST_TS_MS, JVM_NOT_UTF8, LATEST_TS_MS
                                       MetadataClock, MetaEvent, MetaEventError, MetaLimits,
                                       OwnershipIndex, _normalised, apply_events, changelog_lines,
                                       parse_chunk, parse_event, vpc_key)
+from flowdredge.job.parse import EXCERPT_CHARS, excerpt
 from flowdredge.schemas.metadata import ASSIGN, HEARTBEAT, OWNER_FIELDS, UNASSIGN
 
 pytestmark = pytest.mark.unit
@@ -541,7 +542,8 @@ def test_rejected_lines_carry_their_location():
                                  long=[(0, "x" * 20)]), limits=MetaLimits(100, 120))
     assert staged.rejected == [
         ("line_too_long", "changes.jsonl:41", "x" * 20,
-         "longer than metadata.max_line_bytes (100)"),
+         "longer than metadata.max_line_bytes (100): its head gives no change's type, ts and "
+         "ip: nothing applied"),
         ("not_json", "changes.jsonl:42", "not json", "Expecting value at character 0"),
         ("unknown_type", "changes.jsonl:43", '{"type":"MOVE"}',
          'type "MOVE", not one of ASSIGN, UNASSIGN, HEARTBEAT, VPC_ASSIGN, '
@@ -552,7 +554,8 @@ def test_rejected_lines_carry_their_location():
         (("missing_ts", "kinesis:meta/shard-1/42:1"),
          "ts absent, not an integer number of epoch milliseconds"),
         (("line_too_long", "kinesis:meta/shard-1/42:2"),
-         "101 characters; metadata.max_line_bytes is 100")]
+         "101 characters; metadata.max_line_bytes is 100: its head gives no change's type, ts "
+         "and ip: nothing applied")]
 
 
 def test_a_staged_line_its_reader_cut_says_the_staged_lines_limit():
@@ -565,6 +568,91 @@ def test_a_staged_line_its_reader_cut_says_the_staged_lines_limit():
     assert [(r[:2], r[3]) for r in parse_chunk(cut, limits=MetaLimits(100, 120)).rejected] == [
         (("line_too_long", "s.jsonl:5"), "a staged line of more than 2000 characters, the "
          "longest staging writes with metadata.chunk_lines and metadata.max_line_bytes")]
+
+
+def _too_long_forms(lines, limit):
+    """`lines` as each reader hands a line longer than `limit` on: a Kinesis record's whole
+    (str.split), a file's cut to `limit` + 1 characters (connectors/jvm LineChunks), a replay's
+    staging an excerpt of its head in "long" (job.replay._lines, blank in "lines")."""
+    yield "kinesis", "\n".join(lines)
+    yield "file", _staged([line[:limit + 1] for line in lines])
+    yield "replay", _staged(["" if len(line) > limit else line for line in lines],
+                            long=[(i, excerpt(line.encode()[:EXCERPT_CHARS])) for i, line
+                                  in enumerate(lines) if len(line) > limit])
+
+
+LONG_VPC = "vpc-0a1b2c3d"
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_change_too_long_to_read_releases_the_address_its_head_names(vectorise_from):
+    """An ASSIGN longer than metadata.max_line_bytes (an owner of many tags, a publisher's bug)
+    left its address with its previous owner: its flows were attributed to an owner the
+    changelog said had left it. Its head's type, ts and ip are applied as an UNASSIGN at that
+    ts (a VPC_ASSIGN's as a VPC_UNASSIGN), the dead letter saying so; a head that names no
+    change (ip or ts cut, a HEARTBEAT's, a key twice) is said so, nothing applied. Each reader's
+    form of the line, by columns and line by line."""
+    pad = "x" * 300
+    lines = [f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.1","app":"api"}}',
+             f'{{"type":"VPC_ASSIGN","ts":{T},"ip":"10.0.0.2","vpc_id":"{LONG_VPC}","app":"web"}}',
+             f'{{"type":"ASSIGN","ts":{T},"ip":"10.0.0.3","app":"db"}}',
+             f'{{"type":"ASSIGN","ts":{T + 60_000},"ip":"10.0.0.1","app":"b","tags":"{pad}"}}',
+             f'{{"type": "VPC_ASSIGN", "ts": {T + 60_000}, "vpc_id": "{LONG_VPC}", '
+             f'"ip": "10.0.0.2", "app":"{pad}"}}',
+             f'{{"type":"ASSIGN","ip":"10.0.0.3","app":"{pad}","ts":{T + 60_000}}}',
+             f'{{"type":"HEARTBEAT","ts":{T + 60_000},"pad":"{pad}"}}',
+             f'{{"type":"UNASSIGN","ts":{T + 60_000},"ts":{T},"ip":"10.0.0.3","p":"{pad}"}}']
+    limit = 200
+    said = [": applied as an UNASSIGN (its head's type, ts and ip)",
+            ": applied as a VPC_UNASSIGN (its head's type, ts and ip)",
+            ": its head gives no change's type, ts and ip: nothing applied", "",
+            ": its head gives no change's type, ts and ip: nothing applied"]
+    for form, record in _too_long_forms(lines, limit):
+        chunk = parse_chunk(record, "m", limits=MetaLimits(limit, 120),
+                            vectorise_from=vectorise_from)
+        index = OwnershipIndex()
+        apply_events(chunk.events, index, MetadataClock(0))
+        at = T + 120_000
+        assert (app_at(index, "10.0.0.1", at), index.owner_in_vpc("10.0.0.2", LONG_VPC, at),
+                app_at(index, "10.0.0.3", at)) == (None, None, "db"), form
+        assert app_at(index, "10.0.0.1", T + 59_999) == "api", form
+        assert [(reason, detail) for reason, _, _, detail in chunk.rejected] == [
+            ("line_too_long", ("longer than metadata.max_line_bytes (200)" if form == "replay"
+                               else f"{len(line) if form == 'kinesis' else 201} characters; "
+                               "metadata.max_line_bytes is 200") + end)
+            for line, end in zip(lines[3:], said)], form
+
+
+@pytest.mark.parametrize("head,applied", [
+    # The cut inside a number: 17672256000000 (after 2100) read as 1767225600000 (2026).
+    ('{"type":"ASSIGN","ip":"10.0.0.1","ts":'.ljust(187) + str(T * 10) + "}", None),
+    ('{"type":"ASSIGN","ip":"10.0.0.1","ts":%d}' % T, (T, "10.0.0.1")),
+    ('{"type":"ASSIGN","ip":"10.0.0.1","ts":%d ,' % T, (T, "10.0.0.1")),
+    # An ip of a nested object, or a ts or ip cut off, is not the change's.
+    ('{"type":"ASSIGN","ts":%d,"x":{"ip":"10.0.0.1"},"a":"' % T, None),
+    ('{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1' % T, None),
+    ('{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","ip":"10.0.0.2",' % T, None),
+    ('{"type":"ASSIGN","ts":%d,"ip":"10.0.0.999",' % T, None),
+    ('{"type":"ASSIGN","ts":1,"ip":"10.0.0.1",' % (), None),
+    ('{"type":"UNASSIGN","ts":%d,"ip":"10.0.0.1",' % T, (T, "10.0.0.1")),
+    # An ASSIGN with a vpc_id is applied as an UNASSIGN of its ip, as a whole one is.
+    ('{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","vpc_id":"vpc-0a1b2c3d",' % T, (T, "10.0.0.1")),
+    ('{"type":"VPC_ASSIGN","ts":%d,"ip":"10.0.0.1",' % T, None),
+    ('{"type":"VPC_UNASSIGN","ts":%d,"ip":"10.0.0.1","vpc_id":"vpc-0a1b2c3d",' % T,
+     (T, vpc_key("vpc-0a1b2c3d", "10.0.0.1"))),
+    ('{"type":"MOVE","ts":%d,"ip":"10.0.0.1",' % T, None),
+    ('{"type":{"ASSIGN":1},"ts":%d,"ip":"10.0.0.1",' % T, None),
+    ('["type","ASSIGN"]', None)])
+def test_a_too_long_lines_head_is_read_only_where_it_holds_a_change_whole(head, applied):
+    """What a too-long line's head holds of a change is applied only where the cut cannot have
+    changed it: a value followed by a comma or the object's end, at the object's own level,
+    each key once, and as valid as in a whole line."""
+    line = head + " " * (300 - len(head))
+    chunk = parse_chunk(line, "m", delivered=T // 1000, limits=MetaLimits(200, 120))
+    assert [(e.type, e.ts, e.ip) for e in chunk.events] == (
+        [] if applied is None else [(UNASSIGN, *applied)])
+    assert chunk.rejected[0][3].endswith(
+        "nothing applied" if applied is None else "(its head's type, ts and ip)")
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])

@@ -288,6 +288,43 @@ def test_addresses_overlapping_vpcs_hold_are_owned_within_each_flows_vpc(tmp_pat
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
+def test_an_assign_too_long_to_read_leaves_its_address_without_owner(tmp_path, parallelism):
+    """An ASSIGN of 172.31.0.10 to another owner longer than metadata.max_line_bytes is a dead
+    letter; its address kept its owner before, so its flows after its ts went to the owner the
+    changelog said had left it. Its head's type, ts and ip are applied as an UNASSIGN: from
+    then its flows are unattributed (a VPC_ASSIGN's as a VPC_UNASSIGN, the VPC's owner gone).
+    (The job's own file reader's cut line: tests/test_file_sources.)"""
+    t0, vpc = 1767225600, "vpc-0a1b2c3d"
+    header = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+              "bytes start end action log-status vpc-id")
+    lines = [f"5 111111111111 eni-0a 172.31.0.20 {dst} {40000 + i} 443 6 2 100 {start} "
+             f"{start + 30} ACCEPT OK {vpc}" for start in (t0 + 5, t0 + 125)
+             for dst in ("172.31.0.10", "172.31.0.40") for i in range(10)]
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "too-long.log").write_text("\n".join([header] + lines) + "\n")
+    event = functools.partial(_vpc_event, t0)
+    tags = json.dumps({"tags": "x" * 9000})[1:-1]
+    changelog = tmp_path / "changelog.jsonl"
+    changelog.write_text("\n".join([
+        event("ASSIGN", 0, "172.31.0.20", app="web"), event("ASSIGN", 0, "172.31.0.10", app="api"),
+        event("UNASSIGN", 0, "172.31.0.40"), event("VPC_ASSIGN", 0, "172.31.0.40", vpc, "db"),
+        event("ASSIGN", 60, "172.31.0.10", app="other")[:-1] + ", " + tags + "}",
+        event("VPC_ASSIGN", 60, "172.31.0.40", vpc, "other")[:-1] + ", " + tags + "}",
+        event("HEARTBEAT", 300)]) + "\n")
+    out = str(tmp_path / "out")
+    run_replay([str(flows)], [str(changelog)], out, _config(parallelism))
+    flows_to = Counter()
+    for k, v in job_aggregates(out).items():
+        flows_to[k[0] - t0, k[3]] += v[0]
+    assert flows_to == {(0, "api"): 10, (0, "db"): 10, (120, "unattributed"): 20}
+    assert sorted((d["reason"], d["source"], d["detail"].split(": ", 1)[1])
+                  for d in read_records(out, "dead_letter")) == [
+        ("line_too_long", f"{changelog}:{n}", f"applied as {release} (its head's type, ts and ip)")
+        for n, release in ((5, "an UNASSIGN"), (6, "a VPC_UNASSIGN"))]
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
 def test_default_format_flows_are_owned_within_their_interfaces_vpc(tmp_path, parallelism):
     """AWS's default format names no VPC: a line's interface stands for it, in the VPC the
     VPC_ASSIGNs name it in (docs/metadata.md). An interface named in two VPCs, or in none,
