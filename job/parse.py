@@ -802,6 +802,19 @@ def _staged(doc, source, default_fmt, limits, result, delivered, pending):
                    not_after, pending)
 
 
+# The Kinesis Producer Library's aggregated records start so: a stream a KPL producer writes
+# to holds no CloudWatch Logs subscription records.
+KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+
+
+def _not_gzip_text(raw: bytes) -> str:
+    if raw.startswith(KPL_MAGIC):
+        return ("a Kinesis Producer Library aggregated record (it starts f3 89 9a c2), not a "
+                "CloudWatch Logs subscription record (gzip, 1f 8b): flow logs reach the stream "
+                "from CloudWatch Logs' subscription filter")
+    return "does not start as gzip data does (1f 8b)"
+
+
 def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_after, pending):
     """A CloudWatch record: gzip bytes, or the same as base64 text."""
     try:
@@ -811,7 +824,7 @@ def _parse_encoded(raw, source, default_fmt, limits, result, delivered, not_afte
             except (binascii.Error, ValueError) as err:
                 raise LineError("bad_base64", str(err)) from None
         if not raw.startswith(GZIP_MAGIC):
-            raise LineError("not_gzip", "does not start as gzip data does (1f 8b)")
+            raise LineError("not_gzip", _not_gzip_text(raw))
         members, rest = _gunzip_capped(raw, limits.max_decompressed_bytes)
     except LineError as err:
         result.dead(err.reason, source, raw, err.detail)

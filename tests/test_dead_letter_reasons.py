@@ -120,6 +120,10 @@ def test_a_record_that_cannot_be_decoded_says_why():
         (gzip.compress(b" " * 2_000_000, mtime=0), "too_large",
          "more than flows.max_decompressed_bytes (1000000) once decompressed"),
         (b"plain", "not_gzip", "does not start as gzip data does (1f 8b)"),
+        (b"\xf3\x89\x9a\xc2\x0a\x00" + b"x" * 40, "not_gzip",
+         "a Kinesis Producer Library aggregated record (it starts f3 89 9a c2), not a CloudWatch "
+         "Logs subscription record (gzip, 1f 8b): flow logs reach the stream from CloudWatch "
+         "Logs' subscription filter"),
     ]
     limits = dataclasses.replace(CONFIG.parse_limits, max_decompressed_bytes=1_000_000)
     for raw, reason, detail in cases:
