@@ -35,9 +35,10 @@ ACK = 16
 
 # --- configuration values (read once by job.config) -----------------------------------------
 
-# str.isdigit() and int() take other scripts' digits too; an underscore between two digits is
-# Python's and YAML's grouping (1_000), as schemas.settings reads an integer setting's.
-_DIGITS = re.compile("[0-9]+(?:_[0-9]+)*").fullmatch
+# str.isdigit() and int() take other scripts' digits too; a sign, and an underscore between two
+# digits (1_000, Python's and YAML's grouping), are read as schemas.settings reads an integer
+# setting's and YAML an unquoted item's.
+_INTEGER = re.compile("[-+]?[0-9]+(?:_[0-9]+)*").fullmatch
 
 
 def parse_ports(value) -> frozenset:
@@ -98,11 +99,11 @@ def _as_text(value) -> str:
 
 
 def _whole(value):
-    """An int, or ASCII digits, as an int; None for anything else. Digits past int()'s 4,300
-    are too many for any range here: None too."""
+    """An int, or ASCII digits (a sign before them or not), as an int; None for anything else.
+    Digits past int()'s 4,300 are too many for any range here: None too."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if not isinstance(value, str) or not _DIGITS(value):
+    if not isinstance(value, str) or not _INTEGER(value):
         return None
     try:
         return int(value)

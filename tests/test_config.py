@@ -639,3 +639,27 @@ def test_a_quoted_list_or_map_reads_integers_grouped_by_underscores(tmp_path):
         with pytest.raises(ConfigError, match=f"^security.risk_weights: dependencies: expected "
                                               f"an integer from 0 to 2147483647, got '{bad}'$"):
             load(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.unit
+def test_a_quoted_list_or_map_reads_a_signed_integer_as_an_integer_setting_does(tmp_path):
+    """`service_ports: '+22'` and `risk_weights: 'dependencies=+5'` were refused ('not a port:
+    '+22'') while the YAML list [+22], the mapping {dependencies: +5} and an integer setting's
+    '+600' were read (a review). A negative item is refused as out of range in each form."""
+    for ports, weights in (("[+22]", "{dependencies: +5}"), ("'+22'", "'dependencies=+5'"),
+                           ("' +22 '", "{dependencies: '+5'}")):
+        (tmp_path / "c.yaml").write_text(
+            f"security: {{service_ports: {ports}, risk_weights: {weights}}}\n"
+            f"job: {{window_seconds: '+600'}}\n")
+        config = load(str(tmp_path / "c.yaml"))
+        assert config.security.service_ports == frozenset({22})
+        assert config.security.risk_weights["dependencies"] == 5
+        assert config.job.window_seconds == 600
+    for written in ("[-22]", "'-22'"):
+        (tmp_path / "c.yaml").write_text(f"security: {{service_ports: {written}}}\n")
+        with pytest.raises(ConfigError, match="^security.service_ports: not a port: '-22'$"):
+            load(str(tmp_path / "c.yaml"))
+    (tmp_path / "c.yaml").write_text("security: {risk_weights: 'dependencies=-5'}\n")
+    with pytest.raises(ConfigError, match="^security.risk_weights: dependencies: expected an "
+                                          "integer from 0 to 2147483647, got '-5'$"):
+        load(str(tmp_path / "c.yaml"))
