@@ -18,9 +18,9 @@ import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
  * value, an exponent, a whole float past 2^53, JSON cut short, nested too deep, with a control
  * character, a stray word or mismatched brackets) it finds no time, which only holds the gate
  * longer. It does not check every rule of JSON: an event the parse step refuses for a missing
- * or trailing comma, or a number of over 4,300 digits elsewhere in it, still gives its ts. The
- * line comes as its bytes (LineBytes) and is scanned byte by byte: a regular expression or a
- * JSON parser over a large estate's snapshot (200 MB) was most of the changelog source's time.
+ * or trailing comma still gives its ts. The line comes as its bytes (LineBytes) and is scanned
+ * byte by byte: a regular expression or a JSON parser over a large estate's snapshot (200 MB) was
+ * most of the changelog source's time.
  * ASCII never matches inside a multi-byte UTF-8 character, whose bytes are all above 127.
  */
 public class ChangelogTimestamps implements SerializableTimestampAssigner<byte[]> {
