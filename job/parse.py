@@ -15,6 +15,7 @@ import functools
 import ipaddress
 import itertools
 import json
+import math
 import re
 import time
 import zlib
@@ -715,7 +716,7 @@ def _parse_cloudwatch(envelope, payload, source, default_fmt, limits, result, de
     _check_repeats(payload, message_keys + len(lines))
     for i, event in bad_events:
         result.dead("not_cloudwatch", f"{locate.prefix} event {i}",
-                    json.dumps(event, default=str), "an event without a string message")
+                    json.dumps(event, default=float), "an event without a string message")
     # The events' timestamps are the flows' starts (AWS): the latest of them bounds the lines as
     # a delivery time would; an arrival time given by the source bounds them too.
     bounds = _start_bounds(limits, _earliest(delivered, None if stream_ms is None
@@ -884,6 +885,11 @@ class LongNumber:
     @property
     def value(self) -> int:
         return -BEYOND if self.negative else BEYOND
+
+    def __float__(self):
+        # An event's dead letter writes it as -1e999's (-Infinity): as its description it was
+        # a string there, a string message to the eye.
+        return -math.inf if self.negative else math.inf
 
     def __str__(self):
         return f"a{' negative' if self.negative else ''} number of more than {_INT_DIGITS:,} digits"
