@@ -2728,6 +2728,36 @@ def test_a_cloudtrail_log_object_of_bad_records_only_is_one_unreadable_line():
     assert publisher.apply_events(['{"Records": []}']).counted is False
 
 
+def test_an_integer_of_more_digits_than_int_reads_refuses_its_record_alone():
+    """json.loads refused a line holding an integer of 5,000 digits anywhere ('Exceeds the
+    limit (4300 digits)'), said 'not JSON': a CloudTrail log object's every record with it, its
+    changes left to the next poll, as the job's envelopes lost theirs before 338f659 (a
+    review). The record holding one is passed over alone and said so; one in a key beside
+    Records is ignored; an event line of one is one unreadable line, said so."""
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a")],
+                    instance_tags={"i-a": {"aws:autoscaling:groupName": "api-prod-v001"}})
+    said = []
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0,
+                          log=said.append)
+    publisher.poll()
+    said.clear()
+    digits = "9" * 5000
+    run = json.loads(bridge("RunInstances", "2026-01-01T00:01:00Z", response=RUN))["detail"]
+    trail = (json.dumps({"Records": [{**run, "eventID": "LONG"}, run], "note": "NOTE"})
+             .replace('"LONG"', digits).replace('"NOTE"', "-" + digits))
+    result = publisher.apply_events([trail])
+    assert (result.bad, result.applied, result.assigned) == (1, 1, 1)
+    assert said == ["1 unreadable record(s) of a CloudTrail log object passed over (the "
+                    "first: a record holding an integer of more than 4,300 digits): "
+                    + trail[:200]]
+    said.clear()
+    line = bridge("TerminateInstances", "2026-01-01T00:02:00Z").replace("{", '{"n": %s, ' % digits, 1)
+    assert (publisher.apply_events([line]).bad, said) == (
+        1, ["unreadable event line (an integer of more than 4,300 digits): " + line[:200]])
+    with pytest.raises(EventError, match="^not JSON$"):
+        parse_line('{"Records": [%s], x}' % digits)
+
+
 @pytest.mark.parametrize("part, value", [("requestParameters", "eni-x"),
                                          ("userIdentity", "someone")])
 def test_a_record_holding_a_part_that_is_not_an_object_is_passed_over_alone(part, value):

@@ -71,8 +71,20 @@ def parse_line(line: str) -> list:
                              f"{EVENT_CHARS_PER_VALUE})")
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise EventError("not JSON") from None
+    except ValueError:
+        # An integer of more digits than int() reads refused the whole text, said "not JSON":
+        # a log object's every record with it. CloudTrail writes none: its record is refused.
+        try:
+            doc = json.loads(line, parse_int=_integer)
+        except ValueError:
+            raise EventError("not JSON") from None
+        if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+            doc["Records"] = [_TOO_LONG if _holds(record, _TOO_LONG) else record
+                              for record in doc["Records"]]
+        else:
+            raise EventError(_TOO_LONG_TEXT) from None
     if not isinstance(doc, dict):
         raise EventError("not a JSON object")
     if "Records" in doc:
@@ -107,9 +119,38 @@ def parse_line(line: str) -> list:
     raise EventError("neither an EventBridge event nor a CloudTrail record")
 
 
+_TOO_LONG_TEXT = "an integer of more than 4,300 digits"
+# What parse_line reads such an integer as, and a log object's record holding one.
+_TOO_LONG = object()
+
+
+def _integer(digits: str):
+    try:
+        return int(digits)
+    except ValueError:
+        return _TOO_LONG
+
+
+def _holds(value, marker) -> bool:
+    """Whether `value` or a value inside it is `marker` (a loop: json.loads reads deeper
+    nesting than a recursion would walk)."""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if value is marker:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 def _log_record(record):
     """The changes of a CloudTrail log object's record, or its EventError: a bad record is
     passed over alone, the object's others read."""
+    if record is _TOO_LONG:
+        return EventError(f"a record holding {_TOO_LONG_TEXT}")
     if not isinstance(record, dict):
         return EventError("a record that is not a JSON object")
     try:
