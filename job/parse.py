@@ -686,9 +686,11 @@ def _parse_cloudwatch(envelope, payload, source, default_fmt, limits, result, de
         result.counts["records_skipped"] += 1
         return
     if envelope["messageType"] != "DATA_MESSAGE":
-        raise LineError("not_cloudwatch", "messageType "
-                                          f"'{quoted(envelope['messageType'], str)}', "
-                                          "not DATA_MESSAGE or CONTROL_MESSAGE")
+        kind = envelope["messageType"]
+        # Quoted, a LongNumber's description read as a string messageType of those words.
+        shown = kind if isinstance(kind, LongNumber) else f"'{quoted(kind, str)}'"
+        raise LineError("not_cloudwatch", f"messageType {shown}, not DATA_MESSAGE or "
+                                          "CONTROL_MESSAGE")
     if not isinstance(events, list):
         raise LineError("not_cloudwatch", "logEvents is not a list")
     # Every dead letter of the record names them: cut as excerpts are, a record of a few KB

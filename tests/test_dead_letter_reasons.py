@@ -225,8 +225,14 @@ def test_an_envelope_integer_of_more_digits_than_int_reads_touches_its_event_alo
     wrong = text.replace('"DATA_MESSAGE"', digits)
     result = _parsed(gzip.compress(wrong.encode(), mtime=0), vectorised)
     assert [d[1] for d in result.dead_letters] == ["not_cloudwatch"]
-    assert result.dead_letters[0][4] == ("messageType 'a number of more than 4,300 digits', not "
+    # Unquoted, as a changelog type of it is (a review): quoted, it read as a string of those
+    # words, which says the same quoted.
+    assert result.dead_letters[0][4] == ("messageType a number of more than 4,300 digits, not "
                                          "DATA_MESSAGE or CONTROL_MESSAGE")
+    said = _parsed(gzip.compress(text.replace('"DATA_MESSAGE"', '"a number of more than 4,300 '
+                                              'digits"').encode(), mtime=0), vectorised)
+    assert said.dead_letters[0][4] == ("messageType 'a number of more than 4,300 digits', not "
+                                       "DATA_MESSAGE or CONTROL_MESSAGE")
 
 
 @pytest.mark.unit
