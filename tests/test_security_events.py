@@ -4,6 +4,7 @@ spikes, and the state surviving its codec between any two calls."""
 import json
 
 import pytest
+from hypothesis import example, given, settings, strategies as st
 
 from flowdredge.job.codec import decode_events_state, encode_events_state
 from flowdredge.job.config import Config
@@ -455,3 +456,98 @@ def test_what_the_caps_forget_is_counted_apart_from_what_goes_silent():
         counts.append(dict(events.counts))
     assert counts == [{}, {"dependency_edges_capped": 3, "exposure_ports_capped": 1}, {}]
     assert not events.edges and not events.exposed
+
+
+class _EveryLook(SecurityEvents):
+    """SecurityEvents as before its floors: every timer looks at every edge and exposed port."""
+
+    def _silent_edges(self, timestamp, ended, events):
+        self._edges_floor = None
+        super()._silent_edges(timestamp, ended, events)
+
+    def _forget_exposure(self, timestamp):
+        self._exposed_floor = None
+        super()._forget_exposure(timestamp)
+
+
+_SMALL_CAPS = {
+    "warmup_seconds": 60, "dependency_silence_seconds": 120, "exposure_silence_seconds": 120,
+    "dependency_max_ports": 3, "dependency_max_total_edges": 6, "exposure_max_ports": 3,
+    "exposure_max_total_ports": 6}
+_SMALL = Config().replace(security=_SMALL_CAPS).security
+_LOWERED = Config().replace(security={**_SMALL_CAPS, "dependency_max_total_edges": 3,
+                                      "exposure_max_total_ports": 3}).security
+_APPS = ("a", "b", "c")
+_WINDOW_OPS = st.tuples(
+    st.just("add"), st.integers(0, 10),
+    st.lists(st.tuples(st.sampled_from(_APPS), st.sampled_from(_APPS),
+                       st.sampled_from((22, 443, 5432))), max_size=4, unique=True),
+    st.lists(st.tuples(st.sampled_from(_APPS), st.sampled_from(("i-1", "i-2")),
+                       st.sampled_from((22, 443))), max_size=4, unique=True))
+_ADVANCE_OPS = st.one_of(
+    st.tuples(st.just("watermark"), st.integers(0, 16)),
+    st.tuples(st.just("timer"), st.integers(0, 32), st.integers(-1, 0), st.booleans()))
+
+
+# Beside the random ones: an app's ports last seen in three windows (the floor is the
+# earliest of the two left after the first goes), an app's first port seen again later than its
+# second, and edges and apps last seen at 60, 0, 60 in that order (their floors found by a
+# restored state's first look).
+@example([("add", 0, [], [("a", "i-1", 22)]), ("add", 1, [], [("a", "i-1", 443)]),
+          ("add", 2, [], [("a", "i-2", 22)]), ("watermark", 16)])
+@example([("add", 0, [], [("a", "i-1", 22), ("a", "i-1", 443)]),
+          ("add", 1, [], [("a", "i-1", 22)]), ("watermark", 2), ("restore", False),
+          ("timer", 4, -1, False), ("watermark", 16)])
+@example([("add", 0, [("a", "b", 22), ("a", "c", 22)], [("a", "i-1", 22), ("b", "i-1", 22)]),
+          ("add", 1, [("a", "b", 22), ("b", "c", 22)], [("a", "i-1", 22), ("c", "i-1", 22)]),
+          ("watermark", 2), ("restore", False), ("timer", 4, -1, False), ("watermark", 16)])
+@settings(max_examples=1000, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(_WINDOW_OPS, _ADVANCE_OPS, _ADVANCE_OPS,
+                          st.tuples(st.just("restore"), st.booleans())), max_size=40))
+def test_the_floors_change_no_timer_s_lines_nor_state(ops):
+    """Against every timer looking at every edge and exposed port: windows in any order (late
+    ones), the timers asked for fired as a watermark passes them, and timers at any time (a
+    deadline's own millisecond or the one after it, earlier than the last, or the input's
+    end), restores (with the totals lowered: trimmed), several apps each with several ports:
+    each advance's lines, timers and counts, and the state, the same."""
+    new, old = SecurityEvents(WS, _SMALL), _EveryLook(WS, _SMALL)
+    added, timers = set(), set()
+
+    def advance(t, ended=False):
+        got = new.advance(t, ended)
+        assert got == old.advance(t, ended) and new.counts == old.counts
+        assert new.state() == old.state() and new.pending == old.pending
+        timers.update(got[2])
+
+    for op in ops:
+        if op[0] == "add":
+            _, i, deps, ports = op
+            w = i * WS
+            if w in added:
+                continue
+            added.add(w)
+            rows = ([_dep(w, client, server, port) for client, server, port in deps],
+                    [_exp(w, resource, port, app) for app, resource, port in ports], [])
+            timer = new.add_window(w, *rows)
+            assert old.add_window(w, *rows) == timer
+            timers.add(timer)
+        elif op[0] == "watermark":
+            while timers and min(timers) <= op[1] * WS * 1000:
+                t = min(timers)
+                timers.discard(t)
+                advance(t)
+        elif op[0] == "timer":
+            _, k, d, ended = op
+            advance(k * WS * 500 + d, ended)
+        else:
+            rules = _LOWERED if op[1] else _SMALL
+            state = encode_events_state(new.state())
+            assert state == encode_events_state(old.state())
+            pending = dict(new.pending)
+            new = SecurityEvents(WS, rules, decode_events_state(state))
+            old = _EveryLook(WS, rules, decode_events_state(state))
+            for w, rows in pending.items():
+                new.add_window(w, *rows)
+                old.add_window(w, *rows)
+    for t in sorted(timers):   # the input's end: the final watermark fires the timers left
+        advance(t, True)
