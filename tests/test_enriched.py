@@ -168,3 +168,15 @@ def test_fragments_by_slot_are_each_owners_fragment_as_slots_change_owner(groups
                   for slot, version in group]
         expected = [enriched._owner_fragment(enriched.SRC_KEYS, o) for o in owners]
         assert by_slot(owners, slots) == expected
+
+
+def test_fragments_by_slot_hold_no_more_owners_than_their_limit():
+    """Each entry holds its owner tuple, kept alive after its index let it go (a slot pruned,
+    or given another owner): past `limit` fragments made the entries are emptied, so that an
+    estate whose slots change owners holds at most `limit` of them, not one a slot."""
+    by_slot = enriched.SlotFragments(enriched._OwnerFragments(enriched.SRC_KEYS), 5)
+    for round_ in range(4):
+        for start in range(0, 30, 3):
+            slots = list(range(start, start + 3))
+            by_slot([tuple(f"{f}-{s}-{round_}" for f in OWNER_FIELDS) for s in slots], slots)
+            assert sum(entry is not None for entry in by_slot.entries) <= 5
