@@ -106,7 +106,9 @@ class SlotFragments:
         stale = [i for i, (entry, owner) in enumerate(zip(found, owners))
                  if entry is None or entry[0] is not owner]
         if self.made + len(stale) > self.limit:
-            entries[:] = [None] * len(entries)
+            # A new list, not the old one emptied in place: a caller on another thread (two
+            # instances in one loopback worker) keeps indexing the list it extended.
+            entries = self.entries = [None] * len(entries)
             self.made = 0
             stale = range(len(slots))
         self.made += len(stale)
