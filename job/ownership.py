@@ -102,8 +102,8 @@ LATEST_TS_MS = LATEST_START * 1000
 # A staged chunk of changelog lines, as job.replay stages a changelog file and the JVM's readers
 # send a file's or a stream record's lines (connectors/jvm StagedChangelog): {"staged": STAGED,
 # "source": path or record, "first_line": n, "not_after": the file's modification time, "lines":
-# [...] (blank lines kept, for numbering), "long": [[position, excerpt]] of lines longer than
-# metadata.max_line_bytes, blank in "lines"}; the JVM's without "long" (it cuts such a line),
+# [...] (blank lines kept, for numbering), "long": [[position, head]] of lines longer than
+# metadata.max_line_bytes (their first metadata.max_line_bytes bytes), blank in "lines"}; the JVM's without "long" (it cuts such a line),
 # "staged_max": n where its one line is a staged file's line cut at n characters.
 STAGED = "changelog"
 
@@ -121,7 +121,7 @@ class RecordLines:
     source: str          # file path or stream record
     first_line: int = 1  # line number of lines[0]
     not_after: int = None   # epoch seconds no event can be after (a file's modification time)
-    long: list = field(default_factory=list)   # [(position, excerpt)] of lines too long to keep
+    long: list = field(default_factory=list)   # [(position, head)] of lines too long to keep
     # A staged file's line its reader cut (connectors/jvm LineChunks), the chunk's only line:
     # the longest staged line that reader takes whole, in characters.
     staged_max: int = None
@@ -368,7 +368,7 @@ def _too_long_applied(line: str, limits: MetaLimits, latest_ms: int) -> tuple:
     dead letter adds). Its owner is not read, but keeping the address's previous owner would
     misattribute its flows from the line's ts on: a change whose type, ts and ip its first
     metadata.max_line_bytes characters hold (as much as a file's reader keeps of it; a
-    replay's staging keeps an excerpt) is applied as an UNASSIGN of its address (a VPC's:
+    replay's staging keeps its first metadata.max_line_bytes bytes) is applied as an UNASSIGN of its address (a VPC's:
     a VPC_UNASSIGN), as an owner that is not text is. A HEARTBEAT's is nothing to apply."""
     keys = _head_keys(line[:limits.max_line_bytes])
     kind, event = keys.get("type"), None

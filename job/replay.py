@@ -202,11 +202,11 @@ def check_text_path(path: str, what: str) -> None:
                          f"carry: rename it") from None
 
 
-def _lines(fh, max_line: int, errors: str = "replace"):
+def _lines(fh, max_line: int, errors: str = "replace", keep: int = EXCERPT_CHARS):
     """(line number, text, None) per line of a binary file that holds more than white space,
     without its line end, bytes that are not UTF-8 decoded as `errors` says, or (line number,
-    None, first bytes) for a line longer than `max_line`: such a line is read through, never
-    held. Blank lines are passed over, the numbers counting them; a run of them a buffer at a
+    None, its first `keep` bytes) for a line longer than `max_line`: such a line is read
+    through, never held. Blank lines are passed over, the numbers counting them; a run of them a buffer at a
     time (fh.peek), not a line at a time: a gzip file of 102 KB, a header and 100 MiB of
     newlines, took 78 s."""
     number = 0
@@ -235,7 +235,7 @@ def _lines(fh, max_line: int, errors: str = "replace"):
                 ended = more.endswith(b"\n")
                 blank = blank and more.isspace()
             if not blank:
-                yield number, None, body[:EXCERPT_CHARS]
+                yield number, None, body[:keep]
         else:
             text = body.decode("utf-8", errors)
             if text.strip():
@@ -652,7 +652,9 @@ class _Chunk:
         costs nothing per line; then the lines counted so, exactly (_measure)."""
         lines = self.lines
         if line is None:
-            shown = excerpt(head)
+            # A changelog line's head is text kept whole (the parse reads its change's keys),
+            # a flow line's bytes an excerpt.
+            shown = head if isinstance(head, str) else excerpt(head)
             size, text = 12 * len(shown) + 28, 1
         else:
             text = len(line) + 1
@@ -986,12 +988,19 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
     with _open(path) as fh:
         # Bytes that are not UTF-8 as lone surrogates, which the changelog parse dead-letters
         # (job.ownership.JVM_NOT_UTF8): as U+FFFD, an owner's name changed without a word.
-        for number, line, head in _lines(fh, max_line_bytes, "surrogateescape"):
-            if number == 1 and line is not None:
+        # A line too long keeps its first max_line_bytes, as the job's own readers keep its
+        # first max_line_bytes characters: its change's type, ts and ip are read from them.
+        for number, line, head in _lines(fh, max_line_bytes, "surrogateescape", max_line_bytes):
+            if line is None:
+                head = head.decode("utf-8", "surrogateescape")
+            if number == 1:
                 # A byte-order mark (a file saved by an editor) is not part of the first event.
-                line = line.removeprefix("\ufeff")
-                if not line.strip():
-                    continue
+                if line is None:
+                    head = head.removeprefix("\ufeff")
+                else:
+                    line = line.removeprefix("\ufeff")
+                    if not line.strip():
+                        continue
             full = chunk.add(number, line, head, stats)
             if full is not None:
                 _write(out, full)

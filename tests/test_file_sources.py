@@ -522,6 +522,35 @@ def test_a_change_too_long_is_applied_as_an_unassign_by_both_readers(tmp_path):
                                            "applied")]
 
 
+def test_a_change_too_long_is_read_to_the_same_head_by_both_readers(tmp_path):
+    """A too-long ASSIGN whose ts and ip come after its first 256 bytes (a long app name
+    first) but within metadata.max_line_bytes: the job's own reader keeps that much of it, and
+    so does the replay's staging, so both apply it as an UNASSIGN; the staging kept an excerpt
+    of 256 bytes, and the replay applied nothing where the job did (a review). Past the limit
+    neither reads them. A byte-order mark before the first is no part of its head."""
+    from flowdredge.job.ownership import MetaEvent, MetaLimits, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    ts = 1767225600000
+    lines = [json.dumps({"type": "ASSIGN", "app": "a" * 600, "ts": ts, "ip": "10.0.0.1",
+                         "t": "x" * 2000}),
+             json.dumps({"type": "ASSIGN", "app": "a" * 1000, "ts": ts, "ip": "10.0.0.2",
+                         "t": "x" * 2000})]
+    path = tmp_path / "changes.jsonl"
+    path.write_text("\ufeff" + "\n".join(lines) + "\n")
+    limits = MetaLimits(max_line_bytes=1000)
+    chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=1000)
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=1000)
+    for parsed in (parse_chunk(chunk, limits=limits),
+                   parse_chunk((tmp_path / "staged.jsonl").read_text(), limits=limits)):
+        assert parsed.events == [MetaEvent("UNASSIGN", ts, "10.0.0.1")]
+        assert [(reason, where, why.split(": ", 1)[1], shown) for _, reason, where, shown, why
+                in parsed.dead_letters()[0]] == [
+            ("line_too_long", f"{path}:1", "applied as an UNASSIGN (its head's type, ts and ip)",
+             lines[0][:256]),
+            ("line_too_long", f"{path}:2", "its head gives no change's type, ts and ip: nothing "
+                                           "applied", lines[1][:256])]
+
+
 def test_changelog_lines_of_bytes_that_are_not_utf8_are_dead_letters_as_in_the_replay(tmp_path):
     """The job's own changelog reader (connectors/jvm LineChunks) decoded bytes that are not
     UTF-8 as U+FFFD, so an ASSIGN's owner became another name without a word (a review): as

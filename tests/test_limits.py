@@ -472,9 +472,9 @@ def test_3_a_staged_changelog_of_escaped_text_is_within_the_readers_limit(tmp_pa
 
 
 def test_3_a_staged_changelog_chunk_counts_its_long_lines_excerpts(tmp_path):
-    """A changelog line too long is staged as its excerpt (Cyrillic text escaped, six
+    """A changelog line too long is staged as its head (Cyrillic text escaped, six
     characters each): once a chunk might pass the reader's limit its size is counted exactly,
-    the excerpts with its lines. Counted without them, a chunk of many passed the limit and
+    the heads with its lines. Counted without them, a chunk of many passed the limit and
     its events were lost in one dead letter line_too_long (a mutation review)."""
     from flowdredge.connectors.staged import staged_changelog_max
     from flowdredge.job.ownership import MetaLimits, parse_chunk
