@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from flowdredge.job import parse_columns
 from flowdredge.job.addresses import embeds_ipv4
-from flowdredge.schemas.fields import ADDR, INT, LONG
+from flowdredge.schemas.fields import ADDR, INT, LONG, STRING
 from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_FLOW_SECONDS,
                                         MAX_LONG, NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS,
                                         PORT_FIELDS, REQUIRED, SHORTEST_EVENT, value_range)
@@ -96,6 +96,9 @@ class FlowFormat:
                             for i in self.int_positions)
         self.choices = tuple((self.pos[n], frozenset(values)) for n, values in CHOICES.items()
                              if n in self.pos)
+        # Text taken as it is (ids, names): a choice's other values are unknown_value.
+        self.text_positions = tuple(i for i, k in enumerate(kinds)
+                                    if k == STRING and self.fields[i] not in CHOICES)
         self.status_pos = self.pos.get("log-status")
         self.start_pos = self.pos["start"]
         self.end_pos = self.pos.get("end")
@@ -366,6 +369,15 @@ def parse_line(fmt: FlowFormat, line: str, max_flow_bytes: int = MAX_LONG):
         if flow[i] is not None and flow[i] not in allowed:
             raise LineError("unknown_value", f"{fmt.fields[i]} is '{quoted(flow[i], str)}', "
                                              f"not one of {', '.join(sorted(allowed))}")
+    if not line.isprintable():   # a tab between fields too
+        for i in fmt.text_positions:
+            # A control character in an id (NUL, an escape sequence) went on into every output
+            # keyed or written by it.
+            if flow[i] is not None and not flow[i].isprintable():
+                shown = next(repr(c)[1:-1] for c in flow[i] if not c.isprintable())
+                raise LineError("not_text", f"{fmt.fields[i]} holds '{shown}', a character "
+                                            f"that is not printable: AWS writes flow logs in "
+                                            f"printable ASCII")
     for i in fmt.count_positions:
         if flow[i] is not None and flow[i] > max_flow_bytes:
             raise LineError("number_out_of_range", f"{fmt.fields[i]} {flow[i]} is more than "

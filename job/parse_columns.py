@@ -96,8 +96,9 @@ def _vouched_text(text: str, n_lines: int, max_line: int):
     data = text.encode("ascii")
     # One temporary at a time: a second one of this size costs more than the comparisons.
     codes = np.frombuffer(data, np.uint8)
-    # The only control characters allowed are the n - 1 newlines that joined the lines.
-    if np.count_nonzero(codes < 32) != n_lines - 1:
+    # The only control characters allowed are the n - 1 newlines that joined the lines (DEL,
+    # which the reader takes as text, is the per-line parser's not_text too).
+    if np.count_nonzero(codes < 32) != n_lines - 1 or b"\x7f" in data:
         return None
     if len(data) > max_line:
         ends = np.concatenate(([-1], np.flatnonzero(codes == 10), [len(data)]))

@@ -240,6 +240,33 @@ def test_one_dirty_line_leaves_the_rest_of_the_chunk_vectorised():
     assert fast.counts["flows_parsed"] == 52 and fast.dead_letters[0][1] == "not_a_number"
 
 
+def test_an_id_holding_a_control_character_is_a_not_text_dead_letter_by_both_paths():
+    """An id (interface, account, VPC, an ECS task's...) holding a control character or
+    another that is not printable (AWS writes printable ASCII) was kept, the character in the
+    enriched and late lines and in the data quality rows' keys (a review); a DEL passed even
+    the vectorised path's whole-chunk test. Each is now a counted not_text dead letter naming
+    the field, by both paths, a NODATA line's too."""
+    fmt = FlowFormat("account-id interface-id srcaddr dstaddr start vpc-id ecs-task-id "
+                     "log-status".split())
+    good = f"123456789012 eni-1 10.0.0.1 10.0.0.2 {DELIVERED} vpc-1 t-1 OK"
+    nodata = f"123456789012 eni-1 - - {DELIVERED} vpc-1 t-1 NODATA"
+    cases = [("account-id", "1234\x0056789012", "\\x00"), ("interface-id", "eni-\x7f1", "\\x7f"),
+             ("vpc-id", "vpc-\x1b[31m1", "\\x1b"), ("ecs-task-id", "t-\x9b1", "\\x9b"),
+             ("interface-id", "eni-\u200b1", "\\u200b")]
+    for field, value, shown in cases:
+        for line in (good, nodata):
+            fields = line.split()
+            fields[fmt.names.index(field)] = value
+            lines = [good] * 20 + [" ".join(fields)]
+            fast, slow = both(fmt, lines, DELIVERED)
+            assert outcome(fast) == outcome(slow)
+            assert fast.counts["flows_parsed"] == 20 and not fast.no_traffic
+            assert [(d[1], d[4]) for d in fast.dead_letters] == [
+                ("not_text", f"{field} holds '{shown}', a character that is not printable: AWS "
+                             f"writes flow logs in printable ASCII")]
+            assert fast.counts["dead_letter_not_text"] == 1
+
+
 def test_a_traffic_path_beyond_a_java_int_is_dead_lettered():
     # AWS documents traffic-path as INT_32: the row type crossing into the JVM is an int.
     fmt = FlowFormat("srcaddr dstaddr start traffic-path".split())
