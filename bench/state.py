@@ -48,6 +48,9 @@ from flowdredge.synthetic.snapshot import HEARTBEAT_TS, private_ips, write_flows
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ATTRIBUTE_VERTEX = "attribute flows"
 SAMPLE_S = 1.0
+# A REST request that timed out is made this many times in all before the step fails: the
+# JobManager can be too busy to answer for a while (a full heap collected), no end of the run.
+REST_ATTEMPTS = 3
 
 
 log = logging.getLogger("bench.state")   # not __name__: "__main__" under python -m
@@ -130,23 +133,43 @@ def run_job(args) -> int:
 # -- observing it --------------------------------------------------------------------------
 
 class Rest:
-    def __init__(self, port: int):
+    def __init__(self, port: int, timeout_s: float = 10, send_timeout_s: float = 30,
+                 attempts: int = REST_ATTEMPTS):
         self.base = f"http://127.0.0.1:{port}"
+        self.timeout_s, self.send_timeout_s, self.attempts = timeout_s, send_timeout_s, attempts
 
     def get(self, path: str):
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=10) as response:
-                return json.load(response)
-        except TimeoutError as err:   # its own words are 'timed out', naming no request
-            raise TimeoutError(f"GET {path}: no answer within 10 s") from err
+        return json.loads(self._call(urllib.request.Request(self.base + path), f"GET {path}",
+                                     self.timeout_s, read_again=True))
 
     def send(self, method: str, path: str, body: dict = None):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
+        raw = self._call(request, f"{method} {path}", self.send_timeout_s, read_again=False)
         return json.loads(raw) if raw.strip() else {}
+
+    def _call(self, request, what: str, timeout_s: float, read_again: bool) -> bytes:
+        """The answer's body. A request whose connection timed out (urllib's URLError, not a
+        TimeoutError: it ended the run) is made again, up to `attempts` times in all, and so
+        is one whose answer timed out if `read_again` (a GET: a POST may have been done);
+        then a TimeoutError naming it (a timeout's own words, 'timed out', name none). Any
+        other error at once: refused is the cluster gone."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                    return response.read()
+            except urllib.error.URLError as err:
+                if not isinstance(err.reason, TimeoutError):
+                    raise
+                cause, where = err, "connecting"
+            except TimeoutError as err:
+                cause, where = err, "answering"
+                if not read_again:
+                    break
+            log.warning(f"{what}: timed out {where} ({attempt} of {self.attempts})")
+        raise TimeoutError(f"{what}: no answer within {timeout_s:g} s ({where}, {attempt} "
+                           f"time{'s' if attempt > 1 else ''})") from cause
 
 
 def process_tree(root: int) -> dict:

@@ -282,3 +282,83 @@ def test_state_bench_savepoint_asks_again_while_the_job_manager_is_too_busy_to_a
     with pytest.raises(RuntimeError, match=r"the job ended without its savepoint \(GET "
                                            r"/jobs/j1/savepoints/r1: no answer within 10 s\)"):
         ended.savepoint(str(target), 60)
+
+
+@pytest.mark.unit
+def test_state_bench_makes_a_rest_request_that_timed_out_again(monkeypatch):
+    """bench.state's REST client: a request whose connection timed out (urllib raises a
+    URLError, not a TimeoutError) ended the run's step at once, even a savepoint's polling,
+    which waits out timeouts (a review). It is made again, up to REST_ATTEMPTS times in all;
+    a refused one is not (the cluster is gone), nor a POST whose answer timed out (it may have
+    been done)."""
+    import io
+    import urllib.error
+    import urllib.request
+    from bench import state
+    calls = []
+
+    def timing_out(times, error):
+        def urlopen(request, timeout):
+            if isinstance(request, str):
+                request = urllib.request.Request(request)
+            calls.append((request.get_method(), request.full_url, timeout))
+            if len(calls) <= times:
+                raise error
+            return io.BytesIO(b'{"state": "RUNNING"}')
+        return urlopen
+
+    connect_timeout = urllib.error.URLError(TimeoutError("timed out"))
+    monkeypatch.setattr(state.urllib.request, "urlopen", timing_out(2, connect_timeout))
+    assert state.Rest(8081).get("/jobs/j") == {"state": "RUNNING"}
+    assert calls == [("GET", "http://127.0.0.1:8081/jobs/j", 10)] * 3
+
+    calls.clear()
+    monkeypatch.setattr(state.urllib.request, "urlopen", timing_out(3, connect_timeout))
+    with pytest.raises(TimeoutError, match=r"^GET /jobs/j: no answer within 10 s "
+                                           r"\(connecting, 3 times\)$"):
+        state.Rest(8081).get("/jobs/j")
+    assert len(calls) == state.REST_ATTEMPTS == 3
+
+    calls.clear()
+    monkeypatch.setattr(state.urllib.request, "urlopen", timing_out(
+        1, urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))))
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        state.Rest(8081).get("/jobs/j")
+    assert len(calls) == 1
+
+    calls.clear()
+    monkeypatch.setattr(state.urllib.request, "urlopen", timing_out(1, TimeoutError("timed out")))
+    with pytest.raises(TimeoutError, match=r"^POST /jobs/j/savepoints: no answer within 30 s "
+                                           r"\(answering, 1 time\)$"):
+        state.Rest(8081).send("POST", "/jobs/j/savepoints", {"cancel-job": True})
+    assert calls == [("POST", "http://127.0.0.1:8081/jobs/j/savepoints", 30)]
+    calls.clear()
+    assert state.Rest(8081).get("/jobs/j") == {"state": "RUNNING"}   # a GET's answer: again
+    assert len(calls) == 2
+
+
+@pytest.mark.unit
+def test_state_bench_gives_up_on_a_rest_api_that_takes_no_connection():
+    """A server whose queue of connections is full takes no more (Linux drops the SYN): each
+    connection times out, a URLError, and after REST_ATTEMPTS the request is a TimeoutError
+    naming it, which a savepoint's polling waits out."""
+    import socket
+    from bench import state
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    queued = []
+    try:
+        for _ in range(4):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            queued.append(client)
+        with pytest.raises(TimeoutError, match=r"^GET /jobs: no answer within 0.2 s "
+                                               r"\(connecting, 3 times\)$"):
+            state.Rest(port, timeout_s=0.2).get("/jobs")
+    finally:
+        for client in queued:
+            client.close()
+        server.close()
