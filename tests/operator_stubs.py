@@ -54,6 +54,9 @@ class ListState(list):
     def get(self):
         return iter(self)
 
+    def update(self, values):
+        self[:] = values
+
 
 class Runtime:
     def __init__(self):

@@ -1,13 +1,18 @@
 """The views' events across windows (job.security.SecurityEvents), without a JVM: closed windows
 held until event time passes them, edges new and gone, exposure new and forgotten, REJECT
-spikes, and the state surviving its codec between any two calls."""
+spikes, and the state surviving its codec between any two calls; and TrackEvents, its Flink
+adapter, restored from its keyed state between any two calls."""
 import json
 
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from flowdredge.job.codec import decode_events_state, encode_events_state
+from operator_stubs import Runtime, Value
+from flowdredge.job.codec import (decode_events_state, decode_window_rows, encode_events_state,
+                                  encode_window_rows)
 from flowdredge.job.config import Config
+from flowdredge.job.flink.operators import MAX_WATERMARK
+from flowdredge.job.flink.security import EVENTS_STATE, HELD_WINDOWS, TrackEvents
 from flowdredge.job.security import SecurityEvents
 
 pytestmark = pytest.mark.unit
@@ -474,7 +479,8 @@ _SMALL_CAPS = {
     "warmup_seconds": 60, "dependency_silence_seconds": 120, "exposure_silence_seconds": 120,
     "dependency_max_ports": 3, "dependency_max_total_edges": 6, "exposure_max_ports": 3,
     "exposure_max_total_ports": 6}
-_SMALL = Config().replace(security=_SMALL_CAPS).security
+_SMALL_CONFIG = Config().replace(security=_SMALL_CAPS)
+_SMALL = _SMALL_CONFIG.security
 _LOWERED = Config().replace(security={**_SMALL_CAPS, "dependency_max_total_edges": 3,
                                       "exposure_max_total_ports": 3}).security
 _APPS = ("a", "b", "c")
@@ -551,3 +557,94 @@ def test_the_floors_change_no_timer_s_lines_nor_state(ops):
                 old.add_window(w, *rows)
     for t in sorted(timers):   # the input's end: the final watermark fires the timers left
         advance(t, True)
+
+
+class _Job:
+    """job.flink.security.TrackEvents on stand-ins of PyFlink's runtime (tests/operator_stubs),
+    as Flink drives it: each window's rows one element, the timers asked for fired in order as
+    the watermark passes them; `restored` is a new instance from a copy of its keyed state and
+    timers, as after a restore from a checkpoint taken between two calls."""
+
+    def __init__(self, config, runtime=None):
+        self.op, self.rt = TrackEvents(config), runtime or Runtime()
+        self.op.open(self.rt)
+        self.config, self.out = config, []
+
+    def add(self, window_start, *rows):
+        self.op.process_element(encode_window_rows(window_start, *rows), self.rt)
+
+    def fire(self, watermark):
+        """Fires every timer up to `watermark` (MAX_WATERMARK: the input's end)."""
+        self.rt.watermark = watermark
+        while self.rt.event_timers and min(self.rt.event_timers) <= watermark:
+            t = min(self.rt.event_timers)
+            self.rt.event_timers.discard(t)
+            self.out.append((t, list(self.op.on_timer(t, self.rt))))
+
+    def restored(self):
+        runtime = Runtime()
+        runtime.watermark, runtime.event_timers = self.rt.watermark, set(self.rt.event_timers)
+        for name, state in self.rt.states.items():
+            copy = runtime.states[name] = type(state)()
+            if isinstance(state, Value):
+                copy.stored = state.stored
+            else:
+                copy.extend(state)
+        job = _Job(self.config, runtime)
+        job.out = list(self.out)
+        return job
+
+
+# Beside the random ones: an edge gone, and an app's port forgotten while it keeps another,
+# each at a deadline timer of its own (no window taken then), then a restore.
+@example([("add", 0, [("a", "b", 22)], [("a", "i-1", 22)]),
+          ("add", 1, [("a", "c", 22)], [("a", "i-1", 443)]), ("watermark", 4),
+          ("restore",), ("add", 5, [("a", "b", 22)], [("a", "i-1", 22)]), ("watermark", 16)])
+@example([("add", 0, [], [("a", "i-1", 22), ("a", "i-1", 443)]),
+          ("add", 1, [], [("a", "i-1", 22)]), ("watermark", 3), ("restore",),
+          ("add", 4, [], [("a", "i-1", 443)]), ("watermark", 16)])
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(_WINDOW_OPS, _WINDOW_OPS, st.tuples(st.just("watermark"),
+                                                              st.integers(0, 16)),
+                          st.tuples(st.just("restore"))), max_size=30))
+def test_track_events_restored_between_any_two_calls_goes_on_the_same(ops):
+    """TrackEvents restored between any two calls (its value as last written, the windows
+    held, the timers) goes on as the run that was not restored: the same lines, rejected
+    lines and counts at every timer, to the input's end. After each timer the value last
+    written, with the windows held added again, is what it holds."""
+    job, restored = _Job(_SMALL_CONFIG), _Job(_SMALL_CONFIG)
+    added = set()
+    for op in ops:
+        if op[0] == "add":
+            _, i, deps, ports = op
+            w = i * WS
+            if w in added or (w + WS) * 1000 - 1 <= job.rt.watermark:
+                continue   # CloseWindows sends a window before the watermark passes its end
+            added.add(w)
+            rows = ([_dep(w, client, server, port) for client, server, port in deps],
+                    [_exp(w, resource, port, app) for app, resource, port in ports],
+                    [_rej(w, app) for app, _, _ in ports])
+            job.add(w, *rows)
+            restored.add(w, *rows)
+        elif op[0] == "watermark":
+            for run in (job, restored):
+                run.fire(op[1] * WS * 1000)
+            _assert_written_is_held(restored)
+        else:
+            restored = restored.restored()
+    for run in (job, restored):
+        run.fire(MAX_WATERMARK)
+    assert restored.out == job.out
+    _assert_written_is_held(restored)   # as a savepoint of `stop --drain` takes it
+
+
+def _assert_written_is_held(job):
+    events = job.op.events
+    if events is None:
+        return
+    stored = job.rt.states[EVENTS_STATE.name].stored
+    again = SecurityEvents(WS, _SMALL, None if stored is None else decode_events_state(stored))
+    for payload in job.rt.states[HELD_WINDOWS.name]:
+        window_start, *rows = decode_window_rows(payload)
+        again.add_window(window_start, *rows)
+    assert again.state() == events.state() and again.pending == events.pending
