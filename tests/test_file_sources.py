@@ -551,6 +551,38 @@ def test_a_change_too_long_is_read_to_the_same_head_by_both_readers(tmp_path):
                                            "applied", lines[1][:256])]
 
 
+def test_a_byte_order_mark_is_not_counted_in_the_first_change_s_length_by_either_reader(
+        tmp_path):
+    """A byte-order mark before the first line is skipped by the job's own reader before the
+    line is measured and cut; the replay's staging counted its three bytes in the line and its
+    head: an ASSIGN of exactly metadata.max_line_bytes after one was applied by the job but was
+    an UNASSIGN line_too_long in a replay (its owner lost), and a too-long ASSIGN whose ip
+    ended its head was an UNASSIGN in the job but changed nothing in a replay (a review)."""
+    from flowdredge.job.ownership import MetaEvent, MetaLimits, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    ts, limit = 1767225600000, 200
+    whole = json.dumps({"type": "ASSIGN", "ts": ts, "ip": "10.0.0.1", "app": "b", "t": ""})
+    whole = whole[:-2] + "x" * (limit - len(whole)) + '"}'
+    head = '{"type": "ASSIGN", "app": "%s", "ts": %d, "ip": "10.0.0.2",'
+    head %= ("a" * (limit - len(head % ("", ts))), ts)
+    cases = [(whole, [MetaEvent("ASSIGN", ts, "10.0.0.1", ("b",) + ("-",) * 8)], []),
+             (head + ' "t": "' + "x" * 500 + '"}', [MetaEvent("UNASSIGN", ts, "10.0.0.2")],
+              [("line_too_long", "applied as an UNASSIGN (its head's type, ts and ip)")])]
+    limits = MetaLimits(max_line_bytes=limit)
+    for i, (line, events, rejected) in enumerate(cases):
+        assert len(line) >= limit and line.isascii()
+        path = tmp_path / f"changes-{i}.jsonl"
+        path.write_text("\ufeff" + line + "\n")
+        chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=limit)
+        staged = tmp_path / f"staged-{i}.jsonl"
+        stage_metadata([str(path)], str(staged), max_line_bytes=limit)
+        for parsed in (parse_chunk(chunk, limits=limits), parse_chunk(staged.read_text(),
+                                                                      limits=limits)):
+            assert parsed.events == events
+            assert [(reason, why.split(": ", 1)[1]) for reason, _, _, why
+                    in parsed.rejected] == rejected
+
+
 def test_changelog_lines_of_bytes_that_are_not_utf8_are_dead_letters_as_in_the_replay(tmp_path):
     """The job's own changelog reader (connectors/jvm LineChunks) decoded bytes that are not
     UTF-8 as U+FFFD, so an ASSIGN's owner became another name without a word (a review): as
