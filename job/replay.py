@@ -29,6 +29,7 @@ completeness decide every owner after it.
 """
 import base64
 import calendar
+import codecs
 import contextlib
 import functools
 import gzip
@@ -249,6 +250,7 @@ def _lines(fh, max_line: int, errors: str = "replace", keep: int = EXCERPT_CHARS
 # Blank lines (ASCII white space) up to the last line end among them.
 _BLANK_LINES = re.compile(rb"\s*\n")
 _BOM = "\ufeff".encode()
+_UTF8 = codecs.getincrementaldecoder("utf-8")
 
 
 @contextlib.contextmanager
@@ -1000,7 +1002,9 @@ def _stage_changelog(path, out, chunk_lines, max_line_bytes) -> int:
         for number, line, head in _lines(fh, max_line_bytes, "surrogateescape", max_line_bytes,
                                          bom=True):
             if line is None:
-                head = head.decode("utf-8", "surrogateescape")
+                # A character the cut split is left out: its first bytes are UTF-8, not bytes
+                # that are not (\udcXX).
+                head = _UTF8("surrogateescape").decode(head)
             full = chunk.add(number, line, head, stats)
             if full is not None:
                 _write(out, full)

@@ -492,6 +492,25 @@ def test_3_a_staged_changelog_chunk_counts_its_long_lines_excerpts(tmp_path):
                for line in lines) == 100
 
 
+def test_3_a_changelog_line_s_head_leaves_out_a_character_its_cut_split(tmp_path):
+    """A too-long changelog line is staged with its first metadata.max_line_bytes bytes: a
+    character of UTF-8 text they cut through was kept as its first bytes, \\udcXX each, which
+    its dead letter's excerpt showed as bytes that are not UTF-8 (a review). Its head is now
+    the characters before it; bytes that are not UTF-8 within it are still \\udcXX."""
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    path = tmp_path / "changes.jsonl"
+    lines = [json.dumps({"app": "ab" + "é" * 400, "type": "ASSIGN", "ts": T * 1000,
+                         "ip": "10.0.0.1"}, ensure_ascii=False).encode(),
+             b'{"app": "a\xff' + "€".encode() * 200 + b'"}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    staged = tmp_path / "m.jsonl"
+    assert stage_metadata([str(path)], str(staged), 100, 300) == 2
+    parsed = parse_chunk(staged.read_text(), limits=MetaLimits(max_line_bytes=300))
+    assert [(reason, shown) for _, reason, _, shown, _ in parsed.dead_letters()[0]] == [
+        ("line_too_long", lines[0][:299].decode()),
+        ("line_too_long", '{"app": "a\\udcff' + "€" * 96)]
+
+
 def test_3_a_staged_changelog_chunk_of_characters_past_u_ffff_is_within_the_readers_limit(
         tmp_path):
     """A character past U+FFFF (an emoji) is twelve characters of ASCII JSON, a surrogate pair
