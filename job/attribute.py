@@ -111,15 +111,19 @@ class UnownedClassifier:
         label = self._ranges.classify(ip) if self._ranges is not None else None
         return _unowned(label) if label else UNOWNED[INTERNET]
 
-    def owners(self, addresses: pa.Array, codes: np.ndarray = None) -> tuple:
+    def owners(self, addresses: pa.Array, codes: np.ndarray = None,
+               items: np.ndarray = None) -> tuple:
         """(owners, ids): the owner of each of `addresses` (a pyarrow string array of IP
-        addresses as the parser accepts them; `codes` their job.addresses codes, when the
-        caller has them) is owners[ids[i]], the owners distinct. The IPv4 addresses are
-        decided in arrays, but for the public ones with ip-ranges; the others by `owner`."""
+        addresses as the parser accepts them; with `items`, of those at these positions only;
+        `codes` their job.addresses codes, when the caller has them) is owners[ids[i]], the
+        owners distinct. The IPv4 addresses are decided in arrays, but for the public ones with
+        ip-ranges; the others by `owner`."""
         owners = [UNOWNED[UNATTRIBUTED], UNOWNED[INTERNET]]
-        ids = np.full(len(addresses), -1, np.int64)
+        if items is None:
+            items = np.arange(len(addresses))
+        ids = np.full(len(items), -1, np.int64)
         if codes is None:
-            codes = address_codes(addresses, {})
+            codes = address_codes(addresses, {})[items]
         ipv4 = np.flatnonzero(codes < OTHER_ADDRESSES)
         if len(ipv4):
             private = _private_v4(codes[ipv4])
@@ -130,7 +134,7 @@ class UnownedClassifier:
         if len(rest):
             position = {o: i for i, o in enumerate(owners)}
             ids[rest] = [position.setdefault(o, len(position))
-                         for o in map(self.owner, texts(addresses, rest))]
+                         for o in map(self.owner, texts(addresses, items[rest]))]
             owners = list(position)
         return owners, ids
 
@@ -498,7 +502,9 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     # An unowned end's owner depends on its address only.
     plain = np.flatnonzero(~owned)
     needed = np.unique(at[plain])
-    unowned_owners, unowned_ids = unowned.owners(distinct.take(needed), numbers[needed])
+    # The needed addresses by position: their take cost 15-50 us an end (docs/performance.md,
+    # run 64).
+    unowned_owners, unowned_ids = unowned.owners(distinct, numbers[needed], needed)
     pair_of_owner = np.zeros(len(unowned_owners), np.int64)
     for i in np.unique(unowned_ids).tolist():
         pair_of_owner[i] = pair_code(unowned_owners[i][_APP], unowned_owners[i][_REGION])

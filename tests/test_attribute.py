@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import reference
 from helpers import column_group, plain_views
 from flowdredge.job import attribute
+from flowdredge.job.addresses import address_codes
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group,
@@ -211,6 +212,13 @@ def test_unowned_owners_in_arrays_are_those_one_by_one(with_ranges):
     assert len(set(owners)) == len(owners)
     assert [owners[i] for i in ids.tolist()] == [classifier.owner(ip) for ip in ips]
     assert with_ranges == any(o[0].startswith("aws:") for o in owners)
+    # Some of a larger array's addresses, by position (job.attribute._end's unowned ends), with
+    # or without their codes: each address's own owner, in the positions' order.
+    among = ["8.8.4.4", "fe80::1"] + ips[::-1] + ["10.9.9.9"]
+    items = np.array([12, 2, 9, 0, 16, 7, 7, 3])
+    for codes in (None, address_codes(pa.array(among), {})[items]):
+        owners, ids = classifier.owners(pa.array(among), codes, items)
+        assert [owners[i] for i in ids.tolist()] == [classifier.owner(among[i]) for i in items]
 
 
 def test_aws_ranges_name_public_addresses_without_owner():
