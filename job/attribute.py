@@ -505,15 +505,23 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     # The needed addresses by position: their take cost 15-50 us an end (docs/performance.md,
     # run 64).
     unowned_owners, unowned_ids = unowned.owners(distinct, numbers[needed], needed)
+    owner_of = np.zeros(len(distinct), np.int64)   # a needed address's among unowned_owners
+    owner_of[needed] = unowned_ids
+    plain_owners = owner_of[at[plain]]
+    # Counted by owner (a few), then by pair code in order, as the counts' keys come: a sort of
+    # the ends' codes cost more.
     pair_of_owner = np.zeros(len(unowned_owners), np.int64)
-    for i in np.unique(unowned_ids).tolist():
-        pair_of_owner[i] = pair_code(unowned_owners[i][_APP], unowned_owners[i][_REGION])
-    unowned_codes = np.zeros(len(distinct), np.int64)
-    unowned_codes[needed] = pair_of_owner[unowned_ids]
-    codes[plain] = unowned_codes[at[plain]]
+    ends_of_pair = Counter()
+    for i, n_ends in enumerate(np.bincount(plain_owners, minlength=len(unowned_owners))
+                               .tolist()):
+        if n_ends:
+            owner = unowned_owners[i]
+            pair_of_owner[i] = code = pair_code(owner[_APP], owner[_REGION])
+            ends_of_pair[code] += n_ends
+    codes[plain] = pair_of_owner[plain_owners]
     by_app = Counter()
-    for code, n_ends in zip(*(v.tolist() for v in np.unique(codes[plain], return_counts=True))):
-        by_app[index.pairs[code][0]] += n_ends
+    for code in sorted(ends_of_pair):
+        by_app[index.pairs[code][0]] += ends_of_pair[code]
     if len(codes) - len(plain):
         counts[f"{side}_owned"] += len(codes) - len(plain)
     for app, n_ends in by_app.items():
@@ -524,9 +532,7 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     # owner's position among the others (the unowned ones, most of them the same few, and
     # those found one by one).
     other_ids = {o: i for i, o in enumerate(unowned_owners)}
-    unowned_keys = np.zeros(len(distinct), np.int64)
-    unowned_keys[needed] = unowned_ids
-    keys = np.where(owned, slots, -1 - unowned_keys[at])
+    keys = np.where(owned, slots, -1 - owner_of[at])
     keys[found_at] = [-1 - other_ids.setdefault(o, len(other_ids)) for o in found]
     unique_keys, ids = np.unique(keys, return_inverse=True)
     by_slot = unique_keys >= 0
