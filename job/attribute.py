@@ -26,7 +26,7 @@ from flowdredge.job.parse_columns import column_values
 from flowdredge.job.addresses import OTHER_ADDRESSES, address_codes, texts
 from flowdredge.job.ownership import OwnershipIndex
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, WindowViews, client_is_source
-from flowdredge.job.groupby import packed_key
+from flowdredge.job.groupby import grouped
 from flowdredge.job.security_columns import End, codes_of, window_views
 from flowdredge.schemas.metadata import ABSENT, OWNER_FIELDS
 from flowdredge.schemas.flowlog import REJECT
@@ -194,9 +194,6 @@ def _end_positions(fmt, pkt_name, name):
 
 _RESOURCE = OWNER_FIELDS.index("resource_id")
 
-
-# Keys and sums up to this stay exact in int64.
-_INT64_MAX = 2**63 - 1
 
 
 def attribute_group(group: FlowGroup, index: OwnershipIndex, enriched: bool,
@@ -397,7 +394,8 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
                        service_ports) -> None:
     """_attribute_rows on the group's arrow columns: the owners of the IPs with one owner since
     their first change by OwnershipIndex.codes_at, the others one by one; the partial sums by
-    np.unique on one integer key per flow; the enriched lines and the views over the columns."""
+    job.groupby.grouped on one integer key per flow; the enriched lines and the views over the
+    columns."""
     n = group.columns.num_rows
     column = partial(_column, group)
     t_ms = column("start").to_numpy() * 1000
@@ -408,28 +406,9 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
         _end(index, addresses, t_ms, vpcs, unowned, out.counts, side, with_owners, others)
         for addresses, side in zip(_end_addresses(group), ("src", "dst")))
     dims = [codes_of(column(name), n) for name in ("dstport", "protocol", "action")]
-    key = packed_key([(src_codes, len(index.pairs))]
-                     + [(dim.codes, len(dim.values)) for dim in dims]
-                     + [(dst_codes, len(index.pairs))])
-    _keys, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True,
-                                              return_counts=True)
-    by_key = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    totals = [_sums(column(name), n, inverse, by_key, bounds) for name in ("packets", "bytes")]
-    # Rows in the order of their first flow, as the row path makes them.
-    order = np.argsort(first)
-    at = first[order]
-    pairs = index.pairs
-    sides = [[pairs[c] for c in codes[at].tolist()] for codes in (src_codes, dst_codes)]
-    values = [list(map(dim.values.__getitem__, dim.codes[at].tolist())) for dim in dims]
-    counts = counts[order].tolist()
-    packets, nbytes = ([sums[k] for k in order.tolist()] for sums in totals)
-    partial_sums = out.partials.sums
-    window_start = group.window_start
-    for s, d, port, protocol, action, flows, n_packets, n_bytes in zip(
-            *sides, *values, counts, packets, nbytes):
-        partial_sums[(window_start, s[0], s[1], d[0], d[1], port, protocol, action)] = [
-            flows, n_packets, n_bytes]
+    if n:   # job.groupby.grouped wants a row
+        _partial_rows(out.partials.sums, group.window_start, index.pairs, src_codes, dst_codes,
+                      dims, [column(name) for name in ("packets", "bytes")])
     if enriched:
         out.enriched = _block_text(group, src, dst, src_slots, dst_slots)
     if conversations:
@@ -439,6 +418,24 @@ def _attribute_columns(group, index, unowned, out, enriched, conversations,
                                  action, *(_zero_filled(column(name), n)
                                            for name in ("packets", "bytes", "tcp-flags")),
                                  service_ports)
+
+
+def _partial_rows(partial_sums: dict, window_start: int, pairs: list, src_codes, dst_codes,
+                  dims: list, count_columns: list) -> None:
+    """A group's partial rows into `partial_sums`, in the order of their first flow, as the row
+    path makes them: one sort of a key packed from the ends' pair codes and `dims`' codes
+    (job.groupby.grouped); the packets' and bytes' sums exact, a null or a missing column 0."""
+    rows = grouped([(src_codes, len(pairs))] + [(dim.codes, len(dim.values)) for dim in dims]
+                   + [(dst_codes, len(pairs))])
+    at = rows.first
+    sides = [[pairs[c] for c in codes[at].tolist()] for codes in (src_codes, dst_codes)]
+    values = [list(map(dim.values.__getitem__, dim.codes[at].tolist())) for dim in dims]
+    packets, nbytes = ([0] * len(at) if column is None else rows.sums(_filled(column))
+                       for column in count_columns)
+    for s, d, port, protocol, action, flows, n_packets, n_bytes in zip(
+            *sides, *values, rows.counts(), packets, nbytes):
+        partial_sums[(window_start, s[0], s[1], d[0], d[1], port, protocol, action)] = [
+            flows, n_packets, n_bytes]
 
 
 def _zero_filled(column, n) -> np.ndarray:
@@ -541,17 +538,3 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     slots = unique_keys[by_slot].tolist()
     owners += index.single_owners(slots)
     return codes, End(owners, ids.reshape(-1), codes, distinct, at, numbers), slots
-
-
-def _sums(column, n, inverse, by_key, bounds) -> list:
-    """A count column (packets, bytes) summed by key, exactly; nulls and a missing column
-    count 0."""
-    if column is None:
-        return [0] * len(bounds)
-    values = _filled(column)
-    if n and int(values.max()) * n <= _INT64_MAX:
-        return np.add.reduceat(values[by_key], bounds).tolist()
-    totals = [0] * len(bounds)
-    for k, v in zip(inverse.tolist(), values.tolist()):
-        totals[k] += v
-    return totals

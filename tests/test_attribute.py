@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 import reference
 from helpers import column_group, plain_views
-from flowdredge.job import attribute
+from flowdredge.job import attribute, groupby
 from flowdredge.job.addresses import address_codes
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
 from flowdredge.job.attribute import (_NOT_INTERNET, _is_private, attribute_group,
-                                      default_classifier, packed_key)
+                                      default_classifier)
+from flowdredge.job.groupby import packed_key
 from flowdredge.job.ownership import MetaEvent, OwnershipIndex, vpc_key
 from flowdredge.job.parse import FlowFormat, FlowGroup, parse_line
 from flowdredge.schemas.metadata import ASSIGN, OWNER_FIELDS, UNASSIGN
@@ -397,7 +398,7 @@ def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
     rows = attribute_group(group, index, enriched=False)
     columns = attribute_group(column_group(group), index, enriched=False)
     # Sums past int64 added in Python.
-    with mock.patch.object(attribute, "_INT64_MAX", 40):
+    with mock.patch.object(groupby, "_INT64_MAX", 40):
         small_ints = attribute_group(column_group(group), index, enriched=False)
     for out in (columns, small_ints):
         assert list(out.partials.rows()) == list(rows.partials.rows())
