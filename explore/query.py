@@ -27,6 +27,7 @@ import duckdb
 from flowdredge.connectors import s3 as s3_url
 from flowdredge.explore.summary import printable
 
+from flowdredge.job.addresses import embeds_ipv4
 from flowdredge.job.config import JobSection
 from flowdredge.connectors.s3 import is_s3
 from flowdredge.job.outputs import OUTPUTS, committed_files, is_committed, read_file_records
@@ -451,10 +452,23 @@ def parse_duration(text: str) -> int:
 
 
 def parse_ip(text: str) -> str:
+    """The address as the job writes it. An IPv6 address spelling an IPv4 one (::ffff:10.0.0.1,
+    as a dual-stack socket shows 10.0.0.1) is that IPv4 address, the only form a flow holds
+    it in (job.parse refuses the other); a zone id (fe80::1%eth0) names a host's interface,
+    which no flow holds. Before, both were looked for as given and found nothing, without a
+    word."""
     try:
-        return str(ipaddress.ip_address(str(text).strip()))
+        address = ipaddress.ip_address(str(text).strip())
     except ValueError:
         raise QueryError(f"{text!r} is not an IPv4 or IPv6 address") from None
+    if address.version == 4:
+        return str(address)
+    if address.scope_id is not None:
+        raise QueryError(f"{text!r} is an IPv6 address with a zone id, which flow logs never "
+                         f"hold: give the address without it")
+    if embeds_ipv4(address):
+        return str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return str(address)
 
 
 def whole_number(lowest: int, highest: int):

@@ -418,6 +418,23 @@ def test_who_owned_matches_the_packet_addresses(tmp_path):
 
 
 @pytest.mark.unit
+def test_who_owned_takes_an_ipv4_address_spelt_as_ipv6_and_refuses_a_zone_id(tmp_path):
+    """A flow holds an IPv4 address as a VPC writes it; asked as a dual-stack socket shows it
+    (::ffff:10.0.0.5), or IPv4-compatible, it is the same address. A zone id names a host's
+    interface: no flow holds one. Before, both answered no rows without a word."""
+    at = 1767225630
+    _enriched(tmp_path, [_flow(at, "10.0.0.5", "10.0.0.2"),
+                         _flow(at, "2001:db8::5", "10.0.0.2")])
+    for spelt in ("::ffff:10.0.0.5", "::FFFF:a00:5", "::10.0.0.5", "0:0:0:0:0:ffff:0a00:0005"):
+        assert [(r["owner_app"], r["direction"], r["flows"])
+                for r in _who_owned_rows(tmp_path, spelt, at)] == [("api", "out", 1)], spelt
+    assert len(_who_owned_rows(tmp_path, "2001:DB8:0::5", at)) == 1
+    with pytest.raises(QueryError, match="an IPv6 address with a zone id, which flow logs "
+                                         "never hold"):
+        _who_owned_rows(tmp_path, "2001:db8::5%eth0", at)
+
+
+@pytest.mark.unit
 def test_cross_zone_pairs_leave_out_unknown_zones(tmp_path):
     """'-' is no zone (an end without an owner): a flow to or from it crosses none."""
     at = 1767225630
