@@ -929,13 +929,17 @@ def answer(output: str, question: str = None, values: dict = None, sql: str = No
         with Outputs(output, views, cache_dir) as outputs:
             result = outputs.ask(question, **(values or {}))
             result.missing = tuple(outputs.missing)
-            app = (values or {}).get("app")
-            if app and not result.rows and "aggregates" in views and os.path.isdir(
-                    os.path.join(outputs.folder, "aggregates")) and not outputs.sql(
-                    "SELECT 1 FROM aggregates WHERE src_app = $app OR dst_app = $app LIMIT 1",
-                    {"app": app}).rows:
-                result.notes = (f"no aggregate names the app {app!r} (names are as the "
-                                f"owners' tags give them, case and all)",)
+            # rollup's and drill-down's --src-app and --dst-app too: 'API' for api gave no
+            # rows without a word there, where --app's questions said why.
+            apps = dict.fromkeys(app for key in ("app", "src_app", "dst_app")
+                                 if (app := (values or {}).get(key)))
+            if apps and not result.rows and "aggregates" in views and os.path.isdir(
+                    os.path.join(outputs.folder, "aggregates")):
+                result.notes = tuple(
+                    f"no aggregate names the app {app!r} (names are as the owners' tags give "
+                    f"them, case and all)" for app in apps if not outputs.sql(
+                        "SELECT 1 FROM aggregates WHERE src_app = $app OR dst_app = $app "
+                        "LIMIT 1", {"app": app}).rows)
             return result
     with Outputs(output, referenced_views(sql), cache_dir) as outputs:
         result = outputs.sql(sql)

@@ -255,6 +255,16 @@ def test_an_app_no_aggregate_names_is_told(small_outputs, capsys):
         in capsys.readouterr().err
     assert cli.main(["query", str(small_outputs), "dependencies", "--app", "api"]) == 0
     assert "note: no aggregate" not in capsys.readouterr().err
+    # A roll-up's or drill-down's app filters, each named (before, no rows without a word).
+    for question in (["rollup", "--every", "1h"], ["drill-down"]):
+        assert cli.main(["query", str(small_outputs), *question, "--src-app", "API",
+                         "--dst-app", "db"]) == 0
+        err = capsys.readouterr().err
+        assert "note: no aggregate names the app 'API'" in err
+        assert "names the app 'db'" not in err
+        assert cli.main(["query", str(small_outputs), *question, "--src-app", "db",
+                         "--dst-app", "api"]) == 0
+        assert "note: no aggregate" not in capsys.readouterr().err
 
 
 @pytest.mark.unit
