@@ -204,6 +204,11 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
     then, so none needs them, and one far ahead (a publisher's clock, a hand-edited line) would
     move the metadata clock past the flows, every change after it late."""
     record_lines = changelog_lines(record, source)
+    if record_lines.first_line == 1 and record_lines.lines:
+        # A byte-order mark before a record's first line (put from a file an editor saved), as
+        # before a file's, which staging and the JVM's file reader pass over: it made a stream
+        # record's change not_json, the address keeping its previous owner.
+        record_lines.lines[0] = record_lines.lines[0].removeprefix("\ufeff")
     if (record_lines.first_line == 1 and record_lines.lines
             and record_lines.lines[0].startswith(_GZIP_TEXT)):
         # Compressed, as flow records are: its bytes cut at every newline byte were a dead

@@ -1182,6 +1182,25 @@ def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
     assert len(chunk.events) == 1 and [r[:2] for r in chunk.rejected] == [("not_text", "f:1025")]
 
 
+@pytest.mark.parametrize("vectorise_from", [1, math.inf])
+def test_a_byte_order_mark_before_a_stream_records_first_line_is_passed_over(vectorise_from):
+    """A record put on the metadata stream from a file an editor saved starts with a
+    byte-order mark, as such a file does, whose mark staging and the JVM's file reader pass
+    over: before, the record's first change was not_json, its address keeping the owner it
+    had. A mark elsewhere is no record's start, and is still not_json."""
+    assign = '{"type":"ASSIGN","ts":1767225600000,"ip":"10.0.0.%d","app":"api"}'
+    record = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49",
+                         "first_line": 1, "lines": ["\ufeff" + assign % 1, assign % 2,
+                                                    "\ufeff" + assign % 3]})
+    chunk = parse_chunk(record, "metadata", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip, e.owner[0]) for e in chunk.events] == [
+        ("ASSIGN", "10.0.0.1", "api"), ("ASSIGN", "10.0.0.2", "api")]
+    assert [r[:2] for r in chunk.rejected] == [("not_json", "kinesis:meta/shardId-0/49:3")]
+    later = _staged(["\ufeff" + assign % 4], first_line=1025)
+    assert [r[:2] for r in parse_chunk(later, vectorise_from=vectorise_from).rejected] == [
+        ("not_json", "changes.jsonl:1025")]
+
+
 def test_a_gzip_changelog_file_compressed_twice_is_one_dead_letter_that_says_so(tmp_path):
     """A replay's staging opens a gzip file by its first bytes, once: compressed twice, what
     it hands on starts with gzip's bytes as it hands on bytes that are not UTF-8 (one lone
