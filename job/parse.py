@@ -28,17 +28,14 @@ import pyarrow.compute as pc
 from flowdredge.job import parse_columns
 from flowdredge.job.addresses import embeds_ipv4
 from flowdredge.schemas.fields import ADDR, INT, LONG, STRING
-from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, MAX_FLOW_SECONDS,
-                                        MAX_LONG, NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS,
-                                        PORT_FIELDS, REQUIRED, SHORTEST_EVENT, value_range)
+from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, EARLIEST_START,
+                                        LATEST_START, MAX_FLOW_SECONDS, MAX_LONG,
+                                        NO_TRAFFIC_STATUSES, EVENT_VALUE_MARKS, PORT_FIELDS,
+                                        REQUIRED, SHORTEST_EVENT, value_range)
 from flowdredge.schemas.settings import quoted
 
 EXCERPT_CHARS = 256
 GZIP_MAGIC = b"\x1f\x8b"
-# VPC Flow Logs date from 2015 (AWS's own examples from late 2014): a start outside
-# [2010, 2100) is garbage whatever the stream.
-EARLIEST_START = 1262304000
-LATEST_START = 4102444800
 # Reasons job.replay gives a whole input file it could not stage (the record it writes instead).
 FILE_REASONS = ("empty_file", "bad_header", "bad_gzip", "unreadable", "too_large",
                 "empty_members")

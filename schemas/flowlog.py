@@ -71,6 +71,10 @@ COUNT_FIELDS = ("packets", "bytes")
 
 MAX_INT = 2**31 - 1
 MAX_LONG = 2**63 - 1
+# VPC Flow Logs date from 2015 (AWS's own examples from late 2014): a start outside
+# [2010, 2100) is garbage whatever the stream.
+EARLIEST_START = 1262304000
+LATEST_START = 4102444800
 # A record covers one aggregation interval (10 minutes at most; AWS's end may lag the last packet
 # by up to a minute): an end hours after its start is garbage, and an end in the year 3000 or
 # at 2**63 - 1 would break every reader that turns it into a time.

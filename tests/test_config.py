@@ -80,6 +80,16 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
      "metadata_start_timestamp: '2026-12-01T10:00:00'}",
      "kinesis.metadata_start_timestamp: AT_TIMESTAMP needs an ISO 8601 time with a zone, "
      "e.g. 2026-12-01T10:00:00Z, got '2026-12-01T10:00:00'"),
+    # Taken, then the job's start failed converting it to UTC for the connector
+    # (OverflowError: date value out of range); before 2010, no flow of the job's.
+    ("kinesis: {start_position: AT_TIMESTAMP, start_timestamp: '0001-01-01T00:00:00+01:00'}",
+     "kinesis.start_timestamp: '0001-01-01T00:00:00+01:00' is outside the years the job reads "
+     "flows of (2010-2099)"),
+    ("kinesis: {metadata_start_position: AT_TIMESTAMP, "
+     "metadata_start_timestamp: '9999-12-31T23:59:59-14:00'}",
+     "kinesis.metadata_start_timestamp: '9999-12-31T23:59:59-14:00' is outside the years"),
+    ("kinesis: {start_position: AT_TIMESTAMP, start_timestamp: '2009-12-31T23:59:59Z'}",
+     "kinesis.start_timestamp: '2009-12-31T23:59:59Z' is outside the years"),
     ("kinesis: {efo_consumer_name: 'bad name!'}",
      "kinesis.efo_consumer_name: 'bad name!' is not a consumer name"),
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),

@@ -3,6 +3,7 @@ Config) and stream names. Pure Python (no pyflink, no boto3)."""
 import datetime
 from dataclasses import dataclass
 
+from flowdredge.schemas.flowlog import EARLIEST_START, LATEST_START
 from flowdredge.schemas.settings import STRINGS, ConfigError, quoted, setting
 
 START_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
@@ -101,3 +102,12 @@ def validate(kin: KinesisSection) -> None:
         if parsed is None or parsed.tzinfo is None:
             raise ConfigError(f"kinesis.{stamp}: AT_TIMESTAMP needs an ISO 8601 time with "
                               f"a zone, e.g. 2026-12-01T10:00:00Z, got {quoted(text)}")
+        # The connector is given it in UTC (connectors.kinesis.flink): 0001-01-01T00:00+01:00
+        # passed here and failed the job's start there (OverflowError: date value out of range).
+        try:
+            seconds = parsed.timestamp()
+        except (OverflowError, ValueError):
+            seconds = None
+        if seconds is None or not EARLIEST_START <= seconds < LATEST_START:
+            raise ConfigError(f"kinesis.{stamp}: {quoted(text)} is outside the years the job "
+                              f"reads flows of (2010-2099)")
