@@ -13,6 +13,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field, fields
 
+from flowdredge.connectors import s3
 from flowdredge.connectors.kinesis.settings import KinesisSection
 from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
 from flowdredge.job.ownership import MetaLimits
@@ -308,6 +309,13 @@ def validate(config: Config) -> None:
     if config.job.checkpoint_dir and not _is_path_or_url(config.job.checkpoint_dir):
         raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
                           f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")
+    # Each attribution instance reads it as it starts (a local file is read at start too:
+    # flowdredge.cli): an S3 URL without a key failed the job after Flink had started.
+    if s3.is_s3(config.metadata.ip_ranges):
+        try:
+            s3.split(config.metadata.ip_ranges)
+        except ValueError as err:
+            raise ConfigError(f"metadata.ip_ranges: {err}") from None
     try:
         fmt = config.flow_format
     except FormatError as err:

@@ -90,6 +90,11 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
      "kinesis.metadata_start_timestamp: '9999-12-31T23:59:59-14:00' is outside the years"),
     ("kinesis: {start_position: AT_TIMESTAMP, start_timestamp: '2009-12-31T23:59:59Z'}",
      "kinesis.start_timestamp: '2009-12-31T23:59:59Z' is outside the years"),
+    # Taken, then each attribution instance failed as it started, Flink running.
+    ("metadata: {ip_ranges: 's3://bucket'}",
+     "metadata.ip_ranges: 's3://bucket': expected s3://bucket/key"),
+    ("metadata: {ip_ranges: 's3:///ip-ranges.json'}",
+     "metadata.ip_ranges: 's3:///ip-ranges.json': expected s3://bucket/key"),
     ("kinesis: {efo_consumer_name: 'bad name!'}",
      "kinesis.efo_consumer_name: 'bad name!' is not a consumer name"),
     ("security: {service_ports: [22, ssh]}", "security.service_ports: not a port: 'ssh'"),
