@@ -39,7 +39,7 @@ from flowdredge.schemas.metadata import METADATA_EVENT
 from flowdredge.schemas.outputs import (AGGREGATE, AGGREGATE_DIMENSIONS, COUNTERS, COUNTS_STAGE,
                                         DATA_QUALITY, DEAD_LETTER, ENRICHED_OWNER_KEYS,
                                         LATE_EXTRA_KEYS, TCP_FLAGS_NAMES)
-from flowdredge.schemas.settings import integer
+from flowdredge.schemas.settings import integer, quoted
 
 FORMATS = ("table", "csv", "json")
 DEFAULT_WINDOW_SECONDS = JobSection().window_seconds   # when no config sets it
@@ -1053,6 +1053,13 @@ def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2
     projection, so new partitions need no crawler or MSCK REPAIR."""
     if not is_s3(location):
         raise QueryError(f"{location}: Athena reads S3; expected s3://bucket/prefix")
+    # Written into the statements' quoted strings as it is: a quote ended the string (the
+    # statement failed in Athena), a line end split it.
+    odd = sorted({c for c in location if c in "'\\" or not c.isprintable()})
+    if odd:
+        raise QueryError(f"{quoted(location)}: a location holding {', '.join(map(repr, odd))} "
+                         f"cannot be written in these statements' quoted strings: copy the "
+                         f"outputs to a prefix without it")
     if not re.fullmatch(r"[a-z0-9_]+", database + table_prefix):
         raise QueryError("database and table prefix: lower-case letters, digits and _ only")
     try:

@@ -120,6 +120,14 @@ def test_athena_ddl_declares_every_schema_field_partitioned_by_date_and_hour():
     assert "'projection.dt.range' = '2026-01-01,NOW'" in ddl
     with pytest.raises(QueryError, match="s3://"):
         athena_ddl("/local/folder")
+    # Written into quoted strings as it is, a quote ended one (Athena refused the statement),
+    # a line end split it: refused, saying which.
+    for location, shown in (("s3://b/it's/x", "\"'\""), ("s3://b/a\\b", "'\\\\'"),
+                            ("s3://b/x\ny", "'\\n'")):
+        with pytest.raises(QueryError, match=re.escape(f"a location holding {shown} cannot be "
+                                                       f"written")):
+            athena_ddl(location)
+    assert "LOCATION 's3://b/with space/aggregates/'" in athena_ddl("s3://b/with space")
 
 
 @pytest.mark.unit
