@@ -1,15 +1,18 @@
+import functools
 import ipaddress
 import json
+import os
 from unittest import mock
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference
 from helpers import column_group, plain_views
-from flowdredge.job import attribute, groupby
+from flowdredge.job import attribute, codec, groupby
 from flowdredge.job.addresses import address_codes
 from flowdredge.job.aggregate import LatenessHorizon, is_late
 from flowdredge.job.enriched import EnrichedWriter
@@ -355,20 +358,24 @@ def test_the_ipv6_fast_path_agrees_with_the_networks(ip):
 
 
 _IPS = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "8.8.8.8", "192.168.1.1", "2001:db8::1", "fd00::2"]
+# Public addresses that tests/data/ip-ranges.json names (IPv4 and IPv6) or does not: without an
+# owner they are classified by their text.
+_PUBLIC_IPS = ["52.216.10.1", "54.239.28.85", "2600:1f00::5", "198.51.100.7"]
 _VPCS = ["vpc-0a1b2c3d", "vpc-0123456789abcdef0"]
 _INTERFACES = ["eni-1", "eni-2", "eni-3"]
 _FORMATS = [FlowFormat.parse("srcaddr dstaddr srcport dstport protocol packets bytes start action"
                              " tcp-flags vpc-id interface-id"),
             FlowFormat.parse("version pkt-srcaddr srcaddr pkt-dstaddr dstaddr dstport packets "
                              "start bytes")]
+_ends = st.sampled_from(_IPS + _PUBLIC_IPS)
 _flow_values = st.fixed_dictionaries({
-    "srcaddr": st.sampled_from(_IPS), "dstaddr": st.sampled_from(_IPS),
-    "pkt-srcaddr": st.none() | st.sampled_from(_IPS), "pkt-dstaddr": st.none() | st.sampled_from(_IPS),
+    "srcaddr": _ends, "dstaddr": _ends,
+    "pkt-srcaddr": st.none() | _ends, "pkt-dstaddr": st.none() | _ends,
     "srcport": st.none() | st.sampled_from([22, 443, 5432, 40000, 65535]),
     # Neighbouring values: a key packed with a radix one too small makes two of them one.
     "dstport": st.none() | st.sampled_from([0, 1, 442, 443, 65534, 65535]),
     "protocol": st.none() | st.sampled_from([0, 1, 6, 17]),
-    "packets": st.none() | st.integers(0, 10), "bytes": st.none() | st.integers(0, 2**62),
+    "packets": st.none() | st.integers(0, 10), "bytes": st.none() | st.integers(0, 2**63 - 1),
     "start": st.integers(60, 64), "action": st.none() | st.sampled_from(["ACCEPT", "REJECT"]),
     "tcp-flags": st.none() | st.sampled_from([2, 18, 19]), "version": st.just(5),
     "vpc-id": st.none() | st.sampled_from(_VPCS),
@@ -381,39 +388,65 @@ _flow_values = st.fixed_dictionaries({
                           st.none() | st.sampled_from(_VPCS), st.sampled_from(_INTERFACES)),
                 max_size=12),
        st.sampled_from(_FORMATS), st.lists(_flow_values, min_size=1, max_size=40),
-       st.booleans())
-def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late):
+       st.booleans(), st.booleans(), st.sampled_from(["batch", "slice", "codec"]))
+def test_columns_and_rows_attribute_a_group_alike(events, fmt, values, late, ranges, form):
     """The column path (a group of columns, as the vectorised parser makes them, aggregates
     only) and the row path (a group of flows) give the same partial rows in the same order and
     counts, for any index: IPs with one owner, several, an UNASSIGN, none, an owner from after
-    the flow, an owner within a VPC only (the line's or its interface's); and with the enriched
-    lines and the security views asked for, the same lines and views (a late group of columns
-    goes flow by flow)."""
+    the flow, an owner within a VPC only (the line's or its interface's); ends without one
+    classified with ip-ranges or without; the columns a batch's own, a slice of a larger one's
+    (an offset) or decoded (job.codec); and with the enriched lines and the security views
+    asked for, the same lines and views (a late group of columns goes flow by flow)."""
+    unowned = attribute.UnownedClassifier(_test_ranges() if ranges else None)
     index = OwnershipIndex()
     for kind, ts, ip, app, vpc, interface in events:
         index.apply(MetaEvent(kind, ts * 1000, ip if vpc is None else vpc_key(vpc, ip),
                               _owner(app, "r", interface) if kind == ASSIGN else None))
     flows = [tuple(v[name] for name in fmt.fields) for v in values]
     group = FlowGroup(fmt, 60, max(v["start"] for v in values), flows, "t")
-    rows = attribute_group(group, index, enriched=False)
-    columns = attribute_group(column_group(group), index, enriched=False)
+    rows = attribute_group(group, index, enriched=False, unowned=unowned)
+    columns = attribute_group(_read_as(form, group), index, enriched=False, unowned=unowned)
     # Sums past int64 added in Python.
     with mock.patch.object(groupby, "_INT64_MAX", 40):
-        small_ints = attribute_group(column_group(group), index, enriched=False)
+        small_ints = attribute_group(_read_as(form, group), index, enriched=False, unowned=unowned)
     for out in (columns, small_ints):
         assert list(out.partials.rows()) == list(rows.partials.rows())
         assert out.counts == rows.counts
     options = {"enriched": True, "extra": {"window_start": 60} if late else None,
-               "conversations": not late}
+               "conversations": not late, "unowned": unowned}
     for block_from in (attribute.BLOCK_MIN_FLOWS, 1):   # lines() and EnrichedWriter.block
         with mock.patch.object(attribute, "BLOCK_MIN_FLOWS", block_from):
             rows, columns = (attribute_group(g, index, **options)
-                             for g in (group, column_group(group)))
+                             for g in (group, _read_as(form, group)))
         assert list(columns.partials.rows()) == list(rows.partials.rows())
         assert columns.counts == rows.counts
         assert columns.enriched == rows.enriched
         if not late:
             assert plain_views(columns.views) == plain_views(rows.views)
+
+
+@functools.lru_cache(maxsize=1)
+def _test_ranges():
+    from flowdredge.job.ipranges import load
+    return load(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"))
+
+
+def _read_as(form: str, group: FlowGroup) -> FlowGroup:
+    """The group as columns (helpers.column_group): the batch itself, a slice of a batch with
+    rows before and after it (an offset), or decoded as job.codec carries it between
+    operators."""
+    columns = column_group(group)
+    if form == "codec":
+        return codec.decode_group(codec.encode_group(columns), group.window_start,
+                                  group.max_start)
+    if form == "slice":
+        batch = columns.columns
+        n = batch.num_rows
+        # The rows before it in reverse: a slice read from its buffers' start reads other values.
+        padded = pa.Table.from_batches([batch.take(np.arange(n)[::-1]), batch, batch])
+        return FlowGroup(group.fmt, group.window_start, group.max_start, None, group.source,
+                         padded.combine_chunks().to_batches()[0].slice(n, n))
+    return columns
 
 
 # Values without a null: a group of them renders its enriched lines over its columns.
