@@ -1054,8 +1054,11 @@ def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2
     if not is_s3(location):
         raise QueryError(f"{location}: Athena reads S3; expected s3://bucket/prefix")
     # Written into the statements' quoted strings as it is: a quote ended the string (the
-    # statement failed in Athena), a line end split it.
-    odd = sorted({c for c in location if c in "'\\" or not c.isprintable()})
+    # statement failed in Athena), a line end split it, a lone surrogate (a name that is not
+    # UTF-8) cannot be printed. Any other character is an S3 key's and a string's, a no-break
+    # space or one newer than Python's tables too (str.isprintable refused those).
+    odd = sorted({c for c in location
+                  if c in "'\\" or unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")})
     if odd:
         raise QueryError(f"{quoted(location)}: a location holding {', '.join(map(repr, odd))} "
                          f"cannot be written in these statements' quoted strings: copy the "

@@ -128,6 +128,15 @@ def test_athena_ddl_declares_every_schema_field_partitioned_by_date_and_hour():
                                                        f"written")):
             athena_ddl(location)
     assert "LOCATION 's3://b/with space/aggregates/'" in athena_ddl("s3://b/with space")
+    # S3 keys and Athena's strings hold any other character: a no-break space, a zero-width
+    # space, a private-use one, one newer than Python's Unicode tables (U+1FA77) were refused
+    # as "not printable" by str.isprintable, which only a control character, a line or
+    # paragraph separator, or a lone surrogate (no UTF-8) is here.
+    for kept in ("\xa0", "\u200b", "\ue000", "\U0001fa77"):
+        assert f"LOCATION 's3://b/a{kept}b/aggregates/'" in athena_ddl(f"s3://b/a{kept}b")
+    for refused in ("\t", "\x85", "\u2028", "\udc80"):
+        with pytest.raises(QueryError, match=re.escape(f"a location holding {refused!r} ")):
+            athena_ddl(f"s3://b/a{refused}b")
 
 
 @pytest.mark.unit
