@@ -90,6 +90,10 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
      "kinesis.metadata_start_timestamp: '9999-12-31T23:59:59-14:00' is outside the years"),
     ("kinesis: {start_position: AT_TIMESTAMP, start_timestamp: '2009-12-31T23:59:59Z'}",
      "kinesis.start_timestamp: '2009-12-31T23:59:59Z' is outside the years"),
+    # Its year is 2010 as written, 2009 in UTC, where the bound is: the line says so.
+    ("kinesis: {start_position: AT_TIMESTAMP, start_timestamp: '2010-01-01T00:30:00+01:00'}",
+     "kinesis.start_timestamp: '2010-01-01T00:30:00+01:00' is outside the years the job reads "
+     "flows of (2010-2099) in UTC: it is 2009-12-31T23:30:00Z"),
     # Taken, then each attribution instance failed as it started, Flink running.
     ("metadata: {ip_ranges: 's3://bucket'}",
      "metadata.ip_ranges: 's3://bucket': expected s3://bucket/key"),

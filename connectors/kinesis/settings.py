@@ -105,9 +105,11 @@ def validate(kin: KinesisSection) -> None:
         # The connector is given it in UTC (connectors.kinesis.flink): 0001-01-01T00:00+01:00
         # passed here and failed the job's start there (OverflowError: date value out of range).
         try:
-            seconds = parsed.timestamp()
+            utc = parsed.astimezone(datetime.timezone.utc)
         except (OverflowError, ValueError):
-            seconds = None
-        if seconds is None or not EARLIEST_START <= seconds < LATEST_START:
+            utc = None
+        if utc is None or not EARLIEST_START <= utc.timestamp() < LATEST_START:
+            # Written in another zone, its year may be in the range and its UTC's not.
+            said = "" if utc is None else f": it is {utc.isoformat().replace('+00:00', 'Z')}"
             raise ConfigError(f"kinesis.{stamp}: {quoted(text)} is outside the years the job "
-                              f"reads flows of (2010-2099)")
+                              f"reads flows of (2010-2099) in UTC{said}")
