@@ -11,6 +11,7 @@ through.
 import base64
 import binascii
 import bisect
+import codecs
 import functools
 import ipaddress
 import itertools
@@ -35,6 +36,9 @@ from flowdredge.schemas.flowlog import (BY_AWS_NAME, CHOICES, COUNT_FIELDS, EARL
 from flowdredge.schemas.settings import quoted
 
 EXCERPT_CHARS = 256
+# Bytes of an input kept for its excerpt (job.replay's staging): a character of UTF-8 text the
+# excerpt's cut splits ends within them, which tells it from bytes that are not UTF-8.
+EXCERPT_BYTES = EXCERPT_CHARS + 3
 GZIP_MAGIC = b"\x1f\x8b"
 # Reasons job.replay gives a whole input file it could not stage (the record it writes instead).
 FILE_REASONS = ("empty_file", "bad_header", "bad_gzip", "unreadable", "too_large",
@@ -182,13 +186,20 @@ class FlowGroup:
 
 def excerpt(raw) -> str:
     """At most EXCERPT_CHARS printable characters of raw input: bytes that are not UTF-8 (a
-    gzip record) as `base64:...`, other unprintable characters escaped as Python does."""
+    gzip record) as `base64:...`, other unprintable characters escaped as Python does. A
+    character of UTF-8 text the cut at EXCERPT_CHARS bytes splits is left out (the bytes after
+    the cut complete it: EXCERPT_BYTES of them kept); one the input's end cuts is not UTF-8."""
     if isinstance(raw, (bytes, bytearray)):
         head = bytes(raw[:EXCERPT_CHARS])
         try:
-            raw = head.decode("utf-8")
+            text, read = codecs.utf_8_decode(head, "strict", False)
         except UnicodeDecodeError:
+            text, read = None, 0
+        # surrogateescape gives bytes that are not UTF-8 as \udc80-\udcff, which no UTF-8 is.
+        if text is None or (read < len(head) and "\ud800" <= bytes(
+                raw[read:read + 4]).decode("utf-8", "surrogateescape")[0] <= "\udfff"):
             return "base64:" + base64.b64encode(head[:(EXCERPT_CHARS - 7) // 4 * 3]).decode()
+        raw = text
     text = str(raw)[:EXCERPT_CHARS]
     if not text.isprintable():
         text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:EXCERPT_CHARS]

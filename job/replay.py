@@ -48,7 +48,8 @@ from flowdredge.connectors import s3
 from flowdredge.connectors.staged import PACK_BYTES, staged_changelog_text, staged_flows_text
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
-from flowdredge.job.parse import EXCERPT_CHARS, PACK_PREFIX, FlowFormat, FormatError, excerpt
+from flowdredge.job.parse import (EXCERPT_BYTES, EXCERPT_CHARS, PACK_PREFIX, FlowFormat,
+                                  FormatError, excerpt)
 from flowdredge.schemas.flowlog import REQUIRED
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -203,7 +204,7 @@ def check_text_path(path: str, what: str) -> None:
                          f"carry: rename it") from None
 
 
-def _lines(fh, max_line: int, errors: str = "replace", keep: int = EXCERPT_CHARS,
+def _lines(fh, max_line: int, errors: str = "replace", keep: int = EXCERPT_BYTES,
            bom: bool = False):
     """(line number, text, None) per line of a binary file that holds more than white space,
     without its line end, bytes that are not UTF-8 decoded as `errors` says, or (line number,
@@ -540,7 +541,7 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     refused = None   # (header's line number, _BadFile, lines after it) in a refused part
     for number, line, head in lines:
         if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
-            line, head = None, line.encode("utf-8")[:EXCERPT_CHARS]
+            line, head = None, line.encode("utf-8")[:EXCERPT_BYTES]
         # Most lines: one search, in C (a call more cost 30 ns a line).
         if not (line and "srcaddr" in line and _names_required(line)):
             if refused is not None:

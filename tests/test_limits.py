@@ -154,6 +154,29 @@ def test_3_staging_reads_a_huge_line_through_and_keeps_an_excerpt(tmp_path):
     assert result.dead_letters[0][3].startswith("2 1 eni-aaaa")
 
 
+def test_3_a_staged_flow_line_s_excerpt_leaves_out_a_character_its_cut_split(tmp_path):
+    """A too-long flow line's excerpt is of its first 256 bytes: a character of UTF-8 text they
+    cut through made them bytes that are not UTF-8, shown as `base64:...` (a review). It is
+    text now, without that character, for a line read as text (longer than flows.max_line_bytes)
+    and for one only its head is kept of (longer than a base64 record); a line whose bytes at
+    the cut are not UTF-8 stays `base64:`."""
+    path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_utf8.log"
+    prefix = "2 1 eni-x"   # 9 bytes: the 256th byte is the first of a 2-byte character
+    path.write_bytes(b"\n".join([
+        HEADER.encode(), line(T).encode(), (prefix + "é" * 9000).encode(),
+        (prefix + "é" * 12000).encode(),
+        prefix.encode() + "é".encode() * 123 + b"\xc3A" + b"a" * 30000]) + b"\n")
+    staged = tmp_path / "s.txt"
+    # A base64 record is at most 20,004 characters: the first long line (9,009 characters) is
+    # read as text, the others are longer.
+    stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(max_decompressed_bytes=15000))
+    result = parsed(staged.read_text())
+    assert [(d[1], d[3]) for d in result.dead_letters] == [
+        ("line_too_long", prefix + "é" * 123), ("line_too_long", prefix + "é" * 123),
+        ("line_too_long", "base64:" + base64.b64encode(
+            (prefix.encode() + "é".encode() * 123 + b"\xc3A")[:186]).decode())]
+
+
 def test_3_staged_chunks_are_no_larger_than_the_record_limit(tmp_path):
     path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz"
     with gzip.open(path, "wt") as fh:
