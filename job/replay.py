@@ -524,7 +524,13 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
     _, header, head = first
     # A byte-order mark before the header (a file saved by an editor) is not part of it.
     header = header.lstrip("\ufeff").strip() if header is not None else None
-    if header is not None and _looks_like_base64(header):
+    # A first line too long to read (longer than a record takes and flows.max_line_bytes) is a
+    # record too_large when its head looks like one, as a later line is (before, the file was a
+    # bad_header, its other records lost): a header's names, spaced, are no 256 bytes without a
+    # space.
+    shown = header if header is not None else \
+        head.decode("utf-8", "replace").lstrip("\ufeff").strip()
+    if _looks_like_base64(shown):
         for number, line, head in [(first[0], header, head), *lines]:
             if line is None:
                 record = {"source": f"{path}:{number}", "error": "too_large",

@@ -423,6 +423,30 @@ def test_3_a_pack_of_cloudwatch_records_is_within_the_readers_limit(tmp_path):
     assert len(parsed) == 3000 and not any("error" in record for record, *_ in parsed)
 
 
+def test_3_a_records_file_s_first_record_too_long_is_too_large(tmp_path):
+    """A base64 record longer than flows.max_decompressed_bytes allows is too_large, the file's
+    other records read; as the first line of its file, too long to be read, it made the file a
+    bad_header ('first line is too long for a header'), the records after it lost (a review).
+    A first line too long that holds spaces in its head is a header still: bad_header."""
+    flows = FlowsSection(max_decompressed_bytes=50)
+    envelope = {"messageType": "DATA_MESSAGE", "logGroup": "/vpc/g", "logStream": "eni-1",
+                "logEvents": [{"id": "1", "timestamp": T * 1000, "message": line(T)}]}
+    small = base64.b64encode(gzip.compress(json.dumps(envelope).encode())).decode()
+    big = base64.b64encode(bytes(range(256)) * 40).decode()   # 13,656 characters
+    records, header = tmp_path / "records.b64", tmp_path / "header.log"
+    records.write_text(big + "\n" + small + "\n")
+    header.write_text(HEADER + " x" * 5000 + "\n" + line(T) + "\n")
+    for path, want in ((records, [("too_large", f"{records}:1", big[:256]),
+                                  (None, f"{records}:2", None)]),
+                       (header, [("bad_header", str(header), (HEADER + " x" * 5000)[:256])])):
+        staged = tmp_path / "s.txt"
+        stage_flows([str(path)], str(staged), 5000, flows=flows)
+        got = [(r.get("error"), r["source"], r.get("excerpt"))
+               for raw in staged.read_text().splitlines()
+               for r in json.loads(raw).get("records", [json.loads(raw)])]
+        assert got == want
+
+
 def test_3_a_chunk_of_flow_lines_past_a_pack_is_within_the_readers_limit(tmp_path):
     """A staged chunk holds up to flows.chunk_lines lines, as much text as
     flows.max_decompressed_bytes, more than a pack of CloudWatch records (PACK_BYTES) and far
