@@ -514,7 +514,9 @@ def _record(path, where, record, modified):
 def _line_records(path, modified, fh, chunk_lines, stats, flows):
     # A base64 record is as long as a whole envelope compressed.
     record_max = 4 * (flows.max_decompressed_bytes // 3 + 1)
-    lines = _lines(fh, max(flows.max_line_bytes, record_max))
+    # A byte-order mark the file starts with is no part of its first line (a too-long record's
+    # excerpt showed it, `\ufeff`), nor of its length.
+    lines = _lines(fh, max(flows.max_line_bytes, record_max), bom=True)
     # Blank lines (or a byte-order mark alone) before the header or the first record are passed
     # over, not an empty file; the lines keep the file's numbers.
     first = next((item for item in lines

@@ -447,6 +447,21 @@ def test_3_a_records_file_s_first_record_too_long_is_too_large(tmp_path):
         assert got == want
 
 
+def test_3_a_byte_order_mark_is_not_in_a_too_long_first_record_s_excerpt(tmp_path):
+    """A byte-order mark before a records file's first record is passed over (docs/flow-logs.md);
+    one too long to be read kept it in its head, its too_large excerpt `\\ufeff` and 250 of
+    the record's characters (a review of 91a81dc). Plain and gzip alike."""
+    big = base64.b64encode(bytes(range(256)) * 40).decode()
+    text = ("\ufeff" + big + "\n").encode()
+    for name, data in (("plain.b64", text), ("gzip.b64.gz", gzip.compress(text))):
+        path, staged = tmp_path / name, tmp_path / "s.txt"
+        path.write_bytes(data)
+        stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(max_decompressed_bytes=50))
+        got = [(r.get("error"), r.get("excerpt")) for raw in staged.read_text().splitlines()
+               for r in json.loads(raw).get("records", [json.loads(raw)])]
+        assert got == [("too_large", big[:256])]
+
+
 def test_3_a_chunk_of_flow_lines_past_a_pack_is_within_the_readers_limit(tmp_path):
     """A staged chunk holds up to flows.chunk_lines lines, as much text as
     flows.max_decompressed_bytes, more than a pack of CloudWatch records (PACK_BYTES) and far

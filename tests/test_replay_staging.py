@@ -630,8 +630,8 @@ def test_a_file_failing_midway_after_a_refused_part_is_its_one_dead_file(tmp_pat
                                line, ""]))
     read = replay._lines
 
-    def failing(*args):
-        yield from read(*args)
+    def failing(*args, **kwargs):
+        yield from read(*args, **kwargs)
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(replay, "_lines", failing)
