@@ -177,6 +177,23 @@ def test_3_a_staged_flow_line_s_excerpt_leaves_out_a_character_its_cut_split(tmp
             (prefix.encode() + "é".encode() * 123 + b"\xc3A")[:186]).decode())]
 
 
+def test_3_a_flow_line_read_as_text_has_a_text_excerpt_for_bytes_not_utf8(tmp_path):
+    """A too-long flow line read as text (longer than flows.max_line_bytes, not than a base64
+    record) holds U+FFFD for its bytes that are not UTF-8, as every flow line does: its excerpt
+    is text, a U+FFFD its cut splits left out, not `base64:` as docs/outputs.md said (a review
+    of a546994)."""
+    path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_latin1.log"
+    prefix = "2 1 eni-x"
+    path.write_bytes(b"\n".join([
+        HEADER.encode(), line(T).encode(), prefix.encode() + b"\xe9" * 9000,
+        prefix.encode() + b"a" * 246 + b"\xc3A" + b"a" * 9000]) + b"\n")
+    staged = tmp_path / "s.txt"
+    stage_flows([str(path)], str(staged), 5000, flows=FlowsSection(max_decompressed_bytes=15000))
+    result = parsed(staged.read_text())
+    assert [(d[1], d[3]) for d in result.dead_letters] == [
+        ("line_too_long", prefix + "\ufffd" * 82), ("line_too_long", prefix + "a" * 246)]
+
+
 def test_3_staged_chunks_are_no_larger_than_the_record_limit(tmp_path):
     path = tmp_path / f"x_vpcflowlogs_r_fl-1_{STAMP}_1.log.gz"
     with gzip.open(path, "wt") as fh:
