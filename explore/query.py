@@ -990,6 +990,36 @@ def _cell(value) -> str:
     return str(value)
 
 
+# A spreadsheet opening the CSV reads a field starting with these as a formula (OWASP's CSV
+# injection list, LF since added), also after spaces, which an import may trim; a field starting
+# with ' gets one more, so that one leading ' can always be taken off again.
+_FORMULA_START = re.compile(r"[\t\r\n']| *[=+\-@]")
+# No formula, kept as they are: a number written as text (a VARCHAR column of them) and the
+# '-' of an unowned end's owner fields (docs/outputs.md).
+_PLAIN = re.compile(r"-|[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _csv_field(value) -> str:
+    """A CSV field a spreadsheet does not run: a text that starts like a formula (an app name is
+    whatever an instance's tags say: =HYPERLINK(...), @SUM(A1), -2+3+cmd|...) with ' before
+    it, which spreadsheets take as "this is text". A number's field is its number, a negative
+    one too."""
+    text = _cell(value)
+    if isinstance(value, (int, float, Decimal)) or not _FORMULA_START.match(text) \
+            or _PLAIN.fullmatch(text):
+        return text
+    return "'" + text
+
+
+def _csv_line(fields) -> str:
+    """One CSV row, without its line end. Written ended by CR LF, so that a field holding a CR
+    is quoted as one holding a LF is: ended by LF alone, Python 3.11's writer left a CR bare,
+    a spreadsheet split the row there, and what followed the CR (=...) began a row of its own."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(fields)
+    return out.getvalue()[:-2]
+
+
 def _table_cell(value) -> str:
     """NULL for SQL's null, told from an empty text and the text NULL (shown \\NULL: a review
     found null and '' both shown as nothing); a text's backslash doubled, told from those of
@@ -1016,11 +1046,9 @@ def format_result(result: Result, fmt: str) -> str:
                              f"name each with AS for --format json")
         return "\n".join(_json_text(dict(zip(result.columns, row))) for row in result.rows)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([_cell(v) for v in row] for row in result.rows)
-        return out.getvalue().rstrip("\n")
+        # A column name as any field (an asker's AS "=x").
+        return "\n".join(_csv_line(map(_csv_field, row))
+                         for row in [result.columns] + list(result.rows))
     if fmt != "table":
         raise QueryError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     # A control character (an app name's tab or newline) would break the row: shown escaped.

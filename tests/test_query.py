@@ -3,6 +3,8 @@
 Expected answers are computed here from the generated input files (tests/reference.py, which
 shares no code with the job) or with plain Python, never with DuckDB.
 """
+import csv
+import io
 import json
 import os
 import re
@@ -664,6 +666,37 @@ def test_formats():
             for line in format_result(odd_numbers, "json").splitlines()] == \
         [{"x": "NaN"}, {"x": "-Infinity"}, {"x": [1.5, "NaN"]}, {"x": {"a": [1.5]}},
          {"x": {"1.50": 1, '"NaN"': 2}}]
+
+
+@pytest.mark.unit
+def test_csv_fields_that_start_like_a_formula_are_text(tmp_path, capsys):
+    """An app name is whatever an instance's tags say; written as it is, one starting with =, +,
+    -, @, a tab or a line end opened as a formula in a spreadsheet (CSV injection): a ' before
+    it now. Numbers, negative ones too, a number written as text and the unowned ends' '-'
+    stay as they are; JSON is not read as formulas: unchanged (a review)."""
+    hostile = ['=HYPERLINK("http://evil","x")', "@SUM(A1)", "-2+3+cmd|' /C calc'!A0",
+               "+1+1", "\t=1", "\r=1", "\n=1", "  =1", "'quoted"]
+    harmless = ["-", "-5", "+1.5", "-1e5", "api", "a=b", " api"]
+    _write_part(tmp_path, "aggregates",
+                [_aggregate(60, name, "internet", 443, "ACCEPT", i + 1, 10 * (i + 1),
+                            region="-") for i, name in enumerate(hostile + harmless)],
+                "part-a-0-0")
+    sql = ("SELECT src_app, dst_region, -bytes AS minus, -bytes / 4 AS share, "
+           "(-bytes)::DECIMAL(9, 1) AS exact FROM aggregates ORDER BY flows")
+    assert cli.main(["query", str(tmp_path), "sql", sql, "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["src_app", "dst_region", "minus", "share", "exact"]
+    names = hostile + harmless
+    assert [r[0] for r in rows[1:]] == ["'" + n for n in hostile] + harmless
+    for i, row in enumerate(rows[1:]):
+        assert row[1:] == ["-", str(-10 * (i + 1)), str(-10 * (i + 1) / 4),
+                           f"{-10 * (i + 1)}.0"], names[i]
+    # A column name is a field as any other; a CR in one is quoted as a LF is (it split the row).
+    named = 'SELECT 1 AS "@x", 2 AS "a\rb", \'x\r=1\' AS c'
+    assert cli.main(["query", str(tmp_path), "sql", named, "--format", "csv"]) == 0
+    assert capsys.readouterr().out == '\'@x,"a\rb",c\n1,2,"x\r=1"\n'
+    assert cli.main(["query", str(tmp_path), "sql", sql, "--format", "json"]) == 0
+    assert [json.loads(line)["src_app"] for line in capsys.readouterr().out.splitlines()] == names
 
 
 @pytest.mark.unit
