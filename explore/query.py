@@ -1091,6 +1091,13 @@ def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2
         raise QueryError(f"{quoted(location)}: a location holding {', '.join(map(repr, odd))} "
                          f"cannot be written in these statements' quoted strings: copy the "
                          f"outputs to a prefix without it")
+    # Athena fills ${name} in storage.location.template with a partition's value and documents
+    # no escape: s3://b/x${dt} had the tables read s3://b/x2026-01-01/..., where nothing is;
+    # what it makes of a ${name} that is no partition column, it does not say.
+    if "${" in location:
+        raise QueryError(f"{quoted(location)}: a location holding '${{' cannot be written in "
+                         f"storage.location.template, where Athena reads ${{name}} as a "
+                         f"partition's value: copy the outputs to a prefix without it")
     if not re.fullmatch(r"[a-z0-9_]+", database + table_prefix):
         raise QueryError("database and table prefix: lower-case letters, digits and _ only")
     try:

@@ -139,6 +139,12 @@ def test_athena_ddl_declares_every_schema_field_partitioned_by_date_and_hour():
     for refused in ("\t", "\x85", "\u2028", "\udc80"):
         with pytest.raises(QueryError, match=re.escape(f"a location holding {refused!r} ")):
             athena_ddl(f"s3://b/a{refused}b")
+    # Athena fills ${name} in storage.location.template with a partition's value, no escape
+    # documented: s3://b/x${dt} had the tables read s3://b/x2026-01-01/..., where nothing is.
+    for location in ("s3://b/x${dt}", "s3://b/${hour}/y", "s3://b/a${b}"):
+        with pytest.raises(QueryError, match=re.escape("a location holding '${' cannot be")):
+            athena_ddl(location)
+    assert "'s3://b/a$b{c}/aggregates/dt=${dt}/hour=${hour}/'" in athena_ddl("s3://b/a$b{c}")
 
 
 @pytest.mark.unit
