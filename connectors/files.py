@@ -15,8 +15,8 @@ from pyflink.table.expressions import call_sql
 from flowdredge.connectors.io import Sinks, Sources
 from flowdredge.connectors.s3 import flink_uri
 from flowdredge.connectors.staged import JAVA_INT_MAX, staged_changelog_max
-from flowdredge.connectors.streams import (attach_insert, java_stream, jvm, windowed_uid,
-                                          with_java_timestamps)
+from flowdredge.connectors.streams import (attach_insert, java_stream, jvm, sql_string,
+                                          windowed_uid, with_java_timestamps)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE
 from flowdredge.schemas.settings import ConfigError
@@ -210,7 +210,7 @@ def file_sinks(output_dir: str, rollover_seconds: int) -> Sinks:
             CREATE TEMPORARY TABLE `aggregates_sink` ({sql_columns(AGGREGATE)},
                                                       `dt` STRING, `hour` STRING)
             PARTITIONED BY (`dt`, `hour`)
-            WITH ('connector' = 'filesystem', 'path' = '{output_dir}/aggregates',
+            WITH ('connector' = 'filesystem', 'path' = {sql_string(output_dir + "/aggregates")},
                   'format' = 'json', 'sink.rolling-policy.file-size' = '128MB',
                   'sink.rolling-policy.rollover-interval' = '{rollover_seconds} s',
                   'sink.rolling-policy.check-interval' = '{check_seconds} s')""")

@@ -154,6 +154,12 @@ def sql_interval(seconds: int) -> str:
             f"DAY TO SECOND")
 
 
+def sql_string(text: str) -> str:
+    """`text` as a Flink SQL string literal, its quotes doubled: an output folder named it's
+    ended the literal, and the job's SQL failed to parse."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 _PLANNER_UID = re.compile(r"\d+_(.+)")
 
 

@@ -64,6 +64,18 @@ def test_replay_writes_the_contract_and_prints_a_summary(inputs, tmp_path):
         f"flows attributed: {out.flows:,} into their windows" in summary.stdout
 
 
+@pytest.mark.minicluster
+def test_a_replay_into_a_folder_whose_name_holds_a_quote_writes_its_aggregates(inputs, tmp_path):
+    """The aggregates' sink is declared in Flink SQL, the folder in a quoted string: a folder
+    named it's ended the string, and the replay failed ('SQL parse failed. Encountered "s"')."""
+    folder, out = inputs
+    flows, output = str(folder / "flows"), str(tmp_path / "it's")
+    result = flowdredge("replay", "--flows", flows, "--metadata", out.metadata_file,
+                        "--output", output)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_aggregates(output) == reference.aggregates([flows], [out.metadata_file])
+
+
 @pytest.mark.unit
 def test_an_unknown_option_is_told_with_its_commands_usage(capsys):
     """scripts/demo --bogus showed the usage of flowdredge, not of its demo."""

@@ -74,6 +74,21 @@ def test_unknown_streams_other_regions_and_a_stream_named_twice_are_config_error
 
 
 @pytest.mark.unit
+def test_the_kinesis_tables_options_are_sql_strings_a_quote_doubled(monkeypatch):
+    """The options went into the Kinesis sink tables' SQL as they are: a key with a quote (the
+    AWS_* variables a local endpoint takes) ended its string, and the job's SQL failed."""
+    from flowdredge.connectors.kinesis.flink import _connector_options
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "it's")
+    kin = Config().replace(kinesis={"endpoint": "http://localhost:4567"}).kinesis
+    arn = "arn:aws:kinesis:us-east-1:000000000000:stream/out"
+    options = _connector_options(kin, arn)
+    pairs = re.findall(r"'((?:[^']|'')*)' = '((?:[^']|'')*)'", options)
+    assert ", ".join(f"'{k}' = '{v}'" for k, v in pairs) == options
+    read = {k.replace("''", "'"): v.replace("''", "'") for k, v in pairs}
+    assert read["aws.credentials.basic.secretkey"] == "it's" and read["stream.arn"] == arn
+
+
+@pytest.mark.unit
 def test_resume_takes_the_newest_completed_checkpoint(tmp_path, caplog):
     import time
     from flowdredge.cli import run_options

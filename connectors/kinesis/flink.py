@@ -30,7 +30,7 @@ from flowdredge.connectors.kinesis.client import Streams, client_properties
 from flowdredge.connectors.files import changelog_files
 from flowdredge.connectors.kinesis.settings import KinesisSection, source_labels
 from flowdredge.connectors.streams import (attach_insert, java_configuration,
-                                           java_operator, jvm,
+                                           java_operator, jvm, sql_string,
                                            windowed_uid)
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.outputs import AGGREGATE, AGGREGATE_DIMENSIONS
@@ -144,7 +144,7 @@ def _connector_options(kin: KinesisSection, arn: str) -> str:
            for key, value in client_properties(kin).items()}
     options = {"connector": "kinesis", "stream.arn": arn, **aws,
                "sink.flush-buffer.timeout": str(kin.output_flush_ms)}
-    return ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    return ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in options.items())
 
 
 def dedup_key(columns) -> str:
