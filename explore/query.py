@@ -1074,6 +1074,13 @@ def format_result(result: Result, fmt: str) -> str:
 _ATHENA_TYPES = {LONG: "bigint", INT: "int", STRING: "string", ADDR: "string"}
 
 
+def _hive_string(text: str) -> str:
+    """A string of Athena's DDL, which Hive parses: a quote and a backslash escaped by a
+    backslash. SQL's doubled quote is two strings to Hive, read as one without the quote
+    between them ('end''s' was "ends")."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2026-01-01",
                table_prefix: str = "") -> str:
     """CREATE statements for Athena (tables land in the AWS Glue Data Catalog), one table per
@@ -1109,7 +1116,7 @@ def athena_ddl(location: str, database: str = "flowdredge", first_date: str = "2
     for view, columns in VIEW_COLUMNS.items():
         column_sql = ",\n".join(
             f"  `{c.name}` {_ATHENA_TYPES[c.kind]}"
-            + (f" COMMENT {_sql_string(c.doc)}" if c.doc else "") for c in columns)
+            + (f" COMMENT {_hive_string(c.doc)}" if c.doc else "") for c in columns)
         where = f"{location}/{view}/"
         table = f"`{database}`.`{table_prefix}{view}`"
         statements.append(f"""CREATE EXTERNAL TABLE IF NOT EXISTS {table} (

@@ -147,6 +147,30 @@ def test_athena_ddl_declares_every_schema_field_partitioned_by_date_and_hour():
     assert "'s3://b/a$b{c}/aggregates/dt=${dt}/hour=${hour}/'" in athena_ddl("s3://b/a$b{c}")
 
 
+def _hive_strings(text):
+    """The string literals of Hive DDL as Hive's lexer and BaseSemanticAnalyzer.unescapeSQLString
+    read them: a backslash escapes the next character, and quoted strings side by side ('a''b')
+    are one string, the quotes between them dropped."""
+    return [re.sub(r"\\(.)", r"\1", "".join(re.findall(r"'((?:[^'\\]|\\.)*)'", literal)))
+            for literal in re.findall(r"(?:'(?:[^'\\]|\\.)*')+", text)]
+
+
+@pytest.mark.unit
+def test_athena_ddl_comments_read_as_the_columns_docs():
+    """The comments were written as SQL writes a quote, doubled: Hive, which parses Athena's
+    DDL, reads 'end''s' as two strings, "ends" (a review)."""
+    statements = athena_ddl("s3://b/x").split("\n\n")[1:]
+    read = set()
+    for (view, columns), statement in zip(VIEW_COLUMNS.items(), statements):
+        assert statement.startswith(f"CREATE EXTERNAL TABLE IF NOT EXISTS `flowdredge`.`{view}`")
+        comments = re.findall(r"^  `(\w+)` \w+ COMMENT ((?:'(?:[^'\\]|\\.)*')+),?$",
+                              statement, re.M)
+        assert [(name, _hive_strings(literal)) for name, literal in comments] == \
+            [(c.name, [c.doc]) for c in columns if c.doc]
+        read.update(c.doc for c in columns if c.doc)
+    assert "app of the src end's owner at flow start" in read
+
+
 @pytest.mark.unit
 def test_athena_ddl_command_prints_it(capsys):
     assert cli.main(["athena-ddl", "--location", "s3://b/x", "--first-date", "2026-02-01"]) == 0
