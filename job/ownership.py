@@ -381,6 +381,10 @@ def _too_long_applied(line: str, limits: MetaLimits, latest_ms: int) -> tuple:
         return None, ""
     if type(kind) is str and (kind in _RANK or kind in VPC_CHANGES):
         keys["type"] = UNASSIGN if kind in _RANK else VPC_UNASSIGN
+        # A nested value names no change's ts, ip or VPC (parse_event reads only its kind):
+        # written out again whole, one near the decoder's limit raised RecursionError.
+        keys = {key: type(value)() if isinstance(value, (dict, list)) else value
+                for key, value in keys.items()}
         try:
             event = parse_event(_compact_json(keys), latest_ms)
         except MetaEventError as err:
@@ -456,6 +460,9 @@ def _twice(keys: list) -> str:
     return f"the key(s) {', '.join(keys)} twice in one object (JSON keeps the last)"
 
 
+_TOO_DEEP = "nested deeper than the JSON decoder goes"
+
+
 def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEvent:
     """One changelog line to a MetaEvent; raises MetaEventError with a reason code. `ts` must be
     in [2010, `latest_ms`) (epoch ms). `share` (a dict's setdefault) makes equal owner values
@@ -465,10 +472,15 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     except ValueError as err:
         raise MetaEventError("not_json", json_error(err)) from None
     except RecursionError:
-        raise MetaEventError("not_json", "nested deeper than the JSON decoder goes") from None
+        raise MetaEventError("not_json", _TOO_DEEP) from None
     if not isinstance(doc, dict):
         raise MetaEventError("not_an_object", f"a JSON {type(doc).__name__}")
-    repeated = _repeated_keys(line, doc)
+    try:
+        repeated = _repeated_keys(line, doc)
+    except RecursionError:
+        # Read again through a Python hook, a frame deeper: a line a few levels short of the
+        # limit raised it out of the parse, and its stream record failed the job at each restart.
+        raise MetaEventError("not_json", _TOO_DEEP) from None
     if repeated and _WHAT_AND_WHERE.intersection(repeated):
         raise MetaEventError("not_json", _twice(repeated))
     kind = doc.get("type")

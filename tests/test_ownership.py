@@ -1,6 +1,7 @@
 import ipaddress
 import json
 import math
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -520,6 +521,35 @@ def test_a_line_nested_deeper_than_json_loads_goes_is_not_json_in_a_chunk_of_any
         chunk = parse_chunk(deep + "\n" + wide, "m", vectorise_from=vectorise_from)
         assert [(r[0], r[1]) for r in chunk.rejected] == [("not_json", "m:1")]
         assert [(e.ip, e.owner[0]) for e in chunk.events] == [("10.9.9.8", "b")]
+
+
+def test_a_line_of_objects_nested_near_the_decoder_s_limit_is_an_event_or_not_json():
+    """Its keys are read a second time, for repeats, each object through a Python hook that
+    takes a frame more: a line a few levels short of the limit was read the first time and
+    raised RecursionError the second, out of parse_chunk (a stream record of it failed the
+    job, and again after every restart). Every depth up to past the limit, wherever the
+    caller's stack stands: each line an event or not_json."""
+    limit = sys.getrecursionlimit()
+    lines = ['{"type":"ASSIGN","ts":1767225600000,"ip":"10.%d.%d.1","app":"a","x":%s1%s}'
+             % (depth // 256, depth % 256, '{"a":' * depth, "}" * depth)
+             for depth in range(limit - 300, limit + 10)]
+    chunk = parse_chunk("\n".join(lines), "m", delivered=1767225600,
+                        limits=MetaLimits(100_000, 120))
+    assert len(chunk.events) + len(chunk.rejected) == len(lines)
+    assert {(r[0], r[3]) for r in chunk.rejected} == {
+        ("not_json", "nested deeper than the JSON decoder goes")}
+    assert chunk.events and all(e.owner[0] == "a" for e in chunk.events)
+    # A line too long whose head's vpc_id is so nested: its keys were written out again as
+    # JSON for parse_event, and that raised RecursionError too. An ASSIGN with a vpc_id is
+    # applied as an UNASSIGN of its ip at any depth.
+    long_lines = ['{"type":"ASSIGN","ts":1767225600000,"ip":"10.%d.%d.2","vpc_id":%s1%s,"app":"%s"}'
+                  % (depth // 256, depth % 256, '{"a":' * depth, "}" * depth, "x" * 9000)
+                  for depth in range(limit - 300, limit + 10)]
+    chunk = parse_chunk("\n".join(long_lines), "m", delivered=1767225600)
+    assert {r[0] for r in chunk.rejected} == {"line_too_long"}
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (UNASSIGN, "10.%d.%d.2" % (depth // 256, depth % 256))
+        for depth in range(limit - 300, limit + 10)]
 
 
 def test_a_value_of_thousands_of_characters_is_quoted_cut_short_with_its_length():
