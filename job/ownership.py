@@ -134,6 +134,10 @@ class RecordLines:
 JVM_NOT_UTF8 = "\udffd"
 # gzip's first bytes, 1f 8b, as those readers hand them on.
 _GZIP_TEXT = ("\x1f" + JVM_NOT_UTF8, "\x1f\udc8b", "\x1f\x8b")
+# A Kinesis Producer Library aggregated record's first line as the JVM's readers hand it on:
+# its magic, f3 89 9a c2, is two sequences that are not UTF-8, and the protobuf after it starts
+# with its partition key table's field, 0a, a newline.
+_KPL_TEXT = JVM_NOT_UTF8 * 2
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
@@ -216,6 +220,15 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
         return ParsedChunk([], [("not_json", record_lines.source, record_lines.lines[0],
                                  "gzip data (it starts 1f 8b): the changelog is JSON Lines, "
                                  "UTF-8 text, not compressed")])
+    if (record_lines.first_line == 1 and len(record_lines.lines) > 1
+            and record_lines.lines[0] == _KPL_TEXT):
+        # Its user records' lines were applied where its newlines cut them out whole, the
+        # others were not_text dead letters of protobuf bytes, none saying why.
+        return ParsedChunk([], [("not_json", record_lines.source,
+                                 "\n".join(record_lines.lines[:2]),
+                                 "a Kinesis Producer Library aggregated record (it starts "
+                                 "f3 89 9a c2 0a), which the job does not take apart: the "
+                                 "changelog is JSON Lines, UTF-8 text; none of it is read")])
     bounds = [t for t in (delivered, record_lines.not_after) if t is not None]
     latest_ms = LATEST_TS_MS
     if bounds:

@@ -1212,6 +1212,57 @@ def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
     assert len(chunk.events) == 1 and [r[:2] for r in chunk.rejected] == [("not_text", "f:1025")]
 
 
+def _kpl_record(user_records: list) -> bytes:
+    """The Kinesis Producer Library's aggregated record of `user_records` (bytes each): its
+    magic, then a protobuf AggregatedRecord (a partition key table, each record's key index and
+    data), then the MD5 of the protobuf."""
+    import hashlib
+
+    def varint(n):
+        out = b""
+        while n >= 0x80:
+            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+        return out + bytes([n])
+
+    def field(number, payload):   # length-delimited
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+    body = field(1, b"pk") + b"".join(field(3, b"\x08\x00" + field(3, data))
+                                      for data in user_records)
+    return b"\xf3\x89\x9a\xc2" + body + hashlib.md5(body).digest()
+
+
+@pytest.mark.parametrize("per_user_record", [1, 10])
+def test_a_kpl_aggregated_record_on_the_metadata_stream_is_one_dead_letter_that_says_so(
+        per_user_record):
+    """A producer through the Kinesis Producer Library aggregates its records (the connector
+    does not take them apart): read as text, the lines a user record's newlines cut out of it
+    were applied and the others were dead letters of protobuf bytes, not_text, none saying
+    why: with a line a user record, none of 20 changes applied and 3 dead letters; with 10,
+    16 applied and 4 dead letters, the UNASSIGN at the record's end (its MD5 follows) lost, its
+    address keeping its owner. The JVM's
+    readers decode its magic (f3 89 9a c2), then the protobuf's first byte (0a), as
+    JVM_NOT_UTF8 twice and a newline (StagedChangelog.decode, checked in jshell)."""
+    lines = [json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": f"10.0.0.{i}",
+                         "app": "api"}) for i in range(1, 20)]
+    lines.append('{"type":"UNASSIGN","ts":1767225600000,"ip":"10.0.0.77"}')
+    users = ["\n".join(lines[i:i + per_user_record]).encode()
+             for i in range(0, len(lines), per_user_record)]
+    text = _kpl_record(users).decode("utf-8", errors="replace").replace("\ufffd", JVM_NOT_UTF8)
+    assert text.startswith(JVM_NOT_UTF8 * 2 + "\n")
+    staged = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49", "first_line": 1,
+                         "lines": text.split("\n")})
+    chunk = parse_chunk(staged, "metadata")
+    assert chunk.events == []
+    (letter,), more = chunk.dead_letters()
+    assert more == 0 and letter[:3] == ("metadata", "not_json", "kinesis:meta/shardId-0/49")
+    assert letter[4].startswith("a Kinesis Producer Library aggregated record")
+    # A later chunk of a file whose line is those characters reads its other lines.
+    later = json.dumps({"staged": STAGED, "source": "f", "first_line": 1025, "lines": [
+        JVM_NOT_UTF8 * 2, '{"type":"HEARTBEAT","ts":1796592000000}']})
+    chunk = parse_chunk(later)
+    assert len(chunk.events) == 1 and [r[:2] for r in chunk.rejected] == [("not_text", "f:1025")]
+
+
 @pytest.mark.parametrize("vectorise_from", [1, math.inf])
 def test_a_byte_order_mark_before_a_stream_records_first_line_is_passed_over(vectorise_from):
     """A record put on the metadata stream from a file an editor saved starts with a
