@@ -1045,16 +1045,20 @@ def parse_batches(records, default_fmt: FlowFormat, limits: Limits, *, batch_lin
     for raw, source, delivered in records:
         record, held = ParseResult(), len(pending)
         _decode_record(raw, source, default_fmt, limits, delivered, record, pending)
-        if len(pending) > held:
-            added = pending[-1]
-            if held and (size + added.size > limits.max_decompressed_bytes
-                         or lines + len(added.lines) > batch_lines):
-                del pending[-1]
+        # A record of several gzip members adds each one's lines: counting only the last let
+        # records of a large member then a small one make batches of any size.
+        added = pending[held:]
+        if added:
+            added_size = sum(s.size for s in added)
+            added_lines = sum(len(s.lines) for s in added)
+            if held and (size + added_size > limits.max_decompressed_bytes
+                         or lines + added_lines > batch_lines):
+                del pending[held:]
                 yield _parsed(pending, limits, result, vectorise_from)
                 given = True
-                result, pending, size, lines = ParseResult(), [added], 0, 0
-            size += added.size
-            lines += len(added.lines)
+                result, pending, size, lines = ParseResult(), added, 0, 0
+            size += added_size
+            lines += added_lines
         _add(result, record)
     if pending or result.counts or not given:
         yield _parsed(pending, limits, result, vectorise_from)

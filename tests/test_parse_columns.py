@@ -481,6 +481,32 @@ def test_a_batch_holds_no_more_lines_than_one_record_holds_events():
             for b in parse_batches(records, V2, wider)] == [60, 60]
 
 
+def test_a_record_of_several_gzip_members_counts_them_all_in_its_batch():
+    """Each member's envelope waits to be parsed on its own; only the last one's lines were
+    counted against the batch's bounds: Kinesis records of a large member then a small one
+    made one batch of them all, 10 records 5.6 times flows.max_decompressed_bytes of lines
+    (and 3.4 times as many lines as one record holds events), a shard's batch of them
+    (kinesis.batch_records, batch_bytes) many times it, held at once in the worker (a probe).
+    A record's members are one batch's too, with its counts."""
+    line = "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 100 {s} {s} ACCEPT OK".format(s=DELIVERED)
+
+    def member(n):
+        return base64.b64decode(_cloudwatch([line] * n))
+    records = [(member(80) + member(5), f"r{i}", DELIVERED) for i in range(10)]
+    # As much as one record decompresses to: two records' lines are more.
+    limits = Limits(60, len(gzip.decompress(records[0][0])), 86400, max_ahead_seconds=3600)
+    assert 2 * 85 * len(line) > limits.max_decompressed_bytes
+    batches = list(parse_batches(records, V2, limits))
+    assert [(b.counts["lines_in"], b.counts["records_in"]) for b in batches] == [(85, 1)] * 10
+    assert all(b.counts["lines_in"] * len(line) <= limits.max_decompressed_bytes
+               for b in batches)
+    each = _added_up([parse_record(raw, source, V2, limits, delivered)
+                      for raw, source, delivered in records])
+    added = _added_up(batches)
+    assert _flows_by_window(added) == _flows_by_window(each)
+    assert (added.dead_letters, added.counts) == (each.dead_letters, each.counts)
+
+
 def test_a_record_of_more_values_than_its_size_holds_events_is_refused_undecoded():
     """An event with a flow takes at least SHORTEST_EVENT bytes of JSON and opens
     EVENT_VALUE_MARKS values; decoded, any value takes tens of bytes. A record of tiny events,
