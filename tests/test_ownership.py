@@ -1188,21 +1188,28 @@ def test_a_plain_change_with_a_vpc_id_leaves_its_address_without_owner(vectorise
         ("not_text", "m:5", "app is a JSON boolean, not text: applied as a VPC_UNASSIGN")]
 
 
-def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
-    """Compressed as flow records are, a changelog record was cut at its newline bytes into
-    dead letters of garbage, one each, none saying why (a review). The JVM's readers decode
-    records as UTF-8, gzip's second byte as JVM_NOT_UTF8."""
-    import gzip
-    text = gzip.compress(b'{"type":"HEARTBEAT","ts":1796592000000}\n' * 50, mtime=0).decode(
-        "utf-8", errors="replace").replace("\ufffd", JVM_NOT_UTF8)
-    assert "\n" in text   # two dead letters at least, before
+def _stream_record_dead_letter(raw: bytes) -> str:
+    """The detail of the one dead letter a metadata stream record of `raw` is, none of it
+    applied: staged as the JVM's ChangelogRecords does, JVM_NOT_UTF8 for bytes that are not
+    UTF-8."""
+    text = raw.decode("utf-8", errors="replace").replace("\ufffd", JVM_NOT_UTF8)
     staged = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49", "first_line": 1,
                          "lines": text.split("\n")})
     chunk = parse_chunk(staged, "metadata")
     assert chunk.events == []
     (letter,), more = chunk.dead_letters()
     assert more == 0 and letter[:3] == ("metadata", "not_json", "kinesis:meta/shardId-0/49")
-    assert letter[4].startswith("gzip data (it starts 1f 8b)")
+    return letter[4]
+
+
+def test_a_gzip_record_on_the_metadata_stream_is_one_dead_letter_that_says_so():
+    """Compressed as flow records are, a changelog record was cut at its newline bytes into
+    dead letters of garbage, one each, none saying why (a review). The JVM's readers decode
+    records as UTF-8, gzip's second byte as JVM_NOT_UTF8."""
+    import gzip
+    raw = gzip.compress(b'{"type":"HEARTBEAT","ts":1796592000000}\n' * 50, mtime=0)
+    assert b"\n" in raw   # two dead letters at least, before
+    assert _stream_record_dead_letter(raw).startswith("gzip data (it starts 1f 8b)")
     # Text that merely holds those characters after its first line is read as before.
     assert len(parse_chunk('{"type":"HEARTBEAT","ts":1796592000000}\n\x1f\udffd').rejected) == 1
     # ... and so is a later chunk of a file starting with them: its other lines are read.
@@ -1247,15 +1254,9 @@ def test_a_kpl_aggregated_record_on_the_metadata_stream_is_one_dead_letter_that_
     lines.append('{"type":"UNASSIGN","ts":1767225600000,"ip":"10.0.0.77"}')
     users = ["\n".join(lines[i:i + per_user_record]).encode()
              for i in range(0, len(lines), per_user_record)]
-    text = _kpl_record(users).decode("utf-8", errors="replace").replace("\ufffd", JVM_NOT_UTF8)
-    assert text.startswith(JVM_NOT_UTF8 * 2 + "\n")
-    staged = json.dumps({"staged": STAGED, "source": "kinesis:meta/shardId-0/49", "first_line": 1,
-                         "lines": text.split("\n")})
-    chunk = parse_chunk(staged, "metadata")
-    assert chunk.events == []
-    (letter,), more = chunk.dead_letters()
-    assert more == 0 and letter[:3] == ("metadata", "not_json", "kinesis:meta/shardId-0/49")
-    assert letter[4].startswith("a Kinesis Producer Library aggregated record")
+    raw = _kpl_record(users)
+    assert raw.decode("utf-8", errors="replace").startswith("\ufffd\ufffd\n")
+    assert _stream_record_dead_letter(raw).startswith("a Kinesis Producer Library aggregated")
     # A later chunk of a file whose line is those characters reads its other lines.
     later = json.dumps({"staged": STAGED, "source": "f", "first_line": 1025, "lines": [
         JVM_NOT_UTF8 * 2, '{"type":"HEARTBEAT","ts":1796592000000}']})
