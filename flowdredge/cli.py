@@ -34,21 +34,8 @@ def _load_config(args):
     # Every command with a config runs its job here: refused before it generates or touches
     # anything (the demo replaced the previous demo's inputs first).
     _check_local_parallelism(cfg)
-    _check_ip_ranges(cfg)
+    config_mod.check_at_start(cfg)
     return cfg
-
-
-def _check_ip_ranges(cfg) -> None:
-    """A local metadata.ip_ranges is read now: each attribution instance reads it as it
-    starts, where a missing or broken file failed the job after Flink had started."""
-    from flowdredge.connectors.s3 import is_s3
-    from flowdredge.job.ipranges import IpRangesError, load
-    location = cfg.metadata.ip_ranges
-    if location and not is_s3(location):
-        try:
-            load(location)
-        except IpRangesError as err:
-            raise config_mod.ConfigError(f"metadata.ip_ranges: {err}") from None
 
 
 # A local run (replay, demo) starts Python workers per parallel instance in this machine's

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from flowdredge.connectors import s3
 from flowdredge.connectors.kinesis.settings import KinesisSection
 from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
+from flowdredge.job.ipranges import IpRangesError, load as load_ip_ranges
 from flowdredge.job.ownership import MetaLimits
 from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
@@ -310,7 +311,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
                           f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")
     # Each attribution instance reads it as it starts (a local file is read at start too:
-    # flowdredge.cli): an S3 URL without a key failed the job after Flink had started.
+    # check_at_start): an S3 URL without a key failed the job after Flink had started.
     if s3.is_s3(config.metadata.ip_ranges):
         try:
             s3.split(config.metadata.ip_ranges)
@@ -355,6 +356,22 @@ def _validate_security(config: Config) -> None:
     if unscaled:
         raise ConfigError(f"security.risk_scales: weighted factor(s) {unscaled} need a "
                           f"positive scale")
+
+
+def check_at_start(config: Config) -> None:
+    """ConfigError for what the config names outside itself that the running job would fail
+    on: a local metadata.ip_ranges that cannot be read or is not an ip-ranges document (each
+    attribution instance reads it as it starts, where it failed the job after Flink had
+    started, restarts spent). Every entry point calls it before Flink starts (flowdredge,
+    job.submit under `flink run`, the zip's main.py), in the process whose working directory
+    the job's Python workers share, so a relative path is read as they read it. An s3:// one is
+    not read here (validate checks its form)."""
+    location = config.metadata.ip_ranges
+    if location and not s3.is_s3(location):
+        try:
+            load_ip_ranges(location)
+        except IpRangesError as err:
+            raise ConfigError(f"metadata.ip_ranges: {err}") from None
 
 
 # Groups of a Managed Flink application_properties.json besides the config sections: where the

@@ -47,6 +47,7 @@ def main(argv=None) -> int:
         cfg = config_mod.load(args.config)
         if args.parallelism is not None:
             cfg = cfg.replace(job={"parallelism": args.parallelism})
+        config_mod.check_at_start(cfg)
     except config_mod.ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2

@@ -156,6 +156,43 @@ def test_the_entry_point_checks_a_local_changelog_and_says_why_not_an_s3_one(
     assert len(built) == 2
 
 
+@pytest.mark.unit
+def test_every_entry_point_reads_a_local_ip_ranges_before_flink_starts(
+        tmp_path, monkeypatch, capsys):
+    """A local metadata.ip_ranges was read at start by `flowdredge` only: the zip's main.py and
+    job.submit (what `scripts/cluster submit`'s flink run runs) built the job, and each
+    attribution instance failed as it started, Flink running. Both refuse it in one line now;
+    a relative path is read from the working directory, as the job's Python workers read it."""
+    import shutil
+    from flowdredge.job import submit
+    from flowdredge.job.flink import managed as entry, run
+    built = []
+    monkeypatch.setattr(run, "deployed_job", lambda *args, **kw: built.append(args) or
+                        type("Env", (), {"execute": lambda self, name: None})())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meta.jsonl").write_text('{"type":"HEARTBEAT","ts":1}\n')
+    io = {"flows": str(tmp_path / "flows"), "metadata": str(tmp_path / "meta.jsonl"),
+          "output": "o"}
+    (tmp_path / "bad.json").write_text('{"syncToken": "1"}')
+    (tmp_path / "ranges").mkdir()
+    shutil.copy(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"),
+                tmp_path / "ranges")
+
+    def starts(ranges):
+        path = properties_file(tmp_path / "p.json",
+                               Config().replace(metadata={"ip_ranges": ranges}), io)
+        return (entry.main([], argv=["--properties", path]),
+                submit.main(["--config", path, "--output", "o"]))
+    for ranges, said in (
+            ("missing.json", "cannot read missing.json: No such file or directory"),
+            ("bad.json", "not an ip-ranges.json document (no 'prefixes')")):
+        assert starts(ranges) == (2, 2)
+        assert capsys.readouterr().err == f"flowdredge: error: metadata.ip_ranges: {said}\n" * 2
+    assert not built
+    assert starts("ranges/ip-ranges.json") == (0, 0)
+    assert len(built) == 2
+
+
 # --- the zip ----------------------------------------------------------------------------------
 
 @pytest.mark.unit

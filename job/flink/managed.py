@@ -7,7 +7,7 @@ import os
 import sys
 
 from flowdredge.job import managed
-from flowdredge.job.config import JOB_NAME, ConfigError
+from flowdredge.job.config import JOB_NAME, ConfigError, check_at_start
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         props = managed.load(managed.properties_path(args.properties))
+        check_at_start(props.config)
         note = managed.check_metadata(props)
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
