@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, fields
 
 from flowdredge.connectors import s3
-from flowdredge.connectors.kinesis.settings import KinesisSection
+from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES, KinesisSection
 from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
 from flowdredge.job.ipranges import IpRangesError, load as load_ip_ranges
 from flowdredge.job.ownership import MetaLimits
@@ -34,6 +34,13 @@ MIN_HEAP_MB = 256
 # 2, and ran out of heap in it with 512 (bench.state, docs/performance.md); one that started
 # during a checkpoint, three copies, ran out of 640 (docs/operations.md: local jobs take none).
 HEAP_PER_INSTANCE_MB = 640
+# A security event written to kinesis.security_events_stream is one record (MAX_RECORD_BYTES).
+# A scan alert's samples take at most 46 bytes each (an IPv6 address of 39 characters and a
+# port of 5 digits, with their commas), a reject_spike's top lists 90 an entry (address=flows
+# and port/protocol=flows, flows of up to 19 digits): at these bounds each takes less than half
+# a record, the other half left to the rest (a scan's target_apps lists every app it reached).
+KINESIS_EVIDENCE_SAMPLES = 10_000
+KINESIS_REJECT_TOP_SOURCES = 5_000
 
 
 def _ports_text(ports: frozenset) -> str:
@@ -350,6 +357,15 @@ def _validate_security(config: Config) -> None:
     for key in ("dependency_silence_seconds", "exposure_silence_seconds"):
         if getattr(sec, key) < config.job.window_seconds:
             raise ConfigError(f"security.{key} must be at least job.window_seconds")
+    if config.kinesis.security_events_stream:
+        for key, most in (("evidence_samples", KINESIS_EVIDENCE_SAMPLES),
+                          ("reject_top_sources", KINESIS_REJECT_TOP_SOURCES)):
+            if getattr(sec, key) > most:
+                raise ConfigError(
+                    f"security.{key} must be at most {most:,} with "
+                    f"kinesis.security_events_stream, got {getattr(sec, key):,}: each event is "
+                    f"one Kinesis record, at most {MAX_RECORD_BYTES:,} bytes, and the sink "
+                    f"fails the job on a larger one")
     if not any(sec.risk_weights.values()):
         raise ConfigError("security.risk_weights: at least one factor needs a weight")
     unscaled = [f for f, w in sec.risk_weights.items() if w and not sec.risk_scales[f]]

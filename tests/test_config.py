@@ -682,3 +682,50 @@ def test_a_quoted_list_or_map_reads_a_signed_integer_as_an_integer_setting_does(
     with pytest.raises(ConfigError, match="^security.risk_weights: dependencies: expected an "
                                           "integer from 0 to 2147483647, got '-5'$"):
         load(str(tmp_path / "c.yaml"))
+
+
+@pytest.mark.unit
+def test_an_event_for_kinesis_fits_one_record_at_the_largest_samples_allowed():
+    """security.evidence_samples and reject_top_sources had no bound: a scan alert carries up to
+    evidence_samples hosts and ports, a reject_spike up to reject_top_sources sources and
+    ports, and with kinesis.security_events_stream each event is one Kinesis record, which the
+    connector's sink refuses past 1 MiB, failing the job at every restart (a sweep of 30,000
+    IPv6 hosts at evidence_samples 30,000 is a 1,380,345-byte alert). With the stream they are bounded
+    at start; at the bounds the largest events take less than half a record."""
+    from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES
+    from flowdredge.job.config import KINESIS_EVIDENCE_SAMPLES, KINESIS_REJECT_TOP_SOURCES
+    from flowdredge.job.security import (MAX_LONG, RejectSource, event_line, scan_evidence,
+                                         spike_evidence)
+    from flowdredge.schemas.security import HOST_SWEEP, REJECT_SPIKE, SCAN_ALERTS
+    stream = {"kinesis": {"security_events_stream": "events"}}
+    for key, most in (("evidence_samples", KINESIS_EVIDENCE_SAMPLES),
+                      ("reject_top_sources", KINESIS_REJECT_TOP_SOURCES)):
+        assert getattr(from_dict({**stream, "security": {key: most}}).security, key) == most
+        with pytest.raises(ConfigError, match="^" + re.escape(
+                f"security.{key} must be at most {most:,} with kinesis.security_events_stream, "
+                f"got {most + 1:,}: each event is one Kinesis record, at most 1,048,576 bytes, "
+                f"and the sink fails the job on a larger one") + "$"):
+            from_dict({**stream, "security": {key: most + 1}})
+        # Files take rows of any length.
+        assert getattr(from_dict({"security": {key: 10 ** 6}}).security, key) == 10 ** 6
+
+    def record(line):   # as connectors.kinesis.flink writes it, with its partition key (a UUID)
+        return len(('{"dedup_key":"' + "0" * 32 + '",' + line[1:]).encode()) + 36
+
+    def address(i):   # an IPv6 address of the longest canonical text, 39 characters
+        return f"ffff:ffff:ffff:ffff:ffff:ffff:ffff:{0x1000 + i:x}"
+    n = KINESIS_EVIDENCE_SAMPLES
+    sweep = event_line(SCAN_ALERTS[HOST_SWEEP], MAX_LONG, scan_evidence(
+        address(0), ["app"], MAX_LONG, MAX_LONG, MAX_LONG, MAX_LONG, [], [address(i) for i in
+        range(1, 2 * n)], list(range(10000, 10000 + 2 * n)), n))
+    fields = json.loads(sweep)
+    assert [len(fields[k].split(",")) for k in ("hosts_sample", "ports_sample")] == [n, n]
+    assert len(address(0)) == len(fields["hosts_sample"].split(",")[-1]) == 39
+    n = KINESIS_REJECT_TOP_SOURCES
+    spike = event_line(REJECT_SPIKE, MAX_LONG, ("app", MAX_LONG, MAX_LONG, 10) + spike_evidence(
+        [RejectSource(10000 + i, 255, "a", address(i), 10 ** 18 + i, 1, 1)
+         for i in range(2 * n)], n))
+    fields = json.loads(spike)
+    assert [len(fields[k].split(",")) for k in ("top_ports", "top_sources")] == [n, n]
+    for line in (sweep, spike):
+        assert record(line) < MAX_RECORD_BYTES // 2

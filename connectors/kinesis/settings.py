@@ -12,6 +12,12 @@ STREAM = r"(arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/)?[a-zA-Z0-9_.-]{
 STREAM_NAME = "a stream name or ARN"
 
 
+# Kinesis takes a record of at most 1 MiB, its data and partition key together; the connector's
+# sink (flink-connector-aws 6.0.0: KinesisStreamsSinkBuilder's maxRecordSizeInBytes, 1 MiB by
+# default) fails the job on a larger one, and again after every restart.
+MAX_RECORD_BYTES = 1 << 20
+
+
 def stream(default: str = ""):
     return setting(default, pattern=STREAM, expected=STREAM_NAME)
 
