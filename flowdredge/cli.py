@@ -34,6 +34,7 @@ def _load_config(args):
     # Every command with a config runs its job here: refused before it generates or touches
     # anything (the demo replaced the previous demo's inputs first).
     _check_local_parallelism(cfg)
+    # `run`'s metadata snapshot, which its options may change, with them (check_local_locations).
     config_mod.check_at_start(cfg)
     return cfg
 
@@ -338,16 +339,8 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
     its reader would fail on (job.replay.check_snapshot), `s3://` without Flink's S3 file
     system."""
     from flowdredge.connectors.jars import plugins_dir, s3_file_system
-    from flowdredge.job.replay import InputError, check_snapshot
+    config_mod.check_metadata_snapshot(cfg)
     snapshot = cfg.kinesis.metadata_snapshot
-    local = snapshot[len("file://"):] if snapshot.startswith("file://") else snapshot
-    if local and "://" not in local:
-        if not os.path.exists(local):
-            raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
-        try:
-            check_snapshot(local)
-        except InputError as err:
-            raise config_mod.ConfigError(f"kinesis.metadata_snapshot: {err}") from None
     in_s3 = [f"{name} {where}" for name, where in (
         ("--output", output), ("kinesis.metadata_snapshot", snapshot),
         ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or ""))

@@ -10,6 +10,7 @@ with it (`kinesis`: connectors.kinesis.settings); Config composes the sections a
 checks the whole.
 """
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field, fields
 
@@ -374,20 +375,38 @@ def _validate_security(config: Config) -> None:
                           f"positive scale")
 
 
-def check_at_start(config: Config) -> None:
+def check_at_start(config: Config, streaming: bool = False) -> None:
     """ConfigError for what the config names outside itself that the running job would fail
-    on: a local metadata.ip_ranges that cannot be read or is not an ip-ranges document (each
-    attribution instance reads it as it starts, where it failed the job after Flink had
-    started, restarts spent). Every entry point calls it before Flink starts (flowdredge,
-    job.submit under `flink run`, the zip's main.py), in the process whose working directory
-    the job's Python workers share, so a relative path is read as they read it. An s3:// one is
-    not read here (validate checks its form)."""
+    on once Flink had started (its restarts spent): a local metadata.ip_ranges that cannot be
+    read or is not an ip-ranges document (each attribution instance reads it as it starts),
+    and with `streaming` (the job reads the Kinesis streams) a local kinesis.metadata_snapshot
+    (check_metadata_snapshot). Every entry point calls it before Flink starts (flowdredge,
+    job.submit under `flink run`, the zip's main.py), in the working directory the job's
+    workers share, so a relative path is read as they read it. s3:// ones are not read here
+    (validate checks their form)."""
     location = config.metadata.ip_ranges
     if location and not s3.is_s3(location):
         try:
             load_ip_ranges(location)
         except IpRangesError as err:
             raise ConfigError(f"metadata.ip_ranges: {err}") from None
+    if streaming:
+        check_metadata_snapshot(config)
+
+
+def check_metadata_snapshot(config: Config) -> None:
+    """ConfigError for a local kinesis.metadata_snapshot (a path or file:// URL) that is not
+    there or that its reader would fail on (job.replay.check_snapshot)."""
+    from flowdredge.job.replay import InputError, check_snapshot   # it imports this module
+    snapshot = config.kinesis.metadata_snapshot
+    local = snapshot[len("file://"):] if snapshot.startswith("file://") else snapshot
+    if local and "://" not in local:
+        if not os.path.exists(local):
+            raise ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
+        try:
+            check_snapshot(local)
+        except InputError as err:
+            raise ConfigError(f"kinesis.metadata_snapshot: {err}") from None
 
 
 # Groups of a Managed Flink application_properties.json besides the config sections: where the

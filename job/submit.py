@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         cfg = config_mod.load(args.config)
         if args.parallelism is not None:
             cfg = cfg.replace(job={"parallelism": args.parallelism})
-        config_mod.check_at_start(cfg)
+        config_mod.check_at_start(cfg, streaming=not args.flows)
     except config_mod.ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2

@@ -193,6 +193,36 @@ def test_every_entry_point_reads_a_local_ip_ranges_before_flink_starts(
     assert len(built) == 2
 
 
+@pytest.mark.unit
+def test_the_streaming_job_s_entry_points_check_a_local_metadata_snapshot(
+        tmp_path, monkeypatch, capsys):
+    """`flowdredge run` refused a kinesis.metadata_snapshot that is not there (or that its reader
+    would fail on) before Flink started; the zip's main.py and job.submit (`scripts/cluster
+    submit` of the streaming job) built the job, whose file source then failed. A job reading
+    files does not read the snapshot: not checked there."""
+    from flowdredge.job import submit
+    from flowdredge.job.flink import managed as entry, run
+    built = []
+    monkeypatch.setattr(run, "deployed_job", lambda *args, **kw: built.append(args) or
+                        type("Env", (), {"execute": lambda self, name: None})())
+    (tmp_path / "meta.jsonl").write_text('{"type":"HEARTBEAT","ts":1}\n')
+    snapshot = tmp_path / "snapshot.jsonl"
+    config = Config().replace(kinesis={"flow_streams": "flows", "metadata_stream": "meta",
+                                       "metadata_snapshot": str(snapshot)})
+    path = properties_file(tmp_path / "p.json", config, {"output": "o"})
+    assert entry.main([], argv=["--properties", path]) == 2
+    assert submit.main(["--config", path, "--output", "o"]) == 2
+    assert capsys.readouterr().err == (
+        f"flowdredge: error: kinesis.metadata_snapshot: {snapshot} does not exist\n" * 2)
+    assert not built
+    assert submit.main(["--config", path, "--output", "o", "--flows", str(tmp_path),
+                        "--metadata", str(tmp_path / "meta.jsonl")]) == 0
+    snapshot.write_text('{"type":"HEARTBEAT","ts":1}\n')
+    assert entry.main([], argv=["--properties", path]) == 0
+    assert submit.main(["--config", path, "--output", "o"]) == 0
+    assert len(built) == 3
+
+
 # --- the zip ----------------------------------------------------------------------------------
 
 @pytest.mark.unit

@@ -25,7 +25,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         props = managed.load(managed.properties_path(args.properties))
-        check_at_start(props.config)
+        check_at_start(props.config, streaming=bool(props.config.kinesis.flow_streams))
         note = managed.check_metadata(props)
     except ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
