@@ -148,10 +148,13 @@ def windowed_uid(uid: str, window_seconds: int) -> str:
 
 def sql_interval(seconds: int) -> str:
     """A Flink SQL interval of `seconds`: `INTERVAL '300' SECOND` exceeds SECOND's default
-    precision (2 digits), and a wider one is refused; DAY TO SECOND takes up to 99 days."""
+    precision (2 digits), and a wider one is refused; DAY TO SECOND takes up to 99 days, the
+    DAY field's default precision, and DAY(n) TO SECOND n digits of days (up to 6, where a
+    job.window_seconds of 2**31 - 1 takes 5)."""
     days, rest = divmod(seconds, 86400)
+    day = "DAY" if days < 100 else f"DAY({len(str(days))})"
     return (f"INTERVAL '{days} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}' "
-            f"DAY TO SECOND")
+            f"{day} TO SECOND")
 
 
 def sql_string(text: str) -> str:

@@ -41,3 +41,18 @@ def test_an_insert_planned_over_a_new_gateway_connection_is_planned():
     assert "counts" in [node["type"].split("[")[0] for node in plan["nodes"]]
     for holder in holders:
         holder.join()
+
+
+def test_a_window_of_100_days_or_more_is_planned():
+    """job.window_seconds takes up to 2**31 - 1, and the aggregates' TUMBLE was given it as DAY
+    TO SECOND, whose DAY field holds 2 digits: from 100 days (8,640,000 s) on the job failed
+    as it was built ('Interval field value 100 exceeds precision of DAY(2) field'), after the
+    config had been taken."""
+    from flowdredge.connectors.streams import sql_interval
+    t_env = StreamTableEnvironment.create(make_env(Config()))
+    t_env.execute_sql("CREATE TEMPORARY TABLE events (t TIMESTAMP(3), "
+                      "WATERMARK FOR t AS t) WITH ('connector' = 'datagen')")
+    for seconds in (8639999, 8640000, 2**31 - 1):
+        t_env.sql_query(f"""
+            SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(t),
+                {sql_interval(seconds)})) GROUP BY window_start, window_end""").explain()

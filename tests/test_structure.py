@@ -205,7 +205,10 @@ def test_the_distribution_installs_one_top_level_name_and_every_package():
 @pytest.mark.unit
 @pytest.mark.parametrize("seconds,interval", [
     (60, "INTERVAL '0 00:01:00' DAY TO SECOND"), (300, "INTERVAL '0 00:05:00' DAY TO SECOND"),
-    (3661, "INTERVAL '0 01:01:01' DAY TO SECOND"), (90061, "INTERVAL '1 01:01:01' DAY TO SECOND")])
+    (3661, "INTERVAL '0 01:01:01' DAY TO SECOND"), (90061, "INTERVAL '1 01:01:01' DAY TO SECOND"),
+    (8639999, "INTERVAL '99 23:59:59' DAY TO SECOND"),
+    (8640000, "INTERVAL '100 00:00:00' DAY(3) TO SECOND"),
+    (2**31 - 1, "INTERVAL '24855 03:14:07' DAY(5) TO SECOND")])
 def test_sql_intervals_name_the_window_length(seconds, interval):
     from flowdredge.connectors.streams import sql_interval
     assert sql_interval(seconds) == interval
