@@ -34,6 +34,7 @@ def _load_config(args):
     # Every command with a config runs its job here: refused before it generates or touches
     # anything (the demo replaced the previous demo's inputs first).
     _check_local_parallelism(cfg)
+    _check_local_heap(cfg)
     # `run`'s metadata snapshot, which its options may change, with them (check_local_locations).
     config_mod.check_at_start(cfg)
     return cfg
@@ -42,6 +43,17 @@ def _load_config(args):
 # A local run (replay, demo) starts Python workers per parallel instance in this machine's
 # memory: beyond a few per CPU they only cost memory (1000 took the JVM to 6.5 GB and failed).
 LOCAL_PARALLELISM_PER_CPU = 4
+
+
+def _check_local_heap(cfg) -> None:
+    """A job.local_heap_mb above this machine's memory caps nothing, and past what the JVM can
+    reserve (on 24 GB, 100,000 MB started and 1,000,000 did not) the JVM did not start: the
+    run said only 'the job failed: Stderr:', after staging its inputs."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    if cfg.job.local_heap_mb > memory:
+        raise config_mod.ConfigError(
+            f"job.local_heap_mb {cfg.job.local_heap_mb:,} is more than this machine's memory "
+            f"({memory:,} MB)")
 
 
 def _check_local_parallelism(cfg) -> None:

@@ -243,6 +243,32 @@ def test_bad_arguments_are_clear_errors(inputs, tmp_path, args, message):
 
 
 @pytest.mark.unit
+def test_a_local_heap_above_the_machine_s_memory_is_refused_before_anything_runs(
+        tmp_path, monkeypatch, capsys):
+    """job.local_heap_mb takes up to 2**31 - 1: a replay with a heap the JVM could not reserve
+    staged its inputs, then said 'the job failed: Stderr:' (the JVM's 'Could not reserve
+    enough space' only above it), and a demo generated its estate first. A heap the machine
+    has is taken."""
+    from flowdredge.synthetic import estate
+
+    def went_on(*args, **kwargs):
+        raise AssertionError("the demo generated its estate")
+    monkeypatch.setattr(estate, "generate", went_on)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    for heap in (memory + 1, 2**31 - 1):
+        (tmp_path / "c.yaml").write_text(f"job:\n  local_heap_mb: {heap}\n")
+        assert cli.main(["demo", "--output", str(tmp_path / "demo"), "--config",
+                         str(tmp_path / "c.yaml")]) == 2
+        assert capsys.readouterr().err == (
+            f"flowdredge: error: job.local_heap_mb {heap:,} is more than this machine's "
+            f"memory ({memory:,} MB)\n")
+    (tmp_path / "c.yaml").write_text(f"job:\n  local_heap_mb: {memory}\n")
+    with pytest.raises(AssertionError, match="generated its estate"):
+        cli.main(["demo", "--output", str(tmp_path / "demo"), "--config",
+                  str(tmp_path / "c.yaml")])
+
+
+@pytest.mark.unit
 def test_a_demo_of_too_much_parallelism_is_refused_before_it_replaces_the_last_ones_inputs(
         tmp_path, monkeypatch, capsys):
     """`flowdredge demo --parallelism 1000` generated its estate, replacing the previous
