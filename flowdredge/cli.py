@@ -35,6 +35,9 @@ def _load_config(args):
     # anything (the demo replaced the previous demo's inputs first).
     _check_local_parallelism(cfg)
     _check_local_heap(cfg)
+    # A replay's and a demo's checkpoints (run's with its other locations): Flink failed on it
+    # once it ran.
+    _check_s3_file_system((("job.checkpoint_dir", cfg.job.checkpoint_dir),))
     # `run`'s metadata snapshot, which its options may change, with them (check_local_locations).
     config_mod.check_at_start(cfg)
     return cfg
@@ -350,13 +353,17 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
     (it failed after its restarts, with a Java trace): a snapshot that is not there or that
     its reader would fail on (job.replay.check_snapshot), `s3://` without Flink's S3 file
     system."""
-    from flowdredge.connectors.jars import plugins_dir, s3_file_system
     config_mod.check_metadata_snapshot(cfg)
-    snapshot = cfg.kinesis.metadata_snapshot
-    in_s3 = [f"{name} {where}" for name, where in (
-        ("--output", output), ("kinesis.metadata_snapshot", snapshot),
-        ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or ""))
-        if where.startswith("s3://")]
+    _check_s3_file_system((
+        ("--output", output), ("kinesis.metadata_snapshot", cfg.kinesis.metadata_snapshot),
+        ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or "")))
+
+
+def _check_s3_file_system(locations) -> None:
+    """ConfigError for `s3://` locations, (name, location) pairs, when the local Flink has no
+    S3 file system."""
+    from flowdredge.connectors.jars import plugins_dir, s3_file_system
+    in_s3 = [f"{name} {where}" for name, where in locations if where.startswith("s3://")]
     if in_s3 and not s3_file_system():
         raise config_mod.ConfigError(
             f"{', '.join(in_s3)}: this local Flink has no S3 file system (apache-flink ships "

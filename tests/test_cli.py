@@ -269,6 +269,30 @@ def test_a_local_heap_above_the_machine_s_memory_is_refused_before_anything_runs
 
 
 @pytest.mark.unit
+def test_a_replay_s_s3_checkpoints_without_flink_s_s3_file_system_are_refused_at_start(
+        inputs, tmp_path, monkeypatch, capsys):
+    """`flowdredge run` refused an s3:// job.checkpoint_dir where the local Flink has no S3 file
+    system; a replay (and the demo) started Flink, which failed on it ('Could not find a file
+    system implementation for scheme 's3''), the inputs staged."""
+    from flowdredge.job.flink import run
+    folder, out = inputs
+
+    def started(*args, **kwargs):
+        raise AssertionError("Flink started")
+    monkeypatch.setattr(run, "aws_files_job", started)
+    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
+    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
+    (tmp_path / "c.yaml").write_text("job:\n  checkpoint_dir: s3://b/checkpoints\n")
+    assert cli.main(["replay", "--config", str(tmp_path / "c.yaml"), "--flows",
+                     str(folder / "flows"), "--metadata", out.metadata_file, "--output",
+                     str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "flowdredge: error: job.checkpoint_dir s3://b/checkpoints: this local Flink has no S3 "
+        "file system")
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.unit
 def test_a_demo_of_too_much_parallelism_is_refused_before_it_replaces_the_last_ones_inputs(
         tmp_path, monkeypatch, capsys):
     """`flowdredge demo --parallelism 1000` generated its estate, replacing the previous
