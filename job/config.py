@@ -337,6 +337,10 @@ def validate(config: Config) -> None:
                           f"flows.max_fields_per_line ({flows.max_fields_per_line})")
     _validate_security(config)
     validate_kinesis(config.kinesis)
+    # The events come from the security views: without them the stream got nothing, silently.
+    if config.kinesis.security_events_stream and not config.outputs.security:
+        raise ConfigError("kinesis.security_events_stream needs outputs.security: the events "
+                          "come from the security views, off, so the stream would get none")
 
 
 def _validate_security(config: Config) -> None:

@@ -124,6 +124,10 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     ("job: {window_seconds: }", "job.window_seconds: expected an integer, got None"),
     ("job: {window_seconds: [60]}", "job.window_seconds: expected an integer, got [60]"),
     ("metadata: {ip_ranges: [a]}", "metadata.ip_ranges: expected a string, got ['a']"),
+    # Taken, and the stream got no event: they come from the security views.
+    ("outputs: {security: false}\nkinesis: {security_events_stream: events}",
+     "kinesis.security_events_stream needs outputs.security: the events come from the "
+     "security views, off, so the stream would get none"),
 ])
 def test_each_bad_field_is_one_line_naming_it(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
