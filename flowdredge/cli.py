@@ -39,7 +39,8 @@ def _load_config(args):
     # once it ran.
     _check_s3_file_system((("job.checkpoint_dir", cfg.job.checkpoint_dir),))
     # `run`'s metadata snapshot, which its options may change, with them (check_local_locations).
-    config_mod.check_at_start(cfg)
+    from flowdredge.job import startup
+    startup.check_at_start(cfg)
     return cfg
 
 
@@ -353,7 +354,8 @@ def check_local_locations(cfg, output: str, resume: str = None) -> None:
     (it failed after its restarts, with a Java trace): a snapshot that is not there or that
     its reader would fail on (job.replay.check_snapshot), `s3://` without Flink's S3 file
     system."""
-    config_mod.check_metadata_snapshot(cfg)
+    from flowdredge.job import startup
+    startup.check_metadata_snapshot(cfg)
     _check_s3_file_system((
         ("--output", output), ("kinesis.metadata_snapshot", cfg.kinesis.metadata_snapshot),
         ("job.checkpoint_dir", cfg.job.checkpoint_dir), ("--resume", resume or "")))

@@ -10,14 +10,12 @@ with it (`kinesis`: connectors.kinesis.settings); Config composes the sections a
 checks the whole.
 """
 import dataclasses
-import os
 import re
 from dataclasses import dataclass, field, fields
 
 from flowdredge.connectors import s3
 from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES, KinesisSection
 from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
-from flowdredge.job.ipranges import IpRangesError, load as load_ip_ranges
 from flowdredge.job.ownership import MetaLimits
 from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
@@ -319,7 +317,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"job.checkpoint_dir: expected a path or a URL such as "
                           f"s3://bucket/prefix, got {config.job.checkpoint_dir!r}")
     # Each attribution instance reads it as it starts (a local file is read at start too:
-    # check_at_start): an S3 URL without a key failed the job after Flink had started.
+    # job.startup): an S3 URL without a key failed the job after Flink had started.
     if s3.is_s3(config.metadata.ip_ranges):
         try:
             s3.split(config.metadata.ip_ranges)
@@ -377,40 +375,6 @@ def _validate_security(config: Config) -> None:
     if unscaled:
         raise ConfigError(f"security.risk_scales: weighted factor(s) {unscaled} need a "
                           f"positive scale")
-
-
-def check_at_start(config: Config, streaming: bool = False) -> None:
-    """ConfigError for what the config names outside itself that the running job would fail
-    on once Flink had started (its restarts spent): a local metadata.ip_ranges that cannot be
-    read or is not an ip-ranges document (each attribution instance reads it as it starts),
-    and with `streaming` (the job reads the Kinesis streams) a local kinesis.metadata_snapshot
-    (check_metadata_snapshot). Every entry point calls it before Flink starts (flowdredge,
-    job.submit under `flink run`, the zip's main.py), in the working directory the job's
-    workers share, so a relative path is read as they read it. s3:// ones are not read here
-    (validate checks their form)."""
-    location = config.metadata.ip_ranges
-    if location and not s3.is_s3(location):
-        try:
-            load_ip_ranges(location)
-        except IpRangesError as err:
-            raise ConfigError(f"metadata.ip_ranges: {err}") from None
-    if streaming:
-        check_metadata_snapshot(config)
-
-
-def check_metadata_snapshot(config: Config) -> None:
-    """ConfigError for a local kinesis.metadata_snapshot (a path or file:// URL) that is not
-    there or that its reader would fail on (job.replay.check_snapshot)."""
-    from flowdredge.job.replay import InputError, check_snapshot   # it imports this module
-    snapshot = config.kinesis.metadata_snapshot
-    local = snapshot[len("file://"):] if snapshot.startswith("file://") else snapshot
-    if local and "://" not in local:
-        if not os.path.exists(local):
-            raise ConfigError(f"kinesis.metadata_snapshot: {snapshot} does not exist")
-        try:
-            check_snapshot(local)
-        except InputError as err:
-            raise ConfigError(f"kinesis.metadata_snapshot: {err}") from None
 
 
 # Groups of a Managed Flink application_properties.json besides the config sections: where the

@@ -13,7 +13,7 @@ docs/operations.md, "Standalone cluster and savepoints".
 import argparse
 import sys
 
-from flowdredge.job import config as config_mod, managed
+from flowdredge.job import config as config_mod, managed, startup
 from flowdredge.schemas.settings import integer
 
 # What --flows holds (as io.flows_layout in job.managed, with its default).
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         cfg = config_mod.load(args.config)
         if args.parallelism is not None:
             cfg = cfg.replace(job={"parallelism": args.parallelism})
-        config_mod.check_at_start(cfg, streaming=not args.flows)
+        startup.check_at_start(cfg, streaming=not args.flows)
     except config_mod.ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ import os
 import sys
 
 from flowdredge.job import managed
-from flowdredge.job.config import JOB_NAME, ConfigError, check_at_start
+from flowdredge.job.config import JOB_NAME, ConfigError
+from flowdredge.job.startup import check_at_start
 
 
 def parser() -> argparse.ArgumentParser:
