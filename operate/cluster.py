@@ -281,7 +281,8 @@ class Cluster:
             _check_changelog(metadata)
         elif flows is not None:
             _check_followed(flows, metadata)
-        self.rest("/overview")   # no cluster: one line now, not flink run's trace a minute on
+        overview = self.rest("/overview")   # no cluster: one line now, not flink run's trace
+        _check_slots(overview.get("slots-total"), config_file, parallelism)
         made = self._check_output(output)
         try:
             job_id = self._submit(config_file, flows, metadata, output, savepoint, parallelism,
@@ -388,6 +389,20 @@ class Cluster:
             raise ClusterError(f"flink stop printed no savepoint path:\n{out}")
         self.wait_for_state(job_id, ("FINISHED",), timeout_s)
         return match.group(1)
+
+
+def _check_slots(slots, config_file: str, parallelism: int = None) -> None:
+    """Refuses a job of more parallel instances than the cluster has slots (`slots`, from its
+    overview; None: not said): its TaskManager's slots are fixed, so the job would wait for
+    slots it cannot get until Flink's slot.request.timeout (5 minutes) failed it."""
+    if slots is None:
+        return
+    wanted = parallelism or load_config(config_file).job.parallelism
+    if wanted > slots:
+        raise ClusterError(f"parallelism {wanted} (--parallelism, or the config's "
+                           f"job.parallelism) is more than the cluster's {slots} slots: the "
+                           f"job would wait for slots it cannot get, then fail; start the "
+                           f"cluster with --slots {wanted}, or lower it")
 
 
 def _check_changelog(metadata: str) -> None:

@@ -169,6 +169,26 @@ def test_a_second_job_on_a_running_jobs_output_is_refused(tmp_path, monkeypatch,
                                       f"nothing to stop\n"
 
 
+def test_a_job_of_more_instances_than_the_cluster_has_slots_is_refused(tmp_path, monkeypatch):
+    """A standalone TaskManager's slots are fixed: a job of job.parallelism (or --parallelism)
+    above them was submitted, and waited for slots it could not get until Flink failed it."""
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    cluster.rest = lambda path, timeout_s=5: {"slots-total": 2, "jobs": []}
+    (tmp_path / "c.yaml").write_text("job:\n  parallelism: 3\n")
+    where = (str(tmp_path / "c.yaml"), "s3://f/AWSLogs/", "s3://m/changelog/")
+    for parallelism, said in ((None, 3), (4, 4)):
+        with pytest.raises(cluster_mod.ClusterError, match=re.escape(
+                f"parallelism {said} (--parallelism, or the config's job.parallelism) is more "
+                f"than the cluster's 2 slots: the job would wait for slots it cannot get, then "
+                f"fail; start the cluster with --slots {said}, or lower it")):
+            cluster.submit(*where, str(tmp_path / "out"), parallelism=parallelism)
+    assert not hasattr(cluster, "args") and not (tmp_path / "out").exists()
+    cluster.submit(*where, str(tmp_path / "out"), parallelism=2)
+    assert cluster.args[cluster.args.index("--parallelism") + 1] == "2"
+
+
 def test_an_s3_output_with_a_trailing_slash_is_the_same_output(tmp_path, monkeypatch):
     # Both name one prefix: a second job there would commit every flow twice.
     from flowdredge.operate import cluster as cluster_mod
