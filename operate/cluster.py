@@ -281,7 +281,8 @@ class Cluster:
             _check_changelog(metadata)
         elif flows is not None:
             _check_followed(flows, metadata)
-        overview = self.rest("/overview")   # no cluster: one line now, not flink run's trace
+        # No cluster: one line now, not flink run's trace a minute on.
+        overview = self.rest("/overview")
         _check_slots(overview.get("slots-total"), config_file, parallelism)
         made = self._check_output(output)
         try:
