@@ -253,12 +253,19 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _glob_literal(path: str) -> str:
+    """`path` for DuckDB's read_json, which reads it as a glob: each [, * and ? a class of
+    itself. As they were, a folder o[1] beside an o1 was read as o1, o? as o? and oX, and the
+    query failed on a file outside the folder (Permission Error)."""
+    return re.sub(r"[\[*?]", r"[\g<0>]", path)
+
+
 def _view_sql(view: str, files) -> str:
     columns = VIEW_COLUMNS[view]
     if files:
         spec = ", ".join(f"{_sql_string(c.name)}: {_sql_string(_DUCKDB_TYPES[c.kind])}"
                          for c in columns)
-        source = (f"read_json([{', '.join(_sql_string(f) for f in files)}], "
+        source = (f"read_json([{', '.join(_sql_string(_glob_literal(f)) for f in files)}], "
                   f"format = 'newline_delimited', hive_partitioning = false, "
                   f"columns = {{{spec}}})")
     else:
@@ -288,6 +295,8 @@ def connect(folder: str, views=OUTPUTS) -> duckdb.DuckDBPyConnection:
                  if os.path.getsize(p)] if view in views else []
         con.execute(_view_sql(view, files))
         linked.update(t for t in map(os.path.realpath, files) if not t.startswith(inside))
+        # A file's glob (_glob_literal), a path of its own to DuckDB's check: allowed as such.
+        linked.update(g for g in map(_glob_literal, files) if g not in files)
     # DuckDB allows queries its folder of temporary files, by default .tmp/ in the working
     # folder: one of its own, emptied when the process ends.
     spill = tempfile.mkdtemp(prefix="flowdredge-query-")

@@ -730,6 +730,19 @@ def test_csv_fields_that_start_like_a_formula_are_text(tmp_path, capsys):
 
 
 @pytest.mark.unit
+def test_a_folder_named_like_a_glob_is_read_as_named(tmp_path, capsys):
+    """DuckDB reads a file's path as a glob: a folder o[1] beside an o1 was read as o1, one
+    named o? as o? and oX, and the query failed on a file outside the folder (a review)."""
+    for name, flows in (("o[1]", 3), ("o1", 5), ("q?*", 7), ("qX*", 11), ("qXY", 13)):
+        _write_part(tmp_path / name, "aggregates",
+                    [_aggregate(60, "api", "db", 5432, "ACCEPT", flows, 10)], "part-a-0-0")
+    for name, flows in (("o[1]", 3), ("q?*", 7)):
+        assert cli.main(["query", str(tmp_path / name), "sql",
+                         "SELECT sum(flows) AS flows FROM aggregates", "--format", "csv"]) == 0
+        assert capsys.readouterr().out == f"flows\n{flows}\n", name
+
+
+@pytest.mark.unit
 def test_decimals_are_exact_json_numbers(small_outputs, capsys):
     """A DECIMAL was written as a float: a sum of bytes past 2**53 lost its last digits (a
     review)."""
