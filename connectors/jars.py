@@ -2,6 +2,7 @@
 with the Kinesis connector (the maven-shade-plugin), both built into .jars/ by scripts/setup;
 FLOWDREDGE_JARS overrides the folder. Pure Python: the operations tools read it without PyFlink."""
 import os
+import pathlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JARS_DIR = os.environ.get("FLOWDREDGE_JARS", os.path.join(ROOT, ".jars"))
@@ -16,7 +17,14 @@ def _url(name: str, what: str) -> list:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} ({name}) is missing in {JARS_DIR}: run scripts/setup "
                                 f"(or set FLOWDREDGE_JARS)")
-    return ["file://" + os.path.abspath(path)]
+    return [jar_url(path)]
+
+
+def jar_url(path: str) -> str:
+    """The file:// URL of a jar for pipeline.jars, which Java reads as a URL: a space or a % in
+    its path percent-encoded (written as they are, a space failed the job with
+    URISyntaxException, and %41 named a folder A)."""
+    return pathlib.Path(os.path.abspath(path)).as_uri()
 
 
 def class_archive():

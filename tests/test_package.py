@@ -32,6 +32,23 @@ from flowdredge.synthetic.estate import Scenario, generate
 BIN = os.path.join(os.path.dirname(sys.executable), "flowdredge")
 
 
+@pytest.mark.unit
+def test_the_jars_urls_name_their_files_whatever_the_folder_is_named(tmp_path, monkeypatch):
+    """pipeline.jars is read as URLs: written as "file://" and the path, a folder named with a
+    space failed every job (URISyntaxException), and one with %41 in its name named a folder
+    A (a review)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+    from flowdredge.connectors import jars
+    folder = tmp_path / "my jars%41"
+    folder.mkdir()
+    (folder / ADAPTERS).write_bytes(b"")
+    monkeypatch.setattr(jars, "JARS_DIR", str(folder))
+    [url] = jars.adapter_jars()
+    assert urlparse(url).scheme == "file" and " " not in url
+    assert url2pathname(urlparse(url).path) == str(folder / ADAPTERS)
+
+
 def properties_file(path, config: Config, io: dict, extra_groups=()):
     groups = to_application_properties(config) + [
         {"PropertyGroupId": "io", "PropertyMap": io}, *extra_groups]

@@ -3,9 +3,9 @@ unpacked zip anywhere): loads the runtime properties and wires the connectors; t
 job.flink.pipeline.build_pipeline. The zip's main.py calls main(); docs/managed-flink.md.
 """
 import argparse
-import os
 import sys
 
+from flowdredge.connectors.jars import jar_url
 from flowdredge.job import managed
 from flowdredge.job.config import JOB_NAME, ConfigError
 from flowdredge.job.startup import check_at_start
@@ -37,7 +37,7 @@ def main(code_dirs, jar: str = None, argv=None) -> int:
     from flowdredge.job.replay import InputError
     io = props.io
     # The service puts the jar named in the run options on the classpath itself.
-    jars = ["file://" + os.path.abspath(jar)] if jar and \
+    jars = [jar_url(jar)] if jar and \
         props.path != managed.SERVICE_PROPERTIES else []
     # The streaming job reads the kinesis group's streams; io.flows is not read then.
     flows = None if props.config.kinesis.flow_streams else io.flows
