@@ -264,13 +264,17 @@ def local_jvm_args(config: Config, user_args: str = "", class_archive: str = Non
     user's JVM_ARGS) has one, job.local_jvm_options (less its collector if `user_args` names
     one), the class-data archive of a local job's
     classes if there is one (scripts/setup writes it; an archive that no longer matches Java
-    or the jars is ignored, silently), then `user_args`, last so that they win."""
+    or the jars is ignored, silently; one whose path holds white space is left out), then
+    `user_args`, last so that they win."""
     args = [] if "-Xmx" in user_args else [f"-Xmx{local_heap_mb(config)}m"]
     user = user_args.split()
     # Java refuses two collectors: the user's choice replaces the default's.
     args += [a for a in config.job.local_jvm_options.split()
              if not (_COLLECTOR.fullmatch(a) and any(map(_COLLECTOR.fullmatch, user)))]
-    if class_archive:
+    # PyFlink's launcher splits JVM_ARGS at white space, quotes or not: an archive in a folder
+    # named with a space made its path's tail Java's main class (ClassNotFoundException), and
+    # every local job failed. It only speeds the start: left out then.
+    if class_archive and not any(c.isspace() for c in class_archive):
         args += [f"-XX:SharedArchiveFile={class_archive}", "-Xlog:cds=off",
                  "-Xlog:cds+dynamic=off"]
     return " ".join(args + user)

@@ -513,6 +513,8 @@ LOCAL = "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC"
     (None, 0, "/j/a.jsa", False, f"-Xmx640m {LOCAL} "
      "-XX:SharedArchiveFile=/j/a.jsa -Xlog:cds=off -Xlog:cds+dynamic=off"),
     (None, 1024, "/j/a.jsa", True, None),            # `flink run`: its JVM, not ours
+    # PyFlink splits JVM_ARGS at spaces: "a.jsa" was taken as the main class (a review).
+    (None, 0, "/my j/a.jsa", False, f"-Xmx640m {LOCAL}"),
 ])
 def test_the_local_jvm_args_are_set_for_the_launch_only(monkeypatch, before, heap, archive,
                                                         connected, launched_with):
