@@ -19,6 +19,8 @@ import json
 import os
 import time
 
+from flowdredge.connectors.s3 import flink_uri
+from flowdredge.connectors.streams import sql_string
 from flowdredge.job.config import FlowsSection, JobSection, MetadataSection
 from flowdredge.schemas.flink import sql_columns
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT
@@ -74,7 +76,7 @@ def statements(s3_dir: str, changelog: str, output_dir: str,
               line STRING,
               flow_time AS TO_TIMESTAMP_LTZ({start} * 1000, 3),
               WATERMARK FOR flow_time AS flow_time - {_interval(flow_out_of_orderness_seconds)}
-            ) WITH ('connector' = 'filesystem', 'path' = 'file://{os.path.abspath(s3_dir)}',
+            ) WITH ('connector' = 'filesystem', 'path' = {sql_string(flink_uri(s3_dir))},
                     'format' = 'raw')""",
         f"""CREATE TEMPORARY VIEW flows AS SELECT
               {_field('srcaddr')} AS src_ip, {_field('dstaddr')} AS dst_ip,
@@ -90,7 +92,7 @@ def statements(s3_dir: str, changelog: str, output_dir: str,
               WATERMARK FOR change_time
                 AS change_time - {_interval(metadata_out_of_orderness_seconds)},
               PRIMARY KEY (`ip`) NOT ENFORCED
-            ) WITH ('connector' = 'filesystem', 'path' = 'file://{os.path.abspath(changelog)}',
+            ) WITH ('connector' = 'filesystem', 'path' = {sql_string(flink_uri(changelog))},
                     'format' = 'json')""",
         f"""CREATE TEMPORARY VIEW attributed AS SELECT
               {src_app} AS src_app, {src_region} AS src_region,
@@ -101,7 +103,7 @@ def statements(s3_dir: str, changelog: str, output_dir: str,
             LEFT JOIN changelog FOR SYSTEM_TIME AS OF f.flow_time AS d ON d.ip = f.dst_ip""",
         f"""CREATE TEMPORARY TABLE aggregates_sink ({sql_columns(AGGREGATE)})
             WITH ('connector' = 'filesystem',
-                  'path' = 'file://{os.path.abspath(os.path.join(output_dir, "aggregates"))}',
+                  'path' = {sql_string(flink_uri(os.path.join(output_dir, "aggregates")))},
                   'format' = 'json', 'sink.rolling-policy.file-size' = '128MB')""",
         f"""INSERT INTO aggregates_sink
             SELECT UNIX_TIMESTAMP(CAST(window_start AS STRING)) AS window_start,
