@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flowdredge.job import changelog_columns
+from flowdredge.job.changelog_columns import breaks_text
 from flowdredge.job.addresses import (OTHER_ADDRESSES, address_codes, embeds_ipv4, ipv4_int,
                                       ipv4_ints, texts)
 from flowdredge.job.parse import (BEYOND, DEAD_LETTERS_KEPT, EARLIEST_START, LATEST_START,
@@ -259,7 +260,7 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                  vectorise_from: float) -> ParsedChunk:
     rejected, released = [], {}
     for position, head in record_lines.long:
-        applied, said = _too_long_applied(head, limits, latest_ms)
+        applied, said = _head_applied(head[:limits.max_line_bytes], latest_ms)
         rejected.append((position, "line_too_long", head, _too_long(limits) + said))
         if applied is not None:
             released[position] = applied
@@ -287,7 +288,7 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
                     rejected.append((position, "line_too_long", line, _staged_too_long(
                         record_lines.staged_max, "characters")))
                     continue
-                applied, said = _too_long_applied(line, limits, latest_ms)
+                applied, said = _head_applied(line[:limits.max_line_bytes], latest_ms)
                 rejected.append((position, "line_too_long", line, too_long_text(
                     len(line), limits.max_line_bytes, "metadata.max_line_bytes") + said))
                 if applied is not None:
@@ -381,14 +382,16 @@ _HEAD_DECODER = json.JSONDecoder()
 _JSON_SPACE = re.compile(r"[ \t\n\r]*").match
 
 
-def _too_long_applied(line: str, limits: MetaLimits, latest_ms: int) -> tuple:
-    """(the event a line longer than metadata.max_line_bytes is applied as, or None; what its
-    dead letter adds). Its owner is not read, but keeping the address's previous owner would
-    misattribute its flows from the line's ts on: a change whose type, ts and ip its first
-    metadata.max_line_bytes characters hold (as much as a file's reader keeps of it; a
-    replay's staging keeps its first metadata.max_line_bytes bytes) is applied as an UNASSIGN of its address (a VPC's:
-    a VPC_UNASSIGN), as an owner that is not text is. A HEARTBEAT's is nothing to apply."""
-    keys = _head_keys(line[:limits.max_line_bytes])
+def _head_applied(head: str, latest_ms: int) -> tuple:
+    """(the event a line not read whole is applied as, or None; what its dead letter adds), of
+    its `head`: a line longer than metadata.max_line_bytes, its first metadata.max_line_bytes
+    characters (as much as a file's reader keeps of it; a replay's staging keeps its first
+    metadata.max_line_bytes bytes), or a line that is no JSON. Its owner is not read, but
+    keeping the address's previous owner would misattribute its flows from the line's ts on:
+    a change whose type, ts and ip the head holds is applied as an UNASSIGN of its address (a
+    VPC's: a VPC_UNASSIGN), as an owner that is not text is. A HEARTBEAT's is nothing to
+    apply."""
+    keys = _head_keys(head)
     kind, event = keys.get("type"), None
     if kind == HEARTBEAT:
         return None, ""
@@ -405,6 +408,15 @@ def _too_long_applied(line: str, limits: MetaLimits, latest_ms: int) -> tuple:
     if event is None:
         return None, ": its head gives no change's type, ts and ip: nothing applied"
     return event, f": applied as {_release(event.ip)} (its head's type, ts and ip)"
+
+
+def _not_json(detail: str, line: str, latest_ms: int) -> MetaEventError:
+    """A line that is no JSON (a control character unescaped in an owner value, a line cut
+    short or cut in two by a line break in one): a change whose type, ts and ip its head holds
+    is applied as an UNASSIGN of its address, as a line too long is (before, nothing was: the
+    address kept its previous owner)."""
+    applied, said = _head_applied(line, latest_ms)
+    return MetaEventError("not_json", detail if applied is None else detail + said, applied)
 
 
 def _head_keys(head: str) -> dict:
@@ -483,9 +495,9 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     try:
         doc = json_loads(line)
     except ValueError as err:
-        raise MetaEventError("not_json", json_error(err)) from None
+        raise _not_json(json_error(err), line, latest_ms) from None
     except RecursionError:
-        raise MetaEventError("not_json", _TOO_DEEP) from None
+        raise _not_json(_TOO_DEEP, line, latest_ms) from None
     if not isinstance(doc, dict):
         raise MetaEventError("not_an_object", f"a JSON {type(doc).__name__}")
     try:
@@ -493,7 +505,7 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
     except RecursionError:
         # Read again through a Python hook, a frame deeper: a line a few levels short of the
         # limit raised it out of the parse, and its stream record failed the job at each restart.
-        raise MetaEventError("not_json", _TOO_DEEP) from None
+        raise _not_json(_TOO_DEEP, line, latest_ms) from None
     if repeated and _WHAT_AND_WHERE.intersection(repeated):
         raise MetaEventError("not_json", _twice(repeated))
     kind = doc.get("type")
@@ -540,12 +552,20 @@ def parse_event(line: str, latest_ms: int = LATEST_TS_MS, share=None) -> MetaEve
         raise MetaEventError("not_json", f"{_twice(repeated)}: applied as {_release(ip)}",
                              MetaEvent(UNASSIGN, ts, ip))
     get = doc.get
-    owner = [ABSENT if (v := get(f)) is None or v == "" else v if type(v) is str
-             else _owner_text(f, v, ts, ip) for f in OWNER_FIELDS]
+    # A value of white space only says no more than an empty one: before, " " was an app.
+    owner = [(v if v and not v.isspace() else ABSENT) if type(v := get(f)) is str
+             else ABSENT if v is None else _owner_text(f, v, ts, ip) for f in OWNER_FIELDS]
+    joined = "".join(owner)
+    if not joined.isprintable() and breaks_text(joined):
+        # A control character or line break went on into every output keyed or written by
+        # the owner (a terminal's escape sequence, a CSV row cut in two): the value is not the
+        # name the publisher read, and the previous owner kept would misattribute the IP.
+        raise MetaEventError("not_text", f"{_breaking_field(owner)}: applied as {_release(ip)}",
+                             MetaEvent(UNASSIGN, ts, ip))
     owner = tuple(owner if share is None else [share(v, v) for v in owner])
     interface_vpc = None if vpc_id is not None else get(INTERFACE_VPC_ID)
-    if interface_vpc in ("", ABSENT):   # as an owner field's: not known
-        interface_vpc = None
+    if interface_vpc in ("", ABSENT) or type(interface_vpc) is str and interface_vpc.isspace():
+        interface_vpc = None   # as an owner field's: not known
     if interface_vpc is None or type(interface_vpc) is str and _is_vpc_id(interface_vpc):
         return MetaEvent(ASSIGN, ts, ip, owner, interface_vpc if share is None or interface_vpc
                          is None else share(interface_vpc, interface_vpc))
@@ -625,6 +645,13 @@ def _owner_text(field: str, value, ts: int, ip: str) -> str:
     kind = "number that is not an integer" if type(value) is float else _JSON_KINDS[type(value)]
     raise MetaEventError("not_text", f"{field} is a JSON {kind}, not text: applied as "
                                      f"{_release(ip)}", MetaEvent(UNASSIGN, ts, ip))
+
+
+def _breaking_field(owner: list) -> str:
+    """Which owner value holds which character breaks_text finds, in words."""
+    field, value = next((f, v) for f, v in zip(OWNER_FIELDS, owner) if breaks_text(v))
+    shown = repr(breaks_text(value).group())[1:-1]
+    return f"{field} holds '{shown}', a control character or line break"
 
 
 def _value_text(value) -> str:

@@ -26,7 +26,11 @@ VPC_ID_PATTERN = r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?"
 OWNER_FIELDS = ("app", "cluster", "asg", "account", "region", "zone", "interface_id",
                 "resource_id", "kind")
 
+# An owner field absent, empty or of white space only (job.ownership reads each as this).
 ABSENT = "-"
+# What no owner value may hold among other characters (job.ownership refuses the owner,
+# not_text): a control character (C0, DEL, C1) or a line or paragraph separator.
+OWNER_VALUE_BREAKS = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 
 # A changelog event's fields (job.ownership.MetaEvent holds the owner fields as one tuple).
 METADATA_EVENT = Schema("metadata_event", (

@@ -21,8 +21,12 @@ ADDRESS = st.one_of(st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integ
                     st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integers(0, 255)),
                     st.sampled_from(["2001:db8::1", "2001:DB8::0:1", "010.0.0.1", "10.0.0.256",
                                      "x", "", None]))
+# Values of white space only are absent, values holding a control character or line break
+# refused (not_text): written raw, DEL, C1 and U+2028 are JSON Arrow's reader takes.
+ODD_TEXT = st.sampled_from([" ", "\t", "\u00a0", "\u3000", " \u2028", "\x85", "a b", " a",
+                            "a\x7f", "\x00", "a\x1b[0m", "b\u2029", "\x9fc", "a\u200b"])
 VALUE = st.one_of(st.text(max_size=5), st.sampled_from(["", "api", 'q"x', "b\\s", "é"]),
-                  st.none())
+                  ODD_TEXT, st.none())
 EVENT = st.fixed_dictionaries(
     {"type": st.sampled_from(["ASSIGN", "ASSIGN", "UNASSIGN", "HEARTBEAT", "MOVE", None]),
      "ts": TS, "ip": ADDRESS},
@@ -38,10 +42,12 @@ PLAIN_EVENT = st.fixed_dictionaries(
      "ip": st.builds("10.{}.0.{}".format, st.integers(0, 255), st.integers(0, 255))},
     optional={"interface_vpc_id": st.sampled_from(["vpc-0a1b2c3d", "vpc-0123456789abcdef0",
                                                    "vpc-0a1b2c3d0", None]),
-              **{f: st.sampled_from(["api", "db", "", None]) for f in OWNER_FIELDS}})
+              **{f: st.one_of(st.sampled_from(["api", "db", "", None]), ODD_TEXT)
+                 for f in OWNER_FIELDS}})
 LINE = st.one_of(
     PLAIN_EVENT.map(lambda doc: json.dumps(doc, separators=(",", ":"))),
     PLAIN_EVENT.map(json.dumps),
+    PLAIN_EVENT.map(lambda doc: json.dumps(doc, separators=(",", ":"), ensure_ascii=False)),
     EVENT.map(lambda doc: json.dumps(doc, separators=(",", ":"), ensure_ascii=False)),
     EVENT.map(json.dumps),                      # spaces after separators, \u escapes
     EVENT.map(lambda doc: " " + json.dumps(doc)),

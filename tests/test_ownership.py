@@ -443,6 +443,96 @@ def test_an_owner_that_is_not_text_or_an_address_that_spells_ipv4_is_refused(vec
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_owner_value_holding_a_control_character_or_line_break_is_refused(vectorise_from):
+    """A run 64 bad-input hunt: an owner value holding a control character (an escape
+    sequence, NUL, DEL, a C1 one) or a line or paragraph separator was taken as it was, into
+    every output keyed or written by it. It is not_text, applied as an UNASSIGN (a
+    VPC_UNASSIGN): the IP's previous owner kept would misattribute its flows. Other characters
+    that are not printable (a zero-width or no-break space, a private-use one) are text."""
+    t0 = 1767225600000
+
+    def assign(t, ip, value, field="app", kind="ASSIGN", extra=""):
+        return '{"type":"%s","ts":%d,"ip":"%s",%s"%s":"%s"}' % (kind, t, ip, extra, field, value)
+    lines = [assign(t0, "10.0.0.1", "api"), assign(t0 + 1, "10.0.0.1", "api\\u001b[31m"),
+             assign(t0, "10.0.0.2", "a\\u0000", "zone"), assign(t0, "10.0.0.3", "a\\nb", "asg"),
+             assign(t0, "10.0.0.4", "a\x7fb"), assign(t0, "10.0.0.5", "a\x85", "cluster"),
+             assign(t0, "10.0.0.6", "a\u2028b", "kind"), assign(t0, "10.0.0.7", "\\u2029x"),
+             assign(t0, "10.0.0.8", "a\\tb", kind="VPC_ASSIGN",
+                    extra='"vpc_id":"vpc-0a1b2c3d",'),
+             assign(t0, "10.0.0.9", "a\u200bb\u00a0c\ue000")]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip, e.owner and e.owner[0]) for e in chunk.events] == [
+        (ASSIGN, "10.0.0.1", "api"), (UNASSIGN, "10.0.0.1", None)] + [
+        (UNASSIGN, f"10.0.0.{n}", None) for n in range(2, 8)] + [
+        (UNASSIGN, "vpc-0a1b2c3d 10.0.0.8", None),
+        (ASSIGN, "10.0.0.9", "a\u200bb\u00a0c\ue000")]
+    said = "a control character or line break: applied as"
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("not_text", f"m:{n}", f"{field} holds '{shown}', {said} an UNASSIGN")
+        for n, field, shown in ((2, "app", "\\x1b"), (3, "zone", "\\x00"), (4, "asg", "\\n"),
+                                (5, "app", "\\x7f"), (6, "cluster", "\\x85"),
+                                (7, "kind", "\\u2028"), (8, "app", "\\u2029"))] + [
+        ("not_text", "m:9", f"app holds '\\t', {said} a VPC_UNASSIGN")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_line_that_is_no_json_is_applied_as_an_unassign_when_its_head_names_a_change(
+        vectorise_from):
+    """A control character unescaped in a value (NUL, ESC, a tab) makes the line no JSON, and a
+    line break cuts it in two: nothing was applied, the address kept its previous owner. The
+    change its head names (type, ts, ip) is applied as an UNASSIGN, as a line too long's is; a
+    line whose head names none (the second half, a HEARTBEAT) changes nothing."""
+    t0 = 1767225600000
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.%d","app":"api"}' % (t0, n) for n in (1, 2)]
+    lines += ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"a\x1b[31m"}' % (t0 + 1),
+              '{"type":"VPC_ASSIGN","ts":%d,"ip":"10.0.0.3","vpc_id":"vpc-0a1b2c3d","zone":"\x00"}'
+              % t0,
+              '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.2","app":"a' % (t0 + 1), 'b","zone":"z"}',
+              '{"type":"HEARTBEAT","ts":%d,"x":"\t"}' % t0,
+              '{"type":"ASSIGN","app":"\t","ts":%d,"ip":"10.0.0.4"}' % t0]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (ASSIGN, "10.0.0.1"), (ASSIGN, "10.0.0.2"), (UNASSIGN, "10.0.0.1"),
+        (UNASSIGN, "vpc-0a1b2c3d 10.0.0.3"), (UNASSIGN, "10.0.0.2")]
+    head = "(its head's type, ts and ip)"
+    assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+        ("not_json", "m:3", f"Invalid control character at at character 60: applied as an "
+                            f"UNASSIGN {head}"),
+        ("not_json", "m:4", f"Invalid control character at at character 88: applied as a "
+                            f"VPC_UNASSIGN {head}"),
+        ("not_json", "m:5", f"Unterminated string starting at at character 58: applied as an "
+                            f"UNASSIGN {head}"),
+        ("not_json", "m:6", "Expecting value at character 0"),
+        ("not_json", "m:7", "Invalid control character at at character 44"),
+        ("not_json", "m:8", "Invalid control character at at character 24")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_owner_value_of_white_space_only_is_absent_as_an_empty_one(vectorise_from):
+    """"" was `-`, " " an app of its own: any value of white space only (str.isspace: spaces,
+    tabs, no-break and ideographic spaces, line breaks alone) is `-`, an interface_vpc_id of
+    it not known (no bad_vpc_id). Spaces around a name are kept, as before."""
+    t0 = 1767225600000
+    blanks = [" ", "   ", "\\t", "\\u00a0", "\u3000", "\\n\\r", "\u2028", "\x85 "]
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.%d","app":"%s","zone":"%s","region":" x "}'
+             % (t0, n, blank, blank) for n, blank in enumerate(blanks, 1)]
+    in_vpc = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.1.%d","app":"a","interface_id":"eni-1",'
+              '"interface_vpc_id":"%s"}' % (t0, n, blank) for n, blank in enumerate(blanks, 1)]
+    chunk = parse_chunk("\n".join(lines + in_vpc), "m", vectorise_from=vectorise_from)
+    assert chunk.rejected == []
+    assert [(e.type, e.owner[:6], e.interface_vpc_id) for e in chunk.events] == [
+        (ASSIGN, ("-", "-", "-", "-", " x ", "-"), None)] * len(blanks) + [
+        (ASSIGN, ("a", "-", "-", "-", "-", "-"), None)] * len(blanks)
+    # The plain ones (no escape, no control character) are read in columns when there are
+    # enough lines; one `-` object a chunk, as before.
+    if vectorise_from == 0:
+        events, rest = changelog_columns.parse_lines(lines, list(range(len(lines))),
+                                                     EARLIEST_TS_MS, LATEST_TS_MS, _normalised)
+        assert rest == [2, 3, 5, 6, 7] and [e[3][0] for e in events.values()] == ["-"] * 3
+        assert len({id(v) for e in chunk.events for v in e.owner if v == "-"}) == 1
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
 def test_a_key_given_twice_is_refused_and_an_owner_given_twice_is_nobodys(vectorise_from):
     """JSON keeps a repeated key's last value: a second type turned an ASSIGN into an UNASSIGN,
     a second ip moved the owner, without a dead letter (a fuzz review). Which owner was meant
@@ -512,15 +602,19 @@ def test_an_owner_value_of_another_json_type_is_its_text_if_a_number_else_refuse
 
 def test_a_line_nested_deeper_than_json_loads_goes_is_not_json_in_a_chunk_of_any_size():
     """Arrow read it, json.loads did not: an event in a chunk of 1,024 lines or more, a dead
-    letter in a smaller one (a fuzz review)."""
+    letter in a smaller one (a fuzz review). Its head's change is applied as an UNASSIGN, as
+    any line's that is no JSON."""
     deep = ('{"type":"ASSIGN","ts":1767225600000,"ip":"10.9.9.9","app":"a","x":' + "[" * 3000
             + "]" * 3000 + "}")
     wide = ('{"type":"ASSIGN","ts":1767225600000,"ip":"10.9.9.8","app":"b","x":'
             + json.dumps([[1]] * 300) + "}")
     for vectorise_from in (0, math.inf):
         chunk = parse_chunk(deep + "\n" + wide, "m", vectorise_from=vectorise_from)
-        assert [(r[0], r[1]) for r in chunk.rejected] == [("not_json", "m:1")]
-        assert [(e.ip, e.owner[0]) for e in chunk.events] == [("10.9.9.8", "b")]
+        assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
+            ("not_json", "m:1", "nested deeper than the JSON decoder goes: applied as an "
+                                "UNASSIGN (its head's type, ts and ip)")]
+        assert [(e.type, e.ip, e.owner and e.owner[0]) for e in chunk.events] == [
+            (UNASSIGN, "10.9.9.9", None), (ASSIGN, "10.9.9.8", "b")]
 
 
 def test_a_line_of_objects_nested_near_the_decoder_s_limit_is_an_event_or_not_json():
@@ -535,10 +629,15 @@ def test_a_line_of_objects_nested_near_the_decoder_s_limit_is_an_event_or_not_js
              for depth in range(limit - 300, limit + 10)]
     chunk = parse_chunk("\n".join(lines), "m", delivered=1767225600,
                         limits=MetaLimits(100_000, 120))
-    assert len(chunk.events) + len(chunk.rejected) == len(lines)
+    # A line that is no JSON is applied as an UNASSIGN of the change its head names.
+    assigned = [e for e in chunk.events if e.type == ASSIGN]
+    released = [e for e in chunk.events if e.type == UNASSIGN]
+    assert len(assigned) + len(chunk.rejected) == len(lines)
+    assert len(released) == len(chunk.rejected)
     assert {(r[0], r[3]) for r in chunk.rejected} == {
-        ("not_json", "nested deeper than the JSON decoder goes")}
-    assert chunk.events and all(e.owner[0] == "a" for e in chunk.events)
+        ("not_json", "nested deeper than the JSON decoder goes: applied as an UNASSIGN (its "
+                     "head's type, ts and ip)")}
+    assert assigned and all(e.owner[0] == "a" for e in assigned)
     # A line too long whose head's vpc_id is so nested: its keys were written out again as
     # JSON for parse_event, and that raised RecursionError too. An ASSIGN with a vpc_id is
     # applied as an UNASSIGN of its ip at any depth.
@@ -1331,6 +1430,53 @@ def test_a_changelog_line_of_bytes_that_are_not_utf8_is_a_dead_letter(tmp_path):
         assert all(excerpt.isprintable() and excerpt.isascii() for *_, excerpt, _ in letters)
     assert "caf\\udce9" in parse_chunk((tmp_path / "staged.jsonl").read_text()).dead_letters()[
         0][0][3]
+
+
+def test_owner_values_blank_or_breaking_text_are_read_alike_by_a_replay_and_a_stream(tmp_path):
+    """A changelog file staged by a replay, the chunk the JVM's file reader makes of it, and its
+    text as one stream record give the same events and dead letters, in columns (a chunk of
+    1,024 lines or more) and line by line: values of white space only are `-`, one holding a
+    control character or line break among others refuses its owner (not_text), a line no JSON
+    for a control
+    character unescaped (a tab, ESC, a carriage return inside a value) is applied as an
+    UNASSIGN of the address its head names; other lines are read as they are."""
+    from flowdredge.job.replay import stage_metadata
+    t0 = 1767225600000
+    odd = [("api", "a\x7f"), ("db", "x\u2028y"), ("web", "\x85"), ("q", "\u00a0"), ("r", " "),
+           ("s", "\u3000 "), ("t", "a\u2029"), ("u", "\x9b1m")]
+    lines = [json.dumps({"type": "ASSIGN", "ts": t0, "ip": f"10.1.{n // 250}.{n % 250}",
+                         "app": f"app-{n % 7}", "zone": "us-east-1a"}) for n in range(1100)]
+    lines[10:10] = [json.dumps({"type": "ASSIGN", "ts": t0 + 1, "ip": f"10.2.0.{n}",
+                                "app": app, "cluster": value}, ensure_ascii=False)
+                    for n, (app, value) in enumerate(odd)]
+    lines[500:500] = ['{"type":"ASSIGN","ts":%d,"ip":"10.3.0.%d","app":"a%sb"}' % (t0, n, c)
+                      for n, c in enumerate("\t\x1b\r\x00")]
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes("\n".join(lines).encode() + b"\n")
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(path)], str(staged), 5000) == len(lines)
+    from_jvm = _staged(lines, source=str(path))
+    read = [parse_chunk(staged.read_text(), vectorise_from=v) for v in (1024, math.inf)] + [
+        parse_chunk(from_jvm, vectorise_from=v) for v in (1024, math.inf)]
+    stream = [parse_chunk("\n".join(lines), "meta", vectorise_from=v) for v in (1024, math.inf)]
+    for chunk in read[1:] + stream:
+        assert chunk.events == read[0].events
+    for chunk in read[1:]:
+        assert chunk.rejected == read[0].rejected
+    for chunk in stream:
+        assert [r[0] for r in chunk.rejected] == [r[0] for r in read[0].rejected]
+        assert [r[2:] for r in chunk.rejected] == [r[2:] for r in read[0].rejected]
+    changed = [(e.type, e.ip, e.owner and e.owner[:2]) for e in read[0].events
+               if not e.ip.startswith("10.1.")]
+    assert changed == [
+        (UNASSIGN, "10.2.0.0", None), (UNASSIGN, "10.2.0.1", None),
+        (ASSIGN, "10.2.0.2", ("web", "-")),
+        (ASSIGN, "10.2.0.3", ("q", "-")), (ASSIGN, "10.2.0.4", ("r", "-")),
+        (ASSIGN, "10.2.0.5", ("s", "-")), (UNASSIGN, "10.2.0.6", None),
+        (UNASSIGN, "10.2.0.7", None)] + [(UNASSIGN, f"10.3.0.{n}", None) for n in range(4)]
+    assert [(reason, where) for reason, where, _, _ in read[0].rejected] == [
+        ("not_text", f"{path}:{n}") for n in (11, 12, 17, 18)] + [
+        ("not_json", f"{path}:{n}") for n in (501, 502, 503, 504)]
 
 
 def test_a_line_of_bytes_that_are_not_utf8_refused_also_for_another_reason_is_applied_as_it_says():
