@@ -327,6 +327,21 @@ def test_an_instances_own_tag_wins_over_its_groups():
     assert claims["10.0.0.8"].owner.app == "own"
 
 
+def test_a_tag_of_white_space_only_is_as_an_empty_one():
+    """The job reads an owner value of white space only as none (`-`): an app tag " " was the
+    app, named so to the job; now the name gives the app, as with an empty tag (which hides
+    the group's, as before)."""
+    from flowdredge.connectors.publisher.derive import tag_dict
+    inv, _ = inventory()
+    inv.instance_tags["i-b"] = tag_dict([{"Key": "Name", "Value": "kafka-broker"},
+                                         {"Key": "app", "Value": " \t"}])
+    inv.instance_tags["i-c"] = tag_dict([{"Key": "app", "Value": "\u00a0"}])
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert (claims["10.0.0.7"].app, claims["10.0.0.8"].app) == ("kafka", "recs")
+    assert tag_dict([{"Key": "app", "Value": " api "}, {"Key": "x", "Value": None}]) == {
+        "app": " api ", "x": None}
+
+
 def test_public_addresses_can_be_left_out_and_cluster_tag_wins():
     inv, _ = inventory()
     inv.instance_tags["i-a"]["team-cluster"] = "api-blue"

@@ -47,7 +47,10 @@ class Naming:
 
 
 def tag_dict(tags) -> dict:
-    return {t["Key"]: t.get("Value", "") for t in tags or () if "Key" in t}
+    """Tags by key. A value of white space only is "", as an empty one: the job reads an owner
+    value of it as none (`-`), so the name gives the app (before, an app tag " " was the app)."""
+    return {t["Key"]: "" if type(v := t.get("Value", "")) is str and not v.strip() else v
+            for t in tags or () if "Key" in t}
 
 
 def epoch_ms(when) -> int:
