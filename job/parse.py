@@ -996,7 +996,8 @@ def _keys_once(pairs) -> dict:
 def json_error(err: ValueError) -> str:
     """A JSON decoder's complaint, where it has one."""
     if isinstance(err, json.JSONDecodeError):
-        return f"{err.msg} at character {err.pos}"
+        # Two of its messages end "at" already ("Invalid control character at"): said twice.
+        return f"{err.msg.removesuffix(' at')} at character {err.pos}"
     return excerpt(str(err))[:120]
 
 

@@ -481,7 +481,8 @@ def test_a_line_that_is_no_json_is_applied_as_an_unassign_when_its_head_names_a_
     """A control character unescaped in a value (NUL, ESC, a tab) makes the line no JSON, and a
     line break cuts it in two: nothing was applied, the address kept its previous owner. The
     change its head names (type, ts, ip) is applied as an UNASSIGN, as a line too long's is; a
-    line whose head names none (the second half, a HEARTBEAT) changes nothing."""
+    line whose head names none (the second half, a HEARTBEAT) changes nothing. The decoder's
+    message says "at" once (it said "Invalid control character at at character 60")."""
     t0 = 1767225600000
     lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.%d","app":"api"}' % (t0, n) for n in (1, 2)]
     lines += ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"a\x1b[31m"}' % (t0 + 1),
@@ -496,15 +497,15 @@ def test_a_line_that_is_no_json_is_applied_as_an_unassign_when_its_head_names_a_
         (UNASSIGN, "vpc-0a1b2c3d 10.0.0.3"), (UNASSIGN, "10.0.0.2")]
     head = "(its head's type, ts and ip)"
     assert [(r[0], r[1], r[3]) for r in chunk.rejected] == [
-        ("not_json", "m:3", f"Invalid control character at at character 60: applied as an "
+        ("not_json", "m:3", f"Invalid control character at character 60: applied as an "
                             f"UNASSIGN {head}"),
-        ("not_json", "m:4", f"Invalid control character at at character 88: applied as a "
+        ("not_json", "m:4", f"Invalid control character at character 88: applied as a "
                             f"VPC_UNASSIGN {head}"),
-        ("not_json", "m:5", f"Unterminated string starting at at character 58: applied as an "
+        ("not_json", "m:5", f"Unterminated string starting at character 58: applied as an "
                             f"UNASSIGN {head}"),
         ("not_json", "m:6", "Expecting value at character 0"),
-        ("not_json", "m:7", "Invalid control character at at character 44"),
-        ("not_json", "m:8", "Invalid control character at at character 24")]
+        ("not_json", "m:7", "Invalid control character at character 44"),
+        ("not_json", "m:8", "Invalid control character at character 24")]
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
