@@ -458,7 +458,7 @@ def _end(index, addresses, t_ms, vpcs, unowned, counts, side, with_owners, other
     """(pair codes, End or None, slots) of the ends `addresses`' owners at `t_ms` (within the
     flow's VPC in `vpcs` for an end without one of its own): each flow's (app, region) code, and
     with `with_owners` the End (its owners as tuples; the last of them, the owners of IPs with
-    one owner, are those of `slots`, for job.enriched.SlotFragments); their counts. Each
+    one owner, are those of `slots`, for job.enriched.FragmentPool); their counts. Each
     distinct address is looked up once; only IPs with changes other than one owner (an IP's or a
     VPC's claim's) are looked up flow by flow. Addresses other than IPv4 are added to `others`
     (job.addresses)."""

@@ -13,6 +13,7 @@ configuration (docs/performance.md, issue #15); compressed it is an eighth of th
 files are gzip JSON Lines as AWS's own logs are.
 """
 import json
+import threading
 from itertools import chain, repeat
 from operator import itemgetter
 
@@ -81,46 +82,96 @@ DST_FRAGMENTS = ClearingMemo(_OwnerFragments(DST_KEYS), 100_000)
 FLAG_ENDS = ClearingMemo(_flags_end, 4096)
 
 
-class SlotFragments:
-    """One side's fragments of the owners of IPs with one owner, by the IP's slot in its
-    OwnershipIndex (OwnershipIndex.single_owners): a list subscript and an identity test an
-    owner. The dict's hit hashes the owner tuple, which reads its strings (an IP's interface
-    and resource ids among them, each its own object): at about as many owners as flows in a
-    group, that was 0.65 us an owner, a fifth of the enriched lines' time (docs/performance.md,
-    run 63). A slot's fragment is made again when its owner is another object (the slot
-    changed, or another index's); each owner is held with its fragment, in one tuple so that a
-    call sees both of one entry, and its id stays its own while held. Emptied whole past
-    `limit` fragments made, as ClearingMemo is; the list keeps a place per slot up to the
-    highest seen (8 bytes each)."""
+class FragmentPool:
+    """One side's owner fragments for EnrichedWriter.block, made once each and held back to back
+    in one buffer, which a group's flows take their fragments from in one Arrow call (`take`).
+    An owner of an IP with one owner (the index's own tuple, OwnershipIndex.single_owners) is
+    found by its IP's slot and checked by identity: the id of the owner its slot's fragment was
+    made of, compared in numpy (no hash, no string read, no Python code an owner); its fragment
+    is made again when the slot holds another object (the slot changed, or another index's).
+    Other owners (unowned ends, those found one by one) are found by hash. Before, each owner's
+    fragment was found in Python (a list entry or a memo hit) and a group's made an Arrow array
+    again: a third of the block's time (docs/performance.md, run 65). Each fragment's owner is
+    held while the fragment is, so its id stays its own; emptied whole past `limit` fragments
+    made, as ClearingMemo is; 4 bytes a slot up to the highest seen."""
 
     def __init__(self, fragment, limit: int):
         self.fragment, self.limit = fragment, limit
-        self.entries, self.made = [], 0   # per slot: (owner, its fragment) or None
+        # Another instance of the operator may share the worker (a loopback worker's threads).
+        self._lock = threading.Lock()
+        self._empty(0)
 
-    def __call__(self, owners: list, slots: list) -> list:
-        """The fragment of each of `owners`, the owners of `slots` (in that order)."""
-        entries = self.entries
-        if len(entries) <= max(slots, default=-1):
-            entries.extend([None] * (max(slots) + 1 - len(entries)))
-        found = list(map(entries.__getitem__, slots))
-        stale = [i for i, (entry, owner) in enumerate(zip(found, owners))
-                 if entry is None or entry[0] is not owner]
-        if self.made + len(stale) > self.limit:
-            # A new list, not the old one emptied in place: a caller on another thread (two
-            # instances in one loopback worker) keeps indexing the list it extended.
-            entries = self.entries = [None] * len(entries)
-            self.made = 0
-            stale = range(len(slots))
-        self.made += len(stale)
-        fragment = self.fragment
-        for i in stale:
-            owner = owners[i]
-            found[i] = entries[slots[i]] = (owner, fragment(owner))
-        return [entry[1] for entry in found]
+    def _empty(self, slots: int) -> None:
+        # New arrays, not the old ones cleared: an array a take reads may still be over them.
+        self.data = np.empty(1 << 16, np.uint8)   # the fragments' UTF-8, back to back
+        self.ends = np.zeros(1 << 10, np.int32)   # fragment i: data[ends[i]:ends[i + 1]]
+        self.owner_ids = np.zeros(1 << 10, np.int64)   # fragment i's owner's id
+        self.owners = []   # fragment i's owner, held
+        self.by_owner = {}   # an owner not by slot -> its fragment's position
+        self.slot_at = np.full(slots, -1, np.int32)   # per slot: its fragment's position, or -1
+
+    def take(self, owners: list, ids, slots: list) -> pa.StringArray:
+        """The fragment of each flow's owner, `owners[ids]`; the last len(slots) of `owners`
+        are the owners of `slots`."""
+        with self._lock:
+            at = self._positions(owners, slots)
+            n = len(self.owners)
+            pool = pa.StringArray.from_buffers(n, pa.py_buffer(self.ends[:n + 1]),
+                                               pa.py_buffer(self.data[:self.ends[n]]))
+        return pool.take(at[ids])
+
+    def _positions(self, owners: list, slots: list) -> np.ndarray:
+        """Each of `owners`' fragment's position, the fragments not held made first."""
+        alone = len(owners) - len(slots)
+        slots = np.asarray(slots, np.int64)
+        by_slot = owners[alone:]
+        if len(slots) and slots.max() >= len(self.slot_at):
+            grown = np.full(slots.max() + 1, -1, np.int32)
+            grown[:len(self.slot_at)] = self.slot_at
+            self.slot_at = grown
+        ids = np.fromiter(map(id, by_slot), np.int64, len(by_slot))
+        at = self.slot_at[slots]
+        stale = np.flatnonzero((at < 0) | (self.owner_ids[at] != ids))
+        missing = [o for o in dict.fromkeys(owners[:alone]) if o not in self.by_owner]
+        if len(self.owners) + len(stale) + len(missing) > self.limit:
+            self._empty(len(self.slot_at))
+            at = self.slot_at[slots]
+            stale = np.arange(len(slots))
+            missing = list(dict.fromkeys(owners[:alone]))
+        if len(stale):
+            at[stale] = self.slot_at[slots[stale]] = self._made([by_slot[i] for i in stale.tolist()])
+        if missing:
+            self.by_owner.update(zip(missing, self._made(missing).tolist()))
+        return np.concatenate((np.fromiter(map(self.by_owner.__getitem__, owners[:alone]),
+                                           np.int64, alone), at))
+
+    def _made(self, owners: list) -> np.ndarray:
+        """The positions of `owners`' fragments, made and added."""
+        texts = [self.fragment(owner).encode("utf-8") for owner in owners]
+        first, n = len(self.owners), len(owners)
+        begin = int(self.ends[first])
+        end = begin + sum(map(len, texts))
+        if end > len(self.data):
+            self.data = _grown(self.data, end, begin)
+        self.data[begin:end] = np.frombuffer(b"".join(texts), np.uint8)
+        if first + n + 1 > len(self.ends):
+            self.ends = _grown(self.ends, first + n + 1, first + 1)
+            self.owner_ids = _grown(self.owner_ids, first + n + 1, first)
+        self.ends[first + 1:first + n + 1] = begin + np.cumsum(list(map(len, texts)))
+        self.owner_ids[first:first + n] = list(map(id, owners))
+        self.owners += owners
+        return np.arange(first, first + n, dtype=np.int32)
 
 
-SRC_BY_SLOT = SlotFragments(_OwnerFragments(SRC_KEYS), 100_000)
-DST_BY_SLOT = SlotFragments(_OwnerFragments(DST_KEYS), 100_000)
+def _grown(array: np.ndarray, size: int, used: int) -> np.ndarray:
+    """A new array of at least `size` (twice the old), the first `used` items copied."""
+    grown = np.zeros(max(size, 2 * len(array)), array.dtype)
+    grown[:used] = array[:used]
+    return grown
+
+
+SRC_POOL = FragmentPool(_OwnerFragments(SRC_KEYS), 200_000)
+DST_POOL = FragmentPool(_OwnerFragments(DST_KEYS), 200_000)
 
 
 class EnrichedWriter:
@@ -146,7 +197,7 @@ class EnrichedWriter:
         over the columns (less than half the time of lines() and the tuples it needs: no tuple,
         no template per flow). `src`, `dst`: each end's distinct owners and, per flow, its
         owner's position among them (an int array), and optionally the slots of the last of
-        the owners (SlotFragments). None when the group has a null or a string to escape:
+        the owners (FragmentPool). None when the group has a null or a string to escape:
         lines() then."""
         ints = self._ints
         args = []
@@ -159,14 +210,8 @@ class EnrichedWriter:
                 if column.type != pa.string() or not _plain_array(column):
                     return None
                 args += (head + '"', column, '"')
-        for (owners, ids, *slots), fragments, by_slot in ((src, SRC_FRAGMENTS, SRC_BY_SLOT),
-                                                          (dst, DST_FRAGMENTS, DST_BY_SLOT)):
-            slots = slots[0] if slots else ()
-            alone = len(owners) - len(slots)
-            texts = list(map(fragments.__getitem__, owners[:alone]))
-            if slots:
-                texts += by_slot(owners[alone:], slots)
-            args.append(pa.array(texts, pa.string()).take(ids))
+        for (owners, ids, *slots), pool in ((src, SRC_POOL), (dst, DST_POOL)):
+            args.append(pool.take(owners, ids, slots[0] if slots else ()))
         if tcp_flags is None:
             args.append("}\n")
         else:

@@ -150,33 +150,38 @@ def test_a_slice_of_columns_renders_only_its_rows():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=8,
-                         unique_by=lambda pair: pair[0]), max_size=12),
-       st.integers(1, 10))
-def test_fragments_by_slot_are_each_owners_fragment_as_slots_change_owner(groups, limit):
-    """SlotFragments gives each owner's own fragment while slots change owner (a new tuple
-    object, equal to the one before or not: as a slot reused, or another index's) and when it
-    is emptied past its limit."""
-    by_slot = enriched.SlotFragments(enriched._OwnerFragments(enriched.SRC_KEYS), limit)
+@given(st.lists(st.tuples(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=8,
+                                   unique_by=lambda pair: pair[0]),
+                          st.lists(st.integers(0, 3), max_size=4)), max_size=12),
+       st.integers(1, 10), st.randoms(use_true_random=False))
+def test_a_pool_gives_each_flow_its_owners_fragment_as_slots_change_owner(groups, limit, rng):
+    """FragmentPool.take gives each flow its owner's own fragment while slots change owner (a
+    new tuple object, equal to the one before or not: as a slot reused, or another index's),
+    for the owners found by hash too (equal tuples, not the same object), and when it is
+    emptied past its limit."""
+    pool = enriched.FragmentPool(enriched._OwnerFragments(enriched.SRC_KEYS), limit)
     made = {}   # (slot, version) -> its owner object, made on first sight
-    for group in groups:
-        slots = [slot for slot, _version in group]
+    for by_slot, alone in groups:
+        slots = [slot for slot, _version in by_slot]
         # Version 0 always the same object per slot; others new objects, some equal to it.
-        owners = [made.setdefault((slot, version), tuple(
-                      f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS))
-                  if version == 0 else tuple(f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS)
-                  for slot, version in group]
-        expected = [enriched._owner_fragment(enriched.SRC_KEYS, o) for o in owners]
-        assert by_slot(owners, slots) == expected
+        owners = [tuple(f"{f}-other-{k}" for f in OWNER_FIELDS) for k in alone]
+        owners += [made.setdefault((slot, version), tuple(
+                       f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS))
+                   if version == 0 else tuple(f"{f}-{slot}-{version % 2}" for f in OWNER_FIELDS)
+                   for slot, version in by_slot]
+        ids = np.array([rng.randrange(len(owners)) for _ in range(3 * len(owners))], np.int64)
+        expected = [enriched._owner_fragment(enriched.SRC_KEYS, owners[i]) for i in ids]
+        assert pool.take(owners, ids, slots).to_pylist() == expected
 
 
-def test_fragments_by_slot_hold_no_more_owners_than_their_limit():
-    """Each entry holds its owner tuple, kept alive after its index let it go (a slot pruned,
-    or given another owner): past `limit` fragments made the entries are emptied, so that an
-    estate whose slots change owners holds at most `limit` of them, not one a slot."""
-    by_slot = enriched.SlotFragments(enriched._OwnerFragments(enriched.SRC_KEYS), 5)
+def test_a_pool_holds_no_more_owners_than_its_limit():
+    """Each fragment holds its owner tuple, kept alive after its index let it go (a slot
+    pruned, or given another owner): past `limit` fragments made the pool is emptied, so that
+    an estate whose slots change owners holds at most `limit` of them, not one a slot."""
+    pool = enriched.FragmentPool(enriched._OwnerFragments(enriched.SRC_KEYS), 5)
     for round_ in range(4):
         for start in range(0, 30, 3):
             slots = list(range(start, start + 3))
-            by_slot([tuple(f"{f}-{s}-{round_}" for f in OWNER_FIELDS) for s in slots], slots)
-            assert sum(entry is not None for entry in by_slot.entries) <= 5
+            owners = [tuple(f"{f}-{s}-{round_}" for f in OWNER_FIELDS) for s in slots]
+            pool.take(owners + [("unowned",) * len(OWNER_FIELDS)], np.arange(4), slots)
+            assert len(pool.owners) <= 5 and len(pool.by_owner) <= 5
