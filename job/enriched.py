@@ -93,10 +93,11 @@ class FragmentPool:
     fragment was found in Python (a list entry or a memo hit) and a group's made an Arrow array
     again: a third of the block's time (docs/performance.md, run 65). Each fragment's owner is
     held while the fragment is, so its id stays its own; emptied whole past `limit` fragments
-    made, as ClearingMemo is; 4 bytes a slot up to the highest seen."""
+    made, as ClearingMemo is, or past `max_bytes` of them (Arrow's string offsets are int32:
+    a group adds far less than the rest up to 2 GiB); 4 bytes a slot up to the highest seen."""
 
-    def __init__(self, fragment, limit: int):
-        self.fragment, self.limit = fragment, limit
+    def __init__(self, fragment, limit: int, max_bytes: int = 1 << 30):
+        self.fragment, self.limit, self.max_bytes = fragment, limit, max_bytes
         # Another instance of the operator may share the worker (a loopback worker's threads).
         self._lock = threading.Lock()
         self._empty(0)
@@ -133,7 +134,8 @@ class FragmentPool:
         at = self.slot_at[slots]
         stale = np.flatnonzero((at < 0) | (self.owner_ids[at] != ids))
         missing = [o for o in dict.fromkeys(owners[:alone]) if o not in self.by_owner]
-        if len(self.owners) + len(stale) + len(missing) > self.limit:
+        if (len(self.owners) + len(stale) + len(missing) > self.limit
+                or self.ends[len(self.owners)] > self.max_bytes):
             self._empty(len(self.slot_at))
             at = self.slot_at[slots]
             stale = np.arange(len(slots))

@@ -185,3 +185,17 @@ def test_a_pool_holds_no_more_owners_than_its_limit():
             owners = [tuple(f"{f}-{s}-{round_}" for f in OWNER_FIELDS) for s in slots]
             pool.take(owners + [("unowned",) * len(OWNER_FIELDS)], np.arange(4), slots)
             assert len(pool.owners) <= 5 and len(pool.by_owner) <= 5
+
+
+def test_a_pool_holds_no_more_bytes_than_its_bound_and_a_group():
+    """Past `max_bytes` of fragments the pool is emptied before a group adds its own (Arrow's
+    int32 offsets): it never holds more than the bound and one group's, and each flow still
+    gets its owner's fragment."""
+    pool = enriched.FragmentPool(enriched._OwnerFragments(enriched.SRC_KEYS), 1000, 600)
+    for start in range(0, 60, 3):
+        slots = list(range(start, start + 3))
+        owners = [tuple(f"{f}-{s}" for f in OWNER_FIELDS) for s in slots]
+        fragments = pool.take(owners, np.array([2, 0, 1]), slots).to_pylist()
+        assert fragments == [enriched._owner_fragment(enriched.SRC_KEYS, owners[i])
+                             for i in (2, 0, 1)]
+        assert pool.ends[len(pool.owners)] <= 600 + sum(map(len, fragments))
