@@ -135,10 +135,11 @@ class RecordLines:
 JVM_NOT_UTF8 = "\udffd"
 # gzip's first bytes, 1f 8b, as those readers hand them on.
 _GZIP_TEXT = ("\x1f" + JVM_NOT_UTF8, "\x1f\udc8b", "\x1f\x8b")
-# A Kinesis Producer Library aggregated record's first line as the JVM's readers hand it on:
-# its magic, f3 89 9a c2, is two sequences that are not UTF-8, and the protobuf after it starts
-# with its partition key table's field, 0a, a newline.
-_KPL_TEXT = JVM_NOT_UTF8 * 2
+# A Kinesis Producer Library aggregated record's first line as the readers hand it on: its
+# magic, f3 89 9a c2, is two sequences that are not UTF-8 to the JVM's, a lone surrogate a byte
+# to job.replay's staging; the protobuf after it starts with its partition key table's field,
+# 0a, a newline.
+_KPL_TEXT = (JVM_NOT_UTF8 * 2, "\udcf3\udc89\udc9a\udcc2")
 
 
 def changelog_lines(record: str, source: str = "metadata") -> RecordLines:
@@ -222,7 +223,7 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
                                  "gzip data (it starts 1f 8b): the changelog is JSON Lines, "
                                  "UTF-8 text, not compressed")])
     if (record_lines.first_line == 1 and len(record_lines.lines) > 1
-            and record_lines.lines[0] == _KPL_TEXT):
+            and record_lines.lines[0] in _KPL_TEXT):
         # Its user records' lines were applied where its newlines cut them out whole, the
         # others were not_text dead letters of protobuf bytes, none saying why.
         return ParsedChunk([], [("not_json", record_lines.source,

@@ -1400,6 +1400,29 @@ def test_a_gzip_changelog_file_compressed_twice_is_one_dead_letter_that_says_so(
     assert letter[4].startswith("gzip data (it starts 1f 8b)")
 
 
+def test_a_changelog_file_of_a_kpl_aggregated_record_is_one_dead_letter_to_every_reader(
+        tmp_path):
+    """A replay's staging hands on its magic as a lone surrogate a byte, not as the JVM's
+    readers do (JVM_NOT_UTF8 twice, a file job's LineChunks as a stream record's, checked with
+    javac): a replay read its lines, 16 of 20 changes applied and 4 not_text dead letters, where
+    a file job of the same file had the one dead letter saying what it is."""
+    from flowdredge.job.replay import stage_metadata
+    lines = [json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": f"10.0.0.{i}",
+                         "app": "api"}) for i in range(1, 20)]
+    lines.append('{"type":"UNASSIGN","ts":1767225600000,"ip":"10.0.0.77"}')
+    raw = _kpl_record(["\n".join(lines[i:i + 10]).encode() for i in range(0, 20, 10)])
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes(raw)
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"))
+    from_jvm = json.dumps({"staged": STAGED, "source": str(path), "first_line": 1, "lines": raw.decode(
+        "utf-8", "replace").replace("\ufffd", JVM_NOT_UTF8).split("\n")})
+    for staged in ((tmp_path / "staged.jsonl").read_text(), from_jvm):
+        chunk = parse_chunk(staged)
+        (letter,), more = chunk.dead_letters()
+        assert chunk.events == [] and more == 0 and letter[1:3] == ("not_json", str(path))
+        assert letter[4].startswith("a Kinesis Producer Library aggregated record")
+
+
 def test_a_changelog_line_of_bytes_that_are_not_utf8_is_a_dead_letter(tmp_path):
     """A review: the readers decoded them as U+FFFD, so an ASSIGN's owner became another name
     without a word. They hand them on as lone surrogates (the JVM's JVM_NOT_UTF8, job.replay's
