@@ -24,7 +24,9 @@ SCENARIO = Scenario()
 log = logging.getLogger("flowdredge.cli")
 
 
-def _load_config(args):
+def _load_config(args, checkpoints: bool = True):
+    """`checkpoints` False: the command checks job.checkpoint_dir with its other locations
+    (`run`: check_local_locations, one line naming every s3:// one)."""
     cfg = config_mod.load(args.config)
     parallelism = getattr(args, "parallelism", None)
     if parallelism is not None:
@@ -35,9 +37,9 @@ def _load_config(args):
     # anything (the demo replaced the previous demo's inputs first).
     _check_local_parallelism(cfg)
     _check_local_heap(cfg)
-    # A replay's and a demo's checkpoints (run's with its other locations): Flink failed on it
-    # once it ran.
-    _check_s3_file_system((("job.checkpoint_dir", cfg.job.checkpoint_dir),))
+    # A replay's and a demo's checkpoints: Flink failed on it once it ran.
+    if checkpoints:
+        _check_s3_file_system((("job.checkpoint_dir", cfg.job.checkpoint_dir),))
     # `run`'s metadata snapshot, which its options may change, with them (check_local_locations).
     from flowdredge.job import startup
     startup.check_at_start(cfg)
@@ -156,7 +158,7 @@ def cmd_demo(args) -> int:
 
 
 def _streaming_config(args):
-    cfg = _load_config(args)
+    cfg = _load_config(args, checkpoints=False)
     overrides = {key: value for key, value in (
         ("endpoint", args.endpoint), ("flow_streams", args.flow_streams),
         ("metadata_stream", args.metadata_stream),

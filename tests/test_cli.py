@@ -293,6 +293,31 @@ def test_a_replay_s_s3_checkpoints_without_flink_s_s3_file_system_are_refused_at
 
 
 @pytest.mark.unit
+def test_run_names_every_s3_location_its_local_flink_cannot_reach_in_one_line(
+        tmp_path, monkeypatch, capsys):
+    """`flowdredge run` named each s3:// location at once (check_local_locations); since
+    cc4b0cc _load_config refused an s3:// job.checkpoint_dir alone first, so a run writing to
+    S3 was refused for its checkpoints, then, once fixed, for its --output. A missing
+    snapshot is said before them, as before."""
+    def started(*args, **kwargs):
+        raise AssertionError("Flink started")
+    monkeypatch.setattr(cli, "_start_run", started)
+    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
+    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
+    (tmp_path / "c.yaml").write_text("job:\n  checkpoint_dir: s3://b/checkpoints\n")
+    run = ["run", "--config", str(tmp_path / "c.yaml"), "--flow-streams", "f",
+           "--metadata-stream", "m", "--output", "s3://b/out"]
+    assert cli.main(run) == 2
+    assert capsys.readouterr().err.startswith(
+        "flowdredge: error: --output s3://b/out, job.checkpoint_dir s3://b/checkpoints: this "
+        "local Flink has no S3 file system")
+    snapshot = tmp_path / "snapshot.jsonl"
+    assert cli.main([*run, "--metadata-snapshot", str(snapshot)]) == 2
+    assert capsys.readouterr().err == (
+        f"flowdredge: error: kinesis.metadata_snapshot: {snapshot} does not exist\n")
+
+
+@pytest.mark.unit
 def test_a_demo_of_too_much_parallelism_is_refused_before_it_replaces_the_last_ones_inputs(
         tmp_path, monkeypatch, capsys):
     """`flowdredge demo --parallelism 1000` generated its estate, replacing the previous
