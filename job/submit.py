@@ -43,6 +43,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    # The arguments first: they say whether the job streams, which check_at_start goes by.
+    if bool(args.flows) != bool(args.metadata):
+        print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
+        return 2
+    if args.flows_layout == "aws" and args.follow_seconds:
+        print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
+              "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
+        return 2
     try:
         cfg = config_mod.load(args.config)
         if args.parallelism is not None:
@@ -50,13 +58,6 @@ def main(argv=None) -> int:
         startup.check_at_start(cfg, streaming=not args.flows)
     except config_mod.ConfigError as err:
         print(f"flowdredge: error: {err}", file=sys.stderr)
-        return 2
-    if bool(args.flows) != bool(args.metadata):
-        print("flowdredge: error: --flows and --metadata go together", file=sys.stderr)
-        return 2
-    if args.flows_layout == "aws" and args.follow_seconds:
-        print("flowdredge: error: --flows-layout aws reads the files listed at start to their "
-              "end (bounded); --follow-seconds is for staged records", file=sys.stderr)
         return 2
     from flowdredge.job.flink.run import deployed_job
     from flowdredge.job.replay import InputError

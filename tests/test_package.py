@@ -240,6 +240,20 @@ def test_the_streaming_job_s_entry_points_check_a_local_metadata_snapshot(
     assert len(built) == 3
 
 
+@pytest.mark.unit
+def test_job_submit_says_a_lone_metadata_misses_its_flows_before_reading_the_snapshot(
+        tmp_path, capsys):
+    """`--metadata` without `--flows` is a files job missing its flows; since 3a1c9f8 job.submit
+    took it for the streaming job and checked its kinesis.metadata_snapshot first, saying the
+    snapshot does not exist, not what was wrong with its arguments."""
+    from flowdredge.job import submit
+    (tmp_path / "c.yaml").write_text(
+        f"kinesis: {{metadata_snapshot: {tmp_path / 'snapshot.jsonl'}}}\n")
+    assert submit.main(["--config", str(tmp_path / "c.yaml"), "--output", "o",
+                        "--metadata", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "flowdredge: error: --flows and --metadata go together\n"
+
+
 # --- the zip ----------------------------------------------------------------------------------
 
 @pytest.mark.unit
