@@ -283,7 +283,7 @@ class Cluster:
             _check_followed(flows, metadata)
         # No cluster: one line now, not flink run's trace a minute on.
         overview = self.rest("/overview")
-        _check_slots(overview.get("slots-total"), config_file, parallelism)
+        _check_slots(overview.get("slots-total"), config_file, parallelism, self.log_dir)
         made = self._check_output(output)
         try:
             job_id = self._submit(config_file, flows, metadata, output, savepoint, parallelism,
@@ -392,18 +392,23 @@ class Cluster:
         return match.group(1)
 
 
-def _check_slots(slots, config_file: str, parallelism: int = None) -> None:
+def _check_slots(slots, config_file: str, parallelism: int = None, log_dir: str = "") -> None:
     """Refuses a job of more parallel instances than the cluster has slots (`slots`, from its
     overview; None: not said): its TaskManager's slots are fixed, so the job would wait for
-    slots it cannot get until Flink's slot.request.timeout (5 minutes) failed it."""
+    slots it cannot get until Flink's slot.request.timeout (5 minutes) failed it. None at all
+    is a TaskManager gone (start waits for its slots): more slots would not help."""
     if slots is None:
         return
+    if slots == 0:
+        raise ClusterError(f"the cluster has no TaskManager (0 slots): it stopped (its log is "
+                           f"under {log_dir}); scripts/cluster stop, then start")
     wanted = parallelism or load_config(config_file).job.parallelism
     if wanted > slots:
         raise ClusterError(f"parallelism {wanted} (--parallelism, or the config's "
                            f"job.parallelism) is more than the cluster's {slots} slots: the "
-                           f"job would wait for slots it cannot get, then fail; start the "
-                           f"cluster with --slots {wanted}, or lower it")
+                           f"job would wait for slots it cannot get, then fail; restart the "
+                           f"cluster with more (scripts/cluster stop, then start --slots "
+                           f"{wanted}), or lower it")
 
 
 def _check_changelog(metadata: str) -> None:

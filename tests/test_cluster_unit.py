@@ -182,11 +182,30 @@ def test_a_job_of_more_instances_than_the_cluster_has_slots_is_refused(tmp_path,
         with pytest.raises(cluster_mod.ClusterError, match=re.escape(
                 f"parallelism {said} (--parallelism, or the config's job.parallelism) is more "
                 f"than the cluster's 2 slots: the job would wait for slots it cannot get, then "
-                f"fail; start the cluster with --slots {said}, or lower it")):
+                f"fail; restart the cluster with more (scripts/cluster stop, then start --slots "
+                f"{said}), or lower it")):
             cluster.submit(*where, str(tmp_path / "out"), parallelism=parallelism)
     assert not hasattr(cluster, "args") and not (tmp_path / "out").exists()
     cluster.submit(*where, str(tmp_path / "out"), parallelism=2)
     assert cluster.args[cluster.args.index("--parallelism") + 1] == "2"
+
+
+def test_a_cluster_whose_taskmanager_is_gone_is_said_so_not_to_want_more_slots(
+        tmp_path, monkeypatch):
+    """A TaskManager that stopped (killed, out of memory) leaves the overview 0 slots: submit
+    said the job's parallelism was more than the cluster's 0 slots and to start the cluster
+    with --slots 2, which start refuses while its JobManager runs."""
+    from flowdredge.operate import cluster as cluster_mod
+    monkeypatch.setattr("flowdredge.operate.cluster.ship_code", lambda path: path)
+    cluster = _RecordingCluster(folder=str(tmp_path / "cluster"))
+    cluster.rest = lambda path, timeout_s=5: {"slots-total": 0, "taskmanagers": 0, "jobs": []}
+    (tmp_path / "c.yaml").write_text("job:\n  parallelism: 2\n")
+    with pytest.raises(cluster_mod.ClusterError, match="^" + re.escape(
+            "the cluster has no TaskManager (0 slots): it stopped (its log is under "
+            f"{cluster.log_dir}); scripts/cluster stop, then start") + "$"):
+        cluster.submit(str(tmp_path / "c.yaml"), "s3://f/AWSLogs/", "s3://m/changelog/",
+                       str(tmp_path / "out"))
+    assert not hasattr(cluster, "args") and not (tmp_path / "out").exists()
 
 
 def test_an_s3_output_with_a_trailing_slash_is_the_same_output(tmp_path, monkeypatch):
