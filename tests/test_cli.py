@@ -268,6 +268,17 @@ def test_a_local_heap_above_the_machine_s_memory_is_refused_before_anything_runs
                   str(tmp_path / "c.yaml")])
 
 
+def _s3_checkpoints_without_s3_file_system(tmp_path, monkeypatch, module, starts: str) -> None:
+    """tmp_path/c.yaml checkpointing to s3://b/checkpoints, a local Flink (FLINK_HOME) with no
+    S3 plugin, and `module`.`starts` raising if the job starts."""
+    def started(*args, **kwargs):
+        raise AssertionError("Flink started")
+    monkeypatch.setattr(module, starts, started)
+    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
+    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
+    (tmp_path / "c.yaml").write_text("job:\n  checkpoint_dir: s3://b/checkpoints\n")
+
+
 @pytest.mark.unit
 def test_a_replay_s_s3_checkpoints_without_flink_s_s3_file_system_are_refused_at_start(
         inputs, tmp_path, monkeypatch, capsys):
@@ -276,13 +287,7 @@ def test_a_replay_s_s3_checkpoints_without_flink_s_s3_file_system_are_refused_at
     system implementation for scheme 's3''), the inputs staged."""
     from flowdredge.job.flink import run
     folder, out = inputs
-
-    def started(*args, **kwargs):
-        raise AssertionError("Flink started")
-    monkeypatch.setattr(run, "aws_files_job", started)
-    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
-    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
-    (tmp_path / "c.yaml").write_text("job:\n  checkpoint_dir: s3://b/checkpoints\n")
+    _s3_checkpoints_without_s3_file_system(tmp_path, monkeypatch, run, "aws_files_job")
     assert cli.main(["replay", "--config", str(tmp_path / "c.yaml"), "--flows",
                      str(folder / "flows"), "--metadata", out.metadata_file, "--output",
                      str(tmp_path / "out")]) == 2
@@ -299,12 +304,7 @@ def test_run_names_every_s3_location_its_local_flink_cannot_reach_in_one_line(
     cc4b0cc _load_config refused an s3:// job.checkpoint_dir alone first, so a run writing to
     S3 was refused for its checkpoints, then, once fixed, for its --output. A missing
     snapshot is said before them, as before."""
-    def started(*args, **kwargs):
-        raise AssertionError("Flink started")
-    monkeypatch.setattr(cli, "_start_run", started)
-    monkeypatch.setenv("FLINK_HOME", str(tmp_path / "flink"))
-    monkeypatch.setenv("FLINK_PLUGINS_DIR", str(tmp_path / "plugins"))
-    (tmp_path / "c.yaml").write_text("job:\n  checkpoint_dir: s3://b/checkpoints\n")
+    _s3_checkpoints_without_s3_file_system(tmp_path, monkeypatch, cli, "_start_run")
     run = ["run", "--config", str(tmp_path / "c.yaml"), "--flow-streams", "f",
            "--metadata-stream", "m", "--output", "s3://b/out"]
     assert cli.main(run) == 2
