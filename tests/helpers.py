@@ -2,7 +2,9 @@
 local standalone cluster; the moto server the AWS tests talk to; the scripts/ wrappers with a
 stand-in setup and Python."""
 import contextlib
+import ctypes
 import errno
+import gc
 import logging
 import os
 import shutil
@@ -204,3 +206,32 @@ def plain_views(views) -> list:
     # The rejects in no order: the conversations list a conversation's records of both
     # directions together, the columns each in its first flow's place (no contract of an output).
     return rows + [sorted(views.rejects.items(), key=repr), records]
+
+
+class PeakGrowth:
+    """How far this process's resident memory rose above what it held at the block's start (a
+    loopback job's staging and Python workers run in it: tests/test_bad_input.py). The
+    kernel's own peak (VmHWM), reset at the start (/proc/self/clear_refs), not samples, and not
+    the whole process tree's: the JVM, started by the first job of the process, keeps its
+    first heap cap and what earlier tests grew, as this process keeps the allocator's free
+    memory, which is given back first so that it cannot hide a rise."""
+
+    def __enter__(self):
+        gc.collect()
+        ctypes.CDLL(None).malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        self.start = _status_bytes("VmRSS")
+        return self
+
+    def __exit__(self, *exc):
+        self.peak = _status_bytes("VmHWM")
+        self.growth = self.peak - self.start
+
+
+def _status_bytes(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(field)

@@ -4,10 +4,10 @@ then one test per numbered case. Each asserts on the same run: the good flows ag
 (tests/reference.py), the bad items are dead-lettered with their reason and location, the totals
 balance (lines read = aggregated + late + dead-lettered + NODATA/SKIPDATA), and the job did not
 fail (restarts are off: any failure fails the run). This process's memory is measured while the
-1 GiB gzip bomb and the 200 MiB field go through staging and the job: both are read here."""
+1 GiB gzip bomb and the 200 MiB field go through staging and the job: both are read here (the
+staging and the job's Python workers, loopback; the Flink JVM reads only the staged file, bounded
+by size, with its heap capped)."""
 import base64
-import ctypes
-import gc
 import gzip
 import os
 import time
@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from helpers import job_aggregates, read_records, run_files, total_counts
+from helpers import PeakGrowth, job_aggregates, read_records, run_files, total_counts
 from flowdredge.job.config import Config
 from flowdredge.synthetic.estate import Scenario, generate
 from flowdredge.job.ownership import MetadataClock, parse_event
@@ -108,36 +108,6 @@ def bad_records():
         "bad_gzip": b64(gzip.compress(b'{"messageType": "DATA_MESSAGE"}')[:-12]),
         "bad_base64": "QUJD!!!notbase64====",
     }
-
-
-class PeakGrowth:
-    """How far this process's resident memory rose above what it held at the block's start:
-    the staging and the job's Python workers (loopback) run here, so a bomb inflated in either
-    is here; the Flink JVM reads only the staged file (bounded by size below) with its heap
-    capped. The kernel's own peak (VmHWM), reset at the start (/proc/self/clear_refs), not
-    samples, and not the whole process tree's: the JVM, started by the first job of the
-    process, keeps its first heap cap and what earlier tests grew, as this process keeps the
-    allocator's free memory, which is given back first so that it cannot hide a rise."""
-
-    def __enter__(self):
-        gc.collect()
-        ctypes.CDLL(None).malloc_trim(0)
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        self.start = _status_bytes("VmRSS")
-        return self
-
-    def __exit__(self, *exc):
-        self.peak = _status_bytes("VmHWM")
-        self.growth = self.peak - self.start
-
-
-def _status_bytes(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise LookupError(field)
 
 
 # At parallelism 1 and 2: broadcast-state bugs hide at 1.

@@ -1126,13 +1126,82 @@ def test_a_chunk_keeps_a_bounded_number_of_dead_letters_and_counts_them_all():
     good = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "a"})
     chunk = parse_chunk("\n".join(["x"] * (DEAD_LETTERS_KEPT + 500) + [good]), "kinesis:m/s/1")
     kept, more = chunk.dead_letters()
-    assert len(chunk.rejected) == DEAD_LETTERS_KEPT + 500 and len(chunk.events) == 1
+    assert len(chunk.rejected) == DEAD_LETTERS_KEPT and len(chunk.events) == 1
+    assert chunk.reasons == {"not_json": DEAD_LETTERS_KEPT + 500}
     assert (len(kept), more) == (DEAD_LETTERS_KEPT, 500)
     assert kept[0] == ("metadata", "not_json", "kinesis:m/s/1:1", "x",
                        "Expecting value at character 0")
     assert kept[-1][2] == f"kinesis:m/s/1:{DEAD_LETTERS_KEPT}"
     few = parse_chunk("x\n" + good, "f").dead_letters()
     assert few == ([("metadata", "not_json", "f:1", "x", "Expecting value at character 0")], 0)
+
+
+def _many_bad_lines(n: int) -> list:
+    """`n` short bad lines of a record (not_an_object, not_json and blank ones), with a good
+    HEARTBEAT, an ASSIGN whose owner is refused (reserved_app, parsed by columns) and one
+    refused after its bad_vpc_id (parsed line by line) near the start, a HEARTBEAT last."""
+    t = 1767225600000
+    lines = ["1x["[i % 4] if i % 4 < 3 else "" for i in range(n)]
+    lines[1] = '{"type":"HEARTBEAT","ts":%d}' % t
+    lines[6] = '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"aws:s3"}' % t
+    lines[9] = ('{"type":"ASSIGN","ts":%d,"ip":"10.0.0.2","app":"aws:s3",'
+                '"interface_vpc_id":"vpc-1"}' % t)
+    lines[-1] = lines[1]
+    return lines
+
+
+def test_a_record_of_many_bad_lines_holds_its_first_dead_letters_only_and_counts_them_all():
+    """A metadata stream record of many short bad lines held every rejection, with its place
+    and detail, until the parse ended, then kept DEAD_LETTERS_KEPT: a record of 1 MB of lines
+    `1` grew the process by 188 MiB, one of 10 MB (Kinesis takes them since 2025) by 1.8 GiB. The first are kept by
+    line as a short record's are, the rest counted by reason, exactly; the lines are parsed a
+    slice at a time, and a bad line costs its line in the record's list (8 bytes for these)."""
+    from helpers import PeakGrowth
+    from flowdredge.job.parse import DEAD_LETTERS_KEPT
+    n = 300_000
+    lines = _many_bad_lines(n)
+    staged = json.dumps({"staged": STAGED, "source": "kinesis:m/s/1", "first_line": 1,
+                         "lines": lines})
+    with PeakGrowth() as memory:
+        chunk = parse_chunk(staged)
+    # Before: 88 MiB.
+    assert memory.growth < 24 << 20, memory.growth
+    quarter = n // 4
+    assert chunk.reasons == {"not_an_object": quarter, "not_json": 2 * quarter - 3,
+                             "reserved_app": 2}
+    # Its first 1,334 lines hold DEAD_LETTERS_KEPT rejections, all kept.
+    short = parse_chunk(json.dumps({"staged": STAGED, "source": "kinesis:m/s/1",
+                                    "first_line": 1, "lines": lines[:1334]}))
+    assert sum(short.reasons.values()) == len(short.rejected) == DEAD_LETTERS_KEPT
+    assert chunk.rejected == short.rejected
+    assert [r[:2] for r in chunk.rejected[:5]] == [
+        ("not_an_object", "kinesis:m/s/1:1"), ("not_json", "kinesis:m/s/1:3"),
+        ("not_an_object", "kinesis:m/s/1:5"), ("not_json", "kinesis:m/s/1:6"),
+        ("reserved_app", "kinesis:m/s/1:7")]
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (HEARTBEAT, ""), (UNASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.2"), (HEARTBEAT, "")]
+    kept, more = chunk.dead_letters()
+    assert len(kept) == DEAD_LETTERS_KEPT and more == sum(chunk.reasons.values()) - len(kept)
+
+
+def test_the_metadata_parse_counts_every_dead_letter_of_a_record_by_reason():
+    """ParseMetadataEvents counts a record's dead letters from the chunk's counts, not from
+    the dead letters it keeps."""
+    from operator_stubs import Runtime
+    from flowdredge.job.config import Config
+    from flowdredge.job.flink.operators import COUNTS, DEAD_LETTERS, ParseMetadataEvents
+    from flowdredge.job.parse import DEAD_LETTERS_KEPT
+    operator = ParseMetadataEvents(Config())
+    operator.open(Runtime())
+    ctx = type("Context", (), {"timestamp": lambda self: None})()
+    out = list(operator.process_element("\n".join(_many_bad_lines(4000)), ctx))
+    assert [json.loads(line) for tag, line in out if tag is COUNTS] == [{
+        "stage": "metadata", "metadata_dead_letter": 2999,
+        "metadata_dead_letter_not_an_object": 1000, "metadata_dead_letter_not_json": 1997,
+        "metadata_dead_letter_reserved_app": 2,
+        "metadata_dead_letters_not_kept": 2999 - DEAD_LETTERS_KEPT}]
+    assert sum(len(lines.split("\n")) for tag, lines in out if tag is DEAD_LETTERS) == \
+        DEAD_LETTERS_KEPT
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])

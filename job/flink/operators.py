@@ -308,9 +308,10 @@ class ParseMetadataEvents(ProcessFunction):
             from_snapshot = self.snapshot_first and delivered is None
             yield (encode_events(chunk.events, from_snapshot),
                    0 if from_snapshot else chunk.event_time_ms(self.shift))
-        counts = Counter(f"metadata_dead_letter_{reason}" for reason, *_ in chunk.rejected)
+        counts = Counter({f"metadata_dead_letter_{reason}": n
+                          for reason, n in chunk.reasons.items()})
         if chunk.rejected:
-            counts["metadata_dead_letter"] = len(chunk.rejected)
+            counts["metadata_dead_letter"] = chunk.reasons.total()
             kept, counts["metadata_dead_letters_not_kept"] = chunk.dead_letters()
             yield DEAD_LETTERS, dead_letter_lines(kept)
         if chunk.after_flows:
