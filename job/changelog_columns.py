@@ -67,7 +67,8 @@ def _may_break_text(text: str, data: bytes) -> bool:
 FAST_BRACKETS = 256
 
 
-def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, normalise):
+def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, normalise,
+                share=None):
     """(events by position, in position order, as tuples of job.ownership.MetaEvent's fields;
     the positions left to parse_event), or None when the reader refuses
     the chunk (a line that is not one JSON object, a field of another type, a key twice...):
@@ -76,9 +77,11 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
     `positions`: the lines to parse, none blank, too long or holding a lone surrogate (bytes
     that are not UTF-8: job.ownership dead-letters those lines first). `normalise`: an address
     that is not canonical IPv4 -> its form as parse_event keeps it, or None if it refuses it.
-    Only lines that are an object from their first character to their last, with no backslash
-    (escapes: parse_event's json.loads decides them), no line break and fewer than
-    FAST_BRACKETS brackets, are read here."""
+    `share` (a dict's setdefault, as parse_event's): the owner values are its objects, equal
+    values one object across calls too (else within this call only). Only lines that are an
+    object from their first character to their last, with no backslash (escapes: parse_event's
+    json.loads decides them), no line break and fewer than FAST_BRACKETS brackets, are read
+    here."""
     fast, rest = [], []
     for i in positions:
         line = lines[i]
@@ -148,11 +151,11 @@ def parse_lines(lines: list, positions: list, earliest_ms: int, latest_ms: int, 
         kinds += 1
         stamps = _values(taken.column("ts"))
         if kind_name == ASSIGN:
-            owners = zip(*[_owner_values(taken.column(f)) for f in OWNER_FIELDS])
+            owners = zip(*[_owner_values(taken.column(f), share) for f in OWNER_FIELDS])
             vpcs = taken.column(INTERFACE_VPC_ID)
             made = zip(repeat(ASSIGN), stamps, _addresses(taken, written), owners,
                        repeat(None) if vpcs.null_count == len(vpcs) else
-                       [v or None for v in _shared_values(pc.fill_null(vpcs, ""))])
+                       [v or None for v in _shared_values(pc.fill_null(vpcs, ""), share)])
         elif kind_name == UNASSIGN:
             made = zip(repeat(UNASSIGN), stamps, _addresses(taken, written), repeat(None),
                        repeat(None))
@@ -177,7 +180,7 @@ def _addresses(rows, written: dict) -> list:
     return addresses
 
 
-def _owner_values(column) -> list:
+def _owner_values(column, share=None) -> list:
     """An owner field's values as _shared_values gives them, ABSENT for a null, an empty value
     or one of white space only (utf8_is_space is str.isspace, code point for code point)."""
     encoded = pc.fill_null(column, ABSENT).combine_chunks().dictionary_encode()
@@ -186,11 +189,18 @@ def _owner_values(column) -> list:
     # ABSENT's own entry too: every absent value of a chunk one object, as before.
     distinct[pc.or_(pc.is_in(values, value_set=_NO_VALUE), pc.utf8_is_space(values)).to_numpy(
         zero_copy_only=False)] = ABSENT
-    return distinct[encoded.indices.to_numpy()].tolist()
+    return _through(distinct, share)[encoded.indices.to_numpy()].tolist()
 
 
-def _shared_values(column) -> list:
+def _shared_values(column, share=None) -> list:
     """The values, each distinct one a single object (the owner values repeat)."""
     encoded = column.combine_chunks().dictionary_encode()
     distinct = np.array(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    return distinct[encoded.indices.to_numpy()].tolist()
+    return _through(distinct, share)[encoded.indices.to_numpy()].tolist()
+
+
+def _through(distinct: np.ndarray, share) -> np.ndarray:
+    """The distinct values as `share` holds them (None: as they are)."""
+    if share is not None:
+        distinct[:] = [share(v, v) for v in distinct.tolist()]
+    return distinct

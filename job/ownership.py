@@ -305,8 +305,11 @@ def _parse_slice(record_lines: RecordLines, start: int, latest_ms: int, limits: 
              else candidates if line.isascii() or _is_text((line,)) else not_utf8).append(position)
     parsed = None
     if len(candidates) >= vectorise_from:
+        # A record of more than one slice shares its slices' owner values (job.codec writes
+        # each once); one slice's are one object each already, without a lookup per value.
         parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
-                                                _normalised)
+                                                _normalised,
+                                                share if len(lines) > SLICE_LINES else None)
     events, rest = ({}, candidates) if parsed is None else parsed
     for position, event in events.items():
         if event[3] is not None and _refused(event[3]):

@@ -110,10 +110,17 @@ def test_a_snapshot_chunk_is_read_in_columns_and_equals_the_lines():
         "\n".join(lines), vectorise_from=math.inf).events
 
 
+@pytest.mark.parametrize("slice_lines", [None, 2], ids=["one_slice", "slices"])
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
-def test_equal_owner_values_of_a_chunk_are_one_object_and_cross_once(vectorise_from):
-    """What job.codec relies on to write each repeated owner value once."""
+def test_equal_owner_values_of_a_chunk_are_one_object_and_cross_once(vectorise_from, slice_lines,
+                                                                     monkeypatch):
+    """What job.codec relies on to write each repeated owner value once; across the slices of
+    a record longer than SLICE_LINES too (af78bf0's slices each made their own objects: a
+    100,000-line snapshot chunk's events encoded 6 % larger)."""
+    from flowdredge.job import ownership
     from flowdredge.job.codec import decode_events, encode_events
+    if slice_lines:
+        monkeypatch.setattr(ownership, "SLICE_LINES", slice_lines)
     lines = [json.dumps({"type": "ASSIGN", "ts": T, "ip": f"10.0.0.{i}", "app": "api",
                          "account": "123456789012", "interface_id": f"eni-{i}",
                          "interface_vpc_id": "vpc-0a1b2c3d"})
