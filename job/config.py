@@ -18,7 +18,8 @@ from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES, KinesisSect
 from flowdredge.connectors.kinesis.settings import validate as validate_kinesis
 from flowdredge.job.ownership import MetaLimits
 from flowdredge.job.parse import FlowFormat, FormatError, Limits
-from flowdredge.job.security import DEFAULT_SERVICE_PORTS, parse_factors, parse_ports
+from flowdredge.job.security import (DEFAULT_SERVICE_PORTS, OWNER_CHAR_BYTES, event_bytes_bound,
+                                     parse_factors, parse_ports)
 from flowdredge.schemas import settings
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT, SHORTEST_LINE
 from flowdredge.schemas.settings import MAX_INT, MAX_LONG, ConfigError, setting
@@ -35,11 +36,15 @@ MIN_HEAP_MB = 256
 HEAP_PER_INSTANCE_MB = 640
 # A security event written to kinesis.security_events_stream is one record (MAX_RECORD_BYTES).
 # A scan alert's samples take at most 46 bytes each (an IPv6 address of 39 characters and a
-# port of 5 digits, with their commas), a reject_spike's top lists 90 an entry (address=flows
-# and port/protocol=flows, flows of up to 19 digits): at these bounds each takes less than half
-# a record, the other half left to the rest (a scan's target_apps lists every app it reached).
+# port of 5 digits, with their commas), a reject_spike's top lists 92 an entry (address=flows
+# and port/protocol=flows, flows of up to 20 characters): at these bounds each takes less than
+# half a record, the other half left to the rest (a scan's lists of apps, at most
+# job.security.ALERT_APPS_BYTES each; the owners an event names: metadata.max_line_bytes).
 KINESIS_EVIDENCE_SAMPLES = 10_000
 KINESIS_REJECT_TOP_SOURCES = 5_000
+# What a security event's record adds to its line (connectors.kinesis.flink): `"dedup_key":"`,
+# 32 hex digits and `",`, and its partition key (a UUID; Kinesis takes up to 256 characters).
+EVENT_RECORD_EXTRA = len('"dedup_key":"",') + 32 + 256
 
 
 def _ports_text(ports: frozenset) -> str:
@@ -373,12 +378,31 @@ def _validate_security(config: Config) -> None:
                     f"kinesis.security_events_stream, got {getattr(sec, key):,}: each event is "
                     f"one Kinesis record, at most {MAX_RECORD_BYTES:,} bytes, and the sink "
                     f"fails the job on a larger one")
+        most = _most_owner_chars(sec)
+        if config.metadata.max_line_bytes > most:
+            raise ConfigError(
+                f"metadata.max_line_bytes must be at most {most:,} with "
+                f"kinesis.security_events_stream, got {config.metadata.max_line_bytes:,}: an "
+                f"owner (app, resource) holds up to that many characters, and up to "
+                f"{OWNER_CHAR_BYTES} bytes of an event's JSON each; an event names up to two, and "
+                f"is one Kinesis record, at most {MAX_RECORD_BYTES:,} bytes, and the sink fails "
+                f"the job on a larger one")
     if not any(sec.risk_weights.values()):
         raise ConfigError("security.risk_weights: at least one factor needs a weight")
     unscaled = [f for f, w in sec.risk_weights.items() if w and not sec.risk_scales[f]]
     if unscaled:
         raise ConfigError(f"security.risk_scales: weighted factor(s) {unscaled} need a "
                           f"positive scale")
+
+
+def _most_owner_chars(sec: SecuritySection) -> int:
+    """The longest owner value (characters) whose events fit a record at these settings (each
+    event's bound grows by the same amount a character: job.security.event_bytes_bound)."""
+    room = MAX_RECORD_BYTES - EVENT_RECORD_EXTRA
+    none, one = (event_bytes_bound(chars, sec.evidence_samples, sec.reject_top_sources)
+                 for chars in (0, 1))
+    return min((room - none[name]) // (one[name] - none[name])
+               for name in none if one[name] > none[name])
 
 
 # Groups of a Managed Flink application_properties.json besides the config sections: where the

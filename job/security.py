@@ -6,7 +6,7 @@ import heapq
 import ipaddress
 import json
 import re
-from json.encoder import encode_basestring
+from json.encoder import encode_basestring, encode_basestring_ascii
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,14 +18,15 @@ import numpy as np
 
 from flowdredge.job.addresses import OTHER_ADDRESSES, address_code, address_text, ipv4_int
 from flowdredge.job.groupby import grouped
-from flowdredge.schemas.fields import ADDR, LONG, STRING, Schema
+from flowdredge.schemas.fields import ADDR, INT, LONG, STRING, Schema
 from flowdredge.schemas.flowlog import ACCEPT, REJECT
 from flowdredge.schemas.outputs import CONVERSATION
 from flowdredge.schemas.settings import MAX_INT, MAX_LONG, quoted
-from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, HOST_SWEEP, INTERNET,
-                              NEW_DEPENDENCY, PORT_SCAN, REJECT_SPIKE, REJECTED, RISK,
-                              RISK_FACTORS, RISK_INPUT, SCAN, SCAN_ALERTS, is_internet,
-                              is_unowned)
+from flowdredge.schemas.security import (DEPENDENCY_GONE, EVENT_SCHEMAS, EXPOSURE_NEW,
+                                         HOST_SWEEP, INTERNET, NEW_DEPENDENCY, PORT_SCAN,
+                                         REJECT_SPIKE, REJECTED, RISK, RISK_FACTORS, RISK_INPUT,
+                                         SCAN, SCAN_ALERTS, SCAN_ALERTS_CUT, is_internet,
+                                         is_unowned)
 
 # AWS's tcp-flags field: FIN 1, SYN 2, RST 4, SYN-ACK 18 (ACK only ever appears with SYN),
 # ORed over the aggregation interval.
@@ -302,6 +303,89 @@ def scan_evidence(src_addr, src_apps, hosts, ports, flows, rejected, target_apps
 
 def _app_list(apps) -> str:
     return ",".join(sorted({a for a in apps if a}))
+
+
+# A scan alert's src_app and target_apps hold at most this many bytes of JSON text each (their
+# apps in order while they fit): a sweep across tens of thousands of apps listed them all, an
+# alert past the 1 MiB a Kinesis record holds, which fails the job at every restart
+# (docs/streaming.md). With the samples at their bound (job.config.KINESIS_EVIDENCE_SAMPLES)
+# the largest alert takes less than 985,000 bytes (event_bytes_bound).
+ALERT_APPS_BYTES = 256 * 1024
+# Where scan_evidence puts the lists of apps.
+_SRC_APP, _TARGET_APPS = SCAN.index("src_app") - 1, SCAN.index("target_apps") - 1
+
+
+def bounded_app_list(apps, most: int = ALERT_APPS_BYTES) -> tuple:
+    """(_app_list of `apps`, 0) when its JSON text (as event lines write it) holds at most
+    `most` bytes; else (the list of its first apps that fit, how many are left out)."""
+    names = sorted({a for a in apps if a})
+    text = ",".join(names)
+    if len(encode_basestring_ascii(text)) - 2 <= most:
+        return text, 0
+    size = -1   # no comma before the first
+    for kept, name in enumerate(names):
+        size += len(encode_basestring_ascii(name)) - 1   # its quotes out, a comma in
+        if size > most:
+            break
+    return ",".join(names[:kept]), len(names) - kept
+
+
+def scan_alert_line(pattern: str, window_start: int, evidence: tuple, src_apps,
+                    target_apps) -> str:
+    """The alert of a scan (scan_evidence's `evidence` of `src_apps` and `target_apps`): the
+    evidence as it is when both lists are within ALERT_APPS_BYTES, else the lists cut to it
+    and what each left out counted (schemas.security.SCAN_ALERTS_CUT). The scans row keeps
+    them whole."""
+    owners, owners_out = bounded_app_list(src_apps)
+    targets, targets_out = bounded_app_list(target_apps)
+    if not (owners_out or targets_out):
+        return event_line(SCAN_ALERTS[pattern], window_start, evidence)
+    values = list(evidence)
+    values[_SRC_APP], values[_TARGET_APPS] = owners, targets
+    return event_line(SCAN_ALERTS_CUT[pattern], window_start,
+                      tuple(values) + (owners_out, targets_out))
+
+
+# The longest text of a number of an event line: a LONG's (-2**63) and an INT's (-2**31).
+_NUMBER_TEXT = {LONG: 20, INT: 11}
+# The most bytes a character of an owner value (an app, a resource_id) takes in an event line:
+# its lines are ASCII (JSON's escapes), a code point past U+FFFF two of them ("\ud83d\ude00").
+OWNER_CHAR_BYTES = 12
+# The longest canonical text of an IPv6 address (job.parse writes them so).
+_ADDRESS_TEXT = 39
+
+
+def event_bytes_bound(owner_chars: int, evidence_samples: int, top_sources: int) -> dict:
+    """The most bytes of an event line of each schema (schemas.security.EVENT_SCHEMAS, by name:
+    the bound of the larger where two share a name) with owner values (apps, resources: one
+    field each) of at most `owner_chars` characters, security.evidence_samples and
+    reject_top_sources at these values, and every number at its longest. A scan alert's owners
+    are lists within ALERT_APPS_BYTES."""
+    owner = OWNER_CHAR_BYTES * owner_chars
+    flows = _NUMBER_TEXT[LONG]
+    texts = {
+        "client_app": owner, "server_app": owner, "app": owner, "resource": owner,
+        "src_addr": _ADDRESS_TEXT, "src_app": ALERT_APPS_BYTES, "target_apps": ALERT_APPS_BYTES,
+        # Each item with its comma: an address, a port (0-65535).
+        "hosts_sample": evidence_samples * (_ADDRESS_TEXT + 1),
+        "ports_sample": evidence_samples * len("65535,"),
+        # "port/protocol=flows" (protocol 0-255), "address=flows".
+        "top_ports": top_sources * (len("65535/255=,") + flows),
+        "top_sources": top_sources * (_ADDRESS_TEXT + len("=,") + flows),
+    }
+    bounds = {}
+    for schema in EVENT_SCHEMAS:
+        size = 1   # the braces, less the comma the last field has not
+        for f in schema.fields:
+            if f.name == "event":
+                value = len(schema.name) + 2
+            elif f.kind in _NUMBER_TEXT:
+                value = _NUMBER_TEXT[f.kind]
+            else:
+                value = texts[f.name] + 2
+            size += len(f.name) + len('"":,') + value
+        bounds[schema.name] = max(size, bounds.get(schema.name, 0))
+    return bounds
 
 
 def scanned_apps(target_apps) -> list:
@@ -773,7 +857,7 @@ def window_results(window_start: int, views: WindowViews, rules: ViewRules) -> W
                                 rules.scans)
         scans.append(json_line(SCAN, (w,) + evidence + (pattern or "",)))
         if pattern:
-            events.append(event_line(SCAN_ALERTS[pattern], w, evidence))
+            events.append(scan_alert_line(pattern, w, evidence, owners, apps))
             for app in scanned_apps(apps):
                 scan_sources.setdefault(app, set()).add(src_addr)
 

@@ -143,6 +143,15 @@ _SCAN_EVIDENCE = (
 SCAN = Schema("scan", (_WINDOW,) + _SCAN_EVIDENCE + (
     Field("pattern", STRING, f"{PORT_SCAN}, {HOST_SWEEP} or empty"),))
 SCAN_ALERTS = {name: _event(name, _SCAN_EVIDENCE) for name in (PORT_SCAN, HOST_SWEEP)}
+# An alert whose src_app or target_apps passed its bound (job.security.ALERT_APPS_BYTES) lists
+# the apps that fit and counts the others in these, after the evidence; an alert within the
+# bounds has neither (its line is as it was before the bound).
+_LEFT_OUT = (
+    Field("src_apps_left_out", LONG, "owners past the bound, not in src_app"),
+    Field("target_apps_left_out", LONG, "destination apps past the bound, not in target_apps"),
+)
+SCAN_ALERTS_CUT = {name: _event(name, _SCAN_EVIDENCE + _LEFT_OUT)
+                   for name in (PORT_SCAN, HOST_SWEEP)}
 
 RISK_FACTORS = ("exposed_ports", "rejected_flows", "scan_sources", "egress_bytes",
                 "dependencies", "dependents")
@@ -164,4 +173,4 @@ RISK = Schema("risk", RISK_INPUT.fields + (
 ))
 
 EVENT_SCHEMAS = (NEW_DEPENDENCY, DEPENDENCY_GONE, EXPOSURE_NEW, REJECT_SPIKE) + tuple(
-    SCAN_ALERTS.values())
+    SCAN_ALERTS.values()) + tuple(SCAN_ALERTS_CUT.values())

@@ -735,3 +735,34 @@ def test_an_event_for_kinesis_fits_one_record_at_the_largest_samples_allowed():
     assert [len(fields[k].split(",")) for k in ("top_ports", "top_sources")] == [n, n]
     for line in (sweep, spike):
         assert record(line) < MAX_RECORD_BYTES // 2
+
+
+@pytest.mark.unit
+def test_the_owners_an_event_names_fit_one_record_with_the_stream():
+    """An event names up to two owners (new_dependency's apps), each up to
+    metadata.max_line_bytes characters, a code point past U+FFFF 12 bytes of its JSON: at
+    100,000 two such apps made a 2,400,292-byte new_dependency, which the Kinesis sink refuses
+    (at every restart) past 1 MiB. With kinesis.security_events_stream the setting is bounded
+    at start to what fits: 43,665 characters at the largest samples, and at the defaults."""
+    from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES
+    from flowdredge.job.config import EVENT_RECORD_EXTRA
+    from flowdredge.job.security import MAX_LONG, event_line
+    from flowdredge.schemas.security import NEW_DEPENDENCY
+    stream = {"kinesis": {"security_events_stream": "events"}}
+    most = 43_665
+    for security in ({}, {"evidence_samples": 10_000, "reject_top_sources": 5_000}):
+        assert from_dict({**stream, "security": security,
+                          "metadata": {"max_line_bytes": most}}).metadata.max_line_bytes == most
+        with pytest.raises(ConfigError, match="^" + re.escape(
+                f"metadata.max_line_bytes must be at most {most:,} with "
+                f"kinesis.security_events_stream, got {most + 1:,}: an owner (app, resource) "
+                f"holds up to that many characters, and up to 12 bytes of an event's JSON "
+                f"each; an event names up to two, and is one Kinesis record, at most "
+                f"1,048,576 bytes, and the sink fails the job on a larger one") + "$"):
+            from_dict({**stream, "security": security,
+                       "metadata": {"max_line_bytes": most + 1}})
+    assert from_dict({"metadata": {"max_line_bytes": 10 ** 6}}).metadata.max_line_bytes == 10 ** 6
+    for chars, fits in ((most, True), (most + 1, False)):
+        owner = "\U0001f600" * chars
+        line = event_line(NEW_DEPENDENCY, MAX_LONG, (owner, owner, 65535, 255) + (MAX_LONG,) * 6)
+        assert (len(line) + EVENT_RECORD_EXTRA <= MAX_RECORD_BYTES) is fits

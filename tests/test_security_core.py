@@ -188,6 +188,99 @@ def test_an_app_whose_name_holds_a_comma_is_one_app_in_the_scans_and_the_risk():
     assert set(risk) == {"payments,prod"} and risk["payments,prod"]["scan_sources"] == 1
 
 
+def _sweep_rules():
+    return s.ViewRules(3, s.ScanRules(5, 9, 20, 1, 0, 3),
+                       s.parse_factors("exposed_ports=50,scan_sources=50"),
+                       s.parse_factors("exposed_ports=3,scan_sources=2"))
+
+
+def _sweep(owners, targets):
+    """A host sweep's conversations: from 10.9.9.9, owned by each of `owners` in turn, REJECTed
+    on port 22 of a host of each of `targets`."""
+    return [(600, owners[i % len(owners)], "10.9.9.9", app, f"10.{i >> 16}.{i >> 8 & 255}."
+             f"{i & 255}", "i-1", 22, None, 6, "REJECT", 1, 1, 40, 1, 1, 40)
+            for i, app in enumerate(targets)]
+
+
+def test_a_scan_alert_lists_its_apps_within_a_bound_and_counts_the_others():
+    """A scan alert listed every app the scan reached (target_apps) and every owner its source
+    had in the window (src_app): a sweep across 30,000 apps made a 989,999-byte target_apps,
+    and with kinesis.security_events_stream each alert is one Kinesis record, which the
+    connector's sink refuses past 1 MiB, failing the job at every restart. Each list now
+    keeps its first apps within ALERT_APPS_BYTES of JSON text and counts the others; the scans
+    row keeps them all."""
+    from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES
+    from flowdredge.job.config import EVENT_RECORD_EXTRA
+    targets = [f"app-{i:05d}-of-a-sweep-across-many" for i in range(30_000)]
+    # Owners of 10,000 characters, 6 bytes of JSON each ("\u00e9").
+    owners = [f"{i:02d}" + "\u00e9" * 10_000 for i in range(40)]
+    results = s.window_results(600, s.WindowViews.of_conversations(
+        _sweep(owners, targets)), _sweep_rules())
+    [line] = results.events
+    alert = json.loads(line)
+    assert alert["event"] == "host_sweep" and alert["hosts"] == 30_000
+    kept = alert["target_apps"].split(",")
+    assert kept == targets[:len(kept)]
+    assert alert["target_apps_left_out"] == 30_000 - len(kept)
+    assert s.ALERT_APPS_BYTES - 35 < len(json.dumps(alert["target_apps"])) - 2 \
+        <= s.ALERT_APPS_BYTES
+    kept = alert["src_app"].split(",")
+    assert kept == owners[:4] and alert["src_apps_left_out"] == 36
+    assert len(line) + EVENT_RECORD_EXTRA < MAX_RECORD_BYTES
+    [scan] = map(json.loads, results.scans)
+    assert scan["target_apps"] == ",".join(targets) and scan["src_app"] == ",".join(owners)
+    assert "target_apps_left_out" not in scan
+    # Within the bounds the alert is the evidence as it was, without the counts.
+    results = s.window_results(600, s.WindowViews.of_conversations(
+        _sweep(["scanner"], targets[:30])), _sweep_rules())
+    [scan] = map(json.loads, results.scans)
+    evidence = tuple(scan[name] for name in s.SCAN.names[1:-1])
+    assert results.events == [s.event_line(s.SCAN_ALERTS["host_sweep"], 600, evidence)]
+
+
+def test_a_list_of_apps_is_cut_where_its_json_text_passes_the_bound():
+    apps = ["bb", "a", "\u00e9", "", "a"]   # "a,bb,\u00e9" is 11 bytes of JSON text
+    assert s.bounded_app_list(apps, 11) == ("a,bb,\u00e9", 0)
+    assert s.bounded_app_list(apps, 10) == ("a,bb", 1)
+    assert s.bounded_app_list(apps, 3) == ("a", 2)
+    assert s.bounded_app_list(apps, 0) == ("", 3)
+    assert s.bounded_app_list([], 0) == ("", 0)
+
+
+def test_an_event_line_is_within_its_bound_at_the_longest_values():
+    """event_bytes_bound, which the config's check of metadata.max_line_bytes with
+    kinesis.security_events_stream goes by, holds each event kind's longest line: owners of
+    code points past U+FFFF (12 bytes of JSON each), numbers at their largest, samples and top
+    lists of IPv6 addresses of the longest text."""
+    from flowdredge.schemas.security import (DEPENDENCY_GONE, EXPOSURE_NEW, NEW_DEPENDENCY,
+                                             REJECT_SPIKE)
+    big, chars, samples, top = s.MAX_LONG, 300, 50, 40
+    owner = "\U0001f600" * chars
+    bound = s.event_bytes_bound(chars, samples, top)
+
+    def address(i):
+        return f"ffff:ffff:ffff:ffff:ffff:ffff:ffff:{0x1000 + i:x}"
+    lines = {
+        "new_dependency": s.event_line(NEW_DEPENDENCY, big, (owner, owner, 65535, 255, big, big,
+                                                             big, big, big, big)),
+        "dependency_gone": s.event_line(DEPENDENCY_GONE, big, (owner, owner, 65535, 255, big,
+                                                               big, big, big)),
+        "exposure_new": s.event_line(EXPOSURE_NEW, big, (owner, owner, 65535, 255, big, big, 1)),
+        "reject_spike": s.event_line(REJECT_SPIKE, big, (owner, big, big, 2**31 - 1)
+                                     + s.spike_evidence([s.RejectSource(
+                                         60000 + i, 255, "a", address(i), 10**18 + i, 1, 1)
+                                         for i in range(2 * top)], top)),
+    }
+    evidence = s.scan_evidence(address(0), [], big, big, big, big, [], [address(i) for i in
+                               range(2 * samples)], list(range(60000, 60000 + 2 * samples)),
+                               samples)
+    apps = [f"\U0001f600{i:06d}" for i in range(100_000)]
+    lines["host_sweep"] = s.scan_alert_line("host_sweep", big, evidence, apps, apps)
+    assert "target_apps_left_out" in json.loads(lines["host_sweep"])
+    for name, line in lines.items():
+        assert line.isascii() and bound[name] - 100 < len(line) <= bound[name], name
+
+
 def test_risk_score_shows_each_factor():
     weights = s.parse_factors("exposed_ports=30,rejected_flows=20,scan_sources=50")
     scales = s.parse_factors("exposed_ports=3,rejected_flows=100,scan_sources=1")
