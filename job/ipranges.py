@@ -91,26 +91,38 @@ def _entries(items, name: str, prefix: str) -> list:
 
 
 def load(location: str, s3_client=None) -> IpRanges:
-    """ip-ranges.json from a path or s3://bucket/key (`s3_client` defaults to boto3's)."""
+    """ip-ranges.json from a path or s3://bucket/key (`s3_client` defaults to boto3's).
+    IpRangesError, in one line, for a location that cannot be read (S3's or boto3's error
+    said: a missing object or bucket, no credentials) and for a document that is not one."""
     if s3.is_s3(location):
-        try:
-            bucket, key = s3.split(location)
-        except ValueError as err:
-            raise IpRangesError(str(err)) from None
-        if s3_client is None:
-            import boto3
-            s3_client = boto3.client("s3")
-        text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        data = _s3_object(location, s3_client)
     else:
         try:
-            with open(location, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(location, "rb") as fh:
+                data = fh.read()
         except OSError as err:
             raise IpRangesError(f"cannot read {location}: {err.strerror}") from None
     try:
-        doc = json.loads(text)
+        # Bytes: text that is not UTF-8 is not JSON (UnicodeDecodeError is a ValueError); read
+        # as text, it stopped the start with that error's traceback.
+        doc = json.loads(data)
     except ValueError as err:
         raise IpRangesError(f"{location}: not JSON: {err}") from None
     except RecursionError:
         raise IpRangesError(f"{location}: not JSON: nested deeper than its decoder goes") from None
     return IpRanges.from_document(doc)
+
+
+def _s3_object(url: str, s3_client) -> bytes:
+    try:
+        bucket, key = s3.split(url)
+    except ValueError as err:
+        raise IpRangesError(str(err)) from None
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        if s3_client is None:
+            s3_client = boto3.client("s3")
+        return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (BotoCoreError, ClientError) as err:
+        raise IpRangesError(f"cannot read {url}: {err}") from None

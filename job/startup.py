@@ -3,20 +3,19 @@
 fail on once Flink had started, its restarts spent. Pure Python (no pyflink)."""
 import os
 
-from flowdredge.connectors import s3
 from flowdredge.job.config import Config, ConfigError
 from flowdredge.job.ipranges import IpRangesError, load as load_ip_ranges
 from flowdredge.job.replay import InputError, check_snapshot
 
 
 def check_at_start(config: Config, streaming: bool = False) -> None:
-    """ConfigError for a local metadata.ip_ranges that cannot be read or is not an ip-ranges
-    document (each attribution instance reads it as it starts), and with `streaming` (the job
-    reads the Kinesis streams) a local kinesis.metadata_snapshot (check_metadata_snapshot).
-    Called in the working directory the job's workers share, so a relative path is read as
-    they read it. s3:// ones are not read here (job.config.validate checks their form)."""
+    """ConfigError for a metadata.ip_ranges (a path, or an s3:// URL read with boto3 as the
+    workers read it) that cannot be read or is not an ip-ranges document (each attribution
+    instance reads it as it starts), and with `streaming` (the job reads the Kinesis streams) a
+    local kinesis.metadata_snapshot (check_metadata_snapshot). Called in the working directory
+    the job's workers share, so a relative path is read as they read it."""
     location = config.metadata.ip_ranges
-    if location and not s3.is_s3(location):
+    if location:
         try:
             load_ip_ranges(location)
         except IpRangesError as err:

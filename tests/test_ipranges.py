@@ -106,3 +106,29 @@ def test_bad_locations(tmp_path):
         load(str(tmp_path / "x.json"))
     with pytest.raises(IpRangesError, match="s3://bucket/key"):
         load("s3://only-bucket")
+    # Bytes that are not UTF-8: UnicodeDecodeError's traceback, not a line saying so.
+    (tmp_path / "x.json").write_bytes(b'{"prefixes": [], "syncToken": "\xe9"}')
+    with pytest.raises(IpRangesError, match="^.*x.json: not JSON: 'utf-8' codec can't decode"):
+        load(str(tmp_path / "x.json"))
+
+
+def test_an_s3_object_that_cannot_be_read_is_said_in_one_line():
+    """S3's refusal was botocore's ClientError, which the start's check (job.startup) did not
+    take for a bad metadata.ip_ranges."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    class Refusing:
+        def __init__(self, error):
+            self.error = error
+
+        def get_object(self, Bucket, Key):
+            raise self.error
+    for error, said in (
+            (ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}},
+                         "GetObject"),
+             "An error occurred (AccessDenied) when calling the GetObject operation: Access "
+             "Denied"),
+            (NoCredentialsError(), "Unable to locate credentials")):
+        with pytest.raises(IpRangesError) as raised:
+            load("s3://b/ip-ranges.json", Refusing(error))
+        assert str(raised.value) == f"cannot read s3://b/ip-ranges.json: {said}"

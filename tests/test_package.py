@@ -173,14 +173,10 @@ def test_the_entry_point_checks_a_local_changelog_and_says_why_not_an_s3_one(
     assert len(built) == 2
 
 
-@pytest.mark.unit
-def test_every_entry_point_reads_a_local_ip_ranges_before_flink_starts(
-        tmp_path, monkeypatch, capsys):
-    """A local metadata.ip_ranges was read at start by `flowdredge` only: the zip's main.py and
-    job.submit (what `scripts/cluster submit`'s flink run runs) built the job, and each
-    attribution instance failed as it started, Flink running. Both refuse it in one line now;
-    a relative path is read from the working directory, as the job's Python workers read it."""
-    import shutil
+def _ip_ranges_starts(tmp_path, monkeypatch):
+    """(starts, built): starts(ranges) is what the zip's main.py and job.submit (what `scripts/
+    cluster submit`'s flink run runs) return with that metadata.ip_ranges, `built` the jobs they
+    built (none runs)."""
     from flowdredge.job import submit
     from flowdredge.job.flink import managed as entry, run
     built = []
@@ -190,23 +186,75 @@ def test_every_entry_point_reads_a_local_ip_ranges_before_flink_starts(
     (tmp_path / "meta.jsonl").write_text('{"type":"HEARTBEAT","ts":1}\n')
     io = {"flows": str(tmp_path / "flows"), "metadata": str(tmp_path / "meta.jsonl"),
           "output": "o"}
-    (tmp_path / "bad.json").write_text('{"syncToken": "1"}')
-    (tmp_path / "ranges").mkdir()
-    shutil.copy(os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json"),
-                tmp_path / "ranges")
 
     def starts(ranges):
         path = properties_file(tmp_path / "p.json",
                                Config().replace(metadata={"ip_ranges": ranges}), io)
         return (entry.main([], argv=["--properties", path]),
                 submit.main(["--config", path, "--output", "o"]))
+    return starts, built
+
+
+IP_RANGES = os.path.join(os.path.dirname(__file__), "data", "ip-ranges.json")
+
+
+@pytest.mark.unit
+def test_every_entry_point_reads_a_local_ip_ranges_before_flink_starts(
+        tmp_path, monkeypatch, capsys):
+    """A local metadata.ip_ranges was read at start by `flowdredge` only: the zip's main.py and
+    job.submit (what `scripts/cluster submit`'s flink run runs) built the job, and each
+    attribution instance failed as it started, Flink running. Both refuse it in one line now;
+    a relative path is read from the working directory, as the job's Python workers read it."""
+    import shutil
+    starts, built = _ip_ranges_starts(tmp_path, monkeypatch)
+    (tmp_path / "bad.json").write_text('{"syncToken": "1"}')
+    # Not UTF-8: UnicodeDecodeError's traceback stopped the start.
+    (tmp_path / "latin.json").write_bytes(b'{"prefixes": [], "syncToken": "\xe9"}')
+    (tmp_path / "ranges").mkdir()
+    shutil.copy(IP_RANGES, tmp_path / "ranges")
     for ranges, said in (
             ("missing.json", "cannot read missing.json: No such file or directory"),
-            ("bad.json", "not an ip-ranges.json document (no 'prefixes')")):
+            ("bad.json", "not an ip-ranges.json document (no 'prefixes')"),
+            ("latin.json", "latin.json: not JSON: 'utf-8' codec can't decode byte 0xe9 in "
+                           "position 31: invalid continuation byte")):
         assert starts(ranges) == (2, 2)
         assert capsys.readouterr().err == f"flowdredge: error: metadata.ip_ranges: {said}\n" * 2
     assert not built
     assert starts("ranges/ip-ranges.json") == (0, 0)
+    assert len(built) == 2
+
+
+@pytest.mark.aws
+def test_every_entry_point_reads_an_s3_ip_ranges_before_flink_starts(
+        tmp_path, monkeypatch, capsys):
+    """An s3:// metadata.ip_ranges was not read at start (only its form checked): a missing
+    object or one that is no ip-ranges document was found by each attribution instance as it
+    started, Flink running, its restarts spent. Every entry point reads it now, with boto3 as
+    the job's workers read it, and refuses it in one line."""
+    starts, built = _ip_ranges_starts(tmp_path, monkeypatch)
+    with moto_server(tmp_path) as url:
+        # The entry points find moto through boto3's setting, as the job's processes would.
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="ranges")
+        s3.upload_file(IP_RANGES, "ranges", "aws/ip-ranges.json")
+        s3.put_object(Bucket="ranges", Key="cut.json", Body=b'{"prefixes": [')
+        s3.put_object(Bucket="ranges", Key="other.json", Body=b'{"syncToken": "1"}')
+        for ranges, said in (
+                ("s3://ranges/aws/missing.json", "cannot read s3://ranges/aws/missing.json: An "
+                 "error occurred (NoSuchKey) when calling the GetObject operation: The "
+                 "specified key does not exist."),
+                ("s3://no-such-bucket/ip-ranges.json", "cannot read s3://no-such-bucket/"
+                 "ip-ranges.json: An error occurred (NoSuchBucket) when calling the GetObject "
+                 "operation: The specified bucket does not exist"),
+                ("s3://ranges/cut.json", "s3://ranges/cut.json: not JSON: Expecting value: "
+                 "line 1 column 15 (char 14)"),
+                ("s3://ranges/other.json", "not an ip-ranges.json document (no 'prefixes')")):
+            assert starts(ranges) == (2, 2), ranges
+            assert capsys.readouterr().err == \
+                f"flowdredge: error: metadata.ip_ranges: {said}\n" * 2
+        assert not built
+        assert starts("s3://ranges/aws/ip-ranges.json") == (0, 0)
     assert len(built) == 2
 
 
