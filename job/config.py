@@ -21,7 +21,9 @@ from flowdredge.job.parse import FlowFormat, FormatError, Limits
 from flowdredge.job.security import (DEFAULT_SERVICE_PORTS, OWNER_CHAR_BYTES, event_bytes_bound,
                                      parse_factors, parse_ports)
 from flowdredge.schemas import settings
+from flowdredge.schemas.fields import INT, LONG, STRING
 from flowdredge.schemas.flowlog import DEFAULT_FORMAT, SHORTEST_LINE
+from flowdredge.schemas.outputs import AGGREGATE
 from flowdredge.schemas.settings import MAX_INT, MAX_LONG, ConfigError, setting
 
 # Flink's own upper bound of a job's parallelism.
@@ -45,6 +47,11 @@ KINESIS_REJECT_TOP_SOURCES = 5_000
 # What a security event's record adds to its line (connectors.kinesis.flink): `"dedup_key":"`,
 # 32 hex digits and `",`, and its partition key (a UUID; Kinesis takes up to 256 characters).
 EVENT_RECORD_EXTRA = len('"dedup_key":"",') + 32 + 256
+# An aggregate row written to kinesis.aggregates_stream is one record too: its JSON, with a
+# `dedup_key` field that is also its partition key (32 hex digits, connectors.kinesis.flink).
+# Flink's json format writes a character of an owner value in at most 6 bytes (`\u001b`; a
+# code point past U+FFFF is 4 bytes of UTF-8).
+AGGREGATE_OWNER_CHAR_BYTES = 6
 
 
 def _ports_text(ports: frozenset) -> str:
@@ -344,6 +351,15 @@ def validate(config: Config) -> None:
                           f"flows.max_fields_per_line ({flows.max_fields_per_line})")
     _validate_security(config)
     validate_kinesis(config.kinesis)
+    most = (MAX_RECORD_BYTES - aggregate_record_bytes(0)) // (2 * AGGREGATE_OWNER_CHAR_BYTES)
+    if config.kinesis.aggregates_stream and config.metadata.max_line_bytes > most:
+        raise ConfigError(
+            f"metadata.max_line_bytes must be at most {most:,} with kinesis.aggregates_stream, "
+            f"got {config.metadata.max_line_bytes:,}: an aggregate row names two owners (app "
+            f"and region, from a changelog line each of up to that many characters, up to "
+            f"{AGGREGATE_OWNER_CHAR_BYTES} bytes of the row's JSON each), and is one Kinesis "
+            f"record, at most {MAX_RECORD_BYTES:,} bytes, and the sink fails the job on a "
+            f"larger one")
     # The events come from the security views: without them the stream got nothing, silently.
     if config.kinesis.security_events_stream and not config.outputs.security:
         raise ConfigError("kinesis.security_events_stream needs outputs.security: the events "
@@ -393,6 +409,18 @@ def _validate_security(config: Config) -> None:
     if unscaled:
         raise ConfigError(f"security.risk_scales: weighted factor(s) {unscaled} need a "
                           f"positive scale")
+
+
+def aggregate_record_bytes(owner_chars: int) -> int:
+    """The most bytes of an aggregate row's Kinesis record (its JSON and partition key) whose
+    ends' owner values (src_app and src_region, dst_app and dst_region) hold at most
+    `owner_chars` characters an end, every number at its longest."""
+    longest = {LONG: len(str(-2 ** 63)), INT: len(str(-2 ** 31)), STRING: len('"ACCEPT"')}
+    size = 1 + len('"dedup_key":"",') + 2 * 32   # the braces less the last field's comma
+    for f in AGGREGATE.fields:
+        owner = f.name in ("src_app", "src_region", "dst_app", "dst_region")
+        size += len(f.name) + len('"":,') + (2 if owner else longest[f.kind])
+    return size + 2 * owner_chars * AGGREGATE_OWNER_CHAR_BYTES
 
 
 def _most_owner_chars(sec: SecuritySection) -> int:
