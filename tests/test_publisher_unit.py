@@ -2974,3 +2974,58 @@ def test_an_owner_written_again_with_its_vpc_is_dated_in_a_snapshot_when_it_took
     assert event.events == [{**assign_event("10.0.0.5", T0 + 30_999, claims[0].owner),
                              "interface_vpc_id": VPC_A}]
     assert [e["ts"] for e in snapshot_events(event.state)] == [took]
+
+
+def test_an_event_dates_only_the_addresses_it_knows_an_interface_holds():
+    """eni-x (api's second interface, 10.0.0.5 its primary, 10.0.0.6 and an Elastic IP beside)
+    was read at T0. At 20 s 10.0.0.6 and the Elastic IP went to web's eni-y (calls no event
+    handles); at 30 s eni-x was detached, at 40 s attached to pay's instance. The events know
+    eni-x's primary address (it never leaves its interface), not the others since the read:
+    those were api's until 30 s and pay's from 41 s in the changelog, web's in truth (a
+    review). Nobody's from just after the read that saw them on eni-x, until the next poll;
+    so were they released with api's instance, at its termination."""
+    x = eni("eni-x", "10.0.0.5", "10.0.0.6", instance="i-a", public="54.0.0.1")
+    x["Attachment"].update(DeviceIndex=1, DeleteOnTermination=False)
+    tags = {"i-a": {"Name": "api-prod"}, "i-c": {"Name": "pay-prod"}, "i-w": {"Name": "web"}}
+    web = eni("eni-w", "10.0.0.9", instance="i-w")
+    inv = Inventory(SCOPE, interfaces=[x, web], instance_tags=tags)
+    sink, now = ListSink(), [T0]
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    publisher.poll()
+    now[0] = T0 + 50_000
+    result = publisher.apply_events([
+        bridge("DetachNetworkInterface", "2026-01-01T00:00:30Z",
+               request={"attachmentId": "attach-eni-x"}),
+        bridge("AttachNetworkInterface", "2026-01-01T00:00:40Z",
+               request={"networkInterfaceId": "eni-x", "instanceId": "i-c", "deviceIndex": 1},
+               response={"attachmentId": "attach-x-c"})])
+    assert result.applied == 2
+    moved = eni("eni-x", "10.0.0.5", instance="i-c")
+    y = eni("eni-y", "10.0.0.6", instance="i-w", public="54.0.0.1")
+    publisher.reader = InventoryReader({SCOPE: Inventory(SCOPE, interfaces=[moved, web, y],
+                                                         instance_tags=tags)})
+    now[0] = T0 + 60_000
+    publisher.poll()
+    index = OwnershipIndex()
+    for e in sink.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+
+    def who(ip, ms):   # its resource id
+        found = index.owner_at(ip, ms)
+        return found and found[7]
+
+    assert [who("10.0.0.5", T0 + ms) for ms in (29_000, 35_000, 45_000)] == ["i-a", "eni-x", "i-c"]
+    for ip in ("10.0.0.6", "54.0.0.1"):
+        assert [who(ip, T0 + ms) for ms in (0, 25_000, 35_000, 45_000, 60_000)] == [
+            "i-a", None, None, None, "i-w"], ip
+    # Released with api's instance: nobody's from just after the read, not api's until then.
+    x["Attachment"]["DeleteOnTermination"] = True
+    terminated = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0)
+    terminated.poll()
+    terminated.sink.events.clear()
+    terminated.apply_events([bridge("TerminateInstances", "2026-01-01T00:00:30Z", request={
+        "instancesSet": {"items": [{"instanceId": "i-a"}]}})])
+    assert types_ts_ips(terminated.sink.events) == [("UNASSIGN", T0 + 1, "10.0.0.6", None),
+                                                    ("UNASSIGN", T0 + 1, "54.0.0.1", None),
+                                                    ("UNASSIGN", T0 + 30_000, "10.0.0.5", None)]

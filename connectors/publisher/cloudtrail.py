@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from flowdredge.connectors.publisher.derive import ASG_TAG, tag_dict
+from flowdredge.connectors.publisher.derive import (ASG_TAG, interface_addresses,
+                                                    primary_address, tag_dict)
 from flowdredge.connectors.publisher.model import Inventory, Scope
 from flowdredge.schemas.settings import quoted
 
@@ -303,3 +304,18 @@ def apply_change(inventory: Inventory, change: InventoryChange):
         attached[0].pop("Attachment")
     return replace(inventory, interfaces=list(interfaces.values()), instance_tags=instance_tags,
                    asg_of_instance=asg_of_instance)
+
+
+def dated_addresses(inventory: Inventory, changed: Inventory, change: InventoryChange) -> set:
+    """The addresses whose holders `change` dates, in the inventory before it and after: those of
+    the interfaces it describes (which it made with them), and each interface's primary private
+    address (which never leaves it). The others an interface held at the last poll (secondary
+    addresses, Elastic and public IPv4, IPv6) may have left it since, by calls no event handles
+    (AssignPrivateIpAddresses, AssociateAddress): an event that moved them with their interface
+    gave them to its old owner until the event and to its new one after, where another
+    interface held them (a review)."""
+    dated = {address for eni in change.interfaces_added
+             for address in interface_addresses(eni, public_ipv4=True)}
+    dated.update(primary_address(eni) for inv in (inventory, changed) for eni in inv.interfaces)
+    dated.discard(None)
+    return dated

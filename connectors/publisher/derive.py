@@ -114,9 +114,7 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
         attached_ms = epoch_ms(attached) if attached is not None else None
         # Only the primary private address came with the interface: the others (secondary
         # addresses, Elastic IPs, IPv6) may have come to it after it was attached.
-        primary = next((e.get("PrivateIpAddress") for e in eni.get("PrivateIpAddresses") or ()
-                        if e.get("Primary")), eni.get("PrivateIpAddress"))
-        primary = normal_address(primary) if primary else None
+        primary = primary_address(eni)
         pods = _pod_addresses(eni, primary, inventory)
         pod = Owner(account=owner.account, region=owner.region, zone=owner.zone,
                     interface_id=owner.interface_id, resource_id=owner.resource_id, kind=POD)
@@ -124,6 +122,14 @@ def derive_claims(inventory: Inventory, naming: Naming) -> list:
             claims.append(Claim(ip, pod if ip in pods else owner,
                                 attached_ms if ip == primary else None, eni.get("VpcId")))
     return claims
+
+
+def primary_address(eni: dict):
+    """The interface's primary private address, normalised (None if it names none): it comes
+    and goes with the interface, as the others (derive_claims) need not."""
+    primary = next((e.get("PrivateIpAddress") for e in eni.get("PrivateIpAddresses") or ()
+                    if e.get("Primary")), eni.get("PrivateIpAddress"))
+    return normal_address(primary) if primary else None
 
 
 # Tags an EKS node carries: a managed node group's, or a self-managed node's

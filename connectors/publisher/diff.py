@@ -42,7 +42,8 @@ start, new owners at its end). An event whose second ended before the last poll 
 began, or older than the last applied event, is stale: the state already reflects it. One in
 the second that poll began only releases what it changes: the poll may show a later change.
 A contest stays as it is, whoever the event leaves claiming the address (one account's VPCs
-included): only a poll ends it.
+included): only a poll ends it. Only the addresses whose holders the event knows (`dated`) get
+its times; another it changes is released as a poll would release it, and waits for the poll.
 """
 import dataclasses
 import ipaddress
@@ -251,11 +252,15 @@ def is_stale(state: State, scope: Scope, event_ms: int) -> bool:
             or (applied is not None and event_ms < applied))
 
 
-def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reconciled:
+def apply_event(state: State, scope: Scope, claims: list, event_ms: int,
+                dated: set = None) -> Reconciled:
     """The scope's claims after an event at `event_ms` (check is_stale first). An address the
     event leaves claimed twice (a new interface with an address the inventory still gives an
     older one) is the older one's only until just after the last read that saw it: when it let
-    go is not known."""
+    go is not known. `dated` (None: every address): the addresses whose holders the event
+    knows at its time (cloudtrail.dated_addresses); another one it moves is released from just
+    after the last read that saw it held, as a poll would, and has no owner until the next
+    poll: its holder may have let go of it since, unseen."""
     def conflict_since(prev):
         seen = state.polled(prev.owner.scope)
         return None if seen is None else max(seen, prev.since_ms) + 1
@@ -270,7 +275,8 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
     assign_ms = max(_second_end(event_ms), release_ms)
     result = _settle(state, claims, {scope}, lambda _claim: assign_ms, lambda _scope: release_ms,
                      unknown_since=lambda prev: max(release_ms, prev.since_ms + 1),
-                     conflict_since=conflict_since, assigning=floor is None or event_ms > floor)
+                     conflict_since=conflict_since, assigning=floor is None or event_ms > floor,
+                     dated=dated)
     result.state.event_ms[scope] = event_ms
     return result
 
@@ -278,7 +284,7 @@ def apply_event(state: State, scope: Scope, claims: list, event_ms: int) -> Reco
 def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             unknown_since=lambda _prev: None, held_until=lambda _prev, _chosen: None,
             conflict_since=None, read_end=lambda _scope: None, others_failed=False,
-            assigning=True, settles=False) -> Reconciled:
+            assigning=True, settles=False, dated=None) -> Reconciled:
     """Compares the claims of the `decided` scopes with the holdings; addresses held by other
     scopes are left alone, unless `others_failed` (their reads failed) and a decided scope
     claims one: then it is contested. `unknown_since(holding)`: from when a change of the
@@ -291,8 +297,15 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
     so an address that changes is nobody's (released) instead. Only `settles` (a poll, that read
     every claimant now or found it failed) ends a contest: an event changes an inventory as old
     as its scope's last read, whose other claimants may have let go unseen since. Then the VPC
-    claims of the addresses looked at (_settle_vpcs)."""
+    claims of the addresses looked at (_settle_vpcs). An address not in `dated` (None: all are)
+    is not assigning, and its holder's release is just after the last read of its scope (the
+    claims do not say when it changed since)."""
     conflict_since = conflict_since or unknown_since
+
+    def undated_release_ts(scope):
+        polled = state.polled(scope)
+        return release_ts(scope) if polled is None else polled + 1
+
     by_ip = {}
     for claim in claims:
         by_ip.setdefault(claim.ip, []).append(claim)
@@ -328,6 +341,8 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
             continue
         after = state.uncertain.get(ip, -1) + 1 if ip in uncertain else None
         new.uncertain.pop(ip, None)
+        exact = dated is None or ip in dated
+        released_ts = release_ts if exact else undated_release_ts
         contest = state.contested.get(ip)
         if contest is not None and not (settles and contest <= decided):
             # A scope that claimed it is not read now (or only an event's inventory of it, as
@@ -347,7 +362,7 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                 if after is not None:
                     events.append(unassign_event(ip, after))
                 continue
-            ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
+            ts = max(released_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
             events.append(unassign_event(ip, ts))
             del new.holdings[ip]
             continue
@@ -374,11 +389,11 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
         # holding resumed from a snapshot of an earlier release): the job learns it from the
         # ASSIGN. Not when no owner is being assigned: the holder stays.
         if prev is not None and prev.owner == chosen.owner and after is None and (
-                not assigning or chosen.vpc_id in (None, prev.vpc_id)):
+                not (assigning and exact) or chosen.vpc_id in (None, prev.vpc_id)):
             continue
-        if not assigning:
+        if not (assigning and exact):
             if prev is not None:
-                ts = max(release_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
+                ts = max(released_ts(prev.owner.scope), prev.since_ms + 1, after or 0)
                 events.append(unassign_event(ip, ts))
                 del new.holdings[ip]
             elif after is not None:
@@ -440,8 +455,10 @@ def _settle(state: State, claims: list, decided: set, assign_ts, release_ts,
                      if any(h.owner.scope in decided for h in vpcs.values())}
     claimed_here = {ip for ip in (*new.contested, *state.vpc_holdings) if ip in by_ip}
     for ip in claimed_here | vpc_held_here | set(state.vpc_uncertain):
+        exact = dated is None or ip in dated
         events.extend(_settle_vpcs(state, new, ip, by_ip.get(ip, ()), decided, assigned.get(ip),
-                                   vpc_assign_ts, release_ts, conflict_since, assigning))
+                                   vpc_assign_ts, release_ts if exact else undated_release_ts,
+                                   conflict_since, assigning and exact))
     events.sort(key=lambda e: (e["ts"], _RANK[e["type"]], e["ip"], e.get("vpc_id", "")))
     for event in events:
         # A contested address is nobody's, even held still by a write that failed with the

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from flowdredge.connectors.publisher.cloudtrail import EventError, apply_change, parse_line
+from flowdredge.connectors.publisher.cloudtrail import (EventError, apply_change,
+                                                        dated_addresses, parse_line)
 from flowdredge.connectors.publisher.config import EventsSection, PublisherConfig
 from flowdredge.connectors.publisher.derive import Naming, derive_claims
 from flowdredge.connectors.publisher.diff import (EVENTS_AHEAD_MS, Observation, State,
@@ -345,7 +346,8 @@ class Publisher:
                 result.deferred += 1
                 continue
             reconciled = apply_event(self.state, change.scope,
-                                     derive_claims(changed, self.naming), change.at_ms)
+                                     derive_claims(changed, self.naming), change.at_ms,
+                                     dated_addresses(inventory, changed, change))
             self._write(reconciled, [change.scope])
             self.state = reconciled.state
             self.inventories[change.scope] = changed
