@@ -3029,3 +3029,46 @@ def test_an_event_dates_only_the_addresses_it_knows_an_interface_holds():
     assert types_ts_ips(terminated.sink.events) == [("UNASSIGN", T0 + 1, "10.0.0.6", None),
                                                     ("UNASSIGN", T0 + 1, "54.0.0.1", None),
                                                     ("UNASSIGN", T0 + 30_000, "10.0.0.5", None)]
+
+
+def test_an_event_does_not_put_back_what_the_inventory_saw_after_it():
+    """A poll read from 0 s to 30 s; i-new was launched at 5 s and tagged app=payments at 8 s,
+    which the read saw. The launch's event (5 s, after the read began: not stale) gave the
+    instance its launch's tags again, auth's from its group's name (a review). A duplicate of
+    an interface's creation, after its attachment in the same second, took the attachment
+    away: the interface's own owner for its flows. The next poll took the wrong owners back 1 ms
+    after they came, and gave the interface's address to i-new again only from its read's end:
+    nobody's for most of a poll interval. An instance or interface the inventory knows was seen
+    at or after the event's time (ids are never used again)."""
+    run = eni("eni-new", "10.0.0.50", instance="i-new", attached_ms=T0 + 5_000)
+    run["Attachment"]["AttachmentId"] = "eni-attach-new"
+    tags = {"i-new": {"aws:autoscaling:groupName": "auth-prod-v004", "app": "payments"}}
+    inv = Inventory(SCOPE, interfaces=[run], instance_tags=tags)
+    sink, now = ListSink(), [T0]
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    publisher.poll()
+    now[0] = T0 + 50_000
+    created = bridge("CreateNetworkInterface", "2026-01-01T00:00:40Z", response={
+        "networkInterface": {"networkInterfaceId": "eni-x", "privateIpAddress": "10.0.0.7",
+                             "availabilityZone": "us-east-1a",
+                             "tagSet": {"items": [{"key": "Name", "value": "ops-spare"}]}}})
+    result = publisher.apply_events([
+        bridge("RunInstances", "2026-01-01T00:00:05Z", response=RUN), created,
+        bridge("AttachNetworkInterface", "2026-01-01T00:00:40Z",
+               request={"networkInterfaceId": "eni-x", "instanceId": "i-new", "deviceIndex": 1},
+               response={"attachmentId": "attach-x"}),
+        created])
+    assert result.applied == 4
+    attached = eni("eni-x", "10.0.0.7", instance="i-new", tags={"Name": "ops-spare"})
+    attached["Attachment"].update(DeviceIndex=1, DeleteOnTermination=False)
+    publisher.reader = InventoryReader({SCOPE: Inventory(SCOPE, interfaces=[run, attached],
+                                                         instance_tags=tags)})
+    now[0] = T0 + 60_000
+    publisher.poll()
+    index = OwnershipIndex()
+    for e in sink.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    assert {e.get("app") for e in sink.events} == {"payments", "ops", None}   # auth: never
+    assert index.owner_at("10.0.0.50", T0 + 45_000)[0] == "payments"
+    assert index.owner_at("10.0.0.7", T0 + 45_000)[7] == "i-new"

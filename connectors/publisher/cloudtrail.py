@@ -282,12 +282,18 @@ def apply_change(inventory: Inventory, change: InventoryChange):
                 eni.pop("Attachment")
     for eni_id in change.interfaces_removed:
         interfaces.pop(eni_id, None)
+    # An instance or interface the inventory knows was seen at or after the event that made it
+    # (AWS never gives an id again): what was seen stays. Put back as the event made them, an
+    # instance lost the tags it was given after its launch, which a read had seen, and an
+    # interface (the event given twice) its attachment (a review).
     for instance_id, tags in change.instances_added.items():
+        if instance_id in instance_tags:
+            continue
         instance_tags[instance_id] = tags
         if tags.get(ASG_TAG):
             asg_of_instance[instance_id] = tags[ASG_TAG]
     for eni in change.interfaces_added:
-        interfaces[eni["NetworkInterfaceId"]] = copy.deepcopy(eni)
+        interfaces.setdefault(eni["NetworkInterfaceId"], copy.deepcopy(eni))
     if change.attach:
         eni_id, instance_id, attachment_id, device_index = change.attach
         if eni_id not in interfaces or instance_id not in instance_tags:
