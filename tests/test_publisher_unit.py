@@ -3072,3 +3072,44 @@ def test_an_event_does_not_put_back_what_the_inventory_saw_after_it():
     assert {e.get("app") for e in sink.events} == {"payments", "ops", None}   # auth: never
     assert index.owner_at("10.0.0.50", T0 + 45_000)[0] == "payments"
     assert index.owner_at("10.0.0.7", T0 + 45_000)[7] == "i-new"
+
+
+def test_an_interface_kept_at_termination_stays_the_instances_until_it_is_terminated():
+    """TerminateInstances (30 s) begins a shutdown: the instance keeps its interfaces, and its
+    flows, until it is terminated (90 s), when those deleted with it go and the others are
+    detached. The kept one (10.0.0.9) was its own from the call (its Name tag's app, spare)
+    while the instance shut down (a review); the one deleted with it is nobody's from the call,
+    not the instance's to the end: its release comes early rather than late."""
+    spare = eni("eni-s", "10.0.0.9", instance="i-a", tags={"Name": "spare-prod"})
+    spare["Attachment"].update(DeviceIndex=1, DeleteOnTermination=False)
+    inv = Inventory(SCOPE, interfaces=[eni("eni-a", "10.0.0.5", instance="i-a"), spare],
+                    instance_tags={"i-a": {"Name": "api-prod"}})
+    sink, now = ListSink(), [T0]
+    publisher = Publisher(config_for(), InventoryReader({SCOPE: inv}), sink, lambda: now[0])
+    publisher.poll()
+    now[0] = T0 + 100_000
+    state_change = json.dumps({"detail-type": "EC2 Instance State-change Notification",
+                               "account": ACCOUNT, "region": "us-east-1",
+                               "time": "2026-01-01T00:01:30Z",
+                               "detail": {"instance-id": "i-a", "state": "terminated"}})
+    result = publisher.apply_events([
+        bridge("TerminateInstances", "2026-01-01T00:00:30Z",
+               request={"instancesSet": {"items": [{"instanceId": "i-a"}]}}), state_change])
+    assert result.applied == 2
+    # The next poll sees what the event said: the kept interface's own from 31 s, kept so.
+    del spare["Attachment"]
+    publisher.reader = InventoryReader({SCOPE: Inventory(SCOPE, interfaces=[spare])})
+    now[0] = T0 + 120_000
+    publisher.poll()
+    index = OwnershipIndex()
+    for e in sink.events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+
+    def who(ip, ms):
+        found = index.owner_at(ip, ms)
+        return found and found[7]
+
+    assert [who("10.0.0.9", T0 + ms) for ms in (29_000, 45_000, 89_000, 91_000, 125_000)] == [
+        "i-a", "i-a", "i-a", "eni-s", "eni-s"]
+    assert [who("10.0.0.5", T0 + ms) for ms in (29_000, 31_000)] == ["i-a", None]

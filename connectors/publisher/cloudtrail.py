@@ -26,7 +26,8 @@ from flowdredge.schemas.settings import quoted
 
 CLOUDTRAIL_DETAIL = "AWS API Call via CloudTrail"
 STATE_CHANGE_DETAIL = "EC2 Instance State-change Notification"
-GONE_STATES = ("shutting-down", "terminated")
+TERMINATED = "terminated"
+GONE_STATES = ("shutting-down", TERMINATED)
 
 
 class EventError(ValueError):
@@ -267,8 +268,14 @@ def apply_change(inventory: Inventory, change: InventoryChange):
     interfaces = {e["NetworkInterfaceId"]: copy.deepcopy(e) for e in inventory.interfaces}
     instance_tags = dict(inventory.instance_tags)
     asg_of_instance = dict(inventory.asg_of_instance)
+    # A termination asked for (TerminateInstances, shutting-down) leaves the instance its
+    # interfaces, and its flows, until it is terminated: only then are those it keeps detached
+    # (before, their own owner's from the call, the instance's flows while it shut down). Those
+    # deleted with it go at once: nobody's early rather than the instance's late.
+    terminated = change.name == TERMINATED
     for instance_id in change.instances_gone:
-        instance_tags.pop(instance_id, None)
+        if terminated:
+            instance_tags.pop(instance_id, None)
         for eni_id, eni in list(interfaces.items()):
             attachment = eni.get("Attachment") or {}
             if attachment.get("InstanceId") != instance_id:
@@ -278,7 +285,7 @@ def apply_change(inventory: Inventory, change: InventoryChange):
                 delete = attachment.get("DeviceIndex") in (0, None)
             if delete:
                 del interfaces[eni_id]
-            else:
+            elif terminated:
                 eni.pop("Attachment")
     for eni_id in change.interfaces_removed:
         interfaces.pop(eni_id, None)
