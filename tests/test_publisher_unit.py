@@ -2976,6 +2976,21 @@ def test_an_owner_written_again_with_its_vpc_is_dated_in_a_snapshot_when_it_took
     assert [e["ts"] for e in snapshot_events(event.state)] == [took]
 
 
+def replayed(events) -> OwnershipIndex:
+    """The job's index of a changelog's owners."""
+    index = OwnershipIndex()
+    for e in events:
+        if e["type"] != "HEARTBEAT":
+            index.apply(parse_event(json.dumps(e)))
+    return index
+
+
+def resource_at(index: OwnershipIndex, ip: str, ms: int):
+    """The resource id of the address's owner at `ms`, None if nobody's."""
+    found = index.owner_at(ip, ms)
+    return found and found[7]
+
+
 def test_an_event_dates_only_the_addresses_it_knows_an_interface_holds():
     """eni-x (api's second interface, 10.0.0.5 its primary, 10.0.0.6 and an Elastic IP beside)
     was read at T0. At 20 s 10.0.0.6 and the Elastic IP went to web's eni-y (calls no event
@@ -3006,19 +3021,13 @@ def test_an_event_dates_only_the_addresses_it_knows_an_interface_holds():
                                                          instance_tags=tags)})
     now[0] = T0 + 60_000
     publisher.poll()
-    index = OwnershipIndex()
-    for e in sink.events:
-        if e["type"] != "HEARTBEAT":
-            index.apply(parse_event(json.dumps(e)))
+    index = replayed(sink.events)
 
-    def who(ip, ms):   # its resource id
-        found = index.owner_at(ip, ms)
-        return found and found[7]
-
-    assert [who("10.0.0.5", T0 + ms) for ms in (29_000, 35_000, 45_000)] == ["i-a", "eni-x", "i-c"]
+    assert [resource_at(index, "10.0.0.5", T0 + ms) for ms in (29_000, 35_000, 45_000)] == [
+        "i-a", "eni-x", "i-c"]
     for ip in ("10.0.0.6", "54.0.0.1"):
-        assert [who(ip, T0 + ms) for ms in (0, 25_000, 35_000, 45_000, 60_000)] == [
-            "i-a", None, None, None, "i-w"], ip
+        assert [resource_at(index, ip, T0 + ms)
+                for ms in (0, 25_000, 35_000, 45_000, 60_000)] == ["i-a", None, None, None, "i-w"], ip
     # Released with api's instance: nobody's from just after the read, not api's until then.
     x["Attachment"]["DeleteOnTermination"] = True
     terminated = Publisher(config_for(), InventoryReader({SCOPE: inv}), ListSink(), lambda: T0)
@@ -3065,13 +3074,10 @@ def test_an_event_does_not_put_back_what_the_inventory_saw_after_it():
                                                          instance_tags=tags)})
     now[0] = T0 + 60_000
     publisher.poll()
-    index = OwnershipIndex()
-    for e in sink.events:
-        if e["type"] != "HEARTBEAT":
-            index.apply(parse_event(json.dumps(e)))
+    index = replayed(sink.events)
     assert {e.get("app") for e in sink.events} == {"payments", "ops", None}   # auth: never
     assert index.owner_at("10.0.0.50", T0 + 45_000)[0] == "payments"
-    assert index.owner_at("10.0.0.7", T0 + 45_000)[7] == "i-new"
+    assert resource_at(index, "10.0.0.7", T0 + 45_000) == "i-new"
 
 
 def test_an_interface_kept_at_termination_stays_the_instances_until_it_is_terminated():
@@ -3101,15 +3107,9 @@ def test_an_interface_kept_at_termination_stays_the_instances_until_it_is_termin
     publisher.reader = InventoryReader({SCOPE: Inventory(SCOPE, interfaces=[spare])})
     now[0] = T0 + 120_000
     publisher.poll()
-    index = OwnershipIndex()
-    for e in sink.events:
-        if e["type"] != "HEARTBEAT":
-            index.apply(parse_event(json.dumps(e)))
+    index = replayed(sink.events)
 
-    def who(ip, ms):
-        found = index.owner_at(ip, ms)
-        return found and found[7]
-
-    assert [who("10.0.0.9", T0 + ms) for ms in (29_000, 45_000, 89_000, 91_000, 125_000)] == [
-        "i-a", "i-a", "i-a", "eni-s", "eni-s"]
-    assert [who("10.0.0.5", T0 + ms) for ms in (29_000, 31_000)] == ["i-a", None]
+    assert [resource_at(index, "10.0.0.9", T0 + ms)
+            for ms in (29_000, 45_000, 89_000, 91_000, 125_000)] == ["i-a", "i-a", "i-a", "eni-s",
+                                                                     "eni-s"]
+    assert [resource_at(index, "10.0.0.5", T0 + ms) for ms in (29_000, 31_000)] == ["i-a", None]
