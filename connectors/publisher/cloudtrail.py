@@ -10,7 +10,8 @@ Handled calls: RunInstances, TerminateInstances, CreateNetworkInterface, DeleteN
 AttachNetworkInterface, DetachNetworkInterface (failed calls, with an errorCode, are ignored),
 and instance states shutting-down / terminated. Each becomes an InventoryChange, applied to the
 scope's inventory from the last poll (`apply_change`); the reconciliation turns the new
-inventory into ASSIGN / UNASSIGN events at the event's time. A change that needs something the
+inventory into ASSIGN / UNASSIGN events at the event's time for the addresses it dates
+(`dated_addresses`), releasing the others it changes as a poll would. A change that needs something the
 inventory does not know (attaching an interface or instance not seen yet) is left to the next
 poll. Everything else (secondary-address calls, load balancers, Lambda) is left to the polls.
 """
@@ -290,9 +291,10 @@ def apply_change(inventory: Inventory, change: InventoryChange):
     for eni_id in change.interfaces_removed:
         interfaces.pop(eni_id, None)
     # An instance or interface the inventory knows was seen at or after the event that made it
-    # (AWS never gives an id again): what was seen stays. Put back as the event made them, an
-    # instance lost the tags it was given after its launch, which a read had seen, and an
-    # interface (the event given twice) its attachment (a review).
+    # (AWS never gives an id again), or is an existing interface the launch attached (seen
+    # before it: its attachment waits for the poll): what was seen stays. Put back as the event
+    # made them, an instance lost the tags it was given after its launch, which a read had seen,
+    # and an interface (the event given twice) its attachment (a review).
     for instance_id, tags in change.instances_added.items():
         if instance_id in instance_tags:
             continue
