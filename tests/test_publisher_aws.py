@@ -700,22 +700,29 @@ def test_a_functions_and_a_classic_load_balancers_own_tags_win_over_their_names(
         CLASSIC_ELB_ADDRESS: ("storefront", "web-front", "web-front")}
 
 
+def web_old(aws):
+    """tagged_estate and a classic load balancer web-old (tagged app storefront) with its
+    interface at 10.9.1.21, to delete during a read. Returns the ELB client."""
+    enis = tagged_estate(aws)
+    session = boto3.Session(region_name="us-east-1")
+    elb, ec2 = session.client("elb", endpoint_url=aws), session.client("ec2", endpoint_url=aws)
+    elb.create_load_balancer(LoadBalancerName="web-old", AvailabilityZones=["us-east-1a"],
+                             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80,
+                                         "InstancePort": 8080}],
+                             Tags=[{"Key": "app", "Value": "storefront"}])
+    ec2.create_network_interface(
+        SubnetId=ec2.describe_network_interfaces(NetworkInterfaceIds=[enis[CLASSIC_ELB_ADDRESS]])[
+            "NetworkInterfaces"][0]["SubnetId"],
+        PrivateIpAddress="10.9.1.21", Description="ELB web-old")
+    return elb
+
+
 def test_a_load_balancer_deleted_between_its_listing_and_its_tags_fails_no_scope(aws, tmp_path):
     """DescribeTags fails its whole batch when one load balancer of it is gone
     (LoadBalancerNotFound): a deletion between the two calls failed the scope's poll (a
     review). The batch is asked again one by one; the deleted one's interface, read before,
     has no owner: its tags, which would win over its name, are not known."""
-    enis = tagged_estate(aws)
-    session = boto3.Session(region_name="us-east-1")
-    elb = session.client("elb", endpoint_url=aws)
-    elb.create_load_balancer(LoadBalancerName="web-old", AvailabilityZones=["us-east-1a"],
-                             Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80,
-                                         "InstancePort": 8080}],
-                             Tags=[{"Key": "app", "Value": "storefront"}])
-    session.client("ec2", endpoint_url=aws).create_network_interface(
-        SubnetId=session.client("ec2", endpoint_url=aws).describe_network_interfaces(
-            NetworkInterfaceIds=[enis[CLASSIC_ELB_ADDRESS]])["NetworkInterfaces"][0]["SubnetId"],
-        PrivateIpAddress="10.9.1.21", Description="ELB web-old")
+    elb = web_old(aws)
     batches = []
 
     def delete_first(model, params, **_kwargs):
@@ -728,6 +735,29 @@ def test_a_load_balancer_deleted_between_its_listing_and_its_tags_fails_no_scope
     assert tagged_publisher(aws, path, Clock(T1), hooks=[("before-parameter-build", delete_first)]).poll() \
         .complete
     assert batches == [["web-front", "web-old"], ["web-front"], ["web-old"]]
+    owners = {e["ip"]: (e["app"], e["cluster"], e["kind"]) for e in read_events(path)
+              if e["type"] == "ASSIGN"}
+    assert (owners[CLASSIC_ELB_ADDRESS], owners["10.9.1.21"]) == (
+        ("storefront", "web-front", "elb"), ("-", "-", "elb"))
+
+
+def test_a_load_balancer_deleted_between_the_interfaces_and_its_listing_has_no_owner(
+        aws, tmp_path):
+    """The read lists load balancers after interfaces: one deleted between has its interface
+    read but is not listed. It was named from the description (app web, its tag storefront);
+    now, its tags not known, nobody's, as one deleted before its tags are read."""
+    elb = web_old(aws)
+    listed = []
+
+    def delete_before_listing(**_kwargs):
+        listed.append(1)
+        elb.delete_load_balancer(LoadBalancerName="web-old")
+
+    path = tmp_path / "changes.jsonl"
+    hook = ("before-parameter-build.elastic-load-balancing.DescribeLoadBalancers",
+            delete_before_listing)
+    assert tagged_publisher(aws, path, Clock(T1), hooks=[hook]).poll().complete
+    assert listed == [1]
     owners = {e["ip"]: (e["app"], e["cluster"], e["kind"]) for e in read_events(path)
               if e["type"] == "ASSIGN"}
     assert (owners[CLASSIC_ELB_ADDRESS], owners["10.9.1.21"]) == (

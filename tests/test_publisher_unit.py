@@ -231,8 +231,8 @@ def test_a_lambda_interface_is_its_functions_together_not_the_one_that_made_it()
     # billing-pay's groups are sg-1 and sg-2: eni-3 has sg-2 only, as billing-batch's version.
     assert claims["10.0.2.3"] == owner("billing", "billing-batch", "-", "eni-3",
                                        arn("billing-batch"), "lambda")
-    assert claims["10.0.2.4"] == owner("payments", "payments-refund", "-", "eni-4",
-                                       "payments-refund", "lambda")
+    # Not payments' (a name the description only starts with); payments-refund is not listed.
+    assert claims["10.0.2.4"] == owner("-", "-", "-", "eni-4", "payments-refund", "lambda")
     assert claims["10.0.2.5"] == owner("payments", "payments", "-", "eni-5", arn("payments"),
                                        "lambda")
     # Another account's interface (a shared VPC's participant) is its own functions': by its
@@ -353,15 +353,41 @@ def test_public_addresses_can_be_left_out_and_cluster_tag_wins():
 
 def test_unknown_infrastructure_falls_back_to_the_description():
     inv = Inventory(SCOPE, interfaces=[
-        eni("eni-lb", "10.0.1.1", description="ELB net/edge-nlb/0123abcd"),
-        eni("eni-fn", "10.0.1.3", description="AWS Lambda VPC ENI-thumbs-prod-"
-                                              "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
         eni("eni-nat", "10.0.1.4", description="Interface for NAT Gateway nat-0def")])
     claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
-    assert (claims["10.0.1.1"].app, claims["10.0.1.1"].cluster, claims["10.0.1.1"].resource_id) == (
-        "edge", "edge-nlb", "net/edge-nlb/0123abcd")
-    assert (claims["10.0.1.3"].cluster, claims["10.0.1.3"].resource_id) == ("thumbs-prod", "thumbs-prod")
     assert (claims["10.0.1.4"].app, claims["10.0.1.4"].resource_id) == ("nat", "nat-0def")
+
+
+def test_a_load_balancer_or_function_the_read_does_not_list_has_no_owner():
+    """The read lists load balancers and functions after interfaces: one deleted between has an
+    interface read but is not listed, and its tags, which would win over its name, are not
+    known. It was named from its interface's description (web, where its tag said payments),
+    though a deletion between the listing and the tags call gave no owner already."""
+    alb, nlb = "app/web-alb/50dc6c495c0c9188", "net/edge-nlb/0123abcd"
+    tail = "-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    inv = Inventory(SCOPE, interfaces=[
+        eni("eni-alb", "10.0.2.7", description=f"ELB {alb}"),
+        eni("eni-nlb", "10.0.2.8", description=f"ELB {nlb}"),
+        eni("eni-clb", "10.0.2.9", description="ELB web-old"),
+        eni("eni-fn", "10.0.2.10", description=f"AWS Lambda VPC ENI-thumbs-prod{tail}",
+            interface_type="lambda"),
+        eni("eni-fn2", "10.0.2.11", description=f"AWS Lambda VPC ENI-api-resize{tail}",
+            interface_type="lambda"),
+        # A shared VPC participant's (whose read is not configured): by its description.
+        {**eni("eni-part", "10.0.2.12", description="ELB net/shop-nlb/4567cdef"),
+         "OwnerId": "210987654321"}])
+    inv.load_balancers = {nlb: ("arn:nlb", "edge-nlb", {})}
+    inv.functions = {"api-resize": "arn:fn:api-resize"}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.2.7"] == owner("-", "-", "-", "eni-alb", alb, "elb")
+    assert claims["10.0.2.9"] == owner("-", "-", "-", "eni-clb", "web-old", "elb")
+    assert claims["10.0.2.10"] == owner("-", "-", "-", "eni-fn", "thumbs-prod", "lambda")
+    # Listed, untagged: their names, as before.
+    assert claims["10.0.2.8"] == owner("edge", "edge-nlb", "-", "eni-nlb", "arn:nlb", "elb")
+    assert claims["10.0.2.11"] == owner("api", "api-resize", "-", "eni-fn2",
+                                        "arn:fn:api-resize", "lambda")
+    assert claims["10.0.2.12"] == owner("shop", "shop-nlb", "-", "eni-part",
+                                        "net/shop-nlb/4567cdef", "elb")
 
 
 # ---- reconciliation

@@ -9,14 +9,15 @@ an EKS node's addresses its pods hold (kind pod, no owner: `_pod_addresses`):
 | instance | the interface is attached to an instance | instance id | its Auto Scaling group, else its Name tag |
 | nat_gateway | a NAT gateway's interface | nat-... | the gateway's Name tag, else its id |
 | vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
-| lambda | a Lambda function's interface | function ARN (the interface id for one several functions share; the name for another account's) | the function name |
-| elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name | the load balancer name |
+| lambda | a Lambda function's interface | function ARN (the interface id for one several functions share; the name for another account's or one not listed) | the function name |
+| elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name (not listed: the description's) | the load balancer name |
 | interface | any other interface | eni-... | its Name tag |
 | pod | an EKS node's address its pods hold | the node's instance id | none: app and cluster `-` |
 
 An explicit app tag (and cluster tag, if configured) on the resource (a Lambda function's over
 its interface's), or on the instance's Auto Scaling group, wins over the parsed name. `asg` is set
-for instances in a group.
+for instances in a group. A load balancer or a function the read does not list (deleted since
+its interface was read, or made since the last poll) has no name: its tags are not known.
 """
 import ipaddress
 import re
@@ -200,8 +201,12 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     elif description.startswith(ELB_DESCRIPTION):
         kind = ELB
         key = description[len(ELB_DESCRIPTION):]
-        resource_id, name, tags = inventory.load_balancers.get(
-            key, (key, key.split("/")[1] if key.count("/") == 2 else key, {}))
+        # Not listed: deleted since its interface was read (the read lists load balancers
+        # after interfaces) or made since the last poll (an event's interface). Another
+        # account's (a shared VPC participant's) goes by its description, as a function's.
+        described = (key.split("/")[1] if key.count("/") == 2 else key) \
+            if not _ours(eni, inventory) else None
+        resource_id, name, tags = inventory.load_balancers.get(key, (key, described, {}))
         if tags is None:   # deleted while read: its tags, which would win, not known
             name, tags = None, {}
     else:
@@ -239,14 +244,15 @@ def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: 
     interface's subnet and groups decide: one is its owner; several own it together, as their
     app and cluster (each function's tags', else its name's) where they share one, else none
     ("-"). With none listed, the function its description names, exactly (a name it merely
-    starts with is another function's). Another account's interface (a shared VPC's
-    participant's) goes by its description's name alone: a function of that name here is
-    another function (its ARN and tags were taken)."""
+    starts with is another function's), if it is listed: one deleted since the interface was
+    read (or made since the last poll) gives no name, its tags (which would win) not known.
+    Another account's interface (a shared VPC's participant's) goes by its description's name
+    alone: a function of that name here is another function (its ARN and tags were taken)."""
     eni_id = eni["NetworkInterfaceId"]
     subnet = eni.get("SubnetId")
     groups = frozenset(g.get("GroupId") for g in eni.get("Groups") or ())
     # Another account's interface (a shared VPC's participant) serves that account's functions.
-    ours = eni.get("OwnerId") in (None, inventory.scope.account)
+    ours = _ours(eni, inventory)
     sharing = sorted(f for f, networks in inventory.function_networks.items()
                      if ours and any(subnet in subnets and sgs == groups
                                      for subnets, sgs in networks))
@@ -265,5 +271,11 @@ def _lambda_function(eni: dict, description: str, inventory: Inventory, naming: 
         name = _UUID_TAIL.sub("", tail) or None
     if not ours:
         return name, name or eni_id, None, {}
-    return name, inventory.functions.get(name, name or eni_id), None, \
-        inventory.function_tags.get(name, {})
+    if name not in inventory.functions:
+        return None, name or eni_id, None, {}
+    return name, inventory.functions[name], None, inventory.function_tags.get(name, {})
+
+
+def _ours(eni: dict, inventory: Inventory) -> bool:
+    """Whether the interface is the read account's (not a shared VPC participant's)."""
+    return eni.get("OwnerId") in (None, inventory.scope.account)
