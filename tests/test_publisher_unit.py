@@ -299,6 +299,44 @@ def test_an_eks_nodes_pod_addresses_are_nobodys_and_reserved_apps_are_not_given(
         "-", "-", "-", "eni-s", "i-s", "pod")
 
 
+def test_an_ecs_tasks_interface_is_nobodys_not_its_container_instances():
+    """ECS attaches a task's interface (awsvpc network mode) to its container instance, at
+    device index 1 or more: its address was the instance's group's app, whatever service the
+    task was of (as an EKS node's pods' were). ECS describes it by its attachment's ARN and tags
+    it with nothing: kind ecs_task, of the interface's own tags only. A Fargate task's, attached
+    to no instance of the account, is one too."""
+    task = "arn:aws:ecs:us-east-1:123456789012:attachment/0b7c2f4e-1111-2222-3333-444455556666"
+    other = "arn:aws:ecs:us-east-1:123456789012:attachment/9d8c7b6a-5555-6666-7777-888899990000"
+    inv = Inventory(SCOPE, interfaces=[
+        eni("eni-host", "10.0.5.1", instance="i-host"),
+        eni("eni-task", "10.0.5.20", instance="i-host", description=task,
+            ipv6=("2600:1f18::20",)),
+        eni("eni-tagged", "10.0.5.21", instance="i-host", description=other,
+            tags={"Name": "orders-api"}),
+        eni("eni-fargate", "10.0.5.22", description=task, public="54.0.5.22"),
+        eni("eni-new", "10.0.5.23", description=other)],
+        instance_tags={"i-host": {"aws:autoscaling:groupName": "ecshosts-prod-v001"}})
+    for doc in inv.interfaces[1:3]:
+        doc.update(RequesterManaged=True)
+        doc["Attachment"]["DeviceIndex"] = 1
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.5.1"] == owner("ecshosts", "ecshosts-prod", "ecshosts-prod-v001",
+                                       "eni-host", "i-host", "instance")
+    assert {ip: claims[ip] for ip in ("10.0.5.20", "2600:1f18::20")} == dict.fromkeys(
+        ("10.0.5.20", "2600:1f18::20"), owner("-", "-", "-", "eni-task", task, "ecs_task"))
+    assert claims["10.0.5.21"] == owner("orders", "orders-api", "-", "eni-tagged", other,
+                                        "ecs_task")
+    assert {claims[ip] for ip in ("10.0.5.22", "54.0.5.22")} == {
+        owner("-", "-", "-", "eni-fargate", task, "ecs_task")}
+    # Attached by an event (ECS's AttachNetworkInterface) between polls: the task's all the same.
+    [attach] = parse_line(bridge("AttachNetworkInterface", "2026-01-01T00:01:00Z",
+                                 request={"networkInterfaceId": "eni-new", "instanceId": "i-host",
+                                          "deviceIndex": 2},
+                                 response={"attachmentId": "attach-new"}))
+    claims = {c.ip: c.owner for c in derive_claims(apply_change(inv, attach), NAMING)}
+    assert claims["10.0.5.23"] == owner("-", "-", "-", "eni-new", other, "ecs_task")
+
+
 def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_owners():
     """The VPC owner's read lists the participants' interfaces in its shared subnets: each
     address was claimed by two accounts' reads and so nobody's (a publisher review)."""

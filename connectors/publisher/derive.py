@@ -11,6 +11,7 @@ an EKS node's addresses its pods hold (kind pod, no owner: `_pod_addresses`):
 | vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
 | lambda | a Lambda function's interface | function ARN (the interface id for one several functions share; the name for another account's or one not listed) | the function name |
 | elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name (not listed: the description's) | the load balancer name |
+| ecs_task | an ECS task's (awsvpc: description `arn:aws:ecs:...:attachment/...`) | that attachment ARN | its Name tag |
 | interface | any other interface | eni-... | its Name tag |
 | pod | an EKS node's address its pods hold | the node's instance id | none: app and cluster `-` |
 
@@ -24,8 +25,9 @@ import re
 from dataclasses import dataclass
 from socket import AF_INET, inet_ntop, inet_pton
 
-from flowdredge.connectors.publisher.model import (ELB, INSTANCE, INTERFACE, LAMBDA, NAT_GATEWAY,
-                                        POD, VPC_ENDPOINT, Claim, Inventory, Owner)
+from flowdredge.connectors.publisher.model import (ECS_TASK, ELB, INSTANCE, INTERFACE, LAMBDA,
+                                                   NAT_GATEWAY, POD, VPC_ENDPOINT, Claim,
+                                                   Inventory, Owner)
 from flowdredge.connectors.publisher.naming import NameRule
 from flowdredge.schemas.metadata import ABSENT
 from flowdredge.schemas.security import is_reserved_app
@@ -35,6 +37,8 @@ NAT_DESCRIPTION = "Interface for NAT Gateway "
 ENDPOINT_DESCRIPTION = "VPC Endpoint Interface "
 LAMBDA_DESCRIPTION = "AWS Lambda VPC ENI-"
 ELB_DESCRIPTION = "ELB "
+# ECS describes a task's interface (awsvpc network mode) by the ARN of its attachment.
+_ECS_ATTACHMENT = re.compile(r"arn:aws[a-z-]*:ecs:[^:]*:[^:]*:attachment/")
 # Lambda appends a UUID to the function name in its interfaces' descriptions.
 _UUID_TAIL = re.compile(r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -173,7 +177,13 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     instance_id = (eni.get("Attachment") or {}).get("InstanceId")
     tags = tag_dict(eni.get("TagSet"))
     asg, shared = ABSENT, None
-    if instance_id:
+    if _ECS_ATTACHMENT.match(description):
+        # ECS attaches a task's interface to its container instance (EC2): the task may be any
+        # service's, not the instance's group's (whose app it was, as an EKS node's pods').
+        # ECS tags no interface: the interface's own tags, as any interface's.
+        kind, resource_id = ECS_TASK, description
+        name = tags.get("Name")
+    elif instance_id:
         kind, resource_id = INSTANCE, instance_id
         tags = inventory.instance_tags.get(instance_id, {})
         asg = tags.get(ASG_TAG) or inventory.asg_of_instance.get(instance_id) or ABSENT

@@ -11,6 +11,7 @@ NAT_GATEWAY = "nat_gateway"
 VPC_ENDPOINT = "vpc_endpoint"
 INTERFACE = "interface"
 POD = "pod"
+ECS_TASK = "ecs_task"
 
 
 @dataclass(frozen=True, slots=True)
