@@ -62,6 +62,11 @@ class FormatError(ValueError):
     """A flow-log format string or header lacks a required field."""
 
 
+def format_names(text: str) -> tuple:
+    """The field names of a format string (`${version} ${account-id} ...`) or a header line."""
+    return tuple(tok.strip("${}") for tok in text.split())
+
+
 class FlowFormat:
     """The field order of flow-log lines, from a format string or an S3 header line.
 
@@ -122,7 +127,7 @@ class FlowFormat:
     def parse(cls, text: str) -> "FlowFormat":
         """Accepts `${version} ${account-id} ...` (AWS format string) or a header line.
         Cached: every chunk of a file names its format."""
-        return cls(tok.strip("${}") for tok in text.split())
+        return cls(format_names(text))
 
     def __eq__(self, other):
         return isinstance(other, FlowFormat) and other.names == self.names

@@ -49,7 +49,7 @@ from flowdredge.connectors.staged import PACK_BYTES, staged_changelog_text, stag
 from flowdredge.job.config import FlowsSection, MetadataSection
 from flowdredge.job.ownership import STAGED
 from flowdredge.job.parse import (EXCERPT_BYTES, EXCERPT_CHARS, PACK_PREFIX, FlowFormat,
-                                  FormatError, excerpt)
+                                  FormatError, excerpt, format_names)
 from flowdredge.schemas.flowlog import REQUIRED
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -609,8 +609,8 @@ def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
 
 def _names_required(line) -> bool:
     """Whether a line after the first is a header: it names the fields every format has (a
-    flow line holds values)."""
-    return set(REQUIRED).issubset(line.lstrip("\ufeff").split())
+    flow line holds values), spelt as a first line may spell them (`${srcaddr}` too)."""
+    return set(REQUIRED).issubset(format_names(line.lstrip("\ufeff")))
 
 
 def _header_format(header, head, flows, number=None) -> FlowFormat:

@@ -556,6 +556,32 @@ def test_files_joined_into_one_read_each_part_by_its_own_header(tmp_path):
     assert flows == [("10.0.0.1", "10.0.0.2", 1, 100)] * 2 + [("10.0.0.9", "10.0.0.8", 5, 500)]
 
 
+def test_a_joined_files_header_spelt_as_a_format_string_reads_its_part(tmp_path):
+    """A first line may name its fields as a format string does (`${srcaddr} ...`); a later
+    header so spelt (files joined into one) was no header: one not_a_number dead letter, and
+    its part's lines were read by the format before it, sources taken for destinations and
+    packets for bytes without a word."""
+    other = HEADER.replace("srcaddr dstaddr", "dstaddr srcaddr").replace("packets bytes",
+                                                                          "bytes packets")
+    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    theirs = "2 1 eni-2 10.0.0.8 10.0.0.9 1 2 6 500 5 1767225600 1767225610 ACCEPT OK"
+    spelt = " ".join("${%s}" % name for name in other.split())
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
+                                in ((HEADER, mine), (spelt, theirs))))
+    chunks = list(read_flow_file(str(joined), 10))
+    assert [(c["format"], c["first_line"], c["lines"]) for c in chunks] == [
+        (HEADER, 2, [mine]), (other, 4, [theirs])]
+    flows = []
+    for chunk in chunks:
+        result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
+                              Limits(60, 1 << 20, 86400))
+        assert not result.dead_letters
+        flows += [tuple(f[g.fmt.pos[name]] for name in ("srcaddr", "dstaddr", "packets", "bytes"))
+                  for g in result.groups for f in g.flows]
+    assert flows == [("10.0.0.1", "10.0.0.2", 1, 100), ("10.0.0.9", "10.0.0.8", 5, 500)]
+
+
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
     """A header without spaces was a base64 record, and each line of its file a bad_base64
     dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
