@@ -544,9 +544,14 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             stats.records += 1
             yield record
         return
-    fmt = _header_format(header, head, flows)
-    chunk = _format_chunk(path, modified, fmt, chunk_lines, stats, flows)
-    refused = None   # (header's line number, _BadFile, lines after it) in a refused part
+    # `refused`: (header's line number, _BadFile, lines after it) of a refused part. A first
+    # header refused is read on: of files joined into one, a later header's part is read.
+    try:
+        fmt, refused = _header_format(header, head, flows), None
+    except _BadFile as bad:
+        fmt, refused = None, (first[0], bad, 0)
+    chunk = None if fmt is None else _format_chunk(path, modified, fmt, chunk_lines, stats,
+                                                   flows)
     for number, line, head in lines:
         if line is not None and len(line) > flows.max_line_bytes:   # only a records file's limit
             line, head = None, line.encode("utf-8")[:EXCERPT_BYTES]
@@ -577,6 +582,8 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             chunk = None if joined is None else _format_chunk(path, modified, fmt, chunk_lines,
                                                                 stats, flows)
     if refused is not None:
+        if refused[0] == first[0]:   # no header after it: the file is refused whole, as ever
+            raise refused[1]
         yield _refused_part(path, *refused, stats, flows)
     last = chunk.flush(stats) if chunk is not None else None
     if last is not None:

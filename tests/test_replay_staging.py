@@ -582,6 +582,47 @@ def test_a_joined_files_header_spelt_as_a_format_string_reads_its_part(tmp_path)
     assert flows == [("10.0.0.1", "10.0.0.2", 1, 100), ("10.0.0.9", "10.0.0.8", 5, 500)]
 
 
+def test_a_joined_files_first_header_refused_leaves_the_parts_after_it_read(tmp_path):
+    """A first header refused (a flow log whose format lacks srcaddr, a field named twice,
+    lines before the header) made the file one bad_header dead letter: the parts of the files
+    joined after it, each with a header of its own, were lost, nothing saying so. Now the
+    first part is the dead letter of a refused part (its header's line, its lines counted) and
+    the others are read; a file without a later header is refused whole, as ever."""
+    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    lacking = HEADER.replace("srcaddr ", "")
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(b"".join(gzip.compress("\n".join([*head, *lines, ""]).encode())
+                                for head, lines in (([lacking], ["a", "b"]), ([HEADER], [line]))))
+    stats = StageStats()
+    records = list(read_flow_file(str(joined), 10, stats=stats))
+    assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
+            for r in records] == [(None, None, f"{joined}:1", "bad_header"),
+                                  (5, [line], str(joined), None)]
+    assert records[0]["detail"].endswith("lacks required field(s) ['srcaddr']): its 2 line(s) "
+                                         "(blank ones aside), to the next header or the file's "
+                                         "end, not read")
+    assert (stats.records, stats.lines, len(stats.dead_files)) == (2, 1, 1)
+    counts = Counter()
+    for record in records:
+        counts.update(parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
+                                   Limits(60, 1 << 20, 86400)).counts)
+    assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
+        == (1, 1, 1)
+    # Lines before the first header are such a part too.
+    early = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_early.log"
+    early.write_text("\n".join([line, line, HEADER, line, ""]))
+    assert [(r.get("source"), r.get("error"), r.get("lines")) for r in
+            read_flow_file(str(early), 10)] == [(f"{early}:1", "bad_header", None),
+                                                (str(early), None, [line])]
+    alone = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_alone.log"
+    alone.write_text("\n".join([lacking, "a", "b", ""]))
+    (dead,) = read_flow_file(str(alone), 10)
+    assert (dead["source"], dead["error"]) == (str(alone), "bad_header")
+    assert dead["detail"].endswith("lacks required field(s) ['srcaddr'])")
+    with pytest.raises(InputError, match=f"{joined}:1: first line is neither"):
+        list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
+
+
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
     """A header without spaces was a base64 record, and each line of its file a bad_base64
     dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
