@@ -63,8 +63,11 @@ class FormatError(ValueError):
 
 
 def format_names(text: str) -> tuple:
-    """The field names of a format string (`${version} ${account-id} ...`) or a header line."""
-    return tuple(tok.strip("${}") for tok in text.split())
+    """The field names of a format string (`${version} ${account-id} ...`) or a header line.
+    A name of `$`, `{` and `}` alone is kept as it is (an unknown field's): stripped to nothing,
+    it was gone from the format a staged chunk names, which then had a field fewer than its
+    lines."""
+    return tuple(tok.strip("${}") or tok for tok in text.split())
 
 
 class FlowFormat:

@@ -623,6 +623,22 @@ def test_a_joined_files_first_header_refused_leaves_the_parts_after_it_read(tmp_
         list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
 
 
+@pytest.mark.parametrize("name", ["${}", "$", "{}"])
+def test_a_header_name_of_format_string_marks_alone_is_an_unknown_field(tmp_path, name):
+    """A header name of `$`, `{` and `}` alone was stripped to nothing as `${...}` is: the
+    staged chunk's format (its names joined by spaces) had a field fewer than its lines, and
+    every line was a field_count dead letter. Now it is an unknown field, its values dropped."""
+    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_a.log"
+    path.write_text(f"{HEADER} {name}\n{line} x\n{line} y\n")
+    (chunk,) = read_flow_file(str(path), 10)
+    result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
+                          Limits(60, 1 << 20, 86400))
+    assert not result.dead_letters
+    assert (result.counts["flows_parsed"], result.counts["unknown_fields_ignored"]) == (2, 2)
+    assert chunk["ignore"] == [name]
+
+
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
     """A header without spaces was a base64 record, and each line of its file a bad_base64
     dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
