@@ -639,6 +639,34 @@ def test_a_header_name_of_format_string_marks_alone_is_an_unknown_field(tmp_path
     assert chunk["ignore"] == [name]
 
 
+def test_a_joined_files_header_lacking_a_required_field_is_refused_not_read_as_a_line(tmp_path):
+    """A later header lacking srcaddr, dstaddr or start (files joined into one, one of a flow
+    log whose format lacks it) was no header: one dead letter of a flow line, and its part's
+    lines were read by the format before it, here its dstaddr taken for srcaddr, pkt-srcaddr
+    for dstaddr, ports swapped and bytes for packets. Now it is a header refused, its part
+    unread, as one naming a field twice is."""
+    other = ("version account-id interface-id dstaddr pkt-srcaddr dstport srcport protocol "
+             "bytes packets start end action log-status")
+    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+    theirs = "2 1 eni-2 10.0.0.9 10.0.0.8 443 5000 6 500 5 1767225600 1767225610 ACCEPT OK"
+    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
+                                in ((HEADER, mine), (other, theirs), (HEADER, mine))))
+    stats = StageStats()
+    records = list(read_flow_file(str(joined), 10, stats=stats))
+    assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
+            for r in records] == [(2, [mine], str(joined), None),
+                                  (None, None, f"{joined}:3", "bad_header"),
+                                  (6, [mine], str(joined), None)]
+    assert "lacks required field(s) ['srcaddr']): its 1 line(s)" in records[1]["detail"]
+    counts = Counter()
+    for record in records:
+        counts.update(parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
+                                   Limits(60, 1 << 20, 86400)).counts)
+    assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
+        == (2, 1, 1)
+
+
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
     """A header without spaces was a base64 record, and each line of its file a bad_base64
     dead letter: cut by tabs (white space, as AWS's spaces) the file is read, by commas it is
