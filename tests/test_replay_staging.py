@@ -529,6 +529,32 @@ def test_a_flow_file_compressed_twice_is_one_dead_file_that_says_so(tmp_path):
             list(read_flow_file(str(path), 10, FlowsSection(strict=True)))
 
 
+# LINE with a start the tests' limits take.
+DATED = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
+
+
+def _joined(tmp_path, parts):
+    """Files joined into one (`cat a.log.gz b.log.gz > all.log.gz`): a gzip member a part,
+    (its header, its lines)."""
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
+    path.write_bytes(b"".join(gzip.compress("\n".join([header, *lines, ""]).encode())
+                              for header, lines in parts))
+    return path
+
+
+def _parsed(records) -> tuple:
+    """Staged records parsed: their flows' (srcaddr, dstaddr, packets, bytes), and their
+    counts added up."""
+    flows, counts = [], Counter()
+    for record in records:
+        result = parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
+                              Limits(60, 1 << 20, 86400))
+        flows += [tuple(f[g.fmt.pos[name]] for name in ("srcaddr", "dstaddr", "packets", "bytes"))
+                  for g in result.groups for f in g.flows]
+        counts.update(result.counts)
+    return flows, counts
+
+
 def test_files_joined_into_one_read_each_part_by_its_own_header(tmp_path):
     """`cat a.log.gz b.log.gz > all.log.gz` (gzip reads the members as one text): the second
     file's header was a flow line to the first's format, one not_a_number dead letter, and its
@@ -536,23 +562,15 @@ def test_files_joined_into_one_read_each_part_by_its_own_header(tmp_path):
     sources taken for destinations and packets for bytes, without a word (a review)."""
     other = HEADER.replace("srcaddr dstaddr", "dstaddr srcaddr").replace("packets bytes",
                                                                           "bytes packets")
-    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     theirs = "2 1 eni-2 10.0.0.8 10.0.0.9 1 2 6 500 5 1767225600 1767225610 ACCEPT OK"
-    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
-    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
-                                in ((HEADER, mine), (HEADER, mine), (other, theirs))))
+    joined = _joined(tmp_path, [(HEADER, [DATED]), (HEADER, [DATED]), (other, [theirs])])
     stats = StageStats()
     chunks = list(read_flow_file(str(joined), 10, stats=stats))
     assert [(c["format"], c["first_line"], c["lines"]) for c in chunks] == [
-        (HEADER, 2, [mine, "", mine]), (other, 6, [theirs])]
+        (HEADER, 2, [DATED, "", DATED]), (other, 6, [theirs])]
     assert (stats.records, stats.lines) == (2, 3)
-    flows = []
-    for chunk in chunks:
-        result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
-                              Limits(60, 1 << 20, 86400))
-        assert not result.dead_letters
-        flows += [tuple(f[g.fmt.pos[name]] for name in ("srcaddr", "dstaddr", "packets", "bytes"))
-                  for g in result.groups for f in g.flows]
+    flows, counts = _parsed(chunks)
+    assert counts["dead_letter"] == 0
     assert flows == [("10.0.0.1", "10.0.0.2", 1, 100)] * 2 + [("10.0.0.9", "10.0.0.8", 5, 500)]
 
 
@@ -563,22 +581,14 @@ def test_a_joined_files_header_spelt_as_a_format_string_reads_its_part(tmp_path)
     packets for bytes without a word."""
     other = HEADER.replace("srcaddr dstaddr", "dstaddr srcaddr").replace("packets bytes",
                                                                           "bytes packets")
-    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     theirs = "2 1 eni-2 10.0.0.8 10.0.0.9 1 2 6 500 5 1767225600 1767225610 ACCEPT OK"
     spelt = " ".join("${%s}" % name for name in other.split())
-    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
-    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
-                                in ((HEADER, mine), (spelt, theirs))))
-    chunks = list(read_flow_file(str(joined), 10))
+    chunks = list(read_flow_file(str(_joined(tmp_path, [(HEADER, [DATED]),
+                                                        (spelt, [theirs])])), 10))
     assert [(c["format"], c["first_line"], c["lines"]) for c in chunks] == [
-        (HEADER, 2, [mine]), (other, 4, [theirs])]
-    flows = []
-    for chunk in chunks:
-        result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
-                              Limits(60, 1 << 20, 86400))
-        assert not result.dead_letters
-        flows += [tuple(f[g.fmt.pos[name]] for name in ("srcaddr", "dstaddr", "packets", "bytes"))
-                  for g in result.groups for f in g.flows]
+        (HEADER, 2, [DATED]), (other, 4, [theirs])]
+    flows, counts = _parsed(chunks)
+    assert counts["dead_letter"] == 0
     assert flows == [("10.0.0.1", "10.0.0.2", 1, 100), ("10.0.0.9", "10.0.0.8", 5, 500)]
 
 
@@ -588,32 +598,26 @@ def test_a_joined_files_first_header_refused_leaves_the_parts_after_it_read(tmp_
     joined after it, each with a header of its own, were lost, nothing saying so. Now the
     first part is the dead letter of a refused part (its header's line, its lines counted) and
     the others are read; a file without a later header is refused whole, as ever."""
-    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     lacking = HEADER.replace("srcaddr ", "")
-    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
-    joined.write_bytes(b"".join(gzip.compress("\n".join([*head, *lines, ""]).encode())
-                                for head, lines in (([lacking], ["a", "b"]), ([HEADER], [line]))))
+    joined = _joined(tmp_path, [(lacking, ["a", "b"]), (HEADER, [DATED])])
     stats = StageStats()
     records = list(read_flow_file(str(joined), 10, stats=stats))
     assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
             for r in records] == [(None, None, f"{joined}:1", "bad_header"),
-                                  (5, [line], str(joined), None)]
+                                  (5, [DATED], str(joined), None)]
     assert records[0]["detail"].endswith("lacks required field(s) ['srcaddr']): its 2 line(s) "
                                          "(blank ones aside), to the next header or the file's "
                                          "end, not read")
     assert (stats.records, stats.lines, len(stats.dead_files)) == (2, 1, 1)
-    counts = Counter()
-    for record in records:
-        counts.update(parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
-                                   Limits(60, 1 << 20, 86400)).counts)
+    counts = _parsed(records)[1]
     assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
         == (1, 1, 1)
     # Lines before the first header are such a part too.
     early = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_early.log"
-    early.write_text("\n".join([line, line, HEADER, line, ""]))
+    early.write_text("\n".join([DATED, DATED, HEADER, DATED, ""]))
     assert [(r.get("source"), r.get("error"), r.get("lines")) for r in
             read_flow_file(str(early), 10)] == [(f"{early}:1", "bad_header", None),
-                                                (str(early), None, [line])]
+                                                (str(early), None, [DATED])]
     alone = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_alone.log"
     alone.write_text("\n".join([lacking, "a", "b", ""]))
     (dead,) = read_flow_file(str(alone), 10)
@@ -628,9 +632,8 @@ def test_a_header_name_of_format_string_marks_alone_is_an_unknown_field(tmp_path
     """A header name of `$`, `{` and `}` alone was stripped to nothing as `${...}` is: the
     staged chunk's format (its names joined by spaces) had a field fewer than its lines, and
     every line was a field_count dead letter. Now it is an unknown field, its values dropped."""
-    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_a.log"
-    path.write_text(f"{HEADER} {name}\n{line} x\n{line} y\n")
+    path.write_text(f"{HEADER} {name}\n{DATED} x\n{DATED} y\n")
     (chunk,) = read_flow_file(str(path), 10)
     result = parse_record(json.dumps(chunk), "s", FlowFormat.parse(HEADER),
                           Limits(60, 1 << 20, 86400))
@@ -647,24 +650,17 @@ def test_a_joined_files_header_lacking_a_required_field_is_refused_not_read_as_a
     unread, as one naming a field twice is."""
     other = ("version account-id interface-id dstaddr pkt-srcaddr dstport srcport protocol "
              "bytes packets start end action log-status")
-    mine = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     theirs = "2 1 eni-2 10.0.0.9 10.0.0.8 443 5000 6 500 5 1767225600 1767225610 ACCEPT OK"
-    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
-    joined.write_bytes(b"".join(gzip.compress(f"{header}\n{line}\n".encode()) for header, line
-                                in ((HEADER, mine), (other, theirs), (HEADER, mine))))
-    stats = StageStats()
-    records = list(read_flow_file(str(joined), 10, stats=stats))
+    joined = _joined(tmp_path, [(HEADER, [DATED]), (other, [theirs]), (HEADER, [DATED])])
+    records = list(read_flow_file(str(joined), 10))
     assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
-            for r in records] == [(2, [mine], str(joined), None),
+            for r in records] == [(2, [DATED], str(joined), None),
                                   (None, None, f"{joined}:3", "bad_header"),
-                                  (6, [mine], str(joined), None)]
+                                  (6, [DATED], str(joined), None)]
     assert "lacks required field(s) ['srcaddr']): its 1 line(s)" in records[1]["detail"]
-    counts = Counter()
-    for record in records:
-        counts.update(parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
-                                   Limits(60, 1 << 20, 86400)).counts)
-    assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
-        == (2, 1, 1)
+    flows, counts = _parsed(records)
+    assert flows == [("10.0.0.1", "10.0.0.2", 1, 100)] * 2
+    assert (counts["dead_letter"], counts["dead_letter_bad_header"]) == (1, 1)
 
 
 def test_a_header_cut_by_tabs_or_commas_is_not_taken_for_a_base64_record(tmp_path):
@@ -692,21 +688,18 @@ def test_a_joined_files_header_refused_leaves_its_part_unread_as_a_first_one_doe
     it, and so were the lines after it; now it is one bad_header dead letter naming it and
     how many lines it held, as a refused first header is, and the next header's part is read
     (a review)."""
-    line = LINE.replace(" 60 70 ", " 1767225600 1767225610 ")
     twice = HEADER.replace("srcport", "srcaddr")
     wide = HEADER + "".join(f" x-{i}" for i in range(128))
-    parts = [(HEADER, [line]), (twice, [line, line]), (wide, [line]),
-             (HEADER.replace(" log-status", "\rlog-status"), [line]), (HEADER, [line])]
-    joined = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_all.log.gz"
-    joined.write_bytes(b"".join(gzip.compress("\n".join([header, *lines, ""]).encode())
-                                for header, lines in parts))
+    joined = _joined(tmp_path, [(HEADER, [DATED]), (twice, [DATED, DATED]), (wide, [DATED]),
+                                (HEADER.replace(" log-status", "\rlog-status"), [DATED]),
+                                (HEADER, [DATED])])
     stats = StageStats()
     records = list(read_flow_file(str(joined), 10, stats=stats))
     assert [(r.get("first_line"), r.get("lines"), r.get("source"), r.get("error"))
             for r in records] == [
-        (2, [line], str(joined), None), (None, None, f"{joined}:3", "bad_header"),
+        (2, [DATED], str(joined), None), (None, None, f"{joined}:3", "bad_header"),
         (None, None, f"{joined}:6", "bad_header"), (None, None, f"{joined}:8", "bad_header"),
-        (11, [line], str(joined), None)]
+        (11, [DATED], str(joined), None)]
     assert [r["detail"] for r in records if "error" in r] == [
         "line 3 is a header (a file joined to this one) this release refuses (flow-log "
         "format names field(s) ['srcaddr'] more than once): its 2 line(s) (blank ones aside), "
@@ -718,11 +711,7 @@ def test_a_joined_files_header_refused_leaves_its_part_unread_as_a_first_one_doe
         "file's end, not read"]
     assert records[1]["excerpt"] == twice
     assert (stats.records, stats.lines, len(stats.dead_files)) == (5, 2, 3)
-    counts = Counter()
-    for record in records:
-        result = parse_record(json.dumps(record), "s", FlowFormat.parse(HEADER),
-                              Limits(60, 1 << 20, 86400))
-        counts.update(result.counts)
+    counts = _parsed(records)[1]
     assert (counts["flows_parsed"], counts["dead_letter"], counts["dead_letter_bad_header"]) \
         == (2, 3, 3)
     with pytest.raises(InputError, match=f"{joined}:3: line 3 is a header"):
