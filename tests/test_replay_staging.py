@@ -643,12 +643,12 @@ def test_a_header_name_of_format_string_marks_alone_is_an_unknown_field(tmp_path
 
 
 def test_a_joined_files_header_lacking_a_required_field_is_refused_not_read_as_a_line(tmp_path):
-    """A later header lacking srcaddr, dstaddr or start (files joined into one, one of a flow
-    log whose format lacks it) was no header: one dead letter of a flow line, and its part's
-    lines were read by the format before it, here its dstaddr taken for srcaddr, pkt-srcaddr
-    for dstaddr, ports swapped and bytes for packets. Now it is a header refused, its part
-    unread, as one naming a field twice is."""
-    other = ("version account-id interface-id dstaddr pkt-srcaddr dstport srcport protocol "
+    """A later header naming srcaddr but lacking dstaddr or start (files joined into one, one
+    of a flow log whose format lacks it) was no header: one dead letter of a flow line, and its
+    part's lines were read by the format before it, here its pkt-dstaddr taken for srcaddr, its
+    srcaddr for dstaddr, ports swapped and bytes for packets. Now it is a header refused, its
+    part unread, as one naming a field twice is."""
+    other = ("version account-id interface-id pkt-dstaddr srcaddr dstport srcport protocol "
              "bytes packets start end action log-status")
     theirs = "2 1 eni-2 10.0.0.9 10.0.0.8 443 5000 6 500 5 1767225600 1767225610 ACCEPT OK"
     joined = _joined(tmp_path, [(HEADER, [DATED]), (other, [theirs]), (HEADER, [DATED])])
@@ -657,7 +657,7 @@ def test_a_joined_files_header_lacking_a_required_field_is_refused_not_read_as_a
             for r in records] == [(2, [DATED], str(joined), None),
                                   (None, None, f"{joined}:3", "bad_header"),
                                   (6, [DATED], str(joined), None)]
-    assert "lacks required field(s) ['srcaddr']): its 1 line(s)" in records[1]["detail"]
+    assert "lacks required field(s) ['dstaddr']): its 1 line(s)" in records[1]["detail"]
     flows, counts = _parsed(records)
     assert flows == [("10.0.0.1", "10.0.0.2", 1, 100)] * 2
     assert (counts["dead_letter"], counts["dead_letter_bad_header"]) == (1, 1)
