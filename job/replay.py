@@ -544,12 +544,13 @@ def _line_records(path, modified, fh, chunk_lines, stats, flows):
             stats.records += 1
             yield record
         return
-    # `refused`: (header's line number, _BadFile, lines after it) of a refused part. A first
-    # header refused is read on: of files joined into one, a later header's part is read.
+    # `refused`: (header's line number, _BadFile, its part's lines) of a refused part. A first
+    # header refused is read on: of files joined into one, a later header's part is read. A
+    # first line that is no header (lines before the header) is one of its part's lines.
     try:
         fmt, refused = _header_format(header, head, flows), None
     except _BadFile as bad:
-        fmt, refused = None, (first[0], bad, 0)
+        fmt, refused = None, (first[0], bad, int(header is None or not _is_header(header)))
     chunk = None if fmt is None else _format_chunk(path, modified, fmt, chunk_lines, stats,
                                                    flows)
     for number, line, head in lines:
@@ -616,10 +617,10 @@ def _format_chunk(path, modified, fmt, chunk_lines, stats, flows) -> "_Chunk":
 
 
 def _is_header(line) -> bool:
-    """Whether a line after the first is a header: it names the fields every format has (a
-    flow line holds values), spelt as a first line may spell them (`${srcaddr}` too), or it
-    names fields this release knows and nothing else, a header refused for lacking dstaddr or
-    start (no flow line is: its srcaddr, dstaddr and start are no field's name)."""
+    """Whether a line is a header: it names the fields every format has (a flow line holds
+    values), spelt as a first line may spell them (`${srcaddr}` too), or it names fields this
+    release knows and nothing else, a header refused for lacking one (no flow line is: its
+    srcaddr, dstaddr and start are no field's name)."""
     names = format_names(line.lstrip("\ufeff"))
     return set(REQUIRED).issubset(names) or all(name in BY_AWS_NAME for name in names)
 

@@ -627,6 +627,24 @@ def test_a_joined_files_first_header_refused_leaves_the_parts_after_it_read(tmp_
         list(read_flow_file(str(joined), 10, FlowsSection(strict=True)))
 
 
+def test_lines_before_the_first_header_are_all_counted_the_first_too(tmp_path):
+    """Lines before a file's first header (two flow lines here) are a refused part whose
+    detail counted the lines after its first line: `its 1 line(s) ... not read` where two
+    flows were lost. A first line that is a header refused (a format lacking srcaddr) is not
+    one of its part's lines, as a later header is not (a review)."""
+    early = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_early.log"
+    early.write_text("\n".join([DATED, "", DATED, HEADER, DATED, ""]))
+    dead, chunk = read_flow_file(str(early), 10)
+    assert (dead["source"], dead["error"], chunk["lines"]) == (f"{early}:1", "bad_header",
+                                                               [DATED])
+    assert dead["detail"].endswith("its 2 line(s) (blank ones aside), to the next header or "
+                                   "the file's end, not read")
+    lacking = HEADER.replace("srcaddr ", "")
+    dead, chunk = read_flow_file(str(_joined(tmp_path, [(lacking, [DATED]),
+                                                        (HEADER, [DATED])])), 10)
+    assert "its 1 line(s)" in dead["detail"]
+
+
 @pytest.mark.parametrize("name", ["${}", "$", "{}"])
 def test_a_header_name_of_format_string_marks_alone_is_an_unknown_field(tmp_path, name):
     """A header name of `$`, `{` and `}` alone was stripped to nothing as `${...}` is: the
