@@ -127,24 +127,38 @@ def delivery_stamps_ms(files) -> list:
     return stamps
 
 
-def flows_end(files, max_ahead_seconds: int):
+def flows_end(files, max_ahead_seconds: int, listed: int):
     """Epoch seconds no flow of `files` starts at or after, as the parse step bounds their
     starts (job.parse): the latest file's delivery stamp, or a local file's modification time
-    where its name has none, plus `max_ahead_seconds` (flows.max_ahead_seconds) and a second.
-    None if an s3:// object has no stamp (its LastModified is not listed here) or a file is
-    gone."""
-    latest = None
-    for path in files:
-        bound = delivered_at(path)
-        if bound is None:
-            if s3.is_s3(path):
-                return None
-            try:
-                bound = int(os.path.getmtime(path))
-            except OSError:   # gone since it was listed: the parse step dead-letters it
-                return None
-        latest = bound if latest is None else max(latest, bound)
-    return None if latest is None else latest + max_ahead_seconds + 1
+    where its name has none, but no later than `listed` (when the files were listed: no file
+    was delivered after it), plus `max_ahead_seconds` (flows.max_ahead_seconds) and a second.
+    Without `listed`, one file named `_20991231T2355Z_` (a typo, a broken or hostile writer)
+    made the end 2100: a changelog event far ahead was read and moved the metadata clock past
+    the flows. None if an s3:// object has no stamp (its LastModified is not listed here) or
+    a file is gone."""
+    times = [_delivery_time(path) for path in files]
+    if not times or None in times:
+        return None
+    return min(max(times), listed) + max_ahead_seconds + 1
+
+
+def delivered_after(files, listed: int) -> list:
+    """The files delivered after `listed`, when they were listed, by their stamp (or local
+    modification time): not a time they were delivered at, which flows_end leaves out."""
+    return [path for path in files if (_delivery_time(path) or listed) > listed]
+
+
+def _delivery_time(path):
+    """AWS's delivery stamp in a file's name, or else a local file's modification time; None
+    for an s3:// object without a stamp (its LastModified is not listed here) or a file gone
+    since it was listed (the parse step dead-letters it)."""
+    stamp = delivered_at(path)
+    if stamp is not None or s3.is_s3(path):
+        return stamp
+    try:
+        return int(os.path.getmtime(path))
+    except OSError:
+        return None
 
 
 def expand(paths):
@@ -824,7 +838,9 @@ def read_flow_file(location: str, chunk_lines: int, flows: FlowsSection = FlowsS
         return
     cap = flows_end - flows.max_ahead_seconds - 1   # job.parse bounds starts by not_after + it
     for record in records:
-        if "not_after" in record and record["not_after"] > cap:
+        # A stamp past the end too (one after the listing, which flows_end left out).
+        bound = record.get("not_after", record.get("delivered"))
+        if bound is not None and bound > cap:
             record["not_after"] = cap
         yield record
 

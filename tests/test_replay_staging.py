@@ -11,7 +11,8 @@ from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_event
                                        changelog_lines, parse_chunk)
 from flowdredge.job.parse import FlowFormat, Limits, parse_record
 from flowdredge.job.replay import (COMPRESSED_TWICE, MIN_EPOCH_MS, InputError, StageStats, delivery_order,
-                                   delivery_stamps_ms, flows_end, read_flow_file, stage_flows,
+                                   delivered_after, delivered_at, delivery_stamps_ms, flows_end,
+                                   read_flow_file, stage_flows,
                                    stage_metadata, unique_files)
 
 pytestmark = pytest.mark.unit
@@ -169,6 +170,7 @@ def test_a_fifo_or_a_pipe_is_a_changelog_read_once(tmp_path):
 
 
 T0 = 1767225600   # 2026-01-01T00:00:00Z
+LISTED = T0 + 86400   # when a test's files were listed (flows_end): after all of them
 
 
 def _change(t, ip, app="a") -> str:
@@ -223,18 +225,18 @@ def test_a_restarted_publishers_snapshot_does_not_undo_a_release_before_it(tmp_p
 def test_flows_end_is_past_the_latest_start_the_parse_step_lets_through(tmp_path):
     stamped = ["a/1_vpcflowlogs_r_fl_20260101T0005Z_a.log.gz",
                "s3://b/1_vpcflowlogs_r_fl_20260101T0010Z_b.log.gz"]
-    assert flows_end(stamped, 120) == T0 + 600 + 120 + 1
+    assert flows_end(stamped, 120, LISTED) == T0 + 600 + 120 + 1
     # A file without a stamp: its modification time, as the parse step bounds its flows.
     firehose = tmp_path / "firehose-object"
     firehose.write_bytes(b"")
     os.utime(firehose, (T0 + 3600, T0 + 3600))
-    assert flows_end(stamped + [str(firehose)], 0) == T0 + 3600 + 1
+    assert flows_end(stamped + [str(firehose)], 0, LISTED) == T0 + 3600 + 1
     # An S3 object without one: its LastModified is not known here, so nothing bounds them.
-    assert flows_end(stamped + ["s3://b/firehose-object"], 120) is None
+    assert flows_end(stamped + ["s3://b/firehose-object"], 120, LISTED) is None
     # The parse step lets a start one second before it through, and refuses one at it.
     limits = Config().parse_limits
     path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
-    end = flows_end([str(path)], limits.max_ahead_seconds)
+    end = flows_end([str(path)], limits.max_ahead_seconds, LISTED)
     with gzip.open(path, "wt") as fh:
         fh.write(HEADER + "\n" + "\n".join(LINE.replace(" 60 70 ", f" {t} {t + 1} ")
                                             for t in (end - 1, end)) + "\n")
@@ -245,6 +247,42 @@ def test_flows_end_is_past_the_latest_start_the_parse_step_lets_through(tmp_path
     assert result.counts["dead_letter_timestamp_out_of_range"] == 1
 
 
+@pytest.mark.parametrize("vectorise_from", [1, float("inf")])
+def test_a_file_stamped_after_the_listing_does_not_lift_the_flows_end(tmp_path, vectorise_from):
+    # A file named as delivered in 2099 (a typo, a broken or hostile writer): before, its stamp
+    # made the end 2099-12-31T23:57:01Z, a changelog event 30 days ahead was read, moved the
+    # metadata clock and made the change after it late: 10.0.0.1 kept its old owner.
+    limits = Config().parse_limits
+    flows = FlowsSection()
+    good = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_a.log.gz"
+    future = tmp_path / "x_vpcflowlogs_r_fl-1_20991231T2355Z_b.log.gz"
+    files = [str(good), str(future)]
+    listed = T0 + 900
+    end = flows_end(files, limits.max_ahead_seconds, listed)
+    assert end == listed + limits.max_ahead_seconds + 1
+    assert delivered_after(files, listed) == [str(future)]
+    # The file's own flows at or after the end are refused, as any other file's.
+    late = delivered_at(str(future))
+    with gzip.open(future, "wt") as fh:
+        fh.write(HEADER + "\n" + LINE.replace(" 60 70 ", f" {late} {late + 1} ") + "\n")
+    (record,) = read_flow_file(str(future), 10, flows, flows_end=end)
+    result = parse_record(json.dumps(record), "r", FlowFormat.parse(HEADER), limits)
+    assert result.counts["flows_parsed"] == 0
+    assert result.counts["dead_letter_timestamp_out_of_range"] == 1
+    lines = [_change(10, "10.0.0.1", "a"), _change(30 * 86400, "10.0.0.9"),
+             _change(100, "10.0.0.1", "b")]
+    (tmp_path / "changes.jsonl").write_text("\n".join(lines) + "\n")
+    staged = tmp_path / "staged.jsonl"
+    stage_metadata([str(tmp_path / "changes.jsonl")], str(staged), 10)
+    index, clock, late_changes, after = OwnershipIndex(), MetadataClock(30_000), 0, 0
+    for record in staged.read_text().splitlines():
+        chunk = parse_chunk(record, vectorise_from=vectorise_from, flows_end=end)
+        after += chunk.after_flows
+        late_changes += apply_events(chunk.events, index, clock)[0].get("metadata_late", 0)
+    assert (late_changes, after) == (0, 1)
+    assert index.owner_at("10.0.0.1", (T0 + 200) * 1000)[0] == "b"
+
+
 def test_a_file_rewritten_after_the_listing_brings_no_flow_past_the_flows_end(tmp_path):
     # Listed with its time at T0 + 120; rewritten before the job reads it, with a flow at
     # T0 + 3600, whose owners' changes the job no longer reads (a reviewer's case).
@@ -252,7 +290,7 @@ def test_a_file_rewritten_after_the_listing_brings_no_flow_past_the_flows_end(tm
     flows = FlowsSection()
     path.write_text(HEADER + "\n")
     os.utime(path, (T0 + 120, T0 + 120))
-    end = flows_end([str(path)], flows.max_ahead_seconds)
+    end = flows_end([str(path)], flows.max_ahead_seconds, LISTED)
     starts = (end - 1, end, T0 + 3600)
     path.write_text(HEADER + "\n" + "\n".join(
         LINE.replace(" 60 70 ", f" {t} {t + 1} ") for t in starts) + "\n")

@@ -20,7 +20,8 @@ from flowdredge.connectors.staged import staged_changelog_max, staged_flows_max
 from flowdredge.connectors.streams import add_jars, jvm
 from flowdredge.job.config import Config, local_jvm_args
 from flowdredge.job.flink.pipeline import build_pipeline, configure
-from flowdredge.job.replay import check_followed_folder, delivery_stamps_ms, flows_end
+from flowdredge.job.replay import (check_followed_folder, delivered_after, delivery_stamps_ms,
+                                   flows_end)
 
 
 def start_jvm(config: Config) -> None:
@@ -132,12 +133,20 @@ def aws_files_job(config: Config, files: list, metadata: str, output_dir: str,
     outputs under output_dir; bounded. `options` as in files_job."""
     if "jars" not in options:
         options["jars"] = adapter_jars()
-    end = flows_end(files, config.flows.max_ahead_seconds)
+    listed = int(time.time())   # the job's start: no file was delivered after it
+    end = flows_end(files, config.flows.max_ahead_seconds, listed)
+    ahead = delivered_after(files, listed)
+    if ahead:
+        logging.getLogger(__name__).warning(
+            f"{len(ahead)} flow file(s) stamped (or modified) after the job's start, not a "
+            f"time AWS delivered them: they do not move the flows' end (their flows at or after it "
+            f"are dead-lettered as timestamp_out_of_range; first: {ahead[0]})")
     logging.getLogger(__name__).info(
         "the flows' end is not known (an s3:// flow object without a delivery stamp in its "
         "name, or a file gone): every changelog event is read" if end is None else
         f"the flows' end: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(end))} (the latest "
-        f"flow file's delivery stamp or modification time, plus flows.max_ahead_seconds): "
+        f"flow file's delivery stamp or modification time, at most the job's start, plus "
+        f"flows.max_ahead_seconds): "
         f"changelog events from then on are not read")
     sources = aws_file_sources(files, metadata, delivery_stamps_ms(files),
                                config.metadata.out_of_orderness_seconds * 1000, end,
