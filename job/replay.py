@@ -247,19 +247,31 @@ def _lines(fh, max_line: int, errors: str = "replace", keep: int = EXCERPT_BYTES
         if body.endswith(b"\r"):
             body = body[:-1]
         if len(body) > max_line:
-            blank = body.isspace()   # blank however long, as in a run of them
+            # Blank however long, as in a run of them, and by str.isspace() as a short line
+            # (text.strip()): bytes.isspace() knows ASCII's alone, and a long line of U+001C
+            # or U+00A0 was line_too_long.
+            decoder = _UTF8(errors)
+            blank = _blank(decoder, body)
             while not ended:
                 more = fh.readline(1 << 20)
                 if not more:
                     break
                 ended = more.endswith(b"\n")
-                blank = blank and more.isspace()
-            if not blank:
+                blank = blank and _blank(decoder, more)
+            if not (blank and not decoder.decode(b"", True)):   # no character cut short
                 yield number, None, body[:keep]
         else:
             text = body.decode("utf-8", errors)
             if text.strip():
                 yield number, text, None
+
+
+def _blank(decoder, data) -> bool:
+    """Whether `data` decodes to white space alone, a MiB at a time: a line too long may be as
+    long as a base64 record (tens of MB), and is not copied whole to be looked at."""
+    view = memoryview(data)
+    return all(not decoder.decode(view[at:at + (1 << 20)]).strip()
+               for at in range(0, len(view), 1 << 20))
 
 
 # Blank lines (ASCII white space) up to the last line end among them.

@@ -9,7 +9,7 @@ import pytest
 from flowdredge.job.config import Config, FlowsSection
 from flowdredge.job.ownership import (MetadataClock, OwnershipIndex, apply_events,
                                        changelog_lines, parse_chunk)
-from flowdredge.job.parse import FlowFormat, Limits, parse_record
+from flowdredge.job.parse import FlowFormat, Limits, ParseResult, parse_lines, parse_record
 from flowdredge.job.replay import (COMPRESSED_TWICE, MIN_EPOCH_MS, InputError, StageStats, delivery_order,
                                    delivered_after, delivered_at, delivery_stamps_ms, flows_end,
                                    read_flow_file, stage_flows,
@@ -519,6 +519,44 @@ def test_line_numbers_hold_across_blank_lines_of_every_kind(tmp_path, compress):
     expected = {n: "long" if len(line) > 8192 else line
                 for n, line in enumerate(text, 1) if n > 1 and line.strip()}
     assert read == expected
+
+
+WHITE_SPACE = "\x1c\x1d\x1e\x1f\x85\u2028\u2029\xa0\x0b\x0c\t "
+
+
+@pytest.mark.parametrize("vectorise_from", [1, float("inf")])
+def test_a_line_of_white_space_alone_is_blank_in_every_reader_however_long(tmp_path,
+                                                                         vectorise_from):
+    """White space as str.split() knows it, which cuts the fields (the separators U+001C to
+    U+001F, U+0085, U+2028 among it): a line of it alone holds no field and is blank, neither
+    read nor counted, in a file, a changelog and a CloudWatch event alike. A line of it longer
+    than flows.max_line_bytes was a line_too_long dead letter in staging (bytes.isspace() knows
+    ASCII's alone), blank in an event."""
+    # A base64 record's length (from max_decompressed_bytes) below max_line_bytes: staging
+    # reads a line as long past max_line_bytes.
+    config = Config().replace(flows={"max_decompressed_bytes": 6000})
+    limits = config.parse_limits
+    blank = [c * (limits.max_line_bytes + 1) for c in WHITE_SPACE] + list(WHITE_SPACE)
+    path = tmp_path / "x_vpcflowlogs_r_fl-1_20260101T0005Z_1.log.gz"
+    line = LINE.replace(" 60 70 ", f" {T0} {T0 + 10} ")
+    path.write_bytes(gzip.compress("\n".join([HEADER, line, *blank, line, ""]).encode()))
+    (record,) = read_flow_file(str(path), 1000, config.flows)
+    assert "long" not in record and record["lines"] == [line] + [""] * len(blank) + [line]
+    result = parse_record(json.dumps(record), "r", FlowFormat.parse(HEADER), limits,
+                          vectorise_from=vectorise_from)
+    assert result.dead_letters == [] and result.counts["lines_in"] == 2
+    event = ParseResult()
+    parse_lines(FlowFormat.parse(HEADER), blank, "e", limits, event,
+                vectorise_from=vectorise_from)
+    assert event.dead_letters == [] and event.counts["lines_in"] == 0
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text("\n".join([_change(10, "10.0.0.1"), *blank, _change(20, "10.0.0.2")])
+                       + "\n")
+    staged = tmp_path / "staged.jsonl"
+    assert stage_metadata([str(changes)], str(staged), 1000) == 2
+    (chunk,) = [parse_chunk(r, vectorise_from=vectorise_from)
+                for r in staged.read_text().splitlines()]
+    assert chunk.rejected == [] and len(chunk.events) == 2
 
 
 def test_a_file_of_lines_ending_in_a_lone_carriage_return_is_a_bad_header(tmp_path):
