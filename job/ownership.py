@@ -763,6 +763,14 @@ class OwnershipIndex:
         self._ranges = 0     # kept up to date: a metrics gauge reads it often
         self._part_ids = {}  # owner part -> its number in broadcast state
         self._new_parts = []   # (number, part) numbered since state_entries last ran
+        # Keys whose changes load cleaned (_restored_values), to be written again by the next
+        # state_entries: their values in broadcast state name the parts as an earlier release
+        # wrote them, which _forget_parts removes once no owner held is theirs.
+        self._unwritten = {}
+        # The restored changes load cleaned, REFUSED (applied as an UNASSIGN) and BLANKED, and
+        # the keys holding them.
+        self.restored_cleaned = Counter()
+        self.restored_keys = 0
         self._next_part = 0
         self._ts_last = None   # the latest change's ts: a snapshot's changes share one object
         # The IPv4 addresses' slots as (sorted address ints, their slots), for slots(); a
@@ -1305,7 +1313,13 @@ class OwnershipIndex:
 
     def state_entries(self, ips) -> list:
         """(key, value) to put into broadcast state for `ips`: each IP's value, and before
-        them the parts first named since the last call."""
+        them the parts first named since the last call; the first call after a load that
+        cleaned changes writes their keys too (those still held)."""
+        if self._unwritten:
+            unwritten, self._unwritten = self._unwritten, {}
+            ips = list(dict.fromkeys(ips))
+            written = set(ips)
+            ips += [key for key in unwritten if key in self._slots and key not in written]
         values = [(ip, self.encode(ip)) for ip in ips]
         parts = [(PART_KEY + str(number), _compact_json((STATE_VERSION,) + part))
                  for number, part in self._new_parts]
@@ -1315,43 +1329,98 @@ class OwnershipIndex:
     def load(self, read_entries) -> None:
         """Fills the index from broadcast state: `read_entries()` yields its (key, value) pairs
         (the clock's left out), in any order, and is read twice: parts, then IPs."""
-        parts = {}
+        parts, cleaned = {}, {}
         for key, encoded in read_entries():
             if key.startswith(PART_KEY):
                 version, *fields = json.loads(encoded)
                 if version != STATE_VERSION:
                     _unreadable(version)
                 part = tuple([self._strings.setdefault(f, f) for f in fields])
-                parts[int(key[len(PART_KEY):])] = part
-                self._part_ids[part] = int(key[len(PART_KEY):])
+                number = int(key[len(PART_KEY):])
+                # The number stays the part's as written: _forget_parts removes it once the
+                # keys naming it are written again (state_entries) with the part cleaned.
+                self._part_ids[part] = number
+                values, how = _restored_values(part[:_PART_FIELDS], True)
+                if how is not None:
+                    cleaned[number] = how
+                    part = None if values is None else tuple(
+                        [self._strings.setdefault(f, f) for f in values]) + part[_PART_FIELDS:]
+                parts[number] = part
         self._next_part = max(self._next_part, max(parts, default=-1) + 1)
         for key, encoded in read_entries():
             if not key.startswith(PART_KEY):
-                self._load_ip(key, encoded, parts)
+                self._load_ip(key, encoded, parts, cleaned)
+        self.restored_keys = len(self._unwritten)
         self._learn_interfaces()
 
-    def _load_ip(self, ip: str, encoded: str, parts: dict) -> None:
+    def restore_note(self):
+        """What load cleaned, in words for the job's log; None if nothing."""
+        if not self.restored_cleaned:
+            return None
+        refused, blanked = self.restored_cleaned[REFUSED], self.restored_cleaned[BLANKED]
+        return (f"ownership state restored: {refused + blanked} changes held owner values the "
+                f"changelog's checks (docs/metadata.md) refuse or blank, taken by an earlier "
+                f"release: {refused} refused, each applied as an UNASSIGN (its address "
+                f"unattributed from its ts), {blanked} with values of white space only, now "
+                f"`-`; their {self.restored_keys} keys are written again with the next "
+                f"changelog chunk")
+
+    def _load_ip(self, ip: str, encoded: str, parts: dict, cleaned: dict) -> None:
         values = json.loads(encoded)
+        hows = []   # what _restored_values did to the changes it changed
         if values[0] == 1:
-            flat = _flat([(ts, rank, self._shared(o) if o else None)
-                          for ts, rank, o in values[1]])
+            changes = []
+            for ts, rank, o in values[1]:
+                if o:
+                    o, how = _restored_values(o, True)
+                    if how is not None:
+                        hows.append(how)
+                        if o is None:
+                            rank = _RANK[UNASSIGN]
+                changes.append((ts, rank, self._shared(o) if o else None))
+            flat = _flat(changes)
         else:
             if values[0] != STATE_VERSION:
                 _unreadable(values[0])
             flat = []
+            # Most values hold printable ASCII only, no space, empty string or escape (the
+            # encoder escapes any other character): the IP's own values (interface_id,
+            # resource_id) then pass _restored_values as they are, known by a few C calls an IP.
+            plain = (encoded.isascii() and "\\" not in encoded and " " not in encoded
+                     and '""' not in encoded and "\x7f" not in encoded)
             for i in range(1, len(values), 5):
                 ts, rank, number, interface_id, resource_id = values[i:i + 5]
                 ts = self._same_ts(ts)
                 if number is None:
                     flat += (ts, rank, None)
-                else:
-                    p = parts[number]
-                    flat += (ts, rank, (p[0], p[1], p[2], p[3], p[4], p[5], interface_id,
-                                        resource_id, p[6]))
-                    if len(p) > _PART_FIELDS and interface_id != ABSENT:
-                        known = self._assigned_vpc.get(interface_id, p[-1])
-                        self._assigned_vpc[interface_id] = known if known == p[-1] else None
+                    continue
+                p = parts[number]
+                if not plain or cleaned and number in cleaned:
+                    how = cleaned.get(number)
+                    if p is not None:
+                        own, own_how = _restored_values((interface_id, resource_id))
+                        if own is None:
+                            p, how = None, REFUSED
+                        elif own_how is not None:
+                            interface_id, resource_id = own
+                            how = how or own_how
+                    if how is not None:
+                        hows.append(how)
+                    if p is None:
+                        flat += (ts, _RANK[UNASSIGN], None)
+                        continue
+                flat += (ts, rank, (p[0], p[1], p[2], p[3], p[4], p[5], interface_id,
+                                    resource_id, p[6]))
+                if len(p) > _PART_FIELDS and interface_id != ABSENT:
+                    known = self._assigned_vpc.get(interface_id, p[-1])
+                    self._assigned_vpc[interface_id] = known if known == p[-1] else None
             flat = tuple(flat)
+        if hows:
+            self.restored_cleaned.update(hows)
+            self._unwritten[ip] = None
+            if REFUSED in hows:
+                # As the UNASSIGN the line is read as now: before an ASSIGN of the same ts.
+                flat = _flat(sorted(zip(flat[::3], flat[1::3], flat[2::3]), key=_order))
         slot = self._slots.get(ip)
         self._ranges += len(flat) // 3 - (0 if slot is None else len(self._flat(slot)) // 3)
         self._store(ip, slot, flat)
@@ -1372,6 +1441,28 @@ def _sorted_table(claims: dict) -> tuple:
     keys = np.fromiter(claims, np.int64, len(claims))
     order = np.argsort(keys)
     return keys[order], np.fromiter(claims.values(), np.int64, len(claims))[order]
+
+
+REFUSED, BLANKED = "refused", "blanked"
+
+
+def _restored_values(values, with_app: bool = False) -> tuple:
+    """(values, what was done) of owner values read back from broadcast state, as a changelog
+    line's are taken now (parse_event, _refused): (values, None) if they pass; (None, REFUSED)
+    if one breaks text (breaks_text: a control character or a line break; a lone surrogate)
+    or, `with_app` (values[0] an app), names an app the job gives ends; else those of white
+    space only `-`, BLANKED. A release before those checks took such an owner, and it stayed
+    the address's until its next change."""
+    joined = "".join(values)
+    if joined.isprintable() and " " not in joined and all(values) and not (
+            with_app and is_reserved_app(values[0])):
+        return values, None
+    blanked = tuple([v if v and not v.isspace() else ABSENT for v in values])
+    joined = "".join(blanked)
+    if (not joined.isprintable() and (breaks_text(joined) or not _is_text(blanked))
+            or with_app and is_reserved_app(blanked[0])):
+        return None, REFUSED
+    return (values, None) if blanked == tuple(values) else (blanked, BLANKED)
 
 
 def _part(o: tuple) -> tuple:

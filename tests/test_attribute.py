@@ -161,6 +161,32 @@ def test_a_line_without_vpc_id_is_owned_within_the_vpc_its_interface_is_in(colum
     assert [(e["src_app"], e["dst_app"]) for e in lines[:2]] == [("web", "api"), ("batch", "db")]
 
 
+@pytest.mark.parametrize("columns", [False, True])
+def test_flows_after_a_restore_take_no_owner_an_earlier_release_took_past_todays_checks(columns):
+    """Broadcast state of a release before the changelog's owner checks: 10.0.0.1's app " "
+    (now `-`); 10.0.0.2 db's, then from 60 s an app holding an escape sequence (now refused:
+    that ASSIGN an UNASSIGN, the address unattributed from 60 s); 10.0.0.3 db's, the same
+    change after the flows. Before, the restored owners were taken as they were, into every
+    output keyed or written by them."""
+    part = '[2,"%s","-","-","-","r1","-","-"]'
+    state = {"owner 0": part % " ", "owner 1": part % "api\\u001b[31m", "owner 2": part % "db",
+             "10.0.0.1": '[2,0,1,0,"-","-"]',
+             "10.0.0.2": '[2,0,1,2,"-","-",60000,1,1,"-","-"]',
+             "10.0.0.3": '[2,0,1,2,"-","-",120000,1,1,"-","-"]'}
+    index = OwnershipIndex()
+    index.load(lambda: iter(list(state.items())))
+    fmt = FlowFormat.parse("srcaddr dstaddr start bytes")
+    flows = [parse_line(fmt, line) for line in (
+        "10.0.0.1 10.0.0.2 30 1", "10.0.0.1 10.0.0.2 60 10", "10.0.0.1 10.0.0.3 100 100")]
+    group = FlowGroup(fmt, 0, 100, flows, "t")
+    out = attribute_group(column_group(group) if columns else group, index, enriched=True)
+    assert {(r[1], r[3]): r[-1] for r in out.partials.rows()} == {
+        ("-", "db"): 101, ("-", "unattributed"): 10}
+    lines = [json.loads(line) for line in out.enriched.splitlines()]
+    assert [(e["src_app"], e["dst_app"]) for e in lines] == [
+        ("-", "db"), ("-", "unattributed"), ("-", "db")]
+
+
 def test_lateness():
     assert not is_late(60, 60, 119_998)
     assert is_late(60, 60, 119_999)

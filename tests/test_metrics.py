@@ -55,6 +55,7 @@ def test_counters_and_gauges_are_published(tmp_path):
                             and m.get("ownership_ips", 0) > 0)
         assert metrics["ownership_ranges"] >= metrics["ownership_ips"]
         assert metrics["ownership_interface_conflicts"] == 0   # the scenario has no VPC claims
+        assert metrics["ownership_restored_cleaned"] == 0   # a start, from no state
         assert {"event_time_lag_ms", "pending_groups", "heartbeats"} <= set(metrics)
         assert metrics["flows_late"] == metrics["groups_after_max_wait"] == 0
         assert "dead_letter" not in metrics

@@ -1,6 +1,7 @@
 """Flink functions: each one call per batch, delegating the work to the pure-Python core."""
 import ctypes
 import gc
+import logging
 import random
 import time
 from collections import Counter
@@ -387,6 +388,8 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
         self.metrics.gauge("ownership_ranges", lambda: self.index.ranges())
         self.metrics.gauge("ownership_interface_conflicts",
                            lambda: self.index.interface_conflicts)
+        self.metrics.gauge("ownership_restored_cleaned",
+                           lambda: self.index.restored_cleaned.total())
         self.metrics.gauge("pending_groups", lambda: self.pending_groups)
         # Read when reported, not when a group came: it grows while event time stands still.
         self.metrics.gauge("event_time_lag_ms", self._event_time_lag_ms)
@@ -400,6 +403,9 @@ class AttributeFlows(KeyedBroadcastProcessFunction):
             self.clock = MetadataClock.decode(clock, self.meta_ooo_ms)
         self.index.load(lambda: ((key, encoded) for key, encoded in state.items()
                                  if key != CLOCK_KEY))
+        note = self.index.restore_note()
+        if note:
+            logging.getLogger(__name__).warning(note)
         self.loaded = True
         self._freeze()
 
