@@ -1319,7 +1319,9 @@ class OwnershipIndex:
             unwritten, self._unwritten = self._unwritten, {}
             ips = list(dict.fromkeys(ips))
             written = set(ips)
-            ips += [key for key in unwritten if key in self._slots and key not in written]
+            # Sorted: load met them in the order the state yields them, which may differ between
+            # the instances, and each would number the parts cleaned as it met them.
+            ips += sorted(key for key in unwritten if key in self._slots and key not in written)
         values = [(ip, self.encode(ip)) for ip in ips]
         parts = [(PART_KEY + str(number), _compact_json((STATE_VERSION,) + part))
                  for number, part in self._new_parts]

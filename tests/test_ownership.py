@@ -1022,6 +1022,20 @@ def test_a_restored_owner_passes_the_checks_a_changelog_line_does_now(vectorise_
         k: index.changes(k) for k in state if not k.startswith(PART_KEY)}
 
 
+def test_every_instance_writes_a_restored_state_cleaned_the_same():
+    """Every instance of the job restores the same broadcast state and writes the keys load
+    cleaned again, numbering their cleaned parts: as broadcast state requires, the same keys
+    and values whatever order an instance's state yields its entries in. Before, each numbered
+    the parts in the order it met their keys: two instances held one part under two numbers."""
+    items = list(_old_state().items())
+    written = []
+    for entries in (items, items[::-1]):
+        index = OwnershipIndex()
+        index.load(lambda entries=entries: iter(entries))
+        written.append(index.state_entries([]))
+    assert written[0] == written[1]
+
+
 def test_a_state_version_this_release_does_not_know_stops_it():
     for state in ([("10.0.0.1", '[3,0,1,0,"eni-1","i-1"]')], [("owner 0", '[3,"api"]')]):
         with pytest.raises(ValueError, match="version 3"):
