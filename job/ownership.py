@@ -17,7 +17,7 @@ from array import array
 from bisect import insort_right
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from socket import AF_INET6, inet_ntop, inet_pton
 from typing import NamedTuple
@@ -208,8 +208,10 @@ def parse_chunk(record: str, source: str = "metadata", delivered: int = None,
                 vectorise_from: float = changelog_columns.MIN_LINES,
                 flows_end: int = None) -> ParsedChunk:
     """Every changelog line of a record (changelog_lines), each as parse_event would; bad lines
-    are rejected with a reason and their location (`<source>:<line>`). `delivered` (epoch
-    seconds) is when the record was delivered, e.g. its Kinesis arrival time. Lines are parsed
+    are rejected with a reason and their location (`<source>:<line>`); a line that fails alone
+    but opens a change or an array of changes spread over lines is read with them (_spread).
+    `delivered` (epoch seconds) is when the record was delivered, e.g. its Kinesis arrival
+    time. Lines are parsed
     SLICE_LINES at a time; slices of `vectorise_from` lines or more go through
     job.changelog_columns first. Equal owner values
     are one object in a chunk's events (most repeat: app, account, zone...), so that job.codec
@@ -279,27 +281,35 @@ def _parse_lines(record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
         if applied is not None:
             released[position] = applied
     lines, events, share = record_lines.lines, {}, {}.setdefault
+    joined = _Joined(lines)
     for start in range(0, len(lines), SLICE_LINES):
         # In position order, slice after slice.
         events.update(_parse_slice(record_lines, start, latest_ms, limits, vectorise_from,
-                                   rejected, share))
+                                   rejected, share, joined))
     if released:
         events.update(released)
         events = {position: events[position] for position in sorted(events)}
     where, first = record_lines.source, record_lines.first_line
-    return ParsedChunk(list(map(MetaEvent._make, events.values())),
+    values = events.values()
+    if joined.several:
+        values = [e for value in values
+                  for e in (value if isinstance(value, _Several) else (value,))]
+    return ParsedChunk(list(map(MetaEvent._make, values)),
                        [(reason, f"{where}:{first + position}", line, detail)
                         for position, reason, line, detail in rejected.first()],
                        rejected.reasons)
 
 
 def _parse_slice(record_lines: RecordLines, start: int, latest_ms: int, limits: MetaLimits,
-                 vectorise_from: float, rejected: "_Rejections", share) -> dict:
+                 vectorise_from: float, rejected: "_Rejections", share,
+                 joined: "_Joined") -> dict:
     """The events of the record's lines from `start`, SLICE_LINES of them, by position, in
-    position order; their rejections go to `rejected`."""
+    position order; their rejections go to `rejected`. Lines a JSON value spread over lines
+    took in a slice before (`joined`) are left out."""
     lines = record_lines.lines
     candidates, too_long, not_utf8 = [], [], []
-    for position, line in enumerate(lines[start:start + SLICE_LINES], start):
+    first = max(start, joined.until)
+    for position, line in enumerate(lines[first:start + SLICE_LINES], first):
         if line.strip():
             (too_long if len(line) > limits.max_line_bytes
              else candidates if line.isascii() or _is_text((line,)) else not_utf8).append(position)
@@ -310,19 +320,45 @@ def _parse_slice(record_lines: RecordLines, start: int, latest_ms: int, limits: 
         parsed = changelog_columns.parse_lines(lines, candidates, EARLIEST_TS_MS, latest_ms,
                                                 _normalised,
                                                 share if len(lines) > SLICE_LINES else None)
-    events, rest = ({}, candidates) if parsed is None else parsed
-    for position, event in events.items():
-        if event[3] is not None and _refused(event[3]):
-            events[position] = _refuse(rejected, position, lines[position], event)
+    fast, rest = ({}, candidates) if parsed is None else parsed
     if too_long or not_utf8:
         rest = sorted(rest + too_long + not_utf8)
         too_long, not_utf8 = set(too_long), set(not_utf8)
-    if not rest:
-        return events
-    events = {position: MetaEvent._make(event) for position, event in events.items()}
-    for position in rest:
+    events = {}
+    if rest:
+        positions, resume = iter(rest), None
+        while True:
+            resume = _parse_rest(positions if resume is None else chain((resume,), positions),
+                                 record_lines, latest_ms, limits, rejected, share, joined,
+                                 (events, fast), too_long, not_utf8)
+            if resume is None:
+                break
+    # After the lines parsed one by one: a value spread over lines may have taken the line.
+    for position, event in fast.items():
+        if event[3] is not None and _refused(event[3]):
+            fast[position] = _refuse(rejected, position, lines[position], event)
+    if not events:
+        return fast
+    events.update(fast)
+    return {position: events[position] for position in sorted(events)}
+
+
+def _parse_rest(positions, record_lines: RecordLines, latest_ms: int, limits: MetaLimits,
+                rejected: "_Rejections", share, joined: "_Joined", parsed: tuple, too_long,
+                not_utf8):
+    """Parses the lines at `positions` (ascending) one by one into `parsed`'s first dict (the
+    second: the events of lines parsed by columns). Where a line that fails alone starts a JSON
+    value spread over lines (_spread), its changes are taken and the lines it spans passed
+    over: returns the first position after them still to parse (None: none is left), so that
+    a record of JSON lines runs through one loop of no other check."""
+    lines, events = record_lines.lines, parsed[0]
+    for position in positions:
         line = lines[position]
         if position in too_long:
+            if (record_lines.staged_max is None and _opens(line, "[")
+                    and (spread := _spread(joined, position, latest_ms, limits, share,
+                                           rejected)) is not None):
+                return _take(spread, position, positions, parsed, joined)
             if record_lines.staged_max is not None:
                 rejected.add(position, "line_too_long", line, _staged_too_long(
                     record_lines.staged_max, "characters"))
@@ -343,20 +379,181 @@ def _parse_slice(record_lines: RecordLines, start: int, latest_ms: int, limits: 
         try:
             event = parse_event(line, latest_ms, share)
         except MetaEventError as err:
-            event = err.applied
-            if event is not None and event.owner is not None and _refused(event.owner):
-                # Its bad_vpc_id said the ASSIGN was applied without its VPC: it is not
-                # applied at all.
-                events[position] = _refuse(rejected, position, line, event)
-                continue
-            rejected.add(position, err.reason, line, err.detail)
+            if (err.reason in _SPREAD_REASONS and _opens(line, ("[", "{"))
+                    and (spread := _spread(joined, position, latest_ms, limits, share,
+                                           rejected, err)) is not None):
+                return _take(spread, position, positions, parsed, joined)
+            event = _applied(err, position, line, rejected)
             if event is not None:
                 events[position] = event
             continue
         if event.owner is not None and _refused(event.owner):
             event = _refuse(rejected, position, line, event)
         events[position] = event
-    return {position: events[position] for position in sorted(events)}
+    return None
+
+
+def _applied(err: MetaEventError, position: int, text: str, rejected: "_Rejections"):
+    """What a change refused (`err`) is applied as, if anything, its rejection added."""
+    event = err.applied
+    if event is not None and event.owner is not None and _refused(event.owner):
+        # Its bad_vpc_id said the ASSIGN was applied without its VPC: it is not applied at all.
+        return _refuse(rejected, position, text, event)
+    rejected.add(position, err.reason, text, err.detail)
+    return event
+
+
+def _opens(line: str, brackets) -> bool:
+    return line.lstrip(" \t\r").startswith(brackets)
+
+
+def _change(text: str, position: int, latest_ms: int, share, rejected: "_Rejections"):
+    """The event a change's JSON `text` (a line's, or one spread over lines) is applied as, if
+    any, its rejection added, as _parse_rest takes a line's."""
+    try:
+        event = parse_event(text, latest_ms, share)
+    except MetaEventError as err:
+        return _applied(err, position, text, rejected)
+    if event.owner is not None and _refused(event.owner):
+        return _refuse(rejected, position, text, event)
+    return event
+
+
+class _Several(list):
+    """The events of one line that holds more than one change (an array's elements)."""
+
+
+class _Joined:
+    """A record's lines joined into one text, only once a line that fails alone starts a value
+    that may be spread over lines, and a place in it (a line and its first character) that
+    moves forward as lines are read."""
+
+    def __init__(self, lines: list):
+        self.lines, self.text = lines, None
+        self.position = self.offset = 0
+        self.until = 0      # lines before it are taken by a value spread over lines
+        self.several = False   # a line holds more than one change
+        self.budget = 0     # what tries that find no value may still read: the text's length
+
+    def start(self, position: int) -> int:
+        """Where line `position` (not before the place) starts in the text."""
+        if self.text is None:
+            self.text = "\n".join(self.lines)
+            self.budget = len(self.text)
+        if position > self.position:
+            self.offset += (sum(map(len, self.lines[self.position:position]))
+                            + position - self.position)
+            self.position = position
+        return self.offset
+
+    def failed(self, place: tuple, read: int) -> None:
+        """A try that found no value, `read` characters read: back to `place`."""
+        self.position, self.offset = place
+        self.budget -= read
+
+    def line_of(self, offset: int) -> int:
+        """The line holding the text's character `offset` (not before the place)."""
+        breaks = self.text.count("\n", self.offset, offset)
+        if breaks:
+            self.position += breaks
+            self.offset = self.text.rindex("\n", self.offset, offset) + 1
+        return self.position
+
+
+# The failures of a line alone that may be a part of a JSON value spread over lines: its first
+# line ("{", "["), a line of a change with an array's comma after it, an array on one line.
+_SPREAD_REASONS = ("not_json", "not_an_object")
+# After a value spread over lines, the rest of its last line: an array's comma or end, if any
+# (a change of an array whose other part another chunk of a file holds).
+_AFTER_CHANGE = re.compile(r"[ \t\r]*(?:[,\]][ \t\r]*)?(?:\n|\Z)").match
+_AFTER_ARRAY = re.compile(r"[ \t\r]*(?:\n|\Z)").match
+
+
+def _spread(joined: _Joined, position: int, latest_ms: int, limits: MetaLimits, share,
+            rejected: "_Rejections", err: MetaEventError = None):
+    """A JSON value that starts at line `position`, which fails alone (`err`, an object's
+    first line; None: a line too long, an array's), and ends at the end of a line: ([(position,
+    event)], the last line it spans), or None. An object spread over lines, or one on its line
+    followed by an array's comma or end, is a change; an array, on one line or many, that holds
+    an object holds a change an element (one that is no object is not_an_object), each placed at
+    the line it starts on. Each change is read from at most metadata.max_line_bytes
+    characters, as a line is (a longer one: not a value). An object the record's end leaves
+    open (a chunk of a file ends in it) is applied as its head says over the lines
+    (_head_applied). A record's tries that find no value read at most its length again
+    (_Joined.budget): past that, its lines are read alone, as before (300,000 lines `{"a":`,
+    each read to the decoder's depth, took minutes)."""
+    at = _JSON_SPACE(joined.lines[position]).end() + joined.start(position)
+    if joined.budget < 0:
+        return None
+    place, text, limit = (joined.position, joined.offset), joined.text, limits.max_line_bytes
+    scan = _HEAD_DECODER.raw_decode
+    if text.startswith("{", at):
+        piece = text[at:at + limit]
+        try:
+            _, end = scan(piece)
+        except (ValueError, RecursionError) as error:
+            if err.applied is None and at + limit >= len(text) and "\n" in piece:
+                applied, said = _head_applied(piece, latest_ms)
+                if applied is not None:
+                    err.applied = applied
+                    err.detail += said[:-1] + " over the lines from it)"
+            return joined.failed(place, getattr(error, "pos", len(piece)))
+        end += at
+        after = _AFTER_CHANGE(text, end)
+        last = joined.line_of(end)
+        if after is None or (last == position and not after.group().strip()):
+            return joined.failed(place, end - at)
+        event = _change(text[at:end], position, latest_ms, share, rejected)
+        return [] if event is None else [(position, event)], last
+    items, first = [], at
+    at += 1
+    while True:
+        at = _JSON_SPACE(text, at).end()
+        piece = text[at:at + limit]
+        try:
+            _, end = scan(piece)
+        except (ValueError, RecursionError) as error:
+            return joined.failed(place, at - first + getattr(error, "pos", len(piece)))
+        items.append((at, at + end))
+        at = _JSON_SPACE(text, at + end).end()
+        if text.startswith("]", at):
+            break
+        if not text.startswith(",", at):
+            return joined.failed(place, at - first)
+        at += 1
+    if (_AFTER_ARRAY(text, at + 1) is None
+            or not any(text.startswith("{", start) for start, _ in items)):
+        # No change in it (`[1, 2]`): not_an_object, a dead letter of its own line.
+        return joined.failed(place, at - first)
+    taken = []
+    for start, end in items:
+        line = joined.line_of(start)
+        event = _change(text[start:end], line, latest_ms, share, rejected)
+        if event is not None:
+            taken.append((line, event))
+    return taken, joined.line_of(at)
+
+
+def _take(spread: tuple, start: int, positions, parsed: tuple, joined: _Joined):
+    """Puts a value's events (_spread) into `parsed`'s first dict in place of those of the
+    lines it spans, from `start`, which `positions` and the slices after pass over; returns the
+    first position after them still to parse, if any."""
+    taken, last = spread
+    events = parsed[0]
+    for position in range(start, last + 1):
+        for held in parsed:
+            held.pop(position, None)
+    for position, event in taken:
+        held = events.get(position)
+        if held is None:
+            events[position] = event
+        else:
+            if not isinstance(held, _Several):
+                held = events[position] = _Several((held,))
+                joined.several = True
+            held.append(event)
+    joined.until = last + 1
+    return next((p for p in positions if p > last), None)
 
 
 class _Rejections:

@@ -1,4 +1,5 @@
-"""The IP-metadata changelog contract (JSON Lines, one event per line).
+"""The IP-metadata changelog contract (JSON Lines, one event per line; job.ownership also
+reads a JSON array of events, or one event, spread over lines: docs/metadata.md).
 
 ASSIGN: {"type","ts","ip", owner fields...}; UNASSIGN: {"type","ts","ip"};
 HEARTBEAT: {"type","ts"}: every change with ts at or before it has been sent.

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowdredge.job import changelog_columns
+from flowdredge.job import changelog_columns, ownership
 from flowdredge.job.codec import decode_events, encode_events
 from flowdredge.job.ownership import (EARLIEST_TS_MS, JVM_NOT_UTF8, LATEST_TS_MS, PART_KEY, STAGED,
                                       MetadataClock, MetaEvent, MetaEventError, MetaLimits,
@@ -474,6 +474,153 @@ def test_an_owner_value_holding_a_control_character_or_line_break_is_refused(vec
                                 (5, "app", "\\x7f"), (6, "cluster", "\\x85"),
                                 (7, "kind", "\\u2028"), (8, "app", "\\u2029"))] + [
         ("not_text", "m:9", f"app holds '\\t', {said} a VPC_UNASSIGN")]
+
+
+def _spread_changes(t0):
+    return [{"type": "UNASSIGN", "ts": t0, "ip": "10.0.0.1"},
+            {"type": "ASSIGN", "ts": t0, "ip": "10.0.0.2", "app": "db", "zone": "z"},
+            {"type": "HEARTBEAT", "ts": t0}]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+@pytest.mark.parametrize("form", ["array", "array over lines", "pretty", "element a line"])
+def test_a_json_array_of_changes_or_a_change_spread_over_lines_is_applied(form, vectorise_from):
+    """The changelog is JSON Lines, but a record holding a JSON array of changes (on one line
+    or over many) or a change pretty-printed over lines is unambiguous: each of its changes is
+    applied, placed at the line it starts on, between the JSON lines around it. Before, it was
+    one dead letter (not_an_object) or one a line (not_json) and nothing was applied: the
+    UNASSIGN lost, 10.0.0.1 kept its owner 'api'."""
+    t0 = 1767225600000
+    changes = _spread_changes(t0 + 1)
+    value = {"array": json.dumps(changes),
+             "array over lines": json.dumps(changes, indent=2),
+             "pretty": "\n".join(json.dumps(c, indent=1) for c in changes),
+             "element a line": "[\n" + ",\n".join(map(json.dumps, changes)) + "\n]"}[form]
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"api"}' % t0, value,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.3","app":"web"}' % (t0 + 2)]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ts, e.ip, e.owner and e.owner[:6]) for e in chunk.events] == [
+        (ASSIGN, t0, "10.0.0.1", owner("api")[:6]), (UNASSIGN, t0 + 1, "10.0.0.1", None),
+        (ASSIGN, t0 + 1, "10.0.0.2", ("db", "-", "-", "-", "-", "z")),
+        (HEARTBEAT, t0 + 1, "", None), (ASSIGN, t0 + 2, "10.0.0.3", owner("web")[:6])]
+    assert chunk.rejected == [] and not chunk.reasons
+    index = OwnershipIndex()
+    for event in chunk.events:
+        if event.type != HEARTBEAT:
+            index.apply(event)
+    assert index.owner_at("10.0.0.1", t0 + 1) is None
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_array_s_elements_are_changes_each_and_its_bad_ones_dead_letters_at_their_line(
+        vectorise_from):
+    """Each element of an array is read as a line would be, its dead letter placed at the line
+    it starts on; one that is no object is not_an_object. An array of no object (`[1, 2]`) is
+    one not_an_object, as before."""
+    t0 = 1767225600000
+    lines = ["[", '  {"type":"UNASSIGN","ts":%d,"ip":"10.0.0.2"},' % t0,
+             '  1, {"type":"UNASSIGN","ts":%d,"ip":"10.0.0.300"},' % t0,
+             '{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"internet"}' % t0, "]", "[1, 2]"]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events] == [(UNASSIGN, "10.0.0.2"),
+                                                      (UNASSIGN, "10.0.0.1")]
+    # The last element's line is an object alone, which the columns read: dead-lettered once.
+    assert [(r[0], r[1], r[2]) for r in chunk.rejected] == [
+        ("not_an_object", "m:3", "1"), ("bad_address", "m:3", lines[2][5:-1]),
+        ("reserved_app", "m:4", lines[3]), ("not_an_object", "m:6", "[1, 2]")]
+    assert chunk.reasons == {"not_an_object": 2, "bad_address": 1, "reserved_app": 1}
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_an_array_on_a_line_longer_than_max_line_bytes_is_read_a_change_at_a_time(
+        vectorise_from):
+    """A stream record of one line holding an array is longer than metadata.max_line_bytes
+    with a few changes: each change is held to that bound, as a line is, not the array (before,
+    line_too_long, nothing applied). One with a change longer is line_too_long, as before."""
+    t0 = 1767225600000
+    changes = _spread_changes(t0) * 3
+    limits = MetaLimits(100, 120)
+    chunk = parse_chunk(json.dumps(changes), "m", limits=limits, vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events] == [
+        (UNASSIGN, "10.0.0.1"), (ASSIGN, "10.0.0.2"), (HEARTBEAT, "")] * 3
+    assert not chunk.rejected
+    changes[1]["cluster"] = "c" * 100
+    chunk = parse_chunk(json.dumps(changes), "m", limits=limits, vectorise_from=vectorise_from)
+    assert not chunk.events and [r[0] for r in chunk.rejected] == ["line_too_long"]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_change_spread_over_lines_that_a_chunk_cuts_is_applied_as_its_head_says(
+        vectorise_from):
+    """A file is read in chunks of metadata.chunk_lines lines: a pretty-printed array may be cut
+    by a chunk's end. Its whole changes are applied on either side; the change the cut splits
+    is applied as an UNASSIGN when its head holds its type, ts and ip (before, nothing was: the
+    lines were not_json each, no line holding a change)."""
+    t0 = 1767225600000
+    changes = [{"type": "ASSIGN", "ts": t0, "ip": f"10.0.0.{n}", "app": "api", "zone": "z"}
+               for n in (1, 2, 3)]
+    lines = json.dumps(changes, indent=2).split("\n")
+    cut = lines.index('    "zone": "z"', 12)   # the second change's, after its ip
+    first = parse_chunk(_staged(lines[:cut]), vectorise_from=vectorise_from)
+    second = parse_chunk(_staged(lines[cut:], first_line=cut + 1), vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in first.events + second.events] == [
+        (ASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.2"), (ASSIGN, "10.0.0.3")]
+    # `[`, the cut change's lines: the first applied as its head says.
+    assert [(r[0], r[1]) for r in first.rejected] == [
+        ("not_json", f"changes.jsonl:{n}") for n in (1, 9, 10, 11, 12, 13)]
+    assert first.rejected[1][3].endswith(
+        ": applied as an UNASSIGN (its head's type, ts and ip over the lines from it)")
+    assert [(r[0], r[1]) for r in second.rejected] == [
+        ("not_json", f"changes.jsonl:{n}") for n in (cut + 1, cut + 2, len(lines))]
+
+
+@pytest.mark.parametrize("slice_lines", [2, 3, 1 << 16])
+def test_a_value_spread_over_slices_of_a_record_is_read_once(slice_lines, monkeypatch):
+    """A record is parsed SLICE_LINES lines at a time: a value spread over lines past a slice's
+    end is read whole, and the slice after it passes over its lines (else its lines were read
+    again, a second time each)."""
+    monkeypatch.setattr(ownership, "SLICE_LINES", slice_lines)
+    t0 = 1767225600000
+    changes = _spread_changes(t0)
+    record = "\n".join([json.dumps(changes, indent=2)] * 2 + [json.dumps(changes[0])])
+    for vectorise_from in (0, math.inf):
+        chunk = parse_chunk(record, "m", vectorise_from=vectorise_from)
+        assert [(e.type, e.ip) for e in chunk.events] == [
+            (UNASSIGN, "10.0.0.1"), (ASSIGN, "10.0.0.2"), (HEARTBEAT, "")] * 2 + [
+            (UNASSIGN, "10.0.0.1")]
+        assert chunk.rejected == []
+
+
+def test_the_tries_at_values_spread_over_lines_read_a_record_about_once(monkeypatch):
+    """Each line `{"a":` opens a value the lines after it nest in, read up to
+    metadata.max_line_bytes each time: 300,000 of them took minutes. The tries that find no
+    value read at most the record's length: then its lines are read alone, as before."""
+    read = []
+
+    class Counting(json.JSONDecoder):
+        def raw_decode(self, text, at=0):
+            read.append(len(text) - at)
+            return super().raw_decode(text, at)
+    monkeypatch.setattr(ownership, "_HEAD_DECODER", Counting())
+    t0 = 1767225600000
+    junk = ['{"a":'] * 5000
+    record = "\n".join(junk + [json.dumps(_spread_changes(t0)[0])])
+    chunk = parse_chunk(record, "m")
+    assert sum(read) < 2 * len(record)
+    assert [(e.type, e.ip) for e in chunk.events] == [(UNASSIGN, "10.0.0.1")]
+    assert chunk.reasons == {"not_json": 5000}
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
+def test_a_bracket_alone_does_not_take_the_json_lines_after_it(vectorise_from):
+    """A line `{` or `[` that opens no value with the lines after it is not_json alone, and
+    the JSON lines after it are read as they are."""
+    t0 = 1767225600000
+    line = '{"type":"UNASSIGN","ts":%d,"ip":"10.0.0.1"}' % t0
+    for opening in ("{", "[", '{"type":"ASSIGN","ts":%d,' % t0):
+        chunk = parse_chunk("\n".join([opening, line, line]), "m", vectorise_from=vectorise_from)
+        assert [(e.type, e.ip) for e in chunk.events] == [(UNASSIGN, "10.0.0.1")] * 2
+        assert [(r[0], r[1]) for r in chunk.rejected] == [("not_json", "m:1")]
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])

@@ -133,6 +133,20 @@ def test_a_byte_order_mark_before_a_changelog_is_not_part_of_its_first_event(tmp
 
 
 
+def test_a_changelog_file_of_a_json_array_applies_its_changes(tmp_path):
+    """A file holding a JSON array of changes, pretty-printed (an editor's CRLF line ends), is
+    staged as its lines, and each change is applied (before, not_json a line, none applied)."""
+    events = [json.loads(_change(n, f"10.0.0.{n}")) for n in range(3)]
+    changes = tmp_path / "changes.json"
+    changes.write_bytes(json.dumps(events, indent=2).replace("\n", "\r\n").encode())
+    staged = tmp_path / "staged.jsonl"
+    stage_metadata([str(changes)], str(staged))
+    (record,) = staged.read_text(encoding="utf-8").splitlines()
+    parsed = parse_chunk(record)
+    assert [(e.ts, e.ip) for e in parsed.events] == [(e["ts"], e["ip"]) for e in events]
+    assert not parsed.rejected
+
+
 def test_a_fifo_or_a_pipe_is_a_changelog_read_once(tmp_path):
     """`--metadata <(zcat changes.jsonl.gz)` and /dev/stdin were refused: no such file."""
     import threading

@@ -259,6 +259,24 @@ def test_a_changelog_record_reaches_the_parse_with_its_lines_and_where_it_came_f
         ("not_text", f"{where}:8"), ("not_text", f"{where}:9")]
 
 
+def test_a_changelog_record_of_a_json_array_reaches_the_parse_whole():
+    """A record holding a JSON array of changes over lines (CRLF line ends) is handed on as its
+    lines, which the parse reads as one array: each change applied, as in the record's own text
+    (before, not_json a line: the UNASSIGN lost, its address kept its owner)."""
+    from flowdredge.job.ownership import parse_chunk
+    add_jars(make_env(Config()), connector_jars())
+    changes = [{"type": "UNASSIGN", "ts": 1767225600000, "ip": "10.0.0.1"},
+               {"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.2", "app": "api"}]
+    data = json.dumps(changes, indent=2).replace("\n", "\r\n").encode()
+    chunk = _emitted(jvm().io.flowdredge.kinesis.ChangelogRecords(), "shardId-000000000002", data,
+                     1767225600000, "5")
+    parsed, raw = parse_chunk(chunk), parse_chunk(data.decode())
+    assert parsed.events == raw.events
+    assert [(e.type, e.ip) for e in parsed.events] == [("UNASSIGN", "10.0.0.1"),
+                                                      ("ASSIGN", "10.0.0.2")]
+    assert not parsed.rejected and not raw.rejected
+
+
 def test_a_changelog_records_own_text_is_only_ever_lines():
     """A record whose text is itself a staged chunk names no other source, first line or time
     bound: it is one line, and its dead letter names the record. An empty record is one empty
