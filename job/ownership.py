@@ -503,6 +503,8 @@ def _spread(joined: _Joined, position: int, latest_ms: int, limits: MetaLimits, 
         last = joined.line_of(end)
         if after is None or (last == position and not after.group().strip()):
             return joined.failed(place, end - at)
+        if _holds_a_line_of_its_own(joined.lines, position, last, ()):
+            return joined.failed(place, end - at)
         event = _change(text[at:end], position, latest_ms, share, rejected)
         return [] if event is None else [(position, event)], last
     items, first = [], at
@@ -525,13 +527,27 @@ def _spread(joined: _Joined, position: int, latest_ms: int, limits: MetaLimits, 
             or not any(text.startswith("{", start) for start, _ in items)):
         # No change in it (`[1, 2]`): not_an_object, a dead letter of its own line.
         return joined.failed(place, at - first)
+    starts = [joined.line_of(start) for start, _ in items]
+    last = joined.line_of(at)
+    if _holds_a_line_of_its_own(joined.lines, position, last,
+                                {line for line, (start, _) in zip(starts, items)
+                                 if text.startswith("{", start)}):
+        return joined.failed(place, at - first)
     taken = []
-    for start, end in items:
-        line = joined.line_of(start)
+    for line, (start, end) in zip(starts, items):
         event = _change(text[start:end], line, latest_ms, share, rejected)
         if event is not None:
             taken.append((line, event))
-    return taken, joined.line_of(at)
+    return taken, last
+
+
+def _holds_a_line_of_its_own(lines: list, position: int, last: int, starts) -> bool:
+    """Whether a line after `position` up to `last` opens an object that is none of the value's
+    changes (`starts`: the lines its elements that are objects start on): one nested in a
+    change's value or in an array element (`{"changes": [` then JSON lines) may be a line
+    that is a change alone, which taking the value would lose."""
+    return any(_opens(lines[line], "{") and line not in starts
+               for line in range(position + 1, last + 1))
 
 
 def _take(spread: tuple, start: int, positions, parsed: tuple, joined: _Joined):

@@ -550,6 +550,24 @@ def test_an_array_on_a_line_longer_than_max_line_bytes_is_read_a_change_at_a_tim
 
 
 @pytest.mark.parametrize("vectorise_from", [0, math.inf])
+@pytest.mark.parametrize("wrapper", ['{"changes": [', '{"note":', "[["])
+def test_a_value_over_lines_holding_a_change_s_line_nested_is_not_taken(wrapper,
+                                                                         vectorise_from):
+    """A value over lines that nests a line holding a change alone (in a change's value, in an
+    array element) is not taken: its lines are read alone. Before, `{"changes": [` then JSON
+    lines was one unknown_type dead letter, the changes in it lost: 10.0.0.1 kept 'api'."""
+    t0 = 1767225600000
+    unassign = '{"type":"UNASSIGN","ts":%d,"ip":"10.0.0.1"}' % (t0 + 1)
+    # `[[`'s array holds an object, a change: its nested array was one not_an_object.
+    end = {"[[": '], {"type":"HEARTBEAT","ts":%d}]' % t0, '{"note":': "}"}.get(wrapper, "]}")
+    lines = ['{"type":"ASSIGN","ts":%d,"ip":"10.0.0.1","app":"api"}' % t0, wrapper, unassign,
+             end]
+    chunk = parse_chunk("\n".join(lines), "m", vectorise_from=vectorise_from)
+    assert [(e.type, e.ip) for e in chunk.events] == [(ASSIGN, "10.0.0.1"), (UNASSIGN, "10.0.0.1")]
+    assert [(r[0], r[1]) for r in chunk.rejected] == [("not_json", "m:2"), ("not_json", "m:4")]
+
+
+@pytest.mark.parametrize("vectorise_from", [0, math.inf])
 def test_a_change_spread_over_lines_that_a_chunk_cuts_is_applied_as_its_head_says(
         vectorise_from):
     """A file is read in chunks of metadata.chunk_lines lines: a pretty-printed array may be cut
