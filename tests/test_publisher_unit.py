@@ -428,6 +428,25 @@ def test_a_load_balancer_or_function_the_read_does_not_list_has_no_owner():
                                         "net/shop-nlb/4567cdef", "elb")
 
 
+def test_a_participants_classic_load_balancer_is_not_this_accounts_of_the_same_name():
+    """A classic load balancer's interface names it by name alone (`ELB web`), and the listing
+    is the read account's: a shared VPC participant's `web` took this account's `web`, its tags
+    (app payments) and all, though another account's interface goes by its description."""
+    inv = Inventory(SCOPE, interfaces=[
+        eni("eni-own", "10.0.2.20", description="ELB web"),
+        {**eni("eni-part", "10.0.2.21", description="ELB web"), "OwnerId": "210987654321"},
+        {**eni("eni-part2", "10.0.2.22", description="ELB app/web-alb/50dc6c495c0c9188"),
+         "OwnerId": "210987654321"}])
+    inv.load_balancers = {"web": ("web", "web", {"app": "payments"}),
+                          "app/web-alb/50dc6c495c0c9188": ("arn:alb", "web-alb",
+                                                           {"app": "payments"})}
+    claims = {c.ip: c.owner for c in derive_claims(inv, NAMING)}
+    assert claims["10.0.2.20"] == owner("payments", "web", "-", "eni-own", "web", "elb")
+    assert claims["10.0.2.21"] == owner("web", "web", "-", "eni-part", "web", "elb")
+    assert claims["10.0.2.22"] == owner("web", "web-alb", "-", "eni-part2",
+                                        "app/web-alb/50dc6c495c0c9188", "elb")
+
+
 # ---- reconciliation
 
 

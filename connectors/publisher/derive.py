@@ -10,7 +10,7 @@ an EKS node's addresses its pods hold (kind pod, no owner: `_pod_addresses`):
 | nat_gateway | a NAT gateway's interface | nat-... | the gateway's Name tag, else its id |
 | vpc_endpoint | an interface endpoint's interface | vpce-... | `vpce-<service>` (e.g. vpce-s3) |
 | lambda | a Lambda function's interface | function ARN (the interface id for one several functions share; the name for another account's or one not listed) | the function name |
-| elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name (not listed: the description's) | the load balancer name |
+| elb | description `ELB app/<name>/<id>`, `ELB net/...`, `ELB <classic name>` | load balancer ARN or classic name (not listed or another account's: the description's) | the load balancer name |
 | ecs_task | an ECS task's (awsvpc: description `arn:aws:ecs:...:attachment/...`) | that attachment ARN | its Name tag |
 | interface | any other interface | eni-... | its Name tag |
 | pod | an EKS node's address its pods hold | the node's instance id | none: app and cluster `-` |
@@ -211,14 +211,18 @@ def interface_owner(eni: dict, inventory: Inventory, naming: Naming) -> Owner:
     elif description.startswith(ELB_DESCRIPTION):
         kind = ELB
         key = description[len(ELB_DESCRIPTION):]
-        # Not listed: deleted since its interface was read (the read lists load balancers
-        # after interfaces) or made since the last poll (an event's interface). Another
-        # account's (a shared VPC participant's) goes by its description, as a function's.
-        described = (key.split("/")[1] if key.count("/") == 2 else key) \
-            if not _ours(eni, inventory) else None
-        resource_id, name, tags = inventory.load_balancers.get(key, (key, described, {}))
-        if tags is None:   # deleted while read: its tags, which would win, not known
-            name, tags = None, {}
+        if not _ours(eni, inventory):
+            # A shared VPC participant's goes by its description alone, as a function's: the
+            # listing is this account's, where a classic load balancer of the same name is
+            # another one (its tags were taken).
+            resource_id, tags = key, {}
+            name = key.split("/")[1] if key.count("/") == 2 else key
+        else:
+            # Not listed: deleted since its interface was read (the read lists load balancers
+            # after interfaces) or made since the last poll (an event's interface).
+            resource_id, name, tags = inventory.load_balancers.get(key, (key, None, {}))
+            if tags is None:   # deleted while read: its tags, which would win, not known
+                name, tags = None, {}
     else:
         kind, resource_id = INTERFACE, eni_id
         name = tags.get("Name")
