@@ -335,6 +335,16 @@ def test_an_ecs_tasks_interface_is_nobodys_not_its_container_instances():
                                  response={"attachmentId": "attach-new"}))
     claims = {c.ip: c.owner for c in derive_claims(apply_change(inv, attach), NAMING)}
     assert claims["10.0.5.23"] == owner("-", "-", "-", "eni-new", other, "ecs_task")
+    # GovCloud's and China's partitions name ECS so too; an ARN of another service's
+    # attachment, or one the description only holds, is no task's.
+    for description, kind in (
+            ("arn:aws-us-gov:ecs:us-gov-west-1:123456789012:attachment/0b7c2f4e", "ecs_task"),
+            ("arn:aws-cn:ecs:cn-north-1:123456789012:attachment/0b7c2f4e", "ecs_task"),
+            ("arn:aws:elasticloadbalancing:us-east-1:123456789012:attachment/x", "instance"),
+            ("see arn:aws:ecs:us-east-1:123456789012:attachment/0b7c2f4e", "instance")):
+        one = Inventory(SCOPE, interfaces=[eni("eni-t", "10.0.5.30", instance="i-host",
+                                               description=description)])
+        assert derive_claims(one, NAMING)[0].owner.kind == kind, description
 
 
 def test_a_shared_vpcs_participant_interfaces_are_their_accounts_not_the_vpc_owners():
