@@ -492,6 +492,33 @@ def test_changelog_files_cut_lines_as_the_replay_does_and_hold_no_long_line(tmp_
             (f"{path}:5", "line_too_long"), (f"{path}:6", "line_too_long")]
 
 
+def test_white_space_is_python_s_in_the_jvm_reader_as_in_staging(tmp_path):
+    """White space as str.isspace() knows it (job.replay, job.ownership), which holds U+0085,
+    U+00A0, U+2007 and U+202F that Java's Character.isWhitespace does not: a line of them then
+    text past metadata.max_line_bytes was cut to them alone, blank to the parse, and nothing
+    counted, where staging dead-lettered it line_too_long; a chunk of such blank lines only
+    was sent."""
+    from flowdredge.job.ownership import MetaLimits, parse_chunk
+    from flowdredge.job.replay import stage_metadata
+    event = json.dumps({"type": "ASSIGN", "ts": 1767225600000, "ip": "10.0.0.1", "app": "a"})
+    odd = "\x85\xa0\u2007\u202f"
+    path = tmp_path / "changes.jsonl"
+    path.write_text("\n".join([event] + [c * 150 + event for c in odd]) + "\n",
+                    encoding="utf-8")
+    limits = MetaLimits(max_line_bytes=100)
+    chunk, = _changelog_chunks(path, 100, 1 << 20, max_line_chars=100)
+    stage_metadata([str(path)], str(tmp_path / "staged.jsonl"), max_line_bytes=100)
+    staged = (tmp_path / "staged.jsonl").read_text()
+    for parsed in (parse_chunk(chunk, limits=limits), parse_chunk(staged, limits=limits)):
+        assert len(parsed.events) == 1
+        assert [(where, reason) for reason, where, *_ in parsed.rejected] == [
+            (f"{path}:{n}", "line_too_long") for n in (2, 3, 4, 5)]
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n".join(c * n for c in odd for n in (3, 150)) + "\n",
+                     encoding="utf-8")
+    assert _changelog_chunks(blank, 100, 1 << 20, max_line_chars=100) == []
+
+
 def test_a_change_too_long_is_applied_as_an_unassign_by_both_readers(tmp_path):
     """A too-long ASSIGN (VPC_ASSIGN) as the job's own changelog reader cuts it and as the
     replay's staging keeps its excerpt: both apply its head's ts and ip as an UNASSIGN

@@ -99,7 +99,7 @@ public final class LineChunks {
                     chars += (chunk.isEmpty() ? 0 : 1) + line.length();
                     chunk.add(line);
                     linesRead++;
-                    blank = blank && line.isBlank();
+                    blank = blank && Lines.isBlank(line);
                 }
                 if (chunk.isEmpty()) {
                     return null;
@@ -213,7 +213,7 @@ public final class LineChunks {
                 }
                 line.setLength(cut);
                 // White space, then text past the cut: still too long, not a blank line.
-                if (keep > 0 && beyond != 0 && line.toString().isBlank()) {
+                if (keep > 0 && beyond != 0 && isBlank(line)) {
                     line.setCharAt(line.length() - 1, beyond);
                 }
             }
@@ -222,7 +222,25 @@ public final class LineChunks {
 
         /** 0 for white space; a character that stands alone for others. */
         private static char visible(char c) {
-            return Character.isWhitespace(c) ? 0 : Character.isSurrogate(c) ? '\ufffd' : c;
+            return isSpace(c) ? 0 : Character.isSurrogate(c) ? '\ufffd' : c;
+        }
+
+        /** White space as Python's str.isspace() knows it, by which the parse and job.replay
+         * tell a blank line: Java's Character.isWhitespace and String.isBlank leave out U+0085
+         * and the no-break spaces, and a line of them then text past the cut went on as a blank
+         * line, nothing counted, where staging dead-letters it as too long. */
+        static boolean isSpace(char c) {
+            return Character.isWhitespace(c)
+                    || c == '\u0085' || c == '\u00a0' || c == '\u2007' || c == '\u202f';
+        }
+
+        static boolean isBlank(CharSequence text) {
+            for (int i = 0; i < text.length(); i++) {
+                if (!isSpace(text.charAt(i))) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         void close() throws IOException {
