@@ -49,9 +49,10 @@ KINESIS_REJECT_TOP_SOURCES = 5_000
 EVENT_RECORD_EXTRA = len('"dedup_key":"",') + 32 + 256
 # An aggregate row written to kinesis.aggregates_stream is one record too: its JSON, with a
 # `dedup_key` field that is also its partition key (32 hex digits, connectors.kinesis.flink).
-# Flink's json format writes a character of an owner value in at most 6 bytes (`\u001b`; a
-# code point past U+FFFF is 4 bytes of UTF-8).
-AGGREGATE_OWNER_CHAR_BYTES = 6
+# Flink's json format (Jackson) writes a character of an owner value in at most 12 bytes: a
+# code point past U+FFFF as its surrogate pair escaped (`\ud83d\ude00`), a control character in
+# 6 (`\u001b`).
+AGGREGATE_OWNER_CHAR_BYTES = 12
 
 
 def _ports_text(ports: frozenset) -> str:

@@ -772,29 +772,33 @@ def test_the_owners_an_aggregate_row_names_fit_one_record_with_the_stream():
     """An aggregate row names two ends' owners (app and region, from a changelog line each of
     up to metadata.max_line_bytes characters): at 10**6, a row on the Kinesis aggregates
     stream could take megabytes, which the sink refuses (at every restart) past 1 MiB. With
-    kinesis.aggregates_stream the setting is bounded at start to what fits: 87,354."""
+    kinesis.aggregates_stream the setting is bounded at start to what fits: 43,677. It was
+    87,354, for 6 bytes of JSON a character, but Flink's json format (Jackson) writes a code
+    point past U+FFFF as its surrogate pair escaped, 12 bytes: a row of such owners at 87,354
+    took 2,096,823 bytes."""
     import json
     from flowdredge.connectors.kinesis.settings import MAX_RECORD_BYTES
     from flowdredge.job.config import aggregate_record_bytes
     from flowdredge.schemas.outputs import AGGREGATE
     stream = {"kinesis": {"aggregates_stream": "aggregates"}}
-    most = 87_354
+    most = 43_677
     assert from_dict({**stream, "metadata": {"max_line_bytes": most}}).metadata.max_line_bytes \
         == most
     with pytest.raises(ConfigError, match="^" + re.escape(
             f"metadata.max_line_bytes must be at most {most:,} with kinesis.aggregates_stream, "
             f"got {most + 1:,}: an aggregate row names two owners (app and region, from a "
-            f"changelog line each of up to that many characters, up to 6 bytes of the row's "
+            f"changelog line each of up to that many characters, up to 12 bytes of the row's "
             f"JSON each), and is one Kinesis record, at most 1,048,576 bytes, and the sink fails "
             f"the job on a larger one") + "$"):
         from_dict({**stream, "metadata": {"max_line_bytes": most + 1}})
-    # The bound holds a row at its longest: each end's app and region of control characters
-    # (6 bytes each as \u00XX), every number at its longest, a dedup_key of 32 characters.
+    # The bound holds a row at its longest: each end's app and region of code points past
+    # U+FFFF (12 bytes each as Flink writes them, "\ud83d\ude00", as json.dumps does), every
+    # number at its longest, a dedup_key of 32 characters.
     half = most // 2
     row = {"dedup_key": "0" * 32}
     for f in AGGREGATE.fields:
         row[f.name] = -2 ** 63 if f.kind == "long" else -2 ** 31 if f.kind == "int" else "ACCEPT"
     for end in ("src", "dst"):
-        row[f"{end}_app"], row[f"{end}_region"] = "\x1b" * half, "\x1b" * (most - half)
+        row[f"{end}_app"], row[f"{end}_region"] = "\U0001F600" * half, "\x1b" * (most - half)
     record = json.dumps(row, separators=(",", ":")).encode() + b"0" * 32
     assert len(record) <= aggregate_record_bytes(most) <= MAX_RECORD_BYTES

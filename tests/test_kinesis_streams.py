@@ -370,6 +370,30 @@ def test_replaced_outputs_take_the_report_of_the_old_ones_with_them(tmp_path):
 
 
 @pytest.mark.minicluster
+def test_flinks_json_format_writes_an_owner_character_in_at_most_the_bytes_config_counts(
+        tmp_path):
+    """The aggregates stream's records are Flink's json format (Jackson): job.config bounds
+    metadata.max_line_bytes by AGGREGATE_OWNER_CHAR_BYTES a character. It counted 6 (a control
+    character's \\u001b), but a code point past U+FFFF is written as its surrogate pair
+    escaped, 12 bytes: a row could pass the 1 MiB the sink fails the job on."""
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+    from flowdredge.job.config import AGGREGATE_OWNER_CHAR_BYTES
+    t_env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    t_env.get_config().set("parallelism.default", "1")
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE `sink` (`n` BIGINT, `a` STRING) WITH (
+        'connector' = 'filesystem', 'path' = '{tmp_path / "out"}', 'format' = 'json')""")
+    chars = ["\U0001F600", "\U0010FFFF", "\x1b", "\x00", "\x7f", "\x85", "\u2028", "\uffff",
+             '"', "\\", "\n"]
+    t_env.from_elements(list(enumerate(chars)), ["n", "a"]).execute_insert("sink").wait()
+    (part,) = (tmp_path / "out").iterdir()
+    written = {}
+    for line in part.read_bytes().splitlines():
+        row = json.loads(line)
+        written[chars[row["n"]]] = len(line) - len(b'{"n":0,"a":""}') - (row["n"] > 9)
+    assert max(written.values()) == AGGREGATE_OWNER_CHAR_BYTES == written["\U0001F600"]
+
+
+@pytest.mark.minicluster
 def test_dedup_keys_differ_for_rows_that_differ_only_in_where_a_separator_falls():
     from pyflink.table import EnvironmentSettings, TableEnvironment
     from flowdredge.connectors.kinesis.flink import dedup_key
